@@ -1,0 +1,288 @@
+/**
+ * The connector contract: what every system's connector declares (capabilities, limits) and does
+ * (check, read with checkpoints, apply typed operations, report per-operation outcomes). Connectors
+ * translate between a vendor's API and these shapes; they never decide consent (STYLE.md rule 4).
+ */
+import type { Actor, Channel, Evidence, Mechanism } from "../core/consent/consent-event";
+import type { Result } from "../core/result";
+
+export type SystemId = "constant-contact" | "blackbaud-renxt";
+export type ConnectorRole = "crm" | "email_platform";
+
+/** Stable codes for what can go wrong talking to a vendor. */
+export type ConnectorErrorCode =
+  | "auth_invalid" // credentials rejected and a refresh did not help: the connection is broken
+  | "auth_missing" // no credentials configured
+  | "rate_limited" // per-second limit: wait and retry
+  | "quota_exceeded" // daily quota: defer everything to the reset time
+  | "not_found"
+  | "conflict"
+  | "validation_failed" // the vendor rejected the payload; permanent for that record
+  | "consent_requires_contact_action" // only the person can lift this opt-out
+  | "vendor_unavailable" // 5xx or timeouts after retries
+  | "network_error"
+  | "bad_response" // the vendor answered something our schema does not accept
+  | "forbidden"
+  | "unsupported";
+
+export type ConnectorError = {
+  code: ConnectorErrorCode;
+  message: string;
+  /** When to try again (ISO-8601 UTC), for rate limits, quotas and outages. */
+  retry_at?: string;
+  http_status?: number;
+  vendor_code?: string;
+};
+
+export type ConnectorResult<T> = Result<T, ConnectorError>;
+
+export type ConnectorLimits = {
+  requests_per_second: number;
+  daily_quota: number;
+  /** When the daily quota starts again: at 00:00 UTC (Constant Contact) or a rolling 24 h window. */
+  quota_reset: "utc_midnight" | "rolling_24h";
+  max_concurrency: number;
+  batch: {
+    /** Most contacts one bulk import accepts. */
+    import_contacts?: number;
+    /** Most bytes one bulk import body may have. */
+    import_bytes?: number;
+    /** Most record ids one list-membership or delete activity accepts. */
+    membership_ids?: number;
+    /** Most lists one activity can target. */
+    membership_lists?: number;
+    /** Most records one page of a read returns. */
+    read_page?: number;
+  };
+};
+
+export type ConnectorCapabilities = {
+  role: ConnectorRole;
+  channels: readonly Channel[];
+  /** Push of changes: webhooks; otherwise the engine polls. */
+  webhooks: boolean;
+  /**
+   * How the system scopes an opt-out: a whole account (Constant Contact: the engine maps the
+   * connection to a topic or to global) or per consent category (Raiser's Edge NXT).
+   */
+  consent_scope: "account" | "category";
+  /** How someone opted out becomes sendable again in this system. */
+  resubscribe: "confirmation_email" | "contact_only" | "consent_record";
+  /** Bulk endpoints for creating contacts and memberships. */
+  bulk_import: boolean;
+  /** Whether Concord may create records here (e.g. a CRM may forbid it by policy). */
+  can_create_contacts: boolean;
+};
+
+/** One email address as the system holds it. */
+export type ExternalEmail = {
+  address: string;
+  primary: boolean;
+  external_id?: string;
+  /** Address-level opt-out flag (Raiser's Edge `do_not_email`). */
+  do_not_email?: boolean;
+  inactive?: boolean;
+};
+
+/** A contact, constituent or member as one system holds it, in canonical terms. */
+export type ExternalRecord = {
+  external_id: string;
+  kind: "individual" | "organisation";
+  emails: ExternalEmail[];
+  first_name?: string | null;
+  last_name?: string | null;
+  organisation_name?: string | null;
+  /** Other mapped fields by the system's own field name. */
+  fields: Record<string, string | null>;
+  /** External ids of the lists the record belongs to (where the read includes them). */
+  list_ids?: string[];
+  inactive?: boolean;
+  deceased?: boolean;
+  deleted?: boolean;
+  /** For an individual who is an organisation's contact person: the organisation's external id. */
+  organisation_external_id?: string;
+  updated_at: string;
+};
+
+export type ExternalList = { external_id: string; name: string; member_count?: number };
+
+/** Where a consent observation applies, in the system's own terms; the engine maps it to a topic. */
+export type ObservedScope =
+  | { kind: "global" }
+  /** The whole account/connection (Constant Contact): global or a topic, per the pair's mapping. */
+  | { kind: "account" }
+  /** A consent category of the system (Raiser's Edge NXT), mapped to a topic by the pair. */
+  | { kind: "category"; category: string };
+
+/** One fact about consent seen in a system, with its provenance; the ledger turns it into an event. */
+export type ConsentObservation = {
+  external_id: string;
+  email: string;
+  channel: Channel;
+  kind: "opt_out" | "opt_in" | "resubscribe_requested" | "deliverability";
+  scope: ObservedScope;
+  mechanism: Mechanism;
+  actor: Actor;
+  occurred_at: string;
+  evidence: Evidence;
+  /** For `opt_in`: express or implied; for `deliverability`: the status. */
+  basis?: "express" | "implied";
+  deliverability?: "hard_bounce" | "soft_bounce" | "cleaned" | "deliverable";
+};
+
+/** An opaque position in a system's change stream; it advances only after the data it covers is stored. */
+export type Checkpoint = { stream: string; value: string; taken_at: string };
+
+export type ReadPage = {
+  records: ExternalRecord[];
+  consent: ConsentObservation[];
+  /** Where to resume if the process stops after this page is stored. */
+  checkpoint: Checkpoint;
+};
+
+export type ReadOptions = {
+  /** Ignore the checkpoint and read everything (a full reconciliation). */
+  full?: boolean;
+  /** Lists to read memberships for (CRM static lists, platform lists). */
+  list_ids?: readonly string[];
+};
+
+/** Typed operations the planner emits; each has a deterministic id so a retry never duplicates. */
+export type ConnectorOperation =
+  | {
+      kind: "upsert_contacts";
+      op_id: string;
+      items: {
+        item_id: string;
+        external_id?: string;
+        email: string;
+        first_name?: string | null;
+        last_name?: string | null;
+        fields?: Record<string, string | null>;
+      }[];
+      list_ids: string[];
+    }
+  | { kind: "add_list_members"; op_id: string; list_ids: string[]; external_ids: string[] }
+  | { kind: "remove_list_members"; op_id: string; list_ids: string[]; external_ids: string[] }
+  | {
+      kind: "record_opt_out";
+      op_id: string;
+      external_id: string;
+      email: string;
+      scope: ObservedScope;
+      /** Whose act this was: decides e.g. Constant Contact's update_source. */
+      initiated_by: "contact" | "account";
+      occurred_at: string;
+      reason?: string;
+      /** Where the opt-out came from, for the record written in this system. */
+      origin: { system: string; connection: string; mechanism: Mechanism; statement?: string };
+    }
+  | {
+      kind: "record_opt_in";
+      op_id: string;
+      external_id: string;
+      scope: ObservedScope;
+      occurred_at: string;
+      origin: { system: string; connection: string; mechanism: Mechanism; statement?: string };
+    }
+  | { kind: "request_resubscribe"; op_id: string; external_id: string; list_ids: string[] }
+  | {
+      kind: "update_contact";
+      op_id: string;
+      external_id: string;
+      first_name?: string | null;
+      last_name?: string | null;
+      fields?: Record<string, string | null>;
+    }
+  | { kind: "change_email"; op_id: string; external_id: string; old_email: string; new_email: string }
+  | {
+      kind: "create_contact";
+      op_id: string;
+      email: string;
+      first_name?: string | null;
+      last_name?: string | null;
+      kind_of_record: "individual" | "organisation";
+    };
+
+export type OperationKind = ConnectorOperation["kind"];
+
+/** What happened to one operation, or one item of a bulk operation. */
+export type OperationOutcome = {
+  op_id: string;
+  item_id?: string;
+  status: "succeeded" | "failed" | "deferred" | "pending_contact_action" | "skipped";
+  /** The record's id in the system, when the operation created or found it. */
+  external_id?: string;
+  code?: ConnectorErrorCode | "already_applied" | "cannot_add_to_list" | "duplicate_in_batch";
+  message?: string;
+  retry_at?: string;
+};
+
+/** Where a connector keeps and renews its credentials; rotating refresh tokens are saved at once. */
+export type CredentialAccess = {
+  get: () => Promise<Record<string, string | undefined>>;
+  save: (changes: Record<string, string>) => Promise<void>;
+};
+
+export type ConnectionSettings = {
+  connection_id: string;
+  base_url: string;
+  token_url?: string;
+  credentials: CredentialAccess;
+  limits?: Partial<Pick<ConnectorLimits, "requests_per_second" | "daily_quota">>;
+};
+
+export type CheckInfo = { account_label: string; scopes?: string[] };
+
+/** A live connection to one account of a system. */
+export type ConnectorSession = {
+  check: () => Promise<ConnectorResult<CheckInfo>>;
+  read: (checkpoint: Checkpoint | null, options?: ReadOptions) => AsyncIterable<ConnectorResult<ReadPage>>;
+  /** Targeted re-read of some records (after a webhook, or to confirm a write). */
+  get: (external_ids: readonly string[]) => Promise<ConnectorResult<ExternalRecord[]>>;
+  lists: () => Promise<ConnectorResult<ExternalList[]>>;
+  apply: (operations: readonly ConnectorOperation[]) => Promise<OperationOutcome[]>;
+};
+
+/** An incoming webhook request, as the server received it (body already size-limited). */
+export type WebhookRequest = {
+  method: string;
+  headers: Record<string, string | undefined>;
+  query: Record<string, string | undefined>;
+  raw_body: string;
+};
+
+/** A change a webhook announced: a hint to re-read the record, never trusted as state. */
+export type WebhookChange = {
+  event_id: string;
+  type: string;
+  external_id: string;
+  occurred_at: string;
+  change: "changed" | "deleted" | "email_changed" | "consent_changed" | "test";
+};
+
+export type WebhookHandling =
+  /** A subscription handshake to answer as given. */
+  | { kind: "handshake"; status: number; headers: Record<string, string> }
+  | { kind: "events"; changes: WebhookChange[] }
+  | { kind: "rejected"; status: number; code: "webhook_unverified" | "webhook_invalid"; message: string };
+
+export type ConnectorDefinition = {
+  system: SystemId;
+  label: string;
+  capabilities: ConnectorCapabilities;
+  limits: ConnectorLimits;
+  connect: (settings: ConnectionSettings, runtime: ConnectorRuntime) => ConnectorSession;
+  /** Verifies and parses a webhook delivery; `secret` is the connection's configured webhook secret. */
+  webhooks?: { handle: (request: WebhookRequest, secret: string) => WebhookHandling };
+};
+
+/** What the host gives a connector: a clock, a way to wait, and hooks to report health. */
+export type ConnectorRuntime = {
+  now: () => Date;
+  sleep: (ms: number) => Promise<void>;
+  /** Called when a request fails for auth after a refresh: the host marks the connection broken and alerts. */
+  onAuthFailure?: (error: ConnectorError) => void;
+  /** Called on each vendor call, for metrics and budget display. */
+  onApiCall?: (call: { method: string; path: string; status: number; duration_ms: number }) => void;
+};

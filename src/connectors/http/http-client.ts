@@ -1,0 +1,218 @@
+/**
+ * The fetch wrapper every connector uses: each call waits for the connection's rate limiter, is
+ * authenticated, and on failure follows the shared retry decision; the answer is parsed as JSON
+ * and, when a schema is given, validated. Failures come back as values with stable codes.
+ */
+import { request } from "undici";
+import type { z } from "zod";
+import type { ConnectorError, ConnectorResult, ConnectorRuntime } from "../connector";
+import { err, ok } from "../../core/result";
+import type { AuthProvider } from "./oauth2";
+import type { CallPriority, RateLimiter } from "./rate-limiter";
+import { decideRetry, DEFAULT_RETRY_RULES, type FailureClass, type RetryRules } from "./retry-decision";
+
+export type HttpResponse = { status: number; headers: Record<string, string>; body: unknown; text: string };
+
+export type HttpRequest<T> = {
+  method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+  /** A path below the base URL, or an absolute URL (e.g. a vendor's next link). */
+  path: string;
+  query?: Record<string, string | number | boolean | readonly string[] | undefined>;
+  json?: unknown;
+  priority: CallPriority;
+  /** Validates a successful body; a mismatch is `bad_response`. */
+  schema?: z.ZodType<T>;
+  /** Statuses that are answers, not failures (e.g. 404 on a lookup, 409 on create). */
+  accept?: readonly number[];
+};
+
+export type HttpClientOptions = {
+  base_url: string;
+  limiter: RateLimiter;
+  auth: AuthProvider;
+  runtime: ConnectorRuntime;
+  /** Reads a vendor's failure answer into a retry class. */
+  classify: (response: HttpResponse) => FailureClass;
+  /** Headers every call carries (e.g. a subscription key). */
+  headers?: () => Promise<Record<string, string>>;
+  rules?: RetryRules;
+  timeout_ms?: number;
+  /** The next quota reset by the vendor's rule, for quota answers that carry no time. */
+  next_quota_reset: (now: Date) => Date;
+};
+
+export type HttpClient = {
+  request: <T = unknown>(
+    req: HttpRequest<T>,
+  ) => Promise<ConnectorResult<{ status: number; headers: Record<string, string>; body: T }>>;
+};
+
+const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+export function buildUrl(base: string, path: string, query?: HttpRequest<unknown>["query"]): string {
+  const url = /^https?:\/\//.test(path) ? new URL(path) : new URL(joinPath(base, path));
+  for (const [key, value] of Object.entries(query ?? {})) {
+    if (value === undefined) continue;
+    url.searchParams.set(key, Array.isArray(value) ? value.join(",") : String(value));
+  }
+  return url.toString();
+}
+
+/** Joins a base URL that may carry a path prefix (…/v3) with a path that may repeat it (/v3/contacts?cursor=…). */
+function joinPath(base: string, path: string): string {
+  const b = new URL(base);
+  const prefix = b.pathname.replace(/\/$/, "");
+  const p = path.startsWith("/") ? path : `/${path}`;
+  return `${b.origin}${prefix && p.startsWith(`${prefix}/`) ? p : `${prefix}${p}`}`;
+}
+
+export function createHttpClient(options: HttpClientOptions): HttpClient {
+  const rules = options.rules ?? DEFAULT_RETRY_RULES;
+  const { runtime } = options;
+
+  const send = async (url: string, req: HttpRequest<unknown>): Promise<ConnectorResult<HttpResponse>> => {
+    const auth = await options.auth.headers();
+    if (!auth.ok) return auth;
+    const headers: Record<string, string> = {
+      accept: "application/json",
+      ...(options.headers ? await options.headers() : {}),
+      ...auth.value,
+    };
+    let body: string | null = null;
+    if (req.json !== undefined) {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(req.json);
+    }
+    const started = performance.now();
+    try {
+      const response = await request(url, {
+        method: req.method,
+        headers,
+        body,
+        headersTimeout: options.timeout_ms ?? 60_000,
+        bodyTimeout: options.timeout_ms ?? 60_000,
+      });
+      const text = await readCapped(response.body);
+      const responseHeaders: Record<string, string> = {};
+      for (const [k, v] of Object.entries(response.headers)) {
+        if (typeof v === "string") responseHeaders[k] = v;
+        else if (Array.isArray(v)) responseHeaders[k] = v.join(", ");
+      }
+      runtime.onApiCall?.({
+        method: req.method,
+        path: new URL(url).pathname,
+        status: response.statusCode,
+        duration_ms: Math.round(performance.now() - started),
+      });
+      return ok({ status: response.statusCode, headers: responseHeaders, body: parseBody(text), text });
+    } catch (error) {
+      return err({
+        code: "network_error",
+        message: `${req.method} ${new URL(url).pathname}: ${describe(error)}`,
+      });
+    }
+  };
+
+  return {
+    request: async <T>(req: HttpRequest<T>) => {
+      const url = buildUrl(options.base_url, req.path, req.query);
+      let refreshed = false;
+      for (let attempt = 1; ; attempt++) {
+        const slot = await options.limiter.acquire(req.priority);
+        if (!slot.ok) return slot;
+        const sent = await send(url, req);
+        let failure: FailureClass;
+        let last: ConnectorError;
+        if (sent.ok) {
+          const res = sent.value;
+          if ((res.status >= 200 && res.status < 300) || req.accept?.includes(res.status)) {
+            if (!req.schema || res.status >= 300)
+              return ok({ status: res.status, headers: res.headers, body: res.body as T });
+            const parsed = req.schema.safeParse(res.body);
+            if (parsed.success) return ok({ status: res.status, headers: res.headers, body: parsed.data });
+            return err({
+              code: "bad_response",
+              message: `${req.method} ${new URL(url).pathname} answered a body we do not understand: ${parsed.error.issues
+                .slice(0, 3)
+                .map((i) => `${i.path.join(".")}: ${i.message}`)
+                .join("; ")}`,
+              http_status: res.status,
+            });
+          }
+          failure = options.classify(res);
+          last = {
+            code: failure.kind === "permanent" ? failure.code : "vendor_unavailable",
+            message: `${req.method} ${new URL(url).pathname} answered ${res.status}: ${res.text.slice(0, 300)}`,
+            http_status: res.status,
+          };
+        } else {
+          if (sent.error.code !== "network_error") return sent;
+          failure = { kind: "transient" };
+          last = sent.error;
+        }
+        const decision = decideRetry(
+          {
+            failure,
+            attempt,
+            refreshed,
+            now: runtime.now(),
+            next_quota_reset: options.next_quota_reset(runtime.now()),
+          },
+          rules,
+        );
+        switch (decision.kind) {
+          case "retry":
+            if (decision.pause_all) options.limiter.pause(decision.after_ms);
+            else await runtime.sleep(decision.after_ms);
+            continue;
+          case "refresh_auth": {
+            refreshed = true;
+            const r = await options.auth.refresh();
+            if (!r.ok) {
+              runtime.onAuthFailure?.(r.error);
+              return r;
+            }
+            continue;
+          }
+          case "defer":
+            options.limiter.quotaExhausted(new Date(decision.retry_at));
+            return err({
+              ...last,
+              code: "quota_exceeded",
+              retry_at: decision.retry_at,
+              message: `Daily API quota spent; deferred to ${decision.retry_at}.`,
+            });
+          case "fail": {
+            const failed: ConnectorError = { ...last, code: decision.code };
+            if (decision.code === "auth_invalid") runtime.onAuthFailure?.(failed);
+            return err(failed);
+          }
+        }
+      }
+    },
+  };
+}
+
+async function readCapped(body: AsyncIterable<Buffer | Uint8Array>): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > MAX_RESPONSE_BYTES) throw new Error(`response larger than ${MAX_RESPONSE_BYTES} bytes`);
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+function parseBody(text: string): unknown {
+  if (text === "") return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,151 @@
+/**
+ * OAuth2 bearer auth shared by connectors: keeps the access token in memory, refreshes it with the
+ * refresh token when it expires or is rejected, and saves a rotated refresh token at once (a
+ * rotating refresh token is dead after one use, so losing the new one would break the connection).
+ */
+import { request } from "undici";
+import { z } from "zod";
+import type { ConnectorError, ConnectorRuntime, CredentialAccess } from "../connector";
+import { err, ok, type Result } from "../../core/result";
+
+export type AuthProvider = {
+  headers: () => Promise<Result<Record<string, string>, ConnectorError>>;
+  /** Forces a refresh (after a 401); fails with auth_invalid when the refresh is refused. */
+  refresh: () => Promise<Result<void, ConnectorError>>;
+};
+
+const TokenResponseSchema = z.looseObject({
+  access_token: z.string().min(1),
+  refresh_token: z.string().min(1).optional(),
+  expires_in: z.coerce.number().positive().optional(),
+  token_type: z.string().optional(),
+});
+
+export type OAuth2Options = {
+  token_url: string;
+  credentials: CredentialAccess;
+  runtime: ConnectorRuntime;
+  /** Send client credentials as HTTP Basic (most servers) rather than in the form body. */
+  client_auth?: "basic" | "body";
+  /** Refresh this long before the stated expiry. */
+  skew_ms?: number;
+};
+
+/**
+ * Credentials used: `client_id`, optional `client_secret`, `refresh_token`, and optionally a cached
+ * `access_token` with `access_token_expires_at` (ISO-8601).
+ */
+export function createOAuth2Auth(options: OAuth2Options): AuthProvider {
+  let accessToken: string | undefined;
+  let expiresAt = 0;
+  let refreshing: Promise<Result<void, ConnectorError>> | undefined;
+  const skew = options.skew_ms ?? 60_000;
+
+  const doRefresh = async (): Promise<Result<void, ConnectorError>> => {
+    const creds = await options.credentials.get();
+    const refreshToken = creds["refresh_token"];
+    const clientId = creds["client_id"];
+    if (!refreshToken || !clientId) {
+      return err({
+        code: "auth_missing",
+        message: "No refresh token or client id is stored for this connection.",
+      });
+    }
+    const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: refreshToken });
+    const headers: Record<string, string> = {
+      "content-type": "application/x-www-form-urlencoded",
+      accept: "application/json",
+    };
+    const secret = creds["client_secret"];
+    if ((options.client_auth ?? "basic") === "basic" && secret) {
+      headers["authorization"] = `Basic ${Buffer.from(`${clientId}:${secret}`).toString("base64")}`;
+    } else {
+      form.set("client_id", clientId);
+      if (secret) form.set("client_secret", secret);
+    }
+    let status: number;
+    let text: string;
+    try {
+      const response = await request(options.token_url, { method: "POST", headers, body: form.toString() });
+      status = response.statusCode;
+      text = await response.body.text();
+    } catch (error) {
+      return err({
+        code: "network_error",
+        message: `Token endpoint unreachable: ${error instanceof Error ? error.message : String(error)}`,
+      });
+    }
+    if (status >= 500)
+      return err({
+        code: "vendor_unavailable",
+        message: `Token endpoint answered ${status}.`,
+        http_status: status,
+      });
+    if (status !== 200) {
+      return err({
+        code: "auth_invalid",
+        message: `The refresh token was refused (HTTP ${status}); the connection must be authorised again.`,
+        http_status: status,
+        ...vendorCode(text),
+      });
+    }
+    const parsed = TokenResponseSchema.safeParse(safeJson(text));
+    if (!parsed.success)
+      return err({ code: "bad_response", message: "The token endpoint answered without an access_token." });
+    accessToken = parsed.data.access_token;
+    expiresAt = options.runtime.now().getTime() + (parsed.data.expires_in ?? 3600) * 1000;
+    const changes: Record<string, string> = {
+      access_token: accessToken,
+      access_token_expires_at: new Date(expiresAt).toISOString(),
+    };
+    if (parsed.data.refresh_token) changes["refresh_token"] = parsed.data.refresh_token;
+    await options.credentials.save(changes);
+    return ok(undefined);
+  };
+
+  const refresh = (): Promise<Result<void, ConnectorError>> => {
+    // One refresh at a time: a rotating refresh token must not be spent twice.
+    refreshing ??= doRefresh().finally(() => {
+      refreshing = undefined;
+    });
+    return refreshing;
+  };
+
+  return {
+    refresh,
+    headers: async () => {
+      if (!accessToken) {
+        const creds = await options.credentials.get();
+        const cached = creds["access_token"];
+        const cachedExpiry = creds["access_token_expires_at"]
+          ? Date.parse(creds["access_token_expires_at"])
+          : 0;
+        if (cached) {
+          accessToken = cached;
+          expiresAt =
+            Number.isNaN(cachedExpiry) || cachedExpiry === 0 ? Number.MAX_SAFE_INTEGER : cachedExpiry;
+        }
+      }
+      if (!accessToken || options.runtime.now().getTime() >= expiresAt - skew) {
+        const refreshed = await refresh();
+        if (!refreshed.ok) return refreshed;
+      }
+      return ok({ authorization: `Bearer ${accessToken ?? ""}` });
+    },
+  };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function vendorCode(text: string): { vendor_code?: string } {
+  const body = safeJson(text);
+  if (body && typeof body === "object" && "error" in body && typeof body.error === "string")
+    return { vendor_code: body.error };
+  return {};
+}

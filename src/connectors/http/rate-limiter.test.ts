@@ -1,0 +1,71 @@
+import { describe, expect, it } from "vitest";
+import { createFakeClock } from "../../../test/support/fake-clock";
+import { RateLimiter, type CallPriority } from "./rate-limiter";
+
+const limits = { requests_per_second: 4, daily_quota: 100, quota_reset: "utc_midnight" as const };
+
+describe("RateLimiter", () => {
+  it("admits at most requests_per_second calls in any one-second window", async () => {
+    const clock = createFakeClock();
+    const limiter = new RateLimiter({ limits, now: clock.now, sleep: clock.sleep, consent_reserve: 0 });
+    const grantedAt: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const r = await limiter.acquire("read");
+      expect(r.ok).toBe(true);
+      grantedAt.push(clock.now().getTime());
+    }
+    for (let i = 4; i < grantedAt.length; i++)
+      expect(grantedAt[i]! - grantedAt[i - 4]!).toBeGreaterThanOrEqual(1000);
+    expect(clock.slept()).toBeGreaterThanOrEqual(2000);
+  });
+
+  it("serves consent work before writes and reads waiting at the same time", async () => {
+    const clock = createFakeClock();
+    const limiter = new RateLimiter({
+      limits: { ...limits, requests_per_second: 1 },
+      now: clock.now,
+      sleep: clock.sleep,
+    });
+    const order: CallPriority[] = [];
+    const calls = (["read", "write", "read", "consent", "write", "consent"] as const).map((p) =>
+      limiter.acquire(p).then(() => order.push(p)),
+    );
+    await Promise.all(calls);
+    // The first read was admitted at once; of those that waited, consent went first, then writes.
+    expect(order).toEqual(["read", "consent", "consent", "write", "write", "read"]);
+  });
+
+  it("keeps the last calls of the day for consent work and says when the rest resumes", async () => {
+    const clock = createFakeClock("2026-11-22T23:00:00.000Z");
+    const limiter = new RateLimiter({
+      limits: { ...limits, requests_per_second: 1000, daily_quota: 10 },
+      now: clock.now,
+      sleep: clock.sleep,
+      consent_reserve: 3,
+    });
+    for (let i = 0; i < 7; i++) expect((await limiter.acquire("write")).ok).toBe(true);
+    const deferred = await limiter.acquire("write");
+    expect(deferred).toMatchObject({
+      ok: false,
+      error: { code: "quota_exceeded", retry_at: "2026-11-23T00:00:00.000Z" },
+    });
+    for (let i = 0; i < 3; i++) expect((await limiter.acquire("consent")).ok).toBe(true);
+    expect((await limiter.acquire("consent")).ok).toBe(false);
+    expect(limiter.usage()).toMatchObject({ used_today: 10, remaining: 0 });
+    clock.set("2026-11-23T00:00:01.000Z");
+    expect((await limiter.acquire("read")).ok).toBe(true);
+    expect(limiter.usage()).toMatchObject({ used_today: 1, remaining: 9 });
+  });
+
+  it("holds every call after the vendor throttles, and refuses all after it reports the quota spent", async () => {
+    const clock = createFakeClock();
+    const limiter = new RateLimiter({ limits, now: clock.now, sleep: clock.sleep, consent_reserve: 0 });
+    limiter.pause(5000);
+    const before = clock.now().getTime();
+    await limiter.acquire("consent");
+    expect(clock.now().getTime() - before).toBe(5000);
+    limiter.quotaExhausted(new Date("2026-11-22T12:00:00.000Z"));
+    const r = await limiter.acquire("consent");
+    expect(r).toMatchObject({ ok: false, error: { code: "quota_exceeded" } });
+  });
+});
