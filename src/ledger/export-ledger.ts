@@ -1,0 +1,130 @@
+/**
+ * Exports the consent ledger as proof of consent (rule 7): JSONL or CSV, streamed page by page with
+ * back-pressure. Each row carries its hashes, so the export can be re-verified without Concord's database.
+ */
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { stringify } from "csv-stringify";
+import { scopeKey } from "../core/consent/consent-event";
+import type { ConsentEventRow, StoreSession } from "../store/ports";
+import { fromRow, ledgerPages } from "./consent-ledger";
+
+export type LedgerExportFormat = "jsonl" | "csv";
+
+export type ExportLedgerOptions = {
+  /** Only this contact's events (a subject-access or proof request). */
+  contact_id?: string;
+  page_size?: number;
+  /** End the writable when done. Default true; pass false for process.stdout. */
+  end?: boolean;
+};
+
+/** CSV columns: readable fields first, then what re-verification needs (`event_json`, digests, hashes). */
+export const LEDGER_CSV_COLUMNS = [
+  "seq",
+  "id",
+  "contact_id",
+  "kind",
+  "channel",
+  "scope",
+  "status",
+  "basis",
+  "mechanism",
+  "actor_kind",
+  "actor_user",
+  "source_system",
+  "source_connection",
+  "occurred_at",
+  "observed_at",
+  "recorded_at",
+  "evidence_json",
+  "evidence_digest",
+  "evidence_erased_at",
+  "event_json",
+  "prev_hash",
+  "hash",
+] as const;
+
+type CsvRecord = Record<(typeof LEDGER_CSV_COLUMNS)[number], string | number>;
+
+export async function exportLedger(
+  store: StoreSession,
+  format: LedgerExportFormat,
+  writable: NodeJS.WritableStream,
+  options: ExportLedgerOptions = {},
+): Promise<{ count: number }> {
+  let count = 0;
+  const pageOptions = {
+    ...(options.contact_id !== undefined && { contact_id: options.contact_id }),
+    ...(options.page_size !== undefined && { page_size: options.page_size }),
+  };
+  async function* rows(): AsyncGenerator<ConsentEventRow> {
+    for await (const page of ledgerPages(store, pageOptions)) {
+      for (const row of page) {
+        count += 1;
+        yield row;
+      }
+    }
+  }
+  const end = options.end ?? true;
+
+  if (format === "jsonl") {
+    async function* lines(): AsyncGenerator<string> {
+      for await (const row of rows()) yield `${JSON.stringify(toJsonlRecord(row))}\n`;
+    }
+    await pipeline(Readable.from(lines()), writable, { end });
+  } else {
+    async function* records(): AsyncGenerator<CsvRecord> {
+      for await (const row of rows()) yield toCsvRecord(row);
+    }
+    await pipeline(
+      Readable.from(records()),
+      stringify({ header: true, columns: [...LEDGER_CSV_COLUMNS] }),
+      writable,
+      { end },
+    );
+  }
+  return { count };
+}
+
+function toJsonlRecord(row: ConsentEventRow) {
+  const stored = fromRow(row);
+  return {
+    seq: stored.seq,
+    event: stored.event,
+    evidence_digest: stored.evidence_digest,
+    evidence_erased_at: stored.evidence_erased_at,
+    recorded_at: stored.recorded_at,
+    prev_hash: stored.prev_hash,
+    hash: stored.hash,
+  };
+}
+
+function toCsvRecord(row: ConsentEventRow): CsvRecord {
+  const { event } = fromRow(row);
+  return {
+    seq: row.seq,
+    id: row.id,
+    contact_id: row.contact_id,
+    kind: event.kind,
+    channel: event.channel,
+    scope: event.kind === "deliverability" ? "" : scopeKey(event.scope),
+    status: event.kind === "deliverability" ? event.status : "",
+    basis: event.kind === "opt_in" ? event.basis : "",
+    mechanism: event.mechanism,
+    actor_kind: event.actor.kind,
+    actor_user:
+      event.actor.kind === "account" || event.actor.kind === "operator" ? (event.actor.user ?? "") : "",
+    source_system: event.source.system,
+    source_connection: event.source.connection,
+    occurred_at: row.occurred_at,
+    observed_at: row.observed_at,
+    recorded_at: row.recorded_at,
+    evidence_json: row.evidence_json,
+    evidence_digest: row.evidence_digest,
+    evidence_erased_at: row.evidence_erased_at ?? "",
+    event_json: row.event_json,
+    prev_hash: row.prev_hash,
+    hash: row.hash,
+  };
+}

@@ -1,0 +1,28 @@
+/** The ordered list of schema migrations, kept in code so one build carries its own schema to SQLite or PostgreSQL. */
+import type { Kysely } from "kysely";
+import { Migrator, type Migration, type MigrationResult } from "kysely/migration";
+import { migration0001Initial } from "./0001-initial";
+
+/** Names sort in apply order; never rename or edit a shipped migration, add a new one. */
+export const MIGRATIONS: Readonly<Record<string, Migration>> = {
+  "0001_initial": migration0001Initial,
+};
+
+/** Applies every pending migration; a failure is an environment problem or a bug, so it throws. */
+export async function migrateToLatest<DB>(db: Kysely<DB>): Promise<readonly MigrationResult[]> {
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: () => Promise.resolve(MIGRATIONS) },
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    const failed = results?.find((r) => r.status === "Error")?.migrationName ?? "unknown";
+    throw new Error(
+      `store migration ${failed} failed: ${error instanceof Error ? error.message : JSON.stringify(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  return results ?? [];
+}

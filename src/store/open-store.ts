@@ -1,0 +1,115 @@
+/** Opens the store: an embedded SQLite file by default, PostgreSQL when given a URL; migrated, typed, ready. */
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import BetterSqlite3 from "better-sqlite3";
+import { Kysely, PostgresDialect, SqliteDialect } from "kysely";
+import pg, { type CustomTypesConfig } from "pg";
+import { migrateToLatest } from "./migrations/migrations";
+import type { Store, StoreDialect } from "./ports";
+import type { Database } from "./schema";
+import { sqlStoreSession } from "./sql/sql-store-session";
+
+export const DEFAULT_SQLITE_FILE = "./data/concord.db";
+
+export type StoreOptions = {
+  /** `postgres://…` (e.g. from DATABASE_URL): use PostgreSQL. Unset or empty: SQLite at `file`. */
+  url?: string | undefined;
+  /** SQLite database file; created with its folder. Default `./data/concord.db`; `:memory:` works too. */
+  file?: string | undefined;
+  /** PostgreSQL schema to live in (created if missing, set as `search_path` on every connection). */
+  schema?: string | undefined;
+  /** Apply pending migrations on open. Default true. */
+  migrate?: boolean | undefined;
+  /** Clock for every timestamp the store writes. Default: the system clock. */
+  clock?: (() => Date) | undefined;
+  /** PostgreSQL pool size. Default 10. */
+  pool_size?: number | undefined;
+  /** SQLite: how long a writer waits for another process's lock before failing. Default 5000 ms. */
+  busy_timeout_ms?: number | undefined;
+  /** Errors from idle PostgreSQL connections (the server went away); default prints to stderr. */
+  on_pool_error?: ((error: Error) => void) | undefined;
+};
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export async function openStore(options: StoreOptions = {}): Promise<Store> {
+  const clock = options.clock ?? (() => new Date());
+  const { db, dialect } =
+    options.url === undefined || options.url === ""
+      ? openSqlite(options)
+      : await openPostgres(options.url, options);
+  try {
+    if (options.migrate ?? true) await migrateToLatest(db);
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+  const session = sqlStoreSession(db, dialect, clock);
+  return { ...session, close: () => db.destroy() };
+}
+
+function openSqlite(options: StoreOptions): { db: Kysely<Database>; dialect: StoreDialect } {
+  const file = options.file ?? DEFAULT_SQLITE_FILE;
+  if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
+  const sqlite = new BetterSqlite3(file);
+  // WAL lets readers run beside the writer; synchronous=FULL because an acknowledged opt-out must
+  // survive a power cut (NORMAL may drop the last commits); the busy timeout covers other processes.
+  sqlite.pragma("journal_mode = WAL");
+  sqlite.pragma("synchronous = FULL");
+  sqlite.pragma(`busy_timeout = ${String(Math.trunc(options.busy_timeout_ms ?? 5000))}`);
+  sqlite.pragma("foreign_keys = ON");
+  return {
+    db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }),
+    dialect: "sqlite",
+  };
+}
+
+async function openPostgres(
+  url: string,
+  options: StoreOptions,
+): Promise<{ db: Kysely<Database>; dialect: StoreDialect }> {
+  if (!/^postgres(ql)?:\/\//.test(url)) {
+    throw new Error(`store: unsupported database URL scheme in ${redact(url)}; expected postgres://…`);
+  }
+  const schema = options.schema;
+  if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
+    throw new Error(`store: schema name ${JSON.stringify(schema)} must match ${SCHEMA_NAME.source}`);
+  }
+  if (schema !== undefined) {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query(`create schema if not exists "${schema}"`);
+    } finally {
+      await client.end();
+    }
+  }
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.pool_size ?? 10,
+    options: schema === undefined ? undefined : `-c search_path=${schema}`,
+    types: { getTypeParser: int8AsNumber },
+  });
+  pool.on(
+    "error",
+    options.on_pool_error ??
+      ((error) => {
+        console.error(`store: idle PostgreSQL connection failed: ${error.message}`);
+      }),
+  );
+  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: "postgres" };
+}
+
+/** bigint (seq, counts) as a JS number: exact up to 2^53, far beyond any ledger we will hold. */
+const int8AsNumber: CustomTypesConfig["getTypeParser"] = (oid, format) => {
+  if (oid === pg.types.builtins.INT8 && format !== "binary") return parseSafeInteger;
+  return pg.types.getTypeParser(oid, format) as unknown;
+};
+
+function parseSafeInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new Error(`store: bigint ${value} exceeds the safe integer range`);
+  return n;
+}
+
+const redact = (url: string): string => url.replace(/\/\/[^@/]*@/, "//***@");

@@ -1,0 +1,411 @@
+/**
+ * The store's ports: the typed repositories and the `Store` handle the rest of Concord programs
+ * against. One SQL implementation (src/store/sql) serves SQLite and PostgreSQL.
+ */
+import type { Kysely } from "kysely";
+import { z } from "zod";
+import type { Database, IsoTimestamp } from "./schema";
+
+/** Any JSON value; JSON columns are parsed with this (or a stricter schema) when read. */
+export const JsonValueSchema = z.json();
+export type JsonValue = z.infer<typeof JsonValueSchema>;
+
+export const StoreDialectSchema = z.enum(["sqlite", "postgres"]);
+export type StoreDialect = z.infer<typeof StoreDialectSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Contacts and identity
+
+export const ContactTypeSchema = z.enum(["person", "organization"]);
+export type ContactType = z.infer<typeof ContactTypeSchema>;
+
+/** Flags are open-ended snake_case words (`do_not_contact`, `deceased`…) owned by core eligibility. */
+export const ContactFlagsSchema = z.array(z.string().regex(/^[a-z][a-z0-9_]*$/));
+
+export type Contact = {
+  id: string;
+  type: ContactType;
+  given_name: string | null;
+  family_name: string | null;
+  organization_name: string | null;
+  primary_email: string | null;
+  /** Normalised primary email, computed by core identity; the key new records are matched by. */
+  email_match_key: string | null;
+  flags: string[];
+  created_at: IsoTimestamp;
+  updated_at: IsoTimestamp;
+  erased_at: IsoTimestamp | null;
+};
+
+export type NewContact = {
+  id?: string;
+  type: ContactType;
+  given_name?: string | null;
+  family_name?: string | null;
+  organization_name?: string | null;
+  primary_email?: string | null;
+  email_match_key?: string | null;
+  flags?: readonly string[];
+};
+
+export type ContactPatch = Partial<Omit<NewContact, "id">>;
+
+export type ContactEmail = { contact_id: string; email: string; match_key: string; created_at: IsoTimestamp };
+
+export interface ContactRepository {
+  create(input: NewContact): Promise<Contact>;
+  get(id: string): Promise<Contact | undefined>;
+  update(id: string, patch: ContactPatch): Promise<Contact | undefined>;
+  /** Contacts whose primary or secondary address has this match key (several means: review, don't guess). */
+  findByMatchKey(match_key: string): Promise<Contact[]>;
+  addEmail(contact_id: string, email: string, match_key: string): Promise<void>;
+  emails(contact_id: string): Promise<ContactEmail[]>;
+  /** Blanks personal fields and secondary addresses, keeps the row (links and ledger refer to it). */
+  erase(id: string): Promise<boolean>;
+}
+
+export type Link = {
+  connection_id: string;
+  external_id: string;
+  contact_id: string;
+  created_at: IsoTimestamp;
+  updated_at: IsoTimestamp;
+};
+
+export type NewLink = { connection_id: string; external_id: string; contact_id: string };
+
+export type LinkCreateResult =
+  | { kind: "created"; link: Link }
+  /** The external record is already linked (perhaps to another contact): an expected outcome, not a bug. */
+  | { kind: "conflict"; code: "link_exists"; existing: Link };
+
+export interface LinkRepository {
+  create(link: NewLink): Promise<LinkCreateResult>;
+  find(connection_id: string, external_id: string): Promise<Link | undefined>;
+  forContact(contact_id: string): Promise<Link[]>;
+  /** Points an existing link at another contact (a merge); false when there was no such link. */
+  moveTo(connection_id: string, external_id: string, contact_id: string): Promise<boolean>;
+  remove(connection_id: string, external_id: string): Promise<boolean>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sync state
+
+export type RecordSnapshot = {
+  connection_id: string;
+  external_id: string;
+  content_hash: string;
+  payload: JsonValue;
+  /** When this content was first seen; an unchanged re-read does not move it. */
+  observed_at: IsoTimestamp;
+};
+
+export type NewRecordSnapshot = Omit<RecordSnapshot, "observed_at"> & { observed_at?: IsoTimestamp };
+
+export interface SnapshotRepository {
+  /** Stores the record's latest content; `changed: false` when its hash equals the stored one. */
+  put(snapshot: NewRecordSnapshot): Promise<{ changed: boolean }>;
+  get(connection_id: string, external_id: string): Promise<RecordSnapshot | undefined>;
+}
+
+export type Baseline = {
+  contact_id: string;
+  pair_id: string;
+  values: JsonValue;
+  run_id: string | null;
+  updated_at: IsoTimestamp;
+};
+
+export interface BaselineRepository {
+  put(baseline: {
+    contact_id: string;
+    pair_id: string;
+    values: JsonValue;
+    run_id?: string | null;
+  }): Promise<void>;
+  get(contact_id: string, pair_id: string): Promise<Baseline | undefined>;
+}
+
+export type Checkpoint = {
+  connection_id: string;
+  stream: string;
+  value: JsonValue;
+  updated_at: IsoTimestamp;
+};
+
+/** Advance checkpoints only inside the transaction that writes the data they cover (`store.transaction`). */
+export interface CheckpointRepository {
+  get(connection_id: string, stream: string): Promise<Checkpoint | undefined>;
+  set(connection_id: string, stream: string, value: JsonValue): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consent ledger rows (the chain semantics live in src/ledger)
+
+export type ConsentEventRow = {
+  seq: number;
+  id: string;
+  contact_id: string;
+  occurred_at: string;
+  observed_at: string;
+  event_json: string;
+  evidence_json: string;
+  evidence_digest: string;
+  evidence_erased_at: IsoTimestamp | null;
+  recorded_at: IsoTimestamp;
+  prev_hash: string;
+  hash: string;
+};
+
+export type LedgerHead = { seq: number; hash: string };
+
+export interface ConsentEventRepository {
+  /** Locks the chain head until the transaction ends and returns it; throws outside a transaction. */
+  lockHead(): Promise<LedgerHead>;
+  readHead(): Promise<LedgerHead>;
+  setHead(head: LedgerHead): Promise<void>;
+  insert(rows: readonly ConsentEventRow[]): Promise<void>;
+  findByIds(ids: readonly string[]): Promise<ConsentEventRow[]>;
+  /** Rows with `seq > after_seq` in seq order, at most `limit`; the unit of every streaming read. */
+  page(after_seq: number, limit: number, filter?: { contact_id?: string }): Promise<ConsentEventRow[]>;
+  forContact(contact_id: string): Promise<ConsentEventRow[]>;
+  /** Replaces the evidence of a contact's events with `blank_evidence_json`; returns the rows changed. */
+  eraseEvidence(contact_id: string, blank_evidence_json: string): Promise<number>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Erasure
+
+export type Suppression = {
+  /** A keyed hash (HMAC) of the normalised address, computed by the caller; never the address. */
+  address_hash: string;
+  reason: string;
+  contact_id: string | null;
+  created_at: IsoTimestamp;
+};
+
+export interface SuppressionRepository {
+  add(suppression: {
+    address_hash: string;
+    reason: string;
+    contact_id?: string | null;
+  }): Promise<{ added: boolean }>;
+  has(address_hash: string): Promise<boolean>;
+  /** The subset of `address_hashes` that is suppressed. */
+  suppressed(address_hashes: readonly string[]): Promise<Set<string>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs, plans, operations, outcomes
+
+export const RunKindSchema = z.enum(["sync", "dry_run", "reconcile"]);
+export type RunKind = z.infer<typeof RunKindSchema>;
+export const RunStatusSchema = z.enum(["running", "succeeded", "failed", "cancelled"]);
+export type RunStatus = z.infer<typeof RunStatusSchema>;
+
+export type Run = {
+  id: string;
+  kind: RunKind;
+  pair_id: string | null;
+  status: RunStatus;
+  started_at: IsoTimestamp;
+  finished_at: IsoTimestamp | null;
+  summary: JsonValue | null;
+};
+
+export interface RunRepository {
+  create(run: { id?: string; kind: RunKind; pair_id?: string | null }): Promise<Run>;
+  finish(id: string, status: Exclude<RunStatus, "running">, summary?: JsonValue): Promise<Run | undefined>;
+  get(id: string): Promise<Run | undefined>;
+}
+
+export const PlanCountsSchema = z.record(z.string(), z.number().int().nonnegative());
+export type PlanCounts = z.infer<typeof PlanCountsSchema>;
+
+export type StoredPlan = {
+  id: string;
+  run_id: string;
+  pair_id: string | null;
+  /** The planner's plan document; the planner parses it with its own schema. */
+  plan: JsonValue;
+  counts: PlanCounts;
+  created_at: IsoTimestamp;
+};
+
+export interface PlanRepository {
+  save(plan: {
+    id?: string;
+    run_id: string;
+    pair_id?: string | null;
+    plan: JsonValue;
+    counts: PlanCounts;
+  }): Promise<StoredPlan>;
+  get(id: string): Promise<StoredPlan | undefined>;
+  forRun(run_id: string): Promise<StoredPlan[]>;
+}
+
+export const OperationStatusSchema = z.enum(["pending", "succeeded", "failed", "skipped"]);
+export type OperationStatus = z.infer<typeof OperationStatusSchema>;
+
+export type Operation = {
+  /** Deterministic (`op_…` from the planner) so a retried plan never duplicates an operation. */
+  id: string;
+  plan_id: string;
+  kind: string;
+  target_connection: string;
+  contact_id: string | null;
+  payload: JsonValue;
+  status: OperationStatus;
+  created_at: IsoTimestamp;
+  updated_at: IsoTimestamp;
+};
+
+export type NewOperation = {
+  id: string;
+  plan_id: string;
+  kind: string;
+  target_connection: string;
+  contact_id?: string | null;
+  payload: JsonValue;
+};
+
+export interface OperationRepository {
+  /** Inserts operations whose id is new; existing ids are left alone (idempotent replays). */
+  insertMany(operations: readonly NewOperation[]): Promise<{ inserted: number }>;
+  get(id: string): Promise<Operation | undefined>;
+  forPlan(plan_id: string, status?: OperationStatus): Promise<Operation[]>;
+  setStatus(id: string, status: OperationStatus): Promise<boolean>;
+}
+
+export const OutcomeStatusSchema = z.enum(["succeeded", "retry", "permanent_error", "skipped"]);
+export type OutcomeStatus = z.infer<typeof OutcomeStatusSchema>;
+
+export type Outcome = {
+  operation_id: string;
+  attempt: number;
+  status: OutcomeStatus;
+  detail: JsonValue;
+  retry_at: IsoTimestamp | null;
+  recorded_at: IsoTimestamp;
+};
+
+export interface OutcomeRepository {
+  /** Records the next attempt's outcome (attempt numbers start at 1). */
+  record(outcome: {
+    operation_id: string;
+    status: OutcomeStatus;
+    detail: JsonValue;
+    retry_at?: IsoTimestamp | null;
+  }): Promise<Outcome>;
+  forOperation(operation_id: string): Promise<Outcome[]>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Review queue, connection health, credentials
+
+export const ReviewKindSchema = z.enum(["ambiguous_identity", "conflict"]);
+export type ReviewKind = z.infer<typeof ReviewKindSchema>;
+export const ReviewStatusSchema = z.enum(["open", "resolved", "dismissed"]);
+export type ReviewStatus = z.infer<typeof ReviewStatusSchema>;
+
+export type ReviewItem = {
+  id: string;
+  /** Dedupe key chosen by the caller, so re-running a sync never opens the same item twice. */
+  key: string;
+  kind: ReviewKind;
+  status: ReviewStatus;
+  contact_id: string | null;
+  connection_id: string | null;
+  external_id: string | null;
+  detail: JsonValue;
+  resolution: JsonValue | null;
+  created_at: IsoTimestamp;
+  resolved_at: IsoTimestamp | null;
+};
+
+export type NewReviewItem = {
+  key: string;
+  kind: ReviewKind;
+  contact_id?: string | null;
+  connection_id?: string | null;
+  external_id?: string | null;
+  detail: JsonValue;
+};
+
+export interface ReviewRepository {
+  open(item: NewReviewItem): Promise<{ kind: "opened" | "existing"; item: ReviewItem }>;
+  list(status?: ReviewStatus, limit?: number): Promise<ReviewItem[]>;
+  resolve(
+    id: string,
+    status: Exclude<ReviewStatus, "open">,
+    resolution: JsonValue,
+  ): Promise<ReviewItem | undefined>;
+}
+
+export const HealthStatusSchema = z.enum(["ok", "degraded", "broken"]);
+export type HealthStatus = z.infer<typeof HealthStatusSchema>;
+
+export type ConnectionHealth = {
+  connection_id: string;
+  status: HealthStatus;
+  reason: string | null;
+  /** When the connection entered this status; unchanged by repeated reports of the same status. */
+  since: IsoTimestamp;
+  checked_at: IsoTimestamp;
+};
+
+export interface HealthRepository {
+  report(connection_id: string, status: HealthStatus, reason?: string | null): Promise<ConnectionHealth>;
+  get(connection_id: string): Promise<ConnectionHealth | undefined>;
+  list(): Promise<ConnectionHealth[]>;
+}
+
+export type StoredCredential = {
+  connection_id: string;
+  /** Opaque ciphertext from the credentials module; the store never sees plaintext. */
+  ciphertext: string;
+  key_id: string | null;
+  updated_at: IsoTimestamp;
+};
+
+export interface CredentialRepository {
+  put(connection_id: string, ciphertext: string, key_id?: string | null): Promise<void>;
+  get(connection_id: string): Promise<StoredCredential | undefined>;
+  remove(connection_id: string): Promise<boolean>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store handle
+
+/** Repositories bound to one connection or transaction. Pass this around; `Store` is one too. */
+export interface StoreSession {
+  readonly dialect: StoreDialect;
+  /** The typed query builder, for queries no repository has yet. */
+  readonly db: Kysely<Database>;
+  readonly inTransaction: boolean;
+  /** The clock every repository stamps with; injected in tests. */
+  readonly clock: () => Date;
+  readonly contacts: ContactRepository;
+  readonly links: LinkRepository;
+  readonly snapshots: SnapshotRepository;
+  readonly baselines: BaselineRepository;
+  readonly checkpoints: CheckpointRepository;
+  readonly consentEvents: ConsentEventRepository;
+  readonly suppressions: SuppressionRepository;
+  readonly runs: RunRepository;
+  readonly plans: PlanRepository;
+  readonly operations: OperationRepository;
+  readonly outcomes: OutcomeRepository;
+  readonly reviewItems: ReviewRepository;
+  readonly health: HealthRepository;
+  readonly credentials: CredentialRepository;
+  /**
+   * Runs `fn` in one transaction: all its writes commit together or not at all. Called on a session
+   * that is already a transaction, it joins it (no savepoint), so helpers compose.
+   */
+  transaction<T>(fn: (tx: StoreSession) => Promise<T>): Promise<T>;
+}
+
+export interface Store extends StoreSession {
+  close(): Promise<void>;
+}

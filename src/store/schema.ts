@@ -1,0 +1,179 @@
+/**
+ * The database schema as kysely table types: one description shared by SQLite and PostgreSQL.
+ *
+ * Portable column types only: text ids, ISO-8601 UTC text timestamps, JSON as text (`*_json`),
+ * integers for counters and flags. See docs/store.md for why.
+ */
+
+/** ISO-8601 UTC text, e.g. `2025-01-31T12:00:00.000Z`. Concord writes `Date#toISOString()` form. */
+export type IsoTimestamp = string;
+
+export interface ContactsTable {
+  id: string;
+  type: string;
+  given_name: string | null;
+  family_name: string | null;
+  organization_name: string | null;
+  primary_email: string | null;
+  email_match_key: string | null;
+  flags_json: string;
+  created_at: IsoTimestamp;
+  updated_at: IsoTimestamp;
+  erased_at: IsoTimestamp | null;
+}
+
+export interface ContactEmailsTable {
+  contact_id: string;
+  match_key: string;
+  email: string;
+  created_at: IsoTimestamp;
+}
+
+export interface LinksTable {
+  connection_id: string;
+  external_id: string;
+  contact_id: string;
+  created_at: IsoTimestamp;
+  updated_at: IsoTimestamp;
+}
+
+export interface RecordSnapshotsTable {
+  connection_id: string;
+  external_id: string;
+  content_hash: string;
+  payload_json: string;
+  observed_at: IsoTimestamp;
+}
+
+export interface BaselinesTable {
+  contact_id: string;
+  pair_id: string;
+  values_json: string;
+  run_id: string | null;
+  updated_at: IsoTimestamp;
+}
+
+export interface CheckpointsTable {
+  connection_id: string;
+  stream: string;
+  value_json: string;
+  updated_at: IsoTimestamp;
+}
+
+export interface ConsentEventsTable {
+  seq: number;
+  id: string;
+  contact_id: string;
+  occurred_at: string;
+  observed_at: string;
+  /** Canonical JSON of the event without its evidence: what the chain covers directly. */
+  event_json: string;
+  /** Canonical JSON of the evidence; `{}` once erased. */
+  evidence_json: string;
+  evidence_digest: string;
+  evidence_erased_at: IsoTimestamp | null;
+  recorded_at: IsoTimestamp;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface ConsentLedgerHeadTable {
+  id: string;
+  seq: number;
+  hash: string;
+}
+
+export interface SuppressionsTable {
+  address_hash: string;
+  reason: string;
+  contact_id: string | null;
+  created_at: IsoTimestamp;
+}
+
+export interface RunsTable {
+  id: string;
+  kind: string;
+  pair_id: string | null;
+  status: string;
+  started_at: IsoTimestamp;
+  finished_at: IsoTimestamp | null;
+  summary_json: string | null;
+}
+
+export interface PlansTable {
+  id: string;
+  run_id: string;
+  pair_id: string | null;
+  plan_json: string;
+  counts_json: string;
+  created_at: IsoTimestamp;
+}
+
+export interface OperationsTable {
+  id: string;
+  plan_id: string;
+  kind: string;
+  target_connection: string;
+  contact_id: string | null;
+  payload_json: string;
+  status: string;
+  created_at: IsoTimestamp;
+  updated_at: IsoTimestamp;
+}
+
+export interface OutcomesTable {
+  operation_id: string;
+  attempt: number;
+  status: string;
+  detail_json: string;
+  retry_at: IsoTimestamp | null;
+  recorded_at: IsoTimestamp;
+}
+
+export interface ReviewItemsTable {
+  id: string;
+  key: string;
+  kind: string;
+  status: string;
+  contact_id: string | null;
+  connection_id: string | null;
+  external_id: string | null;
+  detail_json: string;
+  resolution_json: string | null;
+  created_at: IsoTimestamp;
+  resolved_at: IsoTimestamp | null;
+}
+
+export interface ConnectionsHealthTable {
+  connection_id: string;
+  status: string;
+  reason: string | null;
+  since: IsoTimestamp;
+  checked_at: IsoTimestamp;
+}
+
+export interface CredentialsTable {
+  connection_id: string;
+  ciphertext: string;
+  key_id: string | null;
+  updated_at: IsoTimestamp;
+}
+
+export interface Database {
+  contacts: ContactsTable;
+  contact_emails: ContactEmailsTable;
+  links: LinksTable;
+  record_snapshots: RecordSnapshotsTable;
+  baselines: BaselinesTable;
+  checkpoints: CheckpointsTable;
+  consent_events: ConsentEventsTable;
+  consent_ledger_head: ConsentLedgerHeadTable;
+  suppressions: SuppressionsTable;
+  runs: RunsTable;
+  plans: PlansTable;
+  operations: OperationsTable;
+  outcomes: OutcomesTable;
+  review_items: ReviewItemsTable;
+  connections_health: ConnectionsHealthTable;
+  credentials: CredentialsTable;
+}

@@ -1,0 +1,98 @@
+/** SQL implementations of the per-connection repositories: health and stored (encrypted) credentials. */
+import type { Selectable } from "kysely";
+import {
+  HealthStatusSchema,
+  type ConnectionHealth,
+  type CredentialRepository,
+  type HealthRepository,
+} from "../ports";
+import type { ConnectionsHealthTable } from "../schema";
+import { affected, isoNow, type SqlContext } from "./sql-context";
+
+const toHealth = (row: Selectable<ConnectionsHealthTable>): ConnectionHealth => ({
+  connection_id: row.connection_id,
+  status: HealthStatusSchema.parse(row.status),
+  reason: row.reason,
+  since: row.since,
+  checked_at: row.checked_at,
+});
+
+export function healthRepository(ctx: SqlContext): HealthRepository {
+  const { db } = ctx;
+  const get = async (connection_id: string): Promise<ConnectionHealth | undefined> => {
+    const row = await db
+      .selectFrom("connections_health")
+      .selectAll()
+      .where("connection_id", "=", connection_id)
+      .executeTakeFirst();
+    return row === undefined ? undefined : toHealth(row);
+  };
+  return {
+    async report(connection_id, status, reason = null) {
+      const now = isoNow(ctx);
+      // `since` moves only when the status changes, so "broken since 09:12" survives repeated checks.
+      await db
+        .insertInto("connections_health")
+        .values({ connection_id, status, reason, since: now, checked_at: now })
+        .onConflict((oc) =>
+          oc.column("connection_id").doUpdateSet((eb) => ({
+            status: eb.ref("excluded.status"),
+            reason: eb.ref("excluded.reason"),
+            checked_at: eb.ref("excluded.checked_at"),
+            since: eb
+              .case()
+              .when("connections_health.status", "=", eb.ref("excluded.status"))
+              .then(eb.ref("connections_health.since"))
+              .else(eb.ref("excluded.since"))
+              .end(),
+          })),
+        )
+        .execute();
+      const health = await get(connection_id);
+      if (health === undefined) throw new Error("connections_health: row vanished after upsert");
+      return health;
+    },
+
+    get,
+
+    async list() {
+      const rows = await db.selectFrom("connections_health").selectAll().orderBy("connection_id").execute();
+      return rows.map(toHealth);
+    },
+  };
+}
+
+export function credentialRepository(ctx: SqlContext): CredentialRepository {
+  const { db } = ctx;
+  return {
+    async put(connection_id, ciphertext, key_id = null) {
+      await db
+        .insertInto("credentials")
+        .values({ connection_id, ciphertext, key_id, updated_at: isoNow(ctx) })
+        .onConflict((oc) =>
+          oc.column("connection_id").doUpdateSet((eb) => ({
+            ciphertext: eb.ref("excluded.ciphertext"),
+            key_id: eb.ref("excluded.key_id"),
+            updated_at: eb.ref("excluded.updated_at"),
+          })),
+        )
+        .execute();
+    },
+
+    async get(connection_id) {
+      return db
+        .selectFrom("credentials")
+        .selectAll()
+        .where("connection_id", "=", connection_id)
+        .executeTakeFirst();
+    },
+
+    async remove(connection_id) {
+      const result = await db
+        .deleteFrom("credentials")
+        .where("connection_id", "=", connection_id)
+        .executeTakeFirst();
+      return affected(result.numDeletedRows) > 0;
+    },
+  };
+}

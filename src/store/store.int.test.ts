@@ -1,0 +1,298 @@
+// The store suite: the same cases on SQLite and PostgreSQL (describeOnBackends from ./testing).
+import { sql } from "kysely";
+import { afterEach, beforeEach, expect, it } from "vitest";
+import { migrateToLatest } from "./migrations/migrations";
+import type { Store } from "./ports";
+import { describeOnBackends, type TestStore } from "./testing";
+
+const TABLES = [
+  "contacts",
+  "contact_emails",
+  "links",
+  "record_snapshots",
+  "baselines",
+  "checkpoints",
+  "consent_events",
+  "consent_ledger_head",
+  "suppressions",
+  "runs",
+  "plans",
+  "operations",
+  "outcomes",
+  "review_items",
+  "connections_health",
+  "credentials",
+] as const;
+
+/** A clock the test moves by hand. */
+const manualClock = (start = "2025-03-01T09:00:00.000Z") => {
+  let now = new Date(start);
+  return {
+    clock: () => now,
+    advance: (ms: number) => {
+      now = new Date(now.getTime() + ms);
+    },
+  };
+};
+
+describeOnBackends("store", (backend) => {
+  let t: TestStore;
+  let store: Store;
+  const time = manualClock();
+
+  beforeEach(async () => {
+    t = await backend.create({ clock: time.clock });
+    store = t.store;
+  });
+  afterEach(async () => {
+    await t.cleanup();
+  });
+
+  it("migrates up from empty: every table exists, and a second run does nothing", async () => {
+    expect(store.dialect).toBe(backend.name);
+    for (const table of TABLES) {
+      const { rows } = await sql<{
+        n: number | string;
+      }>`select count(*) as n from ${sql.table(table)}`.execute(store.db);
+      expect(Number(rows[0]?.n), table).toBe(table === "consent_ledger_head" ? 1 : 0);
+    }
+    const applied = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(
+      store.db,
+    );
+    expect(applied.rows.map((r) => r.name)).toEqual(["0001_initial"]);
+    expect(await migrateToLatest(store.db)).toEqual([]);
+  });
+
+  it("creates, finds, updates and erases contacts", async () => {
+    const ada = await store.contacts.create({
+      type: "person",
+      given_name: "Ada",
+      family_name: "Lovelace",
+      primary_email: "Ada@Example.org",
+      email_match_key: "ada@example.org",
+      flags: ["do_not_contact"],
+    });
+    expect(ada.id).toMatch(/^con_[0-9a-z]{26}$/);
+    expect(await store.contacts.get(ada.id)).toEqual(ada);
+
+    await store.contacts.addEmail(ada.id, "ada.old@example.org", "ada.old@example.org");
+    await store.contacts.addEmail(ada.id, "ada.old@example.org", "ada.old@example.org"); // idempotent
+    expect((await store.contacts.emails(ada.id)).map((e) => e.match_key)).toEqual(["ada.old@example.org"]);
+    expect((await store.contacts.findByMatchKey("ada@example.org")).map((c) => c.id)).toEqual([ada.id]);
+    expect((await store.contacts.findByMatchKey("ada.old@example.org")).map((c) => c.id)).toEqual([ada.id]);
+    expect(await store.contacts.findByMatchKey("nobody@example.org")).toEqual([]);
+
+    time.advance(1000);
+    const updated = await store.contacts.update(ada.id, { family_name: "King", flags: [] });
+    expect(updated).toMatchObject({ family_name: "King", given_name: "Ada", flags: [] });
+    expect(updated?.updated_at).not.toBe(ada.updated_at);
+    expect(await store.contacts.update("con_missing", { given_name: "x" })).toBeUndefined();
+
+    expect(await store.contacts.erase(ada.id)).toBe(true);
+    const erased = await store.contacts.get(ada.id);
+    expect(erased).toMatchObject({
+      given_name: null,
+      family_name: null,
+      primary_email: null,
+      email_match_key: null,
+    });
+    expect(erased?.erased_at).not.toBeNull();
+    expect(await store.contacts.emails(ada.id)).toEqual([]);
+    expect(await store.contacts.findByMatchKey("ada@example.org")).toEqual([]);
+  });
+
+  it("links one external record per connection, and reports a second link as a conflict value", async () => {
+    const a = await store.contacts.create({ type: "person" });
+    const b = await store.contacts.create({ type: "person" });
+    const created = await store.links.create({
+      connection_id: "cc_main",
+      external_id: "ext-1",
+      contact_id: a.id,
+    });
+    expect(created.kind).toBe("created");
+
+    const again = await store.links.create({
+      connection_id: "cc_main",
+      external_id: "ext-1",
+      contact_id: b.id,
+    });
+    expect(again).toMatchObject({ kind: "conflict", code: "link_exists", existing: { contact_id: a.id } });
+
+    // The same external id in another connection is another record.
+    expect(
+      (await store.links.create({ connection_id: "re_main", external_id: "ext-1", contact_id: b.id })).kind,
+    ).toBe("created");
+    expect((await store.links.forContact(a.id)).map((l) => l.connection_id)).toEqual(["cc_main"]);
+
+    // A link must point at an existing contact (foreign keys are on in SQLite too).
+    await expect(
+      store.links.create({ connection_id: "cc_main", external_id: "ext-2", contact_id: "con_nobody" }),
+    ).rejects.toThrow();
+
+    expect(await store.links.moveTo("cc_main", "ext-1", b.id)).toBe(true);
+    expect((await store.links.find("cc_main", "ext-1"))?.contact_id).toBe(b.id);
+    expect(await store.links.remove("cc_main", "ext-1")).toBe(true);
+    expect(await store.links.find("cc_main", "ext-1")).toBeUndefined();
+    expect(await store.links.remove("cc_main", "ext-1")).toBe(false);
+  });
+
+  it("advances a checkpoint with its data, and a rolled-back transaction leaves both unchanged", async () => {
+    await store.checkpoints.set("cc_main", "contacts", { cursor: "c1" });
+
+    await expect(
+      store.transaction(async (tx) => {
+        await tx.snapshots.put({
+          connection_id: "cc_main",
+          external_id: "r1",
+          content_hash: "h1",
+          payload: { a: 1 },
+        });
+        await tx.checkpoints.set("cc_main", "contacts", { cursor: "c2" });
+        expect((await tx.checkpoints.get("cc_main", "contacts"))?.value).toEqual({ cursor: "c2" });
+        throw new Error("connector failed mid-page");
+      }),
+    ).rejects.toThrow("connector failed mid-page");
+    expect((await store.checkpoints.get("cc_main", "contacts"))?.value).toEqual({ cursor: "c1" });
+    expect(await store.snapshots.get("cc_main", "r1")).toBeUndefined();
+
+    await store.transaction(async (tx) => {
+      await tx.snapshots.put({
+        connection_id: "cc_main",
+        external_id: "r1",
+        content_hash: "h1",
+        payload: { a: 1 },
+      });
+      // A nested call joins the open transaction rather than deadlocking or committing early.
+      await tx.transaction((inner) => inner.checkpoints.set("cc_main", "contacts", { cursor: "c2" }));
+      expect(tx.inTransaction).toBe(true);
+    });
+    expect((await store.checkpoints.get("cc_main", "contacts"))?.value).toEqual({ cursor: "c2" });
+    expect(await store.checkpoints.get("cc_main", "lists")).toBeUndefined();
+  });
+
+  it("stores snapshots and reports whether content changed", async () => {
+    const base = { connection_id: "cc_main", external_id: "r1", payload: { email: "a@example.org" } };
+    expect(await store.snapshots.put({ ...base, content_hash: "h1" })).toEqual({ changed: true });
+    expect(await store.snapshots.put({ ...base, content_hash: "h1" })).toEqual({ changed: false });
+    expect(
+      await store.snapshots.put({ ...base, content_hash: "h2", payload: { email: "b@example.org" } }),
+    ).toEqual({
+      changed: true,
+    });
+    expect(await store.snapshots.get("cc_main", "r1")).toMatchObject({
+      content_hash: "h2",
+      payload: { email: "b@example.org" },
+    });
+  });
+
+  it("keeps one baseline per contact and pair", async () => {
+    const c = await store.contacts.create({ type: "person" });
+    await store.baselines.put({ contact_id: c.id, pair_id: "pair_1", values: { first_name: "A" } });
+    await store.baselines.put({
+      contact_id: c.id,
+      pair_id: "pair_1",
+      values: { first_name: "B" },
+      run_id: "run_x",
+    });
+    expect(await store.baselines.get(c.id, "pair_1")).toMatchObject({
+      values: { first_name: "B" },
+      run_id: "run_x",
+    });
+    expect(await store.baselines.get(c.id, "pair_2")).toBeUndefined();
+  });
+
+  it("records runs, plans, idempotent operations and numbered outcomes", async () => {
+    const run = await store.runs.create({ kind: "dry_run", pair_id: "pair_1" });
+    expect(run).toMatchObject({ status: "running", finished_at: null });
+    expect(run.id).toMatch(/^run_/);
+    const plan = await store.plans.save({ run_id: run.id, plan: { ops: 2 }, counts: { upsert_contact: 2 } });
+    expect(await store.plans.get(plan.id)).toEqual(plan);
+    expect(await store.plans.forRun(run.id)).toEqual([plan]);
+
+    const ops = [
+      {
+        id: "op_aaaaaaaa01",
+        plan_id: plan.id,
+        kind: "opt_out",
+        target_connection: "cc_main",
+        payload: { e: 1 },
+      },
+      {
+        id: "op_aaaaaaaa02",
+        plan_id: plan.id,
+        kind: "upsert_contact",
+        target_connection: "cc_main",
+        payload: {},
+      },
+    ];
+    expect(await store.operations.insertMany(ops)).toEqual({ inserted: 2 });
+    expect(await store.operations.insertMany(ops)).toEqual({ inserted: 0 });
+    await expect(store.operations.insertMany([{ ...ops[0]!, id: "not-an-op" }])).rejects.toThrow(/op_/);
+
+    expect(await store.operations.setStatus("op_aaaaaaaa01", "succeeded")).toBe(true);
+    expect((await store.operations.forPlan(plan.id, "pending")).map((o) => o.id)).toEqual(["op_aaaaaaaa02"]);
+
+    const first = await store.outcomes.record({
+      operation_id: "op_aaaaaaaa02",
+      status: "retry",
+      detail: { code: "rate_limited" },
+      retry_at: "2025-03-01T09:01:00.000Z",
+    });
+    const second = await store.outcomes.record({
+      operation_id: "op_aaaaaaaa02",
+      status: "succeeded",
+      detail: {},
+    });
+    expect([first.attempt, second.attempt]).toEqual([1, 2]);
+    expect(await store.outcomes.forOperation("op_aaaaaaaa02")).toEqual([first, second]);
+
+    const finished = await store.runs.finish(run.id, "succeeded", { planned: 2 });
+    expect(finished).toMatchObject({ status: "succeeded", summary: { planned: 2 } });
+    expect(finished?.finished_at).not.toBeNull();
+  });
+
+  it("opens a review item once per key and resolves it", async () => {
+    const item = {
+      key: "ambiguous:cc_main:ext-9",
+      kind: "ambiguous_identity" as const,
+      detail: { candidates: 2 },
+    };
+    const opened = await store.reviewItems.open(item);
+    expect(opened.kind).toBe("opened");
+    const again = await store.reviewItems.open(item);
+    expect(again).toEqual({ kind: "existing", item: opened.item });
+    expect(await store.reviewItems.list()).toEqual([opened.item]);
+    const resolved = await store.reviewItems.resolve(opened.item.id, "resolved", { chose: "con_1" });
+    expect(resolved).toMatchObject({ status: "resolved", resolution: { chose: "con_1" } });
+    expect(await store.reviewItems.list("open")).toEqual([]);
+  });
+
+  it("tracks connection health, moving `since` only on a status change", async () => {
+    const ok = await store.health.report("cc_main", "ok");
+    time.advance(60_000);
+    const stillOk = await store.health.report("cc_main", "ok");
+    expect(stillOk.since).toBe(ok.since);
+    expect(stillOk.checked_at).not.toBe(ok.checked_at);
+    time.advance(60_000);
+    const broken = await store.health.report("cc_main", "broken", "auth_invalid");
+    expect(broken).toMatchObject({ status: "broken", reason: "auth_invalid", since: broken.checked_at });
+    expect(await store.health.list()).toEqual([broken]);
+  });
+
+  it("stores credential ciphertext, suppressions and nothing more", async () => {
+    await store.credentials.put("cc_main", "v1:ciphertext-a", "key_1");
+    await store.credentials.put("cc_main", "v1:ciphertext-b", "key_2");
+    expect(await store.credentials.get("cc_main")).toMatchObject({
+      ciphertext: "v1:ciphertext-b",
+      key_id: "key_2",
+    });
+    expect(await store.credentials.remove("cc_main")).toBe(true);
+    expect(await store.credentials.get("cc_main")).toBeUndefined();
+
+    const hash = "a".repeat(64);
+    expect(await store.suppressions.add({ address_hash: hash, reason: "erasure" })).toEqual({ added: true });
+    expect(await store.suppressions.add({ address_hash: hash, reason: "erasure" })).toEqual({ added: false });
+    expect(await store.suppressions.has(hash)).toBe(true);
+    expect(await store.suppressions.suppressed([hash, "b".repeat(64)])).toEqual(new Set([hash]));
+  });
+});
