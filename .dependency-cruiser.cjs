@@ -26,10 +26,10 @@ module.exports = {
       name: "no-connector-imports-another",
       comment: "A connector never imports another connector.",
       severity: "error",
-      from: { path: "^src/connectors/([^/]+)/", pathNot: "^src/connectors/(contract|http)/" },
+      from: { path: "^src/connectors/([^/]+)/", pathNot: "^src/connectors/(contract|http|emulator-kit)/" },
       to: {
         path: "^src/connectors/([^/]+)/",
-        pathNot: ["^src/connectors/$1/", "^src/connectors/(http|contract)/"],
+        pathNot: ["^src/connectors/$1/", "^src/connectors/(http|contract|emulator-kit)/"],
       },
     },
     {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import type { ConsentObservation } from "./consent-event-id";
+import type { ConsentEventDraft } from "./consent-event-id";
 import { consentEventId, normaliseInstant } from "./consent-event-id";
 import { canonicalJson } from "./canonical-json";
 
-const base: ConsentObservation = {
+const base: ConsentEventDraft = {
   kind: "opt_out",
   scope: { kind: "global" },
   contact_id: "con_1",

@@ -7,7 +7,7 @@ import { scopeKey, type ConsentEvent, type ConsentEventId } from "../core/consen
 import { canonicalJson } from "./canonical-json";
 
 /** A consent event before it has an id. */
-export type ConsentObservation = ConsentEvent extends infer E
+export type ConsentEventDraft = ConsentEvent extends infer E
   ? E extends ConsentEvent
     ? Omit<E, "id">
     : never
@@ -23,7 +23,7 @@ const ID_VERSION = "concord.consent_event_id.v1";
  * Actor and the rest of the evidence are deliberately left out: they describe the act, they don't
  * tell two acts apart, and a second path may carry less of them.
  */
-export function consentEventId(observation: ConsentObservation | ConsentEvent): ConsentEventId {
+export function consentEventId(observation: ConsentEventDraft | ConsentEvent): ConsentEventId {
   const { evidence } = observation;
   const identity = {
     version: ID_VERSION,

@@ -12,7 +12,7 @@ import {
 import type { ConsentEventRow, LedgerHead, StoreSession } from "../store/ports";
 import { canonicalJson } from "./canonical-json";
 import { computeChainHash, evidenceDigest, withoutEvidence } from "./chain-hash";
-import { consentEventId, type ConsentObservation } from "./consent-event-id";
+import { consentEventId, type ConsentEventDraft } from "./consent-event-id";
 
 /** An event as the ledger holds it: the event plus its place and proof in the chain. */
 export type StoredConsentEvent = {
@@ -28,7 +28,7 @@ export type StoredConsentEvent = {
 };
 
 /** An event to append: with its id, or without (then `consentEventId` derives it). */
-export type ConsentEventInput = ConsentEvent | (ConsentObservation & { id?: undefined });
+export type ConsentEventInput = ConsentEvent | (ConsentEventDraft & { id?: undefined });
 
 export type AppendRejectionCode = "invalid_event" | "id_mismatch";
 

@@ -8,7 +8,7 @@ import type { ConsentEventRow, LedgerHead, Store } from "../store/ports";
 import { describeOnBackends, type TestStore } from "../store/testing";
 import { canonicalJson } from "./canonical-json";
 import { LEDGER_GENESIS_HASH, withoutEvidence } from "./chain-hash";
-import { consentEventId, type ConsentObservation } from "./consent-event-id";
+import { consentEventId, type ConsentEventDraft } from "./consent-event-id";
 import { appendConsentEvents, eraseEvidence, eventsForContact, eventsSince } from "./consent-ledger";
 import { exportLedger, LEDGER_CSV_COLUMNS } from "./export-ledger";
 import { checkRow, verifyLedger } from "./verify-ledger";
@@ -16,7 +16,7 @@ import { checkRow, verifyLedger } from "./verify-ledger";
 const T0 = Date.UTC(2025, 0, 1, 9, 0, 0);
 const at = (seconds: number) => new Date(T0 + seconds * 1000).toISOString();
 
-const optOut = (n: number, overrides: Partial<ConsentObservation> = {}): ConsentObservation =>
+const optOut = (n: number, overrides: Partial<ConsentEventDraft> = {}): ConsentEventDraft =>
   ({
     kind: "opt_out",
     scope: { kind: "global" },
@@ -29,9 +29,9 @@ const optOut = (n: number, overrides: Partial<ConsentObservation> = {}): Consent
     observed_at: at(n + 5),
     evidence: { source_record_id: `act-${n}`, ip: "203.0.113.7", user_agent: "Mail/1.0" },
     ...overrides,
-  }) as ConsentObservation;
+  }) as ConsentEventDraft;
 
-const optIn = (n: number): ConsentObservation => ({
+const optIn = (n: number): ConsentEventDraft => ({
   kind: "opt_in",
   basis: "express",
   scope: { kind: "topic", topic: "newsletter" },
@@ -106,7 +106,7 @@ describeOnBackends("consent ledger", (backend) => {
 
   it("rejects invalid events and foreign ids as values, and still appends the rest", async () => {
     const results = await appendConsentEvents(store, [
-      { ...optOut(1), mechanism: "telepathy" } as unknown as ConsentObservation,
+      { ...optOut(1), mechanism: "telepathy" } as unknown as ConsentEventDraft,
       { ...optOut(2), id: "evt_chosen_by_someone" },
       optOut(3),
     ]);

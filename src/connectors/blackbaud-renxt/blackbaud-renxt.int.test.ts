@@ -1,0 +1,334 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { ConnectorOperation, ConnectorSession, ReadPage, WebhookChange } from "../connector";
+import { loadOpenApiValidator } from "../contract/openapi-validator";
+import { blackbaudRenxtConnector } from "./connector";
+import { consentAddBody, constituentAddBody, constituentEditBody } from "./mapping";
+import { startEmulatorFixture, type EmulatorFixture } from "./test-support";
+import { handleBlackbaudWebhook } from "./webhooks";
+
+let f: EmulatorFixture;
+let session: ConnectorSession;
+beforeEach(async () => {
+  f = await startEmulatorFixture();
+  session = blackbaudRenxtConnector.connect(f.settings(), f.runtime);
+});
+afterEach(async () => {
+  await f.close();
+});
+
+async function readAll(s: ConnectorSession, full = true): Promise<ReadPage[]> {
+  const pages: ReadPage[] = [];
+  for await (const p of s.read(null, { full })) {
+    if (!p.ok) throw new Error(`${p.error.code}: ${p.error.message}`);
+    pages.push(p.value);
+  }
+  return pages;
+}
+
+const origin = { system: "constant-contact", connection: "conn_cc", mechanism: "unsubscribe_link" as const };
+const optOut = (
+  id: string,
+  scope: { kind: "global" } | { kind: "category"; category: string },
+  n = 1,
+): ConnectorOperation => ({
+  kind: "record_opt_out",
+  op_id: `op_out_${id}_${n}`,
+  external_id: id,
+  email: "x@example.org",
+  scope,
+  initiated_by: "contact",
+  occurred_at: "2026-03-02T11:59:00.000Z",
+  origin,
+});
+
+describe("check", () => {
+  it("refuses a missing subscription key without calling SKY", async () => {
+    const r = await blackbaudRenxtConnector
+      .connect(f.settings({ subscription_key: undefined }), f.runtime)
+      .check();
+    expect(r).toMatchObject({ ok: false, error: { code: "auth_invalid" } });
+  });
+  it("refuses a refresh token SKY does not know", async () => {
+    const r = await blackbaudRenxtConnector
+      .connect(f.settings({ refresh_token: "bbrt_bogus" }), f.runtime)
+      .check();
+    expect(r).toMatchObject({ ok: false, error: { code: "auth_invalid" } });
+  });
+});
+
+describe("apply consent", () => {
+  it("global opt-out ticks Requests No Email and adds a channel-wide OptOut record; a second one is already applied", async () => {
+    const id = await f.createConstituent("ann@example.org", "Ann", "Lee");
+    const [first] = await session.apply([optOut(id, { kind: "global" })]);
+    expect(first).toMatchObject({ status: "succeeded" });
+    const c = await f.api("GET", `/constituent/v1/constituents/${id}`);
+    expect((c.body as { requests_no_email: boolean }).requests_no_email).toBe(true);
+    const records = (await f.api("GET", `/commpref/v1/constituents/${id}/consents`)).body as {
+      value: {
+        category?: string;
+        constituent_consent_response: string;
+        consent_statement: string;
+        consent_date: string;
+      }[];
+    };
+    expect(records.value).toHaveLength(1);
+    expect(records.value[0]).toMatchObject({ constituent_consent_response: "OptOut" });
+    expect(records.value[0]?.category ?? undefined).toBeUndefined();
+    expect(records.value[0]?.consent_statement).toContain("constant-contact");
+    const [again] = await session.apply([optOut(id, { kind: "global" }, 2)]);
+    expect(again).toMatchObject({ status: "succeeded", code: "already_applied" });
+  });
+
+  it("category opt-out adds an OptOut in that category and reads back with its evidence", async () => {
+    const id = await f.createConstituent("bo@example.org", "Bo", "Ng");
+    expect((await session.apply([optOut(id, { kind: "category", category: "Newsletter" })]))[0]?.status).toBe(
+      "succeeded",
+    );
+    expect(
+      (await session.apply([optOut(id, { kind: "category", category: "Newsletter" }, 2)]))[0]?.code,
+    ).toBe("already_applied");
+    const consent = (await readAll(session)).flatMap((p) => p.consent).filter((o) => o.external_id === id);
+    expect(consent).toHaveLength(1);
+    expect(consent[0]).toMatchObject({
+      kind: "opt_out",
+      scope: { kind: "category", category: "Newsletter" },
+      occurred_at: "2026-03-02T11:59:00.000Z",
+      mechanism: "sync",
+    });
+  });
+
+  it("writes a category opt-in only for the person's own act", async () => {
+    const id = await f.createConstituent("cy@example.org", "Cy", "Ho");
+    const optIn = (mechanism: "admin_edit" | "preference_page"): ConnectorOperation => ({
+      kind: "record_opt_in",
+      op_id: `op_in_${mechanism}`,
+      external_id: id,
+      scope: { kind: "category", category: "Events" },
+      occurred_at: "2026-03-02T12:00:00.000Z",
+      origin: { ...origin, mechanism },
+    });
+    expect((await session.apply([optIn("admin_edit")]))[0]).toMatchObject({
+      status: "failed",
+      code: "consent_requires_contact_action",
+    });
+    expect((await session.apply([optIn("preference_page")]))[0]).toMatchObject({ status: "succeeded" });
+  });
+
+  it("defers the rest of a batch with retry_at when the quota runs out", async () => {
+    const a = await f.createConstituent("q1@example.org", "Q", "One");
+    const b = await f.createConstituent("q2@example.org", "Q", "Two");
+    await f.control("/__emulator/faults", {
+      status: 403,
+      count: 1,
+      path_prefix: "/commpref/v1",
+      latency_ms: 0,
+      headers: { "Retry-After": "600" },
+      body: { statusCode: 403, message: "Out of call volume quota. Quota will be replenished in 00:10:00." },
+    });
+    const out = await session.apply([
+      optOut(a, { kind: "category", category: "Newsletter" }),
+      optOut(b, { kind: "global" }),
+    ]);
+    expect(out.map((o) => [o.status, o.code, o.retry_at])).toEqual([
+      ["deferred", "quota_exceeded", "2026-03-02T12:10:00.000Z"],
+      ["deferred", "quota_exceeded", "2026-03-02T12:10:00.000Z"],
+    ]);
+  });
+
+  it("waits out a 429 and succeeds", async () => {
+    const id = await f.createConstituent("r@example.org", "R", "Ate");
+    await f.control("/__emulator/faults", {
+      status: 429,
+      count: 2,
+      path_prefix: "/commpref/v1",
+      latency_ms: 0,
+    });
+    const before = f.clock.t;
+    expect((await session.apply([optOut(id, { kind: "category", category: "Appeals" })]))[0]?.status).toBe(
+      "succeeded",
+    );
+    expect(f.clock.t - before).toBeGreaterThanOrEqual(2000);
+  });
+});
+
+describe("apply contact changes", () => {
+  it("changes the email in place and creates constituents without duplicates", async () => {
+    const id = await f.createConstituent("old@example.org", "Di", "Vo");
+    expect(
+      (
+        await session.apply([
+          {
+            kind: "change_email",
+            op_id: "op_ce",
+            external_id: id,
+            old_email: "old@example.org",
+            new_email: "new@example.org",
+          },
+        ])
+      )[0]?.status,
+    ).toBe("succeeded");
+    const got = await session.get([id]);
+    expect(got.ok && got.value[0]?.emails.map((e) => [e.address, e.primary])).toEqual([
+      ["new@example.org", true],
+    ]);
+    const create: ConnectorOperation = {
+      kind: "create_contact",
+      op_id: "op_cc",
+      email: "eve@example.org",
+      first_name: "Eve",
+      last_name: "Ko",
+      kind_of_record: "individual",
+    };
+    const [made] = await session.apply([create]);
+    expect(made).toMatchObject({ status: "succeeded" });
+    expect(made?.external_id).toBeTruthy();
+  });
+
+  it("appends list members; removing them is unsupported with a reason", async () => {
+    const id = await f.createConstituent("l@example.org", "L", "Ist");
+    const list = (
+      await f.api("POST", "/list/v1/createlistfromids", {
+        name: "Newsletter",
+        description: "d",
+        list_type: "Constituent",
+        list_permissions: "OthersCanView",
+        ids: [],
+      })
+    ).body as { id: string };
+    const [added, removed] = await session.apply([
+      { kind: "add_list_members", op_id: "op_add", list_ids: [list.id], external_ids: [id] },
+      { kind: "remove_list_members", op_id: "op_rm", list_ids: [list.id], external_ids: [id] },
+    ]);
+    expect(added?.status).toBe("succeeded");
+    expect(removed).toMatchObject({ status: "failed", code: "unsupported" });
+    const lists = await session.lists();
+    expect(lists.ok && lists.value.find((l) => l.external_id === list.id)?.name).toBe("Newsletter");
+    const pages: ReadPage[] = [];
+    for await (const p of session.read(null, { full: true, list_ids: [list.id] }))
+      if (p.ok) pages.push(p.value);
+    expect(pages.flatMap((p) => p.records).find((r) => r.external_id === id)?.list_ids).toEqual([list.id]);
+  });
+});
+
+describe("webhooks", () => {
+  it("the same change delivered twice and out of order re-reads one current record", async () => {
+    const id = await f.createConstituent("w@example.org", "Wu", "Li");
+    await f.api("PATCH", `/constituent/v1/constituents/${id}`, { first: "Wen" });
+    await f.api("PATCH", `/constituent/v1/constituents/${id}`, { requests_no_email: true });
+    const deliver = (eventId: string, time: string) =>
+      handleBlackbaudWebhook(
+        {
+          method: "POST",
+          headers: { "content-type": "application/cloudevents+json; charset=utf-8" },
+          query: { webhookKey: "s3cret" },
+          raw_body: JSON.stringify({
+            type: "com.blackbaud.constituent.change.v1",
+            specversion: "1.0",
+            source: "x",
+            subject: "/environments/p-1",
+            id: eventId,
+            time,
+            data: { id },
+          }),
+        },
+        "s3cret",
+      );
+    const changes: WebhookChange[] = [];
+    for (const h of [
+      deliver("e2", "2026-03-02T12:00:02Z"),
+      deliver("e1", "2026-03-02T12:00:01Z"),
+      deliver("e2", "2026-03-02T12:00:02Z"),
+    ]) {
+      expect(h.kind).toBe("events");
+      if (h.kind === "events") changes.push(...h.changes);
+    }
+    expect(changes).toHaveLength(3);
+    const got = await session.get(changes.map((c) => c.external_id));
+    expect(got.ok).toBe(true);
+    if (!got.ok) return;
+    expect(got.value).toHaveLength(1);
+    expect(got.value[0]).toMatchObject({
+      external_id: id,
+      first_name: "Wen",
+      fields: { requests_no_email: "true" },
+    });
+  });
+
+  it("a deleted constituent re-reads as deleted", async () => {
+    const id = await f.createConstituent("d@example.org", "De", "Leted");
+    await f.api("DELETE", `/constituent/v1/constituents/${id}`);
+    const got = await session.get([id]);
+    expect(got.ok && got.value[0]).toMatchObject({ external_id: id, deleted: true });
+  });
+});
+
+describe("requests we build match the Constituent OpenAPI spec", () => {
+  it("PATCH, POST constituent and email bodies validate", async () => {
+    const v = await loadOpenApiValidator("/work/shared/specs/blackbaud/constituent.json");
+    const edit = constituentEditBody({
+      kind: "update_contact",
+      op_id: "x",
+      external_id: "1",
+      first_name: "A",
+      last_name: "B",
+      fields: { lookup_id: "L" },
+    });
+    expect(
+      v.validateRequest({ method: "PATCH", path: "/constituent/v1/constituents/280", body: edit.body }),
+    ).toEqual({ ok: true });
+    expect(
+      v.validateRequest({
+        method: "PATCH",
+        path: "/constituent/v1/constituents/280",
+        body: { requests_no_email: true },
+      }),
+    ).toEqual({ ok: true });
+    for (const kind of ["individual", "organisation"] as const) {
+      const add = constituentAddBody(
+        {
+          kind: "create_contact",
+          op_id: "x",
+          email: "a@b.org",
+          first_name: "A",
+          last_name: "B",
+          kind_of_record: kind,
+        },
+        "Email",
+      );
+      expect(v.validateRequest({ method: "POST", path: "/constituent/v1/constituents", body: add })).toEqual({
+        ok: true,
+      });
+    }
+    expect(
+      v.validateRequest({
+        method: "POST",
+        path: "/constituent/v1/emailaddresses",
+        body: { address: "a@b.org", constituent_id: "280", type: "Email", primary: true },
+      }),
+    ).toEqual({ ok: true });
+    expect(
+      v.validateRequest({
+        method: "PATCH",
+        path: "/constituent/v1/emailaddresses/283",
+        body: { address: "n@b.org" },
+      }),
+    ).toEqual({ ok: true });
+    // The Communication Preference API has no spec file: check the documented required fields by hand.
+    const consent = consentAddBody(
+      {
+        kind: "record_opt_out",
+        op_id: "x",
+        external_id: "280",
+        email: "a@b.org",
+        scope: { kind: "global" },
+        initiated_by: "account",
+        occurred_at: "2026-03-02T12:00:00.000Z",
+        origin,
+      },
+      { channel: "Email" },
+    );
+    for (const key of ["constituent_id", "channel", "consent_date", "constituent_consent_response"])
+      expect(consent).toHaveProperty(key);
+    expect((consent.consent_statement ?? "").length).toBeLessThanOrEqual(7999);
+  });
+});

@@ -1,0 +1,349 @@
+/**
+ * The typed Blackbaud SKY API client for Raiser's Edge NXT: every call goes through the shared HTTP
+ * client (limiter, OAuth 2.0, retry decision) with the `Bb-Api-Subscription-Key` header, and SKY's
+ * failure answers are classified here (quota 403 versus permission 403, 429 with Retry-After).
+ */
+import type { z } from "zod";
+import type { ConnectionSettings, ConnectorLimits, ConnectorResult, ConnectorRuntime } from "../connector";
+import { createHttpClient, type HttpClient, type HttpResponse } from "../http/http-client";
+import { createOAuth2Auth } from "../http/oauth2";
+import type { CallPriority } from "../http/rate-limiter";
+import { RateLimiter } from "../http/rate-limiter";
+import { classifyStatus, parseRetryAfter, type FailureClass, type RetryRules } from "../http/retry-decision";
+import { err, ok } from "../../core/result";
+import {
+  ConsentCollectionSchema,
+  ConstituentCollectionSchema,
+  ConstituentSchema,
+  CreatedSchema,
+  EmailAddressCollectionSchema,
+  GatewayErrorSchema,
+  ListCollectionSchema,
+  ProblemDetailsSchema,
+  RelationshipCollectionSchema,
+  SearchResultCollectionSchema,
+  SkyErrorSchema,
+  WebhookSubscriptionListSchema,
+  WebhookSubscriptionSchema,
+  type AppendIdsBody,
+  type ConsentAddBody,
+  type ConsentRecord,
+  type Constituent,
+  type ConstituentAddBody,
+  type ConstituentCollection,
+  type ConstituentEditBody,
+  type EmailAddress,
+  type EmailAddressAddBody,
+  type EmailAddressEditBody,
+  type List,
+  type Relationship,
+  type SubscriptionAddBody,
+  type WebhookSubscription,
+} from "./schemas";
+
+export const SKY_API_BASE_URL = "https://api.sky.blackbaud.com";
+export const SKY_TOKEN_URL = "https://oauth2.sky.blackbaud.com/token";
+export const SUBSCRIPTION_KEY_HEADER = "Bb-Api-Subscription-Key";
+
+const DAY_MS = 86_400_000;
+
+export type BlackbaudClientOptions = {
+  settings: ConnectionSettings;
+  runtime: ConnectorRuntime;
+  limits: ConnectorLimits;
+  rules?: RetryRules;
+};
+
+export type ConstituentQuery = {
+  last_modified?: string;
+  list_id?: string;
+  limit: number;
+};
+
+export type BlackbaudClient = {
+  /** Whether a subscription key is stored; SKY refuses every call without one. */
+  hasSubscriptionKey: () => Promise<boolean>;
+  listConstituents: (
+    page: { query: ConstituentQuery } | { next_link: string },
+    priority: CallPriority,
+  ) => Promise<ConnectorResult<ConstituentCollection>>;
+  getConstituent: (id: string, priority: CallPriority) => Promise<ConnectorResult<Constituent | null>>;
+  searchByEmail: (email: string, priority: CallPriority) => Promise<ConnectorResult<string[]>>;
+  createConstituent: (body: ConstituentAddBody) => Promise<ConnectorResult<string>>;
+  editConstituent: (
+    id: string,
+    body: ConstituentEditBody,
+    priority: CallPriority,
+  ) => Promise<ConnectorResult<void>>;
+  listEmailAddresses: (
+    constituentId: string,
+    priority: CallPriority,
+  ) => Promise<ConnectorResult<EmailAddress[]>>;
+  createEmailAddress: (body: EmailAddressAddBody) => Promise<ConnectorResult<string>>;
+  editEmailAddress: (id: string, body: EmailAddressEditBody) => Promise<ConnectorResult<void>>;
+  listRelationships: (
+    constituentId: string,
+    priority: CallPriority,
+  ) => Promise<ConnectorResult<Relationship[]>>;
+  listConsents: (
+    constituentId: string,
+    mostRecentOnly: boolean,
+    priority: CallPriority,
+  ) => Promise<ConnectorResult<ConsentRecord[]>>;
+  createConsent: (body: ConsentAddBody) => Promise<ConnectorResult<string>>;
+  listLists: () => Promise<ConnectorResult<List[]>>;
+  appendIdsToList: (body: AppendIdsBody) => Promise<ConnectorResult<void>>;
+  listSubscriptions: () => Promise<ConnectorResult<WebhookSubscription[]>>;
+  createSubscription: (body: SubscriptionAddBody) => Promise<ConnectorResult<WebhookSubscription>>;
+  deleteSubscription: (id: string) => Promise<ConnectorResult<void>>;
+  limiter: RateLimiter;
+};
+
+/** Reads SKY's failure answers into a retry class (pure; `now` turns "replenished in 00:06:46" into a time). */
+export function classifyBlackbaudFailure(response: HttpResponse, now: Date): FailureClass {
+  const message = failureMessage(response.body) ?? response.text;
+  const retryAfter = parseRetryAfter(response.headers["retry-after"], now);
+  if (response.status === 429) {
+    const fromText = /try again in (\d+) second/i.exec(message);
+    const ms = retryAfter ?? (fromText ? Number(fromText[1]) * 1000 : undefined);
+    return ms === undefined ? { kind: "throttled" } : { kind: "throttled", retry_after_ms: ms };
+  }
+  if (
+    response.status === 403 &&
+    /call volume quota|quota will be replenished|out of .*quota/i.test(message)
+  ) {
+    const fromText = /replenished in (\d+):(\d{2}):(\d{2})/i.exec(message);
+    const ms =
+      retryAfter ??
+      (fromText
+        ? (Number(fromText[1]) * 3600 + Number(fromText[2]) * 60 + Number(fromText[3])) * 1000
+        : undefined);
+    return ms === undefined
+      ? { kind: "quota_exceeded" }
+      : { kind: "quota_exceeded", retry_at: new Date(now.getTime() + ms).toISOString() };
+  }
+  // A missing or wrong subscription key is a 401 too, but refreshing the token cannot fix it.
+  if (response.status === 401 && /subscription key/i.test(message))
+    return { kind: "permanent", code: "auth_invalid" };
+  if (response.status === 415) return { kind: "permanent", code: "validation_failed" };
+  return classifyStatus(response.status);
+}
+
+function failureMessage(body: unknown): string | undefined {
+  const gateway = GatewayErrorSchema.safeParse(body);
+  if (gateway.success) return gateway.data.message;
+  if (Array.isArray(body)) {
+    const first = SkyErrorSchema.safeParse(body[0]);
+    if (first.success) return first.data.message ?? first.data.error_name ?? undefined;
+  }
+  const problem = ProblemDetailsSchema.safeParse(body);
+  if (problem.success) return problem.data.detail ?? problem.data.title ?? undefined;
+  return undefined;
+}
+
+/** Keeps a vendor `next_link` on our configured origin, so a token is never sent to another host. */
+export function onBaseOrigin(baseUrl: string, link: string): string {
+  const target = new URL(link, baseUrl);
+  const base = new URL(baseUrl);
+  return `${base.origin}${target.pathname}${target.search}`;
+}
+
+export function createBlackbaudClient(options: BlackbaudClientOptions): BlackbaudClient {
+  const { settings, runtime, limits } = options;
+  const limiter = new RateLimiter({ limits, now: runtime.now, sleep: runtime.sleep });
+  const auth = createOAuth2Auth({
+    token_url: settings.token_url ?? SKY_TOKEN_URL,
+    credentials: settings.credentials,
+    runtime,
+    client_auth: "basic",
+  });
+  const subscriptionKey = async (): Promise<string | undefined> => {
+    const creds = await settings.credentials.get();
+    const key = creds["subscription_key"];
+    return key && key.trim() !== "" ? key : undefined;
+  };
+  const http: HttpClient = createHttpClient({
+    base_url: settings.base_url,
+    limiter,
+    auth,
+    runtime,
+    classify: (response) => classifyBlackbaudFailure(response, runtime.now()),
+    headers: async () => {
+      const key = await subscriptionKey();
+      return key ? { [SUBSCRIPTION_KEY_HEADER]: key } : {};
+    },
+    ...(options.rules ? { rules: options.rules } : {}),
+    next_quota_reset: (now) => new Date(now.getTime() + DAY_MS),
+  });
+
+  /** Every call first checks the subscription key: without it SKY answers 401 to everything. */
+  const call = async <T>(
+    req: Parameters<HttpClient["request"]>[0] & { schema?: z.ZodType<T> },
+  ): Promise<ConnectorResult<{ status: number; body: T }>> => {
+    if (!(await subscriptionKey())) {
+      return err({
+        code: "auth_invalid",
+        message:
+          "No Bb-Api-Subscription-Key is configured for this connection (credential subscription_key).",
+      });
+    }
+    const res = await http.request<T>(req);
+    return res.ok ? ok({ status: res.value.status, body: res.value.body }) : res;
+  };
+
+  const created = async (
+    path: string,
+    json: unknown,
+    priority: CallPriority,
+  ): Promise<ConnectorResult<string>> => {
+    const res = await call({ method: "POST", path, json, priority, schema: CreatedSchema });
+    return res.ok ? ok(res.value.body.id) : res;
+  };
+  const done = async (
+    method: "PATCH" | "DELETE" | "POST",
+    path: string,
+    json: unknown,
+    priority: CallPriority,
+  ): Promise<ConnectorResult<void>> => {
+    const res = await call({ method, path, ...(json === undefined ? {} : { json }), priority });
+    return res.ok ? ok(undefined) : res;
+  };
+  const enc = encodeURIComponent;
+
+  return {
+    limiter,
+    hasSubscriptionKey: async () => (await subscriptionKey()) !== undefined,
+    listConstituents: async (page, priority) => {
+      const res =
+        "next_link" in page
+          ? await call({
+              method: "GET",
+              path: onBaseOrigin(settings.base_url, page.next_link),
+              priority,
+              schema: ConstituentCollectionSchema,
+            })
+          : await call({
+              method: "GET",
+              path: "/constituent/v1/constituents",
+              query: {
+                ...(page.query.list_id
+                  ? { list_id: page.query.list_id }
+                  : {
+                      include_inactive: true,
+                      include_deceased: true,
+                      ...(page.query.last_modified ? { last_modified: page.query.last_modified } : {}),
+                    }),
+                limit: page.query.limit,
+              },
+              priority,
+              schema: ConstituentCollectionSchema,
+            });
+      return res.ok ? ok(res.value.body) : res;
+    },
+    getConstituent: async (id, priority) => {
+      const res = await call({
+        method: "GET",
+        path: `/constituent/v1/constituents/${enc(id)}`,
+        priority,
+        schema: ConstituentSchema,
+      });
+      if (!res.ok) return res.error.code === "not_found" ? ok(null) : res;
+      return ok(res.value.body);
+    },
+    searchByEmail: async (email, priority) => {
+      const res = await call({
+        method: "GET",
+        path: "/constituent/v1/constituents/search",
+        query: { search_text: email, search_field: "email_address", include_inactive: true, limit: 25 },
+        priority,
+        schema: SearchResultCollectionSchema,
+      });
+      // SKY answers 200 with an empty list for no match; a 404 (e.g. a gateway without the search
+      // route) is read the same way rather than blocking every create.
+      if (!res.ok) return res.error.code === "not_found" ? ok([]) : res;
+      return ok(res.value.body.value.map((r) => r.id));
+    },
+    createConstituent: (body) => created("/constituent/v1/constituents", body, "write"),
+    editConstituent: (id, body, priority) =>
+      done("PATCH", `/constituent/v1/constituents/${enc(id)}`, body, priority),
+    listEmailAddresses: async (constituentId, priority) => {
+      const res = await call({
+        method: "GET",
+        path: `/constituent/v1/constituents/${enc(constituentId)}/emailaddresses`,
+        query: { include_inactive: true },
+        priority,
+        schema: EmailAddressCollectionSchema,
+      });
+      return res.ok ? ok(res.value.body.value) : res;
+    },
+    createEmailAddress: (body) => created("/constituent/v1/emailaddresses", body, "write"),
+    editEmailAddress: (id, body) => done("PATCH", `/constituent/v1/emailaddresses/${enc(id)}`, body, "write"),
+    listRelationships: async (constituentId, priority) => {
+      const res = await call({
+        method: "GET",
+        path: `/constituent/v1/constituents/${enc(constituentId)}/relationships`,
+        query: { limit: 5000 },
+        priority,
+        schema: RelationshipCollectionSchema,
+      });
+      return res.ok ? ok(res.value.body.value) : res;
+    },
+    listConsents: async (constituentId, mostRecentOnly, priority) => {
+      const res = await call({
+        method: "GET",
+        path: `/commpref/v1/constituents/${enc(constituentId)}/consents`,
+        query: { most_recent_only: mostRecentOnly },
+        priority,
+        schema: ConsentCollectionSchema,
+      });
+      return res.ok ? ok(res.value.body.value) : res;
+    },
+    createConsent: (body) => created("/commpref/v1/consent/consents", body, "consent"),
+    listLists: async () => {
+      const lists: List[] = [];
+      let next: string | undefined;
+      for (let guard = 0; guard < 1000; guard++) {
+        const res = next
+          ? await call({
+              method: "GET",
+              path: onBaseOrigin(settings.base_url, next),
+              priority: "read",
+              schema: ListCollectionSchema,
+            })
+          : await call({
+              method: "GET",
+              path: "/list/v1/lists",
+              query: { list_type: "Constituent", limit: 5000 },
+              priority: "read",
+              schema: ListCollectionSchema,
+            });
+        if (!res.ok) return res;
+        lists.push(...res.value.body.value);
+        next = res.value.body.next_link ?? undefined;
+        if (!next || res.value.body.value.length === 0) break;
+      }
+      return ok(lists);
+    },
+    appendIdsToList: (body) => done("POST", "/list/v1/appendidstolist", body, "write"),
+    listSubscriptions: async () => {
+      const res = await call({
+        method: "GET",
+        path: "/webhook/v1/subscriptions",
+        priority: "read",
+        schema: WebhookSubscriptionListSchema,
+      });
+      return res.ok ? ok(res.value.body) : res;
+    },
+    createSubscription: async (body) => {
+      const res = await call({
+        method: "POST",
+        path: "/webhook/v1/subscriptions",
+        json: body,
+        priority: "write",
+        schema: WebhookSubscriptionSchema,
+      });
+      return res.ok ? ok(res.value.body) : res;
+    },
+    deleteSubscription: (id) => done("DELETE", `/webhook/v1/subscriptions/${enc(id)}`, undefined, "write"),
+  };
+}

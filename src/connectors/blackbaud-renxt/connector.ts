@@ -1,0 +1,520 @@
+/**
+ * The Raiser's Edge NXT connector: declares what SKY allows (limits, category-scoped consent) and
+ * reads constituents, their email addresses, consent history and list memberships incrementally, and
+ * applies Concord's operations as constituent edits and appended consent records.
+ */
+import type {
+  Checkpoint,
+  ConnectionSettings,
+  ConnectorDefinition,
+  ConnectorError,
+  ConnectorLimits,
+  ConnectorOperation,
+  ConnectorResult,
+  ConnectorRuntime,
+  ConnectorSession,
+  ExternalRecord,
+  OperationOutcome,
+  ReadPage,
+} from "../connector";
+import { err, ok } from "../../core/result";
+import { createBlackbaudClient, type BlackbaudClient } from "./client";
+import {
+  consentAddBody,
+  consentKey,
+  consentObservations,
+  constituentAddBody,
+  constituentEditBody,
+  deletedRecord,
+  latestConsents,
+  normaliseEmail,
+  toExternalRecord,
+  toUtcIso,
+  type ConstituentDetail,
+} from "./mapping";
+import type { CallPriority } from "../http/rate-limiter";
+import type { Constituent } from "./schemas";
+import { handleBlackbaudWebhook } from "./webhooks";
+
+export type BlackbaudRenxtOptions = {
+  /** Constituents per page (SKY's maximum is 5,000). */
+  page_size?: number;
+  /** How far before the checkpoint an incremental read starts, to catch late-committed changes. */
+  overlap_ms?: number;
+  /** The consent channel written for email consent (an entry of the Consent Channels table). */
+  consent_channel?: string;
+  /** A Consent Sources table entry to put in `source` of records Concord writes; omitted when unset. */
+  consent_source?: string;
+  /** The Email Address Types entry used for new addresses. */
+  email_type?: string;
+  /** Reads per constituent beyond the list page; each costs one call per constituent. */
+  read?: { email_addresses?: boolean; consents?: boolean; relationships?: boolean };
+  /** Parallel enrichment calls (the shared limiter still caps calls per second). */
+  concurrency?: number;
+};
+
+export const BLACKBAUD_LIMITS: ConnectorLimits = {
+  requests_per_second: 10,
+  daily_quota: 25_000,
+  quota_reset: "rolling_24h",
+  max_concurrency: 4,
+  batch: { read_page: 5000, membership_ids: 100_000, membership_lists: 1 },
+};
+
+const STREAM = "constituents";
+/** Older than any RE NXT record: a full read still filters by last_modified to get stable paging. */
+const EPOCH = "1900-01-01T00:00:00.000Z";
+
+type Resolved = Required<Omit<BlackbaudRenxtOptions, "consent_source" | "read">> & {
+  consent_source: string | undefined;
+  read: { email_addresses: boolean; consents: boolean; relationships: boolean };
+};
+
+function resolve(options: BlackbaudRenxtOptions): Resolved {
+  return {
+    page_size: Math.min(5000, Math.max(1, options.page_size ?? 5000)),
+    overlap_ms: options.overlap_ms ?? 10 * 60_000,
+    consent_channel: options.consent_channel ?? "Email",
+    consent_source: options.consent_source,
+    email_type: options.email_type ?? "Email",
+    concurrency: Math.max(1, options.concurrency ?? 4),
+    read: {
+      email_addresses: options.read?.email_addresses ?? true,
+      consents: options.read?.consents ?? true,
+      relationships: options.read?.relationships ?? true,
+    },
+  };
+}
+
+export function createBlackbaudRenxtConnector(options: BlackbaudRenxtOptions = {}): ConnectorDefinition {
+  const opts = resolve(options);
+  return {
+    system: "blackbaud-renxt",
+    label: "Raiser's Edge NXT",
+    capabilities: {
+      role: "crm",
+      channels: ["email"],
+      webhooks: true,
+      consent_scope: "category",
+      resubscribe: "consent_record",
+      bulk_import: false,
+      can_create_contacts: true,
+    },
+    limits: BLACKBAUD_LIMITS,
+    connect: (settings, runtime) => createSession(settings, runtime, opts),
+    webhooks: { handle: handleBlackbaudWebhook },
+  };
+}
+
+export const blackbaudRenxtConnector: ConnectorDefinition = createBlackbaudRenxtConnector();
+
+function createSession(
+  settings: ConnectionSettings,
+  runtime: ConnectorRuntime,
+  opts: Resolved,
+): ConnectorSession {
+  const limits: ConnectorLimits = {
+    ...BLACKBAUD_LIMITS,
+    ...(settings.limits?.requests_per_second
+      ? { requests_per_second: settings.limits.requests_per_second }
+      : {}),
+    ...(settings.limits?.daily_quota ? { daily_quota: settings.limits.daily_quota } : {}),
+  };
+  const client = createBlackbaudClient({ settings, runtime, limits });
+  const nowIso = (): string => runtime.now().toISOString();
+
+  /** Fetches what one list page does not carry; the list item has no requests_no_email. */
+  const enrich = async (
+    constituent: Constituent,
+    priority: CallPriority,
+    lists: Map<string, string[]> | undefined,
+  ): Promise<ConnectorResult<ConstituentDetail | null>> => {
+    let c = constituent;
+    if (c.requests_no_email === undefined) {
+      const full = await client.getConstituent(c.id, priority);
+      if (!full.ok) return full;
+      if (!full.value) return ok(null);
+      c = full.value;
+    }
+    const detail: ConstituentDetail = { constituent: c };
+    if (opts.read.email_addresses) {
+      const emails = await client.listEmailAddresses(c.id, priority);
+      if (!emails.ok) return emails;
+      detail.emails = emails.value;
+    }
+    if (opts.read.consents) {
+      const consents = await client.listConsents(c.id, false, priority);
+      if (!consents.ok) return consents;
+      detail.consents = consents.value;
+    }
+    if (opts.read.relationships && c.type === "Individual") {
+      const rel = await client.listRelationships(c.id, priority);
+      if (!rel.ok) return rel;
+      detail.relationships = rel.value;
+    }
+    if (lists) detail.list_ids = lists.get(c.id) ?? [];
+    return ok(detail);
+  };
+
+  const enrichAll = async (
+    constituents: readonly Constituent[],
+    priority: CallPriority,
+    lists: Map<string, string[]> | undefined,
+  ): Promise<ConnectorResult<ConstituentDetail[]>> => {
+    const results: (ConstituentDetail | null)[] = new Array<ConstituentDetail | null>(
+      constituents.length,
+    ).fill(null);
+    let failure: ConnectorError | undefined;
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (failure === undefined && next < constituents.length) {
+        const i = next++;
+        const r = await enrich(constituents[i]!, priority, lists);
+        if (!r.ok) failure ??= r.error;
+        else results[i] = r.value;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(opts.concurrency, constituents.length) }, worker));
+    if (failure) return err(failure);
+    return ok(results.filter((d): d is ConstituentDetail => d !== null));
+  };
+
+  const readMemberships = async (
+    listIds: readonly string[],
+  ): Promise<ConnectorResult<Map<string, string[]>>> => {
+    const members = new Map<string, string[]>();
+    for (const listId of listIds) {
+      let page = await client.listConstituents({ query: { list_id: listId, limit: opts.page_size } }, "read");
+      for (let guard = 0; ; guard++) {
+        if (!page.ok) return page;
+        for (const c of page.value.value) {
+          const ids = members.get(c.id) ?? [];
+          if (!ids.includes(listId)) ids.push(listId);
+          members.set(c.id, ids);
+        }
+        const link = page.value.next_link;
+        if (!link || page.value.value.length === 0 || guard > 10_000) break;
+        page = await client.listConstituents({ next_link: link }, "read");
+      }
+    }
+    return ok(members);
+  };
+
+  async function* read(
+    checkpoint: Checkpoint | null,
+    options: { full?: boolean; list_ids?: readonly string[] } = {},
+  ) {
+    const since =
+      options.full || !checkpoint
+        ? EPOCH
+        : new Date(Date.parse(checkpoint.value) - opts.overlap_ms).toISOString();
+    let lists: Map<string, string[]> | undefined;
+    if (options.list_ids && options.list_ids.length > 0) {
+      const m = await readMemberships(options.list_ids);
+      if (!m.ok) {
+        yield m;
+        return;
+      }
+      lists = m.value;
+    }
+    const seen = new Set<string>();
+    let newest = checkpoint && !options.full ? checkpoint.value : undefined;
+    let page = await client.listConstituents(
+      { query: { last_modified: since, limit: opts.page_size } },
+      "read",
+    );
+    for (let guard = 0; ; guard++) {
+      if (!page.ok) {
+        yield page;
+        return;
+      }
+      // The overlap window and SKY's sort_token can repeat a constituent across pages: keep the first.
+      const fresh = page.value.value.filter((c) => !seen.has(c.id) && seen.add(c.id));
+      const details = await enrichAll(fresh, "read", lists);
+      if (!details.ok) {
+        yield details;
+        return;
+      }
+      for (const c of page.value.value) {
+        const at = toUtcIso(c.date_modified);
+        if (!newest || at > newest) newest = at;
+      }
+      const result: ReadPage = {
+        records: details.value.map(toExternalRecord),
+        consent: details.value.flatMap(consentObservations),
+        checkpoint: { stream: STREAM, value: newest ?? nowIso(), taken_at: nowIso() },
+      };
+      yield ok(result);
+      const link = page.value.next_link;
+      if (!link || page.value.value.length === 0 || guard > 100_000) break;
+      page = await client.listConstituents({ next_link: link }, "read");
+    }
+  }
+
+  const get = async (ids: readonly string[]): Promise<ConnectorResult<ExternalRecord[]>> => {
+    const unique = [...new Set(ids)];
+    const records: ExternalRecord[] = [];
+    for (const id of unique) {
+      const c = await client.getConstituent(id, "read");
+      if (!c.ok) return c;
+      if (!c.value) {
+        records.push(deletedRecord(id, nowIso()));
+        continue;
+      }
+      const detail = await enrich(c.value, "read", undefined);
+      if (!detail.ok) return detail;
+      records.push(detail.value ? toExternalRecord(detail.value) : deletedRecord(id, nowIso()));
+    }
+    return ok(records);
+  };
+
+  return {
+    check: async () => {
+      const res = await client.listConstituents({ query: { limit: 1 } }, "consent");
+      if (!res.ok) return res;
+      return ok({
+        account_label: `Raiser's Edge NXT (${res.value.count ?? res.value.value.length} constituents)`,
+      });
+    },
+    read: (checkpoint, options) => read(checkpoint, options),
+    get,
+    lists: async () => {
+      const res = await client.listLists();
+      if (!res.ok) return res;
+      return ok(
+        res.value.map((l) => ({
+          external_id: l.id,
+          name: l.name,
+          ...(typeof l.record_count === "number" ? { member_count: l.record_count } : {}),
+        })),
+      );
+    },
+    apply: (operations) => applyAll(client, operations, opts),
+  };
+}
+
+// ------------------------------------------------------------------ apply
+
+type Outcome = Omit<OperationOutcome, "op_id">;
+
+async function applyAll(
+  client: BlackbaudClient,
+  operations: readonly ConnectorOperation[],
+  opts: Resolved,
+): Promise<OperationOutcome[]> {
+  const outcomes: OperationOutcome[] = [];
+  let stop:
+    { status: "deferred"; code: ConnectorError["code"]; message: string; retry_at?: string } | undefined;
+  for (const op of operations) {
+    if (stop) {
+      outcomes.push({ op_id: op.op_id, ...stop });
+      continue;
+    }
+    let outcome: Outcome;
+    try {
+      outcome = await applyOne(client, op, opts);
+    } catch (error) {
+      // A bug in our code must not hide the outcomes of the operations already done.
+      outcome = {
+        status: "failed",
+        code: "bad_response",
+        message: error instanceof Error ? error.message : String(error),
+      };
+    }
+    outcomes.push({ op_id: op.op_id, ...outcome });
+    if (
+      outcome.code === "quota_exceeded" ||
+      outcome.code === "auth_invalid" ||
+      outcome.code === "auth_missing"
+    ) {
+      stop = {
+        status: "deferred",
+        code: outcome.code,
+        message:
+          outcome.code === "quota_exceeded"
+            ? "Not attempted: the daily API quota is spent."
+            : "Not attempted: the connection's credentials were refused.",
+        ...(outcome.retry_at ? { retry_at: outcome.retry_at } : {}),
+      };
+    }
+  }
+  return outcomes;
+}
+
+const failed = (e: ConnectorError): Outcome => {
+  const deferrable =
+    e.code === "quota_exceeded" || e.code === "rate_limited" || e.code === "vendor_unavailable";
+  return {
+    status: deferrable ? "deferred" : "failed",
+    code: e.code,
+    message: e.message,
+    ...(e.retry_at ? { retry_at: e.retry_at } : {}),
+  };
+};
+
+const succeeded = (externalId?: string, code?: "already_applied"): Outcome => ({
+  status: "succeeded",
+  ...(externalId ? { external_id: externalId } : {}),
+  ...(code ? { code } : {}),
+});
+
+async function applyOne(client: BlackbaudClient, op: ConnectorOperation, opts: Resolved): Promise<Outcome> {
+  switch (op.kind) {
+    case "record_opt_out":
+    case "record_opt_in":
+      return applyConsent(client, op, opts);
+    case "update_contact": {
+      const { body, rejected } = constituentEditBody(op);
+      if (rejected.length > 0) {
+        return {
+          status: "failed",
+          code: "validation_failed",
+          message: `Raiser's Edge NXT cannot write these fields through a constituent edit: ${rejected.join(", ")}.`,
+        };
+      }
+      if (Object.keys(body).length === 0) return succeeded(op.external_id, "already_applied");
+      const res = await client.editConstituent(op.external_id, body, "write");
+      return res.ok ? succeeded(op.external_id) : failed(res.error);
+    }
+    case "change_email": {
+      const emails = await client.listEmailAddresses(op.external_id, "write");
+      if (!emails.ok) return failed(emails.error);
+      const wanted = normaliseEmail(op.new_email);
+      const current = emails.value.find((e) => normaliseEmail(e.address) === wanted);
+      if (current?.primary) return succeeded(op.external_id, "already_applied");
+      const old = emails.value.find((e) => normaliseEmail(e.address) === normaliseEmail(op.old_email));
+      if (current?.id) {
+        const res = await client.editEmailAddress(current.id, { primary: true });
+        return res.ok ? succeeded(op.external_id) : failed(res.error);
+      }
+      if (old?.id) {
+        const res = await client.editEmailAddress(old.id, { address: op.new_email.trim() });
+        return res.ok ? succeeded(op.external_id) : failed(res.error);
+      }
+      const res = await client.createEmailAddress({
+        address: op.new_email.trim(),
+        constituent_id: op.external_id,
+        type: opts.email_type,
+        primary: true,
+      });
+      return res.ok ? succeeded(op.external_id) : failed(res.error);
+    }
+    case "create_contact": {
+      // A retry after a lost answer must not create a second constituent: look the address up first.
+      const found = await client.searchByEmail(op.email.trim(), "write");
+      if (!found.ok) return failed(found.error);
+      const ids = [...new Set(found.value)];
+      if (ids.length === 1) return succeeded(ids[0], "already_applied");
+      if (ids.length > 1) {
+        return {
+          status: "failed",
+          code: "conflict",
+          message: `${ids.length} constituents already have ${op.email}; Concord will not guess which one (${ids.join(", ")}).`,
+        };
+      }
+      const res = await client.createConstituent(constituentAddBody(op, opts.email_type));
+      return res.ok ? succeeded(res.value) : failed(res.error);
+    }
+    case "add_list_members": {
+      const ids = [...new Set(op.external_ids)];
+      for (const listId of op.list_ids) {
+        for (let i = 0; i < ids.length; i += 100_000) {
+          const res = await client.appendIdsToList({
+            list_id: listId,
+            list_type: "Constituent",
+            ids: ids.slice(i, i + 100_000),
+          });
+          if (!res.ok) return failed(res.error);
+        }
+      }
+      return succeeded();
+    }
+    case "remove_list_members":
+      return {
+        status: "failed",
+        code: "unsupported",
+        message:
+          "The SKY List API documents creating a static list and appending ids, but no way to remove ids.",
+      };
+    case "upsert_contacts":
+      return {
+        status: "failed",
+        code: "unsupported",
+        message:
+          "Raiser's Edge NXT has no bulk import endpoint; send create_contact and update_contact instead.",
+      };
+    case "request_resubscribe":
+      return {
+        status: "pending_contact_action",
+        code: "consent_requires_contact_action",
+        message:
+          "Raiser's Edge NXT sends no confirmation email: the person must opt in again themselves (a form, a call, a letter), recorded as a consent record.",
+      };
+  }
+}
+
+/** Mechanisms that are the person's own act (or staff recording the person's own request). */
+const PERSON_MECHANISMS: ReadonlySet<string> = new Set([
+  "signup_form",
+  "preference_page",
+  "double_opt_in_confirmation",
+  "resubscribe_confirmation",
+  "phone_request",
+  "written_request",
+]);
+
+async function applyConsent(
+  client: BlackbaudClient,
+  op: Extract<ConnectorOperation, { kind: "record_opt_out" | "record_opt_in" }>,
+  opts: Resolved,
+): Promise<Outcome> {
+  if (op.scope.kind === "account") {
+    return {
+      status: "failed",
+      code: "validation_failed",
+      message: "Raiser's Edge NXT scopes consent globally or by consent category, not by account.",
+    };
+  }
+  const optOut = op.kind === "record_opt_out";
+  if (!optOut && !PERSON_MECHANISMS.has(op.origin.mechanism)) {
+    // A consent record states the constituent's own response; writing OptIn for an admin or a sync
+    // would forge one (DESIGN.md §2 rule 3).
+    return {
+      status: "failed",
+      code: "consent_requires_contact_action",
+      message: `An opt-in from ${op.origin.mechanism} is not the person's own act; Raiser's Edge NXT records only the constituent's response.`,
+    };
+  }
+  const latest = await client.listConsents(op.external_id, true, "consent");
+  if (!latest.ok) return failed(latest.error);
+  const category = op.scope.kind === "category" ? op.scope.category : undefined;
+  const newest = latestConsents(latest.value).get(consentKey(opts.consent_channel, category));
+  const recordInPlace = newest?.constituent_consent_response === (optOut ? "OptOut" : "OptIn");
+
+  if (op.scope.kind === "global") {
+    const c = await client.getConstituent(op.external_id, "consent");
+    if (!c.ok) return failed(c.error);
+    if (!c.value)
+      return {
+        status: "failed",
+        code: "not_found",
+        message: `Constituent ${op.external_id} does not exist.`,
+      };
+    const flag = c.value.requests_no_email === true;
+    // Opted out already (whatever its records say), or opted in with no channel-wide OptOut left standing.
+    const alreadyApplied = optOut ? flag : !flag && newest?.constituent_consent_response !== "OptOut";
+    if (alreadyApplied) {
+      return succeeded(op.external_id, "already_applied");
+    }
+    if (flag !== optOut) {
+      const patched = await client.editConstituent(op.external_id, { requests_no_email: optOut }, "consent");
+      if (!patched.ok) return failed(patched.error);
+    }
+  } else if (recordInPlace) {
+    return succeeded(op.external_id, "already_applied");
+  }
+  const created = await client.createConsent(
+    consentAddBody(op, { channel: opts.consent_channel, source: opts.consent_source }),
+  );
+  return created.ok ? succeeded(op.external_id) : failed(created.error);
+}

@@ -1,0 +1,281 @@
+import { describe, expect, it } from "vitest";
+import type { ConnectorOperation } from "../connector";
+import {
+  consentObservations,
+  consentAddBody,
+  constituentAddBody,
+  constituentEditBody,
+  provenanceOfSource,
+  toExternalRecord,
+  toUtcIso,
+  webhookChangeKind,
+  CONCORD_STATEMENT_PREFIX,
+} from "./mapping";
+import type { ConsentRecord, Constituent, EmailAddress } from "./schemas";
+
+const person = (over: Partial<Constituent> = {}): Constituent => ({
+  id: "280",
+  type: "Individual",
+  first: "Robert",
+  last: "Hernandez",
+  date_modified: "2026-03-02T07:00:00.1234567-05:00",
+  requests_no_email: false,
+  email: { id: "283", address: "rob@example.org", primary: true, do_not_email: false, inactive: false },
+  ...over,
+});
+
+const consent = (over: Partial<ConsentRecord>): ConsentRecord => ({
+  id: "c1",
+  channel: "Email",
+  constituent_consent_response: "OptOut",
+  consent_date: "2026-03-01T10:00:00+00:00",
+  ...over,
+});
+
+describe("toUtcIso", () => {
+  it.each([
+    ["2016-06-21T02:47:20.2371396+00:00", "2016-06-21T02:47:20.237Z"],
+    ["2026-03-02T07:00:00-05:00", "2026-03-02T12:00:00.000Z"],
+    ["2026-03-02T12:00:00Z", "2026-03-02T12:00:00.000Z"],
+  ])("%s → %s", (input, out) => {
+    expect(toUtcIso(input)).toBe(out);
+  });
+  it("throws on garbage (a bug, not a vendor answer we accept)", () => {
+    expect(() => toUtcIso("yesterday")).toThrow();
+  });
+});
+
+describe("provenanceOfSource", () => {
+  it.each([
+    ["Constant Contact unsubscribe", "unsubscribe_link", "contact"],
+    ["Web form", "signup_form", "contact"],
+    ["Phone", "phone_request", "contact"],
+    ["Letter", "written_request", "contact"],
+    ["Preference center", "preference_page", "contact"],
+    ["Data import", "import", "account"],
+    ["Something else", undefined, undefined],
+    [null, undefined, undefined],
+  ] as const)("%s → %s by %s", (source, mechanism, actor) => {
+    const p = provenanceOfSource(source, "jane.admin");
+    expect(p?.mechanism).toBe(mechanism);
+    expect(p?.actor.kind).toBe(actor);
+  });
+});
+
+describe("consentObservations", () => {
+  it("reads requests_no_email as a global opt-out by the account's admin edit", () => {
+    const [o] = consentObservations({ constituent: person({ requests_no_email: true }) });
+    expect(o).toMatchObject({
+      kind: "opt_out",
+      scope: { kind: "global" },
+      mechanism: "admin_edit",
+      actor: { kind: "account" },
+      email: "rob@example.org",
+      occurred_at: "2026-03-02T12:00:00.123Z",
+    });
+  });
+
+  it("takes who and when from a channel-wide OptOut record backing the flag", () => {
+    const obs = consentObservations({
+      constituent: person({ requests_no_email: true }),
+      consents: [consent({ id: "c9", source: "Constant Contact unsubscribe" })],
+    });
+    expect(obs[0]).toMatchObject({
+      mechanism: "unsubscribe_link",
+      actor: { kind: "contact" },
+      occurred_at: "2026-03-01T10:00:00.000Z",
+    });
+  });
+
+  it("reads an address's do_not_email as a global opt-out for that address", () => {
+    const emails: EmailAddress[] = [
+      { id: "1", address: "a@example.org", primary: true, do_not_email: false, inactive: false },
+      {
+        id: "2",
+        address: "b@example.org",
+        primary: false,
+        do_not_email: true,
+        inactive: false,
+        date_modified: "2026-02-01T00:00:00+00:00",
+      },
+    ];
+    const obs = consentObservations({ constituent: person(), emails });
+    expect(obs).toHaveLength(1);
+    expect(obs[0]).toMatchObject({
+      email: "b@example.org",
+      kind: "opt_out",
+      occurred_at: "2026-02-01T00:00:00.000Z",
+    });
+  });
+
+  it("keeps the whole history of consent records with their evidence and category", () => {
+    const obs = consentObservations({
+      constituent: person(),
+      consents: [
+        consent({
+          id: "c2",
+          category: "Newsletter",
+          consent_date: "2026-02-01T00:00:00Z",
+          constituent_consent_response: "OptIn",
+          source: "Web form",
+          consent_statement: "Yes please",
+          privacy_notice: "We keep it safe",
+        }),
+        consent({ id: "c3", category: "Newsletter", consent_date: "2026-02-10T00:00:00Z" }),
+        consent({ id: "c4", channel: "Phone", category: "Newsletter" }),
+        consent({ id: "c5", category: "Events", constituent_consent_response: "NoResponse" }),
+      ],
+    });
+    expect(obs.map((o) => [o.kind, o.scope, o.evidence.source_record_id])).toEqual([
+      ["opt_in", { kind: "category", category: "Newsletter" }, "c2"],
+      ["opt_out", { kind: "category", category: "Newsletter" }, "c3"],
+    ]);
+    expect(obs[0]?.evidence).toMatchObject({ form_wording: "Yes please", privacy_notice: "We keep it safe" });
+    expect(obs[1]?.actor).toEqual({ kind: "contact" });
+  });
+
+  it.each([
+    [
+      "staff OptIn with no person's source",
+      { source: null, user_name: "jane.admin" },
+      "resubscribe_requested",
+      { kind: "account", user: "jane.admin" },
+    ],
+    ["OptIn from an import", { source: "Data import" }, "resubscribe_requested", { kind: "account" }],
+    ["OptIn from the person's form", { source: "Web form" }, "opt_in", { kind: "contact" }],
+    [
+      "Concord's own record read back",
+      { consent_statement: `${CONCORD_STATEMENT_PREFIX} Opt-in …` },
+      "opt_in",
+      { kind: "platform" },
+    ],
+  ] as const)("%s → %s", (_name, over, kind, actor) => {
+    const [o] = consentObservations({
+      constituent: person(),
+      consents: [consent({ constituent_consent_response: "OptIn", ...over })],
+    });
+    expect(o?.kind).toBe(kind);
+    expect(o?.actor).toEqual(actor);
+  });
+
+  it("reports nothing for a cleared flag: the engine compares fields.requests_no_email with its snapshot", () => {
+    const detail = { constituent: person({ requests_no_email: false }) };
+    expect(consentObservations(detail)).toEqual([]);
+    expect(toExternalRecord(detail).fields["requests_no_email"]).toBe("false");
+  });
+});
+
+describe("toExternalRecord", () => {
+  it("maps an organisation and never merges its contact person", () => {
+    const org = toExternalRecord({
+      constituent: person({ id: "9", type: "Organization", name: "Acme Trust", first: null, last: null }),
+    });
+    expect(org).toMatchObject({ kind: "organisation", organisation_name: "Acme Trust", external_id: "9" });
+    const contact = toExternalRecord({
+      constituent: person(),
+      relationships: [{ constituent_id: "280", relation_id: "9", is_organization_contact: true }],
+    });
+    expect(contact).toMatchObject({
+      kind: "individual",
+      organisation_external_id: "9",
+      first_name: "Robert",
+    });
+  });
+
+  it("carries the newest response per consent category in fields", () => {
+    const r = toExternalRecord({
+      constituent: person(),
+      consents: [
+        consent({
+          id: "a",
+          category: "Newsletter",
+          consent_date: "2026-01-01T00:00:00Z",
+          constituent_consent_response: "OptIn",
+        }),
+        consent({ id: "b", category: "Newsletter", consent_date: "2026-02-01T00:00:00Z" }),
+      ],
+    });
+    expect(r.fields["consent.Email.Newsletter"]).toBe("OptOut");
+    expect(r.updated_at).toBe("2026-03-02T12:00:00.123Z");
+  });
+});
+
+describe("request bodies", () => {
+  const optOut: Extract<ConnectorOperation, { kind: "record_opt_out" }> = {
+    kind: "record_opt_out",
+    op_id: "op_1",
+    external_id: "280",
+    email: "rob@example.org",
+    scope: { kind: "category", category: "Newsletter" },
+    initiated_by: "contact",
+    occurred_at: "2026-03-02T12:00:00.000Z",
+    origin: { system: "constant-contact", connection: "conn_cc", mechanism: "one_click_header" },
+  };
+  it("writes a category OptOut with the provenance in the statement", () => {
+    const body = consentAddBody(optOut, { channel: "Email" });
+    expect(body).toMatchObject({
+      constituent_id: "280",
+      channel: "Email",
+      category: "Newsletter",
+      constituent_consent_response: "OptOut",
+      consent_date: "2026-03-02T12:00:00.000Z",
+    });
+    expect(body.consent_statement).toContain("constant-contact");
+    expect(body.consent_statement).toContain("one_click_header");
+    expect(body).not.toHaveProperty("source");
+  });
+  it("writes a channel-wide record for a global scope", () => {
+    expect(
+      consentAddBody({ ...optOut, scope: { kind: "global" } }, { channel: "Email", source: "Concord" }),
+    ).not.toHaveProperty("category");
+  });
+  it("refuses fields a constituent edit cannot take", () => {
+    expect(
+      constituentEditBody({
+        kind: "update_contact",
+        op_id: "x",
+        external_id: "1",
+        first_name: "A",
+        fields: { shoe_size: "9", lookup_id: "L1" },
+      }),
+    ).toEqual({
+      body: { first: "A", lookup_id: "L1" },
+      rejected: ["shoe_size"],
+    });
+  });
+  it("creates an individual with its primary email inline", () => {
+    expect(
+      constituentAddBody(
+        {
+          kind: "create_contact",
+          op_id: "x",
+          email: "a@b.org",
+          first_name: "A",
+          last_name: null,
+          kind_of_record: "individual",
+        },
+        "Email",
+      ),
+    ).toEqual({
+      type: "Individual",
+      first: "A",
+      last: "a@b.org",
+      email: { address: "a@b.org", type: "Email", primary: true, do_not_email: false, inactive: false },
+    });
+  });
+});
+
+describe("webhookChangeKind", () => {
+  it.each([
+    ["com.blackbaud.constituent.change.v1", "changed"],
+    ["com.blackbaud.constituent.add.v1", "changed"],
+    ["com.blackbaud.constituent.delete.v1", "deleted"],
+    ["com.blackbaud.constituent.emailaddress.change.v1", "email_changed"],
+    ["com.blackbaud.constituent.solicitcode.add.v1", "consent_changed"],
+    ["com.blackbaud.constituent.address.change.v1", "changed"],
+    ["com.blackbaud.utility.testpayload.v1", "test"],
+    ["com.blackbaud.gift.add.v1", undefined],
+  ])("%s → %s", (type, kind) => {
+    expect(webhookChangeKind(type)).toBe(kind);
+  });
+});

@@ -1,0 +1,400 @@
+/**
+ * Pure translation between Raiser's Edge NXT shapes and Concord's canonical ones: constituents to
+ * external records, the consent flags and consent-record history to consent observations with their
+ * provenance, and Concord's operations to the request bodies SKY accepts.
+ */
+import type { Actor, Channel, Evidence, Mechanism } from "../../core/consent/consent-event";
+import type {
+  ConnectorOperation,
+  ConsentObservation,
+  ExternalEmail,
+  ExternalRecord,
+  ObservedScope,
+  WebhookChange,
+} from "../connector";
+import type {
+  ConsentAddBody,
+  ConsentRecord,
+  Constituent,
+  ConstituentAddBody,
+  ConstituentEditBody,
+  EmailAddress,
+  Relationship,
+} from "./schemas";
+
+/** Every consent statement Concord writes starts with this, so reading it back is known as our echo. */
+export const CONCORD_STATEMENT_PREFIX = "[Concord]";
+const EVIDENCE_MAX = 4000;
+/** SKY's documented limit on consent_statement and privacy_notice. */
+const STATEMENT_MAX = 7999;
+
+/** ISO-8601 UTC with `Z`: SKY writes offsets ("+00:00", "-04:00") and up to 7 fractional digits. */
+export function toUtcIso(value: string): string {
+  const trimmed = value.trim().replace(/(\.\d{3})\d+/, "$1");
+  const ms = Date.parse(trimmed);
+  if (Number.isNaN(ms)) throw new Error(`not an ISO-8601 date: ${value}`);
+  return new Date(ms).toISOString();
+}
+
+export const normaliseEmail = (address: string): string => address.trim().toLowerCase();
+
+/** The consent channel of a SKY channel name, or undefined for channels Concord does not sync (Phone, Mail…). */
+export function channelOf(channel: string): Channel | undefined {
+  const c = channel.trim().toLowerCase();
+  if (c === "email" || c === "e-mail") return "email";
+  if (c === "sms" || c === "text" || c === "text message") return "sms";
+  return undefined;
+}
+
+type Provenance = { mechanism: Mechanism; actor: Actor };
+
+/**
+ * How a consent record's `source` (an entry of the organisation's Consent Sources table, so free text
+ * across customers) tells who acted. Sources naming a person's own channel are the contact's act;
+ * anything else is the account's (a staff member, an import), which never counts as a qualifying opt-in.
+ */
+const SOURCE_RULES: readonly { test: RegExp; mechanism: Mechanism; contact: boolean }[] = [
+  { test: /one[- ]?click|list-unsubscribe/i, mechanism: "one_click_header", contact: true },
+  { test: /spam|complaint|abuse/i, mechanism: "spam_complaint", contact: true },
+  {
+    test: /unsubscribe|constant contact|mailchimp|email (platform|campaign)/i,
+    mechanism: "unsubscribe_link",
+    contact: true,
+  },
+  { test: /preference|profile|portal/i, mechanism: "preference_page", contact: true },
+  { test: /double opt|confirm/i, mechanism: "double_opt_in_confirmation", contact: true },
+  { test: /web|online|form|sign ?up|website/i, mechanism: "signup_form", contact: true },
+  { test: /phone|call|telephone/i, mechanism: "phone_request", contact: true },
+  { test: /letter|mail|written|post|in person|verbal|event/i, mechanism: "written_request", contact: true },
+  { test: /import/i, mechanism: "import", contact: false },
+  { test: /api|integration|sync/i, mechanism: "api", contact: false },
+];
+
+export function provenanceOfSource(
+  source: string | null | undefined,
+  userName?: string | null,
+): Provenance | undefined {
+  if (!source) return undefined;
+  const rule = SOURCE_RULES.find((r) => r.test.test(source));
+  if (!rule) return undefined;
+  return {
+    mechanism: rule.mechanism,
+    actor: rule.contact ? { kind: "contact" } : accountActor(userName),
+  };
+}
+
+const accountActor = (userName?: string | null): Actor =>
+  userName ? { kind: "account", user: userName.slice(0, 200) } : { kind: "account" };
+
+const clip = (text: string | null | undefined, max = EVIDENCE_MAX): string | undefined =>
+  text ? text.slice(0, max) : undefined;
+
+/** The address consent observations are filed under: the primary active one, else any. */
+export function primaryEmail(emails: readonly ExternalEmail[]): string {
+  const pick = emails.find((e) => e.primary && !e.inactive) ?? emails.find((e) => !e.inactive) ?? emails[0];
+  return pick ? pick.address : "";
+}
+
+export function toExternalEmails(
+  constituent: Constituent,
+  addresses: readonly EmailAddress[] | undefined,
+): ExternalEmail[] {
+  const source = addresses ?? (constituent.email ? [constituent.email] : []);
+  return source.map((e) => ({
+    address: e.address,
+    primary: e.primary,
+    ...(e.id ? { external_id: e.id } : {}),
+    do_not_email: e.do_not_email,
+    inactive: e.inactive,
+  }));
+}
+
+/** The newest record per (channel, category), ordered by consent_date then date_added then id. */
+export function latestConsents(records: readonly ConsentRecord[]): Map<string, ConsentRecord> {
+  const latest = new Map<string, ConsentRecord>();
+  for (const r of [...records].sort(compareConsent)) latest.set(consentKey(r.channel, r.category), r);
+  return latest;
+}
+
+export const consentKey = (channel: string, category: string | null | undefined): string =>
+  `${channel.trim().toLowerCase()}|${(category ?? "").trim().toLowerCase()}`;
+
+function compareConsent(a: ConsentRecord, b: ConsentRecord): number {
+  return (
+    Date.parse(a.consent_date) - Date.parse(b.consent_date) ||
+    Date.parse(a.date_added ?? "") - Date.parse(b.date_added ?? "") ||
+    a.id.localeCompare(b.id, "en", { numeric: true })
+  );
+}
+
+export type ConstituentDetail = {
+  constituent: Constituent;
+  /** All the constituent's email addresses, when read; else only its primary `email` is known. */
+  emails?: readonly EmailAddress[];
+  consents?: readonly ConsentRecord[];
+  relationships?: readonly Relationship[];
+  list_ids?: readonly string[];
+};
+
+/**
+ * The canonical record. `fields` carries the consent state as SKY holds it now (`requests_no_email`
+ * and the newest response per consent category) so the engine can compare it with its last snapshot.
+ */
+export function toExternalRecord(detail: ConstituentDetail): ExternalRecord {
+  const c = detail.constituent;
+  const emails = toExternalEmails(c, detail.emails);
+  const fields: Record<string, string | null> = { type: c.type, lookup_id: c.lookup_id ?? null };
+  if (c.requests_no_email !== undefined) fields["requests_no_email"] = String(c.requests_no_email);
+  for (const r of latestConsents(detail.consents ?? []).values()) {
+    if (!channelOf(r.channel)) continue;
+    fields[`consent.${r.channel}.${r.category ?? "*"}`] = r.constituent_consent_response;
+  }
+  const organisation =
+    c.type === "Individual"
+      ? detail.relationships?.find((r) => r.is_organization_contact && r.relation_id)?.relation_id
+      : undefined;
+  return {
+    external_id: c.id,
+    kind: c.type === "Organization" ? "organisation" : "individual",
+    emails,
+    ...(c.type === "Organization"
+      ? { organisation_name: c.name ?? null }
+      : { first_name: c.first ?? null, last_name: c.last ?? null }),
+    fields,
+    ...(detail.list_ids ? { list_ids: [...detail.list_ids] } : {}),
+    inactive: c.inactive ?? false,
+    deceased: c.deceased ?? false,
+    ...(organisation ? { organisation_external_id: organisation } : {}),
+    updated_at: toUtcIso(c.date_modified),
+  };
+}
+
+/** A constituent that SKY no longer returns (404 or a delete event). */
+export function deletedRecord(externalId: string, at: string): ExternalRecord {
+  return {
+    external_id: externalId,
+    kind: "individual",
+    emails: [],
+    fields: {},
+    deleted: true,
+    updated_at: at,
+  };
+}
+
+/**
+ * The consent facts one constituent shows, each with who acted and the evidence:
+ * - `requests_no_email: true` → a global opt-out. SKY keeps no history or author for the flag, so it is
+ *   the account's `admin_edit` unless the newest channel-wide Email consent record is an OptOut whose
+ *   source says otherwise; its time is that record's consent_date, else the constituent's date_modified.
+ * - an address's `do_not_email` → a global opt-out for that address (the account's admin edit).
+ * - every Email/SMS consent record (the full history) → opt_out / opt_in in its category, or global
+ *   when the record has no category. An OptIn is the contact's only when its source names the person's
+ *   own act; otherwise it is a `resubscribe_requested` by the account: a staff-entered opt-in is a
+ *   request, never a qualifying opt-in (DESIGN.md §2 rule 3).
+ * A cleared flag yields nothing here (we cannot see that it changed); `fields.requests_no_email`
+ * carries the current value and the engine compares it with its snapshot.
+ */
+export function consentObservations(detail: ConstituentDetail): ConsentObservation[] {
+  const c = detail.constituent;
+  const emails = toExternalEmails(c, detail.emails);
+  const email = primaryEmail(emails);
+  const records = [...(detail.consents ?? [])].sort(compareConsent);
+  const out: ConsentObservation[] = [];
+
+  if (c.requests_no_email === true) {
+    const latestGlobal = latestConsents(records).get(consentKey("Email", undefined));
+    const backing = latestGlobal?.constituent_consent_response === "OptOut" ? latestGlobal : undefined;
+    const fromSource = backing ? recordProvenance(backing) : undefined;
+    out.push({
+      external_id: c.id,
+      email,
+      channel: "email",
+      kind: "opt_out",
+      scope: { kind: "global" },
+      mechanism: fromSource?.mechanism ?? "admin_edit",
+      actor: fromSource?.actor ?? { kind: "account" },
+      occurred_at: toUtcIso(backing?.consent_date ?? c.date_modified),
+      evidence: {
+        reason: "Requests no email is set on the constituent",
+        source_record_id: backing ? backing.id : `constituent:${c.id}`,
+      },
+    });
+  }
+
+  for (const e of emails) {
+    if (!e.do_not_email) continue;
+    const address = detail.emails?.find((a) => a.id !== undefined && a.id === e.external_id);
+    out.push({
+      external_id: c.id,
+      email: e.address,
+      channel: "email",
+      kind: "opt_out",
+      scope: { kind: "global" },
+      mechanism: "admin_edit",
+      actor: { kind: "account" },
+      occurred_at: toUtcIso(address?.date_modified ?? c.date_modified),
+      evidence: {
+        reason: "Do not email is set on this email address",
+        source_record_id: `emailaddress:${e.external_id ?? e.address}`,
+      },
+    });
+  }
+
+  for (const r of records) {
+    const channel = channelOf(r.channel);
+    if (!channel || r.constituent_consent_response === "NoResponse") continue;
+    const scope: ObservedScope = r.category ? { kind: "category", category: r.category } : { kind: "global" };
+    const prov = recordProvenance(r);
+    const evidence = recordEvidence(r);
+    const base = {
+      external_id: c.id,
+      email,
+      channel,
+      scope,
+      occurred_at: toUtcIso(r.consent_date),
+      evidence,
+    };
+    if (r.constituent_consent_response === "OptOut") {
+      // An opt-out whose source says nothing is filed as the person's: a consent record is by definition
+      // the constituent's response, and attributing it to the account would let the account undo it.
+      out.push({
+        ...base,
+        kind: "opt_out",
+        mechanism: prov?.mechanism ?? "unknown",
+        actor: prov?.actor ?? { kind: "contact" },
+      });
+    } else if (prov?.actor.kind === "contact" || prov?.actor.kind === "platform") {
+      out.push({ ...base, kind: "opt_in", basis: "express", mechanism: prov.mechanism, actor: prov.actor });
+    } else {
+      out.push({
+        ...base,
+        kind: "resubscribe_requested",
+        mechanism: prov?.mechanism ?? "admin_edit",
+        actor: prov?.actor ?? accountActor(r.user_name),
+      });
+    }
+  }
+  return out;
+}
+
+function recordProvenance(r: ConsentRecord): Provenance | undefined {
+  if (r.consent_statement?.startsWith(CONCORD_STATEMENT_PREFIX))
+    return { mechanism: "sync", actor: { kind: "platform" } };
+  return provenanceOfSource(r.source, r.user_name);
+}
+
+function recordEvidence(r: ConsentRecord): Evidence {
+  const evidence: Evidence = { source_record_id: r.id };
+  const wording = clip(r.consent_statement);
+  if (wording) evidence.form_wording = wording;
+  const notice = clip(r.privacy_notice);
+  if (notice) evidence.privacy_notice = notice;
+  const why = [r.source ? `source: ${r.source}` : "", r.user_name ? `added by: ${r.user_name}` : ""]
+    .filter((s) => s !== "")
+    .join("; ");
+  if (why) evidence.reason = why.slice(0, 1000);
+  return evidence;
+}
+
+// ------------------------------------------------------------------ requests we build
+
+type ConsentOp = Extract<ConnectorOperation, { kind: "record_opt_out" | "record_opt_in" }>;
+
+/** The statement written with every consent record Concord adds: who, where from, how, and why. */
+export function consentStatement(op: ConsentOp): string {
+  const o = op.origin;
+  const act = op.kind === "record_opt_out" ? "Opt-out" : "Opt-in";
+  const who = op.kind === "record_opt_out" ? ` initiated by the ${op.initiated_by}` : "";
+  const parts = [
+    `${CONCORD_STATEMENT_PREFIX} ${act} recorded by Concord from ${o.system} (connection ${o.connection}) via ${o.mechanism}${who} at ${op.occurred_at}.`,
+    op.kind === "record_opt_out" && op.reason ? `Reason: ${op.reason}.` : "",
+    o.statement ? `Statement: ${o.statement}` : "",
+  ];
+  return parts
+    .filter((p) => p !== "")
+    .join(" ")
+    .slice(0, STATEMENT_MAX);
+}
+
+/** The consent record for an operation; a global scope is a channel-wide record (no category). */
+export function consentAddBody(
+  op: ConsentOp,
+  options: { channel: string; source?: string | undefined },
+): ConsentAddBody {
+  return {
+    constituent_id: op.external_id,
+    channel: options.channel,
+    ...(op.scope.kind === "category" ? { category: op.scope.category } : {}),
+    ...(options.source ? { source: options.source } : {}),
+    constituent_consent_response: op.kind === "record_opt_out" ? "OptOut" : "OptIn",
+    consent_date: op.occurred_at,
+    consent_statement: consentStatement(op),
+  };
+}
+
+/** Canonical field names Concord may write, by the ConstituentEdit property they land on. */
+const EDITABLE_FIELDS: Record<string, Exclude<keyof ConstituentEditBody, "requests_no_email">> = {
+  lookup_id: "lookup_id",
+  preferred_name: "preferred_name",
+  middle: "middle",
+  former_name: "former_name",
+  name: "name",
+};
+
+export type EditBuild = { body: ConstituentEditBody; rejected: string[] };
+
+/** The PATCH body for update_contact; fields RE NXT cannot take this way are returned, not dropped. */
+export function constituentEditBody(op: Extract<ConnectorOperation, { kind: "update_contact" }>): EditBuild {
+  const body: ConstituentEditBody = {};
+  const rejected: string[] = [];
+  if (op.first_name !== undefined) body.first = op.first_name ?? "";
+  if (op.last_name !== undefined) body.last = op.last_name ?? "";
+  for (const [key, value] of Object.entries(op.fields ?? {})) {
+    const target = EDITABLE_FIELDS[key];
+    if (!target) rejected.push(key);
+    else body[target] = value ?? "";
+  }
+  return { body, rejected };
+}
+
+export function constituentAddBody(
+  op: Extract<ConnectorOperation, { kind: "create_contact" }>,
+  emailType: string,
+): ConstituentAddBody {
+  const email = {
+    address: op.email.trim(),
+    type: emailType,
+    primary: true,
+    do_not_email: false,
+    inactive: false,
+  };
+  if (op.kind_of_record === "organisation") {
+    const name = [op.first_name, op.last_name].filter((s) => s).join(" ") || op.email;
+    return { type: "Organization", name, email };
+  }
+  return {
+    type: "Individual",
+    ...(op.first_name ? { first: op.first_name } : {}),
+    // SKY requires a last name for individuals; the address keeps the record identifiable.
+    last: op.last_name && op.last_name.trim() !== "" ? op.last_name : op.email.trim(),
+    email,
+  };
+}
+
+// ------------------------------------------------------------------ webhook events
+
+const EVENT_PREFIX = "com.blackbaud.constituent.";
+
+/** What a CloudEvent type means for a re-read; undefined for types that do not concern constituents. */
+export function webhookChangeKind(type: string): WebhookChange["change"] | undefined {
+  if (type === "com.blackbaud.utility.testpayload.v1") return "test";
+  if (!type.startsWith(EVENT_PREFIX)) return undefined;
+  const rest = type.slice(EVENT_PREFIX.length).split(".");
+  const [first, second] = rest;
+  if (rest.length === 2 && first === "delete") return "deleted";
+  if (rest.length === 2) return "changed";
+  if (first === "emailaddress" || first === "email") return "email_changed";
+  if (first === "solicitcode" || first === "consent" || first === "communicationpreference")
+    return "consent_changed";
+  return second ? "changed" : undefined;
+}

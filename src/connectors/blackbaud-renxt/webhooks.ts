@@ -1,0 +1,175 @@
+/**
+ * Raiser's Edge NXT webhook intake and setup: answers the CloudEvents abuse-protection handshake,
+ * verifies deliveries by the secret carried in the subscription URL (SKY signs nothing), parses
+ * CloudEvents 1.0 into re-read hints, and creates, lists and deletes Webhook API subscriptions.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { ConnectorResult, WebhookChange, WebhookHandling, WebhookRequest } from "../connector";
+import { err, ok } from "../../core/result";
+import type { BlackbaudClient } from "./client";
+import { toUtcIso, webhookChangeKind } from "./mapping";
+import { CloudEventSchema, type WebhookSubscription } from "./schemas";
+
+/** The query parameter Blackbaud's webhook overview and tutorial use for the subscription secret. */
+export const WEBHOOK_KEY_PARAM = "webhookKey";
+export const EVENT_GRID_ORIGIN = "eventgrid.azure.net";
+
+/** The constituent events Concord subscribes to by default (names from Blackbaud's docs and tutorial). */
+export const DEFAULT_EVENT_TYPES: readonly string[] = [
+  "com.blackbaud.constituent.add.v1",
+  "com.blackbaud.constituent.change.v1",
+  "com.blackbaud.constituent.delete.v1",
+  "com.blackbaud.constituent.emailaddress.add.v1",
+  "com.blackbaud.constituent.emailaddress.change.v1",
+  "com.blackbaud.constituent.emailaddress.delete.v1",
+];
+
+const header = (req: WebhookRequest, name: string): string | undefined => {
+  const wanted = name.toLowerCase();
+  for (const [k, v] of Object.entries(req.headers)) if (k.toLowerCase() === wanted) return v;
+  return undefined;
+};
+
+/** Constant-time comparison of equal-length digests, so neither content nor length leaks. */
+export function secretMatches(given: string | undefined, secret: string): boolean {
+  if (!given || secret === "") return false;
+  const a = createHash("sha256").update(given).digest();
+  const b = createHash("sha256").update(secret).digest();
+  return timingSafeEqual(a, b);
+}
+
+const rejected = (
+  status: number,
+  code: "webhook_unverified" | "webhook_invalid",
+  message: string,
+): WebhookHandling => ({ kind: "rejected", status, code, message });
+
+/**
+ * Handles one request to the Raiser's Edge NXT webhook endpoint. A wrong or missing key is refused
+ * with 401 even on the handshake, so a subscription created with a wrong URL never provisions
+ * (Blackbaud's tutorial answers 200 to hide the failure; Concord prefers a visible, failed setup).
+ */
+export function handleBlackbaudWebhook(request: WebhookRequest, secret: string): WebhookHandling {
+  const method = request.method.toUpperCase();
+  if (method !== "OPTIONS" && method !== "POST") {
+    return rejected(405, "webhook_invalid", `Webhook endpoint accepts OPTIONS and POST, not ${method}.`);
+  }
+  if (!secretMatches(request.query[WEBHOOK_KEY_PARAM], secret)) {
+    return rejected(401, "webhook_unverified", `Missing or wrong ${WEBHOOK_KEY_PARAM} in the webhook URL.`);
+  }
+  if (method === "OPTIONS") {
+    const origin = header(request, "webhook-request-origin");
+    if (!origin) {
+      return rejected(400, "webhook_invalid", "Handshake without a WebHook-Request-Origin header.");
+    }
+    return {
+      kind: "handshake",
+      status: 200,
+      headers: { "WebHook-Allowed-Origin": origin, "WebHook-Allowed-Rate": "*", Allow: "POST, OPTIONS" },
+    };
+  }
+  return parseDelivery(request.raw_body);
+}
+
+/** Parses a CloudEvents 1.0 body (one event, or a batch array) into re-read hints. */
+export function parseDelivery(rawBody: string): WebhookHandling {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(rawBody);
+  } catch {
+    return rejected(400, "webhook_invalid", "Webhook body is not JSON.");
+  }
+  const events = Array.isArray(parsed) ? parsed : [parsed];
+  const changes: WebhookChange[] = [];
+  for (const [index, raw] of events.entries()) {
+    const event = CloudEventSchema.safeParse(raw);
+    if (!event.success) {
+      const issue = event.error.issues[0];
+      const where = issue ? `${issue.path.join(".") || "event"}: ${issue.message}` : "invalid";
+      return rejected(400, "webhook_invalid", `Event ${index} is not a CloudEvents 1.0 event (${where}).`);
+    }
+    const e = event.data;
+    const change = webhookChangeKind(e.type);
+    if (!change) continue; // another product's event (gift, education…): nothing to re-read here
+    // Constituent events carry the constituent in data.id; sub-record events (email address…) carry
+    // their own id in data.id and the constituent in data.constituent_id.
+    const topLevel =
+      change === "deleted" || change === "test" || /^com\.blackbaud\.constituent\.[a-z]+\.v\d+$/.test(e.type);
+    const externalId = topLevel ? e.data?.id : e.data?.constituent_id;
+    if (!externalId && change !== "test") {
+      return rejected(
+        400,
+        "webhook_invalid",
+        `Event ${e.id} (${e.type}) names no constituent (data.${topLevel ? "id" : "constituent_id"} is missing).`,
+      );
+    }
+    let occurredAt: string;
+    try {
+      occurredAt = toUtcIso(e.time);
+    } catch {
+      return rejected(400, "webhook_invalid", `Event ${e.id} has an invalid time: ${e.time}.`);
+    }
+    changes.push({
+      event_id: e.id,
+      type: e.type,
+      external_id: externalId ?? "",
+      occurred_at: occurredAt,
+      change,
+    });
+  }
+  return { kind: "events", changes };
+}
+
+/** The subscription URL: Concord's endpoint with the connection's secret in the documented query parameter. */
+export function subscriptionUrl(endpoint: string, secret: string): string {
+  const url = new URL(endpoint);
+  url.searchParams.set(WEBHOOK_KEY_PARAM, secret);
+  return url.toString();
+}
+
+/** Subscribes the endpoint to each event type not yet subscribed (SKY scopes one subscription per type). */
+export async function ensureWebhookSubscriptions(
+  client: BlackbaudClient,
+  options: { endpoint: string; secret: string; event_types?: readonly string[] },
+): Promise<ConnectorResult<WebhookSubscription[]>> {
+  const existing = await client.listSubscriptions();
+  if (!existing.ok) return existing;
+  const wantedUrl = new URL(options.endpoint);
+  // GET answers never include the query string, so compare origin and path only.
+  const same = (s: WebhookSubscription): boolean => {
+    if (!s.webhook_url) return false;
+    const u = new URL(s.webhook_url);
+    return u.origin === wantedUrl.origin && u.pathname === wantedUrl.pathname;
+  };
+  const out: WebhookSubscription[] = [];
+  for (const type of options.event_types ?? DEFAULT_EVENT_TYPES) {
+    const found = existing.value.find((s) => s.event_type === type && same(s));
+    if (found) {
+      out.push(found);
+      continue;
+    }
+    const created = await client.createSubscription({
+      webhook_url: subscriptionUrl(options.endpoint, options.secret),
+      event_type: type,
+    });
+    if (!created.ok) return created;
+    out.push({ ...created.value, event_type: created.value.event_type ?? type });
+  }
+  return ok(out);
+}
+
+export const listWebhookSubscriptions = (
+  client: BlackbaudClient,
+): Promise<ConnectorResult<WebhookSubscription[]>> => client.listSubscriptions();
+
+/** Deletes subscriptions by id; a subscription already gone counts as deleted. */
+export async function deleteWebhookSubscriptions(
+  client: BlackbaudClient,
+  ids: readonly string[],
+): Promise<ConnectorResult<void>> {
+  for (const id of ids) {
+    const res = await client.deleteSubscription(id);
+    if (!res.ok && res.error.code !== "not_found") return err(res.error);
+  }
+  return ok(undefined);
+}
