@@ -1,0 +1,143 @@
+/** The `concord` CLI run as a real process: exit codes, messages and the commands that exist today. */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { sql } from "kysely";
+import { openSecret, parseSecretKey } from "../config/secret-box";
+import { appendConsentEvents } from "../ledger/consent-ledger";
+import { openStore } from "../store/open-store";
+
+const root = join(import.meta.dirname, "..", "..");
+const tsx = join(root, "node_modules", "tsx", "dist", "cli.mjs");
+
+type Run = { code: number | null; stdout: string; stderr: string };
+
+function concord(args: string[], env: Record<string, string>, until?: RegExp, stdin?: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [tsx, join(root, "src", "main.ts"), ...args], {
+      cwd: root,
+      env: { ...process.env, DATABASE_URL: "", ...env },
+    });
+    child.stdin.end(stdin ?? "");
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => {
+      stdout += c.toString();
+      if (until?.test(stdout)) child.kill("SIGTERM");
+    });
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => { resolve({ code, stdout, stderr }); });
+  });
+}
+
+function parseKey(b64: string) {
+  const key = parseSecretKey(b64);
+  if (!key.ok) throw new Error(key.error.message);
+  return key.value;
+}
+
+const event = (i: number) => ({
+  kind: "opt_out" as const,
+  scope: { kind: "global" as const },
+  contact_id: `con_cli${i}`,
+  channel: "email" as const,
+  source: { system: "constant-contact", connection: "cc-main" },
+  mechanism: "unsubscribe_link" as const,
+  actor: { kind: "contact" as const },
+  occurred_at: `2026-11-0${i + 1}T10:00:00.000Z`,
+  observed_at: `2026-11-0${i + 1}T10:00:05.000Z`,
+  evidence: { reason: "footer link" },
+});
+
+describe("concord CLI", () => {
+  it("verifies a sound ledger (exit 0) and names the first broken link of a tampered one (exit 1)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "concord-cli-"));
+    const store = await openStore({ file: join(dir, "concord.db") });
+    await appendConsentEvents(store, [event(0), event(1), event(2)]);
+    await store.close();
+
+    const ok = await concord(["ledger", "verify", "--json"], { CONCORD_DATA_DIR: dir });
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, count: 3 });
+
+    const csv = await concord(["ledger", "export", "--format", "csv"], { CONCORD_DATA_DIR: dir });
+    expect(csv.code).toBe(0);
+    expect(csv.stdout.trim().split("\n")).toHaveLength(4);
+
+    const tamper = await openStore({ file: join(dir, "concord.db") });
+    await sql`update consent_events set event_json = replace(event_json, 'unsubscribe_link', 'admin_edit') where seq = 2`.execute(
+      tamper.db,
+    );
+    await tamper.close();
+    const broken = await concord(["ledger", "verify"], { CONCORD_DATA_DIR: dir });
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toContain("broken at seq 2");
+  });
+
+  it("rejects a bad config file with the file, the path inside it and what was expected (exit 2)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "concord-cli-"));
+    const file = join(dir, "bad.yaml");
+    writeFileSync(file, "connections:\n  - id: cc-main\n    system: constant-contakt\n");
+    const run = await concord(["config", "check", file], { CONCORD_DATA_DIR: dir });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(file);
+    expect(run.stderr).toContain("connections[0].system");
+  });
+
+  it("refuses a bad environment before doing anything (exit 2)", async () => {
+    const run = await concord(["migrate"], { DATABASE_URL: "mysql://nope" });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("DATABASE_URL");
+  });
+
+  it("runs an emulator alone and prints its base URL", async () => {
+    const run = await concord(
+      ["emulate", "blackbaud-renxt", "--port", "0"],
+      {},
+      /listening on http:\/\/127\.0\.0\.1:\d+/,
+    );
+    expect(run.stdout).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+/);
+  });
+
+  it("stores a secret sealed with CONCORD_SECRET_KEY, never in clear, and the config resolves it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "concord-cli-"));
+    const key = Buffer.alloc(32, 7).toString("base64");
+    const secret = "refresh-token-that-must-not-leak";
+    const noKey = await concord(
+      ["secrets", "set", "cc-main.refresh_token"],
+      { CONCORD_DATA_DIR: dir },
+      undefined,
+      secret,
+    );
+    expect(noKey.code).toBe(2);
+    expect(noKey.stderr).toContain("CONCORD_SECRET_KEY is not set");
+
+    const set = await concord(
+      ["secrets", "set", "cc-main.refresh_token"],
+      { CONCORD_DATA_DIR: dir, CONCORD_SECRET_KEY: key },
+      undefined,
+      `${secret}\n`,
+    );
+    expect(set.code).toBe(0);
+    expect(set.stdout + set.stderr).not.toContain(secret);
+    expect(readFileSync(join(dir, "concord.db")).includes(Buffer.from(secret))).toBe(false);
+
+    const store = await openStore({ file: join(dir, "concord.db") });
+    const row = await store.credentials.get("cc-main.refresh_token");
+    await store.close();
+    const opened = openSecret(row!.ciphertext, parseKey(key), "cc-main.refresh_token");
+    expect(opened).toEqual({ ok: true, value: secret });
+
+    const removed = await concord(["secrets", "remove", "cc-main.refresh_token"], { CONCORD_DATA_DIR: dir });
+    expect(removed.code).toBe(0);
+  });
+
+  it("answers unknown commands with help and exit 2", async () => {
+    const run = await concord(["frobnicate"], {});
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("unknown command");
+  });
+});

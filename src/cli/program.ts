@@ -1,0 +1,180 @@
+/**
+ * The `concord` command line: thin commands over the same services the server uses. Exit codes:
+ * 0 done, 1 the check found a problem (e.g. a broken ledger), 2 bad input or configuration.
+ */
+import { createWriteStream } from "node:fs";
+import { Command, InvalidArgumentError, Option } from "commander";
+
+export const EXIT_OK = 0;
+export const EXIT_PROBLEM = 1;
+export const EXIT_USAGE = 2;
+
+/** What the CLI needs from the composition root; main.ts supplies the real ones. */
+export type CliServices = {
+  version: string;
+  openStore: () => Promise<import("../store/ports").Store>;
+  serve: (options: { port: number; host: string }) => Promise<{ url: string }>;
+  emulate: (system: EmulatedSystem, port: number) => Promise<{ url: string }>;
+  checkConfig: (file: string) => Promise<{ ok: true; summary: string } | { ok: false; report: string }>;
+  /** Seals a secret with CONCORD_SECRET_KEY and stores it under `name` (config: `{ stored: name }`). */
+  storeSecret: (
+    name: string,
+    value: string,
+  ) => Promise<{ ok: true; key_id: string } | { ok: false; message: string }>;
+  removeSecret: (name: string) => Promise<boolean>;
+  readStdin: () => Promise<string>;
+  out: (line: string) => void;
+  err: (line: string) => void;
+  setExitCode: (code: number) => void;
+};
+
+export const EMULATED_SYSTEMS = ["constant-contact", "blackbaud-renxt"] as const;
+export type EmulatedSystem = (typeof EMULATED_SYSTEMS)[number];
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new InvalidArgumentError(`expected a port number from 0 to 65535, got "${value}"`);
+  }
+  return port;
+}
+
+export function buildProgram(services: CliServices): Command {
+  const program = new Command("concord")
+    .description("Keeps a CRM and its email platforms in agreement about contacts, lists and consent.")
+    .version(services.version)
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command("serve")
+    .description("Start the HTTP server (health, API, webhooks) on the configured store")
+    .addOption(
+      new Option("--port <port>", "port to listen on").argParser(parsePort).env("PORT").default(8080),
+    )
+    .addOption(new Option("--host <host>", "address to listen on").env("HOST").default("127.0.0.1"))
+    .action(async (options: { port: number; host: string }) => {
+      const { url } = await services.serve(options);
+      services.out(`Concord is listening on ${url} (health: ${url}/healthz, readiness: ${url}/readyz)`);
+    });
+
+  program
+    .command("migrate")
+    .description("Apply pending database migrations to the configured store")
+    .action(async () => {
+      const store = await services.openStore();
+      await store.close();
+      services.out("The store is migrated to the latest version.");
+    });
+
+  const ledger = program
+    .command("ledger")
+    .description("The consent ledger: verify the hash chain, export as proof");
+  ledger
+    .command("verify")
+    .description("Walk the hash chain and report the first broken link, if any (exit 1 when broken)")
+    .option("--json", "print the result as JSON")
+    .action(async (options: { json?: boolean }) => {
+      const { verifyLedger } = await import("../ledger/verify-ledger");
+      const store = await services.openStore();
+      try {
+        const result = await verifyLedger(store);
+        if (options.json) services.out(JSON.stringify(result));
+        else if (result.ok)
+          services.out(
+            `The ledger verifies: ${result.count} events; head seq ${result.head.seq}, hash ${result.head.hash}. Record the hash elsewhere to anchor it.`,
+          );
+        else services.out(`The ledger is broken at seq ${result.first_broken_seq}: ${result.reason}.`);
+        if (!result.ok) services.setExitCode(EXIT_PROBLEM);
+      } finally {
+        await store.close();
+      }
+    });
+  ledger
+    .command("export")
+    .description("Export consent events as JSON lines or CSV (to stdout, or --output FILE)")
+    .addOption(new Option("--format <format>", "jsonl or csv").choices(["jsonl", "csv"]).default("jsonl"))
+    .option("--contact <contact_id>", "only this contact's events")
+    .option("--output <file>", "write to this file instead of stdout")
+    .action(async (options: { format: "jsonl" | "csv"; contact?: string; output?: string }) => {
+      const { exportLedger } = await import("../ledger/export-ledger");
+      const store = await services.openStore();
+      try {
+        const target = options.output ? createWriteStream(options.output) : process.stdout;
+        const { count } = await exportLedger(store, options.format, target, {
+          ...(options.contact ? { contact_id: options.contact } : {}),
+          end: Boolean(options.output),
+        });
+        if (options.output) services.err(`Exported ${count} consent events to ${options.output}.`);
+      } finally {
+        await store.close();
+      }
+    });
+
+  program
+    .command("emulate")
+    .description("Run one vendor emulator alone on loopback and print its base URL")
+    .argument("<system>", `one of: ${EMULATED_SYSTEMS.join(", ")}`, (value: string) => {
+      if (!(EMULATED_SYSTEMS as readonly string[]).includes(value)) {
+        throw new InvalidArgumentError(`expected one of ${EMULATED_SYSTEMS.join(", ")}, got "${value}"`);
+      }
+      return value as EmulatedSystem;
+    })
+    .addOption(new Option("--port <port>", "port (0 picks a free one)").argParser(parsePort).default(0))
+    .action(async (system: EmulatedSystem, options: { port: number }) => {
+      await services.emulate(system, options.port);
+    });
+
+  const config = program.command("config").description("Configuration as code");
+  config
+    .command("check")
+    .description(
+      "Validate a config file; every error names the file, the path inside it and what was expected",
+    )
+    .argument("[file]", "config file (YAML or JSON)", process.env["CONCORD_CONFIG"] ?? "concord.yaml")
+    .action(async (file: string) => {
+      const result = await services.checkConfig(file);
+      if (result.ok) services.out(result.summary);
+      else {
+        services.err(result.report);
+        services.setExitCode(EXIT_USAGE);
+      }
+    });
+
+  const secrets = program
+    .command("secrets")
+    .description("Secrets stored encrypted in the database (AES-256-GCM with CONCORD_SECRET_KEY)");
+  secrets
+    .command("set")
+    .description("Store a secret read from standard input; reference it in the config as { stored: NAME }")
+    .argument("<name>", "the name the config refers to, e.g. cc-main.refresh_token")
+    .action(async (name: string) => {
+      const value = (await services.readStdin()).replace(/\r?\n$/, "");
+      if (value === "") {
+        services.err(
+          `No secret on standard input: pipe it in, e.g. printf '%s' "$TOKEN" | concord secrets set ${name}`,
+        );
+        services.setExitCode(EXIT_USAGE);
+        return;
+      }
+      const result = await services.storeSecret(name, value);
+      if (result.ok) services.out(`Stored secret "${name}" (sealed with key ${result.key_id}).`);
+      else {
+        services.err(result.message);
+        services.setExitCode(EXIT_USAGE);
+      }
+    });
+  secrets
+    .command("remove")
+    .description("Remove a stored secret")
+    .argument("<name>", "the secret's name")
+    .action(async (name: string) => {
+      if (await services.removeSecret(name)) services.out(`Removed secret "${name}".`);
+      else {
+        services.err(`No stored secret named "${name}".`);
+        services.setExitCode(EXIT_PROBLEM);
+      }
+    });
+
+  return program;
+}

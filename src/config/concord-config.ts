@@ -1,0 +1,209 @@
+/**
+ * The shape of the config file: connections, pairs with their mappings, topics, notifications and
+ * server, with defaults. References between sections are checked in check-cross-references.ts;
+ * load-config-file.ts puts both together as ConcordConfigSchema.
+ */
+import { z } from "zod";
+import { TopicKeySchema } from "../core/consent/consent-event";
+import { byteSizeSchema } from "./byte-size";
+import { strictObject } from "./config-error-map";
+import { durationSchema } from "./duration";
+import { CredentialValueSchema, SecretRefSchema, type CredentialValue } from "./secret-ref";
+import { SystemIdSchema } from "./systems";
+
+const SLUG_RE = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
+export const SlugSchema = z
+  .string({
+    error: (i) =>
+      i.input === undefined ? "required: expected an id such as cc-main, found nothing" : undefined,
+  })
+  .max(64)
+  .regex(SLUG_RE, "expected an id of lowercase letters, digits and single hyphens, such as cc-main");
+
+const UrlSchema = z.url({
+  protocol: /^https?$/,
+  error: "expected an http(s) URL such as https://api.example.org",
+});
+const NonEmpty = z.string().trim().min(1);
+
+export const DirectionSchema = z.enum(["crm_to_platform", "platform_to_crm", "both"]);
+export type Direction = z.infer<typeof DirectionSchema>;
+
+// ── connections ───────────────────────────────────────────────────────────────────────────────
+
+export const CredentialsSchema = strictObject({
+  client_id: CredentialValueSchema.optional(),
+  client_secret: SecretRefSchema.optional(),
+  refresh_token: SecretRefSchema.optional(),
+  subscription_key: SecretRefSchema.optional(),
+});
+export type Credentials = z.infer<typeof CredentialsSchema>;
+
+export const LimitsSchema = strictObject({
+  requests_per_second: z.number().positive().max(1000).optional(),
+  daily_quota: z.number().int().positive().optional(),
+});
+export type Limits = z.infer<typeof LimitsSchema>;
+
+export const WebhooksSchema = strictObject({
+  enabled: z.boolean().default(false),
+  /** Verifies that an event came from the system (a token in the receiver URL or a signing key). */
+  secret: SecretRefSchema.optional(),
+});
+export type Webhooks = z.infer<typeof WebhooksSchema>;
+
+export const ConnectionSchema = strictObject({
+  id: SlugSchema,
+  system: SystemIdSchema,
+  label: NonEmpty.max(200).optional(),
+  /** Talk to an emulator or a regional host instead of the vendor's default. */
+  base_url: UrlSchema.optional(),
+  token_url: UrlSchema.optional(),
+  credentials: CredentialsSchema.prefault({}),
+  limits: LimitsSchema.prefault({}),
+  poll_interval: durationSchema({ min: 1_000, max: 86_400_000 }).optional(),
+  webhooks: WebhooksSchema.prefault({}),
+});
+export type Connection = z.infer<typeof ConnectionSchema>;
+
+// ── topics ────────────────────────────────────────────────────────────────────────────────────
+
+export const TopicSchema = strictObject({
+  key: TopicKeySchema,
+  label: NonEmpty.max(200),
+  /** CRM connection id → the CRM's consent category for this topic (Raiser's Edge: "Appeals"). */
+  crm_categories: z.record(z.string(), NonEmpty.max(200)).default({}),
+});
+export type Topic = z.infer<typeof TopicSchema>;
+
+// ── pairs ─────────────────────────────────────────────────────────────────────────────────────
+
+export const PairPlatformSchema = strictObject({
+  connection: SlugSchema,
+  /** The topic this whole account stands for; absent: the account is global (its unsubscribes are global opt-outs). */
+  topic: TopicKeySchema.optional(),
+  /** The CRM's consent category for the topic; defaults to the topic's `crm_categories` entry. */
+  crm_category: NonEmpty.max(200).optional(),
+});
+export type PairPlatform = z.infer<typeof PairPlatformSchema>;
+
+/** A list on one side, by its id, its name, or both (the id wins; the name is checked against it). */
+export const ListRefSchema = strictObject({
+  id: z.union([NonEmpty, z.number().int().nonnegative().transform(String)]).optional(),
+  name: NonEmpty.max(255).optional(),
+}).refine((l) => l.id !== undefined || l.name !== undefined, {
+  message: "expected an id or a name for the list, found neither",
+});
+export type ListRef = z.infer<typeof ListRefSchema>;
+
+export const AudienceSchema = strictObject({
+  crm_list: ListRefSchema,
+  /** The platform connection (one of the pair's platforms) whose list this is. */
+  platform: SlugSchema,
+  platform_list: ListRefSchema,
+  direction: DirectionSchema.default("crm_to_platform"),
+  /** What leaving the source list does on the other side: never a deletion of the contact. */
+  delete_policy: z.enum(["keep", "remove_membership"]).default("keep"),
+});
+export type Audience = z.infer<typeof AudienceSchema>;
+
+const FIELD_NAME_RE = /^[A-Za-z0-9_.:\- ]{1,128}$/;
+const FieldNameSchema = z
+  .string()
+  .regex(FIELD_NAME_RE, "expected a field name (letters, digits, space, _ . : -; up to 128 characters)");
+
+export const FieldMappingSchema = strictObject({
+  canonical: z
+    .string()
+    .regex(/^[a-z][a-z0-9_]{0,63}$/, "expected a canonical field name in snake_case, such as first_name"),
+  crm: FieldNameSchema,
+  platform: FieldNameSchema,
+  direction: DirectionSchema.default("both"),
+  /** Who wins when both sides changed since the last sync; `latest`: the most recent change. */
+  owner: z.enum(["crm", "platform", "latest"]).default("latest"),
+});
+export type FieldMapping = z.infer<typeof FieldMappingSchema>;
+
+export const PoliciesSchema = strictObject({
+  /** Opt-outs found on platform contacts not linked to a CRM record: matched by address, reported, and applied or not. */
+  unlinked_opt_outs: z.enum(["apply_and_report", "report_only"]).default("apply_and_report"),
+  create_in_crm: z.boolean().default(false),
+  require_consent_basis: z.boolean().default(false),
+  propagate_crm_opt_outs: z.boolean().default(true),
+});
+export type Policies = z.infer<typeof PoliciesSchema>;
+
+export const ScheduleSchema = strictObject({
+  /** Poll interval for the pair's connections that set none of their own. */
+  poll_interval: durationSchema({ min: 1_000, max: 86_400_000 }).optional(),
+  /** How often a full reconciliation re-reads everything to catch what events missed. */
+  full_reconciliation: durationSchema({ min: 3_600_000, max: 30 * 86_400_000 }).default(86_400_000),
+});
+export type Schedule = z.infer<typeof ScheduleSchema>;
+
+export const PairSchema = strictObject({
+  id: SlugSchema,
+  crm: SlugSchema,
+  platforms: z.array(PairPlatformSchema).min(1),
+  audiences: z.array(AudienceSchema).default([]),
+  fields: z.array(FieldMappingSchema).default([]),
+  policies: PoliciesSchema.prefault({}),
+  schedule: ScheduleSchema.prefault({}),
+});
+export type Pair = z.infer<typeof PairSchema>;
+
+// ── notifications and server ──────────────────────────────────────────────────────────────────
+
+const EmailAddressSchema = z.email({ error: "expected an email address such as ops@example.org" });
+
+export const SmtpSchema = strictObject({
+  host: NonEmpty,
+  port: z.number().int().min(1).max(65_535).default(587),
+  /** TLS from the first byte (port 465); otherwise STARTTLS is required. */
+  secure: z.boolean().optional(),
+  username: NonEmpty.optional(),
+  password: SecretRefSchema.optional(),
+  from: EmailAddressSchema,
+  to: z.array(EmailAddressSchema).min(1),
+});
+export type Smtp = z.infer<typeof SmtpSchema>;
+
+/** A webhook URL can carry its own token (Slack, Teams): then reference it like a secret. */
+const NotificationUrlSchema = z.unknown().transform((input, ctx): CredentialValue => {
+  // A string is a URL; anything else must be a secret reference, with that schema's messages.
+  const parsed = typeof input === "string" ? UrlSchema.safeParse(input) : SecretRefSchema.safeParse(input);
+  if (parsed.success)
+    return typeof parsed.data === "string" ? { kind: "plain", value: parsed.data } : parsed.data;
+  for (const issue of parsed.error.issues) ctx.addIssue({ code: "custom", message: issue.message, input });
+  return z.NEVER;
+});
+
+export const NotificationsSchema = strictObject({
+  webhook_urls: z.array(NotificationUrlSchema).default([]),
+  email: SmtpSchema.optional(),
+  log: z.literal(true, { error: "the log channel is always on: expected true or no log key" }).default(true),
+});
+export type Notifications = z.infer<typeof NotificationsSchema>;
+
+export const ServerSchema = strictObject({
+  port: z.number().int().min(1).max(65_535).default(8080),
+  host: NonEmpty.default("127.0.0.1"),
+  /** The address people and systems reach this server at: preference pages, one-click unsubscribe, webhook receivers. */
+  public_url: UrlSchema.optional(),
+  admin_password: SecretRefSchema.default({ kind: "env", name: "CONCORD_ADMIN_PASSWORD" }),
+  body_limit: byteSizeSchema({ min: 1024, max: 64 * 1024 ** 2 }).default(1024 ** 2),
+});
+export type Server = z.infer<typeof ServerSchema>;
+
+// ── the file ──────────────────────────────────────────────────────────────────────────────────
+
+/** Every section's shape; ConcordConfigSchema (load-config-file.ts) adds the cross-reference checks. */
+export const ConcordConfigShapeSchema = strictObject({
+  version: z.literal(1).default(1),
+  connections: z.array(ConnectionSchema).min(1),
+  topics: z.array(TopicSchema).default([]),
+  pairs: z.array(PairSchema).default([]),
+  notifications: NotificationsSchema.prefault({}),
+  server: ServerSchema.prefault({}),
+});
+export type ConcordConfig = z.infer<typeof ConcordConfigShapeSchema>;

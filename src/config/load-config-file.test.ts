@@ -1,0 +1,657 @@
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { effectivePollIntervalMs } from "./check-cross-references";
+import {
+  formatConfigErrors,
+  formatPath,
+  loadConfigFile,
+  parseConfigText,
+  parseConfigValue,
+  type ConfigError,
+} from "./load-config-file";
+
+const EXAMPLE = fileURLToPath(new URL("../../examples/concord.example.yaml", import.meta.url));
+
+type Base = Record<string, any>;
+
+/** A small valid config; each error case below changes one thing in a copy of it. */
+const base = (): Base => ({
+  connections: [
+    {
+      id: "re-nxt",
+      system: "blackbaud-renxt",
+      credentials: { client_id: "abc", client_secret: { env: "RENXT_SECRET" } },
+    },
+    {
+      id: "cc-main",
+      system: "constant-contact",
+      credentials: { refresh_token: { stored: "cc-main.refresh-token" } },
+    },
+    { id: "cc-appeals", system: "constant-contact", poll_interval: "2m" },
+  ],
+  topics: [{ key: "appeals", label: "Appeals", crm_categories: { "re-nxt": "Appeals" } }],
+  pairs: [
+    {
+      id: "main",
+      crm: "re-nxt",
+      platforms: [{ connection: "cc-main" }, { connection: "cc-appeals", topic: "appeals" }],
+      audiences: [{ crm_list: { id: "42" }, platform: "cc-main", platform_list: { name: "Newsletter" } }],
+      fields: [{ canonical: "first_name", crm: "first", platform: "first_name" }],
+    },
+  ],
+});
+
+const errorsOf = (mutate: (c: Base) => void): ConfigError[] => {
+  const config = base();
+  mutate(config);
+  const result = parseConfigValue(config, "concord.yaml");
+  if (result.ok) throw new Error("expected the config to be rejected");
+  return result.errors;
+};
+
+describe("a valid config", () => {
+  it("parses, with defaults filled in", () => {
+    const result = parseConfigValue(base(), "concord.yaml");
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    const { config } = result;
+    expect(config.version).toBe(1);
+    expect(config.connections[0]?.credentials).toEqual({
+      client_id: { kind: "plain", value: "abc" },
+      client_secret: { kind: "env", name: "RENXT_SECRET" },
+    });
+    expect(config.connections[1]?.credentials.refresh_token).toEqual({
+      kind: "stored",
+      name: "cc-main.refresh-token",
+    });
+    expect(config.connections[2]?.poll_interval).toBe(120_000);
+    expect(config.connections[0]?.webhooks).toEqual({ enabled: false });
+    const pair = config.pairs[0]!;
+    expect(pair.policies).toEqual({
+      unlinked_opt_outs: "apply_and_report",
+      create_in_crm: false,
+      require_consent_basis: false,
+      propagate_crm_opt_outs: true,
+    });
+    expect(pair.schedule).toEqual({ full_reconciliation: 86_400_000 });
+    expect(pair.audiences[0]).toMatchObject({ direction: "crm_to_platform", delete_policy: "keep" });
+    expect(pair.fields[0]).toMatchObject({ direction: "both", owner: "latest" });
+    expect(config.notifications).toEqual({ webhook_urls: [], log: true });
+    expect(config.server).toEqual({
+      port: 8080,
+      host: "127.0.0.1",
+      admin_password: { kind: "env", name: "CONCORD_ADMIN_PASSWORD" },
+      body_limit: 1_048_576,
+    });
+  });
+
+  it("accepts emulator URLs for base_url and token_url", () => {
+    const config = base();
+    Object.assign(config.connections[1], {
+      base_url: "http://127.0.0.1:4010/v3",
+      token_url: "http://localhost:4010/oauth2/default/v1/token",
+    });
+    const result = parseConfigValue(config, "concord.yaml");
+    expect(result.ok && result.config.connections[1]?.base_url).toBe("http://127.0.0.1:4010/v3");
+  });
+
+  it("resolves each connection's poll interval: its own, else its pairs', else its system's default", () => {
+    const config = base();
+    config.pairs[0]!.schedule = { poll_interval: "90s" };
+    const result = parseConfigValue(config, "concord.yaml");
+    if (!result.ok) throw new Error(formatConfigErrors(result.errors));
+    expect(effectivePollIntervalMs(result.config, "cc-appeals")).toBe(120_000);
+    expect(effectivePollIntervalMs(result.config, "cc-main")).toBe(90_000);
+    const noSchedule = parseConfigValue(base(), "concord.yaml");
+    if (!noSchedule.ok) throw new Error("base is valid");
+    expect(effectivePollIntervalMs(noSchedule.config, "re-nxt")).toBe(300_000);
+    expect(effectivePollIntervalMs(noSchedule.config, "nope")).toBeUndefined();
+  });
+
+  it("accepts the example file", async () => {
+    const result = await loadConfigFile(EXAMPLE);
+    if (!result.ok) throw new Error(formatConfigErrors(result.errors));
+    const { config } = result;
+    expect(config.connections.map((c) => [c.id, c.system])).toEqual([
+      ["re-nxt", "blackbaud-renxt"],
+      ["cc-main", "constant-contact"],
+      ["cc-appeals", "constant-contact"],
+    ]);
+    const pair = config.pairs[0]!;
+    expect(pair.platforms).toEqual([
+      { connection: "cc-main" },
+      { connection: "cc-appeals", topic: "appeals", crm_category: "Appeals" },
+    ]);
+    expect(config.topics[0]?.crm_categories).toEqual({ "re-nxt": "Appeals" });
+    // Every secret in the example is an environment reference.
+    const secrets = config.connections.flatMap((c) => Object.values(c.credentials));
+    expect(secrets.every((s) => s?.kind === "env")).toBe(true);
+  });
+
+  it("reads JSON files too", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "concord-config-"));
+    const file = join(dir, "concord.json");
+    await writeFile(file, JSON.stringify(base(), null, 2));
+    expect((await loadConfigFile(file)).ok).toBe(true);
+  });
+});
+
+describe("errors name the path, what was expected and what was found", () => {
+  it.each<[string, (c: Base) => void, string, string, string]>([
+    // [case, mutation, path, code, message fragment]
+    [
+      "unknown system",
+      (c) => (c.connections[0]!.system = "constantcontact"),
+      "connections[0].system",
+      "invalid_value",
+      'expected one of "constant-contact", "blackbaud-renxt"; found "constantcontact" (did you mean "constant-contact"?)',
+    ],
+    [
+      "unknown key with a hint",
+      (c) => (c.connections[2].poll_intervall = "2m"),
+      "connections[2].poll_intervall",
+      "unknown_key",
+      'unknown key "poll_intervall" (did you mean "poll_interval"?)',
+    ],
+    [
+      "unknown top-level key",
+      (c) => (c.conections = []),
+      "conections",
+      "unknown_key",
+      'unknown key "conections" (did you mean "connections"?)',
+    ],
+    [
+      "bad id",
+      (c) => (c.connections[0]!.id = "RE NXT"),
+      "connections[0].id",
+      "invalid_value",
+      'expected an id of lowercase letters, digits and single hyphens, such as cc-main, found "RE NXT"',
+    ],
+    [
+      "missing id",
+      (c) => delete c.connections[0].id,
+      "connections[0].id",
+      "invalid_value",
+      "required: expected an id such as cc-main, found nothing",
+    ],
+    [
+      "no connections",
+      (c) => (c.connections = []),
+      "connections",
+      "invalid_value",
+      "expected at least 1 item, found a list of 0 items",
+    ],
+    [
+      "bad URL",
+      (c) => (c.connections[0].base_url = "localhost:4010"),
+      "connections[0].base_url",
+      "invalid_value",
+      'expected an http(s) URL such as https://api.example.org, found "localhost:4010"',
+    ],
+    [
+      "duration without unit",
+      (c) => (c.connections[2].poll_interval = 60),
+      "connections[2].poll_interval",
+      "invalid_value",
+      "found the number 60 without a unit",
+    ],
+    [
+      "duplicate connection id",
+      (c) => (c.connections[2]!.id = "cc-main"),
+      "connections[2].id",
+      "duplicate_id",
+      'duplicate connection id "cc-main": connections[1] already uses it',
+    ],
+    [
+      "CC polled too often",
+      (c) => (c.connections[2]!.poll_interval = "10s"),
+      "connections[2].poll_interval",
+      "poll_interval_too_short",
+      "polling every 10s costs 17,280 calls a day (2 per poll), more than the 5,000 polling may use (half of Constant Contact's daily quota, 10,000); expected 35s or longer",
+    ],
+    [
+      "CC with a smaller quota override",
+      (c) => (c.connections[2].limits = { daily_quota: 2000 }),
+      "connections[2].poll_interval",
+      "poll_interval_too_short",
+      "(half of limits.daily_quota, 2,000); expected 2m53s or longer",
+    ],
+    [
+      "pair schedule too short for an inheriting connection",
+      (c) => (c.pairs[0].schedule = { poll_interval: "20s" }),
+      "pairs[0].schedule.poll_interval",
+      "poll_interval_too_short",
+      'for connection "cc-main": polling every 20s',
+    ],
+    [
+      "webhooks on Constant Contact",
+      (c) => (c.connections[1].webhooks = { enabled: true }),
+      "connections[1].webhooks.enabled",
+      "unsupported_setting",
+      "Constant Contact does not push contact or unsubscribe changes by webhook",
+    ],
+    [
+      "webhooks without a secret",
+      (c) => (c.connections[0].webhooks = { enabled: true }),
+      "connections[0].webhooks.secret",
+      "missing_setting",
+      "required when webhooks.enabled is true",
+    ],
+    [
+      "credential the system does not take",
+      (c) => (c.connections[1]!.credentials.subscription_key = { env: "X" }),
+      "connections[1].credentials.subscription_key",
+      "unsupported_setting",
+      "Constant Contact connections take client_id, client_secret, refresh_token; found subscription_key",
+    ],
+    [
+      "unknown CRM",
+      (c) => (c.pairs[0]!.crm = "re-nx"),
+      "pairs[0].crm",
+      "unknown_reference",
+      'expected the id of a CRM connection declared under connections (re-nxt); found "re-nx" (did you mean "re-nxt"?)',
+    ],
+    [
+      "platform as CRM",
+      (c) => (c.pairs[0]!.crm = "cc-main"),
+      "pairs[0].crm",
+      "wrong_role",
+      'expected a CRM connection (re-nxt); found "cc-main", a Constant Contact connection, which is an email platform: list it under platforms',
+    ],
+    [
+      "CRM used as a platform",
+      (c) => (c.pairs[0]!.platforms[0] = { connection: "re-nxt" }),
+      "pairs[0].platforms[0].connection",
+      "wrong_role",
+      'expected an email platform connection (cc-main, cc-appeals); found "re-nxt", a Raiser\'s Edge NXT connection, which is a CRM',
+    ],
+    [
+      "unknown platform",
+      (c) => (c.pairs[0]!.platforms[1]!.connection = "cc-apeals"),
+      "pairs[0].platforms[1].connection",
+      "unknown_reference",
+      'found "cc-apeals" (did you mean "cc-appeals"?)',
+    ],
+    [
+      "platform listed twice",
+      (c) => c.pairs[0]!.platforms.push({ connection: "cc-main" } as any),
+      "pairs[0].platforms[2].connection",
+      "duplicate_platform",
+      '"cc-main" is already listed at pairs[0].platforms[0]; expected each platform once per pair',
+    ],
+    [
+      "platform in two pairs",
+      (c) => c.pairs.push({ id: "second", crm: "re-nxt", platforms: [{ connection: "cc-main" }] } as any),
+      "pairs[1].platforms[0].connection",
+      "duplicate_platform",
+      'already a platform of pair "main" (pairs[0].platforms[0])',
+    ],
+    [
+      "duplicate pair id",
+      (c) => c.pairs.push({ id: "main", crm: "re-nxt", platforms: [{ connection: "cc-main" }] } as any),
+      "pairs[1].id",
+      "duplicate_id",
+      'duplicate pair id "main"',
+    ],
+    [
+      "undeclared topic",
+      (c) => (c.pairs[0]!.platforms[1]!.topic = "apeals"),
+      "pairs[0].platforms[1].topic",
+      "unknown_reference",
+      'expected a topic key declared under topics (appeals); found "apeals" (did you mean "appeals"?)',
+    ],
+    [
+      "topic with no CRM category",
+      (c) => (c.topics[0]!.crm_categories = {}),
+      "pairs[0].platforms[1].topic",
+      "missing_setting",
+      'topic "appeals" has no Raiser\'s Edge NXT consent category for "re-nxt": expected crm_category here or topics[0].crm_categories.re-nxt, found neither',
+    ],
+    [
+      "conflicting CRM category",
+      (c) => (c.pairs[0]!.platforms[1].crm_category = "Fundraising"),
+      "pairs[0].platforms[1].crm_category",
+      "conflicting_setting",
+      'expected "Appeals" (topics[0].crm_categories.re-nxt) or no crm_category here, found "Fundraising"',
+    ],
+    [
+      "CRM category without a topic",
+      (c) => (c.pairs[0]!.platforms[0].crm_category = "Appeals"),
+      "pairs[0].platforms[0].crm_category",
+      "missing_setting",
+      "a crm_category needs a topic",
+    ],
+    [
+      "duplicate topic key",
+      (c) => c.topics.push({ key: "appeals", label: "Again", crm_categories: {} }),
+      "topics[1].key",
+      "duplicate_id",
+      'duplicate topic key "appeals"',
+    ],
+    [
+      "topic category for a platform",
+      (c) => (c.topics[0]!.crm_categories["cc-main"] = "X"),
+      "topics[0].crm_categories.cc-main",
+      "wrong_role",
+      'found "cc-main", a Constant Contact connection',
+    ],
+    [
+      "bad topic key",
+      (c) => (c.topics[0]!.key = "Appeals!"),
+      "topics[0].key",
+      "invalid_value",
+      'expected a topic key of lowercase letters, digits, _ or -, found "Appeals!"',
+    ],
+    [
+      "audience on a platform outside the pair",
+      (c) => (c.pairs[0]!.audiences[0]!.platform = "cc-other"),
+      "pairs[0].audiences[0].platform",
+      "unknown_reference",
+      'expected one of this pair\'s platforms (cc-main, cc-appeals); found "cc-other"',
+    ],
+    [
+      "audience list with neither id nor name",
+      (c) => (c.pairs[0]!.audiences[0]!.crm_list = {} as any),
+      "pairs[0].audiences[0].crm_list",
+      "invalid_value",
+      "expected an id or a name for the list, found neither",
+    ],
+    [
+      "audience mapped twice",
+      (c) => c.pairs[0]!.audiences.push({ ...c.pairs[0]!.audiences[0]!, crm_list: { id: "43" } }),
+      "pairs[0].audiences[1].platform_list",
+      "duplicate_id",
+      "already mapped by pairs[0].audiences[0]",
+    ],
+    [
+      "bad direction",
+      (c) => (c.pairs[0]!.audiences[0].direction = "one_way"),
+      "pairs[0].audiences[0].direction",
+      "invalid_value",
+      'expected one of "crm_to_platform", "platform_to_crm", "both"; found "one_way"',
+    ],
+    [
+      "deleting is not a policy",
+      (c) => (c.pairs[0]!.audiences[0].delete_policy = "delete_contact"),
+      "pairs[0].audiences[0].delete_policy",
+      "invalid_value",
+      'expected one of "keep", "remove_membership"',
+    ],
+    [
+      "owner against direction",
+      (c) => Object.assign(c.pairs[0]!.fields[0], { direction: "crm_to_platform", owner: "platform" }),
+      "pairs[0].fields[0].owner",
+      "conflicting_setting",
+      "expected owner crm or latest, found platform",
+    ],
+    [
+      "duplicate canonical field",
+      (c) => c.pairs[0]!.fields.push({ canonical: "first_name", crm: "nick", platform: "x" }),
+      "pairs[0].fields[1].canonical",
+      "duplicate_id",
+      '"first_name" is already mapped by pairs[0].fields[0]',
+    ],
+    [
+      "bad policy",
+      (c) => (c.pairs[0].policies = { unlinked_opt_outs: "ignore" }),
+      "pairs[0].policies.unlinked_opt_outs",
+      "invalid_value",
+      'expected one of "apply_and_report", "report_only"; found "ignore"',
+    ],
+    [
+      "reconciliation too often",
+      (c) => (c.pairs[0].schedule = { full_reconciliation: "30m" }),
+      "pairs[0].schedule.full_reconciliation",
+      "invalid_value",
+      'expected a duration of at least 1h, found "30m"',
+    ],
+    [
+      "no platforms",
+      (c) => (c.pairs[0]!.platforms = []),
+      "pairs[0].platforms",
+      "invalid_value",
+      "expected at least 1 item",
+    ],
+    [
+      "log channel off",
+      (c) => (c.notifications = { log: false }),
+      "notifications.log",
+      "invalid_value",
+      "the log channel is always on",
+    ],
+    [
+      "bad notification email",
+      (c) => (c.notifications = { email: { host: "smtp", from: "ops", to: ["a@example.org"] } }),
+      "notifications.email.from",
+      "invalid_value",
+      'expected an email address such as ops@example.org, found "ops"',
+    ],
+    [
+      "misspelt reference in webhook_urls",
+      (c) => (c.notifications = { webhook_urls: [{ evn: "SLACK_URL" }] }),
+      "notifications.webhook_urls[0]",
+      "invalid_value",
+      'expected { env: "VARIABLE" } or { stored: "name" }, found a mapping with key "evn" (did you mean "env"?)',
+    ],
+    [
+      "port as a string",
+      (c) => (c.server = { port: "80" }),
+      "server.port",
+      "invalid_value",
+      'expected a number, found "80"',
+    ],
+    [
+      "body limit",
+      (c) => (c.server = { body_limit: "1tb" }),
+      "server.body_limit",
+      "invalid_value",
+      'expected a size between 1024 bytes and 64mb such as 512kb or 1mb, found "1tb"',
+    ],
+    ["wrong version", (c) => (c.version = 2), "version", "invalid_value", "expected 1, found number 2"],
+    [
+      "top level is a list",
+      (c) => Object.assign(c, { connections: "re-nxt" }),
+      "connections",
+      "invalid_value",
+      'expected a list, found "re-nxt"',
+    ],
+  ])("%s", (_name, mutate, path, code, message) => {
+    const errors = errorsOf(mutate);
+    const match =
+      errors.find((e) => e.path === path && e.message.includes(message)) ??
+      errors.find((e) => e.path === path);
+    expect(match, `errors were:\n${formatConfigErrors(errors)}`).toBeDefined();
+    expect(match).toMatchObject({ file: "concord.yaml", code });
+    expect(match?.message).toContain(message);
+  });
+});
+
+describe("secrets must be references", () => {
+  it.each<[string, (c: Base) => void, string, string]>([
+    [
+      "client secret",
+      (c) => (c.connections[0]!.credentials.client_secret = "s3cr3t-value"),
+      "connections[0].credentials.client_secret",
+      'write client_secret: { env: "RE_NXT_CLIENT_SECRET" }, or store it encrypted in the database (needs CONCORD_SECRET_KEY) and write client_secret: { stored: "re-nxt.client_secret" }',
+    ],
+    [
+      "refresh token",
+      (c) => (c.connections[1]!.credentials.refresh_token = "s3cr3t-value"),
+      "connections[1].credentials.refresh_token",
+      'refresh_token: { env: "CC_MAIN_REFRESH_TOKEN" }',
+    ],
+    [
+      "subscription key",
+      (c) => (c.connections[0]!.credentials.subscription_key = "s3cr3t-value"),
+      "connections[0].credentials.subscription_key",
+      'subscription_key: { env: "RE_NXT_SUBSCRIPTION_KEY" }',
+    ],
+    [
+      "webhook secret",
+      (c) => (c.connections[0].webhooks = { enabled: true, secret: "s3cr3t-value" }),
+      "connections[0].webhooks.secret",
+      'secret: { env: "RE_NXT_WEBHOOK_SECRET" }',
+    ],
+    [
+      "admin password",
+      (c) => (c.server = { admin_password: "s3cr3t-value" }),
+      "server.admin_password",
+      'admin_password: { env: "CONCORD_ADMIN_PASSWORD" }',
+    ],
+    [
+      "SMTP password",
+      (c) =>
+        (c.notifications = {
+          email: { host: "smtp", from: "a@example.org", to: ["b@example.org"], password: "s3cr3t-value" },
+        }),
+      "notifications.email.password",
+      'password: { env: "CONCORD_SMTP_PASSWORD" }',
+    ],
+  ])("a plain %s is rejected with the fix, without echoing it", (_name, mutate, path, fix) => {
+    const errors = errorsOf(mutate);
+    const match = errors.find((e) => e.path === path);
+    expect(match?.code).toBe("plaintext_secret");
+    expect(match?.message).toContain(
+      "a secret must not be written in the config file (found a plain string)",
+    );
+    expect(match?.message).toContain(fix);
+    expect(formatConfigErrors(errors)).not.toContain("s3cr3t-value");
+  });
+
+  it.each<[string, unknown, string]>([
+    ["a number", 12345, "a secret must not be written in the config file (found a plain number)"],
+    ["a list", ["a"], 'expected { env: "VARIABLE" } or { stored: "name" }, found a list'],
+    ["both kinds", { env: "A", stored: "b" }, "expected exactly one of env or stored, found both"],
+    ["a misspelt kind", { evn: "A" }, 'found a mapping with key "evn" (did you mean "env"?)'],
+    [
+      "a bad variable name",
+      { env: "1BAD" },
+      'expected an environment variable name (letters, digits, _; not starting with a digit) under env, found "1BAD"',
+    ],
+    [
+      "a bad stored name",
+      { stored: "Has Space" },
+      'expected a stored secret name (lowercase letters, digits, . _ -) under stored, found "Has Space"',
+    ],
+  ])("a reference that is %s is rejected", (_name, value, message) => {
+    const errors = errorsOf((c) => (c.connections[0]!.credentials.client_secret = value));
+    expect(errors.find((e) => e.path === "connections[0].credentials.client_secret")?.message).toContain(
+      message,
+    );
+  });
+
+  it("a notification webhook URL may be plain or a reference", () => {
+    const config = base();
+    config.notifications = { webhook_urls: ["https://hooks.example.org/a", { env: "SLACK_URL" }] };
+    const result = parseConfigValue(config, "concord.yaml");
+    if (!result.ok) throw new Error(formatConfigErrors(result.errors));
+    expect(result.config.notifications.webhook_urls).toEqual([
+      { kind: "plain", value: "https://hooks.example.org/a" },
+      { kind: "env", name: "SLACK_URL" },
+    ]);
+  });
+});
+
+describe("positions in the file", () => {
+  it("gives line and column for YAML syntax errors", () => {
+    const result = parseConfigText("connections:\n  - id: a\n    system: [constant-contact\n", "bad.yaml");
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.errors[0]).toMatchObject({
+      file: "bad.yaml",
+      path: "",
+      code: "syntax_error",
+      line: expect.any(Number),
+      column: expect.any(Number),
+    });
+    expect(result.errors[0]?.message).toMatch(/^YAML syntax: /);
+  });
+
+  it("reports duplicate keys as syntax errors with their line", () => {
+    const result = parseConfigText("connections: []\nconnections: []\n", "dup.yaml");
+    expect(result.ok ? undefined : result.errors[0]).toMatchObject({
+      code: "syntax_error",
+      line: 2,
+      column: 1,
+    });
+  });
+
+  it("gives line and column for validation errors, at the key that is wrong", () => {
+    const text = [
+      "connections:", // 1
+      "  - id: re-nxt", // 2
+      "    system: blackbaud-renxt", // 3
+      "  - id: cc-main", // 4
+      "    system: constant-contact", // 5
+      "    pol_interval: 60s", // 6
+      "pairs:", // 7
+      "  - id: main", // 8
+      "    crm: re-nxt", // 9
+      "    platforms:", // 10
+      "      - connection: cc-main", // 11
+      "        topic: apeals", // 12
+    ].join("\n");
+    const result = parseConfigText(text, "concord.yaml");
+    if (result.ok) throw new Error("expected errors");
+    // An unknown key does not stop the cross-reference checks: both problems are reported at once.
+    expect(result.errors).toEqual([
+      expect.objectContaining({
+        path: "connections[1].pol_interval",
+        code: "unknown_key",
+        line: 6,
+        column: 5,
+      }),
+      expect.objectContaining({
+        path: "pairs[0].platforms[0].topic",
+        code: "unknown_reference",
+        line: 12,
+        column: 9,
+      }),
+    ]);
+    const fixed = parseConfigText(text.replace("pol_interval", "poll_interval"), "concord.yaml");
+    if (fixed.ok) throw new Error("expected errors");
+    expect(fixed.errors).toEqual([
+      expect.objectContaining({
+        path: "pairs[0].platforms[0].topic",
+        code: "unknown_reference",
+        line: 12,
+        column: 9,
+      }),
+    ]);
+    expect(formatConfigErrors(fixed.errors)).toBe(
+      "concord.yaml: 1 error in the config file\n" +
+        '  concord.yaml:12:9: pairs[0].platforms[0].topic: expected a topic key declared under topics (none declared); found "apeals"',
+    );
+  });
+
+  it("reports an empty file and an unreadable one", async () => {
+    expect(parseConfigText("# nothing\n", "empty.yaml")).toMatchObject({
+      ok: false,
+      errors: [{ code: "empty_file", path: "" }],
+    });
+    expect(await loadConfigFile("/nonexistent/concord.yaml")).toMatchObject({
+      ok: false,
+      errors: [
+        {
+          code: "file_unreadable",
+          file: "/nonexistent/concord.yaml",
+          message: "cannot read the config file: no such file",
+        },
+      ],
+    });
+  });
+});
+
+describe("formatPath", () => {
+  it.each<[PropertyKey[], string]>([
+    [["pairs", 0, "platforms", 1, "topic"], "pairs[0].platforms[1].topic"],
+    [["topics", 0, "crm_categories", "re-nxt"], "topics[0].crm_categories.re-nxt"],
+    [["topics", 0, "crm_categories", "has space"], 'topics[0].crm_categories["has space"]'],
+    [[], ""],
+  ])("%j → %s", (path, text) => {
+    expect(formatPath(path)).toBe(text);
+  });
+});

@@ -1,0 +1,136 @@
+/**
+ * The composition root: reads the environment once, wires the store, server, emulators and config
+ * checks into the CLI, and runs it. The only module that knows every other.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { CommanderError } from "commander";
+import { buildProgram, EXIT_USAGE, type CliServices, type EmulatedSystem } from "./cli/program";
+import { formatConfigErrors, loadConfigFile } from "./config/load-config-file";
+import { formatEnvErrors, loadEnv } from "./config/load-env";
+import { GENERATE_SECRET_KEY_COMMAND, sealSecret } from "./config/secret-box";
+import { buildServer } from "./server/app";
+import { openStore } from "./store/open-store";
+import { sql } from "kysely";
+
+const version = (
+  JSON.parse(readFileSync(join(import.meta.dirname, "..", "package.json"), "utf8")) as { version: string }
+).version;
+
+async function main(argv: readonly string[]): Promise<number> {
+  const envResult = loadEnv(process.env);
+  if (!envResult.ok) {
+    console.error(formatEnvErrors(envResult.errors));
+    return EXIT_USAGE;
+  }
+  const env = envResult.env;
+  for (const warning of envResult.warnings) console.error(`warning: ${warning}`);
+  let exitCode = 0;
+
+  const open = () => openStore({ url: env.DATABASE_URL, file: join(env.CONCORD_DATA_DIR, "concord.db") });
+
+  const services: CliServices = {
+    version,
+    openStore: open,
+    serve: async ({ port, host }) => {
+      const store = await open();
+      const app = buildServer({
+        version,
+        ready: async () => {
+          await sql`select 1`.execute(store.db);
+          return true;
+        },
+      });
+      const stop = async () => {
+        await app.close();
+        await store.close();
+        process.exit(0);
+      };
+      process.once("SIGINT", () => void stop());
+      process.once("SIGTERM", () => void stop());
+      await app.listen({ port, host });
+      return { url: `http://${host.includes(":") ? `[${host}]` : host}:${port}` };
+    },
+    emulate: async (system: EmulatedSystem, port: number) => {
+      if (system === "constant-contact") {
+        const { runConstantContactEmulator } =
+          await import("./connectors/constant-contact/emulator/constant-contact-emulator");
+        const started = await runConstantContactEmulator({ port });
+        return { url: started.baseUrl };
+      }
+      const { runBlackbaudEmulator } =
+        await import("./connectors/blackbaud-renxt/emulator/blackbaud-emulator");
+      const started = await runBlackbaudEmulator({ port });
+      return { url: started.baseUrl };
+    },
+    checkConfig: async (file: string) => {
+      const result = await loadConfigFile(file);
+      if (!result.ok) return { ok: false, report: formatConfigErrors(result.errors) };
+      const c = result.config;
+      return {
+        ok: true,
+        summary: `${file} is valid: ${c.connections.length} connections, ${c.pairs.length} pairs, ${c.topics.length} topics.`,
+      };
+    },
+    storeSecret: async (name, value) => {
+      const key = env.CONCORD_SECRET_KEY;
+      if (!key) {
+        return {
+          ok: false,
+          message: `CONCORD_SECRET_KEY is not set: generate one with ${GENERATE_SECRET_KEY_COMMAND}, keep it with your backups, and set it in the environment.`,
+        };
+      }
+      const sealed = sealSecret(value, key, name);
+      if (!sealed.ok) return { ok: false, message: sealed.error.message };
+      const store = await open();
+      try {
+        await store.credentials.put(name, sealed.value, key.id);
+      } finally {
+        await store.close();
+      }
+      return { ok: true, key_id: key.id };
+    },
+    removeSecret: async (name) => {
+      const store = await open();
+      try {
+        return await store.credentials.remove(name);
+      } finally {
+        await store.close();
+      }
+    },
+    readStdin: async () => {
+      if (process.stdin.isTTY) return "";
+      const chunks: Buffer[] = [];
+      for await (const chunk of process.stdin) chunks.push(Buffer.from(chunk as Uint8Array));
+      return Buffer.concat(chunks).toString("utf8");
+    },
+    out: (line) => {
+      process.stdout.write(`${line}\n`);
+    },
+    err: (line) => {
+      process.stderr.write(`${line}\n`);
+    },
+    setExitCode: (code) => {
+      exitCode = code;
+    },
+  };
+
+  const program = buildProgram(services);
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : EXIT_USAGE;
+    throw error;
+  }
+  return exitCode;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+    process.exitCode = 1;
+  },
+);
