@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ConnectorOperation, ConnectorSession, ReadPage, WebhookChange } from "../connector";
-import { loadOpenApiValidator } from "../contract/openapi-validator";
+import { loadOpenApiValidator, officialSpecPath } from "../contract/openapi-validator";
 import { blackbaudRenxtConnector } from "./connector";
 import { consentAddBody, constituentAddBody, constituentEditBody } from "./mapping";
 import { startEmulatorFixture, type EmulatorFixture } from "./test-support";
@@ -264,7 +264,7 @@ describe("webhooks", () => {
 
 describe("requests we build match the Constituent OpenAPI spec", () => {
   it("PATCH, POST constituent and email bodies validate", async () => {
-    const v = await loadOpenApiValidator("/work/shared/specs/blackbaud/constituent.json");
+    const v = await loadOpenApiValidator(officialSpecPath("blackbaud", "constituent.json"));
     const edit = constituentEditBody({
       kind: "update_contact",
       op_id: "x",

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { createOpenApiValidator, loadOpenApiValidator } from "./openapi-validator";
+import { createOpenApiValidator, loadOpenApiValidator, officialSpecPath } from "./openapi-validator";
 
 // The vendor specs live outside the repository (see shared/specs SOURCE.txt for their licences).
-const SPECS = process.env.CONCORD_SPECS_DIR ?? "/work/shared/specs";
+const SPECS = officialSpecPath();
 
 const spec = {
   openapi: "3.0.0",

@@ -6,7 +6,7 @@ import SwaggerParser from "@apidevtools/swagger-parser";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormatsImport from "ajv-formats";
 import { readFile } from "node:fs/promises";
-import { resolve as resolvePath } from "node:path";
+import { join, resolve as resolvePath } from "node:path";
 import { parse as parseYaml } from "yaml";
 
 export type ValidationResult = { ok: true } | { ok: false; errors: string[] };
@@ -378,4 +378,14 @@ function asArray(value: unknown): unknown[] {
 
 function asString(value: unknown): string | undefined {
   return typeof value === "string" ? value : undefined;
+}
+
+/**
+ * Where the vendors' official specs live: `CONCORD_SPECS_DIR`, else `shared/specs` beside the
+ * repository (they are not copied into it; see each folder's SOURCE.txt for its licence).
+ */
+export function officialSpecPath(...segments: string[]): string {
+  const base =
+    process.env["CONCORD_SPECS_DIR"] ?? join(import.meta.dirname, "..", "..", "..", "..", "shared", "specs");
+  return join(base, ...segments);
 }

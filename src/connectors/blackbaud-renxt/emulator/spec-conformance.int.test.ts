@@ -2,15 +2,15 @@
  * Checks the emulator's Constituent API answers (constituents, email addresses, relationships,
  * list members) against Blackbaud's official OpenAPI document, shared/specs/blackbaud/constituent.json.
  */
-import { existsSync } from "node:fs";
-import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadOpenApiValidator, type OpenApiValidator } from "../../contract/openapi-validator";
+import {
+  loadOpenApiValidator,
+  officialSpecPath,
+  type OpenApiValidator,
+} from "../../contract/openapi-validator";
 import { startHarness, type Harness } from "./test-support";
 
-const SPEC = resolve(process.cwd(), "../shared/specs/blackbaud/constituent.json");
-const SPEC_FALLBACK = "/work/shared/specs/blackbaud/constituent.json";
-const specFile = existsSync(SPEC) ? SPEC : SPEC_FALLBACK;
+const specFile = officialSpecPath("blackbaud", "constituent.json");
 
 let h: Harness;
 let spec: OpenApiValidator;
