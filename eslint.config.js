@@ -11,7 +11,10 @@ export default tseslint.config(
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },
     rules: {
-      "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true, allowBoolean: true }],
+      "@typescript-eslint/restrict-template-expressions": [
+        "error",
+        { allowNumber: true, allowBoolean: true },
+      ],
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "@typescript-eslint/no-non-null-assertion": "off",
       "@typescript-eslint/no-unnecessary-condition": "off",
@@ -28,13 +31,28 @@ export default tseslint.config(
     rules: {
       "no-restricted-properties": [
         "error",
-        { object: "Date", property: "now", message: "core and planner are pure: take the clock as an argument." },
-        { object: "Math", property: "random", message: "core and planner are pure: take randomness as an argument." },
-        { object: "process", property: "env", message: "core and planner are pure: take config as an argument." },
+        {
+          object: "Date",
+          property: "now",
+          message: "core and planner are pure: take the clock as an argument.",
+        },
+        {
+          object: "Math",
+          property: "random",
+          message: "core and planner are pure: take randomness as an argument.",
+        },
+        {
+          object: "process",
+          property: "env",
+          message: "core and planner are pure: take config as an argument.",
+        },
       ],
       "no-restricted-syntax": [
         "error",
-        { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: "core and planner are pure: take the clock as an argument." },
+        {
+          selector: "NewExpression[callee.name='Date'][arguments.length=0]",
+          message: "core and planner are pure: take the clock as an argument.",
+        },
       ],
     },
   },
@@ -60,5 +78,14 @@ export default tseslint.config(
   {
     files: ["eslint.config.js", ".dependency-cruiser.cjs", "bin/*.js", ".ci/*.mjs"],
     extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: {
+      globals: {
+        process: "readonly",
+        console: "readonly",
+        module: "writable",
+        require: "readonly",
+        Buffer: "readonly",
+      },
+    },
   },
 );

@@ -6,7 +6,9 @@ let report;
 try {
   report = JSON.parse(readFileSync(file, "utf8"));
 } catch (error) {
-  console.error(`could not read the test report ${file}: ${error instanceof Error ? error.message : String(error)}`);
+  console.error(
+    `could not read the test report ${file}: ${error instanceof Error ? error.message : String(error)}`,
+  );
   console.log("0 passed, 1 failed");
   process.exit(0);
 }

@@ -29,7 +29,9 @@ function concord(args: string[], env: Record<string, string>, until?: RegExp, st
     });
     child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
     child.on("error", reject);
-    child.on("close", (code) => { resolve({ code, stdout, stderr }); });
+    child.on("close", (code) => {
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 

@@ -87,7 +87,9 @@ export function createEmulatorKit(options: EmulatorKitOptions): EmulatorKit {
       for (const [k, v] of Object.entries(fault.headers ?? {})) void reply.header(k, v);
       await reply
         .code(fault.status)
-        .send(fault.body ?? [{ error_key: "emulator.fault", error_message: `Injected fault ${fault.status}` }]);
+        .send(
+          fault.body ?? [{ error_key: "emulator.fault", error_message: `Injected fault ${fault.status}` }],
+        );
     }
   });
 
