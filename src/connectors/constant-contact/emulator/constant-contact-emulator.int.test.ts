@@ -1,7 +1,11 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { loadOpenApiValidator, officialSpecPath, type OpenApiValidator } from "../../contract/openapi-validator";
+import {
+  loadOpenApiValidator,
+  officialSpecPath,
+  type OpenApiValidator,
+} from "../../contract/openapi-validator";
 import {
   startConstantContactEmulator,
   type ConstantContactEmulatorOptions,
