@@ -214,8 +214,7 @@ function decideScope(sorted: readonly ConsentEvent[], target: Scope, options: Fo
   const asOf = Date.parse(options.as_of);
   const lapsed = (e: OptInEvent): boolean =>
     e.basis === "implied" && e.expires_at !== undefined && Date.parse(e.expires_at) <= asOf;
-  const latest = (pick: (e: OptInEvent) => boolean): OptInEvent | undefined =>
-    bases.filter(pick).at(-1);
+  const latest = (pick: (e: OptInEvent) => boolean): OptInEvent | undefined => bases.filter(pick).at(-1);
   const basis = latest((e) => e.basis === "express") ?? latest((e) => !lapsed(e));
   const expiredBasis = bases.at(-1);
   if (!basis && expiredBasis) {
