@@ -1,0 +1,542 @@
+// The Constant Contact connector against the emulator over real HTTP on 127.0.0.1.
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { Checkpoint, ConnectorOperation, ConnectorSession, ReadPage } from "../connector";
+import { createConstantContactConnector, constantContactConnector } from "./connector";
+import { CONCORD_REASON_PREFIX } from "./mapping";
+import { startTestAccount, type TestAccount } from "./test-support";
+
+let account: TestAccount;
+let session: ConnectorSession;
+
+beforeEach(async () => {
+  account = await startTestAccount({ activityPollsToComplete: 2 });
+  session = constantContactConnector.connect(account.settings, account.runtime);
+});
+afterEach(async () => {
+  await account.close();
+});
+
+async function readAll(
+  s: ConnectorSession,
+  checkpoint: Checkpoint | null,
+  full = false,
+): Promise<ReadPage[]> {
+  const pages: ReadPage[] = [];
+  for await (const page of s.read(checkpoint, { full })) {
+    if (!page.ok) throw new Error(`${page.error.code}: ${page.error.message}`);
+    pages.push(page.value);
+  }
+  return pages;
+}
+
+const lastCheckpoint = (pages: ReadPage[]): Checkpoint => pages[pages.length - 1]!.checkpoint;
+const contactById = async (id: string): Promise<Record<string, any>> => {
+  const got = await fetch(
+    `${account.baseUrl}/v3/contacts/${id}?include=custom_fields,list_memberships,phone_numbers,street_addresses`,
+    {
+      headers: { authorization: `Bearer ${account.credentials.access_token}` },
+    },
+  );
+  return (await got.json()) as Record<string, any>;
+};
+let n = 0;
+const op = (label: string): string => `op_${label}_${n++}`;
+
+async function seedPeople(count: number, extra: Record<string, unknown> = {}) {
+  const seeded = await account.seed({
+    lists: [{ name: `List ${n++}` }],
+    contacts: Array.from({ length: count }, (_, i) => ({
+      email_address: { address: `person${n}-${i}@example.org`, permission_to_send: "implicit" },
+      first_name: `First${i}`,
+      last_name: `Last${i}`,
+      job_title: "Volunteer",
+      ...extra,
+    })),
+  });
+  return seeded;
+}
+
+describe("check", () => {
+  it("succeeds with the issued token", async () => {
+    const r = await session.check();
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+  });
+
+  it("answers auth_invalid when the token and the refresh token are refused", async () => {
+    const bad = {
+      ...account.settings,
+      credentials: {
+        get: async () => ({
+          client_id: "x",
+          client_secret: "y",
+          access_token: "nope",
+          refresh_token: "nope",
+        }),
+        save: async () => {},
+      },
+    };
+    const r = await constantContactConnector.connect(bad, account.runtime).check();
+    expect(r).toMatchObject({ ok: false, error: { code: "auth_invalid" } });
+  });
+
+  it("refreshes an expired access token and saves the rotated refresh token", async () => {
+    const before = account.credentials.refresh_token;
+    account.credentials.access_token = "expired-token";
+    const r = await session.check();
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+    expect(account.credentials.access_token).not.toBe("expired-token");
+    expect(account.credentials.refresh_token).toBeDefined();
+    expect(account.credentials.refresh_token).not.toBe(before);
+  });
+});
+
+describe("read", () => {
+  it("reads every contact with lists and fields, and reports consent as observed", async () => {
+    const seeded = await account.seed({
+      lists: [{ name: "Newsletter" }],
+      contacts: [
+        {
+          email_address: { address: "ada@example.org", permission_to_send: "implicit" },
+          first_name: "Ada",
+          last_name: "L",
+          job_title: "Engineer",
+        },
+        {
+          email_address: { address: "bob@example.org", permission_to_send: "pending_confirmation" },
+          first_name: "Bob",
+        },
+      ],
+    });
+    const pages = await readAll(session, null);
+    const records = pages.flatMap((p) => p.records);
+    expect(records).toHaveLength(2);
+    const ada = records.find((r) => r.emails[0]?.address === "ada@example.org")!;
+    expect(ada).toMatchObject({
+      external_id: seeded.contacts[0]!.contact_id,
+      first_name: "Ada",
+      fields: { job_title: "Engineer", permission_to_send: "implicit" },
+    });
+    const bob = records.find((r) => r.emails[0]?.address === "bob@example.org")!;
+    expect(bob.fields.permission_to_send).toBe("pending_confirmation");
+    const consent = pages.flatMap((p) => p.consent);
+    // pending_confirmation is no consent fact: only Ada's implied opt-in is reported.
+    expect(consent).toHaveLength(1);
+    expect(consent[0]).toMatchObject({
+      kind: "opt_in",
+      basis: "implied",
+      actor: { kind: "account" },
+      scope: { kind: "account" },
+    });
+  });
+
+  it("pages through _links.next and moves the checkpoint only with the last page", async () => {
+    await seedPeople(5);
+    const small = createConstantContactConnector({ page_size: 2 }).connect(account.settings, account.runtime);
+    const first = await readAll(small, null);
+    expect(first.length).toBe(3);
+    expect(first.flatMap((p) => p.records)).toHaveLength(5);
+    expect(first[0]!.checkpoint.value).toBe("1970-01-01T00:00:00.000Z");
+    expect(Date.parse(lastCheckpoint(first).value)).toBeGreaterThan(Date.parse("2026-01-01"));
+  });
+
+  it("reads a person's own unsubscribe incrementally as a contact opt-out, from every path", async () => {
+    const untouched = (await seedPeople(1)).contacts[0]!;
+    await account.runtime.sleep(10 * 60_000); // later than the overlap window
+    const seeded = await seedPeople(3);
+    const start = lastCheckpoint(await readAll(session, null));
+    await account.runtime.sleep(10 * 60_000); // ten virtual minutes later, past the overlap
+    const [a, b, c] = seeded.contacts;
+    await account.act("unsubscribe", a!.email);
+    await account.act("one_click_unsubscribe", b!.email);
+    await account.act("spam_complaint", c!.email);
+    const pages = await readAll(session, start);
+    const records = pages.flatMap((p) => p.records);
+    expect(new Set(records.map((r) => r.external_id)).size).toBe(records.length);
+    const optOuts = pages.flatMap((p) => p.consent).filter((o) => o.kind === "opt_out");
+    expect(optOuts.map((o) => o.external_id).sort()).toEqual(seeded.contacts.map((x) => x.contact_id).sort());
+    for (const o of optOuts) {
+      expect(o.actor).toEqual({ kind: "contact" });
+      // The API does not say which path was used (QUIRKS.md).
+      expect(o.mechanism).toBe("unknown");
+      expect(o.scope).toEqual({ kind: "account" });
+    }
+    expect(records.map((r) => r.external_id)).not.toContain(untouched.contact_id);
+    // Reading again from the new checkpoint re-reads only what lies inside the overlap window.
+    await account.runtime.sleep(10 * 60_000);
+    const again = await readAll(session, lastCheckpoint(pages));
+    expect(
+      again
+        .flatMap((p) => p.records)
+        .map((r) => r.external_id)
+        .sort(),
+    ).toEqual(seeded.contacts.map((x) => x.contact_id).sort());
+  });
+
+  it("marks deleted contacts deleted", async () => {
+    const seeded = await seedPeople(1);
+    await fetch(`${account.baseUrl}/v3/contacts/${seeded.contacts[0]!.contact_id}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${account.credentials.access_token}` },
+    });
+    const records = (await readAll(session, null)).flatMap((p) => p.records);
+    expect(records[0]).toMatchObject({ external_id: seeded.contacts[0]!.contact_id, deleted: true });
+  });
+
+  it("gets records by id and lists lists", async () => {
+    const seeded = await seedPeople(2);
+    const got = await session.get([seeded.contacts[1]!.contact_id, "00000000-0000-4000-8000-000000000000"]);
+    expect(got.ok && got.value.map((r) => r.external_id)).toEqual([seeded.contacts[1]!.contact_id]);
+    const lists = await session.lists();
+    expect(lists.ok && lists.value.map((l) => l.external_id)).toEqual(seeded.lists.map((l) => l.list_id));
+  });
+});
+
+describe("apply: consent", () => {
+  it("records an opt-out by GET + whole PUT, keeps every other field, and reads it back as our own", async () => {
+    const seeded = await seedPeople(1);
+    const id = seeded.contacts[0]!.contact_id;
+    const optOut: ConnectorOperation = {
+      kind: "record_opt_out",
+      op_id: op("out"),
+      external_id: id,
+      email: seeded.contacts[0]!.email,
+      scope: { kind: "account" },
+      initiated_by: "contact",
+      occurred_at: "2026-06-01T11:00:00.000Z",
+      reason: "Phoned the office",
+      origin: { system: "blackbaud-renxt", connection: "re-main", mechanism: "phone_request" },
+    };
+    expect(await session.apply([optOut])).toEqual([
+      { op_id: optOut.op_id, status: "succeeded", external_id: id },
+    ]);
+    const stored = await contactById(id);
+    expect(stored.first_name).toBe("First0");
+    expect(stored.job_title).toBe("Volunteer");
+    expect(stored.email_address).toMatchObject({
+      permission_to_send: "unsubscribed",
+      opt_out_source: "Account",
+    });
+    expect(stored.email_address.opt_out_reason).toMatch(
+      /^Concord: the person's request recorded in blackbaud-renxt/,
+    );
+    const again = await session.apply([{ ...optOut, op_id: op("out") }]);
+    expect(again[0]).toMatchObject({ status: "succeeded", code: "already_applied" });
+    const consent = (await readAll(session, null)).flatMap((p) => p.consent);
+    expect(consent[0]).toMatchObject({ kind: "opt_out", actor: { kind: "account" }, mechanism: "sync" });
+    expect(consent[0]!.evidence.reason?.startsWith(CONCORD_REASON_PREFIX)).toBe(true);
+  });
+
+  it("never opts anyone in, and a resubscribe request waits for the person (once)", async () => {
+    const seeded = await seedPeople(1);
+    const id = seeded.contacts[0]!.contact_id;
+    await account.act("unsubscribe", seeded.contacts[0]!.email);
+    const calls = (await account.requests()).length;
+    const optIn = await session.apply([
+      {
+        kind: "record_opt_in",
+        op_id: op("in"),
+        external_id: id,
+        scope: { kind: "account" },
+        occurred_at: "2026-06-01T12:00:00.000Z",
+        origin: { system: "x", connection: "y", mechanism: "admin_edit" },
+      },
+    ]);
+    expect(optIn[0]).toMatchObject({ status: "failed", code: "consent_requires_contact_action" });
+    expect((await account.requests()).length).toBe(calls);
+    const first = await session.apply([
+      {
+        kind: "request_resubscribe",
+        op_id: op("re"),
+        external_id: id,
+        list_ids: seeded.lists.map((l) => l.list_id),
+      },
+    ]);
+    expect(first[0]).toMatchObject({ status: "pending_contact_action" });
+    expect(first[0]!.code).toBeUndefined();
+    expect((await contactById(id)).email_address.permission_to_send).toBe("unsubscribed");
+    const second = await session.apply([
+      {
+        kind: "request_resubscribe",
+        op_id: op("re"),
+        external_id: id,
+        list_ids: seeded.lists.map((l) => l.list_id),
+      },
+    ]);
+    expect(second[0]).toMatchObject({ status: "pending_contact_action", code: "already_applied" });
+  });
+
+  it("runs consent operations before the others in one apply", async () => {
+    const seeded = await seedPeople(2);
+    const [a, b] = seeded.contacts;
+    const before = (await account.requests()).length;
+    const outcomes = await session.apply([
+      { kind: "update_contact", op_id: op("u"), external_id: a!.contact_id, first_name: "Changed" },
+      {
+        kind: "record_opt_out",
+        op_id: op("o"),
+        external_id: b!.contact_id,
+        email: b!.email,
+        scope: { kind: "account" },
+        initiated_by: "account",
+        occurred_at: "2026-06-01T11:00:00.000Z",
+        origin: { system: "s", connection: "c", mechanism: "admin_edit" },
+      },
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(["succeeded", "succeeded"]);
+    const calls = (await account.requests()).slice(before).filter((r) => r.method === "PUT");
+    expect(calls.map((c) => c.path)).toEqual([
+      `/v3/contacts/${b!.contact_id}`,
+      `/v3/contacts/${a!.contact_id}`,
+    ]);
+  });
+});
+
+describe("apply: contacts", () => {
+  it("upserts through the JSON import and reports an outcome per item", async () => {
+    const seeded = await seedPeople(1);
+    const listId = seeded.lists[0]!.list_id;
+    await account.act("unsubscribe", seeded.contacts[0]!.email);
+    const outcomes = await session.apply([
+      {
+        kind: "upsert_contacts",
+        op_id: op("up"),
+        list_ids: [listId],
+        items: [
+          {
+            item_id: "new",
+            email: "new.person@example.org",
+            first_name: "New",
+            fields: { job_title: "Donor" },
+          },
+          { item_id: "bad", email: "not-an-address" },
+          { item_id: "dup", email: "NEW.person@example.org" },
+          { item_id: "gone", email: seeded.contacts[0]!.email, external_id: seeded.contacts[0]!.contact_id },
+        ],
+      },
+    ]);
+    const by = new Map(outcomes.map((o) => [o.item_id, o]));
+    expect(by.get("new")).toMatchObject({ status: "succeeded" });
+    expect(by.get("bad")).toMatchObject({ status: "failed", code: "validation_failed" });
+    expect(by.get("dup")).toMatchObject({ status: "skipped", code: "duplicate_in_batch" });
+    expect(by.get("gone")).toMatchObject({ status: "failed", code: "cannot_add_to_list" });
+    const records = (await readAll(session, null)).flatMap((p) => p.records);
+    const created = records.find((r) => r.emails[0]?.address === "new.person@example.org");
+    expect(created?.list_ids).toEqual([listId]);
+    expect(created?.first_name).toBe("New");
+    expect(
+      records.find((r) => r.external_id === seeded.contacts[0]!.contact_id)?.list_ids ?? [],
+    ).not.toContain(listId);
+    const paths = (await account.requests()).map((r) => `${r.method} ${r.path.split("?")[0]}`);
+    expect(paths.filter((p) => p === "POST /v3/activities/contacts_json_import")).toHaveLength(1);
+  });
+
+  it("upserts without lists one by one (the import needs a list) and returns the new ids", async () => {
+    const outcomes = await session.apply([
+      {
+        kind: "upsert_contacts",
+        op_id: op("up"),
+        list_ids: [],
+        items: [{ item_id: "a", email: "solo@example.org", first_name: "Solo" }],
+      },
+    ]);
+    expect(outcomes[0]).toMatchObject({ status: "succeeded" });
+    expect(outcomes[0]!.external_id).toMatch(/^[0-9a-f-]{36}$/);
+    const again = await session.apply([
+      {
+        kind: "upsert_contacts",
+        op_id: op("up"),
+        list_ids: [],
+        items: [{ item_id: "a", email: "solo@example.org", first_name: "Solo2" }],
+      },
+    ]);
+    expect(again[0]).toMatchObject({ status: "succeeded", external_id: outcomes[0]!.external_id });
+    expect((await contactById(outcomes[0]!.external_id!)).first_name).toBe("Solo2");
+  });
+
+  it("adds and removes list members in activities of at most 500 contacts", async () => {
+    const seeded = await seedPeople(501);
+    const ids = seeded.contacts.map((c) => c.contact_id);
+    const listId = seeded.lists[0]!.list_id;
+    const before = (await account.requests()).length;
+    const added = await session.apply([
+      { kind: "add_list_members", op_id: op("add"), list_ids: [listId], external_ids: ids },
+    ]);
+    expect(added).toEqual([{ op_id: added[0]!.op_id, status: "succeeded" }]);
+    const posts = (await account.requests()).slice(before).filter((r) => r.method === "POST");
+    expect(posts.map((p) => p.path)).toEqual([
+      "/v3/activities/add_list_memberships",
+      "/v3/activities/add_list_memberships",
+    ]);
+    expect((await contactById(ids[500]!)).list_memberships).toEqual([listId]);
+    const removed = await session.apply([
+      { kind: "remove_list_members", op_id: op("rm"), list_ids: [listId], external_ids: ids.slice(0, 3) },
+    ]);
+    expect(removed[0]!.status).toBe("succeeded");
+    expect((await contactById(ids[0]!)).list_memberships).toEqual([]);
+  });
+
+  it("updates a contact without touching consent or sub-resources, changes an email, creates a contact", async () => {
+    const seeded = await seedPeople(2, {
+      street_addresses: [{ kind: "home", street: "1 Main St", city: "Springfield" }],
+    });
+    const [a, b] = seeded.contacts;
+    await account.act("unsubscribe", a!.email);
+    const out = await session.apply([
+      {
+        kind: "update_contact",
+        op_id: op("u"),
+        external_id: a!.contact_id,
+        last_name: "Lovelace",
+        fields: { job_title: null },
+      },
+      {
+        kind: "change_email",
+        op_id: op("e"),
+        external_id: a!.contact_id,
+        old_email: a!.email,
+        new_email: "moved@example.org",
+      },
+      {
+        kind: "change_email",
+        op_id: op("e"),
+        external_id: b!.contact_id,
+        old_email: b!.email,
+        new_email: "moved@example.org",
+      },
+      {
+        kind: "create_contact",
+        op_id: op("c"),
+        email: "fresh@example.org",
+        first_name: "Fresh",
+        kind_of_record: "individual",
+      },
+      {
+        kind: "create_contact",
+        op_id: op("c"),
+        email: "fresh@example.org",
+        first_name: "Again",
+        kind_of_record: "individual",
+      },
+      {
+        kind: "update_contact",
+        op_id: op("u"),
+        external_id: "00000000-0000-4000-8000-000000000000",
+        first_name: "Nobody",
+      },
+    ]);
+    expect(out.map((o) => [o.status, o.code])).toEqual([
+      ["succeeded", undefined],
+      ["succeeded", undefined],
+      ["failed", "conflict"],
+      ["succeeded", undefined],
+      ["failed", "conflict"],
+      ["failed", "not_found"],
+    ]);
+    const stored = await contactById(a!.contact_id);
+    expect(stored).toMatchObject({
+      first_name: "First0",
+      last_name: "Lovelace",
+      email_address: {
+        address: "moved@example.org",
+        permission_to_send: "unsubscribed",
+        opt_out_source: "Contact",
+      },
+    });
+    expect(stored.job_title ?? null).toBeNull();
+    expect(stored.street_addresses).toEqual([expect.objectContaining({ kind: "home", street: "1 Main St" })]);
+    expect(out[3]!.external_id).toMatch(/^[0-9a-f-]{36}$/);
+    const created = await contactById(out[3]!.external_id!);
+    expect(created.create_source).toBe("Account");
+  });
+});
+
+describe("apply: limits and failures", () => {
+  it("waits out a throttle (no Retry-After) and succeeds", async () => {
+    const seeded = await seedPeople(1);
+    await account.control("POST", "/__emulator/faults", {
+      status: 429,
+      count: 2,
+      path_prefix: "/v3/contacts",
+      body: [{ error_key: "throttled", error_message: "Too Many Requests" }],
+    });
+    const out = await session.apply([
+      {
+        kind: "update_contact",
+        op_id: op("u"),
+        external_id: seeded.contacts[0]!.contact_id,
+        first_name: "Later",
+      },
+    ]);
+    expect(out[0]).toMatchObject({ status: "succeeded" });
+    expect(account.slept()).toBeGreaterThanOrEqual(2000);
+  });
+
+  it("defers every remaining operation to 00:00 UTC when the daily quota is spent", async () => {
+    const seeded = await seedPeople(2);
+    await account.control("POST", "/__emulator/faults", {
+      status: 429,
+      count: 1,
+      path_prefix: "/v3/",
+      body: [{ error_key: "quota_exceeded", error_message: "Limit Exceeded" }],
+    });
+    const out = await session.apply([
+      {
+        kind: "update_contact",
+        op_id: op("u"),
+        external_id: seeded.contacts[0]!.contact_id,
+        first_name: "A",
+      },
+      {
+        kind: "upsert_contacts",
+        op_id: op("up"),
+        list_ids: [seeded.lists[0]!.list_id],
+        items: [
+          { item_id: "x", email: "x@example.org" },
+          { item_id: "y", email: "y@example.org" },
+        ],
+      },
+      {
+        kind: "add_list_members",
+        op_id: op("add"),
+        list_ids: [seeded.lists[0]!.list_id],
+        external_ids: [seeded.contacts[1]!.contact_id],
+      },
+    ]);
+    expect(out).toHaveLength(4);
+    for (const o of out) {
+      expect(o).toMatchObject({
+        status: "deferred",
+        code: "quota_exceeded",
+        retry_at: "2026-06-02T00:00:00.000Z",
+      });
+      expect(o.message).toMatch(/daily request quota/);
+    }
+  });
+
+  it("answers auth_invalid for everything after the tokens are revoked, and loses nothing", async () => {
+    const seeded = await seedPeople(1);
+    await account.control("POST", "/__emulator/oauth/revoke", {});
+    const out = await session.apply([
+      {
+        kind: "record_opt_out",
+        op_id: op("o"),
+        external_id: seeded.contacts[0]!.contact_id,
+        email: seeded.contacts[0]!.email,
+        scope: { kind: "account" },
+        initiated_by: "contact",
+        occurred_at: "2026-06-01T11:00:00.000Z",
+        origin: { system: "s", connection: "c", mechanism: "unsubscribe_link" },
+      },
+      {
+        kind: "update_contact",
+        op_id: op("u"),
+        external_id: seeded.contacts[0]!.contact_id,
+        first_name: "Never",
+      },
+    ]);
+    expect(out.map((o) => [o.status, o.code])).toEqual([
+      ["deferred", "auth_invalid"],
+      ["deferred", "auth_invalid"],
+    ]);
+  });
+});

@@ -1,0 +1,750 @@
+/**
+ * The Constant Contact V3 connector: declares its limits and capabilities, reads contacts
+ * incrementally (changes and opt-outs since a checkpoint, with an overlap), and applies operations
+ * through bulk activities where they exist, consent operations first. It reports; it never decides
+ * consent, never re-subscribes and never deletes.
+ */
+import type {
+  CheckInfo,
+  Checkpoint,
+  ConnectionSettings,
+  ConnectorCapabilities,
+  ConnectorDefinition,
+  ConnectorError,
+  ConnectorLimits,
+  ConnectorOperation,
+  ConnectorResult,
+  ConnectorRuntime,
+  ConnectorSession,
+  ConsentObservation,
+  ExternalList,
+  ExternalRecord,
+  OperationOutcome,
+  ReadOptions,
+  ReadPage,
+} from "../connector";
+import type { CallPriority } from "../http/rate-limiter";
+import { err, ok } from "../../core/result";
+import { CONTACT_SUBRESOURCES, createConstantContactClient, type ConstantContactClient } from "./client";
+import {
+  IMPORT_EMAIL_MAX,
+  changeEmailPut,
+  chunk,
+  chunkImport,
+  contactToConsent,
+  contactToRecord,
+  contactWatermark,
+  contentHash,
+  createBody,
+  createBodyFromItem,
+  importRow,
+  isPlausibleEmail,
+  membershipBody,
+  normalizeEmail,
+  optOutPut,
+  updatePut,
+} from "./mapping";
+import { errorItems, type CcActivity, type CcContact } from "./schemas";
+
+export const CONSTANT_CONTACT_LIMITS: ConnectorLimits = {
+  requests_per_second: 4,
+  daily_quota: 10_000,
+  quota_reset: "utc_midnight",
+  // No concurrency rule is documented; the per-second limit is the real bound.
+  max_concurrency: 4,
+  batch: {
+    import_contacts: 40_000,
+    // "Maximum of 4 megabytes": read as 4,000,000 bytes, the stricter reading; bodies stay strictly below.
+    import_bytes: 4_000_000,
+    membership_ids: 500,
+    membership_lists: 50,
+    read_page: 500,
+  },
+};
+
+export const CONSTANT_CONTACT_CAPABILITIES: ConnectorCapabilities = {
+  role: "email_platform",
+  channels: ["email"],
+  webhooks: false,
+  consent_scope: "account",
+  resubscribe: "confirmation_email",
+  bulk_import: true,
+  can_create_contacts: true,
+};
+
+export type ConstantContactOptions = {
+  /** Contacts per read page (1–500). */
+  page_size?: number;
+  /** How far before the checkpoint an incremental read starts, to catch late or out-of-order changes. */
+  overlap_ms?: number;
+  /** Waits between polls of a bulk activity: first, doubling up to max, giving up after max_total. */
+  poll?: { first_ms: number; max_ms: number; max_total_ms: number };
+  limits?: ConnectorLimits;
+};
+
+const STREAM = "contacts";
+const EPOCH = "1970-01-01T00:00:00.000Z";
+const TERMINAL = new Set(["completed", "cancelled", "failed", "timed_out"]);
+/** Errors after which no further call can succeed in this apply: everything left is kept for later. */
+const STOPS_ALL = new Set(["quota_exceeded", "auth_invalid", "auth_missing"]);
+const CONSENT_KINDS = new Set<ConnectorOperation["kind"]>([
+  "record_opt_out",
+  "record_opt_in",
+  "request_resubscribe",
+]);
+
+export function createConstantContactConnector(options: ConstantContactOptions = {}): ConnectorDefinition {
+  const limits = options.limits ?? CONSTANT_CONTACT_LIMITS;
+  return {
+    system: "constant-contact",
+    label: "Constant Contact",
+    capabilities: CONSTANT_CONTACT_CAPABILITIES,
+    limits,
+    connect: (settings, runtime) => createSession(settings, runtime, limits, options),
+  };
+}
+
+export const constantContactConnector: ConnectorDefinition = createConstantContactConnector();
+
+function createSession(
+  settings: ConnectionSettings,
+  runtime: ConnectorRuntime,
+  limits: ConnectorLimits,
+  options: ConstantContactOptions,
+): ConnectorSession {
+  const client = createConstantContactClient(settings, runtime, limits);
+  const pageSize = Math.min(500, Math.max(1, options.page_size ?? limits.batch.read_page ?? 500));
+  const overlapMs = options.overlap_ms ?? 5 * 60_000;
+  const poll = options.poll ?? { first_ms: 1000, max_ms: 30_000, max_total_ms: 2 * 60 * 60_000 };
+
+  const check = async (): Promise<ConnectorResult<CheckInfo>> => {
+    // GET /account/summary would name the account but needs the `account_read` scope, which
+    // Concord does not otherwise ask for; a one-list page proves the token and the scope it uses.
+    const r = await client.probe();
+    if (!r.ok) return r;
+    return ok({ account_label: `Constant Contact (${settings.connection_id})`, scopes: ["contact_data"] });
+  };
+
+  async function* read(
+    checkpoint: Checkpoint | null,
+    readOptions?: ReadOptions,
+  ): AsyncIterable<ConnectorResult<ReadPage>> {
+    const start = checkpoint?.value ?? EPOCH;
+    const full = readOptions?.full === true || checkpoint === null;
+    const base = { status: "all", include: CONTACT_SUBRESOURCES, limit: pageSize };
+    const since = new Date(Math.max(0, Date.parse(start) - overlapMs)).toISOString();
+    // `updated_after` follows the contact's own updated_at, which an unsubscribe does not move
+    // (QUIRKS.md), so an incremental read also asks for opt-outs since the same moment — first, so
+    // a read that stops half-way has already seen them.
+    const passes: Record<string, string | number>[] = full
+      ? [base]
+      : [
+          { ...base, optout_after: since },
+          { ...base, updated_after: since },
+        ];
+    const seenIds = new Set<string>();
+    const seenConsent = new Set<string>();
+    let newest = Date.parse(start);
+    for (let p = 0; p < passes.length; p++) {
+      let from: Parameters<ConstantContactClient["contactsPage"]>[0] = { query: passes[p]! };
+      for (;;) {
+        const page = await client.contactsPage(from);
+        if (!page.ok) {
+          yield page;
+          return;
+        }
+        const records: ExternalRecord[] = [];
+        const consent: ConsentObservation[] = [];
+        for (const contact of page.value.contacts) {
+          if (seenIds.has(contact.contact_id)) continue;
+          seenIds.add(contact.contact_id);
+          records.push(contactToRecord(contact));
+          for (const c of contactToConsent(contact)) {
+            const key = contentHash([c.external_id, c.kind, c.occurred_at, c.actor, c.mechanism]);
+            if (seenConsent.has(key)) continue;
+            seenConsent.add(key);
+            consent.push(c);
+          }
+          newest = Math.max(newest, Date.parse(contactWatermark(contact)));
+        }
+        const next = page.value._links?.next?.href ?? null;
+        const last = !next && p === passes.length - 1;
+        // Constant Contact documents no order for GET /contacts, so the checkpoint moves only when
+        // the read is complete: moving it to the newest change seen mid-read could skip older,
+        // not yet read changes if the process stopped before the end.
+        yield ok({
+          records,
+          consent,
+          checkpoint: {
+            stream: STREAM,
+            value: last ? new Date(newest).toISOString() : start,
+            taken_at: runtime.now().toISOString(),
+          },
+        });
+        if (!next) break;
+        from = { next };
+      }
+    }
+  }
+
+  const get = async (ids: readonly string[]): Promise<ConnectorResult<ExternalRecord[]>> => {
+    const out: ExternalRecord[] = [];
+    for (const id of new Set(ids)) {
+      const r = await client.getContact(id, "read");
+      if (!r.ok) return r;
+      if (r.value) out.push(contactToRecord(r.value));
+    }
+    return ok(out);
+  };
+
+  const lists = async (): Promise<ConnectorResult<ExternalList[]>> => {
+    const out: ExternalList[] = [];
+    let next: string | undefined;
+    for (;;) {
+      const r = await client.listsPage(next);
+      if (!r.ok) return r;
+      for (const l of r.value.lists) {
+        if (l.deleted_at) continue;
+        out.push({
+          external_id: l.list_id,
+          name: l.name,
+          ...(l.membership_count !== undefined ? { member_count: l.membership_count } : {}),
+        });
+      }
+      const href = r.value._links?.next?.href;
+      if (!href) return ok(out);
+      next = href;
+    }
+  };
+
+  // ------------------------------------------------------------------------------------------
+  // apply
+
+  /** Waits for a bulk activity to finish, with backoff through the runtime's clock. */
+  const awaitActivity = async (created: CcActivity): Promise<ConnectorResult<CcActivity>> => {
+    let activity = created;
+    let delay = poll.first_ms;
+    let waited = 0;
+    while (!TERMINAL.has(activity.state)) {
+      if (waited >= poll.max_total_ms) {
+        return err({
+          code: "vendor_unavailable",
+          message: `Bulk activity ${activity.activity_id} was still ${activity.state} after ${Math.round(waited / 1000)} s; the next read shows what it did.`,
+          retry_at: new Date(runtime.now().getTime() + poll.max_ms).toISOString(),
+        });
+      }
+      await runtime.sleep(delay);
+      waited += delay;
+      delay = Math.min(poll.max_ms, delay * 2);
+      const r = await client.getActivity(activity.activity_id, "write");
+      if (!r.ok) return r;
+      activity = r.value;
+    }
+    return ok(activity);
+  };
+
+  const opOutcome = (op: ConnectorOperation, fields: Omit<OperationOutcome, "op_id">): OperationOutcome => ({
+    op_id: op.op_id,
+    ...fields,
+  });
+
+  /** An outcome for a call that failed: transient and account-wide failures keep the work for later. */
+  const fromError = (
+    op: ConnectorOperation,
+    e: ConnectorError,
+    extra: Partial<OperationOutcome> = {},
+  ): OperationOutcome => {
+    const deferred =
+      STOPS_ALL.has(e.code) || ["rate_limited", "vendor_unavailable", "network_error"].includes(e.code);
+    let message = e.message;
+    if (e.code === "quota_exceeded")
+      message = `Constant Contact's daily request quota is spent; deferred until ${e.retry_at ?? "the reset at 00:00 UTC"}. ${e.message}`;
+    if (e.code === "auth_invalid" || e.code === "auth_missing")
+      message = `Constant Contact refused the credentials after a token refresh; the operation is kept until the connection is authorised again. ${e.message}`;
+    return {
+      op_id: op.op_id,
+      ...extra,
+      status: deferred ? "deferred" : "failed",
+      code: e.code,
+      message,
+      ...(e.retry_at ? { retry_at: e.retry_at } : {}),
+    };
+  };
+
+  type Run = { outcomes: OperationOutcome[]; stop?: ConnectorError };
+
+  const single = (op: ConnectorOperation, r: ConnectorResult<OperationOutcome>): Run =>
+    r.ok
+      ? { outcomes: [r.value] }
+      : { outcomes: [fromError(op, r.error)], ...(STOPS_ALL.has(r.error.code) ? { stop: r.error } : {}) };
+
+  const fetchContact = async (
+    op: ConnectorOperation,
+    id: string,
+    priority: CallPriority,
+  ): Promise<ConnectorResult<CcContact | OperationOutcome>> => {
+    const r = await client.getContact(id, priority);
+    if (!r.ok) return r;
+    if (!r.value)
+      return ok(
+        opOutcome(op, {
+          status: "failed",
+          code: "not_found",
+          message: `Contact ${id} does not exist in Constant Contact.`,
+        }),
+      );
+    return ok(r.value);
+  };
+  const isOutcome = (v: CcContact | OperationOutcome): v is OperationOutcome => "op_id" in v;
+
+  const recordOptOut = async (op: Extract<ConnectorOperation, { kind: "record_opt_out" }>): Promise<Run> => {
+    const got = await fetchContact(op, op.external_id, "consent");
+    if (!got.ok || isOutcome(got.value)) return single(op, got.ok ? ok(got.value as OperationOutcome) : got);
+    const contact = got.value;
+    if (contact.email_address?.permission_to_send === "unsubscribed")
+      return {
+        outcomes: [
+          opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id }),
+        ],
+      };
+    const put = await client.putContact(op.external_id, optOutPut(contact, op), "consent");
+    return single(op, put.ok ? ok(opOutcome(op, { status: "succeeded", external_id: op.external_id })) : put);
+  };
+
+  const requestResubscribe = async (
+    op: Extract<ConnectorOperation, { kind: "request_resubscribe" }>,
+  ): Promise<Run> => {
+    const r = await client.resubscribe(op.external_id, op.list_ids);
+    if (!r.ok) return single(op, r);
+    const message = errorItems(r.value.body)
+      .map((e) => e.error_message ?? e.error_key)
+      .join("; ");
+    if (r.value.status === 409 || (r.value.status === 400 && /once|already/i.test(message)))
+      return {
+        outcomes: [
+          opOutcome(op, {
+            status: "pending_contact_action",
+            code: "already_applied",
+            external_id: op.external_id,
+            message: `Constant Contact sends one resubscribe email per contact, ever, and it was already sent; only the person can act now (${message || r.value.status}).`,
+          }),
+        ],
+      };
+    if (r.value.status === 400)
+      return {
+        outcomes: [
+          opOutcome(op, {
+            status: "failed",
+            code: "validation_failed",
+            message: message || "Constant Contact refused the resubscribe request.",
+          }),
+        ],
+      };
+    return {
+      outcomes: [
+        opOutcome(op, {
+          status: "pending_contact_action",
+          external_id: op.external_id,
+          message:
+            "Constant Contact sent its confirmation email; the contact stays unsubscribed until they confirm.",
+        }),
+      ],
+    };
+  };
+
+  const updateContact = async (op: Extract<ConnectorOperation, { kind: "update_contact" }>): Promise<Run> => {
+    const got = await fetchContact(op, op.external_id, "write");
+    if (!got.ok || isOutcome(got.value)) return single(op, got.ok ? ok(got.value as OperationOutcome) : got);
+    const put = await client.putContact(op.external_id, updatePut(got.value, op), "write");
+    return single(op, put.ok ? ok(opOutcome(op, { status: "succeeded", external_id: op.external_id })) : put);
+  };
+
+  const changeEmail = async (op: Extract<ConnectorOperation, { kind: "change_email" }>): Promise<Run> => {
+    if (!isPlausibleEmail(op.new_email))
+      return {
+        outcomes: [
+          opOutcome(op, {
+            status: "failed",
+            code: "validation_failed",
+            message: `"${op.new_email}" is not a usable email address.`,
+          }),
+        ],
+      };
+    const got = await fetchContact(op, op.external_id, "write");
+    if (!got.ok || isOutcome(got.value)) return single(op, got.ok ? ok(got.value as OperationOutcome) : got);
+    const current = got.value.email_address?.address;
+    if (current && normalizeEmail(current) === normalizeEmail(op.new_email))
+      return {
+        outcomes: [
+          opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id }),
+        ],
+      };
+    if (current && normalizeEmail(current) !== normalizeEmail(op.old_email))
+      return {
+        outcomes: [
+          opOutcome(op, {
+            status: "failed",
+            code: "conflict",
+            message: `The contact's address is now ${current}, not ${op.old_email}; not changed.`,
+          }),
+        ],
+      };
+    const put = await client.putContact(op.external_id, changeEmailPut(got.value, op.new_email), "write");
+    return single(op, put.ok ? ok(opOutcome(op, { status: "succeeded", external_id: op.external_id })) : put);
+  };
+
+  const createContact = async (op: Extract<ConnectorOperation, { kind: "create_contact" }>): Promise<Run> => {
+    if (!isPlausibleEmail(op.email))
+      return {
+        outcomes: [
+          opOutcome(op, {
+            status: "failed",
+            code: "validation_failed",
+            message: `"${op.email}" is not a usable email address.`,
+          }),
+        ],
+      };
+    const r = await client.createContact(createBody(op), "write");
+    if (!r.ok) return single(op, r);
+    if (r.value.status === 409)
+      return {
+        outcomes: [
+          opOutcome(op, {
+            status: "failed",
+            code: "conflict",
+            message: "Constant Contact already holds this address (possibly as a deleted contact).",
+          }),
+        ],
+      };
+    return { outcomes: [opOutcome(op, { status: "succeeded", external_id: createdId(r.value.body) })] };
+  };
+
+  // --- upsert_contacts ------------------------------------------------------------------------
+
+  type Upsert = Extract<ConnectorOperation, { kind: "upsert_contacts" }>;
+  type Item = Upsert["items"][number];
+  let unsubscribedEmails: Promise<ConnectorResult<Set<string>>> | undefined;
+
+  /** Every unsubscribed address in the account, fetched once per apply and only when an import could not list someone. */
+  const loadUnsubscribed = (): Promise<ConnectorResult<Set<string>>> => {
+    unsubscribedEmails ??= (async () => {
+      const found = new Set<string>();
+      let from: Parameters<ConstantContactClient["contactsPage"]>[0] = {
+        query: { status: "unsubscribed", limit: 500 },
+      };
+      for (;;) {
+        const page = await client.contactsPage(from);
+        if (!page.ok) return page;
+        for (const c of page.value.contacts)
+          if (c.email_address) found.add(normalizeEmail(c.email_address.address));
+        const next = page.value._links?.next?.href;
+        if (!next) return ok(found);
+        from = { next };
+      }
+    })();
+    return unsubscribedEmails;
+  };
+
+  /** One item through POST /contacts (or GET + PUT when it exists): for items the import cannot carry. */
+  const upsertOne = async (op: Upsert, item: Item): Promise<ConnectorResult<OperationOutcome>> => {
+    const done = (external_id: string): OperationOutcome =>
+      opOutcome(op, { item_id: item.item_id, status: "succeeded", external_id });
+    let id = item.external_id;
+    if (!id) {
+      const body = createBodyFromItem(item);
+      if (op.list_ids.length > 0) body.list_memberships = op.list_ids.slice(0, 50);
+      const created = await client.createContact(body, "write");
+      if (!created.ok) return created;
+      if (created.value.status !== 409) return ok(done(createdId(created.value.body)));
+      const found = await client.contactsPage({
+        query: { email: item.email.trim(), status: "all", limit: 1 },
+      });
+      if (!found.ok) return found;
+      id = found.value.contacts[0]?.contact_id;
+      if (!id)
+        return ok(
+          opOutcome(op, {
+            item_id: item.item_id,
+            status: "failed",
+            code: "conflict",
+            message: "Constant Contact reports the address exists but does not return it.",
+          }),
+        );
+    }
+    const got = await client.getContact(id, "write");
+    if (!got.ok) return got;
+    if (!got.value)
+      return ok(
+        opOutcome(op, {
+          item_id: item.item_id,
+          status: "failed",
+          code: "not_found",
+          message: `Contact ${id} does not exist.`,
+        }),
+      );
+    const body = updatePut(got.value, {
+      kind: "update_contact",
+      op_id: op.op_id,
+      external_id: id,
+      ...(item.first_name !== undefined ? { first_name: item.first_name } : {}),
+      ...(item.last_name !== undefined ? { last_name: item.last_name } : {}),
+      ...(item.fields ? { fields: item.fields } : {}),
+    });
+    if (op.list_ids.length > 0)
+      body.list_memberships = [...new Set([...(got.value.list_memberships ?? []), ...op.list_ids])].slice(
+        0,
+        50,
+      );
+    const put = await client.putContact(id, body, "write");
+    return put.ok ? ok(done(id)) : put;
+  };
+
+  const upsertContacts = async (op: Upsert): Promise<Run> => {
+    const outcome = new Map<string, OperationOutcome>();
+    const setOutcome = (item: Item, o: Omit<OperationOutcome, "op_id" | "item_id">): void => {
+      const prev = outcome.get(item.item_id);
+      // An item imported for several list groups keeps its worst result.
+      if (prev && prev.status !== "succeeded") return;
+      outcome.set(item.item_id, { op_id: op.op_id, item_id: item.item_id, ...o });
+    };
+    const firstByEmail = new Map<string, Item>();
+    const bulk: Item[] = [];
+    const singles: Item[] = [];
+    for (const item of op.items) {
+      if (!isPlausibleEmail(item.email)) {
+        setOutcome(item, {
+          status: "failed",
+          code: "validation_failed",
+          message: `"${item.email}" is not a usable email address.`,
+        });
+        continue;
+      }
+      const key = normalizeEmail(item.email);
+      const first = firstByEmail.get(key);
+      if (first) {
+        setOutcome(item, {
+          status: "skipped",
+          code: "duplicate_in_batch",
+          message: `Same address as item ${first.item_id} in this batch; dropped.`,
+        });
+        continue;
+      }
+      firstByEmail.set(key, item);
+      // The import needs at least one list and takes addresses of at most 50 characters.
+      if (op.list_ids.length > 0 && item.email.trim().length <= IMPORT_EMAIL_MAX) bulk.push(item);
+      else singles.push(item);
+    }
+
+    let stop: ConnectorError | undefined;
+    const deferRest = (items: readonly Item[], e: ConnectorError): void => {
+      for (const item of items)
+        if (!outcome.has(item.item_id))
+          outcome.set(item.item_id, fromError(op, e, { item_id: item.item_id }));
+    };
+
+    const maxContacts = limits.batch.import_contacts ?? 40_000;
+    const maxBytes = limits.batch.import_bytes ?? 4_000_000;
+    const entries = bulk.map((item) => ({ row: importRow(item), item }));
+    const started: { activity: CcActivity; items: Item[] }[] = [];
+    for (const lists of chunk(op.list_ids, limits.batch.membership_lists ?? 50)) {
+      for (const c of chunkImport(entries, lists, maxContacts, maxBytes)) {
+        if (stop) break;
+        const r = await client.startImport({ import_data: c.rows, list_ids: lists });
+        if (!r.ok) {
+          if (STOPS_ALL.has(r.error.code)) stop = r.error;
+          for (const item of c.items) setOutcome(item, fromError(op, r.error));
+          continue;
+        }
+        started.push({ activity: r.value, items: c.items });
+      }
+    }
+    for (const { activity, items } of started) {
+      if (stop) {
+        deferRest(items, stop);
+        continue;
+      }
+      const done = await awaitActivity(activity);
+      if (!done.ok) {
+        if (STOPS_ALL.has(done.error.code)) stop = done.error;
+        for (const item of items) setOutcome(item, fromError(op, done.error));
+        continue;
+      }
+      const a = done.value;
+      if (a.state !== "completed") {
+        for (const item of items)
+          setOutcome(item, {
+            status: "deferred",
+            code: "vendor_unavailable",
+            message: `Import activity ${a.activity_id} ended ${a.state}.`,
+          });
+        continue;
+      }
+      const errors = a.activity_errors ?? [];
+      let cannotAdd = 0;
+      for (const item of items) {
+        const needle = normalizeEmail(item.email);
+        const hit = errors.find((m) => m.toLowerCase().includes(needle));
+        if (!hit) continue;
+        const unsubscribed = /unsubscri|opt.?out|cannot be added/i.test(hit);
+        if (unsubscribed) cannotAdd++;
+        setOutcome(item, {
+          status: "failed",
+          code: unsubscribed ? "cannot_add_to_list" : "validation_failed",
+          message: hit,
+        });
+      }
+      if ((a.status?.cannot_add_to_list_count ?? 0) > cannotAdd) {
+        const unsub = await loadUnsubscribed();
+        if (!unsub.ok) {
+          if (STOPS_ALL.has(unsub.error.code)) stop = unsub.error;
+        } else {
+          for (const item of items)
+            if (!outcome.has(item.item_id) && unsub.value.has(normalizeEmail(item.email)))
+              setOutcome(item, {
+                status: "failed",
+                code: "cannot_add_to_list",
+                message:
+                  "The person unsubscribed; an import cannot add them to a list (only their own resubscribe can).",
+              });
+        }
+      }
+      for (const item of items)
+        if (!outcome.has(item.item_id))
+          setOutcome(item, {
+            status: "succeeded",
+            ...(item.external_id ? { external_id: item.external_id } : {}),
+          });
+    }
+
+    for (const item of singles) {
+      if (stop) break;
+      const r = await upsertOne(op, item);
+      if (r.ok) setOutcome(item, r.value);
+      else {
+        if (STOPS_ALL.has(r.error.code)) stop = r.error;
+        setOutcome(item, fromError(op, r.error));
+      }
+    }
+    if (stop) deferRest(op.items, stop);
+    return {
+      outcomes: op.items.map((item) => outcome.get(item.item_id)!),
+      ...(stop ? { stop } : {}),
+    };
+  };
+
+  // --- memberships ----------------------------------------------------------------------------
+
+  const memberships = async (
+    op: Extract<ConnectorOperation, { kind: "add_list_members" | "remove_list_members" }>,
+  ): Promise<Run> => {
+    const kind = op.kind === "add_list_members" ? "add" : "remove";
+    const ids = [...new Set(op.external_ids)];
+    if (ids.length === 0 || op.list_ids.length === 0)
+      return { outcomes: [opOutcome(op, { status: "succeeded" })] };
+    const started: CcActivity[] = [];
+    for (const lists of chunk([...new Set(op.list_ids)], limits.batch.membership_lists ?? 50)) {
+      for (const part of chunk(ids, limits.batch.membership_ids ?? 500)) {
+        const r = await client.startMembership(kind, membershipBody(part, lists));
+        // Activities already queued still run; the whole operation is retried, which is harmless.
+        if (!r.ok) return single(op, r);
+        started.push(r.value);
+      }
+    }
+    const problems: string[] = [];
+    for (const activity of started) {
+      const done = await awaitActivity(activity);
+      if (!done.ok) return single(op, done);
+      if (done.value.state !== "completed")
+        problems.push(`activity ${done.value.activity_id} ended ${done.value.state}`);
+      else if ((done.value.activity_errors ?? []).length > 0)
+        problems.push(
+          ...(done.value.activity_errors ?? []).map((m) => `activity ${done.value.activity_id}: ${m}`),
+        );
+    }
+    if (problems.length > 0)
+      return {
+        outcomes: [
+          opOutcome(op, {
+            status: "failed",
+            code: "vendor_unavailable",
+            message: problems.slice(0, 5).join("; "),
+          }),
+        ],
+      };
+    return { outcomes: [opOutcome(op, { status: "succeeded" })] };
+  };
+
+  const run = (op: ConnectorOperation): Promise<Run> => {
+    switch (op.kind) {
+      case "record_opt_out":
+        return recordOptOut(op);
+      case "record_opt_in":
+        // Constant Contact forbids opting a contact back in without their own action; Concord never tries.
+        return Promise.resolve({
+          outcomes: [
+            opOutcome(op, {
+              status: "failed",
+              code: "consent_requires_contact_action",
+              message:
+                "Only the person can opt back in to Constant Contact (its resubscribe email or a sign-up form); use request_resubscribe.",
+            }),
+          ],
+        });
+      case "request_resubscribe":
+        return requestResubscribe(op);
+      case "upsert_contacts":
+        return upsertContacts(op);
+      case "add_list_members":
+      case "remove_list_members":
+        return memberships(op);
+      case "update_contact":
+        return updateContact(op);
+      case "change_email":
+        return changeEmail(op);
+      case "create_contact":
+        return createContact(op);
+    }
+  };
+
+  const apply = async (operations: readonly ConnectorOperation[]): Promise<OperationOutcome[]> => {
+    unsubscribedEmails = undefined;
+    const byOp = new Map<ConnectorOperation, OperationOutcome[]>();
+    const ordered = [
+      ...operations.filter((o) => CONSENT_KINDS.has(o.kind)),
+      ...operations.filter((o) => !CONSENT_KINDS.has(o.kind)),
+    ];
+    let stop: ConnectorError | undefined;
+    for (const op of ordered) {
+      if (stop) {
+        byOp.set(op, stoppedOutcomes(op, stop, fromError));
+        continue;
+      }
+      const r = await run(op);
+      byOp.set(op, r.outcomes);
+      if (r.stop) stop = r.stop;
+    }
+    return operations.flatMap((op) => byOp.get(op) ?? []);
+  };
+
+  return { check, read, get, lists, apply };
+}
+
+function stoppedOutcomes(
+  op: ConnectorOperation,
+  stop: ConnectorError,
+  fromError: (
+    op: ConnectorOperation,
+    e: ConnectorError,
+    extra?: Partial<OperationOutcome>,
+  ) => OperationOutcome,
+): OperationOutcome[] {
+  if (op.kind === "upsert_contacts")
+    return op.items.map((item) => fromError(op, stop, { item_id: item.item_id }));
+  return [fromError(op, stop)];
+}
+
+function createdId(body: unknown): string {
+  return body && typeof body === "object" && "contact_id" in body && typeof body.contact_id === "string"
+    ? body.contact_id
+    : "";
+}

@@ -1,0 +1,319 @@
+// Pure mapping: contacts to records and consent, operations to request bodies (checked against the official spec).
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { loadOpenApiValidator } from "../contract/openapi-validator";
+import type { ConnectorOperation } from "../connector";
+import {
+  CONCORD_REASON_PREFIX,
+  changeEmailPut,
+  chunkImport,
+  contactToConsent,
+  contactToRecord,
+  contactWatermark,
+  createBody,
+  importRow,
+  isPlausibleEmail,
+  membershipBody,
+  optOutPut,
+  optOutReason,
+  updatePut,
+} from "./mapping";
+import { CcContactSchema, type CcContact } from "./schemas";
+
+// The official spec is not vendored into the repository (yet); it sits beside it in shared/specs.
+const specPath =
+  process.env.CONCORD_CC_SPEC ??
+  fileURLToPath(
+    new URL("../../../../shared/specs/constant-contact/csharp-client-openapi/openapi.yaml", import.meta.url),
+  );
+
+const ID = "1f7e1b0a-2c3d-4e5f-8a9b-0c1d2e3f4a5b";
+const LIST = "04fe9a97-a579-43c5-bb1a-58ed29bf0a6a";
+const contact = (email: Record<string, unknown>, extra: Record<string, unknown> = {}): CcContact =>
+  CcContactSchema.parse({
+    contact_id: ID,
+    first_name: "Ada",
+    last_name: "Lovelace",
+    created_at: "2026-01-01T00:00:00Z",
+    updated_at: "2026-02-01T00:00:00-05:00",
+    email_address: { address: "ada@example.org", created_at: "2026-01-01T00:00:00Z", ...email },
+    ...extra,
+  });
+
+const optOutOp: Extract<ConnectorOperation, { kind: "record_opt_out" }> = {
+  kind: "record_opt_out",
+  op_id: "op_1",
+  external_id: ID,
+  email: "ada@example.org",
+  scope: { kind: "account" },
+  initiated_by: "contact",
+  occurred_at: "2026-03-01T10:00:00.000Z",
+  reason: "Asked by phone",
+  origin: { system: "blackbaud-renxt", connection: "re", mechanism: "phone_request" },
+};
+
+describe("contactToConsent", () => {
+  const optOut = { permission_to_send: "unsubscribed", opt_out_date: "2026-03-01T10:00:00-05:00" };
+  it.each([
+    [
+      "contact unsubscribed",
+      { ...optOut, opt_out_source: "Contact", opt_out_reason: "Too many" },
+      {
+        kind: "opt_out",
+        actor: { kind: "contact" },
+        mechanism: "unknown",
+        occurred_at: "2026-03-01T15:00:00.000Z",
+      },
+    ],
+    [
+      "account unsubscribed",
+      { ...optOut, opt_out_source: "Account" },
+      { kind: "opt_out", actor: { kind: "account" }, mechanism: "unknown" },
+    ],
+    [
+      "our own write echoed",
+      { ...optOut, opt_out_source: "Account", opt_out_reason: `${CONCORD_REASON_PREFIX} x` },
+      { kind: "opt_out", actor: { kind: "account" }, mechanism: "sync" },
+    ],
+    [
+      "explicit by the contact",
+      { permission_to_send: "explicit", opt_in_source: "Contact", opt_in_date: "2026-01-02T00:00:00Z" },
+      {
+        kind: "opt_in",
+        actor: { kind: "contact" },
+        basis: "express",
+        occurred_at: "2026-01-02T00:00:00.000Z",
+      },
+    ],
+    [
+      "explicit by the account",
+      { permission_to_send: "explicit", opt_in_source: "Account" },
+      { kind: "opt_in", actor: { kind: "account" }, basis: "implied" },
+    ],
+    [
+      "implicit (import)",
+      { permission_to_send: "implicit", opt_in_source: "Account" },
+      { kind: "opt_in", actor: { kind: "account" }, basis: "implied" },
+    ],
+  ])("%s", (_, email, expected) => {
+    const [observation, ...rest] = contactToConsent(contact(email));
+    expect(rest).toEqual([]);
+    expect(observation).toMatchObject({
+      ...expected,
+      scope: { kind: "account" },
+      channel: "email",
+      external_id: ID,
+      email: "ada@example.org",
+    });
+    expect(observation!.evidence.payload_sha256).toMatch(/^[a-f0-9]{64}$/);
+  });
+
+  it("keeps the contact's reason as evidence", () => {
+    expect(
+      contactToConsent(contact({ ...optOut, opt_out_source: "Contact", opt_out_reason: "Too many" }))[0]!
+        .evidence.reason,
+    ).toBe("Too many");
+  });
+
+  it.each(["pending_confirmation", "temp_hold", "not_set"])(
+    "reports no consent fact for %s",
+    (permission) => {
+      expect(contactToConsent(contact({ permission_to_send: permission }))).toEqual([]);
+      expect(contactToRecord(contact({ permission_to_send: permission })).fields.permission_to_send).toBe(
+        permission,
+      );
+    },
+  );
+});
+
+describe("contactToRecord", () => {
+  it("maps fields, lists, sub-resources and deletion", () => {
+    const r = contactToRecord(
+      contact(
+        { permission_to_send: "implicit" },
+        {
+          job_title: "Engineer",
+          list_memberships: [LIST],
+          custom_fields: [{ custom_field_id: "cf1", value: "gold" }],
+          phone_numbers: [{ kind: "mobile", phone_number: "555" }],
+          street_addresses: [{ kind: "home", city: "London" }],
+          deleted_at: "2026-02-03",
+        },
+      ),
+    );
+    expect(r).toMatchObject({
+      external_id: ID,
+      kind: "individual",
+      emails: [{ address: "ada@example.org", primary: true }],
+      first_name: "Ada",
+      list_ids: [LIST],
+      deleted: true,
+      fields: {
+        job_title: "Engineer",
+        "custom_field:cf1": "gold",
+        "phone:mobile": "555",
+        "address:home:city": "London",
+      },
+    });
+    expect(r.updated_at).toBe("2026-02-03T00:00:00.000Z");
+  });
+
+  it("watermarks with the newest of the contact's and the email's timestamps", () => {
+    expect(contactWatermark(contact({ opt_out_date: "2026-04-01T00:00:00Z" }))).toBe(
+      "2026-04-01T00:00:00.000Z",
+    );
+  });
+});
+
+describe("requests", () => {
+  it("chunks imports under both the count and the byte limit", () => {
+    const entries = Array.from({ length: 10 }, (_, i) => ({
+      row: importRow({ item_id: `${i}`, email: `p${i}@example.org` }),
+      item: i,
+    }));
+    expect(chunkImport(entries, [LIST], 4, 1_000_000).map((c) => c.rows.length)).toEqual([4, 4, 2]);
+    const bySize = chunkImport(entries, [LIST], 100, 150);
+    for (const c of bySize) {
+      expect(Buffer.byteLength(JSON.stringify({ import_data: c.rows, list_ids: [LIST] }))).toBe(c.bytes);
+      expect(c.bytes).toBeLessThan(150);
+    }
+    expect(bySize.flatMap((c) => c.items)).toEqual(entries.map((e) => e.item));
+  });
+
+  it.each([
+    ["a@example.org", true],
+    ["a.b+tag@sub.example.co.uk", true],
+    ["not-an-address", false],
+    ["a@b", false],
+    ["a b@example.org", false],
+    [`${"x".repeat(80)}@example.org`, false],
+  ])("isPlausibleEmail(%s) = %s", (email, expected) => {
+    expect(isPlausibleEmail(email)).toBe(expected);
+  });
+
+  it("writes the origin into a 255-character opt_out_reason", () => {
+    expect(optOutReason(optOutOp)).toMatch(
+      /^Concord: the person's request recorded in blackbaud-renxt \(re\) via phone_request/,
+    );
+    expect(optOutReason({ ...optOutOp, reason: "x".repeat(400) }).length).toBe(255);
+  });
+
+  it("sends the whole contact back on an opt-out, with consent changed and nothing else", () => {
+    const body = optOutPut(
+      contact(
+        { permission_to_send: "explicit" },
+        { job_title: "Engineer", list_memberships: [LIST], sms_channel: { sms_address: "1" } },
+      ),
+      optOutOp,
+    );
+    expect(body).toMatchObject({
+      update_source: "Account",
+      first_name: "Ada",
+      last_name: "Lovelace",
+      job_title: "Engineer",
+      list_memberships: [LIST],
+      email_address: { address: "ada@example.org", permission_to_send: "unsubscribed" },
+    });
+    expect(body).not.toHaveProperty("sms_channel");
+  });
+
+  it("keeps consent as read on an update and an email change", () => {
+    const c = contact(
+      { permission_to_send: "unsubscribed", opt_out_source: "Contact", opt_out_reason: "r" },
+      { job_title: "Engineer" },
+    );
+    const u = updatePut(c, {
+      kind: "update_contact",
+      op_id: "o",
+      external_id: ID,
+      last_name: null,
+      fields: { job_title: "CTO", "custom_field:cf9": "v" },
+    });
+    expect(u).toMatchObject({
+      first_name: "Ada",
+      job_title: "CTO",
+      email_address: { address: "ada@example.org", permission_to_send: "unsubscribed", opt_out_reason: "r" },
+      custom_fields: [{ custom_field_id: "cf9", value: "v" }],
+    });
+    expect(u).not.toHaveProperty("last_name");
+    expect(changeEmailPut(c, "new@example.org").email_address).toEqual({
+      address: "new@example.org",
+      permission_to_send: "unsubscribed",
+      opt_out_reason: "r",
+    });
+  });
+});
+
+describe.skipIf(!existsSync(specPath))(
+  "requests match the official OpenAPI spec (skipped when the spec file is absent)",
+  async () => {
+    const spec = await loadOpenApiValidator(specPath);
+    const valid = (method: string, path: string, body: unknown): void => {
+      expect(spec.validateRequest({ method, path, body })).toEqual({ ok: true });
+    };
+    const full = contact(
+      { permission_to_send: "explicit" },
+      {
+        job_title: "Engineer",
+        list_memberships: [LIST],
+        custom_fields: [{ custom_field_id: "1f7e1b0a-2c3d-4e5f-8a9b-0c1d2e3f4a5c", value: "x" }],
+        phone_numbers: [{ kind: "home", phone_number: "555", phone_number_id: ID }],
+        street_addresses: [{ kind: "home", street: "1 Main", street_address_id: ID }],
+      },
+    );
+
+    it("PUT /contacts/{id} for an opt-out", () => {
+      valid("PUT", `/v3/contacts/${ID}`, optOutPut(full, optOutOp));
+    });
+    it("PUT /contacts/{id} for an update", () => {
+      valid(
+        "PUT",
+        `/v3/contacts/${ID}`,
+        updatePut(full, { kind: "update_contact", op_id: "o", external_id: ID, first_name: "A" }),
+      );
+    });
+    it("PUT /contacts/{id} for an email change", () => {
+      valid("PUT", `/v3/contacts/${ID}`, changeEmailPut(full, "b@example.org"));
+    });
+    it("POST /contacts", () => {
+      valid(
+        "POST",
+        "/v3/contacts",
+        createBody({
+          kind: "create_contact",
+          op_id: "o",
+          email: "a@example.org",
+          first_name: "A",
+          kind_of_record: "individual",
+        }),
+      );
+    });
+    it("POST /activities/contacts_json_import", () => {
+      const rows = [
+        importRow({
+          item_id: "1",
+          email: "a@example.org",
+          first_name: "A",
+          fields: { job_title: "J", birthday_month: "3" },
+        }),
+      ];
+      valid("POST", "/v3/activities/contacts_json_import", { import_data: rows, list_ids: [LIST] });
+    });
+    it("POST /activities/add_list_memberships", () => {
+      valid("POST", "/v3/activities/add_list_memberships", membershipBody([ID], [LIST]));
+    });
+    it("PUT /contacts/resubscribe/{id}", () => {
+      valid("PUT", `/v3/contacts/resubscribe/${ID}`, { list_ids: [LIST] });
+    });
+    it("POST /activities/remove_list_memberships: the official spec says maxItems 0 (a codegen error, QUIRKS.md)", () => {
+      const r = spec.validateRequest({
+        method: "POST",
+        path: "/v3/activities/remove_list_memberships",
+        body: membershipBody([ID], [LIST]),
+      });
+      expect(r.ok).toBe(false);
+      if (!r.ok) expect(r.errors.join(" ")).toMatch(/must NOT have more than 0 items/);
+    });
+  },
+);

@@ -1,0 +1,454 @@
+/**
+ * Pure translation between Constant Contact V3 payloads and Concord's connector shapes: contacts to
+ * records and consent observations, and operations to the request bodies Constant Contact expects
+ * (import chunks under its count and byte limits, whole-contact PUT bodies, membership activities).
+ */
+import { createHash } from "node:crypto";
+import type { Actor, Mechanism } from "../../core/consent/consent-event";
+import type { ConsentObservation, ConnectorOperation, ExternalRecord } from "../connector";
+import type { CcContact, CcEmailAddress } from "./schemas";
+
+/** Every opt-out reason Concord writes starts with this, so a read can recognise its own writes. */
+export const CONCORD_REASON_PREFIX = "Concord:";
+
+/** Sub-resources every read asks for: a PUT must send them back, and records carry lists and fields. */
+export const CONTACT_INCLUDE = [
+  "custom_fields",
+  "list_memberships",
+  "phone_numbers",
+  "street_addresses",
+  "taggings",
+  "notes",
+] as const;
+
+const EPOCH = "1970-01-01T00:00:00.000Z";
+
+/** ISO-8601 UTC with milliseconds, or undefined for a missing or unparseable value. */
+export function toUtc(value: string | null | undefined): string | undefined {
+  if (!value) return undefined;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
+}
+
+/** The newest moment anything about the contact changed, for checkpoints. */
+export function contactWatermark(contact: CcContact): string {
+  const e = contact.email_address;
+  const candidates = [
+    contact.updated_at,
+    contact.created_at,
+    contact.deleted_at,
+    e?.updated_at,
+    e?.created_at,
+    e?.opt_out_date,
+    e?.opt_in_date,
+  ];
+  let best = Date.parse(EPOCH);
+  for (const c of candidates) {
+    const ms = c ? Date.parse(c) : Number.NaN;
+    if (!Number.isNaN(ms) && ms > best) best = ms;
+  }
+  return new Date(best).toISOString();
+}
+
+export function contentHash(value: unknown): string {
+  return createHash("sha256").update(stableJson(value)).digest("hex");
+}
+
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+/** A contact as an ExternalRecord; consent lives in observations, `permission_to_send` is reported as a field. */
+export function contactToRecord(contact: CcContact): ExternalRecord {
+  const e = contact.email_address;
+  const fields: Record<string, string | null> = {};
+  const put = (key: string, value: string | number | null | undefined): void => {
+    if (value !== undefined) fields[key] = value === null ? null : String(value);
+  };
+  put("job_title", contact.job_title);
+  put("company_name", contact.company_name);
+  put("birthday_month", contact.birthday_month);
+  put("birthday_day", contact.birthday_day);
+  put("anniversary", contact.anniversary);
+  put("permission_to_send", e?.permission_to_send);
+  put("confirm_status", e?.confirm_status);
+  put("opt_out_source", e?.opt_out_source);
+  for (const cf of contact.custom_fields ?? []) put(`custom_field:${cf.custom_field_id}`, cf.value ?? null);
+  for (const phone of contact.phone_numbers ?? []) {
+    if (phone.phone_number) put(`phone:${phone.kind ?? "other"}`, phone.phone_number);
+  }
+  for (const a of contact.street_addresses ?? []) {
+    put(`address:${a.kind}:street`, a.street);
+    put(`address:${a.kind}:city`, a.city);
+    put(`address:${a.kind}:state`, a.state);
+    put(`address:${a.kind}:postal_code`, a.postal_code);
+    put(`address:${a.kind}:country`, a.country);
+  }
+  const record: ExternalRecord = {
+    external_id: contact.contact_id,
+    kind: "individual",
+    emails: e ? [{ address: e.address, primary: true }] : [],
+    first_name: contact.first_name ?? null,
+    last_name: contact.last_name ?? null,
+    fields,
+    updated_at: contactWatermark(contact),
+  };
+  if (contact.list_memberships) record.list_ids = [...contact.list_memberships];
+  if (contact.deleted_at) record.deleted = true;
+  return record;
+}
+
+const actorOf = (source: string | undefined): Actor =>
+  source === "Contact" ? { kind: "contact" } : { kind: "account" };
+
+/**
+ * The API cannot tell a footer link from a one-click header, a spam complaint or a form (QUIRKS.md),
+ * so a mechanism is named only where the payload proves it: our own write echoed back is `sync`.
+ */
+function optOutMechanism(e: CcEmailAddress): Mechanism {
+  if (e.opt_out_source === "Account" && e.opt_out_reason?.startsWith(CONCORD_REASON_PREFIX)) return "sync";
+  return "unknown";
+}
+
+/** Consent facts a contact shows. `pending_confirmation`, `temp_hold` and `not_set` are no consent facts. */
+export function contactToConsent(contact: CcContact): ConsentObservation[] {
+  const e = contact.email_address;
+  if (!e) return [];
+  const digest = contentHash({ contact_id: contact.contact_id, email_address: e });
+  const base = {
+    external_id: contact.contact_id,
+    email: e.address,
+    channel: "email" as const,
+    scope: { kind: "account" as const },
+  };
+  switch (e.permission_to_send) {
+    case "unsubscribed": {
+      const evidence: ConsentObservation["evidence"] = {
+        payload_sha256: digest,
+        source_record_id: contact.contact_id,
+      };
+      if (e.opt_out_reason) evidence.reason = e.opt_out_reason.slice(0, 1000);
+      return [
+        {
+          ...base,
+          kind: "opt_out",
+          mechanism: optOutMechanism(e),
+          actor: actorOf(e.opt_out_source),
+          occurred_at:
+            toUtc(e.opt_out_date) ??
+            toUtc(e.updated_at) ??
+            toUtc(contact.updated_at) ??
+            contactWatermark(contact),
+          evidence,
+        },
+      ];
+    }
+    case "explicit":
+    case "implicit": {
+      const byContact = e.opt_in_source === "Contact";
+      return [
+        {
+          ...base,
+          kind: "opt_in",
+          mechanism: "unknown",
+          actor: actorOf(e.opt_in_source),
+          // Only the person's own explicit permission is express consent; anything the account added is implied.
+          basis: byContact && e.permission_to_send === "explicit" ? "express" : "implied",
+          occurred_at:
+            toUtc(e.opt_in_date) ??
+            toUtc(e.created_at) ??
+            toUtc(contact.created_at) ??
+            contactWatermark(contact),
+          evidence: { payload_sha256: digest, source_record_id: contact.contact_id },
+        },
+      ];
+    }
+    default:
+      return [];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+/** Deliberately plain: the platform has the last word; this only keeps obvious junk out of a batch. */
+const EMAIL_RE =
+  /^[^\s@"(),:;<>[\\\]]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/;
+export const IMPORT_EMAIL_MAX = 50; // import_data[].email maxLength in the spec
+export const CONTACT_EMAIL_MAX = 80; // email_address.address maxLength in the spec
+
+export const normalizeEmail = (email: string): string => email.trim().toLowerCase();
+export const isPlausibleEmail = (email: string): boolean =>
+  email.length <= CONTACT_EMAIL_MAX && EMAIL_RE.test(email.trim());
+
+/** Keys `contacts_json_import` accepts as contact properties besides `cf:<custom field name>`. */
+const IMPORT_KEYS = new Set([
+  "job_title",
+  "company_name",
+  "birthday_month",
+  "birthday_day",
+  "anniversary",
+  "phone",
+  "home_phone",
+  "work_phone",
+  "mobile_phone",
+  "other_phone",
+  "street",
+  "street2",
+  "city",
+  "state",
+  "zip",
+  "country",
+  "home_street",
+  "home_street2",
+  "home_city",
+  "home_state",
+  "home_zip",
+  "work_street",
+  "work_street2",
+  "work_city",
+  "work_state",
+  "work_zip",
+  "other_street",
+  "other_street2",
+  "other_city",
+  "other_state",
+  "other_zip",
+  "other_country",
+]);
+
+type UpsertItem = Extract<ConnectorOperation, { kind: "upsert_contacts" }>["items"][number];
+export type ImportRow = Record<string, string | number>;
+
+/**
+ * One import row. Nulls are left out: an import only updates the properties it carries, so it
+ * cannot clear a value (update_contact can).
+ */
+export function importRow(item: UpsertItem): ImportRow {
+  const row: ImportRow = { email: item.email.trim() };
+  if (item.first_name) row.first_name = item.first_name;
+  if (item.last_name) row.last_name = item.last_name;
+  for (const [key, value] of Object.entries(item.fields ?? {})) {
+    if (value === null) continue;
+    if (key === "birthday_month" || key === "birthday_day") {
+      const n = Number(value);
+      if (Number.isInteger(n)) row[key] = n;
+    } else if (IMPORT_KEYS.has(key) || key.startsWith("cf:")) row[key] = value;
+  }
+  return row;
+}
+
+export type ImportChunk<T> = { rows: ImportRow[]; items: T[]; bytes: number };
+
+/**
+ * Splits rows into `contacts_json_import` bodies under both limits, measuring the serialised JSON:
+ * at most `maxContacts` rows and strictly fewer than `maxBytes` bytes per body (Constant Contact
+ * silently drops whatever lies past 4 MB, so the margin is ours to keep).
+ */
+export function chunkImport<T>(
+  entries: readonly { row: ImportRow; item: T }[],
+  listIds: readonly string[],
+  maxContacts: number,
+  maxBytes: number,
+): ImportChunk<T>[] {
+  const overhead = Buffer.byteLength(JSON.stringify({ import_data: [], list_ids: listIds }));
+  const chunks: ImportChunk<T>[] = [];
+  let current: ImportChunk<T> = { rows: [], items: [], bytes: overhead };
+  for (const { row, item } of entries) {
+    const rowBytes = Buffer.byteLength(JSON.stringify(row));
+    if (overhead + rowBytes >= maxBytes) {
+      throw new Error(`one import row is ${rowBytes} bytes, too large for the ${maxBytes}-byte body limit`);
+    }
+    let added = rowBytes + (current.rows.length > 0 ? 1 : 0); // the comma between rows
+    if (current.rows.length >= maxContacts || current.bytes + added >= maxBytes) {
+      chunks.push(current);
+      current = { rows: [], items: [], bytes: overhead };
+      added = rowBytes;
+    }
+    current.bytes += added;
+    current.rows.push(row);
+    current.items.push(item);
+  }
+  if (current.rows.length > 0) chunks.push(current);
+  return chunks;
+}
+
+export function chunk<T>(values: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < values.length; i += size) out.push(values.slice(i, i + size));
+  return out;
+}
+
+/** The body of one membership activity (add or remove): `contact_ids` ≤ 500, `list_ids` ≤ 50. */
+export function membershipBody(
+  contactIds: readonly string[],
+  listIds: readonly string[],
+): { source: { contact_ids: string[] }; list_ids: string[] } {
+  return { source: { contact_ids: [...contactIds] }, list_ids: [...listIds] };
+}
+
+export type ContactPut = Record<string, unknown> & { update_source: "Account" | "Contact" };
+
+/**
+ * A PUT /contacts/{id} body that sends the contact back whole: Constant Contact's PUT nulls every
+ * top-level property it is not given, so each one read is repeated. Sub-resources are repeated
+ * without their read-only ids. `sms_channel` is left out: omitted sub-resources are kept, and
+ * sending it back would re-assert SMS consent, which only the person may give.
+ */
+export function wholeContactPut(
+  contact: CcContact,
+  emailAddress: Record<string, unknown> | undefined,
+): ContactPut {
+  const body: ContactPut = { update_source: "Account" };
+  const copy = (key: keyof CcContact): void => {
+    const value = contact[key];
+    if (value !== undefined && value !== null) body[key] = value;
+  };
+  copy("first_name");
+  copy("last_name");
+  copy("job_title");
+  copy("company_name");
+  copy("birthday_month");
+  copy("birthday_day");
+  copy("anniversary");
+  if (emailAddress) body.email_address = emailAddress;
+  if (contact.custom_fields)
+    body.custom_fields = contact.custom_fields.map((cf) => ({
+      custom_field_id: cf.custom_field_id,
+      ...(cf.value !== undefined && cf.value !== null ? { value: cf.value } : {}),
+      ...(cf.choice_ids ? { choice_ids: cf.choice_ids } : {}),
+    }));
+  if (contact.phone_numbers)
+    body.phone_numbers = contact.phone_numbers.map((p) => ({
+      ...(p.kind ? { kind: p.kind } : {}),
+      ...(p.phone_number ? { phone_number: p.phone_number } : {}),
+    }));
+  if (contact.street_addresses)
+    body.street_addresses = contact.street_addresses.map((a) => {
+      const out: Record<string, string> = { kind: a.kind };
+      for (const k of ["street", "city", "state", "postal_code", "country"] as const) {
+        const v = a[k];
+        if (v) out[k] = v;
+      }
+      return out;
+    });
+  if (contact.list_memberships) body.list_memberships = [...contact.list_memberships];
+  if (contact.taggings) body.taggings = [...contact.taggings];
+  if (contact.notes) body.notes = contact.notes.map((n) => ({ ...n }));
+  return body;
+}
+
+/** The email object as read, reduced to what a PUT may carry, so consent is sent back unchanged. */
+export function unchangedEmail(e: CcEmailAddress, address = e.address): Record<string, unknown> {
+  const out: Record<string, unknown> = { address };
+  if (e.permission_to_send) out.permission_to_send = e.permission_to_send;
+  if (e.permission_to_send === "unsubscribed" && e.opt_out_reason) out.opt_out_reason = e.opt_out_reason;
+  return out;
+}
+
+type OptOutOp = Extract<ConnectorOperation, { kind: "record_opt_out" }>;
+
+/** The opt_out_reason Concord writes: where the opt-out came from, within the 255-character limit. */
+export function optOutReason(op: OptOutOp): string {
+  const who = op.initiated_by === "contact" ? "the person's request" : "the account's decision";
+  const parts = [
+    `${CONCORD_REASON_PREFIX} ${who} recorded in ${op.origin.system} (${op.origin.connection}) via ${op.origin.mechanism} at ${op.occurred_at}`,
+  ];
+  if (op.reason) parts.push(op.reason);
+  if (op.origin.statement) parts.push(op.origin.statement);
+  const text = parts.join(". ");
+  return text.length <= 255 ? text : `${text.slice(0, 254)}…`;
+}
+
+/** PUT body that unsubscribes the contact, everything else sent back as read. */
+export function optOutPut(contact: CcContact, op: OptOutOp): ContactPut {
+  const address = contact.email_address?.address ?? op.email;
+  return wholeContactPut(contact, {
+    address,
+    permission_to_send: "unsubscribed",
+    opt_out_reason: optOutReason(op),
+  });
+}
+
+type UpdateOp = Extract<ConnectorOperation, { kind: "update_contact" }>;
+
+const TOP_LEVEL_FIELDS = new Set(["job_title", "company_name", "anniversary"]);
+
+/** PUT body applying profile changes; consent and sub-resources go back as read. */
+export function updatePut(contact: CcContact, op: UpdateOp): ContactPut {
+  const body = wholeContactPut(
+    contact,
+    contact.email_address ? unchangedEmail(contact.email_address) : undefined,
+  );
+  const set = (key: string, value: string | number | null | undefined): void => {
+    if (value === undefined) return;
+    // Leaving a top-level property out is how a Constant Contact PUT clears it.
+    if (value === null) Reflect.deleteProperty(body, key);
+    else body[key] = value;
+  };
+  set("first_name", op.first_name);
+  set("last_name", op.last_name);
+  const customFields = new Map(
+    ((body.custom_fields as { custom_field_id: string }[] | undefined) ?? []).map((cf) => [
+      cf.custom_field_id,
+      cf,
+    ]),
+  );
+  let customChanged = false;
+  for (const [key, value] of Object.entries(op.fields ?? {})) {
+    if (TOP_LEVEL_FIELDS.has(key)) set(key, value);
+    else if (key === "birthday_month" || key === "birthday_day")
+      set(key, value === null ? null : Number.isInteger(Number(value)) ? Number(value) : undefined);
+    else if (key.startsWith("custom_field:")) {
+      const id = key.slice("custom_field:".length);
+      customChanged = true;
+      if (value === null) customFields.delete(id);
+      else customFields.set(id, { custom_field_id: id, value } as { custom_field_id: string });
+    }
+  }
+  if (customChanged) body.custom_fields = [...customFields.values()];
+  return body;
+}
+
+/** PUT body moving the contact to a new address; consent goes back as read. */
+export function changeEmailPut(contact: CcContact, newEmail: string): ContactPut {
+  const e = contact.email_address;
+  return wholeContactPut(contact, e ? unchangedEmail(e, newEmail.trim()) : { address: newEmail.trim() });
+}
+
+type CreateOp = Extract<ConnectorOperation, { kind: "create_contact" }>;
+
+/**
+ * POST /contacts body. `create_source: "Account"` because Concord adds people on the account's
+ * behalf; no `permission_to_send`, so Concord never claims a permission the person did not give.
+ */
+export function createBody(op: CreateOp): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    email_address: { address: op.email.trim() },
+    create_source: "Account",
+  };
+  if (op.first_name) body.first_name = op.first_name;
+  if (op.last_name) body.last_name = op.last_name;
+  return body;
+}
+
+/** POST /contacts body for one upsert item the bulk import cannot carry. */
+export function createBodyFromItem(item: UpsertItem): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    email_address: { address: item.email.trim() },
+    create_source: "Account",
+  };
+  if (item.first_name) body.first_name = item.first_name;
+  if (item.last_name) body.last_name = item.last_name;
+  for (const [key, value] of Object.entries(item.fields ?? {})) {
+    if (value !== null && TOP_LEVEL_FIELDS.has(key)) body[key] = value;
+  }
+  return body;
+}
