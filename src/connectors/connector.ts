@@ -104,6 +104,9 @@ export type ExternalRecord = {
   updated_at: string;
 };
 
+/** Records and the consent observed on them, as a targeted re-read returns them. */
+export type RecordsWithConsent = { records: ExternalRecord[]; consent: ConsentObservation[] };
+
 export type ExternalList = { external_id: string; name: string; member_count?: number };
 
 /** Where a consent observation applies, in the system's own terms; the engine maps it to a topic. */
@@ -230,6 +233,8 @@ export type ConnectionSettings = {
   token_url?: string;
   credentials: CredentialAccess;
   limits?: Partial<Pick<ConnectorLimits, "requests_per_second" | "daily_quota">>;
+  /** Records per read page, below the vendor's maximum (smaller pages checkpoint more often). */
+  page_size?: number;
 };
 
 export type CheckInfo = { account_label: string; scopes?: string[] };
@@ -238,8 +243,8 @@ export type CheckInfo = { account_label: string; scopes?: string[] };
 export type ConnectorSession = {
   check: () => Promise<ConnectorResult<CheckInfo>>;
   read: (checkpoint: Checkpoint | null, options?: ReadOptions) => AsyncIterable<ConnectorResult<ReadPage>>;
-  /** Targeted re-read of some records (after a webhook, or to confirm a write). */
-  get: (external_ids: readonly string[]) => Promise<ConnectorResult<ExternalRecord[]>>;
+  /** Targeted re-read of some records (after a webhook, or to confirm a write), with their consent. */
+  get: (external_ids: readonly string[]) => Promise<ConnectorResult<RecordsWithConsent>>;
   lists: () => Promise<ConnectorResult<ExternalList[]>>;
   apply: (operations: readonly ConnectorOperation[]) => Promise<OperationOutcome[]>;
 };
@@ -277,10 +282,36 @@ export type ConnectorDefinition = {
   webhooks?: { handle: (request: WebhookRequest, secret: string) => WebhookHandling };
 };
 
-/** What the host gives a connector: a clock, a way to wait, and hooks to report health. */
+/** Consent operations go first; bulk writes next; reads last (DESIGN.md §3 executor). */
+export type CallPriority = "consent" | "write" | "read";
+
+export type QuotaUsage = {
+  used_today: number;
+  remaining: number;
+  daily_quota: number;
+  resets_at: string;
+  paused_until?: string;
+};
+
+/**
+ * The API-call budget of one connection (per-second rate and daily quota). The host keeps one per
+ * connection and hands it to every session, so all of a connection's work shares it.
+ */
+export type CallBudget = {
+  acquire: (priority: CallPriority) => Promise<Result<void, ConnectorError>>;
+  /** The vendor throttled: hold every call for `ms`. */
+  pause: (ms: number) => void;
+  /** The vendor says the daily quota is spent until `until`. */
+  quotaExhausted: (until: Date) => void;
+  usage: () => QuotaUsage;
+};
+
+/** What the host gives a connector: a clock, a way to wait, the call budget, and hooks to report health. */
 export type ConnectorRuntime = {
   now: () => Date;
   sleep: (ms: number) => Promise<void>;
+  /** The connection's shared call budget; when absent a session makes its own from the declared limits. */
+  budget?: CallBudget;
   /** Called when a request fails for auth after a refresh: the host marks the connection broken and alerts. */
   onAuthFailure?: (error: ConnectorError) => void;
   /** Called on each vendor call, for metrics and budget display. */

@@ -1,8 +1,13 @@
 /** Runs the shared connector contract against the Raiser's Edge NXT emulator (and the live service when credentials are set). */
-import type { ConnectionSettings, ConnectorDefinition } from "../connector";
-import { runConnectorContract, runLiveConnectorContract } from "../contract/contract-suite";
+import type { ConnectionSettings } from "../connector";
+import {
+  liveSkips,
+  runConnectorContract,
+  runLiveConnectorContract,
+  seedThroughConnector,
+} from "../contract/contract-suite";
 import type { ContractHarness, SeededContact } from "../contract/contract-harness";
-import { blackbaudRenxtConnector, createBlackbaudRenxtConnector } from "./connector";
+import { blackbaudRenxtConnector } from "./connector";
 import { SKY_API_BASE_URL, SKY_TOKEN_URL } from "./client";
 import { startEmulatorFixture } from "./test-support";
 
@@ -13,17 +18,6 @@ const emulatorHarness: ContractHarness = {
   definition: blackbaudRenxtConnector,
   start: async () => {
     const f = await startEmulatorFixture();
-    const small = createBlackbaudRenxtConnector({ page_size: PAGE });
-    const pageSettings = f.settings();
-    // The page size is a connector option, not a setting: route the paging case's settings to it.
-    const definition: ConnectorDefinition = {
-      ...blackbaudRenxtConnector,
-      connect: (settings, runtime) =>
-        settings === pageSettings
-          ? small.connect(settings, runtime)
-          : blackbaudRenxtConnector.connect(settings, runtime),
-    };
-    emulatorHarness.definition = definition;
     let n = 0;
     return {
       settings: f.settings(),
@@ -43,7 +37,7 @@ const emulatorHarness: ContractHarness = {
         }
         return out;
       },
-      page_size: { size: PAGE, settings: pageSettings },
+      page_size: PAGE,
       // RE NXT has no footer link: a person's unsubscribe reaches it through an email platform's
       // integration, which ticks Requests No Email and records the opt-out with its source.
       contact_unsubscribes: async (contact) => {
@@ -128,24 +122,14 @@ runLiveConnectorContract(
     return {
       name: "blackbaud-renxt (live)",
       definition: blackbaudRenxtConnector,
-      skip: {
-        full_read: "a live environment is not emptied; seeding writes real constituents",
-        incremental_read_from_checkpoint: "needs seeding",
-        create_then_update: "writes real constituents",
-        unsubscribe_and_read_back: "needs seeding",
-        contact_unsubscribe_observed: "needs a person's own act",
-        resubscribe_requires_contact_action: "needs seeding",
-        paging_at_page_size_plus_one: "needs seeding",
-        throttling_waits_and_succeeds: "cannot inject throttling",
-        partial_bulk_failure: "needs seeding",
-        quota_exceeded_defers: "cannot inject a spent quota",
-        revoked_credentials: "would revoke the operator's tokens",
-      },
+      skip: liveSkips(),
       start: async () => ({
         settings: settings(),
         runtime,
         bad_settings: settings({ subscription_key: "not-a-key" }),
-        seed: () => Promise.reject(new Error("live seeding is disabled")),
+        seed: (count, prefix) =>
+          seedThroughConnector(blackbaudRenxtConnector.connect(settings(), runtime), count, prefix),
+        page_size: 3,
         teardown: async () => undefined,
       }),
     };

@@ -168,7 +168,7 @@ describe("apply contact changes", () => {
       )[0]?.status,
     ).toBe("succeeded");
     const got = await session.get([id]);
-    expect(got.ok && got.value[0]?.emails.map((e) => [e.address, e.primary])).toEqual([
+    expect(got.ok && got.value.records[0]?.emails.map((e) => [e.address, e.primary])).toEqual([
       ["new@example.org", true],
     ]);
     const create: ConnectorOperation = {
@@ -246,8 +246,8 @@ describe("webhooks", () => {
     const got = await session.get(changes.map((c) => c.external_id));
     expect(got.ok).toBe(true);
     if (!got.ok) return;
-    expect(got.value).toHaveLength(1);
-    expect(got.value[0]).toMatchObject({
+    expect(got.value.records).toHaveLength(1);
+    expect(got.value.records[0]).toMatchObject({
       external_id: id,
       first_name: "Wen",
       fields: { requests_no_email: "true" },
@@ -258,7 +258,7 @@ describe("webhooks", () => {
     const id = await f.createConstituent("d@example.org", "De", "Leted");
     await f.api("DELETE", `/constituent/v1/constituents/${id}`);
     const got = await session.get([id]);
-    expect(got.ok && got.value[0]).toMatchObject({ external_id: id, deleted: true });
+    expect(got.ok && got.value.records[0]).toMatchObject({ external_id: id, deleted: true });
   });
 });
 

@@ -7,8 +7,8 @@ import type { z } from "zod";
 import type { ConnectionSettings, ConnectorLimits, ConnectorResult, ConnectorRuntime } from "../connector";
 import { createHttpClient, type HttpClient, type HttpResponse } from "../http/http-client";
 import { createOAuth2Auth } from "../http/oauth2";
-import type { CallPriority } from "../http/rate-limiter";
-import { RateLimiter } from "../http/rate-limiter";
+import type { CallBudget } from "../connector";
+import { connectionBudget, type CallPriority } from "../http/rate-limiter";
 import { classifyStatus, parseRetryAfter, type FailureClass, type RetryRules } from "../http/retry-decision";
 import { err, ok } from "../../core/result";
 import {
@@ -96,7 +96,7 @@ export type BlackbaudClient = {
   listSubscriptions: () => Promise<ConnectorResult<WebhookSubscription[]>>;
   createSubscription: (body: SubscriptionAddBody) => Promise<ConnectorResult<WebhookSubscription>>;
   deleteSubscription: (id: string) => Promise<ConnectorResult<void>>;
-  limiter: RateLimiter;
+  limiter: CallBudget;
 };
 
 /** Reads SKY's failure answers into a retry class (pure; `now` turns "replenished in 00:06:46" into a time). */
@@ -150,7 +150,7 @@ export function onBaseOrigin(baseUrl: string, link: string): string {
 
 export function createBlackbaudClient(options: BlackbaudClientOptions): BlackbaudClient {
   const { settings, runtime, limits } = options;
-  const limiter = new RateLimiter({ limits, now: runtime.now, sleep: runtime.sleep });
+  const limiter = connectionBudget(runtime, limits);
   const auth = createOAuth2Auth({
     token_url: settings.token_url ?? SKY_TOKEN_URL,
     credentials: settings.credentials,

@@ -13,7 +13,9 @@ import type {
   ConnectorResult,
   ConnectorRuntime,
   ConnectorSession,
+  ConsentObservation,
   ExternalRecord,
+  RecordsWithConsent,
   OperationOutcome,
   ReadPage,
 } from "../connector";
@@ -121,6 +123,7 @@ function createSession(
     ...(settings.limits?.daily_quota ? { daily_quota: settings.limits.daily_quota } : {}),
   };
   const client = createBlackbaudClient({ settings, runtime, limits });
+  const pageSize = Math.min(5000, Math.max(1, settings.page_size ?? opts.page_size));
   const nowIso = (): string => runtime.now().toISOString();
 
   /** Fetches what one list page does not carry; the list item has no requests_no_email. */
@@ -184,7 +187,7 @@ function createSession(
   ): Promise<ConnectorResult<Map<string, string[]>>> => {
     const members = new Map<string, string[]>();
     for (const listId of listIds) {
-      let page = await client.listConstituents({ query: { list_id: listId, limit: opts.page_size } }, "read");
+      let page = await client.listConstituents({ query: { list_id: listId, limit: pageSize } }, "read");
       for (let guard = 0; ; guard++) {
         if (!page.ok) return page;
         for (const c of page.value.value) {
@@ -219,10 +222,7 @@ function createSession(
     }
     const seen = new Set<string>();
     let newest = checkpoint && !options.full ? checkpoint.value : undefined;
-    let page = await client.listConstituents(
-      { query: { last_modified: since, limit: opts.page_size } },
-      "read",
-    );
+    let page = await client.listConstituents({ query: { last_modified: since, limit: pageSize } }, "read");
     for (let guard = 0; ; guard++) {
       if (!page.ok) {
         yield page;
@@ -251,9 +251,10 @@ function createSession(
     }
   }
 
-  const get = async (ids: readonly string[]): Promise<ConnectorResult<ExternalRecord[]>> => {
+  const get = async (ids: readonly string[]): Promise<ConnectorResult<RecordsWithConsent>> => {
     const unique = [...new Set(ids)];
     const records: ExternalRecord[] = [];
+    const consent: ConsentObservation[] = [];
     for (const id of unique) {
       const c = await client.getConstituent(id, "read");
       if (!c.ok) return c;
@@ -263,9 +264,14 @@ function createSession(
       }
       const detail = await enrich(c.value, "read", undefined);
       if (!detail.ok) return detail;
-      records.push(detail.value ? toExternalRecord(detail.value) : deletedRecord(id, nowIso()));
+      if (!detail.value) {
+        records.push(deletedRecord(id, nowIso()));
+        continue;
+      }
+      records.push(toExternalRecord(detail.value));
+      consent.push(...consentObservations(detail.value));
     }
-    return ok(records);
+    return ok({ records, consent });
   };
 
   return {

@@ -7,7 +7,7 @@ import type { z } from "zod";
 import type { ConnectionSettings, ConnectorLimits, ConnectorResult, ConnectorRuntime } from "../connector";
 import { createHttpClient, type HttpClient, type HttpResponse } from "../http/http-client";
 import { createOAuth2Auth } from "../http/oauth2";
-import { RateLimiter, type CallPriority, type QuotaUsage } from "../http/rate-limiter";
+import { connectionBudget, type CallPriority, type QuotaUsage } from "../http/rate-limiter";
 import { classifyStatus, parseRetryAfter, type FailureClass } from "../http/retry-decision";
 import { ok } from "../../core/result";
 import {
@@ -86,14 +86,10 @@ export function createConstantContactClient(
   runtime: ConnectorRuntime,
   limits: ConnectorLimits,
 ): ConstantContactClient {
-  const limiter = new RateLimiter({
-    limits: {
-      requests_per_second: settings.limits?.requests_per_second ?? limits.requests_per_second,
-      daily_quota: settings.limits?.daily_quota ?? limits.daily_quota,
-      quota_reset: limits.quota_reset,
-    },
-    now: runtime.now,
-    sleep: runtime.sleep,
+  const limiter = connectionBudget(runtime, {
+    requests_per_second: settings.limits?.requests_per_second ?? limits.requests_per_second,
+    daily_quota: settings.limits?.daily_quota ?? limits.daily_quota,
+    quota_reset: limits.quota_reset,
   });
   const auth = createOAuth2Auth({
     token_url: settings.token_url ?? CONSTANT_CONTACT_TOKEN_URL,

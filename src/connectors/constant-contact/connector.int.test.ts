@@ -185,7 +185,7 @@ describe("read", () => {
   it("gets records by id and lists lists", async () => {
     const seeded = await seedPeople(2);
     const got = await session.get([seeded.contacts[1]!.contact_id, "00000000-0000-4000-8000-000000000000"]);
-    expect(got.ok && got.value.map((r) => r.external_id)).toEqual([seeded.contacts[1]!.contact_id]);
+    expect(got.ok && got.value.records.map((r) => r.external_id)).toEqual([seeded.contacts[1]!.contact_id]);
     const lists = await session.lists();
     expect(lists.ok && lists.value.map((l) => l.external_id)).toEqual(seeded.lists.map((l) => l.list_id));
   });

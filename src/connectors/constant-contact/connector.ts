@@ -22,6 +22,7 @@ import type {
   OperationOutcome,
   ReadOptions,
   ReadPage,
+  RecordsWithConsent,
 } from "../connector";
 import type { CallPriority } from "../http/rate-limiter";
 import { err, ok } from "../../core/result";
@@ -113,7 +114,10 @@ function createSession(
   options: ConstantContactOptions,
 ): ConnectorSession {
   const client = createConstantContactClient(settings, runtime, limits);
-  const pageSize = Math.min(500, Math.max(1, options.page_size ?? limits.batch.read_page ?? 500));
+  const pageSize = Math.min(
+    500,
+    Math.max(1, settings.page_size ?? options.page_size ?? limits.batch.read_page ?? 500),
+  );
   const overlapMs = options.overlap_ms ?? 5 * 60_000;
   const poll = options.poll ?? { first_ms: 1000, max_ms: 30_000, max_total_ms: 2 * 60 * 60_000 };
 
@@ -187,14 +191,17 @@ function createSession(
     }
   }
 
-  const get = async (ids: readonly string[]): Promise<ConnectorResult<ExternalRecord[]>> => {
-    const out: ExternalRecord[] = [];
+  const get = async (ids: readonly string[]): Promise<ConnectorResult<RecordsWithConsent>> => {
+    const records: ExternalRecord[] = [];
+    const consent: ConsentObservation[] = [];
     for (const id of new Set(ids)) {
       const r = await client.getContact(id, "read");
       if (!r.ok) return r;
-      if (r.value) out.push(contactToRecord(r.value));
+      if (!r.value) continue;
+      records.push(contactToRecord(r.value));
+      consent.push(...contactToConsent(r.value));
     }
-    return ok(out);
+    return ok({ records, consent });
   };
 
   const lists = async (): Promise<ConnectorResult<ExternalList[]>> => {

@@ -1,33 +1,25 @@
 // The shared connector contract suite, run against the Constant Contact emulator.
-import { runConnectorContract } from "../contract/contract-suite";
+import {
+  liveSkips,
+  runConnectorContract,
+  runLiveConnectorContract,
+  seedThroughConnector,
+} from "../contract/contract-suite";
+import type { ConnectionSettings } from "../connector";
+import { CONSTANT_CONTACT_BASE_URL, CONSTANT_CONTACT_TOKEN_URL } from "./client";
 import type { ContractHarness, SeededContact } from "../contract/contract-harness";
-import type { ConnectionSettings, ConnectorDefinition } from "../connector";
-import { constantContactConnector, createConstantContactConnector } from "./connector";
+import { constantContactConnector } from "./connector";
 import { startTestAccount } from "./test-support";
 
 const PAGE_SIZE = 3;
 
 function harness(): ContractHarness {
-  // ConnectionSettings carries no page size, so the small-page session is chosen by settings identity.
-  const smallPages = createConstantContactConnector({ page_size: PAGE_SIZE });
-  let pageSettings: ConnectionSettings | undefined;
-  const definition: ConnectorDefinition = {
-    ...constantContactConnector,
-    connect: (settings, runtime) =>
-      (settings === pageSettings ? smallPages : constantContactConnector).connect(settings, runtime),
-  };
-
   return {
     name: "constant-contact (emulator)",
-    definition,
-    skip: {
-      // Covered in connector.int.test.ts with a list id; the suite has no way to ask the harness for one.
-      resubscribe_requires_contact_action:
-        "the suite sends list_ids: [] and Constant Contact's resubscribe needs a list to add the person to (400)",
-    },
+    definition: constantContactConnector,
     start: async () => {
       const account = await startTestAccount({ connection_id: "cc-contract" });
-      pageSettings = { ...account.settings };
+      const { lists } = await account.seed({ lists: [{ name: "Contract list" }] });
       const bearer = (): Record<string, string> => ({
         authorization: `Bearer ${account.credentials.access_token ?? ""}`,
       });
@@ -64,7 +56,8 @@ function harness(): ContractHarness {
             external_id: answer.contacts.find((c) => c.email.toLowerCase() === p.email)!.contact_id,
           }));
         },
-        page_size: { size: PAGE_SIZE, settings: pageSettings },
+        page_size: PAGE_SIZE,
+        list_id: lists[0]!.list_id,
         contact_unsubscribes: async (contact) => {
           await account.act("unsubscribe", contact.email);
         },
@@ -113,3 +106,45 @@ function harness(): ContractHarness {
 }
 
 runConnectorContract(harness());
+
+runLiveConnectorContract(
+  "constant-contact",
+  ["CC_CLIENT_ID", "CC_CLIENT_SECRET", "CC_REFRESH_TOKEN"],
+  (v): ContractHarness => {
+    let stored: Record<string, string | undefined> = {
+      client_id: v["CC_CLIENT_ID"],
+      client_secret: v["CC_CLIENT_SECRET"],
+      refresh_token: v["CC_REFRESH_TOKEN"],
+    };
+    // Rotating refresh tokens: the suite keeps the newest in memory; print nothing of it.
+    const settings = (extra: Record<string, string> = {}): ConnectionSettings => ({
+      connection_id: "cc-live",
+      base_url: CONSTANT_CONTACT_BASE_URL,
+      token_url: CONSTANT_CONTACT_TOKEN_URL,
+      credentials: {
+        get: async () => ({ ...stored, ...extra }),
+        save: async (changes) => {
+          stored = { ...stored, ...changes };
+        },
+      },
+    });
+    const runtime = {
+      now: () => new Date(),
+      sleep: (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)),
+    };
+    return {
+      name: "constant-contact (live)",
+      definition: constantContactConnector,
+      skip: liveSkips(),
+      start: async () => ({
+        settings: settings(),
+        runtime,
+        bad_settings: settings({ access_token: "not-a-token", refresh_token: "not-a-refresh-token" }),
+        seed: (count, prefix) =>
+          seedThroughConnector(constantContactConnector.connect(settings(), runtime), count, prefix),
+        page_size: 3,
+        teardown: async () => undefined,
+      }),
+    };
+  },
+);

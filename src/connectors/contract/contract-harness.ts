@@ -31,8 +31,10 @@ export type ContractTarget = {
   bad_settings: ConnectionSettings;
   /** Puts `count` new contacts into the system, each with a unique email under `prefix`. */
   seed: (count: number, prefix: string) => Promise<SeededContact[]>;
-  /** The smallest page size the connector can be told to use, and how to set it (for the paging case). */
-  page_size?: { size: number; settings: ConnectionSettings };
+  /** A small page size for the paging case (the suite sets it through `ConnectionSettings.page_size`). */
+  page_size?: number;
+  /** A list the system can add a person to (a resubscribe confirmation adds them to lists). */
+  list_id?: string;
   /** Acts as the person (emulator act route): unsubscribe through the system's own footer link. */
   contact_unsubscribes?: (contact: SeededContact) => Promise<void>;
   /** Makes the next `count` API calls answer the per-second throttle. */

@@ -5,10 +5,10 @@
  */
 import { request } from "undici";
 import type { z } from "zod";
-import type { ConnectorError, ConnectorResult, ConnectorRuntime } from "../connector";
+import type { CallBudget, ConnectorError, ConnectorResult, ConnectorRuntime } from "../connector";
 import { err, ok } from "../../core/result";
 import type { AuthProvider } from "./oauth2";
-import type { CallPriority, RateLimiter } from "./rate-limiter";
+import type { CallPriority } from "./rate-limiter";
 import { decideRetry, DEFAULT_RETRY_RULES, type FailureClass, type RetryRules } from "./retry-decision";
 
 export type HttpResponse = { status: number; headers: Record<string, string>; body: unknown; text: string };
@@ -28,7 +28,7 @@ export type HttpRequest<T> = {
 
 export type HttpClientOptions = {
   base_url: string;
-  limiter: RateLimiter;
+  limiter: CallBudget;
   auth: AuthProvider;
   runtime: ConnectorRuntime;
   /** Reads a vendor's failure answer into a retry class. */

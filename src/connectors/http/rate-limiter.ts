@@ -2,11 +2,18 @@
  * The one limiter every connection's calls go through: a per-second window and a daily quota,
  * declared by the connector, with consent work served first and a slice of the quota kept for it.
  */
-import type { ConnectorError, ConnectorLimits } from "../connector";
+import type {
+  CallBudget,
+  CallPriority,
+  ConnectorError,
+  ConnectorLimits,
+  ConnectorRuntime,
+  QuotaUsage,
+} from "../connector";
 import { err, ok, type Result } from "../../core/result";
 
-/** Consent operations go first; bulk writes next; reads last (DESIGN.md §3 executor). */
-export type CallPriority = "consent" | "write" | "read";
+export type { CallPriority, QuotaUsage } from "../connector";
+
 const RANK: Record<CallPriority, number> = { consent: 0, write: 1, read: 2 };
 
 export type RateLimiterOptions = {
@@ -19,19 +26,11 @@ export type RateLimiterOptions = {
   used_today?: number;
 };
 
-export type QuotaUsage = {
-  used_today: number;
-  remaining: number;
-  daily_quota: number;
-  resets_at: string;
-  paused_until?: string;
-};
-
 type Waiter = { priority: CallPriority; seq: number; resolve: (r: Result<void, ConnectorError>) => void };
 
 const DAY_MS = 86_400_000;
 
-export class RateLimiter {
+export class RateLimiter implements CallBudget {
   private readonly waiters: Waiter[] = [];
   private readonly window: number[] = [];
   private seq = 0;
@@ -140,4 +139,12 @@ export class RateLimiter {
       this.pumping = false;
     }
   }
+}
+
+/** The runtime's shared budget for this connection, or a new limiter from the declared limits. */
+export function connectionBudget(
+  runtime: ConnectorRuntime,
+  limits: Pick<ConnectorLimits, "requests_per_second" | "daily_quota" | "quota_reset">,
+): CallBudget {
+  return runtime.budget ?? new RateLimiter({ limits, now: runtime.now, sleep: runtime.sleep });
 }

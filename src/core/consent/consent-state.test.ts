@@ -792,13 +792,11 @@ const withCommon = (c: {
   evidence: c.evidence,
 });
 
-const optOutDraftArb = fc
-  .tuple(commonArb, scopeArb, fc.boolean())
-  .map(([c, scope, spam]): Draft => ({
-    kind: "opt_out",
-    scope,
-    ...withCommon({ ...c, mechanism: spam ? "spam_complaint" : c.mechanism }),
-  }));
+const optOutDraftArb = fc.tuple(commonArb, scopeArb, fc.boolean()).map(([c, scope, spam]): Draft => ({
+  kind: "opt_out",
+  scope,
+  ...withCommon({ ...c, mechanism: spam ? "spam_complaint" : c.mechanism }),
+}));
 const optInDraftArb = fc
   .tuple(
     commonArb,
