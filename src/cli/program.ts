@@ -48,7 +48,7 @@ export function buildProgram(services: CliServices): Command {
 
   program
     .command("serve")
-    .description("Start the HTTP server (health, API, webhooks) on the configured store")
+    .description("Start the HTTP server (health and readiness) on the configured store")
     .addOption(
       new Option("--port <port>", "port to listen on").argParser(parsePort).env("PORT").default(8080),
     )
