@@ -150,6 +150,7 @@ export function onBaseOrigin(baseUrl: string, link: string): string {
 
 export function createBlackbaudClient(options: BlackbaudClientOptions): BlackbaudClient {
   const { settings, runtime, limits } = options;
+  const baseUrl = settings.base_url || SKY_API_BASE_URL;
   const limiter = connectionBudget(runtime, limits);
   const auth = createOAuth2Auth({
     token_url: settings.token_url ?? SKY_TOKEN_URL,
@@ -163,7 +164,7 @@ export function createBlackbaudClient(options: BlackbaudClientOptions): Blackbau
     return key && key.trim() !== "" ? key : undefined;
   };
   const http: HttpClient = createHttpClient({
-    base_url: settings.base_url,
+    base_url: baseUrl,
     limiter,
     auth,
     runtime,
@@ -218,7 +219,7 @@ export function createBlackbaudClient(options: BlackbaudClientOptions): Blackbau
         "next_link" in page
           ? await call({
               method: "GET",
-              path: onBaseOrigin(settings.base_url, page.next_link),
+              path: onBaseOrigin(baseUrl, page.next_link),
               priority,
               schema: ConstituentCollectionSchema,
             })
@@ -306,7 +307,7 @@ export function createBlackbaudClient(options: BlackbaudClientOptions): Blackbau
         const res = next
           ? await call({
               method: "GET",
-              path: onBaseOrigin(settings.base_url, next),
+              path: onBaseOrigin(baseUrl, next),
               priority: "read",
               schema: ListCollectionSchema,
             })

@@ -1,0 +1,172 @@
+/**
+ * A configured connection end to end against the Constant Contact emulator: credentials resolved
+ * from the config's references, rotated refresh tokens sealed into the store, and an auth failure
+ * marking the connection broken and alerting, until renewed credentials make it work again.
+ */
+import { Writable } from "node:stream";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ConnectionSchema } from "../config/concord-config";
+import { openSecret, parseSecretKey, sealSecret, type SecretKey } from "../config/secret-box";
+import {
+  startConstantContactEmulator,
+  type StartedConstantContactEmulator,
+} from "../connectors/constant-contact/emulator/constant-contact-emulator";
+import { createLogger } from "../observability/logger";
+import { openStore } from "../store/open-store";
+import type { Store } from "../store/ports";
+import { rotatedTokensName } from "./connection-credentials";
+import { connectionHealthTracker, type ConnectionAlert } from "./connection-health";
+import { openConnection } from "./open-connection";
+
+const keyResult = parseSecretKey(Buffer.alloc(32, 3).toString("base64"));
+if (!keyResult.ok) throw new Error(keyResult.error.message);
+const key: SecretKey = keyResult.value;
+
+let emulator: StartedConstantContactEmulator;
+let store: Store;
+let logLines: string[];
+let alerts: ConnectionAlert[];
+
+beforeEach(async () => {
+  emulator = await startConstantContactEmulator({ rateLimitPerSecond: null, logger: false });
+  store = await openStore({ file: ":memory:" });
+  logLines = [];
+  alerts = [];
+});
+afterEach(async () => {
+  await emulator.close();
+  await store.close();
+});
+
+async function mintRefreshToken(): Promise<string> {
+  const res = await fetch(`${emulator.baseUrl}/__emulator/token`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: "{}",
+  });
+  const token = (await res.json()) as { refresh_token: string };
+  return token.refresh_token;
+}
+
+async function storeSecret(name: string, value: string): Promise<void> {
+  const sealed = sealSecret(value, key, name);
+  if (!sealed.ok) throw new Error(sealed.error.message);
+  await store.credentials.put(name, sealed.value, key.id);
+}
+
+function open() {
+  const connection = ConnectionSchema.parse({
+    id: "cc-main",
+    system: "constant-contact",
+    base_url: `${emulator.baseUrl}/v3`,
+    token_url: `${emulator.baseUrl}/oauth2/default/v1/token`,
+    credentials: {
+      client_id: "concord",
+      client_secret: { env: "CC_MAIN_CLIENT_SECRET" },
+      refresh_token: { stored: "cc-main.refresh_token" },
+    },
+  });
+  const logger = createLogger({
+    level: "info",
+    destination: new Writable({
+      write(chunk: Buffer, _enc, done) {
+        logLines.push(chunk.toString());
+        done();
+      },
+    }),
+  });
+  const health = connectionHealthTracker({
+    store,
+    logger,
+    now: () => new Date(),
+    notify: async (a) => {
+      alerts.push(a);
+    },
+  });
+  return openConnection(connection, {
+    store,
+    env: { CC_MAIN_CLIENT_SECRET: "client-secret-value" },
+    key,
+    health,
+    now: () => new Date(),
+    sleep: async () => undefined,
+  });
+}
+
+describe("openConnection", () => {
+  it("resolves the config's secret references and seals the rotated refresh token into the store", async () => {
+    const first = await mintRefreshToken();
+    await storeSecret("cc-main.refresh_token", first);
+    const conn = open();
+    const check = await conn.healthy(await conn.session().check());
+    expect(check.ok, JSON.stringify(check)).toBe(true);
+
+    const row = await store.credentials.get(rotatedTokensName("cc-main"));
+    expect(row).toBeDefined();
+    expect(row!.ciphertext).not.toContain(first);
+    const opened = openSecret(row!.ciphertext, key, rotatedTokensName("cc-main"));
+    expect(opened.ok).toBe(true);
+    const rotated = JSON.parse(opened.ok ? opened.value : "{}") as {
+      refresh_token?: string;
+      access_token?: string;
+    };
+    expect(rotated.refresh_token).toBeDefined();
+    expect(rotated.refresh_token).not.toBe(first); // rotating mode: the first one is now dead
+
+    // A new process (a new connection object) uses the rotated token, not the dead configured one.
+    const again = await open().session().check();
+    expect(again.ok, JSON.stringify(again)).toBe(true);
+    expect((await store.health.get("cc-main"))?.status).toBe("ok");
+  });
+
+  it("marks the connection broken and alerts once on revoked credentials, loses no work, and recovers when renewed", async () => {
+    await storeSecret("cc-main.refresh_token", await mintRefreshToken());
+    const conn = open();
+    expect((await conn.session().check()).ok).toBe(true);
+
+    await fetch(`${emulator.baseUrl}/__emulator/oauth/revoke`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    const session = conn.session();
+    const outcomes = await session.apply([
+      {
+        kind: "update_contact",
+        op_id: "op_health_1",
+        external_id: "00000000-0000-4000-8000-000000000001",
+        first_name: "Ada",
+      },
+    ]);
+    expect(outcomes[0]?.status).not.toBe("succeeded");
+    expect(outcomes[0]?.code).toBe("auth_invalid");
+    await conn.session().check();
+    await new Promise((resolve) => setImmediate(resolve));
+
+    const health = await store.health.get("cc-main");
+    expect(health?.status).toBe("broken");
+    expect(health?.reason).toContain("auth_invalid");
+    expect(alerts.filter((a) => a.status === "broken")).toHaveLength(1);
+    const log = logLines.join("");
+    expect(log).toContain("connection cc-main is broken");
+    expect(log).not.toContain("client-secret-value");
+
+    // The operator renews the credentials: a new refresh token replaces the rotated ones.
+    await store.credentials.remove(rotatedTokensName("cc-main"));
+    await storeSecret("cc-main.refresh_token", await mintRefreshToken());
+    const renewed = open();
+    const ok = await renewed.healthy(await renewed.session().check());
+    expect(ok.ok, JSON.stringify(ok)).toBe(true);
+    expect((await store.health.get("cc-main"))?.status).toBe("ok");
+    expect(alerts.map((a) => a.status)).toEqual(["broken", "ok"]);
+  });
+
+  it("fails with a clear error when a referenced secret is missing", async () => {
+    const conn = open();
+    const check = await conn
+      .session()
+      .check()
+      .catch((error: unknown) => error);
+    expect(String(check)).toContain("cc-main.refresh_token");
+  });
+});
