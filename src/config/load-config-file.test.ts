@@ -475,7 +475,7 @@ describe("secrets must be references", () => {
       "client secret",
       (c) => (c.connections[0]!.credentials.client_secret = "s3cr3t-value"),
       "connections[0].credentials.client_secret",
-      'write client_secret: { env: "RE_NXT_CLIENT_SECRET" }, or store it encrypted in the database (needs CONCORD_SECRET_KEY) and write client_secret: { stored: "re-nxt.client_secret" }',
+      'write client_secret: { env: "RE_NXT_CLIENT_SECRET" }, or store it encrypted in the database (`concord secrets set re-nxt.client_secret`, needs CONCORD_SECRET_KEY) and write client_secret: { stored: "re-nxt.client_secret" }',
     ],
     [
       "refresh token",

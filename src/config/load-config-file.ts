@@ -197,7 +197,7 @@ function plaintextSecretMessage(path: readonly PropertyKey[], root: unknown, fou
   return (
     `a secret must not be written in the config file (found a plain ${found}). ` +
     `Put it in an environment variable and write ${key}: { env: "${env}" }, ` +
-    `or store it encrypted in the database (needs CONCORD_SECRET_KEY) and write ${key}: { stored: "${stored}" }`
+    `or store it encrypted in the database (\`concord secrets set ${stored}\`, needs CONCORD_SECRET_KEY) and write ${key}: { stored: "${stored}" }`
   );
 }
 

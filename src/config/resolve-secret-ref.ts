@@ -36,7 +36,7 @@ export async function resolveSecretRef(
       if (sealed === undefined)
         return err({
           code: "secret_stored_missing",
-          message: `no stored secret named "${ref.name}": store it first (the config references it with { stored: "${ref.name}" })`,
+          message: `no stored secret named "${ref.name}": store it first with \`concord secrets set ${ref.name}\` (the config references it with { stored: "${ref.name}" })`,
         });
       // The name is the envelope's context: an envelope copied to another name does not open.
       return openSecret(sealed, sources.key, ref.name);
