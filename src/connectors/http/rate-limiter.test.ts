@@ -68,4 +68,22 @@ describe("RateLimiter", () => {
     const r = await limiter.acquire("consent");
     expect(r).toMatchObject({ ok: false, error: { code: "quota_exceeded" } });
   });
+
+  it("resumes when the vendor's stated replenishment time passes, not at the end of the day", async () => {
+    const clock = createFakeClock("2026-11-22T10:00:00.000Z");
+    const limiter = new RateLimiter({
+      limits: { ...limits, quota_reset: "rolling_24h" },
+      now: clock.now,
+      sleep: clock.sleep,
+      consent_reserve: 0,
+    });
+    limiter.quotaExhausted(new Date("2026-11-22T11:00:00.000Z"));
+    expect(await limiter.acquire("read")).toMatchObject({
+      ok: false,
+      error: { code: "quota_exceeded", retry_at: "2026-11-22T11:00:00.000Z" },
+    });
+    clock.set("2026-11-22T11:00:01.000Z");
+    expect((await limiter.acquire("read")).ok).toBe(true);
+    expect(limiter.usage()).toMatchObject({ used_today: 1 });
+  });
 });

@@ -63,7 +63,6 @@ export class RateLimiter implements CallBudget {
   /** The vendor said the daily quota is spent: refuse calls until `until`. */
   quotaExhausted(until: Date): void {
     this.quotaBlockedUntil = Math.max(this.quotaBlockedUntil, until.getTime());
-    this.usedToday = Math.max(this.usedToday, this.options.limits.daily_quota);
   }
 
   usage(): QuotaUsage {
@@ -84,10 +83,16 @@ export class RateLimiter implements CallBudget {
   }
 
   private nextReset(now: number): number {
-    return Math.max(this.dayStart + DAY_MS, this.quotaBlockedUntil > now ? this.quotaBlockedUntil : 0);
+    // A replenishment time the vendor stated wins over our own count of the day.
+    return this.quotaBlockedUntil > now ? this.quotaBlockedUntil : this.dayStart + DAY_MS;
   }
 
   private rollPeriod(now: number): void {
+    // The vendor said when its quota is replenished: from then on, count afresh.
+    if (this.quotaBlockedUntil > 0 && now >= this.quotaBlockedUntil) {
+      this.quotaBlockedUntil = 0;
+      this.usedToday = 0;
+    }
     if (now >= this.dayStart + DAY_MS) {
       this.dayStart = this.periodStart(now);
       this.usedToday = 0;
