@@ -4,6 +4,7 @@
  * translate between a vendor's API and these shapes; they never decide consent (STYLE.md rule 4).
  */
 import type { Actor, Channel, Evidence, Mechanism } from "../core/consent/consent-event";
+import type { ConnectorOperation, ObservedScope } from "../core/operations";
 import type { Result } from "../core/result";
 
 export type SystemId = "constant-contact" | "blackbaud-renxt";
@@ -109,14 +110,6 @@ export type RecordsWithConsent = { records: ExternalRecord[]; consent: ConsentOb
 
 export type ExternalList = { external_id: string; name: string; member_count?: number };
 
-/** Where a consent observation applies, in the system's own terms; the engine maps it to a topic. */
-export type ObservedScope =
-  | { kind: "global" }
-  /** The whole account/connection (Constant Contact): global or a topic, per the pair's mapping. */
-  | { kind: "account" }
-  /** A consent category of the system (Raiser's Edge NXT), mapped to a topic by the pair. */
-  | { kind: "category"; category: string };
-
 /** One fact about consent seen in a system, with its provenance; the ledger turns it into an event. */
 export type ConsentObservation = {
   external_id: string;
@@ -150,64 +143,7 @@ export type ReadOptions = {
   list_ids?: readonly string[];
 };
 
-/** Typed operations the planner emits; each has a deterministic id so a retry never duplicates. */
-export type ConnectorOperation =
-  | {
-      kind: "upsert_contacts";
-      op_id: string;
-      items: {
-        item_id: string;
-        external_id?: string;
-        email: string;
-        first_name?: string | null;
-        last_name?: string | null;
-        fields?: Record<string, string | null>;
-      }[];
-      list_ids: string[];
-    }
-  | { kind: "add_list_members"; op_id: string; list_ids: string[]; external_ids: string[] }
-  | { kind: "remove_list_members"; op_id: string; list_ids: string[]; external_ids: string[] }
-  | {
-      kind: "record_opt_out";
-      op_id: string;
-      external_id: string;
-      email: string;
-      scope: ObservedScope;
-      /** Whose act this was: decides e.g. Constant Contact's update_source. */
-      initiated_by: "contact" | "account";
-      occurred_at: string;
-      reason?: string;
-      /** Where the opt-out came from, for the record written in this system. */
-      origin: { system: string; connection: string; mechanism: Mechanism; statement?: string };
-    }
-  | {
-      kind: "record_opt_in";
-      op_id: string;
-      external_id: string;
-      scope: ObservedScope;
-      occurred_at: string;
-      origin: { system: string; connection: string; mechanism: Mechanism; statement?: string };
-    }
-  | { kind: "request_resubscribe"; op_id: string; external_id: string; list_ids: string[] }
-  | {
-      kind: "update_contact";
-      op_id: string;
-      external_id: string;
-      first_name?: string | null;
-      last_name?: string | null;
-      fields?: Record<string, string | null>;
-    }
-  | { kind: "change_email"; op_id: string; external_id: string; old_email: string; new_email: string }
-  | {
-      kind: "create_contact";
-      op_id: string;
-      email: string;
-      first_name?: string | null;
-      last_name?: string | null;
-      kind_of_record: "individual" | "organisation";
-    };
-
-export type OperationKind = ConnectorOperation["kind"];
+export type { ConnectorOperation, ObservedScope, OperationKind } from "../core/operations";
 
 /** What happened to one operation, or one item of a bulk operation. */
 export type OperationOutcome = {

@@ -1,0 +1,72 @@
+/**
+ * The typed operations a plan holds and a connector applies: shared by the planner (which imports
+ * core only) and the connector contract, which re-exports them unchanged.
+ */
+import type { Mechanism } from "./consent/consent-event";
+
+/** Where a consent observation applies, in the system's own terms; the engine maps it to a topic. */
+export type ObservedScope =
+  | { kind: "global" }
+  /** The whole account/connection (Constant Contact): global or a topic, per the pair's mapping. */
+  | { kind: "account" }
+  /** A consent category of the system (Raiser's Edge NXT), mapped to a topic by the pair. */
+  | { kind: "category"; category: string };
+
+/** Typed operations the planner emits; each has a deterministic id so a retry never duplicates. */
+export type ConnectorOperation =
+  | {
+      kind: "upsert_contacts";
+      op_id: string;
+      items: {
+        item_id: string;
+        external_id?: string;
+        email: string;
+        first_name?: string | null;
+        last_name?: string | null;
+        fields?: Record<string, string | null>;
+      }[];
+      list_ids: string[];
+    }
+  | { kind: "add_list_members"; op_id: string; list_ids: string[]; external_ids: string[] }
+  | { kind: "remove_list_members"; op_id: string; list_ids: string[]; external_ids: string[] }
+  | {
+      kind: "record_opt_out";
+      op_id: string;
+      external_id: string;
+      email: string;
+      scope: ObservedScope;
+      /** Whose act this was: decides e.g. Constant Contact's update_source. */
+      initiated_by: "contact" | "account";
+      occurred_at: string;
+      reason?: string;
+      /** Where the opt-out came from, for the record written in this system. */
+      origin: { system: string; connection: string; mechanism: Mechanism; statement?: string };
+    }
+  | {
+      kind: "record_opt_in";
+      op_id: string;
+      external_id: string;
+      scope: ObservedScope;
+      occurred_at: string;
+      origin: { system: string; connection: string; mechanism: Mechanism; statement?: string };
+    }
+  | { kind: "request_resubscribe"; op_id: string; external_id: string; list_ids: string[] }
+  | {
+      kind: "update_contact";
+      op_id: string;
+      external_id: string;
+      first_name?: string | null;
+      last_name?: string | null;
+      fields?: Record<string, string | null>;
+    }
+  | { kind: "change_email"; op_id: string; external_id: string; old_email: string; new_email: string }
+  | {
+      kind: "create_contact";
+      op_id: string;
+      email: string;
+      first_name?: string | null;
+      last_name?: string | null;
+      kind_of_record: "individual" | "organisation";
+    };
+
+export type OperationKind = ConnectorOperation["kind"];

@@ -1,0 +1,184 @@
+/**
+ * A model of what a fully successful execute-and-commit does to the observed state: each operation
+ * applied to the records it names, then baselines set to what both sides now agree on. Used to
+ * check convergence (re-planning after the effects yields nothing) and for a dry run's "after" view.
+ */
+import type { ConnectionId } from "../core/identity/canonical-contact";
+import { normaliseEmail } from "../core/identity/normalise-email";
+import type { Plan } from "./plan";
+import type {
+  CrmRecordState,
+  PlanContact,
+  PlanInput,
+  PlatformRecordState,
+  RecordProfile,
+} from "./plan-input";
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** Returns the contacts as the next read would see them after every operation of `plan` succeeded. */
+export function applyPlanEffects(input: PlanInput, plan: Plan): PlanContact[] {
+  const crmId = input.pair.crm.connection_id;
+  const contacts = [...input.contacts].map(cloneContact);
+  const byId = new Map(contacts.map((c) => [c.contact.id, c]));
+  const at = (id: string): Mutable<PlanContact> => {
+    const c = byId.get(id);
+    if (!c) throw new Error(`the plan names an unknown contact ${id}`);
+    return c;
+  };
+  const record = (c: Mutable<PlanContact>, connection: ConnectionId): RecordProfile | undefined =>
+    connection === crmId ? c.crm : c.platforms[connection];
+
+  for (const planned of plan.operations) {
+    const op = planned.operation;
+    const conn = planned.connection_id;
+    for (const [index, contactId] of planned.contact_ids.entries()) {
+      const c = at(contactId);
+      const rec = record(c, conn);
+      switch (op.kind) {
+        case "record_opt_out":
+        case "record_opt_in": {
+          const out = op.kind === "record_opt_out";
+          if (conn !== crmId) {
+            const p = c.platforms[conn];
+            if (p && out)
+              p.consent = { ...p.consent, unsubscribed: true, permission_to_send: "unsubscribed" };
+          } else if (c.crm) {
+            if (op.scope.kind === "global") {
+              c.crm.consent = { ...c.crm.consent, requests_no_email: out };
+              if (!out)
+                c.crm.emails = c.crm.emails.map((e) => (e.primary ? { ...e, do_not_email: false } : e));
+            } else if (op.scope.kind === "category")
+              c.crm.consent = {
+                ...c.crm.consent,
+                categories: { ...c.crm.consent.categories, [op.scope.category]: out ? "opt_out" : "opt_in" },
+              };
+          }
+          break;
+        }
+        case "request_resubscribe": {
+          const p = c.platforms[conn];
+          if (p) p.consent = { ...p.consent, resubscribe_requested: true };
+          break;
+        }
+        case "upsert_contacts": {
+          const item = op.items[index];
+          if (!item) break;
+          const created: PlatformRecordState = {
+            external_id: item.external_id ?? `new_${item.item_id}`,
+            email: item.email,
+            ...(item.first_name !== undefined ? { first_name: item.first_name } : {}),
+            ...(item.last_name !== undefined ? { last_name: item.last_name } : {}),
+            fields: { ...(item.fields ?? {}) },
+            list_ids: [...op.list_ids],
+            consent: { unsubscribed: false, resubscribe_requested: false, permission_to_send: "implicit" },
+          };
+          c.platforms = { ...c.platforms, [conn]: created };
+          break;
+        }
+        case "add_list_members":
+        case "remove_list_members":
+          if (rec) {
+            const lists = new Set(rec.list_ids);
+            for (const l of op.list_ids) {
+              if (op.kind === "add_list_members") lists.add(l);
+              else lists.delete(l);
+            }
+            setRecord(c, conn, crmId, { ...rec, list_ids: [...lists].sort() });
+          }
+          break;
+        case "change_email":
+          if (conn === crmId && c.crm)
+            c.crm.emails = [
+              ...c.crm.emails.map((e) => ({ ...e, primary: false })),
+              { address: op.new_email, primary: true },
+            ];
+          else {
+            const p = c.platforms[conn];
+            if (p) c.platforms = { ...c.platforms, [conn]: { ...p, email: op.new_email } };
+          }
+          break;
+        case "update_contact":
+          if (rec)
+            setRecord(c, conn, crmId, {
+              ...rec,
+              ...(op.first_name !== undefined ? { first_name: op.first_name } : {}),
+              ...(op.last_name !== undefined ? { last_name: op.last_name } : {}),
+              fields: { ...rec.fields, ...(op.fields ?? {}) },
+            });
+          break;
+        case "create_contact":
+          c.crm = {
+            external_id: `new_${contactId}`,
+            emails: [{ address: op.email, primary: true }],
+            first_name: op.first_name ?? null,
+            last_name: op.last_name ?? null,
+            fields: {},
+            list_ids: [],
+            consent: { requests_no_email: false, categories: {} },
+          };
+          break;
+      }
+    }
+  }
+
+  // Commit: baselines become what both sides now agree on.
+  for (const c of contacts) {
+    if (!c.crm) continue;
+    const baselines: Record<ConnectionId, Record<string, string | null>> = { ...(c.baselines ?? {}) };
+    const crmPrimary = c.crm.emails.find((e) => e.primary)?.address;
+    for (const p of input.pair.platforms) {
+      const rec = c.platforms[p.connection_id];
+      if (!rec) continue;
+      const agreed: Record<string, string | null> = { ...(baselines[p.connection_id] ?? {}) };
+      for (const m of input.fields) {
+        const a = read(c.crm, m.crm, m.canonical);
+        const b = read(rec, m.platform, m.canonical);
+        if (a === b) agreed[m.canonical] = a;
+      }
+      if (crmPrimary !== undefined && key(crmPrimary) === key(rec.email)) agreed["email"] = crmPrimary;
+      baselines[p.connection_id] = agreed;
+    }
+    c.baselines = baselines;
+  }
+  return contacts;
+}
+
+function setRecord(
+  c: Mutable<PlanContact>,
+  conn: ConnectionId,
+  crmId: ConnectionId,
+  rec: RecordProfile,
+): void {
+  if (conn === crmId) c.crm = { ...(c.crm as CrmRecordState), ...rec };
+  else {
+    const p = c.platforms[conn];
+    if (p) c.platforms = { ...c.platforms, [conn]: { ...p, ...rec } };
+  }
+}
+
+function read(rec: RecordProfile, name: string, canonical: string): string | null {
+  if (canonical === "first_name") return rec.first_name ?? null;
+  if (canonical === "last_name") return rec.last_name ?? null;
+  return rec.fields[name] ?? null;
+}
+
+function key(address: string): string {
+  const n = normaliseEmail(address);
+  return n.ok ? n.match_key : address.trim().toLowerCase();
+}
+
+type MutableCrm = Mutable<CrmRecordState>;
+type MutablePlatform = Mutable<PlatformRecordState>;
+
+function cloneContact(
+  c: PlanContact,
+): Mutable<PlanContact> & { crm?: MutableCrm; platforms: Record<ConnectionId, MutablePlatform> } {
+  const platforms: Record<ConnectionId, MutablePlatform> = {};
+  for (const [k, v] of Object.entries(c.platforms)) platforms[k] = { ...v };
+  return {
+    ...c,
+    ...(c.crm ? { crm: { ...c.crm } } : {}),
+    platforms,
+  };
+}

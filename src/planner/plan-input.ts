@@ -1,0 +1,118 @@
+/** What the planner is given: one pair's mappings and policies, and per contact its ledger events and each linked record as last read. */
+import type { ConsentEvent, TopicKey } from "../core/consent/consent-event";
+import type { CanonicalContact, ConnectionId } from "../core/identity/canonical-contact";
+import type { FieldOwner } from "../core/merge/merge-fields";
+
+export type SyncDirection = "crm_to_platform" | "platform_to_crm" | "both";
+
+/** One audience mapping of a platform: a CRM list and the platform list it stands for. */
+export type PlanAudience = {
+  crm_list_id: string;
+  platform_list_id: string;
+  direction: SyncDirection;
+  /** What leaving the source list does on the other side; `keep` never removes anything. */
+  delete_policy: "keep" | "remove_membership";
+};
+
+/** One email-platform connection of the pair, as resolved from config (list ids already looked up). */
+export type PlanPlatform = {
+  connection_id: ConnectionId;
+  /** The system, for the provenance written with an opt-out (e.g. "constant-contact"). */
+  system: string;
+  /** The topic the whole account stands for; absent: the account is global (seed 000). */
+  topic?: TopicKey;
+  /** The CRM consent category of that topic; where the CRM records the topic's opt-outs. */
+  crm_category?: string;
+  audiences: readonly PlanAudience[];
+};
+
+export type PlanPair = {
+  id: string;
+  crm: { connection_id: ConnectionId; system: string };
+  platforms: readonly PlanPlatform[];
+};
+
+/** A profile field mapping. Canonical `first_name` and `last_name` travel in the records' own name slots. */
+export type PlanFieldMapping = {
+  canonical: string;
+  crm: string;
+  platform: string;
+  direction: SyncDirection;
+  owner: FieldOwner;
+};
+
+export type PlanPolicies = {
+  unlinked_opt_outs: "apply_and_report" | "report_only";
+  create_in_crm: boolean;
+  require_consent_basis: boolean;
+  /** When false, opt-outs first seen in the CRM are not pushed to the platforms. */
+  propagate_crm_opt_outs: boolean;
+};
+
+export type RecordEmail = { address: string; primary: boolean; do_not_email?: boolean };
+
+/** What a system's record holds, as the last read saw it; shared by both sides. */
+export type RecordProfile = {
+  external_id: string;
+  first_name?: string | null;
+  last_name?: string | null;
+  /** Other mapped fields, by the system's own field name. */
+  fields: Readonly<Record<string, string | null>>;
+  list_ids: readonly string[];
+  deleted?: boolean;
+  /** When the record last changed (ISO-8601 UTC), for fields owned by `latest`. */
+  updated_at?: string;
+};
+
+/** The CRM record and the consent it currently shows. */
+export type CrmRecordState = RecordProfile & {
+  emails: readonly RecordEmail[];
+  inactive?: boolean;
+  deceased?: boolean;
+  consent: {
+    /** Raiser's Edge "Requests No Email": the CRM's global opt-out. */
+    requests_no_email: boolean;
+    /** The latest consent response per CRM consent category. */
+    categories: Readonly<Record<string, "opt_in" | "opt_out">>;
+  };
+};
+
+/** A platform record and the consent it currently shows. */
+export type PlatformRecordState = RecordProfile & {
+  email: string;
+  consent: {
+    /** The platform's own status word (Constant Contact `permission_to_send`), kept for reasons. */
+    permission_to_send?: string;
+    /** Whether the platform would refuse to send to this person (unsubscribed in the account). */
+    unsubscribed: boolean;
+    /** Whether the platform's confirmation email was already requested (Constant Contact sends one, ever). */
+    resubscribe_requested: boolean;
+  };
+};
+
+/** The field values both sides last agreed on, by canonical field name. */
+export type FieldBaseline = Readonly<Record<string, string | null>>;
+
+export type PlanContact = {
+  contact: CanonicalContact;
+  /** The contact's consent events (any order; repeats count once). */
+  events: readonly ConsentEvent[];
+  /** The linked CRM record; absent when the contact is linked only on platforms. */
+  crm?: CrmRecordState;
+  /** Linked platform records by connection id; a platform absent here has no record of the contact. */
+  platforms: Readonly<Record<ConnectionId, PlatformRecordState>>;
+  /** Last agreed field values per platform connection (and the agreed `email`), when any. */
+  baselines?: Readonly<Record<ConnectionId, FieldBaseline>>;
+};
+
+export type PlanInput = {
+  pair: PlanPair;
+  fields: readonly PlanFieldMapping[];
+  policies: PlanPolicies;
+  /** The moment consent is evaluated at (ISO-8601 UTC): implied consent may have lapsed by then. */
+  as_of: string;
+  /** A content hash (hex), injected so the planner stays pure; operation ids derive from it. */
+  hash: (text: string) => string;
+  /** Linked contacts; an iterable so a caller can stream them from the store. */
+  contacts: Iterable<PlanContact>;
+};

@@ -1,0 +1,571 @@
+import { createHash } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import type { ConsentEvent } from "../core/consent/consent-event";
+import { applyPlanEffects } from "./apply-plan-effects";
+import type { Plan, PlannedOperation } from "./plan";
+import type { PlanContact } from "./plan-input";
+import { planPair } from "./plan-pair";
+import {
+  APPEALS,
+  CRM,
+  MAIN,
+  POLICIES,
+  contactId,
+  crmRecord,
+  optIn,
+  optOut,
+  person,
+  planInput,
+  platformRecord,
+  resubscribeRequested,
+} from "./test-support";
+
+const T1 = "2026-01-10T10:00:00Z";
+const T2 = "2026-02-10T10:00:00Z";
+const T3 = "2026-03-10T10:00:00Z";
+
+/** A contact linked in the CRM and both accounts, everyone subscribed, unless overridden. */
+function linked(n: number, o: Partial<PlanContact> & { events?: ConsentEvent[] } = {}): PlanContact {
+  return {
+    contact: person(n),
+    events: [],
+    crm: crmRecord(n),
+    platforms: { [MAIN]: platformRecord(n, MAIN), [APPEALS]: platformRecord(n, APPEALS) },
+    ...o,
+  };
+}
+
+const unsubscribed = (n: number, conn: string, requested = false) =>
+  platformRecord(n, conn, {
+    consent: { unsubscribed: true, resubscribe_requested: requested, permission_to_send: "unsubscribed" },
+  });
+
+/** A compact view of a plan's operations for table assertions. */
+const view = (plan: Plan) =>
+  plan.operations.map((o) => {
+    const op = o.operation;
+    const scope =
+      "scope" in op
+        ? op.scope.kind === "category"
+          ? `category:${op.scope.category}`
+          : op.scope.kind
+        : undefined;
+    return `${o.connection_id} ${op.kind}${scope ? ` ${scope}` : ""}`;
+  });
+
+const find = (plan: Plan, conn: string, kind: string): PlannedOperation | undefined =>
+  plan.operations.find((o) => o.connection_id === conn && o.operation.kind === kind);
+
+describe("planPair: consent (seed 000)", () => {
+  const cases: { name: string; contact: PlanContact; policies?: Partial<typeof POLICIES>; ops: string[] }[] =
+    [
+      {
+        name: "unsubscribe in the unmapped main account → CRM Requests No Email and every other account",
+        contact: linked(1, {
+          events: [optOut({ contact: 1, connection: MAIN, at: T1 })],
+          platforms: { [MAIN]: unsubscribed(1, MAIN), [APPEALS]: platformRecord(1, APPEALS) },
+        }),
+        ops: [`${APPEALS} record_opt_out account`, `${CRM} record_opt_out global`],
+      },
+      {
+        name: "unsubscribe in the appeals account → CRM category Appeals only, main untouched",
+        contact: linked(2, {
+          events: [
+            optOut({ contact: 2, connection: APPEALS, at: T1, scope: { kind: "topic", topic: "appeals" } }),
+          ],
+          platforms: { [MAIN]: platformRecord(2, MAIN), [APPEALS]: unsubscribed(2, APPEALS) },
+        }),
+        ops: [`${CRM} record_opt_out category:Appeals`],
+      },
+      {
+        name: "a spam complaint in the appeals account is global → CRM Requests No Email and main",
+        contact: linked(3, {
+          events: [
+            optOut({
+              contact: 3,
+              connection: APPEALS,
+              at: T1,
+              scope: { kind: "topic", topic: "appeals" },
+              mechanism: "spam_complaint",
+            }),
+          ],
+          platforms: { [MAIN]: platformRecord(3, MAIN), [APPEALS]: unsubscribed(3, APPEALS) },
+        }),
+        ops: [`${MAIN} record_opt_out account`, `${CRM} record_opt_out global`],
+      },
+      {
+        name: "CRM Requests No Email → both accounts unsubscribed, nothing written back to the CRM",
+        contact: linked(4, {
+          events: [optOut({ contact: 4, connection: CRM, at: T1, mechanism: "phone_request" })],
+          crm: crmRecord(4, { consent: { requests_no_email: true, categories: {} } }),
+        }),
+        ops: [`${MAIN} record_opt_out account`, `${APPEALS} record_opt_out account`],
+      },
+      {
+        name: "CRM opt-outs are not pushed when propagate_crm_opt_outs is off",
+        contact: linked(5, {
+          events: [
+            optOut({
+              contact: 5,
+              connection: CRM,
+              at: T1,
+              mechanism: "admin_edit",
+              actor: { kind: "account" },
+            }),
+          ],
+          crm: crmRecord(5, { consent: { requests_no_email: true, categories: {} } }),
+        }),
+        policies: { propagate_crm_opt_outs: false },
+        ops: [],
+      },
+      {
+        name: "an address-level do_not_email counts as the CRM showing a global opt-out",
+        contact: linked(6, {
+          events: [optOut({ contact: 6, connection: MAIN, at: T1 })],
+          crm: crmRecord(6, { emails: [{ address: "p6@example.org", primary: true, do_not_email: true }] }),
+          platforms: { [MAIN]: unsubscribed(6, MAIN), [APPEALS]: unsubscribed(6, APPEALS) },
+        }),
+        ops: [],
+      },
+      {
+        name: "admin clears the CRM flag → one request_resubscribe, no opt-in anywhere",
+        contact: linked(7, {
+          events: [
+            optOut({ contact: 7, connection: MAIN, at: T1 }),
+            resubscribeRequested({ contact: 7, connection: CRM, at: T2 }),
+          ],
+          platforms: { [MAIN]: unsubscribed(7, MAIN) },
+        }),
+        ops: [`${MAIN} request_resubscribe`],
+      },
+      {
+        name: "admin cleared the flag and the confirmation was already requested → nothing, still waiting",
+        contact: linked(8, {
+          events: [
+            optOut({ contact: 8, connection: MAIN, at: T1 }),
+            resubscribeRequested({ contact: 8, connection: CRM, at: T2 }),
+          ],
+          platforms: { [MAIN]: unsubscribed(8, MAIN, true) },
+        }),
+        ops: [],
+      },
+      {
+        name: "confirmed Constant Contact resubscribe → opt-in recorded in the CRM",
+        contact: linked(9, {
+          events: [
+            optOut({ contact: 9, connection: MAIN, at: T1 }),
+            optIn({ contact: 9, connection: MAIN, at: T3, mechanism: "resubscribe_confirmation" }),
+          ],
+          crm: crmRecord(9, { consent: { requests_no_email: true, categories: {} } }),
+        }),
+        ops: [`${CRM} record_opt_in global`],
+      },
+      {
+        name: "confirmed appeals sign-up → opt-in in the CRM category only",
+        contact: linked(10, {
+          events: [
+            optOut({ contact: 10, connection: APPEALS, at: T1, scope: { kind: "topic", topic: "appeals" } }),
+            optIn({
+              contact: 10,
+              connection: APPEALS,
+              at: T3,
+              scope: { kind: "topic", topic: "appeals" },
+              mechanism: "signup_form",
+            }),
+          ],
+          crm: crmRecord(10, { consent: { requests_no_email: false, categories: { Appeals: "opt_out" } } }),
+        }),
+        ops: [`${CRM} record_opt_in category:Appeals`],
+      },
+      {
+        name: "an account's own opt-in never clears a CRM flag the person set",
+        contact: linked(11, {
+          events: [
+            optOut({ contact: 11, connection: MAIN, at: T1 }),
+            optIn({ contact: 11, connection: MAIN, at: T3, mechanism: "api", actor: { kind: "account" } }),
+          ],
+          crm: crmRecord(11, { consent: { requests_no_email: true, categories: {} } }),
+          platforms: { [MAIN]: unsubscribed(11, MAIN), [APPEALS]: unsubscribed(11, APPEALS) },
+        }),
+        ops: [],
+      },
+      {
+        name: "resubscribe requested while the platform still showed subscribed → opt-out first, then the request",
+        contact: linked(13, {
+          events: [
+            optOut({ contact: 13, connection: MAIN, at: T1 }),
+            resubscribeRequested({ contact: 13, connection: CRM, at: T2 }),
+          ],
+          platforms: { [MAIN]: platformRecord(13, MAIN) },
+        }),
+        ops: [`${MAIN} record_opt_out account`, `${MAIN} request_resubscribe`],
+      },
+      {
+        name: "a deleted CRM record still gets the platforms' opt-outs pushed, and nothing else",
+        contact: linked(14, {
+          events: [optOut({ contact: 14, connection: MAIN, at: T1 })],
+          crm: crmRecord(14, { deleted: true, emails: [{ address: "x14@example.org", primary: true }] }),
+        }),
+        ops: [`${MAIN} record_opt_out account`, `${APPEALS} record_opt_out account`],
+      },
+      {
+        name: "a platform that shows the person unsubscribed is never re-subscribed by sync",
+        contact: linked(12, {
+          platforms: { [MAIN]: unsubscribed(12, MAIN), [APPEALS]: unsubscribed(12, APPEALS) },
+        }),
+        ops: [],
+      },
+    ];
+
+  it.each(cases)("$name", ({ contact, policies, ops }) => {
+    const plan = planPair(planInput([contact], { policies: { ...POLICIES, ...policies } }));
+    expect(view(plan).sort()).toEqual([...ops].sort());
+    expect(plan.operations.some((o) => o.operation.kind === "record_opt_in" && o.connection_id !== CRM)).toBe(
+      false,
+    );
+  });
+
+  it("names the deciding event, the rule and who initiated the opt-out", () => {
+    const out = optOut({ contact: 1, connection: MAIN, at: T1 });
+    const plan = planPair(
+      planInput([
+        linked(1, {
+          events: [out],
+          platforms: { [MAIN]: unsubscribed(1, MAIN), [APPEALS]: platformRecord(1, APPEALS) },
+        }),
+      ]),
+    );
+    const toAppeals = find(plan, APPEALS, "record_opt_out");
+    expect(toAppeals?.priority).toBe("consent");
+    expect(toAppeals?.reason.code).toBe("opt_out_to_platform");
+    expect(toAppeals?.reason.message).toContain(out.id);
+    expect(toAppeals?.reason.message).toContain("global_opt_out");
+    expect(toAppeals?.operation).toMatchObject({
+      kind: "record_opt_out",
+      external_id: `${APPEALS}-1`,
+      email: "p1@example.org",
+      initiated_by: "contact",
+      occurred_at: T1,
+      origin: { system: "constant-contact", connection: MAIN, mechanism: "unsubscribe_link" },
+    });
+    const toCrm = find(plan, CRM, "record_opt_out");
+    expect(toCrm?.reason.code).toBe("opt_out_to_crm");
+    expect(toCrm?.operation).toMatchObject({
+      external_id: "re-1",
+      scope: { kind: "global" },
+      initiated_by: "contact",
+    });
+  });
+
+  it("reports the admin's resubscribe request as waiting for the person", () => {
+    const events = [
+      optOut({ contact: 7, connection: MAIN, at: T1 }),
+      resubscribeRequested({ contact: 7, connection: CRM, at: T2 }),
+    ];
+    const first = planPair(planInput([linked(7, { events, platforms: { [MAIN]: unsubscribed(7, MAIN) } })]));
+    expect(first.waiting).toEqual([
+      {
+        contact_id: contactId(7),
+        connection_id: MAIN,
+        event_id: events[1]!.id,
+        requested_at: T2,
+        requested_now: true,
+      },
+    ]);
+    expect(find(first, MAIN, "request_resubscribe")?.reason.code).toBe("resubscribe_requested");
+    const again = planPair(
+      planInput([linked(7, { events, platforms: { [MAIN]: unsubscribed(7, MAIN, true) } })]),
+    );
+    expect(again.operations).toEqual([]);
+    expect(again.waiting[0]?.requested_now).toBe(false);
+  });
+
+  it("puts consent operations before writes", () => {
+    const plan = planPair(
+      planInput([
+        linked(1, { crm: crmRecord(1, { emails: [{ address: "new1@example.org", primary: true }] }) }),
+        linked(2, {
+          events: [optOut({ contact: 2, connection: MAIN, at: T1 })],
+          platforms: { [MAIN]: unsubscribed(2, MAIN) },
+        }),
+      ]),
+    );
+    const priorities = plan.operations.map((o) => o.priority);
+    expect(priorities).toEqual([...priorities].sort());
+    expect(priorities[0]).toBe("consent");
+    expect(priorities.at(-1)).toBe("write");
+  });
+});
+
+describe("planPair: new contacts and skip reasons", () => {
+  const crmOnly = (
+    n: number,
+    o: Partial<PlanContact> = {},
+    lists = ["L-news", "L-appeals"],
+  ): PlanContact => ({
+    contact: person(n),
+    events: [],
+    crm: crmRecord(n, { list_ids: lists }),
+    platforms: {},
+    ...o,
+  });
+
+  it("adds every eligible contact in one bulk upsert per platform and list set, and says why each other is skipped", () => {
+    const contacts: PlanContact[] = [
+      crmOnly(1),
+      crmOnly(2),
+      crmOnly(3, {
+        contact: person(3, { primary_email: "" }),
+        crm: crmRecord(3, { emails: [], list_ids: ["L-news", "L-appeals"] }),
+      }),
+      crmOnly(4, {}, []),
+      crmOnly(5, { events: [optOut({ contact: 5, connection: CRM, at: T1, mechanism: "phone_request" })] }),
+      crmOnly(6, {
+        events: [
+          optOut({ contact: 6, connection: APPEALS, at: T1, scope: { kind: "topic", topic: "appeals" } }),
+        ],
+      }),
+      crmOnly(7, { crm: crmRecord(7, { deceased: true, list_ids: ["L-news"] }) }),
+      crmOnly(8, { contact: person(8, { do_not_contact: true }) }),
+      crmOnly(9, { platforms: { [MAIN]: platformRecord(9, MAIN, { deleted: true }) } }, ["L-news"]),
+    ];
+    const plan = planPair(planInput(contacts));
+    const upserts = plan.operations.filter((o) => o.operation.kind === "upsert_contacts");
+    expect(upserts.map((o) => [o.connection_id, o.contact_ids])).toEqual([
+      [APPEALS, [contactId(1), contactId(2)]],
+      [MAIN, [contactId(1), contactId(2), contactId(6)]],
+    ]);
+    expect(plan.gains).toEqual({ [MAIN]: 3, [APPEALS]: 2 });
+    const main = upserts.find((o) => o.connection_id === MAIN)!.operation;
+    expect(main).toMatchObject({
+      kind: "upsert_contacts",
+      list_ids: ["cc-news"],
+      items: [
+        { item_id: contactId(1), email: "p1@example.org", first_name: "First1", last_name: "Last1" },
+        { item_id: contactId(2) },
+        { item_id: contactId(6) },
+      ],
+    });
+    const reasons = (n: number, conn: string) =>
+      plan.skipped
+        .find((s) => s.contact_id === contactId(n) && s.connection_id === conn)
+        ?.reasons.map((r) => r.code);
+    expect(reasons(3, MAIN)).toEqual(["no_primary_email"]);
+    expect(reasons(4, MAIN)).toEqual(["not_in_synced_audience"]);
+    expect(reasons(5, MAIN)).toEqual(["opted_out"]);
+    expect(reasons(5, APPEALS)).toEqual(["opted_out"]);
+    expect(reasons(6, APPEALS)).toEqual(["opted_out"]);
+    expect(reasons(6, MAIN)).toBeUndefined();
+    expect(reasons(7, MAIN)).toEqual(["deceased"]);
+    expect(reasons(8, APPEALS)).toEqual(["do_not_contact"]);
+    expect(reasons(9, MAIN)).toEqual(["deleted_on_platform"]);
+    const deleted = planPair(
+      planInput([crmOnly(10, { crm: crmRecord(10, { deleted: true, list_ids: ["L-news"] }) })]),
+    );
+    expect(deleted.operations).toEqual([]);
+    expect(deleted.skipped.map((s) => s.reasons.map((r) => r.code))).toEqual([
+      ["deleted_in_crm"],
+      ["deleted_in_crm"],
+    ]);
+    expect(plan.counts.skipped[MAIN]).toMatchObject({ opted_out: 1, deceased: 1, not_in_synced_audience: 1 });
+    expect(plan.counts.operations[MAIN]?.upsert_contacts).toEqual({ operations: 1, contacts: 3 });
+  });
+
+  it("groups new contacts by the lists they go into", () => {
+    const plan = planPair(planInput([crmOnly(1, {}, ["L-news"]), crmOnly(2, {}, ["L-news", "L-events"])]));
+    expect(
+      plan.operations
+        .filter((o) => o.connection_id === MAIN)
+        .map((o) => (o.operation.kind === "upsert_contacts" ? o.operation.list_ids : [])),
+    ).toEqual([["cc-events", "cc-news"], ["cc-news"]]);
+  });
+
+  it("creates CRM records for platform-only contacts only when the pair says so", () => {
+    const only = { contact: person(1), events: [], platforms: { [MAIN]: platformRecord(1, MAIN) } };
+    expect(planPair(planInput([only])).operations).toEqual([]);
+    const plan = planPair(planInput([only], { policies: { ...POLICIES, create_in_crm: true } }));
+    expect(view(plan)).toEqual([`${CRM} create_contact`]);
+    expect(plan.operations[0]?.operation).toMatchObject({
+      email: "p1@example.org",
+      kind_of_record: "individual",
+    });
+  });
+});
+
+describe("planPair: lists, email and fields", () => {
+  it.each([
+    {
+      name: "in the CRM list, not on the platform → add",
+      crm: ["L-news"],
+      platform: [],
+      ops: [`${MAIN} add_list_members cc-news`],
+    },
+    {
+      name: "left the CRM list with remove_membership → remove",
+      crm: [],
+      platform: ["cc-news"],
+      ops: [`${MAIN} remove_list_members cc-news`],
+    },
+    {
+      name: "both directions: on the platform list only → add to the CRM list",
+      crm: [],
+      platform: ["cc-events"],
+      ops: [`${CRM} add_list_members L-events`],
+    },
+    { name: "delete_policy keep never removes", crm: [], platform: ["cca-appeals"], ops: [], conn: APPEALS },
+    { name: "no list add for an opted-out contact", crm: ["L-news"], platform: [], ops: [], optedOut: true },
+  ])("$name", ({ crm, platform, ops, conn, optedOut }) => {
+    const c = conn ?? MAIN;
+    const contact = linked(1, {
+      crm: crmRecord(1, { list_ids: crm }),
+      platforms: { [c]: optedOut ? unsubscribed(1, c) : platformRecord(1, c, { list_ids: platform }) },
+      events: optedOut ? [optOut({ contact: 1, connection: c, at: T1 })] : [],
+      ...(optedOut
+        ? { crm: crmRecord(1, { list_ids: crm, consent: { requests_no_email: true, categories: {} } }) }
+        : {}),
+    });
+    const plan = planPair(planInput([contact]));
+    expect(
+      plan.operations.map((o) =>
+        "list_ids" in o.operation && o.operation.kind !== "upsert_contacts"
+          ? `${o.connection_id} ${o.operation.kind} ${o.operation.list_ids.join(",")}`
+          : `${o.connection_id} ${o.operation.kind}`,
+      ),
+    ).toEqual(ops);
+    if (optedOut) expect(plan.skipped[0]?.reasons.map((r) => r.code)).toEqual(["opted_out"]);
+  });
+
+  it("the CRM's new primary email → change_email on every linked platform", () => {
+    const plan = planPair(
+      planInput([
+        linked(1, { crm: crmRecord(1, { emails: [{ address: "New1@Example.org", primary: true }] }) }),
+      ]),
+    );
+    expect(view(plan)).toEqual([`${MAIN} change_email`, `${APPEALS} change_email`]);
+    expect(find(plan, MAIN, "change_email")?.operation).toMatchObject({
+      external_id: `${MAIN}-1`,
+      old_email: "p1@example.org",
+      new_email: "New1@Example.org",
+    });
+    expect(find(plan, MAIN, "change_email")?.reason.code).toBe("email_changed_in_crm");
+  });
+
+  it("the same address in another spelling is no change", () => {
+    const plan = planPair(
+      planInput([
+        linked(1, { crm: crmRecord(1, { emails: [{ address: " P1@EXAMPLE.org", primary: true }] }) }),
+      ]),
+    );
+    expect(plan.operations).toEqual([]);
+  });
+
+  it("a platform that moved from the agreed address → change_email on the CRM", () => {
+    const plan = planPair(
+      planInput([
+        linked(1, {
+          platforms: {
+            [MAIN]: platformRecord(1, MAIN, { email: "moved1@example.org" }),
+            [APPEALS]: platformRecord(1, APPEALS),
+          },
+          baselines: { [MAIN]: { email: "p1@example.org" } },
+        }),
+      ]),
+    );
+    // The CRM follows, and every other platform follows in the same plan (one plan converges).
+    expect(view(plan)).toEqual([`${APPEALS} change_email`, `${CRM} change_email`]);
+    expect(find(plan, APPEALS, "change_email")?.reason.code).toBe("email_changed_on_platform");
+    expect(find(plan, APPEALS, "change_email")?.operation).toMatchObject({ new_email: "moved1@example.org" });
+    expect(find(plan, CRM, "change_email")?.operation).toMatchObject({
+      old_email: "p1@example.org",
+      new_email: "moved1@example.org",
+    });
+  });
+
+  it("merges profile fields three ways against the baseline", () => {
+    const plan = planPair(
+      planInput([
+        linked(1, {
+          crm: crmRecord(1, { first_name: "Ann", fields: { preferred_name: "Annie", title: "CEO" } }),
+          platforms: {
+            [MAIN]: platformRecord(1, MAIN, {
+              first_name: "First1",
+              fields: { job_title: "Chief", "custom_field:Preferred name": null },
+            }),
+          },
+          baselines: {
+            [MAIN]: { first_name: "First1", last_name: "Last1", job_title: "CEO", email: "p1@example.org" },
+          },
+        }),
+      ]),
+    );
+    expect(find(plan, MAIN, "update_contact")?.operation).toMatchObject({
+      first_name: "Ann",
+      fields: { "custom_field:Preferred name": "Annie" },
+    });
+    expect(find(plan, CRM, "update_contact")?.operation).toMatchObject({ fields: { title: "Chief" } });
+    expect(find(plan, CRM, "update_contact")?.operation).not.toHaveProperty("first_name");
+  });
+
+  it.each([
+    { canonical: "email_opt_in", crm: "x", platform: "y" },
+    { canonical: "flag", crm: "requests_no_email", platform: "y" },
+    { canonical: "status", crm: "x", platform: "permission_to_send" },
+  ])("refuses a consent field in the profile merge ($canonical: $crm ↔ $platform)", (names) => {
+    const input = planInput([linked(1)], { fields: [{ ...names, direction: "both", owner: "latest" }] });
+    expect(() => planPair(input)).toThrow(/consent fields never go through the profile merge/);
+  });
+});
+
+describe("planPair: operation ids and convergence", () => {
+  const scenario = (): PlanContact[] => [
+    linked(1, {
+      events: [optOut({ contact: 1, connection: MAIN, at: T1 })],
+      platforms: { [MAIN]: unsubscribed(1, MAIN), [APPEALS]: platformRecord(1, APPEALS) },
+    }),
+    linked(2, {
+      crm: crmRecord(2, { emails: [{ address: "new2@example.org", primary: true }], list_ids: ["L-news"] }),
+    }),
+    {
+      contact: person(3),
+      events: [],
+      crm: crmRecord(3, { list_ids: ["L-news", "L-appeals"] }),
+      platforms: {},
+    },
+    linked(4, {
+      events: [
+        optOut({ contact: 4, connection: MAIN, at: T1 }),
+        resubscribeRequested({ contact: 4, connection: CRM, at: T2 }),
+      ],
+      platforms: { [MAIN]: unsubscribed(4, MAIN) },
+    }),
+  ];
+
+  it("gives every operation a distinct op_ id derived from its content, the same on every re-plan", () => {
+    const a = planPair(planInput(scenario()));
+    const b = planPair(planInput(scenario()));
+    expect(b).toEqual(a);
+    const ids = a.operations.map((o) => o.op_id);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const o of a.operations) {
+      expect(o.op_id).toMatch(/^op_[0-9a-f]+$/);
+      expect(o.operation.op_id).toBe(o.op_id);
+    }
+    const sha = planPair(
+      planInput(scenario(), { hash: (t) => createHash("sha256").update(t).digest("hex") }),
+    );
+    expect(sha.operations[0]?.op_id).toMatch(/^op_[0-9a-f]{64}$/);
+  });
+
+  it("does not depend on the order contacts arrive in", () => {
+    const ids = (p: Plan) => p.operations.map((o) => o.op_id).sort();
+    expect(ids(planPair(planInput(scenario().reverse())))).toEqual(ids(planPair(planInput(scenario()))));
+  });
+
+  it("plans nothing once the plan's effects are in place", () => {
+    const input = planInput(scenario());
+    const plan = planPair(input);
+    expect(plan.operations.length).toBeGreaterThan(0);
+    const after = planPair(planInput(applyPlanEffects(input, plan)));
+    expect(after.operations).toEqual([]);
+  });
+});

@@ -1,0 +1,779 @@
+/** The pure planner: a three-way merge of each linked contact of one pair into a plan of typed operations with reasons (DESIGN.md §3). */
+import {
+  GLOBAL_SCOPE,
+  topicScope,
+  type ConsentEvent,
+  type Scope,
+  type TopicKey,
+} from "../core/consent/consent-event";
+import {
+  decisionFor,
+  foldChannelConsent,
+  type ChannelConsent,
+  type OptOutRef,
+  type ScopeDecision,
+} from "../core/consent/consent-state";
+import { decideEligibility, type Eligibility } from "../core/eligibility/decide-eligibility";
+import type { CanonicalContact, ConnectionId, ContactId } from "../core/identity/canonical-contact";
+import { normaliseEmail } from "../core/identity/normalise-email";
+import { isConsentField, mergeFields, type FieldMergeInput } from "../core/merge/merge-fields";
+import { stableStringify } from "../core/merge/stable-stringify";
+import type { ConnectorOperation, OperationKind } from "../core/operations";
+import { operationId, withOperationId, type OperationDraft } from "./operation-id";
+import type {
+  Plan,
+  PlanCounts,
+  PlannedOperation,
+  PlanPriority,
+  PlanReason,
+  SkippedRecord,
+  SkipReason,
+  WaitingForContact,
+} from "./plan";
+import type {
+  CrmRecordState,
+  PlanContact,
+  PlanFieldMapping,
+  PlanInput,
+  PlanPlatform,
+  PlatformRecordState,
+  RecordProfile,
+} from "./plan-input";
+
+type Update = {
+  first_name?: string | null;
+  last_name?: string | null;
+  fields: Record<string, string | null>;
+};
+
+const platformScope = (p: PlanPlatform): Scope =>
+  p.topic === undefined ? GLOBAL_SCOPE : topicScope(p.topic);
+const scopeLabel = (s: Scope): string => (s.kind === "global" ? "all email" : `the topic “${s.topic}”`);
+
+/** Plans one pair. Pure and linear in the number of contacts; the same input always yields the same plan. */
+export function planPair(input: PlanInput): Plan {
+  const { pair, policies } = input;
+  const crmId = pair.crm.connection_id;
+  // Consent never follows a field merge (DESIGN.md §3): a mapping naming consent on any side is a
+  // configuration bug that validation should have refused, so it throws rather than plans.
+  const refused = input.fields.filter((f) => [f.canonical, f.crm, f.platform].some(isConsentField));
+  if (refused.length > 0)
+    throw new TypeError(
+      `consent fields never go through the profile merge: ${refused.map((f) => f.canonical).join(", ")}`,
+    );
+  const topics = [...new Set(pair.platforms.flatMap((p) => (p.topic === undefined ? [] : [p.topic])))].sort();
+  // Where the CRM records each topic: the first platform naming a category for it.
+  const topicCategory = new Map<TopicKey, string>();
+  for (const p of pair.platforms)
+    if (p.topic !== undefined && p.crm_category !== undefined && !topicCategory.has(p.topic))
+      topicCategory.set(p.topic, p.crm_category);
+
+  const consentOps: PlannedOperation[] = [];
+  const writeOps: PlannedOperation[] = [];
+  const skipped: SkippedRecord[] = [];
+  const waiting: WaitingForContact[] = [];
+  const bulk = new BulkOperations();
+
+  const emit = (
+    connection: ConnectionId,
+    contactIds: ContactId[],
+    priority: PlanPriority,
+    reason: PlanReason,
+    draft: OperationDraft,
+  ): void => {
+    const opId = operationId(input.hash, pair.id, connection, draft);
+    (priority === "consent" ? consentOps : writeOps).push({
+      op_id: opId,
+      connection_id: connection,
+      contact_ids: contactIds,
+      priority,
+      reason,
+      operation: withOperationId(draft, opId),
+    });
+  };
+
+  /** The opt-out to push to a platform or the CRM: the latest open one this pair may propagate. */
+  const pushable = (refs: readonly OptOutRef[], keep: (r: OptOutRef) => boolean): OptOutRef | undefined => {
+    let found: OptOutRef | undefined;
+    for (const r of refs)
+      if (keep(r) && (policies.propagate_crm_opt_outs || r.source.connection !== crmId)) found = r;
+    return found;
+  };
+
+  for (const c of input.contacts) {
+    const id = c.contact.id;
+    const state = foldChannelConsent(c.events, "email", {
+      as_of: input.as_of,
+      topics,
+      require_consent_basis: policies.require_consent_basis,
+    });
+    const crm = c.crm !== undefined && c.crm.deleted !== true ? c.crm : undefined;
+    const linkedRecords = pair.platforms.flatMap((p) => {
+      const rec = c.platforms[p.connection_id];
+      return rec !== undefined && rec.deleted !== true ? [{ p, rec }] : [];
+    });
+
+    // Pass 1: what the CRM becomes in this plan (fields, email, lists moved on a platform), so
+    // every platform follows the projected CRM at once and one plan converges.
+    const crmPrimary = crm
+      ? (crm.emails.find((e) => e.primary)?.address ?? c.contact.primary_email)
+      : undefined;
+    let targetEmail = crmPrimary;
+    let crmEmailFrom: ConnectionId | undefined;
+    const crmFieldUpdates = new Map<string, string | null>();
+    const platformFieldUpdates = new Map<ConnectionId, Map<string, string | null>>();
+    const crmListsBefore = new Set(crm?.list_ids ?? []);
+    const crmLists = new Set(crmListsBefore);
+    const crmListChanges: { kind: "add_list_members" | "remove_list_members"; list_id: string }[] = [];
+    if (crm) {
+      for (const { p, rec } of linkedRecords) {
+        const agreed = c.baselines?.[p.connection_id]?.["email"] ?? null;
+        if (
+          crmEmailFrom === undefined &&
+          crmPrimary !== undefined &&
+          agreed !== null &&
+          sameEmail(crmPrimary, agreed) &&
+          !sameEmail(rec.email, agreed) &&
+          normaliseEmail(rec.email).ok
+        ) {
+          targetEmail = rec.email.trim();
+          crmEmailFrom = p.connection_id;
+        }
+        const merged = mergeProfile(input.fields, crm, rec, c.baselines?.[p.connection_id]);
+        platformFieldUpdates.set(p.connection_id, merged.platform);
+        // Several platforms may move the CRM; the first in the pair's order wins a field.
+        for (const [k, v] of merged.crm) if (!crmFieldUpdates.has(k)) crmFieldUpdates.set(k, v);
+        const platformLists = new Set(rec.list_ids);
+        for (const a of p.audiences) {
+          const inCrm = crmListsBefore.has(a.crm_list_id);
+          const inPlatform = platformLists.has(a.platform_list_id);
+          if (inPlatform && !inCrm && a.direction !== "crm_to_platform" && !crmLists.has(a.crm_list_id)) {
+            crmLists.add(a.crm_list_id);
+            crmListChanges.push({ kind: "add_list_members", list_id: a.crm_list_id });
+          } else if (
+            inCrm &&
+            !inPlatform &&
+            a.direction === "platform_to_crm" &&
+            a.delete_policy === "remove_membership" &&
+            crmLists.has(a.crm_list_id)
+          ) {
+            crmLists.delete(a.crm_list_id);
+            crmListChanges.push({ kind: "remove_list_members", list_id: a.crm_list_id });
+          }
+        }
+      }
+    }
+    const projectedCrm: CrmRecordState | undefined = crm && projectCrm(crm, input.fields, crmFieldUpdates);
+    const contact = crm ? contactAsInCrm(c.contact, crm, targetEmail) : c.contact;
+
+    // Pass 2: each platform.
+    for (const p of pair.platforms) {
+      const rec = c.platforms[p.connection_id];
+      const scope = platformScope(p);
+      const decision = decisionFor(state, scope);
+
+      if (rec === undefined || rec.deleted === true) {
+        if (!projectedCrm) {
+          if (c.crm?.deleted === true && rec === undefined)
+            skipped.push({
+              contact_id: id,
+              connection_id: p.connection_id,
+              reasons: [{ code: "deleted_in_crm" }],
+            });
+          continue;
+        }
+        if (rec?.deleted === true) {
+          skipped.push({
+            contact_id: id,
+            connection_id: p.connection_id,
+            reasons: [{ code: "deleted_on_platform" }],
+          });
+          continue;
+        }
+        // 3. New contacts: eligible CRM contacts the platform does not hold yet, in one bulk upsert.
+        const targets = p.audiences
+          .filter((a) => a.direction !== "platform_to_crm" && crmLists.has(a.crm_list_id))
+          .map((a) => a.platform_list_id);
+        const eligibility = eligibilityFor(contact, p, state, targets.length > 0);
+        if (!eligibility.eligible) {
+          skipped.push({ contact_id: id, connection_id: p.connection_id, reasons: eligibility.reasons });
+          continue;
+        }
+        bulk.upsert(p.connection_id, [...new Set(targets)].sort(), {
+          item_id: id,
+          email: (targetEmail ?? "").trim(),
+          ...profileFor(input.fields, projectedCrm),
+        });
+        continue;
+      }
+
+      // 1. Consent to the platform: not sendable for its scope, and it still shows the person subscribed.
+      let unsubscribedAfterPlan = rec.consent.unsubscribed;
+      if (!decision.sendable && !rec.consent.unsubscribed) {
+        const ref = pushable(decision.open_opt_outs, () => true);
+        if (ref) unsubscribedAfterPlan = true;
+        if (ref)
+          emit(
+            p.connection_id,
+            [id],
+            "consent",
+            {
+              code: "opt_out_to_platform",
+              message: `${describeOptOut(ref)} decides ${scopeLabel(scope)} (rule ${decision.rule}); ${p.connection_id} still shows the person subscribed.`,
+            },
+            {
+              kind: "record_opt_out",
+              external_id: rec.external_id,
+              email: rec.email,
+              scope: { kind: "account" },
+              initiated_by: ref.initiated_by,
+              occurred_at: ref.occurred_at,
+              reason: decision.rule,
+              origin: {
+                system: ref.source.system,
+                connection: ref.source.connection,
+                mechanism: ref.mechanism,
+              },
+            },
+          );
+      }
+
+      // 2c. An admin's resubscribe request: the platform's lawful path (its confirmation email), once.
+      // The opt-out above runs first (same priority, planned earlier), so the request follows it in one plan.
+      if (decision.pending_resubscribe && unsubscribedAfterPlan) {
+        const pending = decision.pending_resubscribe;
+        const requestNow = !rec.consent.resubscribe_requested;
+        waiting.push({
+          contact_id: id,
+          connection_id: p.connection_id,
+          event_id: pending.event_id,
+          requested_at: pending.requested_at,
+          requested_now: requestNow,
+        });
+        if (requestNow) {
+          const lists = p.audiences
+            .filter((a) => a.direction !== "platform_to_crm" && crmLists.has(a.crm_list_id))
+            .map((a) => a.platform_list_id);
+          emit(
+            p.connection_id,
+            [id],
+            "consent",
+            {
+              code: "resubscribe_requested",
+              message: `Resubscribe request ${pending.event_id} (${pending.requested_at}) is not an opt-in; ${p.connection_id} sends its confirmation email and the person stays opted out until they confirm.`,
+            },
+            {
+              kind: "request_resubscribe",
+              external_id: rec.external_id,
+              list_ids: [...new Set(lists)].sort(),
+            },
+          );
+        }
+      }
+
+      if (!projectedCrm) continue;
+
+      // 4. List membership per audience mapping and direction, against the projected CRM lists.
+      const platformLists = new Set(rec.list_ids);
+      let eligibility: Eligibility | undefined;
+      const blocked: SkipReason[] = [];
+      for (const a of p.audiences) {
+        if (a.direction === "platform_to_crm") continue;
+        const inCrm = crmLists.has(a.crm_list_id);
+        const inPlatform = platformLists.has(a.platform_list_id);
+        if (inCrm && !inPlatform) {
+          eligibility ??= eligibilityFor(contact, p, state, true);
+          if (eligibility.eligible)
+            bulk.member(p.connection_id, "add_list_members", a.platform_list_id, id, rec.external_id);
+          else if (blocked.length === 0) blocked.push(...eligibility.reasons);
+        } else if (
+          !inCrm &&
+          inPlatform &&
+          a.direction === "crm_to_platform" &&
+          a.delete_policy === "remove_membership"
+        ) {
+          bulk.member(p.connection_id, "remove_list_members", a.platform_list_id, id, rec.external_id);
+        }
+      }
+      if (blocked.length > 0)
+        skipped.push({ contact_id: id, connection_id: p.connection_id, reasons: blocked });
+
+      // 5. Email: every platform holds the CRM's primary address (or the one a platform moved to).
+      if (targetEmail !== undefined && !sameEmail(targetEmail, rec.email) && normaliseEmail(targetEmail).ok) {
+        emit(
+          p.connection_id,
+          [id],
+          "write",
+          crmEmailFrom === undefined
+            ? {
+                code: "email_changed_in_crm",
+                message: `The CRM's primary email is ${targetEmail}; ${p.connection_id} still holds ${rec.email}, which must not stay sendable.`,
+              }
+            : {
+                code: "email_changed_on_platform",
+                message: `${crmEmailFrom} moved the address to ${targetEmail}; ${p.connection_id} still holds ${rec.email}, which must not stay sendable.`,
+              },
+          {
+            kind: "change_email",
+            external_id: rec.external_id,
+            old_email: rec.email,
+            new_email: targetEmail.trim(),
+          },
+        );
+      }
+
+      // 6. Profile fields: the merge's platform side, and every field the CRM takes in this plan.
+      const updates = new Map(platformFieldUpdates.get(p.connection_id) ?? []);
+      for (const [name, value] of crmFieldUpdates) {
+        const m = input.fields.find((f) => f.canonical === name);
+        if (!m || m.direction === "platform_to_crm") continue;
+        if (sameValue(readField(rec, m.platform, m.canonical), value)) updates.delete(name);
+        else updates.set(name, value);
+      }
+      const platformUpdate = toUpdate(input.fields, updates, "platform");
+      if (hasUpdate(platformUpdate))
+        emit(
+          p.connection_id,
+          [id],
+          "write",
+          {
+            code: "profile_fields_changed",
+            message: `Profile fields to update: ${updateNames(platformUpdate)}.`,
+          },
+          { kind: "update_contact", external_id: rec.external_id, ...compactUpdate(platformUpdate) },
+        );
+    }
+
+    if (crm) {
+      planCrmConsent(c, crm, state, crmPrimary);
+      if (crmEmailFrom !== undefined && crmPrimary !== undefined && targetEmail !== undefined)
+        emit(
+          crmId,
+          [id],
+          "write",
+          {
+            code: "email_changed_on_platform",
+            message: `${crmEmailFrom} moved the address from the agreed ${crmPrimary} to ${targetEmail}; the CRM follows.`,
+          },
+          {
+            kind: "change_email",
+            external_id: crm.external_id,
+            old_email: crmPrimary,
+            new_email: targetEmail,
+          },
+        );
+      const crmUpdate = toUpdate(input.fields, crmFieldUpdates, "crm");
+      if (hasUpdate(crmUpdate))
+        emit(
+          crmId,
+          [id],
+          "write",
+          { code: "profile_fields_changed", message: `Profile fields to update: ${updateNames(crmUpdate)}.` },
+          { kind: "update_contact", external_id: crm.external_id, ...compactUpdate(crmUpdate) },
+        );
+      for (const change of crmListChanges)
+        bulk.member(crmId, change.kind, change.list_id, id, crm.external_id);
+    } else if (c.crm === undefined && policies.create_in_crm && !c.contact.lifecycle.erased) {
+      const source = linkedRecords[0]?.rec;
+      if (source && normaliseEmail(source.email).ok)
+        emit(
+          crmId,
+          [id],
+          "write",
+          {
+            code: "create_in_crm",
+            message: `The contact exists only on platforms; the pair creates CRM records.`,
+          },
+          {
+            kind: "create_contact",
+            email: source.email.trim(),
+            first_name: source.first_name ?? null,
+            last_name: source.last_name ?? null,
+            kind_of_record: c.contact.type,
+          },
+        );
+    }
+  }
+
+  /** 2a/2b. Consent to the CRM: opt-outs it does not show yet, and opt-outs the person's own opt-in lifted. */
+  function planCrmConsent(
+    c: PlanContact,
+    crm: CrmRecordState,
+    state: ChannelConsent,
+    crmPrimary: string | undefined,
+  ): void {
+    const id = c.contact.id;
+    const showsGlobal =
+      crm.consent.requests_no_email || crm.emails.some((e) => e.primary && e.do_not_email === true);
+    const eventsById = new Map<string, ConsentEvent>();
+    for (const e of c.events) eventsById.set(e.id, e);
+    const email = crmPrimary ?? "";
+
+    const scopes: {
+      decision: ScopeDecision;
+      target: { kind: "global" } | { kind: "category"; category: string };
+      shown: "opt_in" | "opt_out" | undefined;
+      label: string;
+    }[] = [
+      {
+        decision: state.global,
+        target: { kind: "global" },
+        shown: showsGlobal ? "opt_out" : undefined,
+        label: "all email",
+      },
+    ];
+    for (const [topic, category] of topicCategory) {
+      const decision = state.topics[topic];
+      if (decision)
+        scopes.push({
+          decision,
+          target: { kind: "category", category },
+          shown: crm.consent.categories[category],
+          label: `category “${category}”`,
+        });
+    }
+
+    for (const { decision, target, shown, label } of scopes) {
+      if (shown !== "opt_out") {
+        // A pending resubscribe request means someone cleared this in the CRM on purpose: the
+        // ledger keeps the suppression everywhere else, and fighting the CRM flag would only loop.
+        if (decision.pending_resubscribe) continue;
+        const ref = pushable(
+          decision.open_opt_outs,
+          (r) => r.source.connection !== crmId && (target.kind === "global") === (r.scope.kind === "global"),
+        );
+        if (!ref) continue;
+        emit(
+          crmId,
+          [id],
+          "consent",
+          { code: "opt_out_to_crm", message: `${describeOptOut(ref)} is not shown in the CRM (${label}).` },
+          {
+            kind: "record_opt_out",
+            external_id: crm.external_id,
+            email,
+            scope: target,
+            initiated_by: ref.initiated_by,
+            occurred_at: ref.occurred_at,
+            reason: decision.rule,
+            origin: {
+              system: ref.source.system,
+              connection: ref.source.connection,
+              mechanism: ref.mechanism,
+            },
+          },
+        );
+        continue;
+      }
+      // The CRM shows an opt-out: clear it only for the person's own opt-in (or an override with evidence).
+      if (!decision.sendable || decision.decided_by === undefined) continue;
+      const basis = eventsById.get(decision.decided_by);
+      if (basis?.kind !== "opt_in" || !isPersonsOwnOptIn(basis)) continue;
+      emit(
+        crmId,
+        [id],
+        "consent",
+        {
+          code: "opt_in_to_crm",
+          message: `Opt-in ${basis.id} (${basis.mechanism} in ${basis.source.connection}, ${basis.occurred_at}) lifted the opt-out the CRM still shows (${label}; rule ${decision.rule}).`,
+        },
+        {
+          kind: "record_opt_in",
+          external_id: crm.external_id,
+          scope: target,
+          occurred_at: basis.occurred_at,
+          origin: {
+            system: basis.source.system,
+            connection: basis.source.connection,
+            mechanism: basis.mechanism,
+          },
+        },
+      );
+    }
+  }
+
+  for (const [draft, contactIds, reason] of bulk.drafts())
+    emit(draft.connection, contactIds, "write", reason, draft.operation);
+
+  const operations = [...consentOps, ...writeOps];
+  const gains: Record<ConnectionId, number> = {};
+  for (const p of pair.platforms) gains[p.connection_id] = 0;
+  for (const op of operations)
+    if (op.operation.kind === "upsert_contacts")
+      gains[op.connection_id] = (gains[op.connection_id] ?? 0) + op.contact_ids.length;
+
+  return {
+    pair_id: pair.id,
+    as_of: input.as_of,
+    operations,
+    skipped,
+    waiting,
+    counts: countPlan(operations, skipped),
+    gains,
+  };
+}
+
+/** The contact as the CRM shows it now: its primary address and lifecycle flags win over the canonical copy. */
+function contactAsInCrm(
+  contact: CanonicalContact,
+  crm: CrmRecordState,
+  primary: string | undefined,
+): CanonicalContact {
+  const { primary_email: _old, ...rest } = contact;
+  return {
+    ...rest,
+    ...(primary !== undefined ? { primary_email: primary } : {}),
+    lifecycle: {
+      ...contact.lifecycle,
+      inactive: contact.lifecycle.inactive || crm.inactive === true,
+      deceased: contact.lifecycle.deceased || crm.deceased === true,
+    },
+  };
+}
+
+function eligibilityFor(
+  contact: CanonicalContact,
+  p: PlanPlatform,
+  consent: ChannelConsent,
+  inAudience: boolean,
+): Eligibility {
+  return decideEligibility({
+    contact,
+    target: { connection: p.connection_id, ...(p.topic !== undefined ? { topic: p.topic } : {}) },
+    consent,
+    in_synced_audience: inAudience,
+  });
+}
+
+/** Only the person's own act, or an operator override with evidence, may clear an opt-out the CRM shows (rule 3). */
+function isPersonsOwnOptIn(e: Extract<ConsentEvent, { kind: "opt_in" }>): boolean {
+  if (e.actor.kind === "contact") return e.mechanism !== "import" && e.mechanism !== "sync";
+  if (e.actor.kind === "operator") return (e.evidence.request_reference ?? "").trim() !== "";
+  return false;
+}
+
+const describeOptOut = (r: OptOutRef): string =>
+  `Opt-out ${r.event_id} (${r.mechanism} in ${r.source.connection}, ${r.occurred_at}, by the ${r.initiated_by})`;
+
+function sameEmail(a: string, b: string): boolean {
+  if (a === b) return true; // the common case, without normalising (IDNA) twice per record
+  const x = normaliseEmail(a);
+  const y = normaliseEmail(b);
+  return x.ok && y.ok ? x.match_key === y.match_key : a.trim().toLowerCase() === b.trim().toLowerCase();
+}
+
+function readField(rec: RecordProfile, name: string, canonical: string): string | null {
+  if (canonical === "first_name") return rec.first_name ?? null;
+  if (canonical === "last_name") return rec.last_name ?? null;
+  return rec.fields[name] ?? null;
+}
+
+const emptyValue = (v: string | null): boolean => v === null || v === "";
+/** Null and "" both mean "no value": no difference worth a write. */
+const sameValue = (a: string | null, b: string | null): boolean =>
+  a === b || (emptyValue(a) && emptyValue(b));
+
+/** Updates keyed by canonical name, turned into the operation's shape with that side's field names. */
+function toUpdate(
+  fields: readonly PlanFieldMapping[],
+  updates: ReadonlyMap<string, string | null>,
+  side: "crm" | "platform",
+): Update {
+  const out: Update = { fields: {} };
+  for (const m of fields) {
+    if (!updates.has(m.canonical)) continue;
+    const value = updates.get(m.canonical) ?? null;
+    if (m.canonical === "first_name") out.first_name = value;
+    else if (m.canonical === "last_name") out.last_name = value;
+    else out.fields[m[side]] = value;
+  }
+  return out;
+}
+
+/** The CRM record with this plan's field updates applied. */
+function projectCrm(
+  crm: CrmRecordState,
+  fields: readonly PlanFieldMapping[],
+  updates: ReadonlyMap<string, string | null>,
+): CrmRecordState {
+  if (updates.size === 0) return crm;
+  const u = toUpdate(fields, updates, "crm");
+  return {
+    ...crm,
+    ...(u.first_name !== undefined ? { first_name: u.first_name } : {}),
+    ...(u.last_name !== undefined ? { last_name: u.last_name } : {}),
+    fields: { ...crm.fields, ...u.fields },
+  };
+}
+
+/** The CRM's mapped profile, named for the platform (for new contacts). */
+function profileFor(
+  fields: readonly PlanFieldMapping[],
+  crm: RecordProfile,
+): Omit<Update, "fields"> & { fields?: Record<string, string | null> } {
+  const values = new Map<string, string | null>();
+  for (const m of fields)
+    if (m.direction !== "platform_to_crm") values.set(m.canonical, readField(crm, m.crm, m.canonical));
+  return compactUpdate(toUpdate(fields, values, "platform"));
+}
+
+/** The three-way merge of one linked pair of records: what each side must take, by canonical name. */
+function mergeProfile(
+  fields: readonly PlanFieldMapping[],
+  crm: CrmRecordState,
+  rec: PlatformRecordState,
+  baseline: Readonly<Record<string, string | null>> | undefined,
+): { crm: Map<string, string | null>; platform: Map<string, string | null> } {
+  const out = { crm: new Map<string, string | null>(), platform: new Map<string, string | null>() };
+  const both: Record<string, FieldMergeInput> = {};
+  for (const m of fields) {
+    const crmValue = readField(crm, m.crm, m.canonical);
+    const platformValue = readField(rec, m.platform, m.canonical);
+    if (m.direction === "both") {
+      // Equal sides need no write whatever the baseline says (unchanged or converged): skip the merge.
+      if (crmValue === platformValue) continue;
+      const base = baseline?.[m.canonical];
+      both[m.canonical] = {
+        owner: m.owner,
+        ...(base !== undefined ? { baseline: base } : {}),
+        crm: { value: crmValue, ...(crm.updated_at !== undefined ? { changed_at: crm.updated_at } : {}) },
+        platform: {
+          value: platformValue,
+          ...(rec.updated_at !== undefined ? { changed_at: rec.updated_at } : {}),
+        },
+      };
+      continue;
+    }
+    // One-way fields: the source side's value, always.
+    if (sameValue(crmValue, platformValue)) continue;
+    if (m.direction === "crm_to_platform") out.platform.set(m.canonical, crmValue);
+    else out.crm.set(m.canonical, platformValue);
+  }
+  const merged = mergeFields(both);
+  for (const [name, value] of Object.entries(merged.platform_updates))
+    if (value !== undefined) out.platform.set(name, asFieldValue(value));
+  for (const [name, value] of Object.entries(merged.crm_updates))
+    if (value !== undefined) out.crm.set(name, asFieldValue(value));
+  return out;
+}
+
+const asFieldValue = (v: unknown): string | null =>
+  v === null ? null : typeof v === "string" ? v : stableStringify(v);
+
+const hasUpdate = (u: Update): boolean =>
+  u.first_name !== undefined || u.last_name !== undefined || Object.keys(u.fields).length > 0;
+
+function updateNames(u: Update): string {
+  const names = [
+    ...(u.first_name !== undefined ? ["first_name"] : []),
+    ...(u.last_name !== undefined ? ["last_name"] : []),
+    ...Object.keys(u.fields).sort(),
+  ];
+  return names.join(", ");
+}
+
+function compactUpdate(u: Update): Omit<Update, "fields"> & { fields?: Record<string, string | null> } {
+  const keys = Object.keys(u.fields).sort();
+  const fields: Record<string, string | null> = {};
+  for (const k of keys) fields[k] = u.fields[k] ?? null;
+  return {
+    ...(u.first_name !== undefined ? { first_name: u.first_name } : {}),
+    ...(u.last_name !== undefined ? { last_name: u.last_name } : {}),
+    ...(keys.length > 0 ? { fields } : {}),
+  };
+}
+
+type UpsertItem = Extract<ConnectorOperation, { kind: "upsert_contacts" }>["items"][number];
+type BulkDraft = { connection: ConnectionId; operation: OperationDraft };
+
+/**
+ * Accumulates bulk work across contacts (one upsert per platform and target list set, one
+ * membership change per connection, kind and list) so the executor can use bulk endpoints.
+ */
+class BulkOperations {
+  private readonly upserts = new Map<
+    string,
+    { connection: ConnectionId; list_ids: string[]; items: UpsertItem[] }
+  >();
+  private readonly members = new Map<
+    string,
+    {
+      connection: ConnectionId;
+      kind: "add_list_members" | "remove_list_members";
+      list_id: string;
+      entries: [string, ContactId][];
+    }
+  >();
+
+  upsert(connection: ConnectionId, listIds: string[], item: UpsertItem): void {
+    const key = `${connection}\u0000${listIds.join("\u0000")}`;
+    let group = this.upserts.get(key);
+    if (!group) this.upserts.set(key, (group = { connection, list_ids: listIds, items: [] }));
+    group.items.push(item);
+  }
+
+  member(
+    connection: ConnectionId,
+    kind: "add_list_members" | "remove_list_members",
+    listId: string,
+    contactId: ContactId,
+    externalId: string,
+  ): void {
+    const key = `${connection}\u0000${kind}\u0000${listId}`;
+    let group = this.members.get(key);
+    if (!group) this.members.set(key, (group = { connection, kind, list_id: listId, entries: [] }));
+    group.entries.push([externalId, contactId]);
+  }
+
+  /** Drafts in a canonical order (sorted keys and members), so ids do not depend on input order. */
+  *drafts(): Generator<[BulkDraft, ContactId[], PlanReason]> {
+    for (const key of [...this.upserts.keys()].sort()) {
+      const g = this.upserts.get(key)!;
+      const items = [...g.items].sort((a, b) => cmp(a.item_id, b.item_id));
+      yield [
+        { connection: g.connection, operation: { kind: "upsert_contacts", items, list_ids: g.list_ids } },
+        items.map((i) => i.item_id),
+        {
+          code: "new_contacts",
+          message: `${items.length} eligible CRM contact(s) not yet on ${g.connection}${g.list_ids.length > 0 ? `, into list(s) ${g.list_ids.join(", ")}` : ""}.`,
+        },
+      ];
+    }
+    for (const key of [...this.members.keys()].sort()) {
+      const g = this.members.get(key)!;
+      const entries = [...g.entries].sort((a, b) => cmp(a[0], b[0]));
+      const added = g.kind === "add_list_members";
+      yield [
+        {
+          connection: g.connection,
+          operation: { kind: g.kind, list_ids: [g.list_id], external_ids: entries.map((e) => e[0]) },
+        },
+        entries.map((e) => e[1]),
+        {
+          code: added ? "list_membership_added" : "list_membership_removed",
+          message: added
+            ? `${entries.length} contact(s) in the mapped source list, not yet in list ${g.list_id} on ${g.connection}.`
+            : `${entries.length} contact(s) left the mapped source list; the delete policy removes them from list ${g.list_id} on ${g.connection}.`,
+        },
+      ];
+    }
+  }
+}
+
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+function countPlan(operations: readonly PlannedOperation[], skipped: readonly SkippedRecord[]): PlanCounts {
+  const counts: PlanCounts = { operations: {}, skipped: {} };
+  for (const op of operations) {
+    const byKind = (counts.operations[op.connection_id] ??= {});
+    const kind: OperationKind = op.operation.kind;
+    const entry = (byKind[kind] ??= { operations: 0, contacts: 0 });
+    entry.operations += 1;
+    entry.contacts += op.contact_ids.length;
+  }
+  for (const s of skipped) {
+    const byReason = (counts.skipped[s.connection_id] ??= {});
+    for (const r of s.reasons) byReason[r.code] = (byReason[r.code] ?? 0) + 1;
+  }
+  return counts;
+}

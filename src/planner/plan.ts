@@ -1,0 +1,73 @@
+/** What the planner yields: a stored plan of typed operations with reasons, the skipped records and their reasons, and counts. */
+import type { ConsentEventId } from "../core/consent/consent-event";
+import type { IneligibilityReason } from "../core/eligibility/decide-eligibility";
+import type { ConnectionId, ContactId } from "../core/identity/canonical-contact";
+import type { ConnectorOperation, OperationKind } from "../core/operations";
+
+/** Stable codes for why an operation is in the plan. */
+export type PlanReasonCode =
+  | "opt_out_to_platform" // the ledger says not sendable for the platform's scope; the platform still shows subscribed
+  | "opt_out_to_crm" // an opt-out seen outside the CRM that the CRM does not show yet
+  | "opt_in_to_crm" // the CRM shows an opt-out the person's own qualifying opt-in lifted
+  | "resubscribe_requested" // an admin asked to resubscribe: the platform's confirmation email, waiting for the person
+  | "new_contacts" // eligible CRM contacts the platform does not hold yet
+  | "create_in_crm" // a platform contact with no CRM record, and the pair creates CRM records
+  | "list_membership_added" // in the source list, not in the mapped list
+  | "list_membership_removed" // left the source list, and the delete policy removes memberships
+  | "email_changed_in_crm" // the CRM's primary email moved: the platform follows
+  | "email_changed_on_platform" // the platform's email moved from the agreed one: the CRM follows
+  | "profile_fields_changed"; // the three-way field merge says this side must change
+
+export type PlanReason = { code: PlanReasonCode; message: string };
+
+/** Consent operations run first (DESIGN.md §3 executor); everything else is a write. */
+export type PlanPriority = "consent" | "write";
+
+export type PlannedOperation = {
+  op_id: string;
+  connection_id: ConnectionId;
+  contact_ids: ContactId[];
+  priority: PlanPriority;
+  reason: PlanReason;
+  /** The connector operation itself; its `op_id` equals the planned one. */
+  operation: ConnectorOperation;
+};
+
+/** Why a record was left out, beyond eligibility: reasons the planner itself adds. */
+export type SkipReason =
+  | IneligibilityReason
+  /** The platform record was deleted there; Concord does not re-create it on its own. */
+  | { code: "deleted_on_platform" }
+  /** The CRM record was deleted; nothing is sent from it. */
+  | { code: "deleted_in_crm" };
+
+export type SkippedRecord = { contact_id: ContactId; connection_id: ConnectionId; reasons: SkipReason[] };
+
+/** An opted-out person an admin asked to resubscribe: only their own confirmation lifts the opt-out. */
+export type WaitingForContact = {
+  contact_id: ContactId;
+  connection_id: ConnectionId;
+  event_id: ConsentEventId;
+  requested_at: string;
+  /** Whether this plan asks the platform to send its confirmation (false: it already was). */
+  requested_now: boolean;
+};
+
+export type PlanCounts = {
+  /** Operations and the contacts they touch, by connection and kind. */
+  operations: Record<ConnectionId, Partial<Record<OperationKind, { operations: number; contacts: number }>>>;
+  /** Skipped records by connection and reason code (a record with several reasons counts under each). */
+  skipped: Record<ConnectionId, Record<string, number>>;
+};
+
+export type Plan = {
+  pair_id: string;
+  as_of: string;
+  /** Consent operations first, then writes; within a priority, in the order they were planned. */
+  operations: PlannedOperation[];
+  skipped: SkippedRecord[];
+  waiting: WaitingForContact[];
+  counts: PlanCounts;
+  /** How many contacts each platform would gain. */
+  gains: Record<ConnectionId, number>;
+};
