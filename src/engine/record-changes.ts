@@ -1,0 +1,398 @@
+/**
+ * The *record* stage (DESIGN.md §3): one batch of external records and consent observations becomes
+ * snapshots, identity (links, new contacts, review items) and consent ledger events, all inside the
+ * caller's transaction so they commit with the checkpoint that covers them.
+ */
+import { z } from "zod";
+import type { Scope } from "../core/consent/consent-event";
+import { normaliseEmail } from "../core/identity/normalise-email";
+import { matchRecord, type AmbiguityReason } from "../core/identity/match-record";
+import type { ConnectorRole, ConsentObservation, ExternalRecord } from "../connectors/connector";
+import { appendConsentEvents, type ConsentEventInput } from "../ledger/consent-ledger";
+import type { ConsentEventDraft } from "../ledger/consent-event-id";
+import { JsonValueSchema, type JsonValue, type StoreSession } from "../store/ports";
+import { contentHash } from "./content-hash";
+import { resolveObservedScope, type ScopeMapping } from "./resolve-observed-scope";
+import { loadMatchIndex, storeContactType } from "./store-match-index";
+
+/** Who is recording: the connection, its system and role, and the pair's topic mapping. */
+export type RecordContext = {
+  connection_id: string;
+  system: string;
+  role: ConnectorRole;
+  mapping: ScopeMapping;
+  now: () => Date;
+};
+
+/** What one or more batches did; every count is per batch entry, not per distinct person. */
+export type RecordCounts = {
+  records_seen: number;
+  records_changed: number;
+  records_unchanged: number;
+  contacts_created: number;
+  links_by_email: number;
+  /** Linked records whose primary address changed: the contact's primary moved, the old one kept. */
+  email_changes: number;
+  review_items_opened: number;
+  /** Records that matched several contacts (or another's address) and stayed unlinked. */
+  ambiguous_records: number;
+  consent_events_appended: number;
+  consent_events_duplicate: number;
+  /** `resubscribe_requested` events derived from a cleared `requests_no_email` flag. */
+  resubscribe_requests: number;
+  /** Opt-ins of ambiguous records, not attributed to anyone (an opt-in must never be guessed). */
+  held_opt_ins: number;
+  /** Other non-opt-out observations of ambiguous records (resubscribe requests, deliverability). */
+  held_observations: number;
+  /** CRM categories with no configured topic, recorded under their slug. */
+  unmapped_categories: string[];
+};
+
+export const emptyCounts = (): RecordCounts => ({
+  records_seen: 0,
+  records_changed: 0,
+  records_unchanged: 0,
+  contacts_created: 0,
+  links_by_email: 0,
+  email_changes: 0,
+  review_items_opened: 0,
+  ambiguous_records: 0,
+  consent_events_appended: 0,
+  consent_events_duplicate: 0,
+  resubscribe_requests: 0,
+  held_opt_ins: 0,
+  held_observations: 0,
+  unmapped_categories: [],
+});
+
+export function addCounts(into: RecordCounts, from: RecordCounts): void {
+  for (const key of Object.keys(from) as (keyof RecordCounts)[]) {
+    if (key === "unmapped_categories") {
+      for (const c of from.unmapped_categories)
+        if (!into.unmapped_categories.includes(c)) into.unmapped_categories.push(c);
+    } else into[key] += from[key];
+  }
+}
+
+/** The flag a CRM reports as its current global opt-out state (Raiser's Edge `requests_no_email`). */
+export const REQUESTS_NO_EMAIL_FIELD = "requests_no_email";
+
+type Identity =
+  | { kind: "contact"; contact_id: string }
+  | { kind: "ambiguous"; contact_ids: string[]; reason: AmbiguityReason }
+  /** A deleted record we never linked and that carries no consent: nothing to attach it to. */
+  | { kind: "none" };
+
+/** The part of a stored snapshot the record stage reads back: addresses and flag fields. */
+const SnapshotViewSchema = z.object({
+  emails: z
+    .array(z.object({ address: z.string(), primary: z.boolean(), inactive: z.boolean().optional() }))
+    .default([]),
+  fields: z.record(z.string(), z.string().nullable()).default({}),
+});
+type SnapshotView = z.infer<typeof SnapshotViewSchema>;
+
+/** The address a record is matched and filed by: its active primary, else any active one, else any. */
+export function recordEmail(
+  emails: readonly { address: string; primary: boolean; inactive?: boolean | undefined }[],
+): string | undefined {
+  return (
+    emails.find((e) => e.primary && e.inactive !== true) ??
+    emails.find((e) => e.inactive !== true) ??
+    emails[0]
+  )?.address;
+}
+
+const matchKeyOf = (address: string | undefined): string | null => {
+  if (address === undefined) return null;
+  const n = normaliseEmail(address);
+  return n.ok ? n.match_key : null;
+};
+
+/** Records one batch inside `tx` (which must be a transaction) and returns what it did. */
+export async function recordChanges(
+  tx: StoreSession,
+  ctx: RecordContext,
+  batch: { records: readonly ExternalRecord[]; consent: readonly ConsentObservation[] },
+): Promise<RecordCounts> {
+  if (!tx.inTransaction) throw new Error("recordChanges must run inside store.transaction");
+  const counts = emptyCounts();
+  const observed_at = ctx.now().toISOString();
+  const withConsent = new Set(batch.consent.map((c) => c.external_id));
+  // A read can repeat a record (overlap windows); the last copy is the newest.
+  const records = new Map<string, ExternalRecord>();
+  for (const r of batch.records) records.set(r.external_id, r);
+
+  const identities = new Map<string, Identity>();
+  const derived: ConsentObservation[] = [];
+  for (const record of records.values()) {
+    counts.records_seen += 1;
+    const previous = await tx.snapshots.get(ctx.connection_id, record.external_id);
+    const before = previous === undefined ? undefined : SnapshotViewSchema.parse(previous.payload);
+    const { changed } = await tx.snapshots.put({
+      connection_id: ctx.connection_id,
+      external_id: record.external_id,
+      content_hash: contentHash(record),
+      payload: toJson(record),
+    });
+    if (changed) counts.records_changed += 1;
+    else counts.records_unchanged += 1;
+
+    const identity = await resolveIdentity(
+      tx,
+      ctx,
+      record,
+      before,
+      withConsent.has(record.external_id),
+      counts,
+    );
+    identities.set(record.external_id, identity);
+
+    // The CRM reports the flag's current value only; a cleared flag is visible only against the last
+    // snapshot. It is a request to resubscribe, never an opt-in (DESIGN.md §2 rule 3).
+    if (
+      before?.fields[REQUESTS_NO_EMAIL_FIELD] === "true" &&
+      record.fields[REQUESTS_NO_EMAIL_FIELD] === "false"
+    ) {
+      derived.push({
+        external_id: record.external_id,
+        email: recordEmail(record.emails) ?? "",
+        channel: "email",
+        kind: "resubscribe_requested",
+        scope: { kind: "global" },
+        mechanism: "admin_edit",
+        actor: { kind: "account" },
+        occurred_at: record.updated_at,
+        evidence: {
+          reason: "Requests no email was cleared on the record",
+          source_record_id: `${record.external_id}:${REQUESTS_NO_EMAIL_FIELD}:cleared`,
+        },
+      });
+    }
+  }
+
+  const drafts: ConsentEventInput[] = [];
+  const fromFlag: boolean[] = [];
+  const observations = [
+    ...batch.consent.map((o) => ({ o, flag: false })),
+    ...derived.map((o) => ({ o, flag: true })),
+  ];
+  for (const { o: observation, flag } of observations) {
+    let identity = identities.get(observation.external_id);
+    if (identity === undefined) {
+      // An observation whose record is not in the batch: identify it by link, else by its address.
+      identity = await resolveIdentity(tx, ctx, observationRecord(observation), undefined, true, counts);
+      identities.set(observation.external_id, identity);
+    }
+    const resolved = resolveObservedScope(observation.scope, ctx.mapping);
+    if (
+      resolved.unmapped_category !== undefined &&
+      !counts.unmapped_categories.includes(resolved.unmapped_category)
+    )
+      counts.unmapped_categories.push(resolved.unmapped_category);
+    let contactIds: string[];
+    if (identity.kind === "contact") contactIds = [identity.contact_id];
+    else if (identity.kind === "ambiguous" && observation.kind === "opt_out")
+      // No opt-out is lost: an opt-out of an address suppresses it for everyone who may hold it.
+      contactIds = identity.contact_ids;
+    else {
+      if (observation.kind === "opt_in") counts.held_opt_ins += 1;
+      else counts.held_observations += 1;
+      continue;
+    }
+    for (const contact_id of contactIds) {
+      drafts.push(toEventDraft(observation, contact_id, resolved.scope, ctx, observed_at));
+      fromFlag.push(flag);
+    }
+  }
+
+  if (drafts.length > 0) {
+    const results = await appendConsentEvents(tx, drafts);
+    for (const [i, result] of results.entries()) {
+      if (result.kind === "rejected")
+        // A connector produced an observation the ledger cannot hold: fail the batch (and keep the
+        // checkpoint) rather than lose a consent fact.
+        throw new Error(`consent observation rejected by the ledger (${result.code}): ${result.message}`);
+      if (result.kind === "appended") {
+        counts.consent_events_appended += 1;
+        if (fromFlag[i] === true) counts.resubscribe_requests += 1;
+      } else counts.consent_events_duplicate += 1;
+    }
+  }
+  return counts;
+}
+
+const toJson = (value: unknown): JsonValue => JsonValueSchema.parse(JSON.parse(JSON.stringify(value)));
+
+/** A stand-in record for an observation that arrived without its record. */
+const observationRecord = (o: ConsentObservation): ExternalRecord => ({
+  external_id: o.external_id,
+  kind: "individual",
+  emails: o.email === "" ? [] : [{ address: o.email, primary: true }],
+  fields: {},
+  updated_at: o.occurred_at,
+});
+
+function toEventDraft(
+  o: ConsentObservation,
+  contact_id: string,
+  scope: Scope,
+  ctx: RecordContext,
+  observed_at: string,
+): ConsentEventDraft {
+  const evidence =
+    o.evidence.payload_sha256 === undefined ? { ...o.evidence, payload_sha256: contentHash(o) } : o.evidence;
+  const base = {
+    contact_id,
+    channel: o.channel,
+    source: { system: ctx.system, connection: ctx.connection_id },
+    mechanism: o.mechanism,
+    actor: o.actor,
+    occurred_at: o.occurred_at,
+    observed_at,
+    evidence,
+  };
+  switch (o.kind) {
+    case "opt_out":
+      return { ...base, kind: "opt_out", scope };
+    case "opt_in":
+      // A source that does not say which basis is the weaker claim.
+      return { ...base, kind: "opt_in", scope, basis: o.basis ?? "implied" };
+    case "resubscribe_requested":
+      return { ...base, kind: "resubscribe_requested", scope };
+    case "deliverability":
+      if (o.deliverability === undefined)
+        throw new Error(`deliverability observation of ${o.external_id} has no status`);
+      return { ...base, kind: "deliverability", status: o.deliverability };
+  }
+}
+
+/**
+ * Which contact a record is: its link first; else `matchRecord` against the store. Matched by email →
+ * link; new → a contact and a link; ambiguous → a review item and no link. An organisation and an
+ * individual at one address are told apart by the CRM itself, so each gets its own contact (never
+ * merged), and the shared address still goes to review.
+ */
+async function resolveIdentity(
+  tx: StoreSession,
+  ctx: RecordContext,
+  record: ExternalRecord,
+  before: SnapshotView | undefined,
+  hasConsent: boolean,
+  counts: RecordCounts,
+): Promise<Identity> {
+  const email = recordEmail(record.emails);
+  const key = matchKeyOf(email);
+  const index = await loadMatchIndex(tx, ctx.connection_id, record.external_id, key);
+  const linked = index.linkedContact(ctx.connection_id, record.external_id);
+  if (linked !== undefined) {
+    await followEmailChange(tx, linked, email, key, before, counts);
+    return { kind: "contact", contact_id: linked };
+  }
+  if (record.deleted === true && !hasConsent) return { kind: "none" };
+
+  const result = matchRecord(
+    {
+      connection: ctx.connection_id,
+      external_id: record.external_id,
+      ...(email !== undefined ? { email } : {}),
+      // Email platforms do not know whether an address is a person's or an organisation's.
+      ...(ctx.role === "crm" ? { type: record.kind } : {}),
+    },
+    index,
+  );
+  switch (result.kind) {
+    case "linked":
+      return { kind: "contact", contact_id: result.contact_id };
+    case "matched_by_email": {
+      const link = await tx.links.create({
+        connection_id: ctx.connection_id,
+        external_id: record.external_id,
+        contact_id: result.contact_id,
+      });
+      if (link.kind === "created") counts.links_by_email += 1;
+      return {
+        kind: "contact",
+        contact_id: link.kind === "created" ? link.link.contact_id : link.existing.contact_id,
+      };
+    }
+    case "new":
+      return { kind: "contact", contact_id: await createLinkedContact(tx, ctx, record, email, key, counts) };
+    case "ambiguous": {
+      const own =
+        result.reason === "contact_type_differs"
+          ? await createLinkedContact(tx, ctx, record, email, key, counts)
+          : undefined;
+      const review = await tx.reviewItems.open({
+        key: `ambiguous_identity:${ctx.connection_id}:${record.external_id}`,
+        kind: "ambiguous_identity",
+        contact_id: own ?? null,
+        connection_id: ctx.connection_id,
+        external_id: record.external_id,
+        detail: {
+          reason: result.reason,
+          candidate_contact_ids: result.contact_ids,
+          email: email ?? null,
+          record_kind: record.kind,
+        },
+      });
+      if (review.kind === "opened") counts.review_items_opened += 1;
+      if (own !== undefined) return { kind: "contact", contact_id: own };
+      counts.ambiguous_records += 1;
+      return { kind: "ambiguous", contact_ids: result.contact_ids, reason: result.reason };
+    }
+  }
+}
+
+async function createLinkedContact(
+  tx: StoreSession,
+  ctx: RecordContext,
+  record: ExternalRecord,
+  email: string | undefined,
+  key: string | null,
+  counts: RecordCounts,
+): Promise<string> {
+  const contact = await tx.contacts.create({
+    type: storeContactType(record.kind),
+    given_name: record.first_name ?? null,
+    family_name: record.last_name ?? null,
+    organization_name: record.organisation_name ?? null,
+    // As held, even when invalid: eligibility must be able to say why it is skipped.
+    primary_email: email ?? null,
+    email_match_key: key,
+  });
+  if (email !== undefined && key !== null) await tx.contacts.addEmail(contact.id, email, key);
+  const link = await tx.links.create({
+    connection_id: ctx.connection_id,
+    external_id: record.external_id,
+    contact_id: contact.id,
+  });
+  if (link.kind === "conflict")
+    throw new Error(`record ${ctx.connection_id}/${record.external_id} was linked while being recorded`);
+  counts.contacts_created += 1;
+  return contact.id;
+}
+
+/**
+ * A linked record whose primary address changed since its last snapshot is the same person with a
+ * new address (DESIGN.md §1): the contact's primary moves, and the old address stays among its
+ * addresses so a record still using it matches this contact, not a new one.
+ */
+async function followEmailChange(
+  tx: StoreSession,
+  contact_id: string,
+  email: string | undefined,
+  key: string | null,
+  before: SnapshotView | undefined,
+  counts: RecordCounts,
+): Promise<void> {
+  if (before === undefined || email === undefined || key === null) return;
+  if (matchKeyOf(recordEmail(before.emails)) === key) return;
+  const contact = await tx.contacts.get(contact_id);
+  if (contact === undefined || contact.erased_at !== null || contact.email_match_key === key) return;
+  if (contact.primary_email !== null && contact.email_match_key !== null)
+    await tx.contacts.addEmail(contact.id, contact.primary_email, contact.email_match_key);
+  await tx.contacts.update(contact.id, { primary_email: email, email_match_key: key });
+  await tx.contacts.addEmail(contact.id, email, key);
+  counts.email_changes += 1;
+}
