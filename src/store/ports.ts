@@ -4,7 +4,7 @@
  */
 import type { Kysely } from "kysely";
 import { z } from "zod";
-import type { Database, IsoTimestamp } from "./schema";
+import type { ConsentEventsTable, Database, IsoTimestamp } from "./schema";
 
 /** Any JSON value; JSON columns are parsed with this (or a stricter schema) when read. */
 export const JsonValueSchema = z.json();
@@ -142,20 +142,8 @@ export interface CheckpointRepository {
 // ---------------------------------------------------------------------------------------------
 // Consent ledger rows (the chain semantics live in src/ledger)
 
-export type ConsentEventRow = {
-  seq: number;
-  id: string;
-  contact_id: string;
-  occurred_at: string;
-  observed_at: string;
-  event_json: string;
-  evidence_json: string;
-  evidence_digest: string;
-  evidence_erased_at: IsoTimestamp | null;
-  recorded_at: IsoTimestamp;
-  prev_hash: string;
-  hash: string;
-};
+/** A ledger row exactly as stored (the table's columns). */
+export type ConsentEventRow = ConsentEventsTable;
 
 export type LedgerHead = { seq: number; hash: string };
 
