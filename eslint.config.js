@@ -60,6 +60,7 @@ export default tseslint.config(
     // Tests and emulators may be looser (STYLE.md rule 10).
     files: [
       "**/*.test.ts",
+      "**/*test-support.ts",
       "src/connectors/*/emulator/**/*.ts",
       "src/connectors/emulator-kit/**/*.ts",
       "test/**/*.ts",

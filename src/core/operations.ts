@@ -48,7 +48,17 @@ export type ConnectorOperation =
       external_id: string;
       scope: ObservedScope;
       occurred_at: string;
-      origin: { system: string; connection: string; mechanism: Mechanism; statement?: string };
+      /**
+       * `actor` says whose act the opt-in was: a system that cannot name the mechanism (Constant
+       * Contact) still proves the person acted, and only such an opt-in may be written.
+       */
+      origin: {
+        system: string;
+        connection: string;
+        mechanism: Mechanism;
+        actor?: "contact" | "operator" | "account" | "platform";
+        statement?: string;
+      };
     }
   | { kind: "request_resubscribe"; op_id: string; external_id: string; list_ids: string[] }
   | {

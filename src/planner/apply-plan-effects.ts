@@ -45,7 +45,11 @@ export function applyPlanEffects(input: PlanInput, plan: Plan): PlanContact[] {
               p.consent = { ...p.consent, unsubscribed: true, permission_to_send: "unsubscribed" };
           } else if (c.crm) {
             if (op.scope.kind === "global") {
-              c.crm.consent = { ...c.crm.consent, requests_no_email: out };
+              c.crm.consent = {
+                ...c.crm.consent,
+                requests_no_email: out,
+                channel_response: out ? "opt_out" : "opt_in",
+              };
               if (!out)
                 c.crm.emails = c.crm.emails.map((e) => (e.primary ? { ...e, do_not_email: false } : e));
             } else if (op.scope.kind === "category")
@@ -124,24 +128,38 @@ export function applyPlanEffects(input: PlanInput, plan: Plan): PlanContact[] {
 
   // Commit: baselines become what both sides now agree on.
   for (const c of contacts) {
-    if (!c.crm) continue;
-    const baselines: Record<ConnectionId, Record<string, string | null>> = { ...(c.baselines ?? {}) };
-    const crmPrimary = c.crm.emails.find((e) => e.primary)?.address;
-    for (const p of input.pair.platforms) {
-      const rec = c.platforms[p.connection_id];
-      if (!rec) continue;
-      const agreed: Record<string, string | null> = { ...(baselines[p.connection_id] ?? {}) };
-      for (const m of input.fields) {
-        const a = read(c.crm, m.crm, m.canonical);
-        const b = read(rec, m.platform, m.canonical);
-        if (a === b) agreed[m.canonical] = a;
-      }
-      if (crmPrimary !== undefined && key(crmPrimary) === key(rec.email)) agreed["email"] = crmPrimary;
-      baselines[p.connection_id] = agreed;
-    }
-    c.baselines = baselines;
+    const agreed = agreedBaselines(input.pair, input.fields, c);
+    if (agreed) c.baselines = agreed;
   }
   return contacts;
+}
+
+/**
+ * The baselines a contact's records agree on now: per platform, each mapped field whose CRM and
+ * platform values are equal, and the email when both hold the same address; fields that differ keep
+ * their last agreed value. Undefined when the contact has no CRM record.
+ */
+export function agreedBaselines(
+  pair: PlanInput["pair"],
+  fields: PlanInput["fields"],
+  c: PlanContact,
+): Record<ConnectionId, Record<string, string | null>> | undefined {
+  if (!c.crm) return undefined;
+  const baselines: Record<ConnectionId, Record<string, string | null>> = { ...(c.baselines ?? {}) };
+  const crmPrimary = c.crm.emails.find((e) => e.primary)?.address;
+  for (const p of pair.platforms) {
+    const rec = c.platforms[p.connection_id];
+    if (!rec) continue;
+    const agreed: Record<string, string | null> = { ...(baselines[p.connection_id] ?? {}) };
+    for (const m of fields) {
+      const a = read(c.crm, m.crm, m.canonical);
+      const b = read(rec, m.platform, m.canonical);
+      if (a === b) agreed[m.canonical] = a;
+    }
+    if (crmPrimary !== undefined && key(crmPrimary) === key(rec.email)) agreed["email"] = crmPrimary;
+    baselines[p.connection_id] = agreed;
+  }
+  return baselines;
 }
 
 function setRecord(

@@ -74,6 +74,8 @@ export type CrmRecordState = RecordProfile & {
     requests_no_email: boolean;
     /** The latest consent response per CRM consent category. */
     categories: Readonly<Record<string, "opt_in" | "opt_out">>;
+    /** The latest channel-wide consent response (a record with no category), when the CRM keeps one. */
+    channel_response?: "opt_in" | "opt_out";
   };
 };
 

@@ -96,7 +96,13 @@ export function planPair(input: PlanInput): Plan {
   const pushable = (refs: readonly OptOutRef[], keep: (r: OptOutRef) => boolean): OptOutRef | undefined => {
     let found: OptOutRef | undefined;
     for (const r of refs)
-      if (keep(r) && (policies.propagate_crm_opt_outs || r.source.connection !== crmId)) found = r;
+      if (
+        keep(r) &&
+        // Concord's own write seen again (an echo) is no new fact: the opt-out it carried is in the ledger.
+        r.mechanism !== "sync" &&
+        (policies.propagate_crm_opt_outs || r.source.connection !== crmId)
+      )
+        found = r;
     return found;
   };
 
@@ -413,12 +419,15 @@ export function planPair(input: PlanInput): Plan {
       decision: ScopeDecision;
       target: { kind: "global" } | { kind: "category"; category: string };
       shown: "opt_in" | "opt_out" | undefined;
+      /** The latest consent record the CRM keeps for this scope. */
+      recorded: "opt_in" | "opt_out" | undefined;
       label: string;
     }[] = [
       {
         decision: state.global,
         target: { kind: "global" },
         shown: showsGlobal ? "opt_out" : undefined,
+        recorded: crm.consent.channel_response,
         label: "all email",
       },
     ];
@@ -429,15 +438,36 @@ export function planPair(input: PlanInput): Plan {
           decision,
           target: { kind: "category", category },
           shown: crm.consent.categories[category],
+          recorded: crm.consent.categories[category],
           label: `category “${category}”`,
         });
     }
 
-    for (const { decision, target, shown, label } of scopes) {
+    /** The person's own opt-in (or an override with evidence) that decided `decision` by lifting an opt-out. */
+    const liftingOptIn = (decision: ScopeDecision): Extract<ConsentEvent, { kind: "opt_in" }> | undefined => {
+      if (!decision.sendable || decision.decided_by === undefined) return undefined;
+      if (decision.rule !== "lifted_by_contact_opt_in" && decision.rule !== "lifted_by_operator_override")
+        return undefined;
+      const basis = eventsById.get(decision.decided_by);
+      return basis?.kind === "opt_in" && isPersonsOwnOptIn(basis) ? basis : undefined;
+    };
+
+    for (const { decision, target, shown, recorded, label } of scopes) {
       if (shown !== "opt_out") {
         // A pending resubscribe request means someone cleared this in the CRM on purpose: the
         // ledger keeps the suppression everywhere else, and fighting the CRM flag would only loop.
         if (decision.pending_resubscribe) continue;
+        // The person's own opt-in lifted an opt-out the CRM no longer shows (an admin cleared it and
+        // the person confirmed): the CRM still gets the opt-in, with its provenance, as its record.
+        const lifted = liftingOptIn(decision);
+        if (
+          lifted &&
+          recorded !== "opt_in" &&
+          (lifted.scope.kind === "global") === (target.kind === "global")
+        ) {
+          emitOptIn(id, crm, target, lifted, label, decision.rule);
+          continue;
+        }
         const ref = pushable(
           decision.open_opt_outs,
           (r) => r.source.connection !== crmId && (target.kind === "global") === (r.scope.kind === "global"),
@@ -469,27 +499,39 @@ export function planPair(input: PlanInput): Plan {
       if (!decision.sendable || decision.decided_by === undefined) continue;
       const basis = eventsById.get(decision.decided_by);
       if (basis?.kind !== "opt_in" || !isPersonsOwnOptIn(basis)) continue;
-      emit(
-        crmId,
-        [id],
-        "consent",
-        {
-          code: "opt_in_to_crm",
-          message: `Opt-in ${basis.id} (${basis.mechanism} in ${basis.source.connection}, ${basis.occurred_at}) lifted the opt-out the CRM still shows (${label}; rule ${decision.rule}).`,
-        },
-        {
-          kind: "record_opt_in",
-          external_id: crm.external_id,
-          scope: target,
-          occurred_at: basis.occurred_at,
-          origin: {
-            system: basis.source.system,
-            connection: basis.source.connection,
-            mechanism: basis.mechanism,
-          },
-        },
-      );
+      emitOptIn(id, crm, target, basis, label, decision.rule);
     }
+  }
+
+  function emitOptIn(
+    id: ContactId,
+    crm: CrmRecordState,
+    target: { kind: "global" } | { kind: "category"; category: string },
+    basis: Extract<ConsentEvent, { kind: "opt_in" }>,
+    label: string,
+    rule: string,
+  ): void {
+    emit(
+      crmId,
+      [id],
+      "consent",
+      {
+        code: "opt_in_to_crm",
+        message: `Opt-in ${basis.id} (${basis.mechanism} in ${basis.source.connection}, ${basis.occurred_at}) lifted an opt-out; the CRM does not record it yet (${label}; rule ${rule}).`,
+      },
+      {
+        kind: "record_opt_in",
+        external_id: crm.external_id,
+        scope: target,
+        occurred_at: basis.occurred_at,
+        origin: {
+          system: basis.source.system,
+          connection: basis.source.connection,
+          mechanism: basis.mechanism,
+          actor: basis.actor.kind,
+        },
+      },
+    );
   }
 
   for (const [draft, contactIds, reason] of bulk.drafts())

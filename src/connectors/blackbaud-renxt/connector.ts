@@ -469,6 +469,16 @@ const PERSON_MECHANISMS: ReadonlySet<string> = new Set([
   "written_request",
 ]);
 
+/** The person's own act: a mechanism only the person uses, or a system that says the contact acted. */
+function isPersonsOwn(origin: Extract<ConnectorOperation, { kind: "record_opt_in" }>["origin"]): boolean {
+  if (PERSON_MECHANISMS.has(origin.mechanism)) return true;
+  return (
+    (origin.actor === "contact" || origin.actor === "operator") &&
+    origin.mechanism !== "import" &&
+    origin.mechanism !== "sync"
+  );
+}
+
 async function applyConsent(
   client: BlackbaudClient,
   op: Extract<ConnectorOperation, { kind: "record_opt_out" | "record_opt_in" }>,
@@ -482,7 +492,7 @@ async function applyConsent(
     };
   }
   const optOut = op.kind === "record_opt_out";
-  if (!optOut && !PERSON_MECHANISMS.has(op.origin.mechanism)) {
+  if (!optOut && !isPersonsOwn(op.origin)) {
     // A consent record states the constituent's own response; writing OptIn for an admin or a sync
     // would forge one (DESIGN.md §2 rule 3).
     return {
@@ -507,8 +517,9 @@ async function applyConsent(
         message: `Constituent ${op.external_id} does not exist.`,
       };
     const flag = c.value.requests_no_email === true;
-    // Opted out already (whatever its records say), or opted in with no channel-wide OptOut left standing.
-    const alreadyApplied = optOut ? flag : !flag && newest?.constituent_consent_response !== "OptOut";
+    // Opted out already (whatever its records say), or opted in with the person's OptIn on record: an
+    // admin's cleared flag is no record of the person's own act, so the OptIn is still written then.
+    const alreadyApplied = optOut ? flag : !flag && newest?.constituent_consent_response === "OptIn";
     if (alreadyApplied) {
       return succeeded(op.external_id, "already_applied");
     }

@@ -304,7 +304,12 @@ type ConsentOp = Extract<ConnectorOperation, { kind: "record_opt_out" | "record_
 export function consentStatement(op: ConsentOp): string {
   const o = op.origin;
   const act = op.kind === "record_opt_out" ? "Opt-out" : "Opt-in";
-  const who = op.kind === "record_opt_out" ? ` initiated by the ${op.initiated_by}` : "";
+  const who =
+    op.kind === "record_opt_out"
+      ? ` initiated by the ${op.initiated_by}`
+      : op.origin.actor !== undefined
+        ? ` by the ${op.origin.actor}`
+        : "";
   const parts = [
     `${CONCORD_STATEMENT_PREFIX} ${act} recorded by Concord from ${o.system} (connection ${o.connection}) via ${o.mechanism}${who} at ${op.occurred_at}.`,
     op.kind === "record_opt_out" && op.reason ? `Reason: ${op.reason}.` : "",

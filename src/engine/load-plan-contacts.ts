@@ -1,0 +1,261 @@
+/**
+ * Builds the planner's input from the store: every contact linked to a connection of the pair, with
+ * its ledger events, each linked record as last read (its snapshot) and the pair's baselines.
+ * Contacts stream in id order, a chunk of queries at a time, so memory stays flat however many.
+ */
+import { z } from "zod";
+import type { ConsentEvent } from "../core/consent/consent-event";
+import type { CanonicalContact } from "../core/identity/canonical-contact";
+import { fromRow } from "../ledger/consent-ledger";
+import type {
+  CrmRecordState,
+  FieldBaseline,
+  PlanContact,
+  PlatformRecordState,
+  RecordEmail,
+} from "../planner/plan-input";
+import type { StoreSession } from "../store/ports";
+import { coreContactType } from "./store-match-index";
+import { recordEmail, REQUESTS_NO_EMAIL_FIELD } from "./record-changes";
+import type { ResolvedPair } from "./resolve-pair";
+
+const CHUNK = 500;
+
+/** A stored snapshot's payload: the connector's ExternalRecord, read leniently. */
+export const SnapshotRecordSchema = z.object({
+  external_id: z.string(),
+  kind: z.enum(["individual", "organisation"]).catch("individual"),
+  emails: z
+    .array(
+      z.object({
+        address: z.string(),
+        primary: z.boolean(),
+        do_not_email: z.boolean().optional(),
+        inactive: z.boolean().optional(),
+      }),
+    )
+    .default([]),
+  first_name: z.string().nullable().optional(),
+  last_name: z.string().nullable().optional(),
+  organisation_name: z.string().nullable().optional(),
+  fields: z.record(z.string(), z.string().nullable()).default({}),
+  list_ids: z.array(z.string()).optional(),
+  inactive: z.boolean().optional(),
+  deceased: z.boolean().optional(),
+  deleted: z.boolean().optional(),
+  updated_at: z.string().optional(),
+});
+export type SnapshotRecord = z.infer<typeof SnapshotRecordSchema>;
+
+const BaselinesSchema = z.record(z.string(), z.record(z.string(), z.string().nullable()));
+
+/** The value Raiser's Edge NXT (and the CRM mapping) gives a category's latest response. */
+const CATEGORY_FIELD = /^consent\.email\.(.+)$/i;
+
+export function crmState(r: SnapshotRecord): CrmRecordState {
+  const categories: Record<string, "opt_in" | "opt_out"> = {};
+  let channel: "opt_in" | "opt_out" | undefined;
+  for (const [key, value] of Object.entries(r.fields)) {
+    const category = CATEGORY_FIELD.exec(key)?.[1];
+    const response = value === "OptOut" ? "opt_out" : value === "OptIn" ? "opt_in" : undefined;
+    if (category === undefined || response === undefined) continue;
+    if (category === "*") channel = response;
+    else categories[category] = response;
+  }
+  const emails: RecordEmail[] = r.emails
+    .filter((e) => e.inactive !== true)
+    .map((e) => ({
+      address: e.address,
+      primary: e.primary,
+      ...(e.do_not_email !== undefined ? { do_not_email: e.do_not_email } : {}),
+    }));
+  return {
+    ...profile(r),
+    emails,
+    ...(r.inactive !== undefined ? { inactive: r.inactive } : {}),
+    ...(r.deceased !== undefined ? { deceased: r.deceased } : {}),
+    consent: {
+      requests_no_email: r.fields[REQUESTS_NO_EMAIL_FIELD] === "true",
+      categories,
+      ...(channel !== undefined ? { channel_response: channel } : {}),
+    },
+  };
+}
+
+export function platformState(r: SnapshotRecord, resubscribeRequested: boolean): PlatformRecordState {
+  const permission = r.fields["permission_to_send"] ?? undefined;
+  return {
+    ...profile(r),
+    email: recordEmail(r.emails) ?? "",
+    consent: {
+      ...(permission !== undefined && permission !== null ? { permission_to_send: permission } : {}),
+      unsubscribed: permission === "unsubscribed",
+      resubscribe_requested: resubscribeRequested,
+    },
+  };
+}
+
+function profile(r: SnapshotRecord): Omit<CrmRecordState, "emails" | "consent"> {
+  return {
+    external_id: r.external_id,
+    ...(r.first_name !== undefined ? { first_name: r.first_name } : {}),
+    ...(r.last_name !== undefined ? { last_name: r.last_name } : {}),
+    fields: r.fields,
+    list_ids: r.list_ids ?? [],
+    ...(r.deleted === true ? { deleted: true } : {}),
+    ...(r.updated_at !== undefined ? { updated_at: r.updated_at } : {}),
+  };
+}
+
+/** Contact ids linked to any of `connections`, after `after`, in id order. */
+async function contactIdsPage(
+  store: StoreSession,
+  connections: readonly string[],
+  after: string,
+  limit: number,
+): Promise<string[]> {
+  const rows = await store.db
+    .selectFrom("links")
+    .select("contact_id")
+    .distinct()
+    .where("connection_id", "in", connections)
+    .where("contact_id", ">", after)
+    .orderBy("contact_id")
+    .limit(limit)
+    .execute();
+  return rows.map((r) => r.contact_id);
+}
+
+/** Streams the pair's contacts as the planner's input. */
+export async function* loadPlanContacts(
+  store: StoreSession,
+  resolved: ResolvedPair,
+): AsyncGenerator<PlanContact> {
+  const crmId = resolved.pair.crm.connection_id;
+  const platformIds = resolved.pair.platforms.map((p) => p.connection_id);
+  const connections = [crmId, ...platformIds];
+  let after = "";
+  for (;;) {
+    const ids = await contactIdsPage(store, connections, after, CHUNK);
+    if (ids.length === 0) return;
+    after = ids[ids.length - 1] ?? after;
+    yield* await loadChunk(store, resolved.pair.id, crmId, connections, ids);
+  }
+}
+
+/** The same contacts as `loadPlanContacts`, for a known set of contact ids (a webhook's targets). */
+export async function loadPlanContactsById(
+  store: StoreSession,
+  resolved: ResolvedPair,
+  contactIds: readonly string[],
+): Promise<PlanContact[]> {
+  const crmId = resolved.pair.crm.connection_id;
+  const connections = [crmId, ...resolved.pair.platforms.map((p) => p.connection_id)];
+  const out: PlanContact[] = [];
+  const unique = [...new Set(contactIds)].sort();
+  for (let i = 0; i < unique.length; i += CHUNK)
+    out.push(...(await loadChunk(store, resolved.pair.id, crmId, connections, unique.slice(i, i + CHUNK))));
+  return out;
+}
+
+async function loadChunk(
+  store: StoreSession,
+  pairId: string,
+  crmId: string,
+  connections: readonly string[],
+  ids: readonly string[],
+): Promise<PlanContact[]> {
+  const [contacts, links, events, baselines, resubscribes] = await Promise.all([
+    store.db.selectFrom("contacts").selectAll().where("id", "in", ids).execute(),
+    store.db
+      .selectFrom("links")
+      .innerJoin("record_snapshots", (j) =>
+        j
+          .onRef("record_snapshots.connection_id", "=", "links.connection_id")
+          .onRef("record_snapshots.external_id", "=", "links.external_id"),
+      )
+      .select(["links.contact_id", "links.connection_id", "record_snapshots.payload_json"])
+      .where("links.contact_id", "in", ids)
+      .where("links.connection_id", "in", connections)
+      .execute(),
+    store.db.selectFrom("consent_events").selectAll().where("contact_id", "in", ids).orderBy("seq").execute(),
+    store.db
+      .selectFrom("baselines")
+      .select(["contact_id", "values_json"])
+      .where("pair_id", "=", pairId)
+      .where("contact_id", "in", ids)
+      .execute(),
+    store.db
+      .selectFrom("operations")
+      .select(["contact_id", "target_connection"])
+      .where("kind", "=", "request_resubscribe")
+      .where("status", "=", "succeeded")
+      .where("contact_id", "in", ids)
+      .execute(),
+  ]);
+
+  const eventsBy = new Map<string, ConsentEvent[]>();
+  for (const row of events) {
+    const list = eventsBy.get(row.contact_id) ?? [];
+    list.push(fromRow(row).event);
+    eventsBy.set(row.contact_id, list);
+  }
+  const records = new Map<string, Map<string, SnapshotRecord>>();
+  for (const row of links) {
+    const parsed = SnapshotRecordSchema.safeParse(JSON.parse(row.payload_json));
+    if (!parsed.success) continue;
+    const byConnection = records.get(row.contact_id) ?? new Map<string, SnapshotRecord>();
+    const current = byConnection.get(row.connection_id);
+    // Several records of one connection for one person (an old and a new address): the live, newest wins.
+    if (current === undefined || prefer(parsed.data, current))
+      byConnection.set(row.connection_id, parsed.data);
+    records.set(row.contact_id, byConnection);
+  }
+  const baselineBy = new Map<string, Record<string, FieldBaseline>>();
+  for (const row of baselines) {
+    const parsed = BaselinesSchema.safeParse(JSON.parse(row.values_json));
+    if (parsed.success) baselineBy.set(row.contact_id, parsed.data);
+  }
+  const resubscribed = new Set(resubscribes.map((r) => `${r.contact_id ?? ""}\u0000${r.target_connection}`));
+
+  const out: PlanContact[] = [];
+  for (const row of [...contacts].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
+    const byConnection = records.get(row.id) ?? new Map<string, SnapshotRecord>();
+    const flags = z.array(z.string()).catch([]).parse(JSON.parse(row.flags_json));
+    const crmRecord = byConnection.get(crmId);
+    const contact: CanonicalContact = {
+      id: row.id,
+      type: coreContactType(row.type === "organization" ? "organization" : "person"),
+      ...(row.given_name !== null ? { first_name: row.given_name } : {}),
+      ...(row.family_name !== null ? { last_name: row.family_name } : {}),
+      ...(row.organization_name !== null ? { organisation_name: row.organization_name } : {}),
+      ...(row.primary_email !== null ? { primary_email: row.primary_email } : {}),
+      other_emails: [],
+      lifecycle: {
+        inactive: crmRecord?.inactive === true || flags.includes("inactive"),
+        deceased: crmRecord?.deceased === true || flags.includes("deceased"),
+        erased: row.erased_at !== null,
+      },
+      do_not_contact: flags.includes("do_not_contact"),
+    };
+    const platforms: Record<string, PlatformRecordState> = {};
+    for (const [connection, record] of byConnection) {
+      if (connection === crmId) continue;
+      platforms[connection] = platformState(record, resubscribed.has(`${row.id}\u0000${connection}`));
+    }
+    const baseline = baselineBy.get(row.id);
+    out.push({
+      contact,
+      events: eventsBy.get(row.id) ?? [],
+      ...(crmRecord !== undefined ? { crm: crmState(crmRecord) } : {}),
+      platforms,
+      ...(baseline !== undefined ? { baselines: baseline } : {}),
+    });
+  }
+  return out;
+}
+
+function prefer(candidate: SnapshotRecord, current: SnapshotRecord): boolean {
+  if ((candidate.deleted === true) !== (current.deleted === true)) return current.deleted === true;
+  return (candidate.updated_at ?? "") > (current.updated_at ?? "");
+}

@@ -1,0 +1,146 @@
+/**
+ * Behaviours 2–4 over real HTTP against the emulators, on SQLite: opt-outs from Constant Contact reach
+ * Raiser's Edge NXT (global or per category, as the account is mapped), opt-outs from Raiser's Edge
+ * reach the accounts they apply to, and an admin clearing the flag never re-subscribes anyone.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { eventsForContact } from "../ledger/consent-ledger";
+import { storeBackends } from "../store/testing";
+import { addToReList, individual, RE_LISTS, startSyncHarness, type SyncHarness } from "./sync-test-support";
+
+const sqlite = storeBackends().find((b) => b.name === "sqlite");
+if (!sqlite) throw new Error("no SQLite backend");
+
+describe("consent propagation (SQLite)", () => {
+  let h: SyncHarness;
+  const re: Record<string, string> = {};
+
+  beforeEach(async () => {
+    h = await startSyncHarness(sqlite);
+    const names = ["ada", "bob", "cy", "dave", "emma", "fay"];
+    const ids = await h.seedRe(names.map((n) => individual(`${n}@example.org`, n, "Example")));
+    for (const [i, n] of names.entries()) re[n] = ids[i] ?? "";
+    await addToReList(h, RE_LISTS.news, ids);
+    await addToReList(h, RE_LISTS.appeals, ids);
+    const first = await h.sync();
+    expect(first.execution?.operations.failed).toBe(0);
+    expect(h.ccMain.store.contacts.size).toBe(6);
+    expect(h.ccAppeals.store.contacts.size).toBe(6);
+    h.advance(60_000);
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  const constituent = (name: string) => h.reGet(`/constituent/v1/constituents/${re[name] ?? ""}`);
+  const consents = async (name: string) =>
+    ((await h.reGet(`/commpref/v1/constituents/${re[name] ?? ""}/consents`)) as { value: any[] }).value;
+  const permission = (emu: SyncHarness["ccMain"], name: string) =>
+    h.ccContact(emu, `${name}@example.org`)?.email_address?.permission_to_send;
+  const contactOf = async (name: string) =>
+    (await h.store.links.find("re-nxt", re[name] ?? ""))?.contact_id ?? "";
+
+  it("2. an unsubscribe in Constant Contact reaches Raiser's Edge NXT: global from the unmapped account, the category from the mapped one", async () => {
+    await h.ccAct(h.ccMain, "unsubscribe", "ada@example.org"); // footer link
+    await h.ccAct(h.ccAppeals, "one_click_unsubscribe", "bob@example.org"); // the mail client's header
+    // Constant Contact's API does not tell a spam complaint from an unsubscribe (QUIRKS.md), so a
+    // complaint is global as every unsubscribe from the unmapped account is.
+    await h.ccAct(h.ccMain, "spam_complaint", "cy@example.org");
+    h.advance(1_000);
+
+    const report = await h.sync();
+    expect(report.execution?.operations.failed).toBe(0);
+
+    // ada: the main account is not mapped to a category, so her unsubscribe is global.
+    expect((await constituent("ada")).requests_no_email).toBe(true);
+    expect(permission(h.ccAppeals, "ada")).toBe("unsubscribed");
+    expect(h.ccContact(h.ccAppeals, "ada@example.org")?.update_source).toBe("Account");
+
+    // bob: the appeals account is the Appeals category; he stays sendable for everything else.
+    expect((await constituent("bob")).requests_no_email).toBe(false);
+    const bobConsents = await consents("bob");
+    expect(bobConsents.filter((c) => c.category === "Appeals").at(-1)).toMatchObject({
+      constituent_consent_response: "OptOut",
+    });
+    expect(permission(h.ccMain, "bob")).not.toBe("unsubscribed");
+
+    // cy: a spam complaint is a global opt-out.
+    expect(permission(h.ccMain, "cy")).toBe("unsubscribed");
+    expect(permission(h.ccAppeals, "cy")).toBe("unsubscribed");
+    expect((await constituent("cy")).requests_no_email).toBe(true);
+
+    // The ledger keeps who, how, when and the evidence.
+    const adaEvents = (await eventsForContact(h.store, await contactOf("ada"))).map((e) => e.event);
+    const optOut = adaEvents.find((e) => e.kind === "opt_out");
+    expect(optOut).toMatchObject({
+      scope: { kind: "global" },
+      actor: { kind: "contact" },
+      source: { system: "constant-contact", connection: "cc-main" },
+    });
+    expect(optOut?.evidence.payload_sha256).toMatch(/^[0-9a-f]{64}$/);
+
+    h.advance(60_000);
+    const again = await h.sync();
+    expect(again.plan?.operations.filter((o) => o.priority === "consent")).toEqual([]);
+  });
+
+  it("3. an opt-out in Raiser's Edge NXT reaches the accounts it applies to, as the account's act", async () => {
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["dave"] });
+    await h.reAct({ action: "set_do_not_email", constituent_id: re["emma"] });
+    await h.reAct({
+      action: "add_consent",
+      constituent_id: re["fay"],
+      category: "Appeals",
+      response: "OptOut",
+    });
+    h.advance(1_000);
+
+    const report = await h.sync();
+    expect(report.execution?.operations.failed).toBe(0);
+    for (const name of ["dave", "emma"]) {
+      expect(permission(h.ccMain, name)).toBe("unsubscribed");
+      expect(permission(h.ccAppeals, name)).toBe("unsubscribed");
+      expect(h.ccContact(h.ccMain, `${name}@example.org`)?.update_source).toBe("Account");
+    }
+    // A category opt-out touches only the account mapped to that category.
+    expect(permission(h.ccAppeals, "fay")).toBe("unsubscribed");
+    expect(permission(h.ccMain, "fay")).not.toBe("unsubscribed");
+  });
+
+  it("4. an admin clearing the flag re-subscribes no one: one confirmation email, then the person's own confirmation", async () => {
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["dave"] });
+    h.advance(1_000);
+    await h.sync();
+    expect(permission(h.ccMain, "dave")).toBe("unsubscribed");
+    h.advance(60_000);
+
+    await h.reAct({ action: "clear_requests_no_email", constituent_id: re["dave"] });
+    h.advance(1_000);
+    const cleared = await h.sync();
+    expect(permission(h.ccMain, "dave")).toBe("unsubscribed");
+    expect(cleared.plan?.waiting.map((w) => w.connection_id).sort()).toEqual(["cc-appeals", "cc-main"]);
+    expect(cleared.plan?.waiting.every((w) => w.requested_now)).toBe(true);
+    const mails = () => h.ccMain.store.confirmationEmails.filter((m) => m.email === "dave@example.org");
+    expect(mails()).toHaveLength(1);
+    const events = (await eventsForContact(h.store, await contactOf("dave"))).map((e) => e.event);
+    expect(events.some((e) => e.kind === "resubscribe_requested")).toBe(true);
+
+    // Asked once: the next runs report the contact as waiting and send nothing.
+    h.advance(60_000);
+    const waiting = await h.sync();
+    expect(waiting.plan?.waiting.map((w) => w.requested_now)).toEqual([false, false]);
+    expect(waiting.plan?.operations).toEqual([]);
+    expect(mails()).toHaveLength(1);
+    expect(permission(h.ccMain, "dave")).toBe("unsubscribed");
+
+    // The person confirms: sendable again, and Raiser's Edge NXT gets an opt-in with that provenance.
+    await h.ccAct(h.ccMain, "confirm_resubscribe", "dave@example.org");
+    h.advance(1_000);
+    const confirmed = await h.sync();
+    expect(confirmed.execution?.rejections).toEqual([]);
+    expect(permission(h.ccMain, "dave")).toBe("explicit");
+    const daveConsents = await consents("dave");
+    expect(daveConsents.at(-1)).toMatchObject({ constituent_consent_response: "OptIn" });
+    expect(JSON.stringify(daveConsents.at(-1))).toMatch(/cc-main|Constant Contact/i);
+  });
+});

@@ -1,0 +1,337 @@
+/**
+ * One sync of a pair (DESIGN.md §3): pull every connection → record → plan → store the plan →
+ * execute (consent first) → re-read the platforms that took new contacts, so the records they made
+ * are linked. A dry run stops once the plan is stored. Every stage commits its own writes atomically
+ * and every later stage re-derives its work from what is stored, so a run killed anywhere and run
+ * again reaches the same state (ADR 8).
+ */
+import type { ConcordConfig, Pair } from "../config/concord-config";
+import { agreedBaselines } from "../planner/apply-plan-effects";
+import type { Plan } from "../planner/plan";
+import type { PlanContact } from "../planner/plan-input";
+import { planPair } from "../planner/plan-pair";
+import type { JsonValue, Run, StoreSession } from "../store/ports";
+import { stableStringify } from "../core/merge/stable-stringify";
+import { sha256Hex } from "./content-hash";
+import { executePlan, type ExecuteDeps, type ExecutionReport } from "./execute-plan";
+import { loadPlanContacts, loadPlanContactsById } from "./load-plan-contacts";
+import type { OpenedConnection } from "./open-connection";
+import { pullConnection, type PullReport } from "./pull-connection";
+import { resolvePair, type ResolvedPair } from "./resolve-pair";
+
+export type SyncOptions = {
+  dry_run?: boolean;
+  /** Read everything instead of changes since the checkpoint (the scheduled full reconciliation). */
+  full?: boolean;
+  /** Skip the pull (the records were just recorded, e.g. by a webhook re-read). */
+  pull?: boolean;
+  /** Plan only these contacts (a webhook's targets); all of the pair's contacts otherwise. */
+  contact_ids?: readonly string[];
+  kind?: "sync" | "reconcile";
+};
+
+export type SyncDeps = {
+  store: StoreSession;
+  config: ConcordConfig;
+  connections: ReadonlyMap<string, OpenedConnection>;
+  now: () => Date;
+  onStage?: (stage: SyncStage, detail?: string) => void;
+  onProgress?: ExecuteDeps["onProgress"];
+  afterBatch?: ExecuteDeps["afterBatch"];
+};
+
+export type SyncStage = "pull" | "plan" | "execute" | "link" | "done";
+
+export type SyncReport = {
+  run_id: string;
+  pair_id: string;
+  status: "succeeded" | "failed";
+  dry_run: boolean;
+  error?: { code: string; message: string };
+  pulls: PullReport[];
+  plan_id?: string;
+  plan?: PlanSummary;
+  execution?: ExecutionReport;
+  /** Pulls after execution that linked the contacts the platforms created. */
+  relinks: PullReport[];
+  /** Baselines moved because both sides now agree on new values. */
+  baselines_updated: number;
+};
+
+/** What a stored plan says, without operation payloads: counts, reasons, skips and waits. */
+export type PlanSummary = Pick<Plan, "pair_id" | "as_of" | "counts" | "gains" | "skipped" | "waiting"> & {
+  operations: {
+    op_id: string;
+    connection_id: string;
+    kind: string;
+    priority: string;
+    contacts: number;
+    reason: Plan["operations"][number]["reason"];
+  }[];
+};
+
+export function summarisePlan(plan: Plan): PlanSummary {
+  return {
+    pair_id: plan.pair_id,
+    as_of: plan.as_of,
+    counts: plan.counts,
+    gains: plan.gains,
+    skipped: plan.skipped,
+    waiting: plan.waiting,
+    operations: plan.operations.map((o) => ({
+      op_id: o.op_id,
+      connection_id: o.connection_id,
+      kind: o.operation.kind,
+      priority: o.priority,
+      contacts: o.contact_ids.length,
+      reason: o.reason,
+    })),
+  };
+}
+
+const asJson = (value: unknown): JsonValue => JSON.parse(JSON.stringify(value)) as JsonValue;
+
+/** Runs one sync of `pair`; never throws for vendor or config trouble (the report says), only for bugs. */
+export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions = {}): Promise<SyncReport> {
+  const dryRun = options.dry_run === true;
+  const run = await deps.store.runs.create({
+    kind: options.kind === "reconcile" ? "reconcile" : dryRun ? "dry_run" : "sync",
+    pair_id: pair.id,
+  });
+  const report: SyncReport = {
+    run_id: run.id,
+    pair_id: pair.id,
+    status: "succeeded",
+    dry_run: dryRun,
+    pulls: [],
+    relinks: [],
+    baselines_updated: 0,
+  };
+  try {
+    const resolved = await resolvePair(deps.config, pair, deps.connections);
+    if (!resolved.ok) return await finish(deps, run, report, resolved.error);
+    const r = resolved.value;
+
+    if (options.pull !== false) {
+      deps.onStage?.("pull");
+      report.pulls = await pullPair(deps, pair, r, options.full === true);
+    }
+
+    deps.onStage?.("plan");
+    const { plan, baselines } = await planFromStore(deps, r, options.contact_ids);
+    const planId = await savePlan(deps.store, run.id, pair.id, plan, baselines);
+    report.plan_id = planId;
+    report.plan = summarisePlan(plan);
+    report.baselines_updated = baselines.size;
+    if (dryRun) return await finish(deps, run, report);
+
+    deps.onStage?.("execute", `${plan.operations.length} operations`);
+    report.execution = await executePlan(
+      {
+        store: deps.store,
+        connections: deps.connections,
+        now: deps.now,
+        ...(deps.onProgress ? { onProgress: deps.onProgress } : {}),
+        ...(deps.afterBatch ? { afterBatch: deps.afterBatch } : {}),
+      },
+      plan,
+    );
+
+    // Bulk imports do not return the ids they made: read the platforms back so they are linked now,
+    // not at the next poll (a link-less contact would otherwise be planned for import again).
+    const created = new Set(
+      plan.operations
+        .filter((o) => o.operation.kind === "upsert_contacts" || o.operation.kind === "change_email")
+        .map((o) => o.connection_id),
+    );
+    if (created.size > 0) {
+      deps.onStage?.("link");
+      for (const connectionId of created) {
+        const opened = deps.connections.get(connectionId);
+        if (!opened) continue;
+        report.relinks.push(
+          await pullConnection({
+            store: deps.store,
+            connection: opened,
+            config: deps.config,
+            pair,
+            now: deps.now,
+            options: { list_ids: r.platform_list_ids[connectionId] ?? [] },
+          }),
+        );
+      }
+    }
+    return await finish(deps, run, report);
+  } catch (error) {
+    await deps.store.runs.finish(run.id, "failed", {
+      error: error instanceof Error ? error.message : String(error),
+    });
+    throw error;
+  }
+}
+
+async function finish(
+  deps: SyncDeps,
+  run: Run,
+  report: SyncReport,
+  error?: { code: string; message: string },
+): Promise<SyncReport> {
+  if (error) {
+    report.status = "failed";
+    report.error = { code: error.code, message: error.message };
+  }
+  await deps.store.runs.finish(run.id, report.status, runSummary(report));
+  deps.onStage?.("done");
+  return report;
+}
+
+/** The run row's summary: counts, not contact lists (those live in the plan). */
+function runSummary(report: SyncReport): JsonValue {
+  return asJson({
+    dry_run: report.dry_run,
+    ...(report.error ? { error: report.error } : {}),
+    pulls: report.pulls.map((p) => ({
+      connection_id: p.connection_id,
+      records_seen: p.records_seen,
+      records_changed: p.records_changed,
+      consent_events_appended: p.consent_events_appended,
+      error: p.error,
+    })),
+    ...(report.plan
+      ? {
+          plan_id: report.plan_id,
+          operations: report.plan.operations.length,
+          counts: report.plan.counts,
+          gains: report.plan.gains,
+          skipped: report.plan.skipped.length,
+          waiting_for_contact: report.plan.waiting.length,
+        }
+      : {}),
+    ...(report.execution
+      ? {
+          execution: {
+            operations: report.execution.operations,
+            items: report.execution.items,
+            waiting: report.execution.waiting,
+            rejections: report.execution.rejections.length,
+          },
+        }
+      : {}),
+    baselines_updated: report.baselines_updated,
+  });
+}
+
+/** Pulls the CRM (with the mapped lists' memberships) and every platform, side by side. */
+export async function pullPair(
+  deps: Pick<SyncDeps, "store" | "config" | "connections" | "now">,
+  pair: Pair,
+  resolved: ResolvedPair,
+  full: boolean,
+): Promise<PullReport[]> {
+  const targets = [
+    { id: pair.crm, lists: resolved.crm_list_ids },
+    ...pair.platforms.map((p) => ({
+      id: p.connection,
+      lists: resolved.platform_list_ids[p.connection] ?? [],
+    })),
+  ];
+  return Promise.all(
+    targets.map(async ({ id, lists }) => {
+      const opened = deps.connections.get(id);
+      if (!opened) throw new Error(`connection ${id} of pair ${pair.id} is not open`);
+      return pullConnection({
+        store: deps.store,
+        connection: opened,
+        config: deps.config,
+        pair,
+        now: deps.now,
+        options: { ...(full ? { full: true } : {}), list_ids: lists },
+      });
+    }),
+  );
+}
+
+/** Plans from the store's current state; also returns the baselines that moved (both sides agree now). */
+export async function planFromStore(
+  deps: Pick<SyncDeps, "store" | "now">,
+  resolved: ResolvedPair,
+  contactIds?: readonly string[],
+): Promise<{ plan: Plan; contacts: PlanContact[]; baselines: Map<string, JsonValue> }> {
+  const contacts: PlanContact[] = [];
+  const baselines = new Map<string, JsonValue>();
+  const source =
+    contactIds === undefined
+      ? loadPlanContacts(deps.store, resolved)
+      : (await loadPlanContactsById(deps.store, resolved, contactIds)).values();
+  for await (const c of source) {
+    const agreed = agreedBaselines(resolved.pair, resolved.fields, c);
+    if (agreed && stableStringify(agreed) !== stableStringify(c.baselines ?? {})) {
+      baselines.set(c.contact.id, asJson(agreed));
+      contacts.push({ ...c, baselines: agreed });
+    } else contacts.push(c);
+  }
+  const plan = planPair({
+    pair: resolved.pair,
+    fields: resolved.fields,
+    policies: resolved.policies,
+    as_of: deps.now().toISOString(),
+    hash: sha256Hex,
+    contacts,
+  });
+  return { plan, contacts, baselines };
+}
+
+/**
+ * Stores the plan, its operations and the moved baselines in one transaction. An operation id
+ * already stored (the same change planned again) is re-armed for this plan unless the system
+ * refused it for good; refused ones stay refused and are reported, not retried every run.
+ */
+async function savePlan(
+  store: StoreSession,
+  runId: string,
+  pairId: string,
+  plan: Plan,
+  baselines: Map<string, JsonValue>,
+): Promise<string> {
+  return store.transaction(async (tx) => {
+    const counts: Record<string, number> = {
+      operations: plan.operations.length,
+      skipped: plan.skipped.length,
+    };
+    for (const byKind of Object.values(plan.counts.operations))
+      for (const [kind, c] of Object.entries(byKind)) counts[kind] = (counts[kind] ?? 0) + c.operations;
+    const stored = await tx.plans.save({
+      run_id: runId,
+      pair_id: pairId,
+      plan: asJson(summarisePlan(plan)),
+      counts,
+    });
+    await tx.operations.insertMany(
+      plan.operations.map((o) => ({
+        id: o.op_id,
+        plan_id: stored.id,
+        kind: o.operation.kind,
+        target_connection: o.connection_id,
+        contact_id: o.contact_ids.length === 1 ? (o.contact_ids[0] ?? null) : null,
+        payload: asJson({
+          operation: o.operation,
+          contact_ids: o.contact_ids,
+          reason: o.reason,
+          priority: o.priority,
+        }),
+      })),
+    );
+    const ids = plan.operations.map((o) => o.op_id);
+    for (let i = 0; i < ids.length; i += 500)
+      await tx.db
+        .updateTable("operations")
+        .set({ plan_id: stored.id, status: "pending", updated_at: tx.clock().toISOString() })
+        .where("id", "in", ids.slice(i, i + 500))
+        .where("status", "in", ["succeeded", "skipped", "pending"])
+        .where("plan_id", "!=", stored.id)
+        .execute();
+    for (const [contactId, values] of baselines)
+      await tx.baselines.put({ contact_id: contactId, pair_id: pairId, values, run_id: runId });
+    return stored.id;
+  });
+}
