@@ -134,6 +134,12 @@ export type ReadPage = {
   consent: ConsentObservation[];
   /** Where to resume if the process stops after this page is stored. */
   checkpoint: Checkpoint;
+  /**
+   * The complete membership of the lists the read asked for, when the system cannot report a
+   * membership change as a record change (Raiser's Edge NXT static lists move no `date_modified`).
+   * Given once, on the first page; records not in it are in none of `list_ids`.
+   */
+  memberships?: { list_ids: string[]; members: Record<string, string[]> };
 };
 
 export type ReadOptions = {

@@ -19,6 +19,8 @@ export type ExecuteDeps = {
   connections: ReadonlyMap<string, OpenedConnection>;
   now: () => Date;
   onProgress?: (progress: ExecutionProgress) => void;
+  /** Operations per `apply` call (default APPLY_BATCH). */
+  batch_size?: number;
   /** Called after each committed batch: the crash-safety test stops the process here. */
   afterBatch?: (info: { connection_id: string; operations: number }) => Promise<void> | void;
 };
@@ -48,6 +50,8 @@ export type ExecutionReport = {
   waiting: Waiting[];
   rejections: Rejection[];
   links_created: number;
+  /** Contacts each connection's bulk imports took, to be claimed as Concord's once their records are linked. */
+  imported: Record<string, string[]>;
 };
 
 const emptyItems = (): ExecutionReport["items"] => ({
@@ -69,6 +73,7 @@ export async function executePlan(
     waiting: [],
     rejections: [],
     links_created: 0,
+    imported: {},
   };
   const pending = new Set<string>();
   const ids = plan.operations.map((o) => o.op_id);
@@ -111,8 +116,9 @@ async function executeConnection(
   ];
   const session = opened.session();
   let done = 0;
-  for (let i = 0; i < ordered.length; i += APPLY_BATCH) {
-    const batch = ordered.slice(i, i + APPLY_BATCH);
+  const size = Math.max(1, deps.batch_size ?? APPLY_BATCH);
+  for (let i = 0; i < ordered.length; i += size) {
+    const batch = ordered.slice(i, i + size);
     const outcomes = await session.apply(batch.map((o) => o.operation));
     const byOp = new Map<string, OperationOutcome[]>();
     for (const o of outcomes) {
@@ -181,10 +187,17 @@ async function recordOutcomes(
       connection_id: planned.connection_id,
       external_id: o.external_id,
       contact_id: contactId,
+      origin: "concord",
     });
     if (created.kind === "created") links += 1;
   }
   report.links_created += links;
+
+  if (op.kind === "upsert_contacts") {
+    const took = outcomes.filter((o) => o.status === "succeeded" && o.item_id !== undefined);
+    if (took.length > 0)
+      (report.imported[planned.connection_id] ??= []).push(...took.map((o) => o.item_id ?? ""));
+  }
 
   for (const f of failed) {
     const contactId =

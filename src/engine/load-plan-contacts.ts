@@ -174,7 +174,7 @@ async function loadChunk(
           .onRef("record_snapshots.connection_id", "=", "links.connection_id")
           .onRef("record_snapshots.external_id", "=", "links.external_id"),
       )
-      .select(["links.contact_id", "links.connection_id", "record_snapshots.payload_json"])
+      .select(["links.contact_id", "links.connection_id", "links.origin", "record_snapshots.payload_json"])
       .where("links.contact_id", "in", ids)
       .where("links.connection_id", "in", connections)
       .execute(),
@@ -200,15 +200,16 @@ async function loadChunk(
     list.push(fromRow(row).event);
     eventsBy.set(row.contact_id, list);
   }
-  const records = new Map<string, Map<string, SnapshotRecord>>();
+  type LinkedRecord = { record: SnapshotRecord; origin: string };
+  const records = new Map<string, Map<string, LinkedRecord>>();
   for (const row of links) {
     const parsed = SnapshotRecordSchema.safeParse(JSON.parse(row.payload_json));
     if (!parsed.success) continue;
-    const byConnection = records.get(row.contact_id) ?? new Map<string, SnapshotRecord>();
+    const byConnection = records.get(row.contact_id) ?? new Map<string, LinkedRecord>();
     const current = byConnection.get(row.connection_id);
     // Several records of one connection for one person (an old and a new address): the live, newest wins.
-    if (current === undefined || prefer(parsed.data, current))
-      byConnection.set(row.connection_id, parsed.data);
+    if (current === undefined || prefer(parsed.data, current.record))
+      byConnection.set(row.connection_id, { record: parsed.data, origin: row.origin });
     records.set(row.contact_id, byConnection);
   }
   const baselineBy = new Map<string, Record<string, FieldBaseline>>();
@@ -220,9 +221,9 @@ async function loadChunk(
 
   const out: PlanContact[] = [];
   for (const row of [...contacts].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
-    const byConnection = records.get(row.id) ?? new Map<string, SnapshotRecord>();
+    const byConnection = records.get(row.id) ?? new Map<string, LinkedRecord>();
     const flags = z.array(z.string()).catch([]).parse(JSON.parse(row.flags_json));
-    const crmRecord = byConnection.get(crmId);
+    const crmRecord = byConnection.get(crmId)?.record;
     const contact: CanonicalContact = {
       id: row.id,
       type: coreContactType(row.type === "organization" ? "organization" : "person"),
@@ -239,9 +240,12 @@ async function loadChunk(
       do_not_contact: flags.includes("do_not_contact"),
     };
     const platforms: Record<string, PlatformRecordState> = {};
-    for (const [connection, record] of byConnection) {
+    for (const [connection, { record, origin }] of byConnection) {
       if (connection === crmId) continue;
-      platforms[connection] = platformState(record, resubscribed.has(`${row.id}\u0000${connection}`));
+      platforms[connection] = {
+        ...platformState(record, resubscribed.has(`${row.id}\u0000${connection}`)),
+        ...(origin === "matched_by_email" && crmRecord !== undefined ? { matched_by_address: true } : {}),
+      };
     }
     const baseline = baselineBy.get(row.id);
     out.push({

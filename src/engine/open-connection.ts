@@ -19,7 +19,11 @@ export type OpenConnectionDeps = CredentialDeps & {
   health: ConnectionHealthTracker;
   now: () => Date;
   sleep: (ms: number) => Promise<void>;
+  /** Each vendor call (metrics; the crash-safety test stops the process at one). */
+  onApiCall?: (connectionId: string, call: ApiCall) => void;
 };
+
+export type ApiCall = Parameters<NonNullable<ConnectorRuntime["onApiCall"]>>[0];
 
 export type OpenedConnection = {
   connection: Connection;
@@ -51,6 +55,13 @@ export function openConnection(connection: Connection, deps: OpenConnectionDeps)
     onAuthFailure: (error) => {
       void deps.health.authFailed(connection.id, error);
     },
+    ...(deps.onApiCall
+      ? {
+          onApiCall: (call: ApiCall) => {
+            deps.onApiCall?.(connection.id, call);
+          },
+        }
+      : {}),
   };
   const settings: ConnectionSettings = {
     connection_id: connection.id,

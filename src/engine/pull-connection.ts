@@ -14,6 +14,7 @@ import type {
 } from "../connectors/connector";
 import type { StoreSession } from "../store/ports";
 import type { OpenedConnection } from "./open-connection";
+import { applyMemberships } from "./apply-memberships";
 import {
   addCounts,
   emptyCounts,
@@ -108,6 +109,8 @@ export async function pullConnection(deps: PullDeps): Promise<PullReport> {
     const { value } = page;
     const counts = await deps.store.transaction(async (tx) => {
       const c = await recordChanges(tx, ctx, value);
+      if (value.memberships)
+        c.memberships_changed = await applyMemberships(tx, ctx.connection_id, value.memberships);
       await tx.checkpoints.set(ctx.connection_id, PULL_CHECKPOINT_STREAM, value.checkpoint);
       return c;
     });

@@ -46,6 +46,8 @@ export type RecordCounts = {
   held_observations: number;
   /** CRM categories with no configured topic, recorded under their slug. */
   unmapped_categories: string[];
+  /** Stored records whose list memberships a membership read changed. */
+  memberships_changed: number;
 };
 
 export const emptyCounts = (): RecordCounts => ({
@@ -63,6 +65,7 @@ export const emptyCounts = (): RecordCounts => ({
   held_opt_ins: 0,
   held_observations: 0,
   unmapped_categories: [],
+  memberships_changed: 0,
 });
 
 export function addCounts(into: RecordCounts, from: RecordCounts): void {
@@ -309,6 +312,7 @@ async function resolveIdentity(
         connection_id: ctx.connection_id,
         external_id: record.external_id,
         contact_id: result.contact_id,
+        origin: "matched_by_email",
       });
       if (link.kind === "created") counts.links_by_email += 1;
       return {
@@ -319,8 +323,11 @@ async function resolveIdentity(
     case "new":
       return { kind: "contact", contact_id: await createLinkedContact(tx, ctx, record, email, key, counts) };
     case "ambiguous": {
+      // The CRM is the system of record for who is who: two of its records are two contacts (a duplicate
+      // there is reported, never merged), and the shared address goes to review. A platform record
+      // that could be several people stays unlinked until someone decides.
       const own =
-        result.reason === "contact_type_differs"
+        result.reason === "contact_type_differs" || ctx.role === "crm"
           ? await createLinkedContact(tx, ctx, record, email, key, counts)
           : undefined;
       const review = await tx.reviewItems.open({

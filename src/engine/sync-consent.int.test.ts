@@ -5,11 +5,16 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { eventsForContact } from "../ledger/consent-ledger";
-import { storeBackends } from "../store/testing";
-import { addToReList, individual, RE_LISTS, startSyncHarness, type SyncHarness } from "./sync-test-support";
+import {
+  addToReList,
+  individual,
+  RE_LISTS,
+  sqliteBackend,
+  startSyncHarness,
+  type SyncHarness,
+} from "./sync-test-support";
 
-const sqlite = storeBackends().find((b) => b.name === "sqlite");
-if (!sqlite) throw new Error("no SQLite backend");
+const sqlite = sqliteBackend();
 
 describe("consent propagation (SQLite)", () => {
   let h: SyncHarness;

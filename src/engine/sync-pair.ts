@@ -38,6 +38,7 @@ export type SyncDeps = {
   onStage?: (stage: SyncStage, detail?: string) => void;
   onProgress?: ExecuteDeps["onProgress"];
   afterBatch?: ExecuteDeps["afterBatch"];
+  batch_size?: number;
 };
 
 export type SyncStage = "pull" | "plan" | "execute" | "link" | "done";
@@ -59,7 +60,10 @@ export type SyncReport = {
 };
 
 /** What a stored plan says, without operation payloads: counts, reasons, skips and waits. */
-export type PlanSummary = Pick<Plan, "pair_id" | "as_of" | "counts" | "gains" | "skipped" | "waiting"> & {
+export type PlanSummary = Pick<
+  Plan,
+  "pair_id" | "as_of" | "counts" | "gains" | "skipped" | "waiting" | "unlinked_opt_outs"
+> & {
   operations: {
     op_id: string;
     connection_id: string;
@@ -78,6 +82,7 @@ export function summarisePlan(plan: Plan): PlanSummary {
     gains: plan.gains,
     skipped: plan.skipped,
     waiting: plan.waiting,
+    unlinked_opt_outs: plan.unlinked_opt_outs,
     operations: plan.operations.map((o) => ({
       op_id: o.op_id,
       connection_id: o.connection_id,
@@ -133,6 +138,7 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
         now: deps.now,
         ...(deps.onProgress ? { onProgress: deps.onProgress } : {}),
         ...(deps.afterBatch ? { afterBatch: deps.afterBatch } : {}),
+        ...(deps.batch_size !== undefined ? { batch_size: deps.batch_size } : {}),
       },
       plan,
     );
@@ -161,6 +167,17 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
         );
       }
     }
+    // Records Concord's imports made were linked by their address: they are Concord's, not unlinked uploads.
+    for (const [connectionId, contactIds] of Object.entries(report.execution.imported))
+      await deps.store.links.claim(connectionId, contactIds);
+    // Commit: what the written records now agree on becomes their baseline, so a change either side
+    // makes before the next run is seen as that side's change (ADR 8).
+    report.baselines_updated += await commitBaselines(
+      deps.store,
+      r,
+      plan.operations.flatMap((o) => o.contact_ids),
+      run.id,
+    );
     return await finish(deps, run, report);
   } catch (error) {
     await deps.store.runs.finish(run.id, "failed", {
@@ -221,7 +238,7 @@ function runSummary(report: SyncReport): JsonValue {
   });
 }
 
-/** Pulls the CRM (with the mapped lists' memberships) and every platform, side by side. */
+/** Pulls the CRM (with the mapped lists' memberships), then every platform. */
 export async function pullPair(
   deps: Pick<SyncDeps, "store" | "config" | "connections" | "now">,
   pair: Pair,
@@ -235,20 +252,24 @@ export async function pullPair(
       lists: resolved.platform_list_ids[p.connection] ?? [],
     })),
   ];
-  return Promise.all(
-    targets.map(async ({ id, lists }) => {
-      const opened = deps.connections.get(id);
-      if (!opened) throw new Error(`connection ${id} of pair ${pair.id} is not open`);
-      return pullConnection({
+  // One after the other, the CRM first: identity is decided against what is already stored, so two
+  // pulls never each create a contact for one new address, and platform records match CRM records.
+  const reports: PullReport[] = [];
+  for (const { id, lists } of targets) {
+    const opened = deps.connections.get(id);
+    if (!opened) throw new Error(`connection ${id} of pair ${pair.id} is not open`);
+    reports.push(
+      await pullConnection({
         store: deps.store,
         connection: opened,
         config: deps.config,
         pair,
         now: deps.now,
         options: { ...(full ? { full: true } : {}), list_ids: lists },
-      });
-    }),
-  );
+      }),
+    );
+  }
+  return reports;
 }
 
 /** Plans from the store's current state; also returns the baselines that moved (both sides agree now). */
@@ -333,5 +354,31 @@ async function savePlan(
     for (const [contactId, values] of baselines)
       await tx.baselines.put({ contact_id: contactId, pair_id: pairId, values, run_id: runId });
     return stored.id;
+  });
+}
+
+/** Stores the baselines the given contacts' records agree on now, where they moved; returns how many. */
+export async function commitBaselines(
+  store: StoreSession,
+  resolved: ResolvedPair,
+  contactIds: readonly string[],
+  runId: string,
+): Promise<number> {
+  if (contactIds.length === 0) return 0;
+  const contacts = await loadPlanContactsById(store, resolved, contactIds);
+  return store.transaction(async (tx) => {
+    let n = 0;
+    for (const c of contacts) {
+      const agreed = agreedBaselines(resolved.pair, resolved.fields, c);
+      if (!agreed || stableStringify(agreed) === stableStringify(c.baselines ?? {})) continue;
+      await tx.baselines.put({
+        contact_id: c.contact.id,
+        pair_id: resolved.pair.id,
+        values: asJson(agreed),
+        run_id: runId,
+      });
+      n += 1;
+    }
+    return n;
   });
 }

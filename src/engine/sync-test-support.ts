@@ -17,7 +17,7 @@ import {
 } from "../connectors/constant-contact/emulator/constant-contact-emulator";
 import { createLogger } from "../observability/logger";
 import type { Store } from "../store/ports";
-import type { StoreBackend, TestStore } from "../store/testing";
+import { storeBackends, type StoreBackend, type TestStore } from "../store/testing";
 import { connectionHealthTracker, type ConnectionAlert } from "./connection-health";
 import { openConnection, type OpenedConnection } from "./open-connection";
 import { syncPair, type SyncDeps, type SyncOptions, type SyncReport } from "./sync-pair";
@@ -328,4 +328,11 @@ export async function startSyncHarness(
 /** Adds constituents to a Raiser's Edge NXT list through the emulator's admin act. */
 export async function addToReList(h: SyncHarness, listId: string, ids: readonly string[]): Promise<void> {
   await h.reAct({ action: "add_to_list", list_id: listId, ids });
+}
+
+/** The SQLite backend: the behaviour suites run on it (the store suites cover PostgreSQL). */
+export function sqliteBackend(): StoreBackend {
+  const backend = storeBackends().find((b) => b.name === "sqlite");
+  if (!backend) throw new Error("no SQLite backend");
+  return backend;
 }

@@ -6,6 +6,7 @@
 import type { ConnectionId } from "../core/identity/canonical-contact";
 import { normaliseEmail } from "../core/identity/normalise-email";
 import type { Plan } from "./plan";
+import { membershipKey } from "./plan-input";
 import type {
   CrmRecordState,
   PlanContact,
@@ -157,6 +158,13 @@ export function agreedBaselines(
       if (a === b) agreed[m.canonical] = a;
     }
     if (crmPrimary !== undefined && key(crmPrimary) === key(rec.email)) agreed["email"] = crmPrimary;
+    const crmLists = new Set(c.crm.list_ids);
+    const platformLists = new Set(rec.list_ids);
+    for (const a of p.audiences) {
+      const inCrm = crmLists.has(a.crm_list_id);
+      if (inCrm === platformLists.has(a.platform_list_id))
+        agreed[membershipKey(a)] = inCrm ? "member" : "absent";
+    }
     baselines[p.connection_id] = agreed;
   }
   return baselines;

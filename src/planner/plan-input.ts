@@ -14,6 +14,9 @@ export type PlanAudience = {
   delete_policy: "keep" | "remove_membership";
 };
 
+/** The baseline key of an audience's membership: `member` or `absent` when both sides last agreed. */
+export const membershipKey = (a: PlanAudience): string => `list:${a.crm_list_id}:${a.platform_list_id}`;
+
 /** One email-platform connection of the pair, as resolved from config (list ids already looked up). */
 export type PlanPlatform = {
   connection_id: ConnectionId;
@@ -82,6 +85,8 @@ export type CrmRecordState = RecordProfile & {
 /** A platform record and the consent it currently shows. */
 export type PlatformRecordState = RecordProfile & {
   email: string;
+  /** Linked to the person only by its address: someone put it on the platform, not Concord. */
+  matched_by_address?: boolean;
   consent: {
     /** The platform's own status word (Constant Contact `permission_to_send`), kept for reasons. */
     permission_to_send?: string;

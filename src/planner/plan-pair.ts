@@ -28,16 +28,19 @@ import type {
   PlanReason,
   SkippedRecord,
   SkipReason,
+  UnlinkedOptOut,
   WaitingForContact,
 } from "./plan";
-import type {
-  CrmRecordState,
-  PlanContact,
-  PlanFieldMapping,
-  PlanInput,
-  PlanPlatform,
-  PlatformRecordState,
-  RecordProfile,
+import {
+  membershipKey,
+  type PlanAudience,
+  type CrmRecordState,
+  type PlanContact,
+  type PlanFieldMapping,
+  type PlanInput,
+  type PlanPlatform,
+  type PlatformRecordState,
+  type RecordProfile,
 } from "./plan-input";
 
 type Update = {
@@ -72,6 +75,7 @@ export function planPair(input: PlanInput): Plan {
   const writeOps: PlannedOperation[] = [];
   const skipped: SkippedRecord[] = [];
   const waiting: WaitingForContact[] = [];
+  const unlinked: UnlinkedOptOut[] = [];
   const bulk = new BulkOperations();
 
   const emit = (
@@ -153,7 +157,16 @@ export function planPair(input: PlanInput): Plan {
         for (const a of p.audiences) {
           const inCrm = crmListsBefore.has(a.crm_list_id);
           const inPlatform = platformLists.has(a.platform_list_id);
-          if (inPlatform && !inCrm && a.direction !== "crm_to_platform" && !crmLists.has(a.crm_list_id)) {
+          // Both sides held the membership at the last agreement: the CRM's side left the list, which
+          // is the CRM's change, not the platform's join.
+          const leftCrm = inPlatform && !inCrm && agreedMember(c, p.connection_id, a);
+          if (
+            inPlatform &&
+            !inCrm &&
+            !leftCrm &&
+            a.direction !== "crm_to_platform" &&
+            !crmLists.has(a.crm_list_id)
+          ) {
             crmLists.add(a.crm_list_id);
             crmListChanges.push({ kind: "add_list_members", list_id: a.crm_list_id });
           } else if (
@@ -287,6 +300,10 @@ export function planPair(input: PlanInput): Plan {
         if (a.direction === "platform_to_crm") continue;
         const inCrm = crmLists.has(a.crm_list_id);
         const inPlatform = platformLists.has(a.platform_list_id);
+        const agreed = agreedMember(c, p.connection_id, a);
+        // Left the platform list after both sides agreed (the person's preference page, or an admin
+        // there): never put back; leaving a list is the person's or the platform's decision.
+        if (inCrm && !inPlatform && agreed) continue;
         if (inCrm && !inPlatform) {
           eligibility ??= eligibilityFor(contact, p, state, true);
           if (eligibility.eligible)
@@ -295,8 +312,8 @@ export function planPair(input: PlanInput): Plan {
         } else if (
           !inCrm &&
           inPlatform &&
-          a.direction === "crm_to_platform" &&
-          a.delete_policy === "remove_membership"
+          a.delete_policy === "remove_membership" &&
+          (a.direction === "crm_to_platform" || agreed)
         ) {
           bulk.member(p.connection_id, "remove_list_members", a.platform_list_id, id, rec.external_id);
         }
@@ -473,6 +490,19 @@ export function planPair(input: PlanInput): Plan {
           (r) => r.source.connection !== crmId && (target.kind === "global") === (r.scope.kind === "global"),
         );
         if (!ref) continue;
+        // An opt-out from a platform record Concord never put there (matched to this person only by its
+        // address) is reported; the pair's policy says whether the CRM takes it too.
+        if (c.platforms[ref.source.connection]?.matched_by_address === true) {
+          const applied = policies.unlinked_opt_outs === "apply_and_report";
+          unlinked.push({
+            contact_id: id,
+            connection_id: ref.source.connection,
+            event_id: ref.event_id,
+            scope: ref.scope,
+            applied,
+          });
+          if (!applied) continue;
+        }
         emit(
           crmId,
           [id],
@@ -550,9 +580,15 @@ export function planPair(input: PlanInput): Plan {
     operations,
     skipped,
     waiting,
+    unlinked_opt_outs: unlinked,
     counts: countPlan(operations, skipped),
     gains,
   };
+}
+
+/** Whether both sides held this membership at their last agreement. */
+function agreedMember(c: PlanContact, connection: ConnectionId, a: PlanAudience): boolean {
+  return c.baselines?.[connection]?.[membershipKey(a)] === "member";
 }
 
 /** The contact as the CRM shows it now: its primary address and lifecycle flags win over the canonical copy. */

@@ -1,5 +1,5 @@
 /** What the planner yields: a stored plan of typed operations with reasons, the skipped records and their reasons, and counts. */
-import type { ConsentEventId } from "../core/consent/consent-event";
+import type { ConsentEventId, Scope } from "../core/consent/consent-event";
 import type { IneligibilityReason } from "../core/eligibility/decide-eligibility";
 import type { ConnectionId, ContactId } from "../core/identity/canonical-contact";
 import type { ConnectorOperation, OperationKind } from "../core/operations";
@@ -53,6 +53,19 @@ export type WaitingForContact = {
   requested_now: boolean;
 };
 
+/**
+ * An opt-out seen on a platform record that was matched to the person only by its address (someone
+ * uploaded it straight into the platform): reported, and applied to the CRM when the policy says so.
+ */
+export type UnlinkedOptOut = {
+  contact_id: ContactId;
+  connection_id: ConnectionId;
+  event_id: ConsentEventId;
+  scope: Scope;
+  /** False under `report_only`: the CRM is left as it is. */
+  applied: boolean;
+};
+
 export type PlanCounts = {
   /** Operations and the contacts they touch, by connection and kind. */
   operations: Record<ConnectionId, Partial<Record<OperationKind, { operations: number; contacts: number }>>>;
@@ -67,6 +80,7 @@ export type Plan = {
   operations: PlannedOperation[];
   skipped: SkippedRecord[];
   waiting: WaitingForContact[];
+  unlinked_opt_outs: UnlinkedOptOut[];
   counts: PlanCounts;
   /** How many contacts each platform would gain. */
   gains: Record<ConnectionId, number>;

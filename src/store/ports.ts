@@ -64,15 +64,20 @@ export interface ContactRepository {
   erase(id: string): Promise<boolean>;
 }
 
+export const LinkOriginSchema = z.enum(["observed", "matched_by_email", "concord"]);
+/** `observed`: the record made a new contact; `matched_by_email`: linked by its address; `concord`: Concord made the record. */
+export type LinkOrigin = z.infer<typeof LinkOriginSchema>;
+
 export type Link = {
   connection_id: string;
   external_id: string;
   contact_id: string;
+  origin: LinkOrigin;
   created_at: IsoTimestamp;
   updated_at: IsoTimestamp;
 };
 
-export type NewLink = { connection_id: string; external_id: string; contact_id: string };
+export type NewLink = { connection_id: string; external_id: string; contact_id: string; origin?: LinkOrigin };
 
 export type LinkCreateResult =
   | { kind: "created"; link: Link }
@@ -86,6 +91,8 @@ export interface LinkRepository {
   /** Points an existing link at another contact (a merge); false when there was no such link. */
   moveTo(connection_id: string, external_id: string, contact_id: string): Promise<boolean>;
   remove(connection_id: string, external_id: string): Promise<boolean>;
+  /** Marks a contact's links on a connection made by address match as made by Concord (its import created them). */
+  claim(connection_id: string, contact_ids: readonly string[]): Promise<number>;
 }
 
 // ---------------------------------------------------------------------------------------------

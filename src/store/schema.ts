@@ -33,6 +33,8 @@ export interface LinksTable {
   connection_id: string;
   external_id: string;
   contact_id: string;
+  /** How the link was made: `observed` (a new contact from this record), `matched_by_email`, `concord` (Concord made the record). */
+  origin: string;
   created_at: IsoTimestamp;
   updated_at: IsoTimestamp;
 }

@@ -59,8 +59,23 @@ describeOnBackends("store", (backend) => {
     const applied = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(
       store.db,
     );
-    expect(applied.rows.map((r) => r.name)).toEqual(["0001_initial"]);
+    expect(applied.rows.map((r) => r.name)).toEqual(["0001_initial", "0002_link_origin"]);
     expect(await migrateToLatest(store.db)).toEqual([]);
+  });
+
+  it("links keep how they were made; a claim turns address matches into Concord's own", async () => {
+    const ada = await store.contacts.create({ type: "person", primary_email: "ada@example.org" });
+    await store.links.create({
+      connection_id: "cc",
+      external_id: "a",
+      contact_id: ada.id,
+      origin: "matched_by_email",
+    });
+    await store.links.create({ connection_id: "cc", external_id: "b", contact_id: ada.id });
+    expect((await store.links.find("cc", "a"))?.origin).toBe("matched_by_email");
+    expect((await store.links.find("cc", "b"))?.origin).toBe("observed");
+    expect(await store.links.claim("cc", [ada.id])).toBe(1);
+    expect((await store.links.forContact(ada.id)).map((l) => l.origin)).toEqual(["concord", "observed"]);
   });
 
   it("creates, finds, updates and erases contacts", async () => {

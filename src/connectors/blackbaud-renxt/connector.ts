@@ -244,6 +244,11 @@ function createSession(
         consent: details.value.flatMap(consentObservations),
         checkpoint: { stream: STREAM, value: newest ?? nowIso(), taken_at: nowIso() },
       };
+      if (lists && guard === 0)
+        result.memberships = {
+          list_ids: [...(options.list_ids ?? [])],
+          members: Object.fromEntries(lists),
+        };
       yield ok(result);
       const link = page.value.next_link;
       if (!link || page.value.value.length === 0 || guard > 100_000) break;

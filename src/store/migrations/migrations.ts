@@ -2,10 +2,12 @@
 import type { Kysely } from "kysely";
 import { Migrator, type Migration, type MigrationResult } from "kysely/migration";
 import { migration0001Initial } from "./0001-initial";
+import { migration0002LinkOrigin } from "./0002-link-origin";
 
 /** Names sort in apply order; never rename or edit a shipped migration, add a new one. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0001_initial": migration0001Initial,
+  "0002_link_origin": migration0002LinkOrigin,
 };
 
 /** Applies every pending migration; a failure is an environment problem or a bug, so it throws. */

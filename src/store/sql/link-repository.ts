@@ -1,21 +1,24 @@
 /** SQL implementation of `LinkRepository`: which external record in which connection is which contact. */
-import type { LinkRepository } from "../ports";
+import { LinkOriginSchema, type Link, type LinkRepository } from "../ports";
+import type { LinksTable } from "../schema";
 import { affected, isoNow, type SqlContext } from "./sql-context";
 
 export function linkRepository(ctx: SqlContext): LinkRepository {
   const { db } = ctx;
-  const find = (connection_id: string, external_id: string) =>
-    db
+  const find = async (connection_id: string, external_id: string): Promise<Link | undefined> => {
+    const row = await db
       .selectFrom("links")
       .selectAll()
       .where("connection_id", "=", connection_id)
       .where("external_id", "=", external_id)
       .executeTakeFirst();
+    return row === undefined ? undefined : toLink(row);
+  };
 
   return {
     async create(link) {
       const now = isoNow(ctx);
-      const row = { ...link, created_at: now, updated_at: now };
+      const row: Link = { ...link, origin: link.origin ?? "observed", created_at: now, updated_at: now };
       // ON CONFLICT DO NOTHING rather than catching the violation: a failed statement would abort a PostgreSQL transaction.
       const result = await db
         .insertInto("links")
@@ -31,13 +34,29 @@ export function linkRepository(ctx: SqlContext): LinkRepository {
     find,
 
     async forContact(contact_id) {
-      return db
+      const rows = await db
         .selectFrom("links")
         .selectAll()
         .where("contact_id", "=", contact_id)
         .orderBy("connection_id")
         .orderBy("external_id")
         .execute();
+      return rows.map(toLink);
+    },
+
+    async claim(connection_id, contact_ids) {
+      let n = 0;
+      for (let i = 0; i < contact_ids.length; i += 500) {
+        const result = await db
+          .updateTable("links")
+          .set({ origin: "concord", updated_at: isoNow(ctx) })
+          .where("connection_id", "=", connection_id)
+          .where("contact_id", "in", contact_ids.slice(i, i + 500))
+          .where("origin", "=", "matched_by_email")
+          .executeTakeFirst();
+        n += affected(result.numUpdatedRows);
+      }
+      return n;
     },
 
     async moveTo(connection_id, external_id, contact_id) {
@@ -60,3 +79,8 @@ export function linkRepository(ctx: SqlContext): LinkRepository {
     },
   };
 }
+
+const toLink = (row: LinksTable): Link => ({
+  ...row,
+  origin: LinkOriginSchema.catch("observed").parse(row.origin),
+});
