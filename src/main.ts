@@ -9,6 +9,8 @@ import { buildProgram, EXIT_USAGE, type CliServices, type EmulatedSystem } from 
 import { formatConfigErrors, loadConfigFile } from "./config/load-config-file";
 import { formatEnvErrors, loadEnv } from "./config/load-env";
 import { GENERATE_SECRET_KEY_COMMAND, sealSecret } from "./config/secret-box";
+import { registerSyncCommands } from "./cli/sync-commands";
+import { openEngineContext } from "./engine/engine-context";
 import { buildServer } from "./server/app";
 import { openStore } from "./store/open-store";
 import { sql } from "kysely";
@@ -116,6 +118,15 @@ async function main(argv: readonly string[]): Promise<number> {
   };
 
   const program = buildProgram(services);
+  const openEngine = (configFile: string | undefined) =>
+    openEngineContext({ env, processEnv: process.env, configFile });
+  registerSyncCommands(program, {
+    openEngine,
+    out: services.out,
+    err: services.err,
+    setExitCode: services.setExitCode,
+    interactive: process.stderr.isTTY,
+  });
   try {
     await program.parseAsync([...argv], { from: "user" });
   } catch (error) {

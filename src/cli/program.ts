@@ -5,9 +5,8 @@
 import { createWriteStream } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 
-export const EXIT_OK = 0;
-export const EXIT_PROBLEM = 1;
-export const EXIT_USAGE = 2;
+import { EXIT_PROBLEM, EXIT_USAGE } from "./exit-codes";
+export { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE } from "./exit-codes";
 
 /** What the CLI needs from the composition root; main.ts supplies the real ones. */
 export type CliServices = {

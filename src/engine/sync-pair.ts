@@ -94,7 +94,7 @@ export function summarisePlan(plan: Plan): PlanSummary {
   };
 }
 
-const asJson = (value: unknown): JsonValue => JSON.parse(JSON.stringify(value)) as JsonValue;
+export const asJson = (value: unknown): JsonValue => JSON.parse(JSON.stringify(value)) as JsonValue;
 
 /** Runs one sync of `pair`; never throws for vendor or config trouble (the report says), only for bugs. */
 export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions = {}): Promise<SyncReport> {
@@ -302,11 +302,7 @@ export async function planFromStore(
   return { plan, contacts, baselines };
 }
 
-/**
- * Stores the plan, its operations and the moved baselines in one transaction. An operation id
- * already stored (the same change planned again) is re-armed for this plan unless the system
- * refused it for good; refused ones stay refused and are reported, not retried every run.
- */
+/** Stores the plan, its operations and the moved baselines in one transaction. */
 async function savePlan(
   store: StoreSession,
   runId: string,
@@ -327,30 +323,7 @@ async function savePlan(
       plan: asJson(summarisePlan(plan)),
       counts,
     });
-    await tx.operations.insertMany(
-      plan.operations.map((o) => ({
-        id: o.op_id,
-        plan_id: stored.id,
-        kind: o.operation.kind,
-        target_connection: o.connection_id,
-        contact_id: o.contact_ids.length === 1 ? (o.contact_ids[0] ?? null) : null,
-        payload: asJson({
-          operation: o.operation,
-          contact_ids: o.contact_ids,
-          reason: o.reason,
-          priority: o.priority,
-        }),
-      })),
-    );
-    const ids = plan.operations.map((o) => o.op_id);
-    for (let i = 0; i < ids.length; i += 500)
-      await tx.db
-        .updateTable("operations")
-        .set({ plan_id: stored.id, status: "pending", updated_at: tx.clock().toISOString() })
-        .where("id", "in", ids.slice(i, i + 500))
-        .where("status", "in", ["succeeded", "skipped", "pending"])
-        .where("plan_id", "!=", stored.id)
-        .execute();
+    await storeOperations(tx, stored.id, plan.operations);
     for (const [contactId, values] of baselines)
       await tx.baselines.put({ contact_id: contactId, pair_id: pairId, values, run_id: runId });
     return stored.id;
@@ -381,4 +354,40 @@ export async function commitBaselines(
     }
     return n;
   });
+}
+
+/**
+ * Stores a plan's operations. An id already stored (the same change planned again) is re-armed for
+ * this plan unless the system refused it for good: refused ones stay refused and are reported, not
+ * retried every run.
+ */
+export async function storeOperations(
+  tx: StoreSession,
+  planId: string,
+  operations: readonly Plan["operations"][number][],
+): Promise<void> {
+  await tx.operations.insertMany(
+    operations.map((o) => ({
+      id: o.op_id,
+      plan_id: planId,
+      kind: o.operation.kind,
+      target_connection: o.connection_id,
+      contact_id: o.contact_ids.length === 1 ? (o.contact_ids[0] ?? null) : null,
+      payload: asJson({
+        operation: o.operation,
+        contact_ids: o.contact_ids,
+        reason: o.reason,
+        priority: o.priority,
+      }),
+    })),
+  );
+  const ids = operations.map((o) => o.op_id);
+  for (let i = 0; i < ids.length; i += 500)
+    await tx.db
+      .updateTable("operations")
+      .set({ plan_id: planId, status: "pending", updated_at: tx.clock().toISOString() })
+      .where("id", "in", ids.slice(i, i + 500))
+      .where("status", "in", ["succeeded", "skipped", "pending"])
+      .where("plan_id", "!=", planId)
+      .execute();
 }

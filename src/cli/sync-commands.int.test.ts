@@ -1,0 +1,202 @@
+/**
+ * `concord sync` and `concord reconcile` as real processes against emulators on loopback: a config
+ * file, credentials stored encrypted through `concord secrets set`, a dry run, a sync, JSON and CSV
+ * output, and exit codes that say whether anything is left.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  startBlackbaudEmulator,
+  type RunningBlackbaudEmulator,
+} from "../connectors/blackbaud-renxt/emulator/blackbaud-emulator";
+import {
+  startConstantContactEmulator,
+  type StartedConstantContactEmulator,
+} from "../connectors/constant-contact/emulator/constant-contact-emulator";
+
+const root = join(import.meta.dirname, "..", "..");
+const tsx = join(root, "node_modules", "tsx", "dist", "cli.mjs");
+const KEY = Buffer.alloc(32, 5).toString("base64");
+
+type Run = { code: number | null; stdout: string; stderr: string };
+
+describe("concord sync and reconcile (real processes, emulators over HTTP)", () => {
+  let re: RunningBlackbaudEmulator;
+  let cc: StartedConstantContactEmulator;
+  let dir: string;
+  let env: Record<string, string>;
+
+  const concord = (args: string[], stdin = ""): Promise<Run> =>
+    new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [tsx, join(root, "src", "main.ts"), ...args], {
+        cwd: root,
+        env: { ...process.env, DATABASE_URL: "", ...env },
+      });
+      child.stdin.end(stdin);
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+      child.on("error", reject);
+      child.on("close", (code) => {
+        resolve({ code, stdout, stderr });
+      });
+    });
+
+  const post = async (base: string, path: string, body: unknown): Promise<any> => {
+    const res = await fetch(`${base}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    return res.json();
+  };
+
+  beforeAll(async () => {
+    re = await startBlackbaudEmulator({
+      subscriptionKey: "cli-key",
+      webhooks: { autoDeliver: false },
+      logger: false,
+    });
+    cc = await startConstantContactEmulator({
+      rateLimitPerSecond: null,
+      activityPollsToComplete: 1,
+      logger: false,
+    });
+    dir = mkdtempSync(join(tmpdir(), "concord-sync-cli-"));
+    env = {
+      CONCORD_DATA_DIR: dir,
+      CONCORD_SECRET_KEY: KEY,
+      CONCORD_CONFIG: join(dir, "concord.yaml"),
+      RE_SECRET: "re-secret",
+      RE_KEY: "cli-key",
+      CC_SECRET: "cc-secret",
+      LOG_LEVEL: "warn",
+    };
+    writeFileSync(
+      env["CONCORD_CONFIG"] ?? "",
+      `version: 1
+connections:
+  - id: re-nxt
+    system: blackbaud-renxt
+    base_url: ${re.baseUrl}
+    token_url: ${re.baseUrl}/oauth2/token
+    credentials:
+      client_id: concord
+      client_secret: { env: RE_SECRET }
+      refresh_token: { stored: re-nxt.refresh_token }
+      subscription_key: { env: RE_KEY }
+  - id: cc-main
+    system: constant-contact
+    base_url: ${cc.baseUrl}/v3
+    token_url: ${cc.baseUrl}/oauth2/default/v1/token
+    credentials:
+      client_id: concord
+      client_secret: { env: CC_SECRET }
+      refresh_token: { stored: cc-main.refresh_token }
+pairs:
+  - id: re-cc
+    crm: re-nxt
+    platforms:
+      - connection: cc-main
+    audiences:
+      - crm_list: { name: Monthly newsletter }
+        platform: cc-main
+        platform_list: { name: Newsletter }
+`,
+    );
+    const seeded = await post(re.baseUrl, "/__emulator/seed", {
+      constituents: ["ada", "bob", "cy"].map((n) => ({
+        type: "Individual",
+        first: n,
+        last: "Example",
+        email: { address: `${n}@example.org`, type: "Email", primary: true },
+      })),
+    });
+    const ids = (seeded.constituents as { id: string }[]).map((c) => c.id);
+    await post(re.baseUrl, "/__emulator/seed", { lists: [{ id: "news", name: "Monthly newsletter", ids }] });
+    await post(cc.baseUrl, "/__emulator/seed", { lists: [{ name: "Newsletter" }] });
+    for (const [name, base] of [
+      ["re-nxt", re.baseUrl],
+      ["cc-main", cc.baseUrl],
+    ] as const) {
+      const token = await post(base, "/__emulator/token", { client_id: "concord" });
+      const stored = await concord(["secrets", "set", `${name}.refresh_token`], String(token.refresh_token));
+      expect(stored.code, stored.stderr).toBe(0);
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    await Promise.all([re.close(), cc.close()]);
+  });
+
+  it("a dry run shows the plan and writes nothing; a sync applies it; a second sync has nothing to do", async () => {
+    const dry = await concord(["sync", "--dry-run"]);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain("Pair re-cc: dry run succeeded");
+    expect(dry.stdout).toMatch(/cc-main upsert_contacts: 1 operation, 3 contacts/);
+    expect(dry.stdout).toContain("cc-main gains 3 contacts");
+    expect(cc.store.contacts.size).toBe(0);
+
+    const sync = await concord(["sync", "--json"]);
+    expect(sync.code, sync.stderr).toBe(0);
+    const report = JSON.parse(sync.stdout.trim()) as {
+      status: string;
+      execution: { operations: { succeeded: number } };
+    };
+    expect(report.status).toBe("succeeded");
+    expect(report.execution.operations.succeeded).toBe(1);
+    expect(cc.store.contacts.size).toBe(3);
+
+    const again = await concord(["sync"]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain("plan");
+    expect(again.stdout).toContain(": 0 operations");
+  }, 120_000);
+
+  it("reconcile lists a difference with its cause (exit 1), --fix applies it, and then there is none (exit 0)", async () => {
+    await post(re.baseUrl, "/__emulator/act", {
+      as: "admin",
+      action: "set_requests_no_email",
+      email: "bob@example.org",
+    });
+    const found = await concord(["reconcile", "--json"]);
+    expect(found.code, found.stderr).toBe(1);
+    const report = JSON.parse(found.stdout) as {
+      differences: { email: string; kind: string; fixable: boolean; cause: string }[];
+    };
+    expect(report.differences).toEqual([
+      expect.objectContaining({ email: "bob@example.org", kind: "opt_out_missing", fixable: true }),
+    ]);
+    expect(report.differences[0]?.cause).toMatch(/still shows the person subscribed/);
+
+    const csv = await concord(["reconcile", "--csv"]);
+    expect(csv.stdout.split("\n")[0]).toBe(
+      "pair_id,email,contact_id,connection_id,scope,kind,fixable,system_shows,rules_say,cause",
+    );
+    expect(csv.stdout).toContain("bob@example.org");
+
+    const fixed = await concord(["reconcile", "--fix"]);
+    expect(fixed.code, fixed.stdout + fixed.stderr).toBe(0);
+    expect(fixed.stdout).toContain("remaining after the fix: 0");
+    expect(cc.store.findByEmail("bob@example.org")?.email_address?.permission_to_send).toBe("unsubscribed");
+
+    const clean = await concord(["reconcile"]);
+    expect(clean.code).toBe(0);
+    expect(clean.stdout).toContain("differences: 0");
+  }, 120_000);
+
+  it("names a missing pair and a broken config with exit 2", async () => {
+    const missing = await concord(["sync", "--pair", "nope"]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('No pair "nope" in the config; pairs: re-cc');
+    const bad = join(dir, "bad.yaml");
+    writeFileSync(bad, "connections: []\n");
+    const invalid = await concord(["reconcile", "--config", bad]);
+    expect(invalid.code).toBe(2);
+    expect(invalid.stderr).toContain("connections");
+  }, 60_000);
+});

@@ -1,0 +1,246 @@
+/**
+ * `concord sync` and `concord reconcile`: one run of each configured pair (or one), with progress on
+ * a terminal, a readable summary or JSON/CSV, and exit codes: 0 all done, 1 done with something
+ * left (refused records, waiting connections, differences), 2 bad config or arguments.
+ */
+import { SingleBar } from "cli-progress";
+import { Command, Option } from "commander";
+import { stringify } from "csv-stringify/sync";
+import type { EngineContext, EngineContextResult } from "../engine/engine-context";
+import { reconcilePair, type Difference, type ReconcileReport } from "../engine/reconcile";
+import { syncPair, type SyncReport } from "../engine/sync-pair";
+import { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE } from "./exit-codes";
+
+export type SyncCommandDeps = {
+  openEngine: (configFile: string | undefined) => Promise<EngineContextResult>;
+  out: (line: string) => void;
+  err: (line: string) => void;
+  setExitCode: (code: number) => void;
+  /** Whether stderr is a terminal (progress bars only then). */
+  interactive: boolean;
+};
+
+type Common = { pair?: string; config?: string; json?: boolean };
+
+async function withEngine(
+  deps: SyncCommandDeps,
+  options: Common,
+  run: (ctx: EngineContext, pairs: NonNullable<ReturnType<EngineContext["pairs"]>>) => Promise<number>,
+): Promise<void> {
+  const opened = await deps.openEngine(options.config);
+  if (!opened.ok) {
+    deps.err(opened.message);
+    deps.setExitCode(EXIT_USAGE);
+    return;
+  }
+  const ctx = opened.context;
+  try {
+    const pairs = ctx.pairs(options.pair);
+    if (pairs === undefined || pairs.length === 0) {
+      deps.err(
+        options.pair === undefined
+          ? "The config has no pairs: add one under pairs: (see examples/concord.example.yaml)."
+          : `No pair "${options.pair}" in the config; pairs: ${ctx.config.pairs.map((p) => p.id).join(", ") || "none"}.`,
+      );
+      deps.setExitCode(EXIT_USAGE);
+      return;
+    }
+    deps.setExitCode(await run(ctx, pairs));
+  } finally {
+    await ctx.close();
+  }
+}
+
+export function registerSyncCommands(program: Command, deps: SyncCommandDeps): void {
+  program
+    .command("sync")
+    .description("Run one sync of each pair (pull, record consent, plan, apply consent first, link)")
+    .option("--pair <id>", "only this pair")
+    .option("--dry-run", "stop once the plan is stored: show counts and reasons, write nothing to any system")
+    .option("--full", "read every record instead of the changes since the last run")
+    .option("--config <file>", "config file (default: CONCORD_CONFIG)")
+    .option("--json", "print one JSON report per pair, one per line")
+    .action(async (options: Common & { dryRun?: boolean; full?: boolean }) => {
+      await withEngine(deps, options, async (ctx, pairs) => {
+        let code = EXIT_OK;
+        for (const pair of pairs) {
+          const bar = deps.interactive && options.json !== true ? progressBar() : undefined;
+          const report = await syncPair(
+            {
+              ...ctx.syncDeps(),
+              onStage: (stage, detail) => {
+                if (options.json !== true && stage !== "done")
+                  deps.err(`${pair.id}: ${stage}${detail ? ` (${detail})` : ""}…`);
+              },
+              onProgress: (p) => {
+                if (!bar) return;
+                if (bar.getTotal() !== p.total) bar.start(p.total, p.done, { connection: p.connection_id });
+                else bar.update(p.done, { connection: p.connection_id });
+              },
+            },
+            pair,
+            {
+              ...(options.dryRun === true ? { dry_run: true } : {}),
+              ...(options.full === true ? { full: true } : {}),
+            },
+          );
+          bar?.stop();
+          if (options.json === true) deps.out(JSON.stringify(report));
+          else for (const line of formatSyncReport(report)) deps.out(line);
+          if (syncHasProblems(report)) code = EXIT_PROBLEM;
+        }
+        return code;
+      });
+    });
+
+  program
+    .command("reconcile")
+    .description(
+      "Re-read every system in full and compare their opt-out sets with the consent rules; list each difference with its cause",
+    )
+    .option("--pair <id>", "only this pair")
+    .option("--fix", "apply the fixes the rules allow (consent operations only), then compare again")
+    .option("--config <file>", "config file (default: CONCORD_CONFIG)")
+    .addOption(new Option("--json", "print the report as JSON").conflicts("csv"))
+    .addOption(new Option("--csv", "print the differences as CSV").conflicts("json"))
+    .action(async (options: Common & { fix?: boolean; csv?: boolean }) => {
+      await withEngine(deps, options, async (ctx, pairs) => {
+        let code = EXIT_OK;
+        const reports: ReconcileReport[] = [];
+        for (const pair of pairs) {
+          if (options.json !== true && options.csv !== true) deps.err(`${pair.id}: reading every record…`);
+          const report = await reconcilePair(ctx.syncDeps(), pair, options.fix === true ? { fix: true } : {});
+          reports.push(report);
+          const left = report.remaining ?? report.differences;
+          if (report.status === "failed" || left.length > 0) code = EXIT_PROBLEM;
+        }
+        if (options.json === true) deps.out(JSON.stringify(reports.length === 1 ? reports[0] : reports));
+        else if (options.csv === true) deps.out(differencesCsv(reports).trimEnd());
+        else for (const r of reports) for (const line of formatReconcileReport(r)) deps.out(line);
+        return code;
+      });
+    });
+}
+
+function progressBar(): SingleBar {
+  return new SingleBar({
+    format: "  {connection} [{bar}] {value}/{total} operations · {percentage}% · ETA {eta_formatted}",
+    stream: process.stderr,
+    hideCursor: true,
+    clearOnComplete: true,
+  });
+}
+
+export function syncHasProblems(r: SyncReport): boolean {
+  return (
+    r.status === "failed" ||
+    r.pulls.some((p) => p.error !== null) ||
+    (r.execution !== undefined && (r.execution.rejections.length > 0 || r.execution.waiting.length > 0))
+  );
+}
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+export function formatSyncReport(r: SyncReport): string[] {
+  const lines: string[] = [];
+  lines.push(`Pair ${r.pair_id}: ${r.dry_run ? "dry run" : "sync"} ${r.status} (run ${r.run_id})`);
+  if (r.error) lines.push(`  error: ${r.error.code}: ${r.error.message}`);
+  for (const p of r.pulls) {
+    const error = p.error ? ` — stopped: ${p.error.code}: ${p.error.message}` : "";
+    lines.push(
+      `  read ${p.connection_id}: ${plural(p.records_seen, "record")} (${p.records_changed} changed), ${plural(p.consent_events_appended, "consent event")} recorded${error}`,
+    );
+  }
+  const plan = r.plan;
+  if (plan) {
+    lines.push(`  plan ${r.plan_id ?? ""}: ${plural(plan.operations.length, "operation")}`);
+    for (const [connection, kinds] of Object.entries(plan.counts.operations))
+      for (const [kind, c] of Object.entries(kinds))
+        lines.push(
+          `    ${connection} ${kind}: ${plural(c.operations, "operation")}, ${plural(c.contacts, "contact")}`,
+        );
+    for (const [connection, gain] of Object.entries(plan.gains))
+      if (gain > 0) lines.push(`    ${connection} gains ${plural(gain, "contact")}`);
+    for (const [connection, reasons] of Object.entries(plan.counts.skipped)) {
+      const parts = Object.entries(reasons).map(([code, n]) => `${code} ${n}`);
+      if (parts.length > 0) lines.push(`    skipped for ${connection}: ${parts.join(", ")}`);
+    }
+    if (plan.waiting.length > 0)
+      lines.push(`    waiting for the person's own confirmation: ${plural(plan.waiting.length, "contact")}`);
+    for (const u of plan.unlinked_opt_outs)
+      lines.push(
+        `    opt-out from a record uploaded straight into ${u.connection_id} (matched by address): ${u.applied ? "applied to the CRM" : "reported only (policy)"} — contact ${u.contact_id}`,
+      );
+  }
+  const x = r.execution;
+  if (x) {
+    lines.push(
+      `  applied: ${x.operations.succeeded} succeeded, ${x.operations.failed} refused, ${x.operations.deferred} waiting, ${x.operations.skipped} skipped`,
+    );
+    for (const w of x.waiting)
+      lines.push(
+        `    ${w.connection_id} waits (${w.code}): ${w.message}${w.retry_at ? ` Resumes at ${w.retry_at}.` : ""} ${plural(w.operations, "operation")} queued.`,
+      );
+    for (const rej of x.rejections.slice(0, 10))
+      lines.push(
+        `    refused by ${rej.connection_id} (${rej.code}): ${rej.message}${rej.contact_id ? ` — contact ${rej.contact_id}` : ""}`,
+      );
+    if (x.rejections.length > 10) lines.push(`    … and ${x.rejections.length - 10} more refusals`);
+  }
+  return lines;
+}
+
+export function formatReconcileReport(r: ReconcileReport): string[] {
+  const lines: string[] = [];
+  lines.push(
+    `Pair ${r.pair_id}: reconciliation ${r.status} (run ${r.run_id}), ${plural(r.contacts_compared, "contact")} compared`,
+  );
+  if (r.error) lines.push(`  error: ${r.error.code}: ${r.error.message}`);
+  const counts = Object.entries(r.opt_outs_by_connection).map(([c, n]) => `${c} ${n}`);
+  if (counts.length > 0) lines.push(`  opted out as each system shows it: ${counts.join(", ")}`);
+  const show = (label: string, list: readonly Difference[]): void => {
+    lines.push(`  ${label}: ${list.length}`);
+    for (const d of list)
+      lines.push(
+        `    ${d.email ?? d.contact_id} in ${d.connection_id} (${d.scope.kind === "global" ? "all email" : d.scope.topic}): ${d.kind}${d.fixable ? " [fixable]" : ""} — shows ${d.system_shows}; rules: ${d.rules_say}. ${d.cause}`,
+      );
+  };
+  show("differences", r.differences);
+  if (r.fixed)
+    lines.push(
+      `  fixed: ${r.fixed.operations.succeeded} succeeded, ${r.fixed.operations.failed} refused, ${r.fixed.operations.deferred} waiting`,
+    );
+  if (r.remaining) show("remaining after the fix", r.remaining);
+  return lines;
+}
+
+export const DIFFERENCE_CSV_COLUMNS = [
+  "pair_id",
+  "email",
+  "contact_id",
+  "connection_id",
+  "scope",
+  "kind",
+  "fixable",
+  "system_shows",
+  "rules_say",
+  "cause",
+] as const;
+
+export function differencesCsv(reports: readonly ReconcileReport[]): string {
+  const rows = reports.flatMap((r) =>
+    (r.remaining ?? r.differences).map((d) => [
+      r.pair_id,
+      d.email ?? "",
+      d.contact_id,
+      d.connection_id,
+      d.scope.kind === "global" ? "global" : `topic:${d.scope.topic}`,
+      d.kind,
+      d.fixable ? "yes" : "no",
+      d.system_shows,
+      d.rules_say,
+      d.cause,
+    ]),
+  );
+  return stringify([[...DIFFERENCE_CSV_COLUMNS], ...rows]);
+}
