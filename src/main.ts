@@ -11,6 +11,7 @@ import { formatEnvErrors, loadEnv } from "./config/load-env";
 import { GENERATE_SECRET_KEY_COMMAND, sealSecret } from "./config/secret-box";
 import { registerSyncCommands } from "./cli/sync-commands";
 import { openEngineContext } from "./engine/engine-context";
+import { createEngineRuntime } from "./engine/engine-runtime";
 import { buildServer } from "./server/app";
 import { openStore } from "./store/open-store";
 import { sql } from "kysely";
@@ -34,24 +35,52 @@ async function main(argv: readonly string[]): Promise<number> {
   const services: CliServices = {
     version,
     openStore: open,
-    serve: async ({ port, host }) => {
-      const store = await open();
+    serve: async ({ port, host, config: configFile }) => {
+      // With a config: the engine (polls, webhooks, scheduled reconciliation); without: health only.
+      const engine =
+        configFile !== undefined || env.CONCORD_CONFIG !== undefined
+          ? await openEngineContext({ env, processEnv: process.env, configFile })
+          : undefined;
+      if (engine && !engine.ok) return { ok: false, message: engine.message };
+      const context = engine?.context;
+      const store = context?.store ?? (await open());
+      const runtime = context
+        ? createEngineRuntime({
+            ...context.syncDeps(),
+            logger: context.logger,
+            secrets: {
+              env: process.env,
+              key: env.CONCORD_SECRET_KEY,
+              stored: async (name) => (await store.credentials.get(name))?.ciphertext,
+            },
+          })
+        : undefined;
       const app = buildServer({
         version,
         ready: async () => {
           await sql`select 1`.execute(store.db);
           return true;
         },
+        ...(context ? { bodyLimitBytes: context.config.server.body_limit } : {}),
+        ...(runtime ? { webhooks: runtime.handleWebhook } : {}),
       });
       const stop = async () => {
         await app.close();
+        await runtime?.stop();
         await store.close();
         process.exit(0);
       };
       process.once("SIGINT", () => void stop());
       process.once("SIGTERM", () => void stop());
       await app.listen({ port, host });
-      return { url: `http://${host.includes(":") ? `[${host}]` : host}:${port}` };
+      runtime?.start();
+      if (!context)
+        services.err(
+          "No config file (--config or CONCORD_CONFIG): serving health checks only, no sync engine.",
+        );
+      const address = app.server.address();
+      const bound = typeof address === "object" && address !== null ? address.port : port;
+      return { ok: true, url: `http://${host.includes(":") ? `[${host}]` : host}:${bound}` };
     },
     emulate: async (system: EmulatedSystem, port: number) => {
       if (system === "constant-contact") {

@@ -12,7 +12,11 @@ export { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE } from "./exit-codes";
 export type CliServices = {
   version: string;
   openStore: () => Promise<import("../store/ports").Store>;
-  serve: (options: { port: number; host: string }) => Promise<{ url: string }>;
+  serve: (options: {
+    port: number;
+    host: string;
+    config?: string;
+  }) => Promise<{ ok: true; url: string } | { ok: false; message: string }>;
   emulate: (system: EmulatedSystem, port: number) => Promise<{ url: string }>;
   checkConfig: (file: string) => Promise<{ ok: true; summary: string } | { ok: false; report: string }>;
   /** Seals a secret with CONCORD_SECRET_KEY and stores it under `name` (config: `{ stored: name }`). */
@@ -47,14 +51,28 @@ export function buildProgram(services: CliServices): Command {
 
   program
     .command("serve")
-    .description("Start the HTTP server (health and readiness) on the configured store")
+    .description(
+      "Run the engine (polls, webhook receivers, scheduled full reconciliation) and the HTTP server on the configured store",
+    )
     .addOption(
       new Option("--port <port>", "port to listen on").argParser(parsePort).env("PORT").default(8080),
     )
     .addOption(new Option("--host <host>", "address to listen on").env("HOST").default("127.0.0.1"))
-    .action(async (options: { port: number; host: string }) => {
-      const { url } = await services.serve(options);
-      services.out(`Concord is listening on ${url} (health: ${url}/healthz, readiness: ${url}/readyz)`);
+    .option(
+      "--config <file>",
+      "config file (default: CONCORD_CONFIG); without one only health checks are served",
+    )
+    .action(async (options: { port: number; host: string; config?: string }) => {
+      const started = await services.serve(options);
+      if (!started.ok) {
+        services.err(started.message);
+        services.setExitCode(EXIT_USAGE);
+        return;
+      }
+      const { url } = started;
+      services.out(
+        `Concord is listening on ${url} (health: ${url}/healthz, readiness: ${url}/readyz, webhooks: ${url}/webhooks/<connection>)`,
+      );
     });
 
   program

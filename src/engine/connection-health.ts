@@ -25,6 +25,8 @@ export type HealthDeps = {
 export type ConnectionHealthTracker = {
   authFailed: (connectionId: string, error: ConnectorError) => Promise<void>;
   succeeded: (connectionId: string) => Promise<void>;
+  /** Resolves once every report made so far is stored (and alerted). */
+  settled: () => Promise<void>;
 };
 
 export function connectionHealthTracker(deps: HealthDeps): ConnectionHealthTracker {
@@ -49,6 +51,9 @@ export function connectionHealthTracker(deps: HealthDeps): ConnectionHealthTrack
       return next;
     };
   return {
+    settled: async () => {
+      await queue;
+    },
     authFailed: serial(async (connectionId: string, error: ConnectorError) => {
       const before = await deps.store.health.get(connectionId);
       const reason = `${error.code}: ${error.message} Renew the connection's credentials; queued work waits and resumes then.`;

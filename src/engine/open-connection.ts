@@ -31,6 +31,8 @@ export type OpenedConnection = {
   budget: CallBudget;
   /** A new session sharing the connection's budget and credentials. */
   session: () => ConnectorSession;
+  /** Resolves once the connection's health reports so far are stored and alerted. */
+  settled: () => Promise<void>;
   /** Runs `fn` and records the connection healthy when it succeeds without an auth failure. */
   healthy: <T extends { ok: boolean }>(result: T) => Promise<T>;
 };
@@ -80,6 +82,7 @@ export function openConnection(connection: Connection, deps: OpenConnectionDeps)
     definition,
     budget,
     session: () => definition.connect(settings, runtime),
+    settled: () => deps.health.settled(),
     healthy: async (result) => {
       if (result.ok) await deps.health.succeeded(connection.id);
       return result;

@@ -226,7 +226,7 @@ export async function reconcilePair(
     opt_outs_by_connection: {},
     differences: [],
   };
-  const resolved = await resolvePair(deps.config, pair, deps.connections);
+  const resolved = await resolvePair(deps.config, pair, deps.connections, deps.store);
   if (!resolved.ok) {
     report.status = "failed";
     report.error = { code: resolved.error.code, message: resolved.error.message };

@@ -92,6 +92,7 @@ const SnapshotViewSchema = z.object({
     .array(z.object({ address: z.string(), primary: z.boolean(), inactive: z.boolean().optional() }))
     .default([]),
   fields: z.record(z.string(), z.string().nullable()).default({}),
+  list_ids: z.array(z.string()).optional(),
 });
 type SnapshotView = z.infer<typeof SnapshotViewSchema>;
 
@@ -128,10 +129,13 @@ export async function recordChanges(
 
   const identities = new Map<string, Identity>();
   const derived: ConsentObservation[] = [];
-  for (const record of records.values()) {
+  for (let record of records.values()) {
     counts.records_seen += 1;
     const previous = await tx.snapshots.get(ctx.connection_id, record.external_id);
     const before = previous === undefined ? undefined : SnapshotViewSchema.parse(previous.payload);
+    // A read that did not ask for memberships (a webhook's re-read) says nothing about them: keep the last known.
+    if (record.list_ids === undefined && before?.list_ids !== undefined)
+      record = { ...record, list_ids: before.list_ids };
     const { changed } = await tx.snapshots.put({
       connection_id: ctx.connection_id,
       external_id: record.external_id,

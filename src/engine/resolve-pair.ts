@@ -3,11 +3,19 @@
  * each system, topics and CRM categories filled in, field mappings and policies copied. A list that
  * cannot be found is a configuration error that names the list, the connection and what exists.
  */
+import { z } from "zod";
 import type { ConcordConfig, ListRef, Pair } from "../config/concord-config";
 import { didYouMean } from "../config/did-you-mean";
 import type { ConnectorError, ExternalList } from "../connectors/connector";
 import type { PlanAudience, PlanFieldMapping, PlanPair, PlanPolicies } from "../planner/plan-input";
+import type { JsonValue, StoreSession } from "../store/ports";
 import type { OpenedConnection } from "./open-connection";
+
+/** The checkpoint stream where each connection's lists, as last read, are kept. */
+const LISTS_STREAM = "lists";
+const ExternalListsSchema = z.array(
+  z.object({ external_id: z.string(), name: z.string(), member_count: z.number().optional() }),
+);
 
 export type ResolvedPair = {
   pair: PlanPair;
@@ -32,6 +40,7 @@ export async function resolvePair(
   config: ConcordConfig,
   pair: Pair,
   connections: ReadonlyMap<string, OpenedConnection>,
+  store?: StoreSession,
 ): Promise<ResolvePairResult> {
   const opened = (id: string): OpenedConnection => {
     const c = connections.get(id);
@@ -47,17 +56,34 @@ export async function resolvePair(
   for (const id of needs) {
     const c = opened(id);
     const r = await c.healthy(await c.session().lists());
-    if (!r.ok)
-      return {
-        ok: false,
-        error: {
-          code: "lists_unreadable",
-          connection_id: id,
-          error: r.error,
-          message: `Could not read the lists of ${id} (${r.error.code}: ${r.error.message}).`,
-        },
-      };
-    listsOf.set(id, r.value);
+    if (r.ok) {
+      listsOf.set(id, r.value);
+      await store?.checkpoints.set(id, LISTS_STREAM, JSON.parse(JSON.stringify(r.value)) as JsonValue);
+      continue;
+    }
+    // A connection that cannot answer now (broken, over quota) must not stop the rest of the pair:
+    // its lists as last read stand in, and its own work waits in the executor.
+    const cached = ExternalListsSchema.safeParse((await store?.checkpoints.get(id, LISTS_STREAM))?.value);
+    if (cached.success) {
+      listsOf.set(
+        id,
+        cached.data.map((l) => ({
+          external_id: l.external_id,
+          name: l.name,
+          ...(l.member_count !== undefined ? { member_count: l.member_count } : {}),
+        })),
+      );
+      continue;
+    }
+    return {
+      ok: false,
+      error: {
+        code: "lists_unreadable",
+        connection_id: id,
+        error: r.error,
+        message: `Could not read the lists of ${id} (${r.error.code}: ${r.error.message}).`,
+      },
+    };
   }
 
   const find = (connection: string, ref: ListRef, where: string): string | ResolvePairError => {

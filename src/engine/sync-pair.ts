@@ -113,7 +113,7 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
     baselines_updated: 0,
   };
   try {
-    const resolved = await resolvePair(deps.config, pair, deps.connections);
+    const resolved = await resolvePair(deps.config, pair, deps.connections, deps.store);
     if (!resolved.ok) return await finish(deps, run, report, resolved.error);
     const r = resolved.value;
 
@@ -197,6 +197,8 @@ async function finish(
     report.status = "failed";
     report.error = { code: error.code, message: error.message };
   }
+  // Health reports (an auth failure seen mid-run) are stored and alerted before the run says it is done.
+  await Promise.all([...deps.connections.values()].map((c) => c.settled()));
   await deps.store.runs.finish(run.id, report.status, runSummary(report));
   deps.onStage?.("done");
   return report;

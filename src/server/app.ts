@@ -4,13 +4,20 @@
  * JSON with a stable code.
  */
 import Fastify, { type FastifyInstance } from "fastify";
+import type { WebhookRequest } from "../connectors/connector";
+import type { WebhookResponse } from "../engine/engine-runtime";
 
 export type ServerDeps = {
   version: string;
   /** Resolves true when the store answers. */
   ready: () => Promise<boolean>;
   bodyLimitBytes?: number;
+  /** The engine's webhook intake (`/webhooks/:connection`); absent: no receivers are mounted. */
+  webhooks?: (connectionId: string, request: WebhookRequest) => Promise<WebhookResponse>;
 };
+
+/** Where a connection's webhook deliveries go: `/webhooks/<connection id>` (plus the system's own query, e.g. `?webhookKey=`). */
+export const WEBHOOK_PATH = "/webhooks/:connection";
 
 export type ErrorBody = { code: string; message: string };
 
@@ -45,5 +52,38 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
       .code(ok ? 200 : 503)
       .send(ok ? { status: "ready" } : { code: "store_unavailable", message: "The store does not answer." });
   });
+  const webhooks = deps.webhooks;
+  if (webhooks) {
+    // The raw body, untouched: a system's signature or verification covers the bytes as sent.
+    void app.register((scope, _opts, done) => {
+      scope.removeAllContentTypeParsers();
+      scope.addContentTypeParser("*", { parseAs: "string" }, (_request, body, next) => {
+        next(null, body);
+      });
+      scope.route({
+        method: ["POST", "OPTIONS"],
+        url: WEBHOOK_PATH,
+        handler: async (request, reply) => {
+          const { connection } = request.params as { connection: string };
+          const headers: Record<string, string | undefined> = {};
+          for (const [k, v] of Object.entries(request.headers))
+            headers[k] = Array.isArray(v) ? v.join(", ") : v;
+          const query: Record<string, string | undefined> = {};
+          for (const [k, v] of Object.entries(request.query as Record<string, unknown>))
+            query[k] = typeof v === "string" ? v : undefined;
+          const answer = await webhooks(connection, {
+            method: request.method,
+            headers,
+            query,
+            raw_body: typeof request.body === "string" ? request.body : "",
+          });
+          void reply.code(answer.status);
+          for (const [k, v] of Object.entries(answer.headers ?? {})) void reply.header(k, v);
+          return reply.send(answer.body ?? "");
+        },
+      });
+      done();
+    });
+  }
   return app;
 }

@@ -370,6 +370,31 @@ export interface CredentialRepository {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Webhook inbox
+
+export type InboxItem = {
+  id: string;
+  connection_id: string;
+  received_at: IsoTimestamp;
+  /** The connector's parsed changes (re-read hints), as JSON. */
+  changes: JsonValue;
+  attempts: number;
+  last_error: string | null;
+  processed_at: IsoTimestamp | null;
+};
+
+export interface InboxRepository {
+  /** Stores a delivery; the caller acknowledges it only after this resolves. */
+  add(connection_id: string, changes: JsonValue): Promise<InboxItem>;
+  /** Unprocessed deliveries, oldest first. */
+  pending(limit: number, connection_id?: string): Promise<InboxItem[]>;
+  markProcessed(ids: readonly string[]): Promise<void>;
+  /** Records a failed attempt; the item stays pending. */
+  markFailed(id: string, error: string): Promise<void>;
+  countPending(): Promise<number>;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The store handle
 
 /** Repositories bound to one connection or transaction. Pass this around; `Store` is one too. */
@@ -394,6 +419,7 @@ export interface StoreSession {
   readonly reviewItems: ReviewRepository;
   readonly health: HealthRepository;
   readonly credentials: CredentialRepository;
+  readonly inbox: InboxRepository;
   /**
    * Runs `fn` in one transaction: all its writes commit together or not at all. Called on a session
    * that is already a transaction, it joins it (no savepoint), so helpers compose.

@@ -161,6 +161,17 @@ export interface CredentialsTable {
   updated_at: IsoTimestamp;
 }
 
+/** A webhook delivery stored before it is acknowledged; `processed_at` is set once it was acted on. */
+export interface WebhookInboxTable {
+  id: string;
+  connection_id: string;
+  received_at: IsoTimestamp;
+  changes_json: string;
+  attempts: number;
+  last_error: string | null;
+  processed_at: IsoTimestamp | null;
+}
+
 export interface Database {
   contacts: ContactsTable;
   contact_emails: ContactEmailsTable;
@@ -178,4 +189,5 @@ export interface Database {
   review_items: ReviewItemsTable;
   connections_health: ConnectionsHealthTable;
   credentials: CredentialsTable;
+  webhook_inbox: WebhookInboxTable;
 }

@@ -6,6 +6,7 @@ import type { Store } from "./ports";
 import { describeOnBackends, type TestStore } from "./testing";
 
 const TABLES = [
+  "webhook_inbox",
   "contacts",
   "contact_emails",
   "links",
@@ -59,8 +60,31 @@ describeOnBackends("store", (backend) => {
     const applied = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(
       store.db,
     );
-    expect(applied.rows.map((r) => r.name)).toEqual(["0001_initial", "0002_link_origin"]);
+    expect(applied.rows.map((r) => r.name)).toEqual([
+      "0001_initial",
+      "0002_link_origin",
+      "0003_webhook_inbox",
+    ]);
     expect(await migrateToLatest(store.db)).toEqual([]);
+  });
+
+  it("keeps webhook deliveries until they are processed, with failed attempts counted", async () => {
+    const a = await store.inbox.add("re-nxt", [{ external_id: "1" }]);
+    const b = await store.inbox.add("re-nxt", [{ external_id: "2" }]);
+    expect(a.id).toMatch(/^whk_/);
+    expect(await store.inbox.countPending()).toBe(2);
+    await store.inbox.markFailed(a.id, "vendor_unavailable");
+    await store.inbox.markProcessed([b.id]);
+    const pending = await store.inbox.pending(10);
+    expect(pending).toEqual([
+      expect.objectContaining({
+        id: a.id,
+        attempts: 1,
+        last_error: "vendor_unavailable",
+        changes: [{ external_id: "1" }],
+      }),
+    ]);
+    expect(await store.inbox.pending(10, "cc-main")).toEqual([]);
   });
 
   it("links keep how they were made; a claim turns address matches into Concord's own", async () => {

@@ -72,7 +72,12 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
 
   const send = async (url: string, req: HttpRequest<unknown>): Promise<ConnectorResult<HttpResponse>> => {
     const auth = await options.auth.headers();
-    if (!auth.ok) return auth;
+    if (!auth.ok) {
+      // A token that cannot be renewed (revoked, expired grant) breaks the connection like a 401 does.
+      if (auth.error.code === "auth_invalid" || auth.error.code === "auth_missing")
+        runtime.onAuthFailure?.(auth.error);
+      return auth;
+    }
     const headers: Record<string, string> = {
       accept: "application/json",
       ...(options.headers ? await options.headers() : {}),

@@ -5,6 +5,7 @@ import type { Database } from "../schema";
 import { contactRepository } from "./contact-repository";
 import { consentEventRepository } from "./consent-event-repository";
 import { credentialRepository, healthRepository } from "./connection-repositories";
+import { inboxRepository } from "./inbox-repository";
 import { linkRepository } from "./link-repository";
 import { reviewRepository } from "./review-repository";
 import { operationRepository, outcomeRepository, planRepository, runRepository } from "./run-repositories";
@@ -36,6 +37,7 @@ export function sqlStoreSession(
     reviewItems: reviewRepository(ctx),
     health: healthRepository(ctx),
     credentials: credentialRepository(ctx),
+    inbox: inboxRepository(ctx),
     transaction<T>(fn: (tx: StoreSession) => Promise<T>): Promise<T> {
       // Joining rather than nesting: SQLite has one connection, so a second BEGIN from inside would deadlock.
       if (db.isTransaction) return fn(session);
