@@ -25,12 +25,14 @@ export type HealthDeps = {
 export type ConnectionHealthTracker = {
   authFailed: (connectionId: string, error: ConnectorError) => Promise<void>;
   succeeded: (connectionId: string) => Promise<void>;
-  /** Resolves once every report made so far is stored (and alerted). */
+  /** Resolves once every report made so far is stored (alerts are sent in the background). */
   settled: () => Promise<void>;
+  /** Resolves once every alert sent so far was delivered or given up (shutdown, tests). */
+  delivered: () => Promise<void>;
 };
 
 export function connectionHealthTracker(deps: HealthDeps): ConnectionHealthTracker {
-  const alert = async (a: ConnectionAlert): Promise<void> => {
+  const alert = (a: ConnectionAlert): void => {
     if (a.status === "broken") {
       deps.logger.error(
         { connection: a.connection_id, code: a.code },
@@ -39,8 +41,18 @@ export function connectionHealthTracker(deps: HealthDeps): ConnectionHealthTrack
     } else {
       deps.logger.info({ connection: a.connection_id }, `connection ${a.connection_id} works again`);
     }
-    await deps.notify?.(a);
+    // Delivered in the background: a slow or dead alert channel must not hold up the work.
+    const delivery = deps.notify?.(a);
+    if (delivery) {
+      const tracked: Promise<void> = delivery
+        .catch((error: unknown) => {
+          deps.logger.warn({ err: error }, "an alert channel failed");
+        })
+        .finally(() => deliveries.delete(tracked));
+      deliveries.add(tracked);
+    }
   };
+  const deliveries = new Set<Promise<void>>();
   // Reports about one connection are applied in order, so concurrent failures alert once.
   let queue: Promise<unknown> = Promise.resolve();
   const serial =
@@ -54,12 +66,15 @@ export function connectionHealthTracker(deps: HealthDeps): ConnectionHealthTrack
     settled: async () => {
       await queue;
     },
+    delivered: async () => {
+      await Promise.all([...deliveries]);
+    },
     authFailed: serial(async (connectionId: string, error: ConnectorError) => {
       const before = await deps.store.health.get(connectionId);
       const reason = `${error.code}: ${error.message} Renew the connection's credentials; queued work waits and resumes then.`;
       await deps.store.health.report(connectionId, "broken", reason);
       if (before?.status !== "broken") {
-        await alert({
+        alert({
           connection_id: connectionId,
           status: "broken",
           code: error.code,
@@ -73,7 +88,7 @@ export function connectionHealthTracker(deps: HealthDeps): ConnectionHealthTrack
       if (before?.status === "ok") return;
       await deps.store.health.report(connectionId, "ok", null);
       if (before?.status === "broken") {
-        await alert({
+        alert({
           connection_id: connectionId,
           status: "ok",
           code: "recovered",

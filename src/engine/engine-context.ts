@@ -10,6 +10,7 @@ import type { Env } from "../config/load-env";
 import { createLogger, type Logger } from "../observability/logger";
 import { openStore } from "../store/open-store";
 import type { Store } from "../store/ports";
+import { alertNotifier } from "./alert-channels";
 import { connectionHealthTracker, type ConnectionAlert } from "./connection-health";
 import { openConnection, type ApiCall, type OpenedConnection } from "./open-connection";
 import type { SyncDeps } from "./sync-pair";
@@ -36,8 +37,8 @@ export type EngineContextOptions = {
   processEnv: Readonly<Record<string, string | undefined>>;
   configFile: string | undefined;
   logger?: Logger;
-  /** Alert channels beyond the log (webhook URLs, email), built from the config's notifications. */
-  notify?: (config: ConcordConfig, logger: Logger) => (alert: ConnectionAlert) => Promise<void>;
+  /** Alert channels beyond the log (webhook URLs, email); default: those the config's notifications name. */
+  notify?: (config: ConcordConfig, logger: Logger, store: Store) => (alert: ConnectionAlert) => Promise<void>;
   onApiCall?: (connectionId: string, call: ApiCall) => void;
 };
 
@@ -60,8 +61,17 @@ export async function openEngineContext(options: EngineContextOptions): Promise<
     file: join(options.env.CONCORD_DATA_DIR, "concord.db"),
   });
   const now = (): Date => new Date();
-  const notify = options.notify?.(config, logger);
-  const health = connectionHealthTracker({ store, logger, now, ...(notify ? { notify } : {}) });
+  const notify =
+    options.notify?.(config, logger, store) ??
+    alertNotifier(config.notifications, {
+      logger,
+      secrets: {
+        env: options.processEnv,
+        key: options.env.CONCORD_SECRET_KEY,
+        stored: async (name) => (await store.credentials.get(name))?.ciphertext,
+      },
+    }).notify;
+  const health = connectionHealthTracker({ store, logger, now, notify });
   const connections = new Map<string, OpenedConnection>();
   for (const connection of config.connections) {
     connections.set(

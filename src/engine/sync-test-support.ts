@@ -34,6 +34,9 @@ export type SyncHarnessOptions = {
   /** Edits the config object before it is validated (policies, audiences, fields). */
   configure?: (raw: Record<string, any>) => void;
   ccRateLimitPerSecond?: number | null;
+  reRatePerSecond?: number;
+  /** The emulated tenant's daily quota (Customer tier 25,000; Partner tier 100,000 per connection). */
+  reDailyQuota?: number;
   ccDailyQuota?: number | null;
 };
 
@@ -111,7 +114,8 @@ export async function startSyncHarness(
   const re = await startBlackbaudEmulator({
     now,
     subscriptionKey: SUBSCRIPTION_KEY,
-    ratePerSecond: 1000,
+    ratePerSecond: options.reRatePerSecond ?? 1000,
+    ...(options.reDailyQuota !== undefined ? { dailyQuota: options.reDailyQuota } : {}),
     webhooks: { autoDeliver: false },
     logger: false,
   });
