@@ -26,6 +26,7 @@ import { describeOnBackends, type TestStore } from "../store/testing";
 import { connectionCredentials } from "./connection-credentials";
 import { connectionHealthTracker } from "./connection-health";
 import { openConnection, type OpenedConnection } from "./open-connection";
+import { ccConnectionConfig, post, reConnectionConfig } from "./sync-test-support";
 import {
   PULL_CHECKPOINT_STREAM,
   pullConnection,
@@ -66,33 +67,11 @@ describeOnBackends("pullConnection", (backend) => {
     ccAppeals = await startConstantContactEmulator({ now, rateLimitPerSecond: null, logger: false });
     testStore = await backend.create();
     store = testStore.store;
-    const cc = (id: string, emu: StartedConstantContactEmulator) => ({
-      id,
-      system: "constant-contact",
-      base_url: `${emu.baseUrl}/v3`,
-      token_url: `${emu.baseUrl}/oauth2/default/v1/token`,
-      credentials: {
-        client_id: "concord",
-        client_secret: { env: "CC_SECRET" },
-        refresh_token: { stored: `${id}.refresh_token` },
-      },
-    });
     config = ConcordConfigShapeSchema.parse({
       connections: [
-        {
-          id: "re-nxt",
-          system: "blackbaud-renxt",
-          base_url: re.baseUrl,
-          token_url: `${re.baseUrl}/oauth2/token`,
-          credentials: {
-            client_id: "concord",
-            client_secret: { env: "RE_SECRET" },
-            refresh_token: { stored: "re-nxt.refresh_token" },
-            subscription_key: { env: "RE_KEY" },
-          },
-        },
-        cc("cc-main", ccMain),
-        cc("cc-appeals", ccAppeals),
+        reConnectionConfig(re),
+        ccConnectionConfig("cc-main", ccMain),
+        ccConnectionConfig("cc-appeals", ccAppeals),
       ],
       topics: [{ key: "appeals", label: "Fundraising appeals", crm_categories: { "re-nxt": "Appeals" } }],
       pairs: [
@@ -112,17 +91,6 @@ describeOnBackends("pullConnection", (backend) => {
     await Promise.all([re.close(), ccMain.close(), ccAppeals.close()]);
     await testStore.cleanup();
   });
-
-  async function post<T = unknown>(base: string, path: string, body: unknown): Promise<T> {
-    const res = await fetch(`${base}${path}`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    const text = await res.text();
-    if (res.status >= 300) throw new Error(`${path} answered ${res.status}: ${text}`);
-    return (text === "" ? undefined : JSON.parse(text)) as T;
-  }
 
   async function storeRefreshToken(connectionId: string, base: string): Promise<void> {
     const token = await post<{ refresh_token: string }>(base, "/__emulator/token", { client_id: "concord" });

@@ -11,8 +11,8 @@ import type { Plan } from "../planner/plan";
 import type { PlanContact } from "../planner/plan-input";
 import { executePlan, type ExecutionReport } from "./execute-plan";
 import { resolvePair, type ResolvedPair } from "./resolve-pair";
-import { asJson, planFromStore, pullPair, storeOperations, type SyncDeps } from "./sync-pair";
-import { pullConnection, recordWebhookChanges, type PullReport } from "./pull-connection";
+import { asJson, planFromStore, pullOne, pullPair, storeOperations, type SyncDeps } from "./sync-pair";
+import { recordWebhookChanges, type PullReport } from "./pull-connection";
 
 export type DifferenceKind =
   /** The rules say opted out; the system still shows the person subscribed. */
@@ -268,19 +268,9 @@ export async function reconcilePair(
       consentOnly,
     );
     const touched = new Set(consentOnly.operations.map((o) => o.connection_id));
-    for (const p of pair.platforms.map((x) => x.connection).filter((c) => touched.has(c))) {
-      const opened = deps.connections.get(p);
-      if (!opened) continue;
-      // Re-read what was fixed so the second comparison sees the systems, not our intentions.
-      await pullConnection({
-        store: deps.store,
-        connection: opened,
-        config: deps.config,
-        pair,
-        now: deps.now,
-        options: { list_ids: r.platform_list_ids[p] ?? [] },
-      });
-    }
+    // Re-read what was fixed so the second comparison sees the systems, not our intentions.
+    for (const p of pair.platforms.map((x) => x.connection).filter((c) => touched.has(c)))
+      await pullOne(deps, pair, p, r.platform_list_ids[p] ?? []);
     if (touched.has(pair.crm)) {
       const opened = deps.connections.get(pair.crm);
       const ids = [

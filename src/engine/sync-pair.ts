@@ -130,7 +130,10 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
     report.baselines_updated = baselines.size;
     if (dryRun) return await finish(deps, run, report);
 
-    deps.onStage?.("execute", `${plan.operations.length} operations`);
+    deps.onStage?.(
+      "execute",
+      `${plan.operations.length} operation${plan.operations.length === 1 ? "" : "s"}`,
+    );
     report.execution = await executePlan(
       {
         store: deps.store,
@@ -152,20 +155,8 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
     );
     if (created.size > 0) {
       deps.onStage?.("link");
-      for (const connectionId of created) {
-        const opened = deps.connections.get(connectionId);
-        if (!opened) continue;
-        report.relinks.push(
-          await pullConnection({
-            store: deps.store,
-            connection: opened,
-            config: deps.config,
-            pair,
-            now: deps.now,
-            options: { list_ids: r.platform_list_ids[connectionId] ?? [] },
-          }),
-        );
-      }
+      for (const connectionId of created)
+        report.relinks.push(await pullOne(deps, pair, connectionId, r.platform_list_ids[connectionId] ?? []));
     }
     // Records Concord's imports made were linked by their address: they are Concord's, not unlinked uploads.
     for (const [connectionId, contactIds] of Object.entries(report.execution.imported))
@@ -257,21 +248,28 @@ export async function pullPair(
   // One after the other, the CRM first: identity is decided against what is already stored, so two
   // pulls never each create a contact for one new address, and platform records match CRM records.
   const reports: PullReport[] = [];
-  for (const { id, lists } of targets) {
-    const opened = deps.connections.get(id);
-    if (!opened) throw new Error(`connection ${id} of pair ${pair.id} is not open`);
-    reports.push(
-      await pullConnection({
-        store: deps.store,
-        connection: opened,
-        config: deps.config,
-        pair,
-        now: deps.now,
-        options: { ...(full ? { full: true } : {}), list_ids: lists },
-      }),
-    );
-  }
+  for (const { id, lists } of targets) reports.push(await pullOne(deps, pair, id, lists, full));
   return reports;
+}
+
+/** Pulls one connection of the pair (changes since its checkpoint, or everything when `full`). */
+export function pullOne(
+  deps: Pick<SyncDeps, "store" | "config" | "connections" | "now">,
+  pair: Pair,
+  connectionId: string,
+  listIds: readonly string[],
+  full = false,
+): Promise<PullReport> {
+  const opened = deps.connections.get(connectionId);
+  if (!opened) throw new Error(`connection ${connectionId} of pair ${pair.id} is not open`);
+  return pullConnection({
+    store: deps.store,
+    connection: opened,
+    config: deps.config,
+    pair,
+    now: deps.now,
+    options: { ...(full ? { full: true } : {}), list_ids: [...listIds] },
+  });
 }
 
 /** Plans from the store's current state; also returns the baselines that moved (both sides agree now). */

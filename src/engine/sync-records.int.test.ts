@@ -88,17 +88,7 @@ describe("records, lists and conflicts (SQLite)", () => {
 
     it("an address changed in Constant Contact moves Raiser's Edge NXT and the other account", async () => {
       await firstSync();
-      await h.ccAct(h.ccMain, "update", "cy@example.org", "admin").catch(() => undefined);
-      await fetch(`${h.ccMain.baseUrl}/__emulator/act`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({
-          as: "admin",
-          action: "update",
-          email: "cy@example.org",
-          fields: { email: "cy@new.example.org" },
-        }),
-      });
+      await h.ccAdmin(h.ccMain, "update", "cy@example.org", { fields: { email: "cy@new.example.org" } });
       h.advance(1_000);
       const report = await h.sync();
       expect(report.execution?.rejections).toEqual([]);
@@ -177,16 +167,7 @@ describe("records, lists and conflicts (SQLite)", () => {
       // Left the events list (delete_policy keep): stays on the Constant Contact list.
       await h.reAct({ action: "remove_from_list", list_id: RE_LISTS.events, ids: [re["ada"]] });
       // Joined the events list in Constant Contact (direction both): joins it in Raiser's Edge NXT.
-      await fetch(`${h.ccMain.baseUrl}/__emulator/act`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({
-          as: "admin",
-          action: "add_to_lists",
-          email: "cy@example.org",
-          list_ids: [events],
-        }),
-      });
+      await h.ccAdmin(h.ccMain, "add_to_lists", "cy@example.org", { list_ids: [events] });
       h.advance(1_000);
       const report = await h.sync();
       expect(report.execution?.rejections).toEqual([]);
@@ -206,11 +187,7 @@ describe("records, lists and conflicts (SQLite)", () => {
     it("a field changed on one side follows; changed on both, the owner (the CRM) wins; consent never rides the merge", async () => {
       await firstSync();
       const ccUpdate = (email: string, fields: Record<string, string>) =>
-        fetch(`${h.ccMain.baseUrl}/__emulator/act`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ as: "admin", action: "update", email, fields }),
-        });
+        h.ccAdmin(h.ccMain, "update", email, { fields });
       // Only the platform changed bob's first name: the CRM and the other account follow.
       await ccUpdate("bob@example.org", { first_name: "Robert" });
       // Both sides changed ada's first name: the owner (crm) decides.

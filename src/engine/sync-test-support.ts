@@ -71,6 +71,13 @@ export type SyncHarness = {
     email: string,
     as?: "contact" | "admin",
   ) => Promise<any>;
+  /** An admin's act in a Constant Contact account with extra fields (`fields`, `list_ids`…). */
+  ccAdmin: (
+    emu: StartedConstantContactEmulator,
+    action: string,
+    email: string,
+    extra: Record<string, unknown>,
+  ) => Promise<any>;
   ccContact: (emu: StartedConstantContactEmulator, email: string) => StoredContact | undefined;
   storeRefreshToken: (connectionId: string) => Promise<void>;
   close: () => Promise<void>;
@@ -91,7 +98,8 @@ export const individual = (
   ...extra,
 });
 
-async function post<T = any>(base: string, path: string, body: unknown): Promise<T> {
+/** POSTs JSON to an emulator's control API; anything but 2xx throws with the answer. */
+export async function post<T = any>(base: string, path: string, body: unknown): Promise<T> {
   const res = await fetch(`${base}${path}`, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -101,6 +109,33 @@ async function post<T = any>(base: string, path: string, body: unknown): Promise
   if (res.status >= 300) throw new Error(`${path} answered ${res.status}: ${text}`);
   return (text === "" ? undefined : JSON.parse(text)) as T;
 }
+
+/** A Raiser's Edge NXT connection on the emulator, credentials by reference (TEST_ENV and the store). */
+export const reConnectionConfig = (re: RunningBlackbaudEmulator, id = "re-nxt") => ({
+  id,
+  system: "blackbaud-renxt",
+  base_url: re.baseUrl,
+  token_url: `${re.baseUrl}/oauth2/token`,
+  credentials: {
+    client_id: "concord",
+    client_secret: { env: "RE_SECRET" },
+    refresh_token: { stored: `${id}.refresh_token` },
+    subscription_key: { env: "RE_KEY" },
+  },
+});
+
+/** A Constant Contact connection on the emulator, credentials by reference (TEST_ENV and the store). */
+export const ccConnectionConfig = (id: string, emu: StartedConstantContactEmulator) => ({
+  id,
+  system: "constant-contact",
+  base_url: `${emu.baseUrl}/v3`,
+  token_url: `${emu.baseUrl}/oauth2/default/v1/token`,
+  credentials: {
+    client_id: "concord",
+    client_secret: { env: "CC_SECRET" },
+    refresh_token: { stored: `${id}.refresh_token` },
+  },
+});
 
 export async function startSyncHarness(
   backend: StoreBackend,
@@ -156,34 +191,11 @@ export async function startSyncHarness(
     ],
   });
 
-  const cc = (id: string, emu: StartedConstantContactEmulator) => ({
-    id,
-    system: "constant-contact",
-    base_url: `${emu.baseUrl}/v3`,
-    token_url: `${emu.baseUrl}/oauth2/default/v1/token`,
-    credentials: {
-      client_id: "concord",
-      client_secret: { env: "CC_SECRET" },
-      refresh_token: { stored: `${id}.refresh_token` },
-    },
-  });
   const raw: Record<string, any> = {
     connections: [
-      {
-        id: "re-nxt",
-        system: "blackbaud-renxt",
-        base_url: re.baseUrl,
-        token_url: `${re.baseUrl}/oauth2/token`,
-        credentials: {
-          client_id: "concord",
-          client_secret: { env: "RE_SECRET" },
-          refresh_token: { stored: "re-nxt.refresh_token" },
-          subscription_key: { env: "RE_KEY" },
-        },
-        webhooks: { enabled: true },
-      },
-      cc("cc-main", ccMain),
-      cc("cc-appeals", ccAppeals),
+      { ...reConnectionConfig(re), webhooks: { enabled: true } },
+      ccConnectionConfig("cc-main", ccMain),
+      ccConnectionConfig("cc-appeals", ccAppeals),
     ],
     topics: [{ key: "appeals", label: "Fundraising appeals", crm_categories: { "re-nxt": "Appeals" } }],
     pairs: [
@@ -319,6 +331,8 @@ export async function startSyncHarness(
       ).contacts,
     ccAct: (emu, action, email, as = "contact") =>
       post(emu.baseUrl, "/__emulator/act", { as, action, email }),
+    ccAdmin: (emu, action, email, extra) =>
+      post(emu.baseUrl, "/__emulator/act", { as: "admin", action, email, ...extra }),
     ccContact: (emu, email) => emu.store.findByEmail(email),
     storeRefreshToken,
     close: async () => {
