@@ -65,6 +65,7 @@ export function registerSyncCommands(program: Command, deps: SyncCommandDeps): v
         let code = EXIT_OK;
         for (const pair of pairs) {
           const bar = deps.interactive && options.json !== true ? progressBar() : undefined;
+          let started: number | undefined;
           const report = await syncPair(
             {
               ...ctx.syncDeps(),
@@ -74,8 +75,11 @@ export function registerSyncCommands(program: Command, deps: SyncCommandDeps): v
               },
               onProgress: (p) => {
                 if (!bar) return;
-                if (bar.getTotal() !== p.total) bar.start(p.total, p.done, { connection: p.connection_id });
-                else bar.update(p.done, { connection: p.connection_id });
+                started ??= Date.now();
+                const seconds = Math.max(0.001, (Date.now() - started) / 1000);
+                const payload = { connection: p.connection_id, rate: (p.done / seconds).toFixed(1) };
+                if (bar.getTotal() !== p.total) bar.start(p.total, p.done, payload);
+                else bar.update(p.done, payload);
               },
             },
             pair,
@@ -124,7 +128,8 @@ export function registerSyncCommands(program: Command, deps: SyncCommandDeps): v
 
 function progressBar(): SingleBar {
   return new SingleBar({
-    format: "  {connection} [{bar}] {value}/{total} operations · {percentage}% · ETA {eta_formatted}",
+    format:
+      "  {connection} [{bar}] {value}/{total} operations · {rate}/s · {percentage}% · ETA {eta_formatted}",
     stream: process.stderr,
     hideCursor: true,
     clearOnComplete: true,
