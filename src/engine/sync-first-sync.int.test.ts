@@ -111,6 +111,26 @@ describeOnBackends("first sync", (backend) => {
     expect([...main.contacts.values()]).toHaveLength(3);
   });
 
+  it("a later plan supersedes what an earlier one left pending and no longer wants", async () => {
+    const [ada] = await h.seedRe([individual("ada@example.org", "Ada", "Lovelace")]);
+    await addToReList(h, RE_LISTS.news, [ada ?? ""]);
+    const dry = await h.sync({ dry_run: true });
+    const queued = () =>
+      h.store.db
+        .selectFrom("operations")
+        .select(["kind", "status"])
+        .where("status", "=", "pending")
+        .execute();
+    expect(await queued()).toEqual([{ kind: "upsert_contacts", status: "pending" }]);
+    await h.reAct({ action: "set_requests_no_email", constituent_id: ada });
+    h.advance(1_000);
+    const real = await h.sync();
+    expect(real.plan?.operations).toEqual([]);
+    expect(await queued()).toEqual([]);
+    const old = await h.store.operations.get(dry.plan?.operations[0]?.op_id ?? "");
+    expect(old?.status).toBe("skipped");
+  });
+
   it("a dry run stores the plan with counts and reasons and writes nothing to any system", async () => {
     const [ada] = await h.seedRe([individual("ada@example.org", "Ada", "Lovelace")]);
     await addToReList(h, RE_LISTS.news, [ada ?? ""]);

@@ -124,7 +124,14 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
 
     deps.onStage?.("plan");
     const { plan, baselines } = await planFromStore(deps, r, options.contact_ids);
-    const planId = await savePlan(deps.store, run.id, pair.id, plan, baselines);
+    const planId = await savePlan(
+      deps.store,
+      run.id,
+      pair.id,
+      plan,
+      baselines,
+      options.contact_ids !== undefined,
+    );
     report.plan_id = planId;
     report.plan = summarisePlan(plan);
     report.baselines_updated = baselines.size;
@@ -309,6 +316,8 @@ async function savePlan(
   pairId: string,
   plan: Plan,
   baselines: Map<string, JsonValue>,
+  /** A plan for some contacts only (a webhook's): it supersedes nothing. */
+  partial: boolean,
 ): Promise<string> {
   return store.transaction(async (tx) => {
     const counts: Record<string, number> = {
@@ -326,6 +335,17 @@ async function savePlan(
     await storeOperations(tx, stored.id, plan.operations);
     for (const [contactId, values] of baselines)
       await tx.baselines.put({ contact_id: contactId, pair_id: pairId, values, run_id: runId });
+    if (partial) return stored.id;
+    // What earlier plans of this pair left pending and this plan no longer needs is superseded: the
+    // state it was planned from has moved on (the queue shows only work that is still wanted).
+    await tx.db
+      .updateTable("operations")
+      .set({ status: "skipped", updated_at: tx.clock().toISOString() })
+      .where("status", "=", "pending")
+      .where("plan_id", "in", (eb) =>
+        eb.selectFrom("plans").select("id").where("pair_id", "=", pairId).where("id", "!=", stored.id),
+      )
+      .execute();
     return stored.id;
   });
 }
