@@ -9,7 +9,9 @@ import { buildProgram, EXIT_USAGE, type CliServices, type EmulatedSystem } from 
 import { formatConfigErrors, loadConfigFile } from "./config/load-config-file";
 import { formatEnvErrors, loadEnv } from "./config/load-env";
 import { GENERATE_SECRET_KEY_COMMAND, sealSecret } from "./config/secret-box";
+import { registerExplainCommand } from "./cli/explain-command";
 import { registerSyncCommands } from "./cli/sync-commands";
+import { explainContact } from "./engine/explain-contact";
 import { openEngineContext } from "./engine/engine-context";
 import { createEngineRuntime } from "./engine/engine-runtime";
 import { buildServer } from "./server/app";
@@ -149,6 +151,23 @@ async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram(services);
   const openEngine = (configFile: string | undefined) =>
     openEngineContext({ env, processEnv: process.env, configFile });
+  registerExplainCommand(program, {
+    explain: async (email, { config: configFile, ...options }) => {
+      const opened = await openEngine(configFile);
+      if (!opened.ok) {
+        services.err(opened.message);
+        return undefined;
+      }
+      try {
+        return await explainContact(opened.context.store, opened.context.config, email, options);
+      } finally {
+        await opened.context.close();
+      }
+    },
+    out: services.out,
+    err: services.err,
+    setExitCode: services.setExitCode,
+  });
   registerSyncCommands(program, {
     openEngine,
     out: services.out,

@@ -187,6 +187,17 @@ pairs:
     const clean = await concord(["reconcile"]);
     expect(clean.code).toBe(0);
     expect(clean.stdout).toContain("differences: 0");
+
+    // Why is bob not sendable? The rule and the event, from the command line.
+    const why = await concord(["explain", "bob@example.org"]);
+    expect(why.code, why.stderr).toBe(0);
+    expect(why.stdout).toMatch(
+      /cc-main \(all email\)\s+NOT SENDABLE\s+rule global_opt_out — decided by evt_/,
+    );
+    const json = await concord(["explain", "BOB@example.org", "--json"]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ kind: "found", people: [expect.anything()] });
+    expect((await concord(["explain", "nobody@example.org"])).code).toBe(1);
+    expect((await concord(["explain", "not-an-address"])).code).toBe(2);
   }, 120_000);
 
   it("names a missing pair and a broken config with exit 2", async () => {
