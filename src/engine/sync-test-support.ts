@@ -5,7 +5,7 @@
  */
 import { Writable } from "node:stream";
 import { ConcordConfigShapeSchema, type ConcordConfig, type Pair } from "../config/concord-config";
-import { parseSecretKey, sealSecret, type SecretKey } from "../config/secret-box";
+import { sealSecret } from "../config/secret-box";
 import {
   startBlackbaudEmulator,
   type RunningBlackbaudEmulator,
@@ -22,11 +22,9 @@ import { connectionHealthTracker, type ConnectionAlert } from "./connection-heal
 import { openConnection, type OpenedConnection } from "./open-connection";
 import { syncPair, type SyncDeps, type SyncOptions, type SyncReport } from "./sync-pair";
 
-const keyResult = parseSecretKey(Buffer.alloc(32, 9).toString("base64"));
-if (!keyResult.ok) throw new Error(keyResult.error.message);
-export const TEST_KEY: SecretKey = keyResult.value;
-const SUBSCRIPTION_KEY = "sync-test-subscription-key";
-export const TEST_ENV = { RE_SECRET: "re-secret", RE_KEY: SUBSCRIPTION_KEY, CC_SECRET: "cc-secret" };
+import { TEST_ENV, TEST_KEY, TEST_SUBSCRIPTION_KEY as SUBSCRIPTION_KEY } from "./test-credentials";
+
+export { TEST_ENV, TEST_KEY };
 
 export const RE_LISTS = { news: "list-newsletter", appeals: "list-appeals", events: "list-events" };
 

@@ -528,13 +528,22 @@ async function applyConsent(
     if (alreadyApplied) {
       return succeeded(op.external_id, "already_applied");
     }
+    // The record first, then the flag: two calls cannot be one transaction, so a retry after a crash
+    // between them finds the record in place and only sets the flag; the other order would leave a
+    // flag no record explains, and the retry would take it as already applied.
+    if (!recordInPlace) {
+      const created = await client.createConsent(
+        consentAddBody(op, { channel: opts.consent_channel, source: opts.consent_source }),
+      );
+      if (!created.ok) return failed(created.error);
+    }
     if (flag !== optOut) {
       const patched = await client.editConstituent(op.external_id, { requests_no_email: optOut }, "consent");
       if (!patched.ok) return failed(patched.error);
     }
-  } else if (recordInPlace) {
-    return succeeded(op.external_id, "already_applied");
+    return succeeded(op.external_id);
   }
+  if (recordInPlace) return succeeded(op.external_id, "already_applied");
   const created = await client.createConsent(
     consentAddBody(op, { channel: opts.consent_channel, source: opts.consent_source }),
   );
