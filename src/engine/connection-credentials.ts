@@ -33,6 +33,7 @@ export function connectionCredentials(connection: Connection, deps: CredentialDe
   const name = rotatedTokensName(connection.id);
   let memory: Record<string, string> = {};
   let warned = false;
+  const reported = new Set<string>();
 
   const stored = async (secretName: string): Promise<string | undefined> =>
     (await deps.store.credentials.get(secretName))?.ciphertext;
@@ -56,10 +57,14 @@ export function connectionCredentials(connection: Connection, deps: CredentialDe
           ...(deps.key ? { key: deps.key } : {}),
         });
         if (!value.ok) {
-          throw new CredentialError(
-            value.error.code,
-            `connection ${connection.id}, credential ${field}: ${value.error.message}`,
-          );
+          // Not a crash: the field is missing, the connector reports auth_missing, the connection is
+          // marked broken and alerted, and the log says which reference did not resolve (once).
+          const message = `connection ${connection.id}, credential ${field}: ${value.error.message}`;
+          if (!reported.has(message)) {
+            reported.add(message);
+            deps.warn?.(message);
+          }
+          continue;
         }
         resolved[field] = value.value;
       }

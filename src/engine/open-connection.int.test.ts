@@ -26,12 +26,14 @@ let emulator: StartedConstantContactEmulator;
 let store: Store;
 let logLines: string[];
 let alerts: ConnectionAlert[];
+let warnings: string[];
 
 beforeEach(async () => {
   emulator = await startConstantContactEmulator({ rateLimitPerSecond: null, logger: false });
   store = await openStore({ file: ":memory:" });
   logLines = [];
   alerts = [];
+  warnings = [];
 });
 afterEach(async () => {
   await emulator.close();
@@ -90,6 +92,9 @@ function open() {
     health,
     now: () => new Date(),
     sleep: async () => undefined,
+    warn: (message) => {
+      warnings.push(message);
+    },
   });
 }
 
@@ -161,12 +166,13 @@ describe("openConnection", () => {
     expect(alerts.map((a) => a.status)).toEqual(["broken", "ok"]);
   });
 
-  it("fails with a clear error when a referenced secret is missing", async () => {
+  it("a referenced secret that is missing breaks the connection with a clear reason, without throwing", async () => {
     const conn = open();
-    const check = await conn
-      .session()
-      .check()
-      .catch((error: unknown) => error);
-    expect(String(check)).toContain("cc-main.refresh_token");
+    const check = await conn.session().check();
+    expect(check).toMatchObject({ ok: false, error: { code: "auth_missing" } });
+    await conn.settled();
+    expect((await store.health.get("cc-main"))?.status).toBe("broken");
+    expect(alerts.at(-1)).toMatchObject({ connection_id: "cc-main", status: "broken", code: "auth_missing" });
+    expect(warnings.join("\n")).toContain("cc-main.refresh_token");
   });
 });
