@@ -2,19 +2,23 @@
  * The composition root: reads the environment once, wires the store, server, emulators and config
  * checks into the CLI, and runs it. The only module that knows every other.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { join, relative } from "node:path";
 import { CommanderError } from "commander";
 import { buildProgram, EXIT_USAGE, type CliServices, type EmulatedSystem } from "./cli/program";
 import { formatConfigErrors, loadConfigFile } from "./config/load-config-file";
 import { formatEnvErrors, loadEnv } from "./config/load-env";
 import { GENERATE_SECRET_KEY_COMMAND, sealSecret } from "./config/secret-box";
+import { registerDemoCommand } from "./cli/demo-command";
 import { registerExplainCommand } from "./cli/explain-command";
 import { registerSyncCommands } from "./cli/sync-commands";
+import { startDemo } from "./demo/start-demo";
 import { explainContact } from "./engine/explain-contact";
 import { openEngineContext } from "./engine/engine-context";
 import { createEngineRuntime } from "./engine/engine-runtime";
+import { createConcordMetrics } from "./server/api/metrics";
 import { buildServer } from "./server/app";
+import { buildConcordApp } from "./server/concord-app";
 import { openStore } from "./store/open-store";
 import { sql } from "kysely";
 
@@ -38,34 +42,54 @@ async function main(argv: readonly string[]): Promise<number> {
     version,
     openStore: open,
     serve: async ({ port, host, config: configFile }) => {
-      // With a config: the engine (polls, webhooks, scheduled reconciliation); without: health only.
+      // With a config: the engine (polls, webhooks, scheduled reconciliation), the API and the UI;
+      // without: health only.
+      const metrics = createConcordMetrics({ now: () => new Date() });
       const engine =
         configFile !== undefined || env.CONCORD_CONFIG !== undefined
-          ? await openEngineContext({ env, processEnv: process.env, configFile })
+          ? await openEngineContext({
+              env,
+              processEnv: process.env,
+              configFile,
+              onApiCall: metrics.onApiCall,
+            })
           : undefined;
       if (engine && !engine.ok) return { ok: false, message: engine.message };
       const context = engine?.context;
       const store = context?.store ?? (await open());
+      const secrets = {
+        env: process.env,
+        key: env.CONCORD_SECRET_KEY,
+        stored: async (name: string) => (await store.credentials.get(name))?.ciphertext,
+      };
       const runtime = context
         ? createEngineRuntime({
             ...context.syncDeps(),
             logger: context.logger,
-            secrets: {
-              env: process.env,
-              key: env.CONCORD_SECRET_KEY,
-              stored: async (name) => (await store.credentials.get(name))?.ciphertext,
-            },
+            secrets,
+            onRun: metrics.onRun,
           })
         : undefined;
-      const app = buildServer({
-        version,
-        ready: async () => {
-          await sql`select 1`.execute(store.db);
-          return true;
-        },
-        ...(context ? { bodyLimitBytes: context.config.server.body_limit } : {}),
-        ...(runtime ? { webhooks: runtime.handleWebhook } : {}),
-      });
+      const uiDir = join(import.meta.dirname, "..", "ui", "dist");
+      const built =
+        context && runtime
+          ? await buildConcordApp(context, runtime, {
+              version,
+              secrets,
+              metrics,
+              ...(existsSync(join(uiDir, "index.html")) ? { uiDir } : {}),
+            })
+          : undefined;
+      for (const problem of built?.problems ?? []) services.err(problem);
+      const app =
+        built?.app ??
+        buildServer({
+          version,
+          ready: async () => {
+            await sql`select 1`.execute(store.db);
+            return true;
+          },
+        });
       const stop = async () => {
         await app.close();
         await runtime?.stop();
@@ -174,6 +198,43 @@ async function main(argv: readonly string[]): Promise<number> {
     err: services.err,
     setExitCode: services.setExitCode,
     interactive: process.stderr.isTTY,
+  });
+  const builtUi = join(import.meta.dirname, "..", "ui", "dist");
+  registerDemoCommand(program, {
+    defaultConfig: relative(process.cwd(), join(import.meta.dirname, "..", "examples", "demo.yaml")),
+    defaultDataDir: env.CONCORD_DATA_DIR,
+    start: (flags, activity) =>
+      startDemo({
+        configFile: flags.config,
+        ...(flags.port !== undefined ? { port: flags.port } : {}),
+        ...(flags.pollIntervalMs !== undefined ? { pollIntervalMs: flags.pollIntervalMs } : {}),
+        seedSize: flags.seedSize,
+        simulator: flags.simulator,
+        reset: flags.reset,
+        dataDir: flags.dataDir,
+        env,
+        processEnv: process.env,
+        version,
+        uiDir: existsSync(join(builtUi, "index.html")) ? builtUi : undefined,
+        activity,
+        warn: services.err,
+      }),
+    stopRequested: () =>
+      new Promise<void>((resolve) => {
+        const stop = (): void => {
+          // A second Ctrl-C does not wait; the copy npm forwards right after the first is not one.
+          const first = Date.now();
+          process.on("SIGINT", () => {
+            if (Date.now() - first > 1_000) process.exit(130);
+          });
+          resolve();
+        };
+        process.once("SIGINT", stop);
+        process.once("SIGTERM", stop);
+      }),
+    out: services.out,
+    err: services.err,
+    setExitCode: services.setExitCode,
   });
   try {
     await program.parseAsync([...argv], { from: "user" });

@@ -5,8 +5,8 @@
  */
 import { SingleBar } from "cli-progress";
 import { Command, Option } from "commander";
-import { stringify } from "csv-stringify/sync";
 import type { EngineContext, EngineContextResult } from "../engine/engine-context";
+import { differencesCsv } from "../engine/differences-csv";
 import { reconcilePair, type Difference, type ReconcileReport } from "../engine/reconcile";
 import { syncPair, type SyncReport } from "../engine/sync-pair";
 import { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE } from "./exit-codes";
@@ -217,35 +217,4 @@ export function formatReconcileReport(r: ReconcileReport): string[] {
     );
   if (r.remaining) show("remaining after the fix", r.remaining);
   return lines;
-}
-
-export const DIFFERENCE_CSV_COLUMNS = [
-  "pair_id",
-  "email",
-  "contact_id",
-  "connection_id",
-  "scope",
-  "kind",
-  "fixable",
-  "system_shows",
-  "rules_say",
-  "cause",
-] as const;
-
-export function differencesCsv(reports: readonly ReconcileReport[]): string {
-  const rows = reports.flatMap((r) =>
-    (r.remaining ?? r.differences).map((d) => [
-      r.pair_id,
-      d.email ?? "",
-      d.contact_id,
-      d.connection_id,
-      d.scope.kind === "global" ? "global" : `topic:${d.scope.topic}`,
-      d.kind,
-      d.fixable ? "yes" : "no",
-      d.system_shows,
-      d.rules_say,
-      d.cause,
-    ]),
-  );
-  return stringify([[...DIFFERENCE_CSV_COLUMNS], ...rows]);
 }

@@ -54,6 +54,11 @@ export type EngineRuntime = {
   /** Resolves once every queued run and delivery is done (tests, shutdown). */
   idle: () => Promise<void>;
   status: () => PairStatus[];
+  /**
+   * Runs `fn` as a run of the pair: queued behind the pair's other runs and shown as running (the
+   * API applies stored plans and reconciles through it, so those never overlap a sync either).
+   */
+  runExclusive: <T>(pairId: string, fn: () => Promise<T>) => Promise<T>;
 };
 
 /** The pair's poll interval: its own, else the shortest of its platforms', else the default. */
@@ -314,6 +319,16 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
       }
     },
     status: () => [...state.values()].map((s) => ({ ...s })),
+    runExclusive: (pairId, fn) =>
+      exclusive(pairId, async () => {
+        const s = state.get(pairId);
+        if (s) s.running = true;
+        try {
+          return await fn();
+        } finally {
+          if (s) s.running = false;
+        }
+      }),
   };
 }
 

@@ -11,8 +11,16 @@ import type { Plan } from "../planner/plan";
 import type { PlanContact } from "../planner/plan-input";
 import { executePlan, type ExecutionReport } from "./execute-plan";
 import { resolvePair, type ResolvedPair } from "./resolve-pair";
-import { asJson, planFromStore, pullOne, pullPair, storeOperations, type SyncDeps } from "./sync-pair";
-import { recordWebhookChanges, type PullReport } from "./pull-connection";
+import {
+  asJson,
+  planFromStore,
+  pullOne,
+  pullPair,
+  rereadCrmWrites,
+  storeOperations,
+  type SyncDeps,
+} from "./sync-pair";
+import type { PullReport } from "./pull-connection";
 
 export type DifferenceKind =
   /** The rules say opted out; the system still shows the person subscribed. */
@@ -230,7 +238,7 @@ export async function reconcilePair(
   if (!resolved.ok) {
     report.status = "failed";
     report.error = { code: resolved.error.code, message: resolved.error.message };
-    await deps.store.runs.finish(run.id, "failed", { error: report.error });
+    await deps.store.runs.finish(run.id, "failed", asJson(report));
     return report;
   }
   const r = resolved.value;
@@ -243,7 +251,7 @@ export async function reconcilePair(
       code: pullFailed.error.code,
       message: `Could not read ${pullFailed.connection_id} in full (${pullFailed.error.message}); nothing was compared.`,
     };
-    await deps.store.runs.finish(run.id, "failed", { error: report.error });
+    await deps.store.runs.finish(run.id, "failed", asJson(report));
     return report;
   }
   const asOf = deps.now().toISOString();
@@ -271,37 +279,12 @@ export async function reconcilePair(
     // Re-read what was fixed so the second comparison sees the systems, not our intentions.
     for (const p of pair.platforms.map((x) => x.connection).filter((c) => touched.has(c)))
       await pullOne(deps, pair, p, r.platform_list_ids[p] ?? []);
-    if (touched.has(pair.crm)) {
-      const opened = deps.connections.get(pair.crm);
-      const ids = [
-        ...new Set(
-          consentOnly.operations.filter((o) => o.connection_id === pair.crm).map((o) => o.operation),
-        ),
-      ]
-        .map((o) => ("external_id" in o ? o.external_id : undefined))
-        .filter((x): x is string => x !== undefined);
-      if (opened && ids.length > 0) {
-        await recordWebhookChanges(
-          { store: deps.store, connection: opened, config: deps.config, pair, now: deps.now },
-          ids.map((external_id) => ({
-            event_id: `reconcile:${external_id}`,
-            type: "reconcile",
-            external_id,
-            occurred_at: asOf,
-            change: "consent_changed" as const,
-          })),
-        );
-      }
-    }
+    await rereadCrmWrites(deps, pair, consentOnly.operations);
     const again = await planFromStore(deps, r);
     report.remaining = compareConsent(r, again.contacts, again.plan, deps.now().toISOString());
   }
-  await deps.store.runs.finish(run.id, "succeeded", {
-    contacts_compared: report.contacts_compared,
-    differences: report.differences.length,
-    fixable: report.differences.filter((d) => d.fixable).length,
-    ...(report.remaining ? { remaining: report.remaining.length } : {}),
-    opt_outs_by_connection: report.opt_outs_by_connection,
-  });
+  // The whole report is the run's summary: the latest reconciliation can be shown (and exported)
+  // without running it again.
+  await deps.store.runs.finish(run.id, "succeeded", asJson(report));
   return report;
 }

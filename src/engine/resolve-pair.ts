@@ -12,7 +12,7 @@ import type { JsonValue, StoreSession } from "../store/ports";
 import type { OpenedConnection } from "./open-connection";
 
 /** The checkpoint stream where each connection's lists, as last read, are kept. */
-const LISTS_STREAM = "lists";
+export const LISTS_STREAM = "lists";
 const ExternalListsSchema = z.array(
   z.object({ external_id: z.string(), name: z.string(), member_count: z.number().optional() }),
 );

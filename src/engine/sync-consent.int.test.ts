@@ -45,7 +45,22 @@ describe("consent propagation (SQLite)", () => {
   const contactOf = async (name: string) =>
     (await h.store.links.find("re-nxt", re[name] ?? ""))?.contact_id ?? "";
 
+  /** Moves the incremental read's window past the seeded records: someone else changes, twice, an hour apart. */
+  const moveWindowPastSeed = async (): Promise<void> => {
+    for (let i = 0; i < 2; i += 1) {
+      h.advance(3_600_000);
+      await h.reAct({
+        action: "update_constituent",
+        constituent_id: re["emma"],
+        changes: { first: `emma${h.clock.t}` },
+      });
+      h.advance(1_000);
+      await h.sync();
+    }
+  };
+
   it("2. an unsubscribe in Constant Contact reaches Raiser's Edge NXT: global from the unmapped account, the category from the mapped one", async () => {
+    await moveWindowPastSeed();
     await h.ccAct(h.ccMain, "unsubscribe", "ada@example.org"); // footer link
     await h.ccAct(h.ccAppeals, "one_click_unsubscribe", "bob@example.org"); // the mail client's header
     // Constant Contact's API does not tell a spam complaint from an unsubscribe (QUIRKS.md), so a
@@ -84,9 +99,14 @@ describe("consent propagation (SQLite)", () => {
     });
     expect(optOut?.evidence.payload_sha256).toMatch(/^[0-9a-f]{64}$/);
 
-    h.advance(60_000);
-    const again = await h.sync();
-    expect(again.plan?.operations.filter((o) => o.priority === "consent")).toEqual([]);
+    // The written records are outside the incremental read's window, and a consent record moves no
+    // modification date in Raiser's Edge NXT: only reading them back after the write stops them from
+    // being planned again at every run.
+    for (let i = 0; i < 2; i += 1) {
+      h.advance(60_000);
+      const again = await h.sync();
+      expect(again.plan?.operations.filter((o) => o.priority === "consent")).toEqual([]);
+    }
   });
 
   it("3. an opt-out in Raiser's Edge NXT reaches the accounts it applies to, as the account's act", async () => {

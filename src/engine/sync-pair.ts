@@ -16,7 +16,7 @@ import { sha256Hex } from "./content-hash";
 import { executePlan, type ExecuteDeps, type ExecutionReport } from "./execute-plan";
 import { loadPlanContacts, loadPlanContactsById } from "./load-plan-contacts";
 import type { OpenedConnection } from "./open-connection";
-import { pullConnection, type PullReport } from "./pull-connection";
+import { pullConnection, recordWebhookChanges, type PullReport } from "./pull-connection";
 import { resolvePair, type ResolvedPair } from "./resolve-pair";
 
 export type SyncOptions = {
@@ -153,29 +153,9 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
       plan,
     );
 
-    // Bulk imports do not return the ids they made: read the platforms back so they are linked now,
-    // not at the next poll (a link-less contact would otherwise be planned for import again).
-    const created = new Set(
-      plan.operations
-        .filter((o) => o.operation.kind === "upsert_contacts" || o.operation.kind === "change_email")
-        .map((o) => o.connection_id),
-    );
-    if (created.size > 0) {
-      deps.onStage?.("link");
-      for (const connectionId of created)
-        report.relinks.push(await pullOne(deps, pair, connectionId, r.platform_list_ids[connectionId] ?? []));
-    }
-    // Records Concord's imports made were linked by their address: they are Concord's, not unlinked uploads.
-    for (const [connectionId, contactIds] of Object.entries(report.execution.imported))
-      await deps.store.links.claim(connectionId, contactIds);
-    // Commit: what the written records now agree on becomes their baseline, so a change either side
-    // makes before the next run is seen as that side's change (ADR 8).
-    report.baselines_updated += await commitBaselines(
-      deps.store,
-      r,
-      plan.operations.flatMap((o) => o.contact_ids),
-      run.id,
-    );
+    const after = await linkAndCommit(deps, pair, r, plan.operations, report.execution, run.id);
+    report.relinks = after.relinks;
+    report.baselines_updated += after.baselines_updated;
     return await finish(deps, run, report);
   } catch (error) {
     await deps.store.runs.finish(run.id, "failed", {
@@ -183,6 +163,47 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
     });
     throw error;
   }
+}
+
+/**
+ * What follows executing a plan (syncPair, and applying a stored plan): re-read the platforms that
+ * took new contacts so the records they made are linked, claim those links as Concord's, and commit
+ * the baselines the written records now agree on.
+ */
+export async function linkAndCommit(
+  deps: SyncDeps,
+  pair: Pair,
+  resolved: ResolvedPair,
+  operations: Plan["operations"],
+  execution: ExecutionReport,
+  runId: string,
+): Promise<{ relinks: PullReport[]; baselines_updated: number }> {
+  const relinks: PullReport[] = [];
+  // Bulk imports do not return the ids they made: read the platforms back so they are linked now,
+  // not at the next poll (a link-less contact would otherwise be planned for import again).
+  const created = new Set(
+    operations
+      .filter((o) => o.operation.kind === "upsert_contacts" || o.operation.kind === "change_email")
+      .map((o) => o.connection_id),
+  );
+  if (created.size > 0) {
+    deps.onStage?.("link");
+    for (const connectionId of created)
+      relinks.push(await pullOne(deps, pair, connectionId, resolved.platform_list_ids[connectionId] ?? []));
+  }
+  await rereadCrmWrites(deps, pair, operations);
+  // Records Concord's imports made were linked by their address: they are Concord's, not unlinked uploads.
+  for (const [connectionId, contactIds] of Object.entries(execution.imported))
+    await deps.store.links.claim(connectionId, contactIds);
+  // Commit: what the written records now agree on becomes their baseline, so a change either side
+  // makes before the next run is seen as that side's change (ADR 8).
+  const baselines_updated = await commitBaselines(
+    deps.store,
+    resolved,
+    operations.flatMap((o) => o.contact_ids),
+    runId,
+  );
+  return { relinks, baselines_updated };
 }
 
 async function finish(
@@ -310,7 +331,7 @@ export async function planFromStore(
 }
 
 /** Stores the plan, its operations and the moved baselines in one transaction. */
-async function savePlan(
+export async function savePlan(
   store: StoreSession,
   runId: string,
   pairId: string,
@@ -410,4 +431,37 @@ export async function storeOperations(
       .where("status", "in", ["succeeded", "skipped", "pending"])
       .where("plan_id", "!=", planId)
       .execute();
+}
+
+/**
+ * Reads back the CRM records Concord just wrote: a consent record moves no modification date in
+ * Raiser's Edge NXT, so the next incremental read would not see it and the same opt-out would be
+ * planned again every run.
+ */
+export async function rereadCrmWrites(
+  deps: Pick<SyncDeps, "store" | "config" | "connections" | "now">,
+  pair: Pair,
+  operations: Plan["operations"],
+): Promise<void> {
+  const written = [
+    ...new Set(
+      operations.flatMap((o) =>
+        o.connection_id === pair.crm && "external_id" in o.operation && o.operation.external_id !== undefined
+          ? [o.operation.external_id]
+          : [],
+      ),
+    ),
+  ];
+  const crm = deps.connections.get(pair.crm);
+  if (!crm || written.length === 0) return;
+  await recordWebhookChanges(
+    { store: deps.store, connection: crm, config: deps.config, pair, now: deps.now },
+    written.map((external_id) => ({
+      event_id: `written:${external_id}`,
+      type: "concord.write",
+      external_id,
+      occurred_at: deps.now().toISOString(),
+      change: "changed" as const,
+    })),
+  );
 }

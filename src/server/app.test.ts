@@ -26,4 +26,23 @@ describe("server app", () => {
     expect(big.statusCode).toBe(413);
     expect(big.json()).toMatchObject({ code: "body_too_large" });
   });
+
+  it("answers an unexpected failure with internal_error only, and reports it", async () => {
+    const seen: { error: unknown; url: string }[] = [];
+    const app = buildServer({
+      version: "1",
+      ready: async () => true,
+      onError: (error, request) => seen.push({ error, url: request.url }),
+    });
+    app.get("/boom", async () => {
+      throw new Error("secret detail");
+    });
+    const res = await app.inject({ method: "GET", url: "/boom?x=1" });
+    expect(res.statusCode).toBe(500);
+    expect(res.json()).toEqual({
+      code: "internal_error",
+      message: "Something went wrong on our side; it has been logged.",
+    });
+    expect(seen).toEqual([{ error: new Error("secret detail"), url: "/boom" }]);
+  });
 });

@@ -1,11 +1,15 @@
 /**
- * The HTTP app: health and readiness today; the REST API, webhook receivers, preference pages and
- * the admin UI mount here as they land. Every route has a body size limit and answers errors as
- * JSON with a stable code.
+ * The HTTP app: health and readiness, the webhook receivers, and (given the engine) the REST API,
+ * /openapi.json, /metrics and the built admin UI. Every route has a body size limit and answers
+ * errors as JSON with a stable code.
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { WebhookRequest } from "../connectors/connector";
 import type { WebhookResponse } from "../engine/engine-runtime";
+import { registerApi, registerApiDisabled, type ApiDeps, type ApiDisabled } from "./api/register-api";
 
 export type ServerDeps = {
   version: string;
@@ -14,6 +18,14 @@ export type ServerDeps = {
   bodyLimitBytes?: number;
   /** The engine's webhook intake (`/webhooks/:connection`); absent: no receivers are mounted. */
   webhooks?: (connectionId: string, request: WebhookRequest) => Promise<WebhookResponse>;
+  /** The REST API, /openapi.json and /metrics; absent: not mounted. */
+  api?: ApiDeps;
+  /** Why the API cannot run (e.g. no admin password): /api answers 503 `api_disabled` saying so; /metrics still answers. */
+  apiDisabled?: ApiDisabled;
+  /** The built admin UI (`ui/dist`): its files, and index.html for any other GET outside /api. */
+  uiDir?: string;
+  /** Where a request's unexpected failure (a 5xx) is reported; the client gets `internal_error` only. */
+  onError?: (error: unknown, request: { method: string; url: string }) => void;
 };
 
 /** Where a connection's webhook deliveries go: `/webhooks/<connection id>` (plus the system's own query, e.g. `?webhookKey=`). */
@@ -21,12 +33,26 @@ export const WEBHOOK_PATH = "/webhooks/:connection";
 
 export type ErrorBody = { code: string; message: string };
 
+/** Paths the UI fallback never answers: they are the API's, the receivers' and the operators' tools'. */
+const NOT_UI = /^\/(api|webhooks|metrics|openapi\.json|healthz|readyz)(\/|$)/;
+
+/** Fastify's own error codes, as ours. */
+const FRAMEWORK_CODES: Record<string, string> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: "unsupported_media_type",
+  FST_ERR_CTP_EMPTY_JSON_BODY: "invalid_json",
+  FST_ERR_CTP_INVALID_JSON_BODY: "invalid_json",
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: "invalid_request",
+  FST_ERR_VALIDATION: "invalid_request",
+};
+
 export function buildServer(deps: ServerDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: deps.bodyLimitBytes ?? 1024 * 1024 });
 
-  app.setErrorHandler((error: { statusCode?: number; code?: string; message: string }, _request, reply) => {
+  app.setErrorHandler((error: { statusCode?: number; code?: string; message: string }, request, reply) => {
     const status =
       error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
+    if (status >= 500)
+      deps.onError?.(error, { method: request.method, url: request.url.split("?")[0] ?? "" });
     const body: ErrorBody =
       status === 413
         ? {
@@ -35,15 +61,38 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
           }
         : status >= 500
           ? { code: "internal_error", message: "Something went wrong on our side; it has been logged." }
-          : { code: (error.code ?? "bad_request").toLowerCase(), message: error.message };
+          : {
+              code: FRAMEWORK_CODES[error.code ?? ""] ?? (error.code ?? "bad_request").toLowerCase(),
+              message: error.message,
+            };
     return reply.code(status).send(body);
   });
-  app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({
-      code: "not_found",
-      message: `No route for ${request.method} ${request.url.split("?")[0] ?? ""}.`,
-    }),
-  );
+  const uiDir =
+    deps.uiDir !== undefined && existsSync(join(deps.uiDir, "index.html")) ? deps.uiDir : undefined;
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split("?")[0] ?? "";
+    // The admin UI routes in the browser: any other page GET gets its index.html.
+    if (uiDir !== undefined && request.method === "GET" && !NOT_UI.test(path))
+      return reply
+        .type("text/html; charset=utf-8")
+        .header("cache-control", "no-cache")
+        .sendFile("index.html");
+    return reply.code(404).send({ code: "not_found", message: `No route for ${request.method} ${path}.` });
+  });
+  if (uiDir !== undefined)
+    void app.register(fastifyStatic, {
+      root: uiDir,
+      prefix: "/",
+      // Built assets have content hashes in their names; index.html must be revalidated.
+      setHeaders: (reply, file) => {
+        void reply.header(
+          "cache-control",
+          file.endsWith("index.html") ? "no-cache" : "public, max-age=31536000, immutable",
+        );
+      },
+    });
+  if (deps.api) registerApi(app, deps.api);
+  else if (deps.apiDisabled !== undefined) registerApiDisabled(app, deps.apiDisabled);
 
   app.get("/healthz", async () => ({ status: "ok", version: deps.version }));
   app.get("/readyz", async (_request, reply) => {

@@ -1,0 +1,151 @@
+/**
+ * `concord demo` (also `npm start`): emulated Raiser's Edge NXT and Constant Contact accounts, the
+ * engine, the server and an activity simulator in one process, until Ctrl-C. Prints where
+ * everything is, or with --json exactly one JSON line on stdout and everything else on stderr.
+ */
+import { Command, InvalidArgumentError, Option } from "commander";
+import { formatDuration, parseDuration } from "../config/duration";
+import { DEFAULT_SEED_SIZE, type RunningDemo, type StartDemoResult } from "../demo/start-demo";
+import { EXIT_USAGE } from "./exit-codes";
+
+export type DemoFlags = {
+  config: string;
+  port?: number;
+  pollIntervalMs?: number;
+  seedSize: number;
+  simulator: boolean;
+  reset: boolean;
+  dataDir: string;
+  json: boolean;
+};
+
+export type DemoCommandDeps = {
+  /** The demo config used without --config (examples/demo.yaml in the package). */
+  defaultConfig: string;
+  /** The data directory used without --data-dir (CONCORD_DATA_DIR, else ./data). */
+  defaultDataDir: string;
+  /** Starts the demo; `activity` receives its readable lines (runs, simulated acts). */
+  start: (flags: DemoFlags, activity: (line: string) => void) => Promise<StartDemoResult>;
+  /** Resolves when the process is asked to stop (SIGINT, SIGTERM). */
+  stopRequested: () => Promise<void>;
+  out: (line: string) => void;
+  err: (line: string) => void;
+  setExitCode: (code: number) => void;
+};
+
+const parsePort = (value: string): number => {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535)
+    throw new InvalidArgumentError(`expected a port number from 0 to 65535, got "${value}"`);
+  return port;
+};
+
+const parseInterval = (value: string): number => {
+  const ms = parseDuration(value);
+  if (ms === undefined)
+    throw new InvalidArgumentError(`expected a duration such as 1s, 5s or 1m, got "${value}"`);
+  if (ms < 1_000 || ms > 86_400_000)
+    throw new InvalidArgumentError(`expected a duration from 1s to 24h, got "${value}"`);
+  return ms;
+};
+
+const parseSeedSize = (value: string): number => {
+  const n = Number(value.replace(/[_,]/g, ""));
+  if (!Number.isInteger(n) || n < 10 || n > 100_000)
+    throw new InvalidArgumentError(`expected a number of constituents from 10 to 100000, got "${value}"`);
+  return n;
+};
+
+export function registerDemoCommand(program: Command, deps: DemoCommandDeps): void {
+  program
+    .command("demo")
+    .description(
+      "Run the demo: emulated Raiser's Edge NXT and two Constant Contact accounts seeded with realistic data, the engine, the UI and API, and an activity simulator",
+    )
+    .option("--config <file>", "the demo's config file", deps.defaultConfig)
+    .addOption(
+      new Option("--port <port>", "UI and API port (0 picks a free one; default: the config's server.port)")
+        .argParser(parsePort)
+        .env("PORT"),
+    )
+    .addOption(
+      new Option(
+        "--poll-interval <duration>",
+        "poll every pair this often, e.g. 1s (default: the config's)",
+      ).argParser(parseInterval),
+    )
+    .addOption(
+      new Option("--seed-size <n>", "constituents to generate in Raiser's Edge NXT")
+        .argParser(parseSeedSize)
+        .default(DEFAULT_SEED_SIZE),
+    )
+    .option("--no-simulator", "no simulated activity: the systems change only when you change them")
+    .option("--reset", "start from empty: delete earlier demos' databases and the generated key first")
+    .option("--data-dir <dir>", "where the demo keeps its database (under demo/)", deps.defaultDataDir)
+    .option("--json", "print one JSON line with the URLs on stdout; everything else goes to stderr")
+    .action(
+      async (options: {
+        config: string;
+        port?: number;
+        pollInterval?: number;
+        seedSize: number;
+        simulator: boolean;
+        reset?: boolean;
+        dataDir: string;
+        json?: boolean;
+      }) => {
+        const json = options.json === true;
+        const info = json ? deps.err : deps.out;
+        const flags: DemoFlags = {
+          config: options.config,
+          ...(options.port !== undefined ? { port: options.port } : {}),
+          ...(options.pollInterval !== undefined ? { pollIntervalMs: options.pollInterval } : {}),
+          seedSize: options.seedSize,
+          simulator: options.simulator,
+          reset: options.reset === true,
+          dataDir: options.dataDir,
+          json,
+        };
+        if (!json)
+          info(`Starting the Concord demo (${flags.seedSize.toLocaleString("en-US")} constituents)…`);
+        const result = await deps.start(flags, info);
+        if (!result.ok) {
+          deps.err(result.message);
+          deps.setExitCode(EXIT_USAGE);
+          return;
+        }
+        const demo = result.demo;
+        if (json) {
+          deps.out(JSON.stringify(demo.urls));
+          if (demo.adminPassword !== undefined) deps.err(`UI password: ${demo.adminPassword}`);
+        } else for (const line of describeDemo(demo, flags)) info(line);
+
+        await deps.stopRequested();
+        info("Stopping the demo…");
+        await demo.stop();
+        info("The demo stopped.");
+      },
+    );
+}
+
+/** Where everything is, as the human output prints it. */
+export function describeDemo(demo: RunningDemo, flags: DemoFlags): string[] {
+  const n = (x: number) => x.toLocaleString("en-US");
+  const e = demo.urls.emulators;
+  return [
+    "",
+    "Concord demo: Raiser's Edge NXT and two Constant Contact accounts, emulated in this process.",
+    `  UI       ${demo.urls.ui}${demo.adminPassword !== undefined ? `   (password: ${demo.adminPassword})` : ""}`,
+    `  API      ${demo.urls.api}`,
+    `  Raiser's Edge NXT           ${e["blackbaud-renxt"]}   ${n(demo.world.constituents)} constituents`,
+    `  Constant Contact "main"     ${e["constant-contact-main"]}   ${n(demo.world.ccMain)} contacts already there (global opt-outs)`,
+    `  Constant Contact "appeals"  ${e["constant-contact-appeals"]}   ${n(demo.world.ccAppeals)} contacts already there (topic: appeals)`,
+    `  Config   ${flags.config} (an ordinary config file: read it as an example)`,
+    `  Database ${demo.database}${demo.previousDatabase !== undefined ? ` (the previous run's is kept as ${demo.previousDatabase}; --reset removes it)` : ""}`,
+    `  Polls every ${formatDuration(demo.pollIntervalMs)}; Raiser's Edge pushes its changes by webhook.${flags.simulator ? " The activity simulator acts every few seconds." : " No simulator (--no-simulator)."}`,
+    "  Each emulator's control API (/__emulator/act, /state…) lets you act as a person or an admin too.",
+    "  Stop with Ctrl-C.",
+    "",
+    "First sync: reading every system…",
+  ];
+}

@@ -1,0 +1,145 @@
+/**
+ * `concord demo` as a real process: one JSON line with the URLs, Concord and the emulators answer,
+ * the simulator's first opt-out in Constant Contact reaches Raiser's Edge NXT, and SIGTERM stops
+ * everything cleanly.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+
+const root = join(import.meta.dirname, "..", "..");
+
+/** Free loopback ports for the emulators, so the test runs beside a demo on 4101–4103. */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve) => {
+          const server = createServer();
+          server.listen(0, "127.0.0.1", () => {
+            resolve(server);
+          });
+        }),
+    ),
+  );
+  const ports = servers.map((s) => {
+    const address = s.address();
+    return typeof address === "object" && address !== null ? address.port : 0;
+  });
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}
+
+type Urls = {
+  ui: string;
+  api: string;
+  emulators: Record<"blackbaud-renxt" | "constant-contact-main" | "constant-contact-appeals", string>;
+};
+
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+describe("concord demo", () => {
+  let child: ChildProcessWithoutNullStreams | undefined;
+  afterEach(() => {
+    if (child && child.exitCode === null) child.kill("SIGKILL");
+  });
+
+  it("starts everything, prints one JSON line, carries a simulated opt-out across, and stops on SIGTERM", async () => {
+    const started = Date.now();
+    const dir = mkdtempSync(join(tmpdir(), "concord-demo-"));
+    const [re, main, appeals] = await freePorts(3);
+    const config = readFileSync(join(root, "examples", "demo.yaml"), "utf8")
+      .replaceAll("127.0.0.1:4101", `127.0.0.1:${re}`)
+      .replaceAll("127.0.0.1:4102", `127.0.0.1:${main}`)
+      .replaceAll("127.0.0.1:4103", `127.0.0.1:${appeals}`);
+    writeFileSync(join(dir, "demo.yaml"), config);
+
+    // `node --import tsx` (what `npm start` runs): one process, so signals reach the demo itself.
+    const proc = spawn(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        join(root, "src", "main.ts"),
+        "demo",
+        "--json",
+        "--config",
+        join(dir, "demo.yaml"),
+        "--port",
+        "0",
+        "--seed-size",
+        "300",
+        "--poll-interval",
+        "1s",
+        "--data-dir",
+        dir,
+      ],
+      { cwd: root, env: { ...process.env, DATABASE_URL: "", CONCORD_SECRET_KEY: "", LOG_LEVEL: "" } },
+    );
+    child = proc;
+    let stdout = "";
+    let stderr = "";
+    proc.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    proc.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((resolve) =>
+      proc.on("close", (code) => {
+        resolve(code);
+      }),
+    );
+
+    const line = await until("the JSON line", 30_000, async () =>
+      stdout.includes("\n") ? stdout.slice(0, stdout.indexOf("\n")) : undefined,
+    ).catch((error: unknown) => {
+      throw new Error(`${String(error)}\nstderr:\n${stderr}`);
+    });
+    const urls = JSON.parse(line) as Urls;
+    expect(Object.keys(urls).sort()).toEqual(["api", "emulators", "ui"]);
+    expect(Object.keys(urls.emulators).sort()).toEqual([
+      "blackbaud-renxt",
+      "constant-contact-appeals",
+      "constant-contact-main",
+    ]);
+    expect(urls.emulators["blackbaud-renxt"]).toBe(`http://127.0.0.1:${re}`);
+
+    const health = await fetch(urls.ui.replace(/\/$/, "/healthz"));
+    expect(health.status).toBe(200);
+    for (const base of Object.values(urls.emulators)) {
+      const res = await fetch(`${base}/__emulator/requests`);
+      expect(res.status).toBe(200);
+    }
+
+    // The simulator's first act: a contact unsubscribes by the footer link in the main account
+    // (global), which Concord carries to Raiser's Edge NXT as "Requests No Email" at the next poll.
+    const constituent = await until("the simulator's first opt-out", 30_000, async () => {
+      const match = /cc-main\s+contact: .*unsubscribe.*\[constituent (\d+)/.exec(stderr);
+      return match?.[1];
+    });
+    await until("the opt-out in Raiser's Edge NXT", 30_000, async () => {
+      const res = await fetch(`${urls.emulators["blackbaud-renxt"]}/__emulator/state`);
+      const state = (await res.json()) as { constituents: { id: string; requests_no_email: boolean }[] };
+      return state.constituents.find((c) => c.id === constituent)?.requests_no_email === true
+        ? true
+        : undefined;
+    });
+    expect(stderr).toMatch(/concord\s+re-cc (poll|webhook|first sync): .*re-nxt record_opt_out/);
+    expect(stderr).not.toMatch(/[\w.+-]+@[\w-]+\.[\w.]+/); // ids, never addresses
+
+    proc.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    expect(stdout.trim().split("\n")).toEqual([line]);
+    expect(stderr).toContain("The demo stopped.");
+    expect(Date.now() - started).toBeLessThan(60_000);
+  });
+});

@@ -1,0 +1,636 @@
+/**
+ * The demo's activity simulator: people and admins acting in the emulated systems at a visible pace
+ * (unsubscribing by link, one-click header or spam complaint, signing up, confirming a resubscribe;
+ * admins editing constituents, flags, lists and consent), driven only through each emulator's control
+ * API, with every act reported as one readable event that names ids, never addresses.
+ */
+import { z } from "zod";
+import { createRandom } from "./random";
+import {
+  CC_LISTS,
+  DEMO_RANDOM_SEED,
+  RE_LISTS,
+  emailLocalPart,
+  type CcAccountKey,
+  type DemoPerson,
+  type DemoWorld,
+  type ReListKey,
+} from "./seed";
+
+export type SimulatedSystem = "re-nxt" | "cc-main" | "cc-appeals";
+
+export type SimulatorEvent = {
+  at: string;
+  system: SimulatedSystem;
+  /** The act as the emulator's control API names it, e.g. `unsubscribe`, `set_requests_no_email`. */
+  action: string;
+  actor: "contact" | "admin";
+  /** What happened and what Concord should make of it, without personal data. */
+  description: string;
+  constituent_id: string | null;
+  /** Constant Contact's contact id, when the emulator answered with one. */
+  contact_id: string | null;
+};
+
+export type SimulatorOptions = {
+  world: DemoWorld;
+  /** Emulator base URLs (their control API lives under /__emulator). */
+  emulators: Record<SimulatedSystem, string>;
+  /** Called with each act done. */
+  onEvent: (event: SimulatorEvent) => void;
+  /** Called when an act could not be done (the person is not there yet, a race with a sync). */
+  onSkip?: (reason: string) => void;
+  seed?: number;
+  /** Pause between acts: uniformly between these (default 2–4 s). */
+  minDelayMs?: number;
+  maxDelayMs?: number;
+  now?: () => Date;
+};
+
+export type Simulator = {
+  start: () => void;
+  /**
+   * Says Concord's first sync is done: the people it imported are in the accounts now. Until then
+   * the simulator acts in Raiser's Edge and on the contacts the accounts already held.
+   */
+  firstSyncDone: () => void;
+  /** Does one act now; resolves with it, or undefined when no act found anyone to act on. */
+  step: () => Promise<SimulatorEvent | undefined>;
+  /** Stops the timer and waits for an act in flight. */
+  stop: () => Promise<void>;
+};
+
+type Person = DemoPerson & {
+  /** In the main account (seeded there, or imported by Concord's first sync). */
+  in_main: boolean;
+  in_appeals: boolean;
+  /** Would be imported by the first sync (in a synced list, sendable). */
+  eligible_main: boolean;
+  eligible_appeals: boolean;
+  /** Unsubscribed in the main account by their own act (a resubscribe can bring them back). */
+  unsubscribed_main_by_contact: boolean;
+  /** When that happened (ms; 0 when seeded), so a cleared flag comes after Concord carried it. */
+  opted_out_at: number;
+};
+
+type WebOnly = { email: string; unsubscribed: boolean };
+
+type Act = {
+  name: string;
+  weight: number;
+  run: () => Promise<SimulatorEvent | undefined>;
+};
+
+const ControlError = z.object({ code: z.string(), message: z.string() });
+const CcStateSchema = z.object({
+  contacts: z.array(
+    z.object({
+      email_address: z.object({ address: z.string() }).optional(),
+      _emulator: z.object({
+        resubscribe: z.object({ confirmed_at: z.string().nullable() }).nullable(),
+      }),
+    }),
+  ),
+  confirmation_emails: z.array(z.object({ kind: z.string(), email: z.string() })),
+});
+const ContactIdSchema = z.object({ contact: z.object({ contact_id: z.string() }).optional() });
+
+/** How long a cleared flag waits for the confirmation email before the simulator forgets it. */
+const RESUBSCRIBE_PATIENCE_MS = 5 * 60_000;
+const RESUBSCRIBE_CHECK_MS = 8_000;
+/** An opt-out is left alone this long before an admin clears it: Concord has carried it by then. */
+const SETTLE_MS = 20_000;
+
+export function createSimulator(options: SimulatorOptions): Simulator {
+  const rng = createRandom((options.seed ?? DEMO_RANDOM_SEED) ^ 0x5eed);
+  const now = options.now ?? (() => new Date());
+  const minDelay = options.minDelayMs ?? 2_000;
+  const maxDelay = Math.max(minDelay, options.maxDelayMs ?? 4_000);
+  const people = new Map<string, Person>();
+  const usedEmails = new Set<string>();
+  for (const p of options.world.people) {
+    if (p.email) usedEmails.add(p.email.toLowerCase());
+    const eligible = (list: ReListKey[], extra: boolean): boolean =>
+      p.email_valid &&
+      !p.deceased &&
+      !p.inactive &&
+      !p.do_not_email &&
+      !p.requests_no_email &&
+      extra &&
+      p.lists.some((l) => list.includes(l));
+    people.set(p.re_id, {
+      ...p,
+      lists: [...p.lists],
+      in_main: false,
+      in_appeals: false,
+      eligible_main: eligible(["newsletter", "events"], true),
+      eligible_appeals: eligible(["appeals"], !p.appeals_opt_out),
+      unsubscribed_main_by_contact: false,
+      opted_out_at: 0,
+    });
+  }
+  const webOnly: WebOnly[] = [];
+  for (const c of options.world.ccContacts) {
+    usedEmails.add(c.email.toLowerCase());
+    const p = c.re_id === null ? undefined : people.get(c.re_id);
+    if (!p) {
+      if (c.account === "main") webOnly.push({ email: c.email, unsubscribed: c.unsubscribed });
+      continue;
+    }
+    // The first sync carries these seeded opt-outs to Raiser's Edge; the model follows.
+    if (c.account === "main") {
+      p.in_main = true;
+      if (c.unsubscribed) {
+        p.requests_no_email = true;
+        p.unsubscribed_main_by_contact = true;
+      }
+    } else {
+      p.in_appeals = true;
+      if (c.unsubscribed) p.appeals_opt_out = true;
+    }
+  }
+  const all = [...people.values()];
+  const awaitingConfirmation = new Map<string, { email: string; since: number }>();
+  let lastResubscribeCheck = 0;
+  let stepCount = 0;
+  let synced = false;
+
+  const control = async (system: SimulatedSystem, body: Record<string, unknown>): Promise<unknown> => {
+    const res = await fetch(`${options.emulators[system]}/__emulator/act`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const answer: unknown = await res.json().catch(() => undefined);
+    if (!res.ok) {
+      const parsed = ControlError.safeParse(answer);
+      throw new SkipError(parsed.success ? parsed.data.code : `http_${res.status}`);
+    }
+    return answer;
+  };
+  const contactIdOf = (answer: unknown): string | null => {
+    const parsed = ContactIdSchema.safeParse(answer);
+    return parsed.success ? (parsed.data.contact?.contact_id ?? null) : null;
+  };
+  const event = (
+    system: SimulatedSystem,
+    actor: SimulatorEvent["actor"],
+    action: string,
+    description: string,
+    ids: { constituent_id?: string | null; contact_id?: string | null },
+  ): SimulatorEvent => ({
+    at: now().toISOString(),
+    system,
+    action,
+    actor,
+    description,
+    constituent_id: ids.constituent_id ?? null,
+    contact_id: ids.contact_id ?? null,
+  });
+  const pickWhere = (test: (p: Person) => boolean): Person | undefined => {
+    // Sample rather than filter 5,000 people on every act.
+    for (let i = 0; i < 200; i += 1) {
+      const p = rng.pick(all);
+      if (test(p)) return p;
+    }
+    const matching = all.filter(test);
+    return matching.length > 0 ? rng.pick(matching) : undefined;
+  };
+  const reachable = (p: Person): boolean =>
+    p.email !== null && p.email_valid && !p.deceased && !p.inactive && !p.do_not_email;
+  const mainSubscriber = (p: Person): boolean => reachable(p) && p.in_main && !p.requests_no_email;
+  const appealsSubscriber = (p: Person): boolean =>
+    reachable(p) && p.in_appeals && !p.requests_no_email && !p.appeals_opt_out;
+  const listName = (key: ReListKey): string => RE_LISTS.find((l) => l.key === key)?.name ?? key;
+  const listId = (key: ReListKey): string => RE_LISTS.find((l) => l.key === key)?.id ?? key;
+  const ccListId = (account: CcAccountKey, key: string): string =>
+    CC_LISTS[account].find((l) => l.key === key)?.list_id ?? key;
+  const newEmail = (first: string, last: string): string => {
+    const base = `${emailLocalPart(first)}.${emailLocalPart(last)}`;
+    const domain = rng.pick(["example.org", "example.com", "example.net", "mail.example.org"]);
+    let candidate = `${base}@${domain}`;
+    for (let n = 2; usedEmails.has(candidate); n += 1) candidate = `${base}${n}@${domain}`;
+    usedEmails.add(candidate);
+    return candidate;
+  };
+  const markMainOptOut = (p: Person, byContact: boolean): void => {
+    p.requests_no_email = true;
+    p.opted_out_at = Date.now();
+    if (byContact) p.unsubscribed_main_by_contact = true;
+  };
+
+  // Contacts unsubscribing (footer link, the mail client's one-click header, a spam complaint).
+  const contactOptOut = (
+    account: CcAccountKey,
+    action: "unsubscribe" | "one_click_unsubscribe" | "spam_complaint",
+  ): (() => Promise<SimulatorEvent | undefined>) => {
+    const how = {
+      unsubscribe: "clicked the unsubscribe link in an email's footer",
+      one_click_unsubscribe: "unsubscribed with the mail client's one-click button (List-Unsubscribe header)",
+      spam_complaint: "marked an email as spam (a complaint is a global opt-out)",
+    }[action];
+    return async () => {
+      const system: SimulatedSystem = account === "main" ? "cc-main" : "cc-appeals";
+      const subscribedWebOnly = webOnly.filter((x) => !x.unsubscribed);
+      if (
+        account === "main" &&
+        action === "unsubscribe" &&
+        stepCount > 1 &&
+        subscribedWebOnly.length > 0 &&
+        rng.chance(0.15)
+      ) {
+        const w = rng.pick(subscribedWebOnly);
+        {
+          const answer = await control(system, { as: "contact", action, email: w.email });
+          w.unsubscribed = true;
+          return event(
+            system,
+            "contact",
+            action,
+            `someone only Constant Contact knows ${how}: Concord matches by address and reports it`,
+            { contact_id: contactIdOf(answer) },
+          );
+        }
+      }
+      const p = pickWhere(account === "main" ? mainSubscriber : appealsSubscriber);
+      if (!p?.email) return undefined;
+      const answer = await control(system, {
+        as: "contact",
+        action,
+        email: p.email,
+        ...(action === "unsubscribe"
+          ? { reason: rng.pick(["Too many emails", "No longer interested", "Other"]) }
+          : {}),
+      });
+      const global = account === "main" || action === "spam_complaint";
+      if (global) markMainOptOut(p, account === "main");
+      else p.appeals_opt_out = true;
+      const effect = global
+        ? 'Concord ticks "Requests No Email" in Raiser\'s Edge and unsubscribes them in every account'
+        : "Concord records an Appeals opt-out in Raiser's Edge; the main account keeps them";
+      return event(system, "contact", action, `a contact ${how}: ${effect}`, {
+        constituent_id: p.re_id,
+        contact_id: contactIdOf(answer),
+      });
+    };
+  };
+
+  const acts: Act[] = [
+    { name: "cc_main_unsubscribe", weight: 10, run: contactOptOut("main", "unsubscribe") },
+    { name: "cc_main_one_click", weight: 5, run: contactOptOut("main", "one_click_unsubscribe") },
+    { name: "cc_main_spam", weight: 2, run: contactOptOut("main", "spam_complaint") },
+    { name: "cc_appeals_unsubscribe", weight: 6, run: contactOptOut("appeals", "unsubscribe") },
+    { name: "cc_appeals_one_click", weight: 2, run: contactOptOut("appeals", "one_click_unsubscribe") },
+    {
+      name: "cc_sign_up_new",
+      weight: 6,
+      run: async () => {
+        const first = rng.pick([
+          "Robin",
+          "Alex",
+          "Jamie",
+          "Casey",
+          "Morgan",
+          "Taylor",
+          "Noor",
+          "Kai",
+          "Rowan",
+        ]);
+        const last = rng.pick(["Fernández", "Okoye", "Lindqvist", "Brennan", "Achebe", "Moreau", "Ishikawa"]);
+        const email = newEmail(first, last);
+        const lists = rng.chance(0.4) ? ["newsletter", "events"] : ["newsletter"];
+        const answer = await control("cc-main", {
+          as: "contact",
+          action: "sign_up",
+          email,
+          first_name: first,
+          last_name: last,
+          list_ids: lists.map((k) => ccListId("main", k)),
+        });
+        webOnly.push({ email, unsubscribed: false });
+        return event(
+          "cc-main",
+          "contact",
+          "sign_up",
+          `a new person signed up on the website for ${lists.join(" and ")} (not in Raiser's Edge: the pair does not create constituents, so they stay platform-only)`,
+          { contact_id: contactIdOf(answer) },
+        );
+      },
+    },
+    {
+      name: "cc_sign_up_events",
+      weight: 4,
+      run: async () => {
+        const p = pickWhere((x) => mainSubscriber(x) && !x.lists.includes("events"));
+        if (!p?.email) return undefined;
+        const answer = await control("cc-main", {
+          as: "contact",
+          action: "sign_up",
+          email: p.email,
+          list_ids: [ccListId("main", "events")],
+        });
+        p.lists.push("events");
+        return event(
+          "cc-main",
+          "contact",
+          "sign_up",
+          'a constituent joined "Events" on the website: the list is synced both ways, so Raiser\'s Edge adds them to "Event invitations"',
+          { constituent_id: p.re_id, contact_id: contactIdOf(answer) },
+        );
+      },
+    },
+    {
+      name: "cc_admin_unsubscribe",
+      weight: 2,
+      run: async () => {
+        const p = pickWhere(mainSubscriber);
+        if (!p?.email) return undefined;
+        const answer = await control("cc-main", {
+          as: "admin",
+          action: "unsubscribe",
+          email: p.email,
+          reason: "Asked by phone to stop all email",
+        });
+        markMainOptOut(p, false);
+        return event(
+          "cc-main",
+          "admin",
+          "unsubscribe",
+          'an account user unsubscribed a contact who phoned in: a global opt-out, so Raiser\'s Edge gets "Requests No Email"',
+          { constituent_id: p.re_id, contact_id: contactIdOf(answer) },
+        );
+      },
+    },
+    {
+      name: "re_set_requests_no_email",
+      weight: 5,
+      run: async () => {
+        const p = pickWhere((x) => mainSubscriber(x) || appealsSubscriber(x));
+        if (!p) return undefined;
+        await control("re-nxt", { as: "admin", action: "set_requests_no_email", constituent_id: p.re_id });
+        markMainOptOut(p, false);
+        return event(
+          "re-nxt",
+          "admin",
+          "set_requests_no_email",
+          'an admin ticked "Requests No Email" after a phone call: the webhook reaches Concord, which unsubscribes them in both accounts',
+          { constituent_id: p.re_id },
+        );
+      },
+    },
+    {
+      name: "re_clear_requests_no_email",
+      weight: 2,
+      run: async () => {
+        const p = pickWhere(
+          (x) =>
+            synced &&
+            x.unsubscribed_main_by_contact &&
+            x.requests_no_email &&
+            Date.now() - x.opted_out_at > SETTLE_MS &&
+            !awaitingConfirmation.has(x.re_id),
+        );
+        if (!p?.email) return undefined;
+        await control("re-nxt", { as: "admin", action: "clear_requests_no_email", constituent_id: p.re_id });
+        awaitingConfirmation.set(p.re_id, { email: p.email.toLowerCase(), since: Date.now() });
+        return event(
+          "re-nxt",
+          "admin",
+          "clear_requests_no_email",
+          'an admin cleared "Requests No Email" because the person asked to hear from us again: no one is resubscribed by an admin — Concord has Constant Contact send its resubscribe email and waits for the person',
+          { constituent_id: p.re_id },
+        );
+      },
+    },
+    {
+      name: "re_change_primary_email",
+      weight: 4,
+      run: async () => {
+        const p = pickWhere((x) => mainSubscriber(x) && x.type === "Individual");
+        if (!p) return undefined;
+        const address = newEmail(p.first, p.last);
+        await control("re-nxt", {
+          as: "admin",
+          action: "change_primary_email",
+          constituent_id: p.re_id,
+          new_address: address,
+          remove_old: rng.chance(0.5),
+        });
+        p.email = address;
+        return event(
+          "re-nxt",
+          "admin",
+          "change_primary_email",
+          "an admin entered a new primary email address: Concord changes the linked contact's address instead of creating a duplicate",
+          { constituent_id: p.re_id },
+        );
+      },
+    },
+    {
+      name: "re_update_name",
+      weight: 5,
+      run: async () => {
+        const p = pickWhere((x) => x.type === "Individual" && (x.in_main || x.in_appeals) && reachable(x));
+        if (!p) return undefined;
+        const last = `${p.last.split("-")[0] ?? p.last}-${rng.pick(["Okafor", "Lindqvist", "Moreau", "Brennan", "Tanaka"])}`;
+        await control("re-nxt", {
+          as: "admin",
+          action: "update_constituent",
+          constituent_id: p.re_id,
+          changes: { last },
+        });
+        p.last = last;
+        return event(
+          "re-nxt",
+          "admin",
+          "update_constituent",
+          "an admin updated a constituent's last name: Raiser's Edge owns names, so Constant Contact follows",
+          { constituent_id: p.re_id },
+        );
+      },
+    },
+    {
+      name: "re_add_consent",
+      weight: 2,
+      run: async () => {
+        const p = pickWhere(appealsSubscriber);
+        if (!p) return undefined;
+        await control("re-nxt", {
+          as: "admin",
+          action: "add_consent",
+          constituent_id: p.re_id,
+          category: "Appeals",
+          response: "OptOut",
+          consent: { source: rng.pick(["Phone", "Mail", "In person"]) },
+        });
+        p.appeals_opt_out = true;
+        return event(
+          "re-nxt",
+          "admin",
+          "add_consent",
+          "an admin recorded an Appeals opt-out the person gave by phone: Raiser's Edge does not mark the constituent changed for a consent record, so it travels with the next full reconciliation",
+          { constituent_id: p.re_id },
+        );
+      },
+    },
+    {
+      name: "re_add_to_list",
+      weight: 6,
+      run: async () => {
+        const key = rng.pick<ReListKey>(["newsletter", "newsletter", "events", "appeals"]);
+        const p = pickWhere(
+          (x) =>
+            reachable(x) &&
+            !x.requests_no_email &&
+            !x.lists.includes(key) &&
+            (key !== "appeals" || (x.type === "Individual" && !x.appeals_opt_out)),
+        );
+        if (!p) return undefined;
+        await control("re-nxt", { as: "admin", action: "add_to_list", list_id: listId(key), ids: [p.re_id] });
+        p.lists.push(key);
+        if (key === "appeals") p.in_appeals = true;
+        else p.in_main = true;
+        return event(
+          "re-nxt",
+          "admin",
+          "add_to_list",
+          `an admin added a constituent to "${listName(key)}": the next poll sends them to Constant Contact`,
+          { constituent_id: p.re_id },
+        );
+      },
+    },
+    {
+      name: "re_remove_from_list",
+      weight: 3,
+      run: async () => {
+        const p = pickWhere((x) => mainSubscriber(x) && x.lists.includes("newsletter"));
+        if (!p) return undefined;
+        await control("re-nxt", {
+          as: "admin",
+          action: "remove_from_list",
+          list_id: listId("newsletter"),
+          ids: [p.re_id],
+        });
+        p.lists = p.lists.filter((l) => l !== "newsletter");
+        return event(
+          "re-nxt",
+          "admin",
+          "remove_from_list",
+          'an admin removed a constituent from "Monthly newsletter": Concord removes the Newsletter membership and keeps the contact',
+          { constituent_id: p.re_id },
+        );
+      },
+    },
+  ];
+
+  /** A person confirms the resubscribe email Constant Contact sent at Concord's request, when one is out. */
+  const confirmResubscribe = async (): Promise<SimulatorEvent | undefined> => {
+    if (awaitingConfirmation.size === 0 || Date.now() - lastResubscribeCheck < RESUBSCRIBE_CHECK_MS)
+      return undefined;
+    lastResubscribeCheck = Date.now();
+    for (const [id, w] of awaitingConfirmation)
+      if (Date.now() - w.since > RESUBSCRIBE_PATIENCE_MS) awaitingConfirmation.delete(id);
+    const res = await fetch(`${options.emulators["cc-main"]}/__emulator/state`);
+    const state = CcStateSchema.safeParse(await res.json());
+    if (!state.success) return undefined;
+    const sent = new Set(
+      state.data.confirmation_emails
+        .filter((m) => m.kind === "resubscribe")
+        .map((m) => m.email.toLowerCase()),
+    );
+    const unconfirmed = new Set(
+      state.data.contacts
+        .filter((c) => c._emulator.resubscribe !== null && c._emulator.resubscribe.confirmed_at === null)
+        .map((c) => c.email_address?.address.toLowerCase() ?? ""),
+    );
+    const ready = [...awaitingConfirmation].filter(([, w]) => sent.has(w.email) && unconfirmed.has(w.email));
+    const chosen = ready.length > 0 ? rng.pick(ready) : undefined;
+    if (!chosen) return undefined;
+    const [reId, w] = chosen;
+    awaitingConfirmation.delete(reId);
+    const answer = await control("cc-main", { as: "contact", action: "confirm_resubscribe", email: w.email });
+    const p = people.get(reId);
+    if (p) {
+      p.requests_no_email = false;
+      p.unsubscribed_main_by_contact = false;
+    }
+    return event(
+      "cc-main",
+      "contact",
+      "confirm_resubscribe",
+      "a person confirmed Constant Contact's resubscribe email: their own act, so Concord makes them sendable again and records an OptIn in Raiser's Edge",
+      { constituent_id: reId, contact_id: contactIdOf(answer) },
+    );
+  };
+
+  const step = async (): Promise<SimulatorEvent | undefined> => {
+    stepCount += 1;
+    try {
+      const confirmed = await confirmResubscribe();
+      if (confirmed) return confirmed;
+    } catch (error) {
+      options.onSkip?.(`confirm_resubscribe: ${describe(error)}`);
+    }
+    // The first act is always a footer-link unsubscribe: the demo shows an opt-out crossing at once.
+    const firstAct = acts[0];
+    const tries: Act[] = stepCount === 1 && firstAct ? [firstAct] : [];
+    for (let i = 0; i < 6; i += 1) tries.push(acts[rng.weighted(acts.map((a) => a.weight))] ?? acts[0]!);
+    for (const act of tries) {
+      try {
+        const done = await act.run();
+        if (done) return done;
+        options.onSkip?.(`${act.name}: nobody to act on`);
+      } catch (error) {
+        options.onSkip?.(`${act.name}: ${describe(error)}`);
+      }
+    }
+    return undefined;
+  };
+
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> = Promise.resolve();
+  let stopped = true;
+  const schedule = (): void => {
+    if (stopped) return;
+    timer = setTimeout(
+      () => {
+        running = step()
+          .then((e) => {
+            if (e) options.onEvent(e);
+          })
+          .catch((error: unknown) => {
+            options.onSkip?.(`step failed: ${describe(error)}`);
+          })
+          .finally(schedule);
+      },
+      rng.int(minDelay, maxDelay),
+    );
+  };
+
+  return {
+    start: () => {
+      if (!stopped) return;
+      stopped = false;
+      schedule();
+    },
+    firstSyncDone: () => {
+      synced = true;
+      for (const p of all) {
+        if (p.eligible_main) p.in_main = true;
+        if (p.eligible_appeals) p.in_appeals = true;
+      }
+    },
+    step,
+    stop: async () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await running;
+    },
+  };
+}
+
+class SkipError extends Error {}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,706 @@
+/**
+ * The demo in one process: emulated Raiser's Edge NXT and two Constant Contact accounts on the
+ * loopback ports an ordinary config file names (examples/demo.yaml), seeded with a generated
+ * world; the engine on a fresh embedded SQLite store; the HTTP server with Raiser's Edge webhooks
+ * subscribed; the first sync; then polls, webhooks and the activity simulator until stopped.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { chmod, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { z } from "zod";
+import { findCrossReferenceIssues } from "../config/check-cross-references";
+import type { ConcordConfig, Connection } from "../config/concord-config";
+import { formatDuration } from "../config/duration";
+import { formatConfigErrors, loadConfigFile } from "../config/load-config-file";
+import type { Env } from "../config/load-env";
+import { resolveSecretRef, type SecretSources } from "../config/resolve-secret-ref";
+import { parseSecretKey, sealSecret, type SecretKey } from "../config/secret-box";
+import type { CredentialValue, SecretRef } from "../config/secret-ref";
+import {
+  startBlackbaudEmulator,
+  type RunningBlackbaudEmulator,
+} from "../connectors/blackbaud-renxt/emulator/blackbaud-emulator";
+import { DEFAULT_EVENT_TYPES, subscriptionUrl } from "../connectors/blackbaud-renxt/webhooks";
+import {
+  startConstantContactEmulator,
+  type StartedConstantContactEmulator,
+} from "../connectors/constant-contact/emulator/constant-contact-emulator";
+import { openEngineContext, type EngineContext } from "../engine/engine-context";
+import { createEngineRuntime, pollIntervalOf, type EngineRuntime } from "../engine/engine-runtime";
+import type { SyncReport } from "../engine/sync-pair";
+import { createLogger, type Logger } from "../observability/logger";
+import { createConcordMetrics, type ConcordMetrics } from "../server/api/metrics";
+import { buildConcordApp } from "../server/concord-app";
+import { generateDemoWorld, type DemoWorld } from "./seed";
+import { createSimulator, type Simulator, type SimulatorEvent } from "./simulator";
+
+/** The connections the demo emulates, by id, and the system each must be. */
+export const DEMO_CONNECTIONS = {
+  "re-nxt": "blackbaud-renxt",
+  "cc-main": "constant-contact",
+  "cc-appeals": "constant-contact",
+} as const;
+type DemoConnectionId = keyof typeof DEMO_CONNECTIONS;
+
+export const DEFAULT_SEED_SIZE = 5_000;
+
+export type DemoOptions = {
+  /** The config file (examples/demo.yaml or a copy with other ports). */
+  configFile: string;
+  /** UI and API port; undefined: the config's server.port. 0 picks a free one. */
+  port?: number;
+  /** Overrides every pair's schedule.poll_interval. */
+  pollIntervalMs?: number;
+  seedSize: number;
+  simulator: boolean;
+  /** Delete what earlier demos left under <dataDir> (their databases and the generated key) first. */
+  reset: boolean;
+  /** The data directory; the demo's database lives in <dataDir>/demo/. */
+  dataDir: string;
+  env: Env;
+  processEnv: Readonly<Record<string, string | undefined>>;
+  version: string;
+  /** Where the demo's readable activity lines go (runs, the simulator's acts). */
+  activity: (line: string) => void;
+  /** Warnings and problems that are not activity. */
+  warn: (line: string) => void;
+  /** The built admin UI (ui/dist), when there is one. */
+  uiDir?: string | undefined;
+  /** Pause between simulated acts (default 2–4 s). */
+  activityDelayMs?: readonly [number, number];
+};
+
+export type DemoUrls = {
+  ui: string;
+  api: string;
+  emulators: {
+    "blackbaud-renxt": string;
+    "constant-contact-main": string;
+    "constant-contact-appeals": string;
+  };
+};
+
+export type RunningDemo = {
+  urls: DemoUrls;
+  /** Set when the demo chose the UI password itself (CONCORD_ADMIN_PASSWORD was unset). */
+  adminPassword: string | undefined;
+  database: string;
+  /** Where the previous run's database was kept, if there was one. */
+  previousDatabase: string | undefined;
+  /** Environment variables the demo set for itself (names only). */
+  generatedEnv: string[];
+  world: { constituents: number; ccMain: number; ccAppeals: number };
+  pollIntervalMs: number;
+  /** Resolves when the first sync is done and polls and the simulator run. */
+  started: Promise<void>;
+  stop: () => Promise<void>;
+};
+
+export type DemoErrorCode = "config_invalid" | "config_not_demo" | "port_in_use" | "poll_interval_too_short";
+export type StartDemoResult =
+  { ok: true; demo: RunningDemo } | { ok: false; code: DemoErrorCode; message: string };
+
+type EmulatorPorts = Record<DemoConnectionId, { port: number; origin: string }>;
+
+const fail = (code: DemoErrorCode, message: string): StartDemoResult => ({ ok: false, code, message });
+
+export async function startDemo(options: DemoOptions): Promise<StartDemoResult> {
+  const loaded = await loadConfigFile(options.configFile);
+  if (!loaded.ok) return fail("config_invalid", formatConfigErrors(loaded.errors));
+  const ports = emulatorPorts(loaded.config, options.configFile);
+  if (!ports.ok) return fail("config_not_demo", ports.message);
+  const config = withPollInterval(loaded.config, options.pollIntervalMs);
+  if (!config.ok) return fail("poll_interval_too_short", config.message);
+
+  const demoDir = join(options.dataDir, "demo");
+  const database = join(demoDir, "concord.db");
+  const previousDatabase = await prepareDemoDir(options.dataDir, demoDir, database, options.reset);
+  const key = options.env.CONCORD_SECRET_KEY ?? (await demoSecretKey(options.dataDir));
+  const filled = fillDemoEnv(config.value, options.processEnv);
+  const processEnv = filled.env;
+  const logger = demoLogger(options.processEnv);
+
+  const resolve = async (ref: SecretRef | CredentialValue | undefined, what: string): Promise<string> => {
+    if (ref === undefined) throw new Error(`the demo needs ${what}`);
+    const value = await resolveSecretRef(ref, { env: processEnv });
+    if (!value.ok) throw new Error(`${what}: ${value.error.message}`);
+    return value.value;
+  };
+  const connection = (id: DemoConnectionId): Connection => {
+    const found = config.value.connections.find((c) => c.id === id);
+    if (!found) throw new Error(`no connection ${id}`);
+    return found;
+  };
+  const re = connection("re-nxt");
+
+  const emulators = await startEmulators(ports.value, config.value, {
+    subscriptionKey: await resolve(
+      re.credentials.subscription_key,
+      "connections.re-nxt.credentials.subscription_key",
+    ),
+  });
+  if (!emulators.ok) return fail("port_in_use", `${emulators.message} (ports from ${options.configFile})`);
+  const { re: reEmu, ccMain, ccAppeals } = emulators.value;
+  const closeEmulators = () => Promise.all([reEmu.close(), ccMain.close(), ccAppeals.close()]);
+
+  let context: EngineContext | undefined;
+  try {
+    const world = generateDemoWorld({ size: options.seedSize, now: new Date() });
+    await seedEmulators(world, { re: reEmu.baseUrl, ccMain: ccMain.baseUrl, ccAppeals: ccAppeals.baseUrl });
+
+    const { DATABASE_URL: _ignored, ...rest } = options.env;
+    const demoEnv: Env = { ...rest, CONCORD_DATA_DIR: demoDir, CONCORD_SECRET_KEY: key };
+    const metrics = createConcordMetrics({ now: () => new Date() });
+    const opened = await openEngineContext({
+      env: demoEnv,
+      processEnv,
+      configFile: options.configFile,
+      logger,
+      onApiCall: metrics.onApiCall,
+    });
+    if (!opened.ok) throw new Error(opened.message);
+    context = withConfig(opened.context, config.value);
+    const store = context.store;
+    for (const [id, base] of [
+      ["re-nxt", reEmu.baseUrl],
+      ["cc-main", ccMain.baseUrl],
+      ["cc-appeals", ccAppeals.baseUrl],
+    ] as const) {
+      const c = connection(id);
+      const clientId = await resolve(c.credentials.client_id, `connections.${id}.credentials.client_id`);
+      await sealRefreshToken(store, c, base, clientId, key);
+    }
+
+    let firstRun = true;
+    const secrets: SecretSources = {
+      env: processEnv,
+      key,
+      stored: async (name) => (await store.credentials.get(name))?.ciphertext,
+    };
+    const runtime = createEngineRuntime({
+      ...context.syncDeps(),
+      logger,
+      secrets,
+      onRun: (report) => {
+        metrics.onRun(report);
+        for (const line of describeRun(report, firstRun)) options.activity(line);
+        firstRun = false;
+      },
+    });
+
+    const { app, problems } = await buildDemoServer(context, runtime, {
+      version: options.version,
+      secrets,
+      metrics,
+      uiDir: options.uiDir,
+    });
+    for (const problem of problems) options.warn(problem);
+    const host = config.value.server.host;
+    try {
+      await app.listen({ port: options.port ?? config.value.server.port, host });
+    } catch (error) {
+      await app.close();
+      throw isAddressInUse(error)
+        ? new PortInUseError(
+            `Port ${options.port ?? config.value.server.port} for the UI and API is taken: stop what uses it or pass --port`,
+          )
+        : error;
+    }
+    const address = app.server.address();
+    const bound = typeof address === "object" && address !== null ? address.port : 0;
+    const reachableHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+    const base = `http://${reachableHost.includes(":") ? `[${reachableHost}]` : reachableHost}:${bound}`;
+
+    if (re.webhooks.enabled && re.webhooks.secret) {
+      const secret = await resolve(re.webhooks.secret, "connections.re-nxt.webhooks.secret");
+      const provisioned = await subscribeWebhooks(reEmu, `${base}/webhooks/${re.id}`, secret, {
+        clientId: await resolve(re.credentials.client_id, "connections.re-nxt.credentials.client_id"),
+      });
+      if (!provisioned)
+        options.warn(
+          "The Raiser's Edge NXT webhook subscriptions did not provision: its changes arrive by poll only.",
+        );
+    }
+
+    const pair = config.value.pairs[0];
+    const pollIntervalMs = pair ? pollIntervalOf({ config: config.value }, pair) : 60_000;
+    // The world does not wait for the first sync: people and admins act from the start.
+    const simulator: Simulator | undefined = options.simulator
+      ? createSimulator({
+          world,
+          emulators: { "re-nxt": reEmu.baseUrl, "cc-main": ccMain.baseUrl, "cc-appeals": ccAppeals.baseUrl },
+          onEvent: (e) => {
+            options.activity(describeEvent(e));
+          },
+          onSkip: (reason) => {
+            logger.debug({ reason }, "simulated act skipped");
+          },
+          ...(options.activityDelayMs
+            ? { minDelayMs: options.activityDelayMs[0], maxDelayMs: options.activityDelayMs[1] }
+            : {}),
+        })
+      : undefined;
+    simulator?.start();
+    let stopping = false;
+    const started = (async () => {
+      try {
+        await runtime.tick(); // the first sync: a full read of every system
+      } catch (error) {
+        options.warn(`The first sync failed: ${describe(error)}; polls will try again.`);
+      }
+      simulator?.firstSyncDone();
+      if (stopping) return;
+      runtime.start(Math.min(1_000, Math.max(200, Math.floor(pollIntervalMs / 2))));
+    })();
+
+    const openedContext = context;
+    let stopped: Promise<void> | undefined;
+    const stop = (): Promise<void> => {
+      stopped ??= (async () => {
+        stopping = true;
+        await simulator?.stop();
+        // Waits for a run in progress (the first sync included); nothing new starts once stopping.
+        await runtime.stop();
+        await started;
+        await app.close();
+        await closeEmulators();
+        await openedContext.close();
+      })();
+      return stopped;
+    };
+
+    const mainCount = world.cc.main.contacts.length;
+    return {
+      ok: true,
+      demo: {
+        urls: {
+          ui: `${base}/`,
+          api: `${base}/api`,
+          emulators: {
+            "blackbaud-renxt": reEmu.baseUrl,
+            "constant-contact-main": ccMain.baseUrl,
+            "constant-contact-appeals": ccAppeals.baseUrl,
+          },
+        },
+        adminPassword: filled.adminPassword,
+        database,
+        previousDatabase,
+        generatedEnv: filled.generated,
+        world: {
+          constituents: world.re.constituents.length,
+          ccMain: mainCount,
+          ccAppeals: world.cc.appeals.contacts.length,
+        },
+        pollIntervalMs,
+        started,
+        stop,
+      },
+    };
+  } catch (error) {
+    await closeEmulators();
+    await context?.close();
+    if (error instanceof PortInUseError) return fail("port_in_use", error.message);
+    throw error;
+  }
+}
+
+// ------------------------------------------------------------------ the server (one place)
+
+/** The HTTP app the demo serves: the same app as `concord serve` (health, webhooks, API, UI). */
+async function buildDemoServer(
+  context: EngineContext,
+  runtime: EngineRuntime,
+  options: { version: string; secrets: SecretSources; metrics: ConcordMetrics; uiDir: string | undefined },
+): Promise<{ app: FastifyInstance; problems: string[] }> {
+  const built = await buildConcordApp(context, runtime, {
+    version: options.version,
+    secrets: options.secrets,
+    metrics: options.metrics,
+    ...(options.uiDir !== undefined ? { uiDir: options.uiDir } : {}),
+  });
+  return { app: built.app, problems: built.problems };
+}
+
+// ------------------------------------------------------------------ config
+
+/** The emulators' ports, read from the connections' base_url and token_url (loopback, one origin each). */
+export function emulatorPorts(
+  config: ConcordConfig,
+  file: string,
+): { ok: true; value: EmulatorPorts } | { ok: false; message: string } {
+  const out: Partial<EmulatorPorts> = {};
+  for (const [id, system] of Object.entries(DEMO_CONNECTIONS) as [DemoConnectionId, string][]) {
+    const c = config.connections.find((x) => x.id === id);
+    if (!c || c.system !== system)
+      return {
+        ok: false,
+        message: `${file}: the demo emulates the connections ${Object.entries(DEMO_CONNECTIONS)
+          .map(([i, s]) => `${i} (${s})`)
+          .join(
+            ", ",
+          )}; expected a ${system} connection with id ${id}${c ? `, found system ${c.system}` : ", found none"}`,
+      };
+    if (!c.base_url || !c.token_url)
+      return {
+        ok: false,
+        message: `${file}: connection ${id} needs base_url and token_url on loopback, where the demo runs its emulator (e.g. http://127.0.0.1:4101)`,
+      };
+    const base = new URL(c.base_url);
+    const token = new URL(c.token_url);
+    if (!["127.0.0.1", "localhost", "[::1]"].includes(base.hostname) || base.port === "")
+      return {
+        ok: false,
+        message: `${file}: connection ${id} base_url ${c.base_url}: expected a loopback URL with a port, such as http://127.0.0.1:4101`,
+      };
+    if (token.origin !== base.origin)
+      return {
+        ok: false,
+        message: `${file}: connection ${id}: token_url must be on the same host and port as base_url (${base.origin}), found ${token.origin}`,
+      };
+    out[id] = { port: Number(base.port), origin: base.origin };
+  }
+  const seen = new Map<number, string>();
+  for (const [id, p] of Object.entries(out)) {
+    const other = seen.get(p.port);
+    if (other !== undefined)
+      return { ok: false, message: `${file}: connections ${other} and ${id} use the same port ${p.port}` };
+    seen.set(p.port, id);
+  }
+  return { ok: true, value: out as EmulatorPorts };
+}
+
+/** The config with every pair polled at `ms`, checked against each connection's call budget. */
+export function withPollInterval(
+  config: ConcordConfig,
+  ms: number | undefined,
+): { ok: true; value: ConcordConfig } | { ok: false; message: string } {
+  if (ms === undefined) return { ok: true, value: config };
+  const value: ConcordConfig = {
+    ...config,
+    pairs: config.pairs.map((p) => ({ ...p, schedule: { ...p.schedule, poll_interval: ms } })),
+  };
+  const problems = findCrossReferenceIssues(value).filter((i) => i.code === "poll_interval_too_short");
+  if (problems.length > 0)
+    return {
+      ok: false,
+      message: `--poll-interval ${formatDuration(ms)}: ${problems.map((p) => p.message).join("; ")}`,
+    };
+  return { ok: true, value };
+}
+
+function withConfig(context: EngineContext, config: ConcordConfig): EngineContext {
+  return {
+    ...context,
+    config,
+    pairs: (id) => {
+      if (id === undefined) return config.pairs;
+      const found = config.pairs.filter((p) => p.id === id);
+      return found.length > 0 ? found : undefined;
+    },
+    syncDeps: () => ({ ...context.syncDeps(), config }),
+  };
+}
+
+/**
+ * Values for the config's `{ env }` references that are unset: random ones the demo hands to both
+ * its emulators and the engine. The process environment itself is left alone.
+ */
+export function fillDemoEnv(
+  config: ConcordConfig,
+  processEnv: Readonly<Record<string, string | undefined>>,
+): { env: Record<string, string | undefined>; generated: string[]; adminPassword: string | undefined } {
+  const env: Record<string, string | undefined> = { ...processEnv };
+  const generated: string[] = [];
+  const fill = (ref: SecretRef | CredentialValue | undefined, value: () => string): void => {
+    if (ref?.kind !== "env" || (env[ref.name] ?? "") !== "") return;
+    env[ref.name] = value();
+    generated.push(ref.name);
+  };
+  for (const c of config.connections) {
+    for (const ref of Object.values(c.credentials))
+      fill(ref, () => `demo-${randomBytes(12).toString("hex")}`);
+    fill(c.webhooks.secret, () => randomBytes(24).toString("base64url"));
+  }
+  let adminPassword: string | undefined;
+  fill(config.server.admin_password, () => {
+    adminPassword = `demo-${randomBytes(9).toString("base64url")}`;
+    return adminPassword;
+  });
+  return { env, generated, adminPassword };
+}
+
+// ------------------------------------------------------------------ data directory and key
+
+/**
+ * The emulators live in memory and start from the seed each time, so the demo's database starts
+ * empty with them. An earlier run's database is kept once as concord.previous.db; `reset` deletes
+ * the demo directory and the generated key instead.
+ */
+async function prepareDemoDir(
+  dataDir: string,
+  demoDir: string,
+  database: string,
+  reset: boolean,
+): Promise<string | undefined> {
+  if (reset) {
+    await rm(demoDir, { recursive: true, force: true });
+    await rm(join(dataDir, "demo-secret.key"), { force: true });
+  }
+  await mkdir(demoDir, { recursive: true });
+  if (!existsSync(database)) return undefined;
+  const previous = join(demoDir, "concord.previous.db");
+  for (const suffix of ["", "-wal", "-shm"]) {
+    await rm(`${previous}${suffix}`, { force: true });
+    if (existsSync(`${database}${suffix}`)) await rename(`${database}${suffix}`, `${previous}${suffix}`);
+  }
+  return previous;
+}
+
+/** CONCORD_SECRET_KEY for the demo when none is set: generated once, kept in <dataDir>/demo-secret.key. */
+async function demoSecretKey(dataDir: string): Promise<SecretKey> {
+  const file = join(dataDir, "demo-secret.key");
+  await mkdir(dataDir, { recursive: true });
+  if (existsSync(file)) {
+    const parsed = parseSecretKey((await readFile(file, "utf8")).trim());
+    if (parsed.ok) return parsed.value;
+  }
+  const text = randomBytes(32).toString("base64");
+  await writeFile(file, `${text}\n`, { mode: 0o600 });
+  await chmod(file, 0o600);
+  const parsed = parseSecretKey(text);
+  if (!parsed.ok) throw new Error(parsed.error.message);
+  return parsed.value;
+}
+
+// ------------------------------------------------------------------ emulators
+
+class PortInUseError extends Error {}
+
+const isAddressInUse = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && "code" in error && error.code === "EADDRINUSE";
+
+async function startEmulators(
+  ports: EmulatorPorts,
+  config: ConcordConfig,
+  re: { subscriptionKey: string },
+): Promise<
+  | {
+      ok: true;
+      value: {
+        re: RunningBlackbaudEmulator;
+        ccMain: StartedConstantContactEmulator;
+        ccAppeals: StartedConstantContactEmulator;
+      };
+    }
+  | { ok: false; message: string }
+> {
+  const limits = (id: DemoConnectionId) => config.connections.find((c) => c.id === id)?.limits ?? {};
+  const label = (id: DemoConnectionId) => config.connections.find((c) => c.id === id)?.label;
+  const started: { close: () => Promise<void> }[] = [];
+  const guard = async <T extends { close: () => Promise<void> }>(
+    id: DemoConnectionId,
+    start: () => Promise<T>,
+  ): Promise<T> => {
+    try {
+      const emulator = await start();
+      started.push(emulator);
+      return emulator;
+    } catch (error) {
+      await Promise.all(started.map((e) => e.close()));
+      if (isAddressInUse(error))
+        throw new PortInUseError(
+          `Port ${ports[id].port} for the ${DEMO_CONNECTIONS[id]} emulator (connection ${id}) is taken: stop what uses it, or copy the config, change the port in base_url and token_url, and pass --config`,
+        );
+      throw error;
+    }
+  };
+  try {
+    const reLimits = limits("re-nxt");
+    const reEmu = await guard("re-nxt", () =>
+      startBlackbaudEmulator({
+        port: ports["re-nxt"].port,
+        subscriptionKey: re.subscriptionKey,
+        environmentName: "Concord Demo",
+        ...(reLimits.requests_per_second !== undefined
+          ? { ratePerSecond: reLimits.requests_per_second }
+          : {}),
+        ...(reLimits.daily_quota !== undefined ? { dailyQuota: reLimits.daily_quota } : {}),
+        webhooks: { autoDeliver: true, allowHttp: true },
+        logger: false,
+      }),
+    );
+    const cc = (id: "cc-main" | "cc-appeals") => {
+      const l = limits(id);
+      const name = label(id);
+      return guard(id, () =>
+        startConstantContactEmulator({
+          port: ports[id].port,
+          ...(l.requests_per_second !== undefined ? { rateLimitPerSecond: l.requests_per_second } : {}),
+          ...(l.daily_quota !== undefined ? { dailyQuota: l.daily_quota } : {}),
+          // Bulk imports finish in well under a second, as a small account's do.
+          activityPollsToComplete: 1,
+          activityDelayMs: 300,
+          ...(name !== undefined ? { accountName: name } : {}),
+          logger: false,
+        }),
+      );
+    };
+    const ccMain = await cc("cc-main");
+    const ccAppeals = await cc("cc-appeals");
+    return { ok: true, value: { re: reEmu, ccMain, ccAppeals } };
+  } catch (error) {
+    if (error instanceof PortInUseError) return { ok: false, message: error.message };
+    throw error;
+  }
+}
+
+/** POSTs JSON to an emulator; anything but 2xx throws with the answer. */
+async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<unknown> {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${url} answered ${res.status}: ${text.slice(0, 500)}`);
+  return text === "" ? undefined : (JSON.parse(text) as unknown);
+}
+
+/** Seeds the emulators through their control API, as any script could. */
+export async function seedEmulators(
+  world: DemoWorld,
+  urls: { re: string; ccMain: string; ccAppeals: string },
+): Promise<void> {
+  const chunk = 1_000;
+  for (let i = 0; i < world.re.constituents.length; i += chunk)
+    await postJson(`${urls.re}/__emulator/seed`, { constituents: world.re.constituents.slice(i, i + chunk) });
+  await postJson(`${urls.re}/__emulator/seed`, { lists: world.re.lists });
+  await postJson(`${urls.ccMain}/__emulator/seed`, world.cc.main);
+  await postJson(`${urls.ccAppeals}/__emulator/seed`, world.cc.appeals);
+}
+
+const TokenSchema = z.object({ access_token: z.string(), refresh_token: z.string() });
+
+/** Mints a refresh token as if an admin had connected the account, and seals it under the config's stored name. */
+async function sealRefreshToken(
+  store: EngineContext["store"],
+  connection: Connection,
+  emulatorBase: string,
+  clientId: string,
+  key: SecretKey,
+): Promise<void> {
+  const ref = connection.credentials.refresh_token;
+  if (ref?.kind !== "stored") return; // an { env } refresh token is the operator's to give
+  const token = TokenSchema.parse(
+    await postJson(`${emulatorBase}/__emulator/token`, { client_id: clientId }),
+  );
+  const sealed = sealSecret(token.refresh_token, key, ref.name);
+  if (!sealed.ok) throw new Error(sealed.error.message);
+  await store.credentials.put(ref.name, sealed.value, key.id);
+  await store.credentials.remove(`${connection.id}.oauth`);
+}
+
+const SubscriptionsSchema = z.object({ value: z.array(z.object({ state: z.string() })) });
+
+/**
+ * Subscribes Concord's receiver to Raiser's Edge NXT constituent events through the Webhook API, as
+ * an integrator does once, and waits for the handshake to provision them.
+ */
+async function subscribeWebhooks(
+  re: RunningBlackbaudEmulator,
+  endpoint: string,
+  secret: string,
+  options: { clientId: string },
+): Promise<boolean> {
+  const token = TokenSchema.parse(
+    await postJson(`${re.baseUrl}/__emulator/token`, { client_id: options.clientId }),
+  );
+  const headers = {
+    "Bb-Api-Subscription-Key": re.subscriptionKey,
+    Authorization: `Bearer ${token.access_token}`,
+  };
+  for (const event_type of DEFAULT_EVENT_TYPES)
+    await postJson(
+      `${re.baseUrl}/webhook/v1/subscriptions`,
+      { event_type, webhook_url: subscriptionUrl(endpoint, secret) },
+      headers,
+    );
+  for (let i = 0; i < 100; i += 1) {
+    const res = await fetch(`${re.baseUrl}/webhook/v1/subscriptions`, { headers });
+    const parsed = SubscriptionsSchema.safeParse(await res.json());
+    const states = parsed.success ? parsed.data.value.map((s) => s.state) : [];
+    if (states.length > 0 && states.every((s) => s === "Provisioned")) return true;
+    if (states.includes("Error")) return false;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return false;
+}
+
+// ------------------------------------------------------------------ what the demo prints
+
+function demoLogger(processEnv: Readonly<Record<string, string | undefined>>): Logger {
+  // The engine's structured log would drown the activity lines: warnings only, unless asked.
+  const requested = processEnv["LOG_LEVEL"];
+  const level = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).safeParse(requested);
+  return createLogger({ level: level.success ? level.data : "warn", destination: process.stderr });
+}
+
+const clock = (iso: string): string => iso.slice(11, 19);
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** One line per simulated act: time, system, who, what; ids, never addresses. */
+export function describeEvent(e: SimulatorEvent): string {
+  const ids = [
+    e.constituent_id !== null ? `constituent ${e.constituent_id}` : undefined,
+    e.contact_id !== null ? `contact ${e.contact_id.slice(0, 8)}` : undefined,
+  ].filter((x) => x !== undefined);
+  return `${clock(e.at)}  ${e.system.padEnd(10)}  ${e.actor}: ${e.description}${ids.length > 0 ? ` [${ids.join(", ")}]` : ""}`;
+}
+
+/** Lines for a finished run: the first sync in full, later runs only when they changed something. */
+export function describeRun(report: SyncReport, first: boolean): string[] {
+  const at = clock(new Date().toISOString());
+  const operations = report.plan?.operations ?? [];
+  const problems = [
+    ...(report.error ? [`${report.error.code}: ${report.error.message}`] : []),
+    ...report.pulls.filter((p) => p.error !== null).map((p) => `${p.connection_id}: ${p.error?.code ?? ""}`),
+    ...(report.execution?.waiting ?? []).map((w) => `${w.connection_id} waits (${w.code})`),
+  ];
+  if (!first && operations.length === 0 && problems.length === 0) return [];
+  const trigger = first ? "first sync" : report.pulls.length === 0 ? "webhook" : "poll";
+  const byKind = new Map<string, number>();
+  for (const op of operations) {
+    const k = `${op.connection_id} ${op.kind}`;
+    byKind.set(k, (byKind.get(k) ?? 0) + op.contacts);
+  }
+  const what = [...byKind].map(([k, n]) => `${k} ×${n}`).join(", ");
+  const applied = report.execution
+    ? ` — ${report.execution.operations.succeeded} applied${report.execution.operations.failed > 0 ? `, ${report.execution.operations.failed} refused` : ""}`
+    : "";
+  const lines = [
+    `${at}  concord     ${report.pair_id} ${trigger}: ${what || "nothing to change"}${applied}${problems.length > 0 ? ` (${problems.join("; ")})` : ""}`,
+  ];
+  if (first && report.plan) {
+    for (const p of report.pulls)
+      lines.push(
+        `          read ${p.connection_id}: ${plural(p.records_seen, "record")}, ${plural(p.consent_events_appended, "consent event")} recorded`,
+      );
+    for (const [connection, gain] of Object.entries(report.plan.gains))
+      if (gain > 0) lines.push(`          ${connection} gains ${plural(gain, "contact")}`);
+    for (const [connection, reasons] of Object.entries(report.plan.counts.skipped)) {
+      const parts = Object.entries(reasons).map(([code, n]) => `${code} ${n}`);
+      if (parts.length > 0) lines.push(`          not sent to ${connection}: ${parts.join(", ")}`);
+    }
+    if (report.plan.unlinked_opt_outs.length > 0)
+      lines.push(
+        `          ${plural(report.plan.unlinked_opt_outs.length, "opt-out")} on contacts uploaded straight into Constant Contact, matched by address`,
+      );
+  }
+  return lines;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,32 @@
+/** What the API routes run on: the engine's store, config, connections and runtime, and the sign-in settings. */
+import type { ConcordConfig } from "../../config/concord-config";
+import type { EngineRuntime } from "../../engine/engine-runtime";
+import type { OpenedConnection } from "../../engine/open-connection";
+import type { SyncDeps } from "../../engine/sync-pair";
+import type { StoreSession } from "../../store/ports";
+import type { ConcordMetrics } from "./metrics";
+import type { SessionManager, SessionOptions } from "./sessions";
+
+export type ApiDeps = {
+  store: StoreSession;
+  config: ConcordConfig;
+  connections: ReadonlyMap<string, OpenedConnection>;
+  runtime: EngineRuntime;
+  now: () => Date;
+  /** The operators' password (config `server.admin_password`). */
+  adminPassword: string;
+  /** Mark the session cookie `Secure` (the server is reached over https). */
+  secureCookies: boolean;
+  version: string;
+  /** The metrics the runtime and connections feed; a fresh set when absent (then only scrape-time gauges move). */
+  metrics?: ConcordMetrics;
+  /** Session expiry and sign-in limits (defaults: 12 h idle, 10 failed sign-ins a minute per address). */
+  sessions?: Partial<Omit<SessionOptions, "adminPassword" | "now">>;
+};
+
+/** What each route file gets. */
+export type ApiContext = ApiDeps & {
+  metrics: ConcordMetrics;
+  sessionManager: SessionManager;
+  syncDeps: SyncDeps;
+};

@@ -1,0 +1,639 @@
+/**
+ * The REST API over the real engine (emulators, SQLite store, runtime) through `app.inject`:
+ * sign-in and CSRF, every route's happy path over data a sync made, validation and limits, the
+ * OpenAPI document and the metrics exposition.
+ */
+import SwaggerParser from "@apidevtools/swagger-parser";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { addToReList, individual, RE_LISTS } from "../../engine/sync-test-support";
+import { describeOnBackends } from "../../store/testing";
+import { ADMIN_PASSWORD, startApiHarness, type ApiHarness } from "./api-test-support";
+
+let a: ApiHarness;
+const re: Record<string, string> = {};
+
+/** Ada, Bob and Grace (who ticked Requests No Email) with addresses, Alan without, all in the newsletter list. */
+async function seed(): Promise<void> {
+  const people = [
+    individual("ada@example.org", "Ada", "Lovelace"),
+    individual("bob@example.org", "Bob", "Example"),
+    individual("grace@example.org", "Grace", "Hopper", { requests_no_email: true }),
+    individual(null, "Alan", "Turing"),
+  ];
+  const ids = await a.h.seedRe(people);
+  for (const [i, n] of ["ada", "bob", "grace", "alan"].entries()) re[n] = ids[i] ?? "";
+  await addToReList(a.h, RE_LISTS.news, ids);
+}
+
+async function contactIdOf(email: string): Promise<string> {
+  const [c] = await a.h.store.contacts.findByMatchKey(email);
+  if (!c) throw new Error(`no contact ${email}`);
+  return c.id;
+}
+
+describe("sign-in, sessions and CSRF", () => {
+  beforeEach(async () => {
+    a = await startApiHarness();
+  });
+  afterEach(async () => {
+    await a.close();
+  });
+
+  it("every /api route but sign-in needs a session", async () => {
+    const res = await a.call("GET", "/api/overview");
+    expect(res.statusCode).toBe(401);
+    expect(res.json()).toEqual({
+      code: "not_signed_in",
+      message: "Sign in first: POST /api/session with the admin password.",
+    });
+    expect((await a.call("GET", "/api/session")).json()).toEqual({ signed_in: false, csrf_token: null });
+  });
+
+  it("a wrong password is refused; the right one sets a secure session cookie and returns the CSRF token", async () => {
+    const wrong = await a.app.inject({ method: "POST", url: "/api/session", payload: { password: "guess" } });
+    expect(wrong.statusCode).toBe(401);
+    expect(wrong.json()).toMatchObject({ code: "wrong_password" });
+    expect(wrong.headers["set-cookie"]).toBeUndefined();
+
+    const right = await a.app.inject({
+      method: "POST",
+      url: "/api/session",
+      payload: { password: ADMIN_PASSWORD },
+    });
+    expect(right.statusCode).toBe(200);
+    const body = right.json<{ signed_in: boolean; csrf_token: string }>();
+    expect(body.signed_in).toBe(true);
+    expect(body.csrf_token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const cookie = String(right.headers["set-cookie"]);
+    expect(cookie).toMatch(/^concord_session=[A-Za-z0-9_-]{43};/);
+    for (const flag of ["HttpOnly", "SameSite=Strict", "Secure", "Path=/api"]) expect(cookie).toContain(flag);
+    expect(right.headers["cache-control"]).toBe("no-store");
+
+    const session = await a.app.inject({
+      method: "GET",
+      url: "/api/session",
+      headers: { cookie: cookie.split(";")[0] ?? "" },
+    });
+    expect(session.json()).toEqual({ signed_in: true, csrf_token: body.csrf_token });
+  });
+
+  it("a state-changing request without the session's CSRF token is refused", async () => {
+    const { csrf } = await a.signIn();
+    for (const token of [null, "not-the-token"]) {
+      const res = await a.call("POST", "/api/pairs/re-cc/sync", { dry_run: true }, { csrf: token });
+      expect(res.statusCode).toBe(403);
+      expect(res.json()).toMatchObject({ code: "csrf_invalid" });
+    }
+    expect(await a.h.store.db.selectFrom("runs").selectAll().execute()).toEqual([]);
+    const ok = await a.call("POST", "/api/pairs/re-cc/sync", { dry_run: true }, { csrf });
+    expect(ok.statusCode).toBe(200);
+  });
+
+  it("signing out ends the session; an idle session expires", async () => {
+    await a.signIn();
+    expect((await a.call("GET", "/api/overview")).statusCode).toBe(200);
+    expect((await a.call("DELETE", "/api/session", undefined, { csrf: null })).statusCode).toBe(403);
+    const out = await a.call("DELETE", "/api/session");
+    expect(out.json()).toEqual({ signed_in: false, csrf_token: null });
+    expect((await a.call("GET", "/api/overview")).statusCode).toBe(401);
+
+    await a.signIn();
+    a.h.advance(11 * 3_600_000);
+    expect((await a.call("GET", "/api/overview")).statusCode).toBe(200); // use restarts the idle clock
+    a.h.advance(12 * 3_600_000 + 1);
+    expect((await a.call("GET", "/api/overview")).json()).toMatchObject({ code: "not_signed_in" });
+  });
+
+  it("ten failed sign-ins in a minute lock the address out, even with the right password, until the minute passes", async () => {
+    const attempt = (password: string, ip = "203.0.113.7") =>
+      a.app.inject({ method: "POST", url: "/api/session", payload: { password }, remoteAddress: ip });
+    for (let i = 0; i < 10; i += 1) expect((await attempt(`guess-${i}`)).statusCode).toBe(401);
+    const locked = await attempt(ADMIN_PASSWORD);
+    expect(locked.statusCode).toBe(429);
+    expect(locked.json()).toMatchObject({ code: "too_many_attempts" });
+    expect(Number(locked.headers["retry-after"])).toBeGreaterThan(0);
+    expect((await attempt(ADMIN_PASSWORD, "198.51.100.9")).statusCode).toBe(200); // another address
+    a.h.advance(61_000);
+    expect((await attempt(ADMIN_PASSWORD)).statusCode).toBe(200);
+  });
+});
+
+describe("the API over a synced pair", () => {
+  beforeEach(async () => {
+    a = await startApiHarness();
+    await seed();
+    await a.signIn();
+  });
+  afterEach(async () => {
+    await a.close();
+  });
+
+  it("a dry run previews gains and skip reasons; applying its stored plan does it; runs list both", async () => {
+    const dry = await a.call("POST", "/api/pairs/re-cc/sync", { dry_run: true });
+    expect(dry.statusCode).toBe(200);
+    const report = dry.json<{ report: { plan_id: string; run_id: string; dry_run: boolean } }>().report;
+    expect(report.dry_run).toBe(true);
+    expect(a.h.ccContact(a.h.ccMain, "ada@example.org")).toBeUndefined();
+
+    const detail = await a.call("GET", `/api/runs/${report.run_id}`);
+    expect(detail.statusCode).toBe(200);
+    const d = detail.json();
+    expect(d.run).toMatchObject({ id: report.run_id, kind: "dry_run", status: "succeeded" });
+    expect(d.plan).toMatchObject({ id: report.plan_id, pending_operations: 1 });
+    expect(d.plan.summary.gains).toEqual({ "cc-main": 2, "cc-appeals": 0 });
+    expect(d.plan.summary.counts.skipped["cc-main"]).toEqual({ opted_out: 1, no_primary_email: 1 });
+    expect(d.plan.summary.operations).toEqual([
+      expect.objectContaining({
+        kind: "upsert_contacts",
+        connection_id: "cc-main",
+        contacts: 2,
+        reason: expect.objectContaining({ code: "new_contacts" }),
+      }),
+    ]);
+    expect(d.outcomes).toEqual({ pending: 1 });
+    const grace = await contactIdOf("grace@example.org");
+    expect(d.contacts[grace]).toEqual({ name: "Grace Hopper", email: "grace@example.org" });
+
+    a.h.advance(10_000);
+    const applied = await a.call("POST", `/api/plans/${report.plan_id}/apply`);
+    expect(applied.statusCode).toBe(200);
+    expect(applied.json().report).toMatchObject({ status: "succeeded", operations: 1, stale: [] });
+    expect(a.h.ccContact(a.h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe("implicit");
+    expect(a.h.ccContact(a.h.ccMain, "grace@example.org")).toBeUndefined();
+    expect((await a.call("GET", `/api/runs/${report.run_id}`)).json().outcomes).toEqual({});
+
+    const runs = (await a.call("GET", "/api/runs?limit=5")).json<{ runs: { kind: string }[] }>().runs;
+    expect(runs.map((r) => r.kind)).toEqual(["sync", "dry_run"]);
+    expect((await a.call("GET", "/api/runs?limit=1&pair=re-cc")).json().runs).toHaveLength(1);
+    expect((await a.call("POST", "/api/plans/plan_nope/apply")).json()).toMatchObject({
+      code: "plan_not_found",
+    });
+    expect((await a.call("GET", "/api/runs/run_nope")).statusCode).toBe(404);
+    expect((await a.call("POST", "/api/pairs/nope/sync", {})).json()).toMatchObject({
+      code: "pair_not_found",
+    });
+  });
+
+  it("the overview shows each connection's health, budget and queue, the pairs' runs and the opt-out lag", async () => {
+    await a.call("POST", "/api/pairs/re-cc/sync", {});
+    a.h.advance(60_000);
+    await a.h.ccAct(a.h.ccMain, "unsubscribe", "ada@example.org");
+    a.h.advance(30_000);
+    await a.call("POST", "/api/pairs/re-cc/sync", {});
+    expect((await a.h.reGet(`/constituent/v1/constituents/${re["ada"] ?? ""}`)).requests_no_email).toBe(true);
+
+    const res = await a.call("GET", "/api/overview");
+    expect(res.statusCode).toBe(200);
+    const o = res.json();
+    expect(o.connections.map((c: { id: string; role: string }) => [c.id, c.role])).toEqual([
+      ["re-nxt", "crm"],
+      ["cc-main", "email_platform"],
+      ["cc-appeals", "email_platform"],
+    ]);
+    const cc = o.connections[1];
+    expect(cc.health.status).toBe("ok");
+    expect(cc.budget.daily_quota).toBe(10_000);
+    expect(cc.budget.used_today).toBeGreaterThan(0);
+    expect(cc.budget.remaining).toBe(10_000 - cc.budget.used_today);
+    expect(cc.queued_operations).toBe(0);
+    expect(o.pairs[0]).toMatchObject({ id: "re-cc", crm: "re-nxt", running: false });
+    expect(o.pairs[0].last_run).toMatchObject({ kind: "sync", status: "succeeded" });
+    expect(o.pairs[0].next_run_at).not.toBeNull();
+    expect(o.propagation_lag.count).toBe(1);
+    expect(o.propagation_lag.p50_ms).toBeGreaterThanOrEqual(30_000);
+    expect(o.propagation_lag.p99_ms).toBe(o.propagation_lag.p50_ms);
+    expect(o.propagation_lag.window_hours).toBe(24);
+    expect(o.legal_clocks.map((c: { limit_ms: number }) => c.limit_ms)).toEqual([
+      2 * 86_400_000,
+      14 * 86_400_000,
+      14 * 86_400_000,
+    ]);
+    expect(o).toMatchObject({ inbox_pending: 0, review_open: 0 });
+
+    const charts = await a.call("GET", "/api/charts/daily?days=3");
+    const days = charts.json().days;
+    expect(days.map((d: { date: string }) => d.date)).toEqual(["2026-05-30", "2026-05-31", "2026-06-01"]);
+    expect(days[2].operations).toEqual({ upsert_contacts: 1, record_opt_out: 1 });
+    expect(days[2].opt_outs_applied).toBe(1);
+    expect(days[2].lag_p50_ms).toBe(o.propagation_lag.p50_ms);
+    expect(days[2].api_calls["cc-main"]).toBeGreaterThan(0);
+    expect(days[0]).toMatchObject({ operations: {}, opt_outs_applied: 0, lag_p50_ms: null, api_calls: {} });
+
+    // The same facts as Prometheus metrics.
+    const metrics = await a.app.inject({ method: "GET", url: "/metrics" });
+    expect(metrics.statusCode).toBe(200);
+    expect(metrics.headers["content-type"]).toContain("text/plain");
+    const text = metrics.body;
+    expect(text).toContain('concord_runs_total{pair="re-cc",kind="sync",status="succeeded"} 2');
+    expect(text).toMatch(/concord_api_calls_total\{connection="cc-main",status="200"\} \d+/);
+    expect(text).toMatch(/concord_api_budget_remaining\{connection="cc-main"\} \d+/);
+    expect(text).toContain(
+      'concord_operations{connection="re-nxt",kind="record_opt_out",status="succeeded"} 1',
+    );
+    expect(text).toContain('concord_connection_health{connection="cc-main",status="ok"} 1');
+    expect(text).toContain('concord_opt_out_propagation_lag_seconds_count{connection="re-nxt"} 1');
+    expect(text).toContain('concord_opt_out_propagation_lag_seconds_bucket{le="60",connection="re-nxt"} 1');
+    expect(text).toContain("concord_webhook_inbox_pending 0");
+    expect(text).toContain("concord_review_items_open 0");
+    // Scraped again, an opt-out is not observed twice.
+    const again = (await a.app.inject({ method: "GET", url: "/metrics" })).body;
+    expect(again).toContain('concord_opt_out_propagation_lag_seconds_count{connection="re-nxt"} 1');
+  });
+
+  it("people: search by name or address, and one person's timeline, links and lists", async () => {
+    await a.call("POST", "/api/pairs/re-cc/sync", {});
+    const byName = (await a.call("GET", "/api/people?q=LOVE")).json().people;
+    expect(byName).toEqual([
+      {
+        contact_id: await contactIdOf("ada@example.org"),
+        name: "Ada Lovelace",
+        email: "ada@example.org",
+        type: "person",
+      },
+    ]);
+    expect((await a.call("GET", "/api/people?q=ada%20love")).json().people).toHaveLength(1);
+    const byAddress = (await a.call("GET", "/api/people?q=example.org")).json().people;
+    expect(byAddress.map((p: { name: string }) => p.name).sort()).toEqual([
+      "Ada Lovelace",
+      "Bob Example",
+      "Grace Hopper",
+    ]);
+    expect((await a.call("GET", "/api/people?q=%25")).json().people).toEqual([]); // % is literal
+
+    const grace = await contactIdOf("grace@example.org");
+    const res = await a.call("GET", `/api/people/${grace}`);
+    expect(res.statusCode).toBe(200);
+    const p = res.json();
+    expect(p.contact).toEqual({
+      id: grace,
+      type: "person",
+      name: "Grace Hopper",
+      primary_email: "grace@example.org",
+      erased: false,
+    });
+    expect(p.note).toBeNull();
+    expect(p.explanation.contact.id).toBe(grace);
+    expect(p.explanation.timeline).toEqual([expect.objectContaining({ kind: "opt_out" })]);
+    expect(p.links).toEqual([expect.objectContaining({ connection_id: "re-nxt", external_id: re["grace"] })]);
+    expect(p.list_memberships).toEqual([
+      {
+        connection_id: "re-nxt",
+        external_id: re["grace"],
+        list_id: RE_LISTS.news,
+        list_name: "Monthly newsletter",
+      },
+    ]);
+
+    const ada = (await a.call("GET", `/api/people/${await contactIdOf("ada@example.org")}`)).json();
+    expect(ada.list_memberships).toContainEqual(
+      expect.objectContaining({ connection_id: "cc-main", list_name: "Newsletter" }),
+    );
+
+    const alanRow = await a.h.store.links.find("re-nxt", re["alan"] ?? "");
+    const alan = (await a.call("GET", `/api/people/${alanRow?.contact_id ?? ""}`)).json();
+    expect(alan.explanation).toBeNull();
+    expect(alan.note).toContain("no email address");
+    expect(alan.list_memberships).toHaveLength(1);
+    expect((await a.call("GET", "/api/people/con_nope")).json()).toMatchObject({ code: "contact_not_found" });
+  });
+
+  it("reconciliation: differences with causes, fixed from the API, exported as CSV", async () => {
+    expect((await a.call("GET", "/api/reconciliation")).json()).toEqual({ reports: [], run_at: null });
+    await a.call("POST", "/api/pairs/re-cc/sync", {});
+    await a.h.reAct({ action: "set_requests_no_email", constituent_id: re["bob"] });
+    a.h.advance(60_000);
+
+    const run = await a.call("POST", "/api/reconciliation", { fix: false });
+    expect(run.statusCode).toBe(200);
+    const [report] = run.json().reports;
+    expect(report).toMatchObject({ pair_id: "re-cc", status: "succeeded", remaining: null, error: null });
+    expect(report.differences).toEqual([
+      expect.objectContaining({
+        kind: "opt_out_missing",
+        email: "bob@example.org",
+        connection_id: "cc-main",
+        scope: { kind: "global" },
+        fixable: true,
+      }),
+    ]);
+    expect(report.opt_outs_by_connection).toEqual({ "re-nxt": 2, "cc-main": 0, "cc-appeals": 0 });
+    expect(a.h.ccContact(a.h.ccMain, "bob@example.org")?.email_address?.permission_to_send).toBe("implicit");
+
+    const latest = (await a.call("GET", "/api/reconciliation")).json();
+    expect(latest.reports).toEqual([report]);
+    expect(latest.run_at).toBe(report.finished_at);
+
+    const csv = await a.call("GET", "/api/reconciliation.csv");
+    expect(csv.statusCode).toBe(200);
+    expect(csv.headers["content-type"]).toContain("text/csv");
+    expect(csv.headers["content-disposition"]).toContain("concord-differences-2026-06-01.csv");
+    const lines = csv.body.trimEnd().split("\n");
+    expect(lines[0]).toBe(
+      "pair_id,email,contact_id,connection_id,scope,kind,fixable,system_shows,rules_say,cause",
+    );
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toMatch(/^re-cc,bob@example\.org,con_\w+,cc-main,global,opt_out_missing,yes,/);
+
+    a.h.advance(1_000);
+    const fixed = (await a.call("POST", "/api/reconciliation", { fix: true, pair: "re-cc" })).json();
+    expect(fixed.reports[0].remaining).toEqual([]);
+    expect(a.h.ccContact(a.h.ccMain, "bob@example.org")?.email_address?.permission_to_send).toBe(
+      "unsubscribed",
+    );
+    expect((await a.call("GET", "/api/reconciliation.csv")).body.trimEnd().split("\n")).toHaveLength(1);
+    expect((await a.call("POST", "/api/reconciliation", { pair: "nope" })).json()).toMatchObject({
+      code: "pair_not_found",
+    });
+  });
+
+  it("answers bad input with invalid_request saying where and what, unknown routes with not_found", async () => {
+    const bad = await a.call("GET", "/api/runs?limit=abc");
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toEqual({
+      code: "invalid_request",
+      message:
+        'The request is not valid: query.limit: Invalid input: expected number, received NaN (got "abc").',
+      issues: [
+        {
+          where: "query",
+          path: "limit",
+          message: 'Invalid input: expected number, received NaN (got "abc")',
+        },
+      ],
+    });
+    expect((await a.call("GET", "/api/runs?limit=500")).json().issues[0]).toMatchObject({
+      where: "query",
+      path: "limit",
+    });
+    expect((await a.call("GET", "/api/people")).json().issues[0]).toMatchObject({
+      where: "query",
+      path: "q",
+    });
+    expect((await a.call("GET", "/api/runs?colour=red")).json().issues[0]).toMatchObject({
+      message: 'Unrecognized key: "colour"',
+    });
+    const body = await a.call("POST", "/api/pairs/re-cc/sync", { dry_run: "yes" });
+    expect(body.json()).toMatchObject({
+      code: "invalid_request",
+      issues: [{ where: "body", path: "dry_run" }],
+    });
+    const resolve = await a.call("POST", "/api/review/rev_x/resolve", { action: "merge" });
+    expect(resolve.json()).toMatchObject({
+      code: "invalid_request",
+      issues: [{ where: "body", path: "action" }],
+    });
+    const json = await a.app.inject({
+      method: "POST",
+      url: "/api/session",
+      headers: { "content-type": "application/json" },
+      payload: "{not json",
+    });
+    expect(json.statusCode).toBe(400);
+    expect(json.json()).toMatchObject({ code: "invalid_json" });
+    expect((await a.call("GET", "/api/nothing-here")).json()).toEqual({
+      code: "not_found",
+      message: "No route for GET /api/nothing-here.",
+    });
+  });
+
+  it("refuses a body larger than the server's limit with 413", async () => {
+    const res = await a.call("POST", "/api/reconciliation", { pair: "x".repeat(1_100_000) });
+    expect(res.statusCode).toBe(413);
+    expect(res.json()).toMatchObject({ code: "body_too_large" });
+  });
+});
+
+describeOnBackends("the read routes' queries", (backend) => {
+  beforeEach(async () => {
+    a = await startApiHarness({ backend });
+    await seed();
+    await a.signIn();
+  });
+  afterEach(async () => {
+    await a.close();
+  });
+
+  it("answer over a synced pair", async () => {
+    await a.call("POST", "/api/pairs/re-cc/sync", {});
+    a.h.advance(60_000);
+    await a.h.ccAct(a.h.ccMain, "unsubscribe", "bob@example.org");
+    a.h.advance(5_000);
+    const synced = (await a.call("POST", "/api/pairs/re-cc/sync", {})).json().report;
+    const overview = (await a.call("GET", "/api/overview")).json();
+    expect(overview.propagation_lag).toMatchObject({ count: 1, p50_ms: expect.any(Number) });
+    expect(overview.connections.map((c: { queued_operations: number }) => c.queued_operations)).toEqual([
+      0, 0, 0,
+    ]);
+    const runs = (await a.call("GET", "/api/runs")).json().runs;
+    expect(runs[0].id).toBe(synced.run_id);
+    const detail = (await a.call("GET", `/api/runs/${synced.run_id as string}`)).json();
+    expect(detail.outcomes).toEqual({ succeeded: 1 });
+    expect(Object.values(detail.contacts)).toContainEqual({
+      name: "Grace Hopper",
+      email: "grace@example.org",
+    });
+    expect((await a.call("GET", "/api/people?q=HOP")).json().people).toHaveLength(1);
+    expect((await a.call("GET", "/api/people?q=b_b")).json().people).toEqual([]); // _ is literal
+    const day = (await a.call("GET", "/api/charts/daily?days=1")).json().days[0];
+    expect(day.operations).toEqual({ upsert_contacts: 1, record_opt_out: 1 });
+    expect((await a.call("GET", "/api/review")).json().items).toEqual([]);
+    const metrics = (await a.app.inject({ method: "GET", url: "/metrics" })).body;
+    expect(metrics).toContain(
+      'concord_operations{connection="cc-main",kind="upsert_contacts",status="succeeded"} 1',
+    );
+  });
+});
+
+describe("the review queue", () => {
+  beforeEach(async () => {
+    a = await startApiHarness();
+    await a.signIn();
+  });
+  afterEach(async () => {
+    await a.close();
+  });
+
+  it("an ambiguous platform record is linked to the person it is, and the item closes", async () => {
+    const [one, two] = await a.h.seedRe([
+      individual("shared@example.org", "Pat", "One"),
+      individual("shared@example.org", "Pat", "Two"),
+    ]);
+    await a.h.seedCc(a.h.ccMain, [
+      { email_address: { address: "shared@example.org", permission_to_send: "implicit" } },
+    ]);
+    await a.call("POST", "/api/pairs/re-cc/sync", {});
+    await a.h.ccAct(a.h.ccMain, "unsubscribe", "shared@example.org");
+    a.h.advance(1_000);
+    await a.call("POST", "/api/pairs/re-cc/sync", {});
+
+    const items = (await a.call("GET", "/api/review")).json().items as {
+      id: string;
+      connection_id: string;
+      detail: { candidate_contact_ids: string[] };
+    }[];
+    const platform = items.find((i) => i.connection_id === "cc-main");
+    const crm = items.find((i) => i.connection_id === "re-nxt");
+    if (!platform || !crm) throw new Error(`expected a review item per side, got ${JSON.stringify(items)}`);
+    const patTwo = (await a.h.store.links.find("re-nxt", two ?? ""))?.contact_id ?? "";
+    expect(platform.detail.candidate_contact_ids).toContain(patTwo);
+    expect((await a.call("GET", "/api/overview")).json().review_open).toBe(items.length);
+
+    const notCandidate = await a.call("POST", `/api/review/${platform.id}/resolve`, {
+      action: "link",
+      contact_id: "con_someone_else",
+    });
+    expect(notCandidate.json()).toMatchObject({ code: "not_a_candidate" });
+
+    const res = await a.call("POST", `/api/review/${platform.id}/resolve`, {
+      action: "link",
+      contact_id: patTwo,
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({
+      item: { id: platform.id, status: "resolved", resolution: { action: "link", contact_id: patTwo } },
+      reread: { ok: true, message: null },
+    });
+    const ccId = a.h.ccContact(a.h.ccMain, "shared@example.org")?.contact_id ?? "";
+    expect((await a.h.store.links.find("cc-main", ccId))?.contact_id).toBe(patTwo);
+
+    // No opt-out was lost while it waited: the address's unsubscribe reached everyone who may hold it.
+    for (const id of [one, two])
+      expect((await a.h.reGet(`/constituent/v1/constituents/${id ?? ""}`)).requests_no_email).toBe(true);
+    // From now on the record is Pat Two's: the person page shows it, and a sync finds nothing to guess.
+    const page = (await a.call("GET", `/api/people/${patTwo}`)).json();
+    expect(page.links.map((l: { connection_id: string }) => l.connection_id).sort()).toEqual([
+      "cc-main",
+      "re-nxt",
+    ]);
+    a.h.advance(1_000);
+    const next = (await a.call("POST", "/api/pairs/re-cc/sync", {})).json().report;
+    expect(next.pulls.every((p: { review_items_opened: number }) => p.review_items_opened === 0)).toBe(true);
+
+    const dismissed = await a.call("POST", `/api/review/${crm.id}/resolve`, {
+      action: "dismiss",
+      note: "two people",
+    });
+    expect(dismissed.json().item).toMatchObject({ status: "dismissed", resolution: { note: "two people" } });
+    expect(
+      (await a.call("POST", `/api/review/${crm.id}/resolve`, { action: "dismiss" })).json(),
+    ).toMatchObject({
+      code: "review_item_closed",
+    });
+    expect((await a.call("GET", "/api/review")).json().items).toEqual([]);
+    expect((await a.call("GET", "/api/review?status=resolved")).json().items).toHaveLength(1);
+    expect((await a.call("POST", "/api/review/rev_nope/resolve", { action: "dismiss" })).statusCode).toBe(
+      404,
+    );
+  });
+
+  it("an ambiguous platform record kept apart becomes a contact of its own, linked", async () => {
+    await a.h.seedRe([
+      individual("shared@example.org", "Pat", "One"),
+      individual("shared@example.org", "Pat", "Two"),
+    ]);
+    await a.h.seedCc(a.h.ccMain, [
+      { email_address: { address: "shared@example.org", permission_to_send: "implicit" }, first_name: "P." },
+    ]);
+    await a.call("POST", "/api/pairs/re-cc/sync", {});
+    const items = (await a.call("GET", "/api/review")).json().items as {
+      id: string;
+      connection_id: string;
+    }[];
+    const platform = items.find((i) => i.connection_id === "cc-main");
+    const res = await a.call("POST", `/api/review/${platform?.id ?? ""}/resolve`, { action: "separate" });
+    expect(res.statusCode).toBe(200);
+    const own = res.json().item.resolution.contact_id as string;
+    const ccId = a.h.ccContact(a.h.ccMain, "shared@example.org")?.contact_id ?? "";
+    expect((await a.h.store.links.find("cc-main", ccId))?.contact_id).toBe(own);
+    expect(await a.h.store.contacts.get(own)).toMatchObject({
+      primary_email: "shared@example.org",
+      given_name: "P.",
+    });
+  });
+});
+
+describe("the OpenAPI document", () => {
+  beforeEach(async () => {
+    a = await startApiHarness();
+  });
+  afterEach(async () => {
+    await a.close();
+  });
+
+  it("is valid OpenAPI 3.1 and lists every route the server answers", async () => {
+    const res = await a.app.inject({ method: "GET", url: "/openapi.json" });
+    expect(res.statusCode).toBe(200);
+    const doc = res.json();
+    expect(doc.openapi).toBe("3.1.0");
+    await SwaggerParser.validate(structuredClone(doc));
+    const paths = Object.keys(doc.paths).sort();
+    expect(paths).toEqual(
+      [
+        "/api/charts/daily",
+        "/api/overview",
+        "/api/people",
+        "/api/people/{id}",
+        "/api/pairs/{id}/sync",
+        "/api/plans/{id}/apply",
+        "/api/reconciliation",
+        "/api/reconciliation.csv",
+        "/api/review",
+        "/api/review/{id}/resolve",
+        "/api/runs",
+        "/api/runs/{id}",
+        "/api/session",
+        "/healthz",
+        "/metrics",
+        "/openapi.json",
+        "/readyz",
+        "/webhooks/{connection}",
+      ].sort(),
+    );
+    expect(Object.keys(doc.paths["/api/session"])).toEqual(["get", "post", "delete"]);
+    expect(doc.paths["/api/runs"].get.parameters).toContainEqual(
+      expect.objectContaining({ name: "limit", in: "query", required: false }),
+    );
+    expect(doc.paths["/api/review/{id}/resolve"].post.responses["403"].description).toContain("csrf_invalid");
+    // Every documented /api route is answered (401 without a session, never 404).
+    for (const [path, methods] of Object.entries(doc.paths as Record<string, Record<string, unknown>>)) {
+      if (!path.startsWith("/api/")) continue;
+      for (const method of Object.keys(methods)) {
+        const url = path.replaceAll("{id}", "x");
+        const r = await a.app.inject({ method: method.toUpperCase() as "GET", url });
+        expect([200, 400, 401], `${method} ${url}`).toContain(r.statusCode);
+      }
+    }
+  });
+});
+
+describe("the built UI", () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), "concord-ui-"));
+    writeFileSync(join(dir, "index.html"), "<!doctype html><title>Concord</title>");
+    writeFileSync(join(dir, "app-1a2b3c.js"), "console.log('ui')");
+    a = await startApiHarness({ uiDir: dir });
+  });
+  afterEach(async () => {
+    await a.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("serves its files, index.html for the UI's own paths, and JSON 404s for the API", async () => {
+    const asset = await a.app.inject({ method: "GET", url: "/app-1a2b3c.js" });
+    expect(asset.statusCode).toBe(200);
+    expect(asset.headers["cache-control"]).toContain("immutable");
+    for (const url of ["/", "/people/con_123", "/runs"]) {
+      const page = await a.app.inject({ method: "GET", url });
+      expect(page.statusCode, url).toBe(200);
+      expect(page.body).toContain("<title>Concord</title>");
+    }
+    const api = await a.app.inject({ method: "GET", url: "/api/nope" });
+    expect(api.statusCode).toBe(404);
+    expect(api.json()).toMatchObject({ code: "not_found" });
+    expect((await a.app.inject({ method: "GET", url: "/healthz" })).json()).toMatchObject({ status: "ok" });
+  });
+});

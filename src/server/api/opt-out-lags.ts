@@ -1,0 +1,73 @@
+/**
+ * Opt-out propagation lag (DESIGN.md rule 9): for each opt-out Concord carried to another system,
+ * the time from the person's act (the operation's `occurred_at`) to that system's confirmation (the
+ * succeeded outcome's `recorded_at`). Read from the store, for the overview, the charts and metrics.
+ */
+import { z } from "zod";
+import type { StoreSession } from "../../store/ports";
+
+export type OptOutLag = {
+  operation_id: string;
+  attempt: number;
+  connection_id: string;
+  recorded_at: string;
+  lag_ms: number;
+};
+
+const PayloadSchema = z.object({ operation: z.object({ occurred_at: z.string() }).loose() }).loose();
+
+/** Mailbox providers: 2 days; CAN-SPAM and CASL: 10 business days, counted as 14 calendar days. */
+export const LEGAL_CLOCKS = [
+  { name: "Mailbox providers (Gmail, Yahoo): 2 days", limit_ms: 2 * 86_400_000 },
+  { name: "CAN-SPAM: 10 business days", limit_ms: 14 * 86_400_000 },
+  { name: "CASL: 10 business days", limit_ms: 14 * 86_400_000 },
+] as const;
+
+/** Opt-outs applied with `recorded_at` in [from, to), oldest first. */
+export async function optOutLags(store: StoreSession, from: string, to?: string): Promise<OptOutLag[]> {
+  let q = store.db
+    .selectFrom("outcomes")
+    .innerJoin("operations", "operations.id", "outcomes.operation_id")
+    .select([
+      "outcomes.operation_id",
+      "outcomes.attempt",
+      "outcomes.recorded_at",
+      "operations.target_connection",
+      "operations.payload_json",
+    ])
+    .where("operations.kind", "=", "record_opt_out")
+    .where("outcomes.status", "=", "succeeded")
+    .where("outcomes.recorded_at", ">=", from);
+  if (to !== undefined) q = q.where("outcomes.recorded_at", "<", to);
+  const rows = await q.orderBy("outcomes.recorded_at").orderBy("outcomes.operation_id").execute();
+  const out: OptOutLag[] = [];
+  for (const row of rows) {
+    let payload: unknown;
+    try {
+      payload = JSON.parse(row.payload_json);
+    } catch {
+      continue; // a corrupt payload has no act time to measure from
+    }
+    const parsed = PayloadSchema.safeParse(payload);
+    if (!parsed.success) continue;
+    const acted = Date.parse(parsed.data.operation.occurred_at);
+    const confirmed = Date.parse(row.recorded_at);
+    if (Number.isNaN(acted) || Number.isNaN(confirmed)) continue;
+    out.push({
+      operation_id: row.operation_id,
+      attempt: row.attempt,
+      connection_id: row.target_connection,
+      recorded_at: row.recorded_at,
+      lag_ms: Math.max(0, confirmed - acted),
+    });
+  }
+  return out;
+}
+
+/** The nearest-rank percentile of `values` (p in 0..1); null when there are none. */
+export function percentile(values: readonly number[], p: number): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil(p * sorted.length)));
+  return sorted[rank - 1] ?? null;
+}

@@ -1,0 +1,91 @@
+/** `/api/overview`: every connection's health, budget and queue; every pair's runs; opt-out lag beside the legal clocks. */
+import { OverviewSchema, type ConnectionOverview, type PairOverview } from "../api-schemas";
+import { defineRoute, type ApiRoute } from "./api-route";
+import type { ApiContext } from "./api-deps";
+import { LEGAL_CLOCKS, optOutLags, percentile } from "./opt-out-lags";
+import { listRuns } from "./run-rows";
+
+const LAG_WINDOW_HOURS = 24;
+
+export function overviewRoutes(ctx: ApiContext): ApiRoute[] {
+  return [
+    defineRoute({
+      method: "GET",
+      url: "/api/overview",
+      tag: "overview",
+      summary:
+        "Connections (health, budget, queued operations), pairs (last and next run), opt-out lag, queues",
+      access: "session",
+      response: OverviewSchema,
+      handler: async () => {
+        const { store } = ctx;
+        const queued = await store.db
+          .selectFrom("operations")
+          .select(["target_connection", (eb) => eb.fn.countAll<number | string>().as("n")])
+          .where("status", "=", "pending")
+          .groupBy("target_connection")
+          .execute();
+        const queuedBy = new Map(queued.map((r) => [r.target_connection, Number(r.n)]));
+        const health = new Map((await store.health.list()).map((h) => [h.connection_id, h]));
+        const connections: ConnectionOverview[] = ctx.config.connections.map((c) => {
+          const opened = ctx.connections.get(c.id);
+          const usage = opened?.budget.usage();
+          const h = health.get(c.id);
+          return {
+            id: c.id,
+            system: c.system,
+            label: c.label ?? null,
+            role: opened?.definition.capabilities.role ?? "crm",
+            health: h
+              ? { status: h.status, reason: h.reason, since: h.since }
+              : { status: "unknown", reason: "No run has used this connection yet.", since: null },
+            budget: {
+              used_today: usage?.used_today ?? 0,
+              remaining: usage?.remaining ?? 0,
+              daily_quota: usage?.daily_quota ?? 0,
+              resets_at: usage?.resets_at ?? ctx.now().toISOString(),
+              paused_until: usage?.paused_until ?? null,
+            },
+            queued_operations: queuedBy.get(c.id) ?? 0,
+          };
+        });
+        const status = new Map(ctx.runtime.status().map((s) => [s.pair_id, s]));
+        const pairs: PairOverview[] = [];
+        for (const p of ctx.config.pairs) {
+          const s = status.get(p.id);
+          const [last] = await listRuns(store, { limit: 1, pair_id: p.id });
+          pairs.push({
+            id: p.id,
+            crm: p.crm,
+            platforms: p.platforms.map((x) => ({ connection: x.connection, topic: x.topic ?? null })),
+            running: s?.running ?? false,
+            last_run: last ?? null,
+            next_run_at: s?.next_run_at ?? null,
+            poll_interval_ms: s?.poll_interval_ms ?? 0,
+          });
+        }
+        const from = new Date(ctx.now().getTime() - LAG_WINDOW_HOURS * 3_600_000).toISOString();
+        const lags = (await optOutLags(store, from)).map((l) => l.lag_ms);
+        const reviewOpen = await store.db
+          .selectFrom("review_items")
+          .select((eb) => eb.fn.countAll<number | string>().as("n"))
+          .where("status", "=", "open")
+          .executeTakeFirst();
+        return {
+          connections,
+          pairs,
+          propagation_lag: {
+            count: lags.length,
+            p50_ms: percentile(lags, 0.5),
+            p99_ms: percentile(lags, 0.99),
+            max_ms: lags.length > 0 ? lags.reduce((a, b) => Math.max(a, b), 0) : null,
+            window_hours: LAG_WINDOW_HOURS,
+          },
+          legal_clocks: LEGAL_CLOCKS.map((c) => ({ name: c.name, limit_ms: c.limit_ms })),
+          inbox_pending: await store.inbox.countPending(),
+          review_open: Number(reviewOpen?.n ?? 0),
+        };
+      },
+    }),
+  ];
+}

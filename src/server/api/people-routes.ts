@@ -1,0 +1,91 @@
+/** People: search contacts by name or address, and one contact's consent explained with its links and lists. */
+import { sql, type RawBuilder } from "kysely";
+import { explainContactById } from "../../engine/explain-by-id";
+import {
+  IdParamsSchema,
+  PeopleQuerySchema,
+  PeopleSchema,
+  PersonSchema,
+  type PersonHit,
+} from "../api-schemas";
+import { defineRoute, fail, type ApiRoute } from "./api-route";
+import type { ApiContext } from "./api-deps";
+
+/** `q` as a LIKE pattern matching anywhere, its own `%`, `_` and `\` taken literally. */
+const containsPattern = (q: string): string => `%${q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
+export function peopleRoutes(ctx: ApiContext): ApiRoute[] {
+  const { store } = ctx;
+  return [
+    defineRoute({
+      method: "GET",
+      url: "/api/people",
+      tag: "people",
+      summary: "Search contacts by name (given, family, organisation) or email address, case-insensitively",
+      access: "session",
+      query: PeopleQuerySchema,
+      response: PeopleSchema,
+      handler: async ({ query }) => {
+        const pattern = containsPattern(query.q);
+        const like = (column: RawBuilder<unknown>) =>
+          sql<boolean>`lower(${column}) like ${pattern} escape '\\'`;
+        const rows = await store.db
+          .selectFrom("contacts")
+          .select(["id", "type", "given_name", "family_name", "organization_name", "primary_email"])
+          .where("erased_at", "is", null)
+          .where((eb) =>
+            eb.or([
+              like(sql.ref("given_name")),
+              like(sql.ref("family_name")),
+              like(sql.ref("organization_name")),
+              like(sql`coalesce(given_name, '') || ' ' || coalesce(family_name, '')`),
+              like(sql.ref("primary_email")),
+              eb.exists(
+                eb
+                  .selectFrom("contact_emails")
+                  .select("contact_emails.contact_id")
+                  .whereRef("contact_emails.contact_id", "=", "contacts.id")
+                  .where(sql<boolean>`lower(contact_emails.email) like ${pattern} escape '\\'`),
+              ),
+            ]),
+          )
+          .orderBy("family_name")
+          .orderBy("given_name")
+          .orderBy("id")
+          .limit(query.limit)
+          .execute();
+        const people: PersonHit[] = rows.map((c) => ({
+          contact_id: c.id,
+          name:
+            c.organization_name ??
+            ([c.given_name, c.family_name].filter((s) => s !== null && s !== "").join(" ") || null),
+          email: c.primary_email,
+          type: c.type === "organization" ? "organization" : "person",
+        }));
+        return { people };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      url: "/api/people/:id",
+      tag: "people",
+      summary:
+        "One contact: the consent timeline across systems with the rule behind each state (explain), links and list memberships",
+      access: "session",
+      params: IdParamsSchema,
+      response: PersonSchema,
+      errors: [404],
+      handler: async ({ params }) => {
+        const result = await explainContactById(store, ctx.config, params.id);
+        if (result.kind === "not_found") return fail(404, "contact_not_found", result.message);
+        return {
+          contact: result.contact,
+          explanation: result.explanation,
+          note: result.note,
+          links: result.links,
+          list_memberships: result.list_memberships,
+        };
+      },
+    }),
+  ];
+}

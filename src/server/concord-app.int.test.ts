@@ -1,0 +1,98 @@
+/** `buildConcordApp` as `concord serve` uses it: the admin password from the config's reference, cookies by public URL. */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { ConcordConfig } from "../config/concord-config";
+import type { EngineContext } from "../engine/engine-context";
+import { createEngineRuntime, type EngineRuntime } from "../engine/engine-runtime";
+import {
+  sqliteBackend,
+  startSyncHarness,
+  TEST_ENV,
+  TEST_KEY,
+  type SyncHarness,
+} from "../engine/sync-test-support";
+import { createLogger } from "../observability/logger";
+import { buildConcordApp } from "./concord-app";
+
+describe("buildConcordApp", () => {
+  let h: SyncHarness;
+  let runtime: EngineRuntime;
+  const logger = createLogger({ level: "silent" });
+  const contextWith = (config: ConcordConfig): EngineContext => ({
+    store: h.store,
+    config,
+    connections: h.connections,
+    logger,
+    now: h.now,
+    pairs: () => config.pairs,
+    syncDeps: () => ({ store: h.store, config, connections: h.connections, now: h.now }),
+    close: async () => undefined,
+  });
+
+  beforeEach(async () => {
+    h = await startSyncHarness(sqliteBackend());
+    runtime = createEngineRuntime({
+      store: h.store,
+      config: h.config,
+      connections: h.connections,
+      now: h.now,
+      logger,
+      secrets: { env: TEST_ENV, key: TEST_KEY },
+    });
+  });
+  afterEach(async () => {
+    await runtime.stop();
+    await h.close();
+  });
+
+  it("without an admin password the API is served disabled, saying why; health and metrics still answer", async () => {
+    const built = await buildConcordApp(contextWith(h.config), runtime, {
+      version: "1.2.3",
+      secrets: { env: {} },
+    });
+    expect(built.api_enabled).toBe(false);
+    expect(built.problems).toEqual([expect.stringContaining("CONCORD_ADMIN_PASSWORD is not set")]);
+    const res = await built.app.inject({ method: "POST", url: "/api/session", payload: { password: "x" } });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toMatchObject({
+      code: "api_disabled",
+      message: expect.stringContaining("CONCORD_ADMIN_PASSWORD"),
+    });
+    expect((await built.app.inject({ method: "GET", url: "/readyz" })).statusCode).toBe(200);
+    expect((await built.app.inject({ method: "GET", url: "/metrics" })).body).toContain(
+      'concord_build_info{version="1.2.3"} 1',
+    );
+    expect((await built.app.inject({ method: "GET", url: "/healthz" })).json()).toEqual({
+      status: "ok",
+      version: "1.2.3",
+    });
+
+    const short = await buildConcordApp(contextWith(h.config), runtime, {
+      version: "1",
+      secrets: { env: { CONCORD_ADMIN_PASSWORD: "hunter2" } },
+    });
+    expect(short.api_enabled).toBe(false);
+    expect(short.problems[0]).toContain("shorter than 12 characters");
+  });
+
+  it("with the password resolved, signs in; the cookie is Secure only when the public URL is https", async () => {
+    const secrets = { env: { CONCORD_ADMIN_PASSWORD: "a long enough password" } };
+    for (const [publicUrl, secure] of [
+      ["https://concord.example.org", true],
+      ["http://localhost:8080", false],
+    ] as const) {
+      const config = { ...h.config, server: { ...h.config.server, public_url: publicUrl } };
+      const built = await buildConcordApp(contextWith(config), runtime, { version: "1", secrets });
+      expect(built).toMatchObject({ api_enabled: true, problems: [] });
+      const res = await built.app.inject({
+        method: "POST",
+        url: "/api/session",
+        payload: { password: "a long enough password" },
+      });
+      expect(res.statusCode).toBe(200);
+      expect(String(res.headers["set-cookie"]).includes("Secure")).toBe(secure);
+      expect((await built.app.inject({ method: "GET", url: "/metrics" })).body).toContain(
+        "concord_build_info",
+      );
+    }
+  });
+});

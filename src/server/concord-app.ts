@@ -1,0 +1,89 @@
+/**
+ * The whole HTTP app for a running engine (`concord serve`, the demo): health, webhook receivers,
+ * the REST API with sign-in, /openapi.json, /metrics and the built UI. The admin password comes
+ * from `server.admin_password`; when it cannot be resolved the API is served disabled, saying why.
+ */
+import type { FastifyInstance } from "fastify";
+import { sql } from "kysely";
+import { resolveSecretRef, type SecretSources } from "../config/resolve-secret-ref";
+import type { EngineContext } from "../engine/engine-context";
+import type { EngineRuntime } from "../engine/engine-runtime";
+import { createConcordMetrics, type ConcordMetrics } from "./api/metrics";
+import { buildServer } from "./app";
+
+export type ConcordAppOptions = {
+  version: string;
+  /** Where `server.admin_password` is resolved from (`{ env }`, `{ stored }`). */
+  secrets: SecretSources;
+  /** The metrics the runtime (`onRun`) and the connections (`onApiCall`) feed; fresh when absent. */
+  metrics?: ConcordMetrics;
+  /** The built admin UI (`ui/dist`), when there is one. */
+  uiDir?: string;
+};
+
+export type ConcordApp = {
+  app: FastifyInstance;
+  /** Whether the API is mounted; false: /api answers 503 `api_disabled` and `problems` says why. */
+  api_enabled: boolean;
+  /** What an operator must know at startup (printed by `serve`). */
+  problems: string[];
+};
+
+/** Shortest admin password accepted; a shorter one leaves the API disabled. */
+export const MIN_ADMIN_PASSWORD_LENGTH = 12;
+
+export async function buildConcordApp(
+  context: EngineContext,
+  runtime: EngineRuntime,
+  options: ConcordAppOptions,
+): Promise<ConcordApp> {
+  const { config, store } = context;
+  const problems: string[] = [];
+  const password = await resolveSecretRef(config.server.admin_password, options.secrets);
+  let disabled: string | undefined;
+  if (!password.ok)
+    disabled = `no admin password: ${password.error.message}. Set it to sign in to the admin UI and the API.`;
+  else if (password.value.length < MIN_ADMIN_PASSWORD_LENGTH)
+    disabled = `the admin password is shorter than ${MIN_ADMIN_PASSWORD_LENGTH} characters; set a longer one to sign in to the admin UI and the API.`;
+  if (disabled !== undefined) problems.push(`API disabled: ${disabled}`);
+  const secureCookies = config.server.public_url?.startsWith("https:") === true;
+  const metrics = options.metrics ?? createConcordMetrics({ now: context.now });
+  const app = buildServer({
+    version: options.version,
+    ready: async () => {
+      await sql`select 1`.execute(store.db);
+      return true;
+    },
+    bodyLimitBytes: config.server.body_limit,
+    webhooks: runtime.handleWebhook,
+    onError: (error, request) => {
+      context.logger.error({ err: error, method: request.method, url: request.url }, "request failed");
+    },
+    ...(options.uiDir !== undefined ? { uiDir: options.uiDir } : {}),
+    ...(password.ok && disabled === undefined
+      ? {
+          api: {
+            store,
+            config,
+            connections: context.connections,
+            runtime,
+            now: context.now,
+            adminPassword: password.value,
+            secureCookies,
+            version: options.version,
+            metrics,
+          },
+        }
+      : {
+          apiDisabled: {
+            reason: disabled ?? "",
+            metrics: {
+              metrics,
+              sources: { store, connections: context.connections, version: options.version },
+              now: context.now,
+            },
+          },
+        }),
+  });
+  return { app, api_enabled: disabled === undefined, problems };
+}
