@@ -13,7 +13,15 @@ import type { StoreSession } from "../store/ports";
 import { executePlan, type ExecutionReport } from "./execute-plan";
 import type { PullReport } from "./pull-connection";
 import { resolvePair } from "./resolve-pair";
-import { asJson, linkAndCommit, planFromStore, pullPair, savePlan, type SyncDeps } from "./sync-pair";
+import {
+  asJson,
+  executionSummary,
+  linkAndCommit,
+  planFromStore,
+  pullPair,
+  savePlan,
+  type SyncDeps,
+} from "./sync-pair";
 
 /** An operation of the stored plan that the fresh plan no longer contains: not executed. */
 export type StaleOperation = {
@@ -240,16 +248,7 @@ function runSummary(report: ApplyStoredPlanReport): Record<string, unknown> {
     operations: report.operations,
     stale: report.stale.length,
     new_since_plan: report.new_since_plan,
-    ...(report.execution
-      ? {
-          execution: {
-            operations: report.execution.operations,
-            items: report.execution.items,
-            waiting: report.execution.waiting,
-            rejections: report.execution.rejections.length,
-          },
-        }
-      : {}),
+    ...(report.execution ? { execution: executionSummary(report.execution) } : {}),
     baselines_updated: report.baselines_updated,
   };
 }

@@ -12,7 +12,7 @@ import { openStore } from "../store/open-store";
 import type { Store } from "../store/ports";
 import { alertNotifier } from "./alert-channels";
 import { connectionHealthTracker, type ConnectionAlert } from "./connection-health";
-import { openConnection, type ApiCall, type OpenedConnection } from "./open-connection";
+import { openConnections, type ApiCall, type OpenedConnection } from "./open-connection";
 import type { SyncDeps } from "./sync-pair";
 
 export type EngineContext = {
@@ -72,24 +72,18 @@ export async function openEngineContext(options: EngineContextOptions): Promise<
       },
     }).notify;
   const health = connectionHealthTracker({ store, logger, now, notify });
-  const connections = new Map<string, OpenedConnection>();
-  for (const connection of config.connections) {
-    connections.set(
-      connection.id,
-      openConnection(connection, {
-        store,
-        env: options.processEnv,
-        key: options.env.CONCORD_SECRET_KEY,
-        health,
-        now,
-        sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-        warn: (message) => {
-          logger.warn(message);
-        },
-        ...(options.onApiCall ? { onApiCall: options.onApiCall } : {}),
-      }),
-    );
-  }
+  const connections = openConnections(config.connections, {
+    store,
+    env: options.processEnv,
+    key: options.env.CONCORD_SECRET_KEY,
+    health,
+    now,
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    warn: (message) => {
+      logger.warn(message);
+    },
+    ...(options.onApiCall ? { onApiCall: options.onApiCall } : {}),
+  });
   return {
     ok: true,
     context: {

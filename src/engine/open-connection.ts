@@ -89,3 +89,11 @@ export function openConnection(connection: Connection, deps: OpenConnectionDeps)
     },
   };
 }
+
+/** Opens every configured connection with the same dependencies (one health tracker, one clock). */
+export function openConnections(
+  connections: readonly Connection[],
+  deps: OpenConnectionDeps,
+): Map<string, OpenedConnection> {
+  return new Map(connections.map((c) => [c.id, openConnection(c, deps)]));
+}

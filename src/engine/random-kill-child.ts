@@ -10,7 +10,7 @@ import { ConcordConfigShapeSchema } from "../config/concord-config";
 import { createLogger } from "../observability/logger";
 import { openStore } from "../store/open-store";
 import { connectionHealthTracker } from "./connection-health";
-import { openConnection, type OpenedConnection } from "./open-connection";
+import { openConnections } from "./open-connection";
 import { syncPair } from "./sync-pair";
 import { TEST_ENV, TEST_KEY } from "./test-credentials";
 
@@ -28,21 +28,16 @@ const point = (): void => {
   if (args.kill_at !== undefined && points >= args.kill_at) process.kill(process.pid, "SIGKILL");
 };
 const health = connectionHealthTracker({ store, logger: createLogger({ level: "silent" }), now });
-const connections = new Map<string, OpenedConnection>();
-for (const c of config.connections)
-  connections.set(
-    c.id,
-    openConnection(c, {
-      store,
-      env: TEST_ENV,
-      key: TEST_KEY,
-      health,
-      now,
-      // Bulk activities are polled without waiting: the emulators finish them in a poll or two.
-      sleep: () => new Promise((resolve) => setImmediate(resolve)),
-      onApiCall: point,
-    }),
-  );
+const connections = openConnections(config.connections, {
+  store,
+  env: TEST_ENV,
+  key: TEST_KEY,
+  health,
+  now,
+  // Bulk activities are polled without waiting: the emulators finish them in a poll or two.
+  sleep: () => new Promise((resolve) => setImmediate(resolve)),
+  onApiCall: point,
+});
 const report = await syncPair({ store, config, connections, now, batch_size: 1, afterBatch: point }, pair);
 await store.close();
 process.stdout.write(

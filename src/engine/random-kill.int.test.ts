@@ -24,7 +24,7 @@ import { verifyLedger } from "../ledger/verify-ledger";
 import { createLogger } from "../observability/logger";
 import { openStore } from "../store/open-store";
 import { connectionHealthTracker } from "./connection-health";
-import { openConnection, type OpenedConnection } from "./open-connection";
+import { openConnections } from "./open-connection";
 import { syncPair } from "./sync-pair";
 import { ccConnectionConfig, post, reConnectionConfig } from "./sync-test-support";
 import { TEST_ENV, TEST_KEY, TEST_SUBSCRIPTION_KEY } from "./test-credentials";
@@ -191,19 +191,14 @@ describe("random kills of a running sync (SQLite, real processes)", () => {
     const config = ConcordConfigShapeSchema.parse(rawConfig);
     const now = (): Date => new Date();
     const health = connectionHealthTracker({ store, logger: createLogger({ level: "silent" }), now });
-    const connections = new Map<string, OpenedConnection>();
-    for (const c of config.connections)
-      connections.set(
-        c.id,
-        openConnection(c, {
-          store,
-          env: TEST_ENV,
-          key: TEST_KEY,
-          health,
-          now,
-          sleep: () => new Promise((resolve) => setImmediate(resolve)),
-        }),
-      );
+    const connections = openConnections(config.connections, {
+      store,
+      env: TEST_ENV,
+      key: TEST_KEY,
+      health,
+      now,
+      sleep: () => new Promise((resolve) => setImmediate(resolve)),
+    });
     const first = await syncPair(
       { store, config, connections, now },
       config.pairs[0] ?? (undefined as never),

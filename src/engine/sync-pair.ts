@@ -245,19 +245,18 @@ function runSummary(report: SyncReport): JsonValue {
           waiting_for_contact: report.plan.waiting.length,
         }
       : {}),
-    ...(report.execution
-      ? {
-          execution: {
-            operations: report.execution.operations,
-            items: report.execution.items,
-            waiting: report.execution.waiting,
-            rejections: report.execution.rejections.length,
-          },
-        }
-      : {}),
+    ...(report.execution ? { execution: executionSummary(report.execution) } : {}),
     baselines_updated: report.baselines_updated,
   });
 }
+
+/** An execution's counts for a run's stored summary (the refusals themselves are in the outcomes). */
+export const executionSummary = (x: ExecutionReport) => ({
+  operations: x.operations,
+  items: x.items,
+  waiting: x.waiting,
+  rejections: x.rejections.length,
+});
 
 /** Pulls the CRM (with the mapped lists' memberships), then every platform. */
 export async function pullPair(

@@ -19,7 +19,7 @@ import { createLogger } from "../observability/logger";
 import type { Store } from "../store/ports";
 import { storeBackends, type StoreBackend, type TestStore } from "../store/testing";
 import { connectionHealthTracker, type ConnectionAlert } from "./connection-health";
-import { openConnection, type OpenedConnection } from "./open-connection";
+import { openConnections, type OpenedConnection } from "./open-connection";
 import { syncPair, type SyncDeps, type SyncOptions, type SyncReport } from "./sync-pair";
 
 import { TEST_ENV, TEST_KEY, TEST_SUBSCRIPTION_KEY as SUBSCRIPTION_KEY } from "./test-credentials";
@@ -272,21 +272,18 @@ export async function startSyncHarness(
   });
   const connections = new Map<string, OpenedConnection>();
   const reopen = (): void => {
-    for (const c of config.connections)
-      connections.set(
-        c.id,
-        openConnection(c, {
-          store,
-          env: TEST_ENV,
-          key: TEST_KEY,
-          health,
-          now,
-          sleep: async (ms: number) => {
-            advance(ms);
-            await new Promise((resolve) => setImmediate(resolve));
-          },
-        }),
-      );
+    const opened = openConnections(config.connections, {
+      store,
+      env: TEST_ENV,
+      key: TEST_KEY,
+      health,
+      now,
+      sleep: async (ms: number) => {
+        advance(ms);
+        await new Promise((resolve) => setImmediate(resolve));
+      },
+    });
+    for (const [id, c] of opened) connections.set(id, c);
   };
   reopen();
 
