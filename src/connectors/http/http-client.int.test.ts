@@ -139,6 +139,29 @@ describe("createHttpClient", () => {
     expect(authFailures).toHaveLength(1);
   });
 
+  it("two sessions of one connection refreshing at once spend a rotating refresh token once", async () => {
+    const clock = createFakeClock();
+    const stored: Record<string, string> = { client_id: "cid", refresh_token: "r1" };
+    const credentials = {
+      get: async () => ({ ...stored }),
+      save: async (changes: Record<string, string>) => void Object.assign(stored, changes),
+    };
+    const runtime = { now: clock.now, sleep: clock.sleep, onAuthFailure: () => undefined };
+    // Each session builds its own auth over the connection's one credential store.
+    const one = createOAuth2Auth({ token_url: `${base}/token`, runtime, credentials });
+    const two = createOAuth2Auth({ token_url: `${base}/token`, runtime, credentials });
+    tokenAnswers = [
+      { status: 200, body: { access_token: "a2", refresh_token: "r2", expires_in: 86400 } },
+      // A second use of r1 would be refused, as a vendor refuses a spent rotating token.
+      { status: 400, body: { error: "invalid_grant" } },
+    ];
+    const [h1, h2] = await Promise.all([one.headers(), two.headers()]);
+    expect(h1).toEqual({ ok: true, value: { authorization: "Bearer a2" } });
+    expect(h2).toEqual(h1);
+    expect(tokenCalls).toHaveLength(1);
+    expect(stored["refresh_token"]).toBe("r2");
+  });
+
   it("waits and retries when throttled, and after transient failures", async () => {
     const { client, clock } = setup();
     script = [

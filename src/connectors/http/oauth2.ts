@@ -31,6 +31,15 @@ export type OAuth2Options = {
   skew_ms?: number;
 };
 
+type FreshTokens = { access_token: string; expires_at: number };
+
+/**
+ * Refreshes in flight, by credential set. Every session of a connection builds its own auth but
+ * shares the connection's credentials: two sessions refreshing at once would spend a rotating
+ * refresh token twice, and the vendor refuses the second (the connection would look broken).
+ */
+const refreshesInFlight = new WeakMap<CredentialAccess, Promise<Result<FreshTokens, ConnectorError>>>();
+
 /**
  * Credentials used: `client_id`, optional `client_secret`, `refresh_token`, and optionally a cached
  * `access_token` with `access_token_expires_at` (ISO-8601).
@@ -38,10 +47,9 @@ export type OAuth2Options = {
 export function createOAuth2Auth(options: OAuth2Options): AuthProvider {
   let accessToken: string | undefined;
   let expiresAt = 0;
-  let refreshing: Promise<Result<void, ConnectorError>> | undefined;
   const skew = options.skew_ms ?? 60_000;
 
-  const doRefresh = async (): Promise<Result<void, ConnectorError>> => {
+  const doRefresh = async (): Promise<Result<FreshTokens, ConnectorError>> => {
     const creds = await options.credentials.get();
     const refreshToken = creds["refresh_token"];
     const clientId = creds["client_id"];
@@ -92,23 +100,36 @@ export function createOAuth2Auth(options: OAuth2Options): AuthProvider {
     const parsed = TokenResponseSchema.safeParse(safeJson(text));
     if (!parsed.success)
       return err({ code: "bad_response", message: "The token endpoint answered without an access_token." });
-    accessToken = parsed.data.access_token;
-    expiresAt = options.runtime.now().getTime() + (parsed.data.expires_in ?? 3600) * 1000;
+    const fresh: FreshTokens = {
+      access_token: parsed.data.access_token,
+      expires_at: options.runtime.now().getTime() + (parsed.data.expires_in ?? 3600) * 1000,
+    };
     const changes: Record<string, string> = {
-      access_token: accessToken,
-      access_token_expires_at: new Date(expiresAt).toISOString(),
+      access_token: fresh.access_token,
+      access_token_expires_at: new Date(fresh.expires_at).toISOString(),
     };
     if (parsed.data.refresh_token) changes["refresh_token"] = parsed.data.refresh_token;
     await options.credentials.save(changes);
-    return ok(undefined);
+    return ok(fresh);
   };
 
-  const refresh = (): Promise<Result<void, ConnectorError>> => {
-    // One refresh at a time: a rotating refresh token must not be spent twice.
-    refreshing ??= doRefresh().finally(() => {
-      refreshing = undefined;
-    });
-    return refreshing;
+  const refresh = async (): Promise<Result<void, ConnectorError>> => {
+    // One refresh at a time per connection (not per session): a rotating refresh token must not be
+    // spent twice.
+    let shared = refreshesInFlight.get(options.credentials);
+    if (!shared) {
+      const started = doRefresh().finally(() => {
+        if (refreshesInFlight.get(options.credentials) === started)
+          refreshesInFlight.delete(options.credentials);
+      });
+      refreshesInFlight.set(options.credentials, started);
+      shared = started;
+    }
+    const tokens = await shared;
+    if (!tokens.ok) return tokens;
+    accessToken = tokens.value.access_token;
+    expiresAt = tokens.value.expires_at;
+    return ok(undefined);
   };
 
   return {
