@@ -1,5 +1,6 @@
 // Type-aware lint for the whole repository; rules that guard the house rules in STYLE.md.
 import js from "@eslint/js";
+import reactHooks from "eslint-plugin-react-hooks";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
@@ -52,6 +53,33 @@ export default tseslint.config(
         {
           selector: "NewExpression[callee.name='Date'][arguments.length=0]",
           message: "core and planner are pure: take the clock as an argument.",
+        },
+      ],
+    },
+  },
+  {
+    // The admin UI (ui/): the root rules, the rules of hooks, and no Node.js in the browser bundle.
+    files: ["ui/src/**/*.{ts,tsx}"],
+    extends: [reactHooks.configs.flat.recommended],
+    rules: {
+      "react-hooks/exhaustive-deps": "error",
+      "no-restricted-globals": [
+        "error",
+        { name: "process", message: "The UI runs in the browser: no Node.js globals." },
+        { name: "Buffer", message: "The UI runs in the browser: no Node.js globals." },
+        { name: "require", message: "The UI runs in the browser: no Node.js globals." },
+      ],
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            { group: ["node:*"], message: "The UI runs in the browser: no Node.js modules." },
+            {
+              group: ["**/src/**", "!./**"],
+              allowTypeImports: true,
+              message: "The UI imports types only from src/ (import type): it talks to the server over HTTP.",
+            },
+          ],
         },
       ],
     },

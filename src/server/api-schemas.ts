@@ -74,6 +74,11 @@ export const PairOverviewSchema = z.strictObject({
 export const LagSchema = z.strictObject({
   /** Opt-outs applied in the window, from the person's act to the other system's confirmation. */
   count: z.number().int(),
+  /**
+   * Of those, acts made before the pair's first run (found by Concord's first read): their lag
+   * counts from that run, since Concord could not have seen them earlier.
+   */
+  before_watch: z.number().int(),
   p50_ms: z.number().nullable(),
   p99_ms: z.number().nullable(),
   max_ms: z.number().nullable(),

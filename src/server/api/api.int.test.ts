@@ -203,6 +203,7 @@ describe("the API over a synced pair", () => {
     expect(o.pairs[0].last_run).toMatchObject({ kind: "sync", status: "succeeded" });
     expect(o.pairs[0].next_run_at).not.toBeNull();
     expect(o.propagation_lag.count).toBe(1);
+    expect(o.propagation_lag.before_watch).toBe(0);
     expect(o.propagation_lag.p50_ms).toBeGreaterThanOrEqual(30_000);
     expect(o.propagation_lag.p99_ms).toBe(o.propagation_lag.p50_ms);
     expect(o.propagation_lag.window_hours).toBe(24);
@@ -241,6 +242,20 @@ describe("the API over a synced pair", () => {
     // Scraped again, an opt-out is not observed twice.
     const again = (await a.app.inject({ method: "GET", url: "/metrics" })).body;
     expect(again).toContain('concord_opt_out_propagation_lag_seconds_count{connection="re-nxt"} 1');
+  });
+
+  it("an opt-out made before the pair's first run counts its lag from that run, and is counted apart", async () => {
+    await a.h.seedCc(a.h.ccMain, [
+      { email_address: { address: "bob@example.org", permission_to_send: "implicit" }, list_memberships: [] },
+    ]);
+    await a.h.ccAct(a.h.ccMain, "unsubscribe", "bob@example.org");
+    a.h.advance(3 * 86_400_000); // Concord is installed three days later
+    await a.signIn(); // the session idled out meanwhile
+    await a.call("POST", "/api/pairs/re-cc/sync", {});
+    expect((await a.h.reGet(`/constituent/v1/constituents/${re["bob"] ?? ""}`)).requests_no_email).toBe(true);
+    const lag = (await a.call("GET", "/api/overview")).json().propagation_lag;
+    expect(lag).toMatchObject({ count: 1, before_watch: 1 });
+    expect(lag.max_ms).toBeLessThan(60_000);
   });
 
   it("people: search by name or address, and one person's timeline, links and lists", async () => {

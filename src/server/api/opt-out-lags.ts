@@ -2,6 +2,10 @@
  * Opt-out propagation lag (DESIGN.md rule 9): for each opt-out Concord carried to another system,
  * the time from the person's act (the operation's `occurred_at`) to that system's confirmation (the
  * succeeded outcome's `recorded_at`). Read from the store, for the overview, the charts and metrics.
+ *
+ * An act older than the pair's first run (an opt-out made before Concord was installed, found by its
+ * first read) is measured from that first run instead: what it shows is Concord's delay, not the
+ * organisation's history. Such opt-outs are flagged `before_watch` so they can be counted apart.
  */
 import { z } from "zod";
 import type { StoreSession } from "../../store/ports";
@@ -12,6 +16,8 @@ export type OptOutLag = {
   connection_id: string;
   recorded_at: string;
   lag_ms: number;
+  /** The act predates the pair's first run: `lag_ms` counts from that run's start. */
+  before_watch: boolean;
 };
 
 const PayloadSchema = z.object({ operation: z.object({ occurred_at: z.string() }).loose() }).loose();
@@ -28,12 +34,19 @@ export async function optOutLags(store: StoreSession, from: string, to?: string)
   let q = store.db
     .selectFrom("outcomes")
     .innerJoin("operations", "operations.id", "outcomes.operation_id")
+    .innerJoin("plans", "plans.id", "operations.plan_id")
     .select([
       "outcomes.operation_id",
       "outcomes.attempt",
       "outcomes.recorded_at",
       "operations.target_connection",
       "operations.payload_json",
+      (eb) =>
+        eb
+          .selectFrom("runs")
+          .select((r) => r.fn.min("runs.started_at").as("first"))
+          .whereRef("runs.pair_id", "=", "plans.pair_id")
+          .as("watching_since"),
     ])
     .where("operations.kind", "=", "record_opt_out")
     .where("outcomes.status", "=", "succeeded")
@@ -53,12 +66,15 @@ export async function optOutLags(store: StoreSession, from: string, to?: string)
     const acted = Date.parse(parsed.data.operation.occurred_at);
     const confirmed = Date.parse(row.recorded_at);
     if (Number.isNaN(acted) || Number.isNaN(confirmed)) continue;
+    const watching = row.watching_since === null ? Number.NaN : Date.parse(row.watching_since);
+    const beforeWatch = !Number.isNaN(watching) && acted < watching;
     out.push({
       operation_id: row.operation_id,
       attempt: row.attempt,
       connection_id: row.target_connection,
       recorded_at: row.recorded_at,
-      lag_ms: Math.max(0, confirmed - acted),
+      lag_ms: Math.max(0, confirmed - (beforeWatch ? watching : acted)),
+      before_watch: beforeWatch,
     });
   }
   return out;

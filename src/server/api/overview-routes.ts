@@ -65,7 +65,8 @@ export function overviewRoutes(ctx: ApiContext): ApiRoute[] {
           });
         }
         const from = new Date(ctx.now().getTime() - LAG_WINDOW_HOURS * 3_600_000).toISOString();
-        const lags = (await optOutLags(store, from)).map((l) => l.lag_ms);
+        const applied = await optOutLags(store, from);
+        const lags = applied.map((l) => l.lag_ms);
         const reviewOpen = await store.db
           .selectFrom("review_items")
           .select((eb) => eb.fn.countAll<number | string>().as("n"))
@@ -76,6 +77,7 @@ export function overviewRoutes(ctx: ApiContext): ApiRoute[] {
           pairs,
           propagation_lag: {
             count: lags.length,
+            before_watch: applied.filter((l) => l.before_watch).length,
             p50_ms: percentile(lags, 0.5),
             p99_ms: percentile(lags, 0.99),
             max_ms: lags.length > 0 ? lags.reduce((a, b) => Math.max(a, b), 0) : null,

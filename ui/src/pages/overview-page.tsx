@@ -1,0 +1,342 @@
+/**
+ * Overview: every connection's health, budget and queue; every pair's last and next run; opt-out
+ * propagation lag beside the legal clocks; recent activity and the daily charts. Refreshes itself.
+ */
+import type { ReactNode } from "react";
+import type { ConnectionOverview, DailySeries, Overview, RunSummary } from "../api-types";
+import { BudgetBars, LagChart, StackedBars } from "../components/charts";
+import {
+  Badge,
+  Empty,
+  ErrorNote,
+  HealthBadge,
+  Loading,
+  RunStatusBadge,
+  Section,
+  Time,
+} from "../components/common";
+import { formatCount, formatDuration, plural } from "../format";
+import { Link } from "../router";
+import { describeRun, isIdleRun, RUN_KIND_LABEL } from "../run-words";
+import { useNow, useResource, type Resource } from "../use-resource";
+
+const REFRESH_MS = 5_000;
+
+export function OverviewPage({ overview }: { overview: Resource<Overview> }): ReactNode {
+  const now = useNow();
+  const runs = useResource<{ runs: RunSummary[] }>("/api/runs?limit=100", REFRESH_MS);
+  const daily = useResource<DailySeries>("/api/charts/daily?days=14", 10_000);
+  const o = overview.data;
+
+  return (
+    <>
+      <div className="page-head">
+        <h1>Overview</h1>
+        <span className="live" aria-live="off">
+          <span className={`live-dot${overview.error ? " live-dot-bad" : ""}`} aria-hidden="true" />
+          {overview.receivedAt !== undefined ? (
+            <>updated {formatDuration(Math.max(0, now - overview.receivedAt))} ago · refreshes every 5 s</>
+          ) : (
+            "connecting…"
+          )}
+        </span>
+      </div>
+      <ErrorNote error={overview.error} title="The overview could not be refreshed" />
+      {o === undefined ? (
+        overview.error === undefined ? (
+          <Loading what="the overview" />
+        ) : null
+      ) : (
+        <>
+          <div className="cards" role="group" aria-label="Connections">
+            {o.connections.map((c) => (
+              <ConnectionCard key={c.id} connection={c} now={now} />
+            ))}
+          </div>
+
+          <div className="two-col">
+            <Section title="Pairs" id="pairs">
+              <table className="data">
+                <thead>
+                  <tr>
+                    <th scope="col">Pair</th>
+                    <th scope="col">Connections</th>
+                    <th scope="col">Last run</th>
+                    <th scope="col">Next run</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {o.pairs.map((p) => (
+                    <tr key={p.id}>
+                      <td>
+                        <strong>{p.id}</strong>
+                        {p.running ? (
+                          <>
+                            {" "}
+                            <Badge tone="info">running</Badge>
+                          </>
+                        ) : null}
+                      </td>
+                      <td>
+                        {p.crm} ⇄{" "}
+                        {p.platforms
+                          .map((x) => (x.topic === null ? x.connection : `${x.connection} (${x.topic})`))
+                          .join(", ")}
+                      </td>
+                      <td>
+                        {p.last_run === null ? (
+                          <span className="muted">none yet</span>
+                        ) : (
+                          <>
+                            <RunStatusBadge status={p.last_run.status} />{" "}
+                            <Link to={{ page: "run", id: p.last_run.id }}>
+                              {RUN_KIND_LABEL[p.last_run.kind]}
+                            </Link>{" "}
+                            <Time iso={p.last_run.started_at} now={now} />
+                          </>
+                        )}
+                      </td>
+                      <td>
+                        {p.running ? "running now" : <Time iso={p.next_run_at} now={now} />}
+                        <div className="muted small">polls every {formatDuration(p.poll_interval_ms)}</div>
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+              <p className="small muted">
+                Webhook deliveries waiting: <strong>{formatCount(o.inbox_pending)}</strong> · Review items
+                open:{" "}
+                <Link to={{ page: "review", status: "open" }}>
+                  <strong>{formatCount(o.review_open)}</strong>
+                </Link>
+              </p>
+            </Section>
+
+            <Section title="Opt-out propagation, last 24 h" id="lag">
+              <LagSummary overview={o} />
+            </Section>
+          </div>
+        </>
+      )}
+
+      <div className="two-col">
+        <Section
+          title="Recent activity"
+          id="activity"
+          actions={<Link to={{ page: "runs" }}>All runs →</Link>}
+        >
+          <RecentActivity runs={runs} now={now} />
+        </Section>
+        <Section title="API budget used today" id="budget">
+          {o === undefined ? null : (
+            <BudgetBars
+              rows={o.connections.map((c) => ({
+                id: c.id,
+                label: c.label ?? c.id,
+                used: c.budget.used_today,
+                quota: c.budget.daily_quota,
+                pausedUntil: c.budget.paused_until,
+              }))}
+            />
+          )}
+        </Section>
+      </div>
+
+      <DailyCharts daily={daily} clocks={o?.legal_clocks ?? []} />
+    </>
+  );
+}
+
+function ConnectionCard({ connection: c, now }: { connection: ConnectionOverview; now: number }): ReactNode {
+  return (
+    <article className={`card card-${c.health.status}`} aria-label={`Connection ${c.id}`}>
+      <header className="card-head">
+        <div>
+          <h2 className="card-title">{c.label ?? c.id}</h2>
+          <div className="muted small">
+            {c.id} · {c.system} · {c.role === "crm" ? "CRM" : "email platform"}
+          </div>
+        </div>
+        <HealthBadge status={c.health.status} />
+      </header>
+      {c.health.reason !== null && c.health.status !== "ok" ? (
+        <p className="card-reason">{c.health.reason}</p>
+      ) : null}
+      <dl className="card-facts">
+        <div>
+          <dt>Since</dt>
+          <dd>
+            <Time iso={c.health.since} now={now} />
+          </dd>
+        </div>
+        <div>
+          <dt>Queued</dt>
+          <dd>{plural(c.queued_operations, "operation")}</dd>
+        </div>
+        <div>
+          <dt>Budget today</dt>
+          <dd>
+            {formatCount(c.budget.used_today)} of {formatCount(c.budget.daily_quota)}
+          </dd>
+        </div>
+        <div>
+          <dt>Resets</dt>
+          <dd>
+            <Time iso={c.budget.resets_at} now={now} />
+          </dd>
+        </div>
+      </dl>
+      {c.budget.paused_until !== null ? (
+        <p className="card-reason">
+          Out of budget: non-consent work waits until <Time iso={c.budget.paused_until} />.
+        </p>
+      ) : null}
+    </article>
+  );
+}
+
+function LagSummary({ overview: o }: { overview: Overview }): ReactNode {
+  const lag = o.propagation_lag;
+  return (
+    <>
+      <div className="stats">
+        <Stat label="opt-outs applied" value={formatCount(lag.count)} />
+        <Stat label="p50" value={formatDuration(lag.p50_ms)} />
+        <Stat label="p99" value={formatDuration(lag.p99_ms)} />
+        <Stat label="slowest" value={formatDuration(lag.max_ms)} />
+      </div>
+      {lag.before_watch > 0 ? (
+        <p className="muted">
+          {formatCount(lag.before_watch)} of them were made before Concord first read these systems; their lag
+          counts from that first read.
+        </p>
+      ) : null}
+      <table className="data">
+        <caption className="sr-only">Legal clocks</caption>
+        <thead>
+          <tr>
+            <th scope="col">Legal clock</th>
+            <th scope="col" className="num">
+              Limit
+            </th>
+            <th scope="col">Slowest opt-out against it</th>
+          </tr>
+        </thead>
+        <tbody>
+          {o.legal_clocks.map((c) => {
+            const worst = lag.max_ms;
+            const over = worst !== null && worst > c.limit_ms;
+            return (
+              <tr key={c.name}>
+                <td>{c.name}</td>
+                <td className="num">{formatDuration(c.limit_ms)}</td>
+                <td>
+                  {worst === null ? (
+                    <span className="muted">no opt-out applied in the window</span>
+                  ) : over ? (
+                    <Badge tone="bad">over the limit</Badge>
+                  ) : (
+                    <Badge tone="ok">within ({((worst / c.limit_ms) * 100).toPrecision(2)} % of it)</Badge>
+                  )}
+                </td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </>
+  );
+}
+
+function Stat({ label, value }: { label: string; value: string }): ReactNode {
+  return (
+    <div className="stat">
+      <div className="stat-value">{value}</div>
+      <div className="stat-label">{label}</div>
+    </div>
+  );
+}
+
+function RecentActivity({ runs, now }: { runs: Resource<{ runs: RunSummary[] }>; now: number }): ReactNode {
+  if (runs.data === undefined) return runs.error ? <ErrorNote error={runs.error} /> : <Loading what="runs" />;
+  const busy = runs.data.runs.filter((r) => !isIdleRun(r)).slice(0, 12);
+  const idle = runs.data.runs.length - runs.data.runs.filter((r) => !isIdleRun(r)).length;
+  return (
+    <>
+      {busy.length === 0 ? (
+        <Empty>No run has changed anything yet.</Empty>
+      ) : (
+        <ul className="activity">
+          {busy.map((r) => (
+            <li key={r.id}>
+              <Time iso={r.started_at} now={now} /> <RunStatusBadge status={r.status} />{" "}
+              <Link to={{ page: "run", id: r.id }}>
+                {r.pair_id ?? "—"} {RUN_KIND_LABEL[r.kind]}
+              </Link>{" "}
+              <span className="muted">{describeRun(r)}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+      {idle > 0 ? (
+        <p className="small muted">{plural(idle, "poll")} that found nothing new are not shown.</p>
+      ) : null}
+    </>
+  );
+}
+
+function DailyCharts({
+  daily,
+  clocks,
+}: {
+  daily: Resource<DailySeries>;
+  clocks: { name: string; limit_ms: number }[];
+}): ReactNode {
+  const days = daily.data?.days ?? [];
+  const kinds = [...new Set(days.flatMap((d) => Object.keys(d.operations)))].sort();
+  const connections = [...new Set(days.flatMap((d) => Object.keys(d.api_calls)))].sort();
+  return (
+    <div className="three-col">
+      <Section title="Opt-out lag per day" id="chart-lag">
+        {daily.data === undefined ? (
+          <ErrorNote error={daily.error} />
+        ) : (
+          <LagChart
+            points={days.map((d) => ({
+              date: d.date,
+              p50_ms: d.lag_p50_ms,
+              p99_ms: d.lag_p99_ms,
+              count: d.opt_outs_applied,
+            }))}
+            clocks={clocks}
+          />
+        )}
+      </Section>
+      <Section title="Operations applied per day" id="chart-ops">
+        {daily.data === undefined ? (
+          <ErrorNote error={daily.error} />
+        ) : (
+          <StackedBars
+            days={days.map((d) => d.date)}
+            series={kinds.map((k) => ({ key: k, label: k }))}
+            valueOf={(i, k) => days[i]?.operations[k] ?? 0}
+            unit="operations"
+          />
+        )}
+      </Section>
+      <Section title="API calls per day" id="chart-calls">
+        {daily.data === undefined ? (
+          <ErrorNote error={daily.error} />
+        ) : (
+          <StackedBars
+            days={days.map((d) => d.date)}
+            series={connections.map((c) => ({ key: c, label: c }))}
+            valueOf={(i, c) => days[i]?.api_calls[c] ?? 0}
+            unit="API calls"
+          />
+        )}
+      </Section>
+    </div>
+  );
+}

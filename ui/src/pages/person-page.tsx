@@ -1,0 +1,379 @@
+/**
+ * One person: whether each connection may email them and the rule and event that decide it, their
+ * consent timeline across every system (the `explain` view), their links with what each system
+ * shows, their list memberships, open review items and recent operations.
+ */
+import type { ReactNode } from "react";
+import {
+  asExplanation,
+  type Explanation,
+  type Person,
+  type SystemShows,
+  type TimelineEntry,
+} from "../api-types";
+import {
+  Badge,
+  Empty,
+  ErrorNote,
+  Facts,
+  Loading,
+  Section,
+  SendableBadge,
+  Time,
+  type Tone,
+} from "../components/common";
+import { humanize } from "../format";
+import { Link } from "../router";
+import { useResource } from "../use-resource";
+
+export function PersonPage({ id }: { id: string }): ReactNode {
+  const person = useResource<Person>(`/api/people/${encodeURIComponent(id)}`);
+  const p = person.data;
+  return (
+    <>
+      <div className="page-head">
+        <h1>{p === undefined ? "Person" : (p.contact.name ?? p.contact.primary_email ?? p.contact.id)}</h1>
+        <span className="toolbar">
+          <button type="button" onClick={person.reload}>
+            Refresh
+          </button>
+          <Link to={{ page: "people", q: "" }}>← Search</Link>
+        </span>
+      </div>
+      <ErrorNote error={person.error} />
+      {p === undefined ? person.error ? null : <Loading what="the person" /> : <PersonBody person={p} />}
+    </>
+  );
+}
+
+function PersonBody({ person: p }: { person: Person }): ReactNode {
+  const x = asExplanation(p.explanation);
+  return (
+    <>
+      <Section title="Contact" id="contact">
+        <Facts
+          items={[
+            ["Email", p.contact.primary_email ?? <span className="muted">none</span>],
+            ["Type", p.contact.type === "organization" ? "organisation" : "person"],
+            ["Contact id", <code key="id">{p.contact.id}</code>],
+            ...(x !== null && x.contact.other_emails.length > 0
+              ? ([["Other addresses", x.contact.other_emails.join(", ")]] as [ReactNode, ReactNode][])
+              : []),
+            ...(x !== null && x.contact.flags.length > 0
+              ? ([["Flags", x.contact.flags.map(humanize).join(", ")]] as [ReactNode, ReactNode][])
+              : []),
+            ...(p.contact.erased
+              ? ([
+                  [
+                    "Erased",
+                    <Badge key="e" tone="bad">
+                      erased
+                    </Badge>,
+                  ],
+                ] as [ReactNode, ReactNode][])
+              : []),
+          ]}
+        />
+        {p.note !== null ? <p className="muted">{p.note}</p> : null}
+      </Section>
+      {x !== null ? <CurrentState explanation={x} /> : null}
+      {x !== null ? <Timeline entries={x.timeline} /> : null}
+      <Links person={p} explanation={x} />
+      <Lists person={p} />
+      {x !== null && x.review_items.length > 0 ? (
+        <Section title="Open review items" id="review-items">
+          <ul className="records">
+            {x.review_items.map((r) => (
+              <li key={r.id}>
+                <Link to={{ page: "review", status: "open" }}>{humanize(r.kind)}</Link> — {r.summary}{" "}
+                <span className="muted">
+                  (<Time iso={r.created_at} />)
+                </span>
+              </li>
+            ))}
+          </ul>
+        </Section>
+      ) : null}
+      {x !== null ? <RecentOperations explanation={x} /> : null}
+    </>
+  );
+}
+
+function CurrentState({ explanation: x }: { explanation: Explanation }): ReactNode {
+  return (
+    <Section title="Can each system email them?" id="state">
+      {x.pairs.length === 0 ? <Empty>The contact is in no configured pair.</Empty> : null}
+      {x.pairs.map((pair) => (
+        <table className="data" key={pair.pair_id}>
+          <caption>
+            Pair <strong>{pair.pair_id}</strong>
+            {pair.require_consent_basis ? " (requires a consent basis)" : ""}
+          </caption>
+          <thead>
+            <tr>
+              <th scope="col">Connection</th>
+              <th scope="col">Scope</th>
+              <th scope="col">State</th>
+              <th scope="col">Rule</th>
+              <th scope="col">Decided by</th>
+            </tr>
+          </thead>
+          <tbody>
+            {pair.connections.map((c) => (
+              <tr key={`${c.connection_id}-${c.scope_label}`}>
+                <td>
+                  {c.connection_id}
+                  <div className="muted small">{c.role === "crm" ? "CRM" : "platform"}</div>
+                </td>
+                <td>
+                  {c.scope_label}
+                  {c.crm_category !== null ? (
+                    <div className="muted small">category {c.crm_category}</div>
+                  ) : null}
+                </td>
+                <td>
+                  <SendableBadge sendable={c.sendable} />
+                  {c.pending_resubscribe !== null ? (
+                    <div className="small">
+                      <Badge tone="warn">waiting for their confirmation</Badge>
+                    </div>
+                  ) : null}
+                </td>
+                <td>
+                  <code>{c.rule}</code>
+                  <div className="small">{c.rule_explanation}</div>
+                </td>
+                <td className="small">{c.decided_by?.description ?? <span className="muted">—</span>}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ))}
+      <p className="small">
+        Deliverability: <strong>{humanize(x.deliverability.status)}</strong>
+        {x.deliverability.since !== null ? (
+          <>
+            {" "}
+            since <Time iso={x.deliverability.since} />
+          </>
+        ) : null}{" "}
+        <span className="muted">(tracked beside consent; it never decides consent)</span>
+      </p>
+    </Section>
+  );
+}
+
+const KIND_TONE: Record<string, Tone> = { opt_out: "bad", opt_in: "ok", deliverability: "warn" };
+
+function Timeline({ entries }: { entries: TimelineEntry[] }): ReactNode {
+  // The fold's order is oldest first; operators look for the latest act first.
+  const newestFirst = [...entries].reverse();
+  return (
+    <Section title="Consent timeline" id="timeline">
+      {entries.length === 0 ? (
+        <Empty>No consent event is recorded for this person.</Empty>
+      ) : (
+        <ol className="timeline" aria-label="Consent events, newest first">
+          {newestFirst.map((e) => (
+            <li
+              key={e.event_id}
+              className={`timeline-item timeline-${e.kind}${e.counted ? "" : " not-counted"}`}
+            >
+              <div className="timeline-when">
+                <Time iso={e.occurred_at} />
+              </div>
+              <div className="timeline-body">
+                <div className="timeline-head">
+                  <Badge tone={KIND_TONE[e.kind] ?? "neutral"}>{humanize(e.kind)}</Badge>{" "}
+                  <strong>{e.scope_label ?? humanize(e.deliverability_status ?? "deliverability")}</strong> ·{" "}
+                  {e.mechanism_label} · {e.source.system_label}{" "}
+                  <span className="muted">({e.source.connection})</span>
+                </div>
+                <div className="small">
+                  {e.actor_label.charAt(0).toUpperCase() + e.actor_label.slice(1)}
+                  {e.initiated_by !== null ? ` (counts as the ${e.initiated_by}'s act)` : ""}
+                  {e.basis !== null ? ` · ${e.basis} consent` : ""}
+                  {e.expires_at !== null ? (
+                    <>
+                      {" "}
+                      · expires <Time iso={e.expires_at} />
+                    </>
+                  ) : null}
+                </div>
+                <div className="small muted">
+                  Evidence: {e.evidence_summary}
+                  {e.evidence_erased_at !== null ? " (erased)" : ""} · observed <Time iso={e.observed_at} /> ·
+                  ledger #{e.ledger.seq} <code title={e.ledger.hash}>{e.ledger.hash_prefix}</code> ·{" "}
+                  <code>{e.event_id}</code>
+                </div>
+              </div>
+            </li>
+          ))}
+        </ol>
+      )}
+    </Section>
+  );
+}
+
+function describeShows(shows: SystemShows): ReactNode {
+  if (shows.kind === "unparsed") return <span className="muted">unreadable: {shows.problem}</span>;
+  const flags = [
+    shows.deleted ? "deleted" : null,
+    shows.inactive ? "inactive" : null,
+    shows.deceased ? "deceased" : null,
+  ].filter((f): f is string => f !== null);
+  return (
+    <>
+      {flags.length > 0 ? <div>{flags.join(", ")}</div> : null}
+      {shows.consent_fields.map((f) => (
+        <div key={f.field} className="small">
+          {f.label}: <strong>{f.value ?? "—"}</strong>
+        </div>
+      ))}
+    </>
+  );
+}
+
+function Links({
+  person: p,
+  explanation: x,
+}: {
+  person: Person;
+  explanation: Explanation | null;
+}): ReactNode {
+  const views = new Map((x?.links ?? []).map((l) => [`${l.connection_id}:${l.external_id}`, l]));
+  return (
+    <Section title="Linked records" id="links">
+      {p.links.length === 0 ? (
+        <Empty>No record in any system is linked to this contact.</Empty>
+      ) : (
+        <table className="data">
+          <thead>
+            <tr>
+              <th scope="col">Connection</th>
+              <th scope="col">Record id</th>
+              <th scope="col">Linked</th>
+              <th scope="col">What the system shows (as last read)</th>
+            </tr>
+          </thead>
+          <tbody>
+            {p.links.map((l) => {
+              const view = views.get(`${l.connection_id}:${l.external_id}`);
+              return (
+                <tr key={`${l.connection_id}:${l.external_id}`}>
+                  <td>
+                    {l.connection_id}
+                    {view?.system_label !== null && view?.system_label !== undefined ? (
+                      <div className="muted small">{view.system_label}</div>
+                    ) : null}
+                  </td>
+                  <td>
+                    <code>{l.external_id}</code>
+                  </td>
+                  <td>
+                    {humanize(l.origin)}
+                    <div className="muted small">
+                      <Time iso={l.linked_at} />
+                    </div>
+                  </td>
+                  <td>
+                    {view?.snapshot !== null && view?.snapshot !== undefined ? (
+                      <>
+                        {describeShows(view.snapshot.shows)}
+                        <div className="muted small">
+                          read <Time iso={view.snapshot.observed_at} />
+                        </div>
+                      </>
+                    ) : (
+                      <span className="muted">not read yet</span>
+                    )}
+                  </td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+    </Section>
+  );
+}
+
+function Lists({ person: p }: { person: Person }): ReactNode {
+  return (
+    <Section title="List memberships" id="lists">
+      {p.list_memberships.length === 0 ? (
+        <Empty>In no list, as last read.</Empty>
+      ) : (
+        <table className="data">
+          <thead>
+            <tr>
+              <th scope="col">Connection</th>
+              <th scope="col">List</th>
+              <th scope="col">Record id</th>
+            </tr>
+          </thead>
+          <tbody>
+            {p.list_memberships.map((m) => (
+              <tr key={`${m.connection_id}:${m.external_id}:${m.list_id}`}>
+                <td>{m.connection_id}</td>
+                <td>
+                  {m.list_name ?? <span className="muted">(name not read)</span>}{" "}
+                  <span className="muted small">
+                    <code>{m.list_id}</code>
+                  </span>
+                </td>
+                <td>
+                  <code>{m.external_id}</code>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </Section>
+  );
+}
+
+function RecentOperations({ explanation: x }: { explanation: Explanation }): ReactNode {
+  if (x.recent_operations.length === 0) return null;
+  return (
+    <Section title="Recent operations" id="operations">
+      <table className="data">
+        <thead>
+          <tr>
+            <th scope="col">When</th>
+            <th scope="col">Connection</th>
+            <th scope="col">Operation</th>
+            <th scope="col">Status</th>
+            <th scope="col">Why</th>
+          </tr>
+        </thead>
+        <tbody>
+          {x.recent_operations.map((o) => (
+            <tr key={o.id}>
+              <td>
+                <Time iso={o.updated_at} />
+              </td>
+              <td>{o.target_connection}</td>
+              <td>
+                <code>{o.kind}</code>
+                {o.contact_count > 1 ? <span className="muted small"> (bulk, {o.contact_count})</span> : null}
+              </td>
+              <td>
+                <Badge tone={o.status === "succeeded" ? "ok" : o.status === "failed" ? "bad" : "neutral"}>
+                  {o.status}
+                </Badge>
+                {o.last_outcome?.message !== null && o.last_outcome?.message !== undefined ? (
+                  <div className="small muted">{o.last_outcome.message}</div>
+                ) : null}
+              </td>
+              <td className="small">
+                {o.reason ?? (o.reason_code !== null ? humanize(o.reason_code) : "—")}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </Section>
+  );
+}
