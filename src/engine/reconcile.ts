@@ -10,6 +10,7 @@ import { GLOBAL_SCOPE, topicScope, type Scope } from "../core/consent/consent-ev
 import type { Plan } from "../planner/plan";
 import type { PlanContact } from "../planner/plan-input";
 import { executePlan, type ExecutionReport } from "./execute-plan";
+import { loadPlanContactsById } from "./load-plan-contacts";
 import { resolvePair, type ResolvedPair } from "./resolve-pair";
 import {
   asJson,
@@ -167,11 +168,10 @@ export function compareConsent(
   }
   // Unsubscribed on a platform although the rules say sendable: only the person can change that.
   for (const c of contacts) {
-    for (const p of resolved.pair.platforms) {
+    for (const p of platformOnlyOptOuts(resolved, c, as_of)) {
       const rec = c.platforms[p.connection_id];
-      if (!rec || rec.deleted === true || !rec.consent.unsubscribed) continue;
+      if (!rec) continue;
       const decision = decisionOf(c, scopeOf(p.topic));
-      if (!decision.sendable || decision.pending_resubscribe) continue;
       if (plan.waiting.some((w) => w.contact_id === c.contact.id && w.connection_id === p.connection_id))
         continue;
       out.push({
@@ -196,26 +196,79 @@ export function compareConsent(
   );
 }
 
-function countOptOuts(resolved: ResolvedPair, contacts: readonly PlanContact[]): Record<string, number> {
+/** The platforms that show the contact unsubscribed although the rules say sendable there. */
+function platformOnlyOptOuts(
+  resolved: ResolvedPair,
+  c: PlanContact,
+  as_of: string,
+): ResolvedPair["pair"]["platforms"] {
+  const unsubscribed = resolved.pair.platforms.filter((p) => {
+    const rec = c.platforms[p.connection_id];
+    return rec !== undefined && rec.deleted !== true && rec.consent.unsubscribed;
+  });
+  if (unsubscribed.length === 0) return [];
+  const state = foldChannelConsent(c.events, "email", {
+    as_of,
+    topics: resolved.pair.platforms.flatMap((p) => (p.topic === undefined ? [] : [p.topic])),
+    require_consent_basis: resolved.policies.require_consent_basis,
+  });
+  return unsubscribed.filter((p) => {
+    const decision = decisionFor(state, scopeOf(p.topic));
+    return decision.sendable && !decision.pending_resubscribe;
+  });
+}
+
+/** Adds the contact to the opted-out counts of each system that shows it opted out. */
+function countOptOuts(counts: Record<string, number>, resolved: ResolvedPair, c: PlanContact): void {
+  const crm = c.crm;
+  if (
+    crm &&
+    crm.deleted !== true &&
+    (crm.consent.requests_no_email ||
+      crm.emails.some((e) => e.primary && e.do_not_email === true) ||
+      Object.values(crm.consent.categories).includes("opt_out"))
+  )
+    counts[resolved.pair.crm.connection_id] = (counts[resolved.pair.crm.connection_id] ?? 0) + 1;
+  for (const p of resolved.pair.platforms) {
+    const rec = c.platforms[p.connection_id];
+    if (rec && rec.deleted !== true && rec.consent.unsubscribed)
+      counts[p.connection_id] = (counts[p.connection_id] ?? 0) + 1;
+  }
+}
+
+/**
+ * Plans the pair from the store and compares. Contacts stream through once (counted as they pass);
+ * only the ones a difference names are read again afterwards, so a pair of any size is compared
+ * without holding every contact.
+ */
+async function planAndCompare(
+  deps: SyncDeps,
+  resolved: ResolvedPair,
+): Promise<{
+  plan: Plan;
+  contacts_compared: number;
+  opt_outs_by_connection: Record<string, number>;
+  differences: Difference[];
+}> {
+  const asOf = deps.now().toISOString();
   const counts: Record<string, number> = { [resolved.pair.crm.connection_id]: 0 };
   for (const p of resolved.pair.platforms) counts[p.connection_id] = 0;
-  for (const c of contacts) {
-    const crm = c.crm;
-    if (
-      crm &&
-      crm.deleted !== true &&
-      (crm.consent.requests_no_email ||
-        crm.emails.some((e) => e.primary && e.do_not_email === true) ||
-        Object.values(crm.consent.categories).includes("opt_out"))
-    )
-      counts[resolved.pair.crm.connection_id] = (counts[resolved.pair.crm.connection_id] ?? 0) + 1;
-    for (const p of resolved.pair.platforms) {
-      const rec = c.platforms[p.connection_id];
-      if (rec && rec.deleted !== true && rec.consent.unsubscribed)
-        counts[p.connection_id] = (counts[p.connection_id] ?? 0) + 1;
-    }
-  }
-  return counts;
+  const named = new Set<string>();
+  const { plan, contacts_planned } = await planFromStore(deps, resolved, undefined, (c) => {
+    countOptOuts(counts, resolved, c);
+    if (platformOnlyOptOuts(resolved, c, asOf).length > 0) named.add(c.contact.id);
+  });
+  for (const op of plan.operations)
+    if (op.priority === "consent") for (const id of op.contact_ids) named.add(id);
+  for (const w of plan.waiting) named.add(w.contact_id);
+  for (const u of plan.unlinked_opt_outs) if (!u.applied) named.add(u.contact_id);
+  const contacts = await loadPlanContactsById(deps.store, resolved, [...named]);
+  return {
+    plan,
+    contacts_compared: contacts_planned,
+    opt_outs_by_connection: counts,
+    differences: compareConsent(resolved, contacts, plan, asOf),
+  };
 }
 
 /** Reconciles one pair: full pull, compare, and with `fix` apply the consent fixes and compare again. */
@@ -254,11 +307,10 @@ export async function reconcilePair(
     await deps.store.runs.finish(run.id, "failed", asJson(report));
     return report;
   }
-  const asOf = deps.now().toISOString();
-  const { plan, contacts } = await planFromStore(deps, r);
-  report.contacts_compared = contacts.length;
-  report.opt_outs_by_connection = countOptOuts(r, contacts);
-  report.differences = compareConsent(r, contacts, plan, asOf);
+  const { plan, contacts_compared, opt_outs_by_connection, differences } = await planAndCompare(deps, r);
+  report.contacts_compared = contacts_compared;
+  report.opt_outs_by_connection = opt_outs_by_connection;
+  report.differences = differences;
 
   if (options.fix === true && report.differences.some((d) => d.fixable)) {
     const consentOnly = { operations: plan.operations.filter((o) => o.priority === "consent") };
@@ -280,8 +332,7 @@ export async function reconcilePair(
     for (const p of pair.platforms.map((x) => x.connection).filter((c) => touched.has(c)))
       await pullOne(deps, pair, p, r.platform_list_ids[p] ?? []);
     await rereadCrmWrites(deps, pair, consentOnly.operations);
-    const again = await planFromStore(deps, r);
-    report.remaining = compareConsent(r, again.contacts, again.plan, deps.now().toISOString());
+    report.remaining = (await planAndCompare(deps, r)).differences;
   }
   // The whole report is the run's summary: the latest reconciliation can be shown (and exported)
   // without running it again.

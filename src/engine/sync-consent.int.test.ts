@@ -5,6 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { eventsForContact } from "../ledger/consent-ledger";
+import { reconcilePair } from "./reconcile";
 import {
   addToReList,
   individual,
@@ -157,6 +158,18 @@ describe("consent propagation (SQLite)", () => {
     expect(waiting.plan?.operations).toEqual([]);
     expect(mails()).toHaveLength(1);
     expect(permission(h.ccMain, "dave")).toBe("unsubscribed");
+    // A reconciliation names the wait, and there is nothing to fix: only the person can end it.
+    const reconciled = await reconcilePair(
+      { store: h.store, config: h.config, connections: h.connections, now: h.now },
+      h.pair,
+      { pull: false },
+    );
+    expect(reconciled.contacts_compared).toBe(6);
+    expect(reconciled.opt_outs_by_connection).toEqual({ "re-nxt": 0, "cc-main": 1, "cc-appeals": 1 });
+    expect(reconciled.differences.map((d) => [d.email, d.connection_id, d.kind, d.fixable])).toEqual([
+      ["dave@example.org", "cc-appeals", "waiting_for_person", false],
+      ["dave@example.org", "cc-main", "waiting_for_person", false],
+    ]);
 
     // The person confirms: sendable again, and Raiser's Edge NXT gets an opt-in with that provenance.
     await h.ccAct(h.ccMain, "confirm_resubscribe", "dave@example.org");

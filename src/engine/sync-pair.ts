@@ -9,7 +9,7 @@ import type { ConcordConfig, Pair } from "../config/concord-config";
 import { agreedBaselines } from "../planner/apply-plan-effects";
 import type { Plan } from "../planner/plan";
 import type { PlanContact } from "../planner/plan-input";
-import { planPair } from "../planner/plan-pair";
+import { createPairPlanner } from "../planner/plan-pair";
 import type { JsonValue, Run, StoreSession } from "../store/ports";
 import { stableStringify } from "../core/merge/stable-stringify";
 import { sha256Hex } from "./content-hash";
@@ -304,29 +304,36 @@ export async function planFromStore(
   deps: Pick<SyncDeps, "store" | "now">,
   resolved: ResolvedPair,
   contactIds?: readonly string[],
-): Promise<{ plan: Plan; contacts: PlanContact[]; baselines: Map<string, JsonValue> }> {
-  const contacts: PlanContact[] = [];
+  /** Sees each contact as planned (a reconciliation counts and compares with it). */
+  visit?: (contact: PlanContact) => void,
+): Promise<{ plan: Plan; contacts_planned: number; baselines: Map<string, JsonValue> }> {
+  // Contacts stream from the store into the planner one at a time: a pair of any size holds its
+  // plan and the baselines that moved, never every contact (ADR 8).
   const baselines = new Map<string, JsonValue>();
-  const source =
-    contactIds === undefined
-      ? loadPlanContacts(deps.store, resolved)
-      : (await loadPlanContactsById(deps.store, resolved, contactIds)).values();
-  for await (const c of source) {
-    const agreed = agreedBaselines(resolved.pair, resolved.fields, c);
-    if (agreed && stableStringify(agreed) !== stableStringify(c.baselines ?? {})) {
-      baselines.set(c.contact.id, asJson(agreed));
-      contacts.push({ ...c, baselines: agreed });
-    } else contacts.push(c);
-  }
-  const plan = planPair({
+  const planner = createPairPlanner({
     pair: resolved.pair,
     fields: resolved.fields,
     policies: resolved.policies,
     as_of: deps.now().toISOString(),
     hash: sha256Hex,
-    contacts,
   });
-  return { plan, contacts, baselines };
+  const source =
+    contactIds === undefined
+      ? loadPlanContacts(deps.store, resolved)
+      : (await loadPlanContactsById(deps.store, resolved, contactIds)).values();
+  let contacts_planned = 0;
+  for await (const loaded of source) {
+    let c = loaded;
+    const agreed = agreedBaselines(resolved.pair, resolved.fields, c);
+    if (agreed && stableStringify(agreed) !== stableStringify(c.baselines ?? {})) {
+      baselines.set(c.contact.id, asJson(agreed));
+      c = { ...c, baselines: agreed };
+    }
+    planner.add(c);
+    visit?.(c);
+    contacts_planned += 1;
+  }
+  return { plan: planner.finish(), contacts_planned, baselines };
 }
 
 /** Stores the plan, its operations and the moved baselines in one transaction. */

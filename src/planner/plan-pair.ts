@@ -55,6 +55,19 @@ const scopeLabel = (s: Scope): string => (s.kind === "global" ? "all email" : `t
 
 /** Plans one pair. Pure and linear in the number of contacts; the same input always yields the same plan. */
 export function planPair(input: PlanInput): Plan {
+  const planner = createPairPlanner(input);
+  for (const c of input.contacts) planner.add(c);
+  return planner.finish();
+}
+
+/**
+ * The planner fed one contact at a time, so a caller can stream a pair of any size from the store
+ * and hold only the plan, never every contact: `add` each contact once, then `finish` once. The
+ * plan is the same as `planPair` makes from the same contacts in the same order.
+ */
+export type PairPlanner = { add: (contact: PlanContact) => void; finish: () => Plan };
+
+export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlanner {
   const { pair, policies } = input;
   const crmId = pair.crm.connection_id;
   // Consent never follows a field merge (DESIGN.md §3): a mapping naming consent on any side is a
@@ -110,7 +123,7 @@ export function planPair(input: PlanInput): Plan {
     return found;
   };
 
-  for (const c of input.contacts) {
+  const add = (c: PlanContact): void => {
     const id = c.contact.id;
     const state = foldChannelConsent(c.events, "email", {
       as_of: input.as_of,
@@ -416,7 +429,7 @@ export function planPair(input: PlanInput): Plan {
           },
         );
     }
-  }
+  };
 
   /** 2a/2b. Consent to the CRM: opt-outs it does not show yet, and opt-outs the person's own opt-in lifted. */
   function planCrmConsent(
@@ -564,26 +577,33 @@ export function planPair(input: PlanInput): Plan {
     );
   }
 
-  for (const [draft, contactIds, reason] of bulk.drafts())
-    emit(draft.connection, contactIds, "write", reason, draft.operation);
+  let finished = false;
+  const finish = (): Plan => {
+    if (finished) throw new Error("a pair planner finishes once");
+    finished = true;
+    for (const [draft, contactIds, reason] of bulk.drafts())
+      emit(draft.connection, contactIds, "write", reason, draft.operation);
 
-  const operations = [...consentOps, ...writeOps];
-  const gains: Record<ConnectionId, number> = {};
-  for (const p of pair.platforms) gains[p.connection_id] = 0;
-  for (const op of operations)
-    if (op.operation.kind === "upsert_contacts")
-      gains[op.connection_id] = (gains[op.connection_id] ?? 0) + op.contact_ids.length;
+    const operations = [...consentOps, ...writeOps];
+    const gains: Record<ConnectionId, number> = {};
+    for (const p of pair.platforms) gains[p.connection_id] = 0;
+    for (const op of operations)
+      if (op.operation.kind === "upsert_contacts")
+        gains[op.connection_id] = (gains[op.connection_id] ?? 0) + op.contact_ids.length;
 
-  return {
-    pair_id: pair.id,
-    as_of: input.as_of,
-    operations,
-    skipped,
-    waiting,
-    unlinked_opt_outs: unlinked,
-    counts: countPlan(operations, skipped),
-    gains,
+    return {
+      pair_id: pair.id,
+      as_of: input.as_of,
+      operations,
+      skipped,
+      waiting,
+      unlinked_opt_outs: unlinked,
+      counts: countPlan(operations, skipped),
+      gains,
+    };
   };
+
+  return { add, finish };
 }
 
 /** Whether both sides held this membership at their last agreement. */
