@@ -9,6 +9,7 @@ import { reconcilePair } from "./reconcile";
 import {
   addToReList,
   individual,
+  post,
   RE_LISTS,
   sqliteBackend,
   startSyncHarness,
@@ -108,6 +109,34 @@ describe("consent propagation (SQLite)", () => {
       const again = await h.sync();
       expect(again.plan?.operations.filter((o) => o.priority === "consent")).toEqual([]);
     }
+  });
+
+  it("an opt-out Raiser's Edge NXT refused because its credentials were revoked waits, and lands once the connection is authorised again", async () => {
+    await moveWindowPastSeed();
+    await post(h.re.baseUrl, "/__emulator/oauth/revoke", {}); // someone disconnected the app
+    await h.ccAct(h.ccMain, "unsubscribe", "ada@example.org");
+    h.advance(1_000);
+    const refused = await h.sync();
+    expect(refused.execution?.operations.failed).toBe(0);
+    const kept = await h.store.db
+      .selectFrom("operations")
+      .innerJoin("outcomes", "outcomes.operation_id", "operations.id")
+      .select(["operations.status", "outcomes.status as outcome", "outcomes.detail_json"])
+      .where("operations.kind", "=", "record_opt_out")
+      .where("operations.target_connection", "=", "re-nxt")
+      .execute();
+    expect(kept.map((o) => [o.status, o.outcome])).toEqual([["pending", "retry"]]);
+    expect(kept[0]?.detail_json).toContain("auth_invalid");
+    expect((await h.store.health.get("re-nxt"))?.status).toBe("broken");
+    expect((await constituent("ada")).requests_no_email).toBe(false);
+
+    // The operator connects the app again: the kept opt-out goes out at the next run.
+    await h.storeRefreshToken("re-nxt");
+    h.reopen();
+    h.advance(60_000);
+    const renewed = await h.sync();
+    expect(renewed.execution?.operations.failed).toBe(0);
+    expect((await constituent("ada")).requests_no_email).toBe(true);
   });
 
   it("3. an opt-out in Raiser's Edge NXT reaches the accounts it applies to, as the account's act", async () => {

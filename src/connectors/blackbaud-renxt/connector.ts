@@ -352,9 +352,21 @@ async function applyAll(
   return outcomes;
 }
 
+/**
+ * Refused credentials are the connection's trouble, not the operation's: the operation is kept
+ * (deferred) and goes out once the connection is authorised again, as are spent quotas and outages.
+ */
+const DEFERRABLE = new Set([
+  "quota_exceeded",
+  "rate_limited",
+  "vendor_unavailable",
+  "network_error",
+  "auth_invalid",
+  "auth_missing",
+]);
+
 const failed = (e: ConnectorError): Outcome => {
-  const deferrable =
-    e.code === "quota_exceeded" || e.code === "rate_limited" || e.code === "vendor_unavailable";
+  const deferrable = DEFERRABLE.has(e.code);
   return {
     status: deferrable ? "deferred" : "failed",
     code: e.code,
