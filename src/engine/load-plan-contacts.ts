@@ -108,7 +108,7 @@ function profile(r: SnapshotRecord): Omit<CrmRecordState, "emails" | "consent"> 
 }
 
 /** Contact ids linked to any of `connections`, after `after`, in id order. */
-async function contactIdsPage(
+export async function contactIdsPage(
   store: StoreSession,
   connections: readonly string[],
   after: string,
@@ -158,13 +158,17 @@ export async function loadPlanContactsById(
   return out;
 }
 
-async function loadChunk(
+/**
+ * The rows a chunk of contacts is planned from, as stored: contacts, linked records' snapshots,
+ * consent events, baselines, and resubscribe requests already sent. (The planning benchmark's scan
+ * reads exactly these, so its reference is the same reads without the parsing and planning.)
+ */
+export async function readPlanRows(
   store: StoreSession,
   pairId: string,
-  crmId: string,
   connections: readonly string[],
   ids: readonly string[],
-): Promise<PlanContact[]> {
+) {
   const [contacts, links, events, baselines, resubscribes] = await Promise.all([
     store.db.selectFrom("contacts").selectAll().where("id", "in", ids).execute(),
     store.db
@@ -193,6 +197,22 @@ async function loadChunk(
       .where("contact_id", "in", ids)
       .execute(),
   ]);
+  return { contacts, links, events, baselines, resubscribes };
+}
+
+async function loadChunk(
+  store: StoreSession,
+  pairId: string,
+  crmId: string,
+  connections: readonly string[],
+  ids: readonly string[],
+): Promise<PlanContact[]> {
+  const { contacts, links, events, baselines, resubscribes } = await readPlanRows(
+    store,
+    pairId,
+    connections,
+    ids,
+  );
 
   const eventsBy = new Map<string, ConsentEvent[]>();
   for (const row of events) {

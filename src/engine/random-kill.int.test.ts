@@ -25,6 +25,7 @@ import { createLogger } from "../observability/logger";
 import { openStore } from "../store/open-store";
 import { connectionHealthTracker } from "./connection-health";
 import { openConnections } from "./open-connection";
+import { createRandom } from "../demo/random";
 import { syncPair } from "./sync-pair";
 import { ccConnectionConfig, post, reConnectionConfig } from "./sync-test-support";
 import { TEST_ENV, TEST_KEY, TEST_SUBSCRIPTION_KEY } from "./test-credentials";
@@ -42,18 +43,6 @@ type Outcome = {
   waiting: unknown[];
   rejections: unknown[];
 };
-
-/** A seeded PRNG (mulberry32), so a failing kill point can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("random kills of a running sync (SQLite, real processes)", () => {
   let re: RunningBlackbaudEmulator;
@@ -316,7 +305,7 @@ describe("random kills of a running sync (SQLite, real processes)", () => {
       "unsubscribed",
     );
 
-    const random = prng(20261122);
+    const random = createRandom(20261122).next;
     let kills = 0;
     let chains = 0;
     const points: number[] = [];

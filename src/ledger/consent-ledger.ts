@@ -115,7 +115,8 @@ function prepare(input: ConsentEventInput): Prepared {
   return { kind: "valid", event: { ...parsed.data, id: derived } };
 }
 
-function chainRow(prev: LedgerHead, event: ConsentEvent, recorded_at: string): ConsentEventRow {
+/** The stored row of `event` chained after `prev` (what an append writes; bench data uses it too). */
+export function chainRow(prev: LedgerHead, event: ConsentEvent, recorded_at: string): ConsentEventRow {
   const seq = prev.seq + 1;
   const chained = withoutEvidence(event);
   const evidence_digest = evidenceDigest(event.evidence);

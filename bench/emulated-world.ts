@@ -1,0 +1,285 @@
+/**
+ * Bench support: one Raiser's Edge NXT and one Constant Contact emulator on loopback, a fresh store
+ * (SQLite in the bench's temporary folder, or an isolated PostgreSQL schema), the pair's config
+ * with credentials sealed in the store, and its connections opened on the real clock, as
+ * `concord serve` opens them. Everything it starts is closed by `close()`, also after a failure.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { sql } from "kysely";
+import {
+  ConcordConfigShapeSchema,
+  type ConcordConfig,
+  type Limits,
+  type Pair,
+} from "../src/config/concord-config";
+import { secretKeyFromBytes, sealSecret, type SecretKey } from "../src/config/secret-box";
+import {
+  startBlackbaudEmulator,
+  type BlackbaudEmulatorOptions,
+  type RunningBlackbaudEmulator,
+} from "../src/connectors/blackbaud-renxt/emulator/blackbaud-emulator";
+import {
+  startConstantContactEmulator,
+  type ConstantContactEmulatorOptions,
+  type StartedConstantContactEmulator,
+} from "../src/connectors/constant-contact/emulator/constant-contact-emulator";
+import { connectionHealthTracker } from "../src/engine/connection-health";
+import { openConnections, type OpenedConnection } from "../src/engine/open-connection";
+import { createLogger, type Logger } from "../src/observability/logger";
+import { openStore } from "../src/store/open-store";
+import type { Store } from "../src/store/ports";
+
+export const RE_LIST_ID = "list-bench-newsletter";
+export const RE_LIST_NAME = "Monthly newsletter";
+export const CC_LIST_NAME = "Newsletter";
+export const PAIR_ID = "re-cc";
+export const RE_ID = "re-nxt";
+export const CC_ID = "cc-main";
+
+const SUBSCRIPTION_KEY = "bench-subscription-key";
+const CLIENT_ID = "concord";
+
+export type BenchStoreOptions = {
+  pg: boolean;
+  databaseUrl?: string | undefined;
+  tmpDir: string;
+};
+
+export type BenchStore = {
+  store: Store;
+  /** "SQLite" or "PostgreSQL", for the notes. */
+  label: string;
+  /** Closes the store and deletes what it made (the SQLite folder, the PostgreSQL schema). */
+  cleanup: () => Promise<void>;
+};
+
+/** A fresh, migrated store: SQLite in a folder of its own under `tmpDir`, or a new PostgreSQL schema. */
+export async function openBenchStore(options: BenchStoreOptions): Promise<BenchStore> {
+  if (options.pg) {
+    const url = options.databaseUrl;
+    if (url === undefined || url === "") throw new Error("the PostgreSQL bench needs a database URL");
+    const schema = `bench_${randomBytes(6).toString("hex")}`;
+    const store = await openStore({ url, schema, pool_size: 5 });
+    return {
+      store,
+      label: "PostgreSQL",
+      cleanup: async () => {
+        try {
+          await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(store.db);
+        } finally {
+          await store.close();
+        }
+      },
+    };
+  }
+  const dir = mkdtempSync(join(options.tmpDir, "store-"));
+  const store = await openStore({ file: join(dir, "concord.db") });
+  return {
+    store,
+    label: "SQLite",
+    cleanup: async () => {
+      try {
+        await store.close();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+export type WorldOptions = {
+  store: BenchStoreOptions;
+  re?: Omit<BlackbaudEmulatorOptions, "subscriptionKey" | "now">;
+  cc?: Omit<ConstantContactEmulatorOptions, "now">;
+  /** Concord's own call limits for each connection (`connections[].limits`). */
+  reLimits?: Limits;
+  ccLimits?: Limits;
+  /** `connections[cc-main].poll_interval`, e.g. "1s". */
+  ccPollInterval?: string;
+  /** Accept Raiser's Edge NXT webhooks with this secret (`webhooks.secret`). */
+  webhookSecret?: string;
+};
+
+export type EmulatedWorld = {
+  store: Store;
+  storeLabel: string;
+  config: ConcordConfig;
+  pair: Pair;
+  re: RunningBlackbaudEmulator;
+  cc: StartedConstantContactEmulator;
+  ccListId: string;
+  connections: Map<string, OpenedConnection>;
+  /** What `{ env: … }` references in the config resolve from. */
+  env: Record<string, string>;
+  key: SecretKey;
+  logger: Logger;
+  /** A fresh access token for calls to the Raiser's Edge NXT API (webhook subscriptions). */
+  reHeaders: () => Record<string, string>;
+  close: () => Promise<void>;
+};
+
+/** Starts the emulators and the store, writes the config, seals the tokens and opens the connections. */
+export async function startEmulatedWorld(options: WorldOptions): Promise<EmulatedWorld> {
+  const closers: (() => Promise<void>)[] = [];
+  const close = async (): Promise<void> => {
+    const errors: unknown[] = [];
+    for (const fn of closers.reverse()) {
+      try {
+        await fn();
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    closers.length = 0;
+    if (errors.length > 0) throw errors[0];
+  };
+  try {
+    const re = await startBlackbaudEmulator({
+      logger: false,
+      ...options.re,
+      subscriptionKey: SUBSCRIPTION_KEY,
+    });
+    closers.push(() => re.close());
+    const cc = await startConstantContactEmulator({ logger: false, ...options.cc });
+    closers.push(() => cc.close());
+    const opened = await openBenchStore(options.store);
+    closers.push(opened.cleanup);
+    const store = opened.store;
+
+    const seededLists = await postJson<{ lists: { list_id: string; name: string }[] }>(
+      `${cc.baseUrl}/__emulator/seed`,
+      { lists: [{ name: CC_LIST_NAME }] },
+    );
+    const ccListId = seededLists.lists[0]?.list_id ?? "";
+    await postJson(`${re.baseUrl}/__emulator/seed`, { lists: [{ id: RE_LIST_ID, name: RE_LIST_NAME }] });
+
+    const env: Record<string, string> = {
+      RE_SECRET: "bench-re-secret",
+      RE_KEY: SUBSCRIPTION_KEY,
+      CC_SECRET: "bench-cc-secret",
+      ...(options.webhookSecret !== undefined ? { RE_WEBHOOK_SECRET: options.webhookSecret } : {}),
+    };
+    const config = ConcordConfigShapeSchema.parse({
+      connections: [
+        {
+          id: RE_ID,
+          system: "blackbaud-renxt",
+          base_url: re.baseUrl,
+          token_url: `${re.baseUrl}/oauth2/token`,
+          credentials: {
+            client_id: CLIENT_ID,
+            client_secret: { env: "RE_SECRET" },
+            refresh_token: { stored: `${RE_ID}.refresh_token` },
+            subscription_key: { env: "RE_KEY" },
+          },
+          ...(options.reLimits ? { limits: options.reLimits } : {}),
+          webhooks:
+            options.webhookSecret !== undefined
+              ? { enabled: true, secret: { env: "RE_WEBHOOK_SECRET" } }
+              : { enabled: false },
+        },
+        {
+          id: CC_ID,
+          system: "constant-contact",
+          base_url: `${cc.baseUrl}/v3`,
+          token_url: `${cc.baseUrl}/oauth2/default/v1/token`,
+          credentials: {
+            client_id: CLIENT_ID,
+            client_secret: { env: "CC_SECRET" },
+            refresh_token: { stored: `${CC_ID}.refresh_token` },
+          },
+          ...(options.ccLimits ? { limits: options.ccLimits } : {}),
+          ...(options.ccPollInterval !== undefined ? { poll_interval: options.ccPollInterval } : {}),
+        },
+      ],
+      pairs: [
+        {
+          id: PAIR_ID,
+          crm: RE_ID,
+          platforms: [{ connection: CC_ID }],
+          audiences: [
+            {
+              crm_list: { id: RE_LIST_ID },
+              platform: CC_ID,
+              platform_list: { name: CC_LIST_NAME },
+              direction: "crm_to_platform",
+            },
+          ],
+          fields: [
+            { canonical: "first_name", crm: "first", platform: "first_name", owner: "crm" },
+            { canonical: "last_name", crm: "last", platform: "last_name", owner: "crm" },
+          ],
+        },
+      ],
+    });
+    const pair = config.pairs[0];
+    if (!pair) throw new Error("the bench config has no pair");
+
+    // The refresh tokens an admin's consent would give, sealed into the store as `concord secrets set` does.
+    const key = secretKeyFromBytes(randomBytes(32));
+    for (const [id, base] of [
+      [RE_ID, re.baseUrl],
+      [CC_ID, cc.baseUrl],
+    ] as const) {
+      const token = await postJson<{ refresh_token: string }>(`${base}/__emulator/token`, {
+        client_id: CLIENT_ID,
+      });
+      const name = `${id}.refresh_token`;
+      const sealed = sealSecret(token.refresh_token, key, name);
+      if (!sealed.ok) throw new Error(sealed.error.message);
+      await store.credentials.put(name, sealed.value, key.id);
+    }
+
+    const logger = createLogger({ level: "silent" });
+    const now = (): Date => new Date();
+    const health = connectionHealthTracker({ store, logger, now });
+    const connections = openConnections(config.connections, {
+      store,
+      env,
+      key,
+      health,
+      now,
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    });
+    return {
+      store,
+      storeLabel: opened.label,
+      config,
+      pair,
+      re,
+      cc,
+      ccListId,
+      connections,
+      env,
+      key,
+      logger,
+      reHeaders: () => ({
+        "Bb-Api-Subscription-Key": SUBSCRIPTION_KEY,
+        Authorization: `Bearer ${String(re.mintToken().access_token)}`,
+        "content-type": "application/json",
+      }),
+      close,
+    };
+  } catch (error) {
+    await close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** POSTs JSON; anything but 2xx throws with the answer. */
+export async function postJson<T = unknown>(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<T> {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (res.status >= 300) throw new Error(`${url} answered ${res.status}: ${text.slice(0, 500)}`);
+  return (text === "" ? undefined : JSON.parse(text)) as T;
+}

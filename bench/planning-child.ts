@@ -1,0 +1,146 @@
+/**
+ * One measured phase of the planning benchmark, in a process of its own so its peak RSS is its
+ * own and running out of memory ends this process, not the bench: `scan` reads the pair's rows the
+ * way the plan's loader does (same queries, same chunks) and only counts them; `plan` runs
+ * `planFromStore` over every contact. Prints one line `RESULT {json}` on stdout.
+ */
+import { contactIdsPage, readPlanRows } from "../src/engine/load-plan-contacts";
+import { planFromStore } from "../src/engine/sync-pair";
+import { openStore } from "../src/store/open-store";
+import type { StoreSession } from "../src/store/ports";
+import { sampleRss, startTimer } from "./bench-kit";
+import { BENCH_PAIR, CRM, PAIR_ID } from "./generate-store";
+
+export type ChildOptions = {
+  phase: "scan" | "plan";
+  file?: string;
+  url?: string;
+  schema?: string;
+};
+
+export type ScanResult = {
+  phase: "scan";
+  ms: number;
+  peak_rss_bytes: number;
+  contacts: number;
+  rows: number;
+  payload_bytes: number;
+};
+
+export type PlanResult = {
+  phase: "plan";
+  ms: number;
+  peak_rss_bytes: number;
+  heap_used_before_bytes: number;
+  /** Heap in use once planned, with the plan and the moved baselines still held (contacts stream through). */
+  heap_used_after_bytes: number;
+  contacts: number;
+  baselines_moved: number;
+  operations: number;
+  skipped: number;
+  waiting: number;
+  unlinked_opt_outs: number;
+  /** Contacts touched, by connection and operation kind, with the reason codes seen. */
+  by_kind: Record<string, { operations: number; contacts: number }>;
+  reasons: Record<string, number>;
+  skipped_by_reason: Record<string, number>;
+  gains: Record<string, number>;
+};
+
+/** The loader's chunk (`loadPlanContacts` reads 500 contacts per round of queries). */
+const CHUNK = 500;
+
+/**
+ * The reference: every row the plan's loader reads, by the loader's own queries in the same chunks,
+ * with nothing parsed or built (payload lengths are summed so the strings are touched).
+ */
+async function scan(store: StoreSession): Promise<Omit<ScanResult, "phase" | "ms" | "peak_rss_bytes">> {
+  const connections = [CRM, ...BENCH_PAIR.pair.platforms.map((p) => p.connection_id)];
+  let after = "";
+  let contacts = 0;
+  let rows = 0;
+  let payload_bytes = 0;
+  for (;;) {
+    const ids = await contactIdsPage(store, connections, after, CHUNK);
+    if (ids.length === 0) break;
+    after = ids[ids.length - 1] ?? after;
+    const read = await readPlanRows(store, PAIR_ID, connections, ids);
+    contacts += read.contacts.length;
+    rows +=
+      read.contacts.length +
+      read.links.length +
+      read.events.length +
+      read.baselines.length +
+      read.resubscribes.length;
+    for (const l of read.links) payload_bytes += l.payload_json.length;
+    for (const e of read.events) payload_bytes += e.event_json.length + e.evidence_json.length;
+    for (const b of read.baselines) payload_bytes += b.values_json.length;
+  }
+  return { contacts, rows, payload_bytes };
+}
+
+async function main(): Promise<void> {
+  const options = JSON.parse(process.argv[2] ?? "{}") as ChildOptions;
+  const store = await openStore(
+    options.url !== undefined
+      ? { url: options.url, schema: options.schema, migrate: false, pool_size: 5 }
+      : { file: options.file, migrate: false },
+  );
+  try {
+    if (options.phase === "scan") {
+      const rss = sampleRss();
+      const elapsed = startTimer();
+      const counted = await scan(store);
+      const ms = elapsed();
+      const result: ScanResult = { phase: "scan", ms, peak_rss_bytes: rss.stop(), ...counted };
+      process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+      return;
+    }
+    global.gc?.();
+    const heapBefore = process.memoryUsage().heapUsed;
+    const rss = sampleRss();
+    const elapsed = startTimer();
+    const { plan, contacts_planned, baselines } = await planFromStore(
+      { store, now: () => new Date() },
+      BENCH_PAIR,
+    );
+    const ms = elapsed();
+    const peak = rss.stop();
+    const heapUsed = process.memoryUsage().heapUsed;
+    const by_kind: PlanResult["by_kind"] = {};
+    for (const [connection, kinds] of Object.entries(plan.counts.operations))
+      for (const [kind, c] of Object.entries(kinds)) if (c) by_kind[`${connection} ${kind}`] = c;
+    const reasons: Record<string, number> = {};
+    for (const o of plan.operations)
+      reasons[`${o.connection_id} ${o.reason.code}`] =
+        (reasons[`${o.connection_id} ${o.reason.code}`] ?? 0) + o.contact_ids.length;
+    const skipped_by_reason: Record<string, number> = {};
+    for (const [connection, byReason] of Object.entries(plan.counts.skipped))
+      for (const [reason, n] of Object.entries(byReason)) skipped_by_reason[`${connection} ${reason}`] = n;
+    const result: PlanResult = {
+      phase: "plan",
+      ms,
+      peak_rss_bytes: peak,
+      heap_used_before_bytes: heapBefore,
+      heap_used_after_bytes: heapUsed,
+      contacts: contacts_planned,
+      baselines_moved: baselines.size,
+      operations: plan.operations.length,
+      skipped: plan.skipped.length,
+      waiting: plan.waiting.length,
+      unlinked_opt_outs: plan.unlinked_opt_outs.length,
+      by_kind,
+      reasons,
+      skipped_by_reason,
+      gains: plan.gains,
+    };
+    process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+  } finally {
+    await store.close();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  process.exit(1);
+});
