@@ -8,6 +8,7 @@ import { migrateToLatest } from "./migrations/migrations";
 import type { Store, StoreDialect } from "./ports";
 import type { Database } from "./schema";
 import { sqlStoreSession } from "./sql/sql-store-session";
+import { withStatementCache } from "./sqlite-statement-cache";
 
 export const DEFAULT_SQLITE_FILE = "./data/concord.db";
 
@@ -59,7 +60,7 @@ function openSqlite(options: StoreOptions): { db: Kysely<Database>; dialect: Sto
   sqlite.pragma(`busy_timeout = ${String(Math.trunc(options.busy_timeout_ms ?? 5000))}`);
   sqlite.pragma("foreign_keys = ON");
   return {
-    db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }),
+    db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) }),
     dialect: "sqlite",
   };
 }
