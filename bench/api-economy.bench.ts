@@ -26,7 +26,11 @@ export const name = "api-economy";
  * Constituents: the issue's 100,000 on SQLite. On PostgreSQL the record stage costs about 3 ms a
  * record (1 ms on SQLite), so 100,000 there would take some 13 minutes: it runs 20,000.
  */
-const SIZES = { full: 100_000, fullOnPostgres: 20_000, smoke: Number(process.env["BENCH_ECONOMY_SMOKE_N"] ?? 2_000) };
+const SIZES = {
+  full: 100_000,
+  fullOnPostgres: 20_000,
+  smoke: Number(process.env["BENCH_ECONOMY_SMOKE_N"] ?? 2_000),
+};
 /** Constant Contact's documented per-second limit and daily quota, enforced by the emulator too. */
 const CC_RATE_PER_SECOND = 4;
 const CC_DAILY_QUOTA = 10_000;
