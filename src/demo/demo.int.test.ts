@@ -3,14 +3,12 @@
  * the simulator's first opt-out in Constant Contact reaches Raiser's Edge NXT, and SIGTERM stops
  * everything cleanly.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import type { ChildProcessWithoutNullStreams } from "node:child_process";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { freePorts } from "../../test/support/free-ports";
-
-const root = join(import.meta.dirname, "..", "..");
+import { spawnDemo } from "../../test/support/demo-process";
 
 type Urls = {
   ui: string;
@@ -37,35 +35,7 @@ describe("concord demo", () => {
   it("starts everything, prints one JSON line, carries a simulated opt-out across, and stops on SIGTERM", async () => {
     const started = Date.now();
     const dir = mkdtempSync(join(tmpdir(), "concord-demo-"));
-    const [re, main, appeals] = await freePorts(3);
-    const config = readFileSync(join(root, "examples", "demo.yaml"), "utf8")
-      .replaceAll("127.0.0.1:4101", `127.0.0.1:${re}`)
-      .replaceAll("127.0.0.1:4102", `127.0.0.1:${main}`)
-      .replaceAll("127.0.0.1:4103", `127.0.0.1:${appeals}`);
-    writeFileSync(join(dir, "demo.yaml"), config);
-
-    // `node --import tsx` (what `npm start` runs): one process, so signals reach the demo itself.
-    const proc = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        join(root, "src", "main.ts"),
-        "demo",
-        "--json",
-        "--config",
-        join(dir, "demo.yaml"),
-        "--port",
-        "0",
-        "--seed-size",
-        "300",
-        "--poll-interval",
-        "1s",
-        "--data-dir",
-        dir,
-      ],
-      { cwd: root, env: { ...process.env, DATABASE_URL: "", CONCORD_SECRET_KEY: "", LOG_LEVEL: "" } },
-    );
+    const { proc, ports } = await spawnDemo(dir);
     child = proc;
     let stdout = "";
     let stderr = "";
@@ -89,7 +59,7 @@ describe("concord demo", () => {
       "constant-contact-appeals",
       "constant-contact-main",
     ]);
-    expect(urls.emulators["blackbaud-renxt"]).toBe(`http://127.0.0.1:${re}`);
+    expect(urls.emulators["blackbaud-renxt"]).toBe(`http://127.0.0.1:${String(ports.re)}`);
 
     const health = await fetch(urls.ui.replace(/\/$/, "/healthz"));
     expect(health.status).toBe(200);

@@ -5,14 +5,14 @@
  * plan, open the reconciliation report. With UPDATE_SCREENSHOTS=1 it saves the main pages to
  * docs/screenshots/. Without Chromium it is skipped with the reason, except under CI, where it fails.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import type { ChildProcessWithoutNullStreams } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildUiIfStale } from "../../ui/scripts/build-ui-if-stale";
-import { freePorts } from "../support/free-ports";
+import { spawnDemo } from "../support/demo-process";
 
 const root = join(import.meta.dirname, "..", "..");
 const PASSWORD = "e2e-admin-password-0123";
@@ -69,43 +69,8 @@ describe.skipIf(skipReason !== undefined && !inCi)(
       if (built !== undefined) console.log(`admin UI built (${built})`);
 
       dir = mkdtempSync(join(tmpdir(), "concord-ui-e2e-"));
-      const [re, main, appeals] = await freePorts(3);
-      const config = readFileSync(join(root, "examples", "demo.yaml"), "utf8")
-        .replaceAll("127.0.0.1:4101", `127.0.0.1:${re}`)
-        .replaceAll("127.0.0.1:4102", `127.0.0.1:${main}`)
-        .replaceAll("127.0.0.1:4103", `127.0.0.1:${appeals}`);
-      writeFileSync(join(dir, "demo.yaml"), config);
       demoStarted = Date.now();
-      const proc = spawn(
-        process.execPath,
-        [
-          "--import",
-          "tsx",
-          join(root, "src", "main.ts"),
-          "demo",
-          "--json",
-          "--config",
-          join(dir, "demo.yaml"),
-          "--port",
-          "0",
-          "--seed-size",
-          "300",
-          "--poll-interval",
-          "1s",
-          "--data-dir",
-          dir,
-        ],
-        {
-          cwd: root,
-          env: {
-            ...process.env,
-            CONCORD_ADMIN_PASSWORD: PASSWORD,
-            DATABASE_URL: "",
-            CONCORD_SECRET_KEY: "",
-            LOG_LEVEL: "",
-          },
-        },
-      );
+      const { proc } = await spawnDemo(dir, { CONCORD_ADMIN_PASSWORD: PASSWORD });
       demo = proc;
       let stdout = "";
       proc.stdout.on("data", (c: Buffer) => (stdout += c.toString()));

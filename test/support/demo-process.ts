@@ -1,0 +1,71 @@
+/**
+ * The demo as a real child process for tests: `node --import tsx src/main.ts demo --json` (what
+ * `npm start` runs, in one process so signals reach the demo itself), with the example config's
+ * emulators moved to free loopback ports so a test runs beside a demo on 4101–4103.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+
+const root = join(import.meta.dirname, "..", "..");
+
+/** Free loopback ports. */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve) => {
+          const server = createServer();
+          server.listen(0, "127.0.0.1", () => {
+            resolve(server);
+          });
+        }),
+    ),
+  );
+  const ports = servers.map((s) => {
+    const address = s.address();
+    return typeof address === "object" && address !== null ? address.port : 0;
+  });
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}
+
+/**
+ * Starts the demo with 300 constituents, 1 s polls and its store in `dir` (which also receives the
+ * config); `env` adds to a process environment cleared of store, key and log settings.
+ */
+export async function spawnDemo(
+  dir: string,
+  env: Record<string, string> = {},
+): Promise<{ proc: ChildProcessWithoutNullStreams; ports: { re: number; main: number; appeals: number } }> {
+  const [re, main, appeals] = await freePorts(3);
+  const config = readFileSync(join(root, "examples", "demo.yaml"), "utf8")
+    .replaceAll("127.0.0.1:4101", `127.0.0.1:${String(re)}`)
+    .replaceAll("127.0.0.1:4102", `127.0.0.1:${String(main)}`)
+    .replaceAll("127.0.0.1:4103", `127.0.0.1:${String(appeals)}`);
+  writeFileSync(join(dir, "demo.yaml"), config);
+  const proc = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      join(root, "src", "main.ts"),
+      "demo",
+      "--json",
+      "--config",
+      join(dir, "demo.yaml"),
+      "--port",
+      "0",
+      "--seed-size",
+      "300",
+      "--poll-interval",
+      "1s",
+      "--data-dir",
+      dir,
+    ],
+    { cwd: root, env: { ...process.env, DATABASE_URL: "", CONCORD_SECRET_KEY: "", LOG_LEVEL: "", ...env } },
+  );
+  return { proc, ports: { re: re ?? 0, main: main ?? 0, appeals: appeals ?? 0 } };
+}
