@@ -1,35 +1,53 @@
-/** Import boundaries of STYLE.md, checked in CI (`npm run boundaries`). */
+/**
+ * Import boundaries of STYLE.md and docs/ARCHITECTURE.md, checked in CI (`npm run boundaries`): one
+ * rule per row of the module map, naming the rooms that room may import, plus the connector rules.
+ */
+
+/** A room (a folder under src/, or one file) may import only itself and the rooms named. */
+const room = (name, path, allowed, comment) => ({
+  name,
+  comment,
+  severity: "error",
+  from: { path: `^src/${path}` },
+  to: { path: "^src/", pathNot: [`^src/${path}`, ...allowed.map((a) => `^src/${a}`)] },
+});
+
 module.exports = {
   forbidden: [
-    {
-      name: "core-is-pure",
-      comment: "src/core imports nothing of ours outside itself.",
-      severity: "error",
-      from: { path: "^src/core/" },
-      to: { path: "^src/", pathNot: "^src/core/" },
-    },
-    {
-      name: "planner-imports-core-only",
-      comment: "src/planner imports only src/core.",
-      severity: "error",
-      from: { path: "^src/planner/" },
-      to: { path: "^src/", pathNot: "^src/(core|planner)/" },
-    },
+    room("core-is-pure", "core/", [], "src/core imports nothing of ours outside itself."),
+    room("planner-imports-core-only", "planner/", ["core/"], "The pure planner imports only src/core."),
+    room("store-imports-core-only", "store/", ["core/"], "The store knows the domain's types, nothing else."),
+    room(
+      "ledger-over-the-store",
+      "ledger/",
+      ["core/", "store/"],
+      "The ledger is core events over the store.",
+    ),
+    room(
+      "config-reads-the-connector-registry",
+      "config/",
+      ["core/", "connectors/registry\\.ts$", "connectors/manifest\\.ts$", "connectors/connector\\.ts$"],
+      "Config validation reads the connectors' manifests through the registry, and nothing else of ours.",
+    ),
+    room("observability-is-a-leaf", "observability/", ["config/"], "Logging reads its settings only."),
     {
       name: "connectors-stay-in-their-lane",
-      comment: "A connector imports core types and connectors/{connector,http} only.",
+      comment: "A connector imports core types and the connector contract, kits and HTTP layer only.",
       severity: "error",
       from: { path: "^src/connectors/" },
-      to: { path: "^src/(store|queue|server|planner|executor|ledger|cli|config|engine|main)" },
+      to: { path: "^src/", pathNot: ["^src/core/", "^src/connectors/"] },
     },
     {
       name: "no-connector-imports-another",
       comment: "A connector never imports another connector.",
       severity: "error",
-      from: { path: "^src/connectors/([^/]+)/", pathNot: "^src/connectors/(contract|http|emulator-kit)/" },
+      from: {
+        path: "^src/connectors/([^/]+)/",
+        pathNot: "^src/connectors/(contract|http|kit|emulator-kit)/",
+      },
       to: {
         path: "^src/connectors/([^/]+)/",
-        pathNot: ["^src/connectors/$1/", "^src/connectors/(http|contract|emulator-kit)/"],
+        pathNot: ["^src/connectors/$1/", "^src/connectors/(http|contract|kit|emulator-kit)/"],
       },
     },
     {
@@ -38,10 +56,133 @@ module.exports = {
       severity: "error",
       from: { path: "^src/connectors/([^/]+)/emulator/" },
       to: {
-        path: "^src/connectors/",
-        pathNot: ["^src/connectors/$1/emulator/", "^src/connectors/emulator-kit/"],
+        path: "^src/",
+        pathNot: ["^src/connectors/$1/emulator/", "^src/connectors/emulator-kit/", "^src/core/"],
       },
     },
+    room(
+      "connections-open-connectors",
+      "connections/",
+      ["core/", "config/", "connectors/", "store/", "observability/"],
+      "Opening a connection: its connector, credentials, budget and health.",
+    ),
+    room(
+      "notifications-deliver-alerts",
+      "notifications/",
+      ["core/", "config/", "connectors/", "connections/", "observability/"],
+      "Alert channels deliver what connection health reports.",
+    ),
+    room(
+      "pipeline-stages",
+      "pipeline/",
+      ["core/", "planner/", "config/", "connectors/", "connections/", "ledger/", "store/"],
+      "The stages (pull, record, resolve, load) never run a whole sync or serve anything.",
+    ),
+    room(
+      "executor-applies-plans",
+      "executor/",
+      ["core/", "planner/", "connectors/", "connections/", "store/"],
+      "The executor runs a plan's operations through connections; it plans nothing.",
+    ),
+    room(
+      "runs-compose-stages",
+      "runs/",
+      [
+        "core/",
+        "planner/",
+        "config/",
+        "connectors/",
+        "connections/",
+        "ledger/",
+        "store/",
+        "pipeline/",
+        "executor/",
+        "observability/",
+      ],
+      "A run (sync, reconcile, the service's schedule) composes the stages; it never serves HTTP.",
+    ),
+    room(
+      "explain-reads-the-record",
+      "explain/",
+      ["core/", "config/", "connectors/", "ledger/", "store/", "pipeline/"],
+      "Explain reads the ledger, the store and the config; it changes nothing.",
+    ),
+    room(
+      "emulated-world-builds-emulators",
+      "emulated-world/",
+      ["core/", "config/", "connectors/", "connections/", "store/", "observability/"],
+      "The emulated world starts emulators through the registry and opens connections to them.",
+    ),
+    room(
+      "server-serves-the-engine",
+      "server/",
+      [
+        "core/",
+        "planner/",
+        "config/",
+        "connectors/",
+        "connections/",
+        "ledger/",
+        "store/",
+        "pipeline/",
+        "executor/",
+        "runs/",
+        "explain/",
+        "notifications/",
+        "observability/",
+        "open-engine\\.ts$",
+      ],
+      "The HTTP server serves the engine's services; it never starts the demo or the CLI.",
+    ),
+    room(
+      "open-engine-composes",
+      "open-engine\\.ts$",
+      [
+        "core/",
+        "config/",
+        "connectors/",
+        "connections/",
+        "notifications/",
+        "observability/",
+        "store/",
+        "runs/",
+      ],
+      "Opening the engine from a config and the environment: store, connections, alerts.",
+    ),
+    room(
+      "demo-runs-the-product",
+      "demo/",
+      [
+        "core/",
+        "config/",
+        "connectors/",
+        "connections/",
+        "emulated-world/",
+        "observability/",
+        "open-engine\\.ts$",
+        "runs/",
+        "server/",
+        "store/",
+      ],
+      "The demo starts emulators, the engine and the server; the CLI and main start the demo.",
+    ),
+    room(
+      "cli-is-thin",
+      "cli/",
+      [
+        "core/",
+        "config/",
+        "connectors/",
+        "store/",
+        "ledger/",
+        "runs/",
+        "explain/",
+        "demo/",
+        "open-engine\\.ts$",
+        "observability/",
+      ],
+      "Commands are thin over the same services the server uses; main.ts wires them.",
+    ),
     {
       name: "no-circular",
       severity: "error",

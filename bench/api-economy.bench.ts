@@ -12,9 +12,9 @@
  * unchanged: its Raiser's Edge pull finds nothing new and reads the list's membership.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { PULL_CHECKPOINT_STREAM } from "../src/engine/pull-connection";
-import { recordChanges, type RecordContext } from "../src/engine/record-changes";
-import { syncPair } from "../src/engine/sync-pair";
+import { PULL_CHECKPOINT_STREAM } from "../src/pipeline/pull-connection";
+import { recordChanges, type RecordContext } from "../src/pipeline/record-changes";
+import { syncPair } from "../src/runs/sync-pair";
 import { toExternalRecord } from "../src/connectors/blackbaud-renxt/mapping";
 import { CONSTANT_CONTACT_LIMITS } from "../src/connectors/constant-contact/connector";
 import type { BenchContext, BenchResult } from "./bench-kit";

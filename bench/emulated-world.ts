@@ -25,8 +25,8 @@ import {
   type ConstantContactEmulatorOptions,
   type StartedConstantContactEmulator,
 } from "../src/connectors/constant-contact/emulator/constant-contact-emulator";
-import { connectionHealthTracker } from "../src/engine/connection-health";
-import { openConnections, type OpenedConnection } from "../src/engine/open-connection";
+import { connectionHealthTracker } from "../src/connections/connection-health";
+import { openConnections, type OpenedConnection } from "../src/connections/open-connection";
 import { createLogger, type Logger } from "../src/observability/logger";
 import { openStore } from "../src/store/open-store";
 import type { Store } from "../src/store/ports";

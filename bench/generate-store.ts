@@ -10,7 +10,7 @@
 import { createHash } from "node:crypto";
 import BetterSqlite3 from "better-sqlite3";
 import { sql, type Insertable, type Kysely } from "kysely";
-import type { ResolvedPair } from "../src/engine/resolve-pair";
+import type { ResolvedPair } from "../src/pipeline/resolve-pair";
 import { LEDGER_GENESIS_HASH } from "../src/ledger/chain-hash";
 import { consentEventId, type ConsentEventDraft } from "../src/ledger/consent-event-id";
 import { createRandom } from "../src/demo/random";

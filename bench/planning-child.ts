@@ -4,8 +4,8 @@
  * way the plan's loader does (same queries, same chunks) and only counts them; `plan` runs
  * `planFromStore` over every contact. Prints one line `RESULT {json}` on stdout.
  */
-import { contactIdsPage, readPlanRows } from "../src/engine/load-plan-contacts";
-import { planFromStore } from "../src/engine/sync-pair";
+import { contactIdsPage, readPlanRows } from "../src/pipeline/load-plan-contacts";
+import { planFromStore } from "../src/runs/sync-pair";
 import { openStore } from "../src/store/open-store";
 import type { StoreSession } from "../src/store/ports";
 import { sampleRss, startTimer } from "./bench-kit";

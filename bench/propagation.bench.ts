@@ -14,8 +14,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { FastifyInstance } from "fastify";
 import { DEFAULT_EVENT_TYPES, subscriptionUrl } from "../src/connectors/blackbaud-renxt/webhooks";
 import { createRandom } from "../src/demo/random";
-import { createEngineRuntime, type EngineRuntime } from "../src/engine/engine-runtime";
-import type { SyncReport } from "../src/engine/sync-pair";
+import { createEngineRuntime, type EngineRuntime } from "../src/runs/engine-runtime";
+import type { SyncReport } from "../src/runs/sync-pair";
 import { buildServer } from "../src/server/app";
 import { percentile, withRatio, type BenchContext, type BenchResult } from "./bench-kit";
 import {

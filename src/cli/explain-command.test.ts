@@ -2,7 +2,7 @@
 // output, --json, --as-of, exit codes and help.
 import { Command, CommanderError } from "commander";
 import { describe, expect, it } from "vitest";
-import { formatExplanation, type ExplainResult, type Explanation } from "../engine/explain-contact";
+import { formatExplanation, type ExplainResult, type Explanation } from "../explain/explain-contact";
 import { registerExplainCommand } from "./explain-command";
 import { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE } from "./exit-codes";
 

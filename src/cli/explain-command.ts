@@ -4,7 +4,7 @@
  * address (or a bad `--as-of`).
  */
 import { InvalidArgumentError, type Command } from "commander";
-import { formatExplanation, parseAsOf, type ExplainResult } from "../engine/explain-contact";
+import { formatExplanation, parseAsOf, type ExplainResult } from "../explain/explain-contact";
 import { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE } from "./exit-codes";
 
 export type ExplainCommandDeps = {

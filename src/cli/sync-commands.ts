@@ -5,10 +5,10 @@
  */
 import { SingleBar } from "cli-progress";
 import { Command, Option } from "commander";
-import type { EngineContext, EngineContextResult } from "../engine/engine-context";
-import { differencesCsv } from "../engine/differences-csv";
-import { reconcilePair, type Difference, type ReconcileReport } from "../engine/reconcile";
-import { syncPair, type SyncReport } from "../engine/sync-pair";
+import type { EngineContext, EngineContextResult } from "../open-engine";
+import { differencesCsv } from "../runs/differences-csv";
+import { reconcilePair, type Difference, type ReconcileReport } from "../runs/reconcile";
+import { syncPair, type SyncReport } from "../runs/sync-pair";
 import { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE } from "./exit-codes";
 
 export type SyncCommandDeps = {

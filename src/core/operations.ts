@@ -2,7 +2,7 @@
  * The typed operations a plan holds and a connector applies: shared by the planner (which imports
  * core only) and the connector contract, which re-exports them unchanged.
  */
-import type { Mechanism } from "./consent/consent-event";
+import type { Actor, Mechanism } from "./consent/consent-event";
 
 /** Where a consent observation applies, in the system's own terms; the engine maps it to a topic. */
 export type ObservedScope =
@@ -50,13 +50,15 @@ export type ConnectorOperation =
       occurred_at: string;
       /**
        * `actor` says whose act the opt-in was: a system that cannot name the mechanism (Constant
-       * Contact) still proves the person acted, and only such an opt-in may be written.
+       * Contact) still proves the person acted, and only such an opt-in may be written
+       * (`isPersonsOwnOptIn`); an operator's override carries the person's request reference.
        */
       origin: {
         system: string;
         connection: string;
         mechanism: Mechanism;
-        actor?: "contact" | "operator" | "account" | "platform";
+        actor: Actor["kind"];
+        request_reference?: string;
         statement?: string;
       };
     }

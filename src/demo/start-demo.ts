@@ -27,9 +27,9 @@ import {
   startConstantContactEmulator,
   type StartedConstantContactEmulator,
 } from "../connectors/constant-contact/emulator/constant-contact-emulator";
-import { openEngineContext, type EngineContext } from "../engine/engine-context";
-import { createEngineRuntime, pollIntervalOf, type EngineRuntime } from "../engine/engine-runtime";
-import type { SyncReport } from "../engine/sync-pair";
+import { openEngineContext, type EngineContext } from "../open-engine";
+import { createEngineRuntime, pollIntervalOf, type EngineRuntime } from "../runs/engine-runtime";
+import type { SyncReport } from "../runs/sync-pair";
 import { createLogger, type Logger } from "../observability/logger";
 import { createConcordMetrics, type ConcordMetrics } from "../server/api/metrics";
 import { buildConcordApp } from "../server/concord-app";

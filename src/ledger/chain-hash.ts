@@ -4,7 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import type { ConsentEvent, Evidence } from "../core/consent/consent-event";
-import { canonicalJson } from "./canonical-json";
+import { canonicalJson } from "../core/canonical-json";
 
 export { LEDGER_GENESIS_HASH } from "../store/migrations/0001-initial";
 

@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ConsentEventDraft } from "./consent-event-id";
 import { consentEventId, normaliseInstant } from "./consent-event-id";
-import { canonicalJson } from "./canonical-json";
 
 const base: ConsentEventDraft = {
   kind: "opt_out",
@@ -61,21 +60,5 @@ describe("normaliseInstant", () => {
     ["2025-01-01T10:00:00.123456Z", "2025-01-01T10:00:00.123456Z"],
   ])("%s -> %s", (input, expected) => {
     expect(normaliseInstant(input)).toBe(expected);
-  });
-});
-
-describe("canonicalJson", () => {
-  it.each([
-    [{ b: 1, a: { d: [1, "x"], c: null } }, '{"a":{"c":null,"d":[1,"x"]},"b":1}'],
-    [{ a: undefined, b: true }, '{"b":true}'],
-    [[undefined, "é"], '[null,"é"]'],
-    [{}, "{}"],
-  ])("%j -> %s", (value, expected) => {
-    expect(canonicalJson(value)).toBe(expected);
-  });
-
-  it("refuses what JSON cannot represent", () => {
-    expect(() => canonicalJson({ n: Number.NaN })).toThrow(/finite/);
-    expect(() => canonicalJson({ f: () => 1 })).toThrow(/unsupported/);
   });
 });

@@ -4,7 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import { scopeKey, type ConsentEvent, type ConsentEventId } from "../core/consent/consent-event";
-import { canonicalJson } from "./canonical-json";
+import { canonicalJson } from "../core/canonical-json";
 
 /** A consent event before it has an id. */
 export type ConsentEventDraft = ConsentEvent extends infer E

@@ -10,7 +10,7 @@ import {
   type ConsentEventId,
 } from "../core/consent/consent-event";
 import type { ConsentEventRow, LedgerHead, StoreSession } from "../store/ports";
-import { canonicalJson } from "./canonical-json";
+import { canonicalJson } from "../core/canonical-json";
 import { computeChainHash, evidenceDigest, withoutEvidence } from "./chain-hash";
 import { consentEventId, type ConsentEventDraft } from "./consent-event-id";
 

@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import type { ConsentEventRow, LedgerHead, StoreSession } from "../store/ports";
-import { canonicalJson } from "./canonical-json";
+import { canonicalJson } from "../core/canonical-json";
 import { computeChainHash, evidenceDigest, LEDGER_GENESIS_HASH } from "./chain-hash";
 import { ledgerPages } from "./consent-ledger";
 

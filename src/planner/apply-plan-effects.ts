@@ -4,7 +4,7 @@
  * check convergence (re-planning after the effects yields nothing) and for a dry run's "after" view.
  */
 import type { ConnectionId } from "../core/identity/canonical-contact";
-import { normaliseEmail } from "../core/identity/normalise-email";
+import { sameEmail } from "../core/identity/normalise-email";
 import type { Plan } from "./plan";
 import { membershipKey } from "./plan-input";
 import type {
@@ -157,7 +157,7 @@ export function agreedBaselines(
       const b = read(rec, m.platform, m.canonical);
       if (a === b) agreed[m.canonical] = a;
     }
-    if (crmPrimary !== undefined && key(crmPrimary) === key(rec.email)) agreed["email"] = crmPrimary;
+    if (crmPrimary !== undefined && sameEmail(crmPrimary, rec.email)) agreed["email"] = crmPrimary;
     const crmLists = new Set(c.crm.list_ids);
     const platformLists = new Set(rec.list_ids);
     for (const a of p.audiences) {
@@ -187,11 +187,6 @@ function read(rec: RecordProfile, name: string, canonical: string): string | nul
   if (canonical === "first_name") return rec.first_name ?? null;
   if (canonical === "last_name") return rec.last_name ?? null;
   return rec.fields[name] ?? null;
-}
-
-function key(address: string): string {
-  const n = normaliseEmail(address);
-  return n.ok ? n.match_key : address.trim().toLowerCase();
 }
 
 type MutableCrm = Mutable<CrmRecordState>;

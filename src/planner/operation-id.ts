@@ -1,5 +1,5 @@
 /** Deterministic operation ids: the same pair, connection and operation content always get the same `op_` id. */
-import { stableStringify } from "../core/merge/stable-stringify";
+import { canonicalJson } from "../core/canonical-json";
 import type { ConnectorOperation } from "../core/operations";
 
 /** A connector operation before its id is known: every member of the union without `op_id`. */
@@ -20,7 +20,7 @@ export function operationId(
   connectionId: string,
   draft: OperationDraft,
 ): string {
-  return `op_${hash(stableStringify({ pair: pairId, connection: connectionId, operation: draft }))}`;
+  return `op_${hash(canonicalJson({ pair: pairId, connection: connectionId, operation: draft }))}`;
 }
 
 export function withOperationId(draft: OperationDraft, opId: string): ConnectorOperation {

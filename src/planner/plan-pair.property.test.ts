@@ -17,7 +17,7 @@ import {
   person,
   planInput,
   platformRecord,
-} from "./test-support";
+} from "../../test/support/plan-fixtures";
 
 const RUNS = 1_000;
 const CONNECTIONS = [CRM, MAIN, APPEALS] as const;

@@ -18,7 +18,7 @@ import {
   planInput,
   platformRecord,
   resubscribeRequested,
-} from "./test-support";
+} from "../../test/support/plan-fixtures";
 
 const T1 = "2026-01-10T10:00:00Z";
 const T2 = "2026-02-10T10:00:00Z";

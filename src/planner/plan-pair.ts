@@ -9,15 +9,16 @@ import {
 import {
   decisionFor,
   foldChannelConsent,
+  isPersonsOwnOptInEvent,
   type ChannelConsent,
   type OptOutRef,
   type ScopeDecision,
 } from "../core/consent/consent-state";
 import { decideEligibility, type Eligibility } from "../core/eligibility/decide-eligibility";
 import type { CanonicalContact, ConnectionId, ContactId } from "../core/identity/canonical-contact";
-import { normaliseEmail } from "../core/identity/normalise-email";
+import { normaliseEmail, sameEmail } from "../core/identity/normalise-email";
 import { isConsentField, mergeFields, type FieldMergeInput } from "../core/merge/merge-fields";
-import { stableStringify } from "../core/merge/stable-stringify";
+import { canonicalJson } from "../core/canonical-json";
 import type { ConnectorOperation, OperationKind } from "../core/operations";
 import { operationId, withOperationId, type OperationDraft } from "./operation-id";
 import type {
@@ -479,7 +480,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       if (decision.rule !== "lifted_by_contact_opt_in" && decision.rule !== "lifted_by_operator_override")
         return undefined;
       const basis = eventsById.get(decision.decided_by);
-      return basis?.kind === "opt_in" && isPersonsOwnOptIn(basis) ? basis : undefined;
+      return basis?.kind === "opt_in" && isPersonsOwnOptInEvent(basis) ? basis : undefined;
     };
 
     for (const { decision, target, shown, recorded, label } of scopes) {
@@ -541,7 +542,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       // The CRM shows an opt-out: clear it only for the person's own opt-in (or an override with evidence).
       if (!decision.sendable || decision.decided_by === undefined) continue;
       const basis = eventsById.get(decision.decided_by);
-      if (basis?.kind !== "opt_in" || !isPersonsOwnOptIn(basis)) continue;
+      if (basis?.kind !== "opt_in" || !isPersonsOwnOptInEvent(basis)) continue;
       emitOptIn(id, crm, target, basis, label, decision.rule);
     }
   }
@@ -572,6 +573,9 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
           connection: basis.source.connection,
           mechanism: basis.mechanism,
           actor: basis.actor.kind,
+          ...(basis.evidence.request_reference !== undefined
+            ? { request_reference: basis.evidence.request_reference }
+            : {}),
         },
       },
     );
@@ -643,22 +647,8 @@ function eligibilityFor(
   });
 }
 
-/** Only the person's own act, or an operator override with evidence, may clear an opt-out the CRM shows (rule 3). */
-function isPersonsOwnOptIn(e: Extract<ConsentEvent, { kind: "opt_in" }>): boolean {
-  if (e.actor.kind === "contact") return e.mechanism !== "import" && e.mechanism !== "sync";
-  if (e.actor.kind === "operator") return (e.evidence.request_reference ?? "").trim() !== "";
-  return false;
-}
-
 const describeOptOut = (r: OptOutRef): string =>
   `Opt-out ${r.event_id} (${r.mechanism} in ${r.source.connection}, ${r.occurred_at}, by the ${r.initiated_by})`;
-
-function sameEmail(a: string, b: string): boolean {
-  if (a === b) return true; // the common case, without normalising (IDNA) twice per record
-  const x = normaliseEmail(a);
-  const y = normaliseEmail(b);
-  return x.ok && y.ok ? x.match_key === y.match_key : a.trim().toLowerCase() === b.trim().toLowerCase();
-}
 
 function readField(rec: RecordProfile, name: string, canonical: string): string | null {
   if (canonical === "first_name") return rec.first_name ?? null;
@@ -756,7 +746,7 @@ function mergeProfile(
 }
 
 const asFieldValue = (v: unknown): string | null =>
-  v === null ? null : typeof v === "string" ? v : stableStringify(v);
+  v === null ? null : typeof v === "string" ? v : canonicalJson(v);
 
 const hasUpdate = (u: Update): boolean =>
   u.first_name !== undefined || u.last_name !== undefined || Object.keys(u.fields).length > 0;

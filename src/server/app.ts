@@ -8,7 +8,7 @@ import { join } from "node:path";
 import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { WebhookRequest } from "../connectors/connector";
-import type { WebhookResponse } from "../engine/engine-runtime";
+import type { WebhookResponse } from "../runs/engine-runtime";
 import { registerApi, registerApiDisabled, type ApiDeps, type ApiDisabled } from "./api/register-api";
 
 export type ServerDeps = {

@@ -1,15 +1,15 @@
 /** `buildConcordApp` as `concord serve` uses it: the admin password from the config's reference, cookies by public URL. */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ConcordConfig } from "../config/concord-config";
-import type { EngineContext } from "../engine/engine-context";
-import { createEngineRuntime, type EngineRuntime } from "../engine/engine-runtime";
+import type { EngineContext } from "../open-engine";
+import { createEngineRuntime, type EngineRuntime } from "../runs/engine-runtime";
 import {
   sqliteBackend,
   startSyncHarness,
   TEST_ENV,
   TEST_KEY,
   type SyncHarness,
-} from "../engine/sync-test-support";
+} from "../../test/support/sync-harness";
 import { createLogger } from "../observability/logger";
 import { buildConcordApp } from "./concord-app";
 

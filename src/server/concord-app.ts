@@ -6,8 +6,8 @@
 import type { FastifyInstance } from "fastify";
 import { sql } from "kysely";
 import { resolveSecretRef, type SecretSources } from "../config/resolve-secret-ref";
-import type { EngineContext } from "../engine/engine-context";
-import type { EngineRuntime } from "../engine/engine-runtime";
+import type { EngineContext } from "../open-engine";
+import type { EngineRuntime } from "../runs/engine-runtime";
 import { createConcordMetrics, type ConcordMetrics } from "./api/metrics";
 import { buildServer } from "./app";
 

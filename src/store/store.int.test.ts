@@ -3,7 +3,7 @@ import { sql } from "kysely";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { migrateToLatest } from "./migrations/migrations";
 import type { Store } from "./ports";
-import { describeOnBackends, type TestStore } from "./testing";
+import { describeOnBackends, type TestStore } from "../../test/support/store-backends";
 
 const TABLES = [
   "webhook_inbox",

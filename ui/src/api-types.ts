@@ -2,8 +2,8 @@
  * The shapes the admin UI reads, imported as types only from the server's API schemas and the
  * engine (nothing of src/ is bundled), plus guards for the fields the API declares as `unknown`.
  */
-import type { PlanSummary } from "../../src/engine/sync-pair";
-import type { Explanation } from "../../src/engine/explain-contact";
+import type { PlanSummary } from "../../src/runs/sync-pair";
+import type { Explanation } from "../../src/explain/explain-contact";
 
 export type {
   ConnectionOverview,
@@ -22,10 +22,10 @@ export type {
   RunSummary,
   Session,
 } from "../../src/server/api-schemas";
-export type { PlanSummary, SyncReport } from "../../src/engine/sync-pair";
-export type { ApplyStoredPlanReport } from "../../src/engine/apply-stored-plan";
-export type { ExecutionReport } from "../../src/engine/execute-plan";
-export type { PullReport } from "../../src/engine/pull-connection";
+export type { PlanSummary, SyncReport } from "../../src/runs/sync-pair";
+export type { ApplyStoredPlanReport } from "../../src/runs/apply-stored-plan";
+export type { ExecutionReport } from "../../src/executor/execute-plan";
+export type { PullReport } from "../../src/pipeline/pull-connection";
 export type {
   ConnectionState,
   Explanation,
@@ -35,7 +35,7 @@ export type {
   ScopeState,
   SystemShows,
   TimelineEntry,
-} from "../../src/engine/explain-contact";
+} from "../../src/explain/explain-contact";
 export type { SkipReason } from "../../src/planner/plan";
 
 export const isRecord = (x: unknown): x is Record<string, unknown> =>

@@ -9,7 +9,7 @@ import {
 import type { ContractHarness, SeededContact } from "../contract/contract-harness";
 import { blackbaudRenxtConnector } from "./connector";
 import { SKY_API_BASE_URL, SKY_TOKEN_URL } from "./client";
-import { startEmulatorFixture } from "./test-support";
+import { startEmulatorFixture } from "../../../test/support/connectors/blackbaud-renxt";
 
 const PAGE = 3;
 

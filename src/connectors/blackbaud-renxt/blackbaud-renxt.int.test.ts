@@ -3,7 +3,7 @@ import type { ConnectorOperation, ConnectorSession, ReadPage, WebhookChange } fr
 import { loadOpenApiValidator, officialSpecPath } from "../contract/openapi-validator";
 import { blackbaudRenxtConnector } from "./connector";
 import { consentAddBody, constituentAddBody, constituentEditBody } from "./mapping";
-import { startEmulatorFixture, type EmulatorFixture } from "./test-support";
+import { startEmulatorFixture, type EmulatorFixture } from "../../../test/support/connectors/blackbaud-renxt";
 import { handleBlackbaudWebhook } from "./webhooks";
 
 let f: EmulatorFixture;
@@ -105,7 +105,7 @@ describe("apply consent", () => {
       external_id: id,
       scope: { kind: "category", category: "Events" },
       occurred_at: "2026-03-02T12:00:00.000Z",
-      origin: { ...origin, mechanism },
+      origin: { ...origin, mechanism, actor: mechanism === "admin_edit" ? "account" : "contact" },
     });
     expect((await session.apply([optIn("admin_edit")]))[0]).toMatchObject({
       status: "failed",

@@ -19,6 +19,8 @@ import type {
   OperationOutcome,
   ReadPage,
 } from "../connector";
+import { isPersonsOwnOptIn } from "../../core/consent/consent-state";
+import { sameEmail } from "../../core/identity/normalise-email";
 import { err, ok } from "../../core/result";
 import { createBlackbaudClient, type BlackbaudClient } from "./client";
 import {
@@ -29,7 +31,6 @@ import {
   constituentEditBody,
   deletedRecord,
   latestConsents,
-  normaliseEmail,
   toExternalRecord,
   toUtcIso,
   type ConstituentDetail,
@@ -402,10 +403,9 @@ async function applyOne(client: BlackbaudClient, op: ConnectorOperation, opts: R
     case "change_email": {
       const emails = await client.listEmailAddresses(op.external_id, "write");
       if (!emails.ok) return failed(emails.error);
-      const wanted = normaliseEmail(op.new_email);
-      const current = emails.value.find((e) => normaliseEmail(e.address) === wanted);
+      const current = emails.value.find((e) => sameEmail(e.address, op.new_email));
       if (current?.primary) return succeeded(op.external_id, "already_applied");
-      const old = emails.value.find((e) => normaliseEmail(e.address) === normaliseEmail(op.old_email));
+      const old = emails.value.find((e) => sameEmail(e.address, op.old_email));
       if (current?.id) {
         const res = await client.editEmailAddress(current.id, { primary: true });
         return res.ok ? succeeded(op.external_id) : failed(res.error);
@@ -476,26 +476,6 @@ async function applyOne(client: BlackbaudClient, op: ConnectorOperation, opts: R
   }
 }
 
-/** Mechanisms that are the person's own act (or staff recording the person's own request). */
-const PERSON_MECHANISMS: ReadonlySet<string> = new Set([
-  "signup_form",
-  "preference_page",
-  "double_opt_in_confirmation",
-  "resubscribe_confirmation",
-  "phone_request",
-  "written_request",
-]);
-
-/** The person's own act: a mechanism only the person uses, or a system that says the contact acted. */
-function isPersonsOwn(origin: Extract<ConnectorOperation, { kind: "record_opt_in" }>["origin"]): boolean {
-  if (PERSON_MECHANISMS.has(origin.mechanism)) return true;
-  return (
-    (origin.actor === "contact" || origin.actor === "operator") &&
-    origin.mechanism !== "import" &&
-    origin.mechanism !== "sync"
-  );
-}
-
 async function applyConsent(
   client: BlackbaudClient,
   op: Extract<ConnectorOperation, { kind: "record_opt_out" | "record_opt_in" }>,
@@ -509,7 +489,7 @@ async function applyConsent(
     };
   }
   const optOut = op.kind === "record_opt_out";
-  if (!optOut && !isPersonsOwn(op.origin)) {
+  if (!optOut && !isPersonsOwnOptIn(op.origin)) {
     // A consent record states the constituent's own response; writing OptIn for an admin or a sync
     // would forge one (DESIGN.md §2 rule 3).
     return {

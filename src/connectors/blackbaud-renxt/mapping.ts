@@ -36,8 +36,6 @@ export function toUtcIso(value: string): string {
   return new Date(ms).toISOString();
 }
 
-export const normaliseEmail = (address: string): string => address.trim().toLowerCase();
-
 /** The consent channel of a SKY channel name, or undefined for channels Concord does not sync (Phone, Mail…). */
 export function channelOf(channel: string): Channel | undefined {
   const c = channel.trim().toLowerCase();

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import type { ConnectorOperation } from "../connector";
 import { CONSTANT_CONTACT_LIMITS, constantContactConnector } from "./connector";
 import { importRow } from "./mapping";
-import { startTestAccount, type TestAccount } from "./test-support";
+import { startTestAccount, type TestAccount } from "../../../test/support/connectors/constant-contact";
 
 const N = 100_000;
 let account: TestAccount;

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Checkpoint, ConnectorOperation, ConnectorSession, ReadPage } from "../connector";
 import { createConstantContactConnector, constantContactConnector } from "./connector";
 import { CONCORD_REASON_PREFIX } from "./mapping";
-import { startTestAccount, type TestAccount } from "./test-support";
+import { startTestAccount, type TestAccount } from "../../../test/support/connectors/constant-contact";
 
 let account: TestAccount;
 let session: ConnectorSession;
@@ -238,7 +238,7 @@ describe("apply: consent", () => {
         external_id: id,
         scope: { kind: "account" },
         occurred_at: "2026-06-01T12:00:00.000Z",
-        origin: { system: "x", connection: "y", mechanism: "admin_edit" },
+        origin: { system: "x", connection: "y", mechanism: "admin_edit", actor: "account" },
       },
     ]);
     expect(optIn[0]).toMatchObject({ status: "failed", code: "consent_requires_contact_action" });

@@ -25,6 +25,7 @@ import type {
   RecordsWithConsent,
 } from "../connector";
 import type { CallPriority } from "../http/rate-limiter";
+import { emailKey, sameEmail } from "../../core/identity/normalise-email";
 import { err, ok } from "../../core/result";
 import { CONTACT_SUBRESOURCES, createConstantContactClient, type ConstantContactClient } from "./client";
 import {
@@ -41,7 +42,6 @@ import {
   importRow,
   isPlausibleEmail,
   membershipBody,
-  normalizeEmail,
   optOutPut,
   updatePut,
 } from "./mapping";
@@ -380,13 +380,13 @@ function createSession(
     const got = await fetchContact(op, op.external_id, "write");
     if (!got.ok || isOutcome(got.value)) return single(op, got.ok ? ok(got.value as OperationOutcome) : got);
     const current = got.value.email_address?.address;
-    if (current && normalizeEmail(current) === normalizeEmail(op.new_email))
+    if (current && sameEmail(current, op.new_email))
       return {
         outcomes: [
           opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id }),
         ],
       };
-    if (current && normalizeEmail(current) !== normalizeEmail(op.old_email))
+    if (current && !sameEmail(current, op.old_email))
       return {
         outcomes: [
           opOutcome(op, {
@@ -443,7 +443,7 @@ function createSession(
         const page = await client.contactsPage(from);
         if (!page.ok) return page;
         for (const c of page.value.contacts)
-          if (c.email_address) found.add(normalizeEmail(c.email_address.address));
+          if (c.email_address) found.add(emailKey(c.email_address.address));
         const next = page.value._links?.next?.href;
         if (!next) return ok(found);
         from = { next };
@@ -526,7 +526,7 @@ function createSession(
         });
         continue;
       }
-      const key = normalizeEmail(item.email);
+      const key = emailKey(item.email);
       const first = firstByEmail.get(key);
       if (first) {
         setOutcome(item, {
@@ -589,7 +589,7 @@ function createSession(
       const errors = a.activity_errors ?? [];
       let cannotAdd = 0;
       for (const item of items) {
-        const needle = normalizeEmail(item.email);
+        const needle = emailKey(item.email);
         const hit = errors.find((m) => m.toLowerCase().includes(needle));
         if (!hit) continue;
         const unsubscribed = /unsubscri|opt.?out|cannot be added/i.test(hit);
@@ -606,7 +606,7 @@ function createSession(
           if (STOPS_ALL.has(unsub.error.code)) stop = unsub.error;
         } else {
           for (const item of items)
-            if (!outcome.has(item.item_id) && unsub.value.has(normalizeEmail(item.email)))
+            if (!outcome.has(item.item_id) && unsub.value.has(emailKey(item.email)))
               setOutcome(item, {
                 status: "failed",
                 code: "cannot_add_to_list",

@@ -9,7 +9,7 @@ import type { ConnectionSettings } from "../connector";
 import { CONSTANT_CONTACT_BASE_URL, CONSTANT_CONTACT_TOKEN_URL } from "./client";
 import type { ContractHarness, SeededContact } from "../contract/contract-harness";
 import { constantContactConnector } from "./connector";
-import { startTestAccount } from "./test-support";
+import { startTestAccount } from "../../../test/support/connectors/constant-contact";
 
 const PAGE_SIZE = 3;
 

@@ -4,6 +4,7 @@
  * (import chunks under its count and byte limits, whole-contact PUT bodies, membership activities).
  */
 import { createHash } from "node:crypto";
+import { canonicalJson } from "../../core/canonical-json";
 import type { Actor, Mechanism } from "../../core/consent/consent-event";
 import type { ConsentObservation, ConnectorOperation, ExternalRecord } from "../connector";
 import type { CcContact, CcEmailAddress } from "./schemas";
@@ -51,18 +52,7 @@ export function contactWatermark(contact: CcContact): string {
 }
 
 export function contentHash(value: unknown): string {
-  return createHash("sha256").update(stableJson(value)).digest("hex");
-}
-
-function stableJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
-  if (value && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(",")}}`;
-  }
-  return JSON.stringify(value) ?? "null";
+  return createHash("sha256").update(canonicalJson(value)).digest("hex");
 }
 
 /** A contact as an ExternalRecord; consent lives in observations, `permission_to_send` is reported as a field. */
@@ -184,7 +174,6 @@ const EMAIL_RE =
 export const IMPORT_EMAIL_MAX = 50; // import_data[].email maxLength in the spec
 export const CONTACT_EMAIL_MAX = 80; // email_address.address maxLength in the spec
 
-export const normalizeEmail = (email: string): string => email.trim().toLowerCase();
 export const isPlausibleEmail = (email: string): boolean =>
   email.length <= CONTACT_EMAIL_MAX && EMAIL_RE.test(email.trim());
 

@@ -242,7 +242,7 @@ export function runConnectorContract(harness: ContractHarness): void {
             external_id: person!.external_id,
             scope: accountScope,
             occurred_at: target.runtime.now().toISOString(),
-            origin: { system: "contract", connection: "contract", mechanism: "admin_edit" },
+            origin: { system: "contract", connection: "contract", mechanism: "admin_edit", actor: "account" },
           },
         ]);
         expect(direct[0]).toMatchObject({ status: "failed", code: "consent_requires_contact_action" });

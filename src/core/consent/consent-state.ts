@@ -4,10 +4,12 @@
  */
 import {
   effectiveScope,
+  type Actor,
   type Channel,
   type ConsentEvent,
   type ConsentEventId,
   type DeliverabilityEvent,
+  type Mechanism,
   type OptInEvent,
   type OptOutEvent,
   type ResubscribeRequestedEvent,
@@ -112,17 +114,41 @@ export const optOutInitiator = (event: OptOutEvent): "contact" | "account" =>
       ? "account"
       : "contact";
 
+/**
+ * The opt-ins that may lift an opt-out a person made (DESIGN.md §2 rule 3): the person's own act,
+ * never an import nor Concord's own write seen again, or an operator override that references the
+ * person's own request. The one statement of the rule: the fold, the planner and the connectors
+ * that write consent records all ask here.
+ */
+export function isPersonsOwnOptIn(o: {
+  actor: Actor["kind"];
+  mechanism: Mechanism;
+  request_reference?: string | undefined;
+}): boolean {
+  if (o.actor === "contact") return o.mechanism !== "import" && o.mechanism !== "sync";
+  if (o.actor === "operator") return (o.request_reference ?? "").trim() !== "";
+  return false;
+}
+
+/** The rule-3 view of an opt-in event. */
+const optInAct = (e: OptInEvent) => ({
+  actor: e.actor.kind,
+  mechanism: e.mechanism,
+  request_reference: e.evidence.request_reference,
+});
+
+/** Whether an opt-in event is the person's own (or an override with evidence): see `isPersonsOwnOptIn`. */
+export const isPersonsOwnOptInEvent = (e: OptInEvent): boolean => isPersonsOwnOptIn(optInAct(e));
+
 /** How an opt-in may lift an opt-out, or null when it may not (DESIGN.md §2 rules 3 and 4). */
 export function liftRule(optIn: OptInEvent, optOut: OptOutRef): ConsentRule | null {
   if (Date.parse(optIn.occurred_at) <= Date.parse(optOut.occurred_at)) return null;
   if (!scopeLifts(optIn.scope, optOut.scope)) return null;
   switch (optIn.actor.kind) {
     case "contact":
-      return optIn.mechanism === "import" || optIn.mechanism === "sync" ? null : "lifted_by_contact_opt_in";
+      return isPersonsOwnOptInEvent(optIn) ? "lifted_by_contact_opt_in" : null;
     case "operator":
-      return optIn.evidence.request_reference && optIn.evidence.request_reference.trim() !== ""
-        ? "lifted_by_operator_override"
-        : null;
+      return isPersonsOwnOptInEvent(optIn) ? "lifted_by_operator_override" : null;
     case "account":
       return optOut.initiated_by === "account" && optOut.mechanism !== "spam_complaint"
         ? "lifted_by_account_opt_in"

@@ -78,6 +78,20 @@ export function normaliseEmail(raw: string): NormalisedEmail {
   return { ok: true, address, match_key: address };
 }
 
+/**
+ * The key under which two spellings of one address are the same: the match key of a valid address,
+ * else the text trimmed and lowercased (an invalid address still equals itself in another case).
+ */
+export function emailKey(raw: string): string {
+  const n = normaliseEmail(raw);
+  return n.ok ? n.match_key : raw.trim().toLowerCase();
+}
+
+/** Whether two addresses are the same mailbox as far as Concord tells (see `emailKey`). */
+export function sameEmail(a: string, b: string): boolean {
+  return a === b || emailKey(a) === emailKey(b);
+}
+
 function validLocal(local: string): boolean {
   return local.split(".").every((atom) => atom !== "" && LOCAL_ATOM.test(atom));
 }

@@ -10,7 +10,7 @@ import {
   type FieldMergeInput,
   type FieldOwner,
 } from "./merge-fields";
-import type { JsonValue } from "./stable-stringify";
+import type { JsonValue } from "../canonical-json";
 
 const T1 = "2024-01-01T10:00:00Z";
 const T2 = "2024-01-02T10:00:00Z";

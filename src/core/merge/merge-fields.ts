@@ -1,5 +1,5 @@
 /** Three-way merge of profile fields between a CRM record and a platform record against their last agreed baseline. */
-import { stableStringify, type JsonValue } from "./stable-stringify";
+import { canonicalJson, type JsonValue } from "../canonical-json";
 
 export type MergeSide = "crm" | "platform";
 /** Who wins a conflict on a field: a side, or the most recent change. */
@@ -95,7 +95,7 @@ export function isConsentField(name: string): boolean {
   return (CONSENT_FIELD_NAMES as readonly string[]).includes(name) || CONSENT_TOKEN.test(snake(name));
 }
 
-const same = (a: JsonValue, b: JsonValue): boolean => stableStringify(a) === stableStringify(b);
+const same = (a: JsonValue, b: JsonValue): boolean => canonicalJson(a) === canonicalJson(b);
 const empty = (v: JsonValue): boolean => v === null || v === "";
 
 /** Merges one field. */

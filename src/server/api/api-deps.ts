@@ -1,8 +1,8 @@
 /** What the API routes run on: the engine's store, config, connections and runtime, and the sign-in settings. */
 import type { ConcordConfig } from "../../config/concord-config";
-import type { EngineRuntime } from "../../engine/engine-runtime";
-import type { OpenedConnection } from "../../engine/open-connection";
-import type { SyncDeps } from "../../engine/sync-pair";
+import type { EngineRuntime } from "../../runs/engine-runtime";
+import type { OpenedConnection } from "../../connections/open-connection";
+import type { SyncDeps } from "../../runs/sync-pair";
 import type { StoreSession } from "../../store/ports";
 import type { ConcordMetrics } from "./metrics";
 import type { SessionManager, SessionOptions } from "./sessions";

@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { addToReList, individual, RE_LISTS } from "../../engine/sync-test-support";
-import { describeOnBackends } from "../../store/testing";
-import { ADMIN_PASSWORD, startApiHarness, type ApiHarness } from "./api-test-support";
+import { addToReList, individual, RE_LISTS } from "../../../test/support/sync-harness";
+import { describeOnBackends } from "../../../test/support/store-backends";
+import { ADMIN_PASSWORD, startApiHarness, type ApiHarness } from "../../../test/support/api-harness";
 
 let a: ApiHarness;
 const re: Record<string, string> = {};

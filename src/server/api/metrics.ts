@@ -6,8 +6,8 @@
  * the scrape after their outcome is stored.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { ApiCall, OpenedConnection } from "../../engine/open-connection";
-import type { SyncReport } from "../../engine/sync-pair";
+import type { ApiCall, OpenedConnection } from "../../connections/open-connection";
+import type { SyncReport } from "../../runs/sync-pair";
 import type { StoreSession } from "../../store/ports";
 import { optOutLags } from "./opt-out-lags";
 

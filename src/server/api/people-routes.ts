@@ -1,6 +1,6 @@
 /** People: search contacts by name or address, and one contact's consent explained with its links and lists. */
 import { sql, type RawBuilder } from "kysely";
-import { explainContactById } from "../../engine/explain-by-id";
+import { explainContactById } from "../../explain/explain-by-id";
 import {
   IdParamsSchema,
   PeopleQuerySchema,

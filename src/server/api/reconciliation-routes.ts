@@ -3,8 +3,8 @@
  * `fix`, the fixable differences fixed), and the differences as CSV.
  */
 import { z } from "zod";
-import { differencesCsv } from "../../engine/differences-csv";
-import { reconcilePair, type ReconcileReport } from "../../engine/reconcile";
+import { differencesCsv } from "../../runs/differences-csv";
+import { reconcilePair, type ReconcileReport } from "../../runs/reconcile";
 import {
   DifferenceSchema,
   ReconcileRequestSchema,

@@ -6,7 +6,7 @@
 import fastifyCookie from "@fastify/cookie";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import type { SyncDeps } from "../../engine/sync-pair";
+import type { SyncDeps } from "../../runs/sync-pair";
 import { defineRoute, fail, raw, registerRoutes, type AccessCheck, type ApiRoute } from "./api-route";
 import type { ApiContext, ApiDeps } from "./api-deps";
 import { chartRoutes } from "./chart-routes";

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { normaliseEmail } from "../../core/identity/normalise-email";
-import { recordWebhookChanges } from "../../engine/pull-connection";
+import { recordWebhookChanges } from "../../pipeline/pull-connection";
 import {
   JsonValueSchema,
   ReviewKindSchema,

@@ -1,6 +1,6 @@
 /** Runs and plans: the run list, one run with its stored plan, a sync (or dry run) now, and applying a stored plan. */
 import { z } from "zod";
-import { applyStoredPlan, pairOfStoredPlan } from "../../engine/apply-stored-plan";
+import { applyStoredPlan, pairOfStoredPlan } from "../../runs/apply-stored-plan";
 import {
   ApplyResponseSchema,
   IdParamsSchema,

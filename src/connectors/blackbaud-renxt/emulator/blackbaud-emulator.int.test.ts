@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { decodeSortToken, encodeSortToken } from "./blackbaud-emulator";
-import { startHarness, T0, type Harness } from "./test-support";
+import { startHarness, T0, type Harness } from "../../../../test/support/connectors/blackbaud-renxt-emulator";
 
 let h: Harness;
 afterEach(async () => {

@@ -8,7 +8,7 @@ import {
   officialSpecPath,
   type OpenApiValidator,
 } from "../../contract/openapi-validator";
-import { startHarness, type Harness } from "./test-support";
+import { startHarness, type Harness } from "../../../../test/support/connectors/blackbaud-renxt-emulator";
 
 const specFile = officialSpecPath("blackbaud", "constituent.json");
 

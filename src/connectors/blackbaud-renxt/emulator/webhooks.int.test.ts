@@ -3,7 +3,12 @@
  * handshake, CloudEvents delivery, retries, duplicates, reordering and background delivery.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { startHarness, startReceiver, type Harness, type Receiver } from "./test-support";
+import {
+  startHarness,
+  startReceiver,
+  type Harness,
+  type Receiver,
+} from "../../../../test/support/connectors/blackbaud-renxt-emulator";
 
 let h: Harness;
 let rx: Receiver;

@@ -1,0 +1,104 @@
+/**
+ * Everything a sync, reconcile or explain run needs, opened from the environment and the config
+ * file: the store, the validated config, one opened connection per configured connection (sharing
+ * health tracking and a redacting logger), and a way to close it all.
+ */
+import { join } from "node:path";
+import type { ConcordConfig, Pair } from "./config/concord-config";
+import { formatConfigErrors, loadConfigFile } from "./config/load-config-file";
+import type { Env } from "./config/load-env";
+import { createLogger, type Logger } from "./observability/logger";
+import { openStore } from "./store/open-store";
+import type { Store } from "./store/ports";
+import { alertNotifier } from "./notifications/alert-channels";
+import { connectionHealthTracker, type ConnectionAlert } from "./connections/connection-health";
+import { openConnections, type ApiCall, type OpenedConnection } from "./connections/open-connection";
+import type { SyncDeps } from "./runs/sync-pair";
+
+export type EngineContext = {
+  store: Store;
+  config: ConcordConfig;
+  connections: Map<string, OpenedConnection>;
+  logger: Logger;
+  now: () => Date;
+  /** The pairs to run: all, or the one named (undefined when no pair has that id). */
+  pairs: (id?: string) => Pair[] | undefined;
+  syncDeps: () => SyncDeps;
+  close: () => Promise<void>;
+};
+
+export type EngineContextResult =
+  | { ok: true; context: EngineContext }
+  | { ok: false; code: "config_missing" | "config_invalid"; message: string };
+
+export type EngineContextOptions = {
+  env: Env;
+  /** The process environment, for `{ env: … }` secret references. */
+  processEnv: Readonly<Record<string, string | undefined>>;
+  configFile: string | undefined;
+  logger?: Logger;
+  /** Alert channels beyond the log (webhook URLs, email); default: those the config's notifications name. */
+  notify?: (config: ConcordConfig, logger: Logger, store: Store) => (alert: ConnectionAlert) => Promise<void>;
+  onApiCall?: (connectionId: string, call: ApiCall) => void;
+};
+
+export async function openEngineContext(options: EngineContextOptions): Promise<EngineContextResult> {
+  const file = options.configFile ?? options.env.CONCORD_CONFIG;
+  if (!file) {
+    return {
+      ok: false,
+      code: "config_missing",
+      message:
+        "No config file: pass --config FILE or set CONCORD_CONFIG (see examples/concord.example.yaml).",
+    };
+  }
+  const loaded = await loadConfigFile(file);
+  if (!loaded.ok) return { ok: false, code: "config_invalid", message: formatConfigErrors(loaded.errors) };
+  const config = loaded.config;
+  const logger = options.logger ?? createLogger({ level: options.env.LOG_LEVEL });
+  const store = await openStore({
+    url: options.env.DATABASE_URL,
+    file: join(options.env.CONCORD_DATA_DIR, "concord.db"),
+  });
+  const now = (): Date => new Date();
+  const notify =
+    options.notify?.(config, logger, store) ??
+    alertNotifier(config.notifications, {
+      logger,
+      secrets: {
+        env: options.processEnv,
+        key: options.env.CONCORD_SECRET_KEY,
+        stored: async (name) => (await store.credentials.get(name))?.ciphertext,
+      },
+    }).notify;
+  const health = connectionHealthTracker({ store, logger, now, notify });
+  const connections = openConnections(config.connections, {
+    store,
+    env: options.processEnv,
+    key: options.env.CONCORD_SECRET_KEY,
+    health,
+    now,
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    warn: (message) => {
+      logger.warn(message);
+    },
+    ...(options.onApiCall ? { onApiCall: options.onApiCall } : {}),
+  });
+  return {
+    ok: true,
+    context: {
+      store,
+      config,
+      connections,
+      logger,
+      now,
+      pairs: (id) => {
+        if (id === undefined) return config.pairs;
+        const found = config.pairs.filter((p) => p.id === id);
+        return found.length > 0 ? found : undefined;
+      },
+      syncDeps: () => ({ store, config, connections, now }),
+      close: () => store.close(),
+    },
+  };
+}

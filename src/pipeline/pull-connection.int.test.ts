@@ -1,0 +1,573 @@
+/**
+ * The pull and record stages end to end over real HTTP against the Raiser's Edge NXT and Constant
+ * Contact emulators: configured connections with sealed credentials, pages recorded with their
+ * checkpoints, identity, consent events mapped to topics, faults mid-pull, and webhook re-reads.
+ */
+import { Writable } from "node:stream";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ConcordConfigShapeSchema, type ConcordConfig, type Connection } from "../config/concord-config";
+import { parseSecretKey, sealSecret, type SecretKey } from "../config/secret-box";
+import type { ConsentEvent } from "../core/consent/consent-event";
+import { createBlackbaudRenxtConnector } from "../connectors/blackbaud-renxt/connector";
+import {
+  startBlackbaudEmulator,
+  type RunningBlackbaudEmulator,
+} from "../connectors/blackbaud-renxt/emulator/blackbaud-emulator";
+import {
+  startConstantContactEmulator,
+  type StartedConstantContactEmulator,
+} from "../connectors/constant-contact/emulator/constant-contact-emulator";
+import type { ConnectorSession, WebhookChange } from "../connectors/connector";
+import { eventsForContact } from "../ledger/consent-ledger";
+import { verifyLedger } from "../ledger/verify-ledger";
+import { createLogger } from "../observability/logger";
+import type { Store } from "../store/ports";
+import { describeOnBackends, type TestStore } from "../../test/support/store-backends";
+import { connectionCredentials } from "../connections/connection-credentials";
+import { connectionHealthTracker } from "../connections/connection-health";
+import { openConnection, type OpenedConnection } from "../connections/open-connection";
+import { ccConnectionConfig, post, reConnectionConfig } from "../../test/support/sync-harness";
+import {
+  PULL_CHECKPOINT_STREAM,
+  pullConnection,
+  recordWebhookChanges,
+  type PullReport,
+} from "./pull-connection";
+
+const keyResult = parseSecretKey(Buffer.alloc(32, 7).toString("base64"));
+if (!keyResult.ok) throw new Error(keyResult.error.message);
+const key: SecretKey = keyResult.value;
+const SUBSCRIPTION_KEY = "pull-test-subscription-key";
+const ENV = { RE_SECRET: "re-secret", RE_KEY: SUBSCRIPTION_KEY, CC_SECRET: "cc-secret" };
+
+describeOnBackends("pullConnection", (backend) => {
+  let clock: { t: number };
+  let re: RunningBlackbaudEmulator;
+  let ccMain: StartedConstantContactEmulator;
+  let ccAppeals: StartedConstantContactEmulator;
+  let testStore: TestStore;
+  let store: Store;
+  let config: ConcordConfig;
+
+  const now = (): Date => new Date(clock.t);
+  const advance = (ms: number): void => {
+    clock.t += ms;
+  };
+
+  beforeEach(async () => {
+    clock = { t: Date.parse("2026-06-01T12:00:00.000Z") };
+    re = await startBlackbaudEmulator({
+      now,
+      subscriptionKey: SUBSCRIPTION_KEY,
+      ratePerSecond: 1000,
+      webhooks: { autoDeliver: false },
+      logger: false,
+    });
+    ccMain = await startConstantContactEmulator({ now, rateLimitPerSecond: null, logger: false });
+    ccAppeals = await startConstantContactEmulator({ now, rateLimitPerSecond: null, logger: false });
+    testStore = await backend.create();
+    store = testStore.store;
+    config = ConcordConfigShapeSchema.parse({
+      connections: [
+        reConnectionConfig(re),
+        ccConnectionConfig("cc-main", ccMain),
+        ccConnectionConfig("cc-appeals", ccAppeals),
+      ],
+      topics: [{ key: "appeals", label: "Fundraising appeals", crm_categories: { "re-nxt": "Appeals" } }],
+      pairs: [
+        {
+          id: "re-cc",
+          crm: "re-nxt",
+          platforms: [{ connection: "cc-main" }, { connection: "cc-appeals", topic: "appeals" }],
+        },
+      ],
+    });
+    await storeRefreshToken("re-nxt", re.baseUrl);
+    await storeRefreshToken("cc-main", ccMain.baseUrl);
+    await storeRefreshToken("cc-appeals", ccAppeals.baseUrl);
+  });
+
+  afterEach(async () => {
+    await Promise.all([re.close(), ccMain.close(), ccAppeals.close()]);
+    await testStore.cleanup();
+  });
+
+  async function storeRefreshToken(connectionId: string, base: string): Promise<void> {
+    const token = await post<{ refresh_token: string }>(base, "/__emulator/token", { client_id: "concord" });
+    const name = `${connectionId}.refresh_token`;
+    const sealed = sealSecret(token.refresh_token, key, name);
+    if (!sealed.ok) throw new Error(sealed.error.message);
+    await store.credentials.put(name, sealed.value, key.id);
+  }
+
+  const connectionConfig = (id: string): Connection => {
+    const c = config.connections.find((x) => x.id === id);
+    if (!c) throw new Error(id);
+    return c;
+  };
+
+  const openDeps = () => ({
+    store,
+    env: ENV,
+    key,
+    health: connectionHealthTracker({
+      store,
+      logger: createLogger({
+        level: "warn",
+        destination: new Writable({
+          write(_chunk: Buffer, _enc, done) {
+            done();
+          },
+        }),
+      }),
+      now,
+    }),
+    now,
+    sleep: async (ms: number) => {
+      advance(ms);
+    },
+  });
+
+  const open = (id: string): OpenedConnection => openConnection(connectionConfig(id), openDeps());
+
+  const pair = () => {
+    const p = config.pairs[0];
+    if (!p) throw new Error("no pair");
+    return p;
+  };
+
+  const pull = (connection: OpenedConnection, options: { full?: boolean } = {}): Promise<PullReport> =>
+    pullConnection({ store, connection, config, pair: pair(), now, options });
+
+  const seedRe = async (constituents: unknown[]): Promise<string[]> => {
+    const answer = await post<{ constituents: { id: string }[] }>(re.baseUrl, "/__emulator/seed", {
+      constituents,
+    });
+    return answer.constituents.map((c) => c.id);
+  };
+  const reAct = (body: Record<string, unknown>) =>
+    post(re.baseUrl, "/__emulator/act", { as: "admin", ...body });
+  const seedCc = (emu: StartedConstantContactEmulator, emails: string[]) =>
+    post<{ contacts: { contact_id: string; email: string }[] }>(emu.baseUrl, "/__emulator/seed", {
+      contacts: emails.map((address, i) => ({
+        email_address: { address, permission_to_send: "implicit" },
+        first_name: `First${i}`,
+        last_name: `Last${i}`,
+      })),
+    });
+  const ccAct = (emu: StartedConstantContactEmulator, action: string, email: string) =>
+    post(emu.baseUrl, "/__emulator/act", { as: "contact", action, email });
+
+  const individual = (email: string, first: string, last: string, extra: Record<string, unknown> = {}) => ({
+    type: "Individual",
+    first,
+    last,
+    email: { address: email, type: "Email", primary: true, do_not_email: false, inactive: false },
+    ...extra,
+  });
+
+  const contactOf = async (connectionId: string, externalId: string): Promise<string> => {
+    const link = await store.links.find(connectionId, externalId);
+    if (!link) throw new Error(`${connectionId}/${externalId} is not linked`);
+    return link.contact_id;
+  };
+  const eventsOf = async (contactId: string): Promise<ConsentEvent[]> =>
+    (await eventsForContact(store, contactId)).map((s) => s.event);
+  const count = async (
+    table: "contacts" | "links" | "record_snapshots" | "consent_events",
+  ): Promise<number> => {
+    const row = await store.db
+      .selectFrom(table)
+      .select((eb) => eb.fn.countAll<number | string>().as("n"))
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  };
+
+  it("a first full pull creates contacts, links and snapshots; a second pull with no changes appends and changes nothing", async () => {
+    const [adaRe, bobRe] = await seedRe([
+      individual("ada@example.org", "Ada", "Lovelace"),
+      individual("bob@example.org", "Bob", "Babbage"),
+    ]);
+    const cc = await seedCc(ccMain, ["Ada@Example.org", "carol@example.org"]);
+    const reConn = open("re-nxt");
+    const ccConn = open("cc-main");
+
+    const first = await pull(reConn);
+    expect(first.error).toBeNull();
+    expect(first).toMatchObject({ records_seen: 2, records_changed: 2, contacts_created: 2, pages: 1 });
+    expect(first.checkpoint_before).toBeNull();
+    expect(first.checkpoint_after).not.toBeNull();
+
+    const ccFirst = await pull(ccConn);
+    expect(ccFirst.error).toBeNull();
+    expect(ccFirst).toMatchObject({ records_seen: 2, contacts_created: 1, links_by_email: 1 });
+    // Each Constant Contact contact shows its (implied) permission: one opt-in each.
+    expect(ccFirst.consent_events_appended).toBe(2);
+    const adaCc = cc.contacts.find((c) => c.email.toLowerCase() === "ada@example.org")?.contact_id ?? "";
+    expect(await contactOf("cc-main", adaCc)).toBe(await contactOf("re-nxt", adaRe ?? ""));
+    expect(await contactOf("re-nxt", bobRe ?? "")).not.toBe(await contactOf("re-nxt", adaRe ?? ""));
+    expect(await count("contacts")).toBe(3);
+    expect(await count("record_snapshots")).toBe(4);
+
+    const before = { contacts: await count("contacts"), events: await count("consent_events") };
+    advance(60_000);
+    for (const conn of [reConn, ccConn]) {
+      const again = await pull(conn);
+      expect(again.error).toBeNull();
+      expect(again).toMatchObject({
+        records_changed: 0,
+        contacts_created: 0,
+        links_by_email: 0,
+        consent_events_appended: 0,
+        review_items_opened: 0,
+      });
+    }
+    expect(await count("contacts")).toBe(before.contacts);
+    expect(await count("consent_events")).toBe(before.events);
+    const stored = await store.checkpoints.get("cc-main", PULL_CHECKPOINT_STREAM);
+    expect(stored?.value).toMatchObject({ stream: "contacts" });
+  });
+
+  it("a footer-link unsubscribe is a global opt-out in an unmapped account and a topic opt-out in an account mapped to appeals", async () => {
+    const main = await seedCc(ccMain, ["dan@example.org"]);
+    const appeals = await seedCc(ccAppeals, ["dan@example.org"]);
+    const mainConn = open("cc-main");
+    const appealsConn = open("cc-appeals");
+    await pull(mainConn);
+    await pull(appealsConn);
+    const contact = await contactOf("cc-main", main.contacts[0]?.contact_id ?? "");
+    expect(await contactOf("cc-appeals", appeals.contacts[0]?.contact_id ?? "")).toBe(contact);
+
+    advance(60_000);
+    await ccAct(ccMain, "unsubscribe", "dan@example.org");
+    await ccAct(ccAppeals, "unsubscribe", "dan@example.org");
+    advance(60_000);
+    const m = await pull(mainConn);
+    const a = await pull(appealsConn);
+    expect(m.error).toBeNull();
+    expect(a.error).toBeNull();
+    expect(m.consent_events_appended).toBe(1);
+    expect(a.consent_events_appended).toBe(1);
+
+    const optOuts = (await eventsOf(contact)).filter((e) => e.kind === "opt_out");
+    expect(optOuts.map((e) => [e.source.connection, e.kind === "opt_out" ? e.scope : null])).toEqual(
+      expect.arrayContaining([
+        ["cc-main", { kind: "global" }],
+        ["cc-appeals", { kind: "topic", topic: "appeals" }],
+      ]),
+    );
+    expect(optOuts).toHaveLength(2);
+    for (const e of optOuts) {
+      expect(e.actor).toEqual({ kind: "contact" });
+      expect(e.evidence.payload_sha256).toMatch(/^[a-f0-9]{64}$/);
+      expect(e.source.system).toBe("constant-contact");
+    }
+  });
+
+  it("Raiser's Edge: requests_no_email set is a global opt-out; an admin clearing it is a resubscribe request, never an opt-in", async () => {
+    const [id] = await seedRe([individual("erin@example.org", "Erin", "Ek")]);
+    const conn = open("re-nxt");
+    await pull(conn);
+    const contact = await contactOf("re-nxt", id ?? "");
+
+    advance(3_600_000);
+    await reAct({ action: "set_requests_no_email", constituent_id: id });
+    advance(60_000);
+    const set = await pull(conn);
+    expect(set.error).toBeNull();
+    expect(set.consent_events_appended).toBe(1);
+    let events = await eventsOf(contact);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ kind: "opt_out", scope: { kind: "global" }, mechanism: "admin_edit" });
+
+    advance(3_600_000);
+    await reAct({ action: "clear_requests_no_email", constituent_id: id });
+    advance(60_000);
+    const cleared = await pull(conn);
+    expect(cleared.error).toBeNull();
+    expect(cleared.resubscribe_requests).toBe(1);
+    events = await eventsOf(contact);
+    expect(events.map((e) => e.kind).sort()).toEqual(["opt_out", "resubscribe_requested"]);
+    const request = events.find((e) => e.kind === "resubscribe_requested");
+    expect(request).toMatchObject({
+      scope: { kind: "global" },
+      actor: { kind: "account" },
+      mechanism: "admin_edit",
+    });
+    expect(events.some((e) => e.kind === "opt_in")).toBe(false);
+
+    // Seen again (a full read, then an unchanged incremental one): no second request.
+    const full = await pull(conn, { full: true });
+    expect(full.resubscribe_requests).toBe(0);
+    expect(full.consent_events_appended).toBe(0);
+  });
+
+  it("Raiser's Edge: a consent record OptOut in category Appeals is an appeals opt-out; an unmapped category keeps its slug and is reported", async () => {
+    const [id] = await seedRe([individual("fay@example.org", "Fay", "Fo")]);
+    const conn = open("re-nxt");
+    await pull(conn);
+    const contact = await contactOf("re-nxt", id ?? "");
+
+    advance(60_000);
+    await reAct({
+      action: "add_consent",
+      constituent_id: id,
+      category: "Appeals",
+      response: "OptOut",
+      consent: { source: "Phone call" },
+    });
+    advance(60_000);
+    await reAct({
+      action: "add_consent",
+      constituent_id: id,
+      category: "Events",
+      response: "OptOut",
+      consent: { source: "Phone call" },
+    });
+    advance(60_000);
+    // Consent records do not move date_modified (QUIRKS.md): the scheduled full read finds them.
+    const report = await pull(conn, { full: true });
+    expect(report.error).toBeNull();
+    expect(report.unmapped_categories).toEqual(["Events"]);
+    const scopes = (await eventsOf(contact))
+      .flatMap((e) => (e.kind === "opt_out" ? [e.scope] : []))
+      .map((s) => (s.kind === "topic" ? s.topic : "global"))
+      .sort();
+    expect(scopes).toEqual(["appeals", "events"]);
+  });
+
+  it("an opt-out on a record with no valid email is still recorded under its own contact", async () => {
+    const [id] = await seedRe([
+      { type: "Individual", first: "Nell", last: "Noaddress", requests_no_email: true },
+    ]);
+    const report = await pull(open("re-nxt"));
+    expect(report.error).toBeNull();
+    expect(report).toMatchObject({ contacts_created: 1, consent_events_appended: 1 });
+    const contact = await contactOf("re-nxt", id ?? "");
+    expect((await store.contacts.get(contact))?.email_match_key).toBeNull();
+    expect((await eventsOf(contact)).map((e) => e.kind)).toEqual(["opt_out"]);
+  });
+
+  it("an email change in Raiser's Edge keeps one contact, moves its primary address and keeps the old one", async () => {
+    const [id] = await seedRe([individual("gus@old.example.org", "Gus", "Grey")]);
+    const conn = open("re-nxt");
+    await pull(conn);
+    const contact = await contactOf("re-nxt", id ?? "");
+
+    advance(60_000);
+    await reAct({ action: "change_primary_email", constituent_id: id, new_address: "gus@new.example.org" });
+    advance(60_000);
+    const report = await pull(conn);
+    expect(report.error).toBeNull();
+    expect(report).toMatchObject({ contacts_created: 0, email_changes: 1 });
+    expect(await count("contacts")).toBe(1);
+    expect(await contactOf("re-nxt", id ?? "")).toBe(contact);
+    const row = await store.contacts.get(contact);
+    expect(row?.primary_email).toBe("gus@new.example.org");
+    const addresses = (await store.contacts.emails(contact)).map((e) => e.match_key).sort();
+    expect(addresses).toEqual(["gus@new.example.org", "gus@old.example.org"]);
+
+    // A Constant Contact record still on the old address is a secondary-address match: review, not a new person.
+    await seedCc(ccMain, ["gus@old.example.org"]);
+    const cc = await pull(open("cc-main"));
+    expect(cc).toMatchObject({ contacts_created: 0, review_items_opened: 1, ambiguous_records: 1 });
+  });
+
+  it("an individual and an organisation sharing an address go to review and a Constant Contact opt-out of it is recorded for both", async () => {
+    const [person, org] = await seedRe([
+      individual("info@acme.example", "Ivy", "Acme"),
+      {
+        type: "Organization",
+        name: "Acme Ltd",
+        email: { address: "info@acme.example", type: "Email", primary: true },
+      },
+    ]);
+    const reConn = open("re-nxt");
+    const first = await pull(reConn);
+    expect(first.error).toBeNull();
+    expect(first.review_items_opened).toBe(1);
+    const personContact = await contactOf("re-nxt", person ?? "");
+    const orgContact = await contactOf("re-nxt", org ?? "");
+    expect(personContact).not.toBe(orgContact);
+    expect((await store.contacts.get(orgContact))?.type).toBe("organization");
+    expect((await store.contacts.get(personContact))?.type).toBe("person");
+
+    const seeded = await seedCc(ccMain, ["info@acme.example"]);
+    const ccConn = open("cc-main");
+    const ccFirst = await pull(ccConn);
+    expect(ccFirst).toMatchObject({
+      review_items_opened: 1,
+      ambiguous_records: 1,
+      contacts_created: 0,
+      held_opt_ins: 1,
+    });
+    expect(await store.links.find("cc-main", seeded.contacts[0]?.contact_id ?? "")).toBeUndefined();
+
+    advance(60_000);
+    await ccAct(ccMain, "unsubscribe", "info@acme.example");
+    advance(60_000);
+    const after = await pull(ccConn);
+    expect(after.error).toBeNull();
+    expect(after.review_items_opened).toBe(0); // the same item, not a second one
+    expect(after.consent_events_appended).toBe(2);
+    for (const contact of [personContact, orgContact]) {
+      const optOuts = (await eventsOf(contact)).filter((e) => e.kind === "opt_out");
+      expect(optOuts).toHaveLength(1);
+      expect(optOuts[0]).toMatchObject({ scope: { kind: "global" }, source: { connection: "cc-main" } });
+    }
+    expect((await store.reviewItems.list("open")).length).toBe(2);
+  });
+
+  it("a 503 and then a quota answer mid-pull keep the committed checkpoint, and the next pull resumes without duplicates", async () => {
+    const base = Date.parse("2026-05-01T00:00:00.000Z");
+    const ids = await seedRe(
+      Array.from({ length: 5 }, (_, i) =>
+        individual(`p${i}@example.org`, `P${i}`, `Person${i}`, {
+          requests_no_email: true,
+          date_modified: new Date(base + i * 3_600_000).toISOString(),
+        }),
+      ),
+    );
+    const opened = open("re-nxt");
+    const small = createBlackbaudRenxtConnector({ page_size: 2 });
+    const runtime = {
+      now,
+      sleep: async (ms: number) => {
+        advance(ms);
+      },
+      budget: opened.budget,
+    };
+    const settings = {
+      connection_id: "re-nxt",
+      base_url: re.baseUrl,
+      token_url: `${re.baseUrl}/oauth2/token`,
+      credentials: connectionCredentials(connectionConfig("re-nxt"), openDeps()),
+    };
+    let injectAfterFirstPage: unknown;
+    const withFault = (session: ConnectorSession): ConnectorSession => ({
+      ...session,
+      read: async function* (checkpoint, options) {
+        let pages = 0;
+        for await (const page of session.read(checkpoint, options)) {
+          yield page;
+          // The page was recorded before the consumer asked for the next one: now the vendor fails.
+          if (++pages === 1 && injectAfterFirstPage !== undefined)
+            await post(re.baseUrl, "/__emulator/faults", injectAfterFirstPage);
+        }
+      },
+    });
+    const conn: OpenedConnection = { ...opened, session: () => withFault(small.connect(settings, runtime)) };
+
+    injectAfterFirstPage = { status: 503, count: 6, path_prefix: "/constituent/v1" };
+    const broken = await pull(conn);
+    expect(broken.error?.code).toBe("vendor_unavailable");
+    expect(broken.pages).toBe(1);
+    const committed = await store.checkpoints.get("re-nxt", PULL_CHECKPOINT_STREAM);
+    expect(committed?.value).toMatchObject({ value: broken.checkpoint_after });
+    expect(await count("contacts")).toBe(2);
+
+    injectAfterFirstPage = {
+      status: 403,
+      count: 1,
+      path_prefix: "/constituent/v1",
+      headers: { "Retry-After": "3600" },
+      body: { statusCode: 403, message: "Out of call volume quota. Quota will be replenished in 01:00:00." },
+    };
+    const quota = await pull(conn);
+    expect(quota.error?.code).toBe("quota_exceeded");
+    expect(quota.error?.retry_at).toBeDefined();
+    expect(quota.checkpoint_before).toBe(broken.checkpoint_after);
+
+    // The shared call budget holds every call until the quota's reset time; then the pull resumes.
+    injectAfterFirstPage = undefined;
+    const resetsAt = Math.max(
+      Date.parse(quota.error?.retry_at ?? ""),
+      Date.parse(opened.budget.usage().resets_at),
+    );
+    advance(resetsAt - clock.t + 1000);
+    const resumed = await pull(conn);
+    expect(resumed.error).toBeNull();
+    expect(resumed.checkpoint_before).toBe(quota.checkpoint_after);
+    expect(await count("contacts")).toBe(5);
+    expect(await count("links")).toBe(5);
+    // One global opt-out per constituent, however often the overlap re-read them.
+    expect(await count("consent_events")).toBe(5);
+    for (const id of ids) expect(await eventsOf(await contactOf("re-nxt", id))).toHaveLength(1);
+    expect((await verifyLedger(store)).ok).toBe(true);
+  });
+
+  it("a Constant Contact quota answer stops the pull with retry_at and no checkpoint", async () => {
+    await seedCc(ccMain, ["hal@example.org"]);
+    await post(ccMain.baseUrl, "/__emulator/faults", {
+      status: 429,
+      count: 1,
+      path_prefix: "/v3/contacts",
+      body: { error_key: "quota_exceeded", error_message: "Limit Exceeded" },
+    });
+    const report = await pull(open("cc-main"));
+    expect(report.error?.code).toBe("quota_exceeded");
+    expect(report.error?.retry_at).toBeDefined();
+    expect(report.pages).toBe(0);
+    expect(await store.checkpoints.get("cc-main", PULL_CHECKPOINT_STREAM)).toBeUndefined();
+  });
+
+  it("webhook changes delivered twice and out of order are recorded once", async () => {
+    const [id] = await seedRe([individual("ivy@example.org", "Ivy", "Ives")]);
+    const conn = open("re-nxt");
+    await pull(conn);
+    const contact = await contactOf("re-nxt", id ?? "");
+
+    advance(60_000);
+    await reAct({ action: "set_requests_no_email", constituent_id: id });
+    const at = now().toISOString();
+    const changes: WebhookChange[] = [
+      {
+        event_id: "e1",
+        type: "com.blackbaud.constituent.change.v1",
+        external_id: id ?? "",
+        occurred_at: at,
+        change: "changed",
+      },
+      {
+        event_id: "e2",
+        type: "com.blackbaud.constituent.solicitcode.add.v1",
+        external_id: id ?? "",
+        occurred_at: at,
+        change: "consent_changed",
+      },
+    ];
+    const deps = { store, connection: conn, config, pair: pair(), now };
+    const first = await recordWebhookChanges(deps, [...changes].reverse());
+    const again = await recordWebhookChanges(deps, [...changes, ...changes]);
+    expect(first.error).toBeNull();
+    expect(first).toMatchObject({ records_seen: 1, records_changed: 1, consent_events_appended: 1 });
+    expect(again).toMatchObject({
+      records_changed: 0,
+      consent_events_appended: 0,
+      consent_events_duplicate: 1,
+    });
+    expect(await eventsOf(contact)).toHaveLength(1);
+    // The poll that follows sees the same state: nothing new either.
+    const polled = await pull(conn);
+    expect(polled.consent_events_appended).toBe(0);
+  });
+});
+
+describe("pullConnection configuration", () => {
+  it("refuses a connection that is not part of the pair", async () => {
+    const config = ConcordConfigShapeSchema.parse({
+      connections: [{ id: "cc-x", system: "constant-contact" }],
+      pairs: [{ id: "p", crm: "re-nxt", platforms: [{ connection: "cc-main" }] }],
+    });
+    const connection = config.connections[0];
+    const p = config.pairs[0];
+    if (!connection || !p) throw new Error("config");
+    const opened = {
+      connection,
+      definition: createBlackbaudRenxtConnector(),
+    } as unknown as OpenedConnection;
+    await expect(
+      pullConnection({ store: {} as Store, connection: opened, config, pair: p, now: () => new Date() }),
+    ).rejects.toThrow(/not part of pair/);
+  });
+});

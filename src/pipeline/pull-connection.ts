@@ -1,0 +1,148 @@
+/**
+ * The *pull* stage (DESIGN.md §3): reads a connection's changes since its checkpoint page by page and
+ * records each page (snapshots, identity, consent events) with the checkpoint that covers it in one
+ * store transaction; also the targeted re-read a webhook asks for.
+ */
+import { z } from "zod";
+import type { ConcordConfig, Pair } from "../config/concord-config";
+import type {
+  Checkpoint,
+  ConnectorError,
+  ConnectorErrorCode,
+  ReadOptions,
+  WebhookChange,
+} from "../connectors/connector";
+import type { StoreSession } from "../store/ports";
+import type { OpenedConnection } from "../connections/open-connection";
+import { applyMemberships } from "./apply-memberships";
+import {
+  addCounts,
+  emptyCounts,
+  recordChanges,
+  type RecordContext,
+  type RecordCounts,
+} from "./record-changes";
+
+/** The store checkpoint stream the pull keeps per connection; its value is the connector's checkpoint. */
+export const PULL_CHECKPOINT_STREAM = "pull";
+
+export type PullOptions = {
+  /** Ignore the checkpoint's position and read everything (the scheduled full reconciliation). */
+  full?: boolean;
+  /** Lists whose memberships the read should carry. */
+  list_ids?: string[];
+};
+
+export type RecordDeps = {
+  store: StoreSession;
+  connection: OpenedConnection;
+  config: ConcordConfig;
+  /** The pair the connection belongs to (its CRM or one of its platforms): it maps scopes to topics. */
+  pair: Pair;
+  now: () => Date;
+};
+
+export type PullDeps = RecordDeps & { options?: PullOptions };
+
+/** Why a pull or re-read stopped early; the connector's code, with `retry_at` for quotas and limits. */
+export type PullError = { code: ConnectorErrorCode; message: string; retry_at?: string };
+
+export type RecordReport = RecordCounts & { connection_id: string; error: PullError | null };
+
+export type PullReport = RecordReport & {
+  pages: number;
+  /** The connector's checkpoint value before the pull and after its last committed page (null: none yet). */
+  checkpoint_before: string | null;
+  checkpoint_after: string | null;
+};
+
+const StoredCheckpointSchema = z.object({ stream: z.string(), value: z.string(), taken_at: z.string() });
+
+function recordContext(deps: RecordDeps): RecordContext {
+  const { connection } = deps.connection;
+  const inPair =
+    deps.pair.crm === connection.id || deps.pair.platforms.some((p) => p.connection === connection.id);
+  if (!inPair) throw new Error(`connection ${connection.id} is not part of pair ${deps.pair.id}`);
+  return {
+    connection_id: connection.id,
+    system: connection.system,
+    role: deps.connection.definition.capabilities.role,
+    mapping: { connection_id: connection.id, pair: deps.pair, topics: deps.config.topics },
+    now: deps.now,
+  };
+}
+
+const toPullError = (e: ConnectorError): PullError => ({
+  code: e.code,
+  message: e.message,
+  ...(e.retry_at !== undefined ? { retry_at: e.retry_at } : {}),
+});
+
+/**
+ * Pulls one connection. A page that fails stops the pull: what was committed stays committed, the
+ * stored checkpoint is the last committed page's, and the next pull resumes there (snapshot puts and
+ * ledger appends are idempotent, so re-reading an overlap repeats nothing).
+ */
+export async function pullConnection(deps: PullDeps): Promise<PullReport> {
+  const ctx = recordContext(deps);
+  const stored = await deps.store.checkpoints.get(ctx.connection_id, PULL_CHECKPOINT_STREAM);
+  let checkpoint: Checkpoint | null =
+    stored === undefined ? null : StoredCheckpointSchema.parse(stored.value);
+  const report: PullReport = {
+    connection_id: ctx.connection_id,
+    ...emptyCounts(),
+    error: null,
+    pages: 0,
+    checkpoint_before: checkpoint?.value ?? null,
+    checkpoint_after: checkpoint?.value ?? null,
+  };
+  const options: ReadOptions = {
+    ...(deps.options?.full === true ? { full: true } : {}),
+    ...(deps.options?.list_ids !== undefined ? { list_ids: deps.options.list_ids } : {}),
+  };
+
+  for await (const page of deps.connection.session().read(checkpoint, options)) {
+    if (!page.ok) {
+      report.error = toPullError(page.error);
+      break;
+    }
+    const { value } = page;
+    const counts = await deps.store.transaction(async (tx) => {
+      const c = await recordChanges(tx, ctx, value);
+      if (value.memberships)
+        c.memberships_changed = await applyMemberships(tx, ctx.connection_id, value.memberships);
+      await tx.checkpoints.set(ctx.connection_id, PULL_CHECKPOINT_STREAM, value.checkpoint);
+      return c;
+    });
+    addCounts(report, counts);
+    report.pages += 1;
+    checkpoint = value.checkpoint;
+    report.checkpoint_after = checkpoint.value;
+  }
+  if (report.error === null) await deps.connection.healthy({ ok: true });
+  return report;
+}
+
+/**
+ * Records what a webhook announced. The change is only a hint: the records are re-read with
+ * `session.get` and go through the same stages in one transaction, so a duplicate or out-of-order
+ * delivery re-reads the current state and records nothing new. The checkpoint is left alone.
+ */
+export async function recordWebhookChanges(
+  deps: RecordDeps,
+  changes: readonly WebhookChange[],
+): Promise<RecordReport> {
+  const ctx = recordContext(deps);
+  const report: RecordReport = { connection_id: ctx.connection_id, ...emptyCounts(), error: null };
+  const ids = [...new Set(changes.filter((c) => c.change !== "test").map((c) => c.external_id))];
+  if (ids.length === 0) return report;
+  const read = await deps.connection.session().get(ids);
+  if (!read.ok) {
+    report.error = toPullError(read.error);
+    return report;
+  }
+  const counts = await deps.store.transaction((tx) => recordChanges(tx, ctx, read.value));
+  addCounts(report, counts);
+  await deps.connection.healthy({ ok: true });
+  return report;
+}

@@ -1,0 +1,174 @@
+/**
+ * Turns a configured pair into the planner's terms: list references (by id or name) looked up in
+ * each system, topics and CRM categories filled in, field mappings and policies copied. A list that
+ * cannot be found is a configuration error that names the list, the connection and what exists.
+ */
+import { z } from "zod";
+import type { ConcordConfig, ListRef, Pair } from "../config/concord-config";
+import { didYouMean } from "../config/did-you-mean";
+import type { ConnectorError, ExternalList } from "../connectors/connector";
+import type { PlanAudience, PlanFieldMapping, PlanPair, PlanPolicies } from "../planner/plan-input";
+import type { JsonValue, StoreSession } from "../store/ports";
+import type { OpenedConnection } from "../connections/open-connection";
+
+/** The checkpoint stream where each connection's lists, as last read, are kept. */
+export const LISTS_STREAM = "lists";
+const ExternalListsSchema = z.array(
+  z.object({ external_id: z.string(), name: z.string(), member_count: z.number().optional() }),
+);
+
+export type ResolvedPair = {
+  pair: PlanPair;
+  fields: PlanFieldMapping[];
+  policies: PlanPolicies;
+  /** The CRM list ids the pair's audiences name: every CRM read carries their memberships. */
+  crm_list_ids: string[];
+  /** Per platform connection, the list ids its audiences name. */
+  platform_list_ids: Record<string, string[]>;
+};
+
+export type ResolvePairError =
+  | { code: "list_not_found"; message: string }
+  | { code: "lists_unreadable"; message: string; connection_id: string; error: ConnectorError };
+
+export type ResolvePairResult = { ok: true; value: ResolvedPair } | { ok: false; error: ResolvePairError };
+
+const sameName = (a: string, b: string): boolean => a.trim().toLowerCase() === b.trim().toLowerCase();
+
+/** Looks each audience's lists up (one `lists()` call per connection) and builds the planner's pair. */
+export async function resolvePair(
+  config: ConcordConfig,
+  pair: Pair,
+  connections: ReadonlyMap<string, OpenedConnection>,
+  store?: StoreSession,
+): Promise<ResolvePairResult> {
+  const opened = (id: string): OpenedConnection => {
+    const c = connections.get(id);
+    if (!c) throw new Error(`connection ${id} of pair ${pair.id} is not open`);
+    return c;
+  };
+  const listsOf = new Map<string, ExternalList[]>();
+  const needs = new Set<string>();
+  for (const a of pair.audiences) {
+    needs.add(pair.crm);
+    needs.add(a.platform);
+  }
+  for (const id of needs) {
+    const c = opened(id);
+    const r = await c.healthy(await c.session().lists());
+    if (r.ok) {
+      listsOf.set(id, r.value);
+      await store?.checkpoints.set(id, LISTS_STREAM, JSON.parse(JSON.stringify(r.value)) as JsonValue);
+      continue;
+    }
+    // A connection that cannot answer now (broken, over quota) must not stop the rest of the pair:
+    // its lists as last read stand in, and its own work waits in the executor.
+    const cached = ExternalListsSchema.safeParse((await store?.checkpoints.get(id, LISTS_STREAM))?.value);
+    if (cached.success) {
+      listsOf.set(
+        id,
+        cached.data.map((l) => ({
+          external_id: l.external_id,
+          name: l.name,
+          ...(l.member_count !== undefined ? { member_count: l.member_count } : {}),
+        })),
+      );
+      continue;
+    }
+    return {
+      ok: false,
+      error: {
+        code: "lists_unreadable",
+        connection_id: id,
+        error: r.error,
+        message: `Could not read the lists of ${id} (${r.error.code}: ${r.error.message}).`,
+      },
+    };
+  }
+
+  const find = (connection: string, ref: ListRef, where: string): string | ResolvePairError => {
+    const lists = listsOf.get(connection) ?? [];
+    if (ref.id !== undefined) {
+      const byId = lists.find((l) => l.external_id === ref.id);
+      if (byId && (ref.name === undefined || sameName(byId.name, ref.name))) return byId.external_id;
+      const problem = byId
+        ? `is named “${byId.name}” in ${connection}, not “${ref.name ?? ""}”`
+        : `does not exist in ${connection}`;
+      return {
+        code: "list_not_found",
+        message: `${where}: list id ${ref.id} ${problem}. Fix the id or the name in the config.`,
+      };
+    }
+    const name = ref.name ?? "";
+    const matches = lists.filter((l) => sameName(l.name, name));
+    if (matches.length === 1 && matches[0]) return matches[0].external_id;
+    if (matches.length > 1)
+      return {
+        code: "list_not_found",
+        message: `${where}: ${matches.length} lists in ${connection} are named “${name}” (${matches.map((l) => l.external_id).join(", ")}); give the list's id.`,
+      };
+    const suggestion = didYouMean(
+      name,
+      lists.map((l) => l.name),
+    );
+    return {
+      code: "list_not_found",
+      message: `${where}: no list named “${name}” in ${connection}${suggestion ? ` (did you mean “${suggestion}”?)` : ""}. Lists there: ${
+        lists
+          .slice(0, 20)
+          .map((l) => `“${l.name}”`)
+          .join(", ") || "none"
+      }.`,
+    };
+  };
+
+  const audiences = new Map<string, PlanAudience[]>();
+  const crmLists = new Set<string>();
+  const platformLists: Record<string, string[]> = {};
+  for (const [i, a] of pair.audiences.entries()) {
+    const where = `pairs.${pair.id}.audiences[${i}]`;
+    const crmList = find(pair.crm, a.crm_list, `${where}.crm_list`);
+    if (typeof crmList !== "string") return { ok: false, error: crmList };
+    const platformList = find(a.platform, a.platform_list, `${where}.platform_list`);
+    if (typeof platformList !== "string") return { ok: false, error: platformList };
+    crmLists.add(crmList);
+    (platformLists[a.platform] ??= []).push(platformList);
+    const list = audiences.get(a.platform) ?? [];
+    list.push({
+      crm_list_id: crmList,
+      platform_list_id: platformList,
+      direction: a.direction,
+      delete_policy: a.delete_policy,
+    });
+    audiences.set(a.platform, list);
+  }
+
+  const planPair: PlanPair = {
+    id: pair.id,
+    crm: { connection_id: pair.crm, system: opened(pair.crm).connection.system },
+    platforms: pair.platforms.map((p) => {
+      const category =
+        p.crm_category ??
+        (p.topic === undefined
+          ? undefined
+          : config.topics.find((t) => t.key === p.topic)?.crm_categories[pair.crm]);
+      return {
+        connection_id: p.connection,
+        system: opened(p.connection).connection.system,
+        ...(p.topic !== undefined ? { topic: p.topic } : {}),
+        ...(category !== undefined ? { crm_category: category } : {}),
+        audiences: audiences.get(p.connection) ?? [],
+      };
+    }),
+  };
+  return {
+    ok: true,
+    value: {
+      pair: planPair,
+      fields: pair.fields.map((f) => ({ ...f })),
+      policies: { ...pair.policies },
+      crm_list_ids: [...crmLists].sort(),
+      platform_list_ids: platformLists,
+    },
+  };
+}

@@ -1,0 +1,183 @@
+/**
+ * Behaviours 9 (triggers) and 11 (connection health) over real HTTP on SQLite: Raiser's Edge NXT
+ * webhooks delivered to the server, stored and acted on; Constant Contact polled at its interval; the
+ * scheduled full reconciliation; manual runs queued; a revoked connection broken, alerted, and
+ * resumed once its credentials are renewed.
+ */
+import type { AddressInfo } from "node:net";
+import type { FastifyInstance } from "fastify";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createLogger } from "../observability/logger";
+import { buildServer } from "../server/app";
+import { createEngineRuntime, type EngineRuntime } from "./engine-runtime";
+import type { SyncReport } from "./sync-pair";
+import {
+  addToReList,
+  individual,
+  RE_LISTS,
+  sqliteBackend,
+  startSyncHarness,
+  TEST_ENV,
+  TEST_KEY,
+  type SyncHarness,
+} from "../../test/support/sync-harness";
+
+const WEBHOOK_SECRET = "re-webhook-secret-4b1f";
+
+describe("the engine as a service (SQLite)", () => {
+  let h: SyncHarness;
+  let runtime: EngineRuntime;
+  let server: FastifyInstance;
+  let base: string;
+  let runs: SyncReport[];
+  const re: Record<string, string> = {};
+
+  beforeEach(async () => {
+    h = await startSyncHarness(sqliteBackend(), {
+      configure: (raw) => {
+        raw["connections"][0].webhooks = { enabled: true, secret: { env: "RE_WEBHOOK_SECRET" } };
+        raw["connections"][1].poll_interval = "60s";
+      },
+    });
+    runs = [];
+    runtime = createEngineRuntime({
+      store: h.store,
+      config: h.config,
+      connections: h.connections,
+      now: h.now,
+      logger: createLogger({ level: "silent" }),
+      secrets: { env: { ...TEST_ENV, RE_WEBHOOK_SECRET: WEBHOOK_SECRET }, key: TEST_KEY },
+      onRun: (r) => runs.push(r),
+    });
+    server = buildServer({ version: "test", ready: async () => true, webhooks: runtime.handleWebhook });
+    await server.listen({ port: 0, host: "127.0.0.1" });
+    base = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
+    const names = ["ada", "bob"];
+    const ids = await h.seedRe(names.map((n) => individual(`${n}@example.org`, n, "Example")));
+    for (const [i, n] of names.entries()) re[n] = ids[i] ?? "";
+    await addToReList(h, RE_LISTS.news, ids);
+  });
+  afterEach(async () => {
+    await runtime.stop();
+    await server.close();
+    await h.close();
+  });
+
+  const reApi = async (method: string, path: string, body?: unknown) => {
+    const token = h.re.mintToken();
+    const res = await fetch(`${h.re.baseUrl}${path}`, {
+      method,
+      headers: {
+        "Bb-Api-Subscription-Key": TEST_ENV.RE_KEY,
+        Authorization: `Bearer ${String(token.access_token)}`,
+        "content-type": "application/json",
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: res.status, body: (await res.json().catch(() => undefined)) as any };
+  };
+  const flush = () =>
+    fetch(`${h.re.baseUrl}/__emulator/webhooks/flush`, { method: "POST" }).then((r) => r.json());
+  const permission = (emu: SyncHarness["ccMain"], name: string) =>
+    h.ccContact(emu, `${name}@example.org`)?.email_address?.permission_to_send;
+
+  it("9. a Raiser's Edge NXT webhook is verified, stored, re-read and synced for its contact alone", async () => {
+    await runtime.syncNow();
+    expect(permission(h.ccMain, "ada")).toBe("implicit");
+    const sub = await reApi("POST", "/webhook/v1/subscriptions", {
+      webhook_url: `${base}/webhooks/re-nxt?webhookKey=${WEBHOOK_SECRET}`,
+      event_type: "com.blackbaud.constituent.change.v1",
+    });
+    expect(sub.status).toBe(200);
+    const handshake = (await flush()) as { handshakes: { state: string }[] };
+    expect(handshake.handshakes[0]?.state).toBe("Provisioned");
+
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["ada"] });
+    h.advance(1_000);
+    await flush();
+    await runtime.idle();
+    expect(permission(h.ccMain, "ada")).toBe("unsubscribed");
+    expect(permission(h.ccMain, "bob")).toBe("implicit");
+    expect(await h.store.inbox.countPending()).toBe(0);
+    const targeted = runs.at(-1);
+    expect(targeted?.pulls).toEqual([]); // the webhook's re-read stood in for the pull
+    expect(targeted?.plan?.operations.map((o) => o.kind)).toEqual(["record_opt_out"]);
+  });
+
+  it("9. a delivery with a wrong key or to an unknown connection is refused and nothing is stored", async () => {
+    const wrong = await fetch(`${base}/webhooks/re-nxt?webhookKey=guess`, {
+      method: "POST",
+      headers: { "content-type": "application/cloudevents+json" },
+      body: "[]",
+    });
+    expect(wrong.status).toBe(401);
+    expect(await wrong.json()).toMatchObject({ code: "webhook_unverified" });
+    const unknown = await fetch(`${base}/webhooks/cc-main`, { method: "POST", body: "{}" });
+    expect(unknown.status).toBe(404);
+    expect(await h.store.inbox.countPending()).toBe(0);
+  });
+
+  it("9. polls at the interval, runs the full reconciliation on its schedule, and queues manual runs", async () => {
+    await runtime.tick(); // nothing ran yet: a full reconciliation is due first
+    expect(runs).toHaveLength(1);
+    expect(runs[0]?.pulls[0]?.checkpoint_before).toBeNull();
+    const fullAt = await h.store.checkpoints.get("pair:re-cc", "full_reconciliation");
+    expect(fullAt).toBeDefined();
+
+    await h.ccAct(h.ccMain, "unsubscribe", "bob@example.org");
+    h.advance(30_000);
+    await runtime.tick(); // not due: 30 s of a 60 s interval
+    expect(runs).toHaveLength(1);
+    h.advance(31_000);
+    await runtime.tick();
+    expect(runs).toHaveLength(2);
+    expect((await h.reGet(`/constituent/v1/constituents/${re["bob"] ?? ""}`)).requests_no_email).toBe(true);
+
+    h.advance(24 * 3_600_000);
+    await runtime.tick();
+    const after = await h.store.checkpoints.get("pair:re-cc", "full_reconciliation");
+    expect(after?.updated_at).not.toBe(fullAt?.updated_at);
+
+    // Manual runs queue behind each other: never two runs of a pair at once.
+    await Promise.all([runtime.syncNow("re-cc"), runtime.syncNow("re-cc")]);
+    const rows = await h.store.db.selectFrom("runs").selectAll().orderBy("started_at").execute();
+    for (let i = 1; i < rows.length; i += 1)
+      expect((rows[i]?.started_at ?? "") >= (rows[i - 1]?.finished_at ?? "")).toBe(true);
+  });
+
+  it("11. a revoked connection is marked broken and alerted, its work waits, and it resumes once renewed", async () => {
+    await runtime.syncNow();
+    await fetch(`${h.ccMain.baseUrl}/__emulator/oauth/revoke`, { method: "POST" });
+    h.advance(25 * 3_600_000); // the access token has expired too: only the revoked refresh token is left
+    h.reopen();
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["bob"] });
+    h.advance(1_000);
+
+    const [broken] = await runtime.syncNow();
+    expect(broken?.execution?.waiting).toEqual([
+      expect.objectContaining({ connection_id: "cc-main", code: "auth_invalid" }),
+    ]);
+    expect((await h.store.health.get("cc-main"))?.status).toBe("broken");
+    expect(h.alerts).toEqual([expect.objectContaining({ connection_id: "cc-main", status: "broken" })]);
+    expect(permission(h.ccAppeals, "bob")).toBeUndefined(); // bob is only on the newsletter (cc-main)
+    expect(permission(h.ccMain, "bob")).toBe("implicit");
+    const pending = await h.store.db
+      .selectFrom("operations")
+      .select(["kind", "status"])
+      .where("target_connection", "=", "cc-main")
+      .where("status", "=", "pending")
+      .execute();
+    expect(pending).toEqual([{ kind: "record_opt_out", status: "pending" }]);
+    expect(h.logs.join("")).not.toContain(TEST_ENV.CC_SECRET);
+
+    // Someone renews the connection: the queued opt-out goes out at the next run.
+    await h.storeRefreshToken("cc-main");
+    h.reopen();
+    h.advance(60_000);
+    const [resumed] = await runtime.syncNow();
+    expect(resumed?.execution?.waiting).toEqual([]);
+    expect(permission(h.ccMain, "bob")).toBe("unsubscribed");
+    expect((await h.store.health.get("cc-main"))?.status).toBe("ok");
+    expect(h.alerts.map((a) => a.status)).toEqual(["broken", "ok"]);
+  });
+});

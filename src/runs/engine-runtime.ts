@@ -1,0 +1,367 @@
+/**
+ * The engine as a long-running service (DESIGN.md §3 triggers): webhook deliveries are stored in a
+ * durable inbox before they are acknowledged and then re-read and synced for just their contacts;
+ * each pair is polled at its interval (Constant Contact has no contact webhooks); a full
+ * reconciliation runs on its schedule; and manual runs queue behind whatever is running. Runs of
+ * one pair never overlap.
+ */
+import { z } from "zod";
+import type { Pair } from "../config/concord-config";
+import { resolveSecretRef, type SecretSources } from "../config/resolve-secret-ref";
+import type { WebhookChange, WebhookRequest } from "../connectors/connector";
+import type { Logger } from "../observability/logger";
+import type { JsonValue } from "../store/ports";
+import { recordWebhookChanges } from "../pipeline/pull-connection";
+import { asJson, syncPair, type SyncDeps, type SyncOptions, type SyncReport } from "./sync-pair";
+
+/** Poll interval when neither the pair nor its platforms set one (Constant Contact: 60 s by default). */
+export const DEFAULT_POLL_INTERVAL_MS = 60_000;
+const FULL_RECONCILIATION_STREAM = "full_reconciliation";
+
+export type WebhookResponse = {
+  status: number;
+  headers?: Record<string, string>;
+  body?: Record<string, unknown>;
+};
+
+export type EngineRuntimeDeps = SyncDeps & {
+  logger: Logger;
+  /** Where webhook secrets (`{ env }`, `{ stored }`) are resolved from. */
+  secrets: SecretSources;
+  /** Called with every finished run (metrics, the UI's live view). */
+  onRun?: (report: SyncReport) => void;
+};
+
+export type PairStatus = {
+  pair_id: string;
+  poll_interval_ms: number;
+  last_run_at: string | null;
+  next_run_at: string | null;
+  last_status: SyncReport["status"] | null;
+  running: boolean;
+};
+
+export type EngineRuntime = {
+  handleWebhook: (connectionId: string, request: WebhookRequest) => Promise<WebhookResponse>;
+  /** Runs a sync of one pair (or all) now, queued behind any run of that pair. */
+  syncNow: (pairId?: string, options?: SyncOptions) => Promise<SyncReport[]>;
+  /** Processes stored webhook deliveries; returns how many were processed. */
+  drainInbox: () => Promise<number>;
+  /** Runs whatever is due (polls, the full reconciliation, inbox retries). The timer calls it. */
+  tick: () => Promise<void>;
+  start: (tickMs?: number) => void;
+  stop: () => Promise<void>;
+  /** Resolves once every queued run and delivery is done (tests, shutdown). */
+  idle: () => Promise<void>;
+  status: () => PairStatus[];
+  /**
+   * Runs `fn` as a run of the pair: queued behind the pair's other runs and shown as running (the
+   * API applies stored plans and reconciles through it, so those never overlap a sync either).
+   */
+  runExclusive: <T>(pairId: string, fn: () => Promise<T>) => Promise<T>;
+};
+
+/** The pair's poll interval: its own, else the shortest of its platforms', else the default. */
+export function pollIntervalOf(deps: Pick<SyncDeps, "config">, pair: Pair): number {
+  if (pair.schedule.poll_interval !== undefined) return pair.schedule.poll_interval;
+  const own = pair.platforms
+    .map((p) => deps.config.connections.find((c) => c.id === p.connection)?.poll_interval)
+    .filter((x): x is number => x !== undefined);
+  return own.length > 0 ? Math.min(...own) : DEFAULT_POLL_INTERVAL_MS;
+}
+
+export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
+  const queues = new Map<string, Promise<unknown>>();
+  const queuedPolls = new Set<string>();
+  const state = new Map<string, PairStatus>();
+  for (const pair of deps.config.pairs)
+    state.set(pair.id, {
+      pair_id: pair.id,
+      poll_interval_ms: pollIntervalOf(deps, pair),
+      last_run_at: null,
+      next_run_at: null,
+      last_status: null,
+      running: false,
+    });
+  const secretCache = new Map<string, string>();
+  let draining: Promise<number> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+
+  const exclusive = <T>(pairId: string, fn: () => Promise<T>): Promise<T> => {
+    const previous = queues.get(pairId) ?? Promise.resolve();
+    const next = previous.then(fn, fn);
+    queues.set(
+      pairId,
+      next.catch(() => undefined),
+    );
+    return next;
+  };
+
+  const runSync = (pair: Pair, options: SyncOptions): Promise<SyncReport> =>
+    exclusive(pair.id, async () => {
+      const s = state.get(pair.id);
+      if (s) s.running = true;
+      try {
+        const report = await syncPair(deps, pair, options);
+        logRun(deps.logger, report, options);
+        deps.onRun?.(report);
+        if (s) {
+          s.last_status = report.status;
+          if (options.contact_ids === undefined) {
+            s.last_run_at = deps.now().toISOString();
+            s.next_run_at = new Date(deps.now().getTime() + s.poll_interval_ms).toISOString();
+          }
+        }
+        return report;
+      } finally {
+        if (s) s.running = false;
+      }
+    });
+
+  const pairsOf = (connectionId: string): Pair[] =>
+    deps.config.pairs.filter(
+      (p) => p.crm === connectionId || p.platforms.some((x) => x.connection === connectionId),
+    );
+
+  const webhookSecret = async (
+    connectionId: string,
+  ): Promise<{ ok: true; secret: string } | { ok: false; message: string }> => {
+    const cached = secretCache.get(connectionId);
+    if (cached !== undefined) return { ok: true, secret: cached };
+    const connection = deps.config.connections.find((c) => c.id === connectionId);
+    const ref = connection?.webhooks.secret;
+    if (!ref)
+      return {
+        ok: false,
+        message: `connections.${connectionId}.webhooks.secret is not set: webhooks cannot be verified, so none are accepted.`,
+      };
+    const resolved = await resolveSecretRef(ref, deps.secrets);
+    if (!resolved.ok) return { ok: false, message: resolved.error.message };
+    secretCache.set(connectionId, resolved.value);
+    return { ok: true, secret: resolved.value };
+  };
+
+  const handleWebhook = async (connectionId: string, request: WebhookRequest): Promise<WebhookResponse> => {
+    const connection = deps.config.connections.find((c) => c.id === connectionId);
+    const opened = deps.connections.get(connectionId);
+    const handler = opened?.definition.webhooks;
+    if (!connection || !opened || !handler || !connection.webhooks.enabled)
+      return {
+        status: 404,
+        body: {
+          code: "webhook_not_configured",
+          message: `No webhook receiver for connection "${connectionId}": it does not exist, its system sends none, or webhooks.enabled is false.`,
+        },
+      };
+    const secret = await webhookSecret(connectionId);
+    if (!secret.ok) {
+      deps.logger.warn({ connection: connectionId }, `webhook refused: ${secret.message}`);
+      return { status: 503, body: { code: "webhook_secret_missing", message: secret.message } };
+    }
+    const handling = handler.handle(request, secret.secret);
+    switch (handling.kind) {
+      case "handshake":
+        return { status: handling.status, headers: handling.headers };
+      case "rejected":
+        deps.logger.warn(
+          { connection: connectionId, code: handling.code },
+          `webhook rejected: ${handling.message}`,
+        );
+        return { status: handling.status, body: { code: handling.code, message: handling.message } };
+      case "events": {
+        const changes = handling.changes.filter((c) => c.change !== "test");
+        if (changes.length === 0) return { status: 200, body: { accepted: 0 } };
+        // Stored before it is acknowledged: a crash after this answer loses nothing.
+        await deps.store.inbox.add(connectionId, asJson(changes));
+        void drainInbox().catch((error: unknown) => {
+          deps.logger.error({ err: error }, "webhook inbox processing failed");
+        });
+        return { status: 200, body: { accepted: changes.length } };
+      }
+    }
+  };
+
+  const drainOnce = async (): Promise<number> => {
+    let processed = 0;
+    for (;;) {
+      const items = await deps.store.inbox.pending(100);
+      if (items.length === 0 || stopped) return processed;
+      const byConnection = new Map<string, typeof items>();
+      for (const item of items) {
+        const list = byConnection.get(item.connection_id) ?? [];
+        list.push(item);
+        byConnection.set(item.connection_id, list);
+      }
+      let progressed = false;
+      for (const [connectionId, group] of byConnection) {
+        const pairs = pairsOf(connectionId);
+        const opened = deps.connections.get(connectionId);
+        const first = pairs[0];
+        if (!opened || !first) {
+          await deps.store.inbox.markProcessed(group.map((g) => g.id));
+          processed += group.length;
+          progressed = true;
+          continue;
+        }
+        const changes = group.flatMap((g) => parseChanges(g.changes));
+        const recorded = await recordWebhookChanges(
+          { store: deps.store, connection: opened, config: deps.config, pair: first, now: deps.now },
+          changes,
+        );
+        if (recorded.error) {
+          for (const g of group)
+            await deps.store.inbox.markFailed(g.id, `${recorded.error.code}: ${recorded.error.message}`);
+          deps.logger.warn(
+            { connection: connectionId, code: recorded.error.code },
+            `webhook re-read failed; ${group.length} deliveries wait for the next try`,
+          );
+          continue;
+        }
+        await deps.store.inbox.markProcessed(group.map((g) => g.id));
+        processed += group.length;
+        progressed = true;
+        const contactIds: string[] = [];
+        for (const id of new Set(changes.map((c) => c.external_id))) {
+          const link = await deps.store.links.find(connectionId, id);
+          if (link) contactIds.push(link.contact_id);
+        }
+        if (contactIds.length > 0)
+          for (const pair of pairs) await runSync(pair, { pull: false, contact_ids: contactIds });
+      }
+      if (!progressed) return processed;
+    }
+  };
+
+  const drainInbox = (): Promise<number> => {
+    if (draining) return draining.then(() => drainInbox());
+    const run = drainOnce().finally(() => {
+      draining = undefined;
+    });
+    draining = run;
+    return run;
+  };
+
+  const lastFull = async (pair: Pair): Promise<number | undefined> => {
+    const row = await deps.store.checkpoints.get(`pair:${pair.id}`, FULL_RECONCILIATION_STREAM);
+    const parsed = z.object({ at: z.string() }).safeParse(row?.value);
+    return parsed.success ? Date.parse(parsed.data.at) : undefined;
+  };
+
+  const tick = async (): Promise<void> => {
+    if (stopped) return;
+    await drainInbox();
+    const now = deps.now().getTime();
+    await Promise.all(
+      deps.config.pairs.map(async (pair) => {
+        const s = state.get(pair.id);
+        if (!s || queuedPolls.has(pair.id)) return;
+        const full = await lastFull(pair);
+        const fullDue = full === undefined || now - full >= pair.schedule.full_reconciliation;
+        const pollDue = s.last_run_at === null || now - Date.parse(s.last_run_at) >= s.poll_interval_ms;
+        if (!fullDue && !pollDue) return;
+        queuedPolls.add(pair.id);
+        try {
+          const report = await runSync(pair, fullDue ? { full: true } : {});
+          if (fullDue && report.status === "succeeded" && report.pulls.every((p) => p.error === null))
+            await deps.store.checkpoints.set(`pair:${pair.id}`, FULL_RECONCILIATION_STREAM, {
+              at: deps.now().toISOString(),
+              run_id: report.run_id,
+            } satisfies JsonValue);
+        } finally {
+          queuedPolls.delete(pair.id);
+        }
+      }),
+    );
+  };
+
+  return {
+    handleWebhook,
+    syncNow: async (pairId, options = {}) => {
+      const pairs =
+        pairId === undefined ? deps.config.pairs : deps.config.pairs.filter((p) => p.id === pairId);
+      return Promise.all(pairs.map((p) => runSync(p, options)));
+    },
+    drainInbox,
+    tick,
+    start: (tickMs = 1_000) => {
+      stopped = false;
+      const loop = (): void => {
+        timer = setTimeout(() => {
+          tick()
+            .catch((error: unknown) => {
+              deps.logger.error({ err: error }, "engine tick failed");
+            })
+            .finally(() => {
+              if (!stopped) loop();
+            });
+        }, tickMs);
+      };
+      loop();
+    },
+    stop: async () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await Promise.all([...queues.values(), draining ?? Promise.resolve()]);
+    },
+    idle: async () => {
+      // Work queued while waiting (a webhook's targeted sync) is waited for too.
+      for (let round = 0; round < 1000; round += 1) {
+        const before = [...queues.values()];
+        await Promise.all([...before, draining ?? Promise.resolve()]);
+        const after = [...queues.values()];
+        if (
+          draining === undefined &&
+          after.length === before.length &&
+          after.every((p, i) => p === before[i])
+        )
+          return;
+      }
+    },
+    status: () => [...state.values()].map((s) => ({ ...s })),
+    runExclusive: (pairId, fn) =>
+      exclusive(pairId, async () => {
+        const s = state.get(pairId);
+        if (s) s.running = true;
+        try {
+          return await fn();
+        } finally {
+          if (s) s.running = false;
+        }
+      }),
+  };
+}
+
+const WebhookChangesSchema = z.array(
+  z.object({
+    event_id: z.string(),
+    type: z.string(),
+    external_id: z.string(),
+    occurred_at: z.string(),
+    change: z.enum(["changed", "deleted", "email_changed", "consent_changed", "test"]),
+  }),
+);
+
+function parseChanges(value: JsonValue): WebhookChange[] {
+  const parsed = WebhookChangesSchema.safeParse(value);
+  return parsed.success ? parsed.data : [];
+}
+
+function logRun(logger: Logger, report: SyncReport, options: SyncOptions): void {
+  const fields = {
+    pair: report.pair_id,
+    run: report.run_id,
+    trigger:
+      options.contact_ids !== undefined ? "webhook" : options.full === true ? "full_reconciliation" : "poll",
+    operations: report.plan?.operations.length ?? 0,
+    succeeded: report.execution?.operations.succeeded ?? 0,
+    refused: report.execution?.operations.failed ?? 0,
+    waiting: report.execution?.waiting.map((w) => `${w.connection_id}:${w.code}`) ?? [],
+    pull_errors: report.pulls
+      .filter((p) => p.error !== null)
+      .map((p) => `${p.connection_id}:${p.error?.code ?? ""}`),
+  };
+  if (report.status === "failed") logger.warn({ ...fields, error: report.error?.code }, "sync failed");
+  else if (fields.operations > 0 || fields.pull_errors.length > 0) logger.info(fields, "sync ran");
+  else logger.debug(fields, "sync found nothing to do");
+}

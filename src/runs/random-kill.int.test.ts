@@ -1,0 +1,338 @@
+/**
+ * Behaviour 10's crash test: a sync runs as a real child process and is killed (SIGKILL) at random
+ * points — after any vendor response, after any committed operation — then run again. At least 50
+ * kills; after each chain of kills one clean run must leave every system exactly as a run that was
+ * never killed: no duplicate contact, no lost opt-out, the ledger chain intact.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { build } from "esbuild";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConcordConfigShapeSchema } from "../config/concord-config";
+import { sealSecret } from "../config/secret-box";
+import {
+  startBlackbaudEmulator,
+  type RunningBlackbaudEmulator,
+} from "../connectors/blackbaud-renxt/emulator/blackbaud-emulator";
+import {
+  startConstantContactEmulator,
+  type StartedConstantContactEmulator,
+} from "../connectors/constant-contact/emulator/constant-contact-emulator";
+import { verifyLedger } from "../ledger/verify-ledger";
+import { createLogger } from "../observability/logger";
+import { openStore } from "../store/open-store";
+import { connectionHealthTracker } from "../connections/connection-health";
+import { openConnections } from "../connections/open-connection";
+import { createRandom } from "../demo/random";
+import { syncPair } from "./sync-pair";
+import { ccConnectionConfig, post, reConnectionConfig } from "../../test/support/sync-harness";
+import { TEST_ENV, TEST_KEY, TEST_SUBSCRIPTION_KEY } from "../../test/support/test-credentials";
+
+const root = join(import.meta.dirname, "..", "..");
+const KILLS = 50;
+const KILLS_PER_CHAIN = 5;
+const PEOPLE = 24;
+
+type ChildResult = { signal: NodeJS.Signals | null; code: number | null; stdout: string; stderr: string };
+type Outcome = {
+  points: number;
+  status: string;
+  operations: number;
+  waiting: unknown[];
+  rejections: unknown[];
+};
+
+describe("random kills of a running sync (SQLite, real processes)", () => {
+  let re: RunningBlackbaudEmulator;
+  let ccMain: StartedConstantContactEmulator;
+  let ccAppeals: StartedConstantContactEmulator;
+  let dir: string;
+  let child: string;
+  let rawConfig: Record<string, unknown>;
+
+  beforeAll(async () => {
+    re = await startBlackbaudEmulator({
+      subscriptionKey: TEST_SUBSCRIPTION_KEY,
+      ratePerSecond: 1_000_000,
+      webhooks: { autoDeliver: false },
+      logger: false,
+    });
+    const cc = { rateLimitPerSecond: null, activityPollsToComplete: 1, logger: false };
+    ccMain = await startConstantContactEmulator(cc);
+    ccAppeals = await startConstantContactEmulator(cc);
+    dir = mkdtempSync(join(tmpdir(), "concord-kill-"));
+    // One bundled script: a killed process must start in a fraction of a second, 60 times over.
+    child = join(root, "node_modules", ".cache", `concord-random-kill-child-${process.pid}.mjs`);
+    await build({
+      entryPoints: [join(root, "test", "support", "random-kill-child.ts")],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node24",
+      packages: "external",
+      outfile: child,
+      logLevel: "silent",
+    });
+    const fast = { limits: { requests_per_second: 1000 } };
+    rawConfig = {
+      connections: [
+        { ...reConnectionConfig(re), ...fast },
+        { ...ccConnectionConfig("cc-main", ccMain), ...fast },
+        { ...ccConnectionConfig("cc-appeals", ccAppeals), ...fast },
+      ],
+      topics: [{ key: "appeals", label: "Fundraising appeals", crm_categories: { "re-nxt": "Appeals" } }],
+      pairs: [
+        {
+          id: "re-cc",
+          crm: "re-nxt",
+          platforms: [{ connection: "cc-main" }, { connection: "cc-appeals", topic: "appeals" }],
+          audiences: [
+            {
+              crm_list: { id: "news" },
+              platform: "cc-main",
+              platform_list: { name: "Newsletter" },
+              delete_policy: "remove_membership",
+            },
+            { crm_list: { id: "appeals" }, platform: "cc-appeals", platform_list: { name: "Appeals" } },
+          ],
+          fields: [
+            { canonical: "first_name", crm: "first", platform: "first_name", owner: "crm" },
+            { canonical: "last_name", crm: "last", platform: "last_name", owner: "crm" },
+          ],
+        },
+      ],
+    };
+  }, 120_000);
+
+  afterAll(async () => {
+    await Promise.all([re.close(), ccMain.close(), ccAppeals.close()]);
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(child, { force: true });
+  });
+
+  const runChild = (dbFile: string, killAt?: number): Promise<ChildResult> => {
+    const argsFile = join(dir, `args-${Math.random().toString(36).slice(2)}.json`);
+    writeFileSync(argsFile, JSON.stringify({ db_file: dbFile, config: rawConfig, kill_at: killAt }));
+    return new Promise((resolve, reject) => {
+      const p = spawn(process.execPath, [child, argsFile], {
+        cwd: root,
+        env: { ...process.env, LOG_LEVEL: "silent" },
+      });
+      let stdout = "";
+      let stderr = "";
+      p.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+      p.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+      p.on("error", reject);
+      p.on("close", (code, signal) => {
+        resolve({ code, signal, stdout, stderr });
+      });
+    });
+  };
+  const outcomeOf = (r: ChildResult): Outcome => {
+    if (r.code !== 0)
+      throw new Error(`the sync process failed (${String(r.code)} ${String(r.signal)}): ${r.stderr}`);
+    return JSON.parse(r.stdout.trim()) as Outcome;
+  };
+
+  /** Fresh emulators and store: a first sync, then the changes the sync under test must carry. */
+  async function prepare(name: string): Promise<string> {
+    for (const emu of [re, ccMain, ccAppeals]) await post(emu.baseUrl, "/__emulator/reset", {});
+    const people = Array.from({ length: PEOPLE + 6 }, (_, i) => ({
+      type: "Individual",
+      first: `P${i}`,
+      last: "Example",
+      email: { address: `p${i}@example.org`, type: "Email", primary: true },
+      ...(i === 20 ? { requests_no_email: true } : {}),
+    }));
+    const ids = (
+      await post<{ constituents: { id: string }[] }>(re.baseUrl, "/__emulator/seed", { constituents: people })
+    ).constituents.map((c) => c.id);
+    const id = (i: number): string => ids[i] ?? "";
+    await post(re.baseUrl, "/__emulator/seed", {
+      lists: [
+        { id: "news", name: "Monthly newsletter", ids: ids.slice(0, PEOPLE) },
+        { id: "appeals", name: "Appeal recipients", ids: ids.slice(0, PEOPLE / 2) },
+      ],
+    });
+    await post(ccMain.baseUrl, "/__emulator/seed", {
+      lists: [{ name: "Newsletter" }],
+      contacts: [{ email_address: { address: "upload@example.org", permission_to_send: "implicit" } }],
+    });
+    await post(ccAppeals.baseUrl, "/__emulator/seed", { lists: [{ name: "Appeals" }] });
+
+    const dbFile = join(dir, `${name}.db`);
+    const store = await openStore({ file: dbFile });
+    for (const [conn, emu] of [
+      ["re-nxt", re],
+      ["cc-main", ccMain],
+      ["cc-appeals", ccAppeals],
+    ] as const) {
+      const token = await post<{ refresh_token: string }>(emu.baseUrl, "/__emulator/token", {
+        client_id: "concord",
+      });
+      const sealed = sealSecret(token.refresh_token, TEST_KEY, `${conn}.refresh_token`);
+      if (!sealed.ok) throw new Error(sealed.error.message);
+      await store.credentials.put(`${conn}.refresh_token`, sealed.value, TEST_KEY.id);
+    }
+    // The first sync runs in this process: only the sync under test is killed.
+    const config = ConcordConfigShapeSchema.parse(rawConfig);
+    const now = (): Date => new Date();
+    const health = connectionHealthTracker({ store, logger: createLogger({ level: "silent" }), now });
+    const connections = openConnections(config.connections, {
+      store,
+      env: TEST_ENV,
+      key: TEST_KEY,
+      health,
+      now,
+      sleep: () => new Promise((resolve) => setImmediate(resolve)),
+    });
+    const first = await syncPair(
+      { store, config, connections, now },
+      config.pairs[0] ?? (undefined as never),
+    );
+    expect(first.execution?.rejections).toEqual([]);
+    await store.close();
+
+    // The changes: opt-outs from every path, an email change, new people, a list removal, a field edit.
+    const act = (emu: { baseUrl: string }, body: Record<string, unknown>) =>
+      post(emu.baseUrl, "/__emulator/act", body);
+    await act(ccMain, { as: "contact", action: "unsubscribe", email: "p1@example.org" });
+    await act(ccMain, { as: "contact", action: "one_click_unsubscribe", email: "p2@example.org" });
+    await act(ccMain, { as: "contact", action: "spam_complaint", email: "p3@example.org" });
+    await act(ccAppeals, { as: "contact", action: "unsubscribe", email: "p4@example.org" });
+    await act(ccMain, { as: "contact", action: "unsubscribe", email: "upload@example.org" });
+    await act(ccMain, {
+      as: "admin",
+      action: "update",
+      email: "p9@example.org",
+      fields: { first_name: "Changed" },
+    });
+    await act(re, { as: "admin", action: "set_requests_no_email", constituent_id: id(5) });
+    await act(re, { as: "admin", action: "set_do_not_email", constituent_id: id(6) });
+    await act(re, {
+      as: "admin",
+      action: "add_consent",
+      constituent_id: id(7),
+      category: "Appeals",
+      response: "OptOut",
+    });
+    await act(re, {
+      as: "admin",
+      action: "change_primary_email",
+      constituent_id: id(8),
+      new_address: "p8.new@example.org",
+    });
+    await act(re, { as: "admin", action: "remove_from_list", list_id: "news", ids: [id(10)] });
+    await act(re, {
+      as: "admin",
+      action: "add_to_list",
+      list_id: "news",
+      ids: ids.slice(PEOPLE, PEOPLE + 6),
+    });
+    return dbFile;
+  }
+
+  /** Every system's state, by content (ids differ between runs): what a person and a regulator care about. */
+  async function snapshot(dbFile: string) {
+    const cc = (emu: StartedConstantContactEmulator) =>
+      [...emu.store.contacts.values()]
+        .filter((c) => c.deleted_at === null)
+        .map((c) => ({
+          email: c.email_address?.address ?? null,
+          permission: c.email_address?.permission_to_send ?? null,
+          lists: c.list_memberships.map((l) => emu.store.lists.get(l)?.name ?? l).sort(),
+          first_name: c.fields["first_name"] ?? null,
+        }))
+        .sort((a, b) => String(a.email).localeCompare(String(b.email)));
+    const state = re.state;
+    const crm = [...state.constituents.values()]
+      .map((c) => {
+        const consents = state.listConsents(c.id, {
+          mostRecentOnly: false,
+          channels: [],
+          categories: [],
+        }) as {
+          category?: string;
+          constituent_consent_response: string;
+        }[];
+        return {
+          email: state.primaryEmail(c.id)?.address ?? null,
+          do_not_email: state.primaryEmail(c.id)?.do_not_email ?? null,
+          requests_no_email: c.requests_no_email,
+          appeals:
+            consents.filter((r) => r.category === "Appeals").at(-1)?.constituent_consent_response ?? null,
+          channel:
+            consents.filter((r) => r.category === undefined).at(-1)?.constituent_consent_response ?? null,
+          first: (c.fields["first"] as string | undefined) ?? null,
+          news: state.lists.get("news")?.ids.includes(c.id) ?? false,
+        };
+      })
+      .sort((a, b) => String(a.email).localeCompare(String(b.email)));
+    const store = await openStore({ file: dbFile });
+    try {
+      const ledger = await verifyLedger(store);
+      const keys = await store.db.selectFrom("contacts").select("email_match_key").execute();
+      const counted = new Map<string, number>();
+      for (const k of keys)
+        if (k.email_match_key) counted.set(k.email_match_key, (counted.get(k.email_match_key) ?? 0) + 1);
+      const duplicates = [...counted].filter(([, n]) => n > 1).map(([k]) => k);
+      return {
+        systems: { cc_main: cc(ccMain), cc_appeals: cc(ccAppeals), crm },
+        ledger_ok: ledger.ok,
+        duplicates,
+      };
+    } finally {
+      await store.close();
+    }
+  }
+
+  it(`reaches the state of an unkilled run after ${KILLS} random kills`, async () => {
+    const refDb = await prepare("reference");
+    const reference = outcomeOf(await runChild(refDb));
+    expect(reference.status).toBe("succeeded");
+    expect(reference.rejections).toEqual([]);
+    expect(reference.operations).toBeGreaterThanOrEqual(10);
+    const expected = await snapshot(refDb);
+    expect(expected.ledger_ok).toBe(true);
+    expect(expected.duplicates).toEqual([]);
+    // The opt-outs the sync under test carries are in place in the reference.
+    const crmOf = (email: string) => expected.systems.crm.find((c) => c.email === email);
+    expect(crmOf("p1@example.org")?.requests_no_email).toBe(true);
+    expect(crmOf("p4@example.org")?.appeals).toBe("OptOut");
+    expect(expected.systems.cc_main.find((c) => c.email === "p5@example.org")?.permission).toBe(
+      "unsubscribed",
+    );
+
+    const random = createRandom(20261122).next;
+    let kills = 0;
+    let chains = 0;
+    const points: number[] = [];
+    while (kills < KILLS) {
+      chains += 1;
+      const db = await prepare(`chain-${chains}`);
+      for (let k = 0; k < KILLS_PER_CHAIN; k += 1) {
+        const at = 1 + Math.floor(random() * reference.points);
+        const r = await runChild(db, at);
+        if (r.signal === "SIGKILL") {
+          kills += 1;
+          points.push(at);
+        } else outcomeOf(r); // the run finished before the point: it must have finished cleanly
+      }
+      const rerun = outcomeOf(await runChild(db));
+      expect(rerun.rejections, `chain ${chains}`).toEqual([]);
+      const got = await snapshot(db);
+      expect(got.duplicates, `chain ${chains}: duplicate contacts`).toEqual([]);
+      expect(got.ledger_ok, `chain ${chains}: ledger chain`).toBe(true);
+      expect(
+        got.systems,
+        `chain ${chains}: kill points ${points.slice(-KILLS_PER_CHAIN).join(", ")}`,
+      ).toEqual(expected.systems);
+    }
+    console.log(
+      `random kills: ${kills} kills in ${chains} chains over ${reference.points} kill points; points hit: ${[...new Set(points)].sort((a, b) => a - b).join(", ")}`,
+    );
+    expect(kills).toBeGreaterThanOrEqual(KILLS);
+  }, 900_000);
+});

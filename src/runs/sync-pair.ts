@@ -1,0 +1,473 @@
+/**
+ * One sync of a pair (DESIGN.md §3): pull every connection → record → plan → store the plan →
+ * execute (consent first) → re-read the platforms that took new contacts, so the records they made
+ * are linked. A dry run stops once the plan is stored. Every stage commits its own writes atomically
+ * and every later stage re-derives its work from what is stored, so a run killed anywhere and run
+ * again reaches the same state (ADR 8).
+ */
+import type { ConcordConfig, Pair } from "../config/concord-config";
+import { agreedBaselines } from "../planner/apply-plan-effects";
+import type { Plan } from "../planner/plan";
+import type { PlanContact } from "../planner/plan-input";
+import { createPairPlanner } from "../planner/plan-pair";
+import type { JsonValue, Run, StoreSession } from "../store/ports";
+import { canonicalJson } from "../core/canonical-json";
+import { sha256Hex } from "../pipeline/content-hash";
+import { executePlan, type ExecuteDeps, type ExecutionReport } from "../executor/execute-plan";
+import { loadPlanContacts, loadPlanContactsById } from "../pipeline/load-plan-contacts";
+import type { OpenedConnection } from "../connections/open-connection";
+import { pullConnection, recordWebhookChanges, type PullReport } from "../pipeline/pull-connection";
+import { resolvePair, type ResolvedPair } from "../pipeline/resolve-pair";
+
+export type SyncOptions = {
+  dry_run?: boolean;
+  /** Read everything instead of changes since the checkpoint (the scheduled full reconciliation). */
+  full?: boolean;
+  /** Skip the pull (the records were just recorded, e.g. by a webhook re-read). */
+  pull?: boolean;
+  /** Plan only these contacts (a webhook's targets); all of the pair's contacts otherwise. */
+  contact_ids?: readonly string[];
+  kind?: "sync" | "reconcile";
+};
+
+export type SyncDeps = {
+  store: StoreSession;
+  config: ConcordConfig;
+  connections: ReadonlyMap<string, OpenedConnection>;
+  now: () => Date;
+  onStage?: (stage: SyncStage, detail?: string) => void;
+  onProgress?: ExecuteDeps["onProgress"];
+  afterBatch?: ExecuteDeps["afterBatch"];
+  batch_size?: number;
+};
+
+export type SyncStage = "pull" | "plan" | "execute" | "link" | "done";
+
+export type SyncReport = {
+  run_id: string;
+  pair_id: string;
+  status: "succeeded" | "failed";
+  dry_run: boolean;
+  error?: { code: string; message: string };
+  pulls: PullReport[];
+  plan_id?: string;
+  plan?: PlanSummary;
+  execution?: ExecutionReport;
+  /** Pulls after execution that linked the contacts the platforms created. */
+  relinks: PullReport[];
+  /** Baselines moved because both sides now agree on new values. */
+  baselines_updated: number;
+};
+
+/** What a stored plan says, without operation payloads: counts, reasons, skips and waits. */
+export type PlanSummary = Pick<
+  Plan,
+  "pair_id" | "as_of" | "counts" | "gains" | "skipped" | "waiting" | "unlinked_opt_outs"
+> & {
+  operations: {
+    op_id: string;
+    connection_id: string;
+    kind: string;
+    priority: string;
+    contacts: number;
+    reason: Plan["operations"][number]["reason"];
+  }[];
+};
+
+export function summarisePlan(plan: Plan): PlanSummary {
+  return {
+    pair_id: plan.pair_id,
+    as_of: plan.as_of,
+    counts: plan.counts,
+    gains: plan.gains,
+    skipped: plan.skipped,
+    waiting: plan.waiting,
+    unlinked_opt_outs: plan.unlinked_opt_outs,
+    operations: plan.operations.map((o) => ({
+      op_id: o.op_id,
+      connection_id: o.connection_id,
+      kind: o.operation.kind,
+      priority: o.priority,
+      contacts: o.contact_ids.length,
+      reason: o.reason,
+    })),
+  };
+}
+
+export const asJson = (value: unknown): JsonValue => JSON.parse(JSON.stringify(value)) as JsonValue;
+
+/** Runs one sync of `pair`; never throws for vendor or config trouble (the report says), only for bugs. */
+export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions = {}): Promise<SyncReport> {
+  const dryRun = options.dry_run === true;
+  const run = await deps.store.runs.create({
+    kind: options.kind === "reconcile" ? "reconcile" : dryRun ? "dry_run" : "sync",
+    pair_id: pair.id,
+  });
+  const report: SyncReport = {
+    run_id: run.id,
+    pair_id: pair.id,
+    status: "succeeded",
+    dry_run: dryRun,
+    pulls: [],
+    relinks: [],
+    baselines_updated: 0,
+  };
+  try {
+    const resolved = await resolvePair(deps.config, pair, deps.connections, deps.store);
+    if (!resolved.ok) return await finish(deps, run, report, resolved.error);
+    const r = resolved.value;
+
+    if (options.pull !== false) {
+      deps.onStage?.("pull");
+      report.pulls = await pullPair(deps, pair, r, options.full === true);
+    }
+
+    deps.onStage?.("plan");
+    const { plan, baselines } = await planFromStore(deps, r, options.contact_ids);
+    const planId = await savePlan(
+      deps.store,
+      run.id,
+      pair.id,
+      plan,
+      baselines,
+      options.contact_ids !== undefined,
+    );
+    report.plan_id = planId;
+    report.plan = summarisePlan(plan);
+    report.baselines_updated = baselines.size;
+    if (dryRun) return await finish(deps, run, report);
+
+    deps.onStage?.(
+      "execute",
+      `${plan.operations.length} operation${plan.operations.length === 1 ? "" : "s"}`,
+    );
+    report.execution = await executePlan(
+      {
+        store: deps.store,
+        connections: deps.connections,
+        now: deps.now,
+        ...(deps.onProgress ? { onProgress: deps.onProgress } : {}),
+        ...(deps.afterBatch ? { afterBatch: deps.afterBatch } : {}),
+        ...(deps.batch_size !== undefined ? { batch_size: deps.batch_size } : {}),
+      },
+      plan,
+    );
+
+    const after = await linkAndCommit(deps, pair, r, plan.operations, report.execution, run.id);
+    report.relinks = after.relinks;
+    report.baselines_updated += after.baselines_updated;
+    return await finish(deps, run, report);
+  } catch (error) {
+    await deps.store.runs.finish(run.id, "failed", {
+      error: error instanceof Error ? error.message : String(error),
+    });
+    throw error;
+  }
+}
+
+/**
+ * What follows executing a plan (syncPair, and applying a stored plan): re-read the platforms that
+ * took new contacts so the records they made are linked, claim those links as Concord's, and commit
+ * the baselines the written records now agree on.
+ */
+export async function linkAndCommit(
+  deps: SyncDeps,
+  pair: Pair,
+  resolved: ResolvedPair,
+  operations: Plan["operations"],
+  execution: ExecutionReport,
+  runId: string,
+): Promise<{ relinks: PullReport[]; baselines_updated: number }> {
+  const relinks: PullReport[] = [];
+  // Bulk imports do not return the ids they made: read the platforms back so they are linked now,
+  // not at the next poll (a link-less contact would otherwise be planned for import again).
+  const created = new Set(
+    operations
+      .filter((o) => o.operation.kind === "upsert_contacts" || o.operation.kind === "change_email")
+      .map((o) => o.connection_id),
+  );
+  if (created.size > 0) {
+    deps.onStage?.("link");
+    for (const connectionId of created)
+      relinks.push(await pullOne(deps, pair, connectionId, resolved.platform_list_ids[connectionId] ?? []));
+  }
+  await rereadCrmWrites(deps, pair, operations);
+  // Records Concord's imports made were linked by their address: they are Concord's, not unlinked uploads.
+  for (const [connectionId, contactIds] of Object.entries(execution.imported))
+    await deps.store.links.claim(connectionId, contactIds);
+  // Commit: what the written records now agree on becomes their baseline, so a change either side
+  // makes before the next run is seen as that side's change (ADR 8).
+  const baselines_updated = await commitBaselines(
+    deps.store,
+    resolved,
+    operations.flatMap((o) => o.contact_ids),
+    runId,
+  );
+  return { relinks, baselines_updated };
+}
+
+async function finish(
+  deps: SyncDeps,
+  run: Run,
+  report: SyncReport,
+  error?: { code: string; message: string },
+): Promise<SyncReport> {
+  if (error) {
+    report.status = "failed";
+    report.error = { code: error.code, message: error.message };
+  }
+  // Health reports (an auth failure seen mid-run) are stored and alerted before the run says it is done.
+  await Promise.all([...deps.connections.values()].map((c) => c.settled()));
+  await deps.store.runs.finish(run.id, report.status, runSummary(report));
+  deps.onStage?.("done");
+  return report;
+}
+
+/** The run row's summary: counts, not contact lists (those live in the plan). */
+function runSummary(report: SyncReport): JsonValue {
+  return asJson({
+    dry_run: report.dry_run,
+    ...(report.error ? { error: report.error } : {}),
+    pulls: report.pulls.map((p) => ({
+      connection_id: p.connection_id,
+      records_seen: p.records_seen,
+      records_changed: p.records_changed,
+      consent_events_appended: p.consent_events_appended,
+      error: p.error,
+    })),
+    ...(report.plan
+      ? {
+          plan_id: report.plan_id,
+          operations: report.plan.operations.length,
+          counts: report.plan.counts,
+          gains: report.plan.gains,
+          skipped: report.plan.skipped.length,
+          waiting_for_contact: report.plan.waiting.length,
+        }
+      : {}),
+    ...(report.execution ? { execution: executionSummary(report.execution) } : {}),
+    baselines_updated: report.baselines_updated,
+  });
+}
+
+/** An execution's counts for a run's stored summary (the refusals themselves are in the outcomes). */
+export const executionSummary = (x: ExecutionReport) => ({
+  operations: x.operations,
+  items: x.items,
+  waiting: x.waiting,
+  rejections: x.rejections.length,
+});
+
+/** Pulls the CRM (with the mapped lists' memberships), then every platform. */
+export async function pullPair(
+  deps: Pick<SyncDeps, "store" | "config" | "connections" | "now">,
+  pair: Pair,
+  resolved: ResolvedPair,
+  full: boolean,
+): Promise<PullReport[]> {
+  const targets = [
+    { id: pair.crm, lists: resolved.crm_list_ids },
+    ...pair.platforms.map((p) => ({
+      id: p.connection,
+      lists: resolved.platform_list_ids[p.connection] ?? [],
+    })),
+  ];
+  // One after the other, the CRM first: identity is decided against what is already stored, so two
+  // pulls never each create a contact for one new address, and platform records match CRM records.
+  const reports: PullReport[] = [];
+  for (const { id, lists } of targets) reports.push(await pullOne(deps, pair, id, lists, full));
+  return reports;
+}
+
+/** Pulls one connection of the pair (changes since its checkpoint, or everything when `full`). */
+export function pullOne(
+  deps: Pick<SyncDeps, "store" | "config" | "connections" | "now">,
+  pair: Pair,
+  connectionId: string,
+  listIds: readonly string[],
+  full = false,
+): Promise<PullReport> {
+  const opened = deps.connections.get(connectionId);
+  if (!opened) throw new Error(`connection ${connectionId} of pair ${pair.id} is not open`);
+  return pullConnection({
+    store: deps.store,
+    connection: opened,
+    config: deps.config,
+    pair,
+    now: deps.now,
+    options: { ...(full ? { full: true } : {}), list_ids: [...listIds] },
+  });
+}
+
+/** Plans from the store's current state; also returns the baselines that moved (both sides agree now). */
+export async function planFromStore(
+  deps: Pick<SyncDeps, "store" | "now">,
+  resolved: ResolvedPair,
+  contactIds?: readonly string[],
+  /** Sees each contact as planned (a reconciliation counts and compares with it). */
+  visit?: (contact: PlanContact) => void,
+): Promise<{ plan: Plan; contacts_planned: number; baselines: Map<string, JsonValue> }> {
+  // Contacts stream from the store into the planner one at a time: a pair of any size holds its
+  // plan and the baselines that moved, never every contact (ADR 8).
+  const baselines = new Map<string, JsonValue>();
+  const planner = createPairPlanner({
+    pair: resolved.pair,
+    fields: resolved.fields,
+    policies: resolved.policies,
+    as_of: deps.now().toISOString(),
+    hash: sha256Hex,
+  });
+  const source =
+    contactIds === undefined
+      ? loadPlanContacts(deps.store, resolved)
+      : (await loadPlanContactsById(deps.store, resolved, contactIds)).values();
+  let contacts_planned = 0;
+  for await (const loaded of source) {
+    let c = loaded;
+    const agreed = agreedBaselines(resolved.pair, resolved.fields, c);
+    if (agreed && canonicalJson(agreed) !== canonicalJson(c.baselines ?? {})) {
+      baselines.set(c.contact.id, asJson(agreed));
+      c = { ...c, baselines: agreed };
+    }
+    planner.add(c);
+    visit?.(c);
+    contacts_planned += 1;
+  }
+  return { plan: planner.finish(), contacts_planned, baselines };
+}
+
+/** Stores the plan, its operations and the moved baselines in one transaction. */
+export async function savePlan(
+  store: StoreSession,
+  runId: string,
+  pairId: string,
+  plan: Plan,
+  baselines: Map<string, JsonValue>,
+  /** A plan for some contacts only (a webhook's): it supersedes nothing. */
+  partial: boolean,
+): Promise<string> {
+  return store.transaction(async (tx) => {
+    const counts: Record<string, number> = {
+      operations: plan.operations.length,
+      skipped: plan.skipped.length,
+    };
+    for (const byKind of Object.values(plan.counts.operations))
+      for (const [kind, c] of Object.entries(byKind)) counts[kind] = (counts[kind] ?? 0) + c.operations;
+    const stored = await tx.plans.save({
+      run_id: runId,
+      pair_id: pairId,
+      plan: asJson(summarisePlan(plan)),
+      counts,
+    });
+    await storeOperations(tx, stored.id, plan.operations);
+    for (const [contactId, values] of baselines)
+      await tx.baselines.put({ contact_id: contactId, pair_id: pairId, values, run_id: runId });
+    if (partial) return stored.id;
+    // What earlier plans of this pair left pending and this plan no longer needs is superseded: the
+    // state it was planned from has moved on (the queue shows only work that is still wanted).
+    await tx.db
+      .updateTable("operations")
+      .set({ status: "skipped", updated_at: tx.clock().toISOString() })
+      .where("status", "=", "pending")
+      .where("plan_id", "in", (eb) =>
+        eb.selectFrom("plans").select("id").where("pair_id", "=", pairId).where("id", "!=", stored.id),
+      )
+      .execute();
+    return stored.id;
+  });
+}
+
+/** Stores the baselines the given contacts' records agree on now, where they moved; returns how many. */
+export async function commitBaselines(
+  store: StoreSession,
+  resolved: ResolvedPair,
+  contactIds: readonly string[],
+  runId: string,
+): Promise<number> {
+  if (contactIds.length === 0) return 0;
+  const contacts = await loadPlanContactsById(store, resolved, contactIds);
+  return store.transaction(async (tx) => {
+    let n = 0;
+    for (const c of contacts) {
+      const agreed = agreedBaselines(resolved.pair, resolved.fields, c);
+      if (!agreed || canonicalJson(agreed) === canonicalJson(c.baselines ?? {})) continue;
+      await tx.baselines.put({
+        contact_id: c.contact.id,
+        pair_id: resolved.pair.id,
+        values: asJson(agreed),
+        run_id: runId,
+      });
+      n += 1;
+    }
+    return n;
+  });
+}
+
+/**
+ * Stores a plan's operations. An id already stored (the same change planned again) is re-armed for
+ * this plan unless the system refused it for good: refused ones stay refused and are reported, not
+ * retried every run.
+ */
+export async function storeOperations(
+  tx: StoreSession,
+  planId: string,
+  operations: readonly Plan["operations"][number][],
+): Promise<void> {
+  await tx.operations.insertMany(
+    operations.map((o) => ({
+      id: o.op_id,
+      plan_id: planId,
+      kind: o.operation.kind,
+      target_connection: o.connection_id,
+      contact_id: o.contact_ids.length === 1 ? (o.contact_ids[0] ?? null) : null,
+      payload: asJson({
+        operation: o.operation,
+        contact_ids: o.contact_ids,
+        reason: o.reason,
+        priority: o.priority,
+      }),
+    })),
+  );
+  const ids = operations.map((o) => o.op_id);
+  for (let i = 0; i < ids.length; i += 500)
+    await tx.db
+      .updateTable("operations")
+      .set({ plan_id: planId, status: "pending", updated_at: tx.clock().toISOString() })
+      .where("id", "in", ids.slice(i, i + 500))
+      .where("status", "in", ["succeeded", "skipped", "pending"])
+      .where("plan_id", "!=", planId)
+      .execute();
+}
+
+/**
+ * Reads back the CRM records Concord just wrote: a consent record moves no modification date in
+ * Raiser's Edge NXT, so the next incremental read would not see it and the same opt-out would be
+ * planned again every run.
+ */
+export async function rereadCrmWrites(
+  deps: Pick<SyncDeps, "store" | "config" | "connections" | "now">,
+  pair: Pair,
+  operations: Plan["operations"],
+): Promise<void> {
+  const written = [
+    ...new Set(
+      operations.flatMap((o) =>
+        o.connection_id === pair.crm && "external_id" in o.operation && o.operation.external_id !== undefined
+          ? [o.operation.external_id]
+          : [],
+      ),
+    ),
+  ];
+  const crm = deps.connections.get(pair.crm);
+  if (!crm || written.length === 0) return;
+  await recordWebhookChanges(
+    { store: deps.store, connection: crm, config: deps.config, pair, now: deps.now },
+    written.map((external_id) => ({
+      event_id: `written:${external_id}`,
+      type: "concord.write",
+      external_id,
+      occurred_at: deps.now().toISOString(),
+      change: "changed" as const,
+    })),
+  );
+}
