@@ -203,7 +203,7 @@ async function seedCrm(w: EmulatedWorld, n: number): Promise<void> {
   const ctx: RecordContext = {
     connection_id: RE_ID,
     system: connection.connection.system,
-    role: connection.definition.capabilities.role,
+    role: connection.manifest.role,
     mapping: { connection_id: RE_ID, pair: w.pair, topics: w.config.topics },
     now: () => new Date(),
   };

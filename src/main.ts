@@ -12,6 +12,7 @@ import { GENERATE_SECRET_KEY_COMMAND, sealSecret } from "./config/secret-box";
 import { registerDemoCommand } from "./cli/demo-command";
 import { registerExplainCommand } from "./cli/explain-command";
 import { registerSyncCommands } from "./cli/sync-commands";
+import { manifestOf } from "./connectors/registry";
 import { startDemo } from "./demo/start-demo";
 import { explainContact } from "./explain/explain-contact";
 import { openEngineContext } from "./open-engine";
@@ -109,16 +110,9 @@ async function main(argv: readonly string[]): Promise<number> {
       return { ok: true, url: `http://${host.includes(":") ? `[${host}]` : host}:${bound}` };
     },
     emulate: async (system: EmulatedSystem, port: number) => {
-      if (system === "constant-contact") {
-        const { runConstantContactEmulator } =
-          await import("./connectors/constant-contact/emulator/constant-contact-emulator");
-        const started = await runConstantContactEmulator({ port });
-        return { url: started.baseUrl };
-      }
-      const { runBlackbaudEmulator } =
-        await import("./connectors/blackbaud-renxt/emulator/blackbaud-emulator");
-      const started = await runBlackbaudEmulator({ port });
-      return { url: started.baseUrl };
+      const started = await manifestOf(system).emulator.start({ port });
+      for (const line of started.describe) services.out(line);
+      return { url: started.origin };
     },
     checkConfig: async (file: string) => {
       const result = await loadConfigFile(file);

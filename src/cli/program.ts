@@ -4,6 +4,8 @@
  */
 import { createWriteStream } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
+import { hint } from "../config/did-you-mean";
+import { SYSTEM_IDS } from "../connectors/registry";
 
 import { EXIT_PROBLEM, EXIT_USAGE } from "./exit-codes";
 export { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE } from "./exit-codes";
@@ -31,8 +33,9 @@ export type CliServices = {
   setExitCode: (code: number) => void;
 };
 
-export const EMULATED_SYSTEMS = ["constant-contact", "blackbaud-renxt"] as const;
-export type EmulatedSystem = (typeof EMULATED_SYSTEMS)[number];
+/** Every system in the registry ships an emulator. */
+export const EMULATED_SYSTEMS: readonly string[] = SYSTEM_IDS;
+export type EmulatedSystem = string;
 
 function parsePort(value: string): number {
   const port = Number(value);
@@ -132,10 +135,11 @@ export function buildProgram(services: CliServices): Command {
     .command("emulate")
     .description("Run one vendor emulator alone on loopback and print its base URL")
     .argument("<system>", `one of: ${EMULATED_SYSTEMS.join(", ")}`, (value: string) => {
-      if (!(EMULATED_SYSTEMS as readonly string[]).includes(value)) {
-        throw new InvalidArgumentError(`expected one of ${EMULATED_SYSTEMS.join(", ")}, got "${value}"`);
-      }
-      return value as EmulatedSystem;
+      if (!EMULATED_SYSTEMS.includes(value))
+        throw new InvalidArgumentError(
+          `expected one of ${EMULATED_SYSTEMS.join(", ")}, got "${value}"${hint(value, EMULATED_SYSTEMS)}`,
+        );
+      return value;
     })
     .addOption(new Option("--port <port>", "port (0 picks a free one)").argParser(parsePort).default(0))
     .action(async (system: EmulatedSystem, options: { port: number }) => {

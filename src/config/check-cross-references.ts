@@ -4,15 +4,30 @@
  */
 import type { z } from "zod";
 import type { ConcordConfig, Connection, ListRef } from "./concord-config";
+import { isConsentField } from "../core/merge/merge-fields";
 import { hint } from "./did-you-mean";
 import { formatDuration } from "./duration";
-import {
-  POLLING_QUOTA_SHARE,
-  SYSTEMS,
-  minPollIntervalMs,
-  pollingCallsPerDay,
-  type SystemRole,
-} from "./systems";
+import { findField, type ConnectorManifest, type ConnectorRole } from "../connectors/manifest";
+import { manifestOf } from "../connectors/registry";
+
+type SystemRole = ConnectorRole;
+
+/** Polling may spend at most this share of the daily quota; the rest is for writes and reconciliation. */
+export const POLLING_QUOTA_SHARE = 0.5;
+
+/**
+ * The shortest poll interval a connection's daily quota allows, rounded up to whole seconds:
+ * a poll every `interval` costs `calls_per_poll * 86 400 s / interval` calls a day.
+ */
+export function minPollIntervalMs(manifest: ConnectorManifest, dailyQuota: number): number {
+  const budget = dailyQuota * POLLING_QUOTA_SHARE;
+  const seconds = Math.ceil((86_400 * manifest.polling.calls_per_poll) / budget);
+  return Math.max(1, seconds) * 1000;
+}
+
+/** Calls a day polling at `intervalMs` costs. */
+export const pollingCallsPerDay = (manifest: ConnectorManifest, intervalMs: number): number =>
+  Math.ceil((86_400_000 / intervalMs) * manifest.polling.calls_per_poll);
 
 export type CrossReferenceCode =
   | "duplicate_id"
@@ -22,7 +37,8 @@ export type CrossReferenceCode =
   | "conflicting_setting"
   | "missing_setting"
   | "unsupported_setting"
-  | "poll_interval_too_short";
+  | "poll_interval_too_short"
+  | "unknown_field";
 
 export type CrossReferenceIssue = { path: (string | number)[]; code: CrossReferenceCode; message: string };
 
@@ -52,23 +68,18 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
       return;
     }
     connections.set(connection.id, { connection, index: i });
-    const profile = SYSTEMS[connection.system];
-    for (const key of Object.keys(connection.credentials)) {
-      if (connection.credentials[key as keyof typeof connection.credentials] === undefined) continue;
-      if (!(profile.credentials as readonly string[]).includes(key))
-        add(
-          ["connections", i, "credentials", key],
-          "unsupported_setting",
-          `${profile.label} connections take ${profile.credentials.join(", ")}; found ${key}, which ${connection.system} does not use`,
-        );
-    }
-    if (connection.webhooks.enabled && !profile.webhooks)
+    const profile = manifestOf(connection.system);
+    if (connection.webhooks.enabled && !profile.capabilities.webhooks)
       add(
         ["connections", i, "webhooks", "enabled"],
         "unsupported_setting",
         `${profile.label} does not push contact or unsubscribe changes by webhook, so Concord polls it every poll_interval; expected false, found true`,
       );
-    if (connection.webhooks.enabled && profile.webhooks && connection.webhooks.secret === undefined)
+    if (
+      connection.webhooks.enabled &&
+      profile.capabilities.webhooks &&
+      connection.webhooks.secret === undefined
+    )
       add(
         ["connections", i, "webhooks", "secret"],
         "missing_setting",
@@ -81,7 +92,7 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
   });
   const idsWithRole = (role: SystemRole) =>
     [...connections.values()]
-      .filter((c) => SYSTEMS[c.connection.system].role === role)
+      .filter((c) => manifestOf(c.connection.system).role === role)
       .map((c) => c.connection.id);
   const crmIds = idsWithRole("crm");
   const platformIds = idsWithRole("email_platform");
@@ -102,7 +113,7 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
       );
       return undefined;
     }
-    const actual = SYSTEMS[found.connection.system];
+    const actual = manifestOf(found.connection.system);
     if (actual.role !== role) {
       const fix = role === "crm" ? "list it under platforms" : "name it as the pair's crm";
       add(
@@ -196,12 +207,12 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
       if (
         platform.crm_category === undefined &&
         declared === undefined &&
-        SYSTEMS[crm.system].consent_categories
+        manifestOf(crm.system).topics["consent_category"] !== undefined
       )
         add(
           at("platforms", k, "topic"),
           "missing_setting",
-          `topic "${platform.topic}" has no ${SYSTEMS[crm.system].label} consent category for "${crm.id}": expected crm_category here or topics[${topicIndex}].crm_categories.${crm.id}, found neither`,
+          `topic "${platform.topic}" has no ${manifestOf(crm.system).label} consent category for "${crm.id}": expected crm_category here or topics[${topicIndex}].crm_categories.${crm.id}, found neither`,
         );
     });
 
@@ -249,6 +260,36 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
           "conflicting_setting",
           `with direction ${field.direction} only the ${source} side is ever written from the other, so it owns the field: expected owner ${source} or latest, found ${field.owner}`,
         );
+      if (isConsentField(field.canonical))
+        add(
+          at("fields", f, "canonical"),
+          "unsupported_setting",
+          `"${field.canonical}" names consent, which never follows a field mapping: it is decided from the consent ledger and mapped with topics; expected a profile field such as first_name`,
+        );
+      // Each side's name must be a field its connector has, readable where it is read and writable
+      // where it is written (direction), and a name slot only under its canonical name.
+      const sides: { side: "crm" | "platform"; ids: string[]; reads: boolean; writes: boolean }[] = [
+        {
+          side: "crm",
+          ids: crm === undefined ? [] : [crm.id],
+          reads: field.direction !== "platform_to_crm",
+          writes: field.direction !== "crm_to_platform",
+        },
+        {
+          side: "platform",
+          ids: pairPlatforms,
+          reads: field.direction !== "crm_to_platform",
+          writes: field.direction !== "platform_to_crm",
+        },
+      ];
+      for (const { side, ids, reads, writes } of sides)
+        for (const id of ids) {
+          const conn = connections.get(id)?.connection;
+          if (conn === undefined) continue;
+          const problem = fieldProblem(manifestOf(conn.system), field[side], field.canonical, reads, writes);
+          if (problem !== undefined)
+            add(at("fields", f, side), "unknown_field", `${problem} (connection "${id}")`);
+        }
     });
 
     const interval = pair.schedule.poll_interval;
@@ -272,18 +313,47 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
 
 /** Why polling `connection` every `intervalMs` would spend too much of its daily quota, if it would. */
 function pollBudgetProblem(connection: Connection, intervalMs: number): string | undefined {
-  const profile = SYSTEMS[connection.system];
-  const quota = connection.limits.daily_quota ?? profile.limits.daily_quota;
-  const min = minPollIntervalMs(connection.system, quota);
+  const profile = manifestOf(connection.system);
+  const quota = connection.limits.daily_quota ?? profile.limits.daily_quota?.calls;
+  // A vendor without a daily quota (Mailchimp) is limited per second and in flight only.
+  if (quota === undefined) return undefined;
+  const min = minPollIntervalMs(profile, quota);
   if (intervalMs >= min) return undefined;
   const quotaSource =
     connection.limits.daily_quota === undefined ? `${profile.label}'s daily quota` : "limits.daily_quota";
   return (
-    `polling every ${formatDuration(intervalMs)} costs ${fmt(pollingCallsPerDay(connection.system, intervalMs))} calls a day ` +
-    `(${profile.calls_per_poll} per poll), more than the ${fmt(Math.floor(quota * POLLING_QUOTA_SHARE))} polling may use ` +
+    `polling every ${formatDuration(intervalMs)} costs ${fmt(pollingCallsPerDay(profile, intervalMs))} calls a day ` +
+    `(${profile.polling.calls_per_poll} per poll), more than the ${fmt(Math.floor(quota * POLLING_QUOTA_SHARE))} polling may use ` +
     `(half of ${quotaSource}, ${fmt(quota)}); expected ${formatDuration(min)} or longer, ` +
     `or raise limits.daily_quota if the account has a larger quota`
   );
+}
+
+/** What is wrong with naming `name` on a connector for `canonical`, if anything. */
+function fieldProblem(
+  manifest: ConnectorManifest,
+  name: string,
+  canonical: string,
+  reads: boolean,
+  writes: boolean,
+): string | undefined {
+  const field = findField(manifest.fields, name);
+  if (field === undefined) {
+    const known = manifest.fields.fields.map((f) => f.name);
+    const forms = manifest.fields.patterns.map((p) => p.form);
+    return `${manifest.label} has no field "${name}"${hint(name, known)}; expected one of ${[...known, ...forms].join(", ")}`;
+  }
+  const slot = manifest.fields.fields.find((f) => f.name === name)?.slot;
+  if (slot !== undefined && slot !== canonical)
+    return `"${name}" is the record's ${slot.replace("_", " ")}: map it as canonical ${slot}, not ${canonical}`;
+  if ((canonical === "first_name" || canonical === "last_name") && slot !== canonical) {
+    const slotField = manifest.fields.fields.find((f) => f.slot === canonical);
+    return `canonical ${canonical} is the record's own name slot: expected "${slotField?.name ?? canonical}" on ${manifest.label}, found "${name}"`;
+  }
+  if (reads && !field.read) return `${manifest.label} cannot read "${name}", so it cannot be a source`;
+  if (writes && !field.write)
+    return `${manifest.label} cannot write "${name}": expected a direction that only reads it`;
+  return undefined;
 }
 
 /** The adapter for zod's superRefine: each problem becomes an issue at its path, with its code. */
@@ -307,5 +377,7 @@ export function effectivePollIntervalMs(config: ConcordConfig, connectionId: str
     .filter((p) => p.crm === connectionId || p.platforms.some((pl) => pl.connection === connectionId))
     .map((p) => p.schedule.poll_interval)
     .filter((ms): ms is number => ms !== undefined);
-  return fromPairs.length > 0 ? Math.min(...fromPairs) : SYSTEMS[connection.system].default_poll_interval_ms;
+  return fromPairs.length > 0
+    ? Math.min(...fromPairs)
+    : manifestOf(connection.system).polling.default_interval_ms;
 }

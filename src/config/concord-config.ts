@@ -9,7 +9,9 @@ import { byteSizeSchema } from "./byte-size";
 import { strictObject } from "./config-error-map";
 import { durationSchema } from "./duration";
 import { CredentialValueSchema, SecretRefSchema, type CredentialValue } from "./secret-ref";
-import { SystemIdSchema } from "./systems";
+import { manifestFor, SYSTEM_IDS } from "../connectors/registry";
+import { configErrorMap } from "./config-error-map";
+import { hint } from "./did-you-mean";
 
 const SLUG_RE = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 export const SlugSchema = z
@@ -31,13 +33,11 @@ export type Direction = z.infer<typeof DirectionSchema>;
 
 // ── connections ───────────────────────────────────────────────────────────────────────────────
 
-export const CredentialsSchema = strictObject({
-  client_id: CredentialValueSchema.optional(),
-  client_secret: SecretRefSchema.optional(),
-  refresh_token: SecretRefSchema.optional(),
-  subscription_key: SecretRefSchema.optional(),
-});
-export type Credentials = z.infer<typeof CredentialsSchema>;
+/** The systems Concord has a connector for, from the registry (one manifest each). */
+export const SystemIdSchema = z.enum(SYSTEM_IDS as [string, ...string[]]);
+
+/** A connection's credentials by the names its system's manifest declares: plain, or referenced. */
+export type Credentials = Record<string, CredentialValue>;
 
 export const LimitsSchema = strictObject({
   requests_per_second: z.number().positive().max(1000).optional(),
@@ -52,17 +52,63 @@ export const WebhooksSchema = strictObject({
 });
 export type Webhooks = z.infer<typeof WebhooksSchema>;
 
-export const ConnectionSchema = strictObject({
+const ConnectionShapeSchema = strictObject({
   id: SlugSchema,
   system: SystemIdSchema,
   label: NonEmpty.max(200).optional(),
   /** Talk to an emulator or a regional host instead of the vendor's default. */
   base_url: UrlSchema.optional(),
   token_url: UrlSchema.optional(),
-  credentials: CredentialsSchema.prefault({}),
+  /** By the names the system's manifest declares; secrets only by reference. */
+  credentials: z.record(z.string(), z.unknown()).prefault({}),
+  /** Connector settings beyond credentials, by the system's manifest (its schema, its defaults). */
+  options: z.record(z.string(), z.unknown()).prefault({}),
   limits: LimitsSchema.prefault({}),
   poll_interval: durationSchema({ min: 1_000, max: 86_400_000 }).optional(),
   webhooks: WebhooksSchema.prefault({}),
+});
+
+/**
+ * A connection, its credentials and options checked against its system's manifest: each credential
+ * a name the system takes, a secret never written plainly; the options by the connector's schema.
+ */
+export const ConnectionSchema = ConnectionShapeSchema.transform((c, ctx) => {
+  const manifest = manifestFor(c.system);
+  if (manifest === undefined) return { ...c, credentials: {} };
+  const issue = (path: PropertyKey[], message: string, params: Record<string, unknown>): void => {
+    ctx.addIssue({ code: "custom", path, message, input: undefined, params });
+  };
+  const takes = Object.keys(manifest.credentials);
+  const credentials: Credentials = {};
+  for (const [key, raw] of Object.entries(c.credentials)) {
+    const spec = manifest.credentials[key];
+    if (spec === undefined) {
+      issue(
+        ["credentials", key],
+        `${manifest.label} connections take ${takes.join(", ")}; found ${key}, which ${c.system} does not use${hint(key, takes)}`,
+        { concord_code: "unsupported_setting" },
+      );
+      continue;
+    }
+    const parsed = (spec.secret ? SecretRefSchema : CredentialValueSchema).safeParse(raw, {
+      error: configErrorMap,
+    });
+    if (parsed.success) credentials[key] = parsed.data;
+    else
+      for (const i of parsed.error.issues)
+        issue(["credentials", key, ...i.path], i.message, i.code === "custom" ? (i.params ?? {}) : {});
+  }
+  const options = manifest.options.safeParse(c.options, { error: configErrorMap });
+  if (!options.success)
+    for (const i of options.error.issues)
+      issue(
+        ["options", ...i.path],
+        i.code === "unrecognized_keys"
+          ? `${i.message}; ${manifest.label} options are ${Object.keys(optionShape(manifest.options)).join(", ") || "none"}`
+          : i.message,
+        { concord_code: "unsupported_setting" },
+      );
+  return { ...c, credentials, options: options.success ? options.data : c.options };
 });
 export type Connection = z.infer<typeof ConnectionSchema>;
 
@@ -207,3 +253,8 @@ export const ConcordConfigShapeSchema = strictObject({
   server: ServerSchema.prefault({}),
 });
 export type ConcordConfig = z.infer<typeof ConcordConfigShapeSchema>;
+
+/** The keys of an object schema (a manifest's options), for messages. */
+function optionShape(schema: z.ZodType): Record<string, unknown> {
+  return (schema as unknown as { shape?: Record<string, unknown> }).shape ?? {};
+}

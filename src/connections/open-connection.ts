@@ -6,14 +6,14 @@ import type { Connection } from "../config/concord-config";
 import type {
   CallBudget,
   ConnectionSettings,
-  ConnectorDefinition,
   ConnectorRuntime,
   ConnectorSession,
 } from "../connectors/connector";
-import { RateLimiter } from "../connectors/http/rate-limiter";
+import { connectionLimits, RateLimiter } from "../connectors/http/rate-limiter";
+import type { ConnectorManifest } from "../connectors/manifest";
 import type { ConnectionHealthTracker } from "./connection-health";
 import { connectionCredentials, type CredentialDeps } from "./connection-credentials";
-import { connectorFor } from "../connectors/registry";
+import { manifestOf } from "../connectors/registry";
 
 export type OpenConnectionDeps = CredentialDeps & {
   health: ConnectionHealthTracker;
@@ -27,7 +27,7 @@ export type ApiCall = Parameters<NonNullable<ConnectorRuntime["onApiCall"]>>[0];
 
 export type OpenedConnection = {
   connection: Connection;
-  definition: ConnectorDefinition;
+  manifest: ConnectorManifest;
   budget: CallBudget;
   /** A new session sharing the connection's budget and credentials. */
   session: () => ConnectorSession;
@@ -38,14 +38,9 @@ export type OpenedConnection = {
 };
 
 export function openConnection(connection: Connection, deps: OpenConnectionDeps): OpenedConnection {
-  const definition = connectorFor(connection.system);
-  if (!definition) throw new Error(`no connector for system ${connection.system}`);
+  const manifest = manifestOf(connection.system);
   const budget = new RateLimiter({
-    limits: {
-      requests_per_second: connection.limits?.requests_per_second ?? definition.limits.requests_per_second,
-      daily_quota: connection.limits?.daily_quota ?? definition.limits.daily_quota,
-      quota_reset: definition.limits.quota_reset,
-    },
+    limits: connectionLimits(manifest.limits, connection.limits),
     now: deps.now,
     sleep: deps.sleep,
   });
@@ -67,21 +62,22 @@ export function openConnection(connection: Connection, deps: OpenConnectionDeps)
   };
   const settings: ConnectionSettings = {
     connection_id: connection.id,
-    base_url: connection.base_url ?? "",
-    ...(connection.token_url ? { token_url: connection.token_url } : {}),
+    ...(connection.base_url !== undefined ? { base_url: connection.base_url } : {}),
+    ...(connection.token_url !== undefined ? { token_url: connection.token_url } : {}),
     credentials,
     limits: {
-      ...(connection.limits?.requests_per_second
+      ...(connection.limits.requests_per_second !== undefined
         ? { requests_per_second: connection.limits.requests_per_second }
         : {}),
-      ...(connection.limits?.daily_quota ? { daily_quota: connection.limits.daily_quota } : {}),
+      ...(connection.limits.daily_quota !== undefined ? { daily_quota: connection.limits.daily_quota } : {}),
     },
+    options: connection.options,
   };
   return {
     connection,
-    definition,
+    manifest,
     budget,
-    session: () => definition.connect(settings, runtime),
+    session: () => manifest.connect(settings, runtime),
     settled: () => deps.health.settled(),
     healthy: async (result) => {
       if (result.ok) await deps.health.succeeded(connection.id);

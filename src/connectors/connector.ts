@@ -7,7 +7,6 @@ import type { Actor, Channel, Evidence, Mechanism } from "../core/consent/consen
 import type { ConnectorOperation, ObservedScope } from "../core/operations";
 import type { Result } from "../core/result";
 
-export type SystemId = "constant-contact" | "blackbaud-renxt";
 export type ConnectorRole = "crm" | "email_platform";
 
 /** Stable codes for what can go wrong talking to a vendor. */
@@ -37,11 +36,12 @@ export type ConnectorError = {
 
 export type ConnectorResult<T> = Result<T, ConnectorError>;
 
+/** The vendor's published call limits; the connection's call budget enforces every one of them. */
 export type ConnectorLimits = {
   requests_per_second: number;
-  daily_quota: number;
-  /** When the daily quota starts again: at 00:00 UTC (Constant Contact) or a rolling 24 h window. */
-  quota_reset: "utc_midnight" | "rolling_24h";
+  /** The daily call quota and when it starts again; absent where the vendor has none (Mailchimp). */
+  daily_quota?: { calls: number; reset: "utc_midnight" | "rolling_24h" };
+  /** Most calls in flight at once for one connection (Mailchimp: 10 connections per API key). */
   max_concurrency: number;
   batch: {
     /** Most contacts one bulk import accepts. */
@@ -55,24 +55,6 @@ export type ConnectorLimits = {
     /** Most records one page of a read returns. */
     read_page?: number;
   };
-};
-
-export type ConnectorCapabilities = {
-  role: ConnectorRole;
-  channels: readonly Channel[];
-  /** Push of changes: webhooks; otherwise the engine polls. */
-  webhooks: boolean;
-  /**
-   * How the system scopes an opt-out: a whole account (Constant Contact: the engine maps the
-   * connection to a topic or to global) or per consent category (Raiser's Edge NXT).
-   */
-  consent_scope: "account" | "category";
-  /** How someone opted out becomes sendable again in this system. */
-  resubscribe: "confirmation_email" | "contact_only" | "consent_record";
-  /** Bulk endpoints for creating contacts and memberships. */
-  bulk_import: boolean;
-  /** Whether Concord may create records here (e.g. a CRM may forbid it by policy). */
-  can_create_contacts: boolean;
 };
 
 /** One email address as the system holds it. */
@@ -171,12 +153,16 @@ export type CredentialAccess = {
 
 export type ConnectionSettings = {
   connection_id: string;
-  base_url: string;
+  /** The API's base URL when the config names one (an emulator, a region); else the manifest's endpoints say. */
+  base_url?: string;
   token_url?: string;
   credentials: CredentialAccess;
-  limits?: Partial<Pick<ConnectorLimits, "requests_per_second" | "daily_quota">>;
+  /** The connection's own limits where they differ from the vendor's published ones. */
+  limits?: { requests_per_second?: number; daily_quota?: number };
   /** Records per read page, below the vendor's maximum (smaller pages checkpoint more often). */
   page_size?: number;
+  /** The connection's options (config `connections[].options`), as the manifest's schema parsed them. */
+  options?: Readonly<Record<string, unknown>>;
 };
 
 export type CheckInfo = { account_label: string; scopes?: string[] };
@@ -214,33 +200,30 @@ export type WebhookHandling =
   | { kind: "events"; changes: WebhookChange[] }
   | { kind: "rejected"; status: number; code: "webhook_unverified" | "webhook_invalid"; message: string };
 
-export type ConnectorDefinition = {
-  system: SystemId;
-  label: string;
-  capabilities: ConnectorCapabilities;
-  limits: ConnectorLimits;
-  connect: (settings: ConnectionSettings, runtime: ConnectorRuntime) => ConnectorSession;
-  /** Verifies and parses a webhook delivery; `secret` is the connection's configured webhook secret. */
-  webhooks?: { handle: (request: WebhookRequest, secret: string) => WebhookHandling };
-};
-
 /** Consent operations go first; bulk writes next; reads last (DESIGN.md §3 executor). */
 export type CallPriority = "consent" | "write" | "read";
 
 export type QuotaUsage = {
   used_today: number;
-  remaining: number;
-  daily_quota: number;
-  resets_at: string;
+  /** Null where the vendor sets no daily quota. */
+  remaining: number | null;
+  daily_quota: number | null;
+  resets_at: string | null;
   paused_until?: string;
+  /** Calls in flight now, and the most the vendor allows at once. */
+  in_flight: number;
+  max_concurrency: number;
 };
 
+/** Ends a call's hold on the budget's concurrency: called once its answer is read (or it failed). */
+export type ReleaseSlot = () => void;
+
 /**
- * The API-call budget of one connection (per-second rate and daily quota). The host keeps one per
- * connection and hands it to every session, so all of a connection's work shares it.
+ * The API-call budget of one connection (per-second rate, daily quota, calls in flight). The host
+ * keeps one per connection and hands it to every session, so all of a connection's work shares it.
  */
 export type CallBudget = {
-  acquire: (priority: CallPriority) => Promise<Result<void, ConnectorError>>;
+  acquire: (priority: CallPriority) => Promise<Result<ReleaseSlot, ConnectorError>>;
   /** The vendor throttled: hold every call for `ms`. */
   pause: (ms: number) => void;
   /** The vendor says the daily quota is spent until `until`. */

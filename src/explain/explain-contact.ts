@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import type { ConcordConfig } from "../config/concord-config";
-import { SYSTEMS, SystemIdSchema } from "../config/systems";
+import { manifestFor } from "../connectors/registry";
 import {
   GLOBAL_SCOPE,
   topicScope,
@@ -264,8 +264,7 @@ function scopeLabel(scope: Scope, channel: Channel = "email"): string {
 }
 
 function systemLabel(system: string): string {
-  const id = SystemIdSchema.safeParse(system);
-  return id.success ? SYSTEMS[id.data].label : system;
+  return manifestFor(system)?.label ?? system;
 }
 
 function actorLabel(actor: Actor): string {
@@ -697,7 +696,7 @@ async function linkViews(
     views.push({
       connection_id: link.connection_id,
       system,
-      system_label: system === null ? null : SYSTEMS[system].label,
+      system_label: system === null ? null : systemLabel(system),
       external_id: link.external_id,
       origin: link.origin,
       linked_at: link.created_at,

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ConcordConfigShapeSchema, type ConcordConfig, type Connection } from "../config/concord-config";
 import { parseSecretKey, sealSecret, type SecretKey } from "../config/secret-box";
 import type { ConsentEvent } from "../core/consent/consent-event";
-import { createBlackbaudRenxtConnector } from "../connectors/blackbaud-renxt/connector";
+import { blackbaudRenxtManifest } from "../connectors/blackbaud-renxt/manifest";
 import {
   startBlackbaudEmulator,
   type RunningBlackbaudEmulator,
@@ -429,7 +429,6 @@ describeOnBackends("pullConnection", (backend) => {
       ),
     );
     const opened = open("re-nxt");
-    const small = createBlackbaudRenxtConnector({ page_size: 2 });
     const runtime = {
       now,
       sleep: async (ms: number) => {
@@ -442,6 +441,7 @@ describeOnBackends("pullConnection", (backend) => {
       base_url: re.baseUrl,
       token_url: `${re.baseUrl}/oauth2/token`,
       credentials: connectionCredentials(connectionConfig("re-nxt"), openDeps()),
+      options: { page_size: 2 },
     };
     let injectAfterFirstPage: unknown;
     const withFault = (session: ConnectorSession): ConnectorSession => ({
@@ -456,7 +456,10 @@ describeOnBackends("pullConnection", (backend) => {
         }
       },
     });
-    const conn: OpenedConnection = { ...opened, session: () => withFault(small.connect(settings, runtime)) };
+    const conn: OpenedConnection = {
+      ...opened,
+      session: () => withFault(blackbaudRenxtManifest.connect(settings, runtime)),
+    };
 
     injectAfterFirstPage = { status: 503, count: 6, path_prefix: "/constituent/v1" };
     const broken = await pull(conn);
@@ -482,7 +485,7 @@ describeOnBackends("pullConnection", (backend) => {
     injectAfterFirstPage = undefined;
     const resetsAt = Math.max(
       Date.parse(quota.error?.retry_at ?? ""),
-      Date.parse(opened.budget.usage().resets_at),
+      Date.parse(opened.budget.usage().resets_at ?? ""),
     );
     advance(resetsAt - clock.t + 1000);
     const resumed = await pull(conn);
@@ -564,7 +567,7 @@ describe("pullConnection configuration", () => {
     if (!connection || !p) throw new Error("config");
     const opened = {
       connection,
-      definition: createBlackbaudRenxtConnector(),
+      manifest: blackbaudRenxtManifest,
     } as unknown as OpenedConnection;
     await expect(
       pullConnection({ store: {} as Store, connection: opened, config, pair: p, now: () => new Date() }),

@@ -66,7 +66,7 @@ function recordContext(deps: RecordDeps): RecordContext {
   return {
     connection_id: connection.id,
     system: connection.system,
-    role: deps.connection.definition.capabilities.role,
+    role: deps.connection.manifest.role,
     mapping: { connection_id: connection.id, pair: deps.pair, topics: deps.config.topics },
     now: deps.now,
   };

@@ -6,6 +6,7 @@
  * one pair never overlap.
  */
 import { z } from "zod";
+import { effectivePollIntervalMs } from "../config/check-cross-references";
 import type { Pair } from "../config/concord-config";
 import { resolveSecretRef, type SecretSources } from "../config/resolve-secret-ref";
 import type { WebhookChange, WebhookRequest } from "../connectors/connector";
@@ -14,8 +15,6 @@ import type { JsonValue } from "../store/ports";
 import { recordWebhookChanges } from "../pipeline/pull-connection";
 import { asJson, syncPair, type SyncDeps, type SyncOptions, type SyncReport } from "./sync-pair";
 
-/** Poll interval when neither the pair nor its platforms set one (Constant Contact: 60 s by default). */
-export const DEFAULT_POLL_INTERVAL_MS = 60_000;
 const FULL_RECONCILIATION_STREAM = "full_reconciliation";
 
 export type WebhookResponse = {
@@ -61,13 +60,16 @@ export type EngineRuntime = {
   runExclusive: <T>(pairId: string, fn: () => Promise<T>) => Promise<T>;
 };
 
-/** The pair's poll interval: its own, else the shortest of its platforms', else the default. */
+/**
+ * The pair's poll interval: its own, else the shortest of its platforms' (each its own, else its
+ * system's default from the manifest: Constant Contact 60 s).
+ */
 export function pollIntervalOf(deps: Pick<SyncDeps, "config">, pair: Pair): number {
   if (pair.schedule.poll_interval !== undefined) return pair.schedule.poll_interval;
-  const own = pair.platforms
-    .map((p) => deps.config.connections.find((c) => c.id === p.connection)?.poll_interval)
+  const intervals = pair.platforms
+    .map((p) => effectivePollIntervalMs(deps.config, p.connection))
     .filter((x): x is number => x !== undefined);
-  return own.length > 0 ? Math.min(...own) : DEFAULT_POLL_INTERVAL_MS;
+  return Math.min(...intervals);
 }
 
 export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
@@ -145,7 +147,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
   const handleWebhook = async (connectionId: string, request: WebhookRequest): Promise<WebhookResponse> => {
     const connection = deps.config.connections.find((c) => c.id === connectionId);
     const opened = deps.connections.get(connectionId);
-    const handler = opened?.definition.webhooks;
+    const handler = opened?.manifest.webhooks;
     if (!connection || !opened || !handler || !connection.webhooks.enabled)
       return {
         status: 404,

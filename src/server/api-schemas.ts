@@ -29,10 +29,14 @@ export const SessionSchema = z.strictObject({ signed_in: z.boolean(), csrf_token
 // ── overview ─────────────────────────────────────────────────────────────────────────────────
 export const BudgetSchema = z.strictObject({
   used_today: z.number().int(),
-  remaining: z.number().int(),
-  daily_quota: z.number().int(),
-  resets_at: z.string(),
+  /** Null where the vendor sets no daily quota. */
+  remaining: z.number().int().nullable(),
+  daily_quota: z.number().int().nullable(),
+  resets_at: z.string().nullable(),
   paused_until: z.string().nullable(),
+  /** Calls in flight now, and the most the vendor allows at once. */
+  in_flight: z.number().int(),
+  max_concurrency: z.number().int(),
 });
 
 export const ConnectionOverviewSchema = z.strictObject({

@@ -7,7 +7,7 @@ import {
   seedThroughConnector,
 } from "../contract/contract-suite";
 import type { ContractHarness, SeededContact } from "../contract/contract-harness";
-import { blackbaudRenxtConnector } from "./connector";
+import { blackbaudRenxtManifest } from "./manifest";
 import { SKY_API_BASE_URL, SKY_TOKEN_URL } from "./client";
 import { startEmulatorFixture } from "../../../test/support/connectors/blackbaud-renxt";
 
@@ -15,7 +15,7 @@ const PAGE = 3;
 
 const emulatorHarness: ContractHarness = {
   name: "blackbaud-renxt (emulator)",
-  definition: blackbaudRenxtConnector,
+  manifest: blackbaudRenxtManifest,
   start: async () => {
     const f = await startEmulatorFixture();
     let n = 0;
@@ -121,14 +121,14 @@ runLiveConnectorContract(
     };
     return {
       name: "blackbaud-renxt (live)",
-      definition: blackbaudRenxtConnector,
+      manifest: blackbaudRenxtManifest,
       skip: liveSkips(),
       start: async () => ({
         settings: settings(),
         runtime,
         bad_settings: settings({ subscription_key: "not-a-key" }),
         seed: (count, prefix) =>
-          seedThroughConnector(blackbaudRenxtConnector.connect(settings(), runtime), count, prefix),
+          seedThroughConnector(blackbaudRenxtManifest.connect(settings(), runtime), count, prefix),
         page_size: 3,
         teardown: async () => undefined,
       }),

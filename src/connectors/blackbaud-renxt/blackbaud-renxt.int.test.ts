@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ConnectorOperation, ConnectorSession, ReadPage, WebhookChange } from "../connector";
+import { describeWithSpecs } from "../../../test/support/official-specs";
 import { loadOpenApiValidator, officialSpecPath } from "../contract/openapi-validator";
-import { blackbaudRenxtConnector } from "./connector";
+import { blackbaudRenxtManifest } from "./manifest";
 import { consentAddBody, constituentAddBody, constituentEditBody } from "./mapping";
 import { startEmulatorFixture, type EmulatorFixture } from "../../../test/support/connectors/blackbaud-renxt";
 import { handleBlackbaudWebhook } from "./webhooks";
@@ -10,7 +11,7 @@ let f: EmulatorFixture;
 let session: ConnectorSession;
 beforeEach(async () => {
   f = await startEmulatorFixture();
-  session = blackbaudRenxtConnector.connect(f.settings(), f.runtime);
+  session = blackbaudRenxtManifest.connect(f.settings(), f.runtime);
 });
 afterEach(async () => {
   await f.close();
@@ -43,13 +44,13 @@ const optOut = (
 
 describe("check", () => {
   it("refuses a missing subscription key without calling SKY", async () => {
-    const r = await blackbaudRenxtConnector
+    const r = await blackbaudRenxtManifest
       .connect(f.settings({ subscription_key: undefined }), f.runtime)
       .check();
     expect(r).toMatchObject({ ok: false, error: { code: "auth_invalid" } });
   });
   it("refuses a refresh token SKY does not know", async () => {
-    const r = await blackbaudRenxtConnector
+    const r = await blackbaudRenxtManifest
       .connect(f.settings({ refresh_token: "bbrt_bogus" }), f.runtime)
       .check();
     expect(r).toMatchObject({ ok: false, error: { code: "auth_invalid" } });
@@ -262,7 +263,7 @@ describe("webhooks", () => {
   });
 });
 
-describe("requests we build match the Constituent OpenAPI spec", () => {
+describeWithSpecs("requests we build match the Constituent OpenAPI spec", () => {
   it("PATCH, POST constituent and email bodies validate", async () => {
     const v = await loadOpenApiValidator(officialSpecPath("blackbaud", "constituent.json"));
     const edit = constituentEditBody({

@@ -8,7 +8,7 @@ import type { ConnectionSettings, ConnectorLimits, ConnectorResult, ConnectorRun
 import { createHttpClient, type HttpClient, type HttpResponse } from "../http/http-client";
 import { createOAuth2Auth } from "../http/oauth2";
 import type { CallBudget } from "../connector";
-import { connectionBudget, type CallPriority } from "../http/rate-limiter";
+import { connectionBudget, connectionLimits, type CallPriority } from "../http/rate-limiter";
 import { classifyStatus, parseRetryAfter, type FailureClass, type RetryRules } from "../http/retry-decision";
 import { err, ok } from "../../core/result";
 import {
@@ -150,8 +150,8 @@ export function onBaseOrigin(baseUrl: string, link: string): string {
 
 export function createBlackbaudClient(options: BlackbaudClientOptions): BlackbaudClient {
   const { settings, runtime, limits } = options;
-  const baseUrl = settings.base_url || SKY_API_BASE_URL;
-  const limiter = connectionBudget(runtime, limits);
+  const baseUrl = settings.base_url ?? SKY_API_BASE_URL;
+  const limiter = connectionBudget(runtime, connectionLimits(limits, settings.limits));
   const auth = createOAuth2Auth({
     token_url: settings.token_url ?? SKY_TOKEN_URL,
     credentials: settings.credentials,

@@ -6,7 +6,6 @@
 import type {
   Checkpoint,
   ConnectionSettings,
-  ConnectorDefinition,
   ConnectorError,
   ConnectorLimits,
   ConnectorOperation,
@@ -35,31 +34,39 @@ import {
   toUtcIso,
   type ConstituentDetail,
 } from "./mapping";
+import { z } from "zod";
 import type { CallPriority } from "../http/rate-limiter";
 import type { Constituent } from "./schemas";
-import { handleBlackbaudWebhook } from "./webhooks";
 
-export type BlackbaudRenxtOptions = {
+/** `connections[].options` of a Raiser's Edge NXT connection (the manifest declares this schema). */
+export const BlackbaudRenxtOptionsSchema = z.strictObject({
   /** Constituents per page (SKY's maximum is 5,000). */
-  page_size?: number;
+  page_size: z.number().int().min(1).max(5000).default(5000),
   /** How far before the checkpoint an incremental read starts, to catch late-committed changes. */
-  overlap_ms?: number;
+  overlap_seconds: z.number().int().min(0).max(86_400).default(600),
   /** The consent channel written for email consent (an entry of the Consent Channels table). */
-  consent_channel?: string;
-  /** A Consent Sources table entry to put in `source` of records Concord writes; omitted when unset. */
-  consent_source?: string;
+  consent_channel: z.string().trim().min(1).max(100).default("Email"),
+  /** A Consent Sources table entry to put in `source` of records Concord writes; none when unset. */
+  consent_source: z.string().trim().min(1).max(100).optional(),
   /** The Email Address Types entry used for new addresses. */
-  email_type?: string;
+  email_type: z.string().trim().min(1).max(100).default("Email"),
   /** Reads per constituent beyond the list page; each costs one call per constituent. */
-  read?: { email_addresses?: boolean; consents?: boolean; relationships?: boolean };
-  /** Parallel enrichment calls (the shared limiter still caps calls per second). */
-  concurrency?: number;
-};
+  read: z
+    .strictObject({
+      email_addresses: z.boolean().default(true),
+      consents: z.boolean().default(true),
+      relationships: z.boolean().default(true),
+    })
+    .prefault({}),
+  /** Parallel enrichment calls (the call budget still caps calls per second and in flight). */
+  concurrency: z.number().int().min(1).max(16).default(4),
+});
+export type BlackbaudRenxtOptions = z.infer<typeof BlackbaudRenxtOptionsSchema>;
 
+/** reference/apis.md §3.1: 5 calls a second (2018 docs; the current rate is unpublished) and 25,000 a day (Customer tier). */
 export const BLACKBAUD_LIMITS: ConnectorLimits = {
-  requests_per_second: 10,
-  daily_quota: 25_000,
-  quota_reset: "rolling_24h",
+  requests_per_second: 5,
+  daily_quota: { calls: 25_000, reset: "rolling_24h" },
   max_concurrency: 4,
   batch: { read_page: 5000, membership_ids: 100_000, membership_lists: 1 },
 };
@@ -68,62 +75,23 @@ const STREAM = "constituents";
 /** Older than any RE NXT record: a full read still filters by last_modified to get stable paging. */
 const EPOCH = "1900-01-01T00:00:00.000Z";
 
-type Resolved = Required<Omit<BlackbaudRenxtOptions, "consent_source" | "read">> & {
-  consent_source: string | undefined;
-  read: { email_addresses: boolean; consents: boolean; relationships: boolean };
-};
+type Resolved = BlackbaudRenxtOptions & { overlap_ms: number };
 
-function resolve(options: BlackbaudRenxtOptions): Resolved {
-  return {
-    page_size: Math.min(5000, Math.max(1, options.page_size ?? 5000)),
-    overlap_ms: options.overlap_ms ?? 10 * 60_000,
-    consent_channel: options.consent_channel ?? "Email",
-    consent_source: options.consent_source,
-    email_type: options.email_type ?? "Email",
-    concurrency: Math.max(1, options.concurrency ?? 4),
-    read: {
-      email_addresses: options.read?.email_addresses ?? true,
-      consents: options.read?.consents ?? true,
-      relationships: options.read?.relationships ?? true,
-    },
-  };
+/** A session with one Raiser's Edge NXT environment (the manifest's `connect`). */
+export function createBlackbaudRenxtSession(
+  settings: ConnectionSettings,
+  runtime: ConnectorRuntime,
+): ConnectorSession {
+  const options = BlackbaudRenxtOptionsSchema.parse(settings.options ?? {});
+  return createSession(settings, runtime, { ...options, overlap_ms: options.overlap_seconds * 1000 });
 }
-
-export function createBlackbaudRenxtConnector(options: BlackbaudRenxtOptions = {}): ConnectorDefinition {
-  const opts = resolve(options);
-  return {
-    system: "blackbaud-renxt",
-    label: "Raiser's Edge NXT",
-    capabilities: {
-      role: "crm",
-      channels: ["email"],
-      webhooks: true,
-      consent_scope: "category",
-      resubscribe: "consent_record",
-      bulk_import: false,
-      can_create_contacts: true,
-    },
-    limits: BLACKBAUD_LIMITS,
-    connect: (settings, runtime) => createSession(settings, runtime, opts),
-    webhooks: { handle: handleBlackbaudWebhook },
-  };
-}
-
-export const blackbaudRenxtConnector: ConnectorDefinition = createBlackbaudRenxtConnector();
 
 function createSession(
   settings: ConnectionSettings,
   runtime: ConnectorRuntime,
   opts: Resolved,
 ): ConnectorSession {
-  const limits: ConnectorLimits = {
-    ...BLACKBAUD_LIMITS,
-    ...(settings.limits?.requests_per_second
-      ? { requests_per_second: settings.limits.requests_per_second }
-      : {}),
-    ...(settings.limits?.daily_quota ? { daily_quota: settings.limits.daily_quota } : {}),
-  };
-  const client = createBlackbaudClient({ settings, runtime, limits });
+  const client = createBlackbaudClient({ settings, runtime, limits: BLACKBAUD_LIMITS });
   const pageSize = Math.min(5000, Math.max(1, settings.page_size ?? opts.page_size));
   const nowIso = (): string => runtime.now().toISOString();
 

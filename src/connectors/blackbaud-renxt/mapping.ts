@@ -141,7 +141,8 @@ export type ConstituentDetail = {
 export function toExternalRecord(detail: ConstituentDetail): ExternalRecord {
   const c = detail.constituent;
   const emails = toExternalEmails(c, detail.emails);
-  const fields: Record<string, string | null> = { type: c.type, lookup_id: c.lookup_id ?? null };
+  const fields: Record<string, string | null> = { type: c.type };
+  for (const name of READ_FIELDS) fields[name] = c[name] ?? null;
   if (c.requests_no_email !== undefined) fields["requests_no_email"] = String(c.requests_no_email);
   for (const r of latestConsents(detail.consents ?? []).values()) {
     if (!channelOf(r.channel)) continue;
@@ -341,8 +342,22 @@ const EDITABLE_FIELDS: Record<string, Exclude<keyof ConstituentEditBody, "reques
   preferred_name: "preferred_name",
   middle: "middle",
   former_name: "former_name",
+  suffix: "suffix",
+  title: "title",
   name: "name",
 };
+
+/** Constituent fields a record carries for field mappings (the manifest's catalogue, beyond the name slots). */
+const READ_FIELDS = [
+  "lookup_id",
+  "middle",
+  "preferred_name",
+  "former_name",
+  "suffix",
+  "title",
+  "name",
+  "gender",
+] as const;
 
 export type EditBuild = { body: ConstituentEditBody; rejected: string[] };
 

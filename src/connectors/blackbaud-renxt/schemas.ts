@@ -33,6 +33,12 @@ export const ConstituentSchema = z.looseObject({
   lookup_id: OptionalText,
   first: OptionalText,
   last: OptionalText,
+  middle: OptionalText,
+  preferred_name: OptionalText,
+  former_name: OptionalText,
+  suffix: OptionalText,
+  title: OptionalText,
+  gender: OptionalText,
   name: OptionalText,
   email: EmailAddressSchema.nullish(),
   inactive: z.boolean().optional(),
@@ -175,6 +181,8 @@ export type ConstituentEditBody = {
   preferred_name?: string;
   middle?: string;
   former_name?: string;
+  suffix?: string;
+  title?: string;
 };
 
 /** ConstituentAdd (POST /constituent/v1/constituents) with its inline primary email. */

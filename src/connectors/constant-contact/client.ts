@@ -7,7 +7,7 @@ import type { z } from "zod";
 import type { ConnectionSettings, ConnectorLimits, ConnectorResult, ConnectorRuntime } from "../connector";
 import { createHttpClient, type HttpClient, type HttpResponse } from "../http/http-client";
 import { createOAuth2Auth } from "../http/oauth2";
-import { connectionBudget, type CallPriority, type QuotaUsage } from "../http/rate-limiter";
+import { connectionBudget, connectionLimits, type CallPriority, type QuotaUsage } from "../http/rate-limiter";
 import { classifyStatus, parseRetryAfter, type FailureClass } from "../http/retry-decision";
 import { ok } from "../../core/result";
 import {
@@ -86,11 +86,7 @@ export function createConstantContactClient(
   runtime: ConnectorRuntime,
   limits: ConnectorLimits,
 ): ConstantContactClient {
-  const limiter = connectionBudget(runtime, {
-    requests_per_second: settings.limits?.requests_per_second ?? limits.requests_per_second,
-    daily_quota: settings.limits?.daily_quota ?? limits.daily_quota,
-    quota_reset: limits.quota_reset,
-  });
+  const limiter = connectionBudget(runtime, connectionLimits(limits, settings.limits));
   const auth = createOAuth2Auth({
     token_url: settings.token_url ?? CONSTANT_CONTACT_TOKEN_URL,
     credentials: settings.credentials,
@@ -98,7 +94,7 @@ export function createConstantContactClient(
     client_auth: "basic",
   });
   const http: HttpClient = createHttpClient({
-    base_url: settings.base_url || CONSTANT_CONTACT_BASE_URL,
+    base_url: settings.base_url ?? CONSTANT_CONTACT_BASE_URL,
     limiter,
     auth,
     runtime,

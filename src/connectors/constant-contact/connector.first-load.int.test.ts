@@ -2,7 +2,8 @@
 // counting the API calls the emulator served against the fewest its bulk limits allow.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { ConnectorOperation } from "../connector";
-import { CONSTANT_CONTACT_LIMITS, constantContactConnector } from "./connector";
+import { CONSTANT_CONTACT_LIMITS } from "./connector";
+import { constantContactManifest } from "./manifest";
 import { importRow } from "./mapping";
 import { startTestAccount, type TestAccount } from "../../../test/support/connectors/constant-contact";
 
@@ -55,7 +56,7 @@ it(`loads ${N.toLocaleString("en")} contacts within 1.10 × the fewest calls the
 
   const before = (await account.requests()).length;
   const started = performance.now();
-  const outcomes = await constantContactConnector.connect(account.settings, account.runtime).apply([op]);
+  const outcomes = await constantContactManifest.connect(account.settings, account.runtime).apply([op]);
   const seconds = (performance.now() - started) / 1000;
   const calls = (await account.requests()).slice(before).filter((r) => r.path.startsWith("/v3/"));
 

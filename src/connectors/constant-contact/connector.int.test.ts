@@ -1,7 +1,7 @@
 // The Constant Contact connector against the emulator over real HTTP on 127.0.0.1.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Checkpoint, ConnectorOperation, ConnectorSession, ReadPage } from "../connector";
-import { createConstantContactConnector, constantContactConnector } from "./connector";
+import { constantContactManifest } from "./manifest";
 import { CONCORD_REASON_PREFIX } from "./mapping";
 import { startTestAccount, type TestAccount } from "../../../test/support/connectors/constant-contact";
 
@@ -10,7 +10,7 @@ let session: ConnectorSession;
 
 beforeEach(async () => {
   account = await startTestAccount({ activityPollsToComplete: 2 });
-  session = constantContactConnector.connect(account.settings, account.runtime);
+  session = constantContactManifest.connect(account.settings, account.runtime);
 });
 afterEach(async () => {
   await account.close();
@@ -75,7 +75,7 @@ describe("check", () => {
         save: async () => {},
       },
     };
-    const r = await constantContactConnector.connect(bad, account.runtime).check();
+    const r = await constantContactManifest.connect(bad, account.runtime).check();
     expect(r).toMatchObject({ ok: false, error: { code: "auth_invalid" } });
   });
 
@@ -131,7 +131,7 @@ describe("read", () => {
 
   it("pages through _links.next and moves the checkpoint only with the last page", async () => {
     await seedPeople(5);
-    const small = createConstantContactConnector({ page_size: 2 }).connect(account.settings, account.runtime);
+    const small = constantContactManifest.connect({ ...account.settings, page_size: 2 }, account.runtime);
     const first = await readAll(small, null);
     expect(first.length).toBe(3);
     expect(first.flatMap((p) => p.records)).toHaveLength(5);

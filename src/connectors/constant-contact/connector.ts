@@ -8,8 +8,6 @@ import type {
   CheckInfo,
   Checkpoint,
   ConnectionSettings,
-  ConnectorCapabilities,
-  ConnectorDefinition,
   ConnectorError,
   ConnectorLimits,
   ConnectorOperation,
@@ -24,6 +22,7 @@ import type {
   ReadPage,
   RecordsWithConsent,
 } from "../connector";
+import { z } from "zod";
 import type { CallPriority } from "../http/rate-limiter";
 import { emailKey, sameEmail } from "../../core/identity/normalise-email";
 import { err, ok } from "../../core/result";
@@ -49,8 +48,7 @@ import { errorItems, type CcActivity, type CcContact } from "./schemas";
 
 export const CONSTANT_CONTACT_LIMITS: ConnectorLimits = {
   requests_per_second: 4,
-  daily_quota: 10_000,
-  quota_reset: "utc_midnight",
+  daily_quota: { calls: 10_000, reset: "utc_midnight" },
   // No concurrency rule is documented; the per-second limit is the real bound.
   max_concurrency: 4,
   batch: {
@@ -63,25 +61,17 @@ export const CONSTANT_CONTACT_LIMITS: ConnectorLimits = {
   },
 };
 
-export const CONSTANT_CONTACT_CAPABILITIES: ConnectorCapabilities = {
-  role: "email_platform",
-  channels: ["email"],
-  webhooks: false,
-  consent_scope: "account",
-  resubscribe: "confirmation_email",
-  bulk_import: true,
-  can_create_contacts: true,
-};
-
-export type ConstantContactOptions = {
+/** `connections[].options` of a Constant Contact connection (the manifest declares this schema). */
+export const ConstantContactOptionsSchema = z.strictObject({
   /** Contacts per read page (1–500). */
-  page_size?: number;
-  /** How far before the checkpoint an incremental read starts, to catch late or out-of-order changes. */
-  overlap_ms?: number;
-  /** Waits between polls of a bulk activity: first, doubling up to max, giving up after max_total. */
-  poll?: { first_ms: number; max_ms: number; max_total_ms: number };
-  limits?: ConnectorLimits;
-};
+  page_size: z.number().int().min(1).max(500).optional(),
+  /** How far before the checkpoint an incremental read starts, for late or out-of-order changes. */
+  overlap_seconds: z.number().int().min(0).max(86_400).default(300),
+});
+export type ConstantContactOptions = z.infer<typeof ConstantContactOptionsSchema>;
+
+/** Waits between polls of a bulk activity: first, doubling up to max, giving up after max_total. */
+const ACTIVITY_POLL = { first_ms: 1000, max_ms: 30_000, max_total_ms: 2 * 60 * 60_000 };
 
 const STREAM = "contacts";
 const EPOCH = "1970-01-01T00:00:00.000Z";
@@ -94,18 +84,18 @@ const CONSENT_KINDS = new Set<ConnectorOperation["kind"]>([
   "request_resubscribe",
 ]);
 
-export function createConstantContactConnector(options: ConstantContactOptions = {}): ConnectorDefinition {
-  const limits = options.limits ?? CONSTANT_CONTACT_LIMITS;
-  return {
-    system: "constant-contact",
-    label: "Constant Contact",
-    capabilities: CONSTANT_CONTACT_CAPABILITIES,
-    limits,
-    connect: (settings, runtime) => createSession(settings, runtime, limits, options),
-  };
+/** A session with one Constant Contact account (the manifest's `connect`). */
+export function createConstantContactSession(
+  settings: ConnectionSettings,
+  runtime: ConnectorRuntime,
+): ConnectorSession {
+  return createSession(
+    settings,
+    runtime,
+    CONSTANT_CONTACT_LIMITS,
+    ConstantContactOptionsSchema.parse(settings.options ?? {}),
+  );
 }
-
-export const constantContactConnector: ConnectorDefinition = createConstantContactConnector();
 
 function createSession(
   settings: ConnectionSettings,
@@ -118,8 +108,8 @@ function createSession(
     500,
     Math.max(1, settings.page_size ?? options.page_size ?? limits.batch.read_page ?? 500),
   );
-  const overlapMs = options.overlap_ms ?? 5 * 60_000;
-  const poll = options.poll ?? { first_ms: 1000, max_ms: 30_000, max_total_ms: 2 * 60 * 60_000 };
+  const overlapMs = options.overlap_seconds * 1000;
+  const poll = ACTIVITY_POLL;
 
   const check = async (): Promise<ConnectorResult<CheckInfo>> => {
     // GET /account/summary would name the account but needs the `account_read` scope, which

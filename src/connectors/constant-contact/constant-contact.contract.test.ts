@@ -8,7 +8,7 @@ import {
 import type { ConnectionSettings } from "../connector";
 import { CONSTANT_CONTACT_BASE_URL, CONSTANT_CONTACT_TOKEN_URL } from "./client";
 import type { ContractHarness, SeededContact } from "../contract/contract-harness";
-import { constantContactConnector } from "./connector";
+import { constantContactManifest } from "./manifest";
 import { startTestAccount } from "../../../test/support/connectors/constant-contact";
 
 const PAGE_SIZE = 3;
@@ -16,7 +16,7 @@ const PAGE_SIZE = 3;
 function harness(): ContractHarness {
   return {
     name: "constant-contact (emulator)",
-    definition: constantContactConnector,
+    manifest: constantContactManifest,
     start: async () => {
       const account = await startTestAccount({ connection_id: "cc-contract" });
       const { lists } = await account.seed({ lists: [{ name: "Contract list" }] });
@@ -134,14 +134,14 @@ runLiveConnectorContract(
     };
     return {
       name: "constant-contact (live)",
-      definition: constantContactConnector,
+      manifest: constantContactManifest,
       skip: liveSkips(),
       start: async () => ({
         settings: settings(),
         runtime,
         bad_settings: settings({ access_token: "not-a-token", refresh_token: "not-a-refresh-token" }),
         seed: (count, prefix) =>
-          seedThroughConnector(constantContactConnector.connect(settings(), runtime), count, prefix),
+          seedThroughConnector(constantContactManifest.connect(settings(), runtime), count, prefix),
         page_size: 3,
         teardown: async () => undefined,
       }),

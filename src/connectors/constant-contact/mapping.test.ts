@@ -1,5 +1,6 @@
 // Pure mapping: contacts to records and consent, operations to request bodies (checked against the official spec).
 import { describe, expect, it } from "vitest";
+import { describeWithSpecs } from "../../../test/support/official-specs";
 import { loadOpenApiValidator, officialSpecPath } from "../contract/openapi-validator";
 import type { ConnectorOperation } from "../connector";
 import {
@@ -239,7 +240,7 @@ describe("requests", () => {
   });
 });
 
-describe("requests match the official OpenAPI spec", async () => {
+describeWithSpecs("requests match the official OpenAPI spec", async () => {
   const spec = await loadOpenApiValidator(specPath);
   const valid = (method: string, path: string, body: unknown): void => {
     expect(spec.validateRequest({ method, path, body })).toEqual({ ok: true });

@@ -3,7 +3,8 @@
  * (an emulator, or the live service when credentials are set), how to seed it and act on it, and
  * which cases it cannot run, each with a reason.
  */
-import type { ConnectionSettings, ConnectorDefinition, ConnectorRuntime } from "../connector";
+import type { ConnectionSettings, ConnectorRuntime } from "../connector";
+import type { ConnectorManifest } from "../manifest";
 
 /** A record the harness put into the system, as the suite will look for it. */
 export type SeededContact = { external_id: string; email: string; first_name: string; last_name: string };
@@ -53,7 +54,7 @@ export type ContractTarget = {
 export type ContractHarness = {
   /** e.g. "constant-contact (emulator)" */
   name: string;
-  definition: ConnectorDefinition;
+  manifest: ConnectorManifest;
   start: () => Promise<ContractTarget>;
   /** Cases this harness cannot run, each with the reason printed in the test name. */
   skip?: Partial<Record<ContractCase, string>>;

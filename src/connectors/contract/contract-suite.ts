@@ -47,10 +47,10 @@ export function runConnectorContract(harness: ContractHarness): void {
   describe(`connector contract: ${harness.name}`, () => {
     let target: ContractTarget;
     const connect = (settings?: ConnectionSettings): ConnectorSession =>
-      harness.definition.connect(settings ?? target.settings, target.runtime);
-    const isPlatform = harness.definition.capabilities.role === "email_platform";
+      harness.manifest.connect(settings ?? target.settings, target.runtime);
+    const isPlatform = harness.manifest.role === "email_platform";
     const accountScope: ObservedScope =
-      harness.definition.capabilities.consent_scope === "account" ? { kind: "account" } : { kind: "global" };
+      harness.manifest.topics["account"] !== undefined ? { kind: "account" } : { kind: "global" };
 
     beforeAll(async () => {
       target = await harness.start();

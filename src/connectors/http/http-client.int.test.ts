@@ -70,7 +70,11 @@ function setup(initial: Record<string, string> = {}) {
     onAuthFailure: (e: ConnectorError) => authFailures.push(e),
   };
   const limiter = new RateLimiter({
-    limits: { requests_per_second: 100, daily_quota: 1000, quota_reset: "utc_midnight" },
+    limits: {
+      requests_per_second: 100,
+      daily_quota: { calls: 1000, reset: "utc_midnight" },
+      max_concurrency: 4,
+    },
     now: clock.now,
     sleep: clock.sleep,
     consent_reserve: 0,

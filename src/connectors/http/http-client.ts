@@ -27,7 +27,11 @@ export type HttpRequest<T> = {
 };
 
 export type HttpClientOptions = {
-  base_url: string;
+  /**
+   * The API's base URL, or how to find it (a data centre named by the credentials, an instance URL
+   * from the token answer): asked once, before the first call, and kept.
+   */
+  base_url: string | (() => Promise<ConnectorResult<string>>);
   limiter: CallBudget;
   auth: AuthProvider;
   runtime: ConnectorRuntime;
@@ -69,6 +73,14 @@ function joinPath(base: string, path: string): string {
 export function createHttpClient(options: HttpClientOptions): HttpClient {
   const rules = options.rules ?? DEFAULT_RETRY_RULES;
   const { runtime } = options;
+  let baseUrl = typeof options.base_url === "string" ? options.base_url : undefined;
+  const base = async (): Promise<ConnectorResult<string>> => {
+    if (baseUrl !== undefined) return ok(baseUrl);
+    if (typeof options.base_url === "string") return ok(options.base_url);
+    const found = await options.base_url();
+    if (found.ok) baseUrl = found.value;
+    return found;
+  };
 
   const send = async (url: string, req: HttpRequest<unknown>): Promise<ConnectorResult<HttpResponse>> => {
     const auth = await options.auth.headers();
@@ -120,12 +132,20 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
 
   return {
     request: async <T>(req: HttpRequest<T>) => {
-      const url = buildUrl(options.base_url, req.path, req.query);
+      const root = /^https?:\/\//.test(req.path) ? ok("") : await base();
+      if (!root.ok) return root;
+      const url = buildUrl(root.value, req.path, req.query);
       let refreshed = false;
       for (let attempt = 1; ; attempt++) {
         const slot = await options.limiter.acquire(req.priority);
         if (!slot.ok) return slot;
-        const sent = await send(url, req);
+        let sent: ConnectorResult<HttpResponse>;
+        try {
+          sent = await send(url, req);
+        } finally {
+          // The answer is read (or the call failed): the slot is free for the next call.
+          slot.value();
+        }
         let failure: FailureClass;
         let last: ConnectorError;
         if (sent.ok) {

@@ -2,7 +2,11 @@ import { describe, expect, it } from "vitest";
 import { createFakeClock } from "../../../test/support/fake-clock";
 import { RateLimiter, type CallPriority } from "./rate-limiter";
 
-const limits = { requests_per_second: 4, daily_quota: 100, quota_reset: "utc_midnight" as const };
+const limits = {
+  requests_per_second: 4,
+  daily_quota: { calls: 100, reset: "utc_midnight" as const },
+  max_concurrency: 1000,
+};
 
 describe("RateLimiter", () => {
   it("admits at most requests_per_second calls in any one-second window", async () => {
@@ -38,7 +42,7 @@ describe("RateLimiter", () => {
   it("keeps the last calls of the day for consent work and says when the rest resumes", async () => {
     const clock = createFakeClock("2026-11-22T23:00:00.000Z");
     const limiter = new RateLimiter({
-      limits: { ...limits, requests_per_second: 1000, daily_quota: 10 },
+      limits: { ...limits, requests_per_second: 1000, daily_quota: { calls: 10, reset: "utc_midnight" } },
       now: clock.now,
       sleep: clock.sleep,
       consent_reserve: 3,
@@ -72,7 +76,7 @@ describe("RateLimiter", () => {
   it("resumes when the vendor's stated replenishment time passes, not at the end of the day", async () => {
     const clock = createFakeClock("2026-11-22T10:00:00.000Z");
     const limiter = new RateLimiter({
-      limits: { ...limits, quota_reset: "rolling_24h" },
+      limits: { ...limits, daily_quota: { calls: 100, reset: "rolling_24h" } },
       now: clock.now,
       sleep: clock.sleep,
       consent_reserve: 0,
@@ -85,5 +89,51 @@ describe("RateLimiter", () => {
     clock.set("2026-11-22T11:00:01.000Z");
     expect((await limiter.acquire("read")).ok).toBe(true);
     expect(limiter.usage()).toMatchObject({ used_today: 1 });
+  });
+
+  it("lets at most max_concurrency calls be in flight; a release lets the next one in", async () => {
+    const clock = createFakeClock();
+    const limiter = new RateLimiter({
+      limits: { ...limits, requests_per_second: 1000, max_concurrency: 2 },
+      now: clock.now,
+      sleep: clock.sleep,
+    });
+    const first = await limiter.acquire("read");
+    const second = await limiter.acquire("read");
+    if (!first.ok || !second.ok) throw new Error("the first two calls must be admitted");
+    let thirdIn = false;
+    const third = limiter.acquire("consent").then((r) => {
+      thirdIn = true;
+      return r;
+    });
+    // Nothing frees a slot yet: however long we wait, the third call stays out.
+    for (let i = 0; i < 20; i++) await Promise.resolve();
+    expect(thirdIn).toBe(false);
+    expect(limiter.usage()).toMatchObject({ in_flight: 2, max_concurrency: 2 });
+    first.value();
+    first.value(); // releasing twice frees one slot, not two
+    expect((await third).ok).toBe(true);
+    expect(limiter.usage().in_flight).toBe(2);
+    expect(clock.slept()).toBe(0);
+  });
+
+  it("has no quota figures and never defers when the vendor sets no daily quota", async () => {
+    const clock = createFakeClock();
+    const limiter = new RateLimiter({
+      limits: { requests_per_second: 1000, max_concurrency: 10 },
+      now: clock.now,
+      sleep: clock.sleep,
+    });
+    for (let i = 0; i < 2000; i++) {
+      const r = await limiter.acquire("write");
+      if (!r.ok) throw new Error(r.error.message);
+      r.value();
+    }
+    expect(limiter.usage()).toMatchObject({
+      used_today: 2000,
+      remaining: null,
+      daily_quota: null,
+      resets_at: null,
+    });
   });
 });

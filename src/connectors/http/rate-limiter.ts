@@ -1,6 +1,7 @@
 /**
- * The one limiter every connection's calls go through: a per-second window and a daily quota,
- * declared by the connector, with consent work served first and a slice of the quota kept for it.
+ * The one limiter every connection's calls go through: a per-second window, the calls in flight at
+ * once, and a daily quota where the vendor has one, all from the manifest's declared limits, with
+ * consent work served first and a slice of the quota kept for it.
  */
 import type {
   CallBudget,
@@ -9,6 +10,7 @@ import type {
   ConnectorLimits,
   ConnectorRuntime,
   QuotaUsage,
+  ReleaseSlot,
 } from "../connector";
 import { err, ok, type Result } from "../../core/result";
 
@@ -16,8 +18,11 @@ export type { CallPriority, QuotaUsage } from "../connector";
 
 const RANK: Record<CallPriority, number> = { consent: 0, write: 1, read: 2 };
 
+/** The limits the budget enforces: the manifest's, with a connection's own rate or quota applied. */
+export type BudgetLimits = Pick<ConnectorLimits, "requests_per_second" | "daily_quota" | "max_concurrency">;
+
 export type RateLimiterOptions = {
-  limits: Pick<ConnectorLimits, "requests_per_second" | "daily_quota" | "quota_reset">;
+  limits: BudgetLimits;
   now: () => Date;
   sleep: (ms: number) => Promise<void>;
   /** Calls of the daily quota kept for consent work; other work is deferred once only these are left. */
@@ -26,7 +31,11 @@ export type RateLimiterOptions = {
   used_today?: number;
 };
 
-type Waiter = { priority: CallPriority; seq: number; resolve: (r: Result<void, ConnectorError>) => void };
+type Waiter = {
+  priority: CallPriority;
+  seq: number;
+  resolve: (r: Result<ReleaseSlot, ConnectorError>) => void;
+};
 
 const DAY_MS = 86_400_000;
 
@@ -35,6 +44,7 @@ export class RateLimiter implements CallBudget {
   private readonly window: number[] = [];
   private seq = 0;
   private pumping = false;
+  private inFlight = 0;
   private usedToday: number;
   private dayStart: number;
   private pausedUntil = 0;
@@ -44,11 +54,16 @@ export class RateLimiter implements CallBudget {
   constructor(private readonly options: RateLimiterOptions) {
     this.usedToday = options.used_today ?? 0;
     this.dayStart = this.periodStart(options.now().getTime());
-    this.reserve = options.consent_reserve ?? Math.min(500, Math.floor(options.limits.daily_quota * 0.05));
+    const quota = options.limits.daily_quota?.calls;
+    this.reserve =
+      options.consent_reserve ?? (quota === undefined ? 0 : Math.min(500, Math.floor(quota * 0.05)));
   }
 
-  /** Waits for a slot; resolves with `quota_exceeded` when today's budget (for this priority) is spent. */
-  acquire(priority: CallPriority): Promise<Result<void, ConnectorError>> {
+  /**
+   * Waits for a slot and returns the function that gives it back once the call's answer is read;
+   * resolves with `quota_exceeded` when today's budget (for this priority) is spent.
+   */
+  acquire(priority: CallPriority): Promise<Result<ReleaseSlot, ConnectorError>> {
     return new Promise((resolve) => {
       this.waiters.push({ priority, seq: this.seq++, resolve });
       void this.pump();
@@ -68,18 +83,21 @@ export class RateLimiter implements CallBudget {
   usage(): QuotaUsage {
     const now = this.options.now().getTime();
     this.rollPeriod(now);
+    const quota = this.options.limits.daily_quota?.calls;
     const paused = this.pausedUntil > now ? { paused_until: new Date(this.pausedUntil).toISOString() } : {};
     return {
       used_today: this.usedToday,
-      remaining: Math.max(0, this.options.limits.daily_quota - this.usedToday),
-      daily_quota: this.options.limits.daily_quota,
-      resets_at: new Date(this.nextReset(now)).toISOString(),
+      remaining: quota === undefined ? null : Math.max(0, quota - this.usedToday),
+      daily_quota: quota ?? null,
+      resets_at: quota === undefined ? null : new Date(this.nextReset(now)).toISOString(),
+      in_flight: this.inFlight,
+      max_concurrency: this.options.limits.max_concurrency,
       ...paused,
     };
   }
 
   private periodStart(now: number): number {
-    return this.options.limits.quota_reset === "utc_midnight" ? Math.floor(now / DAY_MS) * DAY_MS : now;
+    return this.options.limits.daily_quota?.reset === "rolling_24h" ? now : Math.floor(now / DAY_MS) * DAY_MS;
   }
 
   private nextReset(now: number): number {
@@ -99,6 +117,17 @@ export class RateLimiter implements CallBudget {
     }
   }
 
+  private release(): ReleaseSlot {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.inFlight -= 1;
+      // A freed slot may let the next waiter in.
+      if (this.waiters.length > 0) void this.pump();
+    };
+  }
+
   private async pump(): Promise<void> {
     if (this.pumping) return;
     this.pumping = true;
@@ -109,7 +138,8 @@ export class RateLimiter implements CallBudget {
         const now = this.options.now().getTime();
         this.rollPeriod(now);
 
-        const remaining = this.options.limits.daily_quota - this.usedToday;
+        const quota = this.options.limits.daily_quota?.calls;
+        const remaining = quota === undefined ? Infinity : quota - this.usedToday;
         const blocked = this.quotaBlockedUntil > now;
         if (blocked || remaining <= 0 || (next.priority !== "consent" && remaining <= this.reserve)) {
           this.waiters.shift();
@@ -119,13 +149,15 @@ export class RateLimiter implements CallBudget {
               code: "quota_exceeded",
               message:
                 blocked || remaining <= 0
-                  ? `Daily API quota of ${this.options.limits.daily_quota} calls is spent; work resumes at ${retryAt}.`
+                  ? `Daily API quota${quota === undefined ? "" : ` of ${quota} calls`} is spent; work resumes at ${retryAt}.`
                   : `Only ${remaining} calls are left today and they are kept for consent changes; this work resumes at ${retryAt}.`,
               retry_at: retryAt,
             }),
           );
           continue;
         }
+        // Every slot is taken: the next release pumps again (no clock involved, nothing sleeps).
+        if (this.inFlight >= this.options.limits.max_concurrency) return;
         if (this.pausedUntil > now) {
           await this.options.sleep(this.pausedUntil - now);
           continue;
@@ -137,8 +169,9 @@ export class RateLimiter implements CallBudget {
         }
         this.window.push(now);
         this.usedToday += 1;
+        this.inFlight += 1;
         this.waiters.shift();
-        next.resolve(ok(undefined));
+        next.resolve(ok(this.release()));
       }
     } finally {
       this.pumping = false;
@@ -147,9 +180,27 @@ export class RateLimiter implements CallBudget {
 }
 
 /** The runtime's shared budget for this connection, or a new limiter from the declared limits. */
-export function connectionBudget(
-  runtime: ConnectorRuntime,
-  limits: Pick<ConnectorLimits, "requests_per_second" | "daily_quota" | "quota_reset">,
-): CallBudget {
+export function connectionBudget(runtime: ConnectorRuntime, limits: BudgetLimits): CallBudget {
   return runtime.budget ?? new RateLimiter({ limits, now: runtime.now, sleep: runtime.sleep });
+}
+
+/**
+ * The limits a connection runs under: the manifest's, with the connection's own per-second rate
+ * and daily quota where the config sets them (a connection given a quota its vendor does not
+ * publish still gets one, counted by UTC day).
+ */
+export function connectionLimits(
+  declared: ConnectorLimits,
+  own: { requests_per_second?: number | undefined; daily_quota?: number | undefined } | undefined,
+): BudgetLimits {
+  const quota = own?.daily_quota;
+  return {
+    requests_per_second: own?.requests_per_second ?? declared.requests_per_second,
+    max_concurrency: declared.max_concurrency,
+    ...(quota !== undefined
+      ? { daily_quota: { calls: quota, reset: declared.daily_quota?.reset ?? "utc_midnight" } }
+      : declared.daily_quota !== undefined
+        ? { daily_quota: declared.daily_quota }
+        : {}),
+  };
 }

@@ -92,7 +92,7 @@ export function addScrapeMetrics(metrics: ConcordMetrics, sources: MetricsSource
   const budgetGauge = (
     name: string,
     help: string,
-    pick: (u: ReturnType<OpenedConnection["budget"]["usage"]>) => number,
+    pick: (u: ReturnType<OpenedConnection["budget"]["usage"]>) => number | null,
   ) =>
     new Gauge({
       name,
@@ -101,7 +101,11 @@ export function addScrapeMetrics(metrics: ConcordMetrics, sources: MetricsSource
       registers,
       collect() {
         this.reset();
-        for (const [id, c] of connections) this.set({ connection: id }, pick(c.budget.usage()));
+        for (const [id, c] of connections) {
+          // A vendor without a daily quota has no quota figures to report.
+          const value = pick(c.budget.usage());
+          if (value !== null) this.set({ connection: id }, value);
+        }
       },
     });
   budgetGauge(
@@ -115,6 +119,11 @@ export function addScrapeMetrics(metrics: ConcordMetrics, sources: MetricsSource
     (u) => u.used_today,
   );
   budgetGauge("concord_api_budget_daily_quota", "Each connection's daily quota.", (u) => u.daily_quota);
+  budgetGauge(
+    "concord_api_calls_in_flight",
+    "Each connection's vendor calls in flight now.",
+    (u) => u.in_flight,
+  );
 
   new Gauge({
     name: "concord_operations",

@@ -35,16 +35,18 @@ export function overviewRoutes(ctx: ApiContext): ApiRoute[] {
             id: c.id,
             system: c.system,
             label: c.label ?? null,
-            role: opened?.definition.capabilities.role ?? "crm",
+            role: opened?.manifest.role ?? "crm",
             health: h
               ? { status: h.status, reason: h.reason, since: h.since }
               : { status: "unknown", reason: "No run has used this connection yet.", since: null },
             budget: {
               used_today: usage?.used_today ?? 0,
-              remaining: usage?.remaining ?? 0,
-              daily_quota: usage?.daily_quota ?? 0,
-              resets_at: usage?.resets_at ?? ctx.now().toISOString(),
+              remaining: usage?.remaining ?? null,
+              daily_quota: usage?.daily_quota ?? null,
+              resets_at: usage?.resets_at ?? null,
               paused_until: usage?.paused_until ?? null,
+              in_flight: usage?.in_flight ?? 0,
+              max_concurrency: usage?.max_concurrency ?? 0,
             },
             queued_operations: queuedBy.get(c.id) ?? 0,
           };

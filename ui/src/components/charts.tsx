@@ -250,7 +250,7 @@ export type BudgetRow = {
   id: string;
   label: string;
   used: number;
-  quota: number;
+  quota: number | null;
   pausedUntil: string | null;
 };
 
@@ -259,6 +259,15 @@ export function BudgetBars({ rows }: { rows: BudgetRow[] }): ReactNode {
   return (
     <div className="budget-bars">
       {rows.map((r) => {
+        if (r.quota === null)
+          return (
+            <div className="budget-row" key={r.id}>
+              <div className="budget-label">{r.label}</div>
+              <div className="budget-value">
+                {formatCount(r.used)} calls <span className="muted">(no daily quota)</span>
+              </div>
+            </div>
+          );
         const share = r.quota > 0 ? Math.min(1, r.used / r.quota) : 0;
         const tone = share >= 0.95 || r.pausedUntil !== null ? "bad" : share >= 0.8 ? "warn" : "ok";
         return (

@@ -177,7 +177,9 @@ function ConnectionCard({ connection: c, now }: { connection: ConnectionOverview
         <div>
           <dt>Budget today</dt>
           <dd>
-            {formatCount(c.budget.used_today)} of {formatCount(c.budget.daily_quota)}
+            {c.budget.daily_quota === null
+              ? `${formatCount(c.budget.used_today)} calls (no daily quota)`
+              : `${formatCount(c.budget.used_today)} of ${formatCount(c.budget.daily_quota)}`}
           </dd>
         </div>
         <div>

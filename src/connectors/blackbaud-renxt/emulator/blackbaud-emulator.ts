@@ -142,7 +142,7 @@ export function createBlackbaudEmulator(options: BlackbaudEmulatorOptions = {}):
   });
   const limits = new CallLimits({
     now,
-    ratePerSecond: options.ratePerSecond ?? 10,
+    ratePerSecond: options.ratePerSecond ?? 5,
     dailyQuota: options.dailyQuota ?? 25_000,
   });
   const callers = new WeakMap<FastifyRequest, string>();
@@ -306,17 +306,6 @@ export async function startBlackbaudEmulator(
   const emulator = createBlackbaudEmulator(options);
   const baseUrl = await listenOnLoopback(emulator.app, options.port ?? 0);
   return { ...emulator, baseUrl, close: () => emulator.app.close() };
-}
-
-/** Entry point for `concord emulate blackbaud-renxt --port N`. */
-export async function runBlackbaudEmulator(
-  options: BlackbaudEmulatorOptions & { port?: number } = {},
-): Promise<RunningBlackbaudEmulator> {
-  const running = await startBlackbaudEmulator(options);
-  console.log(`Blackbaud SKY API (Raiser's Edge NXT) emulator listening on ${running.baseUrl}`);
-  console.log(`  Bb-Api-Subscription-Key: ${running.subscriptionKey}`);
-  console.log(`  Get a token: curl -X POST ${running.baseUrl}/__emulator/token`);
-  return running;
 }
 
 // ------------------------------------------------------------------ helpers

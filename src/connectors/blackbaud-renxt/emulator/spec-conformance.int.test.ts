@@ -2,13 +2,14 @@
  * Checks the emulator's Constituent API answers (constituents, email addresses, relationships,
  * list members) against Blackbaud's official OpenAPI document, shared/specs/blackbaud/constituent.json.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import {
   loadOpenApiValidator,
   officialSpecPath,
   type OpenApiValidator,
 } from "../../contract/openapi-validator";
 import { startHarness, type Harness } from "../../../../test/support/connectors/blackbaud-renxt-emulator";
+import { describeWithSpecs } from "../../../../test/support/official-specs";
 
 const specFile = officialSpecPath("blackbaud", "constituent.json");
 
@@ -16,52 +17,57 @@ let h: Harness;
 let spec: OpenApiValidator;
 let ids: { org: string; person: string; email: string; list: string };
 
-beforeAll(async () => {
-  spec = await loadOpenApiValidator(specFile);
-  h = await startHarness();
-  const seeded = (
-    await h.control("POST", "/__emulator/seed", {
-      constituents: [
-        { type: "Organization", name: "Acme Foundation", lookup_id: "ORG-1" },
-        {
-          type: "Individual",
-          first: "Rita",
-          last: "Cole",
-          title: "Dr.",
-          email_addresses: [
-            { address: "rita@example.org", type: "Email", primary: true },
-            { address: "rita.work@example.org", type: "Work Email", do_not_email: true },
-          ],
-          solicit_codes: [{ solicit_code: "Do not mail", start_date: "2025-01-01T00:00:00Z" }],
-        },
-      ],
-      lists: [
-        { id: "6a2a6f60-6c55-4bcb-8b8e-27b1f25a9f7a", name: "Board", description: "Board members", ids: [] },
-      ],
-    })
-  ).body;
-  const [org, person] = seeded.constituents;
-  ids = { org: org.id, person: person.id, email: person.email_address_ids[0], list: seeded.lists[0].id };
-  await h.control("POST", "/__emulator/act", {
-    as: "admin",
-    action: "add_to_list",
-    list_id: ids.list,
-    ids: [ids.person, ids.org],
+describeWithSpecs("Constituent API responses match constituent.json", () => {
+  beforeAll(async () => {
+    spec = await loadOpenApiValidator(specFile);
+    h = await startHarness();
+    const seeded = (
+      await h.control("POST", "/__emulator/seed", {
+        constituents: [
+          { type: "Organization", name: "Acme Foundation", lookup_id: "ORG-1" },
+          {
+            type: "Individual",
+            first: "Rita",
+            last: "Cole",
+            title: "Dr.",
+            email_addresses: [
+              { address: "rita@example.org", type: "Email", primary: true },
+              { address: "rita.work@example.org", type: "Work Email", do_not_email: true },
+            ],
+            solicit_codes: [{ solicit_code: "Do not mail", start_date: "2025-01-01T00:00:00Z" }],
+          },
+        ],
+        lists: [
+          {
+            id: "6a2a6f60-6c55-4bcb-8b8e-27b1f25a9f7a",
+            name: "Board",
+            description: "Board members",
+            ids: [],
+          },
+        ],
+      })
+    ).body;
+    const [org, person] = seeded.constituents;
+    ids = { org: org.id, person: person.id, email: person.email_address_ids[0], list: seeded.lists[0].id };
+    await h.control("POST", "/__emulator/act", {
+      as: "admin",
+      action: "add_to_list",
+      list_id: ids.list,
+      ids: [ids.person, ids.org],
+    });
+    await h.call("POST", "/constituent/v1/relationships", {
+      constituent_id: ids.person,
+      relation_id: ids.org,
+      type: "Employee",
+      reciprocal_type: "Employer",
+      is_organization_contact: true,
+    });
   });
-  await h.call("POST", "/constituent/v1/relationships", {
-    constituent_id: ids.person,
-    relation_id: ids.org,
-    type: "Employee",
-    reciprocal_type: "Employer",
-    is_organization_contact: true,
+
+  afterAll(async () => {
+    await h.close();
   });
-});
 
-afterAll(async () => {
-  await h.close();
-});
-
-describe("Constituent API responses match constituent.json", () => {
   const cases: [string, () => string][] = [
     ["constituent list", () => "/constituent/v1/constituents?limit=1&last_modified=2000-01-01T00:00:00Z"],
     ["constituent list by list_id", () => `/constituent/v1/constituents?list_id=${ids.list}`],

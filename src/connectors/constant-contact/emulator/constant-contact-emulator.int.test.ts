@@ -1,26 +1,26 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import {
-  loadOpenApiValidator,
-  officialSpecPath,
-  type OpenApiValidator,
-} from "../../contract/openapi-validator";
+import { describeWithSpecs, SPECS_DIR as SPECS, specsPresent } from "../../../../test/support/official-specs";
+import { loadOpenApiValidator, type OpenApiValidator } from "../../contract/openapi-validator";
 import {
   startConstantContactEmulator,
   type ConstantContactEmulatorOptions,
   type StartedConstantContactEmulator,
 } from "./constant-contact-emulator";
 
-const SPECS = officialSpecPath();
 let spec: OpenApiValidator;
-let swagger: OpenApiValidator;
+let swagger: OpenApiValidator | undefined;
 
-beforeAll(async () => {
+/** The official specs: the conformance suite needs them; other suites use them where present. */
+async function loadSpecs(): Promise<void> {
   spec = await loadOpenApiValidator(join(SPECS, "constant-contact/csharp-client-openapi/openapi.yaml"));
   swagger = await loadOpenApiValidator(
     join(SPECS, "constant-contact/swagger-3.0.178/constant-contact-v3-openapi.yml"),
   );
+}
+beforeAll(async () => {
+  if (specsPresent) await loadSpecs();
 });
 
 type Res = { status: number; body: any; headers: Headers };
@@ -63,11 +63,14 @@ async function setup(options: ConstantContactEmulatorOptions = {}) {
     const text = await res.text();
     return { status: res.status, body: text === "" ? undefined : JSON.parse(text), headers: res.headers };
   };
-  /** Calls the API and asserts the answer matches the C# client spec (and the error schemas). */
+  /**
+   * Calls the API and asserts the answer matches the C# client spec (and the error schemas) where
+   * the official specs are present (official-specs.ts); the behaviour checks run either way.
+   */
   const api = async (method: string, path: string, body?: unknown, init: Parameters<typeof raw>[3] = {}) => {
     const res = await raw(method, path, body, init);
     // Rate-limit 429s come from the gateway and are documented in the rate-limits guide, not per operation.
-    if (path.startsWith("/v3/") && !isGatewayError(res)) {
+    if (swagger !== undefined && path.startsWith("/v3/") && !isGatewayError(res)) {
       const checked = spec.validateResponse({ method, path, status: res.status, body: res.body });
       expect(checked, `${method} ${path} → ${res.status} ${JSON.stringify(res.body)}`).toEqual({ ok: true });
       if (res.status >= 400 && res.status !== 401) {
@@ -129,7 +132,7 @@ async function seedBasics(t: Awaited<ReturnType<typeof setup>>) {
   });
 }
 
-describe("Constant Contact emulator: responses match the official spec", () => {
+describeWithSpecs("Constant Contact emulator: responses match the official spec", () => {
   it("serves contacts, sign-up form, resubscribe, lists and activities in documented shapes", async () => {
     const t = await setup();
     const seeded = await seedBasics(t);
@@ -906,9 +909,11 @@ describe("OAuth2", () => {
       status: 401,
       body: { error_key: "unauthorized", error_message: "Unauthorized" },
     });
-    expect(swagger.validateSchema("#/definitions/AuthorizationErrorSchema", expired.body)).toEqual({
-      ok: true,
-    });
+    // The body's schema is checked where the official spec is present (see official-specs.ts).
+    if (swagger !== undefined)
+      expect(swagger.validateSchema("#/definitions/AuthorizationErrorSchema", expired.body)).toEqual({
+        ok: true,
+      });
 
     const refreshed: any = await (
       await fetch(tokenUrl, form({ grant_type: "refresh_token", refresh_token: first.refresh_token }))

@@ -1050,18 +1050,3 @@ export async function startConstantContactEmulator(
   const baseUrl = await listenOnLoopback(emulator.app, port ?? 0);
   return { ...emulator, baseUrl, close: () => emulator.app.close() };
 }
-
-/** The entry the CLI (`concord emulate constant-contact --port N`) calls; prints the base URL. */
-export async function runConstantContactEmulator(
-  options: ConstantContactEmulatorOptions & { port?: number; print?: (line: string) => void } = {},
-): Promise<StartedConstantContactEmulator> {
-  const {
-    print = (line: string) => {
-      console.log(line);
-    },
-    ...rest
-  } = options;
-  const started = await startConstantContactEmulator(rest);
-  print(`Constant Contact V3 emulator listening on ${started.baseUrl} (API ${started.baseUrl}/v3)`);
-  return started;
-}

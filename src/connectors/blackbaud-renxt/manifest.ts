@@ -1,0 +1,95 @@
+/**
+ * Raiser's Edge NXT (Blackbaud SKY API) as data: OAuth 2 plus a subscription key, 5 calls a second
+ * and 25,000 a day on the Customer tier, CloudEvents webhooks, consent kept per consent category
+ * with the constituent's own responses recorded as consent records, and the constituent fields
+ * Concord reads and writes.
+ */
+import type { ConnectorManifest } from "../manifest";
+import { SKY_API_BASE_URL, SKY_TOKEN_URL } from "./client";
+import { BLACKBAUD_LIMITS, BlackbaudRenxtOptionsSchema, createBlackbaudRenxtSession } from "./connector";
+import { handleBlackbaudWebhook } from "./webhooks";
+
+const text = (name: string, description?: string) =>
+  ({ name, type: "string", read: true, write: true, ...(description ? { description } : {}) }) as const;
+
+export const blackbaudRenxtManifest: ConnectorManifest = {
+  id: "blackbaud-renxt",
+  label: "Raiser's Edge NXT",
+  role: "crm",
+  credentials: {
+    client_id: { description: "the SKY application's id", secret: false, required: true },
+    client_secret: { description: "the SKY application's secret", secret: true, required: true },
+    refresh_token: {
+      description: "a refresh token from the environment administrator's consent (valid 365 days)",
+      secret: true,
+      required: true,
+    },
+    subscription_key: {
+      description: "the SKY developer subscription key (Bb-Api-Subscription-Key)",
+      secret: true,
+      required: true,
+    },
+  },
+  options: BlackbaudRenxtOptionsSchema,
+  limits: BLACKBAUD_LIMITS,
+  // reference/apis.md §3.5: webhooks arrive within minutes, so it is polled as well: constituents,
+  // email addresses and consents modified since the checkpoint.
+  polling: { calls_per_poll: 3, default_interval_ms: 300_000 },
+  capabilities: {
+    channels: ["email"],
+    webhooks: true,
+    resubscribe: "consent_record",
+    bulk_import: false,
+    can_create_contacts: true,
+  },
+  endpoints: { kind: "static", base_url: SKY_API_BASE_URL, token_url: SKY_TOKEN_URL },
+  topics: {
+    consent_category: { label: "consent category", identified_by: "name" },
+  },
+  fields: {
+    fields: [
+      { name: "first", type: "string", read: true, write: true, slot: "first_name" },
+      { name: "last", type: "string", read: true, write: true, slot: "last_name" },
+      text("middle"),
+      text("preferred_name"),
+      text("former_name"),
+      text("suffix"),
+      text("title", "the salutation title (Mr., Dr.), not a job title"),
+      text("lookup_id", "the organisation's own constituent id"),
+      text("name", "an organisation's name"),
+      { name: "gender", type: "string", read: true, write: false },
+    ],
+    patterns: [],
+  },
+  vendor_terms: [
+    "requests_no_email",
+    "do_not_email",
+    "constituent_consent_response",
+    "consent.email.",
+    "solicit_code",
+  ],
+  webhooks: { handle: handleBlackbaudWebhook },
+  emulator: {
+    start: async (options) => {
+      const { startBlackbaudEmulator } = await import("./emulator/blackbaud-emulator");
+      const started = await startBlackbaudEmulator({
+        ...(options.settings ?? {}),
+        ...(options.port !== undefined ? { port: options.port } : {}),
+        ...(options.now !== undefined ? { now: options.now } : {}),
+        logger: options.logger ?? false,
+      });
+      return {
+        origin: started.baseUrl,
+        base_url: started.baseUrl,
+        token_url: `${started.baseUrl}/oauth2/token`,
+        describe: [
+          `Blackbaud SKY API (Raiser's Edge NXT) emulator listening on ${started.baseUrl}`,
+          `  Bb-Api-Subscription-Key: ${started.subscriptionKey}`,
+          `  Get a token: curl -X POST ${started.baseUrl}/__emulator/token`,
+        ],
+        close: started.close,
+      };
+    },
+  },
+  connect: createBlackbaudRenxtSession,
+};

@@ -1,0 +1,160 @@
+/**
+ * A connector's manifest: everything Concord knows about one system, as data in the connector's own
+ * folder. Who it is and its role; what a connection to it takes (credentials and options, as
+ * schemas); what it allows (limits the call budget enforces); what it can do (capabilities the
+ * planner reads); where its API is (a fixed URL, or one the credentials or the token answer give);
+ * which of its constructs a topic may stand for; which fields it reads and writes; how it pushes
+ * changes; how to emulate it; and how to talk to it. The registry lists one manifest per system.
+ */
+import type { z } from "zod";
+import type { Channel } from "../core/consent/consent-event";
+import type {
+  ConnectionSettings,
+  ConnectorLimits,
+  ConnectorRole,
+  ConnectorRuntime,
+  ConnectorSession,
+  WebhookHandling,
+  WebhookRequest,
+} from "./connector";
+
+export type { ConnectorLimits, ConnectorRole };
+
+/** One credential a connection takes. */
+export type CredentialSpec = {
+  /** What it is and where to find it, for config errors and docs. */
+  description: string;
+  /** A secret must be a reference in the config (`{ env }` or `{ stored }`), never a plain value. */
+  secret: boolean;
+  /** Needed to connect: without it the connection is broken (`auth_missing`) until it is given. */
+  required: boolean;
+};
+
+/** What the system can do; the planner and the config check read these, so each one changes behaviour. */
+export type ConnectorCapabilities = {
+  channels: readonly Channel[];
+  /** Push of contact and consent changes: webhooks; otherwise the engine only polls. */
+  webhooks: boolean;
+  /**
+   * How someone opted out becomes sendable again here. `confirmation_email`: the system sends its
+   * own confirmation and the planner asks for it after an admin's resubscribe request;
+   * `consent_record`: the system records the person's own opt-in, which the planner writes;
+   * `contact_only`: only the person, in the system itself; the planner asks for nothing.
+   */
+  resubscribe: "confirmation_email" | "consent_record" | "contact_only";
+  /** Bulk endpoints for new contacts: the planner sends them one upsert per target list set. */
+  bulk_import: boolean;
+  /** Whether Concord may create records here (the pair's `create_in_crm` needs it on the CRM). */
+  can_create_contacts: boolean;
+};
+
+/** Where the API is: fixed, or found from the credentials or the token answer. */
+export type EndpointRule =
+  | { kind: "static"; base_url: string; token_url?: string }
+  /** Mailchimp: the API key's `-usNN` suffix names the data centre. */
+  | {
+      kind: "from_credentials";
+      token_url?: string;
+      resolve: (credentials: Readonly<Record<string, string | undefined>>) => string | undefined;
+      /** How it is found, for errors and docs. */
+      explain: string;
+    }
+  /** Salesforce's instance URL, Mailchimp's OAuth metadata: saved from the token answer as `api_base_url`. */
+  | { kind: "from_token"; token_url: string; explain: string };
+
+/** A construct a topic may stand for in this system: a consent category, the whole account, a list… */
+export type ConstructSpec = {
+  /** What the system calls it, for messages: "consent category", "list". */
+  label: string;
+  /**
+   * How the config names one. `none`: the construct is the connection itself (the whole account);
+   * `name`: its name is its identity (Raiser's Edge consent categories); `id_or_name`: an id, or a
+   * name looked up in the system (`lookup`).
+   */
+  identified_by: "none" | "name" | "id_or_name";
+  /** For `id_or_name`: where names are looked up. */
+  lookup?: "lists";
+};
+
+/** A field the connector reads or writes, as a pair's field mappings name it. */
+export type FieldSpec = {
+  name: string;
+  type: "string" | "number" | "date" | "boolean";
+  read: boolean;
+  write: boolean;
+  /** The record's own name slot it fills: map it with that canonical name. */
+  slot?: "first_name" | "last_name";
+  description?: string;
+};
+
+/** A family of fields named by a pattern (custom fields, phone numbers by kind). */
+export type FieldPatternSpec = Omit<FieldSpec, "name" | "slot"> & {
+  pattern: RegExp;
+  /** How to write one, for errors: `custom_field:<custom field id, a UUID>`. */
+  form: string;
+};
+
+export type FieldCatalogue = { fields: readonly FieldSpec[]; patterns: readonly FieldPatternSpec[] };
+
+/** Webhook intake: verifying and parsing a delivery (`secret` is the connection's webhook secret). */
+export type WebhookSupport = {
+  handle: (request: WebhookRequest, secret: string) => WebhookHandling;
+};
+
+/** A running emulator of the system, as the emulated world and `concord emulate` use it. */
+export type RunningEmulator = {
+  /** The origin it listens on (http://127.0.0.1:port). */
+  origin: string;
+  /** What a connection's `base_url` and `token_url` should be to reach it. */
+  base_url: string;
+  token_url: string;
+  /** Lines that tell a person how to use it (printed by `concord emulate`). */
+  describe: readonly string[];
+  close: () => Promise<void>;
+};
+
+export type EmulatorStartOptions = {
+  port?: number;
+  now?: () => Date;
+  logger?: boolean;
+  /** Vendor-specific settings (limits, clients…), as the emulator's own options name them. */
+  settings?: Record<string, unknown>;
+};
+
+export type EmulatorSupport = {
+  /** Starts the emulator (loaded on demand: the engine never loads an emulator it does not run). */
+  start: (options: EmulatorStartOptions) => Promise<RunningEmulator>;
+};
+
+export type ConnectorManifest = {
+  id: string;
+  label: string;
+  role: ConnectorRole;
+  credentials: Readonly<Record<string, CredentialSpec>>;
+  /** The connection's `options`: connector settings beyond credentials (defaults applied). */
+  options: z.ZodType<Record<string, unknown>>;
+  limits: ConnectorLimits;
+  /** What one poll costs when nothing changed, and how often to poll when nothing says. */
+  polling: { calls_per_poll: number; default_interval_ms: number };
+  capabilities: ConnectorCapabilities;
+  endpoints: EndpointRule;
+  /** The constructs a topic may stand for here, by the type name the config uses. */
+  topics: Readonly<Record<string, ConstructSpec>>;
+  fields: FieldCatalogue;
+  /**
+   * Field and value names only this vendor uses (its consent flags, its status words): they never
+   * appear in Concord's code outside this connector's folder (a test checks it).
+   */
+  vendor_terms: readonly string[];
+  webhooks?: WebhookSupport;
+  emulator: EmulatorSupport;
+  connect: (settings: ConnectionSettings, runtime: ConnectorRuntime) => ConnectorSession;
+};
+
+/** The field a mapping names, from the catalogue; undefined when the connector has no such field. */
+export function findField(catalogue: FieldCatalogue, name: string): FieldSpec | undefined {
+  const fixed = catalogue.fields.find((f) => f.name === name);
+  if (fixed) return fixed;
+  const family = catalogue.patterns.find((p) => p.pattern.test(name));
+  return family ? { name, type: family.type, read: family.read, write: family.write } : undefined;
+}
