@@ -204,7 +204,7 @@ async function seedCrm(w: EmulatedWorld, n: number): Promise<void> {
     connection_id: RE_ID,
     system: connection.connection.system,
     role: connection.manifest.role,
-    mapping: { connection_id: RE_ID, pair: w.pair, topics: w.config.topics },
+    mapping: { connection_id: RE_ID, topics: w.config.topics },
     now: () => new Date(),
   };
   for (let from = 0; from < n; from += PAGE) {

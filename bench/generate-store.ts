@@ -10,6 +10,14 @@
 import { createHash } from "node:crypto";
 import BetterSqlite3 from "better-sqlite3";
 import { sql, type Insertable, type Kysely } from "kysely";
+import { GLOBAL_SCOPE, topicScope } from "../src/core/consent/consent-event";
+import {
+  ACCOUNT_OBSERVED,
+  constructScope,
+  GLOBAL_OBSERVED,
+  type ConsentFact,
+  type ObservedScope,
+} from "../src/core/consent/system-consent";
 import type { ResolvedPair } from "../src/pipeline/resolve-pair";
 import { LEDGER_GENESIS_HASH } from "../src/ledger/chain-hash";
 import { consentEventId, type ConsentEventDraft } from "../src/ledger/consent-event-id";
@@ -37,6 +45,9 @@ export const LISTS = {
   appeals: { crm: "L-appeals", platform: "cca-appeals" },
 } as const;
 
+/** The CRM's construct for the topic "appeals" (a consent category). */
+const APPEALS_CATEGORY: ObservedScope = constructScope("consent_category", "Appeals");
+
 /**
  * The pair as `resolvePair` would give it for the example config: one global account with two
  * audiences (newsletter one way and removing memberships, events both ways), one "appeals" account
@@ -46,11 +57,29 @@ export const LISTS = {
 export const BENCH_PAIR: ResolvedPair = {
   pair: {
     id: PAIR_ID,
-    crm: { connection_id: CRM, system: "blackbaud-renxt" },
+    crm: {
+      connection_id: CRM,
+      system: "blackbaud-renxt",
+      resubscribe: "consent_record",
+      targets: [
+        { scope: GLOBAL_SCOPE, construct: GLOBAL_OBSERVED, shown_by: "facts", label: "all email" },
+        {
+          scope: topicScope("appeals"),
+          construct: APPEALS_CATEGORY,
+          shown_by: "facts",
+          label: "consent category “Appeals”",
+        },
+      ],
+    },
     platforms: [
       {
         connection_id: MAIN,
         system: "constant-contact",
+        account_scope: GLOBAL_SCOPE,
+        targets: [
+          { scope: GLOBAL_SCOPE, construct: ACCOUNT_OBSERVED, shown_by: "facts", label: "the whole account" },
+        ],
+        resubscribe: "confirmation_email",
         audiences: [
           {
             crm_list_id: LISTS.news.crm,
@@ -69,8 +98,16 @@ export const BENCH_PAIR: ResolvedPair = {
       {
         connection_id: APPEALS,
         system: "constant-contact",
-        topic: "appeals",
-        crm_category: "Appeals",
+        account_scope: topicScope("appeals"),
+        targets: [
+          {
+            scope: topicScope("appeals"),
+            construct: ACCOUNT_OBSERVED,
+            shown_by: "facts",
+            label: "the whole account",
+          },
+        ],
+        resubscribe: "confirmation_email",
         audiences: [
           {
             crm_list_id: LISTS.appeals.crm,
@@ -302,27 +339,35 @@ export function generateChunk(
       ...(inEvents ? [LISTS.events.crm] : []),
       ...(inAppeals ? [LISTS.appeals.crm] : []),
     ];
-    const crmFields: Record<string, string | null> = {
-      type: "Individual",
-      lookup_id: String(90_000 + i),
-      requests_no_email: consent === "settled_opt_out" || consent === "new_crm_opt_out" ? "true" : "false",
-    };
-    if (consent === "opted_in_again") crmFields["consent.Email.*"] = "OptIn";
-    if (consent === "settled_topic_opt_out" || consent === "new_crm_topic_opt_out")
-      crmFields["consent.Email.Appeals"] = "OptOut";
+    const crmFields: Record<string, string | null> = { type: "Individual", lookup_id: String(90_000 + i) };
+    // The CRM's consent as its connector reports it: a global flag with no history, consent records.
+    const crmFacts: ConsentFact[] = [
+      generatedFact(
+        GLOBAL_OBSERVED,
+        consent === "settled_opt_out" || consent === "new_crm_opt_out" ? "opted_out" : "none",
+        { unversioned: true },
+      ),
+      ...(consent === "opted_in_again"
+        ? [generatedFact(GLOBAL_OBSERVED, "opted_in", { role: "record" as const })]
+        : []),
+      ...(consent === "settled_topic_opt_out" || consent === "new_crm_topic_opt_out"
+        ? [generatedFact(APPEALS_CATEGORY, "opted_out")]
+        : []),
+    ];
     const crmFirst = nameConflict ? `${first}-crm` : first;
     snapshot(CRM, reId, {
       external_id: reId,
       kind: "individual",
       emails: crmEmailChange
         ? [
-            { address: email, primary: false, do_not_email: false, inactive: false },
-            { address: crmEmail, primary: true, do_not_email: false, inactive: false },
+            { address: email, primary: false, inactive: false },
+            { address: crmEmail, primary: true, inactive: false },
           ]
-        : [{ address: email, primary: true, do_not_email: false, inactive: false }],
+        : [{ address: email, primary: true, inactive: false }],
       first_name: crmFirst,
       last_name: last,
       fields: crmFields,
+      consent_state: crmFacts,
       list_ids: crmLists,
       inactive: false,
       deceased: false,
@@ -369,14 +414,8 @@ export function generateChunk(
         emails: [{ address: options.email, primary: true }],
         first_name: options.first,
         last_name: last,
-        fields: {
-          permission_to_send: options.unsubscribed
-            ? "unsubscribed"
-            : options.explicit
-              ? "explicit"
-              : "implicit",
-          ...(options.unsubscribed ? { opt_out_source: "Contact" } : {}),
-        },
+        fields: {},
+        consent_state: [generatedFact(ACCOUNT_OBSERVED, options.unsubscribed ? "opted_out" : "opted_in")],
         list_ids: lists.filter((x) => x.member).map((x) => x.platform),
         updated_at: "2026-05-29T08:00:00.000Z",
       });
@@ -658,4 +697,13 @@ export async function generateStore(options: GenerateOptions): Promise<Generated
     options.store.db,
   );
   return counts;
+}
+
+/** A consent fact as a connector would report it, from generated data. */
+function generatedFact(
+  scope: ObservedScope,
+  status: ConsentFact["status"],
+  extra: Partial<ConsentFact> = {},
+): ConsentFact {
+  return { channel: "email", scope, status, source: "generated", label: status, role: "state", ...extra };
 }

@@ -46,7 +46,7 @@ const ada: Explanation = {
           connection_id: "cc-main",
           system: "constant-contact",
           role: "platform",
-          crm_category: null,
+          construct: null,
           ...decision,
         },
       ],

@@ -126,8 +126,10 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
     return found.connection;
   };
 
-  // Topics: unique keys; categories keyed by declared CRM connections.
+  // Topics: unique keys; constructs of declared connections, of a type each system has, named as
+  // that type is named there, each construct standing for one topic only.
   const topics = new Map<string, number>();
+  const constructOwner = new Map<string, number>();
   config.topics.forEach((topic, t) => {
     const first = topics.get(topic.key);
     if (first !== undefined)
@@ -137,10 +139,55 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
         `duplicate topic key "${topic.key}": topics[${first}] already declares it; expected each key once`,
       );
     else topics.set(topic.key, t);
-    for (const crmId of Object.keys(topic.crm_categories))
-      expectConnection(["topics", t, "crm_categories", crmId], crmId, "crm");
+    for (const [connectionId, construct] of Object.entries(topic.constructs)) {
+      const path = ["topics", t, "constructs", connectionId];
+      const found = connections.get(connectionId)?.connection;
+      if (found === undefined) {
+        const ids = [...connections.keys()];
+        add(
+          path,
+          "unknown_reference",
+          `expected the id of a connection declared under connections (${quoteList(ids)}); found "${connectionId}"${hint(connectionId, ids)}`,
+        );
+        continue;
+      }
+      const manifest = manifestOf(found.system);
+      const spec = manifest.topics[construct.type];
+      const types = Object.keys(manifest.topics);
+      if (spec === undefined) {
+        add(
+          [...path, "type"],
+          "unsupported_setting",
+          `a topic in ${manifest.label} is ${types.map((x) => `${x} (${manifest.topics[x]?.label ?? x})`).join(" or ") || "not supported"}; found "${construct.type}"${hint(construct.type, types)}`,
+        );
+        continue;
+      }
+      const named = construct.id !== undefined || construct.name !== undefined;
+      if (spec.identified_by === "none" && named)
+        add(
+          path,
+          "unsupported_setting",
+          `a ${construct.type} construct is the connection itself: expected no id or name, found ${construct.id !== undefined ? "an id" : "a name"}`,
+        );
+      if (spec.identified_by === "name" && construct.name === undefined)
+        add(
+          [...path, "name"],
+          "missing_setting",
+          `required: a ${spec.label} is named by its name in ${manifest.label}; expected name, found ${construct.id !== undefined ? "only an id" : "nothing"}`,
+        );
+      if (spec.identified_by === "id_or_name" && !named)
+        add(path, "missing_setting", `required: expected the ${spec.label}'s id or name, found neither`);
+      const key = `${connectionId}\u0000${construct.type}\u0000${(construct.id ?? construct.name ?? "").toLowerCase()}`;
+      const owner = constructOwner.get(key);
+      if (owner !== undefined)
+        add(
+          path,
+          "conflicting_setting",
+          `this ${spec.label} of "${connectionId}" already stands for topic "${config.topics[owner]?.key ?? ""}" (topics[${owner}]); expected each construct to stand for one topic`,
+        );
+      else constructOwner.set(key, t);
+    }
   });
-  const topicKeys = [...topics.keys()];
 
   // Pairs.
   const pairIds = new Map<string, number>();
@@ -177,44 +224,22 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
         else platformOwner.set(conn.id, { pair: p, slot: k });
         pairPlatforms.push(conn.id);
       }
-
-      if (platform.topic === undefined) {
-        if (platform.crm_category !== undefined)
-          add(
-            at("platforms", k, "crm_category"),
-            "missing_setting",
-            `a crm_category needs a topic: without one this account is global and its unsubscribes are global opt-outs; expected a topic key (${quoteList(topicKeys)}) beside crm_category, found none`,
-          );
-        return;
-      }
-      const topicIndex = topics.get(platform.topic);
-      if (topicIndex === undefined) {
-        add(
-          at("platforms", k, "topic"),
-          "unknown_reference",
-          `expected a topic key declared under topics (${quoteList(topicKeys)}); found "${platform.topic}"${hint(platform.topic, topicKeys)}`,
-        );
-        return;
-      }
-      if (crm === undefined) return;
-      const declared = config.topics[topicIndex]?.crm_categories[crm.id];
-      if (platform.crm_category !== undefined && declared !== undefined && platform.crm_category !== declared)
-        add(
-          at("platforms", k, "crm_category"),
-          "conflicting_setting",
-          `expected "${declared}" (topics[${topicIndex}].crm_categories.${crm.id}) or no crm_category here, found "${platform.crm_category}"`,
-        );
-      if (
-        platform.crm_category === undefined &&
-        declared === undefined &&
-        manifestOf(crm.system).topics["consent_category"] !== undefined
-      )
-        add(
-          at("platforms", k, "topic"),
-          "missing_setting",
-          `topic "${platform.topic}" has no ${manifestOf(crm.system).label} consent category for "${crm.id}": expected crm_category here or topics[${topicIndex}].crm_categories.${crm.id}, found neither`,
-        );
     });
+
+    // A topic one of the pair's platforms keeps must have a home in the CRM where the CRM keeps
+    // topics (Raiser's Edge consent categories): else its opt-outs could not reach the CRM.
+    const crmManifest = crm === undefined ? undefined : manifestOf(crm.system);
+    if (crm !== undefined && crmManifest !== undefined && Object.keys(crmManifest.topics).length > 0)
+      config.topics.forEach((topic, t) => {
+        const onPlatform = pairPlatforms.find((id) => topic.constructs[id] !== undefined);
+        if (onPlatform === undefined || topic.constructs[crm.id] !== undefined) return;
+        const [type = "", spec] = Object.entries(crmManifest.topics)[0] ?? [];
+        add(
+          ["topics", t, "constructs"],
+          "missing_setting",
+          `topic "${topic.key}" is kept on "${onPlatform}" (pair "${pair.id}") but has no ${spec?.label ?? "construct"} in ${crmManifest.label} "${crm.id}": expected constructs.${crm.id}: { type: ${type}, name: … }`,
+        );
+      });
 
     const audienceSeen = new Map<string, number>();
     pair.audiences.forEach((audience, a) => {

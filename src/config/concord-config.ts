@@ -114,23 +114,51 @@ export type Connection = z.infer<typeof ConnectionSchema>;
 
 // ── topics ────────────────────────────────────────────────────────────────────────────────────
 
-export const TopicSchema = strictObject({
-  key: TopicKeySchema,
-  label: NonEmpty.max(200),
-  /** CRM connection id → the CRM's consent category for this topic (Raiser's Edge: "Appeals"). */
-  crm_categories: z.record(z.string(), NonEmpty.max(200)).default({}),
+/** What a topic is in one system: a construct of the type its manifest declares, by id or name. */
+export const TopicConstructSchema = strictObject({
+  type: z
+    .string()
+    .regex(
+      /^[a-z][a-z0-9_]{0,39}$/,
+      "expected a construct type such as account, consent_category or list (the system's manifest lists them)",
+    ),
+  id: z.union([NonEmpty.max(255), z.number().int().nonnegative().transform(String)]).optional(),
+  name: NonEmpty.max(255).optional(),
 });
+export type TopicConstruct = z.infer<typeof TopicConstructSchema>;
+
+export const TopicSchema = strictObject(
+  {
+    key: TopicKeySchema,
+    label: NonEmpty.max(200),
+    /**
+     * Per connection id, what the topic is in that system: a Raiser's Edge consent category, a
+     * whole Constant Contact account or one of its lists, a Mailchimp interest…
+     */
+    constructs: z.record(z.string(), TopicConstructSchema).default({}),
+  },
+  {
+    moved: {
+      crm_categories:
+        "a topic's consent category is one of its constructs now: write constructs: { <crm connection>: { type: consent_category, name: <category> } }",
+    },
+  },
+);
 export type Topic = z.infer<typeof TopicSchema>;
 
 // ── pairs ─────────────────────────────────────────────────────────────────────────────────────
 
-export const PairPlatformSchema = strictObject({
-  connection: SlugSchema,
-  /** The topic this whole account stands for; absent: the account is global (its unsubscribes are global opt-outs). */
-  topic: TopicKeySchema.optional(),
-  /** The CRM's consent category for the topic; defaults to the topic's `crm_categories` entry. */
-  crm_category: NonEmpty.max(200).optional(),
-});
+export const PairPlatformSchema = strictObject(
+  { connection: SlugSchema },
+  {
+    moved: {
+      topic:
+        "an account that stands for a topic is one of the topic's constructs now: write topics[].constructs: { <this connection>: { type: account } }",
+      crm_category:
+        "the CRM's category for a topic is one of the topic's constructs now: write topics[].constructs: { <crm connection>: { type: consent_category, name: <category> } }",
+    },
+  },
+);
 export type PairPlatform = z.infer<typeof PairPlatformSchema>;
 
 /** A list on one side, by its id, its name, or both (the id wins; the name is checked against it). */

@@ -89,15 +89,24 @@ export const configErrorMap: z.core.$ZodErrorMap = (issue) => {
 };
 
 /**
- * A strict object whose unknown-key message names the closest known key. One message per object:
- * the loader splits single-key issues into a path that ends at the unknown key.
+ * A strict object whose unknown-key message names the closest known key, or, for a key an earlier
+ * version took (`moved`), says where its setting lives now. One message per object: the loader
+ * splits single-key issues into a path that ends at the unknown key.
  */
-export function strictObject<S extends z.core.$ZodLooseShape>(shape: S) {
+export function strictObject<S extends z.core.$ZodLooseShape>(
+  shape: S,
+  options: { moved?: Readonly<Record<string, string>> } = {},
+) {
   const known = Object.keys(shape);
   return z.strictObject(shape, {
     error: (issue) => {
       if (issue.code !== "unrecognized_keys") return undefined;
-      const parts = issue.keys.map((k) => `unknown key "${k}"${hint(k, known)}`);
+      const parts = issue.keys.map((k) => {
+        const moved = options.moved?.[k];
+        return moved !== undefined
+          ? `"${k}" is no longer a key here: ${moved}`
+          : `unknown key "${k}"${hint(k, known)}`;
+      });
       return `${parts.join("; ")}; expected one of: ${known.join(", ")}`;
     },
   });

@@ -32,12 +32,21 @@ const base = (): Base => ({
     },
     { id: "cc-appeals", system: "constant-contact", poll_interval: "2m" },
   ],
-  topics: [{ key: "appeals", label: "Appeals", crm_categories: { "re-nxt": "Appeals" } }],
+  topics: [
+    {
+      key: "appeals",
+      label: "Appeals",
+      constructs: {
+        "re-nxt": { type: "consent_category", name: "Appeals" },
+        "cc-appeals": { type: "account" },
+      },
+    },
+  ],
   pairs: [
     {
       id: "main",
       crm: "re-nxt",
-      platforms: [{ connection: "cc-main" }, { connection: "cc-appeals", topic: "appeals" }],
+      platforms: [{ connection: "cc-main" }, { connection: "cc-appeals" }],
       audiences: [{ crm_list: { id: "42" }, platform: "cc-main", platform_list: { name: "Newsletter" } }],
       fields: [{ canonical: "first_name", crm: "first", platform: "first_name" }],
     },
@@ -121,11 +130,11 @@ describe("a valid config", () => {
       ["cc-appeals", "constant-contact"],
     ]);
     const pair = config.pairs[0]!;
-    expect(pair.platforms).toEqual([
-      { connection: "cc-main" },
-      { connection: "cc-appeals", topic: "appeals", crm_category: "Appeals" },
-    ]);
-    expect(config.topics[0]?.crm_categories).toEqual({ "re-nxt": "Appeals" });
+    expect(pair.platforms).toEqual([{ connection: "cc-main" }, { connection: "cc-appeals" }]);
+    expect(config.topics[0]?.constructs).toEqual({
+      "re-nxt": { type: "consent_category", name: "Appeals" },
+      "cc-appeals": { type: "account" },
+    });
     // Every secret in the example is an environment reference.
     const secrets = config.connections.flatMap((c) => Object.values(c.credentials));
     expect(secrets.every((s) => s?.kind === "env")).toBe(true);
@@ -365,46 +374,72 @@ describe("errors name the path, what was expected and what was found", () => {
       'duplicate pair id "main"',
     ],
     [
-      "undeclared topic",
-      (c) => (c.pairs[0]!.platforms[1]!.topic = "apeals"),
+      "a platform's topic written the old way",
+      (c) => (c.pairs[0]!.platforms[1]!.topic = "appeals"),
       "pairs[0].platforms[1].topic",
+      "unknown_key",
+      '"topic" is no longer a key here: an account that stands for a topic is one of the topic\'s constructs now: write topics[].constructs: { <this connection>: { type: account } }',
+    ],
+    [
+      "a topic's CRM category written the old way",
+      (c) => (c.topics[0]!.crm_categories = { "re-nxt": "Appeals" }),
+      "topics[0].crm_categories",
+      "unknown_key",
+      '"crm_categories" is no longer a key here: a topic\'s consent category is one of its constructs now',
+    ],
+    [
+      "a topic kept on a platform with no construct in the CRM",
+      (c) => delete c.topics[0]!.constructs["re-nxt"],
+      "topics[0].constructs",
+      "missing_setting",
+      'topic "appeals" is kept on "cc-appeals" (pair "main") but has no consent category in Raiser\'s Edge NXT "re-nxt": expected constructs.re-nxt: { type: consent_category, name: … }',
+    ],
+    [
+      "a construct on an undeclared connection",
+      (c) => (c.topics[0]!.constructs["cc-apeals"] = { type: "account" }),
+      "topics[0].constructs.cc-apeals",
       "unknown_reference",
-      'expected a topic key declared under topics (appeals); found "apeals" (did you mean "appeals"?)',
+      'expected the id of a connection declared under connections (re-nxt, cc-main, cc-appeals); found "cc-apeals" (did you mean "cc-appeals"?)',
     ],
     [
-      "topic with no CRM category",
-      (c) => (c.topics[0]!.crm_categories = {}),
-      "pairs[0].platforms[1].topic",
+      "a construct type the system does not have",
+      (c) => (c.topics[0]!.constructs["re-nxt"] = { type: "list", name: "Appeals" }),
+      "topics[0].constructs.re-nxt.type",
+      "unsupported_setting",
+      `a topic in Raiser's Edge NXT is consent_category (consent category); found "list"`,
+    ],
+    [
+      "a consent category given by id only",
+      (c) => (c.topics[0]!.constructs["re-nxt"] = { type: "consent_category", id: "7" }),
+      "topics[0].constructs.re-nxt.name",
       "missing_setting",
-      'topic "appeals" has no Raiser\'s Edge NXT consent category for "re-nxt": expected crm_category here or topics[0].crm_categories.re-nxt, found neither',
+      "required: a consent category is named by its name in Raiser's Edge NXT; expected name, found only an id",
     ],
     [
-      "conflicting CRM category",
-      (c) => (c.pairs[0]!.platforms[1].crm_category = "Fundraising"),
-      "pairs[0].platforms[1].crm_category",
+      "a whole account given a name",
+      (c) => (c.topics[0]!.constructs["cc-appeals"] = { type: "account", name: "Appeals" }),
+      "topics[0].constructs.cc-appeals",
+      "unsupported_setting",
+      "a account construct is the connection itself: expected no id or name, found a name",
+    ],
+    [
+      "one construct standing for two topics",
+      (c) =>
+        c.topics.push({
+          key: "fundraising",
+          label: "Fundraising",
+          constructs: { "cc-appeals": { type: "account" } },
+        }),
+      "topics[1].constructs.cc-appeals",
       "conflicting_setting",
-      'expected "Appeals" (topics[0].crm_categories.re-nxt) or no crm_category here, found "Fundraising"',
-    ],
-    [
-      "CRM category without a topic",
-      (c) => (c.pairs[0]!.platforms[0].crm_category = "Appeals"),
-      "pairs[0].platforms[0].crm_category",
-      "missing_setting",
-      "a crm_category needs a topic",
+      'this the whole account of "cc-appeals" already stands for topic "appeals" (topics[0]); expected each construct to stand for one topic',
     ],
     [
       "duplicate topic key",
-      (c) => c.topics.push({ key: "appeals", label: "Again", crm_categories: {} }),
+      (c) => c.topics.push({ key: "appeals", label: "Again" }),
       "topics[1].key",
       "duplicate_id",
       'duplicate topic key "appeals"',
-    ],
-    [
-      "topic category for a platform",
-      (c) => (c.topics[0]!.crm_categories["cc-main"] = "X"),
-      "topics[0].crm_categories.cc-main",
-      "wrong_role",
-      'found "cc-main", a Constant Contact connection',
     ],
     [
       "bad topic key",
@@ -657,10 +692,9 @@ describe("positions in the file", () => {
       "    pol_interval: 60s", // 6
       "pairs:", // 7
       "  - id: main", // 8
-      "    crm: re-nxt", // 9
+      "    crm: re-nx", // 9
       "    platforms:", // 10
       "      - connection: cc-main", // 11
-      "        topic: apeals", // 12
     ].join("\n");
     const result = parseConfigText(text, "concord.yaml");
     if (result.ok) throw new Error("expected errors");
@@ -673,25 +707,25 @@ describe("positions in the file", () => {
         column: 5,
       }),
       expect.objectContaining({
-        path: "pairs[0].platforms[0].topic",
+        path: "pairs[0].crm",
         code: "unknown_reference",
-        line: 12,
-        column: 9,
+        line: 9,
+        column: 5,
       }),
     ]);
     const fixed = parseConfigText(text.replace("pol_interval", "poll_interval"), "concord.yaml");
     if (fixed.ok) throw new Error("expected errors");
     expect(fixed.errors).toEqual([
       expect.objectContaining({
-        path: "pairs[0].platforms[0].topic",
+        path: "pairs[0].crm",
         code: "unknown_reference",
-        line: 12,
-        column: 9,
+        line: 9,
+        column: 5,
       }),
     ]);
     expect(formatConfigErrors(fixed.errors)).toBe(
       "concord.yaml: 1 error in the config file\n" +
-        '  concord.yaml:12:9: pairs[0].platforms[0].topic: expected a topic key declared under topics (none declared); found "apeals"',
+        '  concord.yaml:9:5: pairs[0].crm: expected the id of a CRM connection declared under connections (re-nxt); found "re-nx" (did you mean "re-nxt"?)',
     );
   });
 

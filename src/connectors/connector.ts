@@ -4,6 +4,7 @@
  * translate between a vendor's API and these shapes; they never decide consent (STYLE.md rule 4).
  */
 import type { Actor, Channel, Evidence, Mechanism } from "../core/consent/consent-event";
+import type { ConsentFact } from "../core/consent/system-consent";
 import type { ConnectorOperation, ObservedScope } from "../core/operations";
 import type { Result } from "../core/result";
 
@@ -57,13 +58,11 @@ export type ConnectorLimits = {
   };
 };
 
-/** One email address as the system holds it. */
+/** One email address as the system holds it (an address-level opt-out is a consent fact). */
 export type ExternalEmail = {
   address: string;
   primary: boolean;
   external_id?: string;
-  /** Address-level opt-out flag (Raiser's Edge `do_not_email`). */
-  do_not_email?: boolean;
   inactive?: boolean;
 };
 
@@ -75,8 +74,10 @@ export type ExternalRecord = {
   first_name?: string | null;
   last_name?: string | null;
   organisation_name?: string | null;
-  /** Other mapped fields by the system's own field name. */
+  /** Profile fields by the system's own field name (its manifest's catalogue); never consent. */
   fields: Record<string, string | null>;
+  /** Consent as the record shows it now, as typed facts (the engine never reads a vendor's field). */
+  consent_state: ConsentFact[];
   /** External ids of the lists the record belongs to (where the read includes them). */
   list_ids?: string[];
   inactive?: boolean;
@@ -131,7 +132,8 @@ export type ReadOptions = {
   list_ids?: readonly string[];
 };
 
-export type { ConnectorOperation, ObservedScope, OperationKind } from "../core/operations";
+export type { ConnectorOperation, ConsentIntent, ObservedScope, OperationKind } from "../core/operations";
+export type { ConsentFact, ConstructRef } from "../core/consent/system-consent";
 
 /** What happened to one operation, or one item of a bulk operation. */
 export type OperationOutcome = {

@@ -74,6 +74,11 @@ export type ConstructSpec = {
   identified_by: "none" | "name" | "id_or_name";
   /** For `id_or_name`: where names are looked up. */
   lookup?: "lists";
+  /**
+   * How a record shows the topic: by the consent facts the connector reports for the construct, or
+   * by its membership (a list standing for a topic: not being in it is not being sent the topic).
+   */
+  shown_by: "facts" | "membership";
 };
 
 /** A field the connector reads or writes, as a pair's field mappings name it. */

@@ -3,14 +3,20 @@
  * core only) and the connector contract, which re-exports them unchanged.
  */
 import type { Actor, Mechanism } from "./consent/consent-event";
+import type { ObservedScope } from "./consent/system-consent";
 
-/** Where a consent observation applies, in the system's own terms; the engine maps it to a topic. */
-export type ObservedScope =
-  | { kind: "global" }
-  /** The whole account/connection (Constant Contact): global or a topic, per the pair's mapping. */
-  | { kind: "account" }
-  /** A consent category of the system (Raiser's Edge NXT), mapped to a topic by the pair. */
-  | { kind: "category"; category: string };
+export type { ObservedScope } from "./consent/system-consent";
+
+/**
+ * What an upsert does to consent, decided by the planner so no connector ever picks a status
+ * itself: contacts the system already holds keep what they show (an upsert never re-subscribes
+ * anyone), and new ones start as `new_contacts` says — `subscribed` only for people the planner
+ * found sendable by the consent rules.
+ */
+export type ConsentIntent = {
+  existing: "keep";
+  new_contacts: "subscribed" | "unsubscribed" | "pending_confirmation";
+};
 
 /** Typed operations the planner emits; each has a deterministic id so a retry never duplicates. */
 export type ConnectorOperation =
@@ -26,6 +32,7 @@ export type ConnectorOperation =
         fields?: Record<string, string | null>;
       }[];
       list_ids: string[];
+      consent_intent: ConsentIntent;
     }
   | { kind: "add_list_members"; op_id: string; list_ids: string[]; external_ids: string[] }
   | { kind: "remove_list_members"; op_id: string; list_ids: string[]; external_ids: string[] }

@@ -22,12 +22,21 @@ const config: ConcordConfig = ConcordConfigShapeSchema.parse({
     { id: "cc-main", system: "constant-contact" },
     { id: "cc-appeals", system: "constant-contact" },
   ],
-  topics: [{ key: "appeals", label: "Fundraising appeals", crm_categories: { "re-nxt": "Appeals" } }],
+  topics: [
+    {
+      key: "appeals",
+      label: "Fundraising appeals",
+      constructs: {
+        "re-nxt": { type: "consent_category", name: "Appeals" },
+        "cc-appeals": { type: "account" },
+      },
+    },
+  ],
   pairs: [
     {
       id: "re-cc",
       crm: "re-nxt",
-      platforms: [{ connection: "cc-main" }, { connection: "cc-appeals", topic: "appeals" }],
+      platforms: [{ connection: "cc-main" }, { connection: "cc-appeals" }],
     },
   ],
 });
@@ -144,7 +153,17 @@ describeOnBackends("explainContact", (backend) => {
         emails: [{ address: "ada@example.org", primary: true }],
         first_name: "Ada",
         last_name: "Lovelace",
-        fields: { permission_to_send: "unsubscribed", opt_out_source: "Contact", job_title: "Analyst" },
+        fields: { job_title: "Analyst" },
+        consent_state: [
+          {
+            channel: "email",
+            scope: { kind: "account" },
+            status: "opted_out",
+            source: "permission_to_send",
+            label: "permission to send: unsubscribed (opted out by the contact)",
+            role: "state",
+          },
+        ],
         list_ids: ["list-1"],
         updated_at: "2026-03-01T10:00:00.000Z",
       },
@@ -156,8 +175,36 @@ describeOnBackends("explainContact", (backend) => {
       payload: {
         external_id: "280",
         kind: "individual",
-        emails: [{ address: "ada@example.org", primary: true, do_not_email: true }],
-        fields: { requests_no_email: "true", "consent.Email.Appeals": "OptOut", lookup_id: "L-280" },
+        emails: [{ address: "ada@example.org", primary: true }],
+        fields: { lookup_id: "L-280" },
+        consent_state: [
+          {
+            channel: "email",
+            scope: { kind: "global" },
+            status: "opted_out",
+            source: "requests_no_email",
+            label: "Requests No Email: yes",
+            role: "state",
+            unversioned: true,
+          },
+          {
+            channel: "email",
+            scope: { kind: "global" },
+            status: "opted_out",
+            source: "emailaddress:1.do_not_email",
+            label: "Do not email on ada@example.org: yes",
+            role: "state",
+            unversioned: true,
+          },
+          {
+            channel: "email",
+            scope: { kind: "construct", construct: { type: "consent_category", id: "Appeals" } },
+            status: "opted_out",
+            source: "consent_record",
+            label: 'Email consent, category "Appeals": OptOut',
+            role: "state",
+          },
+        ],
         updated_at: "2026-03-02T10:00:00.000Z",
       },
     });
@@ -189,7 +236,10 @@ describeOnBackends("explainContact", (backend) => {
     expect(main.open_opt_outs.map((o) => o.event_id)).toEqual([unsub!.event.id]);
     // A global opt-out covers the appeals account and the CRM's scopes too.
     expect(line(p, "cc-appeals", "topic appeals")).toMatchObject({ sendable: false, rule: "global_opt_out" });
-    expect(line(p, "re-nxt", "topic appeals")).toMatchObject({ role: "crm", crm_category: "Appeals" });
+    expect(line(p, "re-nxt", "topic appeals")).toMatchObject({
+      role: "crm",
+      construct: "consent category “Appeals”",
+    });
 
     expect(p.timeline).toHaveLength(1);
     expect(p.timeline[0]).toMatchObject({
@@ -212,9 +262,14 @@ describeOnBackends("explainContact", (backend) => {
     const cc = p.links.find((l) => l.connection_id === "cc-main");
     expect(cc?.snapshot?.shows).toMatchObject({
       kind: "record",
-      consent_fields: [
-        { field: "permission_to_send", value: "unsubscribed" },
-        { field: "opt_out_source", value: "Contact" },
+      consent: [
+        {
+          source: "permission_to_send",
+          status: "opted_out",
+          role: "state",
+          scope_label: "the whole account",
+          label: "permission to send: unsubscribed (opted out by the contact)",
+        },
       ],
       list_ids: ["list-1"],
     });
@@ -222,7 +277,7 @@ describeOnBackends("explainContact", (backend) => {
     expect(re?.system_label).toBe("Raiser's Edge NXT");
     expect(re?.snapshot?.shows).toMatchObject({
       kind: "record",
-      emails: [{ address: "ada@example.org", do_not_email: true }],
+      emails: [{ address: "ada@example.org", primary: true }],
     });
 
     const text = formatExplanation(result);
@@ -231,7 +286,8 @@ describeOnBackends("explainContact", (backend) => {
     expect(text).toContain(`ledger seq ${unsub!.seq}, hash ${unsub!.hash.slice(0, 12)}`);
     expect(text).toContain("Requests No Email: yes");
     expect(text).toContain('Email consent, category "Appeals": OptOut');
-    expect(text).toContain("email ada@example.org (primary, DO NOT EMAIL)");
+    expect(text).toContain("Do not email on ada@example.org: yes");
+    expect(text).toContain("email ada@example.org (primary)");
     expect(text).toContain("permission to send: unsubscribed");
     // State comes before the history, the history before the systems.
     expect(text.indexOf("Current state")).toBeLessThan(text.indexOf("Timeline"));

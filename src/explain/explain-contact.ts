@@ -7,6 +7,9 @@
 import { z } from "zod";
 import type { ConcordConfig } from "../config/concord-config";
 import { manifestFor } from "../connectors/registry";
+import type { ConsentFactStatus, ObservedScope } from "../core/consent/system-consent";
+import { accountTopic } from "../pipeline/resolve-observed-scope";
+import { StoredConsentStateSchema } from "../pipeline/stored-snapshot";
 import {
   GLOBAL_SCOPE,
   topicScope,
@@ -110,8 +113,8 @@ export type ConnectionState = {
   connection_id: string;
   system: string | null;
   role: "crm" | "platform";
-  /** The CRM's consent category for a topic scope, when known. */
-  crm_category: string | null;
+  /** The construct that stands for a topic in this system (`consent category “Appeals”`), when one does. */
+  construct: string | null;
 } & ScopeState;
 
 export type PairState = {
@@ -159,9 +162,15 @@ export type SystemShows =
       deleted: boolean;
       inactive: boolean;
       deceased: boolean;
-      emails: { address: string; primary: boolean; do_not_email: boolean; inactive: boolean }[];
-      /** Consent as the system holds it, by its own field names (requests_no_email, consent.*, permission_to_send…). */
-      consent_fields: { field: string; value: string | null; label: string }[];
+      emails: { address: string; primary: boolean; inactive: boolean }[];
+      /** Consent as the system shows it: its connector's typed facts, each in the system's own words. */
+      consent: {
+        source: string;
+        status: ConsentFactStatus;
+        role: "state" | "record";
+        scope_label: string;
+        label: string;
+      }[];
       list_ids: string[] | null;
       updated_at: string | null;
     }
@@ -488,44 +497,41 @@ async function explainOne(
 
   const pairs: PairState[] = config.pairs.map((pair) => {
     const requireBasis = pair.policies.require_consent_basis;
-    const platformTopics = pair.platforms.flatMap((p) => (p.topic === undefined ? [] : [p.topic]));
     const state = foldChannelConsent(events, "email", {
       as_of,
-      topics: [...new Set([...configTopics, ...platformTopics])],
+      topics: configTopics,
       require_consent_basis: requireBasis,
     });
     const line = (
       connection_id: string,
       role: "crm" | "platform",
       scope: Scope,
-      crm_category: string | null,
+      construct: string | null,
     ): ConnectionState => ({
       connection_id,
       system: systemOf(connection_id),
       role,
-      crm_category,
+      construct,
       ...scopeState(decisionFor(state, scope), scope, requireBasis),
     });
-    const categoryOf = (topic: string): string | null =>
-      pair.platforms.find((p) => p.topic === topic)?.crm_category ??
-      config.topics.find((t) => t.key === topic)?.crm_categories[pair.crm] ??
-      null;
-    const platforms = pair.platforms.map((p) =>
-      line(
-        p.connection,
-        "platform",
-        p.topic === undefined ? GLOBAL_SCOPE : topicScope(p.topic),
-        p.topic === undefined ? null : categoryOf(p.topic),
-      ),
-    );
-    // The CRM holds every scope: its global flag, and a consent category per topic it maps.
-    const crmTopics = [...new Set([...platformTopics, ...configTopics])].filter(
-      (t) => categoryOf(t) !== null,
-    );
-    const crm = [
-      line(pair.crm, "crm", GLOBAL_SCOPE, null),
-      ...crmTopics.map((t) => line(pair.crm, "crm", topicScope(t), categoryOf(t))),
-    ];
+    /** Each topic's construct on a connection (but the whole account, which is the connection itself). */
+    const constructLines = (connection: string, role: "crm" | "platform"): ConnectionState[] =>
+      config.topics.flatMap((t) => {
+        const c = t.constructs[connection];
+        if (c === undefined || c.type === "account") return [];
+        const system = systemOf(connection);
+        const label = (system !== null ? manifestFor(system)?.topics[c.type]?.label : undefined) ?? c.type;
+        return [line(connection, role, topicScope(t.key), `${label} “${c.name ?? c.id ?? ""}”`)];
+      });
+    const platforms = pair.platforms.flatMap((p) => {
+      const topic = accountTopic(config.topics, p.connection);
+      return [
+        line(p.connection, "platform", topic === undefined ? GLOBAL_SCOPE : topicScope(topic), null),
+        ...constructLines(p.connection, "platform"),
+      ];
+    });
+    // The CRM holds every scope: all email, and each topic it keeps (a consent category).
+    const crm = [line(pair.crm, "crm", GLOBAL_SCOPE, null), ...constructLines(pair.crm, "crm")];
     return {
       pair_id: pair.id,
       crm_connection: pair.crm,
@@ -614,7 +620,6 @@ function contactView(contact: Contact, emails: readonly { email: string; match_k
 const SnapshotEmailSchema = z.looseObject({
   address: z.string(),
   primary: z.boolean().optional(),
-  do_not_email: z.boolean().optional(),
   inactive: z.boolean().optional(),
 });
 const SnapshotRecordSchema = z.looseObject({
@@ -624,7 +629,7 @@ const SnapshotRecordSchema = z.looseObject({
   first_name: z.string().nullable().optional(),
   last_name: z.string().nullable().optional(),
   organisation_name: z.string().nullable().optional(),
-  fields: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).optional(),
+  consent_state: StoredConsentStateSchema,
   list_ids: z.array(z.string()).optional(),
   inactive: z.boolean().optional(),
   deceased: z.boolean().optional(),
@@ -632,23 +637,11 @@ const SnapshotRecordSchema = z.looseObject({
   updated_at: z.string().optional(),
 });
 
-const CONSENT_FIELDS = new Set([
-  "requests_no_email",
-  "permission_to_send",
-  "confirm_status",
-  "opt_out_source",
-]);
-
-function consentFieldLabel(field: string, value: string | null): string {
-  const v = value ?? "(empty)";
-  if (field === "requests_no_email")
-    return `Requests No Email: ${value === "true" ? "yes" : value === "false" ? "no" : v}`;
-  if (field === "permission_to_send") return `permission to send: ${v}`;
-  if (field === "confirm_status") return `confirm status: ${v}`;
-  if (field === "opt_out_source") return `opted out by: ${v}`;
-  const [, channel, ...category] = field.split(".");
-  const cat = category.join(".");
-  return `${channel ?? "?"} consent, ${cat === "*" || cat === "" ? "all categories" : `category "${cat}"`}: ${v}`;
+/** An observed scope in words: all email, the whole account, or the construct by name. */
+function observedScopeLabel(scope: ObservedScope): string {
+  if (scope.kind === "global") return "all email";
+  if (scope.kind === "account") return "the whole account";
+  return `${scope.construct.type.replaceAll("_", " ")} “${scope.construct.name ?? scope.construct.id}”`;
 }
 
 export function readSnapshot(payload: JsonValue): SystemShows {
@@ -656,9 +649,6 @@ export function readSnapshot(payload: JsonValue): SystemShows {
   if (!parsed.success)
     return { kind: "unparsed", problem: z.prettifyError(parsed.error).replaceAll("\n", " "), raw: payload };
   const r = parsed.data;
-  const fields = Object.entries(r.fields ?? {}).map(
-    ([field, value]) => [field, value === null ? null : String(value)] as const,
-  );
   const name =
     r.organisation_name ??
     ([r.first_name, r.last_name].filter((s) => s !== null && s !== undefined && s !== "").join(" ") || null);
@@ -672,12 +662,15 @@ export function readSnapshot(payload: JsonValue): SystemShows {
     emails: (r.emails ?? []).map((e) => ({
       address: e.address,
       primary: e.primary ?? false,
-      do_not_email: e.do_not_email ?? false,
       inactive: e.inactive ?? false,
     })),
-    consent_fields: fields
-      .filter(([field]) => CONSENT_FIELDS.has(field) || field.startsWith("consent."))
-      .map(([field, value]) => ({ field, value, label: consentFieldLabel(field, value) })),
+    consent: r.consent_state.map((f) => ({
+      source: f.source,
+      status: f.status,
+      role: f.role,
+      scope_label: observedScopeLabel(f.scope),
+      label: f.label,
+    })),
     list_ids: r.list_ids ?? null,
     updated_at: r.updated_at ?? null,
   };
@@ -900,7 +893,7 @@ function formatPerson(p: Explanation): string[] {
     );
     const label = (s: ConnectionState): string =>
       `${s.connection_id} (${s.scope.kind === "global" ? "all email" : s.scope.topic}${
-        s.role === "crm" && s.crm_category !== null ? `, category "${s.crm_category}"` : ""
+        s.construct !== null ? `, ${s.construct}` : ""
       })`;
     const width = Math.max(...pair.connections.map((s) => label(s).length));
     for (const s of pair.connections) lines.push(...stateLines(label(s), width, s, "    "));
@@ -953,13 +946,9 @@ function formatPerson(p: Explanation): string[] {
       .filter((x) => x !== null)
       .join(", ");
     if (state !== "") lines.push(`        record is ${state}`);
-    for (const f of s.consent_fields) lines.push(`        ${f.label}`);
+    for (const f of s.consent) lines.push(`        ${f.label}${f.role === "record" ? " (on record)" : ""}`);
     for (const e of s.emails) {
-      const notes = [
-        e.primary ? "primary" : null,
-        e.do_not_email ? "DO NOT EMAIL" : null,
-        e.inactive ? "inactive" : null,
-      ]
+      const notes = [e.primary ? "primary" : null, e.inactive ? "inactive" : null]
         .filter((x) => x !== null)
         .join(", ");
       lines.push(`        email ${e.address}${notes !== "" ? ` (${notes})` : ""}`);

@@ -16,86 +16,38 @@ import type {
 } from "../planner/plan-input";
 import type { StoreSession } from "../store/ports";
 import { coreContactType } from "./store-match-index";
-import { recordEmail, REQUESTS_NO_EMAIL_FIELD } from "./record-changes";
+import { recordEmail, SnapshotRecordSchema, type SnapshotRecord } from "./stored-snapshot";
 import type { ResolvedPair } from "./resolve-pair";
 
 const CHUNK = 500;
 
-/** A stored snapshot's payload: the connector's ExternalRecord, read leniently. */
-export const SnapshotRecordSchema = z.object({
-  external_id: z.string(),
-  kind: z.enum(["individual", "organisation"]).catch("individual"),
-  emails: z
-    .array(
-      z.object({
-        address: z.string(),
-        primary: z.boolean(),
-        do_not_email: z.boolean().optional(),
-        inactive: z.boolean().optional(),
-      }),
-    )
-    .default([]),
-  first_name: z.string().nullable().optional(),
-  last_name: z.string().nullable().optional(),
-  organisation_name: z.string().nullable().optional(),
-  fields: z.record(z.string(), z.string().nullable()).default({}),
-  list_ids: z.array(z.string()).optional(),
-  inactive: z.boolean().optional(),
-  deceased: z.boolean().optional(),
-  deleted: z.boolean().optional(),
-  updated_at: z.string().optional(),
-});
-export type SnapshotRecord = z.infer<typeof SnapshotRecordSchema>;
-
 const BaselinesSchema = z.record(z.string(), z.record(z.string(), z.string().nullable()));
 
-/** The value Raiser's Edge NXT (and the CRM mapping) gives a category's latest response. */
-const CATEGORY_FIELD = /^consent\.email\.(.+)$/i;
-
+/** The CRM record as last read: its profile, addresses, lifecycle and consent facts. */
 export function crmState(r: SnapshotRecord): CrmRecordState {
-  const categories: Record<string, "opt_in" | "opt_out"> = {};
-  let channel: "opt_in" | "opt_out" | undefined;
-  for (const [key, value] of Object.entries(r.fields)) {
-    const category = CATEGORY_FIELD.exec(key)?.[1];
-    const response = value === "OptOut" ? "opt_out" : value === "OptIn" ? "opt_in" : undefined;
-    if (category === undefined || response === undefined) continue;
-    if (category === "*") channel = response;
-    else categories[category] = response;
-  }
   const emails: RecordEmail[] = r.emails
     .filter((e) => e.inactive !== true)
-    .map((e) => ({
-      address: e.address,
-      primary: e.primary,
-      ...(e.do_not_email !== undefined ? { do_not_email: e.do_not_email } : {}),
-    }));
+    .map((e) => ({ address: e.address, primary: e.primary }));
   return {
     ...profile(r),
     emails,
     ...(r.inactive !== undefined ? { inactive: r.inactive } : {}),
     ...(r.deceased !== undefined ? { deceased: r.deceased } : {}),
-    consent: {
-      requests_no_email: r.fields[REQUESTS_NO_EMAIL_FIELD] === "true",
-      categories,
-      ...(channel !== undefined ? { channel_response: channel } : {}),
-    },
+    consent_state: r.consent_state,
   };
 }
 
+/** A platform record as last read, and whether its confirmation email was already asked for. */
 export function platformState(r: SnapshotRecord, resubscribeRequested: boolean): PlatformRecordState {
-  const permission = r.fields["permission_to_send"] ?? undefined;
   return {
     ...profile(r),
     email: recordEmail(r.emails) ?? "",
-    consent: {
-      ...(permission !== undefined && permission !== null ? { permission_to_send: permission } : {}),
-      unsubscribed: permission === "unsubscribed",
-      resubscribe_requested: resubscribeRequested,
-    },
+    consent_state: r.consent_state,
+    resubscribe_requested: resubscribeRequested,
   };
 }
 
-function profile(r: SnapshotRecord): Omit<CrmRecordState, "emails" | "consent"> {
+function profile(r: SnapshotRecord): Omit<CrmRecordState, "emails" | "consent_state"> {
   return {
     external_id: r.external_id,
     ...(r.first_name !== undefined ? { first_name: r.first_name } : {}),

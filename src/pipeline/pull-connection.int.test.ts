@@ -73,12 +73,21 @@ describeOnBackends("pullConnection", (backend) => {
         ccConnectionConfig("cc-main", ccMain),
         ccConnectionConfig("cc-appeals", ccAppeals),
       ],
-      topics: [{ key: "appeals", label: "Fundraising appeals", crm_categories: { "re-nxt": "Appeals" } }],
+      topics: [
+        {
+          key: "appeals",
+          label: "Fundraising appeals",
+          constructs: {
+            "re-nxt": { type: "consent_category", name: "Appeals" },
+            "cc-appeals": { type: "account" },
+          },
+        },
+      ],
       pairs: [
         {
           id: "re-cc",
           crm: "re-nxt",
-          platforms: [{ connection: "cc-main" }, { connection: "cc-appeals", topic: "appeals" }],
+          platforms: [{ connection: "cc-main" }, { connection: "cc-appeals" }],
         },
       ],
     });
@@ -302,6 +311,31 @@ describeOnBackends("pullConnection", (backend) => {
     expect(full.consent_events_appended).toBe(0);
   });
 
+  it("Raiser's Edge: an address's Do not email cleared by an admin is a resubscribe request too (any opt-out the system keeps no history of)", async () => {
+    const [id] = await seedRe([individual("gus@example.org", "Gus", "Go")]);
+    const conn = open("re-nxt");
+    await pull(conn);
+    const contact = await contactOf("re-nxt", id ?? "");
+
+    advance(3_600_000);
+    await reAct({ action: "set_do_not_email", constituent_id: id });
+    advance(60_000);
+    expect((await pull(conn)).consent_events_appended).toBe(1);
+
+    advance(3_600_000);
+    await reAct({ action: "clear_do_not_email", constituent_id: id });
+    advance(60_000);
+    const cleared = await pull(conn);
+    expect(cleared.resubscribe_requests).toBe(1);
+    const events = await eventsOf(contact);
+    expect(events.find((e) => e.kind === "resubscribe_requested")).toMatchObject({
+      scope: { kind: "global" },
+      actor: { kind: "account" },
+      mechanism: "admin_edit",
+    });
+    expect(events.some((e) => e.kind === "opt_in")).toBe(false);
+  });
+
   it("Raiser's Edge: a consent record OptOut in category Appeals is an appeals opt-out; an unmapped category keeps its slug and is reported", async () => {
     const [id] = await seedRe([individual("fay@example.org", "Fay", "Fo")]);
     const conn = open("re-nxt");
@@ -328,7 +362,7 @@ describeOnBackends("pullConnection", (backend) => {
     // Consent records do not move date_modified (QUIRKS.md): the scheduled full read finds them.
     const report = await pull(conn, { full: true });
     expect(report.error).toBeNull();
-    expect(report.unmapped_categories).toEqual(["Events"]);
+    expect(report.unmapped_constructs).toEqual(["Events"]);
     const scopes = (await eventsOf(contact))
       .flatMap((e) => (e.kind === "opt_out" ? [e.scope] : []))
       .map((s) => (s.kind === "topic" ? s.topic : "global"))

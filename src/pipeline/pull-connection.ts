@@ -67,7 +67,7 @@ function recordContext(deps: RecordDeps): RecordContext {
     connection_id: connection.id,
     system: connection.system,
     role: deps.connection.manifest.role,
-    mapping: { connection_id: connection.id, pair: deps.pair, topics: deps.config.topics },
+    mapping: { connection_id: connection.id, topics: deps.config.topics },
     now: deps.now,
   };
 }

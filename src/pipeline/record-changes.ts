@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import type { Scope } from "../core/consent/consent-event";
+import { sameObservedScope } from "../core/consent/system-consent";
 import { normaliseEmail } from "../core/identity/normalise-email";
 import { matchRecord, type AmbiguityReason } from "../core/identity/match-record";
 import type { ConnectorRole, ConsentObservation, ExternalRecord } from "../connectors/connector";
@@ -14,6 +15,7 @@ import { JsonValueSchema, type JsonValue, type StoreSession } from "../store/por
 import { contentHash } from "./content-hash";
 import { resolveObservedScope, type ScopeMapping } from "./resolve-observed-scope";
 import { loadMatchIndex, storeContactType } from "./store-match-index";
+import { recordEmail, StoredConsentStateSchema } from "./stored-snapshot";
 
 /** Who is recording: the connection, its system and role, and the pair's topic mapping. */
 export type RecordContext = {
@@ -38,14 +40,14 @@ export type RecordCounts = {
   ambiguous_records: number;
   consent_events_appended: number;
   consent_events_duplicate: number;
-  /** `resubscribe_requested` events derived from a cleared `requests_no_email` flag. */
+  /** `resubscribe_requested` events derived from an opt-out cleared on a record (a flag the system keeps no history of). */
   resubscribe_requests: number;
   /** Opt-ins of ambiguous records, not attributed to anyone (an opt-in must never be guessed). */
   held_opt_ins: number;
   /** Other non-opt-out observations of ambiguous records (resubscribe requests, deliverability). */
   held_observations: number;
-  /** CRM categories with no configured topic, recorded under their slug. */
-  unmapped_categories: string[];
+  /** Constructs (CRM consent categories…) with no configured topic, recorded under their slug. */
+  unmapped_constructs: string[];
   /** Stored records whose list memberships a membership read changed. */
   memberships_changed: number;
 };
@@ -64,21 +66,18 @@ export const emptyCounts = (): RecordCounts => ({
   resubscribe_requests: 0,
   held_opt_ins: 0,
   held_observations: 0,
-  unmapped_categories: [],
+  unmapped_constructs: [],
   memberships_changed: 0,
 });
 
 export function addCounts(into: RecordCounts, from: RecordCounts): void {
   for (const key of Object.keys(from) as (keyof RecordCounts)[]) {
-    if (key === "unmapped_categories") {
-      for (const c of from.unmapped_categories)
-        if (!into.unmapped_categories.includes(c)) into.unmapped_categories.push(c);
+    if (key === "unmapped_constructs") {
+      for (const c of from.unmapped_constructs)
+        if (!into.unmapped_constructs.includes(c)) into.unmapped_constructs.push(c);
     } else into[key] += from[key];
   }
 }
-
-/** The flag a CRM reports as its current global opt-out state (Raiser's Edge `requests_no_email`). */
-export const REQUESTS_NO_EMAIL_FIELD = "requests_no_email";
 
 type Identity =
   | { kind: "contact"; contact_id: string }
@@ -86,26 +85,15 @@ type Identity =
   /** A deleted record we never linked and that carries no consent: nothing to attach it to. */
   | { kind: "none" };
 
-/** The part of a stored snapshot the record stage reads back: addresses and flag fields. */
+/** The part of a stored snapshot the record stage reads back: addresses, consent facts, lists. */
 const SnapshotViewSchema = z.object({
   emails: z
     .array(z.object({ address: z.string(), primary: z.boolean(), inactive: z.boolean().optional() }))
     .default([]),
-  fields: z.record(z.string(), z.string().nullable()).default({}),
+  consent_state: StoredConsentStateSchema,
   list_ids: z.array(z.string()).optional(),
 });
 type SnapshotView = z.infer<typeof SnapshotViewSchema>;
-
-/** The address a record is matched and filed by: its active primary, else any active one, else any. */
-export function recordEmail(
-  emails: readonly { address: string; primary: boolean; inactive?: boolean | undefined }[],
-): string | undefined {
-  return (
-    emails.find((e) => e.primary && e.inactive !== true) ??
-    emails.find((e) => e.inactive !== true) ??
-    emails[0]
-  )?.address;
-}
 
 const matchKeyOf = (address: string | undefined): string | null => {
   if (address === undefined) return null;
@@ -155,27 +143,7 @@ export async function recordChanges(
     );
     identities.set(record.external_id, identity);
 
-    // The CRM reports the flag's current value only; a cleared flag is visible only against the last
-    // snapshot. It is a request to resubscribe, never an opt-in (DESIGN.md §2 rule 3).
-    if (
-      before?.fields[REQUESTS_NO_EMAIL_FIELD] === "true" &&
-      record.fields[REQUESTS_NO_EMAIL_FIELD] === "false"
-    ) {
-      derived.push({
-        external_id: record.external_id,
-        email: recordEmail(record.emails) ?? "",
-        channel: "email",
-        kind: "resubscribe_requested",
-        scope: { kind: "global" },
-        mechanism: "admin_edit",
-        actor: { kind: "account" },
-        occurred_at: record.updated_at,
-        evidence: {
-          reason: "Requests no email was cleared on the record",
-          source_record_id: `${record.external_id}:${REQUESTS_NO_EMAIL_FIELD}:cleared`,
-        },
-      });
-    }
+    derived.push(...clearedOptOuts(record, before));
   }
 
   const drafts: ConsentEventInput[] = [];
@@ -193,10 +161,10 @@ export async function recordChanges(
     }
     const resolved = resolveObservedScope(observation.scope, ctx.mapping);
     if (
-      resolved.unmapped_category !== undefined &&
-      !counts.unmapped_categories.includes(resolved.unmapped_category)
+      resolved.unmapped_construct !== undefined &&
+      !counts.unmapped_constructs.includes(resolved.unmapped_construct)
     )
-      counts.unmapped_categories.push(resolved.unmapped_category);
+      counts.unmapped_constructs.push(resolved.unmapped_construct);
     let contactIds: string[];
     if (identity.kind === "contact") contactIds = [identity.contact_id];
     else if (identity.kind === "ambiguous" && observation.kind === "opt_out")
@@ -231,12 +199,46 @@ export async function recordChanges(
 
 const toJson = (value: unknown): JsonValue => JsonValueSchema.parse(JSON.parse(JSON.stringify(value)));
 
+/**
+ * Opt-outs cleared on a record whose system keeps no history of them (an `unversioned` fact: Raiser's
+ * Edge's "Requests No Email", an address's "Do not email"): the system reports only the current
+ * value, so the clearing is visible only against the last snapshot. Someone other than the person
+ * cleared it: a request to resubscribe, never an opt-in (DESIGN.md §2 rule 3).
+ */
+function clearedOptOuts(record: ExternalRecord, before: SnapshotView | undefined): ConsentObservation[] {
+  if (before === undefined) return [];
+  const out: ConsentObservation[] = [];
+  for (const was of before.consent_state) {
+    if (was.unversioned !== true || was.status !== "opted_out") continue;
+    const now = record.consent_state.find(
+      (f) => f.source === was.source && f.channel === was.channel && sameObservedScope(f.scope, was.scope),
+    );
+    if (now === undefined || now.status === "opted_out") continue;
+    out.push({
+      external_id: record.external_id,
+      email: recordEmail(record.emails) ?? "",
+      channel: was.channel,
+      kind: "resubscribe_requested",
+      scope: was.scope,
+      mechanism: "admin_edit",
+      actor: { kind: "account" },
+      occurred_at: record.updated_at,
+      evidence: {
+        reason: `${was.source} was cleared on the record (it showed "${was.label}")`,
+        source_record_id: `${record.external_id}:${was.source}:cleared`,
+      },
+    });
+  }
+  return out;
+}
+
 /** A stand-in record for an observation that arrived without its record. */
 const observationRecord = (o: ConsentObservation): ExternalRecord => ({
   external_id: o.external_id,
   kind: "individual",
   emails: o.email === "" ? [] : [{ address: o.email, primary: true }],
   fields: {},
+  consent_state: [],
   updated_at: o.occurred_at,
 });
 

@@ -1,8 +1,8 @@
-/** Table tests for mapping observed consent scopes to ledger scopes through a pair's config. */
+/** Table tests for mapping observed consent scopes to ledger scopes through the config's topics. */
 import { describe, expect, it } from "vitest";
 import { ConcordConfigShapeSchema } from "../config/concord-config";
 import type { ObservedScope } from "../connectors/connector";
-import { categorySlug, resolveObservedScope } from "./resolve-observed-scope";
+import { constructSlug, resolveObservedScope } from "./resolve-observed-scope";
 
 const config = ConcordConfigShapeSchema.parse({
   connections: [
@@ -12,49 +12,62 @@ const config = ConcordConfigShapeSchema.parse({
     { id: "cc-news", system: "constant-contact" },
   ],
   topics: [
-    { key: "appeals", label: "Appeals", crm_categories: { "re-nxt": "Appeals" } },
-    { key: "newsletter", label: "Newsletter" },
-  ],
-  pairs: [
     {
-      id: "p",
-      crm: "re-nxt",
-      platforms: [
-        { connection: "cc-main" },
-        { connection: "cc-appeals", topic: "appeals" },
-        { connection: "cc-news", topic: "newsletter", crm_category: "Monthly Newsletter" },
-      ],
+      key: "appeals",
+      label: "Appeals",
+      constructs: {
+        "re-nxt": { type: "consent_category", name: "Appeals" },
+        "cc-appeals": { type: "account" },
+      },
+    },
+    {
+      key: "newsletter",
+      label: "Newsletter",
+      constructs: {
+        "re-nxt": { type: "consent_category", name: "Monthly Newsletter" },
+        "cc-news": { type: "account" },
+        "cc-main": { type: "list", name: "Newsletter" },
+      },
     },
   ],
 });
-const pair = config.pairs[0]!;
 const map = (connection_id: string, observed: ObservedScope) =>
-  resolveObservedScope(observed, { connection_id, pair, topics: config.topics });
+  resolveObservedScope(observed, { connection_id, topics: config.topics });
+const category = (id: string): ObservedScope => ({
+  kind: "construct",
+  construct: { type: "consent_category", id },
+});
 
 describe("resolveObservedScope", () => {
-  it.each([
+  it.each<[string, ObservedScope, unknown]>([
     ["cc-main", { kind: "account" }, { scope: { kind: "global" } }],
     ["cc-appeals", { kind: "account" }, { scope: { kind: "topic", topic: "appeals" } }],
     ["cc-appeals", { kind: "global" }, { scope: { kind: "global" } }],
     ["re-nxt", { kind: "account" }, { scope: { kind: "global" } }],
-    ["re-nxt", { kind: "category", category: "appeals " }, { scope: { kind: "topic", topic: "appeals" } }],
+    ["re-nxt", category("appeals "), { scope: { kind: "topic", topic: "appeals" } }],
+    ["re-nxt", category("MONTHLY newsletter"), { scope: { kind: "topic", topic: "newsletter" } }],
     [
-      "re-nxt",
-      { kind: "category", category: "MONTHLY newsletter" },
+      "cc-main",
+      { kind: "construct", construct: { type: "list", id: "0b9c-uuid", name: "newsletter" } },
       { scope: { kind: "topic", topic: "newsletter" } },
     ],
     [
-      "re-nxt",
-      { kind: "category", category: "Major Gifts & Events" },
-      { scope: { kind: "topic", topic: "major-gifts-events" }, unmapped_category: "Major Gifts & Events" },
+      "cc-appeals",
+      category("Appeals"),
+      { scope: { kind: "topic", topic: "appeals" }, unmapped_construct: "Appeals" },
     ],
-  ] as const)("%s %j → %j", (connection, observed, expected) => {
+    [
+      "re-nxt",
+      category("Major Gifts & Events"),
+      { scope: { kind: "topic", topic: "major-gifts-events" }, unmapped_construct: "Major Gifts & Events" },
+    ],
+  ])("%s %j → %j", (connection, observed, expected) => {
     expect(map(connection, observed)).toEqual(expected);
   });
 
-  it("slugs a category into a valid topic key, with a digest when nothing is left", () => {
-    expect(categorySlug("Événements 2026")).toBe("evenements-2026");
-    expect(categorySlug("x".repeat(100))).toHaveLength(64);
-    expect(categorySlug("***")).toMatch(/^category-[a-f0-9]{16}$/);
+  it("slugs a construct's name into a valid topic key, with a digest when nothing is left", () => {
+    expect(constructSlug("Événements 2026")).toBe("evenements-2026");
+    expect(constructSlug("x".repeat(100))).toHaveLength(64);
+    expect(constructSlug("***")).toMatch(/^category-[a-f0-9]{16}$/);
   });
 });

@@ -7,7 +7,17 @@ import { z } from "zod";
 import type { ConcordConfig, ListRef, Pair } from "../config/concord-config";
 import { didYouMean } from "../config/did-you-mean";
 import type { ConnectorError, ExternalList } from "../connectors/connector";
-import type { PlanAudience, PlanFieldMapping, PlanPair, PlanPolicies } from "../planner/plan-input";
+import { GLOBAL_SCOPE, topicScope } from "../core/consent/consent-event";
+import { ACCOUNT_OBSERVED, constructScope, GLOBAL_OBSERVED } from "../core/consent/system-consent";
+import { manifestOf } from "../connectors/registry";
+import type {
+  PlanAudience,
+  PlanConsentTarget,
+  PlanFieldMapping,
+  PlanPair,
+  PlanPolicies,
+} from "../planner/plan-input";
+import { accountTopic } from "./resolve-observed-scope";
 import type { JsonValue, StoreSession } from "../store/ports";
 import type { OpenedConnection } from "../connections/open-connection";
 
@@ -53,6 +63,14 @@ export async function resolvePair(
     needs.add(pair.crm);
     needs.add(a.platform);
   }
+  // Topics named by a list name are looked up in that connection's lists too.
+  const pairConnections = [pair.crm, ...pair.platforms.map((p) => p.connection)];
+  for (const topic of config.topics)
+    for (const id of pairConnections) {
+      const construct = topic.constructs[id];
+      if (construct === undefined) continue;
+      if (manifestOf(opened(id).connection.system).topics[construct.type]?.lookup === "lists") needs.add(id);
+    }
   for (const id of needs) {
     const c = opened(id);
     const r = await c.healthy(await c.session().lists());
@@ -86,7 +104,7 @@ export async function resolvePair(
     };
   }
 
-  const find = (connection: string, ref: ListRef, where: string): string | ResolvePairError => {
+  function find(connection: string, ref: ListRef, where: string): string | ResolvePairError {
     const lists = listsOf.get(connection) ?? [];
     if (ref.id !== undefined) {
       const byId = lists.find((l) => l.external_id === ref.id);
@@ -120,6 +138,43 @@ export async function resolvePair(
           .join(", ") || "none"
       }.`,
     };
+  }
+
+  // Each topic's construct on each connection of the pair, resolved to the id the system uses.
+  const targetsOf = new Map<string, PlanConsentTarget[]>();
+  for (const id of pairConnections) {
+    const manifest = manifestOf(opened(id).connection.system);
+    const targets: PlanConsentTarget[] = [];
+    for (const [t, topic] of config.topics.entries()) {
+      const construct = topic.constructs[id];
+      if (construct === undefined || construct.type === "account") continue;
+      const spec = manifest.topics[construct.type];
+      if (spec === undefined) continue; // refused by the config check
+      let constructId = construct.id ?? construct.name ?? "";
+      if (spec.lookup === "lists") {
+        const found = find(id, construct, `topics[${t}].constructs.${id}`);
+        if (typeof found !== "string") return { ok: false, error: found };
+        constructId = found;
+      }
+      targets.push({
+        scope: topicScope(topic.key),
+        construct: constructScope(construct.type, constructId, construct.name),
+        shown_by: spec.shown_by,
+        label: `${spec.label} “${construct.name ?? constructId}”`,
+      });
+    }
+    targetsOf.set(id, targets);
+  }
+  const listTopic = (connection: string, listId: string): string | undefined => {
+    const target = targetsOf
+      .get(connection)
+      ?.find(
+        (t) =>
+          t.shown_by === "membership" &&
+          t.construct.kind === "construct" &&
+          t.construct.construct.id === listId,
+      );
+    return target?.scope.kind === "topic" ? target.scope.topic : undefined;
   };
 
   const audiences = new Map<string, PlanAudience[]>();
@@ -134,29 +189,47 @@ export async function resolvePair(
     crmLists.add(crmList);
     (platformLists[a.platform] ??= []).push(platformList);
     const list = audiences.get(a.platform) ?? [];
+    const topic = listTopic(a.platform, platformList);
     list.push({
       crm_list_id: crmList,
       platform_list_id: platformList,
       direction: a.direction,
       delete_policy: a.delete_policy,
+      ...(topic !== undefined ? { topic } : {}),
     });
     audiences.set(a.platform, list);
   }
 
+  const crmManifest = manifestOf(opened(pair.crm).connection.system);
   const planPair: PlanPair = {
     id: pair.id,
-    crm: { connection_id: pair.crm, system: opened(pair.crm).connection.system },
+    crm: {
+      connection_id: pair.crm,
+      system: crmManifest.id,
+      targets: [
+        { scope: GLOBAL_SCOPE, construct: GLOBAL_OBSERVED, shown_by: "facts", label: "all email" },
+        ...(targetsOf.get(pair.crm) ?? []),
+      ],
+      resubscribe: crmManifest.capabilities.resubscribe,
+    },
     platforms: pair.platforms.map((p) => {
-      const category =
-        p.crm_category ??
-        (p.topic === undefined
-          ? undefined
-          : config.topics.find((t) => t.key === p.topic)?.crm_categories[pair.crm]);
+      const manifest = manifestOf(opened(p.connection).connection.system);
+      const topic = accountTopic(config.topics, p.connection);
+      const accountScope = topic !== undefined ? topicScope(topic) : GLOBAL_SCOPE;
       return {
         connection_id: p.connection,
-        system: opened(p.connection).connection.system,
-        ...(p.topic !== undefined ? { topic: p.topic } : {}),
-        ...(category !== undefined ? { crm_category: category } : {}),
+        system: manifest.id,
+        account_scope: accountScope,
+        targets: [
+          {
+            scope: accountScope,
+            construct: ACCOUNT_OBSERVED,
+            shown_by: "facts" as const,
+            label: "the whole account",
+          },
+          ...(targetsOf.get(p.connection) ?? []),
+        ],
+        resubscribe: manifest.capabilities.resubscribe,
         audiences: audiences.get(p.connection) ?? [],
       };
     }),

@@ -3,6 +3,7 @@
  * applied to the records it names, then baselines set to what both sides now agree on. Used to
  * check convergence (re-planning after the effects yields nothing) and for a dry run's "after" view.
  */
+import { sameObservedScope, type ConsentFact, type ObservedScope } from "../core/consent/system-consent";
 import type { ConnectionId } from "../core/identity/canonical-contact";
 import { sameEmail } from "../core/identity/normalise-email";
 import type { Plan } from "./plan";
@@ -39,31 +40,26 @@ export function applyPlanEffects(input: PlanInput, plan: Plan): PlanContact[] {
       switch (op.kind) {
         case "record_opt_out":
         case "record_opt_in": {
-          const out = op.kind === "record_opt_out";
-          if (conn !== crmId) {
-            const p = c.platforms[conn];
-            if (p && out)
-              p.consent = { ...p.consent, unsubscribed: true, permission_to_send: "unsubscribed" };
-          } else if (c.crm) {
-            if (op.scope.kind === "global") {
-              c.crm.consent = {
-                ...c.crm.consent,
-                requests_no_email: out,
-                channel_response: out ? "opt_out" : "opt_in",
+          const status = op.kind === "record_opt_out" ? "opted_out" : "opted_in";
+          const p = conn === crmId ? undefined : c.platforms[conn];
+          // A list standing for a topic: opting out of the topic is leaving the list.
+          const scope = op.scope;
+          if (p && scope.kind === "construct" && isMembershipTarget(input, conn, scope)) {
+            if (status === "opted_out")
+              c.platforms = {
+                ...c.platforms,
+                [conn]: { ...p, list_ids: p.list_ids.filter((l) => l !== scope.construct.id) },
               };
-              if (!out)
-                c.crm.emails = c.crm.emails.map((e) => (e.primary ? { ...e, do_not_email: false } : e));
-            } else if (op.scope.kind === "category")
-              c.crm.consent = {
-                ...c.crm.consent,
-                categories: { ...c.crm.consent.categories, [op.scope.category]: out ? "opt_out" : "opt_in" },
-              };
+            break;
           }
+          // Otherwise the system now shows the scope as written (its state and its record alike).
+          const holder = conn === crmId ? c.crm : p;
+          if (holder) holder.consent_state = withFact(holder.consent_state, op.scope, status);
           break;
         }
         case "request_resubscribe": {
           const p = c.platforms[conn];
-          if (p) p.consent = { ...p.consent, resubscribe_requested: true };
+          if (p) c.platforms = { ...c.platforms, [conn]: { ...p, resubscribe_requested: true } };
           break;
         }
         case "upsert_contacts": {
@@ -76,7 +72,8 @@ export function applyPlanEffects(input: PlanInput, plan: Plan): PlanContact[] {
             ...(item.last_name !== undefined ? { last_name: item.last_name } : {}),
             fields: { ...(item.fields ?? {}) },
             list_ids: [...op.list_ids],
-            consent: { unsubscribed: false, resubscribe_requested: false, permission_to_send: "implicit" },
+            consent_state: [],
+            resubscribe_requested: false,
           };
           c.platforms = { ...c.platforms, [conn]: created };
           break;
@@ -120,7 +117,7 @@ export function applyPlanEffects(input: PlanInput, plan: Plan): PlanContact[] {
             last_name: op.last_name ?? null,
             fields: {},
             list_ids: [],
-            consent: { requests_no_email: false, categories: {} },
+            consent_state: [],
           };
           break;
       }
@@ -181,6 +178,26 @@ function setRecord(
     const p = c.platforms[conn];
     if (p) c.platforms = { ...c.platforms, [conn]: { ...p, ...rec } };
   }
+}
+
+/** The facts with every fact of `scope` replaced by one state fact of `status`. */
+function withFact(
+  facts: readonly ConsentFact[],
+  scope: ObservedScope,
+  status: "opted_out" | "opted_in",
+): ConsentFact[] {
+  return [
+    ...facts.filter((f) => !sameObservedScope(f.scope, scope)),
+    { channel: "email", scope, status, source: "plan", label: `${status} (planned)`, role: "state" },
+  ];
+}
+
+/** Whether the pair reads this construct of a platform by membership (a list standing for a topic). */
+function isMembershipTarget(input: PlanInput, connection: ConnectionId, scope: ObservedScope): boolean {
+  const p = input.pair.platforms.find((x) => x.connection_id === connection);
+  return (
+    p?.targets.some((t) => t.shown_by === "membership" && sameObservedScope(t.construct, scope)) === true
+  );
 }
 
 function read(rec: RecordProfile, name: string, canonical: string): string | null {

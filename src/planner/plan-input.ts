@@ -1,5 +1,6 @@
 /** What the planner is given: one pair's mappings and policies, and per contact its ledger events and each linked record as last read. */
-import type { ConsentEvent, TopicKey } from "../core/consent/consent-event";
+import type { ConsentEvent, Scope, TopicKey } from "../core/consent/consent-event";
+import type { ConsentFact, ObservedScope } from "../core/consent/system-consent";
 import type { CanonicalContact, ConnectionId } from "../core/identity/canonical-contact";
 import type { FieldOwner } from "../core/merge/merge-fields";
 
@@ -12,26 +13,57 @@ export type PlanAudience = {
   direction: SyncDirection;
   /** What leaving the source list does on the other side; `keep` never removes anything. */
   delete_policy: "keep" | "remove_membership";
+  /** The topic the platform list stands for, when it is one: nobody opted out of it is added. */
+  topic?: TopicKey;
 };
 
 /** The baseline key of an audience's membership: `member` or `absent` when both sides last agreed. */
 export const membershipKey = (a: PlanAudience): string => `list:${a.crm_list_id}:${a.platform_list_id}`;
+
+/**
+ * One scope a connection keeps consent for: the ledger scope and the system's own construct that
+ * stands for it (all email, the whole account, a consent category, a list…), from the config's topics.
+ */
+export type PlanConsentTarget = {
+  scope: Scope;
+  /** What an operation names: the scope in the system's own terms. */
+  construct: ObservedScope;
+  /**
+   * How a record shows it: by its consent facts, or by its membership of the construct (a list
+   * standing for a topic: not being in it is not being sent the topic).
+   */
+  shown_by: "facts" | "membership";
+  /** In messages: "all email", "consent category “Appeals”". */
+  label: string;
+};
+
+/** How someone opted out becomes sendable again in a system (its manifest's capability). */
+export type ResubscribePath = "confirmation_email" | "consent_record" | "contact_only";
 
 /** One email-platform connection of the pair, as resolved from config (list ids already looked up). */
 export type PlanPlatform = {
   connection_id: ConnectionId;
   /** The system, for the provenance written with an opt-out (e.g. "constant-contact"). */
   system: string;
-  /** The topic the whole account stands for; absent: the account is global (seed 000). */
-  topic?: TopicKey;
-  /** The CRM consent category of that topic; where the CRM records the topic's opt-outs. */
-  crm_category?: string;
+  /** The ledger scope of the whole account: the topic it stands for, else global (seed 000). */
+  account_scope: Scope;
+  /** Every scope the platform keeps consent for: the whole account first, then topic constructs. */
+  targets: readonly PlanConsentTarget[];
+  /** The planner asks the platform for its confirmation email only where it sends one. */
+  resubscribe: ResubscribePath;
   audiences: readonly PlanAudience[];
 };
 
 export type PlanPair = {
   id: string;
-  crm: { connection_id: ConnectionId; system: string };
+  crm: {
+    connection_id: ConnectionId;
+    system: string;
+    /** All email first, then each topic's construct in the CRM (a consent category). */
+    targets: readonly PlanConsentTarget[];
+    /** The planner writes the person's own opt-in there only where the CRM records one. */
+    resubscribe: ResubscribePath;
+  };
   platforms: readonly PlanPlatform[];
 };
 
@@ -52,7 +84,7 @@ export type PlanPolicies = {
   propagate_crm_opt_outs: boolean;
 };
 
-export type RecordEmail = { address: string; primary: boolean; do_not_email?: boolean };
+export type RecordEmail = { address: string; primary: boolean };
 
 /** What a system's record holds, as the last read saw it; shared by both sides. */
 export type RecordProfile = {
@@ -67,34 +99,22 @@ export type RecordProfile = {
   updated_at?: string;
 };
 
-/** The CRM record and the consent it currently shows. */
+/** The CRM record and the consent it currently shows, as its connector's typed facts. */
 export type CrmRecordState = RecordProfile & {
   emails: readonly RecordEmail[];
   inactive?: boolean;
   deceased?: boolean;
-  consent: {
-    /** Raiser's Edge "Requests No Email": the CRM's global opt-out. */
-    requests_no_email: boolean;
-    /** The latest consent response per CRM consent category. */
-    categories: Readonly<Record<string, "opt_in" | "opt_out">>;
-    /** The latest channel-wide consent response (a record with no category), when the CRM keeps one. */
-    channel_response?: "opt_in" | "opt_out";
-  };
+  consent_state: readonly ConsentFact[];
 };
 
-/** A platform record and the consent it currently shows. */
+/** A platform record and the consent it currently shows, as its connector's typed facts. */
 export type PlatformRecordState = RecordProfile & {
   email: string;
   /** Linked to the person only by its address: someone put it on the platform, not Concord. */
   matched_by_address?: boolean;
-  consent: {
-    /** The platform's own status word (Constant Contact `permission_to_send`), kept for reasons. */
-    permission_to_send?: string;
-    /** Whether the platform would refuse to send to this person (unsubscribed in the account). */
-    unsubscribed: boolean;
-    /** Whether the platform's confirmation email was already requested (Constant Contact sends one, ever). */
-    resubscribe_requested: boolean;
-  };
+  consent_state: readonly ConsentFact[];
+  /** Whether the platform's confirmation email was already requested (Constant Contact sends one, ever). */
+  resubscribe_requested: boolean;
 };
 
 /** The field values both sides last agreed on, by canonical field name. */

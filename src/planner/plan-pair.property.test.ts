@@ -13,9 +13,11 @@ import {
   PAIR,
   POLICIES,
   contactId,
+  crmFacts,
   crmRecord,
   person,
   planInput,
+  platformFacts,
   platformRecord,
 } from "../../test/support/plan-fixtures";
 
@@ -103,11 +105,8 @@ const platformArb = (n: number, conn: string, lists: string[]) =>
             list_ids: r.lists,
             fields: { job_title: r.title },
             deleted: r.deleted,
-            consent: {
-              unsubscribed: r.unsubscribed,
-              resubscribe_requested: r.resubscribe_requested,
-              permission_to_send: r.unsubscribed ? "unsubscribed" : "implicit",
-            },
+            consent_state: platformFacts(r.unsubscribed),
+            resubscribe_requested: r.resubscribe_requested,
           }),
     );
 
@@ -152,10 +151,10 @@ const contactArb = (n: number): fc.Arbitrary<PlanContact> =>
                 fields: { title: g.crmTitle, preferred_name: null },
                 list_ids: g.crmLists,
                 deceased: g.deceased,
-                consent: {
-                  requests_no_email: g.requestsNoEmail,
-                  categories: g.appeals === undefined ? {} : { Appeals: g.appeals },
-                },
+                consent_state: crmFacts({
+                  global_opt_out: g.requestsNoEmail,
+                  ...(g.appeals === undefined ? {} : { categories: { Appeals: g.appeals } }),
+                }),
               }),
             }
           : {}),
@@ -180,10 +179,8 @@ const worldArb = fc
 const inputOf = (contacts: PlanContact[], policies: PlanPolicies): PlanInput =>
   planInput(contacts, { policies: { ...POLICIES, ...policies } });
 
-const scopeOf = (connection: string): Scope => {
-  const p = PAIR.platforms.find((x) => x.connection_id === connection);
-  return p?.topic === undefined ? { kind: "global" } : topicScope(p.topic);
-};
+const scopeOf = (connection: string): Scope =>
+  PAIR.platforms.find((x) => x.connection_id === connection)?.account_scope ?? { kind: "global" };
 
 /** Whether the ledger lets `contactId` be sent to on `connection`, as the plan's input says. */
 function sendable(input: PlanInput, contacts: PlanContact[], id: string, connection: string): boolean {

@@ -9,16 +9,22 @@ import {
   APPEALS,
   CRM,
   MAIN,
+  PAIR,
   POLICIES,
   contactId,
+  crmFacts,
   crmRecord,
+  fact,
   optIn,
   optOut,
   person,
   planInput,
+  platformFacts,
   platformRecord,
   resubscribeRequested,
 } from "../../test/support/plan-fixtures";
+import { topicScope } from "../core/consent/consent-event";
+import { constructScope, GLOBAL_OBSERVED } from "../core/consent/system-consent";
 
 const T1 = "2026-01-10T10:00:00Z";
 const T2 = "2026-02-10T10:00:00Z";
@@ -37,7 +43,8 @@ function linked(n: number, o: Partial<PlanContact> & { events?: ConsentEvent[] }
 
 const unsubscribed = (n: number, conn: string, requested = false) =>
   platformRecord(n, conn, {
-    consent: { unsubscribed: true, resubscribe_requested: requested, permission_to_send: "unsubscribed" },
+    consent_state: platformFacts(true),
+    resubscribe_requested: requested,
   });
 
 /** A compact view of a plan's operations for table assertions. */
@@ -46,8 +53,8 @@ const view = (plan: Plan) =>
     const op = o.operation;
     const scope =
       "scope" in op
-        ? op.scope.kind === "category"
-          ? `category:${op.scope.category}`
+        ? op.scope.kind === "construct"
+          ? `category:${op.scope.construct.id}`
           : op.scope.kind
         : undefined;
     return `${o.connection_id} ${op.kind}${scope ? ` ${scope}` : ""}`;
@@ -97,7 +104,7 @@ describe("planPair: consent (seed 000)", () => {
         name: "CRM Requests No Email → both accounts unsubscribed, nothing written back to the CRM",
         contact: linked(4, {
           events: [optOut({ contact: 4, connection: CRM, at: T1, mechanism: "phone_request" })],
-          crm: crmRecord(4, { consent: { requests_no_email: true, categories: {} } }),
+          crm: crmRecord(4, { consent_state: crmFacts({ global_opt_out: true }) }),
         }),
         ops: [`${MAIN} record_opt_out account`, `${APPEALS} record_opt_out account`],
       },
@@ -113,7 +120,7 @@ describe("planPair: consent (seed 000)", () => {
               actor: { kind: "account" },
             }),
           ],
-          crm: crmRecord(5, { consent: { requests_no_email: true, categories: {} } }),
+          crm: crmRecord(5, { consent_state: crmFacts({ global_opt_out: true }) }),
         }),
         policies: { propagate_crm_opt_outs: false },
         ops: [],
@@ -122,7 +129,12 @@ describe("planPair: consent (seed 000)", () => {
         name: "an address-level do_not_email counts as the CRM showing a global opt-out",
         contact: linked(6, {
           events: [optOut({ contact: 6, connection: MAIN, at: T1 })],
-          crm: crmRecord(6, { emails: [{ address: "p6@example.org", primary: true, do_not_email: true }] }),
+          crm: crmRecord(6, {
+            consent_state: [
+              ...crmFacts({}),
+              fact(GLOBAL_OBSERVED, "opted_out", { source: "address_flag", unversioned: true }),
+            ],
+          }),
           platforms: { [MAIN]: unsubscribed(6, MAIN), [APPEALS]: unsubscribed(6, APPEALS) },
         }),
         ops: [],
@@ -156,7 +168,7 @@ describe("planPair: consent (seed 000)", () => {
             optOut({ contact: 9, connection: MAIN, at: T1 }),
             optIn({ contact: 9, connection: MAIN, at: T3, mechanism: "resubscribe_confirmation" }),
           ],
-          crm: crmRecord(9, { consent: { requests_no_email: true, categories: {} } }),
+          crm: crmRecord(9, { consent_state: crmFacts({ global_opt_out: true }) }),
         }),
         ops: [`${CRM} record_opt_in global`],
       },
@@ -173,7 +185,7 @@ describe("planPair: consent (seed 000)", () => {
               mechanism: "signup_form",
             }),
           ],
-          crm: crmRecord(10, { consent: { requests_no_email: false, categories: { Appeals: "opt_out" } } }),
+          crm: crmRecord(10, { consent_state: crmFacts({ categories: { Appeals: "opt_out" } }) }),
         }),
         ops: [`${CRM} record_opt_in category:Appeals`],
       },
@@ -184,7 +196,7 @@ describe("planPair: consent (seed 000)", () => {
             optOut({ contact: 11, connection: MAIN, at: T1 }),
             optIn({ contact: 11, connection: MAIN, at: T3, mechanism: "api", actor: { kind: "account" } }),
           ],
-          crm: crmRecord(11, { consent: { requests_no_email: true, categories: {} } }),
+          crm: crmRecord(11, { consent_state: crmFacts({ global_opt_out: true }) }),
           platforms: { [MAIN]: unsubscribed(11, MAIN), [APPEALS]: unsubscribed(11, APPEALS) },
         }),
         ops: [],
@@ -421,7 +433,7 @@ describe("planPair: lists, email and fields", () => {
       platforms: { [c]: optedOut ? unsubscribed(1, c) : platformRecord(1, c, { list_ids: platform }) },
       events: optedOut ? [optOut({ contact: 1, connection: c, at: T1 })] : [],
       ...(optedOut
-        ? { crm: crmRecord(1, { list_ids: crm, consent: { requests_no_email: true, categories: {} } }) }
+        ? { crm: crmRecord(1, { list_ids: crm, consent_state: crmFacts({ global_opt_out: true }) }) }
         : {}),
     });
     const plan = planPair(planInput([contact]));
@@ -489,7 +501,7 @@ describe("planPair: lists, email and fields", () => {
           platforms: {
             [MAIN]: platformRecord(1, MAIN, {
               first_name: "First1",
-              fields: { job_title: "Chief", "custom_field:Preferred name": null },
+              fields: { job_title: "Chief", "custom_field:3b6c7a14-0f6e-4b8e-9c1d-5a2e7f4d9b10": null },
             }),
           },
           baselines: {
@@ -500,7 +512,7 @@ describe("planPair: lists, email and fields", () => {
     );
     expect(find(plan, MAIN, "update_contact")?.operation).toMatchObject({
       first_name: "Ann",
-      fields: { "custom_field:Preferred name": "Annie" },
+      fields: { "custom_field:3b6c7a14-0f6e-4b8e-9c1d-5a2e7f4d9b10": "Annie" },
     });
     expect(find(plan, CRM, "update_contact")?.operation).toMatchObject({ fields: { title: "Chief" } });
     expect(find(plan, CRM, "update_contact")?.operation).not.toHaveProperty("first_name");
@@ -567,5 +579,145 @@ describe("planPair: operation ids and convergence", () => {
     expect(plan.operations.length).toBeGreaterThan(0);
     const after = planPair(planInput(applyPlanEffects(input, plan)));
     expect(after.operations).toEqual([]);
+  });
+});
+
+describe("planPair: a topic kept as a platform's list", () => {
+  // The main account keeps the topic "newsletter" as its list cc-news (a Constant Contact list
+  // standing for a topic): in the list is receiving it, not in it is not.
+  const NEWS_LIST = constructScope("list", "cc-news", "Newsletter");
+  const [main, appeals] = PAIR.platforms;
+  const pair = {
+    ...PAIR,
+    platforms: [
+      {
+        ...main!,
+        targets: [
+          ...main!.targets,
+          {
+            scope: topicScope("newsletter"),
+            construct: NEWS_LIST,
+            shown_by: "membership" as const,
+            label: "contact list “Newsletter”",
+          },
+        ],
+        audiences: main!.audiences.map((a) =>
+          a.platform_list_id === "cc-news" ? { ...a, topic: "newsletter" } : a,
+        ),
+      },
+      appeals!,
+    ],
+  };
+  const newsOut = (n: number) =>
+    optOut({
+      contact: n,
+      connection: CRM,
+      at: T1,
+      scope: topicScope("newsletter"),
+      mechanism: "preference_page",
+    });
+
+  it("takes a member who left the topic out of its list, and leaves the account subscribed", () => {
+    const input = planInput(
+      [
+        linked(1, {
+          events: [newsOut(1)],
+          crm: crmRecord(1, { list_ids: ["L-news"] }),
+          platforms: { [MAIN]: platformRecord(1, MAIN, { list_ids: ["cc-news"] }) },
+        }),
+      ],
+      { pair },
+    );
+    const plan = planPair(input);
+    const out = plan.operations.filter((o) => o.connection_id === MAIN);
+    expect(out.map((o) => [o.operation.kind, "scope" in o.operation ? o.operation.scope : null])).toEqual([
+      ["record_opt_out", NEWS_LIST],
+    ]);
+    expect(out[0]?.scope).toEqual(topicScope("newsletter"));
+    expect(out[0]?.reason.message).toContain("still shows the person in contact list “Newsletter”");
+    // Once out of the list, planning again finds nothing to do on the platform.
+    const after = applyPlanEffects(input, plan);
+    expect(after[0]?.platforms[MAIN]?.list_ids).toEqual([]);
+    const again = planPair({ ...input, contacts: after });
+    expect(again.operations.filter((o) => o.connection_id === MAIN)).toEqual([]);
+  });
+
+  it("never adds someone who left the topic to its list, and imports a new contact into the other lists only", () => {
+    const existing = planPair(
+      planInput(
+        [
+          linked(2, {
+            events: [newsOut(2)],
+            crm: crmRecord(2, { list_ids: ["L-news"] }),
+            platforms: { [MAIN]: platformRecord(2, MAIN) },
+          }),
+        ],
+        { pair },
+      ),
+    );
+    expect(existing.operations.filter((o) => o.operation.kind === "add_list_members")).toEqual([]);
+    expect(existing.skipped).toContainEqual(
+      expect.objectContaining({
+        connection_id: MAIN,
+        reasons: [expect.objectContaining({ code: "opted_out", scope: topicScope("newsletter") })],
+      }),
+    );
+
+    const fresh = planPair(
+      planInput(
+        [
+          linked(3, {
+            events: [newsOut(3)],
+            crm: crmRecord(3, { list_ids: ["L-news", "L-events"] }),
+            platforms: {},
+          }),
+        ],
+        { pair },
+      ),
+    );
+    const upsert = fresh.operations.find((o) => o.operation.kind === "upsert_contacts");
+    expect(upsert?.operation).toMatchObject({
+      list_ids: ["cc-events"],
+      consent_intent: { existing: "keep", new_contacts: "subscribed" },
+    });
+  });
+
+  it("skips a new contact whose only mapped list stands for a topic they left, with that reason", () => {
+    const plan = planPair(
+      planInput(
+        [linked(4, { events: [newsOut(4)], crm: crmRecord(4, { list_ids: ["L-news"] }), platforms: {} })],
+        { pair },
+      ),
+    );
+    expect(plan.operations.filter((o) => o.connection_id === MAIN)).toEqual([]);
+    expect(plan.skipped).toContainEqual(
+      expect.objectContaining({
+        connection_id: MAIN,
+        reasons: [expect.objectContaining({ code: "opted_out", scope: topicScope("newsletter") })],
+      }),
+    );
+  });
+});
+
+describe("planPair: what a platform's manifest says about resubscribing", () => {
+  it("asks for a confirmation email only where the platform sends one; elsewhere it waits for the person", () => {
+    const contact = linked(5, {
+      events: [
+        optOut({ contact: 5, connection: CRM, at: T1, mechanism: "admin_edit", actor: { kind: "account" } }),
+        resubscribeRequested({ contact: 5, connection: CRM, at: T2 }),
+      ],
+      platforms: { [MAIN]: unsubscribed(5, MAIN) },
+    });
+    const withEmail = planPair(planInput([contact]));
+    expect(view(withEmail)).toContain(`${MAIN} request_resubscribe`);
+    const contactOnly = {
+      ...PAIR,
+      platforms: PAIR.platforms.map((p) => ({ ...p, resubscribe: "contact_only" as const })),
+    };
+    const without = planPair(planInput([contact], { pair: contactOnly }));
+    expect(view(without).filter((v) => v.includes("request_resubscribe"))).toEqual([]);
+    expect(without.waiting).toEqual([
+      expect.objectContaining({ contact_id: contactId(5), connection_id: MAIN, requested_now: false }),
+    ]);
   });
 });

@@ -1,11 +1,6 @@
 /** The pure planner: a three-way merge of each linked contact of one pair into a plan of typed operations with reasons (DESIGN.md §3). */
-import {
-  GLOBAL_SCOPE,
-  topicScope,
-  type ConsentEvent,
-  type Scope,
-  type TopicKey,
-} from "../core/consent/consent-event";
+import { topicScope, type ConsentEvent, type Scope, type TopicKey } from "../core/consent/consent-event";
+import { recordedConsent, shownConsent, type ObservedScope } from "../core/consent/system-consent";
 import {
   decisionFor,
   foldChannelConsent,
@@ -38,6 +33,7 @@ import {
   type CrmRecordState,
   type PlanContact,
   type PlanFieldMapping,
+  type PlanConsentTarget,
   type PlanInput,
   type PlanPlatform,
   type PlatformRecordState,
@@ -50,9 +46,18 @@ type Update = {
   fields: Record<string, string | null>;
 };
 
-const platformScope = (p: PlanPlatform): Scope =>
-  p.topic === undefined ? GLOBAL_SCOPE : topicScope(p.topic);
 const scopeLabel = (s: Scope): string => (s.kind === "global" ? "all email" : `the topic “${s.topic}”`);
+
+/** Whether a platform record shows the target opted out (so no opt-out needs writing there). */
+function platformShowsOptOut(rec: PlatformRecordState, target: PlanConsentTarget): boolean {
+  if (target.shown_by === "membership")
+    return target.construct.kind !== "construct" || !rec.list_ids.includes(target.construct.construct.id);
+  return shownConsent(rec.consent_state, target.construct) === "opt_out";
+}
+
+/** The account's own target (its whole-account scope), which a resubscribe request is about. */
+const accountTarget = (p: PlanPlatform): PlanConsentTarget | undefined =>
+  p.targets.find((t) => t.construct.kind === "account");
 
 /** Plans one pair. Pure and linear in the number of contacts; the same input always yields the same plan. */
 export function planPair(input: PlanInput): Plan {
@@ -78,12 +83,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
     throw new TypeError(
       `consent fields never go through the profile merge: ${refused.map((f) => f.canonical).join(", ")}`,
     );
-  const topics = [...new Set(pair.platforms.flatMap((p) => (p.topic === undefined ? [] : [p.topic])))].sort();
-  // Where the CRM records each topic: the first platform naming a category for it.
-  const topicCategory = new Map<TopicKey, string>();
-  for (const p of pair.platforms)
-    if (p.topic !== undefined && p.crm_category !== undefined && !topicCategory.has(p.topic))
-      topicCategory.set(p.topic, p.crm_category);
+  const topics = pairTopics(pair);
 
   const consentOps: PlannedOperation[] = [];
   const writeOps: PlannedOperation[] = [];
@@ -98,6 +98,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
     priority: PlanPriority,
     reason: PlanReason,
     draft: OperationDraft,
+    scope?: Scope,
   ): void => {
     const opId = operationId(input.hash, pair.id, connection, draft);
     (priority === "consent" ? consentOps : writeOps).push({
@@ -106,6 +107,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       contact_ids: contactIds,
       priority,
       reason,
+      ...(scope !== undefined ? { scope } : {}),
       operation: withOperationId(draft, opId),
     });
   };
@@ -202,8 +204,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
     // Pass 2: each platform.
     for (const p of pair.platforms) {
       const rec = c.platforms[p.connection_id];
-      const scope = platformScope(p);
-      const decision = decisionFor(state, scope);
+      const decision = decisionFor(state, p.account_scope);
 
       if (rec === undefined || rec.deleted === true) {
         if (!projectedCrm) {
@@ -223,11 +224,16 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
           });
           continue;
         }
-        // 3. New contacts: eligible CRM contacts the platform does not hold yet, in one bulk upsert.
-        const targets = p.audiences
-          .filter((a) => a.direction !== "platform_to_crm" && crmLists.has(a.crm_list_id))
-          .map((a) => a.platform_list_id);
-        const eligibility = eligibilityFor(contact, p, state, targets.length > 0);
+        // 3. New contacts: eligible CRM contacts the platform does not hold yet, in one bulk upsert,
+        // into the mapped lists whose topic (where a list stands for one) they did not leave.
+        const wanted = p.audiences.filter(
+          (a) => a.direction !== "platform_to_crm" && crmLists.has(a.crm_list_id),
+        );
+        const targets = wanted.filter((a) => listTopicSendable(state, a)).map((a) => a.platform_list_id);
+        const eligibility =
+          wanted.length > 0 && targets.length === 0
+            ? eligibilityFor(contact, p, state, true, wanted[0]?.topic)
+            : eligibilityFor(contact, p, state, targets.length > 0);
         if (!eligibility.eligible) {
           skipped.push({ contact_id: id, connection_id: p.connection_id, reasons: eligibility.reasons });
           continue;
@@ -240,42 +246,49 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
         continue;
       }
 
-      // 1. Consent to the platform: not sendable for its scope, and it still shows the person subscribed.
-      let unsubscribedAfterPlan = rec.consent.unsubscribed;
-      if (!decision.sendable && !rec.consent.unsubscribed) {
-        const ref = pushable(decision.open_opt_outs, () => true);
-        if (ref) unsubscribedAfterPlan = true;
-        if (ref)
-          emit(
-            p.connection_id,
-            [id],
-            "consent",
-            {
-              code: "opt_out_to_platform",
-              message: `${describeOptOut(ref)} decides ${scopeLabel(scope)} (rule ${decision.rule}); ${p.connection_id} still shows the person subscribed.`,
+      // 1. Consent to the platform, per scope it keeps: not sendable there, and the record still
+      // shows the person receiving it (subscribed in the account, still in the topic's list).
+      let unsubscribedAfterPlan = false;
+      for (const target of p.targets) {
+        const shown = platformShowsOptOut(rec, target);
+        const targetDecision = decisionFor(state, target.scope);
+        if (target.construct.kind === "account") unsubscribedAfterPlan = shown;
+        if (targetDecision.sendable || shown) continue;
+        const ref = pushable(targetDecision.open_opt_outs, () => true);
+        if (!ref) continue;
+        if (target.construct.kind === "account") unsubscribedAfterPlan = true;
+        emit(
+          p.connection_id,
+          [id],
+          "consent",
+          {
+            code: "opt_out_to_platform",
+            message: `${describeOptOut(ref)} decides ${scopeLabel(target.scope)} (rule ${targetDecision.rule}); ${p.connection_id} still shows the person ${target.construct.kind === "account" ? "subscribed" : `in ${target.label}`}.`,
+          },
+          {
+            kind: "record_opt_out",
+            external_id: rec.external_id,
+            email: rec.email,
+            scope: target.construct,
+            initiated_by: ref.initiated_by,
+            occurred_at: ref.occurred_at,
+            reason: targetDecision.rule,
+            origin: {
+              system: ref.source.system,
+              connection: ref.source.connection,
+              mechanism: ref.mechanism,
             },
-            {
-              kind: "record_opt_out",
-              external_id: rec.external_id,
-              email: rec.email,
-              scope: { kind: "account" },
-              initiated_by: ref.initiated_by,
-              occurred_at: ref.occurred_at,
-              reason: decision.rule,
-              origin: {
-                system: ref.source.system,
-                connection: ref.source.connection,
-                mechanism: ref.mechanism,
-              },
-            },
-          );
+          },
+          target.scope,
+        );
       }
 
-      // 2c. An admin's resubscribe request: the platform's lawful path (its confirmation email), once.
-      // The opt-out above runs first (same priority, planned earlier), so the request follows it in one plan.
-      if (decision.pending_resubscribe && unsubscribedAfterPlan) {
+      // 2c. An admin's resubscribe request: only the person can lift the opt-out. Where the platform
+      // sends a confirmation email, it is asked to, once; the opt-out above runs first (same
+      // priority, planned earlier), so the request follows it in one plan.
+      if (decision.pending_resubscribe && unsubscribedAfterPlan && accountTarget(p) !== undefined) {
         const pending = decision.pending_resubscribe;
-        const requestNow = !rec.consent.resubscribe_requested;
+        const requestNow = p.resubscribe === "confirmation_email" && !rec.resubscribe_requested;
         waiting.push({
           contact_id: id,
           connection_id: p.connection_id,
@@ -300,6 +313,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
               external_id: rec.external_id,
               list_ids: [...new Set(lists)].sort(),
             },
+            p.account_scope,
           );
         }
       }
@@ -320,9 +334,12 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
         if (inCrm && !inPlatform && agreed) continue;
         if (inCrm && !inPlatform) {
           eligibility ??= eligibilityFor(contact, p, state, true);
-          if (eligibility.eligible)
+          const listEligibility = listTopicSendable(state, a)
+            ? eligibility
+            : eligibilityFor(contact, p, state, true, a.topic);
+          if (listEligibility.eligible)
             bulk.member(p.connection_id, "add_list_members", a.platform_list_id, id, rec.external_id);
-          else if (blocked.length === 0) blocked.push(...eligibility.reasons);
+          else if (blocked.length === 0) blocked.push(...listEligibility.reasons);
         } else if (
           !inCrm &&
           inPlatform &&
@@ -440,39 +457,19 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
     crmPrimary: string | undefined,
   ): void {
     const id = c.contact.id;
-    const showsGlobal =
-      crm.consent.requests_no_email || crm.emails.some((e) => e.primary && e.do_not_email === true);
     const eventsById = new Map<string, ConsentEvent>();
     for (const e of c.events) eventsById.set(e.id, e);
     const email = crmPrimary ?? "";
 
-    const scopes: {
-      decision: ScopeDecision;
-      target: { kind: "global" } | { kind: "category"; category: string };
-      shown: "opt_in" | "opt_out" | undefined;
+    const scopes = pair.crm.targets.map((t) => ({
+      decision: decisionFor(state, t.scope),
+      target: t.construct,
+      scope: t.scope,
+      shown: shownConsent(crm.consent_state, t.construct),
       /** The latest consent record the CRM keeps for this scope. */
-      recorded: "opt_in" | "opt_out" | undefined;
-      label: string;
-    }[] = [
-      {
-        decision: state.global,
-        target: { kind: "global" },
-        shown: showsGlobal ? "opt_out" : undefined,
-        recorded: crm.consent.channel_response,
-        label: "all email",
-      },
-    ];
-    for (const [topic, category] of topicCategory) {
-      const decision = state.topics[topic];
-      if (decision)
-        scopes.push({
-          decision,
-          target: { kind: "category", category },
-          shown: crm.consent.categories[category],
-          recorded: crm.consent.categories[category],
-          label: `category “${category}”`,
-        });
-    }
+      recorded: recordedConsent(crm.consent_state, t.construct),
+      label: t.label,
+    }));
 
     /** The person's own opt-in (or an override with evidence) that decided `decision` by lifting an opt-out. */
     const liftingOptIn = (decision: ScopeDecision): Extract<ConsentEvent, { kind: "opt_in" }> | undefined => {
@@ -483,7 +480,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       return basis?.kind === "opt_in" && isPersonsOwnOptInEvent(basis) ? basis : undefined;
     };
 
-    for (const { decision, target, shown, recorded, label } of scopes) {
+    for (const { decision, target, scope, shown, recorded, label } of scopes) {
       if (shown !== "opt_out") {
         // A pending resubscribe request means someone cleared this in the CRM on purpose: the
         // ledger keeps the suppression everywhere else, and fighting the CRM flag would only loop.
@@ -493,10 +490,11 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
         const lifted = liftingOptIn(decision);
         if (
           lifted &&
+          pair.crm.resubscribe === "consent_record" &&
           recorded !== "opt_in" &&
           (lifted.scope.kind === "global") === (target.kind === "global")
         ) {
-          emitOptIn(id, crm, target, lifted, label, decision.rule);
+          emitOptIn(id, crm, target, scope, lifted, label, decision.rule);
           continue;
         }
         const ref = pushable(
@@ -536,21 +534,24 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
               mechanism: ref.mechanism,
             },
           },
+          scope,
         );
         continue;
       }
       // The CRM shows an opt-out: clear it only for the person's own opt-in (or an override with evidence).
       if (!decision.sendable || decision.decided_by === undefined) continue;
+      if (pair.crm.resubscribe !== "consent_record") continue;
       const basis = eventsById.get(decision.decided_by);
       if (basis?.kind !== "opt_in" || !isPersonsOwnOptInEvent(basis)) continue;
-      emitOptIn(id, crm, target, basis, label, decision.rule);
+      emitOptIn(id, crm, target, scope, basis, label, decision.rule);
     }
   }
 
   function emitOptIn(
     id: ContactId,
     crm: CrmRecordState,
-    target: { kind: "global" } | { kind: "category"; category: string },
+    target: ObservedScope,
+    scope: Scope,
     basis: Extract<ConsentEvent, { kind: "opt_in" }>,
     label: string,
     rule: string,
@@ -578,6 +579,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
             : {}),
         },
       },
+      scope,
     );
   }
 
@@ -633,18 +635,33 @@ function contactAsInCrm(
   };
 }
 
+/** Eligibility for the platform's account scope, or for the topic a list stands for. */
 function eligibilityFor(
   contact: CanonicalContact,
   p: PlanPlatform,
   consent: ChannelConsent,
   inAudience: boolean,
+  listTopic?: TopicKey,
 ): Eligibility {
+  const topic = listTopic ?? (p.account_scope.kind === "topic" ? p.account_scope.topic : undefined);
   return decideEligibility({
     contact,
-    target: { connection: p.connection_id, ...(p.topic !== undefined ? { topic: p.topic } : {}) },
+    target: { connection: p.connection_id, ...(topic !== undefined ? { topic } : {}) },
     consent,
     in_synced_audience: inAudience,
   });
+}
+
+/** Whether the topic a platform list stands for (if any) is sendable: nobody opted out of it joins. */
+const listTopicSendable = (state: ChannelConsent, a: PlanAudience): boolean =>
+  a.topic === undefined || decisionFor(state, topicScope(a.topic)).sendable;
+
+/** Every topic the pair keeps consent for, on any of its connections. */
+export function pairTopics(pair: PlanInput["pair"]): TopicKey[] {
+  const all = [pair.crm.targets, ...pair.platforms.map((p) => p.targets)]
+    .flat()
+    .flatMap((t) => (t.scope.kind === "topic" ? [t.scope.topic] : []));
+  return [...new Set(all)].sort();
 }
 
 const describeOptOut = (r: OptOutRef): string =>
@@ -819,7 +836,17 @@ class BulkOperations {
       const g = this.upserts.get(key)!;
       const items = [...g.items].sort((a, b) => cmp(a.item_id, b.item_id));
       yield [
-        { connection: g.connection, operation: { kind: "upsert_contacts", items, list_ids: g.list_ids } },
+        {
+          connection: g.connection,
+          // Every item was found sendable by the consent rules: new contacts start subscribed, and
+          // contacts the platform already holds keep what they show (never re-subscribed).
+          operation: {
+            kind: "upsert_contacts",
+            items,
+            list_ids: g.list_ids,
+            consent_intent: { existing: "keep", new_contacts: "subscribed" },
+          },
+        },
         items.map((i) => i.item_id),
         {
           code: "new_contacts",

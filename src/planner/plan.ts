@@ -29,6 +29,8 @@ export type PlannedOperation = {
   contact_ids: ContactId[];
   priority: PlanPriority;
   reason: PlanReason;
+  /** For a consent operation: the ledger scope it carries to the system. */
+  scope?: Scope;
   /** The connector operation itself; its `op_id` equals the planned one. */
   operation: ConnectorOperation;
 };

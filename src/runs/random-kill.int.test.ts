@@ -82,12 +82,21 @@ describe("random kills of a running sync (SQLite, real processes)", () => {
         { ...ccConnectionConfig("cc-main", ccMain), ...fast },
         { ...ccConnectionConfig("cc-appeals", ccAppeals), ...fast },
       ],
-      topics: [{ key: "appeals", label: "Fundraising appeals", crm_categories: { "re-nxt": "Appeals" } }],
+      topics: [
+        {
+          key: "appeals",
+          label: "Fundraising appeals",
+          constructs: {
+            "re-nxt": { type: "consent_category", name: "Appeals" },
+            "cc-appeals": { type: "account" },
+          },
+        },
+      ],
       pairs: [
         {
           id: "re-cc",
           crm: "re-nxt",
-          platforms: [{ connection: "cc-main" }, { connection: "cc-appeals", topic: "appeals" }],
+          platforms: [{ connection: "cc-main" }, { connection: "cc-appeals" }],
           audiences: [
             {
               crm_list: { id: "news" },

@@ -6,7 +6,16 @@
  */
 import type { Pair } from "../config/concord-config";
 import { decisionFor, foldChannelConsent, type ScopeDecision } from "../core/consent/consent-state";
-import { GLOBAL_SCOPE, topicScope, type Scope } from "../core/consent/consent-event";
+import { GLOBAL_SCOPE, type Scope } from "../core/consent/consent-event";
+import {
+  ACCOUNT_OBSERVED,
+  sameObservedScope,
+  shownConsent,
+  showsAnyOptOut,
+  type ConsentFact,
+  type ObservedScope,
+} from "../core/consent/system-consent";
+import { pairTopics } from "../planner/plan-pair";
 import type { Plan } from "../planner/plan";
 import type { PlanContact } from "../planner/plan-input";
 import { executePlan, type ExecutionReport } from "../executor/execute-plan";
@@ -64,21 +73,10 @@ export type ReconcileReport = {
   remaining?: Difference[];
 };
 
-const scopeOf = (topic: string | undefined): Scope =>
-  topic === undefined ? GLOBAL_SCOPE : topicScope(topic);
-
-/** The ledger scope an operation acts on: the platform's, or the CRM category's topic. */
-function operationScope(
-  resolved: ResolvedPair,
-  platformTopic: string | undefined,
-  o: Plan["operations"][number]["operation"],
-): Scope {
-  if (platformTopic !== undefined) return topicScope(platformTopic);
-  if ((o.kind === "record_opt_out" || o.kind === "record_opt_in") && o.scope.kind === "category") {
-    const category = o.scope.category;
-    return scopeOf(resolved.pair.platforms.find((p) => p.crm_category === category)?.topic);
-  }
-  return GLOBAL_SCOPE;
+/** What a record shows about a scope, in its system's own words (its consent facts' labels). */
+function shows(facts: readonly ConsentFact[], scope: ObservedScope, fallback: string): string {
+  const words = facts.filter((f) => sameObservedScope(f.scope, scope)).map((f) => f.label);
+  return words.length > 0 ? words.join("; ") : fallback;
 }
 
 function describeDecision(d: ScopeDecision): string {
@@ -94,7 +92,7 @@ export function compareConsent(
   as_of: string,
 ): Difference[] {
   const byId = new Map(contacts.map((c) => [c.contact.id, c]));
-  const topics = resolved.pair.platforms.flatMap((p) => (p.topic === undefined ? [] : [p.topic]));
+  const topics = pairTopics(resolved.pair);
   const out: Difference[] = [];
   const decisionOf = (c: PlanContact, scope: Scope): ScopeDecision =>
     decisionFor(
@@ -115,9 +113,10 @@ export function compareConsent(
       if (!c) continue;
       const o = op.operation;
       const platform = resolved.pair.platforms.find((p) => p.connection_id === op.connection_id);
-      const scope = operationScope(resolved, platform?.topic, o);
+      const scope = op.scope ?? GLOBAL_SCOPE;
       const decision = decisionOf(c, scope);
       if (o.kind === "request_resubscribe") continue; // reported below as waiting
+      const held = platform !== undefined ? c.platforms[op.connection_id] : c.crm;
       out.push({
         kind: o.kind === "record_opt_in" ? "opt_in_missing" : "opt_out_missing",
         contact_id: id,
@@ -127,8 +126,12 @@ export function compareConsent(
         system_shows:
           o.kind === "record_opt_in"
             ? "an opt-out the person has since lifted, or no record of their opt-in"
-            : platform !== undefined
-              ? `subscribed (${c.platforms[op.connection_id]?.consent.permission_to_send ?? "unknown"})`
+            : o.kind === "record_opt_out"
+              ? shows(
+                  held?.consent_state ?? [],
+                  o.scope,
+                  platform !== undefined ? "subscribed" : "no opt-out",
+                )
               : "no opt-out",
         rules_say: describeDecision(decision),
         cause: op.reason.message,
@@ -143,7 +146,9 @@ export function compareConsent(
       contact_id: w.contact_id,
       email: emailOf(c),
       connection_id: w.connection_id,
-      scope: scopeOf(resolved.pair.platforms.find((p) => p.connection_id === w.connection_id)?.topic),
+      scope:
+        resolved.pair.platforms.find((p) => p.connection_id === w.connection_id)?.account_scope ??
+        GLOBAL_SCOPE,
       system_shows: "unsubscribed",
       rules_say: `opted out until the person confirms (resubscribe requested ${w.requested_at}, event ${w.event_id})`,
       cause: w.requested_now
@@ -171,7 +176,7 @@ export function compareConsent(
     for (const p of platformOnlyOptOuts(resolved, c, as_of)) {
       const rec = c.platforms[p.connection_id];
       if (!rec) continue;
-      const decision = decisionOf(c, scopeOf(p.topic));
+      const decision = decisionOf(c, p.account_scope);
       if (plan.waiting.some((w) => w.contact_id === c.contact.id && w.connection_id === p.connection_id))
         continue;
       out.push({
@@ -179,8 +184,8 @@ export function compareConsent(
         contact_id: c.contact.id,
         email: rec.email,
         connection_id: p.connection_id,
-        scope: scopeOf(p.topic),
-        system_shows: "unsubscribed",
+        scope: p.account_scope,
+        system_shows: shows(rec.consent_state, ACCOUNT_OBSERVED, "unsubscribed"),
         rules_say: describeDecision(decision),
         cause:
           "The person is sendable by the rules (their own opt-in elsewhere), but this platform lets only the person resubscribe there.",
@@ -204,16 +209,20 @@ function platformOnlyOptOuts(
 ): ResolvedPair["pair"]["platforms"] {
   const unsubscribed = resolved.pair.platforms.filter((p) => {
     const rec = c.platforms[p.connection_id];
-    return rec !== undefined && rec.deleted !== true && rec.consent.unsubscribed;
+    return (
+      rec !== undefined &&
+      rec.deleted !== true &&
+      shownConsent(rec.consent_state, ACCOUNT_OBSERVED) === "opt_out"
+    );
   });
   if (unsubscribed.length === 0) return [];
   const state = foldChannelConsent(c.events, "email", {
     as_of,
-    topics: resolved.pair.platforms.flatMap((p) => (p.topic === undefined ? [] : [p.topic])),
+    topics: pairTopics(resolved.pair),
     require_consent_basis: resolved.policies.require_consent_basis,
   });
   return unsubscribed.filter((p) => {
-    const decision = decisionFor(state, scopeOf(p.topic));
+    const decision = decisionFor(state, p.account_scope);
     return decision.sendable && !decision.pending_resubscribe;
   });
 }
@@ -221,17 +230,11 @@ function platformOnlyOptOuts(
 /** Adds the contact to the opted-out counts of each system that shows it opted out. */
 function countOptOuts(counts: Record<string, number>, resolved: ResolvedPair, c: PlanContact): void {
   const crm = c.crm;
-  if (
-    crm &&
-    crm.deleted !== true &&
-    (crm.consent.requests_no_email ||
-      crm.emails.some((e) => e.primary && e.do_not_email === true) ||
-      Object.values(crm.consent.categories).includes("opt_out"))
-  )
+  if (crm && crm.deleted !== true && showsAnyOptOut(crm.consent_state))
     counts[resolved.pair.crm.connection_id] = (counts[resolved.pair.crm.connection_id] ?? 0) + 1;
   for (const p of resolved.pair.platforms) {
     const rec = c.platforms[p.connection_id];
-    if (rec && rec.deleted !== true && rec.consent.unsubscribed)
+    if (rec && rec.deleted !== true && showsAnyOptOut(rec.consent_state))
       counts[p.connection_id] = (counts[p.connection_id] ?? 0) + 1;
   }
 }

@@ -1,6 +1,7 @@
 // The store suite: the same cases on SQLite and PostgreSQL (describeOnBackends from ./testing).
 import { sql } from "kysely";
 import { afterEach, beforeEach, expect, it } from "vitest";
+import { migration0004TypedConsentSnapshots } from "./migrations/0004-typed-consent-snapshots";
 import { migrateToLatest } from "./migrations/migrations";
 import type { Store } from "./ports";
 import { describeOnBackends, type TestStore } from "../../test/support/store-backends";
@@ -64,8 +65,24 @@ describeOnBackends("store", (backend) => {
       "0001_initial",
       "0002_link_origin",
       "0003_webhook_inbox",
+      "0004_typed_consent_snapshots",
     ]);
     expect(await migrateToLatest(store.db)).toEqual([]);
+  });
+
+  it("drops every pull checkpoint when snapshots gain typed consent, so the next pull reads everything", async () => {
+    await store.checkpoints.set("re-nxt", "pull", {
+      stream: "constituents",
+      value: "2026-01-01T00:00:00.000Z",
+    });
+    await store.checkpoints.set("cc-main", "pull", { stream: "contacts", value: "2026-01-01T00:00:00.000Z" });
+    await store.checkpoints.set("cc-main", "lists", [{ external_id: "l1", name: "Newsletter" }]);
+    await migration0004TypedConsentSnapshots.up(store.db as never);
+    expect(await store.checkpoints.get("re-nxt", "pull")).toBeUndefined();
+    expect(await store.checkpoints.get("cc-main", "pull")).toBeUndefined();
+    expect((await store.checkpoints.get("cc-main", "lists"))?.value).toEqual([
+      { external_id: "l1", name: "Newsletter" },
+    ]);
   });
 
   it("keeps webhook deliveries until they are processed, with failed attempts counted", async () => {

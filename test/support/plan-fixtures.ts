@@ -1,5 +1,19 @@
 /** Builders for planner tests: the example pair (Raiser's Edge NXT with a global and an "appeals" Constant Contact account), contacts, records and consent events. */
-import type { Actor, ConsentEvent, Mechanism, Scope } from "../../src/core/consent/consent-event";
+import {
+  GLOBAL_SCOPE,
+  topicScope,
+  type Actor,
+  type ConsentEvent,
+  type Mechanism,
+  type Scope,
+} from "../../src/core/consent/consent-event";
+import {
+  ACCOUNT_OBSERVED,
+  constructScope,
+  GLOBAL_OBSERVED,
+  type ConsentFact,
+  type ObservedScope,
+} from "../../src/core/consent/system-consent";
 import type { CanonicalContact } from "../../src/core/identity/canonical-contact";
 import type {
   CrmRecordState,
@@ -15,13 +29,34 @@ export const CRM = "re-nxt";
 export const MAIN = "cc-main";
 export const APPEALS = "cc-appeals";
 
+/** The CRM's construct for the topic "appeals" (a Raiser's Edge consent category). */
+export const APPEALS_CATEGORY: ObservedScope = constructScope("consent_category", "Appeals");
+
 export const PAIR: PlanPair = {
   id: "re-nxt-constant-contact",
-  crm: { connection_id: CRM, system: "blackbaud-renxt" },
+  crm: {
+    connection_id: CRM,
+    system: "blackbaud-renxt",
+    resubscribe: "consent_record",
+    targets: [
+      { scope: GLOBAL_SCOPE, construct: GLOBAL_OBSERVED, shown_by: "facts", label: "all email" },
+      {
+        scope: topicScope("appeals"),
+        construct: APPEALS_CATEGORY,
+        shown_by: "facts",
+        label: "consent category “Appeals”",
+      },
+    ],
+  },
   platforms: [
     {
       connection_id: MAIN,
       system: "constant-contact",
+      account_scope: GLOBAL_SCOPE,
+      targets: [
+        { scope: GLOBAL_SCOPE, construct: ACCOUNT_OBSERVED, shown_by: "facts", label: "the whole account" },
+      ],
+      resubscribe: "confirmation_email",
       audiences: [
         {
           crm_list_id: "L-news",
@@ -35,8 +70,16 @@ export const PAIR: PlanPair = {
     {
       connection_id: APPEALS,
       system: "constant-contact",
-      topic: "appeals",
-      crm_category: "Appeals",
+      account_scope: topicScope("appeals"),
+      targets: [
+        {
+          scope: topicScope("appeals"),
+          construct: ACCOUNT_OBSERVED,
+          shown_by: "facts",
+          label: "the whole account",
+        },
+      ],
+      resubscribe: "confirmation_email",
       audiences: [
         {
           crm_list_id: "L-appeals",
@@ -55,7 +98,7 @@ export const FIELDS: PlanFieldMapping[] = [
   {
     canonical: "preferred_name",
     crm: "preferred_name",
-    platform: "custom_field:Preferred name",
+    platform: "custom_field:3b6c7a14-0f6e-4b8e-9c1d-5a2e7f4d9b10",
     direction: "crm_to_platform",
     owner: "latest",
   },
@@ -105,10 +148,60 @@ export function crmRecord(n: number, overrides: Partial<CrmRecordState> = {}): C
     last_name: `Last${n}`,
     fields: {},
     list_ids: [],
-    consent: { requests_no_email: false, categories: {} },
+    consent_state: crmFacts({}),
     ...overrides,
   };
 }
+
+/** A consent fact of a record, as a connector would report it. */
+export const fact = (
+  scope: ObservedScope,
+  status: ConsentFact["status"],
+  extra: Partial<ConsentFact> = {},
+): ConsentFact => ({
+  channel: "email",
+  scope,
+  status,
+  source: "test",
+  label: status,
+  role: "state",
+  ...extra,
+});
+
+/**
+ * A CRM record's consent facts: the global flag (a state with no history), consent records per
+ * category, and the newest channel-wide consent record (a record beside the flag).
+ */
+export function crmFacts(shows: {
+  global_opt_out?: boolean;
+  categories?: Record<string, "opt_in" | "opt_out">;
+  channel_record?: "opt_in" | "opt_out";
+}): ConsentFact[] {
+  const status = (r: "opt_in" | "opt_out"): ConsentFact["status"] =>
+    r === "opt_out" ? "opted_out" : "opted_in";
+  return [
+    fact(GLOBAL_OBSERVED, shows.global_opt_out === true ? "opted_out" : "none", {
+      source: "global_flag",
+      unversioned: true,
+    }),
+    ...Object.entries(shows.categories ?? {}).map(([category, r]) =>
+      fact(constructScope("consent_category", category), status(r), { source: "consent_record" }),
+    ),
+    ...(shows.channel_record !== undefined
+      ? [
+          fact(GLOBAL_OBSERVED, status(shows.channel_record), {
+            source: "consent_record",
+            role: "record" as const,
+          }),
+        ]
+      : []),
+  ];
+}
+
+/** A platform record's account-level consent: subscribed, or unsubscribed there. */
+export const platformFacts = (unsubscribed: boolean): ConsentFact[] => [
+  fact(ACCOUNT_OBSERVED, unsubscribed ? "opted_out" : "opted_in", { source: "subscription" }),
+];
 
 export function platformRecord(
   n: number,
@@ -122,7 +215,8 @@ export function platformRecord(
     last_name: `Last${n}`,
     fields: {},
     list_ids: [],
-    consent: { unsubscribed: false, resubscribe_requested: false, permission_to_send: "implicit" },
+    consent_state: platformFacts(false),
+    resubscribe_requested: false,
     ...overrides,
   };
 }

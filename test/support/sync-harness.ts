@@ -195,12 +195,21 @@ export async function startSyncHarness(
       ccConnectionConfig("cc-main", ccMain),
       ccConnectionConfig("cc-appeals", ccAppeals),
     ],
-    topics: [{ key: "appeals", label: "Fundraising appeals", crm_categories: { "re-nxt": "Appeals" } }],
+    topics: [
+      {
+        key: "appeals",
+        label: "Fundraising appeals",
+        constructs: {
+          "re-nxt": { type: "consent_category", name: "Appeals" },
+          "cc-appeals": { type: "account" },
+        },
+      },
+    ],
     pairs: [
       {
         id: "re-cc",
         crm: "re-nxt",
-        platforms: [{ connection: "cc-main" }, { connection: "cc-appeals", topic: "appeals" }],
+        platforms: [{ connection: "cc-main" }, { connection: "cc-appeals" }],
         audiences: [
           {
             crm_list: { id: RE_LISTS.news },

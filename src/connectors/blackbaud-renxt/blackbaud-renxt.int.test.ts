@@ -1,5 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { ConnectorOperation, ConnectorSession, ReadPage, WebhookChange } from "../connector";
+import type {
+  ConnectorOperation,
+  ConnectorSession,
+  ObservedScope,
+  ReadPage,
+  WebhookChange,
+} from "../connector";
 import { describeWithSpecs } from "../../../test/support/official-specs";
 import { loadOpenApiValidator, officialSpecPath } from "../contract/openapi-validator";
 import { blackbaudRenxtManifest } from "./manifest";
@@ -27,11 +33,7 @@ async function readAll(s: ConnectorSession, full = true): Promise<ReadPage[]> {
 }
 
 const origin = { system: "constant-contact", connection: "conn_cc", mechanism: "unsubscribe_link" as const };
-const optOut = (
-  id: string,
-  scope: { kind: "global" } | { kind: "category"; category: string },
-  n = 1,
-): ConnectorOperation => ({
+const optOut = (id: string, scope: ObservedScope, n = 1): ConnectorOperation => ({
   kind: "record_opt_out",
   op_id: `op_out_${id}_${n}`,
   external_id: id,
@@ -82,17 +84,25 @@ describe("apply consent", () => {
 
   it("category opt-out adds an OptOut in that category and reads back with its evidence", async () => {
     const id = await f.createConstituent("bo@example.org", "Bo", "Ng");
-    expect((await session.apply([optOut(id, { kind: "category", category: "Newsletter" })]))[0]?.status).toBe(
-      "succeeded",
-    );
     expect(
-      (await session.apply([optOut(id, { kind: "category", category: "Newsletter" }, 2)]))[0]?.code,
+      (
+        await session.apply([
+          optOut(id, { kind: "construct", construct: { type: "consent_category", id: "Newsletter" } }),
+        ])
+      )[0]?.status,
+    ).toBe("succeeded");
+    expect(
+      (
+        await session.apply([
+          optOut(id, { kind: "construct", construct: { type: "consent_category", id: "Newsletter" } }, 2),
+        ])
+      )[0]?.code,
     ).toBe("already_applied");
     const consent = (await readAll(session)).flatMap((p) => p.consent).filter((o) => o.external_id === id);
     expect(consent).toHaveLength(1);
     expect(consent[0]).toMatchObject({
       kind: "opt_out",
-      scope: { kind: "category", category: "Newsletter" },
+      scope: { kind: "construct", construct: { type: "consent_category", id: "Newsletter" } },
       occurred_at: "2026-03-02T11:59:00.000Z",
       mechanism: "sync",
     });
@@ -104,7 +114,7 @@ describe("apply consent", () => {
       kind: "record_opt_in",
       op_id: `op_in_${mechanism}`,
       external_id: id,
-      scope: { kind: "category", category: "Events" },
+      scope: { kind: "construct", construct: { type: "consent_category", id: "Events" } },
       occurred_at: "2026-03-02T12:00:00.000Z",
       origin: { ...origin, mechanism, actor: mechanism === "admin_edit" ? "account" : "contact" },
     });
@@ -127,7 +137,7 @@ describe("apply consent", () => {
       body: { statusCode: 403, message: "Out of call volume quota. Quota will be replenished in 00:10:00." },
     });
     const out = await session.apply([
-      optOut(a, { kind: "category", category: "Newsletter" }),
+      optOut(a, { kind: "construct", construct: { type: "consent_category", id: "Newsletter" } }),
       optOut(b, { kind: "global" }),
     ]);
     expect(out.map((o) => [o.status, o.code, o.retry_at])).toEqual([
@@ -145,9 +155,13 @@ describe("apply consent", () => {
       latency_ms: 0,
     });
     const before = f.clock.t;
-    expect((await session.apply([optOut(id, { kind: "category", category: "Appeals" })]))[0]?.status).toBe(
-      "succeeded",
-    );
+    expect(
+      (
+        await session.apply([
+          optOut(id, { kind: "construct", construct: { type: "consent_category", id: "Appeals" } }),
+        ])
+      )[0]?.status,
+    ).toBe("succeeded");
     expect(f.clock.t - before).toBeGreaterThanOrEqual(2000);
   });
 });
@@ -251,8 +265,10 @@ describe("webhooks", () => {
     expect(got.value.records[0]).toMatchObject({
       external_id: id,
       first_name: "Wen",
-      fields: { requests_no_email: "true" },
     });
+    expect(got.value.records[0]?.consent_state).toContainEqual(
+      expect.objectContaining({ source: "requests_no_email", status: "opted_out" }),
+    );
   });
 
   it("a deleted constituent re-reads as deleted", async () => {

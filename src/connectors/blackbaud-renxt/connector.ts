@@ -23,6 +23,7 @@ import { sameEmail } from "../../core/identity/normalise-email";
 import { err, ok } from "../../core/result";
 import { createBlackbaudClient, type BlackbaudClient } from "./client";
 import {
+  CONSENT_CATEGORY,
   consentAddBody,
   consentKey,
   consentObservations,
@@ -449,11 +450,14 @@ async function applyConsent(
   op: Extract<ConnectorOperation, { kind: "record_opt_out" | "record_opt_in" }>,
   opts: Resolved,
 ): Promise<Outcome> {
-  if (op.scope.kind === "account") {
+  if (
+    op.scope.kind === "account" ||
+    (op.scope.kind === "construct" && op.scope.construct.type !== CONSENT_CATEGORY)
+  ) {
     return {
       status: "failed",
       code: "validation_failed",
-      message: "Raiser's Edge NXT scopes consent globally or by consent category, not by account.",
+      message: "Raiser's Edge NXT scopes consent globally or by consent category, not by account or list.",
     };
   }
   const optOut = op.kind === "record_opt_out";
@@ -468,7 +472,7 @@ async function applyConsent(
   }
   const latest = await client.listConsents(op.external_id, true, "consent");
   if (!latest.ok) return failed(latest.error);
-  const category = op.scope.kind === "category" ? op.scope.category : undefined;
+  const category = op.scope.kind === "construct" ? op.scope.construct.id : undefined;
   const newest = latestConsents(latest.value).get(consentKey(opts.consent_channel, category));
   const recordInPlace = newest?.constituent_consent_response === (optOut ? "OptOut" : "OptIn");
 

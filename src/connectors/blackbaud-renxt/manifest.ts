@@ -44,7 +44,7 @@ export const blackbaudRenxtManifest: ConnectorManifest = {
   },
   endpoints: { kind: "static", base_url: SKY_API_BASE_URL, token_url: SKY_TOKEN_URL },
   topics: {
-    consent_category: { label: "consent category", identified_by: "name" },
+    consent_category: { label: "consent category", identified_by: "name", shown_by: "facts" },
   },
   fields: {
     fields: [

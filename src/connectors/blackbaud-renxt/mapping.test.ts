@@ -127,8 +127,8 @@ describe("consentObservations", () => {
       ],
     });
     expect(obs.map((o) => [o.kind, o.scope, o.evidence.source_record_id])).toEqual([
-      ["opt_in", { kind: "category", category: "Newsletter" }, "c2"],
-      ["opt_out", { kind: "category", category: "Newsletter" }, "c3"],
+      ["opt_in", { kind: "construct", construct: { type: "consent_category", id: "Newsletter" } }, "c2"],
+      ["opt_out", { kind: "construct", construct: { type: "consent_category", id: "Newsletter" } }, "c3"],
     ]);
     expect(obs[0]?.evidence).toMatchObject({ form_wording: "Yes please", privacy_notice: "We keep it safe" });
     expect(obs[1]?.actor).toEqual({ kind: "contact" });
@@ -158,10 +158,19 @@ describe("consentObservations", () => {
     expect(o?.actor).toEqual(actor);
   });
 
-  it("reports nothing for a cleared flag: the engine compares fields.requests_no_email with its snapshot", () => {
+  it("reports no observation for a cleared flag: the record's unversioned fact says it is clear", () => {
     const detail = { constituent: person({ requests_no_email: false }) };
     expect(consentObservations(detail)).toEqual([]);
-    expect(toExternalRecord(detail).fields["requests_no_email"]).toBe("false");
+    expect(toExternalRecord(detail).consent_state).toContainEqual({
+      channel: "email",
+      scope: { kind: "global" },
+      status: "none",
+      source: "requests_no_email",
+      label: "Requests No Email: no",
+      role: "state",
+      unversioned: true,
+    });
+    expect(toExternalRecord(detail).fields).not.toHaveProperty("requests_no_email");
   });
 });
 
@@ -182,7 +191,7 @@ describe("toExternalRecord", () => {
     });
   });
 
-  it("carries the newest response per consent category in fields", () => {
+  it("reports the newest response per consent category as its state, and the channel-wide one as a record", () => {
     const r = toExternalRecord({
       constituent: person(),
       consents: [
@@ -193,9 +202,30 @@ describe("toExternalRecord", () => {
           constituent_consent_response: "OptIn",
         }),
         consent({ id: "b", category: "Newsletter", consent_date: "2026-02-01T00:00:00Z" }),
+        consent({ id: "c", category: null, consent_date: "2026-02-02T00:00:00Z" }),
       ],
     });
-    expect(r.fields["consent.Email.Newsletter"]).toBe("OptOut");
+    expect(r.consent_state.filter((f) => f.source === "consent_record")).toEqual([
+      {
+        channel: "email",
+        scope: { kind: "construct", construct: { type: "consent_category", id: "Newsletter" } },
+        status: "opted_out",
+        source: "consent_record",
+        label: 'Email consent, category "Newsletter": OptOut',
+        role: "state",
+        at: "2026-02-01T00:00:00.000Z",
+      },
+      {
+        channel: "email",
+        scope: { kind: "global" },
+        status: "opted_out",
+        source: "consent_record",
+        label: "Email consent, all categories: OptOut",
+        role: "record",
+        at: "2026-02-02T00:00:00.000Z",
+      },
+    ]);
+    expect(Object.keys(r.fields).some((k) => k.startsWith("consent"))).toBe(false);
     expect(r.updated_at).toBe("2026-03-02T12:00:00.123Z");
   });
 });
@@ -206,7 +236,7 @@ describe("request bodies", () => {
     op_id: "op_1",
     external_id: "280",
     email: "rob@example.org",
-    scope: { kind: "category", category: "Newsletter" },
+    scope: { kind: "construct", construct: { type: "consent_category", id: "Newsletter" } },
     initiated_by: "contact",
     occurred_at: "2026-03-02T12:00:00.000Z",
     origin: { system: "constant-contact", connection: "conn_cc", mechanism: "one_click_header" },

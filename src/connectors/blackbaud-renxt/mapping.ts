@@ -4,8 +4,10 @@
  * provenance, and Concord's operations to the request bodies SKY accepts.
  */
 import type { Actor, Channel, Evidence, Mechanism } from "../../core/consent/consent-event";
+import { constructScope, GLOBAL_OBSERVED } from "../../core/consent/system-consent";
 import type {
   ConnectorOperation,
+  ConsentFact,
   ConsentObservation,
   ExternalEmail,
   ExternalRecord,
@@ -93,16 +95,29 @@ export function primaryEmail(emails: readonly ExternalEmail[]): string {
   return pick ? pick.address : "";
 }
 
+/** The type name Raiser's Edge's consent categories have as topic constructs (the manifest's `topics`). */
+export const CONSENT_CATEGORY = "consent_category";
+
+/** The observed scope of a consent record: its category, or all email when it has none. */
+export const categoryScope = (category: string | null | undefined): ObservedScope =>
+  category ? constructScope(CONSENT_CATEGORY, category) : GLOBAL_OBSERVED;
+
+/** The addresses as SKY holds them: the full list when read, else the constituent's primary. */
+function addressesOf(
+  constituent: Constituent,
+  addresses: readonly EmailAddress[] | undefined,
+): EmailAddress[] {
+  return [...(addresses ?? (constituent.email ? [constituent.email] : []))];
+}
+
 export function toExternalEmails(
   constituent: Constituent,
   addresses: readonly EmailAddress[] | undefined,
 ): ExternalEmail[] {
-  const source = addresses ?? (constituent.email ? [constituent.email] : []);
-  return source.map((e) => ({
+  return addressesOf(constituent, addresses).map((e) => ({
     address: e.address,
     primary: e.primary,
     ...(e.id ? { external_id: e.id } : {}),
-    do_not_email: e.do_not_email,
     inactive: e.inactive,
   }));
 }
@@ -135,19 +150,60 @@ export type ConstituentDetail = {
 };
 
 /**
- * The canonical record. `fields` carries the consent state as SKY holds it now (`requests_no_email`
- * and the newest response per consent category) so the engine can compare it with its last snapshot.
+ * The consent a constituent shows now, as typed facts:
+ * - "Requests No Email" (a state SKY keeps no history of, so a cleared flag is seen only against the
+ *   last snapshot: `unversioned`);
+ * - the primary address's "Do not email" (the same);
+ * - per consent category, its newest consent record (what RE NXT acts on for that category);
+ * - the newest channel-wide consent record, a record beside the flag (not what RE NXT acts on).
  */
+export function consentFacts(detail: ConstituentDetail): ConsentFact[] {
+  const c = detail.constituent;
+  const facts: ConsentFact[] = [];
+  if (c.requests_no_email !== undefined)
+    facts.push({
+      channel: "email",
+      scope: GLOBAL_OBSERVED,
+      status: c.requests_no_email ? "opted_out" : "none",
+      source: "requests_no_email",
+      label: `Requests No Email: ${c.requests_no_email ? "yes" : "no"}`,
+      role: "state",
+      unversioned: true,
+    });
+  const addresses = addressesOf(c, detail.emails);
+  const primary = addresses.find((e) => e.primary && !e.inactive);
+  if (primary)
+    facts.push({
+      channel: "email",
+      scope: GLOBAL_OBSERVED,
+      status: primary.do_not_email ? "opted_out" : "none",
+      source: `emailaddress:${primary.id ?? primary.address}.do_not_email`,
+      label: `Do not email on ${primary.address}: ${primary.do_not_email ? "yes" : "no"}`,
+      role: "state",
+      unversioned: true,
+    });
+  for (const r of latestConsents(detail.consents ?? []).values()) {
+    const channel = channelOf(r.channel);
+    if (!channel || r.constituent_consent_response === "NoResponse") continue;
+    facts.push({
+      channel,
+      scope: categoryScope(r.category),
+      status: r.constituent_consent_response === "OptOut" ? "opted_out" : "opted_in",
+      source: "consent_record",
+      label: `${r.channel} consent, ${r.category ? `category "${r.category}"` : "all categories"}: ${r.constituent_consent_response}`,
+      role: r.category ? "state" : "record",
+      at: toUtcIso(r.consent_date),
+    });
+  }
+  return facts;
+}
+
+/** The canonical record: profile fields of the manifest's catalogue, and consent as typed facts. */
 export function toExternalRecord(detail: ConstituentDetail): ExternalRecord {
   const c = detail.constituent;
   const emails = toExternalEmails(c, detail.emails);
   const fields: Record<string, string | null> = { type: c.type };
   for (const name of READ_FIELDS) fields[name] = c[name] ?? null;
-  if (c.requests_no_email !== undefined) fields["requests_no_email"] = String(c.requests_no_email);
-  for (const r of latestConsents(detail.consents ?? []).values()) {
-    if (!channelOf(r.channel)) continue;
-    fields[`consent.${r.channel}.${r.category ?? "*"}`] = r.constituent_consent_response;
-  }
   const organisation =
     c.type === "Individual"
       ? detail.relationships?.find((r) => r.is_organization_contact && r.relation_id)?.relation_id
@@ -160,6 +216,7 @@ export function toExternalRecord(detail: ConstituentDetail): ExternalRecord {
       ? { organisation_name: c.name ?? null }
       : { first_name: c.first ?? null, last_name: c.last ?? null }),
     fields,
+    consent_state: consentFacts(detail),
     ...(detail.list_ids ? { list_ids: [...detail.list_ids] } : {}),
     inactive: c.inactive ?? false,
     deceased: c.deceased ?? false,
@@ -175,6 +232,7 @@ export function deletedRecord(externalId: string, at: string): ExternalRecord {
     kind: "individual",
     emails: [],
     fields: {},
+    consent_state: [],
     deleted: true,
     updated_at: at,
   };
@@ -190,8 +248,8 @@ export function deletedRecord(externalId: string, at: string): ExternalRecord {
  *   when the record has no category. An OptIn is the contact's only when its source names the person's
  *   own act; otherwise it is a `resubscribe_requested` by the account: a staff-entered opt-in is a
  *   request, never a qualifying opt-in (DESIGN.md §2 rule 3).
- * A cleared flag yields nothing here (we cannot see that it changed); `fields.requests_no_email`
- * carries the current value and the engine compares it with its snapshot.
+ * A cleared flag yields nothing here (we cannot see that it changed); the record's consent facts
+ * carry the current value and the engine compares them with its snapshot.
  */
 export function consentObservations(detail: ConstituentDetail): ConsentObservation[] {
   const c = detail.constituent;
@@ -220,9 +278,8 @@ export function consentObservations(detail: ConstituentDetail): ConsentObservati
     });
   }
 
-  for (const e of emails) {
+  for (const e of addressesOf(c, detail.emails)) {
     if (!e.do_not_email) continue;
-    const address = detail.emails?.find((a) => a.id !== undefined && a.id === e.external_id);
     out.push({
       external_id: c.id,
       email: e.address,
@@ -231,10 +288,10 @@ export function consentObservations(detail: ConstituentDetail): ConsentObservati
       scope: { kind: "global" },
       mechanism: "admin_edit",
       actor: { kind: "account" },
-      occurred_at: toUtcIso(address?.date_modified ?? c.date_modified),
+      occurred_at: toUtcIso(e.date_modified ?? c.date_modified),
       evidence: {
         reason: "Do not email is set on this email address",
-        source_record_id: `emailaddress:${e.external_id ?? e.address}`,
+        source_record_id: `emailaddress:${e.id ?? e.address}`,
       },
     });
   }
@@ -242,7 +299,7 @@ export function consentObservations(detail: ConstituentDetail): ConsentObservati
   for (const r of records) {
     const channel = channelOf(r.channel);
     if (!channel || r.constituent_consent_response === "NoResponse") continue;
-    const scope: ObservedScope = r.category ? { kind: "category", category: r.category } : { kind: "global" };
+    const scope = categoryScope(r.category);
     const prov = recordProvenance(r);
     const evidence = recordEvidence(r);
     const base = {
@@ -328,7 +385,7 @@ export function consentAddBody(
   return {
     constituent_id: op.external_id,
     channel: options.channel,
-    ...(op.scope.kind === "category" ? { category: op.scope.category } : {}),
+    ...(op.scope.kind === "construct" ? { category: op.scope.construct.id } : {}),
     ...(options.source ? { source: options.source } : {}),
     constituent_consent_response: op.kind === "record_opt_out" ? "OptOut" : "OptIn",
     consent_date: op.occurred_at,

@@ -35,6 +35,7 @@ it(`loads ${N.toLocaleString("en")} contacts within 1.10 × the fewest calls the
   }));
   const op: ConnectorOperation = {
     kind: "upsert_contacts",
+    consent_intent: { existing: "keep", new_contacts: "subscribed" },
     op_id: "op_first_load",
     items,
     list_ids: listIds,

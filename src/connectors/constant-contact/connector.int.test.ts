@@ -114,10 +114,13 @@ describe("read", () => {
     expect(ada).toMatchObject({
       external_id: seeded.contacts[0]!.contact_id,
       first_name: "Ada",
-      fields: { job_title: "Engineer", permission_to_send: "implicit" },
+      fields: { job_title: "Engineer" },
+      consent_state: [expect.objectContaining({ status: "opted_in", label: "permission to send: implicit" })],
     });
     const bob = records.find((r) => r.emails[0]?.address === "bob@example.org")!;
-    expect(bob.fields.permission_to_send).toBe("pending_confirmation");
+    expect(bob.consent_state).toEqual([
+      expect.objectContaining({ status: "pending", label: "permission to send: pending_confirmation" }),
+    ]);
     const consent = pages.flatMap((p) => p.consent);
     // pending_confirmation is no consent fact: only Ada's implied opt-in is reported.
     expect(consent).toHaveLength(1);
@@ -226,6 +229,61 @@ describe("apply: consent", () => {
     expect(consent[0]!.evidence.reason?.startsWith(CONCORD_REASON_PREFIX)).toBe(true);
   });
 
+  it("records a topic's opt-out where a list stands for the topic by taking the person out of that list only", async () => {
+    const seeded = await seedPeople(1);
+    const id = seeded.contacts[0]!.contact_id;
+    const [news, events] = (await account.seed({ lists: [{ name: "News topic" }, { name: "Events" }] }))
+      .lists;
+    await account.control("POST", "/__emulator/act", {
+      as: "admin",
+      action: "add_to_lists",
+      email: seeded.contacts[0]!.email,
+      list_ids: [news!.list_id, events!.list_id],
+    });
+    const leave: ConnectorOperation = {
+      kind: "record_opt_out",
+      op_id: op("topic"),
+      external_id: id,
+      email: seeded.contacts[0]!.email,
+      scope: { kind: "construct", construct: { type: "list", id: news!.list_id, name: "News topic" } },
+      initiated_by: "contact",
+      occurred_at: "2026-06-01T11:00:00.000Z",
+      origin: { system: "blackbaud-renxt", connection: "re-main", mechanism: "preference_page" },
+    };
+    expect(await session.apply([leave])).toEqual([
+      { op_id: leave.op_id, status: "succeeded", external_id: id },
+    ]);
+    const stored = await contactById(id);
+    expect(stored.list_memberships).toEqual([events!.list_id]);
+    expect(stored.email_address.permission_to_send).toBe("implicit");
+    expect((await session.apply([{ ...leave, op_id: op("topic") }]))[0]).toMatchObject({
+      status: "succeeded",
+      code: "already_applied",
+    });
+    const interest = await session.apply([
+      {
+        ...leave,
+        op_id: op("topic"),
+        scope: { kind: "construct", construct: { type: "interest", id: "x" } },
+      },
+    ]);
+    expect(interest[0]).toMatchObject({ status: "failed", code: "validation_failed" });
+  });
+
+  it("adds new contacts only as subscribed: an upsert asked to start them any other way is refused", async () => {
+    const out = await session.apply([
+      {
+        kind: "upsert_contacts",
+        consent_intent: { existing: "keep", new_contacts: "pending_confirmation" },
+        op_id: op("intent"),
+        list_ids: [],
+        items: [{ item_id: "i1", email: "new@example.org" }],
+      },
+    ]);
+    expect(out).toEqual([expect.objectContaining({ item_id: "i1", status: "failed", code: "unsupported" })]);
+    expect((await account.requests()).filter((r) => r.path.startsWith("/v3/contacts"))).toEqual([]);
+  });
+
   it("never opts anyone in, and a resubscribe request waits for the person (once)", async () => {
     const seeded = await seedPeople(1);
     const id = seeded.contacts[0]!.contact_id;
@@ -299,6 +357,7 @@ describe("apply: contacts", () => {
     const outcomes = await session.apply([
       {
         kind: "upsert_contacts",
+        consent_intent: { existing: "keep", new_contacts: "subscribed" },
         op_id: op("up"),
         list_ids: [listId],
         items: [
@@ -334,6 +393,7 @@ describe("apply: contacts", () => {
     const outcomes = await session.apply([
       {
         kind: "upsert_contacts",
+        consent_intent: { existing: "keep", new_contacts: "subscribed" },
         op_id: op("up"),
         list_ids: [],
         items: [{ item_id: "a", email: "solo@example.org", first_name: "Solo" }],
@@ -344,6 +404,7 @@ describe("apply: contacts", () => {
     const again = await session.apply([
       {
         kind: "upsert_contacts",
+        consent_intent: { existing: "keep", new_contacts: "subscribed" },
         op_id: op("up"),
         list_ids: [],
         items: [{ item_id: "a", email: "solo@example.org", first_name: "Solo2" }],
@@ -488,6 +549,7 @@ describe("apply: limits and failures", () => {
       },
       {
         kind: "upsert_contacts",
+        consent_intent: { existing: "keep", new_contacts: "subscribed" },
         op_id: op("up"),
         list_ids: [seeded.lists[0]!.list_id],
         items: [

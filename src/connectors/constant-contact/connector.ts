@@ -41,6 +41,7 @@ import {
   importRow,
   isPlausibleEmail,
   membershipBody,
+  leaveListPut,
   optOutPut,
   updatePut,
 } from "./mapping";
@@ -298,6 +299,32 @@ function createSession(
     const got = await fetchContact(op, op.external_id, "consent");
     if (!got.ok || isOutcome(got.value)) return single(op, got.ok ? ok(got.value as OperationOutcome) : got);
     const contact = got.value;
+    if (op.scope.kind === "construct") {
+      // A list that stands for a topic: the topic's opt-out is leaving that list (the account
+      // stays subscribed to everything else). Constant Contact keeps no per-list opt-out record.
+      if (op.scope.construct.type !== "list")
+        return {
+          outcomes: [
+            opOutcome(op, {
+              status: "failed",
+              code: "validation_failed",
+              message: `Constant Contact has no "${op.scope.construct.type}" to opt out of; a topic here is the whole account or a list.`,
+            }),
+          ],
+        };
+      const listId = op.scope.construct.id;
+      if (!(contact.list_memberships ?? []).includes(listId))
+        return {
+          outcomes: [
+            opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id }),
+          ],
+        };
+      const put = await client.putContact(op.external_id, leaveListPut(contact, listId), "consent");
+      return single(
+        op,
+        put.ok ? ok(opOutcome(op, { status: "succeeded", external_id: op.external_id })) : put,
+      );
+    }
     if (contact.email_address?.permission_to_send === "unsubscribed")
       return {
         outcomes: [
@@ -497,6 +524,18 @@ function createSession(
   };
 
   const upsertContacts = async (op: Upsert): Promise<Run> => {
+    if (op.consent_intent.new_contacts !== "subscribed")
+      // An import makes new contacts `implicit` (subscribed); any other start needs the person.
+      return {
+        outcomes: op.items.map((item) =>
+          opOutcome(op, {
+            item_id: item.item_id,
+            status: "failed",
+            code: "unsupported",
+            message: `Constant Contact cannot add new contacts as ${op.consent_intent.new_contacts}: an import subscribes them, and only the person can confirm or opt in.`,
+          }),
+        ),
+      };
     const outcome = new Map<string, OperationOutcome>();
     const setOutcome = (item: Item, o: Omit<OperationOutcome, "op_id" | "item_id">): void => {
       const prev = outcome.get(item.item_id);

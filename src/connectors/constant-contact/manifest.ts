@@ -48,8 +48,8 @@ export const constantContactManifest: ConnectorManifest = {
   },
   endpoints: { kind: "static", base_url: CONSTANT_CONTACT_BASE_URL, token_url: CONSTANT_CONTACT_TOKEN_URL },
   topics: {
-    account: { label: "the whole account", identified_by: "none" },
-    list: { label: "contact list", identified_by: "id_or_name", lookup: "lists" },
+    account: { label: "the whole account", identified_by: "none", shown_by: "facts" },
+    list: { label: "contact list", identified_by: "id_or_name", lookup: "lists", shown_by: "membership" },
   },
   fields: {
     fields: [

@@ -111,15 +111,25 @@ describe("contactToConsent", () => {
     ).toBe("Too many");
   });
 
-  it.each(["pending_confirmation", "temp_hold", "not_set"])(
-    "reports no consent fact for %s",
-    (permission) => {
-      expect(contactToConsent(contact({ permission_to_send: permission }))).toEqual([]);
-      expect(contactToRecord(contact({ permission_to_send: permission })).fields.permission_to_send).toBe(
-        permission,
-      );
-    },
-  );
+  it.each([
+    ["pending_confirmation", "pending"],
+    ["temp_hold", "none"],
+    ["not_set", "none"],
+  ])("reports no consent event for %s, and its state as %s", (permission, status) => {
+    expect(contactToConsent(contact({ permission_to_send: permission }))).toEqual([]);
+    const record = contactToRecord(contact({ permission_to_send: permission }));
+    expect(record.consent_state).toEqual([
+      {
+        channel: "email",
+        scope: { kind: "account" },
+        status,
+        source: "permission_to_send",
+        label: `permission to send: ${permission}`,
+        role: "state",
+      },
+    ]);
+    expect(record.fields).not.toHaveProperty("permission_to_send");
+  });
 });
 
 describe("contactToRecord", () => {

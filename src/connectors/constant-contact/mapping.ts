@@ -6,7 +6,8 @@
 import { createHash } from "node:crypto";
 import { canonicalJson } from "../../core/canonical-json";
 import type { Actor, Mechanism } from "../../core/consent/consent-event";
-import type { ConsentObservation, ConnectorOperation, ExternalRecord } from "../connector";
+import { ACCOUNT_OBSERVED } from "../../core/consent/system-consent";
+import type { ConsentFact, ConsentObservation, ConnectorOperation, ExternalRecord } from "../connector";
 import type { CcContact, CcEmailAddress } from "./schemas";
 
 /** Every opt-out reason Concord writes starts with this, so a read can recognise its own writes. */
@@ -55,7 +56,38 @@ export function contentHash(value: unknown): string {
   return createHash("sha256").update(canonicalJson(value)).digest("hex");
 }
 
-/** A contact as an ExternalRecord; consent lives in observations, `permission_to_send` is reported as a field. */
+const PERMISSION_STATUS: Record<string, ConsentFact["status"]> = {
+  unsubscribed: "opted_out",
+  explicit: "opted_in",
+  implicit: "opted_in",
+  pending_confirmation: "pending",
+  not_set: "none",
+  temp_hold: "none",
+};
+
+/** The consent a contact shows now: its permission to send, for the whole account. */
+export function contactConsentFacts(contact: CcContact): ConsentFact[] {
+  const e = contact.email_address;
+  if (!e?.permission_to_send) return [];
+  const by =
+    e.permission_to_send === "unsubscribed" && e.opt_out_source
+      ? ` (opted out by ${e.opt_out_source === "Contact" ? "the contact" : "the account"})`
+      : "";
+  const at = e.permission_to_send === "unsubscribed" ? toUtc(e.opt_out_date) : toUtc(e.opt_in_date);
+  return [
+    {
+      channel: "email",
+      scope: ACCOUNT_OBSERVED,
+      status: PERMISSION_STATUS[e.permission_to_send] ?? "none",
+      source: "permission_to_send",
+      label: `permission to send: ${e.permission_to_send}${by}`,
+      role: "state",
+      ...(at !== undefined ? { at } : {}),
+    },
+  ];
+}
+
+/** A contact as an ExternalRecord: profile fields of the manifest's catalogue, consent as typed facts. */
 export function contactToRecord(contact: CcContact): ExternalRecord {
   const e = contact.email_address;
   const fields: Record<string, string | null> = {};
@@ -67,9 +99,6 @@ export function contactToRecord(contact: CcContact): ExternalRecord {
   put("birthday_month", contact.birthday_month);
   put("birthday_day", contact.birthday_day);
   put("anniversary", contact.anniversary);
-  put("permission_to_send", e?.permission_to_send);
-  put("confirm_status", e?.confirm_status);
-  put("opt_out_source", e?.opt_out_source);
   for (const cf of contact.custom_fields ?? []) put(`custom_field:${cf.custom_field_id}`, cf.value ?? null);
   for (const phone of contact.phone_numbers ?? []) {
     if (phone.phone_number) put(`phone:${phone.kind ?? "other"}`, phone.phone_number);
@@ -88,6 +117,7 @@ export function contactToRecord(contact: CcContact): ExternalRecord {
     first_name: contact.first_name ?? null,
     last_name: contact.last_name ?? null,
     fields,
+    consent_state: contactConsentFacts(contact),
     updated_at: contactWatermark(contact),
   };
   if (contact.list_memberships) record.list_ids = [...contact.list_memberships];
@@ -364,6 +394,16 @@ export function optOutPut(contact: CcContact, op: OptOutOp): ContactPut {
     permission_to_send: "unsubscribed",
     opt_out_reason: optOutReason(op),
   });
+}
+
+/** PUT body that takes the contact out of one list, everything else (consent included) as read. */
+export function leaveListPut(contact: CcContact, listId: string): ContactPut {
+  const body = wholeContactPut(
+    contact,
+    contact.email_address ? unchangedEmail(contact.email_address) : undefined,
+  );
+  body.list_memberships = (contact.list_memberships ?? []).filter((id) => id !== listId);
+  return body;
 }
 
 type UpdateOp = Extract<ConnectorOperation, { kind: "update_contact" }>;

@@ -75,6 +75,7 @@ export function runConnectorContract(harness: ContractHarness): void {
       const op: ConnectorOperation = isPlatform
         ? {
             kind: "upsert_contacts",
+            consent_intent: { existing: "keep", new_contacts: "subscribed" },
             op_id: opId("upsert"),
             items: [{ item_id: "i1", email, first_name: first, last_name: "Contract" }],
             list_ids: [],
@@ -291,6 +292,7 @@ export function runConnectorContract(harness: ContractHarness): void {
         const outcomes = await session.apply([
           {
             kind: "upsert_contacts",
+            consent_intent: { existing: "keep", new_contacts: "subscribed" },
             op_id: opId("bulk"),
             items: [
               { item_id: "good", email: good, first_name: "Good" },

@@ -1,4 +1,5 @@
 /** `/api/overview`: every connection's health, budget and queue; every pair's runs; opt-out lag beside the legal clocks. */
+import { accountTopic } from "../../pipeline/resolve-observed-scope";
 import { OverviewSchema, type ConnectionOverview, type PairOverview } from "../api-schemas";
 import { defineRoute, type ApiRoute } from "./api-route";
 import type { ApiContext } from "./api-deps";
@@ -59,7 +60,10 @@ export function overviewRoutes(ctx: ApiContext): ApiRoute[] {
           pairs.push({
             id: p.id,
             crm: p.crm,
-            platforms: p.platforms.map((x) => ({ connection: x.connection, topic: x.topic ?? null })),
+            platforms: p.platforms.map((x) => ({
+              connection: x.connection,
+              topic: accountTopic(ctx.config.topics, x.connection) ?? null,
+            })),
             running: s?.running ?? false,
             last_run: last ?? null,
             next_run_at: s?.next_run_at ?? null,

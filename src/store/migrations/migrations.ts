@@ -4,12 +4,14 @@ import { Migrator, type Migration, type MigrationResult } from "kysely/migration
 import { migration0001Initial } from "./0001-initial";
 import { migration0002LinkOrigin } from "./0002-link-origin";
 import { migration0003WebhookInbox } from "./0003-webhook-inbox";
+import { migration0004TypedConsentSnapshots } from "./0004-typed-consent-snapshots";
 
 /** Names sort in apply order; never rename or edit a shipped migration, add a new one. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0001_initial": migration0001Initial,
   "0002_link_origin": migration0002LinkOrigin,
   "0003_webhook_inbox": migration0003WebhookInbox,
+  "0004_typed_consent_snapshots": migration0004TypedConsentSnapshots,
 };
 
 /** Applies every pending migration; a failure is an environment problem or a bug, so it throws. */

@@ -127,9 +127,7 @@ function CurrentState({ explanation: x }: { explanation: Explanation }): ReactNo
                 </td>
                 <td>
                   {c.scope_label}
-                  {c.crm_category !== null ? (
-                    <div className="muted small">category {c.crm_category}</div>
-                  ) : null}
+                  {c.construct !== null ? <div className="muted small">{c.construct}</div> : null}
                 </td>
                 <td>
                   <SendableBadge sendable={c.sendable} />
@@ -225,9 +223,10 @@ function describeShows(shows: SystemShows): ReactNode {
   return (
     <>
       {flags.length > 0 ? <div>{flags.join(", ")}</div> : null}
-      {shows.consent_fields.map((f) => (
-        <div key={f.field} className="small">
-          {f.label}: <strong>{f.value ?? "—"}</strong>
+      {shows.consent.map((f) => (
+        <div key={`${f.source}:${f.scope_label}`} className="small">
+          {f.label}
+          {f.role === "record" ? <span className="muted"> (on record)</span> : null}
         </div>
       ))}
     </>

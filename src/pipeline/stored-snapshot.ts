@@ -1,0 +1,85 @@
+/**
+ * A record as the store keeps its last read (the connector's ExternalRecord, as JSON), read back
+ * leniently: a snapshot written by an earlier version, or with a field a later one dropped, still
+ * parses, and what it lacks reads as absent (no consent facts, no lists).
+ */
+import { z } from "zod";
+import type { ConsentFact } from "../core/consent/system-consent";
+
+const ScopeSchema = z.union([
+  z.object({ kind: z.literal("global") }),
+  z.object({ kind: z.literal("account") }),
+  z.object({
+    kind: z.literal("construct"),
+    construct: z.object({ type: z.string(), id: z.string(), name: z.string().optional() }),
+  }),
+]);
+
+const FactSchema = z
+  .object({
+    channel: z.enum(["email", "sms"]).catch("email"),
+    scope: ScopeSchema,
+    status: z.enum(["opted_out", "opted_in", "pending", "none"]),
+    source: z.string(),
+    label: z.string().catch(""),
+    role: z.enum(["state", "record"]).catch("state"),
+    unversioned: z.literal(true).optional(),
+    at: z.string().optional(),
+  })
+  .transform((f): ConsentFact => ({
+    channel: f.channel,
+    scope:
+      f.scope.kind === "construct"
+        ? {
+            kind: "construct",
+            construct: {
+              type: f.scope.construct.type,
+              id: f.scope.construct.id,
+              ...(f.scope.construct.name !== undefined ? { name: f.scope.construct.name } : {}),
+            },
+          }
+        : f.scope,
+    status: f.status,
+    source: f.source,
+    label: f.label,
+    role: f.role,
+    ...(f.unversioned === true ? { unversioned: true as const } : {}),
+    ...(f.at !== undefined ? { at: f.at } : {}),
+  }));
+
+/** A record's consent facts as stored; one it cannot read is dropped, never guessed. */
+export const StoredConsentStateSchema = z
+  .array(FactSchema.nullable().catch(null))
+  .default([])
+  .transform((facts) => facts.filter((f): f is ConsentFact => f !== null));
+
+/** A stored snapshot's payload: the connector's ExternalRecord, read leniently. */
+export const SnapshotRecordSchema = z.object({
+  external_id: z.string(),
+  kind: z.enum(["individual", "organisation"]).catch("individual"),
+  emails: z
+    .array(z.object({ address: z.string(), primary: z.boolean(), inactive: z.boolean().optional() }))
+    .default([]),
+  first_name: z.string().nullable().optional(),
+  last_name: z.string().nullable().optional(),
+  organisation_name: z.string().nullable().optional(),
+  fields: z.record(z.string(), z.string().nullable()).default({}),
+  consent_state: StoredConsentStateSchema,
+  list_ids: z.array(z.string()).optional(),
+  inactive: z.boolean().optional(),
+  deceased: z.boolean().optional(),
+  deleted: z.boolean().optional(),
+  updated_at: z.string().optional(),
+});
+export type SnapshotRecord = z.infer<typeof SnapshotRecordSchema>;
+
+/** The address a record is matched and filed by: its active primary, else any active one, else any. */
+export function recordEmail(
+  emails: readonly { address: string; primary: boolean; inactive?: boolean | undefined }[],
+): string | undefined {
+  return (
+    emails.find((e) => e.primary && e.inactive !== true) ??
+    emails.find((e) => e.inactive !== true) ??
+    emails[0]
+  )?.address;
+}
