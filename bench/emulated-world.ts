@@ -1,32 +1,26 @@
 /**
- * Bench support: one Raiser's Edge NXT and one Constant Contact emulator on loopback, a fresh store
- * (SQLite in the bench's temporary folder, or an isolated PostgreSQL schema), the pair's config
- * with credentials sealed in the store, and its connections opened on the real clock, as
- * `concord serve` opens them. Everything it starts is closed by `close()`, also after a failure.
+ * Bench support: a fresh store (SQLite in the bench's temporary folder, or an isolated PostgreSQL
+ * schema) and the emulated world the one world builder makes (src/emulated-world/): one Raiser's
+ * Edge NXT and one Constant Contact emulator on loopback, the pair's config with credentials sealed
+ * in the store, its connections opened on the real clock as `concord serve` opens them. Everything
+ * it starts is closed by `close()`, also after a failure.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { sql } from "kysely";
-import {
-  ConcordConfigShapeSchema,
-  type ConcordConfig,
-  type Limits,
-  type Pair,
-} from "../src/config/concord-config";
-import { secretKeyFromBytes, sealSecret, type SecretKey } from "../src/config/secret-box";
-import {
-  startBlackbaudEmulator,
-  type BlackbaudEmulatorOptions,
-  type RunningBlackbaudEmulator,
+import type { ConcordConfig, Limits, Pair } from "../src/config/concord-config";
+import { secretKeyFromBytes, type SecretKey } from "../src/config/secret-box";
+import type {
+  BlackbaudEmulatorOptions,
+  RunningBlackbaudEmulator,
 } from "../src/connectors/blackbaud-renxt/emulator/blackbaud-emulator";
-import {
-  startConstantContactEmulator,
-  type ConstantContactEmulatorOptions,
-  type StartedConstantContactEmulator,
+import type {
+  ConstantContactEmulatorOptions,
+  StartedConstantContactEmulator,
 } from "../src/connectors/constant-contact/emulator/constant-contact-emulator";
-import { connectionHealthTracker } from "../src/connections/connection-health";
-import { openConnections, type OpenedConnection } from "../src/connections/open-connection";
+import type { OpenedConnection } from "../src/connections/open-connection";
+import { startEmulatedWorld as buildWorld } from "../src/emulated-world/emulated-world";
 import { createLogger, type Logger } from "../src/observability/logger";
 import { openStore } from "../src/store/open-store";
 import type { Store } from "../src/store/ports";
@@ -39,7 +33,6 @@ export const RE_ID = "re-nxt";
 export const CC_ID = "cc-main";
 
 const SUBSCRIPTION_KEY = "bench-subscription-key";
-const CLIENT_ID = "concord";
 
 export type BenchStoreOptions = {
   pg: boolean;
@@ -115,12 +108,12 @@ export type EmulatedWorld = {
   env: Record<string, string>;
   key: SecretKey;
   logger: Logger;
-  /** A fresh access token for calls to the Raiser's Edge NXT API (webhook subscriptions). */
-  reHeaders: () => Record<string, string>;
+  /** Subscribes a receiver to Raiser's Edge NXT's constituent events; resolves whether they provisioned. */
+  subscribeWebhooks: (receiverUrl: string) => Promise<boolean>;
   close: () => Promise<void>;
 };
 
-/** Starts the emulators and the store, writes the config, seals the tokens and opens the connections. */
+/** Starts the store and the emulated world (the one world builder), the connections opened on the real clock. */
 export async function startEmulatedWorld(options: WorldOptions): Promise<EmulatedWorld> {
   const closers: (() => Promise<void>)[] = [];
   const close = async (): Promise<void> => {
@@ -136,130 +129,94 @@ export async function startEmulatedWorld(options: WorldOptions): Promise<Emulate
     if (errors.length > 0) throw errors[0];
   };
   try {
-    const re = await startBlackbaudEmulator({
-      logger: false,
-      ...options.re,
-      subscriptionKey: SUBSCRIPTION_KEY,
-    });
-    closers.push(() => re.close());
-    const cc = await startConstantContactEmulator({ logger: false, ...options.cc });
-    closers.push(() => cc.close());
     const opened = await openBenchStore(options.store);
     closers.push(opened.cleanup);
     const store = opened.store;
-
+    // The webhook secret is the one thing the world does not grant: the receiver's URL carries it.
+    const env: Record<string, string> = {
+      ...(options.webhookSecret !== undefined ? { RE_WEBHOOK_SECRET: options.webhookSecret } : {}),
+    };
+    const key = secretKeyFromBytes(randomBytes(32));
+    const logger = createLogger({ level: "silent" });
+    const world = await buildWorld({
+      connections: [
+        {
+          id: RE_ID,
+          system: "blackbaud-renxt",
+          emulator: { ...options.re, subscriptionKey: SUBSCRIPTION_KEY },
+          config: {
+            ...(options.reLimits ? { limits: options.reLimits } : {}),
+            webhooks:
+              options.webhookSecret !== undefined
+                ? { enabled: true, secret: { env: "RE_WEBHOOK_SECRET" } }
+                : { enabled: false },
+          },
+        },
+        {
+          id: CC_ID,
+          system: "constant-contact",
+          ...(options.cc !== undefined ? { emulator: options.cc } : {}),
+          config: {
+            ...(options.ccLimits ? { limits: options.ccLimits } : {}),
+            ...(options.ccPollInterval !== undefined ? { poll_interval: options.ccPollInterval } : {}),
+          },
+        },
+      ],
+      config: {
+        pairs: [
+          {
+            id: PAIR_ID,
+            crm: RE_ID,
+            platforms: [{ connection: CC_ID }],
+            audiences: [
+              {
+                crm_list: { id: RE_LIST_ID },
+                platform: CC_ID,
+                platform_list: { name: CC_LIST_NAME },
+                direction: "crm_to_platform",
+              },
+            ],
+            fields: [
+              { canonical: "first_name", crm: "first", platform: "first_name", owner: "crm" },
+              { canonical: "last_name", crm: "last", platform: "last_name", owner: "crm" },
+            ],
+          },
+        ],
+      },
+      // The list the audience names must exist before the config's lists are looked up.
+      store,
+      key,
+      logger,
+    });
+    closers.push(world.close);
+    const re = world.emulator(RE_ID).native as RunningBlackbaudEmulator;
+    const cc = world.emulator(CC_ID).native as StartedConstantContactEmulator;
     const seededLists = await postJson<{ lists: { list_id: string; name: string }[] }>(
       `${cc.baseUrl}/__emulator/seed`,
       { lists: [{ name: CC_LIST_NAME }] },
     );
     const ccListId = seededLists.lists[0]?.list_id ?? "";
     await postJson(`${re.baseUrl}/__emulator/seed`, { lists: [{ id: RE_LIST_ID, name: RE_LIST_NAME }] });
-
-    const env: Record<string, string> = {
-      RE_SECRET: "bench-re-secret",
-      RE_KEY: SUBSCRIPTION_KEY,
-      CC_SECRET: "bench-cc-secret",
-      ...(options.webhookSecret !== undefined ? { RE_WEBHOOK_SECRET: options.webhookSecret } : {}),
-    };
-    const config = ConcordConfigShapeSchema.parse({
-      connections: [
-        {
-          id: RE_ID,
-          system: "blackbaud-renxt",
-          base_url: re.baseUrl,
-          token_url: `${re.baseUrl}/oauth2/token`,
-          credentials: {
-            client_id: CLIENT_ID,
-            client_secret: { env: "RE_SECRET" },
-            refresh_token: { stored: `${RE_ID}.refresh_token` },
-            subscription_key: { env: "RE_KEY" },
-          },
-          ...(options.reLimits ? { limits: options.reLimits } : {}),
-          webhooks:
-            options.webhookSecret !== undefined
-              ? { enabled: true, secret: { env: "RE_WEBHOOK_SECRET" } }
-              : { enabled: false },
-        },
-        {
-          id: CC_ID,
-          system: "constant-contact",
-          base_url: `${cc.baseUrl}/v3`,
-          token_url: `${cc.baseUrl}/oauth2/default/v1/token`,
-          credentials: {
-            client_id: CLIENT_ID,
-            client_secret: { env: "CC_SECRET" },
-            refresh_token: { stored: `${CC_ID}.refresh_token` },
-          },
-          ...(options.ccLimits ? { limits: options.ccLimits } : {}),
-          ...(options.ccPollInterval !== undefined ? { poll_interval: options.ccPollInterval } : {}),
-        },
-      ],
-      pairs: [
-        {
-          id: PAIR_ID,
-          crm: RE_ID,
-          platforms: [{ connection: CC_ID }],
-          audiences: [
-            {
-              crm_list: { id: RE_LIST_ID },
-              platform: CC_ID,
-              platform_list: { name: CC_LIST_NAME },
-              direction: "crm_to_platform",
-            },
-          ],
-          fields: [
-            { canonical: "first_name", crm: "first", platform: "first_name", owner: "crm" },
-            { canonical: "last_name", crm: "last", platform: "last_name", owner: "crm" },
-          ],
-        },
-      ],
-    });
-    const pair = config.pairs[0];
+    const pair = world.config.pairs[0];
     if (!pair) throw new Error("the bench config has no pair");
-
-    // The refresh tokens an admin's consent would give, sealed into the store as `concord secrets set` does.
-    const key = secretKeyFromBytes(randomBytes(32));
-    for (const [id, base] of [
-      [RE_ID, re.baseUrl],
-      [CC_ID, cc.baseUrl],
-    ] as const) {
-      const token = await postJson<{ refresh_token: string }>(`${base}/__emulator/token`, {
-        client_id: CLIENT_ID,
-      });
-      const name = `${id}.refresh_token`;
-      const sealed = sealSecret(token.refresh_token, key, name);
-      if (!sealed.ok) throw new Error(sealed.error.message);
-      await store.credentials.put(name, sealed.value, key.id);
-    }
-
-    const logger = createLogger({ level: "silent" });
-    const now = (): Date => new Date();
-    const health = connectionHealthTracker({ store, logger, now });
-    const connections = openConnections(config.connections, {
-      store,
-      env,
-      key,
-      health,
-      now,
-      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-    });
     return {
       store,
       storeLabel: opened.label,
-      config,
+      config: world.config,
       pair,
       re,
       cc,
       ccListId,
-      connections,
+      connections: world.connections,
       env,
       key,
       logger,
-      reHeaders: () => ({
-        "Bb-Api-Subscription-Key": SUBSCRIPTION_KEY,
-        Authorization: `Bearer ${String(re.mintToken().access_token)}`,
-        "content-type": "application/json",
-      }),
+      subscribeWebhooks: (receiver) => {
+        const subscribe = world.emulator(RE_ID).subscribe;
+        if (subscribe === undefined || options.webhookSecret === undefined)
+          throw new Error("the world was started without webhooks");
+        return subscribe(receiver, options.webhookSecret);
+      },
       close,
     };
   } catch (error) {

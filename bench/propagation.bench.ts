@@ -12,7 +12,6 @@
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { FastifyInstance } from "fastify";
-import { DEFAULT_EVENT_TYPES, subscriptionUrl } from "../src/connectors/blackbaud-renxt/webhooks";
 import { createRandom } from "../src/demo/random";
 import { createEngineRuntime, type EngineRuntime } from "../src/runs/engine-runtime";
 import type { SyncReport } from "../src/runs/sync-pair";
@@ -216,19 +215,8 @@ const emailOf = (i: number): string => `bench.${String(i).padStart(5, "0")}@exam
 
 /** Subscribes Concord's receiver to constituent events, as an integrator does once, and waits for the handshake. */
 async function subscribeWebhooks(w: EmulatedWorld, receiver: string): Promise<void> {
-  for (const event_type of DEFAULT_EVENT_TYPES)
-    await postJson(
-      `${w.re.baseUrl}/webhook/v1/subscriptions`,
-      { event_type, webhook_url: subscriptionUrl(receiver, WEBHOOK_SECRET) },
-      w.reHeaders(),
-    );
-  for (let i = 0; i < 200; i += 1) {
-    const subs = [...w.re.webhooks.subscriptions.values()];
-    if (subs.length > 0 && subs.every((s) => s.state === "Provisioned")) return;
-    if (subs.some((s) => s.state === "Error")) break;
-    await sleep(25);
-  }
-  throw new Error("the Raiser's Edge NXT webhook subscriptions did not provision");
+  if (!(await w.subscribeWebhooks(receiver)))
+    throw new Error("the Raiser's Edge NXT webhook subscriptions did not provision");
 }
 
 /** Constituent ids a CloudEvents delivery names (`data.id` of constituent events). */

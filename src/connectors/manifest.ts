@@ -7,6 +7,7 @@
  * changes; how to emulate it; and how to talk to it. The registry lists one manifest per system.
  */
 import type { z } from "zod";
+import type { WorldAct, WorldActAnswer, WorldSeed, WorldSeeded } from "./emulator-kit/world";
 import type { Channel } from "../core/consent/consent-event";
 import type {
   ConnectionSettings,
@@ -108,13 +109,35 @@ export type WebhookSupport = {
 
 /** A running emulator of the system, as the emulated world and `concord emulate` use it. */
 export type RunningEmulator = {
-  /** The origin it listens on (http://127.0.0.1:port). */
+  /** The origin it listens on (http://127.0.0.1:port); its control API is under /__emulator. */
   origin: string;
   /** What a connection's `base_url` and `token_url` should be to reach it. */
   base_url: string;
   token_url: string;
   /** Lines that tell a person how to use it (printed by `concord emulate`). */
   describe: readonly string[];
+  /**
+   * A complete set of credentials, by the manifest's names, as an administrator connecting the
+   * account would give them (a fresh grant: the refresh token is new each time), for the OAuth
+   * client the connection is configured with, when it names one.
+   */
+  grant: (client?: { client_id?: string }) => Promise<Record<string, string>>;
+  /** Loads canonical world records, in the system's own seed shapes. */
+  seed: (world: WorldSeed) => Promise<WorldSeeded>;
+  /** Does a canonical act through the control API (a person's or an admin's). */
+  act: (act: WorldAct) => Promise<WorldActAnswer>;
+  /**
+   * Subscribes a receiver URL to the system's change webhooks, as an integrator does once, and
+   * resolves whether they provisioned; absent where the system pushes nothing.
+   */
+  subscribe?: (receiver_url: string, secret: string) => Promise<boolean>;
+  /**
+   * Addresses the system sent a confirmation email to (a resubscribe, a double opt-in) that the
+   * person has not confirmed yet; absent where the system sends none.
+   */
+  pending_confirmations?: () => Promise<string[]>;
+  /** The emulator object itself, for tests that know its vendor. */
+  native: unknown;
   close: () => Promise<void>;
 };
 

@@ -4,14 +4,10 @@
  * addresses.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  startBlackbaudEmulator,
-  type RunningBlackbaudEmulator,
-} from "../connectors/blackbaud-renxt/emulator/blackbaud-emulator";
-import {
-  startConstantContactEmulator,
-  type StartedConstantContactEmulator,
-} from "../connectors/constant-contact/emulator/constant-contact-emulator";
+import type { RunningBlackbaudEmulator } from "../connectors/blackbaud-renxt/emulator/blackbaud-emulator";
+import type { StartedConstantContactEmulator } from "../connectors/constant-contact/emulator/constant-contact-emulator";
+import type { RunningEmulator } from "../connectors/manifest";
+import { startEmulators } from "../emulated-world/emulated-world";
 import { generateDemoWorld } from "./seed";
 import { createSimulator, type SimulatorEvent } from "./simulator";
 import { seedEmulators } from "./start-demo";
@@ -20,18 +16,25 @@ const SIZE = 1_000;
 
 describe("the demo's world in the emulators", () => {
   const world = generateDemoWorld({ size: SIZE, now: new Date() });
+  let emulators: Map<string, RunningEmulator>;
   let re: RunningBlackbaudEmulator;
   let ccMain: StartedConstantContactEmulator;
   let ccAppeals: StartedConstantContactEmulator;
+  const emulator = (id: string): RunningEmulator => emulators.get(id)!;
 
   beforeAll(async () => {
-    re = await startBlackbaudEmulator({ logger: false, webhooks: { autoDeliver: false } });
-    ccMain = await startConstantContactEmulator({ logger: false });
-    ccAppeals = await startConstantContactEmulator({ logger: false });
-    await seedEmulators(world, { re: re.baseUrl, ccMain: ccMain.baseUrl, ccAppeals: ccAppeals.baseUrl });
+    emulators = await startEmulators([
+      { id: "re-nxt", system: "blackbaud-renxt", emulator: { webhooks: { autoDeliver: false } } },
+      { id: "cc-main", system: "constant-contact" },
+      { id: "cc-appeals", system: "constant-contact" },
+    ]);
+    re = emulator("re-nxt").native as RunningBlackbaudEmulator;
+    ccMain = emulator("cc-main").native as StartedConstantContactEmulator;
+    ccAppeals = emulator("cc-appeals").native as StartedConstantContactEmulator;
+    await seedEmulators(world, emulator);
   });
   afterAll(async () => {
-    await Promise.all([re?.close(), ccMain?.close(), ccAppeals?.close()]);
+    await Promise.all([...(emulators?.values() ?? [])].map((e) => e.close()));
   });
 
   it("seeds every constituent, address, consent record and list into Raiser's Edge NXT", () => {
@@ -40,21 +43,21 @@ describe("the demo's world in the emulators", () => {
     const primaries = [...re.state.emails.values()].filter((e) => e.primary);
     expect(primaries).toHaveLength(withEmail);
     expect([...re.state.constituents.values()].filter((c) => c.requests_no_email)).toHaveLength(
-      world.people.filter((p) => p.requests_no_email).length,
+      world.people.filter((p) => p.opted_out_of_all_email).length,
     );
     expect(re.state.consents).toHaveLength(
-      world.re.constituents.reduce((n, c) => n + (c.consents?.length ?? 0), 0),
+      world.crm.people.reduce((n, c) => n + (c.consent_records?.length ?? 0), 0),
     );
-    for (const list of world.re.lists) expect(re.state.lists.get(list.id)?.ids).toEqual(list.ids);
-    const org = world.re.constituents.find((c) => c.type === "Organization");
+    for (const list of world.crm.lists) expect(re.state.lists.get(list.id)?.ids).toEqual(list.members);
+    const org = world.crm.people.find((c) => c.kind === "organisation");
     expect(re.state.constituentRead(re.state.requireConstituent(org?.id ?? ""))).toMatchObject({
-      name: org?.name,
+      name: org?.organisation_name,
     });
   });
 
   it("seeds both Constant Contact accounts with their lists and contacts", () => {
-    expect(ccMain.store.contacts.size).toBe(world.cc.main.contacts.length);
-    expect(ccAppeals.store.contacts.size).toBe(world.cc.appeals.contacts.length);
+    expect(ccMain.store.contacts.size).toBe(world.platforms.main.contacts.length);
+    expect(ccAppeals.store.contacts.size).toBe(world.platforms.appeals.contacts.length);
     expect([...ccMain.store.lists.values()].map((l) => l.name)).toEqual([
       "Newsletter",
       "Events",
@@ -74,7 +77,8 @@ describe("the demo's world in the emulators", () => {
     const skips: string[] = [];
     const simulator = createSimulator({
       world,
-      emulators: { "re-nxt": re.baseUrl, "cc-main": ccMain.baseUrl, "cc-appeals": ccAppeals.baseUrl },
+      act: (system, act) => emulator(system).act(act),
+      pendingConfirmations: async (system) => (await emulator(system).pending_confirmations?.()) ?? [],
       onEvent: (e) => events.push(e),
       onSkip: (reason) => skips.push(reason),
     });

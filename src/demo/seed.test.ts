@@ -25,7 +25,11 @@ describe("generateDemoWorld", () => {
       (p: (typeof people)[number]) => p.email !== null && !p.email_valid,
       DEMO_SHARES.invalid_email,
     ],
-    ["Requests No Email", (p: (typeof people)[number]) => p.requests_no_email, DEMO_SHARES.requests_no_email],
+    [
+      "opted out of all email in the CRM",
+      (p: (typeof people)[number]) => p.opted_out_of_all_email,
+      DEMO_SHARES.opted_out_of_all_email,
+    ],
     ["deceased", (p: (typeof people)[number]) => p.deceased, DEMO_SHARES.deceased],
     ["inactive", (p: (typeof people)[number]) => p.inactive, DEMO_SHARES.inactive],
     ["Appeals opt-out", (p: (typeof people)[number]) => p.appeals_opt_out, DEMO_SHARES.appeals_opt_out],
@@ -35,12 +39,12 @@ describe("generateDemoWorld", () => {
 
   it("fills each list to its share, with overlapping membership", () => {
     for (const list of RE_LISTS) {
-      const seeded = world.re.lists.find((l) => l.id === list.id);
-      expect(seeded?.ids).toHaveLength(Math.round(list.share * 5_000));
+      const seeded = world.crm.lists.find((l) => l.id === list.id);
+      expect(seeded?.members).toHaveLength(Math.round(list.share * 5_000));
     }
     const inBoth = count((p) => p.lists.includes("newsletter") && p.lists.includes("appeals"));
     expect(inBoth).toBeGreaterThan(100);
-    const appeals = world.re.lists.find((l) => l.name === "Appeal recipients")?.ids ?? [];
+    const appeals = world.crm.lists.find((l) => l.name === "Appeal recipients")?.members ?? [];
     const orgIds = new Set(people.filter((p) => p.type === "Organization").map((p) => p.re_id));
     expect(appeals.some((id) => orgIds.has(id))).toBe(false);
   });
@@ -55,15 +59,15 @@ describe("generateDemoWorld", () => {
     expect(new Set(lower).size).toBe(lower.length);
   });
 
-  it("gives some people a consent history and keeps the constituents' shapes", () => {
-    const withHistory = world.re.constituents.filter((c) => (c.consents?.length ?? 0) > 0);
+  it("gives some people a consent history and every person a name", () => {
+    const withHistory = world.crm.people.filter((c) => (c.consent_records?.length ?? 0) > 0);
     expect(withHistory.length).toBeGreaterThan(0.15 * 5_000);
-    const sources = new Set(withHistory.flatMap((c) => c.consents?.map((r) => r.source) ?? []));
+    const sources = new Set(withHistory.flatMap((c) => c.consent_records?.map((r) => r.source) ?? []));
     expect([...sources]).toEqual(expect.arrayContaining(["Web form", "Event registration", "Phone"]));
-    for (const c of world.re.constituents) {
-      if (c.type === "Individual") expect(c.last?.length).toBeGreaterThan(0);
-      else expect(c.name?.length).toBeGreaterThan(0);
-      for (const r of c.consents ?? []) expect(Date.parse(r.consent_date)).toBeLessThan(NOW.getTime());
+    for (const c of world.crm.people) {
+      if (c.kind === "individual") expect(c.last?.length).toBeGreaterThan(0);
+      else expect(c.organisation_name?.length).toBeGreaterThan(0);
+      for (const r of c.consent_records ?? []) expect(Date.parse(r.at)).toBeLessThan(NOW.getTime());
     }
   });
 
@@ -75,9 +79,9 @@ describe("generateDemoWorld", () => {
     expect(main.filter((c) => c.re_id !== null)).toHaveLength(Math.round(main.length * 0.6));
     expect(main.filter((c) => c.unsubscribed).length).toBeGreaterThan(0.1 * main.length);
     expect(appeals.every((c) => c.re_id !== null)).toBe(true);
-    for (const c of world.cc.main.contacts) {
-      expect(normaliseEmail(c.email_address.address).ok).toBe(true);
-      if (c.email_address.permission_to_send === "unsubscribed") expect(c.list_memberships).toEqual([]);
+    for (const c of world.platforms.main.contacts) {
+      expect(normaliseEmail(c.email).ok).toBe(true);
+      if (c.subscription.status === "unsubscribed") expect(c.list_ids).toEqual([]);
     }
   });
 

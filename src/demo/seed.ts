@@ -1,9 +1,16 @@
 /**
- * The demo's world, generated from a seed so every run starts the same: Raiser's Edge NXT
- * constituents (people and organisations, consent histories, flags, lists, a few without or with
- * broken email addresses) and two Constant Contact accounts that already hold some contacts, in the
- * shapes each emulator's `POST /__emulator/seed` takes, plus the model the activity simulator uses.
+ * The demo's world, generated from a seed so every run starts the same: the CRM's people and
+ * organisations (consent histories, opt-out flags, lists, a few without or with broken email
+ * addresses) and two email-platform accounts that already hold some contacts, in the emulated
+ * world's canonical terms (each emulator turns them into its own seed shapes), plus the model the
+ * activity simulator uses.
  */
+import type {
+  WorldConsentRecord,
+  WorldContact,
+  WorldPerson,
+  WorldSeed,
+} from "../connectors/emulator-kit/world";
 import { createRandom, type Random } from "./random";
 
 /** The default seed: the same world on every machine. */
@@ -15,10 +22,12 @@ export const DEMO_SHARES = {
   without_email: 0.03,
   /** Addresses Raiser's Edge accepts (`^[^\s@]+@[^\s@]+\.[^\s@]+$`) that no mailbox can have. */
   invalid_email: 0.01,
-  requests_no_email: 0.04,
+  /** People the CRM flags as opted out of all email. */
+  opted_out_of_all_email: 0.04,
   deceased: 0.007,
   inactive: 0.015,
-  do_not_email_address: 0.005,
+  /** Addresses the CRM flags not to be emailed. */
+  address_opted_out: 0.005,
   second_email: 0.05,
   appeals_opt_out: 0.03,
   newsletter_opt_in_record: 0.12,
@@ -59,60 +68,6 @@ export const CC_LISTS: Readonly<
   ],
 };
 
-/** A constituent as the Raiser's Edge NXT emulator's seed takes it. */
-export type ReConstituentSeed = {
-  id: string;
-  lookup_id: string;
-  type: "Individual" | "Organization";
-  title?: string;
-  first?: string;
-  middle?: string;
-  last?: string;
-  preferred_name?: string;
-  gender?: string;
-  name?: string;
-  date_added: string;
-  date_modified: string;
-  requests_no_email?: true;
-  deceased?: true;
-  inactive?: true;
-  email?: { address: string; type: string; primary: true; do_not_email: boolean; inactive: false };
-  email_addresses?: { address: string; type: string; primary: false; do_not_email: false; inactive: false }[];
-  consents?: ReConsentSeed[];
-};
-
-export type ReConsentSeed = {
-  channel: "Email";
-  category?: "Newsletter" | "Appeals" | "Events";
-  constituent_consent_response: "OptIn" | "OptOut";
-  consent_date: string;
-  date_added: string;
-  source: string;
-  consent_statement?: string;
-  user_name: string;
-};
-
-/** A contact as the Constant Contact emulator's seed takes it. */
-export type CcContactSeed = {
-  contact_id: string;
-  first_name: string;
-  last_name: string;
-  create_source: "Contact" | "Account";
-  created_at: string;
-  updated_at: string;
-  email_address: {
-    address: string;
-    permission_to_send: "implicit" | "explicit" | "unsubscribed";
-    created_at: string;
-    opt_in_date?: string;
-    opt_out_source?: "Contact";
-    opt_out_date?: string;
-    opt_out_reason?: string;
-  };
-  opt_out_mechanism?: "footer_link" | "one_click" | "spam_complaint";
-  list_memberships: string[];
-};
-
 /** What the simulator knows about a constituent (as seeded; it keeps it up to date as it acts). */
 export type DemoPerson = {
   re_id: string;
@@ -124,10 +79,12 @@ export type DemoPerson = {
   /** False for an address Raiser's Edge accepted but no platform will. */
   email_valid: boolean;
   lists: ReListKey[];
-  requests_no_email: boolean;
+  /** Flagged in the CRM as opted out of all email. */
+  opted_out_of_all_email: boolean;
   deceased: boolean;
   inactive: boolean;
-  do_not_email: boolean;
+  /** The primary address is flagged not to be emailed. */
+  address_opted_out: boolean;
   appeals_opt_out: boolean;
 };
 
@@ -146,12 +103,9 @@ export type DemoCcContact = {
 export type DemoWorld = {
   seed: number;
   size: number;
-  /** The shapes `POST /__emulator/seed` takes (RE: send constituents in chunks, lists last). */
-  re: {
-    constituents: ReConstituentSeed[];
-    lists: { id: string; name: string; description: string; list_type: "Constituent"; ids: string[] }[];
-  };
-  cc: Record<CcAccountKey, { lists: { list_id: string; name: string }[]; contacts: CcContactSeed[] }>;
+  /** What the CRM holds (people and lists) and what each platform account holds (contacts and lists). */
+  crm: Required<Pick<WorldSeed, "people" | "lists">>;
+  platforms: Record<CcAccountKey, Required<Pick<WorldSeed, "contacts" | "lists">>>;
   people: DemoPerson[];
   ccContacts: DemoCcContact[];
 };
@@ -235,7 +189,7 @@ type Draft = DemoPerson & {
   orgName?: string;
   secondEmail?: string;
   added: number;
-  consents: ReConsentSeed[];
+  consents: WorldConsentRecord[];
 };
 
 /** The demo's world for `size` constituents; the same (size, seed, now) always gives the same world. */
@@ -264,13 +218,13 @@ export function generateDemoWorld(options: { size: number; now: Date; seed?: num
   const withEmail = all.filter((i) => !withoutEmail.has(i));
   const invalid = choose(withEmail, count(DEMO_SHARES.invalid_email));
   const valid = withEmail.filter((i) => !invalid.has(i));
-  const rne = choose(all, count(DEMO_SHARES.requests_no_email));
+  const rne = choose(all, count(DEMO_SHARES.opted_out_of_all_email));
   const deceased = choose(individuals, count(DEMO_SHARES.deceased));
   const inactive = choose(
     all.filter((i) => !deceased.has(i)),
     count(DEMO_SHARES.inactive),
   );
-  const doNotEmail = choose(valid, count(DEMO_SHARES.do_not_email_address));
+  const doNotEmail = choose(valid, count(DEMO_SHARES.address_opted_out));
   const validIndividuals = valid.filter((i) => !orgs.has(i));
   const secondEmail = choose(validIndividuals, count(DEMO_SHARES.second_email));
   const appealsOptOut = choose(
@@ -320,10 +274,10 @@ export function generateDemoWorld(options: { size: number; now: Date; seed?: num
       email,
       email_valid: email !== null && !invalid.has(i),
       lists: RE_LISTS.filter((l) => listMembers.get(l.key)?.has(i)).map((l) => l.key),
-      requests_no_email: rne.has(i),
+      opted_out_of_all_email: rne.has(i),
       deceased: deceased.has(i),
       inactive: inactive.has(i),
-      do_not_email: doNotEmail.has(i),
+      address_opted_out: doNotEmail.has(i),
       appeals_opt_out: appealsOptOut.has(i),
       added,
       consents: [],
@@ -342,99 +296,84 @@ export function generateDemoWorld(options: { size: number; now: Date; seed?: num
       draft.secondEmail = uniqueEmail(`${emailLocalPart(first)}.${emailLocalPart(last)}`, "work.example.com");
     }
     const staff = (): string => rng.pick(STAFF);
-    const consentAt = (min: number, max: number): { consent_date: string; date_added: string } => {
+    const consentAt = (min: number, max: number): { at: string; recorded_at: string } => {
       const at = Math.max(added, daysAgo(min, max));
-      return { consent_date: iso(at), date_added: iso(at + rng.int(0, 3) * DAY_MS) };
+      return { at: iso(at), recorded_at: iso(at + rng.int(0, 3) * DAY_MS) };
     };
     if (newsletterOptIn.has(i))
       draft.consents.push({
-        channel: "Email",
-        category: "Newsletter",
-        constituent_consent_response: "OptIn",
+        topic: "Newsletter",
+        response: "opt_in",
         ...consentAt(200, 1500),
         source: "Web form",
-        consent_statement: "Yes, send me the monthly newsletter.",
-        user_name: "Website integration",
+        statement: "Yes, send me the monthly newsletter.",
+        entered_by: "Website integration",
       });
     if (eventsOptIn.has(i))
       draft.consents.push({
-        channel: "Email",
-        category: "Events",
-        constituent_consent_response: "OptIn",
+        topic: "Events",
+        response: "opt_in",
         ...consentAt(100, 900),
         source: "Event registration",
-        consent_statement: "Tell me about upcoming events.",
-        user_name: staff(),
+        statement: "Tell me about upcoming events.",
+        entered_by: staff(),
       });
     if (appealsOptOut.has(i))
       draft.consents.push({
-        channel: "Email",
-        category: "Appeals",
-        constituent_consent_response: "OptOut",
+        topic: "Appeals",
+        response: "opt_out",
         ...consentAt(20, 700),
         source: rng.pick(CONSENT_SOURCES_OPT_OUT),
-        user_name: staff(),
+        entered_by: staff(),
       });
     if (rneRecorded.has(i))
       draft.consents.push({
-        channel: "Email",
-        constituent_consent_response: "OptOut",
+        response: "opt_out",
         ...consentAt(10, 600),
         source: rng.pick(CONSENT_SOURCES_OPT_OUT),
-        consent_statement: "Asked to receive no email.",
-        user_name: staff(),
+        statement: "Asked to receive no email.",
+        entered_by: staff(),
       });
     return draft;
   });
 
-  const constituents = drafts.map((d): ReConstituentSeed => {
-    const c: ReConstituentSeed = {
-      id: d.re_id,
-      lookup_id: String(Number(d.re_id) - 270_000),
-      type: d.type,
-      date_added: iso(d.added),
-      date_modified: iso(Math.min(now - DAY_MS, d.added + rng.int(0, 900) * DAY_MS)),
-    };
-    if (d.type === "Organization") c.name = d.orgName ?? "Organisation";
-    else {
-      c.first = d.first;
-      c.last = d.last;
-      if (d.title !== undefined) c.title = d.title;
-      if (d.middle !== undefined) c.middle = d.middle;
-      if (d.preferred !== undefined) c.preferred_name = d.preferred;
-      if (d.gender !== undefined) c.gender = d.gender;
-    }
-    if (d.requests_no_email) c.requests_no_email = true;
-    if (d.deceased) c.deceased = true;
-    if (d.inactive) c.inactive = true;
-    if (d.email !== null)
-      c.email = {
-        address: d.email,
-        type: "Email",
-        primary: true,
-        do_not_email: d.do_not_email,
-        inactive: false,
-      };
-    if (d.secondEmail !== undefined)
-      c.email_addresses = [
-        { address: d.secondEmail, type: "Work Email", primary: false, do_not_email: false, inactive: false },
-      ];
-    if (d.consents.length > 0) c.consents = d.consents;
-    return c;
-  });
+  const crmPeople = drafts.map((d): WorldPerson => ({
+    id: d.re_id,
+    lookup_id: String(Number(d.re_id) - 270_000),
+    kind: d.type === "Organization" ? "organisation" : "individual",
+    ...(d.type === "Organization"
+      ? { organisation_name: d.orgName ?? "Organisation" }
+      : {
+          first: d.first,
+          last: d.last,
+          ...(d.title !== undefined ? { title: d.title } : {}),
+          ...(d.middle !== undefined ? { middle: d.middle } : {}),
+          ...(d.preferred !== undefined ? { preferred_name: d.preferred } : {}),
+          ...(d.gender !== undefined ? { gender: d.gender } : {}),
+        }),
+    added_at: iso(d.added),
+    modified_at: iso(Math.min(now - DAY_MS, d.added + rng.int(0, 900) * DAY_MS)),
+    ...(d.opted_out_of_all_email ? { opted_out_of_all_email: true } : {}),
+    ...(d.deceased ? { deceased: true } : {}),
+    ...(d.inactive ? { inactive: true } : {}),
+    ...(d.email !== null ? { email: { address: d.email, opted_out: d.address_opted_out } } : {}),
+    ...(d.secondEmail !== undefined
+      ? { other_emails: [{ address: d.secondEmail, label: "Work Email" }] }
+      : {}),
+    ...(d.consents.length > 0 ? { consent_records: d.consents } : {}),
+  }));
 
   const lists = RE_LISTS.map((l) => ({
     id: l.id,
     name: l.name,
     description: `${l.name} (demo)`,
-    list_type: "Constituent" as const,
-    ids: drafts.filter((d) => d.lists.includes(l.key)).map((d) => d.re_id),
+    members: drafts.filter((d) => d.lists.includes(l.key)).map((d) => d.re_id),
   }));
 
   // Contacts the accounts held before Concord: people from RE (some unsubscribed already) and
   // people who signed up on the website and were never entered in RE.
   const ccContacts: DemoCcContact[] = [];
-  const ccSeeds: Record<CcAccountKey, CcContactSeed[]> = { main: [], appeals: [] };
+  const ccSeeds: Record<CcAccountKey, WorldContact[]> = { main: [], appeals: [] };
   const listId = (account: CcAccountKey, key: string): string =>
     CC_LISTS[account].find((l) => l.key === key)?.list_id ?? "";
   const addCc = (
@@ -446,30 +385,32 @@ export function generateDemoWorld(options: { size: number; now: Date; seed?: num
     const created = daysAgo(60, 1500);
     const updated = Math.min(now - DAY_MS, created + rng.int(0, 400) * DAY_MS);
     const contact_id = rng.uuid();
-    const mechanism = rng.pick(["footer_link", "footer_link", "one_click", "spam_complaint"] as const);
+    const mechanism = rng.pick([
+      "unsubscribe_link",
+      "unsubscribe_link",
+      "one_click_header",
+      "spam_complaint",
+    ] as const);
     ccSeeds[account].push({
-      contact_id,
-      first_name: person.first,
-      last_name: person.last,
-      create_source: person.re_id === null ? "Contact" : "Account",
-      created_at: iso(created),
-      updated_at: iso(updated),
-      email_address: {
-        address: person.email,
-        permission_to_send: unsubscribed ? "unsubscribed" : person.re_id === null ? "explicit" : "implicit",
-        created_at: iso(created),
-        ...(unsubscribed
-          ? {
-              opt_out_source: "Contact" as const,
-              opt_out_date: iso(updated),
-              ...(mechanism === "footer_link" && rng.chance(0.5)
-                ? { opt_out_reason: rng.pick(["Too many emails", "No longer interested", "Other"]) }
-                : {}),
-            }
-          : { opt_in_date: iso(created) }),
-      },
-      ...(unsubscribed ? { opt_out_mechanism: mechanism } : {}),
-      list_memberships: unsubscribed ? [] : listKeys.map((k) => listId(account, k)),
+      id: contact_id,
+      first: person.first,
+      last: person.last,
+      email: person.email,
+      added_by: person.re_id === null ? "contact" : "account",
+      added_at: iso(created),
+      modified_at: iso(updated),
+      subscription: unsubscribed
+        ? {
+            status: "unsubscribed",
+            by: "contact",
+            at: iso(updated),
+            mechanism,
+            ...(mechanism === "unsubscribe_link" && rng.chance(0.5)
+              ? { reason: rng.pick(["Too many emails", "No longer interested", "Other"]) }
+              : {}),
+          }
+        : { status: "subscribed", explicit: person.re_id === null, since: iso(created) },
+      list_ids: unsubscribed ? [] : listKeys.map((k) => listId(account, k)),
     });
     ccContacts.push({
       account,
@@ -485,7 +426,7 @@ export function generateDemoWorld(options: { size: number; now: Date; seed?: num
   const mainExisting = count(DEMO_SHARES.cc_main_existing);
   const mainFromRe = Math.round(mainExisting * DEMO_SHARES.cc_main_existing_in_re);
   const sendable = (d: Draft): boolean =>
-    d.type === "Individual" && d.email_valid && !d.deceased && !d.inactive && !d.do_not_email;
+    d.type === "Individual" && d.email_valid && !d.deceased && !d.inactive && !d.address_opted_out;
   const newsletterReaders = rng.shuffle(drafts.filter((d) => sendable(d) && d.lists.includes("newsletter")));
   const mainPeople = newsletterReaders.slice(0, mainFromRe);
   const mainUnsubscribed = choose(
@@ -550,11 +491,14 @@ export function generateDemoWorld(options: { size: number; now: Date; seed?: num
   return {
     seed,
     size,
-    re: { constituents, lists },
-    cc: {
-      main: { lists: CC_LISTS.main.map(({ list_id, name }) => ({ list_id, name })), contacts: ccSeeds.main },
+    crm: { people: crmPeople, lists },
+    platforms: {
+      main: {
+        lists: CC_LISTS.main.map(({ list_id, name }) => ({ id: list_id, name })),
+        contacts: ccSeeds.main,
+      },
       appeals: {
-        lists: CC_LISTS.appeals.map(({ list_id, name }) => ({ list_id, name })),
+        lists: CC_LISTS.appeals.map(({ list_id, name }) => ({ id: list_id, name })),
         contacts: ccSeeds.appeals,
       },
     },

@@ -1,10 +1,11 @@
 /**
  * The demo's activity simulator: people and admins acting in the emulated systems at a visible pace
  * (unsubscribing by link, one-click header or spam complaint, signing up, confirming a resubscribe;
- * admins editing constituents, flags, lists and consent), driven only through each emulator's control
- * API, with every act reported as one readable event that names ids, never addresses.
+ * admins editing people, flags, lists and consent), driven only through the emulated world's
+ * canonical acts (each emulator turns them into its own control acts), with every act reported as
+ * one readable event that names ids, never addresses.
  */
-import { z } from "zod";
+import type { WorldAct, WorldActAnswer } from "../connectors/emulator-kit/world";
 import { createRandom } from "./random";
 import {
   CC_LISTS,
@@ -22,8 +23,8 @@ export type SimulatedSystem = "re-nxt" | "cc-main" | "cc-appeals";
 export type SimulatorEvent = {
   at: string;
   system: SimulatedSystem;
-  /** The act as the emulator's control API names it, e.g. `unsubscribe`, `set_requests_no_email`. */
-  action: string;
+  /** The act as the emulated world names it, e.g. `unsubscribe`, `opt_out_of_all_email`. */
+  action: WorldAct["action"];
   actor: "contact" | "admin";
   /** What happened and what Concord should make of it, without personal data. */
   description: string;
@@ -34,8 +35,10 @@ export type SimulatorEvent = {
 
 export type SimulatorOptions = {
   world: DemoWorld;
-  /** Emulator base URLs (their control API lives under /__emulator). */
-  emulators: Record<SimulatedSystem, string>;
+  /** Does an act in one of the world's systems (the emulated world's `act`). */
+  act: (system: SimulatedSystem, act: WorldAct) => Promise<WorldActAnswer>;
+  /** Addresses a platform sent a confirmation email to that the person has not confirmed yet. */
+  pendingConfirmations: (system: SimulatedSystem) => Promise<readonly string[]>;
   /** Called with each act done. */
   onEvent: (event: SimulatorEvent) => void;
   /** Called when an act could not be done (the person is not there yet, a race with a sync). */
@@ -81,20 +84,6 @@ type Act = {
   run: () => Promise<SimulatorEvent | undefined>;
 };
 
-const ControlError = z.object({ code: z.string(), message: z.string() });
-const CcStateSchema = z.object({
-  contacts: z.array(
-    z.object({
-      email_address: z.object({ address: z.string() }).optional(),
-      _emulator: z.object({
-        resubscribe: z.object({ confirmed_at: z.string().nullable() }).nullable(),
-      }),
-    }),
-  ),
-  confirmation_emails: z.array(z.object({ kind: z.string(), email: z.string() })),
-});
-const ContactIdSchema = z.object({ contact: z.object({ contact_id: z.string() }).optional() });
-
 /** How long a cleared flag waits for the confirmation email before the simulator forgets it. */
 const RESUBSCRIBE_PATIENCE_MS = 5 * 60_000;
 const RESUBSCRIBE_CHECK_MS = 8_000;
@@ -114,8 +103,8 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       p.email_valid &&
       !p.deceased &&
       !p.inactive &&
-      !p.do_not_email &&
-      !p.requests_no_email &&
+      !p.address_opted_out &&
+      !p.opted_out_of_all_email &&
       extra &&
       p.lists.some((l) => list.includes(l));
     people.set(p.re_id, {
@@ -141,7 +130,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     if (c.account === "main") {
       p.in_main = true;
       if (c.unsubscribed) {
-        p.requests_no_email = true;
+        p.opted_out_of_all_email = true;
         p.unsubscribed_main_by_contact = true;
       }
     } else {
@@ -155,27 +144,13 @@ export function createSimulator(options: SimulatorOptions): Simulator {
   let stepCount = 0;
   let synced = false;
 
-  const control = async (system: SimulatedSystem, body: Record<string, unknown>): Promise<unknown> => {
-    const res = await fetch(`${options.emulators[system]}/__emulator/act`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    const answer: unknown = await res.json().catch(() => undefined);
-    if (!res.ok) {
-      const parsed = ControlError.safeParse(answer);
-      throw new SkipError(parsed.success ? parsed.data.code : `http_${res.status}`);
-    }
-    return answer;
-  };
-  const contactIdOf = (answer: unknown): string | null => {
-    const parsed = ContactIdSchema.safeParse(answer);
-    return parsed.success ? (parsed.data.contact?.contact_id ?? null) : null;
-  };
+  const control = (system: SimulatedSystem, act: WorldAct): Promise<WorldActAnswer> =>
+    options.act(system, act);
+  const contactIdOf = (answer: WorldActAnswer): string | null => answer.record_id;
   const event = (
     system: SimulatedSystem,
     actor: SimulatorEvent["actor"],
-    action: string,
+    action: WorldAct["action"],
     description: string,
     ids: { constituent_id?: string | null; contact_id?: string | null },
   ): SimulatorEvent => ({
@@ -197,10 +172,10 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     return matching.length > 0 ? rng.pick(matching) : undefined;
   };
   const reachable = (p: Person): boolean =>
-    p.email !== null && p.email_valid && !p.deceased && !p.inactive && !p.do_not_email;
-  const mainSubscriber = (p: Person): boolean => reachable(p) && p.in_main && !p.requests_no_email;
+    p.email !== null && p.email_valid && !p.deceased && !p.inactive && !p.address_opted_out;
+  const mainSubscriber = (p: Person): boolean => reachable(p) && p.in_main && !p.opted_out_of_all_email;
   const appealsSubscriber = (p: Person): boolean =>
-    reachable(p) && p.in_appeals && !p.requests_no_email && !p.appeals_opt_out;
+    reachable(p) && p.in_appeals && !p.opted_out_of_all_email && !p.appeals_opt_out;
   const listName = (key: ReListKey): string => RE_LISTS.find((l) => l.key === key)?.name ?? key;
   const listId = (key: ReListKey): string => RE_LISTS.find((l) => l.key === key)?.id ?? key;
   const ccListId = (account: CcAccountKey, key: string): string =>
@@ -214,7 +189,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     return candidate;
   };
   const markMainOptOut = (p: Person, byContact: boolean): void => {
-    p.requests_no_email = true;
+    p.opted_out_of_all_email = true;
     p.opted_out_at = Date.now();
     if (byContact) p.unsubscribed_main_by_contact = true;
   };
@@ -362,41 +337,41 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       },
     },
     {
-      name: "re_set_requests_no_email",
+      name: "re_opt_out_of_all_email",
       weight: 5,
       run: async () => {
         const p = pickWhere((x) => mainSubscriber(x) || appealsSubscriber(x));
         if (!p) return undefined;
-        await control("re-nxt", { as: "admin", action: "set_requests_no_email", constituent_id: p.re_id });
+        await control("re-nxt", { as: "admin", action: "opt_out_of_all_email", id: p.re_id });
         markMainOptOut(p, false);
         return event(
           "re-nxt",
           "admin",
-          "set_requests_no_email",
+          "opt_out_of_all_email",
           'an admin ticked "Requests No Email" after a phone call: the webhook reaches Concord, which unsubscribes them in both accounts',
           { constituent_id: p.re_id },
         );
       },
     },
     {
-      name: "re_clear_requests_no_email",
+      name: "re_clear_opt_out_of_all_email",
       weight: 2,
       run: async () => {
         const p = pickWhere(
           (x) =>
             synced &&
             x.unsubscribed_main_by_contact &&
-            x.requests_no_email &&
+            x.opted_out_of_all_email &&
             Date.now() - x.opted_out_at > SETTLE_MS &&
             !awaitingConfirmation.has(x.re_id),
         );
         if (!p?.email) return undefined;
-        await control("re-nxt", { as: "admin", action: "clear_requests_no_email", constituent_id: p.re_id });
+        await control("re-nxt", { as: "admin", action: "clear_opt_out_of_all_email", id: p.re_id });
         awaitingConfirmation.set(p.re_id, { email: p.email.toLowerCase(), since: Date.now() });
         return event(
           "re-nxt",
           "admin",
-          "clear_requests_no_email",
+          "clear_opt_out_of_all_email",
           'an admin cleared "Requests No Email" because the person asked to hear from us again: no one is resubscribed by an admin — Concord has Constant Contact send its resubscribe email and waits for the person',
           { constituent_id: p.re_id },
         );
@@ -412,8 +387,8 @@ export function createSimulator(options: SimulatorOptions): Simulator {
         await control("re-nxt", {
           as: "admin",
           action: "change_primary_email",
-          constituent_id: p.re_id,
-          new_address: address,
+          id: p.re_id,
+          address,
           remove_old: rng.chance(0.5),
         });
         p.email = address;
@@ -433,17 +408,12 @@ export function createSimulator(options: SimulatorOptions): Simulator {
         const p = pickWhere((x) => x.type === "Individual" && (x.in_main || x.in_appeals) && reachable(x));
         if (!p) return undefined;
         const last = `${p.last.split("-")[0] ?? p.last}-${rng.pick(["Okafor", "Lindqvist", "Moreau", "Brennan", "Tanaka"])}`;
-        await control("re-nxt", {
-          as: "admin",
-          action: "update_constituent",
-          constituent_id: p.re_id,
-          changes: { last },
-        });
+        await control("re-nxt", { as: "admin", action: "update_name", id: p.re_id, last });
         p.last = last;
         return event(
           "re-nxt",
           "admin",
-          "update_constituent",
+          "update_name",
           "an admin updated a constituent's last name: Raiser's Edge owns names, so Constant Contact follows",
           { constituent_id: p.re_id },
         );
@@ -457,17 +427,17 @@ export function createSimulator(options: SimulatorOptions): Simulator {
         if (!p) return undefined;
         await control("re-nxt", {
           as: "admin",
-          action: "add_consent",
-          constituent_id: p.re_id,
-          category: "Appeals",
-          response: "OptOut",
-          consent: { source: rng.pick(["Phone", "Mail", "In person"]) },
+          action: "record_consent",
+          id: p.re_id,
+          topic: "Appeals",
+          response: "opt_out",
+          source: rng.pick(["Phone", "Mail", "In person"]),
         });
         p.appeals_opt_out = true;
         return event(
           "re-nxt",
           "admin",
-          "add_consent",
+          "record_consent",
           "an admin recorded an Appeals opt-out the person gave by phone: Raiser's Edge does not mark the constituent changed for a consent record, so it travels with the next full reconciliation",
           { constituent_id: p.re_id },
         );
@@ -481,12 +451,12 @@ export function createSimulator(options: SimulatorOptions): Simulator {
         const p = pickWhere(
           (x) =>
             reachable(x) &&
-            !x.requests_no_email &&
+            !x.opted_out_of_all_email &&
             !x.lists.includes(key) &&
             (key !== "appeals" || (x.type === "Individual" && !x.appeals_opt_out)),
         );
         if (!p) return undefined;
-        await control("re-nxt", { as: "admin", action: "add_to_list", list_id: listId(key), ids: [p.re_id] });
+        await control("re-nxt", { as: "admin", action: "add_to_list", id: p.re_id, list_id: listId(key) });
         p.lists.push(key);
         if (key === "appeals") p.in_appeals = true;
         else p.in_main = true;
@@ -508,8 +478,8 @@ export function createSimulator(options: SimulatorOptions): Simulator {
         await control("re-nxt", {
           as: "admin",
           action: "remove_from_list",
+          id: p.re_id,
           list_id: listId("newsletter"),
-          ids: [p.re_id],
         });
         p.lists = p.lists.filter((l) => l !== "newsletter");
         return event(
@@ -530,20 +500,8 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     lastResubscribeCheck = Date.now();
     for (const [id, w] of awaitingConfirmation)
       if (Date.now() - w.since > RESUBSCRIBE_PATIENCE_MS) awaitingConfirmation.delete(id);
-    const res = await fetch(`${options.emulators["cc-main"]}/__emulator/state`);
-    const state = CcStateSchema.safeParse(await res.json());
-    if (!state.success) return undefined;
-    const sent = new Set(
-      state.data.confirmation_emails
-        .filter((m) => m.kind === "resubscribe")
-        .map((m) => m.email.toLowerCase()),
-    );
-    const unconfirmed = new Set(
-      state.data.contacts
-        .filter((c) => c._emulator.resubscribe !== null && c._emulator.resubscribe.confirmed_at === null)
-        .map((c) => c.email_address?.address.toLowerCase() ?? ""),
-    );
-    const ready = [...awaitingConfirmation].filter(([, w]) => sent.has(w.email) && unconfirmed.has(w.email));
+    const pending = new Set((await options.pendingConfirmations("cc-main")).map((e) => e.toLowerCase()));
+    const ready = [...awaitingConfirmation].filter(([, w]) => pending.has(w.email));
     const chosen = ready.length > 0 ? rng.pick(ready) : undefined;
     if (!chosen) return undefined;
     const [reId, w] = chosen;
@@ -551,7 +509,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     const answer = await control("cc-main", { as: "contact", action: "confirm_resubscribe", email: w.email });
     const p = people.get(reId);
     if (p) {
-      p.requests_no_email = false;
+      p.opted_out_of_all_email = false;
       p.unsubscribed_main_by_contact = false;
     }
     return event(
@@ -628,8 +586,6 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     },
   };
 }
-
-class SkipError extends Error {}
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

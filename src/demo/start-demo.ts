@@ -16,17 +16,10 @@ import { formatDuration } from "../config/duration";
 import { formatConfigErrors, loadConfigFile } from "../config/load-config-file";
 import type { Env } from "../config/load-env";
 import { resolveSecretRef, type SecretSources } from "../config/resolve-secret-ref";
-import { parseSecretKey, sealSecret, type SecretKey } from "../config/secret-box";
+import { parseSecretKey, type SecretKey } from "../config/secret-box";
 import type { CredentialValue, SecretRef } from "../config/secret-ref";
-import {
-  startBlackbaudEmulator,
-  type RunningBlackbaudEmulator,
-} from "../connectors/blackbaud-renxt/emulator/blackbaud-emulator";
-import { DEFAULT_EVENT_TYPES, subscriptionUrl } from "../connectors/blackbaud-renxt/webhooks";
-import {
-  startConstantContactEmulator,
-  type StartedConstantContactEmulator,
-} from "../connectors/constant-contact/emulator/constant-contact-emulator";
+import type { RunningEmulator } from "../connectors/manifest";
+import { grantCredentials, startEmulators } from "../emulated-world/emulated-world";
 import { openEngineContext, type EngineContext } from "../open-engine";
 import { createEngineRuntime, pollIntervalOf, type EngineRuntime } from "../runs/engine-runtime";
 import type { SyncReport } from "../runs/sync-pair";
@@ -135,20 +128,24 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
   };
   const re = connection("re-nxt");
 
-  const emulators = await startEmulators(ports.value, config.value, {
+  const emulators = await startDemoEmulators(ports.value, config.value, {
     subscriptionKey: await resolve(
       re.credentials.subscription_key,
       "connections.re-nxt.credentials.subscription_key",
     ),
   });
   if (!emulators.ok) return fail("port_in_use", `${emulators.message} (ports from ${options.configFile})`);
-  const { re: reEmu, ccMain, ccAppeals } = emulators.value;
-  const closeEmulators = () => Promise.all([reEmu.close(), ccMain.close(), ccAppeals.close()]);
+  const emulator = (id: DemoConnectionId): RunningEmulator => {
+    const found = emulators.value.get(id);
+    if (!found) throw new Error(`no emulator for ${id}`);
+    return found;
+  };
+  const closeEmulators = () => Promise.all([...emulators.value.values()].map((e) => e.close()));
 
   let context: EngineContext | undefined;
   try {
     const world = generateDemoWorld({ size: options.seedSize, now: new Date() });
-    await seedEmulators(world, { re: reEmu.baseUrl, ccMain: ccMain.baseUrl, ccAppeals: ccAppeals.baseUrl });
+    await seedEmulators(world, emulator);
 
     const { DATABASE_URL: _ignored, ...rest } = options.env;
     const demoEnv: Env = { ...rest, CONCORD_DATA_DIR: demoDir, CONCORD_SECRET_KEY: key };
@@ -163,15 +160,9 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
     if (!opened.ok) throw new Error(opened.message);
     context = withConfig(opened.context, config.value);
     const store = context.store;
-    for (const [id, base] of [
-      ["re-nxt", reEmu.baseUrl],
-      ["cc-main", ccMain.baseUrl],
-      ["cc-appeals", ccAppeals.baseUrl],
-    ] as const) {
-      const c = connection(id);
-      const clientId = await resolve(c.credentials.client_id, `connections.${id}.credentials.client_id`);
-      await sealRefreshToken(store, c, base, clientId, key);
-    }
+    // Each account connected as its administrator would: fresh tokens, sealed under the config's names.
+    for (const id of Object.keys(DEMO_CONNECTIONS) as DemoConnectionId[])
+      await grantCredentials(connection(id), emulator(id), { store, key, env: processEnv });
 
     let firstRun = true;
     const secrets: SecretSources = {
@@ -213,12 +204,10 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
     const reachableHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
     const base = `http://${reachableHost.includes(":") ? `[${reachableHost}]` : reachableHost}:${bound}`;
 
-    if (re.webhooks.enabled && re.webhooks.secret) {
+    const subscribe = emulator("re-nxt").subscribe;
+    if (re.webhooks.enabled && re.webhooks.secret && subscribe) {
       const secret = await resolve(re.webhooks.secret, "connections.re-nxt.webhooks.secret");
-      const provisioned = await subscribeWebhooks(reEmu, `${base}/webhooks/${re.id}`, secret, {
-        clientId: await resolve(re.credentials.client_id, "connections.re-nxt.credentials.client_id"),
-      });
-      if (!provisioned)
+      if (!(await subscribe(`${base}/webhooks/${re.id}`, secret)))
         options.warn(
           "The Raiser's Edge NXT webhook subscriptions did not provision: its changes arrive by poll only.",
         );
@@ -230,7 +219,8 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
     const simulator: Simulator | undefined = options.simulator
       ? createSimulator({
           world,
-          emulators: { "re-nxt": reEmu.baseUrl, "cc-main": ccMain.baseUrl, "cc-appeals": ccAppeals.baseUrl },
+          act: (system, act) => emulator(system).act(act),
+          pendingConfirmations: async (system) => (await emulator(system).pending_confirmations?.()) ?? [],
           onEvent: (e) => {
             options.activity(describeEvent(e));
           },
@@ -271,7 +261,7 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
       return stopped;
     };
 
-    const mainCount = world.cc.main.contacts.length;
+    const mainCount = world.platforms.main.contacts.length;
     return {
       ok: true,
       demo: {
@@ -279,9 +269,9 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
           ui: `${base}/`,
           api: `${base}/api`,
           emulators: {
-            "blackbaud-renxt": reEmu.baseUrl,
-            "constant-contact-main": ccMain.baseUrl,
-            "constant-contact-appeals": ccAppeals.baseUrl,
+            "blackbaud-renxt": emulator("re-nxt").origin,
+            "constant-contact-main": emulator("cc-main").origin,
+            "constant-contact-appeals": emulator("cc-appeals").origin,
           },
         },
         adminPassword: filled.adminPassword,
@@ -289,9 +279,9 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
         previousDatabase,
         generatedEnv: filled.generated,
         world: {
-          constituents: world.re.constituents.length,
+          constituents: world.crm.people.length,
           ccMain: mainCount,
-          ccAppeals: world.cc.appeals.contacts.length,
+          ccAppeals: world.platforms.appeals.contacts.length,
         },
         pollIntervalMs,
         started,
@@ -481,161 +471,78 @@ class PortInUseError extends Error {}
 const isAddressInUse = (error: unknown): boolean =>
   typeof error === "object" && error !== null && "code" in error && error.code === "EADDRINUSE";
 
-async function startEmulators(
+/** The demo's emulators on the ports its config names, through the one world builder. */
+async function startDemoEmulators(
   ports: EmulatorPorts,
   config: ConcordConfig,
   re: { subscriptionKey: string },
-): Promise<
-  | {
-      ok: true;
-      value: {
-        re: RunningBlackbaudEmulator;
-        ccMain: StartedConstantContactEmulator;
-        ccAppeals: StartedConstantContactEmulator;
-      };
-    }
-  | { ok: false; message: string }
-> {
+): Promise<{ ok: true; value: Map<string, RunningEmulator> } | { ok: false; message: string }> {
   const limits = (id: DemoConnectionId) => config.connections.find((c) => c.id === id)?.limits ?? {};
   const label = (id: DemoConnectionId) => config.connections.find((c) => c.id === id)?.label;
-  const started: { close: () => Promise<void> }[] = [];
-  const guard = async <T extends { close: () => Promise<void> }>(
-    id: DemoConnectionId,
-    start: () => Promise<T>,
-  ): Promise<T> => {
-    try {
-      const emulator = await start();
-      started.push(emulator);
-      return emulator;
-    } catch (error) {
-      await Promise.all(started.map((e) => e.close()));
-      if (isAddressInUse(error))
-        throw new PortInUseError(
-          `Port ${ports[id].port} for the ${DEMO_CONNECTIONS[id]} emulator (connection ${id}) is taken: stop what uses it, or copy the config, change the port in base_url and token_url, and pass --config`,
-        );
-      throw error;
-    }
+  const reLimits = limits("re-nxt");
+  const cc = (id: "cc-main" | "cc-appeals") => {
+    const l = limits(id);
+    const name = label(id);
+    return {
+      ...(l.requests_per_second !== undefined ? { rateLimitPerSecond: l.requests_per_second } : {}),
+      ...(l.daily_quota !== undefined ? { dailyQuota: l.daily_quota } : {}),
+      // Bulk imports finish in well under a second, as a small account's do.
+      activityPollsToComplete: 1,
+      activityDelayMs: 300,
+      ...(name !== undefined ? { accountName: name } : {}),
+    };
   };
   try {
-    const reLimits = limits("re-nxt");
-    const reEmu = await guard("re-nxt", () =>
-      startBlackbaudEmulator({
-        port: ports["re-nxt"].port,
-        subscriptionKey: re.subscriptionKey,
-        environmentName: "Concord Demo",
-        ...(reLimits.requests_per_second !== undefined
-          ? { ratePerSecond: reLimits.requests_per_second }
-          : {}),
-        ...(reLimits.daily_quota !== undefined ? { dailyQuota: reLimits.daily_quota } : {}),
-        webhooks: { autoDeliver: true, allowHttp: true },
-        logger: false,
-      }),
-    );
-    const cc = (id: "cc-main" | "cc-appeals") => {
-      const l = limits(id);
-      const name = label(id);
-      return guard(id, () =>
-        startConstantContactEmulator({
-          port: ports[id].port,
-          ...(l.requests_per_second !== undefined ? { rateLimitPerSecond: l.requests_per_second } : {}),
-          ...(l.daily_quota !== undefined ? { dailyQuota: l.daily_quota } : {}),
-          // Bulk imports finish in well under a second, as a small account's do.
-          activityPollsToComplete: 1,
-          activityDelayMs: 300,
-          ...(name !== undefined ? { accountName: name } : {}),
-          logger: false,
-        }),
-      );
+    return {
+      ok: true,
+      value: await startEmulators([
+        {
+          id: "re-nxt",
+          system: DEMO_CONNECTIONS["re-nxt"],
+          port: ports["re-nxt"].port,
+          emulator: {
+            subscriptionKey: re.subscriptionKey,
+            environmentName: "Concord Demo",
+            ...(reLimits.requests_per_second !== undefined
+              ? { ratePerSecond: reLimits.requests_per_second }
+              : {}),
+            ...(reLimits.daily_quota !== undefined ? { dailyQuota: reLimits.daily_quota } : {}),
+            webhooks: { autoDeliver: true, allowHttp: true },
+          },
+        },
+        {
+          id: "cc-main",
+          system: DEMO_CONNECTIONS["cc-main"],
+          port: ports["cc-main"].port,
+          emulator: cc("cc-main"),
+        },
+        {
+          id: "cc-appeals",
+          system: DEMO_CONNECTIONS["cc-appeals"],
+          port: ports["cc-appeals"].port,
+          emulator: cc("cc-appeals"),
+        },
+      ]),
     };
-    const ccMain = await cc("cc-main");
-    const ccAppeals = await cc("cc-appeals");
-    return { ok: true, value: { re: reEmu, ccMain, ccAppeals } };
   } catch (error) {
-    if (error instanceof PortInUseError) return { ok: false, message: error.message };
-    throw error;
+    if (!isAddressInUse(error)) throw error;
+    const port = (error as { port?: number }).port;
+    const id = (Object.keys(ports) as DemoConnectionId[]).find((k) => ports[k].port === port);
+    return {
+      ok: false,
+      message: `Port ${port ?? "?"} for the ${id !== undefined ? `${DEMO_CONNECTIONS[id]} emulator (connection ${id})` : "an emulator"} is taken: stop what uses it, or copy the config, change the port in base_url and token_url, and pass --config`,
+    };
   }
 }
 
-/** POSTs JSON to an emulator; anything but 2xx throws with the answer. */
-async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<unknown> {
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body: JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${url} answered ${res.status}: ${text.slice(0, 500)}`);
-  return text === "" ? undefined : (JSON.parse(text) as unknown);
-}
-
-/** Seeds the emulators through their control API, as any script could. */
+/** Seeds the emulators with the demo's world, in canonical terms (each turns it into its own shapes). */
 export async function seedEmulators(
   world: DemoWorld,
-  urls: { re: string; ccMain: string; ccAppeals: string },
+  emulator: (id: DemoConnectionId) => RunningEmulator,
 ): Promise<void> {
-  const chunk = 1_000;
-  for (let i = 0; i < world.re.constituents.length; i += chunk)
-    await postJson(`${urls.re}/__emulator/seed`, { constituents: world.re.constituents.slice(i, i + chunk) });
-  await postJson(`${urls.re}/__emulator/seed`, { lists: world.re.lists });
-  await postJson(`${urls.ccMain}/__emulator/seed`, world.cc.main);
-  await postJson(`${urls.ccAppeals}/__emulator/seed`, world.cc.appeals);
-}
-
-const TokenSchema = z.object({ access_token: z.string(), refresh_token: z.string() });
-
-/** Mints a refresh token as if an admin had connected the account, and seals it under the config's stored name. */
-async function sealRefreshToken(
-  store: EngineContext["store"],
-  connection: Connection,
-  emulatorBase: string,
-  clientId: string,
-  key: SecretKey,
-): Promise<void> {
-  const ref = connection.credentials.refresh_token;
-  if (ref?.kind !== "stored") return; // an { env } refresh token is the operator's to give
-  const token = TokenSchema.parse(
-    await postJson(`${emulatorBase}/__emulator/token`, { client_id: clientId }),
-  );
-  const sealed = sealSecret(token.refresh_token, key, ref.name);
-  if (!sealed.ok) throw new Error(sealed.error.message);
-  await store.credentials.put(ref.name, sealed.value, key.id);
-  await store.credentials.remove(`${connection.id}.oauth`);
-}
-
-const SubscriptionsSchema = z.object({ value: z.array(z.object({ state: z.string() })) });
-
-/**
- * Subscribes Concord's receiver to Raiser's Edge NXT constituent events through the Webhook API, as
- * an integrator does once, and waits for the handshake to provision them.
- */
-async function subscribeWebhooks(
-  re: RunningBlackbaudEmulator,
-  endpoint: string,
-  secret: string,
-  options: { clientId: string },
-): Promise<boolean> {
-  const token = TokenSchema.parse(
-    await postJson(`${re.baseUrl}/__emulator/token`, { client_id: options.clientId }),
-  );
-  const headers = {
-    "Bb-Api-Subscription-Key": re.subscriptionKey,
-    Authorization: `Bearer ${token.access_token}`,
-  };
-  for (const event_type of DEFAULT_EVENT_TYPES)
-    await postJson(
-      `${re.baseUrl}/webhook/v1/subscriptions`,
-      { event_type, webhook_url: subscriptionUrl(endpoint, secret) },
-      headers,
-    );
-  for (let i = 0; i < 100; i += 1) {
-    const res = await fetch(`${re.baseUrl}/webhook/v1/subscriptions`, { headers });
-    const parsed = SubscriptionsSchema.safeParse(await res.json());
-    const states = parsed.success ? parsed.data.value.map((s) => s.state) : [];
-    if (states.length > 0 && states.every((s) => s === "Provisioned")) return true;
-    if (states.includes("Error")) return false;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return false;
+  await emulator("re-nxt").seed(world.crm);
+  await emulator("cc-main").seed(world.platforms.main);
+  await emulator("cc-appeals").seed(world.platforms.appeals);
 }
 
 // ------------------------------------------------------------------ what the demo prints

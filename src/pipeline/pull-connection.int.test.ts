@@ -6,17 +6,13 @@
 import { Writable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ConcordConfigShapeSchema, type ConcordConfig, type Connection } from "../config/concord-config";
-import { parseSecretKey, sealSecret, type SecretKey } from "../config/secret-box";
+import { parseSecretKey, type SecretKey } from "../config/secret-box";
 import type { ConsentEvent } from "../core/consent/consent-event";
 import { blackbaudRenxtManifest } from "../connectors/blackbaud-renxt/manifest";
-import {
-  startBlackbaudEmulator,
-  type RunningBlackbaudEmulator,
-} from "../connectors/blackbaud-renxt/emulator/blackbaud-emulator";
-import {
-  startConstantContactEmulator,
-  type StartedConstantContactEmulator,
-} from "../connectors/constant-contact/emulator/constant-contact-emulator";
+import type { RunningBlackbaudEmulator } from "../connectors/blackbaud-renxt/emulator/blackbaud-emulator";
+import type { StartedConstantContactEmulator } from "../connectors/constant-contact/emulator/constant-contact-emulator";
+import { startEmulatedWorld, type EmulatedWorld } from "../emulated-world/emulated-world";
+import { createFakeClock, type FakeClock } from "../../test/support/fake-clock";
 import type { ConnectorSession, WebhookChange } from "../connectors/connector";
 import { eventsForContact } from "../ledger/consent-ledger";
 import { verifyLedger } from "../ledger/verify-ledger";
@@ -26,7 +22,7 @@ import { describeOnBackends, type TestStore } from "../../test/support/store-bac
 import { connectionCredentials } from "../connections/connection-credentials";
 import { connectionHealthTracker } from "../connections/connection-health";
 import { openConnection, type OpenedConnection } from "../connections/open-connection";
-import { ccConnectionConfig, post, reConnectionConfig } from "../../test/support/sync-harness";
+import { post } from "../../test/support/sync-harness";
 import {
   PULL_CHECKPOINT_STREAM,
   pullConnection,
@@ -37,11 +33,10 @@ import {
 const keyResult = parseSecretKey(Buffer.alloc(32, 7).toString("base64"));
 if (!keyResult.ok) throw new Error(keyResult.error.message);
 const key: SecretKey = keyResult.value;
-const SUBSCRIPTION_KEY = "pull-test-subscription-key";
-const ENV = { RE_SECRET: "re-secret", RE_KEY: SUBSCRIPTION_KEY, CC_SECRET: "cc-secret" };
 
 describeOnBackends("pullConnection", (backend) => {
-  let clock: { t: number };
+  let clock: FakeClock;
+  let world: EmulatedWorld;
   let re: RunningBlackbaudEmulator;
   let ccMain: StartedConstantContactEmulator;
   let ccAppeals: StartedConstantContactEmulator;
@@ -49,65 +44,61 @@ describeOnBackends("pullConnection", (backend) => {
   let store: Store;
   let config: ConcordConfig;
 
-  const now = (): Date => new Date(clock.t);
+  const now = (): Date => clock.now();
   const advance = (ms: number): void => {
-    clock.t += ms;
+    clock.advance(ms);
   };
 
   beforeEach(async () => {
-    clock = { t: Date.parse("2026-06-01T12:00:00.000Z") };
-    re = await startBlackbaudEmulator({
-      now,
-      subscriptionKey: SUBSCRIPTION_KEY,
-      ratePerSecond: 1000,
-      webhooks: { autoDeliver: false },
-      logger: false,
-    });
-    ccMain = await startConstantContactEmulator({ now, rateLimitPerSecond: null, logger: false });
-    ccAppeals = await startConstantContactEmulator({ now, rateLimitPerSecond: null, logger: false });
+    clock = createFakeClock("2026-06-01T12:00:00.000Z");
     testStore = await backend.create();
     store = testStore.store;
-    config = ConcordConfigShapeSchema.parse({
+    world = await startEmulatedWorld({
       connections: [
-        reConnectionConfig(re),
-        ccConnectionConfig("cc-main", ccMain),
-        ccConnectionConfig("cc-appeals", ccAppeals),
-      ],
-      topics: [
         {
-          key: "appeals",
-          label: "Fundraising appeals",
-          constructs: {
-            "re-nxt": { type: "consent_category", name: "Appeals" },
-            "cc-appeals": { type: "account" },
+          id: "re-nxt",
+          system: "blackbaud-renxt",
+          emulator: { ratePerSecond: 1000, webhooks: { autoDeliver: false } },
+        },
+        { id: "cc-main", system: "constant-contact", emulator: { rateLimitPerSecond: null } },
+        { id: "cc-appeals", system: "constant-contact", emulator: { rateLimitPerSecond: null } },
+      ],
+      config: {
+        topics: [
+          {
+            key: "appeals",
+            label: "Fundraising appeals",
+            constructs: {
+              "re-nxt": { type: "consent_category", name: "Appeals" },
+              "cc-appeals": { type: "account" },
+            },
           },
-        },
-      ],
-      pairs: [
-        {
-          id: "re-cc",
-          crm: "re-nxt",
-          platforms: [{ connection: "cc-main" }, { connection: "cc-appeals" }],
-        },
-      ],
+        ],
+        pairs: [
+          {
+            id: "re-cc",
+            crm: "re-nxt",
+            platforms: [{ connection: "cc-main" }, { connection: "cc-appeals" }],
+          },
+        ],
+      },
+      store,
+      key,
+      now,
+      sleep: async (ms) => {
+        advance(ms);
+      },
     });
-    await storeRefreshToken("re-nxt", re.baseUrl);
-    await storeRefreshToken("cc-main", ccMain.baseUrl);
-    await storeRefreshToken("cc-appeals", ccAppeals.baseUrl);
+    re = world.emulator("re-nxt").native as RunningBlackbaudEmulator;
+    ccMain = world.emulator("cc-main").native as StartedConstantContactEmulator;
+    ccAppeals = world.emulator("cc-appeals").native as StartedConstantContactEmulator;
+    config = world.config;
   });
 
   afterEach(async () => {
-    await Promise.all([re.close(), ccMain.close(), ccAppeals.close()]);
+    await world.close();
     await testStore.cleanup();
   });
-
-  async function storeRefreshToken(connectionId: string, base: string): Promise<void> {
-    const token = await post<{ refresh_token: string }>(base, "/__emulator/token", { client_id: "concord" });
-    const name = `${connectionId}.refresh_token`;
-    const sealed = sealSecret(token.refresh_token, key, name);
-    if (!sealed.ok) throw new Error(sealed.error.message);
-    await store.credentials.put(name, sealed.value, key.id);
-  }
 
   const connectionConfig = (id: string): Connection => {
     const c = config.connections.find((x) => x.id === id);
@@ -117,7 +108,7 @@ describeOnBackends("pullConnection", (backend) => {
 
   const openDeps = () => ({
     store,
-    env: ENV,
+    env: {},
     key,
     health: connectionHealthTracker({
       store,
@@ -521,7 +512,7 @@ describeOnBackends("pullConnection", (backend) => {
       Date.parse(quota.error?.retry_at ?? ""),
       Date.parse(opened.budget.usage().resets_at ?? ""),
     );
-    advance(resetsAt - clock.t + 1000);
+    advance(resetsAt - now().getTime() + 1000);
     const resumed = await pull(conn);
     expect(resumed.error).toBeNull();
     expect(resumed.checkpoint_before).toBe(quota.checkpoint_after);

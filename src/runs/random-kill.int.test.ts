@@ -11,15 +11,15 @@ import { join } from "node:path";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConcordConfigShapeSchema } from "../config/concord-config";
-import { sealSecret } from "../config/secret-box";
+import type { RunningBlackbaudEmulator } from "../connectors/blackbaud-renxt/emulator/blackbaud-emulator";
+import type { StartedConstantContactEmulator } from "../connectors/constant-contact/emulator/constant-contact-emulator";
+import type { RunningEmulator } from "../connectors/manifest";
 import {
-  startBlackbaudEmulator,
-  type RunningBlackbaudEmulator,
-} from "../connectors/blackbaud-renxt/emulator/blackbaud-emulator";
-import {
-  startConstantContactEmulator,
-  type StartedConstantContactEmulator,
-} from "../connectors/constant-contact/emulator/constant-contact-emulator";
+  grantCredentials,
+  startEmulators,
+  worldConnectionEntries,
+  type WorldConnection,
+} from "../emulated-world/emulated-world";
 import { verifyLedger } from "../ledger/verify-ledger";
 import { createLogger } from "../observability/logger";
 import { openStore } from "../store/open-store";
@@ -27,10 +27,24 @@ import { connectionHealthTracker } from "../connections/connection-health";
 import { openConnections } from "../connections/open-connection";
 import { createRandom } from "../demo/random";
 import { syncPair } from "./sync-pair";
-import { ccConnectionConfig, post, reConnectionConfig } from "../../test/support/sync-harness";
-import { TEST_ENV, TEST_KEY, TEST_SUBSCRIPTION_KEY } from "../../test/support/test-credentials";
+import { post } from "../../test/support/sync-harness";
+import { TEST_ENV, TEST_KEY } from "../../test/support/test-credentials";
 
 const root = join(import.meta.dirname, "..", "..");
+
+/** The emulated world the kills happen in: Raiser's Edge NXT and two Constant Contact accounts, fast. */
+const fast = { limits: { requests_per_second: 1000 } };
+const cc = { rateLimitPerSecond: null, activityPollsToComplete: 1 };
+const WORLD: WorldConnection[] = [
+  {
+    id: "re-nxt",
+    system: "blackbaud-renxt",
+    emulator: { ratePerSecond: 1_000_000, webhooks: { autoDeliver: false } },
+    config: fast,
+  },
+  { id: "cc-main", system: "constant-contact", emulator: cc, config: fast },
+  { id: "cc-appeals", system: "constant-contact", emulator: cc, config: fast },
+];
 const KILLS = 50;
 const KILLS_PER_CHAIN = 5;
 const PEOPLE = 24;
@@ -45,6 +59,7 @@ type Outcome = {
 };
 
 describe("random kills of a running sync (SQLite, real processes)", () => {
+  let emulators: Map<string, RunningEmulator>;
   let re: RunningBlackbaudEmulator;
   let ccMain: StartedConstantContactEmulator;
   let ccAppeals: StartedConstantContactEmulator;
@@ -53,15 +68,10 @@ describe("random kills of a running sync (SQLite, real processes)", () => {
   let rawConfig: Record<string, unknown>;
 
   beforeAll(async () => {
-    re = await startBlackbaudEmulator({
-      subscriptionKey: TEST_SUBSCRIPTION_KEY,
-      ratePerSecond: 1_000_000,
-      webhooks: { autoDeliver: false },
-      logger: false,
-    });
-    const cc = { rateLimitPerSecond: null, activityPollsToComplete: 1, logger: false };
-    ccMain = await startConstantContactEmulator(cc);
-    ccAppeals = await startConstantContactEmulator(cc);
+    emulators = await startEmulators(WORLD);
+    re = emulators.get("re-nxt")?.native as RunningBlackbaudEmulator;
+    ccMain = emulators.get("cc-main")?.native as StartedConstantContactEmulator;
+    ccAppeals = emulators.get("cc-appeals")?.native as StartedConstantContactEmulator;
     dir = mkdtempSync(join(tmpdir(), "concord-kill-"));
     // One bundled script: a killed process must start in a fraction of a second, 60 times over.
     child = join(root, "node_modules", ".cache", `concord-random-kill-child-${process.pid}.mjs`);
@@ -75,13 +85,8 @@ describe("random kills of a running sync (SQLite, real processes)", () => {
       outfile: child,
       logLevel: "silent",
     });
-    const fast = { limits: { requests_per_second: 1000 } };
     rawConfig = {
-      connections: [
-        { ...reConnectionConfig(re), ...fast },
-        { ...ccConnectionConfig("cc-main", ccMain), ...fast },
-        { ...ccConnectionConfig("cc-appeals", ccAppeals), ...fast },
-      ],
+      connections: worldConnectionEntries(WORLD, emulators),
       topics: [
         {
           key: "appeals",
@@ -116,7 +121,7 @@ describe("random kills of a running sync (SQLite, real processes)", () => {
   }, 120_000);
 
   afterAll(async () => {
-    await Promise.all([re.close(), ccMain.close(), ccAppeals.close()]);
+    await Promise.all([...emulators.values()].map((e) => e.close()));
     rmSync(dir, { recursive: true, force: true });
     rmSync(child, { force: true });
   });
@@ -173,20 +178,10 @@ describe("random kills of a running sync (SQLite, real processes)", () => {
 
     const dbFile = join(dir, `${name}.db`);
     const store = await openStore({ file: dbFile });
-    for (const [conn, emu] of [
-      ["re-nxt", re],
-      ["cc-main", ccMain],
-      ["cc-appeals", ccAppeals],
-    ] as const) {
-      const token = await post<{ refresh_token: string }>(emu.baseUrl, "/__emulator/token", {
-        client_id: "concord",
-      });
-      const sealed = sealSecret(token.refresh_token, TEST_KEY, `${conn}.refresh_token`);
-      if (!sealed.ok) throw new Error(sealed.error.message);
-      await store.credentials.put(`${conn}.refresh_token`, sealed.value, TEST_KEY.id);
-    }
     // The first sync runs in this process: only the sync under test is killed.
     const config = ConcordConfigShapeSchema.parse(rawConfig);
+    for (const c of config.connections)
+      await grantCredentials(c, emulators.get(c.id)!, { store, key: TEST_KEY });
     const now = (): Date => new Date();
     const health = connectionHealthTracker({ store, logger: createLogger({ level: "silent" }), now });
     const connections = openConnections(config.connections, {

@@ -54,7 +54,7 @@ describe("consent propagation (SQLite)", () => {
       await h.reAct({
         action: "update_constituent",
         constituent_id: re["emma"],
-        changes: { first: `emma${h.clock.t}` },
+        changes: { first: `emma${h.now().getTime()}` },
       });
       h.advance(1_000);
       await h.sync();

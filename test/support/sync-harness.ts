@@ -1,26 +1,22 @@
 /**
- * Test support for the sync engine: an emulated Raiser's Edge NXT and two Constant Contact accounts
- * ("cc-main", global; "cc-appeals", the topic "appeals") on loopback, a store, the example pair's
- * config with sealed credentials, opened connections, and one virtual clock shared by all of them.
+ * Test support for the sync engine: the emulated world (Raiser's Edge NXT and two Constant Contact
+ * accounts: "cc-main", global; "cc-appeals", the topic "appeals") built by the one world builder on
+ * the one fake clock, with the example pair's config, a store and opened connections, and the
+ * vendor-aware helpers the engine's tests use to act in each system.
  */
 import { Writable } from "node:stream";
-import { ConcordConfigShapeSchema, type ConcordConfig, type Pair } from "../../src/config/concord-config";
-import { sealSecret } from "../../src/config/secret-box";
-import {
-  startBlackbaudEmulator,
-  type RunningBlackbaudEmulator,
-} from "../../src/connectors/blackbaud-renxt/emulator/blackbaud-emulator";
+import type { ConcordConfig, Pair } from "../../src/config/concord-config";
+import type { RunningBlackbaudEmulator } from "../../src/connectors/blackbaud-renxt/emulator/blackbaud-emulator";
 import type { StoredContact } from "../../src/connectors/constant-contact/emulator/constant-contact-store";
-import {
-  startConstantContactEmulator,
-  type StartedConstantContactEmulator,
-} from "../../src/connectors/constant-contact/emulator/constant-contact-emulator";
+import type { StartedConstantContactEmulator } from "../../src/connectors/constant-contact/emulator/constant-contact-emulator";
+import type { ConnectionAlert } from "../../src/connections/connection-health";
+import type { OpenedConnection } from "../../src/connections/open-connection";
+import { startEmulatedWorld } from "../../src/emulated-world/emulated-world";
 import { createLogger } from "../../src/observability/logger";
 import type { Store } from "../../src/store/ports";
-import { storeBackends, type StoreBackend, type TestStore } from "./store-backends";
-import { connectionHealthTracker, type ConnectionAlert } from "../../src/connections/connection-health";
-import { openConnections, type OpenedConnection } from "../../src/connections/open-connection";
 import { syncPair, type SyncDeps, type SyncOptions, type SyncReport } from "../../src/runs/sync-pair";
+import { createFakeClock, type FakeClock } from "./fake-clock";
+import { storeBackends, type StoreBackend, type TestStore } from "./store-backends";
 
 import { TEST_ENV, TEST_KEY, TEST_SUBSCRIPTION_KEY as SUBSCRIPTION_KEY } from "./test-credentials";
 
@@ -50,7 +46,7 @@ export type SyncHarness = {
   connections: Map<string, OpenedConnection>;
   alerts: ConnectionAlert[];
   logs: string[];
-  clock: { t: number };
+  clock: FakeClock;
   now: () => Date;
   advance: (ms: number) => void;
   sync: (options?: SyncOptions, extra?: Partial<SyncDeps>) => Promise<SyncReport>;
@@ -77,7 +73,10 @@ export type SyncHarness = {
     extra: Record<string, unknown>,
   ) => Promise<any>;
   ccContact: (emu: StartedConstantContactEmulator, email: string) => StoredContact | undefined;
+  /** The administrator connects the account again: fresh credentials, sealed in the store. */
   storeRefreshToken: (connectionId: string) => Promise<void>;
+  /** Secret credential values a fresh grant holds (a log must never show one). */
+  secrets: () => string[];
   close: () => Promise<void>;
 };
 
@@ -108,67 +107,114 @@ export async function post<T = any>(base: string, path: string, body: unknown): 
   return (text === "" ? undefined : JSON.parse(text)) as T;
 }
 
-/** A Raiser's Edge NXT connection on the emulator, credentials by reference (TEST_ENV and the store). */
-export const reConnectionConfig = (re: RunningBlackbaudEmulator, id = "re-nxt") => ({
-  id,
-  system: "blackbaud-renxt",
-  base_url: re.baseUrl,
-  token_url: `${re.baseUrl}/oauth2/token`,
-  credentials: {
-    client_id: "concord",
-    client_secret: { env: "RE_SECRET" },
-    refresh_token: { stored: `${id}.refresh_token` },
-    subscription_key: { env: "RE_KEY" },
-  },
-});
-
-/** A Constant Contact connection on the emulator, credentials by reference (TEST_ENV and the store). */
-export const ccConnectionConfig = (id: string, emu: StartedConstantContactEmulator) => ({
-  id,
-  system: "constant-contact",
-  base_url: `${emu.baseUrl}/v3`,
-  token_url: `${emu.baseUrl}/oauth2/default/v1/token`,
-  credentials: {
-    client_id: "concord",
-    client_secret: { env: "CC_SECRET" },
-    refresh_token: { stored: `${id}.refresh_token` },
-  },
-});
-
 export async function startSyncHarness(
   backend: StoreBackend,
   options: SyncHarnessOptions = {},
 ): Promise<SyncHarness> {
-  const clock = { t: Date.parse("2026-06-01T12:00:00.000Z") };
-  const now = (): Date => new Date(clock.t);
-  const advance = (ms: number): void => {
-    clock.t += ms;
-  };
-  const re = await startBlackbaudEmulator({
-    now,
-    subscriptionKey: SUBSCRIPTION_KEY,
-    ratePerSecond: options.reRatePerSecond ?? 1000,
-    ...(options.reDailyQuota !== undefined ? { dailyQuota: options.reDailyQuota } : {}),
-    webhooks: { autoDeliver: false },
-    logger: false,
-  });
-  const ccOptions = {
-    now,
-    rateLimitPerSecond: options.ccRateLimitPerSecond === undefined ? null : options.ccRateLimitPerSecond,
-    ...(options.ccDailyQuota !== undefined ? { dailyQuota: options.ccDailyQuota } : {}),
-    logger: false,
-  };
-  const ccMain = await startConstantContactEmulator(ccOptions);
-  const ccAppeals = await startConstantContactEmulator(ccOptions);
+  const clock = createFakeClock("2026-06-01T12:00:00.000Z");
+  const { now, advance } = clock;
   const testStore: TestStore = await backend.create({ clock: now });
   const store = testStore.store;
+
+  const alerts: ConnectionAlert[] = [];
+  const logs: string[] = [];
+  const logger = createLogger({
+    level: "info",
+    destination: new Writable({
+      write(chunk: Buffer, _enc, done) {
+        logs.push(chunk.toString("utf8"));
+        done();
+      },
+    }),
+  });
+  const cc = {
+    rateLimitPerSecond: options.ccRateLimitPerSecond === undefined ? null : options.ccRateLimitPerSecond,
+    ...(options.ccDailyQuota !== undefined ? { dailyQuota: options.ccDailyQuota } : {}),
+  };
+  const world = await startEmulatedWorld({
+    connections: [
+      {
+        id: "re-nxt",
+        system: "blackbaud-renxt",
+        emulator: {
+          subscriptionKey: SUBSCRIPTION_KEY,
+          ratePerSecond: options.reRatePerSecond ?? 1000,
+          ...(options.reDailyQuota !== undefined ? { dailyQuota: options.reDailyQuota } : {}),
+          webhooks: { autoDeliver: false },
+        },
+      },
+      { id: "cc-main", system: "constant-contact", emulator: cc },
+      { id: "cc-appeals", system: "constant-contact", emulator: cc },
+    ],
+    config: {
+      topics: [
+        {
+          key: "appeals",
+          label: "Fundraising appeals",
+          constructs: {
+            "re-nxt": { type: "consent_category", name: "Appeals" },
+            "cc-appeals": { type: "account" },
+          },
+        },
+      ],
+      pairs: [
+        {
+          id: "re-cc",
+          crm: "re-nxt",
+          platforms: [{ connection: "cc-main" }, { connection: "cc-appeals" }],
+          audiences: [
+            {
+              crm_list: { id: RE_LISTS.news },
+              platform: "cc-main",
+              platform_list: { name: "Newsletter" },
+              direction: "crm_to_platform",
+              delete_policy: "remove_membership",
+            },
+            {
+              crm_list: { name: "Event invitations" },
+              platform: "cc-main",
+              platform_list: { name: "Events" },
+              direction: "both",
+            },
+            {
+              crm_list: { id: RE_LISTS.appeals, name: "Appeal recipients" },
+              platform: "cc-appeals",
+              platform_list: { name: "Appeals" },
+              direction: "crm_to_platform",
+            },
+          ],
+          fields: [
+            { canonical: "first_name", crm: "first", platform: "first_name", owner: "crm" },
+            { canonical: "last_name", crm: "last", platform: "last_name", owner: "crm" },
+          ],
+        },
+      ],
+    },
+    ...(options.configure !== undefined ? { configure: options.configure } : {}),
+    store,
+    key: TEST_KEY,
+    now,
+    // Tests never wait: a wait moves the shared clock, then lets other work run.
+    sleep: async (ms: number) => {
+      advance(ms);
+      await new Promise((resolve) => setImmediate(resolve));
+    },
+    logger,
+    notify: async (a) => {
+      alerts.push(a);
+    },
+  });
+  const { config } = world;
+  const pair = config.pairs[0];
+  if (!pair) throw new Error("no pair");
+  const re = world.emulator("re-nxt").native as RunningBlackbaudEmulator;
+  const ccMain = world.emulator("cc-main").native as StartedConstantContactEmulator;
+  const ccAppeals = world.emulator("cc-appeals").native as StartedConstantContactEmulator;
 
   const mainLists = await post<{ lists: { list_id: string; name: string }[] }>(
     ccMain.baseUrl,
     "/__emulator/seed",
-    {
-      lists: [{ name: "Newsletter" }, { name: "Events" }],
-    },
+    { lists: [{ name: "Newsletter" }, { name: "Events" }] },
   );
   const appealLists = await post<{ lists: { list_id: string; name: string }[] }>(
     ccAppeals.baseUrl,
@@ -189,113 +235,6 @@ export async function startSyncHarness(
     ],
   });
 
-  const raw: Record<string, any> = {
-    connections: [
-      { ...reConnectionConfig(re), webhooks: { enabled: true } },
-      ccConnectionConfig("cc-main", ccMain),
-      ccConnectionConfig("cc-appeals", ccAppeals),
-    ],
-    topics: [
-      {
-        key: "appeals",
-        label: "Fundraising appeals",
-        constructs: {
-          "re-nxt": { type: "consent_category", name: "Appeals" },
-          "cc-appeals": { type: "account" },
-        },
-      },
-    ],
-    pairs: [
-      {
-        id: "re-cc",
-        crm: "re-nxt",
-        platforms: [{ connection: "cc-main" }, { connection: "cc-appeals" }],
-        audiences: [
-          {
-            crm_list: { id: RE_LISTS.news },
-            platform: "cc-main",
-            platform_list: { name: "Newsletter" },
-            direction: "crm_to_platform",
-            delete_policy: "remove_membership",
-          },
-          {
-            crm_list: { name: "Event invitations" },
-            platform: "cc-main",
-            platform_list: { name: "Events" },
-            direction: "both",
-          },
-          {
-            crm_list: { id: RE_LISTS.appeals, name: "Appeal recipients" },
-            platform: "cc-appeals",
-            platform_list: { name: "Appeals" },
-            direction: "crm_to_platform",
-          },
-        ],
-        fields: [
-          { canonical: "first_name", crm: "first", platform: "first_name", owner: "crm" },
-          { canonical: "last_name", crm: "last", platform: "last_name", owner: "crm" },
-        ],
-      },
-    ],
-  };
-  options.configure?.(raw);
-  const config = ConcordConfigShapeSchema.parse(raw);
-  const pair = config.pairs[0];
-  if (!pair) throw new Error("no pair");
-
-  const storeRefreshToken = async (connectionId: string): Promise<void> => {
-    const base =
-      connectionId === "re-nxt"
-        ? re.baseUrl
-        : connectionId === "cc-main"
-          ? ccMain.baseUrl
-          : ccAppeals.baseUrl;
-    const token = await post<{ refresh_token: string }>(base, "/__emulator/token", { client_id: "concord" });
-    const name = `${connectionId}.refresh_token`;
-    const sealed = sealSecret(token.refresh_token, TEST_KEY, name);
-    if (!sealed.ok) throw new Error(sealed.error.message);
-    await store.credentials.put(name, sealed.value, TEST_KEY.id);
-    // A renewed refresh token replaces the rotated tokens saved from the old grant.
-    await store.credentials.remove(`${connectionId}.oauth`);
-  };
-  for (const id of ["re-nxt", "cc-main", "cc-appeals"]) await storeRefreshToken(id);
-
-  const alerts: ConnectionAlert[] = [];
-  const logs: string[] = [];
-  const logger = createLogger({
-    level: "info",
-    destination: new Writable({
-      write(chunk: Buffer, _enc, done) {
-        logs.push(chunk.toString("utf8"));
-        done();
-      },
-    }),
-  });
-  const health = connectionHealthTracker({
-    store,
-    logger,
-    now,
-    notify: async (a) => {
-      alerts.push(a);
-    },
-  });
-  const connections = new Map<string, OpenedConnection>();
-  const reopen = (): void => {
-    const opened = openConnections(config.connections, {
-      store,
-      env: TEST_ENV,
-      key: TEST_KEY,
-      health,
-      now,
-      sleep: async (ms: number) => {
-        advance(ms);
-        await new Promise((resolve) => setImmediate(resolve));
-      },
-    });
-    for (const [id, c] of opened) connections.set(id, c);
-  };
-  reopen();
-
   const harness: SyncHarness = {
     store,
     config,
@@ -304,14 +243,15 @@ export async function startSyncHarness(
     ccMain,
     ccAppeals,
     ccLists,
-    connections,
+    connections: world.connections,
     alerts,
     logs,
     clock,
     now,
     advance,
-    reopen,
-    sync: (opts = {}, extra = {}) => syncPair({ store, config, connections, now, ...extra }, pair, opts),
+    reopen: world.reopen,
+    sync: (opts = {}, extra = {}) =>
+      syncPair({ store, config, connections: world.connections, now, ...extra }, pair, opts),
     seedRe: async (constituents) =>
       (
         await post<{ constituents: { id: string }[] }>(re.baseUrl, "/__emulator/seed", { constituents })
@@ -338,9 +278,13 @@ export async function startSyncHarness(
     ccAdmin: (emu, action, email, extra) =>
       post(emu.baseUrl, "/__emulator/act", { as: "admin", action, email, ...extra }),
     ccContact: (emu, email) => emu.store.findByEmail(email),
-    storeRefreshToken,
+    storeRefreshToken: world.regrant,
+    secrets: () =>
+      [...world.grants.values()].flatMap((g) =>
+        Object.entries(g).flatMap(([name, value]) => (name === "client_id" ? [] : [value])),
+      ),
     close: async () => {
-      await Promise.all([re.close(), ccMain.close(), ccAppeals.close()]);
+      await world.close();
       await testStore.cleanup();
     },
   };

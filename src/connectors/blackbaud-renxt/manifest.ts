@@ -4,10 +4,15 @@
  * with the constituent's own responses recorded as consent records, and the constituent fields
  * Concord reads and writes.
  */
+import { postControl } from "../emulator-kit/world";
 import type { ConnectorManifest } from "../manifest";
 import { SKY_API_BASE_URL, SKY_TOKEN_URL } from "./client";
 import { BLACKBAUD_LIMITS, BlackbaudRenxtOptionsSchema, createBlackbaudRenxtSession } from "./connector";
-import { handleBlackbaudWebhook } from "./webhooks";
+import { handleBlackbaudWebhook, subscribeAndWait } from "./webhooks";
+
+/** The OAuth client the emulated world connects with (the emulator takes any). */
+const EMULATOR_CLIENT_ID = "concord";
+const EMULATOR_CLIENT_SECRET = "concord-emulated-secret";
 
 const text = (name: string, description?: string) =>
   ({ name, type: "string", read: true, write: true, ...(description ? { description } : {}) }) as const;
@@ -72,21 +77,61 @@ export const blackbaudRenxtManifest: ConnectorManifest = {
   emulator: {
     start: async (options) => {
       const { startBlackbaudEmulator } = await import("./emulator/blackbaud-emulator");
+      const world = await import("./emulator/world");
       const started = await startBlackbaudEmulator({
         ...(options.settings ?? {}),
         ...(options.port !== undefined ? { port: options.port } : {}),
         ...(options.now !== undefined ? { now: options.now } : {}),
         logger: options.logger ?? false,
       });
+      const origin = started.baseUrl;
       return {
-        origin: started.baseUrl,
-        base_url: started.baseUrl,
-        token_url: `${started.baseUrl}/oauth2/token`,
+        origin,
+        base_url: origin,
+        token_url: `${origin}/oauth2/token`,
         describe: [
-          `Blackbaud SKY API (Raiser's Edge NXT) emulator listening on ${started.baseUrl}`,
+          `Blackbaud SKY API (Raiser's Edge NXT) emulator listening on ${origin}`,
           `  Bb-Api-Subscription-Key: ${started.subscriptionKey}`,
-          `  Get a token: curl -X POST ${started.baseUrl}/__emulator/token`,
+          `  Get a token: curl -X POST ${origin}/__emulator/token`,
         ],
+        grant: async (client) => {
+          const clientId = client?.client_id ?? EMULATOR_CLIENT_ID;
+          const token = (await postControl(origin, "/__emulator/token", { client_id: clientId })) as {
+            refresh_token: string;
+          };
+          return {
+            client_id: clientId,
+            client_secret: EMULATOR_CLIENT_SECRET,
+            refresh_token: token.refresh_token,
+            subscription_key: started.subscriptionKey,
+          };
+        },
+        seed: async (w) => {
+          const answers: unknown[] = [];
+          for (const body of world.seedBodies(w))
+            answers.push(await postControl(origin, "/__emulator/seed", body));
+          return world.seeded(answers);
+        },
+        act: async (act) => {
+          const answer = await postControl(origin, "/__emulator/act", world.actBody(act));
+          return { record_id: act.as === "admin" && "id" in act ? act.id : null, answer };
+        },
+        subscribe: async (receiverUrl, secret) => {
+          const grant = await postControl(origin, "/__emulator/token", { client_id: EMULATOR_CLIENT_ID });
+          const { refresh_token } = grant as { refresh_token: string };
+          return subscribeAndWait(
+            { base_url: origin, token_url: `${origin}/oauth2/token` },
+            {
+              client_id: EMULATOR_CLIENT_ID,
+              client_secret: EMULATOR_CLIENT_SECRET,
+              refresh_token,
+              subscription_key: started.subscriptionKey,
+            },
+            receiverUrl,
+            secret,
+          );
+        },
+        native: started,
         close: started.close,
       };
     },

@@ -127,6 +127,8 @@ export const WebhookSubscriptionSchema = z.looseObject({
   webhook_url: OptionalText,
   application_id: OptionalText,
   event_type: OptionalText,
+  /** Provisioning → Provisioned | Error (the field's name is unpublished: both spellings are read). */
+  state: OptionalText,
   provisioning_status: OptionalText,
 });
 export type WebhookSubscription = z.infer<typeof WebhookSubscriptionSchema>;

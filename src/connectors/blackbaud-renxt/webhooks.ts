@@ -4,9 +4,17 @@
  * CloudEvents 1.0 into re-read hints, and creates, lists and deletes Webhook API subscriptions.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { ConnectorResult, WebhookChange, WebhookHandling, WebhookRequest } from "../connector";
+import type {
+  ConnectionSettings,
+  ConnectorLimits,
+  ConnectorResult,
+  ConnectorRuntime,
+  WebhookChange,
+  WebhookHandling,
+  WebhookRequest,
+} from "../connector";
 import { err, ok } from "../../core/result";
-import type { BlackbaudClient } from "./client";
+import { createBlackbaudClient, type BlackbaudClient } from "./client";
 import { toUtcIso, webhookChangeKind } from "./mapping";
 import { CloudEventSchema, type WebhookSubscription } from "./schemas";
 
@@ -157,6 +165,48 @@ export async function ensureWebhookSubscriptions(
   }
   return ok(out);
 }
+
+/**
+ * Subscribes a receiver to the constituent events through the Webhook API with its own client, as
+ * an integrator does once, and waits (up to about ten seconds) for the handshake to provision them.
+ */
+export async function subscribeAndWait(
+  endpoints: { base_url: string; token_url: string },
+  credentials: Record<string, string>,
+  receiverUrl: string,
+  secret: string,
+): Promise<boolean> {
+  let held = { ...credentials };
+  const settings: ConnectionSettings = {
+    connection_id: "webhook-setup",
+    ...endpoints,
+    credentials: {
+      get: async () => ({ ...held }),
+      save: async (changes) => {
+        held = { ...held, ...changes };
+      },
+    },
+  };
+  const runtime: ConnectorRuntime = {
+    now: () => new Date(),
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  };
+  const client = createBlackbaudClient({ settings, runtime, limits: SETUP_LIMITS });
+  const made = await ensureWebhookSubscriptions(client, { endpoint: receiverUrl, secret });
+  if (!made.ok) return false;
+  for (let i = 0; i < 100; i += 1) {
+    const listed = await client.listSubscriptions();
+    if (!listed.ok) return false;
+    const states = listed.value.map((s) => s.state ?? s.provisioning_status ?? "");
+    if (states.length > 0 && states.every((s) => s === "Provisioned")) return true;
+    if (states.includes("Error")) return false;
+    await runtime.sleep(100);
+  }
+  return false;
+}
+
+/** Setting up webhooks is a handful of calls, made once. */
+const SETUP_LIMITS: ConnectorLimits = { requests_per_second: 5, max_concurrency: 1, batch: {} };
 
 export const listWebhookSubscriptions = (
   client: BlackbaudClient,

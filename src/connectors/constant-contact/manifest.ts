@@ -3,7 +3,12 @@
  * 00:00 UTC), no contact webhooks (polled), opt-outs scoped to the whole account, resubscribe only
  * by the person's confirmation email, bulk imports, and the fields a contact carries.
  */
+import { postControl } from "../emulator-kit/world";
 import type { ConnectorManifest } from "../manifest";
+
+/** The OAuth client the emulated world connects with (the emulator takes any). */
+const EMULATOR_CLIENT_ID = "concord";
+const EMULATOR_CLIENT_SECRET = "concord-emulated-secret";
 import { CONSTANT_CONTACT_BASE_URL, CONSTANT_CONTACT_TOKEN_URL } from "./client";
 import {
   CONSTANT_CONTACT_LIMITS,
@@ -99,20 +104,45 @@ export const constantContactManifest: ConnectorManifest = {
   emulator: {
     start: async (options) => {
       const { startConstantContactEmulator } = await import("./emulator/constant-contact-emulator");
+      const world = await import("./emulator/world");
       const started = await startConstantContactEmulator({
         ...(options.settings ?? {}),
         ...(options.port !== undefined ? { port: options.port } : {}),
         ...(options.now !== undefined ? { now: options.now } : {}),
         logger: options.logger ?? false,
       });
+      const origin = started.baseUrl;
       return {
-        origin: started.baseUrl,
-        base_url: `${started.baseUrl}/v3`,
-        token_url: `${started.baseUrl}/oauth2/default/v1/token`,
+        origin,
+        base_url: `${origin}/v3`,
+        token_url: `${origin}/oauth2/default/v1/token`,
         describe: [
-          `Constant Contact V3 emulator listening on ${started.baseUrl} (API ${started.baseUrl}/v3)`,
-          `  Get a token: curl -X POST ${started.baseUrl}/__emulator/token`,
+          `Constant Contact V3 emulator listening on ${origin} (API ${origin}/v3)`,
+          `  Get a token: curl -X POST ${origin}/__emulator/token`,
         ],
+        grant: async (client) => {
+          const clientId = client?.client_id ?? EMULATOR_CLIENT_ID;
+          const token = (await postControl(origin, "/__emulator/token", { client_id: clientId })) as {
+            refresh_token: string;
+          };
+          return {
+            client_id: clientId,
+            client_secret: EMULATOR_CLIENT_SECRET,
+            refresh_token: token.refresh_token,
+          };
+        },
+        seed: async (w) => {
+          const answers: unknown[] = [];
+          for (const body of world.seedBodies(w))
+            answers.push(await postControl(origin, "/__emulator/seed", body));
+          return world.seeded(answers);
+        },
+        act: async (act) => {
+          const answer = await postControl(origin, "/__emulator/act", world.actBody(act));
+          return { record_id: world.actRecordId(answer), answer };
+        },
+        pending_confirmations: () => world.pendingConfirmations(origin),
+        native: started,
         close: started.close,
       };
     },
