@@ -119,7 +119,7 @@ export type ReadPage = {
   checkpoint: Checkpoint;
   /**
    * The complete membership of the lists the read asked for, when the system cannot report a
-   * membership change as a record change (Raiser's Edge NXT static lists move no `date_modified`).
+   * membership change as a record change (Raiser's Edge NXT static lists change no modification date).
    * Given once, on the first page; records not in it are in none of `list_ids`.
    */
   memberships?: { list_ids: string[]; members: Record<string, string[]> };

@@ -42,7 +42,7 @@ export type ConnectorOperation =
       external_id: string;
       email: string;
       scope: ObservedScope;
-      /** Whose act this was: decides e.g. Constant Contact's update_source. */
+      /** Whose act this was: decides how the system records who made the change. */
       initiated_by: "contact" | "account";
       occurred_at: string;
       reason?: string;

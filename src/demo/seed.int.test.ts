@@ -89,7 +89,7 @@ describe("the demo's world in the emulators", () => {
     }
     expect(events.length).toBeGreaterThanOrEqual(35);
     expect(events[0]).toMatchObject({ system: "cc-main", action: "unsubscribe", actor: "contact" });
-    const first = events[0]?.constituent_id ?? "";
+    const first = events[0]?.crm_record ?? "";
     const optedOut = world.ccContacts.find((c) => c.re_id === first && c.account === "main");
     expect(ccMain.store.findByEmail(optedOut?.email ?? "")?.email_address?.permission_to_send).toBe(
       "unsubscribed",
@@ -97,7 +97,7 @@ describe("the demo's world in the emulators", () => {
     expect(new Set(events.map((e) => e.system))).toEqual(new Set(["re-nxt", "cc-main", "cc-appeals"]));
     for (const e of events) {
       expect(e.description).not.toMatch(/@/);
-      expect(e.constituent_id ?? e.contact_id).not.toBeNull();
+      expect(e.crm_record ?? e.platform_record).not.toBeNull();
     }
     expect(skips.filter((s) => s.includes("step failed"))).toEqual([]);
     await simulator.stop();

@@ -28,9 +28,10 @@ export type SimulatorEvent = {
   actor: "contact" | "admin";
   /** What happened and what Concord should make of it, without personal data. */
   description: string;
-  constituent_id: string | null;
-  /** Constant Contact's contact id, when the emulator answered with one. */
-  contact_id: string | null;
+  /** The CRM record's id, when the act concerned one. */
+  crm_record: string | null;
+  /** The platform contact's id, when the emulator answered with one. */
+  platform_record: string | null;
 };
 
 export type SimulatorOptions = {
@@ -152,15 +153,15 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     actor: SimulatorEvent["actor"],
     action: WorldAct["action"],
     description: string,
-    ids: { constituent_id?: string | null; contact_id?: string | null },
+    ids: { crm?: string | null; platform?: string | null },
   ): SimulatorEvent => ({
     at: now().toISOString(),
     system,
     action,
     actor,
     description,
-    constituent_id: ids.constituent_id ?? null,
-    contact_id: ids.contact_id ?? null,
+    crm_record: ids.crm ?? null,
+    platform_record: ids.platform ?? null,
   });
   const pickWhere = (test: (p: Person) => boolean): Person | undefined => {
     // Sample rather than filter 5,000 people on every act.
@@ -223,7 +224,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
             "contact",
             action,
             `someone only Constant Contact knows ${how}: Concord matches by address and reports it`,
-            { contact_id: contactIdOf(answer) },
+            { platform: contactIdOf(answer) },
           );
         }
       }
@@ -244,8 +245,8 @@ export function createSimulator(options: SimulatorOptions): Simulator {
         ? 'Concord ticks "Requests No Email" in Raiser\'s Edge and unsubscribes them in every account'
         : "Concord records an Appeals opt-out in Raiser's Edge; the main account keeps them";
       return event(system, "contact", action, `a contact ${how}: ${effect}`, {
-        constituent_id: p.re_id,
-        contact_id: contactIdOf(answer),
+        crm: p.re_id,
+        platform: contactIdOf(answer),
       });
     };
   };
@@ -288,7 +289,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "contact",
           "sign_up",
           `a new person signed up on the website for ${lists.join(" and ")} (not in Raiser's Edge: the pair does not create constituents, so they stay platform-only)`,
-          { contact_id: contactIdOf(answer) },
+          { platform: contactIdOf(answer) },
         );
       },
     },
@@ -310,7 +311,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "contact",
           "sign_up",
           'a constituent joined "Events" on the website: the list is synced both ways, so Raiser\'s Edge adds them to "Event invitations"',
-          { constituent_id: p.re_id, contact_id: contactIdOf(answer) },
+          { crm: p.re_id, platform: contactIdOf(answer) },
         );
       },
     },
@@ -332,7 +333,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "admin",
           "unsubscribe",
           'an account user unsubscribed a contact who phoned in: a global opt-out, so Raiser\'s Edge gets "Requests No Email"',
-          { constituent_id: p.re_id, contact_id: contactIdOf(answer) },
+          { crm: p.re_id, platform: contactIdOf(answer) },
         );
       },
     },
@@ -349,7 +350,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "admin",
           "opt_out_of_all_email",
           'an admin ticked "Requests No Email" after a phone call: the webhook reaches Concord, which unsubscribes them in both accounts',
-          { constituent_id: p.re_id },
+          { crm: p.re_id },
         );
       },
     },
@@ -373,7 +374,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "admin",
           "clear_opt_out_of_all_email",
           'an admin cleared "Requests No Email" because the person asked to hear from us again: no one is resubscribed by an admin — Concord has Constant Contact send its resubscribe email and waits for the person',
-          { constituent_id: p.re_id },
+          { crm: p.re_id },
         );
       },
     },
@@ -397,7 +398,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "admin",
           "change_primary_email",
           "an admin entered a new primary email address: Concord changes the linked contact's address instead of creating a duplicate",
-          { constituent_id: p.re_id },
+          { crm: p.re_id },
         );
       },
     },
@@ -415,7 +416,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "admin",
           "update_name",
           "an admin updated a constituent's last name: Raiser's Edge owns names, so Constant Contact follows",
-          { constituent_id: p.re_id },
+          { crm: p.re_id },
         );
       },
     },
@@ -439,7 +440,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "admin",
           "record_consent",
           "an admin recorded an Appeals opt-out the person gave by phone: Raiser's Edge does not mark the constituent changed for a consent record, so it travels with the next full reconciliation",
-          { constituent_id: p.re_id },
+          { crm: p.re_id },
         );
       },
     },
@@ -465,7 +466,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "admin",
           "add_to_list",
           `an admin added a constituent to "${listName(key)}": the next poll sends them to Constant Contact`,
-          { constituent_id: p.re_id },
+          { crm: p.re_id },
         );
       },
     },
@@ -487,7 +488,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "admin",
           "remove_from_list",
           'an admin removed a constituent from "Monthly newsletter": Concord removes the Newsletter membership and keeps the contact',
-          { constituent_id: p.re_id },
+          { crm: p.re_id },
         );
       },
     },
@@ -517,7 +518,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       "contact",
       "confirm_resubscribe",
       "a person confirmed Constant Contact's resubscribe email: their own act, so Concord makes them sendable again and records an OptIn in Raiser's Edge",
-      { constituent_id: reId, contact_id: contactIdOf(answer) },
+      { crm: reId, platform: contactIdOf(answer) },
     );
   };
 

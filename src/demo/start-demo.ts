@@ -560,8 +560,8 @@ const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" 
 /** One line per simulated act: time, system, who, what; ids, never addresses. */
 export function describeEvent(e: SimulatorEvent): string {
   const ids = [
-    e.constituent_id !== null ? `constituent ${e.constituent_id}` : undefined,
-    e.contact_id !== null ? `contact ${e.contact_id.slice(0, 8)}` : undefined,
+    e.crm_record !== null ? `record ${e.crm_record}` : undefined,
+    e.platform_record !== null ? `contact ${e.platform_record.slice(0, 8)}` : undefined,
   ].filter((x) => x !== undefined);
   return `${clock(e.at)}  ${e.system.padEnd(10)}  ${e.actor}: ${e.description}${ids.length > 0 ? ` [${ids.join(", ")}]` : ""}`;
 }

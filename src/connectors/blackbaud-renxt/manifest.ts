@@ -72,6 +72,8 @@ export const blackbaudRenxtManifest: ConnectorManifest = {
     "constituent_consent_response",
     "consent.email.",
     "solicit_code",
+    "constituent_id",
+    "date_modified",
   ],
   webhooks: { handle: handleBlackbaudWebhook },
   emulator: {

@@ -99,7 +99,7 @@ export const constantContactManifest: ConnectorManifest = {
     "update_source",
     "create_source",
     "confirm_status",
-    "cannot_add_to_list",
+    "cannot_add_to_list_count",
   ],
   emulator: {
     start: async (options) => {

@@ -73,9 +73,7 @@ export const CONSENT_FIELD_NAMES = [
   "unsubscribed",
   "subscription_status",
   "email_subscription_status",
-  "do_not_email",
   "do_not_contact",
-  "requests_no_email",
   "topics",
 ] as const;
 export type ConsentFieldName = (typeof CONSENT_FIELD_NAMES)[number];
