@@ -141,7 +141,7 @@ describe.skipIf(skipReason !== undefined && !inCi)(
       // The simulator reports each act on the demo's stderr by ids, never addresses: wait for a
       // person of Raiser's Edge NXT to unsubscribe from the main Constant Contact account.
       const act =
-        /cc-main\s+contact: a contact (?:clicked the unsubscribe link|unsubscribed with the mail client's one-click|marked an email as spam)[^\n]*\[constituent (\d+)/g;
+        /cc-main\s+contact: a contact (?:clicked the unsubscribe link|unsubscribed with the mail client's one-click|marked an email as spam)[^\n]*\[record (\d+)/g;
       const from = stderr.length;
       const constituentId = await until(
         "the simulator to unsubscribe someone from cc-main",

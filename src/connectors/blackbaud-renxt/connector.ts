@@ -21,6 +21,8 @@ import type {
 import { isPersonsOwnOptIn } from "../../core/consent/consent-state";
 import { sameEmail } from "../../core/identity/normalise-email";
 import { err, ok } from "../../core/result";
+import { applyConsentFirst, failureOf } from "../kit/apply-policy";
+import { createWatermark, firstSeen, readStart } from "../kit/incremental-read";
 import { createBlackbaudClient, type BlackbaudClient } from "./client";
 import {
   CONSENT_CATEGORY,
@@ -177,10 +179,11 @@ function createSession(
     checkpoint: Checkpoint | null,
     options: { full?: boolean; list_ids?: readonly string[] } = {},
   ) {
-    const since =
-      options.full || !checkpoint
-        ? EPOCH
-        : new Date(Date.parse(checkpoint.value) - opts.overlap_ms).toISOString();
+    const { full, since } = readStart(checkpoint, {
+      ...(options.full !== undefined ? { full: options.full } : {}),
+      overlap_ms: opts.overlap_ms,
+      epoch: EPOCH,
+    });
     let lists: Map<string, string[]> | undefined;
     if (options.list_ids && options.list_ids.length > 0) {
       const m = await readMemberships(options.list_ids);
@@ -190,8 +193,9 @@ function createSession(
       }
       lists = m.value;
     }
-    const seen = new Set<string>();
-    let newest = checkpoint && !options.full ? checkpoint.value : undefined;
+    const first = firstSeen();
+    // SKY returns constituents changed since a moment oldest first (QUIRKS.md).
+    const watermark = createWatermark("ascending", full ? undefined : checkpoint?.value);
     let page = await client.listConstituents({ query: { last_modified: since, limit: pageSize } }, "read");
     for (let guard = 0; ; guard++) {
       if (!page.ok) {
@@ -199,20 +203,17 @@ function createSession(
         return;
       }
       // The overlap window and SKY's sort_token can repeat a constituent across pages: keep the first.
-      const fresh = page.value.value.filter((c) => !seen.has(c.id) && seen.add(c.id));
+      const fresh = page.value.value.filter((c) => first(c.id));
       const details = await enrichAll(fresh, "read", lists);
       if (!details.ok) {
         yield details;
         return;
       }
-      for (const c of page.value.value) {
-        const at = toUtcIso(c.date_modified);
-        if (!newest || at > newest) newest = at;
-      }
+      for (const c of page.value.value) watermark.see(toUtcIso(c.date_modified));
       const result: ReadPage = {
         records: details.value.map(toExternalRecord),
         consent: details.value.flatMap(consentObservations),
-        checkpoint: { stream: STREAM, value: newest ?? nowIso(), taken_at: nowIso() },
+        checkpoint: { stream: STREAM, value: watermark.value(true, nowIso()), taken_at: nowIso() },
       };
       if (lists && guard === 0)
         result.memberships = {
@@ -278,72 +279,20 @@ function createSession(
 
 type Outcome = Omit<OperationOutcome, "op_id">;
 
-async function applyAll(
+const VENDOR = "Raiser's Edge NXT";
+
+function applyAll(
   client: BlackbaudClient,
   operations: readonly ConnectorOperation[],
   opts: Resolved,
 ): Promise<OperationOutcome[]> {
-  const outcomes: OperationOutcome[] = [];
-  let stop:
-    { status: "deferred"; code: ConnectorError["code"]; message: string; retry_at?: string } | undefined;
-  for (const op of operations) {
-    if (stop) {
-      outcomes.push({ op_id: op.op_id, ...stop });
-      continue;
-    }
-    let outcome: Outcome;
-    try {
-      outcome = await applyOne(client, op, opts);
-    } catch (error) {
-      // A bug in our code must not hide the outcomes of the operations already done.
-      outcome = {
-        status: "failed",
-        code: "bad_response",
-        message: error instanceof Error ? error.message : String(error),
-      };
-    }
-    outcomes.push({ op_id: op.op_id, ...outcome });
-    if (
-      outcome.code === "quota_exceeded" ||
-      outcome.code === "auth_invalid" ||
-      outcome.code === "auth_missing"
-    ) {
-      stop = {
-        status: "deferred",
-        code: outcome.code,
-        message:
-          outcome.code === "quota_exceeded"
-            ? "Not attempted: the daily API quota is spent."
-            : "Not attempted: the connection's credentials were refused.",
-        ...(outcome.retry_at ? { retry_at: outcome.retry_at } : {}),
-      };
-    }
-  }
-  return outcomes;
+  return applyConsentFirst(VENDOR, operations, async (op) => [
+    { op_id: op.op_id, ...(await applyOne(client, op, opts)) },
+  ]);
 }
 
-/**
- * Refused credentials are the connection's trouble, not the operation's: the operation is kept
- * (deferred) and goes out once the connection is authorised again, as are spent quotas and outages.
- */
-const DEFERRABLE = new Set([
-  "quota_exceeded",
-  "rate_limited",
-  "vendor_unavailable",
-  "network_error",
-  "auth_invalid",
-  "auth_missing",
-]);
-
-const failed = (e: ConnectorError): Outcome => {
-  const deferrable = DEFERRABLE.has(e.code);
-  return {
-    status: deferrable ? "deferred" : "failed",
-    code: e.code,
-    message: e.message,
-    ...(e.retry_at ? { retry_at: e.retry_at } : {}),
-  };
-};
+/** A failed call's outcome: the connection's trouble (refused credentials, quotas, outages) keeps the operation. */
+const failed = (e: ConnectorError): Outcome => failureOf(VENDOR, e);
 
 const succeeded = (externalId?: string, code?: "already_applied"): Outcome => ({
   status: "succeeded",

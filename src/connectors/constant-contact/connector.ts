@@ -25,7 +25,9 @@ import type {
 import { z } from "zod";
 import type { CallPriority } from "../http/rate-limiter";
 import { emailKey, sameEmail } from "../../core/identity/normalise-email";
-import { err, ok } from "../../core/result";
+import { ok } from "../../core/result";
+import { applyConsentFirst, outcomeOfError, stopsAll } from "../kit/apply-policy";
+import { awaitJob, createWatermark, firstSeen, readStart } from "../kit/incremental-read";
 import { CONTACT_SUBRESOURCES, createConstantContactClient, type ConstantContactClient } from "./client";
 import {
   IMPORT_EMAIL_MAX,
@@ -77,13 +79,7 @@ const ACTIVITY_POLL = { first_ms: 1000, max_ms: 30_000, max_total_ms: 2 * 60 * 6
 const STREAM = "contacts";
 const EPOCH = "1970-01-01T00:00:00.000Z";
 const TERMINAL = new Set(["completed", "cancelled", "failed", "timed_out"]);
-/** Errors after which no further call can succeed in this apply: everything left is kept for later. */
-const STOPS_ALL = new Set(["quota_exceeded", "auth_invalid", "auth_missing"]);
-const CONSENT_KINDS = new Set<ConnectorOperation["kind"]>([
-  "record_opt_out",
-  "record_opt_in",
-  "request_resubscribe",
-]);
+const VENDOR = "Constant Contact";
 
 /** A session with one Constant Contact account (the manifest's `connect`). */
 export function createConstantContactSession(
@@ -124,10 +120,12 @@ function createSession(
     checkpoint: Checkpoint | null,
     readOptions?: ReadOptions,
   ): AsyncIterable<ConnectorResult<ReadPage>> {
-    const start = checkpoint?.value ?? EPOCH;
-    const full = readOptions?.full === true || checkpoint === null;
+    const { full, since } = readStart(checkpoint, {
+      ...(readOptions?.full !== undefined ? { full: readOptions.full } : {}),
+      overlap_ms: overlapMs,
+      epoch: EPOCH,
+    });
     const base = { status: "all", include: CONTACT_SUBRESOURCES, limit: pageSize };
-    const since = new Date(Math.max(0, Date.parse(start) - overlapMs)).toISOString();
     // `updated_after` follows the contact's own updated_at, which an unsubscribe does not move
     // (QUIRKS.md), so an incremental read also asks for opt-outs since the same moment — first, so
     // a read that stops half-way has already seen them.
@@ -137,9 +135,10 @@ function createSession(
           { ...base, optout_after: since },
           { ...base, updated_after: since },
         ];
-    const seenIds = new Set<string>();
-    const seenConsent = new Set<string>();
-    let newest = Date.parse(start);
+    const firstContact = firstSeen();
+    const firstConsent = firstSeen();
+    // Constant Contact documents no order for GET /contacts (QUIRKS.md).
+    const watermark = createWatermark("unordered", checkpoint?.value ?? EPOCH);
     for (let p = 0; p < passes.length; p++) {
       let from: Parameters<ConstantContactClient["contactsPage"]>[0] = { query: passes[p]! };
       for (;;) {
@@ -151,28 +150,22 @@ function createSession(
         const records: ExternalRecord[] = [];
         const consent: ConsentObservation[] = [];
         for (const contact of page.value.contacts) {
-          if (seenIds.has(contact.contact_id)) continue;
-          seenIds.add(contact.contact_id);
+          if (!firstContact(contact.contact_id)) continue;
           records.push(contactToRecord(contact));
           for (const c of contactToConsent(contact)) {
             const key = contentHash([c.external_id, c.kind, c.occurred_at, c.actor, c.mechanism]);
-            if (seenConsent.has(key)) continue;
-            seenConsent.add(key);
-            consent.push(c);
+            if (firstConsent(key)) consent.push(c);
           }
-          newest = Math.max(newest, Date.parse(contactWatermark(contact)));
+          watermark.see(contactWatermark(contact));
         }
         const next = page.value._links?.next?.href ?? null;
         const last = !next && p === passes.length - 1;
-        // Constant Contact documents no order for GET /contacts, so the checkpoint moves only when
-        // the read is complete: moving it to the newest change seen mid-read could skip older,
-        // not yet read changes if the process stopped before the end.
         yield ok({
           records,
           consent,
           checkpoint: {
             stream: STREAM,
-            value: last ? new Date(newest).toISOString() : start,
+            value: watermark.value(last, runtime.now().toISOString()),
             taken_at: runtime.now().toISOString(),
           },
         });
@@ -219,27 +212,12 @@ function createSession(
   // apply
 
   /** Waits for a bulk activity to finish, with backoff through the runtime's clock. */
-  const awaitActivity = async (created: CcActivity): Promise<ConnectorResult<CcActivity>> => {
-    let activity = created;
-    let delay = poll.first_ms;
-    let waited = 0;
-    while (!TERMINAL.has(activity.state)) {
-      if (waited >= poll.max_total_ms) {
-        return err({
-          code: "vendor_unavailable",
-          message: `Bulk activity ${activity.activity_id} was still ${activity.state} after ${Math.round(waited / 1000)} s; the next read shows what it did.`,
-          retry_at: new Date(runtime.now().getTime() + poll.max_ms).toISOString(),
-        });
-      }
-      await runtime.sleep(delay);
-      waited += delay;
-      delay = Math.min(poll.max_ms, delay * 2);
-      const r = await client.getActivity(activity.activity_id, "write");
-      if (!r.ok) return r;
-      activity = r.value;
-    }
-    return ok(activity);
-  };
+  const awaitActivity = (created: CcActivity): Promise<ConnectorResult<CcActivity>> =>
+    awaitJob(runtime, created, poll, {
+      ended: (a) => TERMINAL.has(a.state),
+      reread: (a) => client.getActivity(a.activity_id, "write"),
+      describe: (a) => `Bulk activity ${a.activity_id} (${a.state})`,
+    });
 
   const opOutcome = (op: ConnectorOperation, fields: Omit<OperationOutcome, "op_id">): OperationOutcome => ({
     op_id: op.op_id,
@@ -250,31 +228,14 @@ function createSession(
   const fromError = (
     op: ConnectorOperation,
     e: ConnectorError,
-    extra: Partial<OperationOutcome> = {},
-  ): OperationOutcome => {
-    const deferred =
-      STOPS_ALL.has(e.code) || ["rate_limited", "vendor_unavailable", "network_error"].includes(e.code);
-    let message = e.message;
-    if (e.code === "quota_exceeded")
-      message = `Constant Contact's daily request quota is spent; deferred until ${e.retry_at ?? "the reset at 00:00 UTC"}. ${e.message}`;
-    if (e.code === "auth_invalid" || e.code === "auth_missing")
-      message = `Constant Contact refused the credentials after a token refresh; the operation is kept until the connection is authorised again. ${e.message}`;
-    return {
-      op_id: op.op_id,
-      ...extra,
-      status: deferred ? "deferred" : "failed",
-      code: e.code,
-      message,
-      ...(e.retry_at ? { retry_at: e.retry_at } : {}),
-    };
-  };
+    extra: { item_id?: string } = {},
+  ): OperationOutcome => outcomeOfError(VENDOR, op.op_id, e, extra);
 
-  type Run = { outcomes: OperationOutcome[]; stop?: ConnectorError };
+  /** The outcomes of one operation (one per item of a bulk upsert). */
+  type Run = OperationOutcome[];
 
   const single = (op: ConnectorOperation, r: ConnectorResult<OperationOutcome>): Run =>
-    r.ok
-      ? { outcomes: [r.value] }
-      : { outcomes: [fromError(op, r.error)], ...(STOPS_ALL.has(r.error.code) ? { stop: r.error } : {}) };
+    r.ok ? [r.value] : [fromError(op, r.error)];
 
   const fetchContact = async (
     op: ConnectorOperation,
@@ -303,22 +264,16 @@ function createSession(
       // A list that stands for a topic: the topic's opt-out is leaving that list (the account
       // stays subscribed to everything else). Constant Contact keeps no per-list opt-out record.
       if (op.scope.construct.type !== "list")
-        return {
-          outcomes: [
-            opOutcome(op, {
-              status: "failed",
-              code: "validation_failed",
-              message: `Constant Contact has no "${op.scope.construct.type}" to opt out of; a topic here is the whole account or a list.`,
-            }),
-          ],
-        };
+        return [
+          opOutcome(op, {
+            status: "failed",
+            code: "validation_failed",
+            message: `Constant Contact has no "${op.scope.construct.type}" to opt out of; a topic here is the whole account or a list.`,
+          }),
+        ];
       const listId = op.scope.construct.id;
       if (!(contact.list_memberships ?? []).includes(listId))
-        return {
-          outcomes: [
-            opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id }),
-          ],
-        };
+        return [opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id })];
       const put = await client.putContact(op.external_id, leaveListPut(contact, listId), "consent");
       return single(
         op,
@@ -326,11 +281,7 @@ function createSession(
       );
     }
     if (contact.email_address?.permission_to_send === "unsubscribed")
-      return {
-        outcomes: [
-          opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id }),
-        ],
-      };
+      return [opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id })];
     const put = await client.putContact(op.external_id, optOutPut(contact, op), "consent");
     return single(op, put.ok ? ok(opOutcome(op, { status: "succeeded", external_id: op.external_id })) : put);
   };
@@ -344,36 +295,30 @@ function createSession(
       .map((e) => e.error_message ?? e.error_key)
       .join("; ");
     if (r.value.status === 409 || (r.value.status === 400 && /once|already/i.test(message)))
-      return {
-        outcomes: [
-          opOutcome(op, {
-            status: "pending_contact_action",
-            code: "already_applied",
-            external_id: op.external_id,
-            message: `Constant Contact sends one resubscribe email per contact, ever, and it was already sent; only the person can act now (${message || r.value.status}).`,
-          }),
-        ],
-      };
-    if (r.value.status === 400)
-      return {
-        outcomes: [
-          opOutcome(op, {
-            status: "failed",
-            code: "validation_failed",
-            message: message || "Constant Contact refused the resubscribe request.",
-          }),
-        ],
-      };
-    return {
-      outcomes: [
+      return [
         opOutcome(op, {
           status: "pending_contact_action",
+          code: "already_applied",
           external_id: op.external_id,
-          message:
-            "Constant Contact sent its confirmation email; the contact stays unsubscribed until they confirm.",
+          message: `Constant Contact sends one resubscribe email per contact, ever, and it was already sent; only the person can act now (${message || r.value.status}).`,
         }),
-      ],
-    };
+      ];
+    if (r.value.status === 400)
+      return [
+        opOutcome(op, {
+          status: "failed",
+          code: "validation_failed",
+          message: message || "Constant Contact refused the resubscribe request.",
+        }),
+      ];
+    return [
+      opOutcome(op, {
+        status: "pending_contact_action",
+        external_id: op.external_id,
+        message:
+          "Constant Contact sent its confirmation email; the contact stays unsubscribed until they confirm.",
+      }),
+    ];
   };
 
   const updateContact = async (op: Extract<ConnectorOperation, { kind: "update_contact" }>): Promise<Run> => {
@@ -385,62 +330,50 @@ function createSession(
 
   const changeEmail = async (op: Extract<ConnectorOperation, { kind: "change_email" }>): Promise<Run> => {
     if (!isPlausibleEmail(op.new_email))
-      return {
-        outcomes: [
-          opOutcome(op, {
-            status: "failed",
-            code: "validation_failed",
-            message: `"${op.new_email}" is not a usable email address.`,
-          }),
-        ],
-      };
+      return [
+        opOutcome(op, {
+          status: "failed",
+          code: "validation_failed",
+          message: `"${op.new_email}" is not a usable email address.`,
+        }),
+      ];
     const got = await fetchContact(op, op.external_id, "write");
     if (!got.ok || isOutcome(got.value)) return single(op, got.ok ? ok(got.value as OperationOutcome) : got);
     const current = got.value.email_address?.address;
     if (current && sameEmail(current, op.new_email))
-      return {
-        outcomes: [
-          opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id }),
-        ],
-      };
+      return [opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id })];
     if (current && !sameEmail(current, op.old_email))
-      return {
-        outcomes: [
-          opOutcome(op, {
-            status: "failed",
-            code: "conflict",
-            message: `The contact's address is now ${current}, not ${op.old_email}; not changed.`,
-          }),
-        ],
-      };
+      return [
+        opOutcome(op, {
+          status: "failed",
+          code: "conflict",
+          message: `The contact's address is now ${current}, not ${op.old_email}; not changed.`,
+        }),
+      ];
     const put = await client.putContact(op.external_id, changeEmailPut(got.value, op.new_email), "write");
     return single(op, put.ok ? ok(opOutcome(op, { status: "succeeded", external_id: op.external_id })) : put);
   };
 
   const createContact = async (op: Extract<ConnectorOperation, { kind: "create_contact" }>): Promise<Run> => {
     if (!isPlausibleEmail(op.email))
-      return {
-        outcomes: [
-          opOutcome(op, {
-            status: "failed",
-            code: "validation_failed",
-            message: `"${op.email}" is not a usable email address.`,
-          }),
-        ],
-      };
+      return [
+        opOutcome(op, {
+          status: "failed",
+          code: "validation_failed",
+          message: `"${op.email}" is not a usable email address.`,
+        }),
+      ];
     const r = await client.createContact(createBody(op), "write");
     if (!r.ok) return single(op, r);
     if (r.value.status === 409)
-      return {
-        outcomes: [
-          opOutcome(op, {
-            status: "failed",
-            code: "conflict",
-            message: "Constant Contact already holds this address (possibly as a deleted contact).",
-          }),
-        ],
-      };
-    return { outcomes: [opOutcome(op, { status: "succeeded", external_id: createdId(r.value.body) })] };
+      return [
+        opOutcome(op, {
+          status: "failed",
+          code: "conflict",
+          message: "Constant Contact already holds this address (possibly as a deleted contact).",
+        }),
+      ];
+    return [opOutcome(op, { status: "succeeded", external_id: createdId(r.value.body) })];
   };
 
   // --- upsert_contacts ------------------------------------------------------------------------
@@ -526,16 +459,14 @@ function createSession(
   const upsertContacts = async (op: Upsert): Promise<Run> => {
     if (op.consent_intent.new_contacts !== "subscribed")
       // An import makes new contacts `implicit` (subscribed); any other start needs the person.
-      return {
-        outcomes: op.items.map((item) =>
-          opOutcome(op, {
-            item_id: item.item_id,
-            status: "failed",
-            code: "unsupported",
-            message: `Constant Contact cannot add new contacts as ${op.consent_intent.new_contacts}: an import subscribes them, and only the person can confirm or opt in.`,
-          }),
-        ),
-      };
+      return op.items.map((item) =>
+        opOutcome(op, {
+          item_id: item.item_id,
+          status: "failed",
+          code: "unsupported",
+          message: `Constant Contact cannot add new contacts as ${op.consent_intent.new_contacts}: an import subscribes them, and only the person can confirm or opt in.`,
+        }),
+      );
     const outcome = new Map<string, OperationOutcome>();
     const setOutcome = (item: Item, o: Omit<OperationOutcome, "op_id" | "item_id">): void => {
       const prev = outcome.get(item.item_id);
@@ -587,7 +518,7 @@ function createSession(
         if (stop) break;
         const r = await client.startImport({ import_data: c.rows, list_ids: lists });
         if (!r.ok) {
-          if (STOPS_ALL.has(r.error.code)) stop = r.error;
+          if (stopsAll(r.error)) stop = r.error;
           for (const item of c.items) setOutcome(item, fromError(op, r.error));
           continue;
         }
@@ -601,7 +532,7 @@ function createSession(
       }
       const done = await awaitActivity(activity);
       if (!done.ok) {
-        if (STOPS_ALL.has(done.error.code)) stop = done.error;
+        if (stopsAll(done.error)) stop = done.error;
         for (const item of items) setOutcome(item, fromError(op, done.error));
         continue;
       }
@@ -632,7 +563,7 @@ function createSession(
       if ((a.status?.cannot_add_to_list_count ?? 0) > cannotAdd) {
         const unsub = await loadUnsubscribed();
         if (!unsub.ok) {
-          if (STOPS_ALL.has(unsub.error.code)) stop = unsub.error;
+          if (stopsAll(unsub.error)) stop = unsub.error;
         } else {
           for (const item of items)
             if (!outcome.has(item.item_id) && unsub.value.has(emailKey(item.email)))
@@ -657,15 +588,12 @@ function createSession(
       const r = await upsertOne(op, item);
       if (r.ok) setOutcome(item, r.value);
       else {
-        if (STOPS_ALL.has(r.error.code)) stop = r.error;
+        if (stopsAll(r.error)) stop = r.error;
         setOutcome(item, fromError(op, r.error));
       }
     }
     if (stop) deferRest(op.items, stop);
-    return {
-      outcomes: op.items.map((item) => outcome.get(item.item_id)!),
-      ...(stop ? { stop } : {}),
-    };
+    return op.items.map((item) => outcome.get(item.item_id)!);
   };
 
   // --- memberships ----------------------------------------------------------------------------
@@ -675,8 +603,7 @@ function createSession(
   ): Promise<Run> => {
     const kind = op.kind === "add_list_members" ? "add" : "remove";
     const ids = [...new Set(op.external_ids)];
-    if (ids.length === 0 || op.list_ids.length === 0)
-      return { outcomes: [opOutcome(op, { status: "succeeded" })] };
+    if (ids.length === 0 || op.list_ids.length === 0) return [opOutcome(op, { status: "succeeded" })];
     const started: CcActivity[] = [];
     for (const lists of chunk([...new Set(op.list_ids)], limits.batch.membership_lists ?? 50)) {
       for (const part of chunk(ids, limits.batch.membership_ids ?? 500)) {
@@ -698,16 +625,14 @@ function createSession(
         );
     }
     if (problems.length > 0)
-      return {
-        outcomes: [
-          opOutcome(op, {
-            status: "failed",
-            code: "vendor_unavailable",
-            message: problems.slice(0, 5).join("; "),
-          }),
-        ],
-      };
-    return { outcomes: [opOutcome(op, { status: "succeeded" })] };
+      return [
+        opOutcome(op, {
+          status: "failed",
+          code: "vendor_unavailable",
+          message: problems.slice(0, 5).join("; "),
+        }),
+      ];
+    return [opOutcome(op, { status: "succeeded" })];
   };
 
   const run = (op: ConnectorOperation): Promise<Run> => {
@@ -716,16 +641,14 @@ function createSession(
         return recordOptOut(op);
       case "record_opt_in":
         // Constant Contact forbids opting a contact back in without their own action; Concord never tries.
-        return Promise.resolve({
-          outcomes: [
-            opOutcome(op, {
-              status: "failed",
-              code: "consent_requires_contact_action",
-              message:
-                "Only the person can opt back in to Constant Contact (its resubscribe email or a sign-up form); use request_resubscribe.",
-            }),
-          ],
-        });
+        return Promise.resolve([
+          opOutcome(op, {
+            status: "failed",
+            code: "consent_requires_contact_action",
+            message:
+              "Only the person can opt back in to Constant Contact (its resubscribe email or a sign-up form); use request_resubscribe.",
+          }),
+        ]);
       case "request_resubscribe":
         return requestResubscribe(op);
       case "upsert_contacts":
@@ -742,41 +665,12 @@ function createSession(
     }
   };
 
-  const apply = async (operations: readonly ConnectorOperation[]): Promise<OperationOutcome[]> => {
+  const apply = (operations: readonly ConnectorOperation[]): Promise<OperationOutcome[]> => {
     unsubscribedEmails = undefined;
-    const byOp = new Map<ConnectorOperation, OperationOutcome[]>();
-    const ordered = [
-      ...operations.filter((o) => CONSENT_KINDS.has(o.kind)),
-      ...operations.filter((o) => !CONSENT_KINDS.has(o.kind)),
-    ];
-    let stop: ConnectorError | undefined;
-    for (const op of ordered) {
-      if (stop) {
-        byOp.set(op, stoppedOutcomes(op, stop, fromError));
-        continue;
-      }
-      const r = await run(op);
-      byOp.set(op, r.outcomes);
-      if (r.stop) stop = r.stop;
-    }
-    return operations.flatMap((op) => byOp.get(op) ?? []);
+    return applyConsentFirst(VENDOR, operations, run);
   };
 
   return { check, read, get, lists, apply };
-}
-
-function stoppedOutcomes(
-  op: ConnectorOperation,
-  stop: ConnectorError,
-  fromError: (
-    op: ConnectorOperation,
-    e: ConnectorError,
-    extra?: Partial<OperationOutcome>,
-  ) => OperationOutcome,
-): OperationOutcome[] {
-  if (op.kind === "upsert_contacts")
-    return op.items.map((item) => fromError(op, stop, { item_id: item.item_id }));
-  return [fromError(op, stop)];
 }
 
 function createdId(body: unknown): string {

@@ -10,9 +10,9 @@ import {
   listenOnLoopback,
   type EmulatorKit,
 } from "../../emulator-kit/emulator-kit";
-import { CallLimits } from "./call-limits";
+import { CallLimits, hhmmss } from "../../emulator-kit/call-limits";
 import { DomainError, EmulatorState, type Constituent, type DomainEvent } from "./emulator-state";
-import { OAuthServer, type OAuthClient } from "./oauth-server";
+import { OAuth2Server, type OAuthClient } from "../../emulator-kit/oauth2-server";
 import {
   DEFAULT_WEBHOOK_OPTIONS,
   SUPPORTED_EVENT_TYPES,
@@ -54,7 +54,7 @@ export type BlackbaudEmulator = {
   kit: EmulatorKit;
   state: EmulatorState;
   webhooks: WebhookHub;
-  oauth: OAuthServer;
+  oauth: OAuth2Server;
   limits: CallLimits;
   subscriptionKey: string;
   environmentId: string;
@@ -129,21 +129,48 @@ export function createBlackbaudEmulator(options: BlackbaudEmulatorOptions = {}):
       webhooks.publish(event);
     },
   );
-  const oauth = new OAuthServer({
+  const user = {
+    id: "emulator-user-0001",
+    email: "api.user@example.org",
+    given_name: "Api",
+    family_name: "User",
+  };
+  const environmentName = options.environmentName ?? "Concord Emulator Environment";
+  const oauth = new OAuth2Server({
     now,
-    accessTokenTtlSeconds: options.accessTokenTtlSeconds ?? 3600,
-    refreshTokenTtlDays: options.refreshTokenTtlDays ?? 365,
-    environmentId,
-    environmentName: options.environmentName ?? "Concord Emulator Environment",
-    legalEntityId: "p-concordEmulatorLegalEntity",
-    legalEntityName: "Concord Emulator Nonprofit",
+    paths: { authorize: ["/oauth2/authorization", "/oauth/authorize"], token: "/oauth2/token" },
+    access_ttl_seconds: options.accessTokenTtlSeconds ?? 3600,
+    refresh_ttl_ms: (options.refreshTokenTtlDays ?? 365) * 86_400_000,
+    // A refresh spends the token used unless the app asks to keep it (preserve_refresh_token).
+    refresh: "rotate",
+    preserve_refresh_token: true,
+    default_scopes: [],
     clients: options.oauthClients ?? [],
-    user: { id: "emulator-user-0001", email: "api.user@example.org", given_name: "Api", family_name: "User" },
+    strict_exchange: true,
+    user_id: user.id,
+    token_prefix: "bb",
+    token_type: "bearer",
+    // The token answer names the environment and legal entity the user approved the app for.
+    answer: (grant, refreshExpiresIn) => ({
+      ...(refreshExpiresIn !== undefined ? { refresh_token_expires_in: refreshExpiresIn } : {}),
+      environment_id: environmentId,
+      environment_name: environmentName,
+      legal_entity_id: "p-concordEmulatorLegalEntity",
+      legal_entity_name: "Concord Emulator Nonprofit",
+      user_id: grant.user_id,
+      email: user.email,
+      given_name: user.given_name,
+      family_name: user.family_name,
+      mode: "Full",
+    }),
   });
+  const ratePerSecond = options.ratePerSecond ?? 5;
+  const dailyQuota = options.dailyQuota ?? 25_000;
   const limits = new CallLimits({
     now,
-    ratePerSecond: options.ratePerSecond ?? 5,
-    dailyQuota: options.dailyQuota ?? 25_000,
+    per_second: ratePerSecond > 0 ? ratePerSecond : null,
+    window: "sliding",
+    daily: dailyQuota > 0 ? dailyQuota : null,
   });
   const callers = new WeakMap<FastifyRequest, string>();
   const userName = "Api User";
@@ -167,12 +194,19 @@ export function createBlackbaudEmulator(options: BlackbaudEmulatorOptions = {}):
     if (!key) return reply.code(401).send(MISSING_KEY);
     if (key !== subscriptionKey) return reply.code(401).send(INVALID_KEY);
     const verdict = limits.admit();
-    if (verdict.kind !== "ok") {
+    if (verdict.kind === "rate_limited")
       return reply
-        .code(verdict.status)
-        .header("Retry-After", String(verdict.retryAfterSeconds))
-        .send(verdict.body);
-    }
+        .code(429)
+        .header("Retry-After", String(verdict.retry_after_seconds))
+        .send({ statusCode: 429, message: "Rate limit is exceeded. Try again in 1 second." });
+    if (verdict.kind === "quota_exceeded")
+      return reply
+        .code(403)
+        .header("Retry-After", String(verdict.retry_after_seconds))
+        .send({
+          statusCode: 403,
+          message: `Out of call volume quota. Quota will be replenished in ${hhmmss(verdict.retry_after_seconds)}.`,
+        });
     const check = oauth.check(request.headers.authorization);
     if (!check.ok) return reply.code(401).send(INVALID_TOKEN);
     callers.set(request, check.user_id);
@@ -279,7 +313,7 @@ export function createBlackbaudEmulator(options: BlackbaudEmulatorOptions = {}):
       ...state.snapshot(),
       webhooks: webhooks.snapshot(),
       limits: limits.usage(),
-      tokens: oauth.tokenCounts(),
+      tokens: oauth.summary(),
     }),
   });
 
@@ -892,7 +926,7 @@ function asArray(v: unknown): any[] {
   return v;
 }
 
-async function act(state: EmulatorState, hub: WebhookHub, oauth: OAuthServer, body: any): Promise<unknown> {
+async function act(state: EmulatorState, hub: WebhookHub, oauth: OAuth2Server, body: any): Promise<unknown> {
   if (!body || typeof body !== "object")
     throw new EmulatorControlError("invalid_act", "The act body must be a JSON object.");
   if (body.as !== "admin") {

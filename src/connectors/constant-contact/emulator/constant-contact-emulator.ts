@@ -12,7 +12,8 @@ import {
   type EmulatorKit,
 } from "../../emulator-kit/emulator-kit";
 import { ActivityRunner } from "./activity-runner";
-import { DEFAULT_SCOPES, OAuthServer, type RefreshMode, type TokenResponse } from "./oauth-server";
+import { CallLimits } from "../../emulator-kit/call-limits";
+import { OAuth2Server } from "../../emulator-kit/oauth2-server";
 import {
   ALL_INCLUDES,
   ConstantContactStore,
@@ -61,7 +62,19 @@ import {
   withCursor,
 } from "./request-parsing";
 
-export type { RefreshMode, TokenResponse } from "./oauth-server";
+/** Constant Contact's refresh tokens: rotating (each new set spends earlier ones) or long-lived. */
+export type RefreshMode = "rotating" | "long_lived";
+
+export type TokenResponse = {
+  access_token: string;
+  refresh_token?: string;
+  token_type: "Bearer";
+  expires_in: number;
+  scope: string;
+};
+
+const DEFAULT_SCOPES = ["contact_data", "offline_access"];
+const REFRESH_TOKEN_LIFETIME_MS = 180 * 86_400_000;
 
 export type ConstantContactEmulatorOptions = {
   now?: EmulatorClock;
@@ -121,15 +134,27 @@ export function createConstantContactEmulator(
   const { app, now } = kit;
   const rateLimit = options.rateLimitPerSecond === undefined ? 4 : options.rateLimitPerSecond;
   const dailyQuota = options.dailyQuota === undefined ? 10_000 : options.dailyQuota;
-  const oauth = new OAuthServer(
+  const oauth = new OAuth2Server({
     now,
-    options.accessTokenTtlSeconds ?? 86_400,
-    options.refreshMode ?? "rotating",
-  );
+    paths: { authorize: ["/oauth2/default/v1/authorize"], token: "/oauth2/default/v1/token" },
+    access_ttl_seconds: options.accessTokenTtlSeconds ?? 86_400,
+    refresh_ttl_ms: REFRESH_TOKEN_LIFETIME_MS,
+    // Rotating: "generating a new set of tokens causes all previous refresh tokens to expire".
+    refresh: options.refreshMode === "long_lived" ? "long_lived" : "rotate_all",
+    default_scopes: DEFAULT_SCOPES,
+    offline_scope: "offline_access",
+    clients: [],
+    strict_exchange: false,
+    user_id: "emulator-user",
+    token_type: "Bearer",
+    refused_refresh_description: "unknown, invalid, or expired refresh token",
+    answer: (grant) => ({ scope: grant.scopes.join(" ") }),
+  });
+  const mint = (scopes: readonly string[]): TokenResponse => oauth.mint({ scopes }) as TokenResponse;
   const accountName = options.accountName ?? "Concord Emulated Account";
   const store = new ConstantContactStore(now, options.confirmedOptIn ?? false);
 
-  const usage = { second: -1, secondCount: 0, day: "", dayCount: 0 };
+  const limits = new CallLimits({ now, per_second: rateLimit, window: "calendar", daily: dailyQuota });
   const activities = new ActivityRunner(
     store,
     Math.max(1, options.activityPollsToComplete ?? 2),
@@ -185,7 +210,8 @@ export function createConstantContactEmulator(
 
   app.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
     if (reply.sent || !pathOf(request).startsWith("/v3/")) return;
-    const scopes = oauth.authenticate(request.headers.authorization);
+    const check = oauth.check(request.headers.authorization);
+    const scopes = check.ok ? check.scopes : undefined;
     if (!scopes) {
       // The gateway answers 401 with a single object (spec AuthorizationErrorSchema), not an array.
       return reply
@@ -202,25 +228,11 @@ export function createConstantContactEmulator(
         },
       ]);
     }
-    const at = now();
-    const day = at.toISOString().slice(0, 10);
-    if (day !== usage.day) {
-      usage.day = day;
-      usage.dayCount = 0;
-    }
-    if (dailyQuota !== null && usage.dayCount >= dailyQuota) {
+    const verdict = limits.admit();
+    if (verdict.kind === "quota_exceeded")
       return reply.code(429).send({ error_key: "quota_exceeded", error_message: "Limit Exceeded" });
-    }
-    const second = Math.floor(at.getTime() / 1000);
-    if (second !== usage.second) {
-      usage.second = second;
-      usage.secondCount = 0;
-    }
-    if (rateLimit !== null && usage.secondCount >= rateLimit) {
+    if (verdict.kind === "rate_limited")
       return reply.code(429).send({ error_key: "throttled", error_message: "Too Many Requests" });
-    }
-    usage.secondCount += 1;
-    usage.dayCount += 1;
     return undefined;
   });
 
@@ -735,7 +747,7 @@ export function createConstantContactEmulator(
       store.reset();
       store.confirmedOptIn = options.confirmedOptIn ?? false;
       oauth.reset();
-      Object.assign(usage, { second: -1, secondCount: 0, day: "", dayCount: 0 });
+      limits.reset();
       activities.cancelTimers();
     },
     seed: (body: any) => seed(body),
@@ -747,7 +759,7 @@ export function createConstantContactEmulator(
       ) {
         throw new EmulatorControlError("invalid_scopes", '"scopes" must be an array of strings.');
       }
-      return oauth.mint(scopes ?? DEFAULT_SCOPES);
+      return mint(scopes ?? DEFAULT_SCOPES);
     },
     revoke: () => ({ ok: true, ...oauth.revokeAll() }),
     act: (body: any) => act(body),
@@ -772,12 +784,12 @@ export function createConstantContactEmulator(
       confirmation_emails: store.confirmationEmails,
       events: store.events,
       auth: oauth.summary(),
-      usage: {
-        day: usage.day,
-        requests_today: usage.dayCount,
-        daily_quota: dailyQuota,
-        rate_limit_per_second: rateLimit,
-      },
+      usage: (({ day, quota_used, quota_limit, rate_limit }) => ({
+        day,
+        requests_today: quota_used,
+        daily_quota: quota_limit,
+        rate_limit_per_second: rate_limit,
+      }))(limits.usage()),
     }),
   });
 
@@ -1038,7 +1050,7 @@ export function createConstantContactEmulator(
     return { contact: renderContact(contact, ALL_INCLUDES), event: store.events.at(-1) };
   }
 
-  return { app, kit, store, mintToken: (scopes) => oauth.mint(scopes) };
+  return { app, kit, store, mintToken: (scopes) => mint(scopes ?? DEFAULT_SCOPES) };
 }
 
 /** Starts the emulator on 127.0.0.1 (port 0 picks a free one) and returns its base URL. */

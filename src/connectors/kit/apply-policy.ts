@@ -1,0 +1,138 @@
+/**
+ * How every connector applies a batch of operations, in one place: consent operations go first (an
+ * opt-out never waits behind field updates), each failure becomes an outcome that says whether the
+ * work is kept for later, an account-wide failure (a spent quota, refused credentials) stops the
+ * batch and keeps everything left, and a bug in one operation never hides the outcomes of the others.
+ */
+import type { ConnectorError, ConnectorErrorCode, ConnectorOperation, OperationOutcome } from "../connector";
+
+/** Failures after which no further call of this batch can succeed: the rest is kept for later. */
+const STOPS_ALL: ReadonlySet<ConnectorErrorCode> = new Set([
+  "quota_exceeded",
+  "auth_invalid",
+  "auth_missing",
+]);
+
+/** Failures of the connection or the moment, not of the operation: it is kept (deferred) and retried. */
+const DEFERRABLE: ReadonlySet<ConnectorErrorCode> = new Set([
+  ...STOPS_ALL,
+  "rate_limited",
+  "vendor_unavailable",
+  "network_error",
+]);
+
+const CONSENT_KINDS: ReadonlySet<ConnectorOperation["kind"]> = new Set([
+  "record_opt_out",
+  "record_opt_in",
+  "request_resubscribe",
+]);
+
+/** Whether a failure means no further call of this batch can succeed. */
+export function stopsAll(error: ConnectorError): boolean {
+  return STOPS_ALL.has(error.code);
+}
+
+/** Why an account-wide failure keeps the work, with the vendor named. */
+function accountWide(vendor: string, error: Pick<ConnectorError, "code" | "retry_at">): string | undefined {
+  if (error.code === "quota_exceeded")
+    return `${vendor}'s daily request quota is spent; deferred until ${error.retry_at ?? "its reset"}.`;
+  if (error.code === "auth_invalid" || error.code === "auth_missing")
+    return `${vendor} refused the credentials after a token refresh; the operation is kept until the connection is authorised again.`;
+  return undefined;
+}
+
+/** What a failure says to the person reading the outcome. */
+function explain(vendor: string, error: ConnectorError): string {
+  const why = accountWide(vendor, error);
+  return why === undefined ? error.message : `${why} ${error.message}`;
+}
+
+/** What became of work whose call failed: kept for later (deferred) or failed for good. */
+export function failureOf(vendor: string, error: ConnectorError): Omit<OperationOutcome, "op_id"> {
+  return {
+    status: DEFERRABLE.has(error.code) ? "deferred" : "failed",
+    code: error.code,
+    message: explain(vendor, error),
+    ...(error.retry_at ? { retry_at: error.retry_at } : {}),
+  };
+}
+
+/** The outcome of an operation (or one item of it) whose call failed. */
+export function outcomeOfError(
+  vendor: string,
+  op_id: string,
+  error: ConnectorError,
+  extra: { item_id?: string } = {},
+): OperationOutcome {
+  return { op_id, ...extra, ...failureOf(vendor, error) };
+}
+
+/** One outcome per item of a bulk operation, one for any other. */
+function outcomesForAll(
+  op: ConnectorOperation,
+  make: (extra: { item_id?: string }) => OperationOutcome,
+): OperationOutcome[] {
+  return op.kind === "upsert_contacts" ? op.items.map((i) => make({ item_id: i.item_id })) : [make({})];
+}
+
+/** The failure that stops the batch, read back from outcomes (a deferred, account-wide failure). */
+function stoppingFailure(vendor: string, outcomes: readonly OperationOutcome[]): ConnectorError | undefined {
+  for (const o of outcomes) {
+    if (o.status !== "deferred" || o.code === undefined || !STOPS_ALL.has(o.code as ConnectorErrorCode))
+      continue;
+    const failure = { code: o.code as ConnectorErrorCode, ...(o.retry_at ? { retry_at: o.retry_at } : {}) };
+    return { ...failure, message: `Not attempted: ${accountWide(vendor, failure) ?? o.code}` };
+  }
+  return undefined;
+}
+
+/**
+ * Applies operations one after another, consent first, through `run` (the connector's own work for
+ * one operation). Outcomes come back in the order the operations were given.
+ */
+export async function applyConsentFirst(
+  vendor: string,
+  operations: readonly ConnectorOperation[],
+  run: (op: ConnectorOperation) => Promise<OperationOutcome[]>,
+): Promise<OperationOutcome[]> {
+  const ordered = [
+    ...operations.filter((o) => CONSENT_KINDS.has(o.kind)),
+    ...operations.filter((o) => !CONSENT_KINDS.has(o.kind)),
+  ];
+  const byOp = new Map<ConnectorOperation, OperationOutcome[]>();
+  let stop: ConnectorError | undefined;
+  for (const op of ordered) {
+    if (stop) {
+      const why = stop;
+      byOp.set(
+        op,
+        outcomesForAll(op, (extra) => ({
+          op_id: op.op_id,
+          ...extra,
+          status: "deferred",
+          code: why.code,
+          message: why.message,
+          ...(why.retry_at ? { retry_at: why.retry_at } : {}),
+        })),
+      );
+      continue;
+    }
+    let outcomes: OperationOutcome[];
+    try {
+      outcomes = await run(op);
+    } catch (error) {
+      // A bug in our code must not hide the outcomes of the operations already done.
+      const message = `${vendor}: ${error instanceof Error ? error.message : String(error)}`;
+      outcomes = outcomesForAll(op, (extra) => ({
+        op_id: op.op_id,
+        ...extra,
+        status: "failed",
+        code: "bad_response",
+        message,
+      }));
+    }
+    byOp.set(op, outcomes);
+    stop = stoppingFailure(vendor, outcomes);
+  }
+  return operations.flatMap((op) => byOp.get(op) ?? []);
+}
