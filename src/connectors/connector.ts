@@ -234,6 +234,17 @@ export type CallBudget = {
 };
 
 /** What the host gives a connector: a clock, a way to wait, the call budget, and hooks to report health. */
+/** One HTTP call as a transport carries it. */
+export type TransportRequest = {
+  method: string;
+  headers: Record<string, string>;
+  body: string | null;
+  timeout_ms: number;
+};
+export type TransportResponse = { status: number; headers: Record<string, string>; text: string };
+/** Carries a connector's HTTP calls; throws on a network failure (no answer at all). */
+export type HttpTransport = (url: string, init: TransportRequest) => Promise<TransportResponse>;
+
 export type ConnectorRuntime = {
   now: () => Date;
   sleep: (ms: number) => Promise<void>;
@@ -241,6 +252,8 @@ export type ConnectorRuntime = {
   budget?: CallBudget;
   /** Called when a request fails for auth after a refresh: the host marks the connection broken and alerts. */
   onAuthFailure?: (error: ConnectorError) => void;
+  /** How HTTP calls leave the process; the network when absent. */
+  transport?: HttpTransport;
   /** Called on each vendor call, for metrics and budget display. */
   onApiCall?: (call: { method: string; path: string; status: number; duration_ms: number }) => void;
 };

@@ -3,11 +3,11 @@
  * authenticated, and on failure follows the shared retry decision; the answer is parsed as JSON
  * and, when a schema is given, validated. Failures come back as values with stable codes.
  */
-import { request } from "undici";
 import type { z } from "zod";
 import type { CallBudget, ConnectorError, ConnectorResult, ConnectorRuntime } from "../connector";
 import { err, ok } from "../../core/result";
 import type { AuthProvider } from "./oauth2";
+import { networkTransport } from "./transport";
 import type { CallPriority } from "./rate-limiter";
 import { decideRetry, DEFAULT_RETRY_RULES, type FailureClass, type RetryRules } from "./retry-decision";
 
@@ -51,8 +51,6 @@ export type HttpClient = {
   ) => Promise<ConnectorResult<{ status: number; headers: Record<string, string>; body: T }>>;
 };
 
-const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
-
 export function buildUrl(base: string, path: string, query?: HttpRequest<unknown>["query"]): string {
   const url = /^https?:\/\//.test(path) ? new URL(path) : new URL(joinPath(base, path));
   for (const [key, value] of Object.entries(query ?? {})) {
@@ -73,6 +71,7 @@ function joinPath(base: string, path: string): string {
 export function createHttpClient(options: HttpClientOptions): HttpClient {
   const rules = options.rules ?? DEFAULT_RETRY_RULES;
   const { runtime } = options;
+  const transport = runtime.transport ?? networkTransport;
   let baseUrl = typeof options.base_url === "string" ? options.base_url : undefined;
   const base = async (): Promise<ConnectorResult<string>> => {
     if (baseUrl !== undefined) return ok(baseUrl);
@@ -102,26 +101,19 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     }
     const started = performance.now();
     try {
-      const response = await request(url, {
+      const response = await transport(url, {
         method: req.method,
         headers,
         body,
-        headersTimeout: options.timeout_ms ?? 60_000,
-        bodyTimeout: options.timeout_ms ?? 60_000,
+        timeout_ms: options.timeout_ms ?? 60_000,
       });
-      const text = await readCapped(response.body);
-      const responseHeaders: Record<string, string> = {};
-      for (const [k, v] of Object.entries(response.headers)) {
-        if (typeof v === "string") responseHeaders[k] = v;
-        else if (Array.isArray(v)) responseHeaders[k] = v.join(", ");
-      }
       runtime.onApiCall?.({
         method: req.method,
         path: new URL(url).pathname,
-        status: response.statusCode,
+        status: response.status,
         duration_ms: Math.round(performance.now() - started),
       });
-      return ok({ status: response.statusCode, headers: responseHeaders, body: parseBody(text), text });
+      return ok({ ...response, body: parseBody(response.text) });
     } catch (error) {
       return err({
         code: "network_error",
@@ -216,17 +208,6 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       }
     },
   };
-}
-
-async function readCapped(body: AsyncIterable<Buffer | Uint8Array>): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > MAX_RESPONSE_BYTES) throw new Error(`response larger than ${MAX_RESPONSE_BYTES} bytes`);
-    chunks.push(Buffer.from(chunk));
-  }
-  return Buffer.concat(chunks).toString("utf8");
 }
 
 function parseBody(text: string): unknown {

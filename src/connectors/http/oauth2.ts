@@ -3,10 +3,10 @@
  * refresh token when it expires or is rejected, and saves a rotated refresh token at once (a
  * rotating refresh token is dead after one use, so losing the new one would break the connection).
  */
-import { request } from "undici";
 import { z } from "zod";
 import type { ConnectorError, ConnectorRuntime, CredentialAccess } from "../connector";
 import { err, ok, type Result } from "../../core/result";
+import { networkTransport } from "./transport";
 
 export type AuthProvider = {
   headers: () => Promise<Result<Record<string, string>, ConnectorError>>;
@@ -74,9 +74,15 @@ export function createOAuth2Auth(options: OAuth2Options): AuthProvider {
     let status: number;
     let text: string;
     try {
-      const response = await request(options.token_url, { method: "POST", headers, body: form.toString() });
-      status = response.statusCode;
-      text = await response.body.text();
+      const transport = options.runtime.transport ?? networkTransport;
+      const response = await transport(options.token_url, {
+        method: "POST",
+        headers,
+        body: form.toString(),
+        timeout_ms: 60_000,
+      });
+      status = response.status;
+      text = response.text;
     } catch (error) {
       return err({
         code: "network_error",
