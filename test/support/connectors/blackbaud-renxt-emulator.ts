@@ -2,6 +2,7 @@
  * Test helpers for the Raiser's Edge NXT emulator: a started emulator on loopback with a movable
  * clock, an authenticated HTTP caller, and a tiny webhook receiver.
  */
+import { createFakeClock, type FakeClock } from "../fake-clock";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
@@ -14,7 +15,7 @@ export const T0 = Date.parse("2026-03-02T12:00:00.000Z");
 
 export type Harness = {
   emu: RunningBlackbaudEmulator;
-  clock: { t: number; advance: (ms: number) => void; set: (iso: string) => void };
+  clock: FakeClock;
   token: string;
   call: (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<Reply>;
   control: (method: string, path: string, body?: unknown) => Promise<Reply>;
@@ -35,20 +36,12 @@ async function toReply(res: Response): Promise<Reply> {
 }
 
 export async function startHarness(options: BlackbaudEmulatorOptions = {}): Promise<Harness> {
-  const clock = {
-    t: T0,
-    advance(ms: number) {
-      clock.t += ms;
-    },
-    set(iso: string) {
-      clock.t = Date.parse(iso);
-    },
-  };
+  const clock = createFakeClock(new Date(T0).toISOString());
   const emu = await startBlackbaudEmulator({
     ratePerSecond: 1_000_000,
     webhooks: { autoDeliver: false },
     ...options,
-    now: () => new Date(clock.t),
+    now: clock.now,
   });
   const minted = emu.mintToken();
   const token = String(minted.access_token);

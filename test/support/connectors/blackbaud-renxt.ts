@@ -2,6 +2,7 @@
  * Test support for the Raiser's Edge NXT connector: starts the emulator on a shared, movable clock and
  * drives it through SKY's real API (as another SKY app would) and its documented control routes.
  */
+import { createFakeClock, type FakeClock } from "../fake-clock";
 import type {
   ConnectionSettings,
   ConnectorRuntime,
@@ -15,11 +16,9 @@ import {
 export const SUBSCRIPTION_KEY = "test-subscription-key";
 const CLIENT = { client_id: "concord-test", client_secret: "concord-secret" };
 
-export type Clock = { t: number };
-
 export type EmulatorFixture = {
   emu: RunningBlackbaudEmulator;
-  clock: Clock;
+  clock: FakeClock;
   runtime: ConnectorRuntime;
   settings: (overrides?: Record<string, string | undefined>) => ConnectionSettings;
   /** Calls SKY's API directly with a fresh token (not through the connector). */
@@ -30,9 +29,9 @@ export type EmulatorFixture = {
 };
 
 export async function startEmulatorFixture(start = "2026-03-02T12:00:00.000Z"): Promise<EmulatorFixture> {
-  const clock: Clock = { t: Date.parse(start) };
+  const clock = createFakeClock(start);
   const emu = await startBlackbaudEmulator({
-    now: () => new Date(clock.t),
+    now: clock.now,
     subscriptionKey: SUBSCRIPTION_KEY,
     oauthClients: [CLIENT],
     // The harness seeds through the API too; its calls must not eat the connector's per-second budget.
@@ -40,11 +39,9 @@ export async function startEmulatorFixture(start = "2026-03-02T12:00:00.000Z"): 
     webhooks: { autoDeliver: false },
   });
   const runtime: ConnectorRuntime = {
-    now: () => new Date(clock.t),
+    now: clock.now,
     // Tests never sleep: waiting moves the shared clock the emulator also reads.
-    sleep: async (ms) => {
-      clock.t += ms;
-    },
+    sleep: clock.sleep,
   };
   const mint = (): { access_token: string; refresh_token: string } =>
     emu.mintToken({ client_id: CLIENT.client_id } as { expires_in?: number; user_id?: string }) as {

@@ -3,6 +3,7 @@
  * exported entry point and control routes only, with a virtual clock shared by the emulator and
  * the connector runtime so that nothing in a test waits in real time.
  */
+import { createFakeClock } from "../fake-clock";
 import {
   startConstantContactEmulator,
   type ConstantContactEmulatorOptions,
@@ -38,9 +39,8 @@ export type SeedAnswer = {
 export async function startTestAccount(
   options: ConstantContactEmulatorOptions & { connection_id?: string } = {},
 ): Promise<TestAccount> {
-  let virtual = Date.UTC(2026, 5, 1, 12, 0, 0);
-  let slept = 0;
-  const now = (): Date => new Date(virtual);
+  const clock = createFakeClock("2026-06-01T12:00:00.000Z");
+  const now = clock.now;
   const { connection_id, ...emulatorOptions } = options;
   const emulator = await startConstantContactEmulator({ now, logger: false, ...emulatorOptions });
   const baseUrl = emulator.baseUrl;
@@ -66,7 +66,7 @@ export async function startTestAccount(
     client_id: "concord-test",
     client_secret: "concord-test-secret",
     access_token: token.access_token,
-    access_token_expires_at: new Date(virtual + token.expires_in * 1000).toISOString(),
+    access_token_expires_at: new Date(now().getTime() + token.expires_in * 1000).toISOString(),
     ...(token.refresh_token ? { refresh_token: token.refresh_token } : {}),
   };
   const access: CredentialAccess = {
@@ -78,8 +78,8 @@ export async function startTestAccount(
   const runtime: ConnectorRuntime = {
     now,
     sleep: async (ms) => {
-      virtual += Math.max(0, ms);
-      slept += Math.max(0, ms);
+      await clock.sleep(Math.max(0, ms));
+      // Let the emulator's own timers (bulk activities) take their turn.
       await new Promise((resolve) => setImmediate(resolve));
     },
   };
@@ -93,7 +93,7 @@ export async function startTestAccount(
     },
     runtime,
     credentials,
-    slept: () => slept,
+    slept: clock.slept,
     control,
     requests: async () => (await control<{ requests: LoggedCall[] }>("GET", "/__emulator/requests")).requests,
     seed: (body) => control<SeedAnswer>("POST", "/__emulator/seed", body),
