@@ -107,14 +107,18 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
     const key = secretKeyFromBytes(randomBytes(32));
     const logger = createLogger({ level: "silent" });
     const now = (): Date => new Date();
-    const connections = openConnections(config.connections, {
-      store,
-      env,
-      key,
-      health: connectionHealthTracker({ store, logger, now }),
-      now,
-      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-    });
+    const connections = openConnections(
+      config.connections,
+      {
+        store,
+        env,
+        key,
+        health: connectionHealthTracker({ store, logger, now }),
+        now,
+        sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      },
+      config.topics,
+    );
     // Processing held back: the runtime's drain finds nothing pending, so a delivery's cost is its
     // intake alone (verify, parse, insert, answer). Everything else is the runtime `concord serve` runs.
     const intakeOnly: Store = { ...store, inbox: { ...store.inbox, pending: async () => [] } };

@@ -72,18 +72,22 @@ export async function openEngineContext(options: EngineContextOptions): Promise<
       },
     }).notify;
   const health = connectionHealthTracker({ store, logger, now, notify });
-  const connections = openConnections(config.connections, {
-    store,
-    env: options.processEnv,
-    key: options.env.CONCORD_SECRET_KEY,
-    health,
-    now,
-    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-    warn: (message) => {
-      logger.warn(message);
+  const connections = openConnections(
+    config.connections,
+    {
+      store,
+      env: options.processEnv,
+      key: options.env.CONCORD_SECRET_KEY,
+      health,
+      now,
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      warn: (message) => {
+        logger.warn(message);
+      },
+      ...(options.onApiCall ? { onApiCall: options.onApiCall } : {}),
     },
-    ...(options.onApiCall ? { onApiCall: options.onApiCall } : {}),
-  });
+    config.topics,
+  );
   return {
     ok: true,
     context: {

@@ -406,7 +406,7 @@ describe("errors name the path, what was expected and what was found", () => {
       (c) => (c.topics[0]!.constructs["re-nxt"] = { type: "list", name: "Appeals" }),
       "topics[0].constructs.re-nxt.type",
       "unsupported_setting",
-      `a topic in Raiser's Edge NXT is consent_category (consent category); found "list"`,
+      `a topic in Raiser's Edge NXT is consent_category (consent category) or custom_field (Yes/No custom field); found "list"`,
     ],
     [
       "a consent category given by id only",

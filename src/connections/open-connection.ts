@@ -2,7 +2,7 @@
  * Opens a configured connection: its connector, its credentials, one shared call budget, and a
  * runtime that reports auth failures to connection health. The engine asks here for sessions.
  */
-import type { Connection } from "../config/concord-config";
+import type { Connection, Topic } from "../config/concord-config";
 import type {
   CallBudget,
   ConnectionSettings,
@@ -37,7 +37,15 @@ export type OpenedConnection = {
   healthy: <T extends { ok: boolean }>(result: T) => Promise<T>;
 };
 
-export function openConnection(connection: Connection, deps: OpenConnectionDeps): OpenedConnection {
+/**
+ * `topics`: the config's topics; the constructs they stand for on this connection are handed to the
+ * connector, which reads and writes them.
+ */
+export function openConnection(
+  connection: Connection,
+  deps: OpenConnectionDeps,
+  topics: readonly Topic[] = [],
+): OpenedConnection {
   const manifest = manifestOf(connection.system);
   const budget = new RateLimiter({
     limits: connectionLimits(manifest.limits, connection.limits),
@@ -72,6 +80,10 @@ export function openConnection(connection: Connection, deps: OpenConnectionDeps)
       ...(connection.limits.daily_quota !== undefined ? { daily_quota: connection.limits.daily_quota } : {}),
     },
     options: connection.options,
+    constructs: topics.flatMap((t) => {
+      const c = t.constructs[connection.id];
+      return c === undefined ? [] : [c];
+    }),
   };
   return {
     connection,
@@ -90,6 +102,7 @@ export function openConnection(connection: Connection, deps: OpenConnectionDeps)
 export function openConnections(
   connections: readonly Connection[],
   deps: OpenConnectionDeps,
+  topics: readonly Topic[] = [],
 ): Map<string, OpenedConnection> {
-  return new Map(connections.map((c) => [c.id, openConnection(c, deps)]));
+  return new Map(connections.map((c) => [c.id, openConnection(c, deps, topics)]));
 }

@@ -165,6 +165,11 @@ export type ConnectionSettings = {
   page_size?: number;
   /** The connection's options (config `connections[].options`), as the manifest's schema parsed them. */
   options?: Readonly<Record<string, unknown>>;
+  /**
+   * The constructs the config's topics stand for on this connection (a consent category, a list, a
+   * custom field…), by the manifest's type names: what the connector must read and may write.
+   */
+  constructs?: readonly { type: string; id?: string | undefined; name?: string | undefined }[];
 };
 
 export type CheckInfo = { account_label: string; scopes?: string[] };

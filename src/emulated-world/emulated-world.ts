@@ -192,15 +192,19 @@ export async function startEmulatedWorld(options: EmulatedWorldOptions): Promise
     });
     const connections = new Map<string, OpenedConnection>();
     const reopen = (): void => {
-      const opened = openConnections(config.connections, {
-        store: options.store,
-        env: {},
-        key: options.key,
-        health,
-        now,
-        sleep: options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
-        ...(options.onApiCall !== undefined ? { onApiCall: options.onApiCall } : {}),
-      });
+      const opened = openConnections(
+        config.connections,
+        {
+          store: options.store,
+          env: {},
+          key: options.key,
+          health,
+          now,
+          sleep: options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
+          ...(options.onApiCall !== undefined ? { onApiCall: options.onApiCall } : {}),
+        },
+        config.topics,
+      );
       for (const [id, c] of opened) connections.set(id, c);
     };
     reopen();

@@ -222,7 +222,8 @@ function clearedOptOuts(record: ExternalRecord, before: SnapshotView | undefined
       scope: was.scope,
       mechanism: "admin_edit",
       actor: { kind: "account" },
-      occurred_at: record.updated_at,
+      // When the system stamps the state itself (a custom field's last change), that is when it was cleared.
+      occurred_at: now.at ?? record.updated_at,
       evidence: {
         reason: `${was.source} was cleared on the record (it showed "${was.label}")`,
         source_record_id: `${record.external_id}:${was.source}:cleared`,

@@ -184,14 +184,18 @@ describe("random kills of a running sync (SQLite, real processes)", () => {
       await grantCredentials(c, emulators.get(c.id)!, { store, key: TEST_KEY });
     const now = (): Date => new Date();
     const health = connectionHealthTracker({ store, logger: createLogger({ level: "silent" }), now });
-    const connections = openConnections(config.connections, {
-      store,
-      env: TEST_ENV,
-      key: TEST_KEY,
-      health,
-      now,
-      sleep: () => new Promise((resolve) => setImmediate(resolve)),
-    });
+    const connections = openConnections(
+      config.connections,
+      {
+        store,
+        env: TEST_ENV,
+        key: TEST_KEY,
+        health,
+        now,
+        sleep: () => new Promise((resolve) => setImmediate(resolve)),
+      },
+      config.topics,
+    );
     const first = await syncPair(
       { store, config, connections, now },
       config.pairs[0] ?? (undefined as never),

@@ -61,18 +61,22 @@ export async function startApiHarness(
   for (const c of h.config.connections)
     h.connections.set(
       c.id,
-      openConnection(c, {
-        store: h.store,
-        env: TEST_ENV,
-        key: TEST_KEY,
-        health,
-        now: h.now,
-        sleep: async (ms) => {
-          h.advance(ms);
-          await new Promise((resolve) => setImmediate(resolve));
+      openConnection(
+        c,
+        {
+          store: h.store,
+          env: TEST_ENV,
+          key: TEST_KEY,
+          health,
+          now: h.now,
+          sleep: async (ms) => {
+            h.advance(ms);
+            await new Promise((resolve) => setImmediate(resolve));
+          },
+          onApiCall: metrics.onApiCall,
         },
-        onApiCall: metrics.onApiCall,
-      }),
+        h.config.topics,
+      ),
     );
   const runtime = createEngineRuntime({
     store: h.store,

@@ -28,16 +28,20 @@ const point = (): void => {
   if (args.kill_at !== undefined && points >= args.kill_at) process.kill(process.pid, "SIGKILL");
 };
 const health = connectionHealthTracker({ store, logger: createLogger({ level: "silent" }), now });
-const connections = openConnections(config.connections, {
-  store,
-  env: TEST_ENV,
-  key: TEST_KEY,
-  health,
-  now,
-  // Bulk activities are polled without waiting: the emulators finish them in a poll or two.
-  sleep: () => new Promise((resolve) => setImmediate(resolve)),
-  onApiCall: point,
-});
+const connections = openConnections(
+  config.connections,
+  {
+    store,
+    env: TEST_ENV,
+    key: TEST_KEY,
+    health,
+    now,
+    // Bulk activities are polled without waiting: the emulators finish them in a poll or two.
+    sleep: () => new Promise((resolve) => setImmediate(resolve)),
+    onApiCall: point,
+  },
+  config.topics,
+);
 const report = await syncPair({ store, config, connections, now, batch_size: 1, afterBatch: point }, pair);
 await store.close();
 process.stdout.write(

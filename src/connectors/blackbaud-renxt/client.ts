@@ -16,6 +16,8 @@ import {
   ConstituentCollectionSchema,
   ConstituentSchema,
   CreatedSchema,
+  CustomFieldCategoryCollectionSchema,
+  CustomFieldCollectionSchema,
   EmailAddressCollectionSchema,
   GatewayErrorSchema,
   ListCollectionSchema,
@@ -27,6 +29,10 @@ import {
   WebhookSubscriptionSchema,
   type AppendIdsBody,
   type ConsentAddBody,
+  type CustomField,
+  type CustomFieldAddBody,
+  type CustomFieldCollection,
+  type CustomFieldEditBody,
   type ConsentRecord,
   type Constituent,
   type ConstituentAddBody,
@@ -91,6 +97,17 @@ export type BlackbaudClient = {
     priority: CallPriority,
   ) => Promise<ConnectorResult<ConsentRecord[]>>;
   createConsent: (body: ConsentAddBody) => Promise<ConnectorResult<string>>;
+  listCustomFields: (
+    constituentId: string,
+    priority: CallPriority,
+  ) => Promise<ConnectorResult<CustomField[]>>;
+  /** Custom fields of every constituent changed since a moment, in one category (SKY lags ~30 min here). */
+  listAllCustomFields: (
+    page: { query: { category: string; last_modified: string; limit: number } } | { next_link: string },
+  ) => Promise<ConnectorResult<CustomFieldCollection>>;
+  customFieldCategories: () => Promise<ConnectorResult<{ name: string; type?: string | null | undefined }[]>>;
+  createCustomField: (body: CustomFieldAddBody) => Promise<ConnectorResult<string>>;
+  editCustomField: (id: string, body: CustomFieldEditBody) => Promise<ConnectorResult<void>>;
   listLists: () => Promise<ConnectorResult<List[]>>;
   appendIdsToList: (body: AppendIdsBody) => Promise<ConnectorResult<void>>;
   listSubscriptions: () => Promise<ConnectorResult<WebhookSubscription[]>>;
@@ -300,6 +317,45 @@ export function createBlackbaudClient(options: BlackbaudClientOptions): Blackbau
       return res.ok ? ok(res.value.body.value) : res;
     },
     createConsent: (body) => created("/commpref/v1/consent/consents", body, "consent"),
+    listCustomFields: async (constituentId, priority) => {
+      const res = await call({
+        method: "GET",
+        path: `/constituent/v1/constituents/${enc(constituentId)}/customfields`,
+        priority,
+        schema: CustomFieldCollectionSchema,
+      });
+      return res.ok ? ok(res.value.body.value) : res;
+    },
+    listAllCustomFields: async (page) => {
+      const res =
+        "next_link" in page
+          ? await call({
+              method: "GET",
+              path: onBaseOrigin(baseUrl, page.next_link),
+              priority: "read",
+              schema: CustomFieldCollectionSchema,
+            })
+          : await call({
+              method: "GET",
+              path: "/constituent/v1/constituents/customfields",
+              query: page.query,
+              priority: "read",
+              schema: CustomFieldCollectionSchema,
+            });
+      return res.ok ? ok(res.value.body) : res;
+    },
+    customFieldCategories: async () => {
+      const res = await call({
+        method: "GET",
+        path: "/constituent/v1/constituents/customfields/categories/details",
+        priority: "read",
+        schema: CustomFieldCategoryCollectionSchema,
+      });
+      return res.ok ? ok(res.value.body.value) : res;
+    },
+    createCustomField: (body) => created("/constituent/v1/constituents/customfields", body, "consent"),
+    editCustomField: (id, body) =>
+      done("PATCH", `/constituent/v1/constituents/customfields/${enc(id)}`, body, "consent"),
     listLists: async () => {
       const lists: List[] = [];
       let next: string | undefined;

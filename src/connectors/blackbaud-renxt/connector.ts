@@ -30,6 +30,8 @@ import {
   consentKey,
   consentObservations,
   constituentAddBody,
+  CUSTOM_FIELD,
+  customFieldComment,
   constituentEditBody,
   deletedRecord,
   latestConsents,
@@ -39,7 +41,7 @@ import {
 } from "./mapping";
 import { z } from "zod";
 import type { CallPriority } from "../http/rate-limiter";
-import type { Constituent } from "./schemas";
+import type { Constituent, CustomField } from "./schemas";
 
 /** `connections[].options` of a Raiser's Edge NXT connection (the manifest declares this schema). */
 export const BlackbaudRenxtOptionsSchema = z.strictObject({
@@ -75,6 +77,8 @@ export const BLACKBAUD_LIMITS: ConnectorLimits = {
 };
 
 const STREAM = "constituents";
+/** SKY's all-constituents lists lag about 30 minutes behind writes (reference/apis.md §3): read 45 back. */
+const ALL_CONSTITUENTS_LIST_LAG_MS = 45 * 60_000;
 /** Older than any RE NXT record: a full read still filters by last_modified to get stable paging. */
 const EPOCH = "1900-01-01T00:00:00.000Z";
 
@@ -95,6 +99,15 @@ function createSession(
   opts: Resolved,
 ): ConnectorSession {
   const client = createBlackbaudClient({ settings, runtime, limits: BLACKBAUD_LIMITS });
+  /** The Yes/No custom fields topics stand for: read with every constituent, written for opt-outs. */
+  const optOutCategories = [
+    ...new Set(
+      (settings.constructs ?? [])
+        .filter((c) => c.type === CUSTOM_FIELD)
+        .map((c) => c.name ?? c.id ?? "")
+        .filter((name) => name !== ""),
+    ),
+  ];
   const pageSize = Math.min(5000, Math.max(1, settings.page_size ?? opts.page_size));
   const nowIso = (): string => runtime.now().toISOString();
 
@@ -126,6 +139,14 @@ function createSession(
       const rel = await client.listRelationships(c.id, priority);
       if (!rel.ok) return rel;
       detail.relationships = rel.value;
+    }
+    if (optOutCategories.length > 0) {
+      const fields = await client.listCustomFields(c.id, priority);
+      if (!fields.ok) return fields;
+      detail.opt_out_fields = optOutCategories.map((category) => {
+        const field = newestField(fields.value, category);
+        return field ? { category, field } : { category };
+      });
     }
     if (lists) detail.list_ids = lists.get(c.id) ?? [];
     return ok(detail);
@@ -175,6 +196,24 @@ function createSession(
     return ok(members);
   };
 
+  /** The constituents whose opt-out custom fields changed since a moment, one category at a time. */
+  const constituentsWithChangedFields = async (since: string): Promise<ConnectorResult<string[]>> => {
+    const ids = new Set<string>();
+    for (const category of optOutCategories) {
+      let page = await client.listAllCustomFields({
+        query: { category, last_modified: since, limit: pageSize },
+      });
+      for (let guard = 0; ; guard++) {
+        if (!page.ok) return page;
+        for (const f of page.value.value) if (f.parent_id) ids.add(f.parent_id);
+        const link = page.value.next_link;
+        if (!link || page.value.value.length === 0 || guard > 100_000) break;
+        page = await client.listAllCustomFields({ next_link: link });
+      }
+    }
+    return ok([...ids]);
+  };
+
   async function* read(
     checkpoint: Checkpoint | null,
     options: { full?: boolean; list_ids?: readonly string[] } = {},
@@ -194,6 +233,33 @@ function createSession(
       lists = m.value;
     }
     const first = firstSeen();
+    // A custom field's change does not move the constituent's date_modified (QUIRKS.md): an
+    // incremental read first asks which constituents' opt-out fields changed, with a wider overlap
+    // for the lag of SKY's all-constituents lists, and reads those constituents whole.
+    if (!full && checkpoint !== null && optOutCategories.length > 0) {
+      const changed = await constituentsWithChangedFields(
+        new Date(
+          Date.parse(checkpoint.value) - Math.max(opts.overlap_ms, ALL_CONSTITUENTS_LIST_LAG_MS),
+        ).toISOString(),
+      );
+      if (!changed.ok) {
+        yield changed;
+        return;
+      }
+      const ids = changed.value.filter((id) => first(id));
+      for (let i = 0; i < ids.length; i += pageSize) {
+        const got = await get(ids.slice(i, i + pageSize));
+        if (!got.ok) {
+          yield got;
+          return;
+        }
+        // These pages leave the checkpoint where it was: the constituent pass below moves it.
+        yield ok({
+          ...got.value,
+          checkpoint: { stream: STREAM, value: checkpoint.value, taken_at: nowIso() },
+        });
+      }
+    }
     // SKY returns constituents changed since a moment oldest first (QUIRKS.md).
     const watermark = createWatermark("ascending", full ? undefined : checkpoint?.value);
     let page = await client.listConstituents({ query: { last_modified: since, limit: pageSize } }, "read");
@@ -254,6 +320,17 @@ function createSession(
     check: async () => {
       const res = await client.listConstituents({ query: { limit: 1 } }, "consent");
       if (!res.ok) return res;
+      if (optOutCategories.length > 0) {
+        const categories = await client.customFieldCategories();
+        if (!categories.ok) return categories;
+        const yesNo = categories.value.filter((c) => c.type === "Boolean").map((c) => c.name);
+        const missing = optOutCategories.filter((name) => !yesNo.includes(name));
+        if (missing.length > 0)
+          return err({
+            code: "validation_failed",
+            message: `topics[].constructs names ${missing.map((m) => `"${m}"`).join(", ")} as a custom_field, but Raiser's Edge NXT has no Yes/No (Boolean) constituent custom field category by that name; its Yes/No categories are: ${yesNo.length > 0 ? yesNo.map((n) => `"${n}"`).join(", ") : "none"}.`,
+          });
+      }
       return ok({
         account_label: `Raiser's Edge NXT (${res.value.count ?? res.value.value.length} constituents)`,
       });
@@ -401,12 +478,15 @@ async function applyConsent(
 ): Promise<Outcome> {
   if (
     op.scope.kind === "account" ||
-    (op.scope.kind === "construct" && op.scope.construct.type !== CONSENT_CATEGORY)
+    (op.scope.kind === "construct" &&
+      op.scope.construct.type !== CONSENT_CATEGORY &&
+      op.scope.construct.type !== CUSTOM_FIELD)
   ) {
     return {
       status: "failed",
       code: "validation_failed",
-      message: "Raiser's Edge NXT scopes consent globally or by consent category, not by account or list.",
+      message:
+        "Raiser's Edge NXT scopes consent globally, by consent category or by a Yes/No custom field, not by account or list.",
     };
   }
   const optOut = op.kind === "record_opt_out";
@@ -419,6 +499,8 @@ async function applyConsent(
       message: `An opt-in from ${op.origin.mechanism} is not the person's own act; Raiser's Edge NXT records only the constituent's response.`,
     };
   }
+  if (op.scope.kind === "construct" && op.scope.construct.type === CUSTOM_FIELD)
+    return applyCustomField(client, op, op.scope.construct.name ?? op.scope.construct.id, optOut);
   const latest = await client.listConsents(op.external_id, true, "consent");
   if (!latest.ok) return failed(latest.error);
   const category = op.scope.kind === "construct" ? op.scope.construct.id : undefined;
@@ -461,4 +543,34 @@ async function applyConsent(
     consentAddBody(op, { channel: opts.consent_channel, source: opts.consent_source }),
   );
   return created.ok ? succeeded(op.external_id) : failed(created.error);
+}
+
+/**
+ * An opt-out kept in an organisation's own Yes/No custom field: "Yes" is opted out. SKY keeps no
+ * history of the field, so the comment says who set it (at most 50 characters).
+ */
+async function applyCustomField(
+  client: BlackbaudClient,
+  op: Extract<ConnectorOperation, { kind: "record_opt_out" | "record_opt_in" }>,
+  category: string,
+  optOut: boolean,
+): Promise<Outcome> {
+  const fields = await client.listCustomFields(op.external_id, "consent");
+  if (!fields.ok) return failed(fields.error);
+  const field = newestField(fields.value, category);
+  const isYes = field?.value === true;
+  if (isYes === optOut) return succeeded(op.external_id, "already_applied");
+  const comment = customFieldComment(op);
+  const date = op.occurred_at;
+  const written = field
+    ? await client.editCustomField(field.id, { value: optOut, date, comment })
+    : await client.createCustomField({ parent_id: op.external_id, category, value: optOut, date, comment });
+  return written.ok ? succeeded(op.external_id) : failed(written.error);
+}
+
+/** The field of a category on a constituent; the newest where a category allows several. */
+function newestField(fields: readonly CustomField[], category: string): CustomField | undefined {
+  return fields
+    .filter((f) => f.category === category)
+    .sort((a, b) => Date.parse(b.date_modified ?? "") - Date.parse(a.date_modified ?? ""))[0];
 }

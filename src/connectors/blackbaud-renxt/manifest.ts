@@ -37,8 +37,9 @@ export const blackbaudRenxtManifest: ConnectorManifest = {
   },
   options: BlackbaudRenxtOptionsSchema,
   limits: BLACKBAUD_LIMITS,
-  // reference/apis.md §3.5: webhooks arrive within minutes, so it is polled as well: constituents,
-  // email addresses and consents modified since the checkpoint.
+  // reference/apis.md §3.5: webhooks arrive within minutes, so it is polled as well. A quiet poll is
+  // one page of constituents modified since the checkpoint, one membership read per mapped list and
+  // one read per opt-out custom field category; the config check counts 3.
   polling: { calls_per_poll: 3, default_interval_ms: 300_000 },
   capabilities: {
     channels: ["email"],
@@ -50,6 +51,8 @@ export const blackbaudRenxtManifest: ConnectorManifest = {
   endpoints: { kind: "static", base_url: SKY_API_BASE_URL, token_url: SKY_TOKEN_URL },
   topics: {
     consent_category: { label: "consent category", identified_by: "name", shown_by: "facts" },
+    // An organisation's own opt-out checkbox: a Yes/No constituent custom field, "Yes" is opted out.
+    custom_field: { label: "Yes/No custom field", identified_by: "name", shown_by: "facts" },
   },
   fields: {
     fields: [

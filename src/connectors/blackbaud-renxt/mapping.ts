@@ -20,6 +20,7 @@ import type {
   Constituent,
   ConstituentAddBody,
   ConstituentEditBody,
+  CustomField,
   EmailAddress,
   Relationship,
 } from "./schemas";
@@ -98,6 +99,12 @@ export function primaryEmail(emails: readonly ExternalEmail[]): string {
 /** The type name Raiser's Edge's consent categories have as topic constructs (the manifest's `topics`). */
 export const CONSENT_CATEGORY = "consent_category";
 
+/** The type name a Yes/No constituent custom field has as a topic construct: "Yes" is an opt-out. */
+export const CUSTOM_FIELD = "custom_field";
+
+/** The observed scope of an opt-out custom field: its category. */
+export const customFieldScope = (category: string): ObservedScope => constructScope(CUSTOM_FIELD, category);
+
 /** The observed scope of a consent record: its category, or all email when it has none. */
 export const categoryScope = (category: string | null | undefined): ObservedScope =>
   category ? constructScope(CONSENT_CATEGORY, category) : GLOBAL_OBSERVED;
@@ -147,6 +154,11 @@ export type ConstituentDetail = {
   consents?: readonly ConsentRecord[];
   relationships?: readonly Relationship[];
   list_ids?: readonly string[];
+  /**
+   * The Yes/No custom fields topics stand for (an organisation's own opt-out checkbox), one entry per
+   * configured category: the constituent's field, or none when it has no value in that category.
+   */
+  opt_out_fields?: readonly { category: string; field?: CustomField }[];
 };
 
 /**
@@ -182,6 +194,20 @@ export function consentFacts(detail: ConstituentDetail): ConsentFact[] {
       role: "state",
       unversioned: true,
     });
+  for (const { category, field } of detail.opt_out_fields ?? []) {
+    const yes = field?.value === true;
+    facts.push({
+      channel: "email",
+      scope: customFieldScope(category),
+      status: yes ? "opted_out" : "none",
+      // By category, not by field id: a field deleted after "Yes" reads as cleared.
+      source: `customfield:${category}`,
+      label: `${category}: ${yes ? "Yes" : field ? "No" : "not set"}`,
+      role: "state",
+      unversioned: true,
+      ...(field?.date_modified ? { at: toUtcIso(field.date_modified) } : {}),
+    });
+  }
   for (const r of latestConsents(detail.consents ?? []).values()) {
     const channel = channelOf(r.channel);
     if (!channel || r.constituent_consent_response === "NoResponse") continue;
@@ -296,6 +322,27 @@ export function consentObservations(detail: ConstituentDetail): ConsentObservati
     });
   }
 
+  for (const { category, field } of detail.opt_out_fields ?? []) {
+    if (field?.value !== true) continue;
+    // SKY keeps no author for a custom field: the account's edit at the field's last change, or
+    // Concord's own sync when its comment says so.
+    const ours = field.comment?.startsWith(CONCORD_STATEMENT_PREFIX) === true;
+    out.push({
+      external_id: c.id,
+      email,
+      channel: "email",
+      kind: "opt_out",
+      scope: customFieldScope(category),
+      mechanism: ours ? "sync" : "admin_edit",
+      actor: ours ? { kind: "platform" } : { kind: "account" },
+      occurred_at: toUtcIso(field.date_modified ?? c.date_modified),
+      evidence: {
+        reason: `The custom field "${category}" is Yes on the constituent`,
+        source_record_id: `customfield:${field.id}`,
+      },
+    });
+  }
+
   for (const r of records) {
     const channel = channelOf(r.channel);
     if (!channel || r.constituent_consent_response === "NoResponse") continue;
@@ -355,6 +402,12 @@ function recordEvidence(r: ConsentRecord): Evidence {
 // ------------------------------------------------------------------ requests we build
 
 type ConsentOp = Extract<ConnectorOperation, { kind: "record_opt_out" | "record_opt_in" }>;
+
+/** The comment Concord writes on an opt-out custom field (SKY allows 50 characters): who set it, from where. */
+export function customFieldComment(op: ConsentOp): string {
+  const what = op.kind === "record_opt_out" ? "opt-out" : "opt-in";
+  return `${CONCORD_STATEMENT_PREFIX} ${what} from ${op.origin.connection}`.slice(0, 50);
+}
 
 /** The statement written with every consent record Concord adds: who, where from, how, and why. */
 export function consentStatement(op: ConsentOp): string {

@@ -85,6 +85,41 @@ export const ConsentCollectionSchema = z.looseObject({
   value: z.array(ConsentRecordSchema),
 });
 
+/** A constituent custom field (CustomFieldRead); `value`'s shape follows its category's `type`. */
+export const CustomFieldSchema = z.looseObject({
+  id: Id,
+  parent_id: Id.optional(),
+  category: z.string().min(1),
+  type: OptionalText,
+  value: z.unknown().optional(),
+  comment: OptionalText,
+  date: OptionalText,
+  date_added: OptionalText,
+  date_modified: OptionalText,
+});
+export type CustomField = z.infer<typeof CustomFieldSchema>;
+
+export const CustomFieldCollectionSchema = z.looseObject({
+  count: z.number().int().optional(),
+  next_link: z.string().nullish(),
+  value: z.array(CustomFieldSchema),
+});
+export type CustomFieldCollection = z.infer<typeof CustomFieldCollectionSchema>;
+
+export const CustomFieldCategoryCollectionSchema = z.looseObject({
+  count: z.number().int().optional(),
+  value: z.array(z.looseObject({ name: z.string().min(1), type: OptionalText })),
+});
+
+export type CustomFieldAddBody = {
+  parent_id: string;
+  category: string;
+  value: boolean;
+  date?: string;
+  comment?: string;
+};
+export type CustomFieldEditBody = { value: boolean; date?: string; comment?: string };
+
 export const RelationshipSchema = z.looseObject({
   id: Id.optional(),
   constituent_id: Id,

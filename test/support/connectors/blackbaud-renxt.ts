@@ -10,6 +10,7 @@ import type {
 } from "../../../src/connectors/connector";
 import {
   startBlackbaudEmulator,
+  type BlackbaudEmulatorOptions,
   type RunningBlackbaudEmulator,
 } from "../../../src/connectors/blackbaud-renxt/emulator/blackbaud-emulator";
 
@@ -28,7 +29,10 @@ export type EmulatorFixture = {
   close: () => Promise<void>;
 };
 
-export async function startEmulatorFixture(start = "2026-03-02T12:00:00.000Z"): Promise<EmulatorFixture> {
+export async function startEmulatorFixture(
+  start = "2026-03-02T12:00:00.000Z",
+  emulatorOptions: Partial<BlackbaudEmulatorOptions> = {},
+): Promise<EmulatorFixture> {
   const clock = createFakeClock(start);
   const emu = await startBlackbaudEmulator({
     now: clock.now,
@@ -37,6 +41,7 @@ export async function startEmulatorFixture(start = "2026-03-02T12:00:00.000Z"): 
     // The harness seeds through the API too; its calls must not eat the connector's per-second budget.
     ratePerSecond: 1000,
     webhooks: { autoDeliver: false },
+    ...emulatorOptions,
   });
   const runtime: ConnectorRuntime = {
     now: clock.now,

@@ -11,7 +11,14 @@ import {
   type EmulatorKit,
 } from "../../emulator-kit/emulator-kit";
 import { CallLimits, hhmmss } from "../../emulator-kit/call-limits";
-import { DomainError, EmulatorState, type Constituent, type DomainEvent } from "./emulator-state";
+import {
+  CUSTOM_FIELD_TYPES,
+  DomainError,
+  EmulatorState,
+  type Constituent,
+  type CustomFieldCategory,
+  type DomainEvent,
+} from "./emulator-state";
 import { OAuth2Server, type OAuthClient } from "../../emulator-kit/oauth2-server";
 import {
   DEFAULT_WEBHOOK_OPTIONS,
@@ -44,6 +51,13 @@ export type BlackbaudEmulatorOptions = {
   consentTouchesConstituent?: boolean;
   /** Email Address Types table. */
   emailTypes?: string[];
+  /** Custom Field Categories table of constituents (default below: one Boolean opt-out field among others). */
+  customFieldCategories?: CustomFieldCategory[];
+  /**
+   * How long a change takes to show in the "all constituents" custom field list (SKY documents an
+   * average of about 30 minutes for those endpoints); default 0.
+   */
+  allConstituentsListLatencyMs?: number;
   webhooks?: Partial<WebhookOptions>;
   bodyLimit?: number;
   logger?: boolean;
@@ -123,6 +137,13 @@ export function createBlackbaudEmulator(options: BlackbaudEmulatorOptions = {}):
       ],
       requestsNoEmailSolicitCode: options.requestsNoEmailSolicitCode ?? "Requests no email",
       consentTouchesConstituent: options.consentTouchesConstituent ?? false,
+      allConstituentsListLatencyMs: options.allConstituentsListLatencyMs ?? 0,
+      customFieldCategories: options.customFieldCategories ?? [
+        { name: "Newsletter opt-out", type: "Boolean", one_per_record: true },
+        { name: "Active Volunteer", type: "Boolean" },
+        { name: "Anniversary", type: "Date" },
+        { name: "Business Hours", type: "Text" },
+      ],
       emailTypes: options.emailTypes ?? ["Email", "Email 2", "Email 3", "Work Email", "Personal Email"],
     },
     (event: DomainEvent) => {
@@ -609,6 +630,58 @@ function registerConstituentRoutes(
 
   app.get(`${P}/emailaddresstypes`, async () => collection(state.config.emailTypes));
 
+  // Custom fields: their own store; a change does not move the constituent's date_modified.
+  app.get<{ Params: { id: string } }>(`${P}/constituents/:id/customfields`, async (request) => {
+    state.requireConstituent(request.params.id);
+    return collection(state.customFieldsOf(request.params.id).map((f) => state.customFieldRead(f)));
+  });
+
+  app.get(`${P}/constituents/customfields/categories/details`, async () =>
+    collection(state.customFieldCategories.map((c) => ({ ...c }))),
+  );
+
+  app.get(`${P}/constituents/customfields`, async (request) => {
+    const q = qs(request);
+    const limit = int(q.limit, "limit", 500, 0, 5000);
+    const offset = int(q.offset, "offset", 0, 0, 2147483647);
+    const lastModified = dateParam(q.last_modified, "last_modified");
+    // The all-constituents list lags behind writes (SKY: about 30 minutes on average).
+    const visibleUntil = state.config.now().getTime() - state.config.allConstituentsListLatencyMs;
+    let rows = [...state.customFields.values()]
+      .filter((f) => Date.parse(f.date_modified) <= visibleUntil)
+      .sort((a, b) => Number(a.id) - Number(b.id));
+    if (typeof q.category === "string") rows = rows.filter((f) => f.category === q.category);
+    if (lastModified !== undefined) rows = rows.filter((f) => Date.parse(f.date_modified) >= lastModified);
+    const page = rows.slice(offset, offset + limit);
+    const more = offset + limit < rows.length;
+    return collection(
+      page.map((f) => state.customFieldRead(f)),
+      rows.length,
+      more
+        ? nextLink(request, `${P}/constituents/customfields`, {
+            limit,
+            offset: offset + limit,
+            last_modified: q.last_modified,
+            category: q.category,
+          })
+        : undefined,
+    );
+  });
+
+  app.post(`${P}/constituents/customfields`, async (request) => ({
+    id: state.addCustomField(bodyOf(request)).id,
+  }));
+
+  app.patch<{ Params: { id: string } }>(`${P}/constituents/customfields/:id`, async (request, reply) => {
+    state.updateCustomField(request.params.id, bodyOf(request));
+    return reply.code(200).send();
+  });
+
+  app.delete<{ Params: { id: string } }>(`${P}/constituents/customfields/:id`, async (request, reply) => {
+    state.deleteCustomField(request.params.id);
+    return reply.code(200).send();
+  });
+
   app.get<{ Params: { id: string } }>(`${P}/constituents/:id/relationships`, async (request) => {
     state.requireConstituent(request.params.id);
     return collection(state.relationshipsOf(request.params.id).map((r) => state.relationshipRead(r)));
@@ -874,6 +947,12 @@ function seed(state: EmulatorState, body: any): unknown {
           },
     );
   }
+  if (Array.isArray(body.custom_field_categories))
+    state.customFieldCategories = body.custom_field_categories.map((c: any) => ({
+      name: String(c.name),
+      type: CUSTOM_FIELD_TYPES.includes(c.type) ? c.type : "Text",
+      ...(c.one_per_record === true ? { one_per_record: true } : {}),
+    }));
   if (Array.isArray(body.solicit_codes_table)) {
     state.solicitCodeTable = body.solicit_codes_table.map((c: any, i: number) =>
       typeof c === "string"
@@ -887,7 +966,7 @@ function seed(state: EmulatorState, body: any): unknown {
   }
   const created: { id: string; lookup_id: string; email_address_ids: string[] }[] = [];
   for (const input of asArray(body.constituents)) {
-    const { email_addresses, consents, solicit_codes, email, ...rest } = input ?? {};
+    const { email_addresses, consents, solicit_codes, custom_fields, email, ...rest } = input ?? {};
     const { constituent } = state.createConstituent(rest, { seeded: true });
     const emailIds: string[] = [];
     for (const e of [
@@ -903,6 +982,8 @@ function seed(state: EmulatorState, body: any): unknown {
     }
     for (const s of asArray(solicit_codes))
       state.addSolicitCode({ ...s, constituent_id: constituent.id }, { seeded: true });
+    for (const f of asArray(custom_fields))
+      state.addCustomField({ ...f, parent_id: constituent.id }, { seeded: true });
     if (typeof rest.date_modified === "string") constituent.date_modified = rest.date_modified;
     created.push({ id: constituent.id, lookup_id: constituent.lookup_id, email_address_ids: emailIds });
   }
@@ -956,6 +1037,15 @@ async function act(state: EmulatorState, hub: WebhookHub, oauth: OAuth2Server, b
         { userId },
       );
       return { ok: true, constituent: state.constituentRead(c) };
+    }
+    case "set_custom_field": {
+      // An admin ticks or clears a Yes/No custom field (or sets any other) on the constituent record.
+      const c = constituent();
+      const existing = state.customFieldsOf(c.id).find((f) => f.category === body.category);
+      const field = existing
+        ? state.updateCustomField(existing.id, { value: body.value })
+        : state.addCustomField({ parent_id: c.id, category: body.category, value: body.value });
+      return { ok: true, custom_field: state.customFieldRead(field) };
     }
     case "set_do_not_email":
     case "clear_do_not_email": {

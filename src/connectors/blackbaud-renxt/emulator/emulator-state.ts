@@ -89,6 +89,31 @@ export type ConstituentList = {
 };
 
 export type ConsentCategory = { description: string; inactive: boolean; sequence: number };
+
+export const CUSTOM_FIELD_TYPES = [
+  "Text",
+  "Number",
+  "Date",
+  "Currency",
+  "Boolean",
+  "CodeTableEntry",
+  "ConstituentId",
+  "FuzzyDate",
+] as const;
+export type CustomFieldType = (typeof CUSTOM_FIELD_TYPES)[number];
+export type CustomFieldCategory = { name: string; type: CustomFieldType; one_per_record?: boolean };
+
+export type CustomField = {
+  id: string;
+  parent_id: string;
+  category: string;
+  type: CustomFieldType;
+  value?: unknown;
+  comment?: string;
+  date?: string;
+  date_added: string;
+  date_modified: string;
+};
 export type SolicitCodeEntry = { description: string; inactive: boolean; sequence: number };
 
 /** An event raised by a write; the webhook module turns it into CloudEvents. */
@@ -112,6 +137,9 @@ export type StateConfig = {
   solicitCodes: string[];
   requestsNoEmailSolicitCode: string;
   consentTouchesConstituent: boolean;
+  customFieldCategories: CustomFieldCategory[];
+  /** How long a change takes to show in the "all constituents" lists. */
+  allConstituentsListLatencyMs: number;
   emailTypes: string[];
 };
 
@@ -173,6 +201,8 @@ export class EmulatorState {
   emails = new Map<string, EmailAddress>();
   relationships = new Map<string, Relationship>();
   consents: ConsentRecord[] = [];
+  customFields = new Map<string, CustomField>();
+  customFieldCategories: CustomFieldCategory[];
   solicitCodes = new Map<string, ConstituentSolicitCode>();
   lists = new Map<string, ConstituentList>();
   channels: string[];
@@ -188,6 +218,7 @@ export class EmulatorState {
     private readonly emit: (event: DomainEvent) => void,
   ) {
     this.channels = [...config.channels];
+    this.customFieldCategories = config.customFieldCategories.map((c) => ({ ...c }));
     this.categories = config.categories.map((description, i) => ({
       description,
       inactive: false,
@@ -205,6 +236,8 @@ export class EmulatorState {
     this.emails.clear();
     this.relationships.clear();
     this.consents = [];
+    this.customFields.clear();
+    this.customFieldCategories = this.config.customFieldCategories.map((c) => ({ ...c }));
     this.solicitCodes.clear();
     this.lists.clear();
     this.nextId = 1000;
@@ -637,6 +670,101 @@ export class EmulatorState {
     return record;
   }
 
+  // ---------------------------------------------------------------- custom fields
+
+  private customFieldCategory(name: unknown): CustomFieldCategory {
+    const category = this.customFieldCategories.find((c) => c.name === name);
+    if (!category)
+      throw new DomainError(
+        400,
+        "InvalidArgument",
+        `The category '${String(name)}' is not in the Custom Field Categories table.`,
+      );
+    return category;
+  }
+
+  /** A value of the category's type: a Boolean is true or false, a Number above 0, a Date ISO-8601. */
+  private customFieldValue(category: CustomFieldCategory, value: unknown): unknown {
+    const bad = (expected: string): DomainError =>
+      new DomainError(
+        400,
+        "InvalidArgument",
+        `The value for the custom field category '${category.name}' must be ${expected}.`,
+      );
+    switch (category.type) {
+      case "Boolean":
+        if (typeof value !== "boolean") throw bad("true or false");
+        return value;
+      case "Number":
+      case "Currency":
+        if (typeof value !== "number" || !(value > 0)) throw bad("a number greater than 0");
+        return value;
+      case "Date":
+        if (typeof value !== "string" || Number.isNaN(Date.parse(value))) throw bad("an ISO-8601 date");
+        return value;
+      default:
+        if (typeof value !== "string") throw bad("a string");
+        return value;
+    }
+  }
+
+  addCustomField(input: Record<string, any>, opts: { seeded?: boolean } = {}): CustomField {
+    const parentId = String(input.parent_id ?? "");
+    this.requireConstituent(parentId);
+    const category = this.customFieldCategory(input.category);
+    if (
+      category.one_per_record === true &&
+      [...this.customFields.values()].some((f) => f.parent_id === parentId && f.category === category.name)
+    )
+      throw new DomainError(
+        400,
+        "InvalidArgument",
+        `The custom field category '${category.name}' allows one value per record.`,
+      );
+    checkLength(input, "comment", 50);
+    const at = opts.seeded && typeof input.date_modified === "string" ? input.date_modified : this.stamp();
+    const field: CustomField = {
+      id: opts.seeded && input.id !== undefined ? String(input.id) : this.newId(),
+      parent_id: parentId,
+      category: category.name,
+      type: category.type,
+      ...(input.value !== undefined ? { value: this.customFieldValue(category, input.value) } : {}),
+      ...(typeof input.comment === "string" ? { comment: input.comment } : {}),
+      ...(typeof input.date === "string" ? { date: input.date } : {}),
+      date_added: opts.seeded && typeof input.date_added === "string" ? input.date_added : at,
+      date_modified: at,
+    };
+    if (opts.seeded && input.id !== undefined) this.reserveId(field.id);
+    this.customFields.set(field.id, field);
+    // Custom fields live in their own store: a change does not move the constituent's date_modified.
+    return field;
+  }
+
+  updateCustomField(id: string, input: Record<string, any>): CustomField {
+    const field = this.customFields.get(id);
+    if (!field) throw new DomainError(404, "NotFound", `The custom field '${id}' was not found.`);
+    const category = this.customFieldCategory(field.category);
+    checkLength(input, "comment", 50);
+    if ("value" in input) field.value = this.customFieldValue(category, input.value);
+    if (typeof input.comment === "string") field.comment = input.comment;
+    if (typeof input.date === "string") field.date = input.date;
+    field.date_modified = this.stamp();
+    return field;
+  }
+
+  deleteCustomField(id: string): void {
+    if (!this.customFields.delete(id))
+      throw new DomainError(404, "NotFound", `The custom field '${id}' was not found.`);
+  }
+
+  customFieldsOf(constituentId: string): CustomField[] {
+    return [...this.customFields.values()].filter((f) => f.parent_id === constituentId);
+  }
+
+  customFieldRead(f: CustomField): Record<string, unknown> {
+    return { ...f };
+  }
+
   listConsents(
     constituentId: string,
     q: { mostRecentOnly: boolean; channels: string[]; categories: string[] },
@@ -906,6 +1034,8 @@ export class EmulatorState {
         relationships: this.relationshipsOf(c.id).map((r) => this.relationshipRead(r)),
       })),
       consents: this.consents.map((r) => this.consentRead(r)),
+      custom_fields: [...this.customFields.values()].map((f) => this.customFieldRead(f)),
+      custom_field_categories: this.customFieldCategories,
       lists: [...this.lists.values()].map((l) => ({ ...this.listRead(l), ids: l.ids })),
       consent_channels: this.channels,
       consent_categories: this.categories,

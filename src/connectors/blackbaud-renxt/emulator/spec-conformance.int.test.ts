@@ -35,6 +35,10 @@ describeWithSpecs("Constituent API responses match constituent.json", () => {
               { address: "rita.work@example.org", type: "Work Email", do_not_email: true },
             ],
             solicit_codes: [{ solicit_code: "Do not mail", start_date: "2025-01-01T00:00:00Z" }],
+            custom_fields: [
+              { category: "Newsletter opt-out", value: true, comment: "Asked by phone" },
+              { category: "Anniversary", value: "2007-03-26T00:00:00" },
+            ],
           },
         ],
         lists: [
@@ -79,20 +83,53 @@ describeWithSpecs("Constituent API responses match constituent.json", () => {
     ],
     ["email addresses of all constituents", () => "/constituent/v1/emailaddresses"],
     ["relationships of a constituent", () => `/constituent/v1/constituents/${ids.org}/relationships`],
+    ["custom fields of a constituent", () => `/constituent/v1/constituents/${ids.person}/customfields`],
+    [
+      "custom fields of all constituents, by category and change",
+      () =>
+        "/constituent/v1/constituents/customfields?category=Newsletter%20opt-out&last_modified=2000-01-01T00:00:00Z&limit=10",
+    ],
+    ["custom field categories", () => "/constituent/v1/constituents/customfields/categories/details"],
     [
       "communication preferences (solicit codes)",
       () => `/constituent/v1/constituents/${ids.person}/communicationpreferences`,
     ],
   ];
 
+  /**
+   * The spec declares a custom field's `value` an object, yet its own examples carry strings, dates
+   * and numbers (QUIRKS.md): that one rule is set aside, after showing the spec's example breaks it.
+   */
+  const VALUE_ERRATUM = /\/value must be object$/;
+  const apart = (r: { ok: boolean; errors?: string[] }, erratum: boolean) =>
+    erratum && !r.ok ? { ok: (r.errors ?? []).every((e) => VALUE_ERRATUM.test(e)) } : r;
+
+  it("the spec's own custom field example breaks its declared value type", () => {
+    const example = {
+      count: 1,
+      value: [
+        { id: "72", category: "Anniversary", parent_id: "280", type: "Date", value: "1986-01-22T00:00:00" },
+      ],
+    };
+    const r = spec.validateResponse({
+      method: "GET",
+      path: "/constituent/v1/constituents/280/customfields",
+      status: 200,
+      body: example,
+    });
+    expect(r.ok).toBe(false);
+    expect(r.ok ? [] : r.errors).toEqual([expect.stringMatching(VALUE_ERRATUM)]);
+  });
+
   it.each(cases)("GET %s", async (_name, path) => {
     const p = path();
     const res = await h.call("GET", p);
     expect(res.status).toBe(200);
     expect(spec.findOperation("GET", p)).toBeDefined();
-    expect(spec.validateResponse({ method: "GET", path: p, status: res.status, body: res.body })).toEqual({
-      ok: true,
-    });
+    const erratum = p.includes("/customfields") && !p.includes("/categories/");
+    expect(
+      apart(spec.validateResponse({ method: "GET", path: p, status: res.status, body: res.body }), erratum),
+    ).toEqual({ ok: true });
   });
 
   it.each([
@@ -109,9 +146,23 @@ describeWithSpecs("Constituent API responses match constituent.json", () => {
       "/constituent/v1/emailaddresses",
       () => ({ constituent_id: ids.org, address: "info@acme.example.org", type: "Email" }),
     ],
+    [
+      "/constituent/v1/constituents/customfields",
+      () => ({
+        parent_id: ids.org,
+        category: "Newsletter opt-out",
+        value: true,
+        date: "2026-03-02T11:59:00.000Z",
+        comment: "[Concord] opt-out from cc-main",
+      }),
+    ],
   ] as const)("POST %s: our request and the {id} answer both match", async (path, bodyOrFn) => {
     const body = typeof bodyOrFn === "function" ? bodyOrFn() : bodyOrFn;
-    expect(spec.validateRequest({ method: "POST", path, body })).toEqual({ ok: true });
+    expect(
+      apart(spec.validateRequest({ method: "POST", path, body }), path.endsWith("/customfields")),
+    ).toEqual({
+      ok: true,
+    });
     const res = await h.call("POST", path, body);
     expect(res.status).toBe(200);
     expect(spec.validateResponse({ method: "POST", path, status: res.status, body: res.body })).toEqual({
