@@ -13,6 +13,7 @@ import {
   type ExplainResult,
   type Explanation,
 } from "./explain-contact";
+import { appealsTopic, reCcPair } from "../../test/support/world-config";
 
 const NOW = "2026-06-01T12:00:00.000Z";
 
@@ -22,23 +23,8 @@ const config: ConcordConfig = ConcordConfigShapeSchema.parse({
     { id: "cc-main", system: "constant-contact" },
     { id: "cc-appeals", system: "constant-contact" },
   ],
-  topics: [
-    {
-      key: "appeals",
-      label: "Fundraising appeals",
-      constructs: {
-        "re-nxt": { type: "consent_category", name: "Appeals" },
-        "cc-appeals": { type: "account" },
-      },
-    },
-  ],
-  pairs: [
-    {
-      id: "re-cc",
-      crm: "re-nxt",
-      platforms: [{ connection: "cc-main" }, { connection: "cc-appeals" }],
-    },
-  ],
+  topics: [appealsTopic()],
+  pairs: [reCcPair()],
 });
 
 const base = (contact_id: string, occurred_at: string) => ({

@@ -29,6 +29,7 @@ import {
   recordWebhookChanges,
   type PullReport,
 } from "./pull-connection";
+import { appealsTopic, reCcPair } from "../../test/support/world-config";
 
 const keyResult = parseSecretKey(Buffer.alloc(32, 7).toString("base64"));
 if (!keyResult.ok) throw new Error(keyResult.error.message);
@@ -64,23 +65,8 @@ describeOnBackends("pullConnection", (backend) => {
         { id: "cc-appeals", system: "constant-contact", emulator: { rateLimitPerSecond: null } },
       ],
       config: {
-        topics: [
-          {
-            key: "appeals",
-            label: "Fundraising appeals",
-            constructs: {
-              "re-nxt": { type: "consent_category", name: "Appeals" },
-              "cc-appeals": { type: "account" },
-            },
-          },
-        ],
-        pairs: [
-          {
-            id: "re-cc",
-            crm: "re-nxt",
-            platforms: [{ connection: "cc-main" }, { connection: "cc-appeals" }],
-          },
-        ],
+        topics: [appealsTopic()],
+        pairs: [reCcPair()],
       },
       store,
       key,

@@ -29,6 +29,7 @@ import { createRandom } from "../demo/random";
 import { syncPair } from "./sync-pair";
 import { post } from "../../test/support/sync-harness";
 import { TEST_ENV, TEST_KEY } from "../../test/support/test-credentials";
+import { appealsTopic } from "../../test/support/world-config";
 
 const root = join(import.meta.dirname, "..", "..");
 
@@ -87,16 +88,7 @@ describe("random kills of a running sync (SQLite, real processes)", () => {
     });
     rawConfig = {
       connections: worldConnectionEntries(WORLD, emulators),
-      topics: [
-        {
-          key: "appeals",
-          label: "Fundraising appeals",
-          constructs: {
-            "re-nxt": { type: "consent_category", name: "Appeals" },
-            "cc-appeals": { type: "account" },
-          },
-        },
-      ],
+      topics: [appealsTopic()],
       pairs: [
         {
           id: "re-cc",

@@ -19,6 +19,7 @@ import { createFakeClock, type FakeClock } from "./fake-clock";
 import { storeBackends, type StoreBackend, type TestStore } from "./store-backends";
 
 import { TEST_ENV, TEST_KEY, TEST_SUBSCRIPTION_KEY as SUBSCRIPTION_KEY } from "./test-credentials";
+import { appealsTopic } from "./world-config";
 
 export { TEST_ENV, TEST_KEY };
 
@@ -147,16 +148,7 @@ export async function startSyncHarness(
       { id: "cc-appeals", system: "constant-contact", emulator: cc },
     ],
     config: {
-      topics: [
-        {
-          key: "appeals",
-          label: "Fundraising appeals",
-          constructs: {
-            "re-nxt": { type: "consent_category", name: "Appeals" },
-            "cc-appeals": { type: "account" },
-          },
-        },
-      ],
+      topics: [appealsTopic()],
       pairs: [
         {
           id: "re-cc",

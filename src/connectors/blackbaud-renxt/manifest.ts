@@ -4,7 +4,7 @@
  * with the constituent's own responses recorded as consent records, and the constituent fields
  * Concord reads and writes.
  */
-import { postControl } from "../emulator-kit/world";
+import { controlApi } from "../emulator-kit/world";
 import type { ConnectorManifest } from "../manifest";
 import { SKY_API_BASE_URL, SKY_TOKEN_URL } from "./client";
 import { BLACKBAUD_LIMITS, BlackbaudRenxtOptionsSchema, createBlackbaudRenxtSession } from "./connector";
@@ -90,6 +90,11 @@ export const blackbaudRenxtManifest: ConnectorManifest = {
         logger: options.logger ?? false,
       });
       const origin = started.baseUrl;
+      const control = controlApi(origin, {
+        client: { id: EMULATOR_CLIENT_ID, secret: EMULATOR_CLIENT_SECRET },
+        extra: { subscription_key: started.subscriptionKey },
+        world,
+      });
       return {
         origin,
         base_url: origin,
@@ -99,43 +104,14 @@ export const blackbaudRenxtManifest: ConnectorManifest = {
           `  Bb-Api-Subscription-Key: ${started.subscriptionKey}`,
           `  Get a token: curl -X POST ${origin}/__emulator/token`,
         ],
-        grant: async (client) => {
-          const clientId = client?.client_id ?? EMULATOR_CLIENT_ID;
-          const token = (await postControl(origin, "/__emulator/token", { client_id: clientId })) as {
-            refresh_token: string;
-          };
-          return {
-            client_id: clientId,
-            client_secret: EMULATOR_CLIENT_SECRET,
-            refresh_token: token.refresh_token,
-            subscription_key: started.subscriptionKey,
-          };
-        },
-        seed: async (w) => {
-          const answers: unknown[] = [];
-          for (const body of world.seedBodies(w))
-            answers.push(await postControl(origin, "/__emulator/seed", body));
-          return world.seeded(answers);
-        },
-        act: async (act) => {
-          const answer = await postControl(origin, "/__emulator/act", world.actBody(act));
-          return { record_id: act.as === "admin" && "id" in act ? act.id : null, answer };
-        },
-        subscribe: async (receiverUrl, secret) => {
-          const grant = await postControl(origin, "/__emulator/token", { client_id: EMULATOR_CLIENT_ID });
-          const { refresh_token } = grant as { refresh_token: string };
-          return subscribeAndWait(
+        ...control,
+        subscribe: async (receiverUrl, secret) =>
+          subscribeAndWait(
             { base_url: origin, token_url: `${origin}/oauth2/token` },
-            {
-              client_id: EMULATOR_CLIENT_ID,
-              client_secret: EMULATOR_CLIENT_SECRET,
-              refresh_token,
-              subscription_key: started.subscriptionKey,
-            },
+            await control.grant(),
             receiverUrl,
             secret,
-          );
-        },
+          ),
         native: started,
         close: started.close,
       };

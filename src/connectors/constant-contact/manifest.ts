@@ -3,7 +3,7 @@
  * 00:00 UTC), no contact webhooks (polled), opt-outs scoped to the whole account, resubscribe only
  * by the person's confirmation email, bulk imports, and the fields a contact carries.
  */
-import { postControl } from "../emulator-kit/world";
+import { controlApi } from "../emulator-kit/world";
 import type { ConnectorManifest } from "../manifest";
 
 /** The OAuth client the emulated world connects with (the emulator takes any). */
@@ -120,27 +120,10 @@ export const constantContactManifest: ConnectorManifest = {
           `Constant Contact V3 emulator listening on ${origin} (API ${origin}/v3)`,
           `  Get a token: curl -X POST ${origin}/__emulator/token`,
         ],
-        grant: async (client) => {
-          const clientId = client?.client_id ?? EMULATOR_CLIENT_ID;
-          const token = (await postControl(origin, "/__emulator/token", { client_id: clientId })) as {
-            refresh_token: string;
-          };
-          return {
-            client_id: clientId,
-            client_secret: EMULATOR_CLIENT_SECRET,
-            refresh_token: token.refresh_token,
-          };
-        },
-        seed: async (w) => {
-          const answers: unknown[] = [];
-          for (const body of world.seedBodies(w))
-            answers.push(await postControl(origin, "/__emulator/seed", body));
-          return world.seeded(answers);
-        },
-        act: async (act) => {
-          const answer = await postControl(origin, "/__emulator/act", world.actBody(act));
-          return { record_id: world.actRecordId(answer), answer };
-        },
+        ...controlApi(origin, {
+          client: { id: EMULATOR_CLIENT_ID, secret: EMULATOR_CLIENT_SECRET },
+          world,
+        }),
         pending_confirmations: () => world.pendingConfirmations(origin),
         native: started,
         close: started.close,

@@ -152,3 +152,50 @@ function safeJson(text: string): unknown {
 /** An act this system has no way to do (a person's act in a CRM, a CRM flag on a platform). */
 export const notApplicable = (system: string, act: WorldAct): WorldActError =>
   new WorldActError("not_applicable", `${system} has no "${act.as} ${act.action}" act`);
+
+/** How an emulator's `world.ts` turns the canonical world into its control API's bodies. */
+export type EmulatorWorld = {
+  seedBodies: (world: WorldSeed) => Record<string, unknown>[];
+  seeded: (answers: readonly unknown[]) => WorldSeeded;
+  actBody: (act: WorldAct) => Record<string, unknown>;
+  /** The record an act touched, from the control API's answer. */
+  actRecordId: (answer: unknown, act: WorldAct) => string | null;
+};
+
+/**
+ * Granting, seeding and acting through an emulator's control API (`/__emulator/token`, `seed`,
+ * `act`), the same for every emulator: a grant is a fresh refresh token for the OAuth client, with
+ * whatever else the system's credentials hold (`extra`: an API subscription key…).
+ */
+export function controlApi(
+  origin: string,
+  options: { client: { id: string; secret: string }; extra?: Record<string, string>; world: EmulatorWorld },
+) {
+  const { client, world } = options;
+  return {
+    grant: async (as?: { client_id?: string }): Promise<Record<string, string>> => {
+      const clientId = as?.client_id ?? client.id;
+      const token = (await postControl(origin, "/__emulator/token", { client_id: clientId })) as {
+        refresh_token?: unknown;
+      };
+      if (typeof token.refresh_token !== "string")
+        throw new WorldActError("no_refresh_token", `${origin}/__emulator/token answered no refresh token`);
+      return {
+        client_id: clientId,
+        client_secret: client.secret,
+        refresh_token: token.refresh_token,
+        ...(options.extra ?? {}),
+      };
+    },
+    seed: async (w: WorldSeed): Promise<WorldSeeded> => {
+      const answers: unknown[] = [];
+      for (const body of world.seedBodies(w))
+        answers.push(await postControl(origin, "/__emulator/seed", body));
+      return world.seeded(answers);
+    },
+    act: async (act: WorldAct): Promise<WorldActAnswer> => {
+      const answer = await postControl(origin, "/__emulator/act", world.actBody(act));
+      return { record_id: world.actRecordId(answer, act), answer };
+    },
+  };
+}

@@ -156,3 +156,8 @@ export function actBody(act: WorldAct): Record<string, unknown> {
       throw notApplicable(SYSTEM, act);
   }
 }
+
+/** The constituent an act touched: an admin's acts name it. */
+export function actRecordId(_answer: unknown, act: WorldAct): string | null {
+  return act.as === "admin" && "id" in act ? act.id : null;
+}
