@@ -50,6 +50,18 @@ module.exports = {
         pathNot: ["^src/connectors/$1/", "^src/connectors/(http|contract|kit|emulator-kit)/"],
       },
     },
+    room(
+      "connector-kit-is-generic",
+      "connectors/kit/",
+      ["core/", "connectors/connector\\.ts$"],
+      "The connector kit serves every connector: it knows the contract, no vendor.",
+    ),
+    room(
+      "emulator-kit-stands-alone",
+      "connectors/emulator-kit/",
+      [],
+      "The emulator kit is written from the vendors' documentation: it imports nothing of ours.",
+    ),
     {
       name: "emulator-never-imports-its-client",
       comment: "An emulator is written from the vendor's docs, never from our client.",
