@@ -226,6 +226,43 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
       }
     });
 
+    // What the pair asks of its systems, against what their manifests say they can do.
+    const unable = (id: string | undefined, why: (label: string) => string, path: (string | number)[]) => {
+      const conn = id === undefined ? undefined : connections.get(id)?.connection;
+      if (conn !== undefined) add(path, "unsupported_setting", why(manifestOf(conn.system).label));
+    };
+    for (const id of [crm?.id, ...pairPlatforms])
+      if (
+        id !== undefined &&
+        !manifestOf(connections.get(id)!.connection.system).capabilities.channels.includes("email")
+      )
+        unable(
+          id,
+          (label) =>
+            `${label} ("${id}") keeps no email consent; a pair syncs email: expected a system whose channels include email`,
+          at(),
+        );
+    if (
+      pair.policies.create_in_crm &&
+      crm !== undefined &&
+      !manifestOf(crm.system).capabilities.can_create_contacts
+    )
+      unable(
+        crm.id,
+        (label) =>
+          `${label} ("${crm.id}") does not let Concord create records; expected create_in_crm: false`,
+        at("policies", "create_in_crm"),
+      );
+    pairPlatforms.forEach((id, k) => {
+      if (!manifestOf(connections.get(id)!.connection.system).capabilities.can_create_contacts)
+        unable(
+          id,
+          (label) =>
+            `${label} ("${id}") does not let Concord create contacts, so no CRM record could reach it; expected a platform that takes new contacts`,
+          at("platforms", k, "connection"),
+        );
+    });
+
     // A topic one of the pair's platforms keeps must have a home in the CRM where the CRM keeps
     // topics (Raiser's Edge consent categories): else its opt-outs could not reach the CRM.
     const crmManifest = crm === undefined ? undefined : manifestOf(crm.system);

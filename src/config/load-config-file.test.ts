@@ -3,6 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import type { ConnectorCapabilities } from "../connectors/manifest";
+import { manifestOf } from "../connectors/registry";
 import { effectivePollIntervalMs } from "./check-cross-references";
 import {
   formatConfigErrors,
@@ -755,5 +757,56 @@ describe("formatPath", () => {
     [[], ""],
   ])("%j → %s", (path, text) => {
     expect(formatPath(path)).toBe(text);
+  });
+});
+
+describe("what a pair asks of its systems, against their manifests", () => {
+  /** Runs `fn` with one manifest's capabilities changed, as a system that cannot do something. */
+  const withCapabilities = <T>(
+    system: "blackbaud-renxt" | "constant-contact",
+    change: Partial<ConnectorCapabilities>,
+    fn: () => T,
+  ): T => {
+    const manifest = manifestOf(system);
+    const before = manifest.capabilities;
+    manifest.capabilities = { ...before, ...change };
+    try {
+      return fn();
+    } finally {
+      manifest.capabilities = before;
+    }
+  };
+  const summary = (errors: ConfigError[]) => errors.map((e) => `${e.path} ${e.code}: ${e.message}`);
+
+  it("refuses create_in_crm on a CRM that does not let Concord create records", () => {
+    const errors = withCapabilities("blackbaud-renxt", { can_create_contacts: false }, () =>
+      errorsOf((c) => (c.pairs[0].policies = { create_in_crm: true })),
+    );
+    expect(summary(errors)).toEqual([
+      `pairs[0].policies.create_in_crm unsupported_setting: Raiser's Edge NXT ("re-nxt") does not let Concord create records; expected create_in_crm: false`,
+    ]);
+    // Without the policy the same CRM is fine.
+    const fine = withCapabilities("blackbaud-renxt", { can_create_contacts: false }, () =>
+      parseConfigValue(base(), "concord.yaml"),
+    );
+    expect(fine.ok).toBe(true);
+  });
+
+  it("refuses a platform that takes no new contacts, and a system that keeps no email consent", () => {
+    const platform = withCapabilities("constant-contact", { can_create_contacts: false }, () =>
+      errorsOf(() => {}),
+    );
+    expect(summary(platform)).toEqual([
+      expect.stringMatching(
+        /^pairs\[0\]\.platforms\[0\]\.connection unsupported_setting: Constant Contact \("cc-main"\) does not let Concord create contacts/,
+      ),
+      expect.stringMatching(
+        /^pairs\[0\]\.platforms\[1\]\.connection unsupported_setting: Constant Contact \("cc-appeals"\)/,
+      ),
+    ]);
+    const sms = withCapabilities("blackbaud-renxt", { channels: ["sms"] }, () => errorsOf(() => {}));
+    expect(summary(sms)).toEqual([
+      `pairs[0] unsupported_setting: Raiser's Edge NXT ("re-nxt") keeps no email consent; a pair syncs email: expected a system whose channels include email`,
+    ]);
   });
 });

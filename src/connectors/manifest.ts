@@ -43,9 +43,10 @@ export type ConnectorCapabilities = {
    * `contact_only`: only the person, in the system itself; the planner asks for nothing.
    */
   resubscribe: "confirmation_email" | "consent_record" | "contact_only";
-  /** Bulk endpoints for new contacts: the planner sends them one upsert per target list set. */
-  bulk_import: boolean;
-  /** Whether Concord may create records here (the pair's `create_in_crm` needs it on the CRM). */
+  /**
+   * Whether Concord may create records here: a pair's `create_in_crm` needs it on the CRM, and a
+   * platform without it cannot be a pair's platform (the config check refuses both).
+   */
   can_create_contacts: boolean;
 };
 

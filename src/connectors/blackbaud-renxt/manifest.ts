@@ -45,7 +45,6 @@ export const blackbaudRenxtManifest: ConnectorManifest = {
     channels: ["email"],
     webhooks: true,
     resubscribe: "consent_record",
-    bulk_import: false,
     can_create_contacts: true,
   },
   endpoints: { kind: "static", base_url: SKY_API_BASE_URL, token_url: SKY_TOKEN_URL },

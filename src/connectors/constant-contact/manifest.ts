@@ -48,7 +48,6 @@ export const constantContactManifest: ConnectorManifest = {
     channels: ["email"],
     webhooks: false,
     resubscribe: "confirmation_email",
-    bulk_import: true,
     can_create_contacts: true,
   },
   endpoints: { kind: "static", base_url: CONSTANT_CONTACT_BASE_URL, token_url: CONSTANT_CONTACT_TOKEN_URL },
