@@ -99,6 +99,38 @@ function open() {
 }
 
 describe("openConnection", () => {
+  it("finds the API where the config says, else at the manifest's fixed address", () => {
+    const deps = {
+      store,
+      env: {},
+      key,
+      health: connectionHealthTracker({
+        store,
+        logger: createLogger({ level: "silent" }),
+        now: () => new Date(),
+      }),
+      now: () => new Date(),
+      sleep: async () => undefined,
+    };
+    const vendor = openConnection(ConnectionSchema.parse({ id: "re-nxt", system: "blackbaud-renxt" }), deps);
+    expect(vendor.endpoint).toEqual({
+      base_url: "https://api.sky.blackbaud.com",
+      token_url: "https://oauth2.sky.blackbaud.com/token",
+    });
+    const emulated = openConnection(
+      ConnectionSchema.parse({
+        id: "cc-main",
+        system: "constant-contact",
+        base_url: `${emulator.baseUrl}/v3`,
+      }),
+      deps,
+    );
+    expect(emulated.endpoint).toEqual({
+      base_url: `${emulator.baseUrl}/v3`,
+      token_url: "https://authz.constantcontact.com/oauth2/default/v1/token",
+    });
+  });
+
   it("resolves the config's secret references and seals the rotated refresh token into the store", async () => {
     const first = await mintRefreshToken();
     await storeSecret("cc-main.refresh_token", first);

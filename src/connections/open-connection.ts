@@ -28,6 +28,8 @@ export type ApiCall = Parameters<NonNullable<ConnectorRuntime["onApiCall"]>>[0];
 export type OpenedConnection = {
   connection: Connection;
   manifest: ConnectorManifest;
+  /** Where its API and token endpoint are; undefined where the system's client finds them itself. */
+  endpoint: { base_url: string | undefined; token_url: string | undefined };
   budget: CallBudget;
   /** A new session sharing the connection's budget and credentials. */
   session: () => ConnectorSession;
@@ -68,10 +70,15 @@ export function openConnection(
         }
       : {}),
   };
+  // Where the API is: the config's URLs (an emulator, a region), else the manifest's fixed ones. A
+  // system whose API is found from its credentials or token answer resolves it in its own client.
+  const fixed = manifest.endpoints.kind === "static" ? manifest.endpoints : undefined;
+  const base_url = connection.base_url ?? fixed?.base_url;
+  const token_url = connection.token_url ?? fixed?.token_url;
   const settings: ConnectionSettings = {
     connection_id: connection.id,
-    ...(connection.base_url !== undefined ? { base_url: connection.base_url } : {}),
-    ...(connection.token_url !== undefined ? { token_url: connection.token_url } : {}),
+    ...(base_url !== undefined ? { base_url } : {}),
+    ...(token_url !== undefined ? { token_url } : {}),
     credentials,
     limits: {
       ...(connection.limits.requests_per_second !== undefined
@@ -88,6 +95,7 @@ export function openConnection(
   return {
     connection,
     manifest,
+    endpoint: { base_url, token_url },
     budget,
     session: () => manifest.connect(settings, runtime),
     settled: () => deps.health.settled(),
