@@ -11,7 +11,7 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"
 
 export const EnvSchema = z
   .object({
-    /** PostgreSQL for scale-out; absent: the embedded SQLite database under CONCORD_DATA_DIR. */
+    /** PostgreSQL, an external database; absent: the embedded SQLite database under CONCORD_DATA_DIR. */
     DATABASE_URL: z
       .string()
       .optional()
@@ -75,6 +75,8 @@ export type LogLevel = Env["LOG_LEVEL"];
 export type EnvError = { variable: string; code: "env_invalid" | "secret_key_invalid"; message: string };
 export type EnvLoadResult = { ok: true; env: Env; warnings: string[] } | { ok: false; errors: EnvError[] };
 
+/** Variables of the test suites (where the vendors' specs are, live writes), not of the engine. */
+const TEST_VARIABLES = ["CONCORD_SPECS_DIR", "CONCORD_LIVE_WRITES"];
 const KNOWN = Object.keys(EnvSchema.shape);
 
 /** Parses the environment; empty variables count as unset (`FOO=` in a compose file). */
@@ -84,7 +86,7 @@ export function loadEnv(env: Readonly<Record<string, string | undefined>> = proc
     if (value !== undefined && value !== "") cleaned[name] = value;
   // A misspelt CONCORD_ variable would silently fall back to a default: say so.
   const warnings = Object.keys(cleaned)
-    .filter((name) => name.startsWith("CONCORD_") && !KNOWN.includes(name))
+    .filter((name) => name.startsWith("CONCORD_") && !KNOWN.includes(name) && !TEST_VARIABLES.includes(name))
     .map((name) => `unknown environment variable ${name}${hint(name, KNOWN)}; it is ignored`);
   const parsed = EnvSchema.safeParse(cleaned, { error: configErrorMap });
   if (parsed.success) return { ok: true, env: parsed.data, warnings };

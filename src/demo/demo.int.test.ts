@@ -80,7 +80,10 @@ describe("concord demo", () => {
         ? true
         : undefined;
     });
-    expect(stderr).toMatch(/concord\s+re-cc (poll|webhook|first sync): .*re-nxt record_opt_out/);
+    // The run's line is printed once the run has finished, a moment after its writes.
+    await until("the run's line naming the opt-out written to Raiser's Edge NXT", 60_000, async () =>
+      /concord\s+re-cc (poll|webhook|first sync): .*re-nxt record_opt_out/.test(stderr) ? true : undefined,
+    );
     expect(stderr).not.toMatch(/[\w.+-]+@[\w-]+\.[\w.]+/); // ids, never addresses
 
     proc.kill("SIGTERM");
