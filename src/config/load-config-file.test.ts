@@ -158,7 +158,7 @@ describe("errors name the path, what was expected and what was found", () => {
       (c) => (c.connections[0]!.system = "constantcontact"),
       "connections[0].system",
       "invalid_value",
-      'expected one of "constant-contact", "blackbaud-renxt"; found "constantcontact" (did you mean "constant-contact"?)',
+      'expected one of "constant-contact", "mailchimp", "blackbaud-renxt"; found "constantcontact" (did you mean "constant-contact"?)',
     ],
     [
       "unknown key with a hint",

@@ -5,9 +5,14 @@
  */
 import { blackbaudRenxtManifest } from "./blackbaud-renxt/manifest";
 import { constantContactManifest } from "./constant-contact/manifest";
+import { mailchimpManifest } from "./mailchimp/manifest";
 import type { ConnectorManifest } from "./manifest";
 
-export const MANIFESTS: readonly ConnectorManifest[] = [constantContactManifest, blackbaudRenxtManifest];
+export const MANIFESTS: readonly ConnectorManifest[] = [
+  constantContactManifest,
+  mailchimpManifest,
+  blackbaudRenxtManifest,
+];
 
 /** The ids of every system, as the config's `connections[].system` takes them. */
 export const SYSTEM_IDS: readonly string[] = MANIFESTS.map((m) => m.id);

@@ -110,7 +110,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
         next(null, body);
       });
       scope.route({
-        method: ["POST", "OPTIONS"],
+        method: ["GET", "POST", "OPTIONS"],
         url: WEBHOOK_PATH,
         handler: async (request, reply) => {
           const { connection } = request.params as { connection: string };

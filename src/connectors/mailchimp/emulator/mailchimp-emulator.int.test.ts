@@ -6,6 +6,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { describeWithSpecs, SPECS_DIR, specsPresent } from "../../../../test/support/official-specs";
 import { loadOpenApiValidator, type OpenApiValidator } from "../../contract/openapi-validator";
 import {
+  DEFAULT_AUDIENCE,
   startMailchimpEmulator,
   type MailchimpEmulatorOptions,
   type StartedMailchimpEmulator,
@@ -66,7 +67,7 @@ async function setup(options: MailchimpEmulatorOptions = {}) {
   const { api_key: key } = await control("token");
   const seeded = await control("seed", {
     audience: {
-      id: "aud0000001",
+      id: DEFAULT_AUDIENCE.id,
       name: "Supporters",
       double_optin: true,
       interest_categories: [
@@ -142,7 +143,7 @@ describe("Mailchimp emulator: auth and limits", () => {
     expect(t.key).toMatch(/^[0-9a-f]{32}-us6$/);
     const ok = await t.api("GET", "/3.0/lists");
     expect(ok.status).toBe(200);
-    expect(ok.body.lists.map((l: any) => l.name)).toEqual(["Supporters"]);
+    expect(ok.body.lists.map((l: any) => l.name)).toEqual(["Supporters"]); // the account's one audience, renamed by the seed
   });
 
   it("grants OAuth tokens that never expire, and tells the account's data centre from metadata", async () => {

@@ -66,6 +66,8 @@ const ERROR_DOCS = "https://mailchimp.com/developer/marketing/docs/errors/";
 /** The webhook sender's retries after a failed delivery (UNVERIFIED schedule; documented total: 75 minutes). */
 const WEBHOOK_RETRIES_MS = [60_000, 120_000, 300_000, 600_000, 900_000, 1_200_000, 1_320_000];
 const DEFAULT_DC = "us6";
+/** A new Mailchimp account has one audience; the emulator starts (and resets) with it. */
+export const DEFAULT_AUDIENCE = { id: "a1b2c3d4e5", name: "Concord supporters" };
 
 type Hook = {
   id: string;
@@ -120,6 +122,7 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
   const store = new MailchimpStore(now, (event) => {
     announce(event);
   });
+  store.createAudience(DEFAULT_AUDIENCE);
   const oauth = new OAuth2Server({
     now,
     paths: { authorize: ["/oauth2/authorize"], token: "/oauth2/token" },
@@ -1117,7 +1120,12 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
       const a = b.audience;
       if (typeof a?.name !== "string")
         throw new EmulatorControlError("invalid_seed", '"audience.name" is required.');
-      const audience = store.audiences.get(a.id) ?? store.createAudience(a);
+      const existing = typeof a.id === "string" ? store.audiences.get(a.id) : undefined;
+      if (existing) {
+        existing.name = a.name;
+        if (typeof a.double_optin === "boolean") existing.double_optin = a.double_optin;
+      }
+      const audience = existing ?? store.createAudience(a);
       for (const c of Array.isArray(a.interest_categories) ? a.interest_categories : []) {
         const category = store.addCategory(audience, String(c.title), c.type ?? "checkboxes");
         for (const i of Array.isArray(c.interests) ? c.interests : [])
@@ -1348,6 +1356,7 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
   kit.registerControl({
     reset: () => {
       store.reset();
+      store.createAudience(DEFAULT_AUDIENCE);
       oauth.reset();
       apiKeys.clear();
       hooks.clear();

@@ -15,8 +15,10 @@ import {
 
 const SYSTEM = "Mailchimp";
 const CHUNK = 2_000;
-/** The audience every emulated world's connection reads. */
-export const WORLD_AUDIENCE = { id: "a1b2c3d4e5", name: "Concord supporters" };
+import { DEFAULT_AUDIENCE } from "./mailchimp-emulator";
+
+/** The audience every emulated world's connection reads: the account's one audience. */
+export const WORLD_AUDIENCE = DEFAULT_AUDIENCE;
 
 const VIA = {
   unsubscribe_link: "link",

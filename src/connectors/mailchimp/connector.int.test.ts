@@ -1,0 +1,225 @@
+// The Mailchimp connector against its emulator: what it reads as consent, and what it never writes.
+import { afterEach, describe, expect, it } from "vitest";
+import type { ConnectorOperation, ConnectorSession } from "../connector";
+import { mailchimpManifest } from "./manifest";
+import { handleMailchimpWebhook } from "./webhooks";
+import {
+  startMailchimpTestAccount,
+  type MailchimpTestAccount,
+} from "../../../test/support/connectors/mailchimp";
+
+const running: MailchimpTestAccount[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((a) => a.close()));
+});
+
+async function account() {
+  const a = await startMailchimpTestAccount({
+    audience: {
+      interest_categories: [{ title: "Topics", interests: [{ id: "int0000001", name: "Appeals" }] }],
+    },
+  });
+  running.push(a);
+  const session: ConnectorSession = mailchimpManifest.connect(a.settings, a.runtime);
+  return { a, session };
+}
+
+const upsert = (
+  items: { email: string; first_name?: string; external_id?: string }[],
+  new_contacts: "subscribed" | "unsubscribed" | "pending_confirmation",
+  list_ids: string[] = [],
+): ConnectorOperation => ({
+  kind: "upsert_contacts",
+  op_id: `up-${new_contacts}`,
+  consent_intent: { existing: "keep", new_contacts },
+  items: items.map((i, n) => ({ item_id: `i${n}`, ...i })),
+  list_ids,
+});
+
+async function statusOf(a: MailchimpTestAccount, email: string): Promise<string | undefined> {
+  const state = await a.control<{ audiences: { members: { email_address: string; status: string }[] }[] }>(
+    "GET",
+    "/__emulator/state",
+  );
+  return state.audiences[0]!.members.find((m) => m.email_address === email)?.status;
+}
+
+describe("Mailchimp connector", () => {
+  it("gives new members the status the consent intent says, and never changes an existing member's", async () => {
+    const { a, session } = await account();
+    await a.seed([
+      { email: "left@example.org", status: "unsubscribed", unsubscribe: { by: "user" } },
+      { email: "waiting@example.org", status: "pending" },
+    ]);
+    const lists = await session.lists();
+    const tag = lists.ok ? lists.value.find((l) => l.name === "Contract list")!.external_id : "";
+    const outcomes = await session.apply([
+      upsert(
+        [
+          { email: "new@example.org", first_name: "New" },
+          { email: "left@example.org", first_name: "Left" },
+          { email: "waiting@example.org", first_name: "Waiting" },
+        ],
+        "subscribed",
+        [tag],
+      ),
+      upsert([{ email: "asked@example.org" }], "pending_confirmation"),
+      upsert([{ email: "quiet@example.org" }], "unsubscribed"),
+    ]);
+    expect(
+      outcomes.map((o) => o.status),
+      JSON.stringify(outcomes),
+    ).toEqual(Array(5).fill("succeeded"));
+    expect(await statusOf(a, "new@example.org")).toBe("subscribed");
+    // Existing members keep their status: an upsert never re-subscribes or confirms anyone.
+    expect(await statusOf(a, "left@example.org")).toBe("unsubscribed");
+    expect(await statusOf(a, "waiting@example.org")).toBe("pending");
+    expect(await statusOf(a, "asked@example.org")).toBe("pending");
+    expect(await statusOf(a, "quiet@example.org")).toBe("unsubscribed");
+    const read = await session.get([outcomes[0]!.external_id!, outcomes[1]!.external_id!]);
+    expect(read.ok && read.value.records.map((r) => [r.first_name, r.list_ids])).toEqual([
+      ["New", [tag]],
+      ["Left", [tag]],
+    ]);
+  });
+
+  it("reads how a member left: a spam complaint, an admin, the person; cleaned is deliverability", async () => {
+    const { a, session } = await account();
+    const [self, spam, admin, bounced] = await a.seed(
+      ["self", "spam", "admin", "bounced"].map((k) => ({ email: `${k}@example.org`, status: "subscribed" })),
+    );
+    await a.act({
+      as: "contact",
+      action: "unsubscribe",
+      email: "self@example.org",
+      reason: "Too many emails",
+    });
+    await a.act({ as: "contact", action: "spam_complaint", email: "spam@example.org" });
+    await a.act({ as: "admin", action: "unsubscribe", email: "admin@example.org" });
+    await a.act({ as: "system", action: "bounce", email: "bounced@example.org" });
+    const got = await session.get([self!.id, spam!.id, admin!.id, bounced!.id]);
+    if (!got.ok) throw new Error(got.error.message);
+    const by = (id: string) => got.value.consent.find((c) => c.external_id === id)!;
+    expect(by(self!.id)).toMatchObject({
+      kind: "opt_out",
+      actor: { kind: "contact" },
+      evidence: { reason: "Too many emails" },
+    });
+    expect(by(spam!.id)).toMatchObject({
+      kind: "opt_out",
+      mechanism: "spam_complaint",
+      actor: { kind: "contact" },
+    });
+    expect(by(admin!.id)).toMatchObject({
+      kind: "opt_out",
+      mechanism: "admin_edit",
+      actor: { kind: "account" },
+    });
+    expect(by(bounced!.id)).toMatchObject({ kind: "deliverability", deliverability: "cleaned" });
+    const facts = got.value.records.find((r) => r.external_id === bounced!.id)!.consent_state;
+    expect(facts[0]).toMatchObject({ status: "none", label: "audience status: cleaned" });
+  });
+
+  it("opts out of a group (interest) standing for a topic, and writes a person's own opt-in to it only", async () => {
+    const { a, session } = await account();
+    const [m] = await a.seed([{ email: "g@example.org", status: "subscribed", interests: ["Appeals"] }]);
+    const scope = { kind: "construct" as const, construct: { type: "interest", id: "interest:int0000001" } };
+    const out = await session.apply([
+      {
+        kind: "record_opt_out",
+        op_id: "o1",
+        external_id: m!.id,
+        email: "g@example.org",
+        scope,
+        initiated_by: "contact",
+        occurred_at: a.runtime.now().toISOString(),
+        origin: { system: "blackbaud-renxt", connection: "re", mechanism: "preference_page" },
+      },
+    ]);
+    expect(out[0]?.status).toBe("succeeded");
+    const after = await session.get([m!.id]);
+    expect(after.ok && after.value.records[0]!.list_ids).toEqual([]);
+    expect(await statusOf(a, "g@example.org")).toBe("subscribed");
+    const optIn = (actor: "contact" | "account") =>
+      session.apply([
+        {
+          kind: "record_opt_in",
+          op_id: `in-${actor}`,
+          external_id: m!.id,
+          scope,
+          occurred_at: a.runtime.now().toISOString(),
+          origin: { system: "blackbaud-renxt", connection: "re", mechanism: "preference_page", actor },
+        },
+      ]);
+    expect((await optIn("account"))[0]).toMatchObject({
+      status: "failed",
+      code: "consent_requires_contact_action",
+    });
+    expect((await optIn("contact"))[0]?.status).toBe("succeeded");
+  });
+
+  it("asks an audience with several to name one, and names them", async () => {
+    const { a } = await account();
+    await a.control("POST", "/__emulator/seed", { audience: { id: "bbbbbbbbbb", name: "Events" } });
+    const unnamed = await mailchimpManifest.connect(a.settings, a.runtime).check();
+    expect(unnamed).toMatchObject({ ok: false, error: { code: "validation_failed" } });
+    if (!unnamed.ok) expect(unnamed.error.message).toMatch(/options\.audience.*“Events” \(bbbbbbbbbb\)/);
+    const named = await mailchimpManifest
+      .connect({ ...a.settings, options: { audience: "Events", overlap_seconds: 300 } }, a.runtime)
+      .check();
+    expect(named).toMatchObject({ ok: true, value: { account_label: expect.stringContaining("Events") } });
+  });
+});
+
+describe("Mailchimp webhooks", () => {
+  const request = (method: string, query: Record<string, string>, body = "") => ({
+    method,
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    query,
+    raw_body: body,
+  });
+
+  it("answers the validator's GET, refuses a wrong key, and turns a delivery into a re-read hint", () => {
+    expect(handleMailchimpWebhook(request("GET", { key: "s3cret" }), "s3cret")).toMatchObject({
+      kind: "handshake",
+      status: 200,
+    });
+    expect(handleMailchimpWebhook(request("POST", { key: "nope" }), "s3cret")).toMatchObject({
+      kind: "rejected",
+      status: 401,
+    });
+    const body = new URLSearchParams({
+      type: "unsubscribe",
+      fired_at: "2026-03-02 12:00:00",
+      "data[id]": "8b5a6a28fc840441be692d74a81ccd1a",
+      "data[action]": "unsub",
+      "data[reason]": "abuse",
+    }).toString();
+    const handled = handleMailchimpWebhook(request("POST", { key: "s3cret" }, body), "s3cret");
+    expect(handled).toMatchObject({
+      kind: "events",
+      changes: [
+        {
+          type: "unsubscribe",
+          external_id: "8b5a6a28fc840441be692d74a81ccd1a",
+          occurred_at: "2026-03-02T12:00:00.000Z",
+          change: "consent_changed",
+        },
+      ],
+    });
+    const email = new URLSearchParams({
+      type: "upemail",
+      fired_at: "2026-03-02 12:00:00",
+      "data[new_id]": "new",
+      "data[old_email]": "a@x.org",
+      "data[new_email]": "b@x.org",
+    }).toString();
+    expect(handleMailchimpWebhook(request("POST", { key: "s3cret" }, email), "s3cret")).toMatchObject({
+      changes: [{ external_id: "new", change: "email_changed" }],
+    });
+    expect(handleMailchimpWebhook(request("POST", { key: "s3cret" }, "junk"), "s3cret")).toMatchObject({
+      kind: "rejected",
+      status: 400,
+    });
+  });
+});

@@ -1,0 +1,827 @@
+/**
+ * The Mailchimp Marketing connector: one audience per connection. It reads members changed since a
+ * checkpoint (with an overlap), reports each member's status as a consent fact and how they left,
+ * and applies operations consent first: an opt-out is a PATCH to `unsubscribed`, a lawful
+ * resubscribe request is `pending` (Mailchimp sends its confirmation email), new members come in
+ * by batch subscribe with the status the plan's consent intent gives, and existing members never
+ * get a status from an upsert. Tags and groups (interests) are the lists a pair maps.
+ */
+import { z } from "zod";
+import type {
+  CheckInfo,
+  Checkpoint,
+  ConnectionSettings,
+  ConnectorError,
+  ConnectorLimits,
+  ConnectorOperation,
+  ConnectorResult,
+  ConnectorRuntime,
+  ConnectorSession,
+  ConsentObservation,
+  ExternalList,
+  ExternalRecord,
+  OperationOutcome,
+  ReadOptions,
+  ReadPage,
+  RecordsWithConsent,
+} from "../connector";
+import { isPersonsOwnOptIn } from "../../core/consent/consent-state";
+import { emailKey } from "../../core/identity/normalise-email";
+import { err, ok } from "../../core/result";
+import { applyConsentFirst, outcomeOfError, stopsAll } from "../kit/apply-policy";
+import { createWatermark, firstSeen, readStart } from "../kit/incremental-read";
+import { createMailchimpClient, type CallPriority } from "./client";
+import {
+  interestListId,
+  isPlausibleEmail,
+  memberToConsent,
+  memberToRecord,
+  memberWatermark,
+  mergeFieldsOf,
+  newMemberStatus,
+  subscriberHash,
+  tagListId,
+} from "./mapping";
+import {
+  McAudiencesSchema,
+  McBatchAnswerSchema,
+  McCategoriesSchema,
+  McInterestsSchema,
+  McMemberSchema,
+  McMembersPageSchema,
+  McSegmentBatchSchema,
+  McTagsSchema,
+  problemOf,
+  type McBatchAnswer,
+  type McMember,
+} from "./schemas";
+
+export const MAILCHIMP_LIMITS: ConnectorLimits = {
+  // No per-second limit is published; 10 simultaneous connections per key is the rule (429 beyond).
+  requests_per_second: 50,
+  max_concurrency: 10,
+  batch: { import_contacts: 500, membership_ids: 500, read_page: 1000 },
+};
+
+/** `connections[].options` of a Mailchimp connection. */
+export const MailchimpOptionsSchema = z.strictObject({
+  /** The audience (list) this connection keeps in step, by id or name; optional when the account has one. */
+  audience: z.string().trim().min(1).optional(),
+  /** Members per read page (1–1000). */
+  page_size: z.number().int().min(1).max(1000).optional(),
+  /** How far before the checkpoint an incremental read starts, for late or out-of-order changes. */
+  overlap_seconds: z.number().int().min(0).max(86_400).default(300),
+});
+export type MailchimpOptions = z.infer<typeof MailchimpOptionsSchema>;
+
+const STREAM = "members";
+const EPOCH = "1970-01-01T00:00:00.000Z";
+const VENDOR = "Mailchimp";
+
+/** A session with one Mailchimp audience (the manifest's `connect`). */
+export function createMailchimpSession(
+  settings: ConnectionSettings,
+  runtime: ConnectorRuntime,
+): ConnectorSession {
+  const options = MailchimpOptionsSchema.parse(settings.options ?? {});
+  const client = createMailchimpClient(settings, runtime, MAILCHIMP_LIMITS);
+  const pageSize = Math.min(1000, Math.max(1, settings.page_size ?? options.page_size ?? 1000));
+  const overlapMs = options.overlap_seconds * 1000;
+
+  // ------------------------------------------------------------------------------------------
+  // the audience
+
+  let audience: Promise<ConnectorResult<{ id: string; name: string }>> | undefined;
+  const findAudience = async (): Promise<ConnectorResult<{ id: string; name: string }>> => {
+    const r = await client.request({
+      method: "GET",
+      path: "/lists",
+      query: { count: 1000, fields: "lists.id,lists.name,total_items" },
+      priority: "read",
+      schema: McAudiencesSchema,
+    });
+    if (!r.ok) return r;
+    const lists = r.value.body.lists;
+    const wanted = options.audience;
+    const found =
+      wanted === undefined
+        ? lists.length === 1
+          ? lists[0]
+          : undefined
+        : (lists.find((l) => l.id === wanted) ??
+          lists.find((l) => l.name.toLowerCase() === wanted.toLowerCase()));
+    if (found) return ok({ id: found.id, name: found.name });
+    const names = lists.map((l) => `“${l.name}” (${l.id})`).join(", ") || "none";
+    return err({
+      code: "validation_failed",
+      message:
+        wanted === undefined
+          ? `The Mailchimp account has ${lists.length} audiences; name the one to keep in step in the connection's options.audience (by id or name). Audiences: ${names}.`
+          : `No Mailchimp audience “${wanted}” (options.audience); audiences: ${names}.`,
+    });
+  };
+  const theAudience = (): Promise<ConnectorResult<{ id: string; name: string }>> => {
+    audience ??= findAudience().then((r) => {
+      if (!r.ok) audience = undefined; // found again next time: the account may change
+      return r;
+    });
+    return audience;
+  };
+  /** Runs `fn` with the audience id, or answers why there is none. */
+  const withAudience = async <T>(
+    fn: (listId: string) => Promise<ConnectorResult<T>>,
+  ): Promise<ConnectorResult<T>> => {
+    const a = await theAudience();
+    return a.ok ? fn(a.value.id) : a;
+  };
+
+  const check = async (): Promise<ConnectorResult<CheckInfo>> => {
+    const a = await theAudience();
+    if (!a.ok) return a;
+    return ok({ account_label: `Mailchimp audience “${a.value.name}” (${settings.connection_id})` });
+  };
+
+  // ------------------------------------------------------------------------------------------
+  // reads
+
+  const membersPage = (listId: string, query: Record<string, string | number>) =>
+    client.request({
+      method: "GET",
+      path: `/lists/${listId}/members`,
+      query: { ...query, count: pageSize },
+      priority: "read",
+      schema: McMembersPageSchema,
+    });
+
+  async function* read(
+    checkpoint: Checkpoint | null,
+    readOptions?: ReadOptions,
+  ): AsyncIterable<ConnectorResult<ReadPage>> {
+    const a = await theAudience();
+    if (!a.ok) {
+      yield a;
+      return;
+    }
+    const { full, since } = readStart(checkpoint, {
+      ...(readOptions?.full !== undefined ? { full: readOptions.full } : {}),
+      overlap_ms: overlapMs,
+      epoch: EPOCH,
+    });
+    const order = { sort_field: "last_changed", sort_dir: "ASC" };
+    // A plain member listing leaves archived members out, so an incremental read asks for those
+    // archived since, too: an archive is a change the engine must see.
+    const passes: Record<string, string | number>[] = full
+      ? [order, { ...order, status: "archived" }]
+      : [
+          { ...order, since_last_changed: since },
+          { ...order, since_last_changed: since, status: "archived" },
+        ];
+    const first = firstSeen();
+    const watermark = createWatermark("unordered", checkpoint?.value ?? EPOCH);
+    for (let p = 0; p < passes.length; p++) {
+      for (let offset = 0; ;) {
+        const page = await membersPage(a.value.id, { ...passes[p]!, offset });
+        if (!page.ok) {
+          yield page;
+          return;
+        }
+        const { members, total_items } = page.value.body;
+        const records: ExternalRecord[] = [];
+        const consent: ConsentObservation[] = [];
+        for (const m of members) {
+          watermark.see(memberWatermark(m));
+          if (!first(m.id)) continue;
+          records.push(memberToRecord(m));
+          consent.push(...memberToConsent(m));
+        }
+        offset += members.length;
+        const done = members.length === 0 || offset >= total_items;
+        const now = runtime.now().toISOString();
+        yield ok({
+          records,
+          consent,
+          checkpoint: {
+            stream: STREAM,
+            value: watermark.value(done && p === passes.length - 1, now),
+            taken_at: now,
+          },
+        });
+        if (done) break;
+      }
+    }
+  }
+
+  const getMember = (listId: string, id: string, priority: CallPriority) =>
+    client.request({
+      method: "GET",
+      path: `/lists/${listId}/members/${encodeURIComponent(id)}`,
+      priority,
+      accept: [404],
+    });
+
+  const parseMember = (body: unknown, id: string): ConnectorResult<McMember> => {
+    const parsed = McMemberSchema.safeParse(body);
+    if (parsed.success) return ok(parsed.data);
+    return err({
+      code: "bad_response",
+      message: `GET member ${id} answered a member we do not understand: ${parsed.error.issues
+        .slice(0, 3)
+        .map((i) => `${i.path.join(".")}: ${i.message}`)
+        .join("; ")}`,
+    });
+  };
+
+  /** A member by its id (subscriber hash), address or contact id; null when Mailchimp has none. */
+  const fetchMember = async (
+    listId: string,
+    id: string,
+    priority: CallPriority,
+  ): Promise<ConnectorResult<McMember | null>> => {
+    const r = await getMember(listId, id, priority);
+    if (!r.ok) return r;
+    if (r.value.status === 404) return ok(null);
+    return parseMember(r.value.body, id);
+  };
+
+  const get = (ids: readonly string[]): Promise<ConnectorResult<RecordsWithConsent>> =>
+    withAudience(async (listId) => {
+      const records: ExternalRecord[] = [];
+      const consent: ConsentObservation[] = [];
+      for (const id of new Set(ids)) {
+        const m = await fetchMember(listId, id, "read");
+        if (!m.ok) return m;
+        if (!m.value) continue;
+        records.push(memberToRecord(m.value));
+        consent.push(...memberToConsent(m.value));
+      }
+      return ok({ records, consent });
+    });
+
+  const lists = (): Promise<ConnectorResult<ExternalList[]>> =>
+    withAudience(async (listId) => {
+      const out: ExternalList[] = [];
+      for (let offset = 0; ;) {
+        const r = await client.request({
+          method: "GET",
+          path: `/lists/${listId}/segments`,
+          query: { type: "static", count: 1000, offset },
+          priority: "read",
+          schema: McTagsSchema,
+        });
+        if (!r.ok) return r;
+        for (const t of r.value.body.segments)
+          out.push({
+            external_id: tagListId(t.id),
+            name: t.name,
+            ...(t.member_count !== undefined ? { member_count: t.member_count } : {}),
+          });
+        offset += r.value.body.segments.length;
+        if (r.value.body.segments.length === 0 || offset >= r.value.body.total_items) break;
+      }
+      const categories = await client.request({
+        method: "GET",
+        path: `/lists/${listId}/interest-categories`,
+        query: { count: 1000 },
+        priority: "read",
+        schema: McCategoriesSchema,
+      });
+      if (!categories.ok) return categories;
+      for (const c of categories.value.body.categories) {
+        const interests = await client.request({
+          method: "GET",
+          path: `/lists/${listId}/interest-categories/${c.id}/interests`,
+          query: { count: 1000 },
+          priority: "read",
+          schema: McInterestsSchema,
+        });
+        if (!interests.ok) return interests;
+        for (const i of interests.value.body.interests)
+          out.push({ external_id: interestListId(i.id), name: i.name });
+      }
+      return ok(out);
+    });
+
+  // ------------------------------------------------------------------------------------------
+  // writes
+
+  const opOutcome = (op: ConnectorOperation, fields: Omit<OperationOutcome, "op_id">): OperationOutcome => ({
+    op_id: op.op_id,
+    ...fields,
+  });
+  const fromError = (
+    op: ConnectorOperation,
+    e: ConnectorError,
+    extra: { item_id?: string } = {},
+  ): OperationOutcome => outcomeOfError(VENDOR, op.op_id, e, extra);
+  type Run = OperationOutcome[];
+
+  /** PATCH a member; a 400 comes back as Mailchimp's problem title and detail. */
+  const patchMember = async (
+    listId: string,
+    id: string,
+    body: Record<string, unknown>,
+    priority: CallPriority,
+  ): Promise<ConnectorResult<{ status: number; title: string; detail: string }>> => {
+    const r = await client.request({
+      method: "PATCH",
+      path: `/lists/${listId}/members/${encodeURIComponent(id)}`,
+      json: body,
+      priority,
+      accept: [400, 404, 405],
+    });
+    if (!r.ok) return r;
+    const p = r.value.status >= 400 ? problemOf(r.value.body) : {};
+    return ok({ status: r.value.status, title: p.title ?? "", detail: p.detail ?? "" });
+  };
+
+  const patched = (
+    op: ConnectorOperation,
+    r: ConnectorResult<{ status: number; title: string; detail: string }>,
+    external_id: string,
+  ): Run => {
+    if (!r.ok) return [fromError(op, r.error)];
+    if (r.value.status === 404)
+      return [
+        opOutcome(op, {
+          status: "failed",
+          code: "not_found",
+          message: `Member ${external_id} is not in the Mailchimp audience.`,
+        }),
+      ];
+    if (r.value.status >= 400)
+      return [
+        opOutcome(op, {
+          status: "failed",
+          code: "validation_failed",
+          message: `${r.value.title}: ${r.value.detail}`,
+        }),
+      ];
+    return [opOutcome(op, { status: "succeeded", external_id })];
+  };
+
+  /** The list a scope names: a tag or a group (interest), or the whole audience. */
+  const listOfScope = (
+    scope: Extract<ConnectorOperation, { kind: "record_opt_out" }>["scope"],
+  ): { kind: "audience" } | { kind: "tag" | "interest"; id: string } | { kind: "other"; type: string } => {
+    if (scope.kind !== "construct") return { kind: "audience" };
+    const c = scope.construct;
+    const id = c.id.replace(/^(tag|interest):/, "");
+    if (c.type === "interest" || c.id.startsWith("interest:")) return { kind: "interest", id };
+    if (c.type === "tag" || c.id.startsWith("tag:")) return { kind: "tag", id };
+    return { kind: "other", type: c.type };
+  };
+
+  const setTag = async (
+    listId: string,
+    memberIdOrEmail: string,
+    tagId: string,
+    status: "active" | "inactive",
+    priority: CallPriority,
+  ) => {
+    const name = await tagName(tagId);
+    if (!name.ok) return name;
+    const r = await client.request({
+      method: "POST",
+      path: `/lists/${listId}/members/${encodeURIComponent(memberIdOrEmail)}/tags`,
+      json: { tags: [{ name: name.value, status }], is_syncing: true },
+      priority,
+      accept: [404],
+    });
+    if (!r.ok) return r;
+    return ok({
+      status: r.value.status,
+      title: r.value.status === 404 ? "Resource Not Found" : "",
+      detail: "",
+    });
+  };
+
+  let tagNames: Promise<ConnectorResult<Map<string, string>>> | undefined;
+  /** A tag's name by its id (the tag endpoints of a member take names), from the audience's tags. */
+  const tagName = async (tagId: string): Promise<ConnectorResult<string>> => {
+    tagNames ??= (async () => {
+      const r = await lists();
+      if (!r.ok) return r;
+      return ok(
+        new Map(
+          r.value
+            .filter((l) => l.external_id.startsWith("tag:"))
+            .map((l) => [l.external_id.slice(4), l.name]),
+        ),
+      );
+    })();
+    const names = await tagNames;
+    if (!names.ok) return names;
+    const name = names.value.get(tagId);
+    return name !== undefined
+      ? ok(name)
+      : err({ code: "not_found", message: `No tag ${tagId} in the Mailchimp audience.` });
+  };
+
+  const recordOptOut = (op: Extract<ConnectorOperation, { kind: "record_opt_out" }>): Promise<Run> =>
+    withAudience(async (listId) => {
+      const m = await fetchMember(listId, op.external_id, "consent");
+      if (!m.ok) return m;
+      if (!m.value)
+        return ok([
+          opOutcome(op, {
+            status: "failed",
+            code: "not_found",
+            message: `Member ${op.external_id} is not in the Mailchimp audience.`,
+          }),
+        ]);
+      const target = listOfScope(op.scope);
+      if (target.kind === "other")
+        return ok([
+          opOutcome(op, {
+            status: "failed",
+            code: "validation_failed",
+            message: `Mailchimp has no "${target.type}" to opt out of; a topic here is the audience, a group (interest) or a tag.`,
+          }),
+        ]);
+      if (target.kind === "interest") {
+        if (m.value.interests?.[target.id] !== true)
+          return ok([
+            opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id }),
+          ]);
+        return ok(
+          patched(
+            op,
+            await patchMember(listId, op.external_id, { interests: { [target.id]: false } }, "consent"),
+            op.external_id,
+          ),
+        );
+      }
+      if (target.kind === "tag") {
+        if (!(m.value.tags ?? []).some((t) => String(t.id) === target.id))
+          return ok([
+            opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id }),
+          ]);
+        return ok(
+          patched(op, await setTag(listId, op.external_id, target.id, "inactive", "consent"), op.external_id),
+        );
+      }
+      if (m.value.status === "unsubscribed")
+        return ok([
+          opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id }),
+        ]);
+      if (m.value.status === "archived" || m.value.status === "cleaned")
+        // Mailchimp sends nothing to an archived or cleaned member; the opt-out stays in the ledger.
+        return ok([
+          opOutcome(op, {
+            status: "succeeded",
+            code: "already_applied",
+            external_id: op.external_id,
+            message: `The member is ${m.value.status} in Mailchimp and receives nothing.`,
+          }),
+        ]);
+      return ok(
+        patched(
+          op,
+          await patchMember(listId, op.external_id, { status: "unsubscribed" }, "consent"),
+          op.external_id,
+        ),
+      );
+    }).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
+
+  const recordOptIn = (op: Extract<ConnectorOperation, { kind: "record_opt_in" }>): Promise<Run> => {
+    const target = listOfScope(op.scope);
+    // Only a group (interest) can take a person's own opt-in; the audience itself needs their
+    // confirmation (request_resubscribe), and Concord never writes anyone else's opt-in.
+    if (
+      target.kind !== "interest" ||
+      !isPersonsOwnOptIn({
+        actor: op.origin.actor,
+        mechanism: op.origin.mechanism,
+        request_reference: op.origin.request_reference,
+      })
+    )
+      return Promise.resolve([
+        opOutcome(op, {
+          status: "failed",
+          code: "consent_requires_contact_action",
+          message:
+            "Only the person can subscribe again in Mailchimp (its confirmation email or a sign-up form); use request_resubscribe.",
+        }),
+      ]);
+    return withAudience(async (listId) =>
+      ok(
+        patched(
+          op,
+          await patchMember(listId, op.external_id, { interests: { [target.id]: true } }, "consent"),
+          op.external_id,
+        ),
+      ),
+    ).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
+  };
+
+  const requestResubscribe = (
+    op: Extract<ConnectorOperation, { kind: "request_resubscribe" }>,
+  ): Promise<Run> =>
+    withAudience(async (listId) => {
+      const r = await patchMember(listId, op.external_id, { status: "pending" }, "consent");
+      if (!r.ok) return r;
+      if (r.value.status === 400 && /compliance/i.test(r.value.title))
+        return ok([
+          opOutcome(op, {
+            status: "failed",
+            code: "consent_requires_contact_action",
+            message: `${r.value.title}: ${r.value.detail} Only the person can come back, through a sign-up form.`,
+          }),
+        ]);
+      if (r.value.status >= 400) return ok(patched(op, r, op.external_id));
+      return ok([
+        opOutcome(op, {
+          status: "pending_contact_action",
+          external_id: op.external_id,
+          message: "Mailchimp sent its confirmation email; the member stays unsubscribed until they confirm.",
+        }),
+      ]);
+    }).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
+
+  const updateContact = (op: Extract<ConnectorOperation, { kind: "update_contact" }>): Promise<Run> =>
+    withAudience(async (listId) => {
+      const merge = mergeFieldsOf(op);
+      if (Object.keys(merge).length === 0)
+        return ok([
+          opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id }),
+        ]);
+      return ok(
+        patched(
+          op,
+          await patchMember(listId, op.external_id, { merge_fields: merge }, "write"),
+          op.external_id,
+        ),
+      );
+    }).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
+
+  const changeEmail = (op: Extract<ConnectorOperation, { kind: "change_email" }>): Promise<Run> => {
+    if (!isPlausibleEmail(op.new_email))
+      return Promise.resolve([
+        opOutcome(op, {
+          status: "failed",
+          code: "validation_failed",
+          message: `"${op.new_email}" is not a usable email address.`,
+        }),
+      ]);
+    return withAudience(async (listId) => {
+      const r = await patchMember(listId, op.external_id, { email_address: op.new_email.trim() }, "write");
+      // The member's id is the hash of its address: it changes with it.
+      return ok(patched(op, r, subscriberHash(op.new_email)));
+    }).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
+  };
+
+  const createContact = (op: Extract<ConnectorOperation, { kind: "create_contact" }>): Promise<Run> => {
+    if (!isPlausibleEmail(op.email))
+      return Promise.resolve([
+        opOutcome(op, {
+          status: "failed",
+          code: "validation_failed",
+          message: `"${op.email}" is not a usable email address.`,
+        }),
+      ]);
+    return withAudience(async (listId) => {
+      // A record made without a consent intent gets no marketing status: transactional only.
+      const r = await client.request({
+        method: "POST",
+        path: `/lists/${listId}/members`,
+        json: { email_address: op.email.trim(), status: "transactional", merge_fields: mergeFieldsOf(op) },
+        priority: "write",
+        accept: [400],
+      });
+      if (!r.ok) return r;
+      if (r.value.status === 400) {
+        const p = problemOf(r.value.body);
+        return ok([
+          opOutcome(op, {
+            status: "failed",
+            code: /exists/i.test(p.title ?? "") ? "conflict" : "validation_failed",
+            message: `${p.title ?? ""}: ${p.detail ?? ""}`,
+          }),
+        ]);
+      }
+      return ok([opOutcome(op, { status: "succeeded", external_id: subscriberHash(op.email) })]);
+    }).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
+  };
+
+  // --- upsert_contacts ------------------------------------------------------------------------
+
+  type Upsert = Extract<ConnectorOperation, { kind: "upsert_contacts" }>;
+  type Item = Upsert["items"][number];
+
+  const batchSubscribe = async (
+    listId: string,
+    members: Record<string, unknown>[],
+    updateExisting: boolean,
+  ): Promise<ConnectorResult<McBatchAnswer>> => {
+    const r = await client.request({
+      method: "POST",
+      path: `/lists/${listId}`,
+      json: { members, update_existing: updateExisting },
+      priority: "write",
+      schema: McBatchAnswerSchema,
+    });
+    return r.ok ? ok(r.value.body) : r;
+  };
+
+  const upsertContacts = (op: Upsert): Promise<Run> =>
+    withAudience(async (listId) => {
+      const status = newMemberStatus(op.consent_intent);
+      const interests = Object.fromEntries(
+        op.list_ids.filter((l) => l.startsWith("interest:")).map((l) => [l.slice(9), true]),
+      );
+      const tags = op.list_ids.filter((l) => l.startsWith("tag:")).map((l) => l.slice(4));
+      const outcome = new Map<string, OperationOutcome>();
+      const set = (item: Item, o: Omit<OperationOutcome, "op_id" | "item_id">): void => {
+        outcome.set(item.item_id, { op_id: op.op_id, item_id: item.item_id, ...o });
+      };
+      const byEmail = new Map<string, Item>();
+      const known: Item[] = [];
+      const unknown: Item[] = [];
+      for (const item of op.items) {
+        if (!isPlausibleEmail(item.email)) {
+          set(item, {
+            status: "failed",
+            code: "validation_failed",
+            message: `"${item.email}" is not a usable email address.`,
+          });
+          continue;
+        }
+        const key = emailKey(item.email);
+        const first = byEmail.get(key);
+        if (first) {
+          set(item, {
+            status: "skipped",
+            code: "duplicate_in_batch",
+            message: `Same address as item ${first.item_id} in this batch; dropped.`,
+          });
+          continue;
+        }
+        byEmail.set(key, item);
+        (item.external_id ? known : unknown).push(item);
+      }
+      const itemOf = (email: string | undefined): Item | undefined =>
+        email ? byEmail.get(emailKey(email)) : undefined;
+      let stop: ConnectorError | undefined;
+      const tagged: Item[] = [];
+      const size = MAILCHIMP_LIMITS.batch.import_contacts ?? 500;
+
+      /** Sends one batch; records each item's outcome; answers the items Mailchimp already had. */
+      const send = async (items: Item[], asNew: boolean): Promise<Item[]> => {
+        const exists: Item[] = [];
+        for (let i = 0; i < items.length && !stop; i += size) {
+          const part = items.slice(i, i + size);
+          const members = part.map((item) => ({
+            email_address: item.email.trim(),
+            // Only a new member gets a status, and only the one the plan's consent intent gives:
+            // an upsert never changes whether an existing member is subscribed.
+            ...(asNew ? { status } : {}),
+            merge_fields: mergeFieldsOf(item),
+            ...(Object.keys(interests).length > 0 ? { interests } : {}),
+          }));
+          const r = await batchSubscribe(listId, members, !asNew);
+          if (!r.ok) {
+            if (stopsAll(r.error)) stop = r.error;
+            for (const item of part)
+              outcome.set(item.item_id, fromError(op, r.error, { item_id: item.item_id }));
+            continue;
+          }
+          for (const m of [...r.value.new_members, ...r.value.updated_members]) {
+            const item = itemOf(m.email_address);
+            if (!item) continue;
+            set(item, { status: "succeeded", external_id: m.id });
+            tagged.push(item);
+          }
+          for (const e of r.value.errors) {
+            const item = itemOf(e.email_address);
+            if (!item) continue;
+            if (e.error_code === "ERROR_CONTACT_EXISTS") {
+              exists.push(item);
+              continue;
+            }
+            const compliance = /compliance|forgotten|permanently deleted/i.test(e.error ?? "");
+            set(item, {
+              status: "failed",
+              code: compliance ? "cannot_add_to_list" : "validation_failed",
+              message: e.error ?? e.field_message ?? "Mailchimp refused the member.",
+            });
+          }
+          for (const item of part)
+            if (!outcome.has(item.item_id) && !exists.includes(item))
+              set(item, {
+                status: "failed",
+                code: "bad_response",
+                message: "Mailchimp's batch answer did not mention this member.",
+              });
+        }
+        return exists;
+      };
+      const existing = await send(unknown, true);
+      await send([...known, ...existing], false);
+
+      // Tags for the members now in the audience: one batch call per tag and 500 members.
+      for (const tagId of tags) {
+        if (stop) break;
+        const items = tagged.filter((i) => outcome.get(i.item_id)?.status === "succeeded");
+        for (let i = 0; i < items.length && !stop; i += size) {
+          const part = items.slice(i, i + size);
+          const r = await client.request({
+            method: "POST",
+            path: `/lists/${listId}/segments/${encodeURIComponent(tagId)}`,
+            json: { members_to_add: part.map((x) => x.email.trim()) },
+            priority: "write",
+            schema: McSegmentBatchSchema,
+          });
+          if (!r.ok) {
+            if (stopsAll(r.error)) stop = r.error;
+            for (const item of part)
+              outcome.set(item.item_id, fromError(op, r.error, { item_id: item.item_id }));
+          }
+        }
+      }
+      if (stop)
+        for (const item of op.items)
+          if (!outcome.has(item.item_id))
+            outcome.set(item.item_id, fromError(op, stop, { item_id: item.item_id }));
+      return ok(
+        op.items.map(
+          (item) =>
+            outcome.get(item.item_id) ??
+            fromError(
+              op,
+              { code: "vendor_unavailable", message: "Not attempted." },
+              { item_id: item.item_id },
+            ),
+        ),
+      );
+    }).then((r) =>
+      r.ok ? r.value : op.items.map((item) => fromError(op, r.error, { item_id: item.item_id })),
+    );
+
+  // --- memberships ----------------------------------------------------------------------------
+
+  const memberships = (
+    op: Extract<ConnectorOperation, { kind: "add_list_members" | "remove_list_members" }>,
+  ): Promise<Run> =>
+    withAudience(async (listId) => {
+      const on = op.kind === "add_list_members";
+      const problems: string[] = [];
+      for (const list of new Set(op.list_ids)) {
+        const target = listOfScope({ kind: "construct", construct: { type: "list", id: list } });
+        for (const id of new Set(op.external_ids)) {
+          let r: ConnectorResult<{ status: number; title: string; detail: string }>;
+          if (target.kind === "interest")
+            r = await patchMember(listId, id, { interests: { [target.id]: on } }, "write");
+          else if (target.kind === "tag")
+            r = await setTag(listId, id, target.id, on ? "active" : "inactive", "write");
+          else
+            return ok([
+              opOutcome(op, {
+                status: "failed",
+                code: "validation_failed",
+                message: `"${list}" is neither a tag nor a group (interest) of the audience.`,
+              }),
+            ]);
+          if (!r.ok) return r;
+          if (r.value.status >= 400) problems.push(`${id}: ${r.value.title} ${r.value.detail}`.trim());
+        }
+      }
+      if (problems.length > 0)
+        return ok([
+          opOutcome(op, {
+            status: "failed",
+            code: "validation_failed",
+            message: problems.slice(0, 5).join("; "),
+          }),
+        ]);
+      return ok([opOutcome(op, { status: "succeeded" })]);
+    }).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
+
+  const run = (op: ConnectorOperation): Promise<Run> => {
+    switch (op.kind) {
+      case "record_opt_out":
+        return recordOptOut(op);
+      case "record_opt_in":
+        return recordOptIn(op);
+      case "request_resubscribe":
+        return requestResubscribe(op);
+      case "upsert_contacts":
+        return upsertContacts(op);
+      case "add_list_members":
+      case "remove_list_members":
+        return memberships(op);
+      case "update_contact":
+        return updateContact(op);
+      case "change_email":
+        return changeEmail(op);
+      case "create_contact":
+        return createContact(op);
+    }
+  };
+
+  const apply = (operations: readonly ConnectorOperation[]): Promise<OperationOutcome[]> => {
+    tagNames = undefined;
+    return applyConsentFirst(VENDOR, operations, run);
+  };
+
+  return { check, read, get, lists, apply };
+}

@@ -1,0 +1,228 @@
+/**
+ * Between Mailchimp members and Concord's records: a member's status as a typed consent fact on the
+ * audience (the connection's whole account), how they left as the ledger's mechanism and actor
+ * where Mailchimp says (`abuse` is a spam complaint; an admin's unsubscribe is the account's),
+ * `cleaned` as deliverability, never consent; tags and groups (interests) as the lists a record is
+ * in; merge fields as profile fields; and the request bodies Concord sends.
+ */
+import { createHash } from "node:crypto";
+import type { ConnectorOperation, ConsentFact, ConsentObservation, ExternalRecord } from "../connector";
+import type { Actor, Mechanism } from "../../core/consent/consent-event";
+import { ACCOUNT_OBSERVED } from "../../core/consent/system-consent";
+import { canonicalJson } from "../../core/canonical-json";
+import type { McMember } from "./schemas";
+
+/** The merge fields the record's own name slots come from. */
+export const FIRST_NAME_TAG = "FNAME";
+export const LAST_NAME_TAG = "LNAME";
+/** A merge tag as a pair's field mapping names it (Mailchimp's own: up to 10 capitals, digits, underscores). */
+export const MERGE_TAG = /^[A-Z][A-Z0-9_]{0,9}$/;
+
+export const tagListId = (id: number | string): string => `tag:${id}`;
+export const interestListId = (id: string): string => `interest:${id}`;
+
+/** `2026-03-02T12:00:00+00:00` (Mailchimp's form) as ISO-8601 UTC; undefined when empty or invalid. */
+export function toUtc(value: string | undefined | null): string | undefined {
+  if (!value) return undefined;
+  const t = Date.parse(value);
+  return Number.isNaN(t) ? undefined : new Date(t).toISOString();
+}
+
+export const subscriberHash = (email: string): string =>
+  createHash("md5").update(email.trim().toLowerCase()).digest("hex");
+
+const digest = (value: unknown): string => createHash("sha256").update(canonicalJson(value)).digest("hex");
+
+/**
+ * The member's id in Concord: its subscriber hash, the id every Mailchimp answer, path and webhook
+ * names (batch answers carry no contact id). An address change gives the member a new one (QUIRKS.md).
+ */
+export const memberId = (m: McMember): string => m.id;
+
+/** When the member last changed, for checkpoints. */
+export const memberWatermark = (m: McMember): string => toUtc(m.last_changed) ?? "1970-01-01T00:00:00.000Z";
+
+const STATUS_FACT: Record<McMember["status"], ConsentFact["status"]> = {
+  subscribed: "opted_in",
+  unsubscribed: "opted_out",
+  pending: "pending",
+  // Cleaned is Mailchimp giving up on the address (bounces): deliverability, not the person's choice.
+  cleaned: "none",
+  transactional: "none",
+  archived: "none",
+};
+
+/** How a member left, from what Mailchimp tells: its unsubscribe reason. */
+export function howTheyLeft(m: McMember): { mechanism: Mechanism; actor: Actor } {
+  const reason = (m.unsubscribe_reason ?? "").toLowerCase();
+  if (reason.startsWith("abuse") || reason.includes("spam"))
+    return { mechanism: "spam_complaint", actor: { kind: "contact" } };
+  if (reason.includes("by an admin")) return { mechanism: "admin_edit", actor: { kind: "account" } };
+  if (reason.includes("via the api") || reason.includes("via api"))
+    return { mechanism: "api", actor: { kind: "account" } };
+  // Any other reason is the person's own, from an unsubscribe form (a footer link or the one-click
+  // header: Mailchimp does not say which).
+  return { mechanism: "unknown", actor: { kind: "contact" } };
+}
+
+/** What a member shows about consent, as typed facts. */
+export function memberConsentFacts(m: McMember): ConsentFact[] {
+  const at = m.status === "subscribed" ? toUtc(m.timestamp_opt) : toUtc(m.last_changed);
+  const facts: ConsentFact[] = [
+    {
+      channel: "email",
+      scope: ACCOUNT_OBSERVED,
+      status: STATUS_FACT[m.status],
+      source: "status",
+      label: `audience status: ${m.status}${m.status === "unsubscribed" && m.unsubscribe_reason ? ` (${m.unsubscribe_reason})` : ""}`,
+      role: "state",
+      ...(at !== undefined ? { at } : {}),
+    },
+  ];
+  for (const p of m.marketing_permissions ?? [])
+    facts.push({
+      channel: "email",
+      scope: {
+        kind: "construct",
+        construct: {
+          type: "marketing_permission",
+          id: p.marketing_permission_id,
+          ...(p.text ? { name: p.text } : {}),
+        },
+      },
+      status: p.enabled === true ? "opted_in" : "none",
+      source: "marketing_permissions",
+      label: `marketing permission “${p.text ?? p.marketing_permission_id}”: ${p.enabled === true ? "given" : "not given"}`,
+      role: "state",
+      // Mailchimp keeps no date or history for a permission.
+      unversioned: true,
+    });
+  return facts;
+}
+
+/** A member as an ExternalRecord. */
+export function memberToRecord(m: McMember): ExternalRecord {
+  const merge = m.merge_fields ?? {};
+  const fields: Record<string, string | null> = {};
+  for (const [tag, value] of Object.entries(merge)) {
+    if (tag === FIRST_NAME_TAG || tag === LAST_NAME_TAG) continue;
+    if (typeof value === "string" || typeof value === "number")
+      fields[tag] = value === "" ? null : String(value);
+  }
+  const text = (v: unknown): string | null => (typeof v === "string" && v !== "" ? v : null);
+  return {
+    external_id: memberId(m),
+    kind: "individual",
+    emails: [{ address: m.email_address, primary: true }],
+    first_name: text(merge[FIRST_NAME_TAG]),
+    last_name: text(merge[LAST_NAME_TAG]),
+    fields,
+    consent_state: memberConsentFacts(m),
+    list_ids: [
+      ...(m.tags ?? []).map((t) => tagListId(t.id)),
+      ...Object.entries(m.interests ?? {})
+        .filter(([, on]) => on)
+        .map(([id]) => interestListId(id)),
+    ],
+    ...(m.status === "archived" ? { inactive: true } : {}),
+    updated_at: memberWatermark(m),
+  };
+}
+
+/** The consent observations a member carries: an opt-out with how, an opt-in, or a bounce. */
+export function memberToConsent(m: McMember): ConsentObservation[] {
+  const base = {
+    external_id: memberId(m),
+    email: m.email_address,
+    channel: "email" as const,
+    scope: ACCOUNT_OBSERVED,
+  };
+  const evidence = {
+    payload_sha256: digest({
+      id: m.id,
+      status: m.status,
+      reason: m.unsubscribe_reason ?? null,
+      at: m.last_changed ?? null,
+    }),
+    source_record_id: m.id,
+  };
+  switch (m.status) {
+    case "unsubscribed": {
+      const how = howTheyLeft(m);
+      return [
+        {
+          ...base,
+          kind: "opt_out",
+          ...how,
+          occurred_at: memberWatermark(m),
+          evidence: {
+            ...evidence,
+            ...(m.unsubscribe_reason ? { reason: m.unsubscribe_reason.slice(0, 1000) } : {}),
+          },
+        },
+      ];
+    }
+    case "subscribed": {
+      // A hosted form or a confirmed double opt-in is the person's own act; an import or the API is the account's.
+      const byContact = /signup|form|confirm/i.test(m.source ?? "");
+      return [
+        {
+          ...base,
+          kind: "opt_in",
+          mechanism: byContact
+            ? "signup_form"
+            : (m.source ?? "").toLowerCase().startsWith("api")
+              ? "api"
+              : "import",
+          actor: byContact ? { kind: "contact" } : { kind: "account" },
+          basis: byContact ? "express" : "implied",
+          occurred_at: toUtc(m.timestamp_opt) ?? memberWatermark(m),
+          evidence,
+        },
+      ];
+    }
+    case "cleaned":
+      return [
+        {
+          ...base,
+          kind: "deliverability",
+          deliverability: "cleaned",
+          mechanism: "unknown",
+          actor: { kind: "platform" },
+          occurred_at: memberWatermark(m),
+          evidence,
+        },
+      ];
+    default:
+      return [];
+  }
+}
+
+/** Merge fields for a record's names and mapped fields (only the ones given). */
+export function mergeFieldsOf(item: {
+  first_name?: string | null;
+  last_name?: string | null;
+  fields?: Record<string, string | null>;
+}): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (item.first_name !== undefined) out[FIRST_NAME_TAG] = item.first_name ?? "";
+  if (item.last_name !== undefined) out[LAST_NAME_TAG] = item.last_name ?? "";
+  for (const [tag, value] of Object.entries(item.fields ?? {}))
+    if (MERGE_TAG.test(tag)) out[tag] = value ?? "";
+  return out;
+}
+
+/** The status a new member starts with, from the plan's consent intent (never `subscribed` unless it says). */
+export function newMemberStatus(
+  intent: Extract<ConnectorOperation, { kind: "upsert_contacts" }>["consent_intent"],
+): "subscribed" | "unsubscribed" | "pending" {
+  if (intent.new_contacts === "subscribed") return "subscribed";
+  if (intent.new_contacts === "pending_confirmation") return "pending";
+  return "unsubscribed";
+}
+
+/** Deliberately plain: Mailchimp has the last word; this keeps obvious junk out of a batch. */
+export function isPlausibleEmail(email: string): boolean {
+  const e = email.trim();
+  return e.length <= 254 && /^[^\s@]+@[^\s@]+\.[^\s@]{2,}$/.test(e);
+}

@@ -1,0 +1,98 @@
+/**
+ * Mailchimp audience webhooks: Mailchimp signs nothing, so the secret lives in the URL Concord
+ * registers (`?key=<secret>`) and every request is checked against it; the validator's GET is
+ * answered; a delivery (`application/x-www-form-urlencoded`: `type`, `fired_at`, `data[...]`)
+ * becomes a hint to re-read the member, never trusted as state.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { WebhookChange, WebhookHandling, WebhookRequest } from "../connector";
+
+/** The query parameter that carries the webhook secret in the registered URL. */
+export const WEBHOOK_KEY_PARAM = "key";
+
+/** What Concord subscribes to, and from which sources (`api` is Concord's own writes: left out). */
+export const WEBHOOK_EVENTS = {
+  subscribe: true,
+  unsubscribe: true,
+  profile: true,
+  cleaned: true,
+  upemail: true,
+  campaign: false,
+};
+export const WEBHOOK_SOURCES = { user: true, admin: true, api: false };
+
+function secretMatches(given: string | undefined, secret: string): boolean {
+  if (!given || secret === "") return false;
+  const a = createHash("sha256").update(given).digest();
+  const b = createHash("sha256").update(secret).digest();
+  return timingSafeEqual(a, b);
+}
+
+const rejected = (
+  status: number,
+  code: "webhook_unverified" | "webhook_invalid",
+  message: string,
+): WebhookHandling => ({
+  kind: "rejected",
+  status,
+  code,
+  message,
+});
+
+const CHANGE: Record<string, WebhookChange["change"]> = {
+  subscribe: "consent_changed",
+  unsubscribe: "consent_changed",
+  cleaned: "consent_changed",
+  profile: "changed",
+  upemail: "email_changed",
+};
+
+/** `fired_at` (`2026-03-02 12:00:00`, UTC) as ISO-8601. */
+function firedAt(value: string | null): string | undefined {
+  if (!value || !/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/.test(value)) return undefined;
+  const t = Date.parse(`${value.replace(" ", "T")}Z`);
+  return Number.isNaN(t) ? undefined : new Date(t).toISOString();
+}
+
+/** Handles one request to a Mailchimp connection's webhook endpoint. */
+export function handleMailchimpWebhook(request: WebhookRequest, secret: string): WebhookHandling {
+  const method = request.method.toUpperCase();
+  if (method !== "GET" && method !== "POST")
+    return rejected(
+      405,
+      "webhook_invalid",
+      `The Mailchimp webhook endpoint takes GET (Mailchimp's check) and POST, not ${method}.`,
+    );
+  if (!secretMatches(request.query[WEBHOOK_KEY_PARAM], secret))
+    return rejected(401, "webhook_unverified", `Missing or wrong ${WEBHOOK_KEY_PARAM} in the webhook URL.`);
+  // Mailchimp's validator GETs the URL before it creates the webhook: a 200 is all it needs.
+  if (method === "GET") return { kind: "handshake", status: 200, headers: {} };
+  const form = new URLSearchParams(request.raw_body);
+  const type = form.get("type");
+  if (!type)
+    return rejected(
+      400,
+      "webhook_invalid",
+      "The delivery has no `type` field (expected a form-encoded Mailchimp webhook).",
+    );
+  const change = CHANGE[type];
+  // A campaign event names no member: nothing to re-read.
+  if (!change) return { kind: "events", changes: [] };
+  const id = type === "upemail" ? form.get("data[new_id]") : form.get("data[id]");
+  if (!id)
+    return rejected(
+      400,
+      "webhook_invalid",
+      `The ${type} delivery names no member (data[${type === "upemail" ? "new_id" : "id"}] is missing).`,
+    );
+  const occurred = firedAt(form.get("fired_at"));
+  if (!occurred)
+    return rejected(
+      400,
+      "webhook_invalid",
+      `The ${type} delivery has no valid fired_at (expected "YYYY-MM-DD HH:MM:SS").`,
+    );
+  // Deliveries carry no id; the same content is the same event (a retry).
+  const event_id = createHash("sha256").update(request.raw_body).digest("hex").slice(0, 32);
+  return { kind: "events", changes: [{ event_id, type, external_id: id, occurred_at: occurred, change }] };
+}
