@@ -33,6 +33,12 @@ export type SyncHarnessOptions = {
   /** The emulated tenant's daily quota (Customer tier 25,000; Partner tier 100,000 per connection). */
   reDailyQuota?: number;
   ccDailyQuota?: number | null;
+  /**
+   * Adds a Mailchimp audience ("mc") to the pair, fanning out beside both Constant Contact
+   * accounts: its "Newsletter" tag receives the CRM's newsletter list, and its "Appeals" group
+   * (interest) receives the appeal recipients and stands for the Appeals topic.
+   */
+  mailchimp?: boolean;
 };
 
 export type SyncHarness = {
@@ -42,6 +48,8 @@ export type SyncHarness = {
   re: RunningBlackbaudEmulator;
   ccMain: StartedConstantContactEmulator;
   ccAppeals: StartedConstantContactEmulator;
+  /** The Mailchimp emulator's origin, when the harness has one (`mailchimp: true`). */
+  mcOrigin?: string;
   /** Platform list ids by name, as seeded. */
   ccLists: { main: { newsletter: string; events: string }; appeals: { appeals: string } };
   connections: Map<string, OpenedConnection>;
@@ -146,6 +154,9 @@ export async function startSyncHarness(
       },
       { id: "cc-main", system: "constant-contact", emulator: cc },
       { id: "cc-appeals", system: "constant-contact", emulator: cc },
+      ...(options.mailchimp === true
+        ? [{ id: "mc", system: "mailchimp", emulator: { autoDeliverWebhooks: false } }]
+        : []),
     ],
     config: {
       topics: [appealsTopic()],
@@ -182,7 +193,29 @@ export async function startSyncHarness(
         },
       ],
     },
-    ...(options.configure !== undefined ? { configure: options.configure } : {}),
+    configure: (raw) => {
+      if (options.mailchimp === true) {
+        const pair = (raw["pairs"] as Record<string, any>[])[0]!;
+        pair["platforms"].push({ connection: "mc" });
+        pair["audiences"].push({
+          crm_list: { id: RE_LISTS.news },
+          platform: "mc",
+          platform_list: { name: "Newsletter" },
+          direction: "crm_to_platform",
+        });
+        pair["audiences"].push({
+          crm_list: { id: RE_LISTS.appeals },
+          platform: "mc",
+          platform_list: { name: "Appeals" },
+          direction: "crm_to_platform",
+        });
+        (raw["topics"] as { constructs: Record<string, unknown> }[])[0]!.constructs["mc"] = {
+          type: "interest",
+          name: "Appeals",
+        };
+      }
+      options.configure?.(raw);
+    },
     store,
     key: TEST_KEY,
     now,
@@ -203,6 +236,16 @@ export async function startSyncHarness(
   const ccMain = world.emulator("cc-main").native as StartedConstantContactEmulator;
   const ccAppeals = world.emulator("cc-appeals").native as StartedConstantContactEmulator;
 
+  const mcOrigin = options.mailchimp === true ? world.emulator("mc").origin : undefined;
+  if (mcOrigin !== undefined)
+    await post(mcOrigin, "/__emulator/seed", {
+      audience: {
+        id: "a1b2c3d4e5",
+        name: "Supporters",
+        tags: ["Newsletter"],
+        interest_categories: [{ title: "Topics", interests: ["Appeals"] }],
+      },
+    });
   const mainLists = await post<{ lists: { list_id: string; name: string }[] }>(
     ccMain.baseUrl,
     "/__emulator/seed",
@@ -234,6 +277,7 @@ export async function startSyncHarness(
     re,
     ccMain,
     ccAppeals,
+    ...(mcOrigin !== undefined ? { mcOrigin } : {}),
     ccLists,
     connections: world.connections,
     alerts,

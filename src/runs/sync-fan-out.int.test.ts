@@ -1,0 +1,111 @@
+/**
+ * One CRM, two Constant Contact accounts and a Mailchimp audience in one pair: an opt-out made in
+ * any of them reaches the other three in one cycle, and a Mailchimp group (interest) stands for the
+ * same topic as the Constant Contact appeals account.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  addToReList,
+  individual,
+  RE_LISTS,
+  sqliteBackend,
+  startSyncHarness,
+  type SyncHarness,
+} from "../../test/support/sync-harness";
+
+type McState = {
+  audiences: {
+    members: {
+      email_address: string;
+      status: string;
+      interests: Record<string, boolean>;
+      tags: { name: string }[];
+    }[];
+    interests: { id: string; name: string }[];
+  }[];
+};
+
+describe("fan-out across vendors: Raiser's Edge NXT, Constant Contact and Mailchimp in one pair (SQLite)", () => {
+  let h: SyncHarness;
+  const re: Record<string, string> = {};
+
+  beforeEach(async () => {
+    h = await startSyncHarness(sqliteBackend(), { mailchimp: true });
+    const names = ["ada", "bob", "cy", "di"];
+    const ids = await h.seedRe(names.map((n) => individual(`${n}@example.org`, n, "Example")));
+    for (const [i, n] of names.entries()) re[n] = ids[i] ?? "";
+    await addToReList(h, RE_LISTS.news, ids);
+    await addToReList(h, RE_LISTS.appeals, ids);
+    const first = await h.sync();
+    expect(first.execution?.operations.failed, JSON.stringify(first.execution)).toBe(0);
+    h.advance(60_000);
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  const mc = async () => {
+    const res = await fetch(`${h.mcOrigin!}/__emulator/state`);
+    const state = (await res.json()) as McState;
+    const audience = state.audiences[0]!;
+    const appeals = audience.interests.find((i) => i.name === "Appeals")!.id;
+    const member = (name: string) => audience.members.find((m) => m.email_address === `${name}@example.org`);
+    return { member, appeals };
+  };
+  const mcAct = (body: Record<string, unknown>) =>
+    fetch(`${h.mcOrigin!}/__emulator/act`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    }).then(async (r) => {
+      if (!r.ok) throw new Error(await r.text());
+    });
+  const flagged = async (name: string) =>
+    (await h.reGet(`/constituent/v1/constituents/${re[name] ?? ""}`)).requests_no_email as boolean;
+  const ccPermission = (name: string) =>
+    h.ccContact(h.ccMain, `${name}@example.org`)?.email_address?.permission_to_send;
+
+  it("the first sync puts the CRM's newsletter readers in the Mailchimp audience, subscribed and tagged", async () => {
+    const { member } = await mc();
+    for (const n of ["ada", "bob", "cy", "di"]) {
+      expect(member(n)?.status).toBe("subscribed");
+      expect(member(n)?.tags.map((t) => t.name)).toEqual(["Newsletter"]);
+    }
+  });
+
+  it("an unsubscribe in Mailchimp reaches the CRM and Constant Contact in one cycle", async () => {
+    await mcAct({ as: "contact", action: "unsubscribe", email: "bob@example.org" });
+    h.advance(1_000);
+    const report = await h.sync();
+    expect(report.execution?.operations.failed).toBe(0);
+    expect(await flagged("bob")).toBe(true);
+    expect(ccPermission("bob")).toBe("unsubscribed");
+    expect(await flagged("ada")).toBe(false);
+  });
+
+  it("an unsubscribe in Constant Contact and a CRM opt-out each reach Mailchimp in one cycle", async () => {
+    await h.ccAct(h.ccMain, "unsubscribe", "cy@example.org");
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["di"] });
+    h.advance(1_000);
+    const report = await h.sync();
+    expect(report.execution?.operations.failed).toBe(0);
+    const { member } = await mc();
+    expect(member("cy")?.status).toBe("unsubscribed");
+    expect(member("di")?.status).toBe("unsubscribed");
+    expect(member("ada")?.status).toBe("subscribed");
+  });
+
+  it("a Mailchimp group and a Constant Contact account stand for one topic: leaving appeals leaves the group only", async () => {
+    const before = await mc();
+    expect(before.member("ada")?.interests[before.appeals]).toBe(true);
+    await h.ccAct(h.ccAppeals, "unsubscribe", "ada@example.org");
+    h.advance(1_000);
+    const report = await h.sync();
+    expect(report.execution?.operations.failed).toBe(0);
+    const after = await mc();
+    expect(after.member("ada")?.interests[after.appeals]).toBe(false);
+    expect(after.member("ada")?.status).toBe("subscribed");
+    expect(await flagged("ada")).toBe(false);
+    expect(ccPermission("ada")).not.toBe("unsubscribed");
+  });
+});
