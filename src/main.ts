@@ -195,10 +195,11 @@ async function main(argv: readonly string[]): Promise<number> {
   });
   const builtUi = join(import.meta.dirname, "..", "ui", "dist");
   registerDemoCommand(program, {
-    defaultConfig: relative(process.cwd(), join(import.meta.dirname, "..", "examples", "demo.yaml")),
+    configOf: (world) => relative(process.cwd(), join(import.meta.dirname, "..", world.config)),
     defaultDataDir: env.CONCORD_DATA_DIR,
     start: (flags, activity) =>
       startDemo({
+        world: flags.world,
         configFile: flags.config,
         ...(flags.port !== undefined ? { port: flags.port } : {}),
         ...(flags.pollIntervalMs !== undefined ? { pollIntervalMs: flags.pollIntervalMs } : {}),

@@ -1,14 +1,17 @@
 /**
- * `concord demo` (also `npm start`): emulated Raiser's Edge NXT and Constant Contact accounts, the
- * engine, the server and an activity simulator in one process, until Ctrl-C. Prints where
- * everything is, or with --json exactly one JSON line on stdout and everything else on stderr.
+ * `concord demo` (also `npm start`): a world of emulated systems (Raiser's Edge NXT with Constant
+ * Contact accounts, a Mailchimp audience, or both: `--world`), the engine, the server and an
+ * activity simulator in one process, until Ctrl-C. Prints where everything is, or with --json
+ * exactly one JSON line on stdout and everything else on stderr.
  */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { formatDuration, parseDuration } from "../config/duration";
 import { DEFAULT_SEED_SIZE, type RunningDemo, type StartDemoResult } from "../demo/start-demo";
+import { DEFAULT_WORLD, DEMO_WORLDS, demoWorld, type DemoWorldSpec } from "../demo/worlds";
 import { EXIT_USAGE } from "./exit-codes";
 
 export type DemoFlags = {
+  world: DemoWorldSpec;
   config: string;
   port?: number;
   pollIntervalMs?: number;
@@ -20,8 +23,8 @@ export type DemoFlags = {
 };
 
 export type DemoCommandDeps = {
-  /** The demo config used without --config (examples/demo.yaml in the package). */
-  defaultConfig: string;
+  /** The config file of a world used without --config (its example in the package). */
+  configOf: (world: DemoWorldSpec) => string;
   /** The data directory used without --data-dir (CONCORD_DATA_DIR, else ./data). */
   defaultDataDir: string;
   /** Starts the demo; `activity` receives its readable lines (runs, simulated acts). */
@@ -49,6 +52,15 @@ const parseInterval = (value: string): number => {
   return ms;
 };
 
+const parseWorld = (value: string): DemoWorldSpec => {
+  const world = demoWorld(value);
+  if (!world)
+    throw new InvalidArgumentError(
+      `expected one of ${DEMO_WORLDS.map((w) => w.name).join(", ")}, got "${value}"`,
+    );
+  return world;
+};
+
 const parseSeedSize = (value: string): number => {
   const n = Number(value.replace(/[_,]/g, ""));
   if (!Number.isInteger(n) || n < 10 || n > 100_000)
@@ -60,9 +72,17 @@ export function registerDemoCommand(program: Command, deps: DemoCommandDeps): vo
   program
     .command("demo")
     .description(
-      "Run the demo: emulated Raiser's Edge NXT and two Constant Contact accounts seeded with realistic data, the engine, the UI and API, and an activity simulator",
+      "Run the demo: emulated systems seeded with realistic data (Raiser's Edge NXT with Constant Contact, Mailchimp or both), the engine, the UI and API, and an activity simulator",
     )
-    .option("--config <file>", "the demo's config file", deps.defaultConfig)
+    .addOption(
+      new Option(
+        "--world <name>",
+        `which systems to emulate: ${DEMO_WORLDS.map((w) => `${w.name} (${w.summary})`).join("; ")}`,
+      )
+        .argParser(parseWorld)
+        .default(demoWorld(DEFAULT_WORLD), DEFAULT_WORLD),
+    )
+    .option("--config <file>", "the demo's config file (default: the world's example in examples/)")
     .addOption(
       new Option("--port <port>", "UI and API port (0 picks a free one; default: the config's server.port)")
         .argParser(parsePort)
@@ -85,7 +105,8 @@ export function registerDemoCommand(program: Command, deps: DemoCommandDeps): vo
     .option("--json", "print one JSON line with the URLs on stdout; everything else goes to stderr")
     .action(
       async (options: {
-        config: string;
+        world: DemoWorldSpec;
+        config?: string;
         port?: number;
         pollInterval?: number;
         seedSize: number;
@@ -97,7 +118,8 @@ export function registerDemoCommand(program: Command, deps: DemoCommandDeps): vo
         const json = options.json === true;
         const info = json ? deps.err : deps.out;
         const flags: DemoFlags = {
-          config: options.config,
+          world: options.world,
+          config: options.config ?? deps.configOf(options.world),
           ...(options.port !== undefined ? { port: options.port } : {}),
           ...(options.pollInterval !== undefined ? { pollIntervalMs: options.pollInterval } : {}),
           seedSize: options.seedSize,
@@ -131,18 +153,20 @@ export function registerDemoCommand(program: Command, deps: DemoCommandDeps): vo
 /** Where everything is, as the human output prints it. */
 export function describeDemo(demo: RunningDemo, flags: DemoFlags): string[] {
   const n = (x: number) => x.toLocaleString("en-US");
-  const e = demo.urls.emulators;
+  const width = Math.max(...demo.accounts.map((a) => a.label.length));
+  const what = (a: RunningDemo["accounts"][number]): string =>
+    a.role === "crm"
+      ? `${n(a.records)} constituents`
+      : `${n(a.records)} contacts already there (${a.role === "main" ? "global opt-outs" : "topic: appeals"})`;
   return [
     "",
-    "Concord demo: Raiser's Edge NXT and two Constant Contact accounts, emulated in this process.",
+    `Concord demo, world "${flags.world.name}": ${flags.world.summary}, emulated in this process.`,
     `  UI       ${demo.urls.ui}${demo.adminPassword !== undefined ? `   (password: ${demo.adminPassword})` : ""}`,
     `  API      ${demo.urls.api}`,
-    `  Raiser's Edge NXT           ${e["blackbaud-renxt"]}   ${n(demo.world.constituents)} constituents`,
-    `  Constant Contact "main"     ${e["constant-contact-main"]}   ${n(demo.world.ccMain)} contacts already there (global opt-outs)`,
-    `  Constant Contact "appeals"  ${e["constant-contact-appeals"]}   ${n(demo.world.ccAppeals)} contacts already there (topic: appeals)`,
+    ...demo.accounts.map((a) => `  ${a.label.padEnd(width)}  ${a.url}   ${what(a)}`),
     `  Config   ${flags.config} (an ordinary config file: read it as an example)`,
     `  Database ${demo.database}${demo.previousDatabase !== undefined ? ` (the previous run's is kept as ${demo.previousDatabase}; --reset removes it)` : ""}`,
-    `  Polls every ${formatDuration(demo.pollIntervalMs)}; Raiser's Edge pushes its changes by webhook.${flags.simulator ? " The activity simulator acts every few seconds." : " No simulator (--no-simulator)."}`,
+    `  Polls every ${formatDuration(demo.pollIntervalMs)}; systems with webhooks push their changes too.${flags.simulator ? " The activity simulator acts every few seconds." : " No simulator (--no-simulator)."}`,
     "  Each emulator's control API (/__emulator/act, /state…) lets you act as a person or an admin too.",
     "  Stop with Ctrl-C.",
     "",

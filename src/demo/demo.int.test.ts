@@ -1,7 +1,7 @@
 /**
- * `concord demo` as a real process: one JSON line with the URLs, Concord and the emulators answer,
- * the simulator's first opt-out in Constant Contact reaches Raiser's Edge NXT, and SIGTERM stops
- * everything cleanly.
+ * `concord demo` as a real process, in each world: one JSON line with the URLs, Concord and the
+ * emulators answer, the simulator's first opt-out in the main platform account reaches Raiser's
+ * Edge NXT, and SIGTERM stops everything cleanly.
  */
 import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtempSync } from "node:fs";
@@ -13,7 +13,7 @@ import { spawnDemo } from "../../test/support/demo-process";
 type Urls = {
   ui: string;
   api: string;
-  emulators: Record<"blackbaud-renxt" | "constant-contact-main" | "constant-contact-appeals", string>;
+  emulators: Record<string, string>;
 };
 
 async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
@@ -32,63 +32,71 @@ describe("concord demo", () => {
     if (child && child.exitCode === null) child.kill("SIGKILL");
   });
 
-  it("starts everything, prints one JSON line, carries a simulated opt-out across, and stops on SIGTERM", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "concord-demo-"));
-    const { proc, ports } = await spawnDemo(dir);
-    child = proc;
-    let stdout = "";
-    let stderr = "";
-    proc.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    proc.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    const exited = new Promise<number | null>((resolve) =>
-      proc.on("close", (code) => {
-        resolve(code);
-      }),
-    );
+  it.each([
+    { world: "renxt-cc", connections: ["cc-appeals", "cc-main", "re-nxt"], main: "cc-main" },
+    { world: "renxt-mailchimp", connections: ["mc-main", "re-nxt"], main: "mc-main" },
+    {
+      world: "renxt-cc-mailchimp",
+      connections: ["cc-appeals", "cc-main", "mc-main", "re-nxt"],
+      main: "cc-main",
+    },
+  ])(
+    "$world: starts everything, prints one JSON line, carries a simulated opt-out across, and stops on SIGTERM",
+    async ({ world, connections, main }) => {
+      const dir = mkdtempSync(join(tmpdir(), "concord-demo-"));
+      const { proc, ports } = await spawnDemo(dir, {}, world);
+      child = proc;
+      let stdout = "";
+      let stderr = "";
+      proc.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+      proc.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+      const exited = new Promise<number | null>((resolve) =>
+        proc.on("close", (code) => {
+          resolve(code);
+        }),
+      );
 
-    const line = await until("the JSON line", 60_000, async () =>
-      stdout.includes("\n") ? stdout.slice(0, stdout.indexOf("\n")) : undefined,
-    ).catch((error: unknown) => {
-      throw new Error(`${String(error)}\nstderr:\n${stderr}`);
-    });
-    const urls = JSON.parse(line) as Urls;
-    expect(Object.keys(urls).sort()).toEqual(["api", "emulators", "ui"]);
-    expect(Object.keys(urls.emulators).sort()).toEqual([
-      "blackbaud-renxt",
-      "constant-contact-appeals",
-      "constant-contact-main",
-    ]);
-    expect(urls.emulators["blackbaud-renxt"]).toBe(`http://127.0.0.1:${String(ports.re)}`);
+      const line = await until("the JSON line", 60_000, async () =>
+        stdout.includes("\n") ? stdout.slice(0, stdout.indexOf("\n")) : undefined,
+      ).catch((error: unknown) => {
+        throw new Error(`${String(error)}\nstderr:\n${stderr}`);
+      });
+      const urls = JSON.parse(line) as Urls;
+      expect(Object.keys(urls).sort()).toEqual(["api", "emulators", "ui"]);
+      expect(Object.keys(urls.emulators).sort()).toEqual(connections);
+      expect(urls.emulators["re-nxt"]).toBe(`http://127.0.0.1:${String(ports.re)}`);
 
-    const health = await fetch(urls.ui.replace(/\/$/, "/healthz"));
-    expect(health.status).toBe(200);
-    for (const base of Object.values(urls.emulators)) {
-      const res = await fetch(`${base}/__emulator/requests`);
-      expect(res.status).toBe(200);
-    }
+      const health = await fetch(urls.ui.replace(/\/$/, "/healthz"));
+      expect(health.status).toBe(200);
+      for (const base of Object.values(urls.emulators)) {
+        const res = await fetch(`${base}/__emulator/requests`);
+        expect(res.status).toBe(200);
+      }
 
-    // The simulator's first act: a contact unsubscribes by the footer link in the main account
-    // (global), which Concord carries to Raiser's Edge NXT as "Requests No Email" at the next poll.
-    const constituent = await until("the simulator's first opt-out", 60_000, async () => {
-      const match = /cc-main\s+contact: .*unsubscribe.*\[record (\d+)/.exec(stderr);
-      return match?.[1];
-    });
-    await until("the opt-out in Raiser's Edge NXT", 60_000, async () => {
-      const res = await fetch(`${urls.emulators["blackbaud-renxt"]}/__emulator/state`);
-      const state = (await res.json()) as { constituents: { id: string; requests_no_email: boolean }[] };
-      return state.constituents.find((c) => c.id === constituent)?.requests_no_email === true
-        ? true
-        : undefined;
-    });
-    // The run's line is printed once the run has finished, a moment after its writes.
-    await until("the run's line naming the opt-out written to Raiser's Edge NXT", 60_000, async () =>
-      /concord\s+re-cc (poll|webhook|first sync): .*re-nxt record_opt_out/.test(stderr) ? true : undefined,
-    );
-    expect(stderr).not.toMatch(/[\w.+-]+@[\w-]+\.[\w.]+/); // ids, never addresses
+      // The simulator's first act: a contact unsubscribes by the footer link in the main account
+      // (global), which Concord carries to Raiser's Edge NXT as "Requests No Email" at the next poll.
+      const constituent = await until("the simulator's first opt-out", 60_000, async () => {
+        const match = new RegExp(`${main}\\s+contact: .*unsubscribe.*\\[record (\\d+)`).exec(stderr);
+        return match?.[1];
+      });
+      await until("the opt-out in Raiser's Edge NXT", 60_000, async () => {
+        const res = await fetch(`${urls.emulators["re-nxt"] ?? ""}/__emulator/state`);
+        const state = (await res.json()) as { constituents: { id: string; requests_no_email: boolean }[] };
+        return state.constituents.find((c) => c.id === constituent)?.requests_no_email === true
+          ? true
+          : undefined;
+      });
+      // The run's line is printed once the run has finished, a moment after its writes.
+      await until("the run's line naming the opt-out written to Raiser's Edge NXT", 60_000, async () =>
+        /concord\s+\S+ (poll|webhook|first sync): .*re-nxt record_opt_out/.test(stderr) ? true : undefined,
+      );
+      expect(stderr).not.toMatch(/[\w.+-]+@[\w-]+\.[\w.]+/); // ids, never addresses
 
-    proc.kill("SIGTERM");
-    expect(await exited).toBe(0);
-    expect(stdout.trim().split("\n")).toEqual([line]);
-    expect(stderr).toContain("The demo stopped.");
-  }, 240_000);
+      proc.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      expect(stdout.trim().split("\n")).toEqual([line]);
+      expect(stderr).toContain("The demo stopped.");
+    },
+    240_000,
+  );
 });

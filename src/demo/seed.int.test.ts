@@ -11,6 +11,7 @@ import { startEmulators } from "../emulated-world/emulated-world";
 import { generateDemoWorld } from "./seed";
 import { createSimulator, type SimulatorEvent } from "./simulator";
 import { seedEmulators } from "./start-demo";
+import { DEFAULT_WORLD, demoWorld } from "./worlds";
 
 const SIZE = 1_000;
 
@@ -31,7 +32,7 @@ describe("the demo's world in the emulators", () => {
     re = emulator("re-nxt").native as RunningBlackbaudEmulator;
     ccMain = emulator("cc-main").native as StartedConstantContactEmulator;
     ccAppeals = emulator("cc-appeals").native as StartedConstantContactEmulator;
-    await seedEmulators(world, emulator);
+    await seedEmulators(world, emulator, demoWorld(DEFAULT_WORLD)!);
   });
   afterAll(async () => {
     await Promise.all([...(emulators?.values() ?? [])].map((e) => e.close()));
@@ -77,8 +78,12 @@ describe("the demo's world in the emulators", () => {
     const skips: string[] = [];
     const simulator = createSimulator({
       world,
-      act: (system, act) => emulator(system).act(act),
-      pendingConfirmations: async (system) => (await emulator(system).pending_confirmations?.()) ?? [],
+      act: async (role, act) => {
+        const id = { crm: "re-nxt", main: "cc-main", appeals: "cc-appeals" }[role];
+        return { ...(await emulator(id).act(act)), connection: id };
+      },
+      pendingConfirmations: async (role) =>
+        (await emulator(role === "appeals" ? "cc-appeals" : "cc-main").pending_confirmations?.()) ?? [],
       onEvent: (e) => events.push(e),
       onSkip: (reason) => skips.push(reason),
     });

@@ -18,11 +18,17 @@ import {
   type ReListKey,
 } from "./seed";
 
-export type SimulatedSystem = "re-nxt" | "cc-main" | "cc-appeals";
+/**
+ * The part a system plays in the demo's world: the CRM, the main platform account (global
+ * opt-outs, the newsletter) or the appeals account (one topic). The demo maps each to its
+ * connections (several, when a world fans out).
+ */
+export type SimulatedRole = "crm" | "main" | "appeals";
 
 export type SimulatorEvent = {
   at: string;
-  system: SimulatedSystem;
+  /** The connection the act was done in. */
+  system: string;
   /** The act as the emulated world names it, e.g. `unsubscribe`, `opt_out_of_all_email`. */
   action: WorldAct["action"];
   actor: "contact" | "admin";
@@ -36,10 +42,14 @@ export type SimulatorEvent = {
 
 export type SimulatorOptions = {
   world: DemoWorld;
-  /** Does an act in one of the world's systems (the emulated world's `act`). */
-  act: (system: SimulatedSystem, act: WorldAct) => Promise<WorldActAnswer>;
+  /** Does an act in a connection playing the role (the emulated world's `act`); says which. */
+  act: (role: SimulatedRole, act: WorldAct) => Promise<WorldActAnswer & { connection: string }>;
+  /** The roles the world has (a world without an appeals account has no appeals acts). */
+  roles?: readonly SimulatedRole[];
+  /** What the main platform is called in the descriptions ("Constant Contact", "Mailchimp"). */
+  platform?: string;
   /** Addresses a platform sent a confirmation email to that the person has not confirmed yet. */
-  pendingConfirmations: (system: SimulatedSystem) => Promise<readonly string[]>;
+  pendingConfirmations: (system: SimulatedRole) => Promise<readonly string[]>;
   /** Called with each act done. */
   onEvent: (event: SimulatorEvent) => void;
   /** Called when an act could not be done (the person is not there yet, a race with a sync). */
@@ -81,6 +91,8 @@ type WebOnly = { email: string; unsubscribed: boolean };
 
 type Act = {
   name: string;
+  /** The role the act needs, when the world may lack it. */
+  role?: SimulatedRole;
   weight: number;
   run: () => Promise<SimulatorEvent | undefined>;
 };
@@ -145,18 +157,24 @@ export function createSimulator(options: SimulatorOptions): Simulator {
   let stepCount = 0;
   let synced = false;
 
-  const control = (system: SimulatedSystem, act: WorldAct): Promise<WorldActAnswer> =>
-    options.act(system, act);
+  const platform = options.platform ?? "Constant Contact";
+  /** The connection each role last acted in, for the event that reports the act. */
+  const actedIn = new Map<SimulatedRole, string>();
+  const control = async (role: SimulatedRole, act: WorldAct): Promise<WorldActAnswer> => {
+    const done = await options.act(role, act);
+    actedIn.set(role, done.connection);
+    return done;
+  };
   const contactIdOf = (answer: WorldActAnswer): string | null => answer.record_id;
   const event = (
-    system: SimulatedSystem,
+    system: SimulatedRole,
     actor: SimulatorEvent["actor"],
     action: WorldAct["action"],
     description: string,
     ids: { crm?: string | null; platform?: string | null },
   ): SimulatorEvent => ({
     at: now().toISOString(),
-    system,
+    system: actedIn.get(system) ?? system,
     action,
     actor,
     description,
@@ -206,7 +224,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       spam_complaint: "marked an email as spam (a complaint is a global opt-out)",
     }[action];
     return async () => {
-      const system: SimulatedSystem = account === "main" ? "cc-main" : "cc-appeals";
+      const system: SimulatedRole = account;
       const subscribedWebOnly = webOnly.filter((x) => !x.unsubscribed);
       if (
         account === "main" &&
@@ -223,7 +241,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
             system,
             "contact",
             action,
-            `someone only Constant Contact knows ${how}: Concord matches by address and reports it`,
+            `someone not in Raiser's Edge ${how}: Concord matches by address and reports it`,
             { platform: contactIdOf(answer) },
           );
         }
@@ -251,12 +269,22 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     };
   };
 
-  const acts: Act[] = [
+  const allActs: Act[] = [
     { name: "cc_main_unsubscribe", weight: 10, run: contactOptOut("main", "unsubscribe") },
     { name: "cc_main_one_click", weight: 5, run: contactOptOut("main", "one_click_unsubscribe") },
     { name: "cc_main_spam", weight: 2, run: contactOptOut("main", "spam_complaint") },
-    { name: "cc_appeals_unsubscribe", weight: 6, run: contactOptOut("appeals", "unsubscribe") },
-    { name: "cc_appeals_one_click", weight: 2, run: contactOptOut("appeals", "one_click_unsubscribe") },
+    {
+      name: "cc_appeals_unsubscribe",
+      role: "appeals",
+      weight: 6,
+      run: contactOptOut("appeals", "unsubscribe"),
+    },
+    {
+      name: "cc_appeals_one_click",
+      role: "appeals",
+      weight: 2,
+      run: contactOptOut("appeals", "one_click_unsubscribe"),
+    },
     {
       name: "cc_sign_up_new",
       weight: 6,
@@ -275,7 +303,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
         const last = rng.pick(["Fernández", "Okoye", "Lindqvist", "Brennan", "Achebe", "Moreau", "Ishikawa"]);
         const email = newEmail(first, last);
         const lists = rng.chance(0.4) ? ["newsletter", "events"] : ["newsletter"];
-        const answer = await control("cc-main", {
+        const answer = await control("main", {
           as: "contact",
           action: "sign_up",
           email,
@@ -285,7 +313,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
         });
         webOnly.push({ email, unsubscribed: false });
         return event(
-          "cc-main",
+          "main",
           "contact",
           "sign_up",
           `a new person signed up on the website for ${lists.join(" and ")} (not in Raiser's Edge: the pair does not create constituents, so they stay platform-only)`,
@@ -299,7 +327,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       run: async () => {
         const p = pickWhere((x) => mainSubscriber(x) && !x.lists.includes("events"));
         if (!p?.email) return undefined;
-        const answer = await control("cc-main", {
+        const answer = await control("main", {
           as: "contact",
           action: "sign_up",
           email: p.email,
@@ -307,7 +335,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
         });
         p.lists.push("events");
         return event(
-          "cc-main",
+          "main",
           "contact",
           "sign_up",
           'a constituent joined "Events" on the website: the list is synced both ways, so Raiser\'s Edge adds them to "Event invitations"',
@@ -321,7 +349,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       run: async () => {
         const p = pickWhere(mainSubscriber);
         if (!p?.email) return undefined;
-        const answer = await control("cc-main", {
+        const answer = await control("main", {
           as: "admin",
           action: "unsubscribe",
           email: p.email,
@@ -329,7 +357,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
         });
         markMainOptOut(p, false);
         return event(
-          "cc-main",
+          "main",
           "admin",
           "unsubscribe",
           'an account user unsubscribed a contact who phoned in: a global opt-out, so Raiser\'s Edge gets "Requests No Email"',
@@ -343,10 +371,10 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       run: async () => {
         const p = pickWhere((x) => mainSubscriber(x) || appealsSubscriber(x));
         if (!p) return undefined;
-        await control("re-nxt", { as: "admin", action: "opt_out_of_all_email", id: p.re_id });
+        await control("crm", { as: "admin", action: "opt_out_of_all_email", id: p.re_id });
         markMainOptOut(p, false);
         return event(
-          "re-nxt",
+          "crm",
           "admin",
           "opt_out_of_all_email",
           'an admin ticked "Requests No Email" after a phone call: the webhook reaches Concord, which unsubscribes them in both accounts',
@@ -367,13 +395,13 @@ export function createSimulator(options: SimulatorOptions): Simulator {
             !awaitingConfirmation.has(x.re_id),
         );
         if (!p?.email) return undefined;
-        await control("re-nxt", { as: "admin", action: "clear_opt_out_of_all_email", id: p.re_id });
+        await control("crm", { as: "admin", action: "clear_opt_out_of_all_email", id: p.re_id });
         awaitingConfirmation.set(p.re_id, { email: p.email.toLowerCase(), since: Date.now() });
         return event(
-          "re-nxt",
+          "crm",
           "admin",
           "clear_opt_out_of_all_email",
-          'an admin cleared "Requests No Email" because the person asked to hear from us again: no one is resubscribed by an admin — Concord has Constant Contact send its resubscribe email and waits for the person',
+          `an admin cleared "Requests No Email" because the person asked to hear from us again: no one is resubscribed by an admin — Concord has ${platform} send its confirmation email and waits for the person`,
           { crm: p.re_id },
         );
       },
@@ -385,7 +413,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
         const p = pickWhere((x) => mainSubscriber(x) && x.type === "Individual");
         if (!p) return undefined;
         const address = newEmail(p.first, p.last);
-        await control("re-nxt", {
+        await control("crm", {
           as: "admin",
           action: "change_primary_email",
           id: p.re_id,
@@ -394,7 +422,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
         });
         p.email = address;
         return event(
-          "re-nxt",
+          "crm",
           "admin",
           "change_primary_email",
           "an admin entered a new primary email address: Concord changes the linked contact's address instead of creating a duplicate",
@@ -409,13 +437,13 @@ export function createSimulator(options: SimulatorOptions): Simulator {
         const p = pickWhere((x) => x.type === "Individual" && (x.in_main || x.in_appeals) && reachable(x));
         if (!p) return undefined;
         const last = `${p.last.split("-")[0] ?? p.last}-${rng.pick(["Okafor", "Lindqvist", "Moreau", "Brennan", "Tanaka"])}`;
-        await control("re-nxt", { as: "admin", action: "update_name", id: p.re_id, last });
+        await control("crm", { as: "admin", action: "update_name", id: p.re_id, last });
         p.last = last;
         return event(
-          "re-nxt",
+          "crm",
           "admin",
           "update_name",
-          "an admin updated a constituent's last name: Raiser's Edge owns names, so Constant Contact follows",
+          `an admin updated a constituent's last name: Raiser's Edge owns names, so ${platform} follows`,
           { crm: p.re_id },
         );
       },
@@ -426,7 +454,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       run: async () => {
         const p = pickWhere(appealsSubscriber);
         if (!p) return undefined;
-        await control("re-nxt", {
+        await control("crm", {
           as: "admin",
           action: "record_consent",
           id: p.re_id,
@@ -436,7 +464,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
         });
         p.appeals_opt_out = true;
         return event(
-          "re-nxt",
+          "crm",
           "admin",
           "record_consent",
           "an admin recorded an Appeals opt-out the person gave by phone: Raiser's Edge does not mark the constituent changed for a consent record, so it travels with the next full reconciliation",
@@ -457,15 +485,15 @@ export function createSimulator(options: SimulatorOptions): Simulator {
             (key !== "appeals" || (x.type === "Individual" && !x.appeals_opt_out)),
         );
         if (!p) return undefined;
-        await control("re-nxt", { as: "admin", action: "add_to_list", id: p.re_id, list_id: listId(key) });
+        await control("crm", { as: "admin", action: "add_to_list", id: p.re_id, list_id: listId(key) });
         p.lists.push(key);
         if (key === "appeals") p.in_appeals = true;
         else p.in_main = true;
         return event(
-          "re-nxt",
+          "crm",
           "admin",
           "add_to_list",
-          `an admin added a constituent to "${listName(key)}": the next poll sends them to Constant Contact`,
+          `an admin added a constituent to "${listName(key)}": the next poll sends them to ${platform}`,
           { crm: p.re_id },
         );
       },
@@ -476,7 +504,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       run: async () => {
         const p = pickWhere((x) => mainSubscriber(x) && x.lists.includes("newsletter"));
         if (!p) return undefined;
-        await control("re-nxt", {
+        await control("crm", {
           as: "admin",
           action: "remove_from_list",
           id: p.re_id,
@@ -484,7 +512,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
         });
         p.lists = p.lists.filter((l) => l !== "newsletter");
         return event(
-          "re-nxt",
+          "crm",
           "admin",
           "remove_from_list",
           'an admin removed a constituent from "Monthly newsletter": Concord removes the Newsletter membership and keeps the contact',
@@ -493,31 +521,33 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       },
     },
   ];
+  const roles = new Set(options.roles ?? (["crm", "main", "appeals"] as const));
+  const acts = allActs.filter((a) => a.role === undefined || roles.has(a.role));
 
-  /** A person confirms the resubscribe email Constant Contact sent at Concord's request, when one is out. */
+  /** A person confirms the confirmation email the platform sent at Concord's request, when one is out. */
   const confirmResubscribe = async (): Promise<SimulatorEvent | undefined> => {
     if (awaitingConfirmation.size === 0 || Date.now() - lastResubscribeCheck < RESUBSCRIBE_CHECK_MS)
       return undefined;
     lastResubscribeCheck = Date.now();
     for (const [id, w] of awaitingConfirmation)
       if (Date.now() - w.since > RESUBSCRIBE_PATIENCE_MS) awaitingConfirmation.delete(id);
-    const pending = new Set((await options.pendingConfirmations("cc-main")).map((e) => e.toLowerCase()));
+    const pending = new Set((await options.pendingConfirmations("main")).map((e) => e.toLowerCase()));
     const ready = [...awaitingConfirmation].filter(([, w]) => pending.has(w.email));
     const chosen = ready.length > 0 ? rng.pick(ready) : undefined;
     if (!chosen) return undefined;
     const [reId, w] = chosen;
     awaitingConfirmation.delete(reId);
-    const answer = await control("cc-main", { as: "contact", action: "confirm_resubscribe", email: w.email });
+    const answer = await control("main", { as: "contact", action: "confirm_resubscribe", email: w.email });
     const p = people.get(reId);
     if (p) {
       p.opted_out_of_all_email = false;
       p.unsubscribed_main_by_contact = false;
     }
     return event(
-      "cc-main",
+      "main",
       "contact",
       "confirm_resubscribe",
-      "a person confirmed Constant Contact's resubscribe email: their own act, so Concord makes them sendable again and records an OptIn in Raiser's Edge",
+      `a person confirmed ${platform}'s confirmation email: their own act, so Concord makes them sendable again and records an OptIn in Raiser's Edge`,
       { crm: reId, platform: contactIdOf(answer) },
     );
   };

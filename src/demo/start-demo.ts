@@ -1,8 +1,9 @@
 /**
- * The demo in one process: emulated Raiser's Edge NXT and two Constant Contact accounts on the
- * loopback ports an ordinary config file names (examples/demo.yaml), seeded with a generated
- * world; the engine on a fresh embedded SQLite store; the HTTP server with Raiser's Edge webhooks
- * subscribed; the first sync; then polls, webhooks and the activity simulator until stopped.
+ * The demo in one process: a world's emulated systems (worlds.ts: Raiser's Edge NXT with Constant
+ * Contact accounts, a Mailchimp audience, or both) on the loopback ports an ordinary config file
+ * names (examples/demo*.yaml), seeded with a generated world; the engine on a fresh embedded SQLite
+ * store; the HTTP server with every pushing system's webhooks subscribed; the first sync; then
+ * polls, webhooks and the activity simulator until stopped.
  */
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -19,6 +20,7 @@ import { resolveSecretRef, type SecretSources } from "../config/resolve-secret-r
 import { parseSecretKey, type SecretKey } from "../config/secret-box";
 import type { CredentialValue, SecretRef } from "../config/secret-ref";
 import type { RunningEmulator } from "../connectors/manifest";
+import { manifestFor } from "../connectors/registry";
 import { grantCredentials, startEmulators } from "../emulated-world/emulated-world";
 import { openEngineContext, type EngineContext } from "../open-engine";
 import { createEngineRuntime, pollIntervalOf, type EngineRuntime } from "../runs/engine-runtime";
@@ -27,20 +29,15 @@ import { createLogger, type Logger } from "../observability/logger";
 import { createConcordMetrics, type ConcordMetrics } from "../server/api/metrics";
 import { buildConcordApp } from "../server/concord-app";
 import { generateDemoWorld, type DemoWorld } from "./seed";
-import { createSimulator, type Simulator, type SimulatorEvent } from "./simulator";
-
-/** The connections the demo emulates, by id, and the system each must be. */
-export const DEMO_CONNECTIONS = {
-  "re-nxt": "blackbaud-renxt",
-  "cc-main": "constant-contact",
-  "cc-appeals": "constant-contact",
-} as const;
-type DemoConnectionId = keyof typeof DEMO_CONNECTIONS;
+import { createSimulator, type SimulatedRole, type Simulator, type SimulatorEvent } from "./simulator";
+import { connectionsFor, type DemoWorldSpec } from "./worlds";
 
 export const DEFAULT_SEED_SIZE = 5_000;
 
 export type DemoOptions = {
-  /** The config file (examples/demo.yaml or a copy with other ports). */
+  /** The world: which connections the demo emulates and the part each plays. */
+  world: DemoWorldSpec;
+  /** The config file (the world's example, or a copy with other ports). */
   configFile: string;
   /** UI and API port; undefined: the config's server.port. 0 picks a free one. */
   port?: number;
@@ -68,11 +65,19 @@ export type DemoOptions = {
 export type DemoUrls = {
   ui: string;
   api: string;
-  emulators: {
-    "blackbaud-renxt": string;
-    "constant-contact-main": string;
-    "constant-contact-appeals": string;
-  };
+  /** Each emulator's origin, by connection id. */
+  emulators: Record<string, string>;
+};
+
+/** One emulated account of the world, as the start banner describes it. */
+export type DemoAccount = {
+  id: string;
+  label: string;
+  system: string;
+  role: SimulatedRole;
+  url: string;
+  /** Records the seed put there (constituents in the CRM, contacts in a platform). */
+  records: number;
 };
 
 export type RunningDemo = {
@@ -84,7 +89,7 @@ export type RunningDemo = {
   previousDatabase: string | undefined;
   /** Environment variables the demo set for itself (names only). */
   generatedEnv: string[];
-  world: { constituents: number; ccMain: number; ccAppeals: number };
+  accounts: DemoAccount[];
   pollIntervalMs: number;
   /** Resolves when the first sync is done and polls and the simulator run. */
   started: Promise<void>;
@@ -95,14 +100,14 @@ export type DemoErrorCode = "config_invalid" | "config_not_demo" | "port_in_use"
 export type StartDemoResult =
   { ok: true; demo: RunningDemo } | { ok: false; code: DemoErrorCode; message: string };
 
-type EmulatorPorts = Record<DemoConnectionId, { port: number; origin: string }>;
+type EmulatorPorts = Record<string, { port: number; origin: string }>;
 
 const fail = (code: DemoErrorCode, message: string): StartDemoResult => ({ ok: false, code, message });
 
 export async function startDemo(options: DemoOptions): Promise<StartDemoResult> {
   const loaded = await loadConfigFile(options.configFile);
   if (!loaded.ok) return fail("config_invalid", formatConfigErrors(loaded.errors));
-  const ports = emulatorPorts(loaded.config, options.configFile);
+  const ports = emulatorPorts(loaded.config, options.configFile, options.world);
   if (!ports.ok) return fail("config_not_demo", ports.message);
   const config = withPollInterval(loaded.config, options.pollIntervalMs);
   if (!config.ok) return fail("poll_interval_too_short", config.message);
@@ -121,21 +126,16 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
     if (!value.ok) throw new Error(`${what}: ${value.error.message}`);
     return value.value;
   };
-  const connection = (id: DemoConnectionId): Connection => {
+  const connection = (id: string): Connection => {
     const found = config.value.connections.find((c) => c.id === id);
     if (!found) throw new Error(`no connection ${id}`);
     return found;
   };
-  const re = connection("re-nxt");
+  const ids = Object.keys(options.world.roles);
 
-  const emulators = await startDemoEmulators(ports.value, config.value, {
-    subscriptionKey: await resolve(
-      re.credentials.subscription_key,
-      "connections.re-nxt.credentials.subscription_key",
-    ),
-  });
+  const emulators = await startDemoEmulators(ports.value, ids.map(connection), resolve);
   if (!emulators.ok) return fail("port_in_use", `${emulators.message} (ports from ${options.configFile})`);
-  const emulator = (id: DemoConnectionId): RunningEmulator => {
+  const emulator = (id: string): RunningEmulator => {
     const found = emulators.value.get(id);
     if (!found) throw new Error(`no emulator for ${id}`);
     return found;
@@ -145,7 +145,7 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
   let context: EngineContext | undefined;
   try {
     const world = generateDemoWorld({ size: options.seedSize, now: new Date() });
-    await seedEmulators(world, emulator);
+    await seedEmulators(world, emulator, options.world);
 
     const { DATABASE_URL: _ignored, ...rest } = options.env;
     const demoEnv: Env = { ...rest, CONCORD_DATA_DIR: demoDir, CONCORD_SECRET_KEY: key };
@@ -161,7 +161,7 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
     context = withConfig(opened.context, config.value);
     const store = context.store;
     // Each account connected as its administrator would: fresh tokens, sealed under the config's names.
-    for (const id of Object.keys(DEMO_CONNECTIONS) as DemoConnectionId[])
+    for (const id of ids)
       await grantCredentials(connection(id), emulator(id), { store, key, env: processEnv });
 
     let firstRun = true;
@@ -204,23 +204,51 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
     const reachableHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
     const base = `http://${reachableHost.includes(":") ? `[${reachableHost}]` : reachableHost}:${bound}`;
 
-    const subscribe = emulator("re-nxt").subscribe;
-    if (re.webhooks.enabled && re.webhooks.secret && subscribe) {
-      const secret = await resolve(re.webhooks.secret, "connections.re-nxt.webhooks.secret");
-      if (!(await subscribe(`${base}/webhooks/${re.id}`, secret)))
+    // Each system that pushes changes is subscribed, as an integrator does once.
+    for (const id of ids) {
+      const c = connection(id);
+      const subscribe = emulator(id).subscribe;
+      if (!c.webhooks.enabled || !c.webhooks.secret || !subscribe) continue;
+      const secret = await resolve(c.webhooks.secret, `connections.${id}.webhooks.secret`);
+      if (!(await subscribe(`${base}/webhooks/${id}`, secret)))
         options.warn(
-          "The Raiser's Edge NXT webhook subscriptions did not provision: its changes arrive by poll only.",
+          `The ${c.label ?? id} webhook subscriptions did not provision: its changes arrive by poll only.`,
         );
     }
 
     const pair = config.value.pairs[0];
     const pollIntervalMs = pair ? pollIntervalOf({ config: config.value }, pair) : 60_000;
     // The world does not wait for the first sync: people and admins act from the start.
+    // A role several connections play (fan-out) is acted in by each in turn.
+    const turn = new Map<SimulatedRole, number>();
+    const actIn = (role: SimulatedRole): string => {
+      const all = connectionsFor(options.world, role);
+      const n = turn.get(role) ?? 0;
+      turn.set(role, n + 1);
+      const id = all[n % all.length];
+      if (id === undefined) throw new Error(`the world has no ${role} connection`);
+      return id;
+    };
+    const mainSystem = manifestFor(connection(connectionsFor(options.world, "main")[0] ?? "").system);
     const simulator: Simulator | undefined = options.simulator
       ? createSimulator({
           world,
-          act: (system, act) => emulator(system).act(act),
-          pendingConfirmations: async (system) => (await emulator(system).pending_confirmations?.()) ?? [],
+          act: async (role, act) => {
+            const id = actIn(role);
+            return { ...(await emulator(id).act(act)), connection: id };
+          },
+          roles: [...new Set(Object.values(options.world.roles))],
+          ...(mainSystem !== undefined && connectionsFor(options.world, "main").length === 1
+            ? { platform: mainSystem.label }
+            : { platform: "every platform" }),
+          pendingConfirmations: async (role) =>
+            (
+              await Promise.all(
+                connectionsFor(options.world, role).map(
+                  async (id) => (await emulator(id).pending_confirmations?.()) ?? [],
+                ),
+              )
+            ).flat(),
           onEvent: (e) => {
             options.activity(describeEvent(e));
           },
@@ -261,28 +289,31 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
       return stopped;
     };
 
-    const mainCount = world.platforms.main.contacts.length;
+    const accounts: DemoAccount[] = ids.map((id) => {
+      const role = options.world.roles[id] ?? "main";
+      const c = connection(id);
+      return {
+        id,
+        label: c.label ?? id,
+        system: c.system,
+        role,
+        url: emulator(id).origin,
+        records: role === "crm" ? world.crm.people.length : world.platforms[role].contacts.length,
+      };
+    });
     return {
       ok: true,
       demo: {
         urls: {
           ui: `${base}/`,
           api: `${base}/api`,
-          emulators: {
-            "blackbaud-renxt": emulator("re-nxt").origin,
-            "constant-contact-main": emulator("cc-main").origin,
-            "constant-contact-appeals": emulator("cc-appeals").origin,
-          },
+          emulators: Object.fromEntries(ids.map((id) => [id, emulator(id).origin])),
         },
         adminPassword: filled.adminPassword,
         database,
         previousDatabase,
         generatedEnv: filled.generated,
-        world: {
-          constituents: world.crm.people.length,
-          ccMain: mainCount,
-          ccAppeals: world.platforms.appeals.contacts.length,
-        },
+        accounts,
         pollIntervalMs,
         started,
         stop,
@@ -319,18 +350,15 @@ async function buildDemoServer(
 export function emulatorPorts(
   config: ConcordConfig,
   file: string,
+  world: DemoWorldSpec,
 ): { ok: true; value: EmulatorPorts } | { ok: false; message: string } {
-  const out: Partial<EmulatorPorts> = {};
-  for (const [id, system] of Object.entries(DEMO_CONNECTIONS) as [DemoConnectionId, string][]) {
+  const out: EmulatorPorts = {};
+  for (const id of Object.keys(world.roles)) {
     const c = config.connections.find((x) => x.id === id);
-    if (!c || c.system !== system)
+    if (!c)
       return {
         ok: false,
-        message: `${file}: the demo emulates the connections ${Object.entries(DEMO_CONNECTIONS)
-          .map(([i, s]) => `${i} (${s})`)
-          .join(
-            ", ",
-          )}; expected a ${system} connection with id ${id}${c ? `, found system ${c.system}` : ", found none"}`,
+        message: `${file}: the demo world "${world.name}" emulates the connections ${Object.keys(world.roles).join(", ")}; found no connection ${id} (the world's own config is ${world.config})`,
       };
     if (!c.base_url || !c.token_url)
       return {
@@ -358,7 +386,7 @@ export function emulatorPorts(
       return { ok: false, message: `${file}: connections ${other} and ${id} use the same port ${p.port}` };
     seen.set(p.port, id);
   }
-  return { ok: true, value: out as EmulatorPorts };
+  return { ok: true, value: out };
 }
 
 /** The config with every pair polled at `ms`, checked against each connection's call budget. */
@@ -474,75 +502,78 @@ const isAddressInUse = (error: unknown): boolean =>
 /** The demo's emulators on the ports its config names, through the one world builder. */
 async function startDemoEmulators(
   ports: EmulatorPorts,
-  config: ConcordConfig,
-  re: { subscriptionKey: string },
+  connections: readonly Connection[],
+  resolve: (ref: SecretRef | CredentialValue | undefined, what: string) => Promise<string>,
 ): Promise<{ ok: true; value: Map<string, RunningEmulator> } | { ok: false; message: string }> {
-  const limits = (id: DemoConnectionId) => config.connections.find((c) => c.id === id)?.limits ?? {};
-  const label = (id: DemoConnectionId) => config.connections.find((c) => c.id === id)?.label;
-  const reLimits = limits("re-nxt");
-  const cc = (id: "cc-main" | "cc-appeals") => {
-    const l = limits(id);
-    const name = label(id);
-    return {
-      ...(l.requests_per_second !== undefined ? { rateLimitPerSecond: l.requests_per_second } : {}),
-      ...(l.daily_quota !== undefined ? { dailyQuota: l.daily_quota } : {}),
-      // Bulk imports finish in well under a second, as a small account's do.
-      activityPollsToComplete: 1,
-      activityDelayMs: 300,
-      ...(name !== undefined ? { accountName: name } : {}),
-    };
-  };
+  const world = [];
+  for (const c of connections)
+    world.push({
+      id: c.id,
+      system: c.system,
+      port: ports[c.id]?.port ?? 0,
+      emulator: await demoEmulatorSettings(c, resolve),
+    });
   try {
-    return {
-      ok: true,
-      value: await startEmulators([
-        {
-          id: "re-nxt",
-          system: DEMO_CONNECTIONS["re-nxt"],
-          port: ports["re-nxt"].port,
-          emulator: {
-            subscriptionKey: re.subscriptionKey,
-            environmentName: "Concord Demo",
-            ...(reLimits.requests_per_second !== undefined
-              ? { ratePerSecond: reLimits.requests_per_second }
-              : {}),
-            ...(reLimits.daily_quota !== undefined ? { dailyQuota: reLimits.daily_quota } : {}),
-            webhooks: { autoDeliver: true, allowHttp: true },
-          },
-        },
-        {
-          id: "cc-main",
-          system: DEMO_CONNECTIONS["cc-main"],
-          port: ports["cc-main"].port,
-          emulator: cc("cc-main"),
-        },
-        {
-          id: "cc-appeals",
-          system: DEMO_CONNECTIONS["cc-appeals"],
-          port: ports["cc-appeals"].port,
-          emulator: cc("cc-appeals"),
-        },
-      ]),
-    };
+    return { ok: true, value: await startEmulators(world) };
   } catch (error) {
     if (!isAddressInUse(error)) throw error;
     const port = (error as { port?: number }).port;
-    const id = (Object.keys(ports) as DemoConnectionId[]).find((k) => ports[k].port === port);
+    const c = connections.find((x) => ports[x.id]?.port === port);
     return {
       ok: false,
-      message: `Port ${port ?? "?"} for the ${id !== undefined ? `${DEMO_CONNECTIONS[id]} emulator (connection ${id})` : "an emulator"} is taken: stop what uses it, or copy the config, change the port in base_url and token_url, and pass --config`,
+      message: `Port ${port ?? "?"} for the ${c !== undefined ? `${c.system} emulator (connection ${c.id})` : "an emulator"} is taken: stop what uses it, or copy the config, change the port in base_url and token_url, and pass --config`,
     };
   }
 }
 
-/** Seeds the emulators with the demo's world, in canonical terms (each turns it into its own shapes). */
+/** Each emulator's own settings for the demo: the connection's limits, a visible pace, its name. */
+async function demoEmulatorSettings(
+  c: Connection,
+  resolve: (ref: SecretRef | CredentialValue | undefined, what: string) => Promise<string>,
+): Promise<Record<string, unknown>> {
+  const l = c.limits;
+  switch (c.system) {
+    case "blackbaud-renxt":
+      return {
+        subscriptionKey: await resolve(
+          c.credentials["subscription_key"],
+          `connections.${c.id}.credentials.subscription_key`,
+        ),
+        environmentName: "Concord Demo",
+        ...(l.requests_per_second !== undefined ? { ratePerSecond: l.requests_per_second } : {}),
+        ...(l.daily_quota !== undefined ? { dailyQuota: l.daily_quota } : {}),
+        webhooks: { autoDeliver: true, allowHttp: true },
+      };
+    case "constant-contact":
+      return {
+        ...(l.requests_per_second !== undefined ? { rateLimitPerSecond: l.requests_per_second } : {}),
+        ...(l.daily_quota !== undefined ? { dailyQuota: l.daily_quota } : {}),
+        // Bulk imports finish in well under a second, as a small account's do.
+        activityPollsToComplete: 1,
+        activityDelayMs: 300,
+        ...(c.label !== undefined ? { accountName: c.label } : {}),
+      };
+    case "mailchimp":
+      return { autoDeliverWebhooks: true, ...(c.label !== undefined ? { accountName: c.label } : {}) };
+    default:
+      return {};
+  }
+}
+
+/**
+ * Seeds the emulators with the demo's world, in canonical terms (each turns it into its own
+ * shapes): the CRM its people; each platform account the contacts of its role, with the Appeals
+ * topic for systems that let contacts choose topics (Mailchimp's groups).
+ */
 export async function seedEmulators(
   world: DemoWorld,
-  emulator: (id: DemoConnectionId) => RunningEmulator,
+  emulator: (id: string) => RunningEmulator,
+  spec: DemoWorldSpec,
 ): Promise<void> {
-  await emulator("re-nxt").seed(world.crm);
-  await emulator("cc-main").seed(world.platforms.main);
-  await emulator("cc-appeals").seed(world.platforms.appeals);
+  for (const [id, role] of Object.entries(spec.roles)) {
+    if (role === "crm") await emulator(id).seed(world.crm);
+    else await emulator(id).seed({ ...world.platforms[role], topics: [{ name: "Appeals" }] });
+  }
 }
 
 // ------------------------------------------------------------------ what the demo prints

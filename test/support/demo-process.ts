@@ -1,7 +1,7 @@
 /**
  * The demo as a real child process for tests: `node --import tsx src/main.ts demo --json` (what
  * `npm start` runs, in one process so signals reach the demo itself), with the example config's
- * emulators moved to free loopback ports so a test runs beside a demo on 4101–4103.
+ * emulators moved to free loopback ports so a test runs beside a demo on 4101–4104.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -34,18 +34,30 @@ export async function freePorts(n: number): Promise<number[]> {
 
 /**
  * Starts the demo with 300 constituents, 1 s polls and its store in `dir` (which also receives the
- * config); `env` adds to a process environment cleared of store, key and log settings.
+ * config); `env` adds to a process environment cleared of store, key and log settings. `world`
+ * names the demo world (default: the default world); its example's emulator ports move to free ones.
  */
 export async function spawnDemo(
   dir: string,
   env: Record<string, string> = {},
-): Promise<{ proc: ChildProcessWithoutNullStreams; ports: { re: number; main: number; appeals: number } }> {
-  const [re, main, appeals] = await freePorts(3);
-  const config = readFileSync(join(root, "examples", "demo.yaml"), "utf8")
+  world = "renxt-cc",
+): Promise<{
+  proc: ChildProcessWithoutNullStreams;
+  ports: { re: number; main: number; appeals: number; mc: number };
+}> {
+  const [re, main, appeals, mc] = await freePorts(4);
+  const file = {
+    "renxt-cc": "demo.yaml",
+    "renxt-mailchimp": "demo-renxt-mailchimp.yaml",
+    "renxt-cc-mailchimp": "demo-renxt-cc-mailchimp.yaml",
+  }[world];
+  if (file === undefined) throw new Error(`no demo world ${world}`);
+  const config = readFileSync(join(root, "examples", file), "utf8")
     .replaceAll("127.0.0.1:4101", `127.0.0.1:${String(re)}`)
     .replaceAll("127.0.0.1:4102", `127.0.0.1:${String(main)}`)
-    .replaceAll("127.0.0.1:4103", `127.0.0.1:${String(appeals)}`);
-  writeFileSync(join(dir, "demo.yaml"), config);
+    .replaceAll("127.0.0.1:4103", `127.0.0.1:${String(appeals)}`)
+    .replaceAll("127.0.0.1:4104", `127.0.0.1:${String(mc)}`);
+  writeFileSync(join(dir, file), config);
   const proc = spawn(
     process.execPath,
     [
@@ -54,8 +66,10 @@ export async function spawnDemo(
       join(root, "src", "main.ts"),
       "demo",
       "--json",
+      "--world",
+      world,
       "--config",
-      join(dir, "demo.yaml"),
+      join(dir, file),
       "--port",
       "0",
       "--seed-size",
@@ -67,5 +81,5 @@ export async function spawnDemo(
     ],
     { cwd: root, env: { ...process.env, DATABASE_URL: "", CONCORD_SECRET_KEY: "", LOG_LEVEL: "", ...env } },
   );
-  return { proc, ports: { re: re ?? 0, main: main ?? 0, appeals: appeals ?? 0 } };
+  return { proc, ports: { re: re ?? 0, main: main ?? 0, appeals: appeals ?? 0, mc: mc ?? 0 } };
 }

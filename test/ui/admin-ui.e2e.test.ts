@@ -28,7 +28,7 @@ const skipReason = existsSync(chromiumPath)
 type Urls = {
   ui: string;
   api: string;
-  emulators: Record<"blackbaud-renxt" | "constant-contact-main" | "constant-contact-appeals", string>;
+  emulators: Record<"re-nxt" | "cc-main" | "cc-appeals", string>;
 };
 
 /** Polls `probe` until it yields a value (what a browser test must wait for: another process's work). */
@@ -144,7 +144,7 @@ describe.skipIf(skipReason !== undefined && !inCi)(
         90_000,
         async () => Promise.resolve([...stderr.slice(from).matchAll(act)][0]?.[1]),
       );
-      const state = (await (await fetch(`${urls.emulators["blackbaud-renxt"]}/__emulator/state`)).json()) as {
+      const state = (await (await fetch(`${urls.emulators["re-nxt"]}/__emulator/state`)).json()) as {
         constituents: { id: string; email_addresses: { address: string; primary: boolean }[] }[];
       };
       const email = state.constituents
@@ -234,7 +234,7 @@ describe.skipIf(skipReason !== undefined && !inCi)(
     it("puts a duplicate constituent in the review queue and resolves it there", async () => {
       // An admin enters someone again in Raiser's Edge NXT with the same address: Concord does not
       // guess whether it is the same person; the record goes to review.
-      const reNxt = urls.emulators["blackbaud-renxt"];
+      const reNxt = urls.emulators["re-nxt"];
       const state = (await (await fetch(`${reNxt}/__emulator/state`)).json()) as {
         constituents: {
           type: string;

@@ -69,7 +69,16 @@ export type WorldContact = {
 
 export type WorldList = { id: string; name: string; description?: string; members?: string[] };
 
-export type WorldSeed = { people?: WorldPerson[]; contacts?: WorldContact[]; lists?: WorldList[] };
+export type WorldSeed = {
+  people?: WorldPerson[];
+  contacts?: WorldContact[];
+  lists?: WorldList[];
+  /**
+   * Topics the system lets its contacts choose among, where it has such a construct (Mailchimp's
+   * groups); a system without one ignores them.
+   */
+  topics?: { name: string }[];
+};
 
 /** What a seed made: the record ids and lists the system holds now. */
 export type WorldSeeded = { records: string[]; lists: { id: string; name: string }[] };

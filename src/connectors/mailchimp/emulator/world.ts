@@ -60,7 +60,16 @@ export function seedBodies(world: WorldSeed): Record<string, unknown>[] {
   const lists = world.lists ?? [];
   const tagOf = (listId: string): string | undefined => lists.find((l) => l.id === listId)?.name;
   const bodies: Record<string, unknown>[] = [
-    { audience: { ...WORLD_AUDIENCE, double_optin: true, tags: lists.map((l) => l.name) } },
+    {
+      audience: {
+        ...WORLD_AUDIENCE,
+        double_optin: true,
+        tags: lists.map((l) => l.name),
+        ...((world.topics ?? []).length > 0
+          ? { interest_categories: [{ title: "Topics", interests: (world.topics ?? []).map((t) => t.name) }] }
+          : {}),
+      },
+    },
   ];
   const contacts = world.contacts ?? [];
   for (let i = 0; i < contacts.length; i += CHUNK)
