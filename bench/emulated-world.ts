@@ -19,6 +19,10 @@ import type {
   ConstantContactEmulatorOptions,
   StartedConstantContactEmulator,
 } from "../src/connectors/constant-contact/emulator/constant-contact-emulator";
+import type {
+  MailchimpEmulatorOptions,
+  StartedMailchimpEmulator,
+} from "../src/connectors/mailchimp/emulator/mailchimp-emulator";
 import type { OpenedConnection } from "../src/connections/open-connection";
 import { startEmulatedWorld as buildWorld } from "../src/emulated-world/emulated-world";
 import { createLogger, type Logger } from "../src/observability/logger";
@@ -31,6 +35,7 @@ export const CC_LIST_NAME = "Newsletter";
 export const PAIR_ID = "re-cc";
 export const RE_ID = "re-nxt";
 export const CC_ID = "cc-main";
+export const MC_ID = "mc-main";
 
 const SUBSCRIPTION_KEY = "bench-subscription-key";
 
@@ -113,8 +118,60 @@ export type EmulatedWorld = {
   close: () => Promise<void>;
 };
 
+/** The world with a Mailchimp audience in place of the Constant Contact account. */
+export type MailchimpWorld = Omit<EmulatedWorld, "cc" | "ccListId"> & { mc: StartedMailchimpEmulator };
+
+/** The platform the world's pair writes to: a Constant Contact account (default) or a Mailchimp audience. */
+type PlatformChoice =
+  | { system: "constant-contact"; emulator?: Omit<ConstantContactEmulatorOptions, "now"> }
+  | { system: "mailchimp"; emulator?: Omit<MailchimpEmulatorOptions, "now"> };
+
 /** Starts the store and the emulated world (the one world builder), the connections opened on the real clock. */
 export async function startEmulatedWorld(options: WorldOptions): Promise<EmulatedWorld> {
+  const { world, platform } = await startWorld(options, {
+    system: "constant-contact",
+    ...(options.cc !== undefined ? { emulator: options.cc } : {}),
+  });
+  const cc = platform as StartedConstantContactEmulator;
+  try {
+    const seededLists = await postJson<{ lists: { list_id: string; name: string }[] }>(
+      `${cc.baseUrl}/__emulator/seed`,
+      { lists: [{ name: CC_LIST_NAME }] },
+    );
+    return { ...world, cc, ccListId: seededLists.lists[0]?.list_id ?? "" };
+  } catch (error) {
+    await world.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** The same world with a Mailchimp audience (its tag "Newsletter" receives the list) in place of Constant Contact. */
+export async function startMailchimpWorld(
+  options: Omit<WorldOptions, "cc" | "ccLimits" | "ccPollInterval"> & {
+    mc?: Omit<MailchimpEmulatorOptions, "now">;
+  },
+): Promise<MailchimpWorld> {
+  const { world, platform } = await startWorld(options, {
+    system: "mailchimp",
+    ...(options.mc !== undefined ? { emulator: options.mc } : {}),
+  });
+  const mc = platform as StartedMailchimpEmulator;
+  try {
+    await postJson(`${mc.baseUrl}/__emulator/seed`, {
+      audience: { id: "a1b2c3d4e5", name: "Supporters", tags: [CC_LIST_NAME] },
+    });
+    return { ...world, mc };
+  } catch (error) {
+    await world.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function startWorld(
+  options: WorldOptions,
+  choice: PlatformChoice,
+): Promise<{ world: Omit<EmulatedWorld, "cc" | "ccListId">; platform: unknown }> {
+  const platformId = choice.system === "mailchimp" ? MC_ID : CC_ID;
   const closers: (() => Promise<void>)[] = [];
   const close = async (): Promise<void> => {
     const errors: unknown[] = [];
@@ -153,9 +210,9 @@ export async function startEmulatedWorld(options: WorldOptions): Promise<Emulate
           },
         },
         {
-          id: CC_ID,
-          system: "constant-contact",
-          ...(options.cc !== undefined ? { emulator: options.cc } : {}),
+          id: platformId,
+          system: choice.system,
+          ...(choice.emulator !== undefined ? { emulator: choice.emulator } : {}),
           config: {
             ...(options.ccLimits ? { limits: options.ccLimits } : {}),
             ...(options.ccPollInterval !== undefined ? { poll_interval: options.ccPollInterval } : {}),
@@ -167,11 +224,11 @@ export async function startEmulatedWorld(options: WorldOptions): Promise<Emulate
           {
             id: PAIR_ID,
             crm: RE_ID,
-            platforms: [{ connection: CC_ID }],
+            platforms: [{ connection: platformId }],
             audiences: [
               {
                 crm_list: { id: RE_LIST_ID },
-                platform: CC_ID,
+                platform: platformId,
                 platform_list: { name: CC_LIST_NAME },
                 direction: "crm_to_platform",
               },
@@ -190,34 +247,30 @@ export async function startEmulatedWorld(options: WorldOptions): Promise<Emulate
     });
     closers.push(world.close);
     const re = world.emulator(RE_ID).native as RunningBlackbaudEmulator;
-    const cc = world.emulator(CC_ID).native as StartedConstantContactEmulator;
-    const seededLists = await postJson<{ lists: { list_id: string; name: string }[] }>(
-      `${cc.baseUrl}/__emulator/seed`,
-      { lists: [{ name: CC_LIST_NAME }] },
-    );
-    const ccListId = seededLists.lists[0]?.list_id ?? "";
+    const platform = world.emulator(platformId).native;
     await postJson(`${re.baseUrl}/__emulator/seed`, { lists: [{ id: RE_LIST_ID, name: RE_LIST_NAME }] });
     const pair = world.config.pairs[0];
     if (!pair) throw new Error("the bench config has no pair");
     return {
-      store,
-      storeLabel: opened.label,
-      config: world.config,
-      pair,
-      re,
-      cc,
-      ccListId,
-      connections: world.connections,
-      env,
-      key,
-      logger,
-      subscribeWebhooks: (receiver) => {
-        const subscribe = world.emulator(RE_ID).subscribe;
-        if (subscribe === undefined || options.webhookSecret === undefined)
-          throw new Error("the world was started without webhooks");
-        return subscribe(receiver, options.webhookSecret);
+      platform,
+      world: {
+        store,
+        storeLabel: opened.label,
+        config: world.config,
+        pair,
+        re,
+        connections: world.connections,
+        env,
+        key,
+        logger,
+        subscribeWebhooks: (receiver) => {
+          const subscribe = world.emulator(RE_ID).subscribe;
+          if (subscribe === undefined || options.webhookSecret === undefined)
+            throw new Error("the world was started without webhooks");
+          return subscribe(receiver, options.webhookSecret);
+        },
+        close,
       },
-      close,
     };
   } catch (error) {
     await close().catch(() => undefined);

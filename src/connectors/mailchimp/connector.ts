@@ -75,6 +75,8 @@ export const MailchimpOptionsSchema = z.strictObject({
 export type MailchimpOptions = z.infer<typeof MailchimpOptionsSchema>;
 
 const STREAM = "members";
+/** The audience each connection keeps in step, by the connection's settings (one lookup per process). */
+const audiences = new WeakMap<ConnectionSettings, Promise<ConnectorResult<{ id: string; name: string }>>>();
 const EPOCH = "1970-01-01T00:00:00.000Z";
 const VENDOR = "Mailchimp";
 
@@ -91,7 +93,6 @@ export function createMailchimpSession(
   // ------------------------------------------------------------------------------------------
   // the audience
 
-  let audience: Promise<ConnectorResult<{ id: string; name: string }>> | undefined;
   const findAudience = async (): Promise<ConnectorResult<{ id: string; name: string }>> => {
     const r = await client.request({
       method: "GET",
@@ -120,12 +121,17 @@ export function createMailchimpSession(
           : `No Mailchimp audience “${wanted}” (options.audience); audiences: ${names}.`,
     });
   };
+  /** The audience, found once per connection (every session of it shares the settings object). */
   const theAudience = (): Promise<ConnectorResult<{ id: string; name: string }>> => {
-    audience ??= findAudience().then((r) => {
-      if (!r.ok) audience = undefined; // found again next time: the account may change
-      return r;
-    });
-    return audience;
+    let found = audiences.get(settings);
+    if (found === undefined) {
+      found = findAudience().then((r) => {
+        if (!r.ok) audiences.delete(settings); // looked up again next time: the account may change
+        return r;
+      });
+      audiences.set(settings, found);
+    }
+    return found;
   };
   /** Runs `fn` with the audience id, or answers why there is none. */
   const withAudience = async <T>(
@@ -136,8 +142,10 @@ export function createMailchimpSession(
   };
 
   const check = async (): Promise<ConnectorResult<CheckInfo>> => {
-    const a = await theAudience();
+    // A check proves the credentials now: it always asks, and keeps what it found.
+    const a = await findAudience();
     if (!a.ok) return a;
+    audiences.set(settings, Promise.resolve(a));
     return ok({ account_label: `Mailchimp audience “${a.value.name}” (${settings.connection_id})` });
   };
 
