@@ -2,7 +2,8 @@
  * Behaviour 10's crash test: a sync runs as a real child process and is killed (SIGKILL) at random
  * points — after any vendor response, after any committed operation — then run again. At least 50
  * kills; after each chain of kills one clean run must leave every system exactly as a run that was
- * never killed: no duplicate contact, no lost opt-out, the ledger chain intact.
+ * never killed: no duplicate contact, no lost opt-out, the ledger chain intact. The world fans out:
+ * Raiser's Edge NXT, two Constant Contact accounts and a Mailchimp audience in one pair.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -13,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConcordConfigShapeSchema } from "../config/concord-config";
 import type { RunningBlackbaudEmulator } from "../connectors/blackbaud-renxt/emulator/blackbaud-emulator";
 import type { StartedConstantContactEmulator } from "../connectors/constant-contact/emulator/constant-contact-emulator";
+import type { StartedMailchimpEmulator } from "../connectors/mailchimp/emulator/mailchimp-emulator";
 import type { RunningEmulator } from "../connectors/manifest";
 import {
   grantCredentials,
@@ -33,7 +35,7 @@ import { appealsTopic } from "../../test/support/world-config";
 
 const root = join(import.meta.dirname, "..", "..");
 
-/** The emulated world the kills happen in: Raiser's Edge NXT and two Constant Contact accounts, fast. */
+/** The emulated world the kills happen in: Raiser's Edge NXT, two Constant Contact accounts and a Mailchimp audience, fast. */
 const fast = { limits: { requests_per_second: 1000 } };
 const cc = { rateLimitPerSecond: null, activityPollsToComplete: 1 };
 const WORLD: WorldConnection[] = [
@@ -45,7 +47,9 @@ const WORLD: WorldConnection[] = [
   },
   { id: "cc-main", system: "constant-contact", emulator: cc, config: fast },
   { id: "cc-appeals", system: "constant-contact", emulator: cc, config: fast },
+  { id: "mc-main", system: "mailchimp", emulator: { autoDeliverWebhooks: false }, config: fast },
 ];
+const AUDIENCE = "a1b2c3d4e5";
 const KILLS = 50;
 const KILLS_PER_CHAIN = 5;
 const PEOPLE = 24;
@@ -64,6 +68,7 @@ describe("random kills of a running sync (SQLite, real processes)", () => {
   let re: RunningBlackbaudEmulator;
   let ccMain: StartedConstantContactEmulator;
   let ccAppeals: StartedConstantContactEmulator;
+  let mc: StartedMailchimpEmulator;
   let dir: string;
   let child: string;
   let rawConfig: Record<string, unknown>;
@@ -73,6 +78,7 @@ describe("random kills of a running sync (SQLite, real processes)", () => {
     re = emulators.get("re-nxt")?.native as RunningBlackbaudEmulator;
     ccMain = emulators.get("cc-main")?.native as StartedConstantContactEmulator;
     ccAppeals = emulators.get("cc-appeals")?.native as StartedConstantContactEmulator;
+    mc = emulators.get("mc-main")?.native as StartedMailchimpEmulator;
     dir = mkdtempSync(join(tmpdir(), "concord-kill-"));
     // One bundled script: a killed process must start in a fraction of a second, 60 times over.
     child = join(root, "node_modules", ".cache", `concord-random-kill-child-${process.pid}.mjs`);
@@ -88,13 +94,25 @@ describe("random kills of a running sync (SQLite, real processes)", () => {
     });
     rawConfig = {
       connections: worldConnectionEntries(WORLD, emulators),
-      topics: [appealsTopic()],
+      topics: [
+        {
+          ...appealsTopic(),
+          constructs: { ...appealsTopic().constructs, "mc-main": { type: "interest", name: "Appeals" } },
+        },
+      ],
       pairs: [
         {
           id: "re-cc",
           crm: "re-nxt",
-          platforms: [{ connection: "cc-main" }, { connection: "cc-appeals" }],
+          platforms: [{ connection: "cc-main" }, { connection: "cc-appeals" }, { connection: "mc-main" }],
           audiences: [
+            {
+              crm_list: { id: "news" },
+              platform: "mc-main",
+              platform_list: { name: "Newsletter" },
+              delete_policy: "remove_membership",
+            },
+            { crm_list: { id: "appeals" }, platform: "mc-main", platform_list: { name: "Appeals" } },
             {
               crm_list: { id: "news" },
               platform: "cc-main",
@@ -144,7 +162,7 @@ describe("random kills of a running sync (SQLite, real processes)", () => {
 
   /** Fresh emulators and store: a first sync, then the changes the sync under test must carry. */
   async function prepare(name: string): Promise<string> {
-    for (const emu of [re, ccMain, ccAppeals]) await post(emu.baseUrl, "/__emulator/reset", {});
+    for (const emu of [re, ccMain, ccAppeals, mc]) await post(emu.baseUrl, "/__emulator/reset", {});
     const people = Array.from({ length: PEOPLE + 6 }, (_, i) => ({
       type: "Individual",
       first: `P${i}`,
@@ -167,6 +185,18 @@ describe("random kills of a running sync (SQLite, real processes)", () => {
       contacts: [{ email_address: { address: "upload@example.org", permission_to_send: "implicit" } }],
     });
     await post(ccAppeals.baseUrl, "/__emulator/seed", { lists: [{ name: "Appeals" }] });
+    await post(mc.baseUrl, "/__emulator/seed", {
+      audience: {
+        id: AUDIENCE,
+        name: "Supporters",
+        tags: ["Newsletter"],
+        interest_categories: [{ title: "Topics", interests: ["Appeals"] }],
+      },
+    });
+    await post(mc.baseUrl, "/__emulator/seed", {
+      list_id: AUDIENCE,
+      members: [{ email: "signup@example.org", status: "subscribed", source: "Hosted Signup Form" }],
+    });
 
     const dbFile = join(dir, `${name}.db`);
     const store = await openStore({ file: dbFile });
@@ -202,6 +232,13 @@ describe("random kills of a running sync (SQLite, real processes)", () => {
     await act(ccMain, { as: "contact", action: "one_click_unsubscribe", email: "p2@example.org" });
     await act(ccMain, { as: "contact", action: "spam_complaint", email: "p3@example.org" });
     await act(ccAppeals, { as: "contact", action: "unsubscribe", email: "p4@example.org" });
+    await act(mc, { list_id: AUDIENCE, as: "contact", action: "unsubscribe", email: "p11@example.org" });
+    await act(mc, {
+      list_id: AUDIENCE,
+      as: "contact",
+      action: "spam_complaint",
+      email: "signup@example.org",
+    });
     await act(ccMain, { as: "contact", action: "unsubscribe", email: "upload@example.org" });
     await act(ccMain, {
       as: "admin",
@@ -246,6 +283,20 @@ describe("random kills of a running sync (SQLite, real processes)", () => {
           first_name: c.fields["first_name"] ?? null,
         }))
         .sort((a, b) => String(a.email).localeCompare(String(b.email)));
+    const audience = mc.store.audiences.get(AUDIENCE);
+    const interestName = (id: string) => audience?.interests.find((i) => i.id === id)?.name ?? id;
+    const mcMembers = [...(audience?.members.values() ?? [])]
+      .map((m) => ({
+        email: m.email_address,
+        status: m.status,
+        tags: [...m.tags.keys()].map((t) => audience?.tags.find((x) => x.id === t)?.name ?? t).sort(),
+        groups: Object.entries(m.interests)
+          .filter(([, on]) => on)
+          .map(([id]) => interestName(id))
+          .sort(),
+        first_name: m.merge_fields["FNAME"] ?? null,
+      }))
+      .sort((a, b) => a.email.localeCompare(b.email));
     const state = re.state;
     const crm = [...state.constituents.values()]
       .map((c) => {
@@ -279,7 +330,7 @@ describe("random kills of a running sync (SQLite, real processes)", () => {
         if (k.email_match_key) counted.set(k.email_match_key, (counted.get(k.email_match_key) ?? 0) + 1);
       const duplicates = [...counted].filter(([, n]) => n > 1).map(([k]) => k);
       return {
-        systems: { cc_main: cc(ccMain), cc_appeals: cc(ccAppeals), crm },
+        systems: { cc_main: cc(ccMain), cc_appeals: cc(ccAppeals), mailchimp: mcMembers, crm },
         ledger_ok: ledger.ok,
         duplicates,
       };
@@ -304,6 +355,20 @@ describe("random kills of a running sync (SQLite, real processes)", () => {
     expect(expected.systems.cc_main.find((c) => c.email === "p5@example.org")?.permission).toBe(
       "unsubscribed",
     );
+    // Fan-out: Mailchimp's unsubscribe reached the CRM and Constant Contact; the CRM's reached Mailchimp.
+    expect(crmOf("p11@example.org")?.requests_no_email).toBe(true);
+    expect(expected.systems.cc_main.find((c) => c.email === "p11@example.org")?.permission).toBe(
+      "unsubscribed",
+    );
+    const mcOf = (email: string) => expected.systems.mailchimp.find((m) => m.email === email);
+    expect(mcOf("p1@example.org")?.status).toBe("unsubscribed");
+    expect(mcOf("p5@example.org")?.status).toBe("unsubscribed");
+    expect(mcOf("p0@example.org")).toMatchObject({
+      status: "subscribed",
+      tags: ["Newsletter"],
+      groups: ["Appeals"],
+    });
+    expect(mcOf("p4@example.org")?.groups).toEqual([]);
 
     const random = createRandom(20261122).next;
     let kills = 0;

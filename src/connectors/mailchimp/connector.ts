@@ -34,6 +34,7 @@ import { createMailchimpClient, type CallPriority } from "./client";
 import {
   interestListId,
   isPlausibleEmail,
+  memberId,
   memberToConsent,
   memberToRecord,
   memberWatermark,
@@ -572,9 +573,18 @@ export function createMailchimpSession(
         }),
       ]);
     return withAudience(async (listId) => {
+      // The contact id Concord names the member by stays; its subscriber hash changes.
+      const current = await fetchMember(listId, op.external_id, "write");
+      if (!current.ok) return current;
+      if (
+        current.value &&
+        current.value.email_address.trim().toLowerCase() === op.new_email.trim().toLowerCase()
+      )
+        return ok([
+          opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id }),
+        ]);
       const r = await patchMember(listId, op.external_id, { email_address: op.new_email.trim() }, "write");
-      // The member's id is the hash of its address: it changes with it.
-      return ok(patched(op, r, subscriberHash(op.new_email)));
+      return ok(patched(op, r, op.external_id));
     }).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
   };
 
@@ -607,7 +617,13 @@ export function createMailchimpSession(
           }),
         ]);
       }
-      return ok([opOutcome(op, { status: "succeeded", external_id: subscriberHash(op.email) })]);
+      const created = McMemberSchema.safeParse(r.value.body);
+      return ok([
+        opOutcome(op, {
+          status: "succeeded",
+          external_id: created.success ? memberId(created.data) : subscriberHash(op.email),
+        }),
+      ]);
     }).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
   };
 
@@ -693,10 +709,16 @@ export function createMailchimpSession(
               outcome.set(item.item_id, fromError(op, r.error, { item_id: item.item_id }));
             continue;
           }
+          // Batch answers carry the subscriber hash, not the contact id Concord names members by:
+          // a new member is linked when the read after the sync finds it by address, as an
+          // import's contacts are; an existing one keeps its id.
           for (const m of [...r.value.new_members, ...r.value.updated_members]) {
             const item = itemOf(m.email_address);
             if (!item) continue;
-            set(item, { status: "succeeded", external_id: m.id });
+            set(item, {
+              status: "succeeded",
+              ...(item.external_id ? { external_id: item.external_id } : {}),
+            });
             tagged.push(item);
           }
           for (const e of r.value.errors) {

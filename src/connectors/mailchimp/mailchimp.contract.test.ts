@@ -48,7 +48,7 @@ function harness(): ContractHarness {
           );
           return people.map((p) => ({
             ...p,
-            external_id: members.find((m) => m.email_address === p.email)!.id,
+            external_id: members.find((m) => m.email_address === p.email)!.contact_id,
           }));
         },
         page_size: 3,
@@ -78,13 +78,14 @@ function harness(): ContractHarness {
             audiences: {
               members: {
                 id: string;
+                contact_id: string;
                 email_address: string;
                 status: string;
                 merge_fields: Record<string, string>;
               }[];
             }[];
           }>("GET", "/__emulator/state");
-          const m = r.audiences[0]!.members.find((x) => x.id === id);
+          const m = r.audiences[0]!.members.find((x) => x.contact_id === id);
           return m
             ? {
                 // A pending member (a resubscribe awaiting confirmation) is sent nothing either.

@@ -34,10 +34,11 @@ export const subscriberHash = (email: string): string =>
 const digest = (value: unknown): string => createHash("sha256").update(canonicalJson(value)).digest("hex");
 
 /**
- * The member's id in Concord: its subscriber hash, the id every Mailchimp answer, path and webhook
- * names (batch answers carry no contact id). An address change gives the member a new one (QUIRKS.md).
+ * The member's id in Concord: its contact id, which an address change keeps (the subscriber hash
+ * changes with the address); every member path takes it. A member without one (an older answer
+ * shape) is named by its subscriber hash.
  */
-export const memberId = (m: McMember): string => m.id;
+export const memberId = (m: McMember): string => m.contact_id ?? m.id;
 
 /** When the member last changed, for checkpoints. */
 export const memberWatermark = (m: McMember): string => toUtc(m.last_changed) ?? "1970-01-01T00:00:00.000Z";

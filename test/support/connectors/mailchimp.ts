@@ -22,7 +22,9 @@ export type MailchimpTestAccount = {
   apiKey: string;
   control: <T = unknown>(method: "GET" | "POST", path: string, body?: unknown) => Promise<T>;
   /** Seeds members (the emulator's seed shape) into the test audience; answers their ids. */
-  seed: (members: Record<string, unknown>[]) => Promise<{ id: string; email_address: string }[]>;
+  seed: (
+    members: Record<string, unknown>[],
+  ) => Promise<{ id: string; email_address: string; contact_id: string }[]>;
   act: (body: Record<string, unknown>) => Promise<unknown>;
   /** Calls the API as an out-of-band client with the same key. */
   api: (method: string, path: string, body?: unknown) => Promise<{ status: number; body: any }>;
@@ -86,10 +88,14 @@ export async function startMailchimpTestAccount(
     control,
     seed: async (members) =>
       (
-        await control<{ members: { id: string; email_address: string }[] }>("POST", "/__emulator/seed", {
-          list_id: TEST_AUDIENCE,
-          members,
-        })
+        await control<{ members: { id: string; email_address: string; contact_id: string }[] }>(
+          "POST",
+          "/__emulator/seed",
+          {
+            list_id: TEST_AUDIENCE,
+            members,
+          },
+        )
       ).members,
     act: (body) => control("POST", "/__emulator/act", { list_id: TEST_AUDIENCE, ...body }),
     api: async (method, path, body) => {

@@ -99,6 +99,8 @@ export type Audience = {
   from_email: string;
   marketing_permissions_enabled: boolean;
   members: Map<string, Member>;
+  /** The same members by contact id (an address change keeps it). */
+  byContactId: Map<string, Member>;
   merge_fields: MergeField[];
   categories: InterestCategory[];
   interests: Interest[];
@@ -238,6 +240,7 @@ export class MailchimpStore {
       from_email: input.from_email ?? "news@example.org",
       marketing_permissions_enabled: input.marketing_permissions ?? false,
       members: new Map(),
+      byContactId: new Map(),
       merge_fields: DEFAULT_MERGE_FIELDS.map((f, i) => ({
         ...f,
         merge_id: this.nextMergeId++,
@@ -304,10 +307,7 @@ export class MailchimpStore {
   findMember(audience: Audience, key: string): Member | undefined {
     const decoded = decodeURIComponent(key);
     if (decoded.includes("@")) return audience.members.get(subscriberHash(decoded));
-    const byHash = audience.members.get(decoded.toLowerCase());
-    if (byHash) return byHash;
-    for (const m of audience.members.values()) if (m.contact_id === decoded) return m;
-    return undefined;
+    return audience.members.get(decoded.toLowerCase()) ?? audience.byContactId.get(decoded);
   }
 
   member(audience: Audience, key: string): Member {
@@ -463,6 +463,7 @@ export class MailchimpStore {
     };
     this.applyProfile(audience, member, input);
     audience.members.set(hash, member);
+    audience.byContactId.set(member.contact_id, member);
     this.setStatus(audience, member, how.status as Exclude<MemberStatus, "archived">, how.source, {
       isNew: true,
     });
@@ -618,6 +619,7 @@ export class MailchimpStore {
   /** POST …/actions/delete-permanent: gone, and the address may never be imported again. */
   forget(audience: Audience, member: Member): void {
     audience.members.delete(member.id);
+    audience.byContactId.delete(member.contact_id);
     audience.forgotten.add(member.id);
   }
 

@@ -1,0 +1,299 @@
+/**
+ * The seed behaviours of the sync engine (docs/sync.md), one suite run for every kind of pair:
+ * Raiser's Edge NXT with Constant Contact, with Mailchimp, and with both at once (fan-out). Every
+ * act is the emulated world's canonical act and every check reads the systems through their own
+ * connectors, so the same test says the same thing of each vendor.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { ExternalRecord } from "../connectors/connector";
+import type { WorldAct, WorldContact, WorldPerson } from "../connectors/emulator-kit/world";
+import { ACCOUNT_OBSERVED, GLOBAL_OBSERVED, shownConsent } from "../core/consent/system-consent";
+import { startEmulatedWorld, type EmulatedWorld } from "../emulated-world/emulated-world";
+import { eventsForContact } from "../ledger/consent-ledger";
+import type { Store } from "../store/ports";
+import { createFakeClock } from "../../test/support/fake-clock";
+import { sqliteBackend } from "../../test/support/sync-harness";
+import type { TestStore } from "../../test/support/store-backends";
+import { TEST_KEY } from "../../test/support/test-credentials";
+import { syncPair, type SyncReport } from "./sync-pair";
+
+type Platform = { id: string; system: string; emulator?: Record<string, unknown> };
+const CC: Platform = { id: "cc-main", system: "constant-contact", emulator: { rateLimitPerSecond: null } };
+const MC: Platform = { id: "mc-main", system: "mailchimp", emulator: { autoDeliverWebhooks: false } };
+
+const PAIRS: { name: string; platforms: Platform[] }[] = [
+  { name: "Raiser's Edge NXT ⇄ Constant Contact", platforms: [CC] },
+  { name: "Raiser's Edge NXT ⇄ Mailchimp", platforms: [MC] },
+  { name: "Raiser's Edge NXT ⇄ Constant Contact + Mailchimp (fan-out)", platforms: [CC, MC] },
+];
+
+const T0 = "2026-05-01T09:00:00.000Z";
+const person = (id: string, name: string, extra: Partial<WorldPerson> = {}): WorldPerson => ({
+  id,
+  kind: "individual",
+  first: name,
+  last: "Example",
+  email: { address: `${name.toLowerCase()}@example.org` },
+  added_at: T0,
+  modified_at: T0,
+  ...extra,
+});
+
+describe.each(PAIRS)("seed behaviours: $name (SQLite)", ({ platforms }) => {
+  let world: EmulatedWorld;
+  let testStore: TestStore;
+  let store: Store;
+  const clock = createFakeClock("2026-06-01T12:00:00.000Z");
+
+  beforeEach(async () => {
+    testStore = await sqliteBackend().create({ clock: clock.now });
+    store = testStore.store;
+    world = await startEmulatedWorld({
+      connections: [
+        {
+          id: "re-nxt",
+          system: "blackbaud-renxt",
+          emulator: { ratePerSecond: 1000, webhooks: { autoDeliver: false } },
+        },
+        ...platforms.map((p) => ({
+          id: p.id,
+          system: p.system,
+          ...(p.emulator ? { emulator: p.emulator } : {}),
+        })),
+      ],
+      config: {
+        pairs: [
+          {
+            id: "re-platforms",
+            crm: "re-nxt",
+            platforms: platforms.map((p) => ({ connection: p.id })),
+            audiences: platforms.map((p) => ({
+              crm_list: { id: "news" },
+              platform: p.id,
+              platform_list: { name: "Newsletter" },
+              direction: "crm_to_platform",
+              delete_policy: "remove_membership",
+            })),
+            fields: [
+              { canonical: "first_name", crm: "first", platform: "first_name", owner: "crm" },
+              { canonical: "last_name", crm: "last", platform: "last_name", owner: "crm" },
+            ],
+            policies: { unlinked_opt_outs: "apply_and_report" },
+          },
+        ],
+      },
+      store,
+      key: TEST_KEY,
+      now: clock.now,
+      sleep: async (ms) => {
+        clock.advance(ms);
+        await new Promise((resolve) => setImmediate(resolve));
+      },
+    });
+    await world.seed("re-nxt", {
+      people: [
+        person("p-ada", "Ada"),
+        person("p-bob", "Bob"),
+        person("p-cy", "Cy"),
+        person("p-di", "Di"),
+        person("p-ed", "Ed", { opted_out_of_all_email: true }),
+        person("p-fay", "Fay", { deceased: true }),
+      ],
+      lists: [
+        {
+          id: "news",
+          name: "Monthly newsletter",
+          members: ["p-ada", "p-bob", "p-cy", "p-di", "p-ed", "p-fay"],
+        },
+      ],
+    });
+    for (const p of platforms) await world.seed(p.id, { lists: [{ id: "news-list", name: "Newsletter" }] });
+  });
+  afterEach(async () => {
+    await world.close();
+    await testStore.cleanup();
+  });
+
+  const config = () => world.config;
+  const sync = async (): Promise<SyncReport> => {
+    const pair = config().pairs[0]!;
+    const report = await syncPair(
+      { store, config: config(), connections: world.connections, now: clock.now },
+      pair,
+    );
+    expect(report.execution?.rejections ?? [], JSON.stringify(report.execution?.rejections)).toEqual([]);
+    return report;
+  };
+  const act = (connection: string, a: WorldAct) => world.act(connection, a);
+  const contactOf = async (reId: string): Promise<string> =>
+    (await store.links.find("re-nxt", reId))?.contact_id ?? "";
+
+  /** The record a connection holds for a CRM person, read through its own connector. */
+  const recordIn = async (connection: string, reId: string): Promise<ExternalRecord | undefined> => {
+    const links = await store.links.forContact(await contactOf(reId));
+    const link = links.find((l) => l.connection_id === connection);
+    if (!link) return undefined;
+    const got = await world.connections.get(connection)!.session().get([link.external_id]);
+    if (!got.ok) throw new Error(got.error.message);
+    return got.value.records[0];
+  };
+  const optedOutIn = async (connection: string, reId: string): Promise<boolean> => {
+    const r = await recordIn(connection, reId);
+    const scope = connection === "re-nxt" ? GLOBAL_OBSERVED : ACCOUNT_OBSERVED;
+    return r !== undefined && shownConsent(r.consent_state, scope) === "opt_out";
+  };
+  /** Whether the platform would send to the person now (a pending confirmation is not yet sendable). */
+  const sendableIn = async (connection: string, reId: string): Promise<boolean> => {
+    const r = await recordIn(connection, reId);
+    return r !== undefined && shownConsent(r.consent_state, ACCOUNT_OBSERVED) === "opt_in";
+  };
+  const emailOf = (name: string) => `${name.toLowerCase()}@example.org`;
+
+  const firstSync = async () => {
+    const report = await sync();
+    clock.advance(60_000);
+    return report;
+  };
+
+  it("1. the first sync imports the eligible list members, skips the rest with their reasons, and a second run changes nothing", async () => {
+    const report = await firstSync();
+    for (const p of platforms) {
+      for (const name of ["p-ada", "p-bob", "p-cy", "p-di"]) {
+        const r = await recordIn(p.id, name);
+        expect(r, `${name} in ${p.id}`).toBeDefined();
+        expect(shownConsent(r!.consent_state, ACCOUNT_OBSERVED)).toBe("opt_in");
+        expect(r!.list_ids?.length).toBe(1);
+      }
+      expect(await recordIn(p.id, "p-ed")).toBeUndefined();
+      expect(await recordIn(p.id, "p-fay")).toBeUndefined();
+      expect(report.plan?.counts.skipped[p.id]).toMatchObject({ opted_out: 1, deceased: 1 });
+    }
+    const again = await sync();
+    expect(again.plan?.operations ?? []).toEqual([]);
+  });
+
+  it("2. a person's unsubscribe in a platform (link, one-click, complaint) reaches the CRM and every other platform, with who and how", async () => {
+    await firstSync();
+    const [first] = platforms;
+    await act(first!.id, { as: "contact", action: "unsubscribe", email: emailOf("Bob") });
+    await act(first!.id, { as: "contact", action: "one_click_unsubscribe", email: emailOf("Cy") });
+    await act(first!.id, { as: "contact", action: "spam_complaint", email: emailOf("Di") });
+    clock.advance(1_000);
+    await sync();
+    for (const name of ["p-bob", "p-cy", "p-di"]) {
+      expect(await optedOutIn("re-nxt", name), `${name} in the CRM`).toBe(true);
+      for (const p of platforms) expect(await optedOutIn(p.id, name), `${name} in ${p.id}`).toBe(true);
+    }
+    expect(await optedOutIn("re-nxt", "p-ada")).toBe(false);
+    const events = await eventsForContact(store, await contactOf("p-di"));
+    const optOut = events.find((e) => e.event.kind === "opt_out" && e.event.source.connection === first!.id);
+    expect(optOut?.event.actor.kind).toBe("contact");
+    if (first!.system === "mailchimp") expect(optOut?.event.mechanism).toBe("spam_complaint");
+  });
+
+  it("3. an opt-out in the CRM unsubscribes the person in every platform, as the account's act", async () => {
+    await firstSync();
+    await act("re-nxt", { as: "admin", action: "opt_out_of_all_email", id: "p-ada" });
+    clock.advance(1_000);
+    await sync();
+    for (const p of platforms) expect(await optedOutIn(p.id, "p-ada"), p.id).toBe(true);
+    expect(await optedOutIn("re-nxt", "p-bob")).toBe(false);
+  });
+
+  it("4. an admin clearing the CRM flag re-subscribes no one: the platform asks the person, who stays unsubscribed until they confirm", async () => {
+    await firstSync();
+    await act("re-nxt", { as: "admin", action: "opt_out_of_all_email", id: "p-ada" });
+    clock.advance(1_000);
+    await sync();
+    clock.advance(60_000);
+    await act("re-nxt", { as: "admin", action: "clear_opt_out_of_all_email", id: "p-ada" });
+    clock.advance(1_000);
+    await sync();
+    for (const p of platforms) {
+      expect(await sendableIn(p.id, "p-ada"), `${p.id} does not send to them`).toBe(false);
+      const pending = (await world.emulator(p.id).pending_confirmations?.()) ?? [];
+      expect(pending, `${p.id} sent its confirmation email`).toContain(emailOf("Ada"));
+    }
+    // The person confirms in the first platform: their own act makes them sendable everywhere.
+    const [first] = platforms;
+    await act(first!.id, { as: "contact", action: "confirm_resubscribe", email: emailOf("Ada") });
+    clock.advance(1_000);
+    await sync();
+    expect(await sendableIn(first!.id, "p-ada")).toBe(true);
+    expect(await optedOutIn("re-nxt", "p-ada")).toBe(false);
+  });
+
+  it("5. an address changed in the CRM changes it in every platform: no duplicate, the opt-out carried", async () => {
+    await firstSync();
+    await act(platforms[0]!.id, { as: "contact", action: "unsubscribe", email: emailOf("Bob") });
+    clock.advance(1_000);
+    await sync();
+    clock.advance(60_000);
+    await act("re-nxt", {
+      as: "admin",
+      action: "change_primary_email",
+      id: "p-bob",
+      address: "bob.new@example.org",
+      remove_old: true,
+    });
+    clock.advance(1_000);
+    await sync();
+    clock.advance(60_000);
+    await sync();
+    for (const p of platforms) {
+      const r = await recordIn(p.id, "p-bob");
+      expect(
+        r?.emails.map((e) => e.address.toLowerCase()),
+        p.id,
+      ).toEqual(["bob.new@example.org"]);
+      expect(shownConsent(r!.consent_state, ACCOUNT_OBSERVED), p.id).toBe("opt_out");
+    }
+  });
+
+  it("6. someone only a platform knows who unsubscribes is matched by address and applied in the CRM", async () => {
+    const [first] = platforms;
+    const contact: WorldContact = {
+      id: "7d2b8f0e-4a1c-4b7e-9d3f-2c5a6e8b1f04",
+      email: emailOf("Cy"),
+      added_by: "account",
+      added_at: T0,
+      modified_at: T0,
+      subscription: { status: "subscribed", explicit: false },
+      list_ids: [],
+    };
+    await world.seed(first!.id, { contacts: [contact] });
+    await act(first!.id, { as: "contact", action: "unsubscribe", email: emailOf("Cy") });
+    clock.advance(1_000);
+    const report = await firstSync();
+    expect(report.plan?.unlinked_opt_outs.length).toBe(1);
+    expect(await optedOutIn("re-nxt", "p-cy")).toBe(true);
+    // Opted out where they were; never added, or unsubscribed, anywhere else.
+    expect(await optedOutIn(first!.id, "p-cy")).toBe(true);
+    for (const p of platforms) expect(await sendableIn(p.id, "p-cy"), p.id).toBe(false);
+  });
+
+  it("7. leaving the CRM list removes the platform list membership, never the contact", async () => {
+    await firstSync();
+    await act("re-nxt", { as: "admin", action: "remove_from_list", id: "p-di", list_id: "news" });
+    clock.advance(1_000);
+    await sync();
+    for (const p of platforms) {
+      const r = await recordIn(p.id, "p-di");
+      expect(r, p.id).toBeDefined();
+      expect(r!.list_ids ?? [], p.id).toEqual([]);
+      expect(shownConsent(r!.consent_state, ACCOUNT_OBSERVED), p.id).toBe("opt_in");
+    }
+  });
+
+  it("8. a field the CRM owns follows to every platform; consent never follows a field", async () => {
+    await firstSync();
+    await act("re-nxt", { as: "admin", action: "update_name", id: "p-ada", last: "Lovelace" });
+    clock.advance(1_000);
+    await sync();
+    for (const p of platforms) {
+      const r = await recordIn(p.id, "p-ada");
+      expect(r?.last_name, p.id).toBe("Lovelace");
+      expect(shownConsent(r!.consent_state, ACCOUNT_OBSERVED), p.id).toBe("opt_in");
+    }
+  });
+});
