@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { gunzipSync } from "node:zlib";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -416,6 +417,42 @@ describe("Mailchimp emulator: members and the compliance rules", () => {
       })),
     });
     expect(tooBig.status).toBe(400);
+  });
+});
+
+describe("Mailchimp emulator: batches", () => {
+  it("runs a batch's operations in the background as the caller, and serves the results as a tar.gz", async () => {
+    const t = await setup();
+    const submitted = await t.api("POST", "/3.0/batches", {
+      operations: [
+        {
+          method: "PUT",
+          path: `/lists/${t.list}/members/${md5("batch@example.org")}`,
+          operation_id: "put-1",
+          body: JSON.stringify({ email_address: "batch@example.org", status_if_new: "subscribed" }),
+        },
+        {
+          method: "GET",
+          path: `/lists/${t.list}/members/${md5("nobody@example.org")}`,
+          operation_id: "get-2",
+        },
+      ],
+    });
+    expect(submitted.status).toBe(200);
+    expect(submitted.body).toMatchObject({ status: "pending", total_operations: 2 });
+    await t.emulator.batches.idle();
+    const done = await t.api("GET", `/3.0/batches/${submitted.body.id}`);
+    expect(done.body).toMatchObject({ status: "finished", finished_operations: 2, errored_operations: 1 });
+    const archive = Buffer.from(await (await fetch(done.body.response_body_url)).arrayBuffer());
+    const tar = gunzipSync(archive);
+    const size = parseInt(tar.subarray(124, 136).toString("ascii"), 8);
+    const results = JSON.parse(tar.subarray(512, 512 + size).toString("utf8"));
+    expect(results.map((r: any) => [r.operation_id, r.status_code])).toEqual([
+      ["put-1", 200],
+      ["get-2", 404],
+    ]);
+    expect(JSON.parse(results[0].response).email_address).toBe("batch@example.org");
+    expect((await t.api("POST", "/3.0/batches", { operations: [] })).status).toBe(400);
   });
 });
 

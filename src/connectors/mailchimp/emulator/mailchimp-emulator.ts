@@ -14,6 +14,7 @@ import {
   type EmulatorKit,
 } from "../../emulator-kit/emulator-kit";
 import { DeliveryQueue } from "../../emulator-kit/delivery-queue";
+import { BatchRunner, parseOperations, type Batch } from "./batches";
 import { OAuth2Server } from "../../emulator-kit/oauth2-server";
 import {
   MailchimpError,
@@ -53,6 +54,7 @@ export type StartedMailchimpEmulator = {
   app: EmulatorKit["app"];
   store: MailchimpStore;
   webhooks: DeliveryQueue;
+  batches: BatchRunner;
   baseUrl: string;
   /** A new API key for the account, as the account's API keys page makes one. */
   newApiKey: () => string;
@@ -1084,6 +1086,60 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
     return reply.code(204).send();
   });
 
+  // ---------------------------------------------------------------- batches
+
+  const batches = new BatchRunner(app, now, API);
+  /** Mailchimp's limit on batches not yet finished (release note, 2021-11-16). */
+  const MAX_PENDING_BATCHES = 500;
+  const renderBatch = (b: Batch) => ({
+    ...Object.fromEntries(Object.entries(b).filter(([k]) => k !== "results")),
+    _links: links(`/batches/${b.id}`),
+  });
+  app.post(`${API}/batches`, async (request, reply) => {
+    const operations = parseOperations(request.body);
+    if (typeof operations === "string")
+      throw new MailchimpError(400, "Invalid Resource", operations, [
+        { field: "operations", message: operations },
+      ]);
+    const pending = [...batches.batches.values()].filter((b) => b.status !== "finished").length;
+    if (pending >= MAX_PENDING_BATCHES)
+      return reply
+        .code(429)
+        .type("application/problem+json")
+        .send(
+          problem(429, "Too Many Requests", `You have more than ${MAX_PENDING_BATCHES} pending batches.`),
+        );
+    const origin = `${request.protocol}://${request.headers.host ?? "127.0.0.1"}`;
+    return renderBatch(batches.submit(operations, request.headers.authorization ?? "", origin));
+  });
+  app.get(`${API}/batches`, async (request) => {
+    const { count, offset } = paging(request);
+    const all = [...batches.batches.values()];
+    return {
+      batches: all.slice(offset, offset + count).map(renderBatch),
+      total_items: all.length,
+      _links: links("/batches"),
+    };
+  });
+  app.get(`${API}/batches/:batch_id`, async (request) => {
+    const b = batches.batches.get((request.params as { batch_id: string }).batch_id);
+    if (!b) throw new MailchimpError(404, "Resource Not Found", "The requested resource could not be found.");
+    return renderBatch(b);
+  });
+  app.delete(`${API}/batches/:batch_id`, async (request, reply) => {
+    const id = (request.params as { batch_id: string }).batch_id;
+    if (!batches.batches.delete(id))
+      throw new MailchimpError(404, "Resource Not Found", "The requested resource could not be found.");
+    return reply.code(204).send();
+  });
+  // Where a finished batch's results download from (Mailchimp: a signed storage URL).
+  app.get("/__emulator/batches/:batch_id/response.tar.gz", async (request, reply) => {
+    const archive = batches.archive((request.params as { batch_id: string }).batch_id);
+    if (!archive)
+      return reply.code(404).send({ code: "not_found", message: "No finished batch with that id." });
+    return reply.type("application/x-gzip").send(archive);
+  });
+
   // ---------------------------------------------------------------- control API
 
   const controlError = (error: unknown): never => {
@@ -1361,6 +1417,7 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
       apiKeys.clear();
       hooks.clear();
       webhooks.reset();
+      batches.reset();
       inFlight.clear();
     },
     seed: (b: any) => seed(b),
@@ -1400,7 +1457,7 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
   });
   app.post("/__emulator/webhooks/flush", async () => webhooks.flush());
 
-  return { app, kit, store, webhooks, newApiKey };
+  return { app, kit, store, webhooks, batches, newApiKey };
 }
 
 /** Starts the emulator on 127.0.0.1 (port 0 picks a free one) and returns its base URL. */
@@ -1414,6 +1471,7 @@ export async function startMailchimpEmulator(
     app: emulator.app,
     store: emulator.store,
     webhooks: emulator.webhooks,
+    batches: emulator.batches,
     newApiKey: emulator.newApiKey,
     baseUrl,
     close: async () => {
