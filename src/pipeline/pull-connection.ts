@@ -131,9 +131,14 @@ export async function pullConnection(deps: PullDeps): Promise<PullReport> {
 export async function recordWebhookChanges(
   deps: RecordDeps,
   changes: readonly WebhookChange[],
-): Promise<RecordReport> {
+): Promise<RecordReport & { record_ids: string[] }> {
   const ctx = recordContext(deps);
-  const report: RecordReport = { connection_id: ctx.connection_id, ...emptyCounts(), error: null };
+  const report: RecordReport & { record_ids: string[] } = {
+    connection_id: ctx.connection_id,
+    ...emptyCounts(),
+    error: null,
+    record_ids: [],
+  };
   const ids = [...new Set(changes.filter((c) => c.change !== "test").map((c) => c.external_id))];
   if (ids.length === 0) return report;
   const read = await deps.connection.session().get(ids);
@@ -143,6 +148,9 @@ export async function recordWebhookChanges(
   }
   const counts = await deps.store.transaction((tx) => recordChanges(tx, ctx, read.value));
   addCounts(report, counts);
+  // A system may name a record in its webhooks otherwise than in its reads (Mailchimp: the
+  // subscriber hash, and the contact id): the records re-read say which records changed.
+  report.record_ids = [...new Set([...ids, ...read.value.records.map((r) => r.external_id)])];
   await deps.connection.healthy({ ok: true });
   return report;
 }

@@ -224,7 +224,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         processed += group.length;
         progressed = true;
         const contactIds: string[] = [];
-        for (const id of new Set(changes.map((c) => c.external_id))) {
+        for (const id of recorded.record_ids) {
           const link = await deps.store.links.find(connectionId, id);
           if (link) contactIds.push(link.contact_id);
         }

@@ -1,0 +1,130 @@
+/**
+ * Mailchimp's push path through the engine as a service: Concord's receiver answers Mailchimp's
+ * validator, a form-encoded delivery with the secret in its URL is verified, stored, re-read
+ * through the connector and synced for that member alone: the unsubscribe reaches Raiser's Edge NXT
+ * and Constant Contact without waiting for a poll.
+ */
+import type { AddressInfo } from "node:net";
+import type { FastifyInstance } from "fastify";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createLogger } from "../observability/logger";
+import { buildServer } from "../server/app";
+import { createEngineRuntime, type EngineRuntime } from "./engine-runtime";
+import type { SyncReport } from "./sync-pair";
+import {
+  addToReList,
+  individual,
+  post,
+  RE_LISTS,
+  sqliteBackend,
+  startSyncHarness,
+  type SyncHarness,
+} from "../../test/support/sync-harness";
+import { TEST_ENV, TEST_KEY } from "../../test/support/test-credentials";
+
+const SECRET = "mc-webhook-secret-7c2e";
+const AUDIENCE = "a1b2c3d4e5";
+
+describe("Mailchimp webhooks through the engine (SQLite)", () => {
+  let h: SyncHarness;
+  let runtime: EngineRuntime;
+  let server: FastifyInstance;
+  let base: string;
+  let runs: SyncReport[];
+  const re: Record<string, string> = {};
+
+  beforeEach(async () => {
+    h = await startSyncHarness(sqliteBackend(), {
+      mailchimp: true,
+      configure: (raw) => {
+        const mc = (raw["connections"] as Record<string, unknown>[]).find((c) => c["id"] === "mc")!;
+        mc["webhooks"] = { enabled: true, secret: { env: "MC_WEBHOOK_SECRET" } };
+        mc["poll_interval"] = "1h";
+      },
+    });
+    runs = [];
+    runtime = createEngineRuntime({
+      store: h.store,
+      config: h.config,
+      connections: h.connections,
+      now: h.now,
+      logger: createLogger({ level: "silent" }),
+      secrets: { env: { ...TEST_ENV, MC_WEBHOOK_SECRET: SECRET }, key: TEST_KEY },
+      onRun: (r) => runs.push(r),
+    });
+    server = buildServer({ version: "test", ready: async () => true, webhooks: runtime.handleWebhook });
+    await server.listen({ port: 0, host: "127.0.0.1" });
+    base = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
+    const ids = await h.seedRe(["ada", "bob"].map((n) => individual(`${n}@example.org`, n, "Example")));
+    re["ada"] = ids[0] ?? "";
+    re["bob"] = ids[1] ?? "";
+    await addToReList(h, RE_LISTS.news, ids);
+  });
+  afterEach(async () => {
+    await runtime.stop();
+    await server.close();
+    await h.close();
+  });
+
+  const mcApi = async (method: string, path: string, body?: unknown) => {
+    const { api_key } = await post<{ api_key: string }>(h.mcOrigin!, "/__emulator/token", {});
+    const res = await fetch(`${h.mcOrigin!}/3.0${path}`, {
+      method,
+      headers: {
+        authorization: `Basic ${Buffer.from(`test:${api_key}`).toString("base64")}`,
+        "content-type": "application/json",
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: res.status, body: (await res.json().catch(() => undefined)) as any };
+  };
+
+  it("answers the validator, then carries a pushed unsubscribe to the CRM and Constant Contact at once", async () => {
+    await runtime.syncNow();
+    const hook = await mcApi("POST", `/lists/${AUDIENCE}/webhooks`, {
+      url: `${base}/webhooks/mc?key=${SECRET}`,
+      events: {
+        subscribe: true,
+        unsubscribe: true,
+        profile: true,
+        cleaned: true,
+        upemail: true,
+        campaign: false,
+      },
+      sources: { user: true, admin: true, api: false },
+    });
+    expect(hook.status, JSON.stringify(hook.body)).toBe(200);
+    const refused = await mcApi("POST", `/lists/${AUDIENCE}/webhooks`, {
+      url: `${base}/webhooks/mc?key=guess`,
+    });
+    expect(refused.status).toBe(400); // the validator's GET got a 401: no webhook with a wrong key
+
+    const before = runs.length;
+    await post(h.mcOrigin!, "/__emulator/act", {
+      list_id: AUDIENCE,
+      as: "contact",
+      action: "unsubscribe",
+      email: "ada@example.org",
+    });
+    h.advance(1_000);
+    await post(h.mcOrigin!, "/__emulator/webhooks/flush", {});
+    await runtime.idle();
+    expect((await h.reGet(`/constituent/v1/constituents/${re["ada"] ?? ""}`)).requests_no_email).toBe(true);
+    expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe("unsubscribed");
+    expect((await h.reGet(`/constituent/v1/constituents/${re["bob"] ?? ""}`)).requests_no_email).toBe(false);
+    expect(await h.store.inbox.countPending()).toBe(0);
+    const pushed = runs.slice(before);
+    expect(pushed.length).toBeGreaterThan(0);
+    expect(pushed.every((r) => r.pulls.length === 0)).toBe(true); // the re-read stood in for a pull
+  });
+
+  it("refuses a delivery with a wrong key and stores nothing", async () => {
+    const wrong = await fetch(`${base}/webhooks/mc?key=guess`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "type=unsubscribe&fired_at=2026-06-01+12%3A00%3A00&data%5Bid%5D=abc",
+    });
+    expect(wrong.status).toBe(401);
+    expect(await h.store.inbox.countPending()).toBe(0);
+  });
+});
