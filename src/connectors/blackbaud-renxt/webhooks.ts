@@ -3,7 +3,6 @@
  * verifies deliveries by the secret carried in the subscription URL (SKY signs nothing), parses
  * CloudEvents 1.0 into re-read hints, and creates, lists and deletes Webhook API subscriptions.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import type {
   ConnectionSettings,
   ConnectorLimits,
@@ -14,6 +13,9 @@ import type {
   WebhookRequest,
 } from "../connector";
 import { err, ok } from "../../core/result";
+import { secretMatches } from "../kit/webhook-secret";
+
+export { secretMatches };
 import { createBlackbaudClient, type BlackbaudClient } from "./client";
 import { toUtcIso, webhookChangeKind } from "./mapping";
 import { CloudEventSchema, type WebhookSubscription } from "./schemas";
@@ -37,14 +39,6 @@ const header = (req: WebhookRequest, name: string): string | undefined => {
   for (const [k, v] of Object.entries(req.headers)) if (k.toLowerCase() === wanted) return v;
   return undefined;
 };
-
-/** Constant-time comparison of equal-length digests, so neither content nor length leaks. */
-export function secretMatches(given: string | undefined, secret: string): boolean {
-  if (!given || secret === "") return false;
-  const a = createHash("sha256").update(given).digest();
-  const b = createHash("sha256").update(secret).digest();
-  return timingSafeEqual(a, b);
-}
 
 const rejected = (
   status: number,

@@ -28,6 +28,7 @@ import { emailKey, sameEmail } from "../../core/identity/normalise-email";
 import { ok } from "../../core/result";
 import { applyConsentFirst, outcomeOfError, stopsAll } from "../kit/apply-policy";
 import { awaitJob, createWatermark, firstSeen, readStart } from "../kit/incremental-read";
+import { screenUpsertItems } from "../kit/upsert-items";
 import { CONTACT_SUBRESOURCES, createConstantContactClient, type ConstantContactClient } from "./client";
 import {
   IMPORT_EMAIL_MAX,
@@ -474,29 +475,11 @@ function createSession(
       if (prev && prev.status !== "succeeded") return;
       outcome.set(item.item_id, { op_id: op.op_id, item_id: item.item_id, ...o });
     };
-    const firstByEmail = new Map<string, Item>();
+    const screened = screenUpsertItems(op.op_id, op.items, isPlausibleEmail);
+    for (const o of screened.outcomes) outcome.set(o.item_id ?? "", o);
     const bulk: Item[] = [];
     const singles: Item[] = [];
-    for (const item of op.items) {
-      if (!isPlausibleEmail(item.email)) {
-        setOutcome(item, {
-          status: "failed",
-          code: "validation_failed",
-          message: `"${item.email}" is not a usable email address.`,
-        });
-        continue;
-      }
-      const key = emailKey(item.email);
-      const first = firstByEmail.get(key);
-      if (first) {
-        setOutcome(item, {
-          status: "skipped",
-          code: "duplicate_in_batch",
-          message: `Same address as item ${first.item_id} in this batch; dropped.`,
-        });
-        continue;
-      }
-      firstByEmail.set(key, item);
+    for (const item of screened.send) {
       // The import needs at least one list and takes addresses of at most 50 characters.
       if (op.list_ids.length > 0 && item.email.trim().length <= IMPORT_EMAIL_MAX) bulk.push(item);
       else singles.push(item);

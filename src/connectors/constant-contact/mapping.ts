@@ -4,6 +4,7 @@
  * (import chunks under its count and byte limits, whole-contact PUT bodies, membership activities).
  */
 import { createHash } from "node:crypto";
+import { isPlausibleEmail as plausible } from "../kit/upsert-items";
 import { canonicalJson } from "../../core/canonical-json";
 import type { Actor, Mechanism } from "../../core/consent/consent-event";
 import { ACCOUNT_OBSERVED } from "../../core/consent/system-consent";
@@ -198,14 +199,11 @@ export function contactToConsent(contact: CcContact): ConsentObservation[] {
 // ---------------------------------------------------------------------------------------------
 // Requests
 
-/** Deliberately plain: the platform has the last word; this only keeps obvious junk out of a batch. */
-const EMAIL_RE =
-  /^[^\s@"(),:;<>[\\\]]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/;
 export const IMPORT_EMAIL_MAX = 50; // import_data[].email maxLength in the spec
 export const CONTACT_EMAIL_MAX = 80; // email_address.address maxLength in the spec
 
-export const isPlausibleEmail = (email: string): boolean =>
-  email.length <= CONTACT_EMAIL_MAX && EMAIL_RE.test(email.trim());
+/** An address Constant Contact may take (at most 80 characters); it has the last word. */
+export const isPlausibleEmail = (email: string): boolean => plausible(email, CONTACT_EMAIL_MAX);
 
 /** Keys `contacts_json_import` accepts as contact properties besides `cf:<custom field name>`. */
 const IMPORT_KEYS = new Set([

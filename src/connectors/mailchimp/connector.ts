@@ -30,6 +30,7 @@ import { emailKey } from "../../core/identity/normalise-email";
 import { err, ok } from "../../core/result";
 import { applyConsentFirst, outcomeOfError, stopsAll } from "../kit/apply-policy";
 import { createWatermark, firstSeen, readStart } from "../kit/incremental-read";
+import { screenUpsertItems } from "../kit/upsert-items";
 import { createMailchimpClient, type CallPriority } from "./client";
 import {
   interestListId,
@@ -658,31 +659,11 @@ export function createMailchimpSession(
       const set = (item: Item, o: Omit<OperationOutcome, "op_id" | "item_id">): void => {
         outcome.set(item.item_id, { op_id: op.op_id, item_id: item.item_id, ...o });
       };
-      const byEmail = new Map<string, Item>();
-      const known: Item[] = [];
-      const unknown: Item[] = [];
-      for (const item of op.items) {
-        if (!isPlausibleEmail(item.email)) {
-          set(item, {
-            status: "failed",
-            code: "validation_failed",
-            message: `"${item.email}" is not a usable email address.`,
-          });
-          continue;
-        }
-        const key = emailKey(item.email);
-        const first = byEmail.get(key);
-        if (first) {
-          set(item, {
-            status: "skipped",
-            code: "duplicate_in_batch",
-            message: `Same address as item ${first.item_id} in this batch; dropped.`,
-          });
-          continue;
-        }
-        byEmail.set(key, item);
-        (item.external_id ? known : unknown).push(item);
-      }
+      const screened = screenUpsertItems(op.op_id, op.items, isPlausibleEmail);
+      for (const o of screened.outcomes) outcome.set(o.item_id ?? "", o);
+      const byEmail = screened.byEmail;
+      const known = screened.send.filter((item) => item.external_id !== undefined);
+      const unknown = screened.send.filter((item) => item.external_id === undefined);
       const itemOf = (email: string | undefined): Item | undefined =>
         email ? byEmail.get(emailKey(email)) : undefined;
       let stop: ConnectorError | undefined;

@@ -222,8 +222,4 @@ export function newMemberStatus(
   return "unsubscribed";
 }
 
-/** Deliberately plain: Mailchimp has the last word; this keeps obvious junk out of a batch. */
-export function isPlausibleEmail(email: string): boolean {
-  const e = email.trim();
-  return e.length <= 254 && /^[^\s@]+@[^\s@]+\.[^\s@]{2,}$/.test(e);
-}
+export { isPlausibleEmail } from "../kit/upsert-items";

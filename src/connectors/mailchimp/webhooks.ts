@@ -4,8 +4,9 @@
  * answered; a delivery (`application/x-www-form-urlencoded`: `type`, `fired_at`, `data[...]`)
  * becomes a hint to re-read the member, never trusted as state.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { WebhookChange, WebhookHandling, WebhookRequest } from "../connector";
+import { secretMatches } from "../kit/webhook-secret";
 
 /** The query parameter that carries the webhook secret in the registered URL. */
 export const WEBHOOK_KEY_PARAM = "key";
@@ -20,13 +21,6 @@ export const WEBHOOK_EVENTS = {
   campaign: false,
 };
 export const WEBHOOK_SOURCES = { user: true, admin: true, api: false };
-
-function secretMatches(given: string | undefined, secret: string): boolean {
-  if (!given || secret === "") return false;
-  const a = createHash("sha256").update(given).digest();
-  const b = createHash("sha256").update(secret).digest();
-  return timingSafeEqual(a, b);
-}
 
 const rejected = (
   status: number,
