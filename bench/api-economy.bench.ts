@@ -229,7 +229,7 @@ async function runMailchimp(ctx: BenchContext, n: number): Promise<BenchResult[]
         ratio: round2(calls / floor),
         better: "lower",
         notes:
-          `${calls} calls: ${plural(batches, "batch subscribe")}, ${plural(tagBatches, "tag batch")}, ${plural(memberReads, "page")} of members read (the empty audience before; after, the link stage reads the new members back at 1,000 a page, which the batch answers' ids would spare), ${calls - batches - tagBatches - memberReads} other; ${limited} answered 429. ` +
+          `${calls} calls: ${plural(batches, "batch subscribe")}, ${tagBatches} tag batch${tagBatches === 1 ? "" : "es"}, ${plural(memberReads, "page")} of members read (the empty audience before; after, the link stage reads the new members back at 1,000 a page to link them by address: batch answers name members by subscriber hash, not the contact id Concord links by), ${calls - batches - tagBatches - memberReads} other; ${limited} answered 429. ` +
           `fewest = 1 audience lookup + 2 (tags, groups) + 2 (the empty audience: members, archived) + 2 × ⌈N ÷ 500⌉ = ${floor}. ` +
           `${n.toLocaleString("en")} constituents in one mapped list, recorded as for Constant Contact; Mailchimp emulator with its 10-connection limit; ${w.storeLabel} store.`,
       },
