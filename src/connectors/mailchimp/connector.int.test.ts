@@ -1,10 +1,14 @@
 // The Mailchimp connector against its emulator: what it reads as consent, and what it never writes.
 import { afterEach, describe, expect, it } from "vitest";
 import type { ConnectorOperation, ConnectorSession } from "../connector";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { registerMailchimpWebhook } from "./connector";
 import { mailchimpManifest } from "./manifest";
 import { handleMailchimpWebhook } from "./webhooks";
 import {
   startMailchimpTestAccount,
+  TEST_AUDIENCE,
   type MailchimpTestAccount,
 } from "../../../test/support/connectors/mailchimp";
 
@@ -199,6 +203,33 @@ describe("Mailchimp connector", () => {
       .connect({ ...a.settings, options: { audience: "Events", overlap_seconds: 300 } }, a.runtime)
       .check();
     expect(named).toMatchObject({ ok: true, value: { account_label: expect.stringContaining("Events") } });
+  });
+});
+
+describe("registering Concord's webhook", () => {
+  it("subscribes the receiver with the secret in its URL, once, and says why when Mailchimp cannot reach it", async () => {
+    const { a } = await account();
+    const receiver = createServer((_req, res) => res.end("ok"));
+    await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/webhooks/mc`;
+      const first = await registerMailchimpWebhook(a.settings, a.runtime, url, "s3cret");
+      expect(first).toMatchObject({ ok: true, value: { created: true } });
+      const again = await registerMailchimpWebhook(a.settings, a.runtime, url, "s3cret");
+      expect(again).toMatchObject({ ok: true, value: { created: false } });
+      const hooks = await a.api("GET", `/lists/${TEST_AUDIENCE}/webhooks`);
+      expect(hooks.body.webhooks.map((w: { url: string }) => w.url)).toEqual([`${url}?key=s3cret`]);
+      const unreachable = await registerMailchimpWebhook(
+        a.settings,
+        a.runtime,
+        "http://127.0.0.1:9/none",
+        "s3cret",
+      );
+      expect(unreachable).toMatchObject({ ok: false, error: { code: "validation_failed" } });
+      if (!unreachable.ok) expect(unreachable.error.message).toMatch(/couldn't verify the URL/);
+    } finally {
+      receiver.close();
+    }
   });
 });
 

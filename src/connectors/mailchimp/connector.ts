@@ -31,7 +31,8 @@ import { err, ok } from "../../core/result";
 import { applyConsentFirst, outcomeOfError, stopsAll } from "../kit/apply-policy";
 import { createWatermark, firstSeen, readStart } from "../kit/incremental-read";
 import { screenUpsertItems } from "../kit/upsert-items";
-import { createMailchimpClient, type CallPriority } from "./client";
+import { createMailchimpClient, type CallPriority, type MailchimpClient } from "./client";
+import { WEBHOOK_EVENTS, WEBHOOK_KEY_PARAM, WEBHOOK_SOURCES } from "./webhooks";
 import {
   interestListId,
   isPlausibleEmail,
@@ -51,7 +52,10 @@ import {
   McInterestsSchema,
   McMemberSchema,
   McMembersPageSchema,
+  McProblemSchema,
   McSegmentBatchSchema,
+  McWebhookSchema,
+  McWebhooksSchema,
   McTagsSchema,
   problemOf,
   type McBatchAnswer,
@@ -95,34 +99,7 @@ export function createMailchimpSession(
   // ------------------------------------------------------------------------------------------
   // the audience
 
-  const findAudience = async (): Promise<ConnectorResult<{ id: string; name: string }>> => {
-    const r = await client.request({
-      method: "GET",
-      path: "/lists",
-      query: { count: 1000, fields: "lists.id,lists.name,total_items" },
-      priority: "read",
-      schema: McAudiencesSchema,
-    });
-    if (!r.ok) return r;
-    const lists = r.value.body.lists;
-    const wanted = options.audience;
-    const found =
-      wanted === undefined
-        ? lists.length === 1
-          ? lists[0]
-          : undefined
-        : (lists.find((l) => l.id === wanted) ??
-          lists.find((l) => l.name.toLowerCase() === wanted.toLowerCase()));
-    if (found) return ok({ id: found.id, name: found.name });
-    const names = lists.map((l) => `“${l.name}” (${l.id})`).join(", ") || "none";
-    return err({
-      code: "validation_failed",
-      message:
-        wanted === undefined
-          ? `The Mailchimp account has ${lists.length} audiences; name the one to keep in step in the connection's options.audience (by id or name). Audiences: ${names}.`
-          : `No Mailchimp audience “${wanted}” (options.audience); audiences: ${names}.`,
-    });
-  };
+  const findAudience = () => findMailchimpAudience(client, options.audience);
   /** The audience, found once per connection (every session of it shares the settings object). */
   const theAudience = (): Promise<ConnectorResult<{ id: string; name: string }>> => {
     let found = audiences.get(settings);
@@ -835,4 +812,84 @@ export function createMailchimpSession(
   };
 
   return { check, read, get, lists, apply };
+}
+
+/** The audience a connection names (by id or name), or the account's only one; else why not. */
+async function findMailchimpAudience(
+  client: MailchimpClient,
+  wanted: string | undefined,
+): Promise<ConnectorResult<{ id: string; name: string }>> {
+  const r = await client.request({
+    method: "GET",
+    path: "/lists",
+    query: { count: 1000, fields: "lists.id,lists.name,total_items" },
+    priority: "read",
+    schema: McAudiencesSchema,
+  });
+  if (!r.ok) return r;
+  const lists = r.value.body.lists;
+  const found =
+    wanted === undefined
+      ? lists.length === 1
+        ? lists[0]
+        : undefined
+      : (lists.find((l) => l.id === wanted) ??
+        lists.find((l) => l.name.toLowerCase() === wanted.toLowerCase()));
+  if (found) return ok({ id: found.id, name: found.name });
+  const names = lists.map((l) => `“${l.name}” (${l.id})`).join(", ") || "none";
+  return err({
+    code: "validation_failed",
+    message:
+      wanted === undefined
+        ? `The Mailchimp account has ${lists.length} audiences; name the one to keep in step in the connection's options.audience (by id or name). Audiences: ${names}.`
+        : `No Mailchimp audience “${wanted}” (options.audience); audiences: ${names}.`,
+  });
+}
+
+/**
+ * Subscribes Concord's receiver to the connection's audience, as an integrator does once: the
+ * secret goes in the URL (Mailchimp signs nothing), member events from people and account users
+ * (Concord's own API writes are left out). Idempotent: a webhook with the same URL is kept. Mailchimp
+ * checks the URL with a GET before it creates the webhook, so the receiver must be up.
+ */
+export async function registerMailchimpWebhook(
+  settings: ConnectionSettings,
+  runtime: ConnectorRuntime,
+  receiverUrl: string,
+  secret: string,
+): Promise<ConnectorResult<{ id: string; created: boolean }>> {
+  const options = MailchimpOptionsSchema.parse(settings.options ?? {});
+  const client = createMailchimpClient(settings, runtime, MAILCHIMP_LIMITS);
+  const audience = await findMailchimpAudience(client, options.audience);
+  if (!audience.ok) return audience;
+  const url = new URL(receiverUrl);
+  url.searchParams.set(WEBHOOK_KEY_PARAM, secret);
+  const existing = await client.request({
+    method: "GET",
+    path: `/lists/${audience.value.id}/webhooks`,
+    priority: "write",
+    schema: McWebhooksSchema,
+  });
+  if (!existing.ok) return existing;
+  const same = existing.value.body.webhooks.find((w) => w.url === url.toString());
+  if (same) return ok({ id: same.id, created: false });
+  const created = await client.request({
+    method: "POST",
+    path: `/lists/${audience.value.id}/webhooks`,
+    json: { url: url.toString(), events: WEBHOOK_EVENTS, sources: WEBHOOK_SOURCES },
+    priority: "write",
+    accept: [400],
+    schema: McWebhookSchema.or(McProblemSchema),
+  });
+  if (!created.ok) return created;
+  if (created.value.status === 400) {
+    const p = problemOf(created.value.body);
+    return err({
+      code: "validation_failed",
+      message:
+        `Mailchimp did not create the webhook for ${receiverUrl}: ${p.detail ?? p.title ?? "refused"} ${(p.errors ?? []).map((e) => e.message ?? "").join(" ")}`.trim(),
+    });
+  }
+  const body = created.value.body as { id?: string };
+  return ok({ id: body.id ?? "", created: true });
 }

@@ -8,9 +8,14 @@
 import { controlApi, postControl } from "../emulator-kit/world";
 import type { ConnectorManifest } from "../manifest";
 import { baseUrlFromCredentials } from "./client";
-import { MAILCHIMP_LIMITS, MailchimpOptionsSchema, createMailchimpSession } from "./connector";
+import {
+  MAILCHIMP_LIMITS,
+  MailchimpOptionsSchema,
+  createMailchimpSession,
+  registerMailchimpWebhook,
+} from "./connector";
 import { MERGE_TAG } from "./mapping";
-import { WEBHOOK_EVENTS, WEBHOOK_KEY_PARAM, WEBHOOK_SOURCES, handleMailchimpWebhook } from "./webhooks";
+import { handleMailchimpWebhook } from "./webhooks";
 
 export const mailchimpManifest: ConnectorManifest = {
   id: "mailchimp",
@@ -130,19 +135,18 @@ export const mailchimpManifest: ConnectorManifest = {
         seed: control.seed,
         act: control.act,
         subscribe: async (receiverUrl, secret) => {
-          const { api_key } = await grant();
-          const url = new URL(receiverUrl);
-          url.searchParams.set(WEBHOOK_KEY_PARAM, secret);
-          const res = await fetch(`${origin}/3.0/lists/${world.WORLD_AUDIENCE.id}/webhooks`, {
-            method: "POST",
-            headers: {
-              authorization: `Basic ${Buffer.from(`concord:${api_key}`).toString("base64")}`,
-              "content-type": "application/json",
+          const credentials = await grant();
+          const registered = await registerMailchimpWebhook(
+            {
+              connection_id: "emulator",
+              base_url: `${origin}/3.0`,
+              credentials: { get: () => Promise.resolve(credentials), save: () => Promise.resolve() },
             },
-            body: JSON.stringify({ url: url.toString(), events: WEBHOOK_EVENTS, sources: WEBHOOK_SOURCES }),
-          });
-          await res.arrayBuffer();
-          return res.ok;
+            { now: () => new Date(), sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) },
+            receiverUrl,
+            secret,
+          );
+          return registered.ok;
         },
         pending_confirmations: () => world.pendingConfirmations(origin),
         native: started,
