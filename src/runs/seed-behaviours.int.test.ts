@@ -200,6 +200,30 @@ describe.each(PAIRS)("seed behaviours: $name (SQLite)", ({ platforms }) => {
     expect(await optedOutIn("re-nxt", "p-bob")).toBe(false);
   });
 
+  it("3. an opt-out in the CRM also reaches a platform contact outside the mapped lists (seed 001's missed case)", async () => {
+    await world.seed("re-nxt", { people: [person("p-gus", "Gus")] });
+    for (const p of platforms)
+      await world.seed(p.id, {
+        contacts: [
+          {
+            id: "5b8e2a4c-1f3d-4e6a-9c7b-0d2f4a6c8e1b",
+            email: emailOf("Gus"),
+            added_by: "contact",
+            added_at: T0,
+            modified_at: T0,
+            subscription: { status: "subscribed", explicit: true },
+            list_ids: [],
+          },
+        ],
+      });
+    await firstSync();
+    for (const p of platforms) expect(await sendableIn(p.id, "p-gus"), `${p.id} before`).toBe(true);
+    await act("re-nxt", { as: "admin", action: "opt_out_of_all_email", id: "p-gus" });
+    clock.advance(1_000);
+    await sync();
+    for (const p of platforms) expect(await optedOutIn(p.id, "p-gus"), p.id).toBe(true);
+  });
+
   it("4. an admin clearing the CRM flag re-subscribes no one: the platform asks the person, who stays unsubscribed until they confirm", async () => {
     await firstSync();
     await act("re-nxt", { as: "admin", action: "opt_out_of_all_email", id: "p-ada" });
