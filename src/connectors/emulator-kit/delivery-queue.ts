@@ -21,6 +21,8 @@ export type DeliveryQueueOptions = {
   delivered: (status: number) => boolean;
   /** The sender's User-Agent. */
   user_agent: string;
+  /** The wall clock retries are timed by (ms; default `Date.now`): timers keep their own time. */
+  wall_clock?: () => number;
 };
 
 export type QueuedDelivery = {
@@ -103,8 +105,12 @@ export class DeliveryQueue {
     this.timers.add(timer);
   }
 
+  private wall(): number {
+    return (this.options.wall_clock ?? Date.now)();
+  }
+
   private async pump(all: boolean): Promise<number> {
-    const realNow = Date.now();
+    const realNow = this.wall();
     const due = this.deliveries.filter(
       (d) => d.status === "pending" && (all || d.next_attempt_at <= realNow),
     );
@@ -124,11 +130,25 @@ export class DeliveryQueue {
       }
       if (!all && this.options.autoDeliver) {
         const scaled = Math.max(1, wait * this.options.backoffScale);
-        d.next_attempt_at = Date.now() + scaled;
+        d.next_attempt_at = this.wall() + scaled;
         this.schedulePump(scaled);
       }
     }
+    if (!all && this.options.autoDeliver) this.rescheduleWaiting();
     return attempted;
+  }
+
+  /**
+   * A timer may fire a little before the wall clock says its delivery is due (timers and
+   * `Date.now()` keep time apart): whatever is still waiting gets a timer of its own, so no
+   * retry is left without one.
+   */
+  private rescheduleWaiting(): void {
+    const now = this.wall();
+    const next = this.deliveries
+      .filter((d) => d.status === "pending" && d.next_attempt_at > now)
+      .reduce((min, d) => Math.min(min, d.next_attempt_at), Number.POSITIVE_INFINITY);
+    if (next !== Number.POSITIVE_INFINITY) this.schedulePump(Math.max(1, next - now));
   }
 
   private async attempt(d: QueuedDelivery): Promise<"delivered" | "failed"> {

@@ -274,6 +274,15 @@ export class WebhookHub {
         this.schedulePump(Math.max(1, wait));
       }
     }
+    if (!all && this.options.autoDeliver) {
+      // A timer may fire a little before the wall clock says its delivery is due: whatever is
+      // still waiting gets a timer of its own, so no retry is left without one.
+      const now = Date.now();
+      const next = this.deliveries
+        .filter((d) => d.status === "pending" && d.next_attempt_at > now)
+        .reduce((min, d) => Math.min(min, d.next_attempt_at), Number.POSITIVE_INFINITY);
+      if (next !== Number.POSITIVE_INFINITY) this.schedulePump(Math.max(1, next - now));
+    }
     return report;
   }
 
