@@ -26,7 +26,7 @@ import { z } from "zod";
 import type { CallPriority } from "../http/rate-limiter";
 import { emailKey, sameEmail } from "../../core/identity/normalise-email";
 import { ok } from "../../core/result";
-import { applyConsentFirst, outcomeOfError, stopsAll } from "../kit/apply-policy";
+import { applyConsentFirst, outcomeOfError, runByKind, stopsAll } from "../kit/apply-policy";
 import { awaitJob, createWatermark, firstSeen, readStart } from "../kit/incremental-read";
 import { screenUpsertItems } from "../kit/upsert-items";
 import { CONTACT_SUBRESOURCES, createConstantContactClient, type ConstantContactClient } from "./client";
@@ -618,35 +618,26 @@ function createSession(
     return [opOutcome(op, { status: "succeeded" })];
   };
 
-  const run = (op: ConnectorOperation): Promise<Run> => {
-    switch (op.kind) {
-      case "record_opt_out":
-        return recordOptOut(op);
-      case "record_opt_in":
-        // Constant Contact forbids opting a contact back in without their own action; Concord never tries.
-        return Promise.resolve([
-          opOutcome(op, {
-            status: "failed",
-            code: "consent_requires_contact_action",
-            message:
-              "Only the person can opt back in to Constant Contact (its resubscribe email or a sign-up form); use request_resubscribe.",
-          }),
-        ]);
-      case "request_resubscribe":
-        return requestResubscribe(op);
-      case "upsert_contacts":
-        return upsertContacts(op);
-      case "add_list_members":
-      case "remove_list_members":
-        return memberships(op);
-      case "update_contact":
-        return updateContact(op);
-      case "change_email":
-        return changeEmail(op);
-      case "create_contact":
-        return createContact(op);
-    }
-  };
+  const run = runByKind({
+    record_opt_out: recordOptOut,
+    // Constant Contact forbids opting a contact back in without their own action; Concord never tries.
+    record_opt_in: (op) =>
+      Promise.resolve([
+        opOutcome(op, {
+          status: "failed",
+          code: "consent_requires_contact_action",
+          message:
+            "Only the person can opt back in to Constant Contact (its resubscribe email or a sign-up form); use request_resubscribe.",
+        }),
+      ]),
+    request_resubscribe: requestResubscribe,
+    upsert_contacts: upsertContacts,
+    add_list_members: memberships,
+    remove_list_members: memberships,
+    update_contact: updateContact,
+    change_email: changeEmail,
+    create_contact: createContact,
+  });
 
   const apply = (operations: readonly ConnectorOperation[]): Promise<OperationOutcome[]> => {
     unsubscribedEmails = undefined;

@@ -136,3 +136,17 @@ export async function applyConsentFirst(
   }
   return operations.flatMap((op) => byOp.get(op) ?? []);
 }
+
+/** A connector's work for each kind of operation: every kind must have one (the type checks it). */
+export type OperationHandlers = {
+  [K in ConnectorOperation["kind"]]: (
+    op: Extract<ConnectorOperation, { kind: K }>,
+  ) => Promise<OperationOutcome[]>;
+};
+
+/** One `run` for `applyConsentFirst` from a handler per operation kind. */
+export function runByKind(
+  handlers: OperationHandlers,
+): (op: ConnectorOperation) => Promise<OperationOutcome[]> {
+  return (op) => (handlers[op.kind] as (o: ConnectorOperation) => Promise<OperationOutcome[]>)(op);
+}

@@ -193,6 +193,15 @@ describe("Mailchimp connector", () => {
     ]);
   });
 
+  it("says what is missing when a connection has neither an API key nor a token", async () => {
+    const { a } = await account();
+    const none = await mailchimpManifest
+      .connect({ ...a.settings, credentials: { get: async () => ({}), save: async () => {} } }, a.runtime)
+      .check();
+    expect(none).toMatchObject({ ok: false, error: { code: "auth_missing" } });
+    if (!none.ok) expect(none.error.message).toMatch(/api_key.*access_token with dc/);
+  });
+
   it("asks an audience with several to name one, and names them", async () => {
     const { a } = await account();
     await a.control("POST", "/__emulator/seed", { audience: { id: "bbbbbbbbbb", name: "Events" } });

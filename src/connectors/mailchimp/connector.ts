@@ -28,7 +28,7 @@ import type {
 import { isPersonsOwnOptIn } from "../../core/consent/consent-state";
 import { emailKey } from "../../core/identity/normalise-email";
 import { err, ok } from "../../core/result";
-import { applyConsentFirst, outcomeOfError, stopsAll } from "../kit/apply-policy";
+import { applyConsentFirst, outcomeOfError, runByKind, stopsAll } from "../kit/apply-policy";
 import { createWatermark, firstSeen, readStart } from "../kit/incremental-read";
 import { screenUpsertItems } from "../kit/upsert-items";
 import { createMailchimpClient, type CallPriority, type MailchimpClient } from "./client";
@@ -784,27 +784,17 @@ export function createMailchimpSession(
       return ok([opOutcome(op, { status: "succeeded" })]);
     }).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
 
-  const run = (op: ConnectorOperation): Promise<Run> => {
-    switch (op.kind) {
-      case "record_opt_out":
-        return recordOptOut(op);
-      case "record_opt_in":
-        return recordOptIn(op);
-      case "request_resubscribe":
-        return requestResubscribe(op);
-      case "upsert_contacts":
-        return upsertContacts(op);
-      case "add_list_members":
-      case "remove_list_members":
-        return memberships(op);
-      case "update_contact":
-        return updateContact(op);
-      case "change_email":
-        return changeEmail(op);
-      case "create_contact":
-        return createContact(op);
-    }
-  };
+  const run = runByKind({
+    record_opt_out: recordOptOut,
+    record_opt_in: recordOptIn,
+    request_resubscribe: requestResubscribe,
+    upsert_contacts: upsertContacts,
+    add_list_members: memberships,
+    remove_list_members: memberships,
+    update_contact: updateContact,
+    change_email: changeEmail,
+    create_contact: createContact,
+  });
 
   const apply = (operations: readonly ConnectorOperation[]): Promise<OperationOutcome[]> => {
     tagNames = undefined;

@@ -388,12 +388,12 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
 
   /** The member as batch subscribe and tag batches render it (their schema has fewer fields). */
   const renderBatchMember = (audience: Audience, m: Member): Record<string, unknown> => {
-    const full = Object.entries(renderMember(audience, m)).filter(([k]) => !NOT_IN_BATCH_MEMBER.has(k));
-    const location = Object.entries(renderMember(audience, m)["location"] as Record<string, unknown>).filter(
+    const full = renderMember(audience, m);
+    const location = Object.entries(full["location"] as Record<string, unknown>).filter(
       ([k]) => k !== "region",
     );
     return {
-      ...Object.fromEntries(full),
+      ...Object.fromEntries(Object.entries(full).filter(([k]) => !NOT_IN_BATCH_MEMBER.has(k))),
       status: m.status === "archived" ? (m.archived_from ?? "subscribed") : m.status,
       location: Object.fromEntries(location),
     };
