@@ -302,7 +302,7 @@ function evidenceSummary(stored: StoredConsentEvent): string {
   const e = stored.event.evidence;
   const parts: string[] = [];
   if (e.request_reference !== undefined) parts.push(`request reference ${clip(e.request_reference, 80)}`);
-  if (e.reason !== undefined) parts.push(`reason "${clip(e.reason, 120)}"`);
+  if (e.reason !== undefined) parts.push(`reason "${clip(e.reason, 320)}"`);
   if (e.form_wording !== undefined) parts.push(`form wording "${clip(e.form_wording, 120)}"`);
   if (e.privacy_notice !== undefined) parts.push(`privacy notice "${clip(e.privacy_notice, 80)}"`);
   if (e.source_record_id !== undefined) parts.push(`source record ${e.source_record_id}`);

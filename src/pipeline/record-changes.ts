@@ -9,7 +9,7 @@ import { sameObservedScope } from "../core/consent/system-consent";
 import { normaliseEmail } from "../core/identity/normalise-email";
 import { matchRecord, type AmbiguityReason } from "../core/identity/match-record";
 import type { ConnectorRole, ConsentObservation, ExternalRecord } from "../connectors/connector";
-import { appendConsentEvents, type ConsentEventInput } from "../ledger/consent-ledger";
+import { appendConsentEvents, eventsForContact, type ConsentEventInput } from "../ledger/consent-ledger";
 import type { ConsentEventDraft } from "../ledger/consent-event-id";
 import { JsonValueSchema, type JsonValue, type StoreSession } from "../store/ports";
 import { contentHash } from "./content-hash";
@@ -176,6 +176,10 @@ export async function recordChanges(
       continue;
     }
     for (const contact_id of contactIds) {
+      if (await alreadyKnownAct(tx, ctx, observation, contact_id)) {
+        counts.consent_events_duplicate += 1;
+        continue;
+      }
       drafts.push(toEventDraft(observation, contact_id, resolved.scope, ctx, observed_at));
       fromFlag.push(flag);
     }
@@ -195,6 +199,28 @@ export async function recordChanges(
     }
   }
   return counts;
+}
+
+/**
+ * An opt-out read with mechanism `unknown` is the act already in the ledger when that act came from
+ * the same connection at the same instant with its mechanism known: a cheaper read (a full read past
+ * a connector's look-back) saw less of it, and it is not a second opt-out.
+ */
+async function alreadyKnownAct(
+  tx: StoreSession,
+  ctx: RecordContext,
+  o: ConsentObservation,
+  contact_id: string,
+): Promise<boolean> {
+  if (o.kind !== "opt_out" || o.mechanism !== "unknown") return false;
+  const at = Date.parse(o.occurred_at);
+  return (await eventsForContact(tx, contact_id)).some(
+    ({ event: e }) =>
+      e.kind === "opt_out" &&
+      e.mechanism !== "unknown" &&
+      e.source.connection === ctx.connection_id &&
+      Date.parse(e.occurred_at) === at,
+  );
 }
 
 const toJson = (value: unknown): JsonValue => JsonValueSchema.parse(JSON.parse(JSON.stringify(value)));

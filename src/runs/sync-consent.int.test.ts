@@ -65,8 +65,8 @@ describe("consent propagation (SQLite)", () => {
     await moveWindowPastSeed();
     await h.ccAct(h.ccMain, "unsubscribe", "ada@example.org"); // footer link
     await h.ccAct(h.ccAppeals, "one_click_unsubscribe", "bob@example.org"); // the mail client's header
-    // Constant Contact's API does not tell a spam complaint from an unsubscribe (QUIRKS.md), so a
-    // complaint is global as every unsubscribe from the unmapped account is.
+    // A spam complaint leaves no campaign opt-out in Constant Contact's contact report (QUIRKS.md):
+    // it is kept global whichever account it came from.
     await h.ccAct(h.ccMain, "spam_complaint", "cy@example.org");
     h.advance(1_000);
 

@@ -16,6 +16,7 @@ import {
   CcContactsPageSchema,
   CcCreatedContactSchema,
   CcListsPageSchema,
+  CcTrackingPageSchema,
   errorItems,
   type CcActivity,
   type CcContact,
@@ -74,6 +75,10 @@ export type ConstantContactClient = {
   startImport: (body: ImportBody) => Promise<ConnectorResult<CcActivity>>;
   startMembership: (kind: "add" | "remove", body: MembershipBody) => Promise<ConnectorResult<CcActivity>>;
   getActivity: (id: string, priority: CallPriority) => Promise<ConnectorResult<CcActivity>>;
+  /** The contact's `em_optouts` tracking activities, newest first (a consent read); null for an unknown contact. */
+  optOutActivities: (
+    contactId: string,
+  ) => Promise<ConnectorResult<z.infer<typeof CcTrackingPageSchema>["tracking_activities"] | null>>;
   listsPage: (next?: string) => Promise<ConnectorResult<z.infer<typeof CcListsPageSchema>>>;
   usage: () => QuotaUsage;
 };
@@ -206,6 +211,30 @@ export function createConstantContactClient(
         schema: CcActivitySchema,
       });
       return r.ok ? ok(r.value.body) : r;
+    },
+    optOutActivities: async (contactId) => {
+      const r = await http.request({
+        method: "GET",
+        path: `/reports/contact_reports/${encodeURIComponent(contactId)}/activity_details`,
+        query: { tracking_activities_list: "em_optouts", include_campaign_activity_names: "true", limit: 20 },
+        priority: "consent",
+        accept: [404],
+      });
+      if (!r.ok) return r;
+      if (r.value.status === 404) return ok(null);
+      const parsed = CcTrackingPageSchema.safeParse(r.value.body);
+      return parsed.success
+        ? ok(parsed.data.tracking_activities)
+        : {
+            ok: false,
+            error: {
+              code: "bad_response",
+              message: `The contact report of ${contactId} is not what we expected: ${parsed.error.issues
+                .slice(0, 3)
+                .map((i) => `${i.path.join(".")}: ${i.message}`)
+                .join("; ")}`,
+            },
+          };
     },
     listsPage: async (next) => {
       const r = await http.request({

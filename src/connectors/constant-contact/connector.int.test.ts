@@ -157,12 +157,14 @@ describe("read", () => {
     expect(new Set(records.map((r) => r.external_id)).size).toBe(records.length);
     const optOuts = pages.flatMap((p) => p.consent).filter((o) => o.kind === "opt_out");
     expect(optOuts.map((o) => o.external_id).sort()).toEqual(seeded.contacts.map((x) => x.contact_id).sort());
-    for (const o of optOuts) {
-      expect(o.actor).toEqual({ kind: "contact" });
-      // The API does not say which path was used (QUIRKS.md).
-      expect(o.mechanism).toBe("unknown");
-      expect(o.scope).toEqual({ kind: "account" });
-    }
+    for (const o of optOuts) expect(o.actor).toEqual({ kind: "contact" });
+    // The contact report ties the footer link and the one-click header to the campaign (it cannot
+    // tell them apart); a spam complaint leaves no trace on the contact, so it stays global (QUIRKS.md).
+    const how = (id: string) => optOuts.find((o) => o.external_id === id);
+    expect(how(a!.contact_id)).toMatchObject({ mechanism: "unsubscribe_link", scope: { kind: "account" } });
+    expect(how(b!.contact_id)).toMatchObject({ mechanism: "unsubscribe_link", scope: { kind: "account" } });
+    expect(how(c!.contact_id)).toMatchObject({ mechanism: "unknown", scope: { kind: "global" } });
+    expect(how(c!.contact_id)?.evidence.reason).toMatch(/spam complaint/);
     expect(records.map((r) => r.external_id)).not.toContain(untouched.contact_id);
     // Reading again from the new checkpoint re-reads only what lies inside the overlap window.
     await account.runtime.sleep(10 * 60_000);

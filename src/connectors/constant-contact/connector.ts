@@ -37,6 +37,8 @@ import {
   chunkImport,
   contactToConsent,
   contactToRecord,
+  matchOptOutActivity,
+  needsOptOutActivity,
   contactWatermark,
   contentHash,
   createBody,
@@ -78,6 +80,11 @@ export type ConstantContactOptions = z.infer<typeof ConstantContactOptionsSchema
 const ACTIVITY_POLL = { first_ms: 1000, max_ms: 30_000, max_total_ms: 2 * 60 * 60_000 };
 
 const STREAM = "contacts";
+/**
+ * How far back the contact report is asked how a contact left. A read sees a new opt-out within a
+ * poll or two, so this only bounds what a full read of an old account spends (QUIRKS.md).
+ */
+const OPT_OUT_LOOKBACK_MS = 30 * 86_400_000;
 const EPOCH = "1970-01-01T00:00:00.000Z";
 const TERMINAL = new Set(["completed", "cancelled", "failed", "timed_out"]);
 const VENDOR = "Constant Contact";
@@ -117,6 +124,22 @@ function createSession(
     return ok({ account_label: `Constant Contact (${settings.connection_id})`, scopes: ["contact_data"] });
   };
 
+  /**
+   * A contact's consent observations. A contact's own opt-out that gave no reason is looked up in the
+   * contact report once it is recent enough to be there (one consent-priority call): a campaign's
+   * opt-out is the unsubscribe link, none at all may be a spam complaint (QUIRKS.md).
+   */
+  const consentOf = async (contact: CcContact): Promise<ConnectorResult<ConsentObservation[]>> => {
+    if (!needsOptOutActivity(contact)) return ok(contactToConsent(contact));
+    const date = contact.email_address?.opt_out_date;
+    const since = runtime.now().getTime() - OPT_OUT_LOOKBACK_MS;
+    if (date === undefined || Number.isNaN(Date.parse(date)) || Date.parse(date) < since)
+      return ok(contactToConsent(contact));
+    const activities = await client.optOutActivities(contact.contact_id);
+    if (!activities.ok) return activities;
+    return ok(contactToConsent(contact, matchOptOutActivity(date, activities.value ?? [])));
+  };
+
   async function* read(
     checkpoint: Checkpoint | null,
     readOptions?: ReadOptions,
@@ -153,7 +176,12 @@ function createSession(
         for (const contact of page.value.contacts) {
           if (!firstContact(contact.contact_id)) continue;
           records.push(contactToRecord(contact));
-          for (const c of contactToConsent(contact)) {
+          const observed = await consentOf(contact);
+          if (!observed.ok) {
+            yield observed;
+            return;
+          }
+          for (const c of observed.value) {
             const key = contentHash([c.external_id, c.kind, c.occurred_at, c.actor, c.mechanism]);
             if (firstConsent(key)) consent.push(c);
           }
@@ -184,7 +212,9 @@ function createSession(
       if (!r.ok) return r;
       if (!r.value) continue;
       records.push(contactToRecord(r.value));
-      consent.push(...contactToConsent(r.value));
+      const observed = await consentOf(r.value);
+      if (!observed.ok) return observed;
+      consent.push(...observed.value);
     }
     return ok({ records, consent });
   };

@@ -8,6 +8,8 @@ import {
   changeEmailPut,
   chunkImport,
   contactToConsent,
+  matchOptOutActivity,
+  needsOptOutActivity,
   contactToRecord,
   contactWatermark,
   createBody,
@@ -57,14 +59,16 @@ describe("contactToConsent", () => {
       {
         kind: "opt_out",
         actor: { kind: "contact" },
-        mechanism: "unknown",
+        // Only the unsubscribe page a campaign's footer link opens asks for a reason.
+        mechanism: "unsubscribe_link",
+        scope: { kind: "account" },
         occurred_at: "2026-03-01T15:00:00.000Z",
       },
     ],
     [
       "account unsubscribed",
       { ...optOut, opt_out_source: "Account" },
-      { kind: "opt_out", actor: { kind: "account" }, mechanism: "unknown" },
+      { kind: "opt_out", actor: { kind: "account" }, mechanism: "admin_edit" },
     ],
     [
       "our own write echoed",
@@ -109,6 +113,36 @@ describe("contactToConsent", () => {
       contactToConsent(contact({ ...optOut, opt_out_source: "Contact", opt_out_reason: "Too many" }))[0]!
         .evidence.reason,
     ).toBe("Too many");
+  });
+
+  describe("a contact's opt-out with no reason, by what the contact report shows", () => {
+    const reasonless = contact({ ...optOut, opt_out_source: "Contact" });
+    const at = "2026-03-01T15:00:00Z";
+    const campaign = { campaign_activity_id: "c-1", campaign_activity_name: "March appeal" };
+
+    it("a campaign's opt-out at that time is the unsubscribe link, in the account's scope", () => {
+      const activity = matchOptOutActivity(at, [{ ...campaign, created_time: "2026-03-01T14:59:58Z" }]);
+      const [o] = contactToConsent(reasonless, activity);
+      expect(o).toMatchObject({ mechanism: "unsubscribe_link", scope: { kind: "account" } });
+      expect(o?.evidence.reason).toMatch(/“March appeal” \(c-1\).*does not say which/);
+    });
+
+    it("no campaign opt-out may be a spam complaint: kept global, and the evidence says why", () => {
+      // An opt-out from another campaign a month earlier is not this one.
+      const activity = matchOptOutActivity(at, [{ ...campaign, created_time: "2026-01-30T10:00:00Z" }]);
+      expect(activity).toEqual({ kind: "none" });
+      const [o] = contactToConsent(reasonless, activity);
+      expect(o).toMatchObject({ mechanism: "unknown", scope: { kind: "global" } });
+      expect(o?.evidence.reason).toMatch(/spam complaint/);
+    });
+
+    it("not looked up (older than the look-back): unknown, in the account's scope", () => {
+      const [o] = contactToConsent(reasonless);
+      expect(o).toMatchObject({ mechanism: "unknown", scope: { kind: "account" } });
+      expect(o?.evidence.reason).toMatch(/does not say how/);
+      expect(needsOptOutActivity(reasonless)).toBe(true);
+      expect(needsOptOutActivity(contact({ ...optOut, opt_out_source: "Account" }))).toBe(false);
+    });
   });
 
   it.each([

@@ -130,16 +130,81 @@ const actorOf = (source: string | undefined): Actor =>
   source === "Contact" ? { kind: "contact" } : { kind: "account" };
 
 /**
- * The API cannot tell a footer link from a one-click header, a spam complaint or a form (QUIRKS.md),
- * so a mechanism is named only where the payload proves it: our own write echoed back is `sync`.
+ * What the contact report says of how a contact left (GET /reports/contact_reports/{id}/activity_details,
+ * `em_optouts`): the campaign whose footer link or one-click header they used, or none at all —
+ * which is what a spam complaint leaves, since Constant Contact counts complaints on the campaign
+ * only. Absent when the report was not asked (an opt-out older than the look-back).
  */
-function optOutMechanism(e: CcEmailAddress): Mechanism {
-  if (e.opt_out_source === "Account" && e.opt_out_reason?.startsWith(CONCORD_REASON_PREFIX)) return "sync";
-  return "unknown";
+export type OptOutActivity =
+  | { kind: "campaign"; campaign_activity_id: string; campaign_activity_name?: string; at: string }
+  | { kind: "none" };
+
+/** The `em_optouts` activity that is this opt-out: the one at its opt-out date, give or take a day. */
+export function matchOptOutActivity(
+  optOutDate: string | undefined,
+  activities: readonly {
+    campaign_activity_id: string;
+    campaign_activity_name?: string | undefined;
+    created_time?: string | undefined;
+  }[],
+): OptOutActivity {
+  const at = optOutDate === undefined ? NaN : Date.parse(optOutDate);
+  for (const a of activities) {
+    const t = a.created_time === undefined ? NaN : Date.parse(a.created_time);
+    if (Number.isNaN(at) || Number.isNaN(t) || Math.abs(t - at) > 86_400_000) continue;
+    return {
+      kind: "campaign",
+      campaign_activity_id: a.campaign_activity_id,
+      ...(a.campaign_activity_name !== undefined ? { campaign_activity_name: a.campaign_activity_name } : {}),
+      at: new Date(t).toISOString(),
+    };
+  }
+  return { kind: "none" };
+}
+
+/** Whether a contact's opt-out is one the contact report can tell more about (QUIRKS.md). */
+export const needsOptOutActivity = (contact: CcContact): boolean => {
+  const e = contact.email_address;
+  return e?.permission_to_send === "unsubscribed" && e.opt_out_source === "Contact" && !e.opt_out_reason;
+};
+
+type OptOutHow = { mechanism: Mechanism; global: boolean; note?: string };
+
+/**
+ * How a contact left, from what the API shows (QUIRKS.md "How a contact opted out"): our own write
+ * echoed back is `sync`; the account's is an admin's edit; a reason typed on the unsubscribe page,
+ * or an opt-out the contact report ties to a campaign, is the unsubscribe link (the footer link and
+ * the one-click header leave the same trace); a contact's opt-out with no campaign behind it may be
+ * a spam complaint, and is kept global as a complaint must be (DESIGN.md §2 rule 5).
+ */
+function optOutHow(e: CcEmailAddress, activity: OptOutActivity | undefined): OptOutHow {
+  if (e.opt_out_source === "Account")
+    return e.opt_out_reason?.startsWith(CONCORD_REASON_PREFIX)
+      ? { mechanism: "sync", global: false }
+      : { mechanism: "admin_edit", global: false };
+  // Only the unsubscribe page a campaign's footer link opens asks the contact for a reason.
+  if (e.opt_out_reason) return { mechanism: "unsubscribe_link", global: false };
+  if (activity === undefined)
+    return {
+      mechanism: "unknown",
+      global: false,
+      note: "Constant Contact does not say how the contact opted out, and the opt-out is older than the contact report's look-back.",
+    };
+  if (activity.kind === "campaign")
+    return {
+      mechanism: "unsubscribe_link",
+      global: false,
+      note: `Unsubscribed from the campaign ${activity.campaign_activity_name !== undefined ? `“${activity.campaign_activity_name}” ` : ""}(${activity.campaign_activity_id}) at ${activity.at}, by its footer link or the one-click header (Constant Contact does not say which).`,
+    };
+  return {
+    mechanism: "unknown",
+    global: true,
+    note: "The contact opted out without a campaign's unsubscribe link: a spam complaint, or a request made to Constant Contact (its API does not say which). Kept as a global opt-out, as a complaint must be.",
+  };
 }
 
 /** Consent facts a contact shows. `pending_confirmation`, `temp_hold` and `not_set` are no consent facts. */
-export function contactToConsent(contact: CcContact): ConsentObservation[] {
+export function contactToConsent(contact: CcContact, activity?: OptOutActivity): ConsentObservation[] {
   const e = contact.email_address;
   if (!e) return [];
   const digest = contentHash({ contact_id: contact.contact_id, email_address: e });
@@ -155,12 +220,17 @@ export function contactToConsent(contact: CcContact): ConsentObservation[] {
         payload_sha256: digest,
         source_record_id: contact.contact_id,
       };
-      if (e.opt_out_reason) evidence.reason = e.opt_out_reason.slice(0, 1000);
+      const how = optOutHow(e, activity);
+      // The contact's own words (or our own write's provenance) when there are any, else what the
+      // API does and does not tell of how they left.
+      const said = e.opt_out_reason ? e.opt_out_reason : how.note;
+      if (said !== undefined) evidence.reason = said.slice(0, 1000);
       return [
         {
           ...base,
+          ...(how.global ? { scope: { kind: "global" as const } } : {}),
           kind: "opt_out",
-          mechanism: optOutMechanism(e),
+          mechanism: how.mechanism,
           actor: actorOf(e.opt_out_source),
           occurred_at:
             toUtc(e.opt_out_date) ??

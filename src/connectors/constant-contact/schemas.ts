@@ -119,6 +119,20 @@ export const ActivityStateSchema = z.enum([
 export type ActivityState = z.infer<typeof ActivityStateSchema>;
 
 /** One bulk activity (import, membership add/remove), as created (201) and as polled. */
+/** A page of the contact report (GET /reports/contact_reports/{id}/activity_details), newest first. */
+export const CcTrackingPageSchema = z.looseObject({
+  tracking_activities: z
+    .array(
+      z.looseObject({
+        campaign_activity_id: z.string(),
+        campaign_activity_name: z.string().optional(),
+        tracking_activity_type: z.string().optional(),
+        created_time: z.string().optional(),
+      }),
+    )
+    .default([]),
+});
+
 export const CcActivitySchema = z.looseObject({
   activity_id: z.string().min(1),
   state: ActivityStateSchema,

@@ -688,7 +688,7 @@ describe("compareEvents, optOutInitiator, liftRule", () => {
     initiated_by: "contact",
     occurred_at: at(1),
     mechanism: "unsubscribe_link",
-    source: { system: "s", connection: "c" },
+    source: { system: "constant_contact", connection: "cc_main" },
     ...o,
   });
   it.each<[string, OptInEvent, OptOutRef, ConsentRule | null]>([
@@ -711,6 +711,16 @@ describe("compareEvents, optOutInitiator, liftRule", () => {
       optIn("i", { at: 2, actor: ACCOUNT }),
       ref({ initiated_by: "account", mechanism: "admin_edit" }),
       "lifted_by_account_opt_in",
+    ],
+    [
+      "account, another account's opt-out (a CRM flag)",
+      optIn("i", { at: 2, actor: ACCOUNT }),
+      ref({
+        initiated_by: "account",
+        mechanism: "admin_edit",
+        source: { system: "blackbaud-renxt", connection: "re-nxt" },
+      }),
+      null,
     ],
     ["account, contact opt-out", optIn("i", { at: 2, actor: ACCOUNT }), ref({}), null],
     [

@@ -150,7 +150,11 @@ export function liftRule(optIn: OptInEvent, optOut: OptOutRef): ConsentRule | nu
     case "operator":
       return isPersonsOwnOptInEvent(optIn) ? "lifted_by_operator_override" : null;
     case "account":
-      return optOut.initiated_by === "account" && optOut.mechanism !== "spam_complaint"
+      // The account undoes only its own opt-out: one it made itself, in the same account. An admin of
+      // one system re-subscribing someone never lifts an opt-out another system recorded.
+      return optOut.initiated_by === "account" &&
+        optOut.mechanism !== "spam_complaint" &&
+        optOut.source.connection === optIn.source.connection
         ? "lifted_by_account_opt_in"
         : null;
     case "platform":

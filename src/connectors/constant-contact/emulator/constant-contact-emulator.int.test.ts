@@ -185,6 +185,22 @@ describeWithSpecs("Constant Contact emulator: responses match the official spec"
     });
     expect(signupOld).toMatchObject({ status: 200, body: { action: "updated", contact_id: ann.contact_id } });
 
+    // The contact report: an unsubscribe by a campaign's footer link is an em_optouts of that campaign.
+    await t.control("act", {
+      as: "contact",
+      action: "unsubscribe",
+      email: "eve@example.org",
+      reason: "Too many",
+    });
+    const report = await t.api(
+      "GET",
+      `/v3/reports/contact_reports/${signupNew.body.contact_id}/activity_details?tracking_activities_list=em_optouts`,
+    );
+    expect(report.status).toBe(200);
+    expect(report.body.tracking_activities).toMatchObject([
+      { contact_id: signupNew.body.contact_id, tracking_activity_type: "em_optouts" },
+    ]);
+
     const resub = await t.api("PUT", `/v3/contacts/resubscribe/${bob.contact_id}`, {
       list_ids: [newsletter],
     });

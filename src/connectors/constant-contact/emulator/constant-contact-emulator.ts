@@ -119,6 +119,18 @@ const CONTACT_STATUSES = [
   "temp_hold",
   "unsubscribed",
 ];
+const TRACKING_TYPES = new Set([
+  "em_sends",
+  "em_opens",
+  "em_clicks",
+  "em_bounces",
+  "em_optouts",
+  "em_forwards",
+  "p_contact_open",
+  "p_contact_click",
+  "p_contact_add",
+  "p_contact_update",
+]);
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function createConstantContactEmulator(
@@ -306,6 +318,45 @@ export function createConstantContactEmulator(
     const q = request.query as Record<string, string | undefined>;
     const include = new Set(parseCsv(q.include, [...SUB_RESOURCES], "include") ?? []);
     return renderContact(requireContact(contact_id), include);
+  });
+
+  // The contact report: tracking activities newest first (spec getContactTracking). Only opt-outs are
+  // kept by the emulator; asking for other types answers an empty page.
+  app.get("/v3/reports/contact_reports/:contact_id/activity_details", async (request) => {
+    const { contact_id } = request.params as { contact_id: string };
+    const q = request.query as Record<string, string | string[] | undefined>;
+    const listed = typeof q.tracking_activities_list === "string" ? q.tracking_activities_list : undefined;
+    const typed = q.tracking_activity_type;
+    if ((listed === undefined) === (typed === undefined))
+      throw new StoreError(
+        400,
+        "reports.api.validation.error",
+        "Give exactly one of tracking_activities_list and tracking_activity_type.",
+      );
+    const types = new Set(
+      (listed !== undefined ? listed.split(",") : Array.isArray(typed) ? typed : [typed ?? ""]).map((t) =>
+        t.trim(),
+      ),
+    );
+    for (const t of types)
+      if (!TRACKING_TYPES.has(t))
+        throw new StoreError(400, "reports.api.validation.error", `Unknown tracking activity type ${t}.`);
+    const limit = Number(q.limit ?? "100");
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100)
+      throw new StoreError(400, "reports.api.validation.error", "limit must be 1 to 100.");
+    const contact = requireContact(contact_id);
+    const withNames = q.include_campaign_activity_names !== "false";
+    return {
+      tracking_activities: contact.tracking
+        .filter((a) => types.has(a.tracking_activity_type))
+        .slice(0, limit)
+        .map(({ opt_out_reason: _reason, campaign_activity_name, ...a }) => ({
+          contact_id: contact.contact_id,
+          ...a,
+          ...(withNames ? { campaign_activity_name } : {}),
+        })),
+      _links: {},
+    };
   });
 
   app.post("/v3/contacts", { bodyLimit: API_BODY_LIMIT }, async (request, reply) => {

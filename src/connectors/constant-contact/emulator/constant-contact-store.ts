@@ -71,7 +71,27 @@ export type StoredContact = {
   notes: unknown[];
   sms_channel: unknown;
   opt_out_mechanism: OptOutMechanism | null;
+  /**
+   * The contact's tracking activities as the contact report gives them: only what a campaign email
+   * records. An unsubscribe through the footer link or the one-click header is an `em_optouts` of the
+   * campaign sent; a spam complaint is counted on the campaign (`abuse`), never on the contact.
+   */
+  tracking: TrackingActivity[];
   resubscribe: { sent_at: string; list_ids: string[]; confirmed_at: string | null } | null;
+};
+
+export type TrackingActivity = {
+  tracking_activity_type: "em_optouts";
+  campaign_activity_id: string;
+  campaign_activity_name: string;
+  created_time: string;
+  opt_out_reason?: string;
+};
+
+/** The campaign an emulated person acts on when the act names none. */
+export const DEFAULT_CAMPAIGN = {
+  campaign_activity_id: "5b1f1e63-6ad9-4c0a-8a55-0c4f3d1e2a10",
+  campaign_activity_name: "Monthly newsletter",
 };
 
 export type StoredList = {
@@ -237,6 +257,7 @@ export class ConstantContactStore {
       notes: [],
       sms_channel: undefined,
       opt_out_mechanism: null,
+      tracking: [],
       resubscribe: null,
     };
     this.contacts.set(contact.contact_id, contact);
@@ -285,6 +306,13 @@ export class ConstantContactStore {
     email.opt_out_reason = reason;
     contact.opt_out_mechanism = mechanism;
     contact.list_memberships = [];
+    if (mechanism === "footer_link" || mechanism === "one_click")
+      contact.tracking.unshift({
+        tracking_activity_type: "em_optouts",
+        ...DEFAULT_CAMPAIGN,
+        created_time: at,
+        ...(reason !== null ? { opt_out_reason: reason } : {}),
+      });
     this.touch(contact, source);
   }
 

@@ -1,0 +1,120 @@
+/**
+ * Consent that must never be lost or undone (DESIGN.md §2), over real HTTP against the emulators:
+ * the holes a review of the Raiser's Edge NXT ⇄ Constant Contact pair found, each closed.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { explainContact, formatExplanation } from "../explain/explain-contact";
+import { eventsForContact } from "../ledger/consent-ledger";
+import { reconcilePair } from "./reconcile";
+import {
+  addToReList,
+  individual,
+  RE_LISTS,
+  sqliteBackend,
+  startSyncHarness,
+  type SyncHarness,
+} from "../../test/support/sync-harness";
+
+const sqlite = sqliteBackend();
+
+describe("consent holes (SQLite)", () => {
+  let h: SyncHarness;
+  const re: Record<string, string> = {};
+
+  beforeEach(async () => {
+    h = await startSyncHarness(sqlite);
+    const names = ["ada", "bob", "cy"];
+    const ids = await h.seedRe(names.map((n) => individual(`${n}@example.org`, n, "Example")));
+    for (const [i, n] of names.entries()) re[n] = ids[i] ?? "";
+    await addToReList(h, RE_LISTS.news, ids);
+    await addToReList(h, RE_LISTS.appeals, ids);
+    const first = await h.sync();
+    expect(first.execution?.operations.failed).toBe(0);
+    h.advance(60_000);
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  const permission = (emu: SyncHarness["ccMain"], name: string) =>
+    h.ccContact(emu, `${name}@example.org`)?.email_address?.permission_to_send;
+  const constituent = (name: string) => h.reGet(`/constituent/v1/constituents/${re[name] ?? ""}`);
+  const contactOf = async (name: string) =>
+    (await h.store.links.find("re-nxt", re[name] ?? ""))?.contact_id ?? "";
+  const reconcile = () =>
+    reconcilePair({ store: h.store, config: h.config, connections: h.connections, now: h.now }, h.pair, {
+      pull: true,
+    });
+
+  it("1. a platform admin cannot undo a CRM opt-out: the opt-out is written back within one cycle and reported", async () => {
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["ada"] });
+    h.advance(1_000);
+    await h.sync();
+    expect(permission(h.ccMain, "ada")).toBe("unsubscribed");
+    h.advance(60_000);
+
+    await h.ccAct(h.ccMain, "resubscribe", "ada@example.org", "admin");
+    expect(permission(h.ccMain, "ada")).not.toBe("unsubscribed");
+    h.advance(1_000);
+    // Before the next run a reconciliation already names the difference and its cause.
+    const before = await reconcile();
+    expect(before.differences.map((d) => [d.email, d.connection_id, d.kind, d.fixable])).toEqual([
+      ["ada@example.org", "cc-main", "opt_out_missing", true],
+    ]);
+    expect(before.differences[0]?.cause).toMatch(/admin_edit in re-nxt.*by the account/);
+
+    const run = await h.sync();
+    expect(run.plan?.operations.map((o) => [o.connection_id, o.kind, o.reason.code])).toEqual([
+      ["cc-main", "record_opt_out", "opt_out_to_platform"],
+    ]);
+    expect(permission(h.ccMain, "ada")).toBe("unsubscribed");
+    expect((await constituent("ada")).requests_no_email).toBe(true);
+    // The admin's act stays on record (nothing is lost), and the rules name the CRM's opt-out.
+    const events = (await eventsForContact(h.store, await contactOf("ada"))).map((e) => e.event);
+    expect(events.some((e) => e.kind === "opt_in" && e.source.connection === "cc-main")).toBe(true);
+    h.advance(60_000);
+    expect((await reconcile()).differences).toEqual([]);
+  });
+
+  it("2. a spam complaint in an account mapped to a topic is global; the ledger and explain say how each person left", async () => {
+    // Move past the seed so the opt-outs below fall inside an incremental read.
+    h.advance(3_600_000);
+    await h.ccAct(h.ccAppeals, "spam_complaint", "ada@example.org");
+    await h.ccAct(h.ccAppeals, "one_click_unsubscribe", "bob@example.org");
+    await h.ccAct(h.ccMain, "unsubscribe", "cy@example.org");
+    h.advance(1_000);
+    const run = await h.sync();
+    expect(run.execution?.operations.failed).toBe(0);
+
+    // ada complained from the appeals account (mapped to the Appeals category): all email stops.
+    expect((await constituent("ada")).requests_no_email).toBe(true);
+    expect(permission(h.ccMain, "ada")).toBe("unsubscribed");
+    // bob used the appeals campaign's one-click header: Appeals only.
+    expect((await constituent("bob")).requests_no_email).toBe(false);
+    expect(permission(h.ccMain, "bob")).not.toBe("unsubscribed");
+
+    const optOut = async (name: string) =>
+      (await eventsForContact(h.store, await contactOf(name)))
+        .map((e) => e.event)
+        .find(
+          (e) => e.kind === "opt_out" && e.source.system === "constant-contact" && e.mechanism !== "sync",
+        );
+    expect(await optOut("ada")).toMatchObject({ mechanism: "unknown", scope: { kind: "global" } });
+    expect(await optOut("bob")).toMatchObject({ mechanism: "unsubscribe_link", scope: { kind: "topic" } });
+    expect(await optOut("cy")).toMatchObject({ mechanism: "unsubscribe_link", scope: { kind: "global" } });
+
+    // "Why was this person unsubscribed?" — explain gives the how, and says what the API cannot tell.
+    const text = (name: string) =>
+      explainContact(h.store, h.config, `${name}@example.org`).then((r) => formatExplanation(r));
+    expect(await text("ada")).toMatch(/spam complaint, or a request made to Constant Contact/);
+    expect(await text("bob")).toMatch(/unsubscribe_link|unsubscribe link/);
+    expect(await text("bob")).toMatch(/footer link or the one-click header/);
+
+    // A later full read (a reconciliation) past the contact report's look-back sees less of the same
+    // acts, and records no second opt-out for them.
+    h.advance(40 * 86_400_000);
+    const before = (await eventsForContact(h.store, await contactOf("bob"))).length;
+    await reconcile();
+    expect((await eventsForContact(h.store, await contactOf("bob"))).length).toBe(before);
+  });
+});
