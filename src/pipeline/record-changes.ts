@@ -92,6 +92,9 @@ const SnapshotViewSchema = z.object({
     .default([]),
   consent_state: StoredConsentStateSchema,
   list_ids: z.array(z.string()).optional(),
+  deceased: z.boolean().optional(),
+  inactive: z.boolean().optional(),
+  deleted: z.boolean().optional(),
 });
 type SnapshotView = z.infer<typeof SnapshotViewSchema>;
 
@@ -144,13 +147,14 @@ export async function recordChanges(
     identities.set(record.external_id, identity);
 
     derived.push(...clearedOptOuts(record, before));
+    if (ctx.role === "crm") derived.push(...endedRecordOptOuts(record, before, ctx.connection_id));
   }
 
   const drafts: ConsentEventInput[] = [];
   const fromFlag: boolean[] = [];
   const observations = [
     ...batch.consent.map((o) => ({ o, flag: false })),
-    ...derived.map((o) => ({ o, flag: true })),
+    ...derived.map((o) => ({ o, flag: o.kind === "resubscribe_requested" })),
   ];
   for (const { o: observation, flag } of observations) {
     let identity = identities.get(observation.external_id);
@@ -255,6 +259,62 @@ function clearedOptOuts(record: ExternalRecord, before: SnapshotView | undefined
         source_record_id: `${record.external_id}:${was.source}:cleared`,
       },
     });
+  }
+  return out;
+}
+
+const ENDINGS = [
+  { key: "deceased", label: "marked deceased" },
+  { key: "inactive", label: "marked inactive" },
+  { key: "deleted", label: "deleted" },
+] as const;
+
+/**
+ * A CRM record that ends — the person marked deceased or inactive, or the record deleted — is the
+ * organisation's decision to stop emailing them: a global opt-out by the account, so every platform
+ * unsubscribes them and the ledger says why (ADR 13). It is derived once, when the record first
+ * shows it. Marked alive or active again, it is a resubscribe request, never an opt-in: only the
+ * person can make themselves sendable again (DESIGN.md §2 rule 3).
+ */
+function endedRecordOptOuts(
+  record: ExternalRecord,
+  before: SnapshotView | undefined,
+  connection: string,
+): ConsentObservation[] {
+  const out: ConsentObservation[] = [];
+  const email = recordEmail(record.emails) ?? recordEmail(before?.emails ?? []) ?? "";
+  for (const { key, label } of ENDINGS) {
+    const now = record[key] === true;
+    const was = before?.[key] === true;
+    if (now === was || (key === "deleted" && !now)) continue;
+    const base = {
+      external_id: record.external_id,
+      email,
+      channel: "email" as const,
+      scope: { kind: "global" as const },
+      mechanism: "admin_edit" as const,
+      actor: { kind: "account" as const },
+      occurred_at: record.updated_at,
+    };
+    out.push(
+      now
+        ? {
+            ...base,
+            kind: "opt_out",
+            evidence: {
+              reason: `The record was ${label} in ${connection}: no platform may email them (an opt-out by the organisation).`,
+              source_record_id: `${record.external_id}:${key}`,
+            },
+          }
+        : {
+            ...base,
+            kind: "resubscribe_requested",
+            evidence: {
+              reason: `The record is no longer ${label} in ${connection}; only the person can make themselves sendable again.`,
+              source_record_id: `${record.external_id}:${key}:cleared`,
+            },
+          },
+    );
   }
   return out;
 }

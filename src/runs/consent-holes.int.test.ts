@@ -5,6 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { explainContact, formatExplanation } from "../explain/explain-contact";
 import { eventsForContact } from "../ledger/consent-ledger";
+import { recordWebhookChanges } from "../pipeline/pull-connection";
 import { reconcilePair } from "./reconcile";
 import {
   addToReList,
@@ -116,5 +117,62 @@ describe("consent holes (SQLite)", () => {
     const before = (await eventsForContact(h.store, await contactOf("bob"))).length;
     await reconcile();
     expect((await eventsForContact(h.store, await contactOf("bob"))).length).toBe(before);
+  });
+
+  it("3. a constituent marked deceased or inactive, or deleted, stops receiving everywhere, and the ledger says why", async () => {
+    await h.reAct({ action: "update_constituent", constituent_id: re["ada"], changes: { deceased: true } });
+    await h.reAct({ action: "update_constituent", constituent_id: re["bob"], changes: { inactive: true } });
+    await h.reAct({ action: "delete_constituent", constituent_id: re["cy"] });
+    h.advance(1_000);
+    // Raiser's Edge NXT announces a deletion by webhook; its re-read finds the constituent gone.
+    const connection = h.connections.get("re-nxt");
+    if (!connection) throw new Error("no re-nxt connection");
+    await recordWebhookChanges({ store: h.store, connection, config: h.config, pair: h.pair, now: h.now }, [
+      {
+        event_id: "e1",
+        type: "constituent.deleted",
+        external_id: re["cy"] ?? "",
+        occurred_at: h.now().toISOString(),
+        change: "deleted",
+      },
+    ]);
+    const run = await h.sync();
+    expect(run.execution?.operations.failed).toBe(0);
+    for (const name of ["ada", "bob", "cy"]) {
+      expect(permission(h.ccMain, name), name).toBe("unsubscribed");
+      expect(permission(h.ccAppeals, name), name).toBe("unsubscribed");
+      // The account's act, not the person's: Constant Contact would let the account undo it.
+      expect(h.ccContact(h.ccMain, `${name}@example.org`)?.email_address?.opt_out_source).toBe("Account");
+    }
+    const why = async (name: string) =>
+      (await eventsForContact(h.store, await contactOf(name)))
+        .map((e) => e.event)
+        .find((e) => e.kind === "opt_out" && e.source.connection === "re-nxt");
+    expect(await why("ada")).toMatchObject({ scope: { kind: "global" }, actor: { kind: "account" } });
+    expect((await why("ada"))?.evidence.reason).toMatch(/marked deceased in re-nxt/);
+    expect((await why("bob"))?.evidence.reason).toMatch(/marked inactive/);
+    expect((await why("cy"))?.evidence.reason).toMatch(/deleted in re-nxt/);
+
+    // Recorded once: a later full read adds no opt-out from the CRM and plans nothing.
+    const fromCrm = async () => {
+      let n = 0;
+      for (const name of ["ada", "bob", "cy"])
+        n += (await eventsForContact(h.store, await contactOf(name))).filter(
+          (e) => e.event.source.connection === "re-nxt",
+        ).length;
+      return n;
+    };
+    const recorded = await fromCrm();
+    h.advance(60_000);
+    const again = await h.sync({ full: true });
+    expect(again.plan?.operations).toEqual([]);
+    expect(await fromCrm()).toBe(recorded);
+
+    // Marked active again: a request to resubscribe, never a re-subscription.
+    await h.reAct({ action: "update_constituent", constituent_id: re["bob"], changes: { inactive: false } });
+    h.advance(1_000);
+    const back = await h.sync();
+    expect(permission(h.ccMain, "bob")).toBe("unsubscribed");
+    expect(back.plan?.waiting.map((w) => w.connection_id).sort()).toEqual(["cc-appeals", "cc-main"]);
   });
 });
