@@ -146,7 +146,7 @@ export async function recordChanges(
     );
     identities.set(record.external_id, identity);
 
-    derived.push(...clearedOptOuts(record, before));
+    derived.push(...clearedOptOuts(record, before, observed_at));
     if (ctx.role === "crm") derived.push(...endedRecordOptOuts(record, before, ctx.connection_id));
   }
 
@@ -235,7 +235,11 @@ const toJson = (value: unknown): JsonValue => JsonValueSchema.parse(JSON.parse(J
  * value, so the clearing is visible only against the last snapshot. Someone other than the person
  * cleared it: a request to resubscribe, never an opt-in (DESIGN.md §2 rule 3).
  */
-function clearedOptOuts(record: ExternalRecord, before: SnapshotView | undefined): ConsentObservation[] {
+function clearedOptOuts(
+  record: ExternalRecord,
+  before: SnapshotView | undefined,
+  observed_at: string,
+): ConsentObservation[] {
   if (before === undefined) return [];
   const out: ConsentObservation[] = [];
   for (const was of before.consent_state) {
@@ -252,8 +256,7 @@ function clearedOptOuts(record: ExternalRecord, before: SnapshotView | undefined
       scope: was.scope,
       mechanism: "admin_edit",
       actor: { kind: "account" },
-      // When the system stamps the state itself (a custom field's last change), that is when it was cleared.
-      occurred_at: now.at ?? record.updated_at,
+      occurred_at: clearedAt(now.at ?? record.updated_at, was.at, observed_at),
       evidence: {
         reason: `${was.source} was cleared on the record (it showed "${was.label}")`,
         source_record_id: `${record.external_id}:${was.source}:cleared`,
@@ -317,6 +320,16 @@ function endedRecordOptOuts(
     );
   }
   return out;
+}
+
+/**
+ * When an opt-out was cleared: the system's own stamp for the state (a custom field's last change),
+ * else the record's last change — unless that is no later than the opt-out itself (a change that
+ * moves no modification date), when only the moment Concord saw it is known to be after it.
+ */
+function clearedAt(stamped: string, optedOutAt: string | undefined, observed_at: string): string {
+  if (optedOutAt === undefined) return stamped;
+  return Date.parse(stamped) > Date.parse(optedOutAt) ? stamped : observed_at;
 }
 
 /** A stand-in record for an observation that arrived without its record. */

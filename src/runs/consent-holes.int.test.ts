@@ -175,4 +175,36 @@ describe("consent holes (SQLite)", () => {
     expect(permission(h.ccMain, "bob")).toBe("unsubscribed");
     expect(back.plan?.waiting.map((w) => w.connection_id).sort()).toEqual(["cc-appeals", "cc-main"]);
   });
+
+  it("4. a Do-Not-Contact solicit code in Raiser's Edge NXT is a global opt-out, by the connection's options", async () => {
+    const coded = await h.reAct({
+      action: "add_solicit_code",
+      constituent_id: re["ada"],
+      code: "Do not contact",
+    });
+    // A code that does not mean "no email" changes nothing.
+    await h.reAct({ action: "add_solicit_code", constituent_id: re["bob"], code: "Do not phone" });
+    h.advance(1_000);
+    // A solicit code moves no modification date: the scheduled full read finds it.
+    const run = await h.sync({ full: true });
+    expect(run.execution?.operations.failed).toBe(0);
+    expect(permission(h.ccMain, "ada")).toBe("unsubscribed");
+    expect(permission(h.ccAppeals, "ada")).toBe("unsubscribed");
+    expect(permission(h.ccMain, "bob")).not.toBe("unsubscribed");
+    const events = (await eventsForContact(h.store, await contactOf("ada"))).map((e) => e.event);
+    const optOut = events.find((e) => e.kind === "opt_out" && e.source.connection === "re-nxt");
+    expect(optOut).toMatchObject({ scope: { kind: "global" }, actor: { kind: "account" } });
+    expect(optOut?.evidence.reason).toMatch(/solicit code "Do not contact"/);
+
+    // The code ends: a request to resubscribe, never a re-subscription.
+    await h.reAct({
+      action: "end_solicit_code",
+      constituent_id: re["ada"],
+      code: coded.solicit_code.solicit_code,
+    });
+    h.advance(60_000);
+    const after = await h.sync({ full: true });
+    expect(permission(h.ccMain, "ada")).toBe("unsubscribed");
+    expect(after.plan?.waiting.map((w) => w.connection_id).sort()).toEqual(["cc-appeals", "cc-main"]);
+  });
 });

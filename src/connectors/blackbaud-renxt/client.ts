@@ -15,6 +15,7 @@ import {
   ConsentCollectionSchema,
   ConstituentCollectionSchema,
   ConstituentSchema,
+  ConstituentSolicitCodeCollectionSchema,
   CreatedSchema,
   CustomFieldCategoryCollectionSchema,
   CustomFieldCollectionSchema,
@@ -25,6 +26,7 @@ import {
   RelationshipCollectionSchema,
   SearchResultCollectionSchema,
   SkyErrorSchema,
+  SolicitCodeTableSchema,
   WebhookSubscriptionListSchema,
   WebhookSubscriptionSchema,
   type AppendIdsBody,
@@ -38,6 +40,7 @@ import {
   type ConstituentAddBody,
   type ConstituentCollection,
   type ConstituentEditBody,
+  type ConstituentSolicitCode,
   type EmailAddress,
   type EmailAddressAddBody,
   type EmailAddressEditBody,
@@ -97,6 +100,12 @@ export type BlackbaudClient = {
     priority: CallPriority,
   ) => Promise<ConnectorResult<ConsentRecord[]>>;
   createConsent: (body: ConsentAddBody) => Promise<ConnectorResult<string>>;
+  /** The tenant's Solicit Codes table (active entries). */
+  solicitCodeTable: () => Promise<ConnectorResult<{ description: string; inactive?: boolean | undefined }[]>>;
+  listSolicitCodes: (
+    constituentId: string,
+    priority: CallPriority,
+  ) => Promise<ConnectorResult<ConstituentSolicitCode[]>>;
   listCustomFields: (
     constituentId: string,
     priority: CallPriority,
@@ -317,6 +326,24 @@ export function createBlackbaudClient(options: BlackbaudClientOptions): Blackbau
       return res.ok ? ok(res.value.body.value) : res;
     },
     createConsent: (body) => created("/commpref/v1/consent/consents", body, "consent"),
+    solicitCodeTable: async () => {
+      const res = await call({
+        method: "GET",
+        path: "/commpref/v1/solicitcodes",
+        priority: "read",
+        schema: SolicitCodeTableSchema,
+      });
+      return res.ok ? ok(res.value.body.value) : res;
+    },
+    listSolicitCodes: async (constituentId, priority) => {
+      const res = await call({
+        method: "GET",
+        path: `/commpref/v1/constituents/${enc(constituentId)}/constituentsolicitcodes`,
+        priority,
+        schema: ConstituentSolicitCodeCollectionSchema,
+      });
+      return res.ok ? ok(res.value.body.value) : res;
+    },
     listCustomFields: async (constituentId, priority) => {
       const res = await call({
         method: "GET",

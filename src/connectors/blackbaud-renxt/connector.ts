@@ -63,6 +63,15 @@ export const BlackbaudRenxtOptionsSchema = z.strictObject({
       relationships: z.boolean().default(true),
     })
     .prefault({}),
+  /**
+   * Solicit codes that mean "no email at all" (an entry of the tenant's Solicit Codes table, by
+   * description): an active one on a constituent is a global opt-out. Codes the table does not have
+   * are ignored, and when it has none of them no constituent's codes are read.
+   */
+  opt_out_solicit_codes: z
+    .array(z.string().trim().min(1).max(100))
+    .max(50)
+    .default(["Do not contact", "Do not email"]),
   /** Parallel enrichment calls (the call budget still caps calls per second and in flight). */
   concurrency: z.number().int().min(1).max(16).default(4),
 });
@@ -76,6 +85,7 @@ export const BLACKBAUD_LIMITS: ConnectorLimits = {
   batch: { read_page: 5000, membership_ids: 100_000, membership_lists: 1 },
 };
 
+const sameCode = (a: string, b: string): boolean => a.trim().toLowerCase() === b.trim().toLowerCase();
 const STREAM = "constituents";
 /** SKY's all-constituents lists lag about 30 minutes behind writes (reference/apis.md §3): read 45 back. */
 const ALL_CONSTITUENTS_LIST_LAG_MS = 45 * 60_000;
@@ -109,6 +119,27 @@ function createSession(
     ),
   ];
   const pageSize = Math.min(5000, Math.max(1, settings.page_size ?? opts.page_size));
+  /**
+   * The configured opt-out solicit codes the tenant's table has, asked once per session: a tenant
+   * without any of them pays no call per constituent for them.
+   */
+  let optOutCodes: Promise<ConnectorResult<string[]>> | undefined;
+  const activeOptOutCodes = (): Promise<ConnectorResult<string[]>> => {
+    if (opts.opt_out_solicit_codes.length === 0) return Promise.resolve(ok([]));
+    optOutCodes ??= client.solicitCodeTable().then((table) => {
+      if (!table.ok) {
+        optOutCodes = undefined; // asked again next time
+        return table;
+      }
+      const known = new Map(
+        table.value
+          .filter((t) => t.inactive !== true)
+          .map((t) => [t.description.trim().toLowerCase(), t.description]),
+      );
+      return ok(opts.opt_out_solicit_codes.flatMap((code) => known.get(code.toLowerCase()) ?? []));
+    });
+    return optOutCodes;
+  };
   const nowIso = (): string => runtime.now().toISOString();
 
   /** Fetches what one list page does not carry; the list item has no requests_no_email. */
@@ -147,6 +178,17 @@ function createSession(
         const field = newestField(fields.value, category);
         return field ? { category, field } : { category };
       });
+    }
+    const codes = await activeOptOutCodes();
+    if (!codes.ok) return codes;
+    if (codes.value.length > 0) {
+      const held = await client.listSolicitCodes(c.id, priority);
+      if (!held.ok) return held;
+      detail.opt_out_codes = {
+        codes: codes.value,
+        held: held.value.filter((h) => codes.value.some((code) => sameCode(code, h.solicit_code))),
+        read_at: nowIso(),
+      };
     }
     if (lists) detail.list_ids = lists.get(c.id) ?? [];
     return ok(detail);

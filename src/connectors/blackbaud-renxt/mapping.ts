@@ -20,6 +20,7 @@ import type {
   Constituent,
   ConstituentAddBody,
   ConstituentEditBody,
+  ConstituentSolicitCode,
   CustomField,
   EmailAddress,
   Relationship,
@@ -159,7 +160,19 @@ export type ConstituentDetail = {
    * configured category: the constituent's field, or none when it has no value in that category.
    */
   opt_out_fields?: readonly { category: string; field?: CustomField }[];
+  /**
+   * The opt-out solicit codes the tenant's table has (connection option `opt_out_solicit_codes`),
+   * and those of them the constituent holds; absent when none are configured or in the table.
+   */
+  opt_out_codes?: { codes: readonly string[]; held: readonly ConstituentSolicitCode[]; read_at: string };
 };
+
+/** Whether a constituent's solicit code is in force at `at`: started, and not ended. */
+export function solicitCodeActive(code: ConstituentSolicitCode, at: number): boolean {
+  if (code.start_date && Date.parse(code.start_date) > at) return false;
+  if (code.end_date && Date.parse(code.end_date) <= at) return false;
+  return true;
+}
 
 /**
  * The consent a constituent shows now, as typed facts:
@@ -172,6 +185,34 @@ export type ConstituentDetail = {
 export function consentFacts(detail: ConstituentDetail): ConsentFact[] {
   const c = detail.constituent;
   const facts: ConsentFact[] = [];
+  const now = Date.parse(detail.opt_out_codes?.read_at ?? "");
+  for (const code of detail.opt_out_codes?.codes ?? []) {
+    const mine = (detail.opt_out_codes?.held ?? []).filter(
+      (h) => h.solicit_code.trim().toLowerCase() === code.trim().toLowerCase(),
+    );
+    const held = mine.some((h) => solicitCodeActive(h, now));
+    // Since when: the newest start of a code in force; else the newest end of one that ended (a
+    // code removed outright leaves no date: the engine uses when it saw the change).
+    const newest = (dates: (string | null | undefined)[]): string | undefined =>
+      dates
+        .filter((d): d is string => typeof d === "string" && d !== "" && Date.parse(d) <= now)
+        .sort((a, b) => Date.parse(a) - Date.parse(b))
+        .at(-1);
+    const at = held
+      ? newest(mine.filter((h) => solicitCodeActive(h, now)).map((h) => h.start_date ?? h.date_added))
+      : newest(mine.map((h) => h.end_date));
+    facts.push({
+      channel: "email",
+      scope: GLOBAL_OBSERVED,
+      status: held ? "opted_out" : "none",
+      // A code ended or removed is seen only against the last snapshot: a request to resubscribe.
+      source: `solicitcode:${code.toLowerCase()}`,
+      label: `Solicit code "${code}": ${held ? "on the constituent" : "not held"}`,
+      role: "state",
+      unversioned: true,
+      ...(at !== undefined ? { at: toUtcIso(at) } : {}),
+    });
+  }
   if (c.requests_no_email !== undefined)
     facts.push({
       channel: "email",
@@ -318,6 +359,24 @@ export function consentObservations(detail: ConstituentDetail): ConsentObservati
       evidence: {
         reason: "Do not email is set on this email address",
         source_record_id: `emailaddress:${e.id ?? e.address}`,
+      },
+    });
+  }
+
+  for (const code of detail.opt_out_codes?.held ?? []) {
+    if (!solicitCodeActive(code, Date.parse(detail.opt_out_codes?.read_at ?? ""))) continue;
+    out.push({
+      external_id: c.id,
+      email,
+      channel: "email",
+      kind: "opt_out",
+      scope: { kind: "global" },
+      mechanism: "admin_edit",
+      actor: { kind: "account" },
+      occurred_at: toUtcIso(code.start_date ?? code.date_added ?? c.date_modified),
+      evidence: {
+        reason: `The solicit code "${code.solicit_code}" is on the constituent (connection option opt_out_solicit_codes)`,
+        source_record_id: `solicitcode:${code.id}`,
       },
     });
   }

@@ -99,6 +99,29 @@ export const CustomFieldSchema = z.looseObject({
 });
 export type CustomField = z.infer<typeof CustomFieldSchema>;
 
+/** A constituent's solicit code (Communication Preference API): active from `start_date` until `end_date`. */
+export const ConstituentSolicitCodeSchema = z.looseObject({
+  id: z.string(),
+  solicit_code: z.string(),
+  start_date: z.string().nullish(),
+  end_date: z.string().nullish(),
+  date_added: z.string().nullish(),
+});
+export type ConstituentSolicitCode = z.infer<typeof ConstituentSolicitCodeSchema>;
+export const ConstituentSolicitCodeCollectionSchema = z.looseObject({
+  count: z.number().int().optional(),
+  value: z.array(ConstituentSolicitCodeSchema),
+});
+/** An entry of the tenant's Solicit Codes table. */
+export const SolicitCodeTableSchema = z.looseObject({
+  value: z.array(
+    z.union([
+      z.string().transform((description) => ({ description, inactive: false })),
+      z.looseObject({ description: z.string(), inactive: z.boolean().optional() }),
+    ]),
+  ),
+});
+
 export const CustomFieldCollectionSchema = z.looseObject({
   count: z.number().int().optional(),
   next_link: z.string().nullish(),

@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import type { ConnectorOperation, ConsentFact, ConsentObservation, ExternalRecord } from "../connector";
-import type { Actor, Mechanism } from "../../core/consent/consent-event";
+import type { Actor, Evidence, Mechanism } from "../../core/consent/consent-event";
 import { ACCOUNT_OBSERVED } from "../../core/consent/system-consent";
 import { canonicalJson } from "../../core/canonical-json";
 import type { McMember } from "./schemas";
@@ -138,7 +138,7 @@ export function memberToConsent(m: McMember): ConsentObservation[] {
     channel: "email" as const,
     scope: ACCOUNT_OBSERVED,
   };
-  const evidence = {
+  const evidence: Evidence = {
     payload_sha256: digest({
       id: m.id,
       status: m.status,
@@ -164,17 +164,24 @@ export function memberToConsent(m: McMember): ConsentObservation[] {
       ];
     }
     case "subscribed": {
-      // A hosted form or a confirmed double opt-in is the person's own act; an import or the API is the account's.
-      const byContact = /signup|form|confirm/i.test(m.source ?? "");
+      // A hosted form or a confirmed double opt-in is the person's own act; an import or the API is
+      // the account's. `source` says how the member was first added; `ip_opt` is where the person
+      // confirmed their subscription from (a resubscribe confirmation of a member the API added).
+      const byForm = /signup|form|confirm/i.test(m.source ?? "");
+      const confirmed = (m.ip_opt ?? "").trim() !== "";
+      const byContact = byForm || confirmed;
+      if (confirmed) evidence.ip = (m.ip_opt ?? "").trim().slice(0, 64);
       return [
         {
           ...base,
           kind: "opt_in",
-          mechanism: byContact
+          mechanism: byForm
             ? "signup_form"
-            : (m.source ?? "").toLowerCase().startsWith("api")
-              ? "api"
-              : "import",
+            : confirmed
+              ? "double_opt_in_confirmation"
+              : (m.source ?? "").toLowerCase().startsWith("api")
+                ? "api"
+                : "import",
           actor: byContact ? { kind: "contact" } : { kind: "account" },
           basis: byContact ? "express" : "implied",
           occurred_at: toUtc(m.timestamp_opt) ?? memberWatermark(m),

@@ -33,6 +33,7 @@ export const McMemberSchema = z.looseObject({
     .optional(),
   timestamp_signup: z.string().optional(),
   timestamp_opt: z.string().optional(),
+  ip_opt: z.string().optional(),
   last_changed: z.string().optional(),
   source: z.string().optional(),
   tags: z.array(z.looseObject({ id: z.number(), name: z.string() })).optional(),

@@ -1120,6 +1120,21 @@ async function act(state: EmulatorState, hub: WebhookHub, oauth: OAuth2Server, b
         }),
       };
     }
+    case "end_solicit_code": {
+      // An admin ends a code on the constituent record: its end date becomes today.
+      const c = constituent();
+      const at = new Date(state.config.now()).toISOString();
+      const ended = state
+        .solicitCodesOf(c.id)
+        .filter((s) => s.solicit_code === (body.code ?? body.solicit_code) && s.end_date === undefined)
+        .map((s) => state.updateSolicitCode(s.id, { end_date: at }));
+      if (ended.length === 0)
+        throw new EmulatorControlError(
+          "not_found",
+          "The constituent holds no open solicit code by that name.",
+        );
+      return { ok: true, ended: ended.length };
+    }
     case "add_constituent": {
       const { constituent: created } = state.createConstituent(body.constituent ?? {}, { userId });
       return { ok: true, constituent: state.constituentRead(created) };
@@ -1155,7 +1170,7 @@ async function act(state: EmulatorState, hub: WebhookHub, oauth: OAuth2Server, b
     default:
       throw new EmulatorControlError(
         "unknown_action",
-        "action must be one of set_requests_no_email, clear_requests_no_email, set_do_not_email, clear_do_not_email, change_primary_email, add_email, add_consent, add_solicit_code, add_constituent, update_constituent, delete_constituent, add_to_list, remove_from_list, disconnect_application.",
+        "action must be one of set_requests_no_email, clear_requests_no_email, set_do_not_email, clear_do_not_email, change_primary_email, add_email, add_consent, add_solicit_code, end_solicit_code, add_constituent, update_constituent, delete_constituent, add_to_list, remove_from_list, disconnect_application.",
       );
   }
 }

@@ -1321,6 +1321,8 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
           const m = member();
           if (m.status !== "pending" || m.confirmation_sent_at === null)
             throw new EmulatorControlError("not_pending", `${email} has no confirmation email waiting.`);
+          // Mailchimp records the address the person confirmed from (spec: ip_opt).
+          m.ip_opt = typeof b.ip === "string" ? b.ip : "203.0.113.9";
           store.setStatus(audience, m, "subscribed", "user", {});
           return answer(m);
         }
