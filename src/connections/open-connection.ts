@@ -49,10 +49,19 @@ export function openConnection(
   topics: readonly Topic[] = [],
 ): OpenedConnection {
   const manifest = manifestOf(connection.system);
+  // The count survives a restart: a process started again in the same quota period goes on from it.
   const budget = new RateLimiter({
     limits: connectionLimits(manifest.limits, connection.limits),
     now: deps.now,
     sleep: deps.sleep,
+    persist: {
+      load: () => deps.store.budgets.get(connection.id),
+      save: (state) => deps.store.budgets.put(connection.id, state),
+      onError: (error) =>
+        deps.warn?.(
+          `The API budget of connection "${connection.id}" could not be kept in the store (${error instanceof Error ? error.message : String(error)}); it counts on in memory.`,
+        ),
+    },
   });
   const credentials = connectionCredentials(connection, deps);
   const runtime: ConnectorRuntime = {

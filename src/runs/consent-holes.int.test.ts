@@ -23,7 +23,13 @@ describe("consent holes (SQLite)", () => {
   const re: Record<string, string> = {};
 
   beforeEach(async () => {
-    h = await startSyncHarness(sqlite);
+    h = await startSyncHarness(sqlite, {
+      // The main account's own quota: small enough to spend in a test (a reserve of 10 for consent).
+      configure: (raw) => {
+        const main = (raw.connections as { id: string; limits?: unknown }[]).find((c) => c.id === "cc-main");
+        if (main) main.limits = { daily_quota: 200 };
+      },
+    });
     const names = ["ada", "bob", "cy"];
     const ids = await h.seedRe(names.map((n) => individual(`${n}@example.org`, n, "Example")));
     for (const [i, n] of names.entries()) re[n] = ids[i] ?? "";
@@ -206,5 +212,32 @@ describe("consent holes (SQLite)", () => {
     const after = await h.sync({ full: true });
     expect(permission(h.ccMain, "ada")).toBe("unsubscribed");
     expect(after.plan?.waiting.map((w) => w.connection_id).sort()).toEqual(["cc-appeals", "cc-main"]);
+  });
+
+  it("12. reading opt-outs draws on the consent reserve when ordinary reads may not, and the budget survives a restart", async () => {
+    // Ordinary work spends the main account's day down to the consent reserve.
+    const budget = () => h.connections.get("cc-main")!.budget;
+    for (;;) {
+      const slot = await budget().acquire("read");
+      if (!slot.ok) break;
+      slot.value();
+    }
+    const spent = budget().usage();
+    expect(spent.remaining).toBe(10);
+
+    // A restart forgets nothing: the quota spent stays spent.
+    await (budget() as { flush?: () => Promise<void> }).flush?.();
+    h.reopen();
+    await (budget() as { flush?: () => Promise<void> }).flush?.();
+    expect(budget().usage()).toMatchObject({ used_today: spent.used_today, remaining: 10 });
+
+    await h.ccAct(h.ccMain, "unsubscribe", "ada@example.org");
+    h.advance(1_000);
+    const run = await h.sync();
+    // The read of everything else waits for tomorrow; the opt-out was read and carried all the same.
+    const pull = run.pulls.find((p) => p.connection_id === "cc-main");
+    expect(pull?.error?.code).toBe("quota_exceeded");
+    expect((await constituent("ada")).requests_no_email).toBe(true);
+    expect(permission(h.ccAppeals, "ada")).toBe("unsubscribed");
   });
 });

@@ -355,6 +355,19 @@ export interface HealthRepository {
   list(): Promise<ConnectionHealth[]>;
 }
 
+/** What a connection's call budget has used of its quota period, kept so a restart does not forget it. */
+export type ApiBudgetState = {
+  period_start: IsoTimestamp;
+  used: number;
+  /** Until when the vendor said its quota is spent, if it did. */
+  blocked_until: IsoTimestamp | null;
+};
+
+export interface BudgetRepository {
+  get(connection_id: string): Promise<ApiBudgetState | undefined>;
+  put(connection_id: string, state: ApiBudgetState): Promise<void>;
+}
+
 export type StoredCredential = {
   connection_id: string;
   /** Opaque ciphertext from the credentials module; the store never sees plaintext. */
@@ -420,6 +433,7 @@ export interface StoreSession {
   readonly health: HealthRepository;
   readonly credentials: CredentialRepository;
   readonly inbox: InboxRepository;
+  readonly budgets: BudgetRepository;
   /**
    * Runs `fn` in one transaction: all its writes commit together or not at all. Called on a session
    * that is already a transaction, it joins it (no savepoint), so helpers compose.

@@ -172,6 +172,15 @@ export interface WebhookInboxTable {
   processed_at: IsoTimestamp | null;
 }
 
+/** A connection's API budget: calls used since `period_start` (its quota period), and a vendor's stated block. */
+export interface ApiBudgetsTable {
+  connection_id: string;
+  period_start: IsoTimestamp;
+  used: number;
+  blocked_until: IsoTimestamp | null;
+  updated_at: IsoTimestamp;
+}
+
 export interface Database {
   contacts: ContactsTable;
   contact_emails: ContactEmailsTable;
@@ -190,4 +199,5 @@ export interface Database {
   connections_health: ConnectionsHealthTable;
   credentials: CredentialsTable;
   webhook_inbox: WebhookInboxTable;
+  api_budgets: ApiBudgetsTable;
 }

@@ -8,6 +8,7 @@ import { describeOnBackends, type TestStore } from "../../test/support/store-bac
 
 const TABLES = [
   "webhook_inbox",
+  "api_budgets",
   "contacts",
   "contact_emails",
   "links",
@@ -66,8 +67,23 @@ describeOnBackends("store", (backend) => {
       "0002_link_origin",
       "0003_webhook_inbox",
       "0004_typed_consent_snapshots",
+      "0005_api_budgets",
     ]);
     expect(await migrateToLatest(store.db)).toEqual([]);
+  });
+
+  it("keeps each connection's API budget: the newest count wins, per connection", async () => {
+    expect(await store.budgets.get("cc-main")).toBeUndefined();
+    const kept = { period_start: "2026-03-01T00:00:00.000Z", used: 41, blocked_until: null };
+    await store.budgets.put("cc-main", kept);
+    await store.budgets.put("cc-main", { ...kept, used: 42, blocked_until: "2026-03-02T00:00:00.000Z" });
+    await store.budgets.put("re-nxt", { ...kept, used: 7 });
+    expect(await store.budgets.get("cc-main")).toEqual({
+      ...kept,
+      used: 42,
+      blocked_until: "2026-03-02T00:00:00.000Z",
+    });
+    expect((await store.budgets.get("re-nxt"))?.used).toBe(7);
   });
 
   it("drops every pull checkpoint when snapshots gain typed consent, so the next pull reads everything", async () => {

@@ -56,8 +56,10 @@ export type ConstantContactClient = {
   /** The cheapest authenticated call inside the `contact_data` scope the connector needs anyway. */
   probe: () => Promise<ConnectorResult<z.infer<typeof CcListsPageSchema>>>;
   /** One page of GET /contacts: the first from a query, later ones from `_links.next.href`. */
+  /** A page of contacts; the opt-outs pass of a read asks at consent priority. */
   contactsPage: (
     from: { query: Record<string, string | number> } | { next: string },
+    priority?: CallPriority,
   ) => Promise<ConnectorResult<CcContactsPage>>;
   /** GET /contacts/{id} with every sub-resource; `null` when the contact does not exist. */
   getContact: (id: string, priority: CallPriority) => Promise<ConnectorResult<CcContact | null>>;
@@ -125,12 +127,12 @@ export function createConstantContactClient(
       });
       return r.ok ? ok(r.value.body) : r;
     },
-    contactsPage: async (from) => {
+    contactsPage: async (from, priority = "read") => {
       const r = await http.request({
         method: "GET",
         path: "next" in from ? from.next : "/contacts",
         ...("query" in from ? { query: from.query } : {}),
-        priority: "read",
+        priority,
         schema: CcContactsPageSchema,
       });
       return r.ok ? ok(r.value.body) : r;

@@ -166,7 +166,8 @@ function createSession(
     for (let p = 0; p < passes.length; p++) {
       let from: Parameters<ConstantContactClient["contactsPage"]>[0] = { query: passes[p]! };
       for (;;) {
-        const page = await client.contactsPage(from);
+        // Opt-outs are consent work: their pass draws on the consent reserve and goes before reads.
+        const page = await client.contactsPage(from, "optout_after" in passes[p]! ? "consent" : "read");
         if (!page.ok) {
           yield page;
           return;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createFakeClock } from "../../../test/support/fake-clock";
-import { RateLimiter, type CallPriority } from "./rate-limiter";
+import { RateLimiter, type CallPriority, type PersistedBudget } from "./rate-limiter";
 
 const limits = {
   requests_per_second: 4,
@@ -37,6 +37,81 @@ describe("RateLimiter", () => {
     await Promise.all(calls);
     // The first read was admitted at once; of those that waited, consent went first, then writes.
     expect(order).toEqual(["read", "consent", "consent", "write", "write", "read"]);
+  });
+
+  it("survives a restart: a new limiter goes on from the kept count in the same period, afresh in the next", async () => {
+    const clock = createFakeClock("2026-03-01T12:00:00.000Z");
+    let kept: PersistedBudget | undefined;
+    const persist = {
+      load: () => Promise.resolve(kept),
+      save: (state: PersistedBudget) => {
+        kept = state;
+        return Promise.resolve();
+      },
+    };
+    const first = new RateLimiter({
+      limits,
+      now: clock.now,
+      sleep: clock.sleep,
+      consent_reserve: 0,
+      persist,
+    });
+    for (let i = 0; i < 30; i++) expect((await first.acquire("read")).ok).toBe(true);
+    await first.flush();
+    expect(kept).toEqual({ period_start: "2026-03-01T00:00:00.000Z", used: 30, blocked_until: null });
+
+    // The process restarts: the quota it spent is still spent.
+    const second = new RateLimiter({
+      limits,
+      now: clock.now,
+      sleep: clock.sleep,
+      consent_reserve: 0,
+      persist,
+    });
+    await second.flush();
+    expect(second.usage()).toMatchObject({ used_today: 30, remaining: 70 });
+    second.quotaExhausted(new Date("2026-03-01T18:00:00.000Z"));
+    await second.flush();
+    const third = new RateLimiter({
+      limits,
+      now: clock.now,
+      sleep: clock.sleep,
+      consent_reserve: 0,
+      persist,
+    });
+    const refused = await third.acquire("consent");
+    expect(refused.ok ? "" : refused.error.code).toBe("quota_exceeded");
+
+    // Another day: counted afresh.
+    clock.advance(86_400_000);
+    const fourth = new RateLimiter({
+      limits,
+      now: clock.now,
+      sleep: clock.sleep,
+      consent_reserve: 0,
+      persist,
+    });
+    expect((await fourth.acquire("read")).ok).toBe(true);
+    expect(fourth.usage().used_today).toBe(1);
+  });
+
+  it("carries on in memory when the store cannot keep the count, and says so", async () => {
+    const clock = createFakeClock();
+    const errors: unknown[] = [];
+    const limiter = new RateLimiter({
+      limits,
+      now: clock.now,
+      sleep: clock.sleep,
+      persist: {
+        load: () => Promise.reject(new Error("database is locked")),
+        save: () => Promise.reject(new Error("disk full")),
+        onError: (e) => errors.push(e),
+      },
+    });
+    expect((await limiter.acquire("consent")).ok).toBe(true);
+    await limiter.flush();
+    expect(limiter.usage().used_today).toBe(1);
+    expect(errors.map((e) => (e as Error).message)).toEqual(["database is locked", "disk full"]);
   });
 
   it("keeps the last calls of the day for consent work and says when the rest resumes", async () => {

@@ -29,7 +29,20 @@ export type RateLimiterOptions = {
   consent_reserve?: number;
   /** Calls already used today (e.g. restored from the store after a restart). */
   used_today?: number;
+  /**
+   * Where the count is kept across restarts: loaded before the first call is let through, saved
+   * after every counted call (saves run one at a time; the newest count wins). A load or save that
+   * fails is reported and the budget carries on from what it knows.
+   */
+  persist?: {
+    load: () => Promise<PersistedBudget | undefined>;
+    save: (state: PersistedBudget) => Promise<void>;
+    onError?: (error: unknown) => void;
+  };
 };
+
+/** A budget's state as kept across restarts. */
+export type PersistedBudget = { period_start: string; used: number; blocked_until: string | null };
 
 type Waiter = {
   priority: CallPriority;
@@ -50,6 +63,9 @@ export class RateLimiter implements CallBudget {
   private pausedUntil = 0;
   private quotaBlockedUntil = 0;
   private readonly reserve: number;
+  private loaded: Promise<void> | undefined;
+  private saving: Promise<void> | undefined;
+  private dirty = false;
 
   constructor(private readonly options: RateLimiterOptions) {
     this.usedToday = options.used_today ?? 0;
@@ -57,6 +73,8 @@ export class RateLimiter implements CallBudget {
     const quota = options.limits.daily_quota?.calls;
     this.reserve =
       options.consent_reserve ?? (quota === undefined ? 0 : Math.min(500, Math.floor(quota * 0.05)));
+    // Asked at once, so the kept count is known before the first call (and before any transaction).
+    void this.load();
   }
 
   /**
@@ -78,6 +96,57 @@ export class RateLimiter implements CallBudget {
   /** The vendor said the daily quota is spent: refuse calls until `until`. */
   quotaExhausted(until: Date): void {
     this.quotaBlockedUntil = Math.max(this.quotaBlockedUntil, until.getTime());
+    this.save();
+  }
+
+  /** Restores the kept count once: a restart within the same quota period goes on counting. */
+  private load(): Promise<void> {
+    const persist = this.options.persist;
+    if (persist === undefined) return Promise.resolve();
+    this.loaded ??= persist.load().then(
+      (kept) => {
+        if (kept === undefined) return;
+        const now = this.options.now().getTime();
+        const start = Date.parse(kept.period_start);
+        if (!Number.isNaN(start) && start <= now && now < start + DAY_MS) {
+          this.dayStart = start;
+          this.usedToday = Math.max(this.usedToday, kept.used);
+        }
+        const blocked = kept.blocked_until === null ? NaN : Date.parse(kept.blocked_until);
+        if (!Number.isNaN(blocked) && blocked > now)
+          this.quotaBlockedUntil = Math.max(this.quotaBlockedUntil, blocked);
+      },
+      (error: unknown) => persist.onError?.(error),
+    );
+    return this.loaded;
+  }
+
+  /** Keeps the newest count; one save at a time, and one more if the count moved meanwhile. */
+  private save(): void {
+    const persist = this.options.persist;
+    if (persist === undefined) return;
+    if (this.saving !== undefined) {
+      this.dirty = true;
+      return;
+    }
+    this.saving = (async () => {
+      do {
+        this.dirty = false;
+        const state: PersistedBudget = {
+          period_start: new Date(this.dayStart).toISOString(),
+          used: this.usedToday,
+          blocked_until: this.quotaBlockedUntil > 0 ? new Date(this.quotaBlockedUntil).toISOString() : null,
+        };
+        await persist.save(state).catch((error: unknown) => persist.onError?.(error));
+      } while (this.dirty);
+      this.saving = undefined;
+    })();
+  }
+
+  /** Resolves once every count so far is kept (tests, and a process about to stop). */
+  async flush(): Promise<void> {
+    await this.load();
+    while (this.saving !== undefined) await this.saving;
   }
 
   usage(): QuotaUsage {
@@ -132,6 +201,7 @@ export class RateLimiter implements CallBudget {
     if (this.pumping) return;
     this.pumping = true;
     try {
+      if (this.options.persist !== undefined) await this.load();
       while (this.waiters.length > 0) {
         this.waiters.sort((a, b) => RANK[a.priority] - RANK[b.priority] || a.seq - b.seq);
         const next = this.waiters[0]!;
@@ -169,6 +239,7 @@ export class RateLimiter implements CallBudget {
         }
         this.window.push(now);
         this.usedToday += 1;
+        this.save();
         this.inFlight += 1;
         this.waiters.shift();
         next.resolve(ok(this.release()));

@@ -5,6 +5,7 @@ import { migration0001Initial } from "./0001-initial";
 import { migration0002LinkOrigin } from "./0002-link-origin";
 import { migration0003WebhookInbox } from "./0003-webhook-inbox";
 import { migration0004TypedConsentSnapshots } from "./0004-typed-consent-snapshots";
+import { migration0005ApiBudgets } from "./0005-api-budgets";
 
 /** Names sort in apply order; never rename or edit a shipped migration, add a new one. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -12,6 +13,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0002_link_origin": migration0002LinkOrigin,
   "0003_webhook_inbox": migration0003WebhookInbox,
   "0004_typed_consent_snapshots": migration0004TypedConsentSnapshots,
+  "0005_api_budgets": migration0005ApiBudgets,
 };
 
 /** Applies every pending migration; a failure is an environment problem or a bug, so it throws. */

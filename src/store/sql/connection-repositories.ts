@@ -1,7 +1,8 @@
-/** SQL implementations of the per-connection repositories: health and stored (encrypted) credentials. */
+/** SQL implementations of the per-connection repositories: health, stored (encrypted) credentials, API budgets. */
 import type { Selectable } from "kysely";
 import {
   HealthStatusSchema,
+  type BudgetRepository,
   type ConnectionHealth,
   type CredentialRepository,
   type HealthRepository,
@@ -93,6 +94,37 @@ export function credentialRepository(ctx: SqlContext): CredentialRepository {
         .where("connection_id", "=", connection_id)
         .executeTakeFirst();
       return affected(result.numDeletedRows) > 0;
+    },
+  };
+}
+
+export function budgetRepository(ctx: SqlContext): BudgetRepository {
+  const { db } = ctx;
+  return {
+    async get(connection_id) {
+      const row = await db
+        .selectFrom("api_budgets")
+        .select(["period_start", "used", "blocked_until"])
+        .where("connection_id", "=", connection_id)
+        .executeTakeFirst();
+      return row === undefined
+        ? undefined
+        : { period_start: row.period_start, used: row.used, blocked_until: row.blocked_until };
+    },
+    async put(connection_id, state) {
+      const updated_at = isoNow(ctx);
+      await db
+        .insertInto("api_budgets")
+        .values({ connection_id, ...state, updated_at })
+        .onConflict((oc) =>
+          oc.column("connection_id").doUpdateSet({
+            period_start: state.period_start,
+            used: state.used,
+            blocked_until: state.blocked_until,
+            updated_at,
+          }),
+        )
+        .execute();
     },
   };
 }

@@ -4,7 +4,7 @@ import type { StoreDialect, StoreSession } from "../ports";
 import type { Database } from "../schema";
 import { contactRepository } from "./contact-repository";
 import { consentEventRepository } from "./consent-event-repository";
-import { credentialRepository, healthRepository } from "./connection-repositories";
+import { budgetRepository, credentialRepository, healthRepository } from "./connection-repositories";
 import { inboxRepository } from "./inbox-repository";
 import { linkRepository } from "./link-repository";
 import { reviewRepository } from "./review-repository";
@@ -38,6 +38,7 @@ export function sqlStoreSession(
     health: healthRepository(ctx),
     credentials: credentialRepository(ctx),
     inbox: inboxRepository(ctx),
+    budgets: budgetRepository(ctx),
     transaction<T>(fn: (tx: StoreSession) => Promise<T>): Promise<T> {
       // Joining rather than nesting: SQLite has one connection, so a second BEGIN from inside would deadlock.
       if (db.isTransaction) return fn(session);
