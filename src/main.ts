@@ -69,6 +69,7 @@ async function main(argv: readonly string[]): Promise<number> {
             logger: context.logger,
             secrets,
             onRun: metrics.onRun,
+            problems: context.health,
           })
         : undefined;
       const uiDir = join(import.meta.dirname, "..", "ui", "dist");

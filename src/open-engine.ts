@@ -11,7 +11,11 @@ import { createLogger, type Logger } from "./observability/logger";
 import { openStore } from "./store/open-store";
 import type { Store } from "./store/ports";
 import { alertNotifier } from "./notifications/alert-channels";
-import { connectionHealthTracker, type ConnectionAlert } from "./connections/connection-health";
+import {
+  connectionHealthTracker,
+  type ConnectionAlert,
+  type ConnectionHealthTracker,
+} from "./connections/connection-health";
 import { openConnections, type ApiCall, type OpenedConnection } from "./connections/open-connection";
 import type { SyncDeps } from "./runs/sync-pair";
 
@@ -21,6 +25,8 @@ export type EngineContext = {
   connections: Map<string, OpenedConnection>;
   logger: Logger;
   now: () => Date;
+  /** Connection health and problems: each alerted once on every configured channel. */
+  health: ConnectionHealthTracker;
   /** The pairs to run: all, or the one named (undefined when no pair has that id). */
   pairs: (id?: string) => Pair[] | undefined;
   syncDeps: () => SyncDeps;
@@ -71,7 +77,13 @@ export async function openEngineContext(options: EngineContextOptions): Promise<
         stored: async (name) => (await store.credentials.get(name))?.ciphertext,
       },
     }).notify;
-  const health = connectionHealthTracker({ store, logger, now, notify });
+  const health = connectionHealthTracker({
+    store,
+    logger,
+    now,
+    notify,
+    public_url: config.server.public_url,
+  });
   const connections = openConnections(
     config.connections,
     {
@@ -96,6 +108,7 @@ export async function openEngineContext(options: EngineContextOptions): Promise<
       connections,
       logger,
       now,
+      health,
       pairs: (id) => {
         if (id === undefined) return config.pairs;
         const found = config.pairs.filter((p) => p.id === id);

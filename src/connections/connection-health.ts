@@ -6,12 +6,29 @@ import type { ConnectorError } from "../connectors/connector";
 import type { Logger } from "../observability/logger";
 import type { StoreSession } from "../store/ports";
 
+/**
+ * What the operator is told: a connection broken or working again (credentials), or a problem
+ * (`warning`: a quota spent, an outage, a stuck opt-out, a legal clock, a lost webhook subscription)
+ * and its end (`resolved`). Each is sent once per cause, with a link to the UI page that fixes it.
+ */
 export type ConnectionAlert = {
   connection_id: string;
-  status: "broken" | "ok";
+  status: "broken" | "ok" | "warning" | "resolved";
   code: string;
   message: string;
   at: string;
+  /** The UI page that shows and fixes it, when `server.public_url` is set. */
+  link?: string;
+};
+
+/** A problem to raise once (by `key`) until it is cleared. */
+export type Problem = {
+  key: string;
+  connection_id: string;
+  code: string;
+  message: string;
+  /** Path of the UI page that fixes it (default: the overview, which shows every connection). */
+  path?: string;
 };
 
 export type HealthDeps = {
@@ -20,6 +37,8 @@ export type HealthDeps = {
   now: () => Date;
   /** Extra alert channels (webhook URLs, email); the log is always one. */
   notify?: (alert: ConnectionAlert) => Promise<void>;
+  /** `server.public_url`: alerts link to the UI page that fixes them. */
+  public_url?: string | undefined;
 };
 
 export type ConnectionHealthTracker = {
@@ -29,15 +48,25 @@ export type ConnectionHealthTracker = {
   settled: () => Promise<void>;
   /** Resolves once every alert sent so far was delivered or given up (shutdown, tests). */
   delivered: () => Promise<void>;
+  /** Raises a problem: alerted once per `key` until cleared, even across restarts. */
+  raise: (problem: Problem) => Promise<void>;
+  /** The problem's cause is gone: alerted once when it was open. */
+  clear: (key: string, message: string) => Promise<void>;
 };
 
 export function connectionHealthTracker(deps: HealthDeps): ConnectionHealthTracker {
+  const linkTo = (path: string): { link?: string } =>
+    deps.public_url === undefined ? {} : { link: new URL(path, deps.public_url).toString() };
   const alert = (a: ConnectionAlert): void => {
     if (a.status === "broken") {
       deps.logger.error(
         { connection: a.connection_id, code: a.code },
         `connection ${a.connection_id} is broken: ${a.message}`,
       );
+    } else if (a.status === "warning") {
+      deps.logger.warn({ connection: a.connection_id, code: a.code }, `${a.connection_id}: ${a.message}`);
+    } else if (a.status === "resolved") {
+      deps.logger.info({ connection: a.connection_id, code: a.code }, `${a.connection_id}: ${a.message}`);
     } else {
       deps.logger.info({ connection: a.connection_id }, `connection ${a.connection_id} works again`);
     }
@@ -80,8 +109,38 @@ export function connectionHealthTracker(deps: HealthDeps): ConnectionHealthTrack
           code: error.code,
           message: reason,
           at: deps.now().toISOString(),
+          ...linkTo("/"),
         });
       }
+    }),
+    raise: serial(async (problem: Problem) => {
+      const opened = await deps.store.alerts.open({
+        key: problem.key,
+        connection_id: problem.connection_id,
+        code: problem.code,
+        message: problem.message,
+      });
+      if (!opened) return;
+      alert({
+        connection_id: problem.connection_id,
+        status: "warning",
+        code: problem.code,
+        message: problem.message,
+        at: deps.now().toISOString(),
+        ...linkTo(problem.path ?? "/"),
+      });
+    }),
+    clear: serial(async (key: string, message: string) => {
+      const open = await deps.store.alerts.get(key);
+      if (open === undefined || open.resolved_at !== null) return;
+      await deps.store.alerts.resolve(key);
+      alert({
+        connection_id: open.connection_id ?? "",
+        status: "resolved",
+        code: open.code,
+        message,
+        at: deps.now().toISOString(),
+      });
     }),
     succeeded: serial(async (connectionId: string) => {
       const before = await deps.store.health.get(connectionId);

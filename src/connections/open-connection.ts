@@ -10,7 +10,7 @@ import type {
   ConnectorSession,
 } from "../connectors/connector";
 import { connectionLimits, RateLimiter } from "../connectors/http/rate-limiter";
-import type { ConnectorManifest } from "../connectors/manifest";
+import type { ConnectorManifest, WebhookSupport } from "../connectors/manifest";
 import type { ConnectionHealthTracker } from "./connection-health";
 import { connectionCredentials, type CredentialDeps } from "./connection-credentials";
 import { manifestOf } from "../connectors/registry";
@@ -35,6 +35,14 @@ export type OpenedConnection = {
   session: () => ConnectorSession;
   /** Resolves once the connection's health reports so far are stored and alerted. */
   settled: () => Promise<void>;
+  /**
+   * Makes sure the system pushes changes to the receiver (the manifest's `register`), through the
+   * connection's own budget and credentials; undefined where the system has no such setup.
+   */
+  registerWebhooks?: (receiver: {
+    url: string;
+    secret: string;
+  }) => ReturnType<NonNullable<WebhookSupport["register"]>>;
   /** Runs `fn` and records the connection healthy when it succeeds without an auth failure. */
   healthy: <T extends { ok: boolean }>(result: T) => Promise<T>;
 };
@@ -101,12 +109,19 @@ export function openConnection(
       return c === undefined ? [] : [c];
     }),
   };
+  const register = manifest.webhooks?.register;
   return {
     connection,
     manifest,
     endpoint: { base_url, token_url },
     budget,
     session: () => manifest.connect(settings, runtime),
+    ...(register !== undefined
+      ? {
+          registerWebhooks: (receiver: { url: string; secret: string }) =>
+            register(settings, runtime, receiver),
+        }
+      : {}),
     settled: () => deps.health.settled(),
     healthy: async (result) => {
       if (result.ok) await deps.health.succeeded(connection.id);

@@ -12,6 +12,7 @@ import type { Channel } from "../core/consent/consent-event";
 import type {
   ConnectionSettings,
   ConnectorLimits,
+  ConnectorResult,
   ConnectorRole,
   ConnectorRuntime,
   ConnectorSession,
@@ -104,8 +105,22 @@ export type FieldPatternSpec = Omit<FieldSpec, "name" | "slot"> & {
 export type FieldCatalogue = { fields: readonly FieldSpec[]; patterns: readonly FieldPatternSpec[] };
 
 /** Webhook intake: verifying and parsing a delivery (`secret` is the connection's webhook secret). */
+/** What making sure of a connection's webhook subscriptions found: kept as they were, or made anew. */
+export type WebhookRegistration = { created: number; kept: number };
+
 export type WebhookSupport = {
   handle: (request: WebhookRequest, secret: string) => WebhookHandling;
+  /**
+   * Makes sure the system pushes its changes to Concord's receiver (`url` carries no secret; the
+   * connector puts `secret` where the system's deliveries carry it): subscriptions found are kept,
+   * missing ones made. Idempotent; `concord serve` calls it on start and then on a schedule, so a
+   * subscription the vendor dropped is made again. Absent where subscriptions are made by hand.
+   */
+  register?: (
+    settings: ConnectionSettings,
+    runtime: ConnectorRuntime,
+    receiver: { url: string; secret: string },
+  ) => Promise<ConnectorResult<WebhookRegistration>>;
 };
 
 /** A running emulator of the system, as the emulated world and `concord emulate` use it. */

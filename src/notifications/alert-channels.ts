@@ -73,15 +73,21 @@ const ERROR_BODY_CHARS = 200;
 const oneLine = (text: string): string => text.replace(/\s+/g, " ").trim();
 
 export function alertWebhookBody(alert: ConnectionAlert): AlertWebhookBody {
+  const fix = alert.link !== undefined ? ` Fix it: ${alert.link}` : "";
   const text =
     alert.status === "broken"
-      ? `Concord: connection ${alert.connection_id} is broken — ${alert.message}`
-      : `Concord: connection ${alert.connection_id} works again — ${alert.message}.`;
+      ? `Concord: connection ${alert.connection_id} is broken — ${alert.message}${fix}`
+      : alert.status === "warning"
+        ? `Concord: ${alert.connection_id} needs attention (${alert.code}) — ${alert.message}${fix}`
+        : alert.status === "resolved"
+          ? `Concord: ${alert.connection_id} is fine again (${alert.code}) — ${alert.message}`
+          : `Concord: connection ${alert.connection_id} works again — ${alert.message}.`;
   return { text: oneLine(text), concord_alert: alert };
 }
 
 export function alertEmail(alert: ConnectionAlert): AlertEmail {
   const id = alert.connection_id;
+  const fix = alert.link !== undefined ? ["", `Open: ${alert.link}`] : [];
   if (alert.status === "broken") {
     return {
       subject: `[Concord] ${id} is broken`,
@@ -94,10 +100,35 @@ export function alertEmail(alert: ConnectionAlert): AlertEmail {
           "`concord secrets set <name>`; for an environment variable, update it and restart Concord. " +
           `Work queued for ${id} waits meanwhile and resumes after its next successful call; ` +
           "you will get a message when it works again.",
+        ...fix,
         "",
         "— Concord",
         "",
       ].join("\n"),
+    };
+  }
+  if (alert.status === "warning") {
+    return {
+      subject: `[Concord] ${id}: ${alert.code.replaceAll("_", " ")}`,
+      text: [
+        `${id} needs attention (${alert.code}) since ${alert.at}.`,
+        "",
+        oneLine(alert.message),
+        ...fix,
+        "",
+        "You will get one message when it is fine again.",
+        "",
+        "— Concord",
+        "",
+      ].join("\n"),
+    };
+  }
+  if (alert.status === "resolved") {
+    return {
+      subject: `[Concord] ${id}: ${alert.code.replaceAll("_", " ")} resolved`,
+      text: [`${id} is fine again since ${alert.at}.`, "", oneLine(alert.message), "", "— Concord", ""].join(
+        "\n",
+      ),
     };
   }
   return {

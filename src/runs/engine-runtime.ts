@@ -10,6 +10,7 @@ import { effectivePollIntervalMs } from "../config/check-cross-references";
 import type { Pair } from "../config/concord-config";
 import { resolveSecretRef, type SecretSources } from "../config/resolve-secret-ref";
 import type { WebhookChange, WebhookRequest } from "../connectors/connector";
+import type { ConnectionHealthTracker } from "../connections/connection-health";
 import type { Logger } from "../observability/logger";
 import type { JsonValue } from "../store/ports";
 import { recordWebhookChanges } from "../pipeline/pull-connection";
@@ -29,7 +30,21 @@ export type EngineRuntimeDeps = SyncDeps & {
   secrets: SecretSources;
   /** Called with every finished run (metrics, the UI's live view). */
   onRun?: (report: SyncReport) => void;
+  /** Raises and clears problems once each, on every alert channel (the connection health tracker). */
+  problems?: Pick<ConnectionHealthTracker, "raise" | "clear">;
 };
+
+/** What the webhook check found for one connection that pushes its changes. */
+export type WebhookCheck = {
+  connection_id: string;
+  status: "registered" | "recreated" | "failed" | "not_registered";
+  created: number;
+  kept: number;
+  message: string;
+};
+
+/** How often `serve` makes sure each pushing system still has its webhook subscriptions. */
+export const WEBHOOK_CHECK_MS = 3_600_000;
 
 export type PairStatus = {
   pair_id: string;
@@ -52,6 +67,11 @@ export type EngineRuntime = {
   stop: () => Promise<void>;
   /** Resolves once every queued run and delivery is done (tests, shutdown). */
   idle: () => Promise<void>;
+  /**
+   * Makes sure every connection with `webhooks.enabled` is subscribed at `server.public_url`: on
+   * start, then every hour at a tick; a subscription the vendor dropped is made again and alerted.
+   */
+  ensureWebhooks: () => Promise<WebhookCheck[]>;
   status: () => PairStatus[];
   /**
    * Runs `fn` as a run of the pair: queued behind the pair's other runs and shown as running (the
@@ -244,6 +264,75 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     return run;
   };
 
+  let webhooksCheckedAt: number | undefined;
+  let webhooksChecking: Promise<WebhookCheck[]> | undefined;
+  const checkWebhooks = async (): Promise<WebhookCheck[]> => {
+    const first = webhooksCheckedAt === undefined;
+    webhooksCheckedAt = deps.now().getTime();
+    const checks: WebhookCheck[] = [];
+    for (const connection of deps.config.connections) {
+      const opened = deps.connections.get(connection.id);
+      if (!connection.webhooks.enabled || !opened) continue;
+      const key = `webhook_subscription:${connection.id}`;
+      const publicUrl = deps.config.server.public_url;
+      const register = opened.registerWebhooks;
+      if (publicUrl === undefined || register === undefined) {
+        const message =
+          register === undefined
+            ? `${opened.manifest.label} subscriptions are made in its own admin: point them at /webhooks/${connection.id} on this server.`
+            : `server.public_url is not set, so ${connection.id}'s webhook subscriptions cannot point here; its changes arrive by poll only.`;
+        if (first) deps.logger.warn({ connection: connection.id }, message);
+        checks.push({ connection_id: connection.id, status: "not_registered", created: 0, kept: 0, message });
+        continue;
+      }
+      const secret = await webhookSecret(connection.id);
+      const url = new URL(
+        `webhooks/${encodeURIComponent(connection.id)}`,
+        publicUrl.endsWith("/") ? publicUrl : `${publicUrl}/`,
+      ).toString();
+      const result = secret.ok
+        ? await register({ url, secret: secret.secret })
+        : { ok: false as const, error: { code: "auth_missing" as const, message: secret.message } };
+      if (!result.ok) {
+        const message = `Concord could not make sure ${connection.id} pushes its changes to ${url} (${result.error.code}: ${result.error.message}). Its changes arrive by poll until this works.`;
+        deps.logger.warn({ connection: connection.id, code: result.error.code }, message);
+        await deps.problems?.raise({
+          key,
+          connection_id: connection.id,
+          code: "webhook_subscription_failed",
+          message,
+        });
+        checks.push({ connection_id: connection.id, status: "failed", created: 0, kept: 0, message });
+        continue;
+      }
+      const { created, kept } = result.value;
+      if (!first && created > 0) {
+        // Made at start, gone now: the vendor dropped it (an app disconnected, a failing endpoint).
+        const message = `${created} webhook subscription(s) of ${connection.id} were gone at the vendor; Concord made them again. Changes in between arrive by the next poll.`;
+        deps.logger.warn({ connection: connection.id }, message);
+        await deps.problems?.raise({
+          key,
+          connection_id: connection.id,
+          code: "webhook_subscription_lost",
+          message,
+        });
+        checks.push({ connection_id: connection.id, status: "recreated", created, kept, message });
+        continue;
+      }
+      const message = `${connection.id} pushes its changes to ${url} (${created} subscription(s) made, ${kept} kept).`;
+      if (first) deps.logger.info({ connection: connection.id, created, kept }, message);
+      await deps.problems?.clear(key, `${connection.id}'s webhook subscriptions are in place.`);
+      checks.push({ connection_id: connection.id, status: "registered", created, kept, message });
+    }
+    return checks;
+  };
+  const ensureWebhooks = (): Promise<WebhookCheck[]> => {
+    webhooksChecking ??= checkWebhooks().finally(() => {
+      webhooksChecking = undefined;
+    });
+    return webhooksChecking;
+  };
+
   const lastFull = async (pair: Pair): Promise<number | undefined> => {
     const row = await deps.store.checkpoints.get(`pair:${pair.id}`, FULL_RECONCILIATION_STREAM);
     const parsed = z.object({ at: z.string() }).safeParse(row?.value);
@@ -253,6 +342,8 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
   const tick = async (): Promise<void> => {
     if (stopped) return;
     await drainInbox();
+    if (webhooksCheckedAt !== undefined && deps.now().getTime() - webhooksCheckedAt >= WEBHOOK_CHECK_MS)
+      await ensureWebhooks();
     const now = deps.now().getTime();
     await Promise.all(
       deps.config.pairs.map(async (pair) => {
@@ -286,8 +377,13 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     },
     drainInbox,
     tick,
+    ensureWebhooks,
     start: (tickMs = 1_000) => {
       stopped = false;
+      // The server listens by now: a vendor that checks the receiver (Mailchimp's GET) finds it.
+      void ensureWebhooks().catch((error: unknown) => {
+        deps.logger.error({ err: error }, "checking webhook subscriptions failed");
+      });
       const loop = (): void => {
         timer = setTimeout(() => {
           tick()
@@ -304,7 +400,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     stop: async () => {
       stopped = true;
       if (timer) clearTimeout(timer);
-      await Promise.all([...queues.values(), draining ?? Promise.resolve()]);
+      await Promise.all([...queues.values(), draining ?? Promise.resolve(), webhooksChecking]);
     },
     idle: async () => {
       // Work queued while waiting (a webhook's targeted sync) is waited for too.

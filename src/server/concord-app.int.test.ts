@@ -1,6 +1,7 @@
 /** `buildConcordApp` as `concord serve` uses it: the admin password from the config's reference, cookies by public URL. */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ConcordConfig } from "../config/concord-config";
+import { connectionHealthTracker } from "../connections/connection-health";
 import type { EngineContext } from "../open-engine";
 import { createEngineRuntime, type EngineRuntime } from "../runs/engine-runtime";
 import {
@@ -23,6 +24,7 @@ describe("buildConcordApp", () => {
     connections: h.connections,
     logger,
     now: h.now,
+    health: connectionHealthTracker({ store: h.store, logger, now: h.now }),
     pairs: () => config.pairs,
     syncDeps: () => ({ store: h.store, config, connections: h.connections, now: h.now }),
     close: async () => undefined,

@@ -368,6 +368,25 @@ export interface BudgetRepository {
   put(connection_id: string, state: ApiBudgetState): Promise<void>;
 }
 
+/** An alert as stored: one per cause, open until the cause is fixed. */
+export type StoredAlert = {
+  key: string;
+  connection_id: string | null;
+  code: string;
+  message: string;
+  opened_at: IsoTimestamp;
+  resolved_at: IsoTimestamp | null;
+};
+
+export interface AlertRepository {
+  /** Opens the alert for `key`; true when it was not open (new, or resolved before): then alert. */
+  open(alert: { key: string; connection_id: string | null; code: string; message: string }): Promise<boolean>;
+  /** Resolves the alert for `key`; true when it was open. */
+  resolve(key: string): Promise<boolean>;
+  get(key: string): Promise<StoredAlert | undefined>;
+  listOpen(): Promise<StoredAlert[]>;
+}
+
 export type StoredCredential = {
   connection_id: string;
   /** Opaque ciphertext from the credentials module; the store never sees plaintext. */
@@ -434,6 +453,7 @@ export interface StoreSession {
   readonly credentials: CredentialRepository;
   readonly inbox: InboxRepository;
   readonly budgets: BudgetRepository;
+  readonly alerts: AlertRepository;
   /**
    * Runs `fn` in one transaction: all its writes commit together or not at all. Called on a session
    * that is already a transaction, it joins it (no savepoint), so helpers compose.

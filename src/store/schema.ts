@@ -181,6 +181,16 @@ export interface ApiBudgetsTable {
   updated_at: IsoTimestamp;
 }
 
+/** An alert raised once per cause (`key`) and open until the cause is fixed. */
+export interface AlertsTable {
+  key: string;
+  connection_id: string | null;
+  code: string;
+  message: string;
+  opened_at: IsoTimestamp;
+  resolved_at: IsoTimestamp | null;
+}
+
 export interface Database {
   contacts: ContactsTable;
   contact_emails: ContactEmailsTable;
@@ -200,4 +210,5 @@ export interface Database {
   credentials: CredentialsTable;
   webhook_inbox: WebhookInboxTable;
   api_budgets: ApiBudgetsTable;
+  alerts: AlertsTable;
 }

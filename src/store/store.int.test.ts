@@ -9,6 +9,7 @@ import { describeOnBackends, type TestStore } from "../../test/support/store-bac
 const TABLES = [
   "webhook_inbox",
   "api_budgets",
+  "alerts",
   "contacts",
   "contact_emails",
   "links",
@@ -68,6 +69,7 @@ describeOnBackends("store", (backend) => {
       "0003_webhook_inbox",
       "0004_typed_consent_snapshots",
       "0005_api_budgets",
+      "0006_alerts",
     ]);
     expect(await migrateToLatest(store.db)).toEqual([]);
   });
@@ -84,6 +86,24 @@ describeOnBackends("store", (backend) => {
       blocked_until: "2026-03-02T00:00:00.000Z",
     });
     expect((await store.budgets.get("re-nxt"))?.used).toBe(7);
+  });
+
+  it("opens an alert once per cause until it is resolved, then again", async () => {
+    const alert = {
+      key: "quota:cc-main",
+      connection_id: "cc-main",
+      code: "quota_exceeded",
+      message: "spent",
+    };
+    expect(await store.alerts.open(alert)).toBe(true);
+    expect(await store.alerts.open({ ...alert, message: "still spent" })).toBe(false);
+    expect((await store.alerts.listOpen()).map((a) => [a.key, a.message])).toEqual([
+      ["quota:cc-main", "still spent"],
+    ]);
+    expect(await store.alerts.resolve("quota:cc-main")).toBe(true);
+    expect(await store.alerts.resolve("quota:cc-main")).toBe(false);
+    expect(await store.alerts.listOpen()).toEqual([]);
+    expect(await store.alerts.open(alert)).toBe(true);
   });
 
   it("drops every pull checkpoint when snapshots gain typed consent, so the next pull reads everything", async () => {

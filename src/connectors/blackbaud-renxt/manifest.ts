@@ -8,7 +8,7 @@ import { controlApi } from "../emulator-kit/world";
 import type { ConnectorManifest } from "../manifest";
 import { SKY_API_BASE_URL, SKY_TOKEN_URL } from "./client";
 import { BLACKBAUD_LIMITS, BlackbaudRenxtOptionsSchema, createBlackbaudRenxtSession } from "./connector";
-import { handleBlackbaudWebhook, subscribeAndWait } from "./webhooks";
+import { handleBlackbaudWebhook, registerBlackbaudWebhooks, subscribeAndWait } from "./webhooks";
 
 /** The OAuth client the emulated world connects with (the emulator takes any). */
 const EMULATOR_CLIENT_ID = "concord";
@@ -77,7 +77,7 @@ export const blackbaudRenxtManifest: ConnectorManifest = {
     "constituent_id",
     "date_modified",
   ],
-  webhooks: { handle: handleBlackbaudWebhook },
+  webhooks: { handle: handleBlackbaudWebhook, register: registerBlackbaudWebhooks },
   emulator: {
     start: async (options) => {
       const { startBlackbaudEmulator } = await import("./emulator/blackbaud-emulator");

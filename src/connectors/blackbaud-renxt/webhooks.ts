@@ -16,7 +16,9 @@ import { err, ok } from "../../core/result";
 import { secretMatches } from "../kit/webhook-secret";
 
 export { secretMatches };
+import type { WebhookRegistration } from "../manifest";
 import { createBlackbaudClient, type BlackbaudClient } from "./client";
+import { BLACKBAUD_LIMITS } from "./connector";
 import { toUtcIso, webhookChangeKind } from "./mapping";
 import { CloudEventSchema, type WebhookSubscription } from "./schemas";
 
@@ -158,6 +160,25 @@ export async function ensureWebhookSubscriptions(
     out.push({ ...created.value, event_type: created.value.event_type ?? type });
   }
   return ok(out);
+}
+
+/**
+ * The manifest's `register`: makes sure every constituent event type is subscribed to the receiver
+ * through the connection's own client (its budget and credentials); subscriptions found are kept.
+ */
+export async function registerBlackbaudWebhooks(
+  settings: ConnectionSettings,
+  runtime: ConnectorRuntime,
+  receiver: { url: string; secret: string },
+): Promise<ConnectorResult<WebhookRegistration>> {
+  const client = createBlackbaudClient({ settings, runtime, limits: BLACKBAUD_LIMITS });
+  const before = await client.listSubscriptions();
+  if (!before.ok) return before;
+  const made = await ensureWebhookSubscriptions(client, { endpoint: receiver.url, secret: receiver.secret });
+  if (!made.ok) return made;
+  const known = new Set(before.value.map((s) => s.id));
+  const created = made.value.filter((s) => !known.has(s.id)).length;
+  return ok({ created, kept: made.value.length - created });
 }
 
 /**

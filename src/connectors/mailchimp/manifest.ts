@@ -104,7 +104,15 @@ export const mailchimpManifest: ConnectorManifest = {
     "subscriber_hash",
     "marketing_permissions",
   ],
-  webhooks: { handle: handleMailchimpWebhook },
+  webhooks: {
+    handle: handleMailchimpWebhook,
+    register: async (settings, runtime, receiver) => {
+      const r = await registerMailchimpWebhook(settings, runtime, receiver.url, receiver.secret);
+      return r.ok
+        ? { ok: true, value: { created: r.value.created ? 1 : 0, kept: r.value.created ? 0 : 1 } }
+        : r;
+    },
+  },
   emulator: {
     start: async (options) => {
       const { startMailchimpEmulator } = await import("./emulator/mailchimp-emulator");

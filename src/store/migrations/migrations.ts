@@ -6,6 +6,7 @@ import { migration0002LinkOrigin } from "./0002-link-origin";
 import { migration0003WebhookInbox } from "./0003-webhook-inbox";
 import { migration0004TypedConsentSnapshots } from "./0004-typed-consent-snapshots";
 import { migration0005ApiBudgets } from "./0005-api-budgets";
+import { migration0006Alerts } from "./0006-alerts";
 
 /** Names sort in apply order; never rename or edit a shipped migration, add a new one. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -14,6 +15,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0003_webhook_inbox": migration0003WebhookInbox,
   "0004_typed_consent_snapshots": migration0004TypedConsentSnapshots,
   "0005_api_budgets": migration0005ApiBudgets,
+  "0006_alerts": migration0006Alerts,
 };
 
 /** Applies every pending migration; a failure is an environment problem or a bug, so it throws. */

@@ -1,7 +1,8 @@
-/** SQL implementations of the per-connection repositories: health, stored (encrypted) credentials, API budgets. */
+/** SQL implementations of the per-connection repositories: health, stored (encrypted) credentials, API budgets, alerts. */
 import type { Selectable } from "kysely";
 import {
   HealthStatusSchema,
+  type AlertRepository,
   type BudgetRepository,
   type ConnectionHealth,
   type CredentialRepository,
@@ -124,6 +125,50 @@ export function budgetRepository(ctx: SqlContext): BudgetRepository {
             updated_at,
           }),
         )
+        .execute();
+    },
+  };
+}
+
+export function alertRepository(ctx: SqlContext): AlertRepository {
+  const { db } = ctx;
+  const get = async (key: string) =>
+    db.selectFrom("alerts").selectAll().where("key", "=", key).executeTakeFirst();
+  return {
+    async open(alert) {
+      const before = await get(alert.key);
+      const opened_at = isoNow(ctx);
+      await db
+        .insertInto("alerts")
+        .values({ ...alert, opened_at, resolved_at: null })
+        .onConflict((oc) =>
+          oc
+            .column("key")
+            .doUpdateSet(
+              before === undefined || before.resolved_at !== null
+                ? { message: alert.message, code: alert.code, opened_at, resolved_at: null }
+                : { message: alert.message },
+            ),
+        )
+        .execute();
+      return before === undefined || before.resolved_at !== null;
+    },
+    async resolve(key) {
+      const result = await db
+        .updateTable("alerts")
+        .set({ resolved_at: isoNow(ctx) })
+        .where("key", "=", key)
+        .where("resolved_at", "is", null)
+        .executeTakeFirst();
+      return affected(result.numUpdatedRows) > 0;
+    },
+    get,
+    async listOpen() {
+      return db
+        .selectFrom("alerts")
+        .selectAll()
+        .where("resolved_at", "is", null)
+        .orderBy("opened_at")
         .execute();
     },
   };

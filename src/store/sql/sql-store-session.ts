@@ -4,7 +4,12 @@ import type { StoreDialect, StoreSession } from "../ports";
 import type { Database } from "../schema";
 import { contactRepository } from "./contact-repository";
 import { consentEventRepository } from "./consent-event-repository";
-import { budgetRepository, credentialRepository, healthRepository } from "./connection-repositories";
+import {
+  alertRepository,
+  budgetRepository,
+  credentialRepository,
+  healthRepository,
+} from "./connection-repositories";
 import { inboxRepository } from "./inbox-repository";
 import { linkRepository } from "./link-repository";
 import { reviewRepository } from "./review-repository";
@@ -39,6 +44,7 @@ export function sqlStoreSession(
     credentials: credentialRepository(ctx),
     inbox: inboxRepository(ctx),
     budgets: budgetRepository(ctx),
+    alerts: alertRepository(ctx),
     transaction<T>(fn: (tx: StoreSession) => Promise<T>): Promise<T> {
       // Joining rather than nesting: SQLite has one connection, so a second BEGIN from inside would deadlock.
       if (db.isTransaction) return fn(session);
