@@ -252,10 +252,29 @@ const NotificationUrlSchema = z.unknown().transform((input, ctx): CredentialValu
   return z.NEVER;
 });
 
+/** When a problem is worth an alert (each is sent once per cause, and once more when it is fixed). */
+export const AlertThresholdsSchema = strictObject({
+  /** A system failing (5xx, timeouts, unreachable) this long. */
+  outage: durationSchema({ min: 60_000, max: 7 * 86_400_000 }).default(1_800_000),
+  /** An opt-out not yet applied in a system this long after it was planned. */
+  stuck_opt_out: durationSchema({ min: 60_000, max: 7 * 86_400_000 }).default(3_600_000),
+  /** An opt-out still pending this close to a legal clock's deadline. */
+  clock_warning: durationSchema({ min: 60_000, max: 7 * 86_400_000 }).default(86_400_000),
+});
+
 export const NotificationsSchema = strictObject({
   webhook_urls: z.array(NotificationUrlSchema).default([]),
   email: SmtpSchema.optional(),
   log: z.literal(true, { error: "the log channel is always on: expected true or no log key" }).default(true),
+  thresholds: AlertThresholdsSchema.prefault({}),
+});
+
+/** What the legal clocks count by: business days skip weekends and these holidays. */
+export const ComplianceSchema = strictObject({
+  holidays: z
+    .array(z.iso.date({ error: "expected a date as YYYY-MM-DD, such as 2026-12-25" }))
+    .max(1000)
+    .default([]),
 });
 export type Notifications = z.infer<typeof NotificationsSchema>;
 
@@ -278,6 +297,7 @@ export const ConcordConfigShapeSchema = strictObject({
   topics: z.array(TopicSchema).default([]),
   pairs: z.array(PairSchema).default([]),
   notifications: NotificationsSchema.prefault({}),
+  compliance: ComplianceSchema.prefault({}),
   server: ServerSchema.prefault({}),
 });
 export type ConcordConfig = z.infer<typeof ConcordConfigShapeSchema>;

@@ -90,7 +90,12 @@ describe("a valid config", () => {
     expect(pair.schedule).toEqual({ full_reconciliation: 86_400_000 });
     expect(pair.audiences[0]).toMatchObject({ direction: "crm_to_platform", delete_policy: "keep" });
     expect(pair.fields[0]).toMatchObject({ direction: "both", owner: "latest" });
-    expect(config.notifications).toEqual({ webhook_urls: [], log: true });
+    expect(config.notifications).toEqual({
+      webhook_urls: [],
+      log: true,
+      thresholds: { outage: 1_800_000, stuck_opt_out: 3_600_000, clock_warning: 86_400_000 },
+    });
+    expect(config.compliance).toEqual({ holidays: [] });
     expect(config.server).toEqual({
       port: 8080,
       host: "127.0.0.1",
@@ -512,6 +517,20 @@ describe("errors name the path, what was expected and what was found", () => {
       "pairs[0].schedule.full_reconciliation",
       "invalid_value",
       'expected a duration of at least 1h, found "30m"',
+    ],
+    [
+      "holiday not a date",
+      (c) => (c.compliance = { holidays: ["25/12/2026"] }),
+      "compliance.holidays[0]",
+      "invalid_value",
+      "expected a date as YYYY-MM-DD, such as 2026-12-25",
+    ],
+    [
+      "clock warning too short",
+      (c) => (c.notifications = { thresholds: { clock_warning: "10s" } }),
+      "notifications.thresholds.clock_warning",
+      "invalid_value",
+      'expected a duration of at least 1m, found "10s"',
     ],
     [
       "no platforms",

@@ -14,6 +14,7 @@ import type { ConnectionHealthTracker } from "../connections/connection-health";
 import type { Logger } from "../observability/logger";
 import type { JsonValue } from "../store/ports";
 import { recordWebhookChanges } from "../pipeline/pull-connection";
+import { problemWatch } from "./watch-problems";
 import { asJson, syncPair, type SyncDeps, type SyncOptions, type SyncReport } from "./sync-pair";
 
 const FULL_RECONCILIATION_STREAM = "full_reconciliation";
@@ -30,7 +31,10 @@ export type EngineRuntimeDeps = SyncDeps & {
   secrets: SecretSources;
   /** Called with every finished run (metrics, the UI's live view). */
   onRun?: (report: SyncReport) => void;
-  /** Raises and clears problems once each, on every alert channel (the connection health tracker). */
+  /**
+   * Raises and clears problems once each, on every alert channel (the connection health tracker):
+   * lost webhook subscriptions, quotas spent, outages, stuck opt-outs, legal clocks.
+   */
   problems?: Pick<ConnectionHealthTracker, "raise" | "clear">;
 };
 
@@ -106,6 +110,9 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
       running: false,
     });
   const secretCache = new Map<string, string>();
+  const watch = deps.problems
+    ? problemWatch({ store: deps.store, config: deps.config, now: deps.now, problems: deps.problems })
+    : undefined;
   let draining: Promise<number> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
@@ -128,6 +135,9 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         const report = await syncPair(deps, pair, options);
         logRun(deps.logger, report, options);
         deps.onRun?.(report);
+        await watch?.afterRun(report).catch((error: unknown) => {
+          deps.logger.error({ err: error }, "checking a run for problems failed");
+        });
         if (s) {
           s.last_status = report.status;
           if (options.contact_ids === undefined) {
@@ -344,6 +354,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     await drainInbox();
     if (webhooksCheckedAt !== undefined && deps.now().getTime() - webhooksCheckedAt >= WEBHOOK_CHECK_MS)
       await ensureWebhooks();
+    await watch?.check();
     const now = deps.now().getTime();
     await Promise.all(
       deps.config.pairs.map(async (pair) => {

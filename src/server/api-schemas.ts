@@ -89,7 +89,19 @@ export const LagSchema = z.strictObject({
   window_hours: z.number(),
 });
 
-export const LegalClockSchema = z.strictObject({ name: z.string(), limit_ms: z.number() });
+export const LegalClockSchema = z.strictObject({
+  name: z.string(),
+  /** The clock in calendar time, for charts (10 business days shown as 14 calendar days). */
+  limit_ms: z.number(),
+  days: z.number().int(),
+  unit: z.enum(["calendar_days", "business_days"]),
+  /** Opt-outs applied in the window after their deadline (business days, `compliance.holidays`). */
+  applied_late: z.number().int(),
+  /** Opt-outs planned and not yet applied, and those of them close to or past the deadline. */
+  pending: z.number().int(),
+  due_soon: z.number().int(),
+  breached: z.number().int(),
+});
 
 export const OverviewSchema = z.strictObject({
   connections: z.array(ConnectionOverviewSchema),

@@ -212,6 +212,15 @@ describe("the API over a synced pair", () => {
       14 * 86_400_000,
       14 * 86_400_000,
     ]);
+    // Counted in business days; the one opt-out was applied in time and none is pending.
+    expect(o.legal_clocks[1]).toMatchObject({
+      days: 10,
+      unit: "business_days",
+      applied_late: 0,
+      pending: 0,
+      due_soon: 0,
+      breached: 0,
+    });
     expect(o).toMatchObject({ inbox_pending: 0, review_open: 0 });
 
     const charts = await a.call("GET", "/api/charts/daily?days=3");

@@ -8,6 +8,7 @@
  * organisation's history. Such opt-outs are flagged `before_watch` so they can be counted apart.
  */
 import { z } from "zod";
+import { LEGAL_CLOCKS as CORE_CLOCKS } from "../../core/legal-clocks";
 import type { StoreSession } from "../../store/ports";
 
 export type OptOutLag = {
@@ -22,12 +23,11 @@ export type OptOutLag = {
 
 const PayloadSchema = z.object({ operation: z.object({ occurred_at: z.string() }).loose() }).loose();
 
-/** Mailbox providers: 2 days; CAN-SPAM and CASL: 10 business days, counted as 14 calendar days. */
-export const LEGAL_CLOCKS = [
-  { name: "Mailbox providers (Gmail, Yahoo): 2 days", limit_ms: 2 * 86_400_000 },
-  { name: "CAN-SPAM: 10 business days", limit_ms: 14 * 86_400_000 },
-  { name: "CASL: 10 business days", limit_ms: 14 * 86_400_000 },
-] as const;
+/** The legal clocks as the charts draw them: 10 business days shown as 14 calendar days. */
+export const LEGAL_CLOCKS = CORE_CLOCKS.map((c) => ({
+  ...c,
+  limit_ms: (c.unit === "calendar_days" ? c.days : Math.ceil((c.days * 7) / 5)) * 86_400_000,
+}));
 
 /** Opt-outs applied with `recorded_at` in [from, to), oldest first. */
 export async function optOutLags(store: StoreSession, from: string, to?: string): Promise<OptOutLag[]> {

@@ -3,6 +3,8 @@ import { accountTopic } from "../../pipeline/resolve-observed-scope";
 import { OverviewSchema, type ConnectionOverview, type PairOverview } from "../api-schemas";
 import { defineRoute, type ApiRoute } from "./api-route";
 import type { ApiContext } from "./api-deps";
+import { calendarOf, deadlineOf, standing } from "../../core/legal-clocks";
+import { pendingOptOuts } from "../../runs/watch-problems";
 import { LEGAL_CLOCKS, optOutLags, percentile } from "./opt-out-lags";
 import { listRuns } from "./run-rows";
 
@@ -73,6 +75,9 @@ export function overviewRoutes(ctx: ApiContext): ApiRoute[] {
         const from = new Date(ctx.now().getTime() - LAG_WINDOW_HOURS * 3_600_000).toISOString();
         const applied = await optOutLags(store, from);
         const lags = applied.map((l) => l.lag_ms);
+        const pending = await pendingOptOuts(store);
+        const calendar = calendarOf(ctx.config.compliance.holidays);
+        const nowMs = ctx.now().getTime();
         const reviewOpen = await store.db
           .selectFrom("review_items")
           .select((eb) => eb.fn.countAll<number | string>().as("n"))
@@ -89,7 +94,32 @@ export function overviewRoutes(ctx: ApiContext): ApiRoute[] {
             max_ms: lags.length > 0 ? lags.reduce((a, b) => Math.max(a, b), 0) : null,
             window_hours: LAG_WINDOW_HOURS,
           },
-          legal_clocks: LEGAL_CLOCKS.map((c) => ({ name: c.name, limit_ms: c.limit_ms })),
+          legal_clocks: LEGAL_CLOCKS.map((c) => {
+            const late = applied.filter((l) => {
+              const done = Date.parse(l.recorded_at);
+              return done > deadlineOf(c, done - l.lag_ms, calendar);
+            }).length;
+            const standings = pending.map((p) =>
+              standing(
+                c,
+                p.clock_start,
+                undefined,
+                nowMs,
+                ctx.config.notifications.thresholds.clock_warning,
+                calendar,
+              ),
+            );
+            return {
+              name: c.name,
+              limit_ms: c.limit_ms,
+              days: c.days,
+              unit: c.unit,
+              applied_late: late,
+              pending: pending.length,
+              due_soon: standings.filter((x) => x === "due_soon").length,
+              breached: standings.filter((x) => x === "breached").length,
+            };
+          }),
           inbox_pending: await store.inbox.countPending(),
           review_open: Number(reviewOpen?.n ?? 0),
         };

@@ -222,24 +222,41 @@ function LagSummary({ overview: o }: { overview: Overview }): ReactNode {
             <th scope="col" className="num">
               Limit
             </th>
-            <th scope="col">Slowest opt-out against it</th>
+            <th scope="col">Applied in the window</th>
+            <th scope="col">Still pending</th>
           </tr>
         </thead>
         <tbody>
           {o.legal_clocks.map((c) => {
             const worst = lag.max_ms;
-            const over = worst !== null && worst > c.limit_ms;
             return (
               <tr key={c.name}>
                 <td>{c.name}</td>
-                <td className="num">{formatDuration(c.limit_ms)}</td>
+                <td className="num">
+                  {c.unit === "business_days" ? `${c.days} business days` : formatDuration(c.limit_ms)}
+                </td>
                 <td>
                   {worst === null ? (
                     <span className="muted">no opt-out applied in the window</span>
-                  ) : over ? (
-                    <Badge tone="bad">over the limit</Badge>
+                  ) : c.applied_late > 0 ? (
+                    <Badge tone="bad">{formatCount(c.applied_late)} applied late</Badge>
                   ) : (
-                    <Badge tone="ok">within ({((worst / c.limit_ms) * 100).toPrecision(2)} % of it)</Badge>
+                    <Badge tone="ok">all within it</Badge>
+                  )}
+                </td>
+                <td>
+                  {c.pending === 0 ? (
+                    <span className="muted">none</span>
+                  ) : c.breached > 0 ? (
+                    <Badge tone="bad">
+                      {formatCount(c.breached)} past the deadline of {formatCount(c.pending)} pending
+                    </Badge>
+                  ) : c.due_soon > 0 ? (
+                    <Badge tone="warn">
+                      {formatCount(c.due_soon)} due soon of {formatCount(c.pending)} pending
+                    </Badge>
+                  ) : (
+                    <span>{formatCount(c.pending)} pending, in time</span>
                   )}
                 </td>
               </tr>
