@@ -149,7 +149,14 @@ export type Topic = z.infer<typeof TopicSchema>;
 // ── pairs ─────────────────────────────────────────────────────────────────────────────────────
 
 export const PairPlatformSchema = strictObject(
-  { connection: SlugSchema },
+  {
+    connection: SlugSchema,
+    /**
+     * Skip addresses whose top-level domain is longer than this (a platform that refuses them, as
+     * seed 002 says of Constant Contact imports: `.guru`, `.tools`); off unless set.
+     */
+    max_tld_length: z.number().int().min(2).max(63).optional(),
+  },
   {
     moved: {
       topic:

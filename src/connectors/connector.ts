@@ -82,6 +82,8 @@ export type ExternalRecord = {
   list_ids?: string[];
   inactive?: boolean;
   deceased?: boolean;
+  /** A "Do Not Contact"-style flag of the system is in force (it is also reported as an opt-out). */
+  do_not_contact?: boolean;
   deleted?: boolean;
   /** For an individual who is an organisation's contact person: the organisation's external id. */
   organisation_external_id?: string;

@@ -4,6 +4,7 @@
  * it created commit in one transaction, so a crash loses at most the batch in flight, and re-running
  * re-applies only what has no outcome (every connector write is idempotent by design).
  */
+import { normaliseEmail } from "../core/identity/normalise-email";
 import type { OperationOutcome } from "../connectors/connector";
 import type { Plan, PlannedOperation } from "../planner/plan";
 import type { JsonValue, OutcomeStatus, StoreSession } from "../store/ports";
@@ -202,6 +203,18 @@ async function recordOutcomes(
   for (const f of failed) {
     const contactId =
       op.kind === "upsert_contacts" && f.item_id !== undefined ? f.item_id : (planned.contact_ids[0] ?? null);
+    // A new contact the platform refused under its own rules: skipped there with its reason (not
+    // retried every run) until the address changes.
+    const item = op.kind === "upsert_contacts" ? op.items.find((it) => it.item_id === f.item_id) : undefined;
+    const key = item ? normaliseEmail(item.email) : undefined;
+    if (contactId !== null && item && (f.code === "validation_failed" || f.code === "cannot_add_to_list"))
+      await tx.rejections.record({
+        contact_id: contactId,
+        connection_id: planned.connection_id,
+        email_match_key: key?.ok === true ? key.match_key : item.email.trim().toLowerCase(),
+        code: f.code,
+        message: (f.message ?? "The system refused the address.").slice(0, 1000),
+      });
     report.rejections.push({
       op_id: planned.op_id,
       connection_id: planned.connection_id,

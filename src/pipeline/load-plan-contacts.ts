@@ -121,7 +121,7 @@ export async function readPlanRows(
   connections: readonly string[],
   ids: readonly string[],
 ) {
-  const [contacts, links, events, baselines, resubscribes] = await Promise.all([
+  const [contacts, links, events, baselines, resubscribes, rejections] = await Promise.all([
     store.db.selectFrom("contacts").selectAll().where("id", "in", ids).execute(),
     store.db
       .selectFrom("links")
@@ -148,8 +148,14 @@ export async function readPlanRows(
       .where("status", "=", "succeeded")
       .where("contact_id", "in", ids)
       .execute(),
+    store.db
+      .selectFrom("platform_rejections")
+      .selectAll()
+      .where("contact_id", "in", ids)
+      .where("connection_id", "in", connections)
+      .execute(),
   ]);
-  return { contacts, links, events, baselines, resubscribes };
+  return { contacts, links, events, baselines, resubscribes, rejections };
 }
 
 async function loadChunk(
@@ -159,7 +165,7 @@ async function loadChunk(
   connections: readonly string[],
   ids: readonly string[],
 ): Promise<PlanContact[]> {
-  const { contacts, links, events, baselines, resubscribes } = await readPlanRows(
+  const { contacts, links, events, baselines, resubscribes, rejections } = await readPlanRows(
     store,
     pairId,
     connections,
@@ -190,6 +196,15 @@ async function loadChunk(
     if (parsed.success) baselineBy.set(row.contact_id, parsed.data);
   }
   const resubscribed = new Set(resubscribes.map((r) => `${r.contact_id ?? ""}\u0000${r.target_connection}`));
+  const refusedBy = new Map<
+    string,
+    Record<string, { code: string; message: string; email_match_key: string }>
+  >();
+  for (const r of rejections)
+    refusedBy.set(r.contact_id, {
+      ...refusedBy.get(r.contact_id),
+      [r.connection_id]: { code: r.code, message: r.message, email_match_key: r.email_match_key },
+    });
 
   const out: PlanContact[] = [];
   for (const row of [...contacts].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
@@ -209,7 +224,7 @@ async function loadChunk(
         deceased: crmRecord?.deceased === true || flags.includes("deceased"),
         erased: row.erased_at !== null,
       },
-      do_not_contact: flags.includes("do_not_contact"),
+      do_not_contact: crmRecord?.do_not_contact === true || flags.includes("do_not_contact"),
     };
     const platforms: Record<string, PlatformRecordState> = {};
     for (const [connection, { record, origin }] of byConnection) {
@@ -220,12 +235,14 @@ async function loadChunk(
       };
     }
     const baseline = baselineBy.get(row.id);
+    const refused = refusedBy.get(row.id);
     out.push({
       contact,
       events: eventsBy.get(row.id) ?? [],
       ...(crmRecord !== undefined ? { crm: crmState(crmRecord) } : {}),
       platforms,
       ...(baseline !== undefined ? { baselines: baseline } : {}),
+      ...(refused !== undefined ? { rejections: refused } : {}),
     });
   }
   return out;

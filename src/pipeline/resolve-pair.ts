@@ -231,6 +231,7 @@ export async function resolvePair(
         ],
         resubscribe: manifest.capabilities.resubscribe,
         audiences: audiences.get(p.connection) ?? [],
+        ...(p.max_tld_length !== undefined ? { max_tld_length: p.max_tld_length } : {}),
       };
     }),
   };

@@ -68,6 +68,7 @@ export const SnapshotRecordSchema = z.object({
   list_ids: z.array(z.string()).optional(),
   inactive: z.boolean().optional(),
   deceased: z.boolean().optional(),
+  do_not_contact: z.boolean().optional(),
   deleted: z.boolean().optional(),
   updated_at: z.string().optional(),
 });

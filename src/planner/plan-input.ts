@@ -52,6 +52,8 @@ export type PlanPlatform = {
   /** The planner asks the platform for its confirmation email only where it sends one. */
   resubscribe: ResubscribePath;
   audiences: readonly PlanAudience[];
+  /** The pair's rule for a platform that refuses long top-level domains (seed 002): at most this many letters. */
+  max_tld_length?: number;
 };
 
 export type PlanPair = {
@@ -130,6 +132,11 @@ export type PlanContact = {
   platforms: Readonly<Record<ConnectionId, PlatformRecordState>>;
   /** Last agreed field values per platform connection (and the agreed `email`), when any. */
   baselines?: Readonly<Record<ConnectionId, FieldBaseline>>;
+  /**
+   * Addresses platforms refused for good under their own rules, by connection: the contact is
+   * skipped there (`rejected_by_platform`) while it keeps the refused address.
+   */
+  rejections?: Readonly<Record<ConnectionId, { code: string; message: string; email_match_key: string }>>;
 };
 
 export type PlanInput = {

@@ -232,8 +232,8 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
         const targets = wanted.filter((a) => listTopicSendable(state, a)).map((a) => a.platform_list_id);
         const eligibility =
           wanted.length > 0 && targets.length === 0
-            ? eligibilityFor(contact, p, state, true, wanted[0]?.topic)
-            : eligibilityFor(contact, p, state, targets.length > 0);
+            ? eligibilityFor(contact, p, state, true, { topic: wanted[0]?.topic, newFor: c })
+            : eligibilityFor(contact, p, state, targets.length > 0, { newFor: c });
         if (!eligibility.eligible) {
           skipped.push({ contact_id: id, connection_id: p.connection_id, reasons: eligibility.reasons });
           continue;
@@ -336,7 +336,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
           eligibility ??= eligibilityFor(contact, p, state, true);
           const listEligibility = listTopicSendable(state, a)
             ? eligibility
-            : eligibilityFor(contact, p, state, true, a.topic);
+            : eligibilityFor(contact, p, state, true, { topic: a.topic });
           if (listEligibility.eligible)
             bulk.member(p.connection_id, "add_list_members", a.platform_list_id, id, rec.external_id);
           else if (blocked.length === 0) blocked.push(...listEligibility.reasons);
@@ -641,15 +641,41 @@ function eligibilityFor(
   p: PlanPlatform,
   consent: ChannelConsent,
   inAudience: boolean,
-  listTopic?: TopicKey,
+  /** `topic`: the list's; `newFor`: the contact is new to the platform (its refusals apply). */
+  options: { topic?: TopicKey | undefined; newFor?: PlanContact } = {},
 ): Eligibility {
-  const topic = listTopic ?? (p.account_scope.kind === "topic" ? p.account_scope.topic : undefined);
+  const topic = options.topic ?? (p.account_scope.kind === "topic" ? p.account_scope.topic : undefined);
+  const refused = options.newFor ? platformRejection(options.newFor, contact, p) : undefined;
   return decideEligibility({
     contact,
     target: { connection: p.connection_id, ...(topic !== undefined ? { topic } : {}) },
     consent,
     in_synced_audience: inAudience,
+    ...(refused !== undefined ? { platform_rejection: refused } : {}),
   });
+}
+
+/**
+ * The platform's refusal of the contact's current address: one it gave before for this very
+ * address (a changed address is tried again), or the pair's top-level-domain rule for it.
+ */
+function platformRejection(
+  c: PlanContact,
+  contact: CanonicalContact,
+  p: PlanPlatform,
+): { code: string; message: string } | undefined {
+  const email = normaliseEmail(contact.primary_email ?? "");
+  if (!email.ok) return undefined;
+  const refused = c.rejections?.[p.connection_id];
+  if (refused !== undefined && refused.email_match_key === email.match_key)
+    return { code: refused.code, message: refused.message };
+  const tld = email.match_key.slice(email.match_key.lastIndexOf(".") + 1);
+  if (p.max_tld_length !== undefined && tld.length > p.max_tld_length)
+    return {
+      code: "tld_too_long",
+      message: `${p.connection_id} refuses addresses whose top-level domain (".${tld}") is longer than ${p.max_tld_length} letters (pairs[].platforms[].max_tld_length).`,
+    };
+  return undefined;
 }
 
 /** Whether the topic a platform list stands for (if any) is sendable: nobody opted out of it joins. */

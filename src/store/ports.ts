@@ -387,6 +387,23 @@ export interface AlertRepository {
   listOpen(): Promise<StoredAlert[]>;
 }
 
+/** An address a platform refused for good: the contact is skipped there until its address changes. */
+export type PlatformRejection = {
+  contact_id: string;
+  connection_id: string;
+  email_match_key: string;
+  code: string;
+  message: string;
+  rejected_at: IsoTimestamp;
+};
+
+export interface PlatformRejectionRepository {
+  /** Records (or replaces) the refusal of a contact's address by a connection. */
+  record(rejection: Omit<PlatformRejection, "rejected_at">): Promise<void>;
+  /** Every refusal, by contact (the planner's input). */
+  all(): Promise<PlatformRejection[]>;
+}
+
 export type StoredCredential = {
   connection_id: string;
   /** Opaque ciphertext from the credentials module; the store never sees plaintext. */
@@ -454,6 +471,7 @@ export interface StoreSession {
   readonly inbox: InboxRepository;
   readonly budgets: BudgetRepository;
   readonly alerts: AlertRepository;
+  readonly rejections: PlatformRejectionRepository;
   /**
    * Runs `fn` in one transaction: all its writes commit together or not at all. Called on a session
    * that is already a transaction, it joins it (no savepoint), so helpers compose.

@@ -191,6 +191,16 @@ export interface AlertsTable {
   resolved_at: IsoTimestamp | null;
 }
 
+/** An address a platform refused for good (its own rules), per contact and connection. */
+export interface PlatformRejectionsTable {
+  contact_id: string;
+  connection_id: string;
+  email_match_key: string;
+  code: string;
+  message: string;
+  rejected_at: IsoTimestamp;
+}
+
 export interface Database {
   contacts: ContactsTable;
   contact_emails: ContactEmailsTable;
@@ -211,4 +221,5 @@ export interface Database {
   webhook_inbox: WebhookInboxTable;
   api_budgets: ApiBudgetsTable;
   alerts: AlertsTable;
+  platform_rejections: PlatformRejectionsTable;
 }

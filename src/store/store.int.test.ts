@@ -10,6 +10,7 @@ const TABLES = [
   "webhook_inbox",
   "api_budgets",
   "alerts",
+  "platform_rejections",
   "contacts",
   "contact_emails",
   "links",
@@ -70,6 +71,7 @@ describeOnBackends("store", (backend) => {
       "0004_typed_consent_snapshots",
       "0005_api_budgets",
       "0006_alerts",
+      "0007_platform_rejections",
     ]);
     expect(await migrateToLatest(store.db)).toEqual([]);
   });

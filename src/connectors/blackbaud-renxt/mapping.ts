@@ -265,6 +265,12 @@ export function consentFacts(detail: ConstituentDetail): ConsentFact[] {
   return facts;
 }
 
+/** Whether an opt-out solicit code (connection option `opt_out_solicit_codes`) is in force on the constituent. */
+const doNotContact = (detail: ConstituentDetail): boolean =>
+  (detail.opt_out_codes?.held ?? []).some((h) =>
+    solicitCodeActive(h, Date.parse(detail.opt_out_codes?.read_at ?? "")),
+  );
+
 /** The canonical record: profile fields of the manifest's catalogue, and consent as typed facts. */
 export function toExternalRecord(detail: ConstituentDetail): ExternalRecord {
   const c = detail.constituent;
@@ -287,6 +293,7 @@ export function toExternalRecord(detail: ConstituentDetail): ExternalRecord {
     ...(detail.list_ids ? { list_ids: [...detail.list_ids] } : {}),
     inactive: c.inactive ?? false,
     deceased: c.deceased ?? false,
+    ...(doNotContact(detail) ? { do_not_contact: true } : {}),
     ...(organisation ? { organisation_external_id: organisation } : {}),
     updated_at: toUtcIso(c.date_modified),
   };

@@ -7,6 +7,7 @@ import { migration0003WebhookInbox } from "./0003-webhook-inbox";
 import { migration0004TypedConsentSnapshots } from "./0004-typed-consent-snapshots";
 import { migration0005ApiBudgets } from "./0005-api-budgets";
 import { migration0006Alerts } from "./0006-alerts";
+import { migration0007PlatformRejections } from "./0007-platform-rejections";
 
 /** Names sort in apply order; never rename or edit a shipped migration, add a new one. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -16,6 +17,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0004_typed_consent_snapshots": migration0004TypedConsentSnapshots,
   "0005_api_budgets": migration0005ApiBudgets,
   "0006_alerts": migration0006Alerts,
+  "0007_platform_rejections": migration0007PlatformRejections,
 };
 
 /** Applies every pending migration; a failure is an environment problem or a bug, so it throws. */

@@ -3,6 +3,7 @@ import type { Selectable } from "kysely";
 import {
   HealthStatusSchema,
   type AlertRepository,
+  type PlatformRejectionRepository,
   type BudgetRepository,
   type ConnectionHealth,
   type CredentialRepository,
@@ -169,6 +170,35 @@ export function alertRepository(ctx: SqlContext): AlertRepository {
         .selectAll()
         .where("resolved_at", "is", null)
         .orderBy("opened_at")
+        .execute();
+    },
+  };
+}
+
+export function platformRejectionRepository(ctx: SqlContext): PlatformRejectionRepository {
+  const { db } = ctx;
+  return {
+    async record(r) {
+      const rejected_at = isoNow(ctx);
+      await db
+        .insertInto("platform_rejections")
+        .values({ ...r, rejected_at })
+        .onConflict((oc) =>
+          oc.columns(["contact_id", "connection_id"]).doUpdateSet({
+            email_match_key: r.email_match_key,
+            code: r.code,
+            message: r.message,
+            rejected_at,
+          }),
+        )
+        .execute();
+    },
+    async all() {
+      return db
+        .selectFrom("platform_rejections")
+        .selectAll()
+        .orderBy("contact_id")
+        .orderBy("connection_id")
         .execute();
     },
   };

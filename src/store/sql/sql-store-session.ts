@@ -9,6 +9,7 @@ import {
   budgetRepository,
   credentialRepository,
   healthRepository,
+  platformRejectionRepository,
 } from "./connection-repositories";
 import { inboxRepository } from "./inbox-repository";
 import { linkRepository } from "./link-repository";
@@ -45,6 +46,7 @@ export function sqlStoreSession(
     inbox: inboxRepository(ctx),
     budgets: budgetRepository(ctx),
     alerts: alertRepository(ctx),
+    rejections: platformRejectionRepository(ctx),
     transaction<T>(fn: (tx: StoreSession) => Promise<T>): Promise<T> {
       // Joining rather than nesting: SQLite has one connection, so a second BEGIN from inside would deadlock.
       if (db.isTransaction) return fn(session);
