@@ -393,7 +393,12 @@ describe("planPair: new contacts and skip reasons", () => {
   });
 
   it("creates CRM records for platform-only contacts only when the pair says so", () => {
-    const only = { contact: person(1), events: [], platforms: { [MAIN]: platformRecord(1, MAIN) } };
+    // In "Events", which the pair maps both ways, and subscribed there.
+    const only = {
+      contact: person(1),
+      events: [],
+      platforms: { [MAIN]: platformRecord(1, MAIN, { list_ids: ["cc-events"] }) },
+    };
     expect(planPair(planInput([only])).operations).toEqual([]);
     const plan = planPair(planInput([only], { policies: { ...POLICIES, create_in_crm: true } }));
     expect(view(plan)).toEqual([`${CRM} create_contact`]);
@@ -401,6 +406,35 @@ describe("planPair: new contacts and skip reasons", () => {
       email: "p1@example.org",
       kind_of_record: "individual",
     });
+  });
+
+  it.each([
+    [
+      "in no list the pair maps towards the CRM",
+      platformRecord(1, MAIN, { list_ids: ["cc-news"] }),
+      [],
+      "not_in_synced_audience",
+    ],
+    [
+      "without the account's permission (pending confirmation)",
+      platformRecord(1, MAIN, { list_ids: ["cc-events"], consent_state: [] }),
+      [],
+      "no_consent_basis",
+    ],
+    ["unsubscribed", unsubscribed(1, MAIN), [optOut({ contact: 1, connection: MAIN, at: T1 })], "opted_out"],
+    [
+      "with an invalid address",
+      platformRecord(1, MAIN, { list_ids: ["cc-events"], email: "p1@@example" }),
+      [],
+      "invalid_email",
+    ],
+  ] as const)("never creates a CRM record for someone %s (seed 002)", (_name, record, events, reason) => {
+    const only = { contact: person(1), events: [...events], platforms: { [MAIN]: record } };
+    const plan = planPair(planInput([only], { policies: { ...POLICIES, create_in_crm: true } }));
+    expect(plan.operations).toEqual([]);
+    expect(
+      plan.skipped.filter((x) => x.connection_id === CRM).flatMap((x) => x.reasons.map((r) => r.code)),
+    ).toContain(reason);
   });
 });
 
@@ -417,6 +451,13 @@ describe("planPair: lists, email and fields", () => {
       crm: [],
       platform: ["cc-news"],
       ops: [`${MAIN} remove_list_members cc-news`],
+      agreed: true,
+    },
+    {
+      name: "joined on the platform, never in the CRM list: remove_membership leaves them",
+      crm: [],
+      platform: ["cc-news"],
+      ops: [],
     },
     {
       name: "both directions: on the platform list only → add to the CRM list",
@@ -426,9 +467,10 @@ describe("planPair: lists, email and fields", () => {
     },
     { name: "delete_policy keep never removes", crm: [], platform: ["cca-appeals"], ops: [], conn: APPEALS },
     { name: "no list add for an opted-out contact", crm: ["L-news"], platform: [], ops: [], optedOut: true },
-  ])("$name", ({ crm, platform, ops, conn, optedOut }) => {
+  ])("$name", ({ crm, platform, ops, conn, optedOut, agreed }) => {
     const c = conn ?? MAIN;
     const contact = linked(1, {
+      ...(agreed === true ? { baselines: { [c]: { "list:L-news:cc-news": "member" } } } : {}),
       crm: crmRecord(1, { list_ids: crm }),
       platforms: { [c]: optedOut ? unsubscribed(1, c) : platformRecord(1, c, { list_ids: platform }) },
       events: optedOut ? [optOut({ contact: 1, connection: c, at: T1 })] : [],

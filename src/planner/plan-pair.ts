@@ -1,6 +1,11 @@
 /** The pure planner: a three-way merge of each linked contact of one pair into a plan of typed operations with reasons (DESIGN.md §3). */
 import { topicScope, type ConsentEvent, type Scope, type TopicKey } from "../core/consent/consent-event";
-import { recordedConsent, shownConsent, type ObservedScope } from "../core/consent/system-consent";
+import {
+  ACCOUNT_OBSERVED,
+  recordedConsent,
+  shownConsent,
+  type ObservedScope,
+} from "../core/consent/system-consent";
 import {
   decisionFor,
   foldChannelConsent,
@@ -344,7 +349,9 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
           !inCrm &&
           inPlatform &&
           a.delete_policy === "remove_membership" &&
-          (a.direction === "crm_to_platform" || agreed)
+          // Only a membership both sides once agreed on: someone who joined on the platform (its
+          // sign-up form, an admin there) was never the CRM list's to take away (seed 002).
+          agreed
         ) {
           bulk.member(p.connection_id, "remove_list_members", a.platform_list_id, id, rec.external_id);
         }
@@ -428,8 +435,8 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       for (const change of crmListChanges)
         bulk.member(crmId, change.kind, change.list_id, id, crm.external_id);
     } else if (c.crm === undefined && policies.create_in_crm && !c.contact.lifecycle.erased) {
-      const source = linkedRecords[0]?.rec;
-      if (source && normaliseEmail(source.email).ok)
+      const source = crmCreationSource(c, linkedRecords, state);
+      if (source)
         emit(
           crmId,
           [id],
@@ -448,6 +455,39 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
         );
     }
   };
+
+  /**
+   * The platform record a CRM record is created from (seed 002), or none with the reasons, listed
+   * as the CRM connection's skips: the person is in a list the pair maps towards the CRM, the
+   * account has their permission (the platform shows them subscribed), the address is valid, and
+   * the consent rules let the organisation email them — an unsubscribed person is never created.
+   */
+  function crmCreationSource(
+    c: PlanContact,
+    linked: readonly { p: PlanPlatform; rec: PlatformRecordState }[],
+    state: ChannelConsent,
+  ): PlatformRecordState | undefined {
+    const inList = linked.filter(({ p, rec }) =>
+      p.audiences.some((a) => a.direction !== "crm_to_platform" && rec.list_ids.includes(a.platform_list_id)),
+    );
+    const from = inList[0] ?? linked[0];
+    if (!from) return undefined;
+    const contact = { ...c.contact, primary_email: from.rec.email };
+    const eligibility = decideEligibility({
+      contact,
+      target: { connection: crmId },
+      consent: state,
+      in_synced_audience: inList.length > 0,
+    });
+    const reasons: SkipReason[] = eligibility.eligible ? [] : [...eligibility.reasons];
+    const shown = shownConsent(from.rec.consent_state, ACCOUNT_OBSERVED);
+    // No permission on the platform (pending confirmation, not set) is no basis to email them from the CRM.
+    if (shown !== "opt_in" && !reasons.some((r) => r.code === "opted_out"))
+      reasons.push({ code: "no_consent_basis" });
+    if (reasons.length === 0) return from.rec;
+    skipped.push({ contact_id: c.contact.id, connection_id: crmId, reasons });
+    return undefined;
+  }
 
   /** 2a/2b. Consent to the CRM: opt-outs it does not show yet, and opt-outs the person's own opt-in lifted. */
   function planCrmConsent(

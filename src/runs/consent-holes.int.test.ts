@@ -214,6 +214,74 @@ describe("consent holes (SQLite)", () => {
     expect(after.plan?.waiting.map((w) => w.connection_id).sort()).toEqual(["cc-appeals", "cc-main"]);
   });
 
+  it("5. CRM records are created from a platform only for list members it may email, and its sign-ups keep their lists", async () => {
+    // The pair creates CRM records; "Events" is mapped both ways, "Newsletter" from the CRM only.
+    (h.pair.policies as { create_in_crm: boolean }).create_in_crm = true;
+    await h.seedCc(h.ccMain, [
+      {
+        email_address: { address: "signup@example.org", permission_to_send: "explicit" },
+        first_name: "Sig",
+        last_name: "Nup",
+        // Also on the Newsletter list, which the CRM feeds and whose leavers are removed.
+        list_memberships: ["Events", "Newsletter"],
+      },
+      {
+        email_address: { address: "pending@example.org", permission_to_send: "pending_confirmation" },
+        list_memberships: ["Events"],
+      },
+      { email_address: { address: "nolist@example.org", permission_to_send: "implicit" } },
+      {
+        email_address: { address: "newsonly@example.org", permission_to_send: "implicit" },
+        list_memberships: ["Newsletter"],
+      },
+      { email_address: { address: "gone@example.org", permission_to_send: "unsubscribed" } },
+    ]);
+    h.advance(1_000);
+    const run = await h.sync({ full: true });
+    expect(run.plan?.operations.filter((o) => o.kind === "create_contact").map((o) => o.contacts)).toEqual([
+      1,
+    ]);
+    const skippedFor = (email: string) =>
+      run.plan?.skipped
+        .filter((x) => x.connection_id === "re-nxt")
+        .find((x) => x.contact_id === contactOfEmail.get(email))
+        ?.reasons.map((r) => r.code);
+    const contactOfEmail = new Map<string, string>();
+    for (const email of [
+      "pending@example.org",
+      "nolist@example.org",
+      "newsonly@example.org",
+      "gone@example.org",
+    ]) {
+      const c = (await h.store.contacts.findByMatchKey(email))[0];
+      if (c) contactOfEmail.set(email, c.id);
+    }
+    expect(skippedFor("pending@example.org")).toContain("no_consent_basis");
+    expect(skippedFor("nolist@example.org")).toContain("not_in_synced_audience");
+    expect(skippedFor("newsonly@example.org")).toContain("not_in_synced_audience");
+    expect(skippedFor("gone@example.org")).toContain("opted_out");
+
+    // The new constituent joins the CRM's list, and the sign-up stays in the platform's list.
+    h.advance(60_000);
+    await h.sync();
+    h.advance(60_000);
+    await h.sync();
+    const signup = h.ccContact(h.ccMain, "signup@example.org");
+    expect(signup?.list_memberships).toContain(h.ccLists.main.events);
+    // Never in the CRM's newsletter list, so never the CRM's to take away.
+    expect(signup?.list_memberships).toContain(h.ccLists.main.newsletter);
+    const [signupContact] = await h.store.contacts.findByMatchKey("signup@example.org");
+    const links = await h.store.db
+      .selectFrom("links")
+      .select(["connection_id", "external_id"])
+      .where("contact_id", "=", signupContact!.id)
+      .where("connection_id", "=", "re-nxt")
+      .execute();
+    expect(links).toHaveLength(1);
+    const constituent = await h.reGet(`/constituent/v1/constituents/${links[0]!.external_id}`);
+    expect(constituent).toMatchObject({ first: "Sig", last: "Nup" });
+  });
+
   it("12. reading opt-outs draws on the consent reserve when ordinary reads may not, and the budget survives a restart", async () => {
     // Ordinary work spends the main account's day down to the consent reserve.
     const budget = () => h.connections.get("cc-main")!.budget;
