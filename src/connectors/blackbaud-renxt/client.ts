@@ -90,6 +90,12 @@ export type BlackbaudClient = {
   ) => Promise<ConnectorResult<EmailAddress[]>>;
   createEmailAddress: (body: EmailAddressAddBody) => Promise<ConnectorResult<string>>;
   editEmailAddress: (id: string, body: EmailAddressEditBody) => Promise<ConnectorResult<void>>;
+  /** A postal address (Constituent API AddressAdd / AddressEdit). */
+  createAddress: (body: Record<string, string | boolean | null>) => Promise<ConnectorResult<string>>;
+  editAddress: (id: string, body: Record<string, string | boolean | null>) => Promise<ConnectorResult<void>>;
+  /** A phone (PhoneAdd / PhoneEdit). */
+  createPhone: (body: Record<string, string | boolean>) => Promise<ConnectorResult<string>>;
+  editPhone: (id: string, body: Record<string, string | boolean>) => Promise<ConnectorResult<void>>;
   listRelationships: (
     constituentId: string,
     priority: CallPriority,
@@ -305,6 +311,10 @@ export function createBlackbaudClient(options: BlackbaudClientOptions): Blackbau
     },
     createEmailAddress: (body) => created("/constituent/v1/emailaddresses", body, "write"),
     editEmailAddress: (id, body) => done("PATCH", `/constituent/v1/emailaddresses/${enc(id)}`, body, "write"),
+    createAddress: (body) => created("/constituent/v1/addresses", body, "write"),
+    editAddress: (id, body) => done("PATCH", `/constituent/v1/addresses/${enc(id)}`, body, "write"),
+    createPhone: (body) => created("/constituent/v1/phones", body, "write"),
+    editPhone: (id, body) => done("PATCH", `/constituent/v1/phones/${enc(id)}`, body, "write"),
     listRelationships: async (constituentId, priority) => {
       const res = await call({
         method: "GET",

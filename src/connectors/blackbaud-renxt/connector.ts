@@ -55,6 +55,10 @@ export const BlackbaudRenxtOptionsSchema = z.strictObject({
   consent_source: z.string().trim().min(1).max(100).optional(),
   /** The Email Address Types entry used for new addresses. */
   email_type: z.string().trim().min(1).max(100).default("Email"),
+  /** The Address Types entry for a preferred address Concord adds (when the constituent has none). */
+  address_type: z.string().trim().min(1).max(100).default("Home"),
+  /** The Phone Types entry for a primary phone Concord adds (when the constituent has none). */
+  phone_type: z.string().trim().min(1).max(100).default("Home"),
   /** Reads per constituent beyond the list page; each costs one call per constituent. */
   read: z
     .strictObject({
@@ -433,9 +437,46 @@ async function applyOne(client: BlackbaudClient, op: ConnectorOperation, opts: R
           message: `Raiser's Edge NXT cannot write these fields through a constituent edit: ${rejected.join(", ")}.`,
         };
       }
-      if (Object.keys(body).length === 0) return succeeded(op.external_id, "already_applied");
-      const res = await client.editConstituent(op.external_id, body, "write");
-      return res.ok ? succeeded(op.external_id) : failed(res.error);
+      const { address, phone } = constituentEditBody(op);
+      const addressParts = Object.keys(address).length > 0;
+      if (Object.keys(body).length === 0 && !addressParts && phone === undefined)
+        return succeeded(op.external_id, "already_applied");
+      if (Object.keys(body).length > 0) {
+        const res = await client.editConstituent(op.external_id, body, "write");
+        if (!res.ok) return failed(res.error);
+      }
+      if (addressParts || phone !== undefined) {
+        // The preferred address and the primary phone live in their own records.
+        const current = await client.getConstituent(op.external_id, "write");
+        if (!current.ok) return failed(current.error);
+        if (!current.value)
+          return { status: "failed", code: "not_found", message: `Constituent ${op.external_id} is gone.` };
+        if (addressParts) {
+          const id = current.value.address?.id;
+          const res = id
+            ? await client.editAddress(id, address)
+            : await client.createAddress({
+                constituent_id: op.external_id,
+                type: opts.address_type,
+                preferred: true,
+                ...address,
+              });
+          if (!res.ok) return failed(res.error);
+        }
+        if (phone !== undefined && phone !== null && phone.trim() !== "") {
+          const id = current.value.phone?.id;
+          const res = id
+            ? await client.editPhone(id, { number: phone })
+            : await client.createPhone({
+                constituent_id: op.external_id,
+                type: opts.phone_type,
+                number: phone,
+                primary: true,
+              });
+          if (!res.ok) return failed(res.error);
+        }
+      }
+      return succeeded(op.external_id);
     }
     case "change_email": {
       const emails = await client.listEmailAddresses(op.external_id, "write");

@@ -270,8 +270,19 @@ describe("request bodies", () => {
       }),
     ).toEqual({
       body: { first: "A", lookup_id: "L1" },
+      address: {},
       rejected: ["shoe_size"],
     });
+  });
+  it("sends the preferred address's parts and the primary phone to their own records", () => {
+    expect(
+      constituentEditBody({
+        kind: "update_contact",
+        op_id: "x",
+        external_id: "1",
+        fields: { city: "Ottawa", postal_code: null, phone: "555-0100" },
+      }),
+    ).toEqual({ body: {}, address: { city: "Ottawa", postal_code: null }, phone: "555-0100", rejected: [] });
   });
   it("creates an individual with its primary email inline", () => {
     expect(

@@ -277,6 +277,9 @@ export function toExternalRecord(detail: ConstituentDetail): ExternalRecord {
   const emails = toExternalEmails(c, detail.emails);
   const fields: Record<string, string | null> = { type: c.type };
   for (const name of READ_FIELDS) fields[name] = c[name] ?? null;
+  // The preferred address and the primary phone, as the constituent carries them (no extra call).
+  for (const part of ADDRESS_FIELDS) fields[part] = c.address?.[part] ?? null;
+  fields["phone"] = c.phone?.number ?? null;
   const organisation =
     c.type === "Individual"
       ? detail.relationships?.find((r) => r.is_organization_contact && r.relation_id)?.relation_id
@@ -535,20 +538,41 @@ const READ_FIELDS = [
   "gender",
 ] as const;
 
-export type EditBuild = { body: ConstituentEditBody; rejected: string[] };
+/** The preferred address's parts, as fields of the constituent. */
+export const ADDRESS_FIELDS = ["address_lines", "city", "state", "postal_code", "country"] as const;
+export type AddressField = (typeof ADDRESS_FIELDS)[number];
+
+export type EditBuild = {
+  body: ConstituentEditBody;
+  /** Parts of the preferred address to write (PATCH /addresses/{id}, or a new preferred address). */
+  address: Partial<Record<AddressField, string | null>>;
+  /** The primary phone's number to write, when the update names it. */
+  phone?: string | null;
+  rejected: string[];
+};
 
 /** The PATCH body for update_contact; fields RE NXT cannot take this way are returned, not dropped. */
 export function constituentEditBody(op: Extract<ConnectorOperation, { kind: "update_contact" }>): EditBuild {
   const body: ConstituentEditBody = {};
+  const address: EditBuild["address"] = {};
+  let phone: string | null | undefined;
   const rejected: string[] = [];
   if (op.first_name !== undefined) body.first = op.first_name ?? "";
   if (op.last_name !== undefined) body.last = op.last_name ?? "";
   for (const [key, value] of Object.entries(op.fields ?? {})) {
+    if ((ADDRESS_FIELDS as readonly string[]).includes(key)) {
+      address[key as AddressField] = value;
+      continue;
+    }
+    if (key === "phone") {
+      phone = value;
+      continue;
+    }
     const target = EDITABLE_FIELDS[key];
     if (!target) rejected.push(key);
     else body[target] = value ?? "";
   }
-  return { body, rejected };
+  return { body, address, ...(phone !== undefined ? { phone } : {}), rejected };
 }
 
 export function constituentAddBody(

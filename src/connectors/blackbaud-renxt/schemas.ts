@@ -41,6 +41,19 @@ export const ConstituentSchema = z.looseObject({
   gender: OptionalText,
   name: OptionalText,
   email: EmailAddressSchema.nullish(),
+  /** The preferred postal address (AddressRead). */
+  address: z
+    .looseObject({
+      id: Id.optional(),
+      address_lines: OptionalText,
+      city: OptionalText,
+      state: OptionalText,
+      postal_code: OptionalText,
+      country: OptionalText,
+    })
+    .nullish(),
+  /** The primary phone (PhoneRead). */
+  phone: z.looseObject({ id: Id.optional(), number: OptionalText, type: OptionalText }).nullish(),
   inactive: z.boolean().optional(),
   deceased: z.boolean().optional(),
   date_added: OptionalText,

@@ -328,8 +328,26 @@ export function importRow(item: UpsertItem): ImportRow {
       const n = Number(value);
       if (Number.isInteger(n)) row[key] = n;
     } else if (IMPORT_KEYS.has(key) || key.startsWith("cf:")) row[key] = value;
+    else {
+      const column = importColumnOf(key);
+      if (column !== undefined && IMPORT_KEYS.has(column)) row[column] = value;
+    }
   }
   return row;
+}
+
+const PHONE_FIELD = /^phone:(home|work|mobile|fax|other)$/;
+const ADDRESS_FIELD = /^address:(home|work|other):(street|city|state|postal_code|country)$/;
+
+/** The import column of a phone or address field (`phone:home` → `home_phone`, `address:work:postal_code` → `work_zip`). */
+function importColumnOf(key: string): string | undefined {
+  const phone = PHONE_FIELD.exec(key);
+  if (phone) return `${phone[1] ?? ""}_phone`;
+  const address = ADDRESS_FIELD.exec(key);
+  if (!address) return undefined;
+  // A home address goes in the plain columns (the spec has no home_country); the others are prefixed.
+  const part = address[2] === "postal_code" ? "zip" : (address[2] ?? "");
+  return address[1] === "home" ? part : `${address[1] ?? ""}_${part}`;
 }
 
 export type ImportChunk<T> = { rows: ImportRow[]; items: T[]; bytes: number };
@@ -499,8 +517,40 @@ export function updatePut(contact: CcContact, op: UpdateOp): ContactPut {
     ]),
   );
   let customChanged = false;
+  const phones = ((body.phone_numbers as { kind?: string; phone_number?: string }[] | undefined) ?? []).map(
+    (p) => ({ ...p }),
+  );
+  const addresses = ((body.street_addresses as Record<string, string>[] | undefined) ?? []).map((a) => ({
+    ...a,
+  }));
+  let phonesChanged = false;
+  let addressesChanged = false;
   for (const [key, value] of Object.entries(op.fields ?? {})) {
-    if (TOP_LEVEL_FIELDS.has(key)) set(key, value);
+    const phone = PHONE_FIELD.exec(key);
+    const address = ADDRESS_FIELD.exec(key);
+    if (phone) {
+      // The phone of that kind: replaced, added, or removed when cleared.
+      const kind = phone[1] ?? "other";
+      const at = phones.findIndex((p) => p.kind === kind);
+      if (value === null) {
+        if (at >= 0) phones.splice(at, 1);
+      } else if (at >= 0) phones[at] = { kind, phone_number: value };
+      else phones.push({ kind, phone_number: value });
+      phonesChanged = true;
+    } else if (address) {
+      const kind = address[1] ?? "other";
+      const part = address[2] ?? "street";
+      let entry = addresses.find((a) => a.kind === kind);
+      if (!entry && value !== null) {
+        entry = { kind };
+        addresses.push(entry);
+      }
+      if (entry) {
+        if (value === null) Reflect.deleteProperty(entry, part);
+        else entry[part] = value;
+      }
+      addressesChanged = true;
+    } else if (TOP_LEVEL_FIELDS.has(key)) set(key, value);
     else if (key === "birthday_month" || key === "birthday_day")
       set(key, value === null ? null : Number.isInteger(Number(value)) ? Number(value) : undefined);
     else if (key.startsWith("custom_field:")) {
@@ -511,6 +561,9 @@ export function updatePut(contact: CcContact, op: UpdateOp): ContactPut {
     }
   }
   if (customChanged) body.custom_fields = [...customFields.values()];
+  if (phonesChanged) body.phone_numbers = phones;
+  // An address with nothing left but its kind is no address.
+  if (addressesChanged) body.street_addresses = addresses.filter((a) => Object.keys(a).length > 1);
   return body;
 }
 

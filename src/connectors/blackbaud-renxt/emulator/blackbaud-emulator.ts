@@ -630,6 +630,41 @@ function registerConstituentRoutes(
 
   app.get(`${P}/emailaddresstypes`, async () => collection(state.config.emailTypes));
 
+  // Postal addresses and phones: a change moves the constituent's date_modified (the preferred
+  // address and the primary phone are part of the constituent record).
+  app.get<{ Params: { id: string } }>(`${P}/constituents/:id/addresses`, async (request) => {
+    state.requireConstituent(request.params.id);
+    const includeInactive = bool(qs(request).include_inactive);
+    const rows = state.addressesOf(request.params.id).filter((a) => includeInactive || !a.inactive);
+    return collection(rows.map((a) => state.addressRead(a)));
+  });
+  app.post(`${P}/addresses`, async (request) => {
+    const body = bodyOf(request);
+    if (body.constituent_id === undefined)
+      throw new DomainError(400, "InvalidArgument", "The constituent_id field is required.");
+    return { id: state.addAddress(body).id };
+  });
+  app.patch<{ Params: { id: string } }>(`${P}/addresses/:id`, async (request, reply) => {
+    state.updateAddress(request.params.id, bodyOf(request));
+    return reply.code(200).send();
+  });
+  app.get<{ Params: { id: string } }>(`${P}/constituents/:id/phones`, async (request) => {
+    state.requireConstituent(request.params.id);
+    const includeInactive = bool(qs(request).include_inactive);
+    const rows = state.phonesOf(request.params.id).filter((p) => includeInactive || !p.inactive);
+    return collection(rows.map((p) => state.phoneRead(p)));
+  });
+  app.post(`${P}/phones`, async (request) => {
+    const body = bodyOf(request);
+    if (body.constituent_id === undefined)
+      throw new DomainError(400, "InvalidArgument", "The constituent_id field is required.");
+    return { id: state.addPhone(body).id };
+  });
+  app.patch<{ Params: { id: string } }>(`${P}/phones/:id`, async (request, reply) => {
+    state.updatePhone(request.params.id, bodyOf(request));
+    return reply.code(200).send();
+  });
+
   // Custom fields: their own store; a change does not move the constituent's date_modified.
   app.get<{ Params: { id: string } }>(`${P}/constituents/:id/customfields`, async (request) => {
     state.requireConstituent(request.params.id);

@@ -20,6 +20,38 @@ export type EmailAddress = {
   type: string;
 };
 
+/** A postal address (Constituent API AddressRead); one per constituent is preferred. */
+export type Address = {
+  id: string;
+  constituent_id: string;
+  type: string;
+  address_lines?: string;
+  city?: string;
+  state?: string;
+  postal_code?: string;
+  country?: string;
+  preferred: boolean;
+  inactive: boolean;
+  do_not_mail: boolean;
+  date_added: string;
+  date_modified: string;
+};
+
+/** A phone number (Constituent API PhoneRead); one per constituent is primary. */
+export type Phone = {
+  id: string;
+  constituent_id: string;
+  type: string;
+  number: string;
+  primary: boolean;
+  inactive: boolean;
+  do_not_call: boolean;
+  date_added: string;
+  date_modified: string;
+};
+
+const ADDRESS_PARTS = ["address_lines", "city", "state", "postal_code", "country"] as const;
+
 export type Constituent = {
   id: string;
   type: "Individual" | "Organization";
@@ -199,6 +231,8 @@ const PLAIN_EDIT_FIELDS = [
 export class EmulatorState {
   constituents = new Map<string, Constituent>();
   emails = new Map<string, EmailAddress>();
+  addresses = new Map<string, Address>();
+  phones = new Map<string, Phone>();
   relationships = new Map<string, Relationship>();
   consents: ConsentRecord[] = [];
   customFields = new Map<string, CustomField>();
@@ -234,6 +268,8 @@ export class EmulatorState {
   reset(): void {
     this.constituents.clear();
     this.emails.clear();
+    this.addresses.clear();
+    this.phones.clear();
     this.relationships.clear();
     this.consents = [];
     this.customFields.clear();
@@ -294,6 +330,120 @@ export class EmulatorState {
       if (e.address.toLowerCase() === wanted) return this.constituents.get(e.constituent_id);
     }
     return undefined;
+  }
+
+  addressesOf(constituentId: string): Address[] {
+    return [...this.addresses.values()].filter((a) => a.constituent_id === constituentId);
+  }
+
+  phonesOf(constituentId: string): Phone[] {
+    return [...this.phones.values()].filter((p) => p.constituent_id === constituentId);
+  }
+
+  /** Adds an address; the first one, or one marked preferred, becomes the preferred address. */
+  addAddress(input: Record<string, any>, opts: { seeded?: boolean } = {}): Address {
+    const constituentId = String(input.constituent_id ?? "");
+    const c = this.requireConstituent(constituentId);
+    if (typeof input.type !== "string" || input.type.trim() === "")
+      throw new DomainError(400, "InvalidArgument", "The type field is required.");
+    const stamp = this.stamp();
+    const preferred = input.preferred === true || this.addressesOf(constituentId).length === 0;
+    const address: Address = {
+      id: this.newId(),
+      constituent_id: constituentId,
+      type: input.type,
+      preferred,
+      inactive: input.inactive === true,
+      do_not_mail: input.do_not_mail === true,
+      date_added: stamp,
+      date_modified: stamp,
+    };
+    for (const part of ADDRESS_PARTS) if (typeof input[part] === "string") address[part] = input[part];
+    if (preferred) for (const a of this.addressesOf(constituentId)) a.preferred = false;
+    this.addresses.set(address.id, address);
+    this.touch(c);
+    if (!opts.seeded) this.emit({ type: CONSTITUENT_EVENT.change, data: { id: constituentId } });
+    return address;
+  }
+
+  updateAddress(id: string, changes: Record<string, any>): Address {
+    const address = this.addresses.get(id);
+    if (!address) throw new DomainError(404, "NotFound", "The requested item could not be found.");
+    for (const part of ADDRESS_PARTS) {
+      if (changes[part] === undefined) continue;
+      if (changes[part] === null) Reflect.deleteProperty(address, part);
+      else if (typeof changes[part] === "string") address[part] = changes[part];
+      else throw new DomainError(400, "InvalidArgument", `The ${part} field must be a string.`);
+    }
+    if (typeof changes.type === "string") address.type = changes.type;
+    if (changes.preferred === true) {
+      for (const a of this.addressesOf(address.constituent_id)) a.preferred = false;
+      address.preferred = true;
+    }
+    address.date_modified = this.stamp();
+    const c = this.requireConstituent(address.constituent_id);
+    this.touch(c);
+    this.emit({ type: CONSTITUENT_EVENT.change, data: { id: c.id } });
+    return address;
+  }
+
+  /** Adds a phone; the first one, or one marked primary, becomes the primary phone. */
+  addPhone(input: Record<string, any>, opts: { seeded?: boolean } = {}): Phone {
+    const constituentId = String(input.constituent_id ?? "");
+    const c = this.requireConstituent(constituentId);
+    if (typeof input.type !== "string" || input.type.trim() === "")
+      throw new DomainError(400, "InvalidArgument", "The type field is required.");
+    if (typeof input.number !== "string" || input.number.trim() === "")
+      throw new DomainError(400, "InvalidArgument", "The number field is required.");
+    const stamp = this.stamp();
+    const primary = input.primary === true || this.phonesOf(constituentId).length === 0;
+    const phone: Phone = {
+      id: this.newId(),
+      constituent_id: constituentId,
+      type: input.type,
+      number: input.number.trim(),
+      primary,
+      inactive: input.inactive === true,
+      do_not_call: input.do_not_call === true,
+      date_added: stamp,
+      date_modified: stamp,
+    };
+    if (primary) for (const p of this.phonesOf(constituentId)) p.primary = false;
+    this.phones.set(phone.id, phone);
+    this.touch(c);
+    if (!opts.seeded) this.emit({ type: CONSTITUENT_EVENT.change, data: { id: constituentId } });
+    return phone;
+  }
+
+  updatePhone(id: string, changes: Record<string, any>): Phone {
+    const phone = this.phones.get(id);
+    if (!phone) throw new DomainError(404, "NotFound", "The requested item could not be found.");
+    if (changes.number !== undefined) {
+      if (typeof changes.number !== "string" || changes.number.trim() === "")
+        throw new DomainError(400, "InvalidArgument", "The number field cannot be empty.");
+      phone.number = changes.number.trim();
+    }
+    if (typeof changes.type === "string") phone.type = changes.type;
+    if (changes.primary === true) {
+      for (const p of this.phonesOf(phone.constituent_id)) p.primary = false;
+      phone.primary = true;
+    }
+    phone.date_modified = this.stamp();
+    const c = this.requireConstituent(phone.constituent_id);
+    this.touch(c);
+    this.emit({ type: CONSTITUENT_EVENT.change, data: { id: c.id } });
+    return phone;
+  }
+
+  addressRead(a: Address): Record<string, unknown> {
+    const formatted = [a.address_lines, [a.city, a.state, a.postal_code].filter(Boolean).join(" "), a.country]
+      .filter((x) => x !== undefined && x !== "")
+      .join("\r\n");
+    return { ...a, formatted_address: formatted };
+  }
+
+  phoneRead(p: Phone): Record<string, unknown> {
+    return { ...p };
   }
 
   emailsOf(constituentId: string): EmailAddress[] {
@@ -373,6 +523,16 @@ export class EmulatorState {
     const event: Record<string, string> = { id };
     if (opts.userId) event.added_by_id = opts.userId;
     if (!opts.seeded) this.emit({ type: CONSTITUENT_EVENT.add, data: event });
+    if (input.address && typeof input.address === "object")
+      this.addAddress(
+        { type: "Home", ...input.address, constituent_id: id, preferred: true },
+        { seeded: opts.seeded === true },
+      );
+    if (input.phone && typeof input.phone === "object")
+      this.addPhone(
+        { type: "Home", ...input.phone, constituent_id: id, primary: true },
+        { seeded: opts.seeded === true },
+      );
     let email: EmailAddress | undefined;
     if (input.email && typeof input.email === "object") {
       email = this.addEmail(
@@ -423,6 +583,8 @@ export class EmulatorState {
     this.requireConstituent(id);
     this.constituents.delete(id);
     for (const e of this.emailsOf(id)) this.emails.delete(e.id);
+    for (const a of this.addressesOf(id)) this.addresses.delete(a.id);
+    for (const p of this.phonesOf(id)) this.phones.delete(p.id);
     for (const [rid, r] of this.relationships) {
       if (r.constituent_id === id || r.relation_id === id) this.relationships.delete(rid);
     }
@@ -984,6 +1146,11 @@ export class EmulatorState {
     out.name = c.type === "Organization" ? (f.name ?? "") : (f.name ?? displayName(f));
     const primary = this.primaryEmail(c.id);
     if (primary) out.email = this.emailRead(primary);
+    // The preferred address and the primary phone ride on the constituent, as SKY returns them.
+    const address = this.addressesOf(c.id).find((a) => a.preferred && !a.inactive);
+    if (address) out.address = this.addressRead(address);
+    const phone = this.phonesOf(c.id).find((p) => p.primary && !p.inactive);
+    if (phone) out.phone = this.phoneRead(phone);
     out.inactive = c.inactive;
     out.deceased = c.deceased;
     out.requests_no_email = c.requests_no_email;

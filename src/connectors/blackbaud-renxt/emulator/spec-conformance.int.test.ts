@@ -35,6 +35,14 @@ describeWithSpecs("Constituent API responses match constituent.json", () => {
               { address: "rita.work@example.org", type: "Work Email", do_not_email: true },
             ],
             solicit_codes: [{ solicit_code: "Do not mail", start_date: "2025-01-01T00:00:00Z" }],
+            address: {
+              address_lines: "1 Main St",
+              city: "Ottawa",
+              state: "ON",
+              postal_code: "K1A 0B1",
+              country: "Canada",
+            },
+            phone: { number: "613-555-0100", type: "Home" },
             custom_fields: [
               { category: "Newsletter opt-out", value: true, comment: "Asked by phone" },
               { category: "Anniversary", value: "2007-03-26T00:00:00" },
@@ -83,6 +91,8 @@ describeWithSpecs("Constituent API responses match constituent.json", () => {
     ],
     ["email addresses of all constituents", () => "/constituent/v1/emailaddresses"],
     ["relationships of a constituent", () => `/constituent/v1/constituents/${ids.org}/relationships`],
+    ["addresses of a constituent", () => `/constituent/v1/constituents/${ids.person}/addresses`],
+    ["phones of a constituent", () => `/constituent/v1/constituents/${ids.person}/phones`],
     ["custom fields of a constituent", () => `/constituent/v1/constituents/${ids.person}/customfields`],
     [
       "custom fields of all constituents, by category and change",
@@ -168,6 +178,13 @@ describeWithSpecs("Constituent API responses match constituent.json", () => {
     expect(spec.validateResponse({ method: "POST", path, status: res.status, body: res.body })).toEqual({
       ok: true,
     });
+  });
+
+  it("carries the preferred address and the primary phone on the constituent, as SKY does", async () => {
+    const c = (await h.call("GET", `/constituent/v1/constituents/${ids.person}`)).body;
+    expect(c.address).toMatchObject({ city: "Ottawa", preferred: true });
+    expect(c.phone).toMatchObject({ number: "613-555-0100", primary: true });
+    expect((await h.call("GET", `/constituent/v1/constituents/${ids.person}/addresses`)).body.count).toBe(1);
   });
 
   it("PATCH bodies the emulator accepts are valid ConstituentEdit / EmailAddressEdit", async () => {
