@@ -128,6 +128,7 @@ export const BENCH_PAIR: ResolvedPair = {
     create_in_crm: false,
     require_consent_basis: false,
     propagate_crm_opt_outs: true,
+    ended_crm_records: "unsubscribe",
   },
   crm_list_ids: [LISTS.appeals.crm, LISTS.events.crm, LISTS.news.crm],
   platform_list_ids: {

@@ -211,6 +211,12 @@ export const PoliciesSchema = strictObject({
   create_in_crm: z.boolean().default(false),
   require_consent_basis: z.boolean().default(false),
   propagate_crm_opt_outs: z.boolean().default(true),
+  /**
+   * A person marked deceased or inactive, or deleted, in the CRM is always unsubscribed in every
+   * platform (the organisation's opt-out); `remove` also deletes (Constant Contact) or archives
+   * (Mailchimp) their platform record. Neither leaves them sendable.
+   */
+  ended_crm_records: z.enum(["unsubscribe", "remove"]).default("unsubscribe"),
 });
 export type Policies = z.infer<typeof PoliciesSchema>;
 

@@ -86,6 +86,7 @@ describe("a valid config", () => {
       create_in_crm: false,
       require_consent_basis: false,
       propagate_crm_opt_outs: true,
+      ended_crm_records: "unsubscribe",
     });
     expect(pair.schedule).toEqual({ full_reconciliation: 86_400_000 });
     expect(pair.audiences[0]).toMatchObject({ direction: "crm_to_platform", delete_policy: "keep" });

@@ -79,6 +79,11 @@ export type ConnectorOperation =
       fields?: Record<string, string | null>;
     }
   | { kind: "change_email"; op_id: string; external_id: string; old_email: string; new_email: string }
+  /**
+   * Takes the record out of the platform (Constant Contact deletes it, Mailchimp archives it; both
+   * keep its unsubscribe): for a person whose CRM record ended, under the pair's `remove` policy.
+   */
+  | { kind: "remove_contact"; op_id: string; external_id: string; email: string; reason: string }
   | {
       kind: "create_contact";
       op_id: string;

@@ -120,6 +120,9 @@ export function applyPlanEffects(input: PlanInput, plan: Plan): PlanContact[] {
             consent_state: [],
           };
           break;
+        case "remove_contact":
+          if (rec && conn !== crmId) setRecord(c, conn, crmId, { ...rec, deleted: true });
+          break;
       }
     }
   }

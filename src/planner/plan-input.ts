@@ -84,6 +84,8 @@ export type PlanPolicies = {
   require_consent_basis: boolean;
   /** When false, opt-outs first seen in the CRM are not pushed to the platforms. */
   propagate_crm_opt_outs: boolean;
+  /** A CRM record that ended: its people are unsubscribed everywhere, and with `remove` also taken out. */
+  ended_crm_records: "unsubscribe" | "remove";
 };
 
 export type RecordEmail = { address: string; primary: boolean };

@@ -168,6 +168,7 @@ const policiesArb: fc.Arbitrary<PlanPolicies> = fc.record({
   create_in_crm: fc.boolean(),
   require_consent_basis: fc.boolean(),
   propagate_crm_opt_outs: fc.boolean(),
+  ended_crm_records: fc.constantFrom("unsubscribe" as const, "remove" as const),
 });
 
 const worldArb = fc

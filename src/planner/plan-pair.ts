@@ -288,6 +288,30 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
         );
       }
 
+      // 1b. The CRM record ended (deceased, inactive, deleted): the opt-out above goes first; the
+      // pair's `remove` policy then takes the platform record out too, once (a removed record reads
+      // as deleted and is skipped from then on).
+      const ended = c.crm?.deleted === true || contact.lifecycle.deceased || contact.lifecycle.inactive;
+      if (ended && policies.ended_crm_records === "remove") {
+        const why =
+          c.crm?.deleted === true
+            ? "deleted"
+            : contact.lifecycle.deceased
+              ? "marked deceased"
+              : "marked inactive";
+        emit(
+          p.connection_id,
+          [id],
+          "write",
+          {
+            code: "crm_record_ended",
+            message: `The CRM record was ${why}; the pair's ended_crm_records policy removes the person from ${p.connection_id} (unsubscribed first).`,
+          },
+          { kind: "remove_contact", external_id: rec.external_id, email: rec.email, reason: why },
+        );
+        continue;
+      }
+
       // 2c. An admin's resubscribe request: only the person can lift the opt-out. Where the platform
       // sends a confirmation email, it is asked to, once; the opt-out above runs first (same
       // priority, planned earlier), so the request follows it in one plan.

@@ -16,7 +16,8 @@ export type PlanReasonCode =
   | "list_membership_removed" // left the source list, and the delete policy removes memberships
   | "email_changed_in_crm" // the CRM's primary email moved: the platform follows
   | "email_changed_on_platform" // the platform's email moved from the agreed one: the CRM follows
-  | "profile_fields_changed"; // the three-way field merge says this side must change
+  | "profile_fields_changed" // the three-way field merge says this side must change
+  | "crm_record_ended"; // the CRM record ended (deceased, inactive, deleted) and the pair removes it
 
 export type PlanReason = { code: PlanReasonCode; message: string };
 

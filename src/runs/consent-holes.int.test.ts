@@ -182,6 +182,30 @@ describe("consent holes (SQLite)", () => {
     expect(back.plan?.waiting.map((w) => w.connection_id).sort()).toEqual(["cc-appeals", "cc-main"]);
   });
 
+  it("3. with the pair's ended_crm_records: remove, an ended person is unsubscribed, then taken out of every platform", async () => {
+    (h.pair.policies as { ended_crm_records: string }).ended_crm_records = "remove";
+    await h.reAct({ action: "update_constituent", constituent_id: re["ada"], changes: { deceased: true } });
+    h.advance(1_000);
+    const run = await h.sync();
+    expect(run.execution?.operations.failed).toBe(0);
+    const removed = run.plan?.operations.filter((o) => o.kind === "remove_contact") ?? [];
+    expect(removed.map((o) => [o.connection_id, o.reason.code]).sort()).toEqual([
+      ["cc-appeals", "crm_record_ended"],
+      ["cc-main", "crm_record_ended"],
+    ]);
+    for (const emu of [h.ccMain, h.ccAppeals]) {
+      const c = h.ccContact(emu, "ada@example.org");
+      expect(c?.deleted_at).not.toBeNull();
+      // Deleted, and still unsubscribed: imported again, they would not be sendable.
+      expect(c?.email_address?.permission_to_send).toBe("unsubscribed");
+    }
+    // Nobody else is touched, and nothing is planned again.
+    expect(h.ccContact(h.ccMain, "bob@example.org")?.deleted_at).toBeNull();
+    h.advance(60_000);
+    const again = await h.sync();
+    expect(again.plan?.operations).toEqual([]);
+  });
+
   it("4. a Do-Not-Contact solicit code in Raiser's Edge NXT is a global opt-out, by the connection's options", async () => {
     const coded = await h.reAct({
       action: "add_solicit_code",

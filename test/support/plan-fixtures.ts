@@ -110,6 +110,7 @@ export const POLICIES: PlanPolicies = {
   create_in_crm: false,
   require_consent_basis: false,
   propagate_crm_opt_outs: true,
+  ended_crm_records: "unsubscribe",
 };
 
 /** A deterministic, non-cryptographic hash (FNV-1a, 2 × 32 bits) so tests need no I/O. */

@@ -544,6 +544,12 @@ async function applyOne(client: BlackbaudClient, op: ConnectorOperation, opts: R
         message:
           "Raiser's Edge NXT has no bulk import endpoint; send create_contact and update_contact instead.",
       };
+    case "remove_contact":
+      return {
+        status: "failed",
+        code: "unsupported",
+        message: "Concord never deletes CRM records; a constituent ends in Raiser's Edge NXT itself.",
+      };
     case "request_resubscribe":
       return {
         status: "pending_contact_action",

@@ -74,6 +74,8 @@ export type ConstantContactClient = {
   ) => Promise<ConnectorResult<Answer<unknown>>>;
   /** PUT /contacts/resubscribe/{id}; 400 and 409 come back as answers for the caller to read. */
   resubscribe: (id: string, listIds: readonly string[]) => Promise<ConnectorResult<Answer<unknown>>>;
+  /** DELETE /contacts/{id}: a soft delete (the contact can be revived; its opt-out stays). 404: gone already. */
+  deleteContact: (id: string) => Promise<ConnectorResult<Answer<unknown>>>;
   startImport: (body: ImportBody) => Promise<ConnectorResult<CcActivity>>;
   startMembership: (kind: "add" | "remove", body: MembershipBody) => Promise<ConnectorResult<CcActivity>>;
   getActivity: (id: string, priority: CallPriority) => Promise<ConnectorResult<CcActivity>>;
@@ -184,6 +186,13 @@ export function createConstantContactClient(
         json: { list_ids: [...listIds] },
         priority: "consent",
         accept: [400, 409],
+      }),
+    deleteContact: (id) =>
+      answer({
+        method: "DELETE",
+        path: `/contacts/${encodeURIComponent(id)}`,
+        priority: "write",
+        accept: [404],
       }),
     startImport: async (body) => {
       const r = await http.request({

@@ -386,6 +386,19 @@ function createSession(
     return single(op, put.ok ? ok(opOutcome(op, { status: "succeeded", external_id: op.external_id })) : put);
   };
 
+  /** Deleted in Constant Contact (a soft delete that keeps the unsubscribe); gone already is done. */
+  const removeContact = async (op: Extract<ConnectorOperation, { kind: "remove_contact" }>): Promise<Run> => {
+    const r = await client.deleteContact(op.external_id);
+    if (!r.ok) return [fromError(op, r.error)];
+    return [
+      opOutcome(op, {
+        status: "succeeded",
+        ...(r.value.status === 404 ? { code: "already_applied" as const } : {}),
+        external_id: op.external_id,
+      }),
+    ];
+  };
+
   const createContact = async (op: Extract<ConnectorOperation, { kind: "create_contact" }>): Promise<Run> => {
     if (!isPlausibleEmail(op.email))
       return [
@@ -668,6 +681,7 @@ function createSession(
     update_contact: updateContact,
     change_email: changeEmail,
     create_contact: createContact,
+    remove_contact: removeContact,
   });
 
   const apply = (operations: readonly ConnectorOperation[]): Promise<OperationOutcome[]> => {

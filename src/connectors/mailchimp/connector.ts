@@ -566,6 +566,25 @@ export function createMailchimpSession(
     }).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
   };
 
+  /** Archived in the audience (DELETE; the member keeps its status); archived or gone already is done. */
+  const removeContact = (op: Extract<ConnectorOperation, { kind: "remove_contact" }>): Promise<Run> =>
+    withAudience(async (listId) => {
+      const r = await client.request({
+        method: "DELETE",
+        path: `/lists/${listId}/members/${encodeURIComponent(op.external_id)}`,
+        priority: "write",
+        accept: [404, 405],
+      });
+      if (!r.ok) return r;
+      return ok([
+        opOutcome(op, {
+          status: "succeeded",
+          ...(r.value.status >= 400 ? { code: "already_applied" as const } : {}),
+          external_id: op.external_id,
+        }),
+      ]);
+    }).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
+
   const createContact = (op: Extract<ConnectorOperation, { kind: "create_contact" }>): Promise<Run> => {
     if (!isPlausibleEmail(op.email))
       return Promise.resolve([
@@ -794,6 +813,7 @@ export function createMailchimpSession(
     update_contact: updateContact,
     change_email: changeEmail,
     create_contact: createContact,
+    remove_contact: removeContact,
   });
 
   const apply = (operations: readonly ConnectorOperation[]): Promise<OperationOutcome[]> => {
