@@ -55,6 +55,9 @@ const APPEALS_CATEGORY: ObservedScope = constructScope("consent_category", "Appe
  * by the CRM; the config's default policies.
  */
 export const BENCH_PAIR: ResolvedPair = {
+  list_changes: [],
+  list_sync_state: [],
+  list_sync_skipped: [],
   pair: {
     id: PAIR_ID,
     crm: {

@@ -300,6 +300,16 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
       else audienceSeen.set(key, a);
     });
 
+    pair.list_sync.forEach((rule, r) => {
+      if (pairPlatforms.includes(rule.platform)) return;
+      const declaredHere = [...new Set(pair.platforms.map((pl) => pl.connection))];
+      add(
+        at("list_sync", r, "platform"),
+        "unknown_reference",
+        `expected one of this pair's platforms (${quoteList(declaredHere)}); found "${rule.platform}"${hint(rule.platform, declaredHere)}`,
+      );
+    });
+
     const canonical = new Map<string, number>();
     pair.fields.forEach((field, f) => {
       const first = canonical.get(field.canonical);

@@ -228,11 +228,37 @@ export const ScheduleSchema = strictObject({
 });
 export type Schedule = z.infer<typeof ScheduleSchema>;
 
+/**
+ * CRM lists a platform follows by rule, not one by one (seeds 002 and 004): each CRM list the rule
+ * selects gets a platform list of the same name (less the prefix), created once it has members,
+ * renamed and (by policy) deleted with it; people are never deleted.
+ */
+export const ListSyncSchema = strictObject({
+  platform: SlugSchema,
+  crm_lists: strictObject({
+    /** CRM lists whose name starts with this (the platform list drops it): "CC: Newsletter" → "Newsletter". */
+    prefix: NonEmpty.max(100).optional(),
+    /** Or these CRM lists by name. */
+    names: z.array(NonEmpty.max(255)).min(1).max(500).optional(),
+  }).refine((s) => s.prefix !== undefined || s.names !== undefined, {
+    message: "expected a prefix or names to select the CRM lists, found neither",
+  }),
+  direction: DirectionSchema.default("crm_to_platform"),
+  /** What leaving a list does on the other side, as for audiences; never a deletion of the contact. */
+  delete_policy: z.enum(["keep", "remove_membership"]).default("keep"),
+  /** A CRM list renamed: rename its platform list too, or keep the old name. */
+  on_rename: z.enum(["rename", "keep"]).default("rename"),
+  /** A CRM list deleted: keep its platform list (the default), or delete that list — never its people. */
+  on_delete: z.enum(["keep", "delete_platform_list"]).default("keep"),
+});
+export type ListSync = z.infer<typeof ListSyncSchema>;
+
 export const PairSchema = strictObject({
   id: SlugSchema,
   crm: SlugSchema,
   platforms: z.array(PairPlatformSchema).min(1),
   audiences: z.array(AudienceSchema).default([]),
+  list_sync: z.array(ListSyncSchema).default([]),
   fields: z.array(FieldMappingSchema).default([]),
   policies: PoliciesSchema.prefault({}),
   schedule: ScheduleSchema.prefault({}),

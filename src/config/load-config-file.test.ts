@@ -520,6 +520,20 @@ describe("errors name the path, what was expected and what was found", () => {
       'expected a duration of at least 1h, found "30m"',
     ],
     [
+      "list rule for another pair's platform",
+      (c) => (c.pairs[0].list_sync = [{ platform: "cc-other", crm_lists: { prefix: "CC: " } }]),
+      "pairs[0].list_sync[0].platform",
+      "unknown_reference",
+      "expected one of this pair's platforms",
+    ],
+    [
+      "list rule selecting nothing",
+      (c) => (c.pairs[0].list_sync = [{ platform: "cc-main", crm_lists: {} }]),
+      "pairs[0].list_sync[0].crm_lists",
+      "invalid_value",
+      "expected a prefix or names to select the CRM lists, found neither",
+    ],
+    [
       "holiday not a date",
       (c) => (c.compliance = { holidays: ["25/12/2026"] }),
       "compliance.holidays[0]",

@@ -84,6 +84,11 @@ export type ConnectorOperation =
    * keep its unsubscribe): for a person whose CRM record ended, under the pair's `remove` policy.
    */
   | { kind: "remove_contact"; op_id: string; external_id: string; email: string; reason: string }
+  /** A list the pair's list rules need on the platform (its members follow once it exists). */
+  | { kind: "create_list"; op_id: string; name: string }
+  | { kind: "rename_list"; op_id: string; list_id: string; name: string }
+  /** Deletes the list, never its people. */
+  | { kind: "delete_list"; op_id: string; list_id: string }
   | {
       kind: "create_contact";
       op_id: string;

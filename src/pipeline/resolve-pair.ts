@@ -11,6 +11,7 @@ import { GLOBAL_SCOPE, topicScope } from "../core/consent/consent-event";
 import { ACCOUNT_OBSERVED, constructScope, GLOBAL_OBSERVED } from "../core/consent/system-consent";
 import { manifestOf } from "../connectors/registry";
 import type {
+  ListChange,
   PlanAudience,
   PlanConsentTarget,
   PlanFieldMapping,
@@ -29,6 +30,15 @@ const ExternalListsSchema = z.array(
 
 export type ResolvedPair = {
   pair: PlanPair;
+  /** Lists the pair's list rules create, rename or delete this run (planned before memberships). */
+  list_changes: ListChange[];
+  /**
+   * The CRM lists the list rules follow now, to keep (`saveListSyncState`) once this run's list
+   * changes are applied: the next run tells renames and deletions from it.
+   */
+  list_sync_state: { id: string; name: string; platform: string }[];
+  /** CRM lists a rule selects that are left out for now, with why (an empty list gets no platform list). */
+  list_sync_skipped: { crm_list: string; platform: string; reason: string }[];
   fields: PlanFieldMapping[];
   policies: PlanPolicies;
   /** The CRM list ids the pair's audiences name: every CRM read carries their memberships. */
@@ -44,6 +54,26 @@ export type ResolvePairError =
 export type ResolvePairResult = { ok: true; value: ResolvedPair } | { ok: false; error: ResolvePairError };
 
 const sameName = (a: string, b: string): boolean => a.trim().toLowerCase() === b.trim().toLowerCase();
+
+/** The checkpoint stream (on the CRM connection) of the CRM lists a pair's list rules followed last. */
+export const listSyncStream = (pairId: string): string => `list_sync:${pairId}`;
+const ListSyncStateSchema = z.array(
+  z.object({ id: z.string(), name: z.string(), platform: z.string().optional() }),
+);
+
+/** Keeps the CRM lists a pair's list rules follow, once this run's list changes are applied. */
+export async function saveListSyncState(
+  store: StoreSession,
+  crm: string,
+  pairId: string,
+  lists: readonly { id: string; name: string; platform: string }[],
+): Promise<void> {
+  await store.checkpoints.set(
+    crm,
+    listSyncStream(pairId),
+    lists.map((l) => ({ id: l.id, name: l.name, platform: l.platform })),
+  );
+}
 
 /** Looks each audience's lists up (one `lists()` call per connection) and builds the planner's pair. */
 export async function resolvePair(
@@ -62,6 +92,10 @@ export async function resolvePair(
   for (const a of pair.audiences) {
     needs.add(pair.crm);
     needs.add(a.platform);
+  }
+  for (const rule of pair.list_sync) {
+    needs.add(pair.crm);
+    needs.add(rule.platform);
   }
   // Topics named by a list name are looked up in that connection's lists too.
   const pairConnections = [pair.crm, ...pair.platforms.map((p) => p.connection)];
@@ -200,6 +234,112 @@ export async function resolvePair(
     audiences.set(a.platform, list);
   }
 
+  // The pair's list rules: every CRM list a rule selects is an audience to the platform list of
+  // its name, created once it has members, renamed and (by policy) deleted with it.
+  const previous = ListSyncStateSchema.safeParse(
+    (await store?.checkpoints.get(pair.crm, listSyncStream(pair.id)))?.value,
+  );
+  const kept = previous.success ? previous.data : [];
+  const listChanges: ListChange[] = [];
+  const listSyncSkipped: ResolvedPair["list_sync_skipped"] = [];
+  const followed: { id: string; name: string; platform: string }[] = [];
+  const crmAll = listsOf.get(pair.crm) ?? [];
+  for (const rule of pair.list_sync) {
+    // The CRM lists this rule followed at the last run, by id (older states name no platform).
+    const before = new Map(
+      kept.filter((l) => l.platform === undefined || l.platform === rule.platform).map((l) => [l.id, l.name]),
+    );
+    const platformAll = listsOf.get(rule.platform) ?? [];
+    const byName = (name: string) => platformAll.find((l) => sameName(l.name, name));
+    const selects = (name: string): boolean =>
+      (rule.crm_lists.prefix !== undefined && name.startsWith(rule.crm_lists.prefix)) ||
+      (rule.crm_lists.names ?? []).some((n) => sameName(n, name));
+    const platformName = (name: string): string =>
+      rule.crm_lists.prefix !== undefined && name.startsWith(rule.crm_lists.prefix)
+        ? name.slice(rule.crm_lists.prefix.length).trim() || name
+        : name;
+    for (const crmList of crmAll) {
+      // A list the rule followed stays followed under a new name.
+      const wasName = before.get(crmList.external_id);
+      if (!selects(crmList.name) && (wasName === undefined || !selects(wasName))) continue;
+      followed.push({ id: crmList.external_id, name: crmList.name, platform: rule.platform });
+      const wanted = platformName(crmList.name);
+      let target = byName(wanted);
+      const was = before.get(crmList.external_id);
+      // Renamed in the CRM since the last run: the platform list still carries the old name.
+      if (!target && was !== undefined && was !== crmList.name) {
+        const old = byName(platformName(was));
+        if (old && rule.on_rename === "rename") {
+          listChanges.push({
+            connection_id: rule.platform,
+            reason: {
+              code: "list_renamed",
+              message: `The CRM list “${was}” is now “${crmList.name}”; ${rule.platform} renames “${old.name}” to “${wanted}”.`,
+            },
+            operation: { kind: "rename_list", list_id: old.external_id, name: wanted },
+          });
+        }
+        target = old;
+      }
+      if (!target) {
+        if ((crmList.member_count ?? 0) === 0) {
+          listSyncSkipped.push({
+            crm_list: crmList.name,
+            platform: rule.platform,
+            reason: "empty: its platform list is made once it has members",
+          });
+          continue;
+        }
+        listChanges.push({
+          connection_id: rule.platform,
+          reason: {
+            code: "list_created",
+            message: `The CRM list “${crmList.name}” (${crmList.member_count ?? 0} members) has no list in ${rule.platform}: “${wanted}” is made; its members follow at the next run.`,
+          },
+          operation: { kind: "create_list", name: wanted },
+        });
+        continue;
+      }
+      crmLists.add(crmList.external_id);
+      (platformLists[rule.platform] ??= []).push(target.external_id);
+      const list = audiences.get(rule.platform) ?? [];
+      if (
+        !list.some((a) => a.crm_list_id === crmList.external_id && a.platform_list_id === target.external_id)
+      ) {
+        const topic = listTopic(rule.platform, target.external_id);
+        list.push({
+          crm_list_id: crmList.external_id,
+          platform_list_id: target.external_id,
+          direction: rule.direction,
+          delete_policy: rule.delete_policy,
+          ...(topic !== undefined ? { topic } : {}),
+        });
+      }
+      audiences.set(rule.platform, list);
+    }
+    // Deleted in the CRM since the last run: its platform list stays unless the rule deletes it.
+    for (const [id, name] of before) {
+      if (crmAll.some((l) => l.external_id === id)) continue;
+      const old = byName(platformName(name));
+      if (!old) continue;
+      if (rule.on_delete === "delete_platform_list")
+        listChanges.push({
+          connection_id: rule.platform,
+          reason: {
+            code: "list_deleted",
+            message: `The CRM list “${name}” was deleted; ${rule.platform} deletes its list “${old.name}” (its people stay).`,
+          },
+          operation: { kind: "delete_list", list_id: old.external_id },
+        });
+      else
+        listSyncSkipped.push({
+          crm_list: name,
+          platform: rule.platform,
+          reason: `deleted in the CRM; “${old.name}” is kept (on_delete: keep) and no longer synced`,
+        });
+    }
+  }
+
   const crmManifest = manifestOf(opened(pair.crm).connection.system);
   const planPair: PlanPair = {
     id: pair.id,
@@ -239,6 +379,9 @@ export async function resolvePair(
     ok: true,
     value: {
       pair: planPair,
+      list_changes: listChanges,
+      list_sync_state: followed,
+      list_sync_skipped: listSyncSkipped,
       fields: pair.fields.map((f) => ({ ...f })),
       policies: { ...pair.policies },
       crm_list_ids: [...crmLists].sort(),

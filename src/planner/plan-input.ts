@@ -141,8 +141,20 @@ export type PlanContact = {
   rejections?: Readonly<Record<ConnectionId, { code: string; message: string; email_match_key: string }>>;
 };
 
+/** A change a pair's list rules make to a platform's lists (create, rename, delete), decided with its lists. */
+export type ListChange = {
+  connection_id: ConnectionId;
+  reason: { code: "list_created" | "list_renamed" | "list_deleted"; message: string };
+  operation:
+    | { kind: "create_list"; name: string }
+    | { kind: "rename_list"; list_id: string; name: string }
+    | { kind: "delete_list"; list_id: string };
+};
+
 export type PlanInput = {
   pair: PlanPair;
+  /** The list changes the pair's list rules call for; planned first, before any membership. */
+  list_changes?: readonly ListChange[];
   fields: readonly PlanFieldMapping[];
   policies: PlanPolicies;
   /** The moment consent is evaluated at (ISO-8601 UTC): implied consent may have lapsed by then. */

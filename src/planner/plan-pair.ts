@@ -117,6 +117,10 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
     });
   };
 
+  // The lists the pair's list rules create, rename or delete: no contact's, and first of the writes.
+  for (const change of input.list_changes ?? [])
+    emit(change.connection_id, [], "write", change.reason, change.operation);
+
   /** The opt-out to push to a platform or the CRM: the latest open one this pair may propagate. */
   const pushable = (refs: readonly OptOutRef[], keep: (r: OptOutRef) => boolean): OptOutRef | undefined => {
     let found: OptOutRef | undefined;

@@ -17,7 +17,10 @@ export type PlanReasonCode =
   | "email_changed_in_crm" // the CRM's primary email moved: the platform follows
   | "email_changed_on_platform" // the platform's email moved from the agreed one: the CRM follows
   | "profile_fields_changed" // the three-way field merge says this side must change
-  | "crm_record_ended"; // the CRM record ended (deceased, inactive, deleted) and the pair removes it
+  | "crm_record_ended" // the CRM record ended (deceased, inactive, deleted) and the pair removes it
+  | "list_created" // a CRM list a list rule selects has members and no platform list yet
+  | "list_renamed" // its CRM list was renamed
+  | "list_deleted"; // its CRM list was deleted and the rule deletes the platform list
 
 export type PlanReason = { code: PlanReasonCode; message: string };
 

@@ -17,7 +17,7 @@ import { executePlan, type ExecuteDeps, type ExecutionReport } from "../executor
 import { loadPlanContacts, loadPlanContactsById } from "../pipeline/load-plan-contacts";
 import type { OpenedConnection } from "../connections/open-connection";
 import { pullConnection, recordWebhookChanges, type PullReport } from "../pipeline/pull-connection";
-import { resolvePair, type ResolvedPair } from "../pipeline/resolve-pair";
+import { resolvePair, saveListSyncState, type ResolvedPair } from "../pipeline/resolve-pair";
 
 export type SyncOptions = {
   dry_run?: boolean;
@@ -156,6 +156,14 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
     const after = await linkAndCommit(deps, pair, r, plan.operations, report.execution, run.id);
     report.relinks = after.relinks;
     report.baselines_updated += after.baselines_updated;
+    // The CRM lists the list rules follow are kept once every list change of this plan is applied,
+    // so a rename or a deletion not yet carried is seen again at the next run.
+    if (options.contact_ids === undefined && pair.list_sync.length > 0) {
+      const listOps = plan.operations.filter((o) => o.reason.code.startsWith("list_")).map((o) => o.op_id);
+      const done = await Promise.all(listOps.map((id) => deps.store.operations.get(id)));
+      if (done.every((o) => o?.status === "succeeded"))
+        await saveListSyncState(deps.store, pair.crm, pair.id, r.list_sync_state);
+    }
     return await finish(deps, run, report);
   } catch (error) {
     await deps.store.runs.finish(run.id, "failed", {
@@ -312,6 +320,10 @@ export async function planFromStore(
   const baselines = new Map<string, JsonValue>();
   const planner = createPairPlanner({
     pair: resolved.pair,
+    // A whole pair's plan carries its list rules' changes; a webhook's few contacts do not.
+    ...(contactIds === undefined && resolved.list_changes.length > 0
+      ? { list_changes: resolved.list_changes }
+      : {}),
     fields: resolved.fields,
     policies: resolved.policies,
     as_of: deps.now().toISOString(),

@@ -544,6 +544,15 @@ async function applyOne(client: BlackbaudClient, op: ConnectorOperation, opts: R
         message:
           "Raiser's Edge NXT has no bulk import endpoint; send create_contact and update_contact instead.",
       };
+    case "create_list":
+    case "rename_list":
+    case "delete_list":
+      return {
+        status: "failed",
+        code: "unsupported",
+        message:
+          "Concord follows the CRM's lists and never changes them; lists are made in Raiser's Edge NXT.",
+      };
     case "remove_contact":
       return {
         status: "failed",

@@ -74,6 +74,10 @@ export type ConstantContactClient = {
   ) => Promise<ConnectorResult<Answer<unknown>>>;
   /** PUT /contacts/resubscribe/{id}; 400 and 409 come back as answers for the caller to read. */
   resubscribe: (id: string, listIds: readonly string[]) => Promise<ConnectorResult<Answer<unknown>>>;
+  /** POST /contact_lists; PUT /contact_lists/{id} (name); DELETE /contact_lists/{id} (members keep their contacts). */
+  createList: (name: string) => Promise<ConnectorResult<Answer<unknown>>>;
+  renameList: (id: string, name: string) => Promise<ConnectorResult<Answer<unknown>>>;
+  deleteList: (id: string) => Promise<ConnectorResult<Answer<unknown>>>;
   /** DELETE /contacts/{id}: a soft delete (the contact can be revived; its opt-out stays). 404: gone already. */
   deleteContact: (id: string) => Promise<ConnectorResult<Answer<unknown>>>;
   startImport: (body: ImportBody) => Promise<ConnectorResult<CcActivity>>;
@@ -186,6 +190,23 @@ export function createConstantContactClient(
         json: { list_ids: [...listIds] },
         priority: "consent",
         accept: [400, 409],
+      }),
+    createList: (name) =>
+      answer({ method: "POST", path: "/contact_lists", json: { name }, priority: "write", accept: [409] }),
+    renameList: (id, name) =>
+      answer({
+        method: "PUT",
+        path: `/contact_lists/${encodeURIComponent(id)}`,
+        json: { name },
+        priority: "write",
+        accept: [404, 409],
+      }),
+    deleteList: (id) =>
+      answer({
+        method: "DELETE",
+        path: `/contact_lists/${encodeURIComponent(id)}`,
+        priority: "write",
+        accept: [404],
       }),
     deleteContact: (id) =>
       answer({

@@ -50,7 +50,7 @@ import {
   optOutPut,
   updatePut,
 } from "./mapping";
-import { errorItems, type CcActivity, type CcContact } from "./schemas";
+import { CcActivitySchema, errorItems, type CcActivity, type CcContact } from "./schemas";
 
 export const CONSTANT_CONTACT_LIMITS: ConnectorLimits = {
   requests_per_second: 4,
@@ -386,6 +386,56 @@ function createSession(
     return single(op, put.ok ? ok(opOutcome(op, { status: "succeeded", external_id: op.external_id })) : put);
   };
 
+  /** The pair's list rules: a contact list created, renamed or deleted (its members' contacts stay). */
+  const listChange = async (
+    op: Extract<ConnectorOperation, { kind: "create_list" | "rename_list" | "delete_list" }>,
+  ): Promise<Run> => {
+    const r =
+      op.kind === "create_list"
+        ? await client.createList(op.name)
+        : op.kind === "rename_list"
+          ? await client.renameList(op.list_id, op.name)
+          : await client.deleteList(op.list_id);
+    if (!r.ok) return [fromError(op, r.error)];
+    const { status, body } = r.value;
+    if (status === 409)
+      return [
+        opOutcome(op, {
+          status: "failed",
+          code: "conflict",
+          message: `Constant Contact already has a list named “${"name" in op ? op.name : ""}”.`,
+        }),
+      ];
+    if (status === 404)
+      return op.kind === "delete_list"
+        ? [opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.list_id })]
+        : [
+            opOutcome(op, {
+              status: "failed",
+              code: "not_found",
+              message: `List ${op.kind === "rename_list" ? op.list_id : ""} is gone.`,
+            }),
+          ];
+    if (op.kind === "delete_list") {
+      // Deleting a list is a bulk activity (202): done when the activity is.
+      const activity = CcActivitySchema.safeParse(body);
+      if (activity.success) {
+        const ended = await awaitActivity(activity.data);
+        if (!ended.ok) return [fromError(op, ended.error)];
+        if (ended.value.state !== "completed")
+          return [
+            opOutcome(op, {
+              status: "failed",
+              code: "vendor_unavailable",
+              message: `Deleting list ${op.list_id} ended ${ended.value.state}.`,
+            }),
+          ];
+      }
+    }
+    const id = op.kind === "create_list" ? (body as { list_id?: string } | undefined)?.list_id : op.list_id;
+    return [opOutcome(op, { status: "succeeded", ...(id !== undefined ? { external_id: id } : {}) })];
+  };
+
   /** Deleted in Constant Contact (a soft delete that keeps the unsubscribe); gone already is done. */
   const removeContact = async (op: Extract<ConnectorOperation, { kind: "remove_contact" }>): Promise<Run> => {
     const r = await client.deleteContact(op.external_id);
@@ -682,6 +732,9 @@ function createSession(
     change_email: changeEmail,
     create_contact: createContact,
     remove_contact: removeContact,
+    create_list: listChange,
+    rename_list: listChange,
+    delete_list: listChange,
   });
 
   const apply = (operations: readonly ConnectorOperation[]): Promise<OperationOutcome[]> => {

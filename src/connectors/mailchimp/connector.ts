@@ -585,6 +585,65 @@ export function createMailchimpSession(
       ]);
     }).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
 
+  /**
+   * The pair's list rules on Mailchimp's side: a list is a tag (`tag:<id>`), created, renamed and
+   * deleted as a static segment; deleting a tag takes it off its members, never the members. Groups
+   * (`interest:<id>`) are the audience's form: Concord leaves their names to Mailchimp.
+   */
+  const listChange = (
+    op: Extract<ConnectorOperation, { kind: "create_list" | "rename_list" | "delete_list" }>,
+  ): Promise<Run> =>
+    withAudience(async (listId): Promise<ConnectorResult<Run>> => {
+      if (op.kind === "create_list") {
+        const r = await client.request({
+          method: "POST",
+          path: `/lists/${listId}/segments`,
+          json: { name: op.name, static_segment: [] },
+          priority: "write",
+          accept: [400],
+        });
+        if (!r.ok) return r;
+        const id = (r.value.body as { id?: number | string } | undefined)?.id;
+        if (r.value.status === 400 || id === undefined) {
+          const p = problemOf(r.value.body);
+          return ok([
+            opOutcome(op, {
+              status: "failed",
+              code: "validation_failed",
+              message: `Mailchimp did not create the tag “${op.name}”: ${p.detail ?? p.title ?? "refused"}`,
+            }),
+          ]);
+        }
+        return ok([opOutcome(op, { status: "succeeded", external_id: `tag:${String(id)}` })]);
+      }
+      if (!op.list_id.startsWith("tag:"))
+        return ok([
+          opOutcome(op, {
+            status: "failed",
+            code: "unsupported",
+            message: `${op.list_id} is a Mailchimp group: rename or delete it in Mailchimp.`,
+          }),
+        ]);
+      const tagId = op.list_id.slice("tag:".length);
+      const r = await client.request({
+        method: op.kind === "rename_list" ? "PATCH" : "DELETE",
+        path: `/lists/${listId}/segments/${encodeURIComponent(tagId)}`,
+        ...(op.kind === "rename_list" ? { json: { name: op.name } } : {}),
+        priority: "write",
+        accept: [404],
+      });
+      if (!r.ok) return r;
+      return ok([
+        opOutcome(op, {
+          status: "succeeded",
+          ...(r.value.status === 404 && op.kind === "delete_list"
+            ? { code: "already_applied" as const }
+            : {}),
+          external_id: op.list_id,
+        }),
+      ]);
+    }).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
+
   const createContact = (op: Extract<ConnectorOperation, { kind: "create_contact" }>): Promise<Run> => {
     if (!isPlausibleEmail(op.email))
       return Promise.resolve([
@@ -814,6 +873,9 @@ export function createMailchimpSession(
     change_email: changeEmail,
     create_contact: createContact,
     remove_contact: removeContact,
+    create_list: listChange,
+    rename_list: listChange,
+    delete_list: listChange,
   });
 
   const apply = (operations: readonly ConnectorOperation[]): Promise<OperationOutcome[]> => {

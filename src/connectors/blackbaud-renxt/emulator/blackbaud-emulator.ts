@@ -1195,6 +1195,29 @@ async function act(state: EmulatorState, hub: WebhookHub, oauth: OAuth2Server, b
           : state.removeFromList(body.list_id, body.ids, ADMIN_USER_NAME);
       return { ok: true, list: { ...state.listRead(list), ids: list.ids } };
     }
+    case "create_list": {
+      // An admin builds a static list in the RE NXT UI.
+      const list = state.createList(
+        { name: body.name, ids: Array.isArray(body.ids) ? body.ids : [] },
+        { userName: ADMIN_USER_NAME },
+      );
+      return { ok: true, list: { ...state.listRead(list), ids: list.ids } };
+    }
+    case "rename_list":
+    case "delete_list": {
+      if (typeof body.list_id !== "string")
+        throw new EmulatorControlError("invalid_act", `${String(body.action)} needs list_id.`);
+      const list = state.requireList(body.list_id);
+      if (body.action === "delete_list") {
+        state.lists.delete(list.id);
+        return { ok: true, deleted: list.id };
+      }
+      if (typeof body.name !== "string" || body.name.trim() === "")
+        throw new EmulatorControlError("invalid_act", "rename_list needs name.");
+      list.name = body.name.trim();
+      list.date_modified = new Date(state.config.now()).toISOString();
+      return { ok: true, list: state.listRead(list) };
+    }
     case "disconnect_application": {
       // Disconnecting the app in RE NXT revokes its tokens and deletes its webhook subscriptions.
       const revoked = oauth.revokeAll();
@@ -1205,7 +1228,7 @@ async function act(state: EmulatorState, hub: WebhookHub, oauth: OAuth2Server, b
     default:
       throw new EmulatorControlError(
         "unknown_action",
-        "action must be one of set_requests_no_email, clear_requests_no_email, set_do_not_email, clear_do_not_email, change_primary_email, add_email, add_consent, add_solicit_code, end_solicit_code, add_constituent, update_constituent, delete_constituent, add_to_list, remove_from_list, disconnect_application.",
+        "action must be one of set_requests_no_email, clear_requests_no_email, set_do_not_email, clear_do_not_email, change_primary_email, add_email, add_consent, add_solicit_code, end_solicit_code, add_constituent, update_constituent, delete_constituent, add_to_list, remove_from_list, create_list, rename_list, delete_list, disconnect_application.",
       );
   }
 }

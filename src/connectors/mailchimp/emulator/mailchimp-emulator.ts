@@ -924,6 +924,38 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
     return renderTag(audience, tag);
   });
 
+  // A tag renamed or deleted (spec: PATCH / DELETE /lists/{list_id}/segments/{segment_id}); deleting
+  // a tag takes it off its members, never the members themselves.
+  const tagOf = (request: { params: unknown }, audience: ReturnType<typeof listIdOf>) => {
+    const tag = audience.tags.find(
+      (t) => String(t.id) === (request.params as { segment_id: string }).segment_id,
+    );
+    if (!tag)
+      throw new MailchimpError(404, "Resource Not Found", "The requested resource could not be found.");
+    return tag;
+  };
+  app.patch(`${API}/lists/:list_id/segments/:segment_id`, async (request) => {
+    const audience = listIdOf(request);
+    const tag = tagOf(request, audience);
+    const b = body(request);
+    if (typeof b["name"] !== "string" || b["name"].trim() === "")
+      throw new MailchimpError(400, "Invalid Resource", "name is required.", [
+        { field: "name", message: "Required" },
+      ]);
+    const name = b["name"].trim();
+    if (audience.tags.some((t) => t !== tag && t.name.toLowerCase() === name.toLowerCase()))
+      throw new MailchimpError(400, "Invalid Resource", `A tag named ${name} already exists.`);
+    tag.name = name;
+    return renderTag(audience, tag);
+  });
+  app.delete(`${API}/lists/:list_id/segments/:segment_id`, async (request, reply) => {
+    const audience = listIdOf(request);
+    const tag = tagOf(request, audience);
+    for (const m of audience.members.values()) m.tags.delete(tag.id);
+    audience.tags.splice(audience.tags.indexOf(tag), 1);
+    return reply.code(204).send();
+  });
+
   app.post(`${API}/lists/:list_id/segments/:segment_id`, async (request) => {
     const audience = listIdOf(request);
     const tag = audience.tags.find(

@@ -1,0 +1,142 @@
+/**
+ * List lifecycle by rule (seeds 002 and 004): a CRM list a pair's list rule selects gets a platform
+ * list of its name once it has members (previewed by a dry run first), renamed with it, and deleted
+ * with it when the rule says so — its people never are.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  addToReList,
+  individual,
+  RE_LISTS,
+  sqliteBackend,
+  startSyncHarness,
+  type SyncHarness,
+} from "../../test/support/sync-harness";
+
+describe("list lifecycle by rule (SQLite)", () => {
+  let h: SyncHarness;
+  let ids: string[] = [];
+
+  beforeEach(async () => {
+    h = await startSyncHarness(sqliteBackend(), {
+      configure: (raw) => {
+        (raw.pairs as Record<string, unknown>[])[0]!["list_sync"] = [
+          { platform: "cc-main", crm_lists: { prefix: "CC: " }, on_delete: "delete_platform_list" },
+        ];
+      },
+    });
+    ids = await h.seedRe(["ada", "bob", "cy"].map((n) => individual(`${n}@example.org`, n, "Example")));
+    await addToReList(h, RE_LISTS.news, ids);
+    await h.sync();
+    h.advance(60_000);
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  const ccList = (name: string) =>
+    [...h.ccMain.store.lists.values()].find((l) => l.name === name && l.deleted_at === null);
+  const membersOf = (listId: string) =>
+    ["ada", "bob", "cy"].filter((n) =>
+      h.ccContact(h.ccMain, `${n}@example.org`)?.list_memberships.includes(listId),
+    );
+
+  it("creates, renames and deletes the platform list with the CRM list; never an empty one, never a person", async () => {
+    const volunteers = (
+      await h.reAct({ action: "create_list", name: "CC: Volunteers", ids: [ids[0], ids[1]] })
+    ).list;
+    await h.reAct({ action: "create_list", name: "CC: Gala 2027", ids: [] });
+    await h.reAct({ action: "create_list", name: "Board only", ids: [ids[2]] }); // no rule selects it
+
+    // A dry run shows the list it would make, and makes nothing.
+    const preview = await h.sync({ dry_run: true });
+    expect(
+      preview.plan?.operations.filter((o) => o.reason.code === "list_created").map((o) => o.connection_id),
+    ).toEqual(["cc-main"]);
+    expect(ccList("Volunteers")).toBeUndefined();
+
+    const made = await h.sync();
+    expect(made.execution?.operations.failed).toBe(0);
+    const list = ccList("Volunteers");
+    expect(list).toBeDefined();
+    // The empty CRM list gets no platform list; the unselected one neither.
+    expect(ccList("Gala 2027")).toBeUndefined();
+    expect(ccList("Board only")).toBeUndefined();
+
+    // Its members follow at the next run.
+    h.advance(60_000);
+    await h.sync();
+    expect(membersOf(list!.list_id)).toEqual(["ada", "bob"]);
+
+    // Renamed in the CRM: the same platform list takes the new name, members and all.
+    await h.reAct({ action: "rename_list", list_id: volunteers.id, name: "CC: Helpers" });
+    h.advance(60_000);
+    const renamed = await h.sync();
+    expect(renamed.plan?.operations.map((o) => o.reason.code)).toContain("list_renamed");
+    expect(ccList("Helpers")?.list_id).toBe(list!.list_id);
+    expect(ccList("Volunteers")).toBeUndefined();
+    expect(membersOf(list!.list_id)).toEqual(["ada", "bob"]);
+
+    // Deleted in the CRM: the rule deletes the platform list, never its people.
+    await h.reAct({ action: "delete_list", list_id: volunteers.id });
+    h.advance(60_000);
+    const deleted = await h.sync();
+    expect(deleted.plan?.operations.map((o) => o.reason.code)).toContain("list_deleted");
+    expect(ccList("Helpers")).toBeUndefined();
+    for (const n of ["ada", "bob", "cy"])
+      expect(h.ccContact(h.ccMain, `${n}@example.org`)?.deleted_at).toBeNull();
+
+    // Nothing more to do.
+    h.advance(60_000);
+    const again = await h.sync();
+    expect(again.plan?.operations).toEqual([]);
+  });
+});
+
+describe("list lifecycle by rule, Mailchimp tags (SQLite)", () => {
+  let h: SyncHarness;
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it("a selected CRM list becomes a tag of the audience, renamed and deleted with it", async () => {
+    h = await startSyncHarness(sqliteBackend(), {
+      mailchimp: true,
+      configure: (raw) => {
+        (raw.pairs as Record<string, unknown>[])[0]!["list_sync"] = [
+          { platform: "mc", crm_lists: { names: ["Major donors"] }, on_delete: "delete_platform_list" },
+        ];
+      },
+    });
+    const ids = await h.seedRe(["ada", "bob"].map((n) => individual(`${n}@example.org`, n, "Example")));
+    await addToReList(h, RE_LISTS.news, ids);
+    await h.sync();
+    const donors = (await h.reAct({ action: "create_list", name: "Major donors", ids: [ids[0]] })).list;
+    h.advance(60_000);
+    await h.sync();
+    h.advance(60_000);
+    await h.sync();
+    const tags = async () =>
+      (
+        (await (await fetch(`${h.mcOrigin!}/__emulator/state`)).json()) as {
+          audiences: { tags: { name: string }[] }[];
+        }
+      ).audiences[0]!;
+    let state = await tags();
+    expect(state.tags.map((t: { name: string }) => t.name)).toContain("Major donors");
+
+    await h.reAct({ action: "rename_list", list_id: donors.id, name: "Major gifts" });
+    h.advance(60_000);
+    await h.sync();
+    state = await tags();
+    expect(state.tags.map((t: { name: string }) => t.name)).toContain("Major gifts");
+    expect(state.tags.map((t: { name: string }) => t.name)).not.toContain("Major donors");
+
+    await h.reAct({ action: "delete_list", list_id: donors.id });
+    h.advance(60_000);
+    const deleted = await h.sync();
+    expect(deleted.execution?.operations.failed).toBe(0);
+    state = await tags();
+    expect(state.tags.map((t: { name: string }) => t.name)).not.toContain("Major gifts");
+  });
+});
