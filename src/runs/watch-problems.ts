@@ -9,7 +9,9 @@ import { z } from "zod";
 import type { ConcordConfig } from "../config/concord-config";
 import type { ConnectionHealthTracker } from "../connections/connection-health";
 import { calendarOf, LEGAL_CLOCKS, standing, type ClockStanding } from "../core/legal-clocks";
+import type { ExpressionBuilder } from "kysely";
 import type { StoreSession } from "../store/ports";
+import type { Database } from "../store/schema";
 import type { SyncReport } from "./sync-pair";
 
 export type ProblemWatchDeps = {
@@ -139,6 +141,36 @@ export function problemWatch(deps: ProblemWatchDeps): ProblemWatch {
   return { afterRun, check };
 }
 
+/** The start of the pair's first run, beside each of its operations: since when Concord has been watching. */
+export const watchingSince = (eb: ExpressionBuilder<Database, "plans">) =>
+  eb
+    .selectFrom("runs")
+    .select((r) => r.fn.min("runs.started_at").as("first"))
+    .whereRef("runs.pair_id", "=", "plans.pair_id")
+    .as("watching_since");
+
+/**
+ * When an opt-out's clocks start: the act (the operation's `occurred_at`), or the pair's first run
+ * for an act made before Concord could have seen it (`before_watch`); undefined for a payload
+ * without an act time.
+ */
+export function optOutClockStart(
+  payloadJson: string,
+  watchingSinceIso: string | null,
+): { start: number; before_watch: boolean } | undefined {
+  let acted = Number.NaN;
+  try {
+    const parsed = PayloadSchema.safeParse(JSON.parse(payloadJson));
+    if (parsed.success) acted = Date.parse(parsed.data.operation.occurred_at);
+  } catch {
+    return undefined;
+  }
+  if (Number.isNaN(acted)) return undefined;
+  const watching = watchingSinceIso === null ? Number.NaN : Date.parse(watchingSinceIso);
+  const beforeWatch = !Number.isNaN(watching) && acted < watching;
+  return { start: beforeWatch ? watching : acted, before_watch: beforeWatch };
+}
+
 /** Opt-outs planned and not yet applied in their system, with when each clock started. */
 export async function pendingOptOuts(store: StoreSession): Promise<PendingOptOut[]> {
   const rows = await store.db
@@ -148,29 +180,15 @@ export async function pendingOptOuts(store: StoreSession): Promise<PendingOptOut
       "operations.target_connection",
       "operations.created_at",
       "operations.payload_json",
-      (eb) =>
-        eb
-          .selectFrom("runs")
-          .select((r) => r.fn.min("runs.started_at").as("first"))
-          .whereRef("runs.pair_id", "=", "plans.pair_id")
-          .as("watching_since"),
+      watchingSince,
     ])
     .where("operations.kind", "=", "record_opt_out")
     .where("operations.status", "=", "pending")
     .execute();
-  const out: PendingOptOut[] = [];
-  for (const row of rows) {
-    let acted = Number.NaN;
-    try {
-      const parsed = PayloadSchema.safeParse(JSON.parse(row.payload_json));
-      if (parsed.success) acted = Date.parse(parsed.data.operation.occurred_at);
-    } catch {
-      // a corrupt payload: its clock starts when it was planned
-    }
+  return rows.map((row) => {
     const planned = Date.parse(row.created_at);
-    const watching = row.watching_since === null ? Number.NaN : Date.parse(row.watching_since);
-    const start = Number.isNaN(acted) ? planned : Number.isNaN(watching) ? acted : Math.max(acted, watching);
-    out.push({ connection_id: row.target_connection, planned_at: planned, clock_start: start });
-  }
-  return out;
+    // A payload without an act time: its clock starts when it was planned.
+    const start = optOutClockStart(row.payload_json, row.watching_since)?.start ?? planned;
+    return { connection_id: row.target_connection, planned_at: planned, clock_start: start };
+  });
 }

@@ -7,8 +7,8 @@
  * first read) is measured from that first run instead: what it shows is Concord's delay, not the
  * organisation's history. Such opt-outs are flagged `before_watch` so they can be counted apart.
  */
-import { z } from "zod";
 import { LEGAL_CLOCKS as CORE_CLOCKS } from "../../core/legal-clocks";
+import { optOutClockStart, watchingSince } from "../../runs/watch-problems";
 import type { StoreSession } from "../../store/ports";
 
 export type OptOutLag = {
@@ -20,8 +20,6 @@ export type OptOutLag = {
   /** The act predates the pair's first run: `lag_ms` counts from that run's start. */
   before_watch: boolean;
 };
-
-const PayloadSchema = z.object({ operation: z.object({ occurred_at: z.string() }).loose() }).loose();
 
 /** The legal clocks as the charts draw them: 10 business days shown as 14 calendar days. */
 export const LEGAL_CLOCKS = CORE_CLOCKS.map((c) => ({
@@ -41,12 +39,7 @@ export async function optOutLags(store: StoreSession, from: string, to?: string)
       "outcomes.recorded_at",
       "operations.target_connection",
       "operations.payload_json",
-      (eb) =>
-        eb
-          .selectFrom("runs")
-          .select((r) => r.fn.min("runs.started_at").as("first"))
-          .whereRef("runs.pair_id", "=", "plans.pair_id")
-          .as("watching_since"),
+      watchingSince,
     ])
     .where("operations.kind", "=", "record_opt_out")
     .where("outcomes.status", "=", "succeeded")
@@ -55,26 +48,17 @@ export async function optOutLags(store: StoreSession, from: string, to?: string)
   const rows = await q.orderBy("outcomes.recorded_at").orderBy("outcomes.operation_id").execute();
   const out: OptOutLag[] = [];
   for (const row of rows) {
-    let payload: unknown;
-    try {
-      payload = JSON.parse(row.payload_json);
-    } catch {
-      continue; // a corrupt payload has no act time to measure from
-    }
-    const parsed = PayloadSchema.safeParse(payload);
-    if (!parsed.success) continue;
-    const acted = Date.parse(parsed.data.operation.occurred_at);
+    // A corrupt payload has no act time to measure from.
+    const clock = optOutClockStart(row.payload_json, row.watching_since);
     const confirmed = Date.parse(row.recorded_at);
-    if (Number.isNaN(acted) || Number.isNaN(confirmed)) continue;
-    const watching = row.watching_since === null ? Number.NaN : Date.parse(row.watching_since);
-    const beforeWatch = !Number.isNaN(watching) && acted < watching;
+    if (clock === undefined || Number.isNaN(confirmed)) continue;
     out.push({
       operation_id: row.operation_id,
       attempt: row.attempt,
       connection_id: row.target_connection,
       recorded_at: row.recorded_at,
-      lag_ms: Math.max(0, confirmed - (beforeWatch ? watching : acted)),
-      before_watch: beforeWatch,
+      lag_ms: Math.max(0, confirmed - clock.start),
+      before_watch: clock.before_watch,
     });
   }
   return out;
