@@ -722,6 +722,16 @@ describe("compareEvents, optOutInitiator, liftRule", () => {
       }),
       null,
     ],
+    [
+      "account, Concord's copy elsewhere of the account's own opt-out",
+      optIn("i", { at: 2, actor: ACCOUNT }),
+      ref({
+        initiated_by: "account",
+        mechanism: "sync",
+        source: { system: "blackbaud-renxt", connection: "re-nxt" },
+      }),
+      "lifted_by_account_opt_in",
+    ],
     ["account, contact opt-out", optIn("i", { at: 2, actor: ACCOUNT }), ref({}), null],
     [
       "account, account spam complaint",

@@ -151,10 +151,12 @@ export function liftRule(optIn: OptInEvent, optOut: OptOutRef): ConsentRule | nu
       return isPersonsOwnOptInEvent(optIn) ? "lifted_by_operator_override" : null;
     case "account":
       // The account undoes only its own opt-out: one it made itself, in the same account. An admin of
-      // one system re-subscribing someone never lifts an opt-out another system recorded.
+      // one system re-subscribing someone never lifts an opt-out another system recorded — except
+      // Concord's own copy of an opt-out (`sync`), which is no act of its own: the act it copies
+      // decides, wherever it was recorded.
       return optOut.initiated_by === "account" &&
         optOut.mechanism !== "spam_complaint" &&
-        optOut.source.connection === optIn.source.connection
+        (optOut.source.connection === optIn.source.connection || optOut.mechanism === "sync")
         ? "lifted_by_account_opt_in"
         : null;
     case "platform":
