@@ -3,6 +3,7 @@
  * the holes a review of the Raiser's Edge NXT ⇄ Constant Contact pair found, each closed.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { foldChannelConsent } from "../core/consent/consent-state";
 import { explainContact, formatExplanation } from "../explain/explain-contact";
 import { eventsForContact } from "../ledger/consent-ledger";
 import { recordWebhookChanges } from "../pipeline/pull-connection";
@@ -81,6 +82,29 @@ describe("consent holes (SQLite)", () => {
     expect(events.some((e) => e.kind === "opt_in" && e.source.connection === "cc-main")).toBe(true);
     h.advance(60_000);
     expect((await reconcile()).differences).toEqual([]);
+  });
+
+  it("1. an admin may still undo their own unsubscribe after Concord copied it into the CRM", async () => {
+    await h.ccAct(h.ccMain, "unsubscribe", "bob@example.org", "admin");
+    h.advance(1_000);
+    await h.sync();
+    expect((await constituent("bob")).requests_no_email).toBe(true);
+    h.advance(60_000);
+    await h.ccAct(h.ccMain, "resubscribe", "bob@example.org", "admin");
+    h.advance(1_000);
+    const run = await h.sync();
+    // The copy in the CRM is Concord's, not an act of its own: nothing is written back to the platform.
+    expect(
+      run.plan?.operations.filter((o) => o.connection_id === "cc-main" && o.kind === "record_opt_out"),
+    ).toEqual([]);
+    expect(permission(h.ccMain, "bob")).not.toBe("unsubscribed");
+    // And the rules find Bob sendable again: the account undid its own opt-out.
+    const state = foldChannelConsent(
+      (await eventsForContact(h.store, await contactOf("bob"))).map((e) => e.event),
+      "email",
+      { as_of: h.now().toISOString() },
+    );
+    expect(state.global).toMatchObject({ sendable: true, rule: "lifted_by_account_opt_in" });
   });
 
   it("2. a spam complaint in an account mapped to a topic is global; the ledger and explain say how each person left", async () => {
