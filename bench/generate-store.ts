@@ -58,6 +58,7 @@ export const BENCH_PAIR: ResolvedPair = {
   list_changes: [],
   list_sync_state: [],
   list_sync_skipped: [],
+  implied_consent: [],
   pair: {
     id: PAIR_ID,
     crm: {

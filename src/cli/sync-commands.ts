@@ -170,6 +170,14 @@ export function formatSyncReport(r: SyncReport): string[] {
       const parts = Object.entries(reasons).map(([code, n]) => `${code} ${n}`);
       if (parts.length > 0) lines.push(`    skipped for ${connection}: ${parts.join(", ")}`);
     }
+    if (plan.lapses.length > 0)
+      lines.push(
+        `    implied consent lapsed by rule: ${plural(plan.lapses.length, "opt-out")} ${r.dry_run ? "would be recorded" : "recorded"} (${[...new Set(plan.lapses.map((e) => e.source.connection.replace(/^compliance:/, "")))].join(", ")})`,
+      );
+    if (r.lapses_deferred)
+      lines.push(
+        `    implied consent of ${plural(r.lapses_deferred.contacts, "contact")} found lapsed but not acted on: ${r.lapses_deferred.reason}`,
+      );
     if (plan.waiting.length > 0)
       lines.push(`    waiting for the person's own confirmation: ${plural(plan.waiting.length, "contact")}`);
     for (const u of plan.unlinked_opt_outs)

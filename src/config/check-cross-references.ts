@@ -380,6 +380,27 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
       }
     }
   });
+
+  // Implied-consent rules: unique names, topics the config declares.
+  const ruleNames = new Map<string, number>();
+  config.compliance.implied_consent.forEach((rule, r) => {
+    const first = ruleNames.get(rule.name);
+    if (first !== undefined)
+      add(
+        ["compliance", "implied_consent", r, "name"],
+        "duplicate_id",
+        `duplicate rule name "${rule.name}": compliance.implied_consent[${first}] already uses it; expected each name once`,
+      );
+    else ruleNames.set(rule.name, r);
+    rule.topics.forEach((topic, t) => {
+      if (!topics.has(topic))
+        add(
+          ["compliance", "implied_consent", r, "topics", t],
+          "unknown_reference",
+          `no topic has the key "${topic}"; expected one of: ${quoteList([...topics.keys()])}${hint(topic, [...topics.keys()])}`,
+        );
+    });
+  });
   return issues;
 }
 

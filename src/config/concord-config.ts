@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { TopicKeySchema } from "../core/consent/consent-event";
+import type { CalendarPeriod } from "../core/consent/implied-consent";
 import { byteSizeSchema } from "./byte-size";
 import { strictObject } from "./config-error-map";
 import { durationSchema } from "./duration";
@@ -309,11 +310,73 @@ export const NotificationsSchema = strictObject({
 });
 
 /** What the legal clocks count by: business days skip weekends and these holidays. */
+const PERIOD_FORM = "a period such as 2 years, 6 months or 180 days";
+/** A calendar period (`2 years`, `6 months`, `1 year 6 months`, `180 days`). */
+const PeriodSchema = z.string().transform((text, ctx): CalendarPeriod => {
+  const period = { years: 0, months: 0, days: 0 };
+  const parts =
+    text
+      .trim()
+      .toLowerCase()
+      .match(/\d+\s*[a-z]+/g) ?? [];
+  const rest = text
+    .trim()
+    .toLowerCase()
+    .replace(/\d+\s*[a-z]+/g, "")
+    .trim();
+  for (const part of parts) {
+    const m = /^(\d+)\s*(years?|y|months?|mo|days?|d)$/.exec(part);
+    if (m === null) {
+      parts.length = 0;
+      break;
+    }
+    const n = Number(m[1]);
+    const unit = m[2] ?? "";
+    if (unit.startsWith("y")) period.years += n;
+    else if (unit.startsWith("mo")) period.months += n;
+    else period.days += n;
+  }
+  const total = period.years * 366 + period.months * 31 + period.days;
+  if (parts.length === 0 || rest !== "" || total === 0 || total > 100 * 366) {
+    ctx.addIssue({ code: "custom", message: `expected ${PERIOD_FORM}, found ${JSON.stringify(text)}` });
+    return z.NEVER;
+  }
+  return period;
+});
+
+/**
+ * A jurisdiction's rule for implied consent that lapses (CASL): whom it covers (by the country of
+ * their CRM address), which topics (none: all email), and how long each ground lasts.
+ */
+export const ImpliedConsentRuleSchema = strictObject({
+  name: z
+    .string()
+    .regex(
+      /^[a-z0-9][a-z0-9_-]{0,39}$/,
+      "expected a short name of lowercase letters, digits, _ or -, such as casl",
+    ),
+  countries: z
+    .array(z.string().trim().min(1).max(100))
+    .min(
+      1,
+      'expected the CRM address countries the rule covers, such as ["CA", "Canada"], or ["*"] for everyone',
+    )
+    .max(50),
+  topics: z.array(TopicKeySchema).max(100).default([]),
+  /** Implied consent from a donation or gift (CASL: 2 years). */
+  donation: PeriodSchema.default({ years: 2, months: 0, days: 0 }),
+  /** Implied consent from an inquiry or an account-made sign-up (CASL: 6 months). */
+  inquiry: PeriodSchema.default({ years: 0, months: 6, days: 0 }),
+});
+export type ImpliedConsentRuleConfig = z.infer<typeof ImpliedConsentRuleSchema>;
+
 export const ComplianceSchema = strictObject({
   holidays: z
     .array(z.iso.date({ error: "expected a date as YYYY-MM-DD, such as 2026-12-25" }))
     .max(1000)
     .default([]),
+  /** Rules under which implied consent lapses (CASL); none by default. */
+  implied_consent: z.array(ImpliedConsentRuleSchema).max(20).default([]),
 });
 export type Notifications = z.infer<typeof NotificationsSchema>;
 

@@ -96,7 +96,7 @@ describe("a valid config", () => {
       log: true,
       thresholds: { outage: 1_800_000, stuck_opt_out: 3_600_000, clock_warning: 86_400_000 },
     });
-    expect(config.compliance).toEqual({ holidays: [] });
+    expect(config.compliance).toEqual({ holidays: [], implied_consent: [] });
     expect(config.server).toEqual({
       port: 8080,
       host: "127.0.0.1",
@@ -539,6 +539,22 @@ describe("errors name the path, what was expected and what was found", () => {
       "compliance.holidays[0]",
       "invalid_value",
       "expected a date as YYYY-MM-DD, such as 2026-12-25",
+    ],
+    [
+      "implied-consent period not a period",
+      (c) =>
+        (c.compliance = { implied_consent: [{ name: "casl", countries: ["CA"], donation: "2 fortnights" }] }),
+      "compliance.implied_consent[0].donation",
+      "invalid_value",
+      'expected a period such as 2 years, 6 months or 180 days, found "2 fortnights"',
+    ],
+    [
+      "implied-consent rule naming an unknown topic",
+      (c) =>
+        (c.compliance = { implied_consent: [{ name: "casl", countries: ["CA"], topics: ["newsleter"] }] }),
+      "compliance.implied_consent[0].topics[0]",
+      "unknown_reference",
+      'no topic has the key "newsleter"',
     ],
     [
       "clock warning too short",

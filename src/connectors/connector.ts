@@ -5,6 +5,7 @@
  */
 import type { Actor, Channel, Evidence, Mechanism } from "../core/consent/consent-event";
 import type { ConsentFact } from "../core/consent/system-consent";
+import type { ConsentGround } from "../core/consent/implied-consent";
 import type { ConnectorOperation, ObservedScope } from "../core/operations";
 import type { Result } from "../core/result";
 
@@ -85,6 +86,11 @@ export type ExternalRecord = {
   /** A "Do Not Contact"-style flag of the system is in force (it is also reported as an opt-out). */
   do_not_contact?: boolean;
   deleted?: boolean;
+  /**
+   * Dated acts that ground implied consent where the law lets it lapse (CASL): the latest gift
+   * (`donation`), the latest inquiry. Facts only: the engine's rules decide what they allow.
+   */
+  consent_grounds?: ConsentGround[];
   /** For an individual who is an organisation's contact person: the organisation's external id. */
   organisation_external_id?: string;
   updated_at: string;
@@ -136,6 +142,7 @@ export type ReadOptions = {
 
 export type { ConnectorOperation, ConsentIntent, ObservedScope, OperationKind } from "../core/operations";
 export type { ConsentFact, ConstructRef } from "../core/consent/system-consent";
+export type { ConsentGround } from "../core/consent/implied-consent";
 
 /** What happened to one operation, or one item of a bulk operation. */
 export type OperationOutcome = {

@@ -33,6 +33,9 @@ export function crmState(r: SnapshotRecord): CrmRecordState {
     emails,
     ...(r.inactive !== undefined ? { inactive: r.inactive } : {}),
     ...(r.deceased !== undefined ? { deceased: r.deceased } : {}),
+    ...(r.consent_grounds !== undefined && r.consent_grounds.length > 0
+      ? { consent_grounds: r.consent_grounds }
+      : {}),
     consent_state: r.consent_state,
   };
 }
@@ -232,6 +235,7 @@ async function loadChunk(
       platforms[connection] = {
         ...platformState(record, resubscribed.has(`${row.id}\u0000${connection}`)),
         ...(origin === "matched_by_email" && crmRecord !== undefined ? { matched_by_address: true } : {}),
+        ...(origin === "concord" ? { created_by_concord: true } : {}),
       };
     }
     const baseline = baselineBy.get(row.id);

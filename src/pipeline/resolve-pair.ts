@@ -4,6 +4,7 @@
  * cannot be found is a configuration error that names the list, the connection and what exists.
  */
 import { z } from "zod";
+import type { ImpliedConsentRule } from "../core/consent/implied-consent";
 import type { ConcordConfig, ListRef, Pair } from "../config/concord-config";
 import { didYouMean } from "../config/did-you-mean";
 import type { ConnectorError, ExternalList } from "../connectors/connector";
@@ -41,6 +42,8 @@ export type ResolvedPair = {
   list_sync_skipped: { crm_list: string; platform: string; reason: string }[];
   fields: PlanFieldMapping[];
   policies: PlanPolicies;
+  /** The config's rules under which implied consent lapses (CASL). */
+  implied_consent: ImpliedConsentRule[];
   /** The CRM list ids the pair's audiences name: every CRM read carries their memberships. */
   crm_list_ids: string[];
   /** Per platform connection, the list ids its audiences name. */
@@ -384,6 +387,12 @@ export async function resolvePair(
       list_sync_skipped: listSyncSkipped,
       fields: pair.fields.map((f) => ({ ...f })),
       policies: { ...pair.policies },
+      implied_consent: config.compliance.implied_consent.map((r) => ({
+        name: r.name,
+        countries: r.countries,
+        topics: r.topics,
+        periods: { donation: r.donation, inquiry: r.inquiry },
+      })),
       crm_list_ids: [...crmLists].sort(),
       platform_list_ids: platformLists,
     },

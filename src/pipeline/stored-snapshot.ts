@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import type { ConsentFact } from "../core/consent/system-consent";
+import type { ConsentGround } from "../core/consent/implied-consent";
 
 const ScopeSchema = z.union([
   z.object({ kind: z.literal("global") }),
@@ -69,6 +70,19 @@ export const SnapshotRecordSchema = z.object({
   inactive: z.boolean().optional(),
   deceased: z.boolean().optional(),
   do_not_contact: z.boolean().optional(),
+  consent_grounds: z
+    .array(
+      z
+        .object({ kind: z.enum(["donation", "inquiry"]), at: z.string(), ref: z.string().optional() })
+        .nullable()
+        .catch(null),
+    )
+    .optional()
+    .transform((g): ConsentGround[] | undefined =>
+      g?.flatMap((x) =>
+        x === null ? [] : [{ kind: x.kind, at: x.at, ...(x.ref !== undefined ? { ref: x.ref } : {}) }],
+      ),
+    ),
   deleted: z.boolean().optional(),
   updated_at: z.string().optional(),
 });

@@ -1,8 +1,9 @@
 /** What the planner is given: one pair's mappings and policies, and per contact its ledger events and each linked record as last read. */
-import type { ConsentEvent, Scope, TopicKey } from "../core/consent/consent-event";
+import type { ConsentEvent, ConsentEventId, Scope, TopicKey } from "../core/consent/consent-event";
 import type { ConsentFact, ObservedScope } from "../core/consent/system-consent";
 import type { CanonicalContact, ConnectionId } from "../core/identity/canonical-contact";
 import type { FieldOwner } from "../core/merge/merge-fields";
+import type { ConsentGround, ImpliedConsentRule, LapseDraft } from "../core/consent/implied-consent";
 
 export type SyncDirection = "crm_to_platform" | "platform_to_crm" | "both";
 
@@ -108,6 +109,8 @@ export type CrmRecordState = RecordProfile & {
   emails: readonly RecordEmail[];
   inactive?: boolean;
   deceased?: boolean;
+  /** Dated acts that ground implied consent (the latest gift), as the connector read them. */
+  consent_grounds?: readonly ConsentGround[];
   consent_state: readonly ConsentFact[];
 };
 
@@ -116,6 +119,8 @@ export type PlatformRecordState = RecordProfile & {
   email: string;
   /** Linked to the person only by its address: someone put it on the platform, not Concord. */
   matched_by_address?: boolean;
+  /** Concord's own import made the record (its sign-up date is the import's, no act of the person's). */
+  created_by_concord?: boolean;
   consent_state: readonly ConsentFact[];
   /** Whether the platform's confirmation email was already requested (Constant Contact sends one, ever). */
   resubscribe_requested: boolean;
@@ -161,6 +166,14 @@ export type PlanInput = {
   as_of: string;
   /** A content hash (hex), injected so the planner stays pure; operation ids derive from it. */
   hash: (text: string) => string;
+  /**
+   * The rules under which implied consent lapses (CASL), and the ledger's id for an opt-out by rule
+   * (injected, like `hash`); without them no consent lapses.
+   */
+  implied_consent?: {
+    rules: readonly ImpliedConsentRule[];
+    event_id: (draft: LapseDraft) => ConsentEventId;
+  };
   /** Linked contacts; an iterable so a caller can stream them from the store. */
   contacts: Iterable<PlanContact>;
 };

@@ -1,5 +1,11 @@
 /** The pure planner: a three-way merge of each linked contact of one pair into a plan of typed operations with reasons (DESIGN.md §3). */
-import { topicScope, type ConsentEvent, type Scope, type TopicKey } from "../core/consent/consent-event";
+import {
+  topicScope,
+  type ConsentEvent,
+  type OptOutEvent,
+  type Scope,
+  type TopicKey,
+} from "../core/consent/consent-event";
 import {
   ACCOUNT_OBSERVED,
   recordedConsent,
@@ -15,6 +21,7 @@ import {
   type ScopeDecision,
 } from "../core/consent/consent-state";
 import { decideEligibility, type Eligibility } from "../core/eligibility/decide-eligibility";
+import { impliedConsentLapses } from "../core/consent/implied-consent";
 import type { CanonicalContact, ConnectionId, ContactId } from "../core/identity/canonical-contact";
 import { normaliseEmail, sameEmail } from "../core/identity/normalise-email";
 import { isConsentField, mergeFields, type FieldMergeInput } from "../core/merge/merge-fields";
@@ -95,6 +102,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
   const skipped: SkippedRecord[] = [];
   const waiting: WaitingForContact[] = [];
   const unlinked: UnlinkedOptOut[] = [];
+  const lapses: OptOutEvent[] = [];
   const bulk = new BulkOperations();
 
   const emit = (
@@ -135,13 +143,51 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
     return found;
   };
 
-  const add = (c: PlanContact): void => {
-    const id = c.contact.id;
-    const state = foldChannelConsent(c.events, "email", {
+  const fold = (events: readonly ConsentEvent[]) =>
+    foldChannelConsent(events, "email", {
       as_of: input.as_of,
       topics,
       require_consent_basis: policies.require_consent_basis,
     });
+
+  /** The contact with the opt-outs by rule its lapsed implied consent calls for (not yet in the ledger). */
+  const withLapses = (c: PlanContact, state: ReturnType<typeof fold>): PlanContact | undefined => {
+    const implied = input.implied_consent;
+    if (implied === undefined || implied.rules.length === 0) return undefined;
+    const due = impliedConsentLapses(
+      {
+        contact_id: c.contact.id,
+        country: c.crm?.fields["country"] ?? null,
+        consent: state,
+        events: c.events,
+        crm_grounds: c.crm?.consent_grounds ?? [],
+        crm_source: { system: pair.crm.system, connection: crmId },
+        created_by_concord: new Set(
+          Object.entries(c.platforms).flatMap(([k, r]) => (r.created_by_concord === true ? [k] : [])),
+        ),
+        as_of: input.as_of,
+      },
+      implied.rules,
+    );
+    if (due.length === 0) return undefined;
+    const known = new Set(c.events.map((e) => e.id));
+    const fresh = due
+      .map((d): OptOutEvent => ({ ...d, id: implied.event_id(d) }))
+      .filter((e) => !known.has(e.id));
+    if (fresh.length === 0) return undefined;
+    lapses.push(...fresh);
+    return { ...c, events: [...c.events, ...fresh] };
+  };
+
+  const add = (given: PlanContact): void => {
+    let c = given;
+    let state = fold(c.events);
+    const lapsed = withLapses(c, state);
+    if (lapsed !== undefined) {
+      c = lapsed;
+      state = fold(c.events);
+    }
+    const id = c.contact.id;
     const crm = c.crm !== undefined && c.crm.deleted !== true ? c.crm : undefined;
     const linkedRecords = pair.platforms.flatMap((p) => {
       const rec = c.platforms[p.connection_id];
@@ -672,6 +718,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       skipped,
       waiting,
       unlinked_opt_outs: unlinked,
+      lapses,
       counts: countPlan(operations, skipped),
       gains,
     };

@@ -1,5 +1,5 @@
 /** What the planner yields: a stored plan of typed operations with reasons, the skipped records and their reasons, and counts. */
-import type { ConsentEventId, Scope } from "../core/consent/consent-event";
+import type { ConsentEventId, OptOutEvent, Scope } from "../core/consent/consent-event";
 import type { IneligibilityReason } from "../core/eligibility/decide-eligibility";
 import type { ConnectionId, ContactId } from "../core/identity/canonical-contact";
 import type { ConnectorOperation, OperationKind } from "../core/operations";
@@ -87,6 +87,11 @@ export type Plan = {
   skipped: SkippedRecord[];
   waiting: WaitingForContact[];
   unlinked_opt_outs: UnlinkedOptOut[];
+  /**
+   * Implied consent that lapsed under the config's rules (CASL), as opt-outs by rule the ledger does
+   * not hold yet: the plan already acts on them; a run that applies the plan records them first.
+   */
+  lapses: OptOutEvent[];
   counts: PlanCounts;
   /** How many contacts each platform would gain. */
   gains: Record<ConnectionId, number>;

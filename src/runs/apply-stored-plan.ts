@@ -18,6 +18,8 @@ import {
   executionSummary,
   linkAndCommit,
   planFromStore,
+  recordLapses,
+  withoutLapses,
   pullPair,
   savePlan,
   type SyncDeps,
@@ -126,7 +128,9 @@ export async function applyStoredPlan(
     }
     const r = resolved.value;
     if (options.pull !== false) report.pulls = await pullPair(deps, pair, r, false);
-    const { plan, baselines } = await planFromStore(deps, r);
+    const { plan, baselines } = await recordLapses(deps, pair, await planFromStore(deps, r), (lapses) =>
+      planFromStore(deps, lapses ? r : withoutLapses(r)),
+    );
     // Applied (or refused for good) since the plan was stored: not again, even where a system's
     // change has not been read back yet.
     const done = new Set<string>();

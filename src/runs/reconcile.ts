@@ -24,6 +24,8 @@ import { resolvePair, type ResolvedPair } from "../pipeline/resolve-pair";
 import {
   asJson,
   planFromStore,
+  recordLapses,
+  withoutLapses,
   pullOne,
   pullPair,
   rereadCrmWrites,
@@ -310,7 +312,12 @@ export async function reconcilePair(
     await deps.store.runs.finish(run.id, "failed", asJson(report));
     return report;
   }
-  const { plan, contacts_compared, opt_outs_by_connection, differences } = await planAndCompare(deps, r);
+  let compared = await planAndCompare(deps, r);
+  if (options.fix === true)
+    compared = await recordLapses(deps, pair, compared, (lapses) =>
+      planAndCompare(deps, lapses ? r : withoutLapses(r)),
+    );
+  const { plan, contacts_compared, opt_outs_by_connection, differences } = compared;
   report.contacts_compared = contacts_compared;
   report.opt_outs_by_connection = opt_outs_by_connection;
   report.differences = differences;

@@ -13,6 +13,8 @@ import { createPairPlanner } from "../planner/plan-pair";
 import type { JsonValue, Run, StoreSession } from "../store/ports";
 import { canonicalJson } from "../core/canonical-json";
 import { sha256Hex } from "../pipeline/content-hash";
+import { consentEventId } from "../ledger/consent-event-id";
+import { appendConsentEvents } from "../ledger/consent-ledger";
 import { executePlan, type ExecuteDeps, type ExecutionReport } from "../executor/execute-plan";
 import { loadPlanContacts, loadPlanContactsById } from "../pipeline/load-plan-contacts";
 import type { OpenedConnection } from "../connections/open-connection";
@@ -57,12 +59,16 @@ export type SyncReport = {
   relinks: PullReport[];
   /** Baselines moved because both sides now agree on new values. */
   baselines_updated: number;
+  /** Implied consent found lapsed but not acted on this run, and why (the CRM could not confirm it). */
+  lapses_deferred?: LapseDeferral;
 };
+
+export type LapseDeferral = { contacts: number; reason: string };
 
 /** What a stored plan says, without operation payloads: counts, reasons, skips and waits. */
 export type PlanSummary = Pick<
   Plan,
-  "pair_id" | "as_of" | "counts" | "gains" | "skipped" | "waiting" | "unlinked_opt_outs"
+  "pair_id" | "as_of" | "counts" | "gains" | "skipped" | "waiting" | "unlinked_opt_outs" | "lapses"
 > & {
   operations: {
     op_id: string;
@@ -83,6 +89,7 @@ export function summarisePlan(plan: Plan): PlanSummary {
     skipped: plan.skipped,
     waiting: plan.waiting,
     unlinked_opt_outs: plan.unlinked_opt_outs,
+    lapses: plan.lapses,
     operations: plan.operations.map((o) => ({
       op_id: o.op_id,
       connection_id: o.connection_id,
@@ -123,7 +130,17 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
     }
 
     deps.onStage?.("plan");
-    const { plan, baselines } = await planFromStore(deps, r, options.contact_ids);
+    let planned: Planned & { lapses_deferred?: LapseDeferral } = await planFromStore(
+      deps,
+      r,
+      options.contact_ids,
+    );
+    if (!dryRun)
+      planned = await recordLapses(deps, pair, planned, (lapses) =>
+        planFromStore(deps, lapses ? r : withoutLapses(r), options.contact_ids),
+      );
+    const { plan, baselines } = planned;
+    if (planned.lapses_deferred) report.lapses_deferred = planned.lapses_deferred;
     const planId = await savePlan(
       deps.store,
       run.id,
@@ -250,6 +267,7 @@ function runSummary(report: SyncReport): JsonValue {
           counts: report.plan.counts,
           gains: report.plan.gains,
           skipped: report.plan.skipped.length,
+          consent_lapsed: report.plan.lapses.length,
           waiting_for_contact: report.plan.waiting.length,
         }
       : {}),
@@ -307,6 +325,8 @@ export function pullOne(
   });
 }
 
+type Planned = Awaited<ReturnType<typeof planFromStore>>;
+
 /** Plans from the store's current state; also returns the baselines that moved (both sides agree now). */
 export async function planFromStore(
   deps: Pick<SyncDeps, "store" | "now">,
@@ -328,6 +348,9 @@ export async function planFromStore(
     policies: resolved.policies,
     as_of: deps.now().toISOString(),
     hash: sha256Hex,
+    ...(resolved.implied_consent.length > 0
+      ? { implied_consent: { rules: resolved.implied_consent, event_id: consentEventId } }
+      : {}),
   });
   const source =
     contactIds === undefined
@@ -449,6 +472,81 @@ export async function storeOperations(
       .where("status", "in", ["succeeded", "skipped", "pending"])
       .where("plan_id", "!=", planId)
       .execute();
+}
+
+/** The pair with no implied-consent rules: a plan that lets nothing lapse. */
+export const withoutLapses = (r: ResolvedPair): ResolvedPair => ({ ...r, implied_consent: [] });
+
+/**
+ * Before a plan is applied: implied consent it finds lapsed by rule is confirmed against the CRM
+ * (a gift since the last read moves no constituent date, so it is read again), planned again, and
+ * what still lapsed is recorded in the ledger, so the ledger holds every opt-out the plan acts on.
+ */
+export async function recordLapses<P extends { plan: Plan }>(
+  deps: Pick<SyncDeps, "store" | "config" | "connections" | "now">,
+  pair: Pair,
+  planned: P,
+  /** Plans again, with lapses or (when the CRM could not be read) without them. */
+  replan: (lapses: boolean) => Promise<P>,
+): Promise<P & { lapses_deferred?: LapseDeferral }> {
+  if (planned.plan.lapses.length === 0) return planned;
+  const contacts = new Set(planned.plan.lapses.map((e) => e.contact_id)).size;
+  const failed = await rereadCrmRecords(deps, pair, [
+    ...new Set(planned.plan.lapses.map((e) => e.contact_id)),
+  ]);
+  if (failed)
+    // Nothing lapses on a record that could not be confirmed: the next run that reads the CRM decides.
+    return {
+      ...(await replan(false)),
+      lapses_deferred: {
+        contacts,
+        reason: `the CRM could not be read to confirm them (${failed.code}: ${failed.message})`,
+      },
+    };
+  const again = await replan(true);
+  const lapses = again.plan.lapses;
+  if (lapses.length > 0)
+    await deps.store.transaction(async (tx) => {
+      for (const result of await appendConsentEvents(tx, lapses))
+        if (result.kind === "rejected")
+          throw new Error(
+            `an opt-out by rule was rejected by the ledger (${result.code}): ${result.message}`,
+          );
+    });
+  return again;
+}
+
+/** Re-reads the CRM records of some contacts now (their links name them), recording what changed; the error when the read failed. */
+async function rereadCrmRecords(
+  deps: Pick<SyncDeps, "store" | "config" | "connections" | "now">,
+  pair: Pair,
+  contactIds: readonly string[],
+): Promise<PullReport["error"] | undefined> {
+  const crm = deps.connections.get(pair.crm);
+  if (!crm) throw new Error(`connection ${pair.crm} of pair ${pair.id} is not open`);
+  if (contactIds.length === 0) return undefined;
+  const ids: string[] = [];
+  for (let i = 0; i < contactIds.length; i += 500) {
+    const rows = await deps.store.db
+      .selectFrom("links")
+      .select("external_id")
+      .where("connection_id", "=", pair.crm)
+      .where("contact_id", "in", contactIds.slice(i, i + 500))
+      .execute();
+    ids.push(...rows.map((r) => r.external_id));
+  }
+  if (ids.length === 0) return undefined;
+  const report = await recordWebhookChanges(
+    { store: deps.store, connection: crm, config: deps.config, pair, now: deps.now },
+    ids.map((external_id) => ({
+      event_id: `confirm:${external_id}`,
+      type: "concord.confirm",
+      external_id,
+      occurred_at: deps.now().toISOString(),
+      change: "changed" as const,
+    })),
+  );
+  return report.error ?? undefined;
 }
 
 /**

@@ -17,6 +17,7 @@ import {
   ConstituentSchema,
   ConstituentSolicitCodeCollectionSchema,
   CreatedSchema,
+  LatestGiftSchema,
   CustomFieldCategoryCollectionSchema,
   CustomFieldCollectionSchema,
   EmailAddressCollectionSchema,
@@ -44,6 +45,7 @@ import {
   type EmailAddress,
   type EmailAddressAddBody,
   type EmailAddressEditBody,
+  type LatestGift,
   type List,
   type Relationship,
   type SubscriptionAddBody,
@@ -116,6 +118,10 @@ export type BlackbaudClient = {
     constituentId: string,
     priority: CallPriority,
   ) => Promise<ConnectorResult<CustomField[]>>;
+  /** The constituent's latest gift (giving summary), or null when it has none. */
+  latestGift: (constituentId: string, priority: CallPriority) => Promise<ConnectorResult<LatestGift | null>>;
+  /** Deletes the constituent (Constituent API DeleteConstituent). */
+  deleteConstituent: (id: string) => Promise<ConnectorResult<void>>;
   /** Custom fields of every constituent changed since a moment, in one category (SKY lags ~30 min here). */
   listAllCustomFields: (
     page: { query: { category: string; last_modified: string; limit: number } } | { next_link: string },
@@ -345,6 +351,19 @@ export function createBlackbaudClient(options: BlackbaudClientOptions): Blackbau
       });
       return res.ok ? ok(res.value.body.value) : res;
     },
+    latestGift: async (constituentId, priority) => {
+      const res = await call({
+        method: "GET",
+        path: `/constituent/v1/constituents/${enc(constituentId)}/givingsummary/latest`,
+        priority,
+        schema: LatestGiftSchema,
+      });
+      if (!res.ok) return res;
+      const gift = res.value.body;
+      return ok(typeof gift.date === "string" && gift.date !== "" ? gift : null);
+    },
+    deleteConstituent: (id) =>
+      done("DELETE", `/constituent/v1/constituents/${enc(id)}`, undefined, "consent"),
     listSolicitCodes: async (constituentId, priority) => {
       const res = await call({
         method: "GET",

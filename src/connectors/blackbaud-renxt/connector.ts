@@ -65,6 +65,12 @@ export const BlackbaudRenxtOptionsSchema = z.strictObject({
       email_addresses: z.boolean().default(true),
       consents: z.boolean().default(true),
       relationships: z.boolean().default(true),
+      /**
+       * The latest gift's date (the giving summary), which grounds implied consent from a donation
+       * under the config's `compliance.implied_consent` rules (CASL). Off by default: one call more
+       * per constituent read.
+       */
+      latest_gift: z.boolean().default(false),
     })
     .prefault({}),
   /**
@@ -182,6 +188,11 @@ function createSession(
         const field = newestField(fields.value, category);
         return field ? { category, field } : { category };
       });
+    }
+    if (opts.read.latest_gift) {
+      const gift = await client.latestGift(c.id, priority);
+      if (!gift.ok) return gift;
+      if (gift.value) detail.latest_gift = gift.value;
     }
     const codes = await activeOptOutCodes();
     if (!codes.ok) return codes;

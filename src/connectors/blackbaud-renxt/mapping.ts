@@ -23,6 +23,7 @@ import type {
   ConstituentSolicitCode,
   CustomField,
   EmailAddress,
+  LatestGift,
   Relationship,
 } from "./schemas";
 
@@ -165,6 +166,8 @@ export type ConstituentDetail = {
    * and those of them the constituent holds; absent when none are configured or in the table.
    */
   opt_out_codes?: { codes: readonly string[]; held: readonly ConstituentSolicitCode[]; read_at: string };
+  /** The latest gift, when the connection reads it (`read.latest_gift`) and the constituent has one. */
+  latest_gift?: LatestGift;
 };
 
 /** Whether a constituent's solicit code is in force at `at`: started, and not ended. */
@@ -297,9 +300,20 @@ export function toExternalRecord(detail: ConstituentDetail): ExternalRecord {
     inactive: c.inactive ?? false,
     deceased: c.deceased ?? false,
     ...(doNotContact(detail) ? { do_not_contact: true } : {}),
+    ...(giftGround(detail.latest_gift) ?? {}),
     ...(organisation ? { organisation_external_id: organisation } : {}),
     updated_at: toUtcIso(c.date_modified),
   };
+}
+
+/** The latest gift as the ground of implied consent from a donation; gift dates carry no offset (tenant time, read as UTC). */
+function giftGround(gift: LatestGift | undefined): Pick<ExternalRecord, "consent_grounds"> | undefined {
+  if (!gift?.date) return undefined;
+  const text = gift.date.trim();
+  const ms = Date.parse(/(Z|[+-]\d\d:?\d\d)$/.test(text) || !text.includes("T") ? text : `${text}Z`);
+  if (Number.isNaN(ms)) return undefined;
+  const at = new Date(ms).toISOString();
+  return { consent_grounds: [{ kind: "donation", at, ...(gift.id ? { ref: `gift:${gift.id}` } : {}) }] };
 }
 
 /** A constituent that SKY no longer returns (404 or a delete event). */

@@ -125,6 +125,13 @@ export const ConstituentSolicitCodeCollectionSchema = z.looseObject({
   count: z.number().int().optional(),
   value: z.array(ConstituentSolicitCodeSchema),
 });
+/** The giving summary's latest gift (GivingSummaryRead); empty for a constituent without gifts. */
+export const LatestGiftSchema = z.looseObject({
+  id: z.string().nullish(),
+  date: z.string().nullish(),
+  type: z.string().nullish(),
+});
+export type LatestGift = z.infer<typeof LatestGiftSchema>;
 /** An entry of the tenant's Solicit Codes table. */
 export const SolicitCodeTableSchema = z.looseObject({
   value: z.array(

@@ -119,7 +119,10 @@ function consentReasons(decision: ScopeDecision): IneligibilityReason[] {
       if (!deciding) throw new Error(`opted-out decision without its deciding opt-out (${rule})`);
       const pending = decision.pending_resubscribe;
       return [
-        { code: "opted_out", scope: deciding.scope, rule, event_id: deciding.event_id },
+        // Implied consent that lapsed by rule (CASL) is an opt-out by rule, named for what it is.
+        deciding.mechanism === "expiry_rule"
+          ? { code: "consent_expired" as const, event_id: deciding.event_id }
+          : { code: "opted_out" as const, scope: deciding.scope, rule, event_id: deciding.event_id },
         ...(pending
           ? [
               {
@@ -172,7 +175,7 @@ export function describeIneligibility(reason: IneligibilityReason): string {
     case "no_consent_basis":
       return "Consent is required for this audience and the contact has given none.";
     case "consent_expired":
-      return "The contact's implied consent has expired.";
+      return "The contact's implied consent has expired (no express consent is recorded); only their own opt-in makes them sendable again.";
     case "undeliverable":
       return reason.status === "cleaned"
         ? "The address was cleaned by the platform after repeated bounces."

@@ -794,6 +794,26 @@ function registerCommPrefRoutes(
     id: state.addConsent(bodyOf(request), { userName: userName() }).id,
   }));
 
+  // The giving summary's latest gift. A constituent without gifts gets an empty summary (UNVERIFIED:
+  // the spec does not say what it returns then).
+  app.get<{ Params: { id: string } }>(
+    "/constituent/v1/constituents/:id/givingsummary/latest",
+    async (request) => {
+      state.requireConstituent(request.params.id);
+      const gift = state.latestGift(request.params.id);
+      if (!gift) return {};
+      return {
+        id: gift.id,
+        amount: { value: gift.amount },
+        appeals: [],
+        campaigns: [],
+        date: gift.date,
+        funds: [],
+        type: gift.type,
+      };
+    },
+  );
+
   app.get(`${P}/solicitcodes`, async (request) => {
     const includeInactive = bool(qs(request).include_inactive);
     return collection(state.solicitCodeTable.filter((s) => includeInactive || !s.inactive));
@@ -1001,7 +1021,7 @@ function seed(state: EmulatorState, body: any): unknown {
   }
   const created: { id: string; lookup_id: string; email_address_ids: string[] }[] = [];
   for (const input of asArray(body.constituents)) {
-    const { email_addresses, consents, solicit_codes, custom_fields, email, ...rest } = input ?? {};
+    const { email_addresses, consents, solicit_codes, custom_fields, gifts, email, ...rest } = input ?? {};
     const { constituent } = state.createConstituent(rest, { seeded: true });
     const emailIds: string[] = [];
     for (const e of [
@@ -1019,11 +1039,13 @@ function seed(state: EmulatorState, body: any): unknown {
       state.addSolicitCode({ ...s, constituent_id: constituent.id }, { seeded: true });
     for (const f of asArray(custom_fields))
       state.addCustomField({ ...f, parent_id: constituent.id }, { seeded: true });
+    for (const g of asArray(gifts)) state.addGift({ ...g, constituent_id: constituent.id }, { seeded: true });
     if (typeof rest.date_modified === "string") constituent.date_modified = rest.date_modified;
     created.push({ id: constituent.id, lookup_id: constituent.lookup_id, email_address_ids: emailIds });
   }
   for (const r of asArray(body.consents)) state.addConsent(r, { seeded: true, userName: ADMIN_USER_NAME });
   for (const s of asArray(body.solicit_codes)) state.addSolicitCode(s, { seeded: true });
+  for (const g of asArray(body.gifts)) state.addGift(g, { seeded: true });
   const relationships = asArray(body.relationships).map((r) => state.addRelationship(r, { seeded: true }).id);
   const lists = asArray(body.lists).map((l) => {
     const list = state.createList(
@@ -1072,6 +1094,12 @@ async function act(state: EmulatorState, hub: WebhookHub, oauth: OAuth2Server, b
         { userId },
       );
       return { ok: true, constituent: state.constituentRead(c) };
+    }
+    case "add_gift": {
+      // A gift is entered for the constituent (it moves no constituent modification date).
+      const c = constituent();
+      const gift = state.addGift({ ...body.gift, constituent_id: c.id });
+      return { ok: true, gift };
     }
     case "set_custom_field": {
       // An admin ticks or clears a Yes/No custom field (or sets any other) on the constituent record.
@@ -1228,7 +1256,7 @@ async function act(state: EmulatorState, hub: WebhookHub, oauth: OAuth2Server, b
     default:
       throw new EmulatorControlError(
         "unknown_action",
-        "action must be one of set_requests_no_email, clear_requests_no_email, set_do_not_email, clear_do_not_email, change_primary_email, add_email, add_consent, add_solicit_code, end_solicit_code, add_constituent, update_constituent, delete_constituent, add_to_list, remove_from_list, create_list, rename_list, delete_list, disconnect_application.",
+        "action must be one of set_requests_no_email, clear_requests_no_email, set_do_not_email, clear_do_not_email, change_primary_email, add_email, add_consent, add_gift, add_solicit_code, end_solicit_code, add_constituent, update_constituent, delete_constituent, add_to_list, remove_from_list, create_list, rename_list, delete_list, disconnect_application.",
       );
   }
 }

@@ -122,6 +122,16 @@ export type ConstituentList = {
 
 export type ConsentCategory = { description: string; inactive: boolean; sequence: number };
 
+/** A gift, as far as the constituent API's giving summary shows it. */
+export type Gift = {
+  id: string;
+  constituent_id: string;
+  /** The gift date, ISO-8601 (`2025-04-10T00:00:00`). */
+  date: string;
+  amount: number;
+  type: string;
+};
+
 export const CUSTOM_FIELD_TYPES = [
   "Text",
   "Number",
@@ -238,6 +248,7 @@ export class EmulatorState {
   customFields = new Map<string, CustomField>();
   customFieldCategories: CustomFieldCategory[];
   solicitCodes = new Map<string, ConstituentSolicitCode>();
+  gifts = new Map<string, Gift>();
   lists = new Map<string, ConstituentList>();
   channels: string[];
   categories: ConsentCategory[];
@@ -275,6 +286,7 @@ export class EmulatorState {
     this.customFields.clear();
     this.customFieldCategories = this.config.customFieldCategories.map((c) => ({ ...c }));
     this.solicitCodes.clear();
+    this.gifts.clear();
     this.lists.clear();
     this.nextId = 1000;
     this.rowVersion = 0;
@@ -589,6 +601,7 @@ export class EmulatorState {
       if (r.constituent_id === id || r.relation_id === id) this.relationships.delete(rid);
     }
     for (const [sid, s] of this.solicitCodes) if (s.constituent_id === id) this.solicitCodes.delete(sid);
+    for (const [gid, g] of this.gifts) if (g.constituent_id === id) this.gifts.delete(gid);
     for (const list of this.lists.values()) list.ids = list.ids.filter((x) => x !== id);
     // Consent history is kept: it is proof of what the person said, not part of the record.
     this.emit({ type: CONSTITUENT_EVENT.delete, data: { id } });
@@ -949,6 +962,38 @@ export class EmulatorState {
     return rows;
   }
 
+  // ---------------------------------------------------------------- gifts
+
+  /** Records a gift (the Gift API's add, as far as the giving summary needs it); moves no constituent date. */
+  addGift(input: Record<string, any>, opts: { seeded?: boolean } = {}): Gift {
+    const constituentId = String(input.constituent_id ?? "");
+    this.requireConstituent(constituentId);
+    const date = typeof input.date === "string" ? input.date : this.stamp();
+    if (Number.isNaN(Date.parse(date)))
+      throw new DomainError(400, "InvalidArgument", "The date field must be an ISO-8601 date-time.");
+    const gift: Gift = {
+      id: this.newId(),
+      constituent_id: constituentId,
+      date,
+      amount: typeof input.amount === "number" ? input.amount : 0,
+      type: typeof input.type === "string" ? input.type : "Donation",
+    };
+    this.gifts.set(gift.id, gift);
+    if (!opts.seeded) this.emit({ type: "com.blackbaud.gift.add.v1", data: { id: gift.id } });
+    return gift;
+  }
+
+  /** The constituent's latest gift by gift date (the newest id breaks a tie), if any. */
+  latestGift(constituentId: string): Gift | undefined {
+    let latest: Gift | undefined;
+    for (const g of this.gifts.values()) {
+      if (g.constituent_id !== constituentId) continue;
+      const d = Date.parse(g.date) - (latest ? Date.parse(latest.date) : -Infinity);
+      if (d > 0 || (d === 0 && latest !== undefined && Number(g.id) > Number(latest.id))) latest = g;
+    }
+    return latest;
+  }
+
   // ---------------------------------------------------------------- solicit codes
 
   addSolicitCode(input: Record<string, any>, opts: { seeded?: boolean } = {}): ConstituentSolicitCode {
@@ -1198,6 +1243,7 @@ export class EmulatorState {
         row_version: c.row_version,
         email_addresses: this.emailsOf(c.id).map((e) => this.emailRead(e)),
         solicit_codes: this.solicitCodesOf(c.id),
+        gifts: [...this.gifts.values()].filter((g) => g.constituent_id === c.id),
         relationships: this.relationshipsOf(c.id).map((r) => this.relationshipRead(r)),
       })),
       consents: this.consents.map((r) => this.consentRead(r)),
