@@ -9,6 +9,7 @@ import type { EngineContext, EngineContextResult } from "../open-engine";
 import { differencesCsv } from "../runs/differences-csv";
 import { reconcilePair, type Difference, type ReconcileReport } from "../runs/reconcile";
 import { syncPair, type SyncReport } from "../runs/sync-pair";
+import { erasePerson, type ErasureReport } from "../runs/erase-person";
 import { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE } from "./exit-codes";
 
 export type SyncCommandDeps = {
@@ -52,6 +53,7 @@ async function withEngine(
 }
 
 export function registerSyncCommands(program: Command, deps: SyncCommandDeps): void {
+  registerEraseCommand(program, deps);
   program
     .command("sync")
     .description("Run one sync of each pair (pull, record consent, plan, apply consent first, link)")
@@ -136,6 +138,76 @@ function progressBar(): SingleBar {
   });
 }
 
+/** `concord erase`: one person erased everywhere (or previewed), with what each system did. */
+function registerEraseCommand(program: Command, deps: SyncCommandDeps): void {
+  program
+    .command("erase")
+    .description(
+      "Erase a person who asked to be forgotten: delete them in every linked system as far as it allows, erase Concord's copy and keep a keyed hash of their addresses so they are never imported again",
+    )
+    .argument("<email>", "the person's email address")
+    .requiredOption("--by <name>", "who records the request (kept with the erasure)")
+    .option("--reference <text>", "the person's request: a ticket or letter reference")
+    .option("--dry-run", "show what would be deleted where, and change nothing")
+    .option("--config <file>", "config file (default: CONCORD_CONFIG)")
+    .option("--json", "print the report as JSON")
+    .action(
+      async (
+        email: string,
+        options: { by: string; reference?: string; dryRun?: boolean; config?: string; json?: boolean },
+      ) => {
+        const opened = await deps.openEngine(options.config);
+        if (!opened.ok) {
+          deps.err(opened.message);
+          deps.setExitCode(EXIT_USAGE);
+          return;
+        }
+        const ctx = opened.context;
+        try {
+          const result = await erasePerson(ctx.syncDeps(), {
+            email,
+            requested_by: options.by,
+            ...(options.reference !== undefined ? { reference: options.reference } : {}),
+            ...(options.dryRun === true ? { dry_run: true } : {}),
+          });
+          if (!result.ok) {
+            deps.err(result.message);
+            deps.setExitCode(EXIT_USAGE);
+            return;
+          }
+          if (options.json === true) deps.out(JSON.stringify(result.report));
+          else for (const line of formatErasureReport(result.report)) deps.out(line);
+          deps.setExitCode(result.report.status === "incomplete" ? EXIT_PROBLEM : EXIT_OK);
+        } finally {
+          await ctx.close();
+        }
+      },
+    );
+}
+
+export function formatErasureReport(r: ErasureReport): string[] {
+  const lines: string[] = [];
+  lines.push(
+    r.dry_run
+      ? `Erasure preview: ${plural(r.contact_ids.length, "contact")} in Concord, ${plural(r.systems.length, "record")} in linked systems; nothing was changed.`
+      : `Erasure ${r.erasure_id ?? ""}: ${r.status}. ${plural(r.addresses_suppressed, "address")} kept only as a keyed hash: never imported again.`,
+  );
+  if (r.contact_ids.length === 0)
+    lines.push(
+      "  Concord holds no contact with this address; the suppression still stops it from being imported.",
+    );
+  for (const s of r.systems)
+    lines.push(`  ${s.connection_id} (${s.system}) record ${s.external_id}: ${s.status} — ${s.message}`);
+  const c = r.erased_in_concord;
+  if (c)
+    lines.push(
+      `  Concord: ${plural(c.contacts, "contact")} erased, ${plural(c.evidence_blanked, "consent event")} with evidence blanked (the ledger still verifies), ${plural(c.snapshots, "record snapshot")} deleted, ${plural(c.operations_scrubbed, "operation")} scrubbed.`,
+    );
+  else if (r.status === "incomplete")
+    lines.push("  Concord keeps its copy until every system is done: run the same command again to retry.");
+  return lines;
+}
+
 export function syncHasProblems(r: SyncReport): boolean {
   return (
     r.status === "failed" ||
@@ -144,7 +216,8 @@ export function syncHasProblems(r: SyncReport): boolean {
   );
 }
 
-const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
+const plural = (n: number, word: string): string =>
+  `${n} ${word}${n === 1 ? "" : word.endsWith("s") ? "es" : "s"}`;
 
 export function formatSyncReport(r: SyncReport): string[] {
   const lines: string[] = [];
@@ -155,6 +228,10 @@ export function formatSyncReport(r: SyncReport): string[] {
     lines.push(
       `  read ${p.connection_id}: ${plural(p.records_seen, "record")} (${p.records_changed} changed), ${plural(p.consent_events_appended, "consent event")} recorded${error}`,
     );
+    if (p.records_refused_erased > 0)
+      lines.push(
+        `    skipped for ${p.connection_id}: erased ${p.records_refused_erased} (records at erased addresses, never imported again)`,
+      );
   }
   const plan = r.plan;
   if (plan) {

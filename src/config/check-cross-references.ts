@@ -381,6 +381,15 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
     }
   });
 
+  config.compliance.erasure.keep_records_in.forEach((id, i) => {
+    if (!connections.has(id))
+      add(
+        ["compliance", "erasure", "keep_records_in", i],
+        "unknown_reference",
+        `no connection has the id "${id}"; expected one of: ${quoteList([...connections.keys()])}${hint(id, [...connections.keys()])}`,
+      );
+  });
+
   // Implied-consent rules: unique names, topics the config declares.
   const ruleNames = new Map<string, number>();
   config.compliance.implied_consent.forEach((rule, r) => {

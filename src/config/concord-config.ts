@@ -377,6 +377,13 @@ export const ComplianceSchema = strictObject({
     .default([]),
   /** Rules under which implied consent lapses (CASL); none by default. */
   implied_consent: z.array(ImpliedConsentRuleSchema).max(20).default([]),
+  erasure: strictObject({
+    /**
+     * Connections whose records an erasure keeps (a duty to keep gift records, say): Concord erases
+     * its own copy and refuses those records from then on, but does not delete them there.
+     */
+    keep_records_in: z.array(NonEmpty).max(100).default([]),
+  }).prefault({}),
 });
 export type Notifications = z.infer<typeof NotificationsSchema>;
 

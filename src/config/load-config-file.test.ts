@@ -96,7 +96,11 @@ describe("a valid config", () => {
       log: true,
       thresholds: { outage: 1_800_000, stuck_opt_out: 3_600_000, clock_warning: 86_400_000 },
     });
-    expect(config.compliance).toEqual({ holidays: [], implied_consent: [] });
+    expect(config.compliance).toEqual({
+      holidays: [],
+      implied_consent: [],
+      erasure: { keep_records_in: [] },
+    });
     expect(config.server).toEqual({
       port: 8080,
       host: "127.0.0.1",

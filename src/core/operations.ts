@@ -84,6 +84,11 @@ export type ConnectorOperation =
    * keep its unsubscribe): for a person whose CRM record ended, under the pair's `remove` policy.
    */
   | { kind: "remove_contact"; op_id: string; external_id: string; email: string; reason: string }
+  /**
+   * Erasure (DESIGN.md §2 rule 8): the person's record deleted as far as the system allows, on the
+   * person's request; its outcome's message says what the system keeps (`concord erase`).
+   */
+  | { kind: "erase_contact"; op_id: string; external_id: string }
   /** A list the pair's list rules need on the platform (its members follow once it exists). */
   | { kind: "create_list"; op_id: string; name: string }
   | { kind: "rename_list"; op_id: string; list_id: string; name: string }

@@ -13,6 +13,7 @@ import { appendConsentEvents, eventsForContact, type ConsentEventInput } from ".
 import type { ConsentEventDraft } from "../ledger/consent-event-id";
 import { JsonValueSchema, type JsonValue, type StoreSession } from "../store/ports";
 import { contentHash } from "./content-hash";
+import { addressHash, suppressionSalt } from "./suppression-hash";
 import { resolveObservedScope, type ScopeMapping } from "./resolve-observed-scope";
 import { loadMatchIndex, storeContactType } from "./store-match-index";
 import { recordEmail, StoredConsentStateSchema } from "./stored-snapshot";
@@ -50,6 +51,11 @@ export type RecordCounts = {
   unmapped_constructs: string[];
   /** Stored records whose list memberships a membership read changed. */
   memberships_changed: number;
+  /**
+   * Records at an erased address (the suppression list) that no contact is linked to: refused, never
+   * imported again (DESIGN.md §2 rule 8); skip reason `erased`.
+   */
+  records_refused_erased: number;
 };
 
 export const emptyCounts = (): RecordCounts => ({
@@ -68,6 +74,7 @@ export const emptyCounts = (): RecordCounts => ({
   held_observations: 0,
   unmapped_constructs: [],
   memberships_changed: 0,
+  records_refused_erased: 0,
 });
 
 export function addCounts(into: RecordCounts, from: RecordCounts): void {
@@ -117,6 +124,13 @@ export async function recordChanges(
   // A read can repeat a record (overlap windows); the last copy is the newest.
   const records = new Map<string, ExternalRecord>();
   for (const r of batch.records) records.set(r.external_id, r);
+  // An observation whose record is not in the batch is identified by its address: checked too.
+  const refused = await erasedRecords(tx, ctx, [
+    ...records.values(),
+    ...batch.consent.filter((o) => !records.has(o.external_id)).map(observationRecord),
+  ]);
+  for (const id of refused) records.delete(id);
+  counts.records_refused_erased = refused.size;
 
   const identities = new Map<string, Identity>();
   const derived: ConsentObservation[] = [];
@@ -157,6 +171,7 @@ export async function recordChanges(
     ...derived.map((o) => ({ o, flag: o.kind === "resubscribe_requested" })),
   ];
   for (const { o: observation, flag } of observations) {
+    if (refused.has(observation.external_id)) continue;
     let identity = identities.get(observation.external_id);
     if (identity === undefined) {
       // An observation whose record is not in the batch: identify it by link, else by its address.
@@ -203,6 +218,30 @@ export async function recordChanges(
     }
   }
   return counts;
+}
+
+/**
+ * The records of a batch at an erased address that no contact is linked to: nothing of them is kept
+ * (no snapshot, link, contact or consent event). A record already linked to a live contact stays its.
+ */
+async function erasedRecords(
+  tx: StoreSession,
+  ctx: RecordContext,
+  records: readonly ExternalRecord[],
+): Promise<Set<string>> {
+  const refused = new Set<string>();
+  const salt = await suppressionSalt(tx, false);
+  if (salt === undefined || records.length === 0) return refused;
+  const hashOf = new Map<string, string>();
+  for (const r of records) {
+    const key = matchKeyOf(recordEmail(r.emails));
+    if (key !== null) hashOf.set(r.external_id, addressHash(salt, key));
+  }
+  const suppressed = await tx.suppressions.suppressed([...new Set(hashOf.values())]);
+  for (const [externalId, hash] of hashOf)
+    if (suppressed.has(hash) && (await tx.links.find(ctx.connection_id, externalId)) === undefined)
+      refused.add(externalId);
+  return refused;
 }
 
 /**

@@ -258,6 +258,7 @@ function runSummary(report: SyncReport): JsonValue {
       records_seen: p.records_seen,
       records_changed: p.records_changed,
       consent_events_appended: p.consent_events_appended,
+      ...(p.records_refused_erased > 0 ? { records_refused_erased: p.records_refused_erased } : {}),
       error: p.error,
     })),
     ...(report.plan

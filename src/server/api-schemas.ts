@@ -142,6 +142,15 @@ export const RunDetailSchema = z.strictObject({
 });
 
 export const SyncRequestSchema = z.strictObject({ dry_run: z.boolean().default(false) });
+/** An erasure request: the person's address, who records it, the person's own request, preview or not. */
+export const ErasureRequestSchema = z.strictObject({
+  email: z.string().trim().min(3).max(320),
+  requested_by: z.string().trim().min(1, "expected who records the request").max(200),
+  reference: z.string().trim().min(1).max(500).optional(),
+  dry_run: z.boolean().default(false),
+});
+/** The engine's ErasureReport, as `concord erase --json` prints it. */
+export const ErasureResponseSchema = z.strictObject({ report: z.unknown() });
 /** The engine's SyncReport, as `concord sync --json` prints it. */
 export const SyncResponseSchema = z.strictObject({ report: z.unknown() });
 /**

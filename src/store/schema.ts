@@ -201,6 +201,27 @@ export interface PlatformRejectionsTable {
   rejected_at: IsoTimestamp;
 }
 
+/** Instance-wide settings: the suppression list's salt. */
+export interface SettingsTable {
+  key: string;
+  value: string;
+  updated_at: IsoTimestamp;
+}
+
+/** One erasure request and what each system did; keyed hashes and ids only, no personal data. */
+export interface ErasuresTable {
+  id: string;
+  address_hashes_json: string;
+  contact_ids_json: string;
+  requested_by: string;
+  reference: string | null;
+  /** `completed` once every system erased or kept the person; `incomplete` while one failed. */
+  status: string;
+  systems_json: string;
+  requested_at: IsoTimestamp;
+  completed_at: IsoTimestamp | null;
+}
+
 export interface Database {
   contacts: ContactsTable;
   contact_emails: ContactEmailsTable;
@@ -222,4 +243,6 @@ export interface Database {
   api_budgets: ApiBudgetsTable;
   alerts: AlertsTable;
   platform_rejections: PlatformRejectionsTable;
+  settings: SettingsTable;
+  erasures: ErasuresTable;
 }

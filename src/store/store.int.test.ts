@@ -7,6 +7,8 @@ import type { Store } from "./ports";
 import { describeOnBackends, type TestStore } from "../../test/support/store-backends";
 
 const TABLES = [
+  "settings",
+  "erasures",
   "webhook_inbox",
   "api_budgets",
   "alerts",
@@ -72,6 +74,7 @@ describeOnBackends("store", (backend) => {
       "0005_api_budgets",
       "0006_alerts",
       "0007_platform_rejections",
+      "0008_erasures",
     ]);
     expect(await migrateToLatest(store.db)).toEqual([]);
   });

@@ -570,6 +570,16 @@ async function applyOne(client: BlackbaudClient, op: ConnectorOperation, opts: R
         code: "unsupported",
         message: "Concord never deletes CRM records; a constituent ends in Raiser's Edge NXT itself.",
       };
+    case "erase_contact": {
+      // The person asked to be erased: the constituent is deleted (DeleteConstituent), unless the
+      // config keeps this system's records (compliance.erasure.keep_records_in).
+      const res = await client.deleteConstituent(op.external_id);
+      if (!res.ok && res.error.code !== "not_found") return failed(res.error);
+      return {
+        ...succeeded(op.external_id, res.ok ? undefined : "already_applied"),
+        message: "Deleted the constituent with its email addresses, addresses and phones.",
+      };
+    }
     case "request_resubscribe":
       return {
         status: "pending_contact_action",

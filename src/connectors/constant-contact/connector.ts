@@ -449,6 +449,24 @@ function createSession(
     ];
   };
 
+  /**
+   * Erasure: the API's only delete is a soft one (a deleted contact can be revived and keeps its
+   * address); the outcome says so, and the permanent removal is the account's, in its own screens.
+   */
+  const eraseContact = async (op: Extract<ConnectorOperation, { kind: "erase_contact" }>): Promise<Run> => {
+    const r = await client.deleteContact(op.external_id);
+    if (!r.ok) return [fromError(op, r.error)];
+    return [
+      opOutcome(op, {
+        status: "succeeded",
+        ...(r.value.status === 404 ? { code: "already_applied" as const } : {}),
+        external_id: op.external_id,
+        message:
+          "Deleted. Constant Contact keeps a deleted contact (it can be revived) and its API has no permanent delete: remove it for good in the account (Contacts › Deleted).",
+      }),
+    ];
+  };
+
   const createContact = async (op: Extract<ConnectorOperation, { kind: "create_contact" }>): Promise<Run> => {
     if (!isPlausibleEmail(op.email))
       return [
@@ -732,6 +750,7 @@ function createSession(
     change_email: changeEmail,
     create_contact: createContact,
     remove_contact: removeContact,
+    erase_contact: eraseContact,
     create_list: listChange,
     rename_list: listChange,
     delete_list: listChange,

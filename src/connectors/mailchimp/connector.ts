@@ -585,6 +585,26 @@ export function createMailchimpSession(
       ]);
     }).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
 
+  /** Erasure: Mailchimp's permanent delete (its personal data gone; the address cannot be imported again). */
+  const eraseContact = (op: Extract<ConnectorOperation, { kind: "erase_contact" }>): Promise<Run> =>
+    withAudience(async (listId) => {
+      const r = await client.request({
+        method: "POST",
+        path: `/lists/${listId}/members/${encodeURIComponent(op.external_id)}/actions/delete-permanent`,
+        priority: "consent",
+        accept: [404],
+      });
+      if (!r.ok) return r;
+      return ok([
+        opOutcome(op, {
+          status: "succeeded",
+          ...(r.value.status === 404 ? { code: "already_applied" as const } : {}),
+          external_id: op.external_id,
+          message: "Deleted permanently: Mailchimp removed the member's personal data.",
+        }),
+      ]);
+    }).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
+
   /**
    * The pair's list rules on Mailchimp's side: a list is a tag (`tag:<id>`), created, renamed and
    * deleted as a static segment; deleting a tag takes it off its members, never the members. Groups
@@ -873,6 +893,7 @@ export function createMailchimpSession(
     change_email: changeEmail,
     create_contact: createContact,
     remove_contact: removeContact,
+    erase_contact: eraseContact,
     create_list: listChange,
     rename_list: listChange,
     delete_list: listChange,

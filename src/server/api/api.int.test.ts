@@ -324,6 +324,34 @@ describe("the API over a synced pair", () => {
     expect((await a.call("GET", "/api/people/con_nope")).json()).toMatchObject({ code: "contact_not_found" });
   });
 
+  it("erasure: previewed, then done; the person is gone from search and their page says erased", async () => {
+    await a.call("POST", "/api/pairs/re-cc/sync", {});
+    const ada = await contactIdOf("ada@example.org");
+    const missing = await a.call("POST", "/api/erasures", { email: "ada@example.org" });
+    expect(missing.statusCode).toBe(400);
+    expect(missing.json().message).toContain("requested_by");
+    const bad = await a.call("POST", "/api/erasures", { email: "not an address", requested_by: "Ops" });
+    expect(bad.json()).toMatchObject({ code: "invalid_email" });
+
+    const preview = await a.call("POST", "/api/erasures", {
+      email: "ada@example.org",
+      requested_by: "Ops",
+      dry_run: true,
+    });
+    expect(preview.statusCode).toBe(200);
+    expect(preview.json().report).toMatchObject({ status: "planned", contact_ids: [ada] });
+    expect((await a.call("GET", "/api/people?q=lovelace")).json().people).toHaveLength(1);
+
+    const done = await a.call("POST", "/api/erasures", {
+      email: "ada@example.org",
+      requested_by: "Ops",
+      reference: "ticket 4411",
+    });
+    expect(done.json().report).toMatchObject({ status: "completed", contact_ids: [ada] });
+    expect((await a.call("GET", "/api/people?q=lovelace")).json().people).toEqual([]);
+    expect((await a.call("GET", `/api/people/${ada}`)).json().contact).toMatchObject({ erased: true });
+  });
+
   it("reconciliation: differences with causes, fixed from the API, exported as CSV", async () => {
     expect((await a.call("GET", "/api/reconciliation")).json()).toEqual({ reports: [], run_at: null });
     await a.call("POST", "/api/pairs/re-cc/sync", {});
@@ -597,6 +625,7 @@ describe("the OpenAPI document", () => {
     expect(paths).toEqual(
       [
         "/api/charts/daily",
+        "/api/erasures",
         "/api/overview",
         "/api/people",
         "/api/people/{id}",

@@ -1,7 +1,10 @@
 /** People: search contacts by name or address, and one contact's consent explained with its links and lists. */
 import { sql, type RawBuilder } from "kysely";
 import { explainContactById } from "../../explain/explain-by-id";
+import { erasePerson } from "../../runs/erase-person";
 import {
+  ErasureRequestSchema,
+  ErasureResponseSchema,
   IdParamsSchema,
   PeopleQuerySchema,
   PeopleSchema,
@@ -85,6 +88,27 @@ export function peopleRoutes(ctx: ApiContext): ApiRoute[] {
           links: result.links,
           list_memberships: result.list_memberships,
         };
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      url: "/api/erasures",
+      tag: "people",
+      summary:
+        "Erase a person who asked to be forgotten (or preview with `dry_run`): deleted in every linked system as far as it allows, Concord's copy erased, their addresses kept only as a keyed hash so they are never imported again",
+      access: "session",
+      body: ErasureRequestSchema,
+      response: ErasureResponseSchema,
+      errors: [400],
+      handler: async ({ body }) => {
+        const result = await erasePerson(ctx.syncDeps, {
+          email: body.email,
+          requested_by: body.requested_by,
+          ...(body.reference !== undefined ? { reference: body.reference } : {}),
+          dry_run: body.dry_run,
+        });
+        if (!result.ok) return fail(400, result.code, result.message);
+        return { report: result.report };
       },
     }),
   ];

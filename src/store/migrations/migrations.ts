@@ -8,6 +8,7 @@ import { migration0004TypedConsentSnapshots } from "./0004-typed-consent-snapsho
 import { migration0005ApiBudgets } from "./0005-api-budgets";
 import { migration0006Alerts } from "./0006-alerts";
 import { migration0007PlatformRejections } from "./0007-platform-rejections";
+import { migration0008Erasures } from "./0008-erasures";
 
 /** Names sort in apply order; never rename or edit a shipped migration, add a new one. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -18,6 +19,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0005_api_budgets": migration0005ApiBudgets,
   "0006_alerts": migration0006Alerts,
   "0007_platform_rejections": migration0007PlatformRejections,
+  "0008_erasures": migration0008Erasures,
 };
 
 /** Applies every pending migration; a failure is an environment problem or a bug, so it throws. */

@@ -1,0 +1,277 @@
+/**
+ * Erasure (DESIGN.md §2 rule 8; `concord erase`): a person who asked to be forgotten is deleted in
+ * every linked system as far as each allows, then in Concord — contact, addresses, snapshots,
+ * baselines, ledger evidence (the chain still verifies), operation payloads — while a keyed hash of
+ * each of their addresses stays in the suppression list, so no system's record brings them back.
+ *
+ * The suppression comes first, so nothing re-imports the person while the systems are worked
+ * through. Concord's own copy goes last, once every system erased or kept the record: a system that
+ * failed keeps its link, and running the erasure again retries it.
+ */
+import { normaliseEmail } from "../core/identity/normalise-email";
+import type { ConcordConfig } from "../config/concord-config";
+import type { OpenedConnection } from "../connections/open-connection";
+import type { OperationOutcome } from "../connectors/connector";
+import { eraseEvidence } from "../ledger/consent-ledger";
+import { addressHash, suppressionSalt } from "../pipeline/suppression-hash";
+import { newId } from "../store/new-id";
+import type { StoreSession } from "../store/ports";
+import { canonicalJson } from "../core/canonical-json";
+import { sha256Hex } from "../pipeline/content-hash";
+
+export type ErasureDeps = {
+  store: StoreSession;
+  config: ConcordConfig;
+  connections: ReadonlyMap<string, OpenedConnection>;
+  now: () => Date;
+};
+
+/** What happened to the person's record in one system. */
+export type SystemErasure = {
+  connection_id: string;
+  system: string;
+  external_id: string;
+  /**
+   * `erased`: the system deleted it (its message says what the system still keeps); `kept`: the
+   * config keeps this system's records (`compliance.erasure.keep_records_in`); `already_gone`: the
+   * system no longer had it; `failed`: it could not be deleted now (run the erasure again);
+   * `planned`: a dry run.
+   */
+  status: "erased" | "kept" | "already_gone" | "failed" | "planned";
+  message: string;
+};
+
+export type ErasureReport = {
+  erasure_id: string | null;
+  dry_run: boolean;
+  /** `completed`: every system erased or kept the record and Concord erased its copy. */
+  status: "completed" | "incomplete" | "planned";
+  /** Concord's contacts of the address (ids only). */
+  contact_ids: string[];
+  /** How many addresses (the person's, all of them) joined the suppression list. */
+  addresses_suppressed: number;
+  systems: SystemErasure[];
+  /** What Concord erased of its own copy (counts), once every system is done. */
+  erased_in_concord?: {
+    contacts: number;
+    evidence_blanked: number;
+    snapshots: number;
+    operations_scrubbed: number;
+  };
+};
+
+export type ErasureRequest = {
+  email: string;
+  /** Who recorded the request (an operator's name or "api"). */
+  requested_by: string;
+  /** The person's request: a ticket, a letter's reference. */
+  reference?: string;
+  dry_run?: boolean;
+};
+
+export type EraseResult =
+  { ok: true; report: ErasureReport } | { ok: false; code: "invalid_email"; message: string };
+
+/** Erases the person who holds `email` (see the module comment). Never throws for vendor trouble. */
+export async function erasePerson(deps: ErasureDeps, request: ErasureRequest): Promise<EraseResult> {
+  const email = normaliseEmail(request.email);
+  if (!email.ok)
+    return {
+      ok: false,
+      code: "invalid_email",
+      message: `"${request.email.slice(0, 100)}" is not an email address Concord can look up (${email.reason}); expected the address the person asked to be erased, such as ada@example.org`,
+    };
+  const { store } = deps;
+  const contacts = await store.contacts.findByMatchKey(email.match_key);
+  const contactIds = contacts.map((c) => c.id).sort();
+  // Every address the person had is suppressed, not only the one they wrote from.
+  const keys = new Set([email.match_key]);
+  for (const id of contactIds) for (const e of await store.contacts.emails(id)) keys.add(e.match_key);
+  const links = (await Promise.all(contactIds.map((id) => store.links.forContact(id)))).flat();
+  const keep = new Set(deps.config.compliance.erasure.keep_records_in);
+  const dryRun = request.dry_run === true;
+
+  const systems: SystemErasure[] = [];
+  const report: ErasureReport = {
+    erasure_id: null,
+    dry_run: dryRun,
+    status: dryRun ? "planned" : "incomplete",
+    contact_ids: contactIds,
+    addresses_suppressed: keys.size,
+    systems,
+  };
+  if (dryRun) {
+    for (const link of links) {
+      const opened = deps.connections.get(link.connection_id);
+      systems.push({
+        connection_id: link.connection_id,
+        system: opened?.connection.system ?? "unknown",
+        external_id: link.external_id,
+        status: keep.has(link.connection_id) ? "kept" : "planned",
+        message: keep.has(link.connection_id)
+          ? "Kept: the config keeps this system's records (compliance.erasure.keep_records_in)."
+          : `Would be deleted (${opened?.manifest.label ?? link.connection_id}).`,
+      });
+    }
+    return { ok: true, report };
+  }
+
+  const salt = await suppressionSalt(store, true);
+  if (salt === undefined) throw new Error("the suppression salt could not be stored");
+  const hashes = [...keys].map((k) => addressHash(salt, k)).sort();
+  const erasureId = newId("era", deps.now());
+  report.erasure_id = erasureId;
+  await store.transaction(async (tx) => {
+    for (const hash of hashes)
+      await tx.suppressions.add({ address_hash: hash, reason: "erasure", contact_id: contactIds[0] ?? null });
+    await tx.db
+      .insertInto("erasures")
+      .values({
+        id: erasureId,
+        address_hashes_json: JSON.stringify(hashes),
+        contact_ids_json: JSON.stringify(contactIds),
+        requested_by: request.requested_by.slice(0, 200),
+        reference: request.reference?.slice(0, 500) ?? null,
+        status: "incomplete",
+        systems_json: "[]",
+        requested_at: deps.now().toISOString(),
+        completed_at: null,
+      })
+      .execute();
+  });
+
+  for (const link of links) systems.push(await eraseIn(deps, link, keep));
+
+  if (systems.every((s) => s.status !== "failed")) {
+    report.erased_in_concord = await eraseConcordCopy(store, contactIds, links);
+    report.status = "completed";
+  }
+  await store.db
+    .updateTable("erasures")
+    .set({
+      status: report.status,
+      systems_json: JSON.stringify(systems),
+      completed_at: report.status === "completed" ? deps.now().toISOString() : null,
+    })
+    .where("id", "=", erasureId)
+    .execute();
+  return { ok: true, report };
+}
+
+async function eraseIn(
+  deps: ErasureDeps,
+  link: { connection_id: string; external_id: string },
+  keep: ReadonlySet<string>,
+): Promise<SystemErasure> {
+  const opened = deps.connections.get(link.connection_id);
+  const base = {
+    connection_id: link.connection_id,
+    system: opened?.connection.system ?? "unknown",
+    external_id: link.external_id,
+  };
+  if (keep.has(link.connection_id))
+    return {
+      ...base,
+      status: "kept",
+      message:
+        "Kept: the config keeps this system's records (compliance.erasure.keep_records_in). Its record of the person stays there; Concord refuses it from now on.",
+    };
+  if (!opened)
+    return {
+      ...base,
+      status: "failed",
+      message: `Connection ${link.connection_id} is not in the config: the record there could not be deleted. Add the connection back, or erase it in that system by hand.`,
+    };
+  const opId = `op_erase_${sha256Hex(canonicalJson({ erase: link })).slice(0, 24)}`;
+  let outcome: OperationOutcome | undefined;
+  try {
+    [outcome] = await opened
+      .session()
+      .apply([{ kind: "erase_contact", op_id: opId, external_id: link.external_id }]);
+  } catch (error) {
+    outcome = {
+      op_id: opId,
+      status: "failed",
+      code: "network_error",
+      message: error instanceof Error ? error.message : String(error),
+    };
+  }
+  await opened.settled();
+  if (outcome?.status === "succeeded")
+    return {
+      ...base,
+      status: outcome.code === "already_applied" ? "already_gone" : "erased",
+      message:
+        outcome.code === "already_applied"
+          ? `${opened.manifest.label} no longer had the record.`
+          : (outcome.message ?? `Deleted in ${opened.manifest.label}.`),
+    };
+  return {
+    ...base,
+    status: "failed",
+    message: `${opened.manifest.label} did not delete the record (${outcome?.code ?? "no answer"}${outcome?.message ? `: ${outcome.message}` : ""}). Run the erasure again once it can.`,
+  };
+}
+
+/** Concord's own copy: everything personal about the contacts, in one transaction. */
+async function eraseConcordCopy(
+  store: StoreSession,
+  contactIds: readonly string[],
+  links: readonly { connection_id: string; external_id: string }[],
+): Promise<NonNullable<ErasureReport["erased_in_concord"]>> {
+  return store.transaction(async (tx) => {
+    let contacts = 0;
+    let evidence = 0;
+    let snapshots = 0;
+    let scrubbed = 0;
+    for (const link of links) {
+      const r = await tx.db
+        .deleteFrom("record_snapshots")
+        .where("connection_id", "=", link.connection_id)
+        .where("external_id", "=", link.external_id)
+        .executeTakeFirst();
+      snapshots += Number(r.numDeletedRows);
+      await tx.links.remove(link.connection_id, link.external_id);
+    }
+    for (const id of contactIds) {
+      evidence += (await eraseEvidence(tx, id)).erased;
+      if (await tx.contacts.erase(id)) contacts += 1;
+      await tx.db.deleteFrom("baselines").where("contact_id", "=", id).execute();
+      await tx.db.deleteFrom("platform_rejections").where("contact_id", "=", id).execute();
+      await tx.db.deleteFrom("review_items").where("contact_id", "=", id).execute();
+      // Operations name the person's address and fields: the person's own lose their payload; a
+      // bulk one loses the person's item.
+      const own = await tx.db
+        .updateTable("operations")
+        .set({ payload_json: canonicalJson({ erased: true }) })
+        .where("contact_id", "=", id)
+        .executeTakeFirst();
+      scrubbed += Number(own.numUpdatedRows);
+      const ownIds = tx.db.selectFrom("operations").select("id").where("contact_id", "=", id);
+      await tx.db
+        .updateTable("outcomes")
+        .set({ detail_json: "{}" })
+        .where("operation_id", "in", ownIds)
+        .execute();
+      const bulk = await tx.db
+        .selectFrom("operations")
+        .select(["id", "payload_json"])
+        .where("contact_id", "is", null)
+        .where("payload_json", "like", `%"${id}"%`)
+        .execute();
+      for (const op of bulk) {
+        const payload = JSON.parse(op.payload_json) as { operation?: { items?: { item_id?: string }[] } };
+        const items = payload.operation?.items;
+        if (!Array.isArray(items)) continue;
+        payload.operation = { ...payload.operation, items: items.filter((i) => i.item_id !== id) };
+        await tx.db
+          .updateTable("operations")
+          .set({ payload_json: JSON.stringify(payload) })
+          .where("id", "=", op.id)
+          .execute();
+        scrubbed += 1;
+      }
+    }
+    return { contacts, evidence_blanked: evidence, snapshots, operations_scrubbed: scrubbed };
+  });
+}

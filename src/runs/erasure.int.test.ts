@@ -1,0 +1,171 @@
+/**
+ * Erasure (DESIGN.md §2 rule 8) over the emulators: a person is deleted in Raiser's Edge NXT, both
+ * Constant Contact accounts and Mailchimp (permanently there), Concord's copy holds nothing of them
+ * while the ledger still verifies, and their address is refused when a system brings it back.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { sql } from "kysely";
+import { eventsForContact } from "../ledger/consent-ledger";
+import { verifyLedger } from "../ledger/verify-ledger";
+import { erasePerson } from "./erase-person";
+import { formatErasureReport, formatSyncReport } from "../cli/sync-commands";
+import {
+  addToReList,
+  individual,
+  post,
+  RE_LISTS,
+  sqliteBackend,
+  startSyncHarness,
+  type SyncHarness,
+} from "../../test/support/sync-harness";
+
+const sqlite = sqliteBackend();
+const ADA = "Ada.Lovelace@Example.org";
+
+describe("erasure", () => {
+  let h: SyncHarness;
+  afterEach(async () => {
+    await h.close();
+  });
+
+  const deps = () => ({ store: h.store, config: h.config, connections: h.connections, now: h.now });
+
+  /** Every stored row, as text: where a person's data could hide. */
+  const everyRow = async (): Promise<string> => {
+    const tables = await sql<{ name: string }>`select name from sqlite_master where type = 'table'`.execute(
+      h.store.db,
+    );
+    const rows: unknown[] = [];
+    for (const { name } of tables.rows)
+      rows.push(...(await sql`select * from ${sql.table(name)}`.execute(h.store.db)).rows);
+    return JSON.stringify(rows).toLowerCase();
+  };
+
+  const seedAda = async () => {
+    const [ada] = await h.seedRe([individual(ADA, "Ada", "Lovelace")]);
+    await addToReList(h, RE_LISTS.news, [ada!]);
+    await addToReList(h, RE_LISTS.appeals, [ada!]);
+    await h.sync();
+    // She leaves the newsletter with the footer link: the ledger holds her act with its evidence.
+    await h.ccAct(h.ccMain, "unsubscribe", ADA);
+    h.advance(60_000);
+    await h.sync();
+    return ada!;
+  };
+
+  it("deletes the person in every system, erases Concord's copy (the ledger still verifies) and refuses the address when it comes back", async () => {
+    h = await startSyncHarness(sqlite, { mailchimp: true });
+    const ada = await seedAda();
+    const [contact] = await h.store.contacts.findByMatchKey("ada.lovelace@example.org");
+    expect(h.ccContact(h.ccAppeals, ADA)).toBeDefined();
+    expect(await everyRow()).toContain("ada.lovelace@example.org");
+
+    const preview = await erasePerson(deps(), { email: ADA, requested_by: "Operator", dry_run: true });
+    expect(preview.ok && preview.report.systems.map((s) => [s.connection_id, s.status]).sort()).toEqual([
+      ["cc-appeals", "planned"],
+      ["cc-main", "planned"],
+      ["mc", "planned"],
+      ["re-nxt", "planned"],
+    ]);
+    expect(await h.store.suppressions.suppressed([])).toEqual(new Set());
+    expect((await h.store.contacts.get(contact!.id))?.erased_at).toBeNull();
+
+    const result = await erasePerson(deps(), {
+      email: ADA,
+      requested_by: "Operator",
+      reference: "letter 2026-06-01",
+    });
+    if (!result.ok) throw new Error(result.message);
+    const report = result.report;
+    expect(report.status).toBe("completed");
+    expect(report.systems.map((s) => [s.connection_id, s.status]).sort()).toEqual([
+      ["cc-appeals", "erased"],
+      ["cc-main", "erased"],
+      ["mc", "erased"],
+      ["re-nxt", "erased"],
+    ]);
+    expect(report.systems.find((s) => s.connection_id === "cc-main")?.message).toContain("revived");
+    expect(formatErasureReport(report).join("\n")).toContain("never imported again");
+
+    // Each system: RE NXT's constituent is gone, Constant Contact's contacts are deleted, Mailchimp forgot her.
+    expect(await h.reGet(`/constituent/v1/constituents/${ada}`)).toEqual([
+      expect.objectContaining({ error_code: 404 }),
+    ]);
+    expect(h.ccContact(h.ccMain, ADA)?.deleted_at ?? "gone").not.toBeNull();
+    expect(h.ccContact(h.ccAppeals, ADA)?.deleted_at ?? "gone").not.toBeNull();
+    const mc = (await (await fetch(`${h.mcOrigin!}/__emulator/state`)).json()) as {
+      audiences: { members: unknown[]; forgotten: string[] }[];
+    };
+    expect(mc.audiences[0]?.members).toEqual([]);
+    expect(mc.audiences[0]?.forgotten).toHaveLength(1);
+
+    // Concord: nothing personal is left anywhere in the store, and the ledger's chain still verifies.
+    const stored = await everyRow();
+    expect(stored).not.toContain("ada.lovelace@example.org");
+    expect(stored).not.toContain("lovelace");
+    const events = await eventsForContact(h.store, contact!.id);
+    expect(events.length).toBeGreaterThan(0);
+    expect(events.every((e) => e.evidence_erased_at !== null)).toBe(true);
+    expect((await verifyLedger(h.store)).ok).toBe(true);
+
+    // The address comes back: a new constituent in the CRM with it.
+    h.advance(60_000);
+    const [again] = await h.seedRe([individual(ADA, "Ada", "Lovelace")]);
+    await addToReList(h, RE_LISTS.news, [again!]);
+    h.advance(1_000);
+    const sync = await h.sync({ full: true });
+    expect(sync.pulls.find((p) => p.connection_id === "re-nxt")?.records_refused_erased).toBe(1);
+    expect(formatSyncReport(sync).join("\n")).toContain("skipped for re-nxt: erased 1");
+    expect(await h.store.contacts.findByMatchKey("ada.lovelace@example.org")).toEqual([]);
+    expect(h.ccContact(h.ccMain, ADA)?.deleted_at ?? "gone").not.toBeNull();
+    expect(sync.plan?.operations.filter((o) => o.kind === "upsert_contacts")).toEqual([]);
+    expect(await everyRow()).not.toContain("ada.lovelace@example.org");
+  });
+
+  it("keeps the records of systems the config names, and retries a system that failed until it is done", async () => {
+    h = await startSyncHarness(sqlite, {
+      mailchimp: true,
+      configure: (raw) => {
+        raw["compliance"] = { erasure: { keep_records_in: ["re-nxt"] } };
+      },
+    });
+    const ada = await seedAda();
+    // Mailchimp refuses the first attempt.
+    await post(h.mcOrigin!, "/__emulator/faults", {
+      status: 403,
+      count: 1,
+      path_prefix: "/3.0/lists/a1b2c3d4e5/members/",
+    });
+    const first = await erasePerson(deps(), { email: ADA, requested_by: "Operator" });
+    if (!first.ok) throw new Error(first.message);
+    expect(first.report.status).toBe("incomplete");
+    expect(first.report.systems.find((s) => s.connection_id === "mc")?.status).toBe("failed");
+    expect(first.report.systems.find((s) => s.connection_id === "re-nxt")?.status).toBe("kept");
+    expect(formatErasureReport(first.report).join("\n")).toContain("run the same command again");
+    // Concord keeps its copy (and its links) until every system is done.
+    expect(await h.store.contacts.findByMatchKey("ada.lovelace@example.org")).toHaveLength(1);
+
+    h.advance(60_000);
+    const second = await erasePerson(deps(), { email: ADA, requested_by: "Operator" });
+    if (!second.ok) throw new Error(second.message);
+    expect(second.report.status).toBe("completed");
+    expect(second.report.systems.find((s) => s.connection_id === "mc")?.status).toBe("erased");
+    expect(await h.store.contacts.findByMatchKey("ada.lovelace@example.org")).toEqual([]);
+
+    // Raiser's Edge NXT keeps the constituent; Concord refuses it from now on.
+    expect((await h.reGet(`/constituent/v1/constituents/${ada}`)) as { id?: string }).toMatchObject({
+      id: ada,
+    });
+    h.advance(60_000);
+    const sync = await h.sync({ full: true });
+    expect(sync.pulls.find((p) => p.connection_id === "re-nxt")?.records_refused_erased).toBe(1);
+    expect(await everyRow()).not.toContain("ada.lovelace@example.org");
+  });
+
+  it("refuses an address that is not one, with what was expected", async () => {
+    h = await startSyncHarness(sqlite);
+    const result = await erasePerson(deps(), { email: "not an address", requested_by: "Operator" });
+    expect(result).toMatchObject({ ok: false, code: "invalid_email" });
+    expect(!result.ok && result.message).toContain("expected the address the person asked to be erased");
+  });
+});
