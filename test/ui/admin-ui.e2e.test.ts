@@ -291,6 +291,63 @@ describe.skipIf(skipReason !== undefined && !inCi)(
       await item.getByRole("status").filter({ hasText: "Resolved." }).waitFor({ timeout: 30_000 });
     });
 
+    it("erases a person from their page: a preview first, then what each system did", async () => {
+      const state = (await (await fetch(`${urls.emulators["re-nxt"]}/__emulator/state`)).json()) as {
+        constituents: {
+          type: string;
+          deceased: boolean;
+          inactive: boolean;
+          email?: { address: string } | null;
+        }[];
+      };
+      const person = state.constituents
+        .filter(
+          (c) =>
+            c.type === "Individual" &&
+            !c.deceased &&
+            !c.inactive &&
+            c.email != null &&
+            /^[\w.+-]+@[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(c.email.address),
+        )
+        .at(-1);
+      if (person?.email == null) throw new Error("the demo has no individual with a valid address");
+      const email = person.email.address;
+
+      await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "People" }).click();
+      await page.getByRole("searchbox").fill(email);
+      await page.getByRole("button", { name: "Search" }).click();
+      await page.getByRole("row").filter({ hasText: email }).getByRole("link").first().click();
+      const section = page.getByRole("region", { name: "Erase this person" });
+      await section.getByText("The person asked to be forgotten…").click();
+      await section.getByLabel("Recorded by").fill("UI test");
+      await section.getByLabel("The person's request (reference)").fill("ticket 77");
+      await section.getByRole("button", { name: "Preview the erasure" }).click();
+      await section
+        .getByRole("status", { name: "Erasure" })
+        .filter({ hasText: "nothing was changed" })
+        .waitFor();
+      await section
+        .getByText(/re-nxt record \S+ planned/)
+        .first()
+        .waitFor();
+      await shot(page, "erasure-preview", true);
+
+      await section.getByRole("button", { name: "Erase everywhere" }).click();
+      await section
+        .getByRole("status", { name: "Erasure" })
+        .filter({ hasText: "never imported again" })
+        .waitFor({ timeout: 30_000 });
+      // The page reloads: the contact is erased, and no longer found by its address.
+      await page.getByText("erased", { exact: true }).first().waitFor();
+      await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "People" }).click();
+      await page.getByRole("searchbox").fill(email);
+      await page.getByRole("button", { name: "Search" }).click();
+      await page
+        .getByText(/no one|nobody|no contact/i)
+        .first()
+        .waitFor();
+    }, 90_000);
+
     it("shows the daily charts on the overview, and a lapsed session returns to sign-in", async () => {
       // The overview once there is some history: activity, lag against the clocks, the charts.
       await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Overview" }).click();

@@ -24,6 +24,7 @@ export type {
 } from "../../src/server/api-schemas";
 export type { PlanSummary, SyncReport } from "../../src/runs/sync-pair";
 export type { ApplyStoredPlanReport } from "../../src/runs/apply-stored-plan";
+export type { ErasureReport } from "../../src/runs/erase-person";
 export type { ExecutionReport } from "../../src/executor/execute-plan";
 export type { PullReport } from "../../src/pipeline/pull-connection";
 export type {

@@ -3,7 +3,7 @@
  * consent timeline across every system (the `explain` view), their links with what each system
  * shows, their list memberships, open review items and recent operations.
  */
-import type { ReactNode } from "react";
+import { useState, type ReactNode } from "react";
 import {
   asExplanation,
   type Explanation,
@@ -23,8 +23,11 @@ import {
   type Tone,
 } from "../components/common";
 import { humanize } from "../format";
+import { apiPost } from "../api";
+import type { ErasureReport } from "../api-types";
+import { plural } from "../format";
 import { Link } from "../router";
-import { useResource } from "../use-resource";
+import { useAction, useResource } from "../use-resource";
 
 export function PersonPage({ id }: { id: string }): ReactNode {
   const person = useResource<Person>(`/api/people/${encodeURIComponent(id)}`);
@@ -41,13 +44,21 @@ export function PersonPage({ id }: { id: string }): ReactNode {
         </span>
       </div>
       <ErrorNote error={person.error} />
-      {p === undefined ? person.error ? null : <Loading what="the person" /> : <PersonBody person={p} />}
+      {p === undefined ? (
+        person.error ? null : (
+          <Loading what="the person" />
+        )
+      ) : (
+        <PersonBody person={p} onChanged={person.reload} />
+      )}
     </>
   );
 }
 
-function PersonBody({ person: p }: { person: Person }): ReactNode {
+function PersonBody({ person: p, onChanged }: { person: Person; onChanged: () => void }): ReactNode {
   const x = asExplanation(p.explanation);
+  // The address as first shown: the erasure's result stays on the page once the reload shows the contact erased.
+  const [erasable] = useState(p.contact.erased ? null : p.contact.primary_email);
   return (
     <>
       <Section title="Contact" id="contact">
@@ -95,6 +106,7 @@ function PersonBody({ person: p }: { person: Person }): ReactNode {
         </Section>
       ) : null}
       {x !== null ? <RecentOperations explanation={x} /> : null}
+      {erasable !== null ? <ErasePerson email={erasable} onErased={onChanged} /> : null}
     </>
   );
 }
@@ -374,5 +386,111 @@ function RecentOperations({ explanation: x }: { explanation: Explanation }): Rea
         </tbody>
       </table>
     </Section>
+  );
+}
+
+/**
+ * Erasure on the person's own request: who records it and the request's reference, a preview of
+ * what each system would delete, then the erasure itself and what each system did.
+ */
+function ErasePerson({ email, onErased }: { email: string; onErased: () => void }): ReactNode {
+  const action = useAction<{ report: ErasureReport }>();
+  const [by, setBy] = useState("");
+  const [reference, setReference] = useState("");
+  const [previewed, setPreviewed] = useState<ErasureReport | undefined>(undefined);
+  const send = (dry: boolean): void => {
+    void action
+      .run(() =>
+        apiPost<{ report: ErasureReport }>("/api/erasures", {
+          email,
+          requested_by: by.trim(),
+          ...(reference.trim() !== "" ? { reference: reference.trim() } : {}),
+          dry_run: dry,
+        }),
+      )
+      .then((r) => {
+        if (r === undefined) return;
+        if (dry) setPreviewed(r.report);
+        else if (r.report.status === "completed") onErased();
+      });
+  };
+  const report = action.result?.report;
+  return (
+    <Section title="Erase this person" id="erase">
+      <details>
+        <summary>The person asked to be forgotten…</summary>
+        <p className="muted">
+          Deletes them in every linked system as far as it allows, erases Concord&apos;s copy (the ledger
+          keeps its proof without their data) and keeps their addresses only as a keyed hash, so no system
+          brings them back. It cannot be undone.
+        </p>
+        <form
+          className="erase-form"
+          onSubmit={(e) => {
+            e.preventDefault();
+            send(previewed === undefined);
+          }}
+        >
+          <label>
+            Recorded by
+            <input
+              value={by}
+              onChange={(e) => {
+                setBy(e.target.value);
+              }}
+              required
+              maxLength={200}
+            />
+          </label>
+          <label>
+            The person&apos;s request (reference)
+            <input
+              value={reference}
+              onChange={(e) => {
+                setReference(e.target.value);
+              }}
+              maxLength={500}
+            />
+          </label>
+          <button
+            type="submit"
+            className={previewed === undefined ? undefined : "danger"}
+            disabled={action.pending || report?.status === "completed"}
+          >
+            {action.pending
+              ? "Working…"
+              : previewed === undefined
+                ? "Preview the erasure"
+                : "Erase everywhere"}
+          </button>
+        </form>
+        <ErrorNote error={action.error} title="The erasure was not done" />
+        {report !== undefined ? <ErasureResult report={report} /> : null}
+      </details>
+    </Section>
+  );
+}
+
+function ErasureResult({ report }: { report: ErasureReport }): ReactNode {
+  const tone: Tone = report.status === "completed" ? "ok" : report.status === "planned" ? "neutral" : "warn";
+  return (
+    <div className="alert alert-info" role="status" aria-label="Erasure">
+      <p>
+        <Badge tone={tone}>{report.status}</Badge>{" "}
+        {report.dry_run
+          ? `Preview: ${plural(report.contact_ids.length, "contact")} with this address, ${plural(report.systems.length, "record")} in linked systems; nothing was changed.`
+          : report.status === "completed"
+            ? `Erased. ${plural(report.addresses_suppressed, "address", "addresses")} kept only as a keyed hash: never imported again.`
+            : "Not finished: a system could not delete its record yet. Concord keeps its copy; erase again to retry."}
+      </p>
+      <ul className="records">
+        {report.systems.map((s) => (
+          <li key={`${s.connection_id}-${s.external_id}`}>
+            <strong>{s.connection_id}</strong> record <code>{s.external_id}</code>{" "}
+            <Badge tone={s.status === "failed" ? "bad" : "neutral"}>{s.status}</Badge> {s.message}
+          </li>
+        ))}
+      </ul>
+    </div>
   );
 }
