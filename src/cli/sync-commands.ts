@@ -10,6 +10,8 @@ import { differencesCsv } from "../runs/differences-csv";
 import { reconcilePair, type Difference, type ReconcileReport } from "../runs/reconcile";
 import { syncPair, type SyncReport } from "../runs/sync-pair";
 import { erasePerson, type ErasureReport } from "../runs/erase-person";
+import { recordOperatorOverride } from "../runs/operator-override";
+import { normaliseEmail } from "../core/identity/normalise-email";
 import { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE } from "./exit-codes";
 
 export type SyncCommandDeps = {
@@ -54,6 +56,7 @@ async function withEngine(
 
 export function registerSyncCommands(program: Command, deps: SyncCommandDeps): void {
   registerEraseCommand(program, deps);
+  registerOverrideCommand(program, deps);
   program
     .command("sync")
     .description("Run one sync of each pair (pull, record consent, plan, apply consent first, link)")
@@ -178,6 +181,87 @@ function registerEraseCommand(program: Command, deps: SyncCommandDeps): void {
           if (options.json === true) deps.out(JSON.stringify(result.report));
           else for (const line of formatErasureReport(result.report)) deps.out(line);
           deps.setExitCode(result.report.status === "incomplete" ? EXIT_PROBLEM : EXIT_OK);
+        } finally {
+          await ctx.close();
+        }
+      },
+    );
+}
+
+/** `concord override`: the person's written request to receive email again, recorded with its evidence. */
+function registerOverrideCommand(program: Command, deps: SyncCommandDeps): void {
+  program
+    .command("override")
+    .description(
+      "Record that a person asked in writing to receive email again: an operator override with the request as evidence, lifting the opt-outs made before it (refused without --reference)",
+    )
+    .argument("<email>", "the person's email address")
+    .requiredOption("--by <name>", "who records the request")
+    .requiredOption("--reference <text>", "where the written request is: a ticket, a letter, an email's id")
+    .option("--topic <key>", "only this topic (default: all email)")
+    .option("--text <words>", "the request's words, or a summary")
+    .option("--asked-at <date-time>", "when the person asked (ISO-8601; default now)")
+    .option("--contact <id>", "the contact, when several hold the address")
+    .option("--config <file>", "config file (default: CONCORD_CONFIG)")
+    .option("--json", "print the result as JSON")
+    .action(
+      async (
+        email: string,
+        options: {
+          by: string;
+          reference: string;
+          topic?: string;
+          text?: string;
+          askedAt?: string;
+          contact?: string;
+          config?: string;
+          json?: boolean;
+        },
+      ) => {
+        const address = normaliseEmail(email);
+        if (!address.ok) {
+          deps.err(`"${email.slice(0, 100)}" is not an email address (${address.reason}).`);
+          deps.setExitCode(EXIT_USAGE);
+          return;
+        }
+        const opened = await deps.openEngine(options.config);
+        if (!opened.ok) {
+          deps.err(opened.message);
+          deps.setExitCode(EXIT_USAGE);
+          return;
+        }
+        const ctx = opened.context;
+        try {
+          const holders = (await ctx.store.contacts.findByMatchKey(address.match_key)).map((c) => c.id);
+          const contactId = options.contact ?? (holders.length === 1 ? holders[0] : undefined);
+          if (contactId === undefined || !holders.includes(contactId)) {
+            deps.err(
+              holders.length === 0
+                ? `No contact has the address ${email}.`
+                : `${holders.length} contacts hold ${email}: choose one with --contact (${holders.join(", ")}).`,
+            );
+            deps.setExitCode(EXIT_PROBLEM);
+            return;
+          }
+          const result = await recordOperatorOverride(ctx.syncDeps(), {
+            contact_id: contactId,
+            scope: options.topic === undefined ? { kind: "global" } : { kind: "topic", topic: options.topic },
+            request_reference: options.reference,
+            ...(options.text !== undefined ? { request_text: options.text } : {}),
+            ...(options.askedAt !== undefined ? { requested_at: options.askedAt } : {}),
+            recorded_by: options.by,
+          });
+          if (!result.ok) {
+            deps.err(`${result.code}: ${result.message}`);
+            deps.setExitCode(EXIT_USAGE);
+            return;
+          }
+          if (options.json === true) deps.out(JSON.stringify(result));
+          else
+            deps.out(
+              `Override ${result.recorded === "duplicate" ? "already recorded" : "recorded"} (${result.event_id}): ${plural(result.lifted.length, "opt-out")} lifted; ${options.topic ?? "all email"} is ${result.now.sendable ? "sendable" : "not sendable"} now (rule ${result.now.rule}). The next sync carries it to each system by its lawful path.`,
+            );
+          deps.setExitCode(EXIT_OK);
         } finally {
           await ctx.close();
         }

@@ -184,14 +184,14 @@ const scopeOf = (connection: string): Scope =>
   PAIR.platforms.find((x) => x.connection_id === connection)?.account_scope ?? { kind: "global" };
 
 /** Whether the ledger lets `contactId` be sent to on `connection`, as the plan's input says. */
-function sendable(input: PlanInput, contacts: PlanContact[], id: string, connection: string): boolean {
+function decisionOn(input: PlanInput, contacts: PlanContact[], id: string, connection: string) {
   const c = contacts.find((x) => x.contact.id === id)!;
   const state = foldChannelConsent(c.events, "email", {
     as_of: input.as_of,
     topics: ["appeals"],
     require_consent_basis: input.policies.require_consent_basis,
   });
-  return decisionFor(state, scopeOf(connection)).sendable;
+  return decisionFor(state, scopeOf(connection));
 }
 
 const consentOps = (plan: Plan) => plan.operations.filter((o) => o.priority === "consent");
@@ -208,9 +208,12 @@ describe("planPair properties", () => {
           expect(kind).not.toBe("record_opt_in");
           if (kind === "upsert_contacts" || kind === "add_list_members" || kind === "request_resubscribe") {
             for (const id of o.contact_ids) {
-              const ok = sendable(input, contacts, id, o.connection_id);
-              // A resubscribe request is only ever for someone opted out, and it changes nothing until they confirm.
-              expect(ok).toBe(kind !== "request_resubscribe");
+              const decision = decisionOn(input, contacts, id, o.connection_id);
+              // A resubscribe request is for someone opted out, or whose opt-out an operator override
+              // lifted (the person's written request), and it changes nothing until they confirm.
+              if (kind === "request_resubscribe")
+                expect(!decision.sendable || decision.rule === "lifted_by_operator_override").toBe(true);
+              else expect(decision.sendable).toBe(true);
             }
           }
         }

@@ -365,8 +365,20 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       // 2c. An admin's resubscribe request: only the person can lift the opt-out. Where the platform
       // sends a confirmation email, it is asked to, once; the opt-out above runs first (same
       // priority, planned earlier), so the request follows it in one plan.
-      if (decision.pending_resubscribe && unsubscribedAfterPlan && accountTarget(p) !== undefined) {
-        const pending = decision.pending_resubscribe;
+      // 2d. An operator override carries the person's written request, but where only the person may
+      // resubscribe (Constant Contact, Mailchimp) the platform's confirmation email is the lawful
+      // path: asked for once, like 2c, and the person confirms.
+      const overriddenBy =
+        decision.rule === "lifted_by_operator_override" && decision.decided_by !== undefined
+          ? c.events.find((e) => e.id === decision.decided_by)
+          : undefined;
+      const resubscribe =
+        decision.pending_resubscribe ??
+        (overriddenBy !== undefined
+          ? { event_id: overriddenBy.id, requested_at: overriddenBy.occurred_at }
+          : undefined);
+      if (resubscribe && unsubscribedAfterPlan && accountTarget(p) !== undefined) {
+        const pending = resubscribe;
         const requestNow = p.resubscribe === "confirmation_email" && !rec.resubscribe_requested;
         waiting.push({
           contact_id: id,
@@ -385,7 +397,10 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
             "consent",
             {
               code: "resubscribe_requested",
-              message: `Resubscribe request ${pending.event_id} (${pending.requested_at}) is not an opt-in; ${p.connection_id} sends its confirmation email and the person stays opted out until they confirm.`,
+              message:
+                overriddenBy !== undefined && decision.pending_resubscribe === undefined
+                  ? `Operator override ${pending.event_id} (the person's written request of ${pending.requested_at}) lifted the opt-out; ${p.connection_id} lets only the person resubscribe, so it sends its confirmation email and the person is sent nothing else until they confirm.`
+                  : `Resubscribe request ${pending.event_id} (${pending.requested_at}) is not an opt-in; ${p.connection_id} sends its confirmation email and the person stays opted out until they confirm.`,
             },
             {
               kind: "request_resubscribe",

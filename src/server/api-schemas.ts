@@ -149,6 +149,20 @@ export const ErasureRequestSchema = z.strictObject({
   reference: z.string().trim().min(1).max(500).optional(),
   dry_run: z.boolean().default(false),
 });
+/** An operator override: the person's written request to receive email again (all email, or one topic). */
+export const OverrideRequestSchema = z.strictObject({
+  topic: z.string().trim().min(1).max(64).optional(),
+  request_reference: z.string().trim().max(500),
+  request_text: z.string().trim().max(1000).optional(),
+  requested_at: z.iso.datetime({ offset: true }).optional(),
+  recorded_by: z.string().trim().min(1, "expected who records the request").max(200),
+});
+export const OverrideResponseSchema = z.strictObject({
+  event_id: z.string(),
+  recorded: z.enum(["appended", "duplicate"]),
+  lifted: z.array(z.string()),
+  now: z.strictObject({ sendable: z.boolean(), rule: z.string() }),
+});
 /** The engine's ErasureReport, as `concord erase --json` prints it. */
 export const ErasureResponseSchema = z.strictObject({ report: z.unknown() });
 /** The engine's SyncReport, as `concord sync --json` prints it. */

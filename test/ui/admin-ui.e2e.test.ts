@@ -184,6 +184,29 @@ describe.skipIf(skipReason !== undefined && !inCi)(
       await shot(page, "person", true);
     }, 150_000);
 
+    it("records that person's written request to receive email again, and their timeline shows it", async () => {
+      // Still on the page of the person the simulator unsubscribed.
+      const section = page.getByRole("region", {
+        name: "The person asked in writing to receive email again",
+      });
+      await section.getByText("Record their written request…").click();
+      await section.getByLabel("Where the request is (reference)").fill("ticket 4411");
+      await section.getByLabel("Its words").fill("Please send me your newsletter again.");
+      await section.getByLabel("Recorded by").fill("UI test");
+      await section.getByRole("button", { name: "Record the request" }).click();
+      await section
+        .getByRole("status", { name: "Override" })
+        .filter({ hasText: /opt-outs? lifted; all email is sendable now/ })
+        .waitFor({ timeout: 30_000 });
+      // The timeline shows the override, by the operator, with the request's reference.
+      await page
+        .getByRole("list", { name: "Consent events, newest first" })
+        .getByRole("listitem")
+        .filter({ hasText: "ticket 4411" })
+        .first()
+        .waitFor({ timeout: 10_000 });
+    }, 60_000);
+
     it("runs a dry run from the Runs page and shows the plan", async () => {
       await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Runs" }).click();
       await page.getByRole("button", { name: "Dry run" }).first().click();

@@ -352,6 +352,38 @@ describe("the API over a synced pair", () => {
     expect((await a.call("GET", `/api/people/${ada}`)).json().contact).toMatchObject({ erased: true });
   });
 
+  it("an operator override needs the person's written request; with it, it is recorded", async () => {
+    await a.call("POST", "/api/pairs/re-cc/sync", {});
+    const ada = await contactIdOf("ada@example.org");
+    const bare = await a.call("POST", `/api/people/${ada}/overrides`, {
+      request_reference: "",
+      recorded_by: "Ops",
+    });
+    expect(bare.statusCode).toBe(400);
+    expect(bare.json()).toMatchObject({ code: "evidence_required" });
+    expect(
+      (
+        await a.call("POST", `/api/people/con_nobody/overrides`, {
+          request_reference: "t1",
+          recorded_by: "Ops",
+        })
+      ).statusCode,
+    ).toBe(404);
+    const topic = await a.call("POST", `/api/people/${ada}/overrides`, {
+      topic: "nope",
+      request_reference: "t1",
+      recorded_by: "Ops",
+    });
+    expect(topic.json()).toMatchObject({ code: "unknown_topic" });
+    const done = await a.call("POST", `/api/people/${ada}/overrides`, {
+      request_reference: "ticket 4411",
+      request_text: "Send me the newsletter again.",
+      recorded_by: "Ops",
+    });
+    expect(done.statusCode).toBe(200);
+    expect(done.json()).toMatchObject({ recorded: "appended", now: { sendable: true } });
+  });
+
   it("reconciliation: differences with causes, fixed from the API, exported as CSV", async () => {
     expect((await a.call("GET", "/api/reconciliation")).json()).toEqual({ reports: [], run_at: null });
     await a.call("POST", "/api/pairs/re-cc/sync", {});
@@ -629,6 +661,7 @@ describe("the OpenAPI document", () => {
         "/api/overview",
         "/api/people",
         "/api/people/{id}",
+        "/api/people/{id}/overrides",
         "/api/pairs/{id}/sync",
         "/api/plans/{id}/apply",
         "/api/reconciliation",

@@ -2,10 +2,13 @@
 import { sql, type RawBuilder } from "kysely";
 import { explainContactById } from "../../explain/explain-by-id";
 import { erasePerson } from "../../runs/erase-person";
+import { recordOperatorOverride } from "../../runs/operator-override";
 import {
   ErasureRequestSchema,
   ErasureResponseSchema,
   IdParamsSchema,
+  OverrideRequestSchema,
+  OverrideResponseSchema,
   PeopleQuerySchema,
   PeopleSchema,
   PersonSchema,
@@ -88,6 +91,32 @@ export function peopleRoutes(ctx: ApiContext): ApiRoute[] {
           links: result.links,
           list_memberships: result.list_memberships,
         };
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      url: "/api/people/:id/overrides",
+      tag: "people",
+      summary:
+        "Record the person's written request to receive email again (all email, or `topic`): an operator override that lifts the opt-outs made before the request; refused without `request_reference`",
+      access: "session",
+      params: IdParamsSchema,
+      body: OverrideRequestSchema,
+      response: OverrideResponseSchema,
+      errors: [400, 404],
+      handler: async ({ params, body }) => {
+        const result = await recordOperatorOverride(ctx.syncDeps, {
+          contact_id: params.id,
+          scope: body.topic === undefined ? { kind: "global" } : { kind: "topic", topic: body.topic },
+          request_reference: body.request_reference,
+          ...(body.request_text !== undefined ? { request_text: body.request_text } : {}),
+          ...(body.requested_at !== undefined ? { requested_at: body.requested_at } : {}),
+          recorded_by: body.recorded_by,
+        });
+        if (!result.ok)
+          return fail(result.code === "contact_not_found" ? 404 : 400, result.code, result.message);
+        const { ok: _ok, ...answer } = result;
+        return answer;
       },
     }),
     defineRoute({

@@ -106,6 +106,9 @@ function PersonBody({ person: p, onChanged }: { person: Person; onChanged: () =>
         </Section>
       ) : null}
       {x !== null ? <RecentOperations explanation={x} /> : null}
+      {x !== null && !p.contact.erased ? (
+        <RecordOverride contactId={p.contact.id} explanation={x} onRecorded={onChanged} />
+      ) : null}
       {erasable !== null ? <ErasePerson email={erasable} onErased={onChanged} /> : null}
     </>
   );
@@ -492,5 +495,137 @@ function ErasureResult({ report }: { report: ErasureReport }): ReactNode {
         ))}
       </ul>
     </div>
+  );
+}
+
+type OverrideAnswer = {
+  event_id: string;
+  recorded: "appended" | "duplicate";
+  lifted: string[];
+  now: { sendable: boolean; rule: string };
+};
+
+/**
+ * The operator override (seed 003's third way back): the person asked in writing to receive email
+ * again; the request's reference is required, and it lifts only opt-outs made before the request.
+ */
+function RecordOverride({
+  contactId,
+  explanation: x,
+  onRecorded,
+}: {
+  contactId: string;
+  explanation: Explanation;
+  onRecorded: () => void;
+}): ReactNode {
+  const action = useAction<OverrideAnswer>();
+  const topics = [
+    ...new Set(
+      x.pairs.flatMap((pair) =>
+        pair.connections.flatMap((c) => (c.scope.kind === "topic" ? [c.scope.topic] : [])),
+      ),
+    ),
+  ].sort();
+  const [topic, setTopic] = useState("");
+  const [reference, setReference] = useState("");
+  const [text, setText] = useState("");
+  const [by, setBy] = useState("");
+  const send = (): void => {
+    void action
+      .run(() =>
+        apiPost<OverrideAnswer>(`/api/people/${encodeURIComponent(contactId)}/overrides`, {
+          ...(topic !== "" ? { topic } : {}),
+          request_reference: reference.trim(),
+          ...(text.trim() !== "" ? { request_text: text.trim() } : {}),
+          recorded_by: by.trim(),
+        }),
+      )
+      .then((r) => {
+        if (r !== undefined) onRecorded();
+      });
+  };
+  const answer = action.result;
+  return (
+    <Section title="The person asked in writing to receive email again" id="override">
+      <details>
+        <summary>Record their written request…</summary>
+        <p className="muted">
+          An operator override lifts the opt-outs made before the request, with the request as evidence. Each
+          system follows by its lawful path: the CRM records the opt-in; a platform where only the person may
+          resubscribe sends its confirmation email.
+        </p>
+        <form
+          className="erase-form"
+          onSubmit={(e) => {
+            e.preventDefault();
+            send();
+          }}
+        >
+          <label>
+            Receive
+            <select
+              value={topic}
+              onChange={(e) => {
+                setTopic(e.target.value);
+              }}
+            >
+              <option value="">all email</option>
+              {topics.map((t) => (
+                <option key={t} value={t}>
+                  topic {t}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            Where the request is (reference)
+            <input
+              value={reference}
+              onChange={(e) => {
+                setReference(e.target.value);
+              }}
+              required
+              maxLength={500}
+            />
+          </label>
+          <label>
+            Its words
+            <input
+              value={text}
+              onChange={(e) => {
+                setText(e.target.value);
+              }}
+              maxLength={1000}
+            />
+          </label>
+          <label>
+            Recorded by
+            <input
+              value={by}
+              onChange={(e) => {
+                setBy(e.target.value);
+              }}
+              required
+              maxLength={200}
+            />
+          </label>
+          <button type="submit" className="primary" disabled={action.pending}>
+            {action.pending ? "Recording…" : "Record the request"}
+          </button>
+        </form>
+        <ErrorNote error={action.error} title="The request was not recorded" />
+        {answer !== undefined ? (
+          <div className="alert alert-info" role="status" aria-label="Override">
+            <p>
+              {answer.recorded === "duplicate" ? "Already recorded" : "Recorded"} ({answer.event_id}):{" "}
+              {plural(answer.lifted.length, "opt-out")} lifted;{" "}
+              {topic === "" ? "all email" : `topic ${topic}`} is{" "}
+              {answer.now.sendable ? "sendable" : "not sendable"} now (<code>{answer.now.rule}</code>). The
+              next sync carries it to each system.
+            </p>
+          </div>
+        ) : null}
+      </details>
+    </Section>
   );
 }
