@@ -193,6 +193,7 @@ async function main(argv: readonly string[]): Promise<number> {
     err: services.err,
     setExitCode: services.setExitCode,
     interactive: process.stderr.isTTY,
+    secretKey: env.CONCORD_SECRET_KEY,
   });
   const builtUi = join(import.meta.dirname, "..", "ui", "dist");
   registerDemoCommand(program, {

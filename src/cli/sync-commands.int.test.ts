@@ -210,4 +210,37 @@ pairs:
     expect(invalid.code).toBe(2);
     expect(invalid.stderr).toContain("connections");
   }, 60_000);
+
+  it("links, override and erase from the command line", async () => {
+    await concord(["sync"]);
+    // Links point at server.public_url, which this config does not set: said, exit 2.
+    const links = await concord(["links", "cy@example.org"]);
+    expect(links.code).toBe(2);
+    expect(links.stderr).toContain("server.public_url");
+
+    const bare = await concord(["override", "cy@example.org", "--by", "Ops", "--reference", " "]);
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toContain("evidence_required");
+    const override = await concord([
+      "override",
+      "cy@example.org",
+      "--by",
+      "Ops",
+      "--reference",
+      "ticket 7",
+      "--json",
+    ]);
+    expect(override.code, override.stderr).toBe(0);
+    expect(JSON.parse(override.stdout)).toMatchObject({ ok: true, recorded: "appended", lifted: [] });
+
+    const preview = await concord(["erase", "cy@example.org", "--by", "Ops", "--dry-run"]);
+    expect(preview.code, preview.stderr).toBe(0);
+    expect(preview.stdout).toContain("nothing was changed");
+    const erased = await concord(["erase", "cy@example.org", "--by", "Ops", "--reference", "letter 3"]);
+    expect(erased.code, erased.stdout + erased.stderr).toBe(0);
+    expect(erased.stdout).toMatch(/completed/);
+    expect(cc.store.findByEmail("cy@example.org")?.deleted_at ?? "gone").not.toBeNull();
+    expect((await concord(["explain", "cy@example.org"])).code).toBe(1);
+    expect((await concord(["erase", "not-an-address", "--by", "Ops"])).code).toBe(2);
+  }, 120_000);
 });

@@ -10,7 +10,9 @@ import { differencesCsv } from "../runs/differences-csv";
 import { reconcilePair, type Difference, type ReconcileReport } from "../runs/reconcile";
 import { syncPair, type SyncReport } from "../runs/sync-pair";
 import { erasePerson, type ErasureReport } from "../runs/erase-person";
+import type { SecretKey } from "../config/secret-box";
 import { recordOperatorOverride } from "../runs/operator-override";
+import { contactsByEmail, linkSigner, personalLinks, revokeLinks } from "../runs/personal-links";
 import { normaliseEmail } from "../core/identity/normalise-email";
 import { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE } from "./exit-codes";
 
@@ -21,6 +23,8 @@ export type SyncCommandDeps = {
   setExitCode: (code: number) => void;
   /** Whether stderr is a terminal (progress bars only then). */
   interactive: boolean;
+  /** CONCORD_SECRET_KEY, which personal links are signed with (a key derived from it). */
+  secretKey?: SecretKey | string | undefined;
 };
 
 type Common = { pair?: string; config?: string; json?: boolean };
@@ -57,6 +61,7 @@ async function withEngine(
 export function registerSyncCommands(program: Command, deps: SyncCommandDeps): void {
   registerEraseCommand(program, deps);
   registerOverrideCommand(program, deps);
+  registerLinksCommand(program, deps);
   program
     .command("sync")
     .description("Run one sync of each pair (pull, record consent, plan, apply consent first, link)")
@@ -267,6 +272,66 @@ function registerOverrideCommand(program: Command, deps: SyncCommandDeps): void 
         }
       },
     );
+}
+
+/** `concord links`: a person's one-click URL and the headers for an email to them; `--revoke` ends the old ones. */
+function registerLinksCommand(program: Command, deps: SyncCommandDeps): void {
+  program
+    .command("links")
+    .description(
+      "A person's signed one-click unsubscribe URL and the List-Unsubscribe / List-Unsubscribe-Post headers for an email to them",
+    )
+    .argument("<email>", "the person's email address")
+    .option("--revoke", "revoke every link issued to them so far, then print new ones")
+    .option("--config <file>", "config file (default: CONCORD_CONFIG)")
+    .option("--json", "print the links as JSON")
+    .action(async (email: string, options: { revoke?: boolean; config?: string; json?: boolean }) => {
+      const opened = await deps.openEngine(options.config);
+      if (!opened.ok) {
+        deps.err(opened.message);
+        deps.setExitCode(EXIT_USAGE);
+        return;
+      }
+      const ctx = opened.context;
+      try {
+        const signer = linkSigner(deps.secretKey, ctx.config);
+        if (!signer.ok) {
+          deps.err(`Personal links are off: ${signer.error}.`);
+          deps.setExitCode(EXIT_USAGE);
+          return;
+        }
+        const holders = await contactsByEmail(ctx.store, email);
+        if (holders === undefined) {
+          deps.err(`"${email.slice(0, 100)}" is not an email address.`);
+          deps.setExitCode(EXIT_USAGE);
+          return;
+        }
+        if (holders.length === 0) {
+          deps.err(`No contact has the address ${email}.`);
+          deps.setExitCode(EXIT_PROBLEM);
+          return;
+        }
+        const all = [];
+        for (const id of holders) {
+          if (options.revoke === true) await revokeLinks(ctx.store, id, ctx.now());
+          const links = await personalLinks(ctx.store, signer.value, id, ctx.now());
+          if (links) all.push(links);
+        }
+        if (options.json === true) deps.out(JSON.stringify(all.length === 1 ? all[0] : all));
+        else
+          for (const l of all) {
+            deps.out(
+              `${l.contact_id} (valid until ${l.expires_at})${options.revoke === true ? ", older links revoked" : ""}`,
+            );
+            deps.out(`  one-click URL:          ${l.one_click_url}`);
+            deps.out(`  List-Unsubscribe:       ${l.list_unsubscribe}`);
+            deps.out(`  List-Unsubscribe-Post:  ${l.list_unsubscribe_post}`);
+          }
+        deps.setExitCode(EXIT_OK);
+      } finally {
+        await ctx.close();
+      }
+    });
 }
 
 export function formatErasureReport(r: ErasureReport): string[] {

@@ -394,6 +394,11 @@ export const ServerSchema = strictObject({
   public_url: UrlSchema.optional(),
   admin_password: SecretRefSchema.default({ kind: "env", name: "CONCORD_ADMIN_PASSWORD" }),
   body_limit: byteSizeSchema({ min: 1024, max: 64 * 1024 ** 2 }).default(1024 ** 2),
+  /**
+   * How long a personal link (one-click unsubscribe) stays valid after it is issued. CASL wants an
+   * unsubscribe mechanism to work for at least 60 days after the message is sent.
+   */
+  link_ttl: durationSchema({ min: 60 * 86_400_000, max: 3650 * 86_400_000 }).default(400 * 86_400_000),
 });
 export type Server = z.infer<typeof ServerSchema>;
 

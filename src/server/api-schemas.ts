@@ -163,6 +163,14 @@ export const OverrideResponseSchema = z.strictObject({
   lifted: z.array(z.string()),
   now: z.strictObject({ sendable: z.boolean(), rule: z.string() }),
 });
+/** A person's links (`concord links --json`): the one-click URL and the headers a sender puts on each email. */
+export const PersonalLinksSchema = z.strictObject({
+  contact_id: z.string(),
+  one_click_url: z.string(),
+  list_unsubscribe: z.string(),
+  list_unsubscribe_post: z.literal("List-Unsubscribe=One-Click"),
+  expires_at: z.string(),
+});
 /** The engine's ErasureReport, as `concord erase --json` prints it. */
 export const ErasureResponseSchema = z.strictObject({ report: z.unknown() });
 /** The engine's SyncReport, as `concord sync --json` prints it. */

@@ -10,6 +10,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import type { WebhookRequest } from "../connectors/connector";
 import type { WebhookResponse } from "../runs/engine-runtime";
 import { registerApi, registerApiDisabled, type ApiDeps, type ApiDisabled } from "./api/register-api";
+import { registerPersonPages, type PersonPagesDeps } from "./person-pages";
 
 export type ServerDeps = {
   version: string;
@@ -22,6 +23,8 @@ export type ServerDeps = {
   api?: ApiDeps;
   /** Why the API cannot run (e.g. no admin password): /api answers 503 `api_disabled` saying so; /metrics still answers. */
   apiDisabled?: ApiDisabled;
+  /** The pages a person reaches from an email (one-click unsubscribe); absent: not mounted. */
+  personPages?: PersonPagesDeps;
   /** The built admin UI (`ui/dist`): its files, and index.html for any other GET outside /api. */
   uiDir?: string;
   /** Where a request's unexpected failure (a 5xx) is reported; the client gets `internal_error` only. */
@@ -34,7 +37,7 @@ export const WEBHOOK_PATH = "/webhooks/:connection";
 export type ErrorBody = { code: string; message: string };
 
 /** Paths the UI fallback never answers: they are the API's, the receivers' and the operators' tools'. */
-const NOT_UI = /^\/(api|webhooks|metrics|openapi\.json|healthz|readyz)(\/|$)/;
+const NOT_UI = /^\/(api|webhooks|metrics|openapi\.json|healthz|readyz|l)(\/|$)/;
 
 /** Fastify's own error codes, as ours. */
 const FRAMEWORK_CODES: Record<string, string> = {
@@ -91,6 +94,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
         );
       },
     });
+  if (deps.personPages) registerPersonPages(app, deps.personPages);
   if (deps.api) registerApi(app, deps.api);
   else if (deps.apiDisabled !== undefined) registerApiDisabled(app, deps.apiDisabled);
 

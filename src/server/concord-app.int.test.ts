@@ -52,7 +52,10 @@ describe("buildConcordApp", () => {
       secrets: { env: {} },
     });
     expect(built.api_enabled).toBe(false);
-    expect(built.problems).toEqual([expect.stringContaining("CONCORD_ADMIN_PASSWORD is not set")]);
+    expect(built.problems).toEqual([
+      expect.stringContaining("CONCORD_ADMIN_PASSWORD is not set"),
+      expect.stringContaining("Personal links (one-click unsubscribe) are off"),
+    ]);
     const res = await built.app.inject({ method: "POST", url: "/api/session", payload: { password: "x" } });
     expect(res.statusCode).toBe(503);
     expect(res.json()).toMatchObject({
@@ -77,7 +80,7 @@ describe("buildConcordApp", () => {
   });
 
   it("with the password resolved, signs in; the cookie is Secure only when the public URL is https", async () => {
-    const secrets = { env: { CONCORD_ADMIN_PASSWORD: "a long enough password" } };
+    const secrets = { env: { CONCORD_ADMIN_PASSWORD: "a long enough password" }, key: TEST_KEY };
     for (const [publicUrl, secure] of [
       ["https://concord.example.org", true],
       ["http://localhost:8080", false],

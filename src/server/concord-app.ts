@@ -10,6 +10,7 @@ import type { EngineContext } from "../open-engine";
 import type { EngineRuntime } from "../runs/engine-runtime";
 import { createConcordMetrics, type ConcordMetrics } from "./api/metrics";
 import { buildServer } from "./app";
+import { linkSigner } from "../runs/personal-links";
 
 export type ConcordAppOptions = {
   version: string;
@@ -48,6 +49,8 @@ export async function buildConcordApp(
   if (disabled !== undefined) problems.push(`API disabled: ${disabled}`);
   const secureCookies = config.server.public_url?.startsWith("https:") === true;
   const metrics = options.metrics ?? createConcordMetrics({ now: context.now });
+  const links = linkSigner(options.secrets.key, config);
+  if (!links.ok) problems.push(`Personal links (one-click unsubscribe) are off: ${links.error}.`);
   const app = buildServer({
     version: options.version,
     ready: async () => {
@@ -56,6 +59,20 @@ export async function buildConcordApp(
     },
     bodyLimitBytes: config.server.body_limit,
     webhooks: runtime.handleWebhook,
+    personPages: {
+      store,
+      links,
+      now: context.now,
+      // The person's own act reaches every system now, not at the next poll.
+      onConsentRecorded: (contactId) => {
+        runtime.syncNow(undefined, { pull: false, contact_ids: [contactId] }).catch((error: unknown) => {
+          context.logger.error(
+            { err: error },
+            "carrying a one-click opt-out failed; the next run carries it",
+          );
+        });
+      },
+    },
     onError: (error, request) => {
       context.logger.error({ err: error, method: request.method, url: request.url }, "request failed");
     },
@@ -72,6 +89,7 @@ export async function buildConcordApp(
             secureCookies,
             version: options.version,
             metrics,
+            links,
           },
         }
       : {

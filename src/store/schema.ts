@@ -222,6 +222,13 @@ export interface ErasuresTable {
   completed_at: IsoTimestamp | null;
 }
 
+/** A contact's personal-link generation: links issued under an older one are revoked. */
+export interface LinkGenerationsTable {
+  contact_id: string;
+  generation: number;
+  revoked_at: IsoTimestamp;
+}
+
 export interface Database {
   contacts: ContactsTable;
   contact_emails: ContactEmailsTable;
@@ -245,4 +252,5 @@ export interface Database {
   platform_rejections: PlatformRejectionsTable;
   settings: SettingsTable;
   erasures: ErasuresTable;
+  link_generations: LinkGenerationsTable;
 }

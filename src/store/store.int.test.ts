@@ -9,6 +9,7 @@ import { describeOnBackends, type TestStore } from "../../test/support/store-bac
 const TABLES = [
   "settings",
   "erasures",
+  "link_generations",
   "webhook_inbox",
   "api_budgets",
   "alerts",
@@ -75,6 +76,7 @@ describeOnBackends("store", (backend) => {
       "0006_alerts",
       "0007_platform_rejections",
       "0008_erasures",
+      "0009_link_revocations",
     ]);
     expect(await migrateToLatest(store.db)).toEqual([]);
   });

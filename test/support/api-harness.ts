@@ -17,6 +17,7 @@ import {
 } from "./sync-harness";
 import type { StoreBackend } from "./store-backends";
 import { buildServer } from "../../src/server/app";
+import { linkSigner } from "../../src/runs/personal-links";
 import type { ApiDeps } from "../../src/server/api/api-deps";
 import { createConcordMetrics, type ConcordMetrics } from "../../src/server/api/metrics";
 
@@ -103,6 +104,9 @@ export async function startApiHarness(
       secureCookies: true,
       version: "test",
       metrics,
+      links: linkSigner(TEST_KEY, {
+        server: { ...h.config.server, public_url: "https://concord.example.org" },
+      }),
       ...options.api,
     },
   });

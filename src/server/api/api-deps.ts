@@ -5,6 +5,8 @@ import type { OpenedConnection } from "../../connections/open-connection";
 import type { SyncDeps } from "../../runs/sync-pair";
 import type { StoreSession } from "../../store/ports";
 import type { ConcordMetrics } from "./metrics";
+import type { Result } from "../../core/result";
+import type { LinkSigner } from "../../runs/personal-links";
 import type { SessionManager, SessionOptions } from "./sessions";
 
 export type ApiDeps = {
@@ -20,6 +22,8 @@ export type ApiDeps = {
   version: string;
   /** The metrics the runtime and connections feed; a fresh set when absent (then only scrape-time gauges move). */
   metrics?: ConcordMetrics;
+  /** The personal-link signer, or why links are off (no CONCORD_SECRET_KEY, no server.public_url). */
+  links?: Result<LinkSigner, string>;
   /** Session expiry and sign-in limits (defaults: 12 h idle, 10 failed sign-ins a minute per address). */
   sessions?: Partial<Omit<SessionOptions, "adminPassword" | "now">>;
 };

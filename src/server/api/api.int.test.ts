@@ -352,6 +352,21 @@ describe("the API over a synced pair", () => {
     expect((await a.call("GET", `/api/people/${ada}`)).json().contact).toMatchObject({ erased: true });
   });
 
+  it("a person's links: the one-click URL and the headers for an email to them", async () => {
+    await a.call("POST", "/api/pairs/re-cc/sync", {});
+    const ada = await contactIdOf("ada@example.org");
+    const res = await a.call("GET", `/api/people/${ada}/links`);
+    expect(res.statusCode).toBe(200);
+    const links = res.json();
+    expect(links.one_click_url).toMatch(/^https:\/\/concord\.example\.org\/l\/u\//);
+    expect(links).toMatchObject({
+      contact_id: ada,
+      list_unsubscribe: `<${links.one_click_url}>`,
+      list_unsubscribe_post: "List-Unsubscribe=One-Click",
+    });
+    expect((await a.call("GET", "/api/people/con_nobody/links")).statusCode).toBe(404);
+  });
+
   it("an operator override needs the person's written request; with it, it is recorded", async () => {
     await a.call("POST", "/api/pairs/re-cc/sync", {});
     const ada = await contactIdOf("ada@example.org");
@@ -661,6 +676,7 @@ describe("the OpenAPI document", () => {
         "/api/overview",
         "/api/people",
         "/api/people/{id}",
+        "/api/people/{id}/links",
         "/api/people/{id}/overrides",
         "/api/pairs/{id}/sync",
         "/api/plans/{id}/apply",

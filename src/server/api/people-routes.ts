@@ -3,12 +3,14 @@ import { sql, type RawBuilder } from "kysely";
 import { explainContactById } from "../../explain/explain-by-id";
 import { erasePerson } from "../../runs/erase-person";
 import { recordOperatorOverride } from "../../runs/operator-override";
+import { personalLinks } from "../../runs/personal-links";
 import {
   ErasureRequestSchema,
   ErasureResponseSchema,
   IdParamsSchema,
   OverrideRequestSchema,
   OverrideResponseSchema,
+  PersonalLinksSchema,
   PeopleQuerySchema,
   PeopleSchema,
   PersonSchema,
@@ -91,6 +93,29 @@ export function peopleRoutes(ctx: ApiContext): ApiRoute[] {
           links: result.links,
           list_memberships: result.list_memberships,
         };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      url: "/api/people/:id/links",
+      tag: "people",
+      summary:
+        "The person's signed one-click unsubscribe URL and the List-Unsubscribe / List-Unsubscribe-Post header values for an email to them; 503 `links_unavailable` without CONCORD_SECRET_KEY or server.public_url",
+      access: "session",
+      params: IdParamsSchema,
+      response: PersonalLinksSchema,
+      errors: [404, 503],
+      handler: async ({ params }) => {
+        if (ctx.links === undefined || !ctx.links.ok)
+          return fail(
+            503,
+            "links_unavailable",
+            `Personal links are off: ${ctx.links?.ok === false ? ctx.links.error : "the server was started without them"}.`,
+          );
+        const links = await personalLinks(store, ctx.links.value, params.id, ctx.now());
+        if (links === undefined)
+          return fail(404, "contact_not_found", `No contact ${params.id} (or it was erased).`);
+        return links;
       },
     }),
     defineRoute({

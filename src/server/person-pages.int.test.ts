@@ -1,0 +1,199 @@
+/**
+ * The one-click unsubscribe URL (RFC 8058) as `concord serve` mounts it, over the emulators: the
+ * person's POST is recorded before the answer, with no cookie, session or redirect, idempotently,
+ * and reaches every linked system at once; GET only asks; a forged, expired or revoked link is refused.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { ConcordConfig } from "../config/concord-config";
+import { connectionHealthTracker } from "../connections/connection-health";
+import { eventsForContact } from "../ledger/consent-ledger";
+import type { EngineContext } from "../open-engine";
+import { createLogger } from "../observability/logger";
+import { createEngineRuntime, type EngineRuntime } from "../runs/engine-runtime";
+import { linkSigner, personalLinks, revokeLinks } from "../runs/personal-links";
+import {
+  addToReList,
+  individual,
+  RE_LISTS,
+  sqliteBackend,
+  startSyncHarness,
+  TEST_ENV,
+  TEST_KEY,
+  type SyncHarness,
+} from "../../test/support/sync-harness";
+import { buildConcordApp } from "./concord-app";
+
+const PASSWORD = "a long enough password";
+
+describe("the one-click unsubscribe URL", () => {
+  let h: SyncHarness;
+  let runtime: EngineRuntime;
+  let config: ConcordConfig;
+  let app: Awaited<ReturnType<typeof buildConcordApp>>["app"];
+  const logger = createLogger({ level: "silent" });
+
+  beforeEach(async () => {
+    h = await startSyncHarness(sqliteBackend());
+    config = { ...h.config, server: { ...h.config.server, public_url: "https://concord.example.org/" } };
+    runtime = createEngineRuntime({
+      store: h.store,
+      config,
+      connections: h.connections,
+      now: h.now,
+      logger,
+      secrets: { env: TEST_ENV, key: TEST_KEY },
+    });
+    const context: EngineContext = {
+      store: h.store,
+      config,
+      connections: h.connections,
+      logger,
+      now: h.now,
+      health: connectionHealthTracker({ store: h.store, logger, now: h.now }),
+      pairs: () => config.pairs,
+      syncDeps: () => ({ store: h.store, config, connections: h.connections, now: h.now }),
+      close: async () => undefined,
+    };
+    const built = await buildConcordApp(context, runtime, {
+      version: "1",
+      secrets: { env: { CONCORD_ADMIN_PASSWORD: PASSWORD }, key: TEST_KEY },
+    });
+    expect(built.problems).toEqual([]);
+    app = built.app;
+  });
+  afterEach(async () => {
+    await runtime.stop();
+    await h.close();
+  });
+
+  let reId = "";
+  const seedAda = async (): Promise<string> => {
+    const [ada] = await h.seedRe([individual("ada@example.org", "Ada", "Lovelace")]);
+    reId = ada!;
+    await addToReList(h, RE_LISTS.news, [ada!]);
+    await h.sync();
+    const [contact] = await h.store.contacts.findByMatchKey("ada@example.org");
+    return contact!.id;
+  };
+  const signer = () => {
+    const s = linkSigner(TEST_KEY, config);
+    if (!s.ok) throw new Error(s.error);
+    return s.value;
+  };
+  const pathOf = (url: string): string => new URL(url).pathname;
+
+  it("GET asks; POST List-Unsubscribe=One-Click unsubscribes from all email everywhere, once", async () => {
+    const id = await seedAda();
+    const links = await personalLinks(h.store, signer(), id, h.now());
+    if (!links) throw new Error("no links");
+    expect(links.one_click_url).toMatch(
+      /^https:\/\/concord\.example\.org\/l\/u\/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{27}$/,
+    );
+    expect(links.list_unsubscribe).toBe(`<${links.one_click_url}>`);
+    expect(links.list_unsubscribe_post).toBe("List-Unsubscribe=One-Click");
+
+    // A mail scanner fetching the link unsubscribes no one.
+    const asked = await app.inject({ method: "GET", url: pathOf(links.one_click_url) });
+    expect(asked.statusCode).toBe(200);
+    expect(asked.headers["content-type"]).toContain("text/html");
+    expect(asked.body).toContain('name="List-Unsubscribe" value="One-Click"');
+    expect(asked.body).not.toContain("<script");
+    const french = await app.inject({
+      method: "GET",
+      url: pathOf(links.one_click_url),
+      headers: { "accept-language": "fr-CA,fr;q=0.9" },
+    });
+    expect(french.body).toContain("Me désabonner");
+    expect((await eventsForContact(h.store, id)).some((e) => e.event.kind === "opt_out")).toBe(false);
+
+    // The mail client's one-click POST: no cookie, no session, no redirect.
+    const done = await app.inject({
+      method: "POST",
+      url: pathOf(links.one_click_url),
+      headers: { "content-type": "application/x-www-form-urlencoded", "user-agent": "MailClient/1.0" },
+      payload: "List-Unsubscribe=One-Click",
+    });
+    expect(done.statusCode).toBe(200);
+    expect(done.headers["location"]).toBeUndefined();
+    expect(done.headers["set-cookie"]).toBeUndefined();
+    expect(done.headers["cache-control"]).toBe("no-store");
+    expect(done.body).toContain("You are unsubscribed from all email");
+    // Recorded before the answer, as the person's one-click act with its evidence.
+    const [optOut] = (await eventsForContact(h.store, id))
+      .map((e) => e.event)
+      .filter((e) => e.kind === "opt_out");
+    expect(optOut).toMatchObject({
+      scope: { kind: "global" },
+      mechanism: "one_click_header",
+      actor: { kind: "contact" },
+      source: { system: "concord", connection: "links" },
+      evidence: { user_agent: "MailClient/1.0", ip: expect.any(String) },
+    });
+
+    // It reaches every linked system now: Raiser's Edge NXT's flag, Constant Contact's unsubscribe.
+    await runtime.idle();
+    expect(
+      ((await h.reGet(`/constituent/v1/constituents/${reId}`)) as { requests_no_email?: boolean })
+        .requests_no_email,
+    ).toBe(true);
+    expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe("unsubscribed");
+
+    // Again, as multipart (some clients send that): idempotent, no second event.
+    const boundary = "----concord";
+    const again = await app.inject({
+      method: "POST",
+      url: pathOf(links.one_click_url),
+      headers: { "content-type": `multipart/form-data; boundary=${boundary}` },
+      payload: `--${boundary}\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\nOne-Click\r\n--${boundary}--\r\n`,
+    });
+    expect(again.statusCode).toBe(200);
+    expect(again.body).toContain("already unsubscribed");
+    expect(
+      (await eventsForContact(h.store, id)).filter((e) => e.event.mechanism === "one_click_header"),
+    ).toHaveLength(1);
+  });
+
+  it("refuses a POST that is not a one-click request, and forged, expired and revoked links, with a page that says so", async () => {
+    const id = await seedAda();
+    const links = await personalLinks(h.store, signer(), id, h.now());
+    if (!links) throw new Error("no links");
+    const path = pathOf(links.one_click_url);
+
+    const notOneClick = await app.inject({
+      method: "POST",
+      url: path,
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      payload: "List-Unsubscribe=Maybe",
+    });
+    expect(notOneClick.statusCode).toBe(400);
+    expect(notOneClick.body).toContain("List-Unsubscribe=One-Click");
+    const json = await app.inject({ method: "POST", url: path, payload: { any: 1 } });
+    expect(json.statusCode).toBe(415);
+
+    const forged = `${path.slice(0, -3)}${path.endsWith("AAA") ? "BBB" : "AAA"}`;
+    const refused = await app.inject({ method: "GET", url: forged });
+    expect(refused.statusCode).toBe(403);
+    expect(refused.body).toContain("This link is not valid.");
+    expect((await app.inject({ method: "GET", url: "/l/u/nonsense" })).statusCode).toBe(400);
+
+    await revokeLinks(h.store, id, h.now());
+    const revoked = await app.inject({
+      method: "POST",
+      url: path,
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      payload: "List-Unsubscribe=One-Click",
+    });
+    expect(revoked.statusCode).toBe(410);
+    expect(revoked.body).toContain("no longer valid");
+    // A new link works after a revocation.
+    const fresh = await personalLinks(h.store, signer(), id, h.now());
+    expect((await app.inject({ method: "GET", url: pathOf(fresh!.one_click_url) })).statusCode).toBe(200);
+
+    // Past its validity (400 days by default) a link has expired.
+    h.advance(401 * 86_400_000);
+    const expired = await app.inject({ method: "GET", url: pathOf(fresh!.one_click_url) });
+    expect(expired.statusCode).toBe(410);
+    expect(expired.body).toContain("expired");
+    expect((await eventsForContact(h.store, id)).some((e) => e.event.kind === "opt_out")).toBe(false);
+  });
+});
