@@ -324,6 +324,7 @@ function registerLinksCommand(program: Command, deps: SyncCommandDeps): void {
               `${l.contact_id} (valid until ${l.expires_at})${options.revoke === true ? ", older links revoked" : ""}`,
             );
             deps.out(`  one-click URL:          ${l.one_click_url}`);
+            deps.out(`  preference centre:      ${l.preferences_url}`);
             deps.out(`  List-Unsubscribe:       ${l.list_unsubscribe}`);
             deps.out(`  List-Unsubscribe-Post:  ${l.list_unsubscribe_post}`);
           }

@@ -8,13 +8,13 @@ import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
 import type { ConcordConfig } from "../config/concord-config";
 import { parseSecretKey, type SecretKey } from "../config/secret-box";
 import { decisionFor, foldChannelConsent } from "../core/consent/consent-state";
-import type { OptOutEvent } from "../core/consent/consent-event";
+import type { OptOutEvent, Scope } from "../core/consent/consent-event";
 import { normaliseEmail } from "../core/identity/normalise-email";
 import { err, ok, type Result } from "../core/result";
-import { appendConsentEvents, eventsForContact } from "../ledger/consent-ledger";
+import { appendConsentEvents, eventsForContact, type ConsentEventInput } from "../ledger/consent-ledger";
 import type { StoreSession } from "../store/ports";
 
-export type LinkPurpose = "unsubscribe";
+export type LinkPurpose = "unsubscribe" | "preferences";
 
 /** What signs and where links point: the key (never the secret key itself) and the public URL. */
 export type LinkSigner = { key: Buffer; public_url: string; ttl_ms: number };
@@ -22,6 +22,8 @@ export type LinkSigner = { key: Buffer; public_url: string; ttl_ms: number };
 export type PersonalLinks = {
   contact_id: string;
   one_click_url: string;
+  /** The person's preference centre: all email and every topic, each with its state and a choice. */
+  preferences_url: string;
   /** The `List-Unsubscribe` header value (RFC 2369), the one-click URL in angle brackets. */
   list_unsubscribe: string;
   /** The `List-Unsubscribe-Post` header value (RFC 8058). */
@@ -39,7 +41,7 @@ export type TokenClaims = {
 export type TokenProblem = "malformed" | "forged" | "expired" | "revoked" | "unknown_person";
 
 const INFO = "concord.personal-links.v1";
-const PURPOSES: Record<LinkPurpose, string> = { unsubscribe: "u" };
+const PURPOSES: Record<LinkPurpose, string> = { unsubscribe: "u", preferences: "p" };
 const b64 = (b: Buffer): string => b.toString("base64url");
 
 /** The signer, or why links cannot be made (no secret key, no public URL). */
@@ -84,10 +86,11 @@ export function readToken(signer: LinkSigner, token: string, now: Date): Result<
   if (expected.length !== given.length || !timingSafeEqual(expected, given)) return err("forged");
   const parts = Buffer.from(body, "base64url").toString("utf8").split("|");
   const [version, purpose, generation, minute, contactId] = parts;
+  const purposeOf = (Object.keys(PURPOSES) as LinkPurpose[]).find((p) => PURPOSES[p] === purpose);
   if (
     parts.length !== 5 ||
     version !== "v1" ||
-    purpose !== "u" ||
+    purposeOf === undefined ||
     contactId === undefined ||
     contactId === ""
   )
@@ -97,7 +100,7 @@ export function readToken(signer: LinkSigner, token: string, now: Date): Result<
   if (expires <= now.getTime()) return err("expired");
   return ok({
     contact_id: contactId,
-    purpose: "unsubscribe",
+    purpose: purposeOf,
     generation: Number(generation),
     expires_at: new Date(expires).toISOString(),
   });
@@ -122,16 +125,14 @@ export async function personalLinks(
   const contact = await store.contacts.get(contactId);
   if (contact === undefined || contact.erased_at !== null) return undefined;
   const expires_at = new Date(now.getTime() + signer.ttl_ms).toISOString();
-  const token = issueToken(signer, {
-    contact_id: contactId,
-    purpose: "unsubscribe",
-    generation: await generationOf(store, contactId),
-    expires_at,
-  });
-  const one_click_url = `${signer.public_url}/l/u/${token}`;
+  const generation = await generationOf(store, contactId);
+  const token = (purpose: LinkPurpose) =>
+    issueToken(signer, { contact_id: contactId, purpose, generation, expires_at });
+  const one_click_url = `${signer.public_url}/l/u/${token("unsubscribe")}`;
   return {
     contact_id: contactId,
     one_click_url,
+    preferences_url: `${signer.public_url}/l/p/${token("preferences")}`,
     list_unsubscribe: `<${one_click_url}>`,
     list_unsubscribe_post: "List-Unsubscribe=One-Click",
     expires_at,
@@ -164,9 +165,12 @@ export async function checkLink(
   signer: LinkSigner,
   token: string,
   now: Date,
+  purpose: LinkPurpose = "unsubscribe",
 ): Promise<Result<TokenClaims, TokenProblem>> {
   const claims = readToken(signer, token, now);
   if (!claims.ok) return claims;
+  // A link made for one page does not open another.
+  if (claims.value.purpose !== purpose) return err("forged");
   if (claims.value.generation < (await generationOf(store, claims.value.contact_id))) return err("revoked");
   const contact = await store.contacts.get(claims.value.contact_id);
   if (contact === undefined || contact.erased_at !== null) return err("unknown_person");
@@ -216,5 +220,92 @@ export async function recordOneClick(
       recorded: "appended" as const,
       event_id: (result.kind === "appended" ? result.event : result.existing).event.id,
     };
+  });
+}
+
+/** One line of the preference centre: all email, or a topic, and whether the person receives it now. */
+export type PreferenceLine = {
+  key: "all" | `topic:${string}`;
+  label: string;
+  receiving: boolean;
+  /** When they left it, while they do not receive it. */
+  since?: string;
+};
+
+/** The person's preferences as the consent rules decide them now. */
+export async function preferencesOf(
+  store: StoreSession,
+  config: Pick<ConcordConfig, "topics">,
+  contactId: string,
+  now: Date,
+): Promise<PreferenceLine[]> {
+  const events = (await eventsForContact(store, contactId)).map((s) => s.event);
+  const state = foldChannelConsent(events, "email", {
+    as_of: now.toISOString(),
+    topics: config.topics.map((t) => t.key),
+  });
+  const line = (key: PreferenceLine["key"], label: string, scope: Scope): PreferenceLine => {
+    const d = decisionFor(state, scope);
+    const since = d.sendable ? undefined : d.open_opt_outs.at(-1)?.occurred_at;
+    return { key, label, receiving: d.sendable, ...(since !== undefined ? { since } : {}) };
+  };
+  return [
+    line("all", "all", { kind: "global" }),
+    ...config.topics.map((t) => line(`topic:${t.key}`, t.label, { kind: "topic", topic: t.key })),
+  ];
+}
+
+/**
+ * The person's choices from the preference centre, as their own acts: an opt-out where they unticked
+ * something they receive, an express opt-in (which lifts their earlier opt-outs) where they ticked
+ * something they do not. Leaving all email makes the topics moot. Returns what was recorded.
+ */
+export async function recordPreferences(
+  store: StoreSession,
+  config: Pick<ConcordConfig, "topics">,
+  claims: TokenClaims,
+  choices: ReadonlySet<string>,
+  request: { ip?: string; user_agent?: string; wording: string },
+  now: Date,
+): Promise<{ opt_outs: string[]; opt_ins: string[] }> {
+  return store.transaction(async (tx) => {
+    const current = await preferencesOf(tx, config, claims.contact_id, now);
+    // Leaving all email makes the topics moot; someone already out of all email may still take one
+    // topic back (a topic opt-in lifts the global opt-out for that topic alone).
+    const leavingAll = !choices.has("all") && current[0]?.receiving === true;
+    const drafts: ConsentEventInput[] = [];
+    const recorded = { opt_outs: [] as string[], opt_ins: [] as string[] };
+    for (const line of current) {
+      if (line.key !== "all" && leavingAll) continue;
+      const wants = choices.has(line.key);
+      if (wants === line.receiving) continue;
+      const scope: Scope =
+        line.key === "all" ? { kind: "global" } : { kind: "topic", topic: line.key.slice("topic:".length) };
+      const common = {
+        contact_id: claims.contact_id,
+        channel: "email" as const,
+        scope,
+        source: { system: "concord", connection: "preferences" },
+        mechanism: "preference_page" as const,
+        actor: { kind: "contact" as const },
+        occurred_at: now.toISOString(),
+        observed_at: now.toISOString(),
+        evidence: {
+          ...(request.ip !== undefined ? { ip: request.ip.slice(0, 64) } : {}),
+          ...(request.user_agent !== undefined ? { user_agent: request.user_agent.slice(0, 512) } : {}),
+          form_wording: request.wording.slice(0, 4000),
+        },
+      };
+      drafts.push(
+        wants
+          ? { ...common, kind: "opt_in" as const, basis: "express" as const }
+          : { ...common, kind: "opt_out" as const },
+      );
+      (wants ? recorded.opt_ins : recorded.opt_outs).push(line.key);
+    }
+    if (drafts.length > 0)
+      for (const r of await appendConsentEvents(tx, drafts))
+        if (r.kind === "rejected") throw new Error(`a preference was rejected by the ledger: ${r.message}`);
+    return recorded;
   });
 }

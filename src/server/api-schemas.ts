@@ -167,6 +167,7 @@ export const OverrideResponseSchema = z.strictObject({
 export const PersonalLinksSchema = z.strictObject({
   contact_id: z.string(),
   one_click_url: z.string(),
+  preferences_url: z.string(),
   list_unsubscribe: z.string(),
   list_unsubscribe_post: z.literal("List-Unsubscribe=One-Click"),
   expires_at: z.string(),

@@ -61,6 +61,7 @@ export async function buildConcordApp(
     webhooks: runtime.handleWebhook,
     personPages: {
       store,
+      config,
       links,
       now: context.now,
       // The person's own act reaches every system now, not at the next poll.

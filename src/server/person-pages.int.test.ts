@@ -3,6 +3,9 @@
  * person's POST is recorded before the answer, with no cookie, session or redirect, idempotently,
  * and reaches every linked system at once; GET only asks; a forged, expired or revoked link is refused.
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ConcordConfig } from "../config/concord-config";
 import { connectionHealthTracker } from "../connections/connection-health";
@@ -24,8 +27,10 @@ import {
 import { buildConcordApp } from "./concord-app";
 
 const PASSWORD = "a long enough password";
+const chromiumPath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
+const inCi = (process.env["CI"] ?? "") !== "";
 
-describe("the one-click unsubscribe URL", () => {
+describe("the pages a person reaches from an email", () => {
   let h: SyncHarness;
   let runtime: EngineRuntime;
   let config: ConcordConfig;
@@ -195,5 +200,129 @@ describe("the one-click unsubscribe URL", () => {
     expect(expired.statusCode).toBe(410);
     expect(expired.body).toContain("expired");
     expect((await eventsForContact(h.store, id)).some((e) => e.event.kind === "opt_out")).toBe(false);
+  });
+
+  describe("the preference centre", () => {
+    const form = (fields: Record<string, string>) => ({
+      headers: { "content-type": "application/x-www-form-urlencoded", "user-agent": "Browser/1.0" },
+      payload: new URLSearchParams(fields).toString(),
+    });
+
+    it("shows all email and every topic with its state; each choice is the person's own act, everywhere", async () => {
+      const id = await seedAda();
+      await addToReList(h, RE_LISTS.appeals, [reId]);
+      h.advance(1_000);
+      await h.sync();
+      expect(h.ccContact(h.ccAppeals, "ada@example.org")?.email_address?.permission_to_send).toBe("implicit");
+      const links = await personalLinks(h.store, signer(), id, h.now());
+      const path = pathOf(links!.preferences_url);
+      // The one-click link does not open the preference centre, nor the reverse.
+      expect(
+        (await app.inject({ method: "GET", url: pathOf(links!.one_click_url).replace("/l/u/", "/l/p/") }))
+          .statusCode,
+      ).toBe(403);
+
+      const shown = await app.inject({ method: "GET", url: path });
+      expect(shown.statusCode).toBe(200);
+      expect(shown.body).toMatch(/<input type="checkbox" id="all" name="all" checked>/);
+      expect(shown.body).toContain('name="topic:appeals" checked');
+      expect(shown.body).toContain("Fundraising appeals");
+      expect(shown.body).toContain("<title>Your email preferences</title>");
+
+      // Ada leaves the appeals topic only: a topic opt-out, Constant Contact's appeals account follows.
+      h.advance(60_000);
+      const saved = await app.inject({ method: "POST", url: path, ...form({ all: "on" }) });
+      expect(saved.statusCode).toBe(200);
+      expect(saved.body).toContain("Your choices are saved.");
+      expect(saved.body).toContain('name="topic:appeals">');
+      await runtime.idle();
+      const [left] = (await eventsForContact(h.store, id))
+        .map((e) => e.event)
+        .filter((e) => e.mechanism === "preference_page");
+      expect(left).toMatchObject({
+        kind: "opt_out",
+        scope: { kind: "topic", topic: "appeals" },
+        actor: { kind: "contact" },
+        evidence: {
+          user_agent: "Browser/1.0",
+          form_wording: expect.stringContaining("Your email preferences"),
+        },
+      });
+      expect(h.ccContact(h.ccAppeals, "ada@example.org")?.email_address?.permission_to_send).toBe(
+        "unsubscribed",
+      );
+      expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe("implicit");
+
+      // Saving the same choices again records nothing.
+      const same = await app.inject({ method: "POST", url: path, ...form({ all: "on" }) });
+      expect(same.body).toContain("Nothing changed.");
+
+      // She takes appeals back: her own opt-in, which lifts her opt-out.
+      h.advance(60_000);
+      await app.inject({ method: "POST", url: path, ...form({ all: "on", "topic:appeals": "on" }) });
+      const back = (await eventsForContact(h.store, id))
+        .map((e) => e.event)
+        .filter((e) => e.mechanism === "preference_page");
+      expect(back.at(-1)).toMatchObject({
+        kind: "opt_in",
+        basis: "express",
+        scope: { kind: "topic", topic: "appeals" },
+      });
+      expect((await app.inject({ method: "GET", url: path })).body).toContain('name="topic:appeals" checked');
+
+      // Then all email: one global opt-out; the topics are moot.
+      h.advance(60_000);
+      await app.inject({ method: "POST", url: path, ...form({ "topic:appeals": "on" }) });
+      await runtime.idle();
+      const last = (await eventsForContact(h.store, id))
+        .map((e) => e.event)
+        .filter((e) => e.mechanism === "preference_page");
+      expect(last.at(-1)).toMatchObject({ kind: "opt_out", scope: { kind: "global" } });
+      expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe(
+        "unsubscribed",
+      );
+      expect(
+        ((await h.reGet(`/constituent/v1/constituents/${reId}`)) as { requests_no_email?: boolean })
+          .requests_no_email,
+      ).toBe(true);
+    });
+
+    it("works in Chromium without JavaScript: untick, save, and the page says so", async () => {
+      if (!existsSync(chromiumPath)) {
+        if (inCi)
+          throw new Error(
+            `The preference centre test needs Chromium under CI: no Chromium at ${chromiumPath}.`,
+          );
+        console.warn(`preference centre browser test: skipped: no Chromium at ${chromiumPath}`);
+        return;
+      }
+      const id = await seedAda();
+      const links = await personalLinks(h.store, signer(), id, h.now());
+      const address = await app.listen({ port: 0, host: "127.0.0.1" });
+      const browser = await chromium.launch({ executablePath: chromiumPath, headless: true });
+      try {
+        const context = await browser.newContext({ javaScriptEnabled: false, locale: "en-GB" });
+        const page = await context.newPage();
+        await page.goto(`${address}${pathOf(links!.preferences_url)}`);
+        await page.getByRole("heading", { name: "Your email preferences" }).waitFor();
+        const all = page.getByRole("checkbox", { name: "Email from this organisation" });
+        expect(await all.isChecked()).toBe(true);
+        const appeals = page.getByRole("checkbox", { name: "Fundraising appeals" });
+        expect(await appeals.isChecked()).toBe(true);
+        if (process.env["UPDATE_SCREENSHOTS"] === "1")
+          await page.screenshot({
+            path: join(import.meta.dirname, "..", "..", "docs", "screenshots", "preferences.png"),
+          });
+        await appeals.uncheck();
+        await page.getByRole("button", { name: "Save my choices" }).click();
+        await page.getByRole("status").filter({ hasText: "Your choices are saved." }).waitFor();
+        expect(await page.getByRole("checkbox", { name: "Fundraising appeals" }).isChecked()).toBe(false);
+        await page.getByText(/not receiving — You left this on \d{4}-\d{2}-\d{2}/).waitFor();
+        const events = (await eventsForContact(h.store, id)).map((e) => e.event);
+        expect(events.some((e) => e.mechanism === "preference_page" && e.kind === "opt_out")).toBe(true);
+      } finally {
+        await browser.close();
+      }
+    }, 60_000);
   });
 });

@@ -11,15 +11,21 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Result } from "../core/result";
 import {
   checkLink,
+  preferencesOf,
   recordOneClick,
+  recordPreferences,
+  type PreferenceLine,
   type LinkSigner,
   type OneClickResult,
   type TokenProblem,
 } from "../runs/personal-links";
 import type { StoreSession } from "../store/ports";
+import type { ConcordConfig } from "../config/concord-config";
 
 export type PersonPagesDeps = {
   store: StoreSession;
+  /** The topics the preference centre offers (the config's). */
+  config: Pick<ConcordConfig, "topics">;
   /** The link signer, or why personal links are not available (every link page then says so). */
   links: Result<LinkSigner, string>;
   now: () => Date;
@@ -29,6 +35,8 @@ export type PersonPagesDeps = {
 
 /** The one-click path: `/l/u/<token>`. */
 export const ONE_CLICK_PATH = "/l/u/:token";
+/** The preference centre: `/l/p/<token>`. */
+export const PREFERENCES_PATH = "/l/p/:token";
 /** Bodies here are a few bytes; anything larger is not a one-click request. */
 const BODY_LIMIT = 16 * 1024;
 
@@ -50,6 +58,18 @@ const TEXT: Record<Lang, Record<string, string>> = {
     unavailable:
       "Unsubscribing through this page is not available right now. Reply to the email to unsubscribe.",
     bad_body: "This request is not a one-click unsubscribe (expected List-Unsubscribe=One-Click).",
+    prefs_title: "Your email preferences",
+    prefs_intro:
+      "Choose what you receive from this organisation. Your choice applies to every system it uses to email you.",
+    prefs_all: "Email from this organisation",
+    prefs_all_hint: "Untick to receive no email at all.",
+    prefs_topics: "Topics",
+    prefs_left: "You left this on",
+    prefs_save: "Save my choices",
+    prefs_saved: "Your choices are saved.",
+    prefs_nothing: "Nothing changed.",
+    prefs_receiving: "receiving",
+    prefs_not_receiving: "not receiving",
   },
   fr: {
     title: "Désabonnement",
@@ -67,6 +87,18 @@ const TEXT: Record<Lang, Record<string, string>> = {
     unavailable:
       "Le désabonnement par cette page n'est pas disponible pour le moment. Répondez au courriel pour vous désabonner.",
     bad_body: "Cette requête n'est pas un désabonnement en un clic (List-Unsubscribe=One-Click attendu).",
+    prefs_title: "Vos préférences de courriel",
+    prefs_intro:
+      "Choisissez ce que vous recevez de cet organisme. Votre choix s'applique à chaque système qu'il utilise pour vous écrire.",
+    prefs_all: "Courriels de cet organisme",
+    prefs_all_hint: "Décochez pour ne plus recevoir aucun courriel.",
+    prefs_topics: "Sujets",
+    prefs_left: "Vous l'avez quitté le",
+    prefs_save: "Enregistrer mes choix",
+    prefs_saved: "Vos choix sont enregistrés.",
+    prefs_nothing: "Rien n'a changé.",
+    prefs_receiving: "reçu",
+    prefs_not_receiving: "non reçu",
   },
 };
 
@@ -82,13 +114,15 @@ const escapeHtml = (s: string): string =>
     (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] ?? c,
   );
 
-function page(lang: Lang, body: string): string {
+function page(lang: Lang, body: string, titleKey = "title"): string {
   return `<!doctype html>
 <html lang="${lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex"><title>${escapeHtml(TEXT[lang]["title"] ?? "")}</title>
+<meta name="robots" content="noindex"><title>${escapeHtml(TEXT[lang][titleKey] ?? "")}</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#1b2430}
 button{font:inherit;padding:.5rem 1.2rem;border-radius:6px;border:1px solid #1d4ed8;background:#1d4ed8;color:#fff;cursor:pointer}
-button:focus{outline:3px solid #93c5fd;outline-offset:2px}</style></head>
+button:focus,input:focus{outline:3px solid #93c5fd;outline-offset:2px}
+fieldset{border:1px solid #cbd5e1;border-radius:6px;margin:1rem 0;padding:.5rem 1rem}.choice{margin:.4rem 0}
+input[type=checkbox]{width:1.1rem;height:1.1rem;vertical-align:middle}.state,.hint{color:#52606d;font-size:.9rem}</style></head>
 <body><main>${body}</main></body></html>`;
 }
 
@@ -130,6 +164,41 @@ async function isOneClick(request: FastifyRequest): Promise<boolean> {
   });
 }
 
+/** The preference form: one checkbox per line, labelled, with its state in words (no script). */
+function preferencesPage(lang: Lang, lines: readonly PreferenceLine[], note?: string): string {
+  const t = TEXT[lang];
+  const e = (k: string) => escapeHtml(t[k] ?? "");
+  const box = (l: PreferenceLine, label: string, hint?: string) => {
+    const id = l.key.replace(/[^a-z0-9]/gi, "-");
+    const state = l.receiving
+      ? e("prefs_receiving")
+      : `${e("prefs_not_receiving")}${l.since !== undefined ? ` — ${e("prefs_left")} ${escapeHtml(l.since.slice(0, 10))}` : ""}`;
+    return `<div class="choice"><input type="checkbox" id="${id}" name="${escapeHtml(l.key)}"${l.receiving ? " checked" : ""}>
+<label for="${id}">${escapeHtml(label)}</label> <span class="state" id="${id}-state">(${state})</span>${hint !== undefined ? `<div class="hint">${escapeHtml(hint)}</div>` : ""}</div>`;
+  };
+  const [all, ...topics] = lines;
+  return page(
+    lang,
+    `<h1>${e("prefs_title")}</h1>${note !== undefined ? `<p role="status">${escapeHtml(note)}</p>` : ""}<p>${e("prefs_intro")}</p>
+<form method="post"><fieldset><legend>${e("prefs_all")}</legend>${all ? box(all, t["prefs_all"] ?? "", t["prefs_all_hint"]) : ""}</fieldset>
+${topics.length > 0 ? `<fieldset><legend>${e("prefs_topics")}</legend>${topics.map((l) => box(l, l.label)).join("\n")}</fieldset>` : ""}
+<button type="submit">${e("prefs_save")}</button></form>`,
+    "prefs_title",
+  );
+}
+
+/** What the person saw when they chose: kept with their choice as evidence. */
+function wording(lang: Lang, lines: readonly PreferenceLine[]): string {
+  const t = TEXT[lang];
+  return [
+    t["prefs_title"],
+    t["prefs_intro"],
+    t["prefs_all"],
+    ...lines.slice(1).map((l) => l.label),
+    t["prefs_save"],
+  ].join(" | ");
+}
+
 export function registerPersonPages(app: FastifyInstance, deps: PersonPagesDeps): void {
   void app.register((scope, _opts, done) => {
     // Only these bodies are taken, as bytes, never JSON: the one-click request and the page's form.
@@ -157,6 +226,51 @@ export function registerPersonPages(app: FastifyInstance, deps: PersonPagesDeps)
         lang,
         `<h1>${escapeHtml(TEXT[lang]["title"] ?? "")}</h1><p role="alert">${escapeHtml(TEXT[lang][problem] ?? "")}</p>`,
       );
+
+    scope.get<{ Params: { token: string } }>(PREFERENCES_PATH, async (request, reply) => {
+      const lang = langOf(request);
+      void reply.type("text/html; charset=utf-8");
+      if (!deps.links.ok) return reply.code(503).send(refuse(lang, "unavailable"));
+      const now = deps.now();
+      const claims = await checkLink(deps.store, deps.links.value, request.params.token, now, "preferences");
+      if (!claims.ok) return reply.code(STATUS[claims.error]).send(refuse(lang, claims.error));
+      return reply.send(
+        preferencesPage(lang, await preferencesOf(deps.store, deps.config, claims.value.contact_id, now)),
+      );
+    });
+
+    scope.post<{ Params: { token: string } }>(PREFERENCES_PATH, async (request, reply) => {
+      const lang = langOf(request);
+      void reply.type("text/html; charset=utf-8");
+      if (!deps.links.ok) return reply.code(503).send(refuse(lang, "unavailable"));
+      const now = deps.now();
+      const claims = await checkLink(deps.store, deps.links.value, request.params.token, now, "preferences");
+      if (!claims.ok) return reply.code(STATUS[claims.error]).send(refuse(lang, claims.error));
+      const type = request.headers["content-type"] ?? "";
+      const raw = Buffer.isBuffer(request.body) ? request.body.toString("utf8") : "";
+      if (!type.startsWith("application/x-www-form-urlencoded"))
+        return reply.code(415).send(refuse(lang, "malformed"));
+      const form = new URLSearchParams(raw);
+      const choices = new Set([...form.keys()].filter((k) => form.get(k) === "on"));
+      const before = await preferencesOf(deps.store, deps.config, claims.value.contact_id, now);
+      const agent = request.headers["user-agent"];
+      const recorded = await recordPreferences(
+        deps.store,
+        deps.config,
+        claims.value,
+        choices,
+        {
+          ip: request.ip,
+          ...(agent !== undefined ? { user_agent: agent } : {}),
+          wording: wording(lang, before),
+        },
+        now,
+      );
+      const changed = recorded.opt_ins.length + recorded.opt_outs.length > 0;
+      if (changed) deps.onConsentRecorded(claims.value.contact_id);
+      const after = await preferencesOf(deps.store, deps.config, claims.value.contact_id, now);
+      return reply.send(preferencesPage(lang, after, TEXT[lang][changed ? "prefs_saved" : "prefs_nothing"]));
+    });
 
     scope.get<{ Params: { token: string } }>(ONE_CLICK_PATH, async (request, reply) => {
       const lang = langOf(request);
