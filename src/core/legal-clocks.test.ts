@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { addBusinessDays, calendarOf, deadlineOf, LEGAL_CLOCKS, standing } from "./legal-clocks";
+import { addBusinessDays, calendarOf, deadlineOf, elapsedDays, LEGAL_CLOCKS, standing } from "./legal-clocks";
 
 const at = (iso: string) => Date.parse(iso);
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -48,5 +48,17 @@ describe("legal clocks in business days", () => {
     expect(standing(mailbox, acted, undefined, acted + 3 * day, day, cal)).toBe("breached");
     expect(standing(mailbox, acted, acted + day, acted + 3 * day, day, cal)).toBe("met");
     expect(standing(mailbox, acted, acted + 3 * day, acted + 3 * day, day, cal)).toBe("breached");
+  });
+});
+
+describe("elapsedDays", () => {
+  const none = calendarOf([]);
+  it("counts calendar days, or only the time on business days", () => {
+    const fri = Date.parse("2026-06-05T18:00:00Z");
+    const mon = Date.parse("2026-06-08T06:00:00Z");
+    expect(elapsedDays(mailbox, fri, mon, none)).toBeCloseTo(2.5);
+    expect(elapsedDays(canSpam, fri, mon, none)).toBeCloseTo(0.5);
+    expect(elapsedDays(canSpam, fri, mon, calendarOf(["2026-06-08"]))).toBeCloseTo(0.25);
+    expect(elapsedDays(canSpam, mon, fri, none)).toBe(0);
   });
 });

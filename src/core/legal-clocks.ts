@@ -81,3 +81,27 @@ export function standing(
   if (nowMs > deadline) return "breached";
   return deadline - nowMs <= warnMs ? "due_soon" : "running";
 }
+
+/**
+ * How long `[fromMs, toMs)` lasted in the clock's unit: calendar days, or the time that fell on
+ * business days (a Friday-evening act applied on Monday morning took a few business hours, not 3 days).
+ */
+export function elapsedDays(
+  clock: LegalClock,
+  fromMs: number,
+  toMs: number,
+  calendar: BusinessCalendar,
+): number {
+  if (toMs <= fromMs) return 0;
+  if (clock.unit === "calendar_days") return (toMs - fromMs) / DAY_MS;
+  let total = 0;
+  let dayStart = Math.floor(fromMs / DAY_MS) * DAY_MS;
+  // Lags beyond ten years are not measured day by day: they are breaches whatever they are.
+  const stop = Math.min(toMs, fromMs + 3650 * DAY_MS);
+  while (dayStart < stop) {
+    const next = dayStart + DAY_MS;
+    if (isBusinessDay(dayStart, calendar)) total += Math.min(next, stop) - Math.max(dayStart, fromMs);
+    dayStart = next;
+  }
+  return total / DAY_MS;
+}

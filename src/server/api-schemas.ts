@@ -311,6 +311,35 @@ export const ReviewResolvedSchema = z.strictObject({
 });
 
 // ── charts ───────────────────────────────────────────────────────────────────────────────────
+/** A compliance report's period: the last `days` days up to now (default 30). */
+export const ComplianceQuerySchema = z.strictObject({
+  days: z.coerce.number().int().min(1).max(366).default(30),
+});
+const LagDaysSchema = z.number().nullable();
+export const ComplianceReportSchema = z.strictObject({
+  from: z.string(),
+  to: z.string(),
+  generated_at: z.string(),
+  clocks: z.array(
+    z.strictObject({
+      key: z.enum(["mailbox_providers", "can_spam", "casl"]),
+      name: z.string(),
+      days: z.number(),
+      unit: z.enum(["calendar_days", "business_days"]),
+      applied: z.number().int(),
+      lag_days: z.strictObject({
+        p50: LagDaysSchema,
+        p90: LagDaysSchema,
+        p99: LagDaysSchema,
+        max: LagDaysSchema,
+      }),
+      applied_late: z.number().int(),
+      pending: z.number().int(),
+      pending_breached: z.number().int(),
+    }),
+  ),
+});
+export type ComplianceReportView = z.infer<typeof ComplianceReportSchema>;
 export const DailyQuerySchema = z.strictObject({
   days: z.coerce.number().int().min(1).max(90).default(14),
 });

@@ -379,6 +379,10 @@ describe.skipIf(skipReason !== undefined && !inCi)(
         .locator("svg rect")
         .first()
         .waitFor({ timeout: 15_000 });
+      // The compliance report: one row per legal clock, and its CSV.
+      const compliance = page.getByRole("region", { name: "Compliance report (30 days)" });
+      await compliance.getByRole("row").filter({ hasText: "CASL: 10 business days" }).waitFor();
+      await compliance.getByRole("link", { name: "Download CSV" }).waitFor();
       await shot(page, "overview", true);
 
       // Signed out elsewhere (the cookie gone): the next request answers 401 and the UI asks again.

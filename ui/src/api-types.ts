@@ -7,6 +7,7 @@ import type { Explanation } from "../../src/explain/explain-contact";
 
 export type {
   ConnectionOverview,
+  ComplianceReportView,
   DailySeries,
   Difference,
   ErrorBody,

@@ -352,6 +352,37 @@ describe("the API over a synced pair", () => {
     expect((await a.call("GET", `/api/people/${ada}`)).json().contact).toMatchObject({ erased: true });
   });
 
+  it("the compliance report: per legal clock, opt-outs applied, lag in the clock's unit, late and pending; as CSV too", async () => {
+    await a.call("POST", "/api/pairs/re-cc/sync", {});
+    a.h.advance(60_000);
+    await a.h.ccAct(a.h.ccMain, "unsubscribe", "ada@example.org");
+    a.h.advance(30_000);
+    await a.call("POST", "/api/pairs/re-cc/sync", {});
+    const res = await a.call("GET", "/api/compliance?days=7");
+    expect(res.statusCode).toBe(200);
+    const r = res.json();
+    expect(r.clocks.map((c: { key: string }) => c.key)).toEqual(["mailbox_providers", "can_spam", "casl"]);
+    const casl = r.clocks[2];
+    expect(casl).toMatchObject({
+      unit: "business_days",
+      days: 10,
+      applied: 1,
+      applied_late: 0,
+      pending: 0,
+      pending_breached: 0,
+    });
+    expect(casl.lag_days.p50).toBeGreaterThanOrEqual(0);
+    expect(casl.lag_days.p50).toBeLessThan(1);
+    const csv = await a.call("GET", "/api/compliance.csv?days=7");
+    expect(csv.headers["content-type"]).toContain("text/csv");
+    const lines = csv.body.trim().split("\n");
+    expect(lines[0]).toBe(
+      "clock,limit,from,to,applied,lag_p50_days,lag_p90_days,lag_p99_days,lag_max_days,applied_late,pending,pending_breached",
+    );
+    expect(lines[3]).toMatch(/^casl,10 business days,/);
+    expect((await a.call("GET", "/api/compliance?days=0")).statusCode).toBe(400);
+  });
+
   it("a person's links: the one-click URL and the headers for an email to them", async () => {
     await a.call("POST", "/api/pairs/re-cc/sync", {});
     const ada = await contactIdOf("ada@example.org");
@@ -672,6 +703,8 @@ describe("the OpenAPI document", () => {
     expect(paths).toEqual(
       [
         "/api/charts/daily",
+        "/api/compliance",
+        "/api/compliance.csv",
         "/api/erasures",
         "/api/overview",
         "/api/people",

@@ -14,6 +14,7 @@ import { addScrapeMetrics, createConcordMetrics, type ConcordMetrics, type Metri
 import { openApiDocument } from "./openapi";
 import { overviewRoutes } from "./overview-routes";
 import { peopleRoutes } from "./people-routes";
+import { complianceRoutes } from "./compliance-routes";
 import { reconciliationRoutes } from "./reconciliation-routes";
 import { reviewRoutes } from "./review-routes";
 import { runRoutes } from "./run-routes";
@@ -29,6 +30,7 @@ export function apiRoutes(ctx: ApiContext): ApiRoute[] {
     ...overviewRoutes(ctx),
     ...runRoutes(ctx),
     ...peopleRoutes(ctx),
+    ...complianceRoutes(ctx),
     ...reconciliationRoutes(ctx),
     ...reviewRoutes(ctx),
     ...chartRoutes(ctx),

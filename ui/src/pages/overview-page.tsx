@@ -3,7 +3,13 @@
  * propagation lag beside the legal clocks; recent activity and the daily charts. Refreshes itself.
  */
 import type { ReactNode } from "react";
-import type { ConnectionOverview, DailySeries, Overview, RunSummary } from "../api-types";
+import type {
+  ComplianceReportView,
+  ConnectionOverview,
+  DailySeries,
+  Overview,
+  RunSummary,
+} from "../api-types";
 import { BudgetBars, LagChart, StackedBars } from "../components/charts";
 import {
   Badge,
@@ -144,7 +150,71 @@ export function OverviewPage({ overview }: { overview: Resource<Overview> }): Re
       </div>
 
       <DailyCharts daily={daily} clocks={o?.legal_clocks ?? []} />
+      <ComplianceReport />
     </>
+  );
+}
+
+/** The compliance report for an auditor: per legal clock over 30 days, with its CSV. */
+function ComplianceReport(): ReactNode {
+  const report = useResource<ComplianceReportView>("/api/compliance?days=30");
+  const r = report.data;
+  const days = (n: number | null): string => (n === null ? "—" : n.toFixed(2));
+  return (
+    <Section title="Compliance report (30 days)" id="compliance">
+      <p className="toolbar">
+        <a className="button" href="/api/compliance.csv?days=30" download>
+          Download CSV
+        </a>
+      </p>
+      <ErrorNote error={report.error} />
+      {r === undefined ? null : (
+        <table className="data">
+          <caption className="sr-only">Compliance per legal clock</caption>
+          <thead>
+            <tr>
+              <th scope="col">Legal clock</th>
+              <th scope="col" className="num">
+                Opt-outs applied
+              </th>
+              <th scope="col" className="num">
+                Lag p50 / p90 / p99 (days)
+              </th>
+              <th scope="col" className="num">
+                Applied late
+              </th>
+              <th scope="col" className="num">
+                Pending (past the deadline)
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {r.clocks.map((c) => (
+              <tr key={c.key}>
+                <td>
+                  {c.name}
+                  <div className="muted small">
+                    {c.unit === "business_days" ? "in business days" : "in days"}
+                  </div>
+                </td>
+                <td className="num">{formatCount(c.applied)}</td>
+                <td className="num">
+                  {days(c.lag_days.p50)} / {days(c.lag_days.p90)} / {days(c.lag_days.p99)}
+                </td>
+                <td className="num">
+                  {c.applied_late > 0 ? <Badge tone="bad">{formatCount(c.applied_late)}</Badge> : "0"}
+                </td>
+                <td className="num">
+                  {formatCount(c.pending)} (
+                  {c.pending_breached > 0 ? <Badge tone="bad">{formatCount(c.pending_breached)}</Badge> : "0"}
+                  )
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </Section>
   );
 }
 
