@@ -4,7 +4,7 @@
  * output, and exit codes that say whether anything is left.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -242,5 +242,23 @@ pairs:
     expect(cc.store.findByEmail("cy@example.org")?.deleted_at ?? "gone").not.toBeNull();
     expect((await concord(["explain", "cy@example.org"])).code).toBe(1);
     expect((await concord(["erase", "not-an-address", "--by", "Ops"])).code).toBe(2);
+
+    // Proof for an auditor: written, checked on its own, and an edit is found.
+    const file = join(dir, "bob-proof.json");
+    const proof = await concord(["proof", "bob@example.org", "--output", file]);
+    expect(proof.code, proof.stderr).toBe(0);
+    expect(proof.stdout).toMatch(/Wrote .*consent events, signed with the public key/);
+    const ok = await concord(["proof", "--verify", file]);
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    expect(ok.stdout).toContain("the signature and every event's chain hash hold");
+    writeFileSync(
+      file,
+      readFileSync(file, "utf8")
+        .replace('"unsubscribe_link"', '"signup_form"')
+        .replace('"admin_edit"', '"signup_form"'),
+    );
+    const tampered = await concord(["proof", "--verify", file]);
+    expect(tampered.code).toBe(1);
+    expect(tampered.stdout).toContain("changed after signing");
   }, 120_000);
 });

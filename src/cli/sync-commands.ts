@@ -13,6 +13,8 @@ import { erasePerson, type ErasureReport } from "../runs/erase-person";
 import type { SecretKey } from "../config/secret-box";
 import { recordOperatorOverride } from "../runs/operator-override";
 import { contactsByEmail, linkSigner, personalLinks, revokeLinks } from "../runs/personal-links";
+import { proofBundle, proofKey, publicKeyOf, signProof, verifyProof } from "../runs/proof-bundle";
+import { readFile, writeFile } from "node:fs/promises";
 import { normaliseEmail } from "../core/identity/normalise-email";
 import { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE } from "./exit-codes";
 
@@ -62,6 +64,7 @@ export function registerSyncCommands(program: Command, deps: SyncCommandDeps): v
   registerEraseCommand(program, deps);
   registerOverrideCommand(program, deps);
   registerLinksCommand(program, deps);
+  registerProofCommand(program, deps);
   program
     .command("sync")
     .description("Run one sync of each pair (pull, record consent, plan, apply consent first, link)")
@@ -333,6 +336,96 @@ function registerLinksCommand(program: Command, deps: SyncCommandDeps): void {
         await ctx.close();
       }
     });
+}
+
+/** `concord proof`: one person's signed proof bundle, or `--verify` a bundle someone was given. */
+function registerProofCommand(program: Command, deps: SyncCommandDeps): void {
+  program
+    .command("proof")
+    .description(
+      "Proof for an auditor: a person's every consent event with its evidence and chain hash, signed (Ed25519); --verify checks a bundle without the store",
+    )
+    .argument("[email]", "the person's email address")
+    .option("--output <file>", "write the bundle there instead of standard output")
+    .option("--verify <file>", "check a bundle: its signature and every event's chain hash")
+    .option(
+      "--public-key <base64>",
+      "with --verify: the key the organisation published, which the bundle must be signed with",
+    )
+    .option("--config <file>", "config file (default: CONCORD_CONFIG)")
+    .action(
+      async (
+        email: string | undefined,
+        options: { output?: string; verify?: string; publicKey?: string; config?: string },
+      ) => {
+        if (options.verify !== undefined) {
+          let doc: unknown;
+          try {
+            doc = JSON.parse(await readFile(options.verify, "utf8"));
+          } catch (error) {
+            deps.err(
+              `${options.verify}: not a readable JSON file (${error instanceof Error ? error.message : String(error)}).`,
+            );
+            deps.setExitCode(EXIT_USAGE);
+            return;
+          }
+          const problems = verifyProof(doc, options.publicKey);
+          if (problems.length === 0)
+            deps.out(`${options.verify}: the signature and every event's chain hash hold.`);
+          else for (const p of problems) deps.out(`${options.verify}: ${p}`);
+          deps.setExitCode(problems.length === 0 ? EXIT_OK : EXIT_PROBLEM);
+          return;
+        }
+        if (email === undefined) {
+          deps.err("Name the person's email address, or --verify FILE.");
+          deps.setExitCode(EXIT_USAGE);
+          return;
+        }
+        const key = proofKey(deps.secretKey);
+        if (!key.ok) {
+          deps.err(`Proof bundles cannot be signed: ${key.error}.`);
+          deps.setExitCode(EXIT_USAGE);
+          return;
+        }
+        const opened = await deps.openEngine(options.config);
+        if (!opened.ok) {
+          deps.err(opened.message);
+          deps.setExitCode(EXIT_USAGE);
+          return;
+        }
+        const ctx = opened.context;
+        try {
+          const holders = await contactsByEmail(ctx.store, email);
+          if (holders === undefined || holders.length !== 1) {
+            deps.err(
+              holders === undefined
+                ? `"${email.slice(0, 100)}" is not an email address.`
+                : holders.length === 0
+                  ? `No contact has the address ${email}.`
+                  : `${holders.length} contacts hold ${email} (${holders.join(", ")}): use GET /api/people/{id}/proof for one.`,
+            );
+            deps.setExitCode(holders === undefined ? EXIT_USAGE : EXIT_PROBLEM);
+            return;
+          }
+          const bundle = await proofBundle(ctx.store, ctx.config, holders[0] ?? "", ctx.now());
+          if (!bundle) {
+            deps.err(`No contact has the address ${email}.`);
+            deps.setExitCode(EXIT_PROBLEM);
+            return;
+          }
+          const text = JSON.stringify(signProof(bundle, key.value), null, 2);
+          if (options.output !== undefined) {
+            await writeFile(options.output, `${text}\n`);
+            deps.out(
+              `Wrote ${options.output}: ${bundle.events.length} consent events, signed with the public key ${publicKeyOf(key.value)}.`,
+            );
+          } else deps.out(text);
+          deps.setExitCode(EXIT_OK);
+        } finally {
+          await ctx.close();
+        }
+      },
+    );
 }
 
 export function formatErasureReport(r: ErasureReport): string[] {

@@ -11,6 +11,7 @@ import type { EngineRuntime } from "../runs/engine-runtime";
 import { createConcordMetrics, type ConcordMetrics } from "./api/metrics";
 import { buildServer } from "./app";
 import { linkSigner } from "../runs/personal-links";
+import { proofKey } from "../runs/proof-bundle";
 
 export type ConcordAppOptions = {
   version: string;
@@ -91,6 +92,7 @@ export async function buildConcordApp(
             version: options.version,
             metrics,
             links,
+            proofKey: proofKey(options.secrets.key),
           },
         }
       : {

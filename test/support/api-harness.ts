@@ -18,6 +18,7 @@ import {
 import type { StoreBackend } from "./store-backends";
 import { buildServer } from "../../src/server/app";
 import { linkSigner } from "../../src/runs/personal-links";
+import { proofKey } from "../../src/runs/proof-bundle";
 import type { ApiDeps } from "../../src/server/api/api-deps";
 import { createConcordMetrics, type ConcordMetrics } from "../../src/server/api/metrics";
 
@@ -104,6 +105,7 @@ export async function startApiHarness(
       secureCookies: true,
       version: "test",
       metrics,
+      proofKey: proofKey(TEST_KEY),
       links: linkSigner(TEST_KEY, {
         server: { ...h.config.server, public_url: "https://concord.example.org" },
       }),

@@ -181,6 +181,14 @@ describe.skipIf(skipReason !== undefined && !inCi)(
         .waitFor({ timeout: 10_000 });
       await page.getByRole("heading", { name: "Linked records" }).waitFor();
       await page.getByRole("heading", { name: "List memberships" }).waitFor();
+      // The printable proof opens with the session the page has.
+      const [proof] = await Promise.all([
+        page.context().waitForEvent("page"),
+        page.getByRole("link", { name: "printable page" }).click(),
+      ]);
+      await proof.getByRole("heading", { name: "Proof of consent" }).waitFor();
+      await proof.getByRole("cell", { name: "opt_out", exact: true }).first().waitFor();
+      await proof.close();
       await shot(page, "person", true);
     }, 150_000);
 

@@ -7,6 +7,7 @@ import type { StoreSession } from "../../store/ports";
 import type { ConcordMetrics } from "./metrics";
 import type { Result } from "../../core/result";
 import type { LinkSigner } from "../../runs/personal-links";
+import type { KeyObject } from "node:crypto";
 import type { SessionManager, SessionOptions } from "./sessions";
 
 export type ApiDeps = {
@@ -24,6 +25,8 @@ export type ApiDeps = {
   metrics?: ConcordMetrics;
   /** The personal-link signer, or why links are off (no CONCORD_SECRET_KEY, no server.public_url). */
   links?: Result<LinkSigner, string>;
+  /** The proof-bundle signing key, or why bundles cannot be signed (no CONCORD_SECRET_KEY). */
+  proofKey?: Result<KeyObject, string>;
   /** Session expiry and sign-in limits (defaults: 12 h idle, 10 failed sign-ins a minute per address). */
   sessions?: Partial<Omit<SessionOptions, "adminPassword" | "now">>;
 };

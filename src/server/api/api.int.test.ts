@@ -3,6 +3,7 @@
  * sign-in and CSRF, every route's happy path over data a sync made, validation and limits, the
  * OpenAPI document and the metrics exposition.
  */
+import { verifyProof } from "../../runs/proof-bundle";
 import SwaggerParser from "@apidevtools/swagger-parser";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -383,6 +384,25 @@ describe("the API over a synced pair", () => {
     expect((await a.call("GET", "/api/compliance?days=0")).statusCode).toBe(400);
   });
 
+  it("proof for an auditor: a signed bundle that checks on its own, and a printable page", async () => {
+    await a.call("POST", "/api/pairs/re-cc/sync", {});
+    const ada = await contactIdOf("ada@example.org");
+    const res = await a.call("GET", `/api/people/${ada}/proof`);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers["content-disposition"]).toContain(`concord-proof-${ada}.json`);
+    const doc = JSON.parse(res.body);
+    expect(doc.bundle).toMatchObject({
+      format: "concord.proof.v1",
+      contact: { id: ada, primary_email: "ada@example.org" },
+    });
+    expect(verifyProof(doc)).toEqual([]);
+    const page = await a.call("GET", `/api/people/${ada}/proof.html`);
+    expect(page.headers["content-type"]).toContain("text/html");
+    expect(page.body).toContain("Proof of consent");
+    expect(page.body).toContain(doc.signature.value);
+    expect((await a.call("GET", "/api/people/con_nobody/proof")).statusCode).toBe(404);
+  });
+
   it("a person's links: the one-click URL and the headers for an email to them", async () => {
     await a.call("POST", "/api/pairs/re-cc/sync", {});
     const ada = await contactIdOf("ada@example.org");
@@ -710,6 +730,8 @@ describe("the OpenAPI document", () => {
         "/api/people",
         "/api/people/{id}",
         "/api/people/{id}/links",
+        "/api/people/{id}/proof",
+        "/api/people/{id}/proof.html",
         "/api/people/{id}/overrides",
         "/api/pairs/{id}/sync",
         "/api/plans/{id}/apply",

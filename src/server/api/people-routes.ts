@@ -4,6 +4,8 @@ import { explainContactById } from "../../explain/explain-by-id";
 import { erasePerson } from "../../runs/erase-person";
 import { recordOperatorOverride } from "../../runs/operator-override";
 import { personalLinks } from "../../runs/personal-links";
+import { proofBundle, signProof, type SignedProof } from "../../runs/proof-bundle";
+import { z } from "zod";
 import {
   ErasureRequestSchema,
   ErasureResponseSchema,
@@ -16,7 +18,7 @@ import {
   PersonSchema,
   type PersonHit,
 } from "../api-schemas";
-import { defineRoute, fail, type ApiRoute } from "./api-route";
+import { defineRoute, fail, raw, type ApiRoute } from "./api-route";
 import type { ApiContext } from "./api-deps";
 
 /** `q` as a LIKE pattern matching anywhere, its own `%`, `_` and `\` taken literally. */
@@ -24,6 +26,21 @@ const containsPattern = (q: string): string => `%${q.toLowerCase().replace(/[\\%
 
 export function peopleRoutes(ctx: ApiContext): ApiRoute[] {
   const { store } = ctx;
+  const signedProof = async (id: string) => {
+    if (ctx.proofKey === undefined || !ctx.proofKey.ok)
+      return {
+        ok: false as const,
+        failure: fail(
+          503,
+          "proof_unavailable",
+          `Proof bundles cannot be signed: ${ctx.proofKey?.ok === false ? ctx.proofKey.error : "the server was started without a signing key"}.`,
+        ),
+      };
+    const bundle = await proofBundle(store, ctx.config, id, ctx.now());
+    if (bundle === undefined)
+      return { ok: false as const, failure: fail(404, "contact_not_found", `No contact ${id}.`) };
+    return { ok: true as const, value: signProof(bundle, ctx.proofKey.value) };
+  };
   return [
     defineRoute({
       method: "GET",
@@ -97,6 +114,40 @@ export function peopleRoutes(ctx: ApiContext): ApiRoute[] {
     }),
     defineRoute({
       method: "GET",
+      url: "/api/people/:id/proof",
+      tag: "people",
+      summary:
+        "Proof for an auditor: the person's every consent event with its evidence and chain hash, and the state the rules decide now, signed with Ed25519 (`concord proof --verify` checks it)",
+      access: "session",
+      params: IdParamsSchema,
+      response: z.unknown(),
+      errors: [404, 503],
+      handler: async ({ params }) => {
+        const signed = await signedProof(params.id);
+        if (!signed.ok) return signed.failure;
+        return raw("application/json; charset=utf-8", JSON.stringify(signed.value, null, 2), {
+          "content-disposition": `attachment; filename="concord-proof-${params.id}.json"`,
+        });
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      url: "/api/people/:id/proof.html",
+      tag: "people",
+      summary: "The same proof as a printable page, with the bundle's signature",
+      access: "session",
+      params: IdParamsSchema,
+      response: z.string(),
+      produces: "text/html",
+      errors: [404, 503],
+      handler: async ({ params }) => {
+        const signed = await signedProof(params.id);
+        if (!signed.ok) return signed.failure;
+        return raw("text/html; charset=utf-8", proofPage(signed.value));
+      },
+    }),
+    defineRoute({
+      method: "GET",
       url: "/api/people/:id/links",
       tag: "people",
       summary:
@@ -166,4 +217,46 @@ export function peopleRoutes(ctx: ApiContext): ApiRoute[] {
       },
     }),
   ];
+}
+
+const esc = (s: string): string =>
+  s.replace(
+    /[&<>"']/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] ?? c,
+  );
+
+/** The printable proof: who, what the rules decide, every event with its evidence, and the signature. */
+function proofPage(p: SignedProof): string {
+  const b = p.bundle;
+  const rows = b.events
+    .map((e) => {
+      const ev = e.event;
+      const scope =
+        "scope" in ev ? (ev.scope.kind === "global" ? "all email" : `topic ${ev.scope.topic}`) : ev.status;
+      const evidence =
+        e.evidence_erased_at !== null ? `erased ${e.evidence_erased_at}` : JSON.stringify(ev.evidence);
+      return `<tr><td>${e.seq}</td><td>${esc(ev.occurred_at)}</td><td>${esc(ev.kind)}</td><td>${esc(scope)}</td><td>${esc(ev.mechanism)}</td><td>${esc(ev.actor.kind)}${ev.actor.kind === "operator" || ev.actor.kind === "account" ? ` ${esc(ev.actor.user ?? "")}` : ""}</td><td>${esc(ev.source.system)} / ${esc(ev.source.connection)}</td><td class="mono">${esc(evidence)}</td><td class="mono">${esc(e.hash.slice(0, 16))}…</td></tr>`;
+    })
+    .join("\n");
+  const state = b.state
+    .map(
+      (s) =>
+        `<tr><td>${esc(s.scope)}</td><td>${s.sendable ? "sendable" : "not sendable"}</td><td>${esc(s.rule)}</td><td class="mono">${esc(s.decided_by ?? "—")}</td></tr>`,
+    )
+    .join("\n");
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Proof of consent — ${esc(b.contact.name ?? b.contact.id)}</title>
+<style>body{font:12px/1.45 system-ui,sans-serif;margin:2rem;color:#111}h1{font-size:18px}table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}
+th,td{border:1px solid #999;padding:3px 5px;text-align:left;vertical-align:top}.mono{font-family:ui-monospace,monospace;word-break:break-all}
+@media print{body{margin:0}}</style></head><body>
+<h1>Proof of consent</h1>
+<p>Contact <strong>${esc(b.contact.name ?? "—")}</strong> (${esc(b.contact.primary_email ?? "no address")}${b.contact.erased ? ", erased" : ""}), id <span class="mono">${esc(b.contact.id)}</span>. Generated ${esc(b.generated_at)} by Concord (${esc(b.format)}).</p>
+<h2>What the consent rules decide now</h2>
+<table><thead><tr><th>Scope</th><th>State</th><th>Rule</th><th>Decided by</th></tr></thead><tbody>${state}</tbody></table>
+<h2>Every consent event, in ledger order</h2>
+<table><thead><tr><th>Seq</th><th>When</th><th>Kind</th><th>Scope</th><th>How</th><th>Who</th><th>Source</th><th>Evidence</th><th>Chain hash</th></tr></thead><tbody>${rows}</tbody></table>
+<h2>Signature</h2>
+<p>Ed25519 over the canonical JSON of the bundle (download it as JSON from the same page's API, <span class="mono">/api/people/${esc(b.contact.id)}/proof</span>; check it with <span class="mono">concord proof --verify FILE</span>).</p>
+<p class="mono">public key ${esc(p.signature.public_key)}<br>signature ${esc(p.signature.value)}</p>
+</body></html>`;
 }

@@ -86,6 +86,20 @@ function PersonBody({ person: p, onChanged }: { person: Person; onChanged: () =>
           ]}
         />
         {p.note !== null ? <p className="muted">{p.note}</p> : null}
+        <p className="toolbar">
+          Proof for an auditor:{" "}
+          <a
+            href={`/api/people/${encodeURIComponent(p.contact.id)}/proof.html`}
+            target="_blank"
+            rel="noreferrer"
+          >
+            printable page
+          </a>{" "}
+          ·{" "}
+          <a href={`/api/people/${encodeURIComponent(p.contact.id)}/proof`} download>
+            signed bundle (JSON)
+          </a>
+        </p>
       </Section>
       {x !== null ? <CurrentState explanation={x} /> : null}
       {x !== null ? <Timeline entries={x.timeline} /> : null}
