@@ -106,6 +106,7 @@ describe("a valid config", () => {
       host: "127.0.0.1",
       admin_password: { kind: "env", name: "CONCORD_ADMIN_PASSWORD" },
       body_limit: 1_048_576,
+      link_ttl: 400 * 86_400_000,
     });
   });
 
@@ -559,6 +560,13 @@ describe("errors name the path, what was expected and what was found", () => {
       "compliance.implied_consent[0].topics[0]",
       "unknown_reference",
       'no topic has the key "newsleter"',
+    ],
+    [
+      "personal links expiring before the 60 days CASL asks",
+      (c) => (c.server = { link_ttl: "30d" }),
+      "server.link_ttl",
+      "invalid_value",
+      'expected a duration of at least 60d, found "30d"',
     ],
     [
       "clock warning too short",
