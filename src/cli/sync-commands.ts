@@ -31,19 +31,31 @@ export type SyncCommandDeps = {
 
 type Common = { pair?: string; config?: string; json?: boolean };
 
-async function withEngine(
+/** Opens the engine for one command and closes it after; a config that does not open is exit 2. */
+async function withContext(
   deps: SyncCommandDeps,
-  options: Common,
-  run: (ctx: EngineContext, pairs: NonNullable<ReturnType<EngineContext["pairs"]>>) => Promise<number>,
+  configFile: string | undefined,
+  run: (ctx: EngineContext) => Promise<void>,
 ): Promise<void> {
-  const opened = await deps.openEngine(options.config);
+  const opened = await deps.openEngine(configFile);
   if (!opened.ok) {
     deps.err(opened.message);
     deps.setExitCode(EXIT_USAGE);
     return;
   }
-  const ctx = opened.context;
   try {
+    await run(opened.context);
+  } finally {
+    await opened.context.close();
+  }
+}
+
+async function withEngine(
+  deps: SyncCommandDeps,
+  options: Common,
+  run: (ctx: EngineContext, pairs: NonNullable<ReturnType<EngineContext["pairs"]>>) => Promise<number>,
+): Promise<void> {
+  await withContext(deps, options.config, async (ctx) => {
     const pairs = ctx.pairs(options.pair);
     if (pairs === undefined || pairs.length === 0) {
       deps.err(
@@ -55,9 +67,7 @@ async function withEngine(
       return;
     }
     deps.setExitCode(await run(ctx, pairs));
-  } finally {
-    await ctx.close();
-  }
+  });
 }
 
 export function registerSyncCommands(program: Command, deps: SyncCommandDeps): void {
@@ -167,14 +177,7 @@ function registerEraseCommand(program: Command, deps: SyncCommandDeps): void {
         email: string,
         options: { by: string; reference?: string; dryRun?: boolean; config?: string; json?: boolean },
       ) => {
-        const opened = await deps.openEngine(options.config);
-        if (!opened.ok) {
-          deps.err(opened.message);
-          deps.setExitCode(EXIT_USAGE);
-          return;
-        }
-        const ctx = opened.context;
-        try {
+        await withContext(deps, options.config, async (ctx) => {
           const result = await erasePerson(ctx.syncDeps(), {
             email,
             requested_by: options.by,
@@ -189,9 +192,7 @@ function registerEraseCommand(program: Command, deps: SyncCommandDeps): void {
           if (options.json === true) deps.out(JSON.stringify(result.report));
           else for (const line of formatErasureReport(result.report)) deps.out(line);
           deps.setExitCode(result.report.status === "incomplete" ? EXIT_PROBLEM : EXIT_OK);
-        } finally {
-          await ctx.close();
-        }
+        });
       },
     );
 }
@@ -232,14 +233,7 @@ function registerOverrideCommand(program: Command, deps: SyncCommandDeps): void 
           deps.setExitCode(EXIT_USAGE);
           return;
         }
-        const opened = await deps.openEngine(options.config);
-        if (!opened.ok) {
-          deps.err(opened.message);
-          deps.setExitCode(EXIT_USAGE);
-          return;
-        }
-        const ctx = opened.context;
-        try {
+        await withContext(deps, options.config, async (ctx) => {
           const holders = (await ctx.store.contacts.findByMatchKey(address.match_key)).map((c) => c.id);
           const contactId = options.contact ?? (holders.length === 1 ? holders[0] : undefined);
           if (contactId === undefined || !holders.includes(contactId)) {
@@ -270,9 +264,7 @@ function registerOverrideCommand(program: Command, deps: SyncCommandDeps): void 
               `Override ${result.recorded === "duplicate" ? "already recorded" : "recorded"} (${result.event_id}): ${plural(result.lifted.length, "opt-out")} lifted; ${options.topic ?? "all email"} is ${result.now.sendable ? "sendable" : "not sendable"} now (rule ${result.now.rule}). The next sync carries it to each system by its lawful path.`,
             );
           deps.setExitCode(EXIT_OK);
-        } finally {
-          await ctx.close();
-        }
+        });
       },
     );
 }
@@ -289,14 +281,7 @@ function registerLinksCommand(program: Command, deps: SyncCommandDeps): void {
     .option("--config <file>", "config file (default: CONCORD_CONFIG)")
     .option("--json", "print the links as JSON")
     .action(async (email: string, options: { revoke?: boolean; config?: string; json?: boolean }) => {
-      const opened = await deps.openEngine(options.config);
-      if (!opened.ok) {
-        deps.err(opened.message);
-        deps.setExitCode(EXIT_USAGE);
-        return;
-      }
-      const ctx = opened.context;
-      try {
+      await withContext(deps, options.config, async (ctx) => {
         const signer = linkSigner(deps.secretKey, ctx.config);
         if (!signer.ok) {
           deps.err(`Personal links are off: ${signer.error}.`);
@@ -332,9 +317,7 @@ function registerLinksCommand(program: Command, deps: SyncCommandDeps): void {
             deps.out(`  List-Unsubscribe-Post:  ${l.list_unsubscribe_post}`);
           }
         deps.setExitCode(EXIT_OK);
-      } finally {
-        await ctx.close();
-      }
+      });
     });
 }
 
@@ -387,14 +370,7 @@ function registerProofCommand(program: Command, deps: SyncCommandDeps): void {
           deps.setExitCode(EXIT_USAGE);
           return;
         }
-        const opened = await deps.openEngine(options.config);
-        if (!opened.ok) {
-          deps.err(opened.message);
-          deps.setExitCode(EXIT_USAGE);
-          return;
-        }
-        const ctx = opened.context;
-        try {
+        await withContext(deps, options.config, async (ctx) => {
           const holders = await contactsByEmail(ctx.store, email);
           if (holders === undefined || holders.length !== 1) {
             deps.err(
@@ -421,9 +397,7 @@ function registerProofCommand(program: Command, deps: SyncCommandDeps): void {
             );
           } else deps.out(text);
           deps.setExitCode(EXIT_OK);
-        } finally {
-          await ctx.close();
-        }
+        });
       },
     );
 }

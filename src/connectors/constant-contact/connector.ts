@@ -436,24 +436,14 @@ function createSession(
     return [opOutcome(op, { status: "succeeded", ...(id !== undefined ? { external_id: id } : {}) })];
   };
 
-  /** Deleted in Constant Contact (a soft delete that keeps the unsubscribe); gone already is done. */
-  const removeContact = async (op: Extract<ConnectorOperation, { kind: "remove_contact" }>): Promise<Run> => {
-    const r = await client.deleteContact(op.external_id);
-    if (!r.ok) return [fromError(op, r.error)];
-    return [
-      opOutcome(op, {
-        status: "succeeded",
-        ...(r.value.status === 404 ? { code: "already_applied" as const } : {}),
-        external_id: op.external_id,
-      }),
-    ];
-  };
-
   /**
-   * Erasure: the API's only delete is a soft one (a deleted contact can be revived and keeps its
-   * address); the outcome says so, and the permanent removal is the account's, in its own screens.
+   * Deleted in Constant Contact: a soft delete that keeps the unsubscribe, and the only delete its
+   * API has (a deleted contact can be revived and keeps its address); gone already is done. An
+   * erasure's outcome says so, and that the permanent removal is the account's, in its own screens.
    */
-  const eraseContact = async (op: Extract<ConnectorOperation, { kind: "erase_contact" }>): Promise<Run> => {
+  const deleteContact = async (
+    op: Extract<ConnectorOperation, { kind: "remove_contact" | "erase_contact" }>,
+  ): Promise<Run> => {
     const r = await client.deleteContact(op.external_id);
     if (!r.ok) return [fromError(op, r.error)];
     return [
@@ -461,8 +451,12 @@ function createSession(
         status: "succeeded",
         ...(r.value.status === 404 ? { code: "already_applied" as const } : {}),
         external_id: op.external_id,
-        message:
-          "Deleted. Constant Contact keeps a deleted contact (it can be revived) and its API has no permanent delete: remove it for good in the account (Contacts › Deleted).",
+        ...(op.kind === "erase_contact"
+          ? {
+              message:
+                "Deleted. Constant Contact keeps a deleted contact (it can be revived) and its API has no permanent delete: remove it for good in the account (Contacts › Deleted).",
+            }
+          : {}),
       }),
     ];
   };
@@ -749,8 +743,8 @@ function createSession(
     update_contact: updateContact,
     change_email: changeEmail,
     create_contact: createContact,
-    remove_contact: removeContact,
-    erase_contact: eraseContact,
+    remove_contact: deleteContact,
+    erase_contact: deleteContact,
     create_list: listChange,
     rename_list: listChange,
     delete_list: listChange,
