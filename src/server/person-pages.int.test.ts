@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ConcordConfig } from "../config/concord-config";
 import { connectionHealthTracker } from "../connections/connection-health";
 import { eventsForContact } from "../ledger/consent-ledger";
+import { explainContact, formatExplanation } from "../explain/explain-contact";
 import type { EngineContext } from "../open-engine";
 import { createLogger } from "../observability/logger";
 import { createEngineRuntime, type EngineRuntime } from "../runs/engine-runtime";
@@ -135,6 +136,10 @@ describe("the pages a person reaches from an email", () => {
       evidence: { user_agent: "MailClient/1.0", ip: expect.any(String) },
     });
 
+    // explain says how she left.
+    const why = formatExplanation(await explainContact(h.store, config, "ada@example.org"));
+    expect(why).toMatch(/one-click|one_click/i);
+    expect(why).toContain("concord");
     // It reaches every linked system now: Raiser's Edge NXT's flag, Constant Contact's unsubscribe.
     await runtime.idle();
     expect(
