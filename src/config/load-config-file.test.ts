@@ -562,6 +562,26 @@ describe("errors name the path, what was expected and what was found", () => {
       'no topic has the key "newsleter"',
     ],
     [
+      "erasure keeping the records of a connection that does not exist",
+      (c) => (c.compliance = { erasure: { keep_records_in: ["re-nxtt"] } }),
+      "compliance.erasure.keep_records_in[0]",
+      "unknown_reference",
+      'no connection has the id "re-nxtt"',
+    ],
+    [
+      "two implied-consent rules with one name",
+      (c) =>
+        (c.compliance = {
+          implied_consent: [
+            { name: "casl", countries: ["CA"] },
+            { name: "casl", countries: ["Canada"] },
+          ],
+        }),
+      "compliance.implied_consent[1].name",
+      "duplicate_id",
+      'duplicate rule name "casl"',
+    ],
+    [
       "personal links expiring before the 60 days CASL asks",
       (c) => (c.server = { link_ttl: "30d" }),
       "server.link_ttl",

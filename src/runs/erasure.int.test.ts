@@ -162,6 +162,23 @@ describe("erasure", () => {
     expect(await everyRow()).not.toContain("ada.lovelace@example.org");
   });
 
+  it("suppresses an address Concord never held: a system that brings it later is refused", async () => {
+    h = await startSyncHarness(sqlite);
+    const result = await erasePerson(deps(), { email: "Zoe@Example.org", requested_by: "Operator" });
+    expect(result).toMatchObject({
+      ok: true,
+      report: { status: "completed", contact_ids: [], addresses_suppressed: 1, systems: [] },
+    });
+    expect(formatErasureReport(result.ok ? result.report : ({} as never)).join("\n")).toContain(
+      "Concord holds no contact with this address",
+    );
+    const [zoe] = await h.seedRe([individual("zoe@example.org", "Zoe", "Example")]);
+    await addToReList(h, RE_LISTS.news, [zoe!]);
+    const sync = await h.sync();
+    expect(sync.pulls.find((p) => p.connection_id === "re-nxt")?.records_refused_erased).toBe(1);
+    expect(await h.store.contacts.findByMatchKey("zoe@example.org")).toEqual([]);
+  });
+
   it("refuses an address that is not one, with what was expected", async () => {
     h = await startSyncHarness(sqlite);
     const result = await erasePerson(deps(), { email: "not an address", requested_by: "Operator" });

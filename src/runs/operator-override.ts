@@ -120,12 +120,14 @@ export async function recordOperatorOverride(
       code: "invalid_request",
       message: `The override could not be recorded${result?.kind === "rejected" ? `: ${result.message}` : ""}.`,
     };
-  const after = (await eventsForContact(deps.store, contact.id)).map((s) => s.event);
+  // The state after: the events before, and the one recorded (a duplicate is among them already).
+  const recorded = (result.kind === "appended" ? result.event : result.existing).event;
+  const after = result.kind === "appended" ? [...before, recorded] : before;
   const decision = decisionFor(foldChannelConsent(after, "email", { as_of: asOf, topics }), request.scope);
   const stillOpen = new Set(decision.open_opt_outs.map((o) => o.event_id));
   return {
     ok: true,
-    event_id: (result.kind === "appended" ? result.event : result.existing).event.id,
+    event_id: recorded.id,
     recorded: result.kind === "appended" ? "appended" : "duplicate",
     lifted: openBefore.map((o) => o.event_id).filter((id) => !stillOpen.has(id)),
     now: { sendable: decision.sendable, rule: decision.rule },

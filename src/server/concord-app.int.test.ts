@@ -1,12 +1,12 @@
 /** `buildConcordApp` as `concord serve` uses it: the admin password from the config's reference, cookies by public URL. */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ConcordConfig } from "../config/concord-config";
-import { connectionHealthTracker } from "../connections/connection-health";
 import type { EngineContext } from "../open-engine";
 import { createEngineRuntime, type EngineRuntime } from "../runs/engine-runtime";
 import {
   sqliteBackend,
   startSyncHarness,
+  engineContextOf,
   TEST_ENV,
   TEST_KEY,
   type SyncHarness,
@@ -18,17 +18,7 @@ describe("buildConcordApp", () => {
   let h: SyncHarness;
   let runtime: EngineRuntime;
   const logger = createLogger({ level: "silent" });
-  const contextWith = (config: ConcordConfig): EngineContext => ({
-    store: h.store,
-    config,
-    connections: h.connections,
-    logger,
-    now: h.now,
-    health: connectionHealthTracker({ store: h.store, logger, now: h.now }),
-    pairs: () => config.pairs,
-    syncDeps: () => ({ store: h.store, config, connections: h.connections, now: h.now }),
-    close: async () => undefined,
-  });
+  const contextWith = (config: ConcordConfig): EngineContext => engineContextOf(h, config, logger);
 
   beforeEach(async () => {
     h = await startSyncHarness(sqliteBackend());
@@ -63,6 +53,10 @@ describe("buildConcordApp", () => {
       message: expect.stringContaining("CONCORD_ADMIN_PASSWORD"),
     });
     expect((await built.app.inject({ method: "GET", url: "/readyz" })).statusCode).toBe(200);
+    // Without CONCORD_SECRET_KEY a person's link gets a page that says so, not a broken page.
+    const link = await built.app.inject({ method: "GET", url: "/l/u/anything.abc" });
+    expect(link.statusCode).toBe(503);
+    expect(link.body).toContain("not available right now");
     expect((await built.app.inject({ method: "GET", url: "/metrics" })).body).toContain(
       'concord_build_info{version="1.2.3"} 1',
     );

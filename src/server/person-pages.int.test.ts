@@ -8,10 +8,8 @@ import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ConcordConfig } from "../config/concord-config";
-import { connectionHealthTracker } from "../connections/connection-health";
 import { eventsForContact } from "../ledger/consent-ledger";
 import { explainContact, formatExplanation } from "../explain/explain-contact";
-import type { EngineContext } from "../open-engine";
 import { createLogger } from "../observability/logger";
 import { createEngineRuntime, type EngineRuntime } from "../runs/engine-runtime";
 import { linkSigner, personalLinks, revokeLinks } from "../runs/personal-links";
@@ -21,6 +19,7 @@ import {
   RE_LISTS,
   sqliteBackend,
   startSyncHarness,
+  engineContextOf,
   TEST_ENV,
   TEST_KEY,
   type SyncHarness,
@@ -49,17 +48,7 @@ describe("the pages a person reaches from an email", () => {
       logger,
       secrets: { env: TEST_ENV, key: TEST_KEY },
     });
-    const context: EngineContext = {
-      store: h.store,
-      config,
-      connections: h.connections,
-      logger,
-      now: h.now,
-      health: connectionHealthTracker({ store: h.store, logger, now: h.now }),
-      pairs: () => config.pairs,
-      syncDeps: () => ({ store: h.store, config, connections: h.connections, now: h.now }),
-      close: async () => undefined,
-    };
+    const context = engineContextOf(h, config, logger);
     const built = await buildConcordApp(context, runtime, {
       version: "1",
       secrets: { env: { CONCORD_ADMIN_PASSWORD: PASSWORD }, key: TEST_KEY },
@@ -258,6 +247,15 @@ describe("the pages a person reaches from an email", () => {
       );
       expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe("implicit");
 
+      // A body the page never sends is refused, saying what was expected.
+      const multipart = await app.inject({
+        method: "POST",
+        url: path,
+        headers: { "content-type": "multipart/form-data; boundary=x" },
+        payload: '--x\r\nContent-Disposition: form-data; name="all"\r\n\r\non\r\n--x--\r\n',
+      });
+      expect(multipart.statusCode).toBe(415);
+      expect(multipart.body).toContain("This form could not be read");
       // Saving the same choices again records nothing.
       const same = await app.inject({ method: "POST", url: path, ...form({ all: "on" }) });
       expect(same.body).toContain("Nothing changed.");

@@ -21,6 +21,7 @@ import {
 } from "../runs/personal-links";
 import type { StoreSession } from "../store/ports";
 import type { ConcordConfig } from "../config/concord-config";
+import { escapeHtml } from "./escape-html";
 
 export type PersonPagesDeps = {
   store: StoreSession;
@@ -58,6 +59,7 @@ const TEXT: Record<Lang, Record<string, string>> = {
     unavailable:
       "Unsubscribing through this page is not available right now. Reply to the email to unsubscribe.",
     bad_body: "This request is not a one-click unsubscribe (expected List-Unsubscribe=One-Click).",
+    bad_form: "This form could not be read: send it from the preference page (a form-encoded body).",
     prefs_title: "Your email preferences",
     prefs_intro:
       "Choose what you receive from this organisation. Your choice applies to every system it uses to email you.",
@@ -87,6 +89,8 @@ const TEXT: Record<Lang, Record<string, string>> = {
     unavailable:
       "Le désabonnement par cette page n'est pas disponible pour le moment. Répondez au courriel pour vous désabonner.",
     bad_body: "Cette requête n'est pas un désabonnement en un clic (List-Unsubscribe=One-Click attendu).",
+    bad_form:
+      "Ce formulaire n'a pas pu être lu : envoyez-le depuis la page de préférences (un corps encodé en formulaire).",
     prefs_title: "Vos préférences de courriel",
     prefs_intro:
       "Choisissez ce que vous recevez de cet organisme. Votre choix s'applique à chaque système qu'il utilise pour vous écrire.",
@@ -107,12 +111,6 @@ function langOf(request: FastifyRequest): Lang {
   const first = (value.split(",")[0] ?? "").trim().toLowerCase();
   return first.startsWith("fr") ? "fr" : "en";
 }
-
-const escapeHtml = (s: string): string =>
-  s.replace(
-    /[&<>"']/g,
-    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] ?? c,
-  );
 
 function page(lang: Lang, body: string, titleKey = "title"): string {
   return `<!doctype html>
@@ -221,7 +219,8 @@ export function registerPersonPages(app: FastifyInstance, deps: PersonPagesDeps)
         );
     });
 
-    const refuse = (lang: Lang, problem: TokenProblem | "unavailable") =>
+    /** A page that says what is wrong (a message of TEXT). */
+    const refuse = (lang: Lang, problem: TokenProblem | "unavailable" | "bad_body" | "bad_form") =>
       page(
         lang,
         `<h1>${escapeHtml(TEXT[lang]["title"] ?? "")}</h1><p role="alert">${escapeHtml(TEXT[lang][problem] ?? "")}</p>`,
@@ -249,7 +248,7 @@ export function registerPersonPages(app: FastifyInstance, deps: PersonPagesDeps)
       const type = request.headers["content-type"] ?? "";
       const raw = Buffer.isBuffer(request.body) ? request.body.toString("utf8") : "";
       if (!type.startsWith("application/x-www-form-urlencoded"))
-        return reply.code(415).send(refuse(lang, "malformed"));
+        return reply.code(415).send(refuse(lang, "bad_form"));
       const form = new URLSearchParams(raw);
       const choices = new Set([...form.keys()].filter((k) => form.get(k) === "on"));
       const before = await preferencesOf(deps.store, deps.config, claims.value.contact_id, now);
@@ -295,15 +294,7 @@ export function registerPersonPages(app: FastifyInstance, deps: PersonPagesDeps)
       const now = deps.now();
       const claims = await checkLink(deps.store, deps.links.value, request.params.token, now);
       if (!claims.ok) return reply.code(STATUS[claims.error]).send(refuse(lang, claims.error));
-      if (!(await isOneClick(request)))
-        return reply
-          .code(400)
-          .send(
-            page(
-              lang,
-              `<h1>${escapeHtml(TEXT[lang]["title"] ?? "")}</h1><p role="alert">${escapeHtml(TEXT[lang]["bad_body"] ?? "")}</p>`,
-            ),
-          );
+      if (!(await isOneClick(request))) return reply.code(400).send(refuse(lang, "bad_body"));
       const agent = request.headers["user-agent"];
       const result: OneClickResult = await recordOneClick(
         deps.store,

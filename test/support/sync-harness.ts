@@ -9,10 +9,11 @@ import type { ConcordConfig, Pair } from "../../src/config/concord-config";
 import type { RunningBlackbaudEmulator } from "../../src/connectors/blackbaud-renxt/emulator/blackbaud-emulator";
 import type { StoredContact } from "../../src/connectors/constant-contact/emulator/constant-contact-store";
 import type { StartedConstantContactEmulator } from "../../src/connectors/constant-contact/emulator/constant-contact-emulator";
-import type { ConnectionAlert } from "../../src/connections/connection-health";
+import { connectionHealthTracker, type ConnectionAlert } from "../../src/connections/connection-health";
+import type { EngineContext } from "../../src/open-engine";
 import type { OpenedConnection } from "../../src/connections/open-connection";
 import { startEmulatedWorld } from "../../src/emulated-world/emulated-world";
-import { createLogger } from "../../src/observability/logger";
+import { createLogger, type Logger } from "../../src/observability/logger";
 import type { Store } from "../../src/store/ports";
 import { syncPair, type SyncDeps, type SyncOptions, type SyncReport } from "../../src/runs/sync-pair";
 import { createFakeClock, type FakeClock } from "./fake-clock";
@@ -337,4 +338,19 @@ export function sqliteBackend(): StoreBackend {
   const backend = storeBackends().find((b) => b.name === "sqlite");
   if (!backend) throw new Error("no SQLite backend");
   return backend;
+}
+
+/** The engine context `concord serve` would open, over the harness's store, connections and clock. */
+export function engineContextOf(h: SyncHarness, config: ConcordConfig, logger: Logger): EngineContext {
+  return {
+    store: h.store,
+    config,
+    connections: h.connections,
+    logger,
+    now: h.now,
+    health: connectionHealthTracker({ store: h.store, logger, now: h.now }),
+    pairs: () => config.pairs,
+    syncDeps: () => ({ store: h.store, config, connections: h.connections, now: h.now }),
+    close: async () => undefined,
+  };
 }

@@ -6,6 +6,7 @@ import { recordOperatorOverride } from "../../runs/operator-override";
 import { personalLinks } from "../../runs/personal-links";
 import { proofBundle, signProof, type SignedProof } from "../../runs/proof-bundle";
 import { z } from "zod";
+import { escapeHtml } from "../escape-html";
 import {
   ErasureRequestSchema,
   ErasureResponseSchema,
@@ -219,12 +220,6 @@ export function peopleRoutes(ctx: ApiContext): ApiRoute[] {
   ];
 }
 
-const esc = (s: string): string =>
-  s.replace(
-    /[&<>"']/g,
-    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] ?? c,
-  );
-
 /** The printable proof: who, what the rules decide, every event with its evidence, and the signature. */
 function proofPage(p: SignedProof): string {
   const b = p.bundle;
@@ -235,28 +230,28 @@ function proofPage(p: SignedProof): string {
         "scope" in ev ? (ev.scope.kind === "global" ? "all email" : `topic ${ev.scope.topic}`) : ev.status;
       const evidence =
         e.evidence_erased_at !== null ? `erased ${e.evidence_erased_at}` : JSON.stringify(ev.evidence);
-      return `<tr><td>${e.seq}</td><td>${esc(ev.occurred_at)}</td><td>${esc(ev.kind)}</td><td>${esc(scope)}</td><td>${esc(ev.mechanism)}</td><td>${esc(ev.actor.kind)}${ev.actor.kind === "operator" || ev.actor.kind === "account" ? ` ${esc(ev.actor.user ?? "")}` : ""}</td><td>${esc(ev.source.system)} / ${esc(ev.source.connection)}</td><td class="mono">${esc(evidence)}</td><td class="mono">${esc(e.hash.slice(0, 16))}…</td></tr>`;
+      return `<tr><td>${e.seq}</td><td>${escapeHtml(ev.occurred_at)}</td><td>${escapeHtml(ev.kind)}</td><td>${escapeHtml(scope)}</td><td>${escapeHtml(ev.mechanism)}</td><td>${escapeHtml(ev.actor.kind)}${ev.actor.kind === "operator" || ev.actor.kind === "account" ? ` ${escapeHtml(ev.actor.user ?? "")}` : ""}</td><td>${escapeHtml(ev.source.system)} / ${escapeHtml(ev.source.connection)}</td><td class="mono">${escapeHtml(evidence)}</td><td class="mono">${escapeHtml(e.hash.slice(0, 16))}…</td></tr>`;
     })
     .join("\n");
   const state = b.state
     .map(
       (s) =>
-        `<tr><td>${esc(s.scope)}</td><td>${s.sendable ? "sendable" : "not sendable"}</td><td>${esc(s.rule)}</td><td class="mono">${esc(s.decided_by ?? "—")}</td></tr>`,
+        `<tr><td>${escapeHtml(s.scope)}</td><td>${s.sendable ? "sendable" : "not sendable"}</td><td>${escapeHtml(s.rule)}</td><td class="mono">${escapeHtml(s.decided_by ?? "—")}</td></tr>`,
     )
     .join("\n");
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Proof of consent — ${esc(b.contact.name ?? b.contact.id)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Proof of consent — ${escapeHtml(b.contact.name ?? b.contact.id)}</title>
 <style>body{font:12px/1.45 system-ui,sans-serif;margin:2rem;color:#111}h1{font-size:18px}table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}
 th,td{border:1px solid #999;padding:3px 5px;text-align:left;vertical-align:top}.mono{font-family:ui-monospace,monospace;word-break:break-all}
 @media print{body{margin:0}}</style></head><body>
 <h1>Proof of consent</h1>
-<p>Contact <strong>${esc(b.contact.name ?? "—")}</strong> (${esc(b.contact.primary_email ?? "no address")}${b.contact.erased ? ", erased" : ""}), id <span class="mono">${esc(b.contact.id)}</span>. Generated ${esc(b.generated_at)} by Concord (${esc(b.format)}).</p>
+<p>Contact <strong>${escapeHtml(b.contact.name ?? "—")}</strong> (${escapeHtml(b.contact.primary_email ?? "no address")}${b.contact.erased ? ", erased" : ""}), id <span class="mono">${escapeHtml(b.contact.id)}</span>. Generated ${escapeHtml(b.generated_at)} by Concord (${escapeHtml(b.format)}).</p>
 <h2>What the consent rules decide now</h2>
 <table><thead><tr><th>Scope</th><th>State</th><th>Rule</th><th>Decided by</th></tr></thead><tbody>${state}</tbody></table>
 <h2>Every consent event, in ledger order</h2>
 <table><thead><tr><th>Seq</th><th>When</th><th>Kind</th><th>Scope</th><th>How</th><th>Who</th><th>Source</th><th>Evidence</th><th>Chain hash</th></tr></thead><tbody>${rows}</tbody></table>
 <h2>Signature</h2>
-<p>Ed25519 over the canonical JSON of the bundle (download it as JSON from the same page's API, <span class="mono">/api/people/${esc(b.contact.id)}/proof</span>; check it with <span class="mono">concord proof --verify FILE</span>).</p>
-<p class="mono">public key ${esc(p.signature.public_key)}<br>signature ${esc(p.signature.value)}</p>
+<p>Ed25519 over the canonical JSON of the bundle (download it as JSON from the same page's API, <span class="mono">/api/people/${escapeHtml(b.contact.id)}/proof</span>; check it with <span class="mono">concord proof --verify FILE</span>).</p>
+<p class="mono">public key ${escapeHtml(p.signature.public_key)}<br>signature ${escapeHtml(p.signature.value)}</p>
 </body></html>`;
 }

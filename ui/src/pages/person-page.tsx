@@ -442,33 +442,19 @@ function ErasePerson({ email, onErased }: { email: string; onErased: () => void 
           brings them back. It cannot be undone.
         </p>
         <form
-          className="erase-form"
+          className="inline-form"
           onSubmit={(e) => {
             e.preventDefault();
             send(previewed === undefined);
           }}
         >
-          <label>
-            Recorded by
-            <input
-              value={by}
-              onChange={(e) => {
-                setBy(e.target.value);
-              }}
-              required
-              maxLength={200}
-            />
-          </label>
-          <label>
-            The person&apos;s request (reference)
-            <input
-              value={reference}
-              onChange={(e) => {
-                setReference(e.target.value);
-              }}
-              maxLength={500}
-            />
-          </label>
+          <TextField label="Recorded by" value={by} onChange={setBy} maxLength={200} required />
+          <TextField
+            label={"The person's request (reference)"}
+            value={reference}
+            onChange={setReference}
+            maxLength={500}
+          />
           <button
             type="submit"
             className={previewed === undefined ? undefined : "danger"}
@@ -569,7 +555,7 @@ function RecordOverride({
           resubscribe sends its confirmation email.
         </p>
         <form
-          className="erase-form"
+          className="inline-form"
           onSubmit={(e) => {
             e.preventDefault();
             send();
@@ -591,38 +577,15 @@ function RecordOverride({
               ))}
             </select>
           </label>
-          <label>
-            Where the request is (reference)
-            <input
-              value={reference}
-              onChange={(e) => {
-                setReference(e.target.value);
-              }}
-              required
-              maxLength={500}
-            />
-          </label>
-          <label>
-            Its words
-            <input
-              value={text}
-              onChange={(e) => {
-                setText(e.target.value);
-              }}
-              maxLength={1000}
-            />
-          </label>
-          <label>
-            Recorded by
-            <input
-              value={by}
-              onChange={(e) => {
-                setBy(e.target.value);
-              }}
-              required
-              maxLength={200}
-            />
-          </label>
+          <TextField
+            label="Where the request is (reference)"
+            value={reference}
+            onChange={setReference}
+            maxLength={500}
+            required
+          />
+          <TextField label="Its words" value={text} onChange={setText} maxLength={1000} />
+          <TextField label="Recorded by" value={by} onChange={setBy} maxLength={200} required />
           <button type="submit" className="primary" disabled={action.pending}>
             {action.pending ? "Recording…" : "Record the request"}
           </button>
@@ -641,5 +604,28 @@ function RecordOverride({
         ) : null}
       </details>
     </Section>
+  );
+}
+
+/** A labelled one-line text input of the person page's forms. */
+function TextField(props: {
+  label: string;
+  value: string;
+  onChange: (value: string) => void;
+  maxLength: number;
+  required?: boolean;
+}): ReactNode {
+  return (
+    <label>
+      {props.label}
+      <input
+        value={props.value}
+        onChange={(e) => {
+          props.onChange(e.target.value);
+        }}
+        maxLength={props.maxLength}
+        required={props.required === true}
+      />
+    </label>
   );
 }

@@ -968,9 +968,12 @@ export class EmulatorState {
   addGift(input: Record<string, any>, opts: { seeded?: boolean } = {}): Gift {
     const constituentId = String(input.constituent_id ?? "");
     this.requireConstituent(constituentId);
-    const date = typeof input.date === "string" ? input.date : this.stamp();
-    if (Number.isNaN(Date.parse(date)))
+    const given = typeof input.date === "string" ? input.date.trim() : this.stamp();
+    // SKY answers gift dates with an offset (`2005-04-10T00:00:00.0000000+00:00`); one given without reads as UTC.
+    const ms = Date.parse(/(Z|[+-]\d\d:?\d\d)$/.test(given) || !given.includes("T") ? given : `${given}Z`);
+    if (Number.isNaN(ms))
       throw new DomainError(400, "InvalidArgument", "The date field must be an ISO-8601 date-time.");
+    const date = isoWithOffset(new Date(ms));
     const gift: Gift = {
       id: this.newId(),
       constituent_id: constituentId,

@@ -43,6 +43,7 @@ describeWithSpecs("Constituent API responses match constituent.json", () => {
               country: "Canada",
             },
             phone: { number: "613-555-0100", type: "Home" },
+            gifts: [{ date: "2025-04-10T00:00:00", amount: 150, type: "Donation" }],
             custom_fields: [
               { category: "Newsletter opt-out", value: true, comment: "Asked by phone" },
               { category: "Anniversary", value: "2007-03-26T00:00:00" },
@@ -100,6 +101,11 @@ describeWithSpecs("Constituent API responses match constituent.json", () => {
         "/constituent/v1/constituents/customfields?category=Newsletter%20opt-out&last_modified=2000-01-01T00:00:00Z&limit=10",
     ],
     ["custom field categories", () => "/constituent/v1/constituents/customfields/categories/details"],
+    ["latest gift (giving summary)", () => `/constituent/v1/constituents/${ids.person}/givingsummary/latest`],
+    [
+      "latest gift of a constituent without gifts",
+      () => `/constituent/v1/constituents/${ids.org}/givingsummary/latest`,
+    ],
     [
       "communication preferences (solicit codes)",
       () => `/constituent/v1/constituents/${ids.person}/communicationpreferences`,
