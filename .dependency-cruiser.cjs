@@ -82,7 +82,7 @@ module.exports = {
       "notifications-deliver-alerts",
       "notifications/",
       ["core/", "config/", "connectors/", "connections/", "observability/"],
-      "Alert channels deliver what connection health reports.",
+      "Concord's own messages: alert channels deliver what connection health reports; SMTP sends its email.",
     ),
     room(
       "pipeline-stages",
@@ -109,9 +109,10 @@ module.exports = {
         "store/",
         "pipeline/",
         "executor/",
+        "notifications/",
         "observability/",
       ],
-      "A run (sync, reconcile, the service's schedule) composes the stages; it never serves HTTP.",
+      "A run (sync, reconcile, the service's schedule, a sign-up's email) composes the stages; it never serves HTTP.",
     ),
     room(
       "explain-reads-the-record",

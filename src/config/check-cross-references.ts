@@ -410,6 +410,35 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
         );
     });
   });
+
+  // The sign-up form: a platform some pair syncs (so the person reaches the CRM), topics declared.
+  const signup = config.signup;
+  if (signup !== undefined) {
+    const platform = expectConnection(["signup", "connection"], signup.connection, "email_platform");
+    if (
+      platform !== undefined &&
+      !config.pairs.some((p) => p.platforms.some((pp) => pp.connection === platform.id))
+    )
+      add(
+        ["signup", "connection"],
+        "unknown_reference",
+        `connection "${platform.id}" is in no pair's platforms: a sign-up there would reach no other system; expected a platform of a pair`,
+      );
+    (signup.topics ?? []).forEach((topic, t) => {
+      if (!topics.has(topic))
+        add(
+          ["signup", "topics", t],
+          "unknown_reference",
+          `no topic has the key "${topic}"; expected one of: ${quoteList([...topics.keys()])}${hint(topic, [...topics.keys()])}`,
+        );
+    });
+    if (config.server.public_url === undefined)
+      add(
+        ["signup"],
+        "missing_setting",
+        "the confirmation email links to server.public_url, which the config does not set: set it to the address people reach this server at (https://…)",
+      );
+  }
   return issues;
 }
 

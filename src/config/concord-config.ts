@@ -402,6 +402,34 @@ export const ServerSchema = strictObject({
 });
 export type Server = z.infer<typeof ServerSchema>;
 
+/**
+ * The sign-up form (`/l/signup`) and its confirmation email (double opt-in): the lawful way
+ * (re)joining the organisation's email. A confirmed sign-up is the person's own express opt-in; a
+ * new person is added to `connection` (an email platform), in `lists`.
+ */
+export const SignupSchema = strictObject({
+  /** The organisation's name, as the form and the email say it. */
+  organisation: NonEmpty.max(200),
+  /** The email platform a new person is added to (one of the connections). */
+  connection: SlugSchema,
+  /** Lists of that platform a confirmed person joins, by id or name. */
+  lists: z.array(ListRefSchema).max(20).default([]),
+  /** Topics the form offers to choose from, by key; none set: every topic. */
+  topics: z.array(TopicKeySchema).max(50).optional(),
+  /** How long the confirmation link works. */
+  confirm_within: durationSchema({ min: 3_600_000, max: 30 * 86_400_000 }).default(3 * 86_400_000),
+  /** The SMTP server the confirmation email leaves through, and its sender. */
+  smtp: SmtpSchema.omit({ to: true }),
+  /** Sites that may show the form in a frame (their origins, https://…); none: only this server. */
+  embed_origins: z
+    .array(z.url({ protocol: /^https?$/, error: "expected a site's origin such as https://www.example.org" }))
+    .max(20)
+    .default([]),
+  /** Sign-up requests accepted from one client address in an hour (beyond: refused, no email sent). */
+  per_address_hourly: z.number().int().min(1).max(10_000).default(20),
+});
+export type Signup = z.infer<typeof SignupSchema>;
+
 // ── the file ──────────────────────────────────────────────────────────────────────────────────
 
 /** Every section's shape; ConcordConfigSchema (load-config-file.ts) adds the cross-reference checks. */
@@ -413,6 +441,7 @@ export const ConcordConfigShapeSchema = strictObject({
   notifications: NotificationsSchema.prefault({}),
   compliance: ComplianceSchema.prefault({}),
   server: ServerSchema.prefault({}),
+  signup: SignupSchema.optional(),
 });
 export type ConcordConfig = z.infer<typeof ConcordConfigShapeSchema>;
 

@@ -4,7 +4,6 @@
  * channel's outcome is a value; a failing channel never stops another nor throws into the caller.
  */
 import type { ConnectionOptions as TlsConnectionOptions } from "node:tls";
-import nodemailer from "nodemailer";
 import { request } from "undici";
 import type { Notifications, Smtp } from "../config/concord-config";
 import { resolveSecretRef, type SecretSources } from "../config/resolve-secret-ref";
@@ -19,6 +18,7 @@ import {
 } from "../connectors/http/retry-decision";
 import type { Logger } from "../observability/logger";
 import type { ConnectionAlert } from "../connections/connection-health";
+import { openSmtpTransport, smtpFailure, smtpTarget } from "./smtp-transport";
 
 export type AlertChannel = "webhook" | "email";
 
@@ -229,10 +229,6 @@ function urlOrigin(value: string): string {
   }
 }
 
-function smtpTarget(smtp: Smtp): string {
-  return `smtp://${smtp.host}:${String(smtp.port)}`;
-}
-
 // ── attempts and retries ─────────────────────────────────────────────────────────────────────
 
 type Attempt = { ok: true } | { ok: false; failure: FailureClass; message: string };
@@ -383,41 +379,22 @@ function errorCode(error: unknown): string {
 
 // ── email ────────────────────────────────────────────────────────────────────────────────────
 
-// Nodemailer's codes for a connection that broke or never came up: worth another attempt.
-const SMTP_TRANSIENT_CODES = new Set(["ECONNECTION", "ETIMEDOUT", "ESOCKET", "EDNS"]);
-
 async function sendEmail(smtp: Smtp, alert: ConnectionAlert, deps: AlertChannelDeps): Promise<AlertDelivery> {
-  const target = smtpTarget(smtp);
-  const fail = (code: AlertDeliveryErrorCode, message: string): AlertDelivery => ({
-    channel: "email",
-    target,
-    ok: false,
-    attempts: 0,
-    error: { code, message },
-  });
-  let password: string | undefined;
-  if (smtp.password !== undefined) {
-    const resolved = await resolveSecretRef(smtp.password, deps.secrets);
-    if (!resolved.ok) return fail(resolved.error.code, `email.password: ${resolved.error.message}`);
-    password = resolved.value;
-  }
-  if (password !== undefined && smtp.username === undefined)
-    return fail("channel_misconfigured", "email.password is set but email.username is not");
-
-  const timeoutMs = deps.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const secure = smtp.secure ?? smtp.port === 465;
-  const transport = nodemailer.createTransport({
-    host: smtp.host,
-    port: smtp.port,
-    secure,
-    // Never send credentials or alert text in the clear: fail when the server offers no STARTTLS.
-    requireTLS: !secure,
-    ...(smtp.username === undefined ? {} : { auth: { user: smtp.username, pass: password ?? "" } }),
-    connectionTimeout: timeoutMs,
-    greetingTimeout: timeoutMs,
-    socketTimeout: timeoutMs,
+  const opened = await openSmtpTransport(smtp, {
+    secrets: deps.secrets,
+    timeoutMs: deps.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    where: "email",
     ...(deps.smtpTls === undefined ? {} : { tls: deps.smtpTls }),
   });
+  if (!opened.ok)
+    return {
+      channel: "email",
+      target: smtpTarget(smtp),
+      ok: false,
+      attempts: 0,
+      error: { code: opened.error.code, message: opened.error.message },
+    };
+  const { transport, target, password } = opened.value;
   const { subject, text } = alertEmail(alert);
   const message = { from: smtp.from, to: smtp.to, subject, text, date: (deps.now ?? (() => new Date()))() };
   try {
@@ -426,34 +403,18 @@ async function sendEmail(smtp: Smtp, alert: ConnectionAlert, deps: AlertChannelD
         await transport.sendMail(message);
         return { ok: true };
       } catch (error) {
-        return smtpFailure(error, password);
+        const failure = smtpFailure(error, password);
+        return {
+          ok: false,
+          failure: failure.transient
+            ? { kind: "transient" }
+            : { kind: "permanent", code: "validation_failed" },
+          message: failure.message,
+        };
       }
     }, deps);
     return { channel: "email", target, ...tried };
   } finally {
     transport.close();
   }
-}
-
-function smtpFailure(error: unknown, password: string | undefined): Attempt {
-  const e = (typeof error === "object" && error !== null ? error : {}) as {
-    code?: unknown;
-    responseCode?: unknown;
-    message?: unknown;
-  };
-  const code = typeof e.code === "string" ? e.code : undefined;
-  const responseCode = typeof e.responseCode === "number" ? e.responseCode : undefined;
-  let message = oneLine(typeof e.message === "string" ? e.message : String(error));
-  if (password !== undefined && password !== "") message = message.split(password).join("[redacted]");
-  message = code === undefined ? message : `${code}: ${message}`;
-  if (code === "ETLS")
-    message = `TLS with the server failed, and Concord sends no email without it (${message})`;
-  const transient =
-    (responseCode !== undefined && responseCode >= 400 && responseCode < 500) ||
-    (code !== undefined && SMTP_TRANSIENT_CODES.has(code));
-  return {
-    ok: false,
-    failure: transient ? { kind: "transient" } : { kind: "permanent", code: "validation_failed" },
-    message,
-  };
 }

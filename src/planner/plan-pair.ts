@@ -368,10 +368,15 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       // 2d. An operator override carries the person's written request, but where only the person may
       // resubscribe (Constant Contact, Mailchimp) the platform's confirmation email is the lawful
       // path: asked for once, like 2c, and the person confirms.
-      const overriddenBy =
-        decision.rule === "lifted_by_operator_override" && decision.decided_by !== undefined
+      // 2e. Likewise the person's own opt-in made outside this platform (Concord's preference page,
+      // a confirmed sign-up, another system): the platform's own confirmation email carries it there.
+      const liftedBy =
+        decision.decided_by !== undefined &&
+        (decision.rule === "lifted_by_operator_override" || decision.rule === "lifted_by_contact_opt_in")
           ? c.events.find((e) => e.id === decision.decided_by)
           : undefined;
+      const overriddenBy =
+        liftedBy !== undefined && liftedBy.source.connection !== p.connection_id ? liftedBy : undefined;
       const resubscribe =
         decision.pending_resubscribe ??
         (overriddenBy !== undefined
@@ -398,9 +403,13 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
             {
               code: "resubscribe_requested",
               message:
-                overriddenBy !== undefined && decision.pending_resubscribe === undefined
-                  ? `Operator override ${pending.event_id} (the person's written request of ${pending.requested_at}) lifted the opt-out; ${p.connection_id} lets only the person resubscribe, so it sends its confirmation email and the person is sent nothing else until they confirm.`
-                  : `Resubscribe request ${pending.event_id} (${pending.requested_at}) is not an opt-in; ${p.connection_id} sends its confirmation email and the person stays opted out until they confirm.`,
+                overriddenBy !== undefined &&
+                decision.pending_resubscribe === undefined &&
+                decision.rule === "lifted_by_contact_opt_in"
+                  ? `The person's own opt-in ${pending.event_id} (${overriddenBy.mechanism} in ${overriddenBy.source.connection}, ${pending.requested_at}) lifted the opt-out; ${p.connection_id} lets only the person resubscribe there, so it sends its confirmation email.`
+                  : overriddenBy !== undefined && decision.pending_resubscribe === undefined
+                    ? `Operator override ${pending.event_id} (the person's written request of ${pending.requested_at}) lifted the opt-out; ${p.connection_id} lets only the person resubscribe, so it sends its confirmation email and the person is sent nothing else until they confirm.`
+                    : `Resubscribe request ${pending.event_id} (${pending.requested_at}) is not an opt-in; ${p.connection_id} sends its confirmation email and the person stays opted out until they confirm.`,
             },
             {
               kind: "request_resubscribe",

@@ -14,6 +14,7 @@ import type { ConnectionHealthTracker } from "../connections/connection-health";
 import type { Logger } from "../observability/logger";
 import type { JsonValue } from "../store/ports";
 import { recordWebhookChanges } from "../pipeline/pull-connection";
+import { placeConfirmedSignups, type PlacedSignup } from "./signup";
 import { problemWatch } from "./watch-problems";
 import { asJson, syncPair, type SyncDeps, type SyncOptions, type SyncReport } from "./sync-pair";
 
@@ -82,6 +83,11 @@ export type EngineRuntime = {
    * API applies stored plans and reconciles through it, so those never overlap a sync either).
    */
   runExclusive: <T>(pairId: string, fn: () => Promise<T>) => Promise<T>;
+  /**
+   * Adds confirmed sign-ups to the sign-up platform (as a run of its pair, so never beside a sync of
+   * it) and carries each person's consent to every system now; a tick retries what failed.
+   */
+  placeSignups: (alsoSync?: readonly string[]) => Promise<PlacedSignup[]>;
 };
 
 /**
@@ -343,6 +349,35 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     return webhooksChecking;
   };
 
+  const signupPair = deps.config.pairs.find((p) =>
+    p.platforms.some((pp) => pp.connection === deps.config.signup?.connection),
+  );
+  const placeSignups = async (alsoSync: readonly string[] = []): Promise<PlacedSignup[]> => {
+    if (signupPair === undefined) return [];
+    const placed = await exclusive(signupPair.id, () => placeConfirmedSignups(deps, deps.connections));
+    for (const p of placed)
+      if (p.status === "failed")
+        deps.logger.warn(
+          { signup: p.signup_id, contact: p.contact_id, reason: p.message },
+          "a confirmed sign-up could not be added to the sign-up platform yet; it is tried again",
+        );
+    // A platform's bulk import names no ids: a poll of the pair links the new records now, and
+    // those links are Concord's (its import made the records), as after a planned import.
+    const unlinked = placed.filter((p) => p.status === "added" && !p.linked).map((p) => p.contact_id);
+    if (unlinked.length > 0) {
+      await runSync(signupPair, {});
+      await deps.store.links.claim(deps.config.signup?.connection ?? "", unlinked);
+    }
+    const contactIds = [
+      ...new Set([...alsoSync, ...placed.filter((p) => p.status !== "failed").map((p) => p.contact_id)]),
+    ];
+    if (contactIds.length > 0)
+      await Promise.all(
+        deps.config.pairs.map((pair) => runSync(pair, { pull: false, contact_ids: contactIds })),
+      );
+    return placed;
+  };
+
   const lastFull = async (pair: Pair): Promise<number | undefined> => {
     const row = await deps.store.checkpoints.get(`pair:${pair.id}`, FULL_RECONCILIATION_STREAM);
     const parsed = z.object({ at: z.string() }).safeParse(row?.value);
@@ -355,6 +390,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     if (webhooksCheckedAt !== undefined && deps.now().getTime() - webhooksCheckedAt >= WEBHOOK_CHECK_MS)
       await ensureWebhooks();
     await watch?.check();
+    if (deps.config.signup !== undefined) await placeSignups();
     const now = deps.now().getTime();
     await Promise.all(
       deps.config.pairs.map(async (pair) => {
@@ -428,6 +464,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
       }
     },
     status: () => [...state.values()].map((s) => ({ ...s })),
+    placeSignups,
     runExclusive: (pairId, fn) =>
       exclusive(pairId, async () => {
         const s = state.get(pairId);

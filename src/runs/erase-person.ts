@@ -124,6 +124,13 @@ export async function erasePerson(deps: ErasureDeps, request: ErasureRequest): P
   await store.transaction(async (tx) => {
     for (const hash of hashes)
       await tx.suppressions.add({ address_hash: hash, reason: "erasure", contact_id: contactIds[0] ?? null });
+    // Sign-ups hold the address (waiting or done): they go now, and a waiting link stops working.
+    await tx.db
+      .deleteFrom("signups")
+      .where("match_key", "in", [...keys])
+      .execute();
+    if (contactIds.length > 0)
+      await tx.db.deleteFrom("signups").where("contact_id", "in", contactIds).execute();
     await tx.db
       .insertInto("erasures")
       .values({

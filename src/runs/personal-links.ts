@@ -8,7 +8,7 @@ import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
 import type { ConcordConfig } from "../config/concord-config";
 import { parseSecretKey, type SecretKey } from "../config/secret-box";
 import { decisionFor, foldChannelConsent } from "../core/consent/consent-state";
-import type { OptOutEvent, Scope } from "../core/consent/consent-event";
+import type { Evidence, Mechanism, OptOutEvent, Scope } from "../core/consent/consent-event";
 import { normaliseEmail } from "../core/identity/normalise-email";
 import { err, ok, type Result } from "../core/result";
 import { appendConsentEvents, eventsForContact, type ConsentEventInput } from "../ledger/consent-ledger";
@@ -255,21 +255,42 @@ export async function preferencesOf(
   ];
 }
 
+/** Who recorded a person's choices and with what evidence (the preference page, a confirmed sign-up). */
+export type ChoiceAct = {
+  source: { system: string; connection: string };
+  mechanism: { opt_in: Mechanism; opt_out: Mechanism };
+  evidence: Evidence;
+};
+
+/** The preference page's act: the person's own, with their address, browser and the page's words. */
+export function preferencePageAct(request: { ip?: string; user_agent?: string; wording: string }): ChoiceAct {
+  return {
+    source: { system: "concord", connection: "preferences" },
+    mechanism: { opt_in: "preference_page", opt_out: "preference_page" },
+    evidence: {
+      ...(request.ip !== undefined ? { ip: request.ip.slice(0, 64) } : {}),
+      ...(request.user_agent !== undefined ? { user_agent: request.user_agent.slice(0, 512) } : {}),
+      form_wording: request.wording.slice(0, 4000),
+    },
+  };
+}
+
 /**
- * The person's choices from the preference centre, as their own acts: an opt-out where they unticked
- * something they receive, an express opt-in (which lifts their earlier opt-outs) where they ticked
- * something they do not. Leaving all email makes the topics moot. Returns what was recorded.
+ * The person's choices (from the preference centre, a sign-up form), as their own acts: an opt-out
+ * where they unticked something they receive, an express opt-in (which lifts their earlier
+ * opt-outs) where they ticked something they do not. Leaving all email makes the topics moot.
+ * Runs in the caller's transaction when given one. Returns what was recorded.
  */
 export async function recordPreferences(
   store: StoreSession,
   config: Pick<ConcordConfig, "topics">,
-  claims: TokenClaims,
+  contactId: string,
   choices: ReadonlySet<string>,
-  request: { ip?: string; user_agent?: string; wording: string },
+  act: ChoiceAct,
   now: Date,
 ): Promise<{ opt_outs: string[]; opt_ins: string[] }> {
   return store.transaction(async (tx) => {
-    const current = await preferencesOf(tx, config, claims.contact_id, now);
+    const current = await preferencesOf(tx, config, contactId, now);
     // Leaving all email makes the topics moot; someone already out of all email may still take one
     // topic back (a topic opt-in lifts the global opt-out for that topic alone).
     const leavingAll = !choices.has("all") && current[0]?.receiving === true;
@@ -282,24 +303,19 @@ export async function recordPreferences(
       const scope: Scope =
         line.key === "all" ? { kind: "global" } : { kind: "topic", topic: line.key.slice("topic:".length) };
       const common = {
-        contact_id: claims.contact_id,
+        contact_id: contactId,
         channel: "email" as const,
         scope,
-        source: { system: "concord", connection: "preferences" },
-        mechanism: "preference_page" as const,
+        source: act.source,
         actor: { kind: "contact" as const },
         occurred_at: now.toISOString(),
         observed_at: now.toISOString(),
-        evidence: {
-          ...(request.ip !== undefined ? { ip: request.ip.slice(0, 64) } : {}),
-          ...(request.user_agent !== undefined ? { user_agent: request.user_agent.slice(0, 512) } : {}),
-          form_wording: request.wording.slice(0, 4000),
-        },
+        evidence: act.evidence,
       };
       drafts.push(
         wants
-          ? { ...common, kind: "opt_in" as const, basis: "express" as const }
-          : { ...common, kind: "opt_out" as const },
+          ? { ...common, kind: "opt_in" as const, basis: "express" as const, mechanism: act.mechanism.opt_in }
+          : { ...common, kind: "opt_out" as const, mechanism: act.mechanism.opt_out },
       );
       (wants ? recorded.opt_ins : recorded.opt_outs).push(line.key);
     }

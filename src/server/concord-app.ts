@@ -3,6 +3,7 @@
  * the REST API with sign-in, /openapi.json, /metrics and the built UI. The admin password comes
  * from `server.admin_password`; when it cannot be resolved the API is served disabled, saying why.
  */
+import type { ConnectionOptions as TlsConnectionOptions } from "node:tls";
 import type { FastifyInstance } from "fastify";
 import { sql } from "kysely";
 import { resolveSecretRef, type SecretSources } from "../config/resolve-secret-ref";
@@ -21,6 +22,8 @@ export type ConcordAppOptions = {
   metrics?: ConcordMetrics;
   /** The built admin UI (`ui/dist`), when there is one. */
   uiDir?: string;
+  /** TLS options over the defaults for the sign-up's SMTP connection (a private CA). */
+  smtpTls?: TlsConnectionOptions;
 };
 
 export type ConcordApp = {
@@ -74,6 +77,27 @@ export async function buildConcordApp(
           );
         });
       },
+      ...(config.signup === undefined
+        ? {}
+        : {
+            signup: {
+              store,
+              config,
+              now: context.now,
+              logger: context.logger,
+              secrets: options.secrets,
+              ...(options.smtpTls === undefined ? {} : { smtpTls: options.smtpTls }),
+              // The confirmed person joins the sign-up platform and their consent reaches every system now.
+              onConfirmed: (contactId) => {
+                runtime.placeSignups([contactId]).catch((error: unknown) => {
+                  context.logger.error(
+                    { err: error },
+                    "adding a confirmed sign-up failed; the engine's next tick tries again",
+                  );
+                });
+              },
+            },
+          }),
     },
     onError: (error, request) => {
       context.logger.error({ err: error, method: request.method, url: request.url }, "request failed");

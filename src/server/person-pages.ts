@@ -14,6 +14,7 @@ import {
   preferencesOf,
   recordOneClick,
   recordPreferences,
+  preferencePageAct,
   type PreferenceLine,
   type LinkSigner,
   type OneClickResult,
@@ -22,6 +23,7 @@ import {
 import type { StoreSession } from "../store/ports";
 import type { ConcordConfig } from "../config/concord-config";
 import { escapeHtml } from "./escape-html";
+import { registerSignupRoutes, type SignupPagesDeps } from "./signup-pages";
 
 export type PersonPagesDeps = {
   store: StoreSession;
@@ -32,6 +34,8 @@ export type PersonPagesDeps = {
   now: () => Date;
   /** Called once a person's consent changed here, to carry it to every system now. */
   onConsentRecorded: (contactId: string) => void;
+  /** The sign-up form and its confirmation, when the config has a `signup` section. */
+  signup?: SignupPagesDeps;
 };
 
 /** The one-click path: `/l/u/<token>`. */
@@ -113,13 +117,20 @@ function langOf(request: FastifyRequest): Lang {
 }
 
 function page(lang: Lang, body: string, titleKey = "title"): string {
+  return shell(lang, body, escapeHtml(TEXT[lang][titleKey] ?? ""));
+}
+
+/** Every person-facing page's frame: `title` is HTML-escaped already. */
+function shell(lang: Lang, body: string, title: string): string {
   return `<!doctype html>
 <html lang="${lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex"><title>${escapeHtml(TEXT[lang][titleKey] ?? "")}</title>
+<meta name="robots" content="noindex"><title>${title}</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#1b2430}
 button{font:inherit;padding:.5rem 1.2rem;border-radius:6px;border:1px solid #1d4ed8;background:#1d4ed8;color:#fff;cursor:pointer}
 button:focus,input:focus{outline:3px solid #93c5fd;outline-offset:2px}
+input[type=email],input[type=text]{font:inherit;width:100%;box-sizing:border-box;padding:.4rem;border:1px solid #94a3b8;border-radius:6px}
 fieldset{border:1px solid #cbd5e1;border-radius:6px;margin:1rem 0;padding:.5rem 1rem}.choice{margin:.4rem 0}
+.trap{position:absolute;left:-10000px;width:1px;height:1px;overflow:hidden}
 input[type=checkbox]{width:1.1rem;height:1.1rem;vertical-align:middle}.state,.hint{color:#52606d;font-size:.9rem}</style></head>
 <body><main>${body}</main></body></html>`;
 }
@@ -213,11 +224,15 @@ export function registerPersonPages(app: FastifyInstance, deps: PersonPagesDeps)
         .header("cache-control", "no-store")
         .header("referrer-policy", "no-referrer")
         .header("x-robots-tag", "noindex")
-        .header(
+        .header("x-content-type-options", "nosniff");
+      // A page that set its own policy (the embeddable sign-up form) keeps it; no other is framed.
+      if (!reply.hasHeader("content-security-policy"))
+        void reply.header(
           "content-security-policy",
-          "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+          "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
         );
     });
+    if (deps.signup !== undefined) registerSignupRoutes(scope, deps.signup, shell, langOf);
 
     /** A page that says what is wrong (a message of TEXT). */
     const refuse = (lang: Lang, problem: TokenProblem | "unavailable" | "bad_body" | "bad_form") =>
@@ -256,13 +271,13 @@ export function registerPersonPages(app: FastifyInstance, deps: PersonPagesDeps)
       const recorded = await recordPreferences(
         deps.store,
         deps.config,
-        claims.value,
+        claims.value.contact_id,
         choices,
-        {
+        preferencePageAct({
           ip: request.ip,
           ...(agent !== undefined ? { user_agent: agent } : {}),
           wording: wording(lang, before),
-        },
+        }),
         now,
       );
       const changed = recorded.opt_ins.length + recorded.opt_outs.length > 0;

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 
 const CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz";
 
-export type IdPrefix = "con" | "run" | "plan" | "rev" | "whk" | "era";
+export type IdPrefix = "con" | "run" | "plan" | "rev" | "whk" | "era" | "sgn";
 
 /**
  * `prefix_` + 10 characters of millisecond time + 16 random characters (Crockford base32, lowercase):

@@ -229,6 +229,32 @@ export interface LinkGenerationsTable {
   revoked_at: IsoTimestamp;
 }
 
+/** A sign-up waiting for, or done with, its confirmation (`status`: pending, confirmed, expired). */
+export interface SignupsTable {
+  id: string;
+  /** SHA-256 of the confirmation token; the token itself is only in the email. */
+  token_hash: string;
+  email: string;
+  match_key: string;
+  first_name: string | null;
+  last_name: string | null;
+  topics_json: string;
+  lang: string;
+  /** What the form said when the person sent it: kept with their opt-in as evidence. */
+  wording: string;
+  request_ip: string | null;
+  request_user_agent: string | null;
+  requested_at: IsoTimestamp;
+  expires_at: IsoTimestamp;
+  status: string;
+  confirmed_at: IsoTimestamp | null;
+  contact_id: string | null;
+  /** When the person was added to the sign-up platform (or found there); null while that waits. */
+  placed_at: IsoTimestamp | null;
+  place_error: string | null;
+  place_attempted_at: IsoTimestamp | null;
+}
+
 export interface Database {
   contacts: ContactsTable;
   contact_emails: ContactEmailsTable;
@@ -253,4 +279,5 @@ export interface Database {
   settings: SettingsTable;
   erasures: ErasuresTable;
   link_generations: LinkGenerationsTable;
+  signups: SignupsTable;
 }

@@ -1,0 +1,567 @@
+/**
+ * The sign-up form's double opt-in (seed 003's first lawful way back after an unsubscribe): a
+ * request stores the address with a hashed one-time token and emails the person a confirmation
+ * link; only the confirmation, the person's own act, records consent — an express opt-in to all
+ * email (which lifts their earlier opt-outs, DESIGN.md §2 rule 3) and their topic choices, with the
+ * form's wording, their address and browser as evidence. A confirmed person new to the organisation
+ * is then added to the sign-up platform (`signup.connection`, in `signup.lists`); every other
+ * system learns of them from the pair's sync.
+ *
+ * Nothing here tells a visitor whether an address is known: every accepted request gets the same
+ * answer, and an address asked for too often gets no more email.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import type { ConnectionOptions as TlsConnectionOptions } from "node:tls";
+import { z } from "zod";
+import type { ConcordConfig, ListRef, Signup } from "../config/concord-config";
+import type { SecretSources } from "../config/resolve-secret-ref";
+import type { OpenedConnection } from "../connections/open-connection";
+import type { OperationOutcome } from "../connectors/connector";
+import { normaliseEmail } from "../core/identity/normalise-email";
+import { err, ok, type Result } from "../core/result";
+import { appendConsentEvents } from "../ledger/consent-ledger";
+import { openSmtpTransport, smtpFailure } from "../notifications/smtp-transport";
+import type { Logger } from "../observability/logger";
+import { addressHash, suppressionSalt } from "../pipeline/suppression-hash";
+import { newId } from "../store/new-id";
+import type { StoreSession } from "../store/ports";
+import type { SignupsTable } from "../store/schema";
+import { recordPreferences } from "./personal-links";
+
+export type SignupDeps = {
+  store: StoreSession;
+  config: Pick<ConcordConfig, "signup" | "topics" | "server">;
+  now: () => Date;
+  logger: Logger;
+  /** Where `signup.smtp.password` resolves. */
+  secrets: SecretSources;
+  /** TLS options over the defaults for the SMTP connection (a private CA). */
+  smtpTls?: TlsConnectionOptions;
+};
+
+export type SignupLang = "en" | "fr";
+
+export type SignupRequest = {
+  email: string;
+  first_name?: string;
+  last_name?: string;
+  /** Topic keys the person ticked (of those the form offers). */
+  topics: readonly string[];
+  lang: SignupLang;
+  /** What the form said, as the person saw it. */
+  wording: string;
+  ip?: string;
+  user_agent?: string;
+  /** The form's hidden field people never fill in; a value means a robot sent it. */
+  trap?: string;
+};
+
+export type SignupProblem =
+  | { code: "signup_off"; message: string }
+  | { code: "invalid_request"; field: string; message: string }
+  | { code: "too_many_requests"; message: string }
+  | { code: "email_unavailable"; message: string };
+
+/** The same answer whatever the address: the email went, or (asked too often, a robot) did not. */
+export type SignupAccepted = { status: "confirmation_sent"; expires_at: string };
+
+/** Emails to one address a day; more requests are answered alike and send nothing. */
+const EMAILS_PER_ADDRESS_DAILY = 3;
+/** A repeated request for the same address within this sends no second email. */
+const RESEND_AFTER_MS = 10 * 60_000;
+const NAME_MAX = 100;
+
+const sha256 = (text: string): string => createHash("sha256").update(text, "utf8").digest("hex");
+
+/** The topics the form offers: `signup.topics`, else every topic, as keys and labels. */
+export function offeredTopics(
+  config: Pick<ConcordConfig, "signup" | "topics">,
+): { key: string; label: string }[] {
+  const keys = config.signup?.topics;
+  return config.topics
+    .filter((t) => keys === undefined || keys.includes(t.key))
+    .map((t) => ({ key: t.key, label: t.label }));
+}
+
+const TEXT: Record<
+  SignupLang,
+  { subject: string; body: (org: string, url: string, until: string) => string }
+> = {
+  en: {
+    subject: "Confirm your subscription",
+    body: (org, url, until) =>
+      `Someone, we hope you, asked to receive email from ${org} at this address.\n\n` +
+      `To confirm, open this link and press Confirm:\n${url}\n\n` +
+      `The link works until ${until}. If you did not ask, ignore this email: nothing happens and you will not hear from us.\n`,
+  },
+  fr: {
+    subject: "Confirmez votre abonnement",
+    body: (org, url, until) =>
+      `Quelqu'un, vous nous l'espérons, a demandé à recevoir les courriels de ${org} à cette adresse.\n\n` +
+      `Pour confirmer, ouvrez ce lien et appuyez sur Confirmer :\n${url}\n\n` +
+      `Le lien fonctionne jusqu'au ${until}. Si vous n'avez rien demandé, ignorez ce courriel : rien ne se passe et vous n'aurez pas de nouvelles de nous.\n`,
+  },
+};
+
+/**
+ * Takes a sign-up request: checks it, stores it with a hashed token and emails the confirmation
+ * link. Records no consent: that waits for the confirmation.
+ */
+export async function requestSignup(
+  deps: SignupDeps,
+  request: SignupRequest,
+): Promise<Result<SignupAccepted, SignupProblem>> {
+  const signup = deps.config.signup;
+  const publicUrl = deps.config.server.public_url;
+  if (signup === undefined || publicUrl === undefined)
+    return err({
+      code: "signup_off",
+      message: "Signing up is not available here (the config sets no signup section).",
+    });
+  const now = deps.now();
+  const expires_at = new Date(now.getTime() + signup.confirm_within).toISOString();
+  const accepted = ok<SignupAccepted>({ status: "confirmation_sent", expires_at });
+
+  const email = normaliseEmail(request.email);
+  if (!email.ok)
+    return err({
+      code: "invalid_request",
+      field: "email",
+      message: `email: this is not an email address (${email.reason.replaceAll("_", " ")}); expected an address such as name@example.org.`,
+    });
+  const offered = new Set(offeredTopics(deps.config).map((t) => t.key));
+  const unknown = request.topics.find((t) => !offered.has(t));
+  if (unknown !== undefined)
+    return err({
+      code: "invalid_request",
+      field: "topics",
+      message: `topics: "${unknown.slice(0, 64)}" is not offered here; expected some of: ${[...offered].join(", ") || "none"}.`,
+    });
+  for (const [field, value] of [
+    ["first_name", request.first_name],
+    ["last_name", request.last_name],
+  ] as const)
+    if (value !== undefined && value.length > NAME_MAX)
+      return err({
+        code: "invalid_request",
+        field,
+        message: `${field}: at most ${NAME_MAX} characters, found ${value.length}.`,
+      });
+  if ((request.trap ?? "") !== "") return accepted;
+
+  const hourAgo = new Date(now.getTime() - 3_600_000).toISOString();
+  const dayAgo = new Date(now.getTime() - 86_400_000).toISOString();
+  if (request.ip !== undefined) {
+    const fromIp = await deps.store.db
+      .selectFrom("signups")
+      .select((eb) => eb.fn.countAll<number | string>().as("n"))
+      .where("request_ip", "=", request.ip)
+      .where("requested_at", ">", hourAgo)
+      .executeTakeFirstOrThrow();
+    if (Number(fromIp.n) >= signup.per_address_hourly)
+      return err({
+        code: "too_many_requests",
+        message: "Too many sign-ups from this network in the last hour; try again later.",
+      });
+  }
+  const recent = await deps.store.db
+    .selectFrom("signups")
+    .select(["requested_at"])
+    .where("match_key", "=", email.match_key)
+    .where("requested_at", ">", dayAgo)
+    .orderBy("requested_at", "desc")
+    .execute();
+  const last = recent[0];
+  if (
+    recent.length >= EMAILS_PER_ADDRESS_DAILY ||
+    (last !== undefined && now.getTime() - Date.parse(last.requested_at) < RESEND_AFTER_MS)
+  )
+    return accepted;
+
+  const token = randomBytes(32).toString("base64url");
+  const row: SignupsTable = {
+    id: newId("sgn", now),
+    token_hash: sha256(token),
+    email: email.address,
+    match_key: email.match_key,
+    first_name: blankToNull(request.first_name),
+    last_name: blankToNull(request.last_name),
+    topics_json: JSON.stringify([...new Set(request.topics)].sort()),
+    lang: request.lang,
+    wording: request.wording.slice(0, 4000),
+    request_ip: request.ip?.slice(0, 64) ?? null,
+    request_user_agent: request.user_agent?.slice(0, 512) ?? null,
+    requested_at: now.toISOString(),
+    expires_at,
+    status: "pending",
+    confirmed_at: null,
+    contact_id: null,
+    placed_at: null,
+    place_error: null,
+    place_attempted_at: null,
+  };
+  await deps.store.db.insertInto("signups").values(row).execute();
+  const sent = await sendConfirmation(deps, signup, email.address, token, request.lang, expires_at, now);
+  if (!sent.ok) {
+    // Nothing was promised: the request goes, with the address it held.
+    await deps.store.db.deleteFrom("signups").where("id", "=", row.id).execute();
+    deps.logger.error(
+      { signup: row.id, err: sent.error },
+      "the sign-up confirmation email could not be sent",
+    );
+    return err({
+      code: "email_unavailable",
+      message: "The confirmation email could not be sent just now; please try again in a few minutes.",
+    });
+  }
+  return accepted;
+}
+
+const blankToNull = (value: string | undefined): string | null => {
+  const t = value?.trim() ?? "";
+  return t === "" ? null : t;
+};
+
+/** The confirmation link's path for a token. */
+export const confirmPath = (token: string): string => `/l/c/${token}`;
+
+async function sendConfirmation(
+  deps: SignupDeps,
+  signup: Signup,
+  to: string,
+  token: string,
+  lang: SignupLang,
+  expiresAt: string,
+  now: Date,
+): Promise<Result<true, string>> {
+  const opened = await openSmtpTransport(signup.smtp, {
+    secrets: deps.secrets,
+    timeoutMs: 10_000,
+    where: "signup.smtp",
+    ...(deps.smtpTls === undefined ? {} : { tls: deps.smtpTls }),
+  });
+  if (!opened.ok) return err(opened.error.message);
+  const { transport, password } = opened.value;
+  const url = `${(deps.config.server.public_url ?? "").replace(/\/+$/, "")}${confirmPath(token)}`;
+  const text = TEXT[lang];
+  const until = `${expiresAt.slice(0, 16).replace("T", " ")} UTC`;
+  try {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await transport.sendMail({
+          from: { name: signup.organisation, address: signup.smtp.from },
+          to,
+          subject: `${text.subject} — ${signup.organisation}`,
+          text: text.body(signup.organisation, url, until),
+          date: now,
+          headers: { "Auto-Submitted": "auto-generated" },
+        });
+        return ok(true);
+      } catch (error) {
+        const failure = smtpFailure(error, password);
+        if (!failure.transient || attempt >= 2) return err(failure.message);
+      }
+    }
+  } finally {
+    transport.close();
+  }
+}
+
+export type ConfirmProblem = "unknown" | "expired";
+
+export type Confirmed = {
+  contact_id: string;
+  /** `confirmed` now, or `already_confirmed` (the link was used before: nothing recorded again). */
+  status: "confirmed" | "already_confirmed";
+  /** Whether the address was on the erasure suppression list, lifted by this confirmation. */
+  suppression_lifted: boolean;
+};
+
+/** Whether a confirmation token is one this server sent and can still be used (the GET page). */
+export async function checkConfirmation(
+  store: StoreSession,
+  token: string,
+  now: Date,
+): Promise<Result<"pending" | "confirmed", ConfirmProblem>> {
+  const row = await signupByToken(store, token);
+  if (row === undefined) return err("unknown");
+  if (row.status === "confirmed") return ok("confirmed");
+  if (row.status !== "pending" || Date.parse(row.expires_at) <= now.getTime()) return err("expired");
+  return ok("pending");
+}
+
+async function signupByToken(store: StoreSession, token: string): Promise<SignupsTable | undefined> {
+  if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return undefined;
+  return store.db
+    .selectFrom("signups")
+    .selectAll()
+    .where("token_hash", "=", sha256(token))
+    .executeTakeFirst();
+}
+
+/**
+ * The person confirms: their express opt-in to all email and their topic choices are recorded (one
+ * transaction, before the answer), an erasure's suppression of the address is lifted (their new
+ * consent), and the sign-up waits to be placed in the sign-up platform. Idempotent.
+ */
+export async function confirmSignup(
+  deps: Pick<SignupDeps, "store" | "config" | "now">,
+  token: string,
+  request: { ip?: string; user_agent?: string },
+): Promise<Result<Confirmed, ConfirmProblem>> {
+  const now = deps.now();
+  return deps.store.transaction(async (tx) => {
+    const row = await signupByToken(tx, token);
+    if (row === undefined) return err("unknown" as const);
+    if (row.status === "confirmed" && row.contact_id !== null)
+      return ok({
+        contact_id: row.contact_id,
+        status: "already_confirmed" as const,
+        suppression_lifted: false,
+      });
+    if (row.status !== "pending" || Date.parse(row.expires_at) <= now.getTime())
+      return err("expired" as const);
+
+    const salt = await suppressionSalt(tx, false);
+    let lifted = false;
+    if (salt !== undefined) {
+      const removed = await tx.db
+        .deleteFrom("suppressions")
+        .where("address_hash", "=", addressHash(salt, row.match_key))
+        .executeTakeFirst();
+      lifted = Number(removed.numDeletedRows) > 0;
+    }
+    const [existing] = await tx.contacts.findByMatchKey(row.match_key);
+    const contact =
+      existing ??
+      (await tx.contacts.create({
+        type: "person",
+        given_name: row.first_name,
+        family_name: row.last_name,
+        primary_email: row.email,
+        email_match_key: row.match_key,
+      }));
+    if (existing === undefined) await tx.contacts.addEmail(contact.id, row.email, row.match_key);
+
+    const evidence = {
+      ...(request.ip !== undefined ? { ip: request.ip.slice(0, 64) } : {}),
+      ...(request.user_agent !== undefined ? { user_agent: request.user_agent.slice(0, 512) } : {}),
+      form_wording: row.wording,
+      reason:
+        `Signed up on ${row.requested_at}${row.request_ip !== null ? ` from ${row.request_ip}` : ""}; confirmed from the link emailed to the address.`.slice(
+          0,
+          1000,
+        ),
+      source_record_id: `signup:${row.id}`,
+    };
+    const source = { system: "concord", connection: "signup" };
+    const [appended] = await appendConsentEvents(tx, [
+      {
+        kind: "opt_in",
+        contact_id: contact.id,
+        channel: "email",
+        scope: { kind: "global" },
+        basis: "express",
+        source,
+        mechanism: "double_opt_in_confirmation",
+        actor: { kind: "contact" },
+        occurred_at: now.toISOString(),
+        observed_at: now.toISOString(),
+        evidence,
+      },
+    ]);
+    if (appended?.kind === "rejected")
+      throw new Error(`the sign-up's opt-in was rejected by the ledger: ${appended.message}`);
+    const ticked = z.array(z.string()).parse(JSON.parse(row.topics_json));
+    await recordPreferences(
+      tx,
+      { topics: deps.config.topics.filter((t) => offeredTopics(deps.config).some((o) => o.key === t.key)) },
+      contact.id,
+      new Set(["all", ...ticked.map((t) => `topic:${t}`)]),
+      { source, mechanism: { opt_in: "double_opt_in_confirmation", opt_out: "signup_form" }, evidence },
+      now,
+    );
+    await tx.db
+      .updateTable("signups")
+      .set({ status: "confirmed", confirmed_at: now.toISOString(), contact_id: contact.id })
+      .where("id", "=", row.id)
+      .execute();
+    return ok({ contact_id: contact.id, status: "confirmed" as const, suppression_lifted: lifted });
+  });
+}
+
+/** A failed placement is tried again after this. */
+const PLACE_RETRY_MS = 60_000;
+
+export type PlacedSignup = {
+  signup_id: string;
+  contact_id: string;
+  status: "added" | "already_there" | "failed";
+  /** Whether the record is linked already (a bulk import names no ids: the next read links it). */
+  linked: boolean;
+  message?: string;
+};
+
+/**
+ * Adds confirmed sign-ups to the sign-up platform: a person it does not hold yet is created there
+ * subscribed, in `signup.lists`, and linked (Concord made the record); one it holds joins the lists.
+ * A failure is kept on the sign-up and tried again a minute later. Returns what was tried.
+ */
+export async function placeConfirmedSignups(
+  deps: Pick<SignupDeps, "store" | "config" | "now">,
+  connections: ReadonlyMap<string, OpenedConnection>,
+): Promise<PlacedSignup[]> {
+  const signup = deps.config.signup;
+  if (signup === undefined) return [];
+  const now = deps.now();
+  const retryBefore = new Date(now.getTime() - PLACE_RETRY_MS).toISOString();
+  const due = await deps.store.db
+    .selectFrom("signups")
+    .selectAll()
+    .where("status", "=", "confirmed")
+    .where("placed_at", "is", null)
+    .where((eb) => eb.or([eb("place_attempted_at", "is", null), eb("place_attempted_at", "<", retryBefore)]))
+    .orderBy("confirmed_at")
+    .limit(100)
+    .execute();
+  if (due.length === 0) return [];
+  const opened = connections.get(signup.connection);
+  const results: PlacedSignup[] = [];
+  let listIds: Result<string[], string> | undefined;
+  for (const row of due) {
+    const contactId = row.contact_id ?? "";
+    let result: PlacedSignup;
+    if (opened === undefined)
+      result = {
+        signup_id: row.id,
+        contact_id: contactId,
+        status: "failed",
+        linked: false,
+        message: `connection ${signup.connection} is not open`,
+      };
+    else {
+      listIds ??= await resolveLists(opened, signup.lists);
+      result = listIds.ok
+        ? await placeOne(deps.store, opened, row, listIds.value)
+        : {
+            signup_id: row.id,
+            contact_id: contactId,
+            status: "failed",
+            linked: false,
+            message: listIds.error,
+          };
+    }
+    await deps.store.db
+      .updateTable("signups")
+      .set(
+        result.status === "failed"
+          ? { place_error: (result.message ?? "").slice(0, 1000), place_attempted_at: now.toISOString() }
+          : { placed_at: now.toISOString(), place_error: null, place_attempted_at: now.toISOString() },
+      )
+      .where("id", "=", row.id)
+      .execute();
+    results.push(result);
+  }
+  await opened?.settled();
+  return results;
+}
+
+async function resolveLists(
+  opened: OpenedConnection,
+  refs: readonly ListRef[],
+): Promise<Result<string[], string>> {
+  if (refs.length === 0) return ok([]);
+  const lists = await opened.healthy(await opened.session().lists());
+  if (!lists.ok)
+    return err(
+      `the lists of ${opened.connection.id} could not be read (${lists.error.code}: ${lists.error.message})`,
+    );
+  const ids: string[] = [];
+  for (const ref of refs) {
+    const found = lists.value.find((l) =>
+      ref.id !== undefined
+        ? l.external_id === ref.id
+        : l.name.trim().toLowerCase() === (ref.name ?? "").trim().toLowerCase(),
+    );
+    if (found === undefined)
+      return err(
+        `signup.lists: no list ${ref.id !== undefined ? `with id ${ref.id}` : `named “${ref.name ?? ""}”`} in ${opened.connection.id}`,
+      );
+    ids.push(found.external_id);
+  }
+  return ok(ids);
+}
+
+async function placeOne(
+  store: StoreSession,
+  opened: OpenedConnection,
+  row: SignupsTable,
+  listIds: string[],
+): Promise<PlacedSignup> {
+  const contactId = row.contact_id ?? "";
+  const base = { signup_id: row.id, contact_id: contactId, linked: false };
+  const contact = await store.contacts.get(contactId);
+  if (contact === undefined || contact.erased_at !== null)
+    return { ...base, status: "already_there", linked: true, message: "the person was erased since" };
+  const link = (await store.links.forContact(contactId)).find(
+    (l) => l.connection_id === opened.connection.id,
+  );
+  const opId = `op_signup_${row.id}`;
+  let outcome: OperationOutcome | undefined;
+  try {
+    [outcome] =
+      link !== undefined
+        ? listIds.length === 0
+          ? [{ op_id: opId, status: "succeeded" as const }]
+          : await opened.session().apply([
+              {
+                kind: "add_list_members",
+                op_id: opId,
+                list_ids: listIds,
+                external_ids: [link.external_id],
+              },
+            ])
+        : await opened.session().apply([
+            {
+              kind: "upsert_contacts",
+              op_id: opId,
+              items: [
+                {
+                  item_id: contactId,
+                  email: contact.primary_email ?? row.email,
+                  first_name: contact.given_name ?? row.first_name,
+                  last_name: contact.family_name ?? row.last_name,
+                },
+              ],
+              list_ids: listIds,
+              // The person confirmed: new to the platform, they start subscribed; one it holds
+              // keeps what it shows, and their opt-in reaches it as any opt-in does.
+              consent_intent: { existing: "keep", new_contacts: "subscribed" },
+            },
+          ]);
+  } catch (error) {
+    outcome = {
+      op_id: opId,
+      status: "failed",
+      message: error instanceof Error ? error.message : String(error),
+    };
+  }
+  if (outcome === undefined || (outcome.status !== "succeeded" && outcome.status !== "skipped"))
+    return {
+      ...base,
+      status: "failed",
+      message: `${opened.manifest.label} did not take the sign-up (${outcome?.code ?? outcome?.status ?? "no answer"}${outcome?.message ? `: ${outcome.message}` : ""})`,
+    };
+  if (link !== undefined) return { ...base, status: "already_there" };
+  if (
+    outcome.external_id !== undefined &&
+    (await store.links.find(opened.connection.id, outcome.external_id)) === undefined
+  )
+    await store.links.create({
+      connection_id: opened.connection.id,
+      external_id: outcome.external_id,
+      contact_id: contactId,
+      origin: "concord",
+    });
+  return { ...base, status: "added" };
+}

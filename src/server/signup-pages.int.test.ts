@@ -1,0 +1,348 @@
+/**
+ * The sign-up form and its double opt-in, as `concord serve` mounts them, over the emulators and a
+ * real local SMTP server: a request records no consent and emails a link; the person's confirmation
+ * is their express opt-in (seed 003's lawful way back), adds a new person to the sign-up platform
+ * and re-subscribes someone who had left; the form tells no one which addresses are known.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { ConcordConfig } from "../config/concord-config";
+import { eventsForContact } from "../ledger/consent-ledger";
+import { createLogger } from "../observability/logger";
+import { createEngineRuntime, type EngineRuntime } from "../runs/engine-runtime";
+import { erasePerson } from "../runs/erase-person";
+import {
+  addToReList,
+  engineContextOf,
+  individual,
+  RE_LISTS,
+  sqliteBackend,
+  startSyncHarness,
+  TEST_ENV,
+  TEST_KEY,
+  type SyncHarness,
+} from "../../test/support/sync-harness";
+import { SMTP_PASSWORD, SMTP_USER, startSmtp, type SmtpReceiver } from "../../test/support/smtp-receiver";
+import { buildConcordApp } from "./concord-app";
+
+const PASSWORD = "a long enough password";
+const FORM = "application/x-www-form-urlencoded";
+
+describe("the sign-up form and its confirmation email", () => {
+  let h: SyncHarness;
+  let smtp: SmtpReceiver;
+  let runtime: EngineRuntime;
+  let config: ConcordConfig;
+  let app: Awaited<ReturnType<typeof buildConcordApp>>["app"];
+  const logger = createLogger({ level: "silent" });
+
+  beforeEach(async () => {
+    smtp = await startSmtp();
+    h = await startSyncHarness(sqliteBackend(), {
+      configure: (raw) => {
+        raw["server"] = { public_url: "https://concord.example.org" };
+        raw["signup"] = {
+          organisation: "Friends of the Park",
+          connection: "cc-main",
+          lists: [{ name: "Newsletter" }],
+          smtp: {
+            host: "127.0.0.1",
+            port: smtp.port,
+            username: SMTP_USER,
+            password: { env: "SMTP_PASSWORD" },
+            from: "hello@friends.example.org",
+          },
+          embed_origins: ["https://www.friends.example.org"],
+          per_address_hourly: 4,
+        };
+      },
+    });
+    config = h.config;
+    const secrets = { env: { ...TEST_ENV, SMTP_PASSWORD, CONCORD_ADMIN_PASSWORD: PASSWORD }, key: TEST_KEY };
+    runtime = createEngineRuntime({
+      store: h.store,
+      config,
+      connections: h.connections,
+      now: h.now,
+      logger,
+      secrets,
+    });
+    const built = await buildConcordApp(engineContextOf(h, config, logger), runtime, {
+      version: "1",
+      secrets,
+      smtpTls: { rejectUnauthorized: false },
+    });
+    expect(built.problems).toEqual([]);
+    app = built.app;
+  });
+  afterEach(async () => {
+    await runtime.stop();
+    await h.close();
+    await smtp.close();
+  });
+
+  const signUp = (fields: Record<string, string | string[]>, ip = "203.0.113.7") => {
+    const body = new URLSearchParams();
+    for (const [k, v] of Object.entries(fields)) for (const one of [v].flat()) body.append(k, one);
+    return app.inject({
+      method: "POST",
+      url: "/l/signup",
+      headers: { "content-type": FORM, "user-agent": "Browser/1.0" },
+      payload: body.toString(),
+      remoteAddress: ip,
+    });
+  };
+  /** The confirmation link in the last email to `to`. */
+  const linkIn = (to: string): string => {
+    const mail = smtp.mails.filter((m) => m.to.includes(to)).at(-1);
+    const url = /https:\/\/concord\.example\.org(\/l\/c\/[A-Za-z0-9_-]{43})/.exec(mail?.body ?? "")?.[1];
+    if (url === undefined) throw new Error(`no confirmation link in an email to ${to}`);
+    return url;
+  };
+  const confirm = (path: string) =>
+    app.inject({
+      method: "POST",
+      url: path,
+      headers: { "content-type": FORM, "user-agent": "Browser/2.0" },
+      payload: "confirm=yes",
+      remoteAddress: "198.51.100.4",
+    });
+  const eventsOf = async (email: string) => {
+    const [contact] = await h.store.contacts.findByMatchKey(email);
+    return contact ? (await eventsForContact(h.store, contact.id)).map((e) => e.event) : [];
+  };
+
+  it("a new person: the form, the email, a GET that only asks, then the confirmation adds them subscribed to the list", async () => {
+    const form = await app.inject({ method: "GET", url: "/l/signup" });
+    expect(form.statusCode).toBe(200);
+    expect(form.body).toContain("Sign up for email from Friends of the Park");
+    expect(form.body).toContain('name="topic" value="appeals"');
+    expect(form.body).not.toContain("<script");
+    // Only the organisation's own site may show it in a frame.
+    expect(form.headers["content-security-policy"]).toContain(
+      "frame-ancestors 'self' https://www.friends.example.org",
+    );
+
+    const sent = await signUp({ email: " Grace@Example.org ", first_name: "Grace", last_name: "Hopper" });
+    expect(sent.statusCode).toBe(200);
+    expect(sent.body).toContain("Check your inbox");
+    // A request is not consent: nothing in the ledger, no contact in any system yet.
+    expect(await eventsOf("grace@example.org")).toEqual([]);
+    expect(h.ccContact(h.ccMain, "grace@example.org")).toBeUndefined();
+
+    const [mail] = smtp.mails;
+    expect(mail).toMatchObject({
+      to: ["grace@example.org"],
+      from: "hello@friends.example.org",
+      secure: true,
+    });
+    expect(mail?.headers["subject"]).toContain("Confirm your subscription");
+    const path = linkIn("grace@example.org");
+
+    // A mail scanner opening the link confirms nothing.
+    const asked = await app.inject({ method: "GET", url: path });
+    expect(asked.statusCode).toBe(200);
+    expect(asked.body).toContain("Confirm that you want to receive email from Friends of the Park?");
+    expect(await eventsOf("grace@example.org")).toEqual([]);
+
+    const done = await confirm(path);
+    expect(done.statusCode).toBe(200);
+    expect(done.body).toContain("your subscription to email from Friends of the Park is confirmed");
+    const events = await eventsOf("grace@example.org");
+    expect(events.find((e) => e.kind === "opt_in" && e.scope.kind === "global")).toMatchObject({
+      basis: "express",
+      mechanism: "double_opt_in_confirmation",
+      actor: { kind: "contact" },
+      source: { system: "concord", connection: "signup" },
+      evidence: {
+        ip: "198.51.100.4",
+        user_agent: "Browser/2.0",
+        form_wording: expect.stringContaining("Sign up for email from Friends of the Park"),
+        reason: expect.stringContaining("203.0.113.7"),
+      },
+    });
+    // She ticked no topic: the form's choice is hers, so appeals is left.
+    expect(events.find((e) => e.kind === "opt_out")).toMatchObject({
+      scope: { kind: "topic", topic: "appeals" },
+      mechanism: "signup_form",
+      actor: { kind: "contact" },
+    });
+
+    await runtime.idle();
+    const contact = h.ccContact(h.ccMain, "grace@example.org");
+    expect(contact?.email_address?.permission_to_send).not.toBe("unsubscribed");
+    expect(contact?.fields["first_name"]).toBe("Grace");
+    const newsletter = h.ccMain.store.activeLists().find((l) => l.name === "Newsletter");
+    expect(contact?.list_memberships).toContain(newsletter?.list_id);
+    const [grace] = await h.store.contacts.findByMatchKey("grace@example.org");
+    expect((await h.store.links.forContact(grace!.id)).map((l) => [l.connection_id, l.origin])).toEqual([
+      ["cc-main", "concord"],
+    ]);
+
+    // The link again: already confirmed, nothing recorded twice.
+    const before = (await eventsOf("grace@example.org")).length;
+    const again = await confirm(path);
+    expect(again.body).toContain("already confirmed");
+    await runtime.idle();
+    expect(await eventsOf("grace@example.org")).toHaveLength(before);
+  });
+
+  it("someone who unsubscribed comes back only by confirming: the lawful resubscribe", async () => {
+    const [ada] = await h.seedRe([individual("ada@example.org", "Ada", "Lovelace")]);
+    await addToReList(h, RE_LISTS.news, [ada!]);
+    await h.sync();
+    await h.ccAct(h.ccMain, "unsubscribe", "ada@example.org");
+    h.advance(1_000);
+    await h.sync();
+    expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe("unsubscribed");
+    h.advance(60_000);
+
+    const sent = await signUp({ email: "ada@example.org", topic: "appeals" });
+    expect(sent.statusCode).toBe(200);
+    h.advance(60_000);
+    // Unconfirmed, she stays out.
+    await h.sync();
+    expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe("unsubscribed");
+
+    expect((await confirm(linkIn("ada@example.org"))).statusCode).toBe(200);
+    await runtime.idle();
+    // Her confirmed opt-in lifts every opt-out in Concord's ledger and in the CRM; Constant Contact
+    // lets only the person resubscribe there, so it sends her its own confirmation email, once.
+    expect(
+      ((await h.reGet(`/constituent/v1/constituents/${ada!}`)) as { requests_no_email?: boolean })
+        .requests_no_email,
+    ).not.toBe(true);
+    expect(h.ccContact(h.ccMain, "ada@example.org")?.resubscribe?.sent_at).toEqual(expect.any(String));
+    expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe("unsubscribed");
+    const optIns = (await eventsOf("ada@example.org")).filter(
+      (e) => e.kind === "opt_in" && e.mechanism === "double_opt_in_confirmation",
+    );
+    // She kept appeals (she never left it): only the global opt-in is new.
+    expect(optIns.map((e) => (e.kind === "opt_in" ? e.scope : undefined))).toEqual([{ kind: "global" }]);
+
+    // She confirms in Constant Contact's email too: subscribed there, and nothing is asked again.
+    await h.ccAct(h.ccMain, "confirm_resubscribe", "ada@example.org");
+    h.advance(60_000);
+    const after = await h.sync();
+    expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).not.toBe(
+      "unsubscribed",
+    );
+    expect(after.plan?.operations.filter((o) => o.kind === "request_resubscribe")).toEqual([]);
+  });
+
+  it("tells no one which addresses are known, mails an address once in ten minutes, and stops robots and floods", async () => {
+    const [ada] = await h.seedRe([individual("ada@example.org", "Ada", "Lovelace")]);
+    await addToReList(h, RE_LISTS.news, [ada!]);
+    await h.sync();
+
+    const known = await signUp({ email: "ada@example.org" });
+    const unknown = await signUp({ email: "nobody@example.org" });
+    expect(known.statusCode).toBe(unknown.statusCode);
+    expect(known.body.replace("ada@example.org", "X")).toBe(unknown.body.replace("nobody@example.org", "X"));
+    expect(smtp.mails).toHaveLength(2);
+
+    // The same address again at once: the same answer, no second email.
+    expect((await signUp({ email: "ada@example.org" }, "203.0.113.8")).statusCode).toBe(200);
+    expect(smtp.mails).toHaveLength(2);
+    h.advance(11 * 60_000);
+    await signUp({ email: "ada@example.org" }, "203.0.113.8");
+    expect(smtp.mails).toHaveLength(3);
+
+    // The hidden field a person never fills in: the same answer, nothing sent or stored.
+    const robot = await signUp({ email: "bot@example.org", website: "http://spam.example" }, "203.0.113.9");
+    expect(robot.statusCode).toBe(200);
+    expect(smtp.mails).toHaveLength(3);
+
+    // One network may ask four times an hour here; the fifth is refused.
+    for (const n of [1, 2, 3, 4])
+      expect((await signUp({ email: `p${n}@example.org` }, "192.0.2.1")).statusCode).toBe(200);
+    const flood = await signUp({ email: "p5@example.org" }, "192.0.2.1");
+    expect(flood.statusCode).toBe(429);
+    expect(flood.body).toContain("Too many sign-ups");
+  });
+
+  it("a bad request says what is wrong and keeps what was typed; the JSON API answers alike", async () => {
+    const bad = await signUp({ email: "ada(at)example.org", first_name: "Ada" });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.body).toContain("email: this is not an email address");
+    expect(bad.body).toContain('value="Ada"');
+    const topic = await signUp({ email: "ada@example.org", topic: "galas" });
+    expect(topic.statusCode).toBe(400);
+    expect(topic.body).toContain("is not offered here; expected some of: appeals");
+    expect(smtp.mails).toHaveLength(0);
+
+    const api = await app.inject({
+      method: "POST",
+      url: "/l/signup",
+      payload: { email: "lin@example.org", topics: ["appeals"], lang: "fr", form_wording: "Our site's form" },
+    });
+    expect(api.statusCode).toBe(202);
+    expect(api.json()).toEqual({ status: "confirmation_sent", expires_at: expect.any(String) });
+    expect(smtp.mails.at(-1)?.headers["subject"]).toContain("Confirmez votre abonnement");
+    const notJson = await app.inject({
+      method: "POST",
+      url: "/l/signup",
+      headers: { "content-type": "application/json" },
+      payload: "{email",
+    });
+    expect(notJson.statusCode).toBe(400);
+    const extra = await app.inject({
+      method: "POST",
+      url: "/l/signup",
+      payload: { email: "x@example.org", admin: true },
+    });
+    expect(extra.statusCode).toBe(400);
+    expect(extra.json().error.message).toContain("expected {email");
+    await confirm(linkIn("lin@example.org"));
+    const lin = await eventsOf("lin@example.org");
+    expect(lin.find((e) => e.kind === "opt_in")?.evidence.form_wording).toBe("Our site's form");
+    expect(lin.some((e) => e.kind === "opt_out")).toBe(false);
+  });
+
+  it("a link not sent here is not found, an old one has expired; an email that cannot leave is said so", async () => {
+    expect((await app.inject({ method: "GET", url: `/l/c/${"A".repeat(43)}` })).statusCode).toBe(404);
+    expect((await app.inject({ method: "GET", url: "/l/c/short" })).statusCode).toBe(404);
+    await signUp({ email: "ada@example.org" });
+    const path = linkIn("ada@example.org");
+    h.advance(3 * 86_400_000 + 1);
+    const late = await confirm(path);
+    expect(late.statusCode).toBe(410);
+    expect(late.body).toContain("expired");
+    expect(await eventsOf("ada@example.org")).toEqual([]);
+
+    await smtp.close();
+    const down = await signUp({ email: "bob@example.org" });
+    expect(down.statusCode).toBe(503);
+    expect(down.body).toContain("could not be sent");
+    // Nothing was promised, so nothing of the address is kept.
+    expect(
+      await h.store.db.selectFrom("signups").select("email").where("email", "=", "bob@example.org").execute(),
+    ).toEqual([]);
+  });
+
+  it("an erased person may sign up again: their confirmation lifts the suppression, and erasure takes waiting sign-ups", async () => {
+    const [ada] = await h.seedRe([individual("ada@example.org", "Ada", "Lovelace")]);
+    await addToReList(h, RE_LISTS.news, [ada!]);
+    await h.sync();
+    await signUp({ email: "ada@example.org" });
+    const stale = linkIn("ada@example.org");
+    const erased = await erasePerson(
+      { store: h.store, config, connections: h.connections, now: h.now },
+      { email: "ada@example.org", requested_by: "test" },
+    );
+    expect(erased.ok && erased.report.status).toBe("completed");
+    // The waiting sign-up went with the rest.
+    expect((await confirm(stale)).statusCode).toBe(404);
+    expect(await h.store.db.selectFrom("signups").selectAll().execute()).toEqual([]);
+
+    h.advance(11 * 60_000);
+    await signUp({ email: "ada@example.org" });
+    expect((await confirm(linkIn("ada@example.org"))).statusCode).toBe(200);
+    await runtime.idle();
+    expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).not.toBe(
+      "unsubscribed",
+    );
+    const [contact] = await h.store.contacts.findByMatchKey("ada@example.org");
+    expect(contact).toBeDefined();
+    expect((await h.store.links.forContact(contact!.id)).map((l) => l.connection_id)).toContain("cc-main");
+  });
+});
