@@ -19,6 +19,14 @@ const EXAMPLE = fileURLToPath(new URL("../../examples/concord.example.yaml", imp
 
 type Base = Record<string, any>;
 
+/** A sign-up section into the base's email platform, with `changes` over it. */
+const signup = (changes: Base): Base => ({
+  organisation: "Friends",
+  connection: "cc-main",
+  smtp: { host: "smtp.example.org", from: "hello@example.org" },
+  ...changes,
+});
+
 /** A small valid config; each error case below changes one thing in a copy of it. */
 const base = (): Base => ({
   connections: [
@@ -137,6 +145,13 @@ describe("a valid config", () => {
     const result = await loadConfigFile(EXAMPLE);
     if (!result.ok) throw new Error(formatConfigErrors(result.errors));
     const { config } = result;
+    expect(config.signup).toMatchObject({
+      connection: "cc-main",
+      lists: [{ name: "Newsletter" }],
+      confirm_within: 3 * 86_400_000,
+      per_address_hourly: 20,
+      smtp: { host: "smtp.example.org", port: 587, password: { kind: "env", name: "SIGNUP_SMTP_PASSWORD" } },
+    });
     expect(config.connections.map((c) => [c.id, c.system])).toEqual([
       ["re-nxt", "blackbaud-renxt"],
       ["cc-main", "constant-contact"],
@@ -580,6 +595,43 @@ describe("errors name the path, what was expected and what was found", () => {
       "compliance.implied_consent[1].name",
       "duplicate_id",
       'duplicate rule name "casl"',
+    ],
+    [
+      "sign-up into the CRM",
+      (c) => (
+        (c.server = { public_url: "https://c.example.org" }),
+        (c.signup = signup({ connection: "re-nxt" }))
+      ),
+      "signup.connection",
+      "wrong_role",
+      'found "re-nxt", a Raiser\'s Edge NXT connection, which is a CRM',
+    ],
+    [
+      "sign-up offering an unknown topic",
+      (c) => (
+        (c.server = { public_url: "https://c.example.org" }),
+        (c.signup = signup({ topics: ["apeals"] }))
+      ),
+      "signup.topics[0]",
+      "unknown_reference",
+      'no topic has the key "apeals"',
+    ],
+    [
+      "sign-up without a public address for its link",
+      (c) => (c.signup = signup({})),
+      "signup",
+      "missing_setting",
+      "the confirmation email links to server.public_url",
+    ],
+    [
+      "sign-up email without a sender",
+      (c) => (
+        (c.server = { public_url: "https://c.example.org" }),
+        (c.signup = signup({ smtp: { host: "smtp" } }))
+      ),
+      "signup.smtp.from",
+      "invalid_value",
+      "expected an email address",
     ],
     [
       "personal links expiring before the 60 days CASL asks",
