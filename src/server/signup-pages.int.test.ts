@@ -4,6 +4,9 @@
  * is their express opt-in (seed 003's lawful way back), adds a new person to the sign-up platform
  * and re-subscribes someone who had left; the form tells no one which addresses are known.
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ConcordConfig } from "../config/concord-config";
 import { eventsForContact } from "../ledger/consent-ledger";
@@ -25,6 +28,8 @@ import { SMTP_PASSWORD, SMTP_USER, startSmtp, type SmtpReceiver } from "../../te
 import { buildConcordApp } from "./concord-app";
 
 const PASSWORD = "a long enough password";
+const chromiumPath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
+const inCi = (process.env["CI"] ?? "") !== "";
 const FORM = "application/x-www-form-urlencoded";
 
 describe("the sign-up form and its confirmation email", () => {
@@ -345,4 +350,47 @@ describe("the sign-up form and its confirmation email", () => {
     expect(contact).toBeDefined();
     expect((await h.store.links.forContact(contact!.id)).map((l) => l.connection_id)).toContain("cc-main");
   });
+
+  it("works in Chromium without JavaScript: fill in, sign up, open the emailed link, confirm", async () => {
+    if (!existsSync(chromiumPath)) {
+      if (inCi)
+        throw new Error(`The sign-up form test needs Chromium under CI: no Chromium at ${chromiumPath}.`);
+      console.warn(`sign-up form browser test: skipped: no Chromium at ${chromiumPath}`);
+      return;
+    }
+    const address = await app.listen({ port: 0, host: "127.0.0.1" });
+    const browser = await chromium.launch({ executablePath: chromiumPath, headless: true });
+    try {
+      const context = await browser.newContext({ javaScriptEnabled: false, locale: "en-GB" });
+      const page = await context.newPage();
+      await page.goto(`${address}/l/signup`);
+      await page.getByRole("heading", { name: "Sign up for email from Friends of the Park" }).waitFor();
+      await page.getByLabel("Email address").fill("grace@example.org");
+      await page.getByLabel("First name (optional)").fill("Grace");
+      await page.getByRole("checkbox", { name: "Fundraising appeals" }).check();
+      // The robots' field is out of sight, out of the tab order and hidden from screen readers.
+      expect(await page.getByRole("textbox", { name: "Website" }).count()).toBe(0);
+      const box = await page.locator("#website").boundingBox();
+      expect((box?.x ?? 0) + (box?.width ?? 0)).toBeLessThanOrEqual(0);
+      if (process.env["UPDATE_SCREENSHOTS"] === "1")
+        await page.screenshot({
+          path: join(import.meta.dirname, "..", "..", "docs", "screenshots", "signup.png"),
+        });
+      await page.getByRole("button", { name: "Sign up" }).click();
+      await page.getByRole("status").filter({ hasText: "Check your inbox" }).waitFor();
+
+      await page.goto(`${address}${linkIn("grace@example.org")}`);
+      await page.getByRole("button", { name: "Confirm" }).click();
+      await page.getByRole("status").filter({ hasText: "is confirmed" }).waitFor();
+      await runtime.idle();
+      const events = await eventsOf("grace@example.org");
+      expect(
+        events.filter((e) => e.kind === "opt_in" && e.mechanism === "double_opt_in_confirmation"),
+      ).toHaveLength(1);
+      expect(events.some((e) => e.kind === "opt_out")).toBe(false);
+      expect(h.ccContact(h.ccMain, "grace@example.org")?.fields["first_name"]).toBe("Grace");
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
 });
