@@ -163,6 +163,7 @@ export function describeDemo(demo: RunningDemo, flags: DemoFlags): string[] {
     `Concord demo, world "${flags.world.name}": ${flags.world.summary}, emulated in this process.`,
     `  UI       ${demo.urls.ui}${demo.adminPassword !== undefined ? `   (password: ${demo.adminPassword})` : ""}`,
     `  API      ${demo.urls.api}`,
+    `  Sign-up  ${demo.urls.signup}   (its confirmation emails stay in the demo's local outbox)`,
     ...demo.accounts.map((a) => `  ${a.label.padEnd(width)}  ${a.url}   ${what(a)}`),
     `  Config   ${flags.config} (an ordinary config file: read it as an example)`,
     `  Database ${demo.database}${demo.previousDatabase !== undefined ? ` (the previous run's is kept as ${demo.previousDatabase}; --reset removes it)` : ""}`,

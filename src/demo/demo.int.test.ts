@@ -13,6 +13,7 @@ import { spawnDemo } from "../../test/support/demo-process";
 type Urls = {
   ui: string;
   api: string;
+  signup: string;
   emulators: Record<string, string>;
 };
 
@@ -62,7 +63,10 @@ describe("concord demo", () => {
         throw new Error(`${String(error)}\nstderr:\n${stderr}`);
       });
       const urls = JSON.parse(line) as Urls;
-      expect(Object.keys(urls).sort()).toEqual(["api", "emulators", "ui"]);
+      expect(Object.keys(urls).sort()).toEqual(["api", "emulators", "signup", "ui"]);
+      const form = await fetch(urls.signup);
+      expect(form.status).toBe(200);
+      expect(await form.text()).toContain("Sign up for email from the demo organisation");
       expect(Object.keys(urls.emulators).sort()).toEqual(connections);
       expect(urls.emulators["re-nxt"]).toBe(`http://127.0.0.1:${String(ports.re)}`);
 
@@ -89,6 +93,31 @@ describe("concord demo", () => {
       // The run's line is printed once the run has finished, a moment after its writes.
       await until("the run's line naming the opt-out written to Raiser's Edge NXT", 60_000, async () =>
         /concord\s+\S+ (poll|webhook|first sync): .*re-nxt record_opt_out/.test(stderr) ? true : undefined,
+      );
+      // Once the first sync is done, a person uses Concord's own one-click URL (real HTTP, as a mail
+      // client does): Raiser's Edge NXT follows in seconds.
+      const clicked = await until("a one-click on Concord's own URL", 60_000, async () => {
+        const match =
+          /concord\s+contact: a person pressed their mail client's Unsubscribe.*\[record (\d+)/.exec(stderr);
+        return match?.[1];
+      });
+      await until("the one-click opt-out in Raiser's Edge NXT", 60_000, async () => {
+        const res = await fetch(`${urls.emulators["re-nxt"] ?? ""}/__emulator/state`);
+        const state = (await res.json()) as { constituents: { id: string; requests_no_email: boolean }[] };
+        return state.constituents.find((c) => c.id === clicked)?.requests_no_email === true
+          ? true
+          : undefined;
+      });
+      // Then the preference centre and the sign-up form, confirmed from the emailed link.
+      await until("a topic left on Concord's preference centre", 60_000, async () =>
+        /concord\s+contact: a person unticked "Fundraising appeals" on Concord's preference centre/.test(
+          stderr,
+        )
+          ? true
+          : undefined,
+      );
+      await until("a sign-up confirmed from Concord's email", 90_000, async () =>
+        /concord\s+contact: a person confirmed the link Concord emailed them/.test(stderr) ? true : undefined,
       );
       expect(stderr).not.toMatch(/[\w.+-]+@[\w-]+\.[\w.]+/); // ids, never addresses
 

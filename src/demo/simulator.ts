@@ -1,7 +1,8 @@
 /**
  * The demo's activity simulator: people and admins acting in the emulated systems at a visible pace
  * (unsubscribing by link, one-click header or spam complaint, signing up, confirming a resubscribe;
- * admins editing people, flags, lists and consent), driven only through the emulated world's
+ * admins editing people, flags, lists and consent) and people on Concord's own pages (its one-click
+ * URL, its preference centre, its sign-up form and confirmation link), driven only through the emulated world's
  * canonical acts (each emulator turns them into its own control acts), with every act reported as
  * one readable event that names ids, never addresses.
  */
@@ -29,8 +30,12 @@ export type SimulatorEvent = {
   at: string;
   /** The connection the act was done in. */
   system: string;
-  /** The act as the emulated world names it, e.g. `unsubscribe`, `opt_out_of_all_email`. */
-  action: WorldAct["action"];
+  /**
+   * The act as the emulated world names it, e.g. `unsubscribe`, `opt_out_of_all_email`; or an act
+   * on Concord's own pages (`concord_one_click`, `concord_preferences`, `concord_sign_up`,
+   * `concord_confirm_sign_up`).
+   */
+  action: WorldAct["action"] | ConcordPageAct;
   actor: "contact" | "admin";
   /** What happened and what Concord should make of it, without personal data. */
   description: string;
@@ -38,6 +43,25 @@ export type SimulatorEvent = {
   crm_record: string | null;
   /** The platform contact's id, when the emulator answered with one. */
   platform_record: string | null;
+};
+
+/** What a person does on Concord's own pages. */
+export type ConcordPageAct =
+  "concord_one_click" | "concord_preferences" | "concord_sign_up" | "concord_confirm_sign_up";
+
+/**
+ * A person's mail client and browser on Concord's own pages, over real HTTP: the one-click
+ * unsubscribe URL of an email's List-Unsubscribe header, the preference centre, and the sign-up
+ * form with its emailed confirmation link. Each answers false when it could not be done (no such
+ * person in Concord yet, no link).
+ */
+export type ConcordPages = {
+  oneClick: (email: string) => Promise<boolean>;
+  /** Leaves `topic` on the preference centre, keeping everything else. */
+  leaveTopic?: { topic: string; label: string; run: (email: string) => Promise<boolean> };
+  signUp?: (person: { email: string; first_name: string; last_name: string }) => Promise<boolean>;
+  /** Opens the confirmation link emailed to `email` and confirms. */
+  confirmSignUp?: (email: string) => Promise<boolean>;
 };
 
 export type SimulatorOptions = {
@@ -50,6 +74,8 @@ export type SimulatorOptions = {
   platform?: string;
   /** Addresses a platform sent a confirmation email to that the person has not confirmed yet. */
   pendingConfirmations: (system: SimulatedRole) => Promise<readonly string[]>;
+  /** Concord's own pages, when the demo serves them (a public URL and a secret key). */
+  concord?: ConcordPages;
   /** Called with each act done. */
   onEvent: (event: SimulatorEvent) => void;
   /** Called when an act could not be done (the person is not there yet, a race with a sync). */
@@ -102,6 +128,8 @@ const RESUBSCRIBE_PATIENCE_MS = 5 * 60_000;
 const RESUBSCRIBE_CHECK_MS = 8_000;
 /** An opt-out is left alone this long before an admin clears it: Concord has carried it by then. */
 const SETTLE_MS = 20_000;
+/** A person opens Concord's confirmation email a little after signing up. */
+const SIGN_UP_CONFIRM_AFTER_MS = 6_000;
 
 export function createSimulator(options: SimulatorOptions): Simulator {
   const rng = createRandom((options.seed ?? DEMO_RANDOM_SEED) ^ 0x5eed);
@@ -521,6 +549,87 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       },
     },
   ];
+  // People on Concord's own pages: once Concord's first sync has them, their links work.
+  const concord = options.concord;
+  const concordEvent = (action: ConcordPageAct, description: string, crm: string | null): SimulatorEvent => ({
+    at: now().toISOString(),
+    system: "concord",
+    action,
+    actor: "contact",
+    description,
+    crm_record: crm,
+    platform_record: null,
+  });
+  const signedUp: { email: string; at: number }[] = [];
+  if (concord !== undefined) {
+    allActs.push({
+      name: "concord_one_click",
+      weight: 4,
+      run: async () => {
+        const p = synced ? pickWhere(mainSubscriber) : undefined;
+        if (!p?.email || !(await concord.oneClick(p.email))) return undefined;
+        markMainOptOut(p, true);
+        return concordEvent(
+          "concord_one_click",
+          "a person pressed their mail client's Unsubscribe (Concord's List-Unsubscribe one-click URL): recorded before the answer, and every system unsubscribes them within seconds",
+          p.re_id,
+        );
+      },
+    });
+    const leave = concord.leaveTopic;
+    if (leave !== undefined)
+      allActs.push({
+        name: "concord_preferences",
+        weight: 3,
+        run: async () => {
+          // Everyone who receives email has the topic in Concord, whichever accounts hold them.
+          const p = synced ? pickWhere((x) => mainSubscriber(x) && !x.appeals_opt_out) : undefined;
+          if (!p?.email || !(await leave.run(p.email))) return undefined;
+          p.appeals_opt_out = true;
+          return concordEvent(
+            "concord_preferences",
+            `a person unticked "${leave.label}" on Concord's preference centre: an opt-out of that topic only, carried to the systems that stand for it`,
+            p.re_id,
+          );
+        },
+      });
+    const signUp = concord.signUp;
+    if (signUp !== undefined)
+      allActs.push({
+        name: "concord_sign_up",
+        weight: 3,
+        run: async () => {
+          const first = rng.pick(["Ines", "Tomás", "Priya", "Olu", "Hana", "Emil", "Zara"]);
+          const last = rng.pick(["Costa", "Nakamura", "Osei", "Laine", "Dubois", "Rahman"]);
+          const email = newEmail(first, last);
+          if (!(await signUp({ email, first_name: first, last_name: last }))) return undefined;
+          signedUp.push({ email, at: Date.now() });
+          return concordEvent(
+            "concord_sign_up",
+            "a new person filled in Concord's sign-up form: nothing is recorded until they confirm the emailed link",
+            null,
+          );
+        },
+      });
+  }
+
+  /** A person who signed up on Concord's form opens the emailed link and confirms. */
+  const confirmSignUp = async (): Promise<SimulatorEvent | undefined> => {
+    const confirm = concord?.confirmSignUp;
+    const waiting = signedUp[0];
+    if (confirm === undefined || waiting === undefined || Date.now() - waiting.at < SIGN_UP_CONFIRM_AFTER_MS)
+      return undefined;
+    signedUp.shift();
+    if (!(await confirm(waiting.email))) return undefined;
+    webOnly.push({ email: waiting.email, unsubscribed: false });
+    return concordEvent(
+      "concord_confirm_sign_up",
+      `a person confirmed the link Concord emailed them: their own express opt-in, and ${platform} adds them to the newsletter`,
+      null,
+    );
+  };
+
+  const showcase = new Set(["concord_one_click", "concord_preferences", "concord_sign_up"]);
   const roles = new Set(options.roles ?? (["crm", "main", "appeals"] as const));
   const acts = allActs.filter((a) => a.role === undefined || roles.has(a.role));
 
@@ -555,14 +664,17 @@ export function createSimulator(options: SimulatorOptions): Simulator {
   const step = async (): Promise<SimulatorEvent | undefined> => {
     stepCount += 1;
     try {
-      const confirmed = await confirmResubscribe();
+      const confirmed = (await confirmResubscribe()) ?? (await confirmSignUp());
       if (confirmed) return confirmed;
     } catch (error) {
-      options.onSkip?.(`confirm_resubscribe: ${describe(error)}`);
+      options.onSkip?.(`confirming: ${describe(error)}`);
     }
     // The first act is always a footer-link unsubscribe: the demo shows an opt-out crossing at once.
+    // Once Concord's first sync is done, each of Concord's own pages is shown once, in turn.
     const firstAct = acts[0];
-    const tries: Act[] = stepCount === 1 && firstAct ? [firstAct] : [];
+    const shown = synced ? acts.find((a) => showcase.has(a.name)) : undefined;
+    if (shown !== undefined) showcase.delete(shown.name);
+    const tries: Act[] = stepCount === 1 && firstAct ? [firstAct] : shown !== undefined ? [shown] : [];
     for (let i = 0; i < 6; i += 1) tries.push(acts[rng.weighted(acts.map((a) => a.weight))] ?? acts[0]!);
     for (const act of tries) {
       try {

@@ -28,8 +28,16 @@ import type { SyncReport } from "../runs/sync-pair";
 import { createLogger, type Logger } from "../observability/logger";
 import { createConcordMetrics, type ConcordMetrics } from "../server/api/metrics";
 import { buildConcordApp } from "../server/concord-app";
+import { concordPages, freePort, withPersonPages } from "./concord-pages";
+import { startOutbox } from "./outbox";
 import { generateDemoWorld, type DemoWorld } from "./seed";
-import { createSimulator, type SimulatedRole, type Simulator, type SimulatorEvent } from "./simulator";
+import {
+  createSimulator,
+  type ConcordPages,
+  type SimulatedRole,
+  type Simulator,
+  type SimulatorEvent,
+} from "./simulator";
 import { connectionsFor, type DemoWorldSpec } from "./worlds";
 
 export const DEFAULT_SEED_SIZE = 5_000;
@@ -65,6 +73,8 @@ export type DemoOptions = {
 export type DemoUrls = {
   ui: string;
   api: string;
+  /** Concord's sign-up form. */
+  signup: string;
   /** Each emulator's origin, by connection id. */
   emulators: Record<string, string>;
 };
@@ -112,6 +122,10 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
   const config = withPollInterval(loaded.config, options.pollIntervalMs);
   if (!config.ok) return fail("poll_interval_too_short", config.message);
 
+  const host = config.value.server.host;
+  const uiPort = await freePort(options.port ?? config.value.server.port, host);
+  const reachableHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+  const base = `http://${reachableHost.includes(":") ? `[${reachableHost}]` : reachableHost}:${uiPort}`;
   const demoDir = join(options.dataDir, "demo");
   const database = join(demoDir, "concord.db");
   const previousDatabase = await prepareDemoDir(options.dataDir, demoDir, database, options.reset);
@@ -142,6 +156,10 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
   };
   const closeEmulators = () => Promise.all([...emulators.value.values()].map((e) => e.close()));
 
+  // Concord's own pages (one-click URL, preference centre, sign-up form) are served at the demo's
+  // address, and the email they send goes to a local outbox the demo's people read.
+  const outbox = await startOutbox();
+  const demoConfig = withPersonPages(config.value, base, outbox.port, options.world);
   let context: EngineContext | undefined;
   try {
     const world = generateDemoWorld({ size: options.seedSize, now: new Date() });
@@ -158,7 +176,7 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
       onApiCall: metrics.onApiCall,
     });
     if (!opened.ok) throw new Error(opened.message);
-    context = withConfig(opened.context, config.value);
+    context = withConfig(opened.context, demoConfig);
     const store = context.store;
     // Each account connected as its administrator would: fresh tokens, sealed under the config's names.
     for (const id of ids)
@@ -188,9 +206,8 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
       uiDir: options.uiDir,
     });
     for (const problem of problems) options.warn(problem);
-    const host = config.value.server.host;
     try {
-      await app.listen({ port: options.port ?? config.value.server.port, host });
+      await app.listen({ port: uiPort, host });
     } catch (error) {
       await app.close();
       throw isAddressInUse(error)
@@ -199,10 +216,6 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
           )
         : error;
     }
-    const address = app.server.address();
-    const bound = typeof address === "object" && address !== null ? address.port : 0;
-    const reachableHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
-    const base = `http://${reachableHost.includes(":") ? `[${reachableHost}]` : reachableHost}:${bound}`;
 
     // Each system that pushes changes is subscribed, as an integrator does once.
     for (const id of ids) {
@@ -249,6 +262,7 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
                 ),
               )
             ).flat(),
+          ...withConcordPages(concordPages({ store, key, config: demoConfig, outbox })),
           onEvent: (e) => {
             options.activity(describeEvent(e));
           },
@@ -284,6 +298,7 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
         await started;
         await app.close();
         await closeEmulators();
+        await outbox.close();
         await openedContext.close();
       })();
       return stopped;
@@ -307,6 +322,7 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
         urls: {
           ui: `${base}/`,
           api: `${base}/api`,
+          signup: `${base}/l/signup`,
           emulators: Object.fromEntries(ids.map((id) => [id, emulator(id).origin])),
         },
         adminPassword: filled.adminPassword,
@@ -321,6 +337,7 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
     };
   } catch (error) {
     await closeEmulators();
+    await outbox.close();
     await context?.close();
     if (error instanceof PortInUseError) return fail("port_in_use", error.message);
     throw error;
@@ -339,6 +356,8 @@ async function buildDemoServer(
     version: options.version,
     secrets: options.secrets,
     metrics: options.metrics,
+    // The sign-up email goes to the demo's own outbox on the loopback, with its throwaway certificate.
+    smtpTls: { rejectUnauthorized: false },
     ...(options.uiDir !== undefined ? { uiDir: options.uiDir } : {}),
   });
   return { app: built.app, problems: built.problems };
@@ -407,6 +426,9 @@ export function withPollInterval(
     };
   return { ok: true, value };
 }
+
+const withConcordPages = (concord: ConcordPages | undefined): { concord?: ConcordPages } =>
+  concord === undefined ? {} : { concord };
 
 function withConfig(context: EngineContext, config: ConcordConfig): EngineContext {
   return {
