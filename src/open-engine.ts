@@ -18,6 +18,7 @@ import {
 } from "./connections/connection-health";
 import { openConnections, type ApiCall, type OpenedConnection } from "./connections/open-connection";
 import type { SyncDeps } from "./runs/sync-pair";
+import { linkSigner } from "./runs/personal-links";
 
 export type EngineContext = {
   store: Store;
@@ -100,6 +101,9 @@ export async function openEngineContext(options: EngineContextOptions): Promise<
     },
     config.topics,
   );
+  // Personal links written into platform fields are signed like every personal link.
+  const signer = linkSigner(options.env.CONCORD_SECRET_KEY, config);
+  const links = signer.ok ? { links: signer.value } : {};
   return {
     ok: true,
     context: {
@@ -114,7 +118,7 @@ export async function openEngineContext(options: EngineContextOptions): Promise<
         const found = config.pairs.filter((p) => p.id === id);
         return found.length > 0 ? found : undefined;
       },
-      syncDeps: () => ({ store, config, connections, now }),
+      syncDeps: () => ({ store, config, connections, now, ...links }),
       close: () => store.close(),
     },
   };

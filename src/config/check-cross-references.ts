@@ -223,6 +223,23 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
           );
         else platformOwner.set(conn.id, { pair: p, slot: k });
         pairPlatforms.push(conn.id);
+        // Link fields: fields the platform writes, and a public address for the links they hold.
+        const links = platform.personal_links;
+        if (links !== undefined) {
+          for (const key of ["one_click_field", "preferences_field"] as const) {
+            const name = links[key];
+            if (name === undefined) continue;
+            const problem = fieldProblem(manifestOf(conn.system), name, "personal_link", false, true);
+            if (problem !== undefined)
+              add(at("platforms", k, "personal_links", key), "unknown_field", problem);
+          }
+          if (config.server.public_url === undefined)
+            add(
+              at("platforms", k, "personal_links"),
+              "missing_setting",
+              "personal links point at server.public_url, which the config does not set: set it to the address people reach this server at (https://…)",
+            );
+        }
       }
     });
 

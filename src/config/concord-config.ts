@@ -149,9 +149,27 @@ export type Topic = z.infer<typeof TopicSchema>;
 
 // ── pairs ─────────────────────────────────────────────────────────────────────────────────────
 
+const FIELD_NAME_RE = /^[A-Za-z0-9_.:\- ]{1,128}$/;
+const FieldNameSchema = z
+  .string()
+  .regex(FIELD_NAME_RE, "expected a field name (letters, digits, space, _ . : -; up to 128 characters)");
+
 export const PairPlatformSchema = strictObject(
   {
     connection: SlugSchema,
+    /**
+     * The platform's fields (its own names: a Mailchimp merge tag, a Constant Contact
+     * `custom_field:<id>`) Concord keeps filled with each person's personal links, so campaigns the
+     * platform sends carry Concord's one-click unsubscribe URL and preference centre.
+     */
+    personal_links: strictObject({
+      one_click_field: FieldNameSchema.optional(),
+      preferences_field: FieldNameSchema.optional(),
+    })
+      .refine((l) => l.one_click_field !== undefined || l.preferences_field !== undefined, {
+        message: "expected one_click_field, preferences_field or both",
+      })
+      .optional(),
     /**
      * Skip addresses whose top-level domain is longer than this (a platform that refuses them, as
      * seed 002 says of Constant Contact imports: `.guru`, `.tools`); off unless set.
@@ -188,11 +206,6 @@ export const AudienceSchema = strictObject({
   delete_policy: z.enum(["keep", "remove_membership"]).default("keep"),
 });
 export type Audience = z.infer<typeof AudienceSchema>;
-
-const FIELD_NAME_RE = /^[A-Za-z0-9_.:\- ]{1,128}$/;
-const FieldNameSchema = z
-  .string()
-  .regex(FIELD_NAME_RE, "expected a field name (letters, digits, space, _ . : -; up to 128 characters)");
 
 export const FieldMappingSchema = strictObject({
   canonical: z

@@ -597,6 +597,33 @@ describe("errors name the path, what was expected and what was found", () => {
       'duplicate rule name "casl"',
     ],
     [
+      "personal links into a field the platform does not have",
+      (c) => (
+        (c.server = { public_url: "https://c.example.org" }),
+        (c.pairs[0]!.platforms[0]!.personal_links = { one_click_field: "unsubscribe link" })
+      ),
+      "pairs[0].platforms[0].personal_links.one_click_field",
+      "unknown_field",
+      'has no field "unsubscribe link"',
+    ],
+    [
+      "personal links without a public address",
+      (c) =>
+        (c.pairs[0]!.platforms[0]!.personal_links = {
+          one_click_field: "custom_field:4f6c6a52-8d2e-4c7a-9c1b-2a3e5d7f9b10",
+        }),
+      "pairs[0].platforms[0].personal_links",
+      "missing_setting",
+      "personal links point at server.public_url",
+    ],
+    [
+      "personal links naming no field",
+      (c) => (c.pairs[0]!.platforms[0]!.personal_links = {}),
+      "pairs[0].platforms[0].personal_links",
+      "invalid_value",
+      "expected one_click_field, preferences_field or both",
+    ],
+    [
       "sign-up into the CRM",
       (c) => (
         (c.server = { public_url: "https://c.example.org" }),

@@ -375,6 +375,18 @@ export async function resolvePair(
         resubscribe: manifest.capabilities.resubscribe,
         audiences: audiences.get(p.connection) ?? [],
         ...(p.max_tld_length !== undefined ? { max_tld_length: p.max_tld_length } : {}),
+        ...(p.personal_links !== undefined
+          ? {
+              link_fields: {
+                ...(p.personal_links.one_click_field !== undefined
+                  ? { one_click: p.personal_links.one_click_field }
+                  : {}),
+                ...(p.personal_links.preferences_field !== undefined
+                  ? { preferences: p.personal_links.preferences_field }
+                  : {}),
+              },
+            }
+          : {}),
       };
     }),
   };

@@ -1,7 +1,7 @@
 /** What the planner is given: one pair's mappings and policies, and per contact its ledger events and each linked record as last read. */
 import type { ConsentEvent, ConsentEventId, Scope, TopicKey } from "../core/consent/consent-event";
 import type { ConsentFact, ObservedScope } from "../core/consent/system-consent";
-import type { CanonicalContact, ConnectionId } from "../core/identity/canonical-contact";
+import type { CanonicalContact, ConnectionId, ContactId } from "../core/identity/canonical-contact";
 import type { FieldOwner } from "../core/merge/merge-fields";
 import type { ConsentGround, ImpliedConsentRule, LapseDraft } from "../core/consent/implied-consent";
 
@@ -55,7 +55,15 @@ export type PlanPlatform = {
   audiences: readonly PlanAudience[];
   /** The pair's rule for a platform that refuses long top-level domains (seed 002): at most this many letters. */
   max_tld_length?: number;
+  /**
+   * The platform's fields (by its own field names) that hold Concord's personal links, so the
+   * campaigns it sends carry Concord's one-click URL and preference centre.
+   */
+  link_fields?: { one_click?: string; preferences?: string };
 };
+
+/** A person's links as written into platform fields (stable between runs, so nothing churns). */
+export type PlanPersonalLinks = { one_click_url: string; preferences_url: string };
 
 export type PlanPair = {
   id: string;
@@ -166,6 +174,11 @@ export type PlanInput = {
   as_of: string;
   /** A content hash (hex), injected so the planner stays pure; operation ids derive from it. */
   hash: (text: string) => string;
+  /**
+   * A contact's personal links (injected, like `hash`: they are signed with a key the planner never
+   * sees); without it no platform's link fields are written.
+   */
+  personal_links?: (contactId: ContactId) => PlanPersonalLinks | undefined;
   /**
    * The rules under which implied consent lapses (CASL), and the ledger's id for an opt-out by rule
    * (injected, like `hash`); without them no consent lapses.

@@ -293,10 +293,13 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
           skipped.push({ contact_id: id, connection_id: p.connection_id, reasons: eligibility.reasons });
           continue;
         }
+        const profile = profileFor(input.fields, projectedCrm);
+        const linkFields = linkFieldValues(p, id, {});
         bulk.upsert(p.connection_id, [...new Set(targets)].sort(), {
           item_id: id,
           email: (targetEmail ?? "").trim(),
-          ...profileFor(input.fields, projectedCrm),
+          ...profile,
+          ...(linkFields !== undefined ? { fields: { ...profile.fields, ...linkFields } } : {}),
         });
         continue;
       }
@@ -501,6 +504,20 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
           },
           { kind: "update_contact", external_id: rec.external_id, ...compactUpdate(platformUpdate) },
         );
+
+      // 6b. Concord's personal links in the platform's link fields, where the pair names them.
+      const links = linkFieldValues(p, id, rec.fields);
+      if (links !== undefined && !rec.deleted)
+        emit(
+          p.connection_id,
+          [id],
+          "write",
+          {
+            code: "personal_links_changed",
+            message: `${p.connection_id}'s link field(s) ${Object.keys(links).sort().join(", ")} do not hold the person's current Concord links.`,
+          },
+          { kind: "update_contact", external_id: rec.external_id, fields: links },
+        );
     }
 
     if (crm) {
@@ -683,6 +700,24 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       if (basis?.kind !== "opt_in" || !isPersonsOwnOptInEvent(basis)) continue;
       emitOptIn(id, crm, target, scope, basis, label, decision.rule);
     }
+  }
+
+  /** The link fields `p` should hold for the contact that `fields` do not, or undefined when none. */
+  function linkFieldValues(
+    p: PlanPlatform,
+    id: ContactId,
+    fields: Readonly<Record<string, string | null>>,
+  ): Record<string, string> | undefined {
+    const names = p.link_fields;
+    if (names === undefined || input.personal_links === undefined) return undefined;
+    const links = input.personal_links(id);
+    if (links === undefined) return undefined;
+    const out: Record<string, string> = {};
+    if (names.one_click !== undefined && fields[names.one_click] !== links.one_click_url)
+      out[names.one_click] = links.one_click_url;
+    if (names.preferences !== undefined && fields[names.preferences] !== links.preferences_url)
+      out[names.preferences] = links.preferences_url;
+    return Object.keys(out).length > 0 ? out : undefined;
   }
 
   function emitOptIn(

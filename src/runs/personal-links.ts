@@ -139,6 +139,36 @@ export async function personalLinks(
   };
 }
 
+/** Links written into platform fields are re-issued at most this often (their expiry steps by it). */
+export const FIELD_LINK_WINDOW_MS = 30 * 86_400_000;
+
+/**
+ * A person's links as a platform field holds them: the same for every run within a 30-day window
+ * (the expiry is the window's start plus `server.link_ttl`), so a field is rewritten once a window,
+ * or when the person's links are revoked, never on every sync.
+ */
+export function fieldLinks(
+  signer: LinkSigner,
+  contactId: string,
+  generation: number,
+  now: Date,
+): { one_click_url: string; preferences_url: string } {
+  const windowStart = Math.floor(now.getTime() / FIELD_LINK_WINDOW_MS) * FIELD_LINK_WINDOW_MS;
+  const expires_at = new Date(windowStart + signer.ttl_ms).toISOString();
+  const token = (purpose: LinkPurpose) =>
+    issueToken(signer, { contact_id: contactId, purpose, generation, expires_at });
+  return {
+    one_click_url: `${signer.public_url}/l/u/${token("unsubscribe")}`,
+    preferences_url: `${signer.public_url}/l/p/${token("preferences")}`,
+  };
+}
+
+/** Every contact's link generation that moved on from 0 (revoked links), for planning many contacts. */
+export async function linkGenerations(store: StoreSession): Promise<Map<string, number>> {
+  const rows = await store.db.selectFrom("link_generations").select(["contact_id", "generation"]).execute();
+  return new Map(rows.map((r) => [r.contact_id, r.generation]));
+}
+
 /** The contact ids holding an address (for `concord links <email>`). */
 export async function contactsByEmail(store: StoreSession, email: string): Promise<string[] | undefined> {
   const n = normaliseEmail(email);

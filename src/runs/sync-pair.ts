@@ -20,6 +20,7 @@ import { loadPlanContacts, loadPlanContactsById } from "../pipeline/load-plan-co
 import type { OpenedConnection } from "../connections/open-connection";
 import { pullConnection, recordWebhookChanges, type PullReport } from "../pipeline/pull-connection";
 import { resolvePair, saveListSyncState, type ResolvedPair } from "../pipeline/resolve-pair";
+import { fieldLinks, linkGenerations, type LinkSigner } from "./personal-links";
 
 export type SyncOptions = {
   dry_run?: boolean;
@@ -37,6 +38,8 @@ export type SyncDeps = {
   config: ConcordConfig;
   connections: ReadonlyMap<string, OpenedConnection>;
   now: () => Date;
+  /** Signs the personal links a pair writes into platform fields; without it none are written. */
+  links?: LinkSigner;
   onStage?: (stage: SyncStage, detail?: string) => void;
   onProgress?: ExecuteDeps["onProgress"];
   afterBatch?: ExecuteDeps["afterBatch"];
@@ -330,7 +333,7 @@ type Planned = Awaited<ReturnType<typeof planFromStore>>;
 
 /** Plans from the store's current state; also returns the baselines that moved (both sides agree now). */
 export async function planFromStore(
-  deps: Pick<SyncDeps, "store" | "now">,
+  deps: Pick<SyncDeps, "store" | "now" | "links">,
   resolved: ResolvedPair,
   contactIds?: readonly string[],
   /** Sees each contact as planned (a reconciliation counts and compares with it). */
@@ -339,7 +342,9 @@ export async function planFromStore(
   // Contacts stream from the store into the planner one at a time: a pair of any size holds its
   // plan and the baselines that moved, never every contact (ADR 8).
   const baselines = new Map<string, JsonValue>();
+  const personalLinks = await fieldLinksFor(deps, resolved);
   const planner = createPairPlanner({
+    ...(personalLinks !== undefined ? { personal_links: personalLinks } : {}),
     pair: resolved.pair,
     // A whole pair's plan carries its list rules' changes; a webhook's few contacts do not.
     ...(contactIds === undefined && resolved.list_changes.length > 0
@@ -370,6 +375,19 @@ export async function planFromStore(
     contacts_planned += 1;
   }
   return { plan: planner.finish(), contacts_planned, baselines };
+}
+
+/** Each contact's links for the pair's link fields, when a platform has them and links can be signed. */
+async function fieldLinksFor(
+  deps: Pick<SyncDeps, "store" | "now" | "links">,
+  resolved: ResolvedPair,
+): Promise<((contactId: string) => { one_click_url: string; preferences_url: string }) | undefined> {
+  const signer = deps.links;
+  if (signer === undefined || !resolved.pair.platforms.some((p) => p.link_fields !== undefined))
+    return undefined;
+  const generations = await linkGenerations(deps.store);
+  const now = deps.now();
+  return (contactId) => fieldLinks(signer, contactId, generations.get(contactId) ?? 0, now);
 }
 
 /** Stores the plan, its operations and the moved baselines in one transaction. */

@@ -1224,6 +1224,26 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
             typeof i === "object" ? i.id : undefined,
           );
       }
+      // Merge fields an admin added to the audience (Audience fields and *|MERGE|* tags).
+      for (const f of Array.isArray(a.merge_fields) ? a.merge_fields : []) {
+        const tag = String(f?.tag ?? "");
+        if (!/^[A-Z0-9_]{1,10}$/.test(tag))
+          throw new EmulatorControlError(
+            "invalid_seed",
+            `Merge field tag ${JSON.stringify(tag)}: 1 to 10 of A-Z, 0-9, _.`,
+          );
+        if (audience.merge_fields.some((m) => m.tag === tag)) continue;
+        audience.merge_fields.push({
+          merge_id: Math.max(0, ...audience.merge_fields.map((m) => m.merge_id)) + 1,
+          tag,
+          name: String(f.name ?? tag),
+          type: f.type === "url" ? "url" : "text",
+          required: false,
+          public: false,
+          default_value: "",
+          display_order: audience.merge_fields.length + 1,
+        });
+      }
       for (const t of Array.isArray(a.tags) ? a.tags : [])
         store.tag(
           audience,
