@@ -210,9 +210,14 @@ describe("planPair properties", () => {
             for (const id of o.contact_ids) {
               const decision = decisionOn(input, contacts, id, o.connection_id);
               // A resubscribe request is for someone opted out, or whose opt-out an operator override
-              // lifted (the person's written request), and it changes nothing until they confirm.
+              // (the person's written request) or the person's own opt-in made elsewhere lifted, and
+              // it changes nothing until they confirm.
               if (kind === "request_resubscribe")
-                expect(!decision.sendable || decision.rule === "lifted_by_operator_override").toBe(true);
+                expect(
+                  !decision.sendable ||
+                    decision.rule === "lifted_by_operator_override" ||
+                    decision.rule === "lifted_by_contact_opt_in",
+                ).toBe(true);
               else expect(decision.sendable).toBe(true);
             }
           }

@@ -10,6 +10,7 @@ const TABLES = [
   "settings",
   "erasures",
   "link_generations",
+  "signups",
   "webhook_inbox",
   "api_budgets",
   "alerts",
@@ -77,6 +78,7 @@ describeOnBackends("store", (backend) => {
       "0007_platform_rejections",
       "0008_erasures",
       "0009_link_revocations",
+      "0010_signups",
     ]);
     expect(await migrateToLatest(store.db)).toEqual([]);
   });
