@@ -83,13 +83,13 @@ describe("concord demo", () => {
         const match = new RegExp(`${main}\\s+contact: .*unsubscribe.*\\[record (\\d+)`).exec(stderr);
         return match?.[1];
       });
-      await until("the opt-out in Raiser's Edge NXT", 60_000, async () => {
+      /** True once Raiser's Edge NXT shows "Requests No Email" on the constituent. */
+      const noEmail = async (id: string): Promise<true | undefined> => {
         const res = await fetch(`${urls.emulators["re-nxt"] ?? ""}/__emulator/state`);
         const state = (await res.json()) as { constituents: { id: string; requests_no_email: boolean }[] };
-        return state.constituents.find((c) => c.id === constituent)?.requests_no_email === true
-          ? true
-          : undefined;
-      });
+        return state.constituents.find((c) => c.id === id)?.requests_no_email === true ? true : undefined;
+      };
+      await until("the opt-out in Raiser's Edge NXT", 60_000, () => noEmail(constituent));
       // The run's line is printed once the run has finished, a moment after its writes.
       await until("the run's line naming the opt-out written to Raiser's Edge NXT", 60_000, async () =>
         /concord\s+\S+ (poll|webhook|first sync): .*re-nxt record_opt_out/.test(stderr) ? true : undefined,
@@ -101,13 +101,7 @@ describe("concord demo", () => {
           /concord\s+contact: a person pressed their mail client's Unsubscribe.*\[record (\d+)/.exec(stderr);
         return match?.[1];
       });
-      await until("the one-click opt-out in Raiser's Edge NXT", 60_000, async () => {
-        const res = await fetch(`${urls.emulators["re-nxt"] ?? ""}/__emulator/state`);
-        const state = (await res.json()) as { constituents: { id: string; requests_no_email: boolean }[] };
-        return state.constituents.find((c) => c.id === clicked)?.requests_no_email === true
-          ? true
-          : undefined;
-      });
+      await until("the one-click opt-out in Raiser's Edge NXT", 60_000, () => noEmail(clicked));
       // Then the preference centre and the sign-up form, confirmed from the emailed link.
       await until("a topic left on Concord's preference centre", 60_000, async () =>
         /concord\s+contact: a person unticked "Fundraising appeals" on Concord's preference centre/.test(

@@ -14,7 +14,7 @@ import type { ConnectionHealthTracker } from "../connections/connection-health";
 import type { Logger } from "../observability/logger";
 import type { JsonValue } from "../store/ports";
 import { recordWebhookChanges } from "../pipeline/pull-connection";
-import { placeConfirmedSignups, type PlacedSignup } from "./signup";
+import { dueSignups, forgetOldSignups, placeConfirmedSignups, type PlacedSignup } from "./signup";
 import { problemWatch } from "./watch-problems";
 import { asJson, syncPair, type SyncDeps, type SyncOptions, type SyncReport } from "./sync-pair";
 
@@ -352,7 +352,36 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
   const signupPair = deps.config.pairs.find((p) =>
     p.platforms.some((pp) => pp.connection === deps.config.signup?.connection),
   );
-  const placeSignups = async (alsoSync: readonly string[] = []): Promise<PlacedSignup[]> => {
+  // Work started outside a pair's queue (placing sign-ups): idle and stop wait for it too.
+  const inFlight = new Set<Promise<unknown>>();
+  const track = <T>(work: Promise<T>): Promise<T> => {
+    inFlight.add(work);
+    void work.finally(() => inFlight.delete(work)).catch(() => undefined);
+    return work;
+  };
+  let tickPlacing = false;
+  let forgotAt = Number.NEGATIVE_INFINITY;
+  /** From a tick: forgets old sign-ups, then places due ones without holding up the tick. */
+  const placeDueSignups = async (): Promise<void> => {
+    if (tickPlacing) return;
+    const at = deps.now().getTime();
+    if (at - forgotAt >= 3_600_000) {
+      forgotAt = at;
+      await forgetOldSignups(deps.store, deps.now());
+    }
+    if ((await dueSignups(deps.store, deps.now(), 1)).length === 0) return;
+    tickPlacing = true;
+    void placeSignups()
+      .catch((error: unknown) => {
+        deps.logger.error({ err: error }, "placing confirmed sign-ups failed; the next tick tries again");
+      })
+      .finally(() => {
+        tickPlacing = false;
+      });
+  };
+  const placeSignups = (alsoSync: readonly string[] = []): Promise<PlacedSignup[]> =>
+    track(placeAndSync(alsoSync));
+  const placeAndSync = async (alsoSync: readonly string[]): Promise<PlacedSignup[]> => {
     if (signupPair === undefined) return [];
     const placed = await exclusive(signupPair.id, () => placeConfirmedSignups(deps, deps.connections));
     for (const p of placed)
@@ -360,6 +389,11 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         deps.logger.warn(
           { signup: p.signup_id, contact: p.contact_id, reason: p.message },
           "a confirmed sign-up could not be added to the sign-up platform yet; it is tried again",
+        );
+      else if (p.status === "refused")
+        deps.logger.warn(
+          { signup: p.signup_id, contact: p.contact_id, reason: p.message },
+          "the sign-up platform refused a confirmed sign-up; their consent is recorded and reaches every other system",
         );
     // A platform's bulk import names no ids: a poll of the pair links the new records now, and
     // those links are Concord's (its import made the records), as after a planned import.
@@ -390,7 +424,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     if (webhooksCheckedAt !== undefined && deps.now().getTime() - webhooksCheckedAt >= WEBHOOK_CHECK_MS)
       await ensureWebhooks();
     await watch?.check();
-    if (deps.config.signup !== undefined) await placeSignups();
+    if (deps.config.signup !== undefined) await placeDueSignups();
     const now = deps.now().getTime();
     await Promise.all(
       deps.config.pairs.map(async (pair) => {
@@ -447,16 +481,17 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     stop: async () => {
       stopped = true;
       if (timer) clearTimeout(timer);
-      await Promise.all([...queues.values(), draining ?? Promise.resolve(), webhooksChecking]);
+      await Promise.all([...queues.values(), ...inFlight, draining ?? Promise.resolve(), webhooksChecking]);
     },
     idle: async () => {
       // Work queued while waiting (a webhook's targeted sync) is waited for too.
       for (let round = 0; round < 1000; round += 1) {
         const before = [...queues.values()];
-        await Promise.all([...before, draining ?? Promise.resolve()]);
+        await Promise.all([...before, ...inFlight, draining ?? Promise.resolve()]);
         const after = [...queues.values()];
         if (
           draining === undefined &&
+          inFlight.size === 0 &&
           after.length === before.length &&
           after.every((p, i) => p === before[i])
         )

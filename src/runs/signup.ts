@@ -16,7 +16,7 @@ import { z } from "zod";
 import type { ConcordConfig, ListRef, Signup } from "../config/concord-config";
 import type { SecretSources } from "../config/resolve-secret-ref";
 import type { OpenedConnection } from "../connections/open-connection";
-import type { OperationOutcome } from "../connectors/connector";
+import type { ConnectorErrorCode, OperationOutcome } from "../connectors/connector";
 import { normaliseEmail } from "../core/identity/normalise-email";
 import { err, ok, type Result } from "../core/result";
 import { appendConsentEvents } from "../ledger/consent-ledger";
@@ -390,13 +390,61 @@ export async function confirmSignup(
   });
 }
 
-/** A failed placement is tried again after this. */
+/** Outcome codes of a placement worth trying again. */
+const TRANSIENT: ReadonlySet<string> = new Set<ConnectorErrorCode>([
+  "vendor_unavailable",
+  "rate_limited",
+  "quota_exceeded",
+  "network_error",
+  "bad_response",
+  "auth_invalid",
+  "auth_missing",
+]);
+
+/** A placement that failed for a passing reason (an outage, a quota) is tried again after this. */
 const PLACE_RETRY_MS = 60_000;
+/** Waiting sign-ups are forgotten this long after their link expired (it says "expired" until then). */
+const KEEP_EXPIRED_MS = 7 * 86_400_000;
+/** Confirmed sign-ups are forgotten this long after they were placed: the ledger keeps the evidence. */
+const KEEP_PLACED_MS = 30 * 86_400_000;
+
+/** Confirmed sign-ups waiting to be placed now (never placed, or a retry is due). */
+export async function dueSignups(store: StoreSession, now: Date, limit: number): Promise<SignupsTable[]> {
+  const retryBefore = new Date(now.getTime() - PLACE_RETRY_MS).toISOString();
+  return store.db
+    .selectFrom("signups")
+    .selectAll()
+    .where("status", "=", "confirmed")
+    .where("placed_at", "is", null)
+    .where((eb) => eb.or([eb("place_attempted_at", "is", null), eb("place_attempted_at", "<", retryBefore)]))
+    .orderBy("confirmed_at")
+    .limit(limit)
+    .execute();
+}
+
+/**
+ * Forgets sign-ups Concord no longer needs: requests whose link expired a week ago, and confirmed
+ * ones placed a month ago (their consent and its evidence are in the ledger). Returns how many.
+ */
+export async function forgetOldSignups(store: StoreSession, now: Date): Promise<number> {
+  const expired = await store.db
+    .deleteFrom("signups")
+    .where("status", "=", "pending")
+    .where("expires_at", "<", new Date(now.getTime() - KEEP_EXPIRED_MS).toISOString())
+    .executeTakeFirst();
+  const placed = await store.db
+    .deleteFrom("signups")
+    .where("status", "=", "confirmed")
+    .where("placed_at", "<", new Date(now.getTime() - KEEP_PLACED_MS).toISOString())
+    .executeTakeFirst();
+  return Number(expired.numDeletedRows) + Number(placed.numDeletedRows);
+}
 
 export type PlacedSignup = {
   signup_id: string;
   contact_id: string;
-  status: "added" | "already_there" | "failed";
+  /** `failed`: tried again later (an outage, a quota); `refused`: the platform will not take it (kept with its reason). */
+  status: "added" | "already_there" | "failed" | "refused";
   /** Whether the record is linked already (a bulk import names no ids: the next read links it). */
   linked: boolean;
   message?: string;
@@ -414,16 +462,7 @@ export async function placeConfirmedSignups(
   const signup = deps.config.signup;
   if (signup === undefined) return [];
   const now = deps.now();
-  const retryBefore = new Date(now.getTime() - PLACE_RETRY_MS).toISOString();
-  const due = await deps.store.db
-    .selectFrom("signups")
-    .selectAll()
-    .where("status", "=", "confirmed")
-    .where("placed_at", "is", null)
-    .where((eb) => eb.or([eb("place_attempted_at", "is", null), eb("place_attempted_at", "<", retryBefore)]))
-    .orderBy("confirmed_at")
-    .limit(100)
-    .execute();
+  const due = await dueSignups(deps.store, now, 100);
   if (due.length === 0) return [];
   const opened = connections.get(signup.connection);
   const results: PlacedSignup[] = [];
@@ -456,7 +495,11 @@ export async function placeConfirmedSignups(
       .set(
         result.status === "failed"
           ? { place_error: (result.message ?? "").slice(0, 1000), place_attempted_at: now.toISOString() }
-          : { placed_at: now.toISOString(), place_error: null, place_attempted_at: now.toISOString() },
+          : {
+              placed_at: now.toISOString(),
+              place_error: result.status === "refused" ? (result.message ?? "").slice(0, 1000) : null,
+              place_attempted_at: now.toISOString(),
+            },
       )
       .where("id", "=", row.id)
       .execute();
@@ -549,7 +592,9 @@ async function placeOne(
   if (outcome === undefined || (outcome.status !== "succeeded" && outcome.status !== "skipped"))
     return {
       ...base,
-      status: "failed",
+      // An outage or a spent quota passes; a refusal of this person (an address the platform
+      // will not take) does not, and is kept with its reason instead of being tried forever.
+      status: outcome?.status === "failed" && !TRANSIENT.has(outcome.code ?? "") ? "refused" : "failed",
       message: `${opened.manifest.label} did not take the sign-up (${outcome?.code ?? outcome?.status ?? "no answer"}${outcome?.message ? `: ${outcome.message}` : ""})`,
     };
   if (link !== undefined) return { ...base, status: "already_there" };

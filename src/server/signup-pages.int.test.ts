@@ -17,6 +17,7 @@ import {
   addToReList,
   engineContextOf,
   individual,
+  post,
   RE_LISTS,
   sqliteBackend,
   startSyncHarness,
@@ -349,6 +350,44 @@ describe("the sign-up form and its confirmation email", () => {
     const [contact] = await h.store.contacts.findByMatchKey("ada@example.org");
     expect(contact).toBeDefined();
     expect((await h.store.links.forContact(contact!.id)).map((l) => l.connection_id)).toContain("cc-main");
+  });
+
+  it("a platform down at the confirmation: consent recorded at once, the person added by a later tick; old sign-ups are forgotten", async () => {
+    await signUp({ email: "ines@example.org", first_name: "Ines" });
+    await post(h.ccMain.baseUrl, "/__emulator/faults", { status: 503, count: 1000, path_prefix: "/v3/" });
+    const done = await confirm(linkIn("ines@example.org"));
+    expect(done.statusCode).toBe(200);
+    await runtime.idle();
+    expect((await eventsOf("ines@example.org")).some((e) => e.kind === "opt_in")).toBe(true);
+    expect(h.ccContact(h.ccMain, "ines@example.org")).toBeUndefined();
+    const [waiting] = await h.store.db.selectFrom("signups").selectAll().execute();
+    expect(waiting).toMatchObject({ status: "confirmed", placed_at: null, place_error: expect.any(String) });
+
+    // The platform is back; a tick a minute later adds her.
+    h.ccMain.kit.faults.length = 0;
+    await runtime.tick();
+    await runtime.idle();
+    expect(h.ccContact(h.ccMain, "ines@example.org")).toBeUndefined(); // not yet: the retry waits a minute
+    h.advance(61_000);
+    await runtime.tick();
+    await runtime.idle();
+    expect(h.ccContact(h.ccMain, "ines@example.org")?.email_address?.permission_to_send).not.toBe(
+      "unsubscribed",
+    );
+
+    // A request never confirmed is forgotten a week after its link expired; a placed one after a month.
+    await signUp({ email: "never@example.org" }, "203.0.113.20");
+    h.advance(11 * 86_400_000);
+    await runtime.tick();
+    const left = await h.store.db.selectFrom("signups").select(["email", "status"]).execute();
+    expect(left).toEqual([{ email: "ines@example.org", status: "confirmed" }]);
+    h.advance(20 * 86_400_000);
+    await runtime.tick();
+    expect(await h.store.db.selectFrom("signups").selectAll().execute()).toEqual([]);
+    // The consent and its evidence stay in the ledger.
+    expect(
+      (await eventsOf("ines@example.org")).some((e) => e.mechanism === "double_opt_in_confirmation"),
+    ).toBe(true);
   });
 
   it("works in Chromium without JavaScript: fill in, sign up, open the emailed link, confirm", async () => {
