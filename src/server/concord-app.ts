@@ -55,6 +55,14 @@ export async function buildConcordApp(
   const metrics = options.metrics ?? createConcordMetrics({ now: context.now });
   const links = linkSigner(options.secrets.key, config);
   if (!links.ok) problems.push(`Personal links (one-click unsubscribe) are off: ${links.error}.`);
+  const signupPassword = config.signup?.smtp.password;
+  if (signupPassword !== undefined) {
+    const resolved = await resolveSecretRef(signupPassword, options.secrets);
+    if (!resolved.ok)
+      problems.push(
+        `The sign-up form cannot send its confirmation email: signup.smtp.password: ${resolved.error.message}.`,
+      );
+  }
   const app = buildServer({
     version: options.version,
     ready: async () => {

@@ -304,6 +304,15 @@ describe("the sign-up form and its confirmation email", () => {
     expect(lin.some((e) => e.kind === "opt_out")).toBe(false);
   });
 
+  it("serve says at start when the sign-up email's password cannot be found", async () => {
+    const built = await buildConcordApp(engineContextOf(h, config, logger), runtime, {
+      version: "1",
+      secrets: { env: { ...TEST_ENV, CONCORD_ADMIN_PASSWORD: PASSWORD }, key: TEST_KEY },
+    });
+    expect(built.problems).toEqual([expect.stringContaining("signup.smtp.password")]);
+    await built.app.close();
+  });
+
   it("a link not sent here is not found, an old one has expired; an email that cannot leave is said so", async () => {
     expect((await app.inject({ method: "GET", url: `/l/c/${"A".repeat(43)}` })).statusCode).toBe(404);
     expect((await app.inject({ method: "GET", url: "/l/c/short" })).statusCode).toBe(404);
