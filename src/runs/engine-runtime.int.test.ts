@@ -11,9 +11,11 @@ import { createLogger } from "../observability/logger";
 import { buildServer } from "../server/app";
 import { createEngineRuntime, type EngineRuntime } from "./engine-runtime";
 import type { SyncReport } from "./sync-pair";
+import type { Problem } from "../connections/connection-health";
 import {
   addToReList,
   individual,
+  post,
   RE_LISTS,
   sqliteBackend,
   startSyncHarness,
@@ -30,6 +32,7 @@ describe("the engine as a service (SQLite)", () => {
   let server: FastifyInstance;
   let base: string;
   let runs: SyncReport[];
+  let raised: Problem[];
   const re: Record<string, string> = {};
 
   beforeEach(async () => {
@@ -40,6 +43,7 @@ describe("the engine as a service (SQLite)", () => {
       },
     });
     runs = [];
+    raised = [];
     runtime = createEngineRuntime({
       store: h.store,
       config: h.config,
@@ -48,6 +52,12 @@ describe("the engine as a service (SQLite)", () => {
       logger: createLogger({ level: "silent" }),
       secrets: { env: { ...TEST_ENV, RE_WEBHOOK_SECRET: WEBHOOK_SECRET }, key: TEST_KEY },
       onRun: (r) => runs.push(r),
+      problems: {
+        raise: async (p) => {
+          raised.push(p);
+        },
+        clear: async () => undefined,
+      },
     });
     server = buildServer({ version: "test", ready: async () => true, webhooks: runtime.handleWebhook });
     await server.listen({ port: 0, host: "127.0.0.1" });
@@ -102,6 +112,78 @@ describe("the engine as a service (SQLite)", () => {
     const targeted = runs.at(-1);
     expect(targeted?.pulls).toEqual([]); // the webhook's re-read stood in for the pull
     expect(targeted?.plan?.operations.map((o) => o.kind)).toEqual(["record_opt_out"]);
+  });
+
+  it("9. a delivery whose re-read is refused for good is given up alone; an outage is retried after a pause", async () => {
+    await runtime.syncNow();
+    await reApi("POST", "/webhook/v1/subscriptions", {
+      webhook_url: `${base}/webhooks/re-nxt?webhookKey=${WEBHOOK_SECRET}`,
+      event_type: "com.blackbaud.constituent.change.v1",
+    });
+    await flush();
+    // Raiser's Edge NXT refuses every read of Ada's record (a 403 for that one constituent).
+    await post(h.re.baseUrl, "/__emulator/faults", {
+      status: 403,
+      count: 10_000,
+      path_prefix: `/constituent/v1/constituents/${re["ada"] ?? ""}`,
+    });
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["ada"] });
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["bob"] });
+    h.advance(1_000);
+    await flush();
+    await runtime.idle();
+    // Bob's delivery was not held up by Ada's, and Ada's was given up at once, with an alert.
+    expect(permission(h.ccMain, "bob")).toBe("unsubscribed");
+    expect(permission(h.ccMain, "ada")).toBe("implicit");
+    expect(await h.store.inbox.countPending()).toBe(0);
+    expect(await h.store.inbox.countDead()).toBe(1);
+    expect(raised).toEqual([
+      expect.objectContaining({ code: "webhook_dead_letter", connection_id: "re-nxt" }),
+    ]);
+    const reads = (await (await fetch(`${h.re.baseUrl}/__emulator/requests`)).json()) as {
+      requests: { path: string }[];
+    };
+    const adaReads = reads.requests.filter((r) =>
+      r.path.startsWith(`/constituent/v1/constituents/${re["ada"] ?? ""}`),
+    );
+    expect(adaReads.length).toBeLessThanOrEqual(5); // not once a second, forever
+
+    // The next poll reads Ada's record once Raiser's Edge NXT answers again.
+    h.re.kit.faults.length = 0;
+    h.advance(60_000);
+    await runtime.syncNow();
+    expect(permission(h.ccMain, "ada")).toBe("unsubscribed");
+
+    // An outage: the delivery waits and is tried again after a pause, then carried.
+    const cy = (await h.seedRe([individual("cy@example.org", "cy", "Example")]))[0] ?? "";
+    await addToReList(h, RE_LISTS.news, [cy]);
+    h.re.kit.faults.length = 0;
+    await runtime.syncNow();
+    await post(h.re.baseUrl, "/__emulator/faults", {
+      status: 503,
+      count: 10_000,
+      path_prefix: "/constituent/",
+    });
+    await h.reAct({ action: "set_requests_no_email", constituent_id: cy });
+    h.advance(1_000);
+    await flush();
+    await runtime.idle();
+    const [waiting] = await h.store.db
+      .selectFrom("webhook_inbox")
+      .selectAll()
+      .where("processed_at", "is", null)
+      .where("dead_at", "is", null)
+      .execute();
+    expect(waiting).toMatchObject({ attempts: 1, next_attempt_at: expect.any(String) });
+    expect(permission(h.ccMain, "cy")).toBe("implicit");
+    h.re.kit.faults.length = 0;
+    await runtime.drainInbox(); // not due yet: nothing is tried
+    expect(permission(h.ccMain, "cy")).toBe("implicit");
+    h.advance(11_000);
+    await runtime.drainInbox();
+    await runtime.idle();
+    expect(permission(h.ccMain, "cy")).toBe("unsubscribed");
+    expect(await h.store.inbox.countPending()).toBe(0);
   });
 
   it("9. a delivery with a wrong key or to an unknown connection is refused and nothing is stored", async () => {

@@ -12,13 +12,29 @@ import { resolveSecretRef, type SecretSources } from "../config/resolve-secret-r
 import type { WebhookChange, WebhookRequest } from "../connectors/connector";
 import type { ConnectionHealthTracker } from "../connections/connection-health";
 import type { Logger } from "../observability/logger";
-import type { JsonValue } from "../store/ports";
+import type { InboxItem, JsonValue } from "../store/ports";
 import { recordWebhookChanges } from "../pipeline/pull-connection";
 import { dueSignups, forgetOldSignups, placeConfirmedSignups, type PlacedSignup } from "./signup";
 import { problemWatch } from "./watch-problems";
 import { asJson, syncPair, type SyncDeps, type SyncOptions, type SyncReport } from "./sync-pair";
 
 const FULL_RECONCILIATION_STREAM = "full_reconciliation";
+
+/** A webhook delivery whose re-read keeps failing is given up after this many attempts. */
+export const INBOX_MAX_ATTEMPTS = 8;
+/** The pause after a delivery's first failed re-read; it doubles with each failure, up to the max. */
+const INBOX_RETRY_BASE_MS = 10_000;
+const INBOX_RETRY_MAX_MS = 3_600_000;
+/** Failures a later attempt may cure; any other (a 400, 403, 404 for the record) gives the delivery up. */
+const RETRYABLE_CODES: ReadonlySet<string> = new Set([
+  "vendor_unavailable",
+  "network_error",
+  "rate_limited",
+  "quota_exceeded",
+  "auth_invalid",
+  "auth_missing",
+  "bad_response",
+]);
 
 export type WebhookResponse = {
   status: number;
@@ -220,55 +236,111 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     }
   };
 
+  /**
+   * Processes due webhook deliveries one by one, so one that cannot be re-read never holds up the
+   * others: a failure a retry may cure (an outage, a rate limit, a spent quota, refused credentials)
+   * is tried again after a growing pause and stops that connection's other deliveries for this pass;
+   * one the vendor refuses for good (a 400, 403 or 404 for its record), or that failed
+   * `INBOX_MAX_ATTEMPTS` times, is given up (a dead letter, alerted once per connection) and its
+   * records are left to the next poll. The contacts re-read are then synced, once per pass.
+   */
   const drainOnce = async (): Promise<number> => {
     let processed = 0;
+    const down = new Set<string>();
     for (;;) {
-      const items = await deps.store.inbox.pending(100);
+      const items = await deps.store.inbox.pending(100, { exclude: [...down] });
       if (items.length === 0 || stopped) return processed;
-      const byConnection = new Map<string, typeof items>();
+      const synced = new Map<string, Set<string>>();
       for (const item of items) {
-        const list = byConnection.get(item.connection_id) ?? [];
-        list.push(item);
-        byConnection.set(item.connection_id, list);
-      }
-      let progressed = false;
-      for (const [connectionId, group] of byConnection) {
-        const pairs = pairsOf(connectionId);
-        const opened = deps.connections.get(connectionId);
+        if (down.has(item.connection_id) || stopped) continue;
+        const pairs = pairsOf(item.connection_id);
+        const opened = deps.connections.get(item.connection_id);
         const first = pairs[0];
         if (!opened || !first) {
-          await deps.store.inbox.markProcessed(group.map((g) => g.id));
-          processed += group.length;
-          progressed = true;
+          await deps.store.inbox.markProcessed([item.id]);
+          processed += 1;
           continue;
         }
-        const changes = group.flatMap((g) => parseChanges(g.changes));
-        const recorded = await recordWebhookChanges(
-          { store: deps.store, connection: opened, config: deps.config, pair: first, now: deps.now },
-          changes,
-        );
+        const recordDeps = {
+          store: deps.store,
+          connection: opened,
+          config: deps.config,
+          pair: first,
+          now: deps.now,
+        };
+        const changes = parseChanges(item.changes);
+        let recorded = await recordWebhookChanges(recordDeps, changes);
+        const ids = [...new Set(changes.map((c) => c.external_id))];
+        if (recorded.error && !RETRYABLE_CODES.has(recorded.error.code) && ids.length > 1) {
+          // The vendor refused one record for good: re-read the others one by one, so only the
+          // refused ones are left to the next poll.
+          const refused: string[] = [];
+          const record_ids: string[] = [];
+          for (const id of ids) {
+            const one = await recordWebhookChanges(
+              recordDeps,
+              changes.filter((c) => c.external_id === id),
+            );
+            if (one.error) refused.push(id);
+            else record_ids.push(...one.record_ids);
+          }
+          if (refused.length < ids.length) {
+            deps.logger.warn(
+              { connection: item.connection_id, refused: refused.length },
+              `${opened.manifest.label} refused the re-read of ${refused.length} record(s) of a webhook delivery; they are read at the next poll`,
+            );
+            recorded = { ...recorded, error: null, record_ids };
+          }
+        }
         if (recorded.error) {
-          for (const g of group)
-            await deps.store.inbox.markFailed(g.id, `${recorded.error.code}: ${recorded.error.message}`);
-          deps.logger.warn(
-            { connection: connectionId, code: recorded.error.code },
-            `webhook re-read failed; ${group.length} deliveries wait for the next try`,
-          );
+          await inboxFailure(item, recorded.error, opened.manifest.label);
+          if (RETRYABLE_CODES.has(recorded.error.code)) down.add(item.connection_id);
           continue;
         }
-        await deps.store.inbox.markProcessed(group.map((g) => g.id));
-        processed += group.length;
-        progressed = true;
-        const contactIds: string[] = [];
+        await deps.store.inbox.markProcessed([item.id]);
+        processed += 1;
+        const contacts = synced.get(item.connection_id) ?? new Set<string>();
         for (const id of recorded.record_ids) {
-          const link = await deps.store.links.find(connectionId, id);
-          if (link) contactIds.push(link.contact_id);
+          const link = await deps.store.links.find(item.connection_id, id);
+          if (link) contacts.add(link.contact_id);
         }
-        if (contactIds.length > 0)
-          for (const pair of pairs) await runSync(pair, { pull: false, contact_ids: contactIds });
+        synced.set(item.connection_id, contacts);
       }
-      if (!progressed) return processed;
+      for (const [connectionId, contacts] of synced)
+        if (contacts.size > 0)
+          for (const pair of pairsOf(connectionId))
+            await runSync(pair, { pull: false, contact_ids: [...contacts] });
     }
+  };
+
+  /** A delivery's failed re-read: tried again after a pause that doubles, or given up and alerted. */
+  const inboxFailure = async (
+    item: InboxItem,
+    error: { code: string; message: string },
+    label: string,
+  ): Promise<void> => {
+    const attempts = item.attempts + 1;
+    const text = `${error.code}: ${error.message}`;
+    if (RETRYABLE_CODES.has(error.code) && attempts < INBOX_MAX_ATTEMPTS) {
+      const pause = Math.min(INBOX_RETRY_BASE_MS * 2 ** (attempts - 1), INBOX_RETRY_MAX_MS);
+      await deps.store.inbox.markFailed(item.id, text, {
+        retry_at: new Date(deps.now().getTime() + pause).toISOString(),
+      });
+      deps.logger.warn(
+        { connection: item.connection_id, code: error.code, attempts },
+        `a webhook delivery's re-read failed; it is tried again in ${Math.round(pause / 1000)} s`,
+      );
+      return;
+    }
+    await deps.store.inbox.markFailed(item.id, text, "dead");
+    const message = `${label} webhook delivery ${item.id} was given up after ${attempts} attempt(s) (${text}); the records it named are read at the next poll.`;
+    deps.logger.warn({ connection: item.connection_id, code: error.code, attempts }, message);
+    await deps.problems?.raise({
+      key: `webhook_dead_letter:${item.connection_id}`,
+      connection_id: item.connection_id,
+      code: "webhook_dead_letter",
+      message,
+    });
   };
 
   const drainInbox = (): Promise<number> => {

@@ -430,17 +430,28 @@ export type InboxItem = {
   attempts: number;
   last_error: string | null;
   processed_at: IsoTimestamp | null;
+  next_attempt_at: IsoTimestamp | null;
+  dead_at: IsoTimestamp | null;
 };
 
 export interface InboxRepository {
   /** Stores a delivery; the caller acknowledges it only after this resolves. */
   add(connection_id: string, changes: JsonValue): Promise<InboxItem>;
-  /** Unprocessed deliveries, oldest first. */
-  pending(limit: number, connection_id?: string): Promise<InboxItem[]>;
+  /**
+   * Deliveries due now, oldest first: unprocessed, not given up, and past their next attempt time;
+   * `exclude` leaves out connections (one whose system is down now).
+   */
+  pending(limit: number, options?: { connection_id?: string; exclude?: readonly string[] }): Promise<InboxItem[]>;
   markProcessed(ids: readonly string[]): Promise<void>;
-  /** Records a failed attempt; the item stays pending. */
-  markFailed(id: string, error: string): Promise<void>;
+  /**
+   * Records a failed attempt: the item is tried again at `retry_at`, or, with `"dead"`, given up (a
+   * dead letter, kept with its error; its records are left to the next poll).
+   */
+  markFailed(id: string, error: string, next: { retry_at: IsoTimestamp } | "dead"): Promise<void>;
+  /** Deliveries not processed and not given up (due now or waiting for their next attempt). */
   countPending(): Promise<number>;
+  /** Deliveries given up since `since`. */
+  countDead(since?: IsoTimestamp): Promise<number>;
 }
 
 // ---------------------------------------------------------------------------------------------

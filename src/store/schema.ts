@@ -170,6 +170,10 @@ export interface WebhookInboxTable {
   attempts: number;
   last_error: string | null;
   processed_at: IsoTimestamp | null;
+  /** A failed delivery is not tried again before this. */
+  next_attempt_at: IsoTimestamp | null;
+  /** When it was given up (a dead letter): its records are left to the next poll. */
+  dead_at: IsoTimestamp | null;
 }
 
 /** A connection's API budget: calls used since `period_start` (its quota period), and a vendor's stated block. */

@@ -79,6 +79,7 @@ describeOnBackends("store", (backend) => {
       "0008_erasures",
       "0009_link_revocations",
       "0010_signups",
+      "0011_inbox_retries",
     ]);
     expect(await migrateToLatest(store.db)).toEqual([]);
   });
@@ -130,23 +131,24 @@ describeOnBackends("store", (backend) => {
     ]);
   });
 
-  it("keeps webhook deliveries until they are processed, with failed attempts counted", async () => {
+  it("keeps webhook deliveries until they are processed, retried when due, or given up", async () => {
     const a = await store.inbox.add("re-nxt", [{ external_id: "1" }]);
     const b = await store.inbox.add("re-nxt", [{ external_id: "2" }]);
+    const c = await store.inbox.add("mc", [{ external_id: "3" }]);
     expect(a.id).toMatch(/^whk_/);
-    expect(await store.inbox.countPending()).toBe(2);
-    await store.inbox.markFailed(a.id, "vendor_unavailable");
+    expect(await store.inbox.countPending()).toBe(3);
+    const later = new Date(Date.parse(a.received_at) + 60_000).toISOString();
+    await store.inbox.markFailed(a.id, "vendor_unavailable", { retry_at: later });
     await store.inbox.markProcessed([b.id]);
-    const pending = await store.inbox.pending(10);
-    expect(pending).toEqual([
-      expect.objectContaining({
-        id: a.id,
-        attempts: 1,
-        last_error: "vendor_unavailable",
-        changes: [{ external_id: "1" }],
-      }),
-    ]);
-    expect(await store.inbox.pending(10, "cc-main")).toEqual([]);
+    // Waiting for its next attempt: still pending, but not due.
+    expect(await store.inbox.countPending()).toBe(2);
+    expect((await store.inbox.pending(10)).map((i) => i.id)).toEqual([c.id]);
+    expect(await store.inbox.pending(10, { exclude: ["mc"] })).toEqual([]);
+    expect(await store.inbox.pending(10, { connection_id: "re-nxt" })).toEqual([]);
+    await store.inbox.markFailed(c.id, "forbidden: 403", "dead");
+    expect(await store.inbox.countPending()).toBe(1);
+    expect(await store.inbox.countDead()).toBe(1);
+    expect(await store.inbox.countDead(later)).toBe(0);
   });
 
   it("links keep how they were made; a claim turns address matches into Concord's own", async () => {

@@ -11,6 +11,7 @@ import { migration0007PlatformRejections } from "./0007-platform-rejections";
 import { migration0008Erasures } from "./0008-erasures";
 import { migration0009LinkRevocations } from "./0009-link-revocations";
 import { migration0010Signups } from "./0010-signups";
+import { migration0011InboxRetries } from "./0011-inbox-retries";
 
 /** Names sort in apply order; never rename or edit a shipped migration, add a new one. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -24,6 +25,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0008_erasures": migration0008Erasures,
   "0009_link_revocations": migration0009LinkRevocations,
   "0010_signups": migration0010Signups,
+  "0011_inbox_retries": migration0011InboxRetries,
 };
 
 /** Applies every pending migration; a failure is an environment problem or a bug, so it throws. */

@@ -13,6 +13,8 @@ const toItem = (row: Selectable<WebhookInboxTable>): InboxItem => ({
   attempts: row.attempts,
   last_error: row.last_error,
   processed_at: row.processed_at,
+  next_attempt_at: row.next_attempt_at,
+  dead_at: row.dead_at,
 });
 
 export function inboxRepository(ctx: SqlContext): InboxRepository {
@@ -27,13 +29,23 @@ export function inboxRepository(ctx: SqlContext): InboxRepository {
         attempts: 0,
         last_error: null,
         processed_at: null,
+        next_attempt_at: null,
+        dead_at: null,
       };
       await db.insertInto("webhook_inbox").values(row).execute();
       return toItem(row);
     },
-    async pending(limit, connection_id) {
-      let q = db.selectFrom("webhook_inbox").selectAll().where("processed_at", "is", null);
-      if (connection_id !== undefined) q = q.where("connection_id", "=", connection_id);
+    async pending(limit, options = {}) {
+      const now = isoNow(ctx);
+      let q = db
+        .selectFrom("webhook_inbox")
+        .selectAll()
+        .where("processed_at", "is", null)
+        .where("dead_at", "is", null)
+        .where((eb) => eb.or([eb("next_attempt_at", "is", null), eb("next_attempt_at", "<=", now)]));
+      if (options.connection_id !== undefined) q = q.where("connection_id", "=", options.connection_id);
+      if (options.exclude !== undefined && options.exclude.length > 0)
+        q = q.where("connection_id", "not in", [...options.exclude]);
       const rows = await q.orderBy("received_at").orderBy("id").limit(limit).execute();
       return rows.map(toItem);
     },
@@ -46,10 +58,14 @@ export function inboxRepository(ctx: SqlContext): InboxRepository {
           .where("id", "in", ids.slice(i, i + 500))
           .execute();
     },
-    async markFailed(id, error) {
+    async markFailed(id, error, next) {
       await db
         .updateTable("webhook_inbox")
-        .set((eb) => ({ attempts: eb("attempts", "+", 1), last_error: error.slice(0, 2000) }))
+        .set((eb) => ({
+          attempts: eb("attempts", "+", 1),
+          last_error: error.slice(0, 2000),
+          ...(next === "dead" ? { dead_at: isoNow(ctx) } : { next_attempt_at: next.retry_at }),
+        }))
         .where("id", "=", id)
         .execute();
     },
@@ -58,7 +74,17 @@ export function inboxRepository(ctx: SqlContext): InboxRepository {
         .selectFrom("webhook_inbox")
         .select((eb) => eb.fn.countAll<number | string>().as("n"))
         .where("processed_at", "is", null)
+        .where("dead_at", "is", null)
         .executeTakeFirstOrThrow();
+      return Number(row.n);
+    },
+    async countDead(since) {
+      let q = db
+        .selectFrom("webhook_inbox")
+        .select((eb) => eb.fn.countAll<number | string>().as("n"))
+        .where("dead_at", "is not", null);
+      if (since !== undefined) q = q.where("dead_at", ">=", since);
+      const row = await q.executeTakeFirstOrThrow();
       return Number(row.n);
     },
   };
