@@ -186,6 +186,26 @@ describe("the engine as a service (SQLite)", () => {
     expect(await h.store.inbox.countPending()).toBe(0);
   });
 
+  it("a run a stopped process left running is marked interrupted when the service starts", async () => {
+    const left = await h.store.runs.create({ kind: "sync", pair_id: "re-cc" });
+    h.advance(1_000);
+    const service = createEngineRuntime({
+      store: h.store,
+      config: h.config,
+      connections: h.connections,
+      now: h.now,
+      logger: createLogger({ level: "silent" }),
+      secrets: { env: TEST_ENV, key: TEST_KEY },
+    });
+    service.start(3_600_000);
+    await service.idle();
+    await service.stop();
+    expect(await h.store.runs.get(left.id)).toMatchObject({
+      status: "failed",
+      summary: { error: { code: "interrupted" } },
+    });
+  });
+
   it("9. a delivery with a wrong key or to an unknown connection is refused and nothing is stored", async () => {
     const wrong = await fetch(`${base}/webhooks/re-nxt?webhookKey=guess`, {
       method: "POST",

@@ -120,6 +120,8 @@ export function pollIntervalOf(deps: Pick<SyncDeps, "config">, pair: Pair): numb
 
 export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
   const queues = new Map<string, Promise<unknown>>();
+  /** Runs that started before this runtime was made belong to a process that is gone. */
+  const startedAt = deps.now().toISOString();
   const queuedPolls = new Set<string>();
   const state = new Map<string, PairStatus>();
   for (const pair of deps.config.pairs)
@@ -533,6 +535,18 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     ensureWebhooks,
     start: (tickMs = 1_000) => {
       stopped = false;
+      // Runs a crashed process left "running" never finish: they are marked interrupted, once.
+      void track(deps.store.runs.interruptRunning(startedAt))
+        .then((ids) => {
+          if (ids.length > 0)
+            deps.logger.warn(
+              { runs: ids },
+              `${ids.length} run(s) left running by a process that stopped are marked interrupted`,
+            );
+        })
+        .catch((error: unknown) => {
+          deps.logger.error({ err: error }, "marking interrupted runs failed");
+        });
       // The server listens by now: a vendor that checks the receiver (Mailchimp's GET) finds it.
       void ensureWebhooks().catch((error: unknown) => {
         deps.logger.error({ err: error }, "checking webhook subscriptions failed");

@@ -212,6 +212,11 @@ export interface RunRepository {
   create(run: { id?: string; kind: RunKind; pair_id?: string | null }): Promise<Run>;
   finish(id: string, status: Exclude<RunStatus, "running">, summary?: JsonValue): Promise<Run | undefined>;
   get(id: string): Promise<Run | undefined>;
+  /**
+   * Marks runs still `running` that started before `startedBefore` as failed (`interrupted`): the
+   * service calls it as it starts, when no run of its own is under way. Returns their ids.
+   */
+  interruptRunning(startedBefore: IsoTimestamp): Promise<string[]>;
 }
 
 export const PlanCountsSchema = z.record(z.string(), z.number().int().nonnegative());

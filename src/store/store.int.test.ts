@@ -151,6 +151,21 @@ describeOnBackends("store", (backend) => {
     expect(await store.inbox.countDead(later)).toBe(0);
   });
 
+  it("marks runs a stopped process left running as interrupted, and no other", async () => {
+    const left = await store.runs.create({ kind: "sync", pair_id: "p" });
+    const done = await store.runs.create({ kind: "sync", pair_id: "p" });
+    await store.runs.finish(done.id, "succeeded");
+    const later = new Date(Date.parse(left.started_at) + 1_000).toISOString();
+    expect(await store.runs.interruptRunning(left.started_at)).toEqual([]); // started at, not before
+    expect(await store.runs.interruptRunning(later)).toEqual([left.id]);
+    expect(await store.runs.get(left.id)).toMatchObject({
+      status: "failed",
+      summary: { error: { code: "interrupted" } },
+    });
+    expect((await store.runs.get(done.id))?.status).toBe("succeeded");
+    expect(await store.runs.interruptRunning(later)).toEqual([]);
+  });
+
   it("links keep how they were made; a claim turns address matches into Concord's own", async () => {
     const ada = await store.contacts.create({ type: "person", primary_email: "ada@example.org" });
     await store.links.create({

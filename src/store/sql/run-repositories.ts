@@ -70,6 +70,33 @@ export function runRepository(ctx: SqlContext): RunRepository {
       return get(id);
     },
 
+    async interruptRunning(startedBefore) {
+      const rows = await db
+        .selectFrom("runs")
+        .select("id")
+        .where("status", "=", "running")
+        .where("started_at", "<", startedBefore)
+        .execute();
+      for (const { id } of rows)
+        await db
+          .updateTable("runs")
+          .set({
+            status: "failed",
+            finished_at: isoNow(ctx),
+            summary_json: toJsonColumn({
+              error: {
+                code: "interrupted",
+                message:
+                  "The process running it stopped before it finished; what it had not committed is planned again by the next run.",
+              },
+            }),
+          })
+          .where("id", "=", id)
+          .where("status", "=", "running")
+          .execute();
+      return rows.map((r) => r.id);
+    },
+
     get,
   };
 }
