@@ -151,7 +151,8 @@ export function defineRoute<
       const params = parse(spec.params, "params", request.params ?? {});
       const query = parse(spec.query, "query", request.query ?? {});
       // No body at all (no content type) reads as an empty object, so `{}`-defaulted bodies may be omitted.
-      const body = parse(spec.body, "body", request.body ?? {});
+      // A JSON `null` is a body, and not an object: refused, never read as `{}`.
+      const body = parse(spec.body, "body", request.body === undefined ? {} : request.body);
       const issues = [params, query, body].flatMap((p) => (p.ok ? [] : p.issues));
       if (issues.length > 0 || !params.ok || !query.ok || !body.ok) {
         const first = issues.slice(0, 3).map((i) => `${i.where}${i.path ? `.${i.path}` : ""}: ${i.message}`);

@@ -530,6 +530,14 @@ describe("the API over a synced pair", () => {
       code: "invalid_request",
       issues: [{ where: "body", path: "dry_run" }],
     });
+    // A JSON null is not an empty object: refused, and nothing runs.
+    const runsBefore = (await a.call("GET", "/api/runs")).json().runs.length;
+    const sentNull = await a.call("POST", "/api/pairs/re-cc/sync", "null", {
+      headers: { "content-type": "application/json" },
+    });
+    expect(sentNull.statusCode).toBe(400);
+    expect(sentNull.json()).toMatchObject({ code: "invalid_request", issues: [{ where: "body" }] });
+    expect((await a.call("GET", "/api/runs")).json().runs.length).toBe(runsBefore);
     const resolve = await a.call("POST", "/api/review/rev_x/resolve", { action: "merge" });
     expect(resolve.json()).toMatchObject({
       code: "invalid_request",
