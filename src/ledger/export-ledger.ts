@@ -5,6 +5,7 @@
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { stringify } from "csv-stringify";
+import { spreadsheetSafe } from "../core/spreadsheet-safe";
 import { scopeKey } from "../core/consent/consent-event";
 import type { ConsentEventRow, StoreSession } from "../store/ports";
 import { fromRow, ledgerPages } from "./consent-ledger";
@@ -79,7 +80,7 @@ export async function exportLedger(
     }
     await pipeline(
       Readable.from(records()),
-      stringify({ header: true, columns: [...LEDGER_CSV_COLUMNS] }),
+      stringify({ header: true, columns: [...LEDGER_CSV_COLUMNS], cast: { string: spreadsheetSafe } }),
       writable,
       { end },
     );

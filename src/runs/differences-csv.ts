@@ -3,6 +3,7 @@
  * one row per difference left (after a fix, the remaining ones), with the columns below.
  */
 import { stringify } from "csv-stringify/sync";
+import { spreadsheetSafe } from "../core/spreadsheet-safe";
 import type { ReconcileReport } from "./reconcile";
 
 export const DIFFERENCE_CSV_COLUMNS = [
@@ -35,5 +36,5 @@ export function differencesCsv(
       d.cause,
     ]),
   );
-  return stringify([[...DIFFERENCE_CSV_COLUMNS], ...rows]);
+  return stringify([[...DIFFERENCE_CSV_COLUMNS], ...rows], { cast: { string: spreadsheetSafe } });
 }

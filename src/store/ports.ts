@@ -446,7 +446,10 @@ export interface InboxRepository {
    * Deliveries due now, oldest first: unprocessed, not given up, and past their next attempt time;
    * `exclude` leaves out connections (one whose system is down now).
    */
-  pending(limit: number, options?: { connection_id?: string; exclude?: readonly string[] }): Promise<InboxItem[]>;
+  pending(
+    limit: number,
+    options?: { connection_id?: string; exclude?: readonly string[] },
+  ): Promise<InboxItem[]>;
   markProcessed(ids: readonly string[]): Promise<void>;
   /**
    * Records a failed attempt: the item is tried again at `retry_at`, or, with `"dead"`, given up (a
