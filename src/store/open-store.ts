@@ -1,6 +1,7 @@
 /** Opens the store: an embedded SQLite file by default, PostgreSQL when given a URL; migrated, typed, ready. */
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { chmodSync, existsSync, mkdirSync, statSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, resolve } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { Kysely, PostgresDialect, SqliteDialect } from "kysely";
 import pg, { type CustomTypesConfig } from "pg";
@@ -49,13 +50,33 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
   return { ...session, close: () => db.destroy() };
 }
 
+/**
+ * Makes the data directory (0700), and takes group and other access off one that exists — unless it
+ * is the working directory or the home directory, which are not Concord's to close.
+ */
+function privateDirectory(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const full = resolve(dir);
+  if (full !== process.cwd() && full !== homedir()) ownerOnly(full, 0o700);
+}
+
+/** Sets `mode` on a file or directory this process owns and that others may read; others are left. */
+function ownerOnly(path: string, mode: number): void {
+  if (!existsSync(path)) return;
+  const stat = statSync(path);
+  if ((stat.mode & 0o077) === 0 || (process.getuid !== undefined && stat.uid !== process.getuid())) return;
+  chmodSync(path, mode);
+}
+
 function openSqlite(options: StoreOptions): { db: Kysely<Database>; dialect: StoreDialect } {
   const file = options.file ?? DEFAULT_SQLITE_FILE;
-  if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
+  if (file !== ":memory:") privateDirectory(dirname(file));
   const sqlite = new BetterSqlite3(file);
   // WAL lets readers run beside the writer; synchronous=FULL because an acknowledged opt-out must
   // survive a power cut (NORMAL may drop the last commits); the busy timeout covers other processes.
   sqlite.pragma("journal_mode = WAL");
+  // The database holds personal data and sealed credentials: its files are the owner's alone.
+  if (file !== ":memory:") for (const f of [file, `${file}-wal`, `${file}-shm`]) ownerOnly(f, 0o600);
   sqlite.pragma("synchronous = FULL");
   sqlite.pragma(`busy_timeout = ${String(Math.trunc(options.busy_timeout_ms ?? 5000))}`);
   sqlite.pragma("foreign_keys = ON");

@@ -1,6 +1,10 @@
 // The store suite: the same cases on SQLite and PostgreSQL (describeOnBackends from ./testing).
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { sql } from "kysely";
-import { afterEach, beforeEach, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { openStore } from "./open-store";
 import { migration0004TypedConsentSnapshots } from "./migrations/0004-typed-consent-snapshots";
 import { migrateToLatest } from "./migrations/migrations";
 import type { Store } from "./ports";
@@ -412,5 +416,32 @@ describeOnBackends("store", (backend) => {
     expect(await store.suppressions.add({ address_hash: hash, reason: "erasure" })).toEqual({ added: false });
     expect(await store.suppressions.has(hash)).toBe(true);
     expect(await store.suppressions.suppressed([hash, "b".repeat(64)])).toEqual(new Set([hash]));
+  });
+});
+
+describe("the SQLite files", () => {
+  it("are the owner's alone: the data directory 0700, the database and its journal 0600", async () => {
+    const root = mkdtempSync(join(tmpdir(), "concord-modes-"));
+    try {
+      // A directory made before, open to everyone, is closed too.
+      const dir = join(root, "data");
+      mkdirSync(dir, { mode: 0o755 });
+      chmodSync(dir, 0o755);
+      const file = join(dir, "concord.db");
+      const store = await openStore({ file });
+      await store.runs.create({ kind: "sync" });
+      const mode = (p: string) => statSync(p).mode & 0o777;
+      expect(mode(dir)).toBe(0o700);
+      expect(mode(file)).toBe(0o600);
+      expect(mode(`${file}-wal`)).toBe(0o600);
+      await store.close();
+
+      const fresh = join(root, "new", "deeper");
+      const other = await openStore({ file: join(fresh, "concord.db") });
+      expect(mode(fresh)).toBe(0o700);
+      await other.close();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
