@@ -513,6 +513,40 @@ describe("apply: contacts", () => {
   });
 });
 
+describe("read: next links a vendor should never give", () => {
+  const firstPage = (href: string) => ({
+    status: 200,
+    count: 1000,
+    path_prefix: "/v3/contacts",
+    body: { contacts: [], _links: { next: { href } } },
+  });
+
+  it("stops at a next link seen before instead of looping", async () => {
+    await account.control("POST", "/__emulator/faults", firstPage("/v3/contacts?cursor=again"));
+    const pages: string[] = [];
+    for await (const page of session.read(null, { full: true })) {
+      if (page.ok) pages.push("page");
+      else pages.push(`${page.error.code}: ${page.error.message}`);
+    }
+    expect(pages.at(-1)).toBe(
+      "bad_response: Constant Contact gave the same next-page link twice; the read stops instead of looping.",
+    );
+    expect(pages.length).toBeLessThanOrEqual(3);
+  });
+
+  it("never follows a next link to another host with the token", async () => {
+    await account.control(
+      "POST",
+      "/__emulator/faults",
+      firstPage("https://evil.example/v3/contacts?cursor=1"),
+    );
+    const errors: string[] = [];
+    for await (const page of session.read(null, { full: true }))
+      if (!page.ok) errors.push(page.error.message);
+    expect(errors).toEqual([expect.stringContaining("https://evil.example is outside")]);
+  });
+});
+
 describe("apply: limits and failures", () => {
   it("waits out a throttle (no Retry-After) and succeeds", async () => {
     const seeded = await seedPeople(1);

@@ -27,6 +27,7 @@ import type { CallPriority } from "../http/rate-limiter";
 import { emailKey, sameEmail } from "../../core/identity/normalise-email";
 import { ok } from "../../core/result";
 import { applyConsentFirst, outcomeOfError, runByKind, stopsAll } from "../kit/apply-policy";
+import { nextLinks } from "../kit/next-links";
 import { awaitJob, createWatermark, firstSeen, readStart } from "../kit/incremental-read";
 import { screenUpsertItems } from "../kit/upsert-items";
 import { CONTACT_SUBRESOURCES, createConstantContactClient, type ConstantContactClient } from "./client";
@@ -165,6 +166,7 @@ function createSession(
     const watermark = createWatermark("unordered", checkpoint?.value ?? EPOCH);
     for (let p = 0; p < passes.length; p++) {
       let from: Parameters<ConstantContactClient["contactsPage"]>[0] = { query: passes[p]! };
+      const follow = nextLinks(VENDOR);
       for (;;) {
         // Opt-outs are consent work: their pass draws on the consent reserve and goes before reads.
         const page = await client.contactsPage(from, "optout_after" in passes[p]! ? "consent" : "read");
@@ -200,7 +202,12 @@ function createSession(
           },
         });
         if (!next) break;
-        from = { next };
+        const followed = follow(next);
+        if (!followed.ok) {
+          yield followed;
+          return;
+        }
+        from = { next: followed.value };
       }
     }
   }
@@ -223,6 +230,7 @@ function createSession(
   const lists = async (): Promise<ConnectorResult<ExternalList[]>> => {
     const out: ExternalList[] = [];
     let next: string | undefined;
+    const follow = nextLinks(VENDOR);
     for (;;) {
       const r = await client.listsPage(next);
       if (!r.ok) return r;
@@ -236,7 +244,9 @@ function createSession(
       }
       const href = r.value._links?.next?.href;
       if (!href) return ok(out);
-      next = href;
+      const followed = follow(href);
+      if (!followed.ok) return followed;
+      next = followed.value;
     }
   };
 
@@ -496,6 +506,7 @@ function createSession(
       let from: Parameters<ConstantContactClient["contactsPage"]>[0] = {
         query: { status: "unsubscribed", limit: 500 },
       };
+      const follow = nextLinks(VENDOR);
       for (;;) {
         const page = await client.contactsPage(from);
         if (!page.ok) return page;
@@ -503,7 +514,9 @@ function createSession(
           if (c.email_address) found.add(emailKey(c.email_address.address));
         const next = page.value._links?.next?.href;
         if (!next) return ok(found);
-        from = { next };
+        const followed = follow(next);
+        if (!followed.ok) return followed;
+        from = { next: followed.value };
       }
     })();
     return unsubscribedEmails;

@@ -83,7 +83,8 @@ export function createEmulatorKit(options: EmulatorKitOptions): EmulatorKit {
     if (!fault) return;
     fault.count -= 1;
     if (fault.latency_ms > 0) await new Promise((resolve) => setTimeout(resolve, fault.latency_ms));
-    if (fault.status >= 400) {
+    // An error status, or any status with a body of its own (a vendor answering what it should not).
+    if (fault.status >= 400 || (fault.status > 0 && fault.body !== undefined)) {
       for (const [k, v] of Object.entries(fault.headers ?? {})) void reply.header(k, v);
       await reply
         .code(fault.status)

@@ -115,6 +115,29 @@ describe("createHttpClient", () => {
     expect(buildUrl("https://x.test/v3", "https://y.test/next?p=2")).toBe("https://y.test/next?p=2");
   });
 
+  it("follows an absolute link only on the API's own address: the token never goes elsewhere", async () => {
+    const { client } = setup();
+    const same = await client.request({
+      method: "GET",
+      path: `${base}/v3/contacts?cursor=2`,
+      priority: "read",
+    });
+    expect(same.ok).toBe(true);
+    expect(seen.map((s) => s.url)).toEqual(["/v3/contacts?cursor=2"]);
+    for (const elsewhere of [
+      "https://evil.example/v3/contacts?cursor=3",
+      `${base.replace("127.0.0.1", "localhost")}/v3/x`,
+    ]) {
+      const r = await client.request({ method: "GET", path: elsewhere, priority: "read" });
+      expect(r.ok).toBe(false);
+      if (!r.ok) {
+        expect(r.error.code).toBe("bad_response");
+        expect(r.error.message).toContain("is not followed");
+      }
+    }
+    expect(seen).toHaveLength(1);
+  });
+
   it("refreshes once on 401, saves the rotated refresh token, and retries", async () => {
     const { client, stored } = setup();
     script = [

@@ -124,8 +124,15 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
 
   return {
     request: async <T>(req: HttpRequest<T>) => {
-      const root = /^https?:\/\//.test(req.path) ? ok("") : await base();
+      const root = await base();
       if (!root.ok) return root;
+      // A vendor's absolute link (a next page) is followed only on the vendor's own address: the
+      // credentials never go to another host, whatever a response says.
+      if (/^https?:\/\//.test(req.path) && new URL(req.path).origin !== new URL(root.value).origin)
+        return err({
+          code: "bad_response",
+          message: `${req.method}: a link to ${new URL(req.path).origin} is outside ${new URL(root.value).origin}, the API's address; it is not followed.`,
+        });
       const url = buildUrl(root.value, req.path, req.query);
       let refreshed = false;
       for (let attempt = 1; ; attempt++) {
