@@ -45,4 +45,49 @@ describe("server app", () => {
     });
     expect(seen).toEqual([{ error: new Error("secret detail"), url: "/boom" }]);
   });
+
+  it("sends security headers on every answer, and HSTS behind https", async () => {
+    const plain = buildServer({ version: "1", ready: async () => true });
+    const res = await plain.inject({ method: "GET", url: "/healthz" });
+    expect(res.headers).toMatchObject({
+      "x-content-type-options": "nosniff",
+      "referrer-policy": "same-origin",
+      "content-security-policy": expect.stringContaining("frame-ancestors 'none'"),
+    });
+    expect(res.headers["strict-transport-security"]).toBeUndefined();
+    expect((await plain.inject({ method: "GET", url: "/nope" })).headers["x-content-type-options"]).toBe(
+      "nosniff",
+    );
+    const secure = buildServer({
+      version: "1",
+      ready: async () => true,
+      publicUrl: "https://concord.example.org",
+    });
+    expect(
+      (await secure.inject({ method: "GET", url: "/healthz" })).headers["strict-transport-security"],
+    ).toContain("max-age=");
+  });
+
+  it("answers only for the public address's host (and loopback); probes answer whatever the Host", async () => {
+    const app = buildServer({
+      version: "1",
+      ready: async () => true,
+      publicUrl: "https://concord.example.org",
+    });
+    app.get("/api/x", async () => ({ ok: true }));
+    const get = (url: string, host: string) => app.inject({ method: "GET", url, headers: { host } });
+    expect((await get("/api/x", "concord.example.org")).statusCode).toBe(200);
+    expect((await get("/api/x", "CONCORD.example.org:443")).statusCode).toBe(200);
+    expect((await get("/api/x", "localhost:8080")).statusCode).toBe(200);
+    expect((await get("/api/x", "[::1]:8080")).statusCode).toBe(200);
+    const evil = await get("/api/x", "evil.example");
+    expect(evil.statusCode).toBe(421);
+    expect(evil.json()).toMatchObject({ code: "misdirected_request" });
+    expect((await get("/healthz", "10.0.0.7:8080")).statusCode).toBe(200);
+    // Without a public address, any Host is answered.
+    const open = buildServer({ version: "1", ready: async () => true });
+    expect(
+      (await open.inject({ method: "GET", url: "/healthz", headers: { host: "anything" } })).statusCode,
+    ).toBe(200);
+  });
 });

@@ -29,7 +29,35 @@ export type ServerDeps = {
   uiDir?: string;
   /** Where a request's unexpected failure (a 5xx) is reported; the client gets `internal_error` only. */
   onError?: (error: unknown, request: { method: string; url: string }) => void;
+  /**
+   * The address people and systems reach the server at (`server.public_url`): requests naming
+   * another Host are refused (421), and an https address adds HSTS. Absent: any Host is answered.
+   */
+  publicUrl?: string;
 };
+
+/** What every answer carries; a route may set a stricter policy of its own. */
+const SECURITY_HEADERS: Record<string, string> = {
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "same-origin",
+  "content-security-policy":
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+};
+
+/** Probes a load balancer or orchestrator sends by address, whatever the Host. */
+const PROBES = /^\/(healthz|readyz)$/;
+
+/** The hosts the server answers for: the public address's, and the loopback names. */
+export function allowedHosts(publicUrl: string): ReadonlySet<string> {
+  return new Set([new URL(publicUrl).host.toLowerCase(), "localhost", "127.0.0.1", "[::1]"]);
+}
+
+/** A Host header without its port, lower-cased (`[::1]:8080` → `[::1]`). */
+function hostName(header: string | undefined): string {
+  const h = (header ?? "").trim().toLowerCase();
+  if (h.startsWith("[")) return h.slice(0, h.indexOf("]") + 1);
+  return h.split(":")[0] ?? "";
+}
 
 /** Where a connection's webhook deliveries go: `/webhooks/<connection id>` (plus the system's own query, e.g. `?webhookKey=`). */
 export const WEBHOOK_PATH = "/webhooks/:connection";
@@ -50,6 +78,23 @@ const FRAMEWORK_CODES: Record<string, string> = {
 
 export function buildServer(deps: ServerDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: deps.bodyLimitBytes ?? 1024 * 1024 });
+
+  const hosts = deps.publicUrl !== undefined ? allowedHosts(deps.publicUrl) : undefined;
+  const publicHost = deps.publicUrl !== undefined ? new URL(deps.publicUrl).host : "";
+  const hostNames = hosts !== undefined ? new Set([...hosts].map((h) => hostName(h))) : undefined;
+  const https = deps.publicUrl?.startsWith("https:") === true;
+  app.addHook("onRequest", async (request, reply) => {
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) void reply.header(name, value);
+    if (https) void reply.header("strict-transport-security", "max-age=31536000; includeSubDomains");
+    const path = request.url.split("?")[0] ?? "";
+    const host = hostName(request.headers.host);
+    if (hostNames !== undefined && !hostNames.has(host) && !PROBES.test(path))
+      return reply.code(421).send({
+        code: "misdirected_request",
+        message: `This server answers for ${publicHost} (server.public_url); the request named host "${host.slice(0, 100)}".`,
+      } satisfies ErrorBody);
+    return undefined;
+  });
 
   app.setErrorHandler((error: { statusCode?: number; code?: string; message: string }, request, reply) => {
     const status =

@@ -70,6 +70,7 @@ export async function buildConcordApp(
       return true;
     },
     bodyLimitBytes: config.server.body_limit,
+    ...(config.server.public_url !== undefined ? { publicUrl: config.server.public_url } : {}),
     webhooks: runtime.handleWebhook,
     personPages: {
       store,

@@ -219,15 +219,13 @@ export function registerPersonPages(app: FastifyInstance, deps: PersonPagesDeps)
         next(null, body);
       },
     );
-    scope.addHook("onSend", async (_request, reply) => {
+    // These pages' own policy, over the server's (a route may set its own: the embeddable form).
+    scope.addHook("onRequest", async (_request, reply) => {
       void reply
         .header("cache-control", "no-store")
         .header("referrer-policy", "no-referrer")
         .header("x-robots-tag", "noindex")
-        .header("x-content-type-options", "nosniff");
-      // A page that set its own policy (the embeddable sign-up form) keeps it; no other is framed.
-      if (!reply.hasHeader("content-security-policy"))
-        void reply.header(
+        .header(
           "content-security-policy",
           "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
         );
