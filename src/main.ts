@@ -7,6 +7,7 @@ import { join, relative } from "node:path";
 import { CommanderError } from "commander";
 import { buildProgram, EXIT_USAGE, type CliServices, type EmulatedSystem } from "./cli/program";
 import { formatConfigErrors, loadConfigFile } from "./config/load-config-file";
+import { configWarnings } from "./config/config-warnings";
 import { formatEnvErrors, loadEnv } from "./config/load-env";
 import { GENERATE_SECRET_KEY_COMMAND, sealSecret } from "./config/secret-box";
 import { registerDemoCommand } from "./cli/demo-command";
@@ -119,9 +120,13 @@ async function main(argv: readonly string[]): Promise<number> {
       const result = await loadConfigFile(file);
       if (!result.ok) return { ok: false, report: formatConfigErrors(result.errors) };
       const c = result.config;
+      const warnings = configWarnings(c).map((w) => `warning: ${w}`);
       return {
         ok: true,
-        summary: `${file} is valid: ${c.connections.length} connections, ${c.pairs.length} pairs, ${c.topics.length} topics.`,
+        summary: [
+          `${file} is valid: ${c.connections.length} connections, ${c.pairs.length} pairs, ${c.topics.length} topics.`,
+          ...warnings,
+        ].join("\n"),
       };
     },
     storeSecret: async (name, value) => {

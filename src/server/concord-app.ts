@@ -6,6 +6,7 @@
 import type { ConnectionOptions as TlsConnectionOptions } from "node:tls";
 import type { FastifyInstance } from "fastify";
 import { sql } from "kysely";
+import { configWarnings } from "../config/config-warnings";
 import { resolveSecretRef, type SecretSources } from "../config/resolve-secret-ref";
 import type { EngineContext } from "../open-engine";
 import type { EngineRuntime } from "../runs/engine-runtime";
@@ -53,6 +54,7 @@ export async function buildConcordApp(
   if (disabled !== undefined) problems.push(`API disabled: ${disabled}`);
   const secureCookies = config.server.public_url?.startsWith("https:") === true;
   const metrics = options.metrics ?? createConcordMetrics({ now: context.now });
+  problems.push(...configWarnings(config));
   const links = linkSigner(options.secrets.key, config);
   if (!links.ok) problems.push(`Personal links (one-click unsubscribe) are off: ${links.error}.`);
   const signupPassword = config.signup?.smtp.password;
