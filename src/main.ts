@@ -8,6 +8,7 @@ import { CommanderError } from "commander";
 import { buildProgram, EXIT_USAGE, type CliServices, type EmulatedSystem } from "./cli/program";
 import { formatConfigErrors, loadConfigFile } from "./config/load-config-file";
 import { configWarnings } from "./config/config-warnings";
+import { storedNameProblem } from "./config/secret-ref";
 import { formatEnvErrors, loadEnv } from "./config/load-env";
 import { GENERATE_SECRET_KEY_COMMAND, sealSecret } from "./config/secret-box";
 import { registerDemoCommand } from "./cli/demo-command";
@@ -130,6 +131,8 @@ async function main(argv: readonly string[]): Promise<number> {
       };
     },
     storeSecret: async (name, value) => {
+      const problem = storedNameProblem(name);
+      if (problem !== undefined) return { ok: false, message: problem };
       const key = env.CONCORD_SECRET_KEY;
       if (!key) {
         return {

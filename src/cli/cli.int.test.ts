@@ -116,6 +116,19 @@ describe("concord CLI", () => {
     );
     expect(noKey.code).toBe(2);
     expect(noKey.stderr).toContain("CONCORD_SECRET_KEY is not set");
+    for (const [name, says] of [
+      ["CC Main token", "is not a name a config can reference"],
+      ["cc-main.oauth", "is where Concord keeps the tokens it renews"],
+    ]) {
+      const refused = await concord(
+        ["secrets", "set", name ?? ""],
+        { CONCORD_DATA_DIR: dir, CONCORD_SECRET_KEY: Buffer.alloc(32, 7).toString("base64") },
+        undefined,
+        secret,
+      );
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain(says);
+    }
 
     const set = await concord(
       ["secrets", "set", "cc-main.refresh_token"],

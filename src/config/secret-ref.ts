@@ -12,6 +12,18 @@ export type CredentialValue = { kind: "plain"; value: string } | SecretRef;
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const STORED_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,127}$/;
 
+/**
+ * Why `name` cannot be stored with `concord secrets set`, if it cannot: a name no config can
+ * reference, or a connection's `<id>.oauth` slot, which holds the tokens Concord renews itself.
+ */
+export function storedNameProblem(name: string): string | undefined {
+  if (!STORED_NAME_RE.test(name))
+    return `"${name.slice(0, 140)}" is not a name a config can reference as { stored: … }: expected lowercase letters, digits, . _ - (at most 128, starting with a letter or digit), such as cc-main.refresh_token`;
+  if (name.endsWith(".oauth"))
+    return `"${name}" is where Concord keeps the tokens it renews for a connection; set the connection's refresh token instead (e.g. ${name.slice(0, -".oauth".length)}.refresh_token)`;
+  return undefined;
+}
+
 /** Marks issues whose message the loader completes with the exact line to write. */
 export const PLAINTEXT_SECRET = "plaintext_secret";
 
