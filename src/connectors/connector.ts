@@ -254,6 +254,8 @@ export type TransportRequest = {
   headers: Record<string, string>;
   body: string | null;
   timeout_ms: number;
+  /** The largest answer taken (bytes); more is a failure. Default: 64 MiB. */
+  max_bytes?: number;
 };
 export type TransportResponse = { status: number; headers: Record<string, string>; text: string };
 /** Carries a connector's HTTP calls; throws on a network failure (no answer at all). */

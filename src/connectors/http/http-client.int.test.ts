@@ -152,6 +152,29 @@ describe("createHttpClient", () => {
     expect(stored["refresh_token"]).toBe("r2");
   });
 
+  it("believes a token lifetime of at most a year, and refuses a token answer too large to be one", async () => {
+    const { client, stored, clock } = setup();
+    script = [
+      { status: 401, body: [] },
+      { status: 200, body: {} },
+    ];
+    tokenAnswers = [{ status: 200, body: { access_token: "a2", expires_in: 1e300 } }];
+    expect((await client.request({ method: "GET", path: "/x", priority: "read" })).ok).toBe(true);
+    const until = Date.parse(stored["access_token_expires_at"] ?? "");
+    expect(until - clock.now().getTime()).toBeLessThanOrEqual(365 * 86_400_000);
+
+    const big = setup();
+    script = [{ status: 401, body: [] }];
+    tokenAnswers = [{ status: 200, body: { access_token: "a3", padding: "x".repeat(70 * 1024) } }];
+    const r = await big.client.request({ method: "GET", path: "/y", priority: "read" });
+    expect(r.ok).toBe(false);
+    if (!r.ok)
+      expect(r.error).toMatchObject({
+        code: "network_error",
+        message: expect.stringContaining("larger than"),
+      });
+  });
+
   it("reports auth_invalid and tells the host when the refresh is refused", async () => {
     const { client, authFailures } = setup();
     script = [{ status: 401, body: [{ error_key: "unauthorized" }] }];

@@ -14,6 +14,11 @@ export type AuthProvider = {
   refresh: () => Promise<Result<void, ConnectorError>>;
 };
 
+/** The largest token answer read; real ones are a few hundred bytes to a few KB (a JWT). */
+const TOKEN_ANSWER_MAX_BYTES = 64 * 1024;
+/** The longest access-token lifetime believed: a year. */
+const MAX_TOKEN_LIFETIME_S = 365 * 86_400;
+
 const TokenResponseSchema = z.looseObject({
   access_token: z.string().min(1),
   refresh_token: z.string().min(1).optional(),
@@ -79,7 +84,9 @@ export function createOAuth2Auth(options: OAuth2Options): AuthProvider {
         method: "POST",
         headers,
         body: form.toString(),
-        timeout_ms: 60_000,
+        // A token answer is a few hundred bytes: a slow or huge one is not waited for.
+        timeout_ms: 30_000,
+        max_bytes: TOKEN_ANSWER_MAX_BYTES,
       });
       status = response.status;
       text = response.text;
@@ -106,9 +113,11 @@ export function createOAuth2Auth(options: OAuth2Options): AuthProvider {
     const parsed = TokenResponseSchema.safeParse(safeJson(text));
     if (!parsed.success)
       return err({ code: "bad_response", message: "The token endpoint answered without an access_token." });
+    // A lifetime beyond a year (or none) is not believed: the token is renewed within the year.
+    const lifetime = Math.min(parsed.data.expires_in ?? 3600, MAX_TOKEN_LIFETIME_S);
     const fresh: FreshTokens = {
       access_token: parsed.data.access_token,
-      expires_at: options.runtime.now().getTime() + (parsed.data.expires_in ?? 3600) * 1000,
+      expires_at: options.runtime.now().getTime() + lifetime * 1000,
     };
     const changes: Record<string, string> = {
       access_token: fresh.access_token,

@@ -20,7 +20,7 @@ export const networkTransport: HttpTransport = async (
     headersTimeout: init.timeout_ms,
     bodyTimeout: init.timeout_ms,
   });
-  const text = await readCapped(response.body);
+  const text = await readCapped(response.body, init.max_bytes ?? MAX_RESPONSE_BYTES);
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(response.headers)) {
     if (typeof v === "string") headers[k] = v;
@@ -29,12 +29,12 @@ export const networkTransport: HttpTransport = async (
   return { status: response.statusCode, headers, text };
 };
 
-async function readCapped(body: AsyncIterable<Buffer | Uint8Array>): Promise<string> {
+async function readCapped(body: AsyncIterable<Buffer | Uint8Array>, max: number): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {
     size += chunk.length;
-    if (size > MAX_RESPONSE_BYTES) throw new Error(`response larger than ${MAX_RESPONSE_BYTES} bytes`);
+    if (size > max) throw new Error(`response larger than ${max} bytes`);
     chunks.push(Buffer.from(chunk));
   }
   return Buffer.concat(chunks).toString("utf8");
