@@ -21,6 +21,26 @@ function capture(level: "info" | "debug" = "info"): { logger: Logger; lines: str
 }
 
 describe("the logger", () => {
+  it("masks addresses in any script, and cuts query strings and webhook keys out of URLs and paths", () => {
+    const { logger, lines } = capture();
+    logger.warn(
+      {
+        url: "/webhooks/re-nxt?webhookKey=s3cr3t-hook",
+        next: "https://api.example.net/v3/contacts?cursor=abc&email=zoe%40example.org",
+        webhookKey: "s3cr3t-hook",
+        note: "webhook_key=s3cr3t-hook",
+      },
+      "mail from zoë.müller@exämple.de and 用户@例子.中国 to https://us1.api.mailchimp.com/x?key=mc-s3cr3t",
+    );
+    const line = lines[0] ?? "";
+    for (const secret of ["s3cr3t-hook", "mc-s3cr3t", "zoë.müller", "用户@", "cursor=abc", "zoe%40"])
+      expect(line).not.toContain(secret);
+    const parsed = JSON.parse(line);
+    expect(parsed.url).toBe(`/webhooks/re-nxt?${REDACTED}`);
+    expect(parsed.next).toBe(`https://api.example.net/v3/contacts?${REDACTED}`);
+    expect(parsed.msg).toContain("z***@exämple.de");
+  });
+
   it("writes a line with a bearer token, a refresh token and an email that contains none of them", () => {
     const { logger, lines } = capture();
     logger.info(

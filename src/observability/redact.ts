@@ -6,14 +6,18 @@
 
 export const REDACTED = "[redacted]";
 
-// `jane.doe@example.org`, also URL-encoded (`jane%40example.org`). The local part's first
-// character is kept so an operator can still tell two masked addresses apart in most cases.
+// `jane.doe@example.org`, also URL-encoded (`jane%40example.org`) and in any script
+// (`zoë@exämple.de`, `用户@例子.中国`). The local part's first character is kept so an operator can
+// still tell two masked addresses apart in most cases.
 const EMAIL_RE =
-  /([A-Za-z0-9_%+-])[A-Za-z0-9._%+-]*(@|%40)([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})/g;
+  /([\p{L}\p{N}_%+-])[\p{L}\p{N}\p{M}._%+-]*(@|%40)([\p{L}\p{N}\p{M}-]+(?:\.[\p{L}\p{N}\p{M}-]+)*\.[\p{L}\p{M}]{2,})/gu;
+// A URL's or a path's query string (`?key=…`, `?webhookKey=…`, `?email=…`): cut whole, since a
+// receiver's secret or a person's data may sit under any name there.
+const QUERY_RE = /((?:https?:\/\/|\/)[^\s"'<>?#]*)\?(?!\[redacted\])[^\s"'<>#]+/g;
 const AUTH_SCHEME_RE = /\b(Bearer|Basic|Token|Digest)(\s+)(?!\[redacted\])[A-Za-z0-9\-._~+/]+=*/g;
 const JWT_RE = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
 const SECRET_WORDS =
-  "token|secret|password|passwd|pwd|passphrase|authorization|cookie|api[_-]?key|subscription[_-]?key|private[_-]?key|access[_-]?key|code[_-]?verifier|signature";
+  "token|secret|password|passwd|pwd|passphrase|authorization|cookie|api[_-]?key|subscription[_-]?key|private[_-]?key|access[_-]?key|webhook[_-]?key|code[_-]?verifier|signature";
 // `"refresh_token":"abc"` inside a JSON text.
 const JSON_PAIR_RE = new RegExp(
   `("[^"\\\\]*(?:${SECRET_WORDS})[^"\\\\]*"\\s*:\\s*)"(?:[^"\\\\]|\\\\.)*"`,
@@ -37,6 +41,7 @@ export function redactEmail(text: string): string {
 export function redactString(text: string): string {
   return redactEmail(
     text
+      .replace(QUERY_RE, (_m, before: string) => `${before}?${REDACTED}`)
       .replace(JWT_RE, REDACTED)
       .replace(AUTH_SCHEME_RE, (_m, scheme: string, space: string) => `${scheme}${space}${REDACTED}`)
       .replace(JSON_PAIR_RE, (m, key: string) =>
@@ -56,7 +61,7 @@ const normaliseKey = (key: string): string =>
     .replace(/[^a-z0-9]+/g, "_");
 
 const SECRET_KEY_RE =
-  /(^|_)(tokens?|secrets?|password|passwd|pwd|passphrase|authorization|auth|cookies?|set_cookie|api_?key|subscription_key|private_key|access_key|secret_key|credentials?|signature|code_verifier)(_|$)/;
+  /(^|_)(tokens?|secrets?|password|passwd|pwd|passphrase|authorization|auth|cookies?|set_cookie|api_?key|subscription_key|private_key|access_key|secret_key|webhook_key|credentials?|signature|code_verifier)(_|$)/;
 // Keys that name something about a secret without holding it: where it lives, when it expires.
 const NOT_SECRET_SUFFIX_RE = /_(url|uri|at|in|type|count|id|ids|kind|ref|expires|expiry|source|length)$/;
 
