@@ -1,3 +1,5 @@
+import { once } from "node:events";
+import { connect, type AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { buildServer } from "./app";
 
@@ -89,5 +91,32 @@ describe("server app", () => {
     expect(
       (await open.inject({ method: "GET", url: "/healthz", headers: { host: "anything" } })).statusCode,
     ).toBe(200);
+  });
+});
+
+describe("slow clients", () => {
+  it("a request sent a byte at a time is cut off at the request timeout, and the server goes on", async () => {
+    const app = buildServer({ version: "1", ready: async () => true, timeouts: { request_ms: 300 } });
+    app.post("/echo", async (request) => request.body);
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    const { port } = app.server.address() as AddressInfo;
+    try {
+      const socket = connect(port, "127.0.0.1");
+      await once(socket, "connect");
+      socket.write(
+        "POST /echo HTTP/1.1\r\nHost: localhost\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
+      );
+      let answer = "";
+      socket.on("data", (d: Buffer) => (answer += d.toString()));
+      // Keep trickling bytes until the server gives up on the request.
+      const trickle = setInterval(() => socket.write(" "), 50);
+      await once(socket, "close");
+      clearInterval(trickle);
+      expect(answer).toMatch(/^HTTP\/1\.1 408/);
+      const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+      expect(health.status).toBe(200);
+    } finally {
+      await app.close();
+    }
   });
 });

@@ -4,6 +4,7 @@
  * errors as JSON with a stable code.
  */
 import { existsSync } from "node:fs";
+import { createServer } from "node:http";
 import { join } from "node:path";
 import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance } from "fastify";
@@ -34,6 +35,11 @@ export type ServerDeps = {
    * another Host are refused (421), and an https address adds HSTS. Absent: any Host is answered.
    */
   publicUrl?: string;
+  /**
+   * The longest a client may take to send a whole request (default 30 s), and a connection may sit
+   * idle (default 60 s): a slow sender never holds a connection open for long.
+   */
+  timeouts?: { request_ms?: number; idle_ms?: number };
 };
 
 /** What every answer carries; a route may set a stricter policy of its own. */
@@ -77,7 +83,22 @@ const FRAMEWORK_CODES: Record<string, string> = {
 };
 
 export function buildServer(deps: ServerDeps): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimitBytes ?? 1024 * 1024 });
+  const requestTimeout = deps.timeouts?.request_ms ?? 30_000;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: deps.bodyLimitBytes ?? 1024 * 1024,
+    connectionTimeout: deps.timeouts?.idle_ms ?? 60_000,
+    // Node checks request deadlines on an interval (30 s by default): often enough to hold them.
+    serverFactory: (handler) =>
+      createServer(
+        {
+          requestTimeout,
+          headersTimeout: requestTimeout,
+          connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(requestTimeout / 4))),
+        },
+        handler,
+      ),
+  });
 
   const hosts = deps.publicUrl !== undefined ? allowedHosts(deps.publicUrl) : undefined;
   const publicHost = deps.publicUrl !== undefined ? new URL(deps.publicUrl).host : "";
