@@ -412,6 +412,8 @@ export const ServerSchema = strictObject({
    * unsubscribe mechanism to work for at least 60 days after the message is sent.
    */
   link_ttl: durationSchema({ min: 60 * 86_400_000, max: 3650 * 86_400_000 }).default(400 * 86_400_000),
+  /** A bearer token `/metrics` requires (`Authorization: Bearer …`); absent: /metrics is public. */
+  metrics_token: SecretRefSchema.optional(),
 });
 export type Server = z.infer<typeof ServerSchema>;
 

@@ -11,6 +11,7 @@ import { resolveSecretRef, type SecretSources } from "../config/resolve-secret-r
 import type { EngineContext } from "../open-engine";
 import type { EngineRuntime } from "../runs/engine-runtime";
 import { createConcordMetrics, type ConcordMetrics } from "./api/metrics";
+import type { MetricsAccess } from "./api/metrics";
 import { buildServer } from "./app";
 import { linkSigner } from "../runs/personal-links";
 import { proofKey } from "../runs/proof-bundle";
@@ -54,6 +55,17 @@ export async function buildConcordApp(
   if (disabled !== undefined) problems.push(`API disabled: ${disabled}`);
   const secureCookies = config.server.public_url?.startsWith("https:") === true;
   const metrics = options.metrics ?? createConcordMetrics({ now: context.now });
+  let metricsAccess: MetricsAccess = { kind: "public" };
+  if (config.server.metrics_token !== undefined) {
+    const token = await resolveSecretRef(config.server.metrics_token, options.secrets);
+    if (token.ok && token.value.length >= 16) metricsAccess = { kind: "token", token: token.value };
+    else {
+      metricsAccess = { kind: "closed" };
+      problems.push(
+        `/metrics is closed: server.metrics_token ${token.ok ? "is shorter than 16 characters" : `could not be resolved (${token.error.message})`}.`,
+      );
+    }
+  }
   problems.push(...configWarnings(config));
   const links = linkSigner(options.secrets.key, config);
   if (!links.ok) problems.push(`Personal links (one-click unsubscribe) are off: ${links.error}.`);
@@ -126,6 +138,7 @@ export async function buildConcordApp(
             secureCookies,
             version: options.version,
             metrics,
+            metricsAccess,
             links,
             proofKey: proofKey(options.secrets.key),
           },
@@ -137,6 +150,7 @@ export async function buildConcordApp(
               metrics,
               sources: { store, connections: context.connections, version: options.version },
               now: context.now,
+              access: metricsAccess,
             },
           },
         }),

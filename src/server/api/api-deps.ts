@@ -1,4 +1,5 @@
 /** What the API routes run on: the engine's store, config, connections and runtime, and the sign-in settings. */
+import type { MetricsAccess } from "./metrics";
 import type { ConcordConfig } from "../../config/concord-config";
 import type { EngineRuntime } from "../../runs/engine-runtime";
 import type { OpenedConnection } from "../../connections/open-connection";
@@ -27,6 +28,8 @@ export type ApiDeps = {
   links?: Result<LinkSigner, string>;
   /** The proof-bundle signing key, or why bundles cannot be signed (no CONCORD_SECRET_KEY). */
   proofKey?: Result<KeyObject, string>;
+  /** Who may scrape /metrics (default: anyone; `server.metrics_token` asks for a bearer token). */
+  metricsAccess?: MetricsAccess;
   /** Session expiry and sign-in limits (defaults: 12 h idle, 10 failed sign-ins a minute per address). */
   sessions?: Partial<Omit<SessionOptions, "adminPassword" | "now">>;
 };

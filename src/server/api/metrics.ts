@@ -5,6 +5,7 @@
  * inbox and review queue from the store); applied opt-outs are observed into the lag histogram on
  * the scrape after their outcome is stored.
  */
+import { timingSafeEqual } from "node:crypto";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ApiCall, OpenedConnection } from "../../connections/open-connection";
 import type { SyncReport } from "../../runs/sync-pair";
@@ -29,6 +30,8 @@ export type MetricsSources = {
   store: StoreSession;
   connections: ReadonlyMap<string, OpenedConnection>;
   version: string;
+  /** Milliseconds on a monotonic clock, for reusing the store's counts (default: performance.now). */
+  monotonic?: () => number;
 };
 
 /** Seconds; from "seconds" (webhooks) to the legal clocks (2 and 14 days). */
@@ -77,9 +80,39 @@ export function createConcordMetrics(options: { now: () => Date }): ConcordMetri
  * Adds the metrics read at scrape time to `metrics.registry`. Opt-outs applied from `since` on are
  * observed into the lag histogram once each.
  */
+/**
+ * What `/metrics` asks of a scraper: nothing (public), a bearer token, or — when the configured
+ * token could not be resolved — refusal of everyone (closed, never open by mistake).
+ */
+export type MetricsAccess = { kind: "public" } | { kind: "token"; token: string } | { kind: "closed" };
+
+export function metricsAllowed(access: MetricsAccess, authorization: string | undefined): boolean {
+  if (access.kind === "public") return true;
+  if (access.kind === "closed") return false;
+  const given = Buffer.from(authorization ?? "");
+  const wanted = Buffer.from(`Bearer ${access.token}`);
+  return given.length === wanted.length && timingSafeEqual(given, wanted);
+}
+
+/** How long the gauges read from the store are reused: scrapers in a burst cost one read. */
+export const STORE_GAUGES_TTL_MS = 10_000;
+
 export function addScrapeMetrics(metrics: ConcordMetrics, sources: MetricsSources, since: Date): void {
   const registers = [metrics.registry];
   const { store, connections } = sources;
+  // The store's counts, read once for every gauge of a scrape and reused for a few seconds.
+  let read: { at: number; facts: Promise<StoreFacts> } | undefined;
+  const storeFacts = (): Promise<StoreFacts> => {
+    const at = (sources.monotonic ?? (() => performance.now()))();
+    if (read === undefined || at - read.at >= STORE_GAUGES_TTL_MS) {
+      const facts = readStoreFacts(store);
+      read = { at, facts };
+      facts.catch(() => {
+        if (read?.facts === facts) read = undefined;
+      });
+    }
+    return read.facts;
+  };
   new Gauge({
     name: "concord_build_info",
     help: "The running version (always 1).",
@@ -131,13 +164,9 @@ export function addScrapeMetrics(metrics: ConcordMetrics, sources: MetricsSource
     labelNames: ["connection", "kind", "status"] as const,
     registers,
     async collect() {
-      const rows = await store.db
-        .selectFrom("operations")
-        .select(["target_connection", "kind", "status", (eb) => eb.fn.countAll<number | string>().as("n")])
-        .groupBy(["target_connection", "kind", "status"])
-        .execute();
+      const { operations } = await storeFacts();
       this.reset();
-      for (const r of rows)
+      for (const r of operations)
         this.set({ connection: r.target_connection, kind: r.kind, status: r.status }, Number(r.n));
     },
   });
@@ -147,9 +176,9 @@ export function addScrapeMetrics(metrics: ConcordMetrics, sources: MetricsSource
     labelNames: ["connection", "status"] as const,
     registers,
     async collect() {
+      const { health } = await storeFacts();
       this.reset();
-      for (const h of await store.health.list())
-        this.set({ connection: h.connection_id, status: h.status }, 1);
+      for (const h of health) this.set({ connection: h.connection_id, status: h.status }, 1);
     },
   });
   new Gauge({
@@ -157,7 +186,7 @@ export function addScrapeMetrics(metrics: ConcordMetrics, sources: MetricsSource
     help: "Webhook deliveries stored and not yet processed.",
     registers,
     async collect() {
-      this.set(await store.inbox.countPending());
+      this.set((await storeFacts()).inbox_pending);
     },
   });
   new Gauge({
@@ -165,12 +194,7 @@ export function addScrapeMetrics(metrics: ConcordMetrics, sources: MetricsSource
     help: "Open items in the review queue (ambiguous identities, conflicts).",
     registers,
     async collect() {
-      const row = await store.db
-        .selectFrom("review_items")
-        .select((eb) => eb.fn.countAll<number | string>().as("n"))
-        .where("status", "=", "open")
-        .executeTakeFirst();
-      this.set(Number(row?.n ?? 0));
+      this.set((await storeFacts()).review_open);
     },
   });
 
@@ -195,4 +219,27 @@ export function addScrapeMetrics(metrics: ConcordMetrics, sources: MetricsSource
       }
     },
   });
+}
+
+type StoreFacts = {
+  operations: { target_connection: string; kind: string; status: string; n: number | string }[];
+  health: { connection_id: string; status: string }[];
+  inbox_pending: number;
+  review_open: number;
+};
+
+async function readStoreFacts(store: MetricsSources["store"]): Promise<StoreFacts> {
+  const operations = await store.db
+    .selectFrom("operations")
+    .select(["target_connection", "kind", "status", (eb) => eb.fn.countAll<number | string>().as("n")])
+    .groupBy(["target_connection", "kind", "status"])
+    .execute();
+  const health = await store.health.list();
+  const inbox_pending = await store.inbox.countPending();
+  const review = await store.db
+    .selectFrom("review_items")
+    .select((eb) => eb.fn.countAll<number | string>().as("n"))
+    .where("status", "=", "open")
+    .executeTakeFirst();
+  return { operations, health, inbox_pending, review_open: Number(review?.n ?? 0) };
 }

@@ -10,7 +10,14 @@ import type { SyncDeps } from "../../runs/sync-pair";
 import { defineRoute, fail, raw, registerRoutes, type AccessCheck, type ApiRoute } from "./api-route";
 import type { ApiContext, ApiDeps } from "./api-deps";
 import { chartRoutes } from "./chart-routes";
-import { addScrapeMetrics, createConcordMetrics, type ConcordMetrics, type MetricsSources } from "./metrics";
+import {
+  addScrapeMetrics,
+  createConcordMetrics,
+  metricsAllowed,
+  type ConcordMetrics,
+  type MetricsAccess,
+  type MetricsSources,
+} from "./metrics";
 import { openApiDocument } from "./openapi";
 import { overviewRoutes } from "./overview-routes";
 import { peopleRoutes } from "./people-routes";
@@ -38,7 +45,12 @@ export function apiRoutes(ctx: ApiContext): ApiRoute[] {
 }
 
 /** `/metrics`: the counters in `metrics`, plus the gauges read from `sources` on each scrape. */
-function metricsRoute(metrics: ConcordMetrics, sources: MetricsSources, since: Date): ApiRoute {
+function metricsRoute(
+  metrics: ConcordMetrics,
+  sources: MetricsSources,
+  since: Date,
+  access: MetricsAccess = { kind: "public" },
+): ApiRoute {
   addScrapeMetrics(metrics, sources, since);
   return defineRoute({
     method: "GET",
@@ -48,7 +60,16 @@ function metricsRoute(metrics: ConcordMetrics, sources: MetricsSources, since: D
     access: "public",
     response: z.string(),
     produces: "text/plain",
-    handler: async () => raw(metrics.registry.contentType, await metrics.registry.metrics()),
+    handler: async (_input, { request }) =>
+      metricsAllowed(access, request.headers.authorization)
+        ? raw(metrics.registry.contentType, await metrics.registry.metrics())
+        : fail(
+            401,
+            "metrics_token_required",
+            access.kind === "closed"
+              ? "/metrics needs server.metrics_token, which could not be resolved; fix the reference and restart."
+              : "/metrics needs the configured bearer token: send Authorization: Bearer <server.metrics_token>.",
+          ),
   });
 }
 
@@ -68,7 +89,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
   const ctx: ApiContext = { ...deps, metrics, sessionManager, syncDeps };
 
   const routes = apiRoutes(ctx);
-  const operational: ApiRoute[] = [metricsRoute(metrics, deps, deps.now())];
+  const operational: ApiRoute[] = [metricsRoute(metrics, deps, deps.now(), deps.metricsAccess)];
   let document: Record<string, unknown> | undefined;
   const openapi: ApiRoute = defineRoute({
     method: "GET",
@@ -110,7 +131,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
 export type ApiDisabled = {
   reason: string;
   /** Metrics need no sign-in: served even so. */
-  metrics?: { metrics: ConcordMetrics; sources: MetricsSources; now: () => Date };
+  metrics?: { metrics: ConcordMetrics; sources: MetricsSources; now: () => Date; access?: MetricsAccess };
 };
 
 /** When the API cannot run (no admin password): every /api route answers 503 `api_disabled` with why. */
@@ -119,5 +140,5 @@ export function registerApiDisabled(app: FastifyInstance, disabled: ApiDisabled)
     reply.code(503).send({ code: "api_disabled", message: `The API is disabled: ${disabled.reason}` }),
   );
   const m = disabled.metrics;
-  if (m) registerRoutes(app, [metricsRoute(m.metrics, m.sources, m.now())], () => undefined);
+  if (m) registerRoutes(app, [metricsRoute(m.metrics, m.sources, m.now(), m.access)], () => undefined);
 }
