@@ -412,6 +412,14 @@ export const ServerSchema = strictObject({
    * unsubscribe mechanism to work for at least 60 days after the message is sent.
    */
   link_ttl: durationSchema({ min: 60 * 86_400_000, max: 3650 * 86_400_000 }).default(400 * 86_400_000),
+  /**
+   * Behind a reverse proxy: which proxies' `X-Forwarded-For` to believe for the client's address
+   * (sign-in limits, the sign-up form's limits, evidence): `true` (any: only when nothing else can
+   * reach the server), a number of proxy hops, or the proxies' addresses and CIDR ranges.
+   */
+  trust_proxy: z
+    .union([z.boolean(), z.number().int().min(1).max(10), z.array(NonEmpty.max(64)).min(1).max(50)])
+    .default(false),
   /** A bearer token `/metrics` requires (`Authorization: Bearer …`); absent: /metrics is public. */
   metrics_token: SecretRefSchema.optional(),
 });

@@ -115,6 +115,7 @@ describe("a valid config", () => {
       admin_password: { kind: "env", name: "CONCORD_ADMIN_PASSWORD" },
       body_limit: 1_048_576,
       link_ttl: 400 * 86_400_000,
+      trust_proxy: false,
     });
   });
 

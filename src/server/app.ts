@@ -40,6 +40,8 @@ export type ServerDeps = {
    * idle (default 60 s): a slow sender never holds a connection open for long.
    */
   timeouts?: { request_ms?: number; idle_ms?: number };
+  /** Which proxies' X-Forwarded-For gives the client's address (`server.trust_proxy`). */
+  trustProxy?: boolean | number | string[];
 };
 
 /** What every answer carries; a route may set a stricter policy of its own. */
@@ -88,6 +90,14 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     logger: false,
     bodyLimit: deps.bodyLimitBytes ?? 1024 * 1024,
     connectionTimeout: deps.timeouts?.idle_ms ?? 60_000,
+    // A hop count trusts that many proxies nearest the server.
+    trustProxy:
+      typeof deps.trustProxy === "number"
+        ? (
+            (hops: number) => (_address: string, hop: number) =>
+              hop < hops
+          )(deps.trustProxy)
+        : (deps.trustProxy ?? false),
     // Node checks request deadlines on an interval (30 s by default): often enough to hold them.
     serverFactory: (handler) =>
       createServer(

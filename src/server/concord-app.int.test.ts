@@ -1,4 +1,5 @@
 /** `buildConcordApp` as `concord serve` uses it: the admin password from the config's reference, cookies by public URL. */
+import { Writable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ConcordConfig } from "../config/concord-config";
 import type { EngineContext } from "../open-engine";
@@ -93,5 +94,45 @@ describe("buildConcordApp", () => {
         "concord_build_info",
       );
     }
+  });
+
+  it("behind a trusted proxy, sign-in limits count the forwarded client; every attempt is logged, never the password", async () => {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString("utf8"));
+        done();
+      },
+    });
+    const audit = createLogger({ level: "info", destination });
+    const config = { ...h.config, server: { ...h.config.server, trust_proxy: 1 } };
+    const built = await buildConcordApp(engineContextOf(h, config, audit), runtime, {
+      version: "1",
+      secrets: { env: { CONCORD_ADMIN_PASSWORD: "a long enough password" }, key: TEST_KEY },
+    });
+    const attempt = (password: string, client: string) =>
+      built.app.inject({
+        method: "POST",
+        url: "/api/session",
+        payload: { password },
+        remoteAddress: "127.0.0.1",
+        headers: { "x-forwarded-for": client },
+      });
+    for (let i = 0; i < 5; i += 1)
+      expect((await attempt(`wrong-guess-${i}`, "203.0.113.50")).statusCode).toBe(401);
+    expect((await attempt("a long enough password", "203.0.113.50")).statusCode).toBe(429);
+    // Another operator behind the same proxy is not held up.
+    expect((await attempt("a long enough password", "198.51.100.60")).statusCode).toBe(200);
+    const log = lines.map((l) => JSON.parse(l) as { msg: string; client?: string; outcome?: string });
+    expect(log.filter((l) => l.outcome === "wrong_password").map((l) => l.client)).toEqual(
+      Array(5).fill("203.0.113.50"),
+    );
+    expect(log.find((l) => l.outcome === "signed_in")).toMatchObject({
+      client: "198.51.100.60",
+      msg: "operator signed in",
+    });
+    expect(log.some((l) => l.outcome === "too_many_attempts")).toBe(true);
+    expect(lines.join("\n")).not.toContain("wrong-guess");
+    expect(lines.join("\n")).not.toContain("a long enough password");
   });
 });

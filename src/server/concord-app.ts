@@ -84,6 +84,7 @@ export async function buildConcordApp(
       return true;
     },
     bodyLimitBytes: config.server.body_limit,
+    trustProxy: config.server.trust_proxy,
     ...(config.server.public_url !== undefined ? { publicUrl: config.server.public_url } : {}),
     webhooks: runtime.handleWebhook,
     personPages: {
@@ -139,6 +140,14 @@ export async function buildConcordApp(
             version: options.version,
             metrics,
             metricsAccess,
+            // The sign-in log: every attempt, its client and outcome, never the password.
+            sessions: {
+              onSignIn: (e) => {
+                const line = { client: e.client, group: e.group, failures: e.failures, outcome: e.outcome };
+                if (e.outcome === "signed_in") context.logger.info(line, "operator signed in");
+                else context.logger.warn(line, `sign-in refused: ${e.outcome.replace("_", " ")}`);
+              },
+            },
             links,
             proofKey: proofKey(options.secrets.key),
           },

@@ -30,7 +30,7 @@ export type ApiDeps = {
   proofKey?: Result<KeyObject, string>;
   /** Who may scrape /metrics (default: anyone; `server.metrics_token` asks for a bearer token). */
   metricsAccess?: MetricsAccess;
-  /** Session expiry and sign-in limits (defaults: 12 h idle, 10 failed sign-ins a minute per address). */
+  /** Session expiry, sign-in limits and the sign-in log (defaults: 12 h idle, 5 free failures per client, then a doubling wait). */
   sessions?: Partial<Omit<SessionOptions, "adminPassword" | "now">>;
 };
 

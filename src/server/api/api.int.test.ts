@@ -108,17 +108,36 @@ describe("sign-in, sessions and CSRF", () => {
     expect((await a.call("GET", "/api/overview")).json()).toMatchObject({ code: "not_signed_in" });
   });
 
-  it("ten failed sign-ins in a minute lock the address out, even with the right password, until the minute passes", async () => {
+  it("failed sign-ins slow their client down, twice as long each time; others and the right password after the wait go through", async () => {
     const attempt = (password: string, ip = "203.0.113.7") =>
       a.app.inject({ method: "POST", url: "/api/session", payload: { password }, remoteAddress: ip });
-    for (let i = 0; i < 10; i += 1) expect((await attempt(`guess-${i}`)).statusCode).toBe(401);
-    const locked = await attempt(ADMIN_PASSWORD);
-    expect(locked.statusCode).toBe(429);
-    expect(locked.json()).toMatchObject({ code: "too_many_attempts" });
-    expect(Number(locked.headers["retry-after"])).toBeGreaterThan(0);
-    expect((await attempt(ADMIN_PASSWORD, "198.51.100.9")).statusCode).toBe(200); // another address
-    a.h.advance(61_000);
+    for (let i = 0; i < 5; i += 1) expect((await attempt(`guess-${i}`)).statusCode).toBe(401);
+    // The fifth failure starts the waits: 1 s, then 2 s, 4 s…
+    const waiting = await attempt(ADMIN_PASSWORD);
+    expect(waiting.statusCode).toBe(429);
+    expect(waiting.json()).toMatchObject({ code: "too_many_attempts" });
+    expect(waiting.headers["retry-after"]).toBe("1");
+    a.h.advance(1_000);
+    expect((await attempt("guess-5")).statusCode).toBe(401);
+    expect((await attempt(ADMIN_PASSWORD)).headers["retry-after"]).toBe("2");
+    expect((await attempt(ADMIN_PASSWORD, "198.51.100.9")).statusCode).toBe(200); // another client
+    a.h.advance(2_000);
     expect((await attempt(ADMIN_PASSWORD)).statusCode).toBe(200);
+  });
+
+  it("counts an IPv6 client by its /64, and past a ceiling of failures from everyone, everyone waits", async () => {
+    const attempt = (password: string, ip: string) =>
+      a.app.inject({ method: "POST", url: "/api/session", payload: { password }, remoteAddress: ip });
+    for (let i = 0; i < 5; i += 1)
+      expect((await attempt("guess", `2001:db8:1:2::${(i + 1).toString(16)}`)).statusCode).toBe(401);
+    expect((await attempt(ADMIN_PASSWORD, "2001:db8:1:2:ffff::9")).statusCode).toBe(429); // the same /64
+    expect((await attempt(ADMIN_PASSWORD, "2001:db8:1:3::1")).statusCode).toBe(200); // another /64
+    // 100 failures in a minute from 100 addresses: every sign-in waits for the minute to pass.
+    for (let i = 0; i < 95; i += 1) await attempt("guess", `192.0.2.${i + 1}`);
+    const everyone = await attempt(ADMIN_PASSWORD, "198.51.100.77");
+    expect(everyone.statusCode).toBe(429);
+    a.h.advance(60_000);
+    expect((await attempt(ADMIN_PASSWORD, "198.51.100.77")).statusCode).toBe(200);
   });
 });
 

@@ -25,7 +25,7 @@ export function sessionRoutes(ctx: ApiContext): ApiRoute[] {
       tag: "session",
       summary: "Sign in with the admin password",
       description:
-        "Sets an HttpOnly, SameSite=Strict session cookie (Secure over https) and returns the CSRF token to send in `x-csrf-token` with every state-changing request. Failed attempts are limited per client address (`too_many_attempts`, with Retry-After).",
+        "Sets an HttpOnly, SameSite=Strict session cookie (Secure over https) and returns the CSRF token to send in `x-csrf-token` with every state-changing request. After a few failed attempts a client (an IPv6 client by its /64) waits before each next one, twice as long each time up to a minute; past 100 failures a minute from everyone, every sign-in waits (`too_many_attempts`, with Retry-After).",
       access: "public",
       body: LoginRequestSchema,
       response: SessionSchema,
@@ -38,7 +38,7 @@ export function sessionRoutes(ctx: ApiContext): ApiRoute[] {
             return fail(
               429,
               "too_many_attempts",
-              `Too many failed sign-ins from this address; try again in ${result.retry_after_s} s.`,
+              `Too many failed sign-ins; try again in ${result.retry_after_s} s.`,
             );
           }
           return fail(401, "wrong_password", "That is not the admin password.");

@@ -1,7 +1,13 @@
 /**
- * Operator sessions: sign-in with the admin password (compared in constant time; failed attempts
- * limited per client address), server-side sessions in memory with an idle and an absolute expiry,
- * and a CSRF token per session that every state-changing request must echo in `x-csrf-token`.
+ * Operator sessions: sign-in with the admin password (compared in constant time), server-side
+ * sessions in memory with an idle and an absolute expiry, and a CSRF token per session that every
+ * state-changing request must echo in `x-csrf-token`.
+ *
+ * Failed sign-ins slow down the client that makes them instead of locking it out: a few are free,
+ * then each waits twice as long as the last (at most a minute), so a colleague behind the same
+ * proxy waits seconds, not a lockout, while guessing stays hopeless. IPv6 clients count by their /64
+ * (one household or server has a whole /64). Past a ceiling of failures from everyone in a minute,
+ * every sign-in waits until the minute passes (a guess spread over many addresses).
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 
@@ -17,9 +23,26 @@ export type SessionOptions = {
   idleMs?: number;
   /** A session ends this long after sign-in whatever its use (default 7 days). */
   maxAgeMs?: number;
-  /** Failed sign-ins allowed per address per window (default 10 a minute). */
-  maxFailures?: number;
-  failureWindowMs?: number;
+  /** Failed sign-ins a client may make before each next one waits (default 5). */
+  freeFailures?: number;
+  /** The longest wait between failed sign-ins of one client (default 60 s). */
+  maxDelayMs?: number;
+  /** A client's failures are forgotten this long after its last one (default 15 minutes). */
+  forgetAfterMs?: number;
+  /** Failed sign-ins from all clients in a minute beyond which everyone waits (default 100). */
+  globalFailuresPerMinute?: number;
+  /** Told of every sign-in attempt (the sign-in log): never the password. */
+  onSignIn?: (event: SignInEvent) => void;
+};
+
+export type SignInEvent = {
+  outcome: "signed_in" | "wrong_password" | "too_many_attempts";
+  /** The client's address as the server sees it (behind `server.trust_proxy`, the forwarded one). */
+  client: string;
+  /** The group its failures count in: the address, or its /64 for IPv6. */
+  group: string;
+  /** Failures of that group so far. */
+  failures: number;
 };
 
 export type SignIn =
@@ -40,26 +63,56 @@ export type SessionManager = {
 const digest = (s: string): Buffer => createHash("sha256").update(s, "utf8").digest();
 const sameSecret = (a: string, b: string): boolean => timingSafeEqual(digest(a), digest(b));
 
-/** At most this many addresses are remembered for failed attempts; the oldest are forgotten first. */
+/** At most this many client groups are remembered for failed attempts; the oldest are forgotten first. */
 const MAX_TRACKED_ADDRESSES = 10_000;
 /** At most this many live sessions; signing in beyond it ends the least recently used. */
 const MAX_SESSIONS = 1_000;
+const GLOBAL_WINDOW_MS = 60_000;
+
+/** Where a client's failures count: an IPv4 address, or the /64 of an IPv6 one. */
+export function clientGroup(address: string): string {
+  const a = address
+    .trim()
+    .toLowerCase()
+    .replace(/^\[|\]$/g, "");
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
+  if (mapped?.[1] !== undefined) return mapped[1];
+  if (!a.includes(":")) return a;
+  const [head = "", tail = ""] = a.split("::", 2);
+  const left = head === "" ? [] : head.split(":");
+  const right = a.includes("::") ? (tail === "" ? [] : tail.split(":")) : [];
+  const groups = a.includes("::")
+    ? [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right]
+    : left;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => (g === "" ? "0" : g.replace(/^0+(?=.)/, "")))
+    .join(":")}::/64`;
+}
 
 export function createSessionManager(options: SessionOptions): SessionManager {
   const idleMs = options.idleMs ?? 12 * 3_600_000;
   const maxAgeMs = options.maxAgeMs ?? 7 * 86_400_000;
-  const maxFailures = options.maxFailures ?? 10;
-  const windowMs = options.failureWindowMs ?? 60_000;
+  const freeFailures = options.freeFailures ?? 5;
+  const maxDelayMs = options.maxDelayMs ?? 60_000;
+  const forgetAfterMs = options.forgetAfterMs ?? 15 * 60_000;
+  const globalCeiling = options.globalFailuresPerMinute ?? 100;
   const sessions = new Map<string, Session>();
-  const failures = new Map<string, number[]>();
+  const failures = new Map<string, { count: number; last: number }>();
+  let everyone: number[] = [];
   const now = (): number => options.now().getTime();
 
-  const recentFailures = (address: string, t: number): number[] => {
-    const list = (failures.get(address) ?? []).filter((at) => t - at < windowMs);
-    if (list.length === 0) failures.delete(address);
-    else failures.set(address, list);
-    return list;
+  const failuresOf = (group: string, t: number): { count: number; last: number } | undefined => {
+    const f = failures.get(group);
+    if (f !== undefined && t - f.last >= forgetAfterMs) {
+      failures.delete(group);
+      return undefined;
+    }
+    return f;
   };
+  /** How long a group with `count` failures waits after its last one. */
+  const delayAfter = (count: number): number =>
+    count < freeFailures ? 0 : Math.min(maxDelayMs, 1000 * 2 ** (count - freeFailures));
 
   const live = (s: Session, t: number): boolean => t - s.last_seen < idleMs && t - s.created_at < maxAgeMs;
 
@@ -67,26 +120,34 @@ export function createSessionManager(options: SessionOptions): SessionManager {
     idleMs,
     signIn: (password, address) => {
       const t = now();
-      const recent = recentFailures(address, t);
-      if (recent.length >= maxFailures) {
-        const oldest = recent[0] ?? t;
-        return {
-          ok: false,
-          code: "too_many_attempts",
-          retry_after_s: Math.max(1, Math.ceil((oldest + windowMs - t) / 1000)),
-        };
+      const group = clientGroup(address);
+      const f = failuresOf(group, t);
+      everyone = everyone.filter((at) => t - at < GLOBAL_WINDOW_MS);
+      const tell = (outcome: SignInEvent["outcome"], count: number) =>
+        options.onSignIn?.({ outcome, client: address, group, failures: count });
+      // Waiting: this client's own pause after its failures, or everyone's past the ceiling.
+      const ownWait = f !== undefined ? f.last + delayAfter(f.count) - t : 0;
+      const allWait = everyone.length >= globalCeiling ? (everyone[0] ?? t) + GLOBAL_WINDOW_MS - t : 0;
+      const wait = Math.max(ownWait, allWait);
+      if (wait > 0) {
+        tell("too_many_attempts", f?.count ?? 0);
+        return { ok: false, code: "too_many_attempts", retry_after_s: Math.max(1, Math.ceil(wait / 1000)) };
       }
       if (!sameSecret(password, options.adminPassword)) {
-        failures.delete(address); // re-inserted last: the map's order is least recently failed first
-        failures.set(address, [...recent, t]);
+        const count = (f?.count ?? 0) + 1;
+        failures.delete(group); // re-inserted last: the map's order is least recently failed first
+        failures.set(group, { count, last: t });
+        everyone.push(t);
         while (failures.size > MAX_TRACKED_ADDRESSES) {
           const first = failures.keys().next();
           if (first.done === true) break;
           failures.delete(first.value);
         }
+        tell("wrong_password", count);
         return { ok: false, code: "wrong_password" };
       }
-      failures.delete(address);
+      tell("signed_in", f?.count ?? 0);
+      failures.delete(group);
       for (const [id, s] of sessions) if (!live(s, t)) sessions.delete(id);
       while (sessions.size >= MAX_SESSIONS) {
         const first = sessions.keys().next();
