@@ -11,11 +11,12 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ConcordConfig } from "../config/concord-config";
 import { eventsForContact } from "../ledger/consent-ledger";
 import { createLogger } from "../observability/logger";
-import { createEngineRuntime, type EngineRuntime } from "../runs/engine-runtime";
+import type { EngineRuntime } from "../runs/engine-runtime";
 import { erasePerson } from "../runs/erase-person";
 import {
   addToReList,
   engineContextOf,
+  runtimeOf,
   individual,
   post,
   RE_LISTS,
@@ -64,14 +65,7 @@ describe("the sign-up form and its confirmation email", () => {
     });
     config = h.config;
     const secrets = { env: { ...TEST_ENV, SMTP_PASSWORD, CONCORD_ADMIN_PASSWORD: PASSWORD }, key: TEST_KEY };
-    runtime = createEngineRuntime({
-      store: h.store,
-      config,
-      connections: h.connections,
-      now: h.now,
-      logger,
-      secrets,
-    });
+    runtime = runtimeOf(h, logger, { secrets });
     const built = await buildConcordApp(engineContextOf(h, config, logger), runtime, {
       version: "1",
       secrets,

@@ -14,6 +14,11 @@ import type { EngineContext } from "../../src/open-engine";
 import type { OpenedConnection } from "../../src/connections/open-connection";
 import { startEmulatedWorld } from "../../src/emulated-world/emulated-world";
 import { createLogger, type Logger } from "../../src/observability/logger";
+import {
+  createEngineRuntime,
+  type EngineRuntime,
+  type EngineRuntimeDeps,
+} from "../../src/runs/engine-runtime";
 import type { Store } from "../../src/store/ports";
 import { syncPair, type SyncDeps, type SyncOptions, type SyncReport } from "../../src/runs/sync-pair";
 import { createFakeClock, type FakeClock } from "./fake-clock";
@@ -353,4 +358,21 @@ export function engineContextOf(h: SyncHarness, config: ConcordConfig, logger: L
     syncDeps: () => ({ store: h.store, config, connections: h.connections, now: h.now }),
     close: async () => undefined,
   };
+}
+
+/** The engine runtime `concord serve` would run over the harness (its config unless given one). */
+export function runtimeOf(
+  h: SyncHarness,
+  logger: Logger,
+  extra: Partial<EngineRuntimeDeps> = {},
+): EngineRuntime {
+  return createEngineRuntime({
+    store: h.store,
+    config: h.config,
+    connections: h.connections,
+    now: h.now,
+    logger,
+    secrets: { env: TEST_ENV, key: TEST_KEY },
+    ...extra,
+  });
 }

@@ -5,13 +5,13 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createLogger } from "../../observability/logger";
-import { createEngineRuntime, type EngineRuntime } from "../../runs/engine-runtime";
+import type { EngineRuntime } from "../../runs/engine-runtime";
 import { buildConcordApp } from "../concord-app";
 import {
   engineContextOf,
+  runtimeOf,
   sqliteBackend,
   startSyncHarness,
-  TEST_ENV,
   TEST_KEY,
   type SyncHarness,
 } from "../../../test/support/sync-harness";
@@ -26,14 +26,7 @@ describe("/metrics", () => {
 
   beforeEach(async () => {
     h = await startSyncHarness(sqliteBackend());
-    runtime = createEngineRuntime({
-      store: h.store,
-      config: h.config,
-      connections: h.connections,
-      now: h.now,
-      logger,
-      secrets: { env: TEST_ENV, key: TEST_KEY },
-    });
+    runtime = runtimeOf(h, logger);
   });
   afterEach(async () => {
     await runtime.stop();
