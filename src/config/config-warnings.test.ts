@@ -22,7 +22,7 @@ describe("configWarnings", () => {
     const cleartext = {
       ...example,
       connections: [example.connections[0]!, { ...cc, base_url: "http://api.example.net/v3" }],
-      server: { ...example.server, public_url: "http://concord.example.org" },
+      server: { ...example.server, public_url: "http://concord.example.org", trust_proxy: true },
       notifications: {
         ...example.notifications,
         webhook_urls: [{ kind: "plain" as const, value: "http://hooks.example.org/x" }],
@@ -34,6 +34,7 @@ describe("configWarnings", () => {
         "connections[1].base_url: http://api.example.net/v3 is plain http to another machine",
       ),
       expect.stringContaining("server.public_url: http://concord.example.org is plain http"),
+      expect.stringContaining("server.trust_proxy: true believes any X-Forwarded-For"),
       expect.stringContaining("notifications.webhook_urls[0]: plain http"),
     ]);
   });

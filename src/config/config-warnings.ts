@@ -35,6 +35,10 @@ export function configWarnings(config: ConcordConfig): string[] {
     warnings.push(
       `server.public_url: ${publicUrl} is plain http, so people's unsubscribe and preference links, sign-ins and webhooks would travel unencrypted; serve Concord behind https.`,
     );
+  if (config.server.trust_proxy === true)
+    warnings.push(
+      "server.trust_proxy: true believes any X-Forwarded-For, which a client can write itself (its sign-in and sign-up limits, and the address kept as consent evidence); give the number of proxies in front (1) or their addresses instead, unless nothing but the proxy can reach the server.",
+    );
   config.notifications.webhook_urls.forEach((u, i) => {
     if (u.kind === "plain" && cleartext(u.value))
       warnings.push(

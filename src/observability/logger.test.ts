@@ -41,6 +41,17 @@ describe("the logger", () => {
     expect(parsed.msg).toContain("z***@exämple.de");
   });
 
+  it("cuts a person's link or confirmation token out of a logged path", () => {
+    const { logger, lines } = capture();
+    logger.error(
+      { url: "/l/c/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefg" },
+      "request failed at /l/u/djF8dXwwfDEyMw.sig_sig_sig",
+    );
+    const parsed = JSON.parse(lines[0] ?? "{}");
+    expect(parsed.url).toBe(`/l/c/${REDACTED}`);
+    expect(parsed.msg).toBe(`request failed at /l/u/${REDACTED}`);
+  });
+
   it("writes a line with a bearer token, a refresh token and an email that contains none of them", () => {
     const { logger, lines } = capture();
     logger.info(

@@ -9,11 +9,17 @@ export const REDACTED = "[redacted]";
 // `jane.doe@example.org`, also URL-encoded (`jane%40example.org`) and in any script
 // (`zoë@exämple.de`, `用户@例子.中国`). The local part's first character is kept so an operator can
 // still tell two masked addresses apart in most cases.
+// Bounded (a local part is at most 64 characters, a domain 253) so a long run without an `@`
+// costs little.
 const EMAIL_RE =
-  /([\p{L}\p{N}_%+-])[\p{L}\p{N}\p{M}._%+-]*(@|%40)([\p{L}\p{N}\p{M}-]+(?:\.[\p{L}\p{N}\p{M}-]+)*\.[\p{L}\p{M}]{2,})/gu;
+  /([\p{L}\p{N}_%+-])[\p{L}\p{N}\p{M}._%+-]{0,63}(@|%40)([\p{L}\p{N}\p{M}-]{1,63}(?:\.[\p{L}\p{N}\p{M}-]{1,63}){0,8}\.[\p{L}\p{M}]{2,63})/gu;
 // A URL's or a path's query string (`?key=…`, `?webhookKey=…`, `?email=…`): cut whole, since a
 // receiver's secret or a person's data may sit under any name there.
-const QUERY_RE = /((?:https?:\/\/|\/)[^\s"'<>?#]*)\?(?!\[redacted\])[^\s"'<>#]+/g;
+const QUERY_RE =
+  /((?:https?:\/\/|\/)[^\s"'<>?#/]{0,256}(?:\/[^\s"'<>?#/]{0,256}){0,16})\?(?!\[redacted\])[^\s"'<>#]+/g;
+// A person's link or a sign-up confirmation in a path (`/l/u/<token>`, `/l/c/<token>`): the token is
+// a bearer of the person's consent.
+const PERSON_LINK_RE = /(\/l\/[upc]\/)[A-Za-z0-9_.-]{8,}/g;
 const AUTH_SCHEME_RE = /\b(Bearer|Basic|Token|Digest)(\s+)(?!\[redacted\])[A-Za-z0-9\-._~+/]+=*/g;
 const JWT_RE = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
 const SECRET_WORDS =
@@ -42,6 +48,7 @@ export function redactString(text: string): string {
   return redactEmail(
     text
       .replace(QUERY_RE, (_m, before: string) => `${before}?${REDACTED}`)
+      .replace(PERSON_LINK_RE, (_m, path: string) => `${path}${REDACTED}`)
       .replace(JWT_RE, REDACTED)
       .replace(AUTH_SCHEME_RE, (_m, scheme: string, space: string) => `${scheme}${space}${REDACTED}`)
       .replace(JSON_PAIR_RE, (m, key: string) =>

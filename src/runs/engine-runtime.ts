@@ -278,15 +278,22 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
           // refused ones are left to the next poll.
           const refused: string[] = [];
           const record_ids: string[] = [];
+          let passing: (typeof recorded)["error"] | null = null;
           for (const id of ids) {
             const one = await recordWebhookChanges(
               recordDeps,
               changes.filter((c) => c.external_id === id),
             );
+            // An outage on the way is not a refusal: the whole delivery waits and is tried again.
+            if (one.error && RETRYABLE_CODES.has(one.error.code)) {
+              passing = one.error;
+              break;
+            }
             if (one.error) refused.push(id);
             else record_ids.push(...one.record_ids);
           }
-          if (refused.length < ids.length) {
+          if (passing !== null) recorded = { ...recorded, error: passing };
+          else if (refused.length < ids.length) {
             deps.logger.warn(
               { connection: item.connection_id, refused: refused.length },
               `${opened.manifest.label} refused the re-read of ${refused.length} record(s) of a webhook delivery; they are read at the next poll`,
@@ -498,7 +505,11 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     if (webhooksCheckedAt !== undefined && deps.now().getTime() - webhooksCheckedAt >= WEBHOOK_CHECK_MS)
       await ensureWebhooks();
     await watch?.check();
-    if (deps.config.signup !== undefined) await placeDueSignups();
+    // Sign-ups never hold up the polls below, even when the store answers badly.
+    if (deps.config.signup !== undefined)
+      await placeDueSignups().catch((error: unknown) => {
+        deps.logger.error({ err: error }, "checking confirmed sign-ups failed; the next tick tries again");
+      });
     const now = deps.now().getTime();
     await Promise.all(
       deps.config.pairs.map(async (pair) => {

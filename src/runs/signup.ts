@@ -321,6 +321,23 @@ export async function confirmSignup(
       });
     if (row.status !== "pending" || Date.parse(row.expires_at) <= now.getTime())
       return err("expired" as const);
+    // Claimed first, so a second confirmation at the same moment (a double click) records nothing.
+    const claimed = await tx.db
+      .updateTable("signups")
+      .set({ status: "confirmed", confirmed_at: now.toISOString() })
+      .where("id", "=", row.id)
+      .where("status", "=", "pending")
+      .executeTakeFirst();
+    if (Number(claimed.numUpdatedRows) === 0) {
+      const again = await signupByToken(tx, token);
+      return again?.contact_id !== null && again?.contact_id !== undefined
+        ? ok({
+            contact_id: again.contact_id,
+            status: "already_confirmed" as const,
+            suppression_lifted: false,
+          })
+        : err("unknown" as const);
+    }
 
     const salt = await suppressionSalt(tx, false);
     let lifted = false;
@@ -381,11 +398,7 @@ export async function confirmSignup(
       { source, mechanism: { opt_in: "double_opt_in_confirmation", opt_out: "signup_form" }, evidence },
       now,
     );
-    await tx.db
-      .updateTable("signups")
-      .set({ status: "confirmed", confirmed_at: now.toISOString(), contact_id: contact.id })
-      .where("id", "=", row.id)
-      .execute();
+    await tx.db.updateTable("signups").set({ contact_id: contact.id }).where("id", "=", row.id).execute();
     return ok({ contact_id: contact.id, status: "confirmed" as const, suppression_lifted: lifted });
   });
 }
@@ -583,9 +596,11 @@ async function placeOne(
             },
           ]);
   } catch (error) {
+    // No answer at all: a passing failure, tried again.
     outcome = {
       op_id: opId,
       status: "failed",
+      code: "network_error",
       message: error instanceof Error ? error.message : String(error),
     };
   }
@@ -597,16 +612,15 @@ async function placeOne(
       status: outcome?.status === "failed" && !TRANSIENT.has(outcome.code ?? "") ? "refused" : "failed",
       message: `${opened.manifest.label} did not take the sign-up (${outcome?.code ?? outcome?.status ?? "no answer"}${outcome?.message ? `: ${outcome.message}` : ""})`,
     };
-  if (link !== undefined) return { ...base, status: "already_there" };
-  if (
-    outcome.external_id !== undefined &&
-    (await store.links.find(opened.connection.id, outcome.external_id)) === undefined
-  )
+  if (link !== undefined) return { ...base, status: "already_there", linked: true };
+  // A bulk import names no ids: the caller's next read links the record.
+  if (outcome.external_id === undefined) return { ...base, status: "added" };
+  if ((await store.links.find(opened.connection.id, outcome.external_id)) === undefined)
     await store.links.create({
       connection_id: opened.connection.id,
       external_id: outcome.external_id,
       contact_id: contactId,
       origin: "concord",
     });
-  return { ...base, status: "added" };
+  return { ...base, status: "added", linked: true };
 }

@@ -89,7 +89,6 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   const app = Fastify({
     logger: false,
     bodyLimit: deps.bodyLimitBytes ?? 1024 * 1024,
-    connectionTimeout: deps.timeouts?.idle_ms ?? 60_000,
     // A hop count trusts that many proxies nearest the server.
     trustProxy:
       typeof deps.trustProxy === "number"
@@ -99,15 +98,20 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
           )(deps.trustProxy)
         : (deps.trustProxy ?? false),
     // Node checks request deadlines on an interval (30 s by default): often enough to hold them.
-    serverFactory: (handler) =>
-      createServer(
+    // (Fastify applies none of its own timeouts to a server it did not make: set them here.)
+    serverFactory: (handler) => {
+      const server = createServer(
         {
           requestTimeout,
           headersTimeout: requestTimeout,
           connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(requestTimeout / 4))),
+          keepAliveTimeout: 72_000,
         },
         handler,
-      ),
+      );
+      server.setTimeout(deps.timeouts?.idle_ms ?? 60_000);
+      return server;
+    },
   });
 
   const hosts = deps.publicUrl !== undefined ? allowedHosts(deps.publicUrl) : undefined;

@@ -145,7 +145,7 @@ export async function buildConcordApp(
               onSignIn: (e) => {
                 const line = { client: e.client, group: e.group, failures: e.failures, outcome: e.outcome };
                 if (e.outcome === "signed_in") context.logger.info(line, "operator signed in");
-                else context.logger.warn(line, `sign-in refused: ${e.outcome.replace("_", " ")}`);
+                else context.logger.warn(line, `sign-in refused: ${e.outcome.replaceAll("_", " ")}`);
               },
             },
             links,

@@ -124,6 +124,8 @@ describe("the sign-up form and its confirmation email", () => {
 
     const sent = await signUp({ email: " Grace@Example.org ", first_name: "Grace", last_name: "Hopper" });
     expect(sent.statusCode).toBe(200);
+    // The answer shows in the same frame as the form.
+    expect(sent.headers["content-security-policy"]).toContain("https://www.friends.example.org");
     expect(sent.body).toContain("Check your inbox");
     // A request is not consent: nothing in the ledger, no contact in any system yet.
     expect(await eventsOf("grace@example.org")).toEqual([]);

@@ -184,6 +184,7 @@ function signupRoutes(
 ): void {
   const { config } = deps;
   const embed = ["'self'", ...(config.signup?.embed_origins ?? []).map((u) => new URL(u).origin)].join(" ");
+  const embedPolicy = `default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors ${embed}`;
   const htmlReply = (
     reply: FastifyReply,
     status: number,
@@ -205,10 +206,7 @@ function signupRoutes(
     if (config.signup === undefined)
       return htmlReply(reply, 404, lang, `<p role="alert">${say(lang, "off")}</p>`);
     // The form may be shown in a frame by the organisation's own sites, and nowhere else.
-    void reply.header(
-      "content-security-policy",
-      `default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors ${embed}`,
-    );
+    void reply.header("content-security-policy", embedPolicy);
     return htmlReply(
       reply,
       200,
@@ -218,6 +216,8 @@ function signupRoutes(
   });
 
   scope.post<{ Querystring: { lang?: string } }>(SIGNUP_PATH, async (request, reply) => {
+    // The answer shows in the same frame as the form did.
+    void reply.header("content-security-policy", embedPolicy);
     const type = request.headers["content-type"] ?? "";
     const raw = Buffer.isBuffer(request.body) ? request.body.toString("utf8") : "";
     const agent = request.headers["user-agent"];

@@ -1,6 +1,5 @@
 /** Opens the store: an embedded SQLite file by default, PostgreSQL when given a URL; migrated, typed, ready. */
 import { chmodSync, existsSync, mkdirSync, statSync } from "node:fs";
-import { homedir } from "node:os";
 import { dirname, resolve } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { Kysely, PostgresDialect, SqliteDialect } from "kysely";
@@ -51,13 +50,17 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
 }
 
 /**
- * Makes the data directory (0700), and takes group and other access off one that exists — unless it
- * is the working directory or the home directory, which are not Concord's to close.
+ * Makes the data directory, and the directories above it it has to make, 0700. A directory that
+ * existed is left as it is (it may be shared, such as /var/lib): the files in it are 0600.
  */
 function privateDirectory(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const full = resolve(dir);
-  if (full !== process.cwd() && full !== homedir()) ownerOnly(full, 0o700);
+  const first = mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (first === undefined) return;
+  // Every directory made from `first` down to `dir`, whatever the umask made of the mode.
+  for (let d = resolve(dir); d.length >= resolve(first).length; d = dirname(d)) {
+    chmodSync(d, 0o700);
+    if (d === dirname(d)) break;
+  }
 }
 
 /** Sets `mode` on a file or directory this process owns and that others may read; others are left. */

@@ -420,10 +420,10 @@ describeOnBackends("store", (backend) => {
 });
 
 describe("the SQLite files", () => {
-  it("are the owner's alone: the data directory 0700, the database and its journal 0600", async () => {
+  it("are the owner's alone: a data directory Concord makes 0700, the database and its journal 0600", async () => {
     const root = mkdtempSync(join(tmpdir(), "concord-modes-"));
     try {
-      // A directory made before, open to everyone, is closed too.
+      // A directory that existed is left as it is (it may be shared); the files are closed.
       const dir = join(root, "data");
       mkdirSync(dir, { mode: 0o755 });
       chmodSync(dir, 0o755);
@@ -431,7 +431,7 @@ describe("the SQLite files", () => {
       const store = await openStore({ file });
       await store.runs.create({ kind: "sync" });
       const mode = (p: string) => statSync(p).mode & 0o777;
-      expect(mode(dir)).toBe(0o700);
+      expect(mode(dir)).toBe(0o755);
       expect(mode(file)).toBe(0o600);
       expect(mode(`${file}-wal`)).toBe(0o600);
       await store.close();
@@ -439,6 +439,7 @@ describe("the SQLite files", () => {
       const fresh = join(root, "new", "deeper");
       const other = await openStore({ file: join(fresh, "concord.db") });
       expect(mode(fresh)).toBe(0o700);
+      expect(mode(join(root, "new"))).toBe(0o700);
       await other.close();
     } finally {
       rmSync(root, { recursive: true, force: true });

@@ -6,10 +6,12 @@
  * Failed sign-ins slow down the client that makes them instead of locking it out: a few are free,
  * then each waits twice as long as the last (at most a minute), so a colleague behind the same
  * proxy waits seconds, not a lockout, while guessing stays hopeless. IPv6 clients count by their /64
- * (one household or server has a whole /64). Past a ceiling of failures from everyone in a minute,
- * every sign-in waits until the minute passes (a guess spread over many addresses).
+ * (one household or server has a whole /64). Past a ceiling of failures from everyone in a minute (a
+ * guess spread over many addresses), no failure is free: a client's first one already makes it
+ * wait, while a client that has not failed still signs in.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { isIP } from "node:net";
 
 export const SESSION_COOKIE = "concord_session";
 export const CSRF_HEADER = "x-csrf-token";
@@ -71,13 +73,18 @@ const GLOBAL_WINDOW_MS = 60_000;
 
 /** Where a client's failures count: an IPv4 address, or the /64 of an IPv6 one. */
 export function clientGroup(address: string): string {
-  const a = address
-    .trim()
-    .toLowerCase()
-    .replace(/^\[|\]$/g, "");
+  let a = address.trim().toLowerCase();
+  // A port some proxies forward with the address: `1.2.3.4:5678`, `[2001:db8::1]:443`.
+  const v4port = /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(a);
+  if (v4port?.[1] !== undefined) a = v4port[1];
+  const v6port = /^\[([^\]]+)\](?::\d+)?$/.exec(a);
+  if (v6port?.[1] !== undefined) a = v6port[1];
+  a = a.replace(/%.*$/, ""); // a zone (fe80::1%eth0)
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
   if (mapped?.[1] !== undefined) return mapped[1];
-  if (!a.includes(":")) return a;
+  if (isIP(a) === 4) return a;
+  // Anything else that is not an address shares one group: it cannot buy itself fresh ones.
+  if (isIP(a) !== 6) return "unknown";
   const [head = "", tail = ""] = a.split("::", 2);
   const left = head === "" ? [] : head.split(":");
   const right = a.includes("::") ? (tail === "" ? [] : tail.split(":")) : [];
@@ -110,9 +117,9 @@ export function createSessionManager(options: SessionOptions): SessionManager {
     }
     return f;
   };
-  /** How long a group with `count` failures waits after its last one. */
-  const delayAfter = (count: number): number =>
-    count < freeFailures ? 0 : Math.min(maxDelayMs, 1000 * 2 ** (count - freeFailures));
+  /** How long a group with `count` failures waits after its last one (`free` of them cost nothing). */
+  const delayAfter = (count: number, free: number): number =>
+    count < free ? 0 : Math.min(maxDelayMs, 1000 * 2 ** (count - free));
 
   const live = (s: Session, t: number): boolean => t - s.last_seen < idleMs && t - s.created_at < maxAgeMs;
 
@@ -125,10 +132,9 @@ export function createSessionManager(options: SessionOptions): SessionManager {
       everyone = everyone.filter((at) => t - at < GLOBAL_WINDOW_MS);
       const tell = (outcome: SignInEvent["outcome"], count: number) =>
         options.onSignIn?.({ outcome, client: address, group, failures: count });
-      // Waiting: this client's own pause after its failures, or everyone's past the ceiling.
-      const ownWait = f !== undefined ? f.last + delayAfter(f.count) - t : 0;
-      const allWait = everyone.length >= globalCeiling ? (everyone[0] ?? t) + GLOBAL_WINDOW_MS - t : 0;
-      const wait = Math.max(ownWait, allWait);
+      // This client's pause after its failures; past the ceiling, none of them is free.
+      const free = everyone.length >= globalCeiling ? 1 : freeFailures;
+      const wait = f !== undefined ? f.last + delayAfter(f.count, free) - t : 0;
       if (wait > 0) {
         tell("too_many_attempts", f?.count ?? 0);
         return { ok: false, code: "too_many_attempts", retry_after_s: Math.max(1, Math.ceil(wait / 1000)) };
