@@ -236,8 +236,7 @@ export async function recordOneClick(
       occurred_at: now.toISOString(),
       observed_at: now.toISOString(),
       evidence: {
-        ...(request.ip !== undefined ? { ip: request.ip.slice(0, 64) } : {}),
-        ...(request.user_agent !== undefined ? { user_agent: request.user_agent.slice(0, 512) } : {}),
+        ...clientEvidence(request),
         source_record_id: `link:${request.token.slice(-27)}`,
       },
     };
@@ -285,6 +284,17 @@ export async function preferencesOf(
   ];
 }
 
+/** The person's client as evidence: their address and browser, cut to the ledger's limits. */
+export function clientEvidence(request: {
+  ip?: string;
+  user_agent?: string;
+}): Pick<Evidence, "ip" | "user_agent"> {
+  return {
+    ...(request.ip !== undefined ? { ip: request.ip.slice(0, 64) } : {}),
+    ...(request.user_agent !== undefined ? { user_agent: request.user_agent.slice(0, 512) } : {}),
+  };
+}
+
 /** Who recorded a person's choices and with what evidence (the preference page, a confirmed sign-up). */
 export type ChoiceAct = {
   source: { system: string; connection: string };
@@ -298,8 +308,7 @@ export function preferencePageAct(request: { ip?: string; user_agent?: string; w
     source: { system: "concord", connection: "preferences" },
     mechanism: { opt_in: "preference_page", opt_out: "preference_page" },
     evidence: {
-      ...(request.ip !== undefined ? { ip: request.ip.slice(0, 64) } : {}),
-      ...(request.user_agent !== undefined ? { user_agent: request.user_agent.slice(0, 512) } : {}),
+      ...clientEvidence(request),
       form_wording: request.wording.slice(0, 4000),
     },
   };

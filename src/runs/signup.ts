@@ -26,7 +26,7 @@ import { addressHash, suppressionSalt } from "../pipeline/suppression-hash";
 import { newId } from "../store/new-id";
 import type { StoreSession } from "../store/ports";
 import type { SignupsTable } from "../store/schema";
-import { recordPreferences } from "./personal-links";
+import { clientEvidence, recordPreferences } from "./personal-links";
 
 export type SignupDeps = {
   store: StoreSession;
@@ -361,8 +361,7 @@ export async function confirmSignup(
     if (existing === undefined) await tx.contacts.addEmail(contact.id, row.email, row.match_key);
 
     const evidence = {
-      ...(request.ip !== undefined ? { ip: request.ip.slice(0, 64) } : {}),
-      ...(request.user_agent !== undefined ? { user_agent: request.user_agent.slice(0, 512) } : {}),
+      ...clientEvidence(request),
       form_wording: row.wording,
       reason:
         `Signed up on ${row.requested_at}${row.request_ip !== null ? ` from ${row.request_ip}` : ""}; confirmed from the link emailed to the address.`.slice(
