@@ -158,9 +158,10 @@ module.exports = {
         "notifications/",
         "observability/",
         "store/",
+        "ledger/",
         "runs/",
       ],
-      "Opening the engine from a config and the environment: store, connections, alerts.",
+      "Opening the engine from a config and the environment: store (its ledger sealed), connections, alerts.",
     ),
     room(
       "demo-runs-the-product",

@@ -22,6 +22,7 @@ import { createEngineRuntime } from "./runs/engine-runtime";
 import { createConcordMetrics } from "./server/api/metrics";
 import { buildServer } from "./server/app";
 import { buildConcordApp } from "./server/concord-app";
+import { ledgerSealer } from "./ledger/ledger-seal";
 import { openStore } from "./store/open-store";
 import { sql } from "kysely";
 
@@ -39,11 +40,18 @@ async function main(argv: readonly string[]): Promise<number> {
   for (const warning of envResult.warnings) console.error(`warning: ${warning}`);
   let exitCode = 0;
 
-  const open = () => openStore({ url: env.DATABASE_URL, file: join(env.CONCORD_DATA_DIR, "concord.db") });
+  const sealer = env.CONCORD_SECRET_KEY === undefined ? undefined : ledgerSealer(env.CONCORD_SECRET_KEY);
+  const open = () =>
+    openStore({
+      url: env.DATABASE_URL,
+      file: join(env.CONCORD_DATA_DIR, "concord.db"),
+      ledger_sealer: sealer,
+    });
 
   const services: CliServices = {
     version,
     openStore: open,
+    ledgerSealer: () => sealer,
     serve: async ({ port, host, config: configFile }) => {
       // With a config: the engine (polls, webhooks, scheduled reconciliation), the API and the UI;
       // without: health only.

@@ -8,6 +8,7 @@ import type { ConcordConfig, Pair } from "./config/concord-config";
 import { formatConfigErrors, loadConfigFile } from "./config/load-config-file";
 import type { Env } from "./config/load-env";
 import { createLogger, type Logger } from "./observability/logger";
+import { ledgerSealer } from "./ledger/ledger-seal";
 import { openStore } from "./store/open-store";
 import type { Store } from "./store/ports";
 import { alertNotifier } from "./notifications/alert-channels";
@@ -66,6 +67,9 @@ export async function openEngineContext(options: EngineContextOptions): Promise<
   const store = await openStore({
     url: options.env.DATABASE_URL,
     file: join(options.env.CONCORD_DATA_DIR, "concord.db"),
+    // Every ledger row is sealed under a key the database does not hold (ADR 22).
+    ledger_sealer:
+      options.env.CONCORD_SECRET_KEY === undefined ? undefined : ledgerSealer(options.env.CONCORD_SECRET_KEY),
   });
   const now = (): Date => new Date();
   const notify =

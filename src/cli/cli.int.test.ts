@@ -79,6 +79,44 @@ describe("concord CLI", () => {
     expect(broken.stdout).toContain("broken at seq 2");
   });
 
+  it("seals a ledger with CONCORD_SECRET_KEY, then verifies every seal and an external head", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "concord-cli-"));
+    const store = await openStore({ file: join(dir, "concord.db") });
+    await appendConsentEvents(store, [event(0), event(1)]);
+    await store.close();
+    const env = { CONCORD_DATA_DIR: dir, CONCORD_SECRET_KEY: Buffer.alloc(32, 9).toString("base64") };
+
+    const noKey = await concord(["ledger", "seal"], { CONCORD_DATA_DIR: dir });
+    expect(noKey.code).toBe(2);
+    expect(noKey.stderr).toContain("needs CONCORD_SECRET_KEY");
+    const unsealed = await concord(["ledger", "verify"], env);
+    expect(unsealed.code).toBe(1);
+    expect(unsealed.stdout).toContain("unsealed_row");
+    expect(unsealed.stdout).toContain("concord ledger seal");
+
+    const sealed = await concord(["ledger", "seal"], env);
+    expect(sealed.code).toBe(0);
+    expect(sealed.stdout).toContain("Sealed 2 rows");
+    const verified = await concord(["ledger", "verify", "--json"], env);
+    expect(verified.code).toBe(0);
+    const result = JSON.parse(verified.stdout) as { sealed: boolean; head: { seq: number; hash: string } };
+    expect(result.sealed).toBe(true);
+    const anchor = `${result.head.seq}:${result.head.hash}`;
+    expect((await concord(["ledger", "verify", "--expect-head", anchor], env)).code).toBe(0);
+
+    const later = `3:${result.head.hash}`;
+    const missing = await concord(["ledger", "verify", "--expect-head", later], env);
+    expect(missing.code).toBe(1);
+    expect(missing.stdout).toContain("anchor_missing");
+    const bad = await concord(["ledger", "verify", "--expect-head", "2:xyz"], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("expected SEQ:HASH");
+    // Without the key the chain still verifies, with a warning that seals went unchecked.
+    const plain = await concord(["ledger", "verify"], { CONCORD_DATA_DIR: dir });
+    expect(plain.code).toBe(0);
+    expect(plain.stderr).toContain("seals were not checked");
+  });
+
   it("rejects a bad config file with the file, the path inside it and what was expected (exit 2)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "concord-cli-"));
     const file = join(dir, "bad.yaml");

@@ -6,6 +6,7 @@ import { createWriteStream } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { hint } from "../config/did-you-mean";
 import { SYSTEM_IDS } from "../connectors/registry";
+import { parseLedgerHead } from "../ledger/verify-ledger";
 
 import { EXIT_PROBLEM, EXIT_USAGE } from "./exit-codes";
 export { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE } from "./exit-codes";
@@ -13,7 +14,10 @@ export { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE } from "./exit-codes";
 /** What the CLI needs from the composition root; main.ts supplies the real ones. */
 export type CliServices = {
   version: string;
+  /** The store, opened with the ledger key when CONCORD_SECRET_KEY is set (new rows are sealed). */
   openStore: () => Promise<import("../store/ports").Store>;
+  /** The ledger's sealer, from CONCORD_SECRET_KEY; undefined when it is not set. */
+  ledgerSealer: () => import("../store/ports").LedgerSealer | undefined;
   serve: (options: {
     port: number;
     host: string;
@@ -92,20 +96,80 @@ export function buildProgram(services: CliServices): Command {
     .description("The consent ledger: verify the hash chain, export as proof");
   ledger
     .command("verify")
-    .description("Walk the hash chain and report the first broken link, if any (exit 1 when broken)")
+    .description(
+      "Walk the hash chain and check every seal (with CONCORD_SECRET_KEY); report the first broken link (exit 1 when broken)",
+    )
     .option("--json", "print the result as JSON")
-    .action(async (options: { json?: boolean }) => {
+    .option(
+      "--expect-head <seq:hash>",
+      "a head printed by an earlier verify and kept outside the database: it must still be in the chain",
+      (value: string) => {
+        const head = parseLedgerHead(value);
+        if (head === undefined)
+          throw new InvalidArgumentError(
+            `expected SEQ:HASH as verify prints the head, such as 1042:3f9a…(64 hex digits), got "${value.slice(0, 100)}"`,
+          );
+        return head;
+      },
+    )
+    .action(async (options: { json?: boolean; expectHead?: { seq: number; hash: string } }) => {
       const { verifyLedger } = await import("../ledger/verify-ledger");
+      const sealer = services.ledgerSealer();
       const store = await services.openStore();
       try {
-        const result = await verifyLedger(store);
+        const result = await verifyLedger(store, { sealer, expect_head: options.expectHead });
         if (options.json) services.out(JSON.stringify(result));
-        else if (result.ok)
+        else if (result.ok) {
           services.out(
-            `The ledger verifies: ${result.count} events; head seq ${result.head.seq}, hash ${result.head.hash}. Record the hash elsewhere to anchor it.`,
+            `The ledger verifies: ${result.count} events${result.erasures > 0 ? ` (${result.erasures} erasures recorded)` : ""}; head ${result.head.seq}:${result.head.hash}. Keep this head outside the database and pass it to --expect-head next time.`,
           );
-        else services.out(`The ledger is broken at seq ${result.first_broken_seq}: ${result.reason}.`);
+          if (!result.sealed)
+            services.err(
+              "warning: seals were not checked (CONCORD_SECRET_KEY is not set): someone who can write to the database could have rewritten the chain.",
+            );
+        } else
+          services.out(
+            `The ledger is broken at seq ${result.first_broken_seq}: ${result.reason}. ${result.detail}.`,
+          );
         if (!result.ok) services.setExitCode(EXIT_PROBLEM);
+      } finally {
+        await store.close();
+      }
+    });
+  ledger
+    .command("seal")
+    .description(
+      "Seal every unsealed row with the key from CONCORD_SECRET_KEY, once the chain verifies (a ledger from before seals, or written without the key)",
+    )
+    .option(
+      "--record-erasures",
+      "also record in the chain the erasures made before erasures were chained (verify names them as erasure_unrecorded)",
+    )
+    .action(async (options: { recordErasures?: boolean }) => {
+      const sealer = services.ledgerSealer();
+      if (sealer === undefined) {
+        services.err(
+          "ledger seal needs CONCORD_SECRET_KEY: the seals are made with a key derived from it, so that the database alone cannot forge them.",
+        );
+        services.setExitCode(EXIT_USAGE);
+        return;
+      }
+      const { sealLedger } = await import("../ledger/seal-ledger");
+      const store = await services.openStore();
+      try {
+        const result = await sealLedger(store, sealer, { record_erasures: options.recordErasures === true });
+        if (result.ok)
+          services.out(
+            `Sealed ${result.sealed} rows${result.erasures_recorded > 0 ? ` and recorded ${result.erasures_recorded} earlier erasures` : ""} with key ${sealer.key_id}; head ${result.head.seq}:${result.head.hash}.`,
+          );
+        else {
+          services.out(
+            result.verify === undefined
+              ? result.problem
+              : `Nothing was sealed: the ledger is broken at seq ${result.verify.first_broken_seq} (${result.verify.reason}): ${result.verify.detail}.`,
+          );
+          services.setExitCode(EXIT_PROBLEM);
+        }
       } finally {
         await store.close();
       }

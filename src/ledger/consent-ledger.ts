@@ -68,7 +68,7 @@ export async function appendConsentEvents(
       if (p.kind === "rejected") return p.result;
       const existing = stored.get(p.event.id);
       if (existing !== undefined) return { kind: "duplicate", appended: false, existing };
-      const row = chainRow(tip, p.event, recorded_at);
+      const row = sealed(tx, chainRow(tip, p.event, recorded_at));
       const entry = fromRow(row);
       rows.push(row);
       stored.set(p.event.id, entry);
@@ -133,8 +133,13 @@ export function chainRow(prev: LedgerHead, event: ConsentEvent, recorded_at: str
     recorded_at,
     prev_hash: prev.hash,
     hash: computeChainHash(prev.hash, { seq, event: chained, evidence_digest, recorded_at }),
+    seal: null,
   };
 }
+
+/** The row with its seal, when the store holds the ledger key. */
+const sealed = (store: StoreSession, row: ConsentEventRow): ConsentEventRow =>
+  store.sealer === undefined ? row : { ...row, seal: store.sealer.seal(row.hash) };
 
 /** Reads a row back into a typed event; a row that no longer parses is corruption, so it throws. */
 export function fromRow(row: ConsentEventRow): StoredConsentEvent {
@@ -184,7 +189,7 @@ export async function eventsSince(
   limit = 500,
 ): Promise<StoredConsentEvent[]> {
   const rows = await store.consentEvents.page(seq, limit);
-  return rows.map(fromRow);
+  return rows.filter((row) => !isErasureRow(row)).map(fromRow);
 }
 
 /** Walks the ledger page by page, so callers hold one page in memory however long the ledger is. */
@@ -212,8 +217,96 @@ export async function* ledgerPages(
 /**
  * Erasure (rule 8): blanks the evidence of a contact's events and keeps its digest, so the chain
  * still verifies. The one mutation the ledger allows; the events themselves (the facts) stay.
+ * The erasure itself is appended to the chain in the same transaction (an erasure row), so blank
+ * evidence without one is tampering that `verifyLedger` reports.
  */
-export async function eraseEvidence(store: StoreSession, contact_id: string): Promise<{ erased: number }> {
-  const erased = await store.consentEvents.eraseEvidence(contact_id, canonicalJson({}));
-  return { erased };
+export async function eraseEvidence(
+  store: StoreSession,
+  contact_id: string,
+  options: { erasure_id?: string } = {},
+): Promise<{ erased: number }> {
+  return store.transaction(async (tx) => {
+    const head = await tx.consentEvents.lockHead();
+    const erased = await tx.consentEvents.eraseEvidence(contact_id, canonicalJson({}), head.seq);
+    if (erased > 0) await appendErasureRow(tx, head, contact_id, options.erasure_id);
+    return { erased };
+  });
+}
+
+/**
+ * Records in the chain that `contact_id`'s evidence up to the head is blank. `eraseEvidence` does
+ * it with every erasure; `concord ledger seal --record-erasures` does it for erasures made before
+ * erasures were chained. `head` is the locked head (the caller's transaction).
+ */
+export async function appendErasureRow(
+  tx: StoreSession,
+  head: LedgerHead,
+  contact_id: string,
+  erasure_id: string | undefined,
+): Promise<LedgerHead> {
+  const row = sealed(tx, erasureRow(head, contact_id, erasure_id, tx.clock().toISOString()));
+  await tx.consentEvents.insert([row]);
+  const tip = { seq: row.seq, hash: row.hash };
+  await tx.consentEvents.setHead(tip);
+  return tip;
+}
+
+/**
+ * Erasure rows are filed under this contact id, which no contact has, so the per-contact reads
+ * (the consent fold, explain, proof) never meet them; walks by seq (verify, export) do.
+ */
+export const ERASURE_ROW_CONTACT = "concord:erasure";
+
+/** What an erasure row's `event_json` holds. */
+export const ErasureRecordSchema = z
+  .object({
+    kind: z.literal("evidence_erasure"),
+    id: z.string(),
+    contact_id: z.literal(ERASURE_ROW_CONTACT),
+    /** Whose evidence was blanked, and up to which seq. */
+    erased_contact_id: z.string(),
+    through_seq: z.number().int().nonnegative(),
+    erasure_id: z.string().nullable(),
+    occurred_at: z.string(),
+    observed_at: z.string(),
+  })
+  .strict();
+export type ErasureRecord = z.infer<typeof ErasureRecordSchema>;
+
+export const isErasureRow = (row: Pick<ConsentEventRow, "contact_id">): boolean =>
+  row.contact_id === ERASURE_ROW_CONTACT;
+
+function erasureRow(
+  prev: LedgerHead,
+  contact_id: string,
+  erasure_id: string | undefined,
+  at: string,
+): ConsentEventRow {
+  const seq = prev.seq + 1;
+  const record: ErasureRecord = {
+    kind: "evidence_erasure",
+    id: `erasure_${seq}`,
+    contact_id: ERASURE_ROW_CONTACT,
+    erased_contact_id: contact_id,
+    through_seq: prev.seq,
+    erasure_id: erasure_id ?? null,
+    occurred_at: at,
+    observed_at: at,
+  };
+  const evidence_digest = evidenceDigest({});
+  return {
+    seq,
+    id: record.id,
+    contact_id: ERASURE_ROW_CONTACT,
+    occurred_at: at,
+    observed_at: at,
+    event_json: canonicalJson(record),
+    evidence_json: canonicalJson({}),
+    evidence_digest,
+    evidence_erased_at: null,
+    recorded_at: at,
+    prev_hash: prev.hash,
+    hash: computeChainHash(prev.hash, { seq, event: record, evidence_digest, recorded_at: at }),
+    seal: null,
+  };
 }

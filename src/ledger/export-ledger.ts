@@ -8,7 +8,7 @@ import { stringify } from "csv-stringify";
 import { spreadsheetSafe } from "../core/spreadsheet-safe";
 import { scopeKey } from "../core/consent/consent-event";
 import type { ConsentEventRow, StoreSession } from "../store/ports";
-import { fromRow, ledgerPages } from "./consent-ledger";
+import { ErasureRecordSchema, fromRow, isErasureRow, ledgerPages } from "./consent-ledger";
 
 export type LedgerExportFormat = "jsonl" | "csv";
 
@@ -44,6 +44,7 @@ export const LEDGER_CSV_COLUMNS = [
   "event_json",
   "prev_hash",
   "hash",
+  "seal",
 ] as const;
 
 type CsvRecord = Record<(typeof LEDGER_CSV_COLUMNS)[number], string | number>;
@@ -88,22 +89,57 @@ export async function exportLedger(
   return { count };
 }
 
+/** An erasure row: the chain's record that a contact's evidence was blanked (see `eraseEvidence`). */
+const erasureOf = (row: ConsentEventRow) => ErasureRecordSchema.parse(JSON.parse(row.event_json));
+
 function toJsonlRecord(row: ConsentEventRow) {
-  const stored = fromRow(row);
-  return {
-    seq: stored.seq,
-    event: stored.event,
-    evidence_digest: stored.evidence_digest,
-    evidence_erased_at: stored.evidence_erased_at,
-    recorded_at: stored.recorded_at,
-    prev_hash: stored.prev_hash,
-    hash: stored.hash,
+  const tail = {
+    evidence_digest: row.evidence_digest,
+    evidence_erased_at: row.evidence_erased_at,
+    recorded_at: row.recorded_at,
+    prev_hash: row.prev_hash,
+    hash: row.hash,
+    seal: row.seal,
   };
+  if (isErasureRow(row)) return { seq: row.seq, erasure: erasureOf(row), ...tail };
+  return { seq: row.seq, event: fromRow(row).event, ...tail };
 }
 
 function toCsvRecord(row: ConsentEventRow): CsvRecord {
+  const common = {
+    seq: row.seq,
+    id: row.id,
+    contact_id: row.contact_id,
+    occurred_at: row.occurred_at,
+    observed_at: row.observed_at,
+    recorded_at: row.recorded_at,
+    evidence_json: row.evidence_json,
+    evidence_digest: row.evidence_digest,
+    evidence_erased_at: row.evidence_erased_at ?? "",
+    event_json: row.event_json,
+    prev_hash: row.prev_hash,
+    hash: row.hash,
+    seal: row.seal ?? "",
+  };
+  if (isErasureRow(row)) {
+    const erasure = erasureOf(row);
+    return {
+      ...common,
+      kind: erasure.kind,
+      channel: "",
+      scope: "",
+      status: `erased ${erasure.erased_contact_id} through seq ${erasure.through_seq}`,
+      basis: "",
+      mechanism: "",
+      actor_kind: "",
+      actor_user: "",
+      source_system: "concord",
+      source_connection: "",
+    };
+  }
   const { event } = fromRow(row);
   return {
+    ...common,
     seq: row.seq,
     id: row.id,
     contact_id: row.contact_id,
@@ -118,14 +154,5 @@ function toCsvRecord(row: ConsentEventRow): CsvRecord {
       event.actor.kind === "account" || event.actor.kind === "operator" ? (event.actor.user ?? "") : "",
     source_system: event.source.system,
     source_connection: event.source.connection,
-    occurred_at: row.occurred_at,
-    observed_at: row.observed_at,
-    recorded_at: row.recorded_at,
-    evidence_json: row.evidence_json,
-    evidence_digest: row.evidence_digest,
-    evidence_erased_at: row.evidence_erased_at ?? "",
-    event_json: row.event_json,
-    prev_hash: row.prev_hash,
-    hash: row.hash,
   };
 }

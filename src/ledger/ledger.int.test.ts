@@ -7,11 +7,20 @@ import type { ConsentEvent } from "../core/consent/consent-event";
 import type { ConsentEventRow, LedgerHead, Store } from "../store/ports";
 import { describeOnBackends, type TestStore } from "../../test/support/store-backends";
 import { canonicalJson } from "../core/canonical-json";
-import { LEDGER_GENESIS_HASH, withoutEvidence } from "./chain-hash";
+import { secretKeyFromBytes } from "../config/secret-box";
+import { computeChainHash, LEDGER_GENESIS_HASH, withoutEvidence } from "./chain-hash";
 import { consentEventId, type ConsentEventDraft } from "./consent-event-id";
-import { appendConsentEvents, eraseEvidence, eventsForContact, eventsSince } from "./consent-ledger";
+import {
+  appendConsentEvents,
+  appendErasureRow,
+  eraseEvidence,
+  eventsForContact,
+  eventsSince,
+} from "./consent-ledger";
 import { exportLedger, LEDGER_CSV_COLUMNS } from "./export-ledger";
-import { checkRow, verifyLedger } from "./verify-ledger";
+import { ledgerSealer } from "./ledger-seal";
+import { sealLedger } from "./seal-ledger";
+import { checkRow, parseLedgerHead, verifyLedger } from "./verify-ledger";
 
 const T0 = Date.UTC(2025, 0, 1, 9, 0, 0);
 const at = (seconds: number) => new Date(T0 + seconds * 1000).toISOString();
@@ -131,6 +140,8 @@ describeOnBackends("consent ledger", (backend) => {
       ok: true,
       count: 0,
       head: { seq: 0, hash: LEDGER_GENESIS_HASH },
+      sealed: false,
+      erasures: 0,
     });
     await appendMany(12);
     const last = (await eventsSince(store, 11))[0];
@@ -138,6 +149,8 @@ describeOnBackends("consent ledger", (backend) => {
       ok: true,
       count: 12,
       head: { seq: 12, hash: last?.hash },
+      sealed: false,
+      erasures: 0,
     });
   });
 
@@ -190,7 +203,9 @@ describeOnBackends("consent ledger", (backend) => {
     expect(after.map((e) => e.event.evidence)).toEqual(after.map(() => ({})));
     expect(after.map((e) => e.evidence_digest)).toEqual(before.map((e) => e.evidence_digest));
     expect(after.every((e) => e.evidence_erased_at !== null)).toBe(true);
-    expect(await verifyLedger(store)).toMatchObject({ ok: true, count: 6 });
+    // The erasure is itself a row of the chain, out of the contact's own events.
+    expect(await verifyLedger(store)).toMatchObject({ ok: true, count: 7, erasures: 1 });
+    expect(after).toHaveLength(before.length);
     // Re-observing an erased event is still a duplicate: the stored id does not depend on kept evidence.
     const [again] = await appendConsentEvents(store, [optOut(1)]);
     expect(again?.kind).toBe("duplicate");
@@ -268,6 +283,183 @@ describeOnBackends("consent ledger", (backend) => {
   });
 });
 
+describeOnBackends("the ledger against someone who can write to the database", (backend) => {
+  const sealer = ledgerSealer(secretKeyFromBytes(Buffer.alloc(32, 3)));
+  let t: TestStore;
+  let store: Store;
+
+  beforeEach(async () => {
+    t = await backend.create({ clock: () => new Date("2025-02-01T00:00:00.000Z"), ledger_sealer: sealer });
+    store = t.store;
+    await appendConsentEvents(
+      store,
+      Array.from({ length: 6 }, (_, i) => optOut(i + 1)),
+    );
+  });
+  afterEach(async () => {
+    await t.cleanup();
+  });
+
+  /** What a database administrator can do without the key: recompute every hash from `seq` on. */
+  const rechain = async (from: number) => {
+    const rows = await store.consentEvents.page(0, 1000);
+    let prev: LedgerHead = { seq: 0, hash: LEDGER_GENESIS_HASH };
+    for (const row of rows) {
+      if (row.seq >= from) {
+        const hash = computeChainHash(prev.hash, {
+          seq: row.seq,
+          event: JSON.parse(row.event_json) as Record<string, unknown>,
+          evidence_digest: row.evidence_digest,
+          recorded_at: row.recorded_at,
+        });
+        await sql`update consent_events set prev_hash = ${prev.hash}, hash = ${hash} where seq = ${row.seq}`.execute(
+          store.db,
+        );
+        prev = { seq: row.seq, hash };
+      } else prev = { seq: row.seq, hash: row.hash };
+    }
+    await store.consentEvents.setHead(prev);
+  };
+
+  it("seals every row, so an edit with a recomputed chain is caught by the key, not by the chain", async () => {
+    expect(await verifyLedger(store, { sealer })).toMatchObject({ ok: true, count: 6, sealed: true });
+    await tamper(
+      store,
+      3,
+      "event_json",
+      (await store.consentEvents.page(2, 1))[0]!.event_json.replace("unsubscribe_link", "admin_edit"),
+    );
+    await rechain(3);
+    // The chain alone is fooled: that is what a key outside the database is for.
+    expect(await verifyLedger(store)).toMatchObject({ ok: true, sealed: false });
+    expect(await verifyLedger(store, { sealer })).toMatchObject({
+      ok: false,
+      first_broken_seq: 3,
+      reason: "seal_mismatch",
+    });
+  });
+
+  it("names a row sealed by another key, and a row left unsealed", async () => {
+    const other = ledgerSealer(secretKeyFromBytes(Buffer.alloc(32, 4)));
+    expect(await verifyLedger(store, { sealer: other })).toMatchObject({
+      ok: false,
+      first_broken_seq: 1,
+      reason: "seal_other_key",
+    });
+    await tamper(store, 2, "seal", "");
+    await sql`update consent_events set seal = null where seq = 2`.execute(store.db);
+    expect(await verifyLedger(store, { sealer })).toMatchObject({
+      ok: false,
+      first_broken_seq: 2,
+      reason: "unsealed_row",
+    });
+  });
+
+  it("catches a truncated or rewritten history against a head kept outside the database", async () => {
+    const anchor = await store.consentEvents.readHead();
+    await appendConsentEvents(store, [optOut(7)]);
+    expect(await verifyLedger(store, { sealer, expect_head: anchor })).toMatchObject({ ok: true, count: 7 });
+
+    // Rows removed from the end and the head moved back: every remaining seal is genuine.
+    await sql`delete from consent_events where seq >= 5`.execute(store.db);
+    await store.consentEvents.setHead({ seq: 4, hash: (await store.consentEvents.page(3, 1))[0]!.hash });
+    expect(await verifyLedger(store, { sealer })).toMatchObject({ ok: true, count: 4 });
+    expect(await verifyLedger(store, { sealer, expect_head: anchor })).toMatchObject({
+      ok: false,
+      first_broken_seq: 5,
+      reason: "anchor_missing",
+    });
+
+    // A history rewritten before the anchor (unsealed ledgers cannot tell otherwise).
+    await tamper(store, 2, "recorded_at", "2025-03-01T00:00:00.000Z");
+    await rechain(2);
+    expect(await verifyLedger(store, { expect_head: { seq: 4, hash: anchor.hash } })).toMatchObject({
+      ok: false,
+      first_broken_seq: 4,
+      reason: "anchor_mismatch",
+    });
+    expect(parseLedgerHead(`${anchor.seq}:${anchor.hash}`)).toEqual(anchor);
+    expect(parseLedgerHead("6:nothex")).toBeUndefined();
+  });
+
+  it("tells evidence wiped in the database from an erasure Concord made and chained", async () => {
+    await sql`update consent_events set evidence_json = '{}', evidence_erased_at = '2025-02-02T00:00:00.000Z'`.execute(
+      store.db,
+    );
+    expect(await verifyLedger(store, { sealer })).toMatchObject({
+      ok: false,
+      first_broken_seq: 1,
+      reason: "erasure_unrecorded",
+    });
+  });
+
+  it("keeps a real erasure verifiable, sealed, and an erasure row forged without the key caught", async () => {
+    expect(await eraseEvidence(store, "con_1", { erasure_id: "era_test" })).toEqual({ erased: 2 });
+    expect(await verifyLedger(store, { sealer })).toMatchObject({ ok: true, count: 7, erasures: 1 });
+    const out = collect();
+    await exportLedger(store, "jsonl", out.stream);
+    const last = JSON.parse((await out.text()).trimEnd().split("\n").at(-1)!) as Record<string, unknown>;
+    expect(last).toMatchObject({
+      seq: 7,
+      erasure: {
+        kind: "evidence_erasure",
+        erased_contact_id: "con_1",
+        through_seq: 6,
+        erasure_id: "era_test",
+      },
+    });
+
+    // Someone wipes another contact's evidence and appends an erasure row of their own making.
+    await sql`update consent_events set evidence_json = '{}', evidence_erased_at = '2025-02-02T00:00:00.000Z' where contact_id = 'con_2'`.execute(
+      store.db,
+    );
+    const forged = await store.transaction(async (tx) => {
+      const head = await tx.consentEvents.lockHead();
+      const plain = { ...tx, sealer: undefined } as Store;
+      return appendErasureRow(plain, head, "con_2", undefined);
+    });
+    expect(forged.seq).toBe(8);
+    expect(await verifyLedger(store)).toMatchObject({ ok: true, erasures: 2 });
+    expect(await verifyLedger(store, { sealer })).toMatchObject({
+      ok: false,
+      first_broken_seq: 8,
+      reason: "unsealed_row",
+    });
+  });
+
+  it("seals a ledger written without the key once its chain verifies, and refuses an edited one", async () => {
+    await sql`update consent_events set seal = null`.execute(store.db);
+    expect(await verifyLedger(store, { sealer })).toMatchObject({ ok: false, reason: "unsealed_row" });
+    expect(await sealLedger(store, sealer, { page_size: 4 })).toMatchObject({ ok: true, sealed: 6 });
+    expect(await verifyLedger(store, { sealer })).toMatchObject({ ok: true, count: 6 });
+    expect(await sealLedger(store, sealer)).toMatchObject({ ok: true, sealed: 0 });
+
+    await sql`update consent_events set seal = null where seq = 5`.execute(store.db);
+    await tamper(store, 4, "hash", "f".repeat(64));
+    expect(await sealLedger(store, sealer)).toMatchObject({
+      ok: false,
+      verify: { first_broken_seq: 4, reason: "hash_mismatch" },
+    });
+    expect((await store.consentEvents.page(4, 1))[0]?.seal).toBeNull();
+  });
+
+  it("records erasures made before erasures were chained only when asked", async () => {
+    await sql`update consent_events set evidence_json = '{}', evidence_erased_at = '2025-02-02T00:00:00.000Z' where contact_id = 'con_0'`.execute(
+      store.db,
+    );
+    expect(await sealLedger(store, sealer)).toMatchObject({
+      ok: false,
+      verify: { reason: "erasure_unrecorded" },
+    });
+    expect(await sealLedger(store, sealer, { record_erasures: true })).toMatchObject({
+      ok: true,
+      sealed: 0,
+      erasures_recorded: 1,
+    });
+    expect(await verifyLedger(store, { sealer })).toMatchObject({ ok: true, count: 7, erasures: 1 });
+  });
+});
+
 type JsonlRecord = {
   seq: number;
   event: ConsentEvent;
@@ -276,6 +468,7 @@ type JsonlRecord = {
   recorded_at: string;
   prev_hash: string;
   hash: string;
+  seal: string | null;
 };
 
 function rowFromJsonl(line: JsonlRecord): ConsentEventRow {
@@ -292,6 +485,7 @@ function rowFromJsonl(line: JsonlRecord): ConsentEventRow {
     recorded_at: line.recorded_at,
     prev_hash: line.prev_hash,
     hash: line.hash,
+    seal: line.seal,
   };
 }
 

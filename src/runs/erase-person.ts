@@ -150,7 +150,7 @@ export async function erasePerson(deps: ErasureDeps, request: ErasureRequest): P
   for (const link of links) systems.push(await eraseIn(deps, link, keep));
 
   if (systems.every((s) => s.status !== "failed")) {
-    report.erased_in_concord = await eraseConcordCopy(store, contactIds, links);
+    report.erased_in_concord = await eraseConcordCopy(store, erasureId, contactIds, links);
     report.status = "completed";
   }
   await store.db
@@ -223,6 +223,7 @@ async function eraseIn(
 /** Concord's own copy: everything personal about the contacts, in one transaction. */
 async function eraseConcordCopy(
   store: StoreSession,
+  erasureId: string,
   contactIds: readonly string[],
   links: readonly { connection_id: string; external_id: string }[],
 ): Promise<NonNullable<ErasureReport["erased_in_concord"]>> {
@@ -241,7 +242,7 @@ async function eraseConcordCopy(
       await tx.links.remove(link.connection_id, link.external_id);
     }
     for (const id of contactIds) {
-      evidence += (await eraseEvidence(tx, id)).erased;
+      evidence += (await eraseEvidence(tx, id, { erasure_id: erasureId })).erased;
       if (await tx.contacts.erase(id)) contacts += 1;
       await tx.db.deleteFrom("baselines").where("contact_id", "=", id).execute();
       await tx.db.deleteFrom("platform_rejections").where("contact_id", "=", id).execute();

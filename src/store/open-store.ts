@@ -5,7 +5,7 @@ import BetterSqlite3 from "better-sqlite3";
 import { Kysely, PostgresDialect, SqliteDialect } from "kysely";
 import pg, { type CustomTypesConfig } from "pg";
 import { migrateToLatest } from "./migrations/migrations";
-import type { Store, StoreDialect } from "./ports";
+import type { LedgerSealer, Store, StoreDialect } from "./ports";
 import type { Database } from "./schema";
 import { sqlStoreSession } from "./sql/sql-store-session";
 import { withStatementCache } from "./sqlite-statement-cache";
@@ -27,6 +27,8 @@ export type StoreOptions = {
   pool_size?: number | undefined;
   /** SQLite: how long a writer waits for another process's lock before failing. Default 5000 ms. */
   busy_timeout_ms?: number | undefined;
+  /** Seals every ledger row appended (src/ledger/ledger-seal.ts, from CONCORD_SECRET_KEY). */
+  ledger_sealer?: LedgerSealer | undefined;
   /** Errors from idle PostgreSQL connections (the server went away); default prints to stderr. */
   on_pool_error?: ((error: Error) => void) | undefined;
 };
@@ -45,7 +47,7 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
     await db.destroy();
     throw error;
   }
-  const session = sqlStoreSession(db, dialect, clock);
+  const session = sqlStoreSession(db, dialect, clock, options.ledger_sealer);
   return { ...session, close: () => db.destroy() };
 }
 

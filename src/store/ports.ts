@@ -154,6 +154,13 @@ export type ConsentEventRow = ConsentEventsTable;
 
 export type LedgerHead = { seq: number; hash: string };
 
+/** Seals ledger rows with a key the database does not hold (src/ledger/ledger-seal.ts makes one). */
+export type LedgerSealer = {
+  /** The key's public id, the prefix of every seal it makes. */
+  readonly key_id: string;
+  seal(hash: string): string;
+};
+
 export interface ConsentEventRepository {
   /** Locks the chain head until the transaction ends and returns it; throws outside a transaction. */
   lockHead(): Promise<LedgerHead>;
@@ -164,8 +171,14 @@ export interface ConsentEventRepository {
   /** Rows with `seq > after_seq` in seq order, at most `limit`; the unit of every streaming read. */
   page(after_seq: number, limit: number, filter?: { contact_id?: string }): Promise<ConsentEventRow[]>;
   forContact(contact_id: string): Promise<ConsentEventRow[]>;
-  /** Replaces the evidence of a contact's events with `blank_evidence_json`; returns the rows changed. */
-  eraseEvidence(contact_id: string, blank_evidence_json: string): Promise<number>;
+  /**
+   * Replaces the evidence of a contact's events up to `through_seq` with `blank_evidence_json`;
+   * returns the rows changed.
+   */
+  eraseEvidence(contact_id: string, blank_evidence_json: string, through_seq: number): Promise<number>;
+  /** Rows with seq in (after_seq, until_seq] that have no seal, in order, at most `limit`. */
+  unsealed(after_seq: number, until_seq: number, limit: number): Promise<ConsentEventRow[]>;
+  setSeal(seq: number, seal: string): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -473,6 +486,8 @@ export interface StoreSession {
   readonly inTransaction: boolean;
   /** The clock every repository stamps with; injected in tests. */
   readonly clock: () => Date;
+  /** Seals new ledger rows; undefined when the store was opened without the ledger key. */
+  readonly sealer: LedgerSealer | undefined;
   readonly contacts: ContactRepository;
   readonly links: LinkRepository;
   readonly snapshots: SnapshotRepository;

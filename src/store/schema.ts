@@ -77,6 +77,8 @@ export interface ConsentEventsTable {
   recorded_at: IsoTimestamp;
   prev_hash: string;
   hash: string;
+  /** `<key id>:<hex>`: a MAC of `hash` under the ledger key (outside the database); null when written without one. */
+  seal: string | null;
 }
 
 export interface ConsentLedgerHeadTable {

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { sql } from "kysely";
 import { describe } from "vitest";
 import { openStore } from "../../src/store/open-store";
-import type { Store, StoreDialect } from "../../src/store/ports";
+import type { LedgerSealer, Store, StoreDialect } from "../../src/store/ports";
 
 export type TestStore = {
   store: Store;
@@ -17,7 +17,7 @@ export type TestStore = {
   cleanup(): Promise<void>;
 };
 
-export type TestStoreOptions = { clock?: () => Date };
+export type TestStoreOptions = { clock?: () => Date; ledger_sealer?: LedgerSealer };
 
 export type StoreBackend = {
   name: StoreDialect;
@@ -73,7 +73,11 @@ export function describeOnBackends(title: string, suite: (backend: StoreBackend)
 async function createSqliteTestStore(options: TestStoreOptions = {}): Promise<TestStore> {
   const dir = mkdtempSync(join(tmpdir(), "concord-store-"));
   // A real file rather than :memory:, so WAL mode and the pragmas are exercised as in production.
-  const store = await openStore({ file: join(dir, "concord.db"), clock: options.clock });
+  const store = await openStore({
+    file: join(dir, "concord.db"),
+    clock: options.clock,
+    ledger_sealer: options.ledger_sealer,
+  });
   return {
     store,
     async cleanup() {
@@ -86,7 +90,13 @@ async function createSqliteTestStore(options: TestStoreOptions = {}): Promise<Te
 async function createPostgresTestStore(url: string, options: TestStoreOptions = {}): Promise<TestStore> {
   // One schema per store: test files run in parallel processes against the same database.
   const schema = `t_${randomBytes(6).toString("hex")}`;
-  const store = await openStore({ url, schema, clock: options.clock, pool_size: 5 });
+  const store = await openStore({
+    url,
+    schema,
+    clock: options.clock,
+    pool_size: 5,
+    ledger_sealer: options.ledger_sealer,
+  });
   return {
     store,
     async cleanup() {

@@ -12,6 +12,7 @@ import { migration0008Erasures } from "./0008-erasures";
 import { migration0009LinkRevocations } from "./0009-link-revocations";
 import { migration0010Signups } from "./0010-signups";
 import { migration0011InboxRetries } from "./0011-inbox-retries";
+import { migration0012LedgerSeals } from "./0012-ledger-seals";
 
 /** Names sort in apply order; never rename or edit a shipped migration, add a new one. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -26,6 +27,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0009_link_revocations": migration0009LinkRevocations,
   "0010_signups": migration0010Signups,
   "0011_inbox_retries": migration0011InboxRetries,
+  "0012_ledger_seals": migration0012LedgerSeals,
 };
 
 /** Applies every pending migration; a failure is an environment problem or a bug, so it throws. */

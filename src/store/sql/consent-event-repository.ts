@@ -87,14 +87,32 @@ export function consentEventRepository(ctx: SqlContext): ConsentEventRepository 
       return rows.map(toRow);
     },
 
-    async eraseEvidence(contact_id, blank_evidence_json) {
+    async eraseEvidence(contact_id, blank_evidence_json, through_seq) {
       const result = await db
         .updateTable("consent_events")
         .set({ evidence_json: blank_evidence_json, evidence_erased_at: ctx.clock().toISOString() })
         .where("contact_id", "=", contact_id)
         .where("evidence_erased_at", "is", null)
+        .where("seq", "<=", through_seq)
         .executeTakeFirst();
       return affected(result.numUpdatedRows);
+    },
+
+    async unsealed(after_seq, until_seq, limit) {
+      const rows = await db
+        .selectFrom("consent_events")
+        .selectAll()
+        .where("seq", ">", after_seq)
+        .where("seq", "<=", until_seq)
+        .where("seal", "is", null)
+        .orderBy("seq")
+        .limit(limit)
+        .execute();
+      return rows.map(toRow);
+    },
+
+    async setSeal(seq, seal) {
+      await db.updateTable("consent_events").set({ seal }).where("seq", "=", seq).execute();
     },
   };
 }

@@ -1,6 +1,6 @@
 /** Builds a `StoreSession` over a kysely handle: every repository bound to the same connection or transaction. */
 import type { Kysely } from "kysely";
-import type { StoreDialect, StoreSession } from "../ports";
+import type { LedgerSealer, StoreDialect, StoreSession } from "../ports";
 import type { Database } from "../schema";
 import { contactRepository } from "./contact-repository";
 import { consentEventRepository } from "./consent-event-repository";
@@ -22,6 +22,7 @@ export function sqlStoreSession(
   db: Kysely<Database>,
   dialect: StoreDialect,
   clock: () => Date,
+  sealer?: LedgerSealer,
 ): StoreSession {
   const ctx = { db, clock };
   const session: StoreSession = {
@@ -29,6 +30,7 @@ export function sqlStoreSession(
     db,
     inTransaction: db.isTransaction,
     clock,
+    sealer,
     contacts: contactRepository(ctx),
     links: linkRepository(ctx),
     snapshots: snapshotRepository(ctx),
@@ -50,7 +52,7 @@ export function sqlStoreSession(
     transaction<T>(fn: (tx: StoreSession) => Promise<T>): Promise<T> {
       // Joining rather than nesting: SQLite has one connection, so a second BEGIN from inside would deadlock.
       if (db.isTransaction) return fn(session);
-      return db.transaction().execute((trx) => fn(sqlStoreSession(trx, dialect, clock)));
+      return db.transaction().execute((trx) => fn(sqlStoreSession(trx, dialect, clock, sealer)));
     },
   };
   return session;
