@@ -24,7 +24,7 @@ import { buildServer } from "./server/app";
 import { buildConcordApp } from "./server/concord-app";
 import { ledgerSealer } from "./ledger/ledger-seal";
 import { openStore } from "./store/open-store";
-import { sql } from "kysely";
+import { probeStoreWrite } from "./store/probe-write";
 
 const version = (
   JSON.parse(readFileSync(join(import.meta.dirname, "..", "package.json"), "utf8")) as { version: string }
@@ -97,10 +97,7 @@ async function main(argv: readonly string[]): Promise<number> {
         built?.app ??
         buildServer({
           version,
-          ready: async () => {
-            await sql`select 1`.execute(store.db);
-            return true;
-          },
+          ready: () => probeStoreWrite(store),
         });
       const stop = async () => {
         await app.close();

@@ -16,7 +16,8 @@ import { registerPersonPages, type PersonPagesDeps } from "./person-pages";
 export type ServerDeps = {
   version: string;
   /** Resolves true when the store answers. */
-  ready: () => Promise<boolean>;
+  /** Whether the service can do its work (the store takes a write); a message says why not. */
+  ready: () => Promise<boolean | { ok: true } | { ok: false; message: string }>;
   bodyLimitBytes?: number;
   /** The engine's webhook intake (`/webhooks/:connection`); absent: no receivers are mounted. */
   webhooks?: (connectionId: string, request: WebhookRequest) => Promise<WebhookResponse>;
@@ -54,6 +55,28 @@ const SECURITY_HEADERS: Record<string, string> = {
 
 /** Probes a load balancer or orchestrator sends by address, whatever the Host. */
 const PROBES = /^\/(healthz|readyz)$/;
+
+const STORE_FULL = {
+  retry_after: "60",
+  body: {
+    code: "store_full",
+    message: "The store's disk is full; nothing was changed. Try again once space is freed.",
+  },
+};
+
+/** Store failures that pass: answered 503 with Retry-After rather than 500. */
+const STORE_UNAVAILABLE: Record<string, { retry_after: string; body: ErrorBody }> = {
+  store_busy: {
+    retry_after: "5",
+    body: {
+      code: "store_busy",
+      message: "The store is busy with another writer; nothing was changed. Try again in a few seconds.",
+    },
+  },
+  SQLITE_FULL: STORE_FULL,
+  // PostgreSQL's disk_full.
+  "53100": STORE_FULL,
+};
 
 /** The hosts the server answers for: the public address's, and the loopback names. */
 export function allowedHosts(publicUrl: string): ReadonlySet<string> {
@@ -136,6 +159,13 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
       error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
     if (status >= 500)
       deps.onError?.(error, { method: request.method, url: request.url.split("?")[0] ?? "" });
+    const unavailable = STORE_UNAVAILABLE[error.code ?? ""];
+    if (unavailable !== undefined) {
+      // Nothing was changed, and the same request succeeds once the store takes writes again: a
+      // system delivering a webhook retries on 503.
+      deps.onError?.(error, { method: request.method, url: request.url.split("?")[0] ?? "" });
+      return reply.code(503).header("retry-after", unavailable.retry_after).send(unavailable.body);
+    }
     const body: ErrorBody =
       status === 413
         ? {
@@ -180,10 +210,12 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
 
   app.get("/healthz", async () => ({ status: "ok", version: deps.version }));
   app.get("/readyz", async (_request, reply) => {
-    const ok = await deps.ready().catch(() => false);
-    return reply
-      .code(ok ? 200 : 503)
-      .send(ok ? { status: "ready" } : { code: "store_unavailable", message: "The store does not answer." });
+    const answer = await deps.ready().catch(() => false);
+    if (answer === true || (typeof answer === "object" && answer.ok)) return reply.send({ status: "ready" });
+    return reply.code(503).send({
+      code: "store_unavailable",
+      message: typeof answer === "object" && !answer.ok ? answer.message : "The store does not answer.",
+    });
   });
   const webhooks = deps.webhooks;
   if (webhooks) {

@@ -5,7 +5,7 @@
  */
 import type { ConnectionOptions as TlsConnectionOptions } from "node:tls";
 import type { FastifyInstance } from "fastify";
-import { sql } from "kysely";
+import { probeStoreWrite } from "../store/probe-write";
 import { configWarnings } from "../config/config-warnings";
 import { resolveSecretRef, type SecretSources } from "../config/resolve-secret-ref";
 import type { EngineContext } from "../open-engine";
@@ -79,10 +79,7 @@ export async function buildConcordApp(
   }
   const app = buildServer({
     version: options.version,
-    ready: async () => {
-      await sql`select 1`.execute(store.db);
-      return true;
-    },
+    ready: () => probeStoreWrite(store),
     bodyLimitBytes: config.server.body_limit,
     trustProxy: config.server.trust_proxy,
     ...(config.server.public_url !== undefined ? { publicUrl: config.server.public_url } : {}),

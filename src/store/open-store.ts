@@ -2,12 +2,13 @@
 import { chmodSync, existsSync, mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
-import { Kysely, PostgresDialect, SqliteDialect } from "kysely";
+import { Kysely, PostgresDialect } from "kysely";
 import pg, { type CustomTypesConfig } from "pg";
 import { migrateToLatest } from "./migrations/migrations";
 import type { LedgerSealer, Store, StoreDialect } from "./ports";
 import type { Database } from "./schema";
 import { sqlStoreSession } from "./sql/sql-store-session";
+import { PatientSqliteDialect } from "./sqlite-busy";
 import { withStatementCache } from "./sqlite-statement-cache";
 
 export const DEFAULT_SQLITE_FILE = "./data/concord.db";
@@ -25,7 +26,10 @@ export type StoreOptions = {
   clock?: (() => Date) | undefined;
   /** PostgreSQL pool size. Default 10. */
   pool_size?: number | undefined;
-  /** SQLite: how long a writer waits for another process's lock before failing. Default 5000 ms. */
+  /**
+   * SQLite: how long a statement waits for another process's write lock before failing with
+   * `StoreBusyError`. Default 5000 ms. The wait is asynchronous: the service keeps answering.
+   */
   busy_timeout_ms?: number | undefined;
   /** Seals every ledger row appended (src/ledger/ledger-seal.ts, from CONCORD_SECRET_KEY). */
   ledger_sealer?: LedgerSealer | undefined;
@@ -76,17 +80,23 @@ function ownerOnly(path: string, mode: number): void {
 function openSqlite(options: StoreOptions): { db: Kysely<Database>; dialect: StoreDialect } {
   const file = options.file ?? DEFAULT_SQLITE_FILE;
   if (file !== ":memory:") privateDirectory(dirname(file));
-  const sqlite = new BetterSqlite3(file);
+  // Opening waits for a lock synchronously: nothing else runs yet.
+  const sqlite = new BetterSqlite3(file, { timeout: Math.trunc(options.busy_timeout_ms ?? 5000) });
   // WAL lets readers run beside the writer; synchronous=FULL because an acknowledged opt-out must
   // survive a power cut (NORMAL may drop the last commits); the busy timeout covers other processes.
   sqlite.pragma("journal_mode = WAL");
   // The database holds personal data and sealed credentials: its files are the owner's alone.
   if (file !== ":memory:") for (const f of [file, `${file}-wal`, `${file}-shm`]) ownerOnly(f, 0o600);
   sqlite.pragma("synchronous = FULL");
-  sqlite.pragma(`busy_timeout = ${String(Math.trunc(options.busy_timeout_ms ?? 5000))}`);
   sqlite.pragma("foreign_keys = ON");
+  // From here SQLite never waits for a lock itself (that would block the event loop): the dialect
+  // retries a locked statement asynchronously (sqlite-busy.ts).
+  sqlite.pragma("busy_timeout = 0");
+  const wait_ms = Math.trunc(options.busy_timeout_ms ?? 5000);
   return {
-    db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) }),
+    db: new Kysely<Database>({
+      dialect: new PatientSqliteDialect({ database: withStatementCache(sqlite) }, wait_ms),
+    }),
     dialect: "sqlite",
   };
 }

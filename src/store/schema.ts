@@ -81,6 +81,12 @@ export interface ConsentEventsTable {
   seal: string | null;
 }
 
+/** One row `/readyz` writes to, proving the store takes writes. */
+export interface StoreProbeTable {
+  id: string;
+  checked_at: IsoTimestamp;
+}
+
 export interface ConsentLedgerHeadTable {
   id: string;
   seq: number;
@@ -286,4 +292,5 @@ export interface Database {
   erasures: ErasuresTable;
   link_generations: LinkGenerationsTable;
   signups: SignupsTable;
+  store_probe: StoreProbeTable;
 }

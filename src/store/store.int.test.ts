@@ -15,6 +15,7 @@ const TABLES = [
   "erasures",
   "link_generations",
   "signups",
+  "store_probe",
   "webhook_inbox",
   "api_budgets",
   "alerts",
@@ -67,7 +68,9 @@ describeOnBackends("store", (backend) => {
       const { rows } = await sql<{
         n: number | string;
       }>`select count(*) as n from ${sql.table(table)}`.execute(store.db);
-      expect(Number(rows[0]?.n), table).toBe(table === "consent_ledger_head" ? 1 : 0);
+      expect(Number(rows[0]?.n), table).toBe(
+        table === "consent_ledger_head" || table === "store_probe" ? 1 : 0,
+      );
     }
     const applied = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(
       store.db,
@@ -84,6 +87,8 @@ describeOnBackends("store", (backend) => {
       "0009_link_revocations",
       "0010_signups",
       "0011_inbox_retries",
+      "0012_ledger_seals",
+      "0013_store_probe",
     ]);
     expect(await migrateToLatest(store.db)).toEqual([]);
   });

@@ -13,6 +13,7 @@ import { migration0009LinkRevocations } from "./0009-link-revocations";
 import { migration0010Signups } from "./0010-signups";
 import { migration0011InboxRetries } from "./0011-inbox-retries";
 import { migration0012LedgerSeals } from "./0012-ledger-seals";
+import { migration0013StoreProbe } from "./0013-store-probe";
 
 /** Names sort in apply order; never rename or edit a shipped migration, add a new one. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -28,6 +29,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0010_signups": migration0010Signups,
   "0011_inbox_retries": migration0011InboxRetries,
   "0012_ledger_seals": migration0012LedgerSeals,
+  "0013_store_probe": migration0013StoreProbe,
 };
 
 /** Applies every pending migration; a failure is an environment problem or a bug, so it throws. */
