@@ -2,6 +2,13 @@
  * A connection's credentials: the config's references resolved (environment or sealed in the
  * store), and tokens the vendor rotates sealed into the store at once, because a rotating refresh
  * token is dead after one use and losing the new one would break the connection.
+ *
+ * A renewed token is kept in memory before it is saved, so a save that fails (the store locked by
+ * another writer, a full disk) loses nothing while the process lives: the save is retried, from
+ * 5 s doubling to 5 minutes, and the operator is alerted once while it fails (the alert does not
+ * need the store) and told when it is saved. Stopping flushes it. Only a process killed between the
+ * vendor's answer and the save loses a rotated token: the connection is then reported broken and
+ * must be authorised again (the opt-outs wait in the ledger meanwhile).
  */
 import type { Connection } from "../config/concord-config";
 import { openSecret, sealSecret, type SecretKey } from "../config/secret-box";
@@ -15,7 +22,25 @@ export type CredentialDeps = {
   key: SecretKey | undefined;
   /** Told once when rotated tokens cannot be sealed (no CONCORD_SECRET_KEY) and live only in memory. */
   warn?: (message: string) => void;
+  /** Alerts the operator without the store: a renewed token could not be saved, and when it is. */
+  urgent?: (alert: {
+    connection_id: string;
+    status: "warning" | "resolved";
+    code: string;
+    message: string;
+  }) => void;
 };
+
+/** The credentials, and the renewed tokens not yet saved. */
+export type ConnectionCredentials = CredentialAccess & {
+  /** Whether renewed tokens wait in memory for their save. */
+  unsaved: () => boolean;
+  /** Saves waiting tokens now; true when nothing is left unsaved. */
+  flush: () => Promise<boolean>;
+};
+
+const FIRST_RETRY_MS = 5_000;
+const LAST_RETRY_MS = 5 * 60_000;
 
 /** Where a connection's rotated tokens are stored (sealed, bound to this name). */
 export const rotatedTokensName = (connectionId: string): string => `${connectionId}.oauth`;
@@ -29,14 +54,72 @@ export class CredentialError extends Error {
   }
 }
 
-export function connectionCredentials(connection: Connection, deps: CredentialDeps): CredentialAccess {
+export function connectionCredentials(connection: Connection, deps: CredentialDeps): ConnectionCredentials {
   const name = rotatedTokensName(connection.id);
   let memory: Record<string, string> = {};
   let warned = false;
   const reported = new Set<string>();
+  // Tokens in `memory` whose save failed; the retry timer and `flush` save them.
+  let unsaved = false;
+  let failures = 0;
+  let retry: NodeJS.Timeout | undefined;
+  let saving: Promise<boolean> | undefined;
 
   const stored = async (secretName: string): Promise<string | undefined> =>
     (await deps.store.credentials.get(secretName))?.ciphertext;
+
+  const persist = (key: SecretKey): Promise<boolean> => {
+    // One save at a time: a retry and a new renewal never race to write older tokens last.
+    saving ??= (async () => {
+      const tokens = memory;
+      try {
+        const sealed = sealSecret(JSON.stringify({ ...(await storedRotated(key)), ...tokens }), key, name);
+        if (!sealed.ok) throw new CredentialError(sealed.error.code, sealed.error.message);
+        await deps.store.credentials.put(name, sealed.value, key.id);
+      } catch (error) {
+        unsaved = true;
+        failures += 1;
+        if (failures === 1)
+          deps.urgent?.({
+            connection_id: connection.id,
+            status: "warning",
+            code: "token_unsaved",
+            message: `The renewed token of connection ${connection.id} could not be saved (${error instanceof Error ? error.message : String(error)}). It is kept in memory and the save is retried; if Concord stops before it is saved, the connection must be authorised again. Free the store (another writer? a full disk?).`,
+          });
+        clearTimeout(retry);
+        retry = setTimeout(
+          () => void persist(key),
+          Math.min(FIRST_RETRY_MS * 2 ** (failures - 1), LAST_RETRY_MS),
+        );
+        retry.unref();
+        return false;
+      } finally {
+        saving = undefined;
+      }
+      // Saved: what was renewed meanwhile stays in memory for the next save.
+      if (memory === tokens) memory = {};
+      unsaved = Object.keys(memory).length > 0;
+      clearTimeout(retry);
+      if (failures > 0)
+        deps.urgent?.({
+          connection_id: connection.id,
+          status: "resolved",
+          code: "token_unsaved",
+          message: `The renewed token of connection ${connection.id} is saved.`,
+        });
+      failures = 0;
+      return !unsaved || persist(key);
+    })();
+    return saving;
+  };
+
+  const storedRotated = async (key: SecretKey): Promise<Record<string, string>> => {
+    const sealed = await stored(name);
+    if (sealed === undefined) return {};
+    const opened = openSecret(sealed, key, name);
+    if (!opened.ok) throw new CredentialError(opened.error.code, `${name}: ${opened.error.message}`);
+    return JSON.parse(opened.value) as Record<string, string>;
+  };
 
   const readRotated = async (): Promise<Record<string, string>> => {
     const sealed = await stored(name);
@@ -71,10 +154,12 @@ export function connectionCredentials(connection: Connection, deps: CredentialDe
       // Tokens the vendor handed us since (a rotated refresh token) replace the configured ones.
       return { ...resolved, ...(await readRotated()) };
     },
+    unsaved: () => unsaved,
+    flush: async () => (deps.key === undefined || !unsaved ? !unsaved : persist(deps.key)),
     save: async (changes) => {
-      const next = { ...(await readRotated()), ...changes };
+      // In memory first: whatever happens to the save, this process keeps using the new token.
+      memory = { ...memory, ...changes };
       if (deps.key === undefined) {
-        memory = next;
         if (!warned) {
           warned = true;
           deps.warn?.(
@@ -83,10 +168,8 @@ export function connectionCredentials(connection: Connection, deps: CredentialDe
         }
         return;
       }
-      const sealed = sealSecret(JSON.stringify(next), deps.key, name);
-      if (!sealed.ok) throw new CredentialError(sealed.error.code, sealed.error.message);
-      await deps.store.credentials.put(name, sealed.value, deps.key.id);
-      memory = {};
+      unsaved = true;
+      await persist(deps.key);
     },
   };
 }

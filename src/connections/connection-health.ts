@@ -52,6 +52,11 @@ export type ConnectionHealthTracker = {
   raise: (problem: Problem) => Promise<void>;
   /** The problem's cause is gone: alerted once when it was open. */
   clear: (key: string, message: string) => Promise<void>;
+  /**
+   * Alerts now, without the store (a problem of the store itself, such as a renewed token that
+   * cannot be saved); the caller raises it once and resolves it once.
+   */
+  urgent: (alert: Pick<ConnectionAlert, "connection_id" | "status" | "code" | "message">) => void;
 };
 
 export function connectionHealthTracker(deps: HealthDeps): ConnectionHealthTracker {
@@ -92,6 +97,9 @@ export function connectionHealthTracker(deps: HealthDeps): ConnectionHealthTrack
       return next;
     };
   return {
+    urgent: (a) => {
+      alert({ ...a, at: deps.now().toISOString(), ...(a.status === "warning" ? linkTo("/") : {}) });
+    },
     settled: async () => {
       await queue;
     },

@@ -3,7 +3,11 @@
  * from the config's references, rotated refresh tokens sealed into the store, and an auth failure
  * marking the connection broken and alerting, until renewed credentials make it work again.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Writable } from "node:stream";
+import BetterSqlite3 from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ConnectionSchema } from "../config/concord-config";
 import { openSecret, parseSecretKey, sealSecret, type SecretKey } from "../config/secret-box";
@@ -56,7 +60,7 @@ async function storeSecret(name: string, value: string): Promise<void> {
   await store.credentials.put(name, sealed.value, key.id);
 }
 
-function open() {
+function open(on: Store = store) {
   const connection = ConnectionSchema.parse({
     id: "cc-main",
     system: "constant-contact",
@@ -78,7 +82,7 @@ function open() {
     }),
   });
   const health = connectionHealthTracker({
-    store,
+    store: on,
     logger,
     now: () => new Date(),
     notify: async (a) => {
@@ -86,7 +90,7 @@ function open() {
     },
   });
   return openConnection(connection, {
-    store,
+    store: on,
     env: { CC_MAIN_CLIENT_SECRET: "client-secret-value" },
     key,
     health,
@@ -196,6 +200,48 @@ describe("openConnection", () => {
     expect(ok.ok, JSON.stringify(ok)).toBe(true);
     expect((await store.health.get("cc-main"))?.status).toBe("ok");
     expect(alerts.map((a) => a.status)).toEqual(["broken", "ok"]);
+  });
+
+  it("keeps a renewed token in memory while the store cannot save it, alerts, and saves it once it can", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "concord-token-"));
+    const file = join(dir, "concord.db");
+    // A store that waits only briefly for another writer, and another writer holding its lock.
+    const locked = await openStore({ file, busy_timeout_ms: 20 });
+    const other = new BetterSqlite3(file);
+    try {
+      const first = await mintRefreshToken();
+      const sealed = sealSecret(first, key, "cc-main.refresh_token");
+      if (!sealed.ok) throw new Error(sealed.error.message);
+      await locked.credentials.put("cc-main.refresh_token", sealed.value, key.id);
+      other.exec("begin immediate");
+
+      const conn = open(locked);
+      // The refresh spends the first token (rotating); its successor cannot be saved.
+      const check = await conn.session().check();
+      expect(check.ok, JSON.stringify(check)).toBe(true);
+      expect(alerts).toMatchObject([{ connection_id: "cc-main", status: "warning", code: "token_unsaved" }]);
+      expect(alerts[0]?.message).toContain("kept in memory");
+      // This process goes on working with it.
+      expect((await conn.session().check()).ok).toBe(true);
+      expect(await conn.flushTokens()).toBe(false);
+      expect(alerts).toHaveLength(1);
+
+      other.exec("commit");
+      expect(await conn.flushTokens()).toBe(true);
+      expect(alerts.map((a) => `${a.status} ${a.code}`)).toEqual([
+        "warning token_unsaved",
+        "resolved token_unsaved",
+      ]);
+      // A new process finds the live token in the store: the vendor accepts it.
+      const restarted = open(locked);
+      const again = await restarted.session().check();
+      expect(again.ok, JSON.stringify(again)).toBe(true);
+    } finally {
+      if (other.inTransaction) other.exec("rollback");
+      other.close();
+      await locked.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("a referenced secret that is missing breaks the connection with a clear reason, without throwing", async () => {

@@ -45,6 +45,8 @@ export type OpenedConnection = {
   }) => ReturnType<NonNullable<WebhookSupport["register"]>>;
   /** Runs `fn` and records the connection healthy when it succeeds without an auth failure. */
   healthy: <T extends { ok: boolean }>(result: T) => Promise<T>;
+  /** Saves renewed tokens still waiting in memory (at stop); true when none is left unsaved. */
+  flushTokens: () => Promise<boolean>;
 };
 
 /**
@@ -71,7 +73,14 @@ export function openConnection(
         ),
     },
   });
-  const credentials = connectionCredentials(connection, deps);
+  const credentials = connectionCredentials(connection, {
+    ...deps,
+    urgent:
+      deps.urgent ??
+      ((alert) => {
+        deps.health.urgent(alert);
+      }),
+  });
   const runtime: ConnectorRuntime = {
     now: deps.now,
     sleep: deps.sleep,
@@ -123,6 +132,7 @@ export function openConnection(
         }
       : {}),
     settled: () => deps.health.settled(),
+    flushTokens: () => credentials.flush(),
     healthy: async (result) => {
       if (result.ok) await deps.health.succeeded(connection.id);
       return result;

@@ -579,6 +579,13 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
       stopped = true;
       if (timer) clearTimeout(timer);
       await Promise.all([...queues.values(), ...inFlight, draining ?? Promise.resolve(), webhooksChecking]);
+      // A renewed token still waiting for its save (the store was busy) gets one more try.
+      for (const opened of deps.connections.values())
+        if (!(await opened.flushTokens()))
+          deps.logger.error(
+            { connection: opened.connection.id },
+            `the renewed token of connection ${opened.connection.id} could not be saved before stopping: authorise the connection again`,
+          );
     },
     idle: async () => {
       // Work queued while waiting (a webhook's targeted sync) is waited for too.

@@ -14,7 +14,13 @@ import { openConnections } from "../../src/connections/open-connection";
 import { syncPair } from "../../src/runs/sync-pair";
 import { TEST_ENV, TEST_KEY } from "./test-credentials";
 
-type ChildArgs = { db_file: string; config: unknown; kill_at?: number };
+type ChildArgs = {
+  db_file: string;
+  config: unknown;
+  kill_at?: number;
+  /** Killed right after this connection's token endpoint answers, before a rotated token is saved. */
+  kill_at_token_of?: string;
+};
 
 const args = JSON.parse(readFileSync(process.argv[2] ?? "", "utf8")) as ChildArgs;
 const store = await openStore({ file: args.db_file });
@@ -38,7 +44,11 @@ const connections = openConnections(
     now,
     // Bulk activities are polled without waiting: the emulators finish them in a poll or two.
     sleep: () => new Promise((resolve) => setImmediate(resolve)),
-    onApiCall: point,
+    onApiCall: (connectionId, call) => {
+      if (connectionId === args.kill_at_token_of && call.path.endsWith("/token"))
+        process.kill(process.pid, "SIGKILL");
+      point();
+    },
   },
   config.topics,
 );

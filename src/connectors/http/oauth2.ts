@@ -78,6 +78,7 @@ export function createOAuth2Auth(options: OAuth2Options): AuthProvider {
     }
     let status: number;
     let text: string;
+    const started = Date.now();
     try {
       const transport = options.runtime.transport ?? networkTransport;
       const response = await transport(options.token_url, {
@@ -90,6 +91,14 @@ export function createOAuth2Auth(options: OAuth2Options): AuthProvider {
       });
       status = response.status;
       text = response.text;
+      // A vendor call like any other (metrics; the crash test stops the process here, between the
+      // vendor's answer and the save of a rotated token).
+      options.runtime.onApiCall?.({
+        method: "POST",
+        path: new URL(options.token_url).pathname,
+        status,
+        duration_ms: Date.now() - started,
+      });
     } catch (error) {
       return err({
         code: "network_error",
