@@ -6,7 +6,7 @@
  */
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createLogger } from "../observability/logger";
 import { buildServer } from "../server/app";
 import { createEngineRuntime, type EngineRuntime } from "./engine-runtime";
@@ -184,6 +184,75 @@ describe("the engine as a service (SQLite)", () => {
     await runtime.idle();
     expect(permission(h.ccMain, "cy")).toBe("unsubscribed");
     expect(await h.store.inbox.countPending()).toBe(0);
+  });
+
+  it("a flood: too many events refused, repeats stored once, one re-read per record, polls never wait", async () => {
+    await runtime.syncNow();
+    const event = (id: string, constituent: string) => ({
+      specversion: "1.0",
+      type: "com.blackbaud.constituent.change.v1",
+      source: "renxt",
+      id,
+      time: h.now().toISOString(),
+      data: { id: constituent },
+    });
+    const deliver = (events: unknown[]) =>
+      fetch(`${base}/webhooks/re-nxt?webhookKey=${WEBHOOK_SECRET}`, {
+        method: "POST",
+        headers: { "content-type": "application/cloudevents+json" },
+        body: JSON.stringify(events),
+      });
+    const huge = await deliver(Array.from({ length: 1_001 }, (_, i) => event(`big-${i}`, re["ada"] ?? "")));
+    expect(huge.status).toBe(413);
+    expect(await huge.json()).toMatchObject({ code: "webhook_too_many_events" });
+    expect(await h.store.inbox.countPending()).toBe(0);
+
+    // A thousand events about two people: stored once each, re-read once each.
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["ada"] });
+    h.advance(1_000);
+    const flood = Array.from({ length: 1_000 }, (_, i) =>
+      event(`flood-${i}`, (i % 2 ? re["ada"] : re["bob"]) ?? ""),
+    );
+    const readsBefore = h.re.kit.requests.length;
+    const first = await deliver(flood);
+    expect(await first.json()).toEqual({ accepted: 1_000, duplicates: 0 });
+    // The vendor's retry of the same delivery: nothing new to store.
+    const retried = await deliver(flood);
+    expect(await retried.json()).toEqual({ accepted: 0, duplicates: 1_000 });
+    await runtime.idle();
+    expect(permission(h.ccMain, "ada")).toBe("unsubscribed");
+    const constituentReads = h.re.kit.requests
+      .slice(readsBefore)
+      .filter((r) => r.path.startsWith("/constituent/v1/constituents/"));
+    // One targeted read of each record (a few calls each: details, emails, consents), not 500 each.
+    expect(constituentReads.length).toBeGreaterThan(0);
+    expect(constituentReads.length).toBeLessThanOrEqual(10);
+
+    // A delivery whose re-read hangs: the tick's poll does not wait for it.
+    await post(h.re.baseUrl, "/__emulator/faults", {
+      latency_ms: 600_000,
+      count: 1,
+      path_prefix: `/constituent/v1/constituents/${re["bob"] ?? ""}`,
+    });
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["bob"] });
+    h.advance(2_000);
+    await deliver([event("late-1", re["bob"] ?? "")]);
+    // The drain's re-read has reached the emulator and hangs there.
+    await vi.waitFor(
+      () => {
+        expect(h.re.kit.faults[0]?.count).toBe(0);
+      },
+      { timeout: 60_000, interval: 5 },
+    );
+    h.advance(120_000);
+    const before = runs.length;
+    await runtime.tick();
+    expect(runs.length).toBeGreaterThan(before);
+    expect(await h.store.inbox.countPending()).toBe(1);
+    // The hanging read fails; the delivery waits for its retry, and the poll already carried Bob.
+    h.re.kit.app.server.closeAllConnections();
+    await runtime.idle();
+    expect(permission(h.ccMain, "bob")).toBe("unsubscribed");
   });
 
   it("a run a stopped process left running is marked interrupted when the service starts", async () => {

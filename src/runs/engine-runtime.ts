@@ -16,6 +16,13 @@ import type { InboxItem, JsonValue } from "../store/ports";
 import { recordWebhookChanges } from "../pipeline/pull-connection";
 import { dueSignups, forgetOldSignups, placeConfirmedSignups, type PlacedSignup } from "./signup";
 import { problemWatch } from "./watch-problems";
+import {
+  distinctChanges,
+  MAX_EVENTS_PER_DELIVERY,
+  recentReads,
+  seenEvents,
+  webhookShareSpent,
+} from "./webhook-flood";
 import { asJson, syncPair, type SyncDeps, type SyncOptions, type SyncReport } from "./sync-pair";
 
 const FULL_RECONCILIATION_STREAM = "full_reconciliation";
@@ -138,6 +145,10 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     ? problemWatch({ store: deps.store, config: deps.config, now: deps.now, problems: deps.problems })
     : undefined;
   let draining: Promise<number> | undefined;
+  const seen = seenEvents(deps.now);
+  const reads = recentReads();
+  // Connections whose webhook share of today's quota is spent, told once each.
+  const shareSpentTold = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
 
@@ -226,14 +237,31 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         );
         return { status: handling.status, body: { code: handling.code, message: handling.message } };
       case "events": {
-        const changes = handling.changes.filter((c) => c.change !== "test");
-        if (changes.length === 0) return { status: 200, body: { accepted: 0 } };
+        const events = handling.changes.filter((c) => c.change !== "test");
+        if (events.length > MAX_EVENTS_PER_DELIVERY) {
+          const message = `A delivery may carry at most ${MAX_EVENTS_PER_DELIVERY} events; this one has ${events.length}. Nothing was stored; the records are read at the next poll.`;
+          deps.logger.warn(
+            { connection: connectionId, events: events.length },
+            `webhook refused: ${message}`,
+          );
+          return { status: 413, body: { code: "webhook_too_many_events", message } };
+        }
+        const fresh = seen.fresh(connectionId, events);
+        const changes = distinctChanges(fresh);
+        const duplicates = events.length - fresh.length;
+        if (changes.length === 0) return { status: 200, body: { accepted: 0, duplicates } };
         // Stored before it is acknowledged: a crash after this answer loses nothing.
-        await deps.store.inbox.add(connectionId, asJson(changes));
+        try {
+          await deps.store.inbox.add(connectionId, asJson(changes));
+        } catch (error) {
+          seen.forget(connectionId, fresh);
+          throw error;
+        }
+        // In the background, on its own: the answer, polls and reconciliation never wait for it.
         void drainInbox().catch((error: unknown) => {
           deps.logger.error({ err: error }, "webhook inbox processing failed");
         });
-        return { status: 200, body: { accepted: changes.length } };
+        return { status: 200, body: { accepted: fresh.length, duplicates } };
       }
     }
   };
@@ -249,6 +277,8 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
   const drainOnce = async (): Promise<number> => {
     let processed = 0;
     const down = new Set<string>();
+    // Reads older than an hour cover no delivery still waiting that a retry would not re-read.
+    reads.prune(deps.now().getTime() - 3_600_000);
     for (;;) {
       const items = await deps.store.inbox.pending(100, { exclude: [...down] });
       if (items.length === 0 || stopped) return processed;
@@ -258,11 +288,29 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         const pairs = pairsOf(item.connection_id);
         const opened = deps.connections.get(item.connection_id);
         const first = pairs[0];
-        if (!opened || !first) {
+        // Records re-read since this delivery arrived need no re-read: that read saw its changes.
+        const changes = opened
+          ? reads.uncovered(item.connection_id, item.received_at, parseChanges(item.changes))
+          : [];
+        if (!opened || !first || changes.length === 0) {
           await deps.store.inbox.markProcessed([item.id]);
           processed += 1;
           continue;
         }
+        if (webhookShareSpent(opened.budget.usage())) {
+          // The rest of today's quota is for consent writes and polls; the poll reads these records.
+          if (!shareSpentTold.has(item.connection_id)) {
+            shareSpentTold.add(item.connection_id);
+            deps.logger.warn(
+              { connection: item.connection_id },
+              `${opened.manifest.label}: webhook re-reads have used their share of today's quota; deliveries are left to the next poll until the quota resets`,
+            );
+          }
+          await deps.store.inbox.markProcessed([item.id]);
+          processed += 1;
+          continue;
+        }
+        shareSpentTold.delete(item.connection_id);
         const recordDeps = {
           store: deps.store,
           connection: opened,
@@ -270,7 +318,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
           pair: first,
           now: deps.now,
         };
-        const changes = parseChanges(item.changes);
+        const readAt = deps.now().getTime();
         let recorded = await recordWebhookChanges(recordDeps, changes);
         const ids = [...new Set(changes.map((c) => c.external_id))];
         if (recorded.error && !RETRYABLE_CODES.has(recorded.error.code) && ids.length > 1) {
@@ -308,6 +356,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         }
         await deps.store.inbox.markProcessed([item.id]);
         processed += 1;
+        reads.record(item.connection_id, recorded.record_ids, readAt);
         const contacts = synced.get(item.connection_id) ?? new Set<string>();
         for (const id of recorded.record_ids) {
           const link = await deps.store.links.find(item.connection_id, id);
@@ -501,7 +550,12 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
 
   const tick = async (): Promise<void> => {
     if (stopped) return;
-    await drainInbox();
+    // The inbox drains on its own: polls and reconciliation below never wait for it. A drain
+    // under way takes what arrives meanwhile, so a tick starts one only when none runs.
+    if (draining === undefined)
+      void drainInbox().catch((error: unknown) => {
+        deps.logger.error({ err: error }, "webhook inbox processing failed");
+      });
     if (webhooksCheckedAt !== undefined && deps.now().getTime() - webhooksCheckedAt >= WEBHOOK_CHECK_MS)
       await ensureWebhooks();
     await watch?.check();

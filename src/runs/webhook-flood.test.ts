@@ -1,0 +1,62 @@
+import { describe, expect, it } from "vitest";
+import type { WebhookChange } from "../connectors/connector";
+import { distinctChanges, recentReads, seenEvents, webhookShareSpent } from "./webhook-flood";
+
+const change = (
+  event_id: string,
+  external_id: string,
+  kind: WebhookChange["change"] = "changed",
+): WebhookChange => ({
+  event_id,
+  type: "t",
+  external_id,
+  occurred_at: "2026-06-01T00:00:00.000Z",
+  change: kind,
+});
+
+describe("webhook flood controls", () => {
+  it("stores an event once a day per connection, and forgets one whose delivery was not stored", () => {
+    let now = Date.parse("2026-06-01T00:00:00.000Z");
+    const seen = seenEvents(() => new Date(now));
+    expect(seen.fresh("re", [change("e1", "a"), change("e1", "a"), change("e2", "b")])).toHaveLength(2);
+    expect(seen.fresh("re", [change("e1", "a")])).toEqual([]);
+    expect(seen.fresh("other", [change("e1", "a")])).toHaveLength(1);
+    seen.forget("re", [change("e2", "b")]);
+    expect(seen.fresh("re", [change("e2", "b")])).toHaveLength(1);
+    now += 24 * 3_600_000;
+    expect(seen.fresh("re", [change("e1", "a")])).toHaveLength(1);
+  });
+
+  it("keeps one hint per record and kind of change", () => {
+    const flood = Array.from({ length: 500 }, (_, i) => change(`e${i}`, i % 2 ? "a" : "b"));
+    expect(
+      distinctChanges([...flood, change("x", "a", "deleted")]).map((c) => `${c.external_id} ${c.change}`),
+    ).toEqual(["b changed", "a changed", "a deleted"]);
+  });
+
+  it("skips records read after the delivery arrived, not before", () => {
+    const reads = recentReads();
+    reads.record("re", ["a"], Date.parse("2026-06-01T00:00:10.000Z"));
+    const changes = [change("1", "a"), change("2", "b")];
+    expect(reads.uncovered("re", "2026-06-01T00:00:05.000Z", changes).map((c) => c.external_id)).toEqual([
+      "b",
+    ]);
+    expect(reads.uncovered("re", "2026-06-01T00:00:20.000Z", changes)).toHaveLength(2);
+    reads.prune(Date.parse("2026-06-01T00:01:00.000Z"));
+    expect(reads.uncovered("re", "2026-06-01T00:00:05.000Z", changes)).toHaveLength(2);
+  });
+
+  it("leaves the last quarter of a daily quota to polls and consent writes", () => {
+    const usage = (remaining: number | null, daily_quota: number | null) => ({
+      used_today: 0,
+      remaining,
+      daily_quota,
+      resets_at: null,
+      in_flight: 0,
+      max_concurrency: 1,
+    });
+    expect(webhookShareSpent(usage(2_600, 10_000))).toBe(false);
+    expect(webhookShareSpent(usage(2_500, 10_000))).toBe(true);
+    expect(webhookShareSpent(usage(null, null))).toBe(false);
+  });
+});

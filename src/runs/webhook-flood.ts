@@ -1,0 +1,85 @@
+/**
+ * Webhook floods: what keeps one huge or repeated delivery from spending a connection's quota and
+ * holding up its polls. A delivery may name at most `MAX_EVENTS_PER_DELIVERY` events; an event seen
+ * in the last day is not stored again; and a record re-read after a delivery arrived is not re-read
+ * for it (the read saw everything the delivery announced). Re-reads stop while a quarter or less of
+ * the connection's daily quota is left: the records are read by the next poll, and the rest is kept
+ * for consent writes (whose reserve no read ever touches) and polls.
+ */
+import type { QuotaUsage, WebhookChange } from "../connectors/connector";
+
+/** More events than this in one delivery are refused (413): no vendor sends that many at once. */
+export const MAX_EVENTS_PER_DELIVERY = 1_000;
+/** An event id seen within this window is a redelivery. */
+const SEEN_WINDOW_MS = 24 * 3_600_000;
+/** Event ids remembered (the oldest go first); a redelivery after that costs one re-read. */
+const SEEN_MAX = 100_000;
+/** Webhook re-reads stop when this share of the daily quota or less is left. */
+export const WEBHOOK_QUOTA_FLOOR = 0.25;
+
+/** Event ids already stored, per connection, for a day (in memory: a restart forgets them). */
+export function seenEvents(now: () => Date) {
+  const seen = new Map<string, number>();
+  return {
+    /** The changes not seen before, each event once; the rest are remembered as seen now. */
+    fresh(connectionId: string, changes: readonly WebhookChange[]): WebhookChange[] {
+      const at = now().getTime();
+      const out: WebhookChange[] = [];
+      for (const change of changes) {
+        const key = `${connectionId}\u0000${change.event_id}`;
+        const when = seen.get(key);
+        if (when !== undefined && at - when < SEEN_WINDOW_MS) continue;
+        seen.delete(key);
+        seen.set(key, at);
+        out.push(change);
+      }
+      while (seen.size > SEEN_MAX) {
+        const oldest = seen.keys().next();
+        if (oldest.done === true) break;
+        seen.delete(oldest.value);
+      }
+      return out;
+    },
+    /** Forgets events whose delivery could not be stored, so the vendor's retry is taken. */
+    forget(connectionId: string, changes: readonly WebhookChange[]): void {
+      for (const change of changes) seen.delete(`${connectionId}\u0000${change.event_id}`);
+    },
+  };
+}
+
+/** One hint per record and kind of change: a thousand events about one record are one re-read. */
+export function distinctChanges(changes: readonly WebhookChange[]): WebhookChange[] {
+  const byRecord = new Map<string, WebhookChange>();
+  for (const change of changes) byRecord.set(`${change.external_id}\u0000${change.change}`, change);
+  return [...byRecord.values()];
+}
+
+/** When each record was last re-read, per connection: a later delivery about it needs no re-read. */
+export function recentReads() {
+  const reads = new Map<string, Map<string, number>>();
+  return {
+    /** The changes a re-read since `received_at` has not covered. */
+    uncovered(connectionId: string, received_at: string, changes: readonly WebhookChange[]): WebhookChange[] {
+      const read = reads.get(connectionId);
+      const received = Date.parse(received_at);
+      if (read === undefined || Number.isNaN(received)) return [...changes];
+      return changes.filter((c) => (read.get(c.external_id) ?? Number.NEGATIVE_INFINITY) < received);
+    },
+    /** `ids` were read as of `at` (when the read started). */
+    record(connectionId: string, ids: readonly string[], at: number): void {
+      const read = reads.get(connectionId) ?? new Map<string, number>();
+      for (const id of ids) read.set(id, at);
+      reads.set(connectionId, read);
+    },
+    /** Drops reads older than `before`: deliveries received since are all newer. */
+    prune(before: number): void {
+      for (const read of reads.values()) for (const [id, at] of read) if (at < before) read.delete(id);
+    },
+  };
+}
+
+/** Whether webhook re-reads must leave the rest of today's quota to polls and consent writes. */
+export const webhookShareSpent = (usage: QuotaUsage): boolean =>
+  usage.daily_quota !== null &&
+  usage.remaining !== null &&
+  usage.remaining <= usage.daily_quota * WEBHOOK_QUOTA_FLOOR;
