@@ -43,6 +43,8 @@ export type Credentials = Record<string, CredentialValue>;
 export const LimitsSchema = strictObject({
   requests_per_second: z.number().positive().max(1000).optional(),
   daily_quota: z.number().int().positive().optional(),
+  /** How long one vendor call may take before it counts as failed (and is retried); default 60 s. */
+  request_timeout: durationSchema({ min: 100, max: 600_000 }).optional(),
 });
 export type Limits = z.infer<typeof LimitsSchema>;
 

@@ -111,6 +111,9 @@ export function openConnection(
         ? { requests_per_second: connection.limits.requests_per_second }
         : {}),
       ...(connection.limits.daily_quota !== undefined ? { daily_quota: connection.limits.daily_quota } : {}),
+      ...(connection.limits.request_timeout !== undefined
+        ? { request_timeout_ms: connection.limits.request_timeout }
+        : {}),
     },
     options: connection.options,
     constructs: topics.flatMap((t) => {

@@ -169,7 +169,7 @@ export type ConnectionSettings = {
   token_url?: string;
   credentials: CredentialAccess;
   /** The connection's own limits where they differ from the vendor's published ones. */
-  limits?: { requests_per_second?: number; daily_quota?: number };
+  limits?: { requests_per_second?: number; daily_quota?: number; request_timeout_ms?: number };
   /** Records per read page, below the vendor's maximum (smaller pages checkpoint more often). */
   page_size?: number;
   /** The connection's options (config `connections[].options`), as the manifest's schema parsed them. */

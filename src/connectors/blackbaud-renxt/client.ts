@@ -206,6 +206,9 @@ export function createBlackbaudClient(options: BlackbaudClientOptions): Blackbau
     limiter,
     auth,
     runtime,
+    ...(settings.limits?.request_timeout_ms !== undefined
+      ? { timeout_ms: settings.limits.request_timeout_ms }
+      : {}),
     classify: (response) => classifyBlackbaudFailure(response, runtime.now()),
     headers: async () => {
       const key = await subscriptionKey();

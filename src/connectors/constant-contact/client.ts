@@ -111,6 +111,9 @@ export function createConstantContactClient(
     limiter,
     auth,
     runtime,
+    ...(settings.limits?.request_timeout_ms !== undefined
+      ? { timeout_ms: settings.limits.request_timeout_ms }
+      : {}),
     classify: (response) => classifyConstantContact(response, runtime.now()),
     next_quota_reset: nextUtcMidnight,
   });

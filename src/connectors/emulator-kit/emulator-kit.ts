@@ -15,6 +15,8 @@ export type FaultSpec = {
   latency_ms: number;
   body?: unknown;
   headers?: Record<string, string>;
+  /** Only requests with one of these methods (GET, POST…); all when absent. */
+  methods?: string[];
 };
 
 export type LoggedRequest = {
@@ -79,7 +81,12 @@ export function createEmulatorKit(options: EmulatorKitOptions): EmulatorKit {
     startedAt.set(request, performance.now());
     const path = request.url.split("?")[0] ?? request.url;
     if (path.startsWith(CONTROL_PREFIX)) return;
-    const fault = faults.find((f) => f.count > 0 && path.startsWith(f.path_prefix));
+    const fault = faults.find(
+      (f) =>
+        f.count > 0 &&
+        path.startsWith(f.path_prefix) &&
+        (f.methods === undefined || f.methods.includes(request.method)),
+    );
     if (!fault) return;
     fault.count -= 1;
     if (fault.latency_ms > 0) await new Promise((resolve) => setTimeout(resolve, fault.latency_ms));
@@ -138,7 +145,7 @@ export function createEmulatorKit(options: EmulatorKitOptions): EmulatorKit {
           if (typeof f?.status !== "number" && typeof f?.latency_ms !== "number") {
             throw new EmulatorControlError(
               "invalid_fault",
-              'A fault needs "status" (an HTTP status) and/or "latency_ms"; optional "count" (default 1) and "path_prefix" (default "/").',
+              'A fault needs "status" (an HTTP status) and/or "latency_ms"; optional "count" (default 1), "path_prefix" (default "/"), "methods" (default all), "body" and "headers".',
             );
           }
           faults.push({
@@ -148,6 +155,9 @@ export function createEmulatorKit(options: EmulatorKitOptions): EmulatorKit {
             latency_ms: typeof f.latency_ms === "number" ? f.latency_ms : 0,
             ...(f.body === undefined ? {} : { body: f.body }),
             ...(f.headers === undefined ? {} : { headers: f.headers }),
+            ...(Array.isArray(f.methods)
+              ? { methods: (f.methods as unknown[]).map((m) => String(m).toUpperCase()) }
+              : {}),
           });
         }
         return { faults };

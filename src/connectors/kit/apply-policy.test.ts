@@ -116,16 +116,11 @@ describe("failure outcomes", () => {
       "rate_limited",
       "vendor_unavailable",
       "network_error",
+      // An answer that cannot be read says nothing about the operation (a proxy's page, a cut body).
+      "bad_response",
     ] as const)
       expect(failureOf("V", { code, message: "m" }).status, code).toBe("deferred");
-    for (const code of [
-      "validation_failed",
-      "not_found",
-      "conflict",
-      "forbidden",
-      "bad_response",
-      "unsupported",
-    ] as const)
+    for (const code of ["validation_failed", "not_found", "conflict", "forbidden", "unsupported"] as const)
       expect(failureOf("V", { code, message: "m" }).status, code).toBe("failed");
     expect(stopsAll(quota)).toBe(true);
     expect(stopsAll({ code: "rate_limited", message: "" })).toBe(false);

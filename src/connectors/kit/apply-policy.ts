@@ -13,12 +13,17 @@ const STOPS_ALL: ReadonlySet<ConnectorErrorCode> = new Set([
   "auth_missing",
 ]);
 
-/** Failures of the connection or the moment, not of the operation: it is kept (deferred) and retried. */
+/**
+ * Failures of the connection or the moment, not of the operation: it is kept (deferred) and retried.
+ * An answer that cannot be read (a proxy's error page, a body cut short) says nothing about the
+ * operation either: giving an opt-out up for it would lose the opt-out.
+ */
 const DEFERRABLE: ReadonlySet<ConnectorErrorCode> = new Set([
   ...STOPS_ALL,
   "rate_limited",
   "vendor_unavailable",
   "network_error",
+  "bad_response",
 ]);
 
 const CONSENT_KINDS: ReadonlySet<ConnectorOperation["kind"]> = new Set([

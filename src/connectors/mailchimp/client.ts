@@ -78,6 +78,9 @@ export function createMailchimpClient(
     limiter,
     auth: mailchimpAuth(settings),
     runtime,
+    ...(settings.limits?.request_timeout_ms !== undefined
+      ? { timeout_ms: settings.limits.request_timeout_ms }
+      : {}),
     classify: (response) => {
       // Mailchimp's only rate rule: 10 connections at once per key. A 429 waits for one to close.
       if (response.status === 429) {
