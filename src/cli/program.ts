@@ -143,13 +143,17 @@ export function buildProgram(services: CliServices): Command {
     )
     .option(
       "--record-erasures",
-      "also record in the chain the erasures made before erasures were chained (verify names them as erasure_unrecorded)",
+      "also record in the chain the erasures made before erasures were chained (verify names them as erasure_unrecorded); needs no key",
     )
-    .action(async (options: { recordErasures?: boolean }) => {
+    .option(
+      "--force",
+      "also seal unsealed rows that come after sealed ones (only when you know they were written while CONCORD_SECRET_KEY was unset)",
+    )
+    .action(async (options: { recordErasures?: boolean; force?: boolean }) => {
       const sealer = services.ledgerSealer();
-      if (sealer === undefined) {
+      if (sealer === undefined && options.recordErasures !== true) {
         services.err(
-          "ledger seal needs CONCORD_SECRET_KEY: the seals are made with a key derived from it, so that the database alone cannot forge them.",
+          "ledger seal needs CONCORD_SECRET_KEY: the seals are made with a key derived from it, so that the database alone cannot forge them (only --record-erasures works without it).",
         );
         services.setExitCode(EXIT_USAGE);
         return;
@@ -157,10 +161,13 @@ export function buildProgram(services: CliServices): Command {
       const { sealLedger } = await import("../ledger/seal-ledger");
       const store = await services.openStore();
       try {
-        const result = await sealLedger(store, sealer, { record_erasures: options.recordErasures === true });
+        const result = await sealLedger(store, sealer, {
+          record_erasures: options.recordErasures === true,
+          force: options.force === true,
+        });
         if (result.ok)
           services.out(
-            `Sealed ${result.sealed} rows${result.erasures_recorded > 0 ? ` and recorded ${result.erasures_recorded} earlier erasures` : ""} with key ${sealer.key_id}; head ${result.head.seq}:${result.head.hash}.`,
+            `${sealer === undefined ? "Sealed nothing (no CONCORD_SECRET_KEY)" : `Sealed ${result.sealed} rows with key ${sealer.key_id}`}${result.erasures_recorded > 0 ? `; recorded ${result.erasures_recorded} earlier erasures` : ""}; head ${result.head.seq}:${result.head.hash}.`,
           );
         else {
           services.out(

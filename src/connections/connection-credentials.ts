@@ -35,8 +35,8 @@ export type CredentialDeps = {
 export type ConnectionCredentials = CredentialAccess & {
   /** Whether renewed tokens wait in memory for their save. */
   unsaved: () => boolean;
-  /** Saves waiting tokens now; true when nothing is left unsaved. */
-  flush: () => Promise<boolean>;
+  /** Saves waiting tokens now; true when nothing is left unsaved. `final`: no retry after it. */
+  flush: (options?: { final?: boolean }) => Promise<boolean>;
 };
 
 const FIRST_RETRY_MS = 5_000;
@@ -64,6 +64,8 @@ export function connectionCredentials(connection: Connection, deps: CredentialDe
   let failures = 0;
   let retry: NodeJS.Timeout | undefined;
   let saving: Promise<boolean> | undefined;
+  // Set at the service's stop: no retry is scheduled after it.
+  let disposed = false;
 
   const stored = async (secretName: string): Promise<string | undefined> =>
     (await deps.store.credentials.get(secretName))?.ciphertext;
@@ -79,19 +81,24 @@ export function connectionCredentials(connection: Connection, deps: CredentialDe
       } catch (error) {
         unsaved = true;
         failures += 1;
+        // A store that cannot take the write may take it later; a token that cannot be sealed (the
+        // stored tokens are sealed with another key) will not be saved by waiting.
+        const lasting = error instanceof CredentialError;
         if (failures === 1)
           deps.urgent?.({
             connection_id: connection.id,
             status: "warning",
             code: "token_unsaved",
-            message: `The renewed token of connection ${connection.id} could not be saved (${error instanceof Error ? error.message : String(error)}). It is kept in memory and the save is retried; if Concord stops before it is saved, the connection must be authorised again. Free the store (another writer? a full disk?).`,
+            message: `The renewed token of connection ${connection.id} could not be saved (${error instanceof Error ? error.message : String(error)}). It is kept in memory${lasting ? "" : " and the save is retried"}; if Concord stops before it is saved, the connection must be authorised again. ${lasting ? "Authorise the connection again, or restore the key its tokens were sealed with." : "Free the store (another writer? a full disk?)."}`,
           });
         clearTimeout(retry);
-        retry = setTimeout(
-          () => void persist(key),
-          Math.min(FIRST_RETRY_MS * 2 ** (failures - 1), LAST_RETRY_MS),
-        );
-        retry.unref();
+        if (!lasting && !disposed) {
+          retry = setTimeout(
+            () => void persist(key),
+            Math.min(FIRST_RETRY_MS * 2 ** (failures - 1), LAST_RETRY_MS),
+          );
+          retry.unref();
+        }
         return false;
       } finally {
         saving = undefined;
@@ -155,7 +162,12 @@ export function connectionCredentials(connection: Connection, deps: CredentialDe
       return { ...resolved, ...(await readRotated()) };
     },
     unsaved: () => unsaved,
-    flush: async () => (deps.key === undefined || !unsaved ? !unsaved : persist(deps.key)),
+    flush: async (options = {}) => {
+      if (options.final === true) disposed = true;
+      const done = deps.key === undefined || !unsaved ? !unsaved : await persist(deps.key);
+      if (options.final === true) clearTimeout(retry);
+      return done;
+    },
     save: async (changes) => {
       // In memory first: whatever happens to the save, this process keeps using the new token.
       memory = { ...memory, ...changes };

@@ -45,7 +45,7 @@ export type OpenedConnection = {
   }) => ReturnType<NonNullable<WebhookSupport["register"]>>;
   /** Runs `fn` and records the connection healthy when it succeeds without an auth failure. */
   healthy: <T extends { ok: boolean }>(result: T) => Promise<T>;
-  /** Saves renewed tokens still waiting in memory (at stop); true when none is left unsaved. */
+  /** Saves renewed tokens still waiting in memory, once more and for the last time (at stop). */
   flushTokens: () => Promise<boolean>;
 };
 
@@ -135,7 +135,7 @@ export function openConnection(
         }
       : {}),
     settled: () => deps.health.settled(),
-    flushTokens: () => credentials.flush(),
+    flushTokens: () => credentials.flush({ final: true }),
     healthy: async (result) => {
       if (result.ok) await deps.health.succeeded(connection.id);
       return result;

@@ -139,7 +139,17 @@ async function executeConnection(
           },
         ];
         const result = await recordOutcomes(tx, planned, got, report);
-        if (result.waiting && !stop) stop = { ...result.waiting, connection_id: connectionId, operations: 0 };
+        if (result.waiting && result.waiting.code === "bad_response") {
+          // The operation's own answer could not be read: it is kept and tried again next run, and
+          // the connection goes on with the rest (a record the vendor keeps answering badly must
+          // not hold up every later opt-out).
+          const kept = report.waiting.find(
+            (w) => w.connection_id === connectionId && w.code === "bad_response",
+          );
+          if (kept) kept.operations += 1;
+          else report.waiting.push({ ...result.waiting, connection_id: connectionId, operations: 1 });
+        } else if (result.waiting && !stop)
+          stop = { ...result.waiting, connection_id: connectionId, operations: 0 };
       }
     });
     done += batch.length;

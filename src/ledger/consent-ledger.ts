@@ -188,8 +188,13 @@ export async function eventsSince(
   seq: number,
   limit = 500,
 ): Promise<StoredConsentEvent[]> {
-  const rows = await store.consentEvents.page(seq, limit);
-  return rows.filter((row) => !isErasureRow(row)).map(fromRow);
+  // Erasure rows are not consent events: skipped, reading on so that a page is never empty early.
+  for (let after = seq; ;) {
+    const rows = await store.consentEvents.page(after, limit);
+    const events = rows.filter((row) => !isErasureRow(row));
+    if (events.length > 0 || rows.length < limit) return events.map(fromRow);
+    after = rows[rows.length - 1]?.seq ?? after;
+  }
 }
 
 /** Walks the ledger page by page, so callers hold one page in memory however long the ledger is. */

@@ -443,6 +443,50 @@ describeOnBackends("the ledger against someone who can write to the database", (
     expect((await store.consentEvents.page(4, 1))[0]?.seal).toBeNull();
   });
 
+  it("refuses to seal rows rewritten after sealed ones unless the operator knows them", async () => {
+    // Someone edits row 3 without the key, recomputes the chain and drops the seals that no longer fit.
+    await tamper(
+      store,
+      3,
+      "event_json",
+      (await store.consentEvents.page(2, 1))[0]!.event_json.replace("unsubscribe_link", "admin_edit"),
+    );
+    await rechain(3);
+    await sql`update consent_events set seal = null where seq >= 3`.execute(store.db);
+    expect(await verifyLedger(store, { sealer })).toMatchObject({
+      ok: false,
+      first_broken_seq: 3,
+      reason: "unsealed_row",
+    });
+    const refused = await sealLedger(store, sealer);
+    expect(refused).toMatchObject({ ok: false });
+    expect(refused.ok ? "" : refused.verify === undefined ? refused.problem : "").toContain(
+      "row 3 has no seal",
+    );
+    expect((await store.consentEvents.page(2, 1))[0]?.seal).toBeNull();
+    expect(await sealLedger(store, sealer, { force: true })).toMatchObject({ ok: true, sealed: 4 });
+  });
+
+  it("counts an erasure committed while verify walked the chain", async () => {
+    const before = await store.consentEvents.readHead();
+    await eraseEvidence(store, "con_1");
+    // Verify read the head before the erasure committed: its erasure row lies past that head.
+    await store.consentEvents.setHead(before);
+    expect(await verifyLedger(store, { sealer })).toMatchObject({ ok: true, count: 6 });
+  });
+
+  it("records earlier erasures without the key", async () => {
+    await sql`update consent_events set evidence_json = '{}', evidence_erased_at = '2025-02-02T00:00:00.000Z' where contact_id = 'con_0'`.execute(
+      store.db,
+    );
+    expect(await sealLedger(store, undefined, { record_erasures: true })).toMatchObject({
+      ok: true,
+      sealed: 0,
+      erasures_recorded: 1,
+    });
+    expect(await verifyLedger(store)).toMatchObject({ ok: true, erasures: 1 });
+  });
+
   it("records erasures made before erasures were chained only when asked", async () => {
     await sql`update consent_events set evidence_json = '{}', evidence_erased_at = '2025-02-02T00:00:00.000Z' where contact_id = 'con_0'`.execute(
       store.db,

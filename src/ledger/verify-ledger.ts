@@ -38,6 +38,8 @@ export type VerifyOptions = {
   expect_head?: LedgerHead | undefined;
   /** Report blank evidence without an erasure row in `unrecorded_erasures` instead of failing. */
   list_unrecorded_erasures?: boolean;
+  /** With `sealer`: report rows without a seal in `unsealed` instead of failing (`ledger seal`). */
+  list_unsealed?: boolean;
 };
 
 export type VerifyResult =
@@ -51,6 +53,8 @@ export type VerifyResult =
       erasures: number;
       /** With `list_unrecorded_erasures`: contacts whose blank evidence no erasure row covers. */
       unrecorded_erasures?: string[];
+      /** With `list_unsealed`: the rows without a seal, and whether one comes after a sealed row. */
+      unsealed?: { count: number; first_seq: number | null; after_sealed: number | null };
     }
   | { ok: false; first_broken_seq: number; reason: LedgerBreak; detail: string };
 
@@ -81,14 +85,22 @@ export async function verifyLedger(store: StoreSession, options: VerifyOptions =
     ...(options.page_size !== undefined && { page_size: options.page_size }),
   });
   const expect = options.expect_head;
+  const unsealed = { count: 0, first_seq: null as number | null, after_sealed: null as number | null };
+  let sawSealed = false;
   // Contacts whose blank evidence waits for its erasure row: contact id → first blank seq.
   const unrecorded = new Map<string, number>();
   let erasures = 0;
   for await (const page of pages) {
     for (const row of page) {
+      const sealBroken = options.sealer === undefined ? undefined : checkRowSeal(options.sealer, row);
+      if (sealBroken?.reason === "unsealed_row" && options.list_unsealed === true) {
+        unsealed.count += 1;
+        unsealed.first_seq ??= row.seq;
+        if (sawSealed) unsealed.after_sealed ??= row.seq;
+      } else if (options.sealer !== undefined && sealBroken === undefined) sawSealed = true;
       const broken =
         checkRow(prev, row) ??
-        (options.sealer === undefined ? undefined : checkRowSeal(options.sealer, row)) ??
+        (sealBroken?.reason === "unsealed_row" && options.list_unsealed === true ? undefined : sealBroken) ??
         (expect !== undefined && row.seq === expect.seq && row.hash !== expect.hash
           ? {
               first_broken_seq: row.seq,
@@ -108,6 +120,17 @@ export async function verifyLedger(store: StoreSession, options: VerifyOptions =
       prev = { seq: row.seq, hash: row.hash };
     }
   }
+  // An erasure committed while we walked covers rows we saw blank: its row lies past our head.
+  if (unrecorded.size > 0)
+    for await (const page of ledgerPages(store, { after_seq: head.seq })) {
+      for (const row of page) {
+        if (!isErasureRow(row)) continue;
+        const record = ErasureRecordSchema.parse(JSON.parse(row.event_json));
+        const first = unrecorded.get(record.erased_contact_id);
+        if (first !== undefined && first <= record.through_seq) unrecorded.delete(record.erased_contact_id);
+      }
+      if (unrecorded.size === 0) break;
+    }
   if (unrecorded.size > 0 && options.list_unrecorded_erasures !== true) {
     const first = Math.min(...unrecorded.values());
     return {
@@ -148,6 +171,7 @@ export async function verifyLedger(store: StoreSession, options: VerifyOptions =
     sealed: options.sealer !== undefined,
     erasures,
     ...(options.list_unrecorded_erasures === true && { unrecorded_erasures: [...unrecorded.keys()].sort() }),
+    ...(options.list_unsealed === true && { unsealed }),
   };
 }
 
@@ -159,7 +183,7 @@ function checkRowSeal(sealer: LedgerSealer, row: ConsentEventRow): Broken | unde
     case "unsealed":
       return at(
         "unsealed_row",
-        "the row has no seal; a ledger written before seals (or without CONCORD_SECRET_KEY) is sealed once with `concord ledger seal`",
+        "the row has no seal. Rows written while CONCORD_SECRET_KEY was not set are sealed with `concord ledger seal`; unsealed rows after sealed ones are what a rewrite looks like, and `ledger seal` refuses them",
       );
     case "other_key":
       return at(

@@ -401,9 +401,25 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     });
   };
 
+  /**
+   * One drain at a time. Asked while one runs (a delivery arrived), the running drain makes one
+   * more pass before it ends, so what arrived is processed before the promise resolves and a burst
+   * of deliveries never queues a pass each.
+   */
+  let again = false;
   const drainInbox = (): Promise<number> => {
-    if (draining) return draining.then(() => drainInbox());
-    const run = drainOnce().finally(() => {
+    if (draining) {
+      again = true;
+      return draining;
+    }
+    const run = (async () => {
+      let processed = 0;
+      do {
+        again = false;
+        processed += await drainOnce();
+      } while (again && !stopped);
+      return processed;
+    })().finally(() => {
       draining = undefined;
     });
     draining = run;

@@ -214,6 +214,31 @@ describe("faults at every stage of a sync (SQLite, emulators over HTTP)", () => 
       await expectNothingLost(w);
     });
 
+  it("an opt-out whose answer cannot be read waits alone: the connection's other opt-outs go on", async () => {
+    w = await world();
+    const { h, ids } = w;
+    // p3 unsubscribes in Constant Contact too; Raiser's Edge NXT answers every read of p1's consents
+    // with a page that cannot be read, until the fault is gone.
+    await h.ccAct(h.ccMain, "unsubscribe", "p3@example.org");
+    h.advance(1_000);
+    await post(h.re.baseUrl, "/__emulator/faults", {
+      status: 200,
+      count: 100_000,
+      path_prefix: `/commpref/v1/constituents/${ids[0] ?? ""}`,
+      body: "<html>gateway</html>",
+      headers: { "content-type": "text/html" },
+    });
+    const faulted = await h.sync({}, { batch_size: 1 });
+    expect(faulted.execution?.waiting).toMatchObject([
+      { connection_id: "re-nxt", code: "bad_response", operations: 1 },
+    ]);
+    expect(h.re.state.constituents.get(ids[2] ?? "")?.requests_no_email).toBe(true);
+    expect(h.re.state.constituents.get(ids[0] ?? "")?.requests_no_email).toBe(false);
+    clearFaults(h);
+    await h.sync();
+    expect(h.re.state.constituents.get(ids[0] ?? "")?.requests_no_email).toBe(true);
+  });
+
   it("prints the table (docs/reliability.md)", () => {
     console.log(["| fault | stage | the faulted run |", "|---|---|---|", ...table].join("\n"));
     expect(table.length).toBe(STAGES.length * FAULTS.length + 1 + 2 + 2);

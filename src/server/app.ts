@@ -162,8 +162,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     const unavailable = STORE_UNAVAILABLE[error.code ?? ""];
     if (unavailable !== undefined) {
       // Nothing was changed, and the same request succeeds once the store takes writes again: a
-      // system delivering a webhook retries on 503.
-      deps.onError?.(error, { method: request.method, url: request.url.split("?")[0] ?? "" });
+      // system delivering a webhook retries on 503. (Logged above, as every 5xx is.)
       return reply.code(503).header("retry-after", unavailable.retry_after).send(unavailable.body);
     }
     const body: ErrorBody =

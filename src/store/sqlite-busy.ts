@@ -36,7 +36,8 @@ export class StoreBusyError extends Error {
 
 const isBusy = (error: unknown): boolean => {
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"));
+  // SQLITE_LOCKED is a conflict inside this one connection: waiting would not end it.
+  return typeof code === "string" && code.startsWith("SQLITE_BUSY");
 };
 
 const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
