@@ -129,6 +129,19 @@ describe("a valid config", () => {
     expect(result.ok && result.config.connections[1]?.base_url).toBe("http://127.0.0.1:4010/v3");
   });
 
+  it("reads a connection's request timeout, and refuses one out of bounds with the path and the range", () => {
+    const config = base();
+    config.connections[1].limits = { request_timeout: "20s" };
+    const result = parseConfigValue(config, "concord.yaml");
+    expect(result.ok && result.config.connections[1]?.limits.request_timeout).toBe(20_000);
+    config.connections[1].limits = { request_timeout: "1h" };
+    const refused = parseConfigValue(config, "concord.yaml");
+    expect(refused.ok).toBe(false);
+    const error = refused.ok ? undefined : refused.errors[0];
+    expect(error?.path).toBe("connections[1].limits.request_timeout");
+    expect(error?.message).toMatch(/10m|600/);
+  });
+
   it("resolves each connection's poll interval: its own, else its pairs', else its system's default", () => {
     const config = base();
     config.pairs[0]!.schedule = { poll_interval: "90s" };
