@@ -49,6 +49,12 @@ export type ConnectorCapabilities = {
    * platform without it cannot be a pair's platform (the config check refuses both).
    */
   can_create_contacts: boolean;
+  /**
+   * A CRM's own field for an address that cannot receive email (Kindful's "Email Deliverable"):
+   * where a platform's hard bounce or cleaning is recorded, and the value that says so.
+   * Deliverability is not consent: the field is written, never read as an opt-out.
+   */
+  deliverability_field?: { name: string; undeliverable: string };
 };
 
 /** Where the API is: fixed, or found from the credentials or the token answer. */

@@ -5,6 +5,7 @@
  */
 import { blackbaudRenxtManifest } from "./blackbaud-renxt/manifest";
 import { constantContactManifest } from "./constant-contact/manifest";
+import { kindfulManifest } from "./kindful/manifest";
 import { mailchimpManifest } from "./mailchimp/manifest";
 import type { ConnectorManifest } from "./manifest";
 
@@ -12,6 +13,7 @@ export const MANIFESTS: readonly ConnectorManifest[] = [
   constantContactManifest,
   mailchimpManifest,
   blackbaudRenxtManifest,
+  kindfulManifest,
 ];
 
 /** The ids of every system, as the config's `connections[].system` takes them. */

@@ -354,6 +354,9 @@ export async function resolvePair(
         ...(targetsOf.get(pair.crm) ?? []),
       ],
       resubscribe: crmManifest.capabilities.resubscribe,
+      ...(crmManifest.capabilities.deliverability_field !== undefined
+        ? { deliverability_field: crmManifest.capabilities.deliverability_field }
+        : {}),
     },
     platforms: pair.platforms.map((p) => {
       const manifest = manifestOf(opened(p.connection).connection.system);

@@ -74,6 +74,8 @@ export type PlanPair = {
     targets: readonly PlanConsentTarget[];
     /** The planner writes the person's own opt-in there only where the CRM records one. */
     resubscribe: ResubscribePath;
+    /** Where the CRM records an undeliverable address (its manifest's capability), if it does. */
+    deliverability_field?: { name: string; undeliverable: string };
   };
   platforms: readonly PlanPlatform[];
 };

@@ -522,6 +522,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
 
     if (crm) {
       planCrmConsent(c, crm, state, crmPrimary);
+      planCrmDeliverability(id, crm, state);
       if (crmEmailFrom !== undefined && crmPrimary !== undefined && targetEmail !== undefined)
         emit(
           crmId,
@@ -602,6 +603,28 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
     if (reasons.length === 0) return from.rec;
     skipped.push({ contact_id: c.contact.id, connection_id: crmId, reasons });
     return undefined;
+  }
+
+  /**
+   * A hard bounce or a cleaned address seen in a platform, recorded in the CRM's own field for it
+   * where the CRM has one (Kindful's "Email Deliverable"). Deliverability is not consent: the
+   * field is written so the CRM's users see it, and never read back as an opt-out.
+   */
+  function planCrmDeliverability(id: ContactId, crm: CrmRecordState, state: ChannelConsent): void {
+    const field = pair.crm.deliverability_field;
+    const { status, decided_by } = state.deliverability;
+    if (field === undefined || (status !== "hard_bounce" && status !== "cleaned")) return;
+    if (crm.deleted === true || crm.fields[field.name] === field.undeliverable) return;
+    emit(
+      crmId,
+      [id],
+      "write",
+      {
+        code: "undeliverable_to_crm",
+        message: `A platform reported the address ${status === "cleaned" ? "cleaned" : "hard-bounced"}${decided_by !== undefined ? ` (event ${decided_by})` : ""}; the CRM's ${field.name} does not say ${field.undeliverable} yet.`,
+      },
+      { kind: "update_contact", external_id: crm.external_id, fields: { [field.name]: field.undeliverable } },
+    );
   }
 
   /** 2a/2b. Consent to the CRM: opt-outs it does not show yet, and opt-outs the person's own opt-in lifted. */

@@ -17,6 +17,7 @@ export type PlanReasonCode =
   | "email_changed_in_crm" // the CRM's primary email moved: the platform follows
   | "email_changed_on_platform" // the platform's email moved from the agreed one: the CRM follows
   | "profile_fields_changed" // the three-way field merge says this side must change
+  | "undeliverable_to_crm" // a platform found the address undeliverable; the CRM's own field does not say so yet
   | "personal_links_changed" // the platform's link fields do not hold the person's current Concord links
   | "crm_record_ended" // the CRM record ended (deceased, inactive, deleted) and the pair removes it
   | "list_created" // a CRM list a list rule selects has members and no platform list yet

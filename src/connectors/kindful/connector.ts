@@ -1,0 +1,412 @@
+/**
+ * The Kindful connector. Kindful pushes no contact changes (its webhooks cover transactions only),
+ * so reads follow its own change feed: contacts not linked yet and linked contacts whose sync
+ * version moved, each linked once Concord has stored it. Group memberships are read per mapped
+ * group. Writes are imports: Integration Email Opt-in for all email, a Yes/No custom field for a
+ * topic, profile columns, groups as import columns.
+ */
+import { z } from "zod";
+import type {
+  Checkpoint,
+  ConnectionSettings,
+  ConnectorError,
+  ConnectorLimits,
+  ConnectorOperation,
+  ConnectorResult,
+  ConnectorRuntime,
+  ConnectorSession,
+  ExternalRecord,
+  OperationOutcome,
+  ReadPage,
+  RecordsWithConsent,
+  ConsentObservation,
+} from "../connector";
+import { isPersonsOwnOptIn } from "../../core/consent/consent-state";
+import { err, ok } from "../../core/result";
+import { applyConsentFirst, failureOf } from "../kit/apply-policy";
+import { firstSeen } from "../kit/incremental-read";
+import {
+  createKindfulClient,
+  IMPORT_ROWS_MAX,
+  type ImportRequest,
+  type KindfulClient,
+  type KindfulContact,
+} from "./client";
+import { consentObservations, CUSTOM_FIELD, deletedRecord, profileRow, toExternalRecord } from "./mapping";
+
+export const KindfulOptionsSchema = z.strictObject({
+  /** Contacts per query page (Kindful's maximum is 50). */
+  page_size: z.number().int().min(1).max(50).default(50),
+});
+
+/** Kindful publishes no rate limit (reference/apis.md §4): Concord keeps to a modest pace. */
+export const KINDFUL_LIMITS: ConnectorLimits = {
+  requests_per_second: 5,
+  max_concurrency: 2,
+  batch: { import_contacts: IMPORT_ROWS_MAX, membership_ids: IMPORT_ROWS_MAX, read_page: 50 },
+};
+
+const VENDOR = "Kindful";
+const STREAM = "contacts";
+
+export function createKindfulSession(
+  settings: ConnectionSettings,
+  runtime: ConnectorRuntime,
+): ConnectorSession {
+  const options = KindfulOptionsSchema.parse(settings.options ?? {});
+  const client = createKindfulClient(settings, runtime, KINDFUL_LIMITS);
+  const pageSize = Math.min(options.page_size, settings.page_size ?? options.page_size);
+  const topicFields = [
+    ...new Set(
+      (settings.constructs ?? [])
+        .filter((c) => c.type === CUSTOM_FIELD)
+        .map((c) => c.name ?? c.id ?? "")
+        .filter((n) => n !== ""),
+    ),
+  ];
+  const nowIso = () => runtime.now().toISOString();
+
+  const memberships = async (
+    groupIds: readonly string[],
+  ): Promise<ConnectorResult<Map<string, string[]>>> => {
+    const members = new Map<string, string[]>();
+    for (const groupId of groupIds) {
+      const r = await client.query(
+        [{ by_group_id: [Number(groupId)] }],
+        "read",
+        async (contacts) => {
+          for (const c of contacts) {
+            const ids = members.get(String(c.id)) ?? [];
+            if (!ids.includes(groupId)) ids.push(groupId);
+            members.set(String(c.id), ids);
+          }
+          return ok(undefined);
+        },
+        pageSize,
+      );
+      if (!r.ok) return r;
+    }
+    return ok(members);
+  };
+
+  async function* read(
+    checkpoint: Checkpoint | null,
+    readOptions: { full?: boolean; list_ids?: readonly string[] } = {},
+  ): AsyncGenerator<ConnectorResult<ReadPage>> {
+    const full = readOptions.full === true || checkpoint === null;
+    let lists: Map<string, string[]> | undefined;
+    if (readOptions.list_ids && readOptions.list_ids.length > 0) {
+      const m = await memberships(readOptions.list_ids);
+      if (!m.ok) {
+        yield m;
+        return;
+      }
+      lists = m.value;
+    }
+    const first = firstSeen();
+    const started = nowIso();
+    let firstPage = true;
+    // Kindful's query calls back per page; the generator hands each page out and links its
+    // contacts only once the engine asks for the next one, i.e. once the page is stored.
+    const feeds: unknown[][] = full ? [[]] : [["not_linked"], ["changed"]];
+    for (const terms of feeds) {
+      const pages: KindfulContact[][] = [];
+      const r = await client.query(
+        terms,
+        "read",
+        async (contacts) => {
+          pages.push(contacts.filter((c) => first(String(c.id))));
+          return ok(undefined);
+        },
+        pageSize,
+      );
+      if (!r.ok) {
+        yield r;
+        return;
+      }
+      for (const contacts of pages) {
+        const page: ReadPage = {
+          records: contacts.map((c) =>
+            toExternalRecord(c, topicFields, lists ? (lists.get(String(c.id)) ?? []) : undefined),
+          ),
+          consent: contacts.flatMap((c) => consentObservations(c, topicFields)),
+          checkpoint: { stream: STREAM, value: started, taken_at: nowIso() },
+        };
+        if (lists && firstPage)
+          page.memberships = {
+            list_ids: [...(readOptions.list_ids ?? [])],
+            members: Object.fromEntries(lists),
+          };
+        firstPage = false;
+        yield ok(page);
+        const linked = await client.link(
+          contacts.map((c) => ({ id: c.id, sync_version: c.sync_version ?? 0, updated_at: c.updated_at })),
+        );
+        if (!linked.ok) {
+          yield linked;
+          return;
+        }
+      }
+    }
+    if (firstPage) {
+      // Nothing changed: one empty page still moves the checkpoint and gives the memberships.
+      const page: ReadPage = {
+        records: [],
+        consent: [],
+        checkpoint: { stream: STREAM, value: started, taken_at: nowIso() },
+      };
+      if (lists)
+        page.memberships = {
+          list_ids: [...(readOptions.list_ids ?? [])],
+          members: Object.fromEntries(lists),
+        };
+      yield ok(page);
+    }
+  }
+
+  const get = async (ids: readonly string[]): Promise<ConnectorResult<RecordsWithConsent>> => {
+    const records: ExternalRecord[] = [];
+    const consent: ConsentObservation[] = [];
+    for (const id of [...new Set(ids)]) {
+      const c = await client.getContact(id, "read");
+      if (!c.ok) return c;
+      if (!c.value) {
+        records.push(deletedRecord(id, nowIso()));
+        continue;
+      }
+      records.push(toExternalRecord(c.value, topicFields));
+      consent.push(...consentObservations(c.value, topicFields));
+    }
+    return ok({ records, consent });
+  };
+
+  return {
+    check: async () => {
+      const groups = await client.groups();
+      if (!groups.ok) return groups;
+      return ok({ account_label: `Kindful (${groups.value.length} groups)` });
+    },
+    read: (checkpoint, o) => read(checkpoint, o),
+    get,
+    lists: async () => {
+      const r = await client.groups();
+      if (!r.ok) return r;
+      return ok(
+        r.value.map((g) => ({
+          external_id: g.id,
+          name: g.name,
+          ...(g.count !== undefined ? { member_count: g.count } : {}),
+        })),
+      );
+    },
+    apply: (operations) =>
+      applyConsentFirst(VENDOR, operations, async (op) => [
+        { op_id: op.op_id, ...(await applyOne(client, op, runtime)) },
+      ]),
+  };
+}
+
+type Outcome = Omit<OperationOutcome, "op_id">;
+const failed = (e: ConnectorError): Outcome => failureOf(VENDOR, e);
+const succeeded = (externalId?: string, code?: "already_applied"): Outcome => ({
+  status: "succeeded",
+  ...(externalId ? { external_id: externalId } : {}),
+  ...(code ? { code } : {}),
+});
+const unsupported = (message: string): Outcome => ({ status: "failed", code: "unsupported", message });
+
+/** Runs an import and reads its one row's result; a row Kindful refused fails the operation. */
+async function importOne(
+  client: KindfulClient,
+  req: ImportRequest,
+  priority: "consent" | "write",
+): Promise<ConnectorResult<number>> {
+  const job = await client.importRows(req, priority);
+  if (!job.ok) return job;
+  if (job.value.status !== "complete")
+    return err({
+      code: "vendor_unavailable",
+      message: `Kindful import ${String(job.value.id)} ended ${job.value.status}.`,
+    });
+  const row = job.value.results?.[0];
+  if (!row || row.contact_id === null || row.status === "error")
+    return err({
+      // An update that matched no contact: the contact is gone (QUIRKS.md: the row's error text).
+      code: req.action_type === "update" && row?.contact_id === null ? "not_found" : "validation_failed",
+      message: `Kindful refused the import row: ${row?.error ?? "no result for the row"}.`,
+    });
+  return ok(row.contact_id);
+}
+
+/** The row every update carries: Kindful ignores an update older than the contact's latest change. */
+const updateRow = (id: string, now: Date, extra: Record<string, unknown>) => ({
+  id: Number(id),
+  updated_at: now.toISOString(),
+  ...extra,
+});
+
+async function applyOne(
+  client: KindfulClient,
+  op: ConnectorOperation,
+  runtime: ConnectorRuntime,
+): Promise<Outcome> {
+  switch (op.kind) {
+    case "record_opt_out":
+    case "record_opt_in": {
+      const optOut = op.kind === "record_opt_out";
+      if (
+        op.scope.kind === "account" ||
+        (op.scope.kind === "construct" && op.scope.construct.type !== CUSTOM_FIELD)
+      )
+        return {
+          status: "failed",
+          code: "validation_failed",
+          message:
+            "Kindful keeps consent for all email (Integration Email Opt-in) or in a Yes/No custom field, not by account or group.",
+        };
+      if (!optOut && !isPersonsOwnOptIn(op.origin))
+        return {
+          status: "failed",
+          code: "consent_requires_contact_action",
+          message: `An opt-in from ${op.origin.mechanism} is not the person's own act; Concord sets Integration Email Opt-in back to Yes only for the person's own.`,
+        };
+      const current = await client.getContact(op.external_id, "consent");
+      if (!current.ok) return failed(current.error);
+      if (!current.value)
+        return {
+          status: "failed",
+          code: "not_found",
+          message: `Kindful contact ${op.external_id} does not exist.`,
+        };
+      const field =
+        op.scope.kind === "construct" ? (op.scope.construct.name ?? op.scope.construct.id) : undefined;
+      const shownOut =
+        field === undefined
+          ? current.value.email_opt_in === "No"
+          : String(current.value.custom_fields?.[field] ?? "").toLowerCase() === "yes";
+      if (shownOut === optOut) return succeeded(op.external_id, "already_applied");
+      const change =
+        field === undefined
+          ? { email_opt_in: optOut ? "No" : "Yes" }
+          : { custom_fields: { [field]: optOut ? "Yes" : "No" } };
+      const r = await importOne(
+        client,
+        { action_type: "update", match_by: "id", data: [updateRow(op.external_id, runtime.now(), change)] },
+        "consent",
+      );
+      return r.ok ? succeeded(op.external_id) : failed(r.error);
+    }
+    case "update_contact": {
+      const { row, rejected } = profileRow(op);
+      if (rejected.length > 0)
+        return {
+          status: "failed",
+          code: "validation_failed",
+          message: `Kindful has no writable contact column for: ${rejected.join(", ")}.`,
+        };
+      if (Object.keys(row).length === 0) return succeeded(op.external_id, "already_applied");
+      const r = await importOne(
+        client,
+        { action_type: "update", match_by: "id", data: [updateRow(op.external_id, runtime.now(), row)] },
+        "write",
+      );
+      return r.ok ? succeeded(op.external_id) : failed(r.error);
+    }
+    case "change_email": {
+      const r = await importOne(
+        client,
+        {
+          action_type: "update",
+          match_by: "id",
+          data: [updateRow(op.external_id, runtime.now(), { email: op.new_email.trim() })],
+        },
+        "write",
+      );
+      return r.ok ? succeeded(op.external_id) : failed(r.error);
+    }
+    case "create_contact": {
+      // A retry after a lost answer must not make a second contact: look the address up first.
+      const found = await client.emailExists(op.email.trim(), "write");
+      if (!found.ok) return failed(found.error);
+      if (found.value.length === 1) return succeeded(String(found.value[0]), "already_applied");
+      if (found.value.length > 1)
+        return {
+          status: "failed",
+          code: "conflict",
+          message: `${found.value.length} Kindful contacts already have ${op.email}; Concord will not guess which one.`,
+        };
+      const r = await importOne(
+        client,
+        {
+          action_type: "create",
+          match_by: "email",
+          data: [
+            {
+              email: op.email.trim(),
+              first_name: op.first_name ?? null,
+              last_name: op.last_name ?? null,
+              // Made from a platform contact who may be emailed: the integration's opt-in is Yes.
+              email_opt_in: "Yes",
+            },
+          ],
+        },
+        "write",
+      );
+      return r.ok ? succeeded(String(r.value)) : failed(r.error);
+    }
+    case "add_list_members":
+    case "remove_list_members": {
+      const groups = await client.groups();
+      if (!groups.ok) return failed(groups.error);
+      const names = op.list_ids.map((id) => groups.value.find((g) => g.id === id)?.name);
+      const missing = op.list_ids.filter((_, i) => names[i] === undefined);
+      if (missing.length > 0)
+        return {
+          status: "failed",
+          code: "not_found",
+          message: `Kindful has no group ${missing.join(", ")}.`,
+        };
+      const flag = op.kind === "add_list_members" ? "yes" : "no";
+      const ids = [...new Set(op.external_ids)];
+      for (let i = 0; i < ids.length; i += IMPORT_ROWS_MAX) {
+        const job = await client.importRows(
+          {
+            action_type: "update",
+            match_by: "id",
+            groups: names as string[],
+            data: ids
+              .slice(i, i + IMPORT_ROWS_MAX)
+              .map((id) =>
+                updateRow(id, runtime.now(), Object.fromEntries((names as string[]).map((n) => [n, flag]))),
+              ),
+          },
+          "write",
+        );
+        if (!job.ok) return failed(job.error);
+      }
+      return succeeded();
+    }
+    case "upsert_contacts":
+      return unsupported(
+        "Concord creates Kindful contacts one by one (create_contact), after an address lookup.",
+      );
+    case "create_list":
+    case "rename_list":
+    case "delete_list":
+      return unsupported(
+        "Concord follows Kindful's groups and never changes them; groups are managed in Kindful.",
+      );
+    case "remove_contact":
+      return unsupported("Concord never deletes CRM records; a contact ends in Kindful itself.");
+    case "erase_contact":
+      return unsupported(
+        "Kindful's API has no contact deletion: delete the contact in Kindful (Contacts → the contact → Delete). Concord keeps the suppression.",
+      );
+    case "request_resubscribe":
+      return {
+        status: "pending_contact_action",
+        code: "consent_requires_contact_action",
+        message: "Kindful sends no confirmation email: the person must opt in again themselves.",
+      };
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * Kindful contacts in Concord's terms: a person, or an organisation (a contact with a company
+ * name); the primary and alternate addresses; "Integration Email Opt-in" as the opt-out from all
+ * email, a Yes/No custom field as a topic's opt-out; "Email Deliverable" as a profile field (it is
+ * not consent); and the import rows Concord writes back.
+ */
+import type { ConsentFact, ConsentObservation, ExternalEmail, ExternalRecord } from "../connector";
+import { constructScope, GLOBAL_OBSERVED } from "../../core/consent/system-consent";
+import type { KindfulContact } from "./client";
+
+export const CUSTOM_FIELD = "custom_field";
+/** How a pair's field mappings name a Kindful custom field. */
+export const CUSTOM_FIELD_PREFIX = "custom_field:";
+export const CUSTOM_FIELD_FORM = /^custom_field:[^\s].{0,99}$/;
+
+/** The contact columns Concord reads and writes as profile fields, by their Kindful names. */
+export const PROFILE_COLUMNS = [
+  "first_name",
+  "last_name",
+  "company_name",
+  "addr1",
+  "addr2",
+  "city",
+  "state",
+  "postal",
+  "country",
+  "primary_phone",
+  "email_deliverable",
+  "email_deliverable_error_reason",
+] as const;
+
+const blank = (v: string | null | undefined): v is null | undefined =>
+  v === null || v === undefined || v.trim() === "";
+
+/** Kindful's times are UTC; a bare `2015-10-13 18:56:12 UTC` is read as such. */
+export function toUtcIso(at: string): string {
+  const t = Date.parse(at.replace(/ UTC$/, "Z").replace(" ", "T"));
+  return Number.isNaN(t) ? new Date(0).toISOString() : new Date(t).toISOString();
+}
+
+export const customFieldScope = (name: string) => constructScope(CUSTOM_FIELD, name, name);
+
+const isYes = (v: unknown): boolean =>
+  v === true || (typeof v === "string" && v.trim().toLowerCase() === "yes");
+
+/**
+ * The primary address, and the alternate beside it for matching. A contact with only an alternate
+ * address has none Concord sends to: Kindful's primary email is the one it receipts to (seed 002).
+ */
+function emailsOf(c: KindfulContact): ExternalEmail[] {
+  const out: ExternalEmail[] = [];
+  if (blank(c.email)) return out;
+  out.push({ address: c.email.trim(), primary: true });
+  if (!blank(c.alt_email) && c.alt_email.trim().toLowerCase() !== (c.email ?? "").trim().toLowerCase())
+    out.push({ address: c.alt_email.trim(), primary: false });
+  return out;
+}
+
+/** Consent as the contact shows it: Integration Email Opt-in, and each topic's Yes/No custom field. */
+export function consentFacts(c: KindfulContact, topicFields: readonly string[]): ConsentFact[] {
+  const facts: ConsentFact[] = [];
+  if (c.email_opt_in !== undefined && c.email_opt_in !== null)
+    facts.push({
+      channel: "email",
+      scope: GLOBAL_OBSERVED,
+      // "Yes" is Kindful's default, not a record of the person's consent.
+      status: c.email_opt_in === "No" ? "opted_out" : "none",
+      source: "email_opt_in",
+      label: `Integration Email Opt-in: ${c.email_opt_in}`,
+      role: "state",
+      unversioned: true,
+    });
+  for (const name of topicFields) {
+    const value = c.custom_fields?.[name];
+    facts.push({
+      channel: "email",
+      scope: customFieldScope(name),
+      status: isYes(value) ? "opted_out" : "none",
+      source: `${CUSTOM_FIELD_PREFIX}${name}`,
+      label: `${name}: ${value === undefined || value === null ? "not set" : String(value)}`,
+      role: "state",
+      unversioned: true,
+    });
+  }
+  return facts;
+}
+
+/** The opt-outs a contact shows now, as observations the ledger records once. */
+export function consentObservations(c: KindfulContact, topicFields: readonly string[]): ConsentObservation[] {
+  const email = c.email?.trim() ?? "";
+  const at = toUtcIso(c.updated_at);
+  const out: ConsentObservation[] = [];
+  if (c.email_opt_in === "No")
+    out.push({
+      external_id: String(c.id),
+      email,
+      channel: "email",
+      kind: "opt_out",
+      scope: GLOBAL_OBSERVED,
+      mechanism: "admin_edit",
+      actor: { kind: "account" },
+      occurred_at: at,
+      evidence: {
+        reason: "Integration Email Opt-in is No on the contact",
+        source_record_id: `contact:${c.id}:email_opt_in`,
+      },
+    });
+  for (const name of topicFields) {
+    if (!isYes(c.custom_fields?.[name])) continue;
+    out.push({
+      external_id: String(c.id),
+      email,
+      channel: "email",
+      kind: "opt_out",
+      scope: customFieldScope(name),
+      mechanism: "admin_edit",
+      actor: { kind: "account" },
+      occurred_at: at,
+      evidence: {
+        reason: `The custom field "${name}" is Yes on the contact`,
+        source_record_id: `contact:${c.id}:custom_field:${name}`,
+      },
+    });
+  }
+  return out;
+}
+
+export function toExternalRecord(
+  c: KindfulContact,
+  topicFields: readonly string[],
+  listIds?: readonly string[],
+): ExternalRecord {
+  const organisation = !blank(c.company_name);
+  const fields: Record<string, string | null> = {};
+  for (const col of PROFILE_COLUMNS) fields[col] = c[col] ?? null;
+  for (const [name, value] of Object.entries(c.custom_fields ?? {}))
+    fields[`${CUSTOM_FIELD_PREFIX}${name}`] = value === null ? null : String(value);
+  return {
+    external_id: String(c.id),
+    kind: organisation ? "organisation" : "individual",
+    emails: emailsOf(c),
+    first_name: c.first_name ?? null,
+    last_name: c.last_name ?? null,
+    ...(organisation ? { organisation_name: c.company_name ?? null } : {}),
+    fields,
+    consent_state: consentFacts(c, topicFields),
+    ...(listIds ? { list_ids: [...listIds] } : {}),
+    updated_at: toUtcIso(c.updated_at),
+  };
+}
+
+export function deletedRecord(id: string, at: string): ExternalRecord {
+  return {
+    external_id: id,
+    kind: "individual",
+    emails: [],
+    fields: {},
+    consent_state: [],
+    deleted: true,
+    updated_at: at,
+  };
+}
+
+/**
+ * An import row of profile changes: the canonical name slots and the catalogue's fields. A custom
+ * field goes under `custom_fields`; anything else is refused with its name.
+ */
+export function profileRow(changes: {
+  first_name?: string | null;
+  last_name?: string | null;
+  fields?: Record<string, string | null>;
+}): { row: Record<string, unknown>; rejected: string[] } {
+  const row: Record<string, unknown> = {};
+  const custom: Record<string, string | null> = {};
+  const rejected: string[] = [];
+  if (changes.first_name !== undefined) row["first_name"] = changes.first_name;
+  if (changes.last_name !== undefined) row["last_name"] = changes.last_name;
+  for (const [name, value] of Object.entries(changes.fields ?? {})) {
+    if ((PROFILE_COLUMNS as readonly string[]).includes(name)) {
+      if (name === "email_deliverable" && value !== "Yes" && value !== "No") {
+        rejected.push(`${name} (expected Yes or No, found ${JSON.stringify(value)})`);
+        continue;
+      }
+      row[name] = value;
+    } else if (name.startsWith(CUSTOM_FIELD_PREFIX)) custom[name.slice(CUSTOM_FIELD_PREFIX.length)] = value;
+    else rejected.push(name);
+  }
+  if (Object.keys(custom).length > 0) row["custom_fields"] = custom;
+  return { row, rejected };
+}

@@ -1,0 +1,421 @@
+/**
+ * Seed 002 (Kindful ⇄ Constant Contact), behaviour by behaviour, over the Kindful and Constant
+ * Contact emulators, with what Concord does instead where Kindful's own integration falls short
+ * (docs/kindful.md lists each statement).
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { ExternalRecord } from "../connectors/connector";
+import type { StartedKindfulEmulator } from "../connectors/kindful/emulator/kindful-emulator";
+import type { WorldPerson } from "../connectors/emulator-kit/world";
+import { ACCOUNT_OBSERVED, shownConsent } from "../core/consent/system-consent";
+import { startEmulatedWorld, type EmulatedWorld } from "../emulated-world/emulated-world";
+import type { Store } from "../store/ports";
+import { createFakeClock } from "../../test/support/fake-clock";
+import { sqliteBackend } from "../../test/support/sync-harness";
+import type { TestStore } from "../../test/support/store-backends";
+import { TEST_KEY } from "../../test/support/test-credentials";
+import { syncPair, type SyncReport } from "./sync-pair";
+
+const T0 = "2026-05-01T09:00:00.000Z";
+const person = (id: string, name: string, extra: Partial<WorldPerson> = {}): WorldPerson => ({
+  id,
+  kind: "individual",
+  first: name,
+  last: "Example",
+  email: { address: `${name.toLowerCase()}@example.org` },
+  added_at: T0,
+  modified_at: T0,
+  ...extra,
+});
+
+describe("Kindful ⇄ Constant Contact (seed 002)", () => {
+  let world: EmulatedWorld;
+  let testStore: TestStore;
+  let store: Store;
+  const clock = createFakeClock("2026-06-01T12:00:00.000Z");
+  const ids = new Map<string, string>();
+
+  const start = async (pair: Record<string, unknown> = {}) => {
+    world = await startEmulatedWorld({
+      connections: [
+        { id: "kindful", system: "kindful" },
+        { id: "cc-main", system: "constant-contact", emulator: { rateLimitPerSecond: null } },
+        { id: "cc-appeals", system: "constant-contact", emulator: { rateLimitPerSecond: null } },
+      ],
+      config: {
+        topics: [
+          {
+            key: "appeals",
+            label: "Fundraising appeals",
+            constructs: {
+              kindful: { type: "custom_field", name: "No appeals email" },
+              "cc-appeals": { type: "account" },
+            },
+          },
+        ],
+        pairs: [
+          {
+            id: "kindful-cc",
+            crm: "kindful",
+            platforms: [{ connection: "cc-main", max_tld_length: 3 }, { connection: "cc-appeals" }],
+            list_sync: [
+              {
+                platform: "cc-main",
+                crm_lists: { names: ["Newsletter", "Volunteers", "Gala"] },
+                direction: "both",
+                on_rename: "rename",
+                on_delete: "delete_platform_list",
+              },
+            ],
+            fields: [
+              { canonical: "first_name", crm: "first_name", platform: "first_name", owner: "crm" },
+              { canonical: "last_name", crm: "last_name", platform: "last_name", owner: "crm" },
+              { canonical: "company", crm: "company_name", platform: "company_name", owner: "crm" },
+            ],
+            ...pair,
+          },
+        ],
+      },
+      store,
+      key: TEST_KEY,
+      now: clock.now,
+      sleep: async (ms) => {
+        clock.advance(ms);
+        await new Promise((resolve) => setImmediate(resolve));
+      },
+    });
+    const people = [
+      person("ada", "Ada"),
+      person("bob", "Bob"),
+      person("cy", "Cy", { email: { address: "cy@example.guru" } }),
+      person("di", "Di", { opted_out_of_all_email: true }),
+      person("ed", "Ed", { email: undefined, other_emails: [{ address: "ed@example.org", label: "alt" }] }),
+      person("acme", "Acme", {
+        kind: "organisation",
+        organisation_name: "Acme Trust",
+        first: "Fay",
+        last: "Owner",
+      }),
+      person("gil", "Gil"),
+    ];
+    const seeded = await world.seed("kindful", {
+      people,
+      lists: [
+        { id: "news", name: "Newsletter", members: ["ada", "bob", "cy", "di", "ed", "acme"] },
+        { id: "board", name: "Board", members: ["gil"] },
+        { id: "gala", name: "Gala", members: [] },
+      ],
+    });
+    people.forEach((p, i) => ids.set(p.id, seeded.records[i]!));
+  };
+
+  beforeEach(async () => {
+    testStore = await sqliteBackend().create({ clock: clock.now });
+    store = testStore.store;
+  });
+  afterEach(async () => {
+    await world.close();
+    await testStore.cleanup();
+  });
+
+  const sync = async (): Promise<SyncReport> => {
+    const report = await syncPair(
+      { store, config: world.config, connections: world.connections, now: clock.now },
+      world.config.pairs[0]!,
+    );
+    clock.advance(60_000);
+    return report;
+  };
+  /** The first load: the list rules make the lists, then their members follow on the next run. */
+  const firstLoad = async (): Promise<SyncReport> => {
+    const first = await sync();
+    await sync();
+    return first;
+  };
+  const kindful = () => world.emulator("kindful").native as StartedKindfulEmulator;
+  const kContact = (name: string) => kindful().contacts.get(Number(ids.get(name)));
+  const contactOf = async (name: string) =>
+    (await store.links.find("kindful", ids.get(name) ?? ""))?.contact_id ?? "";
+  const recordIn = async (connection: string, name: string): Promise<ExternalRecord | undefined> => {
+    const link = (await store.links.forContact(await contactOf(name))).find(
+      (l) => l.connection_id === connection,
+    );
+    if (!link) return undefined;
+    const got = await world.connections.get(connection)!.session().get([link.external_id]);
+    if (!got.ok) throw new Error(got.error.message);
+    return got.value.records[0];
+  };
+  const ccLists = async () => {
+    const r = await world.connections.get("cc-main")!.session().lists();
+    if (!r.ok) throw new Error(r.error.message);
+    return r.value;
+  };
+  const listNamed = async (name: string) => (await ccLists()).find((l) => l.name === name);
+
+  it("syncs only the groups the pair selects, never an empty one, and only contacts that meet the sync rules, each skip with its reason", async () => {
+    await start();
+    const report = await firstLoad();
+    const names = (await ccLists()).map((l) => l.name);
+    expect(names).toContain("Newsletter");
+    // "Board" is not selected (Kindful's own integration syncs every group); "Gala" is empty.
+    expect(names).not.toContain("Board");
+    expect(names).not.toContain("Gala");
+    expect(await recordIn("cc-main", "gil")).toBeUndefined();
+
+    const news = await listNamed("Newsletter");
+    for (const name of ["ada", "bob", "acme"]) {
+      const r = await recordIn("cc-main", name);
+      expect(r?.list_ids, name).toEqual([news!.external_id]);
+      expect(shownConsent(r!.consent_state, ACCOUNT_OBSERVED), name).toBe("opt_in");
+    }
+    // A top-level domain longer than three letters, Integration Email Opt-in: No, an alternate email only.
+    for (const name of ["cy", "di", "ed"]) expect(await recordIn("cc-main", name), name).toBeUndefined();
+    const skipped = report.plan?.skipped.filter((s) => s.connection_id === "cc-main") ?? [];
+    const reasonsOf = async (name: string) => {
+      const id = await contactOf(name);
+      return skipped.filter((s) => s.contact_id === id).flatMap((s) => s.reasons.map((r) => r.code));
+    };
+    expect(await reasonsOf("di")).toContain("opted_out");
+    // Constant Contact refuses a top-level domain longer than three letters (the pair's max_tld_length).
+    expect(await reasonsOf("cy")).toContain("rejected_by_platform");
+    expect((await reasonsOf("ed")).length, "ed has only an alternate email").toBeGreaterThan(0);
+  });
+
+  it("an organisation keeps its company name, and first and last name stay those of its contact person", async () => {
+    await start();
+    await firstLoad();
+    const r = await recordIn("cc-main", "acme");
+    expect(r?.fields["company_name"]).toBe("Acme Trust");
+    expect(r?.first_name).toBe("Fay");
+    expect(r?.last_name).toBe("Owner");
+  });
+
+  it("an unsubscribe from all email sets Integration Email Opt-in to No; one from the account that stands for a topic sets only that topic's field", async () => {
+    await start();
+    // Bob is also on the appeals account, which stands for the Appeals topic.
+    await world.seed("cc-appeals", {
+      contacts: [
+        {
+          id: "3f0c9a52-7d1e-4b8a-9c2f-5e6d7a8b9c01",
+          email: "bob@example.org",
+          added_by: "contact",
+          added_at: T0,
+          modified_at: T0,
+          subscription: { status: "subscribed", explicit: true },
+          list_ids: [],
+        },
+      ],
+    });
+    await firstLoad();
+    await world.act("cc-main", { as: "contact", action: "unsubscribe", email: "ada@example.org" });
+    await world.act("cc-appeals", { as: "contact", action: "unsubscribe", email: "bob@example.org" });
+    clock.advance(1_000);
+    await sync();
+    expect(kContact("ada")?.email_opt_in).toBe("No");
+    expect(kContact("bob")?.email_opt_in).toBe("Yes");
+    expect(kContact("bob")?.custom_fields["No appeals email"]).toBe("Yes");
+    // Bob still gets the newsletter; Ada gets nothing from either account.
+    expect(shownConsent((await recordIn("cc-main", "bob"))!.consent_state, ACCOUNT_OBSERVED)).toBe("opt_in");
+    expect(shownConsent((await recordIn("cc-appeals", "bob"))!.consent_state, ACCOUNT_OBSERVED)).toBe(
+      "opt_out",
+    );
+  });
+
+  it("changing the primary email in Kindful moves the same Constant Contact contact: no second contact", async () => {
+    await start();
+    await firstLoad();
+    const before = await recordIn("cc-main", "ada");
+    await world.act("kindful", {
+      as: "admin",
+      action: "change_primary_email",
+      id: "ada",
+      address: "ada.new@example.org",
+    });
+    clock.advance(1_000);
+    await sync();
+    const after = await recordIn("cc-main", "ada");
+    expect(after?.external_id).toBe(before?.external_id);
+    expect(after?.emails.map((e) => e.address)).toEqual(["ada.new@example.org"]);
+  });
+
+  it("a field Kindful owns wins over a later change in Constant Contact (no updated_at race)", async () => {
+    await start();
+    await firstLoad();
+    await world.act("kindful", { as: "admin", action: "update_name", id: "bob", last: "Kindful" });
+    clock.advance(5_000);
+    const cc = await recordIn("cc-main", "bob");
+    const applied = await world.connections
+      .get("cc-main")!
+      .session()
+      .apply([
+        { kind: "update_contact", op_id: "admin-edit", external_id: cc!.external_id, last_name: "Changed" },
+      ]);
+    expect(applied[0]?.status).toBe("succeeded");
+    clock.advance(1_000);
+    await sync();
+    expect(kContact("bob")?.last_name).toBe("Kindful");
+    expect((await recordIn("cc-main", "bob"))?.last_name).toBe("Kindful");
+  });
+
+  it("renaming a group renames its list; deleting it deletes the list, never its people; leaving a list in Constant Contact keeps the group", async () => {
+    await start();
+    await firstLoad();
+    const news = await listNamed("Newsletter");
+    const groupId = [...kindful().groups.values()].find((g) => g.name === "Newsletter")!.id;
+    // Someone removed from the list in Constant Contact stays in the Kindful group (seed 002's rule).
+    const bobCc = await recordIn("cc-main", "bob");
+    await world.connections
+      .get("cc-main")!
+      .session()
+      .apply([
+        {
+          kind: "remove_list_members",
+          op_id: "admin-remove",
+          list_ids: [news!.external_id],
+          external_ids: [bobCc!.external_id],
+        },
+      ]);
+    clock.advance(1_000);
+    await sync();
+    expect(
+      kindful()
+        .groups.get(groupId)
+        ?.members.has(Number(ids.get("bob"))),
+    ).toBe(true);
+
+    await world.act("kindful", { as: "admin", action: "add_to_list", id: "gil", list_id: "news" });
+    await postAct("rename_group", { group_id: groupId, name: "Volunteers" });
+    clock.advance(1_000);
+    await sync();
+    expect((await ccLists()).find((l) => l.external_id === news!.external_id)?.name).toBe("Volunteers");
+    expect((await recordIn("cc-main", "gil"))?.list_ids).toEqual([news!.external_id]);
+
+    await postAct("delete_group", { group_id: groupId });
+    clock.advance(1_000);
+    await sync();
+    expect((await ccLists()).find((l) => l.external_id === news!.external_id)).toBeUndefined();
+    expect(await recordIn("cc-main", "ada")).toBeDefined();
+  });
+
+  it("creates Kindful contacts from Constant Contact only for subscribed people in a list mapped towards Kindful", async () => {
+    await start({
+      audiences: [
+        {
+          crm_list: { name: "Board" },
+          platform: "cc-main",
+          platform_list: { name: "Sign-ups" },
+          direction: "platform_to_crm",
+        },
+      ],
+      policies: { create_in_crm: true },
+    });
+    await world.seed("cc-main", { lists: [{ id: "signups", name: "Sign-ups" }] });
+    const signups = (await listNamed("Sign-ups"))!.external_id;
+    const contact = (email: string, status: "subscribed" | "unsubscribed", listIds: string[]) => ({
+      id: crypto.randomUUID(),
+      email,
+      added_by: "contact" as const,
+      added_at: T0,
+      modified_at: T0,
+      subscription:
+        status === "subscribed" ? { status, explicit: true } : { status, by: "contact" as const, at: T0 },
+      list_ids: listIds,
+    });
+    await world.seed("cc-main", {
+      contacts: [
+        contact("new.subscriber@example.org", "subscribed", [signups]),
+        contact("new.unsubscribed@example.org", "unsubscribed", [signups]),
+        contact("no.list@example.org", "subscribed", []),
+      ],
+    });
+    await sync();
+    const emails = [...kindful().contacts.values()].map((c) => c.email);
+    expect(emails).toContain("new.subscriber@example.org");
+    expect(emails).not.toContain("new.unsubscribed@example.org");
+    expect(emails).not.toContain("no.list@example.org");
+    const made = [...kindful().contacts.values()].find((c) => c.email === "new.subscriber@example.org")!;
+    expect(made.email_opt_in).toBe("Yes");
+  });
+
+  const postAct = async (action: string, body: Record<string, unknown>) => {
+    const res = await fetch(`${world.emulator("kindful").origin}/__emulator/act`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ action, ...body }),
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+  };
+});
+
+describe("Kindful ⇄ Mailchimp: deliverability from the platform", () => {
+  it("an address Mailchimp cleaned is marked Email Deliverable: No in Kindful, and is no opt-out", async () => {
+    const clock = createFakeClock("2026-06-01T12:00:00.000Z");
+    const testStore = await sqliteBackend().create({ clock: clock.now });
+    const store = testStore.store;
+    const world = await startEmulatedWorld({
+      connections: [
+        { id: "kindful", system: "kindful" },
+        { id: "mc-main", system: "mailchimp", emulator: { autoDeliverWebhooks: false } },
+      ],
+      config: {
+        pairs: [
+          {
+            id: "kindful-mc",
+            crm: "kindful",
+            platforms: [{ connection: "mc-main" }],
+            audiences: [
+              {
+                crm_list: { name: "Newsletter" },
+                platform: "mc-main",
+                platform_list: { name: "Newsletter" },
+              },
+            ],
+          },
+        ],
+      },
+      store,
+      key: TEST_KEY,
+      now: clock.now,
+      sleep: async (ms) => {
+        clock.advance(ms);
+        await new Promise((resolve) => setImmediate(resolve));
+      },
+    });
+    try {
+      const seeded = await world.seed("kindful", {
+        people: [person("ada", "Ada")],
+        lists: [{ id: "news", name: "Newsletter", members: ["ada"] }],
+      });
+      await world.seed("mc-main", { lists: [{ id: "news", name: "Newsletter" }] });
+      const sync = async () => {
+        const r = await syncPair(
+          { store, config: world.config, connections: world.connections, now: clock.now },
+          world.config.pairs[0]!,
+        );
+        clock.advance(60_000);
+        return r;
+      };
+      await sync();
+      const res = await fetch(`${world.emulator("mc-main").origin}/__emulator/act`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ as: "system", action: "bounce", email: "ada@example.org" }),
+      });
+      expect(res.status).toBe(200);
+      clock.advance(1_000);
+      const report = await sync();
+      expect(report.plan?.operations.map((o) => o.reason.code)).toContain("undeliverable_to_crm");
+      const ada = (world.emulator("kindful").native as StartedKindfulEmulator).contacts.get(
+        Number(seeded.records[0]),
+      );
+      expect(ada?.email_deliverable).toBe("No");
+      expect(ada?.email_opt_in).toBe("Yes");
+      // Written once: the next run finds the field already says so.
+      const again = await sync();
+      expect(again.plan?.operations.map((o) => o.reason.code) ?? []).not.toContain("undeliverable_to_crm");
+    } finally {
+      await world.close();
+      await testStore.cleanup();
+    }
+  });
+});
