@@ -95,7 +95,7 @@ export function registerDemoCommand(program: Command, deps: DemoCommandDeps): vo
       ).argParser(parseInterval),
     )
     .addOption(
-      new Option("--seed-size <n>", "constituents to generate in Raiser's Edge NXT")
+      new Option("--seed-size <n>", "people to generate in the CRM")
         .argParser(parseSeedSize)
         .default(DEFAULT_SEED_SIZE),
     )
@@ -129,7 +129,7 @@ export function registerDemoCommand(program: Command, deps: DemoCommandDeps): vo
           json,
         };
         if (!json)
-          info(`Starting the Concord demo (${flags.seedSize.toLocaleString("en-US")} constituents)…`);
+          info(`Starting the Concord demo (${flags.seedSize.toLocaleString("en-US")} people in the CRM)…`);
         const result = await deps.start(flags, info);
         if (!result.ok) {
           deps.err(result.message);
@@ -156,7 +156,7 @@ export function describeDemo(demo: RunningDemo, flags: DemoFlags): string[] {
   const width = Math.max(...demo.accounts.map((a) => a.label.length));
   const what = (a: RunningDemo["accounts"][number]): string =>
     a.role === "crm"
-      ? `${n(a.records)} constituents`
+      ? `${n(a.records)} people`
       : `${n(a.records)} contacts already there (${a.role === "main" ? "global opt-outs" : "topic: appeals"})`;
   return [
     "",

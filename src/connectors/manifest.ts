@@ -176,9 +176,22 @@ export type EmulatorSupport = {
   start: (options: EmulatorStartOptions) => Promise<RunningEmulator>;
 };
 
+/** How a CRM's users name things, for sentences the demo and docs write about it. */
+export type CrmWords = {
+  /** Its short name: "Raiser's Edge". */
+  name: string;
+  /** What it calls a record: "constituent", "contact". */
+  record: string;
+  /** Its opt-out from all email being set, and cleared: 'ticks "Requests No Email"'. */
+  opt_out_set: string;
+  opt_out_cleared: string;
+};
+
 export type ConnectorManifest = {
   id: string;
   label: string;
+  /** A CRM's own words (role `crm`). */
+  words?: CrmWords;
   role: ConnectorRole;
   credentials: Readonly<Record<string, CredentialSpec>>;
   /** The connection's `options`: connector settings beyond credentials (defaults applied). */

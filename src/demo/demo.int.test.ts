@@ -41,9 +41,15 @@ describe("concord demo", () => {
       connections: ["cc-appeals", "cc-main", "mc-main", "re-nxt"],
       main: "cc-main",
     },
+    {
+      world: "kindful-cc",
+      connections: ["cc-appeals", "cc-main", "kindful"],
+      main: "cc-main",
+      crm: "kindful",
+    },
   ])(
     "$world: starts everything, prints one JSON line, carries a simulated opt-out across, and stops on SIGTERM",
-    async ({ world, connections, main }) => {
+    async ({ world, connections, main, crm = "re-nxt" }) => {
       const dir = mkdtempSync(join(tmpdir(), "concord-demo-"));
       const { proc, ports } = await spawnDemo(dir, {}, world);
       child = proc;
@@ -68,7 +74,7 @@ describe("concord demo", () => {
       expect(form.status).toBe(200);
       expect(await form.text()).toContain("Sign up for email from the demo organisation");
       expect(Object.keys(urls.emulators).sort()).toEqual(connections);
-      expect(urls.emulators["re-nxt"]).toBe(`http://127.0.0.1:${String(ports.re)}`);
+      if (crm === "re-nxt") expect(urls.emulators["re-nxt"]).toBe(`http://127.0.0.1:${String(ports.re)}`);
 
       const health = await fetch(urls.ui.replace(/\/$/, "/healthz"));
       expect(health.status).toBe(200);
@@ -83,16 +89,25 @@ describe("concord demo", () => {
         const match = new RegExp(`${main}\\s+contact: .*unsubscribe.*\\[record (\\d+)`).exec(stderr);
         return match?.[1];
       });
-      /** True once Raiser's Edge NXT shows "Requests No Email" on the constituent. */
+      /** True once the CRM shows its opt-out from all email on the record. */
       const noEmail = async (id: string): Promise<true | undefined> => {
-        const res = await fetch(`${urls.emulators["re-nxt"] ?? ""}/__emulator/state`);
-        const state = (await res.json()) as { constituents: { id: string; requests_no_email: boolean }[] };
-        return state.constituents.find((c) => c.id === id)?.requests_no_email === true ? true : undefined;
+        const res = await fetch(`${urls.emulators[crm] ?? ""}/__emulator/state`);
+        const state = (await res.json()) as {
+          constituents?: { id: string; requests_no_email: boolean }[];
+          contacts?: { id: number; email_opt_in: string }[];
+        };
+        const out =
+          crm === "re-nxt"
+            ? state.constituents?.find((c) => c.id === id)?.requests_no_email === true
+            : state.contacts?.find((c) => String(c.id) === id)?.email_opt_in === "No";
+        return out ? true : undefined;
       };
       await until("the opt-out in Raiser's Edge NXT", 60_000, () => noEmail(constituent));
       // The run's line is printed once the run has finished, a moment after its writes.
       await until("the run's line naming the opt-out written to Raiser's Edge NXT", 60_000, async () =>
-        /concord\s+\S+ (poll|webhook|first sync): .*re-nxt record_opt_out/.test(stderr) ? true : undefined,
+        new RegExp(`concord\\s+\\S+ (poll|webhook|first sync): .*${crm} record_opt_out`).test(stderr)
+          ? true
+          : undefined,
       );
       // Once the first sync is done, a person uses Concord's own one-click URL (real HTTP, as a mail
       // client does): Raiser's Edge NXT follows in seconds.

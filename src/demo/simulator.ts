@@ -7,6 +7,7 @@
  * one readable event that names ids, never addresses.
  */
 import type { WorldAct, WorldActAnswer } from "../connectors/emulator-kit/world";
+import type { CrmWords } from "../connectors/manifest";
 import { createRandom } from "./random";
 import {
   CC_LISTS,
@@ -78,6 +79,10 @@ export type SimulatorOptions = {
   concord?: ConcordPages;
   /** Called with each act done. */
   onEvent: (event: SimulatorEvent) => void;
+  /** How the world's CRM names things (its manifest's words); Raiser's Edge's when absent. */
+  crm?: CrmWords;
+  /** Whether the CRM pushes its changes (webhooks), or Concord finds them at the next poll. */
+  crmPushes?: boolean;
   /** Called when an act could not be done (the person is not there yet, a race with a sync). */
   onSkip?: (reason: string) => void;
   seed?: number;
@@ -136,6 +141,13 @@ export function createSimulator(options: SimulatorOptions): Simulator {
   const now = options.now ?? (() => new Date());
   const minDelay = options.minDelayMs ?? 2_000;
   const maxDelay = Math.max(minDelay, options.maxDelayMs ?? 4_000);
+  const crm: CrmWords = options.crm ?? {
+    name: "Raiser's Edge",
+    record: "constituent",
+    opt_out_set: 'ticks "Requests No Email"',
+    opt_out_cleared: 'cleared "Requests No Email"',
+  };
+  const pushes = options.crmPushes ?? true;
   const people = new Map<string, Person>();
   const usedEmails = new Set<string>();
   for (const p of options.world.people) {
@@ -167,7 +179,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       if (c.account === "main") webOnly.push({ email: c.email, unsubscribed: c.unsubscribed });
       continue;
     }
-    // The first sync carries these seeded opt-outs to Raiser's Edge; the model follows.
+    // The first sync carries these seeded opt-outs to the CRM; the model follows.
     if (c.account === "main") {
       p.in_main = true;
       if (c.unsubscribed) {
@@ -269,7 +281,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
             system,
             "contact",
             action,
-            `someone not in Raiser's Edge ${how}: Concord matches by address and reports it`,
+            `someone not in ${crm.name} ${how}: Concord matches by address and reports it`,
             { platform: contactIdOf(answer) },
           );
         }
@@ -288,8 +300,8 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       if (global) markMainOptOut(p, account === "main");
       else p.appeals_opt_out = true;
       const effect = global
-        ? 'Concord ticks "Requests No Email" in Raiser\'s Edge and unsubscribes them in every account'
-        : "Concord records an Appeals opt-out in Raiser's Edge; the main account keeps them";
+        ? `Concord ${crm.opt_out_set} in ${crm.name} and unsubscribes them in every account`
+        : `Concord records an Appeals opt-out in ${crm.name}; the main account keeps them`;
       return event(system, "contact", action, `a contact ${how}: ${effect}`, {
         crm: p.re_id,
         platform: contactIdOf(answer),
@@ -344,7 +356,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "main",
           "contact",
           "sign_up",
-          `a new person signed up on the website for ${lists.join(" and ")} (not in Raiser's Edge: the pair does not create constituents, so they stay platform-only)`,
+          `a new person signed up on the website for ${lists.join(" and ")} (not in ${crm.name}: the pair does not create ${crm.record}s, so they stay platform-only)`,
           { platform: contactIdOf(answer) },
         );
       },
@@ -366,7 +378,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "main",
           "contact",
           "sign_up",
-          'a constituent joined "Events" on the website: the list is synced both ways, so Raiser\'s Edge adds them to "Event invitations"',
+          `a ${crm.record} joined "Events" on the website: the list is synced both ways, so ${crm.name} adds them to "Event invitations"`,
           { crm: p.re_id, platform: contactIdOf(answer) },
         );
       },
@@ -388,7 +400,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "main",
           "admin",
           "unsubscribe",
-          'an account user unsubscribed a contact who phoned in: a global opt-out, so Raiser\'s Edge gets "Requests No Email"',
+          `an account user unsubscribed a contact who phoned in: a global opt-out, so Concord ${crm.opt_out_set} in ${crm.name}`,
           { crm: p.re_id, platform: contactIdOf(answer) },
         );
       },
@@ -405,7 +417,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "crm",
           "admin",
           "opt_out_of_all_email",
-          'an admin ticked "Requests No Email" after a phone call: the webhook reaches Concord, which unsubscribes them in both accounts',
+          `an admin ${crm.opt_out_set.replace(/^(\w+)s /, "$1ed ")} after a phone call: ${pushes ? "the webhook reaches Concord" : "Concord reads it at the next poll"} and unsubscribes them in every account`,
           { crm: p.re_id },
         );
       },
@@ -429,7 +441,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "crm",
           "admin",
           "clear_opt_out_of_all_email",
-          `an admin cleared "Requests No Email" because the person asked to hear from us again: no one is resubscribed by an admin — Concord has ${platform} send its confirmation email and waits for the person`,
+          `an admin ${crm.opt_out_cleared} because the person asked to hear from us again: no one is resubscribed by an admin — Concord has ${platform} send its confirmation email and waits for the person`,
           { crm: p.re_id },
         );
       },
@@ -471,7 +483,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "crm",
           "admin",
           "update_name",
-          `an admin updated a constituent's last name: Raiser's Edge owns names, so ${platform} follows`,
+          `an admin updated a ${crm.record}'s last name: ${crm.name} owns names, so ${platform} follows`,
           { crm: p.re_id },
         );
       },
@@ -495,7 +507,9 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "crm",
           "admin",
           "record_consent",
-          "an admin recorded an Appeals opt-out the person gave by phone: Raiser's Edge does not mark the constituent changed for a consent record, so it travels with the next full reconciliation",
+          pushes
+            ? `an admin recorded an Appeals opt-out the person gave by phone: ${crm.name} does not mark the ${crm.record} changed for a consent record, so it travels with the next full reconciliation`
+            : `an admin recorded an Appeals opt-out the person gave by phone: Concord reads it at the next poll and carries it to the appeals account`,
           { crm: p.re_id },
         );
       },
@@ -521,7 +535,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "crm",
           "admin",
           "add_to_list",
-          `an admin added a constituent to "${listName(key)}": the next poll sends them to ${platform}`,
+          `an admin added a ${crm.record} to "${listName(key)}": the next poll sends them to ${platform}`,
           { crm: p.re_id },
         );
       },
@@ -543,7 +557,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "crm",
           "admin",
           "remove_from_list",
-          'an admin removed a constituent from "Monthly newsletter": Concord removes the Newsletter membership and keeps the contact',
+          `an admin removed a ${crm.record} from "Monthly newsletter": Concord removes the Newsletter membership and keeps the contact`,
           { crm: p.re_id },
         );
       },
@@ -656,7 +670,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       "main",
       "contact",
       "confirm_resubscribe",
-      `a person confirmed ${platform}'s confirmation email: their own act, so Concord makes them sendable again and records an OptIn in Raiser's Edge`,
+      `a person confirmed ${platform}'s confirmation email: their own act, so Concord makes them sendable again and records it in ${crm.name}`,
       { crm: reId, platform: contactIdOf(answer) },
     );
   };

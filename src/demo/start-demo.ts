@@ -243,6 +243,7 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
       return id;
     };
     const mainSystem = manifestFor(connection(connectionsFor(options.world, "main")[0] ?? "").system);
+    const crmSystem = manifestFor(connection(connectionsFor(options.world, "crm")[0] ?? "").system);
     const simulator: Simulator | undefined = options.simulator
       ? createSimulator({
           world,
@@ -251,6 +252,8 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
             return { ...(await emulator(id).act(act)), connection: id };
           },
           roles: [...new Set(Object.values(options.world.roles))],
+          ...(crmSystem?.words !== undefined ? { crm: crmSystem.words } : {}),
+          ...(crmSystem !== undefined ? { crmPushes: crmSystem.capabilities.webhooks } : {}),
           ...(mainSystem !== undefined && connectionsFor(options.world, "main").length === 1
             ? { platform: mainSystem.label }
             : { platform: "every platform" }),
@@ -379,13 +382,15 @@ export function emulatorPorts(
         ok: false,
         message: `${file}: the demo world "${world.name}" emulates the connections ${Object.keys(world.roles).join(", ")}; found no connection ${id} (the world's own config is ${world.config})`,
       };
-    if (!c.base_url || !c.token_url)
+    // A system whose credentials are a token it issues (Kindful, GrowthZone) has no token URL.
+    const tokenUrlNeeded = manifestFor(c.system)?.endpoints.token_url !== undefined;
+    if (!c.base_url || (tokenUrlNeeded && !c.token_url))
       return {
         ok: false,
-        message: `${file}: connection ${id} needs base_url and token_url on loopback, where the demo runs its emulator (e.g. http://127.0.0.1:4101)`,
+        message: `${file}: connection ${id} needs base_url${tokenUrlNeeded ? " and token_url" : ""} on loopback, where the demo runs its emulator (e.g. http://127.0.0.1:4101)`,
       };
     const base = new URL(c.base_url);
-    const token = new URL(c.token_url);
+    const token = new URL(c.token_url ?? c.base_url);
     if (!["127.0.0.1", "localhost", "[::1]"].includes(base.hostname) || base.port === "")
       return {
         ok: false,

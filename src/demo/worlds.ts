@@ -36,6 +36,13 @@ export const DEMO_WORLDS: readonly DemoWorldSpec[] = [
       "fan-out: Raiser's Edge NXT with two Constant Contact accounts and a Mailchimp audience in one pair",
     roles: { "re-nxt": "crm", "cc-main": "main", "cc-appeals": "appeals", "mc-main": "main" },
   },
+  {
+    name: "kindful-cc",
+    config: "examples/demo-kindful-cc.yaml",
+    summary:
+      "Kindful and two Constant Contact accounts (seed 002): chosen groups as lists, a topic in a custom field",
+    roles: { kindful: "crm", "cc-main": "main", "cc-appeals": "appeals" },
+  },
 ];
 
 export const DEFAULT_WORLD = "renxt-cc";

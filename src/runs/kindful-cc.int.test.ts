@@ -89,7 +89,11 @@ describe("Kindful ⇄ Constant Contact (seed 002)", () => {
       person("bob", "Bob"),
       person("cy", "Cy", { email: { address: "cy@example.guru" } }),
       person("di", "Di", { opted_out_of_all_email: true }),
-      person("ed", "Ed", { email: undefined, other_emails: [{ address: "ed@example.org", label: "alt" }] }),
+      // Only an alternate address: Kindful's primary email is the one that syncs (seed 002).
+      (({ email: _primary, ...ed }) => ({
+        ...ed,
+        other_emails: [{ address: "ed@example.org", label: "alt" }],
+      }))(person("ed", "Ed")),
       person("acme", "Acme", {
         kind: "organisation",
         organisation_name: "Acme Trust",
@@ -152,7 +156,7 @@ describe("Kindful ⇄ Constant Contact (seed 002)", () => {
   };
   const listNamed = async (name: string) => (await ccLists()).find((l) => l.name === name);
 
-  it("syncs only the groups the pair selects, never an empty one, and only contacts that meet the sync rules, each skip with its reason", async () => {
+  it("K1. syncs only the groups the pair selects, never an empty one, and only contacts that meet the sync rules, each skip with its reason", async () => {
     await start();
     const report = await firstLoad();
     const names = (await ccLists()).map((l) => l.name);
@@ -181,7 +185,7 @@ describe("Kindful ⇄ Constant Contact (seed 002)", () => {
     expect((await reasonsOf("ed")).length, "ed has only an alternate email").toBeGreaterThan(0);
   });
 
-  it("an organisation keeps its company name, and first and last name stay those of its contact person", async () => {
+  it("K2. an organisation keeps its company name, and first and last name stay those of its contact person", async () => {
     await start();
     await firstLoad();
     const r = await recordIn("cc-main", "acme");
@@ -190,7 +194,7 @@ describe("Kindful ⇄ Constant Contact (seed 002)", () => {
     expect(r?.last_name).toBe("Owner");
   });
 
-  it("an unsubscribe from all email sets Integration Email Opt-in to No; one from the account that stands for a topic sets only that topic's field", async () => {
+  it("K3. an unsubscribe from all email sets Integration Email Opt-in to No; one from the account that stands for a topic sets only that topic's field", async () => {
     await start();
     // Bob is also on the appeals account, which stands for the Appeals topic.
     await world.seed("cc-appeals", {
@@ -221,7 +225,7 @@ describe("Kindful ⇄ Constant Contact (seed 002)", () => {
     );
   });
 
-  it("changing the primary email in Kindful moves the same Constant Contact contact: no second contact", async () => {
+  it("K4. changing the primary email in Kindful moves the same Constant Contact contact: no second contact", async () => {
     await start();
     await firstLoad();
     const before = await recordIn("cc-main", "ada");
@@ -238,7 +242,7 @@ describe("Kindful ⇄ Constant Contact (seed 002)", () => {
     expect(after?.emails.map((e) => e.address)).toEqual(["ada.new@example.org"]);
   });
 
-  it("a field Kindful owns wins over a later change in Constant Contact (no updated_at race)", async () => {
+  it("K5. a field Kindful owns wins over a later change in Constant Contact (no updated_at race)", async () => {
     await start();
     await firstLoad();
     await world.act("kindful", { as: "admin", action: "update_name", id: "bob", last: "Kindful" });
@@ -257,7 +261,7 @@ describe("Kindful ⇄ Constant Contact (seed 002)", () => {
     expect((await recordIn("cc-main", "bob"))?.last_name).toBe("Kindful");
   });
 
-  it("renaming a group renames its list; deleting it deletes the list, never its people; leaving a list in Constant Contact keeps the group", async () => {
+  it("K6. renaming a group renames its list; deleting it deletes the list, never its people; leaving a list in Constant Contact keeps the group", async () => {
     await start();
     await firstLoad();
     const news = await listNamed("Newsletter");
@@ -297,7 +301,7 @@ describe("Kindful ⇄ Constant Contact (seed 002)", () => {
     expect(await recordIn("cc-main", "ada")).toBeDefined();
   });
 
-  it("creates Kindful contacts from Constant Contact only for subscribed people in a list mapped towards Kindful", async () => {
+  it("K7. creates Kindful contacts from Constant Contact only for subscribed people in a list mapped towards Kindful", async () => {
     await start({
       audiences: [
         {
@@ -348,7 +352,7 @@ describe("Kindful ⇄ Constant Contact (seed 002)", () => {
 });
 
 describe("Kindful ⇄ Mailchimp: deliverability from the platform", () => {
-  it("an address Mailchimp cleaned is marked Email Deliverable: No in Kindful, and is no opt-out", async () => {
+  it("K8. an address Mailchimp cleaned is marked Email Deliverable: No in Kindful, and is no opt-out", async () => {
     const clock = createFakeClock("2026-06-01T12:00:00.000Z");
     const testStore = await sqliteBackend().create({ clock: clock.now });
     const store = testStore.store;

@@ -1,12 +1,13 @@
 /**
  * The demo as a real child process for tests: `node --import tsx src/main.ts demo --json` (what
  * `npm start` runs, in one process so signals reach the demo itself), with the example config's
- * emulators moved to free loopback ports so a test runs beside a demo on 4101–4104.
+ * emulators moved to free loopback ports so a test runs beside a demo on 4101–4108.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { join } from "node:path";
+import { basename, join } from "node:path";
+import { demoWorld } from "../../src/demo/worlds";
 
 const root = join(import.meta.dirname, "..", "..");
 
@@ -45,18 +46,16 @@ export async function spawnDemo(
   proc: ChildProcessWithoutNullStreams;
   ports: { re: number; main: number; appeals: number; mc: number };
 }> {
-  const [re, main, appeals, mc] = await freePorts(4);
-  const file = {
-    "renxt-cc": "demo.yaml",
-    "renxt-mailchimp": "demo-renxt-mailchimp.yaml",
-    "renxt-cc-mailchimp": "demo-renxt-cc-mailchimp.yaml",
-  }[world];
-  if (file === undefined) throw new Error(`no demo world ${world}`);
-  const config = readFileSync(join(root, "examples", file), "utf8")
-    .replaceAll("127.0.0.1:4101", `127.0.0.1:${String(re)}`)
-    .replaceAll("127.0.0.1:4102", `127.0.0.1:${String(main)}`)
-    .replaceAll("127.0.0.1:4103", `127.0.0.1:${String(appeals)}`)
-    .replaceAll("127.0.0.1:4104", `127.0.0.1:${String(mc)}`);
+  // The examples' emulators listen on 4101–4108: each moves to a free port.
+  const free = await freePorts(8);
+  const [re, main, appeals, mc] = free;
+  const spec = demoWorld(world);
+  if (spec === undefined) throw new Error(`no demo world ${world}`);
+  const file = basename(spec.config);
+  let config = readFileSync(join(root, spec.config), "utf8");
+  free.forEach((port, i) => {
+    config = config.replaceAll(`127.0.0.1:${String(4101 + i)}`, `127.0.0.1:${String(port)}`);
+  });
   writeFileSync(join(dir, file), config);
   const proc = spawn(
     process.execPath,

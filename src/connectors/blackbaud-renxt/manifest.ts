@@ -21,6 +21,12 @@ export const blackbaudRenxtManifest: ConnectorManifest = {
   id: "blackbaud-renxt",
   label: "Raiser's Edge NXT",
   role: "crm",
+  words: {
+    name: "Raiser's Edge",
+    record: "constituent",
+    opt_out_set: 'ticks "Requests No Email"',
+    opt_out_cleared: 'cleared "Requests No Email"',
+  },
   credentials: {
     client_id: { description: "the SKY application's id", secret: false, required: true },
     client_secret: { description: "the SKY application's secret", secret: true, required: true },

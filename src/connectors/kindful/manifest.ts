@@ -18,6 +18,12 @@ export const kindfulManifest: ConnectorManifest = {
   id: "kindful",
   label: "Kindful",
   role: "crm",
+  words: {
+    name: "Kindful",
+    record: "contact",
+    opt_out_set: 'sets "Integration Email Opt-in" to No',
+    opt_out_cleared: 'set "Integration Email Opt-in" back to Yes',
+  },
   credentials: {
     api_token: {
       description:

@@ -455,7 +455,9 @@ export function createKindfulEmulator(options: KindfulEmulatorOptions = {}) {
       for (const seed of body.contacts ?? []) {
         const { alias, ...s } = seed;
         const known = alias !== undefined ? contactAlias.get(text(alias)) : undefined;
-        const id = typeof s["id"] === "number" ? s["id"] : (known ?? nextContact);
+        // A numeric world id is kept as Kindful's own (the demo's people keep their numbers).
+        const numeric = /^\d{1,15}$/.test(text(alias)) ? Number(text(alias)) : undefined;
+        const id = typeof s["id"] === "number" ? s["id"] : (known ?? numeric ?? nextContact);
         nextContact = Math.max(nextContact, id + 1);
         if (alias !== undefined) contactAlias.set(text(alias), id);
         const c = { ...blankContact(id, text(s["created_at"] ?? iso())), ...s, id };
