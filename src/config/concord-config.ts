@@ -256,8 +256,13 @@ export const ListSyncSchema = strictObject({
     prefix: NonEmpty.max(100).optional(),
     /** Or these CRM lists by name. */
     names: z.array(NonEmpty.max(255)).min(1).max(500).optional(),
-  }).refine((s) => s.prefix !== undefined || s.names !== undefined, {
-    message: "expected a prefix or names to select the CRM lists, found neither",
+    /**
+     * Or the CRM lists the CRM itself marks to synchronise with a newsletter platform (GrowthZone's
+     * "Synchronize contacts with authorized third party newsletter"): set or cleared there.
+     */
+    newsletter_sync: z.literal(true).optional(),
+  }).refine((s) => s.prefix !== undefined || s.names !== undefined || s.newsletter_sync !== undefined, {
+    message: "expected a prefix, names or newsletter_sync: true to select the CRM lists, found none",
   }),
   direction: DirectionSchema.default("crm_to_platform"),
   /** What leaving a list does on the other side, as for audiences; never a deletion of the contact. */

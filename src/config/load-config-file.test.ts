@@ -198,7 +198,7 @@ describe("errors name the path, what was expected and what was found", () => {
       (c) => (c.connections[0]!.system = "constantcontact"),
       "connections[0].system",
       "invalid_value",
-      'expected one of "constant-contact", "mailchimp", "blackbaud-renxt"; found "constantcontact" (did you mean "constant-contact"?)',
+      'expected one of "constant-contact", "mailchimp", "blackbaud-renxt", "kindful", "growthzone"; found "constantcontact" (did you mean "constant-contact"?)',
     ],
     [
       "unknown key with a hint",
@@ -565,7 +565,7 @@ describe("errors name the path, what was expected and what was found", () => {
       (c) => (c.pairs[0].list_sync = [{ platform: "cc-main", crm_lists: {} }]),
       "pairs[0].list_sync[0].crm_lists",
       "invalid_value",
-      "expected a prefix or names to select the CRM lists, found neither",
+      "expected a prefix, names or newsletter_sync: true to select the CRM lists, found none",
     ],
     [
       "holiday not a date",

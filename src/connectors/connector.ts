@@ -99,7 +99,13 @@ export type ExternalRecord = {
 /** Records and the consent observed on them, as a targeted re-read returns them. */
 export type RecordsWithConsent = { records: ExternalRecord[]; consent: ConsentObservation[] };
 
-export type ExternalList = { external_id: string; name: string; member_count?: number };
+export type ExternalList = {
+  external_id: string;
+  name: string;
+  member_count?: number;
+  /** The CRM's own setting that the list is synchronised with an email platform (GrowthZone's). */
+  newsletter_sync?: boolean;
+};
 
 /** One fact about consent seen in a system, with its provenance; the ledger turns it into an event. */
 export type ConsentObservation = {

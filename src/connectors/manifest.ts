@@ -55,6 +55,12 @@ export type ConnectorCapabilities = {
    * Deliverability is not consent: the field is written, never read as an opt-out.
    */
   deliverability_field?: { name: string; undeliverable: string };
+  /**
+   * The account may subscribe again someone it unsubscribed itself (Constant Contact: an
+   * `Account` opt-out): the planner writes an account's own lifted opt-out back here. Without it
+   * such a person is asked to confirm (the resubscribe path).
+   */
+  account_resubscribe?: boolean;
 };
 
 /** Where the API is: fixed, or found from the credentials or the token answer. */

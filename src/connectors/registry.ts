@@ -5,6 +5,7 @@
  */
 import { blackbaudRenxtManifest } from "./blackbaud-renxt/manifest";
 import { constantContactManifest } from "./constant-contact/manifest";
+import { growthZoneManifest } from "./growthzone/manifest";
 import { kindfulManifest } from "./kindful/manifest";
 import { mailchimpManifest } from "./mailchimp/manifest";
 import type { ConnectorManifest } from "./manifest";
@@ -14,6 +15,7 @@ export const MANIFESTS: readonly ConnectorManifest[] = [
   mailchimpManifest,
   blackbaudRenxtManifest,
   kindfulManifest,
+  growthZoneManifest,
 ];
 
 /** The ids of every system, as the config's `connections[].system` takes them. */

@@ -287,6 +287,21 @@ function clearedOptOuts(
       (f) => f.source === was.source && f.channel === was.channel && sameObservedScope(f.scope, was.scope),
     );
     if (now === undefined || now.status === "opted_out") continue;
+    if (was.account_may_lift === true)
+      out.push({
+        external_id: record.external_id,
+        email: recordEmail(record.emails) ?? "",
+        channel: was.channel,
+        kind: "opt_in",
+        scope: was.scope,
+        mechanism: "admin_edit",
+        actor: { kind: "account" },
+        occurred_at: clearedAt(now.at ?? record.updated_at, was.at, observed_at),
+        evidence: {
+          reason: `${was.source} was cleared on the record (it showed "${was.label}"): the account undoing its own opt-out`,
+          source_record_id: `${record.external_id}:${was.source}:cleared:account`,
+        },
+      });
     out.push({
       external_id: record.external_id,
       email: recordEmail(record.emails) ?? "",

@@ -26,7 +26,12 @@ import type { OpenedConnection } from "../connections/open-connection";
 /** The checkpoint stream where each connection's lists, as last read, are kept. */
 export const LISTS_STREAM = "lists";
 const ExternalListsSchema = z.array(
-  z.object({ external_id: z.string(), name: z.string(), member_count: z.number().optional() }),
+  z.object({
+    external_id: z.string(),
+    name: z.string(),
+    member_count: z.number().optional(),
+    newsletter_sync: z.boolean().optional(),
+  }),
 );
 
 export type ResolvedPair = {
@@ -126,6 +131,7 @@ export async function resolvePair(
           external_id: l.external_id,
           name: l.name,
           ...(l.member_count !== undefined ? { member_count: l.member_count } : {}),
+          ...(l.newsletter_sync !== undefined ? { newsletter_sync: l.newsletter_sync } : {}),
         })),
       );
       continue;
@@ -254,9 +260,12 @@ export async function resolvePair(
     );
     const platformAll = listsOf.get(rule.platform) ?? [];
     const byName = (name: string) => platformAll.find((l) => sameName(l.name, name));
-    const selects = (name: string): boolean =>
+    const selectsName = (name: string): boolean =>
       (rule.crm_lists.prefix !== undefined && name.startsWith(rule.crm_lists.prefix)) ||
       (rule.crm_lists.names ?? []).some((n) => sameName(n, name));
+    // Or the CRM's own setting that a list synchronises with the platform (GrowthZone's).
+    const selects = (list: ExternalList): boolean =>
+      selectsName(list.name) || (rule.crm_lists.newsletter_sync === true && list.newsletter_sync === true);
     const platformName = (name: string): string =>
       rule.crm_lists.prefix !== undefined && name.startsWith(rule.crm_lists.prefix)
         ? name.slice(rule.crm_lists.prefix.length).trim() || name
@@ -264,7 +273,11 @@ export async function resolvePair(
     for (const crmList of crmAll) {
       // A list the rule followed stays followed under a new name.
       const wasName = before.get(crmList.external_id);
-      if (!selects(crmList.name) && (wasName === undefined || !selects(wasName))) continue;
+      if (
+        !selects(crmList) &&
+        (wasName === undefined || !selectsName(wasName) || crmList.newsletter_sync === false)
+      )
+        continue;
       followed.push({ id: crmList.external_id, name: crmList.name, platform: rule.platform });
       const wanted = platformName(crmList.name);
       let target = byName(wanted);
@@ -376,6 +389,7 @@ export async function resolvePair(
           ...(targetsOf.get(p.connection) ?? []),
         ],
         resubscribe: manifest.capabilities.resubscribe,
+        ...(manifest.capabilities.account_resubscribe === true ? { account_resubscribe: true } : {}),
         audiences: audiences.get(p.connection) ?? [],
         ...(p.max_tld_length !== undefined ? { max_tld_length: p.max_tld_length } : {}),
         ...(p.personal_links !== undefined

@@ -25,6 +25,7 @@ const FactSchema = z
     label: z.string().catch(""),
     role: z.enum(["state", "record"]).catch("state"),
     unversioned: z.literal(true).optional(),
+    account_may_lift: z.literal(true).optional(),
     at: z.string().optional(),
   })
   .transform((f): ConsentFact => ({
@@ -45,6 +46,7 @@ const FactSchema = z
     label: f.label,
     role: f.role,
     ...(f.unversioned === true ? { unversioned: true as const } : {}),
+    ...(f.account_may_lift === true ? { account_may_lift: true as const } : {}),
     ...(f.at !== undefined ? { at: f.at } : {}),
   }));
 

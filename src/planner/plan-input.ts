@@ -52,6 +52,8 @@ export type PlanPlatform = {
   targets: readonly PlanConsentTarget[];
   /** The planner asks the platform for its confirmation email only where it sends one. */
   resubscribe: ResubscribePath;
+  /** Whether the account may subscribe again someone it unsubscribed itself here. */
+  account_resubscribe?: boolean;
   audiences: readonly PlanAudience[];
   /** The pair's rule for a platform that refuses long top-level domains (seed 002): at most this many letters. */
   max_tld_length?: number;

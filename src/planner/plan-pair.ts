@@ -341,6 +341,40 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
         );
       }
 
+      // 1c. The account undid its own opt-out (an admin cleared the CRM's Do Not Contact that made
+      // it): where the platform lets the account subscribe again someone it unsubscribed itself,
+      // it does. The platform still refuses anyone who unsubscribed themselves there.
+      const account = p.targets.find((t) => t.construct.kind === "account");
+      if (account !== undefined && p.account_resubscribe === true && platformShowsOptOut(rec, account)) {
+        const d = decisionFor(state, account.scope);
+        const basis = d.decided_by !== undefined ? c.events.find((e) => e.id === d.decided_by) : undefined;
+        if (d.sendable && d.rule === "lifted_by_account_opt_in" && basis?.kind === "opt_in") {
+          unsubscribedAfterPlan = false;
+          emit(
+            p.connection_id,
+            [id],
+            "consent",
+            {
+              code: "opt_in_to_platform",
+              message: `The account lifted its own opt-out (${basis.id}: ${basis.mechanism} in ${basis.source.connection}, ${basis.occurred_at}); ${p.connection_id} lets the account subscribe again someone it unsubscribed itself.`,
+            },
+            {
+              kind: "record_opt_in",
+              external_id: rec.external_id,
+              scope: account.construct,
+              occurred_at: basis.occurred_at,
+              origin: {
+                system: basis.source.system,
+                connection: basis.source.connection,
+                mechanism: basis.mechanism,
+                actor: basis.actor.kind,
+              },
+            },
+            account.scope,
+          );
+        }
+      }
+
       // 1b. The CRM record ended (deceased, inactive, deleted): the opt-out above goes first; the
       // pair's `remove` policy then takes the platform record out too, once (a removed record reads
       // as deleted and is skipped from then on).

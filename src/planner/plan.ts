@@ -8,6 +8,7 @@ import type { ConnectorOperation, OperationKind } from "../core/operations";
 export type PlanReasonCode =
   | "opt_out_to_platform" // the ledger says not sendable for the platform's scope; the platform still shows subscribed
   | "opt_out_to_crm" // an opt-out seen outside the CRM that the CRM does not show yet
+  | "opt_in_to_platform" // the account lifted its own opt-out, and the platform lets the account subscribe them again
   | "opt_in_to_crm" // the CRM shows an opt-out the person's own qualifying opt-in lifted
   | "resubscribe_requested" // an admin asked to resubscribe: the platform's confirmation email, waiting for the person
   | "new_contacts" // eligible CRM contacts the platform does not hold yet

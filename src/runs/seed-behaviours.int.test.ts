@@ -29,6 +29,12 @@ type Crm = {
   first: string;
   last: string;
   ends: boolean;
+  /**
+   * Its opt-out flag is the account's to set and clear (GrowthZone's Do Not Contact): clearing it
+   * lifts an opt-out the flag made itself, and a platform that lets the account undo its own
+   * unsubscribe (Constant Contact) subscribes the person again (seed 004).
+   */
+  lifts?: boolean;
 };
 const RE: Crm = {
   id: "re-nxt",
@@ -37,6 +43,15 @@ const RE: Crm = {
   first: "first",
   last: "last",
   ends: true,
+};
+const GROWTHZONE: Crm = {
+  id: "growthzone",
+  system: "growthzone",
+  emulator: { ratePerSecond: null },
+  first: "FirstName",
+  last: "LastName",
+  ends: false,
+  lifts: true,
 };
 const KINDFUL: Crm = {
   id: "kindful",
@@ -52,6 +67,8 @@ const PAIRS: { name: string; crm: Crm; platforms: Platform[] }[] = [
   { name: "Raiser's Edge NXT ⇄ Constant Contact + Mailchimp (fan-out)", crm: RE, platforms: [CC, MC] },
   { name: "Kindful ⇄ Constant Contact", crm: KINDFUL, platforms: [CC] },
   { name: "Kindful ⇄ Mailchimp", crm: KINDFUL, platforms: [MC] },
+  { name: "GrowthZone ⇄ Constant Contact", crm: GROWTHZONE, platforms: [CC] },
+  { name: "GrowthZone ⇄ Mailchimp", crm: GROWTHZONE, platforms: [MC] },
 ];
 
 const T0 = "2026-05-01T09:00:00.000Z";
@@ -266,13 +283,21 @@ describe.each(PAIRS)("seed behaviours: $name (SQLite)", ({ crm, platforms }) => 
     await act(crm.id, { as: "admin", action: "clear_opt_out_of_all_email", id: "p-ada" });
     clock.advance(1_000);
     await sync();
+    const [first] = platforms;
+    if (crm.lifts === true && first!.system === "constant-contact") {
+      // The account undid its own Do Not Contact: Constant Contact lets the account undo its own
+      // unsubscribe, so the person is subscribed again, with no confirmation email.
+      expect(await sendableIn(first!.id, "p-ada")).toBe(true);
+      expect((await world.emulator(first!.id).pending_confirmations?.()) ?? []).not.toContain(emailOf("Ada"));
+      expect(await optedOutIn(crm.id, "p-ada")).toBe(false);
+      return;
+    }
     for (const p of platforms) {
       expect(await sendableIn(p.id, "p-ada"), `${p.id} does not send to them`).toBe(false);
       const pending = (await world.emulator(p.id).pending_confirmations?.()) ?? [];
       expect(pending, `${p.id} sent its confirmation email`).toContain(emailOf("Ada"));
     }
     // The person confirms in the first platform: their own act makes them sendable everywhere.
-    const [first] = platforms;
     await act(first!.id, { as: "contact", action: "confirm_resubscribe", email: emailOf("Ada") });
     clock.advance(1_000);
     await sync();

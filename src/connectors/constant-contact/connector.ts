@@ -50,6 +50,7 @@ import {
   leaveListPut,
   optOutPut,
   updatePut,
+  wholeContactPut,
 } from "./mapping";
 import { CcActivitySchema, errorItems, type CcActivity, type CcContact } from "./schemas";
 
@@ -326,6 +327,50 @@ function createSession(
       return [opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id })];
     const put = await client.putContact(op.external_id, optOutPut(contact, op), "consent");
     return single(op, put.ok ? ok(opOutcome(op, { status: "succeeded", external_id: op.external_id })) : put);
+  };
+
+  /**
+   * Constant Contact lets only the person opt back in, except after the account's own opt-out
+   * (`opt_out_source: Account`), which the account may undo. Concord asks only for that: the
+   * account lifting its own opt-out. The answer is read back, since a refused opt-in answers 200.
+   */
+  const recordOptIn = async (op: Extract<ConnectorOperation, { kind: "record_opt_in" }>): Promise<Run> => {
+    if (op.origin.actor !== "account" || op.scope.kind !== "account")
+      return [
+        opOutcome(op, {
+          status: "failed",
+          code: "consent_requires_contact_action",
+          message:
+            "Only the person can opt back in to Constant Contact (its resubscribe email or a sign-up form); use request_resubscribe.",
+        }),
+      ];
+    const got = await fetchContact(op, op.external_id, "consent");
+    if (!got.ok || isOutcome(got.value)) return single(op, got.ok ? ok(got.value as OperationOutcome) : got);
+    const email = got.value.email_address;
+    if (email?.permission_to_send !== "unsubscribed")
+      return [opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id })];
+    const theirs = {
+      status: "pending_contact_action" as const,
+      code: "consent_requires_contact_action" as const,
+      external_id: op.external_id,
+      message:
+        "The person unsubscribed themselves in Constant Contact: only they can opt back in (its resubscribe email or a sign-up form).",
+    };
+    if (email.opt_out_source !== "Account") return [opOutcome(op, theirs)];
+    const put = await client.putContact(
+      op.external_id,
+      wholeContactPut(got.value, { address: email.address, permission_to_send: "implicit" }),
+      "consent",
+    );
+    if (!put.ok) return single(op, put);
+    const after = await fetchContact(op, op.external_id, "consent");
+    if (!after.ok || isOutcome(after.value))
+      return single(op, after.ok ? ok(after.value as OperationOutcome) : after);
+    return [
+      after.value.email_address?.permission_to_send === "unsubscribed"
+        ? opOutcome(op, theirs)
+        : opOutcome(op, { status: "succeeded", external_id: op.external_id }),
+    ];
   };
 
   const requestResubscribe = async (
@@ -739,16 +784,7 @@ function createSession(
 
   const run = runByKind({
     record_opt_out: recordOptOut,
-    // Constant Contact forbids opting a contact back in without their own action; Concord never tries.
-    record_opt_in: (op) =>
-      Promise.resolve([
-        opOutcome(op, {
-          status: "failed",
-          code: "consent_requires_contact_action",
-          message:
-            "Only the person can opt back in to Constant Contact (its resubscribe email or a sign-up form); use request_resubscribe.",
-        }),
-      ]),
+    record_opt_in: recordOptIn,
     request_resubscribe: requestResubscribe,
     upsert_contacts: upsertContacts,
     add_list_members: memberships,

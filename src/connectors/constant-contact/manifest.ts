@@ -49,6 +49,7 @@ export const constantContactManifest: ConnectorManifest = {
     webhooks: false,
     resubscribe: "confirmation_email",
     can_create_contacts: true,
+    account_resubscribe: true,
   },
   endpoints: { kind: "static", base_url: CONSTANT_CONTACT_BASE_URL, token_url: CONSTANT_CONTACT_TOKEN_URL },
   topics: {

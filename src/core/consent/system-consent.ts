@@ -49,6 +49,13 @@ export type ConsentFact = {
    * against the last snapshot, and an opt-out cleared there is a resubscribe request (rule 3).
    */
   unversioned?: true;
+  /**
+   * For an unversioned opt-out: the account sets and clears it (GrowthZone's Do Not Contact), so
+   * its clearing is also the account's opt-in, which lifts only an opt-out the account made there
+   * itself (DESIGN.md §2 rule 4); any other opt-out still waits for the person (the resubscribe
+   * request beside it).
+   */
+  account_may_lift?: true;
   /** When the system says the state was taken (ISO-8601 UTC), where it says. */
   at?: string;
 };

@@ -1,0 +1,513 @@
+/**
+ * The GrowthZone connector. GrowthZone pushes nothing Concord can rely on, so reads follow its
+ * contacts delta (changed or deleted since a moment); each contact is read whole for its email
+ * restrictions. Members are read per mapped list, and per list a topic stands for (its own Do Not
+ * Contact). Writes: Transactional Only on the primary address for an opt-out from all email (no
+ * mass email; invoices still go), a list's Do Not Contact for a topic, names, the primary address,
+ * list membership.
+ */
+import { z } from "zod";
+import type {
+  Checkpoint,
+  ConnectionSettings,
+  ConnectorError,
+  ConnectorLimits,
+  ConnectorOperation,
+  ConnectorResult,
+  ConnectorRuntime,
+  ConnectorSession,
+  ConsentObservation,
+  ExternalRecord,
+  OperationOutcome,
+  ReadPage,
+  RecordsWithConsent,
+} from "../connector";
+import { isPersonsOwnOptIn } from "../../core/consent/consent-state";
+import { err, ok } from "../../core/result";
+import { applyConsentFirst, failureOf } from "../kit/apply-policy";
+import { createWatermark, firstSeen, readStart } from "../kit/incremental-read";
+import {
+  createGrowthZoneClient,
+  PAGE_MAX,
+  type GrowthZoneClient,
+  type GzContact,
+  type GzGroup,
+} from "./client";
+import {
+  consentObservations,
+  deletedRecord,
+  LIST,
+  primaryEmail,
+  toExternalRecord,
+  toUtcIso,
+  type TopicListState,
+} from "./mapping";
+
+export const GrowthZoneOptionsSchema = z.strictObject({
+  /** Rows per page (GrowthZone's maximum is 100). */
+  page_size: z.number().int().min(1).max(100).default(100),
+  /** How far before the checkpoint the delta starts, for changes GrowthZone records late. */
+  overlap_seconds: z.number().int().min(0).max(86_400).default(600),
+  /** Contacts read at once (each is one call; the call budget still caps the rate). */
+  concurrency: z.number().int().min(1).max(8).default(2),
+});
+
+/**
+ * reference/apis-more.md §2.4: no published rate (429 seen at about 8 a second; about one call
+ * every 2 s recommended); GrowthZone's own Constant Contact sync is capped at 10,000 records a day,
+ * which Concord keeps as the connection's daily budget, consent first.
+ */
+export const GROWTHZONE_LIMITS: ConnectorLimits = {
+  requests_per_second: 4,
+  daily_quota: { calls: 10_000, reset: "utc_midnight" },
+  max_concurrency: 2,
+  batch: { read_page: PAGE_MAX, membership_ids: 1 },
+};
+
+const VENDOR = "GrowthZone";
+const STREAM = "contacts";
+const EPOCH = "2000-01-01T00:00:00.000Z";
+
+/**
+ * A checkpoint: the delta's time, and the list Do Not Contact marks on the lists topics stand for as
+ * last read (`<time> dnc=<list>:<contact>,…`). Setting a list's mark moves no contact's
+ * ModifiedDate (QUIRKS.md), so the delta misses it; the marks are compared instead.
+ */
+function parseCheckpoint(value: string): { at: string; marks: Set<string> | undefined } {
+  const [at = value, rest] = value.split(" dnc=");
+  return { at, marks: rest === undefined ? undefined : new Set(rest.split(",").filter((m) => m !== "")) };
+}
+const checkpointValue = (at: string, marks: ReadonlySet<string> | undefined): string =>
+  marks === undefined ? at : `${at} dnc=${[...marks].sort().join(",")}`;
+
+export function createGrowthZoneSession(
+  settings: ConnectionSettings,
+  runtime: ConnectorRuntime,
+): ConnectorSession {
+  const opts = GrowthZoneOptionsSchema.parse(settings.options ?? {});
+  const client = createGrowthZoneClient(settings, runtime, GROWTHZONE_LIMITS);
+  const top = Math.min(opts.page_size, settings.page_size ?? opts.page_size);
+  const nowIso = () => runtime.now().toISOString();
+  const topicRefs = (settings.constructs ?? []).filter((c) => c.type === LIST);
+
+  /** The lists topics stand for, by id (a name is looked up among the lists). */
+  const topicGroups = (groups: readonly GzGroup[]): { id: string; name: string }[] =>
+    topicRefs.flatMap((ref) => {
+      const g = groups.find(
+        (x) =>
+          (ref.id !== undefined && String(x.GroupId) === ref.id) ||
+          (ref.name !== undefined && x.Name.toLowerCase() === ref.name.toLowerCase()),
+      );
+      return g ? [{ id: String(g.GroupId), name: g.Name }] : [];
+    });
+
+  type Lists = {
+    /** Members of the lists asked for (not those with the list's own Do Not Contact). */
+    members: Map<string, string[]> | undefined;
+    topics: { id: string; name: string; members: Map<string, boolean> }[];
+  };
+
+  const readLists = async (listIds: readonly string[]): Promise<ConnectorResult<Lists>> => {
+    let topics: Lists["topics"] = [];
+    if (topicRefs.length > 0) {
+      const groups = await client.groups();
+      if (!groups.ok) return groups;
+      topics = topicGroups(groups.value).map((g) => ({ ...g, members: new Map() }));
+    }
+    const wanted = [...new Set([...listIds, ...topics.map((t) => t.id)])];
+    const members = listIds.length > 0 ? new Map<string, string[]>() : undefined;
+    for (const id of wanted) {
+      const m = await client.members(id, "read");
+      if (!m.ok) return m;
+      const topic = topics.find((t) => t.id === id);
+      for (const row of m.value) {
+        const cid = String(row.ContactId);
+        topic?.members.set(cid, row.DoNotContact === true);
+        // A member with the list's own Do Not Contact is not emailed from it: not in it for sync.
+        if (members && listIds.includes(id) && row.DoNotContact !== true) {
+          const ids = members.get(cid) ?? [];
+          ids.push(id);
+          members.set(cid, ids);
+        }
+      }
+    }
+    return ok({ members, topics });
+  };
+
+  const topicState = (lists: Lists, contactId: string): TopicListState[] =>
+    lists.topics.map((t) => ({
+      id: t.id,
+      name: t.name,
+      member: t.members.has(contactId),
+      do_not_contact: t.members.get(contactId) === true,
+    }));
+
+  /** Contacts read whole (one call each), a few at once; a contact gone since is null. */
+  const details = async (ids: readonly string[]): Promise<ConnectorResult<(GzContact | null)[]>> => {
+    const out: (GzContact | null)[] = new Array<GzContact | null>(ids.length).fill(null);
+    let failure: ConnectorError | undefined;
+    let next = 0;
+    const worker = async () => {
+      while (failure === undefined && next < ids.length) {
+        const i = next++;
+        const r = await client.contact(ids[i]!, "read");
+        if (!r.ok) failure ??= r.error;
+        else out[i] = r.value;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(opts.concurrency, ids.length) }, worker));
+    return failure ? err(failure) : ok(out);
+  };
+
+  const toPage = (
+    contacts: readonly (GzContact | null)[],
+    ids: readonly string[],
+    lists: Lists,
+    checkpoint: string,
+  ): ReadPage => {
+    const records: ExternalRecord[] = [];
+    const consent: ConsentObservation[] = [];
+    contacts.forEach((c, i) => {
+      if (!c) {
+        records.push(deletedRecord(ids[i]!, nowIso()));
+        return;
+      }
+      const id = String(c.ContactId);
+      const topics = topicState(lists, id);
+      records.push(toExternalRecord(c, topics, lists.members ? (lists.members.get(id) ?? []) : undefined));
+      consent.push(...consentObservations(c, topics));
+    });
+    return { records, consent, checkpoint: { stream: STREAM, value: checkpoint, taken_at: nowIso() } };
+  };
+
+  async function* read(
+    checkpoint: Checkpoint | null,
+    readOptions: { full?: boolean; list_ids?: readonly string[] } = {},
+  ): AsyncGenerator<ConnectorResult<ReadPage>> {
+    const started = nowIso();
+    const previous = checkpoint === null ? undefined : parseCheckpoint(checkpoint.value);
+    const { full, since } = readStart(previous ? { ...checkpoint!, value: previous.at } : null, {
+      ...(readOptions.full !== undefined ? { full: readOptions.full } : {}),
+      overlap_ms: opts.overlap_seconds * 1000,
+      epoch: EPOCH,
+    });
+    const lists = await readLists(readOptions.list_ids ?? []);
+    if (!lists.ok) {
+      yield lists;
+      return;
+    }
+    const first = firstSeen();
+    const marks =
+      lists.value.topics.length === 0
+        ? undefined
+        : new Set(
+            lists.value.topics.flatMap((t) =>
+              [...t.members].filter(([, dnc]) => dnc).map(([cid]) => `${t.id}:${cid}`),
+            ),
+          );
+    const memberships = () =>
+      lists.value.members
+        ? {
+            memberships: {
+              list_ids: [...(readOptions.list_ids ?? [])],
+              members: Object.fromEntries(lists.value.members),
+            },
+          }
+        : {};
+    let pageNo = 0;
+    // Contacts whose list Do Not Contact mark changed since the last read: read first, under the old
+    // checkpoint, so a stop before they are stored reads them again.
+    if (!full && checkpoint !== null && previous?.marks !== undefined && marks !== undefined) {
+      const before = previous.marks;
+      const moved = [...[...marks].filter((m) => !before.has(m)), ...[...before].filter((m) => !marks.has(m))]
+        .map((m) => m.slice(m.indexOf(":") + 1))
+        .filter((id) => first(id));
+      if (moved.length > 0) {
+        const read = await details(moved);
+        if (!read.ok) {
+          yield read;
+          return;
+        }
+        yield ok({ ...toPage(read.value, moved, lists.value, checkpoint.value), ...memberships() });
+        pageNo += 1;
+      }
+    }
+    // A full read's pages are by contact id, not by change: its checkpoint moves only at the end.
+    const watermark = createWatermark(
+      full ? "unordered" : "ascending",
+      full ? (previous?.at ?? EPOCH) : previous?.at,
+    );
+    for (let skip = 0; ; skip += top) {
+      const got = full ? await client.contactsPage(skip, top) : await client.deltaPage(since, skip, top);
+      if (!got.ok) {
+        yield got;
+        return;
+      }
+      const rows = got.value.Results as { ContactId: number; ModifiedDate?: string; IsDeleted?: boolean }[];
+      const fresh = rows.filter((r) => first(String(r.ContactId)));
+      const live = fresh.filter((r) => r.IsDeleted !== true).map((r) => String(r.ContactId));
+      const read = await details(live);
+      if (!read.ok) {
+        yield read;
+        return;
+      }
+      for (const r of rows) if (r.ModifiedDate) watermark.see(toUtcIso(r.ModifiedDate));
+      const deleted = fresh.filter((r) => r.IsDeleted === true).map((r) => String(r.ContactId));
+      const page = toPage(
+        [...read.value, ...deleted.map(() => null)],
+        [...live, ...deleted],
+        lists.value,
+        checkpointValue(watermark.value(false, started), marks),
+      );
+      yield ok({ ...page, ...(pageNo === 0 ? memberships() : {}) });
+      pageNo += 1;
+      if (rows.length < top || skip + top >= got.value.TotalRecordAvailable) break;
+    }
+    // The read is complete: its checkpoint moves to where it started (a full read) or to the newest change.
+    yield ok({
+      records: [],
+      consent: [],
+      checkpoint: {
+        stream: STREAM,
+        value: checkpointValue(full ? started : watermark.value(true, started), marks),
+        taken_at: nowIso(),
+      },
+      ...(pageNo === 0 ? memberships() : {}),
+    });
+  }
+
+  const get = async (ids: readonly string[]): Promise<ConnectorResult<RecordsWithConsent>> => {
+    const unique = [...new Set(ids)];
+    const lists = await readLists([]);
+    if (!lists.ok) return lists;
+    const read = await details(unique);
+    if (!read.ok) return read;
+    const page = toPage(read.value, unique, lists.value, nowIso());
+    return ok({ records: page.records, consent: page.consent });
+  };
+
+  return {
+    check: async () => {
+      const groups = await client.groups();
+      if (!groups.ok) return groups;
+      const missing = topicRefs.filter(
+        (ref) =>
+          topicGroups(groups.value).length === 0 ||
+          !groups.value.some(
+            (g) => String(g.GroupId) === ref.id || g.Name.toLowerCase() === (ref.name ?? "").toLowerCase(),
+          ),
+      );
+      if (missing.length > 0)
+        return err({
+          code: "validation_failed",
+          message: `topics[].constructs names ${missing.map((m) => `"${m.name ?? m.id ?? ""}"`).join(", ")} as a list, but GrowthZone has no list or committee by that name or id.`,
+        });
+      return ok({ account_label: `GrowthZone (${groups.value.length} lists and committees)` });
+    },
+    read: (checkpoint, o) => read(checkpoint, o),
+    get,
+    lists: async () => {
+      const r = await client.groups();
+      if (!r.ok) return r;
+      return ok(
+        r.value.map((g) => ({
+          external_id: String(g.GroupId),
+          name: g.Name,
+          ...(g.MemberCount !== undefined ? { member_count: g.MemberCount } : {}),
+          ...(g.SyncWithNewsletter !== undefined ? { newsletter_sync: g.SyncWithNewsletter } : {}),
+        })),
+      );
+    },
+    apply: (operations) =>
+      applyConsentFirst(VENDOR, operations, async (op) => [
+        { op_id: op.op_id, ...(await applyOne(client, op)) },
+      ]),
+  };
+}
+
+type Outcome = Omit<OperationOutcome, "op_id">;
+const failed = (e: ConnectorError): Outcome => failureOf(VENDOR, e);
+const succeeded = (externalId?: string, code?: "already_applied"): Outcome => ({
+  status: "succeeded",
+  ...(externalId ? { external_id: externalId } : {}),
+  ...(code ? { code } : {}),
+});
+const unsupported = (message: string): Outcome => ({ status: "failed", code: "unsupported", message });
+
+async function applyOne(client: GrowthZoneClient, op: ConnectorOperation): Promise<Outcome> {
+  switch (op.kind) {
+    case "record_opt_out":
+    case "record_opt_in":
+      return applyConsent(client, op);
+    case "update_contact": {
+      const body: Record<string, string | null> = {};
+      if (op.first_name !== undefined) body["FirstName"] = op.first_name;
+      if (op.last_name !== undefined) body["LastName"] = op.last_name;
+      const rejected: string[] = [];
+      for (const [name, value] of Object.entries(op.fields ?? {})) {
+        if (name === "FirstName" || name === "LastName" || name === "OrganizationName") body[name] = value;
+        else rejected.push(name);
+      }
+      if (rejected.length > 0)
+        return {
+          status: "failed",
+          code: "validation_failed",
+          message: `GrowthZone has no writable contact field for: ${rejected.join(", ")}.`,
+        };
+      if (Object.keys(body).length === 0) return succeeded(op.external_id, "already_applied");
+      const r = await client.request({
+        method: "PUT",
+        path: `/api/contacts/${encodeURIComponent(op.external_id)}`,
+        json: body,
+        priority: "write",
+      });
+      return r.ok ? succeeded(op.external_id) : failed(r.error);
+    }
+    case "change_email": {
+      const c = await client.contact(op.external_id, "write");
+      if (!c.ok) return failed(c.error);
+      if (!c.value)
+        return {
+          status: "failed",
+          code: "not_found",
+          message: `GrowthZone contact ${op.external_id} is gone.`,
+        };
+      const primary = primaryEmail(c.value);
+      if (primary?.EmailAddress.toLowerCase() === op.new_email.trim().toLowerCase())
+        return succeeded(op.external_id, "already_applied");
+      const existing = c.value.Emails.find(
+        (e) => e.EmailAddress.toLowerCase() === op.new_email.trim().toLowerCase(),
+      );
+      const r = existing
+        ? await client.request({
+            method: "PUT",
+            path: `/api/contacts/${encodeURIComponent(op.external_id)}/emails/${existing.ContactEmailAddressId}`,
+            json: { IsDefault: true },
+            priority: "write",
+          })
+        : primary
+          ? await client.request({
+              method: "PUT",
+              path: `/api/contacts/${encodeURIComponent(op.external_id)}/emails/${primary.ContactEmailAddressId}`,
+              json: { EmailAddress: op.new_email.trim() },
+              priority: "write",
+            })
+          : await client.request({
+              method: "POST",
+              path: `/api/contacts/${encodeURIComponent(op.external_id)}/emails`,
+              json: { EmailAddress: op.new_email.trim(), IsDefault: true },
+              priority: "write",
+            });
+      return r.ok ? succeeded(op.external_id) : failed(r.error);
+    }
+    case "add_list_members":
+    case "remove_list_members": {
+      for (const listId of op.list_ids)
+        for (const id of new Set(op.external_ids)) {
+          const r =
+            op.kind === "add_list_members"
+              ? await client.request({
+                  method: "POST",
+                  path: `/api/groups/${encodeURIComponent(listId)}/members`,
+                  json: { ContactId: Number(id) },
+                  priority: "write",
+                })
+              : await client.request({
+                  method: "DELETE",
+                  path: `/api/groups/${encodeURIComponent(listId)}/members/${encodeURIComponent(id)}`,
+                  priority: "write",
+                  accept: [404],
+                });
+          if (!r.ok) return failed(r.error);
+        }
+      return succeeded();
+    }
+    case "create_contact":
+      return unsupported(
+        "Concord does not create GrowthZone contacts: its API has no lookup by address, so a retried create could make a second one.",
+      );
+    case "upsert_contacts":
+      return unsupported("GrowthZone has no bulk import; Concord writes its contacts one by one.");
+    case "create_list":
+    case "rename_list":
+    case "delete_list":
+      return unsupported("Concord follows GrowthZone's lists and committees and never changes them.");
+    case "remove_contact":
+      return unsupported("Concord never deletes CRM records; a contact ends in GrowthZone itself.");
+    case "erase_contact":
+      return unsupported(
+        "GrowthZone's API has no contact deletion: delete the contact in GrowthZone. Concord keeps the suppression.",
+      );
+    case "request_resubscribe":
+      return {
+        status: "pending_contact_action",
+        code: "consent_requires_contact_action",
+        message: "GrowthZone sends no confirmation email: the person must opt in again themselves.",
+      };
+  }
+}
+
+async function applyConsent(
+  client: GrowthZoneClient,
+  op: Extract<ConnectorOperation, { kind: "record_opt_out" | "record_opt_in" }>,
+): Promise<Outcome> {
+  const optOut = op.kind === "record_opt_out";
+  if (op.scope.kind === "account" || (op.scope.kind === "construct" && op.scope.construct.type !== LIST))
+    return {
+      status: "failed",
+      code: "validation_failed",
+      message:
+        "GrowthZone keeps consent on an email address (all email) or on a list's membership, not by account.",
+    };
+  if (!optOut && !isPersonsOwnOptIn(op.origin))
+    return {
+      status: "failed",
+      code: "consent_requires_contact_action",
+      message: `An opt-in from ${op.origin.mechanism} is not the person's own act; Concord lifts a GrowthZone restriction only for the person's own.`,
+    };
+  if (op.scope.kind === "construct") {
+    const listId = op.scope.construct.id;
+    const members = await client.members(listId, "consent");
+    if (!members.ok) return failed(members.error);
+    const m = members.value.find((x) => String(x.ContactId) === op.external_id);
+    // Not a member: the list sends them nothing, and GrowthZone keeps no flag for non-members.
+    if (!m)
+      return {
+        ...succeeded(op.external_id, "already_applied"),
+        message: `Not a member of list ${listId}: nothing to mark.`,
+      };
+    if ((m.DoNotContact === true) === optOut) return succeeded(op.external_id, "already_applied");
+    const r = await client.request({
+      method: "PUT",
+      path: `/api/groups/${encodeURIComponent(listId)}/members/${encodeURIComponent(op.external_id)}`,
+      json: { DoNotContact: optOut },
+      priority: "consent",
+    });
+    return r.ok ? succeeded(op.external_id) : failed(r.error);
+  }
+  const c = await client.contact(op.external_id, "consent");
+  if (!c.ok) return failed(c.error);
+  if (!c.value)
+    return {
+      status: "failed",
+      code: "not_found",
+      message: `GrowthZone contact ${op.external_id} does not exist.`,
+    };
+  const primary = primaryEmail(c.value);
+  if (!primary)
+    return {
+      status: "failed",
+      code: "validation_failed",
+      message: `GrowthZone contact ${op.external_id} has no email address to restrict.`,
+    };
+  const restricted = (primary.Restriction ?? "None") !== "None";
+  if (restricted === optOut) return succeeded(op.external_id, "already_applied");
+  // An opt-out is "Transactional Only": no mass email, while invoices and receipts still go.
+  const r = await client.request({
+    method: "PUT",
+    path: `/api/contacts/${encodeURIComponent(op.external_id)}/emails/${primary.ContactEmailAddressId}`,
+    json: { Restriction: optOut ? "TransactionalOnly" : "None" },
+    priority: "consent",
+  });
+  return r.ok ? succeeded(op.external_id) : failed(r.error);
+}

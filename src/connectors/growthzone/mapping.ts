@@ -1,0 +1,156 @@
+/**
+ * GrowthZone contacts in Concord's terms: an individual or an organisation, its email addresses
+ * with the default one primary, the primary address's restriction as consent for all email (Do Not
+ * Contact, or Transactional Only: no mass email), a list's own Do Not Contact as a topic's
+ * opt-out where a topic stands for that list, and the profile fields Concord reads and writes.
+ */
+import type { ConsentFact, ConsentObservation, ExternalRecord } from "../connector";
+import { constructScope, GLOBAL_OBSERVED } from "../../core/consent/system-consent";
+import type { GzContact, GzEmail } from "./client";
+
+export const LIST = "list";
+
+export const listScope = (id: string, name?: string) => constructScope(LIST, id, name);
+
+export function primaryEmail(c: GzContact): GzEmail | undefined {
+  return c.Emails.find((e) => e.IsDefault === true) ?? c.Emails[0];
+}
+
+/** GrowthZone's times carry no offset: they are read as UTC; its null date is 0001-01-01. */
+export function toUtcIso(at: string): string {
+  const text = at.trim();
+  const t = Date.parse(/(Z|[+-]\d\d:?\d\d)$/.test(text) ? text : `${text}Z`);
+  return Number.isNaN(t) || text.startsWith("0001-01-01")
+    ? new Date(0).toISOString()
+    : new Date(t).toISOString();
+}
+
+const RESTRICTION_LABEL = {
+  None: "None",
+  TransactionalOnly: "Transactional Only",
+  DoNotContact: "Do Not Contact",
+};
+
+/** A topic's list, and whether the contact's membership there says Do Not Contact. */
+export type TopicListState = { id: string; name: string; member: boolean; do_not_contact: boolean };
+
+export function consentFacts(c: GzContact, topicLists: readonly TopicListState[]): ConsentFact[] {
+  const facts: ConsentFact[] = [];
+  const primary = primaryEmail(c);
+  if (primary) {
+    const r = primary.Restriction ?? "None";
+    facts.push({
+      channel: "email",
+      scope: GLOBAL_OBSERVED,
+      status: r === "None" ? "none" : "opted_out",
+      source: `email:${primary.ContactEmailAddressId}.restriction`,
+      label: `Email restriction on ${primary.EmailAddress}: ${RESTRICTION_LABEL[r]}`,
+      role: "state",
+      unversioned: true,
+      // Staff set and clear Do Not Contact in GrowthZone: clearing it undoes the account's own
+      // opt-out, and nothing else (seed 004; DESIGN.md §2 rule 4).
+      account_may_lift: true,
+    });
+  }
+  for (const l of topicLists)
+    facts.push({
+      channel: "email",
+      scope: listScope(l.id, l.name),
+      status: l.do_not_contact ? "opted_out" : "none",
+      source: `list:${l.id}.do_not_contact`,
+      label: `Do Not Contact on the list "${l.name}": ${l.do_not_contact ? "yes" : l.member ? "no" : "not a member"}`,
+      role: "state",
+      unversioned: true,
+      account_may_lift: true,
+    });
+  return facts;
+}
+
+export function consentObservations(
+  c: GzContact,
+  topicLists: readonly TopicListState[],
+): ConsentObservation[] {
+  const out: ConsentObservation[] = [];
+  const primary = primaryEmail(c);
+  const at = toUtcIso(c.ModifiedDate);
+  const email = primary?.EmailAddress ?? "";
+  const r = primary?.Restriction ?? "None";
+  if (primary && r !== "None")
+    out.push({
+      external_id: String(c.ContactId),
+      email,
+      channel: "email",
+      kind: "opt_out",
+      scope: GLOBAL_OBSERVED,
+      mechanism: "admin_edit",
+      actor: { kind: "account" },
+      occurred_at: at,
+      evidence: {
+        reason:
+          r === "DoNotContact"
+            ? "Do Not Contact is set on the contact's primary email address"
+            : "Transactional Only (no mass email) is set on the contact's primary email address",
+        source_record_id: `email:${primary.ContactEmailAddressId}:${r}`,
+      },
+    });
+  for (const l of topicLists) {
+    if (!l.do_not_contact) continue;
+    out.push({
+      external_id: String(c.ContactId),
+      email,
+      channel: "email",
+      kind: "opt_out",
+      scope: listScope(l.id, l.name),
+      mechanism: "admin_edit",
+      actor: { kind: "account" },
+      occurred_at: at,
+      evidence: {
+        reason: `Do Not Contact is set on the contact's membership of "${l.name}"`,
+        source_record_id: `list:${l.id}:member:${c.ContactId}:do_not_contact`,
+      },
+    });
+  }
+  return out;
+}
+
+export function toExternalRecord(
+  c: GzContact,
+  topicLists: readonly TopicListState[],
+  listIds: readonly string[] | undefined,
+): ExternalRecord {
+  const organisation = c.SystemContactTypeId === 2;
+  const primary = primaryEmail(c);
+  return {
+    external_id: String(c.ContactId),
+    kind: organisation ? "organisation" : "individual",
+    emails: c.Emails.map((e) => ({
+      address: e.EmailAddress,
+      primary: e === primary,
+      external_id: String(e.ContactEmailAddressId),
+    })),
+    first_name: c.FirstName ?? null,
+    last_name: c.LastName ?? null,
+    ...(organisation ? { organisation_name: c.OrganizationName ?? c.DisplayName ?? null } : {}),
+    fields: {
+      FirstName: c.FirstName ?? null,
+      LastName: c.LastName ?? null,
+      OrganizationName: c.OrganizationName ?? null,
+    },
+    consent_state: consentFacts(c, topicLists),
+    ...(listIds ? { list_ids: [...listIds] } : {}),
+    ...(primary?.Restriction === "DoNotContact" ? { do_not_contact: true } : {}),
+    updated_at: toUtcIso(c.ModifiedDate),
+  };
+}
+
+export function deletedRecord(id: string, at: string): ExternalRecord {
+  return {
+    external_id: id,
+    kind: "individual",
+    emails: [],
+    fields: {},
+    consent_state: [],
+    deleted: true,
+    updated_at: at,
+  };
+}

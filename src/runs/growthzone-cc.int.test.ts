@@ -1,0 +1,291 @@
+/**
+ * Seed 004 (GrowthZone ⇄ Constant Contact), behaviour by behaviour, over the GrowthZone and
+ * Constant Contact emulators, with what Concord does instead where it differs (docs/growthzone.md
+ * lists each statement). The seed behaviours every pair shares run for GrowthZone with Constant
+ * Contact and with Mailchimp in seed-behaviours.int.test.ts.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { ExternalRecord } from "../connectors/connector";
+import type { StartedGrowthZoneEmulator } from "../connectors/growthzone/emulator/growthzone-emulator";
+import type { WorldPerson } from "../connectors/emulator-kit/world";
+import { ACCOUNT_OBSERVED, shownConsent } from "../core/consent/system-consent";
+import { startEmulatedWorld, type EmulatedWorld } from "../emulated-world/emulated-world";
+import { eventsForContact } from "../ledger/consent-ledger";
+import type { Store } from "../store/ports";
+import { createFakeClock } from "../../test/support/fake-clock";
+import { sqliteBackend } from "../../test/support/sync-harness";
+import type { TestStore } from "../../test/support/store-backends";
+import { TEST_KEY } from "../../test/support/test-credentials";
+import { syncPair, type SyncReport } from "./sync-pair";
+
+const T0 = "2026-05-01T09:00:00.000Z";
+const person = (id: string, name: string, extra: Partial<WorldPerson> = {}): WorldPerson => ({
+  id,
+  kind: "individual",
+  first: name,
+  last: "Example",
+  email: { address: `${name.toLowerCase()}@example.org` },
+  added_at: T0,
+  modified_at: T0,
+  ...extra,
+});
+
+describe("GrowthZone ⇄ Constant Contact (seed 004)", () => {
+  let world: EmulatedWorld;
+  let testStore: TestStore;
+  let store: Store;
+  const clock = createFakeClock("2026-06-01T12:00:00.000Z");
+  const ids = new Map<string, string>();
+
+  beforeEach(async () => {
+    testStore = await sqliteBackend().create({ clock: clock.now });
+    store = testStore.store;
+    world = await startEmulatedWorld({
+      connections: [
+        {
+          id: "growthzone",
+          system: "growthzone",
+          emulator: { ratePerSecond: null },
+          config: { limits: { requests_per_second: 1000 } },
+        },
+        { id: "cc-main", system: "constant-contact", emulator: { rateLimitPerSecond: null } },
+        { id: "cc-appeals", system: "constant-contact", emulator: { rateLimitPerSecond: null } },
+      ],
+      config: {
+        topics: [
+          {
+            key: "appeals",
+            label: "Fundraising appeals",
+            constructs: { growthzone: { type: "list", name: "Appeals" }, "cc-appeals": { type: "account" } },
+          },
+        ],
+        pairs: [
+          {
+            id: "growthzone-cc",
+            crm: "growthzone",
+            platforms: [{ connection: "cc-main" }, { connection: "cc-appeals" }],
+            list_sync: [
+              {
+                platform: "cc-main",
+                crm_lists: { newsletter_sync: true },
+                direction: "crm_to_platform",
+                delete_policy: "remove_membership",
+                on_delete: "delete_platform_list",
+              },
+            ],
+            audiences: [
+              { crm_list: { name: "Appeals" }, platform: "cc-appeals", platform_list: { name: "Appeals" } },
+            ],
+            fields: [
+              { canonical: "first_name", crm: "FirstName", platform: "first_name", owner: "crm" },
+              { canonical: "last_name", crm: "LastName", platform: "last_name", owner: "crm" },
+            ],
+          },
+        ],
+      },
+      store,
+      key: TEST_KEY,
+      now: clock.now,
+      sleep: async (ms) => {
+        clock.advance(ms);
+        await new Promise((resolve) => setImmediate(resolve));
+      },
+    });
+    const people = [
+      person("ada", "Ada"),
+      person("bob", "Bob"),
+      person("cy", "Cy", { opted_out_of_all_email: true }),
+      (({ email: _primary, ...noEmail }) => noEmail)(person("di", "Di")),
+      person("ed", "Ed"),
+    ];
+    const seeded = await world.seed("growthzone", {
+      people,
+      lists: [
+        { id: "chamber", name: "Chamber news", members: ["ada", "bob", "cy", "di"] },
+        { id: "board", name: "Board committee", members: ["ed"] },
+        { id: "appeals", name: "Appeals", members: ["ada", "bob"] },
+      ],
+    });
+    people.forEach((p, i) => ids.set(p.id, seeded.records[i]!));
+    await world.seed("cc-appeals", { lists: [{ id: "appeals", name: "Appeals" }] });
+    // "Board committee" is not set to synchronise with the newsletter; "Appeals" is the appeals
+    // account's, by its own audience.
+    await gzAct("update_group", { group_id: "board", sync_with_newsletter: false });
+    await gzAct("update_group", { group_id: "appeals", sync_with_newsletter: false });
+  });
+  afterEach(async () => {
+    await world.close();
+    await testStore.cleanup();
+  });
+
+  const gzAct = async (action: string, body: Record<string, unknown>) => {
+    const res = await fetch(`${world.emulator("growthzone").origin}/__emulator/act`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ action, ...body }),
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+  };
+  const sync = async (): Promise<SyncReport> => {
+    const report = await syncPair(
+      { store, config: world.config, connections: world.connections, now: clock.now },
+      world.config.pairs[0]!,
+    );
+    clock.advance(60_000);
+    return report;
+  };
+  /** The first load: the list rule makes the lists, their members follow on the next run. */
+  const firstLoad = async () => {
+    const first = await sync();
+    await sync();
+    return first;
+  };
+  const gz = () => world.emulator("growthzone").native as StartedGrowthZoneEmulator;
+  const gzContact = (name: string) => gz().contacts.get(Number(ids.get(name)));
+  const contactOf = async (name: string) =>
+    (await store.links.find("growthzone", ids.get(name) ?? ""))?.contact_id ?? "";
+  const recordIn = async (connection: string, name: string): Promise<ExternalRecord | undefined> => {
+    const link = (await store.links.forContact(await contactOf(name))).find(
+      (l) => l.connection_id === connection,
+    );
+    if (!link) return undefined;
+    const got = await world.connections.get(connection)!.session().get([link.external_id]);
+    if (!got.ok) throw new Error(got.error.message);
+    return got.value.records[0];
+  };
+  const ccLists = async () => {
+    const r = await world.connections.get("cc-main")!.session().lists();
+    if (!r.ok) throw new Error(r.error.message);
+    return r.value;
+  };
+  const shown = async (connection: string, name: string) => {
+    const r = await recordIn(connection, name);
+    return r === undefined ? undefined : shownConsent(r.consent_state, ACCOUNT_OBSERVED);
+  };
+
+  it("G1. a list set to synchronise becomes a Constant Contact list with its members; one not set does not; one set later follows", async () => {
+    await firstLoad();
+    const names = (await ccLists()).map((l) => l.name);
+    expect(names).toContain("Chamber news");
+    expect(names).not.toContain("Board committee");
+    const chamber = (await ccLists()).find((l) => l.name === "Chamber news")!;
+    for (const name of ["ada", "bob"])
+      expect((await recordIn("cc-main", name))?.list_ids, name).toEqual([chamber.external_id]);
+    expect(await recordIn("cc-main", "ed")).toBeUndefined();
+
+    await gzAct("update_group", { group_id: "board", sync_with_newsletter: true });
+    await sync();
+    await sync();
+    expect((await ccLists()).map((l) => l.name)).toContain("Board committee");
+    expect(await shown("cc-main", "ed")).toBe("opt_in");
+  });
+
+  it("G2. only contacts with a primary email and no Do Not Contact are synced; the others are skipped with their reasons", async () => {
+    const report = await firstLoad();
+    expect(await recordIn("cc-main", "cy")).toBeUndefined();
+    expect(await recordIn("cc-main", "di")).toBeUndefined();
+    const skipped = report.plan?.skipped ?? [];
+    const reasons = async (name: string) => {
+      const id = await contactOf(name);
+      return skipped.filter((s) => s.contact_id === id).flatMap((s) => s.reasons.map((r) => r.code));
+    };
+    expect(await reasons("cy")).toContain("opted_out");
+    expect((await reasons("di")).length).toBeGreaterThan(0);
+    // A contact added to a synced list later is added within one poll.
+    await gzAct("add_to_group", { contact_id: "ed", group_id: "chamber" });
+    await sync();
+    expect(await shown("cc-main", "ed")).toBe("opt_in");
+  });
+
+  it("G3. Do Not Contact set in GrowthZone unsubscribes the contact in Constant Contact as the account's act; cleared, it subscribes them again", async () => {
+    await firstLoad();
+    await gzAct("set_restriction", { contact_id: "ada", restriction: "DoNotContact" });
+    await sync();
+    expect(await shown("cc-main", "ada")).toBe("opt_out");
+    const ccAda = [
+      ...(
+        world.emulator("cc-main").native as {
+          store: {
+            contacts: Map<string, { email_address: { address: string; opt_out_source: string | null } }>;
+          };
+        }
+      ).store.contacts.values(),
+    ].find((c) => c.email_address.address === "ada@example.org");
+    expect(ccAda?.email_address.opt_out_source).toBe("Account");
+    const events = await eventsForContact(store, await contactOf("ada"));
+    expect(events.find((e) => e.event.kind === "opt_out")?.event.actor.kind).toBe("account");
+
+    await gzAct("set_restriction", { contact_id: "ada", restriction: "None" });
+    await sync();
+    expect(await shown("cc-main", "ada")).toBe("opt_in");
+  });
+
+  it("G3. the person's own unsubscribe, copied to GrowthZone and cleared there by staff, is not undone: the person is asked to confirm", async () => {
+    await firstLoad();
+    await world.act("cc-main", { as: "contact", action: "unsubscribe", email: "bob@example.org" });
+    await sync();
+    // A platform unsubscribe from all email: Transactional Only (no mass email) on the address.
+    expect(gzContact("bob")?.Emails[0]?.Restriction).toBe("TransactionalOnly");
+    await gzAct("set_restriction", { contact_id: "bob", restriction: "None" });
+    await sync();
+    expect(await shown("cc-main", "bob")).toBe("opt_out");
+    expect(await world.emulator("cc-main").pending_confirmations?.()).toContain("bob@example.org");
+    // Concord writes the person's opt-out back: the ledger still says they are out.
+    expect(gzContact("bob")?.Emails[0]?.Restriction).toBe("None");
+  });
+
+  it("G4. a name or default email changed in GrowthZone is changed on the same Constant Contact contact", async () => {
+    await firstLoad();
+    const before = await recordIn("cc-main", "ada");
+    await gzAct("update_contact", {
+      contact_id: "ada",
+      changes: { LastName: "Lovelace", EmailAddress: "ada.l@example.org" },
+    });
+    await sync();
+    await sync();
+    const after = await recordIn("cc-main", "ada");
+    expect(after?.external_id).toBe(before?.external_id);
+    expect(after?.last_name).toBe("Lovelace");
+    expect(after?.emails.map((e) => e.address)).toEqual(["ada.l@example.org"]);
+  });
+
+  it("G5. removed from a list, the contact leaves the Constant Contact list and stays subscribed; a deleted list takes its Constant Contact list, never its people", async () => {
+    await firstLoad();
+    await gzAct("remove_from_group", { contact_id: "bob", group_id: "chamber" });
+    await sync();
+    expect((await recordIn("cc-main", "bob"))?.list_ids).toEqual([]);
+    expect(await shown("cc-main", "bob")).toBe("opt_in");
+
+    await gzAct("delete_group", { group_id: "chamber" });
+    await sync();
+    expect((await ccLists()).map((l) => l.name)).not.toContain("Chamber news");
+    expect(await shown("cc-main", "ada")).toBe("opt_in");
+  });
+
+  it("G6. a contact deleted in GrowthZone is unsubscribed in Constant Contact (deactivated), as the organisation's act", async () => {
+    await firstLoad();
+    await gzAct("delete_contact", { contact_id: "ada" });
+    await sync();
+    expect(await shown("cc-main", "ada")).toBe("opt_out");
+  });
+
+  it("G7. a list's own Do Not Contact is an opt-out of the topic that list stands for; unsubscribing from that topic's account sets it", async () => {
+    await firstLoad();
+    expect(await shown("cc-appeals", "ada")).toBe("opt_in");
+    await gzAct("set_list_do_not_contact", { contact_id: "ada", group_id: "appeals", do_not_contact: true });
+    await sync();
+    expect(await shown("cc-appeals", "ada")).toBe("opt_out");
+    expect(await shown("cc-main", "ada")).toBe("opt_in");
+
+    await world.act("cc-appeals", { as: "contact", action: "unsubscribe", email: "bob@example.org" });
+    await sync();
+    const appeals = [...gz().groups.values()].find((g) => g.Name === "Appeals")!;
+    expect(appeals.Members.get(Number(ids.get("bob")))?.DoNotContact).toBe(true);
+    expect(gzContact("bob")?.Emails[0]?.Restriction).toBe("None");
+  });
+
+  it("G8. GrowthZone's 10,000 records a day is the connection's budget, with a reserve for consent", async () => {
+    const usage = world.connections.get("growthzone")!.budget.usage();
+    expect(usage.daily_quota).toBe(10_000);
+  });
+});
