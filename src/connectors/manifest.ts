@@ -188,9 +188,11 @@ export type CrmWords = {
   name: string;
   /** What it calls a record: "constituent", "contact". */
   record: string;
-  /** Its opt-out from all email being set, and cleared: 'ticks "Requests No Email"'. */
-  opt_out_set: string;
-  opt_out_cleared: string;
+  /** What Concord does there for an opt-out from all email: 'ticks "Requests No Email"'. */
+  opt_out_written: string;
+  /** An admin's own opt-out from all email there, and its clearing: 'ticked "Requests No Email"'. */
+  admin_opted_out: string;
+  admin_cleared: string;
 };
 
 export type ConnectorManifest = {

@@ -47,6 +47,18 @@ describe("concord demo", () => {
       main: "cc-main",
       crm: "kindful",
     },
+    {
+      world: "growthzone-cc",
+      connections: ["cc-appeals", "cc-main", "growthzone"],
+      main: "cc-main",
+      crm: "growthzone",
+    },
+    {
+      world: "growthzone-mailchimp",
+      connections: ["growthzone", "mc-main"],
+      main: "mc-main",
+      crm: "growthzone",
+    },
   ])(
     "$world: starts everything, prints one JSON line, carries a simulated opt-out across, and stops on SIGTERM",
     async ({ world, connections, main, crm = "re-nxt" }) => {
@@ -94,12 +106,20 @@ describe("concord demo", () => {
         const res = await fetch(`${urls.emulators[crm] ?? ""}/__emulator/state`);
         const state = (await res.json()) as {
           constituents?: { id: string; requests_no_email: boolean }[];
-          contacts?: { id: number; email_opt_in: string }[];
+          contacts?: {
+            id?: number;
+            email_opt_in?: string;
+            ContactId?: number;
+            Emails?: { Restriction: string }[];
+          }[];
         };
         const out =
           crm === "re-nxt"
             ? state.constituents?.find((c) => c.id === id)?.requests_no_email === true
-            : state.contacts?.find((c) => String(c.id) === id)?.email_opt_in === "No";
+            : crm === "kindful"
+              ? state.contacts?.find((c) => String(c.id) === id)?.email_opt_in === "No"
+              : (state.contacts?.find((c) => String(c.ContactId) === id)?.Emails?.[0]?.Restriction ??
+                  "None") !== "None";
         return out ? true : undefined;
       };
       await until("the opt-out in Raiser's Edge NXT", 60_000, () => noEmail(constituent));

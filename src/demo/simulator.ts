@@ -144,8 +144,9 @@ export function createSimulator(options: SimulatorOptions): Simulator {
   const crm: CrmWords = options.crm ?? {
     name: "Raiser's Edge",
     record: "constituent",
-    opt_out_set: 'ticks "Requests No Email"',
-    opt_out_cleared: 'cleared "Requests No Email"',
+    opt_out_written: 'ticks "Requests No Email"',
+    admin_opted_out: 'ticked "Requests No Email"',
+    admin_cleared: 'cleared "Requests No Email"',
   };
   const pushes = options.crmPushes ?? true;
   const people = new Map<string, Person>();
@@ -300,7 +301,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       if (global) markMainOptOut(p, account === "main");
       else p.appeals_opt_out = true;
       const effect = global
-        ? `Concord ${crm.opt_out_set} in ${crm.name} and unsubscribes them in every account`
+        ? `Concord ${crm.opt_out_written} in ${crm.name} and unsubscribes them in every account`
         : `Concord records an Appeals opt-out in ${crm.name}; the main account keeps them`;
       return event(system, "contact", action, `a contact ${how}: ${effect}`, {
         crm: p.re_id,
@@ -400,7 +401,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "main",
           "admin",
           "unsubscribe",
-          `an account user unsubscribed a contact who phoned in: a global opt-out, so Concord ${crm.opt_out_set} in ${crm.name}`,
+          `an account user unsubscribed a contact who phoned in: a global opt-out, so Concord ${crm.opt_out_written} in ${crm.name}`,
           { crm: p.re_id, platform: contactIdOf(answer) },
         );
       },
@@ -417,7 +418,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "crm",
           "admin",
           "opt_out_of_all_email",
-          `an admin ${crm.opt_out_set.replace(/^(\w+)s /, "$1ed ")} after a phone call: ${pushes ? "the webhook reaches Concord" : "Concord reads it at the next poll"} and unsubscribes them in every account`,
+          `an admin ${crm.admin_opted_out} after a phone call: ${pushes ? "the webhook reaches Concord" : "Concord reads it at the next poll"} and unsubscribes them in every account`,
           { crm: p.re_id },
         );
       },
@@ -441,7 +442,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           "crm",
           "admin",
           "clear_opt_out_of_all_email",
-          `an admin ${crm.opt_out_cleared} because the person asked to hear from us again: no one is resubscribed by an admin — Concord has ${platform} send its confirmation email and waits for the person`,
+          `an admin ${crm.admin_cleared} because the person asked to hear from us again: no one is resubscribed by an admin — Concord has ${platform} send its confirmation email and waits for the person`,
           { crm: p.re_id },
         );
       },

@@ -582,6 +582,9 @@ async function demoEmulatorSettings(
       };
     case "mailchimp":
       return { autoDeliverWebhooks: true, ...(c.label !== undefined ? { accountName: c.label } : {}) };
+    case "growthzone":
+      // The emulated organisation answers as fast as the connection asks (a real one 429s near 8 a second).
+      return { ratePerSecond: l.requests_per_second ?? null };
     default:
       return {};
   }

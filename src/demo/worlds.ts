@@ -43,6 +43,19 @@ export const DEMO_WORLDS: readonly DemoWorldSpec[] = [
       "Kindful and two Constant Contact accounts (seed 002): chosen groups as lists, a topic in a custom field",
     roles: { kindful: "crm", "cc-main": "main", "cc-appeals": "appeals" },
   },
+  {
+    name: "growthzone-cc",
+    config: "examples/demo-growthzone-cc.yaml",
+    summary:
+      "GrowthZone and two Constant Contact accounts (seed 004): lists set to synchronise, Do Not Contact, Transactional Only",
+    roles: { growthzone: "crm", "cc-main": "main", "cc-appeals": "appeals" },
+  },
+  {
+    name: "growthzone-mailchimp",
+    config: "examples/demo-growthzone-mailchimp.yaml",
+    summary: "GrowthZone and a Mailchimp audience (seed 004): synchronised lists as tags, Do Not Contact",
+    roles: { growthzone: "crm", "mc-main": "main" },
+  },
 ];
 
 export const DEFAULT_WORLD = "renxt-cc";

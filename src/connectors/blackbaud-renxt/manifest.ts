@@ -24,8 +24,9 @@ export const blackbaudRenxtManifest: ConnectorManifest = {
   words: {
     name: "Raiser's Edge",
     record: "constituent",
-    opt_out_set: 'ticks "Requests No Email"',
-    opt_out_cleared: 'cleared "Requests No Email"',
+    opt_out_written: 'ticks "Requests No Email"',
+    admin_opted_out: 'ticked "Requests No Email"',
+    admin_cleared: 'cleared "Requests No Email"',
   },
   credentials: {
     client_id: { description: "the SKY application's id", secret: false, required: true },

@@ -17,8 +17,9 @@ export const growthZoneManifest: ConnectorManifest = {
   words: {
     name: "GrowthZone",
     record: "contact",
-    opt_out_set: 'sets "Do Not Contact" on the address',
-    opt_out_cleared: 'cleared "Do Not Contact"',
+    opt_out_written: 'marks the address "Transactional Only" (no mass email)',
+    admin_opted_out: 'set "Do Not Contact" on the address',
+    admin_cleared: 'cleared "Do Not Contact"',
   },
   credentials: {
     api_key: {

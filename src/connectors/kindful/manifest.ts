@@ -21,8 +21,9 @@ export const kindfulManifest: ConnectorManifest = {
   words: {
     name: "Kindful",
     record: "contact",
-    opt_out_set: 'sets "Integration Email Opt-in" to No',
-    opt_out_cleared: 'set "Integration Email Opt-in" back to Yes',
+    opt_out_written: 'sets "Integration Email Opt-in" to No',
+    admin_opted_out: 'set "Integration Email Opt-in" to No',
+    admin_cleared: 'set "Integration Email Opt-in" back to Yes',
   },
   credentials: {
     api_token: {
