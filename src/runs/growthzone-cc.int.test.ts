@@ -284,8 +284,23 @@ describe("GrowthZone ⇄ Constant Contact (seed 004)", () => {
     expect(gzContact("bob")?.Emails[0]?.Restriction).toBe("None");
   });
 
-  it("G8. GrowthZone's 10,000 records a day is the connection's budget, with a reserve for consent", async () => {
-    const usage = world.connections.get("growthzone")!.budget.usage();
+  it("G8. GrowthZone's 10,000 records a day is the connection's budget, renewed at UTC midnight, with a reserve for consent", async () => {
+    const budget = world.connections.get("growthzone")!.budget;
+    const usage = budget.usage();
     expect(usage.daily_quota).toBe(10_000);
+    const now = clock.now();
+    expect(usage.resets_at).toBe(
+      new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1)).toISOString(),
+    );
+    // Spend all but the consent reserve (5%, at most 500) on reads: a read waits, an opt-out goes.
+    for (let i = 0; i < 9_500; i++) {
+      const slot = await budget.acquire("read");
+      if (!slot.ok) throw new Error(`read ${i} refused: ${slot.error.message}`);
+      slot.value();
+    }
+    const read = await budget.acquire("read");
+    expect(read.ok).toBe(false);
+    const consent = await budget.acquire("consent");
+    expect(consent.ok).toBe(true);
   });
 });
