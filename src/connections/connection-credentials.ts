@@ -37,6 +37,11 @@ export type ConnectionCredentials = CredentialAccess & {
   unsaved: () => boolean;
   /** Saves waiting tokens now; true when nothing is left unsaved. `final`: no retry after it. */
   flush: (options?: { final?: boolean }) => Promise<boolean>;
+  /**
+   * A new grant (the administrator connected the account again): its tokens replace every token
+   * renewed before, sealed at once. Without CONCORD_SECRET_KEY nothing is kept, and it says so.
+   */
+  replace: (grant: Record<string, string>) => Promise<{ ok: true } | { ok: false; error: string }>;
 };
 
 const FIRST_RETRY_MS = 5_000;
@@ -162,6 +167,23 @@ export function connectionCredentials(connection: Connection, deps: CredentialDe
       return { ...resolved, ...(await readRotated()) };
     },
     unsaved: () => unsaved,
+    replace: async (grant) => {
+      if (deps.key === undefined)
+        return {
+          ok: false,
+          error:
+            "CONCORD_SECRET_KEY is not set: Concord keeps a connection's tokens only sealed. Set it and connect again.",
+        };
+      const sealed = sealSecret(JSON.stringify(grant), deps.key, name);
+      if (!sealed.ok) return { ok: false, error: sealed.error.message };
+      await saving?.catch(() => undefined);
+      await deps.store.credentials.put(name, sealed.value, deps.key.id);
+      memory = {};
+      unsaved = false;
+      failures = 0;
+      clearTimeout(retry);
+      return { ok: true };
+    },
     flush: async (options = {}) => {
       if (options.final === true) disposed = true;
       const done = deps.key === undefined || !unsaved ? !unsaved : await persist(deps.key);

@@ -117,7 +117,8 @@ export function connectionHealthTracker(deps: HealthDeps): ConnectionHealthTrack
           code: error.code,
           message: reason,
           at: deps.now().toISOString(),
-          ...linkTo("/"),
+          // The overview with this connection's Reconnect button ready.
+          ...linkTo(`/?reconnect=${encodeURIComponent(connectionId)}`),
         });
       }
     }),

@@ -12,7 +12,11 @@ import type {
 import { connectionLimits, RateLimiter } from "../connectors/http/rate-limiter";
 import type { ConnectorManifest, WebhookSupport } from "../connectors/manifest";
 import type { ConnectionHealthTracker } from "./connection-health";
-import { connectionCredentials, type CredentialDeps } from "./connection-credentials";
+import {
+  connectionCredentials,
+  type ConnectionCredentials,
+  type CredentialDeps,
+} from "./connection-credentials";
 import { manifestOf } from "../connectors/registry";
 
 export type OpenConnectionDeps = CredentialDeps & {
@@ -28,6 +32,8 @@ export type ApiCall = Parameters<NonNullable<ConnectorRuntime["onApiCall"]>>[0];
 export type OpenedConnection = {
   connection: Connection;
   manifest: ConnectorManifest;
+  /** The connection's credentials: configured, renewed, and replaced by a new grant. */
+  credentials: ConnectionCredentials;
   /** Where its API and token endpoint are; undefined where the system's client finds them itself. */
   endpoint: { base_url: string | undefined; token_url: string | undefined };
   budget: CallBudget;
@@ -101,6 +107,8 @@ export function openConnection(
   const fixed = manifest.endpoints.kind === "static" ? manifest.endpoints : undefined;
   const base_url = connection.base_url ?? fixed?.base_url;
   const token_url = connection.token_url ?? fixed?.token_url;
+  // Where an administrator's grant is exchanged (Connect in the UI): the system's token endpoint.
+  const grant_token_url = connection.token_url ?? manifest.endpoints.token_url;
   const settings: ConnectionSettings = {
     connection_id: connection.id,
     ...(base_url !== undefined ? { base_url } : {}),
@@ -125,7 +133,8 @@ export function openConnection(
   return {
     connection,
     manifest,
-    endpoint: { base_url, token_url },
+    endpoint: { base_url, token_url: grant_token_url },
+    credentials,
     budget,
     session: () => manifest.connect(settings, runtime),
     ...(register !== undefined

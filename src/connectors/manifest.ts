@@ -16,6 +16,7 @@ import type {
   ConnectorRole,
   ConnectorRuntime,
   ConnectorSession,
+  HttpTransport,
   WebhookHandling,
   WebhookRequest,
 } from "./connector";
@@ -182,6 +183,31 @@ export type EmulatorSupport = {
   start: (options: EmulatorStartOptions) => Promise<RunningEmulator>;
 };
 
+/**
+ * How an administrator connects the system from Concord's UI (OAuth 2's authorization-code grant):
+ * where its authorization page is, what to ask for, and how the app authenticates at the token
+ * endpoint. Absent where the system takes a key or token given by hand.
+ */
+export type OAuthSupport = {
+  /** The vendor's authorization page. */
+  authorize_url: string;
+  /**
+   * The hosts of the vendor's own token endpoints. A connection whose token URL is elsewhere (an
+   * emulator, a sandbox) finds the authorization page on the same path there.
+   */
+  token_hosts: readonly string[];
+  scopes: readonly string[];
+  /** Whether the vendor takes PKCE (RFC 7636, S256). */
+  pkce: boolean;
+  /** How the app's secret goes to the token endpoint. */
+  client_auth: "basic" | "body";
+  /** What else the grant needs (Mailchimp's data centre from its metadata), by credential name. */
+  after_grant?: (
+    access_token: string,
+    context: { token_url: string; transport: HttpTransport },
+  ) => Promise<{ ok: true; value: Record<string, string> } | { ok: false; error: string }>;
+};
+
 /** How a CRM's users name things, for sentences the demo and docs write about it. */
 export type CrmWords = {
   /** Its short name: "Raiser's Edge". */
@@ -218,6 +244,8 @@ export type ConnectorManifest = {
    */
   vendor_terms: readonly string[];
   webhooks?: WebhookSupport;
+  /** Connect and Reconnect in the UI, for a system that authorises by OAuth 2. */
+  oauth?: OAuthSupport;
   emulator: EmulatorSupport;
   connect: (settings: ConnectionSettings, runtime: ConnectorRuntime) => ConnectorSession;
 };

@@ -52,6 +52,8 @@ export const ConnectionOverviewSchema = z.strictObject({
   budget: BudgetSchema,
   /** Operations planned for this connection and not yet applied (waiting on budget, health…). */
   queued_operations: z.number().int(),
+  /** Whether Connect (OAuth 2) can authorise it from the UI. */
+  can_connect: z.boolean(),
 });
 
 export const RunSummarySchema = z.strictObject({

@@ -52,10 +52,11 @@ export async function spawnDemo(
   const spec = demoWorld(world);
   if (spec === undefined) throw new Error(`no demo world ${world}`);
   const file = basename(spec.config);
-  let config = readFileSync(join(root, spec.config), "utf8");
-  free.forEach((port, i) => {
-    config = config.replaceAll(`127.0.0.1:${String(4101 + i)}`, `127.0.0.1:${String(port)}`);
-  });
+  // One pass: a free port may itself start with 410x.
+  const config = readFileSync(join(root, spec.config), "utf8").replace(
+    /127\.0\.0\.1:(410[1-8])\b/g,
+    (_whole, port: string) => `127.0.0.1:${String(free[Number(port) - 4101] ?? port)}`,
+  );
   writeFileSync(join(dir, file), config);
   const proc = spawn(
     process.execPath,

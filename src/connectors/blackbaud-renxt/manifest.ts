@@ -55,6 +55,14 @@ export const blackbaudRenxtManifest: ConnectorManifest = {
     can_create_contacts: true,
   },
   endpoints: { kind: "static", base_url: SKY_API_BASE_URL, token_url: SKY_TOKEN_URL },
+  // reference/apis.md §3: Blackbaud's authorization page, the environment administrator's consent.
+  oauth: {
+    authorize_url: "https://app.blackbaud.com/oauth/authorize",
+    token_hosts: ["oauth2.sky.blackbaud.com"],
+    scopes: [],
+    pkce: true,
+    client_auth: "basic",
+  },
   topics: {
     consent_category: { label: "consent category", identified_by: "name", shown_by: "facts" },
     // An organisation's own opt-out checkbox: a Yes/No constituent custom field, "Yes" is opted out.

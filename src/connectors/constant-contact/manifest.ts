@@ -52,6 +52,14 @@ export const constantContactManifest: ConnectorManifest = {
     account_resubscribe: true,
   },
   endpoints: { kind: "static", base_url: CONSTANT_CONTACT_BASE_URL, token_url: CONSTANT_CONTACT_TOKEN_URL },
+  // reference/apis.md §1: the authorization-code flow with PKCE; offline_access for a refresh token.
+  oauth: {
+    authorize_url: "https://authz.constantcontact.com/oauth2/default/v1/authorize",
+    token_hosts: ["authz.constantcontact.com"],
+    scopes: ["contact_data", "offline_access"],
+    pkce: true,
+    client_auth: "basic",
+  },
   topics: {
     account: { label: "the whole account", identified_by: "none", shown_by: "facts" },
     list: { label: "contact list", identified_by: "id_or_name", lookup: "lists", shown_by: "membership" },

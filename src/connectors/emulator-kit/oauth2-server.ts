@@ -1,7 +1,8 @@
 /**
  * An emulated OAuth 2.0 authorization server (RFC 6749, PKCE from RFC 7636), shared by every
- * emulator whose vendor uses OAuth: the authorization-code grant (no login page: the emulated user
- * approves at once), single-use codes, expiring access tokens, refresh tokens that rotate, rotate
+ * emulator whose vendor uses OAuth: the authorization-code grant (a browser gets the vendor's
+ * "Allow access?" page and chooses Allow or Deny; a program asking for JSON is approved at once,
+ * as the emulated user), single-use codes, expiring access tokens, refresh tokens that rotate, rotate
  * all at once or live long, depending on the vendor, and the bearer-token check the API applies to
  * every call. Each emulator configures its vendor's paths, lifetimes, token shapes and rules.
  */
@@ -43,6 +44,8 @@ export type OAuth2ServerOptions = {
   strict_exchange: boolean;
   /** The user an approval stands for. */
   user_id: string;
+  /** The vendor's name on its authorization page. */
+  vendor_name?: string;
   /** A prefix for tokens and codes (a vendor's token shapes), and the answer's `token_type`. */
   token_prefix?: string;
   token_type: string;
@@ -190,7 +193,9 @@ export class OAuth2Server {
   /** Serves the authorization page and the token endpoint on the emulator's own origin. */
   register(app: FastifyInstance): void {
     const authorize = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
-      const q = request.query as Record<string, string | undefined>;
+      // The page's form answers with the request's own parameters and the user's choice.
+      const posted = request.method === "POST" ? formFields(request.body) : undefined;
+      const q = (posted ?? request.query) as Record<string, string | undefined>;
       const client = q.client_id ? this.findClient(q.client_id) : undefined;
       // Without a known app and its redirect URI there is nowhere safe to send an error (RFC 6749 §4.1.2.1).
       if (!client || !q.redirect_uri)
@@ -218,6 +223,13 @@ export class OAuth2Server {
         return back({ error: "unsupported_response_type", error_description: "response_type must be code." });
       if (q.code_challenge !== undefined && (q.code_challenge_method ?? "plain") !== "S256")
         return back({ error: "invalid_request", error_description: "code_challenge_method must be S256." });
+      const browser = posted === undefined && (request.headers.accept ?? "").includes("text/html");
+      if (browser)
+        return reply
+          .type("text/html; charset=utf-8")
+          .send(consentPage(this.options.vendor_name ?? "The service", client.client_id, q));
+      if (posted !== undefined && posted["decision"] !== "allow")
+        return back({ error: "access_denied", error_description: "The user denied access." });
       const code = this.token("ac");
       this.codes.set(code, {
         client_id: client.client_id,
@@ -230,7 +242,10 @@ export class OAuth2Server {
       });
       return back({ code });
     };
-    for (const path of this.options.paths.authorize) app.get(path, authorize);
+    for (const path of this.options.paths.authorize) {
+      app.get(path, authorize);
+      app.post(path, authorize);
+    }
 
     app.post(this.options.paths.token, async (request, reply) => {
       const body = (request.body ?? {}) as Record<string, string | undefined>;
@@ -295,4 +310,33 @@ export class OAuth2Server {
       return fail(400, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token.");
     });
   }
+}
+
+/** A form body as fields (the emulators parse forms to a string or an object). */
+function formFields(body: unknown): Record<string, string> {
+  if (typeof body === "string") return Object.fromEntries(new URLSearchParams(body));
+  if (body !== null && typeof body === "object")
+    return Object.fromEntries(
+      Object.entries(body as Record<string, unknown>).filter(
+        (e): e is [string, string] => typeof e[1] === "string",
+      ),
+    );
+  return {};
+}
+
+const escape = (s: string): string =>
+  s.replace(
+    /[&<>"']/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] ?? c,
+  );
+
+/** The vendor's "Allow access?" page: the request's parameters carried through its form. */
+function consentPage(vendor: string, clientId: string, q: Record<string, string | undefined>): string {
+  const hidden = Object.entries(q)
+    .filter((e): e is [string, string] => typeof e[1] === "string" && e[0] !== "decision")
+    .map(([k, v]) => `<input type="hidden" name="${escape(k)}" value="${escape(v)}">`)
+    .join("");
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escape(vendor)}: allow access</title></head>
+<body><main><h1>${escape(vendor)}</h1><p>The application <strong>${escape(clientId)}</strong> asks to access your account${q.scope ? ` (${escape(q.scope)})` : ""}.</p>
+<form method="post">${hidden}<button type="submit" name="decision" value="allow">Allow</button> <button type="submit" name="decision" value="deny">Deny</button></form></main></body></html>`;
 }

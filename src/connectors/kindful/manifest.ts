@@ -77,7 +77,8 @@ export const kindfulManifest: ConnectorManifest = {
       },
     ],
   },
-  vendor_terms: ["email_opt_in", "email_deliverable", "query_token", "sync_version", "not_linked"],
+  // "email_opt_in" is also a canonical consent word Concord refuses as a profile field: not listed.
+  vendor_terms: ["email_deliverable", "query_token", "sync_version", "not_linked"],
   emulator: {
     start: async (options) => {
       const { startKindfulEmulator } = await import("./emulator/kindful-emulator");

@@ -24,22 +24,27 @@ export const mailchimpBaseUrl = (dc: string): string => `https://${dc}.api.mailc
 export function baseUrlFromCredentials(
   credentials: Readonly<Record<string, string | undefined>>,
 ): string | undefined {
-  const dc = dataCentreOf(credentials["api_key"]) ?? credentials["dc"]?.trim().toLowerCase();
+  // With a token (which wins over a key), the data centre its metadata named.
+  const tokenDc = credentials["access_token"]?.trim() ? credentials["dc"]?.trim().toLowerCase() : undefined;
+  const dc = tokenDc || dataCentreOf(credentials["api_key"]) || credentials["dc"]?.trim().toLowerCase();
   return dc ? mailchimpBaseUrl(dc) : undefined;
 }
 
 const MISSING =
   "No Mailchimp credentials: give api_key (an API key ending in -usNN), or access_token with dc from Mailchimp's OAuth metadata.";
 
-/** API-key or OAuth-token auth; neither can be refreshed, so a 401 means the connection is broken. */
+/**
+ * OAuth-token or API-key auth; neither can be refreshed, so a 401 means the connection is broken.
+ * A token wins over a key: it is what Connect in the UI gives, the administrator's latest grant.
+ */
 function mailchimpAuth(settings: ConnectionSettings): AuthProvider {
   return {
     headers: async () => {
       const c = await settings.credentials.get();
-      const key = c["api_key"]?.trim();
-      if (key) return ok({ authorization: `Basic ${Buffer.from(`concord:${key}`).toString("base64")}` });
       const token = c["access_token"]?.trim();
       if (token) return ok({ authorization: `Bearer ${token}` });
+      const key = c["api_key"]?.trim();
+      if (key) return ok({ authorization: `Basic ${Buffer.from(`concord:${key}`).toString("base64")}` });
       return err({ code: "auth_missing", message: MISSING });
     },
     refresh: () =>

@@ -39,6 +39,17 @@ export const mailchimpManifest: ConnectorManifest = {
       secret: false,
       required: false,
     },
+    client_id: {
+      description:
+        "for Connect in Concord's UI: the client id of the organisation's registered Mailchimp app",
+      secret: false,
+      required: false,
+    },
+    client_secret: {
+      description: "for Connect in Concord's UI: that app's client secret",
+      secret: true,
+      required: false,
+    },
   },
   options: MailchimpOptionsSchema,
   limits: MAILCHIMP_LIMITS,
@@ -104,6 +115,39 @@ export const mailchimpManifest: ConnectorManifest = {
     "subscriber_hash",
     "marketing_permissions",
   ],
+  // Mailchimp's OAuth: no PKCE, the secret in the body, tokens that never expire; the data centre
+  // comes from the metadata endpoint beside the token endpoint.
+  oauth: {
+    authorize_url: "https://login.mailchimp.com/oauth2/authorize",
+    token_hosts: ["login.mailchimp.com"],
+    scopes: [],
+    pkce: false,
+    client_auth: "body",
+    after_grant: async (accessToken, { token_url, transport }) => {
+      const url = new URL("/oauth2/metadata", token_url).toString();
+      try {
+        const res = await transport(url, {
+          method: "GET",
+          headers: { authorization: `OAuth ${accessToken}`, accept: "application/json" },
+          body: null,
+          timeout_ms: 30_000,
+          max_bytes: 64 * 1024,
+        });
+        const dc = res.status === 200 ? (JSON.parse(res.text) as { dc?: unknown }).dc : undefined;
+        return typeof dc === "string" && dc !== ""
+          ? { ok: true, value: { dc } }
+          : {
+              ok: false,
+              error: `Mailchimp's metadata (${url}) answered ${res.status} without a data centre.`,
+            };
+      } catch (error) {
+        return {
+          ok: false,
+          error: `Mailchimp's metadata (${url}) failed: ${error instanceof Error ? error.message : String(error)}`,
+        };
+      }
+    },
+  },
   webhooks: {
     handle: handleMailchimpWebhook,
     register: async (settings, runtime, receiver) => {

@@ -21,6 +21,8 @@ export type RawBody = {
   content_type: string;
   body: string;
   headers?: Record<string, string>;
+  /** Another status than 200 (a redirect). */
+  status?: number;
 };
 
 const FAILURE = Symbol("failure");
@@ -37,6 +39,15 @@ export const raw = (content_type: string, body: string, headers?: Record<string,
   content_type,
   body,
   ...(headers ? { headers } : {}),
+});
+
+/** A 303 to a page of the UI (after a flow the browser went through, such as Connect). */
+export const seeOther = (location: string): RawBody => ({
+  kind: RAW,
+  content_type: "text/plain; charset=utf-8",
+  body: `See ${location}`,
+  headers: { location },
+  status: 303,
 });
 
 const isFailure = (value: unknown): value is Failure =>
@@ -173,7 +184,10 @@ export function defineRoute<
       if (isFailure(result)) return reply.code(result.status).send(result.body);
       if (isRaw(result)) {
         for (const [k, v] of Object.entries(result.headers ?? {})) void reply.header(k, v);
-        return reply.type(result.content_type).send(result.body);
+        return reply
+          .code(result.status ?? 200)
+          .type(result.content_type)
+          .send(result.body);
       }
       return reply.send(result);
     },

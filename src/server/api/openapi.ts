@@ -12,6 +12,7 @@ type JsonObject = Record<string, unknown>;
 const ERROR_REF = { $ref: "#/components/schemas/ErrorBody" };
 
 const STATUS_TEXT: Record<number, string> = {
+  303: "See Other: back to the overview, with `connected=<id>` or `connect_error=<message>`",
   400: "The request is not valid (`invalid_request`, with `issues`)",
   401: "Not signed in (`not_signed_in`) or a wrong password (`wrong_password`)",
   403: "The `x-csrf-token` header is missing or wrong (`csrf_invalid`)",
@@ -72,10 +73,17 @@ function operation(route: ApiRoute): JsonObject {
     },
   };
   for (const status of [...statuses].sort((a, b) => a - b))
-    responses[String(status)] = {
-      description: STATUS_TEXT[status] ?? "Error",
-      content: { "application/json": { schema: ERROR_REF } },
-    };
+    responses[String(status)] =
+      status < 400
+        ? // A redirect (the Connect callback back to the overview): where to, no body to read.
+          {
+            description: STATUS_TEXT[status] ?? "Redirect",
+            headers: { Location: { schema: { type: "string" } } },
+          }
+        : {
+            description: STATUS_TEXT[status] ?? "Error",
+            content: { "application/json": { schema: ERROR_REF } },
+          };
   const params = parameters(route);
   return {
     operationId: `${route.method.toLowerCase()}${route.url

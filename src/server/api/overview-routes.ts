@@ -52,6 +52,7 @@ export function overviewRoutes(ctx: ApiContext): ApiRoute[] {
               max_concurrency: usage?.max_concurrency ?? 0,
             },
             queued_operations: queuedBy.get(c.id) ?? 0,
+            can_connect: opened?.manifest.oauth !== undefined,
           };
         });
         const status = new Map(ctx.runtime.status().map((s) => [s.pair_id, s]));

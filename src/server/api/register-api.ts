@@ -10,6 +10,7 @@ import type { SyncDeps } from "../../runs/sync-pair";
 import { defineRoute, fail, raw, registerRoutes, type AccessCheck, type ApiRoute } from "./api-route";
 import type { ApiContext, ApiDeps } from "./api-deps";
 import { chartRoutes } from "./chart-routes";
+import { connectRoutes } from "./connect-routes";
 import {
   addScrapeMetrics,
   createConcordMetrics,
@@ -35,6 +36,7 @@ export function apiRoutes(ctx: ApiContext): ApiRoute[] {
   return [
     ...sessionRoutes(ctx),
     ...overviewRoutes(ctx),
+    ...connectRoutes(ctx),
     ...runRoutes(ctx),
     ...peopleRoutes(ctx),
     ...complianceRoutes(ctx),

@@ -2,7 +2,8 @@
  * Overview: every connection's health, budget and queue; every pair's last and next run; opt-out
  * propagation lag beside the legal clocks; recent activity and the daily charts. Refreshes itself.
  */
-import type { ReactNode } from "react";
+import { useState, type ReactNode } from "react";
+import { apiPost } from "../api";
 import type {
   ComplianceReportView,
   ConnectionOverview,
@@ -48,6 +49,7 @@ export function OverviewPage({ overview }: { overview: Resource<Overview> }): Re
         </span>
       </div>
       <ErrorNote error={overview.error} title="The overview could not be refreshed" />
+      <ConnectNotice />
       {o === undefined ? (
         overview.error === undefined ? (
           <Loading what="the overview" />
@@ -218,6 +220,61 @@ function ComplianceReport(): ReactNode {
   );
 }
 
+/** What the vendor's answer to Connect came to (the callback returns here with it), or a Reconnect link's target. */
+function ConnectNotice(): ReactNode {
+  const params = new URLSearchParams(window.location.search);
+  const connected = params.get("connected");
+  const error = params.get("connect_error");
+  if (connected !== null)
+    return (
+      <p className="notice notice-ok" role="status">
+        Connected {connected}
+        {params.get("account") !== null ? ` (${params.get("account") ?? ""})` : ""}: its tokens are sealed and
+        its queued work resumes with the next run.
+      </p>
+    );
+  if (error !== null)
+    return (
+      <p className="notice notice-bad" role="alert">
+        Connecting {params.get("connection") ?? "the connection"} failed: {error}
+      </p>
+    );
+  return null;
+}
+
+/** Sends the browser to the vendor's authorization page (Connect, or Reconnect when broken). */
+function ConnectButton({ connection: c }: { connection: ConnectionOverview }): ReactNode {
+  const [busy, setBusy] = useState(false);
+  const [failed, setFailed] = useState<string | undefined>(undefined);
+  const reconnect = c.health.status === "broken";
+  const focus = new URLSearchParams(window.location.search).get("reconnect") === c.id;
+  return (
+    <div className="card-actions">
+      <button
+        type="button"
+        className={reconnect ? "primary" : ""}
+        disabled={busy}
+        autoFocus={focus}
+        onClick={() => {
+          setBusy(true);
+          setFailed(undefined);
+          apiPost<{ authorize_url: string }>(`/api/connections/${encodeURIComponent(c.id)}/connect`)
+            .then((r) => {
+              window.location.assign(r.authorize_url);
+            })
+            .catch((e: unknown) => {
+              setBusy(false);
+              setFailed(e instanceof Error ? e.message : String(e));
+            });
+        }}
+      >
+        {reconnect ? "Reconnect" : "Connect"}
+      </button>
+      {failed !== undefined ? <span className="card-reason">{failed}</span> : null}
+    </div>
+  );
+}
+
 function ConnectionCard({ connection: c, now }: { connection: ConnectionOverview; now: number }): ReactNode {
   return (
     <article className={`card card-${c.health.status}`} aria-label={`Connection ${c.id}`}>
@@ -264,6 +321,7 @@ function ConnectionCard({ connection: c, now }: { connection: ConnectionOverview
           Out of budget: non-consent work waits until <Time iso={c.budget.paused_until} />.
         </p>
       ) : null}
+      {c.can_connect ? <ConnectButton connection={c} /> : null}
     </article>
   );
 }

@@ -159,6 +159,7 @@ export function createBlackbaudEmulator(options: BlackbaudEmulatorOptions = {}):
   const environmentName = options.environmentName ?? "Concord Emulator Environment";
   const oauth = new OAuth2Server({
     now,
+    vendor_name: "Blackbaud",
     paths: { authorize: ["/oauth2/authorization", "/oauth/authorize"], token: "/oauth2/token" },
     access_ttl_seconds: options.accessTokenTtlSeconds ?? 3600,
     refresh_ttl_ms: (options.refreshTokenTtlDays ?? 365) * 86_400_000,

@@ -148,6 +148,7 @@ export function createConstantContactEmulator(
   const dailyQuota = options.dailyQuota === undefined ? 10_000 : options.dailyQuota;
   const oauth = new OAuth2Server({
     now,
+    vendor_name: "Constant Contact",
     paths: { authorize: ["/oauth2/default/v1/authorize"], token: "/oauth2/default/v1/token" },
     access_ttl_seconds: options.accessTokenTtlSeconds ?? 86_400,
     refresh_ttl_ms: REFRESH_TOKEN_LIFETIME_MS,

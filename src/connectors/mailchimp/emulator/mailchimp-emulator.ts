@@ -127,6 +127,7 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
   store.createAudience(DEFAULT_AUDIENCE);
   const oauth = new OAuth2Server({
     now,
+    vendor_name: "Mailchimp",
     paths: { authorize: ["/oauth2/authorize"], token: "/oauth2/token" },
     // Mailchimp's access tokens do not expire; there is no refresh token.
     access_ttl_seconds: 100 * 365 * 86_400,

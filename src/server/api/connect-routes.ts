@@ -1,0 +1,88 @@
+/**
+ * `/api/connections/{id}/connect` and its callback: Connect and Reconnect for a system that
+ * authorises by OAuth 2. The operator's browser goes to the vendor's authorization page and comes
+ * back to the callback, which seals the tokens, checks the connection and returns to the overview.
+ */
+import { z } from "zod";
+import { connectFlows } from "../../connections/connect-oauth";
+import { defineRoute, fail, seeOther, type ApiRoute } from "./api-route";
+import type { ApiContext } from "./api-deps";
+
+const Params = z.strictObject({ id: z.string().min(1).max(100) });
+const Callback = z.strictObject({
+  code: z.string().min(1).max(4096).optional(),
+  state: z.string().min(1).max(512).optional(),
+  error: z.string().min(1).max(200).optional(),
+  error_description: z.string().max(2000).optional(),
+  scope: z.string().max(2000).optional(),
+});
+
+export function connectRoutes(ctx: ApiContext): ApiRoute[] {
+  const flows = connectFlows({
+    now: ctx.now,
+    succeeded: async (id) => {
+      await ctx.connections.get(id)?.healthy({ ok: true });
+    },
+  });
+  /** Where the vendor sends the browser back: the public URL when configured, else this request's origin. */
+  const callbackUrl = (id: string, origin: string): string =>
+    new URL(
+      `/api/connections/${encodeURIComponent(id)}/callback`,
+      ctx.config.server.public_url ?? origin,
+    ).toString();
+  const overview = (params: Record<string, string>): string => `/?${new URLSearchParams(params).toString()}`;
+
+  return [
+    defineRoute({
+      method: "POST",
+      url: "/api/connections/:id/connect",
+      tag: "connections",
+      summary: "Starts Connect (or Reconnect): the vendor's authorization page to send the browser to",
+      description:
+        "For a system that authorises by OAuth 2. The answer's authorize_url carries a single-use state bound to this session and, where the vendor takes it, a PKCE challenge; the vendor sends the browser back to /api/connections/{id}/callback.",
+      access: "session",
+      params: Params,
+      response: z.strictObject({ authorize_url: z.string() }),
+      errors: [404, 409],
+      handler: async ({ params }, { request }) => {
+        const opened = ctx.connections.get(params.id);
+        if (!opened) return fail(404, "not_found", `No connection ${params.id} in the config.`);
+        const origin = `${request.protocol}://${request.headers.host ?? "127.0.0.1"}`;
+        const started = await flows.start(opened, {
+          redirect_uri: callbackUrl(params.id, origin),
+        });
+        return started.ok
+          ? started.value
+          : fail(started.error.status, started.error.code, started.error.message);
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      url: "/api/connections/:id/callback",
+      tag: "connections",
+      summary: "Where the vendor sends the browser back after Connect; returns to the overview",
+      description:
+        "Public: the browser comes back from the vendor's site without the session cookie (SameSite=Strict); the single-use state an operator's Connect made is the proof. Checks the state, exchanges the code (with the PKCE verifier), seals the tokens as the connection's own, checks the connection and marks it working. Answers 303 to the overview with connected=<id>, or connect_error=<message>.",
+      access: "public",
+      params: Params,
+      query: Callback,
+      response: z.string(),
+      produces: "text/plain",
+      errors: [303],
+      handler: async ({ params, query }) => {
+        const done = await flows.finish(ctx.connections, {
+          connection_id: params.id,
+          state: query.state,
+          code: query.code,
+          error: query.error,
+          error_description: query.error_description,
+        });
+        return seeOther(
+          done.ok
+            ? overview({ connected: done.value.connection_id, account: done.value.account_label })
+            : overview({ connection: params.id, connect_error: done.error.message }),
+        );
+      },
+    }),
+  ];
+}
