@@ -152,40 +152,42 @@ export function createKindfulClient(
     });
 
   /**
-   * Every contact a query matches, page by page (`onPage` is awaited before the next page is asked
-   * for). Kindful forgets a query token after five idle minutes: the query starts again once, and
-   * `onPage` sees some contacts twice (the caller keeps the first).
+   * Every contact a query matches, a page at a time: the next page is asked for only when the caller
+   * wants it. Kindful forgets a query token after five idle minutes (a slow store between pages):
+   * the query starts again once, and some contacts come twice (the caller keeps the first).
    */
-  const query = async (
+  async function* query(
     terms: unknown[],
     priority: CallPriority,
-    onPage: (contacts: KindfulContact[]) => Promise<ConnectorResult<void>>,
     per_page = QUERY_PAGE_MAX,
-  ): Promise<ConnectorResult<void>> => {
+  ): AsyncGenerator<ConnectorResult<KindfulContact[]>> {
     let restarts = 0;
-    let page = await queryPage({ query: terms, per_page, columns: { contact: ["all"] } }, priority);
+    const first = { query: terms, per_page, columns: { contact: ["all"] } };
+    let page = await queryPage(first, priority);
     for (let guard = 0; guard < 1_000_000; guard++) {
-      if (!page.ok) return page;
+      if (!page.ok) {
+        yield page;
+        return;
+      }
       if (page.value.status === 400) {
         const message = JSON.stringify(page.value.body).slice(0, 300);
         if (/query_token/i.test(message) && restarts++ === 0) {
-          page = await queryPage({ query: terms, per_page, columns: { contact: ["all"] } }, priority);
+          page = await queryPage(first, priority);
           continue;
         }
-        return err({
+        yield err({
           code: "validation_failed",
           http_status: 400,
           message: `Kindful refused the contact query: ${message}`,
         });
+        return;
       }
       const body = page.value.body;
-      const done = await onPage(body.results);
-      if (!done.ok) return done;
-      if (!body.has_more || body.results.length === 0) return ok(undefined);
+      yield ok(body.results);
+      if (!body.has_more || body.results.length === 0) return;
       page = await queryPage({ query_token: body.query_token }, priority);
     }
-    return ok(undefined);
-  };
+  }
 
   const getContact = async (
     id: string,

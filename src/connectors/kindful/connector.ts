@@ -25,13 +25,7 @@ import { isPersonsOwnOptIn } from "../../core/consent/consent-state";
 import { err, ok } from "../../core/result";
 import { applyConsentFirst, failureOf } from "../kit/apply-policy";
 import { firstSeen } from "../kit/incremental-read";
-import {
-  createKindfulClient,
-  IMPORT_ROWS_MAX,
-  type ImportRequest,
-  type KindfulClient,
-  type KindfulContact,
-} from "./client";
+import { createKindfulClient, IMPORT_ROWS_MAX, type ImportRequest, type KindfulClient } from "./client";
 import { consentObservations, CUSTOM_FIELD, deletedRecord, profileRow, toExternalRecord } from "./mapping";
 
 export const KindfulOptionsSchema = z.strictObject({
@@ -71,20 +65,14 @@ export function createKindfulSession(
   ): Promise<ConnectorResult<Map<string, string[]>>> => {
     const members = new Map<string, string[]>();
     for (const groupId of groupIds) {
-      const r = await client.query(
-        [{ by_group_id: [Number(groupId)] }],
-        "read",
-        async (contacts) => {
-          for (const c of contacts) {
-            const ids = members.get(String(c.id)) ?? [];
-            if (!ids.includes(groupId)) ids.push(groupId);
-            members.set(String(c.id), ids);
-          }
-          return ok(undefined);
-        },
-        pageSize,
-      );
-      if (!r.ok) return r;
+      for await (const page of client.query([{ by_group_id: [Number(groupId)] }], "read", pageSize)) {
+        if (!page.ok) return page;
+        for (const c of page.value) {
+          const ids = members.get(String(c.id)) ?? [];
+          if (!ids.includes(groupId)) ids.push(groupId);
+          members.set(String(c.id), ids);
+        }
+      }
     }
     return ok(members);
   };
@@ -106,25 +94,17 @@ export function createKindfulSession(
     const first = firstSeen();
     const started = nowIso();
     let firstPage = true;
-    // Kindful's query calls back per page; the generator hands each page out and links its
-    // contacts only once the engine asks for the next one, i.e. once the page is stored.
+    // Each page is handed out as Kindful answers it; its contacts are linked only once the engine
+    // asks for the next page, i.e. once the page is stored.
     const feeds: unknown[][] = full ? [[]] : [["not_linked"], ["changed"]];
     for (const terms of feeds) {
-      const pages: KindfulContact[][] = [];
-      const r = await client.query(
-        terms,
-        "read",
-        async (contacts) => {
-          pages.push(contacts.filter((c) => first(String(c.id))));
-          return ok(undefined);
-        },
-        pageSize,
-      );
-      if (!r.ok) {
-        yield r;
-        return;
-      }
-      for (const contacts of pages) {
+      for await (const got of client.query(terms, "read", pageSize)) {
+        if (!got.ok) {
+          yield got;
+          return;
+        }
+        const contacts = got.value.filter((c) => first(String(c.id)));
+        if (contacts.length === 0) continue;
         const page: ReadPage = {
           records: contacts.map((c) =>
             toExternalRecord(c, topicFields, lists ? (lists.get(String(c.id)) ?? []) : undefined),

@@ -1,0 +1,95 @@
+/**
+ * What the contract suite does not cover for Kindful: a query token Kindful forgot mid-read (the read
+ * starts the query again and yields each contact once), the change feed (a contact is linked only
+ * after its page was taken, and a changed contact comes back), and imports that match no contact.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { ConnectionSettings, ConnectorRuntime, ReadPage } from "../connector";
+import { postControl } from "../emulator-kit/world";
+import { kindfulManifest } from "./manifest";
+import { startKindfulEmulator, type StartedKindfulEmulator } from "./emulator/kindful-emulator";
+
+describe("the Kindful connector", () => {
+  let emulator: StartedKindfulEmulator;
+  let clock = Date.parse("2026-06-01T12:00:00.000Z");
+  let settings: ConnectionSettings;
+  const runtime: ConnectorRuntime = {
+    now: () => new Date(clock),
+    sleep: async (ms) => {
+      clock += ms;
+      await new Promise((resolve) => setImmediate(resolve));
+    },
+  };
+
+  beforeEach(async () => {
+    emulator = await startKindfulEmulator({ now: () => new Date(clock) });
+    const token = ((await postControl(emulator.baseUrl, "/__emulator/token", {})) as { token: string }).token;
+    settings = {
+      connection_id: "kindful-test",
+      base_url: emulator.baseUrl,
+      credentials: { get: async () => ({ api_token: token }), save: async () => {} },
+    };
+    await postControl(emulator.baseUrl, "/__emulator/seed", {
+      contacts: Array.from({ length: 120 }, (_, i) => ({
+        email: `p${i}@example.org`,
+        first_name: `P${i}`,
+        updated_at: new Date(clock).toISOString(),
+      })),
+    });
+  });
+  afterEach(async () => {
+    await emulator.close();
+  });
+
+  const readAll = async (checkpoint: ReadPage["checkpoint"] | null, between?: () => void) => {
+    const pages: ReadPage[] = [];
+    for await (const page of kindfulManifest.connect(settings, runtime).read(checkpoint)) {
+      if (!page.ok) throw new Error(page.error.message);
+      pages.push(page.value);
+      between?.();
+    }
+    return pages;
+  };
+
+  it("a query token forgotten while a page was being stored: the query starts again and every contact comes once", async () => {
+    let n = 0;
+    // The store takes six minutes over the first page: Kindful forgets the token (five idle minutes).
+    const pages = await readAll(null, () => {
+      if (n++ === 0) clock += 6 * 60_000;
+    });
+    const ids = pages.flatMap((p) => p.records.map((r) => r.external_id));
+    expect(ids.length).toBe(120);
+    expect(new Set(ids).size).toBe(120);
+    // The first page, the forgotten token's refusal, then the three pages of the query started again.
+    const queries = emulator.kit.requests.filter((r) => r.path.startsWith("/api/v1/contacts/query"));
+    expect(queries.map((r) => r.status)).toEqual([200, 400, 200, 200, 200]);
+  });
+
+  it("links each page only after it was taken, reads nothing again, and brings back a contact that changed", async () => {
+    const pages = await readAll(null);
+    const checkpoint = pages.at(-1)!.checkpoint;
+    expect([...emulator.contacts.values()].every((c) => c.external_id !== null)).toBe(true);
+    expect((await readAll(checkpoint)).flatMap((p) => p.records)).toEqual([]);
+    await postControl(emulator.baseUrl, "/__emulator/act", {
+      action: "update_contact",
+      contact_id: 7,
+      changes: { email_opt_in: "No" },
+    });
+    const again = await readAll(checkpoint);
+    expect(again.flatMap((p) => p.records.map((r) => r.external_id))).toEqual(["7"]);
+    expect(again.flatMap((p) => p.consent).map((o) => [o.kind, o.scope.kind])).toEqual([
+      ["opt_out", "global"],
+    ]);
+  });
+
+  it("an update for a contact Kindful does not have is not_found; a create for an address it has finds that contact", async () => {
+    const outcomes = await kindfulManifest.connect(settings, runtime).apply([
+      { kind: "update_contact", op_id: "u1", external_id: "99999", last_name: "Nobody" },
+      { kind: "create_contact", op_id: "c1", email: "p3@example.org", kind_of_record: "individual" },
+    ]);
+    expect(outcomes.map((o) => [o.status, o.code ?? null, o.external_id ?? null])).toEqual([
+      ["failed", "not_found", null],
+      ["succeeded", "already_applied", "4"],
+    ]);
+  });
+});
