@@ -18,10 +18,15 @@ import type {
   OperationOutcome,
   ReadPage,
 } from "../connector";
-import { isPersonsOwnOptIn } from "../../core/consent/consent-state";
 import { sameEmail } from "../../core/identity/normalise-email";
 import { err, ok } from "../../core/result";
-import { applyConsentFirst, failureOf } from "../kit/apply-policy";
+import {
+  applyConsentFirst,
+  consentWriteRefusal,
+  failureOf,
+  succeeded,
+  type Outcome,
+} from "../kit/apply-policy";
 import { createWatermark, firstSeen, readStart } from "../kit/incremental-read";
 import { createBlackbaudClient, type BlackbaudClient } from "./client";
 import {
@@ -411,8 +416,6 @@ function createSession(
 
 // ------------------------------------------------------------------ apply
 
-type Outcome = Omit<OperationOutcome, "op_id">;
-
 const VENDOR = "Raiser's Edge NXT";
 
 function applyAll(
@@ -427,12 +430,6 @@ function applyAll(
 
 /** A failed call's outcome: the connection's trouble (refused credentials, quotas, outages) keeps the operation. */
 const failed = (e: ConnectorError): Outcome => failureOf(VENDOR, e);
-
-const succeeded = (externalId?: string, code?: "already_applied"): Outcome => ({
-  status: "succeeded",
-  ...(externalId ? { external_id: externalId } : {}),
-  ...(code ? { code } : {}),
-});
 
 async function applyOne(client: BlackbaudClient, op: ConnectorOperation, opts: Resolved): Promise<Outcome> {
   switch (op.kind) {
@@ -595,29 +592,16 @@ async function applyConsent(
   op: Extract<ConnectorOperation, { kind: "record_opt_out" | "record_opt_in" }>,
   opts: Resolved,
 ): Promise<Outcome> {
-  if (
-    op.scope.kind === "account" ||
-    (op.scope.kind === "construct" &&
-      op.scope.construct.type !== CONSENT_CATEGORY &&
-      op.scope.construct.type !== CUSTOM_FIELD)
-  ) {
-    return {
-      status: "failed",
-      code: "validation_failed",
-      message:
-        "Raiser's Edge NXT scopes consent globally, by consent category or by a Yes/No custom field, not by account or list.",
-    };
-  }
+  // A consent record states the constituent's own response; writing OptIn for an admin or a sync
+  // would forge one (DESIGN.md §2 rule 3).
+  const refused = consentWriteRefusal(op, {
+    construct_types: [CONSENT_CATEGORY, CUSTOM_FIELD],
+    where:
+      "Raiser's Edge NXT scopes consent globally, by consent category or by a Yes/No custom field, not by account or list.",
+    restores: "Raiser's Edge NXT records only the constituent's response.",
+  });
+  if (refused) return refused;
   const optOut = op.kind === "record_opt_out";
-  if (!optOut && !isPersonsOwnOptIn(op.origin)) {
-    // A consent record states the constituent's own response; writing OptIn for an admin or a sync
-    // would forge one (DESIGN.md §2 rule 3).
-    return {
-      status: "failed",
-      code: "consent_requires_contact_action",
-      message: `An opt-in from ${op.origin.mechanism} is not the person's own act; Raiser's Edge NXT records only the constituent's response.`,
-    };
-  }
   if (op.scope.kind === "construct" && op.scope.construct.type === CUSTOM_FIELD)
     return applyCustomField(client, op, op.scope.construct.name ?? op.scope.construct.id, optOut);
   const latest = await client.listConsents(op.external_id, true, "consent");

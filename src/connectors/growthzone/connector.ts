@@ -18,13 +18,18 @@ import type {
   ConnectorSession,
   ConsentObservation,
   ExternalRecord,
-  OperationOutcome,
   ReadPage,
   RecordsWithConsent,
 } from "../connector";
-import { isPersonsOwnOptIn } from "../../core/consent/consent-state";
 import { err, ok } from "../../core/result";
-import { applyConsentFirst, failureOf } from "../kit/apply-policy";
+import {
+  applyConsentFirst,
+  consentWriteRefusal,
+  failureOf,
+  succeeded,
+  unsupported,
+  type Outcome,
+} from "../kit/apply-policy";
 import { createWatermark, firstSeen, readStart } from "../kit/incremental-read";
 import {
   createGrowthZoneClient,
@@ -325,14 +330,7 @@ export function createGrowthZoneSession(
   };
 }
 
-type Outcome = Omit<OperationOutcome, "op_id">;
 const failed = (e: ConnectorError): Outcome => failureOf(VENDOR, e);
-const succeeded = (externalId?: string, code?: "already_applied"): Outcome => ({
-  status: "succeeded",
-  ...(externalId ? { external_id: externalId } : {}),
-  ...(code ? { code } : {}),
-});
-const unsupported = (message: string): Outcome => ({ status: "failed", code: "unsupported", message });
 
 async function applyOne(client: GrowthZoneClient, op: ConnectorOperation): Promise<Outcome> {
   switch (op.kind) {
@@ -452,19 +450,13 @@ async function applyConsent(
   op: Extract<ConnectorOperation, { kind: "record_opt_out" | "record_opt_in" }>,
 ): Promise<Outcome> {
   const optOut = op.kind === "record_opt_out";
-  if (op.scope.kind === "account" || (op.scope.kind === "construct" && op.scope.construct.type !== LIST))
-    return {
-      status: "failed",
-      code: "validation_failed",
-      message:
-        "GrowthZone keeps consent on an email address (all email) or on a list's membership, not by account.",
-    };
-  if (!optOut && !isPersonsOwnOptIn(op.origin))
-    return {
-      status: "failed",
-      code: "consent_requires_contact_action",
-      message: `An opt-in from ${op.origin.mechanism} is not the person's own act; Concord lifts a GrowthZone restriction only for the person's own.`,
-    };
+  const refused = consentWriteRefusal(op, {
+    construct_types: [LIST],
+    where:
+      "GrowthZone keeps consent on an email address (all email) or on a list's membership, not by account.",
+    restores: "Concord lifts a GrowthZone restriction only for the person's own.",
+  });
+  if (refused) return refused;
   if (op.scope.kind === "construct") {
     const listId = op.scope.construct.id;
     const members = await client.members(listId, "consent");

@@ -16,14 +16,19 @@ import type {
   ConnectorRuntime,
   ConnectorSession,
   ExternalRecord,
-  OperationOutcome,
   ReadPage,
   RecordsWithConsent,
   ConsentObservation,
 } from "../connector";
-import { isPersonsOwnOptIn } from "../../core/consent/consent-state";
 import { err, ok } from "../../core/result";
-import { applyConsentFirst, failureOf } from "../kit/apply-policy";
+import {
+  applyConsentFirst,
+  consentWriteRefusal,
+  failureOf,
+  succeeded,
+  unsupported,
+  type Outcome,
+} from "../kit/apply-policy";
 import { firstSeen } from "../kit/incremental-read";
 import { createKindfulClient, IMPORT_ROWS_MAX, type ImportRequest, type KindfulClient } from "./client";
 import { consentObservations, CUSTOM_FIELD, deletedRecord, profileRow, toExternalRecord } from "./mapping";
@@ -186,14 +191,7 @@ export function createKindfulSession(
   };
 }
 
-type Outcome = Omit<OperationOutcome, "op_id">;
 const failed = (e: ConnectorError): Outcome => failureOf(VENDOR, e);
-const succeeded = (externalId?: string, code?: "already_applied"): Outcome => ({
-  status: "succeeded",
-  ...(externalId ? { external_id: externalId } : {}),
-  ...(code ? { code } : {}),
-});
-const unsupported = (message: string): Outcome => ({ status: "failed", code: "unsupported", message });
 
 /** Runs an import and reads its one row's result; a row Kindful refused fails the operation. */
 async function importOne(
@@ -234,22 +232,13 @@ async function applyOne(
     case "record_opt_out":
     case "record_opt_in": {
       const optOut = op.kind === "record_opt_out";
-      if (
-        op.scope.kind === "account" ||
-        (op.scope.kind === "construct" && op.scope.construct.type !== CUSTOM_FIELD)
-      )
-        return {
-          status: "failed",
-          code: "validation_failed",
-          message:
-            "Kindful keeps consent for all email (Integration Email Opt-in) or in a Yes/No custom field, not by account or group.",
-        };
-      if (!optOut && !isPersonsOwnOptIn(op.origin))
-        return {
-          status: "failed",
-          code: "consent_requires_contact_action",
-          message: `An opt-in from ${op.origin.mechanism} is not the person's own act; Concord sets Integration Email Opt-in back to Yes only for the person's own.`,
-        };
+      const refused = consentWriteRefusal(op, {
+        construct_types: [CUSTOM_FIELD],
+        where:
+          "Kindful keeps consent for all email (Integration Email Opt-in) or in a Yes/No custom field, not by account or group.",
+        restores: "Concord sets Integration Email Opt-in back to Yes only for the person's own.",
+      });
+      if (refused) return refused;
       const current = await client.getContact(op.external_id, "consent");
       if (!current.ok) return failed(current.error);
       if (!current.value)

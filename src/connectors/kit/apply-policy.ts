@@ -5,6 +5,7 @@
  * batch and keeps everything left, and a bug in one operation never hides the outcomes of the others.
  */
 import type { ConnectorError, ConnectorErrorCode, ConnectorOperation, OperationOutcome } from "../connector";
+import { isPersonsOwnOptIn } from "../../core/consent/consent-state";
 
 /** Failures after which no further call of this batch can succeed: the rest is kept for later. */
 const STOPS_ALL: ReadonlySet<ConnectorErrorCode> = new Set([
@@ -60,6 +61,42 @@ export function failureOf(vendor: string, error: ConnectorError): Omit<Operation
     message: explain(vendor, error),
     ...(error.retry_at ? { retry_at: error.retry_at } : {}),
   };
+}
+
+/** An operation's outcome without its id: what a connector's handler for one operation answers. */
+export type Outcome = Omit<OperationOutcome, "op_id">;
+
+/** Done (or found done already), on the record it touched. */
+export const succeeded = (externalId?: string, code?: "already_applied"): Outcome => ({
+  status: "succeeded",
+  ...(externalId ? { external_id: externalId } : {}),
+  ...(code ? { code } : {}),
+});
+
+/** What the system cannot do at all, with what to do instead. */
+export const unsupported = (message: string): Outcome => ({ status: "failed", code: "unsupported", message });
+
+/**
+ * A consent write a CRM refuses before any call: a scope it keeps no consent in, or an opt-in
+ * that is not the person's own (DESIGN.md §2 rule 3: no system is written an opt-in for an admin's
+ * or a sync's act). Undefined when the write may go ahead.
+ */
+export function consentWriteRefusal(
+  op: Extract<ConnectorOperation, { kind: "record_opt_out" | "record_opt_in" }>,
+  keeps: { construct_types: readonly string[]; where: string; restores: string },
+): Outcome | undefined {
+  if (
+    op.scope.kind === "account" ||
+    (op.scope.kind === "construct" && !keeps.construct_types.includes(op.scope.construct.type))
+  )
+    return { status: "failed", code: "validation_failed", message: keeps.where };
+  if (op.kind === "record_opt_in" && !isPersonsOwnOptIn(op.origin))
+    return {
+      status: "failed",
+      code: "consent_requires_contact_action",
+      message: `An opt-in from ${op.origin.mechanism} is not the person's own act; ${keeps.restores}`,
+    };
+  return undefined;
 }
 
 /** The outcome of an operation (or one item of it) whose call failed. */
