@@ -5,7 +5,6 @@
  * Contact and with Mailchimp in seed-behaviours.int.test.ts.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { ExternalRecord } from "../connectors/connector";
 import type { StartedGrowthZoneEmulator } from "../connectors/growthzone/emulator/growthzone-emulator";
 import type { WorldPerson } from "../connectors/emulator-kit/world";
 import { ACCOUNT_OBSERVED, shownConsent } from "../core/consent/system-consent";
@@ -16,7 +15,7 @@ import { createFakeClock } from "../../test/support/fake-clock";
 import { sqliteBackend } from "../../test/support/sync-harness";
 import type { TestStore } from "../../test/support/store-backends";
 import { TEST_KEY } from "../../test/support/test-credentials";
-import { syncPair, type SyncReport } from "./sync-pair";
+import { pairWorld } from "../../test/support/pair-world";
 
 const T0 = "2026-05-01T09:00:00.000Z";
 const person = (id: string, name: string, extra: Partial<WorldPerson> = {}): WorldPerson => ({
@@ -126,38 +125,15 @@ describe("GrowthZone ⇄ Constant Contact (seed 004)", () => {
     });
     expect(res.status, await res.clone().text()).toBe(200);
   };
-  const sync = async (): Promise<SyncReport> => {
-    const report = await syncPair(
-      { store, config: world.config, connections: world.connections, now: clock.now },
-      world.config.pairs[0]!,
-    );
-    clock.advance(60_000);
-    return report;
-  };
-  /** The first load: the list rule makes the lists, their members follow on the next run. */
-  const firstLoad = async () => {
-    const first = await sync();
-    await sync();
-    return first;
-  };
+  const { sync, firstLoad, contactOf, recordIn, listsOf } = pairWorld(
+    () => world,
+    () => store,
+    clock,
+    { connection: "growthzone", idOf: (name) => ids.get(name) },
+  );
+  const ccLists = () => listsOf("cc-main");
   const gz = () => world.emulator("growthzone").native as StartedGrowthZoneEmulator;
   const gzContact = (name: string) => gz().contacts.get(Number(ids.get(name)));
-  const contactOf = async (name: string) =>
-    (await store.links.find("growthzone", ids.get(name) ?? ""))?.contact_id ?? "";
-  const recordIn = async (connection: string, name: string): Promise<ExternalRecord | undefined> => {
-    const link = (await store.links.forContact(await contactOf(name))).find(
-      (l) => l.connection_id === connection,
-    );
-    if (!link) return undefined;
-    const got = await world.connections.get(connection)!.session().get([link.external_id]);
-    if (!got.ok) throw new Error(got.error.message);
-    return got.value.records[0];
-  };
-  const ccLists = async () => {
-    const r = await world.connections.get("cc-main")!.session().lists();
-    if (!r.ok) throw new Error(r.error.message);
-    return r.value;
-  };
   const shown = async (connection: string, name: string) => {
     const r = await recordIn(connection, name);
     return r === undefined ? undefined : shownConsent(r.consent_state, ACCOUNT_OBSERVED);

@@ -4,7 +4,6 @@
  * (docs/kindful.md lists each statement).
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { ExternalRecord } from "../connectors/connector";
 import type { StartedKindfulEmulator } from "../connectors/kindful/emulator/kindful-emulator";
 import type { WorldPerson } from "../connectors/emulator-kit/world";
 import { ACCOUNT_OBSERVED, shownConsent } from "../core/consent/system-consent";
@@ -14,7 +13,8 @@ import { createFakeClock } from "../../test/support/fake-clock";
 import { sqliteBackend } from "../../test/support/sync-harness";
 import type { TestStore } from "../../test/support/store-backends";
 import { TEST_KEY } from "../../test/support/test-credentials";
-import { syncPair, type SyncReport } from "./sync-pair";
+import { syncPair } from "./sync-pair";
+import { pairWorld } from "../../test/support/pair-world";
 
 const T0 = "2026-05-01T09:00:00.000Z";
 const person = (id: string, name: string, extra: Partial<WorldPerson> = {}): WorldPerson => ({
@@ -122,38 +122,15 @@ describe("Kindful ⇄ Constant Contact (seed 002)", () => {
     await testStore.cleanup();
   });
 
-  const sync = async (): Promise<SyncReport> => {
-    const report = await syncPair(
-      { store, config: world.config, connections: world.connections, now: clock.now },
-      world.config.pairs[0]!,
-    );
-    clock.advance(60_000);
-    return report;
-  };
-  /** The first load: the list rules make the lists, then their members follow on the next run. */
-  const firstLoad = async (): Promise<SyncReport> => {
-    const first = await sync();
-    await sync();
-    return first;
-  };
+  const { sync, firstLoad, contactOf, recordIn, listsOf } = pairWorld(
+    () => world,
+    () => store,
+    clock,
+    { connection: "kindful", idOf: (name) => ids.get(name) },
+  );
+  const ccLists = () => listsOf("cc-main");
   const kindful = () => world.emulator("kindful").native as StartedKindfulEmulator;
   const kContact = (name: string) => kindful().contacts.get(Number(ids.get(name)));
-  const contactOf = async (name: string) =>
-    (await store.links.find("kindful", ids.get(name) ?? ""))?.contact_id ?? "";
-  const recordIn = async (connection: string, name: string): Promise<ExternalRecord | undefined> => {
-    const link = (await store.links.forContact(await contactOf(name))).find(
-      (l) => l.connection_id === connection,
-    );
-    if (!link) return undefined;
-    const got = await world.connections.get(connection)!.session().get([link.external_id]);
-    if (!got.ok) throw new Error(got.error.message);
-    return got.value.records[0];
-  };
-  const ccLists = async () => {
-    const r = await world.connections.get("cc-main")!.session().lists();
-    if (!r.ok) throw new Error(r.error.message);
-    return r.value;
-  };
   const listNamed = async (name: string) => (await ccLists()).find((l) => l.name === name);
 
   it("K1. syncs only the groups the pair selects, never an empty one, and only contacts that meet the sync rules, each skip with its reason", async () => {
