@@ -21,6 +21,8 @@ const MAX_FLOWS = 100;
 
 type Flow = {
   connection_id: string;
+  /** A secret held in the starting browser's cookie: the answer must come back to that browser. */
+  browser: string;
   redirect_uri: string;
   verifier: string | undefined;
   expires_at: number;
@@ -59,13 +61,15 @@ export type ConnectFlows = {
   /** The vendor's authorization URL for the connection, with a new `state` for this session. */
   start: (
     opened: OpenedConnection,
-    input: { redirect_uri: string },
+    input: { redirect_uri: string; browser: string },
   ) => Promise<ConnectResult<{ authorize_url: string }>>;
   /** The vendor's answer: the tokens sealed, the connection checked and marked working. */
   finish: (
     opened: ReadonlyMap<string, OpenedConnection>,
     input: {
       connection_id: string;
+      /** The starting browser's secret, from its cookie. */
+      browser: string | undefined;
       state: string | undefined;
       code: string | undefined;
       error?: string | undefined;
@@ -110,6 +114,7 @@ export function connectFlows(deps: {
       const verifier = oauth.pkce ? base64url(randomBytes(48)) : undefined;
       flows.set(state, {
         connection_id: opened.connection.id,
+        browser: input.browser,
         redirect_uri: input.redirect_uri,
         verifier,
         expires_at: deps.now().getTime() + FLOW_TTL_MS,
@@ -132,11 +137,16 @@ export function connectFlows(deps: {
       const flow = input.state === undefined ? undefined : flows.get(input.state);
       // Single use: an answer is taken once, whatever it says.
       if (input.state !== undefined) flows.delete(input.state);
-      if (flow === undefined || flow.connection_id !== input.connection_id)
+      if (
+        flow === undefined ||
+        flow.connection_id !== input.connection_id ||
+        input.browser === undefined ||
+        input.browser !== flow.browser
+      )
         return failure(
           400,
           "connect_state_invalid",
-          "This answer does not match a Connect started in the last 10 minutes: press Connect again.",
+          "This answer does not match a Connect started in this browser in the last 10 minutes: press Connect again.",
         );
       if (input.error !== undefined)
         return failure(

@@ -350,7 +350,7 @@ function createSession(
     if (email?.permission_to_send !== "unsubscribed")
       return [opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id })];
     const theirs = {
-      status: "pending_contact_action" as const,
+      status: "failed" as const,
       code: "consent_requires_contact_action" as const,
       external_id: op.external_id,
       message:

@@ -52,7 +52,8 @@ export function consentFacts(c: GzContact, topicLists: readonly TopicListState[]
       account_may_lift: true,
     });
   }
-  for (const l of topicLists)
+  // Only for members: someone taken off the list is not someone whose Do Not Contact was cleared.
+  for (const l of topicLists.filter((t) => t.member))
     facts.push({
       channel: "email",
       scope: listScope(l.id, l.name),

@@ -213,6 +213,13 @@ async function importOne(
       code: req.action_type === "update" && row?.contact_id === null ? "not_found" : "validation_failed",
       message: `Kindful refused the import row: ${row?.error ?? "no result for the row"}.`,
     });
+  // Kindful drops an update older than the contact's latest change (clocks apart): not done, and
+  // kept for the next run, never reported as applied.
+  if (row.status === "ignored")
+    return err({
+      code: "vendor_unavailable",
+      message: `Kindful ignored the update as older than contact ${row.contact_id}'s latest change (${row.error ?? "no reason given"}); it is retried.`,
+    });
   return ok(row.contact_id);
 }
 

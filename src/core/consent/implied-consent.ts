@@ -159,6 +159,8 @@ function groundsFor(input: LapseInput, scope: Scope): Ground[] {
     if (e.kind !== "opt_in" || e.basis !== "implied" || e.channel !== "email") continue;
     if (e.scope.kind !== "global" && scopeKey(e.scope) !== scopeKey(scope)) continue;
     if (input.created_by_concord.has(e.source.connection)) continue;
+    // An account's own edit (staff clearing a flag they set) is no inquiry by the person.
+    if (e.actor.kind === "account" && e.mechanism === "admin_edit") continue;
     grounds.push({ kind: "inquiry", at: e.occurred_at, ref: e.id, where: e.source.connection });
   }
   return grounds.filter((g) => !Number.isNaN(Date.parse(g.at)));

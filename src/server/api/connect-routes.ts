@@ -3,6 +3,7 @@
  * authorises by OAuth 2. The operator's browser goes to the vendor's authorization page and comes
  * back to the callback, which seals the tokens, checks the connection and returns to the overview.
  */
+import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { connectFlows } from "../../connections/connect-oauth";
 import { defineRoute, fail, seeOther, type ApiRoute } from "./api-route";
@@ -16,6 +17,9 @@ const Callback = z.strictObject({
   error_description: z.string().max(2000).optional(),
   scope: z.string().max(2000).optional(),
 });
+
+/** The cookie that ties a Connect's answer to the browser that started it. */
+const CONNECT_COOKIE = "concord_connect";
 
 export function connectRoutes(ctx: ApiContext): ApiRoute[] {
   const flows = connectFlows({
@@ -44,12 +48,23 @@ export function connectRoutes(ctx: ApiContext): ApiRoute[] {
       params: Params,
       response: z.strictObject({ authorize_url: z.string() }),
       errors: [404, 409],
-      handler: async ({ params }, { request }) => {
+      handler: async ({ params }, { request, reply }) => {
         const opened = ctx.connections.get(params.id);
         if (!opened) return fail(404, "not_found", `No connection ${params.id} in the config.`);
         const origin = `${request.protocol}://${request.headers.host ?? "127.0.0.1"}`;
+        // The answer must come back to this browser: a secret in a cookie the vendor's redirect
+        // carries (SameSite=Lax is sent on a top-level navigation back from the vendor).
+        const browser = randomBytes(24).toString("base64url");
+        void reply.setCookie(CONNECT_COOKIE, browser, {
+          path: "/api/connections",
+          httpOnly: true,
+          sameSite: "lax",
+          secure: ctx.secureCookies,
+          maxAge: 600,
+        });
         const started = await flows.start(opened, {
           redirect_uri: callbackUrl(params.id, origin),
+          browser,
         });
         return started.ok
           ? started.value
@@ -69,9 +84,10 @@ export function connectRoutes(ctx: ApiContext): ApiRoute[] {
       response: z.string(),
       produces: "text/plain",
       errors: [303],
-      handler: async ({ params, query }) => {
+      handler: async ({ params, query }, { request }) => {
         const done = await flows.finish(ctx.connections, {
           connection_id: params.id,
+          browser: request.cookies[CONNECT_COOKIE],
           state: query.state,
           code: query.code,
           error: query.error,
@@ -79,8 +95,16 @@ export function connectRoutes(ctx: ApiContext): ApiRoute[] {
         });
         return seeOther(
           done.ok
-            ? overview({ connected: done.value.connection_id, account: done.value.account_label })
-            : overview({ connection: params.id, connect_error: done.error.message }),
+            ? overview({ connected: done.value.connection_id })
+            : // A code, never free text: anyone can send an operator a link to the overview, so
+              // the page shows only its own sentences for these (the vendor's error word aside).
+              overview({
+                connection: params.id,
+                connect_error: done.error.code,
+                ...(query.error !== undefined && /^[a-z_]{1,40}$/.test(query.error)
+                  ? { vendor_error: query.error }
+                  : {}),
+              }),
         );
       },
     }),

@@ -29,10 +29,19 @@ describe("Connect (OAuth 2) over the API", () => {
   /** The message the callback sends the overview. */
   const errorOf = (location: string | string[] | number | undefined): string =>
     new URLSearchParams(String(location ?? "").replace(/^\/\?/, "")).get("connect_error") ?? "";
-  const callback = (back: URL) => a.call("GET", `${back.pathname}${back.search}`, undefined, { csrf: null });
+  /** The cookie Connect set in the starting browser (the answer must come back to it). */
+  let browser = "";
+  const connect = async (id: string) => {
+    const res = await a.call("POST", `/api/connections/${id}/connect`);
+    const set = res.headers["set-cookie"];
+    browser = String(Array.isArray(set) ? set[0] : (set ?? "")).split(";")[0] ?? "";
+    return res;
+  };
+  const callback = (back: URL, cookie = browser) =>
+    a.call("GET", `${back.pathname}${back.search}`, undefined, { csrf: null, headers: { cookie } });
 
   it("sends the browser to the vendor's page with a state and PKCE, and seals the tokens the code buys", async () => {
-    const started = await a.call("POST", "/api/connections/cc-main/connect");
+    const started = await connect("cc-main");
     expect(started.statusCode, started.body).toBe(200);
     const url = new URL(started.json<{ authorize_url: string }>().authorize_url);
     expect(url.origin).toBe(new URL(a.h.ccMain.baseUrl).origin);
@@ -68,20 +77,25 @@ describe("Connect (OAuth 2) over the API", () => {
   });
 
   it("refuses an answer with a state it did not make, or for another connection, and changes nothing", async () => {
-    const started = await a.call("POST", "/api/connections/cc-main/connect");
+    const started = await connect("cc-main");
     const url = new URL(started.json<{ authorize_url: string }>().authorize_url);
     const back = await approve(url.toString());
     const forged = new URL(back);
     forged.searchParams.set("state", "not-a-state-concord-made");
     const refused = await callback(forged);
-    expect(errorOf(refused.headers["location"])).toContain("does not match a Connect");
+    expect(errorOf(refused.headers["location"])).toBe("connect_state_invalid");
+    // The right answer, but in another browser (no cookie, or another one): refused.
+    expect(errorOf((await callback(back, "")).headers["location"])).toBe("connect_state_invalid");
+    expect(errorOf((await callback(back, "concord_connect=someone-else")).headers["location"])).toBe(
+      "connect_state_invalid",
+    );
     const other = new URL(back.toString().replace("/cc-main/", "/cc-appeals/"));
     expect((await callback(other)).headers["location"]).toContain("connect_error=");
     expect(await a.h.store.credentials.get(rotatedTokensName("cc-main"))).toBeUndefined();
   });
 
   it("says what went wrong when the vendor refuses, and refuses a connection that takes no OAuth or does not exist", async () => {
-    const started = await a.call("POST", "/api/connections/re-nxt/connect");
+    const started = await connect("re-nxt");
     const url = new URL(started.json<{ authorize_url: string }>().authorize_url);
     const res = await fetch(url, {
       method: "POST",
@@ -91,7 +105,8 @@ describe("Connect (OAuth 2) over the API", () => {
     const back = new URL(res.headers.get("location") ?? "");
     expect(back.searchParams.get("error")).toBe("access_denied");
     const done = await callback(back);
-    expect(errorOf(done.headers["location"])).toContain("did not authorise");
+    expect(errorOf(done.headers["location"])).toBe("connect_refused");
+    expect(done.headers["location"]).toContain("vendor_error=access_denied");
     expect((await a.call("POST", "/api/connections/nope/connect")).statusCode).toBe(404);
     // Without the CSRF token a session cannot start one.
     expect((await a.call("POST", "/api/connections/cc-main/connect", {}, { csrf: null })).statusCode).toBe(

@@ -49,7 +49,7 @@ export function OverviewPage({ overview }: { overview: Resource<Overview> }): Re
         </span>
       </div>
       <ErrorNote error={overview.error} title="The overview could not be refreshed" />
-      <ConnectNotice />
+      {o !== undefined ? <ConnectNotice ids={o.connections.map((c) => c.id)} /> : null}
       {o === undefined ? (
         overview.error === undefined ? (
           <Loading what="the overview" />
@@ -220,25 +220,42 @@ function ComplianceReport(): ReactNode {
   );
 }
 
-/** What the vendor's answer to Connect came to (the callback returns here with it), or a Reconnect link's target. */
-function ConnectNotice(): ReactNode {
+/** What each Connect failure code means (the overview shows only these sentences, never text from the URL). */
+const CONNECT_ERRORS: Record<string, string> = {
+  connect_state_invalid:
+    "the answer does not match a Connect started in this browser in the last 10 minutes. Press Connect again.",
+  connect_refused: "the vendor did not authorise the connection. Nothing changed.",
+  connect_no_code: "the vendor answered without an authorization code. Nothing changed.",
+  not_oauth: "this connection does not authorise by OAuth.",
+  connect_unreachable: "the vendor's token endpoint could not be reached. Nothing changed.",
+  connect_exchange_failed: "the vendor refused the authorization code. Nothing changed.",
+  connect_metadata_failed: "the vendor's account details could not be read. Nothing changed.",
+  connect_cannot_seal: "the tokens could not be sealed: is CONCORD_SECRET_KEY set? Nothing was kept.",
+  connect_check_failed: "the tokens are saved, but the connection's check failed: see its card.",
+};
+
+/** What the vendor's answer to Connect came to (the callback returns here with a code), for the connections this overview lists. */
+function ConnectNotice({ ids }: { ids: readonly string[] }): ReactNode {
   const params = new URLSearchParams(window.location.search);
   const connected = params.get("connected");
-  const error = params.get("connect_error");
-  if (connected !== null)
+  const code = params.get("connect_error");
+  const connection = params.get("connection");
+  if (connected !== null && ids.includes(connected))
     return (
       <p className="notice notice-ok" role="status">
-        Connected {connected}
-        {params.get("account") !== null ? ` (${params.get("account") ?? ""})` : ""}: its tokens are sealed and
-        its queued work resumes with the next run.
+        Connected {connected}: its tokens are sealed and its queued work resumes with the next run.
       </p>
     );
-  if (error !== null)
+  const sentence = code !== null ? CONNECT_ERRORS[code] : undefined;
+  if (sentence !== undefined && connection !== null && ids.includes(connection)) {
+    const vendor = params.get("vendor_error");
     return (
       <p className="notice notice-bad" role="alert">
-        Connecting {params.get("connection") ?? "the connection"} failed: {error}
+        Connecting {connection} failed: {sentence}
+        {vendor !== null && /^[a-z_]{1,40}$/.test(vendor) ? ` (${vendor})` : ""}
       </p>
     );
+  }
   return null;
 }
 
