@@ -90,6 +90,19 @@ describe("implied consent that lapses by rule", () => {
     );
   });
 
+  it("staff clearing a flag they set is no inquiry: it gives the person no new six months", () => {
+    const cleared: ConsentEvent = {
+      ...optIn("implied", "2026-05-01T00:00:00.000Z", "growthzone"),
+      id: "evt_cleared0001",
+      mechanism: "admin_edit",
+      actor: { kind: "account" },
+    };
+    const events = [optIn("implied", "2025-10-01T00:00:00.000Z"), cleared];
+    expect(impliedConsentLapses(input({ events }), [CASL])).toEqual([
+      expect.objectContaining({ occurred_at: "2026-04-01T00:00:00.000Z" }),
+    ]);
+  });
+
   it("covers only the rule's countries and topics; an opted-out person needs no lapse", () => {
     const old = [{ kind: "donation" as const, at: "2020-01-01T00:00:00.000Z" }];
     expect(impliedConsentLapses(input({ crm_grounds: old, country: "US" }), [CASL])).toEqual([]);
