@@ -72,7 +72,7 @@ export function openConnection(
     sleep: deps.sleep,
     persist: {
       load: () => deps.store.budgets.get(connection.id),
-      save: (state) => deps.store.budgets.put(connection.id, state),
+      add: (change) => deps.store.budgets.add(connection.id, change),
       onError: (error) =>
         deps.warn?.(
           `The API budget of connection "${connection.id}" could not be kept in the store (${error instanceof Error ? error.message : String(error)}); it counts on in memory.`,

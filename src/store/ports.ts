@@ -379,11 +379,52 @@ export type ApiBudgetState = {
   used: number;
   /** Until when the vendor said its quota is spent, if it did. */
   blocked_until: IsoTimestamp | null;
+  /** Until when the vendor asked for no calls at all (its per-second limit was hit), if it did. */
+  paused_until: IsoTimestamp | null;
+};
+
+/** What one process adds to a connection's shared budget: the calls it counted since it last added. */
+export type ApiBudgetChange = {
+  /** The start of the quota period the process counts in (its own, if it knows of no kept one). */
+  period_start: IsoTimestamp;
+  /** A kept period older than this has ended: the count starts again from this process's calls. */
+  period_ms: number;
+  calls: number;
+  blocked_until: IsoTimestamp | null;
+  paused_until: IsoTimestamp | null;
 };
 
 export interface BudgetRepository {
   get(connection_id: string): Promise<ApiBudgetState | undefined>;
-  put(connection_id: string, state: ApiBudgetState): Promise<void>;
+  /**
+   * Adds a process's calls to the count every process of the installation shares, under a row lock
+   * (so two workers never lose each other's calls), and returns the kept state: the whole count of
+   * the period, and the latest quota block and pause any process was told of.
+   */
+  add(connection_id: string, change: ApiBudgetChange): Promise<ApiBudgetState>;
+}
+
+/** An operator's sign-in session as kept: by the hash of its id, which only the cookie holds. */
+export type StoredSession = {
+  id_hash: string;
+  csrf_token: string;
+  created_at: IsoTimestamp;
+  last_seen: IsoTimestamp;
+};
+
+export interface SessionRepository {
+  put(session: StoredSession): Promise<void>;
+  /**
+   * The session with this id hash if it is live (used since `idle_since`, made since
+   * `created_since`), its `last_seen` moved to `now`; an expired one is removed.
+   */
+  touch(
+    id_hash: string,
+    at: { now: IsoTimestamp; idle_since: IsoTimestamp; created_since: IsoTimestamp },
+  ): Promise<StoredSession | undefined>;
+  remove(id_hash: string): Promise<void>;
+  /** Removes expired sessions, then the least recently used beyond `keep`. */
+  prune(at: { idle_since: IsoTimestamp; created_since: IsoTimestamp }, keep: number): Promise<void>;
 }
 
 /** An alert as stored: one per cause, open until the cause is fixed. */
@@ -504,6 +545,7 @@ export interface StoreSession {
   readonly credentials: CredentialRepository;
   readonly inbox: InboxRepository;
   readonly budgets: BudgetRepository;
+  readonly sessions: SessionRepository;
   readonly alerts: AlertRepository;
   readonly rejections: PlatformRejectionRepository;
   /**

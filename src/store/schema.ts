@@ -190,7 +190,17 @@ export interface ApiBudgetsTable {
   period_start: IsoTimestamp;
   used: number;
   blocked_until: IsoTimestamp | null;
+  /** Until when the vendor asked for no calls at all (a per-second limit hit); every process holds back. */
+  paused_until: IsoTimestamp | null;
   updated_at: IsoTimestamp;
+}
+
+/** An operator's sign-in session, by the SHA-256 of its id (the id itself is only in the cookie). */
+export interface SessionsTable {
+  id_hash: string;
+  csrf_token: string;
+  created_at: IsoTimestamp;
+  last_seen: IsoTimestamp;
 }
 
 /** An alert raised once per cause (`key`) and open until the cause is fixed. */
@@ -293,4 +303,5 @@ export interface Database {
   link_generations: LinkGenerationsTable;
   signups: SignupsTable;
   store_probe: StoreProbeTable;
+  sessions: SessionsTable;
 }

@@ -89,22 +89,70 @@ describeOnBackends("store", (backend) => {
       "0011_inbox_retries",
       "0012_ledger_seals",
       "0013_store_probe",
+      "0014_shared_state",
     ]);
     expect(await migrateToLatest(store.db)).toEqual([]);
   });
 
-  it("keeps each connection's API budget: the newest count wins, per connection", async () => {
+  it("keeps each connection's API budget: every process's calls add up, per connection and period", async () => {
     expect(await store.budgets.get("cc-main")).toBeUndefined();
-    const kept = { period_start: "2026-03-01T00:00:00.000Z", used: 41, blocked_until: null };
-    await store.budgets.put("cc-main", kept);
-    await store.budgets.put("cc-main", { ...kept, used: 42, blocked_until: "2026-03-02T00:00:00.000Z" });
-    await store.budgets.put("re-nxt", { ...kept, used: 7 });
+    const change = {
+      period_start: "2026-03-01T00:00:00.000Z",
+      period_ms: 86_400_000,
+      calls: 41,
+      blocked_until: null,
+      paused_until: null,
+    };
+    expect(await store.budgets.add("cc-main", change)).toEqual({
+      period_start: "2026-03-01T00:00:00.000Z",
+      used: 41,
+      blocked_until: null,
+      paused_until: null,
+    });
+    // Two workers adding at once: neither loses the other's calls.
+    await Promise.all([
+      store.budgets.add("cc-main", { ...change, calls: 1, paused_until: "2026-03-01T10:00:05.000Z" }),
+      store.budgets.add("cc-main", { ...change, calls: 2, blocked_until: "2026-03-02T00:00:00.000Z" }),
+      store.budgets.add("re-nxt", { ...change, calls: 7 }),
+    ]);
     expect(await store.budgets.get("cc-main")).toEqual({
-      ...kept,
-      used: 42,
+      period_start: "2026-03-01T00:00:00.000Z",
+      used: 44,
       blocked_until: "2026-03-02T00:00:00.000Z",
+      paused_until: "2026-03-01T10:00:05.000Z",
     });
     expect((await store.budgets.get("re-nxt"))?.used).toBe(7);
+    // A process counting in the next period starts the count again (the spent quota is replenished).
+    const next = await store.budgets.add("cc-main", {
+      ...change,
+      period_start: "2026-03-02T00:00:00.000Z",
+      calls: 3,
+    });
+    expect(next).toMatchObject({ period_start: "2026-03-02T00:00:00.000Z", used: 3, blocked_until: null });
+  });
+
+  it("keeps sign-in sessions by the hash of their id, live until idle or too old", async () => {
+    await store.sessions.put({
+      id_hash: "h1",
+      csrf_token: "c1",
+      created_at: "2026-03-01T10:00:00.000Z",
+      last_seen: "2026-03-01T10:00:00.000Z",
+    });
+    const at = {
+      now: "2026-03-01T11:00:00.000Z",
+      idle_since: "2026-03-01T09:00:00.000Z",
+      created_since: "2026-02-20T00:00:00.000Z",
+    };
+    expect(await store.sessions.touch("h1", at)).toMatchObject({
+      csrf_token: "c1",
+      last_seen: "2026-03-01T11:00:00.000Z",
+    });
+    expect(await store.sessions.touch("nope", at)).toBeUndefined();
+    // Unused since before the idle limit: gone.
+    expect(
+      await store.sessions.touch("h1", { ...at, idle_since: "2026-03-01T11:30:00.000Z" }),
+    ).toBeUndefined();
+    expect(await store.sessions.touch("h1", at)).toBeUndefined();
   });
 
   it("opens an alert once per cause until it is resolved, then again", async () => {
@@ -122,7 +170,9 @@ describeOnBackends("store", (backend) => {
     expect(await store.alerts.resolve("quota:cc-main")).toBe(true);
     expect(await store.alerts.resolve("quota:cc-main")).toBe(false);
     expect(await store.alerts.listOpen()).toEqual([]);
-    expect(await store.alerts.open(alert)).toBe(true);
+    // Two processes raising it at once: exactly one of them alerts.
+    const raised = await Promise.all([store.alerts.open(alert), store.alerts.open(alert)]);
+    expect(raised.filter(Boolean)).toHaveLength(1);
   });
 
   it("drops every pull checkpoint when snapshots gain typed consent, so the next pull reads everything", async () => {

@@ -30,19 +30,39 @@ export type RateLimiterOptions = {
   /** Calls already used today (e.g. restored from the store after a restart). */
   used_today?: number;
   /**
-   * Where the count is kept across restarts: loaded before the first call is let through, saved
-   * after every counted call (saves run one at a time; the newest count wins). A load or save that
-   * fails is reported and the budget carries on from what it knows.
+   * Where the count is kept across restarts and shared with every other process of the
+   * installation: loaded before the first call is let through; after every counted call the calls
+   * counted since are added to the kept count (one add at a time), and what comes back (the whole
+   * count, the latest quota block and pause any process was told of) is adopted. A budget idle for
+   * a second asks again before its next call. A load or add that fails is reported and the budget
+   * carries on from what it knows, adding those calls at the next add.
    */
   persist?: {
     load: () => Promise<PersistedBudget | undefined>;
-    save: (state: PersistedBudget) => Promise<void>;
+    add: (change: PersistedBudgetChange) => Promise<PersistedBudget>;
     onError?: (error: unknown) => void;
   };
 };
 
-/** A budget's state as kept across restarts. */
-export type PersistedBudget = { period_start: string; used: number; blocked_until: string | null };
+/** A budget's state as kept across restarts and processes. */
+export type PersistedBudget = {
+  period_start: string;
+  used: number;
+  blocked_until: string | null;
+  paused_until: string | null;
+};
+
+/** What one process adds to the kept budget: its calls since its last add, and what it was told. */
+export type PersistedBudgetChange = {
+  period_start: string;
+  period_ms: number;
+  calls: number;
+  blocked_until: string | null;
+  paused_until: string | null;
+};
+
+/** How stale the shared count may be before a call asks the store again. */
+const SHARED_REFRESH_MS = 1_000;
 
 type Waiter = {
   priority: CallPriority;
@@ -66,6 +86,9 @@ export class RateLimiter implements CallBudget {
   private loaded: Promise<void> | undefined;
   private saving: Promise<void> | undefined;
   private dirty = false;
+  /** Calls counted here and not yet added to the kept count. */
+  private unsaved = 0;
+  private syncedAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: RateLimiterOptions) {
     this.usedToday = options.used_today ?? 0;
@@ -91,12 +114,13 @@ export class RateLimiter implements CallBudget {
   /** The vendor said the per-second limit was hit: hold every call for `ms`. */
   pause(ms: number): void {
     this.pausedUntil = Math.max(this.pausedUntil, this.options.now().getTime() + ms);
+    void this.save();
   }
 
   /** The vendor said the daily quota is spent: refuse calls until `until`. */
   quotaExhausted(until: Date): void {
     this.quotaBlockedUntil = Math.max(this.quotaBlockedUntil, until.getTime());
-    this.save();
+    void this.save();
   }
 
   /** Restores the kept count once: a restart within the same quota period goes on counting. */
@@ -105,42 +129,61 @@ export class RateLimiter implements CallBudget {
     if (persist === undefined) return Promise.resolve();
     this.loaded ??= persist.load().then(
       (kept) => {
-        if (kept === undefined) return;
-        const now = this.options.now().getTime();
-        const start = Date.parse(kept.period_start);
-        if (!Number.isNaN(start) && start <= now && now < start + DAY_MS) {
-          this.dayStart = start;
-          this.usedToday = Math.max(this.usedToday, kept.used);
-        }
-        const blocked = kept.blocked_until === null ? NaN : Date.parse(kept.blocked_until);
-        if (!Number.isNaN(blocked) && blocked > now)
-          this.quotaBlockedUntil = Math.max(this.quotaBlockedUntil, blocked);
+        if (kept !== undefined) this.adopt(kept);
+        this.syncedAt = this.options.now().getTime();
       },
       (error: unknown) => persist.onError?.(error),
     );
     return this.loaded;
   }
 
-  /** Keeps the newest count; one save at a time, and one more if the count moved meanwhile. */
-  private save(): void {
+  /** Takes what every process has counted and been told, as the store keeps it. */
+  private adopt(kept: PersistedBudget): void {
+    const now = this.options.now().getTime();
+    const start = Date.parse(kept.period_start);
+    if (!Number.isNaN(start) && start <= now && now < start + DAY_MS) {
+      this.dayStart = start;
+      this.usedToday = kept.used + this.unsaved;
+    }
+    const blocked = kept.blocked_until === null ? NaN : Date.parse(kept.blocked_until);
+    if (!Number.isNaN(blocked) && blocked > now)
+      this.quotaBlockedUntil = Math.max(this.quotaBlockedUntil, blocked);
+    const paused = kept.paused_until === null ? NaN : Date.parse(kept.paused_until);
+    if (!Number.isNaN(paused) && paused > now) this.pausedUntil = Math.max(this.pausedUntil, paused);
+  }
+
+  /** Adds the newest calls to the kept count; one add at a time, and one more if calls came meanwhile. */
+  private save(): Promise<void> {
     const persist = this.options.persist;
-    if (persist === undefined) return;
+    if (persist === undefined) return Promise.resolve();
     if (this.saving !== undefined) {
       this.dirty = true;
-      return;
+      return this.saving;
     }
     this.saving = (async () => {
       do {
         this.dirty = false;
-        const state: PersistedBudget = {
+        const calls = this.unsaved;
+        this.unsaved = 0;
+        const change: PersistedBudgetChange = {
           period_start: new Date(this.dayStart).toISOString(),
-          used: this.usedToday,
+          period_ms: DAY_MS,
+          calls,
           blocked_until: this.quotaBlockedUntil > 0 ? new Date(this.quotaBlockedUntil).toISOString() : null,
+          paused_until: this.pausedUntil > 0 ? new Date(this.pausedUntil).toISOString() : null,
         };
-        await persist.save(state).catch((error: unknown) => persist.onError?.(error));
+        try {
+          this.adopt(await persist.add(change));
+          this.syncedAt = this.options.now().getTime();
+        } catch (error) {
+          // Counted again at the next add: the kept count never loses a call.
+          this.unsaved += calls;
+          persist.onError?.(error);
+        }
       } while (this.dirty);
       this.saving = undefined;
     })();
+    return this.saving;
   }
 
   /** Resolves once every count so far is kept (tests, and a process about to stop). */
@@ -179,6 +222,8 @@ export class RateLimiter implements CallBudget {
     if (this.quotaBlockedUntil > 0 && now >= this.quotaBlockedUntil) {
       this.quotaBlockedUntil = 0;
       this.usedToday = 0;
+      this.unsaved = 0;
+      this.dayStart = now;
     }
     if (now >= this.dayStart + DAY_MS) {
       this.dayStart = this.periodStart(now);
@@ -203,6 +248,12 @@ export class RateLimiter implements CallBudget {
     try {
       if (this.options.persist !== undefined) await this.load();
       while (this.waiters.length > 0) {
+        // Other processes' calls and pauses, at most a second old.
+        if (
+          this.options.persist !== undefined &&
+          this.options.now().getTime() - this.syncedAt >= SHARED_REFRESH_MS
+        )
+          await this.save();
         this.waiters.sort((a, b) => RANK[a.priority] - RANK[b.priority] || a.seq - b.seq);
         const next = this.waiters[0]!;
         const now = this.options.now().getTime();
@@ -239,7 +290,8 @@ export class RateLimiter implements CallBudget {
         }
         this.window.push(now);
         this.usedToday += 1;
-        this.save();
+        this.unsaved += 1;
+        void this.save();
         this.inFlight += 1;
         this.waiters.shift();
         next.resolve(ok(this.release()));

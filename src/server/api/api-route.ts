@@ -99,7 +99,7 @@ export type ApiRoute = {
 };
 
 /** Checks the session and CSRF token of a request; returns the failure to answer, if any. */
-export type AccessCheck = (request: FastifyRequest, access: RouteAccess) => Failure | undefined;
+export type AccessCheck = (request: FastifyRequest, access: RouteAccess) => Promise<Failure | undefined>;
 
 type Issue = { where: "params" | "query" | "body"; path: string; message: string };
 
@@ -201,7 +201,7 @@ export function registerRoutes(app: FastifyInstance, routes: readonly ApiRoute[]
       method: route.method,
       url: route.url,
       handler: async (request, reply) => {
-        const denied = check(request, route.access);
+        const denied = await check(request, route.access);
         if (denied) return reply.code(denied.status).send(denied.body);
         return route.handle(request, reply);
       },

@@ -80,6 +80,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
   const sessionManager = createSessionManager({
     ...deps.sessions,
     adminPassword: deps.adminPassword,
+    store: deps.store,
     now: deps.now,
   });
   const syncDeps: SyncDeps = {
@@ -104,9 +105,9 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
       (document ??= openApiDocument([...routes, ...operational, openapi], deps.version)),
   });
 
-  const check: AccessCheck = (request, access) => {
+  const check: AccessCheck = async (request, access) => {
     if (access === "public") return undefined;
-    const session = sessionManager.get(request.cookies[SESSION_COOKIE]);
+    const session = await sessionManager.get(request.cookies[SESSION_COOKIE]);
     if (!session)
       return fail(401, "not_signed_in", "Sign in first: POST /api/session with the admin password.");
     if (request.method === "GET" || request.method === "HEAD") return undefined;
@@ -142,5 +143,8 @@ export function registerApiDisabled(app: FastifyInstance, disabled: ApiDisabled)
     reply.code(503).send({ code: "api_disabled", message: `The API is disabled: ${disabled.reason}` }),
   );
   const m = disabled.metrics;
-  if (m) registerRoutes(app, [metricsRoute(m.metrics, m.sources, m.now(), m.access)], () => undefined);
+  if (m)
+    registerRoutes(app, [metricsRoute(m.metrics, m.sources, m.now(), m.access)], () =>
+      Promise.resolve(undefined),
+    );
 }

@@ -15,7 +15,7 @@ export function sessionRoutes(ctx: ApiContext): ApiRoute[] {
       access: "public",
       response: SessionSchema,
       handler: async (_input, { request }) => {
-        const session = sessionManager.get(request.cookies[SESSION_COOKIE]);
+        const session = await sessionManager.get(request.cookies[SESSION_COOKIE]);
         return { signed_in: session !== undefined, csrf_token: session?.csrf_token ?? null };
       },
     }),
@@ -31,7 +31,7 @@ export function sessionRoutes(ctx: ApiContext): ApiRoute[] {
       response: SessionSchema,
       errors: [401, 429],
       handler: async ({ body }, { request, reply }) => {
-        const result = sessionManager.signIn(body.password, request.ip);
+        const result = await sessionManager.signIn(body.password, request.ip);
         if (!result.ok) {
           if (result.code === "too_many_attempts") {
             void reply.header("retry-after", String(result.retry_after_s));
@@ -44,7 +44,7 @@ export function sessionRoutes(ctx: ApiContext): ApiRoute[] {
           return fail(401, "wrong_password", "That is not the admin password.");
         }
         // A new session on every sign-in: a session id planted before sign-in is never promoted.
-        sessionManager.end(request.cookies[SESSION_COOKIE]);
+        await sessionManager.end(request.cookies[SESSION_COOKIE]);
         void reply.setCookie(SESSION_COOKIE, result.session.id, {
           path: "/api",
           httpOnly: true,
@@ -62,7 +62,7 @@ export function sessionRoutes(ctx: ApiContext): ApiRoute[] {
       access: "session",
       response: SessionSchema,
       handler: async (_input, { request, reply }) => {
-        sessionManager.end(request.cookies[SESSION_COOKIE]);
+        await sessionManager.end(request.cookies[SESSION_COOKIE]);
         void reply.clearCookie(SESSION_COOKIE, {
           path: "/api",
           httpOnly: true,

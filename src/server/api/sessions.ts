@@ -1,7 +1,8 @@
 /**
  * Operator sessions: sign-in with the admin password (compared in constant time), server-side
- * sessions in memory with an idle and an absolute expiry, and a CSRF token per session that every
- * state-changing request must echo in `x-csrf-token`.
+ * sessions in the store (by the SHA-256 of their id, so every server process of the installation
+ * knows them and a restart keeps them) with an idle and an absolute expiry, and a CSRF token per
+ * session that every state-changing request must echo in `x-csrf-token`.
  *
  * Failed sign-ins slow down the client that makes them instead of locking it out: a few are free,
  * then each waits twice as long as the last (at most a minute), so a colleague behind the same
@@ -12,6 +13,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
+import type { SessionRepository } from "../../store/ports";
 
 export const SESSION_COOKIE = "concord_session";
 export const CSRF_HEADER = "x-csrf-token";
@@ -20,6 +22,8 @@ export type Session = { id: string; csrf_token: string; created_at: number; last
 
 export type SessionOptions = {
   adminPassword: string;
+  /** Where sessions are kept: shared by every server process of the installation. */
+  store: { sessions: SessionRepository };
   now: () => Date;
   /** A session unused this long ends (default 12 h). */
   idleMs?: number;
@@ -53,10 +57,10 @@ export type SignIn =
   | { ok: false; code: "too_many_attempts"; retry_after_s: number };
 
 export type SessionManager = {
-  signIn: (password: string, clientAddress: string) => SignIn;
+  signIn: (password: string, clientAddress: string) => Promise<SignIn>;
   /** The live session with this id (its idle clock restarted), or undefined. */
-  get: (id: string | undefined) => Session | undefined;
-  end: (id: string | undefined) => void;
+  get: (id: string | undefined) => Promise<Session | undefined>;
+  end: (id: string | undefined) => Promise<void>;
   /** Constant-time comparison of a request's CSRF header with the session's token. */
   csrfMatches: (session: Session, header: string | undefined) => boolean;
   idleMs: number;
@@ -64,6 +68,8 @@ export type SessionManager = {
 
 const digest = (s: string): Buffer => createHash("sha256").update(s, "utf8").digest();
 const sameSecret = (a: string, b: string): boolean => timingSafeEqual(digest(a), digest(b));
+/** The store keeps a session by this: its id is only ever in the operator's cookie. */
+const idHash = (id: string): string => digest(id).toString("hex");
 
 /** At most this many client groups are remembered for failed attempts; the oldest are forgotten first. */
 const MAX_TRACKED_ADDRESSES = 10_000;
@@ -104,7 +110,7 @@ export function createSessionManager(options: SessionOptions): SessionManager {
   const maxDelayMs = options.maxDelayMs ?? 60_000;
   const forgetAfterMs = options.forgetAfterMs ?? 15 * 60_000;
   const globalCeiling = options.globalFailuresPerMinute ?? 100;
-  const sessions = new Map<string, Session>();
+  const kept = options.store.sessions;
   const failures = new Map<string, { count: number; last: number }>();
   let everyone: number[] = [];
   const now = (): number => options.now().getTime();
@@ -121,11 +127,15 @@ export function createSessionManager(options: SessionOptions): SessionManager {
   const delayAfter = (count: number, free: number): number =>
     count < free ? 0 : Math.min(maxDelayMs, 1000 * 2 ** (count - free));
 
-  const live = (s: Session, t: number): boolean => t - s.last_seen < idleMs && t - s.created_at < maxAgeMs;
+  const limits = (t: number) => ({
+    now: new Date(t).toISOString(),
+    idle_since: new Date(t - idleMs).toISOString(),
+    created_since: new Date(t - maxAgeMs).toISOString(),
+  });
 
   return {
     idleMs,
-    signIn: (password, address) => {
+    signIn: async (password, address) => {
       const t = now();
       const group = clientGroup(address);
       const f = failuresOf(group, t);
@@ -154,38 +164,31 @@ export function createSessionManager(options: SessionOptions): SessionManager {
       }
       tell("signed_in", f?.count ?? 0);
       failures.delete(group);
-      for (const [id, s] of sessions) if (!live(s, t)) sessions.delete(id);
-      while (sessions.size >= MAX_SESSIONS) {
-        const first = sessions.keys().next();
-        if (first.done === true) break;
-        sessions.delete(first.value);
-      }
+      await kept.prune(limits(t), MAX_SESSIONS - 1);
       const session: Session = {
         id: randomBytes(32).toString("base64url"),
         csrf_token: randomBytes(32).toString("base64url"),
         created_at: t,
         last_seen: t,
       };
-      sessions.set(session.id, session);
+      const at = new Date(t).toISOString();
+      await kept.put({
+        id_hash: idHash(session.id),
+        csrf_token: session.csrf_token,
+        created_at: at,
+        last_seen: at,
+      });
       return { ok: true, session };
     },
-    get: (id) => {
+    get: async (id) => {
       if (id === undefined || id === "") return undefined;
-      const s = sessions.get(id);
-      if (!s) return undefined;
       const t = now();
-      if (!live(s, t)) {
-        sessions.delete(id);
-        return undefined;
-      }
-      s.last_seen = t;
-      // Most recently used last, so the cap ends the least recently used.
-      sessions.delete(id);
-      sessions.set(id, s);
-      return s;
+      const row = await kept.touch(idHash(id), limits(t));
+      if (row === undefined) return undefined;
+      return { id, csrf_token: row.csrf_token, created_at: Date.parse(row.created_at), last_seen: t };
     },
-    end: (id) => {
-      if (id !== undefined) sessions.delete(id);
+    end: async (id) => {
+      if (id !== undefined && id !== "") await kept.remove(idHash(id));
     },
     csrfMatches: (session, header) =>
       header !== undefined && header !== "" && sameSecret(header, session.csrf_token),

@@ -14,6 +14,7 @@ import { migration0010Signups } from "./0010-signups";
 import { migration0011InboxRetries } from "./0011-inbox-retries";
 import { migration0012LedgerSeals } from "./0012-ledger-seals";
 import { migration0013StoreProbe } from "./0013-store-probe";
+import { migration0014SharedState } from "./0014-shared-state";
 
 /** Names sort in apply order; never rename or edit a shipped migration, add a new one. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -30,6 +31,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0011_inbox_retries": migration0011InboxRetries,
   "0012_ledger_seals": migration0012LedgerSeals,
   "0013_store_probe": migration0013StoreProbe,
+  "0014_shared_state": migration0014SharedState,
 };
 
 /** Applies every pending migration; a failure is an environment problem or a bug, so it throws. */

@@ -1,6 +1,9 @@
 /** SQL implementations of the per-connection repositories: health, stored (encrypted) credentials, API budgets, alerts. */
-import type { Selectable } from "kysely";
+import type { Kysely, Selectable } from "kysely";
 import {
+  type ApiBudgetState,
+  type SessionRepository,
+  type StoreDialect,
   HealthStatusSchema,
   type AlertRepository,
   type PlatformRejectionRepository,
@@ -9,7 +12,7 @@ import {
   type CredentialRepository,
   type HealthRepository,
 } from "../ports";
-import type { ConnectionsHealthTable } from "../schema";
+import type { ConnectionsHealthTable, Database } from "../schema";
 import { affected, isoNow, type SqlContext } from "./sql-context";
 
 const toHealth = (row: Selectable<ConnectionsHealthTable>): ConnectionHealth => ({
@@ -100,33 +103,112 @@ export function credentialRepository(ctx: SqlContext): CredentialRepository {
   };
 }
 
-export function budgetRepository(ctx: SqlContext): BudgetRepository {
+const later = (a: string | null, b: string | null): string | null =>
+  a === null ? b : b === null ? a : a > b ? a : b;
+
+export function budgetRepository(ctx: SqlContext, dialect: StoreDialect): BudgetRepository {
+  const { db } = ctx;
+  const get = async (connection_id: string): Promise<ApiBudgetState | undefined> => {
+    const row = await db
+      .selectFrom("api_budgets")
+      .select(["period_start", "used", "blocked_until", "paused_until"])
+      .where("connection_id", "=", connection_id)
+      .executeTakeFirst();
+    return row;
+  };
+  return {
+    get,
+    async add(connection_id, change) {
+      const updated_at = isoNow(ctx);
+      const run = async (tx: Kysely<Database>): Promise<ApiBudgetState> => {
+        // The row exists before it is locked, so two first calls never race on the insert.
+        await tx
+          .insertInto("api_budgets")
+          .values({
+            connection_id,
+            period_start: change.period_start,
+            used: 0,
+            blocked_until: null,
+            paused_until: null,
+            updated_at,
+          })
+          .onConflict((oc) => oc.column("connection_id").doNothing())
+          .execute();
+        let q = tx
+          .selectFrom("api_budgets")
+          .select(["period_start", "used", "blocked_until", "paused_until"])
+          .where("connection_id", "=", connection_id);
+        // SQLite writes one transaction at a time; PostgreSQL locks the row until the update.
+        if (dialect === "postgres") q = q.forUpdate();
+        const kept = await q.executeTakeFirstOrThrow();
+        const keptStart = Date.parse(kept.period_start);
+        const ownStart = Date.parse(change.period_start);
+        // A period ends after its length, or when the vendor said its spent quota is replenished.
+        const replenished = kept.blocked_until !== null && ownStart >= Date.parse(kept.blocked_until);
+        const ended = Number.isNaN(keptStart) || ownStart >= keptStart + change.period_ms || replenished;
+        const next: ApiBudgetState = {
+          period_start: ended ? change.period_start : kept.period_start,
+          used: (ended ? 0 : kept.used) + change.calls,
+          blocked_until: replenished ? change.blocked_until : later(kept.blocked_until, change.blocked_until),
+          paused_until: later(kept.paused_until, change.paused_until),
+        };
+        await tx
+          .updateTable("api_budgets")
+          .set({ ...next, updated_at })
+          .where("connection_id", "=", connection_id)
+          .execute();
+        return next;
+      };
+      return db.isTransaction ? run(db) : db.transaction().execute(run);
+    },
+  };
+}
+
+export function sessionRepository(ctx: SqlContext): SessionRepository {
   const { db } = ctx;
   return {
-    async get(connection_id) {
-      const row = await db
-        .selectFrom("api_budgets")
-        .select(["period_start", "used", "blocked_until"])
-        .where("connection_id", "=", connection_id)
-        .executeTakeFirst();
-      return row === undefined
-        ? undefined
-        : { period_start: row.period_start, used: row.used, blocked_until: row.blocked_until };
+    async put(session) {
+      await db.insertInto("sessions").values(session).execute();
     },
-    async put(connection_id, state) {
-      const updated_at = isoNow(ctx);
+    async touch(id_hash, at) {
+      const row = await db
+        .selectFrom("sessions")
+        .selectAll()
+        .where("id_hash", "=", id_hash)
+        .executeTakeFirst();
+      if (row === undefined) return undefined;
+      if (row.last_seen < at.idle_since || row.created_at < at.created_since) {
+        await db.deleteFrom("sessions").where("id_hash", "=", id_hash).execute();
+        return undefined;
+      }
+      await db.updateTable("sessions").set({ last_seen: at.now }).where("id_hash", "=", id_hash).execute();
+      return { ...row, last_seen: at.now };
+    },
+    async remove(id_hash) {
+      await db.deleteFrom("sessions").where("id_hash", "=", id_hash).execute();
+    },
+    async prune(at, keep) {
       await db
-        .insertInto("api_budgets")
-        .values({ connection_id, ...state, updated_at })
-        .onConflict((oc) =>
-          oc.column("connection_id").doUpdateSet({
-            period_start: state.period_start,
-            used: state.used,
-            blocked_until: state.blocked_until,
-            updated_at,
-          }),
-        )
+        .deleteFrom("sessions")
+        .where((eb) => eb.or([eb("last_seen", "<", at.idle_since), eb("created_at", "<", at.created_since)]))
         .execute();
+      const beyond = await db
+        .selectFrom("sessions")
+        .select("id_hash")
+        .orderBy("last_seen", "desc")
+        .orderBy("id_hash")
+        .offset(keep)
+        .limit(1000)
+        .execute();
+      if (beyond.length > 0)
+        await db
+          .deleteFrom("sessions")
+          .where(
+            "id_hash",
+            "in",
+            beyond.map((b) => b.id_hash),
+          )
+          .execute();
     },
   };
 }
@@ -137,22 +219,28 @@ export function alertRepository(ctx: SqlContext): AlertRepository {
     db.selectFrom("alerts").selectAll().where("key", "=", key).executeTakeFirst();
   return {
     async open(alert) {
-      const before = await get(alert.key);
       const opened_at = isoNow(ctx);
-      await db
+      // One statement: of two processes raising the same problem at once, exactly one is told it
+      // opened it (and alerts); a row that is open already is left as it is.
+      const opened = await db
         .insertInto("alerts")
         .values({ ...alert, opened_at, resolved_at: null })
         .onConflict((oc) =>
           oc
             .column("key")
-            .doUpdateSet(
-              before === undefined || before.resolved_at !== null
-                ? { message: alert.message, code: alert.code, opened_at, resolved_at: null }
-                : { message: alert.message },
-            ),
+            .doUpdateSet({ message: alert.message, code: alert.code, opened_at, resolved_at: null })
+            .where("alerts.resolved_at", "is not", null),
         )
+        .returning("key")
+        .executeTakeFirst();
+      if (opened !== undefined) return true;
+      await db
+        .updateTable("alerts")
+        .set({ message: alert.message })
+        .where("key", "=", alert.key)
+        .where("resolved_at", "is", null)
         .execute();
-      return before === undefined || before.resolved_at !== null;
+      return false;
     },
     async resolve(key) {
       const result = await db

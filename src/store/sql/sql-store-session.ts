@@ -10,6 +10,7 @@ import {
   credentialRepository,
   healthRepository,
   platformRejectionRepository,
+  sessionRepository,
 } from "./connection-repositories";
 import { inboxRepository } from "./inbox-repository";
 import { linkRepository } from "./link-repository";
@@ -46,7 +47,8 @@ export function sqlStoreSession(
     health: healthRepository(ctx),
     credentials: credentialRepository(ctx),
     inbox: inboxRepository(ctx),
-    budgets: budgetRepository(ctx),
+    budgets: budgetRepository(ctx, dialect),
+    sessions: sessionRepository(ctx),
     alerts: alertRepository(ctx),
     rejections: platformRejectionRepository(ctx),
     transaction<T>(fn: (tx: StoreSession) => Promise<T>): Promise<T> {

@@ -1,0 +1,73 @@
+// Two workers of one installation spend one API budget: their calls add up in the store, a quota
+// one of them spent refuses the other, and a pause the vendor asked of one holds the other back.
+import { afterEach, beforeEach, expect, it } from "vitest";
+import { RateLimiter } from "../connectors/http/rate-limiter";
+import { createFakeClock } from "../../test/support/fake-clock";
+import { describeOnBackends, type TestStore } from "../../test/support/store-backends";
+
+const limits = {
+  requests_per_second: 1000,
+  daily_quota: { calls: 20, reset: "utc_midnight" as const },
+  max_concurrency: 10,
+};
+
+describeOnBackends("a connection's budget shared by workers", (backend) => {
+  let t: TestStore;
+  beforeEach(async () => {
+    t = await backend.create();
+  });
+  afterEach(async () => {
+    await t.cleanup();
+  });
+
+  /** One call: its slot is given back at once, as a connector does once the answer is read. */
+  const call = async (limiter: RateLimiter): Promise<boolean> => {
+    const slot = await limiter.acquire("read");
+    if (slot.ok) slot.value();
+    return slot.ok;
+  };
+
+  const worker = (clock: ReturnType<typeof createFakeClock>) =>
+    new RateLimiter({
+      limits,
+      now: clock.now,
+      sleep: clock.sleep,
+      consent_reserve: 0,
+      persist: {
+        load: () => t.store.budgets.get("cc-main"),
+        add: (change) => t.store.budgets.add("cc-main", change),
+      },
+    });
+
+  it("counts both workers' calls once, and the quota one spent refuses the other", async () => {
+    const clock = createFakeClock("2026-03-01T12:00:00.000Z");
+    const a = worker(clock);
+    const b = worker(clock);
+    await Promise.all(Array.from({ length: 16 }, (_, i) => call(i % 2 === 0 ? a : b)));
+    await Promise.all([a.flush(), b.flush()]);
+    expect((await t.store.budgets.get("cc-main"))?.used).toBe(16);
+    // A second later each asks the store again before a call: both see the other's calls.
+    clock.advance(1_000);
+    for (let i = 0; i < 4; i += 1) expect(await call(a)).toBe(true);
+    await a.flush();
+    clock.advance(1_000);
+    const refused = await b.acquire("read");
+    expect(refused.ok ? "" : refused.error.code).toBe("quota_exceeded");
+    expect(b.usage().used_today).toBe(20);
+  });
+
+  it("holds the other worker back while the vendor's per-second pause lasts", async () => {
+    const clock = createFakeClock("2026-03-01T12:00:00.000Z");
+    const a = worker(clock);
+    const b = worker(clock);
+    expect(await call(a)).toBe(true);
+    a.pause(30_000);
+    await a.flush();
+    clock.advance(1_000);
+    const sleptBefore = clock.slept();
+    expect(await call(b)).toBe(true);
+    // b waited out what was left of a's pause before its call went.
+    expect(clock.slept() - sleptBefore).toBeGreaterThanOrEqual(29_000);
+    expect(b.usage().paused_until).toBeUndefined();
+  });
+});
