@@ -111,8 +111,21 @@ module.exports = {
         "executor/",
         "notifications/",
         "observability/",
+        "jobs/",
       ],
       "A run (sync, reconcile, the service's schedule, a sign-up's email) composes the stages; it never serves HTTP.",
+    ),
+    room(
+      "jobs-are-a-catalogue-and-a-queue",
+      "jobs/",
+      ["core/", "store/", "observability/"],
+      "The job catalogue and graphile-worker's queue: they know the store and nothing of what a job does.",
+    ),
+    room(
+      "engine-runtime-for-composes",
+      "engine-runtime-for\\.ts$",
+      ["config/", "jobs/", "runs/", "open-engine\\.ts$"],
+      "The engine's runtime for serve and worker: the in-process runner, or the job queue and its workers.",
     ),
     room(
       "explain-reads-the-record",

@@ -22,7 +22,7 @@ import {
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 /** The order: the figures people ask about first. Others follow by name. */
-const ORDER = ["propagation-latency", "api-economy", "planning-throughput", "webhook-intake"];
+const ORDER = ["propagation-latency", "api-economy", "planning-throughput", "webhook-intake", "scale-out"];
 
 type Options = { smoke: boolean; pg: boolean; only?: string; out?: string };
 

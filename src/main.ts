@@ -18,7 +18,7 @@ import { manifestOf } from "./connectors/registry";
 import { startDemo } from "./demo/start-demo";
 import { explainContact } from "./explain/explain-contact";
 import { openEngineContext } from "./open-engine";
-import { createEngineRuntime } from "./runs/engine-runtime";
+import { engineRuntimeFor } from "./engine-runtime-for";
 import { createConcordMetrics } from "./server/api/metrics";
 import { buildServer } from "./server/app";
 import { buildConcordApp } from "./server/concord-app";
@@ -44,6 +44,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const open = () =>
     openStore({
       url: env.DATABASE_URL,
+      schema: env.DATABASE_SCHEMA,
       file: join(env.CONCORD_DATA_DIR, "concord.db"),
       ledger_sealer: sealer,
     });
@@ -52,9 +53,9 @@ async function main(argv: readonly string[]): Promise<number> {
     version,
     openStore: open,
     ledgerSealer: () => sealer,
-    serve: async ({ port, host, config: configFile }) => {
+    serve: async ({ port, host, config: configFile, workers }) => {
       // With a config: the engine (polls, webhooks, scheduled reconciliation), the API and the UI;
-      // without: health only.
+      // without: health only. On PostgreSQL, up to `workers` jobs run here too.
       const metrics = createConcordMetrics({ now: () => new Date() });
       const engine =
         configFile !== undefined || env.CONCORD_CONFIG !== undefined
@@ -63,6 +64,7 @@ async function main(argv: readonly string[]): Promise<number> {
               processEnv: process.env,
               configFile,
               onApiCall: metrics.onApiCall,
+              poolSize: poolSizeFor(workers),
             })
           : undefined;
       if (engine && !engine.ok) return { ok: false, message: engine.message };
@@ -73,15 +75,10 @@ async function main(argv: readonly string[]): Promise<number> {
         key: env.CONCORD_SECRET_KEY,
         stored: async (name: string) => (await store.credentials.get(name))?.ciphertext,
       };
-      const runtime = context
-        ? createEngineRuntime({
-            ...context.syncDeps(),
-            logger: context.logger,
-            secrets,
-            onRun: metrics.onRun,
-            problems: context.health,
-          })
+      const running = context
+        ? await engineRuntimeFor(context, { env, workers, secrets, onRun: metrics.onRun })
         : undefined;
+      const runtime = running?.runtime;
       const uiDir = join(import.meta.dirname, "..", "ui", "dist");
       const built =
         context && runtime
@@ -101,14 +98,14 @@ async function main(argv: readonly string[]): Promise<number> {
         });
       const stop = async () => {
         await app.close();
-        await runtime?.stop();
+        await running?.stop();
         await store.close();
         process.exit(0);
       };
       process.once("SIGINT", () => void stop());
       process.once("SIGTERM", () => void stop());
       await app.listen({ port, host });
-      runtime?.start();
+      await running?.start();
       if (!context)
         services.err(
           "No config file (--config or CONCORD_CONFIG): serving health checks only, no sync engine.",
@@ -116,6 +113,47 @@ async function main(argv: readonly string[]): Promise<number> {
       const address = app.server.address();
       const bound = typeof address === "object" && address !== null ? address.port : port;
       return { ok: true, url: `http://${host.includes(":") ? `[${host}]` : host}:${bound}` };
+    },
+    work: async ({ config: configFile, concurrency }) => {
+      if (env.DATABASE_URL === undefined)
+        return {
+          ok: false,
+          message:
+            "concord worker needs PostgreSQL (DATABASE_URL): on the embedded SQLite store, `concord serve` runs all the work in its one process.",
+        };
+      const metrics = createConcordMetrics({ now: () => new Date() });
+      const jobs = Math.max(1, concurrency);
+      const opened = await openEngineContext({
+        env,
+        processEnv: process.env,
+        configFile,
+        onApiCall: metrics.onApiCall,
+        poolSize: poolSizeFor(jobs),
+      });
+      if (!opened.ok) return { ok: false, message: opened.message };
+      const context = opened.context;
+      const running = await engineRuntimeFor(context, {
+        env,
+        workers: jobs,
+        secrets: {
+          env: process.env,
+          key: env.CONCORD_SECRET_KEY,
+          stored: async (name: string) => (await context.store.credentials.get(name))?.ciphertext,
+        },
+        onRun: metrics.onRun,
+      });
+      const stop = async () => {
+        await running.stop();
+        await context.close();
+        process.exit(0);
+      };
+      process.once("SIGINT", () => void stop());
+      process.once("SIGTERM", () => void stop());
+      await running.start();
+      return {
+        ok: true,
+        description: `Concord worker is running up to ${jobs} job(s) at once from the job queue; stop it with SIGTERM.`,
+      };
     },
     emulate: async (system: EmulatedSystem, port: number) => {
       const started = await manifestOf(system).emulator.start({ port });
@@ -253,6 +291,14 @@ async function main(argv: readonly string[]): Promise<number> {
     throw error;
   }
   return exitCode;
+}
+
+/**
+ * The store's connections for a process running `jobs` at once: each running pair holds one for its
+ * lock while its run uses others, and the API and housekeeping need their own.
+ */
+function poolSizeFor(jobs: number): number {
+  return 10 + 2 * jobs;
 }
 
 main(process.argv.slice(2)).then(

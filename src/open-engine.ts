@@ -48,6 +48,8 @@ export type EngineContextOptions = {
   /** Alert channels beyond the log (webhook URLs, email); default: those the config's notifications name. */
   notify?: (config: ConcordConfig, logger: Logger, store: Store) => (alert: ConnectionAlert) => Promise<void>;
   onApiCall?: (connectionId: string, call: ApiCall) => void;
+  /** PostgreSQL pool size (default 10): a worker needs more, one per job it runs at once. */
+  poolSize?: number;
 };
 
 export async function openEngineContext(options: EngineContextOptions): Promise<EngineContextResult> {
@@ -66,6 +68,8 @@ export async function openEngineContext(options: EngineContextOptions): Promise<
   const logger = options.logger ?? createLogger({ level: options.env.LOG_LEVEL });
   const store = await openStore({
     url: options.env.DATABASE_URL,
+    schema: options.env.DATABASE_SCHEMA,
+    pool_size: options.poolSize,
     file: join(options.env.CONCORD_DATA_DIR, "concord.db"),
     // Every ledger row is sealed under a key the database does not hold (ADR 22).
     ledger_sealer:

@@ -22,7 +22,13 @@ export type CliServices = {
     port: number;
     host: string;
     config?: string;
+    workers: number;
   }) => Promise<{ ok: true; url: string } | { ok: false; message: string }>;
+  /** Runs jobs from the PostgreSQL job queue until stopped (SIGTERM, SIGINT). */
+  work: (options: {
+    config?: string;
+    concurrency: number;
+  }) => Promise<{ ok: true; description: string } | { ok: false; message: string }>;
   emulate: (system: EmulatedSystem, port: number) => Promise<{ url: string }>;
   checkConfig: (file: string) => Promise<{ ok: true; summary: string } | { ok: false; report: string }>;
   /** Seals a secret with CONCORD_SECRET_KEY and stores it under `name` (config: `{ stored: name }`). */
@@ -40,6 +46,14 @@ export type CliServices = {
 /** Every system in the registry ships an emulator. */
 export const EMULATED_SYSTEMS: readonly string[] = SYSTEM_IDS;
 export type EmulatedSystem = string;
+
+function parseCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 256) {
+    throw new InvalidArgumentError(`expected a whole number from 0 to 256, got "${value}"`);
+  }
+  return n;
+}
 
 function parsePort(value: string): number {
   const port = Number(value);
@@ -69,7 +83,16 @@ export function buildProgram(services: CliServices): Command {
       "--config <file>",
       "config file (default: CONCORD_CONFIG); without one only health checks are served",
     )
-    .action(async (options: { port: number; host: string; config?: string }) => {
+    .addOption(
+      new Option(
+        "--workers <n>",
+        "on PostgreSQL: jobs this process runs at once beside the API, UI and webhook intake (0: none; run `concord worker` processes)",
+      )
+        .argParser(parseCount)
+        .env("CONCORD_SERVE_WORKERS")
+        .default(2),
+    )
+    .action(async (options: { port: number; host: string; config?: string; workers: number }) => {
       const started = await services.serve(options);
       if (!started.ok) {
         services.err(started.message);
@@ -80,6 +103,28 @@ export function buildProgram(services: CliServices): Command {
       services.out(
         `Concord is listening on ${url} (health: ${url}/healthz, readiness: ${url}/readyz, webhooks: ${url}/webhooks/<connection>)`,
       );
+    });
+
+  program
+    .command("worker")
+    .description(
+      "Run the engine's jobs (polls, webhook deliveries, syncs, housekeeping) from the PostgreSQL job queue; run as many as you like beside `concord serve`",
+    )
+    .option("--config <file>", "config file (default: CONCORD_CONFIG)")
+    .addOption(
+      new Option("--concurrency <n>", "jobs this process runs at once")
+        .argParser(parseCount)
+        .env("CONCORD_WORKER_CONCURRENCY")
+        .default(4),
+    )
+    .action(async (options: { config?: string; concurrency: number }) => {
+      const started = await services.work(options);
+      if (!started.ok) {
+        services.err(started.message);
+        services.setExitCode(EXIT_USAGE);
+        return;
+      }
+      services.out(started.description);
     });
 
   program

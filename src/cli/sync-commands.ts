@@ -9,6 +9,7 @@ import type { EngineContext, EngineContextResult } from "../open-engine";
 import { differencesCsv } from "../runs/differences-csv";
 import { reconcilePair, type Difference, type ReconcileReport } from "../runs/reconcile";
 import { syncPair, type SyncReport } from "../runs/sync-pair";
+import { asPairRun } from "../store/advisory-lock";
 import { erasePerson, type ErasureReport } from "../runs/erase-person";
 import type { SecretKey } from "../config/secret-box";
 import { recordOperatorOverride } from "../runs/operator-override";
@@ -89,27 +90,30 @@ export function registerSyncCommands(program: Command, deps: SyncCommandDeps): v
         for (const pair of pairs) {
           const bar = deps.interactive && options.json !== true ? progressBar() : undefined;
           let started: number | undefined;
-          const report = await syncPair(
-            {
-              ...ctx.syncDeps(),
-              onStage: (stage, detail) => {
-                if (options.json !== true && stage !== "done")
-                  deps.err(`${pair.id}: ${stage}${detail ? ` (${detail})` : ""}…`);
+          // After any run of the pair a worker or the server is making (PostgreSQL), never beside it.
+          const report = await asPairRun(ctx.store, pair.id, () =>
+            syncPair(
+              {
+                ...ctx.syncDeps(),
+                onStage: (stage, detail) => {
+                  if (options.json !== true && stage !== "done")
+                    deps.err(`${pair.id}: ${stage}${detail ? ` (${detail})` : ""}…`);
+                },
+                onProgress: (p) => {
+                  if (!bar) return;
+                  started ??= Date.now();
+                  const seconds = Math.max(0.001, (Date.now() - started) / 1000);
+                  const payload = { connection: p.connection_id, rate: (p.done / seconds).toFixed(1) };
+                  if (bar.getTotal() !== p.total) bar.start(p.total, p.done, payload);
+                  else bar.update(p.done, payload);
+                },
               },
-              onProgress: (p) => {
-                if (!bar) return;
-                started ??= Date.now();
-                const seconds = Math.max(0.001, (Date.now() - started) / 1000);
-                const payload = { connection: p.connection_id, rate: (p.done / seconds).toFixed(1) };
-                if (bar.getTotal() !== p.total) bar.start(p.total, p.done, payload);
-                else bar.update(p.done, payload);
+              pair,
+              {
+                ...(options.dryRun === true ? { dry_run: true } : {}),
+                ...(options.full === true ? { full: true } : {}),
               },
-            },
-            pair,
-            {
-              ...(options.dryRun === true ? { dry_run: true } : {}),
-              ...(options.full === true ? { full: true } : {}),
-            },
+            ),
           );
           bar?.stop();
           if (options.json === true) deps.out(JSON.stringify(report));
@@ -136,7 +140,9 @@ export function registerSyncCommands(program: Command, deps: SyncCommandDeps): v
         const reports: ReconcileReport[] = [];
         for (const pair of pairs) {
           if (options.json !== true && options.csv !== true) deps.err(`${pair.id}: reading every record…`);
-          const report = await reconcilePair(ctx.syncDeps(), pair, options.fix === true ? { fix: true } : {});
+          const report = await asPairRun(ctx.store, pair.id, () =>
+            reconcilePair(ctx.syncDeps(), pair, options.fix === true ? { fix: true } : {}),
+          );
           reports.push(report);
           const left = report.remaining ?? report.differences;
           if (report.status === "failed" || left.length > 0) code = EXIT_PROBLEM;

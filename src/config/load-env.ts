@@ -23,6 +23,16 @@ export const EnvSchema = z
           message: `expected a PostgreSQL URL such as postgres://concord:password@db:5432/concord, found ${scheme === undefined ? "a value that is not a URL" : `a ${scheme}: URL`}; leave DATABASE_URL unset to use the embedded SQLite database`,
         });
       }),
+    /**
+     * The PostgreSQL schema the store (and, beside it, the job queue as `<schema>_jobs`) lives in:
+     * several installations, one database. Absent: `public` and `graphile_worker`.
+     */
+    DATABASE_SCHEMA: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,56}$/, {
+        message: "expected a lower-case schema name of letters, digits and _ (at most 57 characters)",
+      })
+      .optional(),
     CONCORD_DATA_DIR: z.string().default("./data"),
     CONCORD_CONFIG: z.string().optional(),
     CONCORD_SECRET_KEY: z

@@ -5,13 +5,15 @@
  * code, seals the tokens at once as the connection's renewed tokens, checks the connection and
  * marks it working. The callback carries no session (the session cookie is SameSite=Strict and the
  * browser comes from the vendor's site): the unguessable state, made for that connection, is its
- * proof.
+ * proof. Waiting flows are kept in the store by the hash of their state, so the answer may come back
+ * to any server process of the installation, and is taken by exactly one.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { z } from "zod";
 import type { OAuthSupport } from "../connectors/manifest";
 import { networkTransport } from "../connectors/http/transport";
 import type { HttpTransport } from "../connectors/connector";
+import type { ConnectFlowRepository } from "../store/ports";
 import type { OpenedConnection } from "./open-connection";
 
 /** How long an authorization may take between Connect and the vendor's answer. */
@@ -19,14 +21,7 @@ const FLOW_TTL_MS = 10 * 60_000;
 /** Flows waiting at once (each is a few hundred bytes); the oldest is dropped beyond it. */
 const MAX_FLOWS = 100;
 
-type Flow = {
-  connection_id: string;
-  /** A secret held in the starting browser's cookie: the answer must come back to that browser. */
-  browser: string;
-  redirect_uri: string;
-  verifier: string | undefined;
-  expires_at: number;
-};
+const sha256 = (text: string): string => createHash("sha256").update(text, "utf8").digest("hex");
 
 export type ConnectError = { code: string; message: string; status: number };
 export type ConnectResult<T> = { ok: true; value: T } | { ok: false; error: ConnectError };
@@ -79,18 +74,15 @@ export type ConnectFlows = {
 };
 
 export function connectFlows(deps: {
+  /** Where waiting flows are kept: shared by every server process. */
+  store: { connectFlows: ConnectFlowRepository };
   now: () => Date;
   transport?: HttpTransport;
   /** Marks the connection working again (its health and alert). */
   succeeded: (connectionId: string) => Promise<void>;
 }): ConnectFlows {
-  const flows = new Map<string, Flow>();
+  const flows = deps.store.connectFlows;
   const transport = deps.transport ?? networkTransport;
-  const prune = (): void => {
-    const at = deps.now().getTime();
-    for (const [state, f] of flows) if (f.expires_at <= at) flows.delete(state);
-    while (flows.size >= MAX_FLOWS) flows.delete(flows.keys().next().value!);
-  };
 
   return {
     start: async (opened, input) => {
@@ -109,16 +101,19 @@ export function connectFlows(deps: {
           "no_client_id",
           `Connection ${opened.connection.id} has no client_id: give the OAuth app's client id in connections[].credentials.client_id.`,
         );
-      prune();
       const state = base64url(randomBytes(32));
       const verifier = oauth.pkce ? base64url(randomBytes(48)) : undefined;
-      flows.set(state, {
-        connection_id: opened.connection.id,
-        browser: input.browser,
-        redirect_uri: input.redirect_uri,
-        verifier,
-        expires_at: deps.now().getTime() + FLOW_TTL_MS,
-      });
+      await flows.put(
+        {
+          state_hash: sha256(state),
+          connection_id: opened.connection.id,
+          browser_hash: sha256(input.browser),
+          redirect_uri: input.redirect_uri,
+          verifier: verifier ?? null,
+          expires_at: new Date(deps.now().getTime() + FLOW_TTL_MS).toISOString(),
+        },
+        { now: deps.now().toISOString(), keep: MAX_FLOWS },
+      );
       const url = new URL(authorizeUrlOf(oauth, opened.endpoint.token_url));
       url.searchParams.set("response_type", "code");
       url.searchParams.set("client_id", clientId);
@@ -133,15 +128,14 @@ export function connectFlows(deps: {
     },
 
     finish: async (connections, input) => {
-      prune();
-      const flow = input.state === undefined ? undefined : flows.get(input.state);
       // Single use: an answer is taken once, whatever it says.
-      if (input.state !== undefined) flows.delete(input.state);
+      const flow = input.state === undefined ? undefined : await flows.take(sha256(input.state));
       if (
         flow === undefined ||
+        flow.expires_at <= deps.now().toISOString() ||
         flow.connection_id !== input.connection_id ||
         input.browser === undefined ||
-        input.browser !== flow.browser
+        sha256(input.browser) !== flow.browser_hash
       )
         return failure(
           400,
@@ -170,7 +164,7 @@ export function connectFlows(deps: {
         code: input.code,
         redirect_uri: flow.redirect_uri,
       });
-      if (flow.verifier !== undefined) form.set("code_verifier", flow.verifier);
+      if (flow.verifier !== null) form.set("code_verifier", flow.verifier);
       const headers: Record<string, string> = {
         "content-type": "application/x-www-form-urlencoded",
         accept: "application/json",

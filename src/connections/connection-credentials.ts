@@ -14,6 +14,7 @@ import type { Connection } from "../config/concord-config";
 import { openSecret, sealSecret, type SecretKey } from "../config/secret-box";
 import { resolveSecretRef } from "../config/resolve-secret-ref";
 import type { CredentialAccess } from "../connectors/connector";
+import { withNamedLock } from "../store/advisory-lock";
 import type { StoreSession } from "../store/ports";
 
 export type CredentialDeps = {
@@ -167,6 +168,11 @@ export function connectionCredentials(connection: Connection, deps: CredentialDe
       return { ...resolved, ...(await readRotated()) };
     },
     unsaved: () => unsaved,
+    exclusive: async (fn) => {
+      const held = await withNamedLock(deps.store, `credentials:${connection.id}`, { wait: true }, fn);
+      if (!held.acquired) throw new Error(`the credential lock of ${connection.id} was not taken`);
+      return held.value;
+    },
     replace: async (grant) => {
       if (deps.key === undefined)
         return {

@@ -17,6 +17,7 @@ import {
 } from "../connectors/constant-contact/emulator/constant-contact-emulator";
 import { createLogger } from "../observability/logger";
 import { openStore } from "../store/open-store";
+import { storeBackends } from "../../test/support/store-backends";
 import type { Store } from "../store/ports";
 import { rotatedTokensName } from "./connection-credentials";
 import { connectionHealthTracker, type ConnectionAlert } from "./connection-health";
@@ -26,6 +27,7 @@ const keyResult = parseSecretKey(Buffer.alloc(32, 3).toString("base64"));
 if (!keyResult.ok) throw new Error(keyResult.error.message);
 const key: SecretKey = keyResult.value;
 
+const postgres = storeBackends().find((b) => b.name === "postgres");
 let emulator: StartedConstantContactEmulator;
 let store: Store;
 let logLines: string[];
@@ -253,4 +255,29 @@ describe("openConnection", () => {
     expect(alerts.at(-1)).toMatchObject({ connection_id: "cc-main", status: "broken", code: "auth_missing" });
     expect(warnings.join("\n")).toContain("cc-main.refresh_token");
   });
+
+  it.skipIf(postgres?.skip_reason !== undefined)(
+    "two workers renewing at once on PostgreSQL spend the rotating refresh token once and both work",
+    async () => {
+      if (postgres === undefined) throw new Error("no PostgreSQL backend");
+      const shared = await postgres.create();
+      try {
+        const first = await mintRefreshToken();
+        const sealed = sealSecret(first, key, "cc-main.refresh_token");
+        if (!sealed.ok) throw new Error(sealed.error.message);
+        await shared.store.credentials.put("cc-main.refresh_token", sealed.value, key.id);
+        // Two connection objects share nothing in memory, as two worker processes would not.
+        const [a, b] = [open(shared.store), open(shared.store)];
+        const checks = await Promise.all([a.session().check(), b.session().check()]);
+        expect(
+          checks.map((c) => c.ok),
+          JSON.stringify(checks),
+        ).toEqual([true, true]);
+        const renewals = emulator.kit.requests.filter((r) => r.path.startsWith("/oauth2/default/v1/token"));
+        expect(renewals.map((r) => r.status)).toEqual([200]);
+      } finally {
+        await shared.cleanup();
+      }
+    },
+  );
 });

@@ -166,6 +166,12 @@ export type OperationOutcome = {
 export type CredentialAccess = {
   get: () => Promise<Record<string, string | undefined>>;
   save: (changes: Record<string, string>) => Promise<void>;
+  /**
+   * Runs `fn` holding the connection's credential lock, which every process of the installation
+   * respects: a token renewal reads, spends and saves a rotating refresh token under it, so two
+   * workers never spend the same one. Absent: one process, nothing to share.
+   */
+  exclusive?: <T>(fn: () => Promise<T>) => Promise<T>;
 };
 
 export type ConnectionSettings = {

@@ -4,6 +4,7 @@
  * checkpoints, identity, consent events mapped to topics, faults mid-pull, and webhook re-reads.
  */
 import { Writable } from "node:stream";
+import { sql } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ConcordConfigShapeSchema, type ConcordConfig, type Connection } from "../config/concord-config";
 import { parseSecretKey, type SecretKey } from "../config/secret-box";
@@ -23,6 +24,7 @@ import { connectionCredentials } from "../connections/connection-credentials";
 import { connectionHealthTracker } from "../connections/connection-health";
 import { openConnection, type OpenedConnection } from "../connections/open-connection";
 import { post } from "../../test/support/sync-harness";
+import { recordChanges } from "./record-changes";
 import {
   PULL_CHECKPOINT_STREAM,
   pullConnection,
@@ -213,6 +215,63 @@ describeOnBackends("pullConnection", (backend) => {
     const stored = await store.checkpoints.get("cc-main", PULL_CHECKPOINT_STREAM);
     expect(stored?.value).toMatchObject({ stream: "contacts" });
   });
+
+  it.runIf(backend.name === "postgres")(
+    "two workers recording two systems at once make one contact of an address both hold",
+    async () => {
+      const record = (id: string) => ({
+        external_id: id,
+        kind: "individual" as const,
+        emails: [{ address: "ada@example.org", primary: true }],
+        fields: {},
+        consent_state: [],
+        updated_at: "2026-06-01T11:00:00.000Z",
+      });
+      const ctxOf = (connection_id: string, system: string, role: "crm" | "email_platform") => ({
+        connection_id,
+        system,
+        role,
+        mapping: { connection_id, topics: config.topics },
+        now,
+      });
+      // The first worker has recorded Ada from Raiser's Edge NXT and not yet committed.
+      let commitFirst = (): void => undefined;
+      let firstRecorded = (): void => undefined;
+      const recorded = new Promise<void>((resolve) => (firstRecorded = resolve));
+      const first = store.transaction(async (tx) => {
+        await recordChanges(tx, ctxOf("re-nxt", "blackbaud-renxt", "crm"), {
+          records: [record("re-ada")],
+          consent: [],
+        });
+        firstRecorded();
+        await new Promise<void>((resolve) => (commitFirst = resolve));
+      });
+      await recorded;
+      // The second records Ada from Constant Contact meanwhile: it waits for the first to commit.
+      const second = store.transaction((tx) =>
+        recordChanges(tx, ctxOf("cc-main", "constant-contact", "email_platform"), {
+          records: [record("cc-ada")],
+          consent: [],
+        }),
+      );
+      const waiting = async (): Promise<void> => {
+        for (;;) {
+          const blocked = await sql<{ n: number }>`
+            select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`.execute(
+            store.db,
+          );
+          if ((blocked.rows[0]?.n ?? 0) > 0) return;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      };
+      // Either the second worker finished without waiting (two contacts: the defect), or it waits.
+      await Promise.race([second, waiting()]);
+      commitFirst();
+      await Promise.all([first, second]);
+      expect(await count("contacts")).toBe(1);
+      expect(await contactOf("cc-main", "cc-ada")).toBe(await contactOf("re-nxt", "re-ada"));
+    },
+  );
 
   it("a footer-link unsubscribe is a global opt-out in an unmapped account and a topic opt-out in an account mapped to appeals", async () => {
     const main = await seedCc(ccMain, ["dan@example.org"]);

@@ -17,6 +17,7 @@ import { addressHash, suppressionSalt } from "./suppression-hash";
 import { resolveObservedScope, type ScopeMapping } from "./resolve-observed-scope";
 import { loadMatchIndex, storeContactType } from "./store-match-index";
 import { recordEmail, StoredConsentStateSchema } from "./stored-snapshot";
+import { lockForTransaction } from "../store/advisory-lock";
 
 /** Who is recording: the connection, its system and role, and the pair's topic mapping. */
 export type RecordContext = {
@@ -131,6 +132,15 @@ export async function recordChanges(
   ]);
   for (const id of refused) records.delete(id);
   counts.records_refused_erased = refused.size;
+  // Two workers reading two systems at once never both make a contact for one address: whoever
+  // matches an address holds its lock until this batch commits, and the other then finds the contact.
+  await lockForTransaction(
+    tx,
+    [
+      ...[...records.values()].map((r) => `match:${matchKeyOf(recordEmail(r.emails)) ?? ""}`),
+      ...batch.consent.map((o) => `match:${matchKeyOf(o.email === "" ? undefined : o.email) ?? ""}`),
+    ].filter((name) => name !== "match:"),
+  );
 
   const identities = new Map<string, Identity>();
   const derived: ConsentObservation[] = [];

@@ -11,7 +11,9 @@ import type { Pair } from "../config/concord-config";
 import { resolveSecretRef, type SecretSources } from "../config/resolve-secret-ref";
 import type { WebhookChange, WebhookRequest } from "../connectors/connector";
 import type { ConnectionHealthTracker } from "../connections/connection-health";
+import { HOUSEKEEPING_MS, jobKey, type JobHandlers, type JobPayload, type JobQueue } from "../jobs/catalogue";
 import type { Logger } from "../observability/logger";
+import { pairLockName, withNamedLock } from "../store/advisory-lock";
 import type { InboxItem, JsonValue } from "../store/ports";
 import { recordWebhookChanges } from "../pipeline/pull-connection";
 import { dueSignups, forgetOldSignups, placeConfirmedSignups, type PlacedSignup } from "./signup";
@@ -60,6 +62,13 @@ export type EngineRuntimeDeps = SyncDeps & {
    * lost webhook subscriptions, quotas spent, outages, stuck opt-outs, legal clocks.
    */
   problems?: Pick<ConnectionHealthTracker, "raise" | "clear">;
+  /**
+   * PostgreSQL with workers (src/jobs/): a webhook's delivery is stored with its job in one
+   * transaction, polls and the installation's checks are self-rescheduling jobs any worker takes,
+   * and a pair's lock holds across processes. Absent: the in-process runner of one process, whose
+   * timer calls the same handlers.
+   */
+  jobs?: JobQueue;
 };
 
 /** What the webhook check found for one connection that pushes its changes. */
@@ -111,7 +120,19 @@ export type EngineRuntime = {
    * it) and carries each person's consent to every system now; a tick retries what failed.
    */
   placeSignups: (alsoSync?: readonly string[]) => Promise<PlacedSignup[]>;
+  /** The job catalogue's handlers (src/jobs/catalogue.ts), which a worker runs. */
+  handlers: JobHandlers;
 };
+
+/**
+ * A poll job a worker took this long ago, whose pair nobody holds, is taken for lost (its worker
+ * was killed) and scheduled again. A live poll holds its pair's lock from a few milliseconds in.
+ */
+const POLL_LOST_MS = 10_000;
+/** A poll that found its pair run by another process comes again after this. */
+const BUSY_RETRY_MS = 5_000;
+/** How often each process makes sure the installation's housekeeping job is scheduled. */
+const HOUSEKEEPING_SEED_MS = 30_000;
 
 /**
  * The pair's poll interval: its own, else the shortest of its platforms' (each its own, else its
@@ -152,39 +173,59 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
 
-  const exclusive = <T>(pairId: string, fn: () => Promise<T>): Promise<T> => {
+  const jobs = deps.jobs;
+  /**
+   * Runs `fn` as the pair's only run: behind this process's other runs of it, and, with workers,
+   * holding the pair's lock that every process respects. A run a killed process left "running" is
+   * marked interrupted once the lock is held (nothing else can be running it then).
+   * `wait: false` gives up (undefined) when another process runs the pair.
+   */
+  const exclusiveOr = <T>(pairId: string, wait: boolean, fn: () => Promise<T>): Promise<T | undefined> => {
+    const locked =
+      jobs === undefined
+        ? fn
+        : async (): Promise<T | undefined> => {
+            const held = await withNamedLock(deps.store, pairLockName(pairId), { wait }, async () => {
+              await deps.store.runs.interruptRunning(deps.now().toISOString(), { pair_id: pairId });
+              return fn();
+            });
+            return held.acquired ? held.value : undefined;
+          };
     const previous = queues.get(pairId) ?? Promise.resolve();
-    const next = previous.then(fn, fn);
+    const next = previous.then(locked, locked);
     queues.set(
       pairId,
       next.catch(() => undefined),
     );
     return next;
   };
+  const exclusive = async <T>(pairId: string, fn: () => Promise<T>): Promise<T> =>
+    (await exclusiveOr(pairId, true, fn)) as T;
 
   const runSync = (pair: Pair, options: SyncOptions): Promise<SyncReport> =>
-    exclusive(pair.id, async () => {
-      const s = state.get(pair.id);
-      if (s) s.running = true;
-      try {
-        const report = await syncPair(deps, pair, options);
-        logRun(deps.logger, report, options);
-        deps.onRun?.(report);
-        await watch?.afterRun(report).catch((error: unknown) => {
-          deps.logger.error({ err: error }, "checking a run for problems failed");
-        });
-        if (s) {
-          s.last_status = report.status;
-          if (options.contact_ids === undefined) {
-            s.last_run_at = deps.now().toISOString();
-            s.next_run_at = new Date(deps.now().getTime() + s.poll_interval_ms).toISOString();
-          }
+    exclusive(pair.id, () => syncLocked(pair, options));
+  const syncLocked = async (pair: Pair, options: SyncOptions): Promise<SyncReport> => {
+    const s = state.get(pair.id);
+    if (s) s.running = true;
+    try {
+      const report = await syncPair(deps, pair, options);
+      logRun(deps.logger, report, options);
+      deps.onRun?.(report);
+      await watch?.afterRun(report).catch((error: unknown) => {
+        deps.logger.error({ err: error }, "checking a run for problems failed");
+      });
+      if (s) {
+        s.last_status = report.status;
+        if (options.contact_ids === undefined) {
+          s.last_run_at = deps.now().toISOString();
+          s.next_run_at = new Date(deps.now().getTime() + s.poll_interval_ms).toISOString();
         }
-        return report;
-      } finally {
-        if (s) s.running = false;
       }
-    });
+      return report;
+    } finally {
+      if (s) s.running = false;
+    }
+  };
 
   const pairsOf = (connectionId: string): Pair[] =>
     deps.config.pairs.filter(
@@ -250,17 +291,22 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         const changes = distinctChanges(fresh);
         const duplicates = events.length - fresh.length;
         if (changes.length === 0) return { status: 200, body: { accepted: 0, duplicates } };
-        // Stored before it is acknowledged: a crash after this answer loses nothing.
+        // Stored before it is acknowledged: a crash after this answer loses nothing. With workers,
+        // the delivery and the job that drains it commit together.
         try {
-          await deps.store.inbox.add(connectionId, asJson(changes));
+          await deps.store.transaction(async (tx) => {
+            await tx.inbox.add(connectionId, asJson(changes));
+            await jobs?.add(tx, "drain_inbox", { connection_id: connectionId });
+          });
         } catch (error) {
           seen.forget(connectionId, fresh);
           throw error;
         }
         // In the background, on its own: the answer, polls and reconciliation never wait for it.
-        void drainInbox().catch((error: unknown) => {
-          deps.logger.error({ err: error }, "webhook inbox processing failed");
-        });
+        if (jobs === undefined)
+          void drainInbox().catch((error: unknown) => {
+            deps.logger.error({ err: error }, "webhook inbox processing failed");
+          });
         return { status: 200, body: { accepted: fresh.length, duplicates } };
       }
     }
@@ -274,13 +320,17 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
    * `INBOX_MAX_ATTEMPTS` times, is given up (a dead letter, alerted once per connection) and its
    * records are left to the next poll. The contacts re-read are then synced, once per pass.
    */
-  const drainOnce = async (): Promise<number> => {
+  const drainOnce = async (connectionId?: string): Promise<number> => {
     let processed = 0;
     const down = new Set<string>();
     // Reads older than an hour cover no delivery still waiting that a retry would not re-read.
     reads.prune(deps.now().getTime() - 3_600_000);
     for (;;) {
-      const items = await deps.store.inbox.pending(100, { exclude: [...down] });
+      const items = await deps.store.inbox.pending(100, {
+        exclude: [...down],
+        ...(connectionId === undefined ? {} : { connection_id: connectionId }),
+      });
+      if (connectionId !== undefined && down.has(connectionId)) return processed;
       if (items.length === 0 || stopped) return processed;
       const synced = new Map<string, Set<string>>();
       for (const item of items) {
@@ -354,15 +404,29 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
           if (RETRYABLE_CODES.has(recorded.error.code)) down.add(item.connection_id);
           continue;
         }
-        await deps.store.inbox.markProcessed([item.id]);
-        processed += 1;
         reads.record(item.connection_id, recorded.record_ids, readAt);
-        const contacts = synced.get(item.connection_id) ?? new Set<string>();
+        const contacts = new Set<string>();
         for (const id of recorded.record_ids) {
           const link = await deps.store.links.find(item.connection_id, id);
           if (link) contacts.add(link.contact_id);
         }
-        synced.set(item.connection_id, contacts);
+        if (jobs !== undefined) {
+          // With workers, the delivery is done only together with the syncs it asks for: a worker
+          // killed in between leaves the delivery to be re-read, never a re-read without its sync.
+          await deps.store.transaction(async (tx) => {
+            await tx.inbox.markProcessed([item.id]);
+            if (contacts.size > 0)
+              for (const pair of pairsOf(item.connection_id))
+                await jobs.add(tx, "sync_pair", { pair_id: pair.id, contact_ids: [...contacts] });
+          });
+          processed += 1;
+          continue;
+        }
+        await deps.store.inbox.markProcessed([item.id]);
+        processed += 1;
+        const all = synced.get(item.connection_id) ?? new Set<string>();
+        for (const id of contacts) all.add(id);
+        synced.set(item.connection_id, all);
       }
       for (const [connectionId, contacts] of synced)
         if (contacts.size > 0)
@@ -428,8 +492,9 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
 
   let webhooksCheckedAt: number | undefined;
   let webhooksChecking: Promise<WebhookCheck[]> | undefined;
-  const checkWebhooks = async (): Promise<WebhookCheck[]> => {
-    const first = webhooksCheckedAt === undefined;
+  const checkWebhooks = async (initial?: boolean): Promise<WebhookCheck[]> => {
+    // The first check made the subscriptions; a later one that has to make them found them dropped.
+    const first = initial ?? webhooksCheckedAt === undefined;
     webhooksCheckedAt = deps.now().getTime();
     const checks: WebhookCheck[] = [];
     for (const connection of deps.config.connections) {
@@ -488,8 +553,8 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     }
     return checks;
   };
-  const ensureWebhooks = (): Promise<WebhookCheck[]> => {
-    webhooksChecking ??= checkWebhooks().finally(() => {
+  const ensureWebhooks = (initial?: boolean): Promise<WebhookCheck[]> => {
+    webhooksChecking ??= checkWebhooks(initial).finally(() => {
       webhooksChecking = undefined;
     });
     return webhooksChecking;
@@ -591,17 +656,132 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         if (!fullDue && !pollDue) return;
         queuedPolls.add(pair.id);
         try {
-          const report = await runSync(pair, fullDue ? { full: true } : {});
-          if (fullDue && report.status === "succeeded" && report.pulls.every((p) => p.error === null))
-            await deps.store.checkpoints.set(`pair:${pair.id}`, FULL_RECONCILIATION_STREAM, {
-              at: deps.now().toISOString(),
-              run_id: report.run_id,
-            } satisfies JsonValue);
+          await pollOnce(pair, fullDue, true);
         } finally {
           queuedPolls.delete(pair.id);
         }
       }),
     );
+  };
+
+  /**
+   * One poll of the pair (a full reconciliation when it is due), remembering a full one that read
+   * everything. `wait: false` leaves it (false) when another process runs the pair now.
+   */
+  const pollOnce = async (pair: Pair, fullDue: boolean, wait: boolean): Promise<boolean> => {
+    const report = await exclusiveOr(pair.id, wait, () => syncLocked(pair, fullDue ? { full: true } : {}));
+    if (report === undefined) return false;
+    if (fullDue && report.status === "succeeded" && report.pulls.every((p) => p.error === null))
+      await deps.store.checkpoints.set(`pair:${pair.id}`, FULL_RECONCILIATION_STREAM, {
+        at: deps.now().toISOString(),
+        run_id: report.run_id,
+      } satisfies JsonValue);
+    return true;
+  };
+
+  const pairById = (id: string): Pair | undefined => deps.config.pairs.find((p) => p.id === id);
+  const later = (ms: number): Date => new Date(deps.now().getTime() + ms);
+
+  /**
+   * The installation's periodic checks, run by one worker at a time: webhook subscriptions every
+   * hour, problems, due sign-ups, and (with workers) a poll for each pair and a drain for each
+   * connection with due deliveries that no job is waiting for (their worker was killed).
+   */
+  const housekeep = async (): Promise<void> => {
+    const checked = await deps.store.checkpoints.get("installation", "webhooks_checked");
+    const at = z.object({ at: z.string() }).safeParse(checked?.value);
+    if (!at.success || deps.now().getTime() - Date.parse(at.data.at) >= WEBHOOK_CHECK_MS) {
+      await deps.store.checkpoints.set("installation", "webhooks_checked", { at: deps.now().toISOString() });
+      // The server made the subscriptions as it started: any made now were dropped by the vendor.
+      if (at.success) await ensureWebhooks(false);
+    }
+    await watch?.check();
+    if (deps.config.signup !== undefined) await placeDueSignups();
+    if (jobs === undefined) return;
+    const polls = new Map(deps.config.pairs.map((p) => [jobKey("poll_pair", { pair_id: p.id }) ?? "", p]));
+    for (const key of await jobs.unattended(deps.store, [...polls.keys()], POLL_LOST_MS)) {
+      const pair = polls.get(key);
+      if (pair === undefined) continue;
+      // Free lock, no job: its worker is gone (a live run holds the pair's lock all through).
+      const free = await withNamedLock(deps.store, pairLockName(pair.id), { wait: false }, () =>
+        Promise.resolve(),
+      );
+      if (free.acquired) {
+        deps.logger.info(
+          { pair: pair.id },
+          "the pair's poll had no job waiting (a worker stopped); scheduled again",
+        );
+        await jobs.add(deps.store, "poll_pair", { pair_id: pair.id }, { preserve_run_at: true });
+      }
+    }
+    const due = new Set((await deps.store.inbox.pending(1000)).map((i) => i.connection_id));
+    const drains = new Map([...due].map((c) => [jobKey("drain_inbox", { connection_id: c }) ?? "", c]));
+    for (const key of await jobs.unattended(deps.store, [...drains.keys()], 0)) {
+      const connection_id = drains.get(key);
+      if (connection_id !== undefined)
+        await jobs.add(deps.store, "drain_inbox", { connection_id }, { preserve_run_at: true });
+    }
+  };
+
+  const handlers: JobHandlers = {
+    poll_pair: async ({ pair_id }) => {
+      const pair = pairById(pair_id);
+      if (pair === undefined) {
+        deps.logger.info({ pair: pair_id }, "a poll job names a pair the config no longer has; it ends");
+        return;
+      }
+      const interval = pollIntervalOf(deps, pair);
+      let next = interval;
+      try {
+        const full = await lastFull(pair);
+        const fullDue =
+          full === undefined || deps.now().getTime() - full >= pair.schedule.full_reconciliation;
+        // Another process runs the pair now: this poll comes again shortly rather than queueing.
+        if (!(await pollOnce(pair, fullDue, false))) next = Math.min(interval, BUSY_RETRY_MS);
+      } finally {
+        await jobs?.add(deps.store, "poll_pair", { pair_id }, { run_at: later(next) });
+      }
+    },
+    sync_pair: async ({ pair_id, full, contact_ids }: JobPayload<"sync_pair">) => {
+      const pair = pairById(pair_id);
+      if (pair === undefined) {
+        deps.logger.info({ pair: pair_id }, "a sync job names a pair the config no longer has; it ends");
+        return;
+      }
+      await runSync(pair, {
+        ...(full === true ? { full } : {}),
+        ...(contact_ids === undefined ? {} : { pull: false, contact_ids }),
+      });
+    },
+    drain_inbox: async ({ connection_id }) => {
+      const held = await withNamedLock(deps.store, `inbox:${connection_id}`, { wait: false }, () =>
+        drainOnce(connection_id),
+      );
+      // Another worker drains this connection: what arrived meanwhile is drained right after.
+      if (!held.acquired)
+        await jobs?.add(deps.store, "drain_inbox", { connection_id }, { run_at: later(1_000) });
+    },
+    housekeeping: async () => {
+      try {
+        await withNamedLock(deps.store, "housekeeping", { wait: false }, housekeep);
+      } finally {
+        await jobs?.add(deps.store, "housekeeping", {}, { run_at: later(HOUSEKEEPING_MS) });
+      }
+    },
+  };
+
+  /** With workers: each process makes sure the housekeeping job is scheduled, now and every so often. */
+  let seedTimer: NodeJS.Timeout | undefined;
+  const seedHousekeeping = (): void => {
+    if (jobs === undefined || stopped) return;
+    void jobs
+      .add(deps.store, "housekeeping", {}, { preserve_run_at: true })
+      .catch((error: unknown) => {
+        deps.logger.error({ err: error }, "scheduling the housekeeping job failed; tried again shortly");
+      })
+      .finally(() => {
+        if (!stopped) seedTimer = setTimeout(seedHousekeeping, HOUSEKEEPING_SEED_MS);
+      });
   };
 
   return {
@@ -616,6 +796,15 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     ensureWebhooks,
     start: (tickMs = 1_000) => {
       stopped = false;
+      if (jobs !== undefined) {
+        // Workers run the catalogue's jobs; this process only makes sure housekeeping is scheduled
+        // (it schedules the polls) and its webhook subscriptions exist.
+        seedHousekeeping();
+        void ensureWebhooks(true).catch((error: unknown) => {
+          deps.logger.error({ err: error }, "checking webhook subscriptions failed");
+        });
+        return;
+      }
       // Runs a crashed process left "running" never finish: they are marked interrupted, once.
       void track(deps.store.runs.interruptRunning(startedAt))
         .then((ids) => {
@@ -648,6 +837,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     stop: async () => {
       stopped = true;
       if (timer) clearTimeout(timer);
+      if (seedTimer) clearTimeout(seedTimer);
       await Promise.all([...queues.values(), ...inFlight, draining ?? Promise.resolve(), webhooksChecking]);
       // A renewed token still waiting for its save (the store was busy) gets one more try.
       for (const opened of deps.connections.values())
@@ -674,6 +864,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     },
     status: () => [...state.values()].map((s) => ({ ...s })),
     placeSignups,
+    handlers,
     runExclusive: (pairId, fn) =>
       exclusive(pairId, async () => {
         const s = state.get(pairId);

@@ -46,7 +46,8 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
       ? openSqlite(options)
       : await openPostgres(options.url, options);
   try {
-    if (options.migrate ?? true) await migrateToLatest(db);
+    if (options.migrate ?? true)
+      await migrateToLatest(db, dialect === "postgres" ? options.schema : undefined);
   } catch (error) {
     await db.destroy();
     throw error;

@@ -227,9 +227,10 @@ export interface RunRepository {
   get(id: string): Promise<Run | undefined>;
   /**
    * Marks runs still `running` that started before `startedBefore` as failed (`interrupted`): the
-   * service calls it as it starts, when no run of its own is under way. Returns their ids.
+   * service calls it as it starts, when no run of its own is under way; a worker calls it for one
+   * pair while it holds that pair's lock (no other process can be running it). Returns their ids.
    */
-  interruptRunning(startedBefore: IsoTimestamp): Promise<string[]>;
+  interruptRunning(startedBefore: IsoTimestamp, options?: { pair_id?: string }): Promise<string[]>;
 }
 
 export const PlanCountsSchema = z.record(z.string(), z.number().int().nonnegative());
@@ -412,6 +413,23 @@ export type StoredSession = {
   last_seen: IsoTimestamp;
 };
 
+/** A Connect waiting for the vendor's answer, as kept (by hashes of its state and browser secret). */
+export type StoredConnectFlow = {
+  state_hash: string;
+  connection_id: string;
+  browser_hash: string;
+  redirect_uri: string;
+  verifier: string | null;
+  expires_at: IsoTimestamp;
+};
+
+export interface ConnectFlowRepository {
+  /** Keeps a new flow, after removing expired ones and the oldest beyond `keep`. */
+  put(flow: StoredConnectFlow, at: { now: IsoTimestamp; keep: number }): Promise<void>;
+  /** Takes the flow once: removed as it is read, so only one process ever finishes it. */
+  take(state_hash: string): Promise<StoredConnectFlow | undefined>;
+}
+
 export interface SessionRepository {
   put(session: StoredSession): Promise<void>;
   /**
@@ -546,6 +564,7 @@ export interface StoreSession {
   readonly inbox: InboxRepository;
   readonly budgets: BudgetRepository;
   readonly sessions: SessionRepository;
+  readonly connectFlows: ConnectFlowRepository;
   readonly alerts: AlertRepository;
   readonly rejections: PlatformRejectionRepository;
   /**

@@ -195,6 +195,18 @@ export interface ApiBudgetsTable {
   updated_at: IsoTimestamp;
 }
 
+/** A Connect waiting for the vendor's answer, by the SHA-256 of its state (the state is only in the URL). */
+export interface ConnectFlowsTable {
+  state_hash: string;
+  connection_id: string;
+  /** SHA-256 of the secret in the starting browser's cookie. */
+  browser_hash: string;
+  redirect_uri: string;
+  /** The PKCE verifier, where the vendor takes PKCE: useless without the code only the vendor gives. */
+  verifier: string | null;
+  expires_at: IsoTimestamp;
+}
+
 /** An operator's sign-in session, by the SHA-256 of its id (the id itself is only in the cookie). */
 export interface SessionsTable {
   id_hash: string;
@@ -304,4 +316,5 @@ export interface Database {
   signups: SignupsTable;
   store_probe: StoreProbeTable;
   sessions: SessionsTable;
+  connect_flows: ConnectFlowsTable;
 }

@@ -54,8 +54,16 @@ export function createOAuth2Auth(options: OAuth2Options): AuthProvider {
   let expiresAt = 0;
   const skew = options.skew_ms ?? 60_000;
 
-  const doRefresh = async (): Promise<Result<FreshTokens, ConnectorError>> => {
+  const exclusive = options.credentials.exclusive ?? (<T>(fn: () => Promise<T>): Promise<T> => fn());
+  // Under the connection's credential lock: another process may have renewed the token meanwhile.
+  const doRefresh = (): Promise<Result<FreshTokens, ConnectorError>> => exclusive(() => renew(accessToken));
+  const renew = async (spent: string | undefined): Promise<Result<FreshTokens, ConnectorError>> => {
     const creds = await options.credentials.get();
+    const kept = creds["access_token"];
+    const keptUntil = creds["access_token_expires_at"] ? Date.parse(creds["access_token_expires_at"]) : NaN;
+    // Another process renewed it while this one waited for the lock: use its token, spend nothing.
+    if (kept && kept !== spent && keptUntil - skew > options.runtime.now().getTime())
+      return ok({ access_token: kept, expires_at: keptUntil });
     const refreshToken = creds["refresh_token"];
     const clientId = creds["client_id"];
     if (!refreshToken || !clientId) {

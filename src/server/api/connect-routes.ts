@@ -23,6 +23,7 @@ const CONNECT_COOKIE = "concord_connect";
 
 export function connectRoutes(ctx: ApiContext): ApiRoute[] {
   const flows = connectFlows({
+    store: ctx.store,
     now: ctx.now,
     succeeded: async (id) => {
       await ctx.connections.get(id)?.healthy({ ok: true });

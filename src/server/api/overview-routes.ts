@@ -67,9 +67,14 @@ export function overviewRoutes(ctx: ApiContext): ApiRoute[] {
               connection: x.connection,
               topic: accountTopic(ctx.config.topics, x.connection) ?? null,
             })),
-            running: s?.running ?? false,
+            // With workers in other processes, the store says what runs: the latest run's state.
+            running: (s?.running ?? false) || last?.status === "running",
             last_run: last ?? null,
-            next_run_at: s?.next_run_at ?? null,
+            next_run_at:
+              s?.next_run_at ??
+              (last?.finished_at != null && s !== undefined
+                ? new Date(Date.parse(last.finished_at) + s.poll_interval_ms).toISOString()
+                : null),
             poll_interval_ms: s?.poll_interval_ms ?? 0,
           });
         }

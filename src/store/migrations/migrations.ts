@@ -35,10 +35,15 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
 };
 
 /** Applies every pending migration; a failure is an environment problem or a bug, so it throws. */
-export async function migrateToLatest<DB>(db: Kysely<DB>): Promise<readonly MigrationResult[]> {
+export async function migrateToLatest<DB>(
+  db: Kysely<DB>,
+  /** The PostgreSQL schema the store lives in: its migration tables are there, whatever other schemas hold. */
+  schema?: string,
+): Promise<readonly MigrationResult[]> {
   const migrator = new Migrator({
     db,
     provider: { getMigrations: () => Promise.resolve(MIGRATIONS) },
+    ...(schema === undefined ? {} : { migrationTableSchema: schema }),
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error !== undefined) {

@@ -3,6 +3,7 @@ import type { Kysely, Selectable } from "kysely";
 import {
   type ApiBudgetState,
   type SessionRepository,
+  type ConnectFlowRepository,
   type StoreDialect,
   HealthStatusSchema,
   type AlertRepository,
@@ -160,6 +161,39 @@ export function budgetRepository(ctx: SqlContext, dialect: StoreDialect): Budget
         return next;
       };
       return db.isTransaction ? run(db) : db.transaction().execute(run);
+    },
+  };
+}
+
+export function connectFlowRepository(ctx: SqlContext): ConnectFlowRepository {
+  const { db } = ctx;
+  return {
+    async put(flow, at) {
+      await db.deleteFrom("connect_flows").where("expires_at", "<=", at.now).execute();
+      const beyond = await db
+        .selectFrom("connect_flows")
+        .select("state_hash")
+        .orderBy("expires_at", "desc")
+        .offset(Math.max(0, at.keep - 1))
+        .limit(1000)
+        .execute();
+      if (beyond.length > 0)
+        await db
+          .deleteFrom("connect_flows")
+          .where(
+            "state_hash",
+            "in",
+            beyond.map((b) => b.state_hash),
+          )
+          .execute();
+      await db.insertInto("connect_flows").values(flow).execute();
+    },
+    async take(state_hash) {
+      return db
+        .deleteFrom("connect_flows")
+        .where("state_hash", "=", state_hash)
+        .returningAll()
+        .executeTakeFirst();
     },
   };
 }

@@ -70,13 +70,14 @@ export function runRepository(ctx: SqlContext): RunRepository {
       return get(id);
     },
 
-    async interruptRunning(startedBefore) {
-      const rows = await db
+    async interruptRunning(startedBefore, options = {}) {
+      let q = db
         .selectFrom("runs")
         .select("id")
         .where("status", "=", "running")
-        .where("started_at", "<", startedBefore)
-        .execute();
+        .where("started_at", "<", startedBefore);
+      if (options.pair_id !== undefined) q = q.where("pair_id", "=", options.pair_id);
+      const rows = await q.execute();
       for (const { id } of rows)
         await db
           .updateTable("runs")

@@ -11,6 +11,7 @@ import {
   healthRepository,
   platformRejectionRepository,
   sessionRepository,
+  connectFlowRepository,
 } from "./connection-repositories";
 import { inboxRepository } from "./inbox-repository";
 import { linkRepository } from "./link-repository";
@@ -49,6 +50,7 @@ export function sqlStoreSession(
     inbox: inboxRepository(ctx),
     budgets: budgetRepository(ctx, dialect),
     sessions: sessionRepository(ctx),
+    connectFlows: connectFlowRepository(ctx),
     alerts: alertRepository(ctx),
     rejections: platformRejectionRepository(ctx),
     transaction<T>(fn: (tx: StoreSession) => Promise<T>): Promise<T> {

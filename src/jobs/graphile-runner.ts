@@ -1,0 +1,109 @@
+/**
+ * The job catalogue on PostgreSQL, run by graphile-worker: jobs are rows in its schema beside the
+ * store's, added by its `add_job` function inside the store's own transaction (a webhook's inbox
+ * row and its job commit together), and taken by any number of worker processes, each running up
+ * to `concurrency` jobs at once. A job that throws is retried by graphile-worker with its back-off;
+ * one whose payload does not match the catalogue is dropped with the reason in the log.
+ */
+import { sql } from "kysely";
+import { Logger as WorkerLogger, run, runMigrations, type Runner, type TaskList } from "graphile-worker";
+import type { Logger } from "../observability/logger";
+import type { StoreSession } from "../store/ports";
+import { JOB_NAMES, jobKey, parsePayload, type JobHandlers, type JobName, type JobQueue } from "./catalogue";
+
+/** A job that keeps failing is retried this many times (graphile-worker backs off exponentially). */
+const MAX_ATTEMPTS = 10;
+
+/** The job queue's schema: `graphile_worker`, or `<store schema>_jobs` beside a store in its own schema. */
+export function jobSchemaFor(storeSchema: string | undefined): string {
+  return storeSchema === undefined ? "graphile_worker" : `${storeSchema}_jobs`;
+}
+
+/** Adds jobs with graphile-worker's own SQL function, on the store's connection or transaction. */
+export function graphileQueue(schema: string): JobQueue {
+  return {
+    async add(store: StoreSession, name, payload, options = {}) {
+      const key = jobKey(name, payload);
+      await sql`select ${sql.id(schema)}.add_job(
+        identifier => ${name}::text,
+        payload => ${JSON.stringify(payload)}::json,
+        run_at => ${options.run_at?.toISOString() ?? null}::timestamptz,
+        max_attempts => ${MAX_ATTEMPTS}::int,
+        job_key => ${key ?? null}::text,
+        job_key_mode => ${options.preserve_run_at === true ? "preserve_run_at" : "replace"}::text
+      )`.execute(store.db);
+    },
+    async unattended(store, keys, stale_ms) {
+      if (keys.length === 0) return [];
+      const attended = await sql<{ key: string }>`
+        select key from ${sql.id(schema)}.jobs
+        where key = any(${[...keys]}::text[])
+          and attempts < max_attempts
+          and (locked_at is null or locked_at > now() - make_interval(secs => ${stale_ms / 1000}))`.execute(
+        store.db,
+      );
+      const seen = new Set(attended.rows.map((r) => r.key));
+      return keys.filter((k) => !seen.has(k));
+    },
+  };
+}
+
+export type GraphileRunnerOptions = {
+  connectionString: string;
+  schema: string;
+  /** Jobs this process runs at once. */
+  concurrency: number;
+  handlers: JobHandlers;
+  logger: Logger;
+  /** How often a worker looks for jobs that came due (new jobs wake it at once). Default 1000 ms. */
+  pollInterval?: number;
+};
+
+/** Creates or upgrades the job queue's schema; safe to call from every process at start. */
+export async function prepareJobSchema(
+  connectionString: string,
+  schema: string,
+  logger: Logger,
+): Promise<void> {
+  await runMigrations({ connectionString, schema, logger: workerLogger(logger) });
+}
+
+/** Starts taking jobs; `stop()` lets the running ones finish and takes no more. */
+export async function startGraphileRunner(options: GraphileRunnerOptions): Promise<Runner> {
+  const taskList: TaskList = {};
+  for (const name of JOB_NAMES)
+    taskList[name] = (payload) => handle(options.handlers, name, payload, options.logger);
+  return run({
+    connectionString: options.connectionString,
+    schema: options.schema,
+    concurrency: options.concurrency,
+    // The job queue's own connections: one per job running, and one to listen for new jobs.
+    maxPoolSize: options.concurrency + 2,
+    pollInterval: options.pollInterval ?? 1_000,
+    noHandleSignals: true,
+    logger: workerLogger(options.logger),
+    taskList,
+  });
+}
+
+async function handle(handlers: JobHandlers, name: JobName, payload: unknown, logger: Logger): Promise<void> {
+  const parsed = parsePayload(name, payload);
+  if (!parsed.ok) {
+    // No retry can make the payload valid: the job ends here, with the reason, and nothing runs.
+    logger.error({ job: name }, `a job was dropped: ${parsed.error}`);
+    return;
+  }
+  await (handlers[name] as (p: unknown) => Promise<void>)(parsed.value);
+}
+
+/** graphile-worker's log lines through Concord's logger (its debug chatter at debug). */
+function workerLogger(logger: Logger): WorkerLogger {
+  return new WorkerLogger((scope) => (level, message, meta) => {
+    const fields = { job_queue: scope.label, task: scope.taskIdentifier, job: scope.jobId, ...meta };
+    const said: string = level;
+    if (said === "error") logger.error(fields, message);
+    else if (said === "warning") logger.warn(fields, message);
+    else if (said === "info") logger.info(fields, message);
+    else logger.debug(fields, message);
+  });
+}

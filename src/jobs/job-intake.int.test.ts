@@ -1,0 +1,103 @@
+/**
+ * Webhook intake with the job queue (PostgreSQL): a verified delivery is stored together with the
+ * job that drains it, in one transaction. When the job cannot be written the delivery is not
+ * stored either and the sender is told to try again, so no delivery ever waits without a job.
+ */
+import { randomBytes } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import type { FastifyInstance } from "fastify";
+import { sql } from "kysely";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createLogger } from "../observability/logger";
+import { createEngineRuntime } from "../runs/engine-runtime";
+import { buildServer } from "../server/app";
+import { storeBackends } from "../../test/support/store-backends";
+import { startSyncHarness, type SyncHarness } from "../../test/support/sync-harness";
+import { TEST_ENV, TEST_KEY } from "../../test/support/test-credentials";
+import { graphileQueue, prepareJobSchema } from "./graphile-runner";
+
+const postgres = storeBackends().find((b) => b.name === "postgres");
+const url = process.env["TEST_DATABASE_URL"] ?? "";
+const SECRET = "intake-webhook-secret-51c0";
+
+describe.skipIf(postgres?.skip_reason !== undefined)("webhook intake with jobs (PostgreSQL)", () => {
+  let h: SyncHarness;
+  let server: FastifyInstance | undefined;
+  const jobSchema = `j_${randomBytes(6).toString("hex")}`;
+
+  beforeEach(async () => {
+    if (postgres === undefined) throw new Error("no PostgreSQL backend");
+    h = await startSyncHarness(postgres, {
+      configure: (raw) => {
+        raw["connections"][0].webhooks = { enabled: true, secret: { env: "RE_WEBHOOK_SECRET" } };
+      },
+    });
+  });
+  afterEach(async () => {
+    await server?.close();
+    await sql`drop schema if exists ${sql.id(jobSchema)} cascade`.execute(h.store.db);
+    await h.close();
+  });
+
+  const serve = async (schema: string): Promise<string> => {
+    const runtime = createEngineRuntime({
+      store: h.store,
+      config: h.config,
+      connections: h.connections,
+      now: h.now,
+      logger: createLogger({ level: "silent" }),
+      secrets: { env: { ...TEST_ENV, RE_WEBHOOK_SECRET: SECRET }, key: TEST_KEY },
+      jobs: graphileQueue(schema),
+    });
+    server = buildServer({ version: "test", ready: async () => true, webhooks: runtime.handleWebhook });
+    await server.listen({ port: 0, host: "127.0.0.1" });
+    return `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
+  };
+  const deliver = (base: string, id: string) =>
+    fetch(`${base}/webhooks/re-nxt?webhookKey=${SECRET}`, {
+      method: "POST",
+      headers: { "content-type": "application/cloudevents+json" },
+      body: JSON.stringify([
+        {
+          specversion: "1.0",
+          type: "com.blackbaud.constituent.change.v1",
+          source: "renxt",
+          id,
+          time: h.now().toISOString(),
+          data: { id: "c-1" },
+        },
+      ]),
+    });
+  const jobs = async () =>
+    (
+      await sql<{
+        task_identifier: string;
+        key: string | null;
+      }>`select task_identifier, key from ${sql.id(jobSchema)}.jobs`.execute(h.store.db)
+    ).rows;
+
+  it("stores the delivery and its drain job together", async () => {
+    await prepareJobSchema(url, jobSchema, createLogger({ level: "silent" }));
+    const base = await serve(jobSchema);
+    const first = await deliver(base, "evt-1");
+    expect(first.status).toBe(200);
+    expect(await h.store.inbox.countPending()).toBe(1);
+    expect(await jobs()).toEqual([{ task_identifier: "drain_inbox", key: "inbox:re-nxt" }]);
+    // A second delivery before the drain ran: stored, and the one waiting job drains both.
+    expect((await deliver(base, "evt-2")).status).toBe(200);
+    expect(await h.store.inbox.countPending()).toBe(2);
+    expect(await jobs()).toHaveLength(1);
+  });
+
+  it("stores nothing when its job cannot be written, and the sender is told to try again", async () => {
+    // The job queue's schema is missing (never prepared): adding the job fails.
+    const base = await serve(jobSchema);
+    const answer = await deliver(base, "evt-1");
+    expect(answer.status).toBeGreaterThanOrEqual(500);
+    expect(await h.store.inbox.countPending()).toBe(0);
+    // The sender's retry, once the queue is there, is taken: the event was not remembered as seen.
+    await prepareJobSchema(url, jobSchema, createLogger({ level: "silent" }));
+    expect((await deliver(base, "evt-1")).status).toBe(200);
+    expect(await h.store.inbox.countPending()).toBe(1);
+  });
+});

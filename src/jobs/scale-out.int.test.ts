@@ -1,0 +1,336 @@
+/**
+ * Scale-out on PostgreSQL (ADR 26), with real processes: `concord serve` taking no jobs and
+ * `concord worker` processes over one store and one job queue, against the emulated Raiser's Edge
+ * NXT and Constant Contact over HTTP. A worker killed with SIGKILL in the middle of the first sync
+ * loses no opt-out and duplicates nobody; and three workers make exactly the vendor calls one makes.
+ */
+import type { ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { sql } from "kysely";
+import { afterEach, describe, expect, it } from "vitest";
+import { ACCOUNT_OBSERVED, GLOBAL_OBSERVED, shownConsent } from "../core/consent/system-consent";
+import type { WorldPerson } from "../connectors/emulator-kit/world";
+import { startEmulatedWorld, type EmulatedWorld } from "../emulated-world/emulated-world";
+import { openStore } from "../store/open-store";
+import type { Store } from "../store/ports";
+import { concordProcesses } from "../../test/support/concord-processes";
+import { freePorts } from "../../test/support/demo-process";
+import { storeBackends } from "../../test/support/store-backends";
+import { TEST_ENV, TEST_KEY, TEST_KEY_TEXT } from "../../test/support/test-credentials";
+import { graphileQueue, jobSchemaFor } from "./graphile-runner";
+
+const url = process.env["TEST_DATABASE_URL"] ?? "";
+const skip = storeBackends().find((b) => b.name === "postgres")?.skip_reason;
+const T0 = "2026-05-01T09:00:00.000Z";
+const NAMES = ["Ada", "Bob", "Cy", "Di", "Ed", "Fay"] as const;
+const person = (name: string, extra: Partial<WorldPerson> = {}): WorldPerson => ({
+  id: `p-${name.toLowerCase()}`,
+  kind: "individual",
+  first: name,
+  last: "Example",
+  email: { address: `${name.toLowerCase()}@example.org` },
+  added_at: T0,
+  modified_at: T0,
+  ...extra,
+});
+
+/** Until `check` holds: each answer waited for, never a sleep that guesses how long work takes. */
+async function until(what: string, check: () => Promise<boolean>, procs: () => string): Promise<void> {
+  const deadline = Date.now() + 240_000;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`never came true: ${what}\n${procs()}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+type Installation = {
+  store: Store;
+  world: EmulatedWorld;
+  schema: string;
+  env: Record<string, string>;
+  /** Vendor calls the emulators answered so far (token calls included). */
+  calls: () => number;
+  start: (command: "serve" | "worker", args?: string[]) => Promise<ChildProcess>;
+  output: () => string;
+  close: () => Promise<void>;
+};
+
+/** Raiser's Edge NXT pushes its changes to the server at `port` (the server subscribes itself). */
+type Webhooks = { port: number };
+const WEBHOOK_SECRET = "scale-out-webhook-secret-7d2a";
+
+async function installation(pollInterval: string, webhooks?: Webhooks): Promise<Installation> {
+  const schema = `t_${randomBytes(6).toString("hex")}`;
+  const store = await openStore({ url, schema });
+  let raw: Record<string, unknown> = {};
+  const dropSchemas = async (): Promise<void> => {
+    await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(store.db);
+    await sql`drop schema if exists ${sql.id(jobSchemaFor(schema))} cascade`.execute(store.db);
+    await store.close();
+  };
+  const world = await startEmulatedWorld({
+    connections: [
+      {
+        id: "re-nxt",
+        system: "blackbaud-renxt",
+        emulator: { ratePerSecond: 1000, webhooks: { autoDeliver: webhooks !== undefined } },
+        // Polled every second here: far more calls than a real quota would allow.
+        config: {
+          limits: { daily_quota: 10_000_000 },
+          ...(webhooks === undefined
+            ? {}
+            : { webhooks: { enabled: true, secret: { env: "RE_WEBHOOK_SECRET" } } }),
+        },
+      },
+      {
+        id: "cc-main",
+        system: "constant-contact",
+        emulator: { rateLimitPerSecond: null },
+        config: { limits: { daily_quota: 10_000_000 } },
+      },
+    ],
+    config: {
+      ...(webhooks === undefined ? {} : { server: { public_url: `http://127.0.0.1:${webhooks.port}` } }),
+      pairs: [
+        {
+          id: "re-cc",
+          crm: "re-nxt",
+          platforms: [{ connection: "cc-main" }],
+          schedule: { poll_interval: pollInterval },
+          audiences: [
+            {
+              crm_list: { name: "Monthly newsletter" },
+              platform: "cc-main",
+              platform_list: { name: "Newsletter" },
+              direction: "crm_to_platform",
+              delete_policy: "remove_membership",
+            },
+          ],
+          fields: [
+            { canonical: "first_name", crm: "first", platform: "first_name", owner: "crm" },
+            { canonical: "last_name", crm: "last", platform: "last_name", owner: "crm" },
+          ],
+          policies: { unlinked_opt_outs: "apply_and_report" },
+        },
+      ],
+    },
+    configure: (r) => {
+      raw = r;
+    },
+    store,
+    key: TEST_KEY,
+  }).catch(async (error: unknown) => {
+    await dropSchemas();
+    throw error;
+  });
+  await world.seed("re-nxt", {
+    people: [
+      ...NAMES.slice(0, 4).map((n) => person(n)),
+      person("Ed", { opted_out_of_all_email: true }),
+      person("Fay", { deceased: true }),
+    ],
+    lists: [{ id: "news", name: "Monthly newsletter", members: NAMES.map((n) => `p-${n.toLowerCase()}`) }],
+  });
+  await world.seed("cc-main", { lists: [{ id: "news-list", name: "Newsletter" }] });
+  const dir = mkdtempSync(join(tmpdir(), "concord-scale-"));
+  const configFile = join(dir, "concord.json");
+  writeFileSync(configFile, JSON.stringify(raw));
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    ...TEST_ENV,
+    DATABASE_URL: url,
+    DATABASE_SCHEMA: schema,
+    CONCORD_CONFIG: configFile,
+    CONCORD_SECRET_KEY: TEST_KEY_TEXT,
+    RE_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    CONCORD_ADMIN_PASSWORD: "scale-out-test-password",
+    CONCORD_DATA_DIR: dir,
+    LOG_LEVEL: "warn",
+  };
+  const processes = concordProcesses(env);
+  const requests = (id: string): number => {
+    const native = world.emulator(id).native as { kit?: { requests: unknown[] } };
+    return native.kit?.requests.length ?? 0;
+  };
+  return {
+    store,
+    world,
+    schema,
+    env,
+    calls: () => requests("re-nxt") + requests("cc-main"),
+    output: processes.output,
+    start: (command, args = []) => processes.start([command, ...args]),
+    close: async () => {
+      await processes.killAll();
+      await world.close();
+      await dropSchemas();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** What a system shows for a person now, read through its own connector. */
+async function shown(i: Installation, connection: string, name: string): Promise<string | undefined> {
+  const email = `${name.toLowerCase()}@example.org`;
+  const rows = await i.store.db
+    .selectFrom("links")
+    .innerJoin("contacts", "contacts.id", "links.contact_id")
+    .select(["links.external_id"])
+    .where("links.connection_id", "=", connection)
+    .where("contacts.email_match_key", "=", email)
+    .execute();
+  if (rows.length !== 1) return rows.length === 0 ? undefined : `linked ${rows.length} times`;
+  const got = await i.world.connections.get(connection)!.session().get([rows[0]!.external_id]);
+  if (!got.ok) throw new Error(got.error.message);
+  const record = got.value.records[0];
+  if (record === undefined) return undefined;
+  return shownConsent(record.consent_state, connection === "re-nxt" ? GLOBAL_OBSERVED : ACCOUNT_OBSERVED);
+}
+
+const settledRuns = async (i: Installation): Promise<number> => {
+  const rows = await i.store.db
+    .selectFrom("runs")
+    .select(["status"])
+    .where("pair_id", "=", "re-cc")
+    .execute();
+  return rows.some((r) => r.status === "running") ? -1 : rows.length;
+};
+
+describe.skipIf(skip !== undefined)("scale-out on PostgreSQL: a server and workers as real processes", () => {
+  let current: Installation | undefined;
+  afterEach(async () => {
+    await current?.close();
+    current = undefined;
+  });
+
+  it("a worker killed mid-sync loses no opt-out and duplicates nobody; the other carries the seed behaviours", async () => {
+    const i = (current = await installation("1s"));
+    await i.start("serve", ["--port", "0", "--workers", "0"]);
+    const first = await i.start("worker", ["--concurrency", "2"]);
+    // The first sync is under way in the first worker: it dies there.
+    await until(
+      "the first sync runs",
+      async () =>
+        (await i.store.db.selectFrom("runs").select("id").where("status", "=", "running").execute()).length >
+        0,
+      i.output,
+    );
+    first.kill("SIGKILL");
+    await new Promise((resolve) => first.once("exit", resolve));
+    await i.start("worker", ["--concurrency", "2"]);
+    await i.start("worker", ["--concurrency", "2"]);
+
+    // Seed 001: everyone on the list reaches the platform once; the opted-out and the deceased never.
+    for (const name of ["Ada", "Bob", "Cy", "Di"])
+      await until(
+        `${name} is subscribed in Constant Contact`,
+        async () => (await shown(i, "cc-main", name)) === "opt_in",
+        i.output,
+      );
+    for (const name of ["Ed", "Fay"]) expect(await shown(i, "cc-main", name)).toBeUndefined();
+    // Seed 002: an unsubscribe in the platform reaches the CRM.
+    await i.world.act("cc-main", { as: "contact", action: "unsubscribe", email: "bob@example.org" });
+    // Seed 003: an opt-out in the CRM reaches the platform.
+    await i.world.act("re-nxt", { as: "admin", action: "opt_out_of_all_email", id: "p-ada" });
+    await until(
+      "Bob's unsubscribe reached Raiser's Edge NXT",
+      async () => (await shown(i, "re-nxt", "Bob")) === "opt_out",
+      i.output,
+    );
+    await until(
+      "Ada's opt-out reached Constant Contact",
+      async () => (await shown(i, "cc-main", "Ada")) === "opt_out",
+      i.output,
+    );
+
+    // Nobody twice: one contact per person, one record per person in each system.
+    const contacts = await i.store.db.selectFrom("contacts").select(["email_match_key"]).execute();
+    expect(contacts.map((c) => c.email_match_key).sort()).toEqual(
+      NAMES.map((n) => `${n.toLowerCase()}@example.org`).sort(),
+    );
+    for (const name of ["Ada", "Bob", "Cy", "Di"])
+      expect(await shown(i, "cc-main", name)).not.toMatch(/linked/);
+    // The run the kill cut short is marked interrupted by the worker that next held the pair.
+    const interrupted = await i.store.db
+      .selectFrom("runs")
+      .select("summary_json")
+      .where("status", "=", "failed")
+      .execute();
+    expect(interrupted.some((r) => (r.summary_json ?? "").includes("interrupted"))).toBe(true);
+  });
+
+  it("a webhook the server takes is stored with its job at once, and a worker re-reads and syncs it", async () => {
+    const [port = 0] = await freePorts(1);
+    // Polls only hourly: the opt-out can only travel by the webhook.
+    const i = (current = await installation("1h", { port }));
+    await i.start("serve", ["--port", String(port), "--workers", "0"]);
+    await i.start("worker", ["--concurrency", "2"]);
+    const queue = graphileQueue(jobSchemaFor(i.schema));
+    await until("the first sync is done", async () => (await settledRuns(i)) === 1, i.output);
+    await queue.add(i.store, "poll_pair", { pair_id: "re-cc" });
+    await until(
+      "Ada is subscribed in Constant Contact",
+      async () => (await shown(i, "cc-main", "Ada")) === "opt_in",
+      i.output,
+    );
+    const runsBefore = await settledRuns(i);
+
+    await i.world.act("re-nxt", { as: "admin", action: "opt_out_of_all_email", id: "p-ada" });
+    await until(
+      "Ada's opt-out reached Constant Contact by webhook",
+      async () => (await shown(i, "cc-main", "Ada")) === "opt_out",
+      i.output,
+    );
+    const inbox = await i.store.db.selectFrom("webhook_inbox").select(["processed_at", "dead_at"]).execute();
+    expect(inbox.length).toBeGreaterThan(0);
+    await until(
+      "the delivery is processed",
+      async () => (await i.store.inbox.countPending()) === 0,
+      i.output,
+    );
+    // The targeted run read nothing but the record the webhook named: no poll carried it.
+    const runs = await i.store.db
+      .selectFrom("runs")
+      .select(["summary_json"])
+      .where("pair_id", "=", "re-cc")
+      .orderBy("started_at")
+      .execute();
+    expect(runs.length).toBeGreaterThan(runsBefore);
+    expect(await shown(i, "cc-main", "Bob")).toBe("opt_in");
+  });
+
+  it("three workers make exactly the vendor calls one worker makes for the same work", async () => {
+    const callsWith = async (workers: number): Promise<number> => {
+      // Polls only when asked: the test adds each poll job as an operator's "sync now" would.
+      const i = (current = await installation("1h"));
+      try {
+        await i.start("serve", ["--port", "0", "--workers", "0"]);
+        for (let w = 0; w < workers; w += 1) await i.start("worker", ["--concurrency", "2"]);
+        const queue = graphileQueue(jobSchemaFor(i.schema));
+        const poll = async (n: number): Promise<void> => {
+          await until(`poll ${n} is taken`, async () => (await settledRuns(i)) === n - 1, i.output);
+          await queue.add(i.store, "poll_pair", { pair_id: "re-cc" });
+          await until(`poll ${n} is done`, async () => (await settledRuns(i)) === n, i.output);
+        };
+        // The first poll comes on its own (housekeeping schedules it); then two more.
+        await until("the first sync is done", async () => (await settledRuns(i)) === 1, i.output);
+        await poll(2);
+        await i.world.act("cc-main", { as: "contact", action: "unsubscribe", email: "bob@example.org" });
+        await poll(3);
+        expect(await shown(i, "re-nxt", "Bob")).toBe("opt_out");
+        return i.calls();
+      } finally {
+        await i.close();
+        current = undefined;
+      }
+    };
+    const one = await callsWith(1);
+    const three = await callsWith(3);
+    expect(one).toBeGreaterThan(0);
+    expect(three).toBe(one);
+  });
+});

@@ -1,0 +1,59 @@
+/**
+ * A lock on a name that every process of an installation respects: on PostgreSQL a session
+ * advisory lock held on one pooled connection for as long as `fn` runs (a process that dies lets it
+ * go with its connection, so a killed worker never leaves a pair locked); on SQLite, which one
+ * process serves, `fn` simply runs (that process serialises its own work).
+ */
+import { sql } from "kysely";
+import type { StoreSession } from "./ports";
+
+/** The lock every run of a pair holds, in whichever process: `serve`, a worker, `concord sync`. */
+export const pairLockName = (pairId: string): string => `pair:${pairId}`;
+
+export type Locked<T> = { acquired: true; value: T } | { acquired: false };
+
+/** Runs `fn` as a run of the pair: after any run of it another process is making. */
+export async function asPairRun<T>(store: StoreSession, pairId: string, fn: () => Promise<T>): Promise<T> {
+  const held = await withNamedLock(store, pairLockName(pairId), { wait: true }, fn);
+  if (!held.acquired) throw new Error(`the lock of pair ${pairId} was not taken`);
+  return held.value;
+}
+
+/**
+ * Runs `fn` holding the lock on `name`. `wait: false` gives up at once when another process holds
+ * it (`{ acquired: false }`); `wait: true` waits for it.
+ */
+export async function withNamedLock<T>(
+  store: StoreSession,
+  name: string,
+  options: { wait: boolean },
+  fn: () => Promise<T>,
+): Promise<Locked<T>> {
+  if (store.dialect !== "postgres") return { acquired: true, value: await fn() };
+  return store.db.connection().execute(async (conn) => {
+    if (options.wait) await sql`select pg_advisory_lock(hashtextextended(${name}, 0))`.execute(conn);
+    else {
+      const got = await sql<{
+        ok: boolean;
+      }>`select pg_try_advisory_lock(hashtextextended(${name}, 0)) as ok`.execute(conn);
+      if (got.rows[0]?.ok !== true) return { acquired: false as const };
+    }
+    try {
+      return { acquired: true as const, value: await fn() };
+    } finally {
+      await sql`select pg_advisory_unlock(hashtextextended(${name}, 0))`.execute(conn);
+    }
+  });
+}
+
+/**
+ * Takes, in the transaction `tx`, the locks on `names` (sorted, so two transactions taking several
+ * never wait on each other in a circle); they are held until it commits or rolls back. On SQLite,
+ * whose writes are one transaction at a time, there is nothing to take.
+ */
+export async function lockForTransaction(tx: StoreSession, names: Iterable<string>): Promise<void> {
+  if (tx.dialect !== "postgres") return;
+  if (!tx.inTransaction) throw new Error("lockForTransaction must run inside store.transaction");
+  for (const name of [...new Set(names)].sort())
+    await sql`select pg_advisory_xact_lock(hashtextextended(${name}, 0))`.execute(tx.db);
+}
