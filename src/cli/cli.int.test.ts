@@ -133,6 +133,12 @@ describe("concord CLI", () => {
     expect(run.stderr).toContain("DATABASE_URL");
   });
 
+  it("refuses `concord worker` on the embedded SQLite store and says why (exit 2)", async () => {
+    const run = await concord(["worker"], {});
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("concord worker needs PostgreSQL (DATABASE_URL)");
+  });
+
   it("runs an emulator alone and prints its base URL", async () => {
     const run = await concord(
       ["emulate", "blackbaud-renxt", "--port", "0"],

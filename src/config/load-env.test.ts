@@ -114,8 +114,23 @@ describe("loadEnv", () => {
     );
   });
 
-  it("warns about misspelt CONCORD_ variables", () => {
-    const result = loadEnv({ CONCORD_SECRETKEY: KEY });
+  it("takes a PostgreSQL schema for the installation and refuses one that is not a plain name", () => {
+    expect(loadEnv({ DATABASE_SCHEMA: "org_42" })).toMatchObject({
+      ok: true,
+      env: { DATABASE_SCHEMA: "org_42" },
+    });
+    const bad = loadEnv({ DATABASE_SCHEMA: "Org-42; drop" });
+    expect(bad.ok ? "" : formatEnvErrors(bad.errors)).toMatch(
+      /DATABASE_SCHEMA: expected a lower-case schema name of letters, digits and _/,
+    );
+  });
+
+  it("warns about misspelt CONCORD_ variables, not about those a command reads", () => {
+    const result = loadEnv({
+      CONCORD_SECRETKEY: KEY,
+      CONCORD_SERVE_WORKERS: "0",
+      CONCORD_WORKER_CONCURRENCY: "8",
+    });
     expect(result).toMatchObject({
       ok: true,
       warnings: [

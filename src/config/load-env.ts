@@ -87,6 +87,8 @@ export type EnvLoadResult = { ok: true; env: Env; warnings: string[] } | { ok: f
 
 /** Variables of the test suites (where the vendors' specs are, live writes), not of the engine. */
 const TEST_VARIABLES = ["CONCORD_SPECS_DIR", "CONCORD_LIVE_WRITES"];
+/** Variables a command reads as the default of one of its options (`serve --workers`, `worker --concurrency`). */
+const COMMAND_VARIABLES = ["CONCORD_SERVE_WORKERS", "CONCORD_WORKER_CONCURRENCY"];
 const KNOWN = Object.keys(EnvSchema.shape);
 
 /** Parses the environment; empty variables count as unset (`FOO=` in a compose file). */
@@ -96,7 +98,13 @@ export function loadEnv(env: Readonly<Record<string, string | undefined>> = proc
     if (value !== undefined && value !== "") cleaned[name] = value;
   // A misspelt CONCORD_ variable would silently fall back to a default: say so.
   const warnings = Object.keys(cleaned)
-    .filter((name) => name.startsWith("CONCORD_") && !KNOWN.includes(name) && !TEST_VARIABLES.includes(name))
+    .filter(
+      (name) =>
+        name.startsWith("CONCORD_") &&
+        !KNOWN.includes(name) &&
+        !TEST_VARIABLES.includes(name) &&
+        !COMMAND_VARIABLES.includes(name),
+    )
     .map((name) => `unknown environment variable ${name}${hint(name, KNOWN)}; it is ignored`);
   const parsed = EnvSchema.safeParse(cleaned, { error: configErrorMap });
   if (parsed.success) return { ok: true, env: parsed.data, warnings };

@@ -107,10 +107,10 @@ export function connectionHealthTracker(deps: HealthDeps): ConnectionHealthTrack
       await Promise.all([...deliveries]);
     },
     authFailed: serial(async (connectionId: string, error: ConnectorError) => {
-      const before = await deps.store.health.get(connectionId);
       const reason = `${error.code}: ${error.message} Renew the connection's credentials; queued work waits and resumes then.`;
-      await deps.store.health.report(connectionId, "broken", reason);
-      if (before?.status !== "broken") {
+      // Of several processes finding it broken at once, the one whose report changed it alerts.
+      const reported = await deps.store.health.report(connectionId, "broken", reason);
+      if (reported.previous !== "broken") {
         alert({
           connection_id: connectionId,
           status: "broken",
@@ -142,7 +142,8 @@ export function connectionHealthTracker(deps: HealthDeps): ConnectionHealthTrack
     clear: serial(async (key: string, message: string) => {
       const open = await deps.store.alerts.get(key);
       if (open === undefined || open.resolved_at !== null) return;
-      await deps.store.alerts.resolve(key);
+      // Resolved by exactly one process: the others find it resolved already and say nothing.
+      if (!(await deps.store.alerts.resolve(key))) return;
       alert({
         connection_id: open.connection_id ?? "",
         status: "resolved",
@@ -154,8 +155,8 @@ export function connectionHealthTracker(deps: HealthDeps): ConnectionHealthTrack
     succeeded: serial(async (connectionId: string) => {
       const before = await deps.store.health.get(connectionId);
       if (before?.status === "ok") return;
-      await deps.store.health.report(connectionId, "ok", null);
-      if (before?.status === "broken") {
+      const reported = await deps.store.health.report(connectionId, "ok", null);
+      if (reported.previous === "broken") {
         alert({
           connection_id: connectionId,
           status: "ok",

@@ -16,6 +16,7 @@ import type { Logger } from "../observability/logger";
 import { pairLockName, withNamedLock } from "../store/advisory-lock";
 import type { InboxItem, JsonValue } from "../store/ports";
 import { recordWebhookChanges } from "../pipeline/pull-connection";
+import { inboxWriter } from "./inbox-writer";
 import { dueSignups, forgetOldSignups, placeConfirmedSignups, type PlacedSignup } from "./signup";
 import { problemWatch } from "./watch-problems";
 import {
@@ -174,6 +175,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
   let stopped = false;
 
   const jobs = deps.jobs;
+  const intake = inboxWriter(deps.store, jobs);
   /**
    * Runs `fn` as the pair's only run: behind this process's other runs of it, and, with workers,
    * holding the pair's lock that every process respects. A run a killed process left "running" is
@@ -291,13 +293,10 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         const changes = distinctChanges(fresh);
         const duplicates = events.length - fresh.length;
         if (changes.length === 0) return { status: 200, body: { accepted: 0, duplicates } };
-        // Stored before it is acknowledged: a crash after this answer loses nothing. With workers,
-        // the delivery and the job that drains it commit together.
+        // Stored before it is acknowledged: a crash after this answer loses nothing. Deliveries
+        // arriving together commit together; with workers, with the job that drains them.
         try {
-          await deps.store.transaction(async (tx) => {
-            await tx.inbox.add(connectionId, asJson(changes));
-            await jobs?.add(tx, "drain_inbox", { connection_id: connectionId });
-          });
+          await intake.add(connectionId, asJson(changes));
         } catch (error) {
           seen.forget(connectionId, fresh);
           throw error;

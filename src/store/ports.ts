@@ -369,7 +369,15 @@ export type ConnectionHealth = {
 };
 
 export interface HealthRepository {
-  report(connection_id: string, status: HealthStatus, reason?: string | null): Promise<ConnectionHealth>;
+  /**
+   * Sets the connection's status, under a row lock: `previous` is the status just before this
+   * report, so of two processes reporting a change at once exactly one sees it as a change.
+   */
+  report(
+    connection_id: string,
+    status: HealthStatus,
+    reason?: string | null,
+  ): Promise<ConnectionHealth & { previous: HealthStatus | null }>;
   get(connection_id: string): Promise<ConnectionHealth | undefined>;
   list(): Promise<ConnectionHealth[]>;
 }
@@ -514,6 +522,8 @@ export type InboxItem = {
 export interface InboxRepository {
   /** Stores a delivery; the caller acknowledges it only after this resolves. */
   add(connection_id: string, changes: JsonValue): Promise<InboxItem>;
+  /** Stores several deliveries in one statement (the webhook receiver's group commit). */
+  addMany(deliveries: readonly { connection_id: string; changes: JsonValue }[]): Promise<void>;
   /**
    * Deliveries due now, oldest first: unprocessed, not given up, and past their next attempt time;
    * `exclude` leaves out connections (one whose system is down now).

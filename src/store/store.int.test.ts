@@ -452,8 +452,29 @@ describeOnBackends("store", (backend) => {
     expect(stillOk.checked_at).not.toBe(ok.checked_at);
     time.advance(60_000);
     const broken = await store.health.report("cc_main", "broken", "auth_invalid");
-    expect(broken).toMatchObject({ status: "broken", reason: "auth_invalid", since: broken.checked_at });
-    expect(await store.health.list()).toEqual([broken]);
+    expect(broken).toMatchObject({
+      status: "broken",
+      reason: "auth_invalid",
+      since: broken.checked_at,
+      previous: "ok",
+    });
+    const { previous, ...kept } = broken;
+    expect(previous).toBe("ok");
+    expect(await store.health.list()).toEqual([kept]);
+  });
+
+  it("of two processes finding a connection broken at once, exactly one sees it change", async () => {
+    for (const id of ["re_new", "cc_main"]) {
+      if (id === "cc_main") await store.health.report(id, "ok");
+      const both = await Promise.all([
+        store.health.report(id, "broken", "auth_invalid"),
+        store.health.report(id, "broken", "auth_invalid"),
+      ]);
+      expect(
+        both.filter((r) => r.previous !== "broken"),
+        id,
+      ).toHaveLength(1);
+    }
   });
 
   it("stores credential ciphertext, suppressions and nothing more", async () => {

@@ -2,6 +2,7 @@
 import type { Kysely, Selectable } from "kysely";
 import {
   type ApiBudgetState,
+  type HealthStatus,
   type SessionRepository,
   type ConnectFlowRepository,
   type StoreDialect,
@@ -24,10 +25,13 @@ const toHealth = (row: Selectable<ConnectionsHealthTable>): ConnectionHealth => 
   checked_at: row.checked_at,
 });
 
-export function healthRepository(ctx: SqlContext): HealthRepository {
+export function healthRepository(ctx: SqlContext, dialect: StoreDialect): HealthRepository {
   const { db } = ctx;
-  const get = async (connection_id: string): Promise<ConnectionHealth | undefined> => {
-    const row = await db
+  const getOn = async (
+    on: Kysely<Database>,
+    connection_id: string,
+  ): Promise<ConnectionHealth | undefined> => {
+    const row = await on
       .selectFrom("connections_health")
       .selectAll()
       .where("connection_id", "=", connection_id)
@@ -37,30 +41,39 @@ export function healthRepository(ctx: SqlContext): HealthRepository {
   return {
     async report(connection_id, status, reason = null) {
       const now = isoNow(ctx);
-      // `since` moves only when the status changes, so "broken since 09:12" survives repeated checks.
-      await db
-        .insertInto("connections_health")
-        .values({ connection_id, status, reason, since: now, checked_at: now })
-        .onConflict((oc) =>
-          oc.column("connection_id").doUpdateSet((eb) => ({
-            status: eb.ref("excluded.status"),
-            reason: eb.ref("excluded.reason"),
-            checked_at: eb.ref("excluded.checked_at"),
-            since: eb
-              .case()
-              .when("connections_health.status", "=", eb.ref("excluded.status"))
-              .then(eb.ref("connections_health.since"))
-              .else(eb.ref("excluded.since"))
-              .end(),
-          })),
-        )
-        .execute();
-      const health = await get(connection_id);
-      if (health === undefined) throw new Error("connections_health: row vanished after upsert");
-      return health;
+      const run = async (tx: Kysely<Database>) => {
+        // The first report makes the row; a second one at the same moment waits for it and updates.
+        const made = await tx
+          .insertInto("connections_health")
+          .values({ connection_id, status, reason, since: now, checked_at: now })
+          .onConflict((oc) => oc.column("connection_id").doNothing())
+          .returning("connection_id")
+          .executeTakeFirst();
+        let previous: HealthStatus | null = null;
+        if (made === undefined) {
+          let q = tx
+            .selectFrom("connections_health")
+            .select("status")
+            .where("connection_id", "=", connection_id);
+          // SQLite writes one transaction at a time; PostgreSQL locks the row until the update.
+          if (dialect === "postgres") q = q.forUpdate();
+          const before = await q.executeTakeFirstOrThrow();
+          previous = HealthStatusSchema.parse(before.status);
+          // `since` moves only when the status changes, so "broken since 09:12" survives repeated checks.
+          await tx
+            .updateTable("connections_health")
+            .set({ status, reason, checked_at: now, ...(previous === status ? {} : { since: now }) })
+            .where("connection_id", "=", connection_id)
+            .execute();
+        }
+        const health = await getOn(tx, connection_id);
+        if (health === undefined) throw new Error("connections_health: row vanished after upsert");
+        return { ...health, previous };
+      };
+      return db.isTransaction ? run(db) : db.transaction().execute(run);
     },
 
-    get,
+    get: (connection_id) => getOn(db, connection_id),
 
     async list() {
       const rows = await db.selectFrom("connections_health").selectAll().orderBy("connection_id").execute();

@@ -35,6 +35,26 @@ export function inboxRepository(ctx: SqlContext): InboxRepository {
       await db.insertInto("webhook_inbox").values(row).execute();
       return toItem(row);
     },
+    async addMany(deliveries) {
+      const received_at = isoNow(ctx);
+      const rows: Selectable<WebhookInboxTable>[] = deliveries.map((d) => ({
+        id: newId("whk", ctx.clock()),
+        connection_id: d.connection_id,
+        received_at,
+        changes_json: JSON.stringify(d.changes),
+        attempts: 0,
+        last_error: null,
+        processed_at: null,
+        next_attempt_at: null,
+        dead_at: null,
+      }));
+      // Within SQLite's 32,766 bound parameters: 9 a row.
+      for (let i = 0; i < rows.length; i += 1000)
+        await db
+          .insertInto("webhook_inbox")
+          .values(rows.slice(i, i + 1000))
+          .execute();
+    },
     async pending(limit, options = {}) {
       const now = isoNow(ctx);
       let q = db

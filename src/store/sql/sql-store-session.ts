@@ -45,7 +45,7 @@ export function sqlStoreSession(
     operations: operationRepository(ctx),
     outcomes: outcomeRepository(ctx),
     reviewItems: reviewRepository(ctx),
-    health: healthRepository(ctx),
+    health: healthRepository(ctx, dialect),
     credentials: credentialRepository(ctx),
     inbox: inboxRepository(ctx),
     budgets: budgetRepository(ctx, dialect),
