@@ -25,6 +25,10 @@ export type ConcordProcesses = {
 export function concordProcesses(env: Readonly<Record<string, string>>): ConcordProcesses {
   const children: ChildProcess[] = [];
   let output = "";
+  // Never left running after the process that started them ends, however it ends short of SIGKILL.
+  process.once("exit", () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  });
   return {
     output: () => output.slice(-4000),
     start: (args) =>
