@@ -19,8 +19,8 @@ import { startEmulatedWorld, type EmulatedWorld } from "../src/emulated-world/em
 import { jobSchemaFor } from "../src/jobs/graphile-runner";
 import { openStore } from "../src/store/open-store";
 import type { Store } from "../src/store/ports";
-import { concordProcesses, type ConcordProcesses } from "../test/support/concord-processes";
-import { TEST_ENV, TEST_KEY, TEST_KEY_TEXT } from "../test/support/test-credentials";
+import { concordProcesses, installationEnv, type ConcordProcesses } from "../test/support/concord-processes";
+import { TEST_KEY } from "../test/support/test-credentials";
 import { formatNumber, percentile, withRatio, type BenchContext, type BenchResult } from "./bench-kit";
 
 export const name = "scale-out";
@@ -164,17 +164,13 @@ async function measure(
       });
     const configFile = join(ctx.tmpDir, `${schema}.json`);
     writeFileSync(configFile, JSON.stringify(raw));
-    const env: Record<string, string> = {
-      ...(process.env as Record<string, string>),
-      ...TEST_ENV,
-      DATABASE_URL: url,
-      DATABASE_SCHEMA: schema,
-      CONCORD_CONFIG: configFile,
-      CONCORD_SECRET_KEY: TEST_KEY_TEXT,
-      CONCORD_ADMIN_PASSWORD: "scale-out-bench-password",
-      CONCORD_DATA_DIR: ctx.tmpDir,
-      LOG_LEVEL: "error",
-    };
+    const env = installationEnv({
+      url,
+      schema,
+      config_file: configFile,
+      data_dir: ctx.tmpDir,
+      log_level: "error",
+    });
     const running = (processes = concordProcesses(env));
     await running.start(["serve", "--port", "0", "--workers", "0"]);
     await Promise.all(Array.from({ length: workers }, () => running.start(["worker", "--concurrency", "2"])));

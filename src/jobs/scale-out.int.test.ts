@@ -16,10 +16,10 @@ import type { WorldPerson } from "../connectors/emulator-kit/world";
 import { startEmulatedWorld, type EmulatedWorld } from "../emulated-world/emulated-world";
 import { openStore } from "../store/open-store";
 import type { Store } from "../store/ports";
-import { concordProcesses } from "../../test/support/concord-processes";
+import { concordProcesses, installationEnv } from "../../test/support/concord-processes";
 import { freePorts } from "../../test/support/demo-process";
 import { storeBackends } from "../../test/support/store-backends";
-import { TEST_ENV, TEST_KEY, TEST_KEY_TEXT } from "../../test/support/test-credentials";
+import { TEST_KEY } from "../../test/support/test-credentials";
 import { graphileQueue, jobSchemaFor } from "./graphile-runner";
 
 const url = process.env["TEST_DATABASE_URL"] ?? "";
@@ -139,18 +139,14 @@ async function installation(pollInterval: string, webhooks?: Webhooks): Promise<
   const dir = mkdtempSync(join(tmpdir(), "concord-scale-"));
   const configFile = join(dir, "concord.json");
   writeFileSync(configFile, JSON.stringify(raw));
-  const env: Record<string, string> = {
-    ...(process.env as Record<string, string>),
-    ...TEST_ENV,
-    DATABASE_URL: url,
-    DATABASE_SCHEMA: schema,
-    CONCORD_CONFIG: configFile,
-    CONCORD_SECRET_KEY: TEST_KEY_TEXT,
-    RE_WEBHOOK_SECRET: WEBHOOK_SECRET,
-    CONCORD_ADMIN_PASSWORD: "scale-out-test-password",
-    CONCORD_DATA_DIR: dir,
-    LOG_LEVEL: "warn",
-  };
+  const env = installationEnv({
+    url,
+    schema,
+    config_file: configFile,
+    data_dir: dir,
+    log_level: "warn",
+    extra: { RE_WEBHOOK_SECRET: WEBHOOK_SECRET },
+  });
   const processes = concordProcesses(env);
   const requests = (id: string): number => {
     const native = world.emulator(id).native as { kit?: { requests: unknown[] } };

@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
+import { TEST_ENV, TEST_KEY_TEXT } from "./test-credentials";
 
 const root = join(import.meta.dirname, "..", "..");
 
@@ -13,6 +14,32 @@ const READY: Readonly<Record<string, string>> = {
   serve: "Concord is listening",
   worker: "Concord worker is running",
 };
+
+/**
+ * The environment of every process of one PostgreSQL installation: its store in `schema`, the
+ * config file, the tests' secret key and `{ env }` references, and what else `extra` adds.
+ */
+export function installationEnv(o: {
+  url: string;
+  schema: string;
+  config_file: string;
+  data_dir: string;
+  log_level: string;
+  extra?: Readonly<Record<string, string>>;
+}): Record<string, string> {
+  return {
+    ...(process.env as Record<string, string>),
+    ...TEST_ENV,
+    DATABASE_URL: o.url,
+    DATABASE_SCHEMA: o.schema,
+    CONCORD_CONFIG: o.config_file,
+    CONCORD_SECRET_KEY: TEST_KEY_TEXT,
+    CONCORD_ADMIN_PASSWORD: "installation-test-password",
+    CONCORD_DATA_DIR: o.data_dir,
+    LOG_LEVEL: o.log_level,
+    ...o.extra,
+  };
+}
 
 export type ConcordProcesses = {
   /** Starts `concord <args>`; resolves once it is ready, rejects if it exits before. */
