@@ -4,7 +4,7 @@
  */
 import type { Kysely } from "kysely";
 import { z } from "zod";
-import type { ConsentEventsTable, Database, IsoTimestamp } from "./schema";
+import type { ConnectFlowsTable, ConsentEventsTable, Database, IsoTimestamp, SessionsTable } from "./schema";
 
 /** Any JSON value; JSON columns are parsed with this (or a stricter schema) when read. */
 export const JsonValueSchema = z.json();
@@ -414,22 +414,10 @@ export interface BudgetRepository {
 }
 
 /** An operator's sign-in session as kept: by the hash of its id, which only the cookie holds. */
-export type StoredSession = {
-  id_hash: string;
-  csrf_token: string;
-  created_at: IsoTimestamp;
-  last_seen: IsoTimestamp;
-};
+export type StoredSession = SessionsTable;
 
 /** A Connect waiting for the vendor's answer, as kept (by hashes of its state and browser secret). */
-export type StoredConnectFlow = {
-  state_hash: string;
-  connection_id: string;
-  browser_hash: string;
-  redirect_uri: string;
-  verifier: string | null;
-  expires_at: IsoTimestamp;
-};
+export type StoredConnectFlow = ConnectFlowsTable;
 
 export interface ConnectFlowRepository {
   /** Keeps a new flow, after removing expired ones and the oldest beyond `keep`. */
