@@ -51,7 +51,9 @@ describe("npm run bench -- --smoke", () => {
         "--smoke",
         "--out",
         out,
-        ...(pg ? [] : ["--only", "propagation-latency,api-economy,planning-throughput,webhook-intake"]),
+        ...(pg
+          ? []
+          : ["--only", "propagation-latency,api-economy,renxt-reads,planning-throughput,webhook-intake"]),
       ]);
       expect(run.stderr).not.toMatch(/FAILED/);
       expect(run.code).toBe(0);
@@ -61,6 +63,7 @@ describe("npm run bench -- --smoke", () => {
       expect(results.benchmarks.map((b) => [b.name, b.status])).toEqual([
         ["propagation-latency", "succeeded"],
         ["api-economy", "succeeded"],
+        ["renxt-reads", "succeeded"],
         ["planning-throughput", "succeeded"],
         ["webhook-intake", "succeeded"],
         ...(pg ? [["scale-out", "succeeded"]] : []),

@@ -22,7 +22,14 @@ import {
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 /** The order: the figures people ask about first. Others follow by name. */
-const ORDER = ["propagation-latency", "api-economy", "planning-throughput", "webhook-intake", "scale-out"];
+const ORDER = [
+  "propagation-latency",
+  "api-economy",
+  "renxt-reads",
+  "planning-throughput",
+  "webhook-intake",
+  "scale-out",
+];
 
 type Options = { smoke: boolean; pg: boolean; only?: string; out?: string };
 

@@ -349,3 +349,126 @@ describeWithSpecs("requests we build match the Constituent OpenAPI spec", () => 
     expect((consent.consent_statement ?? "").length).toBeLessThanOrEqual(7999);
   });
 });
+
+describe("a full read from SKY's all-constituents lists", () => {
+  /** 100 individuals (the first 20 contacts of 20 organisations), each with email addresses and consent. */
+  async function seedTenant(fixture: EmulatorFixture): Promise<string[]> {
+    const people = Array.from({ length: 100 }, (_, i) => ({
+      type: "Individual",
+      first: `P${i}`,
+      last: "Reader",
+      email: { address: `p${i}@example.org`, type: "Email", do_not_email: i % 7 === 0 },
+      email_addresses:
+        i % 3 === 0
+          ? [{ address: `old${i}@example.org`, type: "Email", primary: false, inactive: true }]
+          : [],
+      consents:
+        i % 2 === 0
+          ? [
+              {
+                channel: "Email",
+                category: "Newsletter",
+                consent_date: "2026-01-05T10:00:00Z",
+                constituent_consent_response: i % 4 === 0 ? "OptOut" : "OptIn",
+              },
+            ]
+          : [],
+    }));
+    const organisations = Array.from({ length: 20 }, (_, i) => ({ type: "Organization", name: `Org ${i}` }));
+    const seeded = (await fixture.control("/__emulator/seed", {
+      constituents: [...people, ...organisations],
+    })) as { constituents: { id: string }[] };
+    const ids = seeded.constituents.map((c) => c.id);
+    await fixture.control("/__emulator/seed", {
+      relationships: ids.slice(0, 20).map((id, i) => ({
+        constituent_id: id,
+        relation_id: ids[100 + i],
+        type: "Employee",
+        reciprocal_type: "Employer",
+        is_organization_contact: true,
+      })),
+    });
+    return ids;
+  }
+  const byId = <T extends { external_id: string }>(rows: readonly T[]): T[] =>
+    [...rows].sort((a, b) => a.external_id.localeCompare(b.external_id));
+  const callsSince = async (fixture: EmulatorFixture, from: number) => {
+    const log = (await fixture.control("/__emulator/requests")) as { requests: { path: string }[] };
+    return log.requests.slice(from).map((r) => r.path);
+  };
+  const logLength = async (fixture: EmulatorFixture): Promise<number> =>
+    ((await fixture.control("/__emulator/requests")) as { count: number }).count;
+
+  it("reads the same records and consent as reading constituent by constituent, in three calls each where SKY has no list of all", async () => {
+    const ids = await seedTenant(f);
+    const from = await logLength(f);
+    const pages = await readAll(session);
+    const paths = await callsSince(f, from);
+    const read = { records: pages.flatMap((p) => p.records), consent: pages.flatMap((p) => p.consent) };
+    expect(read.records).toHaveLength(120);
+
+    // Per constituent: the constituent itself (a list item has no requests_no_email), its consent
+    // records and its solicit codes (the tenant's table has the opt-out codes), which SKY serves
+    // for one constituent at a time. Addresses and relationships come in bulk.
+    const count = (re: RegExp) => paths.filter((p) => re.test(p)).length;
+    expect(count(/^\/constituent\/v1\/constituents\/\d+$/)).toBe(120);
+    expect(count(/^\/commpref\/v1\/constituents\/\d+\/consents/)).toBe(120);
+    expect(count(/^\/commpref\/v1\/constituents\/\d+\/constituentsolicitcodes/)).toBe(120);
+    expect(count(/^\/constituent\/v1\/constituents\/\d+\/(emailaddresses|relationships)/)).toBe(0);
+    expect(count(/^\/constituent\/v1\/emailaddresses\?constituent_id=\d+&constituent_id=/)).toBe(2); // 100 ids a call
+    expect(count(/^\/constituent\/v1\/relationships\?/)).toBe(1);
+    // And once per read: the token, the constituent list page, the solicit code table.
+    expect(paths.length).toBe(3 * 120 + 2 + 1 + 3);
+
+    // The same constituents read one by one (the path of small pages, webhooks and re-reads).
+    const one = await session.get(ids);
+    if (!one.ok) throw new Error(one.error.message);
+    expect(byId(read.records)).toEqual(byId(one.value.records));
+    expect(byId(read.consent)).toEqual(byId(one.value.consent));
+    const contact = read.records.find((r) => r.external_id === ids[3]);
+    expect(contact).toMatchObject({ organisation_external_id: ids[103] });
+    expect(contact?.emails.map((e) => e.address)).toEqual(["p3@example.org", "old3@example.org"]);
+  });
+
+  it("leaves its checkpoint before the lists' lag, so a change they did not show yet is read next time", async () => {
+    const lagged = await startEmulatorFixture("2026-03-02T12:00:00.000Z", {
+      allConstituentsListLatencyMs: 30 * 60_000,
+    });
+    try {
+      const s = blackbaudRenxtManifest.connect(lagged.settings(), lagged.runtime);
+      const ids = await seedTenant(lagged);
+      lagged.clock.advance(2 * 3600_000);
+      // p5 gets a new primary address; twenty minutes later someone else's name changes. The
+      // all-constituents email list does not show p5's new address for thirty minutes.
+      await lagged.api("POST", "/constituent/v1/emailaddresses", {
+        constituent_id: ids[5],
+        address: "p5.new@example.org",
+        type: "Email",
+        primary: true,
+      });
+      lagged.clock.advance(20 * 60_000);
+      await lagged.api("PATCH", `/constituent/v1/constituents/${ids[6]}`, { first: "Renamed" });
+      lagged.clock.advance(60_000);
+
+      const pages: ReadPage[] = [];
+      for await (const p of s.read(null, { full: true })) {
+        if (!p.ok) throw new Error(p.error.message);
+        pages.push(p.value);
+      }
+      const fullRead = pages.flatMap((p) => p.records).find((r) => r.external_id === ids[5]);
+      expect(fullRead?.emails.map((e) => e.address)).not.toContain("p5.new@example.org");
+      const checkpoint = pages.at(-1)?.checkpoint;
+      if (!checkpoint) throw new Error("no checkpoint");
+
+      const next: ReadPage[] = [];
+      for await (const p of s.read(checkpoint)) {
+        if (!p.ok) throw new Error(p.error.message);
+        next.push(p.value);
+      }
+      const reread = next.flatMap((p) => p.records).find((r) => r.external_id === ids[5]);
+      expect(reread?.emails.map((e) => e.address)).toContain("p5.new@example.org");
+    } finally {
+      await lagged.close();
+    }
+  });
+});

@@ -57,6 +57,8 @@ export const SKY_TOKEN_URL = "https://oauth2.sky.blackbaud.com/token";
 export const SUBSCRIPTION_KEY_HEADER = "Bb-Api-Subscription-Key";
 
 const DAY_MS = 86_400_000;
+/** A guard on following `next_link`: 100,000 pages of 5,000 is far beyond any tenant. */
+const MAX_PAGES = 100_000;
 
 export type BlackbaudClientOptions = {
   settings: ConnectionSettings;
@@ -102,6 +104,23 @@ export type BlackbaudClient = {
     constituentId: string,
     priority: CallPriority,
   ) => Promise<ConnectorResult<Relationship[]>>;
+  /**
+   * The email addresses of some constituents, inactive ones too, from the all-constituents list
+   * (`GET /emailaddresses?constituent_id=…`, every page): one call for many constituents, behind
+   * writes by that list's latency.
+   */
+  listEmailAddressesOf: (
+    constituentIds: readonly string[],
+    priority: CallPriority,
+  ) => Promise<ConnectorResult<EmailAddress[]>>;
+  /**
+   * Every relationship row of every constituent from the all-constituents list (`GET /relationships`,
+   * 5,000 a page), handed to `each` page by page; behind writes by that list's latency.
+   */
+  forEachRelationship: (
+    each: (rows: readonly Relationship[]) => void,
+    priority: CallPriority,
+  ) => Promise<ConnectorResult<void>>;
   listConsents: (
     constituentId: string,
     mostRecentOnly: boolean,
@@ -251,6 +270,23 @@ export function createBlackbaudClient(options: BlackbaudClientOptions): Blackbau
     return res.ok ? ok(undefined) : res;
   };
   const enc = encodeURIComponent;
+  /** Reads a SKY collection to its end, following `next_link` (kept on the configured origin). */
+  const everyPage = async <T>(
+    path: string,
+    query: NonNullable<Parameters<HttpClient["request"]>[0]["query"]>,
+    priority: CallPriority,
+    schema: z.ZodType<{ value: T[]; next_link?: string | null | undefined }>,
+    each: (rows: readonly T[]) => void,
+  ): Promise<ConnectorResult<void>> => {
+    let res = await call({ method: "GET", path, query, priority, schema });
+    for (let pages = 1; ; pages++) {
+      if (!res.ok) return res;
+      each(res.value.body.value);
+      const link = res.value.body.next_link;
+      if (!link || res.value.body.value.length === 0 || pages >= MAX_PAGES) return ok(undefined);
+      res = await call({ method: "GET", path: onBaseOrigin(baseUrl, link), priority, schema });
+    }
+  };
 
   return {
     limiter,
@@ -318,6 +354,27 @@ export function createBlackbaudClient(options: BlackbaudClientOptions): Blackbau
       });
       return res.ok ? ok(res.value.body.value) : res;
     },
+    listEmailAddressesOf: async (constituentIds, priority) => {
+      const rows: EmailAddress[] = [];
+      // The spec's form: the parameter repeated ("constituent_id=280&constituent_id=1232").
+      const ids = constituentIds.map((id) => `constituent_id=${enc(id)}`).join("&");
+      const read = await everyPage(
+        `/constituent/v1/emailaddresses?${ids}`,
+        { include_inactive: true, limit: 5000 },
+        priority,
+        EmailAddressCollectionSchema,
+        (page) => rows.push(...page),
+      );
+      return read.ok ? ok(rows) : read;
+    },
+    forEachRelationship: (each, priority) =>
+      everyPage(
+        "/constituent/v1/relationships",
+        { limit: 5000 },
+        priority,
+        RelationshipCollectionSchema,
+        each,
+      ),
     createEmailAddress: (body) => created("/constituent/v1/emailaddresses", body, "write"),
     editEmailAddress: (id, body) => done("PATCH", `/constituent/v1/emailaddresses/${enc(id)}`, body, "write"),
     createAddress: (body) => created("/constituent/v1/addresses", body, "write"),

@@ -46,7 +46,7 @@ import {
 } from "./mapping";
 import { z } from "zod";
 import type { CallPriority } from "../http/rate-limiter";
-import type { Constituent, CustomField } from "./schemas";
+import type { Constituent, CustomField, EmailAddress, Relationship } from "./schemas";
 
 /** `connections[].options` of a Raiser's Edge NXT connection (the manifest declares this schema). */
 export const BlackbaudRenxtOptionsSchema = z.strictObject({
@@ -104,10 +104,25 @@ const sameCode = (a: string, b: string): boolean => a.trim().toLowerCase() === b
 const STREAM = "constituents";
 /** SKY's all-constituents lists lag about 30 minutes behind writes (reference/apis.md §3): read 45 back. */
 const ALL_CONSTITUENTS_LIST_LAG_MS = 45 * 60_000;
+/**
+ * A full read's page of at least this many constituents reads email addresses and relationships
+ * from the all-constituents lists; below it a call per constituent costs about what the re-read
+ * after the lists' lag would, and reads current records.
+ */
+const ALL_CONSTITUENTS_LISTS_FROM = 50;
+/** Constituent ids per call of the all-constituents email list (about 2.5 KB of query string). */
+const EMAIL_IDS_PER_CALL = 100;
 /** Older than any RE NXT record: a full read still filters by last_modified to get stable paging. */
 const EPOCH = "1900-01-01T00:00:00.000Z";
 
 type Resolved = BlackbaudRenxtOptions & { overlap_ms: number };
+
+/** What a page's constituents were read with in bulk: list memberships, email addresses, relationships. */
+type Known = {
+  lists?: Map<string, string[]>;
+  emails?: Map<string, EmailAddress[]>;
+  organisation_contacts?: Map<string, Relationship[]>;
+};
 
 /** A session with one Raiser's Edge NXT environment (the manifest's `connect`). */
 export function createBlackbaudRenxtSession(
@@ -157,11 +172,14 @@ function createSession(
   };
   const nowIso = (): string => runtime.now().toISOString();
 
-  /** Fetches what one list page does not carry; the list item has no requests_no_email. */
+  /**
+   * Fetches what one list page does not carry; the list item has no requests_no_email. What
+   * `known` holds (read for a whole page from the all-constituents lists) costs no call here.
+   */
   const enrich = async (
     constituent: Constituent,
     priority: CallPriority,
-    lists: Map<string, string[]> | undefined,
+    known: Known,
   ): Promise<ConnectorResult<ConstituentDetail | null>> => {
     let c = constituent;
     if (c.requests_no_email === undefined) {
@@ -172,9 +190,12 @@ function createSession(
     }
     const detail: ConstituentDetail = { constituent: c };
     if (opts.read.email_addresses) {
-      const emails = await client.listEmailAddresses(c.id, priority);
-      if (!emails.ok) return emails;
-      detail.emails = emails.value;
+      if (known.emails) detail.emails = known.emails.get(c.id) ?? [];
+      else {
+        const emails = await client.listEmailAddresses(c.id, priority);
+        if (!emails.ok) return emails;
+        detail.emails = emails.value;
+      }
     }
     if (opts.read.consents) {
       const consents = await client.listConsents(c.id, false, priority);
@@ -182,9 +203,12 @@ function createSession(
       detail.consents = consents.value;
     }
     if (opts.read.relationships && c.type === "Individual") {
-      const rel = await client.listRelationships(c.id, priority);
-      if (!rel.ok) return rel;
-      detail.relationships = rel.value;
+      if (known.organisation_contacts) detail.relationships = known.organisation_contacts.get(c.id) ?? [];
+      else {
+        const rel = await client.listRelationships(c.id, priority);
+        if (!rel.ok) return rel;
+        detail.relationships = rel.value;
+      }
     }
     if (optOutCategories.length > 0) {
       const fields = await client.listCustomFields(c.id, priority);
@@ -210,14 +234,14 @@ function createSession(
         read_at: nowIso(),
       };
     }
-    if (lists) detail.list_ids = lists.get(c.id) ?? [];
+    if (known.lists) detail.list_ids = known.lists.get(c.id) ?? [];
     return ok(detail);
   };
 
   const enrichAll = async (
     constituents: readonly Constituent[],
     priority: CallPriority,
-    lists: Map<string, string[]> | undefined,
+    known: Known,
   ): Promise<ConnectorResult<ConstituentDetail[]>> => {
     const results: (ConstituentDetail | null)[] = new Array<ConstituentDetail | null>(
       constituents.length,
@@ -227,7 +251,7 @@ function createSession(
     const worker = async (): Promise<void> => {
       while (failure === undefined && next < constituents.length) {
         const i = next++;
-        const r = await enrich(constituents[i]!, priority, lists);
+        const r = await enrich(constituents[i]!, priority, known);
         if (!r.ok) failure ??= r.error;
         else results[i] = r.value;
       }
@@ -274,6 +298,42 @@ function createSession(
       }
     }
     return ok([...ids]);
+  };
+
+  /** The email addresses of a page of constituents, from the all-constituents list in batches. */
+  const emailsOfPage = async (
+    ids: readonly string[],
+  ): Promise<ConnectorResult<Map<string, EmailAddress[]>>> => {
+    const byConstituent = new Map<string, EmailAddress[]>();
+    for (let i = 0; i < ids.length; i += EMAIL_IDS_PER_CALL) {
+      const batch = ids.slice(i, i + EMAIL_IDS_PER_CALL);
+      const rows = await client.listEmailAddressesOf(batch, "read");
+      if (!rows.ok) return rows;
+      for (const e of rows.value) {
+        if (!e.constituent_id) continue;
+        const list = byConstituent.get(e.constituent_id) ?? [];
+        list.push(e);
+        byConstituent.set(e.constituent_id, list);
+      }
+    }
+    return ok(byConstituent);
+  };
+
+  /**
+   * Every constituent's organisation-contact relationships (the only ones the mapping uses), from
+   * one pass over the all-constituents relationship list.
+   */
+  const organisationContacts = async (): Promise<ConnectorResult<Map<string, Relationship[]>>> => {
+    const byConstituent = new Map<string, Relationship[]>();
+    const read = await client.forEachRelationship((rows) => {
+      for (const r of rows) {
+        if (!r.is_organization_contact || !r.relation_id) continue;
+        const list = byConstituent.get(r.constituent_id) ?? [];
+        list.push(r);
+        byConstituent.set(r.constituent_id, list);
+      }
+    }, "read");
+    return read.ok ? ok(byConstituent) : read;
   };
 
   async function* read(
@@ -324,6 +384,18 @@ function createSession(
     }
     // SKY returns constituents changed since a moment oldest first (QUIRKS.md).
     const watermark = createWatermark("ascending", full ? undefined : checkpoint?.value);
+    // A full read takes a large page's email addresses and relationships from SKY's
+    // all-constituents lists (a call per 100 constituents, a pass per read) instead of a call per
+    // constituent for each. Those lists lag behind writes, so such a read's checkpoint stays
+    // before the moment the lag could hide a change: the next incremental read reads what changed
+    // after it constituent by constituent, from the current records.
+    let organisations: Map<string, Relationship[]> | undefined;
+    let currentBefore: number | undefined;
+    const checkpointValue = (): string => {
+      const value = watermark.value(true, nowIso());
+      if (currentBefore === undefined || Date.parse(value) <= currentBefore) return value;
+      return new Date(currentBefore).toISOString();
+    };
     let page = await client.listConstituents({ query: { last_modified: since, limit: pageSize } }, "read");
     for (let guard = 0; ; guard++) {
       if (!page.ok) {
@@ -332,7 +404,30 @@ function createSession(
       }
       // The overlap window and SKY's sort_token can repeat a constituent across pages: keep the first.
       const fresh = page.value.value.filter((c) => first(c.id));
-      const details = await enrichAll(fresh, "read", lists);
+      const known: Known = lists ? { lists } : {};
+      if (full && fresh.length >= ALL_CONSTITUENTS_LISTS_FROM) {
+        currentBefore ??= runtime.now().getTime() - ALL_CONSTITUENTS_LIST_LAG_MS;
+        if (opts.read.email_addresses) {
+          const emails = await emailsOfPage(fresh.map((c) => c.id));
+          if (!emails.ok) {
+            yield emails;
+            return;
+          }
+          known.emails = emails.value;
+        }
+        if (opts.read.relationships && fresh.some((c) => c.type === "Individual")) {
+          if (!organisations) {
+            const contacts = await organisationContacts();
+            if (!contacts.ok) {
+              yield contacts;
+              return;
+            }
+            organisations = contacts.value;
+          }
+          known.organisation_contacts = organisations;
+        }
+      }
+      const details = await enrichAll(fresh, "read", known);
       if (!details.ok) {
         yield details;
         return;
@@ -341,7 +436,7 @@ function createSession(
       const result: ReadPage = {
         records: details.value.map(toExternalRecord),
         consent: details.value.flatMap(consentObservations),
-        checkpoint: { stream: STREAM, value: watermark.value(true, nowIso()), taken_at: nowIso() },
+        checkpoint: { stream: STREAM, value: checkpointValue(), taken_at: nowIso() },
       };
       if (lists && guard === 0)
         result.memberships = {
@@ -366,7 +461,7 @@ function createSession(
         records.push(deletedRecord(id, nowIso()));
         continue;
       }
-      const detail = await enrich(c.value, "read", undefined);
+      const detail = await enrich(c.value, "read", {});
       if (!detail.ok) return detail;
       if (!detail.value) {
         records.push(deletedRecord(id, nowIso()));

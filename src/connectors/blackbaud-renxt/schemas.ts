@@ -71,6 +71,7 @@ export type ConstituentCollection = z.infer<typeof ConstituentCollectionSchema>;
 
 export const EmailAddressCollectionSchema = z.looseObject({
   count: z.number().int().optional(),
+  next_link: z.string().nullish(),
   value: z.array(EmailAddressSchema),
 });
 

@@ -326,6 +326,16 @@ describe("constituent list paging and filters", () => {
     expect((await h.call("GET", "/constituent/v1/constituents?list_id=missing")).status).toBe(404);
   });
 
+  it("list items are the spec's ConstituentListItem: no requests_no_email, which the record itself has", async () => {
+    const id = (await h.control("POST", "/__emulator/seed", { constituents: people(1) })).body.constituents[0]
+      .id;
+    const item = (await h.call("GET", "/constituent/v1/constituents")).body.value[0];
+    expect(item).toMatchObject({ id, last: "Person0" });
+    expect(item).not.toHaveProperty("requests_no_email");
+    const record = (await h.call("GET", `/constituent/v1/constituents/${id}`)).body;
+    expect(record).toHaveProperty("requests_no_email", false);
+  });
+
   it("fields limits the returned properties but always includes id", async () => {
     await h.control("POST", "/__emulator/seed", { constituents: people(1) });
     const res = await h.call("GET", "/constituent/v1/constituents?fields=last,email");
@@ -477,6 +487,65 @@ describe("constituent records and email addresses", () => {
       first_name: "Rita",
       last_name: "Cole",
     });
+  });
+
+  it("lists email addresses and relationships of all constituents, the addresses by repeated constituent_id", async () => {
+    const seeded = (await h.control("POST", "/__emulator/seed", { constituents: people(4) })).body;
+    const ids: string[] = seeded.constituents.map((c: any) => c.id);
+    await h.call("POST", "/constituent/v1/emailaddresses", {
+      constituent_id: ids[1],
+      address: "second@example.org",
+      type: "Email",
+      inactive: true,
+    });
+    const some = await h.call(
+      "GET",
+      `/constituent/v1/emailaddresses?constituent_id=${ids[1]}&constituent_id=${ids[3]}&include_inactive=true`,
+    );
+    expect(some.body.value.map((e: any) => [e.constituent_id, e.address])).toEqual([
+      [ids[1], "p1@example.org"],
+      [ids[3], "p3@example.org"],
+      [ids[1], "second@example.org"],
+    ]);
+    const active = await h.call("GET", `/constituent/v1/emailaddresses?constituent_id=${ids[1]}`);
+    expect(active.body.value.map((e: any) => e.address)).toEqual(["p1@example.org"]);
+
+    await h.call("POST", "/constituent/v1/relationships", {
+      constituent_id: ids[0],
+      relation_id: ids[2],
+      type: "Friend",
+      reciprocal_type: "Friend",
+    });
+    const page = await h.call("GET", "/constituent/v1/relationships?limit=1");
+    expect(page.body.count).toBe(2); // both directions
+    expect(page.body.value[0]).toMatchObject({ constituent_id: ids[0], relation_id: ids[2] });
+    const next = new URL(page.body.next_link);
+    const rest = await h.call("GET", next.pathname + next.search);
+    expect(rest.body.value[0]).toMatchObject({ constituent_id: ids[2], relation_id: ids[0] });
+    expect(rest.body.next_link).toBeUndefined();
+  });
+
+  it("all-constituents lists show a change only after their latency", async () => {
+    await h.close();
+    h = await startHarness({ allConstituentsListLatencyMs: 10 * 60_000 });
+    const id = (await h.control("POST", "/__emulator/seed", { constituents: people(1) })).body.constituents[0]
+      .id;
+    h.clock.advance(11 * 60_000);
+    await h.call("POST", "/constituent/v1/emailaddresses", {
+      constituent_id: id,
+      address: "new@example.org",
+      type: "Email",
+    });
+    const listed = async () =>
+      (await h.call("GET", `/constituent/v1/emailaddresses?constituent_id=${id}`)).body.value.map(
+        (e: any) => e.address,
+      );
+    expect(await listed()).toEqual(["p0@example.org"]);
+    expect(
+      (await h.call("GET", `/constituent/v1/constituents/${id}/emailaddresses`)).body.value,
+    ).toHaveLength(2);
+    h.clock.advance(10 * 60_000);
+    expect(await listed()).toEqual(["p0@example.org", "new@example.org"]);
   });
 
   it("answers malformed JSON, wrong content types and oversize bodies with clear errors", async () => {

@@ -463,7 +463,12 @@ function registerConstituentRoutes(
     const offset = int(q.offset, "offset", 0, 0, 2147483647);
     const fields = many(q.fields);
     const path = `${P}/constituents`;
-    const read = (c: Constituent) => pickFields(state.constituentRead(c), fields);
+    // A list item is the spec's ConstituentListItem, which has no requests_no_email: a reader that
+    // needs the flag reads the constituent itself.
+    const read = (c: Constituent) => {
+      const { requests_no_email: _flag, ...item } = state.constituentRead(c);
+      return pickFields(item, fields);
+    };
 
     if (typeof q.list_id === "string" && q.list_id !== "") {
       // "If this value is set, other specified filters will be ignored."
@@ -588,12 +593,21 @@ function registerConstituentRoutes(
     return collection(rows.map((e) => state.emailRead(e)));
   });
 
+  // The all-constituents list (spec ListConstituentEmailAddressesAllConstituents): optionally only
+  // some constituents' addresses (`constituent_id`, repeated or comma-separated), and behind writes
+  // by the all-constituents lists' latency.
   app.get(`${P}/emailaddresses`, async (request) => {
     const q = qs(request);
     const limit = int(q.limit, "limit", 500, 0, 5000);
     const offset = int(q.offset, "offset", 0, 0, 2147483647);
     const lastModified = dateParam(q.last_modified, "last_modified");
-    let rows = [...state.emails.values()].sort((a, b) => Number(a.id) - Number(b.id));
+    const ids = new Set(many(q.constituent_id));
+    const visibleUntil = state.config.now().getTime() - state.config.allConstituentsListLatencyMs;
+    let rows = [...state.emails.values()]
+      .filter(
+        (e) => (ids.size === 0 || ids.has(e.constituent_id)) && Date.parse(e.date_modified) <= visibleUntil,
+      )
+      .sort((a, b) => Number(a.id) - Number(b.id));
     if (!bool(q.include_inactive)) rows = rows.filter((e) => !e.inactive);
     if (lastModified !== undefined) rows = rows.filter((e) => Date.parse(e.date_modified) >= lastModified);
     const page = rows.slice(offset, offset + limit);
@@ -607,6 +621,7 @@ function registerConstituentRoutes(
             offset: offset + limit,
             last_modified: q.last_modified,
             include_inactive: q.include_inactive,
+            constituent_id: q.constituent_id,
           })
         : undefined,
     );
@@ -721,6 +736,36 @@ function registerConstituentRoutes(
   app.get<{ Params: { id: string } }>(`${P}/constituents/:id/relationships`, async (request) => {
     state.requireConstituent(request.params.id);
     return collection(state.relationshipsOf(request.params.id).map((r) => state.relationshipRead(r)));
+  });
+
+  // The all-constituents list (spec ListRelationshipsAllConstituents): every relationship row, both
+  // directions, oldest first, behind writes by the all-constituents lists' latency.
+  app.get(`${P}/relationships`, async (request) => {
+    const q = qs(request);
+    const limit = int(q.limit, "limit", 500, 0, 5000);
+    const offset = int(q.offset, "offset", 0, 0, 2147483647);
+    const lastModified = dateParam(q.last_modified, "last_modified");
+    const dateAdded = dateParam(q.date_added, "date_added");
+    const visibleUntil = state.config.now().getTime() - state.config.allConstituentsListLatencyMs;
+    let rows = [...state.relationships.values()]
+      .filter((r) => Date.parse(r.date_modified) <= visibleUntil)
+      .sort((a, b) => Number(a.id) - Number(b.id));
+    if (lastModified !== undefined) rows = rows.filter((r) => Date.parse(r.date_modified) >= lastModified);
+    if (dateAdded !== undefined) rows = rows.filter((r) => Date.parse(r.date_added) >= dateAdded);
+    const page = rows.slice(offset, offset + limit);
+    const more = offset + limit < rows.length;
+    return collection(
+      page.map((r) => state.relationshipRead(r)),
+      rows.length,
+      more
+        ? nextLink(request, `${P}/relationships`, {
+            limit,
+            offset: offset + limit,
+            last_modified: q.last_modified,
+            date_added: q.date_added,
+          })
+        : undefined,
+    );
   });
 
   app.post(`${P}/relationships`, async (request) => ({ id: state.addRelationship(bodyOf(request)).id }));
