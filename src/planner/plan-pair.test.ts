@@ -383,6 +383,30 @@ describe("planPair: new contacts and skip reasons", () => {
     expect(plan.counts.operations[MAIN]?.upsert_contacts).toEqual({ operations: 1, contacts: 3 });
   });
 
+  it("counts every skipped record but lists only the first 200 of each connection and reason", () => {
+    // 350 contacts outside the synced lists; the last 50 of them also opted out everywhere.
+    const contacts = Array.from({ length: 350 }, (_, i) =>
+      crmOnly(
+        i + 1,
+        i >= 300
+          ? { events: [optOut({ contact: i + 1, connection: CRM, at: T1, mechanism: "phone_request" })] }
+          : {},
+        [],
+      ),
+    );
+    const plan = planPair(planInput(contacts));
+    expect(plan.operations).toEqual([]);
+    expect(plan.counts.skipped[MAIN]).toEqual({ not_in_synced_audience: 350, opted_out: 50 });
+    expect(plan.counts.skipped_records).toBe(700); // 350 records on each of two platforms
+    // Listed: the first 200 not in the audience, none of the next 100, and the 50 opted out, whose
+    // reason has room left.
+    const listed = plan.skipped.filter((s) => s.connection_id === MAIN).map((s) => s.contact_id);
+    expect(listed).toEqual([
+      ...Array.from({ length: 200 }, (_, i) => contactId(i + 1)),
+      ...Array.from({ length: 50 }, (_, i) => contactId(i + 301)),
+    ]);
+  });
+
   it("groups new contacts by the lists they go into", () => {
     const plan = planPair(planInput([crmOnly(1, {}, ["L-news"]), crmOnly(2, {}, ["L-news", "L-events"])]));
     expect(

@@ -28,16 +28,17 @@ import { isConsentField, mergeFields, type FieldMergeInput } from "../core/merge
 import { canonicalJson } from "../core/canonical-json";
 import type { ConnectorOperation, OperationKind } from "../core/operations";
 import { operationId, withOperationId, type OperationDraft } from "./operation-id";
-import type {
-  Plan,
-  PlanCounts,
-  PlannedOperation,
-  PlanPriority,
-  PlanReason,
-  SkippedRecord,
-  SkipReason,
-  UnlinkedOptOut,
-  WaitingForContact,
+import {
+  SKIPPED_LISTED_PER_REASON,
+  type Plan,
+  type PlanCounts,
+  type PlannedOperation,
+  type PlanPriority,
+  type PlanReason,
+  type SkippedRecord,
+  type SkipReason,
+  type UnlinkedOptOut,
+  type WaitingForContact,
 } from "./plan";
 import {
   membershipKey,
@@ -99,7 +100,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
 
   const consentOps: PlannedOperation[] = [];
   const writeOps: PlannedOperation[] = [];
-  const skipped: SkippedRecord[] = [];
+  const skipped = new SkipTally();
   const waiting: WaitingForContact[] = [];
   const unlinked: UnlinkedOptOut[] = [];
   const lapses: OptOutEvent[] = [];
@@ -264,7 +265,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       if (rec === undefined || rec.deleted === true) {
         if (!projectedCrm) {
           if (c.crm?.deleted === true && rec === undefined)
-            skipped.push({
+            skipped.add({
               contact_id: id,
               connection_id: p.connection_id,
               reasons: [{ code: "deleted_in_crm" }],
@@ -272,7 +273,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
           continue;
         }
         if (rec?.deleted === true) {
-          skipped.push({
+          skipped.add({
             contact_id: id,
             connection_id: p.connection_id,
             reasons: [{ code: "deleted_on_platform" }],
@@ -290,7 +291,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
             ? eligibilityFor(contact, p, state, true, { topic: wanted[0]?.topic, newFor: c })
             : eligibilityFor(contact, p, state, targets.length > 0, { newFor: c });
         if (!eligibility.eligible) {
-          skipped.push({ contact_id: id, connection_id: p.connection_id, reasons: eligibility.reasons });
+          skipped.add({ contact_id: id, connection_id: p.connection_id, reasons: eligibility.reasons });
           continue;
         }
         const profile = profileFor(input.fields, projectedCrm);
@@ -492,7 +493,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
         }
       }
       if (blocked.length > 0)
-        skipped.push({ contact_id: id, connection_id: p.connection_id, reasons: blocked });
+        skipped.add({ contact_id: id, connection_id: p.connection_id, reasons: blocked });
 
       // 5. Email: every platform holds the CRM's primary address (or the one a platform moved to).
       if (targetEmail !== undefined && !sameEmail(targetEmail, rec.email) && normaliseEmail(targetEmail).ok) {
@@ -635,7 +636,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
     if (shown !== "opt_in" && !reasons.some((r) => r.code === "opted_out"))
       reasons.push({ code: "no_consent_basis" });
     if (reasons.length === 0) return from.rec;
-    skipped.push({ contact_id: c.contact.id, connection_id: crmId, reasons });
+    skipped.add({ contact_id: c.contact.id, connection_id: crmId, reasons });
     return undefined;
   }
 
@@ -831,7 +832,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       pair_id: pair.id,
       as_of: input.as_of,
       operations,
-      skipped,
+      skipped: skipped.listed,
       waiting,
       unlinked_opt_outs: unlinked,
       lapses,
@@ -1134,8 +1135,8 @@ class BulkOperations {
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-function countPlan(operations: readonly PlannedOperation[], skipped: readonly SkippedRecord[]): PlanCounts {
-  const counts: PlanCounts = { operations: {}, skipped: {} };
+function countPlan(operations: readonly PlannedOperation[], skipped: SkipTally): PlanCounts {
+  const counts: PlanCounts = { operations: {}, skipped: skipped.byReason, skipped_records: skipped.records };
   for (const op of operations) {
     const byKind = (counts.operations[op.connection_id] ??= {});
     const kind: OperationKind = op.operation.kind;
@@ -1143,9 +1144,27 @@ function countPlan(operations: readonly PlannedOperation[], skipped: readonly Sk
     entry.operations += 1;
     entry.contacts += op.contact_ids.length;
   }
-  for (const s of skipped) {
-    const byReason = (counts.skipped[s.connection_id] ??= {});
-    for (const r of s.reasons) byReason[r.code] = (byReason[r.code] ?? 0) + 1;
-  }
   return counts;
+}
+
+/**
+ * Skipped records as they are planned: every one counted by connection and reason, and kept as an
+ * example while its connection and one of its reasons have fewer than `SKIPPED_LISTED_PER_REASON`.
+ */
+class SkipTally {
+  readonly listed: SkippedRecord[] = [];
+  readonly byReason: Record<ConnectionId, Record<string, number>> = {};
+  records = 0;
+
+  add(record: SkippedRecord): void {
+    this.records += 1;
+    const counts = (this.byReason[record.connection_id] ??= {});
+    let room = false;
+    for (const r of record.reasons) {
+      const n = (counts[r.code] ?? 0) + 1;
+      counts[r.code] = n;
+      if (n <= SKIPPED_LISTED_PER_REASON) room = true;
+    }
+    if (room) this.listed.push(record);
+  }
 }

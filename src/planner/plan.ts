@@ -52,6 +52,9 @@ export type SkipReason =
 
 export type SkippedRecord = { contact_id: ContactId; connection_id: ConnectionId; reasons: SkipReason[] };
 
+/** How many skipped records a plan lists per connection and reason; the counts have them all. */
+export const SKIPPED_LISTED_PER_REASON = 200;
+
 /** An opted-out person an admin asked to resubscribe: only their own confirmation lifts the opt-out. */
 export type WaitingForContact = {
   contact_id: ContactId;
@@ -80,6 +83,8 @@ export type PlanCounts = {
   operations: Record<ConnectionId, Partial<Record<OperationKind, { operations: number; contacts: number }>>>;
   /** Skipped records by connection and reason code (a record with several reasons counts under each). */
   skipped: Record<ConnectionId, Record<string, number>>;
+  /** Records skipped, each record of each connection once (`skipped` lists only examples of them). */
+  skipped_records: number;
 };
 
 export type Plan = {
@@ -87,6 +92,11 @@ export type Plan = {
   as_of: string;
   /** Consent operations first, then writes; within a priority, in the order they were planned. */
   operations: PlannedOperation[];
+  /**
+   * Examples of the skipped records with their reasons: every record up to
+   * `SKIPPED_LISTED_PER_REASON` per connection and reason, the rest counted in `counts` only (a large
+   * database skips most of its records on purpose; a plan of a million does not carry them all).
+   */
   skipped: SkippedRecord[];
   waiting: WaitingForContact[];
   unlinked_opt_outs: UnlinkedOptOut[];

@@ -270,7 +270,7 @@ function runSummary(report: SyncReport): JsonValue {
           operations: report.plan.operations.length,
           counts: report.plan.counts,
           gains: report.plan.gains,
-          skipped: report.plan.skipped.length,
+          skipped: report.plan.counts.skipped_records,
           consent_lapsed: report.plan.lapses.length,
           waiting_for_contact: report.plan.waiting.length,
         }
@@ -403,7 +403,7 @@ export async function savePlan(
   return store.transaction(async (tx) => {
     const counts: Record<string, number> = {
       operations: plan.operations.length,
-      skipped: plan.skipped.length,
+      skipped: plan.counts.skipped_records,
     };
     for (const byKind of Object.values(plan.counts.operations))
       for (const [kind, c] of Object.entries(byKind)) counts[kind] = (counts[kind] ?? 0) + c.operations;

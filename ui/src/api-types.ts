@@ -51,6 +51,9 @@ export function asPlanSummary(x: unknown): PlanSummary | null {
   if (!Array.isArray(x["skipped"]) || !Array.isArray(x["waiting"])) return null;
   if (!isRecord(counts["operations"]) || !isRecord(counts["skipped"])) return null;
   if (x["operations"].some((o) => !isRecord(o) || typeof o["op_id"] !== "string")) return null;
+  // A plan stored before plans counted their skipped records listed every one of them.
+  if (typeof counts["skipped_records"] !== "number")
+    return { ...x, counts: { ...counts, skipped_records: x["skipped"].length } } as PlanSummary;
   return x as PlanSummary;
 }
 

@@ -116,7 +116,7 @@ export function PlanView({ plan, names }: { plan: PlanSummary; names?: ContactNa
           <span className="gain-label">operations</span>
         </div>
         <div className="gain">
-          <span className="gain-n">{formatCount(plan.skipped.length)}</span>
+          <span className="gain-n">{formatCount(plan.counts.skipped_records)}</span>
           <span className="gain-label">skipped records</span>
         </div>
         <div className="gain">
@@ -236,8 +236,10 @@ export function PlanView({ plan, names }: { plan: PlanSummary; names?: ContactNa
                     </li>
                   ))}
                 </ul>
-                {records.length > MAX_LISTED ? (
-                  <p className="muted">…and {formatCount(records.length - MAX_LISTED)} more.</p>
+                {g.n > Math.min(records.length, MAX_LISTED) ? (
+                  <p className="muted">
+                    …and {formatCount(g.n - Math.min(records.length, MAX_LISTED))} more.
+                  </p>
                 ) : null}
               </details>
             );
