@@ -1,15 +1,14 @@
 /**
  * One measured phase of the planning benchmark, in a process of its own so its peak RSS is its
- * own and running out of memory ends this process, not the bench: `scan` reads the pair's rows the
- * way the plan's loader does (same queries, same chunks) and only counts them; `plan` runs
- * `planFromStore` over every contact. Prints one line `RESULT {json}` on stdout.
+ * own and running out of memory ends this process, not the bench: `scan` reads the columns the
+ * planner needs with plain range scans and only counts them; `plan` runs `planFromStore` over every
+ * contact. Prints one line `RESULT {json}` on stdout.
  */
-import { contactIdsPage, readPlanRows } from "../src/pipeline/load-plan-contacts";
 import { planFromStore } from "../src/runs/sync-pair";
 import { openStore } from "../src/store/open-store";
 import type { StoreSession } from "../src/store/ports";
 import { sampleRss, startTimer } from "./bench-kit";
-import { BENCH_PAIR, CRM, PAIR_ID } from "./generate-store";
+import { BENCH_PAIR, PAIR_ID } from "./generate-store";
 
 export type ChildOptions = {
   phase: "scan" | "plan";
@@ -47,34 +46,77 @@ export type PlanResult = {
   gains: Record<string, number>;
 };
 
-/** The loader's chunk (`loadPlanContacts` reads 500 contacts per round of queries). */
+/** Contacts a page of the scan (the loader also plans 500 at a time). */
 const CHUNK = 500;
 
 /**
- * The reference: every row the plan's loader reads, by the loader's own queries in the same chunks,
- * with nothing parsed or built (payload lengths are summed so the strings are touched).
+ * The reference: a plain scan of the columns the planner needs, table by table in contact order, a
+ * page of contacts and then the same range of contact ids in each other table (not the loader's
+ * queries, which look contacts up by lists of ids), with nothing parsed or built: payload lengths
+ * are summed so the strings are touched.
  */
 async function scan(store: StoreSession): Promise<Omit<ScanResult, "phase" | "ms" | "peak_rss_bytes">> {
-  const connections = [CRM, ...BENCH_PAIR.pair.platforms.map((p) => p.connection_id)];
   let after = "";
   let contacts = 0;
   let rows = 0;
   let payload_bytes = 0;
   for (;;) {
-    const ids = await contactIdsPage(store, connections, after, CHUNK);
-    if (ids.length === 0) break;
-    after = ids[ids.length - 1] ?? after;
-    const read = await readPlanRows(store, PAIR_ID, connections, ids);
-    contacts += read.contacts.length;
-    rows +=
-      read.contacts.length +
-      read.links.length +
-      read.events.length +
-      read.baselines.length +
-      read.resubscribes.length;
-    for (const l of read.links) payload_bytes += l.payload_json.length;
-    for (const e of read.events) payload_bytes += e.event_json.length + e.evidence_json.length;
-    for (const b of read.baselines) payload_bytes += b.values_json.length;
+    // A page of contacts in id order, then the same range of ids in each other table.
+    const c = await store.db
+      .selectFrom("contacts")
+      .selectAll()
+      .where("id", ">", after)
+      .orderBy("id")
+      .limit(CHUNK)
+      .execute();
+    const first = c[0]?.id;
+    const last = c.at(-1)?.id;
+    if (first === undefined || last === undefined) break;
+    after = last;
+    const [l, e, b, r, x] = await Promise.all([
+      store.db
+        .selectFrom("links")
+        .innerJoin("record_snapshots", (j) =>
+          j
+            .onRef("record_snapshots.connection_id", "=", "links.connection_id")
+            .onRef("record_snapshots.external_id", "=", "links.external_id"),
+        )
+        .select(["links.contact_id", "links.connection_id", "links.origin", "record_snapshots.payload_json"])
+        .where("links.contact_id", ">=", first)
+        .where("links.contact_id", "<=", last)
+        .execute(),
+      store.db
+        .selectFrom("consent_events")
+        .selectAll()
+        .where("contact_id", ">=", first)
+        .where("contact_id", "<=", last)
+        .execute(),
+      store.db
+        .selectFrom("baselines")
+        .select(["contact_id", "values_json"])
+        .where("pair_id", "=", PAIR_ID)
+        .where("contact_id", ">=", first)
+        .where("contact_id", "<=", last)
+        .execute(),
+      store.db
+        .selectFrom("operations")
+        .select(["contact_id", "target_connection"])
+        .where("kind", "=", "request_resubscribe")
+        .where("contact_id", ">=", first)
+        .where("contact_id", "<=", last)
+        .execute(),
+      store.db
+        .selectFrom("platform_rejections")
+        .selectAll()
+        .where("contact_id", ">=", first)
+        .where("contact_id", "<=", last)
+        .execute(),
+    ]);
+    contacts += c.length;
+    rows += c.length + l.length + e.length + b.length + r.length + x.length;
+    for (const row of l) payload_bytes += row.payload_json.length;
+    for (const row of e) payload_bytes += row.event_json.length + row.evidence_json.length;
+    for (const row of b) payload_bytes += row.values_json.length;
   }
   return { contacts, rows, payload_bytes };
 }

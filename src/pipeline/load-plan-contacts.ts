@@ -115,8 +115,7 @@ export async function loadPlanContactsById(
 
 /**
  * The rows a chunk of contacts is planned from, as stored: contacts, linked records' snapshots,
- * consent events, baselines, and resubscribe requests already sent. (The planning benchmark's scan
- * reads exactly these, so its reference is the same reads without the parsing and planning.)
+ * consent events, baselines, resubscribe requests already sent, and addresses platforms refused.
  */
 export async function readPlanRows(
   store: StoreSession,
