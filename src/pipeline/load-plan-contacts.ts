@@ -3,6 +3,7 @@
  * its ledger events, each linked record as last read (its snapshot) and the pair's baselines.
  * Contacts stream in id order, a chunk of queries at a time, so memory stays flat however many.
  */
+import { sql, type SqlBool } from "kysely";
 import { z } from "zod";
 import type { ConsentEvent } from "../core/consent/consent-event";
 import type { CanonicalContact } from "../core/identity/canonical-contact";
@@ -22,6 +23,8 @@ import type { ResolvedPair } from "./resolve-pair";
 const CHUNK = 500;
 
 const BaselinesSchema = z.record(z.string(), z.record(z.string(), z.string().nullable()));
+/** A contact's lifecycle flags as stored; unreadable flags read as none. */
+const FlagsSchema = z.array(z.string()).catch([]);
 
 /** The CRM record as last read: its profile, addresses, lifecycle and consent facts. */
 export function crmState(r: SnapshotRecord): CrmRecordState {
@@ -94,7 +97,7 @@ export async function* loadPlanContacts(
     const ids = await contactIdsPage(store, connections, after, CHUNK);
     if (ids.length === 0) return;
     after = ids[ids.length - 1] ?? after;
-    yield* await loadChunk(store, resolved.pair.id, crmId, connections, ids);
+    yield* await loadChunk(store, resolved.pair.id, crmId, connections, { kind: "page", ids });
   }
 }
 
@@ -109,9 +112,22 @@ export async function loadPlanContactsById(
   const out: PlanContact[] = [];
   const unique = [...new Set(contactIds)].sort();
   for (let i = 0; i < unique.length; i += CHUNK)
-    out.push(...(await loadChunk(store, resolved.pair.id, crmId, connections, unique.slice(i, i + CHUNK))));
+    out.push(
+      ...(await loadChunk(store, resolved.pair.id, crmId, connections, {
+        kind: "some",
+        ids: unique.slice(i, i + CHUNK),
+      })),
+    );
   return out;
 }
+
+/**
+ * Which contacts a chunk holds. `page`: every contact of the pair from the first id to the last (a
+ * page of `contactIdsPage`), read as ranges of ids, so each read is one fixed statement over an
+ * index range; rows of contacts outside the pair in that range are dropped. `some`: a scattered
+ * set (a webhook's targets), read by lists of ids.
+ */
+export type PlanChunk = { kind: "page" | "some"; ids: readonly string[] };
 
 /**
  * The rows a chunk of contacts is planned from, as stored: contacts, linked records' snapshots,
@@ -121,10 +137,21 @@ export async function readPlanRows(
   store: StoreSession,
   pairId: string,
   connections: readonly string[],
-  ids: readonly string[],
+  chunk: PlanChunk,
 ) {
+  const { ids } = chunk;
+  const first = ids[0];
+  const last = ids.at(-1);
+  if (first === undefined || last === undefined)
+    return { contacts: [], links: [], events: [], baselines: [], resubscribes: [], rejections: [] };
+  const byRange = chunk.kind === "page";
+  // Each query applies the same contact filter to its own column.
+  const contactsOf = (column: string) =>
+    byRange
+      ? sql<SqlBool>`${sql.ref(column)} between ${first} and ${last}`
+      : sql<SqlBool>`${sql.ref(column)} in (${sql.join(ids)})`;
   const [contacts, links, events, baselines, resubscribes, rejections] = await Promise.all([
-    store.db.selectFrom("contacts").selectAll().where("id", "in", ids).execute(),
+    store.db.selectFrom("contacts").selectAll().where(contactsOf("id")).execute(),
     store.db
       .selectFrom("links")
       .innerJoin("record_snapshots", (j) =>
@@ -133,31 +160,47 @@ export async function readPlanRows(
           .onRef("record_snapshots.external_id", "=", "links.external_id"),
       )
       .select(["links.contact_id", "links.connection_id", "links.origin", "record_snapshots.payload_json"])
-      .where("links.contact_id", "in", ids)
       .where("links.connection_id", "in", connections)
+      .where(contactsOf("links.contact_id"))
       .execute(),
-    store.db.selectFrom("consent_events").selectAll().where("contact_id", "in", ids).orderBy("seq").execute(),
+    store.db
+      .selectFrom("consent_events")
+      .selectAll()
+      .where(contactsOf("contact_id"))
+      .orderBy("seq")
+      .execute(),
     store.db
       .selectFrom("baselines")
       .select(["contact_id", "values_json"])
       .where("pair_id", "=", pairId)
-      .where("contact_id", "in", ids)
+      .where(contactsOf("contact_id"))
       .execute(),
     store.db
       .selectFrom("operations")
       .select(["contact_id", "target_connection"])
       .where("kind", "=", "request_resubscribe")
       .where("status", "=", "succeeded")
-      .where("contact_id", "in", ids)
+      .where(contactsOf("contact_id"))
       .execute(),
     store.db
       .selectFrom("platform_rejections")
       .selectAll()
-      .where("contact_id", "in", ids)
       .where("connection_id", "in", connections)
+      .where(contactsOf("contact_id"))
       .execute(),
   ]);
-  return { contacts, links, events, baselines, resubscribes, rejections };
+  if (!byRange) return { contacts, links, events, baselines, resubscribes, rejections };
+  const inChunk = new Set(ids);
+  const keep = <R extends { contact_id: string | null }>(rows: R[]): R[] =>
+    rows.filter((r) => r.contact_id !== null && inChunk.has(r.contact_id));
+  return {
+    contacts: contacts.filter((c) => inChunk.has(c.id)),
+    links,
+    events: keep(events),
+    baselines: keep(baselines),
+    resubscribes: keep(resubscribes),
+    rejections: keep(rejections),
+  };
 }
 
 async function loadChunk(
@@ -165,13 +208,13 @@ async function loadChunk(
   pairId: string,
   crmId: string,
   connections: readonly string[],
-  ids: readonly string[],
+  chunk: PlanChunk,
 ): Promise<PlanContact[]> {
   const { contacts, links, events, baselines, resubscribes, rejections } = await readPlanRows(
     store,
     pairId,
     connections,
-    ids,
+    chunk,
   );
 
   const eventsBy = new Map<string, ConsentEvent[]>();
@@ -211,7 +254,7 @@ async function loadChunk(
   const out: PlanContact[] = [];
   for (const row of [...contacts].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
     const byConnection = records.get(row.id) ?? new Map<string, LinkedRecord>();
-    const flags = z.array(z.string()).catch([]).parse(JSON.parse(row.flags_json));
+    const flags = FlagsSchema.parse(JSON.parse(row.flags_json));
     const crmRecord = byConnection.get(crmId)?.record;
     const contact: CanonicalContact = {
       id: row.id,

@@ -170,6 +170,34 @@ export function agreedBaselines(
   return baselines;
 }
 
+/**
+ * The baselines a contact's records agree on now (`agreedBaselines`) when they differ from the
+ * stored ones, else undefined: what a plan has to save. A member left undefined counts as absent,
+ * as it would be once stored.
+ */
+export function movedBaselines(
+  pair: PlanInput["pair"],
+  fields: PlanInput["fields"],
+  c: PlanContact,
+): Record<ConnectionId, Record<string, string | null>> | undefined {
+  const agreed = agreedBaselines(pair, fields, c);
+  return agreed !== undefined && !sameBaselines(agreed, c.baselines ?? {}) ? agreed : undefined;
+}
+
+type Baselines = Readonly<Record<string, Readonly<Record<string, string | null>> | undefined>>;
+
+function sameBaselines(a: Baselines, b: Baselines): boolean {
+  const same = (x: Baselines[string], y: Baselines[string]): boolean => {
+    if (x === undefined || y === undefined) return x === y;
+    for (const k in x) if (x[k] !== y[k]) return false;
+    for (const k in y) if (x[k] !== y[k]) return false;
+    return true;
+  };
+  for (const k in a) if (!same(a[k], b[k])) return false;
+  for (const k in b) if (!same(a[k], b[k])) return false;
+  return true;
+}
+
 function setRecord(
   c: Mutable<PlanContact>,
   conn: ConnectionId,

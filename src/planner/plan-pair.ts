@@ -896,9 +896,10 @@ function platformRejection(
   contact: CanonicalContact,
   p: PlanPlatform,
 ): { code: string; message: string } | undefined {
+  const refused = c.rejections?.[p.connection_id];
+  if (refused === undefined && p.max_tld_length === undefined) return undefined;
   const email = normaliseEmail(contact.primary_email ?? "");
   if (!email.ok) return undefined;
-  const refused = c.rejections?.[p.connection_id];
   if (refused !== undefined && refused.email_match_key === email.match_key)
     return { code: refused.code, message: refused.message };
   const tld = email.match_key.slice(email.match_key.lastIndexOf(".") + 1);

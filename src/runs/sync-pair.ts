@@ -6,12 +6,11 @@
  * again reaches the same state (ADR 8).
  */
 import type { ConcordConfig, Pair } from "../config/concord-config";
-import { agreedBaselines } from "../planner/apply-plan-effects";
+import { movedBaselines } from "../planner/apply-plan-effects";
 import type { Plan } from "../planner/plan";
 import type { PlanContact } from "../planner/plan-input";
 import { createPairPlanner } from "../planner/plan-pair";
 import type { JsonValue, Run, StoreSession } from "../store/ports";
-import { canonicalJson } from "../core/canonical-json";
 import { sha256Hex } from "../pipeline/content-hash";
 import { consentEventId } from "../ledger/consent-event-id";
 import { appendConsentEvents } from "../ledger/consent-ledger";
@@ -365,8 +364,8 @@ export async function planFromStore(
   let contacts_planned = 0;
   for await (const loaded of source) {
     let c = loaded;
-    const agreed = agreedBaselines(resolved.pair, resolved.fields, c);
-    if (agreed && canonicalJson(agreed) !== canonicalJson(c.baselines ?? {})) {
+    const agreed = movedBaselines(resolved.pair, resolved.fields, c);
+    if (agreed) {
       baselines.set(c.contact.id, asJson(agreed));
       c = { ...c, baselines: agreed };
     }
@@ -443,8 +442,8 @@ export async function commitBaselines(
   return store.transaction(async (tx) => {
     let n = 0;
     for (const c of contacts) {
-      const agreed = agreedBaselines(resolved.pair, resolved.fields, c);
-      if (!agreed || canonicalJson(agreed) === canonicalJson(c.baselines ?? {})) continue;
+      const agreed = movedBaselines(resolved.pair, resolved.fields, c);
+      if (!agreed) continue;
       await tx.baselines.put({
         contact_id: c.contact.id,
         pair_id: resolved.pair.id,

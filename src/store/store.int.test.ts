@@ -90,8 +90,24 @@ describeOnBackends("store", (backend) => {
       "0012_ledger_seals",
       "0013_store_probe",
       "0014_shared_state",
+      "0015_operations_by_contact",
     ]);
     expect(await migrateToLatest(store.db)).toEqual([]);
+  });
+
+  it("finds a contact's operations through an index, not by reading every operation ever planned", async () => {
+    // Planning asks each chunk of contacts which confirmation emails were sent; explain and erasure
+    // read one person's operations. A store of years of runs must not scan them all each time.
+    const query = sql<
+      Record<string, unknown>
+    >`explain ${sql.raw(backend.name === "sqlite" ? "query plan " : "")}select contact_id, target_connection from operations where kind = 'request_resubscribe' and status = 'succeeded' and contact_id between 'c_1' and 'c_9'`;
+    const planText = await store.transaction(async (tx) => {
+      // PostgreSQL would scan a table this small whatever its indexes; forbid that to see the choice.
+      if (backend.name === "postgres") await sql`set local enable_seqscan = off`.execute(tx.db);
+      const { rows } = await query.execute(tx.db);
+      return rows.map((r) => Object.values(r).join(" ")).join("\n");
+    });
+    expect(planText).toMatch(/operations_contact_kind/);
   });
 
   it("keeps each connection's API budget: every process's calls add up, per connection and period", async () => {

@@ -46,12 +46,28 @@ const WHITESPACE = /[\s\u200B\u2060\uFEFF]/u;
 // eslint-disable-next-line no-control-regex -- finding control characters is the point
 const CONTROL = /[\u0000-\u001F\u007F-\u009F]/u;
 
-const utf8 = new TextEncoder();
-const octets = (s: string): number => utf8.encode(s).length;
+const octets = (s: string): number => Buffer.byteLength(s, "utf8");
 const fail = (reason: EmailInvalidReason): NormalisedEmail => ({ ok: false, reason });
+
+/**
+ * The last addresses normalised, and their results (frozen, so sharing them is safe). A plan asks
+ * for one contact's address several times over (eligibility, refusals, baselines, for each
+ * platform): the IDNA mapping is the costly part. Bounded: emptied whenever it fills.
+ */
+const recent = new Map<string, NormalisedEmail>();
+const RECENT_MAX = 4096;
 
 /** Normalises one raw address as a person or a system typed it. Pure. */
 export function normaliseEmail(raw: string): NormalisedEmail {
+  const known = recent.get(raw);
+  if (known !== undefined) return known;
+  const result = Object.freeze(normalise(raw));
+  if (recent.size >= RECENT_MAX) recent.clear();
+  recent.set(raw, result);
+  return result;
+}
+
+function normalise(raw: string): NormalisedEmail {
   const trimmed = raw.trim();
   if (trimmed === "") return fail("empty");
   if (WHITESPACE.test(trimmed)) return fail("contains_whitespace");
