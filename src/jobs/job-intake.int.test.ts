@@ -39,8 +39,9 @@ describe.skipIf(postgres?.skip_reason !== undefined)("webhook intake with jobs (
     await h.close();
   });
 
+  let runtime: ReturnType<typeof createEngineRuntime>;
   const serve = async (schema: string): Promise<string> => {
-    const runtime = createEngineRuntime({
+    runtime = createEngineRuntime({
       store: h.store,
       config: h.config,
       connections: h.connections,
@@ -87,6 +88,27 @@ describe.skipIf(postgres?.skip_reason !== undefined)("webhook intake with jobs (
     expect((await deliver(base, "evt-2")).status).toBe(200);
     expect(await h.store.inbox.countPending()).toBe(2);
     expect(await jobs()).toHaveLength(1);
+  });
+
+  it("housekeeping gives a delivery whose drain job is gone a new one", async () => {
+    await prepareJobSchema(url, jobSchema, createLogger({ level: "silent" }));
+    const base = await serve(jobSchema);
+    // Another connection's backlog, older and larger than any one page of deliveries.
+    await h.store.inbox.addMany(
+      Array.from({ length: 1_200 }, (_, i) => ({
+        connection_id: "cc-main",
+        changes: [{ external_id: `${i}` }],
+      })),
+    );
+    h.advance(1_000);
+    expect((await deliver(base, "evt-1")).status).toBe(200);
+    // The job is lost (deleted by hand, or its attempts ran out): the delivery still waits.
+    await sql`select ${sql.id(jobSchema)}.remove_job('inbox:re-nxt')`.execute(h.store.db);
+    expect(await jobs()).toEqual([]);
+    await runtime.handlers.housekeeping({});
+    expect(await jobs()).toContainEqual({ task_identifier: "drain_inbox", key: "inbox:re-nxt" });
+    expect(await jobs()).toContainEqual({ task_identifier: "drain_inbox", key: "inbox:cc-main" });
+    expect(await h.store.inbox.countPending()).toBe(1_201);
   });
 
   it("stores nothing when its job cannot be written, and the sender is told to try again", async () => {

@@ -713,8 +713,9 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         await jobs.add(deps.store, "poll_pair", { pair_id: pair.id }, { preserve_run_at: true });
       }
     }
-    const due = new Set((await deps.store.inbox.pending(1000)).map((i) => i.connection_id));
-    const drains = new Map([...due].map((c) => [jobKey("drain_inbox", { connection_id: c }) ?? "", c]));
+    // Every connection with deliveries due, however many the oldest connection holds.
+    const due = await deps.store.inbox.connectionsDue();
+    const drains = new Map(due.map((c) => [jobKey("drain_inbox", { connection_id: c }) ?? "", c]));
     for (const key of await jobs.unattended(deps.store, [...drains.keys()], 0)) {
       const connection_id = drains.get(key);
       if (connection_id !== undefined)

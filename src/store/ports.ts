@@ -520,6 +520,8 @@ export interface InboxRepository {
     limit: number,
     options?: { connection_id?: string; exclude?: readonly string[] },
   ): Promise<InboxItem[]>;
+  /** The connections that have deliveries due now (however many each has), in id order. */
+  connectionsDue(): Promise<string[]>;
   markProcessed(ids: readonly string[]): Promise<void>;
   /**
    * Records a failed attempt: the item is tried again at `retry_at`, or, with `"dead"`, given up (a

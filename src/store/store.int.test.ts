@@ -218,12 +218,25 @@ describeOnBackends("store", (backend) => {
     // Waiting for its next attempt: still pending, but not due.
     expect(await store.inbox.countPending()).toBe(2);
     expect((await store.inbox.pending(10)).map((i) => i.id)).toEqual([c.id]);
+    expect(await store.inbox.connectionsDue()).toEqual(["mc"]);
     expect(await store.inbox.pending(10, { exclude: ["mc"] })).toEqual([]);
     expect(await store.inbox.pending(10, { connection_id: "re-nxt" })).toEqual([]);
     await store.inbox.markFailed(c.id, "forbidden: 403", "dead");
     expect(await store.inbox.countPending()).toBe(1);
     expect(await store.inbox.countDead()).toBe(1);
     expect(await store.inbox.countDead(later)).toBe(0);
+    expect(await store.inbox.connectionsDue()).toEqual([]);
+  });
+
+  it("names every connection with deliveries due, however many deliveries come before them", async () => {
+    await store.inbox.addMany(
+      Array.from({ length: 1_200 }, (_, i) => ({
+        connection_id: "re-nxt",
+        changes: [{ external_id: `${i}` }],
+      })),
+    );
+    await store.inbox.add("mc", [{ external_id: "late" }]);
+    expect(await store.inbox.connectionsDue()).toEqual(["mc", "re-nxt"]);
   });
 
   it("marks runs a stopped process left running as interrupted, and no other", async () => {

@@ -69,6 +69,19 @@ export function inboxRepository(ctx: SqlContext): InboxRepository {
       const rows = await q.orderBy("received_at").orderBy("id").limit(limit).execute();
       return rows.map(toItem);
     },
+    async connectionsDue() {
+      const now = isoNow(ctx);
+      const rows = await db
+        .selectFrom("webhook_inbox")
+        .select("connection_id")
+        .distinct()
+        .where("processed_at", "is", null)
+        .where("dead_at", "is", null)
+        .where((eb) => eb.or([eb("next_attempt_at", "is", null), eb("next_attempt_at", "<=", now)]))
+        .orderBy("connection_id")
+        .execute();
+      return rows.map((r) => r.connection_id);
+    },
     async markProcessed(ids) {
       const at = isoNow(ctx);
       for (let i = 0; i < ids.length; i += 500)
