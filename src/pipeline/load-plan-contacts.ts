@@ -19,6 +19,7 @@ import type { StoreSession } from "../store/ports";
 import { coreContactType } from "./store-match-index";
 import { recordEmail, SnapshotRecordSchema, type SnapshotRecord } from "./stored-snapshot";
 import type { ResolvedPair } from "./resolve-pair";
+import { unindexed } from "../store/unindexed";
 
 const CHUNK = 500;
 
@@ -65,9 +66,12 @@ function profile(r: SnapshotRecord): Omit<CrmRecordState, "emails" | "consent_st
   };
 }
 
-/** Contact ids linked to any of `connections`, after `after`, in id order. */
+/**
+ * Contact ids linked to any of `connections`, after `after`, in id order: a walk of the contact
+ * index from `after`, never a read and sort of every link of the connections for each page.
+ */
 export async function contactIdsPage(
-  store: StoreSession,
+  store: Pick<StoreSession, "db">,
   connections: readonly string[],
   after: string,
   limit: number,
@@ -76,7 +80,7 @@ export async function contactIdsPage(
     .selectFrom("links")
     .select("contact_id")
     .distinct()
-    .where("connection_id", "in", connections)
+    .where(unindexed("connection_id"), "in", connections)
     .where("contact_id", ">", after)
     .orderBy("contact_id")
     .limit(limit)
@@ -134,7 +138,7 @@ export type PlanChunk = { kind: "page" | "some"; ids: readonly string[] };
  * consent events, baselines, resubscribe requests already sent, and addresses platforms refused.
  */
 export async function readPlanRows(
-  store: StoreSession,
+  store: Pick<StoreSession, "db">,
   pairId: string,
   connections: readonly string[],
   chunk: PlanChunk,
@@ -160,7 +164,8 @@ export async function readPlanRows(
           .onRef("record_snapshots.external_id", "=", "links.external_id"),
       )
       .select(["links.contact_id", "links.connection_id", "links.origin", "record_snapshots.payload_json"])
-      .where("links.connection_id", "in", connections)
+      // By contact only: with a connection filter too, SQLite without statistics (a store nobody
+      // analysed) reads every link of the connections through the primary key for each chunk.
       .where(contactsOf("links.contact_id"))
       .execute(),
     store.db
@@ -189,13 +194,15 @@ export async function readPlanRows(
       .where(contactsOf("contact_id"))
       .execute(),
   ]);
-  if (!byRange) return { contacts, links, events, baselines, resubscribes, rejections };
+  const inPair = new Set(connections);
+  const pairLinks = links.filter((l) => inPair.has(l.connection_id));
+  if (!byRange) return { contacts, links: pairLinks, events, baselines, resubscribes, rejections };
   const inChunk = new Set(ids);
   const keep = <R extends { contact_id: string | null }>(rows: R[]): R[] =>
     rows.filter((r) => r.contact_id !== null && inChunk.has(r.contact_id));
   return {
     contacts: contacts.filter((c) => inChunk.has(c.id)),
-    links,
+    links: pairLinks,
     events: keep(events),
     baselines: keep(baselines),
     resubscribes: keep(resubscribes),

@@ -15,6 +15,7 @@ import type {
 import type { StoreSession } from "../store/ports";
 import type { OpenedConnection } from "../connections/open-connection";
 import { applyMemberships } from "./apply-memberships";
+import { readAhead } from "./read-ahead";
 import {
   addCounts,
   emptyCounts,
@@ -101,7 +102,8 @@ export async function pullConnection(deps: PullDeps): Promise<PullReport> {
     ...(deps.options?.list_ids !== undefined ? { list_ids: deps.options.list_ids } : {}),
   };
 
-  for await (const page of deps.connection.session().read(checkpoint, options)) {
+  // The next page is fetched while this one is recorded (vendors' rates bind a read, not the store).
+  for await (const page of readAhead(deps.connection.session().read(checkpoint, options))) {
     if (!page.ok) {
       report.error = toPullError(page.error);
       break;

@@ -6,6 +6,7 @@
  * again reaches the same state (ADR 8).
  */
 import type { ConcordConfig, Pair } from "../config/concord-config";
+import { unindexed } from "../store/unindexed";
 import { movedBaselines } from "../planner/apply-plan-effects";
 import type { Plan } from "../planner/plan";
 import type { PlanContact } from "../planner/plan-input";
@@ -548,7 +549,7 @@ async function rereadCrmRecords(
     const rows = await deps.store.db
       .selectFrom("links")
       .select("external_id")
-      .where("connection_id", "=", pair.crm)
+      .where(unindexed("connection_id"), "=", pair.crm)
       .where("contact_id", "in", contactIds.slice(i, i + 500))
       .execute();
     ids.push(...rows.map((r) => r.external_id));

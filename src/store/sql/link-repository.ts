@@ -2,6 +2,7 @@
 import { LinkOriginSchema, type Link, type LinkRepository } from "../ports";
 import type { LinksTable } from "../schema";
 import { affected, isoNow, type SqlContext } from "./sql-context";
+import { unindexed } from "../unindexed";
 
 export function linkRepository(ctx: SqlContext): LinkRepository {
   const { db } = ctx;
@@ -50,7 +51,8 @@ export function linkRepository(ctx: SqlContext): LinkRepository {
         const result = await db
           .updateTable("links")
           .set({ origin: "concord", updated_at: isoNow(ctx) })
-          .where("connection_id", "=", connection_id)
+          // The contacts are the selective condition (unindexed.ts).
+          .where(unindexed("connection_id"), "=", connection_id)
           .where("contact_id", "in", contact_ids.slice(i, i + 500))
           .where("origin", "=", "matched_by_email")
           .executeTakeFirst();
