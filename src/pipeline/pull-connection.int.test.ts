@@ -443,6 +443,26 @@ describeOnBackends("pullConnection", (backend) => {
     expect(cc).toMatchObject({ contacts_created: 0, review_items_opened: 1, ambiguous_records: 1 });
   });
 
+  it("two records of one page at the address of a contact linked elsewhere: the first is linked to it, the second is not", async () => {
+    // The page's facts are read before it is recorded: what its first record links must be seen
+    // by the second, or both would become the one contact.
+    await seedCc(ccMain, ["household@example.org"]);
+    expect((await pull(open("cc-main"))).contacts_created).toBe(1);
+    const [ann, ben] = await seedRe([
+      individual("household@example.org", "Ann", "Home"),
+      individual("household@example.org", "Ben", "Home"),
+    ]);
+    const report = await pull(open("re-nxt"));
+    expect(report.error).toBeNull();
+    expect(report.links_by_email).toBe(1);
+    const contacts = [await contactOf("re-nxt", ann ?? ""), await contactOf("re-nxt", ben ?? "")];
+    expect(new Set(contacts).size).toBe(2);
+    expect(
+      (await store.links.forContact(contacts[0] ?? "")).filter((l) => l.connection_id === "re-nxt"),
+    ).toHaveLength(1);
+    expect(report.review_items_opened).toBe(1);
+  });
+
   it("an individual and an organisation sharing an address go to review and a Constant Contact opt-out of it is recorded for both", async () => {
     const [person, org] = await seedRe([
       individual("info@acme.example", "Ivy", "Acme"),

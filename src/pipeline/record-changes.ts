@@ -15,7 +15,7 @@ import { JsonValueSchema, type JsonValue, type StoreSession } from "../store/por
 import { contentHash } from "./content-hash";
 import { addressHash, suppressionSalt } from "./suppression-hash";
 import { resolveObservedScope, type ScopeMapping } from "./resolve-observed-scope";
-import { loadMatchIndex, storeContactType } from "./store-match-index";
+import { loadMatchIndex, PageFacts, storeContactType } from "./store-match-index";
 import { recordEmail, StoredConsentStateSchema } from "./stored-snapshot";
 import { lockForTransaction } from "../store/advisory-lock";
 
@@ -142,11 +142,20 @@ export async function recordChanges(
     ].filter((name) => name !== "match:"),
   );
 
+  // Read under the address locks, so no other batch changes who holds these addresses meanwhile.
+  const page = await PageFacts.load(
+    tx,
+    ctx.connection_id,
+    [...records.values()].map((r) => ({
+      external_id: r.external_id,
+      match_key: matchKeyOf(recordEmail(r.emails)),
+    })),
+  );
   const identities = new Map<string, Identity>();
   const derived: ConsentObservation[] = [];
   for (let record of records.values()) {
     counts.records_seen += 1;
-    const previous = await tx.snapshots.get(ctx.connection_id, record.external_id);
+    const previous = page.snapshots.get(record.external_id);
     const before = previous === undefined ? undefined : SnapshotViewSchema.parse(previous.payload);
     // A read that did not ask for memberships (a webhook's re-read) says nothing about them: keep the last known.
     if (record.list_ids === undefined && before?.list_ids !== undefined)
@@ -167,6 +176,7 @@ export async function recordChanges(
       before,
       withConsent.has(record.external_id),
       counts,
+      page,
     );
     identities.set(record.external_id, identity);
 
@@ -185,7 +195,15 @@ export async function recordChanges(
     let identity = identities.get(observation.external_id);
     if (identity === undefined) {
       // An observation whose record is not in the batch: identify it by link, else by its address.
-      identity = await resolveIdentity(tx, ctx, observationRecord(observation), undefined, true, counts);
+      identity = await resolveIdentity(
+        tx,
+        ctx,
+        observationRecord(observation),
+        undefined,
+        true,
+        counts,
+        page,
+      );
       identities.set(observation.external_id, identity);
     }
     const resolved = resolveObservedScope(observation.scope, ctx.mapping);
@@ -453,13 +471,14 @@ async function resolveIdentity(
   before: SnapshotView | undefined,
   hasConsent: boolean,
   counts: RecordCounts,
+  page: PageFacts,
 ): Promise<Identity> {
   const email = recordEmail(record.emails);
   const key = matchKeyOf(email);
-  const index = await loadMatchIndex(tx, ctx.connection_id, record.external_id, key);
+  const index = await loadMatchIndex(tx, ctx.connection_id, record.external_id, key, page);
   const linked = index.linkedContact(ctx.connection_id, record.external_id);
   if (linked !== undefined) {
-    await followEmailChange(tx, linked, email, key, before, counts);
+    await followEmailChange(tx, linked, email, key, before, counts, page);
     return { kind: "contact", contact_id: linked };
   }
   if (record.deleted === true && !hasConsent) return { kind: "none" };
@@ -484,6 +503,7 @@ async function resolveIdentity(
         contact_id: result.contact_id,
         origin: "matched_by_email",
       });
+      page.contactLinked(result.contact_id);
       if (link.kind === "created") counts.links_by_email += 1;
       return {
         kind: "contact",
@@ -491,14 +511,17 @@ async function resolveIdentity(
       };
     }
     case "new":
-      return { kind: "contact", contact_id: await createLinkedContact(tx, ctx, record, email, key, counts) };
+      return {
+        kind: "contact",
+        contact_id: await createLinkedContact(tx, ctx, record, email, key, counts, page),
+      };
     case "ambiguous": {
       // The CRM is the system of record for who is who: two of its records are two contacts (a duplicate
       // there is reported, never merged), and the shared address goes to review. A platform record
       // that could be several people stays unlinked until someone decides.
       const own =
         result.reason === "contact_type_differs" || ctx.role === "crm"
-          ? await createLinkedContact(tx, ctx, record, email, key, counts)
+          ? await createLinkedContact(tx, ctx, record, email, key, counts, page)
           : undefined;
       const review = await tx.reviewItems.open({
         key: `ambiguous_identity:${ctx.connection_id}:${record.external_id}`,
@@ -528,7 +551,9 @@ async function createLinkedContact(
   email: string | undefined,
   key: string | null,
   counts: RecordCounts,
+  page: PageFacts,
 ): Promise<string> {
+  page.keyChanged(key);
   const contact = await tx.contacts.create({
     type: storeContactType(record.kind),
     given_name: record.first_name ?? null,
@@ -562,11 +587,14 @@ async function followEmailChange(
   key: string | null,
   before: SnapshotView | undefined,
   counts: RecordCounts,
+  page: PageFacts,
 ): Promise<void> {
   if (before === undefined || email === undefined || key === null) return;
   if (matchKeyOf(recordEmail(before.emails)) === key) return;
   const contact = await tx.contacts.get(contact_id);
   if (contact === undefined || contact.erased_at !== null || contact.email_match_key === key) return;
+  page.keyChanged(contact.email_match_key);
+  page.keyChanged(key);
   if (contact.primary_email !== null && contact.email_match_key !== null)
     await tx.contacts.addEmail(contact.id, contact.primary_email, contact.email_match_key);
   await tx.contacts.update(contact.id, { primary_email: email, email_match_key: key });

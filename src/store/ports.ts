@@ -58,6 +58,8 @@ export interface ContactRepository {
   update(id: string, patch: ContactPatch): Promise<Contact | undefined>;
   /** Contacts whose primary or secondary address has this match key (several means: review, don't guess). */
   findByMatchKey(match_key: string): Promise<Contact[]>;
+  /** `findByMatchKey` for many keys at once: each key's contacts, in id order (a key none holds is absent). */
+  findByMatchKeys(match_keys: readonly string[]): Promise<Map<string, Contact[]>>;
   addEmail(contact_id: string, email: string, match_key: string): Promise<void>;
   emails(contact_id: string): Promise<ContactEmail[]>;
   /** Blanks personal fields and secondary addresses, keeps the row (links and ledger refer to it). */
@@ -88,6 +90,10 @@ export interface LinkRepository {
   create(link: NewLink): Promise<LinkCreateResult>;
   find(connection_id: string, external_id: string): Promise<Link | undefined>;
   forContact(contact_id: string): Promise<Link[]>;
+  /** `find` for many records of one connection: the links found, by external id. */
+  findMany(connection_id: string, external_ids: readonly string[]): Promise<Map<string, Link>>;
+  /** `forContact` for many contacts: each contact's links (a contact with none is absent). */
+  forContacts(contact_ids: readonly string[]): Promise<Map<string, Link[]>>;
   /** Points an existing link at another contact (a merge); false when there was no such link. */
   moveTo(connection_id: string, external_id: string, contact_id: string): Promise<boolean>;
   remove(connection_id: string, external_id: string): Promise<boolean>;
@@ -113,6 +119,8 @@ export interface SnapshotRepository {
   /** Stores the record's latest content; `changed: false` when its hash equals the stored one. */
   put(snapshot: NewRecordSnapshot): Promise<{ changed: boolean }>;
   get(connection_id: string, external_id: string): Promise<RecordSnapshot | undefined>;
+  /** `get` for many records of one connection: the snapshots found, by external id. */
+  getMany(connection_id: string, external_ids: readonly string[]): Promise<Map<string, RecordSnapshot>>;
 }
 
 export type Baseline = {

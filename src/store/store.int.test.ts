@@ -307,6 +307,68 @@ describeOnBackends("store", (backend) => {
     expect(await store.contacts.findByMatchKey("ada@example.org")).toEqual([]);
   });
 
+  it("answers many lookups at once as the one-by-one lookups answer each: addresses, links, snapshots", async () => {
+    // Made in an order other than their ids', so the answers' order is the lookup's, not insertion's.
+    const [c1, c2, c3, gone] = await Promise.all(
+      ["con_c", "con_a", "con_b", "con_d"].map((id) => store.contacts.create({ id, type: "person" })),
+    );
+    await store.contacts.update(c1!.id, {
+      primary_email: "shared@example.org",
+      email_match_key: "shared@example.org",
+    });
+    await store.contacts.update(c2!.id, {
+      primary_email: "two@example.org",
+      email_match_key: "two@example.org",
+    });
+    await store.contacts.addEmail(c2!.id, "shared@example.org", "shared@example.org"); // an older address
+    await store.contacts.addEmail(c3!.id, "shared@example.org", "shared@example.org");
+    await store.contacts.update(gone!.id, {
+      primary_email: "shared@example.org",
+      email_match_key: "shared@example.org",
+    });
+    await store.contacts.erase(gone!.id);
+    const keys = ["shared@example.org", "two@example.org", "nobody@example.org"];
+    const many = await store.contacts.findByMatchKeys([...keys, "two@example.org"]);
+    for (const key of keys)
+      expect(many.get(key) ?? [], key).toEqual(await store.contacts.findByMatchKey(key));
+    expect(many.get("shared@example.org")?.map((c) => c.id)).toEqual(["con_a", "con_b", "con_c"]);
+    expect(many.has("nobody@example.org")).toBe(false);
+
+    for (const [connection_id, external_id, contact] of [
+      ["cc", "r2", c1!],
+      ["cc", "r1", c1!],
+      ["re", "r1", c2!],
+    ] as const)
+      await store.links.create({ connection_id, external_id, contact_id: contact.id });
+    const links = await store.links.findMany("cc", ["r1", "r2", "r3"]);
+    expect([...links.keys()].sort()).toEqual(["r1", "r2"]);
+    expect(links.get("r1")).toEqual(await store.links.find("cc", "r1"));
+    const byContact = await store.links.forContacts([c1!.id, c2!.id, c3!.id]);
+    expect(byContact.get(c1!.id)).toEqual(await store.links.forContact(c1!.id));
+    expect(byContact.get(c1!.id)?.map((l) => l.external_id)).toEqual(["r1", "r2"]);
+    expect(byContact.get(c2!.id)?.map((l) => l.connection_id)).toEqual(["re"]);
+    expect(byContact.has(c3!.id)).toBe(false);
+
+    await store.snapshots.put({
+      connection_id: "cc",
+      external_id: "r1",
+      content_hash: "h",
+      payload: { a: [1] },
+    });
+    const snapshots = await store.snapshots.getMany("cc", ["r1", "r9"]);
+    expect([...snapshots.keys()]).toEqual(["r1"]);
+    expect(snapshots.get("r1")).toEqual(await store.snapshots.get("cc", "r1"));
+    // Lists longer than one statement's are read in parts.
+    expect(
+      (
+        await store.links.findMany(
+          "cc",
+          Array.from({ length: 1_201 }, (_, i) => `r${i}`),
+        )
+      ).size,
+    ).toBe(2);
+  });
+
   it("links one external record per connection, and reports a second link as a conflict value", async () => {
     const a = await store.contacts.create({ type: "person" });
     const b = await store.contacts.create({ type: "person" });

@@ -4,7 +4,7 @@ import { newId } from "../new-id";
 import { ContactFlagsSchema, ContactTypeSchema, type Contact, type ContactRepository } from "../ports";
 import type { ContactsTable } from "../schema";
 import { parseJsonColumn, toJsonColumn } from "./json-column";
-import { affected, isoNow, type SqlContext } from "./sql-context";
+import { affected, inChunks, isoNow, type SqlContext } from "./sql-context";
 
 const toContact = (row: Selectable<ContactsTable>): Contact => ({
   id: row.id,
@@ -92,6 +92,55 @@ export function contactRepository(ctx: SqlContext): ContactRepository {
       return rows.map(toContact);
     },
 
+    async findByMatchKeys(match_keys) {
+      const keys = [...new Set(match_keys)];
+      const byKey = new Map<string, Map<string, Contact>>();
+      const add = (key: string, c: Contact) => {
+        let held = byKey.get(key);
+        if (held === undefined) byKey.set(key, (held = new Map<string, Contact>()));
+        held.set(c.id, c);
+      };
+      // Two plain lookups rather than one `or`: each goes through its own index.
+      const loaded = new Map<string, Contact>();
+      const secondary: { contact_id: string; match_key: string }[] = [];
+      for (const chunk of inChunks(keys)) {
+        const rows = await db
+          .selectFrom("contacts")
+          .selectAll()
+          .where("email_match_key", "in", chunk)
+          .where("erased_at", "is", null)
+          .execute();
+        for (const row of rows) {
+          const c = toContact(row);
+          loaded.set(c.id, c);
+          if (c.email_match_key !== null) add(c.email_match_key, c);
+        }
+        secondary.push(
+          ...(await db
+            .selectFrom("contact_emails")
+            .select(["contact_id", "match_key"])
+            .where("match_key", "in", chunk)
+            .execute()),
+        );
+      }
+      const missing = [...new Set(secondary.map((e) => e.contact_id))].filter((id) => !loaded.has(id));
+      for (const chunk of inChunks(missing))
+        for (const row of await db
+          .selectFrom("contacts")
+          .selectAll()
+          .where("id", "in", chunk)
+          .where("erased_at", "is", null)
+          .execute())
+          loaded.set(row.id, toContact(row));
+      for (const e of secondary) {
+        const c = loaded.get(e.contact_id);
+        if (c !== undefined) add(e.match_key, c);
+      }
+      return new Map(
+        [...byKey].map(([key, held]) => [key, [...held.values()].sort((a, b) => compareIds(a.id, b.id))]),
+      );
+    },
+
     async addEmail(contact_id, email, match_key) {
       await db
         .insertInto("contact_emails")
@@ -130,3 +179,6 @@ export function contactRepository(ctx: SqlContext): ContactRepository {
     },
   };
 }
+
+/** Ids in code-unit order (the order of the one-key lookup's `order by id` for Concord's ASCII ids). */
+const compareIds = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);

@@ -1,7 +1,7 @@
 /** SQL implementation of `LinkRepository`: which external record in which connection is which contact. */
 import { LinkOriginSchema, type Link, type LinkRepository } from "../ports";
 import type { LinksTable } from "../schema";
-import { affected, isoNow, type SqlContext } from "./sql-context";
+import { affected, inChunks, isoNow, type SqlContext } from "./sql-context";
 import { unindexed } from "../unindexed";
 
 export function linkRepository(ctx: SqlContext): LinkRepository {
@@ -45,6 +45,35 @@ export function linkRepository(ctx: SqlContext): LinkRepository {
       return rows.map(toLink);
     },
 
+    async findMany(connection_id, external_ids) {
+      const found = new Map<string, Link>();
+      for (const chunk of inChunks([...new Set(external_ids)]))
+        for (const row of await db
+          .selectFrom("links")
+          .selectAll()
+          .where("connection_id", "=", connection_id)
+          .where("external_id", "in", chunk)
+          .execute())
+          found.set(row.external_id, toLink(row));
+      return found;
+    },
+
+    async forContacts(contact_ids) {
+      const links = new Map<string, Link[]>();
+      for (const chunk of inChunks([...new Set(contact_ids)]))
+        for (const row of await db
+          .selectFrom("links")
+          .selectAll()
+          .where("contact_id", "in", chunk)
+          .execute()) {
+          const held = links.get(row.contact_id);
+          if (held === undefined) links.set(row.contact_id, [toLink(row)]);
+          else held.push(toLink(row));
+        }
+      for (const held of links.values()) held.sort(byConnectionAndRecord);
+      return links;
+    },
+
     async claim(connection_id, contact_ids) {
       let n = 0;
       for (let i = 0; i < contact_ids.length; i += 500) {
@@ -86,3 +115,15 @@ const toLink = (row: LinksTable): Link => ({
   ...row,
   origin: LinkOriginSchema.catch("observed").parse(row.origin),
 });
+
+/** `order by connection_id, external_id`. */
+const byConnectionAndRecord = (a: Link, b: Link): number =>
+  a.connection_id < b.connection_id
+    ? -1
+    : a.connection_id > b.connection_id
+      ? 1
+      : a.external_id < b.external_id
+        ? -1
+        : a.external_id > b.external_id
+          ? 1
+          : 0;

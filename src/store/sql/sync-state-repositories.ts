@@ -3,10 +3,11 @@ import {
   JsonValueSchema,
   type BaselineRepository,
   type CheckpointRepository,
+  type RecordSnapshot,
   type SnapshotRepository,
 } from "../ports";
 import { parseJsonColumn, toJsonColumn } from "./json-column";
-import { affected, isoNow, type SqlContext } from "./sql-context";
+import { affected, inChunks, isoNow, type SqlContext } from "./sql-context";
 
 export function snapshotRepository(ctx: SqlContext): SnapshotRepository {
   const { db } = ctx;
@@ -34,6 +35,25 @@ export function snapshotRepository(ctx: SqlContext): SnapshotRepository {
         )
         .executeTakeFirst();
       return { changed: affected(result.numInsertedOrUpdatedRows) > 0 };
+    },
+
+    async getMany(connection_id, external_ids) {
+      const found = new Map<string, RecordSnapshot>();
+      for (const chunk of inChunks([...new Set(external_ids)]))
+        for (const row of await db
+          .selectFrom("record_snapshots")
+          .selectAll()
+          .where("connection_id", "=", connection_id)
+          .where("external_id", "in", chunk)
+          .execute())
+          found.set(row.external_id, {
+            connection_id: row.connection_id,
+            external_id: row.external_id,
+            content_hash: row.content_hash,
+            payload: parseJsonColumn(JsonValueSchema, row.payload_json, "record_snapshots.payload_json"),
+            observed_at: row.observed_at,
+          });
+      return found;
     },
 
     async get(connection_id, external_id) {
