@@ -414,8 +414,14 @@ export async function savePlan(
       counts,
     });
     await storeOperations(tx, stored.id, plan.operations);
-    for (const [contactId, values] of baselines)
-      await tx.baselines.put({ contact_id: contactId, pair_id: pairId, values, run_id: runId });
+    await tx.baselines.putMany(
+      [...baselines].map(([contactId, values]) => ({
+        contact_id: contactId,
+        pair_id: pairId,
+        values,
+        run_id: runId,
+      })),
+    );
     if (partial) return stored.id;
     // What earlier plans of this pair left pending and this plan no longer needs is superseded: the
     // state it was planned from has moved on (the queue shows only work that is still wanted).
@@ -440,21 +446,14 @@ export async function commitBaselines(
 ): Promise<number> {
   if (contactIds.length === 0) return 0;
   const contacts = await loadPlanContactsById(store, resolved, contactIds);
-  return store.transaction(async (tx) => {
-    let n = 0;
-    for (const c of contacts) {
-      const agreed = movedBaselines(resolved.pair, resolved.fields, c);
-      if (!agreed) continue;
-      await tx.baselines.put({
-        contact_id: c.contact.id,
-        pair_id: resolved.pair.id,
-        values: asJson(agreed),
-        run_id: runId,
-      });
-      n += 1;
-    }
-    return n;
+  const moved = contacts.flatMap((c) => {
+    const agreed = movedBaselines(resolved.pair, resolved.fields, c);
+    return agreed
+      ? [{ contact_id: c.contact.id, pair_id: resolved.pair.id, values: asJson(agreed), run_id: runId }]
+      : [];
   });
+  await store.transaction((tx) => tx.baselines.putMany(moved));
+  return moved.length;
 }
 
 /**

@@ -138,6 +138,10 @@ export interface BaselineRepository {
     values: JsonValue;
     run_id?: string | null;
   }): Promise<void>;
+  /** `put` for many at once (a few statements rather than one a contact). */
+  putMany(
+    baselines: readonly { contact_id: string; pair_id: string; values: JsonValue; run_id?: string | null }[],
+  ): Promise<void>;
   get(contact_id: string, pair_id: string): Promise<Baseline | undefined>;
 }
 

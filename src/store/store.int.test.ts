@@ -469,6 +469,33 @@ describeOnBackends("store", (backend) => {
     expect(await store.baselines.get(c.id, "pair_2")).toBeUndefined();
   });
 
+  it("stores many baselines at once, more than one statement holds, the last of a contact's winning", async () => {
+    const contacts = await Promise.all(
+      Array.from({ length: 450 }, () => store.contacts.create({ type: "person" })),
+    );
+    await store.baselines.put({
+      contact_id: contacts[0]!.id,
+      pair_id: "pair_1",
+      values: { first_name: "Old" },
+    });
+    await store.baselines.putMany([
+      ...contacts.map((c, i) => ({
+        contact_id: c.id,
+        pair_id: "pair_1",
+        values: { n: String(i) },
+        run_id: "run_1",
+      })),
+      { contact_id: contacts[7]!.id, pair_id: "pair_1", values: { n: "again" }, run_id: "run_1" },
+    ]);
+    expect(await store.baselines.get(contacts[0]!.id, "pair_1")).toMatchObject({
+      values: { n: "0" },
+      run_id: "run_1",
+    });
+    expect((await store.baselines.get(contacts[7]!.id, "pair_1"))?.values).toEqual({ n: "again" });
+    expect((await store.baselines.get(contacts[449]!.id, "pair_1"))?.values).toEqual({ n: "449" });
+    await store.baselines.putMany([]);
+  });
+
   it("records runs, plans, idempotent operations and numbered outcomes", async () => {
     const run = await store.runs.create({ kind: "dry_run", pair_id: "pair_1" });
     expect(run).toMatchObject({ status: "running", finished_at: null });

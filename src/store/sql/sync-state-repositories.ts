@@ -75,27 +75,45 @@ export function snapshotRepository(ctx: SqlContext): SnapshotRepository {
   };
 }
 
+/** Baselines a statement (five parameters each: within both databases' limits). */
+const BASELINES_PER_STATEMENT = 200;
+
 export function baselineRepository(ctx: SqlContext): BaselineRepository {
   const { db } = ctx;
+  const upsert = async (baselines: Parameters<BaselineRepository["putMany"]>[0]): Promise<void> => {
+    if (baselines.length === 0) return;
+    const updated_at = isoNow(ctx);
+    await db
+      .insertInto("baselines")
+      .values(
+        baselines.map((b) => ({
+          contact_id: b.contact_id,
+          pair_id: b.pair_id,
+          values_json: toJsonColumn(b.values),
+          run_id: b.run_id ?? null,
+          updated_at,
+        })),
+      )
+      .onConflict((oc) =>
+        oc.columns(["contact_id", "pair_id"]).doUpdateSet((eb) => ({
+          values_json: eb.ref("excluded.values_json"),
+          run_id: eb.ref("excluded.run_id"),
+          updated_at: eb.ref("excluded.updated_at"),
+        })),
+      )
+      .execute();
+  };
   return {
     async put(baseline) {
-      await db
-        .insertInto("baselines")
-        .values({
-          contact_id: baseline.contact_id,
-          pair_id: baseline.pair_id,
-          values_json: toJsonColumn(baseline.values),
-          run_id: baseline.run_id ?? null,
-          updated_at: isoNow(ctx),
-        })
-        .onConflict((oc) =>
-          oc.columns(["contact_id", "pair_id"]).doUpdateSet((eb) => ({
-            values_json: eb.ref("excluded.values_json"),
-            run_id: eb.ref("excluded.run_id"),
-            updated_at: eb.ref("excluded.updated_at"),
-          })),
-        )
-        .execute();
+      await upsert([baseline]);
+    },
+
+    async putMany(baselines) {
+      // One row per contact and pair in a statement: an upsert may not touch a row twice.
+      const last = new Map(baselines.map((b) => [`${b.contact_id}\u0000${b.pair_id}`, b]));
+      const rows = [...last.values()];
+      for (let i = 0; i < rows.length; i += BASELINES_PER_STATEMENT)
+        await upsert(rows.slice(i, i + BASELINES_PER_STATEMENT));
     },
 
     async get(contact_id, pair_id) {
