@@ -1,4 +1,6 @@
 /** SQL implementations of the sync-state repositories: record snapshots, baselines and checkpoints. */
+import type { Selectable } from "kysely";
+import type { RecordSnapshotsTable } from "../schema";
 import {
   JsonValueSchema,
   type BaselineRepository,
@@ -46,13 +48,7 @@ export function snapshotRepository(ctx: SqlContext): SnapshotRepository {
           .where("connection_id", "=", connection_id)
           .where("external_id", "in", chunk)
           .execute())
-          found.set(row.external_id, {
-            connection_id: row.connection_id,
-            external_id: row.external_id,
-            content_hash: row.content_hash,
-            payload: parseJsonColumn(JsonValueSchema, row.payload_json, "record_snapshots.payload_json"),
-            observed_at: row.observed_at,
-          });
+          found.set(row.external_id, toSnapshot(row));
       return found;
     },
 
@@ -63,17 +59,18 @@ export function snapshotRepository(ctx: SqlContext): SnapshotRepository {
         .where("connection_id", "=", connection_id)
         .where("external_id", "=", external_id)
         .executeTakeFirst();
-      if (row === undefined) return undefined;
-      return {
-        connection_id: row.connection_id,
-        external_id: row.external_id,
-        content_hash: row.content_hash,
-        payload: parseJsonColumn(JsonValueSchema, row.payload_json, "record_snapshots.payload_json"),
-        observed_at: row.observed_at,
-      };
+      return row === undefined ? undefined : toSnapshot(row);
     },
   };
 }
+
+const toSnapshot = (row: Selectable<RecordSnapshotsTable>): RecordSnapshot => ({
+  connection_id: row.connection_id,
+  external_id: row.external_id,
+  content_hash: row.content_hash,
+  payload: parseJsonColumn(JsonValueSchema, row.payload_json, "record_snapshots.payload_json"),
+  observed_at: row.observed_at,
+});
 
 /** Baselines a statement (five parameters each: within both databases' limits). */
 const BASELINES_PER_STATEMENT = 200;
