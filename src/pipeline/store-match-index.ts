@@ -83,24 +83,17 @@ export class PageFacts {
 
 /**
  * Loads what `matchRecord` may ask about one record of `connection_id` with address key `match_key`:
- * from the page's facts when the record is one of the page's, else from the store.
+ * from the page's facts, which read the store for what they do not hold.
  */
 export async function loadMatchIndex(
   tx: StoreSession,
   connection_id: ConnectionId,
   external_id: string,
   match_key: string | null,
-  page?: PageFacts,
+  page: PageFacts,
 ): Promise<MatchIndex> {
-  const link = page
-    ? await page.link(tx, connection_id, external_id)
-    : await tx.links.find(connection_id, external_id);
-  const holders =
-    match_key === null
-      ? []
-      : page
-        ? await page.holdersOf(tx, match_key)
-        : await tx.contacts.findByMatchKey(match_key);
+  const link = await page.link(tx, connection_id, external_id);
+  const holders = match_key === null ? [] : await page.holdersOf(tx, match_key);
   const primary: IndexedContact[] = [];
   const other: IndexedContact[] = [];
   const linkedHere = new Set<string>();
@@ -108,7 +101,7 @@ export async function loadMatchIndex(
     const entry = { contact_id: c.id, type: coreContactType(c.type) };
     if (c.email_match_key === match_key) {
       primary.push(entry);
-      const links = page ? await page.linksOf(tx, c.id) : await tx.links.forContact(c.id);
+      const links = await page.linksOf(tx, c.id);
       if (links.some((l) => l.connection_id === connection_id)) linkedHere.add(c.id);
     } else other.push(entry);
   }

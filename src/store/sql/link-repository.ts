@@ -76,13 +76,13 @@ export function linkRepository(ctx: SqlContext): LinkRepository {
 
     async claim(connection_id, contact_ids) {
       let n = 0;
-      for (let i = 0; i < contact_ids.length; i += 500) {
+      for (const chunk of inChunks(contact_ids)) {
         const result = await db
           .updateTable("links")
           .set({ origin: "concord", updated_at: isoNow(ctx) })
           // The contacts are the selective condition (unindexed.ts).
           .where(unindexed("connection_id"), "=", connection_id)
-          .where("contact_id", "in", contact_ids.slice(i, i + 500))
+          .where("contact_id", "in", chunk)
           .where("origin", "=", "matched_by_email")
           .executeTakeFirst();
         n += affected(result.numUpdatedRows);
