@@ -15,6 +15,8 @@ import type { FastifyInstance } from "fastify";
 import { createRandom } from "../src/demo/random";
 import { createEngineRuntime, type EngineRuntime } from "../src/runs/engine-runtime";
 import type { SyncReport } from "../src/runs/sync-pair";
+import type { WebhookChange } from "../src/connectors/connector";
+import { recordWebhookChanges } from "../src/pipeline/pull-connection";
 import { buildServer } from "../src/server/app";
 import { percentile, withRatio, type BenchContext, type BenchResult } from "./bench-kit";
 import {
@@ -43,6 +45,8 @@ const MEAN_GAP_MS = 50;
 /** How long after the last act an opt-out may still arrive before the phase gives up on it. */
 const GIVE_UP_MS = { full: 60_000, smoke: 20_000 };
 const WEBHOOK_SECRET = "bench-webhook-secret-7c41";
+/** Constituents whose re-read calls are counted after the push phase. */
+const REREAD_SAMPLE = 10;
 const SEED = 20_260_601;
 
 type Person = { id: string; email: string };
@@ -56,6 +60,8 @@ type PathRun = {
   /** Vendor calls made while the opt-outs were fired and carried over. */
   calls: Calls;
   runs: RunDuration[];
+  /** Push path: Raiser's Edge NXT calls a constituent's re-read costs, as a webhook's and whole. */
+  rereads?: { webhookPerConstituent: number; wholePerConstituent: number; sample: number };
   storeLabel: string;
   constituents: number;
   firstMs: number;
@@ -174,6 +180,7 @@ async function measurePath(ctx: BenchContext, path: Path): Promise<PathRun> {
       samples,
       calls,
       runs: await runsIn(w, window),
+      ...(path === "push" ? { rereads: await rereadCalls(w, targets.slice(0, REREAD_SAMPLE)) } : {}),
       storeLabel: w.storeLabel,
       constituents: people.length,
       firstMs,
@@ -311,6 +318,53 @@ const round1 = (x: number): number => Math.round(x * 10) / 10;
 
 type RunDuration = { trigger: "poll" | "webhook"; ms: number };
 
+/**
+ * Raiser's Edge NXT calls (token calls left out) a constituent's re-read costs, once the service has
+ * stopped: as a webhook's delivery re-reads it (`recordWebhookChanges`, told of a constituent.change),
+ * and whole (the connector's `get` told nothing of what changed), over the same connection.
+ */
+async function rereadCalls(
+  w: EmulatedWorld,
+  people: readonly Person[],
+): Promise<{ webhookPerConstituent: number; wholePerConstituent: number; sample: number }> {
+  const connection = w.connections.get(RE_ID);
+  const pair = w.config.pairs.find((p) => p.id === PAIR_ID);
+  if (connection === undefined || pair === undefined)
+    throw new Error(`no connection ${RE_ID} or pair ${PAIR_ID}`);
+  const callsOf = async (fn: () => Promise<void>): Promise<number> => {
+    const before = w.re.kit.requests.length;
+    await fn();
+    return w.re.kit.requests.slice(before).filter((r) => !r.path.startsWith("/oauth2/")).length;
+  };
+  const deps = { store: w.store, connection, config: w.config, pair, now: () => new Date() };
+  const webhook = await callsOf(async () => {
+    for (const p of people) {
+      const changes: WebhookChange[] = [
+        {
+          event_id: `bench-${p.id}`,
+          type: "com.blackbaud.constituent.change.v1",
+          external_id: p.id,
+          occurred_at: new Date().toISOString(),
+          change: "changed",
+        },
+      ];
+      const recorded = await recordWebhookChanges(deps, changes);
+      if (recorded.error) throw new Error(`re-reading constituent ${p.id}: ${recorded.error.message}`);
+    }
+  });
+  const whole = await callsOf(async () => {
+    for (const p of people) {
+      const read = await connection.session().get([p.id]);
+      if (!read.ok) throw new Error(`re-reading constituent ${p.id}: ${read.error.message}`);
+    }
+  });
+  return {
+    webhookPerConstituent: webhook / people.length,
+    wholePerConstituent: whole / people.length,
+    sample: people.length,
+  };
+}
+
 /** The runs that started within a phase and how long each took, from the store's runs table. */
 async function runsIn(w: EmulatedWorld, window: { from: string; to: string }): Promise<RunDuration[]> {
   const rows = await w.store.db
@@ -364,7 +418,7 @@ function pushResults(r: PathRun): BenchResult[] {
     `Concord's part, arrival → visible: p50 ${ms(percentile(concord, 50))} ms, p99 ${ms(percentile(concord, 99))} ms. ` +
     `Meanwhile ${describeRuns(r.runs)} ran; calls: Raiser's Edge NXT ${r.calls.re} (${round1(r.calls.re / n)} per opt-out), ` +
     `Constant Contact ${r.calls.cc} (${round1(r.calls.cc / n)} per opt-out), polls included. ${setupNotes(r)}.`;
-  return PERCENTILES.map(([label, p], i) => {
+  const latencyResults = PERCENTILES.map(([label, p], i) => {
     const value = percentile(latency, p);
     const reference = percentile(delivery, p);
     return withRatio({
@@ -376,7 +430,29 @@ function pushResults(r: PathRun): BenchResult[] {
       ...(i === 0 ? { notes } : {}),
     });
   });
+  if (r.rereads === undefined) return latencyResults;
+  const { webhookPerConstituent, wholePerConstituent, sample } = r.rereads;
+  return [
+    ...latencyResults,
+    withRatio({
+      name: "push path: RE NXT calls of a webhook's re-read, per opt-out",
+      value: round2(webhookPerConstituent),
+      unit: "calls",
+      reference: {
+        name: "a whole re-read of the constituent",
+        value: round2(wholePerConstituent),
+        unit: "calls",
+      },
+      better: "lower",
+      notes:
+        `A constituent.change re-reads the constituent and its consent records and keeps the rest (addresses, relationships, solicit codes) from the last snapshot; ` +
+        `counted on ${sample} of the opted-out constituents once the service stopped, through the same re-read a delivery makes. ` +
+        `Reference: the connector's re-read of the same constituents told nothing of what changed.`,
+    }),
+  ];
 }
+
+const round2 = (x: number): number => Math.round(x * 100) / 100;
 
 function pollResults(r: PathRun): BenchResult[] {
   const latency = latencies(r.samples);

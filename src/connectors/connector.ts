@@ -94,6 +94,19 @@ export type ExternalRecord = {
   /** For an individual who is an organisation's contact person: the organisation's external id. */
   organisation_external_id?: string;
   updated_at: string;
+  /**
+   * Set by a partial re-read (`GetOptions.changed`): what was not read this time. The record stage
+   * keeps those parts from the record's last snapshot, so nothing unread reads as cleared.
+   */
+  unread?: UnreadParts;
+};
+
+/** The parts of a record a partial re-read left out (see `ExternalRecord.unread`). */
+export type UnreadParts = {
+  /** Record properties not read: their last known values stand. */
+  properties: readonly ("emails" | "organisation_external_id" | "consent_grounds" | "do_not_contact")[];
+  /** Consent facts whose `source` starts with one of these were not read: their last known state stands. */
+  consent_sources: readonly string[];
 };
 
 /** Records and the consent observed on them, as a targeted re-read returns them. */
@@ -200,9 +213,21 @@ export type ConnectorSession = {
   check: () => Promise<ConnectorResult<CheckInfo>>;
   read: (checkpoint: Checkpoint | null, options?: ReadOptions) => AsyncIterable<ConnectorResult<ReadPage>>;
   /** Targeted re-read of some records (after a webhook, or to confirm a write), with their consent. */
-  get: (external_ids: readonly string[]) => Promise<ConnectorResult<RecordsWithConsent>>;
+  get: (
+    external_ids: readonly string[],
+    options?: GetOptions,
+  ) => Promise<ConnectorResult<RecordsWithConsent>>;
   lists: () => Promise<ConnectorResult<ExternalList[]>>;
   apply: (operations: readonly ConnectorOperation[]) => Promise<OperationOutcome[]>;
+};
+
+export type GetOptions = {
+  /**
+   * What webhooks said changed, by record, for records Concord already holds a snapshot of. A
+   * connector whose records are read in several calls may then read only the parts those changes
+   * can touch, and names the rest in each record's `unread`. Records not named are read whole.
+   */
+  changed?: ReadonlyMap<string, readonly WebhookChange[]>;
 };
 
 /** An incoming webhook request, as the server received it (body already size-limited). */
@@ -273,6 +298,13 @@ export type TransportResponse = { status: number; headers: Record<string, string
 /** Carries a connector's HTTP calls; throws on a network failure (no answer at all). */
 export type HttpTransport = (url: string, init: TransportRequest) => Promise<TransportResponse>;
 
+/** Keeps a loaded answer under a key for a while (`ConnectorRuntime.remember`); failures are not kept. */
+export type Remember = <T>(
+  key: string,
+  ttl_ms: number,
+  load: () => Promise<ConnectorResult<T>>,
+) => Promise<ConnectorResult<T>>;
+
 export type ConnectorRuntime = {
   now: () => Date;
   sleep: (ms: number) => Promise<void>;
@@ -284,4 +316,9 @@ export type ConnectorRuntime = {
   transport?: HttpTransport;
   /** Called on each vendor call, for metrics and budget display. */
   onApiCall?: (call: { method: string; path: string; status: number; duration_ms: number }) => void;
+  /**
+   * The connection's memory of slow-changing configuration tables, shared by all its sessions; a
+   * session without it keeps such tables for its own life only.
+   */
+  remember?: Remember;
 };

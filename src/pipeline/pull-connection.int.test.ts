@@ -644,6 +644,105 @@ describeOnBackends("pullConnection", (backend) => {
     const polled = await pull(conn);
     expect(polled.consent_events_appended).toBe(0);
   });
+
+  it("a webhook re-reads only what its event can have changed; what it left unread stays as last read, never cleared", async () => {
+    const [id = ""] = await seedRe([individual("jo@example.org", "Jo", "Jay")]);
+    const conn = open("re-nxt");
+    await pull(conn);
+    const contact = await contactOf("re-nxt", id);
+    advance(3_600_000);
+    await reAct({ action: "add_solicit_code", constituent_id: id, code: "Do not contact" });
+    advance(60_000);
+    expect((await pull(conn)).consent_events_appended).toBe(1);
+
+    const deps = { store, connection: conn, config, pair: pair(), now };
+    let n = 0;
+    const hook = (type: string, change: WebhookChange["change"], externalId = id): WebhookChange => ({
+      event_id: `e${(n += 1)}`,
+      type: `com.blackbaud.constituent.${type}.v1`,
+      external_id: externalId,
+      occurred_at: now().toISOString(),
+      change,
+    });
+    /** The SKY paths a step called, ids as {id}, token calls left out. */
+    const callsOf = async <T>(fn: () => Promise<T>): Promise<{ result: T; paths: string[] }> => {
+      const before = re.kit.requests.length;
+      const result = await fn();
+      const paths = re.kit.requests
+        .slice(before)
+        .map((r) => (r.path.split("?")[0] ?? "").replace(/\/\d+(?=\/|$)/g, "/{id}"))
+        .filter((p) => !p.startsWith("/oauth2/"));
+      return { result, paths };
+    };
+    const factsOf = async (externalId: string) =>
+      (
+        (await store.snapshots.get("re-nxt", externalId))?.payload as {
+          consent_state: { source: string; status: string }[];
+        }
+      ).consent_state;
+
+    // A name change raises constituent.change: the constituent and its consent records, nothing else.
+    advance(60_000);
+    await reAct({ action: "update_constituent", constituent_id: id, changes: { first: "Joanna" } });
+    const renamed = await callsOf(() => recordWebhookChanges(deps, [hook("change", "changed")]));
+    expect(renamed.result.error).toBeNull();
+    expect(renamed.paths.sort()).toEqual([
+      "/commpref/v1/constituents/{id}/consents",
+      "/constituent/v1/constituents/{id}",
+    ]);
+    expect(renamed.result.consent_events_appended).toBe(0);
+    const kept = await factsOf(id);
+    expect(kept).toContainEqual(
+      expect.objectContaining({ source: "solicitcode:do not contact", status: "opted_out" }),
+    );
+    expect((await store.snapshots.get("re-nxt", id))?.payload).toMatchObject({
+      first_name: "Joanna",
+      do_not_contact: true,
+    });
+
+    // The code ended (a solicit code event): the codes are read, and the clearing is seen against the kept fact.
+    advance(60_000);
+    await reAct({ action: "end_solicit_code", constituent_id: id, code: "Do not contact" });
+    const ended = await callsOf(() =>
+      recordWebhookChanges(deps, [hook("solicitcode.change", "consent_changed")]),
+    );
+    expect(ended.paths.sort()).toEqual([
+      "/commpref/v1/constituents/{id}/consents",
+      "/commpref/v1/constituents/{id}/constituentsolicitcodes",
+      "/constituent/v1/constituents/{id}",
+    ]);
+    expect(ended.result.resubscribe_requests).toBe(1);
+    expect((await eventsOf(contact)).map((e) => e.kind).sort()).toEqual(["opt_out", "resubscribe_requested"]);
+
+    // An address event reads the addresses; a constituent Concord has not seen yet is read whole.
+    const addressed = await callsOf(() =>
+      recordWebhookChanges(deps, [hook("emailaddress.change", "email_changed")]),
+    );
+    expect(addressed.paths.sort()).toEqual([
+      "/constituent/v1/constituents/{id}",
+      "/constituent/v1/constituents/{id}/emailaddresses",
+    ]);
+    const related = await callsOf(() => recordWebhookChanges(deps, [hook("relationship.add", "changed")]));
+    expect(related.paths.sort()).toEqual([
+      "/constituent/v1/constituents/{id}",
+      "/constituent/v1/constituents/{id}/relationships",
+    ]);
+    // An event type Concord does not know reads the constituent whole.
+    const unknown = await callsOf(() => recordWebhookChanges(deps, [hook("membership.add", "changed")]));
+    expect(unknown.paths).toHaveLength(5);
+    const [newcomer = ""] = await seedRe([individual("kai@example.org", "Kai", "Koh")]);
+    const added = await callsOf(() => recordWebhookChanges(deps, [hook("add", "changed", newcomer)]));
+    expect(added.result.records_seen).toBe(1);
+    expect(added.paths.length).toBeGreaterThan(3);
+    expect(await factsOf(newcomer)).toContainEqual(
+      expect.objectContaining({ source: "solicitcode:do not contact" }),
+    );
+
+    // The poll that follows reads them whole and finds the same records: nothing changed, nothing new.
+    const polled = await pull(conn);
+    expect(polled).toMatchObject({ records_changed: 0, consent_events_appended: 0, resubscribe_requests: 0 });
+    expect(polled.records_seen).toBeGreaterThan(0);
+  });
 });
 
 describe("pullConnection configuration", () => {

@@ -143,7 +143,9 @@ export async function recordWebhookChanges(
   };
   const ids = [...new Set(changes.filter((c) => c.change !== "test").map((c) => c.external_id))];
   if (ids.length === 0) return report;
-  const read = await deps.connection.session().get(ids);
+  const read = await deps.connection
+    .session()
+    .get(ids, { changed: await changedParts(deps.store, ctx.connection_id, changes) });
   if (!read.ok) {
     report.error = toPullError(read.error);
     return report;
@@ -155,4 +157,28 @@ export async function recordWebhookChanges(
   report.record_ids = [...new Set([...ids, ...read.value.records.map((r) => r.external_id)])];
   await deps.connection.healthy({ ok: true });
   return report;
+}
+
+/**
+ * What the webhooks said changed, for the records Concord holds a live snapshot of: the connector
+ * may re-read only those parts. A record never seen, or last seen deleted, is read whole.
+ */
+async function changedParts(
+  store: RecordDeps["store"],
+  connection_id: string,
+  changes: readonly WebhookChange[],
+): Promise<Map<string, WebhookChange[]>> {
+  const named = changes.filter((c) => c.change !== "test");
+  const held = await store.snapshots.getMany(connection_id, [...new Set(named.map((c) => c.external_id))]);
+  const changed = new Map<string, WebhookChange[]>();
+  for (const c of named) {
+    const payload = held.get(c.external_id)?.payload;
+    const live =
+      typeof payload === "object" &&
+      payload !== null &&
+      !Array.isArray(payload) &&
+      payload["deleted"] !== true;
+    if (live) changed.set(c.external_id, [...(changed.get(c.external_id) ?? []), c]);
+  }
+  return changed;
 }

@@ -13,6 +13,7 @@ import { appendConsentEvents, eventsForContact, type ConsentEventInput } from ".
 import type { ConsentEventDraft } from "../ledger/consent-event-id";
 import { JsonValueSchema, type JsonValue, type StoreSession } from "../store/ports";
 import { contentHash } from "./content-hash";
+import { keepUnread } from "./keep-unread";
 import { addressHash, suppressionSalt } from "./suppression-hash";
 import { resolveObservedScope, type ScopeMapping } from "./resolve-observed-scope";
 import { loadMatchIndex, PageFacts, storeContactType } from "./store-match-index";
@@ -125,6 +126,15 @@ export async function recordChanges(
   // A read can repeat a record (overlap windows); the last copy is the newest.
   const records = new Map<string, ExternalRecord>();
   for (const r of batch.records) records.set(r.external_id, r);
+  // A partial re-read (a webhook's) is completed from its last snapshot before its addresses are read.
+  const partial = [...records.values()].filter((r) => r.unread !== undefined);
+  if (partial.length > 0) {
+    const last = await tx.snapshots.getMany(
+      ctx.connection_id,
+      partial.map((r) => r.external_id),
+    );
+    for (const r of partial) records.set(r.external_id, keepUnread(r, last.get(r.external_id)?.payload));
+  }
   // An observation whose record is not in the batch is identified by its address: checked too.
   const refused = await erasedRecords(tx, ctx, [
     ...records.values(),

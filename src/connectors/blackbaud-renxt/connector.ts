@@ -14,9 +14,11 @@ import type {
   ConnectorSession,
   ConsentObservation,
   ExternalRecord,
+  GetOptions,
   RecordsWithConsent,
   OperationOutcome,
   ReadPage,
+  WebhookChange,
 } from "../connector";
 import { sameEmail } from "../../core/identity/normalise-email";
 import { err, ok } from "../../core/result";
@@ -42,7 +44,9 @@ import {
   latestConsents,
   toExternalRecord,
   toUtcIso,
+  DETAIL_PARTS,
   type ConstituentDetail,
+  type DetailPart,
 } from "./mapping";
 import { z } from "zod";
 import type { CallPriority } from "../http/rate-limiter";
@@ -102,6 +106,11 @@ export const BLACKBAUD_LIMITS: ConnectorLimits = {
 
 const sameCode = (a: string, b: string): boolean => a.trim().toLowerCase() === b.trim().toLowerCase();
 const STREAM = "constituents";
+/**
+ * How long the tenant's Solicit Codes table is trusted between sessions: a code added to the table
+ * counts as an opt-out code within ten minutes (a call each ten minutes, not one per webhook).
+ */
+const SOLICIT_CODE_TABLE_TTL_MS = 10 * 60_000;
 /** SKY's all-constituents lists lag about 30 minutes behind writes (reference/apis.md §3): read 45 back. */
 const ALL_CONSTITUENTS_LIST_LAG_MS = 45 * 60_000;
 /**
@@ -116,6 +125,29 @@ const EMAIL_IDS_PER_CALL = 100;
 const EPOCH = "1900-01-01T00:00:00.000Z";
 
 type Resolved = BlackbaudRenxtOptions & { overlap_ms: number };
+
+/**
+ * What a webhook's event can have touched beyond the constituent record, which is always read.
+ * `constituent.add`/`change` is raised by the record's own fields, its preferred address and
+ * primary phone, and the "Requests no email" code behind `requests_no_email` (QUIRKS.md); its
+ * consent records are read too, as they say who asked for no email. Address and phone events touch
+ * the record itself; email address events the addresses; solicit code and consent events the codes
+ * and consent records; relationship events the relationships. Any other event reads everything.
+ */
+function partsOfChange(change: WebhookChange): readonly DetailPart[] {
+  if (change.change === "email_changed") return ["emails"];
+  if (change.change === "consent_changed") return ["consents", "solicit_codes"];
+  if (change.change !== "changed") return DETAIL_PARTS;
+  const [kind] = change.type.replace(/^com\.blackbaud\.constituent\./, "").split(".");
+  if (kind === "add" || kind === "change") return ["consents"];
+  if (kind === "address" || kind === "phone") return [];
+  if (kind === "relationship") return ["relationships"];
+  return DETAIL_PARTS;
+}
+
+/** The parts a re-read after these events reads; undefined (everything) when nothing was said. */
+const partsFor = (changes: readonly WebhookChange[] | undefined): ReadonlySet<DetailPart> | undefined =>
+  changes === undefined ? undefined : new Set(changes.flatMap(partsOfChange));
 
 /** What a page's constituents were read with in bulk: list memberships, email addresses, relationships. */
 type Known = {
@@ -156,17 +188,21 @@ function createSession(
   let optOutCodes: Promise<ConnectorResult<string[]>> | undefined;
   const activeOptOutCodes = (): Promise<ConnectorResult<string[]>> => {
     if (opts.opt_out_solicit_codes.length === 0) return Promise.resolve(ok([]));
-    optOutCodes ??= client.solicitCodeTable().then((table) => {
-      if (!table.ok) {
-        optOutCodes = undefined; // asked again next time
-        return table;
-      }
-      const known = new Map(
-        table.value
-          .filter((t) => t.inactive !== true)
-          .map((t) => [t.description.trim().toLowerCase(), t.description]),
-      );
-      return ok(opts.opt_out_solicit_codes.flatMap((code) => known.get(code.toLowerCase()) ?? []));
+    const load = (): Promise<ConnectorResult<string[]>> =>
+      client.solicitCodeTable().then((table) => {
+        if (!table.ok) return table;
+        const known = new Map(
+          table.value
+            .filter((t) => t.inactive !== true)
+            .map((t) => [t.description.trim().toLowerCase(), t.description]),
+        );
+        return ok(opts.opt_out_solicit_codes.flatMap((code) => known.get(code.toLowerCase()) ?? []));
+      });
+    const key = `opt-out-solicit-codes:${opts.opt_out_solicit_codes.join("\u0000")}`;
+    if (runtime.remember) return runtime.remember(key, SOLICIT_CODE_TABLE_TTL_MS, load);
+    optOutCodes ??= load().then((answer) => {
+      if (!answer.ok) optOutCodes = undefined; // asked again next time
+      return answer;
     });
     return optOutCodes;
   };
@@ -180,6 +216,7 @@ function createSession(
     constituent: Constituent,
     priority: CallPriority,
     known: Known,
+    parts?: ReadonlySet<DetailPart>,
   ): Promise<ConnectorResult<ConstituentDetail | null>> => {
     let c = constituent;
     if (c.requests_no_email === undefined) {
@@ -189,7 +226,14 @@ function createSession(
       c = full.value;
     }
     const detail: ConstituentDetail = { constituent: c };
-    if (opts.read.email_addresses) {
+    const unread: DetailPart[] = [];
+    /** Whether to read a part the options ask for; one a partial re-read leaves out is noted. */
+    const reads = (part: DetailPart): boolean => {
+      if (parts === undefined || parts.has(part)) return true;
+      unread.push(part);
+      return false;
+    };
+    if (opts.read.email_addresses && reads("emails")) {
       if (known.emails) detail.emails = known.emails.get(c.id) ?? [];
       else {
         const emails = await client.listEmailAddresses(c.id, priority);
@@ -197,12 +241,12 @@ function createSession(
         detail.emails = emails.value;
       }
     }
-    if (opts.read.consents) {
+    if (opts.read.consents && reads("consents")) {
       const consents = await client.listConsents(c.id, false, priority);
       if (!consents.ok) return consents;
       detail.consents = consents.value;
     }
-    if (opts.read.relationships && c.type === "Individual") {
+    if (opts.read.relationships && c.type === "Individual" && reads("relationships")) {
       if (known.organisation_contacts) detail.relationships = known.organisation_contacts.get(c.id) ?? [];
       else {
         const rel = await client.listRelationships(c.id, priority);
@@ -210,7 +254,7 @@ function createSession(
         detail.relationships = rel.value;
       }
     }
-    if (optOutCategories.length > 0) {
+    if (optOutCategories.length > 0 && reads("custom_fields")) {
       const fields = await client.listCustomFields(c.id, priority);
       if (!fields.ok) return fields;
       detail.opt_out_fields = optOutCategories.map((category) => {
@@ -218,12 +262,13 @@ function createSession(
         return field ? { category, field } : { category };
       });
     }
-    if (opts.read.latest_gift) {
+    if (opts.read.latest_gift && reads("latest_gift")) {
       const gift = await client.latestGift(c.id, priority);
       if (!gift.ok) return gift;
       if (gift.value) detail.latest_gift = gift.value;
     }
-    const codes = await activeOptOutCodes();
+    const codes =
+      opts.opt_out_solicit_codes.length > 0 && reads("solicit_codes") ? await activeOptOutCodes() : ok([]);
     if (!codes.ok) return codes;
     if (codes.value.length > 0) {
       const held = await client.listSolicitCodes(c.id, priority);
@@ -235,6 +280,7 @@ function createSession(
       };
     }
     if (known.lists) detail.list_ids = known.lists.get(c.id) ?? [];
+    if (unread.length > 0) detail.unread = unread;
     return ok(detail);
   };
 
@@ -450,7 +496,10 @@ function createSession(
     }
   }
 
-  const get = async (ids: readonly string[]): Promise<ConnectorResult<RecordsWithConsent>> => {
+  const get = async (
+    ids: readonly string[],
+    options: GetOptions = {},
+  ): Promise<ConnectorResult<RecordsWithConsent>> => {
     const unique = [...new Set(ids)];
     const records: ExternalRecord[] = [];
     const consent: ConsentObservation[] = [];
@@ -461,7 +510,7 @@ function createSession(
         records.push(deletedRecord(id, nowIso()));
         continue;
       }
-      const detail = await enrich(c.value, "read", {});
+      const detail = await enrich(c.value, "read", {}, partsFor(options.changed?.get(id)));
       if (!detail.ok) return detail;
       if (!detail.value) {
         records.push(deletedRecord(id, nowIso()));

@@ -11,6 +11,7 @@ import type {
   ConsentObservation,
   ExternalEmail,
   ExternalRecord,
+  UnreadParts,
   ObservedScope,
   WebhookChange,
 } from "../connector";
@@ -149,6 +150,32 @@ function compareConsent(a: ConsentRecord, b: ConsentRecord): number {
   );
 }
 
+/** The parts of a constituent read in calls of their own, beyond the constituent record. */
+export const DETAIL_PARTS = [
+  "emails",
+  "consents",
+  "relationships",
+  "custom_fields",
+  "latest_gift",
+  "solicit_codes",
+] as const;
+export type DetailPart = (typeof DETAIL_PARTS)[number];
+
+/** What each part, left unread, leaves to the last snapshot: record properties and consent facts by source. */
+const UNREAD: Record<DetailPart, UnreadParts> = {
+  emails: { properties: ["emails"], consent_sources: ["emailaddress:"] },
+  consents: { properties: [], consent_sources: ["consent_record"] },
+  relationships: { properties: ["organisation_external_id"], consent_sources: [] },
+  custom_fields: { properties: [], consent_sources: ["customfield:"] },
+  latest_gift: { properties: ["consent_grounds"], consent_sources: [] },
+  solicit_codes: { properties: ["do_not_contact"], consent_sources: ["solicitcode:"] },
+};
+
+const unreadParts = (parts: readonly DetailPart[]): UnreadParts => ({
+  properties: [...new Set(parts.flatMap((p) => UNREAD[p].properties))],
+  consent_sources: [...new Set(parts.flatMap((p) => UNREAD[p].consent_sources))],
+});
+
 export type ConstituentDetail = {
   constituent: Constituent;
   /** All the constituent's email addresses, when read; else only its primary `email` is known. */
@@ -168,6 +195,8 @@ export type ConstituentDetail = {
   opt_out_codes?: { codes: readonly string[]; held: readonly ConstituentSolicitCode[]; read_at: string };
   /** The latest gift, when the connection reads it (`read.latest_gift`) and the constituent has one. */
   latest_gift?: LatestGift;
+  /** The parts a partial re-read (after a webhook) left out; they keep their last known values. */
+  unread?: readonly DetailPart[];
 };
 
 /** Whether a constituent's solicit code is in force at `at`: started, and not ended. */
@@ -303,6 +332,7 @@ export function toExternalRecord(detail: ConstituentDetail): ExternalRecord {
     ...(giftGround(detail.latest_gift) ?? {}),
     ...(organisation ? { organisation_external_id: organisation } : {}),
     updated_at: toUtcIso(c.date_modified),
+    ...(detail.unread && detail.unread.length > 0 ? { unread: unreadParts(detail.unread) } : {}),
   };
 }
 
