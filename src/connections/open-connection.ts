@@ -18,7 +18,6 @@ import {
   type CredentialDeps,
 } from "./connection-credentials";
 import { manifestOf } from "../connectors/registry";
-import { createRemember } from "../connectors/kit/remember";
 
 export type OpenConnectionDeps = CredentialDeps & {
   health: ConnectionHealthTracker;
@@ -92,7 +91,6 @@ export function openConnection(
     now: deps.now,
     sleep: deps.sleep,
     budget,
-    remember: createRemember(deps.now),
     onAuthFailure: (error) => {
       void deps.health.authFailed(connection.id, error);
     },

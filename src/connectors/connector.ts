@@ -95,18 +95,32 @@ export type ExternalRecord = {
   organisation_external_id?: string;
   updated_at: string;
   /**
+   * The system's own version stamp of the record (Raiser's Edge NXT's `date_modified` as written,
+   * to 100 ns), compared for equality only: an incremental read may read a record Concord already
+   * holds at this version in part (`ReadOptions.held`).
+   */
+  version?: string;
+  /**
    * Set by a partial re-read (`GetOptions.changed`): what was not read this time. The record stage
    * keeps those parts from the record's last snapshot, so nothing unread reads as cleared.
    */
   unread?: UnreadParts;
 };
 
+/** Record properties a partial read may leave to the last snapshot. */
+export type UnreadProperty = Exclude<keyof ExternalRecord, "external_id" | "consent_state" | "unread">;
+
 /** The parts of a record a partial re-read left out (see `ExternalRecord.unread`). */
 export type UnreadParts = {
   /** Record properties not read: their last known values stand. */
-  properties: readonly ("emails" | "organisation_external_id" | "consent_grounds" | "do_not_contact")[];
+  properties: readonly UnreadProperty[];
   /** Consent facts whose `source` starts with one of these were not read: their last known state stands. */
   consent_sources: readonly string[];
+  /**
+   * The source prefixes in the order the connector lists a record's facts, so the facts read and
+   * those kept are put back in that order and the record hashes as the same record read whole.
+   */
+  fact_order: readonly string[];
 };
 
 /** Records and the consent observed on them, as a targeted re-read returns them. */
@@ -157,6 +171,13 @@ export type ReadOptions = {
   full?: boolean;
   /** Lists to read memberships for (CRM static lists, platform lists). */
   list_ids?: readonly string[];
+  /**
+   * The versions (`ExternalRecord.version`) of the records Concord holds, asked a page at a time:
+   * an incremental read may read a record whose version has not moved since it was stored (what
+   * its overlap window lists again) only in the parts that change without moving it, naming the
+   * rest in `unread`.
+   */
+  held?: (external_ids: readonly string[]) => Promise<ReadonlyMap<string, string>>;
 };
 
 export type { ConnectorOperation, ConsentIntent, ObservedScope, OperationKind } from "../core/operations";
@@ -298,13 +319,6 @@ export type TransportResponse = { status: number; headers: Record<string, string
 /** Carries a connector's HTTP calls; throws on a network failure (no answer at all). */
 export type HttpTransport = (url: string, init: TransportRequest) => Promise<TransportResponse>;
 
-/** Keeps a loaded answer under a key for a while (`ConnectorRuntime.remember`); failures are not kept. */
-export type Remember = <T>(
-  key: string,
-  ttl_ms: number,
-  load: () => Promise<ConnectorResult<T>>,
-) => Promise<ConnectorResult<T>>;
-
 export type ConnectorRuntime = {
   now: () => Date;
   sleep: (ms: number) => Promise<void>;
@@ -316,9 +330,4 @@ export type ConnectorRuntime = {
   transport?: HttpTransport;
   /** Called on each vendor call, for metrics and budget display. */
   onApiCall?: (call: { method: string; path: string; status: number; duration_ms: number }) => void;
-  /**
-   * The connection's memory of slow-changing configuration tables, shared by all its sessions; a
-   * session without it keeps such tables for its own life only.
-   */
-  remember?: Remember;
 };

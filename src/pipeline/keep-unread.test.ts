@@ -44,6 +44,7 @@ const partial = (changes: Partial<ExternalRecord> = {}): ExternalRecord => ({
   unread: {
     properties: ["emails", "do_not_contact", "organisation_external_id", "consent_grounds"],
     consent_sources: ["solicitcode:", "emailaddress:"],
+    fact_order: ["solicitcode:", "requests_no_email", "emailaddress:", "customfield:", "consent_record"],
   },
   ...changes,
 });
@@ -75,7 +76,7 @@ describe("keepUnread", () => {
     ]);
   });
 
-  it("a property the snapshot did not have is left out; a source new since then stays after its neighbour", () => {
+  it("a property the snapshot did not have is left out; a source new since then takes its place in the connector's order", () => {
     const { organisation_external_id: _gone, ...withoutOrganisation } = whole;
     const completed = keepUnread(
       partial({
@@ -88,8 +89,8 @@ describe("keepUnread", () => {
     expect(completed.consent_state.map((f) => f.source)).toEqual([
       "solicitcode:do not contact",
       "requests_no_email",
-      "customfield:Opt out",
       "emailaddress:e1.do_not_email",
+      "customfield:Opt out",
     ]);
   });
 

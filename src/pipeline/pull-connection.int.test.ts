@@ -171,6 +171,17 @@ describeOnBackends("pullConnection", (backend) => {
     return Number(row.n);
   };
 
+  /** The SKY paths a step called, ids as {id}, token calls left out. */
+  const callsOf = async <T>(fn: () => Promise<T>): Promise<{ result: T; paths: string[] }> => {
+    const before = re.kit.requests.length;
+    const result = await fn();
+    const paths = re.kit.requests
+      .slice(before)
+      .map((r) => (r.path.split("?")[0] ?? "").replace(/\/\d+(?=\/|$)/g, "/{id}"))
+      .filter((p) => !p.startsWith("/oauth2/"));
+    return { result, paths };
+  };
+
   it("a first full pull creates contacts, links and snapshots; a second pull with no changes appends and changes nothing", async () => {
     const [adaRe, bobRe] = await seedRe([
       individual("ada@example.org", "Ada", "Lovelace"),
@@ -664,16 +675,6 @@ describeOnBackends("pullConnection", (backend) => {
       occurred_at: now().toISOString(),
       change,
     });
-    /** The SKY paths a step called, ids as {id}, token calls left out. */
-    const callsOf = async <T>(fn: () => Promise<T>): Promise<{ result: T; paths: string[] }> => {
-      const before = re.kit.requests.length;
-      const result = await fn();
-      const paths = re.kit.requests
-        .slice(before)
-        .map((r) => (r.path.split("?")[0] ?? "").replace(/\/\d+(?=\/|$)/g, "/{id}"))
-        .filter((p) => !p.startsWith("/oauth2/"));
-      return { result, paths };
-    };
     const factsOf = async (externalId: string) =>
       (
         (await store.snapshots.get("re-nxt", externalId))?.payload as {
@@ -709,6 +710,7 @@ describeOnBackends("pullConnection", (backend) => {
     expect(ended.paths.sort()).toEqual([
       "/commpref/v1/constituents/{id}/consents",
       "/commpref/v1/constituents/{id}/constituentsolicitcodes",
+      "/commpref/v1/solicitcodes",
       "/constituent/v1/constituents/{id}",
     ]);
     expect(ended.result.resubscribe_requests).toBe(1);
@@ -727,9 +729,9 @@ describeOnBackends("pullConnection", (backend) => {
       "/constituent/v1/constituents/{id}",
       "/constituent/v1/constituents/{id}/relationships",
     ]);
-    // An event type Concord does not know reads the constituent whole.
+    // An event type Concord does not know reads the constituent whole (and the Solicit Codes table, once a session).
     const unknown = await callsOf(() => recordWebhookChanges(deps, [hook("membership.add", "changed")]));
-    expect(unknown.paths).toHaveLength(5);
+    expect(unknown.paths).toHaveLength(6);
     const [newcomer = ""] = await seedRe([individual("kai@example.org", "Kai", "Koh")]);
     const added = await callsOf(() => recordWebhookChanges(deps, [hook("add", "changed", newcomer)]));
     expect(added.result.records_seen).toBe(1);
@@ -742,6 +744,55 @@ describeOnBackends("pullConnection", (backend) => {
     const polled = await pull(conn);
     expect(polled).toMatchObject({ records_changed: 0, consent_events_appended: 0, resubscribe_requests: 0 });
     expect(polled.records_seen).toBeGreaterThan(0);
+  });
+
+  it("a poll reads what its overlap lists again unmoved only in its consent records and solicit codes; what moved is read whole", async () => {
+    const [still = "", moved = ""] = await seedRe([
+      individual("lee@example.org", "Lee", "Lo"),
+      individual("max@example.org", "Max", "Mo"),
+    ]);
+    const conn = open("re-nxt");
+    await pull(conn);
+    const byKind = (paths: string[]): Record<string, number> =>
+      paths.reduce<Record<string, number>>((n, p) => ({ ...n, [p]: (n[p] ?? 0) + 1 }), {});
+
+    // Both are listed again (the checkpoint is their last change): neither moved.
+    advance(60_000);
+    const again = await callsOf(() => pull(conn));
+    expect(again.result).toMatchObject({ error: null, records_seen: 2, records_changed: 0 });
+    expect(byKind(again.paths)).toEqual({
+      "/constituent/v1/constituents": 1,
+      "/commpref/v1/solicitcodes": 1,
+      "/commpref/v1/constituents/{id}/consents": 2,
+      "/commpref/v1/constituents/{id}/constituentsolicitcodes": 2,
+    });
+
+    // One ticks Requests No Email (its date_modified moves: read whole); the other, unmoved, gets
+    // an OptOut consent record, which moves nothing and is still seen.
+    advance(60_000);
+    await reAct({ action: "set_requests_no_email", constituent_id: moved });
+    await reAct({ action: "add_consent", constituent_id: still, response: "OptOut" });
+    advance(1_000);
+    const changed = await callsOf(() => pull(conn));
+    expect(changed.result).toMatchObject({ error: null, consent_events_appended: 2 });
+    expect(byKind(changed.paths)).toEqual({
+      "/constituent/v1/constituents": 1,
+      "/commpref/v1/solicitcodes": 1,
+      "/constituent/v1/constituents/{id}": 1,
+      "/constituent/v1/constituents/{id}/emailaddresses": 1,
+      "/constituent/v1/constituents/{id}/relationships": 1,
+      "/commpref/v1/constituents/{id}/consents": 2,
+      "/commpref/v1/constituents/{id}/constituentsolicitcodes": 2,
+    });
+    const kinds = async (id: string) => (await eventsOf(await contactOf("re-nxt", id))).map((e) => e.kind);
+    expect(await kinds(moved)).toEqual(["opt_out"]);
+    expect(await kinds(still)).toEqual(["opt_out"]);
+    // The record read in part is stored as it was, its name and flags kept.
+    expect((await store.snapshots.get("re-nxt", still))?.payload).toMatchObject({
+      first_name: "Lee",
+      emails: [expect.objectContaining({ address: "lee@example.org" })],
+    });
+    expect((await pull(conn, { full: true })).records_changed).toBe(0);
   });
 });
 

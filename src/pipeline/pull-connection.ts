@@ -98,7 +98,7 @@ export async function pullConnection(deps: PullDeps): Promise<PullReport> {
     checkpoint_after: checkpoint?.value ?? null,
   };
   const options: ReadOptions = {
-    ...(deps.options?.full === true ? { full: true } : {}),
+    ...(deps.options?.full === true ? { full: true } : { held: heldVersions(deps.store, ctx.connection_id) }),
     ...(deps.options?.list_ids !== undefined ? { list_ids: deps.options.list_ids } : {}),
   };
 
@@ -182,3 +182,18 @@ async function changedParts(
   }
   return changed;
 }
+
+/** The stored versions of a connection's records, for an incremental read to read in part what has not moved. */
+const heldVersions =
+  (store: RecordDeps["store"], connection_id: string) =>
+  async (external_ids: readonly string[]): Promise<Map<string, string>> => {
+    const held = await store.snapshots.getMany(connection_id, external_ids);
+    const versions = new Map<string, string>();
+    for (const [id, snapshot] of held) {
+      const payload = snapshot.payload;
+      if (typeof payload !== "object" || payload === null || Array.isArray(payload)) continue;
+      const version = payload["version"];
+      if (typeof version === "string" && payload["deleted"] !== true) versions.set(id, version);
+    }
+    return versions;
+  };

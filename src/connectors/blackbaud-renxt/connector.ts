@@ -17,6 +17,7 @@ import type {
   GetOptions,
   RecordsWithConsent,
   OperationOutcome,
+  ReadOptions,
   ReadPage,
   WebhookChange,
 } from "../connector";
@@ -106,11 +107,6 @@ export const BLACKBAUD_LIMITS: ConnectorLimits = {
 
 const sameCode = (a: string, b: string): boolean => a.trim().toLowerCase() === b.trim().toLowerCase();
 const STREAM = "constituents";
-/**
- * How long the tenant's Solicit Codes table is trusted between sessions: a code added to the table
- * counts as an opt-out code within ten minutes (a call each ten minutes, not one per webhook).
- */
-const SOLICIT_CODE_TABLE_TTL_MS = 10 * 60_000;
 /** SKY's all-constituents lists lag about 30 minutes behind writes (reference/apis.md §3): read 45 back. */
 const ALL_CONSTITUENTS_LIST_LAG_MS = 45 * 60_000;
 /**
@@ -144,6 +140,13 @@ function partsOfChange(change: WebhookChange): readonly DetailPart[] {
   if (kind === "relationship") return ["relationships"];
   return DETAIL_PARTS;
 }
+
+/**
+ * What an incremental read reads of a constituent Concord holds at its current date_modified: the
+ * consent records and solicit codes, which change without moving it (QUIRKS.md); the record, its
+ * addresses and the rest are as stored. Opt-out custom fields have a pass of their own.
+ */
+const UNMOVED_PARTS: ReadonlySet<DetailPart> = new Set(["consents", "solicit_codes"]);
 
 /** The parts a re-read after these events reads; undefined (everything) when nothing was said. */
 const partsFor = (changes: readonly WebhookChange[] | undefined): ReadonlySet<DetailPart> | undefined =>
@@ -188,21 +191,17 @@ function createSession(
   let optOutCodes: Promise<ConnectorResult<string[]>> | undefined;
   const activeOptOutCodes = (): Promise<ConnectorResult<string[]>> => {
     if (opts.opt_out_solicit_codes.length === 0) return Promise.resolve(ok([]));
-    const load = (): Promise<ConnectorResult<string[]>> =>
-      client.solicitCodeTable().then((table) => {
-        if (!table.ok) return table;
-        const known = new Map(
-          table.value
-            .filter((t) => t.inactive !== true)
-            .map((t) => [t.description.trim().toLowerCase(), t.description]),
-        );
-        return ok(opts.opt_out_solicit_codes.flatMap((code) => known.get(code.toLowerCase()) ?? []));
-      });
-    const key = `opt-out-solicit-codes:${opts.opt_out_solicit_codes.join("\u0000")}`;
-    if (runtime.remember) return runtime.remember(key, SOLICIT_CODE_TABLE_TTL_MS, load);
-    optOutCodes ??= load().then((answer) => {
-      if (!answer.ok) optOutCodes = undefined; // asked again next time
-      return answer;
+    optOutCodes ??= client.solicitCodeTable().then((table) => {
+      if (!table.ok) {
+        optOutCodes = undefined; // asked again next time
+        return table;
+      }
+      const known = new Map(
+        table.value
+          .filter((t) => t.inactive !== true)
+          .map((t) => [t.description.trim().toLowerCase(), t.description]),
+      );
+      return ok(opts.opt_out_solicit_codes.flatMap((code) => known.get(code.toLowerCase()) ?? []));
     });
     return optOutCodes;
   };
@@ -218,21 +217,21 @@ function createSession(
     known: Known,
     parts?: ReadonlySet<DetailPart>,
   ): Promise<ConnectorResult<ConstituentDetail | null>> => {
+    const unread: DetailPart[] = [];
+    /** Whether to read a part the options ask for; one a partial read leaves out is noted. */
+    const reads = (part: DetailPart): boolean => {
+      if (parts === undefined || parts.has(part)) return true;
+      unread.push(part);
+      return false;
+    };
     let c = constituent;
-    if (c.requests_no_email === undefined) {
+    if (c.requests_no_email === undefined && reads("record")) {
       const full = await client.getConstituent(c.id, priority);
       if (!full.ok) return full;
       if (!full.value) return ok(null);
       c = full.value;
     }
     const detail: ConstituentDetail = { constituent: c };
-    const unread: DetailPart[] = [];
-    /** Whether to read a part the options ask for; one a partial re-read leaves out is noted. */
-    const reads = (part: DetailPart): boolean => {
-      if (parts === undefined || parts.has(part)) return true;
-      unread.push(part);
-      return false;
-    };
     if (opts.read.email_addresses && reads("emails")) {
       if (known.emails) detail.emails = known.emails.get(c.id) ?? [];
       else {
@@ -288,6 +287,7 @@ function createSession(
     constituents: readonly Constituent[],
     priority: CallPriority,
     known: Known,
+    partsOf: (c: Constituent) => ReadonlySet<DetailPart> | undefined = () => undefined,
   ): Promise<ConnectorResult<ConstituentDetail[]>> => {
     const results: (ConstituentDetail | null)[] = new Array<ConstituentDetail | null>(
       constituents.length,
@@ -297,7 +297,8 @@ function createSession(
     const worker = async (): Promise<void> => {
       while (failure === undefined && next < constituents.length) {
         const i = next++;
-        const r = await enrich(constituents[i]!, priority, known);
+        const c = constituents[i]!;
+        const r = await enrich(c, priority, known, partsOf(c));
         if (!r.ok) failure ??= r.error;
         else results[i] = r.value;
       }
@@ -382,10 +383,7 @@ function createSession(
     return read.ok ? ok(byConstituent) : read;
   };
 
-  async function* read(
-    checkpoint: Checkpoint | null,
-    options: { full?: boolean; list_ids?: readonly string[] } = {},
-  ) {
+  async function* read(checkpoint: Checkpoint | null, options: ReadOptions = {}) {
     const { full, since } = readStart(checkpoint, {
       ...(options.full !== undefined ? { full: options.full } : {}),
       overlap_ms: opts.overlap_ms,
@@ -450,6 +448,14 @@ function createSession(
       }
       // The overlap window and SKY's sort_token can repeat a constituent across pages: keep the first.
       const fresh = page.value.value.filter((c) => first(c.id));
+      // The overlap window lists again what Concord holds at its current version (SKY's
+      // date_modified to 100 ns, which every save of the record, its addresses and its "Requests
+      // no email" code moves): of those only what changes without moving it is read.
+      let unmoved: ReadonlySet<string> = new Set();
+      if (!full && options.held && fresh.length > 0) {
+        const held = await options.held(fresh.map((c) => c.id));
+        unmoved = new Set(fresh.filter((c) => held.get(c.id) === c.date_modified.trim()).map((c) => c.id));
+      }
       const known: Known = lists ? { lists } : {};
       if (full && fresh.length >= ALL_CONSTITUENTS_LISTS_FROM) {
         currentBefore ??= runtime.now().getTime() - ALL_CONSTITUENTS_LIST_LAG_MS;
@@ -473,7 +479,9 @@ function createSession(
           known.organisation_contacts = organisations;
         }
       }
-      const details = await enrichAll(fresh, "read", known);
+      const details = await enrichAll(fresh, "read", known, (c) =>
+        unmoved.has(c.id) ? UNMOVED_PARTS : undefined,
+      );
       if (!details.ok) {
         yield details;
         return;

@@ -150,8 +150,9 @@ function compareConsent(a: ConsentRecord, b: ConsentRecord): number {
   );
 }
 
-/** The parts of a constituent read in calls of their own, beyond the constituent record. */
+/** The parts of a constituent read in calls of their own: the record, and what it does not carry. */
 export const DETAIL_PARTS = [
+  "record",
   "emails",
   "consents",
   "relationships",
@@ -162,7 +163,22 @@ export const DETAIL_PARTS = [
 export type DetailPart = (typeof DETAIL_PARTS)[number];
 
 /** What each part, left unread, leaves to the last snapshot: record properties and consent facts by source. */
-const UNREAD: Record<DetailPart, UnreadParts> = {
+const UNREAD: Record<DetailPart, Omit<UnreadParts, "fact_order">> = {
+  // The record itself (`GET /constituents/{id}`; a list item has no requests_no_email): all it gives.
+  record: {
+    properties: [
+      "kind",
+      "first_name",
+      "last_name",
+      "organisation_name",
+      "fields",
+      "inactive",
+      "deceased",
+      "updated_at",
+      "version",
+    ],
+    consent_sources: ["requests_no_email"],
+  },
   emails: { properties: ["emails"], consent_sources: ["emailaddress:"] },
   consents: { properties: [], consent_sources: ["consent_record"] },
   relationships: { properties: ["organisation_external_id"], consent_sources: [] },
@@ -171,9 +187,13 @@ const UNREAD: Record<DetailPart, UnreadParts> = {
   solicit_codes: { properties: ["do_not_contact"], consent_sources: ["solicitcode:"] },
 };
 
+/** The order `consentFacts` lists a constituent's facts in, by source. */
+const FACT_ORDER = ["solicitcode:", "requests_no_email", "emailaddress:", "customfield:", "consent_record"];
+
 const unreadParts = (parts: readonly DetailPart[]): UnreadParts => ({
   properties: [...new Set(parts.flatMap((p) => UNREAD[p].properties))],
   consent_sources: [...new Set(parts.flatMap((p) => UNREAD[p].consent_sources))],
+  fact_order: FACT_ORDER,
 });
 
 export type ConstituentDetail = {
@@ -332,6 +352,7 @@ export function toExternalRecord(detail: ConstituentDetail): ExternalRecord {
     ...(giftGround(detail.latest_gift) ?? {}),
     ...(organisation ? { organisation_external_id: organisation } : {}),
     updated_at: toUtcIso(c.date_modified),
+    version: c.date_modified.trim(),
     ...(detail.unread && detail.unread.length > 0 ? { unread: unreadParts(detail.unread) } : {}),
   };
 }

@@ -305,9 +305,21 @@ export class EmulatorState {
     }));
   }
 
+  /**
+   * SKY writes modification dates with seven fractional digits (100 ns ticks), so two saves never
+   * share one. The emulator's clock has milliseconds: a save in the same millisecond as the last
+   * takes the next tick (ten thousand saves in one millisecond run a millisecond ahead).
+   */
   private stamp(): string {
-    return isoWithOffset(this.config.now());
+    const now = this.config.now().getTime();
+    if (now > this.lastStamp.ms) this.lastStamp = { ms: now, tick: 0 };
+    else if (this.lastStamp.tick < 9_999)
+      this.lastStamp = { ms: this.lastStamp.ms, tick: this.lastStamp.tick + 1 };
+    else this.lastStamp = { ms: this.lastStamp.ms + 1, tick: 0 };
+    const { ms, tick } = this.lastStamp;
+    return isoWithOffset(new Date(ms)).replace("+00:00", `${String(tick).padStart(4, "0")}+00:00`);
   }
+  private lastStamp = { ms: Number.NEGATIVE_INFINITY, tick: 0 };
 
   private newId(): string {
     this.nextId += 1;
