@@ -447,7 +447,7 @@ function pushResults(r: PathRun): BenchResult[] {
       notes:
         `A constituent.change re-reads the constituent and its consent records and keeps the rest (addresses, relationships, solicit codes) from the last snapshot; ` +
         `counted on ${sample} of the opted-out constituents once the service stopped, through the same re-read a delivery makes. ` +
-        `Reference: the connector's re-read of the same constituents told nothing of what changed.`,
+        `Reference: the connector's re-read of the same constituents told nothing of what changed (the whole constituent, and the Solicit Codes table its session asks once).`,
     }),
   ];
 }

@@ -114,6 +114,66 @@ describe("the engine as a service (SQLite)", () => {
     expect(targeted?.plan?.operations.map((o) => o.kind)).toEqual(["record_opt_out"]);
   });
 
+  it("9. a webhook's sync never waits for a poll's reads: it lands while the poll is still reading", async () => {
+    await runtime.tick(); // the first run
+    await reApi("POST", "/webhook/v1/subscriptions", {
+      webhook_url: `${base}/webhooks/re-nxt?webhookKey=${WEBHOOK_SECRET}`,
+      event_type: "com.blackbaud.constituent.change.v1",
+    });
+    await flush();
+    // The next poll's read of Constant Contact is held until the test lets it go.
+    const cc = h.connections.get("cc-main");
+    if (cc === undefined) throw new Error("no cc-main");
+    let release = (): void => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let reading = (): void => undefined;
+    const readStarted = new Promise<void>((resolve) => {
+      reading = resolve;
+    });
+    h.connections.set("cc-main", {
+      ...cc,
+      session: () => {
+        const session = cc.session();
+        return {
+          ...session,
+          read: async function* (checkpoint, options) {
+            reading();
+            await gate;
+            yield* session.read(checkpoint, options);
+          },
+        };
+      },
+    });
+    const before = runs.length;
+    h.advance(61_000);
+    const poll = runtime.tick();
+    try {
+      await readStarted;
+      await h.reAct({ action: "set_requests_no_email", constituent_id: re["ada"] });
+      await flush();
+      await vi.waitFor(
+        () => {
+          expect(permission(h.ccMain, "ada")).toBe("unsubscribed");
+        },
+        {
+          timeout: 20_000,
+          interval: 20,
+        },
+      );
+      // The webhook's run is done; the poll, still reading, has not run yet.
+      expect(runs.slice(before).map((r) => r.pulls.length)).toEqual([0]);
+    } finally {
+      release();
+      await poll;
+    }
+    await runtime.idle();
+    const polled = runs.at(-1);
+    expect(polled?.pulls.map((p) => p.connection_id)).toEqual(["re-nxt", "cc-main", "cc-appeals"]);
+    expect(polled?.status).toBe("succeeded");
+  });
+
   it("9. a delivery whose re-read is refused for good is given up alone; an outage is retried after a pause", async () => {
     await runtime.syncNow();
     await reApi("POST", "/webhook/v1/subscriptions", {

@@ -26,7 +26,9 @@ import {
   seenEvents,
   webhookShareSpent,
 } from "./webhook-flood";
-import { asJson, syncPair, type SyncDeps, type SyncOptions, type SyncReport } from "./sync-pair";
+import { asJson, pullPair, syncPair, type SyncDeps, type SyncOptions, type SyncReport } from "./sync-pair";
+import { resolvePair } from "../pipeline/resolve-pair";
+import type { PullReport } from "../pipeline/pull-connection";
 
 const FULL_RECONCILIATION_STREAM = "full_reconciliation";
 
@@ -668,7 +670,14 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
    * everything. `wait: false` leaves it (false) when another process runs the pair now.
    */
   const pollOnce = async (pair: Pair, fullDue: boolean, wait: boolean): Promise<boolean> => {
-    const report = await exclusiveOr(pair.id, wait, () => syncLocked(pair, fullDue ? { full: true } : {}));
+    // An ordinary poll reads before it takes the pair: a webhook's sync then waits only for a poll's
+    // plan and writes, never for its reads (which the vendors' rates make the longest part). Reads
+    // may run beside the pair's other work, as a webhook's re-read does: recording is per batch,
+    // under the address locks, and repeats nothing.
+    const pulled = fullDue ? undefined : await pullAhead(pair);
+    const report = await exclusiveOr(pair.id, wait, () =>
+      syncLocked(pair, fullDue ? { full: true } : pulled !== undefined ? { pulled } : {}),
+    );
     if (report === undefined) return false;
     if (fullDue && report.status === "succeeded" && report.pulls.every((p) => p.error === null))
       await deps.store.checkpoints.set(`pair:${pair.id}`, FULL_RECONCILIATION_STREAM, {
@@ -676,6 +685,13 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         run_id: report.run_id,
       } satisfies JsonValue);
     return true;
+  };
+
+  /** A poll's pulls, before it takes the pair; undefined when the pair cannot be resolved (the run says why). */
+  const pullAhead = async (pair: Pair): Promise<PullReport[] | undefined> => {
+    const resolved = await resolvePair(deps.config, pair, deps.connections, deps.store);
+    if (!resolved.ok) return undefined;
+    return pullPair(deps, pair, resolved.value, false);
   };
 
   const pairById = (id: string): Pair | undefined => deps.config.pairs.find((p) => p.id === id);

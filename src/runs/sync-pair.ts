@@ -28,6 +28,11 @@ export type SyncOptions = {
   full?: boolean;
   /** Skip the pull (the records were just recorded, e.g. by a webhook re-read). */
   pull?: boolean;
+  /**
+   * The pair's pulls, made just before the run took the pair (a poll reads before it waits for
+   * the pair, so its reads never hold up a webhook's sync): reported as the run's own.
+   */
+  pulled?: readonly PullReport[];
   /** Plan only these contacts (a webhook's targets); all of the pair's contacts otherwise. */
   contact_ids?: readonly string[];
   kind?: "sync" | "reconcile";
@@ -127,7 +132,8 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
     if (!resolved.ok) return await finish(deps, run, report, resolved.error);
     const r = resolved.value;
 
-    if (options.pull !== false) {
+    if (options.pulled !== undefined) report.pulls = [...options.pulled];
+    else if (options.pull !== false) {
       deps.onStage?.("pull");
       report.pulls = await pullPair(deps, pair, r, options.full === true);
     }
