@@ -683,6 +683,10 @@ describeOnBackends("pullConnection", (backend) => {
       ).consent_state;
 
     // A name change raises constituent.change: the constituent and its consent records, nothing else.
+    const versionOf = async () =>
+      ((await store.snapshots.get("re-nxt", id))?.payload as { version?: string }).version;
+    const readWhole = await versionOf();
+    expect(readWhole).toEqual(expect.any(String));
     advance(60_000);
     await reAct({ action: "update_constituent", constituent_id: id, changes: { first: "Joanna" } });
     const renamed = await callsOf(() => recordWebhookChanges(deps, [hook("change", "changed")]));
@@ -700,6 +704,8 @@ describeOnBackends("pullConnection", (backend) => {
       first_name: "Joanna",
       do_not_contact: true,
     });
+    // Read in part, it keeps the version it was read whole at: the next poll reads it whole.
+    expect(await versionOf()).toBe(readWhole);
 
     // The code ended (a solicit code event): the codes are read, and the clearing is seen against the kept fact.
     advance(60_000);

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type {
+  ExternalRecord,
   ConnectorOperation,
   ConnectorSession,
   ObservedScope,
@@ -423,7 +424,11 @@ describe("a full read from SKY's all-constituents lists", () => {
     // The same constituents read one by one (the path of small pages, webhooks and re-reads).
     const one = await session.get(ids);
     if (!one.ok) throw new Error(one.error.message);
-    expect(byId(read.records)).toEqual(byId(one.value.records));
+    // Read from the lagging lists, a record carries no version: the next poll reads it whole.
+    expect(read.records.filter((r) => r.version !== undefined)).toEqual([]);
+    expect(one.value.records.every((r) => typeof r.version === "string")).toBe(true);
+    const versionless = (records: ExternalRecord[]) => records.map(({ version: _version, ...r }) => r);
+    expect(byId(versionless(read.records))).toEqual(byId(versionless(one.value.records)));
     expect(byId(read.consent)).toEqual(byId(one.value.consent));
     const contact = read.records.find((r) => r.external_id === ids[3]);
     expect(contact).toMatchObject({ organisation_external_id: ids[103] });

@@ -280,6 +280,8 @@ function createSession(
     }
     if (known.lists) detail.list_ids = known.lists.get(c.id) ?? [];
     if (unread.length > 0) detail.unread = unread;
+    if ((known.emails && detail.emails) || (known.organisation_contacts && detail.relationships))
+      detail.from_lagging_lists = true;
     return ok(detail);
   };
 

@@ -190,8 +190,13 @@ const UNREAD: Record<DetailPart, Omit<UnreadParts, "fact_order">> = {
 /** The order `consentFacts` lists a constituent's facts in, by source. */
 const FACT_ORDER = ["solicitcode:", "requests_no_email", "emailaddress:", "customfield:", "consent_record"];
 
+/**
+ * A record read in part keeps the version it was last read whole at: what it did not read may have
+ * changed with the newer date_modified (an email event that never arrived), so the next poll reads
+ * it whole rather than in part.
+ */
 const unreadParts = (parts: readonly DetailPart[]): UnreadParts => ({
-  properties: [...new Set(parts.flatMap((p) => UNREAD[p].properties))],
+  properties: [...new Set(["version" as const, ...parts.flatMap((p) => UNREAD[p].properties)])],
   consent_sources: [...new Set(parts.flatMap((p) => UNREAD[p].consent_sources))],
   fact_order: FACT_ORDER,
 });
@@ -217,6 +222,11 @@ export type ConstituentDetail = {
   latest_gift?: LatestGift;
   /** The parts a partial re-read (after a webhook) left out; they keep their last known values. */
   unread?: readonly DetailPart[];
+  /**
+   * Addresses or relationships came from SKY's all-constituents lists, which lag behind writes: the
+   * record gets no version, so the next incremental read reads it whole from current records.
+   */
+  from_lagging_lists?: true;
 };
 
 /** Whether a constituent's solicit code is in force at `at`: started, and not ended. */
@@ -352,7 +362,7 @@ export function toExternalRecord(detail: ConstituentDetail): ExternalRecord {
     ...(giftGround(detail.latest_gift) ?? {}),
     ...(organisation ? { organisation_external_id: organisation } : {}),
     updated_at: toUtcIso(c.date_modified),
-    version: c.date_modified.trim(),
+    ...(detail.from_lagging_lists ? {} : { version: c.date_modified.trim() }),
     ...(detail.unread && detail.unread.length > 0 ? { unread: unreadParts(detail.unread) } : {}),
   };
 }
