@@ -95,7 +95,7 @@ export type ExternalRecord = {
   organisation_external_id?: string;
   updated_at: string;
   /**
-   * The system's own version stamp of the record (Raiser's Edge NXT's `date_modified` as written,
+   * The system's own version stamp of the record (Raiser's Edge NXT's modification date as written,
    * to 100 ns), compared for equality only: an incremental read may read a record Concord already
    * holds at this version in part (`ReadOptions.held`).
    */

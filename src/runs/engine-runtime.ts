@@ -687,11 +687,22 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     return true;
   };
 
-  /** A poll's pulls, before it takes the pair; undefined when the pair cannot be resolved (the run says why). */
+  /**
+   * A poll's pulls, before it takes the pair; undefined when the pair cannot be resolved or the
+   * pulls throw, and the run then reads inside itself and records why it failed.
+   */
   const pullAhead = async (pair: Pair): Promise<PullReport[] | undefined> => {
-    const resolved = await resolvePair(deps.config, pair, deps.connections, deps.store);
-    if (!resolved.ok) return undefined;
-    return pullPair(deps, pair, resolved.value, false);
+    try {
+      const resolved = await resolvePair(deps.config, pair, deps.connections, deps.store);
+      if (!resolved.ok) return undefined;
+      return await pullPair(deps, pair, resolved.value, false);
+    } catch (error) {
+      deps.logger.warn(
+        { err: error, pair: pair.id },
+        "a poll's reads failed before its run; the run reads again",
+      );
+      return undefined;
+    }
   };
 
   const pairById = (id: string): Pair | undefined => deps.config.pairs.find((p) => p.id === id);
