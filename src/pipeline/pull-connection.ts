@@ -12,7 +12,7 @@ import type {
   ReadOptions,
   WebhookChange,
 } from "../connectors/connector";
-import type { StoreSession } from "../store/ports";
+import type { JsonValue, StoreSession } from "../store/ports";
 import type { OpenedConnection } from "../connections/open-connection";
 import { applyMemberships } from "./apply-memberships";
 import { readAhead } from "./read-ahead";
@@ -171,16 +171,16 @@ async function changedParts(
   const named = changes.filter((c) => c.change !== "test");
   const held = await store.snapshots.getMany(connection_id, [...new Set(named.map((c) => c.external_id))]);
   const changed = new Map<string, WebhookChange[]>();
-  for (const c of named) {
-    const payload = held.get(c.external_id)?.payload;
-    const live =
-      typeof payload === "object" &&
-      payload !== null &&
-      !Array.isArray(payload) &&
-      payload["deleted"] !== true;
-    if (live) changed.set(c.external_id, [...(changed.get(c.external_id) ?? []), c]);
-  }
+  for (const c of named)
+    if (liveRecord(held.get(c.external_id)?.payload) !== undefined)
+      changed.set(c.external_id, [...(changed.get(c.external_id) ?? []), c]);
   return changed;
+}
+
+/** A stored snapshot's payload as an object, unless it is missing or records a deletion. */
+function liveRecord(payload: JsonValue | undefined): { [key: string]: JsonValue } | undefined {
+  if (typeof payload !== "object" || payload === null || Array.isArray(payload)) return undefined;
+  return payload["deleted"] === true ? undefined : payload;
 }
 
 /** The stored versions of a connection's records, for an incremental read to read in part what has not moved. */
@@ -190,10 +190,8 @@ const heldVersions =
     const held = await store.snapshots.getMany(connection_id, external_ids);
     const versions = new Map<string, string>();
     for (const [id, snapshot] of held) {
-      const payload = snapshot.payload;
-      if (typeof payload !== "object" || payload === null || Array.isArray(payload)) continue;
-      const version = payload["version"];
-      if (typeof version === "string" && payload["deleted"] !== true) versions.set(id, version);
+      const version = liveRecord(snapshot.payload)?.["version"];
+      if (typeof version === "string") versions.set(id, version);
     }
     return versions;
   };
