@@ -174,6 +174,52 @@ describe("the engine as a service (SQLite)", () => {
     expect(polled?.status).toBe("succeeded");
   });
 
+  it("9. stopping waits for a poll still reading, and for the run it then makes", async () => {
+    await runtime.tick(); // the first run
+    const cc = h.connections.get("cc-main");
+    if (cc === undefined) throw new Error("no cc-main");
+    let release = (): void => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let reading = (): void => undefined;
+    const readStarted = new Promise<void>((resolve) => {
+      reading = resolve;
+    });
+    h.connections.set("cc-main", {
+      ...cc,
+      session: () => {
+        const session = cc.session();
+        return {
+          ...session,
+          read: async function* (checkpoint, options) {
+            reading();
+            await gate;
+            yield* session.read(checkpoint, options);
+          },
+        };
+      },
+    });
+    const before = runs.length;
+    h.advance(61_000);
+    const poll = runtime.tick();
+    await readStarted;
+    const order: string[] = [];
+    const record = runs.push.bind(runs);
+    runs.push = (...r: SyncReport[]) => {
+      order.push("run");
+      return record(...r);
+    };
+    const stopping = runtime.stop().then(() => order.push("stopped"));
+    release();
+    await Promise.all([stopping, poll]);
+    // The poll's reads were not cut off by the stop: its run finished before stop returned.
+    expect(order).toEqual(["run", "stopped"]);
+    expect(runs.slice(before).map((r) => [r.status, r.pulls.map((p) => p.connection_id)])).toEqual([
+      ["succeeded", ["re-nxt", "cc-main", "cc-appeals"]],
+    ]);
+  });
+
   it("9. a delivery whose re-read is refused for good is given up alone; an outage is retried after a pause", async () => {
     await runtime.syncNow();
     await reApi("POST", "/webhook/v1/subscriptions", {

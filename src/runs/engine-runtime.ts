@@ -669,7 +669,10 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
    * One poll of the pair (a full reconciliation when it is due), remembering a full one that read
    * everything. `wait: false` leaves it (false) when another process runs the pair now.
    */
-  const pollOnce = async (pair: Pair, fullDue: boolean, wait: boolean): Promise<boolean> => {
+  const pollOnce = (pair: Pair, fullDue: boolean, wait: boolean): Promise<boolean> =>
+    // Its reads run outside the pair's queue: stop and idle wait for the poll through `track`.
+    track(pollOf(pair, fullDue, wait));
+  const pollOf = async (pair: Pair, fullDue: boolean, wait: boolean): Promise<boolean> => {
     // An ordinary poll reads before it takes the pair: a webhook's sync then waits only for a poll's
     // plan and writes, never for its reads (which the vendors' rates make the longest part). Reads
     // may run beside the pair's other work, as a webhook's re-read does: recording is per batch,
