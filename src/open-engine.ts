@@ -17,7 +17,12 @@ import {
   type ConnectionAlert,
   type ConnectionHealthTracker,
 } from "./connections/connection-health";
-import { openConnections, type ApiCall, type OpenedConnection } from "./connections/open-connection";
+import {
+  flushConnections,
+  openConnections,
+  type ApiCall,
+  type OpenedConnection,
+} from "./connections/open-connection";
 import type { SyncDeps } from "./runs/sync-pair";
 import { linkSigner } from "./runs/personal-links";
 
@@ -127,7 +132,11 @@ export async function openEngineContext(options: EngineContextOptions): Promise<
         return found.length > 0 ? found : undefined;
       },
       syncDeps: () => ({ store, config, connections, now, ...links }),
-      close: () => store.close(),
+      close: async () => {
+        // Budget counts and renewed tokens still in memory are kept before the store closes.
+        await flushConnections(connections.values(), logger);
+        await store.close();
+      },
     },
   };
 }

@@ -225,11 +225,11 @@ describe("openConnection", () => {
       expect(alerts[0]?.message).toContain("kept in memory");
       // This process goes on working with it.
       expect((await conn.session().check()).ok).toBe(true);
-      expect(await conn.flushTokens()).toBe(false);
+      expect(await conn.flush()).toBe(false);
       expect(alerts).toHaveLength(1);
 
       other.exec("commit");
-      expect(await conn.flushTokens()).toBe(true);
+      expect(await conn.flush()).toBe(true);
       expect(alerts.map((a) => `${a.status} ${a.code}`)).toEqual([
         "warning token_unsaved",
         "resolved token_unsaved",

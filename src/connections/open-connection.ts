@@ -51,8 +51,11 @@ export type OpenedConnection = {
   }) => ReturnType<NonNullable<WebhookSupport["register"]>>;
   /** Runs `fn` and records the connection healthy when it succeeds without an auth failure. */
   healthy: <T extends { ok: boolean }>(result: T) => Promise<T>;
-  /** Saves renewed tokens still waiting in memory, once more and for the last time (at stop). */
-  flushTokens: () => Promise<boolean>;
+  /**
+   * Saves what still waits in memory, once more and for the last time (at stop): the calls counted
+   * since the budget's last save, and renewed tokens; false when a token could not be saved.
+   */
+  flush: () => Promise<boolean>;
 };
 
 /**
@@ -144,7 +147,10 @@ export function openConnection(
         }
       : {}),
     settled: () => deps.health.settled(),
-    flushTokens: () => credentials.flush({ final: true }),
+    flush: async () => {
+      await budget.flush();
+      return credentials.flush({ final: true });
+    },
     healthy: async (result) => {
       if (result.ok) await deps.health.succeeded(connection.id);
       return result;
@@ -159,4 +165,20 @@ export function openConnections(
   topics: readonly Topic[] = [],
 ): Map<string, OpenedConnection> {
   return new Map(connections.map((c) => [c.id, openConnection(c, deps, topics)]));
+}
+
+/**
+ * Flushes every connection before the store closes (see `flush`), logging each whose renewed token
+ * could not be saved: that connection must be authorised again.
+ */
+export async function flushConnections(
+  connections: Iterable<OpenedConnection>,
+  logger: { error: (fields: object, message: string) => void },
+): Promise<void> {
+  for (const opened of connections)
+    if (!(await opened.flush()))
+      logger.error(
+        { connection: opened.connection.id },
+        `the renewed token of connection ${opened.connection.id} could not be saved before stopping: authorise the connection again`,
+      );
 }

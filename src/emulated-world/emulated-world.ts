@@ -17,7 +17,12 @@ import {
   type ConnectionAlert,
   type ConnectionHealthTracker,
 } from "../connections/connection-health";
-import { openConnections, type ApiCall, type OpenedConnection } from "../connections/open-connection";
+import {
+  flushConnections,
+  openConnections,
+  type ApiCall,
+  type OpenedConnection,
+} from "../connections/open-connection";
 import { rotatedTokensName } from "../connections/connection-credentials";
 import { createLogger, type Logger } from "../observability/logger";
 import type { StoreSession } from "../store/ports";
@@ -220,6 +225,8 @@ export async function startEmulatedWorld(options: EmulatedWorldOptions): Promise
       seed: (id, world) => emulator(id).seed(world),
       act: (id, act) => emulator(id).act(act),
       close: async () => {
+        // The store is the caller's and still open: what the connections hold in memory is kept.
+        await flushConnections(connections.values(), logger);
         await Promise.all([...emulators.values()].map((e) => e.close()));
       },
     };

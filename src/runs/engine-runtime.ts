@@ -11,6 +11,7 @@ import type { Pair } from "../config/concord-config";
 import { resolveSecretRef, type SecretSources } from "../config/resolve-secret-ref";
 import type { WebhookChange, WebhookRequest } from "../connectors/connector";
 import type { ConnectionHealthTracker } from "../connections/connection-health";
+import { flushConnections } from "../connections/open-connection";
 import { HOUSEKEEPING_MS, jobKey, type JobHandlers, type JobPayload, type JobQueue } from "../jobs/catalogue";
 import type { Logger } from "../observability/logger";
 import { pairLockName, withNamedLock } from "../store/advisory-lock";
@@ -869,13 +870,9 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
       if (timer) clearTimeout(timer);
       if (seedTimer) clearTimeout(seedTimer);
       await Promise.all([...queues.values(), ...inFlight, draining ?? Promise.resolve(), webhooksChecking]);
-      // A renewed token still waiting for its save (the store was busy) gets one more try.
-      for (const opened of deps.connections.values())
-        if (!(await opened.flushTokens()))
-          deps.logger.error(
-            { connection: opened.connection.id },
-            `the renewed token of connection ${opened.connection.id} could not be saved before stopping: authorise the connection again`,
-          );
+      // Calls counted since the budgets' last save, and a renewed token still waiting for its save
+      // (the store was busy), are kept now.
+      await flushConnections(deps.connections.values(), deps.logger);
     },
     idle: async () => {
       // Work queued while waiting (a webhook's targeted sync) is waited for too.

@@ -132,6 +132,34 @@ describe("RateLimiter", () => {
     expect(fourth.usage().used_today).toBe(1);
   });
 
+  it("keeps many calls in one write, at most a second after they were made", async () => {
+    const clock = createFakeClock("2026-03-01T12:00:00.000Z");
+    const persist = keptBudget();
+    let adds = 0;
+    const limiter = new RateLimiter({
+      limits,
+      now: clock.now,
+      sleep: clock.sleep,
+      consent_reserve: 0,
+      persist: {
+        ...persist,
+        add: (c) => {
+          adds += 1;
+          return persist.add(c);
+        },
+      },
+    });
+    for (let i = 0; i < 4; i++) expect((await limiter.acquire("read")).ok).toBe(true);
+    // The next call a second later first keeps the four in one write (a timer also keeps them
+    // after a second of real time, when no call comes); a stopping process flushes the rest.
+    clock.advance(1_000);
+    expect((await limiter.acquire("read")).ok).toBe(true);
+    expect(persist.kept()?.used).toBe(4);
+    expect(adds).toBeLessThanOrEqual(2);
+    await limiter.flush();
+    expect(persist.kept()?.used).toBe(5);
+  });
+
   it("carries on in memory when the store cannot keep the count, and says so", async () => {
     const clock = createFakeClock();
     const errors: unknown[] = [];

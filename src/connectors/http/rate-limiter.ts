@@ -89,6 +89,8 @@ export class RateLimiter implements CallBudget {
   /** Calls counted here and not yet added to the kept count. */
   private unsaved = 0;
   private syncedAt = Number.NEGATIVE_INFINITY;
+  /** Saves the calls counted meanwhile within a second of the first of them. */
+  private saveTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: RateLimiterOptions) {
     this.usedToday = options.used_today ?? 0;
@@ -186,9 +188,25 @@ export class RateLimiter implements CallBudget {
     return this.saving;
   }
 
+  /**
+   * Calls are added to the kept count at most a second after they are made, many in one write
+   * (a write per call would be a transaction per call); a pause or a spent quota is kept at once.
+   */
+  private saveSoon(): void {
+    if (this.options.persist === undefined || this.saveTimer !== undefined) return;
+    // A real timer, not the injected sleep (which a test clock turns into a jump of time); it does
+    // not hold a stopping process, which flushes instead.
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined;
+      if (this.unsaved > 0) void this.save();
+    }, SHARED_REFRESH_MS);
+    this.saveTimer.unref();
+  }
+
   /** Resolves once every count so far is kept (tests, and a process about to stop). */
   async flush(): Promise<void> {
     await this.load();
+    if (this.unsaved > 0) await this.save();
     while (this.saving !== undefined) await this.saving;
   }
 
@@ -291,7 +309,7 @@ export class RateLimiter implements CallBudget {
         this.window.push(now);
         this.usedToday += 1;
         this.unsaved += 1;
-        void this.save();
+        this.saveSoon();
         this.inFlight += 1;
         this.waiters.shift();
         next.resolve(ok(this.release()));
