@@ -70,6 +70,20 @@ export function sealSecret(
 }
 
 /** Decrypts an envelope made by sealSecret with the same key and context. */
+/** Envelopes opened under each key, by context and envelope; a few hundred at most. */
+const opened = new WeakMap<SecretKey, Map<string, string>>();
+const OPENED_KEPT = 256;
+
+function remember(key: SecretKey, memoKey: string, value: string): void {
+  let memo = opened.get(key);
+  if (memo === undefined) {
+    memo = new Map();
+    opened.set(key, memo);
+  }
+  if (memo.size >= OPENED_KEPT) memo.delete(memo.keys().next().value ?? "");
+  memo.set(memoKey, value);
+}
+
 export function openSecret(
   sealed: string,
   key: SecretKey | undefined,
@@ -93,6 +107,11 @@ export function openSecret(
       code: "secret_key_mismatch",
       message: `this secret was sealed with key ${keyId}, but CONCORD_SECRET_KEY is key ${key.id}: restore the key it was sealed with, or store the secret again`,
     });
+  // A connection's credentials are opened for every vendor call: each envelope is decrypted once.
+  const memo = opened.get(key);
+  const memoKey = `${context}\u0000${sealed}`;
+  const known = memo?.get(memoKey);
+  if (known !== undefined) return ok(known);
   const payload = Buffer.from(parts[3] ?? "", "base64url");
   if (payload.length < IV_BYTES + TAG_BYTES)
     return err({ code: "secret_tampered", message: "the sealed secret is truncated or was altered" });
@@ -103,7 +122,9 @@ export function openSecret(
     const decipher = createDecipheriv("aes-256-gcm", key.bytes, iv, { authTagLength: TAG_BYTES });
     decipher.setAAD(Buffer.from(`${PREFIX}${keyId}:${context}`, "utf8"));
     decipher.setAuthTag(tag);
-    return ok(Buffer.concat([decipher.update(body), decipher.final()]).toString("utf8"));
+    const value = Buffer.concat([decipher.update(body), decipher.final()]).toString("utf8");
+    remember(key, memoKey, value);
+    return ok(value);
   } catch {
     // GCM authentication failure is the only way final() throws here: the data or context changed.
     return err({

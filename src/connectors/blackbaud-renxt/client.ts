@@ -215,11 +215,20 @@ export function createBlackbaudClient(options: BlackbaudClientOptions): Blackbau
     runtime,
     client_auth: "basic",
   });
-  const subscriptionKey = async (): Promise<string | undefined> => {
-    const creds = await settings.credentials.get();
-    const key = creds["subscription_key"];
-    return key && key.trim() !== "" ? key : undefined;
-  };
+  // Asked once a client (a session), not twice a call: the key changes only when an administrator
+  // sets a new one, which the next session reads.
+  let keyOfSession: Promise<string | undefined> | undefined;
+  const subscriptionKey = (): Promise<string | undefined> =>
+    (keyOfSession ??= settings.credentials.get().then(
+      (creds) => {
+        const key = creds["subscription_key"];
+        return key && key.trim() !== "" ? key : undefined;
+      },
+      (error: unknown) => {
+        keyOfSession = undefined;
+        throw error;
+      },
+    ));
   const http: HttpClient = createHttpClient({
     base_url: baseUrl,
     limiter,
