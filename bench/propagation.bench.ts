@@ -459,8 +459,8 @@ function pollResults(r: PathRun): BenchResult[] {
   const n = r.samples.size;
   const notes =
     `All ${n} opt-outs reached Raiser's Edge NXT. ` +
-    `Reference: the poll interval (poll_interval: 1s; runtime tick ${TICK_MS} ms). A poll starts once the interval has passed since the last one ended, ` +
-    `so the wait is up to the interval plus a whole run. Meanwhile ${describeRuns(r.runs)} ran (Concord's own writes come back as webhooks); ` +
+    `Reference: the poll interval (poll_interval: 1s; runtime tick ${TICK_MS} ms). A poll is due an interval after the last one started, ` +
+    `so the wait is up to the interval plus the run that carries it. Meanwhile ${describeRuns(r.runs)} ran (Concord's own writes come back as webhooks); ` +
     `calls: Raiser's Edge NXT ${r.calls.re} (${round1(r.calls.re / n)} per opt-out), Constant Contact ${r.calls.cc}. ${setupNotes(r)}.`;
   return PERCENTILES.map(([label, p], i) => {
     const value = percentile(latency, p);

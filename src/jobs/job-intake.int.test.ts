@@ -111,6 +111,36 @@ describe.skipIf(postgres?.skip_reason !== undefined)("webhook intake with jobs (
     expect(await h.store.inbox.countPending()).toBe(1_201);
   });
 
+  it("a poll job schedules the next poll an interval after it started, not after it ended", async () => {
+    await prepareJobSchema(url, jobSchema, createLogger({ level: "silent" }));
+    await serve(jobSchema);
+    const pair = h.config.pairs[0];
+    const cc = h.connections.get("cc-main");
+    if (pair === undefined || cc === undefined) throw new Error("no pair or cc-main");
+    // The poll's read of Constant Contact takes 20 s of the clock.
+    h.connections.set("cc-main", {
+      ...cc,
+      session: () => {
+        const session = cc.session();
+        return {
+          ...session,
+          read: async function* (checkpoint, options) {
+            h.advance(20_000);
+            yield* session.read(checkpoint, options);
+          },
+        };
+      },
+    });
+    const interval = runtime.status().find((s) => s.pair_id === pair.id)?.poll_interval_ms ?? 0;
+    expect(interval).toBeGreaterThan(20_000);
+    const started = h.now().getTime();
+    await runtime.handlers.poll_pair({ pair_id: pair.id });
+    const next = await sql<{
+      run_at: Date;
+    }>`select run_at from ${sql.id(jobSchema)}.jobs where key = ${`poll:${pair.id}`}`.execute(h.store.db);
+    expect(next.rows.map((r) => new Date(r.run_at).getTime())).toEqual([started + interval]);
+  });
+
   it("stores nothing when its job cannot be written, and the sender is told to try again", async () => {
     // The job queue's schema is missing (never prepared): adding the job fails.
     const base = await serve(jobSchema);

@@ -174,6 +174,37 @@ describe("the engine as a service (SQLite)", () => {
     expect(polled?.status).toBe("succeeded");
   });
 
+  it("9. a pair is polled at its interval: the next poll is due an interval after the last started", async () => {
+    await runtime.tick(); // the first run
+    const cc = h.connections.get("cc-main");
+    if (cc === undefined) throw new Error("no cc-main");
+    // The next poll's read takes 30 s of the clock.
+    h.connections.set("cc-main", {
+      ...cc,
+      session: () => {
+        const session = cc.session();
+        return {
+          ...session,
+          read: async function* (checkpoint, options) {
+            h.advance(30_000);
+            yield* session.read(checkpoint, options);
+          },
+        };
+      },
+    });
+    h.advance(61_000);
+    const started = h.now().getTime();
+    const before = runs.length;
+    await runtime.tick();
+    expect(runs.length).toBe(before + 1);
+    const status = runtime.status().find((s) => s.pair_id === runs[before]?.pair_id);
+    expect(status?.next_run_at).toBe(new Date(started + 60_000).toISOString());
+    // 31 s after it ended, 61 s after it started: due.
+    h.advance(31_000);
+    await runtime.tick();
+    expect(runs.length).toBe(before + 2);
+  });
+
   it("9. stopping waits for a poll still reading, and for the run it then makes", async () => {
     await runtime.tick(); // the first run
     const cc = h.connections.get("cc-main");

@@ -135,6 +135,14 @@ export type EngineRuntime = {
 const POLL_LOST_MS = 10_000;
 /** A poll that found its pair run by another process comes again after this. */
 const BUSY_RETRY_MS = 5_000;
+/**
+ * When the next poll is due: an interval after the last one started, so a pair is polled at its
+ * interval however long its polls take (what the quota check of `poll_interval` counts on); at
+ * once when a poll took longer than the interval.
+ */
+export const nextPollAt = (started: number, interval: number, now: Date): number =>
+  Math.max(started + interval, now.getTime());
+
 /** How often each process makes sure the installation's housekeeping job is scheduled. */
 const HOUSEKEEPING_SEED_MS = 30_000;
 
@@ -654,7 +662,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         if (!s || queuedPolls.has(pair.id)) return;
         const full = await lastFull(pair);
         const fullDue = full === undefined || now - full >= pair.schedule.full_reconciliation;
-        const pollDue = s.last_run_at === null || now - Date.parse(s.last_run_at) >= s.poll_interval_ms;
+        const pollDue = s.next_run_at === null || now >= Date.parse(s.next_run_at);
         if (!fullDue && !pollDue) return;
         queuedPolls.add(pair.id);
         try {
@@ -678,11 +686,15 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     // plan and writes, never for its reads (which the vendors' rates make the longest part). Reads
     // may run beside the pair's other work, as a webhook's re-read does: recording is per batch,
     // under the address locks, and repeats nothing.
+    const started = deps.now().getTime();
     const pulled = fullDue ? undefined : await pullAhead(pair);
     const report = await exclusiveOr(pair.id, wait, () =>
       syncLocked(pair, fullDue ? { full: true } : pulled !== undefined ? { pulled } : {}),
     );
     if (report === undefined) return false;
+    // Polls keep their pace: the next is due an interval after this one started, not after it ended.
+    const s = state.get(pair.id);
+    if (s) s.next_run_at = new Date(nextPollAt(started, s.poll_interval_ms, deps.now())).toISOString();
     if (fullDue && report.status === "succeeded" && report.pulls.every((p) => p.error === null))
       await deps.store.checkpoints.set(`pair:${pair.id}`, FULL_RECONCILIATION_STREAM, {
         at: deps.now().toISOString(),
@@ -762,15 +774,15 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         return;
       }
       const interval = pollIntervalOf(deps, pair);
-      let next = interval;
+      const started = deps.now().getTime();
+      let next = (): Date => new Date(nextPollAt(started, interval, deps.now()));
       try {
         const full = await lastFull(pair);
-        const fullDue =
-          full === undefined || deps.now().getTime() - full >= pair.schedule.full_reconciliation;
+        const fullDue = full === undefined || started - full >= pair.schedule.full_reconciliation;
         // Another process runs the pair now: this poll comes again shortly rather than queueing.
-        if (!(await pollOnce(pair, fullDue, false))) next = Math.min(interval, BUSY_RETRY_MS);
+        if (!(await pollOnce(pair, fullDue, false))) next = () => later(Math.min(interval, BUSY_RETRY_MS));
       } finally {
-        await jobs?.add(deps.store, "poll_pair", { pair_id }, { run_at: later(next) });
+        await jobs?.add(deps.store, "poll_pair", { pair_id }, { run_at: next() });
       }
     },
     sync_pair: async ({ pair_id, full, contact_ids }: JobPayload<"sync_pair">) => {
