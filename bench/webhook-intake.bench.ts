@@ -190,7 +190,9 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
     const conditions =
       `${webhook.load.sent.toLocaleString("en-US")} deliveries of one CloudEvents event each, ${String(size.concurrency)} ` +
       `connections from a second process over loopback, ${label}` +
-      (ctx.pg ? "" : " (synchronous = FULL: one fsync per delivery)") +
+      (ctx.pg
+        ? ""
+        : " (synchronous = FULL: every commit durable; deliveries arriving together commit together)") +
       `; ${recorded.toLocaleString("en-US")} rows in webhook_inbox = deliveries acknowledged (warm-up included). ` +
       `Empty route: ${Math.round(empty1.throughput)}/s before, ${Math.round(empty2.throughput)}/s after.`;
     return [
