@@ -7,7 +7,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Store, StoreSession } from "../store/ports";
 import { sqlStoreSession } from "../store/sql/sql-store-session";
 import { storeBackends, type TestStore } from "../../test/support/store-backends";
-import { contactIdsPage, readPlanRows } from "./load-plan-contacts";
+import { contactIdsPage, loadPlanContacts, readPlanRows } from "./load-plan-contacts";
+import type { ResolvedPair } from "./resolve-pair";
 
 const CONNECTIONS = ["re-nxt", "cc-main", "cc-appeals"];
 const sqlite = storeBackends().find((b) => b.name === "sqlite")!;
@@ -81,5 +82,65 @@ describe("planning's and linking's statements on a SQLite store without statisti
     const statements = await statementsOf((session) => session.links.claim("cc-main", ids));
     expect(statements).toHaveLength(1);
     expect(await planOf(statements[0]!)).toMatch(/links_contact_id/);
+  });
+});
+
+describe("a full plan's read on a SQLite store", () => {
+  let t: TestStore;
+
+  beforeEach(async () => {
+    t = await sqlite.create();
+  });
+  afterEach(async () => {
+    await t.cleanup();
+  });
+
+  it("lets the event loop turn between pages, so webhooks and the API are served while it plans", async () => {
+    const at = "2026-06-01T00:00:00.000Z";
+    const ids = Array.from({ length: 1_200 }, (_, i) => `con_${String(i).padStart(5, "0")}`);
+    await t.store.db
+      .insertInto("contacts")
+      .values(
+        ids.map((id) => ({
+          id,
+          type: "individual",
+          given_name: null,
+          family_name: null,
+          organization_name: null,
+          primary_email: null,
+          email_match_key: null,
+          flags_json: "{}",
+          created_at: at,
+          updated_at: at,
+          erased_at: null,
+        })),
+      )
+      .execute();
+    await t.store.db
+      .insertInto("links")
+      .values(
+        ids.map((id) => ({
+          connection_id: "re-nxt",
+          external_id: `re-${id}`,
+          contact_id: id,
+          origin: "observed",
+          created_at: at,
+          updated_at: at,
+        })),
+      )
+      .execute();
+    const resolved = {
+      pair: { id: "pair-1", crm: { connection_id: "re-nxt" }, platforms: [{ connection_id: "cc-main" }] },
+    } as unknown as ResolvedPair;
+    // Scheduled before the read starts: it runs once the read lets the event loop turn.
+    let turned = -1;
+    let seen = 0;
+    setImmediate(() => {
+      turned = seen;
+    });
+    for await (const _ of loadPlanContacts(t.store, resolved)) seen += 1;
+    expect(seen).toBe(ids.length);
+    expect(turned).toBeGreaterThanOrEqual(0);
+    expect(turned).toBeLessThan(ids.length);
   });
 });

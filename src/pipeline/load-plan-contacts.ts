@@ -102,6 +102,9 @@ export async function* loadPlanContacts(
     if (ids.length === 0) return;
     after = ids[ids.length - 1] ?? after;
     yield* await loadChunk(store, resolved.pair.id, crmId, connections, { kind: "page", ids });
+    // A synchronous store (SQLite) answers without letting the event loop turn: between pages it is
+    // let go, so a plan of a million contacts never holds webhooks and the API for its whole length.
+    await new Promise((resolve) => setImmediate(resolve));
   }
 }
 
