@@ -69,7 +69,6 @@ export function sealSecret(
   return ok(`${PREFIX}${key.id}:${payload}`);
 }
 
-/** Decrypts an envelope made by sealSecret with the same key and context. */
 /** Envelopes opened under each key, by context and envelope; a few hundred at most. */
 const opened = new WeakMap<SecretKey, Map<string, string>>();
 const OPENED_KEPT = 256;
@@ -84,6 +83,7 @@ function remember(key: SecretKey, memoKey: string, value: string): void {
   memo.set(memoKey, value);
 }
 
+/** Decrypts an envelope made by sealSecret with the same key and context. */
 export function openSecret(
   sealed: string,
   key: SecretKey | undefined,
