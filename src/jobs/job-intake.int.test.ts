@@ -12,7 +12,7 @@ import { createLogger } from "../observability/logger";
 import { createEngineRuntime } from "../runs/engine-runtime";
 import { buildServer } from "../server/app";
 import { storeBackends } from "../../test/support/store-backends";
-import { startSyncHarness, type SyncHarness } from "../../test/support/sync-harness";
+import { beforeEachRead, startSyncHarness, type SyncHarness } from "../../test/support/sync-harness";
 import { TEST_ENV, TEST_KEY } from "../../test/support/test-credentials";
 import { graphileQueue, prepareJobSchema } from "./graphile-runner";
 
@@ -115,21 +115,10 @@ describe.skipIf(postgres?.skip_reason !== undefined)("webhook intake with jobs (
     await prepareJobSchema(url, jobSchema, createLogger({ level: "silent" }));
     await serve(jobSchema);
     const pair = h.config.pairs[0];
-    const cc = h.connections.get("cc-main");
-    if (pair === undefined || cc === undefined) throw new Error("no pair or cc-main");
+    if (pair === undefined) throw new Error("no pair");
     // The poll's read of Constant Contact takes 20 s of the clock.
-    h.connections.set("cc-main", {
-      ...cc,
-      session: () => {
-        const session = cc.session();
-        return {
-          ...session,
-          read: async function* (checkpoint, options) {
-            h.advance(20_000);
-            yield* session.read(checkpoint, options);
-          },
-        };
-      },
+    beforeEachRead(h, "cc-main", () => {
+      h.advance(20_000);
     });
     const interval = runtime.status().find((s) => s.pair_id === pair.id)?.poll_interval_ms ?? 0;
     expect(interval).toBeGreaterThan(20_000);

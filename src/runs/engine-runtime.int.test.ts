@@ -14,6 +14,7 @@ import type { SyncReport } from "./sync-pair";
 import type { Problem } from "../connections/connection-health";
 import {
   addToReList,
+  beforeEachRead,
   individual,
   post,
   RE_LISTS,
@@ -73,6 +74,23 @@ describe("the engine as a service (SQLite)", () => {
     await h.close();
   });
 
+  /** Holds every read of the connection until `release`; `readStarted` resolves at the first. */
+  const holdReads = (connectionId: string): { release: () => void; readStarted: Promise<void> } => {
+    let release = (): void => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let reading = (): void => undefined;
+    const readStarted = new Promise<void>((resolve) => {
+      reading = resolve;
+    });
+    beforeEachRead(h, connectionId, async () => {
+      reading();
+      await gate;
+    });
+    return { release, readStarted };
+  };
+
   const reApi = async (method: string, path: string, body?: unknown) => {
     const token = h.re.mintToken();
     const res = await fetch(`${h.re.baseUrl}${path}`, {
@@ -122,30 +140,7 @@ describe("the engine as a service (SQLite)", () => {
     });
     await flush();
     // The next poll's read of Constant Contact is held until the test lets it go.
-    const cc = h.connections.get("cc-main");
-    if (cc === undefined) throw new Error("no cc-main");
-    let release = (): void => undefined;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let reading = (): void => undefined;
-    const readStarted = new Promise<void>((resolve) => {
-      reading = resolve;
-    });
-    h.connections.set("cc-main", {
-      ...cc,
-      session: () => {
-        const session = cc.session();
-        return {
-          ...session,
-          read: async function* (checkpoint, options) {
-            reading();
-            await gate;
-            yield* session.read(checkpoint, options);
-          },
-        };
-      },
-    });
+    const { release, readStarted } = holdReads("cc-main");
     const before = runs.length;
     h.advance(61_000);
     const poll = runtime.tick();
@@ -176,21 +171,9 @@ describe("the engine as a service (SQLite)", () => {
 
   it("9. a pair is polled at its interval: the next poll is due an interval after the last started", async () => {
     await runtime.tick(); // the first run
-    const cc = h.connections.get("cc-main");
-    if (cc === undefined) throw new Error("no cc-main");
     // The next poll's read takes 30 s of the clock.
-    h.connections.set("cc-main", {
-      ...cc,
-      session: () => {
-        const session = cc.session();
-        return {
-          ...session,
-          read: async function* (checkpoint, options) {
-            h.advance(30_000);
-            yield* session.read(checkpoint, options);
-          },
-        };
-      },
+    beforeEachRead(h, "cc-main", () => {
+      h.advance(30_000);
     });
     h.advance(61_000);
     const started = h.now().getTime();
@@ -207,30 +190,7 @@ describe("the engine as a service (SQLite)", () => {
 
   it("9. stopping waits for a poll still reading, and for the run it then makes", async () => {
     await runtime.tick(); // the first run
-    const cc = h.connections.get("cc-main");
-    if (cc === undefined) throw new Error("no cc-main");
-    let release = (): void => undefined;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let reading = (): void => undefined;
-    const readStarted = new Promise<void>((resolve) => {
-      reading = resolve;
-    });
-    h.connections.set("cc-main", {
-      ...cc,
-      session: () => {
-        const session = cc.session();
-        return {
-          ...session,
-          read: async function* (checkpoint, options) {
-            reading();
-            await gate;
-            yield* session.read(checkpoint, options);
-          },
-        };
-      },
-    });
+    const { release, readStarted } = holdReads("cc-main");
     const before = runs.length;
     h.advance(61_000);
     const poll = runtime.tick();

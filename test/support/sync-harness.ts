@@ -333,6 +333,32 @@ export async function startSyncHarness(
   return harness;
 }
 
+/**
+ * Runs `before` ahead of every read (`session().read`) of one of the harness's connections: a gate
+ * the test opens, a jump of the clock.
+ */
+export function beforeEachRead(
+  h: Pick<SyncHarness, "connections">,
+  connectionId: string,
+  before: () => void | Promise<void>,
+): void {
+  const opened = h.connections.get(connectionId);
+  if (opened === undefined) throw new Error(`no connection ${connectionId}`);
+  h.connections.set(connectionId, {
+    ...opened,
+    session: () => {
+      const session = opened.session();
+      return {
+        ...session,
+        read: async function* (checkpoint, options) {
+          await before();
+          yield* session.read(checkpoint, options);
+        },
+      };
+    },
+  });
+}
+
 /** Adds constituents to a Raiser's Edge NXT list through the emulator's admin act. */
 export async function addToReList(h: SyncHarness, listId: string, ids: readonly string[]): Promise<void> {
   await h.reAct({ action: "add_to_list", list_id: listId, ids });
