@@ -735,6 +735,15 @@ describeOnBackends("pullConnection", (backend) => {
       "/constituent/v1/constituents/{id}",
       "/constituent/v1/constituents/{id}/relationships",
     ]);
+    // A postal address or a phone changes nothing Concord keeps beyond the record itself; the
+    // consent facts it did not read stay as they were.
+    const factsBefore = await factsOf(id);
+    for (const type of ["address.change", "phone.add"]) {
+      const other = await callsOf(() => recordWebhookChanges(deps, [hook(type, "changed")]));
+      expect(other.result.error).toBeNull();
+      expect(other.paths).toEqual(["/constituent/v1/constituents/{id}"]);
+    }
+    expect(await factsOf(id)).toEqual(factsBefore);
     // An event type Concord does not know reads the constituent whole (and the Solicit Codes table, once a session).
     const unknown = await callsOf(() => recordWebhookChanges(deps, [hook("membership.add", "changed")]));
     expect(unknown.paths).toHaveLength(6);
