@@ -14,6 +14,7 @@ import { buildServer } from "../server/app";
 import { storeBackends } from "../../test/support/store-backends";
 import { beforeEachRead, startSyncHarness, type SyncHarness } from "../../test/support/sync-harness";
 import { TEST_ENV, TEST_KEY } from "../../test/support/test-credentials";
+import { pairLockName, withNamedLock } from "../store/advisory-lock";
 import { graphileQueue, prepareJobSchema } from "./graphile-runner";
 
 const postgres = storeBackends().find((b) => b.name === "postgres");
@@ -128,6 +129,40 @@ describe.skipIf(postgres?.skip_reason !== undefined)("webhook intake with jobs (
       run_at: Date;
     }>`select run_at from ${sql.id(jobSchema)}.jobs where key = ${`poll:${pair.id}`}`.execute(h.store.db);
     expect(next.rows.map((r) => new Date(r.run_at).getTime())).toEqual([started + interval]);
+  });
+
+  it("a poll job finding its pair run by another process runs nothing and comes again in 5 s", async () => {
+    await prepareJobSchema(url, jobSchema, createLogger({ level: "silent" }));
+    await serve(jobSchema);
+    const pair = h.config.pairs[0];
+    if (pair === undefined) throw new Error("no pair");
+    const runsBefore = await h.store.db.selectFrom("runs").select("id").execute();
+    // Another process holds the pair (its run is under way) for as long as the test says.
+    let release = (): void => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let taken = (): void => undefined;
+    const held = new Promise<void>((resolve) => {
+      taken = resolve;
+    });
+    const other = withNamedLock(h.store, pairLockName(pair.id), { wait: true }, async () => {
+      taken();
+      await gate;
+    });
+    await held;
+    const at = h.now().getTime();
+    try {
+      await runtime.handlers.poll_pair({ pair_id: pair.id });
+    } finally {
+      release();
+      await other;
+    }
+    expect(await h.store.db.selectFrom("runs").select("id").execute()).toEqual(runsBefore);
+    const next = await sql<{
+      run_at: Date;
+    }>`select run_at from ${sql.id(jobSchema)}.jobs where key = ${`poll:${pair.id}`}`.execute(h.store.db);
+    expect(next.rows.map((r) => new Date(r.run_at).getTime())).toEqual([at + 5_000]);
   });
 
   it("stores nothing when its job cannot be written, and the sender is told to try again", async () => {
