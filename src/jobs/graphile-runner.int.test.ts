@@ -1,0 +1,95 @@
+/**
+ * The job runner on PostgreSQL: a job whose payload no handler could take (written by another
+ * version, or by hand) is dropped with its reason rather than retried ten times, and the jobs after
+ * it run.
+ */
+import { randomBytes } from "node:crypto";
+import { Writable } from "node:stream";
+import { sql } from "kysely";
+import { describe, expect, it } from "vitest";
+import { createLogger } from "../observability/logger";
+import { storeBackends } from "../../test/support/store-backends";
+import type { JobHandlers } from "./catalogue";
+import { prepareJobSchema, startGraphileRunner } from "./graphile-runner";
+
+const postgres = storeBackends().find((b) => b.name === "postgres");
+const url = process.env["TEST_DATABASE_URL"] ?? "";
+
+describe.skipIf(postgres?.skip_reason !== undefined)("the job runner (PostgreSQL)", () => {
+  it("drops a job whose payload is not valid, saying why, and runs the next one", async () => {
+    if (postgres === undefined) throw new Error("no PostgreSQL backend");
+    const t = await postgres.create();
+    const schema = `j_${randomBytes(6).toString("hex")}`;
+    try {
+      await prepareJobSchema(url, schema, createLogger({ level: "silent" }));
+      const lines: string[] = [];
+      const logger = createLogger({
+        level: "info",
+        destination: new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            lines.push(chunk.toString("utf8"));
+            done();
+          },
+        }),
+      });
+      const ran: unknown[] = [];
+      let polled = (): void => undefined;
+      const pollRan = new Promise<void>((resolve) => {
+        polled = resolve;
+      });
+      const handlers: JobHandlers = {
+        poll_pair: async (payload) => {
+          ran.push(payload);
+          polled();
+        },
+        sync_pair: async (payload) => {
+          ran.push(payload);
+        },
+        drain_inbox: async (payload) => {
+          ran.push(payload);
+        },
+        housekeeping: async (payload) => {
+          ran.push(payload);
+        },
+      };
+      // One job at a time, oldest first: the bad one is taken before the good one.
+      await sql`select ${sql.id(schema)}.add_job('sync_pair', ${JSON.stringify({ full: "yes" })}::json)`.execute(
+        t.store.db,
+      );
+      await sql`select ${sql.id(schema)}.add_job('poll_pair', ${JSON.stringify({ pair_id: "re-cc" })}::json)`.execute(
+        t.store.db,
+      );
+      const runner = await startGraphileRunner({
+        connectionString: url,
+        schema,
+        concurrency: 1,
+        handlers,
+        logger,
+        pollInterval: 100,
+      });
+      try {
+        await pollRan;
+      } finally {
+        await runner.stop();
+      }
+      expect(ran).toEqual([{ pair_id: "re-cc" }]);
+      // Ended, not waiting for a retry.
+      const left = await sql<{ n: string }>`select count(*) as n from ${sql.id(schema)}.jobs`.execute(
+        t.store.db,
+      );
+      expect(Number(left.rows[0]?.n)).toBe(0);
+      const dropped = lines
+        .map((l) => JSON.parse(l) as { msg?: string; job?: string })
+        .filter((l) => l.msg?.startsWith("a job was dropped"));
+      expect(dropped).toEqual([
+        expect.objectContaining({
+          job: "sync_pair",
+          msg: expect.stringMatching(/^a job was dropped: job sync_pair: payload pair_id/),
+        }),
+      ]);
+    } finally {
+      await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(t.store.db);
+      await t.cleanup();
+    }
+  });
+});
