@@ -38,6 +38,7 @@ import {
   consentKey,
   consentObservations,
   constituentAddBody,
+  constituentEventParts,
   CUSTOM_FIELD,
   customFieldComment,
   constituentEditBody,
@@ -134,7 +135,7 @@ function partsOfChange(change: WebhookChange): readonly DetailPart[] {
   if (change.change === "email_changed") return ["emails"];
   if (change.change === "consent_changed") return ["consents", "solicit_codes"];
   if (change.change !== "changed") return DETAIL_PARTS;
-  const [kind] = change.type.replace(/^com\.blackbaud\.constituent\./, "").split(".");
+  const [kind] = constituentEventParts(change.type) ?? [];
   if (kind === "add" || kind === "change") return ["consents"];
   if (kind === "address" || kind === "phone") return [];
   if (kind === "relationship") return ["relationships"];

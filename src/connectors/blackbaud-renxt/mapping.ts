@@ -678,11 +678,19 @@ export function constituentAddBody(
 
 const EVENT_PREFIX = "com.blackbaud.constituent.";
 
+/**
+ * The parts of a constituent event's type after `com.blackbaud.constituent.`: `["change", "v1"]`,
+ * `["emailaddress", "add", "v1"]`; undefined for other types.
+ */
+export function constituentEventParts(type: string): string[] | undefined {
+  return type.startsWith(EVENT_PREFIX) ? type.slice(EVENT_PREFIX.length).split(".") : undefined;
+}
+
 /** What a CloudEvent type means for a re-read; undefined for types that do not concern constituents. */
 export function webhookChangeKind(type: string): WebhookChange["change"] | undefined {
   if (type === "com.blackbaud.utility.testpayload.v1") return "test";
-  if (!type.startsWith(EVENT_PREFIX)) return undefined;
-  const rest = type.slice(EVENT_PREFIX.length).split(".");
+  const rest = constituentEventParts(type);
+  if (rest === undefined) return undefined;
   const [first, second] = rest;
   if (rest.length === 2 && first === "delete") return "deleted";
   if (rest.length === 2) return "changed";
