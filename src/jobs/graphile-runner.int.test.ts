@@ -4,10 +4,11 @@
  * it run.
  */
 import { randomBytes } from "node:crypto";
-import { Writable } from "node:stream";
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
 import { createLogger } from "../observability/logger";
+import { capturingLogger } from "../../test/support/capturing-logger";
+import { gate } from "../../test/support/gate";
 import { storeBackends } from "../../test/support/store-backends";
 import type { JobHandlers } from "./catalogue";
 import { prepareJobSchema, startGraphileRunner } from "./graphile-runner";
@@ -22,25 +23,13 @@ describe.skipIf(postgres?.skip_reason !== undefined)("the job runner (PostgreSQL
     const schema = `j_${randomBytes(6).toString("hex")}`;
     try {
       await prepareJobSchema(url, schema, createLogger({ level: "silent" }));
-      const lines: string[] = [];
-      const logger = createLogger({
-        level: "info",
-        destination: new Writable({
-          write(chunk: Buffer, _encoding, done) {
-            lines.push(chunk.toString("utf8"));
-            done();
-          },
-        }),
-      });
+      const { logger, lines } = capturingLogger();
       const ran: unknown[] = [];
-      let polled = (): void => undefined;
-      const pollRan = new Promise<void>((resolve) => {
-        polled = resolve;
-      });
+      const pollRan = gate();
       const handlers: JobHandlers = {
         poll_pair: async (payload) => {
           ran.push(payload);
-          polled();
+          pollRan.open();
         },
         sync_pair: async (payload) => {
           ran.push(payload);
@@ -68,7 +57,7 @@ describe.skipIf(postgres?.skip_reason !== undefined)("the job runner (PostgreSQL
         pollInterval: 100,
       });
       try {
-        await pollRan;
+        await pollRan.opened;
       } finally {
         await runner.stop();
       }

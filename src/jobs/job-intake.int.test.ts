@@ -12,6 +12,7 @@ import { createLogger } from "../observability/logger";
 import { createEngineRuntime } from "../runs/engine-runtime";
 import { buildServer } from "../server/app";
 import { storeBackends } from "../../test/support/store-backends";
+import { gate } from "../../test/support/gate";
 import { beforeEachRead, startSyncHarness, type SyncHarness } from "../../test/support/sync-harness";
 import { TEST_ENV, TEST_KEY } from "../../test/support/test-credentials";
 import { pairLockName, withNamedLock } from "../store/advisory-lock";
@@ -138,24 +139,18 @@ describe.skipIf(postgres?.skip_reason !== undefined)("webhook intake with jobs (
     if (pair === undefined) throw new Error("no pair");
     const runsBefore = await h.store.db.selectFrom("runs").select("id").execute();
     // Another process holds the pair (its run is under way) for as long as the test says.
-    let release = (): void => undefined;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let taken = (): void => undefined;
-    const held = new Promise<void>((resolve) => {
-      taken = resolve;
-    });
+    const released = gate();
+    const taken = gate();
     const other = withNamedLock(h.store, pairLockName(pair.id), { wait: true }, async () => {
-      taken();
-      await gate;
+      taken.open();
+      await released.opened;
     });
-    await held;
+    await taken.opened;
     const at = h.now().getTime();
     try {
       await runtime.handlers.poll_pair({ pair_id: pair.id });
     } finally {
-      release();
+      released.open();
       await other;
     }
     expect(await h.store.db.selectFrom("runs").select("id").execute()).toEqual(runsBefore);

@@ -1,24 +1,13 @@
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { createLogger, redactEmail, redactLogLine, type Logger } from "./logger";
+import { createLogger, redactEmail, redactLogLine } from "./logger";
+import { capturingLogger as capture } from "../../test/support/capturing-logger";
 import { REDACTED, isPersonalKey, isSecretKey, redactString, redactValue } from "./redact";
 
 const BEARER = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJlLXZhbHVl";
 const OPAQUE_BEARER = "AT.0aB1cD2eF3gH4iJ5kL6";
 const REFRESH = "rt_9f8e7d6c5b4a39281706";
 const EMAIL = "jane.doe@example.org";
-
-/** A logger writing into an array, one parsed JSON object per line. */
-function capture(level: "info" | "debug" = "info"): { logger: Logger; lines: string[] } {
-  const lines: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(chunk.toString("utf8"));
-      done();
-    },
-  });
-  return { logger: createLogger({ level, destination }), lines };
-}
 
 describe("the logger", () => {
   it("masks addresses in any script, and cuts query strings and webhook keys out of URLs and paths", () => {

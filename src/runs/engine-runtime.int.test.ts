@@ -24,6 +24,7 @@ import {
   TEST_KEY,
   type SyncHarness,
 } from "../../test/support/sync-harness";
+import { gate } from "../../test/support/gate";
 
 const WEBHOOK_SECRET = "re-webhook-secret-4b1f";
 
@@ -76,19 +77,13 @@ describe("the engine as a service (SQLite)", () => {
 
   /** Holds every read of the connection until `release`; `readStarted` resolves at the first. */
   const holdReads = (connectionId: string): { release: () => void; readStarted: Promise<void> } => {
-    let release = (): void => undefined;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let reading = (): void => undefined;
-    const readStarted = new Promise<void>((resolve) => {
-      reading = resolve;
-    });
+    const released = gate();
+    const started = gate();
     beforeEachRead(h, connectionId, async () => {
-      reading();
-      await gate;
+      started.open();
+      await released.opened;
     });
-    return { release, readStarted };
+    return { release: released.open, readStarted: started.opened };
   };
 
   const reApi = async (method: string, path: string, body?: unknown) => {

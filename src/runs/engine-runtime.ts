@@ -775,14 +775,17 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
       }
       const interval = pollIntervalOf(deps, pair);
       const started = deps.now().getTime();
-      let next = (): Date => new Date(nextPollAt(started, interval, deps.now()));
+      let busy = false;
       try {
         const full = await lastFull(pair);
         const fullDue = full === undefined || started - full >= pair.schedule.full_reconciliation;
         // Another process runs the pair now: this poll comes again shortly rather than queueing.
-        if (!(await pollOnce(pair, fullDue, false))) next = () => later(Math.min(interval, BUSY_RETRY_MS));
+        busy = !(await pollOnce(pair, fullDue, false));
       } finally {
-        await jobs?.add(deps.store, "poll_pair", { pair_id }, { run_at: next() });
+        const run_at = busy
+          ? later(Math.min(interval, BUSY_RETRY_MS))
+          : new Date(nextPollAt(started, interval, deps.now()));
+        await jobs?.add(deps.store, "poll_pair", { pair_id }, { run_at });
       }
     },
     sync_pair: async ({ pair_id, full, contact_ids }: JobPayload<"sync_pair">) => {

@@ -4,7 +4,6 @@
  * the one fake clock, with the example pair's config, a store and opened connections, and the
  * vendor-aware helpers the engine's tests use to act in each system.
  */
-import { Writable } from "node:stream";
 import type { ConcordConfig, Pair } from "../../src/config/concord-config";
 import type { RunningBlackbaudEmulator } from "../../src/connectors/blackbaud-renxt/emulator/blackbaud-emulator";
 import type { StoredContact } from "../../src/connectors/constant-contact/emulator/constant-contact-store";
@@ -13,7 +12,8 @@ import { connectionHealthTracker, type ConnectionAlert } from "../../src/connect
 import type { EngineContext } from "../../src/open-engine";
 import type { OpenedConnection } from "../../src/connections/open-connection";
 import { startEmulatedWorld } from "../../src/emulated-world/emulated-world";
-import { createLogger, type Logger } from "../../src/observability/logger";
+import { type Logger } from "../../src/observability/logger";
+import { capturingLogger } from "./capturing-logger";
 import {
   createEngineRuntime,
   type EngineRuntime,
@@ -132,16 +132,7 @@ export async function startSyncHarness(
   const store = testStore.store;
 
   const alerts: ConnectionAlert[] = [];
-  const logs: string[] = [];
-  const logger = createLogger({
-    level: "info",
-    destination: new Writable({
-      write(chunk: Buffer, _enc, done) {
-        logs.push(chunk.toString("utf8"));
-        done();
-      },
-    }),
-  });
+  const { logger, lines: logs } = capturingLogger();
   const cc = {
     rateLimitPerSecond: options.ccRateLimitPerSecond === undefined ? null : options.ccRateLimitPerSecond,
     ...(options.ccDailyQuota !== undefined ? { dailyQuota: options.ccDailyQuota } : {}),
