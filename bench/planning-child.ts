@@ -2,7 +2,8 @@
  * One measured phase of the planning benchmark, in a process of its own so its peak RSS is its
  * own and running out of memory ends this process, not the bench: `scan` reads the columns the
  * planner needs with plain range scans and only counts them; `plan` runs `planFromStore` over every
- * contact. Prints one line `RESULT {json}` on stdout.
+ * contact (a first plan marks the contacts it finds settled; a plan again skips them, ADR 29).
+ * Prints one line `RESULT {json}` on stdout.
  */
 import { planFromStore } from "../src/runs/sync-pair";
 import { openStore } from "../src/store/open-store";
@@ -34,6 +35,8 @@ export type PlanResult = {
   /** Heap in use once planned, with the plan and the moved baselines still held (contacts stream through). */
   heap_used_after_bytes: number;
   contacts: number;
+  /** Of `contacts`, those settled by the marks of an earlier plan (not planned again). */
+  settled: number;
   baselines_moved: number;
   operations: number;
   skipped: number;
@@ -142,7 +145,7 @@ async function main(): Promise<void> {
     const heapBefore = process.memoryUsage().heapUsed;
     const rss = sampleRss();
     const elapsed = startTimer();
-    const { plan, contacts_planned, baselines } = await planFromStore(
+    const { plan, contacts_planned, contacts_settled, baselines } = await planFromStore(
       { store, now: () => new Date() },
       BENCH_PAIR,
     );
@@ -166,6 +169,7 @@ async function main(): Promise<void> {
       heap_used_before_bytes: heapBefore,
       heap_used_after_bytes: heapUsed,
       contacts: contacts_planned,
+      settled: contacts_settled,
       baselines_moved: baselines.size,
       operations: plan.operations.length,
       skipped: plan.skipped.length,

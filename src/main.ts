@@ -2,7 +2,7 @@
  * The composition root: reads the environment once, wires the store, server, emulators and config
  * checks into the CLI, and runs it. The only module that knows every other.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join, relative } from "node:path";
 import { CommanderError } from "commander";
 import { buildProgram, EXIT_USAGE, type CliServices, type EmulatedSystem } from "./cli/program";
@@ -25,10 +25,9 @@ import { buildConcordApp } from "./server/concord-app";
 import { ledgerSealer } from "./ledger/ledger-seal";
 import { openStore } from "./store/open-store";
 import { probeStoreWrite } from "./store/probe-write";
+import { concordVersion } from "./config/concord-version";
 
-const version = (
-  JSON.parse(readFileSync(join(import.meta.dirname, "..", "package.json"), "utf8")) as { version: string }
-).version;
+const version = concordVersion;
 
 async function main(argv: readonly string[]): Promise<number> {
   const envResult = loadEnv(process.env);

@@ -8,18 +8,21 @@ import { z } from "zod";
 import type { ConsentEvent } from "../core/consent/consent-event";
 import type { CanonicalContact } from "../core/identity/canonical-contact";
 import { fromRow } from "../ledger/consent-ledger";
-import type {
-  CrmRecordState,
-  FieldBaseline,
-  PlanContact,
-  PlatformRecordState,
-  RecordEmail,
-} from "../planner/plan-input";
+import type { SkippedRecord } from "../planner/plan";
+import type { CrmRecordState, PlanContact, PlatformRecordState, RecordEmail } from "../planner/plan-input";
 import type { StoreSession } from "../store/ports";
 import { coreContactType } from "./store-match-index";
 import { recordEmail, SnapshotRecordSchema, type SnapshotRecord } from "./stored-snapshot";
 import type { ResolvedPair } from "./resolve-pair";
 import { unindexed } from "../store/unindexed";
+import {
+  contactFingerprint,
+  SettledReader,
+  type ContactRows,
+  type PlanLinkRow,
+  type PlanMarking,
+  type PlanMarkRow,
+} from "./plan-marks";
 
 const CHUNK = 500;
 
@@ -88,20 +91,71 @@ export async function contactIdsPage(
   return rows.map((r) => r.contact_id);
 }
 
-/** Streams the pair's contacts as the planner's input. */
+/** A contact to plan (with its fingerprint when the plan marks), or one settled by its mark. */
+export type PlanItem =
+  { contact: PlanContact; fingerprint?: string } | { settled: string; skipped: SkippedRecord[] };
+
+/**
+ * Streams the pair's contacts as the planner's input, in id order. With `marking`, a contact whose
+ * mark matches what it would be planned from comes as settled, its records never read (ADR 29).
+ */
 export async function* loadPlanContacts(
   store: StoreSession,
   resolved: ResolvedPair,
-): AsyncGenerator<PlanContact> {
+  marking?: PlanMarking,
+): AsyncGenerator<PlanItem> {
+  const pairId = resolved.pair.id;
   const crmId = resolved.pair.crm.connection_id;
   const platformIds = resolved.pair.platforms.map((p) => p.connection_id);
   const connections = [crmId, ...platformIds];
+  const reader = new SettledReader();
   let after = "";
   for (;;) {
     const ids = await contactIdsPage(store, connections, after, CHUNK);
     if (ids.length === 0) return;
     after = ids[ids.length - 1] ?? after;
-    yield* await loadChunk(store, resolved.pair.id, crmId, connections, { kind: "page", ids });
+    const chunk: PlanChunk = { kind: "page", ids };
+    if (marking === undefined) {
+      const grouped = groupRows(await readPlanRows(store, pairId, connections, chunk));
+      for (const rows of grouped) yield { contact: planContactOf(rows, crmId) };
+    } else {
+      // A page mostly without marks (a first plan, a changed config) is read whole at once; a page
+      // of marked contacts without the records' payloads, then the payloads of those to plan.
+      const marks = await readMarks(store, pairId, ids);
+      const rows = await readPlanRows(store, pairId, connections, chunk, {
+        payloads: marks.size < ids.length / 2,
+      });
+      const due: ContactRows[] = [];
+      const items: (PlanItem | undefined)[] = [];
+      const extra = (id: string): string => marking.extra?.(id) ?? "";
+      for (const contact of groupRows(rows)) {
+        const id = contact.contact.id;
+        const fingerprint = contactFingerprint(marking.key, contact, extra(id));
+        const skipped = reader.settled(id, marks.get(id), fingerprint, marking.as_of);
+        if (skipped !== undefined) items.push({ settled: id, skipped });
+        else {
+          due.push(contact);
+          items.push(undefined);
+        }
+      }
+      await readPayloads(store, due);
+      let next = 0;
+      for (const item of items) {
+        if (item !== undefined) {
+          yield item;
+          continue;
+        }
+        const contact = due[next++];
+        if (contact === undefined) continue;
+        // The fingerprint of exactly what is planned: a record whose payload moved since its hash
+        // was read carries its new hash, and one unlinked since is left out of both.
+        contact.links = contact.links.filter((l) => l.payload_json !== undefined);
+        yield {
+          contact: planContactOf(contact, crmId),
+          fingerprint: contactFingerprint(marking.key, contact, extra(contact.contact.id)),
+        };
+      }
+    }
     // A synchronous store (SQLite) answers without letting the event loop turn: between pages it is
     // let go, so a plan of a million contacts never holds webhooks and the API for its whole length.
     await new Promise((resolve) => setImmediate(resolve));
@@ -118,13 +172,13 @@ export async function loadPlanContactsById(
   const connections = [crmId, ...resolved.pair.platforms.map((p) => p.connection_id)];
   const out: PlanContact[] = [];
   const unique = [...new Set(contactIds)].sort();
-  for (let i = 0; i < unique.length; i += CHUNK)
-    out.push(
-      ...(await loadChunk(store, resolved.pair.id, crmId, connections, {
-        kind: "some",
-        ids: unique.slice(i, i + CHUNK),
-      })),
-    );
+  for (let i = 0; i < unique.length; i += CHUNK) {
+    const rows = await readPlanRows(store, resolved.pair.id, connections, {
+      kind: "some",
+      ids: unique.slice(i, i + CHUNK),
+    });
+    for (const contact of groupRows(rows)) out.push(planContactOf(contact, crmId));
+  }
   return out;
 }
 
@@ -137,14 +191,16 @@ export async function loadPlanContactsById(
 export type PlanChunk = { kind: "page" | "some"; ids: readonly string[] };
 
 /**
- * The rows a chunk of contacts is planned from, as stored: contacts, linked records' snapshots,
- * consent events, baselines, resubscribe requests already sent, and addresses platforms refused.
+ * The rows a chunk of contacts is planned from, as stored: contacts, linked records (their
+ * snapshots' payloads unless `payloads` is false), consent events, baselines, resubscribe requests
+ * already sent, and addresses platforms refused.
  */
 export async function readPlanRows(
   store: Pick<StoreSession, "db">,
   pairId: string,
   connections: readonly string[],
   chunk: PlanChunk,
+  { payloads = true }: { payloads?: boolean } = {},
 ) {
   const { ids } = chunk;
   const first = ids[0];
@@ -166,7 +222,14 @@ export async function readPlanRows(
           .onRef("record_snapshots.connection_id", "=", "links.connection_id")
           .onRef("record_snapshots.external_id", "=", "links.external_id"),
       )
-      .select(["links.contact_id", "links.connection_id", "links.origin", "record_snapshots.payload_json"])
+      .select([
+        "links.contact_id",
+        "links.connection_id",
+        "links.external_id",
+        "links.origin",
+        "record_snapshots.content_hash",
+      ])
+      .$if(payloads, (q) => q.select("record_snapshots.payload_json"))
       // By contact only: with a connection filter too, SQLite without statistics (a store nobody
       // analysed) reads every link of the connections through the primary key for each chunk.
       .where(contactsOf("links.contact_id"))
@@ -213,95 +276,148 @@ export async function readPlanRows(
   };
 }
 
-async function loadChunk(
-  store: StoreSession,
-  pairId: string,
-  crmId: string,
-  connections: readonly string[],
-  chunk: PlanChunk,
-): Promise<PlanContact[]> {
-  const { contacts, links, events, baselines, resubscribes, rejections } = await readPlanRows(
-    store,
-    pairId,
-    connections,
-    chunk,
-  );
+type PlanRows = Awaited<ReturnType<typeof readPlanRows>>;
 
-  const eventsBy = new Map<string, ConsentEvent[]>();
-  for (const row of events) {
-    const list = eventsBy.get(row.contact_id) ?? [];
-    list.push(fromRow(row).event);
-    eventsBy.set(row.contact_id, list);
+/** The rows of each contact, contacts in id order. */
+function groupRows(rows: PlanRows): ContactRows[] {
+  const by = new Map<string, ContactRows>();
+  for (const contact of [...rows.contacts].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)))
+    by.set(contact.id, { contact, links: [], events: [], resubscribed: [], rejections: [] });
+  for (const l of rows.links) by.get(l.contact_id)?.links.push(l);
+  for (const e of rows.events) by.get(e.contact_id)?.events.push(e);
+  for (const b of rows.baselines) {
+    const c = by.get(b.contact_id);
+    if (c) c.baseline = b.values_json;
   }
+  for (const r of rows.resubscribes)
+    if (r.contact_id !== null) by.get(r.contact_id)?.resubscribed.push(r.target_connection);
+  for (const r of rows.rejections) by.get(r.contact_id)?.rejections.push(r);
+  return [...by.values()];
+}
+
+/** The marks of a page of contacts. */
+async function readMarks(
+  store: Pick<StoreSession, "db">,
+  pairId: string,
+  ids: readonly string[],
+): Promise<Map<string, PlanMarkRow>> {
+  const first = ids[0];
+  const last = ids.at(-1);
+  const out = new Map<string, PlanMarkRow>();
+  if (first === undefined || last === undefined) return out;
+  const rows = await store.db
+    .selectFrom("plan_marks")
+    .select(["contact_id", "fingerprint", "skipped_json", "valid_until"])
+    .where("pair_id", "=", pairId)
+    .where("contact_id", ">=", first)
+    .where("contact_id", "<=", last)
+    .execute();
+  for (const r of rows) out.set(r.contact_id, r);
+  return out;
+}
+
+/**
+ * Fills in the payloads of the contacts' linked records, read by contact. The list of ids is padded
+ * to one of a few lengths (repeating its last id), so the store prepares a handful of statements,
+ * not one per page.
+ */
+async function readPayloads(
+  store: Pick<StoreSession, "db">,
+  contacts: readonly ContactRows[],
+): Promise<void> {
+  const ids = contacts
+    .filter((c) => c.links.some((l) => l.payload_json === undefined))
+    .map((c) => c.contact.id);
+  if (ids.length === 0) return;
+  const byKey = new Map<string, PlanLinkRow>();
+  for (const c of contacts) for (const l of c.links) byKey.set(`${l.connection_id}\u0000${l.external_id}`, l);
+  for (let i = 0; i < ids.length; i += CHUNK) {
+    const part = ids.slice(i, i + CHUNK);
+    let size = 8;
+    while (size < part.length) size *= 2;
+    const padded = [...part, ...Array<string>(Math.min(size, CHUNK) - part.length).fill(part.at(-1) ?? "")];
+    const rows = await store.db
+      .selectFrom("links")
+      .innerJoin("record_snapshots", (j) =>
+        j
+          .onRef("record_snapshots.connection_id", "=", "links.connection_id")
+          .onRef("record_snapshots.external_id", "=", "links.external_id"),
+      )
+      .select([
+        "links.connection_id",
+        "links.external_id",
+        "record_snapshots.content_hash",
+        "record_snapshots.payload_json",
+      ])
+      .where("links.contact_id", "in", padded)
+      .execute();
+    for (const r of rows) {
+      const link = byKey.get(`${r.connection_id}\u0000${r.external_id}`);
+      // A payload that moved since its hash was read is the newer one: its hash goes with it.
+      if (link !== undefined) {
+        link.payload_json = r.payload_json;
+        link.content_hash = r.content_hash;
+      }
+    }
+  }
+}
+
+/** One contact's planner input, from its rows (each linked record's payload read). */
+function planContactOf(rows: ContactRows, crmId: string): PlanContact {
+  const row = rows.contact;
   type LinkedRecord = { record: SnapshotRecord; origin: string };
-  const records = new Map<string, Map<string, LinkedRecord>>();
-  for (const row of links) {
-    const parsed = SnapshotRecordSchema.safeParse(JSON.parse(row.payload_json));
+  const byConnection = new Map<string, LinkedRecord>();
+  for (const link of rows.links) {
+    if (link.payload_json === undefined) continue;
+    const parsed = SnapshotRecordSchema.safeParse(JSON.parse(link.payload_json));
     if (!parsed.success) continue;
-    const byConnection = records.get(row.contact_id) ?? new Map<string, LinkedRecord>();
-    const current = byConnection.get(row.connection_id);
+    const current = byConnection.get(link.connection_id);
     // Several records of one connection for one person (an old and a new address): the live, newest wins.
     if (current === undefined || prefer(parsed.data, current.record))
-      byConnection.set(row.connection_id, { record: parsed.data, origin: row.origin });
-    records.set(row.contact_id, byConnection);
+      byConnection.set(link.connection_id, { record: parsed.data, origin: link.origin });
   }
-  const baselineBy = new Map<string, Record<string, FieldBaseline>>();
-  for (const row of baselines) {
-    const parsed = BaselinesSchema.safeParse(JSON.parse(row.values_json));
-    if (parsed.success) baselineBy.set(row.contact_id, parsed.data);
-  }
-  const resubscribed = new Set(resubscribes.map((r) => `${r.contact_id ?? ""}\u0000${r.target_connection}`));
-  const refusedBy = new Map<
-    string,
-    Record<string, { code: string; message: string; email_match_key: string }>
-  >();
-  for (const r of rejections)
-    refusedBy.set(r.contact_id, {
-      ...refusedBy.get(r.contact_id),
-      [r.connection_id]: { code: r.code, message: r.message, email_match_key: r.email_match_key },
-    });
+  const events: ConsentEvent[] = rows.events.map((e) => fromRow(e).event);
+  const baseline =
+    rows.baseline === undefined ? undefined : BaselinesSchema.safeParse(JSON.parse(rows.baseline));
+  const resubscribed = new Set(rows.resubscribed);
+  const refused: Record<string, { code: string; message: string; email_match_key: string }> = {};
+  for (const r of rows.rejections)
+    refused[r.connection_id] = { code: r.code, message: r.message, email_match_key: r.email_match_key };
 
-  const out: PlanContact[] = [];
-  for (const row of [...contacts].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
-    const byConnection = records.get(row.id) ?? new Map<string, LinkedRecord>();
-    const flags = FlagsSchema.parse(JSON.parse(row.flags_json));
-    const crmRecord = byConnection.get(crmId)?.record;
-    const contact: CanonicalContact = {
-      id: row.id,
-      type: coreContactType(row.type === "organization" ? "organization" : "person"),
-      ...(row.given_name !== null ? { first_name: row.given_name } : {}),
-      ...(row.family_name !== null ? { last_name: row.family_name } : {}),
-      ...(row.organization_name !== null ? { organisation_name: row.organization_name } : {}),
-      ...(row.primary_email !== null ? { primary_email: row.primary_email } : {}),
-      other_emails: [],
-      lifecycle: {
-        inactive: crmRecord?.inactive === true || flags.includes("inactive"),
-        deceased: crmRecord?.deceased === true || flags.includes("deceased"),
-        erased: row.erased_at !== null,
-      },
-      do_not_contact: crmRecord?.do_not_contact === true || flags.includes("do_not_contact"),
+  const flags = FlagsSchema.parse(JSON.parse(row.flags_json));
+  const crmRecord = byConnection.get(crmId)?.record;
+  const contact: CanonicalContact = {
+    id: row.id,
+    type: coreContactType(row.type === "organization" ? "organization" : "person"),
+    ...(row.given_name !== null ? { first_name: row.given_name } : {}),
+    ...(row.family_name !== null ? { last_name: row.family_name } : {}),
+    ...(row.organization_name !== null ? { organisation_name: row.organization_name } : {}),
+    ...(row.primary_email !== null ? { primary_email: row.primary_email } : {}),
+    other_emails: [],
+    lifecycle: {
+      inactive: crmRecord?.inactive === true || flags.includes("inactive"),
+      deceased: crmRecord?.deceased === true || flags.includes("deceased"),
+      erased: row.erased_at !== null,
+    },
+    do_not_contact: crmRecord?.do_not_contact === true || flags.includes("do_not_contact"),
+  };
+  const platforms: Record<string, PlatformRecordState> = {};
+  for (const [connection, { record, origin }] of byConnection) {
+    if (connection === crmId) continue;
+    platforms[connection] = {
+      ...platformState(record, resubscribed.has(connection)),
+      ...(origin === "matched_by_email" && crmRecord !== undefined ? { matched_by_address: true } : {}),
+      ...(origin === "concord" ? { created_by_concord: true } : {}),
     };
-    const platforms: Record<string, PlatformRecordState> = {};
-    for (const [connection, { record, origin }] of byConnection) {
-      if (connection === crmId) continue;
-      platforms[connection] = {
-        ...platformState(record, resubscribed.has(`${row.id}\u0000${connection}`)),
-        ...(origin === "matched_by_email" && crmRecord !== undefined ? { matched_by_address: true } : {}),
-        ...(origin === "concord" ? { created_by_concord: true } : {}),
-      };
-    }
-    const baseline = baselineBy.get(row.id);
-    const refused = refusedBy.get(row.id);
-    out.push({
-      contact,
-      events: eventsBy.get(row.id) ?? [],
-      ...(crmRecord !== undefined ? { crm: crmState(crmRecord) } : {}),
-      platforms,
-      ...(baseline !== undefined ? { baselines: baseline } : {}),
-      ...(refused !== undefined ? { rejections: refused } : {}),
-    });
   }
-  return out;
+  return {
+    contact,
+    events,
+    ...(crmRecord !== undefined ? { crm: crmState(crmRecord) } : {}),
+    platforms,
+    ...(baseline?.success === true ? { baselines: baseline.data } : {}),
+    ...(rows.rejections.length > 0 ? { rejections: refused } : {}),
+  };
 }
 
 function prefer(candidate: SnapshotRecord, current: SnapshotRecord): boolean {

@@ -4,7 +4,7 @@ import type { ConsentEvent } from "../core/consent/consent-event";
 import { applyPlanEffects } from "./apply-plan-effects";
 import type { Plan, PlannedOperation } from "./plan";
 import type { PlanContact } from "./plan-input";
-import { planPair } from "./plan-pair";
+import { createPairPlanner, planPair } from "./plan-pair";
 import {
   APPEALS,
   CRM,
@@ -405,6 +405,34 @@ describe("planPair: new contacts and skip reasons", () => {
       ...Array.from({ length: 200 }, (_, i) => contactId(i + 1)),
       ...Array.from({ length: 50 }, (_, i) => contactId(i + 301)),
     ]);
+  });
+
+  it("says of each contact whether it had nothing to do, with the records it skipped; a replay counts them the same", () => {
+    const { contacts: _, ...input } = planInput([]);
+    const planner = createPairPlanner(input);
+    // Outside the synced lists: skipped on both platforms, nothing to do.
+    const outside = planner.add(crmOnly(1, {}, []));
+    expect(outside.settled && outside.skipped.map((r) => [r.connection_id, r.reasons[0]?.code])).toEqual([
+      [MAIN, "not_in_synced_audience"],
+      [APPEALS, "not_in_synced_audience"],
+    ]);
+    // To import: work, so not settled.
+    expect(planner.add(crmOnly(2))).toEqual({ settled: false });
+    // An implied opt-in that expires: settled until it does.
+    const implied = {
+      ...optIn({ contact: 3, connection: MAIN, at: T1 }),
+      basis: "implied" as const,
+      expires_at: "2026-09-01T00:00:00.000Z",
+    };
+    const expiring = planner.add(crmOnly(3, { events: [implied] }, []));
+    expect(expiring).toMatchObject({ settled: true, until: "2026-09-01T00:00:00.000Z" });
+
+    const replayed = createPairPlanner(input);
+    if (!outside.settled || !expiring.settled) throw new Error("expected settled contacts");
+    replayed.replay(outside.skipped);
+    replayed.add(crmOnly(2));
+    replayed.replay(expiring.skipped);
+    expect(replayed.finish()).toEqual(planner.finish());
   });
 
   it("groups new contacts by the lists they go into", () => {

@@ -21,7 +21,7 @@ import {
   type ScopeDecision,
 } from "../core/consent/consent-state";
 import { decideEligibility, type Eligibility } from "../core/eligibility/decide-eligibility";
-import { impliedConsentLapses } from "../core/consent/implied-consent";
+import { impliedConsentLapses, nextLapseAt, type LapseInput } from "../core/consent/implied-consent";
 import type { CanonicalContact, ConnectionId, ContactId } from "../core/identity/canonical-contact";
 import { normaliseEmail, sameEmail } from "../core/identity/normalise-email";
 import { isConsentField, mergeFields, type FieldMergeInput } from "../core/merge/merge-fields";
@@ -84,7 +84,19 @@ export function planPair(input: PlanInput): Plan {
  * and hold only the plan, never every contact: `add` each contact once, then `finish` once. The
  * plan is the same as `planPair` makes from the same contacts in the same order.
  */
-export type PairPlanner = { add: (contact: PlanContact) => void; finish: () => Plan };
+export type PairPlanner = {
+  add: (contact: PlanContact) => ContactOutcome;
+  /** Counts a contact settled earlier with these skipped records, as `add` would have (ADR 29). */
+  replay: (skipped: readonly SkippedRecord[]) => void;
+  finish: () => Plan;
+};
+
+/**
+ * What planning one contact came to. `settled`: nothing to do (no operation, nothing waiting, no
+ * lapse, no unlinked opt-out), only these records skipped; the same inputs give the same outcome
+ * until `until`, when time alone (an implied consent's expiry or lapse) may change it.
+ */
+export type ContactOutcome = { settled: true; skipped: SkippedRecord[]; until?: string } | { settled: false };
 
 export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlanner {
   const { pair, policies } = input;
@@ -151,25 +163,24 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       require_consent_basis: policies.require_consent_basis,
     });
 
+  const lapseInput = (c: PlanContact, state: ReturnType<typeof fold>): LapseInput => ({
+    contact_id: c.contact.id,
+    country: c.crm?.fields["country"] ?? null,
+    consent: state,
+    events: c.events,
+    crm_grounds: c.crm?.consent_grounds ?? [],
+    crm_source: { system: pair.crm.system, connection: crmId },
+    created_by_concord: new Set(
+      Object.entries(c.platforms).flatMap(([k, r]) => (r.created_by_concord === true ? [k] : [])),
+    ),
+    as_of: input.as_of,
+  });
+
   /** The contact with the opt-outs by rule its lapsed implied consent calls for (not yet in the ledger). */
   const withLapses = (c: PlanContact, state: ReturnType<typeof fold>): PlanContact | undefined => {
     const implied = input.implied_consent;
     if (implied === undefined || implied.rules.length === 0) return undefined;
-    const due = impliedConsentLapses(
-      {
-        contact_id: c.contact.id,
-        country: c.crm?.fields["country"] ?? null,
-        consent: state,
-        events: c.events,
-        crm_grounds: c.crm?.consent_grounds ?? [],
-        crm_source: { system: pair.crm.system, connection: crmId },
-        created_by_concord: new Set(
-          Object.entries(c.platforms).flatMap(([k, r]) => (r.created_by_concord === true ? [k] : [])),
-        ),
-        as_of: input.as_of,
-      },
-      implied.rules,
-    );
+    const due = impliedConsentLapses(lapseInput(c, state), implied.rules);
     if (due.length === 0) return undefined;
     const known = new Set(c.events.map((e) => e.id));
     const fresh = due
@@ -180,7 +191,42 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
     return { ...c, events: [...c.events, ...fresh] };
   };
 
-  const add = (given: PlanContact): void => {
+  /** Everything a contact can add to the plan besides skipped records. */
+  const work = (): number =>
+    consentOps.length + writeOps.length + bulk.count + waiting.length + unlinked.length + lapses.length;
+
+  /**
+   * The first instant after `as_of` at which time alone may change what `c` plans to: an implied
+   * opt-in's expiry, or the lapse of implied consent under the config's rules.
+   */
+  const changesAt = (c: PlanContact): string | undefined => {
+    const asOf = Date.parse(input.as_of);
+    let next: number | undefined;
+    for (const e of c.events) {
+      if (e.kind !== "opt_in" || e.expires_at === undefined) continue;
+      const t = Date.parse(e.expires_at);
+      if (t > asOf && (next === undefined || t < next)) next = t;
+    }
+    const rules = input.implied_consent?.rules ?? [];
+    const lapse = rules.length > 0 ? nextLapseAt(lapseInput(c, fold(c.events)), rules) : undefined;
+    if (lapse !== undefined && (next === undefined || Date.parse(lapse) < next)) next = Date.parse(lapse);
+    return next === undefined ? undefined : new Date(next).toISOString();
+  };
+
+  const add = (given: PlanContact): ContactOutcome => {
+    const before = work();
+    skipped.recent = [];
+    planContact(given);
+    if (work() !== before) return { settled: false };
+    const until = changesAt(given);
+    return { settled: true, skipped: skipped.recent, ...(until !== undefined ? { until } : {}) };
+  };
+
+  const replay = (records: readonly SkippedRecord[]): void => {
+    for (const r of records) skipped.add(r);
+  };
+
+  const planContact = (given: PlanContact): void => {
     let c = given;
     let state = fold(c.events);
     const lapsed = withLapses(c, state);
@@ -841,7 +887,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
     };
   };
 
-  return { add, finish };
+  return { add, replay, finish };
 }
 
 /** Whether both sides held this membership at their last agreement. */
@@ -1069,7 +1115,11 @@ class BulkOperations {
     }
   >();
 
+  /** Items and members added so far. */
+  count = 0;
+
   upsert(connection: ConnectionId, listIds: string[], item: UpsertItem): void {
+    this.count += 1;
     const key = `${connection}\u0000${listIds.join("\u0000")}`;
     let group = this.upserts.get(key);
     if (!group) this.upserts.set(key, (group = { connection, list_ids: listIds, items: [] }));
@@ -1083,6 +1133,7 @@ class BulkOperations {
     contactId: ContactId,
     externalId: string,
   ): void {
+    this.count += 1;
     const key = `${connection}\u0000${kind}\u0000${listId}`;
     let group = this.members.get(key);
     if (!group) this.members.set(key, (group = { connection, kind, list_id: listId, entries: [] }));
@@ -1156,9 +1207,12 @@ class SkipTally {
   readonly listed: SkippedRecord[] = [];
   readonly byReason: Record<ConnectionId, Record<string, number>> = {};
   records = 0;
+  /** The records added since the caller last emptied it (one contact's). */
+  recent: SkippedRecord[] = [];
 
   add(record: SkippedRecord): void {
     this.records += 1;
+    this.recent.push(record);
     const counts = (this.byReason[record.connection_id] ??= {});
     let room = false;
     for (const r of record.reasons) {

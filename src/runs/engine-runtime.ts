@@ -942,6 +942,7 @@ function logRun(logger: Logger, report: SyncReport, options: SyncOptions): void 
     trigger:
       options.contact_ids !== undefined ? "webhook" : options.full === true ? "full_reconciliation" : "poll",
     operations: report.plan?.operations.length ?? 0,
+    contacts: report.contacts,
     succeeded: report.execution?.operations.succeeded ?? 0,
     refused: report.execution?.operations.failed ?? 0,
     waiting: report.execution?.waiting.map((w) => `${w.connection_id}:${w.code}`) ?? [],

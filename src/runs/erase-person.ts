@@ -246,6 +246,7 @@ async function eraseConcordCopy(
       if (await tx.contacts.erase(id)) contacts += 1;
       await tx.db.deleteFrom("baselines").where("contact_id", "=", id).execute();
       await tx.db.deleteFrom("platform_rejections").where("contact_id", "=", id).execute();
+      await tx.db.deleteFrom("plan_marks").where("contact_id", "=", id).execute();
       await tx.db.deleteFrom("review_items").where("contact_id", "=", id).execute();
       // Operations name the person's address and fields: the person's own lose their payload; a
       // bulk one loses the person's item.

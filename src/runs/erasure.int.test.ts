@@ -59,6 +59,12 @@ describe("erasure", () => {
     const [contact] = await h.store.contacts.findByMatchKey("ada.lovelace@example.org");
     expect(h.ccContact(h.ccAppeals, ADA)).toBeDefined();
     expect(await everyRow()).toContain("ada.lovelace@example.org");
+    const marksOf = async (id: string) =>
+      (await h.store.db.selectFrom("plan_marks").select("contact_id").where("contact_id", "=", id).execute())
+        .length;
+    // Once her opt-out is carried, a plan finds nothing left to do for her: she is marked.
+    await h.sync();
+    expect(await marksOf(contact!.id)).toBe(1);
 
     const preview = await erasePerson(deps(), { email: ADA, requested_by: "Operator", dry_run: true });
     expect(preview.ok && preview.report.systems.map((s) => [s.connection_id, s.status]).sort()).toEqual([
@@ -100,6 +106,7 @@ describe("erasure", () => {
     expect(mc.audiences[0]?.forgotten).toHaveLength(1);
 
     // Concord: nothing personal is left anywhere in the store, and the ledger's chain still verifies.
+    expect(await marksOf(contact!.id)).toBe(0);
     const stored = await everyRow();
     expect(stored).not.toContain("ada.lovelace@example.org");
     expect(stored).not.toContain("lovelace");

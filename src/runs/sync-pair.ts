@@ -16,7 +16,8 @@ import { sha256Hex } from "../pipeline/content-hash";
 import { consentEventId } from "../ledger/consent-event-id";
 import { appendConsentEvents } from "../ledger/consent-ledger";
 import { executePlan, type ExecuteDeps, type ExecutionReport } from "../executor/execute-plan";
-import { loadPlanContacts, loadPlanContactsById } from "../pipeline/load-plan-contacts";
+import { loadPlanContacts, loadPlanContactsById, type PlanItem } from "../pipeline/load-plan-contacts";
+import { planMarkKey, writePlanMarks, type NewPlanMark, type PlanMarking } from "../pipeline/plan-marks";
 import type { OpenedConnection } from "../connections/open-connection";
 import { pullConnection, recordWebhookChanges, type PullReport } from "../pipeline/pull-connection";
 import { resolvePair, saveListSyncState, type ResolvedPair } from "../pipeline/resolve-pair";
@@ -67,6 +68,11 @@ export type SyncReport = {
   relinks: PullReport[];
   /** Baselines moved because both sides now agree on new values. */
   baselines_updated: number;
+  /**
+   * Contacts the plan covered; of them, those its marks showed settled and unchanged since a plan
+   * with nothing to do for them, counted without being planned again (ADR 29).
+   */
+  contacts?: { planned: number; settled: number };
   /** Implied consent found lapsed but not acted on this run, and why (the CRM could not confirm it). */
   lapses_deferred?: LapseDeferral;
 };
@@ -149,6 +155,7 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
         planFromStore(deps, lapses ? r : withoutLapses(r), options.contact_ids),
       );
     const { plan, baselines } = planned;
+    report.contacts = { planned: planned.contacts_planned, settled: planned.contacts_settled };
     if (planned.lapses_deferred) report.lapses_deferred = planned.lapses_deferred;
     const planId = await savePlan(
       deps.store,
@@ -337,18 +344,30 @@ export function pullOne(
 
 type Planned = Awaited<ReturnType<typeof planFromStore>>;
 
-/** Plans from the store's current state; also returns the baselines that moved (both sides agree now). */
+/**
+ * Plans from the store's current state; also returns the baselines that moved (both sides agree
+ * now). A whole pair's plan skips the contacts its marks show settled and unchanged, and marks those
+ * it finds settled (ADR 29); a webhook's few contacts, and a plan that visits every contact, plan
+ * each one.
+ */
 export async function planFromStore(
   deps: Pick<SyncDeps, "store" | "now" | "links">,
   resolved: ResolvedPair,
   contactIds?: readonly string[],
   /** Sees each contact as planned (a reconciliation counts and compares with it). */
   visit?: (contact: PlanContact) => void,
-): Promise<{ plan: Plan; contacts_planned: number; baselines: Map<string, JsonValue> }> {
+): Promise<{
+  plan: Plan;
+  contacts_planned: number;
+  /** Of `contacts_planned`, those settled by their marks (counted, not planned again). */
+  contacts_settled: number;
+  baselines: Map<string, JsonValue>;
+}> {
   // Contacts stream from the store into the planner one at a time: a pair of any size holds its
   // plan and the baselines that moved, never every contact (ADR 8).
   const baselines = new Map<string, JsonValue>();
   const personalLinks = await fieldLinksFor(deps, resolved);
+  const asOf = deps.now().toISOString();
   const planner = createPairPlanner({
     ...(personalLinks !== undefined ? { personal_links: personalLinks } : {}),
     pair: resolved.pair,
@@ -358,30 +377,64 @@ export async function planFromStore(
       : {}),
     fields: resolved.fields,
     policies: resolved.policies,
-    as_of: deps.now().toISOString(),
+    as_of: asOf,
     hash: sha256Hex,
     ...(resolved.implied_consent.length > 0
       ? { implied_consent: { rules: resolved.implied_consent, event_id: consentEventId } }
       : {}),
   });
+  const marking: PlanMarking | undefined =
+    contactIds === undefined && visit === undefined
+      ? {
+          key: planMarkKey(resolved, personalLinks !== undefined),
+          as_of: asOf,
+          ...(personalLinks !== undefined
+            ? { extra: (id: string) => JSON.stringify(personalLinks(id)) }
+            : {}),
+        }
+      : undefined;
   const source =
     contactIds === undefined
-      ? loadPlanContacts(deps.store, resolved)
-      : (await loadPlanContactsById(deps.store, resolved, contactIds)).values();
+      ? loadPlanContacts(deps.store, resolved, marking)
+      : (await loadPlanContactsById(deps.store, resolved, contactIds)).map((contact): PlanItem => ({
+          contact,
+        }));
   let contacts_planned = 0;
-  for await (const loaded of source) {
-    let c = loaded;
+  let contacts_settled = 0;
+  const marks: NewPlanMark[] = [];
+  for await (const item of source) {
+    contacts_planned += 1;
+    if ("settled" in item) {
+      planner.replay(item.skipped);
+      contacts_settled += 1;
+      continue;
+    }
+    let c = item.contact;
     const agreed = movedBaselines(resolved.pair, resolved.fields, c);
     if (agreed) {
       baselines.set(c.contact.id, asJson(agreed));
       c = { ...c, baselines: agreed };
     }
-    planner.add(c);
+    const outcome = planner.add(c);
     visit?.(c);
-    contacts_planned += 1;
+    // Settled, and nothing to remember either: the next plan may skip the contact.
+    if (outcome.settled && !agreed && item.fingerprint !== undefined) {
+      marks.push({
+        contact_id: c.contact.id,
+        fingerprint: item.fingerprint,
+        skipped: outcome.skipped,
+        ...(outcome.until !== undefined ? { until: outcome.until } : {}),
+      });
+      if (marks.length >= MARKS_WRITTEN_TOGETHER)
+        await writePlanMarks(deps.store, resolved.pair.id, marks.splice(0));
+    }
   }
-  return { plan: planner.finish(), contacts_planned, baselines };
+  await writePlanMarks(deps.store, resolved.pair.id, marks);
+  return { plan: planner.finish(), contacts_planned, contacts_settled, baselines };
 }
+
+/** Marks written in one transaction while a plan goes on (a commit each page cost more than the marks). */
+const MARKS_WRITTEN_TOGETHER = 5_000;
 
 /** Each contact's links for the pair's link fields, when a platform has them and links can be signed. */
 async function fieldLinksFor(

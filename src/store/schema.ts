@@ -235,6 +235,18 @@ export interface PlatformRejectionsTable {
   rejected_at: IsoTimestamp;
 }
 
+/**
+ * A contact a whole-pair plan had nothing to do for (ADR 29): the fingerprint of what it was planned
+ * from, the records it skipped (JSON), and when time alone could change that (null: never).
+ */
+export interface PlanMarksTable {
+  pair_id: string;
+  contact_id: string;
+  fingerprint: string;
+  skipped_json: string;
+  valid_until: IsoTimestamp | null;
+}
+
 /** Instance-wide settings: the suppression list's salt. */
 export interface SettingsTable {
   key: string;
@@ -310,6 +322,7 @@ export interface Database {
   api_budgets: ApiBudgetsTable;
   alerts: AlertsTable;
   platform_rejections: PlatformRejectionsTable;
+  plan_marks: PlanMarksTable;
   settings: SettingsTable;
   erasures: ErasuresTable;
   link_generations: LinkGenerationsTable;

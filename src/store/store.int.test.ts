@@ -20,6 +20,7 @@ const TABLES = [
   "api_budgets",
   "alerts",
   "platform_rejections",
+  "plan_marks",
   "contacts",
   "contact_emails",
   "links",
@@ -91,6 +92,7 @@ describeOnBackends("store", (backend) => {
       "0013_store_probe",
       "0014_shared_state",
       "0015_operations_by_contact",
+      "0016_plan_marks",
     ]);
     expect(await migrateToLatest(store.db)).toEqual([]);
   });

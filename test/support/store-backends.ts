@@ -13,6 +13,8 @@ import type { LedgerSealer, Store, StoreDialect } from "../../src/store/ports";
 
 export type TestStore = {
   store: Store;
+  /** SQLite: the store's file. */
+  file?: string;
   /** Closes the store and deletes what it created (the SQLite file, the PostgreSQL schema). */
   cleanup(): Promise<void>;
 };
@@ -80,6 +82,7 @@ async function createSqliteTestStore(options: TestStoreOptions = {}): Promise<Te
   });
   return {
     store,
+    file: join(dir, "concord.db"),
     async cleanup() {
       await store.close();
       rmSync(dir, { recursive: true, force: true });

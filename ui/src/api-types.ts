@@ -97,6 +97,8 @@ export type StoredRunSummary = {
     rejections?: number;
   };
   baselines_updated?: number;
+  /** Contacts planned; of them, those settled by their marks and not planned again. */
+  contacts?: { planned: number; settled: number };
   /** Reconciliation runs. */
   contacts_compared?: number;
   differences?: unknown[];

@@ -4,6 +4,7 @@ import { foldChannelConsent } from "./consent-state";
 import {
   addPeriod,
   impliedConsentLapses,
+  nextLapseAt,
   rulesFor,
   type ImpliedConsentRule,
   type LapseInput,
@@ -69,6 +70,21 @@ describe("implied consent that lapses by rule", () => {
       { kind: "inquiry" as const, at: "2026-01-15T00:00:00.000Z" },
     ];
     expect(impliedConsentLapses(input({ crm_grounds: grounds }), [CASL])).toEqual([]);
+  });
+
+  it("says when consent not lapsed yet will lapse: the longest-lasting ground's end, none for express consent", () => {
+    const grounds = [
+      { kind: "donation" as const, at: "2025-03-31T00:00:00.000Z" },
+      { kind: "inquiry" as const, at: "2026-01-15T00:00:00.000Z" },
+    ];
+    expect(nextLapseAt(input({ crm_grounds: grounds }), [CASL])).toBe("2027-03-31T00:00:00.000Z");
+    // Lapsed already: nothing is due later (the lapse is due now).
+    expect(
+      nextLapseAt(input({ crm_grounds: [grounds[0]!], as_of: "2027-04-01T00:00:00.000Z" }), [CASL]),
+    ).toBeUndefined();
+    const express = [optIn("express", "2025-01-01T00:00:00.000Z")];
+    expect(nextLapseAt(input({ crm_grounds: grounds, events: express }), [CASL])).toBeUndefined();
+    expect(nextLapseAt(input({ crm_grounds: [] }), [CASL])).toBeUndefined();
   });
 
   it("express consent never lapses; a person with no known ground is left alone", () => {

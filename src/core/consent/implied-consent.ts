@@ -92,6 +92,34 @@ export function describePeriod(p: CalendarPeriod): string {
 const LASTING_RULES = new Set(["express_consent", "lifted_by_contact_opt_in", "lifted_by_operator_override"]);
 
 /**
+ * Per covering rule and scope it names, where the person is still sendable and gave no express
+ * consent: the ground that lasts longest, with the day it lapses (a person with no known ground is
+ * left alone: nothing says their consent is implied).
+ */
+function* lapseCandidates(
+  input: LapseInput,
+  rules: readonly ImpliedConsentRule[],
+): Generator<{ rule: ImpliedConsentRule; scope: Scope; ground: Ground; until: string }> {
+  for (const rule of rulesFor(rules, input.country)) {
+    const scopes: Scope[] =
+      rule.topics.length === 0
+        ? [{ kind: "global" }]
+        : rule.topics.map((topic) => ({ kind: "topic", topic }));
+    for (const scope of scopes) {
+      const decision = decisionFor(input.consent, scope);
+      if (!decision.sendable || LASTING_RULES.has(decision.rule)) continue;
+      // The ground that lasts longest decides; its lapse is the consent's.
+      let last: { ground: Ground; until: string } | undefined;
+      for (const ground of groundsFor(input, scope)) {
+        const until = addPeriod(ground.at, rule.periods[ground.kind]);
+        if (last === undefined || until > last.until) last = { ground, until };
+      }
+      if (last !== undefined) yield { rule, scope, ...last };
+    }
+  }
+}
+
+/**
  * The opt-outs by rule due for one person at `as_of`: per scope a covering rule names, where the
  * person is still sendable, gave no express consent, and every ground known for them has lapsed.
  * A person with no known ground is left alone (nothing says their consent is implied).
@@ -100,45 +128,37 @@ export function impliedConsentLapses(input: LapseInput, rules: readonly ImpliedC
   const out: LapseDraft[] = [];
   const asOf = Date.parse(input.as_of);
   const seen = new Set<string>();
-  for (const rule of rulesFor(rules, input.country)) {
-    const scopes: Scope[] =
-      rule.topics.length === 0
-        ? [{ kind: "global" }]
-        : rule.topics.map((topic) => ({ kind: "topic", topic }));
-    for (const scope of scopes) {
-      const key = scopeKey(scope);
-      if (seen.has(key)) continue;
-      const decision = decisionFor(input.consent, scope);
-      if (!decision.sendable || LASTING_RULES.has(decision.rule)) continue;
-      const grounds = groundsFor(input, scope);
-      if (grounds.length === 0) continue;
-      // The ground that lasts longest decides; its lapse is the consent's.
-      let last: { ground: Ground; until: string } | undefined;
-      for (const ground of grounds) {
-        const until = addPeriod(ground.at, rule.periods[ground.kind]);
-        if (last === undefined || until > last.until) last = { ground, until };
-      }
-      if (last === undefined || Date.parse(last.until) > asOf) continue;
-      seen.add(key);
-      const { ground, until } = last;
-      out.push({
-        kind: "opt_out",
-        contact_id: input.contact_id,
-        channel: "email",
-        scope,
-        source: { system: LAPSE_SOURCE_SYSTEM, connection: `compliance:${rule.name}` },
-        mechanism: "expiry_rule",
-        actor: { kind: "platform" },
-        occurred_at: until,
-        observed_at: new Date(asOf).toISOString(),
-        evidence: {
-          reason: `Implied consent (rule ${rule.name}) from ${ground.kind === "donation" ? "a donation" : "an inquiry or sign-up"} on ${ground.at.slice(0, 10)}${ground.where ? ` (${ground.where})` : ""} lapsed on ${until.slice(0, 10)} after ${describePeriod(rule.periods[ground.kind])}; no express consent is recorded.`,
-          source_record_id: ground.ref,
-        },
-      });
-    }
+  for (const { rule, scope, ground, until } of lapseCandidates(input, rules)) {
+    const key = scopeKey(scope);
+    if (seen.has(key) || Date.parse(until) > asOf) continue;
+    seen.add(key);
+    out.push({
+      kind: "opt_out",
+      contact_id: input.contact_id,
+      channel: "email",
+      scope,
+      source: { system: LAPSE_SOURCE_SYSTEM, connection: `compliance:${rule.name}` },
+      mechanism: "expiry_rule",
+      actor: { kind: "platform" },
+      occurred_at: until,
+      observed_at: new Date(asOf).toISOString(),
+      evidence: {
+        reason: `Implied consent (rule ${rule.name}) from ${ground.kind === "donation" ? "a donation" : "an inquiry or sign-up"} on ${ground.at.slice(0, 10)}${ground.where ? ` (${ground.where})` : ""} lapsed on ${until.slice(0, 10)} after ${describePeriod(rule.periods[ground.kind])}; no express consent is recorded.`,
+        source_record_id: ground.ref,
+      },
+    });
   }
   return out;
+}
+
+/** The first instant after `as_of` at which the person's implied consent lapses under `rules`, if any. */
+export function nextLapseAt(input: LapseInput, rules: readonly ImpliedConsentRule[]): string | undefined {
+  const asOf = Date.parse(input.as_of);
+  let next: string | undefined;
+  for (const { until } of lapseCandidates(input, rules))
+    if (Date.parse(until) > asOf && (next === undefined || Date.parse(until) < Date.parse(next)))
+      next = until;
+  return next;
 }
 
 type Ground = ConsentGround & { ref: string; where?: string };

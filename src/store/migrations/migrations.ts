@@ -16,6 +16,7 @@ import { migration0012LedgerSeals } from "./0012-ledger-seals";
 import { migration0013StoreProbe } from "./0013-store-probe";
 import { migration0014SharedState } from "./0014-shared-state";
 import { migration0015OperationsByContact } from "./0015-operations-by-contact";
+import { migration0016PlanMarks } from "./0016-plan-marks";
 
 /** Names sort in apply order; never rename or edit a shipped migration, add a new one. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -34,6 +35,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0013_store_probe": migration0013StoreProbe,
   "0014_shared_state": migration0014SharedState,
   "0015_operations_by_contact": migration0015OperationsByContact,
+  "0016_plan_marks": migration0016PlanMarks,
 };
 
 /** Applies every pending migration; a failure is an environment problem or a bug, so it throws. */

@@ -1,0 +1,180 @@
+// Plan marks (ADR 29): a whole-pair plan skips the contacts an earlier plan found nothing to do for
+// while nothing they are planned from changed. The plan must be exactly the one planning every
+// contact would make: after any change to a contact's rows, to the config, or once time moves past
+// what a contact's consent depends on.
+import { afterEach, beforeEach, expect, it } from "vitest";
+import { BENCH_PAIR, generateStore, MAIN, CRM } from "../../bench/generate-store";
+import { appendConsentEvents } from "../ledger/consent-ledger";
+import type { ResolvedPair } from "../pipeline/resolve-pair";
+import { describeOnBackends, type TestStore } from "../../test/support/store-backends";
+import { planFromStore } from "./sync-pair";
+
+const N = 1_200;
+const NOW = new Date("2026-06-01T12:00:00.000Z");
+
+describeOnBackends("plan marks", (backend) => {
+  let t: TestStore;
+  beforeEach(async () => {
+    t = await backend.create();
+    await generateStore({ n: N, store: t.store, sqliteFile: t.file, chunk: 400 });
+  });
+  afterEach(async () => {
+    await t.cleanup();
+  });
+
+  /** A whole-pair plan; `marks: false` plans every contact (a plan that visits each one uses no marks). */
+  const plan = (marks: boolean, at: Date = NOW, resolved: ResolvedPair = BENCH_PAIR) =>
+    planFromStore(
+      { store: t.store, now: () => at },
+      resolved,
+      undefined,
+      marks ? undefined : () => undefined,
+    );
+
+  const marked = async (): Promise<string[]> =>
+    (await t.store.db.selectFrom("plan_marks").select("contact_id").orderBy("contact_id").execute()).map(
+      (r) => r.contact_id,
+    );
+
+  it("skips the contacts a plan found settled, and the plan is the one planning every contact makes", async () => {
+    const every = await plan(false);
+    expect(await marked()).toEqual([]);
+    const first = await plan(true);
+    expect(first.contacts_settled).toBe(0);
+    expect(first.plan).toEqual(every.plan);
+    const settled = (await marked()).length;
+    // Most contacts have nothing to do: the generator leaves about a fifth with work waiting.
+    expect(settled).toBeGreaterThan(N / 2);
+    expect(settled).toBeLessThan(N);
+
+    const again = await plan(true);
+    expect(again.contacts_planned).toBe(N);
+    expect(again.contacts_settled).toBe(settled);
+    expect(again.plan).toEqual(every.plan);
+    // Skipped records are counted, and listed, as if planned.
+    expect(again.plan.counts.skipped_records).toBeGreaterThan(settled / 2);
+  });
+
+  it("plans a marked contact again when its ledger, a record, its baselines or a refusal changed", async () => {
+    await plan(true);
+    const [a, b, c, d] = await marked();
+    if (a === undefined || b === undefined || c === undefined || d === undefined)
+      throw new Error("too few marked");
+
+    // a: opts out in the CRM. A plan that skipped them would never carry it to the platforms.
+    await appendConsentEvents(t.store, [
+      {
+        kind: "opt_out",
+        scope: { kind: "global" },
+        contact_id: a,
+        channel: "email",
+        source: { system: "blackbaud-renxt", connection: CRM },
+        mechanism: "admin_edit",
+        actor: { kind: "account" },
+        occurred_at: "2026-06-01T09:00:00.000Z",
+        observed_at: "2026-06-01T09:05:00.000Z",
+        evidence: { reason: "Requests no email is set on the constituent" },
+      },
+    ]);
+    // b: their record on the platform moved (a new first name).
+    const link = await t.store.db
+      .selectFrom("links")
+      .innerJoin("record_snapshots", (j) =>
+        j
+          .onRef("record_snapshots.connection_id", "=", "links.connection_id")
+          .onRef("record_snapshots.external_id", "=", "links.external_id"),
+      )
+      .select(["links.external_id", "record_snapshots.payload_json"])
+      .where("links.contact_id", "=", b)
+      .where("links.connection_id", "=", MAIN)
+      .executeTakeFirstOrThrow();
+    const payload = JSON.parse(link.payload_json) as Record<string, unknown>;
+    await t.store.snapshots.put({
+      connection_id: MAIN,
+      external_id: link.external_id,
+      content_hash: "changed",
+      payload: { ...payload, first_name: "Renamed" },
+    });
+    // c: its baselines were rewritten; d: a platform refused its address.
+    await t.store.db.deleteFrom("baselines").where("contact_id", "=", c).execute();
+    await t.store.db
+      .insertInto("platform_rejections")
+      .values({
+        contact_id: d,
+        connection_id: MAIN,
+        email_match_key: "d@example.org",
+        code: "invalid_address",
+        message: "refused",
+        rejected_at: NOW.toISOString(),
+      })
+      .execute();
+
+    const before = (await marked()).length;
+    const withMarks = await plan(true);
+    const every = await plan(false);
+    expect(withMarks.plan).toEqual(every.plan);
+    expect(withMarks.contacts_settled).toBe(before - 4);
+    const touched = new Set(
+      withMarks.plan.operations
+        .filter((o) => o.reason.code === "opt_out_to_platform")
+        .flatMap((o) => o.contact_ids),
+    );
+    expect(touched.has(a)).toBe(true);
+    expect(
+      withMarks.plan.operations.some(
+        (o) => o.reason.code === "profile_fields_changed" && o.contact_ids.includes(b),
+      ),
+    ).toBe(true);
+  });
+
+  it("plans every contact again when the pair's settings change", async () => {
+    await plan(true);
+    const changed: ResolvedPair = {
+      ...BENCH_PAIR,
+      policies: {
+        ...BENCH_PAIR.policies,
+        propagate_crm_opt_outs: !BENCH_PAIR.policies.propagate_crm_opt_outs,
+      },
+    };
+    const withMarks = await plan(true, NOW, changed);
+    expect(withMarks.contacts_settled).toBe(0);
+    expect(withMarks.plan).toEqual((await plan(false, NOW, changed)).plan);
+  });
+
+  it("plans a contact again once time passes what its consent depends on: an implied opt-in's expiry", async () => {
+    await plan(true);
+    const [a] = await marked();
+    if (a === undefined) throw new Error("none marked");
+    const expires = "2026-06-10T00:00:00.000Z";
+    await appendConsentEvents(t.store, [
+      {
+        kind: "opt_in",
+        scope: { kind: "global" },
+        contact_id: a,
+        channel: "email",
+        source: { system: "constant-contact", connection: MAIN },
+        mechanism: "signup_form",
+        actor: { kind: "contact" },
+        basis: "implied",
+        expires_at: expires,
+        occurred_at: "2026-05-30T09:00:00.000Z",
+        observed_at: "2026-05-30T09:05:00.000Z",
+        evidence: { reason: "Signed up on a form" },
+      },
+    ]);
+    const beforeExpiry = await plan(true);
+    const mark = await t.store.db
+      .selectFrom("plan_marks")
+      .selectAll()
+      .where("contact_id", "=", a)
+      .executeTakeFirstOrThrow();
+    expect(mark.valid_until).toBe(expires);
+    const stillBefore = await plan(true, new Date("2026-06-09T23:59:00.000Z"));
+    expect(stillBefore.contacts_settled).toBe(beforeExpiry.contacts_settled + 1);
+
+    const after = new Date("2026-06-10T00:00:00.000Z");
+    const withMarks = await plan(true, after);
+    expect(withMarks.contacts_settled).toBe(stillBefore.contacts_settled - 1);
+    expect(withMarks.plan).toEqual((await plan(false, after)).plan);
+  });
+});
