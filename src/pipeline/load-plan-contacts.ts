@@ -19,7 +19,6 @@ import {
   contactFingerprint,
   SettledReader,
   type ContactRows,
-  type PlanLinkRow,
   type PlanMarking,
   type PlanMarkRow,
 } from "./plan-marks";
@@ -114,47 +113,22 @@ export async function* loadPlanContacts(
     const ids = await contactIdsPage(store, connections, after, CHUNK);
     if (ids.length === 0) return;
     after = ids[ids.length - 1] ?? after;
-    const chunk: PlanChunk = { kind: "page", ids };
-    if (marking === undefined) {
-      const grouped = groupRows(await readPlanRows(store, pairId, connections, chunk));
-      for (const rows of grouped) yield { contact: planContactOf(rows, crmId) };
-    } else {
-      // A page mostly without marks (a first plan, a changed config) is read whole at once; a page
-      // of marked contacts without the records' payloads, then the payloads of those to plan.
-      const marks = await readMarks(store, pairId, ids);
-      const rows = await readPlanRows(store, pairId, connections, chunk, {
-        payloads: marks.size < ids.length / 2,
-      });
-      const due: ContactRows[] = [];
-      const items: (PlanItem | undefined)[] = [];
-      const extra = (id: string): string => marking.extra?.(id) ?? "";
-      for (const contact of groupRows(rows)) {
-        const id = contact.contact.id;
-        const fingerprint = contactFingerprint(marking.key, contact, extra(id));
-        const skipped = reader.settled(id, marks.get(id), fingerprint, marking.as_of);
-        if (skipped !== undefined) items.push({ settled: id, skipped });
-        else {
-          due.push(contact);
-          items.push(undefined);
-        }
+    const [rows, marks] = await Promise.all([
+      readPlanRows(store, pairId, connections, { kind: "page", ids }),
+      marking === undefined ? undefined : readMarks(store, pairId, ids),
+    ]);
+    for (const contact of groupRows(rows)) {
+      if (marking === undefined || marks === undefined) {
+        yield { contact: planContactOf(contact, crmId) };
+        continue;
       }
-      await readPayloads(store, due);
-      let next = 0;
-      for (const item of items) {
-        if (item !== undefined) {
-          yield item;
-          continue;
-        }
-        const contact = due[next++];
-        if (contact === undefined) continue;
-        // The fingerprint of exactly what is planned: a record whose payload moved since its hash
-        // was read carries its new hash, and one unlinked since is left out of both.
-        contact.links = contact.links.filter((l) => l.payload_json !== undefined);
-        yield {
-          contact: planContactOf(contact, crmId),
-          fingerprint: contactFingerprint(marking.key, contact, extra(contact.contact.id)),
-        };
-      }
+      const id = contact.contact.id;
+      const fingerprint = contactFingerprint(marking.key, contact, marking.extra?.(id) ?? "");
+      const skipped = reader.settled(id, marks.get(id), fingerprint, marking.as_of);
+      // Settled and unchanged: counted as it was, its records never parsed.
+      yield skipped !== undefined
+        ? { settled: id, skipped }
+        : { contact: planContactOf(contact, crmId), fingerprint };
     }
     // A synchronous store (SQLite) answers without letting the event loop turn: between pages it is
     // let go, so a plan of a million contacts never holds webhooks and the API for its whole length.
@@ -191,16 +165,15 @@ export async function loadPlanContactsById(
 export type PlanChunk = { kind: "page" | "some"; ids: readonly string[] };
 
 /**
- * The rows a chunk of contacts is planned from, as stored: contacts, linked records (their
- * snapshots' payloads unless `payloads` is false), consent events, baselines, resubscribe requests
- * already sent, and addresses platforms refused.
+ * The rows a chunk of contacts is planned from, as stored: contacts, linked records with their
+ * snapshots, consent events, baselines, resubscribe requests already sent, and addresses platforms
+ * refused.
  */
 export async function readPlanRows(
   store: Pick<StoreSession, "db">,
   pairId: string,
   connections: readonly string[],
   chunk: PlanChunk,
-  { payloads = true }: { payloads?: boolean } = {},
 ) {
   const { ids } = chunk;
   const first = ids[0];
@@ -228,8 +201,8 @@ export async function readPlanRows(
         "links.external_id",
         "links.origin",
         "record_snapshots.content_hash",
+        "record_snapshots.payload_json",
       ])
-      .$if(payloads, (q) => q.select("record_snapshots.payload_json"))
       // By contact only: with a connection filter too, SQLite without statistics (a store nobody
       // analysed) reads every link of the connections through the primary key for each chunk.
       .where(contactsOf("links.contact_id"))
@@ -316,59 +289,12 @@ async function readMarks(
   return out;
 }
 
-/**
- * Fills in the payloads of the contacts' linked records, read by contact. The list of ids is padded
- * to one of a few lengths (repeating its last id), so the store prepares a handful of statements,
- * not one per page.
- */
-async function readPayloads(
-  store: Pick<StoreSession, "db">,
-  contacts: readonly ContactRows[],
-): Promise<void> {
-  const ids = contacts
-    .filter((c) => c.links.some((l) => l.payload_json === undefined))
-    .map((c) => c.contact.id);
-  if (ids.length === 0) return;
-  const byKey = new Map<string, PlanLinkRow>();
-  for (const c of contacts) for (const l of c.links) byKey.set(`${l.connection_id}\u0000${l.external_id}`, l);
-  for (let i = 0; i < ids.length; i += CHUNK) {
-    const part = ids.slice(i, i + CHUNK);
-    let size = 8;
-    while (size < part.length) size *= 2;
-    const padded = [...part, ...Array<string>(Math.min(size, CHUNK) - part.length).fill(part.at(-1) ?? "")];
-    const rows = await store.db
-      .selectFrom("links")
-      .innerJoin("record_snapshots", (j) =>
-        j
-          .onRef("record_snapshots.connection_id", "=", "links.connection_id")
-          .onRef("record_snapshots.external_id", "=", "links.external_id"),
-      )
-      .select([
-        "links.connection_id",
-        "links.external_id",
-        "record_snapshots.content_hash",
-        "record_snapshots.payload_json",
-      ])
-      .where("links.contact_id", "in", padded)
-      .execute();
-    for (const r of rows) {
-      const link = byKey.get(`${r.connection_id}\u0000${r.external_id}`);
-      // A payload that moved since its hash was read is the newer one: its hash goes with it.
-      if (link !== undefined) {
-        link.payload_json = r.payload_json;
-        link.content_hash = r.content_hash;
-      }
-    }
-  }
-}
-
-/** One contact's planner input, from its rows (each linked record's payload read). */
+/** One contact's planner input, from its rows. */
 function planContactOf(rows: ContactRows, crmId: string): PlanContact {
   const row = rows.contact;
   type LinkedRecord = { record: SnapshotRecord; origin: string };
   const byConnection = new Map<string, LinkedRecord>();
   for (const link of rows.links) {
-    if (link.payload_json === undefined) continue;
     const parsed = SnapshotRecordSchema.safeParse(JSON.parse(link.payload_json));
     if (!parsed.success) continue;
     const current = byConnection.get(link.connection_id);

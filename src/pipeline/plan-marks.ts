@@ -50,14 +50,14 @@ export function planMarkKey(resolved: ResolvedPair, personalLinks: boolean): str
   );
 }
 
-/** A linked record as planning reads it; the payload only when the contact is planned. */
+/** A linked record as planning reads it: the link and its snapshot. */
 export type PlanLinkRow = {
   contact_id: string;
   connection_id: string;
   external_id: string;
   origin: string;
   content_hash: string;
-  payload_json?: string;
+  payload_json: string;
 };
 
 /** One contact's rows, as stored: everything its plan is made from. */

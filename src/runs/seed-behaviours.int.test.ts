@@ -219,6 +219,11 @@ describe.each(PAIRS)("seed behaviours: $name (SQLite)", ({ crm, platforms }) => 
     }
     const again = await sync();
     expect(again.plan?.operations ?? []).toEqual([]);
+    // Nothing changed since a plan with nothing to do: every contact is settled by its mark (ADR 29).
+    const third = await sync();
+    expect(third.plan?.operations ?? []).toEqual([]);
+    expect(third.contacts?.planned).toBeGreaterThan(0);
+    expect(third.contacts).toEqual({ planned: again.contacts?.planned, settled: again.contacts?.planned });
   });
 
   it("2. a person's unsubscribe in a platform (link, one-click, complaint) reaches the CRM and every other platform, with who and how", async () => {
