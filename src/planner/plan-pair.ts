@@ -215,15 +215,17 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
 
   const add = (given: PlanContact): ContactOutcome => {
     const before = work();
-    skipped.recent = [];
     planContact(given);
+    const recent = skipped.recent;
+    skipped.recent = [];
     if (work() !== before) return { settled: false };
     const until = changesAt(given);
-    return { settled: true, skipped: skipped.recent, ...(until !== undefined ? { until } : {}) };
+    return { settled: true, skipped: recent, ...(until !== undefined ? { until } : {}) };
   };
 
   const replay = (records: readonly SkippedRecord[]): void => {
     for (const r of records) skipped.add(r);
+    skipped.recent = [];
   };
 
   const planContact = (given: PlanContact): void => {
@@ -1207,7 +1209,7 @@ class SkipTally {
   readonly listed: SkippedRecord[] = [];
   readonly byReason: Record<ConnectionId, Record<string, number>> = {};
   records = 0;
-  /** The records added since the caller last emptied it (one contact's). */
+  /** The records added since the planner last emptied it (after each contact and each replay). */
   recent: SkippedRecord[] = [];
 
   add(record: SkippedRecord): void {
