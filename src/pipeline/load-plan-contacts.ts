@@ -115,10 +115,10 @@ export async function* loadPlanContacts(
     after = ids[ids.length - 1] ?? after;
     const [rows, marks] = await Promise.all([
       readPlanRows(store, pairId, connections, { kind: "page", ids }),
-      marking === undefined ? undefined : readMarks(store, pairId, ids),
+      marking?.reuse === true ? readMarks(store, pairId, ids) : new Map<string, PlanMarkRow>(),
     ]);
     for (const contact of groupRows(rows)) {
-      if (marking === undefined || marks === undefined) {
+      if (marking === undefined) {
         yield { contact: planContactOf(contact, crmId) };
         continue;
       }

@@ -27,6 +27,8 @@ export type PlanMarking = {
   /** The fingerprint of everything every contact is planned by: the pair's settings and Concord's version. */
   key: string;
   as_of: string;
+  /** Whether a contact whose mark matches is skipped (false: every contact is planned and marked anew). */
+  reuse: boolean;
   /** A contact's input from outside its rows (its personal links), when there is one. */
   extra?: (contactId: string) => string;
 };

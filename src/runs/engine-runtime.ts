@@ -27,7 +27,7 @@ import {
   seenEvents,
   webhookShareSpent,
 } from "./webhook-flood";
-import { asJson, pullPair, syncPair, type SyncDeps, type SyncOptions, type SyncReport } from "./sync-pair";
+import { pullPair, syncPair, type SyncDeps, type SyncOptions, type SyncReport } from "./sync-pair";
 import { resolvePair } from "../pipeline/resolve-pair";
 import type { PullReport } from "../pipeline/pull-connection";
 
@@ -307,7 +307,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         // Stored before it is acknowledged: a crash after this answer loses nothing. Deliveries
         // arriving together commit together; with workers, with the job that drains them.
         try {
-          await intake.add(connectionId, asJson(changes));
+          await intake.add(connectionId, changes);
         } catch (error) {
           seen.forget(connectionId, fresh);
           throw error;

@@ -24,12 +24,7 @@ describeOnBackends("plan marks", (backend) => {
 
   /** A whole-pair plan; `marks: false` plans every contact (a plan that visits each one uses no marks). */
   const plan = (marks: boolean, at: Date = NOW, resolved: ResolvedPair = BENCH_PAIR) =>
-    planFromStore(
-      { store: t.store, now: () => at },
-      resolved,
-      undefined,
-      marks ? undefined : () => undefined,
-    );
+    planFromStore({ store: t.store, now: () => at }, resolved, marks ? {} : { visit: () => undefined });
 
   const marked = async (): Promise<string[]> =>
     (await t.store.db.selectFrom("plan_marks").select("contact_id").orderBy("contact_id").execute()).map(
@@ -125,6 +120,27 @@ describeOnBackends("plan marks", (backend) => {
         (o) => o.reason.code === "profile_fields_changed" && o.contact_ids.includes(b),
       ),
     ).toBe(true);
+  });
+
+  it("a refresh plans every contact, trusting no mark, and marks them anew", async () => {
+    await plan(true);
+    const [a] = await marked();
+    if (a === undefined) throw new Error("none marked");
+    // A mark that lies (its records skipped emptied, its fingerprint kept): reused, it is believed.
+    await t.store.db
+      .updateTable("plan_marks")
+      .set({ skipped_json: "[]" })
+      .where("contact_id", "=", a)
+      .execute();
+    const every = await plan(false);
+    expect((await plan(true)).plan.counts).not.toEqual(every.plan.counts);
+
+    const refreshed = await planFromStore({ store: t.store, now: () => NOW }, BENCH_PAIR, {
+      marks: "refresh",
+    });
+    expect(refreshed.contacts_settled).toBe(0);
+    expect(refreshed.plan).toEqual(every.plan);
+    expect((await plan(true)).plan).toEqual(every.plan);
   });
 
   it("plans every contact again when the pair's settings change", async () => {

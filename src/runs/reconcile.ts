@@ -259,9 +259,11 @@ async function planAndCompare(
   const counts: Record<string, number> = { [resolved.pair.crm.connection_id]: 0 };
   for (const p of resolved.pair.platforms) counts[p.connection_id] = 0;
   const named = new Set<string>();
-  const { plan, contacts_planned } = await planFromStore(deps, resolved, undefined, (c) => {
-    countOptOuts(counts, resolved, c);
-    if (platformOnlyOptOuts(resolved, c, asOf).length > 0) named.add(c.contact.id);
+  const { plan, contacts_planned } = await planFromStore(deps, resolved, {
+    visit: (c) => {
+      countOptOuts(counts, resolved, c);
+      if (platformOnlyOptOuts(resolved, c, asOf).length > 0) named.add(c.contact.id);
+    },
   });
   for (const op of plan.operations)
     if (op.priority === "consent") for (const id of op.contact_ids) named.add(id);

@@ -15,7 +15,7 @@ import { createFakeClock } from "../../test/support/fake-clock";
 import { sqliteBackend } from "../../test/support/sync-harness";
 import type { TestStore } from "../../test/support/store-backends";
 import { TEST_KEY } from "../../test/support/test-credentials";
-import { syncPair, type SyncReport } from "./sync-pair";
+import { syncPair, type SyncOptions, type SyncReport } from "./sync-pair";
 
 type Platform = { id: string; system: string; emulator?: Record<string, unknown> };
 const CC: Platform = { id: "cc-main", system: "constant-contact", emulator: { rateLimitPerSecond: null } };
@@ -159,11 +159,12 @@ describe.each(PAIRS)("seed behaviours: $name (SQLite)", ({ crm, platforms }) => 
   });
 
   const config = () => world.config;
-  const sync = async (): Promise<SyncReport> => {
+  const sync = async (options: SyncOptions = {}): Promise<SyncReport> => {
     const pair = config().pairs[0]!;
     const report = await syncPair(
       { store, config: config(), connections: world.connections, now: clock.now },
       pair,
+      options,
     );
     expect(report.execution?.rejections ?? [], JSON.stringify(report.execution?.rejections)).toEqual([]);
     return report;
@@ -224,6 +225,10 @@ describe.each(PAIRS)("seed behaviours: $name (SQLite)", ({ crm, platforms }) => 
     expect(third.plan?.operations ?? []).toEqual([]);
     expect(third.contacts?.planned).toBeGreaterThan(0);
     expect(third.contacts).toEqual({ planned: again.contacts?.planned, settled: again.contacts?.planned });
+    // The scheduled full reconciliation plans every contact again, trusting no mark.
+    const full = await sync({ full: true });
+    expect(full.plan?.operations ?? []).toEqual([]);
+    expect(full.contacts).toEqual({ planned: again.contacts?.planned, settled: 0 });
   });
 
   it("2. a person's unsubscribe in a platform (link, one-click, complaint) reaches the CRM and every other platform, with who and how", async () => {

@@ -145,14 +145,15 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
     }
 
     deps.onStage?.("plan");
-    let planned: Planned & { lapses_deferred?: LapseDeferral } = await planFromStore(
-      deps,
-      r,
-      options.contact_ids,
-    );
+    // The scheduled full reconciliation plans every contact again rather than trust the marks.
+    const planning: PlanFromStoreOptions = {
+      ...(options.contact_ids !== undefined ? { contact_ids: options.contact_ids } : {}),
+      ...(options.full === true ? { marks: "refresh" as const } : {}),
+    };
+    let planned: Planned & { lapses_deferred?: LapseDeferral } = await planFromStore(deps, r, planning);
     if (!dryRun)
       planned = await recordLapses(deps, pair, planned, (lapses) =>
-        planFromStore(deps, lapses ? r : withoutLapses(r), options.contact_ids),
+        planFromStore(deps, lapses ? r : withoutLapses(r), planning),
       );
     const { plan, baselines } = planned;
     report.contacts = { planned: planned.contacts_planned, settled: planned.contacts_settled };
@@ -344,18 +345,29 @@ export function pullOne(
 
 type Planned = Awaited<ReturnType<typeof planFromStore>>;
 
+export type PlanFromStoreOptions = {
+  /** Plan only these contacts (a webhook's targets); none: the whole pair. */
+  contact_ids?: readonly string[];
+  /** Sees each contact as planned (a reconciliation counts and compares with it). */
+  visit?: (contact: PlanContact) => void;
+  /**
+   * A whole pair's plan: `reuse` (the default) skips the contacts whose marks show them settled and
+   * unchanged; `refresh` plans every contact and marks them anew (the scheduled full
+   * reconciliation). Either way the contacts found settled are marked (ADR 29).
+   */
+  marks?: "reuse" | "refresh";
+};
+
 /**
  * Plans from the store's current state; also returns the baselines that moved (both sides agree
  * now). A whole pair's plan skips the contacts its marks show settled and unchanged, and marks those
  * it finds settled (ADR 29); a webhook's few contacts, and a plan that visits every contact, plan
- * each one.
+ * each one without marks.
  */
 export async function planFromStore(
   deps: Pick<SyncDeps, "store" | "now" | "links">,
   resolved: ResolvedPair,
-  contactIds?: readonly string[],
-  /** Sees each contact as planned (a reconciliation counts and compares with it). */
-  visit?: (contact: PlanContact) => void,
+  options: PlanFromStoreOptions = {},
 ): Promise<{
   plan: Plan;
   contacts_planned: number;
@@ -366,6 +378,7 @@ export async function planFromStore(
   // Contacts stream from the store into the planner one at a time: a pair of any size holds its
   // plan and the baselines that moved, never every contact (ADR 8).
   const baselines = new Map<string, JsonValue>();
+  const { contact_ids: contactIds, visit } = options;
   const personalLinks = await fieldLinksFor(deps, resolved);
   const asOf = deps.now().toISOString();
   const planner = createPairPlanner({
@@ -388,6 +401,7 @@ export async function planFromStore(
       ? {
           key: planMarkKey(resolved, personalLinks !== undefined),
           as_of: asOf,
+          reuse: options.marks !== "refresh",
           ...(personalLinks !== undefined
             ? { extra: (id: string) => JSON.stringify(personalLinks(id)) }
             : {}),
