@@ -96,7 +96,8 @@ export type PlanItem =
 
 /**
  * Streams the pair's contacts as the planner's input, in id order. With `marking`, a contact whose
- * mark matches what it would be planned from comes as settled, its records never read (ADR 29).
+ * mark matches what it would be planned from comes as settled, its records read but never parsed
+ * (ADR 29).
  */
 export async function* loadPlanContacts(
   store: StoreSession,
