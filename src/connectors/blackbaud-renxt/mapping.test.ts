@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { ConnectorOperation } from "../connector";
+import { contentHash } from "../../pipeline/content-hash";
+import { keepUnread } from "../../pipeline/keep-unread";
 import {
+  DETAIL_PARTS,
+  type ConstituentDetail,
+  type DetailPart,
   consentObservations,
   consentAddBody,
   constituentAddBody,
@@ -227,6 +232,65 @@ describe("toExternalRecord", () => {
     ]);
     expect(Object.keys(r.fields).some((k) => k.startsWith("consent"))).toBe(false);
     expect(r.updated_at).toBe("2026-03-02T12:00:00.123Z");
+  });
+});
+
+describe("a constituent read in part", () => {
+  // Every consent source a constituent can show: a solicit code, Requests No Email, the primary
+  // address's Do not email, a custom-field opt-out and consent records.
+  const whole: ConstituentDetail = {
+    constituent: person({ requests_no_email: true }),
+    emails: [{ id: "283", address: "rob@example.org", primary: true, do_not_email: true, inactive: false }],
+    consents: [consent({ category: "Appeals" }), consent({ id: "c2", category: null })],
+    relationships: [{ constituent_id: "280", relation_id: "9", is_organization_contact: true }],
+    opt_out_fields: [
+      {
+        category: "Email opt-out",
+        field: { id: "cf1", category: "Email opt-out", value: true, date_modified: "2026-03-01T09:00:00Z" },
+      },
+    ],
+    opt_out_codes: {
+      codes: ["Do not solicit"],
+      held: [{ id: "s1", solicit_code: "Do not solicit", start_date: "2026-01-01T00:00:00Z" }],
+      read_at: "2026-03-02T12:00:00Z",
+    },
+    latest_gift: { id: "g1", date: "2025-12-24T00:00:00" },
+  };
+  const snapshot = JSON.parse(JSON.stringify(toExternalRecord(whole))) as Parameters<typeof keepUnread>[1];
+
+  /** The detail as a re-read of every part but `left` returns it. */
+  const without = (left: readonly DetailPart[]): ConstituentDetail => {
+    const read: Record<string, unknown> = { ...whole, unread: left };
+    const dropped: Record<DetailPart, (keyof ConstituentDetail)[]> = {
+      record: [],
+      emails: ["emails"],
+      consents: ["consents"],
+      relationships: ["relationships"],
+      custom_fields: ["opt_out_fields"],
+      latest_gift: ["latest_gift"],
+      solicit_codes: ["opt_out_codes"],
+    };
+    for (const part of left) for (const key of dropped[part]) Reflect.deleteProperty(read, key);
+    return read as ConstituentDetail;
+  };
+
+  it.each(DETAIL_PARTS.filter((p) => p !== "record").map((p) => [p]))(
+    "left unread (%s), completed from the last snapshot, hashes as read whole: its facts keep their place",
+    (part) => {
+      const completed = keepUnread(toExternalRecord(without([part])), snapshot);
+      expect(completed.consent_state.map((f) => f.source)).toEqual(
+        toExternalRecord(whole).consent_state.map((f) => f.source),
+      );
+      expect(contentHash(completed)).toBe(contentHash(snapshot));
+    },
+  );
+
+  it("left unread all at once (an address event reads the record alone), it still hashes as read whole", () => {
+    const completed = keepUnread(
+      toExternalRecord(without(DETAIL_PARTS.filter((p) => p !== "record"))),
+      snapshot,
+    );
+    expect(contentHash(completed)).toBe(contentHash(snapshot));
   });
 });
 
