@@ -81,7 +81,10 @@ export function registerSyncCommands(program: Command, deps: SyncCommandDeps): v
     .description("Run one sync of each pair (pull, record consent, plan, apply consent first, link)")
     .option("--pair <id>", "only this pair")
     .option("--dry-run", "stop once the plan is stored: show counts and reasons, write nothing to any system")
-    .option("--full", "read every record instead of the changes since the last run")
+    .option(
+      "--full",
+      "read every record instead of the changes since the last run, and plan every contact again",
+    )
     .option("--config <file>", "config file (default: CONCORD_CONFIG)")
     .option("--json", "print one JSON report per pair, one per line")
     .action(async (options: Common & { dryRun?: boolean; full?: boolean }) => {
