@@ -291,6 +291,7 @@ function runSummary(report: SyncReport): JsonValue {
       : {}),
     ...(report.execution ? { execution: executionSummary(report.execution) } : {}),
     baselines_updated: report.baselines_updated,
+    ...(report.contacts ? { contacts: report.contacts } : {}),
   });
 }
 

@@ -238,6 +238,8 @@ describe.skipIf(skipReason !== undefined && !inCi)(
       await page.getByRole("table").last().getByRole("row").last().getByRole("link").click();
       await page.getByRole("heading", { name: /^Plan plan_/ }).waitFor();
       expect(await page.locator(".gains").textContent()).toMatch(/\+\d+contacts for cc-main/);
+      // How many contacts the plan covered, and how many of them were settled and unchanged.
+      await page.getByText(/^\d[\d,]* in the plan; \d[\d,]* of them unchanged/).waitFor();
       await shot(page, "run-plan");
     });
 

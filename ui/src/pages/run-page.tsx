@@ -54,6 +54,14 @@ function RunBody({ detail: d, reload }: { detail: RunDetail; reload: () => void 
             ["Started", <Time key="t" iso={d.run.started_at} />],
             ["Took", formatDuration(runDuration(d.run))],
             ["In short", describeRun(d.run)],
+            ...(s.contacts !== undefined
+              ? [
+                  [
+                    "Contacts",
+                    `${formatCount(s.contacts.planned)} in the plan; ${formatCount(s.contacts.settled)} of them unchanged since a plan found nothing to do for them, so not planned again`,
+                  ] as [ReactNode, ReactNode],
+                ]
+              : []),
           ]}
         />
         {error !== null ? (
