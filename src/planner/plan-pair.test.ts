@@ -435,6 +435,35 @@ describe("planPair: new contacts and skip reasons", () => {
     expect(replayed.finish()).toEqual(planner.finish());
   });
 
+  it("a contact settled under a lapse rule is settled until its implied consent lapses, then it lapses", () => {
+    const { contacts: _, ...input } = planInput([]);
+    const rules = {
+      rules: [
+        {
+          name: "casl",
+          countries: ["CA"],
+          topics: [],
+          periods: { donation: { years: 2, months: 0, days: 0 }, inquiry: { years: 0, months: 6, days: 0 } },
+        },
+      ],
+      event_id: () => "evt_lapse",
+    };
+    const donor = crmOnly(
+      1,
+      {
+        crm: crmRecord(1, {
+          fields: { country: "CA" },
+          consent_grounds: [{ kind: "donation", at: "2025-03-01T00:00:00.000Z" }],
+        }),
+      },
+      [],
+    );
+    const before = createPairPlanner({ ...input, implied_consent: rules }).add(donor);
+    expect(before).toMatchObject({ settled: true, until: "2027-03-01T00:00:00.000Z" });
+    const after = createPairPlanner({ ...input, implied_consent: rules, as_of: "2027-03-01T00:00:00.000Z" });
+    expect(after.add(donor)).toEqual({ settled: false });
+  });
+
   it("groups new contacts by the lists they go into", () => {
     const plan = planPair(planInput([crmOnly(1, {}, ["L-news"]), crmOnly(2, {}, ["L-news", "L-events"])]));
     expect(

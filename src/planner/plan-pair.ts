@@ -199,7 +199,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
    * The first instant after `as_of` at which time alone may change what `c` plans to: an implied
    * opt-in's expiry, or the lapse of implied consent under the config's rules.
    */
-  const changesAt = (c: PlanContact): string | undefined => {
+  const changesAt = (c: PlanContact, state: ReturnType<typeof fold>): string | undefined => {
     const asOf = Date.parse(input.as_of);
     let next: number | undefined;
     for (const e of c.events) {
@@ -208,18 +208,19 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       if (t > asOf && (next === undefined || t < next)) next = t;
     }
     const rules = input.implied_consent?.rules ?? [];
-    const lapse = rules.length > 0 ? nextLapseAt(lapseInput(c, fold(c.events)), rules) : undefined;
+    const lapse = rules.length > 0 ? nextLapseAt(lapseInput(c, state), rules) : undefined;
     if (lapse !== undefined && (next === undefined || Date.parse(lapse) < next)) next = Date.parse(lapse);
     return next === undefined ? undefined : new Date(next).toISOString();
   };
 
   const add = (given: PlanContact): ContactOutcome => {
     const before = work();
-    planContact(given);
+    const state = planContact(given);
     const recent = skipped.recent;
     skipped.recent = [];
     if (work() !== before) return { settled: false };
-    const until = changesAt(given);
+    // Settled: no lapse was due, so the contact was planned with the consent folded from its own events.
+    const until = changesAt(given, state);
     return { settled: true, skipped: recent, ...(until !== undefined ? { until } : {}) };
   };
 
@@ -228,7 +229,8 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
     skipped.recent = [];
   };
 
-  const planContact = (given: PlanContact): void => {
+  /** Plans one contact; returns its email consent as folded for the plan. */
+  const planContact = (given: PlanContact): ReturnType<typeof fold> => {
     let c = given;
     let state = fold(c.events);
     const lapsed = withLapses(c, state);
@@ -653,6 +655,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
           },
         );
     }
+    return state;
   };
 
   /**

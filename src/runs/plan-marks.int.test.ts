@@ -143,6 +143,21 @@ describeOnBackends("plan marks", (backend) => {
     expect((await plan(true)).plan).toEqual(every.plan);
   });
 
+  it("a mark that cannot be read is no mark: the contact is planned", async () => {
+    await plan(true);
+    const [a] = await marked();
+    if (a === undefined) throw new Error("none marked");
+    const before = (await plan(true)).contacts_settled;
+    await t.store.db
+      .updateTable("plan_marks")
+      .set({ skipped_json: "{not json" })
+      .where("contact_id", "=", a)
+      .execute();
+    const withMarks = await plan(true);
+    expect(withMarks.contacts_settled).toBe(before - 1);
+    expect(withMarks.plan).toEqual((await plan(false)).plan);
+  });
+
   it("plans every contact again when the pair's settings change", async () => {
     await plan(true);
     const changed: ResolvedPair = {
