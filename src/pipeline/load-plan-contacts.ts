@@ -15,15 +15,32 @@ import { coreContactType } from "./store-match-index";
 import { recordEmail, SnapshotRecordSchema, type SnapshotRecord } from "./stored-snapshot";
 import type { ResolvedPair } from "./resolve-pair";
 import { unindexed } from "../store/unindexed";
-import {
-  contactFingerprint,
-  SettledReader,
-  type ContactRows,
-  type PlanMarking,
-  type PlanMarkRow,
-} from "./plan-marks";
+import type { Selectable } from "kysely";
+import type { ConsentEventsTable, ContactsTable, PlatformRejectionsTable } from "../store/schema";
+import { SettledReader, type PlanMarking, type PlanMarkRow } from "./plan-marks";
 
 const CHUNK = 500;
+
+/** A linked record as planning reads it: the link and its snapshot. */
+export type PlanLinkRow = {
+  contact_id: string;
+  connection_id: string;
+  external_id: string;
+  origin: string;
+  payload_json: string;
+};
+
+/** One contact's rows, as stored: everything its plan is made from. */
+export type ContactRows = {
+  contact: Selectable<ContactsTable>;
+  links: PlanLinkRow[];
+  /** In ledger order. */
+  events: Selectable<ConsentEventsTable>[];
+  baseline?: string;
+  /** Connections its confirmation email was already sent on. */
+  resubscribed: string[];
+  rejections: Selectable<PlatformRejectionsTable>[];
+};
 
 const BaselinesSchema = z.record(z.string(), z.record(z.string(), z.string().nullable()));
 /** A contact's lifecycle flags as stored; unreadable flags read as none. */
@@ -90,14 +107,14 @@ export async function contactIdsPage(
   return rows.map((r) => r.contact_id);
 }
 
-/** A contact to plan (with its fingerprint when the plan marks), or one settled by its mark. */
+/** A contact to plan (with its revision when the plan marks), or one settled by its mark. */
 export type PlanItem =
-  { contact: PlanContact; fingerprint?: string } | { settled: string; skipped: SkippedRecord[] };
+  { contact: PlanContact; plan_rev?: number } | { settled: string; skipped: SkippedRecord[] };
 
 /**
- * Streams the pair's contacts as the planner's input, in id order. With `marking`, a contact whose
- * mark matches what it would be planned from comes as settled, its records read but never parsed
- * (ADR 29).
+ * Streams the pair's contacts as the planner's input, in id order. With `marking`, each page's
+ * contact revisions and marks are read first; a contact whose mark matches comes as settled, its
+ * other rows never read (ADR 30), and the rest come with the revision their rows were read after.
  */
 export async function* loadPlanContacts(
   store: StoreSession,
@@ -114,27 +131,65 @@ export async function* loadPlanContacts(
     const ids = await contactIdsPage(store, connections, after, CHUNK);
     if (ids.length === 0) return;
     after = ids[ids.length - 1] ?? after;
-    const [rows, marks] = await Promise.all([
-      readPlanRows(store, pairId, connections, { kind: "page", ids }),
-      marking?.reuse === true ? readMarks(store, pairId, ids) : new Map<string, PlanMarkRow>(),
-    ]);
-    for (const contact of groupRows(rows)) {
-      if (marking === undefined) {
-        yield { contact: planContactOf(contact, crmId) };
-        continue;
+    if (marking === undefined) {
+      const rows = await readPlanRows(store, pairId, connections, { kind: "page", ids });
+      for (const contact of groupRows(rows)) yield { contact: planContactOf(contact, crmId) };
+    } else {
+      // Revisions before rows: a write between the two moves the revision on past the mark's.
+      const states = await readRevisions(store, pairId, ids);
+      const rowsOf = (some: readonly string[]) =>
+        some.flatMap((id) => {
+          const row = states.get(id)?.contact;
+          return row === undefined ? [] : [row];
+        });
+      const settled = new Map<string, SkippedRecord[]>();
+      if (marking.reuse)
+        for (const [id, state] of states) {
+          const skipped = reader.settled(id, state.mark, marking.key, state.rev, marking.as_of);
+          if (skipped !== undefined) settled.set(id, skipped);
+        }
+      const toPlan = settled.size === 0 ? ids : ids.filter((id) => !settled.has(id));
+      const planned = groupRows(
+        toPlan.length === ids.length
+          ? await readPlanRows(store, pairId, connections, { kind: "page", ids, contacts: rowsOf(ids) })
+          : await readPlanRowsOf(store, pairId, connections, toPlan, rowsOf(toPlan)),
+      );
+      const byId = new Map(planned.map((c) => [c.contact.id, c]));
+      // In the order the unmarked path gives (groupRows'), whatever order the database sorts ids in.
+      for (const id of [...ids].sort(byCodeUnits)) {
+        const skipped = settled.get(id);
+        if (skipped !== undefined) {
+          yield { settled: id, skipped };
+          continue;
+        }
+        const contact = byId.get(id);
+        if (contact === undefined) continue;
+        yield { contact: planContactOf(contact, crmId), plan_rev: contact.contact.plan_rev };
       }
-      const id = contact.contact.id;
-      const fingerprint = contactFingerprint(marking.key, contact, marking.extra?.(id) ?? "");
-      const skipped = reader.settled(id, marks.get(id), fingerprint, marking.as_of);
-      // Settled and unchanged: counted as it was, its records never parsed.
-      yield skipped !== undefined
-        ? { settled: id, skipped }
-        : { contact: planContactOf(contact, crmId), fingerprint };
     }
     // A synchronous store (SQLite) answers without letting the event loop turn: between pages it is
     // let go, so a plan of a million contacts never holds webhooks and the API for its whole length.
     await new Promise((resolve) => setImmediate(resolve));
   }
+}
+
+/**
+ * The rows of a scattered set of a page's contacts (those its marks did not settle), by lists of
+ * ids padded to a power of two (the last id repeated), so a handful of statements serve every page.
+ */
+async function readPlanRowsOf(
+  store: Pick<StoreSession, "db">,
+  pairId: string,
+  connections: readonly string[],
+  ids: readonly string[],
+  contacts: readonly Selectable<ContactsTable>[],
+): Promise<PlanRows> {
+  const last = ids.at(-1);
+  if (last === undefined) return readPlanRows(store, pairId, connections, { kind: "some", ids, contacts });
+  let size = 1;
+  while (size < ids.length) size *= 2;
+  const padded = size === ids.length ? ids : [...ids, ...Array<string>(size - ids.length).fill(last)];
+  return readPlanRows(store, pairId, connections, { kind: "some", ids: padded, contacts });
 }
 
 /** The same contacts as `loadPlanContacts`, for a known set of contact ids (a webhook's targets). */
@@ -163,7 +218,12 @@ export async function loadPlanContactsById(
  * index range; rows of contacts outside the pair in that range are dropped. `some`: a scattered
  * set (a webhook's targets), read by lists of ids.
  */
-export type PlanChunk = { kind: "page" | "some"; ids: readonly string[] };
+export type PlanChunk = {
+  kind: "page" | "some";
+  ids: readonly string[];
+  /** The chunk's contact rows, when already read (with their revisions): not read again. */
+  contacts?: readonly Selectable<ContactsTable>[];
+};
 
 /**
  * The rows a chunk of contacts is planned from, as stored: contacts, linked records with their
@@ -188,7 +248,7 @@ export async function readPlanRows(
       ? sql<SqlBool>`${sql.ref(column)} between ${first} and ${last}`
       : sql<SqlBool>`${sql.ref(column)} in (${sql.join(ids)})`;
   const [contacts, links, events, baselines, resubscribes, rejections] = await Promise.all([
-    store.db.selectFrom("contacts").selectAll().where(contactsOf("id")).execute(),
+    chunk.contacts ?? store.db.selectFrom("contacts").selectAll().where(contactsOf("id")).execute(),
     store.db
       .selectFrom("links")
       .innerJoin("record_snapshots", (j) =>
@@ -201,7 +261,6 @@ export async function readPlanRows(
         "links.connection_id",
         "links.external_id",
         "links.origin",
-        "record_snapshots.content_hash",
         "record_snapshots.payload_json",
       ])
       // By contact only: with a connection filter too, SQLite without statistics (a store nobody
@@ -252,10 +311,12 @@ export async function readPlanRows(
 
 type PlanRows = Awaited<ReturnType<typeof readPlanRows>>;
 
+const byCodeUnits = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
 /** The rows of each contact, contacts in id order. */
 function groupRows(rows: PlanRows): ContactRows[] {
   const by = new Map<string, ContactRows>();
-  for (const contact of [...rows.contacts].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)))
+  for (const contact of [...rows.contacts].sort((a, b) => byCodeUnits(a.id, b.id)))
     by.set(contact.id, { contact, links: [], events: [], resubscribed: [], rejections: [] });
   for (const l of rows.links) by.get(l.contact_id)?.links.push(l);
   for (const e of rows.events) by.get(e.contact_id)?.events.push(e);
@@ -269,24 +330,54 @@ function groupRows(rows: PlanRows): ContactRows[] {
   return [...by.values()];
 }
 
-/** The marks of a page of contacts. */
-async function readMarks(
+/**
+ * Each contact's row (with its revision) and its mark for the pair, for a page of contacts: one
+ * range read, before any other row of theirs.
+ */
+async function readRevisions(
   store: Pick<StoreSession, "db">,
   pairId: string,
   ids: readonly string[],
-): Promise<Map<string, PlanMarkRow>> {
+): Promise<Map<string, { contact: Selectable<ContactsTable>; rev: number; mark?: PlanMarkRow }>> {
   const first = ids[0];
   const last = ids.at(-1);
-  const out = new Map<string, PlanMarkRow>();
+  const out = new Map<string, { contact: Selectable<ContactsTable>; rev: number; mark?: PlanMarkRow }>();
   if (first === undefined || last === undefined) return out;
   const rows = await store.db
-    .selectFrom("plan_marks")
-    .select(["contact_id", "fingerprint", "skipped_json", "valid_until"])
-    .where("pair_id", "=", pairId)
-    .where("contact_id", ">=", first)
-    .where("contact_id", "<=", last)
+    .selectFrom("contacts")
+    .leftJoin("plan_marks", (j) =>
+      j.onRef("plan_marks.contact_id", "=", "contacts.id").on("plan_marks.pair_id", "=", pairId),
+    )
+    .selectAll("contacts")
+    .select([
+      "plan_marks.plan_key as mark_key",
+      "plan_marks.plan_rev as mark_rev",
+      "plan_marks.skipped_json as mark_skipped_json",
+      "plan_marks.valid_until as mark_valid_until",
+    ])
+    .where("contacts.id", ">=", first)
+    .where("contacts.id", "<=", last)
     .execute();
-  for (const r of rows) out.set(r.contact_id, r);
+  const inPage = new Set(ids);
+  for (const r of rows) {
+    if (!inPage.has(r.id)) continue;
+    const { mark_key, mark_rev, mark_skipped_json, mark_valid_until, ...contact } = r;
+    out.set(
+      r.id,
+      mark_key !== null && mark_rev !== null && mark_skipped_json !== null
+        ? {
+            contact,
+            rev: contact.plan_rev,
+            mark: {
+              plan_key: mark_key,
+              plan_rev: mark_rev,
+              skipped_json: mark_skipped_json,
+              valid_until: mark_valid_until,
+            },
+          }
+        : { contact, rev: contact.plan_rev },
+    );
+  }
   return out;
 }
 

@@ -1,5 +1,5 @@
-// Plan marks (ADR 29): a whole-pair plan skips the contacts an earlier plan found nothing to do for
-// while nothing they are planned from changed. The plan must be exactly the one planning every
+// Plan marks (ADR 29, ADR 30): a whole-pair plan skips the contacts an earlier plan found nothing to
+// do for while nothing they are planned from changed (their plan revision did not move on). The plan must be exactly the one planning every
 // contact would make: after any change to a contact's rows, to the config, or once time moves past
 // what a contact's consent depends on.
 import { afterEach, beforeEach, expect, it } from "vitest";
@@ -8,6 +8,7 @@ import { appendConsentEvents } from "../ledger/consent-ledger";
 import type { ResolvedPair } from "../pipeline/resolve-pair";
 import { describeOnBackends, type TestStore } from "../../test/support/store-backends";
 import { planFromStore } from "./sync-pair";
+import { FIELD_LINK_WINDOW_MS } from "./personal-links";
 
 const N = 1_200;
 const NOW = new Date("2026-06-01T12:00:00.000Z");
@@ -126,7 +127,7 @@ describeOnBackends("plan marks", (backend) => {
     await plan(true);
     const [a] = await marked();
     if (a === undefined) throw new Error("none marked");
-    // A mark that lies (its records skipped emptied, its fingerprint kept): reused, it is believed.
+    // A mark that lies (its records skipped emptied, its revision kept): reused, it is believed.
     await t.store.db
       .updateTable("plan_marks")
       .set({ skipped_json: "[]" })
@@ -207,5 +208,87 @@ describeOnBackends("plan marks", (backend) => {
     const withMarks = await plan(true, after);
     expect(withMarks.contacts_settled).toBe(stillBefore.contacts_settled - 1);
     expect(withMarks.plan).toEqual((await plan(false, after)).plan);
+  });
+
+  it("does not believe a mark made from rows read before a change: the change moved the revision past it", async () => {
+    await plan(true);
+    const [a] = await marked();
+    if (a === undefined) throw new Error("none marked");
+    const stale = await t.store.db
+      .selectFrom("plan_marks")
+      .selectAll()
+      .where("contact_id", "=", a)
+      .executeTakeFirstOrThrow();
+    const before = (await plan(true)).contacts_settled;
+    // A plan read the contact, an opt-out arrived, and the plan wrote its mark afterwards: the mark
+    // holds the revision read before the opt-out.
+    await appendConsentEvents(t.store, [
+      {
+        kind: "opt_out",
+        scope: { kind: "global" },
+        contact_id: a,
+        channel: "email",
+        source: { system: "blackbaud-renxt", connection: CRM },
+        mechanism: "admin_edit",
+        actor: { kind: "account" },
+        occurred_at: "2026-06-01T09:00:00.000Z",
+        observed_at: "2026-06-01T09:05:00.000Z",
+        evidence: { reason: "Requests no email is set on the constituent" },
+      },
+    ]);
+    await t.store.db
+      .updateTable("plan_marks")
+      .set({ plan_rev: stale.plan_rev, skipped_json: stale.skipped_json })
+      .where("contact_id", "=", a)
+      .execute();
+    const withMarks = await plan(true);
+    expect(withMarks.contacts_settled).toBe(before - 1);
+    expect(withMarks.plan).toEqual((await plan(false)).plan);
+    expect(
+      withMarks.plan.operations.some(
+        (o) => o.reason.code === "opt_out_to_platform" && o.contact_ids.includes(a),
+      ),
+    ).toBe(true);
+  });
+
+  it("with personal links: plans a contact again when its links are revoked, and every contact in a new window", async () => {
+    const withLinks: ResolvedPair = {
+      ...BENCH_PAIR,
+      pair: {
+        ...BENCH_PAIR.pair,
+        platforms: BENCH_PAIR.pair.platforms.map((p) =>
+          p.connection_id === MAIN ? { ...p, link_fields: { one_click: "UNSUBSCRIBE_URL" } } : p,
+        ),
+      },
+    };
+    const links = {
+      key: Buffer.alloc(32, 7),
+      public_url: "https://concord.example.org",
+      ttl_ms: 60 * 86_400_000,
+    };
+    const linked = (marks: boolean, at: Date = NOW) =>
+      planFromStore(
+        { store: t.store, now: () => at, links },
+        withLinks,
+        marks ? {} : { visit: () => undefined },
+      );
+    await linked(true);
+    const first = await linked(true);
+    expect(first.contacts_settled).toBeGreaterThan(0);
+    const [a] = await marked();
+    if (a === undefined) throw new Error("none marked");
+    await t.store.db
+      .insertInto("link_generations")
+      .values({ contact_id: a, generation: 1, revoked_at: NOW.toISOString() })
+      .execute();
+    const revoked = await linked(true);
+    expect(revoked.contacts_settled).toBe(first.contacts_settled - 1);
+    expect(revoked.plan).toEqual((await linked(false)).plan);
+
+    // Links are signed per window: the next window's links differ for everyone.
+    const nextWindow = new Date(NOW.getTime() + FIELD_LINK_WINDOW_MS);
+    const later = await linked(true, nextWindow);
+    expect(later.contacts_settled).toBe(0);
+    expect(later.plan).toEqual((await linked(false, nextWindow)).plan);
   });
 });

@@ -400,12 +400,13 @@ export async function planFromStore(
   const marking: PlanMarking | undefined =
     contactIds === undefined && visit === undefined
       ? {
-          key: planMarkKey(resolved, personalLinks !== undefined),
+          key: planMarkKey(
+            resolved,
+            // One link set signed for a fixed id stands for the signer, its URL and the window.
+            personalLinks !== undefined ? JSON.stringify(personalLinks(PLAN_KEY_LINK_PROBE)) : undefined,
+          ),
           as_of: asOf,
           reuse: options.marks !== "refresh",
-          ...(personalLinks !== undefined
-            ? { extra: (id: string) => JSON.stringify(personalLinks(id)) }
-            : {}),
         }
       : undefined;
   const source =
@@ -433,20 +434,23 @@ export async function planFromStore(
     const outcome = planner.add(c);
     visit?.(c);
     // Settled, and nothing to remember either: the next plan may skip the contact.
-    if (outcome.settled && !agreed && item.fingerprint !== undefined) {
+    if (outcome.settled && !agreed && marking !== undefined && item.plan_rev !== undefined) {
       marks.push({
         contact_id: c.contact.id,
-        fingerprint: item.fingerprint,
+        plan_rev: item.plan_rev,
         skipped: outcome.skipped,
         ...(outcome.until !== undefined ? { until: outcome.until } : {}),
       });
       if (marks.length >= MARKS_WRITTEN_TOGETHER)
-        await writePlanMarks(deps.store, resolved.pair.id, marks.splice(0));
+        await writePlanMarks(deps.store, resolved.pair.id, marking.key, marks.splice(0));
     }
   }
-  await writePlanMarks(deps.store, resolved.pair.id, marks);
+  if (marking !== undefined) await writePlanMarks(deps.store, resolved.pair.id, marking.key, marks);
   return { plan: planner.finish(), contacts_planned, contacts_settled, baselines };
 }
+
+/** Not a contact id (those are generated): the id personal links are signed for in a plan's key. */
+const PLAN_KEY_LINK_PROBE = "plan-key";
 
 /** Marks written in one transaction while a plan goes on (a commit each page cost more than the marks). */
 const MARKS_WRITTEN_TOGETHER = 5_000;

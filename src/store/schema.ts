@@ -5,6 +5,8 @@
  * integers for counters and flags. See docs/store.md for why.
  */
 
+import type { Generated } from "kysely";
+
 /** ISO-8601 UTC text, e.g. `2025-01-31T12:00:00.000Z`. Concord writes `Date#toISOString()` form. */
 export type IsoTimestamp = string;
 
@@ -20,6 +22,8 @@ export interface ContactsTable {
   created_at: IsoTimestamp;
   updated_at: IsoTimestamp;
   erased_at: IsoTimestamp | null;
+  /** Moves on (by triggers) whenever a row the contact is planned from is written (ADR 30). */
+  plan_rev: Generated<number>;
 }
 
 export interface ContactEmailsTable {
@@ -236,13 +240,15 @@ export interface PlatformRejectionsTable {
 }
 
 /**
- * A contact a whole-pair plan had nothing to do for (ADR 29): the fingerprint of what it was planned
- * from, the records it skipped (JSON), and when time alone could change that (null: never).
+ * A contact a whole-pair plan had nothing to do for (ADR 29, ADR 30): the key of the pair's
+ * settings it was planned under, the contact's `plan_rev` when its rows were read, the records it
+ * skipped (JSON), and when time alone could change that (null: never).
  */
 export interface PlanMarksTable {
   pair_id: string;
   contact_id: string;
-  fingerprint: string;
+  plan_key: string;
+  plan_rev: number;
   skipped_json: string;
   valid_until: IsoTimestamp | null;
 }

@@ -93,6 +93,7 @@ describeOnBackends("store", (backend) => {
       "0014_shared_state",
       "0015_operations_by_contact",
       "0016_plan_marks",
+      "0017_plan_revisions",
     ]);
     expect(await migrateToLatest(store.db)).toEqual([]);
   });

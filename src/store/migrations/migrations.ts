@@ -17,6 +17,7 @@ import { migration0013StoreProbe } from "./0013-store-probe";
 import { migration0014SharedState } from "./0014-shared-state";
 import { migration0015OperationsByContact } from "./0015-operations-by-contact";
 import { migration0016PlanMarks } from "./0016-plan-marks";
+import { migration0017PlanRevisions } from "./0017-plan-revisions";
 
 /** Names sort in apply order; never rename or edit a shipped migration, add a new one. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -36,6 +37,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0014_shared_state": migration0014SharedState,
   "0015_operations_by_contact": migration0015OperationsByContact,
   "0016_plan_marks": migration0016PlanMarks,
+  "0017_plan_revisions": migration0017PlanRevisions,
 };
 
 /** Applies every pending migration; a failure is an environment problem or a bug, so it throws. */

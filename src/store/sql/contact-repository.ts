@@ -42,6 +42,7 @@ export function contactRepository(ctx: SqlContext): ContactRepository {
         created_at: now,
         updated_at: now,
         erased_at: null,
+        plan_rev: 0,
       };
       await db.insertInto("contacts").values(row).execute();
       return toContact(row);
