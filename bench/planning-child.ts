@@ -36,7 +36,7 @@ export type PlanResult = {
   heap_used_after_bytes: number;
   contacts: number;
   /** Of `contacts`, those settled by the marks of an earlier plan (not planned again). */
-  settled: number;
+  unchanged: number;
   baselines_moved: number;
   operations: number;
   skipped: number;
@@ -145,7 +145,7 @@ async function main(): Promise<void> {
     const heapBefore = process.memoryUsage().heapUsed;
     const rss = sampleRss();
     const elapsed = startTimer();
-    const { plan, contacts_planned, contacts_settled, baselines } = await planFromStore(
+    const { plan, contacts_planned, contacts_unchanged, baselines } = await planFromStore(
       { store, now: () => new Date() },
       BENCH_PAIR,
     );
@@ -169,7 +169,7 @@ async function main(): Promise<void> {
       heap_used_before_bytes: heapBefore,
       heap_used_after_bytes: heapUsed,
       contacts: contacts_planned,
-      settled: contacts_settled,
+      unchanged: contacts_unchanged,
       baselines_moved: baselines.size,
       operations: plan.operations.length,
       skipped: plan.skipped.length,

@@ -8,7 +8,6 @@ import { z } from "zod";
 import type { ConsentEvent } from "../core/consent/consent-event";
 import type { CanonicalContact } from "../core/identity/canonical-contact";
 import { fromRow } from "../ledger/consent-ledger";
-import type { SkippedRecord } from "../planner/plan";
 import type { CrmRecordState, PlanContact, PlatformRecordState, RecordEmail } from "../planner/plan-input";
 import type { StoreSession } from "../store/ports";
 import { coreContactType } from "./store-match-index";
@@ -17,7 +16,8 @@ import type { ResolvedPair } from "./resolve-pair";
 import { unindexed } from "../store/unindexed";
 import type { Selectable } from "kysely";
 import type { ConsentEventsTable, ContactsTable, PlatformRejectionsTable } from "../store/schema";
-import { SettledReader, type PlanMarking, type PlanMarkRow } from "./plan-marks";
+import { MarkReader, type PlanMarking, type PlanMarkRow } from "./plan-marks";
+import type { ContactContribution } from "../planner/plan-pair";
 
 const CHUNK = 500;
 
@@ -107,9 +107,9 @@ export async function contactIdsPage(
   return rows.map((r) => r.contact_id);
 }
 
-/** A contact to plan (with its revision when the plan marks), or one settled by its mark. */
+/** A contact to plan (with its revision when the plan marks), or one its mark stands for. */
 export type PlanItem =
-  { contact: PlanContact; plan_rev?: number } | { settled: string; skipped: SkippedRecord[] };
+  { contact: PlanContact; plan_rev?: number } | { marked: string; contribution: ContactContribution };
 
 /**
  * Streams the pair's contacts as the planner's input, in id order. With `marking`, each page's
@@ -125,7 +125,7 @@ export async function* loadPlanContacts(
   const crmId = resolved.pair.crm.connection_id;
   const platformIds = resolved.pair.platforms.map((p) => p.connection_id);
   const connections = [crmId, ...platformIds];
-  const reader = new SettledReader();
+  const reader = new MarkReader();
   let after = "";
   for (;;) {
     const ids = await contactIdsPage(store, connections, after, CHUNK);
@@ -142,13 +142,13 @@ export async function* loadPlanContacts(
           const row = states.get(id)?.contact;
           return row === undefined ? [] : [row];
         });
-      const settled = new Map<string, SkippedRecord[]>();
+      const marked = new Map<string, ContactContribution>();
       if (marking.reuse)
         for (const [id, state] of states) {
-          const skipped = reader.settled(id, state.mark, marking.key, state.rev, marking.as_of);
-          if (skipped !== undefined) settled.set(id, skipped);
+          const contribution = reader.contribution(id, state.mark, marking.key, state.rev, marking.as_of);
+          if (contribution !== undefined) marked.set(id, contribution);
         }
-      const toPlan = settled.size === 0 ? ids : ids.filter((id) => !settled.has(id));
+      const toPlan = marked.size === 0 ? ids : ids.filter((id) => !marked.has(id));
       const planned = groupRows(
         toPlan.length === ids.length
           ? await readPlanRows(store, pairId, connections, { kind: "page", ids, contacts: rowsOf(ids) })
@@ -157,9 +157,9 @@ export async function* loadPlanContacts(
       const byId = new Map(planned.map((c) => [c.contact.id, c]));
       // In the order the unmarked path gives (groupRows'), whatever order the database sorts ids in.
       for (const id of [...ids].sort(byCodeUnits)) {
-        const skipped = settled.get(id);
-        if (skipped !== undefined) {
-          yield { settled: id, skipped };
+        const contribution = marked.get(id);
+        if (contribution !== undefined) {
+          yield { marked: id, contribution };
           continue;
         }
         const contact = byId.get(id);
@@ -352,7 +352,7 @@ async function readRevisions(
     .select([
       "plan_marks.plan_key as mark_key",
       "plan_marks.plan_rev as mark_rev",
-      "plan_marks.skipped_json as mark_skipped_json",
+      "plan_marks.outcome_json as mark_outcome_json",
       "plan_marks.valid_until as mark_valid_until",
     ])
     .where("contacts.id", ">=", first)
@@ -361,17 +361,17 @@ async function readRevisions(
   const inPage = new Set(ids);
   for (const r of rows) {
     if (!inPage.has(r.id)) continue;
-    const { mark_key, mark_rev, mark_skipped_json, mark_valid_until, ...contact } = r;
+    const { mark_key, mark_rev, mark_outcome_json, mark_valid_until, ...contact } = r;
     out.set(
       r.id,
-      mark_key !== null && mark_rev !== null && mark_skipped_json !== null
+      mark_key !== null && mark_rev !== null && mark_outcome_json !== null
         ? {
             contact,
             rev: contact.plan_rev,
             mark: {
               plan_key: mark_key,
               plan_rev: mark_rev,
-              skipped_json: mark_skipped_json,
+              outcome_json: mark_outcome_json,
               valid_until: mark_valid_until,
             },
           }

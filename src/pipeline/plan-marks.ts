@@ -16,6 +16,7 @@ import { hash } from "node:crypto";
 import { z } from "zod";
 import { canonicalJson } from "../core/canonical-json";
 import type { SkippedRecord } from "../planner/plan";
+import type { ContactContribution } from "../planner/plan-pair";
 import type { StoreSession } from "../store/ports";
 import { concordVersion } from "../config/concord-version";
 import type { ResolvedPair } from "./resolve-pair";
@@ -65,69 +66,99 @@ const StoredSkipsSchema = z.array(
 );
 type StoredSkips = z.infer<typeof StoredSkipsSchema>;
 
+/** The parts of a contribution besides its skipped records, as a mark keeps them. */
+const WORK_PARTS = ["consent_ops", "write_ops", "bulk", "waiting", "unlinked"] as const;
+
 export type PlanMarkRow = {
   plan_key: string;
   plan_rev: number;
-  skipped_json: string;
+  outcome_json: string;
   valid_until: string | null;
 };
 
 /**
- * Reads marks' skipped records, remembering the last few hundred distinct ones: most settled
- * contacts share a handful (not in a synced audience, opted out).
+ * Reads marks, remembering the last few hundred distinct skip-only ones: most settled contacts share
+ * a handful (not in a synced audience, opted out). A mark with work is the contact's own and is read
+ * once. The skipped records are checked; the work is Concord's own plan output, written by the plan
+ * before and read back as written (as a stored plan is), each part an array.
  */
-export class SettledReader {
+export class MarkReader {
   private readonly parsed = new Map<string, StoredSkips | null>();
 
   /**
-   * The records `contactId` was skipped with, when its mark was made under `key` at the contact's
-   * current revision `rev` and still holds at `asOf`; undefined when the contact must be planned.
+   * What `contactId` added to the plan, when its mark was made under `key` at the contact's current
+   * revision `rev` and still holds at `asOf`; undefined when the contact must be planned.
    */
-  settled(
+  contribution(
     contactId: string,
     mark: PlanMarkRow | undefined,
     key: string,
     rev: number,
     asOf: string,
-  ): SkippedRecord[] | undefined {
+  ): ContactContribution | undefined {
     if (mark === undefined || mark.plan_key !== key || mark.plan_rev !== rev) return undefined;
     if (mark.valid_until !== null && Date.parse(mark.valid_until) <= Date.parse(asOf)) return undefined;
-    const skips = this.read(mark.skipped_json);
-    return skips?.map((s) => ({ contact_id: contactId, ...s }) as SkippedRecord);
-  }
-
-  private read(json: string): StoredSkips | null {
-    let skips = this.parsed.get(json);
-    if (skips === undefined) {
-      let value: unknown;
-      try {
-        value = JSON.parse(json);
-      } catch {
-        value = undefined;
-      }
-      const result = StoredSkipsSchema.safeParse(value);
-      // A mark that cannot be read is no mark: the contact is planned.
-      skips = result.success ? result.data : null;
-      if (this.parsed.size >= 512) this.parsed.clear();
-      this.parsed.set(json, skips);
+    const json = mark.outcome_json;
+    const cached = this.parsed.get(json);
+    if (cached !== undefined) return cached === null ? undefined : { skipped: withId(contactId, cached) };
+    let value: unknown;
+    try {
+      value = JSON.parse(json);
+    } catch {
+      value = undefined;
     }
-    return skips;
+    const read = readStored(value);
+    // A mark that cannot be read is no mark: the contact is planned.
+    if (read === undefined || Object.keys(read.work).length === 0) {
+      if (this.parsed.size >= 512) this.parsed.clear();
+      this.parsed.set(json, read?.skipped ?? null);
+    }
+    return read === undefined ? undefined : { ...read.work, skipped: withId(contactId, read.skipped) };
   }
 }
 
-/** A contact planned with nothing to do, to mark. */
+const withId = (contactId: string, skips: StoredSkips): SkippedRecord[] =>
+  skips.map((s) => ({ contact_id: contactId, ...s }) as SkippedRecord);
+
+function readStored(
+  value: unknown,
+): { skipped: StoredSkips; work: Omit<ContactContribution, "skipped"> } | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const stored = value as Record<string, unknown>;
+  const skipped = StoredSkipsSchema.safeParse(stored["skipped"]);
+  if (!skipped.success) return undefined;
+  const work: Record<string, unknown> = {};
+  for (const part of WORK_PARTS) {
+    const v = stored[part];
+    if (v === undefined) continue;
+    if (!Array.isArray(v)) return undefined;
+    work[part] = v;
+  }
+  return { skipped: skipped.data, work };
+}
+
+/** A contact planned from rows that give the same contribution again, to mark. */
 export type NewPlanMark = {
   contact_id: string;
   /** The contact's revision read before the rows it was planned from. */
   plan_rev: number;
-  skipped: readonly SkippedRecord[];
+  contribution: ContactContribution;
   until?: string;
 };
 
 /** Marks per statement (six parameters each: within both databases' limits). */
 const MARKS_PER_STATEMENT = 200;
 
-/** Writes (or replaces) the marks of a pair's settled contacts. */
+/** A contribution as a mark keeps it: its skipped records without the contact's id. */
+function storedJson(c: ContactContribution): string {
+  const { skipped, ...work } = c;
+  return JSON.stringify({
+    skipped: skipped.map((s) => ({ connection_id: s.connection_id, reasons: s.reasons })),
+    ...work,
+  });
+}
+
+/** Writes (or replaces) the marks of a pair's contacts. */
 export async function writePlanMarks(
   store: StoreSession,
   pairId: string,
@@ -140,9 +171,7 @@ export async function writePlanMarks(
     contact_id: m.contact_id,
     plan_key: key,
     plan_rev: m.plan_rev,
-    skipped_json: JSON.stringify(
-      m.skipped.map((s) => ({ connection_id: s.connection_id, reasons: s.reasons })),
-    ),
+    outcome_json: storedJson(m.contribution),
     valid_until: m.until ?? null,
   }));
   await store.transaction(async (tx) => {
@@ -154,7 +183,7 @@ export async function writePlanMarks(
           oc.columns(["pair_id", "contact_id"]).doUpdateSet((eb) => ({
             plan_key: eb.ref("excluded.plan_key"),
             plan_rev: eb.ref("excluded.plan_rev"),
-            skipped_json: eb.ref("excluded.skipped_json"),
+            outcome_json: eb.ref("excluded.outcome_json"),
             valid_until: eb.ref("excluded.valid_until"),
           })),
         )

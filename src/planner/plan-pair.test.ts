@@ -407,17 +407,27 @@ describe("planPair: new contacts and skip reasons", () => {
     ]);
   });
 
-  it("says of each contact whether it had nothing to do, with the records it skipped; a replay counts them the same", () => {
+  it("says of each contact whether it had nothing to do and what it added; a replay adds the same", () => {
     const { contacts: _, ...input } = planInput([]);
     const planner = createPairPlanner(input);
     // Outside the synced lists: skipped on both platforms, nothing to do.
     const outside = planner.add(crmOnly(1, {}, []));
-    expect(outside.settled && outside.skipped.map((r) => [r.connection_id, r.reasons[0]?.code])).toEqual([
+    expect(outside.settled).toBe(true);
+    expect(outside.contribution?.skipped.map((r) => [r.connection_id, r.reasons[0]?.code])).toEqual([
       [MAIN, "not_in_synced_audience"],
       [APPEALS, "not_in_synced_audience"],
     ]);
-    // To import: work, so not settled.
-    expect(planner.add(crmOnly(2))).toEqual({ settled: false });
+    // To import: work, so not settled; its place in the bulk upserts is what it added.
+    const toImport = planner.add(crmOnly(2));
+    expect(toImport.settled).toBe(false);
+    expect(toImport.contribution?.bulk?.map((c) => [c.kind, c.connection])).toEqual([
+      ["upsert", MAIN],
+      ["upsert", APPEALS],
+    ]);
+    // An opt-out in the CRM to carry to both platforms: operations, each with its id.
+    const optedOut = planner.add(linked(4, { events: [optOut({ contact: 4, connection: CRM, at: T1 })] }));
+    expect(optedOut.settled).toBe(false);
+    expect(optedOut.contribution?.consent_ops?.length).toBeGreaterThan(0);
     // An implied opt-in that expires: settled until it does.
     const implied = {
       ...optIn({ contact: 3, connection: MAIN, at: T1 }),
@@ -427,11 +437,12 @@ describe("planPair: new contacts and skip reasons", () => {
     const expiring = planner.add(crmOnly(3, { events: [implied] }, []));
     expect(expiring).toMatchObject({ settled: true, until: "2026-09-01T00:00:00.000Z" });
 
+    // Each contribution read back from JSON (as a mark keeps it) and replayed: the same plan.
     const replayed = createPairPlanner(input);
-    if (!outside.settled || !expiring.settled) throw new Error("expected settled contacts");
-    replayed.replay(outside.skipped);
-    replayed.add(crmOnly(2));
-    replayed.replay(expiring.skipped);
+    for (const o of [outside, toImport, optedOut, expiring]) {
+      if (o.contribution === undefined) throw new Error("expected a contribution");
+      replayed.replay(JSON.parse(JSON.stringify(o.contribution)) as typeof o.contribution);
+    }
     expect(replayed.finish()).toEqual(planner.finish());
   });
 
@@ -461,6 +472,7 @@ describe("planPair: new contacts and skip reasons", () => {
     const before = createPairPlanner({ ...input, implied_consent: rules }).add(donor);
     expect(before).toMatchObject({ settled: true, until: "2027-03-01T00:00:00.000Z" });
     const after = createPairPlanner({ ...input, implied_consent: rules, as_of: "2027-03-01T00:00:00.000Z" });
+    // The lapse is planned from time, not from the donor's rows: nothing to replay, planned each time.
     expect(after.add(donor)).toEqual({ settled: false });
   });
 

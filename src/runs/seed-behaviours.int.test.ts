@@ -224,11 +224,11 @@ describe.each(PAIRS)("seed behaviours: $name (SQLite)", ({ crm, platforms }) => 
     const third = await sync();
     expect(third.plan?.operations ?? []).toEqual([]);
     expect(third.contacts?.planned).toBeGreaterThan(0);
-    expect(third.contacts).toEqual({ planned: again.contacts?.planned, settled: again.contacts?.planned });
+    expect(third.contacts).toEqual({ planned: again.contacts?.planned, unchanged: again.contacts?.planned });
     // The scheduled full reconciliation plans every contact again, trusting no mark.
     const full = await sync({ full: true });
     expect(full.plan?.operations ?? []).toEqual([]);
-    expect(full.contacts).toEqual({ planned: again.contacts?.planned, settled: 0 });
+    expect(full.contacts).toEqual({ planned: again.contacts?.planned, unchanged: 0 });
   });
 
   it("2. a person's unsubscribe in a platform (link, one-click, complaint) reaches the CRM and every other platform, with who and how", async () => {

@@ -69,10 +69,10 @@ export type SyncReport = {
   /** Baselines moved because both sides now agree on new values. */
   baselines_updated: number;
   /**
-   * Contacts the plan covered; of them, those its marks showed settled and unchanged since a plan
-   * with nothing to do for them, counted without being planned again (ADR 29).
+   * Contacts the plan covered; of them, those unchanged since a plan made of them what their marks
+   * keep, added to the plan as marked without being planned again (ADR 29, ADR 31).
    */
-  contacts?: { planned: number; settled: number };
+  contacts?: { planned: number; unchanged: number };
   /** Implied consent found lapsed but not acted on this run, and why (the CRM could not confirm it). */
   lapses_deferred?: LapseDeferral;
 };
@@ -156,7 +156,7 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
         planFromStore(deps, lapses ? r : withoutLapses(r), planning),
       );
     const { plan, baselines } = planned;
-    report.contacts = { planned: planned.contacts_planned, settled: planned.contacts_settled };
+    report.contacts = { planned: planned.contacts_planned, unchanged: planned.contacts_unchanged };
     if (planned.lapses_deferred) report.lapses_deferred = planned.lapses_deferred;
     const planId = await savePlan(
       deps.store,
@@ -372,8 +372,8 @@ export async function planFromStore(
 ): Promise<{
   plan: Plan;
   contacts_planned: number;
-  /** Of `contacts_planned`, those settled by their marks (counted, not planned again). */
-  contacts_settled: number;
+  /** Of `contacts_planned`, those their marks stood for (added as marked, not planned again). */
+  contacts_unchanged: number;
   baselines: Map<string, JsonValue>;
 }> {
   // Contacts stream from the store into the planner one at a time: a pair of any size holds its
@@ -416,13 +416,13 @@ export async function planFromStore(
           contact,
         }));
   let contacts_planned = 0;
-  let contacts_settled = 0;
+  let contacts_unchanged = 0;
   const marks: NewPlanMark[] = [];
   for await (const item of source) {
     contacts_planned += 1;
-    if ("settled" in item) {
-      planner.replay(item.skipped);
-      contacts_settled += 1;
+    if ("marked" in item) {
+      planner.replay(item.contribution);
+      contacts_unchanged += 1;
       continue;
     }
     let c = item.contact;
@@ -433,12 +433,17 @@ export async function planFromStore(
     }
     const outcome = planner.add(c);
     visit?.(c);
-    // Settled, and nothing to remember either: the next plan may skip the contact.
-    if (outcome.settled && !agreed && marking !== undefined && item.plan_rev !== undefined) {
+    // Planned from its rows alone, with no baseline to move: the next plan may add the same again.
+    if (
+      outcome.contribution !== undefined &&
+      !agreed &&
+      marking !== undefined &&
+      item.plan_rev !== undefined
+    ) {
       marks.push({
         contact_id: c.contact.id,
         plan_rev: item.plan_rev,
-        skipped: outcome.skipped,
+        contribution: outcome.contribution,
         ...(outcome.until !== undefined ? { until: outcome.until } : {}),
       });
       if (marks.length >= MARKS_WRITTEN_TOGETHER)
@@ -446,7 +451,7 @@ export async function planFromStore(
     }
   }
   if (marking !== undefined) await writePlanMarks(deps.store, resolved.pair.id, marking.key, marks);
-  return { plan: planner.finish(), contacts_planned, contacts_settled, baselines };
+  return { plan: planner.finish(), contacts_planned, contacts_unchanged, baselines };
 }
 
 /** Not a contact id (those are generated): the id personal links are signed for in a plan's key. */

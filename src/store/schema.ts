@@ -240,16 +240,17 @@ export interface PlatformRejectionsTable {
 }
 
 /**
- * A contact a whole-pair plan had nothing to do for (ADR 29, ADR 30): the key of the pair's
- * settings it was planned under, the contact's `plan_rev` when its rows were read, the records it
- * skipped (JSON), and when time alone could change that (null: never).
+ * What a whole-pair plan made of a contact (ADR 29, 30, 31): the key of the pair's settings it was
+ * planned under, the contact's `plan_rev` when its rows were read, what it added to the plan (its
+ * operations, bulk places, waits, unlinked opt-outs and skipped records, JSON), and when time alone
+ * could change that (null: never).
  */
 export interface PlanMarksTable {
   pair_id: string;
   contact_id: string;
   plan_key: string;
   plan_rev: number;
-  skipped_json: string;
+  outcome_json: string;
   valid_until: IsoTimestamp | null;
 }
 

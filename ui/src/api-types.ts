@@ -97,8 +97,11 @@ export type StoredRunSummary = {
     rejections?: number;
   };
   baselines_updated?: number;
-  /** Contacts planned; of them, those settled by their marks and not planned again. */
-  contacts?: { planned: number; settled: number };
+  /**
+   * Contacts planned; of them, those unchanged since their last plan, added as their marks keep them
+   * and not planned again (`settled` in runs stored before it counted contacts with work too).
+   */
+  contacts?: { planned: number; unchanged?: number; settled?: number };
   /** Reconciliation runs. */
   contacts_compared?: number;
   differences?: unknown[];

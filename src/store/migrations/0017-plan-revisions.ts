@@ -78,7 +78,7 @@ export const migration0017PlanRevisions: Migration = {
       .addColumn("contact_id", "text", (c) => c.notNull())
       .addColumn("plan_key", "text", (c) => c.notNull())
       .addColumn("plan_rev", "integer", (c) => c.notNull())
-      .addColumn("skipped_json", "text", (c) => c.notNull())
+      .addColumn("outcome_json", "text", (c) => c.notNull())
       .addColumn("valid_until", "text")
       .addPrimaryKeyConstraint("plan_marks_pk", ["pair_id", "contact_id"])
       .execute();

@@ -58,7 +58,7 @@ function RunBody({ detail: d, reload }: { detail: RunDetail; reload: () => void 
               ? [
                   [
                     "Contacts",
-                    `${formatCount(s.contacts.planned)} in the plan; ${formatCount(s.contacts.settled)} of them unchanged since a plan found nothing to do for them, so not planned again`,
+                    `${formatCount(s.contacts.planned)} in the plan; ${formatCount(s.contacts.unchanged ?? s.contacts.settled ?? 0)} of them unchanged since they were last planned, so not planned again`,
                   ] as [ReactNode, ReactNode],
                 ]
               : []),
