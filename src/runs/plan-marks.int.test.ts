@@ -27,6 +27,23 @@ describeOnBackends("plan marks", (backend) => {
   const plan = (marks: boolean, at: Date = NOW, resolved: ResolvedPair = BENCH_PAIR) =>
     planFromStore({ store: t.store, now: () => at }, resolved, marks ? {} : { visit: () => undefined });
 
+  /** The contact opts out of all email in the CRM (an admin ticks "Requests no email"). */
+  const crmOptOut = (contactId: string) =>
+    appendConsentEvents(t.store, [
+      {
+        kind: "opt_out",
+        scope: { kind: "global" },
+        contact_id: contactId,
+        channel: "email",
+        source: { system: "blackbaud-renxt", connection: CRM },
+        mechanism: "admin_edit",
+        actor: { kind: "account" },
+        occurred_at: "2026-06-01T09:00:00.000Z",
+        observed_at: "2026-06-01T09:05:00.000Z",
+        evidence: { reason: "Requests no email is set on the constituent" },
+      },
+    ]);
+
   const marked = async (): Promise<string[]> =>
     (await t.store.db.selectFrom("plan_marks").select("contact_id").orderBy("contact_id").execute()).map(
       (r) => r.contact_id,
@@ -58,20 +75,7 @@ describeOnBackends("plan marks", (backend) => {
       throw new Error("too few marked");
 
     // a: opts out in the CRM. A plan that skipped them would never carry it to the platforms.
-    await appendConsentEvents(t.store, [
-      {
-        kind: "opt_out",
-        scope: { kind: "global" },
-        contact_id: a,
-        channel: "email",
-        source: { system: "blackbaud-renxt", connection: CRM },
-        mechanism: "admin_edit",
-        actor: { kind: "account" },
-        occurred_at: "2026-06-01T09:00:00.000Z",
-        observed_at: "2026-06-01T09:05:00.000Z",
-        evidence: { reason: "Requests no email is set on the constituent" },
-      },
-    ]);
+    await crmOptOut(a);
     // b: their record on the platform moved (a new first name).
     const link = await t.store.db
       .selectFrom("links")
@@ -222,20 +226,7 @@ describeOnBackends("plan marks", (backend) => {
     const before = (await plan(true)).contacts_unchanged;
     // A plan read the contact, an opt-out arrived, and the plan wrote its mark afterwards: the mark
     // holds the revision read before the opt-out.
-    await appendConsentEvents(t.store, [
-      {
-        kind: "opt_out",
-        scope: { kind: "global" },
-        contact_id: a,
-        channel: "email",
-        source: { system: "blackbaud-renxt", connection: CRM },
-        mechanism: "admin_edit",
-        actor: { kind: "account" },
-        occurred_at: "2026-06-01T09:00:00.000Z",
-        observed_at: "2026-06-01T09:05:00.000Z",
-        evidence: { reason: "Requests no email is set on the constituent" },
-      },
-    ]);
+    await crmOptOut(a);
     await t.store.db
       .updateTable("plan_marks")
       .set({ plan_rev: stale.plan_rev, outcome_json: stale.outcome_json })

@@ -195,4 +195,40 @@ describeOnBackends("a contact's plan revision", (backend) => {
         .execute();
     expect(moved(await moves(revoke))).toEqual({ a: true, b: false });
   });
+
+  it("moves on for a transaction's writes, once on PostgreSQL however many rows of the contact it writes", async () => {
+    const several = () =>
+      t.store.transaction(async (tx) => {
+        await tx.db
+          .insertInto("links")
+          .values({
+            connection_id: "cc",
+            external_id: "x9",
+            contact_id: "c_a",
+            origin: "observed",
+            created_at: AT,
+            updated_at: AT,
+          })
+          .execute();
+        await tx.db
+          .insertInto("baselines")
+          .values({ contact_id: "c_a", pair_id: "p", values_json: "{}", run_id: null, updated_at: AT })
+          .execute();
+        await tx.db
+          .insertInto("platform_rejections")
+          .values({
+            contact_id: "c_a",
+            connection_id: "cc",
+            email_match_key: "k",
+            code: "invalid",
+            message: "no",
+            rejected_at: AT,
+          })
+          .execute();
+      });
+    const n = await moves(several);
+    expect(n.b).toBe(0);
+    // SQLite moves the revision on with each row; PostgreSQL writes the contact's row once a transaction.
+    expect(n.a).toBe(backend.name === "postgres" ? 1 : 3);
+  });
 });

@@ -8,10 +8,15 @@
  * under the old format are dropped (a cache: the next plan makes them again).
  *
  * PostgreSQL's triggers run once a statement over its transition tables and take the contacts'
- * row locks in id order, so two transactions touching the same contacts cannot deadlock on them.
+ * row locks in id order, so two transactions touching the same contacts cannot deadlock on them. A
+ * contact row this transaction already wrote (made, or moved on) is not moved on again: once is
+ * enough for a transaction (a plan reads the revision either before it commits or after, with its
+ * rows), and a bulk load writes each contact's row once, not once for each of its links, records
+ * and events (every update of a row is a new row version in PostgreSQL).
  */
 import { PostgresAdapter, sql, type Kysely } from "kysely";
 import type { Migration } from "kysely/migration";
+import { migration0016PlanMarks } from "./0016-plan-marks";
 
 /**
  * A table whose rows a contact is planned from. `ids(r)` selects the contact ids row (or transition
@@ -98,15 +103,8 @@ export const migration0017PlanRevisions: Migration = {
           await sql.raw(`drop function if exists ${functionName(s.table, op)}()`).execute(db);
     }
     await db.schema.dropTable("plan_marks").execute();
-    await db.schema
-      .createTable("plan_marks")
-      .addColumn("pair_id", "text", (c) => c.notNull())
-      .addColumn("contact_id", "text", (c) => c.notNull())
-      .addColumn("fingerprint", "text", (c) => c.notNull())
-      .addColumn("skipped_json", "text", (c) => c.notNull())
-      .addColumn("valid_until", "text")
-      .addPrimaryKeyConstraint("plan_marks_pk", ["pair_id", "contact_id"])
-      .execute();
+    // Marks as 0016 made them (empty: a cache).
+    await migration0016PlanMarks.up(db);
     await db.schema.alterTable("contacts").dropColumn("plan_rev").execute();
   },
 };
@@ -190,7 +188,9 @@ function postgresTriggers(): string[] {
         `create function ${functionName(s.table, op)}() returns trigger language plpgsql as $$
          begin
            update contacts set plan_rev = plan_rev + 1 where id in (
-             select id from contacts where id in (${changed}) order by id for no key update);
+             select id from contacts where id in (${changed})
+               and xmin::text <> (txid_current() % 4294967296)::text
+             order by id for no key update);
            return null;
          end $$`,
         `create trigger ${s.table}_plan_rev_${op} after ${op} on ${s.table} ${referencing}
