@@ -113,8 +113,9 @@ export type PlanItem =
 
 /**
  * Streams the pair's contacts as the planner's input, in id order. With `marking`, each page's
- * contact revisions and marks are read first; a contact whose mark matches comes as settled, its
- * other rows never read (ADR 30), and the rest come with the revision their rows were read after.
+ * contact revisions and marks are read first; a contact whose mark matches comes as what its mark
+ * keeps (its part of the plan), its other rows never read (ADR 30, ADR 31), and the rest come with
+ * the revision their rows were read after.
  */
 export async function* loadPlanContacts(
   store: StoreSession,
@@ -174,7 +175,7 @@ export async function* loadPlanContacts(
 }
 
 /**
- * The rows of a scattered set of a page's contacts (those its marks did not settle), by lists of
+ * The rows of a scattered set of a page's contacts (those without a matching mark), by lists of
  * ids padded to a power of two (the last id repeated), so a handful of statements serve every page.
  */
 async function readPlanRowsOf(

@@ -1,10 +1,11 @@
 /**
- * Plan marks (ADR 29, ADR 30). A whole-pair plan remembers each contact it had nothing to do for:
- * the key of the settings it was planned under, the contact's plan revision when its rows were read
- * (`contacts.plan_rev`, moved on by the store's triggers whenever one of those rows is written), the
- * records it skipped (with their reasons) and the instant after which time alone could change that.
- * The next plan of the pair reads only the contact row and the mark of a contact whose revision and
- * key are unchanged, and counts it as it was, without reading its records or planning it again.
+ * Plan marks (ADR 29, 30, 31). A whole-pair plan remembers each contact it planned: the key of the
+ * settings it was planned under, the contact's plan revision when its rows were read
+ * (`contacts.plan_rev`, moved on by the store's triggers whenever one of those rows is written), what
+ * it added to the plan (its operations, bulk places, waits, unlinked opt-outs and skipped records)
+ * and the instant after which time alone could change that. The next plan of the pair reads only the
+ * contact row and the mark of a contact whose revision and key are unchanged, and adds it to the
+ * plan as it was, without reading its records or planning it again.
  *
  * A mark is a cache of a pure function's result, never a decision: the plan a contact gets is the
  * same with or without it. So marks are written by any whole-pair plan (dry runs too), never
@@ -77,7 +78,7 @@ export type PlanMarkRow = {
 };
 
 /**
- * Reads marks, remembering the last few hundred distinct skip-only ones: most settled contacts share
+ * Reads marks, remembering the last few hundred distinct skip-only ones: most contacts with nothing to do share
  * a handful (not in a synced audience, opted out). A mark with work is the contact's own and is read
  * once. The skipped records are checked; the work is Concord's own plan output, written by the plan
  * before and read back as written (as a stored plan is), each part an array.

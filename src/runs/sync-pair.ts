@@ -352,18 +352,18 @@ export type PlanFromStoreOptions = {
   /** Sees each contact as planned (a reconciliation counts and compares with it). */
   visit?: (contact: PlanContact) => void;
   /**
-   * A whole pair's plan: `reuse` (the default) skips the contacts whose marks show them settled and
-   * unchanged; `refresh` plans every contact and marks them anew (the scheduled full
-   * reconciliation). Either way the contacts found settled are marked (ADR 29).
+   * A whole pair's plan: `reuse` (the default) adds the contacts unchanged since their marks were
+   * made as their marks keep them; `refresh` plans every contact and marks them anew (the scheduled
+   * full reconciliation). Either way the contacts planned are marked (ADR 29 to 31).
    */
   marks?: "reuse" | "refresh";
 };
 
 /**
  * Plans from the store's current state; also returns the baselines that moved (both sides agree
- * now). A whole pair's plan skips the contacts its marks show settled and unchanged, and marks those
- * it finds settled (ADR 29); a webhook's few contacts, and a plan that visits every contact, plan
- * each one without marks.
+ * now). A whole pair's plan adds the contacts unchanged since their marks as the marks keep them,
+ * and marks those it plans (ADR 29 to 31); a webhook's few contacts, and a plan that visits every
+ * contact, plan each one without marks.
  */
 export async function planFromStore(
   deps: Pick<SyncDeps, "store" | "now" | "links">,
