@@ -1,11 +1,27 @@
 // A contact's plan revision (ADR 30) is what lets a plan settle a marked contact without reading
 // its rows: it must move on for every write to a row the contact is planned from, whoever writes it,
 // and stay put for writes that change nothing planned (a record read again unchanged).
+import type { Kysely } from "kysely";
 import { afterEach, beforeEach, expect, it } from "vitest";
+import type { Database } from "./schema";
 import { appendConsentEvents, eraseEvidence } from "../ledger/consent-ledger";
 import { describeOnBackends, type TestStore } from "../../test/support/store-backends";
 
 const AT = "2026-06-01T12:00:00.000Z";
+
+/** A platform refuses the contact's address. */
+const refuse = (db: Kysely<Database>, contactId: string) =>
+  db
+    .insertInto("platform_rejections")
+    .values({
+      contact_id: contactId,
+      connection_id: "cc",
+      email_match_key: "k",
+      code: "invalid",
+      message: "no",
+      rejected_at: AT,
+    })
+    .execute();
 
 describeOnBackends("a contact's plan revision", (backend) => {
   let t: TestStore;
@@ -132,19 +148,7 @@ describeOnBackends("a contact's plan revision", (backend) => {
     const noBaseline = () => t.store.db.deleteFrom("baselines").where("contact_id", "=", "c_b").execute();
     expect(moved(await moves(noBaseline))).toEqual({ a: false, b: true });
 
-    const refuse = () =>
-      t.store.db
-        .insertInto("platform_rejections")
-        .values({
-          contact_id: "c_a",
-          connection_id: "cc",
-          email_match_key: "k",
-          code: "invalid",
-          message: "no",
-          rejected_at: AT,
-        })
-        .execute();
-    expect(moved(await moves(refuse))).toEqual({ a: true, b: false });
+    expect(moved(await moves(() => refuse(t.store.db, "c_a")))).toEqual({ a: true, b: false });
     const forgive = () =>
       t.store.db.deleteFrom("platform_rejections").where("contact_id", "=", "c_a").execute();
     expect(moved(await moves(forgive))).toEqual({ a: true, b: false });
@@ -214,17 +218,7 @@ describeOnBackends("a contact's plan revision", (backend) => {
           .insertInto("baselines")
           .values({ contact_id: "c_a", pair_id: "p", values_json: "{}", run_id: null, updated_at: AT })
           .execute();
-        await tx.db
-          .insertInto("platform_rejections")
-          .values({
-            contact_id: "c_a",
-            connection_id: "cc",
-            email_match_key: "k",
-            code: "invalid",
-            message: "no",
-            rejected_at: AT,
-          })
-          .execute();
+        await refuse(tx.db, "c_a");
       });
     const n = await moves(several);
     expect(n.b).toBe(0);
