@@ -143,17 +143,18 @@ describe("the engine as a service (SQLite)", () => {
       await readStarted;
       await h.reAct({ action: "set_requests_no_email", constituent_id: re["ada"] });
       await flush();
+      // The opt-out lands and the webhook's run finishes (it goes on after its writes: re-reads,
+      // baselines), while the poll, still reading, has not run yet.
       await vi.waitFor(
         () => {
           expect(permission(h.ccMain, "ada")).toBe("unsubscribed");
+          expect(runs.slice(before).map((r) => r.pulls.length)).toEqual([0]);
         },
         {
           timeout: 20_000,
           interval: 20,
         },
       );
-      // The webhook's run is done; the poll, still reading, has not run yet.
-      expect(runs.slice(before).map((r) => r.pulls.length)).toEqual([0]);
     } finally {
       release();
       await poll;

@@ -242,16 +242,18 @@ describeOnBackends("plan marks", (backend) => {
     ).toBe(true);
   });
 
+  /** The pair with personal links written into a field of the main account. */
+  const withLinks: ResolvedPair = {
+    ...BENCH_PAIR,
+    pair: {
+      ...BENCH_PAIR.pair,
+      platforms: BENCH_PAIR.pair.platforms.map((p) =>
+        p.connection_id === MAIN ? { ...p, link_fields: { one_click: "UNSUBSCRIBE_URL" } } : p,
+      ),
+    },
+  };
+
   it("with personal links: plans a contact again when its links are revoked, and every contact in a new window", async () => {
-    const withLinks: ResolvedPair = {
-      ...BENCH_PAIR,
-      pair: {
-        ...BENCH_PAIR.pair,
-        platforms: BENCH_PAIR.pair.platforms.map((p) =>
-          p.connection_id === MAIN ? { ...p, link_fields: { one_click: "UNSUBSCRIBE_URL" } } : p,
-        ),
-      },
-    };
     const links = {
       key: Buffer.alloc(32, 7),
       public_url: "https://concord.example.org",
@@ -281,5 +283,44 @@ describeOnBackends("plan marks", (backend) => {
     const later = await linked(true, nextWindow);
     expect(later.contacts_unchanged).toBe(0);
     expect(later.plan).toEqual((await linked(false, nextWindow)).plan);
+  });
+
+  it("with personal links: a revocation while a plan runs leaves no mark made with the revoked links", async () => {
+    const plain = {
+      key: Buffer.alloc(32, 7),
+      public_url: "https://concord.example.org",
+      ttl_ms: 60 * 86_400_000,
+    };
+    const linked = (links: typeof plain, marks: boolean) =>
+      planFromStore(
+        { store: t.store, now: () => NOW, links },
+        withLinks,
+        marks ? {} : { visit: () => undefined },
+      );
+    await linked(plain, true);
+    // A contact of the last page, on the account whose field holds its links.
+    const onMain = await t.store.db
+      .selectFrom("links")
+      .select("contact_id")
+      .where("connection_id", "=", MAIN)
+      .orderBy("contact_id", "desc")
+      .executeTakeFirstOrThrow();
+    // The revocation starts once the plan has read the link generations (the links are first signed
+    // for the plan's key) and lands while it reads its pages.
+    let revocation: Promise<unknown> | undefined;
+    const racing = {
+      ...plain,
+      get public_url(): string {
+        revocation ??= t.store.db
+          .insertInto("link_generations")
+          .values({ contact_id: onMain.contact_id, generation: 1, revoked_at: NOW.toISOString() })
+          .execute();
+        return plain.public_url;
+      },
+    };
+    await linked(racing, true);
+    await revocation;
+    const again = await linked(plain, true);
+    expect(again.plan).toEqual((await linked(plain, false)).plan);
   });
 });

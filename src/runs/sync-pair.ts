@@ -380,7 +380,8 @@ export async function planFromStore(
   // plan and the baselines that moved, never every contact (ADR 8).
   const baselines = new Map<string, JsonValue>();
   const { contact_ids: contactIds, visit } = options;
-  const personalLinks = await fieldLinksFor(deps, resolved);
+  const fieldLinking = await fieldLinksFor(deps, resolved);
+  const personalLinks = fieldLinking?.links;
   const asOf = deps.now().toISOString();
   const planner = createPairPlanner({
     ...(personalLinks !== undefined ? { personal_links: personalLinks } : {}),
@@ -447,10 +448,21 @@ export async function planFromStore(
         ...(outcome.until !== undefined ? { until: outcome.until } : {}),
       });
       if (marks.length >= MARKS_WRITTEN_TOGETHER)
-        await writePlanMarks(deps.store, resolved.pair.id, marking.key, marks.splice(0));
+        await writePlanMarks(
+          deps.store,
+          resolved.pair.id,
+          marking.key,
+          await withCurrentLinks(deps.store, fieldLinking?.generations, marks.splice(0)),
+        );
     }
   }
-  if (marking !== undefined) await writePlanMarks(deps.store, resolved.pair.id, marking.key, marks);
+  if (marking !== undefined)
+    await writePlanMarks(
+      deps.store,
+      resolved.pair.id,
+      marking.key,
+      await withCurrentLinks(deps.store, fieldLinking?.generations, marks),
+    );
   return { plan: planner.finish(), contacts_planned, contacts_unchanged, baselines };
 }
 
@@ -464,13 +476,40 @@ const MARKS_WRITTEN_TOGETHER = 5_000;
 async function fieldLinksFor(
   deps: Pick<SyncDeps, "store" | "now" | "links">,
   resolved: ResolvedPair,
-): Promise<((contactId: string) => { one_click_url: string; preferences_url: string }) | undefined> {
+): Promise<
+  | {
+      links: (contactId: string) => { one_click_url: string; preferences_url: string };
+      /** The link generations the links are signed with (read once, when the plan starts). */
+      generations: ReadonlyMap<string, number>;
+    }
+  | undefined
+> {
   const signer = deps.links;
   if (signer === undefined || !resolved.pair.platforms.some((p) => p.link_fields !== undefined))
     return undefined;
   const generations = await linkGenerations(deps.store);
   const now = deps.now();
-  return (contactId) => fieldLinks(signer, contactId, generations.get(contactId) ?? 0, now);
+  return {
+    links: (contactId) => fieldLinks(signer, contactId, generations.get(contactId) ?? 0, now),
+    generations,
+  };
+}
+
+/**
+ * The marks of contacts whose link generation is still the one the plan signed their links with.
+ * Generations are read when the plan starts and a contact's revision with each page: a revocation
+ * between the two would leave a mark at the new revision made with the old links, so marks are
+ * checked against the generations as they are now, just before they are written (a revocation
+ * after this check moves the revision on past the mark's).
+ */
+async function withCurrentLinks(
+  store: StoreSession,
+  signedWith: ReadonlyMap<string, number> | undefined,
+  marks: NewPlanMark[],
+): Promise<NewPlanMark[]> {
+  if (signedWith === undefined || marks.length === 0) return marks;
+  const now = await linkGenerations(store);
+  return marks.filter((m) => (now.get(m.contact_id) ?? 0) === (signedWith.get(m.contact_id) ?? 0));
 }
 
 /** Stores the plan, its operations and the moved baselines in one transaction. */

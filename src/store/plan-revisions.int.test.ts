@@ -66,19 +66,48 @@ describeOnBackends("a contact's plan revision", (backend) => {
   };
   const moved = (n: { a: number; b: number }) => ({ a: n.a > 0, b: n.b > 0 });
 
-  it("moves on with the contact's planned columns, not with its bookkeeping", async () => {
+  it("moves on with the contact's planned columns (SQLite: only those; PostgreSQL: any update of the row)", async () => {
     expect(await rev("c_a")).toBe(0);
     const set = (values: Record<string, string | null>) => () =>
       t.store.db.updateTable("contacts").set(values).where("id", "=", "c_a").execute();
     expect(moved(await moves(set({ given_name: "Ada Mary" })))).toEqual({ a: true, b: false });
     expect(moved(await moves(set({ flags_json: '["inactive"]' })))).toEqual({ a: true, b: false });
     expect(moved(await moves(set({ erased_at: AT })))).toEqual({ a: true, b: false });
+    // PostgreSQL moves a row on with every update, so that a row its transaction wrote is always one
+    // it moved on (its statement triggers skip those: ADR 30); SQLite only with planned columns.
+    const bookkeeping = backend.name === "postgres";
     expect(moved(await moves(set({ updated_at: "2026-06-02T00:00:00.000Z" })))).toEqual({
-      a: false,
+      a: bookkeeping,
       b: false,
     });
-    // The same value again is no change.
-    expect(moved(await moves(set({ given_name: "Ada Mary" })))).toEqual({ a: false, b: false });
+    expect(moved(await moves(set({ given_name: "Ada Mary" })))).toEqual({ a: bookkeeping, b: false });
+  });
+
+  it("moves on for a contact's later writes in a transaction that first updated only its bookkeeping", async () => {
+    const n = await moves(async () => {
+      await t.store.db.updateTable("contacts").set({ updated_at: AT }).where("id", "=", "c_b").execute();
+      const before = await rev("c_b");
+      await t.store.transaction(async (tx) => {
+        await tx.db
+          .updateTable("contacts")
+          .set({ email_match_key: "ada.b@example.org", updated_at: "2026-06-03T00:00:00.000Z" })
+          .where("id", "=", "c_b")
+          .execute();
+        const mid = (
+          await tx.db
+            .selectFrom("contacts")
+            .select("plan_rev")
+            .where("id", "=", "c_b")
+            .executeTakeFirstOrThrow()
+        ).plan_rev;
+        await refuse(tx.db, "c_b");
+        // Whatever the first update did, the transaction ends with the revision moved past the
+        // one a plan could have read before it began.
+        expect(mid >= before).toBe(true);
+      });
+      expect(await rev("c_b")).toBeGreaterThan(before);
+    });
+    expect(n.b).toBeGreaterThan(0);
   });
 
   it("moves on with the contact's links and its linked records' snapshots, only when they change", async () => {

@@ -9,7 +9,7 @@
  *
  * PostgreSQL's triggers run once a statement over its transition tables and take the contacts'
  * row locks in id order, so two transactions touching the same contacts cannot deadlock on them. A
- * contact row this transaction already wrote (made, or moved on) is not moved on again: once is
+ * contact row this transaction already wrote (made, or updated, which always moves it on) is not moved on again: once is
  * enough for a transaction (a plan reads the revision either before it commits or after, with its
  * rows), and a bulk load writes each contact's row once, not once for each of its links, records
  * and events (every update of a row is a new row version in PostgreSQL).
@@ -150,16 +150,18 @@ function sqliteTriggers(): string[] {
 
 /**
  * PostgreSQL: a statement trigger per table and statement kind over its transition tables (an
- * update's old and new rows both count), and a row trigger before a contact's own planned columns
- * change. Contacts are locked in id order before they are updated.
+ * update's old and new rows both count), and a row trigger before any update of a contact row.
+ * Contacts are locked in id order before they are updated.
  */
 function postgresTriggers(): string[] {
-  const distinct = PLANNED_CONTACT_COLUMNS.map((c) => `old.${c} is distinct from new.${c}`).join(" or ");
   const out = [
     `create function concord_contact_plan_rev() returns trigger language plpgsql as $$
      begin new.plan_rev := old.plan_rev + 1; return new; end $$`,
+    // Every update of a contact row moves it on (one that already does, the triggers' own, is
+    // left as it is), planned columns or not: a row this transaction wrote is then always one it
+    // moved on, which is what the statement triggers' xmin test below relies on.
     `create trigger contacts_plan_rev before update on contacts for each row
-       when (${distinct}) execute function concord_contact_plan_rev()`,
+       when (new.plan_rev is not distinct from old.plan_rev) execute function concord_contact_plan_rev()`,
   ];
   for (const s of SOURCES) {
     const ids = (table: string) =>
