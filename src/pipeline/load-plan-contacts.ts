@@ -146,7 +146,13 @@ export async function* loadPlanContacts(
       const marked = new Map<string, ContactContribution>();
       if (marking.reuse)
         for (const [id, state] of states) {
-          const contribution = reader.contribution(id, state.mark, marking.key, state.rev, marking.as_of);
+          const contribution = reader.contribution(
+            id,
+            state.mark,
+            marking.key,
+            state.contact.plan_rev,
+            marking.as_of,
+          );
           if (contribution !== undefined) marked.set(id, contribution);
         }
       const toPlan = marked.size === 0 ? ids : ids.filter((id) => !marked.has(id));
@@ -331,6 +337,9 @@ function groupRows(rows: PlanRows): ContactRows[] {
   return [...by.values()];
 }
 
+/** A contact's row (its revision among its columns) and its mark for the pair. */
+type ContactState = { contact: Selectable<ContactsTable>; mark?: PlanMarkRow };
+
 /**
  * Each contact's row (with its revision) and its mark for the pair, for a page of contacts: one
  * range read, before any other row of theirs.
@@ -339,10 +348,10 @@ async function readRevisions(
   store: Pick<StoreSession, "db">,
   pairId: string,
   ids: readonly string[],
-): Promise<Map<string, { contact: Selectable<ContactsTable>; rev: number; mark?: PlanMarkRow }>> {
+): Promise<Map<string, ContactState>> {
   const first = ids[0];
   const last = ids.at(-1);
-  const out = new Map<string, { contact: Selectable<ContactsTable>; rev: number; mark?: PlanMarkRow }>();
+  const out = new Map<string, ContactState>();
   if (first === undefined || last === undefined) return out;
   const rows = await store.db
     .selectFrom("contacts")
@@ -368,7 +377,6 @@ async function readRevisions(
       mark_key !== null && mark_rev !== null && mark_outcome_json !== null
         ? {
             contact,
-            rev: contact.plan_rev,
             mark: {
               plan_key: mark_key,
               plan_rev: mark_rev,
@@ -376,7 +384,7 @@ async function readRevisions(
               valid_until: mark_valid_until,
             },
           }
-        : { contact, rev: contact.plan_rev },
+        : { contact },
     );
   }
   return out;
