@@ -17,6 +17,8 @@ import { ConcordConfigShapeSchema } from "../src/config/concord-config";
 import { secretKeyFromBytes } from "../src/config/secret-box";
 import { WEBHOOK_KEY_PARAM } from "../src/connectors/blackbaud-renxt/webhooks";
 import { connectionHealthTracker } from "../src/connections/connection-health";
+import type { JobQueue } from "../src/jobs/catalogue";
+import { graphileQueue, jobSchemaFor, prepareJobSchema } from "../src/jobs/graphile-runner";
 import { createEngineRuntime, type EngineRuntime } from "../src/runs/engine-runtime";
 import { openConnections } from "../src/connections/open-connection";
 import { createLogger } from "../src/observability/logger";
@@ -49,7 +51,7 @@ type Phase = { label: string; load: LoadResult; throughput: number; p50: number;
 
 export async function run(ctx: BenchContext): Promise<BenchResult[]> {
   const size = ctx.smoke ? SIZES.smoke : SIZES.full;
-  const { store, cleanup, label } = await benchStore(ctx);
+  const { store, jobs, cleanup, label } = await benchStore(ctx);
   let server: FastifyInstance | undefined;
   let runtime: EngineRuntime | undefined;
   try {
@@ -129,6 +131,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
       now,
       logger,
       secrets: { env, key },
+      ...(jobs === undefined ? {} : { jobs }),
     });
     server = buildServer({ version: "bench", ready: async () => true, webhooks: runtime.handleWebhook });
     // The reference: the same raw-body parsing as the receivers, a constant answer, nothing stored.
@@ -229,19 +232,27 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
   }
 }
 
+/**
+ * The store, and on PostgreSQL the job queue `concord serve` adds each connection's drain job to
+ * with its deliveries (so the figure is the deployed path: rows and jobs written together).
+ */
 async function benchStore(
   ctx: BenchContext,
-): Promise<{ store: Store; cleanup: () => Promise<void>; label: string }> {
+): Promise<{ store: Store; jobs?: JobQueue; cleanup: () => Promise<void>; label: string }> {
   if (ctx.pg) {
     if (ctx.databaseUrl === undefined) throw new Error("--pg needs a database URL");
     const schema = `bench_${randomBytes(6).toString("hex")}`;
+    const jobSchema = jobSchemaFor(schema);
     const store = await openStore({ url: ctx.databaseUrl, schema });
+    await prepareJobSchema(ctx.databaseUrl, jobSchema, createLogger({ level: "silent" }));
     return {
       store,
-      label: "PostgreSQL (pool of 10)",
+      jobs: graphileQueue(jobSchema),
+      label: "PostgreSQL (pool of 10, with the job queue)",
       cleanup: async () => {
         try {
-          await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(store.db);
+          for (const name of [schema, jobSchema])
+            await sql`drop schema if exists ${sql.id(name)} cascade`.execute(store.db);
         } finally {
           await store.close();
         }

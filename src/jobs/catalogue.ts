@@ -16,6 +16,7 @@
  * A pair's runs never overlap: whatever runs a pair holds the pair's lock (`pair:<id>`), which
  * every process respects (src/store/advisory-lock.ts).
  */
+import type { RawBuilder } from "kysely";
 import { z } from "zod";
 import { err, ok, type Result } from "../core/result";
 import type { StoreSession } from "../store/ports";
@@ -67,14 +68,22 @@ export function parsePayload<N extends JobName>(name: N, payload: unknown): Resu
 /** The handlers a runner calls, one per job in the catalogue. */
 export type JobHandlers = { [N in JobName]: (payload: JobPayload<N>) => Promise<void> };
 
+export type AddJobOptions = { run_at?: Date; preserve_run_at?: boolean };
+
 /** Where jobs are added: in the store's transaction, so a job and the row it is about commit together. */
 export type JobQueue = {
   add<N extends JobName>(
     store: StoreSession,
     name: N,
     payload: JobPayload<N>,
-    options?: { run_at?: Date; preserve_run_at?: boolean },
+    options?: AddJobOptions,
   ): Promise<void>;
+  /**
+   * The SQL expression that adds the job, for a statement of the caller's: rows written by that
+   * statement and the job commit together without a transaction of their own (the webhook intake
+   * stores a batch of deliveries and their drain jobs in one statement).
+   */
+  adding<N extends JobName>(name: N, payload: JobPayload<N>, options?: AddJobOptions): RawBuilder<unknown>;
   /**
    * Of these job keys, those no job is waiting under and none runs under that took its job less
    * than `stale_ms` ago: a job a killed worker held looks like this, and is added again.

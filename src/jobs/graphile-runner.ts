@@ -21,17 +21,21 @@ export function jobSchemaFor(storeSchema: string | undefined): string {
 
 /** Adds jobs with graphile-worker's own SQL function, on the store's connection or transaction. */
 export function graphileQueue(schema: string): JobQueue {
+  const adding: JobQueue["adding"] = (name, payload, options = {}) => {
+    const key = jobKey(name, payload);
+    return sql`${sql.id(schema)}.add_job(
+      identifier => ${name}::text,
+      payload => ${JSON.stringify(payload)}::json,
+      run_at => ${options.run_at?.toISOString() ?? null}::timestamptz,
+      max_attempts => ${MAX_ATTEMPTS}::int,
+      job_key => ${key ?? null}::text,
+      job_key_mode => ${options.preserve_run_at === true ? "preserve_run_at" : "replace"}::text
+    )`;
+  };
   return {
+    adding,
     async add(store: StoreSession, name, payload, options = {}) {
-      const key = jobKey(name, payload);
-      await sql`select ${sql.id(schema)}.add_job(
-        identifier => ${name}::text,
-        payload => ${JSON.stringify(payload)}::json,
-        run_at => ${options.run_at?.toISOString() ?? null}::timestamptz,
-        max_attempts => ${MAX_ATTEMPTS}::int,
-        job_key => ${key ?? null}::text,
-        job_key_mode => ${options.preserve_run_at === true ? "preserve_run_at" : "replace"}::text
-      )`.execute(store.db);
+      await sql`select ${adding(name, payload, options)}`.execute(store.db);
     },
     async unattended(store, keys, stale_ms) {
       if (keys.length === 0) return [];

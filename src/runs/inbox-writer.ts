@@ -1,7 +1,7 @@
 /**
  * The webhook receiver's group commit: deliveries that arrive while one write is under way are
- * stored together in the next transaction (one durable commit for all of them), with the job that
- * drains each connection when there is a job queue. Each caller's promise settles once its own
+ * stored together in the next write (one durable commit for all of them), with the job that drains
+ * each connection when there is a job queue (on PostgreSQL one statement carries both). Each caller's promise settles once its own
  * delivery is committed (or the write failed, and the sender is told to retry), so nothing is
  * acknowledged before it is stored. One write at a time; up to 500 deliveries a write.
  */
@@ -28,12 +28,13 @@ export function inboxWriter(store: StoreSession, jobs: JobQueue | undefined): In
       const batch = waiting.slice(0, MAX_BATCH);
       waiting = waiting.slice(batch.length);
       try {
-        await store.transaction(async (tx) => {
-          await tx.inbox.addMany(batch);
-          if (jobs !== undefined)
-            for (const connection_id of new Set(batch.map((b) => b.connection_id)))
-              await jobs.add(tx, "drain_inbox", { connection_id });
-        });
+        const drains =
+          jobs === undefined
+            ? []
+            : [...new Set(batch.map((b) => b.connection_id))].map((connection_id) =>
+                jobs.adding("drain_inbox", { connection_id }),
+              );
+        await store.inbox.addMany(batch, drains);
         for (const b of batch) b.resolve();
       } catch (error) {
         for (const b of batch) b.reject(error);

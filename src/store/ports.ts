@@ -2,7 +2,7 @@
  * The store's ports: the typed repositories and the `Store` handle the rest of Concord programs
  * against. One SQL implementation (src/store/sql) serves SQLite and PostgreSQL.
  */
-import type { Kysely } from "kysely";
+import type { Kysely, RawBuilder } from "kysely";
 import { z } from "zod";
 import type { ConnectFlowsTable, ConsentEventsTable, Database, IsoTimestamp, SessionsTable } from "./schema";
 
@@ -522,8 +522,15 @@ export type InboxItem = {
 export interface InboxRepository {
   /** Stores a delivery; the caller acknowledges it only after this resolves. */
   add(connection_id: string, changes: JsonValue): Promise<InboxItem>;
-  /** Stores several deliveries in one statement (the webhook receiver's group commit). */
-  addMany(deliveries: readonly { connection_id: string; changes: JsonValue }[]): Promise<void>;
+  /**
+   * Stores several deliveries at once (the webhook receiver's group commit), and evaluates the SQL
+   * expressions `alongside` (the jobs that drain them) so that they commit together: on PostgreSQL
+   * in one statement, on SQLite in one transaction. Up to 1,000 deliveries are one statement.
+   */
+  addMany(
+    deliveries: readonly { connection_id: string; changes: JsonValue }[],
+    alongside?: readonly RawBuilder<unknown>[],
+  ): Promise<void>;
   /**
    * Deliveries due now, oldest first: unprocessed, not given up, and past their next attempt time;
    * `exclude` leaves out connections (one whose system is down now).

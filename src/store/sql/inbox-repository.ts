@@ -1,8 +1,8 @@
 /** SQL implementation of `InboxRepository`: webhook deliveries stored before they are acknowledged. */
-import type { Selectable } from "kysely";
+import { sql, type Kysely, type Selectable } from "kysely";
 import { newId } from "../new-id";
-import { JsonValueSchema, type InboxItem, type InboxRepository } from "../ports";
-import type { WebhookInboxTable } from "../schema";
+import { JsonValueSchema, type InboxItem, type InboxRepository, type StoreDialect } from "../ports";
+import type { Database, WebhookInboxTable } from "../schema";
 import { isoNow, type SqlContext } from "./sql-context";
 
 const toItem = (row: Selectable<WebhookInboxTable>): InboxItem => ({
@@ -17,7 +17,10 @@ const toItem = (row: Selectable<WebhookInboxTable>): InboxItem => ({
   dead_at: row.dead_at,
 });
 
-export function inboxRepository(ctx: SqlContext): InboxRepository {
+/** Rows a statement: within SQLite's 32,766 bound parameters (9 a row), and PostgreSQL's 65,535. */
+const ROWS_A_STATEMENT = 1_000;
+
+export function inboxRepository(ctx: SqlContext, dialect: StoreDialect): InboxRepository {
   const { db } = ctx;
   return {
     async add(connection_id, changes) {
@@ -35,7 +38,7 @@ export function inboxRepository(ctx: SqlContext): InboxRepository {
       await db.insertInto("webhook_inbox").values(row).execute();
       return toItem(row);
     },
-    async addMany(deliveries) {
+    async addMany(deliveries, alongside = []) {
       const received_at = isoNow(ctx);
       const rows: Selectable<WebhookInboxTable>[] = deliveries.map((d) => ({
         id: newId("whk", ctx.clock()),
@@ -48,12 +51,29 @@ export function inboxRepository(ctx: SqlContext): InboxRepository {
         next_attempt_at: null,
         dead_at: null,
       }));
-      // Within SQLite's 32,766 bound parameters: 9 a row.
-      for (let i = 0; i < rows.length; i += 1000)
+      if (rows.length === 0 && alongside.length === 0) return;
+      // One statement with no transaction of its own: a commit is the intake's main cost.
+      if (dialect === "postgres" && rows.length <= ROWS_A_STATEMENT && alongside.length > 0) {
         await db
-          .insertInto("webhook_inbox")
-          .values(rows.slice(i, i + 1000))
+          .with("stored", (w) => w.insertInto("webhook_inbox").values(rows))
+          .selectNoFrom(alongside.map((expression, i) => sql`${expression}`.as(`alongside_${String(i)}`)))
           .execute();
+        return;
+      }
+      if (rows.length <= ROWS_A_STATEMENT && alongside.length === 0) {
+        if (rows.length > 0) await db.insertInto("webhook_inbox").values(rows).execute();
+        return;
+      }
+      const write = async (tx: Kysely<Database>): Promise<void> => {
+        for (let i = 0; i < rows.length; i += ROWS_A_STATEMENT)
+          await tx
+            .insertInto("webhook_inbox")
+            .values(rows.slice(i, i + ROWS_A_STATEMENT))
+            .execute();
+        for (const expression of alongside) await sql`select ${expression}`.execute(tx);
+      };
+      if (db.isTransaction) await write(db);
+      else await db.transaction().execute(write);
     },
     async pending(limit, options = {}) {
       const now = isoNow(ctx);

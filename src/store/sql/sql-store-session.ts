@@ -47,7 +47,7 @@ export function sqlStoreSession(
     reviewItems: reviewRepository(ctx),
     health: healthRepository(ctx, dialect),
     credentials: credentialRepository(ctx),
-    inbox: inboxRepository(ctx),
+    inbox: inboxRepository(ctx, dialect),
     budgets: budgetRepository(ctx, dialect),
     sessions: sessionRepository(ctx),
     connectFlows: connectFlowRepository(ctx),
