@@ -2,7 +2,7 @@
 import { chmodSync, existsSync, mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
-import { Kysely, PostgresDialect } from "kysely";
+import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from "kysely";
 import pg, { type CustomTypesConfig } from "pg";
 import { migrateToLatest } from "./migrations/migrations";
 import type { LedgerSealer, Store, StoreDialect } from "./ports";
@@ -135,7 +135,52 @@ async function openPostgres(
         console.error(`store: idle PostgreSQL connection failed: ${error.message}`);
       }),
   );
-  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: "postgres" };
+  return {
+    db: new Kysely<Database>({ dialect: new PostgresDialect({ pool: withCallbackQueries(pool) }) }),
+    dialect: "postgres",
+  };
+}
+
+/**
+ * The pool as kysely uses it, each query made in pg's callback form. Made in its promise form,
+ * about three quarters of the rows a query returned outlived V8's young-generation collections
+ * (measured on pg 8: 344 of 350 MiB of rows read in pages of 500, against 2 MiB in the callback
+ * form), so a plan of a million contacts left hundreds of MiB of dead rows for full collections
+ * to find and peaked far higher. Cursors (not used) pass through unchanged.
+ */
+function withCallbackQueries(pool: pg.Pool): PostgresPool {
+  const wrapped = new WeakMap<pg.PoolClient, PostgresPoolClient>();
+  const wrap = (client: pg.PoolClient): PostgresPoolClient => {
+    const known = wrapped.get(client);
+    if (known !== undefined) return known;
+    const query = (sqlOrCursor: unknown, parameters?: readonly unknown[]): unknown => {
+      if (typeof sqlOrCursor !== "string") return client.query(sqlOrCursor as pg.Submittable);
+      return new Promise((resolve, reject) => {
+        client.query(sqlOrCursor, parameters === undefined ? [] : [...parameters], (error, result) => {
+          if (error) reject(error);
+          else resolve(result);
+        });
+      });
+    };
+    const made: PostgresPoolClient = {
+      // kysely reads the backend's process id to cancel a query.
+      get processID(): number {
+        return (client as unknown as { processID: number }).processID;
+      },
+      query: query as PostgresPoolClient["query"],
+      release: (destroy?: boolean) => {
+        client.release(destroy);
+      },
+    };
+    wrapped.set(client, made);
+    return made;
+  };
+  return {
+    Client: pg.Client,
+    options: pool.options,
+    connect: async () => wrap(await pool.connect()),
+    end: () => pool.end(),
+  };
 }
 
 /** bigint (seq, counts) as a JS number: exact up to 2^53, far beyond any ledger we will hold. */
