@@ -10,6 +10,7 @@ import { openStore } from "../src/store/open-store";
 import type { StoreSession } from "../src/store/ports";
 import { sampleRss, startTimer } from "./bench-kit";
 import { BENCH_PAIR, PAIR_ID } from "./generate-store";
+import { applyV8Settings } from "../src/v8-settings";
 
 export type ChildOptions = {
   phase: "scan" | "plan";
@@ -125,6 +126,8 @@ async function scan(store: StoreSession): Promise<Omit<ScanResult, "phase" | "ms
 }
 
 async function main(): Promise<void> {
+  // The process settings `concord` runs with: the figures are the product's.
+  applyV8Settings();
   const options = JSON.parse(process.argv[2] ?? "{}") as ChildOptions;
   const store = await openStore(
     options.url !== undefined

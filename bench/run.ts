@@ -19,6 +19,7 @@ import {
   type BenchResult,
   type MachineFacts,
 } from "./bench-kit";
+import { applyV8Settings } from "../src/v8-settings";
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 /** The issue's order: the figures people ask about first. Others follow by name. */
@@ -53,6 +54,8 @@ export type ResultsFile = {
 };
 
 async function main(argv: string[]): Promise<number> {
+  // The process settings `concord` runs with (the webhook benchmark serves from this process).
+  applyV8Settings();
   const program = new Command()
     .name("npm run bench --")
     .description("Runs Concord's benchmarks and writes their results with the machine's facts.")

@@ -26,10 +26,12 @@ import { ledgerSealer } from "./ledger/ledger-seal";
 import { openStore } from "./store/open-store";
 import { probeStoreWrite } from "./store/probe-write";
 import { concordVersion } from "./config/concord-version";
+import { applyV8Settings } from "./v8-settings";
 
 const version = concordVersion;
 
 async function main(argv: readonly string[]): Promise<number> {
+  applyV8Settings();
   const envResult = loadEnv(process.env);
   if (!envResult.ok) {
     console.error(formatEnvErrors(envResult.errors));
