@@ -66,6 +66,9 @@ describeOnBackends("the webhook receiver's group commit", (backend) => {
     // Ones that succeed are evaluated with them.
     await t.store.inbox.addMany(deliveries, [sql`1`, sql`2`]);
     expect(await t.store.inbox.countPending()).toBe(2);
+    // With no deliveries, what goes alongside is still evaluated (and a failure still reported).
+    await t.store.inbox.addMany([], [sql`1`]);
+    await expect(t.store.inbox.addMany([], [sql`concord_no_such_function()`])).rejects.toThrow();
     // Inside a transaction the caller's transaction is the one: its rollback takes them back.
     await expect(
       t.store.transaction(async (tx) => {

@@ -1,9 +1,10 @@
 /**
  * The webhook receiver's group commit: deliveries that arrive while one write is under way are
  * stored together in the next write (one durable commit for all of them), with the job that drains
- * each connection when there is a job queue (on PostgreSQL one statement carries both). Each caller's promise settles once its own
- * delivery is committed (or the write failed, and the sender is told to retry), so nothing is
- * acknowledged before it is stored. One write at a time; up to 500 deliveries a write.
+ * each connection when there is a job queue (on PostgreSQL one statement carries both). Each
+ * caller's promise settles once its own delivery is committed (or the write failed, and the sender
+ * is told to retry), so nothing is acknowledged before it is stored. One write at a time; up to 500
+ * deliveries a write.
  */
 import type { JobQueue } from "../jobs/catalogue";
 import type { JsonValue, StoreSession } from "../store/ports";

@@ -53,7 +53,12 @@ export function inboxRepository(ctx: SqlContext, dialect: StoreDialect): InboxRe
       }));
       if (rows.length === 0 && alongside.length === 0) return;
       // One statement with no transaction of its own: a commit is the intake's main cost.
-      if (dialect === "postgres" && rows.length <= ROWS_A_STATEMENT && alongside.length > 0) {
+      if (
+        dialect === "postgres" &&
+        rows.length > 0 &&
+        rows.length <= ROWS_A_STATEMENT &&
+        alongside.length > 0
+      ) {
         await db
           .with("stored", (w) => w.insertInto("webhook_inbox").values(rows))
           .selectNoFrom(alongside.map((expression, i) => sql`${expression}`.as(`alongside_${String(i)}`)))
