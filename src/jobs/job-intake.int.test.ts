@@ -113,6 +113,27 @@ describe.skipIf(postgres?.skip_reason !== undefined)("webhook intake with jobs (
     expect(await h.store.inbox.countPending()).toBe(1_201);
   });
 
+  it("housekeeping deletes the plan marks of pairs the config no longer has", async () => {
+    await prepareJobSchema(url, jobSchema, createLogger({ level: "silent" }));
+    await serve(jobSchema);
+    const mark = (pair_id: string) => ({
+      pair_id,
+      contact_id: "c-1",
+      plan_key: "k",
+      plan_rev: 1,
+      outcome_json: "{}",
+      valid_until: null,
+    });
+    const pairId = h.config.pairs[0]?.id ?? "";
+    await h.store.db
+      .insertInto("plan_marks")
+      .values([mark("a-removed-pair"), mark(pairId)])
+      .execute();
+    await runtime.handlers.housekeeping({});
+    const left = await h.store.db.selectFrom("plan_marks").select("pair_id").execute();
+    expect(left.map((r) => r.pair_id)).toEqual([pairId]);
+  });
+
   it("a poll job schedules the next poll an interval after it started, not after it ended", async () => {
     await prepareJobSchema(url, jobSchema, createLogger({ level: "silent" }));
     await serve(jobSchema);

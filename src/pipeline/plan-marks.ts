@@ -191,3 +191,28 @@ export async function writePlanMarks(
         .execute();
   });
 }
+
+/**
+ * Deletes the marks of every pair not in `pairIds` (pairs the config no longer has): they would
+ * never be read again, and they hold personal data (a contribution's operations carry addresses and
+ * names). The stored pairs are found by one index seek each, so a store of a million marks of the
+ * configured pairs is not scanned. Returns the pairs whose marks were deleted.
+ */
+export async function dropMarksOfOtherPairs(
+  store: StoreSession,
+  pairIds: readonly string[],
+): Promise<string[]> {
+  const keep = new Set(pairIds);
+  const dropped: string[] = [];
+  let after: string | undefined;
+  for (;;) {
+    let q = store.db.selectFrom("plan_marks").select("pair_id").orderBy("pair_id").limit(1);
+    if (after !== undefined) q = q.where("pair_id", ">", after);
+    const next = (await q.executeTakeFirst())?.pair_id;
+    if (next === undefined) return dropped;
+    after = next;
+    if (keep.has(next)) continue;
+    await store.db.deleteFrom("plan_marks").where("pair_id", "=", next).execute();
+    dropped.push(next);
+  }
+}

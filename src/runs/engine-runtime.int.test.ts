@@ -165,6 +165,43 @@ describe("the engine as a service (SQLite)", () => {
     expect(polled?.status).toBe("succeeded");
   });
 
+  it("a tick deletes the plan marks of pairs the config no longer has; the configured pair's stay", async () => {
+    await runtime.tick(); // the first run marks the pair's contacts
+    const pairId = h.config.pairs[0]?.id ?? "";
+    const count = async (pair: string) =>
+      (await h.store.db.selectFrom("plan_marks").select("contact_id").where("pair_id", "=", pair).execute())
+        .length;
+    const marked = await count(pairId);
+    expect(marked).toBeGreaterThan(0);
+    await h.store.db
+      .insertInto("plan_marks")
+      .values({
+        pair_id: "a-removed-pair",
+        contact_id: "c-1",
+        plan_key: "k",
+        plan_rev: 1,
+        outcome_json: "{}",
+        valid_until: null,
+      })
+      .execute();
+    // A new process (the config has lost a pair since the last one ran) tidies at its first tick.
+    const next = createEngineRuntime({
+      store: h.store,
+      config: h.config,
+      connections: h.connections,
+      now: h.now,
+      logger: createLogger({ level: "silent" }),
+      secrets: { env: { ...TEST_ENV, RE_WEBHOOK_SECRET: WEBHOOK_SECRET }, key: TEST_KEY },
+    });
+    try {
+      await next.tick();
+    } finally {
+      await next.stop();
+    }
+    expect(await count("a-removed-pair")).toBe(0);
+    expect(await count(pairId)).toBe(marked);
+  });
+
   it("9. a pair is polled at its interval: the next poll is due an interval after the last started", async () => {
     await runtime.tick(); // the first run
     // The next poll's read takes 30 s of the clock.

@@ -12,6 +12,7 @@ import { resolveSecretRef, type SecretSources } from "../config/resolve-secret-r
 import type { WebhookChange, WebhookRequest } from "../connectors/connector";
 import type { ConnectionHealthTracker } from "../connections/connection-health";
 import { flushConnections } from "../connections/open-connection";
+import { dropMarksOfOtherPairs } from "../pipeline/plan-marks";
 import { HOUSEKEEPING_MS, jobKey, type JobHandlers, type JobPayload, type JobQueue } from "../jobs/catalogue";
 import type { Logger } from "../observability/logger";
 import { pairLockName, withNamedLock } from "../store/advisory-lock";
@@ -650,6 +651,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     if (webhooksCheckedAt !== undefined && deps.now().getTime() - webhooksCheckedAt >= WEBHOOK_CHECK_MS)
       await ensureWebhooks();
     await watch?.check();
+    await tidyMarks();
     // Sign-ups never hold up the polls below, even when the store answers badly.
     if (deps.config.signup !== undefined)
       await placeDueSignups().catch((error: unknown) => {
@@ -729,7 +731,28 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
    * hour, problems, due sign-ups, and (with workers) a poll for each pair and a drain for each
    * connection with due deliveries that no job is waiting for (their worker was killed).
    */
+  /**
+   * The plan marks of pairs the config no longer has are deleted, once a process (they hold
+   * personal data and would never be read again); a failure is logged and tried at the next turn.
+   */
+  let marksTidied = false;
+  const tidyMarks = async (): Promise<void> => {
+    if (marksTidied) return;
+    try {
+      const dropped = await dropMarksOfOtherPairs(
+        deps.store,
+        deps.config.pairs.map((p) => p.id),
+      );
+      marksTidied = true;
+      if (dropped.length > 0)
+        deps.logger.info({ pairs: dropped }, "deleted the plan marks of pairs the config no longer has");
+    } catch (error) {
+      deps.logger.error({ err: error }, "deleting the plan marks of removed pairs failed; tried again later");
+    }
+  };
+
   const housekeep = async (): Promise<void> => {
+    await tidyMarks();
     const checked = await deps.store.checkpoints.get("installation", "webhooks_checked");
     const at = z.object({ at: z.string() }).safeParse(checked?.value);
     if (!at.success || deps.now().getTime() - Date.parse(at.data.at) >= WEBHOOK_CHECK_MS) {

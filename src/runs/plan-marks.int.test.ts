@@ -7,6 +7,7 @@ import { BENCH_PAIR, generateStore, MAIN, CRM } from "../../bench/generate-store
 import { appendConsentEvents } from "../ledger/consent-ledger";
 import type { ResolvedPair } from "../pipeline/resolve-pair";
 import { describeOnBackends, type TestStore } from "../../test/support/store-backends";
+import { dropMarksOfOtherPairs } from "../pipeline/plan-marks";
 import { planFromStore } from "./sync-pair";
 import { FIELD_LINK_WINDOW_MS } from "./personal-links";
 
@@ -322,5 +323,36 @@ describeOnBackends("plan marks", (backend) => {
     await revocation;
     const again = await linked(plain, true);
     expect(again.plan).toEqual((await linked(plain, false)).plan);
+  });
+
+  it("deletes the marks of pairs the config no longer has, and only theirs", async () => {
+    await plan(true);
+    const row = (pair_id: string, contact_id: string) => ({
+      pair_id,
+      contact_id,
+      plan_key: "an older key",
+      plan_rev: 1,
+      outcome_json: "{}",
+      valid_until: null,
+    });
+    // Pairs sorting before and after the configured one, as a removed pair's ids may.
+    await t.store.db
+      .insertInto("plan_marks")
+      .values([row("a-removed", "c-1"), row("a-removed", "c-2"), row("zz-removed", "c-1")])
+      .execute();
+    const kept = BENCH_PAIR.pair.id;
+    expect(await dropMarksOfOtherPairs(t.store, [kept, "configured-never-planned"])).toEqual([
+      "a-removed",
+      "zz-removed",
+    ]);
+    const left = await t.store.db
+      .selectFrom("plan_marks")
+      .select((eb) => ["pair_id", eb.fn.countAll<number | string>().as("n")])
+      .groupBy("pair_id")
+      .execute();
+    expect(left.map((r) => [r.pair_id, Number(r.n)])).toEqual([[kept, N]]);
+    // The plan again still finds every contact's mark.
+    expect((await plan(true)).contacts_unchanged).toBe(N);
+    expect(await dropMarksOfOtherPairs(t.store, [kept])).toEqual([]);
   });
 });
