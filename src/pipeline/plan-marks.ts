@@ -78,10 +78,10 @@ export type PlanMarkRow = {
 };
 
 /**
- * Reads marks, remembering the last few hundred distinct skip-only ones: most contacts with nothing to do share
- * a handful (not in a synced audience, opted out). A mark with work is the contact's own and is read
- * once. The skipped records are checked; the work is Concord's own plan output, written by the plan
- * before and read back as written (as a stored plan is), each part an array.
+ * Reads marks, remembering the last few hundred distinct skip-only ones: most contacts with nothing
+ * to do share a handful (not in a synced audience, opted out). A mark with work is the contact's own
+ * and is read once. The skipped records are checked; the work is Concord's own plan output, written
+ * by the plan before and read back as written (as a stored plan is), each part an array.
  */
 export class MarkReader {
   private readonly parsed = new Map<string, StoredSkips | null>();

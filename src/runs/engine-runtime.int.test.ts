@@ -37,6 +37,16 @@ describe("the engine as a service (SQLite)", () => {
   let raised: Problem[];
   const re: Record<string, string> = {};
 
+  /** What every engine runtime of these tests runs on: the harness's store, config, connections and clock. */
+  const serviceDeps = () => ({
+    store: h.store,
+    config: h.config,
+    connections: h.connections,
+    now: h.now,
+    logger: createLogger({ level: "silent" }),
+    secrets: { env: { ...TEST_ENV, RE_WEBHOOK_SECRET: WEBHOOK_SECRET }, key: TEST_KEY },
+  });
+
   beforeEach(async () => {
     h = await startSyncHarness(sqliteBackend(), {
       configure: (raw) => {
@@ -47,12 +57,7 @@ describe("the engine as a service (SQLite)", () => {
     runs = [];
     raised = [];
     runtime = createEngineRuntime({
-      store: h.store,
-      config: h.config,
-      connections: h.connections,
-      now: h.now,
-      logger: createLogger({ level: "silent" }),
-      secrets: { env: { ...TEST_ENV, RE_WEBHOOK_SECRET: WEBHOOK_SECRET }, key: TEST_KEY },
+      ...serviceDeps(),
       onRun: (r) => runs.push(r),
       problems: {
         raise: async (p) => {
@@ -185,14 +190,7 @@ describe("the engine as a service (SQLite)", () => {
       })
       .execute();
     // A new process (the config has lost a pair since the last one ran) tidies at its first tick.
-    const next = createEngineRuntime({
-      store: h.store,
-      config: h.config,
-      connections: h.connections,
-      now: h.now,
-      logger: createLogger({ level: "silent" }),
-      secrets: { env: { ...TEST_ENV, RE_WEBHOOK_SECRET: WEBHOOK_SECRET }, key: TEST_KEY },
-    });
+    const next = createEngineRuntime(serviceDeps());
     try {
       await next.tick();
     } finally {
@@ -388,14 +386,7 @@ describe("the engine as a service (SQLite)", () => {
   it("a run a stopped process left running is marked interrupted when the service starts", async () => {
     const left = await h.store.runs.create({ kind: "sync", pair_id: "re-cc" });
     h.advance(1_000);
-    const service = createEngineRuntime({
-      store: h.store,
-      config: h.config,
-      connections: h.connections,
-      now: h.now,
-      logger: createLogger({ level: "silent" }),
-      secrets: { env: TEST_ENV, key: TEST_KEY },
-    });
+    const service = createEngineRuntime(serviceDeps());
     service.start(3_600_000);
     await service.idle();
     await service.stop();

@@ -419,6 +419,14 @@ export async function planFromStore(
   let contacts_planned = 0;
   let contacts_unchanged = 0;
   const marks: NewPlanMark[] = [];
+  /** Writes these marks, less those whose personal links were revoked since the plan signed them. */
+  const writeMarks = async (key: string, some: NewPlanMark[]): Promise<void> =>
+    writePlanMarks(
+      deps.store,
+      resolved.pair.id,
+      key,
+      await withCurrentLinks(deps.store, fieldLinking?.generations, some),
+    );
   for await (const item of source) {
     contacts_planned += 1;
     if ("marked" in item) {
@@ -447,22 +455,10 @@ export async function planFromStore(
         contribution: outcome.contribution,
         ...(outcome.until !== undefined ? { until: outcome.until } : {}),
       });
-      if (marks.length >= MARKS_WRITTEN_TOGETHER)
-        await writePlanMarks(
-          deps.store,
-          resolved.pair.id,
-          marking.key,
-          await withCurrentLinks(deps.store, fieldLinking?.generations, marks.splice(0)),
-        );
+      if (marks.length >= MARKS_WRITTEN_TOGETHER) await writeMarks(marking.key, marks.splice(0));
     }
   }
-  if (marking !== undefined)
-    await writePlanMarks(
-      deps.store,
-      resolved.pair.id,
-      marking.key,
-      await withCurrentLinks(deps.store, fieldLinking?.generations, marks),
-    );
+  if (marking !== undefined) await writeMarks(marking.key, marks);
   return { plan: planner.finish(), contacts_planned, contacts_unchanged, baselines };
 }
 
