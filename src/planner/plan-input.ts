@@ -190,6 +190,12 @@ export type PlanInput = {
   implied_consent?: {
     rules: readonly ImpliedConsentRule[];
     event_id: (draft: LapseDraft) => ConsentEventId;
+    /**
+     * Lapses found are not acted on (the CRM could not confirm them): each such contact is planned
+     * as if its consent had not lapsed. Every other contact is planned as without `defer`, so what
+     * the plan contributes for it, and until when, is the same either way.
+     */
+    defer?: boolean;
   };
   /** Linked contacts; an iterable so a caller can stream them from the store. */
   contacts: Iterable<PlanContact>;

@@ -474,6 +474,30 @@ describe("planPair: new contacts and skip reasons", () => {
     const after = createPairPlanner({ ...input, implied_consent: rules, as_of: "2027-03-01T00:00:00.000Z" });
     // The lapse is planned from time, not from the donor's rows: nothing to replay, planned each time.
     expect(after.add(donor)).toEqual({ settled: false });
+    // Lapses put off (the CRM could not confirm them): the donor is planned as before the lapse, no
+    // opt-out by rule, and still not marked; a donor with no lapse due is planned and marked the same
+    // either way.
+    const deferring = createPairPlanner({
+      ...input,
+      implied_consent: { ...rules, defer: true },
+      as_of: "2027-03-01T00:00:00.000Z",
+    });
+    expect(deferring.add(donor)).toEqual({ settled: true });
+    expect(deferring.finish().lapses).toEqual([]);
+    const recent = crmOnly(
+      2,
+      {
+        crm: crmRecord(2, {
+          fields: { country: "CA" },
+          consent_grounds: [{ kind: "donation", at: "2026-06-01T00:00:00.000Z" }],
+        }),
+      },
+      [],
+    );
+    const acting = createPairPlanner({ ...input, implied_consent: rules, as_of: "2027-03-01T00:00:00.000Z" });
+    const marked = acting.add(recent);
+    expect(marked).toMatchObject({ until: "2028-06-01T00:00:00.000Z" });
+    expect(deferring.add(recent)).toEqual(marked);
   });
 
   it("groups new contacts by the lists they go into", () => {

@@ -146,6 +146,8 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
   const waiting: WaitingForContact[] = [];
   const unlinked: UnlinkedOptOut[] = [];
   const lapses: OptOutEvent[] = [];
+  /** Contacts planned without the lapse due to them (`implied_consent.defer`): never marked. */
+  let deferred = 0;
   const bulk = new BulkOperations();
 
   const emit = (
@@ -219,6 +221,10 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       .map((d): OptOutEvent => ({ ...d, id: implied.event_id(d) }))
       .filter((e) => !known.has(e.id));
     if (fresh.length === 0) return undefined;
+    if (implied.defer === true) {
+      deferred += 1;
+      return undefined;
+    }
     lapses.push(...fresh);
     return { ...c, events: [...c.events, ...fresh] };
   };
@@ -252,6 +258,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       waiting: waiting.length,
       unlinked: unlinked.length,
       lapses: lapses.length,
+      deferred,
     };
     const before = work();
     const state = planContact(given);
@@ -260,8 +267,9 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
     const calls = bulk.recent;
     bulk.recent = [];
     const settled = work() === before;
-    // A lapse is planned from time, not from the contact's rows: such a contact is planned each time.
-    if (lapses.length !== at.lapses) return { settled };
+    // A lapse is planned from time, not from the contact's rows: such a contact is planned each time,
+    // and so is one whose lapse was put off (its plan stands only until the lapse is acted on).
+    if (lapses.length !== at.lapses || deferred !== at.deferred) return { settled };
     const contribution: ContactContribution = { skipped: recent };
     if (!settled) {
       if (consentOps.length > at.consent) contribution.consent_ops = consentOps.slice(at.consent);

@@ -19,7 +19,6 @@ import {
   linkAndCommit,
   planFromStore,
   recordLapses,
-  withoutLapses,
   pullPair,
   savePlan,
   type SyncDeps,
@@ -129,7 +128,7 @@ export async function applyStoredPlan(
     const r = resolved.value;
     if (options.pull !== false) report.pulls = await pullPair(deps, pair, r, false);
     const { plan, baselines } = await recordLapses(deps, pair, await planFromStore(deps, r), (lapses) =>
-      planFromStore(deps, lapses ? r : withoutLapses(r)),
+      planFromStore(deps, r, { lapses: lapses ? "act" : "defer" }),
     );
     // Applied (or refused for good) since the plan was stored: not again, even where a system's
     // change has not been read back yet.

@@ -146,7 +146,10 @@ describe("implied consent that lapses by rule (CASL)", () => {
 
   it("when the CRM cannot confirm a lapse (its connection broke), nothing lapses this run and the report says why", async () => {
     h = await start();
-    const ids = await h.seedRe([canadian("bea@example.org", "Bea", "2026-01-10T00:00:00")]);
+    const ids = await h.seedRe([
+      canadian("bea@example.org", "Bea", "2026-01-10T00:00:00"),
+      individual("dan@example.org", "Dan", "Example"),
+    ]);
     await addToReList(h, RE_LISTS.news, ids);
     await h.sync();
     // Two years on, nobody reconnected Raiser's Edge NXT: its refresh token expired.
@@ -161,5 +164,12 @@ describe("implied consent that lapses by rule (CASL)", () => {
     expect(run.plan?.lapses).toEqual([]);
     expect(await lapsesOf("bea@example.org")).toEqual([]);
     expect(h.ccContact(h.ccMain, "bea@example.org")?.email_address?.permission_to_send).toBe("implicit");
+    // The plan without the lapse reuses what the plan with it marked: only Bea is planned again,
+    // this run and the next, not every contact twice a run while the CRM stays unreadable.
+    expect(run.contacts).toEqual({ planned: 2, unchanged: 1 });
+    const next = await h.sync();
+    expect(next.lapses_deferred).toMatchObject({ contacts: 1 });
+    expect(next.contacts).toEqual({ planned: 2, unchanged: 1 });
+    expect(await lapsesOf("bea@example.org")).toEqual([]);
   });
 });

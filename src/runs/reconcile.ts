@@ -25,11 +25,11 @@ import {
   asJson,
   planFromStore,
   recordLapses,
-  withoutLapses,
   pullOne,
   pullPair,
   rereadCrmWrites,
   storeOperations,
+  type PlanFromStoreOptions,
   type SyncDeps,
 } from "./sync-pair";
 import type { PullReport } from "../pipeline/pull-connection";
@@ -249,6 +249,7 @@ function countOptOuts(counts: Record<string, number>, resolved: ResolvedPair, c:
 async function planAndCompare(
   deps: SyncDeps,
   resolved: ResolvedPair,
+  lapses: PlanFromStoreOptions["lapses"] = "act",
 ): Promise<{
   plan: Plan;
   contacts_compared: number;
@@ -260,6 +261,7 @@ async function planAndCompare(
   for (const p of resolved.pair.platforms) counts[p.connection_id] = 0;
   const named = new Set<string>();
   const { plan, contacts_planned } = await planFromStore(deps, resolved, {
+    lapses,
     visit: (c) => {
       countOptOuts(counts, resolved, c);
       if (platformOnlyOptOuts(resolved, c, asOf).length > 0) named.add(c.contact.id);
@@ -317,7 +319,7 @@ export async function reconcilePair(
   let compared = await planAndCompare(deps, r);
   if (options.fix === true)
     compared = await recordLapses(deps, pair, compared, (lapses) =>
-      planAndCompare(deps, lapses ? r : withoutLapses(r)),
+      planAndCompare(deps, r, lapses ? "act" : "defer"),
     );
   const { plan, contacts_compared, opt_outs_by_connection, differences } = compared;
   report.contacts_compared = contacts_compared;

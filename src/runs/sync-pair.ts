@@ -153,7 +153,7 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
     let planned: Planned & { lapses_deferred?: LapseDeferral } = await planFromStore(deps, r, planning);
     if (!dryRun)
       planned = await recordLapses(deps, pair, planned, (lapses) =>
-        planFromStore(deps, lapses ? r : withoutLapses(r), planning),
+        planFromStore(deps, r, { ...planning, lapses: lapses ? "act" : "defer" }),
       );
     const { plan, baselines } = planned;
     report.contacts = { planned: planned.contacts_planned, unchanged: planned.contacts_unchanged };
@@ -357,6 +357,12 @@ export type PlanFromStoreOptions = {
    * full reconciliation). Either way the contacts planned are marked (ADR 29 to 31).
    */
   marks?: "reuse" | "refresh";
+  /**
+   * `defer`: implied consent found lapsed is not acted on (the CRM could not confirm it); those
+   * contacts are planned as if it had not lapsed. The plan's key is the same either way, so the
+   * marks a plan that acts on lapses wrote stand for this one, and the other way round.
+   */
+  lapses?: "act" | "defer";
 };
 
 /**
@@ -395,7 +401,13 @@ export async function planFromStore(
     as_of: asOf,
     hash: sha256Hex,
     ...(resolved.implied_consent.length > 0
-      ? { implied_consent: { rules: resolved.implied_consent, event_id: consentEventId } }
+      ? {
+          implied_consent: {
+            rules: resolved.implied_consent,
+            event_id: consentEventId,
+            ...(options.lapses === "defer" ? { defer: true } : {}),
+          },
+        }
       : {}),
   });
   const marking: PlanMarking | undefined =
@@ -609,9 +621,6 @@ export async function storeOperations(
       .where("plan_id", "!=", planId)
       .execute();
 }
-
-/** The pair with no implied-consent rules: a plan that lets nothing lapse. */
-export const withoutLapses = (r: ResolvedPair): ResolvedPair => ({ ...r, implied_consent: [] });
 
 /**
  * Before a plan is applied: implied consent it finds lapsed by rule is confirmed against the CRM
