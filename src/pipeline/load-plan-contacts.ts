@@ -11,7 +11,7 @@ import { fromRow } from "../ledger/consent-ledger";
 import type { CrmRecordState, PlanContact, PlatformRecordState, RecordEmail } from "../planner/plan-input";
 import type { StoreSession } from "../store/ports";
 import { coreContactType } from "./store-match-index";
-import { recordEmail, SnapshotRecordSchema, type SnapshotRecord } from "./stored-snapshot";
+import { readSnapshotRecord, recordEmail, type SnapshotRecord } from "./stored-snapshot";
 import type { ResolvedPair } from "./resolve-pair";
 import { unindexed } from "../store/unindexed";
 import type { Selectable } from "kysely";
@@ -396,12 +396,12 @@ function planContactOf(rows: ContactRows, crmId: string): PlanContact {
   type LinkedRecord = { record: SnapshotRecord; origin: string };
   const byConnection = new Map<string, LinkedRecord>();
   for (const link of rows.links) {
-    const parsed = SnapshotRecordSchema.safeParse(JSON.parse(link.payload_json));
-    if (!parsed.success) continue;
+    const record = readSnapshotRecord(JSON.parse(link.payload_json));
+    if (record === undefined) continue;
     const current = byConnection.get(link.connection_id);
     // Several records of one connection for one person (an old and a new address): the live, newest wins.
-    if (current === undefined || prefer(parsed.data, current.record))
-      byConnection.set(link.connection_id, { record: parsed.data, origin: link.origin });
+    if (current === undefined || prefer(record, current.record))
+      byConnection.set(link.connection_id, { record, origin: link.origin });
   }
   const events: ConsentEvent[] = rows.events.map((e) => fromRow(e).event);
   const baseline =

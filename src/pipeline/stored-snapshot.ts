@@ -79,16 +79,74 @@ export const SnapshotRecordSchema = z.object({
         .nullable()
         .catch(null),
     )
-    .optional()
-    .transform((g): ConsentGround[] | undefined =>
-      g?.flatMap((x) =>
+    .transform((g): ConsentGround[] =>
+      g.flatMap((x) =>
         x === null ? [] : [{ kind: x.kind, at: x.at, ...(x.ref !== undefined ? { ref: x.ref } : {}) }],
       ),
-    ),
+    )
+    .optional(),
   deleted: z.boolean().optional(),
   updated_at: z.string().optional(),
 });
 export type SnapshotRecord = z.infer<typeof SnapshotRecordSchema>;
+
+/**
+ * The form Concord writes a snapshot in today, checked strictly (no defaults, fallbacks or
+ * rebuilding): the lenient schema's output for such a payload, at about a third of its cost.
+ */
+const CurrentSnapshotSchema = z.object({
+  external_id: z.string(),
+  kind: z.enum(["individual", "organisation"]),
+  emails: z.array(
+    z.object({ address: z.string(), primary: z.boolean(), inactive: z.boolean().exactOptional() }),
+  ),
+  first_name: z.string().nullable().exactOptional(),
+  last_name: z.string().nullable().exactOptional(),
+  organisation_name: z.string().nullable().exactOptional(),
+  fields: z.record(z.string(), z.string().nullable()),
+  consent_state: z.array(
+    z.object({
+      channel: z.enum(["email", "sms"]),
+      scope: z.union([
+        z.object({ kind: z.literal("global") }),
+        z.object({ kind: z.literal("account") }),
+        z.object({
+          kind: z.literal("construct"),
+          construct: z.object({ type: z.string(), id: z.string(), name: z.string().exactOptional() }),
+        }),
+      ]),
+      status: z.enum(["opted_out", "opted_in", "pending", "none"]),
+      source: z.string(),
+      label: z.string(),
+      role: z.enum(["state", "record"]),
+      unversioned: z.literal(true).exactOptional(),
+      account_may_lift: z.literal(true).exactOptional(),
+      at: z.string().exactOptional(),
+    }),
+  ),
+  list_ids: z.array(z.string()).exactOptional(),
+  inactive: z.boolean().exactOptional(),
+  deceased: z.boolean().exactOptional(),
+  do_not_contact: z.boolean().exactOptional(),
+  consent_grounds: z
+    .array(
+      z.object({ kind: z.enum(["donation", "inquiry"]), at: z.string(), ref: z.string().exactOptional() }),
+    )
+    .exactOptional(),
+  deleted: z.boolean().exactOptional(),
+  updated_at: z.string().exactOptional(),
+});
+
+/**
+ * A stored snapshot's payload as a record: checked in today's form first, then read leniently
+ * (`SnapshotRecordSchema`); undefined when it cannot be read at all.
+ */
+export function readSnapshotRecord(payload: unknown): SnapshotRecord | undefined {
+  const current = CurrentSnapshotSchema.safeParse(payload);
+  if (current.success) return current.data;
+  const lenient = SnapshotRecordSchema.safeParse(payload);
+  return lenient.success ? lenient.data : undefined;
+}
 
 /** The address a record is matched and filed by: its active primary, else any active one, else any. */
 export function recordEmail(

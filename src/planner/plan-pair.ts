@@ -190,12 +190,17 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
     return found;
   };
 
-  const fold = (events: readonly ConsentEvent[]) =>
-    foldChannelConsent(events, "email", {
-      as_of: input.as_of,
-      topics,
-      require_consent_basis: policies.require_consent_basis,
-    });
+  const foldOptions = {
+    as_of: input.as_of,
+    topics,
+    require_consent_basis: policies.require_consent_basis,
+  };
+  /** Most contacts have no consent events: their fold is one and the same, made once (and frozen). */
+  let noEvents: ChannelConsent | undefined;
+  const fold = (events: readonly ConsentEvent[]): ChannelConsent =>
+    events.length > 0
+      ? foldChannelConsent(events, "email", foldOptions)
+      : (noEvents ??= deepFreeze(foldChannelConsent([], "email", foldOptions)));
 
   const lapseInput = (c: PlanContact, state: ReturnType<typeof fold>): LapseInput => ({
     contact_id: c.contact.id,
@@ -1320,4 +1325,13 @@ class SkipTally {
     }
     if (room) this.listed.push(record);
   }
+}
+
+/** Freezes a value and everything in it: a value shared by many contacts must not change under one. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) deepFreeze(inner);
+  }
+  return value;
 }

@@ -112,11 +112,26 @@ function validLocal(local: string): boolean {
   return local.split(".").every((atom) => atom !== "" && LOCAL_ATOM.test(atom));
 }
 
-function asciiDomain(
-  raw: string,
-):
+type DomainResult =
   | { ok: true; domain: string }
-  | { ok: false; reason: "invalid_domain" | "domain_without_dot" | "domain_label_too_long" } {
+  | { ok: false; reason: "invalid_domain" | "domain_without_dot" | "domain_label_too_long" };
+
+/**
+ * The last domains mapped, and their results: a store's million addresses share a few thousand
+ * domains, and the IDNA mapping is the costly part of an address. Bounded like `recent`.
+ */
+const recentDomains = new Map<string, DomainResult>();
+
+function asciiDomain(raw: string): DomainResult {
+  const known = recentDomains.get(raw);
+  if (known !== undefined) return known;
+  const result = Object.freeze(mapDomain(raw));
+  if (recentDomains.size >= RECENT_MAX) recentDomains.clear();
+  recentDomains.set(raw, result);
+  return result;
+}
+
+function mapDomain(raw: string): DomainResult {
   // domainToASCII applies UTS #46 mapping (lowercase, NFC, punycode) and returns "" when it cannot.
   const domain = domainToASCII(raw.normalize("NFC"));
   if (domain === "") return { ok: false, reason: "invalid_domain" };
