@@ -50,22 +50,28 @@ const octets = (s: string): number => Buffer.byteLength(s, "utf8");
 const fail = (reason: EmailInvalidReason): NormalisedEmail => ({ ok: false, reason });
 
 /**
- * The last addresses normalised, and their results (frozen, so sharing them is safe). A plan asks
- * for one contact's address several times over (eligibility, refusals, baselines, for each
- * platform): the IDNA mapping is the costly part. Bounded: emptied whenever it fills.
+ * `fn` remembering its last results (frozen, so sharing them is safe), by the text it was given.
+ * Bounded: emptied whenever it fills.
  */
-const recent = new Map<string, NormalisedEmail>();
+function remembered<T extends object>(fn: (raw: string) => T): (raw: string) => Readonly<T> {
+  const recent = new Map<string, Readonly<T>>();
+  return (raw) => {
+    const known = recent.get(raw);
+    if (known !== undefined) return known;
+    const result = Object.freeze(fn(raw));
+    if (recent.size >= RECENT_MAX) recent.clear();
+    recent.set(raw, result);
+    return result;
+  };
+}
 const RECENT_MAX = 4096;
 
-/** Normalises one raw address as a person or a system typed it. Pure. */
-export function normaliseEmail(raw: string): NormalisedEmail {
-  const known = recent.get(raw);
-  if (known !== undefined) return known;
-  const result = Object.freeze(normalise(raw));
-  if (recent.size >= RECENT_MAX) recent.clear();
-  recent.set(raw, result);
-  return result;
-}
+/**
+ * Normalises one raw address as a person or a system typed it. Pure. The last results are kept: a
+ * plan asks for one contact's address several times over (eligibility, refusals, baselines, for
+ * each platform), and the IDNA mapping is the costly part.
+ */
+export const normaliseEmail: (raw: string) => NormalisedEmail = remembered((raw) => normalise(raw));
 
 function normalise(raw: string): NormalisedEmail {
   const trimmed = raw.trim();
@@ -117,19 +123,10 @@ type DomainResult =
   | { ok: false; reason: "invalid_domain" | "domain_without_dot" | "domain_label_too_long" };
 
 /**
- * The last domains mapped, and their results: a store's million addresses share a few thousand
- * domains, and the IDNA mapping is the costly part of an address. Bounded like `recent`.
+ * A domain in ASCII, or why it is not one. The last domains are kept: a store's million addresses
+ * share a few thousand domains.
  */
-const recentDomains = new Map<string, DomainResult>();
-
-function asciiDomain(raw: string): DomainResult {
-  const known = recentDomains.get(raw);
-  if (known !== undefined) return known;
-  const result = Object.freeze(mapDomain(raw));
-  if (recentDomains.size >= RECENT_MAX) recentDomains.clear();
-  recentDomains.set(raw, result);
-  return result;
-}
+const asciiDomain = remembered((raw: string): DomainResult => mapDomain(raw));
 
 function mapDomain(raw: string): DomainResult {
   // domainToASCII applies UTS #46 mapping (lowercase, NFC, punycode) and returns "" when it cannot.
