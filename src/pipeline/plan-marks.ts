@@ -148,7 +148,7 @@ export type NewPlanMark = {
   until?: string;
 };
 
-/** Marks per statement (six parameters each: within both databases' limits). */
+/** Marks per statement on SQLite (six parameters each: within its limit of bound parameters). */
 const MARKS_PER_STATEMENT = 200;
 
 /** A contribution as a mark keeps it: its skipped records without the contact's id. */
@@ -177,7 +177,7 @@ export async function writePlanMarks(
     valid_until: m.until ?? null,
   }));
   if (store.dialect === "postgres") {
-    // One statement of six arrays, however many marks: PostgreSQL parses and plans one short
+    // One statement of four arrays, however many marks: PostgreSQL parses and plans one short
     // statement, where rows of parameters cost it more than the marks themselves.
     await sql`
       insert into plan_marks (pair_id, contact_id, plan_key, plan_rev, outcome_json, valid_until)
