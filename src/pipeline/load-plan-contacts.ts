@@ -127,6 +127,12 @@ export async function* loadPlanContacts(
   const platformIds = resolved.pair.platforms.map((p) => p.connection_id);
   const connections = [crmId, ...platformIds];
   const reader = new MarkReader();
+  /**
+   * Whether the last page was mostly settled by its marks: then the next page's contact rows are
+   * not read with the revisions (a plan again reads a revision and a mark a contact, the rows of
+   * the few it plans after them); a page mostly planned reads them together (a first plan).
+   */
+  let mostlyMarked = false;
   let after = "";
   for (;;) {
     const ids = await contactIdsPage(store, connections, after, CHUNK);
@@ -137,12 +143,16 @@ export async function* loadPlanContacts(
       for (const contact of groupRows(rows)) yield { contact: planContactOf(contact, crmId) };
     } else {
       // Revisions before rows: a write between the two moves the revision on past the mark's.
-      const states = await readRevisions(store, pairId, ids);
-      const rowsOf = (some: readonly string[]) =>
-        some.flatMap((id) => {
+      const withRows = !mostlyMarked;
+      const states = await readRevisions(store, pairId, ids, withRows);
+      /** The contact rows read with the revisions, when they were. */
+      const rowsOf = (some: readonly string[]) => {
+        if (!withRows) return undefined;
+        return some.flatMap((id) => {
           const row = states.get(id)?.contact;
           return row === undefined ? [] : [row];
         });
+      };
       const marked = new Map<string, ContactContribution>();
       if (marking.reuse)
         for (const [id, state] of states) {
@@ -150,17 +160,26 @@ export async function* loadPlanContacts(
             id,
             state.mark,
             marking.key,
-            state.contact.plan_rev,
+            state.plan_rev,
             marking.as_of,
           );
           if (contribution !== undefined) marked.set(id, contribution);
         }
       const toPlan = marked.size === 0 ? ids : ids.filter((id) => !marked.has(id));
-      const planned = groupRows(
-        toPlan.length === ids.length
-          ? await readPlanRows(store, pairId, connections, { kind: "page", ids, contacts: rowsOf(ids) })
-          : await readPlanRowsOf(store, pairId, connections, toPlan, rowsOf(toPlan)),
-      );
+      const rowsRead = rowsOf(toPlan);
+      const planned =
+        toPlan.length === 0
+          ? []
+          : groupRows(
+              toPlan.length === ids.length
+                ? await readPlanRows(store, pairId, connections, {
+                    kind: "page",
+                    ids,
+                    ...(rowsRead !== undefined ? { contacts: rowsRead } : {}),
+                  })
+                : await readPlanRowsOf(store, pairId, connections, toPlan, rowsRead),
+            );
+      mostlyMarked = marked.size * 2 > ids.length;
       const byId = new Map(planned.map((c) => [c.contact.id, c]));
       // In the order the unmarked path gives (groupRows'), whatever order the database sorts ids in.
       for (const id of [...ids].sort(byCodeUnits)) {
@@ -171,7 +190,10 @@ export async function* loadPlanContacts(
         }
         const contact = byId.get(id);
         if (contact === undefined) continue;
-        yield { contact: planContactOf(contact, crmId), plan_rev: contact.contact.plan_rev };
+        // The revision read before its rows (a contact row read with the rows may be newer).
+        const planRev = states.get(id)?.plan_rev;
+        if (planRev === undefined) continue;
+        yield { contact: planContactOf(contact, crmId), plan_rev: planRev };
       }
     }
     // A synchronous store (SQLite) answers without letting the event loop turn: between pages it is
@@ -189,14 +211,15 @@ async function readPlanRowsOf(
   pairId: string,
   connections: readonly string[],
   ids: readonly string[],
-  contacts: readonly Selectable<ContactsTable>[],
+  contacts: readonly Selectable<ContactsTable>[] | undefined,
 ): Promise<PlanRows> {
   const last = ids.at(-1);
-  if (last === undefined) return readPlanRows(store, pairId, connections, { kind: "some", ids, contacts });
+  const read = contacts !== undefined ? { contacts } : {};
+  if (last === undefined) return readPlanRows(store, pairId, connections, { kind: "some", ids, ...read });
   let size = 1;
   while (size < ids.length) size *= 2;
   const padded = size === ids.length ? ids : [...ids, ...Array<string>(size - ids.length).fill(last)];
-  return readPlanRows(store, pairId, connections, { kind: "some", ids: padded, contacts });
+  return readPlanRows(store, pairId, connections, { kind: "some", ids: padded, ...read });
 }
 
 /** The same contacts as `loadPlanContacts`, for a known set of contact ids (a webhook's targets). */
@@ -337,55 +360,61 @@ function groupRows(rows: PlanRows): ContactRows[] {
   return [...by.values()];
 }
 
-/** A contact's row (its revision among its columns) and its mark for the pair. */
-type ContactState = { contact: Selectable<ContactsTable>; mark?: PlanMarkRow };
+/** A contact's revision, its row when read with it, and its mark for the pair. */
+type ContactState = { plan_rev: number; contact?: Selectable<ContactsTable>; mark?: PlanMarkRow };
 
 /**
- * Each contact's row (with its revision) and its mark for the pair, for a page of contacts: one
- * range read, before any other row of theirs.
+ * Each contact's revision and its mark for the pair, for a page of contacts, with the contact's
+ * row when `withRows`: one range read, before any other row of theirs.
  */
 async function readRevisions(
   store: Pick<StoreSession, "db">,
   pairId: string,
   ids: readonly string[],
+  withRows: boolean,
 ): Promise<Map<string, ContactState>> {
   const first = ids[0];
   const last = ids.at(-1);
   const out = new Map<string, ContactState>();
   if (first === undefined || last === undefined) return out;
-  const rows = await store.db
+  const marks = [
+    "plan_marks.plan_key as mark_key",
+    "plan_marks.plan_rev as mark_rev",
+    "plan_marks.outcome_json as mark_outcome_json",
+    "plan_marks.valid_until as mark_valid_until",
+  ] as const;
+  const page = store.db
     .selectFrom("contacts")
     .leftJoin("plan_marks", (j) =>
       j.onRef("plan_marks.contact_id", "=", "contacts.id").on("plan_marks.pair_id", "=", pairId),
     )
-    .selectAll("contacts")
-    .select([
-      "plan_marks.plan_key as mark_key",
-      "plan_marks.plan_rev as mark_rev",
-      "plan_marks.outcome_json as mark_outcome_json",
-      "plan_marks.valid_until as mark_valid_until",
-    ])
+    .select(marks)
     .where("contacts.id", ">=", first)
-    .where("contacts.id", "<=", last)
-    .execute();
+    .where("contacts.id", "<=", last);
+  const rows: (Partial<Selectable<ContactsTable>> & {
+    id: string;
+    plan_rev: number;
+    mark_key: string | null;
+    mark_rev: number | null;
+    mark_outcome_json: string | null;
+    mark_valid_until: string | null;
+  })[] = withRows
+    ? await page.selectAll("contacts").execute()
+    : await page.select(["contacts.id", "contacts.plan_rev"]).execute();
   const inPage = new Set(ids);
   for (const r of rows) {
     if (!inPage.has(r.id)) continue;
     const { mark_key, mark_rev, mark_outcome_json, mark_valid_until, ...contact } = r;
-    out.set(
-      r.id,
-      mark_key !== null && mark_rev !== null && mark_outcome_json !== null
-        ? {
-            contact,
-            mark: {
-              plan_key: mark_key,
-              plan_rev: mark_rev,
-              outcome_json: mark_outcome_json,
-              valid_until: mark_valid_until,
-            },
-          }
-        : { contact },
-    );
+    const state: ContactState = { plan_rev: r.plan_rev };
+    if (withRows) state.contact = contact as Selectable<ContactsTable>;
+    if (mark_key !== null && mark_rev !== null && mark_outcome_json !== null)
+      state.mark = {
+        plan_key: mark_key,
+        plan_rev: mark_rev,
+        outcome_json: mark_outcome_json,
+        valid_until: mark_valid_until,
+      };
+    out.set(r.id, state);
   }
   return out;
 }

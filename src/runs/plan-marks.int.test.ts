@@ -128,6 +128,30 @@ describeOnBackends("plan marks", (backend) => {
     ).toBe(true);
   });
 
+  it("on pages after a settled one (revisions read without the contact rows), a changed contact is planned from its rows as they are now", async () => {
+    await plan(true);
+    const all = await marked();
+    // The last page's contacts (pages of 500): the pages before them were settled by their marks.
+    const [e, f] = all.slice(-2);
+    if (e === undefined || f === undefined) throw new Error("too few marked");
+    // e: opts out in the CRM; f: flagged "do not contact" on the contact row itself.
+    await crmOptOut(e);
+    await t.store.db
+      .updateTable("contacts")
+      .set({ flags_json: '["do_not_contact"]' })
+      .where("id", "=", f)
+      .execute();
+
+    const withMarks = await plan(true);
+    const every = await plan(false);
+    expect(withMarks.plan).toEqual(every.plan);
+    expect(withMarks.contacts_unchanged).toBe(N - 2);
+    // Marked again at their new revisions: the next plan adds every contact as marked, the same plan.
+    const again = await plan(true);
+    expect(again.contacts_unchanged).toBe(N);
+    expect(again.plan).toEqual(every.plan);
+  });
+
   it("a refresh plans every contact, trusting no mark, and marks them anew", async () => {
     await plan(true);
     const [a] = await marked();
