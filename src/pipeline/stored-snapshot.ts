@@ -6,6 +6,7 @@
 import { z } from "zod";
 import type { ConsentFact } from "../core/consent/system-consent";
 import type { ConsentGround } from "../core/consent/implied-consent";
+import type { ExternalRecord } from "../connectors/connector";
 
 const ScopeSchema = z.union([
   z.object({ kind: z.literal("global") }),
@@ -136,6 +137,12 @@ const CurrentSnapshotSchema = z.object({
   deleted: z.boolean().exactOptional(),
   updated_at: z.string().exactOptional(),
 });
+
+/**
+ * Today's form is what the record stage stores: a connector's record as JSON. This stops compiling
+ * when the two drift apart (a snapshot of a new shape would be read by the slow lenient path).
+ */
+const _todaysForm = (record: ExternalRecord): z.input<typeof CurrentSnapshotSchema> => record;
 
 /**
  * A stored snapshot's payload as a record: checked in today's form first, then read leniently
