@@ -13,8 +13,12 @@ import { createEngineRuntime } from "../runs/engine-runtime";
 import { buildServer } from "../server/app";
 import { storeBackends } from "../../test/support/store-backends";
 import { gate } from "../../test/support/gate";
-import { beforeEachRead, startSyncHarness, type SyncHarness } from "../../test/support/sync-harness";
-import { TEST_ENV, TEST_KEY } from "../../test/support/test-credentials";
+import {
+  beforeEachRead,
+  runtimeDeps,
+  startSyncHarness,
+  type SyncHarness,
+} from "../../test/support/sync-harness";
 import { pairLockName, withNamedLock } from "../store/advisory-lock";
 import { graphileQueue, prepareJobSchema } from "./graphile-runner";
 
@@ -44,12 +48,7 @@ describe.skipIf(postgres?.skip_reason !== undefined)("webhook intake with jobs (
   let runtime: ReturnType<typeof createEngineRuntime>;
   const serve = async (schema: string): Promise<string> => {
     runtime = createEngineRuntime({
-      store: h.store,
-      config: h.config,
-      connections: h.connections,
-      now: h.now,
-      logger: createLogger({ level: "silent" }),
-      secrets: { env: { ...TEST_ENV, RE_WEBHOOK_SECRET: SECRET }, key: TEST_KEY },
+      ...runtimeDeps(h, { RE_WEBHOOK_SECRET: SECRET }),
       jobs: graphileQueue(schema),
     });
     server = buildServer({ version: "test", ready: async () => true, webhooks: runtime.handleWebhook });

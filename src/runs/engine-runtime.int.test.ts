@@ -7,7 +7,6 @@
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { createLogger } from "../observability/logger";
 import { buildServer } from "../server/app";
 import { createEngineRuntime, type EngineRuntime } from "./engine-runtime";
 import type { SyncReport } from "./sync-pair";
@@ -18,10 +17,10 @@ import {
   individual,
   post,
   RE_LISTS,
+  runtimeDeps,
   sqliteBackend,
   startSyncHarness,
   TEST_ENV,
-  TEST_KEY,
   type SyncHarness,
 } from "../../test/support/sync-harness";
 import { gate } from "../../test/support/gate";
@@ -37,15 +36,8 @@ describe("the engine as a service (SQLite)", () => {
   let raised: Problem[];
   const re: Record<string, string> = {};
 
-  /** What every engine runtime of these tests runs on: the harness's store, config, connections and clock. */
-  const serviceDeps = () => ({
-    store: h.store,
-    config: h.config,
-    connections: h.connections,
-    now: h.now,
-    logger: createLogger({ level: "silent" }),
-    secrets: { env: { ...TEST_ENV, RE_WEBHOOK_SECRET: WEBHOOK_SECRET }, key: TEST_KEY },
-  });
+  /** What every engine runtime of these tests runs on. */
+  const serviceDeps = () => runtimeDeps(h, { RE_WEBHOOK_SECRET: WEBHOOK_SECRET });
 
   beforeEach(async () => {
     h = await startSyncHarness(sqliteBackend(), {

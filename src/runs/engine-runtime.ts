@@ -727,11 +727,6 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
   const later = (ms: number): Date => new Date(deps.now().getTime() + ms);
 
   /**
-   * The installation's periodic checks, run by one worker at a time: webhook subscriptions every
-   * hour, problems, due sign-ups, and (with workers) a poll for each pair and a drain for each
-   * connection with due deliveries that no job is waiting for (their worker was killed).
-   */
-  /**
    * The plan marks of pairs the config no longer has are deleted, once a process (they hold
    * personal data and would never be read again); a failure is logged and tried at the next turn.
    */
@@ -751,6 +746,11 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     }
   };
 
+  /**
+   * The installation's periodic checks, run by one worker at a time: webhook subscriptions every
+   * hour, problems, due sign-ups, and (with workers) a poll for each pair and a drain for each
+   * connection with due deliveries that no job is waiting for (their worker was killed).
+   */
   const housekeep = async (): Promise<void> => {
     await tidyMarks();
     const checked = await deps.store.checkpoints.get("installation", "webhooks_checked");

@@ -7,7 +7,6 @@
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createLogger } from "../observability/logger";
 import { buildServer } from "../server/app";
 import { createEngineRuntime, type EngineRuntime } from "./engine-runtime";
 import type { SyncReport } from "./sync-pair";
@@ -16,11 +15,11 @@ import {
   individual,
   post,
   RE_LISTS,
+  runtimeDeps,
   sqliteBackend,
   startSyncHarness,
   type SyncHarness,
 } from "../../test/support/sync-harness";
-import { TEST_ENV, TEST_KEY } from "../../test/support/test-credentials";
 
 const SECRET = "mc-webhook-secret-7c2e";
 const AUDIENCE = "a1b2c3d4e5";
@@ -44,12 +43,7 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
     });
     runs = [];
     runtime = createEngineRuntime({
-      store: h.store,
-      config: h.config,
-      connections: h.connections,
-      now: h.now,
-      logger: createLogger({ level: "silent" }),
-      secrets: { env: { ...TEST_ENV, MC_WEBHOOK_SECRET: SECRET }, key: TEST_KEY },
+      ...runtimeDeps(h, { MC_WEBHOOK_SECRET: SECRET }),
       onRun: (r) => runs.push(r),
     });
     server = buildServer({ version: "test", ready: async () => true, webhooks: runtime.handleWebhook });

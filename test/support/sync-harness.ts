@@ -12,7 +12,7 @@ import { connectionHealthTracker, type ConnectionAlert } from "../../src/connect
 import type { EngineContext } from "../../src/open-engine";
 import type { OpenedConnection } from "../../src/connections/open-connection";
 import { startEmulatedWorld } from "../../src/emulated-world/emulated-world";
-import { type Logger } from "../../src/observability/logger";
+import { createLogger, type Logger } from "../../src/observability/logger";
 import { capturingLogger } from "./capturing-logger";
 import {
   createEngineRuntime,
@@ -109,6 +109,21 @@ export const individual = (
     : { email: { address: email, type: "Email", primary: true, do_not_email: false, inactive: false } }),
   ...extra,
 });
+
+/**
+ * What an engine runtime over the harness runs on: its store, config, connections and clock, a
+ * silent log, and the test secrets with `env` added (the webhook secrets a test configures).
+ */
+export function runtimeDeps(h: SyncHarness, env: Record<string, string>) {
+  return {
+    store: h.store,
+    config: h.config,
+    connections: h.connections,
+    now: h.now,
+    logger: createLogger({ level: "silent" }),
+    secrets: { env: { ...TEST_ENV, ...env }, key: TEST_KEY },
+  };
+}
 
 /** POSTs JSON to an emulator's control API; anything but 2xx throws with the answer. */
 export async function post<T = any>(base: string, path: string, body: unknown): Promise<T> {
