@@ -453,6 +453,44 @@ export interface SessionRepository {
   prune(at: { idle_since: IsoTimestamp; created_since: IsoTimestamp }, keep: number): Promise<void>;
 }
 
+/** A client group's failed sign-ins: how many, and when the last was. */
+export type SignInFailures = { failures: number; last_at: IsoTimestamp };
+
+/**
+ * Failed sign-ins, shared by every server process of an installation, so that several servers
+ * slow a guesser down together and a restart forgets nobody.
+ */
+export interface SignInFailureRepository {
+  /** The group's failures, or undefined when it has none since `forget_before`. */
+  of(group: string, forget_before: IsoTimestamp): Promise<SignInFailures | undefined>;
+  /**
+   * Takes an attempt for the group: writes `next` only if the group's failures are still those
+   * `seen` (undefined: none since `forget_before`). Of two attempts of one group at once, on one
+   * process or two, one takes it and the other is told false (it reads again). True when taken.
+   */
+  take(
+    group: string,
+    seen: SignInFailures | undefined,
+    next: SignInFailures,
+    forget_before: IsoTimestamp,
+  ): Promise<boolean>;
+  /** Forgets the group's failures (it signed in). */
+  clear(group: string): Promise<void>;
+  /**
+   * Counts one failure from anyone in the window starting `window_start`, and tidies: windows
+   * before `windows_before` and groups with no failure since `forget_before` go, then the least
+   * recently failed groups beyond `keep_groups`.
+   */
+  countFailure(at: {
+    window_start: IsoTimestamp;
+    windows_before: IsoTimestamp;
+    forget_before: IsoTimestamp;
+    keep_groups: number;
+  }): Promise<void>;
+  /** Failures from anyone counted in windows starting at or after `since`. */
+  everyoneSince(since: IsoTimestamp): Promise<number>;
+}
+
 /** An alert as stored: one per cause, open until the cause is fixed. */
 export type StoredAlert = {
   key: string;
@@ -583,6 +621,7 @@ export interface StoreSession {
   readonly inbox: InboxRepository;
   readonly budgets: BudgetRepository;
   readonly sessions: SessionRepository;
+  readonly signInFailures: SignInFailureRepository;
   readonly connectFlows: ConnectFlowRepository;
   readonly alerts: AlertRepository;
   readonly rejections: PlatformRejectionRepository;

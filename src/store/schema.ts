@@ -219,6 +219,19 @@ export interface SessionsTable {
   last_seen: IsoTimestamp;
 }
 
+/** A client group's failed sign-ins (an IPv4 address, or an IPv6 /64). */
+export interface SignInFailuresTable {
+  client_group: string;
+  failures: number;
+  last_at: IsoTimestamp;
+}
+
+/** Failed sign-ins from everyone in a window of ten seconds. */
+export interface SignInFailureWindowsTable {
+  window_start: IsoTimestamp;
+  failures: number;
+}
+
 /** An alert raised once per cause (`key`) and open until the cause is fixed. */
 export interface AlertsTable {
   key: string;
@@ -336,5 +349,7 @@ export interface Database {
   signups: SignupsTable;
   store_probe: StoreProbeTable;
   sessions: SessionsTable;
+  sign_in_failures: SignInFailuresTable;
+  sign_in_failure_windows: SignInFailureWindowsTable;
   connect_flows: ConnectFlowsTable;
 }

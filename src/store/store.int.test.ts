@@ -94,6 +94,7 @@ describeOnBackends("store", (backend) => {
       "0015_operations_by_contact",
       "0016_plan_marks",
       "0017_plan_revisions",
+      "0018_sign_in_failures",
     ]);
     expect(await migrateToLatest(store.db)).toEqual([]);
   });

@@ -9,11 +9,14 @@
  * proxy waits seconds, not a lockout, while guessing stays hopeless. IPv6 clients count by their /64
  * (one household or server has a whole /64). Past a ceiling of failures from everyone in a minute (a
  * guess spread over many addresses), no failure is free: a client's first one already makes it
- * wait, while a client that has not failed still signs in.
+ * wait, while a client that has not failed still signs in. Failures are kept in the store, so every
+ * server process of the installation counts them together and a restart forgets none; an attempt
+ * takes its client's count before the password is compared, so attempts sent at once (to one
+ * process or several) are counted one after another, never all as the first.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
-import type { SessionRepository } from "../../store/ports";
+import type { SessionRepository, SignInFailureRepository, SignInFailures } from "../../store/ports";
 
 export const SESSION_COOKIE = "concord_session";
 export const CSRF_HEADER = "x-csrf-token";
@@ -22,8 +25,8 @@ export type Session = { id: string; csrf_token: string; created_at: number; last
 
 export type SessionOptions = {
   adminPassword: string;
-  /** Where sessions are kept: shared by every server process of the installation. */
-  store: { sessions: SessionRepository };
+  /** Where sessions and failed sign-ins are kept: shared by every server process of the installation. */
+  store: { sessions: SessionRepository; signInFailures: SignInFailureRepository };
   now: () => Date;
   /** A session unused this long ends (default 12 h). */
   idleMs?: number;
@@ -75,7 +78,11 @@ const idHash = (id: string): string => digest(id).toString("hex");
 const MAX_TRACKED_ADDRESSES = 10_000;
 /** At most this many live sessions; signing in beyond it ends the least recently used. */
 const MAX_SESSIONS = 1_000;
-const GLOBAL_WINDOW_MS = 60_000;
+/** Failures from everyone are counted in windows this long; the last minute is six of them. */
+const WINDOW_MS = 10_000;
+const WINDOWS_A_MINUTE = 6;
+/** An attempt whose client's count others keep taking first reads it again this many times, then waits. */
+const MAX_TAKES = 5;
 
 /** Where a client's failures count: an IPv4 address, or the /64 of an IPv6 one. */
 export function clientGroup(address: string): string {
@@ -111,18 +118,11 @@ export function createSessionManager(options: SessionOptions): SessionManager {
   const forgetAfterMs = options.forgetAfterMs ?? 15 * 60_000;
   const globalCeiling = options.globalFailuresPerMinute ?? 100;
   const kept = options.store.sessions;
-  const failures = new Map<string, { count: number; last: number }>();
-  let everyone: number[] = [];
+  const failed = options.store.signInFailures;
   const now = (): number => options.now().getTime();
+  const iso = (t: number): string => new Date(t).toISOString();
+  const windowOf = (t: number): number => t - (t % WINDOW_MS);
 
-  const failuresOf = (group: string, t: number): { count: number; last: number } | undefined => {
-    const f = failures.get(group);
-    if (f !== undefined && t - f.last >= forgetAfterMs) {
-      failures.delete(group);
-      return undefined;
-    }
-    return f;
-  };
   /** How long a group with `count` failures waits after its last one (`free` of them cost nothing). */
   const delayAfter = (count: number, free: number): number =>
     count < free ? 0 : Math.min(maxDelayMs, 1000 * 2 ** (count - free));
@@ -136,34 +136,44 @@ export function createSessionManager(options: SessionOptions): SessionManager {
   return {
     idleMs,
     signIn: async (password, address) => {
-      const t = now();
       const group = clientGroup(address);
-      const f = failuresOf(group, t);
-      everyone = everyone.filter((at) => t - at < GLOBAL_WINDOW_MS);
       const tell = (outcome: SignInEvent["outcome"], count: number) =>
         options.onSignIn?.({ outcome, client: address, group, failures: count });
-      // This client's pause after its failures; past the ceiling, none of them is free.
-      const free = everyone.length >= globalCeiling ? 1 : freeFailures;
-      const wait = f !== undefined ? f.last + delayAfter(f.count, free) - t : 0;
-      if (wait > 0) {
-        tell("too_many_attempts", f?.count ?? 0);
+      const refuse = (count: number, wait: number): SignIn => {
+        tell("too_many_attempts", count);
         return { ok: false, code: "too_many_attempts", retry_after_s: Math.max(1, Math.ceil(wait / 1000)) };
+      };
+      // The client's count is taken before the password is compared: an attempt counts as a
+      // failure until it succeeds, so a burst of attempts cannot all go through as the first.
+      let t: number;
+      let before: SignInFailures | undefined;
+      for (let takes = 0; ; takes += 1) {
+        t = now();
+        const forget_before = iso(t - forgetAfterMs);
+        before = await failed.of(group, forget_before);
+        const everyone = await failed.everyoneSince(iso(windowOf(t) - (WINDOWS_A_MINUTE - 1) * WINDOW_MS));
+        // This client's pause after its failures; past the ceiling, none of them is free.
+        const free = everyone >= globalCeiling ? 1 : freeFailures;
+        const wait =
+          before !== undefined ? Date.parse(before.last_at) + delayAfter(before.failures, free) - t : 0;
+        if (wait > 0) return refuse(before?.failures ?? 0, wait);
+        const next = { failures: (before?.failures ?? 0) + 1, last_at: iso(t) };
+        if (await failed.take(group, before, next, forget_before)) break;
+        // Another attempt of this client took the count first: read it again, a few times.
+        if (takes + 1 >= MAX_TAKES) return refuse(next.failures, 1000);
       }
       if (!sameSecret(password, options.adminPassword)) {
-        const count = (f?.count ?? 0) + 1;
-        failures.delete(group); // re-inserted last: the map's order is least recently failed first
-        failures.set(group, { count, last: t });
-        everyone.push(t);
-        while (failures.size > MAX_TRACKED_ADDRESSES) {
-          const first = failures.keys().next();
-          if (first.done === true) break;
-          failures.delete(first.value);
-        }
-        tell("wrong_password", count);
+        await failed.countFailure({
+          window_start: iso(windowOf(t)),
+          windows_before: iso(windowOf(t) - WINDOWS_A_MINUTE * WINDOW_MS),
+          forget_before: iso(t - forgetAfterMs),
+          keep_groups: MAX_TRACKED_ADDRESSES,
+        });
+        tell("wrong_password", (before?.failures ?? 0) + 1);
         return { ok: false, code: "wrong_password" };
       }
-      tell("signed_in", f?.count ?? 0);
-      failures.delete(group);
+      tell("signed_in", before?.failures ?? 0);
+      await failed.clear(group);
       await kept.prune(limits(t), MAX_SESSIONS - 1);
       const session: Session = {
         id: randomBytes(32).toString("base64url"),

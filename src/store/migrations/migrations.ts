@@ -18,6 +18,7 @@ import { migration0014SharedState } from "./0014-shared-state";
 import { migration0015OperationsByContact } from "./0015-operations-by-contact";
 import { migration0016PlanMarks } from "./0016-plan-marks";
 import { migration0017PlanRevisions } from "./0017-plan-revisions";
+import { migration0018SignInFailures } from "./0018-sign-in-failures";
 
 /** Names sort in apply order; never rename or edit a shipped migration, add a new one. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -38,6 +39,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0015_operations_by_contact": migration0015OperationsByContact,
   "0016_plan_marks": migration0016PlanMarks,
   "0017_plan_revisions": migration0017PlanRevisions,
+  "0018_sign_in_failures": migration0018SignInFailures,
 };
 
 /** Applies every pending migration; a failure is an environment problem or a bug, so it throws. */

@@ -4,6 +4,7 @@ import {
   type ApiBudgetState,
   type HealthStatus,
   type SessionRepository,
+  type SignInFailureRepository,
   type ConnectFlowRepository,
   type StoreDialect,
   HealthStatusSchema,
@@ -335,6 +336,89 @@ export function platformRejectionRepository(ctx: SqlContext): PlatformRejectionR
         .orderBy("contact_id")
         .orderBy("connection_id")
         .execute();
+    },
+  };
+}
+
+export function signInFailureRepository(ctx: SqlContext): SignInFailureRepository {
+  const { db } = ctx;
+  return {
+    async of(group, forget_before) {
+      const row = await db
+        .selectFrom("sign_in_failures")
+        .select(["failures", "last_at"])
+        .where("client_group", "=", group)
+        .where("last_at", ">=", forget_before)
+        .executeTakeFirst();
+      return row === undefined ? undefined : { failures: row.failures, last_at: row.last_at };
+    },
+    async take(group, seen, next, forget_before) {
+      if (seen === undefined) {
+        // No row, or one forgotten: an insert, or an update of the forgotten row only.
+        const result = await db
+          .insertInto("sign_in_failures")
+          .values({ client_group: group, failures: next.failures, last_at: next.last_at })
+          .onConflict((oc) =>
+            oc
+              .column("client_group")
+              .doUpdateSet((eb) => ({
+                failures: eb.ref("excluded.failures"),
+                last_at: eb.ref("excluded.last_at"),
+              }))
+              .where("sign_in_failures.last_at", "<", forget_before),
+          )
+          .executeTakeFirst();
+        return affected(result.numInsertedOrUpdatedRows) > 0;
+      }
+      const result = await db
+        .updateTable("sign_in_failures")
+        .set({ failures: next.failures, last_at: next.last_at })
+        .where("client_group", "=", group)
+        .where("failures", "=", seen.failures)
+        .where("last_at", "=", seen.last_at)
+        .executeTakeFirst();
+      return affected(result.numUpdatedRows) > 0;
+    },
+    async clear(group) {
+      await db.deleteFrom("sign_in_failures").where("client_group", "=", group).execute();
+    },
+    async countFailure(at) {
+      await db
+        .insertInto("sign_in_failure_windows")
+        .values({ window_start: at.window_start, failures: 1 })
+        .onConflict((oc) =>
+          oc
+            .column("window_start")
+            .doUpdateSet((eb) => ({ failures: eb("sign_in_failure_windows.failures", "+", 1) })),
+        )
+        .execute();
+      await db.deleteFrom("sign_in_failure_windows").where("window_start", "<", at.windows_before).execute();
+      await db.deleteFrom("sign_in_failures").where("last_at", "<", at.forget_before).execute();
+      const beyond = await db
+        .selectFrom("sign_in_failures")
+        .select("client_group")
+        .orderBy("last_at", "desc")
+        .orderBy("client_group")
+        .offset(at.keep_groups)
+        .limit(1000)
+        .execute();
+      if (beyond.length > 0)
+        await db
+          .deleteFrom("sign_in_failures")
+          .where(
+            "client_group",
+            "in",
+            beyond.map((b) => b.client_group),
+          )
+          .execute();
+    },
+    async everyoneSince(since) {
+      const row = await db
+        .selectFrom("sign_in_failure_windows")
+        .select((eb) => eb.fn.sum<number | string | null>("failures").as("n"))
+        .where("window_start", ">=", since)
+        .executeTakeFirst();
+      return Number(row?.n ?? 0);
     },
   };
 }

@@ -11,6 +11,7 @@ import {
   healthRepository,
   platformRejectionRepository,
   sessionRepository,
+  signInFailureRepository,
   connectFlowRepository,
 } from "./connection-repositories";
 import { inboxRepository } from "./inbox-repository";
@@ -50,6 +51,7 @@ export function sqlStoreSession(
     inbox: inboxRepository(ctx, dialect),
     budgets: budgetRepository(ctx, dialect),
     sessions: sessionRepository(ctx),
+    signInFailures: signInFailureRepository(ctx),
     connectFlows: connectFlowRepository(ctx),
     alerts: alertRepository(ctx),
     rejections: platformRejectionRepository(ctx),
