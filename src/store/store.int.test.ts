@@ -175,6 +175,36 @@ describeOnBackends("store", (backend) => {
     expect(await store.sessions.touch("h1", at)).toBeUndefined();
   });
 
+  it("keeps at most the given number of sessions and Connects, the most recent", async () => {
+    const minute = (m: number): string => new Date(Date.UTC(2026, 2, 1, 10, m)).toISOString();
+    for (let m = 0; m < 5; m += 1)
+      await store.sessions.put({
+        id_hash: `h${String(m)}`,
+        csrf_token: "c",
+        created_at: minute(0),
+        last_seen: minute(m),
+      });
+    await store.sessions.prune({ idle_since: minute(0), created_since: minute(0) }, 3);
+    const live = await store.db.selectFrom("sessions").select("id_hash").orderBy("id_hash").execute();
+    expect(live.map((r) => r.id_hash)).toEqual(["h2", "h3", "h4"]);
+
+    const flow = (m: number) => ({
+      state_hash: `s${String(m)}`,
+      connection_id: "cc-main",
+      browser_hash: "b",
+      redirect_uri: "https://concord.example.org/connect/callback",
+      verifier: null,
+      expires_at: minute(10 + m),
+    });
+    // Room is made for the new flow: the two most recent stay beside it.
+    for (let m = 0; m < 5; m += 1) await store.connectFlows.put(flow(m), { now: minute(0), keep: 3 });
+    const waiting = await store.db
+      .selectFrom("connect_flows")
+      .select("state_hash")
+      .orderBy("state_hash")
+      .execute();
+    expect(waiting.map((r) => r.state_hash)).toEqual(["s2", "s3", "s4"]);
+  });
   it("opens an alert once per cause until it is resolved, then again", async () => {
     const alert = {
       key: "quota:cc-main",

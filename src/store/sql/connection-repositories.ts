@@ -1,5 +1,5 @@
 /** SQL implementations of the per-connection repositories: health, stored (encrypted) credentials, API budgets, alerts. */
-import type { Kysely, Selectable } from "kysely";
+import { sql, type Kysely, type Selectable } from "kysely";
 import {
   type ApiBudgetState,
   type HealthStatus,
@@ -17,6 +17,25 @@ import {
 } from "../ports";
 import type { ConnectionsHealthTable, Database } from "../schema";
 import { affected, isoNow, type SqlContext } from "./sql-context";
+
+/** Tables kept to a number of rows, with the key of a row and the column that orders them by age. */
+const KEPT = {
+  sessions: { key: "id_hash", by: "last_seen" },
+  connect_flows: { key: "state_hash", by: "expires_at" },
+  sign_in_failures: { key: "client_group", by: "last_at" },
+} as const;
+
+/** Deletes the rows of `table` beyond its `keep` newest (at most 1,000 a call: it runs on every write). */
+async function keepNewest(db: Kysely<Database>, table: keyof typeof KEPT, keep: number): Promise<void> {
+  const { key, by } = KEPT[table];
+  const beyond = await sql<{ key: string }>`
+    select ${sql.ref(key)} as key from ${sql.table(table)}
+    order by ${sql.ref(by)} desc, ${sql.ref(key)} limit 1000 offset ${keep}`.execute(db);
+  if (beyond.rows.length > 0)
+    await sql`delete from ${sql.table(table)} where ${sql.ref(key)} in (${sql.join(
+      beyond.rows.map((r) => r.key),
+    )})`.execute(db);
+}
 
 const toHealth = (row: Selectable<ConnectionsHealthTable>): ConnectionHealth => ({
   connection_id: row.connection_id,
@@ -184,22 +203,7 @@ export function connectFlowRepository(ctx: SqlContext): ConnectFlowRepository {
   return {
     async put(flow, at) {
       await db.deleteFrom("connect_flows").where("expires_at", "<=", at.now).execute();
-      const beyond = await db
-        .selectFrom("connect_flows")
-        .select("state_hash")
-        .orderBy("expires_at", "desc")
-        .offset(Math.max(0, at.keep - 1))
-        .limit(1000)
-        .execute();
-      if (beyond.length > 0)
-        await db
-          .deleteFrom("connect_flows")
-          .where(
-            "state_hash",
-            "in",
-            beyond.map((b) => b.state_hash),
-          )
-          .execute();
+      await keepNewest(db, "connect_flows", Math.max(0, at.keep - 1));
       await db.insertInto("connect_flows").values(flow).execute();
     },
     async take(state_hash) {
@@ -240,23 +244,7 @@ export function sessionRepository(ctx: SqlContext): SessionRepository {
         .deleteFrom("sessions")
         .where((eb) => eb.or([eb("last_seen", "<", at.idle_since), eb("created_at", "<", at.created_since)]))
         .execute();
-      const beyond = await db
-        .selectFrom("sessions")
-        .select("id_hash")
-        .orderBy("last_seen", "desc")
-        .orderBy("id_hash")
-        .offset(keep)
-        .limit(1000)
-        .execute();
-      if (beyond.length > 0)
-        await db
-          .deleteFrom("sessions")
-          .where(
-            "id_hash",
-            "in",
-            beyond.map((b) => b.id_hash),
-          )
-          .execute();
+      await keepNewest(db, "sessions", keep);
     },
   };
 }
@@ -394,23 +382,7 @@ export function signInFailureRepository(ctx: SqlContext): SignInFailureRepositor
         .execute();
       await db.deleteFrom("sign_in_failure_windows").where("window_start", "<", at.windows_before).execute();
       await db.deleteFrom("sign_in_failures").where("last_at", "<", at.forget_before).execute();
-      const beyond = await db
-        .selectFrom("sign_in_failures")
-        .select("client_group")
-        .orderBy("last_at", "desc")
-        .orderBy("client_group")
-        .offset(at.keep_groups)
-        .limit(1000)
-        .execute();
-      if (beyond.length > 0)
-        await db
-          .deleteFrom("sign_in_failures")
-          .where(
-            "client_group",
-            "in",
-            beyond.map((b) => b.client_group),
-          )
-          .execute();
+      await keepNewest(db, "sign_in_failures", at.keep_groups);
     },
     async everyoneSince(since) {
       const row = await db
