@@ -295,11 +295,12 @@ async function main(argv: readonly string[]): Promise<number> {
 }
 
 /**
- * The store's connections for a process running `jobs` at once: each running pair holds one for its
- * lock while its run uses others, and the API and housekeeping need their own.
+ * The store's connections for a process running `jobs` at once: each running poll holds one for its
+ * poll lock and one for its pair's lock while its run uses others, and the API and housekeeping
+ * need their own.
  */
 function poolSizeFor(jobs: number): number {
-  return 10 + 2 * jobs;
+  return 10 + 3 * jobs;
 }
 
 main(process.argv.slice(2)).then(

@@ -180,6 +180,60 @@ describe.skipIf(postgres?.skip_reason !== undefined)("webhook intake with jobs (
     expect(next.rows.map((r) => new Date(r.run_at).getTime())).toEqual([at + 5_000]);
   });
 
+  it("housekeeping leaves a poll that is still reading alone, however long ago it was taken; a poll whose worker is gone is scheduled again", async () => {
+    await prepareJobSchema(url, jobSchema, createLogger({ level: "silent" }));
+    await serve(jobSchema);
+    const pair = h.config.pairs[0];
+    if (pair === undefined) throw new Error("no pair");
+    await runtime.handlers.poll_pair({ pair_id: pair.id }); // the first poll: a full read, under the pair's lock
+    // The poll's job, as a worker holds it: taken a minute ago (longer than any lost poll is given).
+    const takenLongAgo = async (): Promise<void> => {
+      await sql`update ${sql.id(jobSchema)}._private_jobs
+        set locked_at = now() - interval '1 minute', locked_by = 'worker-1', run_at = now()`.execute(
+        h.store.db,
+      );
+    };
+    const waitingPolls = async (): Promise<number> =>
+      (
+        await sql<{ n: number }>`select count(*)::int as n from ${sql.id(jobSchema)}.jobs
+          where task_identifier = 'poll_pair' and locked_at is null`.execute(h.store.db)
+      ).rows[0]?.n ?? -1;
+    await takenLongAgo();
+    expect(await waitingPolls()).toBe(0);
+    // The next poll reads (outside the pair's lock) until the test lets it go.
+    const reading = gate();
+    const release = gate();
+    beforeEachRead(h, "cc-main", async () => {
+      reading.open();
+      await release.opened;
+    });
+    h.advance(runtime.status().find((s) => s.pair_id === pair.id)?.poll_interval_ms ?? 60_000);
+    const poll = runtime.handlers.poll_pair({ pair_id: pair.id });
+    try {
+      await reading.opened;
+      await runtime.handlers.housekeeping({});
+      // Not taken for lost: no second poll to read the same records again.
+      expect(await waitingPolls()).toBe(0);
+      // A second job of the pair's poll, taken meanwhile, reads nothing and comes again in 5 s.
+      const at = h.now().getTime();
+      await runtime.handlers.poll_pair({ pair_id: pair.id });
+      const soon = await sql<{ run_at: Date }>`select run_at from ${sql.id(jobSchema)}.jobs
+        where task_identifier = 'poll_pair' and locked_at is null`.execute(h.store.db);
+      expect(soon.rows.map((r) => new Date(r.run_at).getTime())).toEqual([at + 5_000]);
+    } finally {
+      release.open();
+      await poll;
+    }
+    // The poll scheduled its next one. Now its worker is gone: the job is held, nothing runs it.
+    expect(await waitingPolls()).toBe(1);
+    await sql`delete from ${sql.id(jobSchema)}._private_jobs where locked_at is null`.execute(h.store.db);
+    await sql`insert into ${sql.id(jobSchema)}._private_jobs (task_id, payload, key, locked_at, locked_by, max_attempts)
+      select id, ${JSON.stringify({ pair_id: pair.id })}::json, ${`poll:${pair.id}`}, now() - interval '1 minute', 'worker-1', 10
+      from ${sql.id(jobSchema)}._private_tasks where identifier = 'poll_pair'`.execute(h.store.db);
+    await runtime.handlers.housekeeping({});
+    expect(await waitingPolls()).toBe(1);
+  });
+
   it("stores nothing when its job cannot be written, and the sender is told to try again", async () => {
     // The job queue's schema is missing (never prepared): adding the job fails.
     const base = await serve(jobSchema);

@@ -15,7 +15,7 @@ import { flushConnections } from "../connections/open-connection";
 import { dropMarksOfOtherPairs } from "../pipeline/plan-marks";
 import { HOUSEKEEPING_MS, jobKey, type JobHandlers, type JobPayload, type JobQueue } from "../jobs/catalogue";
 import type { Logger } from "../observability/logger";
-import { pairLockName, withNamedLock } from "../store/advisory-lock";
+import { pairLockName, pollLockName, withNamedLock } from "../store/advisory-lock";
 import type { InboxItem, JsonValue } from "../store/ports";
 import { recordWebhookChanges } from "../pipeline/pull-connection";
 import { inboxWriter } from "./inbox-writer";
@@ -130,8 +130,9 @@ export type EngineRuntime = {
 };
 
 /**
- * A poll job a worker took this long ago, whose pair nobody holds, is taken for lost (its worker
- * was killed) and scheduled again. A live poll holds its pair's lock from a few milliseconds in.
+ * A poll job a worker took this long ago, whose poll lock and pair lock nobody holds, is taken for
+ * lost (its worker was killed) and scheduled again. A live poll holds its poll lock from a few
+ * milliseconds in, through its reads (made before it takes the pair) and its run.
  */
 const POLL_LOST_MS = 10_000;
 /** A poll that found its pair run by another process comes again after this. */
@@ -767,11 +768,15 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     for (const key of await jobs.unattended(deps.store, [...polls.keys()], POLL_LOST_MS)) {
       const pair = polls.get(key);
       if (pair === undefined) continue;
-      // Free lock, no job: its worker is gone (a live run holds the pair's lock all through).
-      const free = await withNamedLock(deps.store, pairLockName(pair.id), { wait: false }, () =>
-        Promise.resolve(),
-      );
-      if (free.acquired) {
+      // Free locks, no job: its worker is gone. A live poll holds its poll lock all through, its
+      // reads included; a run of the pair made otherwise (a webhook's, an operator's) holds the pair.
+      const free = await withNamedLock(deps.store, pollLockName(pair.id), { wait: false }, async () => {
+        const pairFree = await withNamedLock(deps.store, pairLockName(pair.id), { wait: false }, () =>
+          Promise.resolve(),
+        );
+        return pairFree.acquired;
+      });
+      if (free.acquired && free.value) {
         deps.logger.info(
           { pair: pair.id },
           "the pair's poll had no job waiting (a worker stopped); scheduled again",
@@ -799,17 +804,30 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
       const interval = pollIntervalOf(deps, pair);
       const started = deps.now().getTime();
       let busy = false;
-      try {
-        const full = await lastFull(pair);
-        const fullDue = full === undefined || started - full >= pair.schedule.full_reconciliation;
-        // Another process runs the pair now: this poll comes again shortly rather than queueing.
-        busy = !(await pollOnce(pair, fullDue, false));
-      } finally {
-        const run_at = busy
-          ? later(Math.min(interval, BUSY_RETRY_MS))
-          : new Date(nextPollAt(started, interval, deps.now()));
-        await jobs?.add(deps.store, "poll_pair", { pair_id }, { run_at });
-      }
+      // The poll lock is held until the next poll is scheduled: housekeeping never sees this poll
+      // without either its lock or its next job.
+      const polled = await withNamedLock(deps.store, pollLockName(pair_id), { wait: false }, async () => {
+        try {
+          const full = await lastFull(pair);
+          const fullDue = full === undefined || started - full >= pair.schedule.full_reconciliation;
+          // Another process runs the pair now: this poll comes again shortly rather than queueing.
+          busy = !(await pollOnce(pair, fullDue, false));
+        } finally {
+          const run_at = busy
+            ? later(Math.min(interval, BUSY_RETRY_MS))
+            : new Date(nextPollAt(started, interval, deps.now()));
+          await jobs?.add(deps.store, "poll_pair", { pair_id }, { run_at });
+        }
+      });
+      // Another poll of the pair is under way (its job was added again while it read): this one
+      // reads nothing and comes again shortly, and that poll's next job takes its place if sooner.
+      if (!polled.acquired)
+        await jobs?.add(
+          deps.store,
+          "poll_pair",
+          { pair_id },
+          { run_at: later(Math.min(interval, BUSY_RETRY_MS)) },
+        );
     },
     sync_pair: async ({ pair_id, full, contact_ids }: JobPayload<"sync_pair">) => {
       const pair = pairById(pair_id);

@@ -10,6 +10,12 @@ import type { StoreSession } from "./ports";
 /** The lock every run of a pair holds, in whichever process: `serve`, a worker, `concord sync`. */
 export const pairLockName = (pairId: string): string => `pair:${pairId}`;
 
+/**
+ * The lock a poll job holds from its start to its end, its reads included (which it makes before
+ * it takes the pair): while it is held, the poll is alive, however long it reads.
+ */
+export const pollLockName = (pairId: string): string => `poll:${pairId}`;
+
 export type Locked<T> = { acquired: true; value: T } | { acquired: false };
 
 /** Runs `fn` as a run of the pair: after any run of it another process is making. */
