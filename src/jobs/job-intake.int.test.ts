@@ -19,7 +19,7 @@ import {
   startSyncHarness,
   type SyncHarness,
 } from "../../test/support/sync-harness";
-import { pairLockName, withNamedLock } from "../store/advisory-lock";
+import { drainLockName, pairLockName, withNamedLock } from "../store/advisory-lock";
 import { graphileQueue, prepareJobSchema } from "./graphile-runner";
 
 const postgres = storeBackends().find((b) => b.name === "postgres");
@@ -110,6 +110,37 @@ describe.skipIf(postgres?.skip_reason !== undefined)("webhook intake with jobs (
     expect(await jobs()).toContainEqual({ task_identifier: "drain_inbox", key: "inbox:re-nxt" });
     expect(await jobs()).toContainEqual({ task_identifier: "drain_inbox", key: "inbox:cc-main" });
     expect(await h.store.inbox.countPending()).toBe(1_201);
+  });
+
+  it("housekeeping adds no drain beside one under way, however long it drains", async () => {
+    await prepareJobSchema(url, jobSchema, createLogger({ level: "silent" }));
+    const base = await serve(jobSchema);
+    expect((await deliver(base, "evt-1")).status).toBe(200);
+    // The drain's job, taken a while ago by a worker whose drain still holds the connection.
+    await sql`update ${sql.id(jobSchema)}._private_jobs
+      set locked_at = now() - interval '1 minute', locked_by = 'worker-1'`.execute(h.store.db);
+    const waiting = async (): Promise<number> =>
+      (
+        await sql<{ n: number }>`select count(*)::int as n from ${sql.id(jobSchema)}.jobs
+          where task_identifier = 'drain_inbox' and locked_at is null`.execute(h.store.db)
+      ).rows[0]?.n ?? -1;
+    const release = gate();
+    const held = gate();
+    const drain = withNamedLock(h.store, drainLockName("re-nxt"), { wait: true }, async () => {
+      held.open();
+      await release.opened;
+    });
+    await held.opened;
+    try {
+      await runtime.handlers.housekeeping({});
+      expect(await waiting()).toBe(0);
+    } finally {
+      release.open();
+      await drain;
+    }
+    // The drain's worker is gone (the lock went with it) and the delivery still waits: a new job.
+    await runtime.handlers.housekeeping({});
+    expect(await waiting()).toBe(1);
   });
 
   it("housekeeping deletes the plan marks of pairs the config no longer has", async () => {

@@ -15,7 +15,7 @@ import { flushConnections } from "../connections/open-connection";
 import { dropMarksOfOtherPairs } from "../pipeline/plan-marks";
 import { HOUSEKEEPING_MS, jobKey, type JobHandlers, type JobPayload, type JobQueue } from "../jobs/catalogue";
 import type { Logger } from "../observability/logger";
-import { pairLockName, pollLockName, withNamedLock } from "../store/advisory-lock";
+import { drainLockName, pairLockName, pollLockName, withNamedLock } from "../store/advisory-lock";
 import type { InboxItem, JsonValue } from "../store/ports";
 import { recordWebhookChanges } from "../pipeline/pull-connection";
 import { inboxWriter } from "./inbox-writer";
@@ -750,7 +750,8 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
   /**
    * The installation's periodic checks, run by one worker at a time: webhook subscriptions every
    * hour, problems, due sign-ups, and (with workers) a poll for each pair and a drain for each
-   * connection with due deliveries that no job is waiting for (their worker was killed).
+   * connection with due deliveries that no job is waiting for and no live job holds the lock of
+   * (their worker was killed).
    */
   const housekeep = async (): Promise<void> => {
     await tidyMarks();
@@ -789,7 +790,13 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     const drains = new Map(due.map((c) => [jobKey("drain_inbox", { connection_id: c }) ?? "", c]));
     for (const key of await jobs.unattended(deps.store, [...drains.keys()], 0)) {
       const connection_id = drains.get(key);
-      if (connection_id !== undefined)
+      if (connection_id === undefined) continue;
+      // A drain under way holds its lock and drains until nothing is pending; what arrives
+      // meanwhile comes with a job of its own.
+      const free = await withNamedLock(deps.store, drainLockName(connection_id), { wait: false }, () =>
+        Promise.resolve(),
+      );
+      if (free.acquired)
         await jobs.add(deps.store, "drain_inbox", { connection_id }, { preserve_run_at: true });
     }
   };
@@ -841,7 +848,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
       });
     },
     drain_inbox: async ({ connection_id }) => {
-      const held = await withNamedLock(deps.store, `inbox:${connection_id}`, { wait: false }, () =>
+      const held = await withNamedLock(deps.store, drainLockName(connection_id), { wait: false }, () =>
         drainOnce(connection_id),
       );
       // Another worker drains this connection: what arrived meanwhile is drained right after.

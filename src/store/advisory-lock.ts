@@ -16,6 +16,9 @@ export const pairLockName = (pairId: string): string => `pair:${pairId}`;
  */
 export const pollLockName = (pairId: string): string => `poll:${pairId}`;
 
+/** The lock a drain of a connection's webhook deliveries holds while it drains. */
+export const drainLockName = (connectionId: string): string => `inbox:${connectionId}`;
+
 export type Locked<T> = { acquired: true; value: T } | { acquired: false };
 
 /** Runs `fn` as a run of the pair: after any run of it another process is making. */
