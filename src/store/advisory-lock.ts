@@ -3,8 +3,12 @@
  * advisory lock held on one pooled connection for as long as `fn` runs (a process that dies lets it
  * go with its connection, so a killed worker never leaves a pair locked); on SQLite, which one
  * process serves, `fn` simply runs (that process serialises its own work).
+ *
+ * PostgreSQL's advisory locks belong to the whole database, not to a schema: the key is the hash
+ * of the installation's schema (the connection's `current_schema()`) and the name, so
+ * installations sharing a database in schemas of their own never wait on each other's pairs.
  */
-import { sql } from "kysely";
+import { sql, type RawBuilder } from "kysely";
 import type { StoreSession } from "./ports";
 
 /** The lock every run of a pair holds, in whichever process: `serve`, a worker, `concord sync`. */
@@ -18,6 +22,10 @@ export const pollLockName = (pairId: string): string => `poll:${pairId}`;
 
 /** The lock a drain of a connection's webhook deliveries holds while it drains. */
 export const drainLockName = (connectionId: string): string => `inbox:${connectionId}`;
+
+/** The advisory lock key of `name` in this installation: its schema and the name, hashed. */
+const lockKey = (name: string): RawBuilder<unknown> =>
+  sql`hashtextextended(coalesce(current_schema(), '') || ' ' || ${name}, 0)`;
 
 export type Locked<T> = { acquired: true; value: T } | { acquired: false };
 
@@ -40,17 +48,17 @@ export async function withNamedLock<T>(
 ): Promise<Locked<T>> {
   if (store.dialect !== "postgres") return { acquired: true, value: await fn() };
   return store.db.connection().execute(async (conn) => {
-    if (options.wait) await sql`select pg_advisory_lock(hashtextextended(${name}, 0))`.execute(conn);
+    if (options.wait) await sql`select pg_advisory_lock(${lockKey(name)})`.execute(conn);
     else {
       const got = await sql<{
         ok: boolean;
-      }>`select pg_try_advisory_lock(hashtextextended(${name}, 0)) as ok`.execute(conn);
+      }>`select pg_try_advisory_lock(${lockKey(name)}) as ok`.execute(conn);
       if (got.rows[0]?.ok !== true) return { acquired: false as const };
     }
     try {
       return { acquired: true as const, value: await fn() };
     } finally {
-      await sql`select pg_advisory_unlock(hashtextextended(${name}, 0))`.execute(conn);
+      await sql`select pg_advisory_unlock(${lockKey(name)})`.execute(conn);
     }
   });
 }
@@ -64,5 +72,5 @@ export async function lockForTransaction(tx: StoreSession, names: Iterable<strin
   if (tx.dialect !== "postgres") return;
   if (!tx.inTransaction) throw new Error("lockForTransaction must run inside store.transaction");
   for (const name of [...new Set(names)].sort())
-    await sql`select pg_advisory_xact_lock(hashtextextended(${name}, 0))`.execute(tx.db);
+    await sql`select pg_advisory_xact_lock(${lockKey(name)})`.execute(tx.db);
 }

@@ -1,0 +1,71 @@
+/**
+ * Named locks on PostgreSQL: held against every process of one installation, and never against
+ * another installation that shares the database in a schema of its own.
+ */
+import { randomBytes } from "node:crypto";
+import { sql } from "kysely";
+import { afterEach, describe, expect, it } from "vitest";
+import { gate } from "../../test/support/gate";
+import { storeBackends } from "../../test/support/store-backends";
+import { lockForTransaction, pairLockName, withNamedLock } from "./advisory-lock";
+import { openStore } from "./open-store";
+import type { Store } from "./ports";
+
+const postgres = storeBackends().find((b) => b.name === "postgres");
+const url = process.env["TEST_DATABASE_URL"] ?? "";
+
+describe.skipIf(postgres?.skip_reason !== undefined)("named locks (PostgreSQL)", () => {
+  const opened: Store[] = [];
+  const schemas: string[] = [];
+  /** A process of an installation: its own pool on the installation's schema. */
+  const processOf = async (schema: string): Promise<Store> => {
+    const store = await openStore({ url, schema, pool_size: 3 });
+    opened.push(store);
+    return store;
+  };
+  const installation = (): string => {
+    const schema = `l_${randomBytes(6).toString("hex")}`;
+    schemas.push(schema);
+    return schema;
+  };
+  afterEach(async () => {
+    const first = opened[0];
+    for (const schema of schemas.splice(0))
+      if (first) await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(first.db);
+    for (const store of opened.splice(0)) await store.close();
+  });
+
+  it("a lock one process holds is held against the installation's other processes, not against another installation", async () => {
+    const one = installation();
+    const [a, b] = [await processOf(one), await processOf(one)];
+    const other = await processOf(installation());
+    const taken = gate();
+    const release = gate();
+    const holder = withNamedLock(a, pairLockName("re-cc"), { wait: true }, async () => {
+      taken.open();
+      await release.opened;
+    });
+    await taken.opened;
+    try {
+      expect(await withNamedLock(b, pairLockName("re-cc"), { wait: false }, async () => "ran")).toEqual({
+        acquired: false,
+      });
+      // Another installation's pair of the same name is its own.
+      expect(await withNamedLock(other, pairLockName("re-cc"), { wait: false }, async () => "ran")).toEqual({
+        acquired: true,
+        value: "ran",
+      });
+      // A transaction lock of the same name, in the other installation, does not wait either.
+      await other.transaction(async (tx) => {
+        await lockForTransaction(tx, [pairLockName("re-cc")]);
+      });
+    } finally {
+      release.open();
+      await holder;
+    }
+    expect(await withNamedLock(b, pairLockName("re-cc"), { wait: false }, async () => "ran")).toEqual({
+      acquired: true,
+      value: "ran",
+    });
+  });
+});
