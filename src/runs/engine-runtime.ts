@@ -827,7 +827,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         }
       });
       // Another poll of the pair is under way (its job was added again while it read): this one
-      // reads nothing and comes again shortly, and that poll's next job takes its place if sooner.
+      // reads nothing and comes again shortly; when that poll ends, its next job replaces this one.
       if (!polled.acquired)
         await jobs?.add(
           deps.store,
