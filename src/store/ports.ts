@@ -461,7 +461,7 @@ export type SignInFailures = { failures: number; last_at: IsoTimestamp };
  * slow a guesser down together and a restart forgets nobody.
  */
 export interface SignInFailureRepository {
-  /** The group's failures, or undefined when it has none since `forget_before`. */
+  /** The group's failures, or undefined when it has none after `forget_before`. */
   of(group: string, forget_before: IsoTimestamp): Promise<SignInFailures | undefined>;
   /**
    * Takes an attempt for the group: writes `next` only if the group's failures are still those

@@ -336,7 +336,7 @@ export function signInFailureRepository(ctx: SqlContext): SignInFailureRepositor
         .selectFrom("sign_in_failures")
         .select(["failures", "last_at"])
         .where("client_group", "=", group)
-        .where("last_at", ">=", forget_before)
+        .where("last_at", ">", forget_before)
         .executeTakeFirst();
       return row === undefined ? undefined : { failures: row.failures, last_at: row.last_at };
     },
@@ -353,7 +353,7 @@ export function signInFailureRepository(ctx: SqlContext): SignInFailureRepositor
                 failures: eb.ref("excluded.failures"),
                 last_at: eb.ref("excluded.last_at"),
               }))
-              .where("sign_in_failures.last_at", "<", forget_before),
+              .where("sign_in_failures.last_at", "<=", forget_before),
           )
           .executeTakeFirst();
         return affected(result.numInsertedOrUpdatedRows) > 0;
@@ -381,7 +381,7 @@ export function signInFailureRepository(ctx: SqlContext): SignInFailureRepositor
         )
         .execute();
       await db.deleteFrom("sign_in_failure_windows").where("window_start", "<", at.windows_before).execute();
-      await db.deleteFrom("sign_in_failures").where("last_at", "<", at.forget_before).execute();
+      await db.deleteFrom("sign_in_failures").where("last_at", "<=", at.forget_before).execute();
       await keepNewest(db, "sign_in_failures", at.keep_groups);
     },
     async everyoneSince(since) {
