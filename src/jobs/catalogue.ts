@@ -10,7 +10,8 @@
  * - `drain_inbox`: re-reads and syncs one connection's stored webhook deliveries. Keyed
  *   `inbox:<connection>`: deliveries arriving together are drained by one job.
  * - `housekeeping`: the installation's periodic checks (webhook subscriptions, problems, sign-ups,
- *   polls and deliveries no job is waiting for), then schedules itself again. Keyed
+ *   polls and deliveries no job is waiting for and no live job holds the lock of), then schedules
+ *   itself again. Keyed
  *   `housekeeping`: one for the whole installation.
  *
  * A pair's runs never overlap: whatever runs a pair holds the pair's lock (`pair:<id>`), which

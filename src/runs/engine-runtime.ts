@@ -827,13 +827,14 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         }
       });
       // Another poll of the pair is under way (its job was added again while it read): this one
-      // reads nothing and comes again shortly; when that poll ends, its next job replaces this one.
+      // reads nothing and comes again shortly; when that poll ends, its next job replaces this one,
+      // and a next job that poll has already scheduled keeps its time.
       if (!polled.acquired)
         await jobs?.add(
           deps.store,
           "poll_pair",
           { pair_id },
-          { run_at: later(Math.min(interval, BUSY_RETRY_MS)) },
+          { run_at: later(Math.min(interval, BUSY_RETRY_MS)), preserve_run_at: true },
         );
     },
     sync_pair: async ({ pair_id, full, contact_ids }: JobPayload<"sync_pair">) => {
