@@ -47,6 +47,8 @@ export type ConcordProcesses = {
   /** The last of what the processes printed, each line marked with its command and pid. */
   output: () => string;
   killAll: () => Promise<void>;
+  /** Asks every process to stop (SIGTERM: running jobs finish, the rest stay queued) and waits. */
+  stopAll: () => Promise<void>;
 };
 
 export function concordProcesses(env: Readonly<Record<string, string>>): ConcordProcesses {
@@ -85,22 +87,25 @@ export function concordProcesses(env: Readonly<Record<string, string>>): Concord
           );
         });
       }),
-    killAll: async () => {
-      await Promise.all(
-        children.map(
-          (c) =>
-            new Promise<void>((resolve) => {
-              if (c.exitCode !== null || c.signalCode !== null) {
-                resolve();
-                return;
-              }
-              c.once("exit", () => {
-                resolve();
-              });
-              c.kill("SIGKILL");
-            }),
-        ),
-      );
-    },
+    killAll: () => signalAll("SIGKILL"),
+    stopAll: () => signalAll("SIGTERM"),
   };
+
+  function signalAll(signal: NodeJS.Signals): Promise<void> {
+    return Promise.all(
+      children.splice(0).map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) {
+              resolve();
+              return;
+            }
+            c.once("exit", () => {
+              resolve();
+            });
+            c.kill(signal);
+          }),
+      ),
+    ).then(() => undefined);
+  }
 }
