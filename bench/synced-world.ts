@@ -155,6 +155,7 @@ export async function syncTemplate(o: {
       }),
     );
     const started = Date.now();
+    let first_sync_ms = 0;
     try {
       await processes.start(["serve", "--port", "0", "--workers", "2"]);
       await until(async () => {
@@ -168,11 +169,11 @@ export async function syncTemplate(o: {
           throw new Error(`the template pair's first sync ended ${run.status}:\n${processes.output()}`);
         return run !== undefined;
       }, 1_800_000);
+      first_sync_ms = Date.now() - started;
     } finally {
       await processes.stopAll();
     }
-    const first_sync_ms = Date.now() - started;
-    const linked = await count(o.store.db, "links", ids.platform);
+    const linked = await linksOf(o.store.db, ids.platform);
     if (linked !== o.contacts)
       throw new Error(
         `the template pair's first sync linked ${linked} of ${o.contacts} people in the platform`,
@@ -345,9 +346,9 @@ async function insertAll(
       .execute();
 }
 
-async function count(db: Kysely<Database>, table: "links", connection: string): Promise<number> {
+async function linksOf(db: Kysely<Database>, connection: string): Promise<number> {
   const row = await db
-    .selectFrom(table)
+    .selectFrom("links")
     .select((eb) => eb.fn.countAll<number | string>().as("n"))
     .where("connection_id", "=", connection)
     .executeTakeFirstOrThrow();
