@@ -166,6 +166,17 @@ export async function recordChanges(
   for (let record of records.values()) {
     counts.records_seen += 1;
     const previous = page.snapshots.get(record.external_id);
+    // A record as stored and linked (what an overlap window reads again): its snapshot would not
+    // change, nothing differs to derive an act from, and it belongs to the contact it is linked to.
+    const hash = record.list_ids === undefined ? undefined : contentHash(record);
+    if (previous !== undefined && hash === previous.content_hash) {
+      const link = await page.link(tx, ctx.connection_id, record.external_id);
+      if (link !== undefined) {
+        counts.records_unchanged += 1;
+        identities.set(record.external_id, { kind: "contact", contact_id: link.contact_id });
+        continue;
+      }
+    }
     const before = previous === undefined ? undefined : SnapshotViewSchema.parse(previous.payload);
     // A read that did not ask for memberships (a webhook's re-read) says nothing about them: keep the last known.
     if (record.list_ids === undefined && before?.list_ids !== undefined)
@@ -173,7 +184,7 @@ export async function recordChanges(
     const { changed } = await tx.snapshots.put({
       connection_id: ctx.connection_id,
       external_id: record.external_id,
-      content_hash: contentHash(record),
+      content_hash: hash ?? contentHash(record),
       payload: toJson(record),
     });
     if (changed) counts.records_changed += 1;

@@ -24,6 +24,8 @@ import {
   type SyncHarness,
 } from "../../test/support/sync-harness";
 import { gate } from "../../test/support/gate";
+import { readPlanStanding } from "../pipeline/plan-standing";
+import { recordOneClick } from "./personal-links";
 
 const WEBHOOK_SECRET = "re-webhook-secret-4b1f";
 
@@ -205,10 +207,64 @@ describe("the engine as a service (SQLite)", () => {
     expect(runs.length).toBe(before + 1);
     const status = runtime.status().find((s) => s.pair_id === runs[before]?.pair_id);
     expect(status?.next_run_at).toBe(new Date(started + 60_000).toISOString());
-    // 31 s after it ended, 61 s after it started: due.
+    // 31 s after it ended, 61 s after it started: due. Nothing changed since that run, so the poll
+    // finds its plan standing and makes no run (ADR 33); it notes when it looked.
     h.advance(31_000);
+    const looked = h.now().toISOString();
     await runtime.tick();
-    expect(runs.length).toBe(before + 2);
+    expect(runs.length).toBe(before + 1);
+    // (Its read took 30 s of the clock, as the first one's did.)
+    expect((await readPlanStanding(h.store, "re-cc"))?.checked_at).toBe(h.now().toISOString());
+    expect(h.now().getTime()).toBeGreaterThan(Date.parse(looked));
+    const next = runtime.status().find((s) => s.pair_id === "re-cc")?.next_run_at;
+    expect(next).toBe(new Date(Date.parse(looked) + 60_000).toISOString());
+  });
+
+  it("9. a poll makes no run while nothing changed; a change read from a system, or made in Concord, makes one", async () => {
+    const poll = async (): Promise<SyncReport | undefined> => {
+      const before = runs.length;
+      h.advance(61_000);
+      await runtime.tick();
+      return runs.length > before ? runs.at(-1) : undefined;
+    };
+    await runtime.tick(); // the first run: everyone goes to Constant Contact
+    // The next polls carry what that run left (links of the records it made); then the plan stands.
+    let quiet = 0;
+    for (let i = 0; i < 4 && quiet === 0; i += 1) if ((await poll()) === undefined) quiet += 1;
+    expect(quiet).toBe(1);
+    expect(await poll()).toBeUndefined();
+    const standing = await readPlanStanding(h.store, "re-cc");
+    expect(standing).toMatchObject({ operations: 0, contacts: 2, checked_at: h.now().toISOString() });
+
+    // Bob unsubscribes in Constant Contact: the poll reads it and runs.
+    await h.ccAct(h.ccMain, "unsubscribe", "bob@example.org");
+    expect((await poll())?.execution?.operations.succeeded).toBeGreaterThan(0);
+    expect((await h.reGet(`/constituent/v1/constituents/${re["bob"] ?? ""}`)).requests_no_email).toBe(true);
+    while ((await poll()) !== undefined && runs.length < 20);
+    expect(await poll()).toBeUndefined();
+
+    // Ada opts out by her own link: nothing any system shows, only Concord's ledger; the poll runs.
+    const [ada] = await h.store.contacts.findByMatchKey("ada@example.org");
+    await recordOneClick(
+      h.store,
+      {
+        contact_id: ada?.id ?? "",
+        purpose: "unsubscribe",
+        generation: 0,
+        expires_at: "2099-01-01T00:00:00.000Z",
+      },
+      { token: "t".repeat(40) },
+      h.now(),
+    );
+    expect(await poll()).toBeDefined();
+    expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe("unsubscribed");
+    expect((await h.reGet(`/constituent/v1/constituents/${re["ada"] ?? ""}`)).requests_no_email).toBe(true);
+
+    // A manual run always runs, standing plan or not.
+    while ((await poll()) !== undefined && runs.length < 40);
+    const before = runs.length;
+    await runtime.syncNow("re-cc");
+    expect(runs.length).toBe(before + 1);
   });
 
   it("9. stopping waits for a poll still reading, and for the run it then makes", async () => {

@@ -28,11 +28,21 @@ import {
   seenEvents,
   webhookShareSpent,
 } from "./webhook-flood";
-import { pullPair, syncPair, type SyncDeps, type SyncOptions, type SyncReport } from "./sync-pair";
-import { resolvePair } from "../pipeline/resolve-pair";
+import {
+  planKeyFor,
+  pullPair,
+  syncPair,
+  type SyncDeps,
+  type SyncOptions,
+  type SyncReport,
+} from "./sync-pair";
+import { resolvePair, type ResolvedPair } from "../pipeline/resolve-pair";
+import { planStands, recordPlanStanding } from "../pipeline/plan-standing";
 import type { PullReport } from "../pipeline/pull-connection";
 
 const FULL_RECONCILIATION_STREAM = "full_reconciliation";
+/** What a poll that found its pair's plan standing gives instead of a run's report. */
+const STANDS = "stands" as const;
 
 /** A webhook delivery whose re-read keeps failing is given up after this many attempts. */
 export const INBOX_MAX_ATTEMPTS = 8;
@@ -690,14 +700,18 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     // may run beside the pair's other work, as a webhook's re-read does: recording is per batch,
     // under the address locks, and repeats nothing.
     const started = deps.now().getTime();
-    const pulled = fullDue ? undefined : await pullAhead(pair);
-    const report = await exclusiveOr(pair.id, wait, () =>
-      syncLocked(pair, fullDue ? { full: true } : pulled !== undefined ? { pulled } : {}),
+    const ahead = fullDue ? undefined : await pullAhead(pair);
+    const pulled = ahead?.pulls;
+    const report = await exclusiveOr(pair.id, wait, async () =>
+      ahead !== undefined && (await standsStill(pair, ahead.resolved, ahead.pulls))
+        ? STANDS
+        : syncLocked(pair, fullDue ? { full: true } : pulled !== undefined ? { pulled } : {}),
     );
     if (report === undefined) return false;
     // Polls keep their pace: the next is due an interval after this one started, not after it ended.
     const s = state.get(pair.id);
     if (s) s.next_run_at = new Date(nextPollAt(started, s.poll_interval_ms, deps.now())).toISOString();
+    if (report === STANDS) return true;
     if (fullDue && report.status === "succeeded" && report.pulls.every((p) => p.error === null))
       await deps.store.checkpoints.set(`pair:${pair.id}`, FULL_RECONCILIATION_STREAM, {
         at: deps.now().toISOString(),
@@ -710,11 +724,13 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
    * A poll's pulls, before it takes the pair; undefined when the pair cannot be resolved or the
    * pulls throw, and the run then reads inside itself and records why it failed.
    */
-  const pullAhead = async (pair: Pair): Promise<PullReport[] | undefined> => {
+  const pullAhead = async (
+    pair: Pair,
+  ): Promise<{ resolved: ResolvedPair; pulls: PullReport[] } | undefined> => {
     try {
       const resolved = await resolvePair(deps.config, pair, deps.connections, deps.store);
       if (!resolved.ok) return undefined;
-      return await pullPair(deps, pair, resolved.value, false);
+      return { resolved: resolved.value, pulls: await pullPair(deps, pair, resolved.value, false) };
     } catch (error) {
       deps.logger.warn(
         { err: error, pair: pair.id },
@@ -722,6 +738,28 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
       );
       return undefined;
     }
+  };
+
+  /**
+   * Whether a poll whose reads all succeeded finds the pair's last whole plan standing (ADR 33):
+   * then it makes no run, and notes when it looked. Runs under the pair's lock, so no run of the
+   * pair writes meanwhile.
+   */
+  const standsStill = async (
+    pair: Pair,
+    resolved: ResolvedPair,
+    pulls: readonly PullReport[],
+  ): Promise<boolean> => {
+    if (pulls.some((p) => p.error !== null)) return false;
+    const now = deps.now().toISOString();
+    const standing = await planStands(deps.store, resolved, await planKeyFor(deps, resolved), now);
+    if (standing === undefined) return false;
+    await recordPlanStanding(deps.store, pair.id, { ...standing, checked_at: now });
+    // The reads' health counts as a run's would: a connection that answers again clears its alert.
+    await watch?.afterRun({ pulls: [...pulls] }).catch((error: unknown) => {
+      deps.logger.error({ err: error }, "checking a poll for problems failed");
+    });
+    return true;
   };
 
   const pairById = (id: string): Pair | undefined => deps.config.pairs.find((p) => p.id === id);

@@ -9,6 +9,7 @@ import type { ResolvedPair } from "../pipeline/resolve-pair";
 import { describeOnBackends, type TestStore } from "../../test/support/store-backends";
 import { dropMarksOfOtherPairs } from "../pipeline/plan-marks";
 import { planFromStore } from "./sync-pair";
+import { planStands, recordPlanStanding } from "../pipeline/plan-standing";
 import { FIELD_LINK_WINDOW_MS } from "./personal-links";
 
 const N = 1_200;
@@ -347,6 +348,78 @@ describeOnBackends("plan marks", (backend) => {
     await revocation;
     const again = await linked(plain, true);
     expect(again.plan).toEqual((await linked(plain, false)).plan);
+  });
+
+  it("a plan stands while every contact of the pair has its mark at its revision; a change, a new key, a passed instant or list changes end it", async () => {
+    const first = await plan(true);
+    const key = first.key ?? "";
+    expect(first.contacts_planned).toBe(N);
+    /** As a run records it (the generated pair has work; the check is what matters here). */
+    const record = (operations: number) =>
+      recordPlanStanding(t.store, BENCH_PAIR.pair.id, {
+        key,
+        contacts: N,
+        operations,
+        run_id: "run_test",
+        planned_at: NOW.toISOString(),
+        checked_at: NOW.toISOString(),
+      });
+    const stands = (at: Date = NOW, resolved: ResolvedPair = BENCH_PAIR, k = key) =>
+      planStands(t.store, resolved, k, at.toISOString()).then((s) => s !== undefined);
+    expect(await stands()).toBe(false); // none recorded
+    await record(1);
+    expect(await stands()).toBe(false); // it had work to do
+    await record(0);
+    expect(await stands()).toBe(true);
+    expect(await stands(NOW, BENCH_PAIR, "another key")).toBe(false);
+    expect(
+      await stands(NOW, {
+        ...BENCH_PAIR,
+        list_changes: [
+          {
+            connection_id: MAIN,
+            reason: { code: "list_created", message: "Gala follows the CRM list Gala" },
+            operation: { kind: "create_list", name: "Gala" },
+          },
+        ],
+      }),
+    ).toBe(false);
+
+    // A contact's implied opt-in that expires: planned again, and stands until it expires.
+    const [a, b] = await marked();
+    if (a === undefined || b === undefined) throw new Error("too few marked");
+    const expires = "2026-06-10T00:00:00.000Z";
+    await appendConsentEvents(t.store, [
+      {
+        kind: "opt_in",
+        scope: { kind: "global" },
+        contact_id: a,
+        channel: "email",
+        source: { system: "constant-contact", connection: MAIN },
+        mechanism: "signup_form",
+        actor: { kind: "contact" },
+        basis: "implied",
+        expires_at: expires,
+        occurred_at: "2026-05-30T09:00:00.000Z",
+        observed_at: "2026-05-30T09:05:00.000Z",
+        evidence: { reason: "Signed up on a form" },
+      },
+    ]);
+    expect(await stands()).toBe(false);
+    await plan(true);
+    expect(await stands()).toBe(true);
+    expect(await stands(new Date("2026-06-09T23:59:00.000Z"))).toBe(true);
+    expect(await stands(new Date(expires))).toBe(false);
+
+    // A CRM opt-out, written in the store by whatever path: no longer standing.
+    await crmOptOut(b);
+    expect(await stands()).toBe(false);
+    await plan(true);
+    expect(await stands()).toBe(true);
+
+    // A contact gone from the pair (its links deleted): the plan covered more contacts than there are.
+    await t.store.db.deleteFrom("links").where("contact_id", "=", b).execute();
+    expect(await stands()).toBe(false);
   });
 
   it("deletes the marks of pairs the config no longer has, and only theirs", async () => {

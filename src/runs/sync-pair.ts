@@ -21,6 +21,7 @@ import { planMarkKey, writePlanMarks, type NewPlanMark, type PlanMarking } from 
 import type { OpenedConnection } from "../connections/open-connection";
 import { pullConnection, recordWebhookChanges, type PullReport } from "../pipeline/pull-connection";
 import { resolvePair, saveListSyncState, type ResolvedPair } from "../pipeline/resolve-pair";
+import { recordPlanStanding } from "../pipeline/plan-standing";
 import { fieldLinks, linkGenerations, type LinkSigner } from "./personal-links";
 
 export type SyncOptions = {
@@ -197,6 +198,18 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
       const done = await Promise.all(listOps.map((id) => deps.store.operations.get(id)));
       if (done.every((o) => o?.status === "succeeded"))
         await saveListSyncState(deps.store, pair.crm, pair.id, r.list_sync_state);
+    }
+    // What a whole plan was made under: a later poll that finds it standing makes no run (ADR 33).
+    if (options.contact_ids === undefined && planned.key !== undefined) {
+      const at = deps.now().toISOString();
+      await recordPlanStanding(deps.store, pair.id, {
+        key: planned.key,
+        contacts: planned.contacts_planned,
+        operations: plan.operations.length,
+        run_id: run.id,
+        planned_at: plan.as_of,
+        checked_at: at,
+      });
     }
     return await finish(deps, run, report);
   } catch (error) {
@@ -381,6 +394,8 @@ export async function planFromStore(
   /** Of `contacts_planned`, those their marks stood for (added as marked, not planned again). */
   contacts_unchanged: number;
   baselines: Map<string, JsonValue>;
+  /** The key the plan marked its contacts under (a whole pair's plan only). */
+  key?: string;
 }> {
   // Contacts stream from the store into the planner one at a time: a pair of any size holds its
   // plan and the baselines that moved, never every contact (ADR 8).
@@ -412,15 +427,7 @@ export async function planFromStore(
   });
   const marking: PlanMarking | undefined =
     contactIds === undefined && visit === undefined
-      ? {
-          key: planMarkKey(
-            resolved,
-            // One link set signed for a fixed id stands for the signer, its URL and the window.
-            personalLinks !== undefined ? JSON.stringify(personalLinks(PLAN_KEY_LINK_PROBE)) : undefined,
-          ),
-          as_of: asOf,
-          reuse: options.marks !== "refresh",
-        }
+      ? { key: markKeyOf(resolved, fieldLinking), as_of: asOf, reuse: options.marks !== "refresh" }
       : undefined;
   const source =
     contactIds === undefined
@@ -471,8 +478,29 @@ export async function planFromStore(
     }
   }
   if (marking !== undefined) await writeMarks(marking.key, marks);
-  return { plan: planner.finish(), contacts_planned, contacts_unchanged, baselines };
+  return {
+    plan: planner.finish(),
+    contacts_planned,
+    contacts_unchanged,
+    baselines,
+    ...(marking !== undefined ? { key: marking.key } : {}),
+  };
 }
+
+/** The key a whole plan of the pair is made and marked under now (`planMarkKey`). */
+export async function planKeyFor(
+  deps: Pick<SyncDeps, "store" | "now" | "links">,
+  resolved: ResolvedPair,
+): Promise<string> {
+  return markKeyOf(resolved, await fieldLinksFor(deps, resolved));
+}
+
+const markKeyOf = (resolved: ResolvedPair, fieldLinking: Awaited<ReturnType<typeof fieldLinksFor>>): string =>
+  planMarkKey(
+    resolved,
+    // One link set signed for a fixed id stands for the signer, its URL and the window.
+    fieldLinking !== undefined ? JSON.stringify(fieldLinking.links(PLAN_KEY_LINK_PROBE)) : undefined,
+  );
 
 /** Not a contact id (those are generated): the id personal links are signed for in a plan's key. */
 const PLAN_KEY_LINK_PROBE = "plan-key";

@@ -22,8 +22,8 @@ export type ProblemWatchDeps = {
 };
 
 export type ProblemWatch = {
-  /** After every run: quotas spent and vendors failing, from the run's reads and its waiting work. */
-  afterRun: (report: SyncReport) => Promise<void>;
+  /** After every run, and every poll that makes none: quotas spent and vendors failing, from the reads and waiting work. */
+  afterRun: (report: Pick<SyncReport, "pulls" | "execution">) => Promise<void>;
   /** Opt-outs stuck, and opt-outs against the legal clocks, from the store. */
   check: () => Promise<void>;
 };
@@ -44,7 +44,7 @@ export function problemWatch(deps: ProblemWatchDeps): ProblemWatch {
   const thresholds = deps.config.notifications.thresholds;
   const calendar = calendarOf(deps.config.compliance.holidays);
 
-  const afterRun = async (report: SyncReport): Promise<void> => {
+  const afterRun = async (report: Pick<SyncReport, "pulls" | "execution">): Promise<void> => {
     const now = deps.now().getTime();
     const codes = new Map<string, { code: string; message: string; retry_at?: string | undefined }>();
     for (const p of report.pulls)

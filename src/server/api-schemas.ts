@@ -73,6 +73,11 @@ export const PairOverviewSchema = z.strictObject({
   platforms: z.array(z.strictObject({ connection: z.string(), topic: z.string().nullable() })),
   running: z.boolean(),
   last_run: RunSummarySchema.nullable(),
+  /**
+   * When a poll last found the pair's plan standing (nothing changed since the last run, nothing to
+   * do) and so made no run; null when none has since that run.
+   */
+  last_checked_at: z.string().nullable(),
   next_run_at: z.string().nullable(),
   poll_interval_ms: z.number().int(),
 });

@@ -68,4 +68,39 @@ describe.skipIf(postgres?.skip_reason !== undefined)("named locks (PostgreSQL)",
       value: "ran",
     });
   });
+
+  it("a transaction takes the locks of all its names at once, each held against the installation's other processes until it ends", async () => {
+    const one = installation();
+    const [a, b] = [await processOf(one), await processOf(one)];
+    const names = [
+      "match:zoe@example.org",
+      "match:ada@example.org",
+      "match:ada@example.org",
+      "match:bob@example.org",
+    ];
+    const inside = gate();
+    const done = gate();
+    const tx = a.transaction(async (t) => {
+      await lockForTransaction(t, names);
+      inside.open();
+      await done.opened;
+    });
+    await inside.opened;
+    try {
+      for (const name of new Set(names))
+        expect(await withNamedLock(b, name, { wait: false }, async () => "ran")).toEqual({ acquired: false });
+      expect(await withNamedLock(b, "match:eve@example.org", { wait: false }, async () => "ran")).toEqual({
+        acquired: true,
+        value: "ran",
+      });
+    } finally {
+      done.open();
+      await tx;
+    }
+    for (const name of new Set(names))
+      expect(await withNamedLock(b, name, { wait: false }, async () => "ran")).toEqual({
+        acquired: true,
+        value: "ran",
+      });
+  });
 });

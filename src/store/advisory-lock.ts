@@ -24,7 +24,8 @@ export const pollLockName = (pairId: string): string => `poll:${pairId}`;
 export const drainLockName = (connectionId: string): string => `inbox:${connectionId}`;
 
 /** The advisory lock key of `name` in this installation: its schema and the name, hashed. */
-const lockKey = (name: string): RawBuilder<unknown> =>
+const lockKey = (name: string): RawBuilder<unknown> => keyOf(sql`${name}`);
+const keyOf = (name: RawBuilder<unknown>): RawBuilder<unknown> =>
   sql`hashtextextended(coalesce(current_schema(), '') || ' ' || ${name}, 0)`;
 
 export type Locked<T> = { acquired: true; value: T } | { acquired: false };
@@ -71,6 +72,12 @@ export async function withNamedLock<T>(
 export async function lockForTransaction(tx: StoreSession, names: Iterable<string>): Promise<void> {
   if (tx.dialect !== "postgres") return;
   if (!tx.inTransaction) throw new Error("lockForTransaction must run inside store.transaction");
-  for (const name of [...new Set(names)].sort())
-    await sql`select pg_advisory_xact_lock(${lockKey(name)})`.execute(tx.db);
+  const sorted = [...new Set(names)].sort();
+  if (sorted.length === 0) return;
+  // One statement for all of them (a page of records names hundreds), taken in the sorted order:
+  // the inner query fixes the order the outer one calls the lock function in.
+  await sql`select count(pg_advisory_xact_lock(${keyOf(sql`ordered.n`)}))
+    from (select n from unnest(${sorted}::text[]) with ordinality as t(n, i) order by i offset 0) as ordered`.execute(
+    tx.db,
+  );
 }

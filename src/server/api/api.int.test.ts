@@ -224,6 +224,8 @@ describe("the API over a synced pair", () => {
     expect(o.pairs[0]).toMatchObject({ id: "re-cc", crm: "re-nxt", running: false });
     expect(o.pairs[0].last_run).toMatchObject({ kind: "sync", status: "succeeded" });
     expect(o.pairs[0].next_run_at).not.toBeNull();
+    // No poll has found the plan standing since that run (see the end).
+    expect(o.pairs[0].last_checked_at).toBeNull();
     expect(o.propagation_lag.count).toBe(1);
     expect(o.propagation_lag.before_watch).toBe(0);
     expect(o.propagation_lag.p50_ms).toBeGreaterThanOrEqual(30_000);
@@ -273,6 +275,15 @@ describe("the API over a synced pair", () => {
     // Scraped again, an opt-out is not observed twice.
     const again = (await a.app.inject({ method: "GET", url: "/metrics" })).body;
     expect(again).toContain('concord_opt_out_propagation_lag_seconds_count{connection="re-nxt"} 1');
+
+    // Polls until one finds nothing new: it makes no run, and the overview says when it checked.
+    let checked: string | null = null;
+    for (let i = 0; i < 5 && checked === null; i += 1) {
+      a.h.advance(61_000);
+      await a.runtime.tick();
+      checked = (await a.call("GET", "/api/overview")).json().pairs[0].last_checked_at;
+    }
+    expect(checked).toBe(a.h.now().toISOString());
   });
 
   it("an opt-out made before the pair's first run counts its lag from that run, and is counted apart", async () => {

@@ -7,6 +7,7 @@ import { calendarOf, deadlineOf, standing } from "../../core/legal-clocks";
 import { pendingOptOuts } from "../../runs/watch-problems";
 import { LEGAL_CLOCKS, optOutLags, percentile } from "./opt-out-lags";
 import { listRuns } from "./run-rows";
+import { readPlanStanding } from "../../pipeline/plan-standing";
 
 const LAG_WINDOW_HOURS = 24;
 
@@ -60,6 +61,12 @@ export function overviewRoutes(ctx: ApiContext): ApiRoute[] {
         for (const p of ctx.config.pairs) {
           const s = status.get(p.id);
           const [last] = await listRuns(store, { limit: 1, pair_id: p.id });
+          const stood = await readPlanStanding(store, p.id);
+          const checked =
+            stood !== undefined && stood.checked_at > (last?.finished_at ?? last?.started_at ?? "")
+              ? stood.checked_at
+              : null;
+          const lastPoll = checked ?? last?.finished_at ?? null;
           pairs.push({
             id: p.id,
             crm: p.crm,
@@ -70,10 +77,11 @@ export function overviewRoutes(ctx: ApiContext): ApiRoute[] {
             // With workers in other processes, the store says what runs: the latest run's state.
             running: (s?.running ?? false) || last?.status === "running",
             last_run: last ?? null,
+            last_checked_at: checked,
             next_run_at:
               s?.next_run_at ??
-              (last?.finished_at != null && s !== undefined
-                ? new Date(Date.parse(last.finished_at) + s.poll_interval_ms).toISOString()
+              (lastPoll !== null && s !== undefined
+                ? new Date(Date.parse(lastPoll) + s.poll_interval_ms).toISOString()
                 : null),
             poll_interval_ms: s?.poll_interval_ms ?? 0,
           });

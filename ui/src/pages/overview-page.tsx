@@ -103,6 +103,11 @@ export function OverviewPage({ overview }: { overview: Resource<Overview> }): Re
                             <Time iso={p.last_run.started_at} now={now} />
                           </>
                         )}
+                        {p.last_checked_at === null ? null : (
+                          <div className="muted small">
+                            checked <Time iso={p.last_checked_at} now={now} />: nothing new to do
+                          </div>
+                        )}
                       </td>
                       <td>
                         {p.running ? "running now" : <Time iso={p.next_run_at} now={now} />}
