@@ -46,6 +46,25 @@ describeOnBackends("plan marks", (backend) => {
       },
     ]);
 
+  /** The contact signs up on a platform's form: an implied opt-in that expires at `expires`. */
+  const impliedOptIn = (contactId: string, expires: string) =>
+    appendConsentEvents(t.store, [
+      {
+        kind: "opt_in",
+        scope: { kind: "global" },
+        contact_id: contactId,
+        channel: "email",
+        source: { system: "constant-contact", connection: MAIN },
+        mechanism: "signup_form",
+        actor: { kind: "contact" },
+        basis: "implied",
+        expires_at: expires,
+        occurred_at: "2026-05-30T09:00:00.000Z",
+        observed_at: "2026-05-30T09:05:00.000Z",
+        evidence: { reason: "Signed up on a form" },
+      },
+    ]);
+
   const marked = async (): Promise<string[]> =>
     (await t.store.db.selectFrom("plan_marks").select("contact_id").orderBy("contact_id").execute()).map(
       (r) => r.contact_id,
@@ -208,22 +227,7 @@ describeOnBackends("plan marks", (backend) => {
     const [a] = await marked();
     if (a === undefined) throw new Error("none marked");
     const expires = "2026-06-10T00:00:00.000Z";
-    await appendConsentEvents(t.store, [
-      {
-        kind: "opt_in",
-        scope: { kind: "global" },
-        contact_id: a,
-        channel: "email",
-        source: { system: "constant-contact", connection: MAIN },
-        mechanism: "signup_form",
-        actor: { kind: "contact" },
-        basis: "implied",
-        expires_at: expires,
-        occurred_at: "2026-05-30T09:00:00.000Z",
-        observed_at: "2026-05-30T09:05:00.000Z",
-        evidence: { reason: "Signed up on a form" },
-      },
-    ]);
+    await impliedOptIn(a, expires);
     const beforeExpiry = await plan(true);
     const mark = await t.store.db
       .selectFrom("plan_marks")
@@ -389,22 +393,7 @@ describeOnBackends("plan marks", (backend) => {
     const [a, b] = await marked();
     if (a === undefined || b === undefined) throw new Error("too few marked");
     const expires = "2026-06-10T00:00:00.000Z";
-    await appendConsentEvents(t.store, [
-      {
-        kind: "opt_in",
-        scope: { kind: "global" },
-        contact_id: a,
-        channel: "email",
-        source: { system: "constant-contact", connection: MAIN },
-        mechanism: "signup_form",
-        actor: { kind: "contact" },
-        basis: "implied",
-        expires_at: expires,
-        occurred_at: "2026-05-30T09:00:00.000Z",
-        observed_at: "2026-05-30T09:05:00.000Z",
-        evidence: { reason: "Signed up on a form" },
-      },
-    ]);
+    await impliedOptIn(a, expires);
     expect(await stands()).toBe(false);
     await plan(true);
     expect(await stands()).toBe(true);
