@@ -236,6 +236,16 @@ describe("the engine as a service (SQLite)", () => {
     const standing = await readPlanStanding(h.store, "re-cc");
     expect(standing).toMatchObject({ operations: 0, contacts: 2, checked_at: h.now().toISOString() });
 
+    // A read that fails makes a run all the same, which records why.
+    h.ccMain.kit.faults.push({ status: 500, count: 1_000, path_prefix: "/v3/contacts", latency_ms: 0 });
+    const failed = await poll();
+    h.ccMain.kit.faults.length = 0;
+    expect(failed).toBeDefined();
+    expect(failed?.pulls.find((p) => p.connection_id === "cc-main")?.error).toMatchObject({
+      code: expect.any(String),
+    });
+    while ((await poll()) !== undefined && runs.length < 20);
+
     // Bob unsubscribes in Constant Contact: the poll reads it and runs.
     await h.ccAct(h.ccMain, "unsubscribe", "bob@example.org");
     expect((await poll())?.execution?.operations.succeeded).toBeGreaterThan(0);

@@ -201,14 +201,13 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
     }
     // What a whole plan was made under: a later poll that finds it standing makes no run (ADR 33).
     if (options.contact_ids === undefined && planned.key !== undefined) {
-      const at = deps.now().toISOString();
       await recordPlanStanding(deps.store, pair.id, {
         key: planned.key,
         contacts: planned.contacts_planned,
         operations: plan.operations.length,
         run_id: run.id,
         planned_at: plan.as_of,
-        checked_at: at,
+        checked_at: deps.now().toISOString(),
       });
     }
     return await finish(deps, run, report);
