@@ -109,7 +109,9 @@ export async function contactIdsPage(
 
 /** A contact to plan (with its revision when the plan marks), or one its mark stands for. */
 export type PlanItem =
-  { contact: PlanContact; plan_rev?: number } | { marked: string; contribution: ContactContribution };
+  | { contact: PlanContact; plan_rev?: number }
+  /** `until`: the mark's, the instant time alone could change the contribution. */
+  | { marked: string; contribution: ContactContribution; until?: string };
 
 /**
  * Streams the pair's contacts as the planner's input, in id order. With `marking`, each page's
@@ -153,7 +155,7 @@ export async function* loadPlanContacts(
           return row === undefined ? [] : [row];
         });
       };
-      const marked = new Map<string, ContactContribution>();
+      const marked = new Map<string, { contribution: ContactContribution; until?: string }>();
       if (marking.reuse)
         for (const [id, state] of states) {
           const contribution = reader.contribution(
@@ -163,7 +165,9 @@ export async function* loadPlanContacts(
             state.plan_rev,
             marking.as_of,
           );
-          if (contribution !== undefined) marked.set(id, contribution);
+          const until = state.mark?.valid_until ?? undefined;
+          if (contribution !== undefined)
+            marked.set(id, until !== undefined ? { contribution, until } : { contribution });
         }
       const toPlan = marked.size === 0 ? ids : ids.filter((id) => !marked.has(id));
       const rowsRead = rowsOf(toPlan);
@@ -183,9 +187,9 @@ export async function* loadPlanContacts(
       const byId = new Map(planned.map((c) => [c.contact.id, c]));
       // In the order the unmarked path gives (groupRows'), whatever order the database sorts ids in.
       for (const id of [...ids].sort(byCodeUnits)) {
-        const contribution = marked.get(id);
-        if (contribution !== undefined) {
-          yield { marked: id, contribution };
+        const mark = marked.get(id);
+        if (mark !== undefined) {
+          yield { marked: id, ...mark };
           continue;
         }
         const contact = byId.get(id);

@@ -1,18 +1,24 @@
 /**
- * A pair's standing plan (ADR 33). A whole-pair run remembers what its plan was made under: the
- * plan's key (the pair's settings and Concord's version, as its marks are keyed), how many contacts
- * it covered and how many operations it had. While that plan had no operations, and every contact
- * of the pair still has a mark under that key at its current revision that time has not run out,
- * planning again would only add every contact as its mark keeps it: the same plan, nothing to do.
- * A poll then makes no run; it only notes when it looked.
+ * A pair's standing plan (ADR 33, ADR 34). A whole-pair run remembers what its plan was made under:
+ * the plan's key (the pair's settings and Concord's version, as its marks are keyed), the instant
+ * in the store's change order taken before it read any contact, the first instant at which time
+ * alone could change a contact's part in it, how many contacts it covered, how many it could not
+ * mark and how many operations it had. While that plan had no operations and marked every contact,
+ * and no contact of the pair changed since that instant, planning again would only add every
+ * contact as its mark keeps it: the same plan, nothing to do. A poll then makes no run; it only
+ * notes when it looked, and moves the instant on to when it looked.
  *
- * Every write to a row a contact is planned from moves the contact's revision (the store's
- * triggers, ADR 30), whoever writes it (a poll's read, a webhook's re-read, an operator, a person's
- * own link), so a change anywhere means planning again; so does a new contact (it has no mark), a
- * contact gone (the count differs), a settings change (another key) and a mark's time running out.
+ * Every write to a row a contact is planned from moves the contact's revision, and with it its
+ * place in the change order (the store's triggers, ADR 30, ADR 34), whoever writes it (a poll's
+ * read, a webhook's re-read, an operator, a person's own link). A contact of the pair is one linked
+ * to one of its connections now, or one the plan marked (it may have left since), or one erased. So
+ * a change anywhere in the pair means planning again; so does a new contact (its link is a write),
+ * a contact gone (so is its link's deletion), a settings change (another key) and time passing.
+ * Changes to other pairs' contacts cost the check nothing but their index entries.
  */
 import { sql } from "kysely";
 import { z } from "zod";
+import { changedSince } from "../store/change-order";
 import type { StoreSession } from "../store/ports";
 import type { ResolvedPair } from "./resolve-pair";
 
@@ -22,7 +28,13 @@ export const PLAN_STANDING_STREAM = "plan_standing";
 const PlanStandingSchema = z.object({
   key: z.string(),
   contacts: z.number().int(),
+  /** Contacts the plan made no mark for (their part depends on more than their rows). */
+  unmarked: z.number().int(),
   operations: z.number().int(),
+  /** The instant in the store's change order the plan (or the last check) saw everything before. */
+  since: z.string(),
+  /** The first instant at which time alone could change a contact's part in the plan. */
+  until: z.string().nullable(),
   run_id: z.string(),
   planned_at: z.string(),
   /** When a poll last found the plan standing (or the plan was made). */
@@ -52,42 +64,31 @@ export async function recordPlanStanding(
 }
 
 /**
- * Whether the pair's last whole plan stands at `asOf` under `key`: it had no operations, the pair's
- * list rules change nothing now, and every contact of the pair (as many as it covered) has a mark
- * under `key` at its current revision, valid at `asOf`. One statement over the pair's contacts and
- * marks; nothing else is read.
+ * Whether the pair's last whole plan stands at `asOf` under `key`: it had no operations and marked
+ * every contact, the pair's list rules change nothing now, time has not reached its `until`, and
+ * no contact of the pair changed since its instant. One statement over the contacts changed since
+ * then (an index range); on success the standing comes back with the instant moved on to the check.
  */
 export async function planStands(
-  store: Pick<StoreSession, "db" | "checkpoints">,
+  store: Pick<StoreSession, "db" | "dialect" | "checkpoints">,
   resolved: ResolvedPair,
   key: string,
   asOf: string,
 ): Promise<PlanStanding | undefined> {
   const standing = await readPlanStanding(store, resolved.pair.id);
-  if (standing === undefined || standing.operations !== 0 || standing.key !== key) return undefined;
-  if (resolved.list_changes.length > 0) return undefined;
+  if (standing === undefined || standing.operations !== 0 || standing.unmarked !== 0) return undefined;
+  if (standing.key !== key || resolved.list_changes.length > 0) return undefined;
+  if (standing.until !== null && standing.until <= asOf) return undefined;
   const connections = [
     resolved.pair.crm.connection_id,
     ...resolved.pair.platforms.map((p) => p.connection_id),
   ];
-  const row = await store.db
-    .selectFrom("contacts")
-    .leftJoin("plan_marks", (j) =>
-      j.onRef("plan_marks.contact_id", "=", "contacts.id").on("plan_marks.pair_id", "=", resolved.pair.id),
-    )
-    .select([
-      sql<number | string>`count(*)`.as("contacts"),
-      sql<number | string | null>`sum(case when plan_marks.plan_key = ${key}
-        and plan_marks.plan_rev = contacts.plan_rev
-        and (plan_marks.valid_until is null or plan_marks.valid_until > ${asOf}) then 1 else 0 end)`.as(
-        "marked",
-      ),
-    ])
-    .where("contacts.id", "in", (eb) =>
-      eb.selectFrom("links").select("links.contact_id").where("links.connection_id", "in", connections),
-    )
-    .executeTakeFirst();
-  const contacts = Number(row?.contacts ?? 0);
-  const marked = Number(row?.marked ?? 0);
-  return contacts === standing.contacts && marked === contacts ? standing : undefined;
+  const { changed, at } = await changedSince(
+    store,
+    standing.since,
+    sql`(c.erased_at is not null
+      or exists (select 1 from links l where l.contact_id = c.id and l.connection_id in (${sql.join(connections)}))
+      or exists (select 1 from plan_marks m where m.pair_id = ${resolved.pair.id} and m.contact_id = c.id))`,
+  );
+  return changed ? undefined : { ...standing, since: at };
 }

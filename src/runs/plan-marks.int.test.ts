@@ -65,6 +65,21 @@ describeOnBackends("plan marks", (backend) => {
       },
     ]);
 
+  /** Records a standing as a run does after `planned` (the generated pair has work; each test says how much). */
+  const recordStanding = (planned: Awaited<ReturnType<typeof plan>>, operations = 0) => {
+    if (planned.standing === undefined || planned.key === undefined)
+      throw new Error("a whole plan has a standing");
+    return recordPlanStanding(t.store, BENCH_PAIR.pair.id, {
+      key: planned.key,
+      contacts: planned.contacts_planned,
+      ...planned.standing,
+      operations,
+      run_id: "run_test",
+      planned_at: NOW.toISOString(),
+      checked_at: NOW.toISOString(),
+    });
+  };
+
   const marked = async (): Promise<string[]> =>
     (await t.store.db.selectFrom("plan_marks").select("contact_id").orderBy("contact_id").execute()).map(
       (r) => r.contact_id,
@@ -354,26 +369,28 @@ describeOnBackends("plan marks", (backend) => {
     expect(again.plan).toEqual((await linked(plain, false)).plan);
   });
 
-  it("a plan stands while every contact of the pair has its mark at its revision; a change, a new key, a passed instant or list changes end it", async () => {
+  it("a plan stands while no contact of the pair changed since it was made; a change, a new key, a passed instant or list changes end it", async () => {
     const first = await plan(true);
     const key = first.key ?? "";
     expect(first.contacts_planned).toBe(N);
-    /** As a run records it (the generated pair has work; the check is what matters here). */
-    const record = (operations: number) =>
-      recordPlanStanding(t.store, BENCH_PAIR.pair.id, {
-        key,
-        contacts: N,
-        operations,
-        run_id: "run_test",
-        planned_at: NOW.toISOString(),
-        checked_at: NOW.toISOString(),
-      });
-    const stands = (at: Date = NOW, resolved: ResolvedPair = BENCH_PAIR, k = key) =>
-      planStands(t.store, resolved, k, at.toISOString()).then((s) => s !== undefined);
+    // Every contact of the generated pair gets a mark (the generator's work is all rows can tell).
+    expect(first.standing?.unmarked).toBe(0);
+    /** Checks as a poll does, keeping the instant the check moves on to. */
+    const stands = async (at: Date = NOW, resolved: ResolvedPair = BENCH_PAIR, k = key) => {
+      const standing = await planStands(t.store, resolved, k, at.toISOString());
+      if (standing !== undefined) await recordPlanStanding(t.store, BENCH_PAIR.pair.id, standing);
+      return standing !== undefined;
+    };
     expect(await stands()).toBe(false); // none recorded
-    await record(1);
+    await recordStanding(first, 1);
     expect(await stands()).toBe(false); // it had work to do
-    await record(0);
+    await recordStanding({
+      ...first,
+      standing: { ...(first.standing ?? { since: "", until: null }), unmarked: 1 },
+    });
+    expect(await stands()).toBe(false); // a contact it could not mark
+    await recordStanding(first);
+    expect(await stands()).toBe(true);
     expect(await stands()).toBe(true);
     expect(await stands(NOW, BENCH_PAIR, "another key")).toBe(false);
     expect(
@@ -390,12 +407,13 @@ describeOnBackends("plan marks", (backend) => {
     ).toBe(false);
 
     // A contact's implied opt-in that expires: planned again, and stands until it expires.
-    const [a, b] = await marked();
-    if (a === undefined || b === undefined) throw new Error("too few marked");
+    const [a, b, c, d] = await marked();
+    if (a === undefined || b === undefined || c === undefined || d === undefined)
+      throw new Error("too few marked");
     const expires = "2026-06-10T00:00:00.000Z";
     await impliedOptIn(a, expires);
     expect(await stands()).toBe(false);
-    await plan(true);
+    await recordStanding(await plan(true));
     expect(await stands()).toBe(true);
     expect(await stands(new Date("2026-06-09T23:59:00.000Z"))).toBe(true);
     expect(await stands(new Date(expires))).toBe(false);
@@ -403,13 +421,106 @@ describeOnBackends("plan marks", (backend) => {
     // A CRM opt-out, written in the store by whatever path: no longer standing.
     await crmOptOut(b);
     expect(await stands()).toBe(false);
-    await plan(true);
+    await recordStanding(await plan(true));
     expect(await stands()).toBe(true);
 
-    // A contact gone from the pair (its links deleted): the plan covered more contacts than there are.
-    await t.store.db.deleteFrom("links").where("contact_id", "=", b).execute();
+    // A change to a contact of no connection of the pair: the plan still stands, and the check
+    // moves its instant on past it.
+    const outsider = "contact_outside_the_pair";
+    await t.store.db
+      .insertInto("contacts")
+      .values({
+        id: outsider,
+        type: "person",
+        given_name: null,
+        family_name: null,
+        organization_name: null,
+        primary_email: null,
+        email_match_key: null,
+        flags_json: "[]",
+        created_at: NOW.toISOString(),
+        updated_at: NOW.toISOString(),
+        erased_at: null,
+      })
+      .execute();
+    await t.store.db
+      .insertInto("links")
+      .values({
+        connection_id: "another-connection",
+        external_id: "x-1",
+        contact_id: outsider,
+        origin: "observed",
+        created_at: NOW.toISOString(),
+        updated_at: NOW.toISOString(),
+      })
+      .execute();
+    await crmOptOut(outsider);
+    expect(await stands()).toBe(true);
+
+    // ... until it is linked to the pair: a new contact of the pair.
+    await t.store.db
+      .insertInto("links")
+      .values({
+        connection_id: MAIN,
+        external_id: "joined-1",
+        contact_id: outsider,
+        origin: "observed",
+        created_at: NOW.toISOString(),
+        updated_at: NOW.toISOString(),
+      })
+      .execute();
+    expect(await stands()).toBe(false);
+    await recordStanding(await plan(true));
+    expect(await stands()).toBe(true);
+
+    // A contact gone from the pair (its links deleted): its mark still names it.
+    await t.store.db.deleteFrom("links").where("contact_id", "=", c).execute();
+    expect(await stands()).toBe(false);
+    await recordStanding(await plan(true));
+    expect(await stands()).toBe(true);
+
+    // A contact erased: no links and no mark left, but erased since the plan.
+    await t.store.db.deleteFrom("links").where("contact_id", "=", d).execute();
+    await t.store.db.deleteFrom("plan_marks").where("contact_id", "=", d).execute();
+    await t.store.db
+      .updateTable("contacts")
+      .set({ erased_at: NOW.toISOString() })
+      .where("id", "=", d)
+      .execute();
     expect(await stands()).toBe(false);
   });
+
+  it.runIf(backend.name === "postgres")(
+    "a change in flight when a plan starts, committed after the plan, ends its standing",
+    async () => {
+      await plan(true);
+      const [a] = await marked();
+      if (a === undefined) throw new Error("no contact");
+      let release = (): void => undefined;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let written = (): void => undefined;
+      const wrote = new Promise<void>((resolve) => (written = resolve));
+      // A writer that has changed a contact but not committed when the plan takes its instant: the
+      // plan reads the contact as it was, so the change must count as after the plan.
+      const writer = t.store.transaction(async (tx) => {
+        await tx.db.updateTable("contacts").set({ given_name: "Renamed" }).where("id", "=", a).execute();
+        written();
+        await held;
+      });
+      await wrote;
+      // A later transaction commits first, so the plan's instant lies past the writer's id too.
+      await t.store.checkpoints.set("test", "a later commit", { at: NOW.toISOString() });
+      const planned = await plan(true);
+      release();
+      await writer;
+      await recordStanding(planned);
+      const key = planned.key ?? "";
+      expect(await planStands(t.store, BENCH_PAIR, key, NOW.toISOString())).toBeUndefined();
+      // Planned again after the commit, it stands.
+      await recordStanding(await plan(true));
+      expect(await planStands(t.store, BENCH_PAIR, key, NOW.toISOString())).toBeDefined();
+    },
+  );
 
   it("deletes the marks of pairs the config no longer has, and only theirs", async () => {
     await plan(true);

@@ -22,6 +22,7 @@ import type { OpenedConnection } from "../connections/open-connection";
 import { pullConnection, recordWebhookChanges, type PullReport } from "../pipeline/pull-connection";
 import { resolvePair, saveListSyncState, type ResolvedPair } from "../pipeline/resolve-pair";
 import { recordPlanStanding } from "../pipeline/plan-standing";
+import { changeInstant } from "../store/change-order";
 import { fieldLinks, linkGenerations, type LinkSigner } from "./personal-links";
 
 export type SyncOptions = {
@@ -200,10 +201,11 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
         await saveListSyncState(deps.store, pair.crm, pair.id, r.list_sync_state);
     }
     // What a whole plan was made under: a later poll that finds it standing makes no run (ADR 33).
-    if (options.contact_ids === undefined && planned.key !== undefined) {
+    if (options.contact_ids === undefined && planned.key !== undefined && planned.standing !== undefined) {
       await recordPlanStanding(deps.store, pair.id, {
         key: planned.key,
         contacts: planned.contacts_planned,
+        ...planned.standing,
         operations: plan.operations.length,
         run_id: run.id,
         planned_at: plan.as_of,
@@ -395,6 +397,12 @@ export async function planFromStore(
   baselines: Map<string, JsonValue>;
   /** The key the plan marked its contacts under (a whole pair's plan only). */
   key?: string;
+  /**
+   * A whole pair's plan only: the instant in the store's change order taken before any contact
+   * was read, how many contacts it planned without leaving a mark, and the first instant time
+   * alone could change a contact's part (ADR 34).
+   */
+  standing?: { since: string; unmarked: number; until: string | null };
 }> {
   // Contacts stream from the store into the planner one at a time: a pair of any size holds its
   // plan and the baselines that moved, never every contact (ADR 8).
@@ -428,6 +436,8 @@ export async function planFromStore(
     contactIds === undefined && visit === undefined
       ? { key: markKeyOf(resolved, fieldLinking), as_of: asOf, reuse: options.marks !== "refresh" }
       : undefined;
+  // Before any contact is read: a change committed after it is one this plan may not have seen.
+  const since = marking !== undefined ? await changeInstant(deps.store) : undefined;
   const source =
     contactIds === undefined
       ? loadPlanContacts(deps.store, resolved, marking)
@@ -436,20 +446,24 @@ export async function planFromStore(
         }));
   let contacts_planned = 0;
   let contacts_unchanged = 0;
+  let contacts_marked = 0;
+  let until: string | undefined;
+  const earliest = (at: string | undefined): void => {
+    if (at !== undefined && (until === undefined || at < until)) until = at;
+  };
   const marks: NewPlanMark[] = [];
   /** Writes these marks, less those whose personal links were revoked since the plan signed them. */
-  const writeMarks = async (key: string, some: NewPlanMark[]): Promise<void> =>
-    writePlanMarks(
-      deps.store,
-      resolved.pair.id,
-      key,
-      await withCurrentLinks(deps.store, fieldLinking?.generations, some),
-    );
+  const writeMarks = async (key: string, some: NewPlanMark[]): Promise<void> => {
+    const current = await withCurrentLinks(deps.store, fieldLinking?.generations, some);
+    contacts_marked += current.length;
+    await writePlanMarks(deps.store, resolved.pair.id, key, current);
+  };
   for await (const item of source) {
     contacts_planned += 1;
     if ("marked" in item) {
       planner.replay(item.contribution);
       contacts_unchanged += 1;
+      earliest(item.until);
       continue;
     }
     let c = item.contact;
@@ -473,6 +487,7 @@ export async function planFromStore(
         contribution: outcome.contribution,
         ...(outcome.until !== undefined ? { until: outcome.until } : {}),
       });
+      earliest(outcome.until);
       if (marks.length >= MARKS_WRITTEN_TOGETHER) await writeMarks(marking.key, marks.splice(0));
     }
   }
@@ -482,7 +497,16 @@ export async function planFromStore(
     contacts_planned,
     contacts_unchanged,
     baselines,
-    ...(marking !== undefined ? { key: marking.key } : {}),
+    ...(marking !== undefined && since !== undefined
+      ? {
+          key: marking.key,
+          standing: {
+            since,
+            unmarked: contacts_planned - contacts_unchanged - contacts_marked,
+            until: until ?? null,
+          },
+        }
+      : {}),
   };
 }
 

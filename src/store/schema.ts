@@ -24,6 +24,8 @@ export interface ContactsTable {
   erased_at: IsoTimestamp | null;
   /** Moves on (by triggers) whenever a row the contact is planned from is written (ADR 30). */
   plan_rev: Generated<number>;
+  // Also, by dialect, where the contact's last change lies in the store's commit order:
+  // `changed_seq` (SQLite) or `changed_xid` (PostgreSQL), read only by store/change-order.ts (ADR 34).
 }
 
 export interface ContactEmailsTable {

@@ -95,6 +95,7 @@ describeOnBackends("store", (backend) => {
       "0016_plan_marks",
       "0017_plan_revisions",
       "0018_sign_in_failures",
+      "0019_contact_change_order",
     ]);
     expect(await migrateToLatest(store.db)).toEqual([]);
   });

@@ -19,6 +19,7 @@ import { migration0015OperationsByContact } from "./0015-operations-by-contact";
 import { migration0016PlanMarks } from "./0016-plan-marks";
 import { migration0017PlanRevisions } from "./0017-plan-revisions";
 import { migration0018SignInFailures } from "./0018-sign-in-failures";
+import { migration0019ContactChangeOrder } from "./0019-contact-change-order";
 
 /** Names sort in apply order; never rename or edit a shipped migration, add a new one. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -40,6 +41,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0016_plan_marks": migration0016PlanMarks,
   "0017_plan_revisions": migration0017PlanRevisions,
   "0018_sign_in_failures": migration0018SignInFailures,
+  "0019_contact_change_order": migration0019ContactChangeOrder,
 };
 
 /** Applies every pending migration; a failure is an environment problem or a bug, so it throws. */
