@@ -36,6 +36,8 @@ describe("the engine as a service (SQLite)", () => {
   let base: string;
   let runs: SyncReport[];
   let raised: Problem[];
+  /** The keys of problems cleared, in order. */
+  let cleared: string[];
   const re: Record<string, string> = {};
 
   /** What every engine runtime of these tests runs on. */
@@ -50,6 +52,7 @@ describe("the engine as a service (SQLite)", () => {
     });
     runs = [];
     raised = [];
+    cleared = [];
     runtime = createEngineRuntime({
       ...serviceDeps(),
       onRun: (r) => runs.push(r),
@@ -57,7 +60,9 @@ describe("the engine as a service (SQLite)", () => {
         raise: async (p) => {
           raised.push(p);
         },
-        clear: async () => undefined,
+        clear: async (key) => {
+          cleared.push(key);
+        },
       },
     });
     server = buildServer({ version: "test", ready: async () => true, webhooks: runtime.handleWebhook });
@@ -245,6 +250,18 @@ describe("the engine as a service (SQLite)", () => {
       code: expect.any(String),
     });
     while ((await poll()) !== undefined && runs.length < 20);
+
+    // An outage longer than the threshold raises its alert from the failed polls' runs; once
+    // Constant Contact answers again, a poll that makes no run clears it (its reads' health counts).
+    h.ccMain.kit.faults.push({ status: 503, count: 1_000, path_prefix: "/v3/contacts", latency_ms: 0 });
+    expect(await poll()).toBeDefined();
+    h.advance(31 * 60_000);
+    expect(await poll()).toBeDefined();
+    h.ccMain.kit.faults.length = 0;
+    expect(raised).toEqual([expect.objectContaining({ code: "vendor_outage", connection_id: "cc-main" })]);
+    cleared = [];
+    expect(await poll()).toBeUndefined();
+    expect(cleared).toContain("outage:cc-main");
 
     // Bob unsubscribes in Constant Contact: the poll reads it and runs.
     await h.ccAct(h.ccMain, "unsubscribe", "bob@example.org");
