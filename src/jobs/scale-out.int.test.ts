@@ -299,6 +299,9 @@ describe.skipIf(skip !== undefined)("scale-out on PostgreSQL: a server and worke
     expect(await shown(i, "cc-main", "Bob")).toBe("opt_in");
   });
 
+  // Two fleets of processes (a server with one worker, then with three) each sync the same work:
+  // about 50 s on an idle machine, so the default limit would end it on a loaded one. It waits for
+  // events, never for time; the limit only stops a hang.
   it("three workers make exactly the vendor calls one worker makes for the same work", async () => {
     const callsWith = async (workers: number): Promise<number> => {
       // Polls only when asked: the test adds each poll job as an operator's "sync now" would.
@@ -328,5 +331,5 @@ describe.skipIf(skip !== undefined)("scale-out on PostgreSQL: a server and worke
     const three = await callsWith(3);
     expect(one).toBeGreaterThan(0);
     expect(three).toBe(one);
-  });
+  }, 300_000);
 });
