@@ -13,7 +13,6 @@ import type { StoreSession } from "../store/ports";
 import { coreContactType } from "./store-match-index";
 import { readSnapshotRecord, recordEmail, type SnapshotRecord } from "./stored-snapshot";
 import type { ResolvedPair } from "./resolve-pair";
-import { unindexed } from "../store/unindexed";
 import type { Selectable } from "kysely";
 import type { ConsentEventsTable, ContactsTable, PlatformRejectionsTable } from "../store/schema";
 import { MarkReader, type PlanMarking, type PlanMarkRow } from "./plan-marks";
@@ -86,8 +85,9 @@ function profile(r: SnapshotRecord): Omit<CrmRecordState, "emails" | "consent_st
 }
 
 /**
- * Contact ids linked to any of `connections`, after `after`, in id order: a walk of the contact
- * index from `after`, never a read and sort of every link of the connections for each page.
+ * Contact ids linked to any of `connections`, after `after`, in id order: for each connection an
+ * index range from `after` (links by connection and contact), merged, never a read and sort of
+ * every link of the connections for each page, nor a walk over other pairs' contacts.
  */
 export async function contactIdsPage(
   store: Pick<StoreSession, "db">,
@@ -95,15 +95,14 @@ export async function contactIdsPage(
   after: string,
   limit: number,
 ): Promise<string[]> {
-  const rows = await store.db
-    .selectFrom("links")
-    .select("contact_id")
-    .distinct()
-    .where(unindexed("connection_id"), "in", connections)
-    .where("contact_id", ">", after)
-    .orderBy("contact_id")
-    .limit(limit)
-    .execute();
+  if (connections.length === 0) return [];
+  const arms = connections.map(
+    (connection, i) =>
+      sql`select contact_id from (select contact_id from links where connection_id = ${connection}
+        and contact_id > ${after} order by contact_id limit ${limit}) as ${sql.id(`c${i}`)}`,
+  );
+  const { rows } = await sql<{ contact_id: string }>`${sql.join(arms, sql` union `)}
+    order by contact_id limit ${limit}`.execute(store.db);
   return rows.map((r) => r.contact_id);
 }
 
@@ -135,18 +134,28 @@ export async function* loadPlanContacts(
    * the few it plans after them); a page mostly planned reads them together (a first plan).
    */
   let mostlyMarked = false;
+  /**
+   * Whether the pair's contacts lie sparse among the store's (other pairs' contacts between them):
+   * then a page is read by lists of its ids, not as the range from its first id to its last, which
+   * would read every contact between. Told by the first page (read as a range), kept for the rest.
+   */
+  let sparse = false;
   let after = "";
   for (;;) {
     const ids = await contactIdsPage(store, connections, after, CHUNK);
     if (ids.length === 0) return;
     after = ids[ids.length - 1] ?? after;
     if (marking === undefined) {
-      const rows = await readPlanRows(store, pairId, connections, { kind: "page", ids });
+      const rows = sparse
+        ? await readPlanRowsOf(store, pairId, connections, ids, undefined)
+        : await readPlanRows(store, pairId, connections, { kind: "page", ids });
+      if (!sparse) sparse = isSparse(rows.in_range, ids.length);
       for (const contact of groupRows(rows)) yield { contact: planContactOf(contact, crmId) };
     } else {
       // Revisions before rows: a write between the two moves the revision on past the mark's.
       const withRows = !mostlyMarked;
-      const states = await readRevisions(store, pairId, ids, withRows);
+      const { states, in_range } = await readRevisions(store, pairId, ids, withRows, sparse);
+      if (!sparse) sparse = isSparse(in_range, ids.length);
       /** The contact rows read with the revisions, when they were. */
       const rowsOf = (some: readonly string[]) => {
         if (!withRows) return undefined;
@@ -175,7 +184,7 @@ export async function* loadPlanContacts(
         toPlan.length === 0
           ? []
           : groupRows(
-              toPlan.length === ids.length
+              toPlan.length === ids.length && !sparse
                 ? await readPlanRows(store, pairId, connections, {
                     kind: "page",
                     ids,
@@ -217,14 +226,25 @@ async function readPlanRowsOf(
   ids: readonly string[],
   contacts: readonly Selectable<ContactsTable>[] | undefined,
 ): Promise<PlanRows> {
-  const last = ids.at(-1);
   const read = contacts !== undefined ? { contacts } : {};
-  if (last === undefined) return readPlanRows(store, pairId, connections, { kind: "some", ids, ...read });
+  return readPlanRows(store, pairId, connections, { kind: "some", ids: padded(ids), ...read });
+}
+
+/** `ids` padded to a power of two with its last id, so a handful of statement texts serve every list. */
+function padded(ids: readonly string[]): readonly string[] {
+  const last = ids.at(-1);
+  if (last === undefined) return ids;
   let size = 1;
   while (size < ids.length) size *= 2;
-  const padded = size === ids.length ? ids : [...ids, ...Array<string>(size - ids.length).fill(last)];
-  return readPlanRows(store, pairId, connections, { kind: "some", ids: padded, ...read });
+  return size === ids.length ? ids : [...ids, ...Array<string>(size - ids.length).fill(last)];
 }
+
+/**
+ * Whether a page whose id range held `inRange` contacts, `ids` of them the pair's, is sparse: at
+ * most half of them the pair's (reading by lists of ids then reads less than the range would).
+ */
+const isSparse = (inRange: number | undefined, ids: number): boolean =>
+  inRange !== undefined && inRange >= 2 * ids;
 
 /** The same contacts as `loadPlanContacts`, for a known set of contact ids (a webhook's targets). */
 export async function loadPlanContactsById(
@@ -274,7 +294,15 @@ export async function readPlanRows(
   const first = ids[0];
   const last = ids.at(-1);
   if (first === undefined || last === undefined)
-    return { contacts: [], links: [], events: [], baselines: [], resubscribes: [], rejections: [] };
+    return {
+      contacts: [],
+      links: [],
+      events: [],
+      baselines: [],
+      resubscribes: [],
+      rejections: [],
+      in_range: undefined,
+    };
   const byRange = chunk.kind === "page";
   // Each query applies the same contact filter to its own column.
   const contactsOf = (column: string) =>
@@ -329,12 +357,23 @@ export async function readPlanRows(
   ]);
   const inPair = new Set(connections);
   const pairLinks = links.filter((l) => inPair.has(l.connection_id));
-  if (!byRange) return { contacts, links: pairLinks, events, baselines, resubscribes, rejections };
+  if (!byRange)
+    return {
+      contacts,
+      links: pairLinks,
+      events,
+      baselines,
+      resubscribes,
+      rejections,
+      in_range: undefined as number | undefined,
+    };
   const inChunk = new Set(ids);
   const keep = <R extends { contact_id: string | null }>(rows: R[]): R[] =>
     rows.filter((r) => r.contact_id !== null && inChunk.has(r.contact_id));
   return {
     contacts: contacts.filter((c) => inChunk.has(c.id)),
+    /** Contacts of any pair between the chunk's first id and its last, when read as a range. */
+    in_range: chunk.contacts === undefined ? contacts.length : undefined,
     links: pairLinks,
     events: keep(events),
     baselines: keep(baselines),
@@ -376,11 +415,13 @@ async function readRevisions(
   pairId: string,
   ids: readonly string[],
   withRows: boolean,
-): Promise<Map<string, ContactState>> {
+  /** Read by lists of ids, not as the range from the first to the last. */
+  byList: boolean,
+): Promise<{ states: Map<string, ContactState>; in_range?: number }> {
   const first = ids[0];
   const last = ids.at(-1);
   const out = new Map<string, ContactState>();
-  if (first === undefined || last === undefined) return out;
+  if (first === undefined || last === undefined) return { states: out };
   const marks = [
     "plan_marks.plan_key as mark_key",
     "plan_marks.plan_rev as mark_rev",
@@ -393,8 +434,11 @@ async function readRevisions(
       j.onRef("plan_marks.contact_id", "=", "contacts.id").on("plan_marks.pair_id", "=", pairId),
     )
     .select(marks)
-    .where("contacts.id", ">=", first)
-    .where("contacts.id", "<=", last);
+    .where((eb) =>
+      byList
+        ? eb("contacts.id", "in", padded(ids))
+        : eb.and([eb("contacts.id", ">=", first), eb("contacts.id", "<=", last)]),
+    );
   const rows: (Partial<Selectable<ContactsTable>> & {
     id: string;
     plan_rev: number;
@@ -420,7 +464,7 @@ async function readRevisions(
       };
     out.set(r.id, state);
   }
-  return out;
+  return byList ? { states: out } : { states: out, in_range: rows.length };
 }
 
 /** One contact's planner input, from its rows. */

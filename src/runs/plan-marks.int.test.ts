@@ -2,6 +2,7 @@
 // do for while nothing they are planned from changed (their plan revision did not move on). The plan must be exactly the one planning every
 // contact would make: after any change to a contact's rows, to the config, or once time moves past
 // what a contact's consent depends on.
+import type { KyselyPlugin } from "kysely";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { BENCH_PAIR, generateStore, MAIN, CRM } from "../../bench/generate-store";
 import { appendConsentEvents } from "../ledger/consent-ledger";
@@ -11,6 +12,7 @@ import { dropMarksOfOtherPairs } from "../pipeline/plan-marks";
 import { planFromStore } from "./sync-pair";
 import { planStands, recordPlanStanding } from "../pipeline/plan-standing";
 import { FIELD_LINK_WINDOW_MS } from "./personal-links";
+import { sqlStoreSession } from "../store/sql/sql-store-session";
 
 const N = 1_200;
 const NOW = new Date("2026-06-01T12:00:00.000Z");
@@ -521,6 +523,76 @@ describeOnBackends("plan marks", (backend) => {
       expect(await planStands(t.store, BENCH_PAIR, key, NOW.toISOString())).toBeDefined();
     },
   );
+
+  it("a pair whose contacts lie among other pairs' reads them by their ids after its first page, and plans the same", async () => {
+    const alone = await plan(false);
+    const ids = (await t.store.db.selectFrom("contacts").select("id").execute()).map((r) => r.id);
+    // Another pair's contacts, three between each two of this pair's (as in a store serving many).
+    const at = NOW.toISOString();
+    const others = ids.flatMap((id) => [1, 2, 3].map((k) => `${id}~${k}`));
+    for (let i = 0; i < others.length; i += 500) {
+      const some = others.slice(i, i + 500);
+      await t.store.db
+        .insertInto("contacts")
+        .values(
+          some.map((id) => ({
+            id,
+            type: "person",
+            given_name: null,
+            family_name: null,
+            organization_name: null,
+            primary_email: null,
+            email_match_key: null,
+            flags_json: "[]",
+            created_at: at,
+            updated_at: at,
+            erased_at: null,
+          })),
+        )
+        .execute();
+      await t.store.db
+        .insertInto("links")
+        .values(
+          some.map((id) => ({
+            connection_id: "another-crm",
+            external_id: id,
+            contact_id: id,
+            origin: "observed",
+            created_at: at,
+            updated_at: at,
+          })),
+        )
+        .execute();
+    }
+    const seen: string[] = [];
+    const capture: KyselyPlugin = {
+      transformQuery: ({ node, queryId }) => {
+        seen.push(t.store.db.getExecutor().compileQuery(node, queryId).sql);
+        return node;
+      },
+      transformResult: ({ result }) => Promise.resolve(result),
+    };
+    const session = sqlStoreSession(t.store.db.withPlugin(capture), backend.name, () => NOW);
+    const planAmong = (options: Parameters<typeof planFromStore>[2]) =>
+      planFromStore({ store: session, now: () => NOW }, BENCH_PAIR, options);
+
+    // Without marks: the first page's six reads are ranges of ids, every later page's lists.
+    const among = await planAmong({ visit: () => undefined });
+    expect(among.plan).toEqual(alone.plan);
+    expect(seen.filter((q) => q.includes(" between ")).length).toBe(6);
+    expect(
+      seen.filter((q) => / in \(/.test(q) && q.includes('from "consent_events"')).length,
+    ).toBeGreaterThan(1);
+
+    // With marks (a first plan, then a plan again): revisions by range for the first page only.
+    for (const expected of [0, N]) {
+      seen.length = 0;
+      const marked = await planAmong({});
+      expect(marked.plan).toEqual(alone.plan);
+      expect(marked.contacts_unchanged).toBe(expected);
+      expect(seen.filter((q) => q.includes('"contacts"."id" >= ')).length).toBe(1);
+    }
+  });
 
   it("deletes the marks of pairs the config no longer has, and only theirs", async () => {
     await plan(true);

@@ -96,6 +96,7 @@ describeOnBackends("store", (backend) => {
       "0017_plan_revisions",
       "0018_sign_in_failures",
       "0019_contact_change_order",
+      "0020_links_by_connection_and_contact",
     ]);
     expect(await migrateToLatest(store.db)).toEqual([]);
   });

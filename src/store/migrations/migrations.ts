@@ -20,6 +20,7 @@ import { migration0016PlanMarks } from "./0016-plan-marks";
 import { migration0017PlanRevisions } from "./0017-plan-revisions";
 import { migration0018SignInFailures } from "./0018-sign-in-failures";
 import { migration0019ContactChangeOrder } from "./0019-contact-change-order";
+import { migration0020LinksByConnectionAndContact } from "./0020-links-by-connection-and-contact";
 
 /** Names sort in apply order; never rename or edit a shipped migration, add a new one. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -42,6 +43,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0017_plan_revisions": migration0017PlanRevisions,
   "0018_sign_in_failures": migration0018SignInFailures,
   "0019_contact_change_order": migration0019ContactChangeOrder,
+  "0020_links_by_connection_and_contact": migration0020LinksByConnectionAndContact,
 };
 
 /** Applies every pending migration; a failure is an environment problem or a bug, so it throws. */
