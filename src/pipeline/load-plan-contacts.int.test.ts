@@ -9,6 +9,7 @@ import { sqlStoreSession } from "../store/sql/sql-store-session";
 import { storeBackends, type TestStore } from "../../test/support/store-backends";
 import { contactIdsPage, loadPlanContacts, readPlanRows } from "./load-plan-contacts";
 import type { ResolvedPair } from "./resolve-pair";
+import { insertBareContacts } from "../../test/support/bare-contacts";
 
 const CONNECTIONS = ["re-nxt", "cc-main", "cc-appeals"];
 const sqlite = storeBackends().find((b) => b.name === "sqlite")!;
@@ -101,37 +102,11 @@ describe("a full plan's read on a SQLite store", () => {
   it("lets the event loop turn between pages, so webhooks and the API are served while it plans", async () => {
     const at = "2026-06-01T00:00:00.000Z";
     const ids = Array.from({ length: 1_200 }, (_, i) => `con_${String(i).padStart(5, "0")}`);
-    await t.store.db
-      .insertInto("contacts")
-      .values(
-        ids.map((id) => ({
-          id,
-          type: "individual",
-          given_name: null,
-          family_name: null,
-          organization_name: null,
-          primary_email: null,
-          email_match_key: null,
-          flags_json: "{}",
-          created_at: at,
-          updated_at: at,
-          erased_at: null,
-        })),
-      )
-      .execute();
-    await t.store.db
-      .insertInto("links")
-      .values(
-        ids.map((id) => ({
-          connection_id: "re-nxt",
-          external_id: `re-${id}`,
-          contact_id: id,
-          origin: "observed",
-          created_at: at,
-          updated_at: at,
-        })),
-      )
-      .execute();
+    await insertBareContacts(
+      t.store.db,
+      ids.map((id) => ({ contact_id: id, connection_id: "re-nxt", external_id: `re-${id}` })),
+      at,
+    );
     const resolved = {
       pair: { id: "pair-1", crm: { connection_id: "re-nxt" }, platforms: [{ connection_id: "cc-main" }] },
     } as unknown as ResolvedPair;

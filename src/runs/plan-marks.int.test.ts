@@ -13,6 +13,7 @@ import { planFromStore } from "./sync-pair";
 import { planStands, recordPlanStanding } from "../pipeline/plan-standing";
 import { FIELD_LINK_WINDOW_MS } from "./personal-links";
 import { sqlStoreSession } from "../store/sql/sql-store-session";
+import { insertBareContacts } from "../../test/support/bare-contacts";
 
 const N = 1_200;
 const NOW = new Date("2026-06-01T12:00:00.000Z");
@@ -429,33 +430,11 @@ describeOnBackends("plan marks", (backend) => {
     // A change to a contact of no connection of the pair: the plan still stands, and the check
     // moves its instant on past it.
     const outsider = "contact_outside_the_pair";
-    await t.store.db
-      .insertInto("contacts")
-      .values({
-        id: outsider,
-        type: "person",
-        given_name: null,
-        family_name: null,
-        organization_name: null,
-        primary_email: null,
-        email_match_key: null,
-        flags_json: "[]",
-        created_at: NOW.toISOString(),
-        updated_at: NOW.toISOString(),
-        erased_at: null,
-      })
-      .execute();
-    await t.store.db
-      .insertInto("links")
-      .values({
-        connection_id: "another-connection",
-        external_id: "x-1",
-        contact_id: outsider,
-        origin: "observed",
-        created_at: NOW.toISOString(),
-        updated_at: NOW.toISOString(),
-      })
-      .execute();
+    await insertBareContacts(
+      t.store.db,
+      [{ contact_id: outsider, connection_id: "another-connection", external_id: "x-1" }],
+      NOW.toISOString(),
+    );
     await crmOptOut(outsider);
     expect(await stands()).toBe(true);
 
@@ -530,40 +509,11 @@ describeOnBackends("plan marks", (backend) => {
     // Another pair's contacts, three between each two of this pair's (as in a store serving many).
     const at = NOW.toISOString();
     const others = ids.flatMap((id) => [1, 2, 3].map((k) => `${id}~${k}`));
-    for (let i = 0; i < others.length; i += 500) {
-      const some = others.slice(i, i + 500);
-      await t.store.db
-        .insertInto("contacts")
-        .values(
-          some.map((id) => ({
-            id,
-            type: "person",
-            given_name: null,
-            family_name: null,
-            organization_name: null,
-            primary_email: null,
-            email_match_key: null,
-            flags_json: "[]",
-            created_at: at,
-            updated_at: at,
-            erased_at: null,
-          })),
-        )
-        .execute();
-      await t.store.db
-        .insertInto("links")
-        .values(
-          some.map((id) => ({
-            connection_id: "another-crm",
-            external_id: id,
-            contact_id: id,
-            origin: "observed",
-            created_at: at,
-            updated_at: at,
-          })),
-        )
-        .execute();
-    }
+    await insertBareContacts(
+      t.store.db,
+      others.map((id) => ({ contact_id: id, connection_id: "another-crm", external_id: id })),
+      at,
+    );
     const seen: string[] = [];
     const capture: KyselyPlugin = {
       transformQuery: ({ node, queryId }) => {
