@@ -51,7 +51,11 @@ export async function engineRuntimeFor(
     };
   }
   const schema = jobSchemaFor(options.env.DATABASE_SCHEMA);
-  await prepareJobSchema(url, schema, context.logger);
+  await prepareJobSchema(url, schema, context.logger).catch((error: unknown) => {
+    throw new Error(`the job queue's schema "${schema}" could not be prepared: ${messageOf(error)}`, {
+      cause: error,
+    });
+  });
   const runtime = createEngineRuntime({ ...base, jobs: graphileQueue(schema) });
   let runner: Awaited<ReturnType<typeof startGraphileRunner>> | undefined;
   return {
@@ -66,6 +70,10 @@ export async function engineRuntimeFor(
           concurrency: options.workers,
           handlers: runtime.handlers,
           logger: context.logger,
+        }).catch((error: unknown) => {
+          throw new Error(`the job queue in "${schema}" could not start: ${messageOf(error)}`, {
+            cause: error,
+          });
         });
     },
     stop: async () => {
@@ -74,3 +82,5 @@ export async function engineRuntimeFor(
     },
   };
 }
+
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));

@@ -133,24 +133,38 @@ async function main(argv: readonly string[]): Promise<number> {
       });
       if (!opened.ok) return { ok: false, message: opened.message };
       const context = opened.context;
-      const running = await engineRuntimeFor(context, {
-        env,
-        workers: jobs,
-        secrets: {
-          env: process.env,
-          key: env.CONCORD_SECRET_KEY,
-          stored: async (name: string) => (await context.store.credentials.get(name))?.ciphertext,
-        },
-        onRun: metrics.onRun,
-      });
+      let running: Awaited<ReturnType<typeof engineRuntimeFor>> | undefined;
+      try {
+        running = await engineRuntimeFor(context, {
+          env,
+          workers: jobs,
+          secrets: {
+            env: process.env,
+            key: env.CONCORD_SECRET_KEY,
+            stored: async (name: string) => (await context.store.credentials.get(name))?.ciphertext,
+          },
+          onRun: metrics.onRun,
+        });
+        await running.start();
+      } catch (error) {
+        // A worker that cannot take jobs ends, so that its supervisor sees it and starts it again;
+        // what it opened is let go first (its database connections count against everyone's).
+        await running?.stop().catch(() => undefined);
+        await context.close().catch(() => undefined);
+        return {
+          ok: false,
+          problem: true,
+          message: `concord worker could not start: ${error instanceof Error ? error.message : String(error)}`,
+        };
+      }
+      const started = running;
       const stop = async () => {
-        await running.stop();
+        await started.stop();
         await context.close();
         process.exit(0);
       };
       process.once("SIGINT", () => void stop());
       process.once("SIGTERM", () => void stop());
-      await running.start();
       return {
         ok: true,
         description: `Concord worker is running up to ${jobs} job(s) at once from the job queue; stop it with SIGTERM.`,
@@ -303,12 +317,15 @@ function poolSizeFor(jobs: number): number {
   return 10 + 3 * jobs;
 }
 
+// A command that failed ends the process even where something it opened would keep it alive (a
+// server or worker that could not start): what failed has been said, and nothing is left to do.
 main(process.argv.slice(2)).then(
   (code) => {
-    process.exitCode = code;
+    if (code === 0) process.exitCode = 0;
+    else process.exit(code);
   },
   (error: unknown) => {
     console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
-    process.exitCode = 1;
+    process.exit(1);
   },
 );

@@ -25,10 +25,11 @@ export type CliServices = {
     workers: number;
   }) => Promise<{ ok: true; url: string } | { ok: false; message: string }>;
   /** Runs jobs from the PostgreSQL job queue until stopped (SIGTERM, SIGINT). */
-  work: (options: {
-    config?: string;
-    concurrency: number;
-  }) => Promise<{ ok: true; description: string } | { ok: false; message: string }>;
+  work: (options: { config?: string; concurrency: number }) => Promise<
+    | { ok: true; description: string }
+    /** `problem`: the worker could not start (exit 1); otherwise bad input or configuration (exit 2). */
+    | { ok: false; message: string; problem?: boolean }
+  >;
   emulate: (system: EmulatedSystem, port: number) => Promise<{ url: string }>;
   checkConfig: (file: string) => Promise<{ ok: true; summary: string } | { ok: false; report: string }>;
   /** Seals a secret with CONCORD_SECRET_KEY and stores it under `name` (config: `{ stored: name }`). */
@@ -121,7 +122,7 @@ export function buildProgram(services: CliServices): Command {
       const started = await services.work(options);
       if (!started.ok) {
         services.err(started.message);
-        services.setExitCode(EXIT_USAGE);
+        services.setExitCode(started.problem === true ? EXIT_PROBLEM : EXIT_USAGE);
         return;
       }
       services.out(started.description);

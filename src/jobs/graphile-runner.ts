@@ -87,6 +87,9 @@ export async function startGraphileRunner(options: GraphileRunnerOptions): Promi
     noHandleSignals: true,
     logger: workerLogger(options.logger),
     taskList,
+    // No cron items: graphile-worker would otherwise read a file named `crontab` in the working
+    // directory. Concord schedules its own work (polls reschedule themselves, housekeeping).
+    parsedCronItems: [],
   });
 }
 

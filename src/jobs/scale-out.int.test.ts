@@ -332,4 +332,18 @@ describe.skipIf(skip !== undefined)("scale-out on PostgreSQL: a server and worke
     expect(one).toBeGreaterThan(0);
     expect(three).toBe(one);
   }, 300_000);
+
+  it("a worker that cannot start its job queue says why and exits with 1", async () => {
+    const i = (current = await installation("1h"));
+    // A job queue's schema another program has put something else in: the queue cannot start.
+    const jobs = jobSchemaFor(i.schema);
+    await sql`create schema ${sql.id(jobs)}`.execute(i.store.db);
+    await sql`create table ${sql.id(jobs, "migrations")} (version text)`.execute(i.store.db);
+    const failed = await i.start("worker", ["--concurrency", "2"]).then(
+      () => "it said it was running",
+      (error: unknown) => String(error),
+    );
+    expect(failed).toContain("exited (1) before it was ready");
+    expect(failed).toContain(`concord worker could not start: the job queue's schema "${jobs}"`);
+  });
 });
