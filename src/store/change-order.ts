@@ -34,8 +34,10 @@ export async function changedSince(
   /** Of a contact row aliased `c`. */
   relevant: RawBuilder<SqlBool>,
 ): Promise<{ changed: boolean; at: string }> {
+  /** What cannot be decided counts as a change, as of now. */
+  const changedNow = async () => ({ changed: true, at: await changeInstant(store) });
   if (store.dialect === "postgres") {
-    if (!since.startsWith(PG)) return { changed: true, at: await changeInstant(store) };
+    if (!since.startsWith(PG)) return changedNow();
     const snapshot = since.slice(PG.length);
     try {
       const r = await sql<{ at: string; changed: boolean }>`
@@ -45,23 +47,19 @@ export async function changedSince(
             and not pg_visible_in_snapshot(c.changed_xid, cast(${snapshot} as pg_snapshot))
             and ${relevant}) as changed`.execute(store.db);
       const row = r.rows[0];
-      return row === undefined
-        ? { changed: true, at: await changeInstant(store) }
-        : { changed: row.changed, at: PG + row.at };
+      return row === undefined ? await changedNow() : { changed: row.changed, at: PG + row.at };
     } catch (error) {
-      if (isInvalidSnapshot(error)) return { changed: true, at: await changeInstant(store) };
+      if (isInvalidSnapshot(error)) return await changedNow();
       throw error;
     }
   }
   const seq = since.startsWith(SQLITE) ? Number(since.slice(SQLITE.length)) : Number.NaN;
-  if (!Number.isSafeInteger(seq) || seq < 0) return { changed: true, at: await changeInstant(store) };
+  if (!Number.isSafeInteger(seq) || seq < 0) return changedNow();
   const r = await sql<{ at: number | null; changed: number }>`
     select coalesce((select max(changed_seq) from contacts), 0) as at, exists (
       select 1 from contacts c where c.changed_seq > ${seq} and ${relevant}) as changed`.execute(store.db);
   const row = r.rows[0];
-  return row === undefined
-    ? { changed: true, at: await changeInstant(store) }
-    : { changed: row.changed !== 0, at: SQLITE + String(row.at ?? 0) };
+  return row === undefined ? changedNow() : { changed: row.changed !== 0, at: SQLITE + String(row.at ?? 0) };
 }
 
 /** PostgreSQL's "invalid input syntax" (22P02) for a snapshot that is not one. */
