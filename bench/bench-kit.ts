@@ -33,6 +33,8 @@ export type BenchResult = BenchFigure & {
 /** What a module `bench/*.bench.ts` exports. */
 export type BenchModule = {
   name: string;
+  /** A benchmark that runs on PostgreSQL whatever `--pg` says (scale-out needs its job queue). */
+  store?: "postgres";
   run: (ctx: BenchContext) => Promise<BenchResult[]>;
 };
 

@@ -38,6 +38,8 @@ export type BenchOutcome = {
   name: string;
   file: string;
   status: "succeeded" | "failed";
+  /** The store it ran on. */
+  store: "sqlite" | "postgres";
   duration_ms: number;
   error?: string;
 };
@@ -45,7 +47,8 @@ export type BenchOutcome = {
 export type ResultsFile = {
   machine: MachineFacts;
   mode: "full" | "smoke";
-  store: "sqlite" | "postgres";
+  /** The store the benchmarks ran on ("both" when some always run on PostgreSQL and others did not). */
+  store: "sqlite" | "postgres" | "both";
   started_at: string;
   finished_at: string;
   duration_ms: number;
@@ -103,12 +106,14 @@ async function main(argv: string[]): Promise<number> {
   const selected = wanted === undefined ? modules : modules.filter((m) => wanted.includes(m.module.name));
 
   const mode = options.smoke ? "smoke" : "full";
+  const storeOf = (m: BenchModule): BenchOutcome["store"] => m.store ?? (options.pg ? "postgres" : "sqlite");
+  const stores = new Set(selected.map((m) => storeOf(m.module)));
   const out = resolve(options.out ?? (options.smoke ? "bench/results.local.json" : "bench/results.json"));
   const machine = machineFacts();
   const started_at = new Date().toISOString();
   const total = startTimer();
   console.log(
-    `Concord benchmarks (${mode}, ${options.pg ? "PostgreSQL" : "SQLite"}): ${selected.map((m) => m.module.name).join(", ")}`,
+    `Concord benchmarks (${mode}, ${[...stores].map((s) => (s === "postgres" ? "PostgreSQL" : "SQLite")).join(" and ")}): ${selected.map((m) => m.module.name).join(", ")}`,
   );
   console.log(
     `${machine.cpu_model} × ${machine.cpu_count}, ${formatNumber(machine.total_memory_bytes / 1024 ** 3)} GiB, ` +
@@ -134,7 +139,13 @@ async function main(argv: string[]): Promise<number> {
       const produced = await module.run(ctx);
       for (const r of produced)
         results.push({ benchmark: module.name, ...(r.ratio === undefined ? withRatio(r) : r) });
-      outcomes.push({ name: module.name, file, status: "succeeded", duration_ms: Math.round(elapsed()) });
+      outcomes.push({
+        name: module.name,
+        file,
+        status: "succeeded",
+        store: storeOf(module),
+        duration_ms: Math.round(elapsed()),
+      });
       console.log(`[${module.name}] done in ${(elapsed() / 1000).toFixed(1)} s`);
     } catch (error) {
       const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
@@ -142,6 +153,7 @@ async function main(argv: string[]): Promise<number> {
         name: module.name,
         file,
         status: "failed",
+        store: storeOf(module),
         duration_ms: Math.round(elapsed()),
         error: error instanceof Error ? error.message : String(error),
       });
@@ -155,7 +167,7 @@ async function main(argv: string[]): Promise<number> {
   const file: ResultsFile = {
     machine,
     mode,
-    store: options.pg ? "postgres" : "sqlite",
+    store: stores.size > 1 ? "both" : stores.has("postgres") ? "postgres" : "sqlite",
     started_at,
     finished_at: new Date().toISOString(),
     duration_ms: Math.round(total()),
@@ -194,7 +206,8 @@ async function loadModules(): Promise<{ module: BenchModule; file: string }[]> {
     try {
       const imported = (await import(pathToFileURL(join(BENCH_DIR, f)).href)) as Partial<BenchModule>;
       if (typeof imported.name === "string" && typeof imported.run === "function") {
-        loaded.push({ module: { name: imported.name, run: imported.run }, file });
+        const store = imported.store === "postgres" ? { store: imported.store } : {};
+        loaded.push({ module: { name: imported.name, run: imported.run, ...store }, file });
         continue;
       }
       problem = `${file} must export name (a string) and run(ctx) (an async function)`;

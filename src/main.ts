@@ -19,6 +19,7 @@ import { startDemo } from "./demo/start-demo";
 import { explainContact } from "./explain/explain-contact";
 import { openEngineContext } from "./open-engine";
 import { engineRuntimeFor } from "./engine-runtime-for";
+import { storePoolSize } from "./jobs/connection-budget";
 import { createConcordMetrics } from "./server/api/metrics";
 import { buildServer } from "./server/app";
 import { buildConcordApp } from "./server/concord-app";
@@ -65,7 +66,7 @@ async function main(argv: readonly string[]): Promise<number> {
               processEnv: process.env,
               configFile,
               onApiCall: metrics.onApiCall,
-              poolSize: poolSizeFor(workers),
+              poolSize: storePoolSize(workers),
             })
           : undefined;
       if (engine && !engine.ok) return { ok: false, message: engine.message };
@@ -129,7 +130,7 @@ async function main(argv: readonly string[]): Promise<number> {
         processEnv: process.env,
         configFile,
         onApiCall: metrics.onApiCall,
-        poolSize: poolSizeFor(jobs),
+        poolSize: storePoolSize(jobs),
       });
       if (!opened.ok) return { ok: false, message: opened.message };
       const context = opened.context;
@@ -306,15 +307,6 @@ async function main(argv: readonly string[]): Promise<number> {
     throw error;
   }
   return exitCode;
-}
-
-/**
- * The store's connections for a process running `jobs` at once: each running poll holds one for its
- * poll lock and one for its pair's lock while its run uses others, and the API and housekeeping
- * need their own.
- */
-function poolSizeFor(jobs: number): number {
-  return 10 + 3 * jobs;
 }
 
 // A command that failed ends the process even where something it opened would keep it alive (a

@@ -9,6 +9,7 @@ import { sql } from "kysely";
 import { Logger as WorkerLogger, run, runMigrations, type Runner, type TaskList } from "graphile-worker";
 import type { Logger } from "../observability/logger";
 import type { StoreSession } from "../store/ports";
+import { jobQueuePoolSize } from "./connection-budget";
 import { JOB_NAMES, jobKey, parsePayload, type JobHandlers, type JobName, type JobQueue } from "./catalogue";
 
 /** A job that keeps failing is retried this many times (graphile-worker backs off exponentially). */
@@ -81,8 +82,7 @@ export async function startGraphileRunner(options: GraphileRunnerOptions): Promi
     connectionString: options.connectionString,
     schema: options.schema,
     concurrency: options.concurrency,
-    // The job queue's own connections: one per job running, and one to listen for new jobs.
-    maxPoolSize: options.concurrency + 2,
+    maxPoolSize: jobQueuePoolSize(options.concurrency),
     pollInterval: options.pollInterval ?? 1_000,
     noHandleSignals: true,
     logger: workerLogger(options.logger),
