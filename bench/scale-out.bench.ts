@@ -21,7 +21,7 @@ import { sql } from "kysely";
 import type { StartedConstantContactEmulator } from "../src/connectors/constant-contact/emulator/constant-contact-emulator";
 import type { EmulatorKit } from "../src/connectors/emulator-kit/emulator-kit";
 import { startEmulatedWorld, type EmulatedWorld } from "../src/emulated-world/emulated-world";
-import { connectionRoom, connectionsAtMost, freeConnections } from "../src/jobs/connection-budget";
+import { connectionLimits, connectionsAtMost, tightest } from "../src/jobs/connection-budget";
 import { jobSchemaFor } from "../src/jobs/graphile-runner";
 import { ledgerSealer } from "../src/ledger/ledger-seal";
 import { openStore } from "../src/store/open-store";
@@ -142,9 +142,9 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
       // A stage whose processes may open more connections than the server has free would fail at
       // its busiest moment, not at start: it is not run, and the results say why.
       const needed = connectionsAtMost(0) + workers * connectionsAtMost(JOBS_PER_WORKER);
-      const room = await connectionRoom(store.db);
-      if (needed > freeConnections(room)) {
-        stopped = `${workers} workers were not run: they and the server may open ${needed} connections, and PostgreSQL had ${freeConnections(room)} free (max_connections ${room.max_connections})`;
+      const room = tightest(await connectionLimits(store.db));
+      if (needed > room.free) {
+        stopped = `${workers} workers were not run: they and the server may open ${needed} connections, and ${room.free} were free under ${room.limit.name}`;
         ctx.log(`  ${stopped}; no more stages`);
         break;
       }

@@ -6,6 +6,7 @@
  */
 import type { Env } from "./config/load-env";
 import type { SecretSources } from "./config/resolve-secret-ref";
+import { connectionLimits, shortOfConnections } from "./jobs/connection-budget";
 import { graphileQueue, jobSchemaFor, prepareJobSchema, startGraphileRunner } from "./jobs/graphile-runner";
 import type { EngineContext } from "./open-engine";
 import { createEngineRuntime, type EngineRuntime } from "./runs/engine-runtime";
@@ -56,6 +57,14 @@ export async function engineRuntimeFor(
       cause: error,
     });
   });
+  // Room for what this process may open (its pools grow as work comes): said once, at start. The
+  // connection asking is this process's own, already counted as in use.
+  // A check that cannot be made does not stop the start: the pools meet the limits either way.
+  const short = await connectionLimits(context.store.db).then(
+    (limits) => shortOfConnections(options.workers, limits, 1),
+    (error: unknown) => `the database's connection limits could not be read: ${messageOf(error)}`,
+  );
+  if (short !== undefined) context.logger.warn(short);
   const runtime = createEngineRuntime({ ...base, jobs: graphileQueue(schema) });
   let runner: Awaited<ReturnType<typeof startGraphileRunner>> | undefined;
   return {

@@ -63,7 +63,12 @@ type Installation = {
 type Webhooks = { port: number };
 const WEBHOOK_SECRET = "scale-out-webhook-secret-7d2a";
 
-async function installation(pollInterval: string, webhooks?: Webhooks): Promise<Installation> {
+async function installation(
+  pollInterval: string,
+  webhooks?: Webhooks,
+  /** The database address the processes use (another role, say); the test's own by default. */
+  processUrl = url,
+): Promise<Installation> {
   const schema = `t_${randomBytes(6).toString("hex")}`;
   const store = await openStore({ url, schema });
   let raw: Record<string, unknown> = {};
@@ -140,7 +145,7 @@ async function installation(pollInterval: string, webhooks?: Webhooks): Promise<
   const configFile = join(dir, "concord.json");
   writeFileSync(configFile, JSON.stringify(raw));
   const env = installationEnv({
-    url,
+    url: processUrl,
     schema,
     config_file: configFile,
     data_dir: dir,
@@ -345,5 +350,35 @@ describe.skipIf(skip !== undefined)("scale-out on PostgreSQL: a server and worke
     );
     expect(failed).toContain("exited (1) before it was ready");
     expect(failed).toContain(`concord worker could not start: the job queue's schema "${jobs}"`);
+  });
+
+  it("a worker that may open more connections than its role's limit allows says so at start, and runs", async () => {
+    // A role whose CONNECTION LIMIT (as hosted PostgreSQL sets them) is below what a worker of 8
+    // jobs may open (34 for the store, 10 for the job queue), with the rights of the test's own.
+    const role = `concord_${randomBytes(4).toString("hex")}`;
+    const admin = await openStore({ url, schema: "public", migrate: false, pool_size: 1 });
+    await sql`create role ${sql.id(role)} login password 'limited-role-7c1e' connection limit 30 in role ${sql.id(new URL(url).username)}`.execute(
+      admin.db,
+    );
+    try {
+      const limited = new URL(url);
+      limited.username = role;
+      limited.password = "limited-role-7c1e";
+      const i = (current = await installation("1h", undefined, limited.toString()));
+      await i.start("worker", ["--concurrency", "8"]);
+      expect(i.output()).toContain(
+        `this process may open up to 44 PostgreSQL connections (34 for the store and 10 for the job queue, running 8 jobs at once), but only`,
+      );
+      expect(i.output()).toContain(`under the CONNECTION LIMIT 30 of role ${role},`);
+      // It runs all the same: the first sync is carried with the connections it has.
+      await until("the first sync is done", async () => (await settledRuns(i)) === 1, i.output);
+      expect(await shown(i, "cc-main", "Ada")).toBe("opt_in");
+      await current.close();
+      current = undefined;
+    } finally {
+      await sql`drop owned by ${sql.id(role)}`.execute(admin.db).catch(() => undefined);
+      await sql`drop role if exists ${sql.id(role)}`.execute(admin.db);
+      await admin.close();
+    }
   });
 });
