@@ -66,8 +66,12 @@ const WEBHOOK_SECRET = "scale-out-webhook-secret-7d2a";
 async function installation(
   pollInterval: string,
   webhooks?: Webhooks,
-  /** The database address the processes use (another role, say); the test's own by default. */
-  processUrl = url,
+  processes_?: {
+    /** The database address the processes use (another role, say); the test's own by default. */
+    url?: string;
+    /** Their working directory; the repository by default. */
+    cwd?: string;
+  },
 ): Promise<Installation> {
   const schema = `t_${randomBytes(6).toString("hex")}`;
   const store = await openStore({ url, schema });
@@ -145,14 +149,14 @@ async function installation(
   const configFile = join(dir, "concord.json");
   writeFileSync(configFile, JSON.stringify(raw));
   const env = installationEnv({
-    url: processUrl,
+    url: processes_?.url ?? url,
     schema,
     config_file: configFile,
     data_dir: dir,
     log_level: "warn",
     extra: { RE_WEBHOOK_SECRET: WEBHOOK_SECRET },
   });
-  const processes = concordProcesses(env);
+  const processes = concordProcesses(env, processes_?.cwd);
   const requests = (id: string): number => {
     const native = world.emulator(id).native as { kit?: { requests: unknown[] } };
     return native.kit?.requests.length ?? 0;
@@ -364,7 +368,7 @@ describe.skipIf(skip !== undefined)("scale-out on PostgreSQL: a server and worke
       const limited = new URL(url);
       limited.username = role;
       limited.password = "limited-role-7c1e";
-      const i = (current = await installation("1h", undefined, limited.toString()));
+      const i = (current = await installation("1h", undefined, { url: limited.toString() }));
       await i.start("worker", ["--concurrency", "8"]);
       expect(i.output()).toContain(
         `this process may open up to 44 PostgreSQL connections (34 for the store and 10 for the job queue, running 8 jobs at once), but only`,
@@ -379,6 +383,21 @@ describe.skipIf(skip !== undefined)("scale-out on PostgreSQL: a server and worke
       await sql`drop owned by ${sql.id(role)}`.execute(admin.db).catch(() => undefined);
       await sql`drop role if exists ${sql.id(role)}`.execute(admin.db);
       await admin.close();
+    }
+  });
+
+  it("a worker started in a folder holding a crontab file reads none of it", async () => {
+    // graphile-worker reads `crontab` from the working directory unless told otherwise; Concord
+    // schedules its own work, and a file it never asked for (here malformed) must not stop it.
+    const folder = mkdtempSync(join(tmpdir(), "concord-cwd-"));
+    try {
+      writeFileSync(join(folder, "crontab"), "this is not a crontab line\n* * * * * not_a_concord_job\n");
+      const i = (current = await installation("1h", undefined, { cwd: folder }));
+      await i.start("worker", ["--concurrency", "2"]);
+      await until("the first sync is done", async () => (await settledRuns(i)) === 1, i.output);
+      expect(i.output()).not.toMatch(/crontab/i);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
     }
   });
 });

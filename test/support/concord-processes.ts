@@ -4,10 +4,14 @@
  * killed with SIGKILL at the end.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { createRequire } from "node:module";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { TEST_ENV, TEST_KEY_TEXT } from "./test-credentials";
 
 const root = join(import.meta.dirname, "..", "..");
+/** The TypeScript loader, by its own path: a process started elsewhere finds it all the same. */
+const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 
 /** What each command prints once it is ready. */
 const READY: Readonly<Record<string, string>> = {
@@ -51,7 +55,11 @@ export type ConcordProcesses = {
   stopAll: () => Promise<void>;
 };
 
-export function concordProcesses(env: Readonly<Record<string, string>>): ConcordProcesses {
+export function concordProcesses(
+  env: Readonly<Record<string, string>>,
+  /** The working directory of every process: the repository by default. */
+  cwd = root,
+): ConcordProcesses {
   const children: ChildProcess[] = [];
   let output = "";
   // Never left running after the process that started them ends, however it ends short of SIGKILL.
@@ -65,8 +73,8 @@ export function concordProcesses(env: Readonly<Record<string, string>>): Concord
         const command = args[0] ?? "";
         const ready = READY[command];
         if (ready === undefined) throw new Error(`no readiness line known for concord ${command}`);
-        const child = spawn(process.execPath, ["--import", "tsx", join(root, "src", "main.ts"), ...args], {
-          cwd: root,
+        const child = spawn(process.execPath, ["--import", tsx, join(root, "src", "main.ts"), ...args], {
+          cwd,
           env,
           stdio: ["ignore", "pipe", "pipe"],
         });
