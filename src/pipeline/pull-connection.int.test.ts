@@ -284,6 +284,68 @@ describeOnBackends("pullConnection", (backend) => {
     },
   );
 
+  it.runIf(backend.name === "postgres")(
+    "a page's other work (memberships, its checkpoint) runs before its consent events lock the ledger's head",
+    async () => {
+      const ctx = {
+        connection_id: "re-nxt",
+        system: "blackbaud-renxt",
+        role: "crm" as const,
+        mapping: { connection_id: "re-nxt", topics: config.topics },
+        now,
+      };
+      const batch = {
+        records: [
+          {
+            external_id: "re-eve",
+            kind: "individual" as const,
+            emails: [{ address: "eve@example.org", primary: true }],
+            fields: {},
+            consent_state: [],
+            updated_at: "2026-06-01T11:00:00.000Z",
+          },
+        ],
+        consent: [
+          {
+            external_id: "re-eve",
+            email: "eve@example.org",
+            channel: "email" as const,
+            kind: "opt_out" as const,
+            scope: { kind: "global" as const },
+            mechanism: "admin_edit" as const,
+            actor: { kind: "account" as const },
+            occurred_at: "2026-06-01T11:00:00.000Z",
+            evidence: { reason: "Requests no email is set on the constituent" },
+          },
+        ],
+      };
+      // While the page's other work runs, another appender (another connection) can take the head
+      // at once; every appender of the installation would otherwise wait out that work.
+      const probe = testStore.store;
+      const headFree = async (): Promise<boolean> =>
+        probe.transaction(async (other) => {
+          const got = await sql`select seq from consent_ledger_head for update nowait`.execute(other.db).then(
+            () => true,
+            (error: unknown) => {
+              if ((error as { code?: string }).code === "55P03") return false;
+              throw error;
+            },
+          );
+          return got;
+        });
+      const seen: { free: boolean; appended: number }[] = [];
+      const counts = await store.transaction((tx) =>
+        recordChanges(tx, ctx, batch, async () => {
+          seen.push({ free: await headFree(), appended: (await tx.consentEvents.readHead()).seq });
+        }),
+      );
+      expect(seen).toEqual([{ free: true, appended: 0 }]);
+      expect(counts.consent_events_appended).toBe(1);
+      // The append came after it, in the same transaction.
+      expect((await store.consentEvents.readHead()).seq).toBe(1);
+    },
+  );
+
   it("a footer-link unsubscribe is a global opt-out in an unmapped account and a topic opt-out in an account mapped to appeals", async () => {
     const main = await seedCc(ccMain, ["dan@example.org"]);
     const appeals = await seedCc(ccAppeals, ["dan@example.org"]);

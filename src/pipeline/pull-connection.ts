@@ -110,11 +110,15 @@ export async function pullConnection(deps: PullDeps): Promise<PullReport> {
     }
     const { value } = page;
     const counts = await deps.store.transaction(async (tx) => {
-      const c = await recordChanges(tx, ctx, value);
-      if (value.memberships)
-        c.memberships_changed = await applyMemberships(tx, ctx.connection_id, value.memberships);
-      await tx.checkpoints.set(ctx.connection_id, PULL_CHECKPOINT_STREAM, value.checkpoint);
-      return c;
+      let memberships_changed = 0;
+      // Memberships (a walk of the connection's snapshots) and the checkpoint are written before
+      // the page's consent events, so that the ledger's head is held only for the append.
+      const c = await recordChanges(tx, ctx, value, async () => {
+        if (value.memberships)
+          memberships_changed = await applyMemberships(tx, ctx.connection_id, value.memberships);
+        await tx.checkpoints.set(ctx.connection_id, PULL_CHECKPOINT_STREAM, value.checkpoint);
+      });
+      return { ...c, memberships_changed };
     });
     addCounts(report, counts);
     report.pages += 1;

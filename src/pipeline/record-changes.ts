@@ -113,11 +113,18 @@ const matchKeyOf = (address: string | undefined): string | null => {
   return n.ok ? n.match_key : null;
 };
 
-/** Records one batch inside `tx` (which must be a transaction) and returns what it did. */
+/**
+ * Records one batch inside `tx` (which must be a transaction) and returns what it did.
+ * `beforeLedger` is the rest of the caller's work in the same transaction that needs the batch's
+ * records but not its consent events (memberships, the checkpoint): it runs before the events are
+ * appended, because an append holds the ledger's head, which every appender of the installation
+ * waits for, until the transaction commits.
+ */
 export async function recordChanges(
   tx: StoreSession,
   ctx: RecordContext,
   batch: { records: readonly ExternalRecord[]; consent: readonly ConsentObservation[] },
+  beforeLedger?: () => Promise<void>,
 ): Promise<RecordCounts> {
   if (!tx.inTransaction) throw new Error("recordChanges must run inside store.transaction");
   const counts = emptyCounts();
@@ -253,6 +260,7 @@ export async function recordChanges(
     }
   }
 
+  await beforeLedger?.();
   if (drafts.length > 0) {
     const results = await appendConsentEvents(tx, drafts);
     for (const [i, result] of results.entries()) {
