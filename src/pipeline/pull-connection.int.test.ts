@@ -321,18 +321,16 @@ describeOnBackends("pullConnection", (backend) => {
       };
       // While the page's other work runs, another appender (another connection) can take the head
       // at once; every appender of the installation would otherwise wait out that work.
-      const probe = testStore.store;
-      const headFree = async (): Promise<boolean> =>
-        probe.transaction(async (other) => {
-          const got = await sql`select seq from consent_ledger_head for update nowait`.execute(other.db).then(
+      const headFree = (): Promise<boolean> =>
+        store.transaction((other) =>
+          sql`select seq from consent_ledger_head for update nowait`.execute(other.db).then(
             () => true,
             (error: unknown) => {
               if ((error as { code?: string }).code === "55P03") return false;
               throw error;
             },
-          );
-          return got;
-        });
+          ),
+        );
       const seen: { free: boolean; appended: number }[] = [];
       const counts = await store.transaction((tx) =>
         recordChanges(tx, ctx, batch, async () => {
