@@ -23,6 +23,7 @@ import { storePoolSize } from "./jobs/connection-budget";
 import { createConcordMetrics } from "./server/api/metrics";
 import { buildServer } from "./server/app";
 import { buildConcordApp } from "./server/concord-app";
+import { listenFailure } from "./server/listen-failure";
 import { ledgerSealer } from "./ledger/ledger-seal";
 import { openStore } from "./store/open-store";
 import { probeStoreWrite } from "./store/probe-write";
@@ -77,42 +78,64 @@ async function main(argv: readonly string[]): Promise<number> {
         key: env.CONCORD_SECRET_KEY,
         stored: async (name: string) => (await store.credentials.get(name))?.ciphertext,
       };
-      const running = context
-        ? await engineRuntimeFor(context, { env, workers, secrets, onRun: metrics.onRun })
-        : undefined;
-      const runtime = running?.runtime;
-      const uiDir = join(import.meta.dirname, "..", "ui", "dist");
-      const built =
-        context && runtime
-          ? await buildConcordApp(context, runtime, {
-              version,
-              secrets,
-              metrics,
-              ...(existsSync(join(uiDir, "index.html")) ? { uiDir } : {}),
-            })
+      // A server that cannot start ends with what failed, having let go of what it opened (its
+      // database connections count against everyone's), so that its supervisor can start it again.
+      const closeStore = (): Promise<void> => (context ? context.close() : store.close());
+      let running: Awaited<ReturnType<typeof engineRuntimeFor>> | undefined;
+      let app: ReturnType<typeof buildServer> | undefined;
+      const notStarted = async (why: string) => {
+        await app?.close().catch(() => undefined);
+        await running?.stop().catch(() => undefined);
+        await closeStore().catch(() => undefined);
+        return { ok: false as const, problem: true, message: `concord serve ${why}` };
+      };
+      const failure = (error: unknown): string =>
+        `could not start: ${error instanceof Error ? error.message : String(error)}`;
+      try {
+        running = context
+          ? await engineRuntimeFor(context, { env, workers, secrets, onRun: metrics.onRun })
           : undefined;
-      for (const problem of built?.problems ?? []) services.err(problem);
-      const app =
-        built?.app ??
-        buildServer({
-          version,
-          ready: () => probeStoreWrite(store),
-        });
+        const runtime = running?.runtime;
+        const uiDir = join(import.meta.dirname, "..", "ui", "dist");
+        const built =
+          context && runtime
+            ? await buildConcordApp(context, runtime, {
+                version,
+                secrets,
+                metrics,
+                ...(existsSync(join(uiDir, "index.html")) ? { uiDir } : {}),
+              })
+            : undefined;
+        for (const problem of built?.problems ?? []) services.err(problem);
+        app = built?.app ?? buildServer({ version, ready: () => probeStoreWrite(store) });
+      } catch (error) {
+        return notStarted(failure(error));
+      }
+      try {
+        await app.listen({ port, host });
+      } catch (error) {
+        return notStarted(listenFailure(error, host, port));
+      }
+      try {
+        await running?.start();
+      } catch (error) {
+        return notStarted(failure(error));
+      }
+      const server = app;
+      const started = running;
       const stop = async () => {
-        await app.close();
-        await running?.stop();
-        await store.close();
+        await server.close();
+        await started?.stop();
+        await closeStore();
         process.exit(0);
       };
       process.once("SIGINT", () => void stop());
       process.once("SIGTERM", () => void stop());
-      await app.listen({ port, host });
-      await running?.start();
       if (!context)
         services.err(
           "No config file (--config or CONCORD_CONFIG): serving health checks only, no sync engine.",
         );
-      const address = app.server.address();
+      const address = server.server.address();
       const bound = typeof address === "object" && address !== null ? address.port : port;
       return { ok: true, url: `http://${host.includes(":") ? `[${host}]` : host}:${bound}` };
     },

@@ -1,6 +1,7 @@
 /** The `concord` CLI run as a real process: exit codes, messages and the commands that exist today. */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -137,6 +138,31 @@ describe("concord CLI", () => {
     const run = await concord(["worker"], {});
     expect(run.code).toBe(2);
     expect(run.stderr).toContain("concord worker needs PostgreSQL (DATABASE_URL)");
+  });
+
+  it("says why `concord serve` could not listen and what to change, without a stack trace (exit 1)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "concord-cli-"));
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const inUse = await concord(["serve", "--port", String(port)], { CONCORD_DATA_DIR: dir });
+      expect(inUse.code).toBe(1);
+      expect(inUse.stderr).toContain(
+        `concord serve could not listen on 127.0.0.1:${port}: the port is taken by another process; stop it, or choose another port with --port (or PORT)`,
+      );
+      expect(inUse.stderr).not.toMatch(/^\s+at /m);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+    // An address from the documentation range, which no machine here has.
+    const elsewhere = await concord(["serve", "--port", "0", "--host", "192.0.2.1"], {
+      CONCORD_DATA_DIR: dir,
+    });
+    expect(elsewhere.code).toBe(1);
+    expect(elsewhere.stderr).toContain(
+      "concord serve could not listen on 192.0.2.1:0: that host is not an address of this machine; choose another with --host (or HOST)",
+    );
   });
 
   it("runs an emulator alone and prints its base URL", async () => {

@@ -18,12 +18,11 @@ export type CliServices = {
   openStore: () => Promise<import("../store/ports").Store>;
   /** The ledger's sealer, from CONCORD_SECRET_KEY; undefined when it is not set. */
   ledgerSealer: () => import("../store/ports").LedgerSealer | undefined;
-  serve: (options: {
-    port: number;
-    host: string;
-    config?: string;
-    workers: number;
-  }) => Promise<{ ok: true; url: string } | { ok: false; message: string }>;
+  serve: (options: { port: number; host: string; config?: string; workers: number }) => Promise<
+    | { ok: true; url: string }
+    /** `problem`: the server could not start (exit 1); otherwise bad input or configuration (exit 2). */
+    | { ok: false; message: string; problem?: boolean }
+  >;
   /** Runs jobs from the PostgreSQL job queue until stopped (SIGTERM, SIGINT). */
   work: (options: { config?: string; concurrency: number }) => Promise<
     | { ok: true; description: string }
@@ -97,7 +96,7 @@ export function buildProgram(services: CliServices): Command {
       const started = await services.serve(options);
       if (!started.ok) {
         services.err(started.message);
-        services.setExitCode(EXIT_USAGE);
+        services.setExitCode(started.problem === true ? EXIT_PROBLEM : EXIT_USAGE);
         return;
       }
       const { url } = started;

@@ -39,6 +39,7 @@ import {
   type SimulatorEvent,
 } from "./simulator";
 import { connectionsFor, type DemoWorldSpec } from "./worlds";
+import { isAddressInUse } from "../server/listen-failure";
 
 export const DEFAULT_SEED_SIZE = 5_000;
 
@@ -522,9 +523,6 @@ async function demoSecretKey(dataDir: string): Promise<SecretKey> {
 // ------------------------------------------------------------------ emulators
 
 class PortInUseError extends Error {}
-
-const isAddressInUse = (error: unknown): boolean =>
-  typeof error === "object" && error !== null && "code" in error && error.code === "EADDRINUSE";
 
 /** The demo's emulators on the ports its config names, through the one world builder. */
 async function startDemoEmulators(

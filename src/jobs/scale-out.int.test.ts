@@ -342,50 +342,60 @@ describe.skipIf(skip !== undefined)("scale-out on PostgreSQL: a server and worke
     expect(three).toBe(one);
   }, 300_000);
 
-  it("a worker that cannot start its job queue says why and exits with 1", async () => {
+  const jobTakers = [
+    { command: "worker", args: ["--concurrency"] },
+    { command: "serve", args: ["--port", "0", "--workers"] },
+  ] as const;
+
+  it.each(jobTakers)("a $command that cannot start its job queue says why and exits with 1", async (p) => {
     const i = (current = await installation("1h"));
     // A job queue's schema another program has put something else in: the queue cannot start.
     const jobs = jobSchemaFor(i.schema);
     await sql`create schema ${sql.id(jobs)}`.execute(i.store.db);
     await sql`create table ${sql.id(jobs, "migrations")} (version text)`.execute(i.store.db);
-    const failed = await i.start("worker", ["--concurrency", "2"]).then(
+    const failed = await i.start(p.command, [...p.args, "2"]).then(
       () => "it said it was running",
       (error: unknown) => String(error),
     );
     expect(failed).toContain("exited (1) before it was ready");
-    expect(failed).toContain(`concord worker could not start: the job queue's schema "${jobs}"`);
+    expect(failed).toContain(`concord ${p.command} could not start: the job queue's schema "${jobs}"`);
+    // Said as a message, not as a crash.
+    expect(failed).not.toMatch(/^\s+at /m);
   });
 
-  it("a worker that may open more connections than its role's limit allows says so at start, and runs", async () => {
-    // A role whose CONNECTION LIMIT (as hosted PostgreSQL sets them) is below what a worker of 8
-    // jobs may open (34 for the store, 10 for the job queue), with the rights of the test's own.
-    const role = `concord_${randomBytes(4).toString("hex")}`;
-    const admin = await openStore({ url, schema: "public", migrate: false, pool_size: 1 });
-    await sql`create role ${sql.id(role)} login password 'limited-role-7c1e' connection limit 30 in role ${sql.id(new URL(url).username)}`.execute(
-      admin.db,
-    );
-    try {
-      const limited = new URL(url);
-      limited.username = role;
-      limited.password = "limited-role-7c1e";
-      const i = (current = await installation("1h", undefined, { url: limited.toString() }));
-      await i.start("worker", ["--concurrency", "8"]);
-      expect(i.output()).toContain(
-        `this process may open up to 44 PostgreSQL connections (34 for the store and 10 for the job queue, running 8 jobs at once), but only`,
+  it.each(jobTakers)(
+    "a $command that may open more connections than its role's limit allows says so at start, and runs",
+    async (p) => {
+      // A role whose CONNECTION LIMIT (as hosted PostgreSQL sets them) is below what a worker of 8
+      // jobs may open (34 for the store, 10 for the job queue), with the rights of the test's own.
+      const role = `concord_${randomBytes(4).toString("hex")}`;
+      const admin = await openStore({ url, schema: "public", migrate: false, pool_size: 1 });
+      await sql`create role ${sql.id(role)} login password 'limited-role-7c1e' connection limit 30 in role ${sql.id(new URL(url).username)}`.execute(
+        admin.db,
       );
-      expect(i.output()).toContain(`under the CONNECTION LIMIT 30 of role ${role},`);
-      // It runs all the same: the first sync is carried with the connections it has.
-      await until("the first sync is done", async () => (await settledRuns(i)) === 1, i.output);
-      expect(await shown(i, "cc-main", "Ada")).toBe("opt_in");
-    } finally {
-      // The processes connected as the role end before it is dropped, whether the test passed or not.
-      await current?.close();
-      current = undefined;
-      await sql`drop owned by ${sql.id(role)}`.execute(admin.db).catch(() => undefined);
-      await sql`drop role if exists ${sql.id(role)}`.execute(admin.db);
-      await admin.close();
-    }
-  });
+      try {
+        const limited = new URL(url);
+        limited.username = role;
+        limited.password = "limited-role-7c1e";
+        const i = (current = await installation("1h", undefined, { url: limited.toString() }));
+        await i.start(p.command, [...p.args, "8"]);
+        expect(i.output()).toContain(
+          `this process may open up to 44 PostgreSQL connections (34 for the store and 10 for the job queue, running 8 jobs at once), but only`,
+        );
+        expect(i.output()).toContain(`under the CONNECTION LIMIT 30 of role ${role},`);
+        // It runs all the same: the first sync is carried with the connections it has.
+        await until("the first sync is done", async () => (await settledRuns(i)) === 1, i.output);
+        expect(await shown(i, "cc-main", "Ada")).toBe("opt_in");
+      } finally {
+        // The processes connected as the role end before it is dropped, whether the test passed or not.
+        await current?.close();
+        current = undefined;
+        await sql`drop owned by ${sql.id(role)}`.execute(admin.db).catch(() => undefined);
+        await sql`drop role if exists ${sql.id(role)}`.execute(admin.db);
+        await admin.close();
+      }
+    },
+  );
 
   it("a worker started in a folder holding a crontab file reads none of it", async () => {
     // graphile-worker reads `crontab` from the working directory unless told otherwise; Concord
