@@ -263,9 +263,17 @@ describe("the engine as a service (SQLite)", () => {
     expect(await poll()).toBeUndefined();
     expect(cleared).toContain("outage:cc-main");
 
-    // Bob unsubscribes in Constant Contact: the poll reads it and runs.
+    // Bob unsubscribes in Constant Contact: the poll reads it and runs. Its run plans with the pair
+    // as resolved for its reads: each system's lists are read once in the poll, not again.
     await h.ccAct(h.ccMain, "unsubscribe", "bob@example.org");
+    const listReads = (): number[] => [
+      h.re.kit.requests.filter((r) => r.method === "GET" && r.path.split("?")[0] === "/list/v1/lists").length,
+      h.ccMain.kit.requests.filter((r) => r.method === "GET" && r.path.split("?")[0] === "/v3/contact_lists")
+        .length,
+    ];
+    const listsBefore = listReads();
     expect((await poll())?.execution?.operations.succeeded).toBeGreaterThan(0);
+    expect(listReads().map((n, i) => n - (listsBefore[i] ?? 0))).toEqual([1, 1]);
     expect((await h.reGet(`/constituent/v1/constituents/${re["bob"] ?? ""}`)).requests_no_email).toBe(true);
     while ((await poll()) !== undefined && runs.length < 20);
     expect(await poll()).toBeUndefined();

@@ -701,11 +701,10 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     // under the address locks, and repeats nothing.
     const started = deps.now().getTime();
     const ahead = fullDue ? undefined : await pullAhead(pair);
-    const pulled = ahead?.pulls;
     const report = await exclusiveOr(pair.id, wait, async () =>
       ahead !== undefined && (await standsStill(pair, ahead.resolved, ahead.pulls))
         ? STANDS
-        : syncLocked(pair, fullDue ? { full: true } : pulled !== undefined ? { pulled } : {}),
+        : syncLocked(pair, fullDue ? { full: true } : ahead !== undefined ? afterPulls(pair, ahead) : {}),
     );
     if (report === undefined) return false;
     // Polls keep their pace: the next is due an interval after this one started, not after it ended.
@@ -719,6 +718,16 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
       } satisfies JsonValue);
     return true;
   };
+
+  /**
+   * A poll's run after its pulls: they are the run's own, and so is the pair as resolved for them
+   * unless the pair has list rules (a run that took the pair meanwhile may have made, renamed or
+   * deleted lists; the run then resolves the pair again).
+   */
+  const afterPulls = (pair: Pair, ahead: { resolved: ResolvedPair; pulls: PullReport[] }): SyncOptions => ({
+    pulled: ahead.pulls,
+    ...(pair.list_sync.length === 0 ? { resolved: ahead.resolved } : {}),
+  });
 
   /**
    * A poll's pulls, before it takes the pair; undefined when the pair cannot be resolved or the

@@ -36,6 +36,12 @@ export type SyncOptions = {
    * the pair, so its reads never hold up a webhook's sync): reported as the run's own.
    */
   pulled?: readonly PullReport[];
+  /**
+   * The pair as resolved for those pulls, when no run in between could have changed it: then the
+   * connections' lists are not read again. A pair with list rules is resolved again, because its
+   * runs create, rename and delete lists.
+   */
+  resolved?: ResolvedPair;
   /** Plan only these contacts (a webhook's targets); all of the pair's contacts otherwise. */
   contact_ids?: readonly string[];
   kind?: "sync" | "reconcile";
@@ -136,7 +142,10 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
     baselines_updated: 0,
   };
   try {
-    const resolved = await resolvePair(deps.config, pair, deps.connections, deps.store);
+    const resolved =
+      options.resolved !== undefined
+        ? { ok: true as const, value: options.resolved }
+        : await resolvePair(deps.config, pair, deps.connections, deps.store);
     if (!resolved.ok) return await finish(deps, run, report, resolved.error);
     const r = resolved.value;
 
