@@ -27,6 +27,7 @@ import { listenFailure } from "./server/listen-failure";
 import { ledgerSealer } from "./ledger/ledger-seal";
 import { openStore } from "./store/open-store";
 import { probeStoreWrite } from "./store/probe-write";
+import { StoreOpenError } from "./store/store-open-error";
 import { concordVersion } from "./config/concord-version";
 import { applyV8Settings } from "./v8-settings";
 
@@ -340,7 +341,15 @@ main(process.argv.slice(2)).then(
     else process.exit(code);
   },
   (error: unknown) => {
-    console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+    // A store that cannot be opened is the operator's to mend, said in their terms; anything else
+    // unexpected is a bug, and its stack helps whoever reports it.
+    console.error(
+      error instanceof StoreOpenError
+        ? `concord: ${error.message}`
+        : error instanceof Error
+          ? (error.stack ?? error.message)
+          : String(error),
+    );
     process.exit(1);
   },
 );

@@ -165,6 +165,24 @@ describe("concord CLI", () => {
     );
   });
 
+  it("says which store could not be opened and what to check, without a stack trace (exit 1)", async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    for (const command of [["migrate"], ["serve", "--port", "0", "--config", "examples/demo.yaml"]]) {
+      const run = await concord(command, {
+        DATABASE_URL: `postgres://concord:hunter2-secret@127.0.0.1:${port}/concord`,
+      });
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(
+        `concord: the store's database postgres://***@127.0.0.1:${port}/concord could not be opened: nothing is listening at 127.0.0.1:${port}`,
+      );
+      expect(run.stderr).not.toContain("hunter2-secret");
+      expect(run.stderr).not.toMatch(/^\s+at /m);
+    }
+  });
+
   it("runs an emulator alone and prints its base URL", async () => {
     const run = await concord(
       ["emulate", "blackbaud-renxt", "--port", "0"],

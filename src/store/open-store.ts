@@ -10,6 +10,7 @@ import type { Database } from "./schema";
 import { sqlStoreSession } from "./sql/sql-store-session";
 import { PatientSqliteDialect } from "./sqlite-busy";
 import { withStatementCache } from "./sqlite-statement-cache";
+import { postgresOpenError, redactUrl, sqliteOpenError } from "./store-open-error";
 
 export const DEFAULT_SQLITE_FILE = "./data/concord.db";
 
@@ -80,9 +81,14 @@ function ownerOnly(path: string, mode: number): void {
 
 function openSqlite(options: StoreOptions): { db: Kysely<Database>; dialect: StoreDialect } {
   const file = options.file ?? DEFAULT_SQLITE_FILE;
-  if (file !== ":memory:") privateDirectory(dirname(file));
-  // Opening waits for a lock synchronously: nothing else runs yet.
-  const sqlite = new BetterSqlite3(file, { timeout: Math.trunc(options.busy_timeout_ms ?? 5000) });
+  let sqlite: BetterSqlite3.Database;
+  try {
+    if (file !== ":memory:") privateDirectory(dirname(file));
+    // Opening waits for a lock synchronously: nothing else runs yet.
+    sqlite = new BetterSqlite3(file, { timeout: Math.trunc(options.busy_timeout_ms ?? 5000) });
+  } catch (error) {
+    throw sqliteOpenError(error, file);
+  }
   // WAL lets readers run beside the writer; synchronous=FULL because an acknowledged opt-out must
   // survive a power cut (NORMAL may drop the last commits); the busy timeout covers other processes.
   sqlite.pragma("journal_mode = WAL");
@@ -107,20 +113,23 @@ async function openPostgres(
   options: StoreOptions,
 ): Promise<{ db: Kysely<Database>; dialect: StoreDialect }> {
   if (!/^postgres(ql)?:\/\//.test(url)) {
-    throw new Error(`store: unsupported database URL scheme in ${redact(url)}; expected postgres://…`);
+    throw new Error(`store: unsupported database URL scheme in ${redactUrl(url)}; expected postgres://…`);
   }
   const schema = options.schema;
   if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
     throw new Error(`store: schema name ${JSON.stringify(schema)} must match ${SCHEMA_NAME.source}`);
   }
-  if (schema !== undefined) {
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    try {
-      await client.query(`create schema if not exists "${schema}"`);
-    } finally {
-      await client.end();
-    }
+  // One connection first: a database that cannot be reached is said so, in the operator's terms,
+  // before a pool and the migrations meet it.
+  const client = new pg.Client({ connectionString: url });
+  await client.connect().catch(async (error: unknown) => {
+    await client.end().catch(() => undefined);
+    throw postgresOpenError(error, url);
+  });
+  try {
+    if (schema !== undefined) await client.query(`create schema if not exists "${schema}"`);
+  } finally {
+    await client.end();
   }
   const pool = new pg.Pool({
     connectionString: url,
@@ -194,5 +203,3 @@ function parseSafeInteger(value: string): number {
   if (!Number.isSafeInteger(n)) throw new Error(`store: bigint ${value} exceeds the safe integer range`);
   return n;
 }
-
-const redact = (url: string): string => url.replace(/\/\/[^@/]*@/, "//***@");

@@ -1,10 +1,12 @@
 // The store suite: the same cases on SQLite and PostgreSQL (describeOnBackends from ./testing).
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { openStore } from "./open-store";
+import { StoreOpenError } from "./store-open-error";
 import { migration0004TypedConsentSnapshots } from "./migrations/0004-typed-consent-snapshots";
 import { migrateToLatest } from "./migrations/migrations";
 import type { Store } from "./ports";
@@ -675,4 +677,65 @@ describe("the SQLite files", () => {
       rmSync(root, { recursive: true, force: true });
     }
   });
+});
+
+describe("a store that cannot be opened", () => {
+  /** A port on this machine nothing listens at: one just let go. */
+  const closedPort = async (): Promise<number> => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  };
+  const failure = (opening: Promise<Store>): Promise<unknown> =>
+    opening.then(
+      async (store) => {
+        await store.close();
+        return "it opened";
+      },
+      (error: unknown) => error,
+    );
+
+  it("says which database could not be reached and why, never its password", async () => {
+    const port = await closedPort();
+    const error = await failure(openStore({ url: `postgres://concord:s3cret-pw@127.0.0.1:${port}/concord` }));
+    expect(error).toBeInstanceOf(StoreOpenError);
+    expect((error as Error).message).toBe(
+      `the store's database postgres://***@127.0.0.1:${port}/concord could not be opened: nothing is listening at 127.0.0.1:${port} (is PostgreSQL running there?). Check DATABASE_URL.`,
+    );
+  });
+
+  it("says which file could not be opened, and what to check", async () => {
+    const root = mkdtempSync(join(tmpdir(), "concord-open-"));
+    try {
+      // A data directory under a file: nothing can be made there.
+      writeFileSync(join(root, "a-file"), "");
+      const file = join(root, "a-file", "data", "concord.db");
+      const error = await failure(openStore({ file }));
+      expect(error).toBeInstanceOf(StoreOpenError);
+      expect((error as Error).message).toContain(`the store's file ${file} could not be opened: ENOTDIR`);
+      expect((error as Error).message).toContain("Check CONCORD_DATA_DIR");
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  const url = process.env["TEST_DATABASE_URL"] ?? "";
+  it.skipIf(url === "")(
+    "says a refused password or a missing database in PostgreSQL's own terms",
+    async () => {
+      const wrong = new URL(url);
+      wrong.password = "not-the-password-7f3e";
+      const refused = await failure(openStore({ url: wrong.toString() }));
+      expect((refused as Error).message).toContain(`the password of role ${wrong.username} was refused`);
+      expect((refused as Error).message).not.toContain("not-the-password-7f3e");
+      const missing = new URL(url);
+      missing.pathname = "/concord_no_such_database";
+      const absent = await failure(openStore({ url: missing.toString() }));
+      expect((absent as Error).message).toContain(
+        "database concord_no_such_database does not exist (create it, e.g. `createdb concord_no_such_database`)",
+      );
+    },
+  );
 });
