@@ -10,7 +10,13 @@ import type { Database } from "./schema";
 import { sqlStoreSession } from "./sql/sql-store-session";
 import { PatientSqliteDialect } from "./sqlite-busy";
 import { withStatementCache } from "./sqlite-statement-cache";
-import { postgresOpenError, redactUrl, sqliteOpenError } from "./store-open-error";
+import {
+  postgresOpenError,
+  postgresSchemaError,
+  redactUrl,
+  sqliteOpenError,
+  StoreOpenError,
+} from "./store-open-error";
 
 export const DEFAULT_SQLITE_FILE = "./data/concord.db";
 
@@ -81,24 +87,26 @@ function ownerOnly(path: string, mode: number): void {
 
 function openSqlite(options: StoreOptions): { db: Kysely<Database>; dialect: StoreDialect } {
   const file = options.file ?? DEFAULT_SQLITE_FILE;
-  let sqlite: BetterSqlite3.Database;
+  let sqlite: BetterSqlite3.Database | undefined;
   try {
     if (file !== ":memory:") privateDirectory(dirname(file));
     // Opening waits for a lock synchronously: nothing else runs yet.
     sqlite = new BetterSqlite3(file, { timeout: Math.trunc(options.busy_timeout_ms ?? 5000) });
+    // WAL lets readers run beside the writer; synchronous=FULL because an acknowledged opt-out must
+    // survive a power cut (NORMAL may drop the last commits); the busy timeout covers other processes.
+    // (A file that is not a database, or one this user may only read, fails here.)
+    sqlite.pragma("journal_mode = WAL");
+    // The database holds personal data and sealed credentials: its files are the owner's alone.
+    if (file !== ":memory:") for (const f of [file, `${file}-wal`, `${file}-shm`]) ownerOnly(f, 0o600);
+    sqlite.pragma("synchronous = FULL");
+    sqlite.pragma("foreign_keys = ON");
+    // From here SQLite never waits for a lock itself (that would block the event loop): the dialect
+    // retries a locked statement asynchronously (sqlite-busy.ts).
+    sqlite.pragma("busy_timeout = 0");
   } catch (error) {
+    sqlite?.close();
     throw sqliteOpenError(error, file);
   }
-  // WAL lets readers run beside the writer; synchronous=FULL because an acknowledged opt-out must
-  // survive a power cut (NORMAL may drop the last commits); the busy timeout covers other processes.
-  sqlite.pragma("journal_mode = WAL");
-  // The database holds personal data and sealed credentials: its files are the owner's alone.
-  if (file !== ":memory:") for (const f of [file, `${file}-wal`, `${file}-shm`]) ownerOnly(f, 0o600);
-  sqlite.pragma("synchronous = FULL");
-  sqlite.pragma("foreign_keys = ON");
-  // From here SQLite never waits for a lock itself (that would block the event loop): the dialect
-  // retries a locked statement asynchronously (sqlite-busy.ts).
-  sqlite.pragma("busy_timeout = 0");
   const wait_ms = Math.trunc(options.busy_timeout_ms ?? 5000);
   return {
     db: new Kysely<Database>({
@@ -121,15 +129,32 @@ async function openPostgres(
   }
   // One connection first: a database that cannot be reached is said so, in the operator's terms,
   // before a pool and the migrations meet it.
-  const client = new pg.Client({ connectionString: url });
-  await client.connect().catch(async (error: unknown) => {
-    await client.end().catch(() => undefined);
-    throw postgresOpenError(error, url);
+  let client: pg.Client;
+  try {
+    client = new pg.Client({ connectionString: url });
+  } catch (error) {
+    throw new StoreOpenError(
+      `the store's database ${redactUrl(url)} could not be read as a PostgreSQL URL: ${error instanceof Error ? error.message : String(error)}. Check DATABASE_URL.`,
+      { cause: error },
+    );
+  }
+  const opened = client;
+  await opened.connect().catch(async (error: unknown) => {
+    await opened.end().catch(() => undefined);
+    throw postgresOpenError(error, url, {
+      host: opened.host,
+      port: opened.port,
+      ...(opened.user !== undefined && opened.user !== "" ? { user: opened.user } : {}),
+      ...(opened.database !== undefined && opened.database !== "" ? { database: opened.database } : {}),
+    });
   });
   try {
-    if (schema !== undefined) await client.query(`create schema if not exists "${schema}"`);
+    if (schema !== undefined)
+      await opened.query(`create schema if not exists "${schema}"`).catch((error: unknown) => {
+        throw postgresSchemaError(error, url, schema);
+      });
   } finally {
-    await client.end();
+    await opened.end();
   }
   const pool = new pg.Pool({
     connectionString: url,

@@ -14,28 +14,55 @@ const codeOf = (error: unknown): string | undefined =>
 
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
-/** The database URL with its password (and any user info) hidden. */
-export const redactUrl = (url: string): string => url.replace(/\/\/[^@/]*@/, "//***@");
+/** Query parameters that may carry a secret (the driver takes `password` from the query too). */
+const SECRET_PARAMETER = /pass|secret|key|token/i;
+
+/**
+ * The database URL as it may be shown: its user and password replaced by `***`, and any query
+ * parameter that may carry a secret masked. A URL that cannot be parsed is not shown at all.
+ */
+export function redactUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return "(DATABASE_URL, not shown: it is not a URL)";
+  }
+  const hadUser = parsed.username !== "" || parsed.password !== "";
+  parsed.username = "";
+  parsed.password = "";
+  for (const name of [...parsed.searchParams.keys()])
+    if (SECRET_PARAMETER.test(name)) parsed.searchParams.set(name, "***");
+  const shown = parsed.toString();
+  return hadUser ? shown.replace("://", "://***@") : shown;
+}
+
+/** Where the driver connects, as it parsed the URL (query parameters such as `host` included). */
+export type PostgresTarget = { host: string; port: number; user?: string; database?: string };
+
+/** The errors behind one failure: a connection to a name with several addresses fails once each. */
+const causesOf = (error: unknown): unknown[] =>
+  error instanceof AggregateError && error.errors.length > 0 ? error.errors : [error];
 
 /** A PostgreSQL connection that failed: what failed, in the operator's terms, and what to check. */
-export function postgresOpenError(error: unknown, url: string): StoreOpenError {
-  let at: URL | undefined;
-  try {
-    at = new URL(url);
-  } catch {
-    at = undefined;
-  }
-  const host = at?.hostname || "localhost";
-  const where = `${host}:${at?.port || "5432"}`;
-  const role = decodeURIComponent(at?.username ?? "") || "(the default role)";
-  const database = decodeURIComponent(at?.pathname.replace(/^\//, "") ?? "") || role;
+export function postgresOpenError(error: unknown, url: string, target: PostgresTarget): StoreOpenError {
+  const where = target.host.startsWith("/")
+    ? `the socket in ${target.host} (port ${target.port})`
+    : `${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
+  const role = target.user ?? "(the default role)";
+  const database = target.database ?? role;
+  const causes = causesOf(error);
+  const codes = causes.map(codeOf);
+  // Refused at every address is the usual case of a server not running; say that first.
+  const code = codes.includes("ECONNREFUSED") ? "ECONNREFUSED" : codes.find((c) => c !== undefined);
   const because = (() => {
-    switch (codeOf(error)) {
+    switch (code) {
       case "ECONNREFUSED":
+      case "ENOENT":
         return `nothing is listening at ${where} (is PostgreSQL running there?)`;
       case "ENOTFOUND":
       case "EAI_AGAIN":
-        return `the host ${host} is not known`;
+        return `the host ${target.host} is not known`;
       case "ETIMEDOUT":
       case "EHOSTUNREACH":
       case "ENETUNREACH":
@@ -49,11 +76,22 @@ export function postgresOpenError(error: unknown, url: string): StoreOpenError {
       case "57P03":
         return "the server is starting up or shutting down; try again shortly";
       default:
-        return messageOf(error);
+        return causes
+          .map(messageOf)
+          .filter((m) => m !== "")
+          .join("; ");
     }
   })();
   return new StoreOpenError(
-    `the store's database ${redactUrl(url)} could not be opened: ${because}. Check DATABASE_URL.`,
+    `the store's database ${redactUrl(url)} could not be opened: ${because || "no reason given"}. Check DATABASE_URL.`,
+    { cause: error },
+  );
+}
+
+/** The store's schema could not be made (the role may not create schemas in the database). */
+export function postgresSchemaError(error: unknown, url: string, schema: string): StoreOpenError {
+  return new StoreOpenError(
+    `the store's schema "${schema}" in ${redactUrl(url)} could not be made: ${messageOf(error)}. Create it, or grant the role CREATE on the database, or check DATABASE_SCHEMA.`,
     { cause: error },
   );
 }

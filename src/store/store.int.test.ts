@@ -716,6 +716,14 @@ describe("a store that cannot be opened", () => {
       expect(error).toBeInstanceOf(StoreOpenError);
       expect((error as Error).message).toContain(`the store's file ${file} could not be opened: ENOTDIR`);
       expect((error as Error).message).toContain("Check CONCORD_DATA_DIR");
+      // A file that is not a database: said so, not thrown as SQLite's own error.
+      const notDatabase = join(root, "not-a-database.db");
+      writeFileSync(notDatabase, "this is not a SQLite database, though its name says so ".repeat(100));
+      const unreadable = await failure(openStore({ file: notDatabase }));
+      expect(unreadable).toBeInstanceOf(StoreOpenError);
+      expect((unreadable as Error).message).toContain(
+        `the store's file ${notDatabase} could not be opened: file is not a database`,
+      );
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
@@ -728,6 +736,7 @@ describe("a store that cannot be opened", () => {
       const wrong = new URL(url);
       wrong.password = "not-the-password-7f3e";
       const refused = await failure(openStore({ url: wrong.toString() }));
+      expect(refused).toBeInstanceOf(StoreOpenError);
       expect((refused as Error).message).toContain(`the password of role ${wrong.username} was refused`);
       expect((refused as Error).message).not.toContain("not-the-password-7f3e");
       const missing = new URL(url);
