@@ -719,14 +719,17 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     return true;
   };
 
+  /** The connections whose lists some pair's list rules make, rename and delete. */
+  const listsMadeOn = new Set(deps.config.pairs.flatMap((p) => p.list_sync.map((rule) => rule.platform)));
   /**
-   * A poll's run after its pulls: they are the run's own, and so is the pair as resolved for them
-   * unless the pair has list rules (a run that took the pair meanwhile may have made, renamed or
-   * deleted lists; the run then resolves the pair again).
+   * A poll's run after its pulls: they are the run's own, and so is the pair as resolved for them,
+   * unless a pair's list rules act on one of its platforms. A run that took such a pair meanwhile
+   * (this pair's or another's) may have made, renamed or deleted lists the resolved pair names;
+   * the run then resolves the pair again.
    */
   const afterPulls = (pair: Pair, ahead: { resolved: ResolvedPair; pulls: PullReport[] }): SyncOptions => ({
     pulled: ahead.pulls,
-    ...(pair.list_sync.length === 0 ? { resolved: ahead.resolved } : {}),
+    ...(pair.platforms.some((p) => listsMadeOn.has(p.connection)) ? {} : { resolved: ahead.resolved }),
   });
 
   /**

@@ -6,12 +6,17 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   addToReList,
+  beforeEachRead,
   individual,
   RE_LISTS,
+  runtimeDeps,
   sqliteBackend,
   startSyncHarness,
   type SyncHarness,
 } from "../../test/support/sync-harness";
+import { gate } from "../../test/support/gate";
+import { createEngineRuntime } from "./engine-runtime";
+import type { SyncReport } from "./sync-pair";
 
 describe("list lifecycle by rule (SQLite)", () => {
   let h: SyncHarness;
@@ -40,6 +45,41 @@ describe("list lifecycle by rule (SQLite)", () => {
     ["ada", "bob", "cy"].filter((n) =>
       h.ccContact(h.ccMain, `${n}@example.org`)?.list_memberships.includes(listId),
     );
+
+  it("a poll whose reads a run of the pair overtook plans with the lists that run made: one list, made once", async () => {
+    const runs: SyncReport[] = [];
+    const runtime = createEngineRuntime({ ...runtimeDeps(h, {}), onRun: (r) => runs.push(r) });
+    try {
+      await runtime.tick(); // the first poll is the full reconciliation, which reads inside its run
+      h.advance(61_000);
+      await h.reAct({ action: "create_list", name: "CC: Volunteers", ids: [ids[0], ids[1]] });
+      // The next poll resolves the pair (no Volunteers list yet) and is held in its Constant
+      // Contact read; meanwhile an operator's run takes the pair and makes the list.
+      const released = gate();
+      const held = gate();
+      let holding = true;
+      beforeEachRead(h, "cc-main", async () => {
+        if (!holding) return;
+        holding = false;
+        held.open();
+        await released.opened;
+      });
+      const polling = runtime.tick();
+      await held.opened;
+      const [manual] = await runtime.syncNow("re-cc");
+      expect(manual?.plan?.operations.map((o) => o.reason.code)).toContain("list_created");
+      released.open();
+      await polling;
+      await runtime.idle();
+      // The poll's run planned from the lists as they are now, not as its reads found them.
+      const poll = runs.at(-1);
+      expect(poll?.run_id).not.toBe(manual?.run_id);
+      expect(poll?.plan?.operations.map((o) => o.reason.code) ?? []).not.toContain("list_created");
+      expect([...h.ccMain.store.lists.values()].filter((l) => l.name === "Volunteers")).toHaveLength(1);
+    } finally {
+      await runtime.stop();
+    }
+  });
 
   it("creates, renames and deletes the platform list with the CRM list; never an empty one, never a person", async () => {
     const volunteers = (

@@ -38,8 +38,8 @@ export type SyncOptions = {
   pulled?: readonly PullReport[];
   /**
    * The pair as resolved for those pulls, when no run in between could have changed it: then the
-   * connections' lists are not read again. A pair with list rules is resolved again, because its
-   * runs create, rename and delete lists.
+   * connections' lists are not read again. A pair on a platform some pair's list rules act on is
+   * resolved again, because those rules' runs create, rename and delete lists.
    */
   resolved?: ResolvedPair;
   /** Plan only these contacts (a webhook's targets); all of the pair's contacts otherwise. */
