@@ -9,6 +9,7 @@ import { checkCrossReferences, type CrossReferenceCode } from "./check-cross-ref
 import { ConcordConfigShapeSchema, type ConcordConfig } from "./concord-config";
 import { configErrorMap, describeValue } from "./config-error-map";
 import { PLAINTEXT_SECRET } from "./secret-ref";
+import { errorCode } from "../core/error-code";
 
 /** The whole config file, with every reference between sections checked. */
 export const ConcordConfigSchema = ConcordConfigShapeSchema.superRefine(checkCrossReferences);
@@ -55,11 +56,7 @@ export async function loadConfigFile(path: string): Promise<ConfigLoadResult> {
     text = await readFile(path, "utf8");
   } catch (error) {
     const reason =
-      error instanceof Error && "code" in error && error.code === "ENOENT"
-        ? "no such file"
-        : error instanceof Error
-          ? error.message
-          : String(error);
+      errorCode(error) === "ENOENT" ? "no such file" : error instanceof Error ? error.message : String(error);
     return {
       ok: false,
       errors: [

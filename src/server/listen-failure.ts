@@ -2,19 +2,15 @@
  * Why a server could not listen, said so that whoever started it knows what to change: the port
  * taken, a port the process may not open, or a host that is not this machine's.
  */
+import { errorCode } from "../core/error-code";
 
-const codeOf = (error: unknown): string | undefined =>
-  typeof error === "object" && error !== null && "code" in error && typeof error.code === "string"
-    ? error.code
-    : undefined;
-
-export const isAddressInUse = (error: unknown): boolean => codeOf(error) === "EADDRINUSE";
+export const isAddressInUse = (error: unknown): boolean => errorCode(error) === "EADDRINUSE";
 
 /** "could not listen on 127.0.0.1:8080: …", with what to change (`--port`/`PORT`, `--host`/`HOST`). */
 export function listenFailure(error: unknown, host: string, port: number): string {
   const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
   const because = (() => {
-    switch (codeOf(error)) {
+    switch (errorCode(error)) {
       case "EADDRINUSE":
         return "the port is taken by another process; stop it, or choose another port with --port (or PORT)";
       case "EACCES":

@@ -7,6 +7,7 @@
  */
 import { sql, type RawBuilder, type SqlBool } from "kysely";
 import type { StoreSession } from "./ports";
+import { errorCode } from "../core/error-code";
 
 const PG = "pg:";
 const SQLITE = "sqlite:";
@@ -63,5 +64,4 @@ export async function changedSince(
 }
 
 /** PostgreSQL's "invalid input syntax" (22P02) for a snapshot that is not one. */
-const isInvalidSnapshot = (error: unknown): boolean =>
-  typeof error === "object" && error !== null && "code" in error && error.code === "22P02";
+const isInvalidSnapshot = (error: unknown): boolean => errorCode(error) === "22P02";

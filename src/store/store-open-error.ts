@@ -3,14 +3,11 @@
  * the database's address, role, password or name, or the data directory. The password never
  * appears; the command ends with this message alone, without a stack trace.
  */
+import { errorCode } from "../core/error-code";
+
 export class StoreOpenError extends Error {
   override name = "StoreOpenError";
 }
-
-const codeOf = (error: unknown): string | undefined =>
-  typeof error === "object" && error !== null && "code" in error && typeof error.code === "string"
-    ? error.code
-    : undefined;
 
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
@@ -52,7 +49,7 @@ export function postgresOpenError(error: unknown, url: string, target: PostgresT
   const role = target.user ?? "(the default role)";
   const database = target.database ?? role;
   const causes = causesOf(error);
-  const codes = causes.map(codeOf);
+  const codes = causes.map(errorCode);
   // Refused at every address is the usual case of a server not running; say that first.
   const code = codes.includes("ECONNREFUSED") ? "ECONNREFUSED" : codes.find((c) => c !== undefined);
   const because = (() => {

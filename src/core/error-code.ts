@@ -1,0 +1,8 @@
+/**
+ * The `code` an error carries (Node's system errors such as `EADDRINUSE`, PostgreSQL's SQLSTATE
+ * such as `3D000`), or undefined when it carries none.
+ */
+export const errorCode = (error: unknown): string | undefined =>
+  typeof error === "object" && error !== null && "code" in error && typeof error.code === "string"
+    ? error.code
+    : undefined;
