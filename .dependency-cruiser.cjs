@@ -124,7 +124,7 @@ module.exports = {
     room(
       "engine-runtime-for-composes",
       "engine-runtime-for\\.ts$",
-      ["config/", "jobs/", "runs/", "open-engine\\.ts$"],
+      ["core/", "config/", "jobs/", "runs/", "open-engine\\.ts$"],
       "The engine's runtime for serve and worker: the in-process runner, or the job queue and its workers.",
     ),
     room(

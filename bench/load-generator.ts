@@ -8,6 +8,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { Pool } from "undici";
+import { errorMessage } from "../src/core/error-code";
 
 export type LoadOptions = {
   /** Full URL, query included (the webhook key). */
@@ -100,7 +101,7 @@ async function generateLoad(options: LoadOptions): Promise<LoadResult> {
     } catch (error) {
       if (!measured) return;
       result.errors += 1;
-      result.first_error ??= error instanceof Error ? error.message : String(error);
+      result.first_error ??= errorMessage(error);
     }
   };
 

@@ -20,6 +20,7 @@ import {
   type MachineFacts,
 } from "./bench-kit";
 import { applyV8Settings } from "../src/v8-settings";
+import { errorMessage } from "../src/core/error-code";
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 /** The issue's order: the figures people ask about first. Others follow by name. */
@@ -155,7 +156,7 @@ async function main(argv: string[]): Promise<number> {
         status: "failed",
         store: storeOf(module),
         duration_ms: Math.round(elapsed()),
-        error: error instanceof Error ? error.message : String(error),
+        error: errorMessage(error),
       });
       console.error(`[${module.name}] FAILED after ${(elapsed() / 1000).toFixed(1)} s: ${message}`);
     } finally {
@@ -212,7 +213,7 @@ async function loadModules(): Promise<{ module: BenchModule; file: string }[]> {
       }
       problem = `${file} must export name (a string) and run(ctx) (an async function)`;
     } catch (error) {
-      problem = `${file} did not load: ${error instanceof Error ? error.message : String(error)}`;
+      problem = `${file} did not load: ${errorMessage(error)}`;
     }
     const failing: BenchModule = {
       name: basename(f, ".bench.ts"),

@@ -11,6 +11,7 @@ import { graphileQueue, jobSchemaFor, prepareJobSchema, startGraphileRunner } fr
 import type { EngineContext } from "./open-engine";
 import { createEngineRuntime, type EngineRuntime } from "./runs/engine-runtime";
 import type { SyncReport } from "./runs/sync-pair";
+import { errorMessage } from "./core/error-code";
 
 export type RunningEngine = {
   runtime: EngineRuntime;
@@ -53,7 +54,7 @@ export async function engineRuntimeFor(
   }
   const schema = jobSchemaFor(options.env.DATABASE_SCHEMA);
   await prepareJobSchema(url, schema, context.logger).catch((error: unknown) => {
-    throw new Error(`the job queue's schema "${schema}" could not be prepared: ${messageOf(error)}`, {
+    throw new Error(`the job queue's schema "${schema}" could not be prepared: ${errorMessage(error)}`, {
       cause: error,
     });
   });
@@ -62,7 +63,7 @@ export async function engineRuntimeFor(
   // A check that cannot be made does not stop the start: the pools meet the limits either way.
   const short = await connectionLimits(context.store.db).then(
     (limits) => shortOfConnections(options.workers, limits, 1),
-    (error: unknown) => `the database's connection limits could not be read: ${messageOf(error)}`,
+    (error: unknown) => `the database's connection limits could not be read: ${errorMessage(error)}`,
   );
   if (short !== undefined) context.logger.warn(short);
   const runtime = createEngineRuntime({ ...base, jobs: graphileQueue(schema) });
@@ -80,7 +81,7 @@ export async function engineRuntimeFor(
           handlers: runtime.handlers,
           logger: context.logger,
         }).catch((error: unknown) => {
-          throw new Error(`the job queue in "${schema}" could not start: ${messageOf(error)}`, {
+          throw new Error(`the job queue in "${schema}" could not start: ${errorMessage(error)}`, {
             cause: error,
           });
         });
@@ -91,5 +92,3 @@ export async function engineRuntimeFor(
     },
   };
 }
-
-const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));

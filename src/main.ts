@@ -30,6 +30,7 @@ import { probeStoreWrite } from "./store/probe-write";
 import { StoreOpenError } from "./store/store-open-error";
 import { concordVersion } from "./config/concord-version";
 import { applyV8Settings } from "./v8-settings";
+import { errorMessage } from "./core/error-code";
 
 const version = concordVersion;
 
@@ -90,8 +91,7 @@ async function main(argv: readonly string[]): Promise<number> {
         await closeStore().catch(() => undefined);
         return { ok: false as const, problem: true, message: `concord serve ${why}` };
       };
-      const failure = (error: unknown): string =>
-        `could not start: ${error instanceof Error ? error.message : String(error)}`;
+      const failure = (error: unknown): string => `could not start: ${errorMessage(error)}`;
       try {
         running = context
           ? await engineRuntimeFor(context, { env, workers, secrets, onRun: metrics.onRun })
@@ -179,7 +179,7 @@ async function main(argv: readonly string[]): Promise<number> {
         return {
           ok: false,
           problem: true,
-          message: `concord worker could not start: ${error instanceof Error ? error.message : String(error)}`,
+          message: `concord worker could not start: ${errorMessage(error)}`,
         };
       }
       const started = running;

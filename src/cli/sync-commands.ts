@@ -18,6 +18,7 @@ import { proofBundle, proofKey, publicKeyOf, signProof, verifyProof } from "../r
 import { readFile, writeFile } from "node:fs/promises";
 import { normaliseEmail } from "../core/identity/normalise-email";
 import { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE } from "./exit-codes";
+import { errorMessage } from "../core/error-code";
 
 export type SyncCommandDeps = {
   openEngine: (configFile: string | undefined) => Promise<EngineContextResult>;
@@ -355,9 +356,7 @@ function registerProofCommand(program: Command, deps: SyncCommandDeps): void {
           try {
             doc = JSON.parse(await readFile(options.verify, "utf8"));
           } catch (error) {
-            deps.err(
-              `${options.verify}: not a readable JSON file (${error instanceof Error ? error.message : String(error)}).`,
-            );
+            deps.err(`${options.verify}: not a readable JSON file (${errorMessage(error)}).`);
             deps.setExitCode(EXIT_USAGE);
             return;
           }

@@ -9,7 +9,7 @@ import { checkCrossReferences, type CrossReferenceCode } from "./check-cross-ref
 import { ConcordConfigShapeSchema, type ConcordConfig } from "./concord-config";
 import { configErrorMap, describeValue } from "./config-error-map";
 import { PLAINTEXT_SECRET } from "./secret-ref";
-import { errorCode } from "../core/error-code";
+import { errorCode, errorMessage } from "../core/error-code";
 
 /** The whole config file, with every reference between sections checked. */
 export const ConcordConfigSchema = ConcordConfigShapeSchema.superRefine(checkCrossReferences);
@@ -55,8 +55,7 @@ export async function loadConfigFile(path: string): Promise<ConfigLoadResult> {
   try {
     text = await readFile(path, "utf8");
   } catch (error) {
-    const reason =
-      errorCode(error) === "ENOENT" ? "no such file" : error instanceof Error ? error.message : String(error);
+    const reason = errorCode(error) === "ENOENT" ? "no such file" : errorMessage(error);
     return {
       ok: false,
       errors: [
@@ -98,7 +97,7 @@ export function parseConfigText(text: string, file: string): ConfigLoadResult {
           file,
           path: "",
           code: "syntax_error",
-          message: `YAML: ${error instanceof Error ? error.message : String(error)}`,
+          message: `YAML: ${errorMessage(error)}`,
         },
       ],
     };

@@ -15,6 +15,7 @@ import { networkTransport } from "../connectors/http/transport";
 import type { HttpTransport } from "../connectors/connector";
 import type { ConnectFlowRepository } from "../store/ports";
 import type { OpenedConnection } from "./open-connection";
+import { errorMessage } from "../core/error-code";
 
 /** How long an authorization may take between Connect and the vendor's answer. */
 const FLOW_TTL_MS = 10 * 60_000;
@@ -188,7 +189,7 @@ export function connectFlows(deps: {
         return failure(
           502,
           "connect_unreachable",
-          `The token endpoint ${tokenUrl} is unreachable: ${error instanceof Error ? error.message : String(error)}.`,
+          `The token endpoint ${tokenUrl} is unreachable: ${errorMessage(error)}.`,
         );
       }
       const parsed = answer.status === 200 ? TokenAnswerSchema.safeParse(safeJson(answer.text)) : undefined;

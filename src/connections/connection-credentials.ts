@@ -16,6 +16,7 @@ import { resolveSecretRef } from "../config/resolve-secret-ref";
 import type { CredentialAccess } from "../connectors/connector";
 import { withNamedLock } from "../store/advisory-lock";
 import type { StoreSession } from "../store/ports";
+import { errorMessage } from "../core/error-code";
 
 export type CredentialDeps = {
   store: StoreSession;
@@ -95,7 +96,7 @@ export function connectionCredentials(connection: Connection, deps: CredentialDe
             connection_id: connection.id,
             status: "warning",
             code: "token_unsaved",
-            message: `The renewed token of connection ${connection.id} could not be saved (${error instanceof Error ? error.message : String(error)}). It is kept in memory${lasting ? "" : " and the save is retried"}; if Concord stops before it is saved, the connection must be authorised again. ${lasting ? "Authorise the connection again, or restore the key its tokens were sealed with." : "Free the store (another writer? a full disk?)."}`,
+            message: `The renewed token of connection ${connection.id} could not be saved (${errorMessage(error)}). It is kept in memory${lasting ? "" : " and the save is retried"}; if Concord stops before it is saved, the connection must be authorised again. ${lasting ? "Authorise the connection again, or restore the key its tokens were sealed with." : "Free the store (another writer? a full disk?)."}`,
           });
         clearTimeout(retry);
         if (!lasting && !disposed) {

@@ -18,6 +18,7 @@ import {
   type CredentialDeps,
 } from "./connection-credentials";
 import { manifestOf } from "../connectors/registry";
+import { errorMessage } from "../core/error-code";
 
 export type OpenConnectionDeps = CredentialDeps & {
   health: ConnectionHealthTracker;
@@ -78,7 +79,7 @@ export function openConnection(
       add: (change) => deps.store.budgets.add(connection.id, change),
       onError: (error) =>
         deps.warn?.(
-          `The API budget of connection "${connection.id}" could not be kept in the store (${error instanceof Error ? error.message : String(error)}); it counts on in memory.`,
+          `The API budget of connection "${connection.id}" could not be kept in the store (${errorMessage(error)}); it counts on in memory.`,
         ),
     },
   });

@@ -6,3 +6,7 @@ export const errorCode = (error: unknown): string | undefined =>
   typeof error === "object" && error !== null && "code" in error && typeof error.code === "string"
     ? error.code
     : undefined;
+
+/** What an error says (its message), or the thrown value as text when it is not an Error. */
+export const errorMessage = (error: unknown): string =>
+  error instanceof Error ? error.message : String(error);

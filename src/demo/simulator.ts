@@ -19,6 +19,7 @@ import {
   type DemoWorld,
   type ReListKey,
 } from "./seed";
+import { errorMessage } from "../core/error-code";
 
 /**
  * The part a system plays in the demo's world: the CRM, the main platform account (global
@@ -682,7 +683,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       const confirmed = (await confirmResubscribe()) ?? (await confirmSignUp());
       if (confirmed) return confirmed;
     } catch (error) {
-      options.onSkip?.(`confirming: ${describe(error)}`);
+      options.onSkip?.(`confirming: ${errorMessage(error)}`);
     }
     // The first act is always a footer-link unsubscribe: the demo shows an opt-out crossing at once.
     // Once Concord's first sync is done, each of Concord's own pages is shown once, in turn.
@@ -697,7 +698,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
         if (done) return done;
         options.onSkip?.(`${act.name}: nobody to act on`);
       } catch (error) {
-        options.onSkip?.(`${act.name}: ${describe(error)}`);
+        options.onSkip?.(`${act.name}: ${errorMessage(error)}`);
       }
     }
     return undefined;
@@ -715,7 +716,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
             if (e) options.onEvent(e);
           })
           .catch((error: unknown) => {
-            options.onSkip?.(`step failed: ${describe(error)}`);
+            options.onSkip?.(`step failed: ${errorMessage(error)}`);
           })
           .finally(schedule);
       },
@@ -743,8 +744,4 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       await running;
     },
   };
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

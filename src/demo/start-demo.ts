@@ -40,6 +40,7 @@ import {
 } from "./simulator";
 import { connectionsFor, type DemoWorldSpec } from "./worlds";
 import { isAddressInUse } from "../server/listen-failure";
+import { errorMessage } from "../core/error-code";
 
 export const DEFAULT_SEED_SIZE = 5_000;
 
@@ -284,7 +285,7 @@ export async function startDemo(options: DemoOptions): Promise<StartDemoResult> 
       try {
         await runtime.tick(); // the first sync: a full read of every system
       } catch (error) {
-        options.warn(`The first sync failed: ${describe(error)}; polls will try again.`);
+        options.warn(`The first sync failed: ${errorMessage(error)}; polls will try again.`);
       }
       simulator?.firstSyncDone();
       if (stopping) return;
@@ -665,8 +666,4 @@ export function describeRun(report: SyncReport, first: boolean): string[] {
       );
   }
   return lines;
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

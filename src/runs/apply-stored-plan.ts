@@ -23,6 +23,7 @@ import {
   savePlan,
   type SyncDeps,
 } from "./sync-pair";
+import { errorMessage } from "../core/error-code";
 
 /** An operation of the stored plan that the fresh plan no longer contains: not executed. */
 export type StaleOperation = {
@@ -181,7 +182,7 @@ export async function applyStoredPlan(
     return await finish();
   } catch (error) {
     await deps.store.runs.finish(run.id, "failed", {
-      error: error instanceof Error ? error.message : String(error),
+      error: errorMessage(error),
     });
     throw error;
   }

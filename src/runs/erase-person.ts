@@ -18,6 +18,7 @@ import { newId } from "../store/new-id";
 import type { StoreSession } from "../store/ports";
 import { canonicalJson } from "../core/canonical-json";
 import { sha256Hex } from "../pipeline/content-hash";
+import { errorMessage } from "../core/error-code";
 
 export type ErasureDeps = {
   store: StoreSession;
@@ -200,7 +201,7 @@ async function eraseIn(
       op_id: opId,
       status: "failed",
       code: "network_error",
-      message: error instanceof Error ? error.message : String(error),
+      message: errorMessage(error),
     };
   }
   await opened.settled();

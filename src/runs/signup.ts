@@ -27,6 +27,7 @@ import { newId } from "../store/new-id";
 import type { StoreSession } from "../store/ports";
 import type { SignupsTable } from "../store/schema";
 import { clientEvidence, recordPreferences } from "./personal-links";
+import { errorMessage } from "../core/error-code";
 
 export type SignupDeps = {
   store: StoreSession;
@@ -600,7 +601,7 @@ async function placeOne(
       op_id: opId,
       status: "failed",
       code: "network_error",
-      message: error instanceof Error ? error.message : String(error),
+      message: errorMessage(error),
     };
   }
   if (outcome === undefined || (outcome.status !== "succeeded" && outcome.status !== "skipped"))

@@ -24,6 +24,7 @@ import { resolvePair, saveListSyncState, type ResolvedPair } from "../pipeline/r
 import { recordPlanStanding } from "../pipeline/plan-standing";
 import { changeInstant } from "../store/change-order";
 import { fieldLinks, linkGenerations, type LinkSigner } from "./personal-links";
+import { errorMessage } from "../core/error-code";
 
 export type SyncOptions = {
   dry_run?: boolean;
@@ -224,7 +225,7 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
     return await finish(deps, run, report);
   } catch (error) {
     await deps.store.runs.finish(run.id, "failed", {
-      error: error instanceof Error ? error.message : String(error),
+      error: errorMessage(error),
     });
     throw error;
   }

@@ -2,7 +2,7 @@
  * Why a server could not listen, said so that whoever started it knows what to change: the port
  * taken, a port the process may not open, or a host that is not this machine's.
  */
-import { errorCode } from "../core/error-code";
+import { errorCode, errorMessage } from "../core/error-code";
 
 export const isAddressInUse = (error: unknown): boolean => errorCode(error) === "EADDRINUSE";
 
@@ -20,7 +20,7 @@ export function listenFailure(error: unknown, host: string, port: number): strin
       case "EAI_AGAIN":
         return "that host is not an address of this machine; choose another with --host (or HOST), e.g. 127.0.0.1 or 0.0.0.0";
       default:
-        return error instanceof Error ? error.message : String(error);
+        return errorMessage(error);
     }
   })();
   return `could not listen on ${where}: ${because}`;

@@ -17,6 +17,7 @@ import {
   sqliteOpenError,
   StoreOpenError,
 } from "./store-open-error";
+import { errorMessage } from "../core/error-code";
 
 export const DEFAULT_SQLITE_FILE = "./data/concord.db";
 
@@ -134,7 +135,7 @@ async function openPostgres(
     client = new pg.Client({ connectionString: url });
   } catch (error) {
     throw new StoreOpenError(
-      `the store's database ${redactUrl(url)} could not be read as a PostgreSQL URL: ${error instanceof Error ? error.message : String(error)}. Check DATABASE_URL.`,
+      `the store's database ${redactUrl(url)} could not be read as a PostgreSQL URL: ${errorMessage(error)}. Check DATABASE_URL.`,
       { cause: error },
     );
   }

@@ -4,6 +4,7 @@
  */
 import { STORE_PROBE_ID } from "./migrations/0013-store-probe";
 import type { StoreSession } from "./ports";
+import { errorMessage } from "../core/error-code";
 
 export type StoreReadiness = { ok: true } | { ok: false; code: "store_unavailable"; message: string };
 
@@ -28,7 +29,7 @@ export async function probeStoreWrite(store: StoreSession, within_ms = 2000): Pr
       (error: unknown): StoreReadiness => ({
         ok: false,
         code: "store_unavailable",
-        message: `The store does not take writes: ${error instanceof Error ? error.message : String(error)}`,
+        message: `The store does not take writes: ${errorMessage(error)}`,
       }),
     );
   try {

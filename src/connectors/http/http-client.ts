@@ -10,6 +10,7 @@ import type { AuthProvider } from "./oauth2";
 import { networkTransport } from "./transport";
 import type { CallPriority } from "./rate-limiter";
 import { decideRetry, DEFAULT_RETRY_RULES, type FailureClass, type RetryRules } from "./retry-decision";
+import { errorMessage } from "../../core/error-code";
 
 export type HttpResponse = { status: number; headers: Record<string, string>; body: unknown; text: string };
 
@@ -117,7 +118,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     } catch (error) {
       return err({
         code: "network_error",
-        message: `${req.method} ${new URL(url).pathname}: ${describe(error)}`,
+        message: `${req.method} ${new URL(url).pathname}: ${errorMessage(error)}`,
       });
     }
   };
@@ -224,8 +225,4 @@ function parseBody(text: string): unknown {
   } catch {
     return text;
   }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

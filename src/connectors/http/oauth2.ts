@@ -7,6 +7,7 @@ import { z } from "zod";
 import type { ConnectorError, ConnectorRuntime, CredentialAccess } from "../connector";
 import { err, ok, type Result } from "../../core/result";
 import { networkTransport } from "./transport";
+import { errorMessage } from "../../core/error-code";
 
 export type AuthProvider = {
   headers: () => Promise<Result<Record<string, string>, ConnectorError>>;
@@ -110,7 +111,7 @@ export function createOAuth2Auth(options: OAuth2Options): AuthProvider {
     } catch (error) {
       return err({
         code: "network_error",
-        message: `Token endpoint unreachable: ${error instanceof Error ? error.message : String(error)}`,
+        message: `Token endpoint unreachable: ${errorMessage(error)}`,
       });
     }
     if (status >= 500)

@@ -6,6 +6,7 @@
  */
 import type { ConnectorError, ConnectorErrorCode, ConnectorOperation, OperationOutcome } from "../connector";
 import { isPersonsOwnOptIn } from "../../core/consent/consent-state";
+import { errorMessage } from "../../core/error-code";
 
 /** Failures after which no further call of this batch can succeed: the rest is kept for later. */
 const STOPS_ALL: ReadonlySet<ConnectorErrorCode> = new Set([
@@ -164,7 +165,7 @@ export async function applyConsentFirst(
       outcomes = await run(op);
     } catch (error) {
       // A bug in our code must not hide the outcomes of the operations already done.
-      const message = `${vendor}: ${error instanceof Error ? error.message : String(error)}`;
+      const message = `${vendor}: ${errorMessage(error)}`;
       outcomes = outcomesForAll(op, (extra) => ({
         op_id: op.op_id,
         ...extra,

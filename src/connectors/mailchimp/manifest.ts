@@ -16,6 +16,7 @@ import {
 } from "./connector";
 import { MERGE_TAG } from "./mapping";
 import { handleMailchimpWebhook } from "./webhooks";
+import { errorMessage } from "../../core/error-code";
 
 export const mailchimpManifest: ConnectorManifest = {
   id: "mailchimp",
@@ -143,7 +144,7 @@ export const mailchimpManifest: ConnectorManifest = {
       } catch (error) {
         return {
           ok: false,
-          error: `Mailchimp's metadata (${url}) failed: ${error instanceof Error ? error.message : String(error)}`,
+          error: `Mailchimp's metadata (${url}) failed: ${errorMessage(error)}`,
         };
       }
     },

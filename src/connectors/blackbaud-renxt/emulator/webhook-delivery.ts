@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { request } from "undici";
 import type { DomainEvent } from "./emulator-state";
+import { errorMessage } from "../../../core/error-code";
 
 export const TEST_PAYLOAD_EVENT = "com.blackbaud.utility.testpayload.v1";
 
@@ -317,7 +318,7 @@ export class WebhookHub {
       const ok = res.statusCode >= 200 && res.statusCode <= 204;
       result = { ...base, outcome: ok ? "delivered" : "failed", status: res.statusCode };
     } catch (error) {
-      result = { ...base, outcome: "failed", error: error instanceof Error ? error.message : String(error) };
+      result = { ...base, outcome: "failed", error: errorMessage(error) };
     }
     if (duplicate) result.duplicate = true;
     d.attempts.push(result);

@@ -15,6 +15,7 @@ import {
   type StoredContact,
 } from "./constant-contact-store";
 import { applyImportRow } from "./request-parsing";
+import { errorMessage } from "../../../core/error-code";
 
 const MAX_QUEUED_ACTIVITIES = 1000;
 
@@ -108,7 +109,7 @@ export class ActivityRunner {
       activity.state = "completed";
     } catch (error) {
       activity.state = "failed";
-      activity.activity_errors.push(error instanceof Error ? error.message : String(error));
+      activity.activity_errors.push(errorMessage(error));
     }
     activity.percent_done = 100;
     activity.completed_at = at;
