@@ -51,4 +51,27 @@ describe("why PostgreSQL could not be reached", () => {
       "database crm does not exist (create it, e.g. `createdb crm`)",
     );
   });
+
+  it("says which limit left no connection free, and what to raise", () => {
+    const full = postgresOpenError(coded("53300", "sorry, too many clients already"), url, target);
+    expect(full.message).toContain(
+      "could not be opened: the server has no connection free for it (sorry, too many clients already); raise the server's max_connections or stop other clients. Check DATABASE_URL.",
+    );
+    const role = postgresOpenError(coded("53300", 'too many connections for role "concord"'), url, target);
+    expect(role.message).toContain("raise the role's limit (`ALTER ROLE concord CONNECTION LIMIT …`)");
+    const database = postgresOpenError(
+      coded("53300", 'too many connections for database "concord"'),
+      url,
+      target,
+    );
+    expect(database.message).toContain(
+      "raise the database's limit (`ALTER DATABASE concord CONNECTION LIMIT …`)",
+    );
+  });
+
+  it("says a server starting or stopping is one to try again", () => {
+    expect(
+      postgresOpenError(coded("57P03", "the database system is starting up"), url, target).message,
+    ).toContain("could not be opened: the server is starting up or shutting down; try again shortly.");
+  });
 });

@@ -3,13 +3,11 @@
  * the database's address, role, password or name, or the data directory. The password never
  * appears; the command ends with this message alone, without a stack trace.
  */
-import { errorCode } from "../core/error-code";
+import { errorCode, errorMessage } from "../core/error-code";
 
 export class StoreOpenError extends Error {
   override name = "StoreOpenError";
 }
-
-const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /** Query parameters that may carry a secret (the driver takes `password` from the query too). */
 const SECRET_PARAMETER = /pass|secret|key|token/i;
@@ -69,12 +67,12 @@ export function postgresOpenError(error: unknown, url: string, target: PostgresT
       case "3D000":
         return `database ${database} does not exist (create it, e.g. \`createdb ${database}\`)`;
       case "53300":
-        return `the server has no connection free (${messageOf(error)}); raise max_connections or stop other clients`;
+        return `the server has no connection free for it (${errorMessage(error)}); ${roomFor(errorMessage(error), role, database)}`;
       case "57P03":
         return "the server is starting up or shutting down; try again shortly";
       default:
         return causes
-          .map(messageOf)
+          .map(errorMessage)
           .filter((m) => m !== "")
           .join("; ");
     }
@@ -85,10 +83,19 @@ export function postgresOpenError(error: unknown, url: string, target: PostgresT
   );
 }
 
+/** What to raise when PostgreSQL has no connection free: the role's, the database's or the server's limit. */
+function roomFor(message: string, role: string, database: string): string {
+  if (/for role/i.test(message))
+    return `raise the role's limit (\`ALTER ROLE ${role} CONNECTION LIMIT …\`) or stop its other clients`;
+  if (/for database/i.test(message))
+    return `raise the database's limit (\`ALTER DATABASE ${database} CONNECTION LIMIT …\`) or stop its other clients`;
+  return "raise the server's max_connections or stop other clients";
+}
+
 /** The store's schema could not be made (the role may not create schemas in the database). */
 export function postgresSchemaError(error: unknown, url: string, schema: string): StoreOpenError {
   return new StoreOpenError(
-    `the store's schema "${schema}" in ${redactUrl(url)} could not be made: ${messageOf(error)}. Create it, or grant the role CREATE on the database, or check DATABASE_SCHEMA.`,
+    `the store's schema "${schema}" in ${redactUrl(url)} could not be made: ${errorMessage(error)}. Create it, or grant the role CREATE on the database, or check DATABASE_SCHEMA.`,
     { cause: error },
   );
 }
@@ -96,7 +103,7 @@ export function postgresSchemaError(error: unknown, url: string, schema: string)
 /** A SQLite file that could not be made or opened. */
 export function sqliteOpenError(error: unknown, file: string): StoreOpenError {
   return new StoreOpenError(
-    `the store's file ${file} could not be opened: ${messageOf(error)}. Check CONCORD_DATA_DIR (a directory this user may write).`,
+    `the store's file ${file} could not be opened: ${errorMessage(error)}. Check CONCORD_DATA_DIR (a directory this user may write).`,
     { cause: error },
   );
 }

@@ -1,4 +1,5 @@
 // The store suite: the same cases on SQLite and PostgreSQL (describeOnBackends from ./testing).
+import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -747,4 +748,27 @@ describe("a store that cannot be opened", () => {
       );
     },
   );
+
+  it.skipIf(url === "")("says a role with no connection left is the role's limit to raise", async () => {
+    // Hosted PostgreSQL sets roles' CONNECTION LIMITs; one already spent refuses the next connection.
+    const role = `concord_${randomBytes(4).toString("hex")}`;
+    const admin = await openStore({ url, schema: "public", migrate: false, pool_size: 1 });
+    await sql`create role ${sql.id(role)} login password 'spent-role-4b2d' connection limit 0`.execute(
+      admin.db,
+    );
+    try {
+      const limited = new URL(url);
+      limited.username = role;
+      limited.password = "spent-role-4b2d";
+      const error = await failure(openStore({ url: limited.toString() }));
+      expect(error).toBeInstanceOf(StoreOpenError);
+      expect((error as Error).message).toContain(
+        `could not be opened: the server has no connection free for it (too many connections for role "${role}"); raise the role's limit (\`ALTER ROLE ${role} CONNECTION LIMIT …\`) or stop its other clients. Check DATABASE_URL.`,
+      );
+      expect((error as Error).message).not.toContain("spent-role-4b2d");
+    } finally {
+      await sql`drop role if exists ${sql.id(role)}`.execute(admin.db);
+      await admin.close();
+    }
+  });
 });
