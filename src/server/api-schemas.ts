@@ -78,6 +78,11 @@ export const PairOverviewSchema = z.strictObject({
    * do) and so made no run; null when none has since that run.
    */
   last_checked_at: z.string().nullable(),
+  /**
+   * The contacts the pair's last whole plan covered (each linked to one of its connections at
+   * least); null before its first.
+   */
+  contacts: z.number().int().nullable(),
   next_run_at: z.string().nullable(),
   poll_interval_ms: z.number().int(),
 });

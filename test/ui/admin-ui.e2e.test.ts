@@ -131,6 +131,12 @@ describe.skipIf(skipReason !== undefined && !inCi)(
       await activity.waitFor({ timeout: 100_000 });
       await page.getByRole("heading", { name: "Opt-out propagation, last 24 h" }).waitFor();
       await page.locator("ul.activity li").nth(2).waitFor({ timeout: 100_000 }); // more than the first sync
+      // The pair says how many contacts its last whole plan covered.
+      await page
+        .getByRole("row")
+        .filter({ hasText: "re-cc" })
+        .getByText(/^[\d,]+ contacts$/)
+        .waitFor({ timeout: 100_000 });
     }, 240_000);
 
     it("finds a person the simulator unsubscribed and shows the opt-out in their timeline", async () => {

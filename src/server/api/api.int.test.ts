@@ -200,6 +200,8 @@ describe("the API over a synced pair", () => {
   });
 
   it("the overview shows each connection's health, budget and queue, the pairs' runs and the opt-out lag", async () => {
+    // Before any plan of the pair, no count of its contacts.
+    expect((await a.call("GET", "/api/overview")).json().pairs[0].contacts).toBeNull();
     await a.call("POST", "/api/pairs/re-cc/sync", {});
     a.h.advance(60_000);
     await a.h.ccAct(a.h.ccMain, "unsubscribe", "ada@example.org");
@@ -226,6 +228,15 @@ describe("the API over a synced pair", () => {
     expect(o.pairs[0].next_run_at).not.toBeNull();
     // No poll has found the plan standing since that run (see the end).
     expect(o.pairs[0].last_checked_at).toBeNull();
+    // The contacts its last whole plan covered: every contact linked to one of the pair's systems.
+    const linked = await a.h.store.db
+      .selectFrom("links")
+      .select("contact_id")
+      .distinct()
+      .where("connection_id", "in", ["re-nxt", "cc-main", "cc-appeals"])
+      .execute();
+    expect(linked.length).toBeGreaterThan(1);
+    expect(o.pairs[0].contacts).toBe(linked.length);
     expect(o.propagation_lag.count).toBe(1);
     expect(o.propagation_lag.before_watch).toBe(0);
     expect(o.propagation_lag.p50_ms).toBeGreaterThanOrEqual(30_000);

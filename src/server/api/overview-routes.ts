@@ -78,6 +78,7 @@ export function overviewRoutes(ctx: ApiContext): ApiRoute[] {
             running: (s?.running ?? false) || last?.status === "running",
             last_run: last ?? null,
             last_checked_at: checked,
+            contacts: stood?.contacts ?? null,
             next_run_at:
               s?.next_run_at ??
               (lastPoll !== null && s !== undefined

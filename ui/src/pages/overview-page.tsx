@@ -84,6 +84,9 @@ export function OverviewPage({ overview }: { overview: Resource<Overview> }): Re
                             <Badge tone="info">running</Badge>
                           </>
                         ) : null}
+                        {p.contacts === null ? null : (
+                          <div className="muted small">{plural(p.contacts, "contact")}</div>
+                        )}
                       </td>
                       <td>
                         {p.crm} ⇄{" "}
