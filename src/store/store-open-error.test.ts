@@ -57,7 +57,16 @@ describe("why PostgreSQL could not be reached", () => {
     expect(full.message).toContain(
       "could not be opened: the server has no connection free for it (sorry, too many clients already); raise the server's max_connections or stop other clients. Check DATABASE_URL.",
     );
-    const role = postgresOpenError(coded("53300", 'too many connections for role "concord"'), url, target);
+    // The server answered at one of the host's addresses and refused at the other: its answer is said.
+    const role = postgresOpenError(
+      new AggregateError(
+        [coded("ECONNREFUSED", "refused"), coded("53300", 'too many connections for role "concord"')],
+        "",
+      ),
+      url,
+      target,
+    );
+    expect(role.message).toContain('(too many connections for role "concord")');
     expect(role.message).toContain("raise the role's limit (`ALTER ROLE concord CONNECTION LIMIT …`)");
     const database = postgresOpenError(
       coded("53300", 'too many connections for database "concord"'),

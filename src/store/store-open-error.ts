@@ -35,6 +35,9 @@ export function redactUrl(url: string): string {
 /** Where the driver connects, as it parsed the URL (query parameters such as `host` included). */
 export type PostgresTarget = { host: string; port: number; user?: string; database?: string };
 
+/** PostgreSQL's own error codes (five characters, a class of two first), not Node's `E…` codes. */
+const SQLSTATE = /^[0-9][0-9A-Z]{4}$/;
+
 /** The errors behind one failure: a connection to a name with several addresses fails once each. */
 const causesOf = (error: unknown): unknown[] =>
   error instanceof AggregateError && error.errors.length > 0 ? error.errors : [error];
@@ -48,8 +51,13 @@ export function postgresOpenError(error: unknown, url: string, target: PostgresT
   const database = target.database ?? role;
   const causes = causesOf(error);
   const codes = causes.map(errorCode);
-  // Refused at every address is the usual case of a server not running; say that first.
-  const code = codes.includes("ECONNREFUSED") ? "ECONNREFUSED" : codes.find((c) => c !== undefined);
+  // A server that answered (PostgreSQL's own SQLSTATE, such as 53300) says the most; then refused
+  // at any address, the usual case of a server not running; then whatever else failed.
+  const code =
+    codes.find((c) => c !== undefined && SQLSTATE.test(c)) ??
+    (codes.includes("ECONNREFUSED") ? "ECONNREFUSED" : codes.find((c) => c !== undefined));
+  /** What the failure with this code said (one of several, when the host had several addresses). */
+  const said = (c: string): string => errorMessage(causes[codes.indexOf(c)]);
   const because = (() => {
     switch (code) {
       case "ECONNREFUSED":
@@ -67,7 +75,7 @@ export function postgresOpenError(error: unknown, url: string, target: PostgresT
       case "3D000":
         return `database ${database} does not exist (create it, e.g. \`createdb ${database}\`)`;
       case "53300":
-        return `the server has no connection free for it (${errorMessage(error)}); ${roomFor(errorMessage(error), role, database)}`;
+        return `the server has no connection free for it (${said(code)}); ${roomFor(said(code), role, database)}`;
       case "57P03":
         return "the server is starting up or shutting down; try again shortly";
       default:
