@@ -42,7 +42,8 @@ const PlanStandingSchema = z.object({
 });
 export type PlanStanding = z.infer<typeof PlanStandingSchema>;
 
-const scopeOf = (pairId: string): string => `pair:${pairId}`;
+const PAIR_SCOPE = "pair:";
+const scopeOf = (pairId: string): string => `${PAIR_SCOPE}${pairId}`;
 
 /** The pair's standing plan as last recorded; undefined when none was, or it cannot be read. */
 export async function readPlanStanding(
@@ -52,6 +53,28 @@ export async function readPlanStanding(
   const row = await store.checkpoints.get(scopeOf(pairId), PLAN_STANDING_STREAM);
   const parsed = PlanStandingSchema.safeParse(row?.value);
   return parsed.success ? parsed.data : undefined;
+}
+
+/** Every pair's standing plan as last recorded, by pair id (one read; unreadable ones left out). */
+export async function readPlanStandings(store: Pick<StoreSession, "db">): Promise<Map<string, PlanStanding>> {
+  const rows = await store.db
+    .selectFrom("checkpoints")
+    .select(["connection_id", "value_json"])
+    .where("stream", "=", PLAN_STANDING_STREAM)
+    .execute();
+  const out = new Map<string, PlanStanding>();
+  for (const row of rows) {
+    if (!row.connection_id.startsWith(PAIR_SCOPE)) continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(row.value_json);
+    } catch {
+      continue;
+    }
+    const parsed = PlanStandingSchema.safeParse(value);
+    if (parsed.success) out.set(row.connection_id.slice(PAIR_SCOPE.length), parsed.data);
+  }
+  return out;
 }
 
 /** Records what a whole-pair run planned under (after it executed). */

@@ -154,7 +154,12 @@ export async function buildConcordApp(
             reason: disabled ?? "",
             metrics: {
               metrics,
-              sources: { store, connections: context.connections, version: options.version },
+              sources: {
+                store,
+                config,
+                connections: context.connections,
+                version: options.version,
+              },
               now: context.now,
               access: metricsAccess,
             },

@@ -283,6 +283,7 @@ describe("the API over a synced pair", () => {
     expect(text).toContain('concord_opt_out_propagation_lag_seconds_bucket{le="60",connection="re-nxt"} 1');
     expect(text).toContain("concord_webhook_inbox_pending 0");
     expect(text).toContain("concord_review_items_open 0");
+    expect(text).toContain(`concord_pair_contacts{pair="re-cc"} ${linked.length}`);
     // Scraped again, an opt-out is not observed twice.
     const again = (await a.app.inject({ method: "GET", url: "/metrics" })).body;
     expect(again).toContain('concord_opt_out_propagation_lag_seconds_count{connection="re-nxt"} 1');

@@ -89,7 +89,7 @@ describe("/metrics", () => {
     const metrics = createConcordMetrics({ now: h.now });
     addScrapeMetrics(
       metrics,
-      { store: h.store, connections: h.connections, version: "1", monotonic: () => clock },
+      { store: h.store, config: h.config, connections: h.connections, version: "1", monotonic: () => clock },
       h.now(),
     );
     const open = async () => /concord_review_items_open (\d+)/.exec(await metrics.registry.metrics())?.[1];

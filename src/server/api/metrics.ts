@@ -11,6 +11,7 @@ import type { ApiCall, OpenedConnection } from "../../connections/open-connectio
 import type { SyncReport } from "../../runs/sync-pair";
 import type { StoreSession } from "../../store/ports";
 import { optOutLags } from "./opt-out-lags";
+import { readPlanStandings, type PlanStanding } from "../../pipeline/plan-standing";
 
 export type RunRecord = { pair_id: string; kind: "sync" | "dry_run" | "reconcile"; status: string };
 
@@ -28,6 +29,8 @@ export type ConcordMetrics = {
 
 export type MetricsSources = {
   store: StoreSession;
+  /** The configured pairs (a pair the config no longer has is not shown). */
+  config: { pairs: readonly { id: string }[] };
   connections: ReadonlyMap<string, OpenedConnection>;
   version: string;
   /** Milliseconds on a monotonic clock, for reusing the store's counts (default: performance.now). */
@@ -190,6 +193,20 @@ export function addScrapeMetrics(metrics: ConcordMetrics, sources: MetricsSource
     },
   });
   new Gauge({
+    name: "concord_pair_contacts",
+    help: "Contacts each pair's last whole plan covered (a pair not planned yet is absent).",
+    labelNames: ["pair"] as const,
+    registers,
+    async collect() {
+      const { standings } = await storeFacts();
+      this.reset();
+      for (const { id } of sources.config.pairs) {
+        const standing = standings.get(id);
+        if (standing !== undefined) this.set({ pair: id }, standing.contacts);
+      }
+    },
+  });
+  new Gauge({
     name: "concord_review_items_open",
     help: "Open items in the review queue (ambiguous identities, conflicts).",
     registers,
@@ -226,6 +243,7 @@ type StoreFacts = {
   health: { connection_id: string; status: string }[];
   inbox_pending: number;
   review_open: number;
+  standings: ReadonlyMap<string, PlanStanding>;
 };
 
 async function readStoreFacts(store: MetricsSources["store"]): Promise<StoreFacts> {
@@ -241,5 +259,6 @@ async function readStoreFacts(store: MetricsSources["store"]): Promise<StoreFact
     .select((eb) => eb.fn.countAll<number | string>().as("n"))
     .where("status", "=", "open")
     .executeTakeFirst();
-  return { operations, health, inbox_pending, review_open: Number(review?.n ?? 0) };
+  const standings = await readPlanStandings(store);
+  return { operations, health, inbox_pending, review_open: Number(review?.n ?? 0), standings };
 }
