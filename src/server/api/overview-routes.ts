@@ -7,7 +7,7 @@ import { calendarOf, deadlineOf, standing } from "../../core/legal-clocks";
 import { pendingOptOuts } from "../../runs/watch-problems";
 import { LEGAL_CLOCKS, optOutLags, percentile } from "./opt-out-lags";
 import { listRuns } from "./run-rows";
-import { readPlanStanding } from "../../pipeline/plan-standing";
+import { readPlanStandings } from "../../pipeline/plan-standing";
 
 const LAG_WINDOW_HOURS = 24;
 
@@ -58,10 +58,12 @@ export function overviewRoutes(ctx: ApiContext): ApiRoute[] {
         });
         const status = new Map(ctx.runtime.status().map((s) => [s.pair_id, s]));
         const pairs: PairOverview[] = [];
+        // Every pair's standing in one read, not one a pair.
+        const standings = await readPlanStandings(store);
         for (const p of ctx.config.pairs) {
           const s = status.get(p.id);
           const [last] = await listRuns(store, { limit: 1, pair_id: p.id });
-          const stood = await readPlanStanding(store, p.id);
+          const stood = standings.get(p.id);
           const checked =
             stood !== undefined && stood.checked_at > (last?.finished_at ?? last?.started_at ?? "")
               ? stood.checked_at
