@@ -122,11 +122,15 @@ async function openPostgres(
   options: StoreOptions,
 ): Promise<{ db: Kysely<Database>; dialect: StoreDialect }> {
   if (!/^postgres(ql)?:\/\//.test(url)) {
-    throw new Error(`store: unsupported database URL scheme in ${redactUrl(url)}; expected postgres://…`);
+    throw new StoreOpenError(
+      `the store's database ${redactUrl(url)} is not a PostgreSQL URL: expected postgres:// or postgresql://, such as postgres://concord:password@db:5432/concord. Check DATABASE_URL.`,
+    );
   }
   const schema = options.schema;
   if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
-    throw new Error(`store: schema name ${JSON.stringify(schema)} must match ${SCHEMA_NAME.source}`);
+    throw new StoreOpenError(
+      `the store's schema name ${JSON.stringify(schema)} is not allowed: expected at most 63 lower-case letters, digits and underscores, not starting with a digit. Check DATABASE_SCHEMA.`,
+    );
   }
   // One connection first: a database that cannot be reached is said so, in the operator's terms,
   // before a pool and the migrations meet it.

@@ -707,6 +707,21 @@ describe("a store that cannot be opened", () => {
     );
   });
 
+  it("says a URL that is not PostgreSQL's, or a schema name not allowed, before connecting anywhere", async () => {
+    const notPostgres = await failure(openStore({ url: "mysql://concord:s3cret-pw@db:3306/concord" }));
+    expect(notPostgres).toBeInstanceOf(StoreOpenError);
+    expect((notPostgres as Error).message).toBe(
+      "the store's database mysql://***@db:3306/concord is not a PostgreSQL URL: expected postgres:// or postgresql://, such as postgres://concord:password@db:5432/concord. Check DATABASE_URL.",
+    );
+    const badSchema = await failure(
+      openStore({ url: "postgres://concord:s3cret-pw@db:5432/concord", schema: "Concord; drop" }),
+    );
+    expect(badSchema).toBeInstanceOf(StoreOpenError);
+    expect((badSchema as Error).message).toBe(
+      'the store\'s schema name "Concord; drop" is not allowed: expected at most 63 lower-case letters, digits and underscores, not starting with a digit. Check DATABASE_SCHEMA.',
+    );
+  });
+
   it("says which file could not be opened, and what to check", async () => {
     const root = mkdtempSync(join(tmpdir(), "concord-open-"));
     try {
