@@ -16,6 +16,7 @@ import {
   type SyncHarness,
 } from "../../../test/support/sync-harness";
 import { addScrapeMetrics, createConcordMetrics, STORE_GAUGES_TTL_MS } from "./metrics";
+import { recordPlanStanding, type PlanStanding } from "../../pipeline/plan-standing";
 
 const TOKEN = "metrics-token-0123456789";
 
@@ -98,5 +99,34 @@ describe("/metrics", () => {
     expect(await open()).toBe("0"); // the same burst: reused
     clock += STORE_GAUGES_TTL_MS;
     expect(await open()).toBe("1");
+  });
+
+  it("gives each configured pair's contacts, and leaves out a pair the config no longer has", async () => {
+    const standing = (contacts: number): PlanStanding => ({
+      key: "k",
+      contacts,
+      unmarked: 0,
+      operations: 0,
+      since: "0",
+      until: null,
+      run_id: "run-1",
+      planned_at: h.now().toISOString(),
+      checked_at: h.now().toISOString(),
+    });
+    const [pair] = h.config.pairs;
+    if (pair === undefined) throw new Error("the harness has no pair");
+    await recordPlanStanding(h.store, pair.id, standing(42));
+    // A pair removed from the config keeps its standing row until it is tidied; it is not shown.
+    await recordPlanStanding(h.store, "removed-pair", standing(7));
+    const metrics = createConcordMetrics({ now: h.now });
+    addScrapeMetrics(
+      metrics,
+      { store: h.store, config: h.config, connections: h.connections, version: "1", monotonic: () => 0 },
+      h.now(),
+    );
+    const lines = (await metrics.registry.metrics())
+      .split("\n")
+      .filter((line) => line.startsWith("concord_pair_contacts{"));
+    expect(lines).toEqual([`concord_pair_contacts{pair="${pair.id}"} 42`]);
   });
 });
