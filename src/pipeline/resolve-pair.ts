@@ -427,3 +427,38 @@ export async function resolvePair(
     },
   };
 }
+
+/** The operations that make, rename or delete a system's lists (no contact's: stored without one). */
+const LIST_CHANGE_KINDS = ["create_list", "rename_list", "delete_list"] as const;
+
+/**
+ * What the store shows of the list changes made or tried on the pair's systems, by any pair's
+ * rules and any process, and of the CRM lists its own rules followed last: equal for two reads
+ * only when no list change was stored, settled, re-armed or attempted between them, so a pair
+ * resolved after the first read still names the lists there are. Each list change counts by its
+ * status and its attempts (each call to the system records one), not by time: clocks of several
+ * processes differ, and two writes may share a millisecond. Undefined while a list change is
+ * pending (under way, or waiting for a retry): its call may reach the system at any moment, and
+ * whether it did can be told only by reading the lists again.
+ */
+export async function listChangesSeen(
+  store: Pick<StoreSession, "db" | "checkpoints">,
+  pair: Pick<Pair, "id" | "crm"> & { platforms: readonly Pick<Pair["platforms"][number], "connection">[] },
+): Promise<string | undefined> {
+  const connections = [pair.crm, ...pair.platforms.map((p) => p.connection)];
+  // Few rows (a system's lists change seldom), found by an index range: operations by contact and
+  // kind (these have no contact), their outcomes by operation.
+  const changes = await store.db
+    .selectFrom("operations as o")
+    .leftJoin("outcomes as x", "x.operation_id", "o.id")
+    .select((eb) => ["o.id", "o.status", eb.fn.count<number | string>("x.attempt").as("attempts")])
+    .where("o.contact_id", "is", null)
+    .where("o.kind", "in", LIST_CHANGE_KINDS)
+    .where("o.target_connection", "in", connections)
+    .groupBy(["o.id", "o.status"])
+    .orderBy("o.id")
+    .execute();
+  if (changes.some((c) => c.status === "pending")) return undefined;
+  const followed = await store.checkpoints.get(pair.crm, listSyncStream(pair.id));
+  return JSON.stringify([changes.map((c) => [c.id, c.status, Number(c.attempts)]), followed?.value ?? null]);
+}

@@ -36,7 +36,7 @@ import {
   type SyncOptions,
   type SyncReport,
 } from "./sync-pair";
-import { resolvePair, type ResolvedPair } from "../pipeline/resolve-pair";
+import { listChangesSeen, resolvePair, type ResolvedPair } from "../pipeline/resolve-pair";
 import { planStands, recordPlanStanding } from "../pipeline/plan-standing";
 import type { PullReport } from "../pipeline/pull-connection";
 
@@ -701,11 +701,14 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     // under the address locks, and repeats nothing.
     const started = deps.now().getTime();
     const ahead = fullDue ? undefined : await pullAhead(pair);
-    const report = await exclusiveOr(pair.id, wait, async () =>
-      ahead !== undefined && (await standsStill(pair, ahead.resolved, ahead.pulls))
-        ? STANDS
-        : syncLocked(pair, fullDue ? { full: true } : ahead !== undefined ? afterPulls(pair, ahead) : {}),
-    );
+    const report = await exclusiveOr(pair.id, wait, async () => {
+      if (ahead === undefined) return syncLocked(pair, fullDue ? { full: true } : {});
+      // The plan's standing is judged only with the pair as it is now resolved.
+      const options = await afterPulls(pair, ahead);
+      if (options.resolved !== undefined && (await standsStill(pair, options.resolved, ahead.pulls)))
+        return STANDS;
+      return syncLocked(pair, options);
+    });
     if (report === undefined) return false;
     // Polls keep their pace: the next is due an interval after this one started, not after it ended.
     const s = state.get(pair.id);
@@ -721,28 +724,40 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
 
   /** The connections whose lists some pair's list rules make, rename and delete. */
   const listsMadeOn = new Set(deps.config.pairs.flatMap((p) => p.list_sync.map((rule) => rule.platform)));
+  const listsMadeFor = (pair: Pair): boolean => pair.platforms.some((p) => listsMadeOn.has(p.connection));
   /**
-   * A poll's run after its pulls: they are the run's own, and so is the pair as resolved for them,
-   * unless a pair's list rules act on one of its platforms. A run that took such a pair meanwhile
-   * (this pair's or another's) may have made, renamed or deleted lists the resolved pair names;
-   * the run then resolves the pair again.
+   * A poll's run after its pulls: they are the run's own, and so is the pair as resolved for them.
+   * Where a pair's list rules act on one of its platforms, a run that took such a pair meanwhile
+   * (this pair's or another's, in any process) may have made, renamed or deleted lists the resolved
+   * pair names: the run resolves the pair again unless the store shows no list change since the
+   * poll's reads began (`listChangesSeen`), so the lists are read once in a poll that nothing
+   * overtook. Runs under the pair's lock.
    */
-  const afterPulls = (pair: Pair, ahead: { resolved: ResolvedPair; pulls: PullReport[] }): SyncOptions => ({
-    pulled: ahead.pulls,
-    ...(pair.platforms.some((p) => listsMadeOn.has(p.connection)) ? {} : { resolved: ahead.resolved }),
-  });
+  const afterPulls = async (pair: Pair, ahead: Ahead): Promise<SyncOptions> => {
+    const stands =
+      !listsMadeFor(pair) ||
+      (ahead.lists_seen !== undefined && (await listChangesSeen(deps.store, pair)) === ahead.lists_seen);
+    return { pulled: ahead.pulls, ...(stands ? { resolved: ahead.resolved } : {}) };
+  };
+
+  /** A poll's reads made before it takes the pair, and what the store showed of list changes first. */
+  type Ahead = { resolved: ResolvedPair; pulls: PullReport[]; lists_seen?: string };
 
   /**
    * A poll's pulls, before it takes the pair; undefined when the pair cannot be resolved or the
    * pulls throw, and the run then reads inside itself and records why it failed.
    */
-  const pullAhead = async (
-    pair: Pair,
-  ): Promise<{ resolved: ResolvedPair; pulls: PullReport[] } | undefined> => {
+  const pullAhead = async (pair: Pair): Promise<Ahead | undefined> => {
     try {
+      // Read before the lists are: a list change stored after this may be missing from them.
+      const listsSeen = listsMadeFor(pair) ? await listChangesSeen(deps.store, pair) : undefined;
       const resolved = await resolvePair(deps.config, pair, deps.connections, deps.store);
       if (!resolved.ok) return undefined;
-      return { resolved: resolved.value, pulls: await pullPair(deps, pair, resolved.value, false) };
+      return {
+        resolved: resolved.value,
+        pulls: await pullPair(deps, pair, resolved.value, false),
+        ...(listsSeen !== undefined ? { lists_seen: listsSeen } : {}),
+      };
     } catch (error) {
       deps.logger.warn(
         { err: error, pair: pair.id },

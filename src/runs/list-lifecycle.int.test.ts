@@ -81,6 +81,59 @@ describe("list lifecycle by rule (SQLite)", () => {
     }
   });
 
+  it("a poll that runs reads each system's lists once, and again in its run while a list change is pending", async () => {
+    const runs: SyncReport[] = [];
+    const runtime = createEngineRuntime({ ...runtimeDeps(h, {}), onRun: (r) => runs.push(r) });
+    const listReads = (): number[] => [
+      h.re.kit.requests.filter((r) => r.method === "GET" && r.path.split("?")[0] === "/list/v1/lists").length,
+      h.ccMain.kit.requests.filter((r) => r.method === "GET" && r.path.split("?")[0] === "/v3/contact_lists")
+        .length,
+    ];
+    /** One poll; the lists read in it, per system (RE NXT, Constant Contact), and its run if it made one. */
+    const poll = async () => {
+      const before = listReads();
+      const ran = runs.length;
+      h.advance(61_000);
+      await runtime.tick();
+      await runtime.idle();
+      return { reads: listReads().map((n, i) => n - (before[i] ?? 0)), run: runs.slice(ran).at(-1) };
+    };
+    try {
+      await runtime.tick(); // the first poll is the full reconciliation, which reads inside its run
+      while ((await poll()).run !== undefined && runs.length < 10);
+
+      // Bob unsubscribes in Constant Contact: the poll reads it and runs, with the pair as resolved
+      // for its reads, since no list change was stored or tried since they began.
+      await h.ccAct(h.ccMain, "unsubscribe", "bob@example.org");
+      const unsubscribed = await poll();
+      expect(unsubscribed.run?.execution?.operations.succeeded).toBeGreaterThan(0);
+      expect(unsubscribed.reads).toEqual([1, 1]);
+
+      // A CRM list to make in Constant Contact, which refuses it for now: the list change stays
+      // pending, waiting for its retry, and may reach Constant Contact at any moment.
+      await h.reAct({ action: "create_list", name: "CC: Volunteers", ids: [ids[0], ids[2]] });
+      h.ccMain.kit.faults.push({
+        status: 503,
+        count: 1_000,
+        path_prefix: "/v3/contact_lists",
+        methods: ["POST"],
+        latency_ms: 0,
+      });
+      const refused = await poll();
+      expect(refused.run?.plan?.operations.map((o) => o.reason.code)).toContain("list_created");
+      expect(ccList("Volunteers")).toBeUndefined();
+      h.ccMain.kit.faults.length = 0;
+      // The next poll's run reads the lists again, since the pending change may have been made.
+      await h.ccAct(h.ccMain, "unsubscribe", "cy@example.org");
+      const retried = await poll();
+      expect(retried.run).toBeDefined();
+      expect(retried.reads).toEqual([2, 2]);
+      expect([...h.ccMain.store.lists.values()].filter((l) => l.name === "Volunteers")).toHaveLength(1);
+    } finally {
+      await runtime.stop();
+    }
+  });
+
   it("creates, renames and deletes the platform list with the CRM list; never an empty one, never a person", async () => {
     const volunteers = (
       await h.reAct({ action: "create_list", name: "CC: Volunteers", ids: [ids[0], ids[1]] })
