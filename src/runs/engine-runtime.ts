@@ -734,9 +734,11 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
    * overtook. Runs under the pair's lock.
    */
   const afterPulls = async (pair: Pair, ahead: Ahead): Promise<SyncOptions> => {
+    // A store that cannot say counts as a change: the run reads the lists again.
     const stands =
       !listsMadeFor(pair) ||
-      (ahead.lists_seen !== undefined && (await listChangesSeen(deps.store, pair)) === ahead.lists_seen);
+      (ahead.lists_seen !== undefined &&
+        (await listChangesSeen(deps.store, pair).catch(() => undefined)) === ahead.lists_seen);
     return { pulled: ahead.pulls, ...(stands ? { resolved: ahead.resolved } : {}) };
   };
 
