@@ -482,6 +482,8 @@ export function formatSyncReport(r: SyncReport): string[] {
       );
     if (plan.waiting.length > 0)
       lines.push(`    waiting for the person's own confirmation: ${plural(plan.waiting.length, "contact")}`);
+    for (const l of r.lists_left ?? [])
+      lines.push(`    list rule left the CRM list “${l.crm_list}” for ${l.platform}: ${l.reason}`);
     for (const u of plan.unlinked_opt_outs)
       lines.push(
         `    opt-out from a record uploaded straight into ${u.connection_id} (matched by address): ${u.applied ? "applied to the CRM" : "reported only (policy)"} — contact ${u.contact_id}`,

@@ -45,6 +45,11 @@ export type ResolvedPair = {
   list_sync_state: { id: string; name: string; platform: string }[];
   /** CRM lists a rule selects that are left out for now, with why (an empty list gets no platform list). */
   list_sync_skipped: { crm_list: string; platform: string; reason: string }[];
+  /**
+   * Set when a list change waits for a platform's lists to be read (`list_sync_skipped` says
+   * which): `list_sync_state` is then not kept, so the next run still sees the change to make.
+   */
+  list_changes_wait?: true;
   fields: PlanFieldMapping[];
   policies: PlanPolicies;
   /** The config's rules under which implied consent lapses (CASL). */
@@ -96,6 +101,8 @@ export async function resolvePair(
     return c;
   };
   const listsOf = new Map<string, ExternalList[]>();
+  /** Connections whose lists could not be read now: their lists as last read stand in, with why. */
+  const unreadNow = new Map<string, string>();
   const needs = new Set<string>();
   for (const a of pair.audiences) {
     needs.add(pair.crm);
@@ -125,6 +132,7 @@ export async function resolvePair(
     // its lists as last read stand in, and its own work waits in the executor.
     const cached = ExternalListsSchema.safeParse((await store?.checkpoints.get(id, LISTS_STREAM))?.value);
     if (cached.success) {
+      unreadNow.set(id, `${r.error.code}: ${r.error.message}`);
       listsOf.set(
         id,
         cached.data.map((l) => ({
@@ -251,6 +259,7 @@ export async function resolvePair(
   const kept = previous.success ? previous.data : [];
   const listChanges: ListChange[] = [];
   const listSyncSkipped: ResolvedPair["list_sync_skipped"] = [];
+  let listChangesWait = false;
   const followed: { id: string; name: string; platform: string }[] = [];
   const crmAll = listsOf.get(pair.crm) ?? [];
   for (const rule of pair.list_sync) {
@@ -266,6 +275,24 @@ export async function resolvePair(
     // Or the CRM's own setting that a list synchronises with the platform (GrowthZone's).
     const selects = (list: ExternalList): boolean =>
       selectsName(list.name) || (rule.crm_lists.newsletter_sync === true && list.newsletter_sync === true);
+    /**
+     * Whether the platform's lists could not be read now: those as last read may lack a list made
+     * (or still have one renamed or deleted) since, so the rule changes no list there until a run
+     * reads them; the CRM list waits, said in `list_sync_skipped`, and the lists the rules follow
+     * are not kept, so the next run sees the change again. Memberships of the lists found go on (a
+     * list keeps its id).
+     */
+    const waitsForLists = (crmListName: string): boolean => {
+      const why = unreadNow.get(rule.platform);
+      if (why === undefined) return false;
+      listChangesWait = true;
+      listSyncSkipped.push({
+        crm_list: crmListName,
+        platform: rule.platform,
+        reason: `the lists of ${rule.platform} could not be read now (${why}); its lists change once they can be`,
+      });
+      return true;
+    };
     const platformName = (name: string): string =>
       rule.crm_lists.prefix !== undefined && name.startsWith(rule.crm_lists.prefix)
         ? name.slice(rule.crm_lists.prefix.length).trim() || name
@@ -285,7 +312,7 @@ export async function resolvePair(
       // Renamed in the CRM since the last run: the platform list still carries the old name.
       if (!target && was !== undefined && was !== crmList.name) {
         const old = byName(platformName(was));
-        if (old && rule.on_rename === "rename") {
+        if (old && rule.on_rename === "rename" && !waitsForLists(crmList.name)) {
           listChanges.push({
             connection_id: rule.platform,
             reason: {
@@ -298,6 +325,7 @@ export async function resolvePair(
         target = old;
       }
       if (!target) {
+        if (waitsForLists(crmList.name)) continue;
         if ((crmList.member_count ?? 0) === 0) {
           listSyncSkipped.push({
             crm_list: crmList.name,
@@ -338,6 +366,7 @@ export async function resolvePair(
       if (crmAll.some((l) => l.external_id === id)) continue;
       const old = byName(platformName(name));
       if (!old) continue;
+      if (rule.on_delete === "delete_platform_list" && waitsForLists(name)) continue;
       if (rule.on_delete === "delete_platform_list")
         listChanges.push({
           connection_id: rule.platform,
@@ -414,6 +443,7 @@ export async function resolvePair(
       list_changes: listChanges,
       list_sync_state: followed,
       list_sync_skipped: listSyncSkipped,
+      ...(listChangesWait ? { list_changes_wait: true as const } : {}),
       fields: pair.fields.map((f) => ({ ...f })),
       policies: { ...pair.policies },
       implied_consent: config.compliance.implied_consent.map((r) => ({

@@ -16,6 +16,7 @@ import {
 } from "../../test/support/sync-harness";
 import { gate } from "../../test/support/gate";
 import { createEngineRuntime } from "./engine-runtime";
+import { formatSyncReport } from "../cli/sync-commands";
 import type { SyncReport } from "./sync-pair";
 
 describe("list lifecycle by rule (SQLite)", () => {
@@ -132,6 +133,57 @@ describe("list lifecycle by rule (SQLite)", () => {
     } finally {
       await runtime.stop();
     }
+  });
+
+  it("changes no list while the platform's lists cannot be read, and makes the change it waited for once they can", async () => {
+    const volunteers = (
+      await h.reAct({ action: "create_list", name: "CC: Volunteers", ids: [ids[0], ids[1]] })
+    ).list;
+    expect((await h.sync()).plan?.operations.map((o) => o.reason.code)).toContain("list_created");
+    const made = ccList("Volunteers");
+    expect(made).toBeDefined();
+
+    // Constant Contact's lists cannot be read: those last read (before Volunteers was made) stand
+    // in. Renamed in the CRM meanwhile, the list is neither made again nor renamed from them.
+    await h.reAct({ action: "rename_list", list_id: volunteers.id, name: "CC: Helpers" });
+    h.ccMain.kit.faults.push({
+      status: 503,
+      count: 1_000,
+      path_prefix: "/v3/contact_lists",
+      methods: ["GET"],
+      latency_ms: 0,
+    });
+    h.advance(60_000);
+    const unread = await h.sync();
+    h.ccMain.kit.faults.length = 0;
+    expect(unread.status).toBe("succeeded");
+    expect(unread.plan?.operations.filter((o) => o.reason.code.startsWith("list_"))).toEqual([]);
+    expect(unread.lists_left).toEqual([
+      {
+        crm_list: "CC: Helpers",
+        platform: "cc-main",
+        reason: expect.stringMatching(
+          /^the lists of cc-main could not be read now \(.+\); its lists change once they can be$/,
+        ),
+      },
+    ]);
+    expect(formatSyncReport(unread).join("\n")).toContain(
+      "list rule left the CRM list “CC: Helpers” for cc-main: the lists of cc-main could not be read now (",
+    );
+    expect(
+      [...h.ccMain.store.lists.values()].filter((l) => l.deleted_at === null).map((l) => l.name),
+    ).toContain("Volunteers");
+
+    // Readable again: the rename it waited for is made, on the same list.
+    h.advance(60_000);
+    const renamed = await h.sync();
+    expect(renamed.plan?.operations.map((o) => o.reason.code)).toContain("list_renamed");
+    expect(renamed.lists_left).toBeUndefined();
+    expect(ccList("Helpers")?.list_id).toBe(made!.list_id);
+    expect(ccList("Volunteers")).toBeUndefined();
+    expect(
+      [...h.ccMain.store.lists.values()].filter((l) => l.deleted_at === null && l.name === "Helpers"),
+    ).toHaveLength(1);
   });
 
   it("creates, renames and deletes the platform list with the CRM list; never an empty one, never a person", async () => {

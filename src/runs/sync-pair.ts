@@ -84,6 +84,8 @@ export type SyncReport = {
   contacts?: { planned: number; unchanged: number };
   /** Implied consent found lapsed but not acted on this run, and why (the CRM could not confirm it). */
   lapses_deferred?: LapseDeferral;
+  /** CRM lists a list rule selects whose platform list this run did not make or change, and why. */
+  lists_left?: { crm_list: string; platform: string; reason: string }[];
 };
 
 export type LapseDeferral = { contacts: number; reason: string };
@@ -149,6 +151,8 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
         : await resolvePair(deps.config, pair, deps.connections, deps.store);
     if (!resolved.ok) return await finish(deps, run, report, resolved.error);
     const r = resolved.value;
+    if (options.contact_ids === undefined && r.list_sync_skipped.length > 0)
+      report.lists_left = r.list_sync_skipped.map((l) => ({ ...l }));
 
     if (options.pulled !== undefined) report.pulls = [...options.pulled];
     else if (options.pull !== false) {
@@ -203,8 +207,9 @@ export async function syncPair(deps: SyncDeps, pair: Pair, options: SyncOptions 
     report.relinks = after.relinks;
     report.baselines_updated += after.baselines_updated;
     // The CRM lists the list rules follow are kept once every list change of this plan is applied,
-    // so a rename or a deletion not yet carried is seen again at the next run.
-    if (options.contact_ids === undefined && pair.list_sync.length > 0) {
+    // and none waited for a platform's lists, so a rename or a deletion not yet carried is seen
+    // again at the next run.
+    if (options.contact_ids === undefined && pair.list_sync.length > 0 && r.list_changes_wait !== true) {
       const listOps = plan.operations.filter((o) => o.reason.code.startsWith("list_")).map((o) => o.op_id);
       const done = await Promise.all(listOps.map((id) => deps.store.operations.get(id)));
       if (done.every((o) => o?.status === "succeeded"))
@@ -316,6 +321,7 @@ function runSummary(report: SyncReport): JsonValue {
     ...(report.execution ? { execution: executionSummary(report.execution) } : {}),
     baselines_updated: report.baselines_updated,
     ...(report.contacts ? { contacts: report.contacts } : {}),
+    ...(report.lists_left ? { lists_left: report.lists_left } : {}),
   });
 }
 
