@@ -126,6 +126,32 @@ function issuesOf(where: Issue["where"], error: z.ZodError, input: unknown): Iss
   });
 }
 
+/**
+ * Input for a route that declares none. Refused, never dropped: a `?dry_run=true` on a route that
+ * has no query would otherwise run for real (an erasure, a sync, an applied plan).
+ */
+function takesNone(
+  where: Issue["where"],
+  value: unknown,
+): { ok: true; value: undefined } | { ok: false; issues: Issue[] } {
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+    const keys = Object.keys(value);
+    if (keys.length === 0) return { ok: true, value: undefined };
+    return {
+      ok: false,
+      issues: keys.map((key) => ({
+        where,
+        path: key,
+        message: `this route takes no ${where === "body" ? "body" : "query parameters"}`,
+      })),
+    };
+  }
+  return {
+    ok: false,
+    issues: [{ where, path: "", message: `this route takes no ${where}; send none or {}` }],
+  };
+}
+
 export function defineRoute<
   P extends z.ZodType | undefined = undefined,
   Q extends z.ZodType | undefined = undefined,
@@ -137,7 +163,7 @@ export function defineRoute<
     where: Issue["where"],
     value: unknown,
   ): { ok: true; value: unknown } | { ok: false; issues: Issue[] } => {
-    if (!schema) return { ok: true, value: undefined };
+    if (!schema) return takesNone(where, value);
     const parsed = schema.safeParse(value);
     return parsed.success
       ? { ok: true, value: parsed.data }

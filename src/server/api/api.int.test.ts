@@ -386,6 +386,14 @@ describe("the API over a synced pair", () => {
     expect(preview.statusCode).toBe(200);
     expect(preview.json().report).toMatchObject({ status: "planned", contact_ids: [ada] });
     expect((await a.call("GET", "/api/people?q=lovelace")).json().people).toHaveLength(1);
+    // A preview asked for in the query (where the route has none) is refused, and erases nothing.
+    const asQuery = await a.call("POST", "/api/erasures?dry_run=true", {
+      email: "ada@example.org",
+      requested_by: "Ops",
+    });
+    expect(asQuery.statusCode).toBe(400);
+    expect(asQuery.json()).toMatchObject({ issues: [{ where: "query", path: "dry_run" }] });
+    expect((await a.call("GET", "/api/people?q=lovelace")).json().people).toHaveLength(1);
 
     const done = await a.call("POST", "/api/erasures", {
       email: "ada@example.org",
@@ -574,6 +582,29 @@ describe("the API over a synced pair", () => {
       code: "invalid_request",
       issues: [{ where: "body", path: "dry_run" }],
     });
+    // Input a route does not declare is refused, never dropped: a preview asked for in the query
+    // of a route that has none would otherwise run for real.
+    const runsAtFirst = (await a.call("GET", "/api/runs")).json().runs.length;
+    const asQuery = await a.call("POST", "/api/pairs/re-cc/sync?dry_run=true", {});
+    expect(asQuery.statusCode).toBe(400);
+    expect(asQuery.json()).toEqual({
+      code: "invalid_request",
+      message: "The request is not valid: query.dry_run: this route takes no query parameters.",
+      issues: [{ where: "query", path: "dry_run", message: "this route takes no query parameters" }],
+    });
+    const applyWithBody = await a.call("POST", "/api/plans/plan_nope/apply", { dry_run: true });
+    expect(applyWithBody.json()).toMatchObject({
+      code: "invalid_request",
+      issues: [{ where: "body", path: "dry_run", message: "this route takes no body" }],
+    });
+    expect((await a.call("POST", "/api/plans/plan_nope/apply", [])).json()).toMatchObject({
+      code: "invalid_request",
+      issues: [{ where: "body", path: "" }],
+    });
+    expect((await a.call("GET", "/api/overview?x=1")).json()).toMatchObject({
+      issues: [{ where: "query", path: "x" }],
+    });
+    expect((await a.call("GET", "/api/runs")).json().runs.length).toBe(runsAtFirst);
     // A JSON null is not an empty object: refused, and nothing runs.
     const runsBefore = (await a.call("GET", "/api/runs")).json().runs.length;
     const sentNull = await a.call("POST", "/api/pairs/re-cc/sync", "null", {

@@ -10,7 +10,12 @@ import { defineRoute, fail, seeOther, type ApiRoute } from "./api-route";
 import type { ApiContext } from "./api-deps";
 
 const Params = z.strictObject({ id: z.string().min(1).max(100) });
-const Callback = z.strictObject({
+/**
+ * The vendor's redirect. Parameters beyond these are the vendor's to add (OAuth 2.0 allows
+ * `error_uri`, RFC 9207 adds `iss`, some add their own): they are ignored, never refused, or a
+ * vendor that sends one would leave the operator on a JSON error instead of the overview.
+ */
+const Callback = z.object({
   code: z.string().min(1).max(4096).optional(),
   state: z.string().min(1).max(512).optional(),
   error: z.string().min(1).max(200).optional(),

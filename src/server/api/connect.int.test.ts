@@ -57,8 +57,11 @@ describe("Connect (OAuth 2) over the API", () => {
     expect(await page.text()).toContain("Allow");
 
     const back = await approve(url.toString());
+    // Parameters the vendor adds (RFC 9207's `iss`, its own) are not Concord's to refuse.
+    back.searchParams.set("iss", url.origin);
+    back.searchParams.set("vendor_trace", "abc");
     const done = await callback(back);
-    expect(done.statusCode).toBe(303);
+    expect(done.statusCode, done.body).toBe(303);
     expect(done.headers["location"]).toMatch(/^\/\?connected=cc-main/);
     const row = await a.h.store.credentials.get(rotatedTokensName("cc-main"));
     expect(row).toBeDefined();
