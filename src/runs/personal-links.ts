@@ -211,7 +211,9 @@ export type OneClickResult = { recorded: "appended" | "already_opted_out"; event
 
 /**
  * The person's one-click opt-out from all email, recorded in the ledger before the caller answers.
- * Idempotent: someone already opted out of all email gets no second event.
+ * Idempotent: someone already opted out of all email by their own act gets no second event. An
+ * opt-out the organisation made (an admin's, a Do Not Contact flag) is not theirs: the account may
+ * undo it (DESIGN.md §2 rule 4), so the person's own click is recorded beside it.
  */
 export async function recordOneClick(
   store: StoreSession,
@@ -224,7 +226,7 @@ export async function recordOneClick(
     const global = decisionFor(foldChannelConsent(events, "email", { as_of: now.toISOString() }), {
       kind: "global",
     });
-    if (global.open_opt_outs.length > 0) return { recorded: "already_opted_out" as const };
+    if (global.open_opt_outs.some(isOwn)) return { recorded: "already_opted_out" as const };
     const draft: Omit<OptOutEvent, "id"> = {
       kind: "opt_out",
       contact_id: claims.contact_id,
@@ -252,12 +254,20 @@ export async function recordOneClick(
   });
 }
 
+/** An opt-out the person made, which only their own act lifts (not one the organisation made). */
+const isOwn = (o: { initiated_by: "contact" | "account" }): boolean => o.initiated_by === "contact";
+
 /** One line of the preference centre: all email, or a topic, and whether the person receives it now. */
 export type PreferenceLine = {
   key: "all" | `topic:${string}`;
   label: string;
   receiving: boolean;
-  /** When they left it, while they do not receive it. */
+  /**
+   * Whether an opt-out of the person's own covers it. A line they do not receive only because the
+   * organisation opted them out (or for want of a consent basis) is not one they left.
+   */
+  left_by_person: boolean;
+  /** When they left it (or, when they did not, when the organisation stopped it), while they do not receive it. */
   since?: string;
 };
 
@@ -275,8 +285,15 @@ export async function preferencesOf(
   });
   const line = (key: PreferenceLine["key"], label: string, scope: Scope): PreferenceLine => {
     const d = decisionFor(state, scope);
-    const since = d.sendable ? undefined : d.open_opt_outs.at(-1)?.occurred_at;
-    return { key, label, receiving: d.sendable, ...(since !== undefined ? { since } : {}) };
+    const own = d.open_opt_outs.filter(isOwn);
+    const since = d.sendable ? undefined : (own.at(-1) ?? d.open_opt_outs.at(-1))?.occurred_at;
+    return {
+      key,
+      label,
+      receiving: d.sendable,
+      left_by_person: own.length > 0,
+      ...(since !== undefined ? { since } : {}),
+    };
   };
   return [
     line("all", "all", { kind: "global" }),
@@ -330,15 +347,22 @@ export async function recordPreferences(
 ): Promise<{ opt_outs: string[]; opt_ins: string[] }> {
   return store.transaction(async (tx) => {
     const current = await preferencesOf(tx, config, contactId, now);
+    const all = current[0];
+    const wantsATopic = current.some((line) => line.key !== "all" && choices.has(line.key));
     // Leaving all email makes the topics moot; someone already out of all email may still take one
-    // topic back (a topic opt-in lifts the global opt-out for that topic alone).
-    const leavingAll = !choices.has("all") && current[0]?.receiving === true;
+    // topic back (a topic opt-in lifts the global opt-out for that topic alone). A line left
+    // unticked is the person's own opt-out unless they already made one there: one the organisation
+    // made may be undone by it, theirs only by them. Out of all email by the organisation's act
+    // only and ticking no topic, they leave all email themselves.
+    const leavingAll =
+      !choices.has("all") && all !== undefined && !all.left_by_person && (all.receiving || !wantsATopic);
     const drafts: ConsentEventInput[] = [];
     const recorded = { opt_outs: [] as string[], opt_ins: [] as string[] };
     for (const line of current) {
       if (line.key !== "all" && leavingAll) continue;
       const wants = choices.has(line.key);
-      if (wants === line.receiving) continue;
+      const records = wants ? !line.receiving : line.key === "all" ? leavingAll : !line.left_by_person;
+      if (!records) continue;
       const scope: Scope =
         line.key === "all" ? { kind: "global" } : { kind: "topic", topic: line.key.slice("topic:".length) };
       const common = {

@@ -152,6 +152,52 @@ describe("the pages a person reaches from an email", () => {
     ).toHaveLength(1);
   });
 
+  it("a one-click made while the organisation's own opt-out stands is recorded: the admin undoing theirs re-subscribes no one", async () => {
+    const id = await seedAda();
+    const links = await personalLinks(h.store, signer(), id, h.now());
+    // A Constant Contact admin unsubscribes Ada: the account's opt-out, which the account may undo.
+    h.advance(60_000);
+    await h.ccAct(h.ccMain, "unsubscribe", "ada@example.org", "admin");
+    h.advance(1_000);
+    await h.sync();
+    expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe("unsubscribed");
+
+    // Ada's own one-click, while that stands: her act, recorded beside the admin's.
+    h.advance(60_000);
+    const done = await app.inject({
+      method: "POST",
+      url: pathOf(links!.one_click_url),
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      payload: "List-Unsubscribe=One-Click",
+    });
+    expect(done.statusCode).toBe(200);
+    expect(done.body).toContain("You are unsubscribed from all email");
+    const own = (await eventsForContact(h.store, id)).filter((e) => e.event.mechanism === "one_click_header");
+    expect(own).toHaveLength(1);
+    await runtime.idle();
+
+    // The admin undoes their own unsubscribe: Ada's stands, and is written back.
+    h.advance(60_000);
+    await h.ccAct(h.ccMain, "resubscribe", "ada@example.org", "admin");
+    h.advance(1_000);
+    await h.sync();
+    expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe("unsubscribed");
+    const why = await explainContact(h.store, config, "ada@example.org");
+    expect(formatExplanation(why)).toMatch(/one.click/i);
+
+    // A second click now finds her own opt-out and records nothing more.
+    const again = await app.inject({
+      method: "POST",
+      url: pathOf(links!.one_click_url),
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      payload: "List-Unsubscribe=One-Click",
+    });
+    expect(again.body).toContain("already unsubscribed");
+    expect(
+      (await eventsForContact(h.store, id)).filter((e) => e.event.mechanism === "one_click_header"),
+    ).toHaveLength(1);
+  });
+
   it("refuses a POST that is not a one-click request, and forged, expired and revoked links, with a page that says so", async () => {
     const id = await seedAda();
     const links = await personalLinks(h.store, signer(), id, h.now());
@@ -288,6 +334,45 @@ describe("the pages a person reaches from an email", () => {
         ((await h.reGet(`/constituent/v1/constituents/${reId}`)) as { requests_no_email?: boolean })
           .requests_no_email,
       ).toBe(true);
+    });
+
+    it("a line the organisation stopped is not one the person left: saving it unticked records their own opt-out", async () => {
+      const id = await seedAda();
+      const links = await personalLinks(h.store, signer(), id, h.now());
+      const path = pathOf(links!.preferences_url);
+      h.advance(60_000);
+      await h.ccAct(h.ccMain, "unsubscribe", "ada@example.org", "admin");
+      h.advance(1_000);
+      await h.sync();
+
+      // The page says who stopped it; saving with nothing ticked is Ada leaving all email herself.
+      h.advance(60_000);
+      const shown = await app.inject({ method: "GET", url: path });
+      expect(shown.body).toMatch(/id="all" name="all">/);
+      expect(shown.body).toContain("not receiving — Stopped by the organisation on");
+      const saved = await app.inject({ method: "POST", url: path, ...form({}) });
+      expect(saved.body).toContain("Your choices are saved.");
+      expect(saved.body).toContain("not receiving — You left this on");
+      const mine = (await eventsForContact(h.store, id))
+        .map((e) => e.event)
+        .filter((e) => e.mechanism === "preference_page");
+      expect(mine).toMatchObject([
+        { kind: "opt_out", scope: { kind: "global" }, actor: { kind: "contact" } },
+      ]);
+      // Saving again records nothing: she has left it.
+      expect((await app.inject({ method: "POST", url: path, ...form({}) })).body).toContain(
+        "Nothing changed.",
+      );
+      await runtime.idle();
+
+      // The admin undoes their own unsubscribe; Ada's choice stands.
+      h.advance(60_000);
+      await h.ccAct(h.ccMain, "resubscribe", "ada@example.org", "admin");
+      h.advance(1_000);
+      await h.sync();
+      expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe(
+        "unsubscribed",
+      );
     });
 
     it("works in Chromium without JavaScript: untick, save, and the page says so", async () => {

@@ -71,6 +71,7 @@ const TEXT: Record<Lang, Record<string, string>> = {
     prefs_all_hint: "Untick to receive no email at all.",
     prefs_topics: "Topics",
     prefs_left: "You left this on",
+    prefs_stopped: "Stopped by the organisation on",
     prefs_save: "Save my choices",
     prefs_saved: "Your choices are saved.",
     prefs_nothing: "Nothing changed.",
@@ -102,6 +103,7 @@ const TEXT: Record<Lang, Record<string, string>> = {
     prefs_all_hint: "Décochez pour ne plus recevoir aucun courriel.",
     prefs_topics: "Sujets",
     prefs_left: "Vous l'avez quitté le",
+    prefs_stopped: "Arrêté par l'organisme le",
     prefs_save: "Enregistrer mes choix",
     prefs_saved: "Vos choix sont enregistrés.",
     prefs_nothing: "Rien n'a changé.",
@@ -181,7 +183,7 @@ function preferencesPage(lang: Lang, lines: readonly PreferenceLine[], note?: st
     const id = l.key.replace(/[^a-z0-9]/gi, "-");
     const state = l.receiving
       ? e("prefs_receiving")
-      : `${e("prefs_not_receiving")}${l.since !== undefined ? ` — ${e("prefs_left")} ${escapeHtml(l.since.slice(0, 10))}` : ""}`;
+      : `${e("prefs_not_receiving")}${l.since !== undefined ? ` — ${e(l.left_by_person ? "prefs_left" : "prefs_stopped")} ${escapeHtml(l.since.slice(0, 10))}` : ""}`;
     return `<div class="choice"><input type="checkbox" id="${id}" name="${escapeHtml(l.key)}"${l.receiving ? " checked" : ""}>
 <label for="${id}">${escapeHtml(label)}</label> <span class="state" id="${id}-state">(${state})</span>${hint !== undefined ? `<div class="hint">${escapeHtml(hint)}</div>` : ""}</div>`;
   };
