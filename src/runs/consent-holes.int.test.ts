@@ -84,6 +84,37 @@ describe("consent holes (SQLite)", () => {
     expect((await reconcile()).differences).toEqual([]);
   });
 
+  it("1. an opt-out a platform refused is tried again while it stays unapplied, an hour after the refusal", async () => {
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["ada"] });
+    // Constant Contact refuses the write once, as it refuses a request it finds invalid.
+    h.ccMain.kit.faults.push({
+      status: 400,
+      count: 1,
+      path_prefix: "/v3/contacts/",
+      methods: ["PUT"],
+      latency_ms: 0,
+    });
+    h.advance(1_000);
+    const refused = await h.sync();
+    expect(refused.execution?.operations.failed).toBe(1);
+    expect(refused.execution?.rejections.map((r) => [r.connection_id, r.code])).toEqual([
+      ["cc-main", expect.any(String)],
+    ]);
+    expect(permission(h.ccMain, "ada")).not.toBe("unsubscribed");
+
+    // Within the hour a run leaves it (a lasting refusal costs one call an hour, not one a run)…
+    h.advance(60_000);
+    const soon = await h.sync();
+    expect(soon.execution?.operations.failed ?? 0).toBe(0);
+    expect(permission(h.ccMain, "ada")).not.toBe("unsubscribed");
+
+    // …and after it the opt-out is tried again and applied: it was never given up.
+    h.advance(3_600_000);
+    const later = await h.sync();
+    expect(later.execution?.operations.succeeded).toBeGreaterThanOrEqual(1);
+    expect(permission(h.ccMain, "ada")).toBe("unsubscribed");
+  });
+
   it("1. an admin may still undo their own unsubscribe after Concord copied it into the CRM", async () => {
     await h.ccAct(h.ccMain, "unsubscribe", "bob@example.org", "admin");
     h.advance(1_000);

@@ -679,15 +679,35 @@ export async function storeOperations(
     })),
   );
   const ids = operations.map((o) => o.op_id);
+  const now = tx.clock();
+  const refusedBefore = new Date(now.getTime() - OPT_OUT_RETRY_AFTER_REFUSAL_MS).toISOString();
   for (let i = 0; i < ids.length; i += 500)
     await tx.db
       .updateTable("operations")
-      .set({ plan_id: planId, status: "pending", updated_at: tx.clock().toISOString() })
+      .set({ plan_id: planId, status: "pending", updated_at: now.toISOString() })
       .where("id", "in", ids.slice(i, i + 500))
-      .where("status", "in", ["succeeded", "skipped", "pending"])
+      .where((eb) =>
+        eb.or([
+          eb("status", "in", ["succeeded", "skipped", "pending"]),
+          // An opt-out a system refused, planned again because the system still does not show it:
+          // tried again (an hour after the refusal, so a lasting refusal costs one call an hour).
+          eb.and([
+            eb("status", "=", "failed"),
+            eb("kind", "=", "record_opt_out"),
+            eb("updated_at", "<", refusedBefore),
+          ]),
+        ]),
+      )
       .where("plan_id", "!=", planId)
       .execute();
 }
+
+/**
+ * How long after a system refused an opt-out (a permanent error: the record was missing, the
+ * request was refused) a plan that still finds it unapplied tries it again. Other operations a
+ * system refused stay refused until their content changes; an opt-out is never given up.
+ */
+export const OPT_OUT_RETRY_AFTER_REFUSAL_MS = 3_600_000;
 
 /**
  * Before a plan is applied: implied consent it finds lapsed by rule is confirmed against the CRM
