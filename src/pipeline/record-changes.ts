@@ -170,6 +170,8 @@ export async function recordChanges(
   );
   const identities = new Map<string, Identity>();
   const derived: ConsentObservation[] = [];
+  /** Opt-outs derived from an ended record: about the person, not the address. */
+  const ended = new Set<ConsentObservation>();
   for (let record of records.values()) {
     counts.records_seen += 1;
     const previous = page.snapshots.get(record.external_id);
@@ -209,7 +211,11 @@ export async function recordChanges(
     identities.set(record.external_id, identity);
 
     derived.push(...clearedOptOuts(record, before, observed_at));
-    if (ctx.role === "crm") derived.push(...endedRecordOptOuts(record, before, ctx.connection_id));
+    if (ctx.role === "crm")
+      for (const o of endedRecordOptOuts(record, before, ctx.connection_id)) {
+        derived.push(o);
+        ended.add(o);
+      }
   }
 
   const drafts: ConsentEventInput[] = [];
@@ -241,7 +247,13 @@ export async function recordChanges(
     )
       counts.unmapped_constructs.push(resolved.unmapped_construct);
     let contactIds: string[];
-    if (identity.kind === "contact") contactIds = [identity.contact_id];
+    if (identity.kind === "contact")
+      contactIds = [
+        identity.contact_id,
+        ...(observation.kind === "opt_out" && !ended.has(observation)
+          ? await othersHoldingAddress(tx, page, observation, identity.contact_id)
+          : []),
+      ];
     else if (identity.kind === "ambiguous" && observation.kind === "opt_out")
       // No opt-out is lost: an opt-out of an address suppresses it for everyone who may hold it.
       contactIds = identity.contact_ids;
@@ -275,6 +287,27 @@ export async function recordChanges(
     }
   }
   return counts;
+}
+
+/**
+ * The other contacts whose primary address is the one an opt-out was made at: a duplicate in the
+ * CRM (two constituents, one address; the CRM is the system of record for who is who, so each is a
+ * contact and the address goes to review) must not keep the address mailed through the other. No
+ * opt-out is lost: an opt-out of an address suppresses it for everyone who holds it, as for a
+ * platform record that could be several people. (An ended record's opt-out, deceased, inactive or
+ * deleted, is about the person, not the address: the caller keeps it theirs.)
+ */
+async function othersHoldingAddress(
+  tx: StoreSession,
+  page: PageFacts,
+  observation: ConsentObservation,
+  contactId: string,
+): Promise<string[]> {
+  const key = matchKeyOf(observation.email === "" ? undefined : observation.email);
+  if (key === null) return [];
+  return (await page.holdersOf(tx, key))
+    .filter((c) => c.id !== contactId && c.email_match_key === key && c.erased_at === null)
+    .map((c) => c.id);
 }
 
 /**

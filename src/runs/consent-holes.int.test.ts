@@ -115,6 +115,44 @@ describe("consent holes (SQLite)", () => {
     expect(permission(h.ccMain, "ada")).toBe("unsubscribed");
   });
 
+  it("1. an opt-out on a duplicate CRM record of an address reaches the platforms holding that address", async () => {
+    // Staff enter Ada a second time, asking for no email: two constituents, one address.
+    const [dup] = await h.seedRe([
+      individual("ada@example.org", "Ada", "Example", { requests_no_email: true }),
+    ]);
+    h.advance(1_000);
+    const run = await h.sync();
+    // The CRM says who is who: the duplicate is a contact of its own, and the address goes to review.
+    const dupContact = (await h.store.links.find("re-nxt", dup ?? ""))?.contact_id;
+    expect(dupContact).toBeDefined();
+    expect(dupContact).not.toBe(await contactOf("ada"));
+    expect((await h.store.reviewItems.list("open")).map((r) => r.kind)).toContain("ambiguous_identity");
+    // The address Constant Contact mails (through Ada's first contact) is unsubscribed all the same.
+    expect(run.plan?.operations.map((o) => [o.connection_id, o.kind])).toContainEqual([
+      "cc-main",
+      "record_opt_out",
+    ]);
+    expect(permission(h.ccMain, "ada")).toBe("unsubscribed");
+    expect(permission(h.ccMain, "bob")).not.toBe("unsubscribed");
+    const first = (await eventsForContact(h.store, await contactOf("ada"))).map((e) => e.event);
+    expect(first.filter((e) => e.kind === "opt_out")).toMatchObject([
+      {
+        source: { connection: "re-nxt" },
+        evidence: { source_record_id: expect.stringContaining(dup ?? "") },
+      },
+    ]);
+
+    // A duplicate that ends (marked deceased) is about that person, not the address: Bob's first
+    // record keeps receiving.
+    const [bobDup] = await h.seedRe([individual("bob@example.org", "Bob", "Example")]);
+    h.advance(1_000);
+    await h.sync();
+    await h.reAct({ action: "update_constituent", constituent_id: bobDup, changes: { deceased: true } });
+    h.advance(1_000);
+    await h.sync();
+    expect(permission(h.ccMain, "bob")).not.toBe("unsubscribed");
+  });
+
   it("1. an admin may still undo their own unsubscribe after Concord copied it into the CRM", async () => {
     await h.ccAct(h.ccMain, "unsubscribe", "bob@example.org", "admin");
     h.advance(1_000);
