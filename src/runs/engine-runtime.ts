@@ -628,6 +628,11 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
           { signup: p.signup_id, contact: p.contact_id, reason: p.message },
           "the sign-up platform refused a confirmed sign-up; their consent is recorded and reaches every other system",
         );
+      else if (p.status === "withdrawn")
+        deps.logger.info(
+          { signup: p.signup_id, contact: p.contact_id, reason: p.message },
+          "a confirmed sign-up was not placed: the person left all email since confirming",
+        );
     // A platform's bulk import names no ids: a poll of the pair links the new records now, and
     // those links are Concord's (its import made the records), as after a planned import.
     const unlinked = placed.filter((p) => p.status === "added" && !p.linked).map((p) => p.contact_id);

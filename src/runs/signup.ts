@@ -17,9 +17,10 @@ import type { ConcordConfig, ListRef, Signup } from "../config/concord-config";
 import type { SecretSources } from "../config/resolve-secret-ref";
 import type { OpenedConnection } from "../connections/open-connection";
 import type { ConnectorErrorCode, OperationOutcome } from "../connectors/connector";
+import { decisionFor, foldChannelConsent } from "../core/consent/consent-state";
 import { normaliseEmail } from "../core/identity/normalise-email";
 import { err, ok, type Result } from "../core/result";
-import { appendConsentEvents } from "../ledger/consent-ledger";
+import { appendConsentEvents, eventsForContact } from "../ledger/consent-ledger";
 import { openSmtpTransport, smtpFailure } from "../notifications/smtp-transport";
 import type { Logger } from "../observability/logger";
 import { addressHash, suppressionSalt } from "../pipeline/suppression-hash";
@@ -456,8 +457,11 @@ export async function forgetOldSignups(store: StoreSession, now: Date): Promise<
 export type PlacedSignup = {
   signup_id: string;
   contact_id: string;
-  /** `failed`: tried again later (an outage, a quota); `refused`: the platform will not take it (kept with its reason). */
-  status: "added" | "already_there" | "failed" | "refused";
+  /**
+   * `failed`: tried again later (an outage, a quota); `refused`: the platform will not take it (kept
+   * with its reason); `withdrawn`: the person left all email after confirming, so nothing is placed.
+   */
+  status: "added" | "already_there" | "failed" | "refused" | "withdrawn";
   /** Whether the record is linked already (a bulk import names no ids: the next read links it). */
   linked: boolean;
   message?: string;
@@ -466,7 +470,9 @@ export type PlacedSignup = {
 /**
  * Adds confirmed sign-ups to the sign-up platform: a person it does not hold yet is created there
  * subscribed, in `signup.lists`, and linked (Concord made the record); one it holds joins the lists.
- * A failure is kept on the sign-up and tried again a minute later. Returns what was tried.
+ * Their consent is read again first: a person who left all email since confirming is not placed,
+ * and a list that stands for a topic is joined only while they receive that topic. A failure is
+ * kept on the sign-up and tried again a minute later. Returns what was tried.
  */
 export async function placeConfirmedSignups(
   deps: Pick<SignupDeps, "store" | "config" | "now">,
@@ -479,7 +485,7 @@ export async function placeConfirmedSignups(
   if (due.length === 0) return [];
   const opened = connections.get(signup.connection);
   const results: PlacedSignup[] = [];
-  let listIds: Result<string[], string> | undefined;
+  let lists: Result<SignupList[], string> | undefined;
   for (const row of due) {
     const contactId = row.contact_id ?? "";
     let result: PlacedSignup;
@@ -492,15 +498,15 @@ export async function placeConfirmedSignups(
         message: `connection ${signup.connection} is not open`,
       };
     else {
-      listIds ??= await resolveLists(opened, signup.lists);
-      result = listIds.ok
-        ? await placeOne(deps.store, opened, row, listIds.value)
+      lists ??= await resolveLists(opened, signup.lists);
+      result = lists.ok
+        ? await placeOne(deps.store, deps.config, opened, row, lists.value, now)
         : {
             signup_id: row.id,
             contact_id: contactId,
             status: "failed",
             linked: false,
-            message: listIds.error,
+            message: lists.error,
           };
     }
     await deps.store.db
@@ -510,7 +516,10 @@ export async function placeConfirmedSignups(
           ? { place_error: (result.message ?? "").slice(0, 1000), place_attempted_at: now.toISOString() }
           : {
               placed_at: now.toISOString(),
-              place_error: result.status === "refused" ? (result.message ?? "").slice(0, 1000) : null,
+              place_error:
+                result.status === "refused" || result.status === "withdrawn"
+                  ? (result.message ?? "").slice(0, 1000)
+                  : null,
               place_attempted_at: now.toISOString(),
             },
       )
@@ -522,43 +531,91 @@ export async function placeConfirmedSignups(
   return results;
 }
 
+/** A list of `signup.lists` as the platform names it. */
+type SignupList = { external_id: string; name: string };
+
 async function resolveLists(
   opened: OpenedConnection,
   refs: readonly ListRef[],
-): Promise<Result<string[], string>> {
+): Promise<Result<SignupList[], string>> {
   if (refs.length === 0) return ok([]);
   const lists = await opened.healthy(await opened.session().lists());
   if (!lists.ok)
     return err(
       `the lists of ${opened.connection.id} could not be read (${lists.error.code}: ${lists.error.message})`,
     );
-  const ids: string[] = [];
+  const found: SignupList[] = [];
   for (const ref of refs) {
-    const found = lists.value.find((l) =>
-      ref.id !== undefined
-        ? l.external_id === ref.id
-        : l.name.trim().toLowerCase() === (ref.name ?? "").trim().toLowerCase(),
+    const list = lists.value.find((l) =>
+      ref.id !== undefined ? l.external_id === ref.id : sameName(l.name, ref.name),
     );
-    if (found === undefined)
+    if (list === undefined)
       return err(
         `signup.lists: no list ${ref.id !== undefined ? `with id ${ref.id}` : `named “${ref.name ?? ""}”`} in ${opened.connection.id}`,
       );
-    ids.push(found.external_id);
+    found.push({ external_id: list.external_id, name: list.name });
   }
-  return ok(ids);
+  return ok(found);
+}
+
+const sameName = (a: string, b: string | undefined): boolean =>
+  a.trim().toLowerCase() === (b ?? "").trim().toLowerCase();
+
+/**
+ * The sign-up lists the person's consent allows now, or undefined when they receive no email at
+ * all: they may have left all email, or a topic, between confirming and being placed (an outage,
+ * a spent quota). A list that stands for a topic (the topic's construct in this platform) is
+ * joined only while they receive that topic.
+ */
+export async function listsTheyReceive(
+  store: StoreSession,
+  config: Pick<ConcordConfig, "topics">,
+  connectionId: string,
+  contactId: string,
+  lists: readonly SignupList[],
+  now: Date,
+): Promise<string[] | undefined> {
+  const state = foldChannelConsent(
+    (await eventsForContact(store, contactId)).map((e) => e.event),
+    "email",
+    { as_of: now.toISOString(), topics: config.topics.map((t) => t.key) },
+  );
+  if (!decisionFor(state, { kind: "global" }).sendable) return undefined;
+  return lists
+    .filter((list) =>
+      config.topics.every((topic) => {
+        const construct = topic.constructs[connectionId];
+        const standsFor =
+          construct?.type === "list" &&
+          (construct.id !== undefined
+            ? construct.id === list.external_id
+            : sameName(list.name, construct.name));
+        return !standsFor || decisionFor(state, { kind: "topic", topic: topic.key }).sendable;
+      }),
+    )
+    .map((list) => list.external_id);
 }
 
 async function placeOne(
   store: StoreSession,
+  config: Pick<ConcordConfig, "topics">,
   opened: OpenedConnection,
   row: SignupsTable,
-  listIds: string[],
+  lists: readonly SignupList[],
+  now: Date,
 ): Promise<PlacedSignup> {
   const contactId = row.contact_id ?? "";
   const base = { signup_id: row.id, contact_id: contactId, linked: false };
   const contact = await store.contacts.get(contactId);
   if (contact === undefined || contact.erased_at !== null)
     return { ...base, status: "already_there", linked: true, message: "the person was erased since" };
+  const listIds = await listsTheyReceive(store, config, opened.connection.id, contactId, lists, now);
+  if (listIds === undefined)
+    return {
+      ...base,
+      status: "withdrawn",
+      message: "the person left all email after confirming; they are not added",
+    };
   const link = (await store.links.forContact(contactId)).find(
     (l) => l.connection_id === opened.connection.id,
   );

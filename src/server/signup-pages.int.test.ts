@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ConcordConfig } from "../config/concord-config";
-import { eventsForContact } from "../ledger/consent-ledger";
+import { appendConsentEvents, eventsForContact } from "../ledger/consent-ledger";
 import { createLogger } from "../observability/logger";
 import type { EngineRuntime } from "../runs/engine-runtime";
 import { erasePerson } from "../runs/erase-person";
@@ -393,6 +393,51 @@ describe("the sign-up form and its confirmation email", () => {
     expect(
       (await eventsOf("ines@example.org")).some((e) => e.mechanism === "double_opt_in_confirmation"),
     ).toBe(true);
+  });
+
+  it("a person who leaves all email between confirming and being placed is not placed, and it is said why", async () => {
+    await signUp({ email: "ines@example.org", first_name: "Ines" });
+    await post(h.ccMain.baseUrl, "/__emulator/faults", { status: 503, count: 1000, path_prefix: "/v3/" });
+    expect((await confirm(linkIn("ines@example.org"))).statusCode).toBe(200);
+    await runtime.idle();
+    expect(h.ccContact(h.ccMain, "ines@example.org")).toBeUndefined();
+
+    // While the platform is down, Ines unsubscribes (her own act, through an email's link).
+    h.advance(10_000);
+    const [ines] = await h.store.contacts.findByMatchKey("ines@example.org");
+    const [left] = await appendConsentEvents(h.store, [
+      {
+        kind: "opt_out",
+        contact_id: ines!.id,
+        channel: "email",
+        scope: { kind: "global" },
+        source: { system: "concord", connection: "links" },
+        mechanism: "one_click_header",
+        actor: { kind: "contact" },
+        occurred_at: h.now().toISOString(),
+        observed_at: h.now().toISOString(),
+        evidence: { source_record_id: "link:test" },
+      },
+    ]);
+    expect(left?.kind).toBe("appended");
+
+    // The platform is back: the placement reads her consent again and adds no one.
+    h.ccMain.kit.faults.length = 0;
+    h.advance(61_000);
+    const placed = await runtime.placeSignups();
+    expect(placed).toMatchObject([
+      { status: "withdrawn", message: expect.stringContaining("left all email") },
+    ]);
+    await runtime.idle();
+    expect(h.ccContact(h.ccMain, "ines@example.org")).toBeUndefined();
+    const [row] = await h.store.db.selectFrom("signups").selectAll().execute();
+    expect(row).toMatchObject({
+      placed_at: expect.any(String),
+      place_error: expect.stringContaining("left all"),
+    });
+    // Not tried again.
+    h.advance(61_000);
+    expect(await runtime.placeSignups()).toEqual([]);
   });
 
   it("works in Chromium without JavaScript: fill in, sign up, open the emailed link, confirm", async () => {

@@ -1,0 +1,73 @@
+/**
+ * Which of the sign-up lists a confirmed person is placed in: none while they receive no email at
+ * all; a list that stands for a topic (by its id or its name) only while they receive that topic;
+ * every other list as configured. Read from the ledger as it is when the placement runs.
+ */
+import { afterEach, beforeEach, expect, it } from "vitest";
+import type { Topic } from "../config/concord-config";
+import type { Scope } from "../core/consent/consent-event";
+import type { ConsentEventInput } from "../ledger/consent-ledger";
+import { appendConsentEvents } from "../ledger/consent-ledger";
+import { describeOnBackends, type TestStore } from "../../test/support/store-backends";
+import { listsTheyReceive } from "./signup";
+
+const LISTS = [
+  { external_id: "L-news", name: "Newsletter" },
+  { external_id: "L-events", name: "Events" },
+  { external_id: "L-galas", name: "Galas" },
+];
+const TOPICS: Topic[] = [
+  { key: "events", label: "Events", constructs: { "cc-main": { type: "list", name: " events " } } },
+  { key: "galas", label: "Galas", constructs: { "cc-main": { type: "list", id: "L-galas" } } },
+  // A topic that is another system's list, or a whole account here, names no sign-up list.
+  { key: "appeals", label: "Appeals", constructs: { "cc-appeals": { type: "account" } } },
+];
+
+describeOnBackends("the sign-up lists a person is placed in", (backend) => {
+  let t: TestStore;
+  let now = new Date("2026-12-01T09:00:00.000Z");
+
+  beforeEach(async () => {
+    now = new Date("2026-12-01T09:00:00.000Z");
+    t = await backend.create({ clock: () => now });
+  });
+  afterEach(async () => {
+    await t.cleanup();
+  });
+
+  const act = (contactId: string, kind: "opt_in" | "opt_out", scope: Scope): ConsentEventInput => {
+    now = new Date(now.getTime() + 60_000);
+    const common = {
+      contact_id: contactId,
+      channel: "email" as const,
+      scope,
+      source: { system: "concord", connection: "preferences" },
+      actor: { kind: "contact" as const },
+      occurred_at: now.toISOString(),
+      observed_at: now.toISOString(),
+      evidence: { form_wording: "Your email preferences" },
+    };
+    return kind === "opt_in"
+      ? { ...common, kind, basis: "express", mechanism: "double_opt_in_confirmation" }
+      : { ...common, kind, mechanism: "preference_page" };
+  };
+  const placed = (contactId: string) =>
+    listsTheyReceive(t.store, { topics: TOPICS }, "cc-main", contactId, LISTS, now);
+
+  it("follows the person's consent as it stands when the placement runs", async () => {
+    const contact = await t.store.contacts.create({ type: "person", primary_email: "ines@example.org" });
+    await appendConsentEvents(t.store, [act(contact.id, "opt_in", { kind: "global" })]);
+    expect(await placed(contact.id)).toEqual(["L-news", "L-events", "L-galas"]);
+
+    // She left the events topic (named in the topic's construct) and galas (by id).
+    await appendConsentEvents(t.store, [act(contact.id, "opt_out", { kind: "topic", topic: "events" })]);
+    await appendConsentEvents(t.store, [act(contact.id, "opt_out", { kind: "topic", topic: "galas" })]);
+    expect(await placed(contact.id)).toEqual(["L-news"]);
+
+    // She takes events back; then leaves all email: no list at all.
+    await appendConsentEvents(t.store, [act(contact.id, "opt_in", { kind: "topic", topic: "events" })]);
+    expect(await placed(contact.id)).toEqual(["L-news", "L-events"]);
+    await appendConsentEvents(t.store, [act(contact.id, "opt_out", { kind: "global" })]);
+    expect(await placed(contact.id)).toBeUndefined();
+  });
+});
