@@ -214,6 +214,19 @@ describe("the pages a person reaches from an email", () => {
     expect(notOneClick.body).toContain("List-Unsubscribe=One-Click");
     const json = await app.inject({ method: "POST", url: path, payload: { any: 1 } });
     expect(json.statusCode).toBe(415);
+    // Refused before the route reads it, and still answered as these pages answer: a page saying
+    // what is expected, in the person's language.
+    expect(json.headers["content-type"]).toContain("text/html");
+    expect(json.body).toContain("expected List-Unsubscribe=One-Click");
+    const huge = await app.inject({
+      method: "POST",
+      url: path,
+      headers: { "content-type": "application/x-www-form-urlencoded", "accept-language": "fr" },
+      payload: `List-Unsubscribe=One-Click&pad=${"x".repeat(20_000)}`,
+    });
+    expect(huge.statusCode).toBe(413);
+    expect(huge.headers["content-type"]).toContain("text/html");
+    expect(huge.body).toContain("16 Kio au plus");
 
     const forged = `${path.slice(0, -3)}${path.endsWith("AAA") ? "BBB" : "AAA"}`;
     const refused = await app.inject({ method: "GET", url: forged });

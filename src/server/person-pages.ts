@@ -7,7 +7,7 @@
  * in English or French by the browser's Accept-Language.
  */
 import Busboy from "busboy";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
 import type { Result } from "../core/result";
 import {
   checkLink,
@@ -64,6 +64,8 @@ const TEXT: Record<Lang, Record<string, string>> = {
       "Unsubscribing through this page is not available right now. Reply to the email to unsubscribe.",
     bad_body: "This request is not a one-click unsubscribe (expected List-Unsubscribe=One-Click).",
     bad_form: "This form could not be read: send it from the preference page (a form-encoded body).",
+    too_large:
+      "This request is larger than a one-click unsubscribe or the preference page sends (16 KiB at most).",
     prefs_title: "Your email preferences",
     prefs_intro:
       "Choose what you receive from this organisation. Your choice applies to every system it uses to email you.",
@@ -96,6 +98,8 @@ const TEXT: Record<Lang, Record<string, string>> = {
     bad_body: "Cette requête n'est pas un désabonnement en un clic (List-Unsubscribe=One-Click attendu).",
     bad_form:
       "Ce formulaire n'a pas pu être lu : envoyez-le depuis la page de préférences (un corps encodé en formulaire).",
+    too_large:
+      "Cette requête dépasse ce qu'envoient un désabonnement en un clic ou la page de préférences (16 Kio au plus).",
     prefs_title: "Vos préférences de courriel",
     prefs_intro:
       "Choisissez ce que vous recevez de cet organisme. Votre choix s'applique à chaque système qu'il utilise pour vous écrire.",
@@ -235,11 +239,26 @@ export function registerPersonPages(app: FastifyInstance, deps: PersonPagesDeps)
     if (deps.signup !== undefined) registerSignupRoutes(scope, deps.signup, shell, langOf);
 
     /** A page that says what is wrong (a message of TEXT). */
-    const refuse = (lang: Lang, problem: TokenProblem | "unavailable" | "bad_body" | "bad_form") =>
+    const refuse = (
+      lang: Lang,
+      problem: TokenProblem | "unavailable" | "bad_body" | "bad_form" | "too_large",
+    ) =>
       page(
         lang,
         `<h1>${escapeHtml(TEXT[lang]["title"] ?? "")}</h1><p role="alert">${escapeHtml(TEXT[lang][problem] ?? "")}</p>`,
       );
+
+    // A body refused before the route reads it (too large, or not a form) gets the pages' own
+    // answer, in the person's language, saying what these pages take.
+    scope.setErrorHandler((error: FastifyError, request, reply) => {
+      if (error.statusCode !== 413 && error.statusCode !== 415) throw error;
+      const problem =
+        error.statusCode === 413 ? "too_large" : request.url.startsWith("/l/u/") ? "bad_body" : "bad_form";
+      return reply
+        .code(error.statusCode)
+        .type("text/html; charset=utf-8")
+        .send(refuse(langOf(request), problem));
+    });
 
     scope.get<{ Params: { token: string } }>(PREFERENCES_PATH, async (request, reply) => {
       const lang = langOf(request);

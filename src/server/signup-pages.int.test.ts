@@ -294,6 +294,30 @@ describe("the sign-up form and its confirmation email", () => {
     });
     expect(extra.statusCode).toBe(400);
     expect(extra.json().error.message).toContain("expected {email");
+    // Bodies refused before the route reads them are answered as the route answers: the API's
+    // error object, or the form's page, each saying what is expected.
+    const hugeJson = await app.inject({
+      method: "POST",
+      url: "/l/signup",
+      payload: { email: "x@example.org", form_wording: "x".repeat(20_000) },
+    });
+    expect(hugeJson.statusCode).toBe(413);
+    expect(hugeJson.json()).toEqual({
+      error: { code: "body_too_large", message: expect.stringContaining("larger than 16384 bytes") },
+    });
+    const hugeForm = await signUp({ email: "x@example.org", first_name: "x".repeat(20_000) });
+    expect(hugeForm.statusCode).toBe(413);
+    expect(hugeForm.headers["content-type"]).toContain("text/html");
+    expect(hugeForm.body).toContain("16 KiB at most");
+    const text = await app.inject({
+      method: "POST",
+      url: "/l/signup",
+      headers: { "content-type": "text/plain" },
+      payload: "email=x@example.org",
+    });
+    expect(text.statusCode).toBe(415);
+    expect(text.headers["content-type"]).toContain("text/html");
+    expect(text.body).toContain("This form could not be read");
     await confirm(linkIn("lin@example.org"));
     const lin = await eventsOf("lin@example.org");
     expect(lin.find((e) => e.kind === "opt_in")?.evidence.form_wording).toBe("Our site's form");

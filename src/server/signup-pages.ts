@@ -5,7 +5,7 @@
  * confirmation link; `GET /l/c/<token>` asks (mail scanners fetch links, so a GET never confirms)
  * and `POST /l/c/<token>` confirms. Plain HTML, no script, English or French.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { ConcordConfig } from "../config/concord-config";
 import {
@@ -46,6 +46,8 @@ const TEXT: Record<SignupLang, Texts> = {
     unavailable: "The confirmation email could not be sent just now. Please try again in a few minutes.",
     off: "Signing up is not available here.",
     bad_form: "This form could not be read: send it from the sign-up page.",
+    too_large:
+      "This request is larger than the sign-up form sends (16 KiB at most): send it from the sign-up page.",
     confirm_title: "Confirm your subscription",
     confirm_ask: "Confirm that you want to receive email from {org}?",
     confirm_button: "Confirm",
@@ -72,6 +74,8 @@ const TEXT: Record<SignupLang, Texts> = {
     unavailable: "Le courriel de confirmation n'a pas pu être envoyé. Réessayez dans quelques minutes.",
     off: "L'inscription n'est pas disponible ici.",
     bad_form: "Ce formulaire n'a pas pu être lu : envoyez-le depuis la page d'inscription.",
+    too_large:
+      "Cette requête dépasse ce que le formulaire d'inscription envoie (16 Kio au plus) : envoyez-la depuis la page d'inscription.",
     confirm_title: "Confirmez votre abonnement",
     confirm_ask: "Confirmez-vous vouloir recevoir les courriels de {org} ?",
     confirm_button: "Confirmer",
@@ -200,6 +204,26 @@ function signupRoutes(
   };
   const langFor = (request: FastifyRequest<{ Querystring: { lang?: string } }>): SignupLang =>
     request.query.lang === "fr" ? "fr" : request.query.lang === "en" ? "en" : langOf(request);
+
+  // A body refused before the route reads it (too large, a type these routes do not take) is
+  // answered as the route answers: the JSON API's error object, or the form's page.
+  scope.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error.statusCode !== 413 && error.statusCode !== 415) throw error;
+    const type = request.headers["content-type"] ?? "";
+    if (type.startsWith("application/json"))
+      return reply.code(error.statusCode).send({
+        error: {
+          code: error.statusCode === 413 ? "body_too_large" : "unsupported_media_type",
+          message:
+            error.statusCode === 413
+              ? `The body is larger than ${BODY_LIMIT} bytes; a sign-up is a few hundred.`
+              : "expected application/json or application/x-www-form-urlencoded",
+        },
+      });
+    const lang = langFor(request as FastifyRequest<{ Querystring: { lang?: string } }>);
+    const key = error.statusCode === 413 ? "too_large" : "bad_form";
+    return htmlReply(reply, error.statusCode, lang, `<p role="alert">${say(lang, key)}</p>`);
+  });
 
   scope.get<{ Querystring: { lang?: string } }>(SIGNUP_PATH, async (request, reply) => {
     const lang = langFor(request);
