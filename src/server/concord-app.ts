@@ -145,6 +145,16 @@ export async function buildConcordApp(
                 else context.logger.warn(line, `sign-in refused: ${e.outcome.replaceAll("_", " ")}`);
               },
             },
+            // Connect's log: the whole reason a Connect failed, which the overview shows only as a code.
+            onConnect: (e) => {
+              if (e.outcome === "connected")
+                context.logger.info({ connection: e.connection_id }, "connection connected");
+              else
+                context.logger.warn(
+                  { connection: e.connection_id, code: e.outcome, reason: e.message },
+                  "Connect did not complete",
+                );
+            },
             links,
             proofKey: proofKey(options.secrets.key),
           },

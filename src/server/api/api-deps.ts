@@ -30,6 +30,17 @@ export type ApiDeps = {
   proofKey?: Result<KeyObject, string>;
   /** Who may scrape /metrics (default: anyone; `server.metrics_token` asks for a bearer token). */
   metricsAccess?: MetricsAccess;
+  /**
+   * Told how each Connect's answer ended, with the whole reason on failure (the vendor's status and
+   * error, an unreachable token endpoint): the overview link carries only a code, so the operator's
+   * log is where the detail is kept.
+   */
+  onConnect?: (e: {
+    connection_id: string;
+    /** `connected`, or the failure's code. */
+    outcome: string;
+    message?: string;
+  }) => void;
   /** Session expiry, sign-in limits and the sign-in log (defaults: 12 h idle, 5 free failures per client, then a doubling wait). */
   sessions?: Partial<Omit<SessionOptions, "adminPassword" | "now">>;
 };

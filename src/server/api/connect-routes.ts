@@ -99,6 +99,11 @@ export function connectRoutes(ctx: ApiContext): ApiRoute[] {
           error: query.error,
           error_description: query.error_description,
         });
+        ctx.onConnect?.(
+          done.ok
+            ? { connection_id: done.value.connection_id, outcome: "connected" }
+            : { connection_id: params.id, outcome: done.error.code, message: done.error.message },
+        );
         return seeOther(
           done.ok
             ? overview({ connected: done.value.connection_id })

@@ -12,8 +12,11 @@ import { TEST_KEY } from "../../../test/support/test-credentials";
 
 describe("Connect (OAuth 2) over the API", () => {
   let a: ApiHarness;
+  /** What the operator's log is told of each Connect's answer. */
+  let told: { connection_id: string; outcome: string; message?: string }[] = [];
   beforeEach(async () => {
-    a = await startApiHarness();
+    told = [];
+    a = await startApiHarness({ api: { onConnect: (e) => told.push(e) } });
     await a.signIn();
   });
   afterEach(async () => {
@@ -72,6 +75,7 @@ describe("Connect (OAuth 2) over the API", () => {
       tokens.ok ? (JSON.parse(tokens.value) as { refresh_token: string }).refresh_token : "x",
     );
     expect((await a.h.store.health.get("cc-main"))?.status).toBe("ok");
+    expect(told).toEqual([{ connection_id: "cc-main", outcome: "connected" }]);
 
     // The same answer again is refused: a state is used once.
     const again = await callback(back);
@@ -110,6 +114,24 @@ describe("Connect (OAuth 2) over the API", () => {
     const done = await callback(back);
     expect(errorOf(done.headers["location"])).toBe("connect_refused");
     expect(done.headers["location"]).toContain("vendor_error=access_denied");
+
+    // A code the vendor will not exchange: the overview shows a code only; the log keeps why.
+    const again = new URL((await connect("cc-main")).json<{ authorize_url: string }>().authorize_url);
+    const approved = await approve(again.toString());
+    approved.searchParams.set("code", "not-a-code-the-vendor-gave");
+    expect(errorOf((await callback(approved)).headers["location"])).toBe("connect_exchange_failed");
+    expect(told).toEqual([
+      {
+        connection_id: "re-nxt",
+        outcome: "connect_refused",
+        message: expect.stringContaining("access_denied"),
+      },
+      {
+        connection_id: "cc-main",
+        outcome: "connect_exchange_failed",
+        message: expect.stringMatching(/HTTP 4\d\d/),
+      },
+    ]);
     expect((await a.call("POST", "/api/connections/nope/connect")).statusCode).toBe(404);
     // Without the CSRF token a session cannot start one.
     expect((await a.call("POST", "/api/connections/cc-main/connect", {}, { csrf: null })).statusCode).toBe(
