@@ -21,6 +21,23 @@ describe("server app", () => {
     expect(missing.json()).toEqual({ code: "not_found", message: "No route for GET /nope." });
   });
 
+  it("answers the router's own refusals in its form: a path part too long, a malformed escape", async () => {
+    const app = buildServer({ version: "1", ready: async () => true });
+    app.get("/l/u/:token", async (request) => ({ token: (request.params as { token: string }).token }));
+    // A person's link token well past today's length still reaches its route.
+    const token = `${"A".repeat(150)}.${"b".repeat(27)}`;
+    expect((await app.inject({ method: "GET", url: `/l/u/${token}` })).json()).toEqual({ token });
+    const long = await app.inject({ method: "GET", url: `/l/u/${"x".repeat(600)}` });
+    expect(long.statusCode).toBe(414);
+    expect(long.json()).toEqual({
+      code: "uri_too_long",
+      message: expect.stringMatching(/^A part of the path "\/l\/u\/x+"… is longer than 500 characters\.$/),
+    });
+    const bad = await app.inject({ method: "GET", url: "/l/u/%E0%A4%A" });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ code: "bad_url" });
+  });
+
   it("limits request bodies", async () => {
     const app = buildServer({ version: "1", ready: async () => true, bodyLimitBytes: 100 });
     app.post("/echo", async (request) => request.body);

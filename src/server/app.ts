@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import fastifyStatic from "@fastify/static";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import type { WebhookRequest } from "../connectors/connector";
 import type { WebhookResponse } from "../runs/engine-runtime";
 import { registerApi, registerApiDisabled, type ApiDeps, type ApiDisabled } from "./api/register-api";
@@ -107,11 +107,36 @@ const FRAMEWORK_CODES: Record<string, string> = {
   FST_ERR_VALIDATION: "invalid_request",
 };
 
+/** The longest path parameter the router takes (a route may take less). */
+const MAX_PARAM_LENGTH = 500;
+
 export function buildServer(deps: ServerDeps): FastifyInstance {
   const requestTimeout = deps.timeouts?.request_ms ?? 30_000;
   const app = Fastify({
     logger: false,
     bodyLimit: deps.bodyLimitBytes ?? 1024 * 1024,
+    // A path parameter's length is each route's to check (the API's schemas say what they take); the
+    // router's own cap only stops the absurd. It must not reach a person's link token (about 90
+    // characters today): a one-click unsubscribe refused for its length would be an opt-out lost.
+    maxParamLength: MAX_PARAM_LENGTH,
+    // The router's own refusals answer in the app's form, saying what was wrong.
+    frameworkErrors: (error, request, anyReply) => {
+      const reply = anyReply as unknown as FastifyReply;
+      const path = (request.url.split("?")[0] ?? "").slice(0, 80);
+      const body: ErrorBody =
+        error.code === "FST_ERR_MAX_PARAM_LENGTH"
+          ? {
+              code: "uri_too_long",
+              message: `A part of the path ${JSON.stringify(path)}… is longer than ${MAX_PARAM_LENGTH} characters.`,
+            }
+          : error.code === "FST_ERR_BAD_URL"
+            ? {
+                code: "bad_url",
+                message: `The path ${JSON.stringify(path)} is not a valid URL (a malformed %-escape?).`,
+              }
+            : { code: "bad_request", message: error.message };
+      void reply.code(error.code === "FST_ERR_MAX_PARAM_LENGTH" ? 414 : 400).send(body);
+    },
     // A hop count trusts that many proxies nearest the server.
     trustProxy:
       typeof deps.trustProxy === "number"
