@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { foldChannelConsent } from "../core/consent/consent-state";
 import { explainContact, formatExplanation } from "../explain/explain-contact";
 import { eventsForContact } from "../ledger/consent-ledger";
+import { pendingOptOuts } from "./watch-problems";
 import { recordWebhookChanges } from "../pipeline/pull-connection";
 import { reconcilePair } from "./reconcile";
 import {
@@ -102,17 +103,46 @@ describe("consent holes (SQLite)", () => {
     ]);
     expect(permission(h.ccMain, "ada")).not.toBe("unsubscribed");
 
+    // Unapplied, it counts against the legal clocks (and the stuck-opt-out alert) as a waiting one does.
+    expect((await pendingOptOuts(h.store)).map((p) => p.connection_id)).toEqual(["cc-main"]);
+
     // Within the hour a run leaves it (a lasting refusal costs one call an hour, not one a run)…
     h.advance(60_000);
     const soon = await h.sync();
     expect(soon.execution?.operations.failed ?? 0).toBe(0);
     expect(permission(h.ccMain, "ada")).not.toBe("unsubscribed");
+    expect((await pendingOptOuts(h.store)).map((p) => p.connection_id)).toEqual(["cc-main"]);
 
     // …and after it the opt-out is tried again and applied: it was never given up.
     h.advance(3_600_000);
     const later = await h.sync();
     expect(later.execution?.operations.succeeded).toBeGreaterThanOrEqual(1);
     expect(permission(h.ccMain, "ada")).toBe("unsubscribed");
+    expect(await pendingOptOuts(h.store)).toEqual([]);
+  });
+
+  it("1. a refused opt-out the platform shows applied by other means is no longer counted as unapplied", async () => {
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["ada"] });
+    h.ccMain.kit.faults.push({
+      status: 400,
+      count: 1,
+      path_prefix: "/v3/contacts/",
+      methods: ["PUT"],
+      latency_ms: 0,
+    });
+    h.advance(1_000);
+    expect((await h.sync()).execution?.operations.failed).toBe(1);
+    expect(await pendingOptOuts(h.store)).toHaveLength(1);
+    // Ada unsubscribes in Constant Contact herself: the next plan makes no opt-out there, and the
+    // refused one is superseded rather than left to count against the clocks for ever.
+    h.advance(60_000);
+    await h.ccAct(h.ccMain, "unsubscribe", "ada@example.org");
+    h.advance(1_000);
+    const run = await h.sync();
+    expect(
+      run.plan?.operations.filter((o) => o.kind === "record_opt_out" && o.connection_id === "cc-main"),
+    ).toEqual([]);
+    expect(await pendingOptOuts(h.store)).toEqual([]);
   });
 
   it("1. an opt-out on a duplicate CRM record of an address reaches the platforms holding that address", async () => {

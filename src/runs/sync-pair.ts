@@ -621,11 +621,15 @@ export async function savePlan(
     );
     if (partial) return stored.id;
     // What earlier plans of this pair left pending and this plan no longer needs is superseded: the
-    // state it was planned from has moved on (the queue shows only work that is still wanted).
+    // state it was planned from has moved on (the queue shows only work that is still wanted). So is
+    // an opt-out a system refused that this plan no longer makes (the system shows it now, or the
+    // record is gone): a refused opt-out still failed is one still wanted, and counts as unapplied.
     await tx.db
       .updateTable("operations")
       .set({ status: "skipped", updated_at: tx.clock().toISOString() })
-      .where("status", "=", "pending")
+      // (The status list lets the index on plan and status find them: no pass over old plans' work.)
+      .where("status", "in", ["pending", "failed"])
+      .where((eb) => eb.or([eb("status", "=", "pending"), eb("kind", "=", "record_opt_out")]))
       .where("plan_id", "in", (eb) =>
         eb.selectFrom("plans").select("id").where("pair_id", "=", pairId).where("id", "!=", stored.id),
       )
@@ -656,7 +660,8 @@ export async function commitBaselines(
 /**
  * Stores a plan's operations. An id already stored (the same change planned again) is re-armed for
  * this plan unless the system refused it for good: refused ones stay refused and are reported, not
- * retried every run.
+ * retried every run. An opt-out is never given up: a refused one is taken into the plan and tried
+ * again an hour after the refusal.
  */
 export async function storeOperations(
   tx: StoreSession,
@@ -679,23 +684,27 @@ export async function storeOperations(
     })),
   );
   const ids = operations.map((o) => o.op_id);
-  const now = tx.clock();
-  const refusedBefore = new Date(now.getTime() - OPT_OUT_RETRY_AFTER_REFUSAL_MS).toISOString();
+  const now = tx.clock().toISOString();
+  const refusedBefore = new Date(tx.clock().getTime() - OPT_OUT_RETRY_AFTER_REFUSAL_MS).toISOString();
   for (let i = 0; i < ids.length; i += 500)
     await tx.db
       .updateTable("operations")
-      .set({ plan_id: planId, status: "pending", updated_at: now.toISOString() })
+      .set((eb) => {
+        // An opt-out a system refused, planned again because the system still does not show it:
+        // tried again an hour after the refusal (a lasting refusal costs one call an hour); until
+        // then it stays refused, but with this plan, so a later plan does not take it as given up.
+        const waits = eb.and([eb("status", "=", "failed"), eb("updated_at", ">=", refusedBefore)]);
+        return {
+          plan_id: planId,
+          status: eb.case().when(waits).then("failed").else("pending").end(),
+          updated_at: eb.case().when(waits).then(eb.ref("updated_at")).else(now).end(),
+        };
+      })
       .where("id", "in", ids.slice(i, i + 500))
       .where((eb) =>
         eb.or([
           eb("status", "in", ["succeeded", "skipped", "pending"]),
-          // An opt-out a system refused, planned again because the system still does not show it:
-          // tried again (an hour after the refusal, so a lasting refusal costs one call an hour).
-          eb.and([
-            eb("status", "=", "failed"),
-            eb("kind", "=", "record_opt_out"),
-            eb("updated_at", "<", refusedBefore),
-          ]),
+          eb.and([eb("status", "=", "failed"), eb("kind", "=", "record_opt_out")]),
         ]),
       )
       .where("plan_id", "!=", planId)

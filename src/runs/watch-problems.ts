@@ -171,7 +171,7 @@ export function optOutClockStart(
   return { start: beforeWatch ? watching : acted, before_watch: beforeWatch };
 }
 
-/** Opt-outs planned and not yet applied in their system, with when each clock started. */
+/** Opt-outs planned and not yet applied in their system (waiting, or refused and tried again), with when each clock started. */
 export async function pendingOptOuts(store: StoreSession): Promise<PendingOptOut[]> {
   const rows = await store.db
     .selectFrom("operations")
@@ -183,7 +183,9 @@ export async function pendingOptOuts(store: StoreSession): Promise<PendingOptOut
       watchingSince,
     ])
     .where("operations.kind", "=", "record_opt_out")
-    .where("operations.status", "=", "pending")
+    // A refused one is still wanted while failed (a plan that no longer makes it supersedes it),
+    // and is tried again hourly: unapplied all the same, against the same clocks.
+    .where("operations.status", "in", ["pending", "failed"])
     .execute();
   return rows.map((row) => {
     const planned = Date.parse(row.created_at);
