@@ -9,7 +9,7 @@ import type { EngineContext, EngineContextResult } from "../open-engine";
 import { differencesCsv } from "../runs/differences-csv";
 import { reconcilePair, type Difference, type ReconcileReport } from "../runs/reconcile";
 import { syncPair, type SyncReport } from "../runs/sync-pair";
-import { asPairRun } from "../store/advisory-lock";
+import { asPairRun, pairLockName, withNamedLocks } from "../store/advisory-lock";
 import { erasePerson, type ErasureReport } from "../runs/erase-person";
 import type { SecretKey } from "../config/secret-box";
 import { recordOperatorOverride } from "../runs/operator-override";
@@ -188,12 +188,19 @@ function registerEraseCommand(program: Command, deps: SyncCommandDeps): void {
         options: { by: string; reference?: string; dryRun?: boolean; config?: string; json?: boolean },
       ) => {
         await withContext(deps, options.config, async (ctx) => {
-          const result = await erasePerson(ctx.syncDeps(), {
-            email,
-            requested_by: options.by,
-            ...(options.reference !== undefined ? { reference: options.reference } : {}),
-            ...(options.dryRun === true ? { dry_run: true } : {}),
-          });
+          // As every pair's only run (with workers on PostgreSQL, whichever process runs them): no
+          // run in flight sends or stores the person's data after they are forgotten.
+          const result = await withNamedLocks(
+            ctx.store,
+            ctx.config.pairs.map((p) => pairLockName(p.id)),
+            () =>
+              erasePerson(ctx.syncDeps(), {
+                email,
+                requested_by: options.by,
+                ...(options.reference !== undefined ? { reference: options.reference } : {}),
+                ...(options.dryRun === true ? { dry_run: true } : {}),
+              }),
+          );
           if (!result.ok) {
             deps.err(result.message);
             deps.setExitCode(EXIT_USAGE);

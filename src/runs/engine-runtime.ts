@@ -15,7 +15,13 @@ import { flushConnections } from "../connections/open-connection";
 import { dropMarksOfOtherPairs } from "../pipeline/plan-marks";
 import { HOUSEKEEPING_MS, jobKey, type JobHandlers, type JobPayload, type JobQueue } from "../jobs/catalogue";
 import type { Logger } from "../observability/logger";
-import { drainLockName, pairLockName, pollLockName, withNamedLock } from "../store/advisory-lock";
+import {
+  drainLockName,
+  pairLockName,
+  pollLockName,
+  withNamedLock,
+  withNamedLocks,
+} from "../store/advisory-lock";
 import type { InboxItem, JsonValue } from "../store/ports";
 import { recordWebhookChanges } from "../pipeline/pull-connection";
 import { inboxWriter } from "./inbox-writer";
@@ -131,6 +137,12 @@ export type EngineRuntime = {
    */
   runExclusive: <T>(pairId: string, fn: () => Promise<T>) => Promise<T>;
   /**
+   * Runs `fn` while no pair runs, in this process or (with workers) any other: behind every pair's
+   * queued runs, holding every pair's lock. An erasure runs so, so no run in flight sends or stores
+   * the person's data after Concord forgot them.
+   */
+  runBesideNoPair: <T>(fn: () => Promise<T>) => Promise<T>;
+  /**
    * Adds confirmed sign-ups to the sign-up platform (as a run of its pair, so never beside a sync of
    * it) and carries each person's consent to every system now; a tick retries what failed.
    */
@@ -205,6 +217,16 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
    * marked interrupted once the lock is held (nothing else can be running it then).
    * `wait: false` gives up (undefined) when another process runs the pair.
    */
+  /** Runs `fn` behind this process's queued runs of the pair, and makes the pair's later runs wait for it. */
+  const enqueue = <T>(pairId: string, run: () => Promise<T>): Promise<T> => {
+    const previous = queues.get(pairId) ?? Promise.resolve();
+    const next = previous.then(run, run);
+    queues.set(
+      pairId,
+      next.catch(() => undefined),
+    );
+    return next;
+  };
   const exclusiveOr = <T>(pairId: string, wait: boolean, fn: () => Promise<T>): Promise<T | undefined> => {
     const locked =
       jobs === undefined
@@ -216,13 +238,17 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
             });
             return held.acquired ? held.value : undefined;
           };
-    const previous = queues.get(pairId) ?? Promise.resolve();
-    const next = previous.then(locked, locked);
-    queues.set(
-      pairId,
-      next.catch(() => undefined),
-    );
-    return next;
+    return enqueue(pairId, locked);
+  };
+  /** Runs `fn` as every pair's only run: behind each pair's queue, then holding every pair's lock. */
+  const besideNoPair = <T>(fn: () => Promise<T>): Promise<T> => {
+    const ids = deps.config.pairs.map((p) => p.id).sort();
+    const locked = (): Promise<T> =>
+      jobs === undefined ? fn() : withNamedLocks(deps.store, ids.map(pairLockName), fn);
+    // Nested in sorted order: each pair's queue waits for the next one's, the last runs `fn`.
+    const nest = (i: number): Promise<T> =>
+      i === ids.length ? locked() : enqueue(ids[i]!, () => nest(i + 1));
+    return nest(0);
   };
   const exclusive = async <T>(pairId: string, fn: () => Promise<T>): Promise<T> =>
     (await exclusiveOr(pairId, true, fn)) as T;
@@ -1028,6 +1054,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     status: () => [...state.values()].map((s) => ({ ...s })),
     placeSignups,
     handlers,
+    runBesideNoPair: (fn) => track(besideNoPair(fn)),
     runExclusive: (pairId, fn) =>
       exclusive(pairId, async () => {
         const s = state.get(pairId);

@@ -7,7 +7,7 @@ import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
 import { gate } from "../../test/support/gate";
 import { storeBackends } from "../../test/support/store-backends";
-import { lockForTransaction, pairLockName, withNamedLock } from "./advisory-lock";
+import { lockForTransaction, pairLockName, withNamedLock, withNamedLocks } from "./advisory-lock";
 import { openStore } from "./open-store";
 import type { Store } from "./ports";
 
@@ -98,6 +98,35 @@ describe.skipIf(postgres?.skip_reason !== undefined)("named locks (PostgreSQL)",
       await tx;
     }
     for (const name of new Set(names))
+      expect(await withNamedLock(b, name, { wait: false }, async () => "ran")).toEqual({
+        acquired: true,
+        value: "ran",
+      });
+  });
+
+  it("every pair's lock taken at once on one connection: each held against other processes until the work ends", async () => {
+    const one = installation();
+    const [a, b] = [await processOf(one), await processOf(one)];
+    const names = ["re-cc", "re-mc", "kf-cc", "gz-cc", "sf-cc"].map(pairLockName);
+    const taken = gate();
+    const release = gate();
+    // More names than the pool (3) has connections: one connection holds them all.
+    const holder = withNamedLocks(a, names, async () => {
+      taken.open();
+      await release.opened;
+      return "erased";
+    });
+    await taken.opened;
+    try {
+      for (const name of names)
+        expect(await withNamedLock(b, name, { wait: false }, async () => "ran")).toEqual({ acquired: false });
+      // The holder's own process can still query while it holds them.
+      expect((await sql<{ one: number }>`select 1 as one`.execute(a.db)).rows).toEqual([{ one: 1 }]);
+    } finally {
+      release.open();
+    }
+    expect(await holder).toBe("erased");
+    for (const name of names)
       expect(await withNamedLock(b, name, { wait: false }, async () => "ran")).toEqual({
         acquired: true,
         value: "ran",

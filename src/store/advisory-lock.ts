@@ -65,6 +65,33 @@ export async function withNamedLock<T>(
 }
 
 /**
+ * Runs `fn` holding the locks on every one of `names`, taken in sorted order on one pooled
+ * connection (however many there are, one connection: a run holding one of them needs its own) and
+ * let go when `fn` ends. On SQLite `fn` simply runs.
+ */
+export async function withNamedLocks<T>(
+  store: StoreSession,
+  names: Iterable<string>,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const sorted = [...new Set(names)].sort();
+  if (store.dialect !== "postgres" || sorted.length === 0) return fn();
+  return store.db.connection().execute(async (conn) => {
+    const taken: string[] = [];
+    try {
+      for (const name of sorted) {
+        await sql`select pg_advisory_lock(${lockKey(name)})`.execute(conn);
+        taken.push(name);
+      }
+      return await fn();
+    } finally {
+      for (const name of taken.reverse())
+        await sql`select pg_advisory_unlock(${lockKey(name)})`.execute(conn);
+    }
+  });
+}
+
+/**
  * Takes, in the transaction `tx`, the locks on `names` (sorted, so two transactions taking several
  * never wait on each other in a circle); they are held until it commits or rolls back. On SQLite,
  * whose writes are one transaction at a time, there is nothing to take.

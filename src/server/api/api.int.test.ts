@@ -405,6 +405,36 @@ describe("the API over a synced pair", () => {
     expect((await a.call("GET", `/api/people/${ada}`)).json().contact).toMatchObject({ erased: true });
   });
 
+  it("erasure waits for a sync in flight: what that sync sends is erased with the rest, nothing comes back", async () => {
+    // The first sync's import into Constant Contact is slow: the erasure arrives while it is out.
+    const slow = {
+      status: 0,
+      count: 1,
+      path_prefix: "/v3/activities/contacts_json_import",
+      methods: ["POST"],
+      latency_ms: 1_500,
+    };
+    a.h.ccMain.kit.faults.push(slow);
+    const syncing = a.call("POST", "/api/pairs/re-cc/sync", {});
+    while (slow.count > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+
+    const erased = await a.call("POST", "/api/erasures", { email: "ada@example.org", requested_by: "Ops" });
+    expect(erased.statusCode).toBe(200);
+    expect((await syncing).statusCode).toBe(200);
+    // The sync went first: Ada reached Constant Contact, and the erasure deleted her there too.
+    expect(erased.json().report).toMatchObject({ status: "completed" });
+    expect(erased.json().report.systems).toContainEqual(
+      expect.objectContaining({ connection_id: "cc-main", status: "erased" }),
+    );
+    expect(a.h.ccContact(a.h.ccMain, "ada@example.org")?.deleted_at).toEqual(expect.any(String));
+    // Nothing of her is left or comes back: no link, no snapshot, even after another sync.
+    const ada = erased.json().report.contact_ids[0] as string;
+    await a.call("POST", "/api/pairs/re-cc/sync", {});
+    expect(await a.h.store.links.forContact(ada)).toEqual([]);
+    expect((await a.call("GET", "/api/people?q=lovelace")).json().people).toEqual([]);
+    expect(a.h.ccContact(a.h.ccMain, "ada@example.org")?.deleted_at).toEqual(expect.any(String));
+  });
+
   it("the compliance report: per legal clock, opt-outs applied, lag in the clock's unit, late and pending; as CSV too", async () => {
     await a.call("POST", "/api/pairs/re-cc/sync", {});
     a.h.advance(60_000);

@@ -207,12 +207,16 @@ export function peopleRoutes(ctx: ApiContext): ApiRoute[] {
       response: ErasureResponseSchema,
       errors: [400],
       handler: async ({ body }) => {
-        const result = await erasePerson(ctx.syncDeps, {
-          email: body.email,
-          requested_by: body.requested_by,
-          ...(body.reference !== undefined ? { reference: body.reference } : {}),
-          dry_run: body.dry_run,
-        });
+        // As every pair's only run: no run in flight sends or stores the person's data after
+        // Concord forgot them (a plan already made goes first; later plans find them erased).
+        const result = await ctx.runtime.runBesideNoPair(() =>
+          erasePerson(ctx.syncDeps, {
+            email: body.email,
+            requested_by: body.requested_by,
+            ...(body.reference !== undefined ? { reference: body.reference } : {}),
+            dry_run: body.dry_run,
+          }),
+        );
         if (!result.ok) return fail(400, result.code, result.message);
         return { report: result.report };
       },
