@@ -8,6 +8,7 @@
  * through. Concord's own copy goes last, once every system erased or kept the record: a system that
  * failed keeps its link, and running the erasure again retries it.
  */
+import { sql } from "kysely";
 import { normaliseEmail } from "../core/identity/normalise-email";
 import type { ConcordConfig } from "../config/concord-config";
 import type { OpenedConnection } from "../connections/open-connection";
@@ -87,7 +88,15 @@ export async function erasePerson(deps: ErasureDeps, request: ErasureRequest): P
   const contactIds = contacts.map((c) => c.id).sort();
   // Every address the person had is suppressed, not only the one they wrote from.
   const keys = new Set([email.match_key]);
-  for (const id of contactIds) for (const e of await store.contacts.emails(id)) keys.add(e.match_key);
+  // And every form of them Concord may have written into its run history (as held, as matched).
+  const addresses = new Set([email.address, email.match_key]);
+  for (const c of contacts) if (c.primary_email !== null) addresses.add(c.primary_email);
+  for (const id of contactIds)
+    for (const e of await store.contacts.emails(id)) {
+      keys.add(e.match_key);
+      addresses.add(e.email);
+      addresses.add(e.match_key);
+    }
   const links = (await Promise.all(contactIds.map((id) => store.links.forContact(id)))).flat();
   const keep = new Set(deps.config.compliance.erasure.keep_records_in);
   const dryRun = request.dry_run === true;
@@ -151,7 +160,7 @@ export async function erasePerson(deps: ErasureDeps, request: ErasureRequest): P
   for (const link of links) systems.push(await eraseIn(deps, link, keep));
 
   if (systems.every((s) => s.status !== "failed")) {
-    report.erased_in_concord = await eraseConcordCopy(store, erasureId, contactIds, links);
+    report.erased_in_concord = await eraseConcordCopy(store, erasureId, contactIds, links, [...addresses]);
     report.status = "completed";
   }
   await store.db
@@ -227,6 +236,7 @@ async function eraseConcordCopy(
   erasureId: string,
   contactIds: readonly string[],
   links: readonly { connection_id: string; external_id: string }[],
+  addresses: readonly string[],
 ): Promise<NonNullable<ErasureReport["erased_in_concord"]>> {
   return store.transaction(async (tx) => {
     let contacts = 0;
@@ -270,6 +280,8 @@ async function eraseConcordCopy(
         .where("payload_json", "like", `%"${id}"%`)
         .execute();
       for (const op of bulk) {
+        // What the system answered for the person's item (a refusal quotes the address) goes too.
+        await scrubAddresses(tx, "outcomes", "detail_json", addresses, ["operation_id", op.id]);
         const payload = JSON.parse(op.payload_json) as { operation?: { items?: { item_id?: string }[] } };
         const items = payload.operation?.items;
         if (!Array.isArray(items)) continue;
@@ -282,6 +294,38 @@ async function eraseConcordCopy(
         scrubbed += 1;
       }
     }
+    // Run history quotes addresses: a reconciliation's differences, a plan's reasons (an address
+    // change names both). Each occurrence becomes "[erased]"; the rest of the history stays.
+    await scrubAddresses(tx, "runs", "summary_json", addresses);
+    await scrubAddresses(tx, "plans", "plan_json", addresses);
     return { contacts, evidence_blanked: evidence, snapshots, operations_scrubbed: scrubbed };
   });
+}
+
+/**
+ * Replaces each of `addresses` with "[erased]" in a text column (JSON, where an address is a plain
+ * string: addresses hold no quote or backslash), in the rows that contain one. A pass over the
+ * table: erasures are rare and run beside no pair's run.
+ */
+async function scrubAddresses(
+  tx: StoreSession,
+  table: "runs" | "plans" | "outcomes",
+  column: "summary_json" | "plan_json" | "detail_json",
+  addresses: readonly string[],
+  only?: [column: "operation_id", value: string],
+): Promise<void> {
+  for (const address of addresses) {
+    if (address === "" || /["\\]/.test(address)) continue;
+    const target = sql.ref(`${table}.${column}`);
+    let update = tx.db
+      .updateTable(table)
+      .set({ [column]: sql`replace(${target}, ${address}, '[erased]')` })
+      .where(
+        tx.dialect === "postgres"
+          ? sql<boolean>`strpos(${target}, ${address}) > 0`
+          : sql<boolean>`instr(${target}, ${address}) > 0`,
+      );
+    if (only !== undefined) update = update.where(only[0], "=", only[1]);
+    await update.execute();
+  }
 }

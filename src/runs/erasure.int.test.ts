@@ -4,10 +4,12 @@
  * while the ledger still verifies, and their address is refused when a system brings it back.
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { describeOnBackends } from "../../test/support/store-backends";
 import { sql } from "kysely";
 import { eventsForContact } from "../ledger/consent-ledger";
 import { verifyLedger } from "../ledger/verify-ledger";
 import { erasePerson } from "./erase-person";
+import { reconcilePair } from "./reconcile";
 import { formatErasureReport, formatSyncReport } from "../cli/sync-commands";
 import {
   addToReList,
@@ -191,5 +193,46 @@ describe("erasure", () => {
     const result = await erasePerson(deps(), { email: "not an address", requested_by: "Operator" });
     expect(result).toMatchObject({ ok: false, code: "invalid_email" });
     expect(!result.ok && result.message).toContain("expected the address the person asked to be erased");
+  });
+});
+
+describeOnBackends("erasure and run history", (backend) => {
+  let h: SyncHarness;
+  afterEach(async () => {
+    await h.close();
+  });
+  const deps = () => ({ store: h.store, config: h.config, connections: h.connections, now: h.now });
+  /** Runs' reports and plans' summaries, as text. */
+  const history = async (): Promise<string> =>
+    JSON.stringify([
+      await h.store.db.selectFrom("runs").select("summary_json").execute(),
+      await h.store.db.selectFrom("plans").select("plan_json").execute(),
+    ]).toLowerCase();
+
+  it("run history keeps no erased address: a reconciliation that named her reads [erased] after, the rest stays", async () => {
+    h = await startSyncHarness(backend);
+    const [ada] = await h.seedRe([individual(ADA, "Ada", "Lovelace")]);
+    const [bob] = await h.seedRe([individual("bob@example.org", "Bob", "Example")]);
+    await addToReList(h, RE_LISTS.news, [ada!, bob!]);
+    await h.sync();
+    // Staff tick Requests No Email for both; a reconciliation before the next sync names them.
+    h.advance(60_000);
+    for (const id of [ada!, bob!]) await h.reAct({ action: "set_requests_no_email", constituent_id: id });
+    h.advance(1_000);
+    const found = await reconcilePair(deps(), h.pair, { pull: true });
+    expect(found.differences.map((d) => (d.email ?? "").toLowerCase()).sort()).toEqual([
+      "ada.lovelace@example.org",
+      "bob@example.org",
+    ]);
+    expect(await history()).toContain("ada.lovelace@example.org");
+
+    h.advance(60_000);
+    const result = await erasePerson(deps(), { email: ADA, requested_by: "Operator" });
+    expect(result.ok && result.report.status).toBe("completed");
+    const stored = await history();
+    expect(stored).not.toContain("ada.lovelace@example.org");
+    // The rest of the history stays: Bob's difference is still on record, Ada's reads as erased.
+    expect(stored).toContain("bob@example.org");
+    expect(stored).toContain("[erased]");
   });
 });
