@@ -210,6 +210,28 @@ describe("GrowthZone ⇄ Constant Contact (seed 004)", () => {
     expect(gzContact("bob")?.Emails[0]?.Restriction).toBe("None");
   });
 
+  it("G3. an address whose restriction GrowthZone does not return fails the read, saying so: never taken as unrestricted", async () => {
+    await firstLoad();
+    await gzAct("set_restriction", { contact_id: "ada", restriction: "DoNotContact" });
+    await sync();
+    expect(await shown("cc-main", "ada")).toBe("opt_out");
+    const before = (await eventsForContact(store, await contactOf("ada"))).length;
+    // GrowthZone answers Ada's record without the restriction on her address.
+    await gzAct("update_contact", { contact_id: "ada", changes: { LastName: "Lovelace" } });
+    delete (gzContact("ada")!.Emails[0] as { Restriction?: string }).Restriction;
+    const run = await sync();
+    const read = run.pulls.find((p) => p.connection_id === "growthzone");
+    expect(read?.error).toMatchObject({
+      code: "bad_response",
+      message: expect.stringContaining("Restriction"),
+    });
+    // Her opt-out stands everywhere: nothing read her as unrestricted.
+    expect(await shown("cc-main", "ada")).toBe("opt_out");
+    // (Constant Contact's read shows Concord's own opt-out writes back: copies, no act of GrowthZone's.)
+    const since = (await eventsForContact(store, await contactOf("ada"))).slice(before).map((e) => e.event);
+    expect(since.filter((e) => e.kind !== "opt_out" || e.source.connection === "growthzone")).toEqual([]);
+  });
+
   it("G4. a name or default email changed in GrowthZone is changed on the same Constant Contact contact", async () => {
     await firstLoad();
     const before = await recordIn("cc-main", "ada");

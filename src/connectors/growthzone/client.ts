@@ -30,7 +30,9 @@ export const GzEmailSchema = z.looseObject({
   EmailAddress: z.string(),
   EmailAddressTypeId: z.number().int().optional(),
   IsDefault: z.boolean().optional(),
-  Restriction: RestrictionSchema.optional(),
+  // Required: an address whose restriction is not returned cannot be read as unrestricted (its
+  // Do Not Contact would be lost); such an answer fails the read, saying so (QUIRKS.md).
+  Restriction: RestrictionSchema,
 });
 export type GzEmail = z.infer<typeof GzEmailSchema>;
 

@@ -492,7 +492,7 @@ async function applyConsent(
       code: "validation_failed",
       message: `GrowthZone contact ${op.external_id} has no email address to restrict.`,
     };
-  const restricted = (primary.Restriction ?? "None") !== "None";
+  const restricted = primary.Restriction !== "None";
   if (restricted === optOut) return succeeded(op.external_id, "already_applied");
   // An opt-out is "Transactional Only": no mass email, while invoices and receipts still go.
   const r = await client.request({

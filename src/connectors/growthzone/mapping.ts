@@ -38,7 +38,7 @@ export function consentFacts(c: GzContact, topicLists: readonly TopicListState[]
   const facts: ConsentFact[] = [];
   const primary = primaryEmail(c);
   if (primary) {
-    const r = primary.Restriction ?? "None";
+    const r = primary.Restriction;
     facts.push({
       channel: "email",
       scope: GLOBAL_OBSERVED,
@@ -75,7 +75,7 @@ export function consentObservations(
   const primary = primaryEmail(c);
   const at = toUtcIso(c.ModifiedDate);
   const email = primary?.EmailAddress ?? "";
-  const r = primary?.Restriction ?? "None";
+  const r = primary?.Restriction ?? "None"; // no primary address: nothing to restrict
   if (primary && r !== "None")
     out.push({
       external_id: String(c.ContactId),
