@@ -202,6 +202,39 @@ describe("Kindful ⇄ Constant Contact (seed 002)", () => {
     );
   });
 
+  it("K3. staff setting a topic's field in Kindful is that topic's opt-out: the account that stands for it follows, the newsletter stays", async () => {
+    await start();
+    await world.seed("cc-appeals", {
+      contacts: [
+        {
+          id: "3f0c9a52-7d1e-4b8a-9c2f-5e6d7a8b9c01",
+          email: "bob@example.org",
+          added_by: "contact",
+          added_at: T0,
+          modified_at: T0,
+          subscription: { status: "subscribed", explicit: true },
+          list_ids: [],
+        },
+      ],
+    });
+    await firstLoad();
+    // The field is read from Kindful's query, which returns custom fields only when asked for them.
+    await world.act("kindful", {
+      as: "admin",
+      action: "record_consent",
+      id: "bob",
+      topic: "No appeals email",
+      response: "opt_out",
+      source: "Phone call",
+    });
+    clock.advance(1_000);
+    await sync();
+    expect(shownConsent((await recordIn("cc-appeals", "bob"))!.consent_state, ACCOUNT_OBSERVED)).toBe(
+      "opt_out",
+    );
+    expect(shownConsent((await recordIn("cc-main", "bob"))!.consent_state, ACCOUNT_OBSERVED)).toBe("opt_in");
+  });
+
   it("K4. changing the primary email in Kindful moves the same Constant Contact contact: no second contact", async () => {
     await start();
     await firstLoad();

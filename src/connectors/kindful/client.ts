@@ -162,7 +162,8 @@ export function createKindfulClient(
     per_page = QUERY_PAGE_MAX,
   ): AsyncGenerator<ConnectorResult<KindfulContact[]>> {
     let restarts = 0;
-    const first = { query: terms, per_page, columns: { contact: ["all"] } };
+    // Custom fields (a topic's Yes/No opt-out) come only when the query names them: all of them.
+    const first = { query: terms, per_page, custom_fields: ["all"], columns: { contact: ["all"] } };
     let page = await queryPage(first, priority);
     for (let guard = 0; guard < 1_000_000; guard++) {
       if (!page.ok) {

@@ -83,6 +83,8 @@ type Query = {
   per_page: number;
   used_at: number;
   columns: string[];
+  /** The custom fields the query asked for (`custom_fields`: "all", "linked" or names); none: none. */
+  custom_fields: "all" | ReadonlySet<string>;
 };
 type ImportJob = {
   id: number;
@@ -193,7 +195,11 @@ export function createKindfulEmulator(options: KindfulEmulatorOptions = {}) {
     throw new Error(`unknown query term ${JSON.stringify(f)}`);
   };
 
-  const row = (c: KindfulContact, columns: string[]): Record<string, unknown> => {
+  const row = (
+    c: KindfulContact,
+    columns: string[],
+    custom: "all" | ReadonlySet<string> = "all",
+  ): Record<string, unknown> => {
     const all = columns.includes("all");
     const out: Record<string, unknown> = {
       id: c.id,
@@ -204,7 +210,12 @@ export function createKindfulEmulator(options: KindfulEmulatorOptions = {}) {
       updated_at: c.updated_at,
     };
     for (const col of CONTACT_COLUMNS) if (all || columns.includes(col)) out[col] = c[col];
-    if (all || columns.includes("custom_fields")) out["custom_fields"] = { ...c.custom_fields };
+    // Custom fields come only as the query's own `custom_fields` asks (not with the columns).
+    if (custom === "all") out["custom_fields"] = { ...c.custom_fields };
+    else if (custom.size > 0)
+      out["custom_fields"] = Object.fromEntries(
+        Object.entries(c.custom_fields).filter(([n]) => custom.has(n)),
+      );
     return out;
   };
 
@@ -219,7 +230,7 @@ export function createKindfulEmulator(options: KindfulEmulatorOptions = {}) {
       query_token: token,
       results: ids.flatMap((id) => {
         const c = contacts.get(id);
-        return c ? [row(c, q.columns)] : [];
+        return c ? [row(c, q.columns, q.custom_fields)] : [];
       }),
       has_more: hasMore,
       _links: hasMore ? { next: { href: `${base}/api/v1/contacts/query?query_token=${token}` } } : {},
@@ -251,6 +262,11 @@ export function createKindfulEmulator(options: KindfulEmulatorOptions = {}) {
     const columns = Array.isArray(columnsBody?.contact)
       ? (columnsBody.contact as unknown[]).map(String)
       : ["all"];
+    const asked = Array.isArray(body["custom_fields"])
+      ? (body["custom_fields"] as unknown[]).map(String)
+      : [];
+    const custom: Query["custom_fields"] =
+      asked.includes("all") || asked.includes("linked") ? "all" : new Set(asked);
     let ids: number[];
     try {
       ids = [...contacts.values()].filter((c) => terms.every((t) => matches(c, t))).map((c) => c.id);
@@ -258,7 +274,15 @@ export function createKindfulEmulator(options: KindfulEmulatorOptions = {}) {
       return fail(reply, 400, (e as Error).message);
     }
     const fresh = randomBytes(8).toString("hex");
-    const q: Query = { ids, pos: 0, page: 0, per_page: perPage, used_at: now().getTime(), columns };
+    const q: Query = {
+      ids,
+      pos: 0,
+      page: 0,
+      per_page: perPage,
+      used_at: now().getTime(),
+      columns,
+      custom_fields: custom,
+    };
     queries.set(`tok_${fresh}`, q);
     return pageOf(`tok_${fresh}`, q, base);
   });
