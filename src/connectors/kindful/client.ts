@@ -245,7 +245,9 @@ export function createKindfulClient(
         // Groups are import columns: each row says "yes" or "no" under a group's name.
         match_by: { contact: req.match_by, ...(req.groups?.length ? { group: "name" } : {}) },
         ...(req.groups?.length ? { groups: req.groups } : {}),
-        data: req.data,
+        // Custom fields are row columns the import names: a row's own custom_fields object is
+        // spread into it, and the names listed (as the import reference documents them).
+        ...asImportColumns(req.data),
       },
       priority,
       schema: ImportSchema,
@@ -299,4 +301,25 @@ export function createKindfulClient(
     },
     usage: () => limiter.usage(),
   };
+}
+
+/**
+ * An import's rows as Kindful takes them: each custom field a column of its row (Concord keeps them
+ * in a row's `custom_fields` object), and every such column named in the import's `custom_fields`.
+ */
+export function asImportColumns(rows: readonly Record<string, unknown>[]): {
+  data: Record<string, unknown>[];
+  custom_fields?: string[];
+} {
+  const names = new Set<string>();
+  const data = rows.map((row) => {
+    const { custom_fields: custom, ...rest } = row;
+    if (custom === null || typeof custom !== "object") return row;
+    for (const [name, value] of Object.entries(custom as Record<string, unknown>)) {
+      names.add(name);
+      rest[name] = value;
+    }
+    return rest;
+  });
+  return names.size > 0 ? { data, custom_fields: [...names] } : { data };
 }

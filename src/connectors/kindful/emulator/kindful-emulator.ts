@@ -328,6 +328,11 @@ export function createKindfulEmulator(options: KindfulEmulatorOptions = {}) {
     const actionType = body["action_type"];
     const matchBy = (body["match_by"] as { contact?: unknown } | undefined)?.contact ?? "external_id";
     const groupNames = Array.isArray(body["groups"]) ? (body["groups"] as unknown[]).map(String) : [];
+    // Custom fields are row columns the import names in its own `custom_fields` (a row's nested
+    // object is no column: ignored, as any unknown key is).
+    const customNames = Array.isArray(body["custom_fields"])
+      ? (body["custom_fields"] as unknown[]).map(String)
+      : [];
     const at = iso();
     (body["data"] as Record<string, unknown>[]).forEach((d, i) => {
       const key = d[text(matchBy)];
@@ -402,19 +407,19 @@ export function createKindfulEmulator(options: KindfulEmulatorOptions = {}) {
           changed = true;
         }
       }
-      const custom = d["custom_fields"];
-      if (custom && typeof custom === "object")
-        for (const [k, v] of Object.entries(custom as Record<string, unknown>)) {
-          if (v === null || v === undefined) {
-            if (k in c.custom_fields) {
-              c.custom_fields = Object.fromEntries(Object.entries(c.custom_fields).filter(([n]) => n !== k));
-              changed = true;
-            }
-          } else if (c.custom_fields[k] !== text(v)) {
-            c.custom_fields[k] = text(v);
+      for (const k of customNames) {
+        if (!(k in d)) continue;
+        const v = d[k];
+        if (v === null || v === undefined) {
+          if (k in c.custom_fields) {
+            c.custom_fields = Object.fromEntries(Object.entries(c.custom_fields).filter(([n]) => n !== k));
             changed = true;
           }
+        } else if (c.custom_fields[k] !== text(v)) {
+          c.custom_fields[k] = text(v);
+          changed = true;
         }
+      }
       for (const name of groupNames) {
         const flag = text(d[name] ?? "").toLowerCase();
         if (flag !== "yes" && flag !== "no") continue;
