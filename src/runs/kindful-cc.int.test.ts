@@ -349,6 +349,34 @@ describe("Kindful ⇄ Constant Contact (seed 002)", () => {
     expect(emails).not.toContain("no.list@example.org");
     const made = [...kindful().contacts.values()].find((c) => c.email === "new.subscriber@example.org")!;
     expect(made.email_opt_in).toBe("Yes");
+
+    // Kindful says the address exists but names no contact: no second contact is made.
+    await world.seed("cc-main", {
+      contacts: [contact("second.subscriber@example.org", "subscribed", [signups])],
+    });
+    const res = await fetch(`${world.emulator("kindful").origin}/__emulator/faults`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        status: 200,
+        body: { exist: true },
+        count: 1,
+        path_prefix: "/api/v1/contacts/email_exist",
+      }),
+    });
+    expect(res.status).toBe(200);
+    clock.advance(1_000);
+    const refused = await sync();
+    expect([...kindful().contacts.values()].map((c) => c.email)).not.toContain(
+      "second.subscriber@example.org",
+    );
+    expect(refused.execution?.rejections).toContainEqual(
+      expect.objectContaining({
+        connection_id: "kindful",
+        code: "conflict",
+        message: expect.stringContaining("names none"),
+      }),
+    );
   });
 
   const postAct = async (action: string, body: Record<string, unknown>) => {

@@ -289,7 +289,11 @@ export function createKindfulClient(
       });
       return r.ok ? ok(r.value.body.results) : r;
     },
-    emailExists: async (email: string, priority: CallPriority): Promise<ConnectorResult<number[]>> => {
+    /** Whether a contact has the address, and the ids Kindful gives (it may say one exists and give none). */
+    emailExists: async (
+      email: string,
+      priority: CallPriority,
+    ): Promise<ConnectorResult<{ exist: boolean; ids: number[] }>> => {
       const r = await http.request({
         method: "GET",
         path: "/api/v1/contacts/email_exist",
@@ -297,7 +301,7 @@ export function createKindfulClient(
         priority,
         schema: EmailExistSchema,
       });
-      return r.ok ? ok(r.value.body.ids ?? []) : r;
+      return r.ok ? ok({ exist: r.value.body.exist, ids: r.value.body.ids ?? [] }) : r;
     },
     usage: () => limiter.usage(),
   };

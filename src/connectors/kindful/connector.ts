@@ -304,12 +304,19 @@ async function applyOne(
       // A retry after a lost answer must not make a second contact: look the address up first.
       const found = await client.emailExists(op.email.trim(), "write");
       if (!found.ok) return failed(found.error);
-      if (found.value.length === 1) return succeeded(String(found.value[0]), "already_applied");
-      if (found.value.length > 1)
+      const ids = found.value.ids;
+      if (ids.length === 1) return succeeded(String(ids[0]), "already_applied");
+      if (ids.length > 1)
         return {
           status: "failed",
           code: "conflict",
-          message: `${found.value.length} Kindful contacts already have ${op.email}; Concord will not guess which one.`,
+          message: `${ids.length} Kindful contacts already have ${op.email}; Concord will not guess which one.`,
+        };
+      if (found.value.exist)
+        return {
+          status: "failed",
+          code: "conflict",
+          message: `Kindful says a contact already has ${op.email} but names none; Concord does not make a second one (a full read links the one there).`,
         };
       const r = await importOne(
         client,
