@@ -85,9 +85,9 @@ describe("consent holes (SQLite)", () => {
     expect((await reconcile()).differences).toEqual([]);
   });
 
-  it("1. an opt-out a platform refused is tried again while it stays unapplied, an hour after the refusal", async () => {
+  /** Staff tick Requests No Email for Ada, and Constant Contact refuses the next write once (400). */
+  const optOutRefusedOnce = async () => {
     await h.reAct({ action: "set_requests_no_email", constituent_id: re["ada"] });
-    // Constant Contact refuses the write once, as it refuses a request it finds invalid.
     h.ccMain.kit.faults.push({
       status: 400,
       count: 1,
@@ -96,6 +96,10 @@ describe("consent holes (SQLite)", () => {
       latency_ms: 0,
     });
     h.advance(1_000);
+  };
+
+  it("1. an opt-out a platform refused is tried again while it stays unapplied, an hour after the refusal", async () => {
+    await optOutRefusedOnce();
     const refused = await h.sync();
     expect(refused.execution?.operations.failed).toBe(1);
     expect(refused.execution?.rejections.map((r) => [r.connection_id, r.code])).toEqual([
@@ -122,15 +126,7 @@ describe("consent holes (SQLite)", () => {
   });
 
   it("1. a refused opt-out the platform shows applied by other means is no longer counted as unapplied", async () => {
-    await h.reAct({ action: "set_requests_no_email", constituent_id: re["ada"] });
-    h.ccMain.kit.faults.push({
-      status: 400,
-      count: 1,
-      path_prefix: "/v3/contacts/",
-      methods: ["PUT"],
-      latency_ms: 0,
-    });
-    h.advance(1_000);
+    await optOutRefusedOnce();
     expect((await h.sync()).execution?.operations.failed).toBe(1);
     expect(await pendingOptOuts(h.store)).toHaveLength(1);
     // Ada unsubscribes in Constant Contact herself: the next plan makes no opt-out there, and the

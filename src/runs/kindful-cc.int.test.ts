@@ -171,10 +171,9 @@ describe("Kindful ⇄ Constant Contact (seed 002)", () => {
     expect(r?.last_name).toBe("Owner");
   });
 
-  it("K3. an unsubscribe from all email sets Integration Email Opt-in to No; one from the account that stands for a topic sets only that topic's field", async () => {
-    await start();
-    // Bob is also on the appeals account, which stands for the Appeals topic.
-    await world.seed("cc-appeals", {
+  /** Bob is also on the appeals account, which stands for the Appeals topic. */
+  const bobOnAppeals = () =>
+    world.seed("cc-appeals", {
       contacts: [
         {
           id: "3f0c9a52-7d1e-4b8a-9c2f-5e6d7a8b9c01",
@@ -187,6 +186,10 @@ describe("Kindful ⇄ Constant Contact (seed 002)", () => {
         },
       ],
     });
+
+  it("K3. an unsubscribe from all email sets Integration Email Opt-in to No; one from the account that stands for a topic sets only that topic's field", async () => {
+    await start();
+    await bobOnAppeals();
     await firstLoad();
     await world.act("cc-main", { as: "contact", action: "unsubscribe", email: "ada@example.org" });
     await world.act("cc-appeals", { as: "contact", action: "unsubscribe", email: "bob@example.org" });
@@ -204,19 +207,7 @@ describe("Kindful ⇄ Constant Contact (seed 002)", () => {
 
   it("K3. staff setting a topic's field in Kindful is that topic's opt-out: the account that stands for it follows, the newsletter stays", async () => {
     await start();
-    await world.seed("cc-appeals", {
-      contacts: [
-        {
-          id: "3f0c9a52-7d1e-4b8a-9c2f-5e6d7a8b9c01",
-          email: "bob@example.org",
-          added_by: "contact",
-          added_at: T0,
-          modified_at: T0,
-          subscription: { status: "subscribed", explicit: true },
-          list_ids: [],
-        },
-      ],
-    });
+    await bobOnAppeals();
     await firstLoad();
     // The field is read from Kindful's query, which returns custom fields only when asked for them.
     await world.act("kindful", {
