@@ -97,7 +97,15 @@ export async function erasePerson(deps: ErasureDeps, request: ErasureRequest): P
       addresses.add(e.email);
       addresses.add(e.match_key);
     }
-  const links = (await Promise.all(contactIds.map((id) => store.links.forContact(id)))).flat();
+  const linked = (await Promise.all(contactIds.map((id) => store.links.forContact(id)))).flat();
+  // A platform record at the address that no contact holds (it could be several people: in
+  // review) is at the person's address all the same: it is erased with the rest.
+  const links = [
+    ...linked,
+    ...(await unlinkedRecordsAt(store, keys)).filter(
+      (u) => !linked.some((l) => l.connection_id === u.connection_id && l.external_id === u.external_id),
+    ),
+  ];
   const keep = new Set(deps.config.compliance.erasure.keep_records_in);
   const dryRun = request.dry_run === true;
 
@@ -230,6 +238,36 @@ async function eraseIn(
   };
 }
 
+/**
+ * Records at one of `keys` that no contact is linked to: a platform record that could be several
+ * people waits in the review queue (`ambiguous_identity`, with the address it holds).
+ */
+async function unlinkedRecordsAt(
+  store: StoreSession,
+  keys: ReadonlySet<string>,
+): Promise<{ connection_id: string; external_id: string }[]> {
+  const rows = await store.db
+    .selectFrom("review_items")
+    .select(["connection_id", "external_id", "detail_json"])
+    .where("kind", "=", "ambiguous_identity")
+    .where("contact_id", "is", null)
+    .where("status", "=", "open")
+    .execute();
+  return rows.flatMap((row) => {
+    if (row.connection_id === null || row.external_id === null) return [];
+    let email: unknown;
+    try {
+      email = (JSON.parse(row.detail_json) as { email?: unknown }).email;
+    } catch {
+      return [];
+    }
+    const key = typeof email === "string" ? normaliseEmail(email) : undefined;
+    return key?.ok === true && keys.has(key.match_key)
+      ? [{ connection_id: row.connection_id, external_id: row.external_id }]
+      : [];
+  });
+}
+
 /** Concord's own copy: everything personal about the contacts, in one transaction. */
 async function eraseConcordCopy(
   store: StoreSession,
@@ -244,6 +282,11 @@ async function eraseConcordCopy(
     let snapshots = 0;
     let scrubbed = 0;
     for (const link of links) {
+      await tx.db
+        .deleteFrom("review_items")
+        .where("connection_id", "=", link.connection_id)
+        .where("external_id", "=", link.external_id)
+        .execute();
       const r = await tx.db
         .deleteFrom("record_snapshots")
         .where("connection_id", "=", link.connection_id)

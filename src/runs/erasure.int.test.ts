@@ -171,6 +171,40 @@ describe("erasure", () => {
     expect(await everyRow()).not.toContain("ada.lovelace@example.org");
   });
 
+  it("a platform record at the address that no contact holds (in review) is erased there too", async () => {
+    h = await startSyncHarness(sqlite);
+    // Two constituents at Ada's address, and a contact at it uploaded straight into Constant
+    // Contact: it could be either, so it stays unlinked, in review.
+    const [uploaded] = await h.seedCc(h.ccMain, [
+      {
+        email_address: { address: ADA.toLowerCase(), permission_to_send: "explicit" },
+        first_name: "Ada",
+        list_memberships: ["Newsletter"],
+      },
+    ]);
+    await h.seedRe([individual(ADA, "Ada", "Lovelace"), individual(ADA, "Ada", "King")]);
+    await h.sync();
+    expect(await h.store.links.find("cc-main", uploaded!.contact_id)).toBeUndefined();
+    const review = await h.store.reviewItems.list("open");
+    expect(review.map((r) => [r.connection_id, r.external_id])).toContainEqual([
+      "cc-main",
+      uploaded!.contact_id,
+    ]);
+
+    const preview = await erasePerson(deps(), { email: ADA, requested_by: "Operator", dry_run: true });
+    expect(preview.ok && preview.report.systems.map((s) => s.connection_id).sort()).toEqual([
+      "cc-main",
+      "re-nxt",
+      "re-nxt",
+    ]);
+    const result = await erasePerson(deps(), { email: ADA, requested_by: "Operator" });
+    expect(result.ok && result.report.status).toBe("completed");
+    expect(h.ccContact(h.ccMain, ADA)?.deleted_at).toEqual(expect.any(String));
+    // Nothing of the record is left in Concord either: its snapshot and its review item are gone.
+    expect(await h.store.reviewItems.list("open")).toEqual([]);
+    expect(await everyRow()).not.toContain("ada.lovelace@example.org");
+  });
+
   it("suppresses an address Concord never held: a system that brings it later is refused", async () => {
     h = await startSyncHarness(sqlite);
     const result = await erasePerson(deps(), { email: "Zoe@Example.org", requested_by: "Operator" });
