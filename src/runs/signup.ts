@@ -23,6 +23,7 @@ import { err, ok, type Result } from "../core/result";
 import { appendConsentEvents, eventsForContact } from "../ledger/consent-ledger";
 import { openSmtpTransport, smtpFailure } from "../notifications/smtp-transport";
 import type { Logger } from "../observability/logger";
+import { constructMatches } from "../pipeline/resolve-observed-scope";
 import { addressHash, suppressionSalt } from "../pipeline/suppression-hash";
 import { newId } from "../store/new-id";
 import type { StoreSession } from "../store/ports";
@@ -586,10 +587,8 @@ export async function listsTheyReceive(
       config.topics.every((topic) => {
         const construct = topic.constructs[connectionId];
         const standsFor =
-          construct?.type === "list" &&
-          (construct.id !== undefined
-            ? construct.id === list.external_id
-            : sameName(list.name, construct.name));
+          construct !== undefined &&
+          constructMatches(construct, { type: "list", id: list.external_id, name: list.name });
         return !standsFor || decisionFor(state, { kind: "topic", topic: topic.key }).sendable;
       }),
     )

@@ -209,15 +209,12 @@ function signupRoutes(
   // answered as the route answers: the JSON API's error object, or the form's page.
   scope.setErrorHandler((error: FastifyError, request, reply) => {
     if (error.statusCode !== 413 && error.statusCode !== 415) throw error;
-    const type = request.headers["content-type"] ?? "";
-    if (type.startsWith("application/json"))
-      return reply.code(error.statusCode).send({
+    // (A JSON body is never of a type refused here: only its size can be.)
+    if (error.statusCode === 413 && (request.headers["content-type"] ?? "").startsWith("application/json"))
+      return reply.code(413).send({
         error: {
-          code: error.statusCode === 413 ? "body_too_large" : "unsupported_media_type",
-          message:
-            error.statusCode === 413
-              ? `The body is larger than ${BODY_LIMIT} bytes; a sign-up is a few hundred.`
-              : "expected application/json or application/x-www-form-urlencoded",
+          code: "body_too_large",
+          message: `The body is larger than ${BODY_LIMIT} bytes; a sign-up is a few hundred.`,
         },
       });
     const lang = langFor(request as FastifyRequest<{ Querystring: { lang?: string } }>);
