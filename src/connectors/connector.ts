@@ -81,6 +81,12 @@ export type ExternalRecord = {
   consent_state: ConsentFact[];
   /** External ids of the lists the record belongs to (where the read includes them). */
   list_ids?: string[];
+  /**
+   * Lists the record belongs to whose own flag says it must not be emailed through them (a
+   * GrowthZone list's Do Not Contact). They are not in `list_ids`; a platform list that copies one
+   * loses the person whatever the pair's delete policy, and no sync adds them to it.
+   */
+  stopped_list_ids?: string[];
   inactive?: boolean;
   deceased?: boolean;
   /** A "Do Not Contact"-style flag of the system is in force (it is also reported as an opt-out). */
@@ -163,7 +169,12 @@ export type ReadPage = {
    * membership change as a record change (Raiser's Edge NXT static lists change no modification date).
    * Given once, on the first page; records not in it are in none of `list_ids`.
    */
-  memberships?: { list_ids: string[]; members: Record<string, string[]> };
+  memberships?: {
+    list_ids: string[];
+    members: Record<string, string[]>;
+    /** Members the list itself says not to email (`ExternalRecord.stopped_list_ids`), by record. */
+    stopped?: Record<string, string[]>;
+  };
 };
 
 export type ReadOptions = {

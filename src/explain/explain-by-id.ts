@@ -22,6 +22,8 @@ export type ListMembership = {
   list_id: string;
   /** The list's name as last read from the system; null when it was not read. */
   list_name: string | null;
+  /** The list's own flag says not to email the person through it (a GrowthZone list's Do Not Contact). */
+  do_not_contact: boolean;
 };
 
 export type ContactExplanation =
@@ -91,12 +93,17 @@ export async function explainContactById(
     const shows = readSnapshot(snapshot.payload);
     if (shows.kind !== "record") continue;
     const names = await namesOf(link.connection_id);
-    for (const listId of shows.list_ids ?? [])
+    const lists = [
+      ...(shows.list_ids ?? []).map((id) => [id, false] as const),
+      ...shows.stopped_list_ids.map((id) => [id, true] as const),
+    ];
+    for (const [listId, stopped] of lists)
       list_memberships.push({
         connection_id: link.connection_id,
         external_id: link.external_id,
         list_id: listId,
         list_name: names.get(listId) ?? null,
+        do_not_contact: stopped,
       });
   }
   const name =

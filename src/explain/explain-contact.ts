@@ -172,6 +172,8 @@ export type SystemShows =
         label: string;
       }[];
       list_ids: string[] | null;
+      /** Lists the record is in whose own flag stops email through them (a list's Do Not Contact). */
+      stopped_list_ids: string[];
       updated_at: string | null;
     }
   | { kind: "unparsed"; problem: string; raw: JsonValue };
@@ -631,6 +633,7 @@ const SnapshotRecordSchema = z.looseObject({
   organisation_name: z.string().nullable().optional(),
   consent_state: StoredConsentStateSchema,
   list_ids: z.array(z.string()).optional(),
+  stopped_list_ids: z.array(z.string()).optional(),
   inactive: z.boolean().optional(),
   deceased: z.boolean().optional(),
   deleted: z.boolean().optional(),
@@ -672,6 +675,7 @@ export function readSnapshot(payload: JsonValue): SystemShows {
       label: f.label,
     })),
     list_ids: r.list_ids ?? null,
+    stopped_list_ids: r.stopped_list_ids ?? [],
     updated_at: r.updated_at ?? null,
   };
 }
@@ -955,6 +959,10 @@ function formatPerson(p: Explanation): string[] {
     }
     if (s.list_ids !== null)
       lines.push(`        lists: ${s.list_ids.length > 0 ? s.list_ids.join(", ") : "none"}`);
+    if (s.stopped_list_ids.length > 0)
+      lines.push(
+        `        not emailed through (the list's own Do Not Contact): ${s.stopped_list_ids.join(", ")}`,
+      );
   }
 
   if (p.review_items.length > 0) {

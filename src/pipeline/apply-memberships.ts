@@ -8,13 +8,19 @@ import { JsonValueSchema, type StoreSession } from "../store/ports";
 import { contentHash } from "./content-hash";
 
 const PAGE = 1000;
-const ListIdsSchema = z.object({ list_ids: z.array(z.string()).optional() }).loose();
+const ListIdsSchema = z
+  .object({ list_ids: z.array(z.string()).optional(), stopped_list_ids: z.array(z.string()).optional() })
+  .loose();
 
 /** Returns how many stored records changed; runs in the caller's transaction. */
 export async function applyMemberships(
   tx: StoreSession,
   connection_id: string,
-  memberships: { list_ids: readonly string[]; members: Readonly<Record<string, readonly string[]>> },
+  memberships: {
+    list_ids: readonly string[];
+    members: Readonly<Record<string, readonly string[]>>;
+    stopped?: Readonly<Record<string, readonly string[]>>;
+  },
 ): Promise<number> {
   const read = new Set(memberships.list_ids);
   let changed = 0;
@@ -34,10 +40,16 @@ export async function applyMemberships(
       const payload = ListIdsSchema.safeParse(JSON.parse(row.payload_json));
       if (!payload.success) continue;
       const before = payload.data.list_ids ?? [];
-      const kept = before.filter((id) => !read.has(id));
-      const next = [...new Set([...kept, ...(memberships.members[row.external_id] ?? [])])].sort();
-      if (sameSet(before, next)) continue;
-      const record = { ...payload.data, list_ids: next };
+      const next = corrected(before, read, memberships.members[row.external_id]);
+      const stoppedBefore = payload.data.stopped_list_ids ?? [];
+      const stopped = corrected(stoppedBefore, read, memberships.stopped?.[row.external_id]);
+      if (sameSet(before, next) && sameSet(stoppedBefore, stopped)) continue;
+      const { stopped_list_ids: _was, ...rest } = payload.data;
+      const record = {
+        ...rest,
+        list_ids: next,
+        ...(stopped.length > 0 ? { stopped_list_ids: stopped } : {}),
+      };
       await tx.snapshots.put({
         connection_id,
         external_id: row.external_id,
@@ -47,6 +59,15 @@ export async function applyMemberships(
       changed += 1;
     }
   }
+}
+
+/** The lists not read kept as they were, the ones read as the read found them. */
+function corrected(
+  before: readonly string[],
+  read: ReadonlySet<string>,
+  found: readonly string[] | undefined,
+): string[] {
+  return [...new Set([...before.filter((id) => !read.has(id)), ...(found ?? [])])].sort();
 }
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {

@@ -53,6 +53,9 @@ export function crmState(r: SnapshotRecord): CrmRecordState {
   return {
     ...profile(r),
     emails,
+    ...(r.stopped_list_ids !== undefined && r.stopped_list_ids.length > 0
+      ? { stopped_list_ids: r.stopped_list_ids }
+      : {}),
     ...(r.inactive !== undefined ? { inactive: r.inactive } : {}),
     ...(r.deceased !== undefined ? { deceased: r.deceased } : {}),
     ...(r.consent_grounds !== undefined && r.consent_grounds.length > 0

@@ -24,7 +24,7 @@ import { concordVersion } from "../config/concord-version";
 import type { ResolvedPair } from "./resolve-pair";
 
 /** Raised when what a mark holds, or what its key covers, changes: every mark is then stale. */
-const PLAN_MARKS_FORMAT = 2;
+const PLAN_MARKS_FORMAT = 3;
 
 /** What a whole-pair plan marks contacts by. */
 export type PlanMarking = {

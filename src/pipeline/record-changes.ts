@@ -101,6 +101,7 @@ const SnapshotViewSchema = z.object({
     .default([]),
   consent_state: StoredConsentStateSchema,
   list_ids: z.array(z.string()).optional(),
+  stopped_list_ids: z.array(z.string()).optional(),
   deceased: z.boolean().optional(),
   inactive: z.boolean().optional(),
   deleted: z.boolean().optional(),
@@ -189,7 +190,11 @@ export async function recordChanges(
     const before = previous === undefined ? undefined : SnapshotViewSchema.parse(previous.payload);
     // A read that did not ask for memberships (a webhook's re-read) says nothing about them: keep the last known.
     if (record.list_ids === undefined && before?.list_ids !== undefined)
-      record = { ...record, list_ids: before.list_ids };
+      record = {
+        ...record,
+        list_ids: before.list_ids,
+        ...(before.stopped_list_ids !== undefined ? { stopped_list_ids: before.stopped_list_ids } : {}),
+      };
     const { changed } = await tx.snapshots.put({
       connection_id: ctx.connection_id,
       external_id: record.external_id,

@@ -43,6 +43,7 @@ const current = {
     },
   ],
   list_ids: ["L-news"],
+  stopped_list_ids: ["L-board"],
   inactive: false,
   deceased: false,
   do_not_contact: false,

@@ -70,6 +70,7 @@ export const SnapshotRecordSchema = z.object({
   fields: z.record(z.string(), z.string().nullable()).default({}),
   consent_state: StoredConsentStateSchema,
   list_ids: z.array(z.string()).optional(),
+  stopped_list_ids: z.array(z.string()).optional(),
   inactive: z.boolean().optional(),
   deceased: z.boolean().optional(),
   do_not_contact: z.boolean().optional(),
@@ -126,6 +127,7 @@ const CurrentSnapshotSchema = z.object({
     }),
   ),
   list_ids: z.array(z.string()).exactOptional(),
+  stopped_list_ids: z.array(z.string()).exactOptional(),
   inactive: z.boolean().exactOptional(),
   deceased: z.boolean().exactOptional(),
   do_not_contact: z.boolean().exactOptional(),
@@ -181,10 +183,14 @@ function inTodaysForm(p: unknown): SnapshotRecord | undefined {
     if (typeof value !== "boolean") return undefined;
     out[key] = value;
   }
-  const { list_ids, consent_grounds, updated_at } = p;
+  const { list_ids, stopped_list_ids, consent_grounds, updated_at } = p;
   if (list_ids !== undefined) {
     if (!everyOne(list_ids, isString)) return undefined;
     out.list_ids = list_ids;
+  }
+  if (stopped_list_ids !== undefined) {
+    if (!everyOne(stopped_list_ids, isString)) return undefined;
+    out.stopped_list_ids = stopped_list_ids;
   }
   if (consent_grounds !== undefined) {
     if (!everyOne(consent_grounds, isGround)) return undefined;

@@ -119,6 +119,8 @@ export type RecordProfile = {
 /** The CRM record and the consent it currently shows, as its connector's typed facts. */
 export type CrmRecordState = RecordProfile & {
   emails: readonly RecordEmail[];
+  /** Lists the record is in whose own flag stops email through them (`ExternalRecord.stopped_list_ids`). */
+  stopped_list_ids?: readonly string[];
   inactive?: boolean;
   deceased?: boolean;
   /** Dated acts that ground implied consent (the latest gift), as the connector read them. */

@@ -583,12 +583,34 @@ describe("planPair: lists, email and fields", () => {
       ops: [`${CRM} add_list_members L-events`],
     },
     { name: "delete_policy keep never removes", crm: [], platform: ["cca-appeals"], ops: [], conn: APPEALS },
+    {
+      name: "the CRM list's own Do Not Contact removes whatever the policy",
+      crm: [],
+      stopped: ["L-appeals"],
+      platform: ["cca-appeals"],
+      ops: [`${APPEALS} remove_list_members cca-appeals`],
+      conn: APPEALS,
+    },
+    {
+      name: "the CRM list's own Do Not Contact: a platform join is removed, never copied to the CRM list",
+      crm: [],
+      stopped: ["L-events"],
+      platform: ["cc-events"],
+      ops: [`${MAIN} remove_list_members cc-events`],
+    },
+    {
+      name: "the CRM list's own Do Not Contact, not on the platform list: nothing added",
+      crm: [],
+      stopped: ["L-news"],
+      platform: [],
+      ops: [],
+    },
     { name: "no list add for an opted-out contact", crm: ["L-news"], platform: [], ops: [], optedOut: true },
-  ])("$name", ({ crm, platform, ops, conn, optedOut, agreed }) => {
+  ])("$name", ({ crm, platform, ops, conn, optedOut, agreed, stopped }) => {
     const c = conn ?? MAIN;
     const contact = linked(1, {
       ...(agreed === true ? { baselines: { [c]: { "list:L-news:cc-news": "member" } } } : {}),
-      crm: crmRecord(1, { list_ids: crm }),
+      crm: crmRecord(1, { list_ids: crm, ...(stopped ? { stopped_list_ids: stopped } : {}) }),
       platforms: { [c]: optedOut ? unsubscribed(1, c) : platformRecord(1, c, { list_ids: platform }) },
       events: optedOut ? [optOut({ contact: 1, connection: c, at: T1 })] : [],
       ...(optedOut

@@ -104,6 +104,8 @@ export type BulkCall =
       list_id: string;
       contact_id: ContactId;
       external_id: string;
+      /** A removal because the source list's own flag stops email to the person through it. */
+      stopped?: true;
     };
 
 /**
@@ -326,6 +328,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
     const platformFieldUpdates = new Map<ConnectionId, Map<string, string | null>>();
     const crmListsBefore = new Set(crm?.list_ids ?? []);
     const crmLists = new Set(crmListsBefore);
+    const crmStopped = new Set(crm?.stopped_list_ids ?? []);
     const crmListChanges: { kind: "add_list_members" | "remove_list_members"; list_id: string }[] = [];
     if (crm) {
       for (const { p, rec } of linkedRecords) {
@@ -347,6 +350,8 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
         for (const [k, v] of merged.crm) if (!crmFieldUpdates.has(k)) crmFieldUpdates.set(k, v);
         const platformLists = new Set(rec.list_ids);
         for (const a of p.audiences) {
+          // The CRM list's own flag stops email through it: the platform's copy is no reason to join.
+          if (crmStopped.has(a.crm_list_id)) continue;
           const inCrm = crmListsBefore.has(a.crm_list_id);
           const inPlatform = platformLists.has(a.platform_list_id);
           // Both sides held the membership at the last agreement: the CRM's side left the list, which
@@ -589,6 +594,20 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
         if (a.direction === "platform_to_crm") continue;
         const inCrm = crmLists.has(a.crm_list_id);
         const inPlatform = platformLists.has(a.platform_list_id);
+        // The CRM list's own Do Not Contact stops email to the person through it: its copy on the
+        // platform loses them whatever the delete policy, however they joined it.
+        if (crmStopped.has(a.crm_list_id)) {
+          if (inPlatform)
+            bulk.member(
+              p.connection_id,
+              "remove_list_members",
+              a.platform_list_id,
+              id,
+              rec.external_id,
+              true,
+            );
+          continue;
+        }
         const agreed = agreedMember(c, p.connection_id, a);
         // Left the platform list after both sides agreed (the person's preference page, or an admin
         // there): never put back; leaving a list is the person's or the platform's decision.
@@ -1187,6 +1206,7 @@ class BulkOperations {
       kind: "add_list_members" | "remove_list_members";
       list_id: string;
       entries: [string, ContactId][];
+      stopped?: true;
     }
   >();
 
@@ -1197,7 +1217,15 @@ class BulkOperations {
 
   replay(call: BulkCall): void {
     if (call.kind === "upsert") this.upsert(call.connection, call.list_ids, call.item);
-    else this.member(call.connection, call.member_kind, call.list_id, call.contact_id, call.external_id);
+    else
+      this.member(
+        call.connection,
+        call.member_kind,
+        call.list_id,
+        call.contact_id,
+        call.external_id,
+        call.stopped,
+      );
   }
 
   upsert(connection: ConnectionId, listIds: string[], item: UpsertItem): void {
@@ -1215,6 +1243,7 @@ class BulkOperations {
     listId: string,
     contactId: ContactId,
     externalId: string,
+    stopped?: true,
   ): void {
     this.count += 1;
     this.recent.push({
@@ -1224,10 +1253,15 @@ class BulkOperations {
       list_id: listId,
       contact_id: contactId,
       external_id: externalId,
+      ...(stopped ? { stopped } : {}),
     });
-    const key = `${connection}\u0000${kind}\u0000${listId}`;
+    const key = `${connection}\u0000${kind}\u0000${listId}${stopped ? "\u0000stopped" : ""}`;
     let group = this.members.get(key);
-    if (!group) this.members.set(key, (group = { connection, kind, list_id: listId, entries: [] }));
+    if (!group)
+      this.members.set(
+        key,
+        (group = { connection, kind, list_id: listId, entries: [], ...(stopped ? { stopped } : {}) }),
+      );
     group.entries.push([externalId, contactId]);
   }
 
@@ -1265,12 +1299,20 @@ class BulkOperations {
           operation: { kind: g.kind, list_ids: [g.list_id], external_ids: entries.map((e) => e[0]) },
         },
         entries.map((e) => e[1]),
-        {
-          code: added ? "list_membership_added" : "list_membership_removed",
-          message: added
-            ? `${entries.length} contact(s) in the mapped source list, not yet in list ${g.list_id} on ${g.connection}.`
-            : `${entries.length} contact(s) left the mapped source list; the delete policy removes them from list ${g.list_id} on ${g.connection}.`,
-        },
+        added
+          ? {
+              code: "list_membership_added",
+              message: `${entries.length} contact(s) in the mapped source list, not yet in list ${g.list_id} on ${g.connection}.`,
+            }
+          : g.stopped
+            ? {
+                code: "list_membership_stopped",
+                message: `${entries.length} contact(s) marked not to be emailed through the mapped source list (its own Do Not Contact); they leave list ${g.list_id} on ${g.connection}.`,
+              }
+            : {
+                code: "list_membership_removed",
+                message: `${entries.length} contact(s) left the mapped source list; the delete policy removes them from list ${g.list_id} on ${g.connection}.`,
+              },
       ];
     }
   }

@@ -15,6 +15,7 @@ export type PlanReasonCode =
   | "create_in_crm" // a platform contact with no CRM record, and the pair creates CRM records
   | "list_membership_added" // in the source list, not in the mapped list
   | "list_membership_removed" // left the source list, and the delete policy removes memberships
+  | "list_membership_stopped" // the source list's own flag stops email to the person through it
   | "email_changed_in_crm" // the CRM's primary email moved: the platform follows
   | "email_changed_on_platform" // the platform's email moved from the agreed one: the CRM follows
   | "profile_fields_changed" // the three-way field merge says this side must change

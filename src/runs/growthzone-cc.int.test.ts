@@ -10,6 +10,7 @@ import type { WorldPerson } from "../connectors/emulator-kit/world";
 import { ACCOUNT_OBSERVED, shownConsent } from "../core/consent/system-consent";
 import { startEmulatedWorld, type EmulatedWorld } from "../emulated-world/emulated-world";
 import { eventsForContact } from "../ledger/consent-ledger";
+import { explainContactById } from "../explain/explain-by-id";
 import type { Store } from "../store/ports";
 import { createFakeClock } from "../../test/support/fake-clock";
 import { sqliteBackend } from "../../test/support/sync-harness";
@@ -280,6 +281,39 @@ describe("GrowthZone ⇄ Constant Contact (seed 004)", () => {
     const appeals = [...gz().groups.values()].find((g) => g.Name === "Appeals")!;
     expect(appeals.Members.get(Number(ids.get("bob")))?.DoNotContact).toBe(true);
     expect(gzContact("bob")?.Emails[0]?.Restriction).toBe("None");
+  });
+
+  it("G7. a list's own Do Not Contact on a synced list no topic stands for takes the person out of its Constant Contact list whatever the delete policy; cleared, they are put back", async () => {
+    // The default policy: leaving a CRM list leaves the platform's copy as it is.
+    world.config.pairs[0]!.list_sync[0]!.delete_policy = "keep";
+    await firstLoad();
+    const chamber = (await ccLists()).find((l) => l.name === "Chamber news")!;
+    expect((await recordIn("cc-main", "ada"))?.list_ids).toEqual([chamber.external_id]);
+
+    await gzAct("set_list_do_not_contact", { contact_id: "ada", group_id: "chamber", do_not_contact: true });
+    const run = await sync();
+    expect((await recordIn("cc-main", "ada"))?.list_ids).toEqual([]);
+    // Only that list: she stays subscribed, and the plan says why she left it.
+    expect(await shown("cc-main", "ada")).toBe("opt_in");
+    const why = run.plan?.operations.find((o) => o.kind === "remove_list_members");
+    expect(why).toMatchObject({ contacts: 1, reason: { code: "list_membership_stopped" } });
+    // Her page shows the membership and the list's own flag.
+    const page = await explainContactById(store, world.config, await contactOf("ada"));
+    expect(page.kind === "found" ? page.list_memberships : []).toContainEqual(
+      expect.objectContaining({
+        connection_id: "growthzone",
+        list_name: "Chamber news",
+        do_not_contact: true,
+      }),
+    );
+    // Bob, who left the list in the ordinary way, stays in Constant Contact's copy under this policy.
+    await gzAct("remove_from_group", { contact_id: "bob", group_id: "chamber" });
+    await sync();
+    expect((await recordIn("cc-main", "bob"))?.list_ids).toEqual([chamber.external_id]);
+
+    await gzAct("set_list_do_not_contact", { contact_id: "ada", group_id: "chamber", do_not_contact: false });
+    await sync();
+    expect((await recordIn("cc-main", "ada"))?.list_ids).toEqual([chamber.external_id]);
   });
 
   it("G8. GrowthZone's 10,000 records a day is the connection's budget, renewed at UTC midnight, with a reserve for consent", async () => {

@@ -235,6 +235,7 @@ export const PersonSchema = z.strictObject({
       external_id: z.string(),
       list_id: z.string(),
       list_name: z.string().nullable(),
+      do_not_contact: z.boolean(),
     }),
   ),
 });

@@ -109,6 +109,8 @@ export function createGrowthZoneSession(
   type Lists = {
     /** Members of the lists asked for (not those with the list's own Do Not Contact). */
     members: Map<string, string[]> | undefined;
+    /** Members of the lists asked for that the list's own Do Not Contact stops, by contact. */
+    stopped: Map<string, string[]>;
     topics: { id: string; name: string; members: Map<string, boolean> }[];
   };
 
@@ -121,6 +123,9 @@ export function createGrowthZoneSession(
     }
     const wanted = [...new Set([...listIds, ...topics.map((t) => t.id)])];
     const members = listIds.length > 0 ? new Map<string, string[]>() : undefined;
+    const stopped = new Map<string, string[]>();
+    const add = (to: Map<string, string[]>, cid: string, id: string) =>
+      to.set(cid, [...(to.get(cid) ?? []), id]);
     for (const id of wanted) {
       const m = await client.members(id, "read");
       if (!m.ok) return m;
@@ -128,15 +133,12 @@ export function createGrowthZoneSession(
       for (const row of m.value) {
         const cid = String(row.ContactId);
         topic?.members.set(cid, row.DoNotContact === true);
-        // A member with the list's own Do Not Contact is not emailed from it: not in it for sync.
-        if (members && listIds.includes(id) && row.DoNotContact !== true) {
-          const ids = members.get(cid) ?? [];
-          ids.push(id);
-          members.set(cid, ids);
-        }
+        // A member with the list's own Do Not Contact is not emailed from it: not in it for sync,
+        // and taken out of the platform's copy of it.
+        if (members && listIds.includes(id)) add(row.DoNotContact === true ? stopped : members, cid, id);
       }
     }
-    return ok({ members, topics });
+    return ok({ members, stopped, topics });
   };
 
   const topicState = (lists: Lists, contactId: string): TopicListState[] =>
@@ -179,7 +181,15 @@ export function createGrowthZoneSession(
       }
       const id = String(c.ContactId);
       const topics = topicState(lists, id);
-      records.push(toExternalRecord(c, topics, lists.members ? (lists.members.get(id) ?? []) : undefined));
+      records.push(
+        toExternalRecord(
+          c,
+          topics,
+          lists.members
+            ? { list_ids: lists.members.get(id) ?? [], stopped: lists.stopped.get(id) ?? [] }
+            : undefined,
+        ),
+      );
       consent.push(...consentObservations(c, topics));
     });
     return { records, consent, checkpoint: { stream: STREAM, value: checkpoint, taken_at: nowIso() } };
@@ -216,6 +226,7 @@ export function createGrowthZoneSession(
             memberships: {
               list_ids: [...(readOptions.list_ids ?? [])],
               members: Object.fromEntries(lists.value.members),
+              stopped: Object.fromEntries(lists.value.stopped),
             },
           }
         : {};

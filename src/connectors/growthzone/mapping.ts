@@ -117,7 +117,7 @@ export function consentObservations(
 export function toExternalRecord(
   c: GzContact,
   topicLists: readonly TopicListState[],
-  listIds: readonly string[] | undefined,
+  lists: { list_ids: readonly string[]; stopped: readonly string[] } | undefined,
 ): ExternalRecord {
   const organisation = c.SystemContactTypeId === 2;
   const primary = primaryEmail(c);
@@ -138,7 +138,8 @@ export function toExternalRecord(
       OrganizationName: c.OrganizationName ?? null,
     },
     consent_state: consentFacts(c, topicLists),
-    ...(listIds ? { list_ids: [...listIds] } : {}),
+    ...(lists ? { list_ids: [...lists.list_ids] } : {}),
+    ...(lists && lists.stopped.length > 0 ? { stopped_list_ids: [...lists.stopped] } : {}),
     ...(primary?.Restriction === "DoNotContact" ? { do_not_contact: true } : {}),
     updated_at: toUtcIso(c.ModifiedDate),
   };

@@ -353,6 +353,7 @@ describe("the API over a synced pair", () => {
         external_id: re["grace"],
         list_id: RE_LISTS.news,
         list_name: "Monthly newsletter",
+        do_not_contact: false,
       },
     ]);
 

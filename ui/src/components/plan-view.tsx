@@ -21,6 +21,7 @@ export const OPERATION_REASONS: Record<string, string> = {
   create_in_crm: "A platform contact with no CRM record",
   list_membership_added: "In the source list, not yet in the mapped list",
   list_membership_removed: "Left the source list; the delete policy removes the membership",
+  list_membership_stopped: "The source list's own Do Not Contact: taken out of the mapped list",
   email_changed_in_crm: "The CRM's primary email changed: the platform follows",
   email_changed_on_platform: "The platform's email changed: the CRM follows",
   profile_fields_changed: "Profile fields changed; each field follows its owner",

@@ -349,6 +349,14 @@ function Lists({ person: p }: { person: Person }): ReactNode {
                   <span className="muted small">
                     <code>{m.list_id}</code>
                   </span>
+                  {m.do_not_contact ? (
+                    <>
+                      {" "}
+                      <Badge tone="warn" title="The list's own flag: not emailed through this list">
+                        Do Not Contact on this list
+                      </Badge>
+                    </>
+                  ) : null}
                 </td>
                 <td>
                   <code>{m.external_id}</code>
