@@ -211,6 +211,44 @@ describe("GrowthZone ⇄ Constant Contact (seed 004)", () => {
     expect(gzContact("bob")?.Emails[0]?.Restriction).toBe("None");
   });
 
+  it("G3. the person's own sign-up after staff set Do Not Contact subscribes them where they signed up, and leaves staff's Do Not Contact for staff to clear, saying so", async () => {
+    await firstLoad();
+    await gzAct("set_restriction", { contact_id: "ada", restriction: "DoNotContact" });
+    await sync();
+    expect(await shown("cc-main", "ada")).toBe("opt_out");
+    const chamber = (await ccLists()).find((l) => l.name === "Chamber news")!;
+    await world.act("cc-main", {
+      as: "contact",
+      action: "sign_up",
+      email: "ada@example.org",
+      list_ids: [chamber.external_id],
+    });
+    const run = await sync();
+    expect(await shown("cc-main", "ada")).toBe("opt_in");
+    // Do Not Contact stops every email, invoices too: it is staff's to clear, not the sync's.
+    expect(gzContact("ada")?.Emails[0]?.Restriction).toBe("DoNotContact");
+    expect(run.execution?.rejections).toContainEqual(
+      expect.objectContaining({
+        connection_id: "growthzone",
+        contact_id: await contactOf("ada"),
+        code: "conflict",
+        message: expect.stringContaining("Do Not Contact"),
+      }),
+    );
+    // Transactional Only (no mass email) is what an opt-in lifts.
+    await world.act("cc-main", { as: "contact", action: "unsubscribe", email: "bob@example.org" });
+    await sync();
+    expect(gzContact("bob")?.Emails[0]?.Restriction).toBe("TransactionalOnly");
+    await world.act("cc-main", {
+      as: "contact",
+      action: "sign_up",
+      email: "bob@example.org",
+      list_ids: [chamber.external_id],
+    });
+    await sync();
+    expect(gzContact("bob")?.Emails[0]?.Restriction).toBe("None");
+  });
+
   it("G3. an address whose restriction GrowthZone does not return fails the read, saying so: never taken as unrestricted", async () => {
     await firstLoad();
     await gzAct("set_restriction", { contact_id: "ada", restriction: "DoNotContact" });

@@ -505,6 +505,14 @@ async function applyConsent(
     };
   const restricted = primary.Restriction !== "None";
   if (restricted === optOut) return succeeded(op.external_id, "already_applied");
+  // Do Not Contact is staff's: it stops every email, invoices and receipts too, for reasons an
+  // opt-in to marketing says nothing about. The person's opt-in lifts only no mass email.
+  if (!optOut && primary.Restriction === "DoNotContact")
+    return {
+      status: "failed",
+      code: "conflict",
+      message: `Staff set Do Not Contact on the contact's primary address in GrowthZone, which stops every email, invoices too; the person has opted in since, and Concord lifts only Transactional Only (no mass email). Clear Do Not Contact in GrowthZone if they may be emailed.`,
+    };
   // An opt-out is "Transactional Only": no mass email, while invoices and receipts still go.
   const r = await client.request({
     method: "PUT",
