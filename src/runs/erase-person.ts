@@ -91,6 +91,11 @@ export async function erasePerson(deps: ErasureDeps, request: ErasureRequest): P
   // And every form of them Concord may have written into its run history (as held, as matched).
   const addresses = new Set([email.address, email.match_key]);
   for (const c of contacts) if (c.primary_email !== null) addresses.add(c.primary_email);
+  // What the erasure record keeps (the operator's reference, each system's message) names neither.
+  const personal = new Set(addresses);
+  for (const c of contacts)
+    for (const name of [c.given_name, c.family_name, c.organization_name])
+      if (name !== null && name.trim().length > 1) personal.add(name.trim());
   for (const id of contactIds)
     for (const e of await store.contacts.emails(id)) {
       keys.add(e.match_key);
@@ -156,7 +161,8 @@ export async function erasePerson(deps: ErasureDeps, request: ErasureRequest): P
         address_hashes_json: JSON.stringify(hashes),
         contact_ids_json: JSON.stringify(contactIds),
         requested_by: request.requested_by.slice(0, 200),
-        reference: request.reference?.slice(0, 500) ?? null,
+        reference:
+          request.reference === undefined ? null : withoutPerson(request.reference, personal).slice(0, 500),
         status: "incomplete",
         systems_json: "[]",
         requested_at: deps.now().toISOString(),
@@ -175,7 +181,9 @@ export async function erasePerson(deps: ErasureDeps, request: ErasureRequest): P
     .updateTable("erasures")
     .set({
       status: report.status,
-      systems_json: JSON.stringify(systems),
+      systems_json: JSON.stringify(
+        systems.map((s) => ({ ...s, message: withoutPerson(s.message, personal) })),
+      ),
       completed_at: report.status === "completed" ? deps.now().toISOString() : null,
     })
     .where("id", "=", erasureId)
@@ -350,6 +358,21 @@ async function eraseConcordCopy(
  * string: addresses hold no quote or backslash), in the rows that contain one. A pass over the
  * table: erasures are rare and run beside no pair's run.
  */
+/**
+ * `text` with each of the person's addresses and names, in any case and as whole words, read
+ * `[erased]`: what the erasure's own record may keep of what an operator or a system wrote.
+ */
+function withoutPerson(text: string, personal: ReadonlySet<string>): string {
+  let out = text;
+  // Longest first, so an address goes whole before a name inside it is matched.
+  for (const part of [...personal].sort((a, b) => b.length - a.length)) {
+    if (part === "") continue;
+    const escaped = part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    out = out.replace(new RegExp(`(?<![\\p{L}\\p{N}])${escaped}(?![\\p{L}\\p{N}])`, "giu"), "[erased]");
+  }
+  return out;
+}
+
 async function scrubAddresses(
   tx: StoreSession,
   table: "runs" | "plans" | "outcomes",

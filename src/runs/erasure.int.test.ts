@@ -81,9 +81,13 @@ describe("erasure", () => {
     const result = await erasePerson(deps(), {
       email: ADA,
       requested_by: "Operator",
-      reference: "letter 2026-06-01",
+      // An operator writes what they have in front of them: her name and address are not kept.
+      reference: "Letter of 2026-06-01 from Ada LOVELACE <ADA.lovelace@example.org>, Adair Street",
     });
     if (!result.ok) throw new Error(result.message);
+    expect((await h.store.db.selectFrom("erasures").select("reference").executeTakeFirst())?.reference).toBe(
+      "Letter of 2026-06-01 from [erased] [erased] <[erased]>, Adair Street",
+    );
     const report = result.report;
     expect(report.status).toBe("completed");
     expect(report.systems.map((s) => [s.connection_id, s.status]).sort()).toEqual([
@@ -153,6 +157,12 @@ describe("erasure", () => {
     expect(formatErasureReport(first.report).join("\n")).toContain("run the same command again");
     // Concord keeps its copy (and its links) until every system is done.
     expect(await h.store.contacts.findByMatchKey("ada.lovelace@example.org")).toHaveLength(1);
+    // Meanwhile no sync sends her anywhere again, nor changes her where she still is.
+    h.advance(60_000);
+    const meanwhile = await h.sync({ full: true });
+    expect(meanwhile.plan?.operations).toEqual([]);
+    expect(h.ccContact(h.ccMain, ADA)?.deleted_at).not.toBeNull();
+    expect(h.ccContact(h.ccAppeals, ADA)?.deleted_at).not.toBeNull();
 
     h.advance(60_000);
     const second = await erasePerson(deps(), { email: ADA, requested_by: "Operator" });
