@@ -351,22 +351,40 @@ async function applyOne(
         };
       const flag = op.kind === "add_list_members" ? "yes" : "no";
       const ids = [...new Set(op.external_ids)];
+      // Each row is the import's own: a row Kindful refused or ignored is a membership not changed.
+      const refused: string[] = [];
       for (let i = 0; i < ids.length; i += IMPORT_ROWS_MAX) {
+        const batch = ids.slice(i, i + IMPORT_ROWS_MAX);
         const job = await client.importRows(
           {
             action_type: "update",
             match_by: "id",
             groups: names as string[],
-            data: ids
-              .slice(i, i + IMPORT_ROWS_MAX)
-              .map((id) =>
-                updateRow(id, runtime.now(), Object.fromEntries((names as string[]).map((n) => [n, flag]))),
-              ),
+            data: batch.map((id) =>
+              updateRow(id, runtime.now(), Object.fromEntries((names as string[]).map((n) => [n, flag]))),
+            ),
           },
           "write",
         );
         if (!job.ok) return failed(job.error);
+        if (job.value.status !== "complete")
+          return failed({
+            code: "vendor_unavailable",
+            message: `Kindful import ${String(job.value.id)} ended ${job.value.status}; ${refused.length + batch.length} of ${ids.length} contact(s) may not have ${op.kind === "add_list_members" ? "joined" : "left"} the group.`,
+          });
+        const rows = new Map((job.value.results ?? []).map((r) => [r.row, r]));
+        batch.forEach((id, k) => {
+          const r = rows.get(k);
+          if (!r || r.contact_id === null || r.status === "error" || r.status === "ignored")
+            refused.push(`${id} (${r?.error ?? r?.status ?? "no result for the row"})`);
+        });
       }
+      if (refused.length > 0)
+        return {
+          status: "failed",
+          code: "validation_failed",
+          message: `Kindful did not ${op.kind === "add_list_members" ? "add" : "remove"} ${refused.length} of ${ids.length} contact(s): ${refused.slice(0, 10).join(", ")}${refused.length > 10 ? ", …" : ""}; the others were changed.`,
+        };
       return succeeded();
     }
     case "upsert_contacts":

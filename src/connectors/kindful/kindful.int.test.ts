@@ -92,4 +92,20 @@ describe("the Kindful connector", () => {
       ["succeeded", "already_applied", "4"],
     ]);
   });
+
+  it("a group change whose import refused some rows fails, naming them; the rows it took are changed", async () => {
+    const seeded = (await postControl(emulator.baseUrl, "/__emulator/seed", {
+      groups: [{ name: "Newsletter" }],
+    })) as { groups: { id: number }[] };
+    const group = String(seeded.groups[0]!.id);
+    const [outcome] = await kindfulManifest
+      .connect(settings, runtime)
+      .apply([{ kind: "add_list_members", op_id: "g1", list_ids: [group], external_ids: ["1", "99999"] }]);
+    expect(outcome).toMatchObject({
+      status: "failed",
+      code: "validation_failed",
+      message: expect.stringMatching(/1 of 2 contact\(s\): 99999 \(no contact with id 99999\)/),
+    });
+    expect([...emulator.groups.get(Number(group))!.members]).toEqual([1]);
+  });
 });
