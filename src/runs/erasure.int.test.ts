@@ -269,12 +269,24 @@ describeOnBackends("erasure and run history", (backend) => {
       "bob@example.org",
     ]);
     expect(await history()).toContain("ada.lovelace@example.org");
+    // Her address changes in the CRM: the plan that carries it names both addresses in its reasons.
+    h.advance(60_000);
+    await h.reAct({
+      action: "change_primary_email",
+      constituent_id: ada,
+      new_address: "ada@analytical.example",
+    });
+    h.advance(1_000);
+    const moved = await h.sync();
+    expect(moved.plan?.operations.some((o) => o.reason.code === "email_changed_in_crm")).toBe(true);
+    expect(await history()).toContain("ada@analytical.example");
 
     h.advance(60_000);
-    const result = await erasePerson(deps(), { email: ADA, requested_by: "Operator" });
+    const result = await erasePerson(deps(), { email: "ada@analytical.example", requested_by: "Operator" });
     expect(result.ok && result.report.status).toBe("completed");
     const stored = await history();
     expect(stored).not.toContain("ada.lovelace@example.org");
+    expect(stored).not.toContain("ada@analytical.example");
     // The rest of the history stays: Bob's difference is still on record, Ada's reads as erased.
     expect(stored).toContain("bob@example.org");
     expect(stored).toContain("[erased]");
