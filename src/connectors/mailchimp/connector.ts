@@ -821,7 +821,22 @@ export function createMailchimpSession(
             if (stopsAll(r.error)) stop = r.error;
             for (const item of part)
               outcome.set(item.item_id, fromError(op, r.error, { item_id: item.item_id }));
+            continue;
           }
+          // The batch answers 200 with the addresses it did not tag: those members are in the
+          // audience without the tag, so the list they were meant for does not hold them.
+          for (const e of r.value.body.errors ?? [])
+            for (const address of e.email_addresses ?? []) {
+              const item = part.find((x) => x.email.trim().toLowerCase() === address.trim().toLowerCase());
+              if (item)
+                outcome.set(item.item_id, {
+                  op_id: op.op_id,
+                  item_id: item.item_id,
+                  status: "failed",
+                  code: "cannot_add_to_list",
+                  message: `Mailchimp did not add the tag ${tagId}: ${e.error ?? "no reason given"}`,
+                });
+            }
         }
       }
       if (stop)

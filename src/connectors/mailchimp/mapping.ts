@@ -53,14 +53,19 @@ const STATUS_FACT: Record<McMember["status"], ConsentFact["status"]> = {
   archived: "none",
 };
 
+/** Mailchimp's own wording for an unsubscribe the account made, never a person's free text. */
+const BY_ACCOUNT = /^n\/a \(unsubscribed (by an admin|via (?:the )?api)\)$/;
+
 /** How a member left, from what Mailchimp tells: its unsubscribe reason. */
 export function howTheyLeft(m: McMember): { mechanism: Mechanism; actor: Actor } {
-  const reason = (m.unsubscribe_reason ?? "").toLowerCase();
+  const reason = (m.unsubscribe_reason ?? "").trim().toLowerCase();
   if (reason.startsWith("abuse") || reason.includes("spam"))
     return { mechanism: "spam_complaint", actor: { kind: "contact" } };
-  if (reason.includes("by an admin")) return { mechanism: "admin_edit", actor: { kind: "account" } };
-  if (reason.includes("via the api") || reason.includes("via api"))
-    return { mechanism: "api", actor: { kind: "account" } };
+  // Only the whole of Mailchimp's wording: a person who writes "added by an admin" in the form's
+  // box left by their own act, which the account must not be able to undo (rule 4).
+  const byAccount = BY_ACCOUNT.exec(reason)?.[1];
+  if (byAccount === "by an admin") return { mechanism: "admin_edit", actor: { kind: "account" } };
+  if (byAccount !== undefined) return { mechanism: "api", actor: { kind: "account" } };
   // Any other reason is the person's own, from an unsubscribe form (a footer link or the one-click
   // header: Mailchimp does not say which).
   return { mechanism: "unknown", actor: { kind: "contact" } };
