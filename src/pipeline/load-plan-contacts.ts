@@ -70,6 +70,7 @@ export function platformState(r: SnapshotRecord, resubscribeRequested: boolean):
   return {
     ...profile(r),
     email: recordEmail(r.emails) ?? "",
+    ...(r.inactive === true ? { inactive: true } : {}),
     consent_state: r.consent_state,
     resubscribe_requested: resubscribeRequested,
   };

@@ -131,6 +131,8 @@ export type CrmRecordState = RecordProfile & {
 /** A platform record and the consent it currently shows, as its connector's typed facts. */
 export type PlatformRecordState = RecordProfile & {
   email: string;
+  /** Archived on the platform (a Mailchimp member archived): kept out of every write but consent. */
+  inactive?: boolean;
   /** Linked to the person only by its address: someone put it on the platform, not Concord. */
   matched_by_address?: boolean;
   /** Concord's own import made the record (its sign-up date is the import's, no act of the person's). */

@@ -628,6 +628,30 @@ describe("planPair: lists, email and fields", () => {
     if (optedOut) expect(plan.skipped[0]?.reasons.map((r) => r.code)).toEqual(["opted_out"]);
   });
 
+  it("a record archived on the platform gets no field, list or address write, only its opt-out", () => {
+    const archived = platformRecord(1, MAIN, { inactive: true, list_ids: [] });
+    const changed = crmRecord(1, {
+      emails: [{ address: "new1@example.org", primary: true }],
+      first_name: "Renamed",
+      list_ids: ["L-news"],
+    });
+    const quiet = planPair(planInput([linked(1, { crm: changed, platforms: { [MAIN]: archived } })]));
+    expect(quiet.operations.filter((o) => o.connection_id === MAIN)).toEqual([]);
+    expect(
+      quiet.skipped.filter((x) => x.connection_id === MAIN).flatMap((x) => x.reasons.map((r) => r.code)),
+    ).toEqual(["inactive_on_platform"]);
+    const optedOut = planPair(
+      planInput([
+        linked(1, {
+          crm: crmRecord(1, { consent_state: crmFacts({ global_opt_out: true }) }),
+          events: [optOut({ contact: 1, connection: CRM, at: T1, mechanism: "phone_request" })],
+          platforms: { [MAIN]: archived },
+        }),
+      ]),
+    );
+    expect(view(optedOut).filter((v) => v.startsWith(MAIN))).toEqual([`${MAIN} record_opt_out account`]);
+  });
+
   it("the CRM's new primary email → change_email on every linked platform", () => {
     const plan = planPair(
       planInput([

@@ -586,6 +586,18 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
 
       if (!projectedCrm) continue;
 
+      // 3b. Archived on the platform (Mailchimp): the account took the record out, and any write
+      // there (a field, a list, the address) would bring it back as it was, subscribed included.
+      // Only consent goes to it (above).
+      if (rec.inactive === true) {
+        skipped.add({
+          contact_id: id,
+          connection_id: p.connection_id,
+          reasons: [{ code: "inactive_on_platform" }],
+        });
+        continue;
+      }
+
       // 4. List membership per audience mapping and direction, against the projected CRM lists.
       const platformLists = new Set(rec.list_ids);
       let eligibility: Eligibility | undefined;

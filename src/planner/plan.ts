@@ -48,6 +48,8 @@ export type SkipReason =
   | IneligibilityReason
   /** The platform record was deleted there; Concord does not re-create it on its own. */
   | { code: "deleted_on_platform" }
+  /** The platform record is archived there (Mailchimp): only consent is written to it. */
+  | { code: "inactive_on_platform" }
   /** The CRM record was deleted; nothing is sent from it. */
   | { code: "deleted_in_crm" };
 

@@ -160,6 +160,32 @@ describe("Mailchimp connector", () => {
     expect(facts[0]).toMatchObject({ status: "none", label: "audience status: cleaned" });
   });
 
+  it("an opt-out for an archived member is written and the member archived again: bringing it back brings it back unsubscribed", async () => {
+    const { a, session } = await account();
+    const [m] = await a.seed([{ email: "arch@example.org", status: "subscribed" }]);
+    await a.act({ as: "admin", action: "archive", email: "arch@example.org" });
+    const out = await session.apply([
+      {
+        kind: "record_opt_out",
+        op_id: "o-arch",
+        external_id: m!.id,
+        email: "arch@example.org",
+        scope: { kind: "account" },
+        initiated_by: "contact",
+        occurred_at: a.runtime.now().toISOString(),
+        origin: { system: "blackbaud-renxt", connection: "re", mechanism: "preference_page" },
+      },
+    ]);
+    expect(out[0]).toMatchObject({ status: "succeeded", message: expect.stringContaining("archived again") });
+    expect(await statusOf(a, "arch@example.org")).toBe("archived");
+    // Any later write that brings the member back (here a field update) finds it unsubscribed.
+    const update = await session.apply([
+      { kind: "update_contact", op_id: "u-arch", external_id: m!.id, first_name: "Arch" },
+    ]);
+    expect(update[0]?.status).toBe("succeeded");
+    expect(await statusOf(a, "arch@example.org")).toBe("unsubscribed");
+  });
+
   it("opts out of a group (interest) standing for a topic, and writes a person's own opt-in to it only", async () => {
     const { a, session } = await account();
     const [m] = await a.seed([{ email: "g@example.org", status: "subscribed", interests: ["Appeals"] }]);

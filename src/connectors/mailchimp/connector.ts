@@ -451,8 +451,10 @@ export function createMailchimpSession(
         return ok([
           opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id }),
         ]);
-      if (m.value.status === "archived" || m.value.status === "cleaned")
-        // Mailchimp sends nothing to an archived or cleaned member; the opt-out stays in the ledger.
+      if (m.value.status === "archived") return ok(await optOutArchived(op, listId, m.value.email_address));
+      if (m.value.status === "cleaned")
+        // Mailchimp sends nothing to a cleaned member, and nothing can subscribe it again but the
+        // person (Member In Compliance State); the opt-out stays in the ledger.
         return ok([
           opOutcome(op, {
             status: "succeeded",
@@ -564,6 +566,52 @@ export function createMailchimpSession(
       const r = await patchMember(listId, op.external_id, { email_address: op.new_email.trim() }, "write");
       return ok(patched(op, r, op.external_id));
     }).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
+  };
+
+  /**
+   * An archived member keeps the status it had, and anything that brings it back (a PUT, an import,
+   * an admin) brings that back: a subscribed member archived would return subscribed. So the opt-out
+   * is written (PUT, which brings it back unsubscribed) and the member archived again (DELETE).
+   */
+  const optOutArchived = async (
+    op: Extract<ConnectorOperation, { kind: "record_opt_out" }>,
+    listId: string,
+    email: string,
+  ): Promise<Run> => {
+    const put = await client.request({
+      method: "PUT",
+      path: `/lists/${listId}/members/${encodeURIComponent(op.external_id)}`,
+      json: { email_address: email, status_if_new: "unsubscribed", status: "unsubscribed" },
+      priority: "consent",
+      accept: [400, 404],
+    });
+    if (!put.ok) return [fromError(op, put.error)];
+    if (put.value.status >= 400) {
+      const p = problemOf(put.value.body);
+      return [
+        opOutcome(op, {
+          status: "failed",
+          code: put.value.status === 404 ? "not_found" : "validation_failed",
+          message:
+            `Mailchimp did not unsubscribe the archived member: ${p.title ?? ""} ${p.detail ?? ""}`.trim(),
+        }),
+      ];
+    }
+    const archived = await client.request({
+      method: "DELETE",
+      path: `/lists/${listId}/members/${encodeURIComponent(op.external_id)}`,
+      priority: "consent",
+      accept: [404, 405],
+    });
+    return [
+      opOutcome(op, {
+        status: "succeeded",
+        external_id: op.external_id,
+        message: archived.ok
+          ? "The member was archived: it is unsubscribed and archived again, so nothing brings it back subscribed."
+          : `The member was archived: it is unsubscribed, but archiving it again failed (${archived.error.message}); it shows in the audience as unsubscribed.`,
+      }),
+    ];
   };
 
   /** Archived in the audience (DELETE; the member keeps its status); archived or gone already is done. */

@@ -43,6 +43,7 @@ export const SKIP_REASONS: Record<string, string> = {
   not_in_synced_audience: "Not in any synced list",
   rejected_by_platform: "Refused by the platform",
   deleted_on_platform: "Deleted on the platform; not re-created",
+  inactive_on_platform: "Archived on the platform; only opt-outs are written there",
   deleted_in_crm: "Deleted in the CRM",
 };
 
