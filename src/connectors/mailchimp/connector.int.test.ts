@@ -116,6 +116,44 @@ describe("Mailchimp connector", () => {
     expect(outcomes[1]?.message).toContain("not subscribed to the list");
   });
 
+  it("a member that changes during a read skips no one: every opt-out is read, the changed member comes again", async () => {
+    const { a } = await account();
+    const session = mailchimpManifest.connect({ ...a.settings, page_size: 1 }, a.runtime);
+    await a.seed([
+      { email: "a@example.org", status: "subscribed", last_changed: "2026-06-01T09:00:00+00:00" },
+      {
+        email: "k@example.org",
+        status: "unsubscribed",
+        unsubscribe: { by: "user" },
+        last_changed: "2026-06-01T10:00:00+00:00",
+      },
+      { email: "b@example.org", status: "subscribed", last_changed: "2026-06-01T11:00:00+00:00" },
+    ]);
+    const from = {
+      stream: "members",
+      value: "2026-06-01T08:00:00.000Z",
+      taken_at: "2026-06-01T08:00:00.000Z",
+    };
+    const seen: string[] = [];
+    const optOuts: string[] = [];
+    let pages = 0;
+    for await (const page of session.read(from)) {
+      if (!page.ok) throw new Error(page.error.message);
+      for (const r of page.value.records) seen.push(`${r.emails[0]!.address} ${r.first_name ?? "-"}`);
+      for (const c of page.value.consent) if (c.kind === "opt_out") optOuts.push(c.email);
+      // After the first page, A changes: sorted by last change, A moves behind the others.
+      if (pages++ === 0)
+        await a.act({
+          as: "contact",
+          action: "update_profile",
+          email: "a@example.org",
+          merge_fields: { FNAME: "A" },
+        });
+    }
+    expect(optOuts).toEqual(["k@example.org"]);
+    expect(seen).toEqual(["a@example.org -", "k@example.org -", "b@example.org -", "a@example.org A"]);
+  });
+
   it("reads how a member left: a spam complaint, an admin, the person; cleaned is deliverability", async () => {
     const { a, session } = await account();
     const [self, spam, admin, bounced] = await a.seed(

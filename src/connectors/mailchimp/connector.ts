@@ -163,26 +163,46 @@ export function createMailchimpSession(
           { ...order, since_last_changed: since },
           { ...order, since_last_changed: since, status: "archived" },
         ];
+    // A member is read once per change: one that changes during the read comes again, as it is now.
     const first = firstSeen();
     const watermark = createWatermark("unordered", checkpoint?.value ?? EPOCH);
     for (let p = 0; p < passes.length; p++) {
-      for (let offset = 0; ;) {
-        const page = await membersPage(a.value.id, { ...passes[p]!, offset });
+      // Pages go by time, not by position. A member that changes while the read goes on moves to
+      // the end of the order, so paging by offset would skip the member that moved into its place
+      // (an opt-out never read). Each page starts a second before the last change the page before
+      // ended on; only a second holding more than a page is paged by offset within it.
+      let from = passes[p]!["since_last_changed"] as string | undefined;
+      let offset = 0;
+      for (;;) {
+        const page = await membersPage(a.value.id, {
+          ...passes[p]!,
+          ...(from !== undefined ? { since_last_changed: from } : {}),
+          offset,
+        });
         if (!page.ok) {
           yield page;
           return;
         }
-        const { members, total_items } = page.value.body;
+        const { members } = page.value.body;
         const records: ExternalRecord[] = [];
         const consent: ConsentObservation[] = [];
         for (const m of members) {
           watermark.see(memberWatermark(m));
-          if (!first(m.id)) continue;
+          if (!first(`${m.id}@${memberWatermark(m)}`)) continue;
           records.push(memberToRecord(m));
           consent.push(...memberToConsent(m));
         }
-        offset += members.length;
-        const done = members.length === 0 || offset >= total_items;
+        const done = members.length < pageSize;
+        if (!done) {
+          const next = new Date(
+            Date.parse(memberWatermark(members[members.length - 1]!)) - 1000,
+          ).toISOString();
+          if (from !== undefined && Date.parse(next) <= Date.parse(from)) offset += members.length;
+          else {
+            from = next;
+            offset = 0;
+          }
+        }
         const now = runtime.now().toISOString();
         yield ok({
           records,
