@@ -466,6 +466,56 @@ describe("the engine as a service (SQLite)", () => {
     expect(permission(h.ccMain, "bob")).toBe("unsubscribed");
   });
 
+  it("a redelivery that arrives while the first is being stored is answered as that write went: never 200 for events lost", async () => {
+    const deliver = () =>
+      runtime.handleWebhook("re-nxt", {
+        method: "POST",
+        headers: { "content-type": "application/cloudevents+json" },
+        query: { webhookKey: WEBHOOK_SECRET },
+        raw_body: JSON.stringify([
+          {
+            specversion: "1.0",
+            type: "com.blackbaud.constituent.change.v1",
+            source: "renxt",
+            id: "slow-1",
+            time: h.now().toISOString(),
+            data: { id: re["ada"] },
+          },
+        ]),
+      });
+    // The store is slow, then fails, for the first write.
+    const writing = gate();
+    const fail = gate();
+    const addMany = h.store.inbox.addMany.bind(h.store.inbox);
+    const spy = vi.spyOn(h.store.inbox, "addMany").mockImplementationOnce(async () => {
+      writing.open();
+      await fail.opened;
+      throw new Error("the store went away");
+    });
+    const first = deliver().then(
+      (r) => r.status,
+      () => 500,
+    );
+    await writing.opened;
+    // The vendor gave up waiting and sends the same delivery again; once its turn of the event
+    // loop is over, it has taken its place behind the first write.
+    const retry = deliver().then(
+      (r) => r.status,
+      () => 500,
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    fail.open();
+    expect(await first).toBe(500);
+    // Not "accepted 0, duplicates 1": the event was never stored, so the retry must not be taken as delivered.
+    expect(await retry).toBe(503);
+    expect(await h.store.inbox.countPending()).toBe(0);
+    // The vendor's next retry is taken and stored.
+    spy.mockImplementation(addMany);
+    const third = await deliver();
+    expect(third).toMatchObject({ status: 200, body: { accepted: 1, duplicates: 0 } });
+    expect(await h.store.inbox.countPending()).toBe(1);
+  });
+
   it("a run a stopped process left running is marked interrupted when the service starts", async () => {
     const left = await h.store.runs.create({ kind: "sync", pair_id: "re-cc" });
     h.advance(1_000);

@@ -338,18 +338,31 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
           );
           return { status: 413, body: { code: "webhook_too_many_events", message } };
         }
-        const fresh = seen.fresh(connectionId, events);
+        const claim = seen.claim(connectionId, events);
+        const { fresh } = claim;
         const changes = distinctChanges(fresh);
         const duplicates = events.length - fresh.length;
-        if (changes.length === 0) return { status: 200, body: { accepted: 0, duplicates } };
         // Stored before it is acknowledged: a crash after this answer loses nothing. Deliveries
         // arriving together commit together; with workers, with the job that drains them.
         try {
-          await intake.add(connectionId, changes);
+          if (changes.length > 0) await intake.add(connectionId, changes);
+          claim.settle(true);
         } catch (error) {
-          seen.forget(connectionId, fresh);
+          claim.settle(false);
           throw error;
         }
+        // Events another delivery is storing (the vendor's retry of a slow answer) are acknowledged
+        // only once stored: if that write failed, this delivery fails too, and the vendor sends again.
+        if (!(await Promise.all(claim.elsewhere)).every(Boolean))
+          return {
+            status: 503,
+            body: {
+              code: "webhook_not_stored",
+              message:
+                "An earlier delivery of the same events could not be stored, so neither is this one; send it again.",
+            },
+          };
+        if (changes.length === 0) return { status: 200, body: { accepted: 0, duplicates } };
         // In the background, on its own: the answer, polls and reconciliation never wait for it.
         if (jobs === undefined)
           void drainInbox().catch((error: unknown) => {

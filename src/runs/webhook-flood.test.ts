@@ -15,16 +15,36 @@ const change = (
 });
 
 describe("webhook flood controls", () => {
-  it("stores an event once a day per connection, and forgets one whose delivery was not stored", () => {
+  it("stores an event once a day per connection, and takes a redelivery of one whose delivery was not stored", () => {
     let now = Date.parse("2026-06-01T00:00:00.000Z");
     const seen = seenEvents(() => new Date(now));
-    expect(seen.fresh("re", [change("e1", "a"), change("e1", "a"), change("e2", "b")])).toHaveLength(2);
-    expect(seen.fresh("re", [change("e1", "a")])).toEqual([]);
-    expect(seen.fresh("other", [change("e1", "a")])).toHaveLength(1);
-    seen.forget("re", [change("e2", "b")]);
-    expect(seen.fresh("re", [change("e2", "b")])).toHaveLength(1);
+    const stored = (connection: string, changes: WebhookChange[], ok = true) => {
+      const claim = seen.claim(connection, changes);
+      claim.settle(ok);
+      return claim.fresh;
+    };
+    expect(stored("re", [change("e1", "a"), change("e1", "a"), change("e2", "b")])).toHaveLength(2);
+    expect(stored("re", [change("e1", "a")])).toEqual([]);
+    expect(stored("other", [change("e1", "a")])).toHaveLength(1);
+    expect(stored("re", [change("e3", "b")], false)).toHaveLength(1);
+    expect(stored("re", [change("e3", "b")])).toHaveLength(1);
     now += 24 * 3_600_000;
-    expect(seen.fresh("re", [change("e1", "a")])).toHaveLength(1);
+    expect(stored("re", [change("e1", "a")])).toHaveLength(1);
+  });
+
+  it("answers a redelivery that arrives while the first is being stored only as that write went", async () => {
+    const seen = seenEvents(() => new Date("2026-06-01T00:00:00.000Z"));
+    const first = seen.claim("re", [change("e1", "a")]);
+    const retry = seen.claim("re", [change("e1", "a"), change("e2", "b")]);
+    expect(retry.fresh.map((c) => c.event_id)).toEqual(["e2"]);
+    expect(retry.elsewhere).toHaveLength(1);
+    first.settle(false);
+    expect(await Promise.all(retry.elsewhere)).toEqual([false]);
+    retry.settle(true);
+    // Not stored by the first delivery: the next one stores it.
+    const again = seen.claim("re", [change("e1", "a"), change("e2", "b")]);
+    expect(again.fresh.map((c) => c.event_id)).toEqual(["e1"]);
+    expect(again.elsewhere).toEqual([]);
   });
 
   it("keeps one hint per record and kind of change", () => {

@@ -17,35 +17,74 @@ const SEEN_MAX = 100_000;
 /** Webhook re-reads stop when this share of the daily quota or less is left. */
 export const WEBHOOK_QUOTA_FLOOR = 0.25;
 
-/** Event ids already stored, per connection, for a day (in memory: a restart forgets them). */
+/**
+ * Event ids already stored, per connection, for a day (in memory: a restart forgets them), and the
+ * ones whose first delivery is being stored. A redelivery that arrives while the first is still
+ * being written is answered only once that write is done, and as it went: were it acknowledged at
+ * once and the first write then failed (or the process stopped), the vendor would take the event as
+ * delivered and it would be lost.
+ */
 export function seenEvents(now: () => Date) {
   const seen = new Map<string, number>();
+  const writing = new Map<string, Promise<boolean>>();
   return {
-    /** The changes not seen before, each event once; the rest are remembered as seen now. */
-    fresh(connectionId: string, changes: readonly WebhookChange[]): WebhookChange[] {
+    /**
+     * The changes not seen before, each event once, for the caller to store and then `settle`;
+     * and, for events another delivery is storing, whether those writes stored them.
+     */
+    claim(connectionId: string, changes: readonly WebhookChange[]): WebhookClaim {
       const at = now().getTime();
-      const out: WebhookChange[] = [];
+      const fresh: WebhookChange[] = [];
+      const elsewhere = new Set<Promise<boolean>>();
+      const keys = new Set<string>();
+      let done!: (stored: boolean) => void;
+      const ours = new Promise<boolean>((resolve) => (done = resolve));
       for (const change of changes) {
         const key = `${connectionId}\u0000${change.event_id}`;
+        if (keys.has(key)) continue;
+        const pending = writing.get(key);
+        if (pending !== undefined) {
+          elsewhere.add(pending);
+          continue;
+        }
         const when = seen.get(key);
         if (when !== undefined && at - when < SEEN_WINDOW_MS) continue;
-        seen.delete(key);
-        seen.set(key, at);
-        out.push(change);
+        keys.add(key);
+        writing.set(key, ours);
+        fresh.push(change);
       }
-      while (seen.size > SEEN_MAX) {
-        const oldest = seen.keys().next();
-        if (oldest.done === true) break;
-        seen.delete(oldest.value);
-      }
-      return out;
-    },
-    /** Forgets events whose delivery could not be stored, so the vendor's retry is taken. */
-    forget(connectionId: string, changes: readonly WebhookChange[]): void {
-      for (const change of changes) seen.delete(`${connectionId}\u0000${change.event_id}`);
+      let settled = false;
+      const settle = (stored: boolean): void => {
+        if (settled) return;
+        settled = true;
+        const when = now().getTime();
+        for (const key of keys) {
+          writing.delete(key);
+          if (!stored) continue;
+          seen.delete(key);
+          seen.set(key, when);
+        }
+        while (seen.size > SEEN_MAX) {
+          const oldest = seen.keys().next();
+          if (oldest.done === true) break;
+          seen.delete(oldest.value);
+        }
+        done(stored);
+      };
+      return { fresh, elsewhere: [...elsewhere], settle };
     },
   };
 }
+
+/** A delivery's claim on its events (`seenEvents`). */
+export type WebhookClaim = {
+  /** The events this delivery stores. */
+  fresh: WebhookChange[];
+  /** Other deliveries' writes of the rest: whether each stored its events. */
+  elsewhere: Promise<boolean>[];
+  /** Stored: the events are seen for a day. Not stored: a redelivery is taken. */
+  settle: (stored: boolean) => void;
+};
 
 /** One hint per record and kind of change: a thousand events about one record are one re-read. */
 export function distinctChanges(changes: readonly WebhookChange[]): WebhookChange[] {
