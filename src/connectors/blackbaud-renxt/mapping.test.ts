@@ -65,6 +65,25 @@ describe("provenanceOfSource", () => {
     expect(p?.mechanism).toBe(mechanism);
     expect(p?.actor.kind).toBe(actor);
   });
+
+  it.each([
+    // An opt-in is the person's only when nothing in its source says import, integration or staff.
+    ["Email import", "OptIn", "import", "account"],
+    ["Mail import", "OptIn", "import", "account"],
+    ["Web import", "OptIn", "import", "account"],
+    ["Mailchimp sync", "OptIn", "api", "account"],
+    ["Constant Contact integration", "OptIn", "api", "account"],
+    ["Staff email", "OptIn", "admin_edit", "account"],
+    ["Web form", "OptIn", "signup_form", "contact"],
+    ["Letter", "OptIn", "written_request", "contact"],
+    // An opt-out stays the person's wherever their own channel is named, so the account cannot undo it.
+    ["Mailchimp sync", "OptOut", "unsubscribe_link", "contact"],
+    ["Email import", "OptOut", "import", "account"],
+  ] as const)("%s (%s) → %s by %s", (source, response, mechanism, actor) => {
+    const p = provenanceOfSource(source, "jane.admin", response);
+    expect(p?.mechanism).toBe(mechanism);
+    expect(p?.actor.kind).toBe(actor);
+  });
 });
 
 describe("consentObservations", () => {
@@ -147,6 +166,14 @@ describe("consentObservations", () => {
       { kind: "account", user: "jane.admin" },
     ],
     ["OptIn from an import", { source: "Data import" }, "resubscribe_requested", { kind: "account" }],
+    // "Email" is no mail the person wrote, and an import is the account's whatever it names.
+    ["OptIn from an email import", { source: "Email import" }, "resubscribe_requested", { kind: "account" }],
+    [
+      "OptIn from a platform's sync",
+      { source: "Mailchimp sync" },
+      "resubscribe_requested",
+      { kind: "account" },
+    ],
     ["OptIn from the person's form", { source: "Web form" }, "opt_in", { kind: "contact" }],
     [
       "Concord's own record read back",

@@ -55,36 +55,47 @@ type Provenance = { mechanism: Mechanism; actor: Actor };
 /**
  * How a consent record's `source` (an entry of the organisation's Consent Sources table, so free text
  * across customers) tells who acted. Sources naming a person's own channel are the contact's act;
- * anything else is the account's (a staff member, an import), which never counts as a qualifying opt-in.
+ * sources naming an import, an integration or staff are the account's, which never counts as a
+ * qualifying opt-in. Words are matched whole ("Email import" names no letter or mail).
  */
-const SOURCE_RULES: readonly { test: RegExp; mechanism: Mechanism; contact: boolean }[] = [
-  { test: /one[- ]?click|list-unsubscribe/i, mechanism: "one_click_header", contact: true },
-  { test: /spam|complaint|abuse/i, mechanism: "spam_complaint", contact: true },
+const CONTACT_SOURCES: readonly { test: RegExp; mechanism: Mechanism }[] = [
+  { test: /\bone[- ]?click\b|\blist-unsubscribe\b/i, mechanism: "one_click_header" },
+  { test: /\b(spam|complaints?|abuse)\b/i, mechanism: "spam_complaint" },
   {
-    test: /unsubscribe|constant contact|mailchimp|email (platform|campaign)/i,
+    test: /\bunsubscri(be|bed|bes|ption)\b|\bconstant contact\b|\bmailchimp\b|\bemail (platform|campaign)s?\b/i,
     mechanism: "unsubscribe_link",
-    contact: true,
   },
-  { test: /preference|profile|portal/i, mechanism: "preference_page", contact: true },
-  { test: /double opt|confirm/i, mechanism: "double_opt_in_confirmation", contact: true },
-  { test: /web|online|form|sign ?up|website/i, mechanism: "signup_form", contact: true },
-  { test: /phone|call|telephone/i, mechanism: "phone_request", contact: true },
-  { test: /letter|mail|written|post|in person|verbal|event/i, mechanism: "written_request", contact: true },
-  { test: /import/i, mechanism: "import", contact: false },
-  { test: /api|integration|sync/i, mechanism: "api", contact: false },
+  { test: /\b(preferences?|profile|portal)\b/i, mechanism: "preference_page" },
+  { test: /\bdouble opt|\bconfirm(ed|ation)?\b/i, mechanism: "double_opt_in_confirmation" },
+  { test: /\b(web|online|forms?|sign ?ups?|website)\b/i, mechanism: "signup_form" },
+  { test: /\b(phone|call|calls|telephone)\b/i, mechanism: "phone_request" },
+  { test: /\b(letter|mail|written|post|in person|verbal|event)\b/i, mechanism: "written_request" },
+];
+const ACCOUNT_SOURCES: readonly { test: RegExp; mechanism: Mechanism }[] = [
+  { test: /\b(import|imported|imports|upload|uploaded|bulk)\b/i, mechanism: "import" },
+  { test: /\b(api|integration|sync|synced|synchroni[sz]ation)\b/i, mechanism: "api" },
+  { test: /\b(staff|admin|administrator)\b/i, mechanism: "admin_edit" },
 ];
 
+/**
+ * Who acted, as a record's source tells, read to the stricter side for what the record says: an
+ * opt-in is the person's only when its source names their own channel and no import, integration or
+ * staff ("Web import" is an import); an opt-out is the person's unless its source names only the
+ * account's ways (an opt-out the account may undo must be plainly the account's).
+ */
 export function provenanceOfSource(
   source: string | null | undefined,
   userName?: string | null,
+  response: "OptIn" | "OptOut" = "OptOut",
 ): Provenance | undefined {
   if (!source) return undefined;
-  const rule = SOURCE_RULES.find((r) => r.test.test(source));
-  if (!rule) return undefined;
-  return {
-    mechanism: rule.mechanism,
-    actor: rule.contact ? { kind: "contact" } : accountActor(userName),
-  };
+  const contact = CONTACT_SOURCES.find((r) => r.test.test(source));
+  const account = ACCOUNT_SOURCES.find((r) => r.test.test(source));
+  const asContact = contact
+    ? { mechanism: contact.mechanism, actor: { kind: "contact" } as const }
+    : undefined;
+  const asAccount = account ? { mechanism: account.mechanism, actor: accountActor(userName) } : undefined;
+  return response === "OptIn" ? (asAccount ?? asContact) : (asContact ?? asAccount);
 }
 
 const accountActor = (userName?: string | null): Actor =>
@@ -527,7 +538,11 @@ export function consentObservations(detail: ConstituentDetail): ConsentObservati
 function recordProvenance(r: ConsentRecord): Provenance | undefined {
   if (r.consent_statement?.startsWith(CONCORD_STATEMENT_PREFIX))
     return { mechanism: "sync", actor: { kind: "platform" } };
-  return provenanceOfSource(r.source, r.user_name);
+  return provenanceOfSource(
+    r.source,
+    r.user_name,
+    r.constituent_consent_response === "OptIn" ? "OptIn" : "OptOut",
+  );
 }
 
 function recordEvidence(r: ConsentRecord): Evidence {
