@@ -351,6 +351,38 @@ describeWithSpecs("requests we build match the Constituent OpenAPI spec", () => 
   });
 });
 
+describe("an incremental read", () => {
+  it("reads a constituent again when it is saved while the read goes on: the opt-out made meanwhile is read", async () => {
+    const a = await f.createConstituent("a@example.org", "A", "A");
+    f.clock.advance(1_000);
+    const b = await f.createConstituent("b@example.org", "B", "B");
+    await f.createConstituent("c@example.org", "C", "C");
+    const session = blackbaudRenxtManifest.connect({ ...f.settings(), page_size: 1 }, f.runtime);
+    const from = {
+      stream: "constituents",
+      value: "2026-03-02T11:00:00.000Z",
+      taken_at: "2026-03-02T11:00:00.000Z",
+    };
+    const pages: ReadPage[] = [];
+    for await (const page of session.read(from, {})) {
+      if (!page.ok) throw new Error(page.error.message);
+      pages.push(page.value);
+      // After A's page: A asks for no email, and later B is edited.
+      if (pages.length === 1) {
+        expect(page.value.records.map((r) => r.external_id)).toEqual([a]);
+        await f.api("PATCH", `/constituent/v1/constituents/${a}`, { requests_no_email: true });
+        f.clock.advance(20 * 60_000);
+        await f.api("PATCH", `/constituent/v1/constituents/${b}`, { middle: "x" });
+      }
+    }
+    const optOuts = pages
+      .flatMap((p) => p.consent)
+      .filter((o) => o.external_id === a && o.kind === "opt_out");
+    expect(optOuts).toHaveLength(1);
+    expect(pages.flatMap((p) => p.records).filter((r) => r.external_id === a)).toHaveLength(2);
+  });
+});
+
 describe("a full read from SKY's all-constituents lists", () => {
   /** 100 individuals (the first 20 contacts of 20 organisations), each with email addresses and consent. */
   async function seedTenant(fixture: EmulatorFixture): Promise<string[]> {

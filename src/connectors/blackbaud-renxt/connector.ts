@@ -449,8 +449,10 @@ function createSession(
         yield page;
         return;
       }
-      // The overlap window and SKY's sort_token can repeat a constituent across pages: keep the first.
-      const fresh = page.value.value.filter((c) => first(c.id));
+      // The overlap window and SKY's sort_token can repeat a constituent across pages: each version
+      // is read once. One saved while the read goes on comes again behind the cursor with its new
+      // date, and is read again: its first copy may predate an opt-out the checkpoint now passes.
+      const fresh = page.value.value.filter((c) => first(`${c.id}@${c.date_modified.trim()}`));
       // The overlap window lists again what Concord holds at its current version (SKY's
       // date_modified to 100 ns, which every save of the record, its addresses and its "Requests
       // no email" code moves): of those only what changes without moving it is read.
