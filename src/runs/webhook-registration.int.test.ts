@@ -10,7 +10,15 @@ import { connectionHealthTracker, type ConnectionAlert } from "../connections/co
 import { createLogger } from "../observability/logger";
 import { buildServer } from "../server/app";
 import { createEngineRuntime, WEBHOOK_CHECK_MS, type EngineRuntime } from "./engine-runtime";
-import { post, sqliteBackend, startSyncHarness, type SyncHarness } from "../../test/support/sync-harness";
+import {
+  addToReList,
+  individual,
+  post,
+  RE_LISTS,
+  sqliteBackend,
+  startSyncHarness,
+  type SyncHarness,
+} from "../../test/support/sync-harness";
 import { TEST_ENV, TEST_KEY } from "../../test/support/test-credentials";
 
 const AUDIENCE = "a1b2c3d4e5";
@@ -127,6 +135,23 @@ describe("webhook subscriptions kept by serve (SQLite)", () => {
     const resolved = alerts.filter((a) => a.status === "resolved");
     expect(resolved.map((a) => a.connection_id).sort()).toEqual(["mc", "re-nxt"]);
     expect(alerts).toHaveLength(4);
+  });
+
+  it("a Do Not Contact solicit code added in Raiser's Edge NXT reaches Constant Contact by its webhook, before any full read", async () => {
+    const [ada] = await h.seedRe([individual("ada@example.org", "Ada", "Example")]);
+    await addToReList(h, RE_LISTS.news, [ada!]);
+    await runtime.syncNow();
+    await runtime.ensureWebhooks();
+    expect(reSubscriptions().map((s) => s.event_type)).toContain(
+      "com.blackbaud.constituent.solicitcode.add.v1",
+    );
+    await fetch(`${h.re.baseUrl}/__emulator/webhooks/flush`, { method: "POST" });
+    // A solicit code moves no constituent's date: an incremental read would not list her.
+    await h.reAct({ action: "add_solicit_code", constituent_id: ada, code: "Do not contact" });
+    h.advance(1_000);
+    await fetch(`${h.re.baseUrl}/__emulator/webhooks/flush`, { method: "POST" });
+    await runtime.idle();
+    expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe("unsubscribed");
   });
 
   it("says why a subscription cannot be made, and alerts once", async () => {

@@ -26,6 +26,16 @@ import { CloudEventSchema, type WebhookSubscription } from "./schemas";
 export const WEBHOOK_KEY_PARAM = "webhookKey";
 export const EVENT_GRID_ORIGIN = "eventgrid.azure.net";
 
+/**
+ * Solicit code events (names from a third-party list, UNVERIFIED): subscribed to by default, and
+ * left out without failing the registration when SKY refuses the type.
+ */
+const SOLICIT_CODE_EVENT_TYPES: readonly string[] = [
+  "com.blackbaud.constituent.solicitcode.add.v1",
+  "com.blackbaud.constituent.solicitcode.change.v1",
+  "com.blackbaud.constituent.solicitcode.delete.v1",
+];
+
 /** The constituent events Concord subscribes to by default (names from Blackbaud's docs and tutorial). */
 export const DEFAULT_EVENT_TYPES: readonly string[] = [
   "com.blackbaud.constituent.add.v1",
@@ -34,6 +44,9 @@ export const DEFAULT_EVENT_TYPES: readonly string[] = [
   "com.blackbaud.constituent.emailaddress.add.v1",
   "com.blackbaud.constituent.emailaddress.change.v1",
   "com.blackbaud.constituent.emailaddress.delete.v1",
+  // An opt-out solicit code ("Do not email") moves no constituent's date, so an incremental read
+  // never lists it: only these events bring it within seconds rather than at the full read.
+  ...SOLICIT_CODE_EVENT_TYPES,
 ];
 
 const header = (req: WebhookRequest, name: string): string | undefined => {
@@ -156,6 +169,9 @@ export async function ensureWebhookSubscriptions(
       webhook_url: subscriptionUrl(options.endpoint, options.secret),
       event_type: type,
     });
+    // A type whose name SKY does not know: the others still come, and the full read covers it.
+    if (!created.ok && SOLICIT_CODE_EVENT_TYPES.includes(type) && created.error.code === "validation_failed")
+      continue;
     if (!created.ok) return created;
     out.push({ ...created.value, event_type: created.value.event_type ?? type });
   }
