@@ -430,7 +430,7 @@ function createSession(
       }
     }
     // SKY returns constituents changed since a moment oldest first (QUIRKS.md).
-    const watermark = createWatermark("ascending", full ? undefined : checkpoint?.value);
+    const watermark = createWatermark("ascending", full ? undefined : checkpoint?.value, nowIso());
     // A full read takes a large page's email addresses and relationships from SKY's
     // all-constituents lists (a call per 100 constituents, a pass per read) instead of a call per
     // constituent for each. Those lists lag behind writes, so such a read's checkpoint stays

@@ -177,6 +177,34 @@ describe("read", () => {
     ).toEqual(seeded.contacts.map((x) => x.contact_id).sort());
   });
 
+  it("a contact that opts out behind the cursor of a long read is read by the next: the checkpoint never passes the read's start", async () => {
+    const [a, b] = (await seedPeople(2)).contacts;
+    const small = constantContactManifest.connect({ ...account.settings, page_size: 1 }, account.runtime);
+    const pages: ReadPage[] = [];
+    for await (const page of small.read(null, { full: true })) {
+      if (!page.ok) throw new Error(page.error.message);
+      pages.push(page.value);
+      // A long read: after A's page, A unsubscribes by the footer link, and later B is edited.
+      if (pages.length === 1) {
+        expect(page.value.records.map((r) => r.external_id)).toEqual([a!.contact_id]);
+        await account.runtime.sleep(10 * 60_000);
+        await account.act("unsubscribe", a!.email);
+        await account.runtime.sleep(10 * 60_000);
+        await account.control("POST", "/__emulator/act", {
+          as: "admin",
+          action: "update",
+          email: b!.email,
+          fields: { job_title: "Trustee" },
+        });
+      }
+    }
+    expect(pages.flatMap((p) => p.consent).filter((o) => o.kind === "opt_out")).toEqual([]);
+    await account.runtime.sleep(60_000);
+    const next = await readAll(small, lastCheckpoint(pages));
+    const optOuts = next.flatMap((p) => p.consent).filter((o) => o.kind === "opt_out");
+    expect(optOuts.map((o) => o.external_id)).toEqual([a!.contact_id]);
+  });
+
   it("marks deleted contacts deleted", async () => {
     const seeded = await seedPeople(1);
     await fetch(`${account.baseUrl}/v3/contacts/${seeded.contacts[0]!.contact_id}`, {

@@ -163,8 +163,9 @@ function createSession(
         ];
     const firstContact = firstSeen();
     const firstConsent = firstSeen();
-    // Constant Contact documents no order for GET /contacts (QUIRKS.md).
-    const watermark = createWatermark("unordered", checkpoint?.value ?? EPOCH);
+    // Constant Contact documents no order for GET /contacts (QUIRKS.md); the next read starts no
+    // later than this one began (a contact the cursor passed may opt out meanwhile).
+    const watermark = createWatermark("unordered", checkpoint?.value ?? EPOCH, runtime.now().toISOString());
     for (let p = 0; p < passes.length; p++) {
       let from: Parameters<ConstantContactClient["contactsPage"]>[0] = { query: passes[p]! };
       const follow = nextLinks(VENDOR);

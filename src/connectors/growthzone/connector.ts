@@ -252,6 +252,7 @@ export function createGrowthZoneSession(
     const watermark = createWatermark(
       full ? "unordered" : "ascending",
       full ? (previous?.at ?? EPOCH) : previous?.at,
+      started,
     );
     for (let skip = 0; ; skip += top) {
       const got = full ? await client.contactsPage(skip, top) : await client.deltaPage(since, skip, top);

@@ -32,12 +32,18 @@ export function firstSeen(): (key: string) => boolean {
  * (`ascending`), the checkpoint follows the newest change read so far, page by page. Where it
  * documents no order (`unordered`), it moves only once the read is complete: moving it mid-read
  * could skip older changes not yet read if the process stopped before the end.
+ *
+ * Given when the read `began`, the checkpoint never passes that moment: a read is no snapshot, and
+ * a record changed while it went on (an opt-out) may lie behind the pages already read while a later
+ * change moves the newest time seen past it. The next read starts there, less its overlap.
  */
 export function createWatermark(
   order: "ascending" | "unordered",
   from: string | undefined,
+  began?: string,
 ): { see: (at: string) => void; value: (complete: boolean, now: string) => string } {
   let newest: number | undefined = from === undefined ? undefined : Date.parse(from);
+  const cap = began === undefined ? undefined : Date.parse(began);
   return {
     see: (at) => {
       const t = Date.parse(at);
@@ -45,7 +51,8 @@ export function createWatermark(
     },
     value: (complete, now) => {
       if (order === "unordered" && !complete) return from ?? now;
-      return newest === undefined ? now : new Date(newest).toISOString();
+      const at = newest ?? Date.parse(now);
+      return new Date(cap !== undefined && !Number.isNaN(cap) && at > cap ? cap : at).toISOString();
     },
   };
 }

@@ -165,7 +165,7 @@ export function createMailchimpSession(
         ];
     // A member is read once per change: one that changes during the read comes again, as it is now.
     const first = firstSeen();
-    const watermark = createWatermark("unordered", checkpoint?.value ?? EPOCH);
+    const watermark = createWatermark("unordered", checkpoint?.value ?? EPOCH, runtime.now().toISOString());
     for (let p = 0; p < passes.length; p++) {
       // Pages go by time, not by position. A member that changes while the read goes on moves to
       // the end of the order, so paging by offset would skip the member that moved into its place
