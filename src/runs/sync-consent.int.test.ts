@@ -76,7 +76,9 @@ describe("consent propagation (SQLite)", () => {
     // ada: the main account is not mapped to a category, so her unsubscribe is global.
     expect((await constituent("ada")).requests_no_email).toBe(true);
     expect(permission(h.ccAppeals, "ada")).toBe("unsubscribed");
-    expect(h.ccContact(h.ccAppeals, "ada@example.org")?.update_source).toBe("Account");
+    // Her own unsubscribe, carried as hers: the appeals account cannot re-add her (rule 4).
+    expect(h.ccContact(h.ccAppeals, "ada@example.org")?.update_source).toBe("Contact");
+    expect(h.ccContact(h.ccAppeals, "ada@example.org")?.email_address?.opt_out_source).toBe("Contact");
 
     // bob: the appeals account is the Appeals category; he stays sendable for everything else.
     expect((await constituent("bob")).requests_no_email).toBe(false);

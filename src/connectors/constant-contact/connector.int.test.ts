@@ -245,9 +245,10 @@ describe("apply: consent", () => {
     const stored = await contactById(id);
     expect(stored.first_name).toBe("First0");
     expect(stored.job_title).toBe("Volunteer");
+    // The person's own request is written as theirs: the account cannot re-add them (rule 4).
     expect(stored.email_address).toMatchObject({
       permission_to_send: "unsubscribed",
-      opt_out_source: "Account",
+      opt_out_source: "Contact",
     });
     expect(stored.email_address.opt_out_reason).toMatch(
       /^Concord: the person's request recorded in blackbaud-renxt/,
@@ -255,7 +256,7 @@ describe("apply: consent", () => {
     const again = await session.apply([{ ...optOut, op_id: op("out") }]);
     expect(again[0]).toMatchObject({ status: "succeeded", code: "already_applied" });
     const consent = (await readAll(session, null)).flatMap((p) => p.consent);
-    expect(consent[0]).toMatchObject({ kind: "opt_out", actor: { kind: "account" }, mechanism: "sync" });
+    expect(consent[0]).toMatchObject({ kind: "opt_out", actor: { kind: "contact" }, mechanism: "sync" });
     expect(consent[0]!.evidence.reason?.startsWith(CONCORD_REASON_PREFIX)).toBe(true);
   });
 

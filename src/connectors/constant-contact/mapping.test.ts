@@ -247,7 +247,7 @@ describe("requests", () => {
       optOutOp,
     );
     expect(body).toMatchObject({
-      update_source: "Account",
+      update_source: "Contact",
       first_name: "Ada",
       last_name: "Lovelace",
       job_title: "Engineer",
@@ -255,6 +255,14 @@ describe("requests", () => {
       email_address: { address: "ada@example.org", permission_to_send: "unsubscribed" },
     });
     expect(body).not.toHaveProperty("sms_channel");
+  });
+
+  it("writes the person's opt-out as the contact's, the account's as the account's, and revives a deleted contact as the account", () => {
+    const live = contact({ permission_to_send: "implicit" });
+    expect(optOutPut(live, optOutOp).update_source).toBe("Contact");
+    expect(optOutPut(live, { ...optOutOp, initiated_by: "account" }).update_source).toBe("Account");
+    const deleted = contact({ permission_to_send: "implicit" }, { deleted_at: "2026-02-01T00:00:00Z" });
+    expect(optOutPut(deleted, optOutOp).update_source).toBe("Account");
   });
 
   it("keeps consent as read on an update and an email change", () => {

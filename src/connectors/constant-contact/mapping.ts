@@ -178,10 +178,9 @@ type OptOutHow = { mechanism: Mechanism; global: boolean; note?: string };
  * a spam complaint, and is kept global as a complaint must be (DESIGN.md §2 rule 5).
  */
 function optOutHow(e: CcEmailAddress, activity: OptOutActivity | undefined): OptOutHow {
-  if (e.opt_out_source === "Account")
-    return e.opt_out_reason?.startsWith(CONCORD_REASON_PREFIX)
-      ? { mechanism: "sync", global: false }
-      : { mechanism: "admin_edit", global: false };
+  // Concord's own write read back, whoever it was written for (the person's request is theirs).
+  if (e.opt_out_reason?.startsWith(CONCORD_REASON_PREFIX)) return { mechanism: "sync", global: false };
+  if (e.opt_out_source === "Account") return { mechanism: "admin_edit", global: false };
   // Only the unsubscribe page a campaign's footer link opens asks the contact for a reason.
   if (e.opt_out_reason) return { mechanism: "unsubscribe_link", global: false };
   if (activity === undefined)
@@ -472,14 +471,21 @@ export function optOutReason(op: OptOutOp): string {
   return text.length <= 255 ? text : `${text.slice(0, 254)}…`;
 }
 
-/** PUT body that unsubscribes the contact, everything else sent back as read. */
+/**
+ * PUT body that unsubscribes the contact, everything else sent back as read. The person's own
+ * request is written as theirs (`update_source: Contact`, as Constant Contact asks when the contact
+ * made the request), so the account cannot re-add them there (rule 4); a deleted contact can be
+ * revived only by the account.
+ */
 export function optOutPut(contact: CcContact, op: OptOutOp): ContactPut {
   const address = contact.email_address?.address ?? op.email;
-  return wholeContactPut(contact, {
+  const body = wholeContactPut(contact, {
     address,
     permission_to_send: "unsubscribed",
     opt_out_reason: optOutReason(op),
   });
+  if (op.initiated_by === "contact" && (contact.deleted_at ?? null) === null) body.update_source = "Contact";
+  return body;
 }
 
 /** PUT body that takes the contact out of one list, everything else (consent included) as read. */
