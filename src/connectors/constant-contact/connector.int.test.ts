@@ -469,6 +469,24 @@ describe("apply: contacts", () => {
     expect((await contactById(ids[0]!)).list_memberships).toEqual([]);
   });
 
+  it("an activity that completes without putting every contact on the list fails the operation, saying how many", async () => {
+    const seeded = await seedPeople(2);
+    const [kept, left] = seeded.contacts;
+    const listId = seeded.lists[0]!.list_id;
+    // One of them unsubscribes before the activity runs: the account cannot put them on a list.
+    await account.act("unsubscribe", left!.email);
+    const [outcome] = await session.apply([
+      {
+        kind: "add_list_members",
+        op_id: op("add"),
+        list_ids: [listId],
+        external_ids: [kept!.contact_id, left!.contact_id],
+      },
+    ]);
+    expect(outcome).toMatchObject({ status: "failed", message: expect.stringContaining("changed 1 of 2") });
+    expect((await contactById(kept!.contact_id)).list_memberships).toEqual([listId]);
+  });
+
   it("updates a contact without touching consent or sub-resources, changes an email, creates a contact", async () => {
     const seeded = await seedPeople(2, {
       street_addresses: [{ kind: "home", street: "1 Main St", city: "Springfield" }],

@@ -752,24 +752,31 @@ function createSession(
     const kind = op.kind === "add_list_members" ? "add" : "remove";
     const ids = [...new Set(op.external_ids)];
     if (ids.length === 0 || op.list_ids.length === 0) return [opOutcome(op, { status: "succeeded" })];
-    const started: CcActivity[] = [];
+    const started: { activity: CcActivity; sent: number }[] = [];
     for (const lists of chunk([...new Set(op.list_ids)], limits.batch.membership_lists ?? 50)) {
       for (const part of chunk(ids, limits.batch.membership_ids ?? 500)) {
         const r = await client.startMembership(kind, membershipBody(part, lists));
         // Activities already queued still run; the whole operation is retried, which is harmless.
         if (!r.ok) return single(op, r);
-        started.push(r.value);
+        started.push({ activity: r.value, sent: part.length });
       }
     }
     const problems: string[] = [];
-    for (const activity of started) {
+    for (const { activity, sent } of started) {
       const done = await awaitActivity(activity);
       if (!done.ok) return single(op, done);
+      const completed = done.value.status?.items_completed_count;
       if (done.value.state !== "completed")
         problems.push(`activity ${done.value.activity_id} ended ${done.value.state}`);
       else if ((done.value.activity_errors ?? []).length > 0)
         problems.push(
           ...(done.value.activity_errors ?? []).map((m) => `activity ${done.value.activity_id}: ${m}`),
+        );
+      // A completed activity with no error may still have left contacts out: the account cannot
+      // put an unsubscribed contact on a list, and an id it does not have is no contact.
+      else if (completed !== undefined && completed < sent)
+        problems.push(
+          `activity ${done.value.activity_id} changed ${completed} of ${sent} contact(s) (an unsubscribed or deleted contact cannot be put on a list by the account)`,
         );
     }
     if (problems.length > 0)
