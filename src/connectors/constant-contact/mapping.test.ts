@@ -70,6 +70,13 @@ describe("contactToConsent", () => {
       { ...optOut, opt_out_source: "Account" },
       { kind: "opt_out", actor: { kind: "account" }, mechanism: "admin_edit" },
     ],
+    // A source that is not the account's (none, a partner's System) is the person's: the account cannot undo it.
+    ["unsubscribed, source not given", { ...optOut }, { kind: "opt_out", actor: { kind: "contact" } }],
+    [
+      "unsubscribed by a partner (System)",
+      { ...optOut, opt_out_source: "System" },
+      { kind: "opt_out", actor: { kind: "contact" } },
+    ],
     [
       "our own write echoed",
       { ...optOut, opt_out_source: "Account", opt_out_reason: `${CONCORD_REASON_PREFIX} x` },

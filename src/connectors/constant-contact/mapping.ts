@@ -126,8 +126,16 @@ export function contactToRecord(contact: CcContact): ExternalRecord {
   return record;
 }
 
+/** Who gave a permission: the person only when Constant Contact says so. */
 const actorOf = (source: string | undefined): Actor =>
   source === "Contact" ? { kind: "contact" } : { kind: "account" };
+
+/**
+ * Who made an opt-out: the account only when Constant Contact says so. Any other source (none, or
+ * a partner's `System`) is filed as the person's, the side the account cannot undo (rule 4).
+ */
+const optOutActorOf = (source: string | undefined): Actor =>
+  source === "Account" ? { kind: "account" } : { kind: "contact" };
 
 /**
  * What the contact report says of how a contact left (GET /reports/contact_reports/{id}/activity_details,
@@ -230,7 +238,7 @@ export function contactToConsent(contact: CcContact, activity?: OptOutActivity):
           ...(how.global ? { scope: { kind: "global" as const } } : {}),
           kind: "opt_out",
           mechanism: how.mechanism,
-          actor: actorOf(e.opt_out_source),
+          actor: optOutActorOf(e.opt_out_source),
           occurred_at:
             toUtc(e.opt_out_date) ??
             toUtc(e.updated_at) ??
