@@ -195,6 +195,9 @@ export function createGrowthZoneSession(
     return { records, consent, checkpoint: { stream: STREAM, value: checkpoint, taken_at: nowIso() } };
   };
 
+  /** Listings of the delta a read makes at most while contacts change under it. */
+  const MAX_DELTA_PASSES = 3;
+
   async function* read(
     checkpoint: Checkpoint | null,
     readOptions: { full?: boolean; list_ids?: readonly string[] } = {},
@@ -254,31 +257,46 @@ export function createGrowthZoneSession(
       full ? (previous?.at ?? EPOCH) : previous?.at,
       started,
     );
-    for (let skip = 0; ; skip += top) {
-      const got = full ? await client.contactsPage(skip, top) : await client.deltaPage(since, skip, top);
-      if (!got.ok) {
-        yield got;
-        return;
+    // The delta is paged by position ($skip) in the order of change: a contact that changes while
+    // the read goes on moves to the end, and the contact that moved into its place is skipped (its
+    // opt-out never read). So while a pass sees a contact changed since the read began, the delta
+    // is listed again (at most MAX_DELTA_PASSES), and each version of a contact is read once.
+    const version = firstSeen();
+    const began = Date.parse(started);
+    for (let pass = 0; pass < (full ? 1 : MAX_DELTA_PASSES); pass++) {
+      let changedMeanwhile = false;
+      for (let skip = 0; ; skip += top) {
+        const got = full ? await client.contactsPage(skip, top) : await client.deltaPage(since, skip, top);
+        if (!got.ok) {
+          yield got;
+          return;
+        }
+        const rows = got.value.Results as { ContactId: number; ModifiedDate?: string; IsDeleted?: boolean }[];
+        const fresh = rows.filter((r) => version(`${r.ContactId}@${r.ModifiedDate ?? ""}`));
+        const live = fresh.filter((r) => r.IsDeleted !== true).map((r) => String(r.ContactId));
+        const read = await details(live);
+        if (!read.ok) {
+          yield read;
+          return;
+        }
+        for (const r of rows) {
+          if (!r.ModifiedDate) continue;
+          const at = toUtcIso(r.ModifiedDate);
+          watermark.see(at);
+          if (Date.parse(at) > began) changedMeanwhile = true;
+        }
+        const deleted = fresh.filter((r) => r.IsDeleted === true).map((r) => String(r.ContactId));
+        const page = toPage(
+          [...read.value, ...deleted.map(() => null)],
+          [...live, ...deleted],
+          lists.value,
+          checkpointValue(watermark.value(false, started), marks),
+        );
+        yield ok({ ...page, ...(pageNo === 0 ? memberships() : {}) });
+        pageNo += 1;
+        if (rows.length < top || skip + top >= got.value.TotalRecordAvailable) break;
       }
-      const rows = got.value.Results as { ContactId: number; ModifiedDate?: string; IsDeleted?: boolean }[];
-      const fresh = rows.filter((r) => first(String(r.ContactId)));
-      const live = fresh.filter((r) => r.IsDeleted !== true).map((r) => String(r.ContactId));
-      const read = await details(live);
-      if (!read.ok) {
-        yield read;
-        return;
-      }
-      for (const r of rows) if (r.ModifiedDate) watermark.see(toUtcIso(r.ModifiedDate));
-      const deleted = fresh.filter((r) => r.IsDeleted === true).map((r) => String(r.ContactId));
-      const page = toPage(
-        [...read.value, ...deleted.map(() => null)],
-        [...live, ...deleted],
-        lists.value,
-        checkpointValue(watermark.value(false, started), marks),
-      );
-      yield ok({ ...page, ...(pageNo === 0 ? memberships() : {}) });
-      pageNo += 1;
-      if (rows.length < top || skip + top >= got.value.TotalRecordAvailable) break;
+      if (!changedMeanwhile) break;
     }
     // The read is complete: its checkpoint moves to where it started (a full read) or to the newest change.
     yield ok({

@@ -1,0 +1,73 @@
+/** What the contract suite does not cover for GrowthZone: a delta read while contacts change under it. */
+import { afterEach, expect, it } from "vitest";
+import type { ReadPage } from "../connector";
+import { postControl } from "../emulator-kit/world";
+import { growthZoneManifest } from "./manifest";
+import { startGrowthZoneEmulator, type StartedGrowthZoneEmulator } from "./emulator/growthzone-emulator";
+import { createFakeClock } from "../../../test/support/fake-clock";
+
+let emulator: StartedGrowthZoneEmulator | undefined;
+afterEach(async () => {
+  await emulator?.close();
+});
+
+it("a delta read while a contact changes under it skips no one: the opt-out of the contact that moved up is read", async () => {
+  const clock = createFakeClock("2026-06-01T12:00:00.000Z");
+  emulator = await startGrowthZoneEmulator({ ratePerSecond: null, now: clock.now });
+  const origin = emulator.baseUrl;
+  const key = ((await postControl(origin, "/__emulator/token", {})) as { api_key: string }).api_key;
+  const person = (name: string, at: string, restriction = "None") => ({
+    FirstName: name,
+    LastName: "Example",
+    ModifiedDate: at,
+    Emails: [
+      { EmailAddress: `${name.toLowerCase()}@example.org`, IsDefault: true, Restriction: restriction },
+    ],
+  });
+  const seeded = (await postControl(origin, "/__emulator/seed", {
+    contacts: [
+      person("A", "2026-06-01T09:00:00"),
+      person("K", "2026-06-01T10:00:00", "DoNotContact"),
+      person("B", "2026-06-01T11:00:00"),
+    ],
+  })) as { contacts: number[] };
+  const [a, k] = seeded.contacts.map(String);
+  const session = growthZoneManifest.connect(
+    {
+      connection_id: "growthzone-test",
+      base_url: origin,
+      page_size: 1,
+      limits: { requests_per_second: 1000 },
+      credentials: { get: async () => ({ api_key: key }), save: async () => {} },
+    },
+    { now: clock.now, sleep: clock.sleep },
+  );
+  const from = {
+    stream: "contacts",
+    value: "2026-06-01T08:00:00.000Z",
+    taken_at: "2026-06-01T08:00:00.000Z",
+  };
+  const pages: ReadPage[] = [];
+  for await (const page of session.read(from)) {
+    if (!page.ok) throw new Error(page.error.message);
+    pages.push(page.value);
+    // After A's page, A changes: in the order of change it moves behind K and B.
+    if (pages.length === 1) {
+      expect(page.value.records.map((r) => r.external_id)).toEqual([a]);
+      clock.advance(60_000);
+      await postControl(origin, "/__emulator/act", {
+        action: "update_contact",
+        contact_id: a,
+        changes: { LastName: "Lovelace" },
+      });
+    }
+  }
+  const optOuts = pages.flatMap((p) => p.consent).filter((o) => o.kind === "opt_out");
+  expect(optOuts.map((o) => o.external_id)).toEqual([k]);
+  // A is read again as she is now.
+  const lastA = pages
+    .flatMap((p) => p.records)
+    .filter((r) => r.external_id === a)
+    .at(-1);
+  expect(lastA?.last_name).toBe("Lovelace");
+});
