@@ -215,6 +215,8 @@ export function createGrowthZoneSession(
       return;
     }
     const first = firstSeen();
+    // Each version of a contact is read once (`id@ModifiedDate`).
+    const version = firstSeen();
     const marks =
       lists.value.topics.length === 0
         ? undefined
@@ -247,6 +249,8 @@ export function createGrowthZoneSession(
           yield read;
           return;
         }
+        // Read as they are now: the delta below does not read these versions again.
+        for (const c of read.value) if (c) version(`${c.ContactId}@${c.ModifiedDate}`);
         yield ok({ ...toPage(read.value, moved, lists.value, checkpoint.value), ...memberships() });
         pageNo += 1;
       }
@@ -261,7 +265,6 @@ export function createGrowthZoneSession(
     // the read goes on moves to the end, and the contact that moved into its place is skipped (its
     // opt-out never read). So while a pass sees a contact changed since the read began, the delta
     // is listed again (at most MAX_DELTA_PASSES), and each version of a contact is read once.
-    const version = firstSeen();
     const began = Date.parse(started);
     for (let pass = 0; pass < (full ? 1 : MAX_DELTA_PASSES); pass++) {
       let changedMeanwhile = false;
