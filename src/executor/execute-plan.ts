@@ -9,6 +9,7 @@ import type { OperationOutcome } from "../connectors/connector";
 import type { Plan, PlannedOperation } from "../planner/plan";
 import type { JsonValue, OutcomeStatus, StoreSession } from "../store/ports";
 import type { OpenedConnection } from "../connections/open-connection";
+import { withExclusiveNames } from "../store/advisory-lock";
 
 /** Operations handed to one `apply` call: small enough that a crash repeats little, large enough to batch. */
 export const APPLY_BATCH = 25;
@@ -120,44 +121,18 @@ async function executeConnection(
   const size = Math.max(1, deps.batch_size ?? APPLY_BATCH);
   for (let i = 0; i < ordered.length; i += size) {
     const batch = ordered.slice(i, i + size);
-    const outcomes = await session.apply(batch.map((o) => o.operation));
-    const byOp = new Map<string, OperationOutcome[]>();
-    for (const o of outcomes) {
-      const list = byOp.get(o.op_id) ?? [];
-      list.push(o);
-      byOp.set(o.op_id, list);
-    }
-    let stop: Waiting | undefined;
-    await deps.store.transaction(async (tx) => {
-      for (const planned of batch) {
-        const got = byOp.get(planned.op_id) ?? [
-          {
-            op_id: planned.op_id,
-            status: "deferred" as const,
-            code: "bad_response" as const,
-            message: "The connector returned no outcome for this operation; it stays queued.",
-          },
-        ];
-        const result = await recordOutcomes(tx, planned, got, report);
-        if (result.waiting && result.waiting.code === "bad_response") {
-          // The operation's own answer could not be read: it is kept and tried again next run, and
-          // the connection goes on with the rest (a record the vendor keeps answering badly must
-          // not hold up every later opt-out).
-          const kept = report.waiting.find(
-            (w) => w.connection_id === connectionId && w.code === "bad_response",
-          );
-          if (kept) kept.operations += 1;
-          else report.waiting.push({ ...result.waiting, connection_id: connectionId, operations: 1 });
-        } else if (result.waiting && !stop)
-          stop = { ...result.waiting, connection_id: connectionId, operations: 0 };
-      }
-    });
+    // A record this batch creates may be another run's to create too (pairs sharing a CRM plan the
+    // same person's record each): the batch holds its contacts' creation locks until their links
+    // are stored, and sends no creation a run holding them before it has linked.
+    const stop = await withExclusiveNames(deps.store, creationLockNames(connectionId, batch), () =>
+      applyBatch(deps, connectionId, session, batch, report),
+    );
     done += batch.length;
     deps.onProgress?.({ done, total: ordered.length, connection_id: connectionId });
     await deps.afterBatch?.({ connection_id: connectionId, operations: batch.length });
     if (stop) {
       // Auth, quota and outages stop the connection's work: the rest stays pending, visibly.
-      stop.operations = ordered.length - done + countDeferred(batch, byOp);
+      stop.operations += ordered.length - done;
       report.waiting.push(stop);
       report.operations.deferred += ordered.length - done;
       return;
@@ -166,7 +141,98 @@ async function executeConnection(
   await opened.healthy({ ok: true });
 }
 
-const countDeferred = (batch: PlannedOperation[], byOp: Map<string, OperationOutcome[]>): number =>
+/** The creation locks of `batch`'s new records: the contact's and its address's, on the connection. */
+function creationLockNames(connectionId: string, batch: readonly PlannedOperation[]): string[] {
+  const names: string[] = [];
+  for (const planned of batch) {
+    const op = planned.operation;
+    if (op.kind !== "create_contact") continue;
+    for (const contactId of planned.contact_ids) names.push(`create:${connectionId}:contact:${contactId}`);
+    const key = normaliseEmail(op.email);
+    names.push(`create:${connectionId}:address:${key.ok ? key.match_key : op.email.trim().toLowerCase()}`);
+  }
+  return names;
+}
+
+/**
+ * Applies one batch and records its outcomes in one transaction; returns why the connection must
+ * wait, when it must (with its operations deferred in the batch). A creation whose contact is linked on the connection already (another run
+ * created the record while this plan waited) is not sent: it is skipped, pointing at that record.
+ */
+async function applyBatch(
+  deps: ExecuteDeps,
+  connectionId: string,
+  session: ReturnType<OpenedConnection["session"]>,
+  batch: readonly PlannedOperation[],
+  report: ExecutionReport,
+): Promise<Waiting | undefined> {
+  const linked = await linkedAlready(deps.store, connectionId, batch);
+  const sent = batch.filter((p) => !linked.has(p.op_id));
+  const outcomes: OperationOutcome[] =
+    sent.length > 0 ? await session.apply(sent.map((o) => o.operation)) : [];
+  for (const [op_id, external_id] of linked)
+    outcomes.push({
+      op_id,
+      status: "skipped",
+      external_id,
+      code: "already_applied",
+      message: `Another run created this contact's record (${external_id}) while this plan waited: not created again.`,
+    });
+  const byOp = new Map<string, OperationOutcome[]>();
+  for (const o of outcomes) {
+    const list = byOp.get(o.op_id) ?? [];
+    list.push(o);
+    byOp.set(o.op_id, list);
+  }
+  let stop: Waiting | undefined;
+  await deps.store.transaction(async (tx) => {
+    for (const planned of batch) {
+      const got = byOp.get(planned.op_id) ?? [
+        {
+          op_id: planned.op_id,
+          status: "deferred" as const,
+          code: "bad_response" as const,
+          message: "The connector returned no outcome for this operation; it stays queued.",
+        },
+      ];
+      const result = await recordOutcomes(tx, planned, got, report);
+      if (result.waiting && result.waiting.code === "bad_response") {
+        // The operation's own answer could not be read: it is kept and tried again next run, and
+        // the connection goes on with the rest (a record the vendor keeps answering badly must
+        // not hold up every later opt-out).
+        const kept = report.waiting.find(
+          (w) => w.connection_id === connectionId && w.code === "bad_response",
+        );
+        if (kept) kept.operations += 1;
+        else report.waiting.push({ ...result.waiting, connection_id: connectionId, operations: 1 });
+      } else if (result.waiting && !stop)
+        stop = { ...result.waiting, connection_id: connectionId, operations: 0 };
+    }
+  });
+  if (stop) stop.operations = countDeferred(batch, byOp);
+  return stop;
+}
+
+/** Creations in `batch` whose contact has a record on the connection already: op id → that record. */
+async function linkedAlready(
+  store: StoreSession,
+  connectionId: string,
+  batch: readonly PlannedOperation[],
+): Promise<Map<string, string>> {
+  const creations = batch.filter((p) => p.operation.kind === "create_contact" && p.contact_ids.length > 0);
+  const found = new Map<string, string>();
+  if (creations.length === 0) return found;
+  const links = await store.links.forContacts(creations.flatMap((p) => p.contact_ids));
+  for (const p of creations) {
+    const link = p.contact_ids
+      .flatMap((id) => links.get(id) ?? [])
+      .find((l) => l.connection_id === connectionId);
+    if (link) found.set(p.op_id, link.external_id);
+  }
+  return found;
+}
+
+const countDeferred = (batch: readonly PlannedOperation[], byOp: Map<string, OperationOutcome[]>): number =>
   batch.filter((p) => (byOp.get(p.op_id) ?? []).some((o) => o.status === "deferred")).length;
 
 /** Records one operation's outcomes; returns why its connection must wait, when it must. */

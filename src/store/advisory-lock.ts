@@ -91,6 +91,45 @@ export async function withNamedLocks<T>(
   });
 }
 
+/** The names this process holds through `withExclusiveNames`, each with the promise its release settles. */
+const heldHere = new Map<string, Promise<void>>();
+
+/**
+ * Runs `fn` holding `names` against every other run, in this process and in any other: first
+ * in-process (so runs of one process, which on SQLite share no lock, wait for each other, and a run
+ * waiting here holds no pooled connection), then, on PostgreSQL, the installation's advisory locks
+ * (`withNamedLocks`). Names are taken in sorted order, so two runs taking several never wait on
+ * each other in a circle.
+ */
+export async function withExclusiveNames<T>(
+  store: StoreSession,
+  names: Iterable<string>,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const sorted = [...new Set(names)].sort();
+  const releases: (() => void)[] = [];
+  try {
+    for (const name of sorted) {
+      // Woken runs check again: the first to run takes the name, the others wait for its release.
+      for (let held = heldHere.get(name); held !== undefined; held = heldHere.get(name)) await held;
+      let release = (): void => undefined;
+      heldHere.set(
+        name,
+        new Promise<void>((resolve) => {
+          release = () => {
+            heldHere.delete(name);
+            resolve();
+          };
+        }),
+      );
+      releases.push(release);
+    }
+    return await withNamedLocks(store, sorted, fn);
+  } finally {
+    for (const release of releases.reverse()) release();
+  }
+}
+
 /**
  * Takes, in the transaction `tx`, the locks on `names` (sorted, so two transactions taking several
  * never wait on each other in a circle); they are held until it commits or rolls back. On SQLite,
