@@ -71,7 +71,7 @@ describeOnBackends("pairs sharing a CRM", (backend) => {
         const session = re.session();
         return {
           ...session,
-          apply: async (ops: ConnectorOperation[]) => {
+          apply: async (ops: readonly ConnectorOperation[]) => {
             await bothPlanned.opened;
             for (const op of ops) if (op.kind === "create_contact") creations.push(op.email);
             return session.apply(ops);
