@@ -260,6 +260,8 @@ export type GetOptions = {
    * can touch, and names the rest in each record's `unread`. Records not named are read whole.
    */
   changed?: ReadonlyMap<string, readonly WebhookChange[]>;
+  /** Every change the webhooks announced, by the id they named, held or not. */
+  announced?: ReadonlyMap<string, readonly WebhookChange[]>;
 };
 
 /** An incoming webhook request, as the server received it (body already size-limited). */
@@ -277,6 +279,12 @@ export type WebhookChange = {
   external_id: string;
   occurred_at: string;
   change: "changed" | "deleted" | "email_changed" | "consent_changed" | "test";
+  /**
+   * The delivery says the person opted out (their own act, never an opt-in), for a system whose
+   * re-read may no longer show it: a Mailchimp member archived after unsubscribing reads only as
+   * archived. The connector uses it only when the record it re-reads hides its consent.
+   */
+  opt_out?: { reason?: string };
 };
 
 export type WebhookHandling =

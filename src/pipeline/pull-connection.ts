@@ -147,9 +147,12 @@ export async function recordWebhookChanges(
   };
   const ids = [...new Set(changes.filter((c) => c.change !== "test").map((c) => c.external_id))];
   if (ids.length === 0) return report;
+  const announced = new Map<string, WebhookChange[]>();
+  for (const c of changes)
+    if (c.change !== "test") announced.set(c.external_id, [...(announced.get(c.external_id) ?? []), c]);
   const read = await deps.connection
     .session()
-    .get(ids, { changed: await changedParts(deps.store, ctx.connection_id, changes) });
+    .get(ids, { changed: await changedParts(deps.store, ctx.connection_id, changes), announced });
   if (!read.ok) {
     report.error = toPullError(read.error);
     return report;

@@ -1088,12 +1088,18 @@ const WebhookChangesSchema = z.array(
     external_id: z.string(),
     occurred_at: z.string(),
     change: z.enum(["changed", "deleted", "email_changed", "consent_changed", "test"]),
+    opt_out: z.object({ reason: z.string().optional() }).optional(),
   }),
 );
 
 function parseChanges(value: JsonValue): WebhookChange[] {
   const parsed = WebhookChangesSchema.safeParse(value);
-  return parsed.success ? parsed.data : [];
+  if (!parsed.success) return [];
+  return parsed.data.map(({ opt_out, ...change }) =>
+    opt_out === undefined
+      ? change
+      : { ...change, opt_out: opt_out.reason !== undefined ? { reason: opt_out.reason } : {} },
+  );
 }
 
 function logRun(logger: Logger, report: SyncReport, options: SyncOptions): void {

@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { buildServer } from "../server/app";
+import { eventsForContact } from "../ledger/consent-ledger";
 import { createEngineRuntime, type EngineRuntime } from "./engine-runtime";
 import type { SyncReport } from "./sync-pair";
 import {
@@ -110,6 +111,37 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
     const pushed = runs.slice(before);
     expect(pushed.length).toBeGreaterThan(0);
     expect(pushed.every((r) => r.pulls.length === 0)).toBe(true); // the re-read stood in for a pull
+  });
+
+  it("an unsubscribe whose member is archived before Concord re-reads it still reaches the CRM: the delivery's word stands", async () => {
+    await runtime.syncNow();
+    const hook = await mcApi("POST", `/lists/${AUDIENCE}/webhooks`, {
+      url: `${base}/webhooks/mc?key=${SECRET}`,
+      sources: { user: true, admin: true, api: false },
+    });
+    expect(hook.status, JSON.stringify(hook.body)).toBe(200);
+    const act = (as: string, action: string, email: string) =>
+      post(h.mcOrigin!, "/__emulator/act", { list_id: AUDIENCE, as, action, email });
+    // Ada leaves by the footer link and an admin archives her at once; Bob is only archived.
+    await act("contact", "unsubscribe", "ada@example.org");
+    await act("admin", "archive", "ada@example.org");
+    await act("admin", "archive", "bob@example.org");
+    const ada = await mcApi("GET", `/lists/${AUDIENCE}/members/ada@example.org`);
+    expect(ada.body.status).toBe("archived"); // all a re-read can see
+    h.advance(1_000);
+    await post(h.mcOrigin!, "/__emulator/webhooks/flush", {});
+    await runtime.idle();
+
+    expect((await h.reGet(`/constituent/v1/constituents/${re["ada"] ?? ""}`)).requests_no_email).toBe(true);
+    expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe("unsubscribed");
+    // An archive alone is no opt-out.
+    expect((await h.reGet(`/constituent/v1/constituents/${re["bob"] ?? ""}`)).requests_no_email).toBe(false);
+    const [contact] = await h.store.contacts.findByMatchKey("ada@example.org");
+    const events = (await eventsForContact(h.store, contact!.id)).map((e) => e.event);
+    expect(events.find((e) => e.kind === "opt_out" && e.source.connection === "mc")).toMatchObject({
+      actor: { kind: "contact" },
+      evidence: { reason: expect.stringMatching(/unsubscribe webhook.*archived before it was read/) },
+    });
   });
 
   it("refuses a delivery with a wrong key and stores nothing", async () => {

@@ -97,12 +97,17 @@ export function distinctChanges(changes: readonly WebhookChange[]): WebhookChang
 export function recentReads() {
   const reads = new Map<string, Map<string, number>>();
   return {
-    /** The changes a re-read since `received_at` has not covered. */
+    /**
+     * The changes a re-read since `received_at` has not covered. An announced opt-out is never
+     * covered: a re-read may not show it (`WebhookChange.opt_out`).
+     */
     uncovered(connectionId: string, received_at: string, changes: readonly WebhookChange[]): WebhookChange[] {
       const read = reads.get(connectionId);
       const received = Date.parse(received_at);
       if (read === undefined || Number.isNaN(received)) return [...changes];
-      return changes.filter((c) => (read.get(c.external_id) ?? Number.NEGATIVE_INFINITY) < received);
+      return changes.filter(
+        (c) => c.opt_out !== undefined || (read.get(c.external_id) ?? Number.NEGATIVE_INFINITY) < received,
+      );
     },
     /** `ids` were read as of `at` (when the read started). */
     record(connectionId: string, ids: readonly string[], at: number): void {

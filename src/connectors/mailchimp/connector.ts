@@ -20,6 +20,7 @@ import type {
   ConsentObservation,
   ExternalList,
   ExternalRecord,
+  GetOptions,
   OperationOutcome,
   ReadOptions,
   ReadPage,
@@ -34,6 +35,7 @@ import { screenUpsertItems } from "../kit/upsert-items";
 import { createMailchimpClient, type CallPriority, type MailchimpClient } from "./client";
 import { WEBHOOK_EVENTS, WEBHOOK_KEY_PARAM, WEBHOOK_SOURCES } from "./webhooks";
 import {
+  announcedOptOut,
   interestListId,
   isPlausibleEmail,
   memberId,
@@ -250,7 +252,10 @@ export function createMailchimpSession(
     return parseMember(r.value.body, id);
   };
 
-  const get = (ids: readonly string[]): Promise<ConnectorResult<RecordsWithConsent>> =>
+  const get = (
+    ids: readonly string[],
+    options: GetOptions = {},
+  ): Promise<ConnectorResult<RecordsWithConsent>> =>
     withAudience(async (listId) => {
       const records: ExternalRecord[] = [];
       const consent: ConsentObservation[] = [];
@@ -260,6 +265,10 @@ export function createMailchimpSession(
         if (!m.value) continue;
         records.push(memberToRecord(m.value));
         consent.push(...memberToConsent(m.value));
+        // Archived, the member hides how it was: an unsubscribe a webhook announced stands.
+        if (m.value.status === "archived")
+          for (const change of options.announced?.get(id) ?? [])
+            if (change.opt_out !== undefined) consent.push(announcedOptOut(m.value, change));
       }
       return ok({ records, consent });
     });

@@ -6,7 +6,13 @@
  * in; merge fields as profile fields; and the request bodies Concord sends.
  */
 import { createHash } from "node:crypto";
-import type { ConnectorOperation, ConsentFact, ConsentObservation, ExternalRecord } from "../connector";
+import type {
+  ConnectorOperation,
+  ConsentFact,
+  ConsentObservation,
+  ExternalRecord,
+  WebhookChange,
+} from "../connector";
 import type { Actor, Evidence, Mechanism } from "../../core/consent/consent-event";
 import { ACCOUNT_OBSERVED } from "../../core/consent/system-consent";
 import { canonicalJson } from "../../core/canonical-json";
@@ -209,6 +215,31 @@ export function memberToConsent(m: McMember): ConsentObservation[] {
     default:
       return [];
   }
+}
+
+/**
+ * The opt-out an unsubscribe webhook announced, for a member that reads as archived (Mailchimp
+ * keeps no earlier status an archived member shows): the person's own (the delivery cannot say an
+ * admin made it, and an opt-out is the account's only when the source plainly says so), a spam
+ * complaint when its reason is `abuse`, dated when the webhook fired.
+ */
+export function announcedOptOut(m: McMember, change: WebhookChange): ConsentObservation {
+  const reason = change.opt_out?.reason;
+  return {
+    external_id: memberId(m),
+    email: m.email_address,
+    channel: "email",
+    scope: ACCOUNT_OBSERVED,
+    kind: "opt_out",
+    mechanism: reason === "abuse" ? "spam_complaint" : "unknown",
+    actor: { kind: "contact" },
+    occurred_at: change.occurred_at,
+    evidence: {
+      payload_sha256: digest({ event_id: change.event_id, type: change.type, id: change.external_id }),
+      source_record_id: m.id,
+      reason: `Mailchimp's unsubscribe webhook (${reason ?? "no reason"}); the member was archived before it was read`,
+    },
+  };
 }
 
 /** Merge fields for a record's names and mapped fields (only the ones given). */

@@ -88,5 +88,27 @@ export function handleMailchimpWebhook(request: WebhookRequest, secret: string):
     );
   // Deliveries carry no id; the same content is the same event (a retry).
   const event_id = createHash("sha256").update(request.raw_body).digest("hex").slice(0, 32);
-  return { kind: "events", changes: [{ event_id, type, external_id: id, occurred_at: occurred, change }] };
+  const action = type === "unsubscribe" ? form.get("data[action]") : null;
+  // An archive comes as an unsubscribe whose action is `delete`: a change of the record, not of
+  // consent. An `unsub` is the person leaving, said here once: a member archived before Concord
+  // re-reads it shows only as archived, so the delivery's word is kept for that re-read.
+  if (action === "delete")
+    return {
+      kind: "events",
+      changes: [{ event_id, type, external_id: id, occurred_at: occurred, change: "changed" }],
+    };
+  const reason = form.get("data[reason]");
+  return {
+    kind: "events",
+    changes: [
+      {
+        event_id,
+        type,
+        external_id: id,
+        occurred_at: occurred,
+        change,
+        ...(action === "unsub" ? { opt_out: reason ? { reason: reason.slice(0, 100) } : {} } : {}),
+      },
+    ],
+  };
 }
