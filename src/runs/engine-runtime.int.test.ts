@@ -290,6 +290,7 @@ describe("the engine as a service (SQLite)", () => {
       },
       { token: "t".repeat(40) },
       h.now(),
+      h.config,
     );
     expect(await poll()).toBeDefined();
     expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe("unsubscribed");

@@ -211,7 +211,8 @@ export type OneClickResult = { recorded: "appended" | "already_opted_out"; event
 
 /**
  * The person's one-click opt-out from all email, recorded in the ledger before the caller answers.
- * Idempotent: someone already opted out of all email by their own act gets no second event. An
+ * Idempotent: someone already opted out of all email by their own act, and receiving no topic,
+ * gets no second event (a topic they took back since receives mail: the click stops it too). An
  * opt-out the organisation made (an admin's, a Do Not Contact flag) is not theirs: the account may
  * undo it (DESIGN.md §2 rule 4), so the person's own click is recorded beside it.
  */
@@ -220,13 +221,16 @@ export async function recordOneClick(
   claims: TokenClaims,
   request: { ip?: string; user_agent?: string; token: string },
   now: Date,
+  config: Pick<ConcordConfig, "topics">,
 ): Promise<OneClickResult> {
   return store.transaction(async (tx) => {
     const events = (await eventsForContact(tx, claims.contact_id)).map((s) => s.event);
-    const global = decisionFor(foldChannelConsent(events, "email", { as_of: now.toISOString() }), {
-      kind: "global",
+    const state = foldChannelConsent(events, "email", {
+      as_of: now.toISOString(),
+      topics: config.topics.map((t) => t.key),
     });
-    if (global.open_opt_outs.some(isOwn)) return { recorded: "already_opted_out" as const };
+    if (state.global.open_opt_outs.some(isOwn) && !Object.values(state.topics).some((d) => d.sendable))
+      return { recorded: "already_opted_out" as const };
     const draft: Omit<OptOutEvent, "id"> = {
       kind: "opt_out",
       contact_id: claims.contact_id,
@@ -331,22 +335,35 @@ export function preferencePageAct(request: { ip?: string; user_agent?: string; w
   };
 }
 
+/** What a preference submission recorded; `stale` when the page it came from no longer showed the state. */
+export type RecordedPreferences = { opt_outs: string[]; opt_ins: string[]; stale: boolean };
+
 /**
- * The person's choices (from the preference centre, a sign-up form), as their own acts: an opt-out
- * where they unticked something they receive, an express opt-in (which lifts their earlier
- * opt-outs) where they ticked something they do not. Leaving all email makes the topics moot.
- * Runs in the caller's transaction when given one. Returns what was recorded.
+ * The person's choices (from the preference centre, a confirmed sign-up), as their own acts: an opt-out where they left
+ * unticked something they receive (or that only the organisation stopped), an express opt-in
+ * (which lifts their earlier opt-outs) where they ticked something they do not. Leaving all email
+ * makes the topics moot. A preference form is the person's act only on the state it showed:
+ * `shown` (each line as the page showed it, receiving or not) must be the state now, else nothing
+ * is recorded
+ * and the submission is `stale` (an unsubscribe link, the organisation or another tab changed it
+ * meanwhile, and a box left as it was shown is no choice of theirs). Once recorded, the state is
+ * the form's: a line left unticked that their opt-in would open (ticking all email back, with a
+ * topic left unticked) is their opt-out too. Runs in the caller's transaction when given one.
  */
 export async function recordPreferences(
   store: StoreSession,
   config: Pick<ConcordConfig, "topics">,
   contactId: string,
-  choices: ReadonlySet<string>,
+  submitted: { choices: ReadonlySet<string>; shown?: ReadonlyMap<string, boolean> },
   act: ChoiceAct,
   now: Date,
-): Promise<{ opt_outs: string[]; opt_ins: string[] }> {
+): Promise<RecordedPreferences> {
+  const { choices, shown } = submitted;
   return store.transaction(async (tx) => {
     const current = await preferencesOf(tx, config, contactId, now);
+    const recorded: RecordedPreferences = { opt_outs: [], opt_ins: [], stale: false };
+    if (shown !== undefined && current.some((line) => shown.get(line.key) !== line.receiving))
+      return { ...recorded, stale: true };
     const all = current[0];
     const wantsATopic = current.some((line) => line.key !== "all" && choices.has(line.key));
     // Leaving all email makes the topics moot; someone already out of all email may still take one
@@ -357,12 +374,7 @@ export async function recordPreferences(
     const leavingAll =
       !choices.has("all") && all !== undefined && !all.left_by_person && (all.receiving || !wantsATopic);
     const drafts: ConsentEventInput[] = [];
-    const recorded = { opt_outs: [] as string[], opt_ins: [] as string[] };
-    for (const line of current) {
-      if (line.key !== "all" && leavingAll) continue;
-      const wants = choices.has(line.key);
-      const records = wants ? !line.receiving : line.key === "all" ? leavingAll : !line.left_by_person;
-      if (!records) continue;
+    const draft = (line: PreferenceLine, wants: boolean): void => {
       const scope: Scope =
         line.key === "all" ? { kind: "global" } : { kind: "topic", topic: line.key.slice("topic:".length) };
       const common = {
@@ -381,10 +393,26 @@ export async function recordPreferences(
           : { ...common, kind: "opt_out" as const, mechanism: act.mechanism.opt_out },
       );
       (wants ? recorded.opt_ins : recorded.opt_outs).push(line.key);
+    };
+    for (const line of current) {
+      if (line.key !== "all" && leavingAll) continue;
+      const wants = choices.has(line.key);
+      const records = wants ? !line.receiving : line.key === "all" ? leavingAll : !line.left_by_person;
+      if (records) draft(line, wants);
     }
-    if (drafts.length > 0)
-      for (const r of await appendConsentEvents(tx, drafts))
-        if (r.kind === "rejected") throw new Error(`a preference was rejected by the ledger: ${r.message}`);
+    const append = async (): Promise<void> => {
+      if (drafts.length > 0)
+        for (const r of await appendConsentEvents(tx, drafts.splice(0)))
+          if (r.kind === "rejected") throw new Error(`a preference was rejected by the ledger: ${r.message}`);
+    };
+    await append();
+    // An opt-in may open a line the form left unticked (all email back, a topic left out of it):
+    // that line is the person's opt-out, as the form they saved says.
+    if (recorded.opt_ins.length > 0 && !leavingAll) {
+      for (const line of await preferencesOf(tx, config, contactId, now))
+        if (line.receiving && !choices.has(line.key)) draft(line, false);
+      await append();
+    }
     return recorded;
   });
 }

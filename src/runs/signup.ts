@@ -396,7 +396,8 @@ export async function confirmSignup(
       tx,
       { topics: deps.config.topics.filter((t) => offeredTopics(deps.config).some((o) => o.key === t.key)) },
       contact.id,
-      new Set(["all", ...ticked.map((t) => `topic:${t}`)]),
+      // The sign-up form asked for these; it showed no state of the person's to be stale against.
+      { choices: new Set(["all", ...ticked.map((t) => `topic:${t}`)]) },
       { source, mechanism: { opt_in: "double_opt_in_confirmation", opt_out: "signup_form" }, evidence },
       now,
     );

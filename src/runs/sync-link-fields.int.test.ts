@@ -114,7 +114,7 @@ describe("personal links written into platform fields", () => {
     const checked = await checkLink(h.store, signer, tokenOf(merge["UNSUBURL"]!), h.now());
     expect(checked.ok).toBe(true);
     if (checked.ok)
-      await recordOneClick(h.store, checked.value, { token: tokenOf(merge["UNSUBURL"]!) }, h.now());
+      await recordOneClick(h.store, checked.value, { token: tokenOf(merge["UNSUBURL"]!) }, h.now(), h.config);
     expect((await eventsForContact(h.store, ada)).some((e) => e.event.mechanism === "one_click_header")).toBe(
       true,
     );

@@ -12,7 +12,7 @@ import { eventsForContact } from "../ledger/consent-ledger";
 import { explainContact, formatExplanation } from "../explain/explain-contact";
 import { createLogger } from "../observability/logger";
 import { createEngineRuntime, type EngineRuntime } from "../runs/engine-runtime";
-import { linkSigner, personalLinks, revokeLinks } from "../runs/personal-links";
+import { linkSigner, personalLinks, preferencesOf, revokeLinks } from "../runs/personal-links";
 import {
   addToReList,
   individual,
@@ -260,6 +260,16 @@ describe("the pages a person reaches from an email", () => {
       headers: { "content-type": "application/x-www-form-urlencoded", "user-agent": "Browser/1.0" },
       payload: new URLSearchParams(fields).toString(),
     });
+    /** The state a page showed, as its hidden fields send it back. */
+    const shownBy = (html: string): Record<string, string> =>
+      Object.fromEntries(
+        [...html.matchAll(/name="(shown:[^"]+)" value="([01])"/g)].map((m) => [m[1]!, m[2]!]),
+      );
+    /** Opens the page and saves it with `ticked` (the boxes as the person leaves them). */
+    const save = async (path: string, ticked: Record<string, string>) => {
+      const shown = shownBy((await app.inject({ method: "GET", url: path })).body);
+      return app.inject({ method: "POST", url: path, ...form({ ...shown, ...ticked }) });
+    };
 
     it("shows all email and every topic with its state; each choice is the person's own act, everywhere", async () => {
       const id = await seedAda();
@@ -284,7 +294,7 @@ describe("the pages a person reaches from an email", () => {
 
       // Ada leaves the appeals topic only: a topic opt-out, Constant Contact's appeals account follows.
       h.advance(60_000);
-      const saved = await app.inject({ method: "POST", url: path, ...form({ all: "on" }) });
+      const saved = await save(path, { all: "on" });
       expect(saved.statusCode).toBe(200);
       expect(saved.body).toContain("Your choices are saved.");
       expect(saved.body).toContain('name="topic:appeals">');
@@ -316,12 +326,12 @@ describe("the pages a person reaches from an email", () => {
       expect(multipart.statusCode).toBe(415);
       expect(multipart.body).toContain("This form could not be read");
       // Saving the same choices again records nothing.
-      const same = await app.inject({ method: "POST", url: path, ...form({ all: "on" }) });
+      const same = await save(path, { all: "on" });
       expect(same.body).toContain("Nothing changed.");
 
       // She takes appeals back: her own opt-in, which lifts her opt-out.
       h.advance(60_000);
-      await app.inject({ method: "POST", url: path, ...form({ all: "on", "topic:appeals": "on" }) });
+      await save(path, { all: "on", "topic:appeals": "on" });
       const back = (await eventsForContact(h.store, id))
         .map((e) => e.event)
         .filter((e) => e.mechanism === "preference_page");
@@ -334,7 +344,7 @@ describe("the pages a person reaches from an email", () => {
 
       // Then all email: one global opt-out; the topics are moot.
       h.advance(60_000);
-      await app.inject({ method: "POST", url: path, ...form({ "topic:appeals": "on" }) });
+      await save(path, { "topic:appeals": "on" });
       await runtime.idle();
       const last = (await eventsForContact(h.store, id))
         .map((e) => e.event)
@@ -363,7 +373,7 @@ describe("the pages a person reaches from an email", () => {
       const shown = await app.inject({ method: "GET", url: path });
       expect(shown.body).toMatch(/id="all" name="all">/);
       expect(shown.body).toContain("not receiving — Stopped by the organisation on");
-      const saved = await app.inject({ method: "POST", url: path, ...form({}) });
+      const saved = await save(path, {});
       expect(saved.body).toContain("Your choices are saved.");
       expect(saved.body).toContain("not receiving — You left this on");
       const mine = (await eventsForContact(h.store, id))
@@ -373,9 +383,7 @@ describe("the pages a person reaches from an email", () => {
         { kind: "opt_out", scope: { kind: "global" }, actor: { kind: "contact" } },
       ]);
       // Saving again records nothing: she has left it.
-      expect((await app.inject({ method: "POST", url: path, ...form({}) })).body).toContain(
-        "Nothing changed.",
-      );
+      expect((await save(path, {})).body).toContain("Nothing changed.");
       await runtime.idle();
 
       // The admin undoes their own unsubscribe; Ada's choice stands.
@@ -386,6 +394,80 @@ describe("the pages a person reaches from an email", () => {
       expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe(
         "unsubscribed",
       );
+    });
+
+    const oneClick = (url: string) =>
+      app.inject({
+        method: "POST",
+        url: pathOf(url),
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        payload: "List-Unsubscribe=One-Click",
+      });
+    const receiving = async (id: string) =>
+      Object.fromEntries(
+        (await preferencesOf(h.store, config, id, h.now())).map((l) => [l.key, l.receiving]),
+      );
+    const pageEvents = async (id: string) =>
+      (await eventsForContact(h.store, id))
+        .map((e) => e.event)
+        .filter((e) => e.mechanism === "preference_page");
+
+    it("a page opened before an unsubscribe saves nothing: its boxes are not the person's choice of the state now", async () => {
+      const id = await seedAda();
+      const links = await personalLinks(h.store, signer(), id, h.now());
+      const path = pathOf(links!.preferences_url);
+      // Ada opens the page (everything ticked), then uses the unsubscribe link of an email.
+      const opened = shownBy((await app.inject({ method: "GET", url: path })).body);
+      expect(opened).toEqual({ "shown:all": "1", "shown:topic:appeals": "1" });
+      h.advance(60_000);
+      expect((await oneClick(links!.one_click_url)).statusCode).toBe(200);
+      // Back in the open tab she unticks appeals only and saves: all email stays ticked as shown.
+      h.advance(60_000);
+      const saved = await app.inject({ method: "POST", url: path, ...form({ ...opened, all: "on" }) });
+      expect(saved.statusCode).toBe(409);
+      expect(saved.body).toContain("Your preferences changed since this page was opened");
+      expect(saved.body).toMatch(/id="all" name="all">/); // the state now
+      expect(await pageEvents(id)).toEqual([]);
+      expect(await receiving(id)).toEqual({ all: false, "topic:appeals": false });
+      // A form without the state it showed is no choice either.
+      const bare = await app.inject({ method: "POST", url: path, ...form({ all: "on" }) });
+      expect(bare.statusCode).toBe(409);
+      expect(await pageEvents(id)).toEqual([]);
+    });
+
+    it("ticking all email back with a topic left unticked leaves that topic: the state is the form saved", async () => {
+      const id = await seedAda();
+      const links = await personalLinks(h.store, signer(), id, h.now());
+      const path = pathOf(links!.preferences_url);
+      h.advance(60_000);
+      await oneClick(links!.one_click_url);
+      h.advance(60_000);
+      const saved = await save(path, { all: "on" });
+      expect(saved.statusCode).toBe(200);
+      expect(await receiving(id)).toEqual({ all: true, "topic:appeals": false });
+      expect(
+        (await pageEvents(id)).map((e) => [e.kind, e.kind === "deliverability" ? null : e.scope]),
+      ).toEqual([
+        ["opt_in", { kind: "global" }],
+        ["opt_out", { kind: "topic", topic: "appeals" }],
+      ]);
+      expect(saved.body).toMatch(/id="topic-appeals" name="topic:appeals">/);
+    });
+
+    it("a second one-click after taking a topic back stops that topic too", async () => {
+      const id = await seedAda();
+      const links = await personalLinks(h.store, signer(), id, h.now());
+      h.advance(60_000);
+      await oneClick(links!.one_click_url);
+      h.advance(60_000);
+      await save(pathOf(links!.preferences_url), { "topic:appeals": "on" });
+      expect(await receiving(id)).toEqual({ all: false, "topic:appeals": true });
+      h.advance(86_400_000);
+      const again = await oneClick(links!.one_click_url);
+      expect(again.body).toContain("You are unsubscribed from all email");
+      expect(await receiving(id)).toEqual({ all: false, "topic:appeals": false });
+      // And a third is idempotent: nothing is sent any more.
+      expect((await oneClick(links!.one_click_url)).body).toContain("You were already unsubscribed");
     });
 
     it("works in Chromium without JavaScript: untick, save, and the page says so", async () => {

@@ -77,6 +77,8 @@ const TEXT: Record<Lang, Record<string, string>> = {
     prefs_save: "Save my choices",
     prefs_saved: "Your choices are saved.",
     prefs_nothing: "Nothing changed.",
+    prefs_stale:
+      "Your preferences changed since this page was opened (by an unsubscribe link, or by the organisation), so nothing was saved. Here they are now: make your choices again.",
     prefs_receiving: "receiving",
     prefs_not_receiving: "not receiving",
   },
@@ -111,6 +113,8 @@ const TEXT: Record<Lang, Record<string, string>> = {
     prefs_save: "Enregistrer mes choix",
     prefs_saved: "Vos choix sont enregistrés.",
     prefs_nothing: "Rien n'a changé.",
+    prefs_stale:
+      "Vos préférences ont changé depuis l'ouverture de cette page (par un lien de désabonnement, ou par l'organisme) : rien n'a été enregistré. Les voici maintenant : refaites vos choix.",
     prefs_receiving: "reçu",
     prefs_not_receiving: "non reçu",
   },
@@ -179,6 +183,9 @@ async function isOneClick(request: FastifyRequest): Promise<boolean> {
   });
 }
 
+/** The hidden field of each line that says how the page showed it (`1` receiving, `0` not). */
+const SHOWN_PREFIX = "shown:";
+
 /** The preference form: one checkbox per line, labelled, with its state in words (no script). */
 function preferencesPage(lang: Lang, lines: readonly PreferenceLine[], note?: string): string {
   const t = TEXT[lang];
@@ -188,7 +195,8 @@ function preferencesPage(lang: Lang, lines: readonly PreferenceLine[], note?: st
     const state = l.receiving
       ? e("prefs_receiving")
       : `${e("prefs_not_receiving")}${l.since !== undefined ? ` — ${e(l.left_by_person ? "prefs_left" : "prefs_stopped")} ${escapeHtml(l.since.slice(0, 10))}` : ""}`;
-    return `<div class="choice"><input type="checkbox" id="${id}" name="${escapeHtml(l.key)}"${l.receiving ? " checked" : ""}>
+    // What the page shows goes back with the choice: a choice is made on the state it was shown.
+    return `<div class="choice"><input type="hidden" name="${escapeHtml(SHOWN_PREFIX + l.key)}" value="${l.receiving ? "1" : "0"}"><input type="checkbox" id="${id}" name="${escapeHtml(l.key)}"${l.receiving ? " checked" : ""}>
 <label for="${id}">${escapeHtml(label)}</label> <span class="state" id="${id}-state">(${state})</span>${hint !== undefined ? `<div class="hint">${escapeHtml(hint)}</div>` : ""}</div>`;
   };
   const [all, ...topics] = lines;
@@ -284,14 +292,20 @@ export function registerPersonPages(app: FastifyInstance, deps: PersonPagesDeps)
       if (!type.startsWith("application/x-www-form-urlencoded"))
         return reply.code(415).send(refuse(lang, "bad_form"));
       const form = new URLSearchParams(raw);
-      const choices = new Set([...form.keys()].filter((k) => form.get(k) === "on"));
+      const choices = new Set(
+        [...form.keys()].filter((k) => !k.startsWith(SHOWN_PREFIX) && form.get(k) === "on"),
+      );
+      const shown = new Map<string, boolean>();
+      for (const [k, v] of form)
+        if (k.startsWith(SHOWN_PREFIX) && (v === "1" || v === "0"))
+          shown.set(k.slice(SHOWN_PREFIX.length), v === "1");
       const before = await preferencesOf(deps.store, deps.config, claims.value.contact_id, now);
       const agent = request.headers["user-agent"];
       const recorded = await recordPreferences(
         deps.store,
         deps.config,
         claims.value.contact_id,
-        choices,
+        { choices, shown },
         preferencePageAct({
           ip: request.ip,
           ...(agent !== undefined ? { user_agent: agent } : {}),
@@ -299,6 +313,9 @@ export function registerPersonPages(app: FastifyInstance, deps: PersonPagesDeps)
         }),
         now,
       );
+      // A form of a state that has moved on records nothing: the page shows the state now.
+      if (recorded.stale)
+        return reply.code(409).send(preferencesPage(lang, before, TEXT[lang]["prefs_stale"]));
       const changed = recorded.opt_ins.length + recorded.opt_outs.length > 0;
       if (changed) deps.onConsentRecorded(claims.value.contact_id);
       const after = await preferencesOf(deps.store, deps.config, claims.value.contact_id, now);
@@ -339,6 +356,7 @@ export function registerPersonPages(app: FastifyInstance, deps: PersonPagesDeps)
           token: request.params.token,
         },
         now,
+        deps.config,
       );
       if (result.recorded === "appended") deps.onConsentRecorded(claims.value.contact_id);
       const t = TEXT[lang];
