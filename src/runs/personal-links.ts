@@ -144,8 +144,9 @@ export const FIELD_LINK_WINDOW_MS = 30 * 86_400_000;
 
 /**
  * A person's links as a platform field holds them: the same for every run within a 30-day window
- * (the expiry is the window's start plus `server.link_ttl`), so a field is rewritten once a window,
- * or when the person's links are revoked, never on every sync.
+ * (the expiry is the window's end plus `server.link_ttl`, so a campaign sent on the window's last
+ * day carries a link that works `link_ttl` after it), so a field is rewritten once a window, or
+ * when the person's links are revoked, never on every sync.
  */
 export function fieldLinks(
   signer: LinkSigner,
@@ -154,7 +155,7 @@ export function fieldLinks(
   now: Date,
 ): { one_click_url: string; preferences_url: string } {
   const windowStart = Math.floor(now.getTime() / FIELD_LINK_WINDOW_MS) * FIELD_LINK_WINDOW_MS;
-  const expires_at = new Date(windowStart + signer.ttl_ms).toISOString();
+  const expires_at = new Date(windowStart + FIELD_LINK_WINDOW_MS + signer.ttl_ms).toISOString();
   const token = (purpose: LinkPurpose) =>
     issueToken(signer, { contact_id: contactId, purpose, generation, expires_at });
   return {
