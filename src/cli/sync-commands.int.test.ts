@@ -218,9 +218,23 @@ pairs:
     expect(links.code).toBe(2);
     expect(links.stderr).toContain("server.public_url");
 
-    const bare = await concord(["override", "cy@example.org", "--by", "Ops", "--reference", " "]);
+    const askedAt = new Date(Date.now() - 60_000).toISOString();
+    const bare = await concord([
+      "override",
+      "cy@example.org",
+      "--by",
+      "Ops",
+      "--reference",
+      " ",
+      "--asked-at",
+      askedAt,
+    ]);
     expect(bare.code).toBe(2);
     expect(bare.stderr).toContain("evidence_required");
+    // When the person asked is part of the request: never taken as the moment it is recorded.
+    const undated = await concord(["override", "cy@example.org", "--by", "Ops", "--reference", "ticket 7"]);
+    expect(undated.code).not.toBe(0);
+    expect(undated.stderr).toContain("--asked-at");
     const override = await concord([
       "override",
       "cy@example.org",
@@ -228,6 +242,8 @@ pairs:
       "Ops",
       "--reference",
       "ticket 7",
+      "--asked-at",
+      askedAt,
       "--json",
     ]);
     expect(override.code, override.stderr).toBe(0);

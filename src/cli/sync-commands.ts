@@ -226,7 +226,10 @@ function registerOverrideCommand(program: Command, deps: SyncCommandDeps): void 
     .requiredOption("--reference <text>", "where the written request is: a ticket, a letter, an email's id")
     .option("--topic <key>", "only this topic (default: all email)")
     .option("--text <words>", "the request's words, or a summary")
-    .option("--asked-at <date-time>", "when the person asked (ISO-8601; default now)")
+    .requiredOption(
+      "--asked-at <date-time>",
+      "when the person asked (ISO-8601): only opt-outs made before it are lifted",
+    )
     .option("--contact <id>", "the contact, when several hold the address")
     .option("--config <file>", "config file (default: CONCORD_CONFIG)")
     .option("--json", "print the result as JSON")
@@ -238,7 +241,7 @@ function registerOverrideCommand(program: Command, deps: SyncCommandDeps): void 
           reference: string;
           topic?: string;
           text?: string;
-          askedAt?: string;
+          askedAt: string;
           contact?: string;
           config?: string;
           json?: boolean;
@@ -267,7 +270,7 @@ function registerOverrideCommand(program: Command, deps: SyncCommandDeps): void 
             scope: options.topic === undefined ? { kind: "global" } : { kind: "topic", topic: options.topic },
             request_reference: options.reference,
             ...(options.text !== undefined ? { request_text: options.text } : {}),
-            ...(options.askedAt !== undefined ? { requested_at: options.askedAt } : {}),
+            requested_at: options.askedAt,
             recorded_by: options.by,
           });
           if (!result.ok) {

@@ -44,6 +44,7 @@ describe("operator override with written evidence", () => {
       contact_id: contact!.id,
       scope: { kind: "global" },
       request_reference: "  ",
+      requested_at: h.now().toISOString(),
       recorded_by: "J. Smith",
     });
     expect(refused).toMatchObject({ ok: false, code: "evidence_required" });
@@ -52,6 +53,7 @@ describe("operator override with written evidence", () => {
         contact_id: contact!.id,
         scope: { kind: "topic", topic: "newsleter" },
         request_reference: "ticket 9",
+        requested_at: h.now().toISOString(),
         recorded_by: "J. Smith",
       }),
     ).toMatchObject({ ok: false, code: "unknown_topic" });
@@ -66,12 +68,31 @@ describe("operator override with written evidence", () => {
       recorded_by: "J. Smith",
     });
     expect(earlier).toMatchObject({ ok: true, lifted: [], now: { sendable: false } });
+    // Ada writes in; she unsubscribes again before the operator records her letter, two days on:
+    // the request lifts what she did before it, never what she did after.
+    h.advance(60_000);
+    const wroteAt = h.now().toISOString();
+    h.advance(86_400_000);
+    await h.ccAct(h.ccMain, "spam_complaint", "ada@example.org");
+    h.advance(60_000);
+    await h.sync();
+    h.advance(86_400_000);
+    const late = await recordOperatorOverride(deps, {
+      contact_id: contact!.id,
+      scope: { kind: "global" },
+      request_reference: "letter 7",
+      requested_at: wroteAt,
+      recorded_by: "J. Smith",
+    });
+    expect(late).toMatchObject({ ok: true, now: { sendable: false } });
+
     h.advance(60_000);
     const override = await recordOperatorOverride(deps, {
       contact_id: contact!.id,
       scope: { kind: "global" },
       request_reference: "ticket 4411",
       request_text: "Please send me the newsletter again. — Ada",
+      requested_at: h.now().toISOString(),
       recorded_by: "J. Smith",
     });
     if (!override.ok) throw new Error(override.message);

@@ -22,7 +22,7 @@ export type OverrideRequest = {
   /** The request's words, or a summary of them. */
   request_text?: string;
   /** When the person asked (ISO-8601); now when absent. Only opt-outs before it are lifted. */
-  requested_at?: string;
+  requested_at: string;
   /** The operator recording it. */
   recorded_by: string;
 };
@@ -71,7 +71,8 @@ export async function recordOperatorOverride(
       };
   }
   const now = deps.now();
-  const askedAt = request.requested_at === undefined ? now : new Date(request.requested_at);
+  // When the person asked, never when it is recorded: a later opt-out of theirs stands.
+  const askedAt = new Date(request.requested_at);
   if (Number.isNaN(askedAt.getTime()) || askedAt.getTime() > now.getTime())
     return {
       ok: false,

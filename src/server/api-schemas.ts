@@ -166,7 +166,10 @@ export const OverrideRequestSchema = z.strictObject({
   topic: z.string().trim().min(1).max(64).optional(),
   request_reference: z.string().trim().max(500),
   request_text: z.string().trim().max(1000).optional(),
-  requested_at: z.iso.datetime({ offset: true }).optional(),
+  requested_at: z.iso.datetime({
+    offset: true,
+    error: "expected when the person asked, an ISO-8601 date-time (2026-12-01T09:30:00Z): an override lifts only opt-outs made before it",
+  }),
   recorded_by: z.string().trim().min(1, "expected who records the request").max(200),
 });
 export const OverrideResponseSchema = z.strictObject({

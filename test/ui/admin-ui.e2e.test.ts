@@ -206,6 +206,14 @@ describe.skipIf(skipReason !== undefined && !inCi)(
       await section.getByText("Record their written request…").click();
       await section.getByLabel("Where the request is (reference)").fill("ticket 4411");
       await section.getByLabel("Its words").fill("Please send me your newsletter again.");
+      // She wrote just now (the browser's local time, to the second).
+      const t = new Date();
+      const two = (n: number) => String(n).padStart(2, "0");
+      await section
+        .getByLabel("When they asked")
+        .fill(
+          `${t.getFullYear()}-${two(t.getMonth() + 1)}-${two(t.getDate())}T${two(t.getHours())}:${two(t.getMinutes())}:${two(t.getSeconds())}`,
+        );
       await section.getByLabel("Recorded by").fill("UI test");
       await section.getByRole("button", { name: "Record the request" }).click();
       await section

@@ -506,6 +506,7 @@ describe("the API over a synced pair", () => {
     const ada = await contactIdOf("ada@example.org");
     const bare = await a.call("POST", `/api/people/${ada}/overrides`, {
       request_reference: "",
+      requested_at: a.h.now().toISOString(),
       recorded_by: "Ops",
     });
     expect(bare.statusCode).toBe(400);
@@ -514,6 +515,7 @@ describe("the API over a synced pair", () => {
       (
         await a.call("POST", `/api/people/con_nobody/overrides`, {
           request_reference: "t1",
+          requested_at: a.h.now().toISOString(),
           recorded_by: "Ops",
         })
       ).statusCode,
@@ -521,12 +523,21 @@ describe("the API over a synced pair", () => {
     const topic = await a.call("POST", `/api/people/${ada}/overrides`, {
       topic: "nope",
       request_reference: "t1",
+      requested_at: a.h.now().toISOString(),
       recorded_by: "Ops",
     });
     expect(topic.json()).toMatchObject({ code: "unknown_topic" });
+    // When the person asked is part of the request, never the moment it is recorded.
+    const undated = await a.call("POST", `/api/people/${ada}/overrides`, {
+      request_reference: "ticket 4411",
+      recorded_by: "Ops",
+    });
+    expect(undated.statusCode).toBe(400);
+    expect(JSON.stringify(undated.json())).toContain("requested_at");
     const done = await a.call("POST", `/api/people/${ada}/overrides`, {
       request_reference: "ticket 4411",
       request_text: "Send me the newsletter again.",
+      requested_at: a.h.now().toISOString(),
       recorded_by: "Ops",
     });
     expect(done.statusCode).toBe(200);

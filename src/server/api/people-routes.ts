@@ -187,7 +187,7 @@ export function peopleRoutes(ctx: ApiContext): ApiRoute[] {
           scope: body.topic === undefined ? { kind: "global" } : { kind: "topic", topic: body.topic },
           request_reference: body.request_reference,
           ...(body.request_text !== undefined ? { request_text: body.request_text } : {}),
-          ...(body.requested_at !== undefined ? { requested_at: body.requested_at } : {}),
+          requested_at: body.requested_at,
           recorded_by: body.recorded_by,
         });
         if (!result.ok)

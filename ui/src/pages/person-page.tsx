@@ -538,6 +538,9 @@ function RecordOverride({
   const [reference, setReference] = useState("");
   const [text, setText] = useState("");
   const [by, setBy] = useState("");
+  // When the person asked (local time, as the operator reads it on the letter): never "now" by
+  // default, since a request lifts only the opt-outs made before it.
+  const [askedAt, setAskedAt] = useState("");
   const send = (): void => {
     void action
       .run(() =>
@@ -545,6 +548,7 @@ function RecordOverride({
           ...(topic !== "" ? { topic } : {}),
           request_reference: reference.trim(),
           ...(text.trim() !== "" ? { request_text: text.trim() } : {}),
+          requested_at: new Date(askedAt).toISOString(),
           recorded_by: by.trim(),
         }),
       )
@@ -558,9 +562,10 @@ function RecordOverride({
       <details>
         <summary>Record their written request…</summary>
         <p className="muted">
-          An operator override lifts the opt-outs made before the request, with the request as evidence. Each
-          system follows by its lawful path: the CRM records the opt-in; a platform where only the person may
-          resubscribe sends its confirmation email.
+          An operator override lifts the opt-outs made before the request (when they asked, not when it is
+          recorded: an opt-out of theirs since stands), with the request as evidence. Each system follows by
+          its lawful path: the CRM records the opt-in; a platform where only the person may resubscribe sends
+          its confirmation email.
         </p>
         <form
           className="inline-form"
@@ -593,6 +598,18 @@ function RecordOverride({
             required
           />
           <TextField label="Its words" value={text} onChange={setText} maxLength={1000} />
+          <label>
+            When they asked
+            <input
+              type="datetime-local"
+              step={1}
+              value={askedAt}
+              onChange={(e) => {
+                setAskedAt(e.target.value);
+              }}
+              required
+            />
+          </label>
           <TextField label="Recorded by" value={by} onChange={setBy} maxLength={200} required />
           <button type="submit" className="primary" disabled={action.pending}>
             {action.pending ? "Recording…" : "Record the request"}
