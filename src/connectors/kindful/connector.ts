@@ -114,7 +114,7 @@ export function createKindfulSession(
           records: contacts.map((c) =>
             toExternalRecord(c, topicFields, lists ? (lists.get(String(c.id)) ?? []) : undefined),
           ),
-          consent: contacts.flatMap((c) => consentObservations(c, topicFields)),
+          consent: contacts.flatMap((c) => consentObservations(c, topicFields, nowIso())),
           checkpoint: { stream: STREAM, value: started, taken_at: nowIso() },
         };
         if (lists && firstPage)
@@ -160,7 +160,7 @@ export function createKindfulSession(
         continue;
       }
       records.push(toExternalRecord(c.value, topicFields));
-      consent.push(...consentObservations(c.value, topicFields));
+      consent.push(...consentObservations(c.value, topicFields, nowIso()));
     }
     return ok({ records, consent });
   };
@@ -213,6 +213,13 @@ async function importOne(
       code: req.action_type === "update" && row?.contact_id === null ? "not_found" : "validation_failed",
       message: `Kindful refused the import row: ${row?.error ?? "no result for the row"}.`,
     });
+  // An update that made a contact matched none: the one Concord meant is not the one changed (and
+  // a new contact starts opted in), so the operation is not done.
+  if (req.action_type === "update" && row.status === "created")
+    return err({
+      code: "not_found",
+      message: `Kindful made a new contact (${row.contact_id}) from an update that matched none: the contact meant is gone.`,
+    });
   // Kindful drops an update older than the contact's latest change (clocks apart): not done, and
   // kept for the next run, never reported as applied.
   if (row.status === "ignored")
@@ -246,21 +253,26 @@ async function applyOne(
         restores: "Concord sets Integration Email Opt-in back to Yes only for the person's own.",
       });
       if (refused) return refused;
-      const current = await client.getContact(op.external_id, "consent");
-      if (!current.ok) return failed(current.error);
-      if (!current.value)
-        return {
-          status: "failed",
-          code: "not_found",
-          message: `Kindful contact ${op.external_id} does not exist.`,
-        };
       const field =
         op.scope.kind === "construct" ? (op.scope.construct.name ?? op.scope.construct.id) : undefined;
-      const shownOut =
-        field === undefined
-          ? current.value.email_opt_in === "No"
-          : String(current.value.custom_fields?.[field] ?? "").toLowerCase() === "yes";
-      if (shownOut === optOut) return succeeded(op.external_id, "already_applied");
+      // An opt-out is written at once (setting it twice is harmless), on the documented import
+      // alone: whether the contact is gone is the import row's to say. An opt-in is written only
+      // where the contact does not show it already.
+      if (!optOut) {
+        const current = await client.getContact(op.external_id, "consent");
+        if (!current.ok) return failed(current.error);
+        if (!current.value)
+          return {
+            status: "failed",
+            code: "not_found",
+            message: `Kindful contact ${op.external_id} does not exist.`,
+          };
+        const shownIn =
+          field === undefined
+            ? current.value.email_opt_in !== "No"
+            : String(current.value.custom_fields?.[field] ?? "").toLowerCase() !== "yes";
+        if (shownIn) return succeeded(op.external_id, "already_applied");
+      }
       const change =
         field === undefined
           ? { email_opt_in: optOut ? "No" : "Yes" }

@@ -6,6 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ConnectionSettings, ConnectorRuntime, ReadPage } from "../connector";
 import { postControl } from "../emulator-kit/world";
+import { GLOBAL_OBSERVED } from "../../core/consent/system-consent";
 import { kindfulManifest } from "./manifest";
 import { startKindfulEmulator, type StartedKindfulEmulator } from "./emulator/kindful-emulator";
 
@@ -91,6 +92,49 @@ describe("the Kindful connector", () => {
       ["failed", "not_found", null],
       ["succeeded", "already_applied", "4"],
     ]);
+  });
+
+  it("an opt-out is written by the import alone: a contact read that answers 404 does not stop it", async () => {
+    // The targeted read of a contact is not among Kindful's documented endpoints: whatever it
+    // answers, an opt-out goes on by the documented import, and the import row says who changed.
+    await postControl(emulator.baseUrl, "/__emulator/faults", {
+      status: 404,
+      count: 10,
+      path_prefix: "/api/v1/contacts/1",
+      methods: ["GET"],
+    });
+    const [outcome] = await kindfulManifest.connect(settings, runtime).apply([
+      {
+        kind: "record_opt_out",
+        op_id: "o1",
+        external_id: "1",
+        email: "p0@example.org",
+        scope: GLOBAL_OBSERVED,
+        initiated_by: "contact",
+        occurred_at: new Date(clock).toISOString(),
+        origin: { system: "mailchimp", connection: "mc", mechanism: "unsubscribe_link" },
+      },
+    ]);
+    expect(outcome).toMatchObject({ status: "succeeded", external_id: "1" });
+    expect(emulator.contacts.get(1)?.email_opt_in).toBe("No");
+  });
+
+  it("an update Kindful answers by making a new contact is not done: the contact meant is gone", async () => {
+    await postControl(emulator.baseUrl, "/__emulator/faults", {
+      status: 200,
+      count: 1,
+      path_prefix: "/api/v1/imports",
+      methods: ["POST"],
+      body: { id: 77, status: "complete", results: [{ row: 0, contact_id: 500, status: "created" }] },
+    });
+    const [outcome] = await kindfulManifest
+      .connect(settings, runtime)
+      .apply([{ kind: "update_contact", op_id: "u2", external_id: "99999", last_name: "Nobody" }]);
+    expect(outcome).toMatchObject({
+      status: "failed",
+      code: "not_found",
+      message: expect.stringContaining("made a new contact (500)"),
+    });
   });
 
   it("a group change whose import refused some rows fails, naming them; the rows it took are changed", async () => {

@@ -32,10 +32,25 @@ export const PROFILE_COLUMNS = [
 const blank = (v: string | null | undefined): v is null | undefined =>
   v === null || v === undefined || v.trim() === "";
 
-/** Kindful's times are UTC; a bare `2015-10-13 18:56:12 UTC` is read as such. */
+/**
+ * Kindful's times: `2015-10-13 18:56:12 UTC`, an offset (`-0500`, `-05:00`), ISO-8601, or unix
+ * seconds. Undefined when none of those.
+ */
+export function parseKindfulTime(at: string | null | undefined): string | undefined {
+  const s = (at ?? "").trim();
+  if (s === "") return undefined;
+  if (/^\d{9,11}$/.test(s)) return new Date(Number(s) * 1000).toISOString();
+  const iso = s
+    .replace(/ UTC$/, "Z")
+    .replace(/^(\d{4}-\d\d-\d\d) /, "$1T")
+    .replace(/ ?([+-]\d\d):?(\d\d)$/, "$1:$2");
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? undefined : new Date(t).toISOString();
+}
+
+/** As `parseKindfulTime`; an unreadable time is the epoch (for a checkpoint's order only). */
 export function toUtcIso(at: string): string {
-  const t = Date.parse(at.replace(/ UTC$/, "Z").replace(" ", "T"));
-  return Number.isNaN(t) ? new Date(0).toISOString() : new Date(t).toISOString();
+  return parseKindfulTime(at) ?? new Date(0).toISOString();
 }
 
 export const customFieldScope = (name: string) => constructScope(CUSTOM_FIELD, name, name);
@@ -85,10 +100,18 @@ export function consentFacts(c: KindfulContact, topicFields: readonly string[]):
   return facts;
 }
 
-/** The opt-outs a contact shows now, as observations the ledger records once. */
-export function consentObservations(c: KindfulContact, topicFields: readonly string[]): ConsentObservation[] {
+/**
+ * The opt-outs a contact shows now, as observations the ledger records once, dated by the
+ * contact's last change; when Kindful's time cannot be read, when Concord saw them (`observed_at`),
+ * never an older moment an earlier opt-in could come after.
+ */
+export function consentObservations(
+  c: KindfulContact,
+  topicFields: readonly string[],
+  observed_at: string,
+): ConsentObservation[] {
   const email = c.email?.trim() ?? "";
-  const at = toUtcIso(c.updated_at);
+  const at = parseKindfulTime(c.updated_at) ?? observed_at;
   const out: ConsentObservation[] = [];
   if (c.email_opt_in === "No")
     out.push({

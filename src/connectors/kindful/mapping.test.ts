@@ -1,0 +1,26 @@
+/** Kindful's times as Concord reads them, and an opt-out's date when Kindful's cannot be read. */
+import { describe, expect, it } from "vitest";
+import type { KindfulContact } from "./client";
+import { consentObservations, parseKindfulTime } from "./mapping";
+
+describe("Kindful times", () => {
+  it("reads UTC, offsets, ISO-8601 and unix seconds; nothing else", () => {
+    expect(parseKindfulTime("2015-10-13 18:56:12 UTC")).toBe("2015-10-13T18:56:12.000Z");
+    expect(parseKindfulTime("2015-10-13 18:56:12 -0500")).toBe("2015-10-13T23:56:12.000Z");
+    expect(parseKindfulTime("2015-10-13T18:56:12-05:00")).toBe("2015-10-13T23:56:12.000Z");
+    expect(parseKindfulTime("1444762572")).toBe("2015-10-13T18:56:12.000Z");
+    expect(parseKindfulTime("13/10/2015 soon")).toBeUndefined();
+    expect(parseKindfulTime("")).toBeUndefined();
+  });
+
+  it("an opt-out whose time cannot be read is dated when Concord saw it, never 1970", () => {
+    const contact = {
+      id: 7,
+      email: "ann@example.org",
+      email_opt_in: "No",
+      updated_at: "last Tuesday",
+    } as unknown as KindfulContact;
+    const [optOut] = consentObservations(contact, [], "2026-12-06T09:00:00.000Z");
+    expect(optOut).toMatchObject({ kind: "opt_out", occurred_at: "2026-12-06T09:00:00.000Z" });
+  });
+});
