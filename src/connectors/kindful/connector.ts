@@ -47,6 +47,8 @@ export const KINDFUL_LIMITS: ConnectorLimits = {
 
 const VENDOR = "Kindful";
 const STREAM = "contacts";
+/** The most times one incremental read lists a feed while it keeps bringing contacts not seen yet. */
+const FEED_PASSES_MAX = 5;
 
 export function createKindfulSession(
   settings: ConnectionSettings,
@@ -100,36 +102,43 @@ export function createKindfulSession(
     const started = nowIso();
     let firstPage = true;
     // Each page is handed out as Kindful answers it; its contacts are linked only once the engine
-    // asks for the next page, i.e. once the page is stored.
+    // asks for the next page, i.e. once the page is stored. Linking takes contacts out of the
+    // `not_linked` and `changed` feeds: should a query token page the live result by position, the
+    // feed moves up under the read and skips as many as were linked. So an incremental feed is
+    // listed again until a pass brings no contact not seen yet (its last pass costs one call).
     const feeds: unknown[][] = full ? [[]] : [["not_linked"], ["changed"]];
     for (const terms of feeds) {
-      for await (const got of client.query(terms, "read", pageSize)) {
-        if (!got.ok) {
-          yield got;
-          return;
-        }
-        const contacts = got.value.filter((c) => first(String(c.id)));
-        if (contacts.length === 0) continue;
-        const page: ReadPage = {
-          records: contacts.map((c) =>
-            toExternalRecord(c, topicFields, lists ? (lists.get(String(c.id)) ?? []) : undefined),
-          ),
-          consent: contacts.flatMap((c) => consentObservations(c, topicFields, nowIso())),
-          checkpoint: { stream: STREAM, value: started, taken_at: nowIso() },
-        };
-        if (lists && firstPage)
-          page.memberships = {
-            list_ids: [...(readOptions.list_ids ?? [])],
-            members: Object.fromEntries(lists),
+      for (let pass = 0, fresh = 1; fresh > 0 && pass < (full ? 1 : FEED_PASSES_MAX); pass += 1) {
+        fresh = 0;
+        for await (const got of client.query(terms, "read", pageSize)) {
+          if (!got.ok) {
+            yield got;
+            return;
+          }
+          const contacts = got.value.filter((c) => first(String(c.id)));
+          if (contacts.length === 0) continue;
+          fresh += contacts.length;
+          const page: ReadPage = {
+            records: contacts.map((c) =>
+              toExternalRecord(c, topicFields, lists ? (lists.get(String(c.id)) ?? []) : undefined),
+            ),
+            consent: contacts.flatMap((c) => consentObservations(c, topicFields, nowIso())),
+            checkpoint: { stream: STREAM, value: started, taken_at: nowIso() },
           };
-        firstPage = false;
-        yield ok(page);
-        const linked = await client.link(
-          contacts.map((c) => ({ id: c.id, sync_version: c.sync_version ?? 0, updated_at: c.updated_at })),
-        );
-        if (!linked.ok) {
-          yield linked;
-          return;
+          if (lists && firstPage)
+            page.memberships = {
+              list_ids: [...(readOptions.list_ids ?? [])],
+              members: Object.fromEntries(lists),
+            };
+          firstPage = false;
+          yield ok(page);
+          const linked = await client.link(
+            contacts.map((c) => ({ id: c.id, sync_version: c.sync_version ?? 0, updated_at: c.updated_at })),
+          );
+          if (!linked.ok) {
+            yield linked;
+            return;
+          }
         }
       }
     }

@@ -83,6 +83,34 @@ describe("the Kindful connector", () => {
     ]);
   });
 
+  it("every contact of a feed is read in one read even when Kindful pages the live feed, which linking shrinks", async () => {
+    await emulator.close();
+    emulator = await startKindfulEmulator({ now: () => new Date(clock), live_paging: true });
+    const token = ((await postControl(emulator.baseUrl, "/__emulator/token", {})) as { token: string }).token;
+    settings = {
+      ...settings,
+      base_url: emulator.baseUrl,
+      credentials: { get: async () => ({ api_token: token }), save: async () => {} },
+    };
+    await postControl(emulator.baseUrl, "/__emulator/seed", {
+      contacts: Array.from({ length: 120 }, (_, i) => ({
+        email: `p${i}@example.org`,
+        updated_at: new Date(clock).toISOString(),
+      })),
+    });
+    const checkpoint = (await readAll(null)).at(-1)!.checkpoint;
+    // 100 people opt out between two polls: the next read sees every one of them.
+    for (let id = 1; id <= 100; id += 1)
+      await postControl(emulator.baseUrl, "/__emulator/act", {
+        action: "update_contact",
+        contact_id: id,
+        changes: { email_opt_in: "No" },
+      });
+    const read = await readAll(checkpoint);
+    expect(read.flatMap((p) => p.consent).filter((o) => o.kind === "opt_out")).toHaveLength(100);
+    expect(new Set(read.flatMap((p) => p.records.map((r) => r.external_id))).size).toBe(100);
+  });
+
   it("an update for a contact Kindful does not have is not_found; a create for an address it has finds that contact", async () => {
     const outcomes = await kindfulManifest.connect(settings, runtime).apply([
       { kind: "update_contact", op_id: "u1", external_id: "99999", last_name: "Nobody" },

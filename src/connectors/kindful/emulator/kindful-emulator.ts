@@ -78,6 +78,8 @@ const QUERY_IDLE_MS = 5 * 60_000;
 
 type Query = {
   ids: number[];
+  /** The query's terms, for paging over the live result (`live_paging`). */
+  terms: unknown[];
   pos: number;
   page: number;
   per_page: number;
@@ -97,10 +99,21 @@ type ImportJob = {
   }[];
 };
 
-export type KindfulEmulatorOptions = { now?: EmulatorClock; logger?: boolean };
+export type KindfulEmulatorOptions = {
+  now?: EmulatorClock;
+  logger?: boolean;
+  /**
+   * Each page of a query evaluates its terms again and pages by position over what matches now,
+   * so linking a page's contacts moves the rest of a `not_linked` or `changed` feed up. Kindful
+   * does not say whether a query token keeps its first result or pages the live one (**UNVERIFIED**):
+   * by default the ids are fixed when the query starts.
+   */
+  live_paging?: boolean;
+};
 
 export function createKindfulEmulator(options: KindfulEmulatorOptions = {}) {
-  const kit = createEmulatorKit({ name: "kindful", ...options });
+  const { live_paging: _live, ...kitOptions } = options;
+  const kit = createEmulatorKit({ name: "kindful", ...kitOptions });
   const { app, now } = kit;
   const contacts = new Map<number, KindfulContact>();
   const groups = new Map<number, KindfulGroup>();
@@ -220,6 +233,8 @@ export function createKindfulEmulator(options: KindfulEmulatorOptions = {}) {
   };
 
   const pageOf = (token: string, q: Query, base: string) => {
+    if (options.live_paging === true)
+      q.ids = [...contacts.values()].filter((c) => q.terms.every((t) => matches(c, t))).map((c) => c.id);
     const ids = q.ids.slice(q.pos, q.pos + q.per_page);
     q.pos += ids.length;
     q.page += 1;
@@ -276,6 +291,7 @@ export function createKindfulEmulator(options: KindfulEmulatorOptions = {}) {
     const fresh = randomBytes(8).toString("hex");
     const q: Query = {
       ids,
+      terms,
       pos: 0,
       page: 0,
       per_page: perPage,
