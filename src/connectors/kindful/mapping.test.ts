@@ -23,4 +23,16 @@ describe("Kindful times", () => {
     const [optOut] = consentObservations(contact, [], "2026-12-06T09:00:00.000Z");
     expect(optOut).toMatchObject({ kind: "opt_out", occurred_at: "2026-12-06T09:00:00.000Z" });
   });
+
+  it("an opt-out on a contact with only an alternate address is about that address", () => {
+    const contact = {
+      id: 8,
+      email: null,
+      alt_email: "bob@example.org",
+      email_opt_in: "No",
+      updated_at: "2026-12-01 10:00:00 UTC",
+    } as unknown as KindfulContact;
+    const [optOut] = consentObservations(contact, [], "2026-12-06T09:00:00.000Z");
+    expect(optOut).toMatchObject({ kind: "opt_out", email: "bob@example.org" });
+  });
 });

@@ -110,7 +110,8 @@ export function consentObservations(
   topicFields: readonly string[],
   observed_at: string,
 ): ConsentObservation[] {
-  const email = c.email?.trim() ?? "";
+  // The address the opt-out is about: the primary, else the alternate (a contact with only one).
+  const email = (blank(c.email) ? c.alt_email?.trim() : c.email.trim()) ?? "";
   const at = parseKindfulTime(c.updated_at) ?? observed_at;
   const out: ConsentObservation[] = [];
   if (c.email_opt_in === "No")
