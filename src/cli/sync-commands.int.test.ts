@@ -4,10 +4,13 @@
  * output, and exit codes that say whether anything is left.
  */
 import { spawn } from "node:child_process";
+import { generateKeyPairSync, sign } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { canonicalJson } from "../core/canonical-json";
+import type { JsonValue } from "../store/ports";
 import {
   startBlackbaudEmulator,
   type RunningBlackbaudEmulator,
@@ -266,7 +269,40 @@ pairs:
     expect(proof.stdout).toMatch(/Wrote .*consent events, signed with the public key/);
     const ok = await concord(["proof", "--verify", file]);
     expect(ok.code, ok.stdout + ok.stderr).toBe(0);
-    expect(ok.stdout).toContain("the signature and every event's chain hash hold");
+    expect(ok.stdout).toContain("the signature (this installation's key) and every event's chain hash hold");
+    const published = /signed with the public key (\S+)\./.exec(proof.stdout)?.[1] ?? "";
+    const withKey = await concord(["proof", "--verify", file, "--public-key", published]);
+    expect(withKey.code, withKey.stdout).toBe(0);
+    // A bundle anyone signed with a key of their own holds for that key only: refused.
+    const doc = JSON.parse(readFileSync(file, "utf8")) as {
+      bundle: JsonValue;
+      signature: Record<string, string>;
+    };
+    const forger = generateKeyPairSync("ed25519");
+    const forged = join(dir, "forged-proof.json");
+    writeFileSync(
+      forged,
+      JSON.stringify({
+        bundle: doc.bundle,
+        signature: {
+          alg: "Ed25519",
+          public_key: forger.publicKey.export({ format: "der", type: "spki" }).toString("base64"),
+          value: sign(null, Buffer.from(canonicalJson(doc.bundle), "utf8"), forger.privateKey).toString(
+            "base64",
+          ),
+        },
+      }),
+    );
+    const refused = await concord(["proof", "--verify", forged]);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toContain("signed with another key than the one expected");
+    // Where no key says whose it should be, the check says it cannot tell.
+    const keyed = env;
+    env = { ...env, CONCORD_SECRET_KEY: "" };
+    const unknown = await concord(["proof", "--verify", forged]);
+    env = keyed;
+    expect(unknown.code).toBe(1);
+    expect(unknown.stdout).toContain("no key to check the signer against");
     writeFileSync(
       file,
       readFileSync(file, "utf8")

@@ -370,9 +370,19 @@ function registerProofCommand(program: Command, deps: SyncCommandDeps): void {
             deps.setExitCode(EXIT_USAGE);
             return;
           }
-          const problems = verifyProof(doc, options.publicKey);
+          // Whose key: the one the organisation published, else this installation's own. A bundle
+          // checked only against the key it names itself proves nothing of who signed it.
+          const own = options.publicKey === undefined ? proofKey(deps.secretKey) : undefined;
+          const expected = options.publicKey ?? (own?.ok === true ? publicKeyOf(own.value) : undefined);
+          const problems = verifyProof(doc, expected);
+          if (expected === undefined)
+            problems.push(
+              "no key to check the signer against: the signature holds only for the key the bundle names itself, which anyone can make; pass --public-key with the key the organisation published (or run where CONCORD_SECRET_KEY is this installation's)",
+            );
           if (problems.length === 0)
-            deps.out(`${options.verify}: the signature and every event's chain hash hold.`);
+            deps.out(
+              `${options.verify}: the signature (${options.publicKey !== undefined ? "the key given" : "this installation's key"}) and every event's chain hash hold.`,
+            );
           else for (const p of problems) deps.out(`${options.verify}: ${p}`);
           deps.setExitCode(problems.length === 0 ? EXIT_OK : EXIT_PROBLEM);
           return;
