@@ -320,7 +320,10 @@ describe("the sign-up form and its confirmation email", () => {
     expect(text.body).toContain("This form could not be read");
     await confirm(linkIn("lin@example.org"));
     const lin = await eventsOf("lin@example.org");
-    expect(lin.find((e) => e.kind === "opt_in")?.evidence.form_wording).toBe("Our site's form");
+    // The site's words are kept as its claim: Concord never showed them.
+    expect(lin.find((e) => e.kind === "opt_in")?.evidence.form_wording).toBe(
+      "As the site that sent this sign-up says its form read (not shown by Concord): Our site's form",
+    );
     expect(lin.some((e) => e.kind === "opt_out")).toBe(false);
   });
 

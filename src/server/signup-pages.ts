@@ -138,6 +138,10 @@ function formWording(lang: SignupLang, config: Pick<ConcordConfig, "signup" | "t
   ].join(" | ");
 }
 
+/** Before the words a caller of the sign-up API says its own form showed: evidence of its claim only. */
+export const CLAIMED_WORDING =
+  "As the site that sent this sign-up says its form read (not shown by Concord): ";
+
 const JsonSignupSchema = z
   .object({
     email: z.string().max(320),
@@ -275,7 +279,9 @@ function signupRoutes(
         ...(j.last_name !== undefined ? { last_name: j.last_name } : {}),
         topics: j.topics,
         lang: j.lang,
-        wording: j.form_wording ?? formWording(j.lang, config),
+        // The caller's words are its own claim, kept as such: Concord showed the person none of them.
+        wording:
+          j.form_wording !== undefined ? `${CLAIMED_WORDING}${j.form_wording}` : formWording(j.lang, config),
         ...client,
       });
       if (!result.ok) return reply.code(STATUS[result.error.code]).send({ error: result.error });
