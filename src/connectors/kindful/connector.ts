@@ -229,6 +229,8 @@ async function importOne(
       code: "not_found",
       message: `Kindful made a new contact (${row.contact_id}) from an update that matched none: the contact meant is gone.`,
     });
+  // A create Kindful ignored because a contact matches it: that contact is the one meant, unchanged.
+  if (req.action_type === "create" && row.status === "ignored") return ok(row.contact_id);
   // Kindful drops an update older than the contact's latest change (clocks apart): not done, and
   // kept for the next run, never reported as applied.
   if (row.status === "ignored")

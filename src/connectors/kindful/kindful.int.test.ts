@@ -147,6 +147,31 @@ describe("the Kindful connector", () => {
     expect(emulator.contacts.get(1)?.email_opt_in).toBe("No");
   });
 
+  it("a create that meets a contact made since the address was looked up leaves it as it is, opted out, and takes it", async () => {
+    await postControl(emulator.baseUrl, "/__emulator/act", {
+      action: "update_contact",
+      contact_id: 1,
+      changes: { email_opt_in: "No" },
+    });
+    // The lookup answered before the contact was there (another process made it meanwhile).
+    await postControl(emulator.baseUrl, "/__emulator/faults", {
+      status: 200,
+      count: 1,
+      path_prefix: "/api/v1/contacts/email_exist",
+      methods: ["GET"],
+      body: { exist: false, ids: [] },
+    });
+    const before = emulator.contacts.size;
+    const [outcome] = await kindfulManifest
+      .connect(settings, runtime)
+      .apply([
+        { kind: "create_contact", op_id: "c2", email: "p0@example.org", kind_of_record: "individual" },
+      ]);
+    expect(outcome).toMatchObject({ status: "succeeded", external_id: "1" });
+    expect(emulator.contacts.size).toBe(before);
+    expect(emulator.contacts.get(1)?.email_opt_in).toBe("No");
+  });
+
   it("an update Kindful answers by making a new contact is not done: the contact meant is gone", async () => {
     await postControl(emulator.baseUrl, "/__emulator/faults", {
       status: 200,

@@ -363,6 +363,17 @@ export function createKindfulEmulator(options: KindfulEmulatorOptions = {}) {
                       .toLowerCase() && key
                 : x.external_id !== null && x.external_id === text(key),
             );
+      // A create leaves a contact it matches as it is (the public client: "create" ignores matching
+      // contacts): an import never re-subscribes anyone by creating them again.
+      if (c && actionType === "create") {
+        job.rows.push({
+          row: i,
+          contact_id: c.id,
+          status: "ignored",
+          error: `a contact already has this ${text(matchBy)}; a create does not change it`,
+        });
+        return;
+      }
       if (!c && actionType === "update") {
         job.rows.push({
           row: i,
