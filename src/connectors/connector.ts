@@ -154,6 +154,13 @@ export type ConsentObservation = {
   /** For `opt_in`: express or implied; for `deliverability`: the status. */
   basis?: "express" | "implied";
   deliverability?: "hard_bounce" | "soft_bounce" | "cleaned" | "deliverable";
+  /**
+   * The system gives no readable time for this opt-out (a flag whose setting moves no date, a null
+   * or unreadable date): `occurred_at` is when Concord saw it, never an older moment that an earlier
+   * opt-in could come after. Seen again by a later read, it is the act already recorded (the latest
+   * event from the same record, `evidence.source_record_id`, is this opt-out), not a new one.
+   */
+  time_unknown?: true;
 };
 
 /** An opaque position in a system's change stream; it advances only after the data it covers is stored. */

@@ -4,7 +4,7 @@
  * caller's transaction so they commit with the checkpoint that covers them.
  */
 import { z } from "zod";
-import type { Scope } from "../core/consent/consent-event";
+import { scopeKey, type ConsentEvent, type Scope } from "../core/consent/consent-event";
 import { sameObservedScope } from "../core/consent/system-consent";
 import { normaliseEmail } from "../core/identity/normalise-email";
 import { matchRecord, type AmbiguityReason } from "../core/identity/match-record";
@@ -268,7 +268,7 @@ export async function recordChanges(
       continue;
     }
     for (const contact_id of contactIds) {
-      if (await alreadyKnownAct(tx, ctx, observation, contact_id)) {
+      if (await alreadyKnownAct(tx, ctx, observation, contact_id, resolved.scope)) {
         counts.consent_events_duplicate += 1;
         continue;
       }
@@ -342,14 +342,33 @@ async function erasedRecords(
 /**
  * An opt-out read with mechanism `unknown` is the act already in the ledger when that act came from
  * the same connection at the same instant with its mechanism known: a cheaper read (a full read past
- * a connector's look-back) saw less of it, and it is not a second opt-out.
+ * a connector's look-back) saw less of it, and it is not a second opt-out. An opt-out whose time
+ * the system does not give (`time_unknown`) is known while the latest event from its record is it.
  */
 async function alreadyKnownAct(
   tx: StoreSession,
   ctx: RecordContext,
   o: ConsentObservation,
   contact_id: string,
+  scope: Scope,
 ): Promise<boolean> {
+  const record = o.evidence.source_record_id;
+  if (o.kind === "opt_out" && o.time_unknown === true && record !== undefined) {
+    // Dated when seen: each read would date it anew. It is known while this connection's last word
+    // on the scope in the ledger (in the order recorded, not by date: a cleared flag's date may be
+    // a stale one) is this opt-out: a cleared flag (its resubscribe request) or an opt-in read from
+    // the same system since ends that, and the flag set again is a new opt-out.
+    const key = scopeKey(scope);
+    let latest: ConsentEvent | undefined;
+    for (const { event: e } of await eventsForContact(tx, contact_id))
+      if (
+        e.kind !== "deliverability" &&
+        e.source.connection === ctx.connection_id &&
+        scopeKey(e.scope) === key
+      )
+        latest = e;
+    return latest?.kind === "opt_out" && latest.evidence.source_record_id === record;
+  }
   if (o.kind !== "opt_out" || o.mechanism !== "unknown") return false;
   const at = Date.parse(o.occurred_at);
   return (await eventsForContact(tx, contact_id)).some(

@@ -17,6 +17,7 @@ import { sqliteBackend } from "../../test/support/sync-harness";
 import type { TestStore } from "../../test/support/store-backends";
 import { TEST_KEY } from "../../test/support/test-credentials";
 import { pairWorld } from "../../test/support/pair-world";
+import { syncPair } from "./sync-pair";
 
 const T0 = "2026-05-01T09:00:00.000Z";
 const person = (id: string, name: string, extra: Partial<WorldPerson> = {}): WorldPerson => ({
@@ -133,6 +134,12 @@ describe("GrowthZone ⇄ Constant Contact (seed 004)", () => {
     { connection: "growthzone", idOf: (name) => ids.get(name) },
   );
   const ccLists = () => listsOf("cc-main");
+  const fullSync = () =>
+    syncPair(
+      { store, config: world.config, connections: world.connections, now: clock.now },
+      world.config.pairs[0]!,
+      { full: true },
+    );
   const gz = () => world.emulator("growthzone").native as StartedGrowthZoneEmulator;
   const gzContact = (name: string) => gz().contacts.get(Number(ids.get(name)));
   const shown = async (connection: string, name: string) => {
@@ -319,6 +326,53 @@ describe("GrowthZone ⇄ Constant Contact (seed 004)", () => {
     const appeals = [...gz().groups.values()].find((g) => g.Name === "Appeals")!;
     expect(appeals.Members.get(Number(ids.get("bob")))?.DoNotContact).toBe(true);
     expect(gzContact("bob")?.Emails[0]?.Restriction).toBe("None");
+  });
+
+  it("G7. a list's Do Not Contact set after the person's sign-up stands: dated when seen (it moves no date), recorded once", async () => {
+    await firstLoad();
+    // Ada signs up again in the appeals account; a day later staff (or GrowthZone's own email sync)
+    // set Do Not Contact on her Appeals membership, which moves no date of hers (still 05-01).
+    clock.advance(60_000);
+    await world.act("cc-appeals", { as: "contact", action: "unsubscribe", email: "ada@example.org" });
+    await sync();
+    clock.advance(60_000);
+    await world.act("cc-appeals", {
+      as: "contact",
+      action: "sign_up",
+      email: "ada@example.org",
+      list_ids: ["appeals"],
+    });
+    await sync();
+    expect(await shown("cc-appeals", "ada")).toBe("opt_in");
+    clock.advance(86_400_000);
+    await gzAct("set_list_do_not_contact", { contact_id: "ada", group_id: "appeals", do_not_contact: true });
+    await sync();
+    expect(await shown("cc-appeals", "ada")).toBe("opt_out");
+    const appeals = [...gz().groups.values()].find((g) => g.Name === "Appeals")!;
+    expect(appeals.Members.get(Number(ids.get("ada")))?.DoNotContact).toBe(true);
+    const fromList = async () =>
+      (await eventsForContact(store, await contactOf("ada")))
+        .map((e) => e.event)
+        .filter((e) => e.source.connection === "growthzone" && e.kind === "opt_out");
+    const marks = await fromList();
+    // After her sign-up, not on her contact's stale date (05-01).
+    expect(Date.parse(marks.at(-1)!.occurred_at)).toBeGreaterThan(Date.parse("2026-06-02T00:00:00Z"));
+    // Read again (a full read too): the same opt-out, not a new one each time.
+    clock.advance(60_000);
+    await sync();
+    await fullSync();
+    expect(await fromList()).toHaveLength(marks.length);
+  });
+
+  it("G3. Do Not Contact on a contact GrowthZone gives no date (0001-01-01) is not outranked by an older opt-in", async () => {
+    await firstLoad();
+    await gzAct("set_restriction", { contact_id: "ed", restriction: "DoNotContact" });
+    gzContact("ed")!.ModifiedDate = "0001-01-01T00:00:00";
+    await fullSync();
+    const events = (await eventsForContact(store, await contactOf("ed"))).map((e) => e.event);
+    const optOut = events.find((e) => e.kind === "opt_out" && e.source.connection === "growthzone");
+    expect(optOut?.occurred_at.startsWith("1970")).toBe(false);
+    expect(Date.parse(optOut!.occurred_at)).toBeGreaterThan(Date.parse(T0));
   });
 
   it("G7. a list's own Do Not Contact on a synced list no topic stands for takes the person out of its Constant Contact list whatever the delete policy; cleared, they are put back", async () => {

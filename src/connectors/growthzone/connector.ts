@@ -18,6 +18,7 @@ import type {
   ConnectorSession,
   ConsentObservation,
   ExternalRecord,
+  ReadOptions,
   ReadPage,
   RecordsWithConsent,
 } from "../connector";
@@ -42,6 +43,8 @@ import {
   consentObservations,
   deletedRecord,
   LIST,
+  marksOfVersion,
+  marksPart,
   primaryEmail,
   toExternalRecord,
   toUtcIso,
@@ -190,7 +193,7 @@ export function createGrowthZoneSession(
             : undefined,
         ),
       );
-      consent.push(...consentObservations(c, topics));
+      consent.push(...consentObservations(c, topics, nowIso()));
     });
     return { records, consent, checkpoint: { stream: STREAM, value: checkpoint, taken_at: nowIso() } };
   };
@@ -200,7 +203,7 @@ export function createGrowthZoneSession(
 
   async function* read(
     checkpoint: Checkpoint | null,
-    readOptions: { full?: boolean; list_ids?: readonly string[] } = {},
+    readOptions: ReadOptions = {},
   ): AsyncGenerator<ConnectorResult<ReadPage>> {
     const started = nowIso();
     const previous = checkpoint === null ? undefined : parseCheckpoint(checkpoint.value);
@@ -238,11 +241,25 @@ export function createGrowthZoneSession(
     let pageNo = 0;
     // Contacts whose list Do Not Contact mark changed since the last read: read first, under the old
     // checkpoint, so a stop before they are stored reads them again.
-    if (!full && checkpoint !== null && previous?.marks !== undefined && marks !== undefined) {
-      const before = previous.marks;
-      const moved = [...[...marks].filter((m) => !before.has(m)), ...[...before].filter((m) => !marks.has(m))]
-        .map((m) => m.slice(m.indexOf(":") + 1))
-        .filter((id) => first(id));
+    if (!full && checkpoint !== null && marks !== undefined) {
+      const before = previous?.marks ?? new Set<string>();
+      const contactOf = (m: string) => m.slice(m.indexOf(":") + 1);
+      const changed = [
+        ...[...marks].filter((m) => !before.has(m)),
+        ...[...before].filter((m) => !marks.has(m)),
+      ];
+      // Marks Concord's own writes changed after the last read (an opt-out or opt-in written to a
+      // list) are not in that read's marks: the record Concord holds says what it last saw.
+      const marked = [...new Set([...marks, ...before].map(contactOf))];
+      if (readOptions.held !== undefined && marked.length > 0) {
+        const held = await readOptions.held(marked);
+        for (const id of marked) {
+          const heldMarks = marksOfVersion(held.get(id) ?? "");
+          const now = marksPart(topicState(lists.value, id));
+          if (heldMarks !== undefined && heldMarks !== now) changed.push(`held:${id}`);
+        }
+      }
+      const moved = changed.map(contactOf).filter((id) => first(id));
       if (moved.length > 0) {
         const read = await details(moved);
         if (!read.ok) {
@@ -266,6 +283,8 @@ export function createGrowthZoneSession(
     // opt-out never read). So while a pass sees a contact changed since the read began, the delta
     // is listed again (at most MAX_DELTA_PASSES), and each version of a contact is read once.
     const began = Date.parse(started);
+    // Contacts still changing under the last pass allowed: one may have been skipped.
+    let unsettled = false;
     for (let pass = 0; pass < (full ? 1 : MAX_DELTA_PASSES); pass++) {
       let changedMeanwhile = false;
       for (let skip = 0; ; skip += top) {
@@ -299,15 +318,21 @@ export function createGrowthZoneSession(
         pageNo += 1;
         if (rows.length < top || skip + top >= got.value.TotalRecordAvailable) break;
       }
+      unsettled = changedMeanwhile;
       if (!changedMeanwhile) break;
     }
-    // The read is complete: its checkpoint moves to where it started (a full read) or to the newest change.
+    // The read is complete: its checkpoint moves to where it started (a full read) or to the newest
+    // change; a delta whose contacts kept changing through its last pass keeps the old checkpoint,
+    // so the next read lists it again from there (a contact skipped is read then, not lost).
     yield ok({
       records: [],
       consent: [],
       checkpoint: {
         stream: STREAM,
-        value: checkpointValue(full ? started : watermark.value(true, started), marks),
+        value: checkpointValue(
+          full ? started : unsettled ? (previous?.at ?? since) : watermark.value(true, started),
+          marks,
+        ),
         taken_at: nowIso(),
       },
       ...(pageNo === 0 ? memberships() : {}),

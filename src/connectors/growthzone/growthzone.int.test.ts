@@ -71,3 +71,49 @@ it("a delta read while a contact changes under it skips no one: the opt-out of t
     .at(-1);
   expect(lastA?.last_name).toBe("Lovelace");
 });
+
+it("a delta whose contacts keep changing through its last pass keeps the old checkpoint: the next read lists it again", async () => {
+  const clock = createFakeClock("2026-06-01T12:00:00.000Z");
+  emulator = await startGrowthZoneEmulator({ ratePerSecond: null, now: clock.now });
+  const origin = emulator.baseUrl;
+  const key = ((await postControl(origin, "/__emulator/token", {})) as { api_key: string }).api_key;
+  const seeded = (await postControl(origin, "/__emulator/seed", {
+    contacts: ["A", "K", "B"].map((name, i) => ({
+      FirstName: name,
+      LastName: "Example",
+      ModifiedDate: `2026-06-01T${String(9 + i).padStart(2, "0")}:00:00`,
+      Emails: [{ EmailAddress: `${name.toLowerCase()}@example.org`, IsDefault: true, Restriction: "None" }],
+    })),
+  })) as { contacts: number[] };
+  const [a] = seeded.contacts.map(String);
+  const session = growthZoneManifest.connect(
+    {
+      connection_id: "growthzone-test",
+      base_url: origin,
+      page_size: 1,
+      limits: { requests_per_second: 1000 },
+      credentials: { get: async () => ({ api_key: key }), save: async () => {} },
+    },
+    { now: clock.now, sleep: clock.sleep },
+  );
+  const from = {
+    stream: "contacts",
+    value: "2026-06-01T08:00:00.000Z",
+    taken_at: "2026-06-01T08:00:00.000Z",
+  };
+  const pages: ReadPage[] = [];
+  let edits = 0;
+  for await (const page of session.read(from)) {
+    if (!page.ok) throw new Error(page.error.message);
+    pages.push(page.value);
+    // A busy office: A changes after every page of every pass.
+    clock.advance(1_000);
+    await postControl(origin, "/__emulator/act", {
+      action: "update_contact",
+      contact_id: a,
+      changes: { LastName: `Edit ${++edits}` },
+    });
+  }
+  const last = pages.at(-1)!.checkpoint.value;
+  expect(Date.parse(last.split(" ")[0]!)).toBeLessThanOrEqual(Date.parse(from.value));
+});

@@ -16,13 +16,20 @@ export function primaryEmail(c: GzContact): GzEmail | undefined {
   return c.Emails.find((e) => e.IsDefault === true) ?? c.Emails[0];
 }
 
-/** GrowthZone's times carry no offset: they are read as UTC; its null date is 0001-01-01. */
-export function toUtcIso(at: string): string {
-  const text = at.trim();
+/**
+ * GrowthZone's times carry no offset: they are read as UTC. Its null date (0001-01-01) and an
+ * unreadable one are no time: undefined.
+ */
+export function parseGzTime(at: string | null | undefined): string | undefined {
+  const text = (at ?? "").trim();
+  if (text === "" || text.startsWith("0001-01-01")) return undefined;
   const t = Date.parse(/(Z|[+-]\d\d:?\d\d)$/.test(text) ? text : `${text}Z`);
-  return Number.isNaN(t) || text.startsWith("0001-01-01")
-    ? new Date(0).toISOString()
-    : new Date(t).toISOString();
+  return Number.isNaN(t) ? undefined : new Date(t).toISOString();
+}
+
+/** As `parseGzTime`; no time is the epoch (for a checkpoint's order only, never a consent act's). */
+export function toUtcIso(at: string): string {
+  return parseGzTime(at) ?? new Date(0).toISOString();
 }
 
 const RESTRICTION_LABEL = {
@@ -67,13 +74,23 @@ export function consentFacts(c: GzContact, topicLists: readonly TopicListState[]
   return facts;
 }
 
+/**
+ * The opt-outs a contact shows: its primary address's restriction, dated by the contact's last
+ * change (when GrowthZone gives one), and each topic list's Do Not Contact mark, which moves no date:
+ * dated when Concord saw it (`time_unknown`, recorded once), never a stale date an earlier opt-in
+ * comes after. GrowthZone keeps no author for either: they are the account's (staff's, or Concord's
+ * own writes read back, which must not turn an account's opt-out into the person's; the person's
+ * own act is recorded where they made it).
+ */
 export function consentObservations(
   c: GzContact,
   topicLists: readonly TopicListState[],
+  observed_at: string,
 ): ConsentObservation[] {
   const out: ConsentObservation[] = [];
   const primary = primaryEmail(c);
-  const at = toUtcIso(c.ModifiedDate);
+  const modified = parseGzTime(c.ModifiedDate);
+  const unknown = { occurred_at: observed_at, time_unknown: true as const };
   const email = primary?.EmailAddress ?? "";
   const r = primary?.Restriction ?? "None"; // no primary address: nothing to restrict
   if (primary && r !== "None")
@@ -85,7 +102,7 @@ export function consentObservations(
       scope: GLOBAL_OBSERVED,
       mechanism: "admin_edit",
       actor: { kind: "account" },
-      occurred_at: at,
+      ...(modified !== undefined ? { occurred_at: modified } : unknown),
       evidence: {
         reason:
           r === "DoNotContact"
@@ -104,7 +121,7 @@ export function consentObservations(
       scope: listScope(l.id, l.name),
       mechanism: "admin_edit",
       actor: { kind: "account" },
-      occurred_at: at,
+      ...unknown,
       evidence: {
         reason: `Do Not Contact is set on the contact's membership of "${l.name}"`,
         source_record_id: `list:${l.id}:member:${c.ContactId}:do_not_contact`,
@@ -113,6 +130,20 @@ export function consentObservations(
   }
   return out;
 }
+
+/** The topic lists whose Do Not Contact the contact has, as a record's version carries them. */
+export const marksPart = (topicLists: readonly TopicListState[]): string =>
+  topicLists
+    .filter((t) => t.do_not_contact)
+    .map((t) => t.id)
+    .sort()
+    .join(",");
+
+/** The marks part of a version this connector wrote (`ModifiedDate|marks`); undefined for another. */
+export const marksOfVersion = (version: string): string | undefined => {
+  const bar = version.lastIndexOf("|");
+  return bar < 0 ? undefined : version.slice(bar + 1);
+};
 
 export function toExternalRecord(
   c: GzContact,
@@ -141,6 +172,9 @@ export function toExternalRecord(
     ...(lists ? { list_ids: [...lists.list_ids] } : {}),
     ...(lists && lists.stopped.length > 0 ? { stopped_list_ids: [...lists.stopped] } : {}),
     ...(primary?.Restriction === "DoNotContact" ? { do_not_contact: true } : {}),
+    // A list's Do Not Contact moves no date: the version carries the marks, so a read can tell a
+    // mark that differs from what Concord holds (`ReadOptions.held`).
+    version: `${c.ModifiedDate}|${marksPart(topicLists)}`,
     updated_at: toUtcIso(c.ModifiedDate),
   };
 }

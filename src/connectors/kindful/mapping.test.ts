@@ -21,7 +21,11 @@ describe("Kindful times", () => {
       updated_at: "last Tuesday",
     } as unknown as KindfulContact;
     const [optOut] = consentObservations(contact, [], "2026-12-06T09:00:00.000Z");
-    expect(optOut).toMatchObject({ kind: "opt_out", occurred_at: "2026-12-06T09:00:00.000Z" });
+    expect(optOut).toMatchObject({
+      kind: "opt_out",
+      occurred_at: "2026-12-06T09:00:00.000Z",
+      time_unknown: true,
+    });
   });
 
   it("an opt-out on a contact with only an alternate address is about that address", () => {

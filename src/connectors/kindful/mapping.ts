@@ -102,8 +102,9 @@ export function consentFacts(c: KindfulContact, topicFields: readonly string[]):
 
 /**
  * The opt-outs a contact shows now, as observations the ledger records once, dated by the
- * contact's last change; when Kindful's time cannot be read, when Concord saw them (`observed_at`),
- * never an older moment an earlier opt-in could come after.
+ * contact's last change; when Kindful's time cannot be read, when Concord saw them (`observed_at`,
+ * `time_unknown`: recorded once, not again at each read), never an older moment an earlier opt-in
+ * could come after.
  */
 export function consentObservations(
   c: KindfulContact,
@@ -112,7 +113,9 @@ export function consentObservations(
 ): ConsentObservation[] {
   // The address the opt-out is about: the primary, else the alternate (a contact with only one).
   const email = (blank(c.email) ? c.alt_email?.trim() : c.email.trim()) ?? "";
-  const at = parseKindfulTime(c.updated_at) ?? observed_at;
+  const known = parseKindfulTime(c.updated_at);
+  const dated =
+    known !== undefined ? { occurred_at: known } : { occurred_at: observed_at, time_unknown: true as const };
   const out: ConsentObservation[] = [];
   if (c.email_opt_in === "No")
     out.push({
@@ -123,7 +126,7 @@ export function consentObservations(
       scope: GLOBAL_OBSERVED,
       mechanism: "admin_edit",
       actor: { kind: "account" },
-      occurred_at: at,
+      ...dated,
       evidence: {
         reason: "Integration Email Opt-in is No on the contact",
         source_record_id: `contact:${c.id}:email_opt_in`,
@@ -139,7 +142,7 @@ export function consentObservations(
       scope: customFieldScope(name),
       mechanism: "admin_edit",
       actor: { kind: "account" },
-      occurred_at: at,
+      ...dated,
       evidence: {
         reason: `The custom field "${name}" is Yes on the contact`,
         source_record_id: `contact:${c.id}:custom_field:${name}`,
