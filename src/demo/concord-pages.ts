@@ -111,9 +111,15 @@ export function concordPages(deps: {
               ].map((m) => m[1] ?? "");
               const leaving = `topic:${topic.key}`;
               if (!ticked.includes(leaving)) return false;
-              const form = new URLSearchParams(
-                ticked.filter((k) => k !== leaving).map((k): [string, string] => [k, "on"]),
+              // As a browser sends the form: its hidden fields (the state the page showed) and the
+              // boxes left ticked.
+              const hidden = [...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map(
+                (m): [string, string] => [m[1] ?? "", m[2] ?? ""],
               );
+              const form = new URLSearchParams([
+                ...hidden,
+                ...ticked.filter((k) => k !== leaving).map((k): [string, string] => [k, "on"]),
+              ]);
               return post(links.preferences_url, form.toString(), "DemoBrowser/1.0");
             },
           },
