@@ -198,6 +198,30 @@ describe("the pages a person reaches from an email", () => {
     ).toHaveLength(1);
   });
 
+  it("takes a one-click whose media type is in other case, or whose value ends a line, as the one-click it is", async () => {
+    const id = await seedAda();
+    const links = await personalLinks(h.store, signer(), id, h.now());
+    const answer = await app.inject({
+      method: "POST",
+      url: pathOf(links!.one_click_url),
+      headers: { "content-type": "Application/X-WWW-Form-Urlencoded; Charset=UTF-8" },
+      payload: "List-Unsubscribe=One-Click\r\n",
+    });
+    expect(answer.statusCode).toBe(200);
+    expect(answer.body).toContain("You are unsubscribed from all email");
+    const multipart = await app.inject({
+      method: "POST",
+      url: pathOf(links!.one_click_url),
+      headers: { "content-type": "Multipart/Form-Data; boundary=XX" },
+      payload:
+        '--XX\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\nOne-Click\r\n--XX--\r\n',
+    });
+    expect(multipart.statusCode).toBe(200);
+    expect(
+      (await eventsForContact(h.store, id)).filter((e) => e.event.mechanism === "one_click_header"),
+    ).toHaveLength(1);
+  });
+
   it("refuses a POST that is not a one-click request, and forged, expired and revoked links, with a page that says so", async () => {
     const id = await seedAda();
     const links = await personalLinks(h.store, signer(), id, h.now());

@@ -23,6 +23,7 @@ import {
 import type { StoreSession } from "../store/ports";
 import type { ConcordConfig } from "../config/concord-config";
 import { escapeHtml } from "./escape-html";
+import { mediaType } from "./media-type";
 import { registerSignupRoutes, type SignupPagesDeps } from "./signup-pages";
 
 export type PersonPagesDeps = {
@@ -156,10 +157,12 @@ const STATUS: Record<TokenProblem, number> = {
 /** `List-Unsubscribe=One-Click` in a form-encoded or multipart body, as RFC 8058 sends it. */
 async function isOneClick(request: FastifyRequest): Promise<boolean> {
   const type = request.headers["content-type"] ?? "";
+  const media = mediaType(type);
   const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-  if (type.startsWith("application/x-www-form-urlencoded"))
-    return new URLSearchParams(raw.toString("utf8")).get("List-Unsubscribe") === "One-Click";
-  if (!type.startsWith("multipart/form-data")) return false;
+  // The value as RFC 8058 gives it; a line end a sender leaves after it changes nothing.
+  if (media === "application/x-www-form-urlencoded")
+    return new URLSearchParams(raw.toString("utf8")).get("List-Unsubscribe")?.trim() === "One-Click";
+  if (media !== "multipart/form-data") return false;
   return new Promise((resolve) => {
     let found = false;
     try {
@@ -168,7 +171,7 @@ async function isOneClick(request: FastifyRequest): Promise<boolean> {
         limits: { fields: 20, files: 0, fieldSize: 1024 },
       });
       parser.on("field", (name, value) => {
-        if (name === "List-Unsubscribe" && value === "One-Click") found = true;
+        if (name === "List-Unsubscribe" && value.trim() === "One-Click") found = true;
       });
       parser.on("close", () => {
         resolve(found);
@@ -287,9 +290,8 @@ export function registerPersonPages(app: FastifyInstance, deps: PersonPagesDeps)
       const now = deps.now();
       const claims = await checkLink(deps.store, deps.links.value, request.params.token, now, "preferences");
       if (!claims.ok) return reply.code(STATUS[claims.error]).send(refuse(lang, claims.error));
-      const type = request.headers["content-type"] ?? "";
       const raw = Buffer.isBuffer(request.body) ? request.body.toString("utf8") : "";
-      if (!type.startsWith("application/x-www-form-urlencoded"))
+      if (mediaType(request.headers["content-type"]) !== "application/x-www-form-urlencoded")
         return reply.code(415).send(refuse(lang, "bad_form"));
       const form = new URLSearchParams(raw);
       const choices = new Set(

@@ -19,6 +19,7 @@ import {
   type SignupRequest,
 } from "../runs/signup";
 import { escapeHtml } from "./escape-html";
+import { mediaType } from "./media-type";
 
 export type SignupPagesDeps = SignupDeps & {
   /** Called once a person confirmed, to place them in the sign-up platform and sync them now. */
@@ -214,7 +215,7 @@ function signupRoutes(
   scope.setErrorHandler((error: FastifyError, request, reply) => {
     if (error.statusCode !== 413 && error.statusCode !== 415) throw error;
     // (A JSON body is never of a type refused here: only its size can be.)
-    if (error.statusCode === 413 && (request.headers["content-type"] ?? "").startsWith("application/json"))
+    if (error.statusCode === 413 && mediaType(request.headers["content-type"]) === "application/json")
       return reply.code(413).send({
         error: {
           code: "body_too_large",
@@ -248,7 +249,7 @@ function signupRoutes(
     const agent = request.headers["user-agent"];
     const client = { ip: request.ip, ...(agent !== undefined ? { user_agent: agent } : {}) };
 
-    if (type.startsWith("application/json")) {
+    if (mediaType(type) === "application/json") {
       let body: unknown;
       try {
         body = JSON.parse(raw);
@@ -289,7 +290,7 @@ function signupRoutes(
     }
 
     const lang = langFor(request);
-    if (!type.startsWith("application/x-www-form-urlencoded"))
+    if (mediaType(type) !== "application/x-www-form-urlencoded")
       return htmlReply(reply, 415, lang, `<p role="alert">${say(lang, "bad_form")}</p>`);
     const form = new URLSearchParams(raw);
     const values: FormValues = {
