@@ -9,6 +9,20 @@ import type { SecretRef } from "./secret-ref";
 
 export type SecretRefUse = { path: string; ref: SecretRef };
 
+/**
+ * The fewest characters a webhook secret may have. Mailchimp and Raiser's Edge NXT sign nothing:
+ * the secret in the registered URL is all that tells a delivery from a forgery, and a short one is
+ * guessed (each guess a request). `concord demo` makes 32 random characters.
+ */
+export const WEBHOOK_SECRET_MIN_LENGTH = 16;
+
+/** Why a webhook secret is refused, or undefined when it may be used. */
+export function webhookSecretProblem(secret: string): string | undefined {
+  return secret.length >= WEBHOOK_SECRET_MIN_LENGTH
+    ? undefined
+    : `a webhook secret of ${secret.length} characters is too easily guessed; expected at least ${WEBHOOK_SECRET_MIN_LENGTH} (random ones: ${GENERATE_SECRET_KEY_COMMAND})`;
+}
+
 /** Every secret reference in a config, with where it is. */
 export function listSecretRefs(config: ConcordConfig): SecretRefUse[] {
   const uses: SecretRefUse[] = [];
@@ -43,6 +57,17 @@ export function checkConfigAgainstEnv(config: ConcordConfig, options: ConfigEnvC
   for (const { path, ref } of uses) {
     if (ref.kind !== "env") continue;
     const value = options.env[ref.name];
+    const tooShort =
+      value !== undefined && value !== "" && path.endsWith(".webhooks.secret")
+        ? webhookSecretProblem(value)
+        : undefined;
+    if (tooShort !== undefined)
+      errors.push({
+        file: options.file,
+        path,
+        code: "secret_too_short",
+        message: `environment variable ${ref.name}: ${tooShort}`,
+      });
     if (value !== undefined && value !== "") continue;
     if (path === "server.admin_password" && !options.production) continue;
     errors.push({

@@ -24,7 +24,8 @@ export type ConfigErrorCode =
   | CrossReferenceCode
   // From checkConfigAgainstEnv, at boot:
   | "secret_env_missing"
-  | "secret_key_missing";
+  | "secret_key_missing"
+  | "secret_too_short";
 
 export type ConfigError = {
   file: string;

@@ -219,6 +219,36 @@ describe("checkConfigAgainstEnv", () => {
     expect(errors.map((e) => `${e.path} ${e.code}`)).toEqual(expected);
   });
 
+  it("refuses a webhook secret too short to stand in for a signature", () => {
+    const hooked = parseConfigValue(
+      {
+        connections: [
+          {
+            id: "mc",
+            system: "mailchimp",
+            credentials: { api_key: { env: "MC_KEY" } },
+            webhooks: { enabled: true, secret: { env: "MC_HOOK" } },
+          },
+        ],
+      },
+      "concord.yaml",
+    );
+    if (!hooked.ok) throw new Error(JSON.stringify(hooked.errors));
+    const check = (secret: string) =>
+      checkConfigAgainstEnv(hooked.config, {
+        file: "concord.yaml",
+        env: { MC_KEY: "k", MC_HOOK: secret },
+        secretKey: key,
+        production: false,
+      }).map((e) => `${e.path} ${e.code} ${e.message}`);
+    expect(check("7")).toEqual([
+      expect.stringMatching(
+        /^connections\[0\]\.webhooks\.secret secret_too_short environment variable MC_HOOK: a webhook secret of 1 characters is too easily guessed; expected at least 16/,
+      ),
+    ]);
+    expect(check("a-long-enough-secret-31f9")).toEqual([]);
+  });
+
   it("says how to generate the missing key", () => {
     const [error] = checkConfigAgainstEnv(config, {
       file: "concord.yaml",

@@ -9,6 +9,7 @@ import { z } from "zod";
 import { effectivePollIntervalMs } from "../config/check-cross-references";
 import type { Pair } from "../config/concord-config";
 import { resolveSecretRef, type SecretSources } from "../config/resolve-secret-ref";
+import { webhookSecretProblem } from "../config/check-config-against-env";
 import type { WebhookChange, WebhookRequest } from "../connectors/connector";
 import type { ConnectionHealthTracker } from "../connections/connection-health";
 import { flushConnections } from "../connections/open-connection";
@@ -297,6 +298,12 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
       };
     const resolved = await resolveSecretRef(ref, deps.secrets);
     if (!resolved.ok) return { ok: false, message: resolved.error.message };
+    const weak = webhookSecretProblem(resolved.value);
+    if (weak !== undefined)
+      return {
+        ok: false,
+        message: `connections.${connectionId}.webhooks.secret: ${weak}; none are accepted.`,
+      };
     secretCache.set(connectionId, resolved.value);
     return { ok: true, secret: resolved.value };
   };
@@ -315,8 +322,16 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
       };
     const secret = await webhookSecret(connectionId);
     if (!secret.ok) {
+      // The why is the operator's (the log says it); the caller, whoever it is, learns only that.
       deps.logger.warn({ connection: connectionId }, `webhook refused: ${secret.message}`);
-      return { status: 503, body: { code: "webhook_secret_missing", message: secret.message } };
+      return {
+        status: 503,
+        body: {
+          code: "webhook_unavailable",
+          message:
+            "This receiver cannot verify deliveries yet, so none is stored; the operator's log says why. Retry later.",
+        },
+      };
     }
     const handling = handler.handle(request, secret.secret);
     switch (handling.kind) {

@@ -144,6 +144,24 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
     });
   });
 
+  it("a secret short enough to guess verifies nothing: deliveries are refused, saying only that to the caller", async () => {
+    const weak = createEngineRuntime(runtimeDeps(h, { MC_WEBHOOK_SECRET: "7" }));
+    try {
+      const answer = await weak.handleWebhook("mc", {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        query: { key: "7" },
+        raw_body: "type=unsubscribe&fired_at=2026-06-01+12%3A00%3A00&data%5Bid%5D=abc&data%5Baction%5D=unsub",
+      });
+      expect(answer.status).toBe(503);
+      expect(answer.body).toMatchObject({ code: "webhook_unavailable" });
+      expect(JSON.stringify(answer.body)).not.toMatch(/MC_WEBHOOK_SECRET|characters/);
+      expect(await h.store.inbox.countPending()).toBe(0);
+    } finally {
+      await weak.stop();
+    }
+  });
+
   it("refuses a delivery with a wrong key and stores nothing", async () => {
     const wrong = await fetch(`${base}/webhooks/mc?key=guess`, {
       method: "POST",

@@ -68,7 +68,11 @@ describe("webhook subscriptions kept by serve (SQLite)", () => {
       now: h.now,
       logger,
       secrets: {
-        env: { ...TEST_ENV, MC_WEBHOOK_SECRET: "mc-secret-1f3a", RE_WEBHOOK_SECRET: "re-secret-9b2d" },
+        env: {
+          ...TEST_ENV,
+          MC_WEBHOOK_SECRET: "mc-webhook-secret-1f3a",
+          RE_WEBHOOK_SECRET: "re-webhook-secret-9b2d",
+        },
         key: TEST_KEY,
       },
       problems: health,
@@ -97,7 +101,7 @@ describe("webhook subscriptions kept by serve (SQLite)", () => {
       ["mc", "registered"],
     ]);
     expect(first.every((c) => c.created > 0)).toBe(true);
-    expect((await mcHooks()).map((w) => w.url)).toEqual([`${base}/webhooks/mc?key=mc-secret-1f3a`]);
+    expect((await mcHooks()).map((w) => w.url)).toEqual([`${base}/webhooks/mc?key=mc-webhook-secret-1f3a`]);
     const reCount = reSubscriptions().length;
     expect(reCount).toBeGreaterThan(0);
 

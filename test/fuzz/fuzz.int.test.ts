@@ -18,6 +18,7 @@ import { exportLedger } from "../../src/ledger/export-ledger";
 import { appendConsentEvents } from "../../src/ledger/consent-ledger";
 import { startApiHarness, type ApiHarness } from "../support/api-harness";
 import { individual } from "../support/sync-harness";
+import { TEST_ENV } from "../support/test-credentials";
 
 const RUNS = Math.max(1, Number(process.env["CONCORD_FUZZ_RUNS"] ?? 10_000) || 10_000);
 const root = join(import.meta.dirname, "..", "..");
@@ -68,7 +69,7 @@ describe("fuzzing the doors Concord opens", () => {
         configure: (raw) => {
           for (const c of raw["connections"] as Record<string, unknown>[])
             if (c["id"] === "re-nxt" || c["id"] === "mc")
-              c["webhooks"] = { enabled: true, secret: { env: "RE_SECRET" } };
+              c["webhooks"] = { enabled: true, secret: { env: "WEBHOOK_SECRET" } };
         },
       },
     });
@@ -189,7 +190,7 @@ describe("fuzzing the doors Concord opens", () => {
       .map((f) => new URLSearchParams(f).toString());
     const delivery = fc.record({
       connection: mostly(fc.constantFrom("re-nxt", "mc"), fc.constantFrom("cc-main", "nope")),
-      key: mostly(fc.constant("re-secret"), text),
+      key: mostly(fc.constant(TEST_ENV.WEBHOOK_SECRET), text),
       method: mostly(fc.constant("POST"), fc.constantFrom("GET", "OPTIONS", "DELETE")),
       body: fc.oneof(
         fc.array(cloudEvent, { maxLength: 5 }).map((e) => JSON.stringify(e)),
@@ -229,7 +230,7 @@ describe("fuzzing the doors Concord opens", () => {
           const body = answer.json<{ accepted?: number }>();
           accepted += body.accepted ?? 0;
           // Only a delivery with the right key is ever taken.
-          expect(d.key).toBe("re-secret");
+          expect(d.key).toBe(TEST_ENV.WEBHOOK_SECRET);
         }
       }),
       { numRuns: RUNS },
