@@ -77,9 +77,17 @@ export async function buildConcordApp(
         `The sign-up form cannot send its confirmation email: signup.smtp.password: ${resolved.error.message}.`,
       );
   }
+  let lastNotReady: string | undefined;
   const app = buildServer({
     version: options.version,
-    ready: () => probeStoreWrite(store),
+    ready: async () => {
+      const readiness = await probeStoreWrite(store);
+      // The store's own error is the operator's, said once while it lasts: never in the answer.
+      if (!readiness.ok && readiness.detail !== undefined && readiness.detail !== lastNotReady)
+        context.logger.warn({ code: readiness.code }, `not ready: ${readiness.detail}`);
+      lastNotReady = readiness.ok ? undefined : readiness.detail;
+      return readiness;
+    },
     bodyLimitBytes: config.server.body_limit,
     trustProxy: config.server.trust_proxy,
     ...(config.server.public_url !== undefined ? { publicUrl: config.server.public_url } : {}),

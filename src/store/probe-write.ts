@@ -6,7 +6,12 @@ import { STORE_PROBE_ID } from "./migrations/0013-store-probe";
 import type { StoreSession } from "./ports";
 import { errorMessage } from "../core/error-code";
 
-export type StoreReadiness = { ok: true } | { ok: false; code: "store_unavailable"; message: string };
+/**
+ * `message` is what anyone asking may read (readiness answers without sign-in); `detail`, the
+ * store's own error, may name the database's host or user: it is for the operator's log only.
+ */
+export type StoreReadiness =
+  { ok: true } | { ok: false; code: "store_unavailable"; message: string; detail?: string };
 
 export async function probeStoreWrite(store: StoreSession, within_ms = 2000): Promise<StoreReadiness> {
   let timer: NodeJS.Timeout | undefined;
@@ -29,7 +34,8 @@ export async function probeStoreWrite(store: StoreSession, within_ms = 2000): Pr
       (error: unknown): StoreReadiness => ({
         ok: false,
         code: "store_unavailable",
-        message: `The store does not take writes: ${errorMessage(error)}`,
+        message: "The store does not take writes; the server's log has its error.",
+        detail: errorMessage(error),
       }),
     );
   try {

@@ -55,6 +55,19 @@ describe("the SQLite store beside another writer", () => {
     return server;
   };
 
+  it("readiness says the store does not take writes, and keeps the store's own error for the log", async () => {
+    store = await openStore({ file });
+    // The probe's table gone: every write fails with the store's own error text.
+    await sql`drop table store_probe`.execute(store.db);
+    const readiness = await probeStoreWrite(store);
+    expect(readiness).toMatchObject({
+      ok: false,
+      code: "store_unavailable",
+      message: "The store does not take writes; the server's log has its error.",
+      detail: expect.stringContaining("store_probe"),
+    });
+  });
+
   it("keeps answering while another process holds the write lock, and writes once it lets go", async () => {
     store = await openStore({ file, busy_timeout_ms: 600_000 });
     app = serve(store);
