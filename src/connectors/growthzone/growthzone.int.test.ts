@@ -117,3 +117,50 @@ it("a delta whose contacts keep changing through its last pass keeps the old che
   const last = pages.at(-1)!.checkpoint.value;
   expect(Date.parse(last.split(" ")[0]!)).toBeLessThanOrEqual(Date.parse(from.value));
 });
+
+it("a contact the delta lists whose detail answers 404 is not taken as deleted: it is left for the next read", async () => {
+  const clock = createFakeClock("2026-06-01T12:00:00.000Z");
+  emulator = await startGrowthZoneEmulator({ ratePerSecond: null, now: clock.now });
+  const origin = emulator.baseUrl;
+  const key = ((await postControl(origin, "/__emulator/token", {})) as { api_key: string }).api_key;
+  const seeded = (await postControl(origin, "/__emulator/seed", {
+    contacts: ["A", "B"].map((name) => ({
+      FirstName: name,
+      LastName: "Example",
+      ModifiedDate: "2026-06-01T09:00:00",
+      Emails: [{ EmailAddress: `${name.toLowerCase()}@example.org`, IsDefault: true, Restriction: "None" }],
+    })),
+  })) as { contacts: number[] };
+  const [a, b] = seeded.contacts.map(String);
+  await postControl(origin, "/__emulator/faults", {
+    status: 404,
+    count: 5,
+    path_prefix: `/api/contacts/${a}`,
+    methods: ["GET"],
+  });
+  const session = growthZoneManifest.connect(
+    {
+      connection_id: "growthzone-test",
+      base_url: origin,
+      limits: { requests_per_second: 1000 },
+      credentials: { get: async () => ({ api_key: key }), save: async () => {} },
+    },
+    { now: clock.now, sleep: clock.sleep },
+  );
+  const from = {
+    stream: "contacts",
+    value: "2026-06-01T08:00:00.000Z",
+    taken_at: "2026-06-01T08:00:00.000Z",
+  };
+  const pages: ReadPage[] = [];
+  for await (const page of session.read(from)) {
+    if (!page.ok) throw new Error(page.error.message);
+    pages.push(page.value);
+  }
+  const records = pages.flatMap((p) => p.records);
+  expect(records.map((r) => [r.external_id, r.deleted === true])).toEqual([[b, false]]);
+  // The checkpoint stays: the next read lists A again.
+  expect(Date.parse(pages.at(-1)!.checkpoint.value.split(" ")[0]!)).toBeLessThanOrEqual(
+    Date.parse(from.value),
+  );
+});
