@@ -293,12 +293,22 @@ export function createGrowthZoneSession(
     let unreadable = 0;
     for (let pass = 0; pass < (full ? 1 : MAX_DELTA_PASSES); pass++) {
       let changedMeanwhile = false;
+      // A contact deleted while the full listing is paged leaves it, and every row after moves up:
+      // when the count drops, the listing goes back as many rows (what it lists twice is read once).
+      let total: number | undefined;
       for (let skip = 0; ; skip += top) {
         const got = full ? await client.contactsPage(skip, top) : await client.deltaPage(since, skip, top);
         if (!got.ok) {
           yield got;
           return;
         }
+        const count = got.value.TotalRecordAvailable;
+        if (total !== undefined && count < total && skip > 0) {
+          skip = Math.max(0, skip - (total - count)) - top;
+          total = count;
+          continue;
+        }
+        total = count;
         const rows = got.value.Results as { ContactId: number; ModifiedDate?: string; IsDeleted?: boolean }[];
         const fresh = rows.filter((r) => version(`${r.ContactId}@${r.ModifiedDate ?? ""}`));
         const live = fresh.filter((r) => r.IsDeleted !== true).map((r) => String(r.ContactId));

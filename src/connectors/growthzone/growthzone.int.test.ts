@@ -164,3 +164,52 @@ it("a contact the delta lists whose detail answers 404 is not taken as deleted: 
     Date.parse(from.value),
   );
 });
+
+it("a full read while a contact is deleted skips no one: the opt-out of the contact that moved up is read", async () => {
+  const clock = createFakeClock("2026-06-01T12:00:00.000Z");
+  emulator = await startGrowthZoneEmulator({ ratePerSecond: null, now: clock.now });
+  const origin = emulator.baseUrl;
+  const key = ((await postControl(origin, "/__emulator/token", {})) as { api_key: string }).api_key;
+  const seeded = (await postControl(origin, "/__emulator/seed", {
+    contacts: ["A", "K", "B", "C"].map((name) => ({
+      FirstName: name,
+      LastName: "Example",
+      ModifiedDate: "2026-06-01T09:00:00",
+      Emails: [
+        {
+          EmailAddress: `${name.toLowerCase()}@example.org`,
+          IsDefault: true,
+          Restriction: name === "K" ? "DoNotContact" : "None",
+        },
+      ],
+    })),
+  })) as { contacts: number[] };
+  const [a, k] = seeded.contacts.map(String);
+  const session = growthZoneManifest.connect(
+    {
+      connection_id: "growthzone-test",
+      base_url: origin,
+      page_size: 1,
+      limits: { requests_per_second: 1000 },
+      credentials: { get: async () => ({ api_key: key }), save: async () => {} },
+    },
+    { now: clock.now, sleep: clock.sleep },
+  );
+  const pages: ReadPage[] = [];
+  for await (const page of session.read(null)) {
+    if (!page.ok) throw new Error(page.error.message);
+    pages.push(page.value);
+    // A is deleted once her page is read: every contact after her moves up one place.
+    if (pages.length === 1)
+      await postControl(origin, "/__emulator/act", { action: "delete_contact", contact_id: a });
+  }
+  expect(
+    pages
+      .flatMap((p) => p.consent)
+      .filter((o) => o.kind === "opt_out")
+      .map((o) => o.external_id),
+  ).toEqual([k]);
+  // Each contact once.
+  const ids = pages.flatMap((p) => p.records.map((r) => r.external_id));
+  expect(new Set(ids).size).toBe(ids.length);
+});
