@@ -41,6 +41,18 @@ describe("the logger", () => {
     expect(parsed.msg).toBe(`request failed at /l/u/${REDACTED}`);
   });
 
+  it("cuts the password out of a database URL, keeping its user and host", () => {
+    const { logger, lines } = capture();
+    logger.error(
+      { url: "postgres://concord:s3cret-pw@db.internal:5432/concord" },
+      "store at postgresql://ops:hunter2@10.0.0.5/c failed",
+    );
+    const parsed = JSON.parse(lines[0] ?? "{}");
+    expect(parsed.url).toBe(`postgres://concord:${REDACTED}@db.internal:5432/concord`);
+    expect(parsed.msg).toBe(`store at postgresql://ops:${REDACTED}@10.0.0.5/c failed`);
+    expect(lines[0]).not.toMatch(/s3cret-pw|hunter2/);
+  });
+
   it("writes a line with a bearer token, a refresh token and an email that contains none of them", () => {
     const { logger, lines } = capture();
     logger.info(

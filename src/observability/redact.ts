@@ -20,6 +20,8 @@ const QUERY_RE =
 // A person's link or a sign-up confirmation in a path (`/l/u/<token>`, `/l/c/<token>`): the token is
 // a bearer of the person's consent.
 const PERSON_LINK_RE = /(\/l\/[upc]\/)[A-Za-z0-9_.-]{8,}/g;
+// A password in a URL's user part (`postgres://concord:secret@db:5432/…`): the user stays.
+const URL_PASSWORD_RE = /\b([a-z][a-z0-9+.-]{1,20}:\/\/[^\s:/@]{1,256}):(?!\[redacted\]@)[^\s/@]{1,256}@/gi;
 const AUTH_SCHEME_RE = /\b(Bearer|Basic|Token|Digest)(\s+)(?!\[redacted\])[A-Za-z0-9\-._~+/]+=*/g;
 const JWT_RE = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
 const SECRET_WORDS =
@@ -47,6 +49,7 @@ export function redactEmail(text: string): string {
 export function redactString(text: string): string {
   return redactEmail(
     text
+      .replace(URL_PASSWORD_RE, (_m, user: string) => `${user}:${REDACTED}@`)
       .replace(QUERY_RE, (_m, before: string) => `${before}?${REDACTED}`)
       .replace(PERSON_LINK_RE, (_m, path: string) => `${path}${REDACTED}`)
       .replace(JWT_RE, REDACTED)
