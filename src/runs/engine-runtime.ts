@@ -308,6 +308,8 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     return { ok: true, secret: resolved.value };
   };
 
+  /** When a refused delivery was last logged, per connection and reason, and how many since. */
+  const rejectedLogged = new Map<string, { at: number; since: number }>();
   const handleWebhook = async (connectionId: string, request: WebhookRequest): Promise<WebhookResponse> => {
     const connection = deps.config.connections.find((c) => c.id === connectionId);
     const opened = deps.connections.get(connectionId);
@@ -337,12 +339,21 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     switch (handling.kind) {
       case "handshake":
         return { status: handling.status, headers: handling.headers };
-      case "rejected":
-        deps.logger.warn(
-          { connection: connectionId, code: handling.code },
-          `webhook rejected: ${handling.message}`,
-        );
+      case "rejected": {
+        // Anyone may send these (a guesser, a scanner): one line a minute per connection and
+        // reason, with how many were refused since, so they cannot flood the log.
+        const key = `${connectionId}\u0000${handling.code}`;
+        const seen = rejectedLogged.get(key);
+        const at = deps.now().getTime();
+        if (seen === undefined || at - seen.at >= 60_000) {
+          deps.logger.warn(
+            { connection: connectionId, code: handling.code, refused_since: seen?.since ?? 0 },
+            `webhook rejected: ${handling.message}`,
+          );
+          rejectedLogged.set(key, { at, since: 0 });
+        } else seen.since += 1;
         return { status: handling.status, body: { code: handling.code, message: handling.message } };
+      }
       case "events": {
         const events = handling.changes.filter((c) => c.change !== "test");
         if (events.length > MAX_EVENTS_PER_DELIVERY) {

@@ -9,6 +9,7 @@ import type { FastifyInstance } from "fastify";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { buildServer } from "../server/app";
 import { eventsForContact } from "../ledger/consent-ledger";
+import { capturingLogger } from "../../test/support/capturing-logger";
 import { createEngineRuntime, type EngineRuntime } from "./engine-runtime";
 import type { SyncReport } from "./sync-pair";
 import {
@@ -159,6 +160,29 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
       expect(await h.store.inbox.countPending()).toBe(0);
     } finally {
       await weak.stop();
+    }
+  });
+
+  it("logs refused deliveries once a minute per reason, counting the rest, so guessers cannot flood the log", async () => {
+    const { logger, lines } = capturingLogger();
+    const guarded = createEngineRuntime({ ...runtimeDeps(h, { MC_WEBHOOK_SECRET: SECRET }), logger });
+    try {
+      const guess = (key: string) =>
+        guarded.handleWebhook("mc", {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded" },
+          query: { key },
+          raw_body: "type=profile&fired_at=2026-06-01+12%3A00%3A00&data%5Bid%5D=abc",
+        });
+      for (const key of ["a", "b", "c"]) expect((await guess(key)).status).toBe(401);
+      const refused = () => lines.filter((l) => l.includes("webhook rejected"));
+      expect(refused()).toHaveLength(1);
+      h.advance(60_000);
+      expect((await guess("d")).status).toBe(401);
+      expect(refused()).toHaveLength(2);
+      expect(refused()[1]).toContain('"refused_since":2');
+    } finally {
+      await guarded.stop();
     }
   });
 
