@@ -66,6 +66,15 @@ describe("webhook flood controls", () => {
     expect(reads.uncovered("re", "2026-06-01T00:00:05.000Z", changes)).toHaveLength(2);
   });
 
+  it("never skips a delivery that announced an opt-out: the read since may not show it", () => {
+    const reads = recentReads();
+    reads.record("mc", ["a"], Date.parse("2026-06-01T00:00:10.000Z"));
+    const announced = { ...change("1", "a"), opt_out: {} };
+    expect(reads.uncovered("mc", "2026-06-01T00:00:05.000Z", [announced, change("2", "a")])).toEqual([
+      announced,
+    ]);
+  });
+
   it("leaves the last quarter of a daily quota to polls and consent writes", () => {
     const usage = (remaining: number | null, daily_quota: number | null) => ({
       used_today: 0,
