@@ -81,12 +81,19 @@ const EPOCH = "2000-01-01T00:00:00.000Z";
  * last read (`<time> dnc=<list>:<contact>,…`). Setting a list's mark moves no contact's
  * ModifiedDate (QUIRKS.md), so the delta misses it; the marks are compared instead.
  */
-function parseCheckpoint(value: string): { at: string; marks: Set<string> | undefined } {
-  const [at = value, rest] = value.split(" dnc=");
-  return { at, marks: rest === undefined ? undefined : new Set(rest.split(",").filter((m) => m !== "")) };
+function parseCheckpoint(value: string): { at: string; marks: Set<string> | undefined; held: boolean } {
+  const [head = value, rest] = value.split(" dnc=");
+  const [at = head, ...flags] = head.split(" ");
+  return {
+    at,
+    marks: rest === undefined ? undefined : new Set(rest.split(",").filter((m) => m !== "")),
+    held: flags.includes(HELD_FLAG),
+  };
 }
-const checkpointValue = (at: string, marks: ReadonlySet<string> | undefined): string =>
-  marks === undefined ? at : `${at} dnc=${[...marks].sort().join(",")}`;
+/** Marks a checkpoint the last read kept where it was (its delta kept changing under it). */
+const HELD_FLAG = "held";
+const checkpointValue = (at: string, marks: ReadonlySet<string> | undefined, held = false): string =>
+  `${at}${held ? ` ${HELD_FLAG}` : ""}${marks === undefined ? "" : ` dnc=${[...marks].sort().join(",")}`}`;
 
 export function createGrowthZoneSession(
   settings: ConnectionSettings,
@@ -288,9 +295,6 @@ export function createGrowthZoneSession(
     const began = Date.parse(started);
     // Contacts still changing under the last pass allowed: one may have been skipped.
     let unsettled = false;
-    // Contacts the listing names as there whose detail answered 404: never taken as deleted on a
-    // path GrowthZone does not document (that would end them everywhere); left for the next read.
-    let unreadable = 0;
     for (let pass = 0; pass < (full ? 1 : MAX_DELTA_PASSES); pass++) {
       let changedMeanwhile = false;
       // A contact deleted while the full listing is paged leaves it, and every row after moves up:
@@ -324,8 +328,9 @@ export function createGrowthZoneSession(
           if (Date.parse(at) > began) changedMeanwhile = true;
         }
         const deleted = fresh.filter((r) => r.IsDeleted === true).map((r) => String(r.ContactId));
+        // A contact the listing names as there whose detail answers 404 is never taken as deleted on
+        // a path GrowthZone does not document (that would end them everywhere): left for a later read.
         const readable = live.filter((_, i) => read.value[i] !== null);
-        unreadable += live.length - readable.length;
         const page = toPage(
           [...read.value.filter((c) => c !== null), ...deleted.map(() => null)],
           [...readable, ...deleted],
@@ -347,14 +352,16 @@ export function createGrowthZoneSession(
       consent: [],
       checkpoint: {
         stream: STREAM,
-        value: checkpointValue(
-          full
-            ? started
-            : unsettled || unreadable > 0
-              ? (previous?.at ?? since)
-              : watermark.value(true, started),
-          marks,
-        ),
+        // Kept once, not again: a delta busy through every read would otherwise never move on (each
+        // read listing more); the full read reads what a second busy read skipped.
+        value: (() => {
+          const hold = !full && unsettled && previous?.held !== true;
+          return checkpointValue(
+            full ? started : hold ? (previous?.at ?? since) : watermark.value(true, started),
+            marks,
+            hold,
+          );
+        })(),
         taken_at: nowIso(),
       },
       ...(pageNo === 0 ? memberships() : {}),

@@ -72,7 +72,7 @@ it("a delta read while a contact changes under it skips no one: the opt-out of t
   expect(lastA?.last_name).toBe("Lovelace");
 });
 
-it("a delta whose contacts keep changing through its last pass keeps the old checkpoint: the next read lists it again", async () => {
+it("a delta whose contacts keep changing through its last pass keeps the old checkpoint once: the next read lists it again", async () => {
   const clock = createFakeClock("2026-06-01T12:00:00.000Z");
   emulator = await startGrowthZoneEmulator({ ratePerSecond: null, now: clock.now });
   const origin = emulator.baseUrl;
@@ -114,11 +114,25 @@ it("a delta whose contacts keep changing through its last pass keeps the old che
       changes: { LastName: `Edit ${++edits}` },
     });
   }
-  const last = pages.at(-1)!.checkpoint.value;
-  expect(Date.parse(last.split(" ")[0]!)).toBeLessThanOrEqual(Date.parse(from.value));
+  const last = pages.at(-1)!.checkpoint;
+  expect(Date.parse(last.value.split(" ")[0]!)).toBeLessThanOrEqual(Date.parse(from.value));
+  // Once, not for ever: a second busy read moves on (a delta busy through every read would
+  // otherwise list more each time); the full read reads what it skipped.
+  const again: ReadPage[] = [];
+  for await (const page of session.read(last)) {
+    if (!page.ok) throw new Error(page.error.message);
+    again.push(page.value);
+    clock.advance(1_000);
+    await postControl(origin, "/__emulator/act", {
+      action: "update_contact",
+      contact_id: a,
+      changes: { LastName: `Edit ${++edits}` },
+    });
+  }
+  expect(Date.parse(again.at(-1)!.checkpoint.value.split(" ")[0]!)).toBeGreaterThan(Date.parse(from.value));
 });
 
-it("a contact the delta lists whose detail answers 404 is not taken as deleted: it is left for the next read", async () => {
+it("a contact the delta lists whose detail answers 404 is not taken as deleted: it is left for a later read", async () => {
   const clock = createFakeClock("2026-06-01T12:00:00.000Z");
   emulator = await startGrowthZoneEmulator({ ratePerSecond: null, now: clock.now });
   const origin = emulator.baseUrl;
@@ -159,10 +173,6 @@ it("a contact the delta lists whose detail answers 404 is not taken as deleted: 
   }
   const records = pages.flatMap((p) => p.records);
   expect(records.map((r) => [r.external_id, r.deleted === true])).toEqual([[b, false]]);
-  // The checkpoint stays: the next read lists A again.
-  expect(Date.parse(pages.at(-1)!.checkpoint.value.split(" ")[0]!)).toBeLessThanOrEqual(
-    Date.parse(from.value),
-  );
 });
 
 it("a full read while a contact is deleted skips no one: the opt-out of the contact that moved up is read", async () => {
