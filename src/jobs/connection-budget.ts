@@ -9,11 +9,11 @@ import type { Database } from "../store/schema";
 
 /**
  * The store's connections for a process running `jobs` at once: each running poll holds one for its
- * poll lock and one for its pair's lock while its run uses others, and the API and housekeeping
- * need their own.
+ * poll lock and one for its pair's lock, a batch creating CRM records one for its creation locks,
+ * while its run uses others, and the API and housekeeping need their own.
  */
 export function storePoolSize(jobs: number): number {
-  return 10 + 3 * jobs;
+  return 10 + 4 * jobs;
 }
 
 /** The job queue's own connections: one per job running, one to listen for new jobs, one spare. */

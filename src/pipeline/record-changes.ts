@@ -354,19 +354,19 @@ async function alreadyKnownAct(
 ): Promise<boolean> {
   const record = o.evidence.source_record_id;
   if (o.kind === "opt_out" && o.time_unknown === true && record !== undefined) {
-    // Dated when seen: each read would date it anew. It is known while this connection's last word
-    // on the scope in the ledger (in the order recorded, not by date: a cleared flag's date may be
-    // a stale one) is this opt-out: a cleared flag (its resubscribe request) or an opt-in read from
-    // the same system since ends that, and the flag set again is a new opt-out.
+    // Dated when seen: each read would date it anew. It is known while this record's last word on
+    // the scope in the ledger (in the order recorded, not by date: a cleared flag's date may be a
+    // stale one) is this opt-out: the flag cleared since (its resubscribe request, named after the
+    // record) ends that, and the flag set again is a new opt-out. Judged per record: a person may
+    // hold two records in one system (a duplicate matched by address), each with its own flag.
     const key = scopeKey(scope);
+    const ofRecord = `${o.external_id}:`;
     let latest: ConsentEvent | undefined;
-    for (const { event: e } of await eventsForContact(tx, contact_id))
-      if (
-        e.kind !== "deliverability" &&
-        e.source.connection === ctx.connection_id &&
-        scopeKey(e.scope) === key
-      )
-        latest = e;
+    for (const { event: e } of await eventsForContact(tx, contact_id)) {
+      if (e.kind === "deliverability" || e.source.connection !== ctx.connection_id) continue;
+      const from = e.evidence.source_record_id ?? "";
+      if (scopeKey(e.scope) === key && (from === record || from.startsWith(ofRecord))) latest = e;
+    }
     return latest?.kind === "opt_out" && latest.evidence.source_record_id === record;
   }
   if (o.kind !== "opt_out" || o.mechanism !== "unknown") return false;

@@ -434,7 +434,9 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
           processed += 1;
           continue;
         }
-        if (webhookShareSpent(opened.budget.usage())) {
+        // An opt-out a delivery announced is consent, not a re-read to leave to the poll: a poll
+        // may not show it (a Mailchimp member archived since).
+        if (webhookShareSpent(opened.budget.usage()) && !changes.some((c) => c.opt_out !== undefined)) {
           // The rest of today's quota is for consent writes and polls; the poll reads these records.
           if (!shareSpentTold.has(item.connection_id)) {
             shareSpentTold.add(item.connection_id);

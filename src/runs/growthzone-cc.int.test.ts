@@ -364,6 +364,29 @@ describe("GrowthZone ⇄ Constant Contact (seed 004)", () => {
     expect(await fromList()).toHaveLength(marks.length);
   });
 
+  it("G7. two records of one person, each with the list's Do Not Contact, are each recorded once, however often read", async () => {
+    await firstLoad();
+    // A duplicate of Ada (the same address) joins Appeals; both memberships say Do Not Contact.
+    await world.seed("growthzone", { people: [person("ada2", "Ada")] });
+    await gzAct("add_to_group", { contact_id: "ada2", group_id: "appeals" });
+    await gzAct("set_list_do_not_contact", { contact_id: "ada", group_id: "appeals", do_not_contact: true });
+    await gzAct("set_list_do_not_contact", { contact_id: "ada2", group_id: "appeals", do_not_contact: true });
+    const count = async () =>
+      (await eventsForContact(store, await contactOf("ada"))).filter(
+        (e) => e.event.source.connection === "growthzone" && e.event.kind === "opt_out",
+      ).length;
+    await sync();
+    await fullSync();
+    const settled = await count();
+    expect(settled).toBeGreaterThan(0);
+    for (let i = 0; i < 2; i++) {
+      clock.advance(60_000);
+      await sync();
+      await fullSync();
+    }
+    expect(await count()).toBe(settled);
+  });
+
   it("G3. Do Not Contact on a contact GrowthZone gives no date (0001-01-01) is not outranked by an older opt-in", async () => {
     await firstLoad();
     await gzAct("set_restriction", { contact_id: "ed", restriction: "DoNotContact" });
