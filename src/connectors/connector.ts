@@ -291,7 +291,7 @@ export type WebhookChange = {
    * re-read may no longer show it: a Mailchimp member archived after unsubscribing reads only as
    * archived. The connector uses it only when the record it re-reads hides its consent.
    */
-  opt_out?: { reason?: string };
+  opt_out?: { reason?: string; actor?: "account" };
 };
 
 export type WebhookHandling =

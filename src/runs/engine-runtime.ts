@@ -1116,7 +1116,7 @@ const WebhookChangesSchema = z.array(
     external_id: z.string(),
     occurred_at: z.string(),
     change: z.enum(["changed", "deleted", "email_changed", "consent_changed", "test"]),
-    opt_out: z.object({ reason: z.string().optional() }).optional(),
+    opt_out: z.object({ reason: z.string().optional(), actor: z.literal("account").optional() }).optional(),
   }),
 );
 
@@ -1126,7 +1126,13 @@ function parseChanges(value: JsonValue): WebhookChange[] {
   return parsed.data.map(({ opt_out, ...change }) =>
     opt_out === undefined
       ? change
-      : { ...change, opt_out: opt_out.reason !== undefined ? { reason: opt_out.reason } : {} },
+      : {
+          ...change,
+          opt_out: {
+            ...(opt_out.reason !== undefined ? { reason: opt_out.reason } : {}),
+            ...(opt_out.actor !== undefined ? { actor: opt_out.actor } : {}),
+          },
+        },
   );
 }
 

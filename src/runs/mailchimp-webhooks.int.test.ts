@@ -145,6 +145,40 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
     });
   });
 
+  it("an archived member's announced opt-out is credited by the webhook it came by: a person's, or an account user's", async () => {
+    await runtime.syncNow();
+    for (const by of ["user", "admin"] as const) {
+      const hook = await mcApi("POST", `/lists/${AUDIENCE}/webhooks`, {
+        url: `${base}/webhooks/mc?key=${SECRET}&by=${by}`,
+        sources: { user: by === "user", admin: by === "admin", api: false },
+      });
+      expect(hook.status, JSON.stringify(hook.body)).toBe(200);
+    }
+    const act = (as: string, action: string, email: string) =>
+      post(h.mcOrigin!, "/__emulator/act", { list_id: AUDIENCE, as, action, email });
+    // Ada leaves by the footer link; an admin unsubscribes Bob; both are archived before the flush.
+    await act("contact", "unsubscribe", "ada@example.org");
+    await act("admin", "unsubscribe", "bob@example.org");
+    await act("admin", "archive", "ada@example.org");
+    await act("admin", "archive", "bob@example.org");
+    h.advance(1_000);
+    await post(h.mcOrigin!, "/__emulator/webhooks/flush", {});
+    await runtime.idle();
+    const optOut = async (email: string) => {
+      const [contact] = await h.store.contacts.findByMatchKey(email);
+      return (await eventsForContact(h.store, contact!.id))
+        .map((e) => e.event)
+        .find((e) => e.kind === "opt_out" && e.source.connection === "mc");
+    };
+    expect(await optOut("ada@example.org")).toMatchObject({ actor: { kind: "contact" } });
+    expect(await optOut("bob@example.org")).toMatchObject({
+      actor: { kind: "account" },
+      mechanism: "admin_edit",
+    });
+    // Both stop everywhere: the account's opt-out is one all the same.
+    expect((await h.reGet(`/constituent/v1/constituents/${re["bob"] ?? ""}`)).requests_no_email).toBe(true);
+  });
+
   it("a secret short enough to guess verifies nothing: deliveries are refused, saying only that to the caller", async () => {
     const weak = createEngineRuntime(runtimeDeps(h, { MC_WEBHOOK_SECRET: "7" }));
     try {

@@ -101,14 +101,17 @@ describe("webhook subscriptions kept by serve (SQLite)", () => {
       ["mc", "registered"],
     ]);
     expect(first.every((c) => c.created > 0)).toBe(true);
-    expect((await mcHooks()).map((w) => w.url)).toEqual([`${base}/webhooks/mc?key=mc-webhook-secret-1f3a`]);
+    expect((await mcHooks()).map((w) => w.url)).toEqual([
+      `${base}/webhooks/mc?key=mc-webhook-secret-1f3a&by=user`,
+      `${base}/webhooks/mc?key=mc-webhook-secret-1f3a&by=admin`,
+    ]);
     const reCount = reSubscriptions().length;
     expect(reCount).toBeGreaterThan(0);
 
     // Checked again: nothing new is made.
     const again = await runtime.ensureWebhooks();
     expect(again.map((c) => c.created)).toEqual([0, 0]);
-    expect((await mcHooks()).length).toBe(1);
+    expect((await mcHooks()).length).toBe(2);
     expect(reSubscriptions().length).toBe(reCount);
     expect(alerts).toEqual([]);
 
@@ -124,7 +127,7 @@ describe("webhook subscriptions kept by serve (SQLite)", () => {
     // The hourly check at a tick finds them gone and makes them again.
     h.advance(WEBHOOK_CHECK_MS);
     await runtime.tick();
-    expect((await mcHooks()).length).toBe(1);
+    expect((await mcHooks()).length).toBe(2);
     expect(reSubscriptions().length).toBe(reCount);
     await runtime.idle();
     const lost = alerts.filter((a) => a.code === "webhook_subscription_lost");

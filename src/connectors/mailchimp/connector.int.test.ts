@@ -309,18 +309,28 @@ describe("Mailchimp connector", () => {
 });
 
 describe("registering Concord's webhook", () => {
-  it("subscribes the receiver with the secret in its URL, once, and says why when Mailchimp cannot reach it", async () => {
+  it("subscribes the receiver with the secret in its URL, one webhook for people's acts and one for the account's, once, and says why when Mailchimp cannot reach it", async () => {
     const { a } = await account();
     const receiver = createServer((_req, res) => res.end("ok"));
     await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
     try {
       const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/webhooks/mc`;
+      // An earlier Concord's single webhook for both sources: replaced by the two.
+      await a.api("POST", `/lists/${TEST_AUDIENCE}/webhooks`, {
+        url: `${url}?key=s3cret`,
+        sources: { user: true, admin: true, api: false },
+      });
       const first = await registerMailchimpWebhook(a.settings, a.runtime, url, "s3cret");
-      expect(first).toMatchObject({ ok: true, value: { created: true } });
+      expect(first).toMatchObject({ ok: true, value: { created: 2, kept: 0 } });
       const again = await registerMailchimpWebhook(a.settings, a.runtime, url, "s3cret");
-      expect(again).toMatchObject({ ok: true, value: { created: false } });
+      expect(again).toMatchObject({ ok: true, value: { created: 0, kept: 2 } });
       const hooks = await a.api("GET", `/lists/${TEST_AUDIENCE}/webhooks`);
-      expect(hooks.body.webhooks.map((w: { url: string }) => w.url)).toEqual([`${url}?key=s3cret`]);
+      expect(
+        hooks.body.webhooks.map((w: { url: string; sources: Record<string, boolean> }) => [w.url, w.sources]),
+      ).toEqual([
+        [`${url}?key=s3cret&by=user`, { user: true, admin: false, api: false }],
+        [`${url}?key=s3cret&by=admin`, { user: false, admin: true, api: false }],
+      ]);
       const unreachable = await registerMailchimpWebhook(
         a.settings,
         a.runtime,

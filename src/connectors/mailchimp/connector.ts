@@ -33,7 +33,13 @@ import { applyConsentFirst, outcomeOfError, runByKind, stopsAll } from "../kit/a
 import { createWatermark, firstSeen, readStart } from "../kit/incremental-read";
 import { screenUpsertItems } from "../kit/upsert-items";
 import { createMailchimpClient, type CallPriority, type MailchimpClient } from "./client";
-import { WEBHOOK_EVENTS, WEBHOOK_KEY_PARAM, WEBHOOK_SOURCES } from "./webhooks";
+import {
+  WEBHOOK_ACTORS,
+  WEBHOOK_BY_PARAM,
+  WEBHOOK_EVENTS,
+  WEBHOOK_KEY_PARAM,
+  WEBHOOK_SOURCES,
+} from "./webhooks";
 import {
   announcedOptOut,
   interestListId,
@@ -1033,22 +1039,25 @@ async function findMailchimpAudience(
 
 /**
  * Subscribes Concord's receiver to the connection's audience, as an integrator does once: the
- * secret goes in the URL (Mailchimp signs nothing), member events from people and account users
- * (Concord's own API writes are left out). Idempotent: a webhook with the same URL is kept. Mailchimp
- * checks the URL with a GET before it creates the webhook, so the receiver must be up.
+ * secret goes in the URL (Mailchimp signs nothing), member events from people and from account
+ * users each to a URL of their own (`by=user`, `by=admin`: a delivery does not say who acted, and an
+ * opt-out only its webhook carries must be credited to the right one, DESIGN.md §2 rule 4);
+ * Concord's own API writes are left out. Idempotent: a webhook with the same URL is kept, and one of
+ * an earlier Concord for both sources at once is removed. Mailchimp checks the URL with a GET
+ * before it creates a webhook, so the receiver must be up.
  */
 export async function registerMailchimpWebhook(
   settings: ConnectionSettings,
   runtime: ConnectorRuntime,
   receiverUrl: string,
   secret: string,
-): Promise<ConnectorResult<{ id: string; created: boolean }>> {
+): Promise<ConnectorResult<{ created: number; kept: number }>> {
   const options = MailchimpOptionsSchema.parse(settings.options ?? {});
   const client = createMailchimpClient(settings, runtime, MAILCHIMP_LIMITS);
   const audience = await findMailchimpAudience(client, options.audience);
   if (!audience.ok) return audience;
-  const url = new URL(receiverUrl);
-  url.searchParams.set(WEBHOOK_KEY_PARAM, secret);
+  const keyed = new URL(receiverUrl);
+  keyed.searchParams.set(WEBHOOK_KEY_PARAM, secret);
   const existing = await client.request({
     method: "GET",
     path: `/lists/${audience.value.id}/webhooks`,
@@ -1056,12 +1065,49 @@ export async function registerMailchimpWebhook(
     schema: McWebhooksSchema,
   });
   if (!existing.ok) return existing;
-  const same = existing.value.body.webhooks.find((w) => w.url === url.toString());
-  if (same) return ok({ id: same.id, created: false });
+  let created = 0;
+  let kept = 0;
+  for (const by of WEBHOOK_ACTORS) {
+    const url = new URL(keyed);
+    url.searchParams.set(WEBHOOK_BY_PARAM, by);
+    if (existing.value.body.webhooks.some((w) => w.url === url.toString())) {
+      kept += 1;
+      continue;
+    }
+    const made = await createWebhook(client, audience.value.id, url, by, receiverUrl);
+    if (!made.ok) return made;
+    created += 1;
+  }
+  // One webhook for both sources (an earlier Concord's) would deliver each event a second time,
+  // without saying who acted: removed once the two are there.
+  const both = existing.value.body.webhooks.find((w) => w.url === keyed.toString());
+  if (both) {
+    const removed = await client.request({
+      method: "DELETE",
+      path: `/lists/${audience.value.id}/webhooks/${encodeURIComponent(both.id)}`,
+      priority: "write",
+      accept: [404],
+    });
+    if (!removed.ok) return removed;
+  }
+  return ok({ created, kept });
+}
+
+async function createWebhook(
+  client: MailchimpClient,
+  listId: string,
+  url: URL,
+  by: (typeof WEBHOOK_ACTORS)[number],
+  receiverUrl: string,
+): Promise<ConnectorResult<void>> {
   const created = await client.request({
     method: "POST",
-    path: `/lists/${audience.value.id}/webhooks`,
-    json: { url: url.toString(), events: WEBHOOK_EVENTS, sources: WEBHOOK_SOURCES },
+    path: `/lists/${listId}/webhooks`,
+    json: {
+      url: url.toString(),
+      events: WEBHOOK_EVENTS,
+      sources: { ...WEBHOOK_SOURCES, user: by === "user", admin: by === "admin" },
+    },
     priority: "write",
     accept: [400],
     schema: McWebhookSchema.or(McProblemSchema),
@@ -1075,6 +1121,5 @@ export async function registerMailchimpWebhook(
         `Mailchimp did not create the webhook for ${receiverUrl}: ${p.detail ?? p.title ?? "refused"} ${(p.errors ?? []).map((e) => e.message ?? "").join(" ")}`.trim(),
     });
   }
-  const body = created.value.body as { id?: string };
-  return ok({ id: body.id ?? "", created: true });
+  return ok(undefined);
 }

@@ -153,9 +153,7 @@ export const mailchimpManifest: ConnectorManifest = {
     handle: handleMailchimpWebhook,
     register: async (settings, runtime, receiver) => {
       const r = await registerMailchimpWebhook(settings, runtime, receiver.url, receiver.secret);
-      return r.ok
-        ? { ok: true, value: { created: r.value.created ? 1 : 0, kept: r.value.created ? 0 : 1 } }
-        : r;
+      return r.ok ? { ok: true, value: r.value } : r;
     },
   },
   emulator: {

@@ -219,9 +219,10 @@ export function memberToConsent(m: McMember): ConsentObservation[] {
 
 /**
  * The opt-out an unsubscribe webhook announced, for a member that reads as archived (Mailchimp
- * keeps no earlier status an archived member shows): the person's own (the delivery cannot say an
- * admin made it, and an opt-out is the account's only when the source plainly says so), a spam
- * complaint when its reason is `abuse`, dated when the webhook fired.
+ * keeps no earlier status an archived member shows), dated when the webhook fired: an account
+ * user's when it came by the webhook for account users' acts (`by=admin`), else the person's (an
+ * opt-out is the account's only when the source plainly says so); a spam complaint when its
+ * reason is `abuse`.
  */
 export function announcedOptOut(m: McMember, change: WebhookChange): ConsentObservation {
   const reason = change.opt_out?.reason;
@@ -231,8 +232,12 @@ export function announcedOptOut(m: McMember, change: WebhookChange): ConsentObse
     channel: "email",
     scope: ACCOUNT_OBSERVED,
     kind: "opt_out",
-    mechanism: reason === "abuse" ? "spam_complaint" : "unknown",
-    actor: { kind: "contact" },
+    ...(change.opt_out?.actor === "account" && reason !== "abuse"
+      ? { mechanism: "admin_edit" as const, actor: { kind: "account" as const } }
+      : {
+          mechanism: reason === "abuse" ? ("spam_complaint" as const) : ("unknown" as const),
+          actor: { kind: "contact" as const },
+        }),
     occurred_at: change.occurred_at,
     evidence: {
       payload_sha256: digest({ event_id: change.event_id, type: change.type, id: change.external_id }),

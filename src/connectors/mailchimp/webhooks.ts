@@ -10,6 +10,12 @@ import { secretMatches } from "../kit/webhook-secret";
 
 /** The query parameter that carries the webhook secret in the registered URL. */
 export const WEBHOOK_KEY_PARAM = "key";
+/**
+ * The query parameter that says whose acts a webhook carries: Concord registers one webhook for the
+ * people's own (`user`) and one for the account's users (`admin`), since a delivery does not say.
+ */
+export const WEBHOOK_BY_PARAM = "by";
+export const WEBHOOK_ACTORS = ["user", "admin"] as const;
 
 /** What Concord subscribes to, and from which sources (`api` is Concord's own writes: left out). */
 export const WEBHOOK_EVENTS = {
@@ -107,7 +113,16 @@ export function handleMailchimpWebhook(request: WebhookRequest, secret: string):
         external_id: id,
         occurred_at: occurred,
         change,
-        ...(action === "unsub" ? { opt_out: reason ? { reason: reason.slice(0, 100) } : {} } : {}),
+        ...(action === "unsub"
+          ? {
+              opt_out: {
+                ...(reason ? { reason: reason.slice(0, 100) } : {}),
+                // The webhook it came by says who: an account user's, or (a person's, or a webhook
+                // registered for both by an earlier Concord) the person's.
+                ...(request.query[WEBHOOK_BY_PARAM] === "admin" ? { actor: "account" as const } : {}),
+              },
+            }
+          : {}),
       },
     ],
   };
