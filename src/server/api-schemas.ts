@@ -168,7 +168,8 @@ export const OverrideRequestSchema = z.strictObject({
   request_text: z.string().trim().max(1000).optional(),
   requested_at: z.iso.datetime({
     offset: true,
-    error: "expected when the person asked, an ISO-8601 date-time (2026-12-01T09:30:00Z): an override lifts only opt-outs made before it",
+    error:
+      "expected when the person asked, an ISO-8601 date-time (2026-12-01T09:30:00Z): an override lifts only opt-outs made before it",
   }),
   recorded_by: z.string().trim().min(1, "expected who records the request").max(200),
 });
