@@ -156,8 +156,9 @@ function creationLockNames(connectionId: string, batch: readonly PlannedOperatio
 
 /**
  * Applies one batch and records its outcomes in one transaction; returns why the connection must
- * wait, when it must (with its operations deferred in the batch). A creation whose contact is linked on the connection already (another run
- * created the record while this plan waited) is not sent: it is skipped, pointing at that record.
+ * wait, when it must (with its operations deferred in the batch). A creation whose contact is
+ * linked on the connection already (another run created the record while this plan waited) is not
+ * sent: it is skipped, pointing at that record.
  */
 async function applyBatch(
   deps: ExecuteDeps,

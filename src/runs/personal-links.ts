@@ -340,16 +340,16 @@ export function preferencePageAct(request: { ip?: string; user_agent?: string; w
 export type RecordedPreferences = { opt_outs: string[]; opt_ins: string[]; stale: boolean };
 
 /**
- * The person's choices (from the preference centre, a confirmed sign-up), as their own acts: an opt-out where they left
- * unticked something they receive (or that only the organisation stopped), an express opt-in
- * (which lifts their earlier opt-outs) where they ticked something they do not. Leaving all email
- * makes the topics moot. A preference form is the person's act only on the state it showed:
- * `shown` (each line as the page showed it, receiving or not) must be the state now, else nothing
- * is recorded
- * and the submission is `stale` (an unsubscribe link, the organisation or another tab changed it
- * meanwhile, and a box left as it was shown is no choice of theirs). Once recorded, the state is
- * the form's: a line left unticked that their opt-in would open (ticking all email back, with a
- * topic left unticked) is their opt-out too. Runs in the caller's transaction when given one.
+ * The person's choices (from the preference centre, a confirmed sign-up), as their own acts: an
+ * opt-out where they left unticked something they receive (or that only the organisation
+ * stopped), an express opt-in (which lifts their earlier opt-outs) where they ticked something
+ * they do not. Leaving all email makes the topics moot. A preference form is the person's act only
+ * on the state it showed: `shown` (each line as the page showed it, receiving or not) must be the
+ * state now, else nothing is recorded and the submission is `stale` (an unsubscribe link, the
+ * organisation or another tab changed it meanwhile, and a box left as it was shown is no choice of
+ * theirs). Once recorded, the state is the form's: a line left unticked that their opt-in would
+ * open (ticking all email back, with a topic left unticked) is their opt-out too. Runs in the
+ * caller's transaction when given one.
  */
 export async function recordPreferences(
   store: StoreSession,
