@@ -384,7 +384,7 @@ describe.skipIf(skip !== undefined)(
       "a $command that may open more connections than its role's limit allows says so at start, and runs",
       async (p) => {
         // A role whose CONNECTION LIMIT (as hosted PostgreSQL sets them) is below what a worker of 8
-        // jobs may open (34 for the store, 10 for the job queue), with the rights of the test's own.
+        // jobs may open (42 for the store, 10 for the job queue), with the rights of the test's own.
         const role = `concord_${randomBytes(4).toString("hex")}`;
         const admin = await openStore({ url, schema: "public", migrate: false, pool_size: 1 });
         await sql`create role ${sql.id(role)} login password 'limited-role-7c1e' connection limit 30 in role ${sql.id(new URL(url).username)}`.execute(
@@ -397,7 +397,7 @@ describe.skipIf(skip !== undefined)(
           const i = (current = await installation("1h", undefined, { url: limited.toString() }));
           await i.start(p.command, [...p.args, "8"]);
           expect(i.output()).toContain(
-            `this process may open up to 44 PostgreSQL connections (34 for the store and 10 for the job queue, running 8 jobs at once), but only`,
+            `this process may open up to 52 PostgreSQL connections (42 for the store and 10 for the job queue, running 8 jobs at once), but only`,
           );
           expect(i.output()).toContain(`under the CONNECTION LIMIT 30 of role ${role},`);
           // It runs all the same: the first sync is carried with the connections it has.
