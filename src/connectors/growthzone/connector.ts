@@ -344,6 +344,9 @@ export function createGrowthZoneSession(
       unsettled = changedMeanwhile;
       if (!changedMeanwhile) break;
     }
+    // Kept once, not again: a delta busy through every read would otherwise never move on (each
+    // read listing more); the full read reads what a second busy read skipped.
+    const hold = !full && unsettled && previous?.held !== true;
     // The read is complete: its checkpoint moves to where it started (a full read) or to the newest
     // change; a delta whose contacts kept changing through its last pass keeps the old checkpoint,
     // so the next read lists it again from there (a contact skipped is read then, not lost).
@@ -352,16 +355,11 @@ export function createGrowthZoneSession(
       consent: [],
       checkpoint: {
         stream: STREAM,
-        // Kept once, not again: a delta busy through every read would otherwise never move on (each
-        // read listing more); the full read reads what a second busy read skipped.
-        value: (() => {
-          const hold = !full && unsettled && previous?.held !== true;
-          return checkpointValue(
-            full ? started : hold ? (previous?.at ?? since) : watermark.value(true, started),
-            marks,
-            hold,
-          );
-        })(),
+        value: checkpointValue(
+          full ? started : hold ? (previous?.at ?? since) : watermark.value(true, started),
+          marks,
+          hold,
+        ),
         taken_at: nowIso(),
       },
       ...(pageNo === 0 ? memberships() : {}),
