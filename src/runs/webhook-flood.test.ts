@@ -54,6 +54,17 @@ describe("webhook flood controls", () => {
     ).toEqual(["b changed", "a changed", "a deleted"]);
   });
 
+  it("keeps an announced opt-out when a plain change to the same record follows it", () => {
+    const unsubscribed = { ...change("u", "a", "consent_changed"), opt_out: { reason: "manual" } };
+    const byAdmin = { ...change("v", "a", "consent_changed"), opt_out: { actor: "account" as const } };
+    const cleaned = change("c", "a", "consent_changed");
+    expect(distinctChanges([unsubscribed, unsubscribed, byAdmin, cleaned])).toEqual([
+      unsubscribed,
+      byAdmin,
+      cleaned,
+    ]);
+  });
+
   it("skips records read after the delivery arrived, not before", () => {
     const reads = recentReads();
     reads.record("re", ["a"], Date.parse("2026-06-01T00:00:10.000Z"));

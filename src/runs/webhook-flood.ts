@@ -86,10 +86,17 @@ export type WebhookClaim = {
   settle: (stored: boolean) => void;
 };
 
-/** One hint per record and kind of change: a thousand events about one record are one re-read. */
+/**
+ * One hint per record and kind of change: a thousand events about one record are one re-read. An
+ * announced opt-out is a kind of its own, per actor: a later plain change to the record (Mailchimp's
+ * "cleaned" after an "unsubscribe") must not drop it, since the re-read may no longer show it.
+ */
 export function distinctChanges(changes: readonly WebhookChange[]): WebhookChange[] {
   const byRecord = new Map<string, WebhookChange>();
-  for (const change of changes) byRecord.set(`${change.external_id}\u0000${change.change}`, change);
+  for (const change of changes) {
+    const optOut = change.opt_out === undefined ? "" : (change.opt_out.actor ?? "person");
+    byRecord.set(`${change.external_id}\u0000${change.change}\u0000${optOut}`, change);
+  }
   return [...byRecord.values()];
 }
 
