@@ -248,32 +248,70 @@ async function eraseIn(
 
 /**
  * Records at one of `keys` that no contact is linked to: a platform record that could be several
- * people waits in the review queue (`ambiguous_identity`, with the address it holds).
+ * people waits in the review queue (`ambiguous_identity`, with the address it holds; dismissed or
+ * not), and any record read but never linked (a contact uploaded straight into a platform) leaves
+ * its snapshot. Both hold the person's data in Concord and in the platform.
  */
 async function unlinkedRecordsAt(
   store: StoreSession,
   keys: ReadonlySet<string>,
 ): Promise<{ connection_id: string; external_id: string }[]> {
-  const rows = await store.db
+  const found = new Map<string, { connection_id: string; external_id: string }>();
+  const add = (connection_id: string, external_id: string) =>
+    found.set(`${connection_id}\u0000${external_id}`, { connection_id, external_id });
+  const atKey = (email: unknown): boolean => {
+    const key = typeof email === "string" ? normaliseEmail(email) : undefined;
+    return key?.ok === true && keys.has(key.match_key);
+  };
+  const review = await store.db
     .selectFrom("review_items")
     .select(["connection_id", "external_id", "detail_json"])
     .where("kind", "=", "ambiguous_identity")
     .where("contact_id", "is", null)
-    .where("status", "=", "open")
     .execute();
-  return rows.flatMap((row) => {
-    if (row.connection_id === null || row.external_id === null) return [];
-    let email: unknown;
-    try {
-      email = (JSON.parse(row.detail_json) as { email?: unknown }).email;
-    } catch {
-      return [];
-    }
-    const key = typeof email === "string" ? normaliseEmail(email) : undefined;
-    return key?.ok === true && keys.has(key.match_key)
-      ? [{ connection_id: row.connection_id, external_id: row.external_id }]
-      : [];
-  });
+  for (const row of review) {
+    if (row.connection_id === null || row.external_id === null) continue;
+    if (atKey(parseJson<{ email?: unknown }>(row.detail_json)?.email))
+      add(row.connection_id, row.external_id);
+  }
+  // A pass over the snapshots no link points to, narrowed by text, then read: a record is at the
+  // address when one of its own emails is, not when a note quotes it.
+  const payload = sql.ref("record_snapshots.payload_json");
+  const contains = (key: string) =>
+    store.dialect === "postgres"
+      ? sql<boolean>`strpos(lower(${payload}), ${key}) > 0`
+      : sql<boolean>`instr(lower(${payload}), ${key}) > 0`;
+  const unlinked = await store.db
+    .selectFrom("record_snapshots")
+    .select(["connection_id", "external_id", "payload_json"])
+    .where((eb) =>
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom("links")
+            .select("links.contact_id")
+            .whereRef("links.connection_id", "=", "record_snapshots.connection_id")
+            .whereRef("links.external_id", "=", "record_snapshots.external_id"),
+        ),
+      ),
+    )
+    .where((eb) => eb.or([...keys].map(contains)))
+    .execute();
+  for (const row of unlinked) {
+    const emails = parseJson<{ emails?: unknown }>(row.payload_json)?.emails;
+    if (Array.isArray(emails) && emails.some((e: { address?: unknown } | null) => atKey(e?.address)))
+      add(row.connection_id, row.external_id);
+  }
+  return [...found.values()];
+}
+
+function parseJson<T>(text: string): Partial<T> | undefined {
+  try {
+    const value = JSON.parse(text) as Partial<T> | null;
+    return value !== null && typeof value === "object" ? value : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Concord's own copy: everything personal about the contacts, in one transaction. */
@@ -354,11 +392,6 @@ async function eraseConcordCopy(
 }
 
 /**
- * Replaces each of `addresses` with "[erased]" in a text column (JSON, where an address is a plain
- * string: addresses hold no quote or backslash), in the rows that contain one. A pass over the
- * table: erasures are rare and run beside no pair's run.
- */
-/**
  * `text` with each of the person's addresses and names, in any case and as whole words, read
  * `[erased]`: what the erasure's own record may keep of what an operator or a system wrote.
  */
@@ -373,6 +406,11 @@ function withoutPerson(text: string, personal: ReadonlySet<string>): string {
   return out;
 }
 
+/**
+ * Replaces each of `addresses`, in any case, with "[erased]" in a text column (JSON, where an
+ * address is a plain string: addresses hold no quote or backslash), in the rows that contain one. A
+ * pass over the table: erasures are rare and run beside no pair's run.
+ */
 async function scrubAddresses(
   tx: StoreSession,
   table: "runs" | "plans" | "outcomes",
@@ -380,18 +418,32 @@ async function scrubAddresses(
   addresses: readonly string[],
   only?: [column: "operation_id", value: string],
 ): Promise<void> {
-  for (const address of addresses) {
-    if (address === "" || /["\\]/.test(address)) continue;
-    const target = sql.ref(`${table}.${column}`);
-    let update = tx.db
-      .updateTable(table)
-      .set({ [column]: sql`replace(${target}, ${address}, '[erased]')` })
-      .where(
-        tx.dialect === "postgres"
-          ? sql<boolean>`strpos(${target}, ${address}) > 0`
-          : sql<boolean>`instr(${target}, ${address}) > 0`,
-      );
-    if (only !== undefined) update = update.where(only[0], "=", only[1]);
-    await update.execute();
-  }
+  // Each system quotes the address in its own spelling: matched and replaced in any case.
+  const lowered = [...new Set(addresses.map((a) => a.toLowerCase()))].filter(
+    (a) => a !== "" && !/["\\]/.test(a),
+  );
+  if (lowered.length === 0) return;
+  const target = sql.ref(`${table}.${column}`);
+  const contains = (address: string) =>
+    tx.dialect === "postgres"
+      ? sql<boolean>`strpos(lower(${target}), ${address}) > 0`
+      : sql<boolean>`instr(lower(${target}), ${address}) > 0`;
+  const keys = table === "outcomes" ? ["operation_id", "attempt"] : ["id"];
+  const rows = await sql<Record<string, string | number> & { text: string }>`select ${sql.join(
+    keys.map((k) => sql.ref(k)),
+  )}, ${target} as text from ${sql.table(table)} where (${sql.join(lowered.map(contains), sql` or `)})${
+    only === undefined ? sql`` : sql` and ${sql.ref(only[0])} = ${only[1]}`
+  }`.execute(tx.db);
+  const pattern = new RegExp(
+    lowered
+      .sort((a, b) => b.length - a.length)
+      .map((a) => a.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+      .join("|"),
+    "giu",
+  );
+  for (const row of rows.rows)
+    await sql`update ${sql.table(table)} set ${sql.ref(column)} = ${row.text.replace(pattern, "[erased]")} where ${sql.join(
+      keys.map((k) => sql`${sql.ref(k)} = ${row[k]}`),
+      sql` and `,
+    )}`.execute(tx.db);
 }

@@ -215,6 +215,31 @@ describe("erasure", () => {
     expect(await everyRow()).not.toContain("ada.lovelace@example.org");
   });
 
+  it("a record at the address whose review was dismissed is erased too, in the platform and in Concord", async () => {
+    h = await startSyncHarness(sqlite);
+    const [uploaded] = await h.seedCc(h.ccMain, [
+      {
+        email_address: { address: "ADA.LOVELACE@example.org", permission_to_send: "explicit" },
+        first_name: "Ada",
+        list_memberships: ["Newsletter"],
+      },
+    ]);
+    await h.seedRe([individual(ADA, "Ada", "Lovelace"), individual(ADA, "Ada", "King")]);
+    await h.sync();
+    const item = (await h.store.reviewItems.list("open")).find((r) => r.connection_id === "cc-main");
+    expect(item?.external_id).toBe(uploaded!.contact_id);
+    await h.store.reviewItems.resolve(item!.id, "dismissed", { action: "dismiss", note: null });
+
+    const result = await erasePerson(deps(), { email: ADA, requested_by: "Operator" });
+    expect(result.ok && result.report.systems.map((s) => [s.connection_id, s.status]).sort()).toEqual([
+      ["cc-main", "erased"],
+      ["re-nxt", "erased"],
+      ["re-nxt", "erased"],
+    ]);
+    expect(h.ccContact(h.ccMain, ADA)?.deleted_at).toEqual(expect.any(String));
+    expect(await everyRow()).not.toContain("ada.lovelace@example.org");
+  });
+
   it("suppresses an address Concord never held: a system that brings it later is refused", async () => {
     h = await startSyncHarness(sqlite);
     const result = await erasePerson(deps(), { email: "Zoe@Example.org", requested_by: "Operator" });
@@ -258,6 +283,14 @@ describeOnBackends("erasure and run history", (backend) => {
     const [ada] = await h.seedRe([individual(ADA, "Ada", "Lovelace")]);
     const [bob] = await h.seedRe([individual("bob@example.org", "Bob", "Example")]);
     await addToReList(h, RE_LISTS.news, [ada!, bob!]);
+    // Constant Contact holds her address in a spelling of its own, which its plan reasons quote.
+    await h.seedCc(h.ccMain, [
+      {
+        email_address: { address: "ADA.LOVELACE@EXAMPLE.ORG", permission_to_send: "explicit" },
+        first_name: "Ada",
+        list_memberships: ["Newsletter"],
+      },
+    ]);
     await h.sync();
     // Staff tick Requests No Email for both; a reconciliation before the next sync names them.
     h.advance(60_000);
@@ -280,6 +313,9 @@ describeOnBackends("erasure and run history", (backend) => {
     const moved = await h.sync();
     expect(moved.plan?.operations.some((o) => o.reason.code === "email_changed_in_crm")).toBe(true);
     expect(await history()).toContain("ada@analytical.example");
+    expect(JSON.stringify(await h.store.db.selectFrom("plans").select("plan_json").execute())).toContain(
+      "ADA.LOVELACE@EXAMPLE.ORG",
+    );
 
     h.advance(60_000);
     const result = await erasePerson(deps(), { email: "ada@analytical.example", requested_by: "Operator" });

@@ -731,6 +731,29 @@ describe("the review queue", () => {
     await a.close();
   });
 
+  it("refuses to link a record to an erased contact: that would store the person again", async () => {
+    const [one] = await a.h.seedRe([
+      individual("shared@example.org", "Pat", "One"),
+      individual("shared@example.org", "Pat", "Two"),
+    ]);
+    await a.h.seedCc(a.h.ccMain, [
+      { email_address: { address: "shared@example.org", permission_to_send: "implicit" } },
+    ]);
+    await a.call("POST", "/api/pairs/re-cc/sync", {});
+    const items = (await a.call("GET", "/api/review")).json().items as { id: string; connection_id: string }[];
+    const platform = items.find((i) => i.connection_id === "cc-main");
+    const patOne = (await a.h.store.links.find("re-nxt", one ?? ""))?.contact_id ?? "";
+    expect(await a.h.store.contacts.erase(patOne)).toBe(true);
+    const res = await a.call("POST", `/api/review/${platform?.id ?? ""}/resolve`, {
+      action: "link",
+      contact_id: patOne,
+    });
+    expect(res.statusCode).toBe(409);
+    expect(res.json()).toMatchObject({ code: "contact_erased" });
+    const ccId = a.h.ccContact(a.h.ccMain, "shared@example.org")?.contact_id ?? "";
+    expect(await a.h.store.links.find("cc-main", ccId)).toBeUndefined();
+  });
+
   it("an ambiguous platform record is linked to the person it is, and the item closes", async () => {
     const [one, two] = await a.h.seedRe([
       individual("shared@example.org", "Pat", "One"),

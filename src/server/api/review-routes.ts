@@ -177,8 +177,15 @@ export function reviewRoutes(ctx: ApiContext): ApiRoute[] {
               "not_a_candidate",
               `Contact ${body.contact_id} is not one of this item's candidates (${candidates.join(", ")}).`,
             );
-          if (!(await store.contacts.get(body.contact_id)))
-            return fail(404, "contact_not_found", `No contact ${body.contact_id}.`);
+          const target = await store.contacts.get(body.contact_id);
+          if (!target) return fail(404, "contact_not_found", `No contact ${body.contact_id}.`);
+          // Linking a record to an erased person would store their data again, out of erasure's reach.
+          if (target.erased_at !== null)
+            return fail(
+              409,
+              "contact_erased",
+              `Contact ${body.contact_id} was erased; link the record to another contact, or keep it apart.`,
+            );
           const linked = await linkTo(item, body.contact_id);
           if ("kind" in linked) return linked;
           resolution = { action: "link", contact_id: body.contact_id, previous_contact_id: linked.previous };
