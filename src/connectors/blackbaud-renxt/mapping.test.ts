@@ -76,6 +76,12 @@ describe("provenanceOfSource", () => {
     ["Staff email", "OptIn", "admin_edit", "account"],
     ["Web form", "OptIn", "signup_form", "contact"],
     ["Letter", "OptIn", "written_request", "contact"],
+    // A platform's name, or a way of leaving, is no way the person signs up: staff copying it by hand.
+    ["Constant Contact", "OptIn", undefined, undefined],
+    ["Mailchimp", "OptIn", undefined, undefined],
+    ["Email campaign", "OptIn", undefined, undefined],
+    ["Unsubscribe link", "OptIn", undefined, undefined],
+    ["Email campaign sign-up form", "OptIn", "signup_form", "contact"],
     // An opt-out stays the person's wherever their own channel is named, so the account cannot undo it.
     ["Mailchimp sync", "OptOut", "unsubscribe_link", "contact"],
     ["Email import", "OptOut", "import", "account"],
@@ -175,6 +181,12 @@ describe("consentObservations", () => {
       { kind: "account" },
     ],
     ["OptIn from the person's form", { source: "Web form" }, "opt_in", { kind: "contact" }],
+    [
+      "OptIn whose source names a platform (staff copying its status)",
+      { source: "Constant Contact", user_name: "jsmith" },
+      "resubscribe_requested",
+      { kind: "account", user: "jsmith" },
+    ],
     [
       "Concord's own record read back",
       { consent_statement: `${CONCORD_STATEMENT_PREFIX} Opt-in …` },

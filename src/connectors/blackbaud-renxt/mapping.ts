@@ -71,6 +71,15 @@ const CONTACT_SOURCES: readonly { test: RegExp; mechanism: Mechanism }[] = [
   { test: /\b(phone|call|calls|telephone)\b/i, mechanism: "phone_request" },
   { test: /\b(letter|mail|written|post|in person|verbal|event)\b/i, mechanism: "written_request" },
 ];
+/**
+ * Mechanisms by which a person only ever leaves: a source naming one of them ("Constant Contact",
+ * "Unsubscribe") on an OptIn record tells nothing of the person's own opt-in.
+ */
+const OPT_OUT_ONLY: ReadonlySet<Mechanism> = new Set([
+  "one_click_header",
+  "spam_complaint",
+  "unsubscribe_link",
+]);
 const ACCOUNT_SOURCES: readonly { test: RegExp; mechanism: Mechanism }[] = [
   { test: /\b(import|imported|imports|upload|uploaded|bulk)\b/i, mechanism: "import" },
   { test: /\b(api|integration|sync|synced|synchroni[sz]ation)\b/i, mechanism: "api" },
@@ -79,8 +88,9 @@ const ACCOUNT_SOURCES: readonly { test: RegExp; mechanism: Mechanism }[] = [
 
 /**
  * Who acted, as a record's source tells, read to the stricter side for what the record says: an
- * opt-in is the person's only when its source names their own channel and no import, integration or
- * staff ("Web import" is an import); an opt-out is the person's unless its source names only the
+ * opt-in is the person's only when its source names their own channel of signing up and no import,
+ * integration or staff ("Web import" is an import; "Constant Contact", a way of leaving, is none, so
+ * staff copying a platform's status by hand ask for a resubscribe); an opt-out is the person's unless its source names only the
  * account's ways (an opt-out the account may undo must be plainly the account's).
  */
 export function provenanceOfSource(
@@ -89,7 +99,9 @@ export function provenanceOfSource(
   response: "OptIn" | "OptOut" = "OptOut",
 ): Provenance | undefined {
   if (!source) return undefined;
-  const contact = CONTACT_SOURCES.find((r) => r.test.test(source));
+  const contact = CONTACT_SOURCES.find(
+    (r) => r.test.test(source) && (response === "OptOut" || !OPT_OUT_ONLY.has(r.mechanism)),
+  );
   const account = ACCOUNT_SOURCES.find((r) => r.test.test(source));
   const asContact = contact
     ? { mechanism: contact.mechanism, actor: { kind: "contact" } as const }
