@@ -597,6 +597,39 @@ describe("read: next links a vendor should never give", () => {
 });
 
 describe("apply: limits and failures", () => {
+  it("reports no import as done while the unsubscribed contacts it could not list cannot be read", async () => {
+    const seeded = await seedPeople(1);
+    const listId = seeded.lists[0]!.list_id;
+    const gone = seeded.contacts[0]!;
+    await account.act("unsubscribe", gone.email);
+    const upsert = (id: string) => ({
+      kind: "upsert_contacts" as const,
+      consent_intent: { existing: "keep" as const, new_contacts: "subscribed" as const },
+      op_id: op(id),
+      list_ids: [listId],
+      items: [
+        { item_id: "new", email: "new.person@example.org" },
+        { item_id: "gone", email: gone.email, external_id: gone.contact_id },
+      ],
+    });
+    // The unsubscribed list (GET /contacts?status=unsubscribed) cannot be read.
+    await account.control("POST", "/__emulator/faults", {
+      status: 503,
+      count: 50,
+      path_prefix: "/v3/contacts",
+      methods: ["GET"],
+    });
+    const first = new Map((await session.apply([upsert("up1")])).map((o) => [o.item_id, o]));
+    expect(first.get("gone")).toMatchObject({ status: "deferred", code: "vendor_unavailable" });
+    expect(first.get("gone")?.message).toContain("could not add 1 of this import's contacts");
+    expect(first.get("new")).toMatchObject({ status: "deferred" });
+    // Once the list can be read, the same apply session tells them apart.
+    await account.control("DELETE", "/__emulator/faults");
+    const again = new Map((await session.apply([upsert("up2")])).map((o) => [o.item_id, o]));
+    expect(again.get("gone")).toMatchObject({ status: "failed", code: "cannot_add_to_list" });
+    expect(again.get("new")).toMatchObject({ status: "succeeded" });
+  });
+
   it("waits out a throttle (no Retry-After) and succeeds", async () => {
     const seeded = await seedPeople(1);
     await account.control("POST", "/__emulator/faults", {

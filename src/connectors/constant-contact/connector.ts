@@ -565,7 +565,12 @@ function createSession(
         from = { next: followed.value };
       }
     })();
-    return unsubscribedEmails;
+    const loaded = unsubscribedEmails;
+    // A failed read is not kept: the next import that needs it reads again.
+    void loaded.then((r) => {
+      if (!r.ok && unsubscribedEmails === loaded) unsubscribedEmails = undefined;
+    });
+    return loaded;
   };
 
   /** One item through POST /contacts (or GET + PUT when it exists): for items the import cannot carry. */
@@ -712,6 +717,17 @@ function createSession(
         const unsub = await loadUnsubscribed();
         if (!unsub.ok) {
           if (stopsAll(unsub.error)) stop = unsub.error;
+          // Some of these were refused and which cannot be told: none is reported imported (that
+          // would claim a list membership and a link Constant Contact refused); all are tried again.
+          const refused = (a.status?.cannot_add_to_list_count ?? 0) - cannotAdd;
+          for (const item of items)
+            if (!outcome.has(item.item_id))
+              setOutcome(item, {
+                status: "deferred",
+                code: unsub.error.code,
+                message: `Constant Contact could not add ${refused} of this import's contacts to the list (unsubscribed), and its unsubscribed contacts could not be read to tell which (${unsub.error.message}); the import is tried again.`,
+                ...(unsub.error.retry_at ? { retry_at: unsub.error.retry_at } : {}),
+              });
         } else {
           for (const item of items)
             if (!outcome.has(item.item_id) && unsub.value.has(emailKey(item.email)))

@@ -137,6 +137,10 @@ export function createEmulatorKit(options: EmulatorKitOptions): EmulatorKit {
     app.post(`${CONTROL_PREFIX}/token`, wrap(handlers.token));
     app.post(`${CONTROL_PREFIX}/oauth/revoke`, wrap(handlers.revoke));
     app.post(`${CONTROL_PREFIX}/act`, wrap(handlers.act));
+    app.delete(`${CONTROL_PREFIX}/faults`, async () => {
+      faults.length = 0;
+      return { faults };
+    });
     app.post(
       `${CONTROL_PREFIX}/faults`,
       wrap((body: any) => {
