@@ -18,6 +18,7 @@ import {
   membershipBody,
   optOutPut,
   optOutReason,
+  leaveListPut,
   updatePut,
 } from "./mapping";
 import { CcContactSchema, type CcContact } from "./schemas";
@@ -258,10 +259,17 @@ describe("requests", () => {
       first_name: "Ada",
       last_name: "Lovelace",
       job_title: "Engineer",
-      list_memberships: [LIST],
       email_address: { address: "ada@example.org", permission_to_send: "unsubscribed" },
     });
     expect(body).not.toHaveProperty("sms_channel");
+  });
+
+  it("leaves lists out of every write that is not about lists: a list left meanwhile is not rejoined", () => {
+    const c = contact({ permission_to_send: "implicit" }, { list_memberships: [LIST, "other-list"] });
+    const update = updatePut(c, { kind: "update_contact", op_id: "o", external_id: ID, first_name: "A" });
+    for (const body of [optOutPut(c, optOutOp), update, changeEmailPut(c, "new@example.org")])
+      expect(body).not.toHaveProperty("list_memberships");
+    expect(leaveListPut(c, LIST).list_memberships).toEqual(["other-list"]);
   });
 
   it("writes the person's opt-out as the contact's, the account's as the account's, and revives a deleted contact as the account", () => {

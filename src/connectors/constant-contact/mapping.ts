@@ -411,7 +411,7 @@ export type ContactPut = Record<string, unknown> & { update_source: "Account" | 
 /**
  * A PUT /contacts/{id} body that sends the contact back whole: Constant Contact's PUT nulls every
  * top-level property it is not given, so each one read is repeated. Sub-resources are repeated
- * without their read-only ids. `sms_channel` is left out: omitted sub-resources are kept, and
+ * without their read-only ids, except list memberships (below). `sms_channel` is left out: omitted sub-resources are kept, and
  * sending it back would re-assert SMS consent, which only the person may give.
  */
 export function wholeContactPut(
@@ -451,7 +451,8 @@ export function wholeContactPut(
       }
       return out;
     });
-  if (contact.list_memberships) body.list_memberships = [...contact.list_memberships];
+  // Lists are a sub-resource: left out, they are kept as they are then, not as they were read (a
+  // list the person left in between is not rejoined). Only a write about lists sends them.
   if (contact.taggings) body.taggings = [...contact.taggings];
   if (contact.notes) body.notes = contact.notes.map((n) => ({ ...n }));
   return body;
