@@ -56,6 +56,9 @@ export type ExecutionReport = {
   imported: Record<string, string[]>;
 };
 
+/** The failed and the skipped items an outcome names, each with its reason (a bulk operation's first ones). */
+const MAX_ITEM_NOTES = 100;
+
 const emptyItems = (): ExecutionReport["items"] => ({
   succeeded: 0,
   failed: 0,
@@ -314,11 +317,20 @@ async function recordOutcomes(
     ...(deferred ? { code: deferred.code ?? null, message: deferred.message ?? null } : {}),
     ...(failed.length > 0
       ? {
-          failures: failed.slice(0, 20).map((f) => ({
+          failures: failed.slice(0, MAX_ITEM_NOTES).map((f) => ({
             item_id: f.item_id ?? null,
             code: f.code ?? null,
             message: f.message ?? null,
           })),
+        }
+      : {}),
+    // Every skipped item keeps its reason (a duplicate in the batch, a record another run created).
+    ...(outcomes.some((o) => o.status === "skipped")
+      ? {
+          skips: outcomes
+            .filter((o) => o.status === "skipped")
+            .slice(0, MAX_ITEM_NOTES)
+            .map((o) => ({ item_id: o.item_id ?? null, code: o.code ?? null, message: o.message ?? null })),
         }
       : {}),
     ...(outcomes.some((o) => o.status === "pending_contact_action")

@@ -770,10 +770,37 @@ const OperationPayloadSchema = z.looseObject({
   contact_ids: z.array(z.string()).optional(),
   reason: z.looseObject({ code: z.string().optional(), message: z.string().optional() }).optional(),
 });
+const ItemNoteSchema = z.looseObject({
+  item_id: z.string().nullable(),
+  code: z.string().nullable(),
+  message: z.string().nullable(),
+});
 const OutcomeDetailSchema = z.looseObject({
   message: z.string().nullable().optional(),
   pending_contact_action: z.string().nullable().optional(),
+  failures: z.array(ItemNoteSchema).optional(),
+  skips: z.array(ItemNoteSchema).optional(),
 });
+
+/**
+ * What an outcome says of this contact's own item when it failed or was skipped: in a bulk
+ * operation the item named after the contact, in the contact's own operation its only one.
+ */
+function ownItemNote(
+  detail: z.infer<typeof OutcomeDetailSchema>,
+  contact_id: string,
+  own_operation: boolean,
+): string | null {
+  for (const [status, notes] of [
+    ["failed", detail.failures],
+    ["skipped", detail.skips],
+  ] as const) {
+    const own = notes?.find((n) => n.item_id === contact_id || (own_operation && n.item_id === null));
+    if (own)
+      return `This contact's item ${status}${own.code ? ` (${own.code})` : ""}: ${own.message ?? "no reason given"}`;
+  }
+  return null;
+}
 
 async function recentOperations(store: StoreSession, contact_id: string): Promise<OperationView[]> {
   // Single-contact operations carry contact_id; bulk ones list their contacts in the payload.
@@ -819,7 +846,10 @@ async function recentOperations(store: StoreSession, contact_id: string): Promis
               recorded_at: last.recorded_at,
               retry_at: last.retry_at,
               message: detail?.success
-                ? (detail.data.pending_contact_action ?? detail.data.message ?? null)
+                ? (ownItemNote(detail.data, contact_id, row.contact_id === contact_id) ??
+                  detail.data.pending_contact_action ??
+                  detail.data.message ??
+                  null)
                 : null,
             },
     });

@@ -5,6 +5,7 @@
 import { afterEach, beforeEach, expect, it } from "vitest";
 import type { ConnectorOperation } from "../connectors/connector";
 import { syncPair, type SyncReport } from "./sync-pair";
+import { explainContact } from "../explain/explain-contact";
 import { gate } from "../../test/support/gate";
 import { RE_LISTS, startSyncHarness, type SyncHarness } from "../../test/support/sync-harness";
 import { describeOnBackends } from "../../test/support/store-backends";
@@ -114,5 +115,14 @@ describeOnBackends("pairs sharing a CRM", (backend) => {
     const [sam] = await h.store.contacts.findByMatchKey("sam@example.org");
     const links = (await h.store.links.forContact(sam!.id)).filter((l) => l.connection_id === "re-nxt");
     expect(links.map((l) => l.external_id)).toEqual([holders[0]!.constituent_id]);
+    // The skipped creation keeps its reason, and explain shows it.
+    const explained = await explainContact(h.store, h.config, "sam@example.org");
+    if (explained.kind !== "found") throw new Error(`expected Sam explained, got ${explained.kind}`);
+    const creates = explained.people
+      .flatMap((p) => p.recent_operations)
+      .filter((o) => o.kind === "create_contact" && o.target_connection === "re-nxt");
+    expect(creates.map((o) => o.last_outcome?.message ?? null)).toContainEqual(
+      expect.stringContaining("skipped (already_applied): Another run created this contact's record"),
+    );
   });
 });

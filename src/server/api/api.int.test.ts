@@ -740,7 +740,10 @@ describe("the review queue", () => {
       { email_address: { address: "shared@example.org", permission_to_send: "implicit" } },
     ]);
     await a.call("POST", "/api/pairs/re-cc/sync", {});
-    const items = (await a.call("GET", "/api/review")).json().items as { id: string; connection_id: string }[];
+    const items = (await a.call("GET", "/api/review")).json().items as {
+      id: string;
+      connection_id: string;
+    }[];
     const platform = items.find((i) => i.connection_id === "cc-main");
     const patOne = (await a.h.store.links.find("re-nxt", one ?? ""))?.contact_id ?? "";
     expect(await a.h.store.contacts.erase(patOne)).toBe(true);

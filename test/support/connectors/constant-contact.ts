@@ -23,7 +23,7 @@ export type TestAccount = {
   credentials: Record<string, string | undefined>;
   /** Virtual milliseconds slept through the runtime so far. */
   slept: () => number;
-  control: <T = unknown>(method: "GET" | "POST", path: string, body?: unknown) => Promise<T>;
+  control: <T = unknown>(method: "GET" | "POST" | "DELETE", path: string, body?: unknown) => Promise<T>;
   requests: () => Promise<LoggedCall[]>;
   /** Seeds contacts (Constant Contact shapes) and lists; returns the emulator's answer. */
   seed: (body: { contacts?: unknown[]; lists?: unknown[] }) => Promise<SeedAnswer>;
@@ -45,7 +45,7 @@ export async function startTestAccount(
   const emulator = await startConstantContactEmulator({ now, logger: false, ...emulatorOptions });
   const baseUrl = emulator.baseUrl;
 
-  const control = async <T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> => {
+  const control = async <T>(method: "GET" | "POST" | "DELETE", path: string, body?: unknown): Promise<T> => {
     const init: RequestInit = { method };
     if (body !== undefined) {
       init.headers = { "content-type": "application/json" };
