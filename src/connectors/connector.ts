@@ -155,10 +155,12 @@ export type ConsentObservation = {
   basis?: "express" | "implied";
   deliverability?: "hard_bounce" | "soft_bounce" | "cleaned" | "deliverable";
   /**
-   * The system gives no readable time for this opt-out (a flag whose setting moves no date, a null
-   * or unreadable date): `occurred_at` is when Concord saw it, never an older moment that an earlier
-   * opt-in could come after. Seen again by a later read, it is the act already recorded (the latest
-   * event from the same record, `evidence.source_record_id`, is this opt-out), not a new one.
+   * The system gives no time of its own for this opt-out (a flag whose setting moves no date, a null
+   * or unreadable date, or only a bound that later saves move, as Raiser's Edge NXT's "Requests No
+   * Email" dated by the constituent's last save): `occurred_at` is when Concord saw it, or that
+   * bound, never an older moment that an earlier opt-in could come after. Seen again by a later
+   * read, it is the act already recorded (the latest event from the same record,
+   * `evidence.source_record_id`, is this opt-out), not a new one.
    */
   time_unknown?: true;
 };

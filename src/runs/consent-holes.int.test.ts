@@ -85,6 +85,34 @@ describe("consent holes (SQLite)", () => {
     expect((await reconcile()).differences).toEqual([]);
   });
 
+  it("a Requests No Email flag is one opt-out however often the constituent is saved after it; ticked again after a clear, a new one", async () => {
+    const optOuts = async () =>
+      (await eventsForContact(h.store, await contactOf("ada")))
+        .map(({ event }) => event)
+        .filter((e) => e.kind === "opt_out" && e.source.connection === "re-nxt")
+        .map((e) => e.occurred_at);
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["ada"] });
+    h.advance(1_000);
+    await h.sync();
+    const first = await optOuts();
+    expect(first).toHaveLength(1);
+    // A later save of the constituent moves its date, not the flag's act.
+    h.advance(3_600_000);
+    await h.reAct({ action: "update_constituent", constituent_id: re["ada"], changes: { first: "Adeline" } });
+    h.advance(1_000);
+    await h.sync();
+    expect(await optOuts()).toEqual(first);
+    h.advance(60_000);
+    await h.reAct({ action: "clear_requests_no_email", constituent_id: re["ada"] });
+    h.advance(1_000);
+    await h.sync();
+    h.advance(60_000);
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["ada"] });
+    h.advance(1_000);
+    await h.sync();
+    expect(await optOuts()).toHaveLength(2);
+  });
+
   /** Staff tick Requests No Email for Ada, and Constant Contact refuses the next write once (400). */
   const optOutRefusedOnce = async () => {
     await h.reAct({ action: "set_requests_no_email", constituent_id: re["ada"] });

@@ -446,6 +446,10 @@ export function consentObservations(detail: ConstituentDetail): ConsentObservati
       mechanism: fromSource?.mechanism ?? "admin_edit",
       actor: fromSource?.actor ?? { kind: "account" },
       occurred_at: toUtcIso(backing?.consent_date ?? c.date_modified),
+      // Without a record to date it, the flag's moment is a bound (the last save of the constituent),
+      // which every later save moves: it is the act already recorded while the constituent's last
+      // word on all email is this opt-out, not a new opt-out at each save.
+      ...(backing ? {} : { time_unknown: true as const }),
       evidence: {
         reason: "Requests no email is set on the constituent",
         source_record_id: backing ? backing.id : `constituent:${c.id}`,
