@@ -4,6 +4,7 @@
  * same topic as the Constant Contact appeals account.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { eventsForContact } from "../ledger/consent-ledger";
 import {
   addToReList,
   individual,
@@ -81,6 +82,31 @@ describe("fan-out across vendors: Raiser's Edge NXT, Constant Contact and Mailch
     expect(await flagged("bob")).toBe(true);
     expect(ccPermission("bob")).toBe("unsubscribed");
     expect(await flagged("ada")).toBe(false);
+  });
+
+  it("an unsubscribe in Mailchimp is one opt-out however often the member is edited after it", async () => {
+    await mcAct({ as: "contact", action: "unsubscribe", email: "bob@example.org" });
+    h.advance(1_000);
+    await h.sync();
+    const bob = (await h.store.links.find("re-nxt", re["bob"] ?? ""))?.contact_id ?? "";
+    const optOuts = async () =>
+      (await eventsForContact(h.store, bob))
+        .map(({ event }) => event)
+        .filter((e) => e.kind === "opt_out" && e.source.connection === "mc")
+        .map((e) => e.occurred_at);
+    const first = await optOuts();
+    expect(first).toHaveLength(1);
+    // An edit moves the member's last_changed, the only date Mailchimp gives the unsubscribe.
+    h.advance(3_600_000);
+    await mcAct({
+      as: "contact",
+      action: "update_profile",
+      email: "bob@example.org",
+      merge_fields: { FNAME: "Robert" },
+    });
+    h.advance(1_000);
+    await h.sync({ full: true });
+    expect(await optOuts()).toEqual(first);
   });
 
   it("an unsubscribe in Constant Contact and a CRM opt-out each reach Mailchimp in one cycle", async () => {

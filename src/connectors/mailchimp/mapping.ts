@@ -166,7 +166,11 @@ export function memberToConsent(m: McMember): ConsentObservation[] {
           ...base,
           kind: "opt_out",
           ...how,
+          // Mailchimp keeps no time of the unsubscribe: `last_changed` bounds it, and every later
+          // edit of the member (a merge field, a tag, Concord's own writes) moves it. The opt-out
+          // is the act already recorded while this member's last word is it, not a new one.
           occurred_at: memberWatermark(m),
+          time_unknown: true,
           evidence: {
             ...evidence,
             ...(m.unsubscribe_reason ? { reason: m.unsubscribe_reason.slice(0, 1000) } : {}),
