@@ -154,6 +154,49 @@ describe("Mailchimp connector", () => {
     expect(seen).toEqual(["a@example.org -", "k@example.org -", "b@example.org -", "a@example.org A"]);
   });
 
+  it("credits a form's or a confirmation's trace to the person only for the subscription it led to", async () => {
+    const { a, session } = await account();
+    const signedUp = "2025-01-01T00:00:00.000Z";
+    const form = { status: "subscribed" as const, source: "Hosted Signup Form", timestamp_signup: signedUp };
+    const [first, later, back] = await a.seed([
+      { email: "first@example.org", ...form, timestamp_opt: "2025-01-01T00:00:05.000Z" },
+      // Subscribed again long after that signup: by the account or another integration, not the form.
+      { email: "later@example.org", ...form, timestamp_opt: "2026-05-30T00:00:00.000Z" },
+      {
+        email: "back@example.org",
+        status: "unsubscribed",
+        source: "Hosted Signup Form",
+        timestamp_signup: signedUp,
+        unsubscribe: { by: "user" },
+      },
+    ]);
+    // Concord asks Mailchimp to send the confirmation; the person answers it.
+    const asked = await session.apply([
+      { kind: "request_resubscribe", op_id: "re-back", external_id: back!.contact_id, list_ids: [] },
+    ]);
+    expect(asked[0]).toMatchObject({ status: "pending_contact_action" });
+    await a.act({ as: "contact", action: "confirm_resubscribe", email: "back@example.org" });
+    const got = await session.get([first!.contact_id, later!.contact_id, back!.contact_id]);
+    if (!got.ok) throw new Error(got.error.message);
+    const by = (id: string) => got.value.consent.find((c) => c.external_id === id)!;
+    expect(by(first!.contact_id)).toMatchObject({
+      kind: "opt_in",
+      actor: { kind: "contact" },
+      basis: "express",
+    });
+    expect(by(later!.contact_id)).toMatchObject({
+      kind: "opt_in",
+      mechanism: "unknown",
+      actor: { kind: "account" },
+      basis: "implied",
+    });
+    expect(by(back!.contact_id)).toMatchObject({
+      kind: "opt_in",
+      actor: { kind: "contact" },
+      basis: "express",
+    });
+  });
+
   it("reads how a member left: a spam complaint, an admin, the person; cleaned is deliverability", async () => {
     const { a, session } = await account();
     const [self, spam, admin, bounced] = await a.seed(

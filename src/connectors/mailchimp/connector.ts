@@ -542,7 +542,14 @@ export function createMailchimpSession(
     op: Extract<ConnectorOperation, { kind: "request_resubscribe" }>,
   ): Promise<Run> =>
     withAudience(async (listId) => {
-      const r = await patchMember(listId, op.external_id, { status: "pending" }, "consent");
+      // The request is the signup the person's confirmation answers: its time is what tells the
+      // confirmation from a later subscription that keeps the confirmation's trace (mapping.ts).
+      const r = await patchMember(
+        listId,
+        op.external_id,
+        { status: "pending", timestamp_signup: runtime.now().toISOString() },
+        "consent",
+      );
       if (!r.ok) return r;
       if (r.value.status === 400 && /compliance/i.test(r.value.title))
         return ok([

@@ -59,6 +59,12 @@ const STATUS_FACT: Record<McMember["status"], ConsentFact["status"]> = {
   archived: "none",
 };
 
+/**
+ * The longest a member's opt-in may follow its signup and still be that signup's (a form's, or the
+ * confirmation of a pending request): the time a confirmation email takes to be answered.
+ */
+export const SIGNUP_TO_OPT_IN_MAX_MS = 30 * 86_400_000;
+
 /** Mailchimp's own wording for an unsubscribe the account made, never a person's free text. */
 const BY_ACCOUNT = /^n\/a \(unsubscribed (by an admin|via (?:the )?api)\)$/;
 
@@ -182,8 +188,17 @@ export function memberToConsent(m: McMember): ConsentObservation[] {
       // A hosted form or a confirmed double opt-in is the person's own act; an import or the API is
       // the account's. `source` says how the member was first added; `ip_opt` is where the person
       // confirmed their subscription from (a resubscribe confirmation of a member the API added).
-      const byForm = /signup|form|confirm/i.test(m.source ?? "");
-      const confirmed = (m.ip_opt ?? "").trim() !== "";
+      // Both are kept through a later subscription (an account user, or another integration,
+      // subscribing again someone the API had unsubscribed): they vouch for the subscription
+      // only when it followed the member's signup within the time a confirmation takes. Without
+      // a signup time (imports, older members) there is nothing to tell them apart by.
+      const signup = Date.parse(toUtc(m.timestamp_signup) ?? "");
+      const opted = Date.parse(toUtc(m.timestamp_opt) ?? "");
+      const ofTheSignup =
+        Number.isNaN(signup) ||
+        (!Number.isNaN(opted) && opted >= signup - 60_000 && opted - signup <= SIGNUP_TO_OPT_IN_MAX_MS);
+      const byForm = ofTheSignup && /signup|form|confirm/i.test(m.source ?? "");
+      const confirmed = ofTheSignup && (m.ip_opt ?? "").trim() !== "";
       const byContact = byForm || confirmed;
       if (confirmed) evidence.ip = (m.ip_opt ?? "").trim().slice(0, 64);
       return [
@@ -194,9 +209,11 @@ export function memberToConsent(m: McMember): ConsentObservation[] {
             ? "signup_form"
             : confirmed
               ? "double_opt_in_confirmation"
-              : (m.source ?? "").toLowerCase().startsWith("api")
-                ? "api"
-                : "import",
+              : !ofTheSignup
+                ? "unknown"
+                : (m.source ?? "").toLowerCase().startsWith("api")
+                  ? "api"
+                  : "import",
           actor: byContact ? { kind: "contact" } : { kind: "account" },
           basis: byContact ? "express" : "implied",
           occurred_at: toUtc(m.timestamp_opt) ?? memberWatermark(m),

@@ -395,6 +395,11 @@ export class MailchimpStore {
       member.language = input.language;
       changed = true;
     }
+    // Writable (spec): when the subscriber signed up, as the writer says.
+    if (input.timestamp_signup !== undefined && member.timestamp_signup !== input.timestamp_signup) {
+      member.timestamp_signup = input.timestamp_signup;
+      changed = true;
+    }
     if (input.vip !== undefined && member.vip !== input.vip) {
       member.vip = input.vip;
       changed = true;
