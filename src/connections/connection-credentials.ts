@@ -6,7 +6,9 @@
  * A renewed token is kept in memory before it is saved, so a save that fails (the store locked by
  * another writer, a full disk) loses nothing while the process lives: the save is retried, from
  * 5 s doubling to 5 minutes, and the operator is alerted once while it fails (the alert does not
- * need the store) and told when it is saved. Stopping flushes it. Only a process killed between the
+ * need the store) and told when it is saved. A renewal under the credential lock tries the save a
+ * few times more before it lets the lock go, so another worker does not renew with the refresh
+ * token this one spent. Stopping flushes it. Only a process killed between the
  * vendor's answer and the save loses a rotated token: the connection is then reported broken and
  * must be authorised again (the opt-outs wait in the ledger meanwhile).
  */
@@ -24,6 +26,8 @@ export type CredentialDeps = {
   key: SecretKey | undefined;
   /** Told once when rotated tokens cannot be sealed (no CONCORD_SECRET_KEY) and live only in memory. */
   warn?: (message: string) => void;
+  /** Waits between the saves a renewal retries while it holds the credential lock (default: a timer). */
+  sleep?: (ms: number) => Promise<void>;
   /** Alerts the operator without the store: a renewed token could not be saved, and when it is. */
   urgent?: (alert: {
     connection_id: string;
@@ -48,6 +52,13 @@ export type ConnectionCredentials = CredentialAccess & {
 
 const FIRST_RETRY_MS = 5_000;
 const LAST_RETRY_MS = 5 * 60_000;
+/**
+ * Saves a renewal tries again before it lets go of the credential lock, 250 ms doubling (about 4 s
+ * in all): until its token is saved, another process taking the lock would read the refresh token
+ * this one already spent.
+ */
+const SAVES_UNDER_LOCK = 4;
+const FIRST_SAVE_PAUSE_MS = 250;
 
 /** Where a connection's rotated tokens are stored (sealed, bound to this name). */
 export const rotatedTokensName = (connectionId: string): string => `${connectionId}.oauth`;
@@ -170,7 +181,23 @@ export function connectionCredentials(connection: Connection, deps: CredentialDe
     },
     unsaved: () => unsaved,
     exclusive: async (fn) => {
-      const held = await withNamedLock(deps.store, `credentials:${connection.id}`, { wait: true }, fn);
+      const held = await withNamedLock(
+        deps.store,
+        `credentials:${connection.id}`,
+        { wait: true },
+        async () => {
+          const value = await fn();
+          // A renewed token is saved before the lock goes: another worker would otherwise renew
+          // with the spent refresh token, which a rotating vendor refuses (and may revoke the new
+          // one for). A store that stays down longer leaves it to the retry timer, as before.
+          const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+          for (let attempt = 0; unsaved && deps.key !== undefined && attempt < SAVES_UNDER_LOCK; attempt++) {
+            await sleep(FIRST_SAVE_PAUSE_MS * 2 ** attempt);
+            if (await persist(deps.key)) break;
+          }
+          return value;
+        },
+      );
       if (!held.acquired) throw new Error(`the credential lock of ${connection.id} was not taken`);
       return held.value;
     },

@@ -257,6 +257,47 @@ describe("openConnection", () => {
   });
 
   it.skipIf(postgres?.skip_reason !== undefined)(
+    "a renewal whose first save fails saves it before another worker may renew: the spent token is never used again",
+    async () => {
+      if (postgres === undefined) throw new Error("no PostgreSQL backend");
+      const shared = await postgres.create();
+      try {
+        const first = await mintRefreshToken();
+        const sealed = sealSecret(first, key, "cc-main.refresh_token");
+        if (!sealed.ok) throw new Error(sealed.error.message);
+        await shared.store.credentials.put("cc-main.refresh_token", sealed.value, key.id);
+        // The store refuses the first save of a renewed token (a dropped connection, a failover).
+        let refusals = 1;
+        const credentials = new Proxy(shared.store.credentials, {
+          get: (target, prop, receiver) =>
+            prop === "put"
+              ? async (...args: Parameters<typeof target.put>) => {
+                  if (refusals-- > 0) throw new Error("connection terminated unexpectedly");
+                  return target.put(...args);
+                }
+              : Reflect.get(target, prop, receiver),
+        });
+        const flaky = new Proxy(shared.store, {
+          get: (target, prop, receiver) =>
+            prop === "credentials" ? credentials : Reflect.get(target, prop, receiver),
+        });
+        // Two workers, one after the other under the credential lock.
+        const [a, b] = [open(flaky), open(flaky)];
+        const checks = await Promise.all([a.session().check(), b.session().check()]);
+        expect(
+          checks.map((c) => c.ok),
+          JSON.stringify(checks),
+        ).toEqual([true, true]);
+        const renewals = emulator.kit.requests.filter((r) => r.path.startsWith("/oauth2/default/v1/token"));
+        expect(renewals.map((r) => r.status)).toEqual([200]);
+        expect(refusals).toBeLessThan(0);
+      } finally {
+        await shared.cleanup();
+      }
+    },
+  );
+
+  it.skipIf(postgres?.skip_reason !== undefined)(
     "two workers renewing at once on PostgreSQL spend the rotating refresh token once and both work",
     async () => {
       if (postgres === undefined) throw new Error("no PostgreSQL backend");
