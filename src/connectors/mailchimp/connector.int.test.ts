@@ -197,6 +197,34 @@ describe("Mailchimp connector", () => {
     });
   });
 
+  it("a spam complaint a webhook announced stands for a member that reads only cleaned", async () => {
+    const { a, session } = await account();
+    const [m] = await a.seed([{ email: "abuse@example.org", status: "cleaned" }]);
+    const handled = handleMailchimpWebhook(
+      {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        query: { key: "s3cret" },
+        raw_body: new URLSearchParams({
+          type: "cleaned",
+          fired_at: "2026-05-30 09:00:00",
+          "data[id]": m!.contact_id,
+          "data[reason]": "abuse",
+        }).toString(),
+      },
+      "s3cret",
+    );
+    if (handled.kind !== "events") throw new Error(`expected events, got ${handled.kind}`);
+    const got = await session.get([m!.contact_id], {
+      announced: new Map([[m!.contact_id, handled.changes]]),
+    });
+    if (!got.ok) throw new Error(got.error.message);
+    expect(got.value.consent.map((c) => [c.kind, c.mechanism, c.actor.kind, c.occurred_at])).toEqual([
+      ["deliverability", "unknown", "platform", expect.any(String)],
+      ["opt_out", "spam_complaint", "contact", "2026-05-30T09:00:00.000Z"],
+    ]);
+  });
+
   it("reads how a member left: a spam complaint, an admin, the person; cleaned is deliverability", async () => {
     const { a, session } = await account();
     const [self, spam, admin, bounced] = await a.seed(

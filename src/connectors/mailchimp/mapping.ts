@@ -240,7 +240,8 @@ export function memberToConsent(m: McMember): ConsentObservation[] {
 
 /**
  * The opt-out an unsubscribe webhook announced, for a member that reads as archived (Mailchimp
- * keeps no earlier status an archived member shows), dated when the webhook fired: an account
+ * keeps no earlier status an archived member shows), or a spam complaint announced for a member
+ * that reads cleaned or unsubscribed without saying so, dated when the webhook fired: an account
  * user's when it came by the webhook for account users' acts (`by=admin`), else the person's (an
  * opt-out is the account's only when the source plainly says so); a spam complaint when its
  * reason is `abuse`.
@@ -263,7 +264,10 @@ export function announcedOptOut(m: McMember, change: WebhookChange): ConsentObse
     evidence: {
       payload_sha256: digest({ event_id: change.event_id, type: change.type, id: change.external_id }),
       source_record_id: m.id,
-      reason: `Mailchimp's unsubscribe webhook (${reason ?? "no reason"}); the member was archived before it was read`,
+      reason:
+        m.status === "archived"
+          ? `Mailchimp's unsubscribe webhook (${reason ?? "no reason"}); the member was archived before it was read`
+          : `Mailchimp's ${change.type} webhook reported an abuse report; the member reads ${m.status}`,
     },
   };
 }

@@ -104,6 +104,9 @@ export function handleMailchimpWebhook(request: WebhookRequest, secret: string):
       changes: [{ event_id, type, external_id: id, occurred_at: occurred, change: "changed" }],
     };
   const reason = form.get("data[reason]");
+  // A member cleaned for an abuse report: a spam complaint, which the re-read shows only as
+  // cleaned (deliverability). The delivery's word is kept for that re-read.
+  const complaint = type === "cleaned" && reason === "abuse";
   return {
     kind: "events",
     changes: [
@@ -122,7 +125,9 @@ export function handleMailchimpWebhook(request: WebhookRequest, secret: string):
                 ...(request.query[WEBHOOK_BY_PARAM] === "admin" ? { actor: "account" as const } : {}),
               },
             }
-          : {}),
+          : complaint
+            ? { opt_out: { reason: "abuse" } }
+            : {}),
       },
     ],
   };
