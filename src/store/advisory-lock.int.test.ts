@@ -35,6 +35,34 @@ describe.skipIf(postgres?.skip_reason !== undefined)("named locks (PostgreSQL)",
     for (const store of opened.splice(0)) await store.close();
   });
 
+  it("a lock held while its connection sits idle outlives a server that ends idle sessions", async () => {
+    // A database whose sessions the server ends after 300 ms idle (`idle_session_timeout`).
+    const admin = await processOf(installation());
+    const database = `concord_idle_${randomBytes(4).toString("hex")}`;
+    await sql`create database ${sql.id(database)}`.execute(admin.db);
+    try {
+      await sql`alter database ${sql.id(database)} set idle_session_timeout = '300ms'`.execute(admin.db);
+      const there = new URL(url);
+      there.pathname = `/${database}`;
+      const [a, b] = await Promise.all([
+        openStore({ url: there.toString(), pool_size: 2, on_pool_error: () => undefined }),
+        openStore({ url: there.toString(), pool_size: 2, on_pool_error: () => undefined }),
+      ]);
+      try {
+        const held = await withNamedLock(a, "pair:idle", { wait: false }, async () => {
+          // The lock's connection idles well past the server's limit while the run works.
+          await new Promise((resolve) => setTimeout(resolve, 1_200));
+          return (await withNamedLock(b, "pair:idle", { wait: false }, async () => "taken")).acquired;
+        });
+        expect(held).toEqual({ acquired: true, value: false });
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+    } finally {
+      await sql`drop database if exists ${sql.id(database)} with (force)`.execute(admin.db);
+    }
+  });
+
   it("a lock one process holds is held against the installation's other processes, not against another installation", async () => {
     const one = installation();
     const [a, b] = [await processOf(one), await processOf(one)];

@@ -166,6 +166,19 @@ async function openPostgres(
     max: options.pool_size ?? 10,
     options: schema === undefined ? undefined : `-c search_path=${schema}`,
     types: { getTypeParser: int8AsNumber },
+    // A connection that holds a pair's lock sits idle while the run works on others: a network
+    // path that drops idle connections would end its session, and with it the lock, mid-run.
+    keepAlive: true,
+  });
+  // Nor may the server end it for being idle (`idle_session_timeout`, PostgreSQL 14 and later,
+  // which some hosts set): another worker would then take the pair's lock while the run goes on.
+  // Queued before anything else the new connection is asked.
+  pool.on("connect", (client) => {
+    client
+      .query(
+        "do $$ begin if current_setting('server_version_num')::int >= 140000 then execute 'set idle_session_timeout = 0'; end if; end $$",
+      )
+      .catch(() => undefined);
   });
   pool.on(
     "error",
