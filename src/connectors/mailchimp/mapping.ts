@@ -191,12 +191,14 @@ export function memberToConsent(m: McMember): ConsentObservation[] {
       // Both are kept through a later subscription (an account user, or another integration,
       // subscribing again someone the API had unsubscribed): they vouch for the subscription
       // only when it followed the member's signup within the time a confirmation takes. Without
-      // a signup time (imports, older members) there is nothing to tell them apart by.
+      // a signup time or an opt-in time (imports, older members, a single opt-in Mailchimp gave
+      // no confirmation time) there is nothing to tell them apart by.
       const signup = Date.parse(toUtc(m.timestamp_signup) ?? "");
       const opted = Date.parse(toUtc(m.timestamp_opt) ?? "");
       const ofTheSignup =
         Number.isNaN(signup) ||
-        (!Number.isNaN(opted) && opted >= signup - 60_000 && opted - signup <= SIGNUP_TO_OPT_IN_MAX_MS);
+        Number.isNaN(opted) ||
+        (opted >= signup - 60_000 && opted - signup <= SIGNUP_TO_OPT_IN_MAX_MS);
       const byForm = ofTheSignup && /signup|form|confirm/i.test(m.source ?? "");
       const confirmed = ofTheSignup && (m.ip_opt ?? "").trim() !== "";
       const byContact = byForm || confirmed;
