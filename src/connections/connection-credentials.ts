@@ -189,9 +189,11 @@ export function connectionCredentials(connection: Connection, deps: CredentialDe
           const value = await fn();
           // A renewed token is saved before the lock goes: another worker would otherwise renew
           // with the spent refresh token, which a rotating vendor refuses (and may revoke the new
-          // one for). A store that stays down longer leaves it to the retry timer, as before.
+          // one for). A store that stays down longer leaves it to the retry timer, as before. On
+          // SQLite one process holds the store: no other renews meanwhile.
           const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-          for (let attempt = 0; unsaved && deps.key !== undefined && attempt < SAVES_UNDER_LOCK; attempt++) {
+          const tries = deps.store.dialect === "postgres" ? SAVES_UNDER_LOCK : 0;
+          for (let attempt = 0; unsaved && deps.key !== undefined && attempt < tries; attempt++) {
             await sleep(FIRST_SAVE_PAUSE_MS * 2 ** attempt);
             if (await persist(deps.key)) break;
           }
