@@ -8,7 +8,7 @@
  * through. Concord's own copy goes last, once every system erased or kept the record: a system that
  * failed keeps its link, and running the erasure again retries it.
  */
-import { sql } from "kysely";
+import { sql, type RawBuilder } from "kysely";
 import { normaliseEmail } from "../core/identity/normalise-email";
 import type { ConcordConfig } from "../config/concord-config";
 import type { OpenedConnection } from "../connections/open-connection";
@@ -277,10 +277,7 @@ async function unlinkedRecordsAt(
   // A pass over the snapshots no link points to, narrowed by text, then read: a record is at the
   // address when one of its own emails is, not when a note quotes it.
   const payload = sql.ref("record_snapshots.payload_json");
-  const contains = (key: string) =>
-    store.dialect === "postgres"
-      ? sql<boolean>`strpos(lower(${payload}), ${key}) > 0`
-      : sql<boolean>`instr(lower(${payload}), ${key}) > 0`;
+  const contains = (key: string) => lowerContains(store, payload, key);
   const unlinked = await store.db
     .selectFrom("record_snapshots")
     .select(["connection_id", "external_id", "payload_json"])
@@ -304,6 +301,12 @@ async function unlinkedRecordsAt(
   }
   return [...found.values()];
 }
+
+/** Whether a text column, lower-cased, contains `needle` (lower case already). */
+const lowerContains = (store: StoreSession, column: RawBuilder<unknown>, needle: string) =>
+  store.dialect === "postgres"
+    ? sql<boolean>`strpos(lower(${column}), ${needle}) > 0`
+    : sql<boolean>`instr(lower(${column}), ${needle}) > 0`;
 
 function parseJson<T>(text: string): Partial<T> | undefined {
   try {
@@ -424,10 +427,7 @@ async function scrubAddresses(
   );
   if (lowered.length === 0) return;
   const target = sql.ref(`${table}.${column}`);
-  const contains = (address: string) =>
-    tx.dialect === "postgres"
-      ? sql<boolean>`strpos(lower(${target}), ${address}) > 0`
-      : sql<boolean>`instr(lower(${target}), ${address}) > 0`;
+  const contains = (address: string) => lowerContains(tx, target, address);
   const keys = table === "outcomes" ? ["operation_id", "attempt"] : ["id"];
   const rows = await sql<Record<string, string | number> & { text: string }>`select ${sql.join(
     keys.map((k) => sql.ref(k)),

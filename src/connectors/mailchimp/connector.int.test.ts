@@ -225,6 +225,49 @@ describe("Mailchimp connector", () => {
     ]);
   });
 
+  it("a spam complaint a webhook announced stands for a member that reads unsubscribed without saying so, once", async () => {
+    const { a, session } = await account();
+    const [quiet, said] = await a.seed([
+      { email: "quiet@example.org", status: "unsubscribed", unsubscribe: { by: "user", reason: "Too many" } },
+      {
+        email: "said@example.org",
+        status: "unsubscribed",
+        unsubscribe: { by: "user", via: "spam_complaint" },
+      },
+    ]);
+    const announced = (id: string) => {
+      const handled = handleMailchimpWebhook(
+        {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded" },
+          query: { key: "s3cret" },
+          raw_body: new URLSearchParams({
+            type: "unsubscribe",
+            fired_at: "2026-05-30 09:00:00",
+            "data[id]": id,
+            "data[action]": "unsub",
+            "data[reason]": "abuse",
+          }).toString(),
+        },
+        "s3cret",
+      );
+      if (handled.kind !== "events") throw new Error(`expected events, got ${handled.kind}`);
+      return handled.changes;
+    };
+    const got = await session.get([quiet!.contact_id, said!.contact_id], {
+      announced: new Map([
+        [quiet!.contact_id, announced(quiet!.contact_id)],
+        [said!.contact_id, announced(said!.contact_id)],
+      ]),
+    });
+    if (!got.ok) throw new Error(got.error.message);
+    const mechanisms = (id: string) =>
+      got.value.consent.filter((c) => c.external_id === id).map((c) => c.mechanism);
+    expect(mechanisms(quiet!.contact_id)).toEqual(["unknown", "spam_complaint"]);
+    // Its own reason already says so: the delivery adds nothing.
+    expect(mechanisms(said!.contact_id)).toEqual(["spam_complaint"]);
+  });
+
   it("reads how a member left: a spam complaint, an admin, the person; cleaned is deliverability", async () => {
     const { a, session } = await account();
     const [self, spam, admin, bounced] = await a.seed(

@@ -42,7 +42,7 @@ import {
 } from "./webhooks";
 import {
   announcedOptOut,
-  howTheyLeft,
+  announcementStands,
   interestListId,
   isPlausibleEmail,
   memberId,
@@ -272,19 +272,8 @@ export function createMailchimpSession(
         if (!m.value) continue;
         records.push(memberToRecord(m.value));
         consent.push(...memberToConsent(m.value));
-        // Archived, the member hides how it was: an unsubscribe a webhook announced stands. A
-        // spam complaint the webhook announced stands for a member that reads cleaned (shown as
-        // deliverability) or unsubscribed without saying so: a complaint is a global opt-out.
-        const status = m.value.status;
         for (const change of options.announced?.get(id) ?? [])
-          if (
-            change.opt_out !== undefined &&
-            (status === "archived" ||
-              (change.opt_out.reason === "abuse" &&
-                (status === "cleaned" ||
-                  (status === "unsubscribed" && howTheyLeft(m.value).mechanism !== "spam_complaint"))))
-          )
-            consent.push(announcedOptOut(m.value, change));
+          if (announcementStands(m.value, change)) consent.push(announcedOptOut(m.value, change));
       }
       return ok({ records, consent });
     });

@@ -241,6 +241,20 @@ export function memberToConsent(m: McMember): ConsentObservation[] {
 }
 
 /**
+ * Whether an opt-out a webhook announced adds to what the member reads: for an archived member
+ * (it hides how it was), and for an announced spam complaint when the member reads cleaned (shown
+ * as deliverability) or unsubscribed without saying so, since a complaint is a global opt-out.
+ */
+export function announcementStands(m: McMember, change: WebhookChange): boolean {
+  if (change.opt_out === undefined) return false;
+  if (m.status === "archived") return true;
+  if (change.opt_out.reason !== "abuse") return false;
+  return (
+    m.status === "cleaned" || (m.status === "unsubscribed" && howTheyLeft(m).mechanism !== "spam_complaint")
+  );
+}
+
+/**
  * The opt-out an unsubscribe webhook announced, for a member that reads as archived (Mailchimp
  * keeps no earlier status an archived member shows), or a spam complaint announced for a member
  * that reads cleaned or unsubscribed without saying so, dated when the webhook fired: an account
