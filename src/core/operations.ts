@@ -56,6 +56,14 @@ export type ConnectorOperation =
       scope: ObservedScope;
       occurred_at: string;
       /**
+       * Whether the plan read the record as opted out in this scope. An opt-in planned over a record
+       * that showed no opt-out only adds the person's record of it: an opt-out the record shows when
+       * the opt-in is applied was made after that read (by staff, the person, another pair's run)
+       * and stands; the connector leaves it for the next read (`optedOutSinceRead`). Absent in
+       * operations planned before it was kept: written as before.
+       */
+      read_opted_out?: boolean;
+      /**
        * `actor` says whose act the opt-in was: a system that cannot name the mechanism (Constant
        * Contact) still proves the person acted, and only such an opt-in may be written
        * (`isPersonsOwnOptIn`); an operator's override carries the person's request reference.

@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { topicScope, type ConsentEvent, type Scope } from "../core/consent/consent-event";
 import { decisionFor, foldChannelConsent } from "../core/consent/consent-state";
+import { shownConsent } from "../core/consent/system-consent";
 import { applyPlanEffects } from "./apply-plan-effects";
 import type { Plan } from "./plan";
 import type { PlanContact, PlanInput, PlanPolicies } from "./plan-input";
@@ -234,6 +235,10 @@ describe("planPair properties", () => {
             const decision =
               scope.kind === "global" ? state.global : decisionFor(state, topicScope("appeals"));
             expect(decision.sendable).toBe(true);
+            // Only an opt-in planned over an opt-out the CRM showed may clear one when applied.
+            expect(o.operation.read_opted_out).toBe(
+              shownConsent(c.crm?.consent_state ?? [], scope) === "opt_out",
+            );
           }
       }),
       { numRuns: RUNS },

@@ -859,7 +859,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
           recorded !== "opt_in" &&
           (lifted.scope.kind === "global") === (target.kind === "global")
         ) {
-          emitOptIn(id, crm, target, scope, lifted, label, decision.rule);
+          emitOptIn(id, crm, target, scope, lifted, label, decision.rule, false);
           continue;
         }
         const ref = pushable(
@@ -908,7 +908,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       if (pair.crm.resubscribe !== "consent_record") continue;
       const basis = eventsById.get(decision.decided_by);
       if (basis?.kind !== "opt_in" || !isPersonsOwnOptInEvent(basis)) continue;
-      emitOptIn(id, crm, target, scope, basis, label, decision.rule);
+      emitOptIn(id, crm, target, scope, basis, label, decision.rule, true);
     }
   }
 
@@ -938,6 +938,8 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
     basis: Extract<ConsentEvent, { kind: "opt_in" }>,
     label: string,
     rule: string,
+    /** Whether the CRM showed the opt-out the opt-in lifts: only then may applying it clear one. */
+    readOptedOut: boolean,
   ): void {
     emit(
       crmId,
@@ -952,6 +954,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
         external_id: crm.external_id,
         scope: target,
         occurred_at: basis.occurred_at,
+        read_opted_out: readOptedOut,
         origin: {
           system: basis.source.system,
           connection: basis.source.connection,

@@ -8,6 +8,7 @@ import { eventsForContact } from "../ledger/consent-ledger";
 import { reconcilePair } from "./reconcile";
 import {
   addToReList,
+  beforeEachApply,
   individual,
   post,
   RE_LISTS,
@@ -211,5 +212,50 @@ describe("consent propagation (SQLite)", () => {
     const daveConsents = await consents("dave");
     expect(daveConsents.at(-1)).toMatchObject({ constituent_consent_response: "OptIn" });
     expect(JSON.stringify(daveConsents.at(-1))).toMatch(/cc-main|Constant Contact/i);
+  });
+
+  it("4. the person's opt-in never clears an opt-out staff made in Raiser's Edge NXT after the plan read the constituent", async () => {
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["dave"] });
+    h.advance(1_000);
+    await h.sync();
+    h.advance(60_000);
+    await h.reAct({ action: "clear_requests_no_email", constituent_id: re["dave"] });
+    h.advance(1_000);
+    await h.sync();
+    await h.ccAct(h.ccMain, "confirm_resubscribe", "dave@example.org");
+    h.advance(1_000);
+    const consentsBefore = (await consents("dave")).length;
+
+    // The plan reads the flag cleared and plans the person's opt-in for Raiser's Edge NXT; before
+    // it is written, staff tick Requests No Email again (the person phoned to opt out, say).
+    let ticked = false;
+    beforeEachApply(h, "re-nxt", async () => {
+      if (ticked) return;
+      ticked = true;
+      await h.reAct({ action: "set_requests_no_email", constituent_id: re["dave"] });
+    });
+    const confirmed = await h.sync();
+    expect(ticked).toBe(true);
+    const skipped = await h.store.db
+      .selectFrom("operations")
+      .innerJoin("outcomes", "outcomes.operation_id", "operations.id")
+      .select(["operations.status", "outcomes.detail_json"])
+      .where("operations.kind", "=", "record_opt_in")
+      .where("operations.target_connection", "=", "re-nxt")
+      .execute();
+    expect(skipped.map((o) => o.status)).toEqual(["skipped"]);
+    expect(skipped[0]?.detail_json).toContain("did not show when the opt-in was planned");
+    expect(confirmed.execution?.operations.skipped).toBe(1);
+    expect((await constituent("dave")).requests_no_email).toBe(true);
+    expect(await consents("dave")).toHaveLength(consentsBefore);
+
+    // The next run reads the staff's opt-out, newer than the person's confirmation: it stands, and
+    // reaches both accounts as the account's act.
+    h.advance(60_000);
+    const next = await h.sync();
+    expect(next.execution?.operations.failed ?? 0).toBe(0);
+    expect((await constituent("dave")).requests_no_email).toBe(true);
+    expect(permission(h.ccMain, "dave")).toBe("unsubscribed");
+    expect(permission(h.ccAppeals, "dave")).toBe("unsubscribed");
   });
 });

@@ -365,6 +365,32 @@ export function beforeEachRead(
   });
 }
 
+/**
+ * Runs `before` ahead of every apply (`session().apply`) of one of the harness's connections: what
+ * someone does in the system between a plan's read and its write.
+ */
+export function beforeEachApply(
+  h: Pick<SyncHarness, "connections">,
+  connectionId: string,
+  before: () => void | Promise<void>,
+): void {
+  const opened = h.connections.get(connectionId);
+  if (opened === undefined) throw new Error(`no connection ${connectionId}`);
+  h.connections.set(connectionId, {
+    ...opened,
+    session: () => {
+      const session = opened.session();
+      return {
+        ...session,
+        apply: async (operations) => {
+          await before();
+          return session.apply(operations);
+        },
+      };
+    },
+  });
+}
+
 /** Adds constituents to a Raiser's Edge NXT list through the emulator's admin act. */
 export async function addToReList(h: SyncHarness, listId: string, ids: readonly string[]): Promise<void> {
   await h.reAct({ action: "add_to_list", list_id: listId, ids });

@@ -126,6 +126,40 @@ describe("apply consent", () => {
     expect((await session.apply([optIn("preference_page")]))[0]).toMatchObject({ status: "succeeded" });
   });
 
+  it("an opt-in planned over no opt-out leaves one made since in place; one planned over it is written", async () => {
+    const id = await f.createConstituent("di@example.org", "Di", "Ho");
+    const events = { kind: "construct" as const, construct: { type: "consent_category", id: "Events" } };
+    const optIn = (scope: ObservedScope, read_opted_out: boolean): ConnectorOperation => ({
+      kind: "record_opt_in",
+      op_id: `op_in_${scope.kind}_${read_opted_out}`,
+      external_id: id,
+      scope,
+      occurred_at: "2026-03-02T12:00:00.000Z",
+      read_opted_out,
+      origin: { ...origin, mechanism: "preference_page", actor: "contact" },
+    });
+    await session.apply([optOut(id, { kind: "global" }), optOut(id, events)]);
+    const records = async () =>
+      ((await f.api("GET", `/commpref/v1/constituents/${id}/consents`)).body as { value: unknown[] }).value
+        .length;
+    const flag = async () =>
+      ((await f.api("GET", `/constituent/v1/constituents/${id}`)).body as { requests_no_email: boolean })
+        .requests_no_email;
+    expect(await records()).toBe(2);
+    const stale = await session.apply([optIn({ kind: "global" }, false), optIn(events, false)]);
+    expect(stale.map((o) => [o.status, o.code])).toEqual([
+      ["skipped", "conflict"],
+      ["skipped", "conflict"],
+    ]);
+    expect(stale[0]?.message).toContain("Requests No Email");
+    expect(await records()).toBe(2);
+    expect(await flag()).toBe(true);
+    const written = await session.apply([optIn({ kind: "global" }, true), optIn(events, true)]);
+    expect(written.map((o) => o.status)).toEqual(["succeeded", "succeeded"]);
+    expect(await records()).toBe(4);
+    expect(await flag()).toBe(false);
+  });
+
   it("defers the rest of a batch with retry_at when the quota runs out", async () => {
     const a = await f.createConstituent("q1@example.org", "Q", "One");
     const b = await f.createConstituent("q2@example.org", "Q", "Two");

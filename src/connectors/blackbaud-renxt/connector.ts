@@ -27,6 +27,7 @@ import {
   applyConsentFirst,
   consentWriteRefusal,
   failureOf,
+  optedOutSinceRead,
   succeeded,
   type Outcome,
 } from "../kit/apply-policy";
@@ -777,6 +778,8 @@ async function applyConsent(
         message: `Constituent ${op.external_id} does not exist.`,
       };
     const flag = c.value.requests_no_email === true;
+    const since = optedOutSinceRead(VENDOR, op, flag, "Requests No Email");
+    if (since) return since;
     // Opted out already (whatever its records say), or opted in with the person's OptIn on record: an
     // admin's cleared flag is no record of the person's own act, so the OptIn is still written then.
     const alreadyApplied = optOut ? flag : !flag && newest?.constituent_consent_response === "OptIn";
@@ -799,6 +802,13 @@ async function applyConsent(
     return succeeded(op.external_id);
   }
   if (recordInPlace) return succeeded(op.external_id, "already_applied");
+  const since = optedOutSinceRead(
+    VENDOR,
+    op,
+    newest?.constituent_consent_response === "OptOut",
+    `an OptOut consent record in category "${category ?? ""}"`,
+  );
+  if (since) return since;
   const created = await client.createConsent(
     consentAddBody(op, { channel: opts.consent_channel, source: opts.consent_source }),
   );
@@ -820,6 +830,8 @@ async function applyCustomField(
   const field = newestField(fields.value, category);
   const isYes = field?.value === true;
   if (isYes === optOut) return succeeded(op.external_id, "already_applied");
+  const since = optedOutSinceRead(VENDOR, op, isYes, `custom field "${category}" set to Yes`);
+  if (since) return since;
   const comment = customFieldComment(op);
   const date = op.occurred_at;
   const written = field

@@ -27,6 +27,7 @@ import {
   applyConsentFirst,
   consentWriteRefusal,
   failureOf,
+  optedOutSinceRead,
   succeeded,
   unsupported,
   type Outcome,
@@ -554,6 +555,8 @@ async function applyConsent(
         message: `Not a member of list ${listId}: nothing to mark.`,
       };
     if ((m.DoNotContact === true) === optOut) return succeeded(op.external_id, "already_applied");
+    const since = optedOutSinceRead(VENDOR, op, m.DoNotContact === true, `Do Not Contact on list ${listId}`);
+    if (since) return since;
     const r = await client.request({
       method: "PUT",
       path: `/api/groups/${encodeURIComponent(listId)}/members/${encodeURIComponent(op.external_id)}`,
@@ -579,6 +582,8 @@ async function applyConsent(
     };
   const restricted = primary.Restriction !== "None";
   if (restricted === optOut) return succeeded(op.external_id, "already_applied");
+  const since = optedOutSinceRead(VENDOR, op, restricted, `${primary.Restriction} on the primary address`);
+  if (since) return since;
   // Do Not Contact is staff's: it stops every email, invoices and receipts too, for reasons an
   // opt-in to marketing says nothing about. The person's opt-in lifts only no mass email.
   if (!optOut && primary.Restriction === "DoNotContact")

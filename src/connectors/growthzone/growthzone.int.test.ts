@@ -5,6 +5,7 @@
 import { afterEach, expect, it } from "vitest";
 import type { Checkpoint, ReadPage } from "../connector";
 import { postControl } from "../emulator-kit/world";
+import { GLOBAL_OBSERVED } from "../../core/consent/system-consent";
 import { growthZoneManifest } from "./manifest";
 import { startGrowthZoneEmulator, type StartedGrowthZoneEmulator } from "./emulator/growthzone-emulator";
 import { createFakeClock } from "../../../test/support/fake-clock";
@@ -50,7 +51,7 @@ async function world(contacts: ReturnType<typeof person>[], page_size?: number) 
     }
     return pages;
   };
-  return { clock, origin, ids: seeded.contacts.map(String), act, read };
+  return { clock, origin, ids: seeded.contacts.map(String), act, read, session };
 }
 
 const FROM: Checkpoint = {
@@ -132,4 +133,26 @@ it("a full read while a contact is deleted skips no one: the opt-out of the cont
   // Each contact once.
   const ids = pages.flatMap((p) => p.records.map((r) => r.external_id));
   expect(new Set(ids).size).toBe(ids.length);
+});
+
+it("an opt-in planned over no restriction leaves one made since in place; one planned over it lifts it", async () => {
+  const w = await world([person("Ann", "2026-06-01T09:00:00", "TransactionalOnly")]);
+  const id = w.ids[0]!;
+  const optIn = (read_opted_out: boolean) =>
+    w.session.apply([
+      {
+        kind: "record_opt_in",
+        op_id: `in_${read_opted_out}`,
+        external_id: id,
+        scope: GLOBAL_OBSERVED,
+        occurred_at: w.clock.now().toISOString(),
+        read_opted_out,
+        origin: { system: "mailchimp", connection: "mc", mechanism: "signup_form", actor: "contact" },
+      },
+    ]);
+  const restriction = () => emulator?.contacts.get(Number(id))?.Emails[0]?.Restriction;
+  expect((await optIn(false))[0]).toMatchObject({ status: "skipped", code: "conflict" });
+  expect(restriction()).toBe("TransactionalOnly");
+  expect((await optIn(true))[0]).toMatchObject({ status: "succeeded" });
+  expect(restriction()).toBe("None");
 });

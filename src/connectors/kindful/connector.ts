@@ -25,6 +25,7 @@ import {
   applyConsentFirst,
   consentWriteRefusal,
   failureOf,
+  optedOutSinceRead,
   succeeded,
   unsupported,
   type Outcome,
@@ -283,6 +284,13 @@ async function applyOne(
             ? current.value.email_opt_in !== "No"
             : String(current.value.custom_fields?.[field] ?? "").toLowerCase() !== "yes";
         if (shownIn) return succeeded(op.external_id, "already_applied");
+        const since = optedOutSinceRead(
+          VENDOR,
+          op,
+          true,
+          field === undefined ? "Integration Email Opt-in is No" : `custom field "${field}" is Yes`,
+        );
+        if (since) return since;
       }
       const change =
         field === undefined

@@ -147,6 +147,39 @@ describe("the Kindful connector", () => {
     expect(emulator.contacts.get(1)?.email_opt_in).toBe("No");
   });
 
+  it("an opt-in planned over no opt-out leaves an opt-out made since in place; one planned over it clears it", async () => {
+    const session = kindfulManifest.connect(settings, runtime);
+    const origin = { system: "mailchimp", connection: "mc", mechanism: "signup_form" as const };
+    await session.apply([
+      {
+        kind: "record_opt_out",
+        op_id: "out",
+        external_id: "1",
+        email: "p0@example.org",
+        scope: GLOBAL_OBSERVED,
+        initiated_by: "account",
+        occurred_at: new Date(clock).toISOString(),
+        origin: { ...origin, mechanism: "admin_edit" },
+      },
+    ]);
+    const optIn = (read_opted_out: boolean) =>
+      session.apply([
+        {
+          kind: "record_opt_in",
+          op_id: `in_${read_opted_out}`,
+          external_id: "1",
+          scope: GLOBAL_OBSERVED,
+          occurred_at: new Date(clock).toISOString(),
+          read_opted_out,
+          origin: { ...origin, actor: "contact" },
+        },
+      ]);
+    expect((await optIn(false))[0]).toMatchObject({ status: "skipped", code: "conflict" });
+    expect(emulator.contacts.get(1)?.email_opt_in).toBe("No");
+    expect((await optIn(true))[0]).toMatchObject({ status: "succeeded", external_id: "1" });
+    expect(emulator.contacts.get(1)?.email_opt_in).toBe("Yes");
+  });
+
   it("a create that meets a contact made since the address was looked up leaves it as it is, opted out, and takes it", async () => {
     await postControl(emulator.baseUrl, "/__emulator/act", {
       action: "update_contact",

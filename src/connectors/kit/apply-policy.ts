@@ -100,6 +100,26 @@ export function consentWriteRefusal(
   return undefined;
 }
 
+/**
+ * An opt-in planned over a record that showed no opt-out in its scope, which shows one now: made
+ * after the plan read it (staff, the person, another pair's run), that opt-out stands. The opt-in
+ * is skipped, nothing written; the next read records the opt-out, and the ledger decides between
+ * the two by when each was made. Undefined when the write may go ahead.
+ */
+export function optedOutSinceRead(
+  vendor: string,
+  op: Extract<ConnectorOperation, { kind: "record_opt_out" | "record_opt_in" }>,
+  showsOptOut: boolean,
+  where: string,
+): Outcome | undefined {
+  if (op.kind !== "record_opt_in" || op.read_opted_out !== false || !showsOptOut) return undefined;
+  return {
+    status: "skipped",
+    code: "conflict",
+    message: `${vendor} shows an opt-out (${where}) that it did not show when the opt-in was planned: made since, it stands. Concord wrote nothing; its next read records the opt-out.`,
+  };
+}
+
 /** The outcome of an operation (or one item of it) whose call failed. */
 export function outcomeOfError(
   vendor: string,
