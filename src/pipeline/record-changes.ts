@@ -173,6 +173,8 @@ export async function recordChanges(
   const derived: ConsentObservation[] = [];
   /** Opt-outs derived from an ended record: about the person, not the address. */
   const ended = new Set<ConsentObservation>();
+  /** Opt-outs derived from a fact without history set again: recorded only where nothing else says so. */
+  const setAgain = new Set<ConsentObservation>();
   for (let record of records.values()) {
     counts.records_seen += 1;
     const previous = page.snapshots.get(record.external_id);
@@ -216,6 +218,10 @@ export async function recordChanges(
     identities.set(record.external_id, identity);
 
     derived.push(...clearedOptOuts(record, before, observed_at));
+    for (const o of setAgainOptOuts(record, before, observed_at)) {
+      derived.push(o);
+      setAgain.add(o);
+    }
     if (ctx.role === "crm")
       for (const o of endedRecordOptOuts(record, before, ctx.connection_id)) {
         derived.push(o);
@@ -268,6 +274,13 @@ export async function recordChanges(
       continue;
     }
     for (const contact_id of contactIds) {
+      if (
+        setAgain.has(observation) &&
+        !(await setAfterItsClear(tx, ctx, contact_id, resolved.scope, drafts))
+      ) {
+        counts.consent_events_duplicate += 1;
+        continue;
+      }
       if (await alreadyKnownAct(tx, ctx, observation, contact_id, resolved.scope)) {
         counts.consent_events_duplicate += 1;
         continue;
@@ -432,6 +445,76 @@ function clearedOptOuts(
     });
   }
   return out;
+}
+
+/**
+ * An opt-out the system keeps no history of, set again after it was cleared (the last snapshot shows
+ * it clear, this read set): a new opt-out, dated when seen. The connector's own observation of it
+ * usually says so already (a flag with no record to date it, an address's own date); this one is for
+ * when that observation is an older act the ledger holds (Raiser's Edge NXT dates "Requests No
+ * Email" by the newest channel-wide OptOut consent record, which may predate the clearing), so the
+ * re-set would read as that act and be dropped. `setAfterItsClear` decides whether it is recorded.
+ */
+function setAgainOptOuts(
+  record: ExternalRecord,
+  before: SnapshotView | undefined,
+  observed_at: string,
+): ConsentObservation[] {
+  if (before === undefined) return [];
+  const out: ConsentObservation[] = [];
+  for (const now of record.consent_state) {
+    if (now.unversioned !== true || now.status !== "opted_out") continue;
+    const was = before.consent_state.find(
+      (f) => f.source === now.source && f.channel === now.channel && sameObservedScope(f.scope, now.scope),
+    );
+    if (was === undefined || was.status === "opted_out") continue;
+    out.push({
+      external_id: record.external_id,
+      email: recordEmail(record.emails) ?? "",
+      channel: now.channel,
+      kind: "opt_out",
+      scope: now.scope,
+      mechanism: "admin_edit",
+      actor: { kind: "account" },
+      occurred_at: observed_at,
+      time_unknown: true,
+      evidence: {
+        reason: `${now.source} was set again on the record after it was cleared (it shows "${now.label}")`,
+        source_record_id: `${record.external_id}:${now.source}:set`,
+      },
+    });
+  }
+  return out;
+}
+
+/**
+ * Whether an opt-out set again (`setAgainOptOuts`) is news: the connection's last word on the scope
+ * in the ledger (in the order recorded) lifts or questions an opt-out (the clearing's resubscribe
+ * request, an opt-in), and no opt-out this read makes from the connection for the contact and scope
+ * is new (one the ledger holds already, an older act the connector dated the fact by, is not).
+ * With no word at all, or an opt-out last, the connector's own observation speaks for it.
+ */
+async function setAfterItsClear(
+  tx: StoreSession,
+  ctx: RecordContext,
+  contact_id: string,
+  scope: Scope,
+  drafts: readonly ConsentEventInput[],
+): Promise<boolean> {
+  const key = scopeKey(scope);
+  const ofScope = (e: ConsentEventInput | ConsentEvent): boolean =>
+    e.kind !== "deliverability" && e.source.connection === ctx.connection_id && scopeKey(e.scope) === key;
+  const held = (await eventsForContact(tx, contact_id)).map(({ event }) => event).filter(ofScope);
+  const latest = held.at(-1);
+  if (latest === undefined || latest.kind === "opt_out") return false;
+  const known = (d: ConsentEventInput): boolean =>
+    held.some(
+      (e) =>
+        e.kind === d.kind &&
+        e.occurred_at === d.occurred_at &&
+        e.evidence.source_record_id === d.evidence.source_record_id,
+    );
+  return !drafts.some((d) => d.kind === "opt_out" && d.contact_id === contact_id && ofScope(d) && !known(d));
 }
 
 const ENDINGS = [

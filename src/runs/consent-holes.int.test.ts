@@ -113,6 +113,38 @@ describe("consent holes (SQLite)", () => {
     expect(await optOuts()).toHaveLength(2);
   });
 
+  it("Requests No Email ticked again after a clear is a new opt-out, though an older OptOut record still dates the flag", async () => {
+    const reOptOuts = async () =>
+      (await eventsForContact(h.store, await contactOf("ada")))
+        .map(({ event }) => event)
+        .filter((e) => e.kind === "opt_out" && e.source.connection === "re-nxt");
+    // Ada unsubscribes in Constant Contact: Concord ticks the flag with its own OptOut record.
+    await h.ccAct(h.ccMain, "unsubscribe", "ada@example.org");
+    h.advance(1_000);
+    await h.sync();
+    expect((await constituent("ada")).requests_no_email).toBe(true);
+    h.advance(60_000);
+    await h.reAct({ action: "clear_requests_no_email", constituent_id: re["ada"] });
+    h.advance(1_000);
+    await h.sync();
+    const before = (await reOptOuts()).length;
+    // Ada confirms her resubscription; then, before Concord's next run, staff tick the flag again
+    // (no consent record: the newest channel-wide one is still Concord's OptOut).
+    h.advance(60_000);
+    await h.ccAct(h.ccMain, "confirm_resubscribe", "ada@example.org");
+    h.advance(60_000);
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["ada"] });
+    h.advance(1_000);
+    await h.sync();
+    const after = await reOptOuts();
+    expect(after).toHaveLength(before + 1);
+    expect(after.at(-1)).toMatchObject({ mechanism: "admin_edit", actor: { kind: "account" } });
+    // Staff's opt-out is newer than Ada's confirmation: it stands and reaches the accounts.
+    expect((await constituent("ada")).requests_no_email).toBe(true);
+    expect(permission(h.ccMain, "ada")).toBe("unsubscribed");
+    expect(permission(h.ccAppeals, "ada")).toBe("unsubscribed");
+  });
+
   /** Staff tick Requests No Email for Ada, and Constant Contact refuses the next write once (400). */
   const optOutRefusedOnce = async () => {
     await h.reAct({ action: "set_requests_no_email", constituent_id: re["ada"] });
