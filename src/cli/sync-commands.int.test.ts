@@ -252,10 +252,34 @@ pairs:
     expect(override.code, override.stderr).toBe(0);
     expect(JSON.parse(override.stdout)).toMatchObject({ ok: true, recorded: "appended", lifted: [] });
 
+    // A second constituent at Cy's address (her business partner, say): two contacts hold it.
+    await post(re.baseUrl, "/__emulator/seed", {
+      constituents: [
+        {
+          type: "Individual",
+          first: "Cy",
+          last: "Partner",
+          email: { address: "cy@example.org", type: "Email", primary: true },
+        },
+      ],
+    });
+    expect((await concord(["sync"])).code).not.toBe(2);
     const preview = await concord(["erase", "cy@example.org", "--by", "Ops", "--dry-run"]);
     expect(preview.code, preview.stderr).toBe(0);
     expect(preview.stdout).toContain("nothing was changed");
-    const erased = await concord(["erase", "cy@example.org", "--by", "Ops", "--reference", "letter 3"]);
+    const twoHolders = await concord(["erase", "cy@example.org", "--by", "Ops", "--reference", "letter 3"]);
+    expect(twoHolders.code).toBe(2);
+    expect(twoHolders.stderr).toContain("--all-holders");
+    expect(cc.store.findByEmail("cy@example.org")?.deleted_at ?? null).toBeNull();
+    const erased = await concord([
+      "erase",
+      "cy@example.org",
+      "--by",
+      "Ops",
+      "--reference",
+      "letter 3",
+      "--all-holders",
+    ]);
     expect(erased.code, erased.stdout + erased.stderr).toBe(0);
     expect(erased.stdout).toMatch(/completed/);
     expect(cc.store.findByEmail("cy@example.org")?.deleted_at ?? "gone").not.toBeNull();

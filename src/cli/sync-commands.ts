@@ -180,12 +180,23 @@ function registerEraseCommand(program: Command, deps: SyncCommandDeps): void {
     .requiredOption("--by <name>", "who records the request (kept with the erasure)")
     .option("--reference <text>", "the person's request: a ticket or letter reference")
     .option("--dry-run", "show what would be deleted where, and change nothing")
+    .option(
+      "--all-holders",
+      "erase every contact that holds the address (refused without it when there are several: preview first)",
+    )
     .option("--config <file>", "config file (default: CONCORD_CONFIG)")
     .option("--json", "print the report as JSON")
     .action(
       async (
         email: string,
-        options: { by: string; reference?: string; dryRun?: boolean; config?: string; json?: boolean },
+        options: {
+          by: string;
+          reference?: string;
+          dryRun?: boolean;
+          allHolders?: boolean;
+          config?: string;
+          json?: boolean;
+        },
       ) => {
         await withContext(deps, options.config, async (ctx) => {
           // As every pair's only run (with workers on PostgreSQL, whichever process runs them): no
@@ -199,6 +210,7 @@ function registerEraseCommand(program: Command, deps: SyncCommandDeps): void {
                 requested_by: options.by,
                 ...(options.reference !== undefined ? { reference: options.reference } : {}),
                 ...(options.dryRun === true ? { dry_run: true } : {}),
+                ...(options.allHolders === true ? { all_holders: true } : {}),
               }),
           );
           if (!result.ok) {

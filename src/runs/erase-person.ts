@@ -69,10 +69,18 @@ export type ErasureRequest = {
   /** The person's request: a ticket, a letter's reference. */
   reference?: string;
   dry_run?: boolean;
+  /**
+   * Several contacts hold the address (two people sharing a mailbox, a person and their
+   * organisation, duplicates of one person): every one of them is erased only when the request says
+   * so, after a preview. Without it such an erasure is refused (`several_holders`).
+   */
+  all_holders?: boolean;
 };
 
 export type EraseResult =
-  { ok: true; report: ErasureReport } | { ok: false; code: "invalid_email"; message: string };
+  | { ok: true; report: ErasureReport }
+  | { ok: false; code: "invalid_email"; message: string }
+  | { ok: false; code: "several_holders"; message: string; contact_ids: string[] };
 
 /** Erases the person who holds `email` (see the module comment). Never throws for vendor trouble. */
 export async function erasePerson(deps: ErasureDeps, request: ErasureRequest): Promise<EraseResult> {
@@ -139,6 +147,13 @@ export async function erasePerson(deps: ErasureDeps, request: ErasureRequest): P
     return { ok: true, report };
   }
 
+  if (contactIds.length > 1 && request.all_holders !== true)
+    return {
+      ok: false,
+      code: "several_holders",
+      contact_ids: contactIds,
+      message: `${contactIds.length} contacts hold this address (${contactIds.join(", ")}): an erasure deletes every one of them in every linked system, and cannot be undone. Nothing was erased. Preview it (dry run) and, if each of them is the person who asked, send it again with all_holders (concord erase --all-holders).`,
+    };
   const salt = await suppressionSalt(store, true);
   if (salt === undefined) throw new Error("the suppression salt could not be stored");
   const hashes = [...keys].map((k) => addressHash(salt, k)).sort();

@@ -207,7 +207,8 @@ describe("erasure", () => {
       "re-nxt",
       "re-nxt",
     ]);
-    const result = await erasePerson(deps(), { email: ADA, requested_by: "Operator" });
+    // Both constituents are Ada (Lovelace by marriage, King by birth): the operator says so.
+    const result = await erasePerson(deps(), { email: ADA, requested_by: "Operator", all_holders: true });
     expect(result.ok && result.report.status).toBe("completed");
     expect(h.ccContact(h.ccMain, ADA)?.deleted_at).toEqual(expect.any(String));
     // Nothing of the record is left in Concord either: its snapshot and its review item are gone.
@@ -230,7 +231,7 @@ describe("erasure", () => {
     expect(item?.external_id).toBe(uploaded!.contact_id);
     await h.store.reviewItems.resolve(item!.id, "dismissed", { action: "dismiss", note: null });
 
-    const result = await erasePerson(deps(), { email: ADA, requested_by: "Operator" });
+    const result = await erasePerson(deps(), { email: ADA, requested_by: "Operator", all_holders: true });
     expect(result.ok && result.report.systems.map((s) => [s.connection_id, s.status]).sort()).toEqual([
       ["cc-main", "erased"],
       ["re-nxt", "erased"],
@@ -255,6 +256,48 @@ describe("erasure", () => {
     const sync = await h.sync();
     expect(sync.pulls.find((p) => p.connection_id === "re-nxt")?.records_refused_erased).toBe(1);
     expect(await h.store.contacts.findByMatchKey("zoe@example.org")).toEqual([]);
+  });
+
+  it("an address several contacts hold is erased only when the request says every one of them is the person", async () => {
+    h = await startSyncHarness(sqlite);
+    // Two constituents share a household mailbox: Concord keeps two contacts (the CRM says who is who).
+    const ids = await h.seedRe([
+      individual("smiths@example.org", "Jo", "Smith"),
+      individual("smiths@example.org", "Sam", "Smith"),
+    ]);
+    await addToReList(h, RE_LISTS.news, ids);
+    await h.sync();
+    const holders = (await h.store.contacts.findByMatchKey("smiths@example.org")).map((c) => c.id).sort();
+    expect(holders).toHaveLength(2);
+    /** Whether each constituent is still in Raiser's Edge NXT. */
+    const constituents = async () =>
+      Promise.all(
+        ids.map(
+          async (id) => ((await h.reGet(`/constituent/v1/constituents/${id}`)) as { id?: string }).id === id,
+        ),
+      );
+
+    const preview = await erasePerson(deps(), {
+      email: "smiths@example.org",
+      requested_by: "Ops",
+      dry_run: true,
+    });
+    expect(preview).toMatchObject({ ok: true, report: { status: "planned", contact_ids: holders } });
+    const refused = await erasePerson(deps(), { email: "smiths@example.org", requested_by: "Ops" });
+    expect(refused).toMatchObject({ ok: false, code: "several_holders", contact_ids: holders });
+    expect(!refused.ok && refused.message).toContain("all_holders");
+    // Nothing was erased or suppressed: both people are still there, everywhere.
+    expect(await constituents()).toEqual([true, true]);
+    expect(await h.store.contacts.findByMatchKey("smiths@example.org")).toHaveLength(2);
+    expect(await h.store.db.selectFrom("suppressions").selectAll().execute()).toEqual([]);
+
+    const erased = await erasePerson(deps(), {
+      email: "smiths@example.org",
+      requested_by: "Ops",
+      all_holders: true,
+    });
+    expect(erased).toMatchObject({ ok: true, report: { status: "completed", contact_ids: holders } });
+    expect(await constituents()).toEqual([false, false]);
   });
 
   it("refuses an address that is not one, with what was expected", async () => {

@@ -160,6 +160,8 @@ export const ErasureRequestSchema = z.strictObject({
   requested_by: z.string().trim().min(1, "expected who records the request").max(200),
   reference: z.string().trim().min(1).max(500).optional(),
   dry_run: z.boolean().default(false),
+  /** Erase every contact that holds the address; without it, several holders are refused (409). */
+  all_holders: z.boolean().default(false),
 });
 /** An operator override: the person's written request to receive email again (all email, or one topic). */
 export const OverrideRequestSchema = z.strictObject({

@@ -406,6 +406,25 @@ describe("the API over a synced pair", () => {
     expect((await a.call("GET", `/api/people/${ada}`)).json().contact).toMatchObject({ erased: true });
   });
 
+  it("erasure of an address two contacts hold answers 409 several_holders until the request says all_holders", async () => {
+    await a.h.seedRe([
+      individual("smiths@example.org", "Jo", "Smith"),
+      individual("smiths@example.org", "Sam", "Smith"),
+    ]);
+    await a.call("POST", "/api/pairs/re-cc/sync", {});
+    const request = { email: "smiths@example.org", requested_by: "Ops" };
+    const refused = await a.call("POST", "/api/erasures", request);
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json()).toMatchObject({ code: "several_holders" });
+    expect(refused.json().message).toContain("2 contacts hold this address");
+    expect((await a.call("GET", "/api/people?q=smiths")).json().people).toHaveLength(2);
+    const done = await a.call("POST", "/api/erasures", { ...request, all_holders: true });
+    expect(done.statusCode).toBe(200);
+    expect(done.json().report).toMatchObject({ status: "completed" });
+    expect(done.json().report.contact_ids).toHaveLength(2);
+    expect((await a.call("GET", "/api/people?q=smiths")).json().people).toEqual([]);
+  });
+
   it("erasure waits for a sync in flight: what that sync sends is erased with the rest, nothing comes back", async () => {
     // The first sync's import into Constant Contact is slow: the erasure arrives while it is out.
     const slow = {

@@ -205,7 +205,7 @@ export function peopleRoutes(ctx: ApiContext): ApiRoute[] {
       access: "session",
       body: ErasureRequestSchema,
       response: ErasureResponseSchema,
-      errors: [400],
+      errors: [400, 409],
       handler: async ({ body }) => {
         // As every pair's only run: no run in flight sends or stores the person's data after
         // Concord forgot them (a plan already made goes first; later plans find them erased).
@@ -215,9 +215,11 @@ export function peopleRoutes(ctx: ApiContext): ApiRoute[] {
             requested_by: body.requested_by,
             ...(body.reference !== undefined ? { reference: body.reference } : {}),
             dry_run: body.dry_run,
+            all_holders: body.all_holders,
           }),
         );
-        if (!result.ok) return fail(400, result.code, result.message);
+        if (!result.ok)
+          return fail(result.code === "several_holders" ? 409 : 400, result.code, result.message);
         return { report: result.report };
       },
     }),

@@ -423,6 +423,10 @@ function ErasePerson({ email, onErased }: { email: string; onErased: () => void 
   const [by, setBy] = useState("");
   const [reference, setReference] = useState("");
   const [previewed, setPreviewed] = useState<ErasureReport | undefined>(undefined);
+  // Several contacts at the address (a shared mailbox, a person and their organisation): each is
+  // erased only once the operator says every one of them is the person who asked.
+  const holders = previewed?.contact_ids.length ?? 0;
+  const [allHolders, setAllHolders] = useState(false);
   const send = (dry: boolean): void => {
     void action
       .run(() =>
@@ -431,6 +435,7 @@ function ErasePerson({ email, onErased }: { email: string; onErased: () => void 
           requested_by: by.trim(),
           ...(reference.trim() !== "" ? { reference: reference.trim() } : {}),
           dry_run: dry,
+          ...(!dry && holders > 1 ? { all_holders: allHolders } : {}),
         }),
       )
       .then((r) => {
@@ -463,6 +468,19 @@ function ErasePerson({ email, onErased }: { email: string; onErased: () => void 
             onChange={setReference}
             maxLength={500}
           />
+          {holders > 1 ? (
+            <label className="inline">
+              <input
+                type="checkbox"
+                checked={allHolders}
+                required
+                onChange={(e) => {
+                  setAllHolders(e.target.checked);
+                }}
+              />{" "}
+              {`All ${holders} contacts at this address are the person who asked: erase every one`}
+            </label>
+          ) : null}
           <button
             type="submit"
             className={previewed === undefined ? undefined : "danger"}
@@ -489,7 +507,7 @@ function ErasureResult({ report }: { report: ErasureReport }): ReactNode {
       <p>
         <Badge tone={tone}>{report.status}</Badge>{" "}
         {report.dry_run
-          ? `Preview: ${plural(report.contact_ids.length, "contact")} with this address, ${plural(report.systems.length, "record")} in linked systems; nothing was changed.`
+          ? `Preview: ${plural(report.contact_ids.length, "contact")} with this address${report.contact_ids.length > 1 ? ` (${report.contact_ids.join(", ")}: each is erased, the other people sharing it too)` : ""}, ${plural(report.systems.length, "record")} in linked systems; nothing was changed.`
           : report.status === "completed"
             ? `Erased. ${plural(report.addresses_suppressed, "address", "addresses")} kept only as a keyed hash: never imported again.`
             : "Not finished: a system could not delete its record yet. Concord keeps its copy; erase again to retry."}
