@@ -379,6 +379,12 @@ describe.skipIf(skipReason !== undefined && !inCi)(
         .waitFor();
       await shot(page, "erasure-preview", true);
 
+      // The last individual is the duplicate entered above: two contacts hold the address, so the
+      // erasure waits for the operator to say that both are the person who asked.
+      await section.getByText(/2 contacts with this address \(con_/).waitFor();
+      await section
+        .getByLabel("All 2 contacts at this address are the person who asked: erase every one")
+        .check();
       await section.getByRole("button", { name: "Erase everywhere" }).click();
       await section
         .getByRole("status", { name: "Erasure" })
