@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ConsentEvent } from "./consent-event";
-import { foldChannelConsent } from "./consent-state";
+import { decisionFor, foldChannelConsent } from "./consent-state";
 import {
   addPeriod,
   impliedConsentLapses,
@@ -104,6 +104,36 @@ describe("implied consent that lapses by rule", () => {
     expect(impliedConsentLapses(input({ events, created_by_concord: new Set(["cc-main"]) }), [CASL])).toEqual(
       [],
     );
+  });
+
+  it("an opt-out lifted by the person's own implied sign-up lapses like that sign-up; lifted by an express one, never", () => {
+    const optOut: ConsentEvent = {
+      id: "evt_out20250101",
+      kind: "opt_out",
+      contact_id: "con_1",
+      channel: "email",
+      scope: { kind: "global" },
+      source: { system: "blackbaud-renxt", connection: "re-nxt" },
+      mechanism: "unsubscribe_link",
+      actor: { kind: "contact" },
+      occurred_at: "2025-01-01T00:00:00.000Z",
+      observed_at: "2025-01-01T00:00:00.000Z",
+      evidence: {},
+    };
+    // The person signs up again on a form the platform holds as implicit permission.
+    const signup = (basis: "express" | "implied"): ConsentEvent => ({
+      ...optIn(basis, "2025-10-01T00:00:00.000Z"),
+      mechanism: "signup_form",
+      actor: { kind: "contact" },
+    });
+    const implied = input({ events: [optOut, signup("implied")] });
+    expect(decisionFor(implied.consent, { kind: "global" }).rule).toBe("lifted_by_contact_opt_in");
+    expect(impliedConsentLapses(implied, [CASL])).toEqual([
+      expect.objectContaining({ mechanism: "expiry_rule", occurred_at: "2026-04-01T00:00:00.000Z" }),
+    ]);
+    const express = input({ events: [optOut, signup("express")] });
+    expect(impliedConsentLapses(express, [CASL])).toEqual([]);
+    expect(nextLapseAt(express, [CASL])).toBeUndefined();
   });
 
   it("staff clearing a flag they set is no inquiry: it gives the person no new six months", () => {

@@ -7,7 +7,7 @@
  */
 import type { ConsentEvent, Provenance, Scope, TopicKey } from "./consent-event";
 import { scopeKey } from "./consent-event";
-import { decisionFor, type ChannelConsent } from "./consent-state";
+import { decisionFor, type ChannelConsent, type ScopeDecision } from "./consent-state";
 
 /** One act that grounds implied consent: its kind, when it happened, and the system's id for it. */
 export type ConsentGround = { kind: "donation" | "inquiry"; at: string; ref?: string };
@@ -88,8 +88,21 @@ export function describePeriod(p: CalendarPeriod): string {
     .join(" ");
 }
 
-/** Decisions that rest on the person's own act or express consent: nothing of theirs lapses. */
-const LASTING_RULES = new Set(["express_consent", "lifted_by_contact_opt_in", "lifted_by_operator_override"]);
+/** Decisions that rest on an opt-in that lifted an opt-out: the person's own, or an override. */
+const LIFT_RULES = new Set(["lifted_by_contact_opt_in", "lifted_by_operator_override"]);
+
+/**
+ * Whether a decision rests on express consent, which never lapses. An opt-out lifted by the
+ * person's own opt-in lasts as that opt-in does: express (a confirmed sign-up, a written request)
+ * for good, implied (a sign-up the platform holds as implicit permission) only for its period, as
+ * it would without the opt-out before it.
+ */
+function lasting(decision: ScopeDecision, events: readonly ConsentEvent[]): boolean {
+  if (decision.rule === "express_consent") return true;
+  if (!LIFT_RULES.has(decision.rule)) return false;
+  const basis = events.find((e) => e.id === decision.decided_by);
+  return basis?.kind !== "opt_in" || basis.basis !== "implied";
+}
 
 /**
  * Per covering rule and scope it names, where the person is still sendable and gave no express
@@ -107,7 +120,7 @@ function* lapseCandidates(
         : rule.topics.map((topic) => ({ kind: "topic", topic }));
     for (const scope of scopes) {
       const decision = decisionFor(input.consent, scope);
-      if (!decision.sendable || LASTING_RULES.has(decision.rule)) continue;
+      if (!decision.sendable || lasting(decision, input.events)) continue;
       // The ground that lasts longest decides; its lapse is the consent's.
       let last: { ground: Ground; until: string } | undefined;
       for (const ground of groundsFor(input, scope)) {
