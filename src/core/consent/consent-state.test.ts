@@ -324,6 +324,30 @@ const rows: Row[] = [
     expect: { sendable: false, rule: "global_opt_out" },
   },
   {
+    name: "Concord's own copy of the lifting opt-in is no basis, whatever the ids at one instant (a)",
+    events: [
+      optOut("o", { at: 1 }),
+      optIn("a", { at: 2, basis: "implied" }),
+      optIn("b", { at: 2, mechanism: "sync", actor: PLATFORM }),
+    ],
+    expect: { sendable: true, rule: "lifted_by_contact_opt_in", decided_by: id("a") },
+  },
+  {
+    name: "Concord's own copy of the lifting opt-in is no basis, whatever the ids at one instant (b)",
+    events: [
+      optOut("o", { at: 1 }),
+      optIn("b", { at: 2, basis: "implied" }),
+      optIn("a", { at: 2, mechanism: "sync", actor: PLATFORM }),
+    ],
+    expect: { sendable: true, rule: "lifted_by_contact_opt_in", decided_by: id("b") },
+  },
+  {
+    name: "Concord's own copy alone is no consent basis",
+    events: [optIn("c", { at: 2, mechanism: "sync", actor: PLATFORM })],
+    options: { require_consent_basis: true },
+    expect: { sendable: false, rule: "no_consent_basis" },
+  },
+  {
     name: "double opt-in confirmation lifts",
     events: [optOut("o", { at: 1 }), optIn("i", { at: 2, mechanism: "double_opt_in_confirmation" })],
     expect: { sendable: true, rule: "lifted_by_contact_opt_in" },

@@ -215,7 +215,10 @@ function decideScope(sorted: readonly ConsentEvent[], target: Scope, options: Fo
       if (rule) lastLift = { rule, event };
       open = remaining;
       if (open.length === 0) {
-        bases.push(event);
+        // Concord's own write seen again (`sync`) copies an act the ledger holds with its own basis:
+        // as a basis it would turn an implied opt-in express (it is read back as a consent record),
+        // and take the decision from the act it copies by the order of two ids at one instant.
+        if (event.mechanism !== "sync") bases.push(event);
         pending = undefined;
       }
     } else if (event.kind === "resubscribe_requested") {
