@@ -197,6 +197,34 @@ describe("Mailchimp connector", () => {
     });
   });
 
+  it("a form sign-up without an opt-in time is dated by its signup, which no later edit moves; without either time it is the account's", async () => {
+    const { a, session } = await account();
+    const signedUp = "2025-01-01T00:00:00.000Z";
+    const form = { status: "subscribed" as const, source: "Hosted Signup Form", timestamp_opt: "" };
+    const [dated, undated] = await a.seed([
+      { email: "dated@example.org", ...form, timestamp_signup: signedUp },
+      { email: "undated@example.org", ...form },
+    ]);
+    const optIns = async () => {
+      const got = await session.get([dated!.contact_id, undated!.contact_id]);
+      if (!got.ok) throw new Error(got.error.message);
+      return [dated!.contact_id, undated!.contact_id].map((id) =>
+        got.value.consent.find((c) => c.external_id === id),
+      );
+    };
+    const [before, accounts] = await optIns();
+    expect(before).toMatchObject({ kind: "opt_in", actor: { kind: "contact" }, occurred_at: signedUp });
+    expect(accounts).toMatchObject({ kind: "opt_in", mechanism: "unknown", actor: { kind: "account" } });
+    // Concord's own profile write moves last_changed, not the person's act.
+    await a.runtime.sleep(86_400_000);
+    const [edit] = await session.apply([
+      { kind: "update_contact", op_id: "u1", external_id: dated!.contact_id, first_name: "Dee" },
+    ]);
+    expect(edit).toMatchObject({ status: "succeeded" });
+    const [after] = await optIns();
+    expect(after?.occurred_at).toBe(signedUp);
+  });
+
   it("a spam complaint a webhook announced stands for a member that reads only cleaned", async () => {
     const { a, session } = await account();
     const [m] = await a.seed([{ email: "abuse@example.org", status: "cleaned" }]);

@@ -199,8 +199,13 @@ export function memberToConsent(m: McMember): ConsentObservation[] {
         Number.isNaN(signup) ||
         Number.isNaN(opted) ||
         (opted >= signup - 60_000 && opted - signup <= SIGNUP_TO_OPT_IN_MAX_MS);
-      const byForm = ofTheSignup && /signup|form|confirm/i.test(m.source ?? "");
-      const confirmed = ofTheSignup && (m.ip_opt ?? "").trim() !== "";
+      // With neither time, nothing places the person's act: its only date would be `last_changed`,
+      // which every later edit moves (Concord's own included), so it could come to follow an
+      // opt-out it preceded and lift it. It is then the account's.
+      const placed = !Number.isNaN(signup) || !Number.isNaN(opted);
+      const traced = /signup|form|confirm/i.test(m.source ?? "") || (m.ip_opt ?? "").trim() !== "";
+      const byForm = placed && ofTheSignup && /signup|form|confirm/i.test(m.source ?? "");
+      const confirmed = placed && ofTheSignup && (m.ip_opt ?? "").trim() !== "";
       const byContact = byForm || confirmed;
       if (confirmed) evidence.ip = (m.ip_opt ?? "").trim().slice(0, 64);
       return [
@@ -211,14 +216,16 @@ export function memberToConsent(m: McMember): ConsentObservation[] {
             ? "signup_form"
             : confirmed
               ? "double_opt_in_confirmation"
-              : !ofTheSignup
+              : !ofTheSignup || (traced && !placed)
                 ? "unknown"
                 : (m.source ?? "").toLowerCase().startsWith("api")
                   ? "api"
                   : "import",
           actor: byContact ? { kind: "contact" } : { kind: "account" },
           basis: byContact ? "express" : "implied",
-          occurred_at: toUtc(m.timestamp_opt) ?? memberWatermark(m),
+          // Without an opt-in time, the signup's (the subscription came at or after it): a fixed
+          // moment, never one a later edit moves past an opt-out.
+          occurred_at: toUtc(m.timestamp_opt) ?? toUtc(m.timestamp_signup) ?? memberWatermark(m),
           evidence,
         },
       ];
