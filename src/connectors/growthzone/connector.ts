@@ -39,6 +39,7 @@ import {
   type GrowthZoneClient,
   type GzContact,
   type GzGroup,
+  type Restriction,
 } from "./client";
 import {
   consentObservations,
@@ -418,6 +419,13 @@ export function createGrowthZoneSession(
 
 const failed = (e: ConnectorError): Outcome => failureOf(VENDOR, e);
 
+/** How much email an address's restriction stops: none, mass email, or every email. */
+const RESTRICTION_RANK: Readonly<Record<Restriction, number>> = {
+  None: 0,
+  TransactionalOnly: 1,
+  DoNotContact: 2,
+};
+
 async function applyOne(client: GrowthZoneClient, op: ConnectorOperation): Promise<Outcome> {
   switch (op.kind) {
     case "record_opt_out":
@@ -462,11 +470,19 @@ async function applyOne(client: GrowthZoneClient, op: ConnectorOperation): Promi
       const existing = c.value.Emails.find(
         (e) => e.EmailAddress.toLowerCase() === op.new_email.trim().toLowerCase(),
       );
+      // A restriction is kept on an address, not on the contact: the address made primary takes the
+      // old primary's where it is stricter, or staff's Do Not Contact (or an opt-out) would stay on
+      // an address no email goes to any more.
+      const carried =
+        primary !== undefined &&
+        RESTRICTION_RANK[primary.Restriction] > RESTRICTION_RANK[existing?.Restriction ?? "None"]
+          ? { Restriction: primary.Restriction }
+          : {};
       const r = existing
         ? await client.request({
             method: "PUT",
             path: `/api/contacts/${encodeURIComponent(op.external_id)}/emails/${existing.ContactEmailAddressId}`,
-            json: { IsDefault: true },
+            json: { IsDefault: true, ...carried },
             priority: "write",
           })
         : primary

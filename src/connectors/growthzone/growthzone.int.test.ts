@@ -156,3 +156,39 @@ it("an opt-in planned over no restriction leaves one made since in place; one pl
   expect((await optIn(true))[0]).toMatchObject({ status: "succeeded" });
   expect(restriction()).toBe("None");
 });
+
+it("an address made primary takes the old primary's stricter restriction: staff's Do Not Contact follows the person", async () => {
+  const w = await world([
+    {
+      ...person("Bea"),
+      Emails: [
+        { EmailAddress: "bea@example.org", IsDefault: true, Restriction: "DoNotContact" },
+        { EmailAddress: "bea@work.example.org", IsDefault: false, Restriction: "None" },
+      ],
+    },
+  ]);
+  const id = w.ids[0]!;
+  const [out] = await w.session.apply([
+    {
+      kind: "change_email",
+      op_id: "ce1",
+      external_id: id,
+      old_email: "bea@example.org",
+      new_email: "bea@work.example.org",
+    },
+  ]);
+  expect(out).toMatchObject({ status: "succeeded" });
+  const emails = emulator?.contacts
+    .get(Number(id))
+    ?.Emails.map((e) => [e.EmailAddress, e.IsDefault, e.Restriction]);
+  expect(emails).toEqual([
+    ["bea@example.org", false, "DoNotContact"],
+    ["bea@work.example.org", true, "DoNotContact"],
+  ]);
+  // Read again, the person is still restricted on the address email goes to.
+  const got = await w.session.get([id]);
+  if (!got.ok) throw new Error(got.error.message);
+  expect(got.value.records[0]?.consent_state).toContainEqual(
+    expect.objectContaining({ scope: GLOBAL_OBSERVED, status: "opted_out" }),
+  );
+});
