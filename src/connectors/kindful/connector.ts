@@ -408,6 +408,9 @@ async function applyOne(
           const r = rows.get(k);
           if (!r || r.contact_id === null || r.status === "error" || r.status === "ignored")
             refused.push(`${id} (${r?.error ?? r?.status ?? "no result for the row"})`);
+          // An update that made a contact matched none: the contact meant is gone, and its
+          // membership did not change (the new contact Kindful made is none of Concord's).
+          else if (r.status === "created") refused.push(`${id} (gone: Kindful made contact ${r.contact_id})`);
         });
       }
       if (refused.length > 0)

@@ -238,4 +238,33 @@ describe("the Kindful connector", () => {
     });
     expect([...emulator.groups.get(Number(group))!.members]).toEqual([1]);
   });
+
+  it("a group change whose update row Kindful answered by making a new contact fails for that contact: its membership did not change", async () => {
+    const seeded = (await postControl(emulator.baseUrl, "/__emulator/seed", {
+      groups: [{ name: "Appeals" }],
+    })) as { groups: { id: number }[] };
+    const group = String(seeded.groups[0]!.id);
+    await postControl(emulator.baseUrl, "/__emulator/faults", {
+      status: 200,
+      count: 1,
+      path_prefix: "/api/v1/imports",
+      methods: ["POST"],
+      body: {
+        id: 78,
+        status: "complete",
+        results: [
+          { row: 0, contact_id: 1, status: "updated" },
+          { row: 1, contact_id: 501, status: "created" },
+        ],
+      },
+    });
+    const [outcome] = await kindfulManifest
+      .connect(settings, runtime)
+      .apply([{ kind: "remove_list_members", op_id: "g2", list_ids: [group], external_ids: ["1", "99998"] }]);
+    expect(outcome).toMatchObject({
+      status: "failed",
+      code: "validation_failed",
+      message: expect.stringContaining("1 of 2 contact(s): 99998 (gone: Kindful made contact 501)"),
+    });
+  });
 });
