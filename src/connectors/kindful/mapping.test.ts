@@ -13,6 +13,20 @@ describe("Kindful times", () => {
     expect(parseKindfulTime("")).toBeUndefined();
   });
 
+  it("reads a time that names no zone as UTC, wherever Concord runs", () => {
+    const zone = process.env["TZ"];
+    process.env["TZ"] = "America/Toronto";
+    try {
+      expect(new Date("2015-10-13T18:56:12").toISOString()).not.toBe("2015-10-13T18:56:12.000Z");
+      expect(parseKindfulTime("2015-10-13 18:56:12")).toBe("2015-10-13T18:56:12.000Z");
+      expect(parseKindfulTime("2015-10-13T18:56:12.250")).toBe("2015-10-13T18:56:12.250Z");
+      expect(parseKindfulTime("2015-10-13 18:56:12 -0500")).toBe("2015-10-13T23:56:12.000Z");
+    } finally {
+      if (zone === undefined) delete process.env["TZ"];
+      else process.env["TZ"] = zone;
+    }
+  });
+
   it("an opt-out whose time cannot be read is dated when Concord saw it, never 1970", () => {
     const contact = {
       id: 7,

@@ -33,8 +33,8 @@ const blank = (v: string | null | undefined): v is null | undefined =>
   v === null || v === undefined || v.trim() === "";
 
 /**
- * Kindful's times: `2015-10-13 18:56:12 UTC`, an offset (`-0500`, `-05:00`), ISO-8601, or unix
- * seconds. Undefined when none of those.
+ * Kindful's times: `2015-10-13 18:56:12 UTC`, an offset (`-0500`, `-05:00`), ISO-8601 (UTC when it
+ * names no zone), or unix seconds. Undefined when none of those.
  */
 export function parseKindfulTime(at: string | null | undefined): string | undefined {
   const s = (at ?? "").trim();
@@ -44,7 +44,9 @@ export function parseKindfulTime(at: string | null | undefined): string | undefi
     .replace(/ UTC$/, "Z")
     .replace(/^(\d{4}-\d\d-\d\d) /, "$1T")
     .replace(/ ?([+-]\d\d):?(\d\d)$/, "$1:$2");
-  const t = Date.parse(iso);
+  // A time of day with no zone is Kindful's UTC: read as local time, it would date an opt-out by
+  // the offset of wherever Concord runs, possibly before an opt-in it came after.
+  const t = Date.parse(/T\d\d:\d\d(:\d\d(\.\d+)?)?$/.test(iso) ? `${iso}Z` : iso);
   return Number.isNaN(t) ? undefined : new Date(t).toISOString();
 }
 
