@@ -130,6 +130,21 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
   // that type is named there, each construct standing for one topic only.
   const topics = new Map<string, number>();
   const constructOwner = new Map<string, number>();
+  /** The topic whose construct on `connectionId` the profile field `name` is (`ConstructSpec.profile_field`). */
+  const topicHolding = (
+    manifest: ConnectorManifest,
+    connectionId: string,
+    name: string,
+  ): string | undefined =>
+    config.topics.find((topic) => {
+      const construct = topic.constructs[connectionId];
+      const form = construct === undefined ? undefined : manifest.topics[construct.type]?.profile_field;
+      const constructName = construct?.name ?? construct?.id;
+      return (
+        form !== undefined && constructName !== undefined && form.replace("{name}", constructName) === name
+      );
+    })?.key;
+
   config.topics.forEach((topic, t) => {
     const first = topics.get(topic.key);
     if (first !== undefined)
@@ -378,6 +393,13 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
           const problem = fieldProblem(manifestOf(conn.system), field[side], field.canonical, reads, writes);
           if (problem !== undefined)
             add(at("fields", f, side), "unknown_field", `${problem} (connection "${id}")`);
+          const topic = topicHolding(manifestOf(conn.system), id, field[side]);
+          if (topic !== undefined)
+            add(
+              at("fields", f, side),
+              "conflicting_setting",
+              `"${field[side]}" holds the opt-out of topic "${topic}" on connection "${id}": consent follows the consent ledger, never a field mapping; expected a profile field, or remove this mapping`,
+            );
         }
     });
 

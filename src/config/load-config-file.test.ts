@@ -730,6 +730,25 @@ describe("errors name the path, what was expected and what was found", () => {
       "invalid_value",
       'expected a size between 1024 bytes and 64mb such as 512kb or 1mb, found "1tb"',
     ],
+    [
+      "a field mapping of the custom field a topic's opt-out is kept in",
+      (c) => {
+        c.connections[0] = {
+          id: "re-nxt",
+          system: "kindful",
+          credentials: { api_token: { env: "KINDFUL" } },
+        };
+        c.topics[0].constructs["re-nxt"] = { type: "custom_field", name: "Appeals" };
+        c.pairs[0].fields.push({
+          canonical: "appeals_choice",
+          crm: "custom_field:Appeals",
+          platform: "job_title",
+        });
+      },
+      "pairs[0].fields[1].crm",
+      "conflicting_setting",
+      '"custom_field:Appeals" holds the opt-out of topic "appeals" on connection "re-nxt": consent follows the consent ledger, never a field mapping',
+    ],
     ["wrong version", (c) => (c.version = 2), "version", "invalid_value", "expected 1, found number 2"],
     [
       "top level is a list",

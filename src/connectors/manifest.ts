@@ -95,6 +95,12 @@ export type ConstructSpec = {
    * by its membership (a list standing for a topic: not being in it is not being sent the topic).
    */
   shown_by: "facts" | "membership";
+  /**
+   * The profile field a construct is also readable as, with `{name}` for the construct's name
+   * (Kindful's opt-out custom field is `custom_field:{name}`): a pair may not map it as a field,
+   * or profile sync would write consent.
+   */
+  profile_field?: string;
 };
 
 /** A field the connector reads or writes, as a pair's field mappings name it. */

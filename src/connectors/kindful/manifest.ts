@@ -49,7 +49,12 @@ export const kindfulManifest: ConnectorManifest = {
   },
   endpoints: { kind: "static", base_url: KINDFUL_BASE_URL },
   topics: {
-    custom_field: { label: "Yes/No custom field", identified_by: "name", shown_by: "facts" },
+    custom_field: {
+      label: "Yes/No custom field",
+      identified_by: "name",
+      shown_by: "facts",
+      profile_field: "custom_field:{name}",
+    },
   },
   fields: {
     fields: [
