@@ -396,6 +396,24 @@ async function alreadyKnownAct(
 const toJson = (value: unknown): JsonValue => JsonValueSchema.parse(JSON.parse(JSON.stringify(value)));
 
 /**
+ * The facts without history (`unversioned`) that both the last snapshot and this read of the record
+ * show, as [as last read, as read now]: their changes are seen only against the snapshot.
+ */
+function unversionedFacts(
+  record: ExternalRecord,
+  before: SnapshotView | undefined,
+): [SnapshotView["consent_state"][number], ExternalRecord["consent_state"][number]][] {
+  if (before === undefined) return [];
+  return before.consent_state.flatMap((was) => {
+    if (was.unversioned !== true) return [];
+    const now = record.consent_state.find(
+      (f) => f.source === was.source && f.channel === was.channel && sameObservedScope(f.scope, was.scope),
+    );
+    return now === undefined ? [] : [[was, now] as [typeof was, typeof now]];
+  });
+}
+
+/**
  * Opt-outs cleared on a record whose system keeps no history of them (an `unversioned` fact: Raiser's
  * Edge's "Requests No Email", an address's "Do not email"): the system reports only the current
  * value, so the clearing is visible only against the last snapshot. Someone other than the person
@@ -406,14 +424,9 @@ function clearedOptOuts(
   before: SnapshotView | undefined,
   observed_at: string,
 ): ConsentObservation[] {
-  if (before === undefined) return [];
   const out: ConsentObservation[] = [];
-  for (const was of before.consent_state) {
-    if (was.unversioned !== true || was.status !== "opted_out") continue;
-    const now = record.consent_state.find(
-      (f) => f.source === was.source && f.channel === was.channel && sameObservedScope(f.scope, was.scope),
-    );
-    if (now === undefined || now.status === "opted_out") continue;
+  for (const [was, now] of unversionedFacts(record, before)) {
+    if (was.status !== "opted_out" || now.status === "opted_out") continue;
     if (was.account_may_lift === true)
       out.push({
         external_id: record.external_id,
@@ -460,14 +473,9 @@ function setAgainOptOuts(
   before: SnapshotView | undefined,
   observed_at: string,
 ): ConsentObservation[] {
-  if (before === undefined) return [];
   const out: ConsentObservation[] = [];
-  for (const now of record.consent_state) {
-    if (now.unversioned !== true || now.status !== "opted_out") continue;
-    const was = before.consent_state.find(
-      (f) => f.source === now.source && f.channel === now.channel && sameObservedScope(f.scope, now.scope),
-    );
-    if (was === undefined || was.status === "opted_out") continue;
+  for (const [was, now] of unversionedFacts(record, before)) {
+    if (now.status !== "opted_out" || was.status === "opted_out") continue;
     out.push({
       external_id: record.external_id,
       email: recordEmail(record.emails) ?? "",

@@ -339,6 +339,17 @@ export async function startSyncHarness(
   return harness;
 }
 
+/** Replaces one of the harness's connections' sessions by `wrap` of each session it opens. */
+function wrapSessions(
+  h: Pick<SyncHarness, "connections">,
+  connectionId: string,
+  wrap: (session: ReturnType<OpenedConnection["session"]>) => ReturnType<OpenedConnection["session"]>,
+): void {
+  const opened = h.connections.get(connectionId);
+  if (opened === undefined) throw new Error(`no connection ${connectionId}`);
+  h.connections.set(connectionId, { ...opened, session: () => wrap(opened.session()) });
+}
+
 /**
  * Runs `before` ahead of every read (`session().read`) of one of the harness's connections: a gate
  * the test opens, a jump of the clock.
@@ -348,21 +359,13 @@ export function beforeEachRead(
   connectionId: string,
   before: () => void | Promise<void>,
 ): void {
-  const opened = h.connections.get(connectionId);
-  if (opened === undefined) throw new Error(`no connection ${connectionId}`);
-  h.connections.set(connectionId, {
-    ...opened,
-    session: () => {
-      const session = opened.session();
-      return {
-        ...session,
-        read: async function* (checkpoint, options) {
-          await before();
-          yield* session.read(checkpoint, options);
-        },
-      };
+  wrapSessions(h, connectionId, (session) => ({
+    ...session,
+    read: async function* (checkpoint, options) {
+      await before();
+      yield* session.read(checkpoint, options);
     },
-  });
+  }));
 }
 
 /**
@@ -374,21 +377,13 @@ export function beforeEachApply(
   connectionId: string,
   before: () => void | Promise<void>,
 ): void {
-  const opened = h.connections.get(connectionId);
-  if (opened === undefined) throw new Error(`no connection ${connectionId}`);
-  h.connections.set(connectionId, {
-    ...opened,
-    session: () => {
-      const session = opened.session();
-      return {
-        ...session,
-        apply: async (operations) => {
-          await before();
-          return session.apply(operations);
-        },
-      };
+  wrapSessions(h, connectionId, (session) => ({
+    ...session,
+    apply: async (operations) => {
+      await before();
+      return session.apply(operations);
     },
-  });
+  }));
 }
 
 /** Adds constituents to a Raiser's Edge NXT list through the emulator's admin act. */
