@@ -96,6 +96,13 @@ export type ConstructSpec = {
    */
   shown_by: "facts" | "membership";
   /**
+   * Only the construct's members carry its consent (GrowthZone's Do Not Contact on a list's
+   * membership): a record not in it shows no fact for it, is sent nothing through it, and has
+   * nothing to mark, so no consent write is planned for it there. The connector must re-read a
+   * record that joins it.
+   */
+  members_only?: true;
+  /**
    * The profile field a construct is also readable as, with `{name}` for the construct's name
    * (Kindful's opt-out custom field is `custom_field:{name}`): a pair may not map it as a field,
    * or profile sync would write consent.

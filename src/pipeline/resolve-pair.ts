@@ -211,6 +211,7 @@ export async function resolvePair(
         scope: topicScope(topic.key),
         construct: constructScope(construct.type, constructId, construct.name),
         shown_by: spec.shown_by,
+        ...(spec.members_only === true ? { members_only: true as const } : {}),
         label: `${spec.label} “${construct.name ?? constructId}”`,
       });
     }

@@ -34,6 +34,11 @@ export type PlanConsentTarget = {
    * standing for a topic: not being in it is not being sent the topic).
    */
   shown_by: "facts" | "membership";
+  /**
+   * Only members carry the construct's consent (`ConstructSpec.members_only`): a record with no
+   * fact for it is not a member, and nothing is written there for it.
+   */
+  members_only?: true;
   /** In messages: "all email", "consent category “Appeals”". */
   label: string;
 };

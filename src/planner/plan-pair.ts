@@ -9,6 +9,7 @@ import {
 import {
   ACCOUNT_OBSERVED,
   recordedConsent,
+  sameObservedScope,
   shownConsent,
   type ObservedScope,
 } from "../core/consent/system-consent";
@@ -834,6 +835,8 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       /** The latest consent record the CRM keeps for this scope. */
       recorded: recordedConsent(crm.consent_state, t.construct),
       label: t.label,
+      /** Whether the record holds the construct: any of its facts, for one only members carry. */
+      held: t.members_only !== true || crm.consent_state.some((f) => sameObservedScope(f.scope, t.construct)),
     }));
 
     /** The person's own opt-in (or an override with evidence) that decided `decision` by lifting an opt-out. */
@@ -845,7 +848,11 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       return basis?.kind === "opt_in" && isPersonsOwnOptInEvent(basis) ? basis : undefined;
     };
 
-    for (const { decision, target, scope, shown, recorded, label } of scopes) {
+    for (const { decision, target, scope, shown, recorded, label, held } of scopes) {
+      // Not a member of a construct only members carry (a GrowthZone list): nothing is sent to them
+      // through it, and there is nothing to mark. Added to it later, they are read again and show
+      // its fact, and the opt-out is written then.
+      if (!held) continue;
       if (shown !== "opt_out") {
         // A pending resubscribe request means someone cleared this in the CRM on purpose: the
         // ledger keeps the suppression everywhere else, and fighting the CRM flag would only loop.

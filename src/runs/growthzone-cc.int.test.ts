@@ -328,6 +328,45 @@ describe("GrowthZone ⇄ Constant Contact (seed 004)", () => {
     expect(gzContact("bob")?.Emails[0]?.Restriction).toBe("None");
   });
 
+  it("G7. a topic opt-out of someone not on the topic's list writes nothing there (nothing is sent them through it); added to it later, they are marked", async () => {
+    // Ed is on the appeals account by his own sign-up there, but not on GrowthZone's Appeals list.
+    await world.seed("cc-appeals", {
+      contacts: [
+        {
+          id: "6a1d2c3b-4e5f-4a7b-8c9d-0e1f2a3b4c5d",
+          email: "ed@example.org",
+          added_by: "contact",
+          added_at: "2026-01-01T00:00:00.000Z",
+          modified_at: "2026-01-01T00:00:00.000Z",
+          subscription: { status: "subscribed", explicit: true },
+          list_ids: [],
+        },
+      ],
+    });
+    await firstLoad();
+    await world.act("cc-appeals", { as: "contact", action: "unsubscribe", email: "ed@example.org" });
+    await sync();
+    const toGrowthZone = () =>
+      store.db
+        .selectFrom("operations")
+        .select(["kind", "status"])
+        .where("target_connection", "=", "growthzone")
+        .where("kind", "=", "record_opt_out")
+        .execute();
+    // Nothing to mark, and no read of the list's members for it at each run.
+    expect(await toGrowthZone()).toEqual([]);
+    await sync();
+    expect(await toGrowthZone()).toEqual([]);
+
+    // Staff add Ed to the Appeals list (which moves no date of his): the next poll reads him again,
+    // and his opt-out of the topic is marked on the membership.
+    await gzAct("add_to_group", { contact_id: "ed", group_id: "appeals" });
+    await sync();
+    const appeals = [...gz().groups.values()].find((g) => g.Name === "Appeals")!;
+    expect(appeals.Members.get(Number(ids.get("ed")))?.DoNotContact).toBe(true);
+    expect(await toGrowthZone()).toEqual([{ kind: "record_opt_out", status: "succeeded" }]);
+  });
+
   it("G7. a list's Do Not Contact set after the person's sign-up stands: dated when seen (it moves no date), recorded once", async () => {
     await firstLoad();
     // Ada signs up again in the appeals account; a day later staff (or GrowthZone's own email sync)

@@ -47,6 +47,8 @@ import {
   LIST,
   marksOfVersion,
   marksPart,
+  membersOfVersion,
+  membersPart,
   primaryEmail,
   toExternalRecord,
   toUtcIso,
@@ -258,14 +260,24 @@ export function createGrowthZoneSession(
         ...[...before].filter((m) => !marks.has(m)),
       ];
       // Marks Concord's own writes changed after the last read (an opt-out or opt-in written to a
-      // list) are not in that read's marks: the record Concord holds says what it last saw.
+      // list) are not in that read's marks: the record Concord holds says what it last saw. So
+      // does a contact added to a topic's list since (which moves no date either): its membership
+      // is what a topic opt-out is written to.
       const marked = [...new Set([...marks, ...before].map(contactOf))];
-      if (readOptions.held !== undefined && marked.length > 0) {
-        const held = await readOptions.held(marked);
-        for (const id of marked) {
-          const heldMarks = marksOfVersion(held.get(id) ?? "");
-          const now = marksPart(topicState(lists.value, id));
-          if (heldMarks !== undefined && heldMarks !== now) changed.push(`held:${id}`);
+      const members = [...new Set(lists.value.topics.flatMap((t) => [...t.members.keys()]))];
+      const asked = [...new Set([...marked, ...members])];
+      if (readOptions.held !== undefined && asked.length > 0) {
+        const held = await readOptions.held(asked);
+        for (const id of asked) {
+          const heldVersion = held.get(id) ?? "";
+          const state = topicState(lists.value, id);
+          const heldMarks = marksOfVersion(heldVersion);
+          const heldMembers = membersOfVersion(heldVersion);
+          if (
+            (heldMarks !== undefined && heldMarks !== marksPart(state)) ||
+            (heldMembers !== undefined && heldMembers !== membersPart(state))
+          )
+            changed.push(`held:${id}`);
         }
       }
       const moved = changed.map(contactOf).filter((id) => first(id));

@@ -49,7 +49,13 @@ export const growthZoneManifest: ConnectorManifest = {
     explain: "https://<subdomain>.growthzoneapp.com, the subdomain from the credentials",
   },
   topics: {
-    list: { label: "list or committee", identified_by: "id_or_name", lookup: "lists", shown_by: "facts" },
+    list: {
+      label: "list or committee",
+      identified_by: "id_or_name",
+      lookup: "lists",
+      shown_by: "facts",
+      members_only: true,
+    },
   },
   fields: {
     fields: [

@@ -139,10 +139,24 @@ export const marksPart = (topicLists: readonly TopicListState[]): string =>
     .sort()
     .join(",");
 
-/** The marks part of a version this connector wrote (`ModifiedDate|marks`); undefined for another. */
-export const marksOfVersion = (version: string): string | undefined => {
-  const bar = version.lastIndexOf("|");
-  return bar < 0 ? undefined : version.slice(bar + 1);
+/** The topic lists the contact is a member of, as a record's version carries them. */
+export const membersPart = (topicLists: readonly TopicListState[]): string =>
+  topicLists
+    .filter((t) => t.member)
+    .map((t) => t.id)
+    .sort()
+    .join(",");
+
+/**
+ * The marks part of a version this connector wrote (`ModifiedDate|marks` or
+ * `ModifiedDate|marks|in:lists`); undefined for another.
+ */
+export const marksOfVersion = (version: string): string | undefined => version.split("|")[1];
+
+/** The topic lists a version this connector wrote says the contact is in; undefined for an older one. */
+export const membersOfVersion = (version: string): string | undefined => {
+  const part = version.split("|")[2];
+  return part?.startsWith("in:") === true ? part.slice(3) : undefined;
 };
 
 export function toExternalRecord(
@@ -174,7 +188,7 @@ export function toExternalRecord(
     ...(primary?.Restriction === "DoNotContact" ? { do_not_contact: true } : {}),
     // A list's Do Not Contact moves no date: the version carries the marks, so a read can tell a
     // mark that differs from what Concord holds (`ReadOptions.held`).
-    version: `${c.ModifiedDate}|${marksPart(topicLists)}`,
+    version: `${c.ModifiedDate}|${marksPart(topicLists)}|in:${membersPart(topicLists)}`,
     updated_at: toUtcIso(c.ModifiedDate),
   };
 }
