@@ -203,9 +203,11 @@ export function memberToConsent(m: McMember): ConsentObservation[] {
       // which every later edit moves (Concord's own included), so it could come to follow an
       // opt-out it preceded and lift it. It is then the account's.
       const placed = !Number.isNaN(signup) || !Number.isNaN(opted);
-      const traced = /signup|form|confirm/i.test(m.source ?? "") || (m.ip_opt ?? "").trim() !== "";
-      const byForm = placed && ofTheSignup && /signup|form|confirm/i.test(m.source ?? "");
-      const confirmed = placed && ofTheSignup && (m.ip_opt ?? "").trim() !== "";
+      const formSource = /signup|form|confirm/i.test(m.source ?? "");
+      const optInIp = (m.ip_opt ?? "").trim() !== "";
+      const traced = formSource || optInIp;
+      const byForm = placed && ofTheSignup && formSource;
+      const confirmed = placed && ofTheSignup && optInIp;
       const byContact = byForm || confirmed;
       if (confirmed) evidence.ip = (m.ip_opt ?? "").trim().slice(0, 64);
       return [
