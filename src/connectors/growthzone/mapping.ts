@@ -131,21 +131,21 @@ export function consentObservations(
   return out;
 }
 
-/** The topic lists whose Do Not Contact the contact has, as a record's version carries them. */
-export const marksPart = (topicLists: readonly TopicListState[]): string =>
+/** The ids of the topic lists `pick` keeps, as a record's version carries them. */
+const listIdsPart = (topicLists: readonly TopicListState[], pick: (t: TopicListState) => boolean): string =>
   topicLists
-    .filter((t) => t.do_not_contact)
+    .filter(pick)
     .map((t) => t.id)
     .sort()
     .join(",");
 
-/** The topic lists the contact is a member of, as a record's version carries them. */
+/** The topic lists whose Do Not Contact the contact has. */
+export const marksPart = (topicLists: readonly TopicListState[]): string =>
+  listIdsPart(topicLists, (t) => t.do_not_contact);
+
+/** The topic lists the contact is a member of. */
 export const membersPart = (topicLists: readonly TopicListState[]): string =>
-  topicLists
-    .filter((t) => t.member)
-    .map((t) => t.id)
-    .sort()
-    .join(",");
+  listIdsPart(topicLists, (t) => t.member);
 
 /**
  * The marks part of a version this connector wrote (`ModifiedDate|marks` or
