@@ -1,6 +1,6 @@
 // The Mailchimp connector against its emulator: what it reads as consent, and what it never writes.
 import { afterEach, describe, expect, it } from "vitest";
-import type { ConnectorOperation, ConnectorSession } from "../connector";
+import type { ConnectorOperation, ConnectorSession, WebhookChange } from "../connector";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { registerMailchimpWebhook } from "./connector";
@@ -39,6 +39,21 @@ const upsert = (
   items: items.map((i, n) => ({ item_id: `i${n}`, ...i })),
   list_ids,
 });
+
+/** The changes a Mailchimp webhook delivery of `fields` (fired 2026-05-30 09:00:00) announces. */
+function delivered(fields: Record<string, string>): WebhookChange[] {
+  const handled = handleMailchimpWebhook(
+    {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      query: { key: "s3cret" },
+      raw_body: new URLSearchParams({ fired_at: "2026-05-30 09:00:00", ...fields }).toString(),
+    },
+    "s3cret",
+  );
+  if (handled.kind !== "events") throw new Error(`expected events, got ${handled.kind}`);
+  return handled.changes;
+}
 
 async function statusOf(a: MailchimpTestAccount, email: string): Promise<string | undefined> {
   const state = await a.control<{ audiences: { members: { email_address: string; status: string }[] }[] }>(
@@ -228,24 +243,8 @@ describe("Mailchimp connector", () => {
   it("a spam complaint a webhook announced stands for a member that reads only cleaned", async () => {
     const { a, session } = await account();
     const [m] = await a.seed([{ email: "abuse@example.org", status: "cleaned" }]);
-    const handled = handleMailchimpWebhook(
-      {
-        method: "POST",
-        headers: { "content-type": "application/x-www-form-urlencoded" },
-        query: { key: "s3cret" },
-        raw_body: new URLSearchParams({
-          type: "cleaned",
-          fired_at: "2026-05-30 09:00:00",
-          "data[id]": m!.contact_id,
-          "data[reason]": "abuse",
-        }).toString(),
-      },
-      "s3cret",
-    );
-    if (handled.kind !== "events") throw new Error(`expected events, got ${handled.kind}`);
-    const got = await session.get([m!.contact_id], {
-      announced: new Map([[m!.contact_id, handled.changes]]),
-    });
+    const changes = delivered({ type: "cleaned", "data[id]": m!.contact_id, "data[reason]": "abuse" });
+    const got = await session.get([m!.contact_id], { announced: new Map([[m!.contact_id, changes]]) });
     if (!got.ok) throw new Error(got.error.message);
     expect(got.value.consent.map((c) => [c.kind, c.mechanism, c.actor.kind, c.occurred_at])).toEqual([
       ["deliverability", "unknown", "platform", expect.any(String)],
@@ -263,25 +262,8 @@ describe("Mailchimp connector", () => {
         unsubscribe: { by: "user", via: "spam_complaint" },
       },
     ]);
-    const announced = (id: string) => {
-      const handled = handleMailchimpWebhook(
-        {
-          method: "POST",
-          headers: { "content-type": "application/x-www-form-urlencoded" },
-          query: { key: "s3cret" },
-          raw_body: new URLSearchParams({
-            type: "unsubscribe",
-            fired_at: "2026-05-30 09:00:00",
-            "data[id]": id,
-            "data[action]": "unsub",
-            "data[reason]": "abuse",
-          }).toString(),
-        },
-        "s3cret",
-      );
-      if (handled.kind !== "events") throw new Error(`expected events, got ${handled.kind}`);
-      return handled.changes;
-    };
+    const announced = (id: string) =>
+      delivered({ type: "unsubscribe", "data[id]": id, "data[action]": "unsub", "data[reason]": "abuse" });
     const got = await session.get([quiet!.contact_id, said!.contact_id], {
       announced: new Map([
         [quiet!.contact_id, announced(quiet!.contact_id)],
