@@ -22,12 +22,16 @@ import type { Store } from "../store/ports";
 import { rotatedTokensName } from "./connection-credentials";
 import { connectionHealthTracker, type ConnectionAlert } from "./connection-health";
 import { openConnection } from "./open-connection";
+import { createFakeClock, type FakeClock } from "../../test/support/fake-clock";
+import type { CallBudget } from "../connectors/connector";
 
 const keyResult = parseSecretKey(Buffer.alloc(32, 3).toString("base64"));
 if (!keyResult.ok) throw new Error(keyResult.error.message);
 const key: SecretKey = keyResult.value;
 
 const postgres = storeBackends().find((b) => b.name === "postgres");
+/** The calls here never wait: the emulator allows any rate. */
+const realTime = { now: () => new Date(), sleep: async () => undefined };
 let emulator: StartedConstantContactEmulator;
 let store: Store;
 let logLines: string[];
@@ -62,7 +66,7 @@ async function storeSecret(name: string, value: string, on: Store = store): Prom
   await on.credentials.put(name, sealed.value, key.id);
 }
 
-function open(on: Store = store) {
+function open(on: Store = store, clock: Pick<FakeClock, "now" | "sleep"> = realTime) {
   const connection = ConnectionSchema.parse({
     id: "cc-main",
     system: "constant-contact",
@@ -96,8 +100,8 @@ function open(on: Store = store) {
     env: { CC_MAIN_CLIENT_SECRET: "client-secret-value" },
     key,
     health,
-    now: () => new Date(),
-    sleep: async () => undefined,
+    now: clock.now,
+    sleep: clock.sleep,
     warn: (message) => {
       warnings.push(message);
     },
@@ -307,4 +311,64 @@ describe("openConnection", () => {
       expect(refusals).toBeLessThan(0);
     },
   );
+
+  /** The times the store gave the calls of connections opened on `on`, as they are reserved. */
+  const recordingReservations = (on: Store): { store: Store; reserved: number[] } => {
+    const reserved: number[] = [];
+    const budgets = new Proxy(on.budgets, {
+      get: (target, prop, receiver) =>
+        prop === "reserveCall"
+          ? async (...args: Parameters<typeof target.reserveCall>) => {
+              const at = await target.reserveCall(...args);
+              reserved.push(at);
+              return at;
+            }
+          : Reflect.get(target, prop, receiver),
+    });
+    const store = new Proxy(on, {
+      get: (target, prop, receiver) => (prop === "budgets" ? budgets : Reflect.get(target, prop, receiver)),
+    });
+    return { store, reserved };
+  };
+
+  const callsAtOnce = async (budgets: readonly CallBudget[], each: number): Promise<void> => {
+    // Each slot is given back at once, as a connector does once the answer is read.
+    const slots = await Promise.all(
+      budgets.flatMap((b) =>
+        Array.from({ length: each }, () =>
+          b.acquire("read").then((slot) => {
+            if (slot.ok) slot.value();
+            return slot.ok;
+          }),
+        ),
+      ),
+    );
+    expect(slots.every(Boolean)).toBe(true);
+  };
+
+  it.skipIf(postgres?.skip_reason !== undefined)(
+    "two workers on PostgreSQL keep the connection's per-second rate together",
+    async () => {
+      if (postgres === undefined) throw new Error("no PostgreSQL backend");
+      const shared = await postgres.create();
+      try {
+        const { store: on, reserved } = recordingReservations(shared.store);
+        // Constant Contact allows 4 calls a second; each worker alone would let 4 go at once.
+        const clock = createFakeClock();
+        await callsAtOnce([open(on, clock).budget, open(on, clock).budget], 6);
+        expect(reserved).toHaveLength(12);
+        const times = [...reserved].sort((a, b) => a - b);
+        for (let i = 4; i < times.length; i += 1)
+          expect(times[i]! - times[i - 4]!, times.join(", ")).toBeGreaterThanOrEqual(1000);
+      } finally {
+        await shared.cleanup();
+      }
+    },
+  );
+
+  it("one process on SQLite keeps the rate in memory, with no store write per call", async () => {
+    const { store: on, reserved } = recordingReservations(store);
+    await callsAtOnce([open(on, createFakeClock()).budget], 6);
+    expect(reserved).toEqual([]);
+  });
 });

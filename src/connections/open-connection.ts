@@ -19,6 +19,7 @@ import {
 } from "./connection-credentials";
 import { manifestOf } from "../connectors/registry";
 import { errorMessage } from "../core/error-code";
+import type { CallWindow } from "../core/call-window";
 
 export type OpenConnectionDeps = CredentialDeps & {
   health: ConnectionHealthTracker;
@@ -77,6 +78,14 @@ export function openConnection(
     persist: {
       load: () => deps.store.budgets.get(connection.id),
       add: (change) => deps.store.budgets.add(connection.id, change),
+      // Workers on PostgreSQL call the vendor at once for the same connection: they keep to its
+      // per-second rate together. A SQLite store serves one process, whose own window is enough.
+      ...(deps.store.dialect === "postgres"
+        ? {
+            reserve: (now_ms: number, window: CallWindow) =>
+              deps.store.budgets.reserveCall(connection.id, { now_ms, window }),
+          }
+        : {}),
       onError: (error) =>
         deps.warn?.(
           `The API budget of connection "${connection.id}" could not be kept in the store (${errorMessage(error)}); it counts on in memory.`,

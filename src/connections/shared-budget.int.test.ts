@@ -1,5 +1,6 @@
 // Two workers of one installation spend one API budget: their calls add up in the store, a quota
-// one of them spent refuses the other, and a pause the vendor asked of one holds the other back.
+// one of them spent refuses the other, a pause the vendor asked of one holds the other back, and
+// together they keep to the vendor's per-second rate.
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { RateLimiter } from "../connectors/http/rate-limiter";
 import { createFakeClock } from "../../test/support/fake-clock";
@@ -69,5 +70,64 @@ describeOnBackends("a connection's budget shared by workers", (backend) => {
     // b waited out what was left of a's pause before its call went.
     expect(clock.slept() - sleptBefore).toBeGreaterThanOrEqual(29_000);
     expect(b.usage().paused_until).toBeUndefined();
+  });
+
+  it("keeps both workers' calls together within the per-second rate", async () => {
+    // A clock whose sleeps wake at the time asked for, however many sleep at once.
+    let ms = Date.parse("2026-03-01T12:00:00.000Z");
+    const clock = {
+      now: () => new Date(ms),
+      sleep: async (wait: number): Promise<void> => {
+        const wake = ms + wait;
+        await Promise.resolve();
+        ms = Math.max(ms, wake);
+      },
+    };
+    const start = ms;
+    /** A worker, with the times the store gave its calls and the times it let them go. */
+    const rated = () => {
+      const reserved: number[] = [];
+      const went: number[] = [];
+      const limiter = new RateLimiter({
+        limits: { requests_per_second: 4, max_concurrency: 10 },
+        now: clock.now,
+        sleep: clock.sleep,
+        consent_reserve: 0,
+        persist: {
+          load: () => t.store.budgets.get("cc-main"),
+          add: (change) => t.store.budgets.add("cc-main", change),
+          reserve: async (now_ms, window) => {
+            const at = await t.store.budgets.reserveCall("cc-main", { now_ms, window });
+            reserved.push(at - start);
+            return at;
+          },
+        },
+      });
+      const call = () =>
+        limiter.acquire("read").then((slot) => {
+          went.push(clock.now().getTime() - start);
+          if (slot.ok) slot.value();
+          return slot.ok;
+        });
+      return { call, reserved, went };
+    };
+    const a = rated();
+    const b = rated();
+    const ok = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).call()));
+    expect(ok.every(Boolean)).toBe(true);
+    // The times the two were given, together: 4 a second, as one worker alone would go (each
+    // alone lets 4 go at once: 8 in the first second).
+    const all = [...a.reserved, ...b.reserved].sort((x, y) => x - y);
+    expect(all).toEqual([
+      0, 0, 0, 0, 1000, 1000, 1000, 1000, 2000, 2000, 2000, 2000, 3000, 3000, 3000, 3000, 4000, 4000, 4000,
+      4000,
+    ]);
+    // Each worker let each call go no earlier than its time.
+    for (const w of [a, b]) {
+      expect(w.went).toHaveLength(w.reserved.length);
+      w.went.forEach((at, i) => {
+        expect(at).toBeGreaterThanOrEqual(w.reserved[i]!);
+      });
+    }
   });
 });

@@ -5,6 +5,7 @@
 import type { Kysely, RawBuilder } from "kysely";
 import { z } from "zod";
 import type { ConnectFlowsTable, ConsentEventsTable, Database, IsoTimestamp, SessionsTable } from "./schema";
+import type { CallWindow } from "../core/call-window";
 
 /** Any JSON value; JSON columns are parsed with this (or a stricter schema) when read. */
 export const JsonValueSchema = z.json();
@@ -423,6 +424,13 @@ export interface BudgetRepository {
    * the period, and the latest quota block and pause any process was told of.
    */
   add(connection_id: string, change: ApiBudgetChange): Promise<ApiBudgetState>;
+  /**
+   * Reserves a call in the connection's rate window that every process shares, under the same row
+   * lock: the time (epoch ms) the call may go, the earliest at or after `now_ms`, and after every
+   * call already reserved, at which fewer than `window.calls` calls fall in the `window.ms` before
+   * it. `now_ms` is the caller's clock (the machines' clocks are kept in step).
+   */
+  reserveCall(connection_id: string, request: { now_ms: number; window: CallWindow }): Promise<number>;
 }
 
 /** An operator's sign-in session as kept: by the hash of its id, which only the cookie holds. */

@@ -198,6 +198,11 @@ export interface ApiBudgetsTable {
   blocked_until: IsoTimestamp | null;
   /** Until when the vendor asked for no calls at all (a per-second limit hit); every process holds back. */
   paused_until: IsoTimestamp | null;
+  /**
+   * The times (epoch ms, JSON array, ascending) of the latest calls any process made or reserved,
+   * at most as many as the per-second limit: the shared per-second window.
+   */
+  recent_calls: string | null;
   updated_at: IsoTimestamp;
 }
 

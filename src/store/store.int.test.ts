@@ -100,6 +100,7 @@ describeOnBackends("store", (backend) => {
       "0018_sign_in_failures",
       "0019_contact_change_order",
       "0020_links_by_connection_and_contact",
+      "0021_shared_call_rate",
     ]);
     expect(await migrateToLatest(store.db)).toEqual([]);
   });

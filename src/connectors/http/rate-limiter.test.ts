@@ -62,6 +62,23 @@ describe("RateLimiter", () => {
     expect(clock.slept()).toBeGreaterThanOrEqual(2000);
   });
 
+  it("keeps a rate below one a second: 0.5 is one call in any two seconds", async () => {
+    const clock = createFakeClock();
+    const limiter = new RateLimiter({
+      limits: { ...limits, requests_per_second: 0.5 },
+      now: clock.now,
+      sleep: clock.sleep,
+      consent_reserve: 0,
+    });
+    const start = clock.now().getTime();
+    const grantedAt: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      expect((await limiter.acquire("read")).ok).toBe(true);
+      grantedAt.push(clock.now().getTime() - start);
+    }
+    expect(grantedAt).toEqual([0, 2000, 4000]);
+  });
+
   it("serves consent work before writes and reads waiting at the same time", async () => {
     const clock = createFakeClock();
     const limiter = new RateLimiter({

@@ -12,6 +12,7 @@ import type {
   QuotaUsage,
   ReleaseSlot,
 } from "../connector";
+import { callWindow, nextCallTime, type CallWindow } from "../../core/call-window";
 import { err, ok, type Result } from "../../core/result";
 
 export type { CallPriority, QuotaUsage } from "../connector";
@@ -40,6 +41,12 @@ export type RateLimiterOptions = {
   persist?: {
     load: () => Promise<PersistedBudget | undefined>;
     add: (change: PersistedBudgetChange) => Promise<PersistedBudget>;
+    /**
+     * Where several processes may call the vendor for this connection at once: reserves each call
+     * in the window they all share and answers when it may go (epoch ms). The process's own
+     * window is kept too, and is what holds when a reservation fails.
+     */
+    reserve?: (now_ms: number, window: CallWindow) => Promise<number>;
     onError?: (error: unknown) => void;
   };
 };
@@ -74,7 +81,9 @@ const DAY_MS = 86_400_000;
 
 export class RateLimiter implements CallBudget {
   private readonly waiters: Waiter[] = [];
-  private readonly window: number[] = [];
+  /** This process's latest call times, within the rate's window. */
+  private recent: number[] = [];
+  private readonly window: CallWindow;
   private seq = 0;
   private pumping = false;
   private inFlight = 0;
@@ -94,6 +103,7 @@ export class RateLimiter implements CallBudget {
 
   constructor(private readonly options: RateLimiterOptions) {
     this.usedToday = options.used_today ?? 0;
+    this.window = callWindow(options.limits.requests_per_second);
     this.dayStart = this.periodStart(options.now().getTime());
     const quota = options.limits.daily_quota?.calls;
     this.reserve =
@@ -203,6 +213,21 @@ export class RateLimiter implements CallBudget {
     this.saveTimer.unref();
   }
 
+  /**
+   * When the call may go in the window every process shares (now, where there is none); a
+   * reservation that fails is reported and the call goes by this process's window alone.
+   */
+  private async reserveShared(now: number): Promise<number> {
+    const persist = this.options.persist;
+    if (persist?.reserve === undefined) return now;
+    try {
+      return Math.max(now, await persist.reserve(now, this.window));
+    } catch (error) {
+      persist.onError?.(error);
+      return now;
+    }
+  }
+
   /** Resolves once every count so far is kept (tests, and a process about to stop). */
   async flush(): Promise<void> {
     await this.load();
@@ -301,17 +326,22 @@ export class RateLimiter implements CallBudget {
           await this.options.sleep(this.pausedUntil - now);
           continue;
         }
-        while (this.window.length > 0 && this.window[0]! <= now - 1000) this.window.shift();
-        if (this.window.length >= this.options.limits.requests_per_second) {
-          await this.options.sleep(Math.max(1, this.window[0]! + 1000 - now));
+        const own = nextCallTime(this.recent, now, this.window);
+        if (own.at > now) {
+          await this.options.sleep(Math.max(1, own.at - now));
           continue;
         }
-        this.window.push(now);
+        // The slot is this waiter's from here, whatever comes while its time is reserved.
         this.usedToday += 1;
         this.unsaved += 1;
         this.saveSoon();
         this.inFlight += 1;
         this.waiters.shift();
+        const at = await this.reserveShared(now);
+        // From the time the store answered: the reservation took a round trip.
+        const wait = at - this.options.now().getTime();
+        if (wait > 0) await this.options.sleep(wait);
+        this.recent = nextCallTime(this.recent, at, this.window).recent;
         next.resolve(ok(this.release()));
       }
     } finally {

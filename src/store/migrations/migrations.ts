@@ -21,6 +21,7 @@ import { migration0017PlanRevisions } from "./0017-plan-revisions";
 import { migration0018SignInFailures } from "./0018-sign-in-failures";
 import { migration0019ContactChangeOrder } from "./0019-contact-change-order";
 import { migration0020LinksByConnectionAndContact } from "./0020-links-by-connection-and-contact";
+import { migration0021SharedCallRate } from "./0021-shared-call-rate";
 
 /** Names sort in apply order; never rename or edit a shipped migration, add a new one. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -44,6 +45,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0018_sign_in_failures": migration0018SignInFailures,
   "0019_contact_change_order": migration0019ContactChangeOrder,
   "0020_links_by_connection_and_contact": migration0020LinksByConnectionAndContact,
+  "0021_shared_call_rate": migration0021SharedCallRate,
 };
 
 /** Applies every pending migration; a failure is an environment problem or a bug, so it throws. */

@@ -15,6 +15,7 @@ import {
   type CredentialRepository,
   type HealthRepository,
 } from "../ports";
+import { nextCallTime } from "../../core/call-window";
 import type { ConnectionsHealthTable, Database } from "../schema";
 import { affected, isoNow, type SqlContext } from "./sql-context";
 
@@ -150,31 +151,49 @@ export function budgetRepository(ctx: SqlContext, dialect: StoreDialect): Budget
       .executeTakeFirst();
     return row;
   };
-  return {
-    get,
-    async add(connection_id, change) {
-      const updated_at = isoNow(ctx);
-      const run = async (tx: Kysely<Database>): Promise<ApiBudgetState> => {
-        // The row exists before it is locked, so two first calls never race on the insert.
-        await tx
-          .insertInto("api_budgets")
-          .values({
-            connection_id,
-            period_start: change.period_start,
-            used: 0,
-            blocked_until: null,
-            paused_until: null,
-            updated_at,
-          })
-          .onConflict((oc) => oc.column("connection_id").doNothing())
-          .execute();
-        let q = tx
+  /** Runs `fn` on the connection's row, made first if it is missing and locked until `fn` ends. */
+  const locked = <T>(
+    connection_id: string,
+    period_start: string,
+    fn: (tx: Kysely<Database>, kept: LockedBudget, updated_at: string) => Promise<T>,
+  ): Promise<T> => {
+    const updated_at = isoNow(ctx);
+    const run = async (tx: Kysely<Database>): Promise<T> => {
+      const lock = () => {
+        const q = tx
           .selectFrom("api_budgets")
-          .select(["period_start", "used", "blocked_until", "paused_until"])
+          .select(["period_start", "used", "blocked_until", "paused_until", "recent_calls"])
           .where("connection_id", "=", connection_id);
         // SQLite writes one transaction at a time; PostgreSQL locks the row until the update.
-        if (dialect === "postgres") q = q.forUpdate();
-        const kept = await q.executeTakeFirstOrThrow();
+        return (dialect === "postgres" ? q.forUpdate() : q).executeTakeFirst();
+      };
+      const kept = await lock();
+      if (kept !== undefined) return fn(tx, kept, updated_at);
+      // The first call: the row is made before it is locked, so two first calls never race on it.
+      await tx
+        .insertInto("api_budgets")
+        .values({
+          connection_id,
+          period_start,
+          used: 0,
+          blocked_until: null,
+          paused_until: null,
+          recent_calls: null,
+          updated_at,
+        })
+        .onConflict((oc) => oc.column("connection_id").doNothing())
+        .execute();
+      const made = await lock();
+      if (made === undefined)
+        throw new Error(`the API budget of connection ${connection_id} could not be made`);
+      return fn(tx, made, updated_at);
+    };
+    return db.isTransaction ? run(db) : db.transaction().execute(run);
+  };
+  return {
+    get,
+    add(connection_id, change) {
+      return locked(connection_id, change.period_start, async (tx, kept, updated_at) => {
         const keptStart = Date.parse(kept.period_start);
         const ownStart = Date.parse(change.period_start);
         // A period ends after its length, or when the vendor said its spent quota is replenished.
@@ -192,10 +211,35 @@ export function budgetRepository(ctx: SqlContext, dialect: StoreDialect): Budget
           .where("connection_id", "=", connection_id)
           .execute();
         return next;
-      };
-      return db.isTransaction ? run(db) : db.transaction().execute(run);
+      });
+    },
+    reserveCall(connection_id, { now_ms, window }) {
+      return locked(connection_id, new Date(now_ms).toISOString(), async (tx, kept, updated_at) => {
+        const calls = nextCallTime(recentCalls(kept.recent_calls), now_ms, window);
+        await tx
+          .updateTable("api_budgets")
+          .set({ recent_calls: JSON.stringify(calls.recent), updated_at })
+          .where("connection_id", "=", connection_id)
+          .execute();
+        return calls.at;
+      });
     },
   };
+}
+
+type LockedBudget = ApiBudgetState & { recent_calls: string | null };
+
+/** The kept call times; anything else (a column never written, a damaged value) is no calls. */
+function recentCalls(kept: string | null): number[] {
+  if (kept === null) return [];
+  try {
+    const parsed: unknown = JSON.parse(kept);
+    return Array.isArray(parsed)
+      ? parsed.filter((t): t is number => typeof t === "number" && Number.isFinite(t))
+      : [];
+  } catch {
+    return [];
+  }
 }
 
 export function connectFlowRepository(ctx: SqlContext): ConnectFlowRepository {
