@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ConnectorError, ConnectorOperation, OperationOutcome } from "../connector";
-import { applyConsentFirst, failureOf, outcomeOfError, stopsAll } from "./apply-policy";
+import { applyConsentFirst, failureOf, optedOutSinceRead, outcomeOfError, stopsAll } from "./apply-policy";
 
 const optOut = (op_id: string): ConnectorOperation => ({
   kind: "record_opt_out",
@@ -131,5 +131,44 @@ describe("failure outcomes", () => {
       code: "not_found",
       message: "gone",
     });
+  });
+});
+
+describe("optedOutSinceRead", () => {
+  const optIn = (
+    read_opted_out: boolean | undefined,
+  ): Extract<ConnectorOperation, { kind: "record_opt_in" }> => ({
+    kind: "record_opt_in",
+    op_id: "in-1",
+    external_id: "x-1",
+    scope: { kind: "global" },
+    occurred_at: "2026-06-01T10:00:00.000Z",
+    ...(read_opted_out === undefined ? {} : { read_opted_out }),
+    origin: { system: "platform", connection: "cc", mechanism: "signup_form", actor: "contact" },
+  });
+
+  it("skips an opt-in planned over no opt-out when the record shows one now", () => {
+    expect(optedOutSinceRead("Vendor", optIn(false), true, "the flag")).toMatchObject({
+      status: "skipped",
+      code: "conflict",
+    });
+    expect(optedOutSinceRead("Vendor", optIn(false), false, "the flag")).toBeUndefined();
+  });
+
+  it("writes an opt-in planned to lift the opt-out the plan read, and one stored before the plan said", () => {
+    expect(optedOutSinceRead("Vendor", optIn(true), true, "the flag")).toBeUndefined();
+    // Planned by an earlier version, which did not keep what it read: applied as it was then.
+    expect(optedOutSinceRead("Vendor", optIn(undefined), true, "the flag")).toBeUndefined();
+  });
+
+  it("never stops an opt-out", () => {
+    expect(
+      optedOutSinceRead(
+        "Vendor",
+        optOut("o-1") as Extract<ConnectorOperation, { kind: "record_opt_out" }>,
+        true,
+        "x",
+      ),
+    ).toBeUndefined();
   });
 });
