@@ -6,6 +6,7 @@ import type { AddressInfo } from "node:net";
 import { registerMailchimpWebhook } from "./connector";
 import { mailchimpManifest } from "./manifest";
 import { handleMailchimpWebhook } from "./webhooks";
+import { subscriberHash } from "./mapping";
 import {
   startMailchimpTestAccount,
   TEST_AUDIENCE,
@@ -512,8 +513,19 @@ describe("Mailchimp webhooks", () => {
       "data[old_email]": "a@x.org",
       "data[new_email]": "b@x.org",
     }).toString();
+    // The member is found by the subscriber hash of its address, whatever the delivery's ids are.
     expect(handleMailchimpWebhook(request("POST", { key: "s3cret" }, email), "s3cret")).toMatchObject({
-      changes: [{ external_id: "new", change: "email_changed" }],
+      changes: [{ external_id: subscriberHash("b@x.org"), change: "email_changed" }],
+    });
+    const named = new URLSearchParams({
+      type: "unsubscribe",
+      fired_at: "2026-03-02 12:00:00",
+      "data[id]": "8a25ff1d98",
+      "data[email]": "Ann@Example.org",
+      "data[action]": "unsub",
+    }).toString();
+    expect(handleMailchimpWebhook(request("POST", { key: "s3cret" }, named), "s3cret")).toMatchObject({
+      changes: [{ external_id: subscriberHash("ann@example.org"), change: "consent_changed" }],
     });
     expect(handleMailchimpWebhook(request("POST", { key: "s3cret" }, "junk"), "s3cret")).toMatchObject({
       kind: "rejected",

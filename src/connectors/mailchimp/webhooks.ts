@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import type { WebhookChange, WebhookHandling, WebhookRequest } from "../connector";
 import { secretMatches } from "../kit/webhook-secret";
+import { subscriberHash } from "./mapping";
 
 /** The query parameter that carries the webhook secret in the registered URL. */
 export const WEBHOOK_KEY_PARAM = "key";
@@ -78,12 +79,17 @@ export function handleMailchimpWebhook(request: WebhookRequest, secret: string):
   const change = CHANGE[type];
   // A campaign event names no member: nothing to re-read.
   if (!change) return { kind: "events", changes: [] };
-  const id = type === "upemail" ? form.get("data[new_id]") : form.get("data[id]");
+  // The member is re-read by its subscriber hash, made from the address the delivery names (the
+  // address after the change, for an email change): what `data[id]` holds is not documented, and
+  // Mailchimp's own example of it has the length of a member's `unique_email_id`, which the member
+  // endpoints do not take. Without an address, the id the delivery gives.
+  const address = form.get(type === "upemail" ? "data[new_email]" : "data[email]")?.trim();
+  const id = address ? subscriberHash(address) : form.get(type === "upemail" ? "data[new_id]" : "data[id]");
   if (!id)
     return rejected(
       400,
       "webhook_invalid",
-      `The ${type} delivery names no member (data[${type === "upemail" ? "new_id" : "id"}] is missing).`,
+      `The ${type} delivery names no member (data[${type === "upemail" ? "new_email" : "email"}] and data[${type === "upemail" ? "new_id" : "id"}] are missing).`,
     );
   const occurred = firedAt(form.get("fired_at"));
   if (!occurred)

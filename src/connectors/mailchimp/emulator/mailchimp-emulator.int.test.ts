@@ -529,7 +529,9 @@ describe("Mailchimp emulator: webhooks", () => {
     expect(first.get("type")).toBe("unsubscribe");
     expect(first.get("fired_at")).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
     expect(first.get("data[email]")).toBe("ann@example.org");
-    expect(first.get("data[id]")).toBe(md5("ann@example.org"));
+    // A member's 10-hex unique_email_id, as in Mailchimp's own example, not the subscriber hash.
+    expect(first.get("data[id]")).toMatch(/^[0-9a-f]{10}$/);
+    expect(first.get("data[id]")).not.toBe(md5("ann@example.org"));
     expect(first.get("data[action]")).toBe("unsub");
     expect(first.get("data[reason]")).toBe("manual");
     expect(first.get("data[campaign_id]")).toBeTruthy();

@@ -158,7 +158,9 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
       const data: Record<string, string> = {
         type: event.type,
         fired_at: firedAt(now()),
-        "data[id]": event.type === "upemail" ? event.old_id : m.id,
+        // Mailchimp's own example gives a 10-hex id here, the length of `unique_email_id` (not the
+        // subscriber hash the member endpoints take): a client must find the member otherwise.
+        "data[id]": m.unique_email_id,
         "data[list_id]": event.list_id,
         "data[email]": m.email_address,
         "data[email_type]": m.email_type,
@@ -177,7 +179,7 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
         if (event.campaign_id) data["data[campaign_id]"] = event.campaign_id;
       }
       if (event.type === "upemail") {
-        data["data[new_id]"] = m.id;
+        data["data[new_id]"] = m.unique_email_id;
         data["data[new_email]"] = event.new_email;
         data["data[old_email]"] = event.old_email;
         delete data["data[email]"];

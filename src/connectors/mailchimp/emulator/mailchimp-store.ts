@@ -155,7 +155,6 @@ export type MemberEvent =
       member: Member;
       old_email: string;
       new_email: string;
-      old_id: string;
     };
 
 export const subscriberHash = (email: string): string =>
@@ -583,7 +582,7 @@ export class MailchimpStore {
     const hash = subscriberHash(email);
     if (audience.members.has(hash) || audience.forgotten.has(hash))
       throw new MailchimpError(400, "Member Exists", `${email} is already a list member.`);
-    const old = { email: member.email_address, id: member.id };
+    const old = { email: member.email_address };
     audience.members.delete(member.id);
     member.id = hash;
     member.email_address = email;
@@ -596,7 +595,6 @@ export class MailchimpStore {
       member,
       old_email: old.email,
       new_email: email,
-      old_id: old.id,
     });
   }
 
