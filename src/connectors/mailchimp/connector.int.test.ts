@@ -349,6 +349,39 @@ describe("Mailchimp connector", () => {
     expect(await statusOf(a, "arch@example.org")).toBe("unsubscribed");
   });
 
+  it("reads and opts out of a tag past the 50 a member answer carries", async () => {
+    const many = Array.from({ length: 55 }, (_, i) => `Tag ${i + 1}`);
+    const a = await startMailchimpTestAccount({ audience: { tags: [...many, "Contract list"] } });
+    running.push(a);
+    const session = mailchimpManifest.connect(a.settings, a.runtime);
+    const [m] = await a.seed([
+      { email: "t@example.org", status: "subscribed", tags: [...many, "Contract list"] },
+    ]);
+    const lists = await session.lists();
+    const tag = lists.ok ? lists.value.find((l) => l.name === "Contract list")!.external_id : "";
+    const answer = await a.api("GET", `/lists/${TEST_AUDIENCE}/members/${m!.id}`);
+    expect((answer.body as { tags: unknown[]; tags_count: number }).tags).toHaveLength(50);
+    const read = await session.get([m!.id]);
+    expect(read.ok && read.value.records[0]!.list_ids).toContain(tag);
+    const out = await session.apply([
+      {
+        kind: "record_opt_out",
+        op_id: "o-tag",
+        external_id: m!.id,
+        email: "t@example.org",
+        scope: { kind: "construct", construct: { type: "tag", id: tag } },
+        initiated_by: "contact",
+        occurred_at: a.runtime.now().toISOString(),
+        origin: { system: "blackbaud-renxt", connection: "re", mechanism: "preference_page" },
+      },
+    ]);
+    expect(out[0]).toMatchObject({ status: "succeeded" });
+    expect(out[0]!.code).toBeUndefined();
+    const after = await session.get([m!.id]);
+    expect(after.ok && after.value.records[0]!.list_ids).not.toContain(tag);
+    expect(after.ok && after.value.records[0]!.list_ids).toHaveLength(55);
+  });
+
   it("opts out of a group (interest) standing for a topic, and writes a person's own opt-in to it only", async () => {
     const { a, session } = await account();
     const [m] = await a.seed([{ email: "g@example.org", status: "subscribed", interests: ["Appeals"] }]);

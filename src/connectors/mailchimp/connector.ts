@@ -61,6 +61,7 @@ import {
   McInterestsSchema,
   McMemberSchema,
   McMembersPageSchema,
+  McMemberTagsSchema,
   McProblemSchema,
   McSegmentBatchSchema,
   McWebhookSchema,
@@ -195,11 +196,16 @@ export function createMailchimpSession(
         const { members } = page.value.body;
         const records: ExternalRecord[] = [];
         const consent: ConsentObservation[] = [];
-        for (const m of members) {
-          watermark.see(memberWatermark(m));
-          if (!first(`${m.id}@${memberWatermark(m)}`)) continue;
-          records.push(memberToRecord(m));
-          consent.push(...memberToConsent(m));
+        for (const listed of members) {
+          watermark.see(memberWatermark(listed));
+          if (!first(`${listed.id}@${memberWatermark(listed)}`)) continue;
+          const m = await withAllTags(a.value.id, listed, "read");
+          if (!m.ok) {
+            yield m;
+            return;
+          }
+          records.push(memberToRecord(m.value));
+          consent.push(...memberToConsent(m.value));
         }
         const done = members.length < pageSize;
         if (!done) {
@@ -247,6 +253,33 @@ export function createMailchimpSession(
     });
   };
 
+  /**
+   * The member with all its tags: a member answer carries at most 50 of them (`tags_count` says how
+   * many it has), and a tag standing for a topic or a list may be past them. Read only then.
+   */
+  const withAllTags = async (
+    listId: string,
+    m: McMember,
+    priority: CallPriority,
+  ): Promise<ConnectorResult<McMember>> => {
+    if ((m.tags_count ?? 0) <= (m.tags?.length ?? 0)) return ok(m);
+    const tags: NonNullable<McMember["tags"]> = [];
+    for (let offset = 0; ;) {
+      const r = await client.request({
+        method: "GET",
+        path: `/lists/${listId}/members/${encodeURIComponent(m.id)}/tags`,
+        query: { count: 1000, offset },
+        priority,
+        schema: McMemberTagsSchema,
+      });
+      if (!r.ok) return r;
+      tags.push(...r.value.body.tags);
+      offset += r.value.body.tags.length;
+      if (r.value.body.tags.length === 0 || offset >= r.value.body.total_items) break;
+    }
+    return ok({ ...m, tags, tags_count: tags.length });
+  };
+
   /** A member by its id (subscriber hash), address or contact id; null when Mailchimp has none. */
   const fetchMember = async (
     listId: string,
@@ -256,7 +289,8 @@ export function createMailchimpSession(
     const r = await getMember(listId, id, priority);
     if (!r.ok) return r;
     if (r.value.status === 404) return ok(null);
-    return parseMember(r.value.body, id);
+    const m = parseMember(r.value.body, id);
+    return m.ok ? withAllTags(listId, m.value, priority) : m;
   };
 
   const get = (

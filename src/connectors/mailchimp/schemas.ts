@@ -36,7 +36,9 @@ export const McMemberSchema = z.looseObject({
   ip_opt: z.string().optional(),
   last_changed: z.string().optional(),
   source: z.string().optional(),
+  /** At most 50 of the member's tags; `tags_count` says how many it has. */
   tags: z.array(z.looseObject({ id: z.number(), name: z.string() })).optional(),
+  tags_count: z.number().int().nonnegative().optional(),
   list_id: z.string().optional(),
 });
 export type McMember = z.infer<typeof McMemberSchema>;
@@ -65,6 +67,12 @@ export const McBatchAnswerSchema = z.looseObject({
   ),
 });
 export type McBatchAnswer = z.infer<typeof McBatchAnswerSchema>;
+
+/** `GET /lists/{id}/members/{hash}/tags`: all of a member's tags, a page at a time. */
+export const McMemberTagsSchema = z.looseObject({
+  tags: z.array(z.looseObject({ id: z.number(), name: z.string() })),
+  total_items: z.number().int().nonnegative(),
+});
 
 export const McTagsSchema = z.looseObject({
   segments: z.array(

@@ -363,7 +363,10 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
     })),
     source: m.source,
     tags_count: m.tags.size,
-    tags: [...m.tags.keys()].map((id) => ({ id, name: audience.tags.find((t) => t.id === id)?.name ?? "" })),
+    // "Returns up to 50 tags applied to this member" (spec): the rest only from the member's tags.
+    tags: [...m.tags.keys()]
+      .slice(0, 50)
+      .map((id) => ({ id, name: audience.tags.find((t) => t.id === id)?.name ?? "" })),
     list_id: audience.id,
     _links: links(`/lists/${audience.id}/members/${m.id}`),
   });
