@@ -382,6 +382,28 @@ describe("Mailchimp connector", () => {
     expect(after.ok && after.value.records[0]!.list_ids).toHaveLength(55);
   });
 
+  it("a group's opt-out for an archived member unticks the group and leaves the member archived, not subscribed", async () => {
+    const { a, session } = await account();
+    const [m] = await a.seed([{ email: "ga@example.org", status: "subscribed", interests: ["Appeals"] }]);
+    await a.act({ as: "admin", action: "archive", email: "ga@example.org" });
+    const out = await session.apply([
+      {
+        kind: "record_opt_out",
+        op_id: "o-ga",
+        external_id: m!.id,
+        email: "ga@example.org",
+        scope: { kind: "construct", construct: { type: "interest", id: "interest:int0000001" } },
+        initiated_by: "contact",
+        occurred_at: a.runtime.now().toISOString(),
+        origin: { system: "blackbaud-renxt", connection: "re", mechanism: "preference_page" },
+      },
+    ]);
+    expect(out[0]).toMatchObject({ status: "succeeded", message: expect.stringContaining("archived again") });
+    expect(await statusOf(a, "ga@example.org")).toBe("archived");
+    const after = await session.get([m!.id]);
+    expect(after.ok && after.value.records[0]).toMatchObject({ inactive: true, list_ids: [] });
+  });
+
   it("opts out of a group (interest) standing for a topic, and writes a person's own opt-in to it only", async () => {
     const { a, session } = await account();
     const [m] = await a.seed([{ email: "g@example.org", status: "subscribed", interests: ["Appeals"] }]);

@@ -498,13 +498,15 @@ export function createMailchimpSession(
           return ok([
             opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id }),
           ]);
-        return ok(
-          patched(
-            op,
-            await patchMember(listId, op.external_id, { interests: { [target.id]: false } }, "consent"),
-            op.external_id,
-          ),
+        const written = patched(
+          op,
+          await patchMember(listId, op.external_id, { interests: { [target.id]: false } }, "consent"),
+          op.external_id,
         );
+        // A write to an archived member brings it back as it was, subscribed included: the group
+        // is unticked, and the member archived again, as the account left it.
+        if (m.value.status !== "archived" || written[0]?.status !== "succeeded") return ok(written);
+        return ok([await archiveAgain(op, listId, "its group is unticked")]);
       }
       if (target.kind === "tag") {
         if (!(m.value.tags ?? []).some((t) => String(t.id) === target.id))
@@ -672,21 +674,28 @@ export function createMailchimpSession(
         }),
       ];
     }
+    return [await archiveAgain(op, listId, "it is unsubscribed")];
+  };
+
+  /** Archives again a member an opt-out's write brought back; `done` says what the write did. */
+  const archiveAgain = async (
+    op: Extract<ConnectorOperation, { kind: "record_opt_out" }>,
+    listId: string,
+    done: string,
+  ): Promise<OperationOutcome> => {
     const archived = await client.request({
       method: "DELETE",
       path: `/lists/${listId}/members/${encodeURIComponent(op.external_id)}`,
       priority: "consent",
       accept: [404, 405],
     });
-    return [
-      opOutcome(op, {
-        status: "succeeded",
-        external_id: op.external_id,
-        message: archived.ok
-          ? "The member was archived: it is unsubscribed and archived again, so nothing brings it back subscribed."
-          : `The member was archived: it is unsubscribed, but archiving it again failed (${archived.error.message}); it shows in the audience as unsubscribed.`,
-      }),
-    ];
+    return opOutcome(op, {
+      status: "succeeded",
+      external_id: op.external_id,
+      message: archived.ok
+        ? `The member was archived: ${done} and it is archived again, so nothing brings it back as it was.`
+        : `The member was archived: ${done}, but archiving it again failed (${archived.error.message}); it shows in the audience again.`,
+    });
   };
 
   /** Archived in the audience (DELETE; the member keeps its status); archived or gone already is done. */
