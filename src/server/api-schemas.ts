@@ -249,7 +249,7 @@ export const PersonSchema = z.strictObject({
 // ── reconciliation ───────────────────────────────────────────────────────────────────────────
 export const ReconcileRequestSchema = z.strictObject({
   fix: z.boolean().default(false),
-  pair: z.string().optional(),
+  pair: z.string().min(1).max(200).optional(),
 });
 
 export const ScopeSchema = z.discriminatedUnion("kind", [
@@ -319,7 +319,7 @@ export const ReviewListSchema = z.strictObject({ items: z.array(ReviewItemSchema
  * contact of its own; or dismiss the item.
  */
 export const ReviewResolveSchema = z.discriminatedUnion("action", [
-  z.strictObject({ action: z.literal("link"), contact_id: z.string() }),
+  z.strictObject({ action: z.literal("link"), contact_id: z.string().min(1).max(200) }),
   z.strictObject({ action: z.literal("separate") }),
   z.strictObject({ action: z.literal("dismiss"), note: z.string().max(1000).optional() }),
 ]);

@@ -198,10 +198,17 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
           }
         : status >= 500
           ? { code: "internal_error", message: "Something went wrong on our side; it has been logged." }
-          : {
-              code: FRAMEWORK_CODES[error.code ?? ""] ?? (error.code ?? "bad_request").toLowerCase(),
-              message: error.message,
-            };
+          : error.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE"
+            ? {
+                code: "unsupported_media_type",
+                message: `This endpoint takes application/json; the request's body is ${JSON.stringify(
+                  String(request.headers["content-type"] ?? "(no content-type)").slice(0, 100),
+                )}.`,
+              }
+            : {
+                code: FRAMEWORK_CODES[error.code ?? ""] ?? (error.code ?? "bad_request").toLowerCase(),
+                message: error.message,
+              };
     return reply.code(status).send(body);
   });
   const uiDir =

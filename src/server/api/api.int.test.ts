@@ -687,6 +687,24 @@ describe("the API over a synced pair", () => {
     });
     expect(json.statusCode).toBe(400);
     expect(json.json()).toMatchObject({ code: "invalid_json" });
+    // A form where JSON is taken: the answer names what was sent and what is taken.
+    const form = await a.call("POST", "/api/reconciliation", "pair=re-cc", {
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+    });
+    expect(form.statusCode).toBe(415);
+    expect(form.json()).toEqual({
+      code: "unsupported_media_type",
+      message:
+        'This endpoint takes application/json; the request\'s body is "application/x-www-form-urlencoded".',
+    });
+    // An id is at most 200 characters: refused as such, never looked up and echoed back.
+    const long = await a.call("POST", "/api/reconciliation", { pair: "y".repeat(5_000) });
+    expect(long.statusCode).toBe(400);
+    expect(long.json()).toMatchObject({ code: "invalid_request", issues: [{ where: "body", path: "pair" }] });
+    expect(long.body.length).toBeLessThan(1_000);
+    expect(
+      (await a.call("POST", "/api/review/rev_x/resolve", { action: "link", contact_id: "" })).json(),
+    ).toMatchObject({ code: "invalid_request", issues: [{ where: "body", path: "contact_id" }] });
     expect((await a.call("GET", "/api/nothing-here")).json()).toEqual({
       code: "not_found",
       message: "No route for GET /api/nothing-here.",
