@@ -202,7 +202,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
             ? {
                 code: "unsupported_media_type",
                 message: `This endpoint takes application/json; the request's body is ${JSON.stringify(
-                  String(request.headers["content-type"] ?? "(no content-type)").slice(0, 100),
+                  (request.headers["content-type"] ?? "(no content-type)").slice(0, 100),
                 )}.`,
               }
             : {
