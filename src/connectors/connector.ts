@@ -163,6 +163,14 @@ export type ConsentObservation = {
    * `evidence.source_record_id`, is this opt-out), not a new one.
    */
   time_unknown?: true;
+  /**
+   * For a person's `opt_in` that is the confirmation of a sign-up the system dates apart (Mailchimp:
+   * a member's `timestamp_signup`, confirmed at `timestamp_opt`): when that sign-up was. It stands
+   * for the person's act only if no opt-out of theirs falls between the two: then the subscription
+   * is a later one (an account user's, another integration's) that kept the sign-up's traces, and
+   * it is recorded as the account's.
+   */
+  of_signup_at?: string;
 };
 
 /** An opaque position in a system's change stream; it advances only after the data it covers is stored. */

@@ -16,6 +16,7 @@ import { startEmulatedWorld, type EmulatedWorld } from "../emulated-world/emulat
 import { createFakeClock, type FakeClock } from "../../test/support/fake-clock";
 import type { ConnectorSession, WebhookChange } from "../connectors/connector";
 import { eventsForContact } from "../ledger/consent-ledger";
+import { foldChannelConsent } from "../core/consent/consent-state";
 import { verifyLedger } from "../ledger/verify-ledger";
 import { createLogger } from "../observability/logger";
 import type { Store } from "../store/ports";
@@ -868,6 +869,80 @@ describeOnBackends("pullConnection", (backend) => {
       emails: [expect.objectContaining({ address: "lee@example.org" })],
     });
     expect((await pull(conn, { full: true })).records_changed).toBe(0);
+  });
+
+  it("a sign-up's traces vouch for a subscription only if no opt-out came between the sign-up and it", async () => {
+    const ctxOf = (connection_id: string, system: string, role: "crm" | "email_platform") => ({
+      connection_id,
+      system,
+      role,
+      mapping: { connection_id, topics: config.topics },
+      now,
+    });
+    const record = (id: string, email: string) => ({
+      external_id: id,
+      kind: "individual" as const,
+      emails: [{ address: email, primary: true }],
+      fields: {},
+      consent_state: [],
+      updated_at: "2026-05-01T00:00:00.000Z",
+    });
+    // Both signed up on the platform's form on 1 May; Ada then asked the CRM for no email (3 May).
+    await store.transaction((tx) =>
+      recordChanges(tx, ctxOf("re-nxt", "blackbaud-renxt", "crm"), {
+        records: [record("re-ada", "ada@example.org"), record("re-bob", "bob@example.org")],
+        consent: [
+          {
+            external_id: "re-ada",
+            email: "ada@example.org",
+            channel: "email",
+            kind: "opt_out",
+            scope: { kind: "account" },
+            mechanism: "phone_request",
+            actor: { kind: "contact" },
+            occurred_at: "2026-05-03T09:00:00.000Z",
+            evidence: { reason: "asked by phone" },
+          },
+        ],
+      }),
+    );
+    // On 10 May the platform shows both subscribed, still with the form's traces and its signup
+    // time: Bob confirming his sign-up late, Ada subscribed again by someone else.
+    const subscribed = (id: string, email: string) => ({
+      external_id: id,
+      email,
+      channel: "email" as const,
+      kind: "opt_in" as const,
+      scope: { kind: "account" as const },
+      mechanism: "signup_form" as const,
+      actor: { kind: "contact" as const },
+      basis: "express" as const,
+      occurred_at: "2026-05-10T09:00:00.000Z",
+      of_signup_at: "2026-05-01T09:00:00.000Z",
+      evidence: { payload_sha256: (id === "mc-ada" ? "a" : "b").repeat(64), source_record_id: id },
+    });
+    await store.transaction((tx) =>
+      recordChanges(tx, ctxOf("mc", "mailchimp", "email_platform"), {
+        records: [record("mc-ada", "ada@example.org"), record("mc-bob", "bob@example.org")],
+        consent: [subscribed("mc-ada", "ada@example.org"), subscribed("mc-bob", "bob@example.org")],
+      }),
+    );
+    const optInOf = async (crmId: string) =>
+      (await eventsForContact(store, await contactOf("re-nxt", crmId)))
+        .map(({ event }) => event)
+        .find((e) => e.kind === "opt_in");
+    expect(await optInOf("re-bob")).toMatchObject({ mechanism: "signup_form", actor: { kind: "contact" } });
+    const ada = await optInOf("re-ada");
+    expect(ada).toMatchObject({ mechanism: "unknown", actor: { kind: "account" }, basis: "implied" });
+    expect(ada?.evidence.reason).toContain("after the opt-out of 2026-05-03T09:00:00.000Z");
+    // The account's subscription lifts no opt-out the person made elsewhere.
+    const events = (await eventsForContact(store, await contactOf("re-nxt", "re-ada"))).map(
+      ({ event }) => event,
+    );
+    expect(foldChannelConsent(events, "email", { as_of: "2026-05-11T00:00:00.000Z" }).global).toMatchObject({
+      status: "opted_out",
+      sendable: false,
+    });
   });
 });
 

@@ -285,7 +285,8 @@ export async function recordChanges(
         counts.consent_events_duplicate += 1;
         continue;
       }
-      drafts.push(toEventDraft(observation, contact_id, resolved.scope, ctx, observed_at));
+      const draft = await asItsSignupAllows(tx, observation, contact_id, resolved.scope);
+      drafts.push(toEventDraft(draft, contact_id, resolved.scope, ctx, observed_at));
       fromFlag.push(flag);
     }
   }
@@ -391,6 +392,49 @@ async function alreadyKnownAct(
       e.source.connection === ctx.connection_id &&
       Date.parse(e.occurred_at) === at,
   );
+}
+
+/**
+ * A person's opt-in that confirms an earlier sign-up (`of_signup_at`) is theirs only if none of
+ * their opt-outs (of all email, or of its scope) was made between the sign-up and it. With one in
+ * between, the subscription came after the opt-out: an account user or another integration
+ * subscribed the person again, and the sign-up's traces (a form source, a confirmation IP) stayed
+ * on the record. It is then the account's opt-in, which lifts only that account's own opt-outs
+ * (DESIGN.md §2 rules 3 and 4).
+ */
+async function asItsSignupAllows(
+  tx: StoreSession,
+  o: ConsentObservation,
+  contact_id: string,
+  scope: Scope,
+): Promise<ConsentObservation> {
+  if (o.kind !== "opt_in" || o.of_signup_at === undefined) return o;
+  const signup = Date.parse(o.of_signup_at);
+  const confirmed = Date.parse(o.occurred_at);
+  if (!(confirmed > signup)) return o;
+  const key = scopeKey(scope);
+  const between = (await eventsForContact(tx, contact_id))
+    .map(({ event }) => event)
+    .find((e) => {
+      if (e.kind !== "opt_out" || (e.scope.kind !== "global" && scopeKey(e.scope) !== key)) return false;
+      const at = Date.parse(e.occurred_at);
+      return at > signup && at < confirmed;
+    });
+  if (between === undefined) return o;
+  return {
+    ...o,
+    mechanism: "unknown",
+    actor: { kind: "account" },
+    basis: "implied",
+    evidence: {
+      ...o.evidence,
+      reason:
+        `subscribed again at ${o.occurred_at}, after the opt-out of ${between.occurred_at} (${between.source.connection}, ${between.mechanism}) that followed the sign-up of ${o.of_signup_at}: not the person's confirmation of it, but a later subscription by the account${o.evidence.reason ? `. ${o.evidence.reason}` : ""}`.slice(
+          0,
+          1000,
+        ),
+    },
+  };
 }
 
 const toJson = (value: unknown): JsonValue => JsonValueSchema.parse(JSON.parse(JSON.stringify(value)));

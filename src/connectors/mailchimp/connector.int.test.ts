@@ -199,6 +199,8 @@ describe("Mailchimp connector", () => {
       kind: "opt_in",
       actor: { kind: "contact" },
       basis: "express",
+      // The sign-up it confirms: an opt-out recorded in between makes it the account's.
+      of_signup_at: signedUp,
     });
     expect(by(later!.contact_id)).toMatchObject({
       kind: "opt_in",

@@ -228,6 +228,8 @@ export function memberToConsent(m: McMember): ConsentObservation[] {
           // Without an opt-in time, the signup's (the subscription came at or after it): a fixed
           // moment, never one a later edit moves past an opt-out.
           occurred_at: toUtc(m.timestamp_opt) ?? toUtc(m.timestamp_signup) ?? memberWatermark(m),
+          // The sign-up it confirms: an opt-out in between makes it a later subscription.
+          ...(byContact && opted > signup ? { of_signup_at: new Date(signup).toISOString() } : {}),
           evidence,
         },
       ];
