@@ -5,6 +5,7 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { sql } from "kysely";
 import { chromium } from "playwright-core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ConcordConfig } from "../config/concord-config";
@@ -220,6 +221,32 @@ describe("the pages a person reaches from an email", () => {
     expect(
       (await eventsForContact(h.store, id)).filter((e) => e.event.mechanism === "one_click_header"),
     ).toHaveLength(1);
+  });
+
+  it("answers a failure of the server itself with a page, in the person's language, never the API's JSON", async () => {
+    const id = await seedAda();
+    const links = await personalLinks(h.store, signer(), id, h.now());
+    if (!links) throw new Error("no links");
+    // The store fails under the page (here: a table it reads is gone).
+    await sql`alter table contacts rename to contacts_gone`.execute(h.store.db);
+    try {
+      for (const [lang, words] of [
+        ["en", "try again in a minute"],
+        ["fr", "Réessayez dans une minute"],
+      ] as const) {
+        const res = await app.inject({
+          method: "GET",
+          url: pathOf(links.preferences_url),
+          headers: { "accept-language": lang },
+        });
+        expect(res.statusCode).toBe(500);
+        expect(res.headers["content-type"]).toMatch(/^text\/html/);
+        expect(res.body).toContain(words);
+        expect(res.body).not.toContain("internal_error");
+      }
+    } finally {
+      await sql`alter table contacts_gone rename to contacts`.execute(h.store.db);
+    }
   });
 
   it("refuses a POST that is not a one-click request, and forged, expired and revoked links, with a page that says so", async () => {

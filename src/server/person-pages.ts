@@ -63,6 +63,7 @@ const TEXT: Record<Lang, Record<string, string>> = {
     unknown_person: "This link is no longer valid.",
     unavailable:
       "Unsubscribing through this page is not available right now. Reply to the email to unsubscribe.",
+    busy: "This page cannot be used just now. Please try again in a minute; nothing was changed.",
     bad_body: "This request is not a one-click unsubscribe (expected List-Unsubscribe=One-Click).",
     bad_form: "This form could not be read: send it from the preference page (a form-encoded body).",
     too_large:
@@ -98,6 +99,7 @@ const TEXT: Record<Lang, Record<string, string>> = {
     unknown_person: "Ce lien n'est plus valide.",
     unavailable:
       "Le désabonnement par cette page n'est pas disponible pour le moment. Répondez au courriel pour vous désabonner.",
+    busy: "Cette page ne peut pas être utilisée pour le moment. Réessayez dans une minute ; rien n'a été changé.",
     bad_body: "Cette requête n'est pas un désabonnement en un clic (List-Unsubscribe=One-Click attendu).",
     bad_form:
       "Ce formulaire n'a pas pu être lu : envoyez-le depuis la page de préférences (un corps encodé en formulaire).",
@@ -247,12 +249,29 @@ export function registerPersonPages(app: FastifyInstance, deps: PersonPagesDeps)
           "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
         );
     });
+    // The server's own failures (a store too busy to write, an error) are answered, as everything
+    // here, in the page's form: a person in a browser never gets the API's JSON. The sign-up form's
+    // JSON API keeps JSON, in its own shape. The server has logged the failure already.
+    scope.addHook("onSend", async (request, reply, payload) => {
+      if (reply.statusCode < 500 || typeof payload !== "string") return payload;
+      if (!String(reply.getHeader("content-type") ?? "").startsWith("application/json")) return payload;
+      let error: unknown;
+      try {
+        error = JSON.parse(payload);
+      } catch {
+        return payload;
+      }
+      if (typeof error !== "object" || error === null || "error" in error) return payload;
+      if (mediaType(request.headers["content-type"]) === "application/json") return JSON.stringify({ error });
+      void reply.type("text/html; charset=utf-8");
+      return refuse(langOf(request), "busy");
+    });
     if (deps.signup !== undefined) registerSignupRoutes(scope, deps.signup, shell, langOf);
 
     /** A page that says what is wrong (a message of TEXT). */
     const refuse = (
       lang: Lang,
-      problem: TokenProblem | "unavailable" | "bad_body" | "bad_form" | "too_large",
+      problem: TokenProblem | "unavailable" | "busy" | "bad_body" | "bad_form" | "too_large",
     ) =>
       page(
         lang,

@@ -6,6 +6,7 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { sql } from "kysely";
 import { chromium } from "playwright-core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ConcordConfig } from "../config/concord-config";
@@ -260,6 +261,26 @@ describe("the sign-up form and its confirmation email", () => {
     const flood = await signUp({ email: "p5@example.org" }, "192.0.2.1");
     expect(flood.statusCode).toBe(429);
     expect(flood.body).toContain("Too many sign-ups");
+  });
+
+  it("a failure of the server itself is answered as the route answers: a page, or the JSON API's error object", async () => {
+    // The store fails under the form (here: the table it writes is gone).
+    await sql`alter table signups rename to signups_gone`.execute(h.store.db);
+    try {
+      const api = await app.inject({
+        method: "POST",
+        url: "/l/signup",
+        payload: { email: "lin@example.org" },
+      });
+      expect(api.statusCode).toBe(500);
+      expect(api.json()).toEqual({ error: { code: "internal_error", message: expect.any(String) } });
+      const form = await signUp({ email: "lin@example.org" });
+      expect(form.statusCode).toBe(500);
+      expect(form.headers["content-type"]).toContain("text/html");
+      expect(form.body).toContain("try again in a minute");
+    } finally {
+      await sql`alter table signups_gone rename to signups`.execute(h.store.db);
+    }
   });
 
   it("a bad request says what is wrong and keeps what was typed; the JSON API answers alike", async () => {
