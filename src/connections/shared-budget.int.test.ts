@@ -2,7 +2,8 @@
 // one of them spent refuses the other, a pause the vendor asked of one holds the other back, and
 // together they keep to the vendor's per-second rate.
 import { afterEach, beforeEach, expect, it } from "vitest";
-import { RateLimiter } from "../connectors/http/rate-limiter";
+import { RateLimiter, type BudgetLimits } from "../connectors/http/rate-limiter";
+import type { CallWindow } from "../core/call-window";
 import { createFakeClock } from "../../test/support/fake-clock";
 import { describeOnBackends, type TestStore } from "../../test/support/store-backends";
 
@@ -28,15 +29,23 @@ describeOnBackends("a connection's budget shared by workers", (backend) => {
     return slot.ok;
   };
 
-  const worker = (clock: ReturnType<typeof createFakeClock>) =>
+  /** A worker's budget of connection cc-main, kept in the store; `reserve` shares its rate too. */
+  const worker = (
+    clock: Pick<ReturnType<typeof createFakeClock>, "now" | "sleep">,
+    options: {
+      limits?: BudgetLimits;
+      reserve?: (now_ms: number, window: CallWindow) => Promise<number>;
+    } = {},
+  ) =>
     new RateLimiter({
-      limits,
+      limits: options.limits ?? limits,
       now: clock.now,
       sleep: clock.sleep,
       consent_reserve: 0,
       persist: {
         load: () => t.store.budgets.get("cc-main"),
         add: (change) => t.store.budgets.add("cc-main", change),
+        ...(options.reserve !== undefined ? { reserve: options.reserve } : {}),
       },
     });
 
@@ -88,19 +97,12 @@ describeOnBackends("a connection's budget shared by workers", (backend) => {
     const rated = () => {
       const reserved: number[] = [];
       const went: number[] = [];
-      const limiter = new RateLimiter({
+      const limiter = worker(clock, {
         limits: { requests_per_second: 4, max_concurrency: 10 },
-        now: clock.now,
-        sleep: clock.sleep,
-        consent_reserve: 0,
-        persist: {
-          load: () => t.store.budgets.get("cc-main"),
-          add: (change) => t.store.budgets.add("cc-main", change),
-          reserve: async (now_ms, window) => {
-            const at = await t.store.budgets.reserveCall("cc-main", { now_ms, window });
-            reserved.push(at - start);
-            return at;
-          },
+        reserve: async (now_ms, window) => {
+          const at = await t.store.budgets.reserveCall("cc-main", { now_ms, window });
+          reserved.push(at - start);
+          return at;
         },
       });
       const call = () =>

@@ -155,6 +155,15 @@ describeOnBackends("pullConnection", (backend) => {
     ...extra,
   });
 
+  /** What the record stage is told of a connection's batch. */
+  const ctxOf = (connection_id: string, system: string, role: "crm" | "email_platform") => ({
+    connection_id,
+    system,
+    role,
+    mapping: { connection_id, topics: config.topics },
+    now,
+  });
+
   const contactOf = async (connectionId: string, externalId: string): Promise<string> => {
     const link = await store.links.find(connectionId, externalId);
     if (!link) throw new Error(`${connectionId}/${externalId} is not linked`);
@@ -238,13 +247,6 @@ describeOnBackends("pullConnection", (backend) => {
         fields: {},
         consent_state: [],
         updated_at: "2026-06-01T11:00:00.000Z",
-      });
-      const ctxOf = (connection_id: string, system: string, role: "crm" | "email_platform") => ({
-        connection_id,
-        system,
-        role,
-        mapping: { connection_id, topics: config.topics },
-        now,
       });
       // The first worker has recorded Ada from Raiser's Edge NXT and not yet committed.
       let commitFirst = (): void => undefined;
@@ -872,13 +874,6 @@ describeOnBackends("pullConnection", (backend) => {
   });
 
   it("a sign-up's traces vouch for a subscription only if no opt-out came between the sign-up and it", async () => {
-    const ctxOf = (connection_id: string, system: string, role: "crm" | "email_platform") => ({
-      connection_id,
-      system,
-      role,
-      mapping: { connection_id, topics: config.topics },
-      now,
-    });
     const record = (id: string, email: string) => ({
       external_id: id,
       kind: "individual" as const,

@@ -56,6 +56,26 @@ function delivered(fields: Record<string, string>): WebhookChange[] {
   return handled.changes;
 }
 
+/** The person's opt-out of `scope`, made now on Concord's preference page and written to member `id`. */
+function personsOptOut(
+  a: MailchimpTestAccount,
+  op_id: string,
+  id: string,
+  email: string,
+  scope: Extract<ConnectorOperation, { kind: "record_opt_out" }>["scope"],
+): ConnectorOperation {
+  return {
+    kind: "record_opt_out",
+    op_id,
+    external_id: id,
+    email,
+    scope,
+    initiated_by: "contact",
+    occurred_at: a.runtime.now().toISOString(),
+    origin: { system: "blackbaud-renxt", connection: "re", mechanism: "preference_page" },
+  };
+}
+
 async function statusOf(a: MailchimpTestAccount, email: string): Promise<string | undefined> {
   const state = await a.control<{ audiences: { members: { email_address: string; status: string }[] }[] }>(
     "GET",
@@ -330,16 +350,7 @@ describe("Mailchimp connector", () => {
     const [m] = await a.seed([{ email: "arch@example.org", status: "subscribed" }]);
     await a.act({ as: "admin", action: "archive", email: "arch@example.org" });
     const out = await session.apply([
-      {
-        kind: "record_opt_out",
-        op_id: "o-arch",
-        external_id: m!.id,
-        email: "arch@example.org",
-        scope: { kind: "account" },
-        initiated_by: "contact",
-        occurred_at: a.runtime.now().toISOString(),
-        origin: { system: "blackbaud-renxt", connection: "re", mechanism: "preference_page" },
-      },
+      personsOptOut(a, "o-arch", m!.id, "arch@example.org", { kind: "account" }),
     ]);
     expect(out[0]).toMatchObject({ status: "succeeded", message: expect.stringContaining("archived again") });
     expect(await statusOf(a, "arch@example.org")).toBe("archived");
@@ -366,16 +377,10 @@ describe("Mailchimp connector", () => {
     const read = await session.get([m!.id]);
     expect(read.ok && read.value.records[0]!.list_ids).toContain(tag);
     const out = await session.apply([
-      {
-        kind: "record_opt_out",
-        op_id: "o-tag",
-        external_id: m!.id,
-        email: "t@example.org",
-        scope: { kind: "construct", construct: { type: "tag", id: tag } },
-        initiated_by: "contact",
-        occurred_at: a.runtime.now().toISOString(),
-        origin: { system: "blackbaud-renxt", connection: "re", mechanism: "preference_page" },
-      },
+      personsOptOut(a, "o-tag", m!.id, "t@example.org", {
+        kind: "construct",
+        construct: { type: "tag", id: tag },
+      }),
     ]);
     expect(out[0]).toMatchObject({ status: "succeeded" });
     expect(out[0]!.code).toBeUndefined();
@@ -389,16 +394,10 @@ describe("Mailchimp connector", () => {
     const [m] = await a.seed([{ email: "ga@example.org", status: "subscribed", interests: ["Appeals"] }]);
     await a.act({ as: "admin", action: "archive", email: "ga@example.org" });
     const out = await session.apply([
-      {
-        kind: "record_opt_out",
-        op_id: "o-ga",
-        external_id: m!.id,
-        email: "ga@example.org",
-        scope: { kind: "construct", construct: { type: "interest", id: "interest:int0000001" } },
-        initiated_by: "contact",
-        occurred_at: a.runtime.now().toISOString(),
-        origin: { system: "blackbaud-renxt", connection: "re", mechanism: "preference_page" },
-      },
+      personsOptOut(a, "o-ga", m!.id, "ga@example.org", {
+        kind: "construct",
+        construct: { type: "interest", id: "interest:int0000001" },
+      }),
     ]);
     expect(out[0]).toMatchObject({ status: "succeeded", message: expect.stringContaining("archived again") });
     expect(await statusOf(a, "ga@example.org")).toBe("archived");
@@ -410,18 +409,7 @@ describe("Mailchimp connector", () => {
     const { a, session } = await account();
     const [m] = await a.seed([{ email: "g@example.org", status: "subscribed", interests: ["Appeals"] }]);
     const scope = { kind: "construct" as const, construct: { type: "interest", id: "interest:int0000001" } };
-    const out = await session.apply([
-      {
-        kind: "record_opt_out",
-        op_id: "o1",
-        external_id: m!.id,
-        email: "g@example.org",
-        scope,
-        initiated_by: "contact",
-        occurred_at: a.runtime.now().toISOString(),
-        origin: { system: "blackbaud-renxt", connection: "re", mechanism: "preference_page" },
-      },
-    ]);
+    const out = await session.apply([personsOptOut(a, "o1", m!.id, "g@example.org", scope)]);
     expect(out[0]?.status).toBe("succeeded");
     const after = await session.get([m!.id]);
     expect(after.ok && after.value.records[0]!.list_ids).toEqual([]);
