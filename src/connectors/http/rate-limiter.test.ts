@@ -296,4 +296,34 @@ describe("RateLimiter", () => {
       resets_at: null,
     });
   });
+
+  it("goes by its own window, and says so, when the shared window cannot be reached", async () => {
+    const clock = createFakeClock();
+    const kept = keptBudget();
+    const errors: unknown[] = [];
+    const limiter = new RateLimiter({
+      limits,
+      now: clock.now,
+      sleep: clock.sleep,
+      consent_reserve: 0,
+      persist: {
+        load: kept.load,
+        add: kept.add,
+        reserve: () => Promise.reject(new Error("connection terminated unexpectedly")),
+        onError: (error) => errors.push(error),
+      },
+    });
+    const start = clock.now().getTime();
+    const grantedAt: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await limiter.acquire("read");
+      expect(r.ok).toBe(true);
+      if (r.ok) r.value();
+      grantedAt.push(clock.now().getTime() - start);
+    }
+    // Every call went, four in the first second as the process's own window allows, the fifth after.
+    expect(grantedAt.slice(0, 4)).toEqual([0, 0, 0, 0]);
+    expect(grantedAt[4]).toBeGreaterThanOrEqual(1000);
+    expect(errors).toHaveLength(5);
+  });
 });
