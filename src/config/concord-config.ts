@@ -404,6 +404,14 @@ export const ComplianceSchema = strictObject({
      */
     keep_records_in: z.array(NonEmpty).max(100).default([]),
   }).prefault({}),
+  /** How long Concord keeps what it no longer needs to act on. */
+  retention: strictObject({
+    /**
+     * Webhook deliveries once processed or given up: what they announced (record ids, the event's
+     * type and time) is deleted after this. Pending ones are kept however old.
+     */
+    webhook_deliveries: durationSchema({ min: 3_600_000, max: 400 * 86_400_000 }).default(7 * 86_400_000),
+  }).prefault({}),
 });
 export type Notifications = z.infer<typeof NotificationsSchema>;
 

@@ -108,6 +108,7 @@ describe("a valid config", () => {
       holidays: [],
       implied_consent: [],
       erasure: { keep_records_in: [] },
+      retention: { webhook_deliveries: 7 * 86_400_000 },
     });
     expect(config.server).toEqual({
       port: 8080,
@@ -589,6 +590,13 @@ describe("errors name the path, what was expected and what was found", () => {
       "compliance.implied_consent[0].topics[0]",
       "unknown_reference",
       'no topic has the key "newsleter"',
+    ],
+    [
+      "webhook deliveries kept less than an hour",
+      (c) => (c.compliance = { retention: { webhook_deliveries: "10m" } }),
+      "compliance.retention.webhook_deliveries",
+      "invalid_value",
+      'expected a duration of at least 1h, found "10m"',
     ],
     [
       "erasure keeping the records of a connection that does not exist",

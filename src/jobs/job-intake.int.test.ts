@@ -164,6 +164,18 @@ describe.skipIf(postgres?.skip_reason !== undefined)("webhook intake with jobs (
     expect(left.map((r) => r.pair_id)).toEqual([pairId]);
   });
 
+  it("housekeeping deletes deliveries processed longer ago than their retention", async () => {
+    await prepareJobSchema(url, jobSchema, createLogger({ level: "silent" }));
+    await serve(jobSchema);
+    const old = await h.store.inbox.add("re-nxt", [{ external_id: "1" }]);
+    await h.store.inbox.markProcessed([old.id]);
+    h.advance(h.config.compliance.retention.webhook_deliveries + 1);
+    const pending = await h.store.inbox.add("re-nxt", [{ external_id: "2" }]);
+    await runtime.handlers.housekeeping({});
+    const left = await h.store.db.selectFrom("webhook_inbox").select("id").execute();
+    expect(left.map((r) => r.id)).toEqual([pending.id]);
+  });
+
   it("a poll job schedules the next poll an interval after it started, not after it ended", async () => {
     await prepareJobSchema(url, jobSchema, createLogger({ level: "silent" }));
     await serve(jobSchema);

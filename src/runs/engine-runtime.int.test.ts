@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { buildServer } from "../server/app";
-import { createEngineRuntime, type EngineRuntime } from "./engine-runtime";
+import { createEngineRuntime, INBOX_PRUNE_MS, type EngineRuntime } from "./engine-runtime";
 import type { SyncReport } from "./sync-pair";
 import type { Problem } from "../connections/connection-health";
 import {
@@ -197,6 +197,27 @@ describe("the engine as a service (SQLite)", () => {
     }
     expect(await count("a-removed-pair")).toBe(0);
     expect(await count(pairId)).toBe(marked);
+  });
+
+  it("a tick deletes webhook deliveries processed or given up longer ago than their retention, never pending ones", async () => {
+    const processed = await h.store.inbox.add("re-nxt", [{ external_id: "1" }]);
+    const dead = await h.store.inbox.add("re-nxt", [{ external_id: "2" }]);
+    const retrying = await h.store.inbox.add("re-nxt", [{ external_id: "3" }]);
+    await h.store.inbox.markProcessed([processed.id]);
+    await h.store.inbox.markFailed(dead.id, "forbidden: 403", "dead");
+    await h.store.inbox.markFailed(retrying.id, "vendor_unavailable", {
+      retry_at: new Date(h.clock.now().getTime() + 30 * 86_400_000).toISOString(),
+    });
+    const stored = async () =>
+      (await h.store.db.selectFrom("webhook_inbox").select("id").execute()).map((r) => r.id).sort();
+    const retention = h.config.compliance.retention.webhook_deliveries;
+    expect(retention).toBe(7 * 86_400_000);
+    h.advance(retention - 60_000);
+    await runtime.tick();
+    expect(await stored()).toEqual([processed.id, dead.id, retrying.id].sort());
+    h.advance(INBOX_PRUNE_MS + 60_000);
+    await runtime.tick();
+    expect(await stored()).toEqual([retrying.id]);
   });
 
   it("9. a pair is polled at its interval: the next poll is due an interval after the last started", async () => {

@@ -104,6 +104,10 @@ export type WebhookCheck = {
 
 /** How often `serve` makes sure each pushing system still has its webhook subscriptions. */
 export const WEBHOOK_CHECK_MS = 3_600_000;
+/** How often the deliveries whose retention is over are deleted, and how many a statement, a turn. */
+export const INBOX_PRUNE_MS = 600_000;
+const INBOX_PRUNE_BATCH = 5_000;
+const INBOX_PRUNE_TURN = 100_000;
 
 export type PairStatus = {
   pair_id: string;
@@ -735,6 +739,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
       await ensureWebhooks();
     await watch?.check();
     await tidyMarks();
+    await pruneInbox();
     // Sign-ups never hold up the polls below, even when the store answers badly.
     if (deps.config.signup !== undefined)
       await placeDueSignups().catch((error: unknown) => {
@@ -887,13 +892,38 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
   };
 
   /**
+   * Webhook deliveries processed or given up longer ago than `compliance.retention` are deleted,
+   * every ten minutes, a bounded number a turn (a backlog goes over the next turns); a failure is
+   * logged and tried at the next turn. Pending deliveries are never deleted.
+   */
+  let prunedAt: number | undefined;
+  const pruneInbox = async (): Promise<void> => {
+    const now = deps.now().getTime();
+    if (prunedAt !== undefined && now - prunedAt < INBOX_PRUNE_MS) return;
+    prunedAt = now;
+    const before = new Date(now - deps.config.compliance.retention.webhook_deliveries).toISOString();
+    let deleted = 0;
+    try {
+      for (let n = INBOX_PRUNE_BATCH; n === INBOX_PRUNE_BATCH && deleted < INBOX_PRUNE_TURN;) {
+        n = await deps.store.inbox.prune(before, INBOX_PRUNE_BATCH);
+        deleted += n;
+      }
+    } catch (error) {
+      deps.logger.error({ err: error }, "deleting old webhook deliveries failed; tried again later");
+    }
+    if (deleted > 0)
+      deps.logger.info({ deleted, before }, "deleted webhook deliveries whose retention is over");
+  };
+
+  /**
    * The installation's periodic checks, run by one worker at a time: webhook subscriptions every
-   * hour, problems, due sign-ups, and (with workers) a poll for each pair and a drain for each
-   * connection with due deliveries that no job is waiting for and no live job holds the lock of
-   * (their worker was killed).
+   * hour, problems, due sign-ups, old deliveries, and (with workers) a poll for each pair and a
+   * drain for each connection with due deliveries that no job is waiting for and no live job holds
+   * the lock of (their worker was killed).
    */
   const housekeep = async (): Promise<void> => {
     await tidyMarks();
+    await pruneInbox();
     const checked = await deps.store.checkpoints.get("installation", "webhooks_checked");
     const at = z.object({ at: z.string() }).safeParse(checked?.value);
     if (!at.success || deps.now().getTime() - Date.parse(at.data.at) >= WEBHOOK_CHECK_MS) {

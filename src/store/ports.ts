@@ -597,6 +597,11 @@ export interface InboxRepository {
   countPending(): Promise<number>;
   /** Deliveries given up since `since`. */
   countDead(since?: IsoTimestamp): Promise<number>;
+  /**
+   * Deletes up to `limit` deliveries processed, or given up, before `before` (their retention is
+   * over); pending ones and ones waiting for a retry are kept whatever their age. Returns how many.
+   */
+  prune(before: IsoTimestamp, limit: number): Promise<number>;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -268,6 +268,32 @@ describeOnBackends("store", (backend) => {
     expect(await store.inbox.connectionsDue()).toEqual([]);
   });
 
+  it("deletes deliveries processed or given up before a time, never pending or retrying ones, a bounded number at once", async () => {
+    const processed = await Promise.all(
+      [1, 2, 3].map((n) => store.inbox.add("re-nxt", [{ external_id: `${n}` }])),
+    );
+    const dead = await store.inbox.add("mc", [{ external_id: "4" }]);
+    const retrying = await store.inbox.add("mc", [{ external_id: "5" }]);
+    const pending = await store.inbox.add("mc", [{ external_id: "6" }]);
+    await store.inbox.markProcessed(processed.map((d) => d.id));
+    await store.inbox.markFailed(dead.id, "forbidden: 403", "dead");
+    await store.inbox.markFailed(retrying.id, "vendor_unavailable", {
+      retry_at: new Date(time.clock().getTime() + 60_000).toISOString(),
+    });
+    const cutoff = new Date(time.clock().getTime() + 1).toISOString();
+    time.advance(10_000);
+    const late = await store.inbox.add("re-nxt", [{ external_id: "7" }]);
+    await store.inbox.markProcessed([late.id]);
+    // Nothing was done before the start.
+    expect(await store.inbox.prune(processed[0]!.received_at, 100)).toBe(0);
+    expect(await store.inbox.prune(cutoff, 2)).toBe(2);
+    expect(await store.inbox.prune(cutoff, 100)).toBe(2);
+    expect(await store.inbox.prune(cutoff, 100)).toBe(0);
+    const left = await store.db.selectFrom("webhook_inbox").select("id").orderBy("id").execute();
+    expect(left.map((r) => r.id).sort()).toEqual([retrying.id, pending.id, late.id].sort());
+    expect(await store.inbox.countPending()).toBe(2);
+  });
+
   it("names every connection with deliveries due, however many deliveries come before them", async () => {
     await store.inbox.addMany(
       Array.from({ length: 1_200 }, (_, i) => ({

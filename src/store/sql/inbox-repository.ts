@@ -1,5 +1,5 @@
 /** SQL implementation of `InboxRepository`: webhook deliveries stored before they are acknowledged. */
-import { sql, type Kysely, type Selectable } from "kysely";
+import { sql, type ExpressionBuilder, type Kysely, type Selectable } from "kysely";
 import { newId } from "../new-id";
 import { JsonValueSchema, type InboxItem, type InboxRepository, type StoreDialect } from "../ports";
 import type { Database, WebhookInboxTable } from "../schema";
@@ -144,6 +144,27 @@ export function inboxRepository(ctx: SqlContext, dialect: StoreDialect): InboxRe
       if (since !== undefined) q = q.where("dead_at", ">=", since);
       const row = await q.executeTakeFirstOrThrow();
       return Number(row.n);
+    },
+    async prune(before, limit) {
+      const done = (eb: ExpressionBuilder<Database, "webhook_inbox">) =>
+        eb.or([
+          eb("processed_at", "<", before),
+          eb.and([eb("processed_at", "is", null), eb("dead_at", "<", before)]),
+        ]);
+      const ids = await db.selectFrom("webhook_inbox").select("id").where(done).limit(limit).execute();
+      let deleted = 0;
+      for (let i = 0; i < ids.length; i += 500) {
+        const result = await db
+          .deleteFrom("webhook_inbox")
+          .where(
+            "id",
+            "in",
+            ids.slice(i, i + 500).map((r) => r.id),
+          )
+          .executeTakeFirst();
+        deleted += Number(result.numDeletedRows);
+      }
+      return deleted;
     },
   };
 }
