@@ -408,7 +408,8 @@ export const ComplianceSchema = strictObject({
   retention: strictObject({
     /**
      * Webhook deliveries once processed or given up: what they announced (record ids, the event's
-     * type and time) is deleted after this. Pending ones are kept however old.
+     * type and time, an announced opt-out's address) is deleted after this. Pending ones are kept
+     * however old.
      */
     webhook_deliveries: durationSchema({ min: 3_600_000, max: 400 * 86_400_000 }).default(7 * 86_400_000),
   }).prefault({}),

@@ -171,6 +171,13 @@ export type ConsentObservation = {
    * it is recorded as the account's.
    */
   of_signup_at?: string;
+  /**
+   * The record is gone from its system for good (a Mailchimp member deleted permanently after it
+   * announced this opt-out, before Concord read it): it is no record to link. The observation
+   * belongs to the people whose address is `email`, whatever their links; to no one if nobody
+   * holds it.
+   */
+  record_gone?: true;
 };
 
 /** An opaque position in a system's change stream; it advances only after the data it covers is stored. */
@@ -301,7 +308,16 @@ export type WebhookChange = {
    * re-read may no longer show it: a Mailchimp member archived after unsubscribing reads only as
    * archived. The connector uses it only when the record it re-reads hides its consent.
    */
-  opt_out?: { reason?: string; actor?: "account" };
+  opt_out?: {
+    reason?: string;
+    actor?: "account";
+    /**
+     * The address the delivery named, for a record deleted for good before the re-read: no read
+     * finds it then, and the opt-out is recorded for the people at that address
+     * (`ConsentObservation.record_gone`). Kept in the inbox until its retention is over.
+     */
+    email?: string;
+  };
 };
 
 export type WebhookHandling =

@@ -133,17 +133,19 @@ export async function pullConnection(deps: PullDeps): Promise<PullReport> {
  * Records what a webhook announced. The change is only a hint: the records are re-read with
  * `session.get` and go through the same stages in one transaction, so a duplicate or out-of-order
  * delivery re-reads the current state and records nothing new. The checkpoint is left alone.
+ * `record_ids` are the records read; `contact_ids` the contacts consent events were appended for.
  */
 export async function recordWebhookChanges(
   deps: RecordDeps,
   changes: readonly WebhookChange[],
-): Promise<RecordReport & { record_ids: string[] }> {
+): Promise<RecordReport & { record_ids: string[]; contact_ids: string[] }> {
   const ctx = recordContext(deps);
-  const report: RecordReport & { record_ids: string[] } = {
+  const report: RecordReport & { record_ids: string[]; contact_ids: string[] } = {
     connection_id: ctx.connection_id,
     ...emptyCounts(),
     error: null,
     record_ids: [],
+    contact_ids: [],
   };
   const ids = [...new Set(changes.filter((c) => c.change !== "test").map((c) => c.external_id))];
   if (ids.length === 0) return report;
@@ -157,11 +159,16 @@ export async function recordWebhookChanges(
     report.error = toPullError(read.error);
     return report;
   }
-  const counts = await deps.store.transaction((tx) => recordChanges(tx, ctx, read.value));
+  const appendedFor = new Set<string>();
+  const counts = await deps.store.transaction((tx) => {
+    appendedFor.clear(); // a transaction tried again starts over
+    return recordChanges(tx, ctx, read.value, undefined, appendedFor);
+  });
   addCounts(report, counts);
   // A system may name a record in its webhooks otherwise than in its reads (Mailchimp: the
   // subscriber hash, and the contact id): the records re-read say which records changed.
   report.record_ids = [...new Set([...ids, ...read.value.records.map((r) => r.external_id)])];
+  report.contact_ids = [...appendedFor];
   await deps.connection.healthy({ ok: true });
   return report;
 }

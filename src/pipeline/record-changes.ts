@@ -47,7 +47,10 @@ export type RecordCounts = {
   resubscribe_requests: number;
   /** Opt-ins of ambiguous records, not attributed to anyone (an opt-in must never be guessed). */
   held_opt_ins: number;
-  /** Other non-opt-out observations of ambiguous records (resubscribe requests, deliverability). */
+  /**
+   * Other non-opt-out observations of ambiguous records (resubscribe requests, deliverability), and
+   * observations of a record gone for good whose address nobody in Concord holds.
+   */
   held_observations: number;
   /** Constructs (CRM consent categories…) with no configured topic, recorded under their slug. */
   unmapped_constructs: string[];
@@ -119,13 +122,15 @@ const matchKeyOf = (address: string | undefined): string | null => {
  * `beforeLedger` is the rest of the caller's work in the same transaction that needs the batch's
  * records but not its consent events (memberships, the checkpoint): it runs before the events are
  * appended, because an append holds the ledger's head, which every appender of the installation
- * waits for, until the transaction commits.
+ * waits for, until the transaction commits. `appendedFor` collects the contacts that consent
+ * events were appended for (a record's own contact, or others holding an opted-out address).
  */
 export async function recordChanges(
   tx: StoreSession,
   ctx: RecordContext,
   batch: { records: readonly ExternalRecord[]; consent: readonly ConsentObservation[] },
   beforeLedger?: () => Promise<void>,
+  appendedFor?: Set<string>,
 ): Promise<RecordCounts> {
   if (!tx.inTransaction) throw new Error("recordChanges must run inside store.transaction");
   const counts = emptyCounts();
@@ -239,16 +244,12 @@ export async function recordChanges(
     if (refused.has(observation.external_id)) continue;
     let identity = identities.get(observation.external_id);
     if (identity === undefined) {
-      // An observation whose record is not in the batch: identify it by link, else by its address.
-      identity = await resolveIdentity(
-        tx,
-        ctx,
-        observationRecord(observation),
-        undefined,
-        true,
-        counts,
-        page,
-      );
+      // An observation whose record is not in the batch: identify it by link, else by its address;
+      // one whose record is gone for good, by its address alone (there is no record to link).
+      identity =
+        observation.record_gone === true
+          ? await goneRecordIdentity(tx, ctx, page, observation)
+          : await resolveIdentity(tx, ctx, observationRecord(observation), undefined, true, counts, page);
       identities.set(observation.external_id, identity);
     }
     const resolved = resolveObservedScope(observation.scope, ctx.mapping);
@@ -301,6 +302,8 @@ export async function recordChanges(
         throw new Error(`consent observation rejected by the ledger (${result.code}): ${result.message}`);
       if (result.kind === "appended") {
         counts.consent_events_appended += 1;
+        const draft = drafts[i];
+        if (draft !== undefined) appendedFor?.add(draft.contact_id);
         if (fromFlag[i] === true) counts.resubscribe_requests += 1;
       } else counts.consent_events_duplicate += 1;
     }
@@ -633,6 +636,30 @@ function endedRecordOptOuts(
 function clearedAt(stamped: string, optedOutAt: string | undefined, observed_at: string): string {
   if (optedOutAt === undefined) return stamped;
   return Date.parse(stamped) > Date.parse(optedOutAt) ? stamped : observed_at;
+}
+
+/**
+ * Whose an observation of a record gone for good is: the contact its id is still linked to, else
+ * the people whose address it names (an opt-out of an address is everyone's who holds it), else
+ * no one's. Nothing is linked and nothing goes to review: the record no longer exists.
+ */
+async function goneRecordIdentity(
+  tx: StoreSession,
+  ctx: RecordContext,
+  page: PageFacts,
+  o: ConsentObservation,
+): Promise<Identity> {
+  const link = await tx.links.find(ctx.connection_id, o.external_id);
+  if (link !== undefined) return { kind: "contact", contact_id: link.contact_id };
+  const key = matchKeyOf(o.email === "" ? undefined : o.email);
+  const holders =
+    key === null
+      ? []
+      : (await page.holdersOf(tx, key)).filter((c) => c.email_match_key === key && c.erased_at === null);
+  const [only, ...more] = holders;
+  if (only === undefined) return { kind: "none" };
+  if (more.length === 0) return { kind: "contact", contact_id: only.id };
+  return { kind: "ambiguous", contact_ids: holders.map((c) => c.id), reason: "several_contacts_share_email" };
 }
 
 /** A stand-in record for an observation that arrived without its record. */

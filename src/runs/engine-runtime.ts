@@ -469,6 +469,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
           // refused ones are left to the next poll.
           const refused: string[] = [];
           const record_ids: string[] = [];
+          const contact_ids: string[] = [];
           let passing: (typeof recorded)["error"] | null = null;
           for (const id of ids) {
             const one = await recordWebhookChanges(
@@ -481,7 +482,10 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
               break;
             }
             if (one.error) refused.push(id);
-            else record_ids.push(...one.record_ids);
+            else {
+              record_ids.push(...one.record_ids);
+              contact_ids.push(...one.contact_ids);
+            }
           }
           if (passing !== null) recorded = { ...recorded, error: passing };
           else if (refused.length < ids.length) {
@@ -489,7 +493,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
               { connection: item.connection_id, refused: refused.length },
               `${opened.manifest.label} refused the re-read of ${refused.length} record(s) of a webhook delivery; they are read at the next poll`,
             );
-            recorded = { ...recorded, error: null, record_ids };
+            recorded = { ...recorded, error: null, record_ids, contact_ids };
           }
         }
         if (recorded.error) {
@@ -498,7 +502,9 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
           continue;
         }
         reads.record(item.connection_id, recorded.record_ids, readAt);
-        const contacts = new Set<string>();
+        // The records' contacts, and whoever else the consent read was recorded for (others at an
+        // opted-out address; the people at the address of a record deleted for good).
+        const contacts = new Set<string>(recorded.contact_ids);
         for (const id of recorded.record_ids) {
           const link = await deps.store.links.find(item.connection_id, id);
           if (link) contacts.add(link.contact_id);
@@ -1146,7 +1152,13 @@ const WebhookChangesSchema = z.array(
     external_id: z.string(),
     occurred_at: z.string(),
     change: z.enum(["changed", "deleted", "email_changed", "consent_changed", "test"]),
-    opt_out: z.object({ reason: z.string().optional(), actor: z.literal("account").optional() }).optional(),
+    opt_out: z
+      .object({
+        reason: z.string().optional(),
+        actor: z.literal("account").optional(),
+        email: z.string().optional(),
+      })
+      .optional(),
   }),
 );
 
@@ -1161,6 +1173,7 @@ function parseChanges(value: JsonValue): WebhookChange[] {
           opt_out: {
             ...(opt_out.reason !== undefined ? { reason: opt_out.reason } : {}),
             ...(opt_out.actor !== undefined ? { actor: opt_out.actor } : {}),
+            ...(opt_out.email !== undefined ? { email: opt_out.email } : {}),
           },
         },
   );

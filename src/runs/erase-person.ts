@@ -405,6 +405,8 @@ async function eraseConcordCopy(
     // change names both). Each occurrence becomes "[erased]"; the rest of the history stays.
     await scrubAddresses(tx, "runs", "summary_json", addresses);
     await scrubAddresses(tx, "plans", "plan_json", addresses);
+    // A webhook delivery that announced an opt-out keeps the address it was for until its retention ends.
+    await scrubAddresses(tx, "webhook_inbox", "changes_json", addresses);
     return { contacts, evidence_blanked: evidence, snapshots, operations_scrubbed: scrubbed };
   });
 }
@@ -431,8 +433,8 @@ function withoutPerson(text: string, personal: ReadonlySet<string>): string {
  */
 async function scrubAddresses(
   tx: StoreSession,
-  table: "runs" | "plans" | "outcomes",
-  column: "summary_json" | "plan_json" | "detail_json",
+  table: "runs" | "plans" | "outcomes" | "webhook_inbox",
+  column: "summary_json" | "plan_json" | "detail_json" | "changes_json",
   addresses: readonly string[],
   only?: [column: "operation_id", value: string],
 ): Promise<void> {

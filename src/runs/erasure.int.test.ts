@@ -319,6 +319,7 @@ describeOnBackends("erasure and run history", (backend) => {
     JSON.stringify([
       await h.store.db.selectFrom("runs").select("summary_json").execute(),
       await h.store.db.selectFrom("plans").select("plan_json").execute(),
+      await h.store.db.selectFrom("webhook_inbox").select("changes_json").execute(),
     ]).toLowerCase();
 
   it("run history keeps no erased address: a reconciliation that named her reads [erased] after, the rest stays", async () => {
@@ -345,6 +346,20 @@ describeOnBackends("erasure and run history", (backend) => {
       "bob@example.org",
     ]);
     expect(await history()).toContain("ada.lovelace@example.org");
+    // Deliveries that announced their opt-outs keep the addresses they were for, until their retention ends.
+    for (const email of ["Ada.Lovelace@example.org", "bob@example.org"]) {
+      const delivery = await h.store.inbox.add("cc-main", [
+        {
+          event_id: `e-${email}`,
+          type: "unsubscribe",
+          external_id: "x",
+          occurred_at: h.now().toISOString(),
+          change: "consent_changed",
+          opt_out: { email },
+        },
+      ]);
+      await h.store.inbox.markProcessed([delivery.id]);
+    }
     // Her address changes in the CRM: the plan that carries it names both addresses in its reasons.
     h.advance(60_000);
     await h.reAct({

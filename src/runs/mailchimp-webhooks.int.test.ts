@@ -145,6 +145,51 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
     });
   });
 
+  it("an unsubscribe whose member is deleted for good before Concord re-reads it still reaches the CRM, for the address it named", async () => {
+    await runtime.syncNow();
+    const hook = await mcApi("POST", `/lists/${AUDIENCE}/webhooks`, {
+      url: `${base}/webhooks/mc?key=${SECRET}`,
+      sources: { user: true, admin: true, api: false },
+    });
+    expect(hook.status, JSON.stringify(hook.body)).toBe(200);
+    // Ada leaves by the footer link, then the account deletes her for good; Bob is only deleted.
+    await post(h.mcOrigin!, "/__emulator/act", {
+      list_id: AUDIENCE,
+      as: "contact",
+      action: "unsubscribe",
+      email: "ada@example.org",
+    });
+    for (const name of ["ada", "bob"]) {
+      const gone = await mcApi(
+        "POST",
+        `/lists/${AUDIENCE}/members/${name}@example.org/actions/delete-permanent`,
+        {},
+      );
+      expect(gone.status, JSON.stringify(gone.body)).toBe(204);
+    }
+    expect((await mcApi("GET", `/lists/${AUDIENCE}/members/ada@example.org`)).status).toBe(404);
+    h.advance(1_000);
+    await post(h.mcOrigin!, "/__emulator/webhooks/flush", {});
+    await runtime.idle();
+
+    expect((await h.reGet(`/constituent/v1/constituents/${re["ada"] ?? ""}`)).requests_no_email).toBe(true);
+    expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe("unsubscribed");
+    // A deletion alone is no opt-out.
+    expect((await h.reGet(`/constituent/v1/constituents/${re["bob"] ?? ""}`)).requests_no_email).toBe(false);
+    const [contact] = await h.store.contacts.findByMatchKey("ada@example.org");
+    const events = (await eventsForContact(h.store, contact!.id)).map((e) => e.event);
+    expect(events.find((e) => e.kind === "opt_out" && e.source.connection === "mc")).toMatchObject({
+      actor: { kind: "contact" },
+      evidence: { reason: expect.stringMatching(/unsubscribe webhook.*deleted for good before it was read/) },
+    });
+    // The member is gone, not a second record of Ada's: nothing is linked to it or sent to review.
+    expect(
+      (await h.store.links.forContact(contact!.id)).filter((l) => l.connection_id === "mc"),
+    ).toHaveLength(1);
+    expect(await h.store.reviewItems.list("open")).toEqual([]);
+    expect(await h.store.inbox.countPending()).toBe(0);
+  });
+
   it("an archived member's announced opt-out is credited by the webhook it came by: a person's, or an account user's", async () => {
     await runtime.syncNow();
     for (const by of ["user", "admin"] as const) {

@@ -42,6 +42,7 @@ import {
 } from "./webhooks";
 import {
   announcedOptOut,
+  goneMemberOptOut,
   announcementStands,
   interestListId,
   isPlausibleEmail,
@@ -303,7 +304,14 @@ export function createMailchimpSession(
       for (const id of new Set(ids)) {
         const m = await fetchMember(listId, id, "read");
         if (!m.ok) return m;
-        if (!m.value) continue;
+        if (!m.value) {
+          // Deleted for good since a delivery announced an opt-out: the delivery's word is all there is.
+          for (const change of options.announced?.get(id) ?? []) {
+            const gone = goneMemberOptOut(change);
+            if (gone !== undefined) consent.push(gone);
+          }
+          continue;
+        }
         records.push(memberToRecord(m.value));
         consent.push(...memberToConsent(m.value));
         for (const change of options.announced?.get(id) ?? [])

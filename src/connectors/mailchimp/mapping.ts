@@ -274,10 +274,48 @@ export function announcementStands(m: McMember, change: WebhookChange): boolean 
  * reason is `abuse`.
  */
 export function announcedOptOut(m: McMember, change: WebhookChange): ConsentObservation {
-  const reason = change.opt_out?.reason;
-  return {
+  return announced(change, {
     external_id: memberId(m),
     email: m.email_address,
+    source_record_id: m.id,
+    hidden: m.status === "archived" ? "the member was archived before it was read" : undefined,
+    status: m.status,
+  });
+}
+
+/**
+ * The opt-out a webhook announced for a member that no read finds any more (deleted for good
+ * before Concord read it), for the address the delivery named; none when it named no address.
+ */
+export function goneMemberOptOut(change: WebhookChange): ConsentObservation | undefined {
+  const email = change.opt_out?.email;
+  if (email === undefined) return undefined;
+  return {
+    ...announced(change, {
+      external_id: change.external_id,
+      email,
+      source_record_id: change.external_id,
+      hidden: "the member was deleted for good before it was read",
+    }),
+    record_gone: true,
+  };
+}
+
+function announced(
+  change: WebhookChange,
+  member: {
+    external_id: string;
+    email: string;
+    source_record_id: string;
+    /** Why the member's own state does not show the opt-out, if it hides it altogether. */
+    hidden: string | undefined;
+    status?: string;
+  },
+): ConsentObservation {
+  const reason = change.opt_out?.reason;
+  return {
+    external_id: member.external_id,
+    email: member.email,
     channel: "email",
     scope: ACCOUNT_OBSERVED,
     kind: "opt_out",
@@ -290,11 +328,11 @@ export function announcedOptOut(m: McMember, change: WebhookChange): ConsentObse
     occurred_at: change.occurred_at,
     evidence: {
       payload_sha256: digest({ event_id: change.event_id, type: change.type, id: change.external_id }),
-      source_record_id: m.id,
+      source_record_id: member.source_record_id,
       reason:
-        m.status === "archived"
-          ? `Mailchimp's unsubscribe webhook (${reason ?? "no reason"}); the member was archived before it was read`
-          : `Mailchimp's ${change.type} webhook reported an abuse report; the member reads ${m.status}`,
+        member.hidden !== undefined
+          ? `Mailchimp's ${change.type} webhook (${reason ?? "no reason"}); ${member.hidden}`
+          : `Mailchimp's ${change.type} webhook reported an abuse report; the member reads ${member.status ?? "unknown"}`,
     },
   };
 }

@@ -129,10 +129,11 @@ export function handleMailchimpWebhook(request: WebhookRequest, secret: string):
                 // The webhook it came by says who: an account user's, or (a person's, or a webhook
                 // registered for both by an earlier Concord) the person's.
                 ...(request.query[WEBHOOK_BY_PARAM] === "admin" ? { actor: "account" as const } : {}),
+                ...(address ? { email: address } : {}),
               },
             }
           : complaint
-            ? { opt_out: { reason: "abuse" } }
+            ? { opt_out: { reason: "abuse", ...(address ? { email: address } : {}) } }
             : {}),
       },
     ],
