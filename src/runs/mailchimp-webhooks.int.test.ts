@@ -10,7 +10,9 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { buildServer } from "../server/app";
 import { eventsForContact } from "../ledger/consent-ledger";
 import { capturingLogger } from "../../test/support/capturing-logger";
+import { subscriberHash } from "../connectors/mailchimp/mapping";
 import { createEngineRuntime, type EngineRuntime } from "./engine-runtime";
+import { webhookShareSpent } from "./webhook-flood";
 import type { SyncReport } from "./sync-pair";
 import {
   addToReList,
@@ -41,6 +43,8 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
         const mc = (raw["connections"] as Record<string, unknown>[]).find((c) => c["id"] === "mc")!;
         mc["webhooks"] = { enabled: true, secret: { env: "MC_WEBHOOK_SECRET" } };
         mc["poll_interval"] = "1h";
+        // A small daily budget, so that a test can spend the share webhook re-reads may use.
+        mc["limits"] = { daily_quota: 200 };
       },
     });
     runs = [];
@@ -187,6 +191,42 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
       (await h.store.links.forContact(contact!.id)).filter((l) => l.connection_id === "mc"),
     ).toHaveLength(1);
     expect(await h.store.reviewItems.list("open")).toEqual([]);
+    expect(await h.store.inbox.countPending()).toBe(0);
+  });
+
+  it("once webhook re-reads have used their share of today's quota, a plain change waits for the poll but an announced opt-out is still read", async () => {
+    await runtime.syncNow();
+    const hook = await mcApi("POST", `/lists/${AUDIENCE}/webhooks`, {
+      url: `${base}/webhooks/mc?key=${SECRET}`,
+      sources: { user: true, admin: true, api: false },
+    });
+    expect(hook.status, JSON.stringify(hook.body)).toBe(200);
+    const mc = h.connections.get("mc")!;
+    while (!webhookShareSpent(mc.budget.usage())) expect((await mc.session().check()).ok).toBe(true);
+    const reread: string[] = [];
+    h.connections.set("mc", {
+      ...mc,
+      session: () => {
+        const session = mc.session();
+        return {
+          ...session,
+          get: (ids, options) => {
+            reread.push(...ids);
+            return session.get(ids, options);
+          },
+        };
+      },
+    });
+    const act = (action: string, email: string, extra: Record<string, unknown> = {}) =>
+      post(h.mcOrigin!, "/__emulator/act", { list_id: AUDIENCE, as: "contact", action, email, ...extra });
+    await act("update_profile", "bob@example.org", { merge_fields: { FNAME: "Robert" } });
+    await act("unsubscribe", "ada@example.org");
+    h.advance(1_000);
+    await post(h.mcOrigin!, "/__emulator/webhooks/flush", {});
+    await runtime.idle();
+
+    expect((await h.reGet(`/constituent/v1/constituents/${re["ada"] ?? ""}`)).requests_no_email).toBe(true);
+    expect(reread).toEqual([subscriberHash("ada@example.org")]);
     expect(await h.store.inbox.countPending()).toBe(0);
   });
 
