@@ -230,6 +230,29 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
     expect(await h.store.inbox.countPending()).toBe(0);
   });
 
+  it("a pushed unsubscribe of an address two CRM records share reaches both at once, though the member links to neither", async () => {
+    const [twin] = await h.seedRe([individual("ada@example.org", "Ada", "Duplicate")]);
+    await addToReList(h, RE_LISTS.news, [twin!]);
+    await runtime.syncNow();
+    const hook = await mcApi("POST", `/lists/${AUDIENCE}/webhooks`, {
+      url: `${base}/webhooks/mc?key=${SECRET}`,
+      sources: { user: true, admin: true, api: false },
+    });
+    expect(hook.status, JSON.stringify(hook.body)).toBe(200);
+    await post(h.mcOrigin!, "/__emulator/act", {
+      list_id: AUDIENCE,
+      as: "contact",
+      action: "unsubscribe",
+      email: "ada@example.org",
+    });
+    h.advance(1_000);
+    await post(h.mcOrigin!, "/__emulator/webhooks/flush", {});
+    await runtime.idle();
+    for (const id of [re["ada"] ?? "", twin!])
+      expect((await h.reGet(`/constituent/v1/constituents/${id}`)).requests_no_email).toBe(true);
+    expect((await h.reGet(`/constituent/v1/constituents/${re["bob"] ?? ""}`)).requests_no_email).toBe(false);
+  });
+
   it("an archived member's announced opt-out is credited by the webhook it came by: a person's, or an account user's", async () => {
     await runtime.syncNow();
     for (const by of ["user", "admin"] as const) {
