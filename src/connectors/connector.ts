@@ -199,6 +199,14 @@ export type ReadPage = {
     /** Members the list itself says not to email (`ExternalRecord.stopped_list_ids`), by record. */
     stopped?: Record<string, string[]>;
   };
+  /**
+   * Called once the page and its checkpoint are stored (committed), before the next page is taken:
+   * where a system keeps the read's position itself (Kindful: contacts are linked, and leave its
+   * change feed), the page is acknowledged here and never earlier. A page is fetched while the one
+   * before it is being stored, so being asked for the next page does not say this one is stored.
+   * A failure ends the read as a failed page would; what was not acknowledged is read again.
+   */
+  stored?: () => Promise<ConnectorResult<void>>;
 };
 
 export type ReadOptions = {

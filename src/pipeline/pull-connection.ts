@@ -124,6 +124,12 @@ export async function pullConnection(deps: PullDeps): Promise<PullReport> {
     report.pages += 1;
     checkpoint = value.checkpoint;
     report.checkpoint_after = checkpoint.value;
+    // Stored: the system may now let go of what the page covered (a change feed it keeps itself).
+    const acknowledged = await value.stored?.();
+    if (acknowledged !== undefined && !acknowledged.ok) {
+      report.error = toPullError(acknowledged.error);
+      break;
+    }
   }
   if (report.error === null) await deps.connection.healthy({ ok: true });
   return report;

@@ -3,6 +3,7 @@
  * Contact emulators, with what Concord does instead where Kindful's own integration falls short
  * (docs/kindful.md lists each statement).
  */
+import { sql } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { StartedKindfulEmulator } from "../connectors/kindful/emulator/kindful-emulator";
 import type { WorldPerson } from "../connectors/emulator-kit/world";
@@ -224,6 +225,23 @@ describe("Kindful ⇄ Constant Contact (seed 002)", () => {
       "opt_out",
     );
     expect(shownConsent((await recordIn("cc-main", "bob"))!.consent_state, ACCOUNT_OBSERVED)).toBe("opt_in");
+  });
+
+  it("K3. an opt-out read from Kindful whose page could not be stored is read again at the next poll, never lost", async () => {
+    await start();
+    await firstLoad();
+    await world.act("kindful", { as: "admin", action: "opt_out_of_all_email", id: "ada" });
+    clock.advance(1_000);
+    // The store cannot take the page (here: its ledger table is gone for one run).
+    await sql`alter table consent_events rename to consent_events_away`.execute(store.db);
+    try {
+      await expect(sync()).rejects.toThrow(/consent_events/);
+    } finally {
+      await sql`alter table consent_events_away rename to consent_events`.execute(store.db);
+    }
+    // Kindful was not told the page was stored: Ada is still in its change feed.
+    await sync();
+    expect(shownConsent((await recordIn("cc-main", "ada"))!.consent_state, ACCOUNT_OBSERVED)).toBe("opt_out");
   });
 
   it("K4. changing the primary email in Kindful moves the same Constant Contact contact: no second contact", async () => {

@@ -103,10 +103,11 @@ export function createKindfulSession(
     const started = nowIso();
     let firstPage = true;
     // Each page is handed out as Kindful answers it; its contacts are linked only once the engine
-    // asks for the next page, i.e. once the page is stored. Linking takes contacts out of the
-    // `not_linked` and `changed` feeds: should a query token page the live result by position, the
-    // feed moves up under the read and skips as many as were linked. So an incremental feed is
-    // listed again until a pass brings no contact not seen yet (its last pass costs one call).
+    // says the page is stored (`ReadPage.stored`): the engine fetches the next page while it stores
+    // one, so being asked for it says nothing. Linking takes contacts out of the `not_linked` and
+    // `changed` feeds: should a query token page the live result by position, the feed moves up
+    // under the read and skips as many as were linked. So an incremental feed is listed again until
+    // a pass brings no contact not seen yet (its last pass costs one call).
     const feeds: unknown[][] = full ? [[]] : [["not_linked"], ["changed"]];
     for (const terms of feeds) {
       for (let pass = 0, fresh = 1; fresh > 0 && pass < (full ? 1 : FEED_PASSES_MAX); pass += 1) {
@@ -125,6 +126,16 @@ export function createKindfulSession(
             ),
             consent: contacts.flatMap((c) => consentObservations(c, topicFields, nowIso())),
             checkpoint: { stream: STREAM, value: started, taken_at: nowIso() },
+            stored: async () => {
+              const linked = await client.link(
+                contacts.map((c) => ({
+                  id: c.id,
+                  sync_version: c.sync_version ?? 0,
+                  updated_at: c.updated_at,
+                })),
+              );
+              return linked.ok ? ok(undefined) : linked;
+            },
           };
           if (lists && firstPage)
             page.memberships = {
@@ -133,13 +144,6 @@ export function createKindfulSession(
             };
           firstPage = false;
           yield ok(page);
-          const linked = await client.link(
-            contacts.map((c) => ({ id: c.id, sync_version: c.sync_version ?? 0, updated_at: c.updated_at })),
-          );
-          if (!linked.ok) {
-            yield linked;
-            return;
-          }
         }
       }
     }

@@ -48,6 +48,9 @@ describe("the Kindful connector", () => {
       if (!page.ok) throw new Error(page.error.message);
       pages.push(page.value);
       between?.();
+      // Stored, as the engine says once the page's transaction commits.
+      const stored = await page.value.stored?.();
+      if (stored !== undefined && !stored.ok) throw new Error(stored.error.message);
     }
     return pages;
   };
@@ -66,7 +69,13 @@ describe("the Kindful connector", () => {
     expect(queries.map((r) => r.status)).toEqual([200, 400, 200, 200, 200]);
   });
 
-  it("links each page only after it was taken, reads nothing again, and brings back a contact that changed", async () => {
+  it("links each page only once it is stored, reads nothing again, and brings back a contact that changed", async () => {
+    // Pages taken but not stored (the engine fetches one page ahead): nobody is linked.
+    const unstored: ReadPage[] = [];
+    for await (const page of kindfulManifest.connect(settings, runtime).read(null))
+      if (page.ok) unstored.push(page.value);
+    expect(unstored.flatMap((p) => p.records)).toHaveLength(120);
+    expect([...emulator.contacts.values()].every((c) => c.external_id === null)).toBe(true);
     const pages = await readAll(null);
     const checkpoint = pages.at(-1)!.checkpoint;
     expect([...emulator.contacts.values()].every((c) => c.external_id !== null)).toBe(true);
