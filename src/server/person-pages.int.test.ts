@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { sql } from "kysely";
 import { chromium } from "playwright-core";
+import BetterSqlite3 from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ConcordConfig } from "../config/concord-config";
 import { eventsForContact } from "../ledger/consent-ledger";
@@ -247,6 +248,33 @@ describe("the pages a person reaches from an email", () => {
     } finally {
       await sql`alter table contacts_gone rename to contacts`.execute(h.store.db);
     }
+  });
+
+  it("answers a store another writer holds with a page and Retry-After, and has recorded nothing", async () => {
+    const id = await seedAda();
+    const links = await personalLinks(h.store, signer(), id, h.now());
+    if (!links) throw new Error("no links");
+    // Another process holds the store's write lock for longer than the service waits for it.
+    const { rows } = await sql<{ name: string; file: string }>`pragma database_list`.execute(h.store.db);
+    const other = new BetterSqlite3(rows.find((r) => r.name === "main")!.file);
+    other.exec("begin immediate");
+    try {
+      const refused = await app.inject({
+        method: "POST",
+        url: pathOf(links.one_click_url),
+        headers: { "content-type": "application/x-www-form-urlencoded", "accept-language": "fr" },
+        payload: "List-Unsubscribe=One-Click",
+      });
+      expect(refused.statusCode).toBe(503);
+      expect(refused.headers["retry-after"]).toBe("5");
+      expect(refused.headers["content-type"]).toMatch(/^text\/html/);
+      expect(refused.body).toContain("Réessayez dans une minute");
+      expect(refused.body).not.toContain("store_busy");
+    } finally {
+      other.exec("rollback");
+      other.close();
+    }
+    expect((await eventsForContact(h.store, id)).some((e) => e.event.kind === "opt_out")).toBe(false);
   });
 
   it("refuses a POST that is not a one-click request, and forged, expired and revoked links, with a page that says so", async () => {
