@@ -171,12 +171,20 @@ export function createGrowthZoneClient(
       });
       return r.ok ? ok(r.value.body) : r;
     },
-    /** One page of the contacts changed (or deleted) since a moment, oldest first. */
-    deltaPage: async (since: string, skip: number, top: number) => {
+    /**
+     * One page of the contacts changed (or deleted) since a moment: oldest first when `ordered`
+     * asks for it (`$orderby=ModifiedDate`); in GrowthZone's own order otherwise.
+     */
+    deltaPage: async (since: string, skip: number, top: number, ordered = true) => {
       const r = await request({
         method: "GET",
         path: "/api/contacts/delta",
-        query: { modifiedSince: since, $top: top, $skip: skip },
+        query: {
+          modifiedSince: since,
+          $top: top,
+          $skip: skip,
+          ...(ordered ? { $orderby: "ModifiedDate" } : {}),
+        },
         priority: "read",
         schema: envelope(DeltaItemSchema),
       });

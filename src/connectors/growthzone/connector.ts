@@ -309,13 +309,27 @@ export function createGrowthZoneSession(
     const began = Date.parse(started);
     // Contacts still changing under the last pass allowed: one may have been skipped.
     let unsettled = false;
+    // The delta is asked for oldest first, so that each page's checkpoint (the newest change read)
+    // leaves nothing older unread behind it. A server that refuses the order (400) is asked without
+    // it, and a delta that comes back out of order is read as unordered: each page then keeps the
+    // checkpoint the read began from, which moves only once the read is complete.
+    let askOrder = !full;
+    let inOrder = !full;
     for (let pass = 0; pass < (full ? 1 : MAX_DELTA_PASSES); pass++) {
       let changedMeanwhile = false;
+      let newestInPass = Number.NEGATIVE_INFINITY;
       // A contact deleted while the full listing is paged leaves it, and every row after moves up:
       // when the count drops, the listing goes back as many rows (what it lists twice is read once).
       let total: number | undefined;
       for (let skip = 0; ; skip += top) {
-        const got = full ? await client.contactsPage(skip, top) : await client.deltaPage(since, skip, top);
+        let got = full
+          ? await client.contactsPage(skip, top)
+          : await client.deltaPage(since, skip, top, askOrder);
+        if (!got.ok && askOrder && got.error.http_status === 400) {
+          askOrder = false;
+          inOrder = false;
+          got = await client.deltaPage(since, skip, top, false);
+        }
         if (!got.ok) {
           yield got;
           return;
@@ -339,7 +353,10 @@ export function createGrowthZoneSession(
           if (!r.ModifiedDate) continue;
           const at = toUtcIso(r.ModifiedDate);
           watermark.see(at);
-          if (Date.parse(at) > began) changedMeanwhile = true;
+          const t = Date.parse(at);
+          if (t > began) changedMeanwhile = true;
+          if (t < newestInPass) inOrder = false;
+          else newestInPass = t;
         }
         const deleted = fresh.filter((r) => r.IsDeleted === true).map((r) => String(r.ContactId));
         // A contact the listing names as there whose detail answers 404 is never taken as deleted on
@@ -349,7 +366,7 @@ export function createGrowthZoneSession(
           [...read.value.filter((c) => c !== null), ...deleted.map(() => null)],
           [...readable, ...deleted],
           lists.value,
-          checkpointValue(watermark.value(false, started), marks),
+          checkpointValue(full || inOrder ? watermark.value(false, started) : (previous?.at ?? since), marks),
         );
         yield ok({ ...page, ...(pageNo === 0 ? memberships() : {}) });
         pageNo += 1;

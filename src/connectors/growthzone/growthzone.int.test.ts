@@ -24,9 +24,13 @@ const person = (name: string, at = "2026-06-01T09:00:00", restriction = "None") 
 });
 
 /** The emulator seeded with `contacts`, a session on it (page size as given) and the fake clock. */
-async function world(contacts: ReturnType<typeof person>[], page_size?: number) {
+async function world(
+  contacts: ReturnType<typeof person>[],
+  page_size?: number,
+  options: { refuseDeltaOrder?: boolean; ignoreDeltaOrder?: boolean } = {},
+) {
   const clock = createFakeClock("2026-06-01T12:00:00.000Z");
-  emulator = await startGrowthZoneEmulator({ ratePerSecond: null, now: clock.now });
+  emulator = await startGrowthZoneEmulator({ ratePerSecond: null, now: clock.now, ...options });
   const origin = emulator.baseUrl;
   const key = ((await postControl(origin, "/__emulator/token", {})) as { api_key: string }).api_key;
   const seeded = (await postControl(origin, "/__emulator/seed", { contacts })) as { contacts: number[] };
@@ -86,6 +90,57 @@ it("a delta read while a contact changes under it skips no one: the opt-out of t
     .filter((r) => r.external_id === a)
     .at(-1);
   expect(lastA?.last_name).toBe("Lovelace");
+});
+
+for (const refuseDeltaOrder of [false, true])
+  it(`a delta read that stops after a page leaves no older change behind its checkpoint (${refuseDeltaOrder ? "a server refusing $orderby: the read keeps its start" : "asked oldest first"})`, async () => {
+    // By contact id, A (changed at 11:00) comes before K (opted out at 10:00).
+    const w = await world(
+      [person("A", "2026-06-01T11:00:00"), person("K", "2026-06-01T10:00:00", "DoNotContact")],
+      1,
+      { refuseDeltaOrder },
+    );
+    const [, k] = w.ids;
+    const seen: ReadPage[] = [];
+    // The read stops once its first page is stored (a spent budget, a restart).
+    for await (const page of w.session.read(FROM)) {
+      if (!page.ok) throw new Error(page.error.message);
+      seen.push(page.value);
+      break;
+    }
+    const next = await w.read(seen[0]!.checkpoint);
+    const optOuts = [...seen, ...next].flatMap((p) => p.consent).filter((o) => o.kind === "opt_out");
+    expect(optOuts.map((o) => o.external_id)).toContain(k);
+    if (refuseDeltaOrder) expect(at(seen[0]!.checkpoint)).toBe(at(FROM));
+  });
+
+it("a delta that comes back out of order is read as unordered: a read stopped after it saw so keeps its start", async () => {
+  // GrowthZone ignores the order asked for and lists by contact id, A (11:00), then L (09:00), then K (10:00).
+  const w = await world(
+    [
+      person("A", "2026-06-01T11:00:00"),
+      person("L", "2026-06-01T09:00:00"),
+      person("K", "2026-06-01T10:00:00", "DoNotContact"),
+    ],
+    1,
+    { ignoreDeltaOrder: true },
+  );
+  const [, , k] = w.ids;
+  const seen: ReadPage[] = [];
+  // The read stops once its second page (where the order showed) is stored.
+  for await (const page of w.session.read(FROM)) {
+    if (!page.ok) throw new Error(page.error.message);
+    seen.push(page.value);
+    if (seen.length === 2) break;
+  }
+  expect(at(seen[1]!.checkpoint)).toBe(at(FROM));
+  const next = await w.read(seen[1]!.checkpoint);
+  expect(
+    next
+      .flatMap((p) => p.consent)
+      .filter((o) => o.kind === "opt_out")
+      .map((o) => o.external_id),
+  ).toEqual([k]);
 });
 
 it("a delta whose contacts keep changing through its last pass keeps the old checkpoint once: the next read lists it again", async () => {

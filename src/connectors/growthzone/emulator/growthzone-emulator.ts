@@ -62,6 +62,10 @@ export type GrowthZoneEmulatorOptions = {
   logger?: boolean;
   /** Requests a second before 429 (GrowthZone answered 429 at about 8 a second); null: none. */
   ratePerSecond?: number | null;
+  /** Refuse `$orderby` on the delta (400), as a GrowthZone that does not take it would. */
+  refuseDeltaOrder?: boolean;
+  /** Ignore `$orderby` on the delta (listed by contact id all the same). */
+  ignoreDeltaOrder?: boolean;
 };
 
 export function createGrowthZoneEmulator(options: GrowthZoneEmulatorOptions = {}) {
@@ -154,11 +158,27 @@ export function createGrowthZoneEmulator(options: GrowthZoneEmulatorOptions = {}
   app.get("/api/contacts/all", async (request, reply) => page(request, reply, live().map(listItem)));
 
   app.get("/api/contacts/delta", async (request, reply) => {
-    const since = Date.parse(text((request.query as Record<string, unknown>)["modifiedSince"]));
+    const query = request.query as Record<string, unknown>;
+    const since = Date.parse(text(query["modifiedSince"]));
     if (Number.isNaN(since)) return reply.code(400).send(INVALID);
+    // Which order GrowthZone lists the delta in is not documented: here by contact id, unless
+    // `$orderby=ModifiedDate` asks for the oldest change first (another order is refused).
+    const orderBy =
+      query["$orderby"] === undefined || options.ignoreDeltaOrder === true
+        ? undefined
+        : text(query["$orderby"]).trim();
+    if (
+      orderBy !== undefined &&
+      (options.refuseDeltaOrder === true || !/^ModifiedDate( asc)?$/i.test(orderBy))
+    )
+      return reply.code(400).send(INVALID);
     const changed = [...contacts.values()]
       .filter((c) => Date.parse(c.ModifiedDate) >= since)
-      .sort((a, b) => Date.parse(a.ModifiedDate) - Date.parse(b.ModifiedDate) || a.ContactId - b.ContactId)
+      .sort((a, b) =>
+        orderBy === undefined
+          ? a.ContactId - b.ContactId
+          : Date.parse(a.ModifiedDate) - Date.parse(b.ModifiedDate) || a.ContactId - b.ContactId,
+      )
       .map((c) => ({
         ContactId: c.ContactId,
         DisplayName: displayName(c),
