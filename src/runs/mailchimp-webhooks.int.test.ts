@@ -118,32 +118,47 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
     expect(pushed.every((r) => r.pulls.length === 0)).toBe(true); // the re-read stood in for a pull
   });
 
-  it("an unsubscribe whose member is archived before Concord re-reads it still reaches the CRM: the delivery's word stands", async () => {
-    await runtime.syncNow();
+  /** Concord's webhook on the audience, for every source but the API. */
+  const subscribe = async () => {
     const hook = await mcApi("POST", `/lists/${AUDIENCE}/webhooks`, {
       url: `${base}/webhooks/mc?key=${SECRET}`,
       sources: { user: true, admin: true, api: false },
     });
     expect(hook.status, JSON.stringify(hook.body)).toBe(200);
-    const act = (as: string, action: string, email: string) =>
-      post(h.mcOrigin!, "/__emulator/act", { list_id: AUDIENCE, as, action, email });
-    // Ada leaves by the footer link and an admin archives her at once; Bob is only archived.
-    await act("contact", "unsubscribe", "ada@example.org");
-    await act("admin", "archive", "ada@example.org");
-    await act("admin", "archive", "bob@example.org");
-    const ada = await mcApi("GET", `/lists/${AUDIENCE}/members/ada@example.org`);
-    expect(ada.body.status).toBe("archived"); // all a re-read can see
+  };
+  const mcAct = (as: string, action: string, email: string, extra: Record<string, unknown> = {}) =>
+    post(h.mcOrigin!, "/__emulator/act", { list_id: AUDIENCE, as, action, email, ...extra });
+  /** Mailchimp delivers what it holds; Concord has done what the deliveries ask once this resolves. */
+  const deliver = async () => {
     h.advance(1_000);
     await post(h.mcOrigin!, "/__emulator/webhooks/flush", {});
     await runtime.idle();
+  };
+  const requestsNoEmail = async (constituentId: string | undefined) =>
+    (await h.reGet(`/constituent/v1/constituents/${constituentId ?? ""}`)).requests_no_email;
+  const mcOptOutOf = async (email: string) => {
+    const [contact] = await h.store.contacts.findByMatchKey(email);
+    return (await eventsForContact(h.store, contact!.id))
+      .map((e) => e.event)
+      .find((e) => e.kind === "opt_out" && e.source.connection === "mc");
+  };
 
-    expect((await h.reGet(`/constituent/v1/constituents/${re["ada"] ?? ""}`)).requests_no_email).toBe(true);
+  it("an unsubscribe whose member is archived before Concord re-reads it still reaches the CRM: the delivery's word stands", async () => {
+    await runtime.syncNow();
+    await subscribe();
+    // Ada leaves by the footer link and an admin archives her at once; Bob is only archived.
+    await mcAct("contact", "unsubscribe", "ada@example.org");
+    await mcAct("admin", "archive", "ada@example.org");
+    await mcAct("admin", "archive", "bob@example.org");
+    const ada = await mcApi("GET", `/lists/${AUDIENCE}/members/ada@example.org`);
+    expect(ada.body.status).toBe("archived"); // all a re-read can see
+    await deliver();
+
+    expect(await requestsNoEmail(re["ada"])).toBe(true);
     expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe("unsubscribed");
     // An archive alone is no opt-out.
-    expect((await h.reGet(`/constituent/v1/constituents/${re["bob"] ?? ""}`)).requests_no_email).toBe(false);
-    const [contact] = await h.store.contacts.findByMatchKey("ada@example.org");
-    const events = (await eventsForContact(h.store, contact!.id)).map((e) => e.event);
-    expect(events.find((e) => e.kind === "opt_out" && e.source.connection === "mc")).toMatchObject({
+    expect(await requestsNoEmail(re["bob"])).toBe(false);
+    expect(await mcOptOutOf("ada@example.org")).toMatchObject({
       actor: { kind: "contact" },
       evidence: { reason: expect.stringMatching(/unsubscribe webhook.*archived before it was read/) },
     });
@@ -151,18 +166,9 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
 
   it("an unsubscribe whose member is deleted for good before Concord re-reads it still reaches the CRM, for the address it named", async () => {
     await runtime.syncNow();
-    const hook = await mcApi("POST", `/lists/${AUDIENCE}/webhooks`, {
-      url: `${base}/webhooks/mc?key=${SECRET}`,
-      sources: { user: true, admin: true, api: false },
-    });
-    expect(hook.status, JSON.stringify(hook.body)).toBe(200);
+    await subscribe();
     // Ada leaves by the footer link, then the account deletes her for good; Bob is only deleted.
-    await post(h.mcOrigin!, "/__emulator/act", {
-      list_id: AUDIENCE,
-      as: "contact",
-      action: "unsubscribe",
-      email: "ada@example.org",
-    });
+    await mcAct("contact", "unsubscribe", "ada@example.org");
     for (const name of ["ada", "bob"]) {
       const gone = await mcApi(
         "POST",
@@ -172,21 +178,18 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
       expect(gone.status, JSON.stringify(gone.body)).toBe(204);
     }
     expect((await mcApi("GET", `/lists/${AUDIENCE}/members/ada@example.org`)).status).toBe(404);
-    h.advance(1_000);
-    await post(h.mcOrigin!, "/__emulator/webhooks/flush", {});
-    await runtime.idle();
+    await deliver();
 
-    expect((await h.reGet(`/constituent/v1/constituents/${re["ada"] ?? ""}`)).requests_no_email).toBe(true);
+    expect(await requestsNoEmail(re["ada"])).toBe(true);
     expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe("unsubscribed");
     // A deletion alone is no opt-out.
-    expect((await h.reGet(`/constituent/v1/constituents/${re["bob"] ?? ""}`)).requests_no_email).toBe(false);
-    const [contact] = await h.store.contacts.findByMatchKey("ada@example.org");
-    const events = (await eventsForContact(h.store, contact!.id)).map((e) => e.event);
-    expect(events.find((e) => e.kind === "opt_out" && e.source.connection === "mc")).toMatchObject({
+    expect(await requestsNoEmail(re["bob"])).toBe(false);
+    expect(await mcOptOutOf("ada@example.org")).toMatchObject({
       actor: { kind: "contact" },
       evidence: { reason: expect.stringMatching(/unsubscribe webhook.*deleted for good before it was read/) },
     });
     // The member is gone, not a second record of Ada's: nothing is linked to it or sent to review.
+    const [contact] = await h.store.contacts.findByMatchKey("ada@example.org");
     expect(
       (await h.store.links.forContact(contact!.id)).filter((l) => l.connection_id === "mc"),
     ).toHaveLength(1);
@@ -196,11 +199,7 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
 
   it("once webhook re-reads have used their share of today's quota, a plain change waits for the poll but an announced opt-out is still read", async () => {
     await runtime.syncNow();
-    const hook = await mcApi("POST", `/lists/${AUDIENCE}/webhooks`, {
-      url: `${base}/webhooks/mc?key=${SECRET}`,
-      sources: { user: true, admin: true, api: false },
-    });
-    expect(hook.status, JSON.stringify(hook.body)).toBe(200);
+    await subscribe();
     const mc = h.connections.get("mc")!;
     while (!webhookShareSpent(mc.budget.usage())) expect((await mc.session().check()).ok).toBe(true);
     const reread: string[] = [];
@@ -217,15 +216,11 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
         };
       },
     });
-    const act = (action: string, email: string, extra: Record<string, unknown> = {}) =>
-      post(h.mcOrigin!, "/__emulator/act", { list_id: AUDIENCE, as: "contact", action, email, ...extra });
-    await act("update_profile", "bob@example.org", { merge_fields: { FNAME: "Robert" } });
-    await act("unsubscribe", "ada@example.org");
-    h.advance(1_000);
-    await post(h.mcOrigin!, "/__emulator/webhooks/flush", {});
-    await runtime.idle();
+    await mcAct("contact", "update_profile", "bob@example.org", { merge_fields: { FNAME: "Robert" } });
+    await mcAct("contact", "unsubscribe", "ada@example.org");
+    await deliver();
 
-    expect((await h.reGet(`/constituent/v1/constituents/${re["ada"] ?? ""}`)).requests_no_email).toBe(true);
+    expect(await requestsNoEmail(re["ada"])).toBe(true);
     expect(reread).toEqual([subscriberHash("ada@example.org")]);
     expect(await h.store.inbox.countPending()).toBe(0);
   });
@@ -234,23 +229,11 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
     const [twin] = await h.seedRe([individual("ada@example.org", "Ada", "Duplicate")]);
     await addToReList(h, RE_LISTS.news, [twin!]);
     await runtime.syncNow();
-    const hook = await mcApi("POST", `/lists/${AUDIENCE}/webhooks`, {
-      url: `${base}/webhooks/mc?key=${SECRET}`,
-      sources: { user: true, admin: true, api: false },
-    });
-    expect(hook.status, JSON.stringify(hook.body)).toBe(200);
-    await post(h.mcOrigin!, "/__emulator/act", {
-      list_id: AUDIENCE,
-      as: "contact",
-      action: "unsubscribe",
-      email: "ada@example.org",
-    });
-    h.advance(1_000);
-    await post(h.mcOrigin!, "/__emulator/webhooks/flush", {});
-    await runtime.idle();
-    for (const id of [re["ada"] ?? "", twin!])
-      expect((await h.reGet(`/constituent/v1/constituents/${id}`)).requests_no_email).toBe(true);
-    expect((await h.reGet(`/constituent/v1/constituents/${re["bob"] ?? ""}`)).requests_no_email).toBe(false);
+    await subscribe();
+    await mcAct("contact", "unsubscribe", "ada@example.org");
+    await deliver();
+    for (const id of [re["ada"], twin]) expect(await requestsNoEmail(id)).toBe(true);
+    expect(await requestsNoEmail(re["bob"])).toBe(false);
   });
 
   it("an archived member's announced opt-out is credited by the webhook it came by: a person's, or an account user's", async () => {
@@ -262,29 +245,19 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
       });
       expect(hook.status, JSON.stringify(hook.body)).toBe(200);
     }
-    const act = (as: string, action: string, email: string) =>
-      post(h.mcOrigin!, "/__emulator/act", { list_id: AUDIENCE, as, action, email });
     // Ada leaves by the footer link; an admin unsubscribes Bob; both are archived before the flush.
-    await act("contact", "unsubscribe", "ada@example.org");
-    await act("admin", "unsubscribe", "bob@example.org");
-    await act("admin", "archive", "ada@example.org");
-    await act("admin", "archive", "bob@example.org");
-    h.advance(1_000);
-    await post(h.mcOrigin!, "/__emulator/webhooks/flush", {});
-    await runtime.idle();
-    const optOut = async (email: string) => {
-      const [contact] = await h.store.contacts.findByMatchKey(email);
-      return (await eventsForContact(h.store, contact!.id))
-        .map((e) => e.event)
-        .find((e) => e.kind === "opt_out" && e.source.connection === "mc");
-    };
-    expect(await optOut("ada@example.org")).toMatchObject({ actor: { kind: "contact" } });
-    expect(await optOut("bob@example.org")).toMatchObject({
+    await mcAct("contact", "unsubscribe", "ada@example.org");
+    await mcAct("admin", "unsubscribe", "bob@example.org");
+    await mcAct("admin", "archive", "ada@example.org");
+    await mcAct("admin", "archive", "bob@example.org");
+    await deliver();
+    expect(await mcOptOutOf("ada@example.org")).toMatchObject({ actor: { kind: "contact" } });
+    expect(await mcOptOutOf("bob@example.org")).toMatchObject({
       actor: { kind: "account" },
       mechanism: "admin_edit",
     });
     // Both stop everywhere: the account's opt-out is one all the same.
-    expect((await h.reGet(`/constituent/v1/constituents/${re["bob"] ?? ""}`)).requests_no_email).toBe(true);
+    expect(await requestsNoEmail(re["bob"])).toBe(true);
   });
 
   it("a secret short enough to guess verifies nothing: deliveries are refused, saying only that to the caller", async () => {
