@@ -1,5 +1,5 @@
 /** SQL implementation of `InboxRepository`: webhook deliveries stored before they are acknowledged. */
-import { sql, type ExpressionBuilder, type Kysely, type Selectable } from "kysely";
+import { sql, type Kysely, type Selectable } from "kysely";
 import { newId } from "../new-id";
 import { JsonValueSchema, type InboxItem, type InboxRepository, type StoreDialect } from "../ports";
 import type { Database, WebhookInboxTable } from "../schema";
@@ -146,25 +146,23 @@ export function inboxRepository(ctx: SqlContext, dialect: StoreDialect): InboxRe
       return Number(row.n);
     },
     async prune(before, limit) {
-      const done = (eb: ExpressionBuilder<Database, "webhook_inbox">) =>
-        eb.or([
-          eb("processed_at", "<", before),
-          eb.and([eb("processed_at", "is", null), eb("dead_at", "<", before)]),
-        ]);
-      const ids = await db.selectFrom("webhook_inbox").select("id").where(done).limit(limit).execute();
-      let deleted = 0;
-      for (let i = 0; i < ids.length; i += 500) {
-        const result = await db
-          .deleteFrom("webhook_inbox")
-          .where(
-            "id",
-            "in",
-            ids.slice(i, i + 500).map((r) => r.id),
-          )
-          .executeTakeFirst();
-        deleted += Number(result.numDeletedRows);
-      }
-      return deleted;
+      // One statement a batch: a backlog is deleted in a few commits, not one per few hundred rows.
+      const result = await db
+        .deleteFrom("webhook_inbox")
+        .where("id", "in", (eb) =>
+          eb
+            .selectFrom("webhook_inbox")
+            .select("id")
+            .where((w) =>
+              w.or([
+                w("processed_at", "<", before),
+                w.and([w("processed_at", "is", null), w("dead_at", "<", before)]),
+              ]),
+            )
+            .limit(limit),
+        )
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
     },
   };
 }
