@@ -325,10 +325,19 @@ async function othersHoldingAddress(
   observation: ConsentObservation,
   contactId: string,
 ): Promise<string[]> {
+  return (await holdersOfAddress(tx, page, observation)).filter((id) => id !== contactId);
+}
+
+/** The live contacts whose primary address is the observation's. */
+async function holdersOfAddress(
+  tx: StoreSession,
+  page: PageFacts,
+  observation: ConsentObservation,
+): Promise<string[]> {
   const key = matchKeyOf(observation.email === "" ? undefined : observation.email);
   if (key === null) return [];
   return (await page.holdersOf(tx, key))
-    .filter((c) => c.id !== contactId && c.email_match_key === key && c.erased_at === null)
+    .filter((c) => c.email_match_key === key && c.erased_at === null)
     .map((c) => c.id);
 }
 
@@ -651,15 +660,11 @@ async function goneRecordIdentity(
 ): Promise<Identity> {
   const link = await tx.links.find(ctx.connection_id, o.external_id);
   if (link !== undefined) return { kind: "contact", contact_id: link.contact_id };
-  const key = matchKeyOf(o.email === "" ? undefined : o.email);
-  const holders =
-    key === null
-      ? []
-      : (await page.holdersOf(tx, key)).filter((c) => c.email_match_key === key && c.erased_at === null);
+  const holders = await holdersOfAddress(tx, page, o);
   const [only, ...more] = holders;
   if (only === undefined) return { kind: "none" };
-  if (more.length === 0) return { kind: "contact", contact_id: only.id };
-  return { kind: "ambiguous", contact_ids: holders.map((c) => c.id), reason: "several_contacts_share_email" };
+  if (more.length === 0) return { kind: "contact", contact_id: only };
+  return { kind: "ambiguous", contact_ids: holders, reason: "several_contacts_share_email" };
 }
 
 /** A stand-in record for an observation that arrived without its record. */
