@@ -47,6 +47,7 @@ const ada: Explanation = {
           system: "constant-contact",
           role: "platform",
           construct: null,
+          left_list_since: null,
           ...decision,
         },
       ],

@@ -115,6 +115,11 @@ export type ConnectionState = {
   role: "crm" | "platform";
   /** The construct that stands for a topic in this system (`consent category “Appeals”`), when one does. */
   construct: string | null;
+  /**
+   * When the record was first seen out of the platform's list (group, tag) standing for this topic,
+   * which it had been in: Concord puts them back only for their own opt-in to the topic (ADR 35).
+   */
+  left_list_since: string | null;
 } & ScopeState;
 
 export type PairState = {
@@ -497,6 +502,11 @@ async function explainOne(
   const systemOf = (connection: string): string | null =>
     config.connections.find((c) => c.id === connection)?.system ?? null;
 
+  const baselines = new Map<string, JsonValue>();
+  for (const pair of config.pairs) {
+    const b = await store.baselines.get(contact.id, pair.id);
+    if (b !== undefined) baselines.set(pair.id, b.values);
+  }
   const pairs: PairState[] = config.pairs.map((pair) => {
     const requireBasis = pair.policies.require_consent_basis;
     const state = foldChannelConsent(events, "email", {
@@ -514,6 +524,10 @@ async function explainOne(
       system: systemOf(connection_id),
       role,
       construct,
+      left_list_since:
+        role === "platform" && scope.kind === "topic"
+          ? leftListSince(baselines.get(pair.id), connection_id, scope.topic)
+          : null,
       ...scopeState(decisionFor(state, scope), scope, requireBasis),
     });
     /** Each topic's construct on a connection (but the whole account, which is the connection itself). */
@@ -592,6 +606,21 @@ function ruleExplanation(
     default:
       return base;
   }
+}
+
+/** When the pair's baseline first saw the record out of the topic's list on `connection` (`agreedBaselines`). */
+function leftListSince(values: JsonValue | undefined, connection: string, topic: string): string | null {
+  const agreed =
+    values !== null && typeof values === "object" && !Array.isArray(values) ? values[connection] : null;
+  if (agreed === null || agreed === undefined || typeof agreed !== "object" || Array.isArray(agreed))
+    return null;
+  const prefix = `topic:${topic}:list:`;
+  for (const [key, value] of Object.entries(agreed)) {
+    if (!key.startsWith(prefix) || key.endsWith(":left_at") || value !== "left") continue;
+    const since = agreed[`${key}:left_at`];
+    return typeof since === "string" ? since : null;
+  }
+  return null;
 }
 
 function contactView(contact: Contact, emails: readonly { email: string; match_key: string }[]): ContactView {
@@ -930,7 +959,13 @@ function formatPerson(p: Explanation): string[] {
         s.construct !== null ? `, ${s.construct}` : ""
       })`;
     const width = Math.max(...pair.connections.map((s) => label(s).length));
-    for (const s of pair.connections) lines.push(...stateLines(label(s), width, s, "    "));
+    for (const s of pair.connections) {
+      lines.push(...stateLines(label(s), width, s, "    "));
+      if (s.left_list_since !== null)
+        lines.push(
+          `    ${" ".repeat(width + 2)}  left it on the platform (first seen ${shortTime(s.left_list_since)}): not put back in it until their own opt-in to the topic`,
+        );
+    }
   }
   const d = p.deliverability;
   lines.push(

@@ -7,7 +7,7 @@ import { sameObservedScope, type ConsentFact, type ObservedScope } from "../core
 import type { ConnectionId } from "../core/identity/canonical-contact";
 import { sameEmail } from "../core/identity/normalise-email";
 import type { Plan } from "./plan";
-import { membershipKey } from "./plan-input";
+import { leftAtKey, membershipKey, topicListKey, topicListOf } from "./plan-input";
 import type {
   CrmRecordState,
   PlanContact,
@@ -129,7 +129,7 @@ export function applyPlanEffects(input: PlanInput, plan: Plan): PlanContact[] {
 
   // Commit: baselines become what both sides now agree on.
   for (const c of contacts) {
-    const agreed = agreedBaselines(input.pair, input.fields, c);
+    const agreed = agreedBaselines(input.pair, input.fields, c, input.as_of);
     if (agreed) c.baselines = agreed;
   }
   return contacts;
@@ -139,11 +139,20 @@ export function applyPlanEffects(input: PlanInput, plan: Plan): PlanContact[] {
  * The baselines a contact's records agree on now: per platform, each mapped field whose CRM and
  * platform values are equal, and the email when both hold the same address; fields that differ keep
  * their last agreed value. Undefined when the contact has no CRM record.
+ *
+ * A platform's list, group or tag standing for a topic is kept as well (`topicListKey`): `member`
+ * while the record is in it; `left` once it is out of it after being in, unless the CRM's own list
+ * mapped to it dropped them (the person's preference form there, an admin there, or a topic
+ * opt-out written to it), with the time it was first seen (`now`) under `leftAtKey`. Left stays
+ * left when the CRM drops them too and adds them again: the CRM's list is the organisation's, not
+ * the person's choice. Only being in it again ends it (`planPair` puts them back for their own
+ * opt-in to the topic made after that time).
  */
 export function agreedBaselines(
   pair: PlanInput["pair"],
   fields: PlanInput["fields"],
   c: PlanContact,
+  now: string,
 ): Record<ConnectionId, Record<string, string | null>> | undefined {
   if (!c.crm) return undefined;
   const baselines: Record<ConnectionId, Record<string, string | null>> = { ...(c.baselines ?? {}) };
@@ -165,9 +174,39 @@ export function agreedBaselines(
       if (inCrm === platformLists.has(a.platform_list_id))
         agreed[membershipKey(a)] = inCrm ? "member" : "absent";
     }
-    baselines[p.connection_id] = agreed;
+    const crmStopped = c.crm.stopped_list_ids ?? [];
+    let kept = agreed;
+    for (const t of p.targets) {
+      const keptIn = topicListOf(t);
+      if (keptIn === undefined) continue;
+      const { topic, list } = keptIn;
+      const key = topicListKey(topic, list);
+      const leftAt = leftAtKey(topic, list);
+      const mapped = p.audiences.filter((a) => a.platform_list_id === list);
+      // Out of the list while the CRM still holds them there (or no CRM list maps it): not the
+      // CRM's removal, so the platform's side or a topic opt-out took them out.
+      const crmHolds =
+        mapped.length === 0 ||
+        mapped.some((a) => crmLists.has(a.crm_list_id) && !crmStopped.includes(a.crm_list_id));
+      const was = kept[key];
+      // Left stays left until they are in the list again, whatever the CRM drops and adds.
+      const left = !platformLists.has(list) && (was === "left" || (was === "member" && crmHolds));
+      const stays = platformLists.has(list) ? "member" : undefined;
+      if (left) kept = was === "left" ? kept : { ...kept, [key]: "left", [leftAt]: now };
+      else if (was !== stays || kept[leftAt] !== undefined)
+        kept = { ...without(kept, key, leftAt), ...(stays !== undefined ? { [key]: stays } : {}) };
+    }
+    baselines[p.connection_id] = kept;
   }
   return baselines;
+}
+
+/** `record` less the given keys. */
+function without(
+  record: Readonly<Record<string, string | null>>,
+  ...keys: string[]
+): Record<string, string | null> {
+  return Object.fromEntries(Object.entries(record).filter(([k]) => !keys.includes(k)));
 }
 
 /**
@@ -179,8 +218,9 @@ export function movedBaselines(
   pair: PlanInput["pair"],
   fields: PlanInput["fields"],
   c: PlanContact,
+  now: string,
 ): Record<ConnectionId, Record<string, string | null>> | undefined {
-  const agreed = agreedBaselines(pair, fields, c);
+  const agreed = agreedBaselines(pair, fields, c, now);
   return agreed !== undefined && !sameBaselines(agreed, c.baselines ?? {}) ? agreed : undefined;
 }
 

@@ -20,6 +20,15 @@ export type PlanAudience = {
 
 /** The baseline key of an audience's membership: `member` or `absent` when both sides last agreed. */
 export const membershipKey = (a: PlanAudience): string => `list:${a.crm_list_id}:${a.platform_list_id}`;
+/** The platform list (group, tag) a target keeps a topic in, when membership shows the topic. */
+export const topicListOf = (t: PlanConsentTarget): { topic: TopicKey; list: string } | undefined =>
+  t.shown_by === "membership" && t.scope.kind === "topic" && t.construct.kind === "construct"
+    ? { topic: t.scope.topic, list: t.construct.construct.id }
+    : undefined;
+/** The baseline key of a record's membership of a list standing for a topic: `member` or `left`. */
+export const topicListKey = (topic: TopicKey, list: string): string => `topic:${topic}:list:${list}`;
+/** The baseline key of when the record was first seen out of a topic's list it had been in. */
+export const leftAtKey = (topic: TopicKey, list: string): string => `${topicListKey(topic, list)}:left_at`;
 
 /**
  * One scope a connection keeps consent for: the ledger scope and the system's own construct that

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { ConsentEvent } from "../core/consent/consent-event";
 import { applyPlanEffects } from "./apply-plan-effects";
 import type { Plan, PlannedOperation } from "./plan";
-import type { PlanContact } from "./plan-input";
+import type { PlanContact, PlanInput } from "./plan-input";
 import { createPairPlanner, planPair } from "./plan-pair";
 import {
   APPEALS,
@@ -885,6 +885,213 @@ describe("planPair: a topic kept as a platform's list", () => {
       list_ids: ["cc-events"],
       consent_intent: { existing: "keep", new_contacts: "subscribed" },
     });
+  });
+
+  /** Plans `input`, applies the plan's effects, then `change` (what happens before the next read). */
+  const next = (
+    input: PlanInput,
+    change: (c: PlanContact) => PlanContact = (c) => c,
+    as_of = input.as_of,
+  ) => {
+    const plan = planPair(input);
+    return { plan, input: { ...input, as_of, contacts: applyPlanEffects(input, plan).map(change) } };
+  };
+  const lists = (crm: string[], platform: string[]) => (c: PlanContact) => ({
+    ...c,
+    crm: { ...c.crm!, list_ids: crm },
+    platforms: { ...c.platforms, [MAIN]: { ...c.platforms[MAIN]!, list_ids: platform } },
+  });
+  const adds = (plan: Plan) =>
+    plan.operations.filter((o) => o.operation.kind === "add_list_members").map((o) => o.operation);
+  const KEY = "topic:newsletter:list:cc-news";
+  const LATER = "2026-07-01T00:00:00.000Z";
+
+  it("keeps someone who left the topic's list on the platform out of it after the CRM drops and adds them again, until they opt in to the topic themselves", () => {
+    const start = planInput(
+      [
+        linked(5, {
+          crm: crmRecord(5, { list_ids: ["L-news", "L-events"] }),
+          platforms: { [MAIN]: platformRecord(5, MAIN, { list_ids: ["cc-news", "cc-events"] }) },
+        }),
+      ],
+      { pair },
+    );
+    // Both sides agree; then the person unticks the newsletter on the platform's own form, and an
+    // admin there takes them out of the events list.
+    let step = next(start, lists(["L-news", "L-events"], []));
+    step = next(step.input);
+    expect(adds(step.plan)).toEqual([]);
+    expect(step.input.contacts[0]?.baselines?.[MAIN]).toMatchObject({
+      [KEY]: "left",
+      [`${KEY}:left_at`]: start.as_of,
+      "list:L-news:cc-news": "member",
+      "list:L-events:cc-events": "member",
+    });
+    // The CRM drops them from both lists, then adds them to both again (a list rebuilt).
+    step = next(step.input, lists([], []));
+    step = next(step.input, lists(["L-news", "L-events"], []));
+    expect(step.input.contacts[0]?.baselines?.[MAIN]?.[KEY]).toBe("left");
+    step = next(step.input);
+    // The events list is the organisation's: it gets them back. The newsletter's list does not.
+    expect(adds(step.plan)).toEqual([expect.objectContaining({ list_ids: ["cc-events"] })]);
+
+    // An opt-in to the topic that is not the person's own act changes nothing.
+    const byAdmin = optIn({
+      contact: 5,
+      connection: CRM,
+      at: LATER,
+      scope: topicScope("newsletter"),
+      mechanism: "admin_edit",
+      actor: { kind: "account" },
+    });
+    const held = next({
+      ...step.input,
+      as_of: LATER,
+      contacts: step.input.contacts.map((c) => ({ ...c, events: [byAdmin] })),
+    });
+    expect(adds(held.plan)).toEqual([]);
+
+    // Their own opt-in to the topic, after the leave, puts them back; then the leave is over.
+    const own = optIn({
+      contact: 5,
+      connection: CRM,
+      at: LATER,
+      scope: topicScope("newsletter"),
+      mechanism: "preference_page",
+    });
+    const back = next({
+      ...step.input,
+      as_of: LATER,
+      contacts: step.input.contacts.map((c) => ({ ...c, events: [own] })),
+    });
+    expect(adds(back.plan)).toEqual([expect.objectContaining({ list_ids: ["cc-news"] })]);
+    expect(back.input.contacts[0]?.baselines?.[MAIN]?.[KEY]).toBe("member");
+    expect(back.input.contacts[0]?.baselines?.[MAIN]?.[`${KEY}:left_at`]).toBeUndefined();
+  });
+
+  it("puts someone back into the topic's list when they opt in to the topic again after an opt-out took them out", () => {
+    const out = newsOut(6);
+    let step = next(
+      planInput(
+        [
+          linked(6, {
+            events: [out],
+            // Both sides held the membership when they last agreed.
+            baselines: { [MAIN]: { [KEY]: "member" } },
+            crm: crmRecord(6, { list_ids: ["L-news"] }),
+            platforms: { [MAIN]: platformRecord(6, MAIN, { list_ids: ["cc-news"] }) },
+          }),
+        ],
+        { pair },
+      ),
+    );
+    expect(view(step.plan)).toContain(`${MAIN} record_opt_out category:cc-news`);
+    step = next(step.input);
+    expect(step.plan.operations.filter((o) => o.connection_id === MAIN)).toEqual([]);
+    expect(step.input.contacts[0]?.baselines?.[MAIN]?.[KEY]).toBe("left");
+    const back = optIn({
+      contact: 6,
+      connection: CRM,
+      at: LATER,
+      scope: topicScope("newsletter"),
+      mechanism: "preference_page",
+    });
+    const again = next({
+      ...step.input,
+      as_of: LATER,
+      contacts: step.input.contacts.map((c) => ({ ...c, events: [out, back] })),
+    });
+    expect(adds(again.plan)).toEqual([expect.objectContaining({ list_ids: ["cc-news"] })]);
+    // And once back in, nothing more to do.
+    expect(next(again.input).plan.operations.filter((o) => o.connection_id === MAIN)).toEqual([]);
+  });
+
+  it("puts someone back into a topic's list no CRM list maps once they opt in again, and never on an older opt-in after they leave again", () => {
+    // The list only stands for the topic (as a Mailchimp group usually does): no CRM list maps it.
+    const alone = {
+      ...pair,
+      platforms: pair.platforms.map((p) =>
+        p.connection_id === MAIN
+          ? { ...p, audiences: p.audiences.filter((a) => a.platform_list_id !== "cc-news") }
+          : p,
+      ),
+    };
+    const out = newsOut(7);
+    let step = next(
+      planInput(
+        [
+          linked(7, {
+            events: [out],
+            baselines: { [MAIN]: { [KEY]: "member" } },
+            platforms: { [MAIN]: platformRecord(7, MAIN, { list_ids: ["cc-news"] }) },
+          }),
+        ],
+        { pair: alone },
+      ),
+    );
+    expect(view(step.plan)).toContain(`${MAIN} record_opt_out category:cc-news`);
+    step = next(step.input);
+    expect(step.input.contacts[0]?.baselines?.[MAIN]?.[KEY]).toBe("left");
+    const back = optIn({
+      contact: 7,
+      connection: CRM,
+      at: LATER,
+      scope: topicScope("newsletter"),
+      mechanism: "preference_page",
+    });
+    const withBack = (c: PlanContact) => ({ ...c, events: [out, back] });
+    const again = next({ ...step.input, as_of: LATER, contacts: step.input.contacts.map(withBack) });
+    const put = again.plan.operations.filter((o) => o.connection_id === MAIN);
+    expect(put.map((o) => [o.operation, o.reason.code, o.scope])).toEqual([
+      [
+        expect.objectContaining({ kind: "add_list_members", list_ids: ["cc-news"] }),
+        "opt_in_to_platform",
+        topicScope("newsletter"),
+      ],
+    ]);
+    expect(put[0]?.reason.message).toContain(back.id);
+    // They untick it on the platform's own form again, later: the opt-in before that is spent.
+    const AFTER = "2026-08-01T00:00:00.000Z";
+    let left = next(again.input, lists([], []), AFTER);
+    expect(left.input.contacts[0]?.baselines?.[MAIN]?.[KEY]).toBe("member");
+    left = next(left.input, (c) => c, AFTER);
+    expect(left.input.contacts[0]?.baselines?.[MAIN]).toMatchObject({
+      [KEY]: "left",
+      [`${KEY}:left_at`]: AFTER,
+    });
+    expect(next(left.input).plan.operations.filter((o) => o.connection_id === MAIN)).toEqual([]);
+  });
+
+  it("does not hold someone out of a topic's list when the CRM's own list took them out, and the CRM adds them again", () => {
+    const removing = {
+      ...pair,
+      platforms: pair.platforms.map((p) =>
+        p.connection_id === MAIN
+          ? {
+              ...p,
+              audiences: p.audiences.map((a) => ({ ...a, delete_policy: "remove_membership" as const })),
+            }
+          : p,
+      ),
+    };
+    let step = next(
+      planInput(
+        [
+          linked(8, {
+            crm: crmRecord(8, { list_ids: ["L-news"] }),
+            platforms: { [MAIN]: platformRecord(8, MAIN, { list_ids: ["cc-news"] }) },
+          }),
+        ],
+        { pair: removing },
+      ),
+      lists([], ["cc-news"]),
+    );
+    step = next(step.input);
+    expect(step.plan.operations.map((o) => o.operation.kind)).toContain("remove_list_members");
+    expect(step.input.contacts[0]?.baselines?.[MAIN]?.[KEY]).toBeUndefined();
+    step = next(step.input, lists(["L-news"], []));
+    step = next(step.input);
+    expect(adds(step.plan)).toEqual([expect.objectContaining({ list_ids: ["cc-news"] })]);
   });
 
   it("skips a new contact whose only mapped list stands for a topic they left, with that reason", () => {

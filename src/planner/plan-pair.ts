@@ -1,5 +1,6 @@
 /** The pure planner: a three-way merge of each linked contact of one pair into a plan of typed operations with reasons (DESIGN.md §3). */
 import {
+  scopeKey,
   topicScope,
   type ConsentEvent,
   type OptOutEvent,
@@ -42,7 +43,10 @@ import {
   type WaitingForContact,
 } from "./plan";
 import {
+  leftAtKey,
   membershipKey,
+  topicListKey,
+  topicListOf,
   type PlanAudience,
   type CrmRecordState,
   type PlanContact,
@@ -599,6 +603,34 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
         continue;
       }
 
+      // 4a. Someone who left a list (group, tag) standing for a topic on the platform, or whom a
+      // topic opt-out took out of it, and who opted in to the topic themselves since: put back,
+      // whatever the CRM's lists say (they are the organisation's, the topic is the person's).
+      for (const t of p.targets) {
+        const keptIn = topicListOf(t);
+        if (keptIn === undefined || unsubscribedAfterPlan) continue;
+        const { topic, list } = keptIn;
+        if (rec.list_ids.includes(list) || !leftTopicList(c, p.connection_id, topic, list)) continue;
+        const basis = optedBackIn(c, p.connection_id, topic, list, state);
+        if (basis === undefined) continue;
+        const back = eligibilityFor(contact, p, state, true, { topic });
+        if (!back.eligible) {
+          skipped.add({ contact_id: id, connection_id: p.connection_id, reasons: back.reasons });
+          continue;
+        }
+        emit(
+          p.connection_id,
+          [id],
+          "write",
+          {
+            code: "opt_in_to_platform",
+            message: `The person opted in to the topic “${topic}” again (${basis.id}: ${basis.mechanism} in ${basis.source.connection}, ${basis.occurred_at}) after leaving ${t.label} on ${p.connection_id}: they are put back in it.`,
+          },
+          { kind: "add_list_members", list_ids: [list], external_ids: [rec.external_id] },
+          t.scope,
+        );
+      }
+
       // 4. List membership per audience mapping and direction, against the projected CRM lists.
       const platformLists = new Set(rec.list_ids);
       let eligibility: Eligibility | undefined;
@@ -623,8 +655,16 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
         }
         const agreed = agreedMember(c, p.connection_id, a);
         // Left the platform list after both sides agreed (the person's preference page, or an admin
-        // there): never put back; leaving a list is the person's or the platform's decision.
-        if (inCrm && !inPlatform && agreed) continue;
+        // there): never put back; leaving a list is the person's or the platform's decision. A list
+        // standing for a topic stays left after the CRM drops and adds them again; only the person's
+        // own opt-in to the topic puts them back (4a).
+        if (
+          inCrm &&
+          !inPlatform &&
+          (agreed ||
+            (a.topic !== undefined && leftTopicList(c, p.connection_id, a.topic, a.platform_list_id)))
+        )
+          continue;
         if (inCrm && !inPlatform) {
           eligibility ??= eligibilityFor(contact, p, state, true);
           const listEligibility = listTopicSendable(state, a)
@@ -1009,6 +1049,40 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
 /** Whether both sides held this membership at their last agreement. */
 function agreedMember(c: PlanContact, connection: ConnectionId, a: PlanAudience): boolean {
   return c.baselines?.[connection]?.[membershipKey(a)] === "member";
+}
+
+/** Whether the record left this list standing for a topic on the platform (`agreedBaselines`). */
+function leftTopicList(c: PlanContact, connection: ConnectionId, topic: TopicKey, list: string): boolean {
+  return c.baselines?.[connection]?.[topicListKey(topic, list)] === "left";
+}
+
+/**
+ * The person's own opt-in to the topic (Concord's preference centre, a confirmed sign-up, a CRM
+ * consent record of their act) made after they were first seen out of its list, when the topic
+ * may be sent to them now: only that puts someone who left the list back in it.
+ */
+function optedBackIn(
+  c: PlanContact,
+  connection: ConnectionId,
+  topic: TopicKey,
+  list: string,
+  state: ChannelConsent,
+): Extract<ConsentEvent, { kind: "opt_in" }> | undefined {
+  if (!decisionFor(state, topicScope(topic)).sendable) return undefined;
+  const leftAt = Date.parse(c.baselines?.[connection]?.[leftAtKey(topic, list)] ?? "");
+  if (Number.isNaN(leftAt)) return undefined;
+  const key = scopeKey(topicScope(topic));
+  let latest: Extract<ConsentEvent, { kind: "opt_in" }> | undefined;
+  for (const e of c.events)
+    if (
+      e.kind === "opt_in" &&
+      scopeKey(e.scope) === key &&
+      isPersonsOwnOptInEvent(e) &&
+      Date.parse(e.occurred_at) > leftAt &&
+      (latest === undefined || e.occurred_at > latest.occurred_at)
+    )
+      latest = e;
+  return latest;
 }
 
 /** The contact as the CRM shows it now: its primary address and lifecycle flags win over the canonical copy. */

@@ -4,6 +4,7 @@
  * same topic as the Constant Contact appeals account.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { explainContact, formatExplanation } from "../explain/explain-contact";
 import { eventsForContact } from "../ledger/consent-ledger";
 import {
   addToReList,
@@ -133,5 +134,61 @@ describe("fan-out across vendors: Raiser's Edge NXT, Constant Contact and Mailch
     expect(after.member("ada")?.status).toBe("subscribed");
     expect(await flagged("ada")).toBe(false);
     expect(ccPermission("ada")).not.toBe("unsubscribed");
+  });
+
+  it("someone who unticks the Appeals group on Mailchimp's own form stays out of it when the CRM's list is rebuilt; their own opt-in to appeals puts them back", async () => {
+    const start = await mc();
+    expect(start.member("bob")?.interests[start.appeals]).toBe(true);
+    await mcAct({
+      as: "contact",
+      action: "update_profile",
+      email: "bob@example.org",
+      interests: { [start.appeals]: false },
+    });
+    h.advance(1_000);
+    await h.sync();
+    // The CRM's appeal list is rebuilt: Bob is dropped, then added again with everyone else.
+    await h.reAct({ action: "remove_from_list", list_id: RE_LISTS.appeals, ids: [re["bob"]] });
+    h.advance(60_000);
+    await h.sync();
+    await addToReList(h, RE_LISTS.appeals, [re["bob"] ?? ""]);
+    h.advance(60_000);
+    const rebuilt = await h.sync();
+    expect(rebuilt.execution?.operations.failed).toBe(0);
+    const held = await mc();
+    expect(held.member("bob")?.interests[held.appeals]).toBe(false);
+    expect(held.member("bob")?.status).toBe("subscribed");
+    // Nothing about it is an opt-out: the other systems keep sending Bob appeals.
+    expect(await flagged("bob")).toBe(false);
+    // Explain says why the group stays unticked.
+    const explained = await explainContact(h.store, h.config, "bob@example.org");
+    if (explained.kind !== "found") throw new Error(explained.kind);
+    const lines = explained.people[0]!.pairs[0]!.connections.filter((c) => c.left_list_since !== null);
+    expect(lines.map((c) => [c.connection_id, c.scope.kind === "topic" ? c.scope.topic : "all"])).toEqual([
+      ["mc", "appeals"],
+    ]);
+    expect(formatExplanation(explained)).toContain("left it on the platform (first seen");
+
+    // Bob ticks appeals on the charity's web form, which the CRM records as his own act.
+    h.advance(60_000);
+    await h.reAct({
+      action: "add_consent",
+      constituent_id: re["bob"],
+      category: "Appeals",
+      response: "OptIn",
+      consent: { source: "Web form" },
+    });
+    h.advance(60_000);
+    // Consent records move no modification date in SKY: the scheduled full read finds them.
+    const back = await h.sync({ full: true });
+    expect(back.execution?.operations.failed).toBe(0);
+    const after = await mc();
+    expect(after.member("bob")?.interests[after.appeals]).toBe(true);
+    // Once a read sees him in the group again, the leave is over.
+    h.advance(60_000);
+    await h.sync();
+    const now = await explainContact(h.store, h.config, "bob@example.org");
+    if (now.kind !== "found") throw new Error(now.kind);
+    expect(now.people[0]!.pairs[0]!.connections.filter((c) => c.left_list_since !== null)).toEqual([]);
   });
 });

@@ -273,6 +273,7 @@ export async function linkAndCommit(
     resolved,
     operations.flatMap((o) => o.contact_ids),
     runId,
+    deps.now(),
   );
   return { relinks, baselines_updated };
 }
@@ -483,7 +484,7 @@ export async function planFromStore(
       continue;
     }
     let c = item.contact;
-    const agreed = movedBaselines(resolved.pair, resolved.fields, c);
+    const agreed = movedBaselines(resolved.pair, resolved.fields, c, asOf);
     if (agreed) {
       baselines.set(c.contact.id, asJson(agreed));
       c = { ...c, baselines: agreed };
@@ -644,11 +645,12 @@ export async function commitBaselines(
   resolved: ResolvedPair,
   contactIds: readonly string[],
   runId: string,
+  now: Date,
 ): Promise<number> {
   if (contactIds.length === 0) return 0;
   const contacts = await loadPlanContactsById(store, resolved, contactIds);
   const moved = contacts.flatMap((c) => {
-    const agreed = movedBaselines(resolved.pair, resolved.fields, c);
+    const agreed = movedBaselines(resolved.pair, resolved.fields, c, now.toISOString());
     return agreed
       ? [{ contact_id: c.contact.id, pair_id: resolved.pair.id, values: asJson(agreed), run_id: runId }]
       : [];

@@ -165,6 +165,13 @@ function CurrentState({ explanation: x }: { explanation: Explanation }): ReactNo
                       <Badge tone="warn">waiting for their confirmation</Badge>
                     </div>
                   ) : null}
+                  {c.left_list_since !== null ? (
+                    <div className="small">
+                      <Badge tone="warn">left the list on the platform</Badge>{" "}
+                      <Time iso={c.left_list_since} />
+                      <div className="muted">not put back until their own opt-in to the topic</div>
+                    </div>
+                  ) : null}
                 </td>
                 <td>
                   <code>{c.rule}</code>
