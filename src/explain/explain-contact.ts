@@ -116,8 +116,9 @@ export type ConnectionState = {
   /** The construct that stands for a topic in this system (`consent category “Appeals”`), when one does. */
   construct: string | null;
   /**
-   * When the record was first seen out of the platform's list (group, tag) standing for this topic,
-   * which it had been in: Concord puts them back only for their own opt-in to the topic (ADR 35).
+   * Since when (at the latest) the record is out of the platform's list (group, tag) standing for
+   * this topic, which it had been in: it left there, or a topic opt-out took it out. Concord puts
+   * it back only for the person's own opt-in to the topic (ADR 35).
    */
   left_list_since: string | null;
 } & ScopeState;
@@ -963,7 +964,7 @@ function formatPerson(p: Explanation): string[] {
       lines.push(...stateLines(label(s), width, s, "    "));
       if (s.left_list_since !== null)
         lines.push(
-          `    ${" ".repeat(width + 2)}  left it on the platform (first seen ${shortTime(s.left_list_since)}): not put back in it until their own opt-in to the topic`,
+          `    ${" ".repeat(width + 2)}  out of it since ${shortTime(s.left_list_since)} at the latest (left on the platform, or taken out for a topic opt-out): put back only for their own opt-in to the topic`,
         );
     }
   }

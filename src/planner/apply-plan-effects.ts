@@ -3,13 +3,19 @@
  * applied to the records it names, then baselines set to what both sides now agree on. Used to
  * check convergence (re-planning after the effects yields nothing) and for a dry run's "after" view.
  */
-import { sameObservedScope, type ConsentFact, type ObservedScope } from "../core/consent/system-consent";
+import {
+  sameObservedScope,
+  shownConsent,
+  type ConsentFact,
+  type ObservedScope,
+} from "../core/consent/system-consent";
 import type { ConnectionId } from "../core/identity/canonical-contact";
 import { sameEmail } from "../core/identity/normalise-email";
 import type { Plan } from "./plan";
 import { leftAtKey, membershipKey, topicListKey, topicListOf } from "./plan-input";
 import type {
   CrmRecordState,
+  PlanAudience,
   PlanContact,
   PlanInput,
   PlatformRecordState,
@@ -140,13 +146,18 @@ export function applyPlanEffects(input: PlanInput, plan: Plan): PlanContact[] {
  * platform values are equal, and the email when both hold the same address; fields that differ keep
  * their last agreed value. Undefined when the contact has no CRM record.
  *
+ * An audience's membership the CRM's list dropped while the platform's still holds it is
+ * `removing` (with `remove_membership`, Concord takes them out): once the platform's list is read
+ * without them, that is Concord's removal, not their leave, whatever the CRM's list says by then.
+ *
  * A platform's list, group or tag standing for a topic is kept as well (`topicListKey`): `member`
- * while the record is in it; `left` once it is out of it after being in, unless the CRM's own list
- * mapped to it dropped them (the person's preference form there, an admin there, or a topic
- * opt-out written to it), with the time it was first seen (`now`) under `leftAtKey`. Left stays
- * left when the CRM drops them too and adds them again: the CRM's list is the organisation's, not
- * the person's choice. Only being in it again ends it (`planPair` puts them back for their own
- * opt-in to the topic made after that time).
+ * while the record is in it; `left` once it is out of it after being in (the person's preference
+ * form there, an admin there, or a topic opt-out written to it), with when they left at the latest
+ * under `leftAtKey` (`seenOut`). Not when Concord took them out for the CRM's list, nor when the
+ * record left the account (unsubscribed, deleted, archived: a platform may drop every list then).
+ * Left stays left when the CRM drops them and adds them again: the CRM's list is the
+ * organisation's, not the person's choice. Only being in it again ends it (`planPair` puts them
+ * back for their own opt-in to the topic made after they left).
  */
 export function agreedBaselines(
   pair: PlanInput["pair"],
@@ -169,12 +180,27 @@ export function agreedBaselines(
     if (crmPrimary !== undefined && sameEmail(crmPrimary, rec.email)) agreed["email"] = crmPrimary;
     const crmLists = new Set(c.crm.list_ids);
     const platformLists = new Set(rec.list_ids);
+    const before = baselines[p.connection_id] ?? {};
     for (const a of p.audiences) {
+      const key = membershipKey(a);
       const inCrm = crmLists.has(a.crm_list_id);
-      if (inCrm === platformLists.has(a.platform_list_id))
-        agreed[membershipKey(a)] = inCrm ? "member" : "absent";
+      const inPlatform = platformLists.has(a.platform_list_id);
+      if (inCrm === inPlatform) agreed[key] = inCrm ? "member" : "absent";
+      else if (!inCrm && (before[key] === "member" || before[key] === "removing") && removes(a))
+        // The CRM's list dropped them: Concord takes them out of the platform's list.
+        agreed[key] = "removing";
+      // Out of the platform's list because Concord took them out, and the CRM has them again.
+      else if (before[key] === "removing") agreed[key] = "absent";
     }
     const crmStopped = c.crm.stopped_list_ids ?? [];
+    // Out of every list because the record left the platform or its account: no list's leave.
+    const account = p.targets.find((t) => t.construct.kind === "account");
+    const away =
+      rec.deleted === true ||
+      rec.inactive === true ||
+      (account !== undefined &&
+        account.shown_by === "facts" &&
+        shownConsent(rec.consent_state, account.construct) === "opt_out");
     let kept = agreed;
     for (const t of p.targets) {
       const keptIn = topicListOf(t);
@@ -182,23 +208,40 @@ export function agreedBaselines(
       const { topic, list } = keptIn;
       const key = topicListKey(topic, list);
       const leftAt = leftAtKey(topic, list);
-      const mapped = p.audiences.filter((a) => a.platform_list_id === list);
-      // Out of the list while the CRM still holds them there (or no CRM list maps it): not the
-      // CRM's removal, so the platform's side or a topic opt-out took them out.
-      const crmHolds =
-        mapped.length === 0 ||
-        mapped.some((a) => crmLists.has(a.crm_list_id) && !crmStopped.includes(a.crm_list_id));
       const was = kept[key];
+      // Concord took them out for the CRM's list: dropped there (seen before, or now with the
+      // removal), or its own flag stops email through it.
+      const concordRemoved = p.audiences.some(
+        (a) =>
+          a.platform_list_id === list &&
+          (before[membershipKey(a)] === "removing" ||
+            crmStopped.includes(a.crm_list_id) ||
+            (agreed[membershipKey(a)] === "absent" && before[membershipKey(a)] === "member" && removes(a))),
+      );
       // Left stays left until they are in the list again, whatever the CRM drops and adds.
-      const left = !platformLists.has(list) && (was === "left" || (was === "member" && crmHolds));
+      const left =
+        !platformLists.has(list) && (was === "left" || (was === "member" && !concordRemoved && !away));
       const stays = platformLists.has(list) ? "member" : undefined;
-      if (left) kept = was === "left" ? kept : { ...kept, [key]: "left", [leftAt]: now };
+      if (left) kept = was === "left" ? kept : { ...kept, [key]: "left", [leftAt]: seenOut(rec, now) };
       else if (was !== stays || kept[leftAt] !== undefined)
         kept = { ...without(kept, key, leftAt), ...(stays !== undefined ? { [key]: stays } : {}) };
     }
     baselines[p.connection_id] = kept;
   }
   return baselines;
+}
+
+/** Whether Concord takes a member out of the platform's list when the CRM's list drops them. */
+const removes = (a: PlanAudience): boolean =>
+  a.direction !== "platform_to_crm" && a.delete_policy === "remove_membership";
+
+/**
+ * When a record first seen out of a list left it, at the latest: its last change on the platform
+ * (the leave, or something after it) when the system gives one, else now.
+ */
+function seenOut(rec: PlatformRecordState, now: string): string {
+  const changed = rec.updated_at !== undefined ? Date.parse(rec.updated_at) : Number.NaN;
+  return Number.isNaN(changed) || changed > Date.parse(now) ? now : new Date(changed).toISOString();
 }
 
 /** `record` less the given keys. */

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { ConsentEvent } from "../core/consent/consent-event";
 import { applyPlanEffects } from "./apply-plan-effects";
 import type { Plan, PlannedOperation } from "./plan";
-import type { PlanContact, PlanInput } from "./plan-input";
+import type { PlanContact, PlanInput, PlatformRecordState } from "./plan-input";
 import { createPairPlanner, planPair } from "./plan-pair";
 import {
   APPEALS,
@@ -1092,6 +1092,91 @@ describe("planPair: a topic kept as a platform's list", () => {
     step = next(step.input, lists(["L-news"], []));
     step = next(step.input);
     expect(adds(step.plan)).toEqual([expect.objectContaining({ list_ids: ["cc-news"] })]);
+  });
+
+  describe("who is put back into a topic's list they left", () => {
+    const ownIn = (n: number, at = LATER) =>
+      optIn({
+        contact: n,
+        connection: CRM,
+        at,
+        scope: topicScope("newsletter"),
+        mechanism: "preference_page",
+      });
+    const leftOf = (
+      n: number,
+      o: Parameters<typeof linked>[1] = {},
+      rec: Partial<PlatformRecordState> = {},
+    ) =>
+      linked(n, {
+        events: [ownIn(n)],
+        baselines: { [MAIN]: { [KEY]: "left", [`${KEY}:left_at`]: T3 } },
+        crm: crmRecord(n, { list_ids: ["L-news"] }),
+        platforms: { [MAIN]: platformRecord(n, MAIN, rec) },
+        ...o,
+      });
+    const planned = (c: PlanContact, p = pair) => planPair(planInput([c], { pair: p, as_of: LATER }));
+
+    it("someone whose own opt-in came after they left", () => {
+      expect(adds(planned(leftOf(9)))).toEqual([expect.objectContaining({ list_ids: ["cc-news"] })]);
+    });
+
+    it("not while the CRM's list mapped to it stops email through it", () => {
+      const c = leftOf(10, { crm: crmRecord(10, { list_ids: ["L-news"], stopped_list_ids: ["L-news"] }) });
+      expect(adds(planned(c))).toEqual([]);
+    });
+
+    it("not on an opt-in older than the record's last change on the platform (they left again since)", () => {
+      expect(adds(planned(leftOf(11, {}, { updated_at: "2026-07-02T00:00:00.000Z" })))).toEqual([]);
+    });
+
+    it("not while the platform's own scope may not be sent to them (its account stands for a topic they left)", () => {
+      const appealsAccount = {
+        ...pair,
+        platforms: pair.platforms.map((p) =>
+          p.connection_id === MAIN ? { ...p, account_scope: topicScope("appeals") } : p,
+        ),
+      };
+      const c = leftOf(12, {
+        events: [optOut({ contact: 12, connection: CRM, at: T1, scope: topicScope("appeals") }), ownIn(12)],
+      });
+      const plan = planned(c, appealsAccount);
+      expect(adds(plan)).toEqual([]);
+      expect(plan.skipped).toContainEqual(
+        expect.objectContaining({
+          connection_id: MAIN,
+          reasons: [expect.objectContaining({ code: "opted_out", scope: topicScope("appeals") })],
+        }),
+      );
+    });
+
+    it("dates the leave by the record's last change, so an opt-in made before the leave was read counts", () => {
+      // Concord took them out for a topic opt-out (the platform's change at T2); they ticked the
+      // topic again at T3, before a read saw them out.
+      const c = linked(13, {
+        events: [newsOut(13), ownIn(13, T3)],
+        baselines: { [MAIN]: { [KEY]: "member", "list:L-news:cc-news": "member" } },
+        crm: crmRecord(13, { list_ids: ["L-news"] }),
+        platforms: { [MAIN]: platformRecord(13, MAIN, { updated_at: T2 }) },
+      });
+      const read = next(planInput([c], { pair, as_of: LATER }));
+      expect(read.input.contacts[0]?.baselines?.[MAIN]).toMatchObject({
+        [KEY]: "left",
+        [`${KEY}:left_at`]: new Date(T2).toISOString(),
+      });
+      expect(adds(next(read.input).plan)).toEqual([expect.objectContaining({ list_ids: ["cc-news"] })]);
+    });
+
+    it("never marks a record that left the account (unsubscribed there) as leaving its topic's lists", () => {
+      const c = linked(14, {
+        events: [optOut({ contact: 14, connection: MAIN, at: T1 })],
+        baselines: { [MAIN]: { [KEY]: "member", "list:L-news:cc-news": "member" } },
+        crm: crmRecord(14, { list_ids: ["L-news"] }),
+        platforms: { [MAIN]: unsubscribed(14, MAIN) },
+      });
+      const after = next(planInput([c], { pair }));
+      expect(after.input.contacts[0]?.baselines?.[MAIN]?.[KEY]).toBeUndefined();
+    });
   });
 
   it("skips a new contact whose only mapped list stands for a topic they left, with that reason", () => {

@@ -611,9 +611,13 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
         if (keptIn === undefined || unsubscribedAfterPlan) continue;
         const { topic, list } = keptIn;
         if (rec.list_ids.includes(list) || !leftTopicList(c, p.connection_id, topic, list)) continue;
-        const basis = optedBackIn(c, p.connection_id, topic, list, state);
+        // The CRM's list mapped to it stops email through it (its own Do Not Contact): never joined.
+        if (p.audiences.some((a) => a.platform_list_id === list && crmStopped.has(a.crm_list_id))) continue;
+        const basis = optedBackIn(c, p.connection_id, topic, list, rec, state);
         if (basis === undefined) continue;
-        const back = eligibilityFor(contact, p, state, true, { topic });
+        // Sendable for the platform's own scope (its account's topic, or all email) and the list's.
+        const account = eligibilityFor(contact, p, state, true);
+        const back = account.eligible ? eligibilityFor(contact, p, state, true, { topic }) : account;
         if (!back.eligible) {
           skipped.add({ contact_id: id, connection_id: p.connection_id, reasons: back.reasons });
           continue;
@@ -1048,7 +1052,9 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
 
 /** Whether both sides held this membership at their last agreement. */
 function agreedMember(c: PlanContact, connection: ConnectionId, a: PlanAudience): boolean {
-  return c.baselines?.[connection]?.[membershipKey(a)] === "member";
+  const agreed = c.baselines?.[connection]?.[membershipKey(a)];
+  // `removing`: agreed, then the CRM's list dropped them (`agreedBaselines`).
+  return agreed === "member" || agreed === "removing";
 }
 
 /** Whether the record left this list standing for a topic on the platform (`agreedBaselines`). */
@@ -1058,19 +1064,24 @@ function leftTopicList(c: PlanContact, connection: ConnectionId, topic: TopicKey
 
 /**
  * The person's own opt-in to the topic (Concord's preference centre, a confirmed sign-up, a CRM
- * consent record of their act) made after they were first seen out of its list, when the topic
- * may be sent to them now: only that puts someone who left the list back in it.
+ * consent record of their act) made after they left its list, and after the record's last change
+ * on the platform (Concord putting them back, and their leaving again, are such changes: an opt-in
+ * puts them back once), when the topic may be sent to them now: only that puts someone who left
+ * the list back in it.
  */
 function optedBackIn(
   c: PlanContact,
   connection: ConnectionId,
   topic: TopicKey,
   list: string,
+  rec: PlatformRecordState,
   state: ChannelConsent,
 ): Extract<ConsentEvent, { kind: "opt_in" }> | undefined {
   if (!decisionFor(state, topicScope(topic)).sendable) return undefined;
-  const leftAt = Date.parse(c.baselines?.[connection]?.[leftAtKey(topic, list)] ?? "");
-  if (Number.isNaN(leftAt)) return undefined;
+  const left = Date.parse(c.baselines?.[connection]?.[leftAtKey(topic, list)] ?? "");
+  if (Number.isNaN(left)) return undefined;
+  const changed = rec.updated_at !== undefined ? Date.parse(rec.updated_at) : Number.NaN;
+  const leftAt = Number.isNaN(changed) ? left : Math.max(left, changed);
   const key = scopeKey(topicScope(topic));
   let latest: Extract<ConsentEvent, { kind: "opt_in" }> | undefined;
   for (const e of c.events)

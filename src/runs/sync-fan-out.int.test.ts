@@ -136,6 +136,23 @@ describe("fan-out across vendors: Raiser's Edge NXT, Constant Contact and Mailch
     expect(ccPermission("ada")).not.toBe("unsubscribed");
   });
 
+  it("a CRM list rebuilt between two polls puts the person back in the mapped list Concord took them out of", async () => {
+    const inNewsletter = () =>
+      h.ccContact(h.ccMain, "cy@example.org")?.list_memberships?.includes(h.ccLists.main.newsletter);
+    expect(inNewsletter()).toBe(true);
+    await h.reAct({ action: "remove_from_list", list_id: RE_LISTS.news, ids: [re["cy"]] });
+    h.advance(60_000);
+    await h.sync();
+    // The pair's delete policy takes Cy out of the Constant Contact list.
+    expect(inNewsletter()).toBe(false);
+    // The CRM's list is rebuilt with Cy in it before the next poll reads Constant Contact again.
+    await addToReList(h, RE_LISTS.news, [re["cy"] ?? ""]);
+    h.advance(60_000);
+    const back = await h.sync();
+    expect(back.execution?.operations.failed).toBe(0);
+    expect(inNewsletter()).toBe(true);
+  });
+
   it("someone who unticks the Appeals group on Mailchimp's own form stays out of it when the CRM's list is rebuilt; their own opt-in to appeals puts them back", async () => {
     const start = await mc();
     expect(start.member("bob")?.interests[start.appeals]).toBe(true);
@@ -167,7 +184,9 @@ describe("fan-out across vendors: Raiser's Edge NXT, Constant Contact and Mailch
     expect(lines.map((c) => [c.connection_id, c.scope.kind === "topic" ? c.scope.topic : "all"])).toEqual([
       ["mc", "appeals"],
     ]);
-    expect(formatExplanation(explained)).toContain("left it on the platform (first seen");
+    expect(formatExplanation(explained)).toContain(
+      "(left on the platform, or taken out for a topic opt-out)",
+    );
 
     // Bob ticks appeals on the charity's web form, which the CRM records as his own act.
     h.advance(60_000);

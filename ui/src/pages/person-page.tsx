@@ -167,9 +167,8 @@ function CurrentState({ explanation: x }: { explanation: Explanation }): ReactNo
                   ) : null}
                   {c.left_list_since !== null ? (
                     <div className="small">
-                      <Badge tone="warn">left the list on the platform</Badge>{" "}
-                      <Time iso={c.left_list_since} />
-                      <div className="muted">not put back until their own opt-in to the topic</div>
+                      <Badge tone="warn">out of the topic's list</Badge> <Time iso={c.left_list_since} />
+                      <div className="muted">put back only for their own opt-in to the topic</div>
                     </div>
                   ) : null}
                 </td>
