@@ -66,8 +66,11 @@ export function parsePayload<N extends JobName>(name: N, payload: unknown): Resu
   );
 }
 
+/** The job a handler runs for, where the runner has job rows (graphile-worker): its id. */
+export type RunningJob = { id: string };
+
 /** The handlers a runner calls, one per job in the catalogue. */
-export type JobHandlers = { [N in JobName]: (payload: JobPayload<N>) => Promise<void> };
+export type JobHandlers = { [N in JobName]: (payload: JobPayload<N>, job?: RunningJob) => Promise<void> };
 
 export type AddJobOptions = { run_at?: Date; preserve_run_at?: boolean };
 
@@ -90,4 +93,9 @@ export type JobQueue = {
    * than `stale_ms` ago: a job a killed worker held looks like this, and is added again.
    */
   unattended(store: StoreSession, keys: readonly string[], stale_ms: number): Promise<string[]>;
+  /**
+   * Whether the job still holds its key. It does not once a job was added under the key while it
+   * ran (housekeeping took it for lost): that newer job does the work, and this one is stale.
+   */
+  holdsKey(store: StoreSession, job: RunningJob, key: string): Promise<boolean>;
 };

@@ -10,7 +10,15 @@ import { Logger as WorkerLogger, run, runMigrations, type Runner, type TaskList 
 import type { Logger } from "../observability/logger";
 import type { StoreSession } from "../store/ports";
 import { jobQueuePoolSize } from "./connection-budget";
-import { JOB_NAMES, jobKey, parsePayload, type JobHandlers, type JobName, type JobQueue } from "./catalogue";
+import {
+  JOB_NAMES,
+  jobKey,
+  parsePayload,
+  type JobHandlers,
+  type JobName,
+  type JobQueue,
+  type RunningJob,
+} from "./catalogue";
 
 /** A job that keeps failing is retried this many times (graphile-worker backs off exponentially). */
 const MAX_ATTEMPTS = 10;
@@ -50,6 +58,13 @@ export function graphileQueue(schema: string): JobQueue {
       const seen = new Set(attended.rows.map((r) => r.key));
       return keys.filter((k) => !seen.has(k));
     },
+    async holdsKey(store, job, key) {
+      const held = await sql<{ id: string }>`
+        select id from ${sql.id(schema)}.jobs where id = ${job.id}::bigint and key = ${key}`.execute(
+        store.db,
+      );
+      return held.rows.length > 0;
+    },
   };
 }
 
@@ -77,7 +92,8 @@ export async function prepareJobSchema(
 export async function startGraphileRunner(options: GraphileRunnerOptions): Promise<Runner> {
   const taskList: TaskList = {};
   for (const name of JOB_NAMES)
-    taskList[name] = (payload) => handle(options.handlers, name, payload, options.logger);
+    taskList[name] = (payload, helpers) =>
+      handle(options.handlers, name, payload, { id: helpers.job.id }, options.logger);
   return run({
     connectionString: options.connectionString,
     schema: options.schema,
@@ -93,14 +109,20 @@ export async function startGraphileRunner(options: GraphileRunnerOptions): Promi
   });
 }
 
-async function handle(handlers: JobHandlers, name: JobName, payload: unknown, logger: Logger): Promise<void> {
+async function handle(
+  handlers: JobHandlers,
+  name: JobName,
+  payload: unknown,
+  job: RunningJob,
+  logger: Logger,
+): Promise<void> {
   const parsed = parsePayload(name, payload);
   if (!parsed.ok) {
     // No retry can make the payload valid: the job ends here, with the reason, and nothing runs.
     logger.error({ job: name }, `a job was dropped: ${parsed.error}`);
     return;
   }
-  await (handlers[name] as (p: unknown) => Promise<void>)(parsed.value);
+  await (handlers[name] as (p: unknown, j: RunningJob) => Promise<void>)(parsed.value, job);
 }
 
 /** graphile-worker's log lines through Concord's logger (its debug chatter at debug). */

@@ -277,6 +277,45 @@ describe.skipIf(postgres?.skip_reason !== undefined)("webhook intake with jobs (
     expect(await waitingPolls()).toBe(1);
   });
 
+  it("a poll job taken for lost that wakes after the poll housekeeping added ran reads nothing and keeps the next poll's time", async () => {
+    await prepareJobSchema(url, jobSchema, createLogger({ level: "silent" }));
+    await serve(jobSchema);
+    const pair = h.config.pairs[0];
+    if (pair === undefined) throw new Error("no pair");
+    const key = `poll:${pair.id}`;
+    await runtime.handlers.poll_pair({ pair_id: pair.id });
+    // A worker took the next poll's job a minute ago and stalled before its poll began.
+    const stalled = await sql<{ id: string }>`update ${sql.id(jobSchema)}._private_jobs
+      set locked_at = now() - interval '1 minute', locked_by = 'worker-1', run_at = now()
+      where key = ${key} returning id::text as id`.execute(h.store.db);
+    const first = stalled.rows[0];
+    if (first === undefined) throw new Error("no poll job");
+    const waiting = async () =>
+      (
+        await sql<{ id: string; run_at: Date }>`select id::text as id, run_at from ${sql.id(jobSchema)}.jobs
+          where key = ${key} and locked_at is null`.execute(h.store.db)
+      ).rows;
+    // Housekeeping takes it for lost and adds the pair's poll again; that job polls.
+    await runtime.handlers.housekeeping({});
+    const added = (await waiting())[0];
+    if (added === undefined) throw new Error("housekeeping added no poll");
+    let reads = 0;
+    beforeEachRead(h, "cc-main", () => {
+      reads += 1;
+    });
+    h.advance(1_000);
+    await runtime.handlers.poll_pair({ pair_id: pair.id }, { id: added.id });
+    expect(reads).toBeGreaterThan(0);
+    const next = await waiting();
+    expect(next).toHaveLength(1);
+    // The stalled worker wakes: its job no longer holds the pair's poll.
+    reads = 0;
+    h.advance(1_000);
+    await runtime.handlers.poll_pair({ pair_id: pair.id }, { id: first.id });
+    expect(reads).toBe(0);
+    expect(await waiting()).toEqual(next);
+  });
+
   it("stores nothing when its job cannot be written, and the sender is told to try again", async () => {
     // The job queue's schema is missing (never prepared): adding the job fails.
     const base = await serve(jobSchema);

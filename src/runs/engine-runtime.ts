@@ -946,19 +946,19 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
       if (pair === undefined) continue;
       // Free locks, no job: its worker is gone. A live poll holds its poll lock all through, its
       // reads included; a run of the pair made otherwise (a webhook's, an operator's) holds the pair.
-      const free = await withNamedLock(deps.store, pollLockName(pair.id), { wait: false }, async () => {
+      // The job is added under the poll lock: a stalled poll taking it meanwhile would otherwise
+      // still hold its key and poll, and the new job poll again right after it.
+      await withNamedLock(deps.store, pollLockName(pair.id), { wait: false }, async () => {
         const pairFree = await withNamedLock(deps.store, pairLockName(pair.id), { wait: false }, () =>
           Promise.resolve(),
         );
-        return pairFree.acquired;
-      });
-      if (free.acquired && free.value) {
+        if (!pairFree.acquired) return;
         deps.logger.info(
           { pair: pair.id },
           "the pair's poll had no job waiting (a worker stopped); scheduled again",
         );
         await jobs.add(deps.store, "poll_pair", { pair_id: pair.id }, { preserve_run_at: true });
-      }
+      });
     }
     // Every connection with deliveries due, however many the oldest connection holds.
     const due = await deps.store.inbox.connectionsDue();
@@ -977,18 +977,25 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
   };
 
   const handlers: JobHandlers = {
-    poll_pair: async ({ pair_id }) => {
+    poll_pair: async ({ pair_id }, job) => {
       const pair = pairById(pair_id);
       if (pair === undefined) {
         deps.logger.info({ pair: pair_id }, "a poll job names a pair the config no longer has; it ends");
         return;
       }
       const interval = pollIntervalOf(deps, pair);
-      const started = deps.now().getTime();
       let busy = false;
       // The poll lock is held until the next poll is scheduled: housekeeping never sees this poll
       // without either its lock or its next job.
       const polled = await withNamedLock(deps.store, pollLockName(pair_id), { wait: false }, async () => {
+        // Taken long before it got here (a stalled worker), housekeeping added the pair's poll again
+        // and that job has polled: this one reads nothing and leaves that poll's next job as it is.
+        const key = jobKey("poll_pair", { pair_id }) ?? "";
+        if (job !== undefined && jobs !== undefined && !(await jobs.holdsKey(deps.store, job, key))) {
+          deps.logger.info({ pair: pair_id }, "a poll job another poll of the pair replaced ends unread");
+          return;
+        }
+        const started = deps.now().getTime();
         try {
           const full = await lastFull(pair);
           const fullDue = full === undefined || started - full >= pair.schedule.full_reconciliation;
