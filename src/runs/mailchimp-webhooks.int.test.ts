@@ -235,6 +235,47 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
     expect(await requestsNoEmail(re["bob"])).toBe(false);
   });
 
+  /** The account deletes the member for good: Mailchimp answers 404 for it from then on. */
+  const deleteForGood = async (email: string) => {
+    const gone = await mcApi("POST", `/lists/${AUDIENCE}/members/${email}/actions/delete-permanent`, {});
+    expect(gone.status, JSON.stringify(gone.body)).toBe(204);
+  };
+
+  it("an unsubscribe whose member is deleted for good before the re-read reaches every CRM record at its address", async () => {
+    const [twin] = await h.seedRe([individual("ada@example.org", "Ada", "Duplicate")]);
+    await addToReList(h, RE_LISTS.news, [twin!]);
+    await runtime.syncNow();
+    await subscribe();
+    await mcAct("contact", "unsubscribe", "ada@example.org");
+    await deleteForGood("ada@example.org");
+    await deliver();
+    for (const id of [re["ada"], twin]) expect(await requestsNoEmail(id)).toBe(true);
+    expect(await requestsNoEmail(re["bob"])).toBe(false);
+    expect(await h.store.inbox.countPending()).toBe(0);
+  });
+
+  it("an unsubscribe whose member nobody in Concord holds is deleted for good before the re-read: the delivery is done, nobody is made or changed", async () => {
+    await runtime.syncNow();
+    await subscribe();
+    // Someone added straight to the audience, never in the CRM, leaves and is deleted for good.
+    await mcAct("contact", "sign_up", "stranger@example.org");
+    await mcAct("contact", "unsubscribe", "stranger@example.org");
+    await deleteForGood("stranger@example.org");
+    await deliver();
+    expect(await h.store.contacts.findByMatchKey("stranger@example.org")).toEqual([]);
+    expect(await h.store.reviewItems.list("open")).toEqual([]);
+    for (const name of ["ada", "bob"]) expect(await requestsNoEmail(re[name])).toBe(false);
+    // Done, not left to be tried again: the opt-out has nobody to reach.
+    expect(await h.store.inbox.countPending()).toBe(0);
+    const rows = await h.store.db
+      .selectFrom("webhook_inbox")
+      .select(["processed_at", "last_error", "dead_at"])
+      .execute();
+    expect(rows.length).toBeGreaterThan(0);
+    for (const row of rows)
+      expect(row).toMatchObject({ processed_at: expect.any(String), last_error: null, dead_at: null });
+  });
+
   it("an archived member's announced opt-out is credited by the webhook it came by: a person's, or an account user's", async () => {
     await runtime.syncNow();
     for (const by of ["user", "admin"] as const) {
