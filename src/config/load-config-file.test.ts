@@ -599,6 +599,13 @@ describe("errors name the path, what was expected and what was found", () => {
       'expected a duration of at least 1h, found "10m"',
     ],
     [
+      "webhook deliveries kept more than 400 days",
+      (c) => (c.compliance = { retention: { webhook_deliveries: "401d" } }),
+      "compliance.retention.webhook_deliveries",
+      "invalid_value",
+      'expected a duration of at most 400d, found "401d"',
+    ],
+    [
       "erasure keeping the records of a connection that does not exist",
       (c) => (c.compliance = { erasure: { keep_records_in: ["re-nxtt"] } }),
       "compliance.erasure.keep_records_in[0]",
