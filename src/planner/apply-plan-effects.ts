@@ -135,7 +135,7 @@ export function applyPlanEffects(input: PlanInput, plan: Plan): PlanContact[] {
 
   // Commit: baselines become what both sides now agree on.
   for (const c of contacts) {
-    const agreed = agreedBaselines(input.pair, input.fields, c, input.as_of);
+    const agreed = agreedBaselines(input.pair, input.fields, c, { now: input.as_of, executed: true });
     if (agreed) c.baselines = agreed;
   }
   return contacts;
@@ -146,9 +146,10 @@ export function applyPlanEffects(input: PlanInput, plan: Plan): PlanContact[] {
  * platform values are equal, and the email when both hold the same address; fields that differ keep
  * their last agreed value. Undefined when the contact has no CRM record.
  *
- * An audience's membership the CRM's list dropped while the platform's still holds it is
- * `removing` (with `remove_membership`, Concord takes them out): once the platform's list is read
- * without them, that is Concord's removal, not their leave, whatever the CRM's list says by then.
+ * An audience's membership the CRM's list dropped, which a plan carried out has taken off the
+ * platform's list (`remove_membership`; `at.executed`, when the platform's record is not read
+ * again yet), is `removing`: once the platform's list is read without them, that is Concord's
+ * removal, not their leave, whatever the CRM's list says by then.
  *
  * A platform's list, group or tag standing for a topic is kept as well (`topicListKey`): `member`
  * while the record is in it; `left` once it is out of it after being in (the person's preference
@@ -163,9 +164,10 @@ export function agreedBaselines(
   pair: PlanInput["pair"],
   fields: PlanInput["fields"],
   c: PlanContact,
-  now: string,
+  at: BaselineMoment,
 ): Record<ConnectionId, Record<string, string | null>> | undefined {
   if (!c.crm) return undefined;
+  const { now, executed } = at;
   const baselines: Record<ConnectionId, Record<string, string | null>> = { ...(c.baselines ?? {}) };
   const crmPrimary = c.crm.emails.find((e) => e.primary)?.address;
   for (const p of pair.platforms) {
@@ -186,8 +188,9 @@ export function agreedBaselines(
       const inCrm = crmLists.has(a.crm_list_id);
       const inPlatform = platformLists.has(a.platform_list_id);
       if (inCrm === inPlatform) agreed[key] = inCrm ? "member" : "absent";
-      else if (!inCrm && (before[key] === "member" || before[key] === "removing") && removes(a))
-        // The CRM's list dropped them: Concord takes them out of the platform's list.
+      else if (!inCrm && removes(a) && (before[key] === "removing" || (executed && before[key] === "member")))
+        // The CRM's list dropped them and Concord's plan, now carried out, took them out of the
+        // platform's list (which is read without them at the next read).
         agreed[key] = "removing";
       // Out of the platform's list because Concord took them out, and the CRM has them again.
       else if (before[key] === "removing") agreed[key] = "absent";
@@ -231,6 +234,12 @@ export function agreedBaselines(
   return baselines;
 }
 
+/**
+ * When baselines are worked out: `now`, and whether the plan they follow was carried out (after
+ * execution, or in a model of it), so that its removals count as Concord's.
+ */
+export type BaselineMoment = { now: string; executed: boolean };
+
 /** Whether Concord takes a member out of the platform's list when the CRM's list drops them. */
 const removes = (a: PlanAudience): boolean =>
   a.direction !== "platform_to_crm" && a.delete_policy === "remove_membership";
@@ -261,9 +270,9 @@ export function movedBaselines(
   pair: PlanInput["pair"],
   fields: PlanInput["fields"],
   c: PlanContact,
-  now: string,
+  at: BaselineMoment,
 ): Record<ConnectionId, Record<string, string | null>> | undefined {
-  const agreed = agreedBaselines(pair, fields, c, now);
+  const agreed = agreedBaselines(pair, fields, c, at);
   return agreed !== undefined && !sameBaselines(agreed, c.baselines ?? {}) ? agreed : undefined;
 }
 

@@ -484,7 +484,7 @@ export async function planFromStore(
       continue;
     }
     let c = item.contact;
-    const agreed = movedBaselines(resolved.pair, resolved.fields, c, asOf);
+    const agreed = movedBaselines(resolved.pair, resolved.fields, c, { now: asOf, executed: false });
     if (agreed) {
       baselines.set(c.contact.id, asJson(agreed));
       c = { ...c, baselines: agreed };
@@ -650,7 +650,10 @@ export async function commitBaselines(
   if (contactIds.length === 0) return 0;
   const contacts = await loadPlanContactsById(store, resolved, contactIds);
   const moved = contacts.flatMap((c) => {
-    const agreed = movedBaselines(resolved.pair, resolved.fields, c, now.toISOString());
+    const agreed = movedBaselines(resolved.pair, resolved.fields, c, {
+      now: now.toISOString(),
+      executed: true,
+    });
     return agreed
       ? [{ contact_id: c.contact.id, pair_id: resolved.pair.id, values: asJson(agreed), run_id: runId }]
       : [];
