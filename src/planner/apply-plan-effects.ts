@@ -16,6 +16,7 @@ import { leftAtKey, membershipKey, topicListKey, topicListOf } from "./plan-inpu
 import type {
   CrmRecordState,
   PlanAudience,
+  PlanPlatform,
   PlanContact,
   PlanInput,
   PlatformRecordState,
@@ -196,14 +197,6 @@ export function agreedBaselines(
       else if (before[key] === "removing") agreed[key] = "absent";
     }
     const crmStopped = c.crm.stopped_list_ids ?? [];
-    // Out of every list because the record left the platform or its account: no list's leave.
-    const account = p.targets.find((t) => t.construct.kind === "account");
-    const away =
-      rec.deleted === true ||
-      rec.inactive === true ||
-      (account !== undefined &&
-        account.shown_by === "facts" &&
-        shownConsent(rec.consent_state, account.construct) === "opt_out");
     let kept = agreed;
     for (const t of p.targets) {
       const keptIn = topicListOf(t);
@@ -214,16 +207,19 @@ export function agreedBaselines(
       const was = kept[key];
       // Concord took them out for the CRM's list: dropped there (seen before, or now with the
       // removal), or its own flag stops email through it.
-      const concordRemoved = p.audiences.some(
-        (a) =>
-          a.platform_list_id === list &&
-          (before[membershipKey(a)] === "removing" ||
-            crmStopped.includes(a.crm_list_id) ||
-            (agreed[membershipKey(a)] === "absent" && before[membershipKey(a)] === "member" && removes(a))),
-      );
-      // Left stays left until they are in the list again, whatever the CRM drops and adds.
+      const concordRemoved = (): boolean =>
+        p.audiences.some(
+          (a) =>
+            a.platform_list_id === list &&
+            (before[membershipKey(a)] === "removing" ||
+              crmStopped.includes(a.crm_list_id) ||
+              (agreed[membershipKey(a)] === "absent" && before[membershipKey(a)] === "member" && removes(a))),
+        );
+      // Left stays left until they are in the list again, whatever the CRM drops and adds. Only a
+      // member seen out of the list asks why (most records are where they were).
       const left =
-        !platformLists.has(list) && (was === "left" || (was === "member" && !concordRemoved && !away));
+        !platformLists.has(list) &&
+        (was === "left" || (was === "member" && !concordRemoved() && !leftTheAccount(p, rec)));
       const stays = platformLists.has(list) ? "member" : undefined;
       if (left) kept = was === "left" ? kept : { ...kept, [key]: "left", [leftAt]: seenOut(rec, now) };
       else if (was !== stays || kept[leftAt] !== undefined)
@@ -243,6 +239,17 @@ export type BaselineMoment = { now: string; executed: boolean };
 /** Whether Concord takes a member out of the platform's list when the CRM's list drops them. */
 const removes = (a: PlanAudience): boolean =>
   a.direction !== "platform_to_crm" && a.delete_policy === "remove_membership";
+
+/** Out of every list because the record left the platform or its account: no list's leave. */
+function leftTheAccount(p: PlanPlatform, rec: PlatformRecordState): boolean {
+  if (rec.deleted === true || rec.inactive === true) return true;
+  const account = p.targets.find((t) => t.construct.kind === "account");
+  return (
+    account !== undefined &&
+    account.shown_by === "facts" &&
+    shownConsent(rec.consent_state, account.construct) === "opt_out"
+  );
+}
 
 /**
  * When a record first seen out of a list left it, at the latest: its last change on the platform
