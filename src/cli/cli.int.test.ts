@@ -134,6 +134,13 @@ describe("concord CLI", () => {
     expect(run.stderr).toContain("DATABASE_URL");
   });
 
+  it("refuses a port that is not decimal digits instead of reading it as another number (exit 2)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "concord-cli-"));
+    const run = await concord(["serve", "--port", "0x50"], { CONCORD_DATA_DIR: dir });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('expected a port number from 0 to 65535 in decimal digits, got "0x50"');
+  });
+
   it("refuses `concord worker` on the embedded SQLite store and says why (exit 2)", async () => {
     const run = await concord(["worker"], {});
     expect(run.code).toBe(2);

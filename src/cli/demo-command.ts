@@ -9,6 +9,7 @@ import { formatDuration, parseDuration } from "../config/duration";
 import { DEFAULT_SEED_SIZE, type RunningDemo, type StartDemoResult } from "../demo/start-demo";
 import { DEFAULT_WORLD, DEMO_WORLDS, demoWorld, type DemoWorldSpec } from "../demo/worlds";
 import { EXIT_USAGE } from "./exit-codes";
+import { parsePort, parseWholeNumber } from "./whole-numbers";
 
 export type DemoFlags = {
   world: DemoWorldSpec;
@@ -36,13 +37,6 @@ export type DemoCommandDeps = {
   setExitCode: (code: number) => void;
 };
 
-const parsePort = (value: string): number => {
-  const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65_535)
-    throw new InvalidArgumentError(`expected a port number from 0 to 65535, got "${value}"`);
-  return port;
-};
-
 const parseInterval = (value: string): number => {
   const ms = parseDuration(value);
   if (ms === undefined)
@@ -61,12 +55,8 @@ const parseWorld = (value: string): DemoWorldSpec => {
   return world;
 };
 
-const parseSeedSize = (value: string): number => {
-  const n = Number(value.replace(/[_,]/g, ""));
-  if (!Number.isInteger(n) || n < 10 || n > 100_000)
-    throw new InvalidArgumentError(`expected a number of constituents from 10 to 100000, got "${value}"`);
-  return n;
-};
+const parseSeedSize = (value: string): number =>
+  parseWholeNumber(value, { min: 10, max: 100_000, what: "a number of constituents", separators: true });
 
 export function registerDemoCommand(program: Command, deps: DemoCommandDeps): void {
   program

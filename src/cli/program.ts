@@ -9,6 +9,7 @@ import { SYSTEM_IDS } from "../connectors/registry";
 import { parseLedgerHead } from "../ledger/verify-ledger";
 
 import { EXIT_PROBLEM, EXIT_USAGE } from "./exit-codes";
+import { parsePort, parseWholeNumber } from "./whole-numbers";
 export { EXIT_OK, EXIT_PROBLEM, EXIT_USAGE } from "./exit-codes";
 
 /** What the CLI needs from the composition root; main.ts supplies the real ones. */
@@ -47,21 +48,8 @@ export type CliServices = {
 export const EMULATED_SYSTEMS: readonly string[] = SYSTEM_IDS;
 export type EmulatedSystem = string;
 
-function parseCount(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 256) {
-    throw new InvalidArgumentError(`expected a whole number from 0 to 256, got "${value}"`);
-  }
-  return n;
-}
-
-function parsePort(value: string): number {
-  const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-    throw new InvalidArgumentError(`expected a port number from 0 to 65535, got "${value}"`);
-  }
-  return port;
-}
+const parseCount = (value: string): number =>
+  parseWholeNumber(value, { min: 0, max: 256, what: "a whole number" });
 
 export function buildProgram(services: CliServices): Command {
   const program = new Command("concord")

@@ -18,6 +18,21 @@ export const ErrorBodySchema = z.strictObject({
   issues: z.array(RequestIssueSchema).optional(),
 });
 
+/**
+ * A whole number in a query string: decimal digits only. `z.coerce.number()` would take `0x10`
+ * for 16, `1e2` for 100 and a blank for 0.
+ */
+const queryWholeNumber = (min: number, max: number, fallback: number) =>
+  z.preprocess(
+    (v) => (typeof v === "string" && /^[0-9]{1,9}$/.test(v) ? Number(v) : v),
+    z
+      .number({ error: `expected a whole number from ${min} to ${max} in decimal digits` })
+      .int()
+      .min(min)
+      .max(max)
+      .default(fallback),
+  );
+
 /** A path segment id (`/api/runs/:id`). */
 export const IdParamsSchema = z.strictObject({ id: z.string().min(1).max(200) });
 
@@ -127,7 +142,7 @@ export const OverviewSchema = z.strictObject({
 
 // ── runs and plans ───────────────────────────────────────────────────────────────────────────
 export const RunsQuerySchema = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(200).default(50),
+  limit: queryWholeNumber(1, 200, 50),
   pair: z.string().min(1).max(200).optional(),
 });
 export const RunListSchema = z.strictObject({ runs: z.array(RunSummarySchema) });
@@ -203,7 +218,7 @@ export const ApplyResponseSchema = z.strictObject({ report: z.unknown() });
 // ── people ───────────────────────────────────────────────────────────────────────────────────
 export const PeopleQuerySchema = z.strictObject({
   q: z.string().trim().min(1).max(200),
-  limit: z.coerce.number().int().min(1).max(100).default(25),
+  limit: queryWholeNumber(1, 100, 25),
 });
 export const PersonHitSchema = z.strictObject({
   contact_id: z.string(),
@@ -311,7 +326,7 @@ export const ReviewItemSchema = z.strictObject({
 });
 export const ReviewQuerySchema = z.strictObject({
   status: z.enum(["open", "resolved", "dismissed"]).default("open"),
-  limit: z.coerce.number().int().min(1).max(500).default(100),
+  limit: queryWholeNumber(1, 500, 100),
 });
 export const ReviewListSchema = z.strictObject({ items: z.array(ReviewItemSchema) });
 /**
@@ -332,7 +347,7 @@ export const ReviewResolvedSchema = z.strictObject({
 // ── charts ───────────────────────────────────────────────────────────────────────────────────
 /** A compliance report's period: the last `days` days up to now (default 30). */
 export const ComplianceQuerySchema = z.strictObject({
-  days: z.coerce.number().int().min(1).max(366).default(30),
+  days: queryWholeNumber(1, 366, 30),
 });
 const LagDaysSchema = z.number().nullable();
 export const ComplianceReportSchema = z.strictObject({
@@ -360,7 +375,7 @@ export const ComplianceReportSchema = z.strictObject({
 });
 export type ComplianceReportView = z.infer<typeof ComplianceReportSchema>;
 export const DailyQuerySchema = z.strictObject({
-  days: z.coerce.number().int().min(1).max(90).default(14),
+  days: queryWholeNumber(1, 90, 14),
 });
 export const DailySeriesSchema = z.strictObject({
   days: z.array(

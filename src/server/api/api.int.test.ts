@@ -618,15 +618,23 @@ describe("the API over a synced pair", () => {
     expect(bad.json()).toEqual({
       code: "invalid_request",
       message:
-        'The request is not valid: query.limit: Invalid input: expected number, received NaN (got "abc").',
+        'The request is not valid: query.limit: expected a whole number from 1 to 200 in decimal digits (got "abc").',
       issues: [
         {
           where: "query",
           path: "limit",
-          message: 'Invalid input: expected number, received NaN (got "abc")',
+          message: 'expected a whole number from 1 to 200 in decimal digits (got "abc")',
         },
       ],
     });
+    // Only decimal digits: a hexadecimal, an exponent, a sign, a fraction or a blank is refused,
+    // never read as some other number.
+    for (const limit of ["0x10", "1e1", "+5", "5.0", "", " 5"]) {
+      const res = await a.call("GET", `/api/runs?limit=${encodeURIComponent(limit)}`);
+      expect(res.statusCode, limit).toBe(400);
+      expect(res.json().issues[0], limit).toMatchObject({ where: "query", path: "limit" });
+    }
+    expect((await a.call("GET", "/api/runs?limit=05")).statusCode).toBe(200);
     expect((await a.call("GET", "/api/runs?limit=500")).json().issues[0]).toMatchObject({
       where: "query",
       path: "limit",
