@@ -46,6 +46,21 @@ import {
 import { listChangesSeen, resolvePair, type ResolvedPair } from "../pipeline/resolve-pair";
 import { planStands, recordPlanStanding } from "../pipeline/plan-standing";
 import type { PullReport } from "../pipeline/pull-connection";
+import type { RecordCounts } from "../pipeline/record-changes";
+
+type HeldCounts = Pick<
+  RecordCounts,
+  "held_opt_ins" | "held_observations" | "ambiguous_records" | "records_refused_erased"
+>;
+const heldCounts = (c: HeldCounts): HeldCounts => ({
+  held_opt_ins: c.held_opt_ins,
+  held_observations: c.held_observations,
+  ambiguous_records: c.ambiguous_records,
+  records_refused_erased: c.records_refused_erased,
+});
+const addHeld = (into: HeldCounts, from: HeldCounts): void => {
+  for (const key of Object.keys(into) as (keyof HeldCounts)[]) into[key] += from[key];
+};
 
 const FULL_RECONCILIATION_STREAM = "full_reconciliation";
 /** What a poll that found its pair's plan standing gives instead of a run's report. */
@@ -471,11 +486,13 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
           const record_ids: string[] = [];
           const contact_ids: string[] = [];
           let passing: (typeof recorded)["error"] | null = null;
+          const held = heldCounts(recorded);
           for (const id of ids) {
             const one = await recordWebhookChanges(
               recordDeps,
               changes.filter((c) => c.external_id === id),
             );
+            addHeld(held, one);
             // An outage on the way is not a refusal: the whole delivery waits and is tried again.
             if (one.error && RETRYABLE_CODES.has(one.error.code)) {
               passing = one.error;
@@ -493,7 +510,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
               { connection: item.connection_id, refused: refused.length },
               `${opened.manifest.label} refused the re-read of ${refused.length} record(s) of a webhook delivery; they are read at the next poll`,
             );
-            recorded = { ...recorded, error: null, record_ids, contact_ids };
+            recorded = { ...recorded, ...held, error: null, record_ids, contact_ids };
           }
         }
         if (recorded.error) {
@@ -502,6 +519,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
           continue;
         }
         reads.record(item.connection_id, recorded.record_ids, readAt);
+        tellHeld(item.connection_id, opened.manifest.label, recorded);
         // The records' contacts, and whoever else the consent read was recorded for (others at an
         // opted-out address; the people at the address of a record deleted for good).
         const contacts = new Set<string>(recorded.contact_ids);
@@ -532,6 +550,30 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
           for (const pair of pairsOf(connectionId))
             await runSync(pair, { pull: false, contact_ids: [...contacts] });
     }
+  };
+
+  /**
+   * What a delivery's re-read could not attribute, said in the log as a poll's run summary says
+   * it for its reads: without it a webhook's held opt-in would leave no trace but a review item.
+   */
+  const tellHeld = (connectionId: string, label: string, recorded: HeldCounts): void => {
+    const said = [
+      [recorded.held_opt_ins, "opt-in(s) held, their record matching several people or nobody"],
+      [
+        recorded.held_observations,
+        "other observation(s) held, their record matching several people or nobody",
+      ],
+      [recorded.ambiguous_records, "record(s) matching several contacts, in the review queue"],
+      [recorded.records_refused_erased, "record(s) refused, at an erased address"],
+    ] as const;
+    if (said.every(([n]) => n === 0)) return;
+    deps.logger.info(
+      { connection: connectionId, ...heldCounts(recorded) },
+      `${label}: a webhook delivery's re-read found ${said
+        .filter(([n]) => n > 0)
+        .map(([n, what]) => `${n} ${what}`)
+        .join("; ")}`,
+    );
   };
 
   /** A delivery's failed re-read: tried again after a pause that doubles, or given up and alerted. */

@@ -34,6 +34,8 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
   let server: FastifyInstance;
   let base: string;
   let runs: SyncReport[];
+  /** What the runtime logged. */
+  let logs: string[];
   const re: Record<string, string> = {};
 
   beforeEach(async () => {
@@ -48,8 +50,11 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
       },
     });
     runs = [];
+    const captured = capturingLogger();
+    logs = captured.lines;
     runtime = createEngineRuntime({
       ...runtimeDeps(h, { MC_WEBHOOK_SECRET: SECRET }),
+      logger: captured.logger,
       onRun: (r) => runs.push(r),
     });
     server = buildServer({ version: "test", ready: async () => true, webhooks: runtime.handleWebhook });
@@ -141,6 +146,15 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
     return (await eventsForContact(h.store, contact!.id))
       .map((e) => e.event)
       .find((e) => e.kind === "opt_out" && e.source.connection === "mc");
+  };
+
+  /** Opt-ins from Mailchimp in the ledger, of every contact at the address. */
+  const optInsAt = async (email: string) => {
+    const out: string[] = [];
+    for (const contact of await h.store.contacts.findByMatchKey(email))
+      for (const { event } of await eventsForContact(h.store, contact.id))
+        if (event.kind === "opt_in" && event.source.connection === "mc") out.push(event.id);
+    return out;
   };
 
   /** Ada's own opt-out, as the delivery said it, reached the CRM and Constant Contact; Bob is as he was. */
@@ -274,6 +288,30 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
     expect(rows.length).toBeGreaterThan(0);
     for (const row of rows)
       expect(row).toMatchObject({ processed_at: expect.any(String), last_error: null, dead_at: null });
+    // The log says what the re-read held, as a poll's run summary would.
+    expect(logs.join("")).toContain(
+      "Mailchimp: a webhook delivery's re-read found 1 other observation(s) held, their record matching several people or nobody",
+    );
+  });
+
+  it("a pushed sign-up of an address two CRM records share is held, not credited to either, and the log says so", async () => {
+    const [twin] = await h.seedRe([individual("ada@example.org", "Ada", "Duplicate")]);
+    await addToReList(h, RE_LISTS.news, [twin!]);
+    await runtime.syncNow();
+    await subscribe();
+    await mcAct("contact", "unsubscribe", "ada@example.org");
+    await deliver();
+    for (const id of [re["ada"], twin]) expect(await requestsNoEmail(id)).toBe(true);
+    const optInsBefore = await optInsAt("ada@example.org");
+    // Ada signs up again on the form: whose opt-in it is, Mailchimp cannot say.
+    await mcAct("contact", "sign_up", "ada@example.org");
+    await mcAct("contact", "confirm", "ada@example.org");
+    await deliver();
+    expect(await optInsAt("ada@example.org")).toEqual(optInsBefore);
+    for (const id of [re["ada"], twin]) expect(await requestsNoEmail(id)).toBe(true);
+    expect(logs.join("")).toMatch(
+      /Mailchimp: a webhook delivery's re-read found 1 opt-in\(s\) held, their record matching several people or nobody; 1 record\(s\) matching several contacts, in the review queue/,
+    );
   });
 
   it("an archived member's announced opt-out is credited by the webhook it came by: a person's, or an account user's", async () => {

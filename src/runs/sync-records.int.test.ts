@@ -218,9 +218,14 @@ describe("records, lists and conflicts (SQLite)", () => {
       await firstSync();
       await h.ccAct(h.ccMain, "unsubscribe", "shared@example.org");
       h.advance(1_000);
-      await h.sync();
+      const run = await h.sync();
       const open = await h.store.reviewItems.list("open");
       expect(open.map((i) => i.kind)).toContain("ambiguous_identity");
+      // The run's stored summary says what its read could not attribute to one person.
+      const summary = (await h.store.runs.get(run.run_id))?.summary as { pulls: unknown[] } | undefined;
+      expect(summary?.pulls).toContainEqual(
+        expect.objectContaining({ connection_id: "cc-main", ambiguous_records: 1 }),
+      );
       const shared = h.ccContact(h.ccMain, "shared@example.org");
       expect(await h.store.links.find("cc-main", shared?.contact_id ?? "")).toBeUndefined();
     });
