@@ -8,6 +8,7 @@ import { z } from "zod";
 import type { ConcordConfig } from "../config/concord-config";
 import { manifestFor } from "../connectors/registry";
 import type { ConsentFactStatus, ObservedScope } from "../core/consent/system-consent";
+import { leftTopicListSince } from "../core/consent/topic-list-baseline";
 import { accountTopic } from "../pipeline/resolve-observed-scope";
 import { StoredConsentStateSchema } from "../pipeline/stored-snapshot";
 import {
@@ -615,13 +616,7 @@ function leftListSince(values: JsonValue | undefined, connection: string, topic:
     values !== null && typeof values === "object" && !Array.isArray(values) ? values[connection] : null;
   if (agreed === null || agreed === undefined || typeof agreed !== "object" || Array.isArray(agreed))
     return null;
-  const prefix = `topic:${topic}:list:`;
-  for (const [key, value] of Object.entries(agreed)) {
-    if (!key.startsWith(prefix) || key.endsWith(":left_at") || value !== "left") continue;
-    const since = agreed[`${key}:left_at`];
-    return typeof since === "string" ? since : null;
-  }
-  return null;
+  return leftTopicListSince(agreed, topic) ?? null;
 }
 
 function contactView(contact: Contact, emails: readonly { email: string; match_key: string }[]): ContactView {

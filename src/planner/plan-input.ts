@@ -4,6 +4,7 @@ import type { ConsentFact, ObservedScope } from "../core/consent/system-consent"
 import type { CanonicalContact, ConnectionId, ContactId } from "../core/identity/canonical-contact";
 import type { FieldOwner } from "../core/merge/merge-fields";
 import type { ConsentGround, ImpliedConsentRule, LapseDraft } from "../core/consent/implied-consent";
+export { leftAtKey, topicListKey } from "../core/consent/topic-list-baseline";
 
 export type SyncDirection = "crm_to_platform" | "platform_to_crm" | "both";
 
@@ -25,10 +26,6 @@ export const topicListOf = (t: PlanConsentTarget): { topic: TopicKey; list: stri
   t.shown_by === "membership" && t.scope.kind === "topic" && t.construct.kind === "construct"
     ? { topic: t.scope.topic, list: t.construct.construct.id }
     : undefined;
-/** The baseline key of a record's membership of a list standing for a topic: `member` or `left`. */
-export const topicListKey = (topic: TopicKey, list: string): string => `topic:${topic}:list:${list}`;
-/** The baseline key of when the record was first seen out of a topic's list it had been in. */
-export const leftAtKey = (topic: TopicKey, list: string): string => `${topicListKey(topic, list)}:left_at`;
 
 /**
  * One scope a connection keeps consent for: the ledger scope and the system's own construct that
