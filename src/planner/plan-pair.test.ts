@@ -1167,6 +1167,23 @@ describe("planPair: a topic kept as a platform's list", () => {
       expect(adds(next(read.input).plan)).toEqual([expect.objectContaining({ list_ids: ["cc-news"] })]);
     });
 
+    it("dates a leave no later than the plan, whatever the platform's clock says of the record", () => {
+      // A platform clock ahead of Concord's would date the leave after the person's next opt-in,
+      // and keep them out for it.
+      const ahead = new Date(Date.parse(LATER) + 3_600_000).toISOString();
+      const c = linked(15, {
+        events: [newsOut(15)],
+        baselines: { [MAIN]: { [KEY]: "member", "list:L-news:cc-news": "member" } },
+        crm: crmRecord(15, { list_ids: ["L-news"] }),
+        platforms: { [MAIN]: platformRecord(15, MAIN, { updated_at: ahead }) },
+      });
+      const read = next(planInput([c], { pair, as_of: LATER }));
+      expect(read.input.contacts[0]?.baselines?.[MAIN]).toMatchObject({
+        [KEY]: "left",
+        [`${KEY}:left_at`]: LATER,
+      });
+    });
+
     it("never marks a record that left the account (unsubscribed there) as leaving its topic's lists", () => {
       const c = linked(14, {
         events: [optOut({ contact: 14, connection: MAIN, at: T1 })],
