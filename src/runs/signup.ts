@@ -285,13 +285,17 @@ export async function checkConfirmation(
   store: StoreSession,
   token: string,
   now: Date,
-): Promise<Result<"pending" | "confirmed", ConfirmProblem>> {
+): Promise<Result<{ status: "pending" | "confirmed"; topics: string[] }, ConfirmProblem>> {
   const row = await signupByToken(store, token);
   if (row === undefined) return err("unknown");
-  if (row.status === "confirmed") return ok("confirmed");
+  if (row.status === "confirmed") return ok({ status: "confirmed", topics: [] });
   if (row.status !== "pending" || Date.parse(row.expires_at) <= now.getTime()) return err("expired");
-  return ok("pending");
+  return ok({ status: "pending", topics: tickedTopics(row) });
 }
+
+/** The topics the sign-up asked for. */
+const tickedTopics = (row: Pick<SignupsTable, "topics_json">): string[] =>
+  z.array(z.string()).parse(JSON.parse(row.topics_json));
 
 async function signupByToken(store: StoreSession, token: string): Promise<SignupsTable | undefined> {
   if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return undefined;
@@ -306,11 +310,20 @@ async function signupByToken(store: StoreSession, token: string): Promise<Signup
  * The person confirms: their express opt-in to all email and their topic choices are recorded (one
  * transaction, before the answer), an erasure's suppression of the address is lifted (their new
  * consent), and the sign-up waits to be placed in the sign-up platform. Idempotent.
+ *
+ * The choices are the ones the confirmation page showed them (`shown`: its words for the sign-up's
+ * topics, kept as evidence): whoever filled in the form, the person confirms what they read.
+ *
+ * The opt-in is the person's who holds the mailbox, and it is given to a contact only when the
+ * address is unmistakably theirs: the primary address of the one contact holding it. An address a
+ * contact holds only as another address (an old mailbox someone else may have now), or that
+ * several contacts share, gets a contact of its own and a review item: someone else's act never
+ * lifts a person's own opt-out (DESIGN.md §2 rule 3).
  */
 export async function confirmSignup(
   deps: Pick<SignupDeps, "store" | "config" | "now">,
   token: string,
-  request: { ip?: string; user_agent?: string },
+  request: { ip?: string; user_agent?: string; shown: (topics: readonly string[]) => string },
 ): Promise<Result<Confirmed, ConfirmProblem>> {
   const now = deps.now();
   return deps.store.transaction(async (tx) => {
@@ -351,7 +364,9 @@ export async function confirmSignup(
         .executeTakeFirst();
       lifted = Number(removed.numDeletedRows) > 0;
     }
-    const [existing] = await tx.contacts.findByMatchKey(row.match_key);
+    const holders = (await tx.contacts.findByMatchKey(row.match_key)).filter((c) => c.erased_at === null);
+    const [only] = holders;
+    const existing = holders.length === 1 && only?.email_match_key === row.match_key ? only : undefined;
     const contact =
       existing ??
       (await tx.contacts.create({
@@ -362,10 +377,30 @@ export async function confirmSignup(
         email_match_key: row.match_key,
       }));
     if (existing === undefined) await tx.contacts.addEmail(contact.id, row.email, row.match_key);
+    if (existing === undefined && holders.length > 0)
+      await tx.reviewItems.open({
+        key: `signup:${row.id}`,
+        kind: "ambiguous_identity",
+        contact_id: contact.id,
+        detail: {
+          reason: holders.length === 1 ? "signup_at_another_contacts_secondary" : "signup_at_shared_email",
+          email: row.email,
+          source: "signup",
+          signup_id: row.id,
+          candidate_contact_ids: holders.map((c) => c.id),
+        },
+      });
 
+    const ticked = tickedTopics(row);
+    const confirmationWording = `Confirmation page: ${request.shown(ticked)}`;
     const evidence = {
       ...clientEvidence(request),
-      form_wording: row.wording,
+      // What the form said (Concord's own, or what the sending site says its form said), and what
+      // Concord's confirmation page showed: the choices the person confirmed.
+      form_wording: (row.wording === ""
+        ? confirmationWording
+        : `${row.wording} || ${confirmationWording}`
+      ).slice(0, 4000),
       reason:
         `Signed up on ${row.requested_at}${row.request_ip !== null ? ` from ${row.request_ip}` : ""}; confirmed from the link emailed to the address.`.slice(
           0,
@@ -391,12 +426,11 @@ export async function confirmSignup(
     ]);
     if (appended?.kind === "rejected")
       throw new Error(`the sign-up's opt-in was rejected by the ledger: ${appended.message}`);
-    const ticked = z.array(z.string()).parse(JSON.parse(row.topics_json));
     await recordPreferences(
       tx,
       { topics: deps.config.topics.filter((t) => offeredTopics(deps.config).some((o) => o.key === t.key)) },
       contact.id,
-      // The sign-up form asked for these; it showed no state of the person's to be stale against.
+      // The confirmation page showed these; it showed no state of the person's to be stale against.
       { choices: new Set(["all", ...ticked.map((t) => `topic:${t}`)]) },
       { source, mechanism: { opt_in: "double_opt_in_confirmation", opt_out: "signup_form" }, evidence },
       now,

@@ -145,6 +145,8 @@ describe("the sign-up form and its confirmation email", () => {
     const asked = await app.inject({ method: "GET", url: path });
     expect(asked.statusCode).toBe(200);
     expect(asked.body).toContain("Confirm that you want to receive email from Friends of the Park?");
+    // The page says what confirming records: whoever filled in the form, she confirms what she reads.
+    expect(asked.body).toContain("You will not receive: Fundraising appeals.");
     expect(await eventsOf("grace@example.org")).toEqual([]);
 
     const done = await confirm(path);
@@ -159,7 +161,9 @@ describe("the sign-up form and its confirmation email", () => {
       evidence: {
         ip: "198.51.100.4",
         user_agent: "Browser/2.0",
-        form_wording: expect.stringContaining("Sign up for email from Friends of the Park"),
+        form_wording: expect.stringMatching(
+          /^Sign up for email from Friends of the Park \|.* \|\| Confirmation page: Confirm that you want to receive email from Friends of the Park\? \| You will not receive: Fundraising appeals\. \| Confirm$/,
+        ),
         reason: expect.stringContaining("203.0.113.7"),
       },
     });
@@ -230,6 +234,50 @@ describe("the sign-up form and its confirmation email", () => {
       "unsubscribed",
     );
     expect(after.plan?.operations.filter((o) => o.kind === "request_resubscribe")).toEqual([]);
+  });
+
+  it("a sign-up confirmed from another contact's secondary address never lifts that person's own opt-out", async () => {
+    // Jane moved to a new address; her old one is kept on her record as a further address. She
+    // left all email herself. Whoever has her old mailbox now signs up.
+    const [jane] = await h.seedRe([individual("jane@new.example", "Jane", "Doe")]);
+    await addToReList(h, RE_LISTS.news, [jane!]);
+    await h.sync();
+    const [janeContact] = await h.store.contacts.findByMatchKey("jane@new.example");
+    await h.store.contacts.addEmail(janeContact!.id, "jane@oldcorp.example", "jane@oldcorp.example");
+    h.advance(60_000);
+    await h.ccAct(h.ccMain, "unsubscribe", "jane@new.example");
+    h.advance(1_000);
+    await h.sync();
+    const janeBefore = (await eventsForContact(h.store, janeContact!.id)).map((e) => e.event.id);
+    h.advance(60_000);
+
+    expect((await signUp({ email: "jane@oldcorp.example", first_name: "Sam" })).statusCode).toBe(200);
+    expect((await confirm(linkIn("jane@oldcorp.example"))).statusCode).toBe(200);
+    await runtime.idle();
+
+    // Jane's history is as it was: the opt-in went to a contact of its own.
+    expect((await eventsForContact(h.store, janeContact!.id)).map((e) => e.event.id)).toEqual(janeBefore);
+    const holders = await h.store.contacts.findByMatchKey("jane@oldcorp.example");
+    const made = holders.find((c) => c.id !== janeContact!.id);
+    expect(made).toMatchObject({ given_name: "Sam", primary_email: "jane@oldcorp.example" });
+    expect(
+      (await eventsForContact(h.store, made!.id)).map((e) => e.event).find((e) => e.kind === "opt_in"),
+    ).toMatchObject({ scope: { kind: "global" }, mechanism: "double_opt_in_confirmation" });
+    // Jane's address stays unsubscribed in Constant Contact, and someone is asked who this is.
+    h.advance(60_000);
+    await h.sync();
+    expect(h.ccContact(h.ccMain, "jane@new.example")?.email_address?.permission_to_send).toBe("unsubscribed");
+    const [item] = (await h.store.reviewItems.list("open")).filter((i) => i.key.startsWith("signup:"));
+    expect(item).toMatchObject({
+      kind: "ambiguous_identity",
+      contact_id: made!.id,
+      detail: {
+        reason: "signup_at_another_contacts_secondary",
+        source: "signup",
+        email: "jane@oldcorp.example",
+        candidate_contact_ids: [janeContact!.id],
+      },
+    });
   });
 
   it("tells no one which addresses are known, mails an address once in ten minutes, and stops robots and floods", async () => {
@@ -341,11 +389,24 @@ describe("the sign-up form and its confirmation email", () => {
     expect(text.body).toContain("This form could not be read");
     await confirm(linkIn("lin@example.org"));
     const lin = await eventsOf("lin@example.org");
-    // The site's words are kept as its claim: Concord never showed them.
+    // The site's words are kept as its claim: Concord never showed them. Then what Concord's
+    // confirmation page showed her.
     expect(lin.find((e) => e.kind === "opt_in")?.evidence.form_wording).toBe(
-      "As the site that sent this sign-up says its form read (not shown by Concord): Our site's form",
+      "As the site that sent this sign-up says its form read (not shown by Concord): Our site's form || Confirmation page: Confirm that you want to receive email from Friends of the Park? | You will receive: Fundraising appeals. | Confirm",
     );
     expect(lin.some((e) => e.kind === "opt_out")).toBe(false);
+    // A site that sends no wording: the evidence is Concord's confirmation page alone, never
+    // Concord's own form, which the person did not see.
+    const bare = await app.inject({
+      method: "POST",
+      url: "/l/signup",
+      payload: { email: "kay@example.org" },
+    });
+    expect(bare.statusCode).toBe(202);
+    await confirm(linkIn("kay@example.org"));
+    expect((await eventsOf("kay@example.org")).find((e) => e.kind === "opt_in")?.evidence.form_wording).toBe(
+      "Confirmation page: Confirm that you want to receive email from Friends of the Park? | You will not receive: Fundraising appeals. | Confirm",
+    );
   });
 
   it("serve says at start when the sign-up email's password cannot be found", async () => {

@@ -52,6 +52,8 @@ const TEXT: Record<SignupLang, Texts> = {
     confirm_title: "Confirm your subscription",
     confirm_ask: "Confirm that you want to receive email from {org}?",
     confirm_button: "Confirm",
+    confirm_yes: "You will receive: {topics}.",
+    confirm_no: "You will not receive: {topics}.",
     confirmed: "Thank you: your subscription to email from {org} is confirmed.",
     confirmed_more: "You can leave at any time with the link at the end of every email.",
     already: "Your subscription is already confirmed.",
@@ -80,6 +82,8 @@ const TEXT: Record<SignupLang, Texts> = {
     confirm_title: "Confirmez votre abonnement",
     confirm_ask: "Confirmez-vous vouloir recevoir les courriels de {org} ?",
     confirm_button: "Confirmer",
+    confirm_yes: "Vous recevrez : {topics}.",
+    confirm_no: "Vous ne recevrez pas : {topics}.",
     confirmed: "Merci : votre abonnement aux courriels de {org} est confirmé.",
     confirmed_more: "Vous pouvez partir à tout moment avec le lien au bas de chaque courriel.",
     already: "Votre abonnement est déjà confirmé.",
@@ -137,6 +141,27 @@ function formWording(lang: SignupLang, config: Pick<ConcordConfig, "signup" | "t
     plain("statement"),
     plain("button"),
   ].join(" | ");
+}
+
+/**
+ * What the confirmation page asks, in plain text: the sign-up's topics ticked and not, one sentence
+ * each. The page shows these lines; the confirmed opt-in keeps them as what the person confirmed.
+ */
+function confirmationLines(
+  lang: SignupLang,
+  config: Pick<ConcordConfig, "signup" | "topics">,
+  ticked: readonly string[],
+): string[] {
+  const fill = (key: string, vars: Record<string, string>) =>
+    (TEXT[lang][key] ?? "").replace(/\{(\w+)\}/g, (_m, name: string) => vars[name] ?? "");
+  const offered = offeredTopics(config);
+  const yes = offered.filter((t) => ticked.includes(t.key)).map((t) => t.label);
+  const no = offered.filter((t) => !ticked.includes(t.key)).map((t) => t.label);
+  return [
+    fill("confirm_ask", { org: config.signup?.organisation ?? "" }),
+    ...(yes.length > 0 ? [fill("confirm_yes", { topics: yes.join(", ") })] : []),
+    ...(no.length > 0 ? [fill("confirm_no", { topics: no.join(", ") })] : []),
+  ];
 }
 
 /** Before the words a caller of the sign-up API says its own form showed: evidence of its claim only. */
@@ -280,9 +305,9 @@ function signupRoutes(
         ...(j.last_name !== undefined ? { last_name: j.last_name } : {}),
         topics: j.topics,
         lang: j.lang,
-        // The caller's words are its own claim, kept as such: Concord showed the person none of them.
-        wording:
-          j.form_wording !== undefined ? `${CLAIMED_WORDING}${j.form_wording}` : formWording(j.lang, config),
+        // The caller's words are its own claim, kept as such: Concord showed the person none of them,
+        // nor its own form (the confirmation page is what Concord shows them).
+        wording: j.form_wording !== undefined ? `${CLAIMED_WORDING}${j.form_wording}` : "",
         ...client,
       });
       if (!result.ok) return reply.code(STATUS[result.error.code]).send({ error: result.error });
@@ -344,10 +369,9 @@ function signupRoutes(
 
   scope.get<{ Params: { token: string } }>(CONFIRM_PATH, async (request, reply) => {
     const lang = langOf(request);
-    const org = { org: config.signup?.organisation ?? "" };
     const state = await checkConfirmation(deps.store, request.params.token, deps.now());
     if (!state.ok) return confirmProblem(lang, reply, state.error);
-    if (state.value === "confirmed")
+    if (state.value.status === "confirmed")
       return htmlReply(
         reply,
         200,
@@ -359,7 +383,9 @@ function signupRoutes(
       reply,
       200,
       lang,
-      `<h1>${say(lang, "confirm_title")}</h1><p>${say(lang, "confirm_ask", org)}</p>
+      `<h1>${say(lang, "confirm_title")}</h1>${confirmationLines(lang, config, state.value.topics)
+        .map((line) => `<p>${escapeHtml(line)}</p>`)
+        .join("")}
 <form method="post"><input type="hidden" name="confirm" value="yes"><button type="submit">${say(lang, "confirm_button")}</button></form>`,
       "confirm_title",
     );
@@ -371,6 +397,8 @@ function signupRoutes(
     const confirmed = await confirmSignup(deps, request.params.token, {
       ip: request.ip,
       ...(agent !== undefined ? { user_agent: agent } : {}),
+      shown: (topics) =>
+        [...confirmationLines(lang, config, topics), say(lang, "confirm_button")].join(" | "),
     });
     if (!confirmed.ok) return confirmProblem(lang, reply, confirmed.error);
     if (confirmed.value.status === "confirmed") deps.onConfirmed(confirmed.value.contact_id);

@@ -802,6 +802,35 @@ describe("the review queue", () => {
     expect(await a.h.store.links.find("cc-main", ccId)).toBeUndefined();
   });
 
+  it("a confirmed sign-up at an address others hold stays with its own contact: it is kept apart or dismissed, never linked", async () => {
+    const made = await a.h.store.contacts.create({ type: "person", primary_email: "old@example.org" });
+    const other = await a.h.store.contacts.create({ type: "person", primary_email: "new@example.org" });
+    const { item } = await a.h.store.reviewItems.open({
+      key: "signup:sgn_1",
+      kind: "ambiguous_identity",
+      contact_id: made.id,
+      detail: {
+        reason: "signup_at_another_contacts_secondary",
+        email: "old@example.org",
+        source: "signup",
+        signup_id: "sgn_1",
+        candidate_contact_ids: [other.id],
+      },
+    });
+    const link = await a.call("POST", `/api/review/${item.id}/resolve`, {
+      action: "link",
+      contact_id: other.id,
+    });
+    expect(link.statusCode).toBe(409);
+    expect(link.json()).toMatchObject({ code: "signup_stays_apart" });
+    const apart = await a.call("POST", `/api/review/${item.id}/resolve`, { action: "separate" });
+    expect(apart.statusCode).toBe(200);
+    expect(apart.json()).toMatchObject({
+      item: { status: "resolved", resolution: { action: "separate", contact_id: made.id } },
+      reread: null,
+    });
+  });
+
   it("an ambiguous platform record is linked to the person it is, and the item closes", async () => {
     const [one, two] = await a.h.seedRe([
       individual("shared@example.org", "Pat", "One"),

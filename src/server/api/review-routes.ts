@@ -29,6 +29,8 @@ const DetailSchema = z
     candidate_contact_ids: z.array(z.string()).optional(),
     email: z.string().nullable().optional(),
     record_kind: z.string().optional(),
+    /** `signup`: a confirmed sign-up at an address others hold, not a system's record. */
+    source: z.string().optional(),
   })
   .loose();
 
@@ -166,6 +168,14 @@ export function reviewRoutes(ctx: ApiContext): ApiRoute[] {
         }
 
         let resolution: Record<string, string | null>;
+        if (body.action === "link" && detail.success && detail.data.source === "signup")
+          // The person who confirmed holds the mailbox; whether they are one of the candidates is
+          // theirs to say (a sign-up from the address they use), never the queue's.
+          return fail(
+            409,
+            "signup_stays_apart",
+            "A confirmed sign-up's opt-in stays with the contact made for it: keep it as a contact of its own, or dismiss the item.",
+          );
         if (body.action === "link") {
           if (
             candidates.length > 0 &&

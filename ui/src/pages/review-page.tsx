@@ -20,6 +20,10 @@ const REASONS: Record<string, string> = {
   contact_already_linked_in_connection:
     "The contact with this address already has a record in this system: a duplicate there, or two people sharing an address.",
   email_is_another_contacts_secondary: "The address is another contact's secondary address.",
+  signup_at_another_contacts_secondary:
+    "A sign-up was confirmed from another contact's secondary address (perhaps an old mailbox someone else has now): its opt-in went to a contact of its own, not to them.",
+  signup_at_shared_email:
+    "A sign-up was confirmed from an address several contacts share: its opt-in went to a contact of its own, not to any of them.",
 };
 
 export function ReviewPage({ status }: { status: Status }): ReactNode {
@@ -66,13 +70,20 @@ function detailOf(item: ReviewItem): {
   email: string | null;
   candidates: string[];
   recordKind: string | null;
+  signup: boolean;
 } {
   const d = isRecord(item.detail) ? item.detail : {};
   const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
   const candidates = Array.isArray(d["candidate_contact_ids"])
     ? d["candidate_contact_ids"].filter((c): c is string => typeof c === "string")
     : [];
-  return { reason: str(d["reason"]), email: str(d["email"]), candidates, recordKind: str(d["record_kind"]) };
+  return {
+    reason: str(d["reason"]),
+    email: str(d["email"]),
+    candidates,
+    recordKind: str(d["record_kind"]),
+    signup: d["source"] === "signup",
+  };
 }
 
 function ReviewCard({ item, onResolved }: { item: ReviewItem; onResolved: () => void }): ReactNode {
@@ -102,9 +113,15 @@ function ReviewCard({ item, onResolved }: { item: ReviewItem; onResolved: () => 
       id={`item-${item.id}`}
     >
       <p>
-        {detail.reason !== null ? (REASONS[detail.reason] ?? humanize(detail.reason)) : null} A{" "}
-        {detail.recordKind ?? "record"} <code>{item.external_id ?? "—"}</code> in{" "}
-        <strong>{item.connection_id ?? "—"}</strong>{" "}
+        {detail.reason !== null ? (REASONS[detail.reason] ?? humanize(detail.reason)) : null}{" "}
+        {detail.signup ? (
+          <>Keep it apart, or dismiss the item.</>
+        ) : (
+          <>
+            A {detail.recordKind ?? "record"} <code>{item.external_id ?? "—"}</code> in{" "}
+            <strong>{item.connection_id ?? "—"}</strong>
+          </>
+        )}{" "}
         <span className="muted">
           (opened <Time iso={item.created_at} />)
         </span>
@@ -127,22 +144,29 @@ function ReviewCard({ item, onResolved }: { item: ReviewItem; onResolved: () => 
                 <td>
                   <Link to={{ page: "person", id }}>{hit?.name ?? id}</Link>
                   {id === item.contact_id ? (
-                    <span className="muted small"> (made for this record)</span>
+                    <span className="muted small">
+                      {" "}
+                      (made for this {detail.signup ? "sign-up" : "record"})
+                    </span>
                   ) : null}
                 </td>
                 <td>{hit?.email ?? "—"}</td>
                 <td>{hit === undefined ? "—" : hit.type === "organization" ? "organisation" : "person"}</td>
                 {item.status === "open" ? (
                   <td>
-                    <button
-                      type="button"
-                      onClick={() => {
-                        resolve({ action: "link", contact_id: id });
-                      }}
-                      disabled={action.pending || done !== undefined}
-                    >
-                      Link to this contact
-                    </button>
+                    {detail.signup ? (
+                      "—"
+                    ) : (
+                      <button
+                        type="button"
+                        onClick={() => {
+                          resolve({ action: "link", contact_id: id });
+                        }}
+                        disabled={action.pending || done !== undefined}
+                      >
+                        Link to this contact
+                      </button>
+                    )}
                   </td>
                 ) : null}
               </tr>
