@@ -256,6 +256,33 @@ describe("GrowthZone ⇄ Constant Contact (seed 004)", () => {
     expect(gzContact("bob")?.Emails[0]?.Restriction).toBe("None");
   });
 
+  it("G3. staff's Do Not Contact is one opt-out however often the contact is edited after it: a later name change never undoes the person's own sign-up", async () => {
+    await firstLoad();
+    await gzAct("set_restriction", { contact_id: "ada", restriction: "DoNotContact" });
+    await sync();
+    const chamber = (await ccLists()).find((l) => l.name === "Chamber news")!;
+    await world.act("cc-main", {
+      as: "contact",
+      action: "sign_up",
+      email: "ada@example.org",
+      list_ids: [chamber.external_id],
+    });
+    await sync();
+    expect(await shown("cc-main", "ada")).toBe("opt_in");
+    const optOuts = async () =>
+      (await eventsForContact(store, await contactOf("ada"))).filter(
+        (e) => e.event.source.connection === "growthzone" && e.event.kind === "opt_out",
+      ).length;
+    const before = await optOuts();
+    // An hour later staff correct her name: the contact's ModifiedDate moves, the restriction does not.
+    clock.advance(3_600_000);
+    await gzAct("update_contact", { contact_id: "ada", changes: { FirstName: "Adah" } });
+    await sync();
+    await sync();
+    expect(await optOuts()).toBe(before);
+    expect(await shown("cc-main", "ada")).toBe("opt_in");
+  });
+
   it("G3. an address whose restriction GrowthZone does not return fails the read, saying so: never taken as unrestricted", async () => {
     await firstLoad();
     await gzAct("set_restriction", { contact_id: "ada", restriction: "DoNotContact" });

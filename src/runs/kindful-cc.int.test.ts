@@ -9,6 +9,7 @@ import type { StartedKindfulEmulator } from "../connectors/kindful/emulator/kind
 import type { WorldPerson } from "../connectors/emulator-kit/world";
 import { ACCOUNT_OBSERVED, shownConsent } from "../core/consent/system-consent";
 import { startEmulatedWorld, type EmulatedWorld } from "../emulated-world/emulated-world";
+import { eventsForContact } from "../ledger/consent-ledger";
 import type { Store } from "../store/ports";
 import { createFakeClock } from "../../test/support/fake-clock";
 import { sqliteBackend } from "../../test/support/sync-harness";
@@ -225,6 +226,23 @@ describe("Kindful ⇄ Constant Contact (seed 002)", () => {
       "opt_out",
     );
     expect(shownConsent((await recordIn("cc-main", "bob"))!.consent_state, ACCOUNT_OBSERVED)).toBe("opt_in");
+  });
+
+  it("K3. Integration Email Opt-in: No is one opt-out however often the contact is edited after it", async () => {
+    await start();
+    await firstLoad();
+    const optOuts = async () =>
+      (await eventsForContact(store, await contactOf("di"))).filter(
+        (e) => e.event.source.connection === "kindful" && e.event.kind === "opt_out",
+      ).length;
+    expect(await optOuts()).toBe(1);
+    // Staff correct Di's name twice: the contact's updated_at moves each time, her opt-out does not.
+    for (const first of ["Diana", "Dina"]) {
+      clock.advance(3_600_000);
+      await world.act("kindful", { as: "admin", action: "update_name", id: "di", first });
+      await sync();
+    }
+    expect(await optOuts()).toBe(1);
   });
 
   it("K3. an opt-out read from Kindful whose page could not be stored is read again at the next poll, never lost", async () => {

@@ -76,9 +76,11 @@ export function consentFacts(c: GzContact, topicLists: readonly TopicListState[]
 
 /**
  * The opt-outs a contact shows: its primary address's restriction, dated by the contact's last
- * change (when GrowthZone gives one), and each topic list's Do Not Contact mark, which moves no date:
- * dated when Concord saw it (`time_unknown`, recorded once), never a stale date an earlier opt-in
- * comes after. GrowthZone keeps no author for either: they are the account's (staff's, or Concord's
+ * change (when GrowthZone gives one; a bound, which every later edit of the contact moves), and each
+ * topic list's Do Not Contact mark, which moves no date: dated when Concord saw it. Both are
+ * `time_unknown`: recorded once while the record's last word on the scope is that opt-out, never
+ * again at a later edit (which would outrank the person's own opt-in made in between), and never a
+ * stale date an earlier opt-in comes after. GrowthZone keeps no author for either: they are the account's (staff's, or Concord's
  * own writes read back, which must not turn an account's opt-out into the person's; the person's
  * own act is recorded where they made it).
  */
@@ -102,7 +104,8 @@ export function consentObservations(
       scope: GLOBAL_OBSERVED,
       mechanism: "admin_edit",
       actor: { kind: "account" },
-      ...(modified !== undefined ? { occurred_at: modified } : unknown),
+      ...unknown,
+      ...(modified !== undefined ? { occurred_at: modified } : {}),
       evidence: {
         reason:
           r === "DoNotContact"

@@ -103,10 +103,10 @@ export function consentFacts(c: KindfulContact, topicFields: readonly string[]):
 }
 
 /**
- * The opt-outs a contact shows now, as observations the ledger records once, dated by the
- * contact's last change; when Kindful's time cannot be read, when Concord saw them (`observed_at`,
- * `time_unknown`: recorded once, not again at each read), never an older moment an earlier opt-in
- * could come after.
+ * The opt-outs a contact shows now, as observations the ledger records once (`time_unknown`: while
+ * the record's last word on the scope is that opt-out, not again at each read or edit), dated by the
+ * contact's last change, a bound that every later edit moves; when Kindful's time cannot be read,
+ * when Concord saw them (`observed_at`), never an older moment an earlier opt-in could come after.
  */
 export function consentObservations(
   c: KindfulContact,
@@ -116,8 +116,7 @@ export function consentObservations(
   // The address the opt-out is about: the primary, else the alternate (a contact with only one).
   const email = (blank(c.email) ? c.alt_email?.trim() : c.email.trim()) ?? "";
   const known = parseKindfulTime(c.updated_at);
-  const dated =
-    known !== undefined ? { occurred_at: known } : { occurred_at: observed_at, time_unknown: true as const };
+  const dated = { occurred_at: known ?? observed_at, time_unknown: true as const };
   const out: ConsentObservation[] = [];
   if (c.email_opt_in === "No")
     out.push({
