@@ -262,7 +262,7 @@ export function createKindfulClient(
         reread: async (job) => {
           const r = await http.request({
             method: "GET",
-            path: `/api/v1/imports/${encodeURIComponent(String(job.id))}`,
+            path: `/api/v1/import/${encodeURIComponent(String(job.id))}`,
             priority,
             schema: ImportSchema,
           });

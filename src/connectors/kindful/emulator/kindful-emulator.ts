@@ -479,7 +479,7 @@ export function createKindfulEmulator(options: KindfulEmulatorOptions = {}) {
     return { id: job.id, status: job.status };
   });
 
-  app.get("/api/v1/imports/:id", async (request, reply) => {
+  app.get("/api/v1/import/:id", async (request, reply) => {
     const job = imports.get(Number((request.params as { id: string }).id));
     if (!job) return fail(reply, 404, "Not found");
     return { id: job.id, status: job.status, results: job.rows };
