@@ -22,6 +22,32 @@ export const QUERY_PAGE_MAX = 50;
 
 const text = z.string().nullable().optional();
 
+/**
+ * A Yes/No column as Kindful may give it: "Yes"/"No" in any case, a boolean, 1/0; blank is not set.
+ * Any other value still fails the read, naming the column: an opt-out must never be guessed away.
+ */
+const yesNo = z.preprocess(
+  (v) => {
+    if (typeof v === "boolean") return v ? "Yes" : "No";
+    if (typeof v === "number") return v === 1 ? "Yes" : v === 0 ? "No" : v;
+    if (typeof v !== "string") return v;
+    const t = v.trim().toLowerCase();
+    if (t === "") return null;
+    return ["yes", "y", "true", "1"].includes(t) ? "Yes" : ["no", "n", "false", "0"].includes(t) ? "No" : v;
+  },
+  z.enum(["Yes", "No"]).nullable().optional(),
+);
+
+/** A custom field's value; a multiple-choice field's values as one text. */
+const customValue = z
+  .union([
+    z.string(),
+    z.number(),
+    z.boolean(),
+    z.array(z.union([z.string(), z.number(), z.boolean()])).transform((all) => all.join(", ")),
+  ])
+  .nullable();
+
 export const KindfulContactSchema = z.looseObject({
   id: z.union([z.number().int(), z.string().regex(/^\d+$/).transform(Number)]),
   external_id: z
@@ -34,8 +60,8 @@ export const KindfulContactSchema = z.looseObject({
   company_name: text,
   email: text,
   alt_email: text,
-  email_opt_in: z.enum(["Yes", "No"]).nullable().optional(),
-  email_deliverable: z.enum(["Yes", "No"]).nullable().optional(),
+  email_opt_in: yesNo,
+  email_deliverable: yesNo,
   email_deliverable_error_reason: text,
   addr1: text,
   addr2: text,
@@ -44,9 +70,14 @@ export const KindfulContactSchema = z.looseObject({
   postal: text,
   country: text,
   primary_phone: text,
-  custom_fields: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).nullable()).optional(),
+  custom_fields: z.record(z.string(), customValue).optional(),
   created_at: z.string().optional(),
-  updated_at: z.string(),
+  /** ISO-8601, Kindful's own text form, or unix seconds; missing or blank: not given. */
+  updated_at: z
+    .union([z.string(), z.number().transform(String)])
+    .nullable()
+    .optional()
+    .transform((v) => v ?? ""),
 });
 export type KindfulContact = z.infer<typeof KindfulContactSchema>;
 

@@ -131,7 +131,8 @@ export function createKindfulSession(
                 contacts.map((c) => ({
                   id: c.id,
                   sync_version: c.sync_version ?? 0,
-                  updated_at: c.updated_at,
+                  // Kindful's own time back; one it did not give is the time of the link.
+                  updated_at: c.updated_at !== "" ? c.updated_at : nowIso(),
                 })),
               );
               return linked.ok ? ok(undefined) : linked;

@@ -1,6 +1,6 @@
 /** Kindful's times as Concord reads them, and an opt-out's date when Kindful's cannot be read. */
 import { describe, expect, it } from "vitest";
-import type { KindfulContact } from "./client";
+import { KindfulContactSchema, type KindfulContact } from "./client";
 import { consentObservations, parseKindfulTime } from "./mapping";
 
 describe("Kindful times", () => {
@@ -21,6 +21,11 @@ describe("Kindful times", () => {
       expect(parseKindfulTime("2015-10-13 18:56:12")).toBe("2015-10-13T18:56:12.000Z");
       expect(parseKindfulTime("2015-10-13T18:56:12.250")).toBe("2015-10-13T18:56:12.250Z");
       expect(parseKindfulTime("2015-10-13 18:56:12 -0500")).toBe("2015-10-13T23:56:12.000Z");
+      expect(parseKindfulTime("2015/10/13 18:56:12")).toBe("2015-10-13T18:56:12.000Z");
+      // Forms the host would read in its own zone are no time at all, never a guess.
+      expect(new Date("10/13/2015 18:56:12").toISOString()).not.toBe("2015-10-13T18:56:12.000Z");
+      for (const local of ["10/13/2015 18:56:12", "Oct 13 2015 18:56:12", "Tue Oct 13 2015"])
+        expect(parseKindfulTime(local), local).toBeUndefined();
     } finally {
       if (zone === undefined) delete process.env["TZ"];
       else process.env["TZ"] = zone;
@@ -40,6 +45,39 @@ describe("Kindful times", () => {
       occurred_at: "2026-12-06T09:00:00.000Z",
       time_unknown: true,
     });
+  });
+
+  it("reads Yes/No columns, times and custom fields in the forms Kindful may give them, and still refuses the unknown", () => {
+    const read = (extra: Record<string, unknown>) =>
+      KindfulContactSchema.safeParse({
+        id: 9,
+        email: "bo@example.org",
+        updated_at: "2026-01-02T03:04:05Z",
+        ...extra,
+      });
+    for (const [given, as] of [
+      ["no", "No"],
+      [" NO ", "No"],
+      [false, "No"],
+      [0, "No"],
+      ["yes", "Yes"],
+      [true, "Yes"],
+      ["", null],
+    ] as const)
+      expect(read({ email_opt_in: given }).data?.email_opt_in, String(given)).toBe(as);
+    expect(read({ email_opt_in: "maybe" }).error?.issues[0]?.path).toEqual(["email_opt_in"]);
+    expect(read({ updated_at: 1444762572 }).data?.updated_at).toBe("1444762572");
+    expect(read({ updated_at: null }).data?.updated_at).toBe("");
+    expect(read({ custom_fields: { Interests: ["Gala", "Run"] } }).data?.custom_fields).toEqual({
+      Interests: "Gala, Run",
+    });
+    // "no" is Kindful's No: an opt-out, dated by its unix-seconds time.
+    const [optOut] = consentObservations(
+      read({ email_opt_in: "no", updated_at: 1444762572 }).data!,
+      [],
+      "2026-12-06T09:00:00.000Z",
+    );
+    expect(optOut).toMatchObject({ kind: "opt_out", occurred_at: "2015-10-13T18:56:12.000Z" });
   });
 
   it("an opt-out on a contact with only an alternate address is about that address", () => {

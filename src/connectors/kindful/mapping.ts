@@ -42,11 +42,15 @@ export function parseKindfulTime(at: string | null | undefined): string | undefi
   if (/^\d{9,11}$/.test(s)) return new Date(Number(s) * 1000).toISOString();
   const iso = s
     .replace(/ UTC$/, "Z")
+    .replace(/^(\d{4})\/(\d\d)\/(\d\d)/, "$1-$2-$3")
     .replace(/^(\d{4}-\d\d-\d\d) /, "$1T")
     .replace(/ ?([+-]\d\d):?(\d\d)$/, "$1:$2");
-  // A time of day with no zone is Kindful's UTC: read as local time, it would date an opt-out by
-  // the offset of wherever Concord runs, possibly before an opt-in it came after.
-  const t = Date.parse(/T\d\d:\d\d(:\d\d(\.\d+)?)?$/.test(iso) ? `${iso}Z` : iso);
+  // Only ISO-8601 is read; anything else is no time (dated when seen), never a guess of the host's
+  // local time, which would date an opt-out by wherever Concord runs, possibly before an opt-in it
+  // came after. A time of day with no zone is Kindful's UTC.
+  const m = /^\d{4}-\d\d-\d\d(T\d\d:\d\d(:\d\d(\.\d+)?)?)?(Z|[+-]\d\d:\d\d)?$/.exec(iso);
+  if (m === null) return undefined;
+  const t = Date.parse(m[1] !== undefined && m[4] === undefined ? `${iso}Z` : iso);
   return Number.isNaN(t) ? undefined : new Date(t).toISOString();
 }
 
