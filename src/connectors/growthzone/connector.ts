@@ -315,6 +315,12 @@ export function createGrowthZoneSession(
     // checkpoint the read began from, which moves only once the read is complete.
     let askOrder = !full;
     let inOrder = !full;
+    // Where a read stopped after a page starts again. Not that page's newest change: a contact that
+    // changed after the listing began moves to its end, and every row after it moves up, so the
+    // rows that moved across the page boundary were skipped; they lie after the newest change of the
+    // pages before. So a page's checkpoint is the newest change of the pages before it, and only
+    // the first pass moves it (a later one lists from the start again).
+    let pageFloor = previous?.at ?? since;
     for (let pass = 0; pass < (full ? 1 : MAX_DELTA_PASSES); pass++) {
       let changedMeanwhile = false;
       let newestInPass = Number.NEGATIVE_INFINITY;
@@ -366,9 +372,17 @@ export function createGrowthZoneSession(
           [...read.value.filter((c) => c !== null), ...deleted.map(() => null)],
           [...readable, ...deleted],
           lists.value,
-          checkpointValue(full || inOrder ? watermark.value(false, started) : (previous?.at ?? since), marks),
+          checkpointValue(
+            full
+              ? watermark.value(false, started)
+              : inOrder && pass === 0
+                ? pageFloor
+                : (previous?.at ?? since),
+            marks,
+          ),
         );
         yield ok({ ...page, ...(pageNo === 0 ? memberships() : {}) });
+        if (pass === 0) pageFloor = watermark.value(false, started);
         pageNo += 1;
         if (rows.length < top || skip + top >= got.value.TotalRecordAvailable) break;
       }
