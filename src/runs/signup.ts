@@ -17,6 +17,7 @@ import type { ConcordConfig, ListRef, Signup } from "../config/concord-config";
 import type { SecretSources } from "../config/resolve-secret-ref";
 import type { OpenedConnection } from "../connections/open-connection";
 import type { ConnectorErrorCode, OperationOutcome } from "../connectors/connector";
+import { clientGroup } from "../core/client-group";
 import { decisionFor, foldChannelConsent } from "../core/consent/consent-state";
 import { normaliseEmail } from "../core/identity/normalise-email";
 import { err, ok, type Result } from "../core/result";
@@ -25,6 +26,7 @@ import { openSmtpTransport, smtpFailure } from "../notifications/smtp-transport"
 import type { Logger } from "../observability/logger";
 import { constructMatches } from "../pipeline/resolve-observed-scope";
 import { addressHash, suppressionSalt } from "../pipeline/suppression-hash";
+import { lockForTransaction } from "../store/advisory-lock";
 import { newId } from "../store/new-id";
 import type { StoreSession } from "../store/ports";
 import type { SignupsTable } from "../store/schema";
@@ -154,33 +156,7 @@ export async function requestSignup(
 
   const hourAgo = new Date(now.getTime() - 3_600_000).toISOString();
   const dayAgo = new Date(now.getTime() - 86_400_000).toISOString();
-  if (request.ip !== undefined) {
-    const fromIp = await deps.store.db
-      .selectFrom("signups")
-      .select((eb) => eb.fn.countAll<number | string>().as("n"))
-      .where("request_ip", "=", request.ip)
-      .where("requested_at", ">", hourAgo)
-      .executeTakeFirstOrThrow();
-    if (Number(fromIp.n) >= signup.per_address_hourly)
-      return err({
-        code: "too_many_requests",
-        message: "Too many sign-ups from this network in the last hour; try again later.",
-      });
-  }
-  const recent = await deps.store.db
-    .selectFrom("signups")
-    .select(["requested_at"])
-    .where("match_key", "=", email.match_key)
-    .where("requested_at", ">", dayAgo)
-    .orderBy("requested_at", "desc")
-    .execute();
-  const last = recent[0];
-  if (
-    recent.length >= EMAILS_PER_ADDRESS_DAILY ||
-    (last !== undefined && now.getTime() - Date.parse(last.requested_at) < RESEND_AFTER_MS)
-  )
-    return accepted;
-
+  const client = request.ip !== undefined ? clientGroup(request.ip) : undefined;
   const token = randomBytes(32).toString("base64url");
   const row: SignupsTable = {
     id: newId("sgn", now),
@@ -193,6 +169,7 @@ export async function requestSignup(
     lang: request.lang,
     wording: request.wording.slice(0, 4000),
     request_ip: request.ip?.slice(0, 64) ?? null,
+    request_client: client ?? null,
     request_user_agent: request.user_agent?.slice(0, 512) ?? null,
     requested_at: now.toISOString(),
     expires_at,
@@ -203,7 +180,46 @@ export async function requestSignup(
     place_error: null,
     place_attempted_at: null,
   };
-  await deps.store.db.insertInto("signups").values(row).execute();
+  // Counted and kept in one transaction under the address's and the client's locks: requests sent
+  // at the same moment would otherwise each count the others out and each send an email.
+  const decided = await deps.store.transaction(async (tx) => {
+    await lockForTransaction(tx, [
+      `signup:address:${email.match_key}`,
+      ...(client !== undefined ? [`signup:client:${client}`] : []),
+    ]);
+    if (client !== undefined) {
+      // A client group (an IPv6 client by its /64, which it could otherwise change at will).
+      const fromClient = await tx.db
+        .selectFrom("signups")
+        .select((eb) => eb.fn.countAll<number | string>().as("n"))
+        .where("request_client", "=", client)
+        .where("requested_at", ">", hourAgo)
+        .executeTakeFirstOrThrow();
+      if (Number(fromClient.n) >= signup.per_address_hourly) return "too_many" as const;
+    }
+    const recent = await tx.db
+      .selectFrom("signups")
+      .select(["requested_at"])
+      .where("match_key", "=", email.match_key)
+      .where("requested_at", ">", dayAgo)
+      .orderBy("requested_at", "desc")
+      .execute();
+    const last = recent[0];
+    if (
+      recent.length >= EMAILS_PER_ADDRESS_DAILY ||
+      (last !== undefined && now.getTime() - Date.parse(last.requested_at) < RESEND_AFTER_MS)
+    )
+      return "quiet" as const;
+    await tx.db.insertInto("signups").values(row).execute();
+    return "kept" as const;
+  });
+  if (decided === "too_many")
+    return err({
+      code: "too_many_requests",
+      message: "Too many sign-ups from this network in the last hour; try again later.",
+    });
+  if (decided === "quiet") return accepted;
+
   const sent = await sendConfirmation(deps, signup, email.address, token, request.lang, expires_at, now);
   if (!sent.ok) {
     // Nothing was promised: the request goes, with the address it held.

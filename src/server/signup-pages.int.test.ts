@@ -14,6 +14,7 @@ import { appendConsentEvents, eventsForContact } from "../ledger/consent-ledger"
 import { createLogger } from "../observability/logger";
 import type { EngineRuntime } from "../runs/engine-runtime";
 import { erasePerson } from "../runs/erase-person";
+import { requestSignup } from "../runs/signup";
 import {
   addToReList,
   engineContextOf,
@@ -309,6 +310,41 @@ describe("the sign-up form and its confirmation email", () => {
     const flood = await signUp({ email: "p5@example.org" }, "192.0.2.1");
     expect(flood.statusCode).toBe(429);
     expect(flood.body).toContain("Too many sign-ups");
+
+    // An IPv6 client is one client for its whole /64: new addresses in it buy no more requests.
+    for (const n of [1, 2, 3, 4])
+      expect((await signUp({ email: `v${n}@example.org` }, `2001:db8:7:7::${n}`)).statusCode).toBe(200);
+    expect((await signUp({ email: "v5@example.org" }, "2001:db8:7:7:ffff::5")).statusCode).toBe(429);
+    expect((await signUp({ email: "v6@example.org" }, "2001:db8:7:8::1")).statusCode).toBe(200);
+  });
+
+  it("requests sent at the same moment are counted together: one email to the address, and the client's limit holds", async () => {
+    const before = smtp.mails.length;
+    const deps = {
+      store: h.store,
+      config,
+      now: h.now,
+      logger,
+      secrets: { env: { ...TEST_ENV, SMTP_PASSWORD }, key: TEST_KEY },
+      smtpTls: { rejectUnauthorized: false },
+    };
+    const ask = (email: string, ip: string) =>
+      requestSignup(deps, { email, topics: [], lang: "en", wording: "form", ip });
+    // Fifteen at once for one address, from one client: one email, as one request would send.
+    const answers = await Promise.all(
+      Array.from({ length: 15 }, () => ask("victim@example.org", "198.51.100.23")),
+    );
+    expect(answers.filter((a) => !a.ok && a.error.code !== "too_many_requests")).toEqual([]);
+    expect(smtp.mails.filter((m) => m.to.includes("victim@example.org"))).toHaveLength(1);
+    // Fifteen at once for fifteen addresses from one client: only the client's hourly limit (4) are kept.
+    await Promise.all(Array.from({ length: 15 }, (_, i) => ask(`many${i}@example.org`, "198.51.100.24")));
+    const kept = await h.store.db
+      .selectFrom("signups")
+      .select((eb) => eb.fn.countAll<number | string>().as("n"))
+      .where("request_ip", "=", "198.51.100.24")
+      .executeTakeFirstOrThrow();
+    expect(Number(kept.n)).toBe(4);
+    expect(smtp.mails.length - before).toBe(5);
   });
 
   it("a failure of the server itself is answered as the route answers: a page, or the JSON API's error object", async () => {

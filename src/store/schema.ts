@@ -316,6 +316,8 @@ export interface SignupsTable {
   /** What the form said when the person sent it: kept with their opt-in as evidence. */
   wording: string;
   request_ip: string | null;
+  /** The request's client group (`clientGroup`: the IPv4 address, or the IPv6 /64) for its limit. */
+  request_client: string | null;
   request_user_agent: string | null;
   requested_at: IsoTimestamp;
   expires_at: IsoTimestamp;

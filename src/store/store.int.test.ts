@@ -101,6 +101,7 @@ describeOnBackends("store", (backend) => {
       "0019_contact_change_order",
       "0020_links_by_connection_and_contact",
       "0021_shared_call_rate",
+      "0022_signup_client_group",
     ]);
     expect(await migrateToLatest(store.db)).toEqual([]);
   });

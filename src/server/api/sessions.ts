@@ -15,7 +15,7 @@
  * process or several) are counted one after another, never all as the first.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { isIP } from "node:net";
+import { clientGroup } from "../../core/client-group";
 import type { SessionRepository, SignInFailureRepository, SignInFailures } from "../../store/ports";
 
 export const SESSION_COOKIE = "concord_session";
@@ -83,32 +83,6 @@ const WINDOW_MS = 10_000;
 const WINDOWS_A_MINUTE = 6;
 /** An attempt whose client's count others keep taking first reads it again this many times, then waits. */
 const MAX_TAKES = 5;
-
-/** Where a client's failures count: an IPv4 address, or the /64 of an IPv6 one. */
-export function clientGroup(address: string): string {
-  let a = address.trim().toLowerCase();
-  // A port some proxies forward with the address: `1.2.3.4:5678`, `[2001:db8::1]:443`.
-  const v4port = /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(a);
-  if (v4port?.[1] !== undefined) a = v4port[1];
-  const v6port = /^\[([^\]]+)\](?::\d+)?$/.exec(a);
-  if (v6port?.[1] !== undefined) a = v6port[1];
-  a = a.replace(/%.*$/, ""); // a zone (fe80::1%eth0)
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
-  if (mapped?.[1] !== undefined) return mapped[1];
-  if (isIP(a) === 4) return a;
-  // Anything else that is not an address shares one group: it cannot buy itself fresh ones.
-  if (isIP(a) !== 6) return "unknown";
-  const [head = "", tail = ""] = a.split("::", 2);
-  const left = head === "" ? [] : head.split(":");
-  const right = a.includes("::") ? (tail === "" ? [] : tail.split(":")) : [];
-  const groups = a.includes("::")
-    ? [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right]
-    : left;
-  return `${groups
-    .slice(0, 4)
-    .map((g) => (g === "" ? "0" : g.replace(/^0+(?=.)/, "")))
-    .join(":")}::/64`;
-}
 
 export function createSessionManager(options: SessionOptions): SessionManager {
   const idleMs = options.idleMs ?? 12 * 3_600_000;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { clientGroup } from "./sessions";
+import { clientGroup } from "./client-group";
 
 describe("clientGroup", () => {
   it("counts IPv4 by address (a forwarded port dropped), IPv6 by its /64, anything else in one group", () => {
