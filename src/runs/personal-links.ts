@@ -4,7 +4,7 @@
  * revocable (a contact's link generation moves on). The one-click URL answers RFC 8058: a POST with
  * `List-Unsubscribe=One-Click` records the person's opt-out from all email, durably, before it answers.
  */
-import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
 import type { ConcordConfig } from "../config/concord-config";
 import { parseSecretKey, type SecretKey } from "../config/secret-box";
 import { decisionFor, foldChannelConsent } from "../core/consent/consent-state";
@@ -244,7 +244,9 @@ export async function recordOneClick(
       observed_at: now.toISOString(),
       evidence: {
         ...clientEvidence(request),
-        source_record_id: `link:${request.token.slice(-27)}`,
+        // Which link it was, as a digest of the whole token: its signature kept in the ledger (and
+        // in every proof bundle) would let anyone holding one rebuild the link and use it again.
+        source_record_id: `link:${createHash("sha256").update(request.token).digest("base64url").slice(0, 27)}`,
       },
     };
     const [result] = await appendConsentEvents(tx, [draft]);

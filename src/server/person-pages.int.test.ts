@@ -126,6 +126,12 @@ describe("the pages a person reaches from an email", () => {
       source: { system: "concord", connection: "links" },
       evidence: { user_agent: "MailClient/1.0", ip: expect.any(String) },
     });
+    // The ledger names the link by a digest: no part of the token (its signature) is kept, so a
+    // proof bundle or a ledger export cannot rebuild the link.
+    const token = pathOf(links.one_click_url).split("/").at(-1)!;
+    const recordId = optOut?.evidence.source_record_id ?? "";
+    expect(recordId).toMatch(/^link:[A-Za-z0-9_-]{27}$/);
+    for (let i = 0; i + 8 <= token.length; i += 4) expect(recordId).not.toContain(token.slice(i, i + 8));
 
     // explain says how she left.
     const why = formatExplanation(await explainContact(h.store, config, "ada@example.org"));

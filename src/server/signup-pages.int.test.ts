@@ -459,6 +459,17 @@ describe("the sign-up form and its confirmation email", () => {
     expect((await app.inject({ method: "GET", url: "/l/c/short" })).statusCode).toBe(404);
     await signUp({ email: "ada@example.org" });
     const path = linkIn("ada@example.org");
+    // Only the page's own form confirms: a POST with no body, another body or JSON records nothing.
+    for (const post of [
+      { payload: "" },
+      { headers: { "content-type": FORM }, payload: "confirm=no" },
+      { headers: { "content-type": "application/json" }, payload: '{"confirm":"yes"}' },
+    ]) {
+      const res = await app.inject({ method: "POST", url: path, ...post });
+      expect(res.statusCode, JSON.stringify(post)).toBe(400);
+      expect(res.body).toContain("use the Confirm button");
+    }
+    expect(await eventsOf("ada@example.org")).toEqual([]);
     h.advance(3 * 86_400_000 + 1);
     const late = await confirm(path);
     expect(late.statusCode).toBe(410);

@@ -52,6 +52,7 @@ const TEXT: Record<SignupLang, Texts> = {
     confirm_title: "Confirm your subscription",
     confirm_ask: "Confirm that you want to receive email from {org}?",
     confirm_button: "Confirm",
+    confirm_bad: "This confirmation could not be read: use the Confirm button on the page the link opens.",
     confirm_yes: "You will receive: {topics}.",
     confirm_no: "You will not receive: {topics}.",
     confirmed: "Thank you: your subscription to email from {org} is confirmed.",
@@ -82,6 +83,8 @@ const TEXT: Record<SignupLang, Texts> = {
     confirm_title: "Confirmez votre abonnement",
     confirm_ask: "Confirmez-vous vouloir recevoir les courriels de {org} ?",
     confirm_button: "Confirmer",
+    confirm_bad:
+      "Cette confirmation n'a pas pu être lue : utilisez le bouton Confirmer de la page qu'ouvre le lien.",
     confirm_yes: "Vous recevrez : {topics}.",
     confirm_no: "Vous ne recevrez pas : {topics}.",
     confirmed: "Merci : votre abonnement aux courriels de {org} est confirmé.",
@@ -393,6 +396,20 @@ function signupRoutes(
 
   scope.post<{ Params: { token: string } }>(CONFIRM_PATH, async (request, reply) => {
     const lang = langOf(request);
+    // Only the page's own form confirms (`confirm=yes`): a tool that posts to every link it finds,
+    // with no body or another one, confirms nothing.
+    const raw = Buffer.isBuffer(request.body) ? request.body.toString("utf8") : "";
+    if (
+      mediaType(request.headers["content-type"] ?? "") !== "application/x-www-form-urlencoded" ||
+      new URLSearchParams(raw).get("confirm") !== "yes"
+    )
+      return htmlReply(
+        reply,
+        400,
+        lang,
+        `<h1>${say(lang, "confirm_title")}</h1><p role="alert">${say(lang, "confirm_bad")}</p>`,
+        "confirm_title",
+      );
     const agent = request.headers["user-agent"];
     const confirmed = await confirmSignup(deps, request.params.token, {
       ip: request.ip,
