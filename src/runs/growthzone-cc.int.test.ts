@@ -305,6 +305,26 @@ describe("GrowthZone ⇄ Constant Contact (seed 004)", () => {
     expect(since.filter((e) => e.kind !== "opt_out" || e.source.connection === "growthzone")).toEqual([]);
   });
 
+  it("G7. a list's members answered without their Do Not Contact fail the read, saying so: never read as cleared", async () => {
+    await firstLoad();
+    await gzAct("set_list_do_not_contact", { contact_id: "ada", group_id: "appeals", do_not_contact: true });
+    await sync();
+    expect(await shown("cc-appeals", "ada")).toBe("opt_out");
+    const before = (await eventsForContact(store, await contactOf("ada"))).length;
+    (world.emulator("growthzone").native as StartedGrowthZoneEmulator).quirks.memberRowsWithoutDoNotContact =
+      true;
+    await gzAct("update_contact", { contact_id: "ada", changes: { LastName: "Lovelace" } });
+    const run = await sync();
+    expect(run.pulls.find((p) => p.connection_id === "growthzone")?.error).toMatchObject({
+      code: "bad_response",
+      message: expect.stringContaining("DoNotContact"),
+    });
+    // Her topic opt-out stands: no mark was read as cleared, nothing lifted it.
+    expect(await shown("cc-appeals", "ada")).toBe("opt_out");
+    const since = (await eventsForContact(store, await contactOf("ada"))).slice(before).map((e) => e.event);
+    expect(since.filter((e) => e.source.connection === "growthzone")).toEqual([]);
+  });
+
   it("G4. a name or default email changed in GrowthZone is changed on the same Constant Contact contact", async () => {
     await firstLoad();
     const before = await recordIn("cc-main", "ada");

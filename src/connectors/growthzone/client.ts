@@ -43,7 +43,9 @@ export const GzContactSchema = z.looseObject({
   LastName: z.string().nullable().optional(),
   OrganizationName: z.string().nullable().optional(),
   DisplayName: z.string().nullable().optional(),
-  Emails: z.array(GzEmailSchema).default([]),
+  // Required too: a detail without its addresses would read every contact as having none, and
+  // skip each with its restriction unread (QUIRKS.md).
+  Emails: z.array(GzEmailSchema),
   ModifiedDate: z.string(),
 });
 export type GzContact = z.infer<typeof GzContactSchema>;
@@ -65,7 +67,9 @@ export const GzGroupSchema = z.looseObject({
   MemberCount: z.number().int().optional(),
 });
 export type GzGroup = z.infer<typeof GzGroupSchema>;
-const MemberSchema = z.looseObject({ ContactId: z.number().int(), DoNotContact: z.boolean().optional() });
+// A membership's Do Not Contact is required: one not returned would read as cleared, and a cleared
+// mark lifts the topic's opt-out it stood for (QUIRKS.md).
+const MemberSchema = z.looseObject({ ContactId: z.number().int(), DoNotContact: z.boolean() });
 export type GzMember = z.infer<typeof MemberSchema>;
 
 const MISSING =

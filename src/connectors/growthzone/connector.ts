@@ -146,10 +146,10 @@ export function createGrowthZoneSession(
       const topic = topics.find((t) => t.id === id);
       for (const row of m.value) {
         const cid = String(row.ContactId);
-        topic?.members.set(cid, row.DoNotContact === true);
+        topic?.members.set(cid, row.DoNotContact);
         // A member with the list's own Do Not Contact is not emailed from it: not in it for sync,
         // and taken out of the platform's copy of it.
-        if (members && listIds.includes(id)) add(row.DoNotContact === true ? stopped : members, cid, id);
+        if (members && listIds.includes(id)) add(row.DoNotContact ? stopped : members, cid, id);
       }
     }
     return ok({ members, stopped, topics });
@@ -613,8 +613,8 @@ async function applyConsent(
         ...succeeded(op.external_id, "already_applied"),
         message: `Not a member of list ${listId}: nothing to mark.`,
       };
-    if ((m.DoNotContact === true) === optOut) return succeeded(op.external_id, "already_applied");
-    const since = optedOutSinceRead(VENDOR, op, m.DoNotContact === true, `Do Not Contact on list ${listId}`);
+    if (m.DoNotContact === optOut) return succeeded(op.external_id, "already_applied");
+    const since = optedOutSinceRead(VENDOR, op, m.DoNotContact, `Do Not Contact on list ${listId}`);
     if (since) return since;
     const r = await client.request({
       method: "PUT",

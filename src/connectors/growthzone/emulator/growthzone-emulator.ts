@@ -69,6 +69,11 @@ export type GrowthZoneEmulatorOptions = {
 };
 
 export function createGrowthZoneEmulator(options: GrowthZoneEmulatorOptions = {}) {
+  /**
+   * Answers as a GrowthZone that differs from what Concord expects, set by a test while it runs:
+   * member rows that carry no `DoNotContact` (the member listing is **UNVERIFIED**).
+   */
+  const quirks = { memberRowsWithoutDoNotContact: false };
   const kit = createEmulatorKit({
     name: "growthzone",
     ...(options.now ? { now: options.now } : {}),
@@ -298,7 +303,11 @@ export function createGrowthZoneEmulator(options: GrowthZoneEmulatorOptions = {}
     const members = [...g.Members.entries()]
       .filter(([id]) => contacts.get(id)?.IsDeleted === false)
       .sort(([a], [b]) => a - b)
-      .map(([ContactId, m]) => ({ ContactId, DoNotContact: m.DoNotContact, AddedDate: m.AddedDate }));
+      .map(([ContactId, m]) =>
+        quirks.memberRowsWithoutDoNotContact
+          ? { ContactId, AddedDate: m.AddedDate }
+          : { ContactId, DoNotContact: m.DoNotContact, AddedDate: m.AddedDate },
+      );
     return page(request, reply, members);
   });
 
@@ -512,7 +521,7 @@ export function createGrowthZoneEmulator(options: GrowthZoneEmulatorOptions = {}
     }),
   });
 
-  return { app, kit, contacts, groups };
+  return { app, kit, contacts, groups, quirks };
 }
 
 export type StartedGrowthZoneEmulator = ReturnType<typeof createGrowthZoneEmulator> & {
