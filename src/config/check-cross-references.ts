@@ -141,7 +141,10 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
       const form = construct === undefined ? undefined : manifest.topics[construct.type]?.profile_field;
       const constructName = construct?.name ?? construct?.id;
       return (
-        form !== undefined && constructName !== undefined && form.replace("{name}", constructName) === name
+        form !== undefined &&
+        constructName !== undefined &&
+        // Systems may match a field's name whatever its case or the spaces around it.
+        form.replace("{name}", constructName).trim().toLowerCase() === name.trim().toLowerCase()
       );
     })?.key;
 

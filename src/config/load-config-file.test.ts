@@ -764,6 +764,25 @@ describe("errors name the path, what was expected and what was found", () => {
       "conflicting_setting",
       '"custom_field:Appeals" holds the opt-out of topic "appeals" on connection "re-nxt": consent follows the consent ledger, never a field mapping',
     ],
+    [
+      "a field mapping of a topic's opt-out field written in another case, with a space",
+      (c) => {
+        c.connections[0] = {
+          id: "re-nxt",
+          system: "kindful",
+          credentials: { api_token: { env: "KINDFUL" } },
+        };
+        c.topics[0].constructs["re-nxt"] = { type: "custom_field", name: "No Appeals Email" };
+        c.pairs[0].fields.push({
+          canonical: "appeals_choice",
+          crm: "custom_field:no appeals email ",
+          platform: "job_title",
+        });
+      },
+      "pairs[0].fields[1].crm",
+      "conflicting_setting",
+      '"custom_field:no appeals email " holds the opt-out of topic "appeals" on connection "re-nxt"',
+    ],
     ["wrong version", (c) => (c.version = 2), "version", "invalid_value", "expected 1, found number 2"],
     [
       "top level is a list",

@@ -32,7 +32,16 @@ import {
 } from "../kit/apply-policy";
 import { firstSeen } from "../kit/incremental-read";
 import { createKindfulClient, IMPORT_ROWS_MAX, type ImportRequest, type KindfulClient } from "./client";
-import { consentObservations, CUSTOM_FIELD, deletedRecord, profileRow, toExternalRecord } from "./mapping";
+import {
+  consentObservations,
+  CUSTOM_FIELD,
+  CUSTOM_FIELD_PREFIX,
+  customFieldValue,
+  deletedRecord,
+  profileRow,
+  sameFieldName,
+  toExternalRecord,
+} from "./mapping";
 
 export const KindfulOptionsSchema = z.strictObject({
   /** Contacts per query page (Kindful's maximum is 50). */
@@ -201,7 +210,7 @@ export function createKindfulSession(
     },
     apply: (operations) =>
       applyConsentFirst(VENDOR, operations, async (op) => [
-        { op_id: op.op_id, ...(await applyOne(client, op, runtime)) },
+        { op_id: op.op_id, ...(await applyOne(client, op, runtime, topicFields)) },
       ]),
   };
 }
@@ -258,6 +267,7 @@ async function applyOne(
   client: KindfulClient,
   op: ConnectorOperation,
   runtime: ConnectorRuntime,
+  topicFields: readonly string[],
 ): Promise<Outcome> {
   switch (op.kind) {
     case "record_opt_out":
@@ -287,7 +297,7 @@ async function applyOne(
         const shownIn =
           field === undefined
             ? current.value.email_opt_in !== "No"
-            : String(current.value.custom_fields?.[field] ?? "").toLowerCase() !== "yes";
+            : String(customFieldValue(current.value, field) ?? "").toLowerCase() !== "yes";
         if (shownIn) return succeeded(op.external_id, "already_applied");
         const since = optedOutSinceRead(
           VENDOR,
@@ -309,6 +319,19 @@ async function applyOne(
       return r.ok ? succeeded(op.external_id) : failed(r.error);
     }
     case "update_contact": {
+      // A topic's opt-out field is consent, written only by consent operations: a profile field
+      // mapped onto it (however its name is written) would clear an opt-out as a field update.
+      const topicField = Object.keys(op.fields ?? {}).find(
+        (name) =>
+          name.startsWith(CUSTOM_FIELD_PREFIX) &&
+          topicFields.some((t) => sameFieldName(t, name.slice(CUSTOM_FIELD_PREFIX.length))),
+      );
+      if (topicField !== undefined)
+        return {
+          status: "failed",
+          code: "validation_failed",
+          message: `${topicField} is a topic's opt-out field in Kindful: only consent is written to it, never a profile update.`,
+        };
       const { row, rejected } = profileRow(op);
       if (rejected.length > 0)
         return {

@@ -156,6 +156,26 @@ describe("the Kindful connector", () => {
     expect(emulator.contacts.get(1)?.email_opt_in).toBe("No");
   });
 
+  it("refuses a profile update of a topic's opt-out field, however its name is written: only consent writes it", async () => {
+    const topical: ConnectionSettings = {
+      ...settings,
+      constructs: [{ type: "custom_field", name: "No Appeals Email" }],
+    };
+    const [outcome] = await kindfulManifest.connect(topical, runtime).apply([
+      {
+        kind: "update_contact",
+        op_id: "u1",
+        external_id: "1",
+        fields: { "custom_field:no appeals email": "No" },
+      },
+    ]);
+    expect(outcome).toMatchObject({
+      status: "failed",
+      code: "validation_failed",
+      message: expect.stringContaining("topic's opt-out field"),
+    });
+  });
+
   it("an opt-in planned over no opt-out leaves an opt-out made since in place; one planned over it clears it", async () => {
     const session = kindfulManifest.connect(settings, runtime);
     const origin = { system: "mailchimp", connection: "mc", mechanism: "signup_form" as const };

@@ -80,6 +80,20 @@ describe("Kindful times", () => {
     expect(optOut).toMatchObject({ kind: "opt_out", occurred_at: "2015-10-13T18:56:12.000Z" });
   });
 
+  it("reads a topic's field whatever the case or spaces Kindful writes its name in", () => {
+    const contact = KindfulContactSchema.parse({
+      id: 11,
+      email: "cy@example.org",
+      updated_at: "2026-01-02T03:04:05Z",
+      custom_fields: { "No appeals email ": "Yes" },
+    });
+    const [optOut] = consentObservations(contact, ["No Appeals Email"], "2026-12-06T09:00:00.000Z");
+    expect(optOut).toMatchObject({
+      kind: "opt_out",
+      evidence: { reason: expect.stringContaining("No Appeals Email") },
+    });
+  });
+
   it("an opt-out on a contact with only an alternate address is about that address", () => {
     const contact = {
       id: 8,

@@ -61,6 +61,25 @@ export function toUtcIso(at: string): string {
 
 export const customFieldScope = (name: string) => constructScope(CUSTOM_FIELD, name, name);
 
+/** A custom field's name as Kindful may write it otherwise (case, spaces around it). */
+export const sameFieldName = (a: string, b: string): boolean =>
+  a.trim().toLowerCase() === b.trim().toLowerCase();
+
+/**
+ * A custom field's value, its name matched as Kindful may write it otherwise than the config: a
+ * topic's field named "No appeals email" in Kindful and "No Appeals Email" in the config is the same
+ * field, never "not set".
+ */
+export function customFieldValue(
+  c: Pick<KindfulContact, "custom_fields">,
+  name: string,
+): string | number | boolean | null | undefined {
+  const fields = c.custom_fields ?? {};
+  if (name in fields) return fields[name];
+  const key = Object.keys(fields).find((k) => sameFieldName(k, name));
+  return key === undefined ? undefined : fields[key];
+}
+
 const isYes = (v: unknown): boolean =>
   v === true || (typeof v === "string" && v.trim().toLowerCase() === "yes");
 
@@ -92,7 +111,7 @@ export function consentFacts(c: KindfulContact, topicFields: readonly string[]):
       unversioned: true,
     });
   for (const name of topicFields) {
-    const value = c.custom_fields?.[name];
+    const value = customFieldValue(c, name);
     facts.push({
       channel: "email",
       scope: customFieldScope(name),
@@ -138,7 +157,7 @@ export function consentObservations(
       },
     });
   for (const name of topicFields) {
-    if (!isYes(c.custom_fields?.[name])) continue;
+    if (!isYes(customFieldValue(c, name))) continue;
     out.push({
       external_id: String(c.id),
       email,
