@@ -8,7 +8,12 @@ import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { buildServer } from "../server/app";
-import { createEngineRuntime, INBOX_PRUNE_MS, type EngineRuntime } from "./engine-runtime";
+import {
+  createEngineRuntime,
+  FULL_RETRY_AFTER_FAILURE_MS,
+  INBOX_PRUNE_MS,
+  type EngineRuntime,
+} from "./engine-runtime";
 import type { SyncReport } from "./sync-pair";
 import type { Problem } from "../connections/connection-health";
 import {
@@ -590,6 +595,36 @@ describe("the engine as a service (SQLite)", () => {
     const rows = await h.store.db.selectFrom("runs").selectAll().orderBy("started_at").execute();
     for (let i = 1; i < rows.length; i += 1)
       expect((rows[i]?.started_at ?? "") >= (rows[i - 1]?.finished_at ?? "")).toBe(true);
+  });
+
+  it("9. a full reconciliation that failed is tried again after a pause; the polls in between read what changed", async () => {
+    await runtime.tick();
+    const fullAt = () => h.store.checkpoints.get("pair:re-cc", "full_reconciliation");
+    const first = await fullAt();
+    expect(first).toBeDefined();
+    // A day later the full read is due, and Raiser's Edge NXT fails it.
+    h.advance(24 * 3_600_000 + 1_000);
+    await post(h.re.baseUrl, "/__emulator/faults", {
+      status: 500,
+      count: 10_000,
+      path_prefix: "/constituent/v1",
+    });
+    await runtime.tick();
+    expect((await fullAt())?.updated_at).toBe(first?.updated_at);
+    expect(await h.store.checkpoints.get("pair:re-cc", "full_reconciliation_failed")).toBeDefined();
+    await fetch(`${h.re.baseUrl}/__emulator/faults`, { method: "DELETE" });
+
+    // The next poll reads what changed, not everything again: Bob's opt-out goes across.
+    await h.ccAct(h.ccMain, "unsubscribe", "bob@example.org");
+    h.advance(61_000);
+    await runtime.tick();
+    expect((await h.reGet(`/constituent/v1/constituents/${re["bob"] ?? ""}`)).requests_no_email).toBe(true);
+    expect((await fullAt())?.updated_at).toBe(first?.updated_at);
+
+    // Half an hour after the failure the full read is tried again, and succeeds.
+    h.advance(FULL_RETRY_AFTER_FAILURE_MS);
+    await runtime.tick();
+    expect((await fullAt())?.updated_at).not.toBe(first?.updated_at);
   });
 
   it("11. a revoked connection is marked broken and alerted, its work waits, and it resumes once renewed", async () => {

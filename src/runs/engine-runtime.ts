@@ -63,6 +63,9 @@ const addHeld = (into: HeldCounts, from: HeldCounts): void => {
 };
 
 const FULL_RECONCILIATION_STREAM = "full_reconciliation";
+const FULL_RECONCILIATION_FAILED_STREAM = "full_reconciliation_failed";
+/** A full reconciliation that failed is tried again this long after (at most its own schedule). */
+export const FULL_RETRY_AFTER_FAILURE_MS = 30 * 60_000;
 /** What a poll that found its pair's plan standing gives instead of a run's report. */
 const STANDS = "stands" as const;
 
@@ -775,6 +778,21 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     return parsed.success ? Date.parse(parsed.data.at) : undefined;
   };
 
+  /**
+   * Whether the pair's full reconciliation is due at `now`: on its schedule, unless one failed less
+   * than `FULL_RETRY_AFTER_FAILURE_MS` ago (a spent quota, an outage, a read too long for the day's
+   * budget). Until then the pair's polls read what changed: a full read tried again at every tick
+   * would keep the deltas, and the opt-outs they bring, from running at all.
+   */
+  const fullDueAt = async (pair: Pair, now: number): Promise<boolean> => {
+    const full = await lastFull(pair);
+    if (full !== undefined && now - full < pair.schedule.full_reconciliation) return false;
+    const row = await deps.store.checkpoints.get(`pair:${pair.id}`, FULL_RECONCILIATION_FAILED_STREAM);
+    const failed = z.object({ at: z.string() }).safeParse(row?.value);
+    const wait = Math.min(FULL_RETRY_AFTER_FAILURE_MS, pair.schedule.full_reconciliation);
+    return !(failed.success && now - Date.parse(failed.data.at) < wait);
+  };
+
   const tick = async (): Promise<void> => {
     if (stopped) return;
     // The inbox drains on its own: polls and reconciliation below never wait for it. A drain
@@ -798,8 +816,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
       deps.config.pairs.map(async (pair) => {
         const s = state.get(pair.id);
         if (!s || queuedPolls.has(pair.id)) return;
-        const full = await lastFull(pair);
-        const fullDue = full === undefined || now - full >= pair.schedule.full_reconciliation;
+        const fullDue = await fullDueAt(pair, now);
         const pollDue = s.next_run_at === null || now >= Date.parse(s.next_run_at);
         if (!fullDue && !pollDue) return;
         queuedPolls.add(pair.id);
@@ -841,6 +858,12 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     if (report === STANDS) return true;
     if (fullDue && report.status === "succeeded" && report.pulls.every((p) => p.error === null))
       await deps.store.checkpoints.set(`pair:${pair.id}`, FULL_RECONCILIATION_STREAM, {
+        at: deps.now().toISOString(),
+        run_id: report.run_id,
+      } satisfies JsonValue);
+    else if (fullDue)
+      // Tried again after a pause; the polls in between read what changed.
+      await deps.store.checkpoints.set(`pair:${pair.id}`, FULL_RECONCILIATION_FAILED_STREAM, {
         at: deps.now().toISOString(),
         run_id: report.run_id,
       } satisfies JsonValue);
@@ -1039,8 +1062,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         }
         const started = deps.now().getTime();
         try {
-          const full = await lastFull(pair);
-          const fullDue = full === undefined || started - full >= pair.schedule.full_reconciliation;
+          const fullDue = await fullDueAt(pair, started);
           // Another process runs the pair now: this poll comes again shortly rather than queueing.
           busy = !(await pollOnce(pair, fullDue, false));
         } finally {
