@@ -76,6 +76,8 @@ export const GROWTHZONE_LIMITS: ConnectorLimits = {
   batch: { read_page: PAGE_MAX, membership_ids: 1 },
 };
 
+/** Contacts of one listing whose details all answering 404 fails the read (`details`). */
+const ALL_GONE_MIN = 3;
 const VENDOR = "GrowthZone";
 const STREAM = "contacts";
 const EPOCH = "2000-01-01T00:00:00.000Z";
@@ -177,7 +179,16 @@ export function createGrowthZoneSession(
       }
     };
     await Promise.all(Array.from({ length: Math.min(opts.concurrency, ids.length) }, worker));
-    return failure ? err(failure) : ok(out);
+    if (failure) return err(failure);
+    // One contact gone between the listing and its detail is left for a later read; every one of
+    // several gone is this installation answering the detail path otherwise (it is UNVERIFIED):
+    // a read that went on would read no one, each time, and say it went well.
+    if (ids.length >= ALL_GONE_MIN && out.every((c) => c === null))
+      return err({
+        code: "bad_response",
+        message: `GrowthZone answered 404 for the detail (GET /api/contacts/{id}) of every one of ${ids.length} contacts its listing had just named: this installation may serve contacts at another path. Nothing was read as deleted.`,
+      });
+    return ok(out);
   };
 
   const toPage = (

@@ -204,6 +204,19 @@ it("a contact the delta lists whose detail answers 404 is not taken as deleted: 
   expect(records.map((r) => [r.external_id, r.deleted === true])).toEqual([[b, false]]);
 });
 
+it("a listing whose every contact's detail answers 404 fails the read, saying so, instead of reading no one", async () => {
+  const w = await world([person("A"), person("B"), person("C")]);
+  await postControl(w.origin, "/__emulator/faults", {
+    status: 404,
+    count: 100,
+    path_prefix: "/api/contacts/10",
+    methods: ["GET"],
+  });
+  await expect(w.read(FROM)).rejects.toThrow(
+    /404 for the detail \(GET \/api\/contacts\/\{id\}\) of every one of 3 contacts/,
+  );
+});
+
 it("a full read while a contact is deleted skips no one: the opt-out of the contact that moved up is read", async () => {
   const w = await world([person("A"), person("K", undefined, "DoNotContact"), person("B"), person("C")], 1);
   const [a, k] = w.ids;
