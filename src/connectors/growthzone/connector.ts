@@ -320,21 +320,11 @@ export function createGrowthZoneSession(
     const began = Date.parse(started);
     // Contacts still changing under the last pass allowed: one may have been skipped.
     let unsettled = false;
-    // The delta is asked for oldest first, so that each page's checkpoint (the newest change read)
-    // leaves nothing older unread behind it. A server that refuses the order (400) is asked without
-    // it, and a delta that comes back out of order is read as unordered: each page then keeps the
-    // checkpoint the read began from, which moves only once the read is complete.
+    // The delta is asked for oldest first (a server that refuses the order, 400, is asked without
+    // it). Its pages keep the checkpoint the read began from whatever the order: see below.
     let askOrder = !full;
-    let inOrder = !full;
-    // Where a read stopped after a page starts again. Not that page's newest change: a contact that
-    // changed after the listing began moves to its end, and every row after it moves up, so the
-    // rows that moved across the page boundary were skipped; they lie after the newest change of the
-    // pages before. So a page's checkpoint is the newest change of the pages before it, and only
-    // the first pass moves it (a later one lists from the start again).
-    let pageFloor = previous?.at ?? since;
     for (let pass = 0; pass < (full ? 1 : MAX_DELTA_PASSES); pass++) {
       let changedMeanwhile = false;
-      let newestInPass = Number.NEGATIVE_INFINITY;
       // A contact deleted while the full listing is paged leaves it, and every row after moves up:
       // when the count drops, the listing goes back as many rows (what it lists twice is read once).
       let total: number | undefined;
@@ -344,7 +334,6 @@ export function createGrowthZoneSession(
           : await client.deltaPage(since, skip, top, askOrder);
         if (!got.ok && askOrder && got.error.http_status === 400) {
           askOrder = false;
-          inOrder = false;
           got = await client.deltaPage(since, skip, top, false);
         }
         if (!got.ok) {
@@ -372,8 +361,6 @@ export function createGrowthZoneSession(
           watermark.see(at);
           const t = Date.parse(at);
           if (t > began) changedMeanwhile = true;
-          if (t < newestInPass) inOrder = false;
-          else newestInPass = t;
         }
         const deleted = fresh.filter((r) => r.IsDeleted === true).map((r) => String(r.ContactId));
         // A contact the listing names as there whose detail answers 404 is never taken as deleted on
@@ -383,17 +370,14 @@ export function createGrowthZoneSession(
           [...read.value.filter((c) => c !== null), ...deleted.map(() => null)],
           [...readable, ...deleted],
           lists.value,
-          checkpointValue(
-            full
-              ? watermark.value(false, started)
-              : inOrder && pass === 0
-                ? pageFloor
-                : (previous?.at ?? since),
-            marks,
-          ),
+          // A delta's pages keep the checkpoint the read began from, which moves once the read is
+          // complete: a contact that changes during the read moves to the end and the rows after
+          // it move up, so rows that crossed a page boundary were skipped, and no page's own times
+          // say where they lie. A read that stops lists the delta again from there, and reads its
+          // contacts again.
+          checkpointValue(full ? watermark.value(false, started) : (previous?.at ?? since), marks),
         );
         yield ok({ ...page, ...(pageNo === 0 ? memberships() : {}) });
-        if (pass === 0) pageFloor = watermark.value(false, started);
         pageNo += 1;
         if (rows.length < top || skip + top >= got.value.TotalRecordAvailable) break;
       }

@@ -92,32 +92,40 @@ it("a delta read while a contact changes under it skips no one: the opt-out of t
   expect(lastA?.last_name).toBe("Lovelace");
 });
 
-it("a delta read that stops after the page a moved-up contact was skipped from leaves its opt-out ahead of the checkpoint", async () => {
-  const w = await world(
-    [
-      person("A", "2026-06-01T09:00:00"),
-      person("K", "2026-06-01T10:00:00", "DoNotContact"),
-      person("B", "2026-06-01T11:00:00"),
-    ],
-    1,
-  );
-  const [a, k, b] = w.ids;
-  const seen: ReadPage[] = [];
-  // After A's page A changes and moves to the end: K moves into the first row and is skipped, and
-  // the read stops once the second page (B) is stored (a spent budget, a restart).
-  for await (const page of w.session.read(FROM)) {
-    if (!page.ok) throw new Error(page.error.message);
-    seen.push(page.value);
-    if (seen.length === 1) {
-      w.clock.advance(60_000);
-      await w.act({ action: "update_contact", contact_id: a, changes: { LastName: "Lovelace" } });
+it("a delta read that stops any number of pages after a moved-up contact was skipped leaves its opt-out ahead of the checkpoint", async () => {
+  for (const stopAfter of [2, 3]) {
+    const w = await world(
+      [
+        person("A", "2026-06-01T09:00:00"),
+        person("K", "2026-06-01T10:00:00", "DoNotContact"),
+        person("B", "2026-06-01T11:00:00"),
+        person("C", "2026-06-01T11:30:00"),
+      ],
+      1,
+    );
+    const [a, k, b, c] = w.ids;
+    const seen: ReadPage[] = [];
+    // After A's page A changes and moves to the end: K moves into the first row and is skipped, and
+    // the read stops once a later page is stored (a spent budget, a restart).
+    for await (const page of w.session.read(FROM)) {
+      if (!page.ok) throw new Error(page.error.message);
+      seen.push(page.value);
+      if (seen.length === 1) {
+        w.clock.advance(60_000);
+        await w.act({ action: "update_contact", contact_id: a, changes: { LastName: "Lovelace" } });
+      }
+      if (seen.length === stopAfter) break;
     }
-    if (seen.length === 2) break;
+    expect(seen.map((p) => p.records.map((r) => r.external_id))).toEqual([[a], [b], [c]].slice(0, stopAfter));
+    const next = await w.read(seen.at(-1)!.checkpoint);
+    const optOuts = [...seen, ...next].flatMap((p) => p.consent).filter((o) => o.kind === "opt_out");
+    expect(
+      optOuts.map((o) => o.external_id),
+      `stopped after page ${stopAfter}`,
+    ).toContain(k);
+    await emulator?.close();
+    emulator = undefined;
   }
-  expect(seen.map((p) => p.records.map((r) => r.external_id))).toEqual([[a], [b]]);
-  const next = await w.read(seen[1]!.checkpoint);
-  const optOuts = [...seen, ...next].flatMap((p) => p.consent).filter((o) => o.kind === "opt_out");
-  expect(optOuts.map((o) => o.external_id)).toContain(k);
 });
 
 for (const refuseDeltaOrder of [false, true])
