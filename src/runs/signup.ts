@@ -381,8 +381,31 @@ export async function confirmSignup(
       lifted = Number(removed.numDeletedRows) > 0;
     }
     const holders = (await tx.contacts.findByMatchKey(row.match_key)).filter((c) => c.erased_at === null);
+    // A contact made for an earlier sign-up at this address (its review item says so) is the
+    // mailbox holder's own: a later sign-up there (new topics, back after leaving) is theirs again,
+    // not yet another contact.
+    const madeForSignups =
+      holders.length > 1
+        ? await tx.db
+            .selectFrom("review_items")
+            .select("contact_id")
+            .where("key", "like", "signup:%")
+            .where(
+              "contact_id",
+              "in",
+              holders.map((c) => c.id),
+            )
+            .execute()
+        : [];
+    const ownIds = new Set(madeForSignups.map((r) => r.contact_id));
+    const own = holders.filter((c) => ownIds.has(c.id));
     const [only] = holders;
-    const existing = holders.length === 1 && only?.email_match_key === row.match_key ? only : undefined;
+    const existing =
+      own.length === 1
+        ? own[0]
+        : holders.length === 1 && only?.email_match_key === row.match_key
+          ? only
+          : undefined;
     const contact =
       existing ??
       (await tx.contacts.create({
@@ -408,15 +431,16 @@ export async function confirmSignup(
       });
 
     const ticked = tickedTopics(row);
-    const confirmationWording = `Confirmation page: ${request.shown(ticked)}`;
+    const confirmationWording = `Confirmation page: ${request.shown(ticked)}`.slice(0, 2000);
     const evidence = {
       ...clientEvidence(request),
       // What the form said (Concord's own, or what the sending site says its form said), and what
-      // Concord's confirmation page showed: the choices the person confirmed.
-      form_wording: (row.wording === ""
-        ? confirmationWording
-        : `${row.wording} || ${confirmationWording}`
-      ).slice(0, 4000),
+      // Concord's confirmation page showed: the choices the person confirmed. The form's words are
+      // cut to fit the ledger's 4,000 characters, never the page's.
+      form_wording:
+        row.wording === ""
+          ? confirmationWording
+          : `${row.wording.slice(0, 4000 - confirmationWording.length - 4)} || ${confirmationWording}`,
       reason:
         `Signed up on ${row.requested_at}${row.request_ip !== null ? ` from ${row.request_ip}` : ""}; confirmed from the link emailed to the address.`.slice(
           0,

@@ -279,6 +279,20 @@ describe("the sign-up form and its confirmation email", () => {
         candidate_contact_ids: [janeContact!.id],
       },
     });
+
+    // Sam signs up there again later: the contact made for his first sign-up is his, not a third.
+    h.advance(11 * 60_000);
+    expect((await signUp({ email: "jane@oldcorp.example", topic: "appeals" })).statusCode).toBe(200);
+    expect((await confirm(linkIn("jane@oldcorp.example"))).statusCode).toBe(200);
+    expect((await h.store.contacts.findByMatchKey("jane@oldcorp.example")).map((c) => c.id).sort()).toEqual(
+      [janeContact!.id, made!.id].sort(),
+    );
+    expect(
+      (await eventsForContact(h.store, made!.id)).filter(
+        (e) => e.event.kind === "opt_in" && e.event.mechanism === "double_opt_in_confirmation",
+      ).length,
+    ).toBeGreaterThan(1);
+    expect((await eventsForContact(h.store, janeContact!.id)).map((e) => e.event.id)).toEqual(janeBefore);
   });
 
   it("tells no one which addresses are known, mails an address once in ten minutes, and stops robots and floods", async () => {
@@ -442,6 +456,20 @@ describe("the sign-up form and its confirmation email", () => {
     await confirm(linkIn("kay@example.org"));
     expect((await eventsOf("kay@example.org")).find((e) => e.kind === "opt_in")?.evidence.form_wording).toBe(
       "Confirmation page: Confirm that you want to receive email from Friends of the Park? | You will not receive: Fundraising appeals. | Confirm",
+    );
+    // A site's wording as long as the API takes: the form's words are cut, never the page's.
+    const long = await app.inject({
+      method: "POST",
+      url: "/l/signup",
+      payload: { email: "lee@example.org", form_wording: "w".repeat(4000) },
+    });
+    expect(long.statusCode).toBe(202);
+    await confirm(linkIn("lee@example.org"));
+    const kept =
+      (await eventsOf("lee@example.org")).find((e) => e.kind === "opt_in")?.evidence.form_wording ?? "";
+    expect(kept.length).toBeLessThanOrEqual(4000);
+    expect(kept).toMatch(
+      /^As the site that sent this sign-up says its form read \(not shown by Concord\): w+ \|\| Confirmation page: .* \| Confirm$/,
     );
   });
 
