@@ -843,8 +843,20 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     // under the address locks, and repeats nothing.
     const started = deps.now().getTime();
     const ahead = fullDue ? undefined : await pullAhead(pair);
+    const fullFailed = (runId: string | null) =>
+      deps.store.checkpoints.set(`pair:${pair.id}`, FULL_RECONCILIATION_FAILED_STREAM, {
+        at: deps.now().toISOString(),
+        run_id: runId,
+      } satisfies JsonValue);
     const report = await exclusiveOr(pair.id, wait, async () => {
-      if (ahead === undefined) return syncLocked(pair, fullDue ? { full: true } : {});
+      if (ahead === undefined)
+        return fullDue
+          ? // A full read that throws is tried again after the same pause as one that fails.
+            syncLocked(pair, { full: true }).catch(async (error: unknown) => {
+              await fullFailed(null).catch(() => undefined);
+              throw error;
+            })
+          : syncLocked(pair, {});
       // The plan's standing is judged only with the pair as it is now resolved.
       const options = await afterPulls(pair, ahead);
       if (options.resolved !== undefined && (await standsStill(pair, options.resolved, ahead.pulls)))
@@ -861,12 +873,8 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         at: deps.now().toISOString(),
         run_id: report.run_id,
       } satisfies JsonValue);
-    else if (fullDue)
-      // Tried again after a pause; the polls in between read what changed.
-      await deps.store.checkpoints.set(`pair:${pair.id}`, FULL_RECONCILIATION_FAILED_STREAM, {
-        at: deps.now().toISOString(),
-        run_id: report.run_id,
-      } satisfies JsonValue);
+    // Tried again after a pause; the polls in between read what changed.
+    else if (fullDue) await fullFailed(report.run_id);
     return true;
   };
 
