@@ -38,6 +38,7 @@ import {
   CUSTOM_FIELD_PREFIX,
   customFieldValue,
   deletedRecord,
+  isYes,
   profileRow,
   sameFieldName,
   toExternalRecord,
@@ -297,7 +298,7 @@ async function applyOne(
         const shownIn =
           field === undefined
             ? current.value.email_opt_in !== "No"
-            : String(customFieldValue(current.value, field) ?? "").toLowerCase() !== "yes";
+            : !isYes(customFieldValue(current.value, field));
         if (shownIn) return succeeded(op.external_id, "already_applied");
         const since = optedOutSinceRead(
           VENDOR,

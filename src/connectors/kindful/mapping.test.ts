@@ -88,6 +88,25 @@ describe("Kindful times", () => {
       custom_fields: { "No appeals email ": "Yes" },
     });
     const [optOut] = consentObservations(contact, ["No Appeals Email"], "2026-12-06T09:00:00.000Z");
+    // A topic's field in the other forms a Yes takes is an opt-out too; a No in any form is not.
+    for (const yes of ["yes", "Y", "true", "1", 1, true])
+      expect(
+        consentObservations(
+          { ...contact, custom_fields: { "No Appeals Email": yes } },
+          ["No Appeals Email"],
+          "2026-12-06T09:00:00.000Z",
+        ),
+        String(yes),
+      ).toHaveLength(1);
+    for (const no of ["No", "n", "0", 0, false, null, ""])
+      expect(
+        consentObservations(
+          { ...contact, custom_fields: { "No Appeals Email": no } },
+          ["No Appeals Email"],
+          "2026-12-06T09:00:00.000Z",
+        ),
+        String(no),
+      ).toHaveLength(0);
     expect(optOut).toMatchObject({
       kind: "opt_out",
       evidence: { reason: expect.stringContaining("No Appeals Email") },

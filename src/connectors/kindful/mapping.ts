@@ -80,8 +80,11 @@ export function customFieldValue(
   return key === undefined ? undefined : fields[key];
 }
 
-const isYes = (v: unknown): boolean =>
-  v === true || (typeof v === "string" && v.trim().toLowerCase() === "yes");
+/** A Yes/No value as Kindful may give it: "Yes" in any case, "y", "true", 1 or `true`. */
+export const isYes = (v: unknown): boolean =>
+  v === true ||
+  v === 1 ||
+  (typeof v === "string" && ["yes", "y", "true", "1"].includes(v.trim().toLowerCase()));
 
 /**
  * The primary address, and the alternate beside it for matching. A contact with only an alternate
