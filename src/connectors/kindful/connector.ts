@@ -31,7 +31,13 @@ import {
   type Outcome,
 } from "../kit/apply-policy";
 import { firstSeen } from "../kit/incremental-read";
-import { createKindfulClient, IMPORT_ROWS_MAX, type ImportRequest, type KindfulClient } from "./client";
+import {
+  createKindfulClient,
+  IMPORT_ROWS_MAX,
+  type ImportRequest,
+  type KindfulClient,
+  type KindfulContact,
+} from "./client";
 import {
   consentObservations,
   CUSTOM_FIELD,
@@ -77,6 +83,18 @@ export function createKindfulSession(
     ),
   ];
   const nowIso = () => runtime.now().toISOString();
+  /**
+   * Each topic field's name as Kindful spells it, learned from the contacts read (it may differ
+   * from the config's in case or spaces): a write under another spelling could land in a field of
+   * its own, or nowhere, while the organisation's field stays unset.
+   */
+  const spellings = new Map<string, string>();
+  const learnSpellings = (contacts: readonly KindfulContact[]): void => {
+    for (const c of contacts)
+      for (const key of Object.keys(c.custom_fields ?? {}))
+        for (const field of topicFields) if (sameFieldName(key, field)) spellings.set(field, key);
+  };
+  const spelled = (field: string): string => spellings.get(field) ?? field;
 
   const memberships = async (
     groupIds: readonly string[],
@@ -129,6 +147,7 @@ export function createKindfulSession(
           }
           const contacts = got.value.filter((c) => first(String(c.id)));
           if (contacts.length === 0) continue;
+          learnSpellings(contacts);
           fresh += contacts.length;
           const page: ReadPage = {
             records: contacts.map((c) =>
@@ -184,6 +203,7 @@ export function createKindfulSession(
         records.push(deletedRecord(id, nowIso()));
         continue;
       }
+      learnSpellings([c.value]);
       records.push(toExternalRecord(c.value, topicFields));
       consent.push(...consentObservations(c.value, topicFields, nowIso()));
     }
@@ -211,7 +231,7 @@ export function createKindfulSession(
     },
     apply: (operations) =>
       applyConsentFirst(VENDOR, operations, async (op) => [
-        { op_id: op.op_id, ...(await applyOne(client, op, runtime, topicFields)) },
+        { op_id: op.op_id, ...(await applyOne(client, op, runtime, topicFields, spelled)) },
       ]),
   };
 }
@@ -269,6 +289,7 @@ async function applyOne(
   op: ConnectorOperation,
   runtime: ConnectorRuntime,
   topicFields: readonly string[],
+  spelled: (field: string) => string,
 ): Promise<Outcome> {
   switch (op.kind) {
     case "record_opt_out":
@@ -311,7 +332,7 @@ async function applyOne(
       const change =
         field === undefined
           ? { email_opt_in: optOut ? "No" : "Yes" }
-          : { custom_fields: { [field]: optOut ? "Yes" : "No" } };
+          : { custom_fields: { [spelled(field)]: optOut ? "Yes" : "No" } };
       const r = await importOne(
         client,
         { action_type: "update", match_by: "id", data: [updateRow(op.external_id, runtime.now(), change)] },

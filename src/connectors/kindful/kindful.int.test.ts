@@ -8,6 +8,7 @@ import type { ConnectionSettings, ConnectorRuntime, ReadPage } from "../connecto
 import { postControl } from "../emulator-kit/world";
 import { GLOBAL_OBSERVED } from "../../core/consent/system-consent";
 import { kindfulManifest } from "./manifest";
+import { customFieldScope } from "./mapping";
 import { startKindfulEmulator, type StartedKindfulEmulator } from "./emulator/kindful-emulator";
 
 describe("the Kindful connector", () => {
@@ -174,6 +175,30 @@ describe("the Kindful connector", () => {
       code: "validation_failed",
       message: expect.stringContaining("topic's opt-out field"),
     });
+  });
+
+  it("writes a topic's opt-out under the field's name as Kindful spells it, not the config's", async () => {
+    const topical: ConnectionSettings = {
+      ...settings,
+      constructs: [{ type: "custom_field", name: "No Appeals Email" }],
+    };
+    emulator.contacts.get(1)!.custom_fields["No appeals email"] = "No";
+    const session = kindfulManifest.connect(topical, runtime);
+    for await (const page of session.read(null)) if (!page.ok) throw new Error(page.error.message);
+    const [outcome] = await session.apply([
+      {
+        kind: "record_opt_out",
+        op_id: "t1",
+        external_id: "1",
+        email: "p0@example.org",
+        scope: customFieldScope("No Appeals Email"),
+        initiated_by: "contact",
+        occurred_at: new Date(clock).toISOString(),
+        origin: { system: "mailchimp", connection: "mc", mechanism: "unsubscribe_link" },
+      },
+    ]);
+    expect(outcome).toMatchObject({ status: "succeeded" });
+    expect(emulator.contacts.get(1)?.custom_fields).toEqual({ "No appeals email": "Yes" });
   });
 
   it("an opt-in planned over no opt-out leaves an opt-out made since in place; one planned over it clears it", async () => {
