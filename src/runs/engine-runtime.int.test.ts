@@ -43,6 +43,8 @@ describe("the engine as a service (SQLite)", () => {
   let raised: Problem[];
   /** The keys of problems cleared, in order. */
   let cleared: string[];
+  /** Set: every run the runtime makes ends in an error thrown after it (as a failing listener's). */
+  let runsThrow = false;
   const re: Record<string, string> = {};
 
   /** What every engine runtime of these tests runs on. */
@@ -56,11 +58,15 @@ describe("the engine as a service (SQLite)", () => {
       },
     });
     runs = [];
+    runsThrow = false;
     raised = [];
     cleared = [];
     runtime = createEngineRuntime({
       ...serviceDeps(),
-      onRun: (r) => runs.push(r),
+      onRun: (r) => {
+        runs.push(r);
+        if (runsThrow) throw new Error("a run's listener failed");
+      },
       problems: {
         raise: async (p) => {
           raised.push(p);
@@ -624,7 +630,19 @@ describe("the engine as a service (SQLite)", () => {
     // Half an hour after the failure the full read is tried again, and succeeds.
     h.advance(FULL_RETRY_AFTER_FAILURE_MS);
     await runtime.tick();
-    expect((await fullAt())?.updated_at).not.toBe(first?.updated_at);
+    const second = await fullAt();
+    expect(second?.updated_at).not.toBe(first?.updated_at);
+
+    // A full reconciliation that throws waits the same pause.
+    h.advance(24 * 3_600_000 + 1_000);
+    runsThrow = true;
+    await expect(runtime.tick()).rejects.toThrow("a run's listener failed");
+    runsThrow = false;
+    const failedAt = (await h.store.checkpoints.get("pair:re-cc", "full_reconciliation_failed"))?.updated_at;
+    expect(failedAt).toBe(h.now().toISOString());
+    h.advance(61_000);
+    await runtime.tick();
+    expect((await fullAt())?.updated_at).toBe(second?.updated_at);
   });
 
   it("11. a revoked connection is marked broken and alerted, its work waits, and it resumes once renewed", async () => {

@@ -142,6 +142,17 @@ describe("GrowthZone ⇄ Constant Contact (seed 004)", () => {
     );
   const gz = () => world.emulator("growthzone").native as StartedGrowthZoneEmulator;
   const gzContact = (name: string) => gz().contacts.get(Number(ids.get(name)));
+  /** The person signs up on Constant Contact's form, to the Chamber news list. */
+  const signUpToChamberNews = async (email: string) => {
+    const chamber = (await ccLists()).find((l) => l.name === "Chamber news")!;
+    await world.act("cc-main", { as: "contact", action: "sign_up", email, list_ids: [chamber.external_id] });
+  };
+  /** How many opt-outs from GrowthZone the person's contact has in the ledger. */
+  const growthZoneOptOuts = async (name: string) =>
+    (await eventsForContact(store, await contactOf(name))).filter(
+      (e) => e.event.source.connection === "growthzone" && e.event.kind === "opt_out",
+    ).length;
+
   const shown = async (connection: string, name: string) => {
     const r = await recordIn(connection, name);
     return r === undefined ? undefined : shownConsent(r.consent_state, ACCOUNT_OBSERVED);
@@ -223,13 +234,7 @@ describe("GrowthZone ⇄ Constant Contact (seed 004)", () => {
     await gzAct("set_restriction", { contact_id: "ada", restriction: "DoNotContact" });
     await sync();
     expect(await shown("cc-main", "ada")).toBe("opt_out");
-    const chamber = (await ccLists()).find((l) => l.name === "Chamber news")!;
-    await world.act("cc-main", {
-      as: "contact",
-      action: "sign_up",
-      email: "ada@example.org",
-      list_ids: [chamber.external_id],
-    });
+    await signUpToChamberNews("ada@example.org");
     const run = await sync();
     expect(await shown("cc-main", "ada")).toBe("opt_in");
     // Do Not Contact stops every email, invoices too: it is staff's to clear, not the sync's.
@@ -246,12 +251,7 @@ describe("GrowthZone ⇄ Constant Contact (seed 004)", () => {
     await world.act("cc-main", { as: "contact", action: "unsubscribe", email: "bob@example.org" });
     await sync();
     expect(gzContact("bob")?.Emails[0]?.Restriction).toBe("TransactionalOnly");
-    await world.act("cc-main", {
-      as: "contact",
-      action: "sign_up",
-      email: "bob@example.org",
-      list_ids: [chamber.external_id],
-    });
+    await signUpToChamberNews("bob@example.org");
     await sync();
     expect(gzContact("bob")?.Emails[0]?.Restriction).toBe("None");
   });
@@ -260,19 +260,10 @@ describe("GrowthZone ⇄ Constant Contact (seed 004)", () => {
     await firstLoad();
     await gzAct("set_restriction", { contact_id: "ada", restriction: "DoNotContact" });
     await sync();
-    const chamber = (await ccLists()).find((l) => l.name === "Chamber news")!;
-    await world.act("cc-main", {
-      as: "contact",
-      action: "sign_up",
-      email: "ada@example.org",
-      list_ids: [chamber.external_id],
-    });
+    await signUpToChamberNews("ada@example.org");
     await sync();
     expect(await shown("cc-main", "ada")).toBe("opt_in");
-    const optOuts = async () =>
-      (await eventsForContact(store, await contactOf("ada"))).filter(
-        (e) => e.event.source.connection === "growthzone" && e.event.kind === "opt_out",
-      ).length;
+    const optOuts = () => growthZoneOptOuts("ada");
     const before = await optOuts();
     // An hour later staff correct her name: the contact's ModifiedDate moves, the restriction does not.
     clock.advance(3_600_000);
@@ -457,10 +448,7 @@ describe("GrowthZone ⇄ Constant Contact (seed 004)", () => {
     await gzAct("add_to_group", { contact_id: "ada2", group_id: "appeals" });
     await gzAct("set_list_do_not_contact", { contact_id: "ada", group_id: "appeals", do_not_contact: true });
     await gzAct("set_list_do_not_contact", { contact_id: "ada2", group_id: "appeals", do_not_contact: true });
-    const count = async () =>
-      (await eventsForContact(store, await contactOf("ada"))).filter(
-        (e) => e.event.source.connection === "growthzone" && e.event.kind === "opt_out",
-      ).length;
+    const count = () => growthZoneOptOuts("ada");
     await sync();
     await fullSync();
     const settled = await count();

@@ -238,11 +238,17 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
     expect(await h.store.inbox.countPending()).toBe(0);
   });
 
-  it("a pushed unsubscribe of an address two CRM records share reaches both at once, though the member links to neither", async () => {
+  /** Staff enter Ada a second time (the same address, in the newsletter); synced, webhook on. */
+  const twinOfAda = async (): Promise<string> => {
     const [twin] = await h.seedRe([individual("ada@example.org", "Ada", "Duplicate")]);
     await addToReList(h, RE_LISTS.news, [twin!]);
     await runtime.syncNow();
     await subscribe();
+    return twin!;
+  };
+
+  it("a pushed unsubscribe of an address two CRM records share reaches both at once, though the member links to neither", async () => {
+    const twin = await twinOfAda();
     await mcAct("contact", "unsubscribe", "ada@example.org");
     await deliver();
     for (const id of [re["ada"], twin]) expect(await requestsNoEmail(id)).toBe(true);
@@ -256,10 +262,7 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
   };
 
   it("an unsubscribe whose member is deleted for good before the re-read reaches every CRM record at its address", async () => {
-    const [twin] = await h.seedRe([individual("ada@example.org", "Ada", "Duplicate")]);
-    await addToReList(h, RE_LISTS.news, [twin!]);
-    await runtime.syncNow();
-    await subscribe();
+    const twin = await twinOfAda();
     await mcAct("contact", "unsubscribe", "ada@example.org");
     await deleteForGood("ada@example.org");
     await deliver();
@@ -295,10 +298,7 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
   });
 
   it("a pushed sign-up of an address two CRM records share is held, not credited to either, and the log says so", async () => {
-    const [twin] = await h.seedRe([individual("ada@example.org", "Ada", "Duplicate")]);
-    await addToReList(h, RE_LISTS.news, [twin!]);
-    await runtime.syncNow();
-    await subscribe();
+    const twin = await twinOfAda();
     await mcAct("contact", "unsubscribe", "ada@example.org");
     await deliver();
     for (const id of [re["ada"], twin]) expect(await requestsNoEmail(id)).toBe(true);

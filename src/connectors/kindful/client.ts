@@ -23,17 +23,28 @@ export const QUERY_PAGE_MAX = 50;
 const text = z.string().nullable().optional();
 
 /**
- * A Yes/No column as Kindful may give it: "Yes"/"No" in any case, a boolean, 1/0; blank is not set.
- * Any other value still fails the read, naming the column: an opt-out must never be guessed away.
+ * A Yes/No value as Kindful may give it: "Yes"/"No" in any case, y/n, true/false, 1/0, or a
+ * boolean; blank is not set (null); anything else is undefined.
  */
+export function readYesNo(v: unknown): "Yes" | "No" | null | undefined {
+  if (v === null) return null;
+  if (typeof v === "boolean") return v ? "Yes" : "No";
+  if (typeof v === "number") return v === 1 ? "Yes" : v === 0 ? "No" : undefined;
+  if (typeof v !== "string") return undefined;
+  const t = v.trim().toLowerCase();
+  if (t === "") return null;
+  return ["yes", "y", "true", "1"].includes(t)
+    ? "Yes"
+    : ["no", "n", "false", "0"].includes(t)
+      ? "No"
+      : undefined;
+}
+
+/** A Yes/No column; a value `readYesNo` does not know still fails the read, naming the column. */
 const yesNo = z.preprocess(
   (v) => {
-    if (typeof v === "boolean") return v ? "Yes" : "No";
-    if (typeof v === "number") return v === 1 ? "Yes" : v === 0 ? "No" : v;
-    if (typeof v !== "string") return v;
-    const t = v.trim().toLowerCase();
-    if (t === "") return null;
-    return ["yes", "y", "true", "1"].includes(t) ? "Yes" : ["no", "n", "false", "0"].includes(t) ? "No" : v;
+    const read = readYesNo(v);
+    return read === undefined ? v : read;
   },
   z.enum(["Yes", "No"]).nullable().optional(),
 );

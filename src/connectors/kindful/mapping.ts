@@ -6,7 +6,7 @@
  */
 import type { ConsentFact, ConsentObservation, ExternalEmail, ExternalRecord } from "../connector";
 import { constructScope, GLOBAL_OBSERVED } from "../../core/consent/system-consent";
-import type { KindfulContact } from "./client";
+import { readYesNo, type KindfulContact } from "./client";
 
 export const CUSTOM_FIELD = "custom_field";
 /** How a pair's field mappings name a Kindful custom field. */
@@ -80,11 +80,8 @@ export function customFieldValue(
   return key === undefined ? undefined : fields[key];
 }
 
-/** A Yes/No value as Kindful may give it: "Yes" in any case, "y", "true", 1 or `true`. */
-export const isYes = (v: unknown): boolean =>
-  v === true ||
-  v === 1 ||
-  (typeof v === "string" && ["yes", "y", "true", "1"].includes(v.trim().toLowerCase()));
+/** A Yes/No value that reads Yes (`readYesNo`). */
+export const isYes = (v: unknown): boolean => readYesNo(v) === "Yes";
 
 /**
  * The primary address, and the alternate beside it for matching. A contact with only an alternate
