@@ -2,9 +2,10 @@
 import { chmodSync, existsSync, mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
-import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from "kysely";
+import { Kysely, type PostgresPool, type PostgresPoolClient } from "kysely";
 import pg, { type CustomTypesConfig } from "pg";
 import { migrateToLatest } from "./migrations/migrations";
+import { StoreSchemaDialect } from "./schema-introspector";
 import type { LedgerSealer, Store, StoreDialect } from "./ports";
 import type { Database } from "./schema";
 import { sqlStoreSession } from "./sql/sql-store-session";
@@ -188,7 +189,9 @@ async function openPostgres(
       }),
   );
   return {
-    db: new Kysely<Database>({ dialect: new PostgresDialect({ pool: withCallbackQueries(pool) }) }),
+    db: new Kysely<Database>({
+      dialect: new StoreSchemaDialect({ pool: withCallbackQueries(pool) }, schema),
+    }),
     dialect: "postgres",
   };
 }
