@@ -160,6 +160,57 @@ describe("apply consent", () => {
     expect(await flag()).toBe(false);
   });
 
+  it("a global opt-in over an older OptIn record writes the person's own; a retry finds its record and only clears the flag", async () => {
+    const id = await f.createConstituent("el@example.org", "El", "Ma");
+    // An OptIn from a 2017 web form, then staff ticked Requests No Email.
+    const seeded = await f.api("POST", "/commpref/v1/consent/consents", {
+      constituent_id: id,
+      channel: "Email",
+      constituent_consent_response: "OptIn",
+      consent_date: "2017-05-01T10:00:00Z",
+      consent_statement: "Web form",
+    });
+    expect(seeded.status).toBeLessThan(300);
+    expect(
+      (await f.api("PATCH", `/constituent/v1/constituents/${id}`, { requests_no_email: true })).status,
+    ).toBeLessThan(300);
+    const optIn: ConnectorOperation = {
+      kind: "record_opt_in",
+      op_id: "op_in_el",
+      external_id: id,
+      scope: { kind: "global" },
+      occurred_at: "2026-03-02T12:00:00.000Z",
+      read_opted_out: true,
+      origin: { ...origin, mechanism: "preference_page", actor: "contact" },
+    };
+    const records = async () =>
+      (
+        (await f.api("GET", `/commpref/v1/constituents/${id}/consents`)).body as {
+          value: { constituent_consent_response: string; consent_date: string }[];
+        }
+      ).value.map((r) => [r.constituent_consent_response, new Date(r.consent_date).toISOString()]);
+    const flag = async () =>
+      ((await f.api("GET", `/constituent/v1/constituents/${id}`)).body as { requests_no_email: boolean })
+        .requests_no_email;
+    // The record of this act is written, so the cleared flag reads back as the person's, dated now.
+    expect((await session.apply([optIn]))[0]).toMatchObject({ status: "succeeded" });
+    expect(await flag()).toBe(false);
+    expect(await records()).toEqual(
+      expect.arrayContaining([
+        ["OptIn", "2017-05-01T10:00:00.000Z"],
+        ["OptIn", "2026-03-02T12:00:00.000Z"],
+      ]),
+    );
+    expect(await records()).toHaveLength(2);
+    // A crash after the record, before the flag: the retry writes no second record.
+    await f.api("PATCH", `/constituent/v1/constituents/${id}`, { requests_no_email: true });
+    expect((await session.apply([{ ...optIn, op_id: "op_in_el_retry" }]))[0]).toMatchObject({
+      status: "succeeded",
+    });
+    expect(await flag()).toBe(false);
+    expect(await records()).toHaveLength(2);
+  });
+
   it("defers the rest of a batch with retry_at when the quota runs out", async () => {
     const a = await f.createConstituent("q1@example.org", "Q", "One");
     const b = await f.createConstituent("q2@example.org", "Q", "Two");

@@ -38,6 +38,7 @@ import {
   consentAddBody,
   consentKey,
   consentObservations,
+  consentStatement,
   constituentAddBody,
   constituentEventParts,
   CUSTOM_FIELD,
@@ -788,8 +789,14 @@ async function applyConsent(
     }
     // The record first, then the flag: two calls cannot be one transaction, so a retry after a crash
     // between them finds the record in place and only sets the flag; the other order would leave a
-    // flag no record explains, and the retry would take it as already applied.
-    if (!recordInPlace) {
+    // flag no record explains, and the retry would take it as already applied. The record in place
+    // is this act's (its statement) or one made since: an older record of the same response tells of
+    // an earlier act, so the flag changed over it would be explained by that one, dated then.
+    const thisAct =
+      recordInPlace &&
+      (newest.consent_statement === consentStatement(op) ||
+        Date.parse(newest.consent_date) >= Date.parse(op.occurred_at));
+    if (!thisAct) {
       const created = await client.createConsent(
         consentAddBody(op, { channel: opts.consent_channel, source: opts.consent_source }),
       );
