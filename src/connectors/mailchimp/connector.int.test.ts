@@ -85,7 +85,7 @@ async function statusOf(a: MailchimpTestAccount, email: string): Promise<string 
 }
 
 describe("Mailchimp connector", () => {
-  it("gives new members the status the consent intent says, and never changes an existing member's", async () => {
+  it("gives new members the status the consent intent says, and leaves a member it did not know as it is", async () => {
     const { a, session } = await account();
     await a.seed([
       { email: "left@example.org", status: "unsubscribed", unsubscribe: { by: "user" } },
@@ -107,11 +107,18 @@ describe("Mailchimp connector", () => {
       upsert([{ email: "quiet@example.org" }], "unsubscribed"),
     ]);
     expect(
-      outcomes.map((o) => o.status),
+      outcomes.map((o) => [o.status, o.code ?? null]),
       JSON.stringify(outcomes),
-    ).toEqual(Array(5).fill("succeeded"));
+    ).toEqual([
+      ["succeeded", null],
+      ["skipped", "conflict"],
+      ["skipped", "conflict"],
+      ["succeeded", null],
+      ["succeeded", null],
+    ]);
+    expect(outcomes[1]?.message).toContain("not read");
     expect(await statusOf(a, "new@example.org")).toBe("subscribed");
-    // Existing members keep their status: an upsert never re-subscribes or confirms anyone.
+    // Members Concord had not read keep their status, fields and lists until a read links them.
     expect(await statusOf(a, "left@example.org")).toBe("unsubscribed");
     expect(await statusOf(a, "waiting@example.org")).toBe("pending");
     expect(await statusOf(a, "asked@example.org")).toBe("pending");
@@ -119,10 +126,42 @@ describe("Mailchimp connector", () => {
     // New members are linked by the read after a sync (batch answers name no contact id).
     expect(outcomes[0]!.external_id).toBeUndefined();
     const read = await session.get(["new@example.org", "left@example.org"]);
-    expect(read.ok && read.value.records.map((r) => [r.first_name, r.list_ids])).toEqual([
-      ["New", [tag]],
-      ["Left", [tag]],
+    expect(
+      read.ok && read.value.records.map((r) => [r.emails[0]?.address, r.first_name ?? null, r.list_ids]),
+    ).toEqual([
+      ["new@example.org", "New", [tag]],
+      ["left@example.org", null, []],
     ]);
+    // Linked, an existing member's fields and lists are written; its status still never changes.
+    const left = read.ok ? read.value.records[1]!.external_id : "";
+    const linked = await session.apply([
+      upsert([{ email: "left@example.org", first_name: "Left", external_id: left }], "subscribed", [tag]),
+    ]);
+    expect(linked.map((o) => o.status)).toEqual(["succeeded"]);
+    expect(await statusOf(a, "left@example.org")).toBe("unsubscribed");
+  });
+
+  it("an upsert never brings back an archived member it did not know, nor ticks a group a member left", async () => {
+    const { a, session } = await account();
+    await a.seed([
+      { email: "gone@example.org", status: "archived" },
+      { email: "chose@example.org", status: "subscribed", interests: [] },
+    ]);
+    const outcomes = await session.apply([
+      upsert([{ email: "gone@example.org" }, { email: "chose@example.org" }], "subscribed", [
+        "interest:int0000001",
+      ]),
+    ]);
+    expect(outcomes.map((o) => [o.status, o.code ?? null])).toEqual([
+      ["skipped", "conflict"],
+      ["skipped", "conflict"],
+    ]);
+    expect(await statusOf(a, "gone@example.org")).toBe("archived");
+    const state = await a.control<{
+      audiences: { members: { email_address: string; interests: Record<string, boolean> }[] }[];
+    }>("GET", "/__emulator/state");
+    const chose = state.audiences[0]!.members.find((m) => m.email_address === "chose@example.org");
+    expect(chose?.interests["int0000001"] ?? false).toBe(false);
   });
 
   it("an address the tag batch did not tag fails its item, with Mailchimp's reason; the others succeed", async () => {

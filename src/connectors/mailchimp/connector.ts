@@ -941,8 +941,20 @@ export function createMailchimpSession(
         }
         return exists;
       };
+      // A member Mailchimp already has at an address Concord holds no member for (added since the
+      // last read, archived, or a shared address left for review) is left as it is: written blind,
+      // an archived member would come back subscribed, and a group it unticked or a tag a topic
+      // opt-out took off would come back. The read after the sync links it, and the plan after
+      // that writes what its state allows.
       const existing = await send(unknown, true);
-      await send([...known, ...existing], false);
+      for (const item of existing)
+        set(item, {
+          status: "skipped",
+          code: "conflict",
+          message:
+            "Mailchimp already has a member at this address that Concord has not read: left as it is until a read links it.",
+        });
+      await send(known, false);
 
       // Tags for the members now in the audience: one batch call per tag and 500 members.
       for (const tagId of tags) {
