@@ -18,7 +18,11 @@ describeOnBackends("a connection's budget shared by workers", (backend) => {
   beforeEach(async () => {
     t = await backend.create();
   });
+  /** Every worker a test made: its counts are kept before the store goes. */
+  let made: RateLimiter[] = [];
   afterEach(async () => {
+    await Promise.all(made.map((w) => w.flush()));
+    made = [];
     await t.cleanup();
   });
 
@@ -36,18 +40,24 @@ describeOnBackends("a connection's budget shared by workers", (backend) => {
       limits?: BudgetLimits;
       reserve?: (now_ms: number, window: CallWindow) => Promise<number>;
     } = {},
-  ) =>
-    new RateLimiter({
+  ) => {
+    // This test's store, whatever test runs when the worker's timed save comes (a save a second
+    // late would otherwise carry this test's pause into the next test's store).
+    const store = t.store;
+    const limiter = new RateLimiter({
       limits: options.limits ?? limits,
       now: clock.now,
       sleep: clock.sleep,
       consent_reserve: 0,
       persist: {
-        load: () => t.store.budgets.get("cc-main"),
-        add: (change) => t.store.budgets.add("cc-main", change),
+        load: () => store.budgets.get("cc-main"),
+        add: (change) => store.budgets.add("cc-main", change),
         ...(options.reserve !== undefined ? { reserve: options.reserve } : {}),
       },
     });
+    made.push(limiter);
+    return limiter;
+  };
 
   it("counts both workers' calls once, and the quota one spent refuses the other", async () => {
     const clock = createFakeClock("2026-03-01T12:00:00.000Z");
