@@ -103,6 +103,13 @@ describe("contactToConsent", () => {
       { permission_to_send: "implicit", opt_in_source: "Account" },
       { kind: "opt_in", actor: { kind: "account" }, basis: "implied" },
     ],
+    [
+      // A contact that began with a form, whose account opt-out the account lifted: opt_in_source
+      // never moves after the contact is made, so it does not say who gave this permission.
+      "implicit on a contact that began with the person",
+      { permission_to_send: "implicit", opt_in_source: "Contact", opt_in_date: "2026-05-02T00:00:00Z" },
+      { kind: "opt_in", actor: { kind: "account" }, basis: "implied" },
+    ],
   ])("%s", (_, email, expected) => {
     const [observation, ...rest] = contactToConsent(contact(email));
     expect(rest).toEqual([]);

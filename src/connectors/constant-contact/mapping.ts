@@ -250,15 +250,19 @@ export function contactToConsent(contact: CcContact, activity?: OptOutActivity):
     }
     case "explicit":
     case "implicit": {
-      const byContact = e.opt_in_source === "Contact";
+      // The person's own acts (a sign-up form, a resubscribe confirmed) give explicit permission.
+      // `opt_in_source` is set when the contact is made and never moves, so "Contact" on an
+      // implicit permission says how the contact began, not who gave this permission: the account
+      // lifting its own opt-out leaves it so. Only explicit permission from the person is theirs.
+      const byContact = e.opt_in_source === "Contact" && e.permission_to_send === "explicit";
       return [
         {
           ...base,
           kind: "opt_in",
           mechanism: "unknown",
-          actor: actorOf(e.opt_in_source),
+          actor: byContact ? actorOf(e.opt_in_source) : { kind: "account" },
           // Only the person's own explicit permission is express consent; anything the account added is implied.
-          basis: byContact && e.permission_to_send === "explicit" ? "express" : "implied",
+          basis: byContact ? "express" : "implied",
           occurred_at:
             toUtc(e.opt_in_date) ??
             toUtc(e.created_at) ??
