@@ -444,6 +444,29 @@ describe("Mailchimp connector", () => {
     expect(after.ok && after.value.records[0]).toMatchObject({ inactive: true, list_ids: [] });
   });
 
+  it("a group's opt-out that cannot archive the member again fails, saying it is back in the audience", async () => {
+    const { a, session } = await account();
+    const [m] = await a.seed([{ email: "gb@example.org", status: "subscribed", interests: ["Appeals"] }]);
+    await a.act({ as: "admin", action: "archive", email: "gb@example.org" });
+    await a.control("POST", "/__emulator/faults", {
+      status: 400,
+      count: 1,
+      path_prefix: `/3.0/lists/${TEST_AUDIENCE}/members/`,
+      methods: ["DELETE"],
+    });
+    const out = await session.apply([
+      personsOptOut(a, "o-gb", m!.id, "gb@example.org", {
+        kind: "construct",
+        construct: { type: "interest", id: "interest:int0000001" },
+      }),
+    ]);
+    expect(out[0]).toMatchObject({
+      status: "failed",
+      message: expect.stringContaining("Archive it in Mailchimp"),
+    });
+    expect(await statusOf(a, "gb@example.org")).toBe("subscribed");
+  });
+
   it("opts out of a group (interest) standing for a topic, and writes a person's own opt-in to it only", async () => {
     const { a, session } = await account();
     const [m] = await a.seed([{ email: "g@example.org", status: "subscribed", interests: ["Appeals"] }]);

@@ -514,7 +514,7 @@ export function createMailchimpSession(
         // A write to an archived member brings it back as it was, subscribed included: the group
         // is unticked, and the member archived again, as the account left it.
         if (m.value.status !== "archived" || written[0]?.status !== "succeeded") return ok(written);
-        return ok([await archiveAgain(op, listId, "its group is unticked")]);
+        return ok([await archiveAgain(op, listId, "its group is unticked", { sendable: true })]);
       }
       if (target.kind === "tag") {
         if (!(m.value.tags ?? []).some((t) => String(t.id) === target.id))
@@ -685,11 +685,17 @@ export function createMailchimpSession(
     return [await archiveAgain(op, listId, "it is unsubscribed")];
   };
 
-  /** Archives again a member an opt-out's write brought back; `done` says what the write did. */
+  /**
+   * Archives again a member an opt-out's write brought back; `done` says what the write did. A
+   * group's opt-out brings the member back as it was before the account archived it, subscribed
+   * too (`sendable`): if it cannot be archived again, the outcome fails, saying so, since the
+   * person may now get the audience's email the account had stopped.
+   */
   const archiveAgain = async (
     op: Extract<ConnectorOperation, { kind: "record_opt_out" }>,
     listId: string,
     done: string,
+    { sendable }: { sendable: boolean } = { sendable: false },
   ): Promise<OperationOutcome> => {
     const archived = await client.request({
       method: "DELETE",
@@ -697,6 +703,13 @@ export function createMailchimpSession(
       priority: "consent",
       accept: [404, 405],
     });
+    if (!archived.ok && sendable)
+      return opOutcome(op, {
+        status: "failed",
+        code: archived.error.code,
+        external_id: op.external_id,
+        message: `The member was archived: ${done}, which brought it back to the audience as it was before it was archived, and archiving it again failed (${archived.error.message}). Archive it in Mailchimp: until then it may get the audience's email.`,
+      });
     return opOutcome(op, {
       status: "succeeded",
       external_id: op.external_id,
