@@ -206,7 +206,7 @@ export function createMailchimpSession(
             return;
           }
           records.push(memberToRecord(m.value));
-          consent.push(...memberToConsent(m.value));
+          consent.push(...memberToConsent(m.value, runtime.now().toISOString()));
         }
         const done = members.length < pageSize;
         if (!done) {
@@ -313,7 +313,7 @@ export function createMailchimpSession(
           continue;
         }
         records.push(memberToRecord(m.value));
-        consent.push(...memberToConsent(m.value));
+        consent.push(...memberToConsent(m.value, runtime.now().toISOString()));
         for (const change of options.announced?.get(id) ?? [])
           if (announcementStands(m.value, change)) consent.push(announcedOptOut(m.value, change));
       }

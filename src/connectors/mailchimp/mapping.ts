@@ -148,7 +148,11 @@ export function memberToRecord(m: McMember): ExternalRecord {
 }
 
 /** The consent observations a member carries: an opt-out with how, an opt-in, or a bounce. */
-export function memberToConsent(m: McMember): ConsentObservation[] {
+/**
+ * The consent a member shows. `observed_at` dates an opt-out or a cleaning whose member names no
+ * `last_changed`: when Concord saw it, never a time before every opt-in it would then yield to.
+ */
+export function memberToConsent(m: McMember, observed_at: string): ConsentObservation[] {
   const base = {
     external_id: memberId(m),
     email: m.email_address,
@@ -175,7 +179,7 @@ export function memberToConsent(m: McMember): ConsentObservation[] {
           // Mailchimp keeps no time of the unsubscribe: `last_changed` bounds it, and every later
           // edit of the member (a merge field, a tag, Concord's own writes) moves it. The opt-out
           // is the act already recorded while this member's last word is it, not a new one.
-          occurred_at: memberWatermark(m),
+          occurred_at: toUtc(m.last_changed) ?? observed_at,
           time_unknown: true,
           evidence: {
             ...evidence,
@@ -242,7 +246,7 @@ export function memberToConsent(m: McMember): ConsentObservation[] {
           deliverability: "cleaned",
           mechanism: "unknown",
           actor: { kind: "platform" },
-          occurred_at: memberWatermark(m),
+          occurred_at: toUtc(m.last_changed) ?? observed_at,
           evidence,
         },
       ];
