@@ -519,6 +519,9 @@ describe("a full read from SKY's all-constituents lists", () => {
 
   it("reads the same records and consent as reading constituent by constituent, in three calls each where SKY has no list of all", async () => {
     const ids = await seedTenant(f);
+    // Saved two hours before the read, as most of an organisation's records are: outside the lag
+    // of the all-constituents lists, which serve their addresses and relationships.
+    f.clock.advance(2 * 3600_000);
     const from = await logLength(f);
     const pages = await readAll(session);
     const paths = await callsSince(f, from);
@@ -552,7 +555,7 @@ describe("a full read from SKY's all-constituents lists", () => {
     expect(contact?.emails.map((e) => e.address)).toEqual(["p3@example.org", "old3@example.org"]);
   });
 
-  it("leaves its checkpoint before the lists' lag, so a change they did not show yet is read next time", async () => {
+  it("reads a constituent saved within the lists' lag from its current record, and leaves its checkpoint before the lag", async () => {
     const lagged = await startEmulatorFixture("2026-03-02T12:00:00.000Z", {
       allConstituentsListLatencyMs: 30 * 60_000,
     });
@@ -560,14 +563,25 @@ describe("a full read from SKY's all-constituents lists", () => {
       const s = blackbaudRenxtManifest.connect(lagged.settings(), lagged.runtime);
       const ids = await seedTenant(lagged);
       lagged.clock.advance(2 * 3600_000);
-      // p5 gets a new primary address; twenty minutes later someone else's name changes. The
-      // all-constituents email list does not show p5's new address for thirty minutes.
+      // p5 gets a new primary address and p11 (emailable, no consent records) has Do Not Email ticked on its address;
+      // twenty minutes later someone else's name changes. The all-constituents email list shows
+      // neither save for thirty minutes.
       await lagged.api("POST", "/constituent/v1/emailaddresses", {
         constituent_id: ids[5],
         address: "p5.new@example.org",
         type: "Email",
         primary: true,
       });
+      const p11 = (await lagged.api("GET", `/constituent/v1/constituents/${ids[11]}/emailaddresses`))
+        .body as {
+        value: { id: string; address: string }[];
+      };
+      const p11Address = p11.value.find((e) => e.address === "p11@example.org");
+      if (!p11Address) throw new Error("p11 has no address");
+      expect(
+        (await lagged.api("PATCH", `/constituent/v1/emailaddresses/${p11Address.id}`, { do_not_email: true }))
+          .status,
+      ).toBeLessThan(300);
       lagged.clock.advance(20 * 60_000);
       await lagged.api("PATCH", `/constituent/v1/constituents/${ids[6]}`, { first: "Renamed" });
       lagged.clock.advance(60_000);
@@ -577,8 +591,17 @@ describe("a full read from SKY's all-constituents lists", () => {
         if (!p.ok) throw new Error(p.error.message);
         pages.push(p.value);
       }
+      // Saved within the lag: read from their current records, with a version.
       const fullRead = pages.flatMap((p) => p.records).find((r) => r.external_id === ids[5]);
-      expect(fullRead?.emails.map((e) => e.address)).not.toContain("p5.new@example.org");
+      expect(fullRead?.emails.map((e) => e.address)).toContain("p5.new@example.org");
+      expect(typeof fullRead?.version).toBe("string");
+      const p11OptOut = pages
+        .flatMap((p) => p.consent)
+        .filter((o) => o.external_id === ids[11] && o.kind === "opt_out");
+      expect(p11OptOut).not.toEqual([]);
+      // Saved before the lag: from the lists, without a version.
+      const older = pages.flatMap((p) => p.records).find((r) => r.external_id === ids[9]);
+      expect(older?.version).toBeUndefined();
       const checkpoint = pages.at(-1)?.checkpoint;
       if (!checkpoint) throw new Error("no checkpoint");
 

@@ -291,7 +291,7 @@ function createSession(
   const enrichAll = async (
     constituents: readonly Constituent[],
     priority: CallPriority,
-    known: Known,
+    knownOf: (c: Constituent) => Known,
     partsOf: (c: Constituent) => ReadonlySet<DetailPart> | undefined = () => undefined,
   ): Promise<ConnectorResult<ConstituentDetail[]>> => {
     const results: (ConstituentDetail | null)[] = new Array<ConstituentDetail | null>(
@@ -303,7 +303,7 @@ function createSession(
       while (failure === undefined && next < constituents.length) {
         const i = next++;
         const c = constituents[i]!;
-        const r = await enrich(c, priority, known, partsOf(c));
+        const r = await enrich(c, priority, knownOf(c), partsOf(c));
         if (!r.ok) failure ??= r.error;
         else results[i] = r.value;
       }
@@ -486,8 +486,17 @@ function createSession(
           known.organisation_contacts = organisations;
         }
       }
-      const details = await enrichAll(fresh, "read", known, (c) =>
-        unmoved.has(c.id) ? UNMOVED_PARTS : undefined,
+      // A constituent saved within the lists' lag may show there as it was before the save: an
+      // address's Do Not Email ticked minutes ago would read as cleared, which is a resubscribe
+      // request no one made. Its addresses and relationships are read from its current record.
+      const own: Known = lists ? { lists } : {};
+      const savedWithinLag = (c: Constituent): boolean =>
+        currentBefore !== undefined && Date.parse(toUtcIso(c.date_modified)) >= currentBefore;
+      const details = await enrichAll(
+        fresh,
+        "read",
+        (c) => (savedWithinLag(c) ? own : known),
+        (c) => (unmoved.has(c.id) ? UNMOVED_PARTS : undefined),
       );
       if (!details.ok) {
         yield details;
