@@ -60,6 +60,42 @@ describe("check", () => {
   });
 });
 
+describe("opt-out solicit codes", () => {
+  it("a code whose table entry was retired still reads as an opt-out for whoever holds it", async () => {
+    const id = await f.createConstituent("sol@example.org", "Sol", "Vane");
+    await f.control("/__emulator/act", {
+      as: "admin",
+      action: "add_solicit_code",
+      constituent_id: id,
+      code: "Do not contact",
+    });
+    await f.control("/__emulator/act", {
+      as: "admin",
+      action: "retire_solicit_code",
+      code: "Do not contact",
+    });
+    const got = await session.get([id]);
+    if (!got.ok) throw new Error(got.error.message);
+    const optOut = got.value.consent.find((o) => o.kind === "opt_out");
+    expect(optOut?.evidence.reason).toMatch(/solicit code "Do not contact"/);
+  });
+
+  it("check refuses a code the config names that the table lacks, naming the entries; the default names are only likely ones", async () => {
+    const named = blackbaudRenxtManifest.connect(
+      { ...f.settings(), options: { opt_out_solicit_codes: ["Do not contact", "Do not emial"] } },
+      f.runtime,
+    );
+    const r = await named.check();
+    expect(r).toMatchObject({ ok: false, error: { code: "validation_failed" } });
+    const message = r.ok ? "" : r.error.message;
+    expect(message).toContain('"Do not emial"');
+    expect(message).not.toContain('names "Do not contact"');
+    expect(message).toContain('"Requests no email"');
+    // The defaults ("Do not contact", "Do not email") are not all in this table: no refusal.
+    expect((await session.check()).ok).toBe(true);
+  });
+});
+
 describe("apply consent", () => {
   it("global opt-out ticks Requests No Email and adds a channel-wide OptOut record; a second one is already applied", async () => {
     const id = await f.createConstituent("ann@example.org", "Ann", "Lee");

@@ -415,6 +415,8 @@ export function createBlackbaudClient(options: BlackbaudClientOptions): Blackbau
       const res = await call({
         method: "GET",
         path: "/commpref/v1/solicitcodes",
+        // Retired entries too: a constituent who holds one still holds it.
+        query: { include_inactive: true },
         priority: "read",
         schema: SolicitCodeTableSchema,
       });

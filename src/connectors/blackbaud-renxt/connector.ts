@@ -177,6 +177,8 @@ function createSession(
   opts: Resolved,
 ): ConnectorSession {
   const client = createBlackbaudClient({ settings, runtime, limits: BLACKBAUD_LIMITS });
+  /** Whether the config names the opt-out solicit codes (the default names are only likely ones). */
+  const codesNamed = settings.options?.["opt_out_solicit_codes"] !== undefined;
   /** The Yes/No custom fields topics stand for: read with every constituent, written for opt-outs. */
   const optOutCategories = [
     ...new Set(
@@ -199,11 +201,9 @@ function createSession(
         optOutCodes = undefined; // asked again next time
         return table;
       }
-      const known = new Map(
-        table.value
-          .filter((t) => t.inactive !== true)
-          .map((t) => [t.description.trim().toLowerCase(), t.description]),
-      );
+      // An entry retired from the table (inactive) is still on the constituents who hold it, and
+      // still says not to email them.
+      const known = new Map(table.value.map((t) => [t.description.trim().toLowerCase(), t.description]));
       return ok(opts.opt_out_solicit_codes.flatMap((code) => known.get(code.toLowerCase()) ?? []));
     });
     return optOutCodes;
@@ -559,6 +559,19 @@ function createSession(
           return err({
             code: "validation_failed",
             message: `topics[].constructs names ${missing.map((m) => `"${m}"`).join(", ")} as a custom_field, but Raiser's Edge NXT has no Yes/No (Boolean) constituent custom field category by that name; its Yes/No categories are: ${yesNo.length > 0 ? yesNo.map((n) => `"${n}"`).join(", ") : "none"}.`,
+          });
+      }
+      if (codesNamed && opts.opt_out_solicit_codes.length > 0) {
+        // A code the config names that the table does not have is never read: whatever it was
+        // meant to catch would be lost unseen. (The default names are only likely names.)
+        const table = await client.solicitCodeTable();
+        if (!table.ok) return table;
+        const names = new Set(table.value.map((t) => t.description.trim().toLowerCase()));
+        const missing = opts.opt_out_solicit_codes.filter((code) => !names.has(code.trim().toLowerCase()));
+        if (missing.length > 0)
+          return err({
+            code: "validation_failed",
+            message: `options.opt_out_solicit_codes names ${missing.map((m) => `"${m}"`).join(", ")}, but Raiser's Edge NXT's Solicit Codes table has no such entry; its entries are: ${table.value.length > 0 ? table.value.map((t) => `"${t.description}"`).join(", ") : "none"}.`,
           });
       }
       return ok({

@@ -1229,6 +1229,15 @@ async function act(state: EmulatorState, hub: WebhookHub, oauth: OAuth2Server, b
         }),
       };
     }
+    case "retire_solicit_code": {
+      // An admin marks an entry of the Solicit Codes table inactive: no one new may be given it,
+      // and the constituents who hold it keep it.
+      const entry = state.solicitCodeTable.find((t) => t.description === body.code);
+      if (!entry)
+        throw new EmulatorControlError("not_found", "The Solicit Codes table has no entry by that name.");
+      entry.inactive = true;
+      return { ok: true };
+    }
     case "end_solicit_code": {
       // An admin ends a code on the constituent record: its end date becomes today.
       const c = constituent();
@@ -1302,7 +1311,7 @@ async function act(state: EmulatorState, hub: WebhookHub, oauth: OAuth2Server, b
     default:
       throw new EmulatorControlError(
         "unknown_action",
-        "action must be one of set_requests_no_email, clear_requests_no_email, set_do_not_email, clear_do_not_email, change_primary_email, add_email, add_consent, add_gift, add_solicit_code, end_solicit_code, add_constituent, update_constituent, delete_constituent, add_to_list, remove_from_list, create_list, rename_list, delete_list, disconnect_application.",
+        "action must be one of set_requests_no_email, clear_requests_no_email, set_do_not_email, clear_do_not_email, change_primary_email, add_email, add_consent, add_gift, add_solicit_code, retire_solicit_code, end_solicit_code, add_constituent, update_constituent, delete_constituent, add_to_list, remove_from_list, create_list, rename_list, delete_list, disconnect_application.",
       );
   }
 }
