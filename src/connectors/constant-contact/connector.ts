@@ -50,6 +50,7 @@ import {
   leaveListPut,
   optOutPut,
   updatePut,
+  messageNamesAddress,
   wholeContactPut,
 } from "./mapping";
 import { CcActivitySchema, errorItems, type CcActivity, type CcContact } from "./schemas";
@@ -702,8 +703,7 @@ function createSession(
       const errors = a.activity_errors ?? [];
       let cannotAdd = 0;
       for (const item of items) {
-        const needle = emailKey(item.email);
-        const hit = errors.find((m) => m.toLowerCase().includes(needle));
+        const hit = errors.find((m) => messageNamesAddress(m, item.email));
         if (!hit) continue;
         const unsubscribed = /unsubscri|opt.?out|cannot be added/i.test(hit);
         if (unsubscribed) cannotAdd++;

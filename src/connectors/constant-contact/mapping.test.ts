@@ -16,6 +16,7 @@ import {
   importRow,
   isPlausibleEmail,
   membershipBody,
+  messageNamesAddress,
   optOutPut,
   optOutReason,
   leaveListPut,
@@ -381,5 +382,19 @@ describeWithSpecs("requests match the official OpenAPI spec", async () => {
     });
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.errors.join(" ")).toMatch(/must NOT have more than 0 items/);
+  });
+});
+
+describe("messageNamesAddress", () => {
+  it.each([
+    ['Line 4: "ann@example.org" is not a valid email address.', "ann@example.org", true],
+    ["ann@example.org is unsubscribed.", "Ann@Example.org", true],
+    ["Contact 'ann@example.org' cannot be added", "ann@example.org", true],
+    ['Line 2: "joann@example.org" is unsubscribed', "ann@example.org", false],
+    ["ann@example.org.uk is unsubscribed", "ann@example.org", false],
+    ["jo.ann@example.org, ann@example.org: unsubscribed", "ann@example.org", true],
+    ["nothing here", "ann@example.org", false],
+  ])("%j names %s: %s", (message, address, expected) => {
+    expect(messageNamesAddress(message, address)).toBe(expected);
   });
 });

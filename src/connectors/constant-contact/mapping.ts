@@ -621,3 +621,28 @@ export function createBodyFromItem(item: UpsertItem): Record<string, unknown> {
   }
   return body;
 }
+
+/**
+ * Characters an address may hold around its `@`, so a match inside a longer address is not it;
+ * quotes are left out, since messages quote addresses with them.
+ */
+const ADDRESS_CHAR = /[a-z0-9!#$%&*+/=?^_{|}~.@-]/i;
+
+/**
+ * Whether an import activity's error message names this address: as a whole address, so a message
+ * about joann@example.org is not taken for ann@example.org. A full stop after it ends a sentence.
+ */
+export function messageNamesAddress(message: string, address: string): boolean {
+  const text = message.toLowerCase();
+  const needle = address.trim().toLowerCase();
+  if (needle === "") return false;
+  for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
+    const before = at === 0 ? "" : text[at - 1]!;
+    const end = at + needle.length;
+    const after = text[end] ?? "";
+    const afterEndsSentence = after === "." && !ADDRESS_CHAR.test(text[end + 1] ?? "");
+    if (!ADDRESS_CHAR.test(before) && (after === "" || !ADDRESS_CHAR.test(after) || afterEndsSentence))
+      return true;
+  }
+  return false;
+}
