@@ -56,6 +56,9 @@ import { z } from "zod";
 import type { CallPriority } from "../http/rate-limiter";
 import type { Constituent, CustomField, EmailAddress, Relationship } from "./schemas";
 
+/** The opt-out solicit codes assumed when the config names none: likely names, not checked. */
+const LIKELY_OPT_OUT_CODES = ["Do not contact", "Do not email"] as const;
+
 /** `connections[].options` of a Raiser's Edge NXT connection (the manifest declares this schema). */
 export const BlackbaudRenxtOptionsSchema = z.strictObject({
   /** Constituents per page (SKY's maximum is 5,000). */
@@ -94,7 +97,7 @@ export const BlackbaudRenxtOptionsSchema = z.strictObject({
   opt_out_solicit_codes: z
     .array(z.string().trim().min(1).max(100))
     .max(50)
-    .default(["Do not contact", "Do not email"]),
+    .default([...LIKELY_OPT_OUT_CODES]),
   /** Parallel enrichment calls (the call budget still caps calls per second and in flight). */
   concurrency: z.number().int().min(1).max(16).default(4),
 });
@@ -178,7 +181,9 @@ function createSession(
 ): ConnectorSession {
   const client = createBlackbaudClient({ settings, runtime, limits: BLACKBAUD_LIMITS });
   /** Whether the config names the opt-out solicit codes (the default names are only likely ones). */
-  const codesNamed = settings.options?.["opt_out_solicit_codes"] !== undefined;
+  const codesNamed =
+    opts.opt_out_solicit_codes.length !== LIKELY_OPT_OUT_CODES.length ||
+    opts.opt_out_solicit_codes.some((code, i) => code !== LIKELY_OPT_OUT_CODES[i]);
   /** The Yes/No custom fields topics stand for: read with every constituent, written for opt-outs. */
   const optOutCategories = [
     ...new Set(
