@@ -19,15 +19,22 @@ export const POLLING_QUOTA_SHARE = 0.5;
  * The shortest poll interval a connection's daily quota allows, rounded up to whole seconds:
  * a poll every `interval` costs `calls_per_poll * 86 400 s / interval` calls a day.
  */
-export function minPollIntervalMs(manifest: ConnectorManifest, dailyQuota: number): number {
+export function minPollIntervalMs(
+  manifest: ConnectorManifest,
+  dailyQuota: number,
+  callsPerPoll = manifest.polling.calls_per_poll,
+): number {
   const budget = dailyQuota * POLLING_QUOTA_SHARE;
-  const seconds = Math.ceil((86_400 * manifest.polling.calls_per_poll) / budget);
+  const seconds = Math.ceil((86_400 * callsPerPoll) / budget);
   return Math.max(1, seconds) * 1000;
 }
 
 /** Calls a day polling at `intervalMs` costs. */
-export const pollingCallsPerDay = (manifest: ConnectorManifest, intervalMs: number): number =>
-  Math.ceil((86_400_000 / intervalMs) * manifest.polling.calls_per_poll);
+export const pollingCallsPerDay = (
+  manifest: ConnectorManifest,
+  intervalMs: number,
+  callsPerPoll = manifest.polling.calls_per_poll,
+): number => Math.ceil((86_400_000 / intervalMs) * callsPerPoll);
 
 export type CrossReferenceCode =
   | "duplicate_id"
@@ -54,6 +61,23 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
   const issues: CrossReferenceIssue[] = [];
   const add = (path: (string | number)[], code: CrossReferenceCode, message: string) =>
     issues.push({ path, code, message });
+  /** What one quiet poll of `connection` costs, with the lists the config has it read. */
+  const pollCost = (connection: Connection): PollCost => {
+    const polling = manifestOf(connection.system).polling;
+    if (polling.calls_per_poll_reading === undefined) return { calls: polling.calls_per_poll };
+    const topicLists = config.topics
+      .map((t) => t.constructs[connection.id])
+      .filter((c) => c?.type === "list")
+      .map((c) => listKey({ id: c?.id, name: c?.name }));
+    const mapped = config.pairs
+      .filter((p) => p.crm === connection.id)
+      .flatMap((p) => p.audiences.map((a) => listKey(a.crm_list)));
+    const lists = new Set([...mapped, ...topicLists]).size;
+    return {
+      calls: polling.calls_per_poll_reading({ lists, topic_lists: topicLists.length }),
+      lists,
+    };
+  };
 
   // Connections: unique ids, credentials the system takes, webhooks it has, a poll interval it can afford.
   const connections = new Map<string, { connection: Connection; index: number }>();
@@ -86,7 +110,7 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
         `required when webhooks.enabled is true (Concord checks it on every event it receives): expected { env: "VARIABLE" } or { stored: "name" }, found nothing`,
       );
     if (connection.poll_interval !== undefined) {
-      const problem = pollBudgetProblem(connection, connection.poll_interval);
+      const problem = pollBudgetProblem(connection, connection.poll_interval, pollCost(connection));
       if (problem !== undefined) add(["connections", i, "poll_interval"], "poll_interval_too_short", problem);
     }
   });
@@ -412,12 +436,30 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
         .map((id) => connections.get(id)?.connection)
         .filter((c): c is Connection => c !== undefined && c.poll_interval === undefined);
       for (const connection of inherit) {
-        const problem = pollBudgetProblem(connection, interval);
+        const problem = pollBudgetProblem(connection, interval, pollCost(connection));
         if (problem !== undefined)
           add(
             at("schedule", "poll_interval"),
             "poll_interval_too_short",
             `for connection "${connection.id}": ${problem}`,
+          );
+      }
+    } else {
+      // No schedule of its own: the pair runs at its platforms' shortest interval (each its own,
+      // else its system's default), and every run reads its CRM, whose cost may grow with the
+      // lists the config has it read.
+      const crm = connections.get(pair.crm)?.connection;
+      const intervals = pair.platforms
+        .map((pl) => connections.get(pl.connection)?.connection)
+        .filter((c): c is Connection => c !== undefined)
+        .map((c) => c.poll_interval ?? manifestOf(c.system).polling.default_interval_ms);
+      if (crm !== undefined && intervals.length > 0) {
+        const problem = pollBudgetProblem(crm, Math.min(...intervals), pollCost(crm));
+        if (problem !== undefined)
+          add(
+            at("schedule", "poll_interval"),
+            "poll_interval_too_short",
+            `for connection "${crm.id}", read at every run of this pair, which runs at its platforms' shortest poll_interval unless schedule.poll_interval says: ${problem}`,
           );
       }
     }
@@ -484,19 +526,26 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
   return issues;
 }
 
+/** What one quiet poll costs, and how many lists it reads when that is what its cost depends on. */
+type PollCost = { calls: number; lists?: number };
+
 /** Why polling `connection` every `intervalMs` would spend too much of its daily quota, if it would. */
-function pollBudgetProblem(connection: Connection, intervalMs: number): string | undefined {
+function pollBudgetProblem(connection: Connection, intervalMs: number, cost: PollCost): string | undefined {
   const profile = manifestOf(connection.system);
   const quota = connection.limits.daily_quota ?? profile.limits.daily_quota?.calls;
   // A vendor without a daily quota (Mailchimp) is limited per second and in flight only.
   if (quota === undefined) return undefined;
-  const min = minPollIntervalMs(profile, quota);
+  const min = minPollIntervalMs(profile, quota, cost.calls);
   if (intervalMs >= min) return undefined;
   const quotaSource =
     connection.limits.daily_quota === undefined ? `${profile.label}'s daily quota` : "limits.daily_quota";
+  const perPoll =
+    cost.lists === undefined
+      ? `${cost.calls} per poll`
+      : `${cost.calls} per poll, reading ${cost.lists} list${cost.lists === 1 ? "" : "s"}`;
   return (
-    `polling every ${formatDuration(intervalMs)} costs ${fmt(pollingCallsPerDay(profile, intervalMs))} calls a day ` +
-    `(${profile.polling.calls_per_poll} per poll), more than the ${fmt(Math.floor(quota * POLLING_QUOTA_SHARE))} polling may use ` +
+    `polling every ${formatDuration(intervalMs)} costs ${fmt(pollingCallsPerDay(profile, intervalMs, cost.calls))} calls a day ` +
+    `(${perPoll}), more than the ${fmt(Math.floor(quota * POLLING_QUOTA_SHARE))} polling may use ` +
     `(half of ${quotaSource}, ${fmt(quota)}); expected ${formatDuration(min)} or longer, ` +
     `or raise limits.daily_quota if the account has a larger quota`
   );

@@ -272,6 +272,57 @@ describe("errors name the path, what was expected and what was found", () => {
       "(half of limits.daily_quota, 2,000); expected 2m53s or longer",
     ],
     [
+      // A GrowthZone poll reads the delta and each list it syncs: twelve lists make 13 calls a
+      // poll, where a poll that read no list would be 1.
+      "GrowthZone polled every 2m while reading twelve lists",
+      (c) => {
+        c.connections.push({
+          id: "gz",
+          system: "growthzone",
+          credentials: { api_key: { env: "GZ_KEY" }, subdomain: "chamber" },
+          poll_interval: "2m",
+        });
+        c.pairs.push({
+          id: "gz-pair",
+          crm: "gz",
+          platforms: [{ connection: "cc-main" }],
+          audiences: Array.from({ length: 12 }, (_, i) => ({
+            crm_list: { id: String(100 + i) },
+            platform: "cc-main",
+            platform_list: { name: `List ${i}` },
+          })),
+        });
+      },
+      "connections[3].poll_interval",
+      "poll_interval_too_short",
+      "polling every 2m costs 9,360 calls a day (13 per poll, reading 12 lists), more than the 5,000 polling may use (half of GrowthZone's daily quota, 10,000); expected 3m45s or longer",
+    ],
+    [
+      // No schedule: the pair runs at Constant Contact's default minute, and every run reads the
+      // GrowthZone CRM and its four lists.
+      "GrowthZone read at its platform's default minute with four lists",
+      (c) => {
+        c.connections.push({
+          id: "gz",
+          system: "growthzone",
+          credentials: { api_key: { env: "GZ_KEY" }, subdomain: "chamber" },
+        });
+        c.pairs.push({
+          id: "gz-pair",
+          crm: "gz",
+          platforms: [{ connection: "cc-main" }],
+          audiences: Array.from({ length: 4 }, (_, i) => ({
+            crm_list: { id: String(100 + i) },
+            platform: "cc-main",
+            platform_list: { name: `List ${i}` },
+          })),
+        });
+      },
+      "pairs[1].schedule.poll_interval",
+      "poll_interval_too_short",
+      `for connection "gz", read at every run of this pair, which runs at its platforms' shortest poll_interval unless schedule.poll_interval says: polling every 1m costs 7,200 calls a day (5 per poll, reading 4 lists), more than the 5,000 polling may use (half of GrowthZone's daily quota, 10,000); expected 1m27s or longer`,
+    ],
+    [
       "pair schedule too short for an inheriting connection",
       (c) => (c.pairs[0].schedule = { poll_interval: "20s" }),
       "pairs[0].schedule.poll_interval",

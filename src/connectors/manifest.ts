@@ -245,7 +245,16 @@ export type ConnectorManifest = {
   options: z.ZodType<Record<string, unknown>>;
   limits: ConnectorLimits;
   /** What one poll costs when nothing changed, and how often to poll when nothing says. */
-  polling: { calls_per_poll: number; default_interval_ms: number };
+  polling: {
+    calls_per_poll: number;
+    default_interval_ms: number;
+    /**
+     * What one quiet poll costs when it also reads lists, for a connector whose polls read each
+     * list the config maps there (the pairs' lists, `lists`) and each list a topic stands for
+     * (`topic_lists`); `calls_per_poll` is then the cost with none.
+     */
+    calls_per_poll_reading?: (reads: { lists: number; topic_lists: number }) => number;
+  };
   capabilities: ConnectorCapabilities;
   endpoints: EndpointRule;
   /** The constructs a topic may stand for here, by the type name the config uses. */

@@ -35,8 +35,13 @@ export const growthZoneManifest: ConnectorManifest = {
   },
   options: GrowthZoneOptionsSchema,
   limits: GROWTHZONE_LIMITS,
-  // A quiet poll: the delta (one page) and one members read per mapped list.
-  polling: { calls_per_poll: 2, default_interval_ms: 120_000 },
+  // A quiet poll: the delta (one page), one members read per list it reads (the pairs' lists and
+  // the topics'), and the list of groups once when a topic stands for a list.
+  polling: {
+    calls_per_poll: 1,
+    default_interval_ms: 120_000,
+    calls_per_poll_reading: ({ lists, topic_lists }) => 1 + lists + (topic_lists > 0 ? 1 : 0),
+  },
   capabilities: {
     channels: ["email"],
     webhooks: false,
