@@ -449,10 +449,10 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
       // else its system's default), and every run reads its CRM, whose cost may grow with the
       // lists the config has it read.
       const crm = connections.get(pair.crm)?.connection;
+      // As the engine schedules it (`pollIntervalOf`).
       const intervals = pair.platforms
-        .map((pl) => connections.get(pl.connection)?.connection)
-        .filter((c): c is Connection => c !== undefined)
-        .map((c) => c.poll_interval ?? manifestOf(c.system).polling.default_interval_ms);
+        .map((pl) => effectivePollIntervalMs(config, pl.connection))
+        .filter((ms): ms is number => ms !== undefined);
       if (crm !== undefined && intervals.length > 0) {
         const problem = pollBudgetProblem(crm, Math.min(...intervals), pollCost(crm));
         if (problem !== undefined)
