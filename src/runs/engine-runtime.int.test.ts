@@ -430,6 +430,56 @@ describe("the engine as a service (SQLite)", () => {
     expect(await h.store.inbox.countPending()).toBe(0);
   });
 
+  it("a delivery whose re-read throws is tried again after a pause and holds up no delivery behind it", async () => {
+    await runtime.syncNow();
+    await reApi("POST", "/webhook/v1/subscriptions", {
+      webhook_url: `${base}/webhooks/re-nxt?webhookKey=${WEBHOOK_SECRET}`,
+      event_type: "com.blackbaud.constituent.change.v1",
+    });
+    await flush();
+    // Ada's consent records come back with a date no one can read: her re-read throws.
+    await post(h.re.baseUrl, "/__emulator/faults", {
+      status: 200,
+      count: 10_000,
+      path_prefix: `/commpref/v1/constituents/${re["ada"] ?? ""}/consents`,
+      body: {
+        count: 1,
+        value: [
+          {
+            id: "9001",
+            constituent_id: re["ada"],
+            channel: "Email",
+            constituent_consent_response: "OptOut",
+            consent_date: "the first of May",
+          },
+        ],
+      },
+    });
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["ada"] });
+    h.advance(1_000);
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["bob"] });
+    h.advance(1_000);
+    await flush();
+    await runtime.idle();
+    // Bob's delivery, behind Ada's, went through; Ada's waits for its retry, counted.
+    expect(permission(h.ccMain, "bob")).toBe("unsubscribed");
+    const [waiting] = await h.store.db
+      .selectFrom("webhook_inbox")
+      .selectAll()
+      .where("processed_at", "is", null)
+      .where("dead_at", "is", null)
+      .execute();
+    expect(waiting).toMatchObject({ attempts: 1, next_attempt_at: expect.any(String) });
+    expect(waiting?.last_error).toContain("processing_failed");
+    // Once the records read again, the retry carries Ada's opt-out.
+    h.re.kit.faults.length = 0;
+    h.advance(11_000);
+    await runtime.drainInbox();
+    await runtime.idle();
+    expect(permission(h.ccMain, "ada")).toBe("unsubscribed");
+    expect(await h.store.inbox.countPending()).toBe(0);
+  });
+
   it("a flood: too many events refused, repeats stored once, one re-read per record, polls never wait", async () => {
     await runtime.syncNow();
     const event = (id: string, constituent: string) => ({

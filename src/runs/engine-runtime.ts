@@ -24,6 +24,7 @@ import {
   withNamedLocks,
 } from "../store/advisory-lock";
 import type { InboxItem, JsonValue } from "../store/ports";
+import { errorMessage } from "../core/error-code";
 import { recordWebhookChanges } from "../pipeline/pull-connection";
 import { inboxWriter } from "./inbox-writer";
 import { dueSignups, forgetOldSignups, placeConfirmedSignups, type PlacedSignup } from "./signup";
@@ -422,6 +423,55 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
   };
 
   /**
+   * Re-reads what a delivery names. When the vendor refuses one record for good, the others are
+   * re-read one by one, so only the refused ones are left to the next poll.
+   */
+  const reReadDelivery = async (
+    recordDeps: Parameters<typeof recordWebhookChanges>[0],
+    changes: Parameters<typeof recordWebhookChanges>[1],
+    connectionId: string,
+    label: string,
+  ): Promise<Awaited<ReturnType<typeof recordWebhookChanges>>> => {
+    let recorded = await recordWebhookChanges(recordDeps, changes);
+    const ids = [...new Set(changes.map((c) => c.external_id))];
+    if (recorded.error && !RETRYABLE_CODES.has(recorded.error.code) && ids.length > 1) {
+      // The vendor refused one record for good: re-read the others one by one, so only the
+      // refused ones are left to the next poll.
+      const refused: string[] = [];
+      const record_ids: string[] = [];
+      const contact_ids: string[] = [];
+      let passing: (typeof recorded)["error"] | null = null;
+      const held = heldCounts(recorded);
+      for (const id of ids) {
+        const one = await recordWebhookChanges(
+          recordDeps,
+          changes.filter((c) => c.external_id === id),
+        );
+        addHeld(held, one);
+        // An outage on the way is not a refusal: the whole delivery waits and is tried again.
+        if (one.error && RETRYABLE_CODES.has(one.error.code)) {
+          passing = one.error;
+          break;
+        }
+        if (one.error) refused.push(id);
+        else {
+          record_ids.push(...one.record_ids);
+          contact_ids.push(...one.contact_ids);
+        }
+      }
+      if (passing !== null) recorded = { ...recorded, error: passing };
+      else if (refused.length < ids.length) {
+        deps.logger.warn(
+          { connection: connectionId, refused: refused.length },
+          `${label} refused the re-read of ${refused.length} record(s) of a webhook delivery; they are read at the next poll`,
+        );
+        recorded = { ...recorded, ...held, error: null, record_ids, contact_ids };
+      }
+    }
+    return recorded;
+  };
+
+  /**
    * Processes due webhook deliveries one by one, so one that cannot be re-read never holds up the
    * others: a failure a retry may cure (an outage, a rate limit, a spent quota, refused credentials)
    * is tried again after a growing pause and stops that connection's other deliveries for this pass;
@@ -480,41 +530,20 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
           now: deps.now,
         };
         const readAt = deps.now().getTime();
-        let recorded = await recordWebhookChanges(recordDeps, changes);
-        const ids = [...new Set(changes.map((c) => c.external_id))];
-        if (recorded.error && !RETRYABLE_CODES.has(recorded.error.code) && ids.length > 1) {
-          // The vendor refused one record for good: re-read the others one by one, so only the
-          // refused ones are left to the next poll.
-          const refused: string[] = [];
-          const record_ids: string[] = [];
-          const contact_ids: string[] = [];
-          let passing: (typeof recorded)["error"] | null = null;
-          const held = heldCounts(recorded);
-          for (const id of ids) {
-            const one = await recordWebhookChanges(
-              recordDeps,
-              changes.filter((c) => c.external_id === id),
-            );
-            addHeld(held, one);
-            // An outage on the way is not a refusal: the whole delivery waits and is tried again.
-            if (one.error && RETRYABLE_CODES.has(one.error.code)) {
-              passing = one.error;
-              break;
-            }
-            if (one.error) refused.push(id);
-            else {
-              record_ids.push(...one.record_ids);
-              contact_ids.push(...one.contact_ids);
-            }
-          }
-          if (passing !== null) recorded = { ...recorded, error: passing };
-          else if (refused.length < ids.length) {
-            deps.logger.warn(
-              { connection: item.connection_id, refused: refused.length },
-              `${opened.manifest.label} refused the re-read of ${refused.length} record(s) of a webhook delivery; they are read at the next poll`,
-            );
-            recorded = { ...recorded, ...held, error: null, record_ids, contact_ids };
-          }
+        let recorded: Awaited<ReturnType<typeof recordWebhookChanges>>;
+        try {
+          recorded = await reReadDelivery(recordDeps, changes, item.connection_id, opened.manifest.label);
+        } catch (error) {
+          // A re-read that throws (a value the connector cannot read, a ledger refusal) is this
+          // delivery's failure alone: tried again after a pause, then given up with an alert,
+          // while the deliveries behind it go on.
+          await inboxFailure(
+            item,
+            { code: "processing_failed", message: errorMessage(error) },
+            opened.manifest.label,
+            { retryable: true },
+          );
+          continue;
         }
         if (recorded.error) {
           await inboxFailure(item, recorded.error, opened.manifest.label);
@@ -584,10 +613,11 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     item: InboxItem,
     error: { code: string; message: string },
     label: string,
+    { retryable = RETRYABLE_CODES.has(error.code) }: { retryable?: boolean } = {},
   ): Promise<void> => {
     const attempts = item.attempts + 1;
     const text = `${error.code}: ${error.message}`;
-    if (RETRYABLE_CODES.has(error.code) && attempts < INBOX_MAX_ATTEMPTS) {
+    if (retryable && attempts < INBOX_MAX_ATTEMPTS) {
       const pause = Math.min(INBOX_RETRY_BASE_MS * 2 ** (attempts - 1), INBOX_RETRY_MAX_MS);
       await deps.store.inbox.markFailed(item.id, text, {
         retry_at: new Date(deps.now().getTime() + pause).toISOString(),
