@@ -678,6 +678,43 @@ describeOnBackends("pullConnection", (backend) => {
     expect(await store.checkpoints.get("cc-main", PULL_CHECKPOINT_STREAM)).toBeUndefined();
   });
 
+  it("opt-outs of two topics made at the same instant are two acts, whatever one's source says", async () => {
+    const [id = ""] = await seedRe([individual("una@example.org", "Una", "Ude")]);
+    const conn = open("re-nxt");
+    await pull(conn);
+    const contact = await contactOf("re-nxt", id);
+    advance(60_000);
+    const midnight = "2026-05-01T00:00:00.000Z";
+    // Staff enter both at midnight: one with a source Concord knows, one with a source it does not.
+    await reAct({
+      action: "add_consent",
+      constituent_id: id,
+      category: "Newsletter",
+      response: "OptOut",
+      consent: { consent_date: midnight },
+    });
+    await pull(conn);
+    advance(60_000);
+    await reAct({
+      action: "add_consent",
+      constituent_id: id,
+      category: "Events",
+      response: "OptOut",
+      consent: { consent_date: midnight, source: "Gala table card" },
+    });
+    await pull(conn, { full: true });
+    const optOuts = (await eventsOf(contact)).filter((e) => e.kind === "opt_out");
+    expect(
+      optOuts.map((e) => [e.scope.kind === "topic" ? e.scope.topic : e.scope.kind, e.mechanism]),
+    ).toEqual(
+      expect.arrayContaining([
+        [expect.any(String), "admin_edit"],
+        [expect.any(String), "unknown"],
+      ]),
+    );
+    expect(optOuts).toHaveLength(2);
+  });
+
   it("webhook changes delivered twice and out of order are recorded once", async () => {
     const [id] = await seedRe([individual("ivy@example.org", "Ivy", "Ives")]);
     const conn = open("re-nxt");

@@ -397,11 +397,15 @@ async function alreadyKnownAct(
   }
   if (o.kind !== "opt_out" || o.mechanism !== "unknown") return false;
   const at = Date.parse(o.occurred_at);
+  // The same act is of the same scope: another topic's opt-out made at the same instant (staff
+  // entering dates at midnight) is an opt-out of its own.
+  const key = scopeKey(scope);
   return (await eventsForContact(tx, contact_id)).some(
     ({ event: e }) =>
       e.kind === "opt_out" &&
       e.mechanism !== "unknown" &&
       e.source.connection === ctx.connection_id &&
+      scopeKey(e.scope) === key &&
       Date.parse(e.occurred_at) === at,
   );
 }
