@@ -715,6 +715,34 @@ describeOnBackends("pullConnection", (backend) => {
     expect(optOuts).toHaveLength(2);
   });
 
+  it("a flag's opt-out with no time of its own is not dated again when another flag of the record is cleared", async () => {
+    const [id = ""] = await seedRe([individual("vi@example.org", "Vi", "Vale")]);
+    const conn = open("re-nxt");
+    await pull(conn);
+    const contact = await contactOf("re-nxt", id);
+    const flagOptOuts = async () =>
+      (await eventsOf(contact)).filter(
+        (e) => e.kind === "opt_out" && e.evidence.source_record_id === `constituent:${id}`,
+      );
+    advance(60_000);
+    await reAct({ action: "set_requests_no_email", constituent_id: id });
+    await pull(conn);
+    expect(await flagOptOuts()).toHaveLength(1);
+    // The address's own Do Not Email, ticked and cleared: a resubscribe request of that flag.
+    advance(60_000);
+    await reAct({ action: "set_do_not_email", constituent_id: id, address: "vi@example.org" });
+    await pull(conn);
+    advance(60_000);
+    await reAct({ action: "clear_do_not_email", constituent_id: id, address: "vi@example.org" });
+    await pull(conn);
+    expect((await eventsOf(contact)).some((e) => e.kind === "resubscribe_requested")).toBe(true);
+    // A later save of the constituent: "Requests No Email" is the same act, not a new one.
+    advance(60_000);
+    await reAct({ action: "update_constituent", constituent_id: id, changes: { first: "Violet" } });
+    await pull(conn);
+    expect(await flagOptOuts()).toHaveLength(1);
+  });
+
   it("webhook changes delivered twice and out of order are recorded once", async () => {
     const [id] = await seedRe([individual("ivy@example.org", "Ivy", "Ives")]);
     const conn = open("re-nxt");

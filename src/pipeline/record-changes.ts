@@ -234,6 +234,7 @@ export async function recordChanges(
       }
   }
 
+  const recordsById = new Map(batch.records.map((r) => [r.external_id, r]));
   const drafts: ConsentEventInput[] = [];
   const fromFlag: boolean[] = [];
   const observations = [
@@ -282,7 +283,16 @@ export async function recordChanges(
         counts.consent_events_duplicate += 1;
         continue;
       }
-      if (await alreadyKnownAct(tx, ctx, observation, contact_id, resolved.scope)) {
+      if (
+        await alreadyKnownAct(
+          tx,
+          ctx,
+          observation,
+          contact_id,
+          resolved.scope,
+          recordsById.get(observation.external_id),
+        )
+      ) {
         counts.consent_events_duplicate += 1;
         continue;
       }
@@ -377,6 +387,8 @@ async function alreadyKnownAct(
   o: ConsentObservation,
   contact_id: string,
   scope: Scope,
+  /** The record as this read shows it, when it is in the batch. */
+  shown?: ExternalRecord,
 ): Promise<boolean> {
   const record = o.evidence.source_record_id;
   if (o.kind === "opt_out" && o.time_unknown === true && record !== undefined) {
@@ -387,11 +399,23 @@ async function alreadyKnownAct(
     // hold two records in one system (a duplicate matched by address), each with its own flag.
     const key = scopeKey(scope);
     const ofRecord = `${o.external_id}:`;
+    // Of the events derived from the record (a fact cleared or set again, the record ended), only
+    // those about a fact the record shows opted out now can be about this opt-out, which it shows
+    // now: another address's flag cleared and still clear, or the record made inactive, is not it,
+    // and would otherwise re-date this opt-out past an opt-in the person made since.
+    const aboutThis = (from: string): boolean => {
+      if (shown === undefined) return true;
+      const fact = /^(.+):(?:cleared(?::account)?|set)$/.exec(from.slice(ofRecord.length))?.[1];
+      return (
+        fact !== undefined && shown.consent_state.some((f) => f.source === fact && f.status === "opted_out")
+      );
+    };
     let latest: ConsentEvent | undefined;
     for (const { event: e } of await eventsForContact(tx, contact_id)) {
       if (e.kind === "deliverability" || e.source.connection !== ctx.connection_id) continue;
       const from = e.evidence.source_record_id ?? "";
-      if (scopeKey(e.scope) === key && (from === record || from.startsWith(ofRecord))) latest = e;
+      if (scopeKey(e.scope) === key && (from === record || (from.startsWith(ofRecord) && aboutThis(from))))
+        latest = e;
     }
     return latest?.kind === "opt_out" && latest.evidence.source_record_id === record;
   }
