@@ -758,6 +758,19 @@ describe("compareEvents, optOutInitiator, liftRule", () => {
     ],
     ["account, contact opt-out", optIn("i", { at: 2, actor: ACCOUNT }), ref({}), null],
     [
+      "account topic opt-in, the account's own opt-out of that topic",
+      optIn("i", { at: 2, actor: ACCOUNT, scope: NEWS }),
+      ref({ initiated_by: "account", mechanism: "admin_edit", scope: NEWS }),
+      "lifted_by_account_opt_in",
+    ],
+    [
+      // A topic's mark cleared is not the address's whole restriction undone (GrowthZone).
+      "account topic opt-in, the account's own global opt-out",
+      optIn("i", { at: 2, actor: ACCOUNT, scope: NEWS }),
+      ref({ initiated_by: "account", mechanism: "admin_edit" }),
+      null,
+    ],
+    [
       "account, account spam complaint",
       optIn("i", { at: 2, actor: ACCOUNT }),
       ref({ initiated_by: "account", mechanism: "spam_complaint" }),
@@ -930,7 +943,12 @@ function oracleAllowsSending(events: readonly ConsentEvent[], target: Scope): bo
     }
     if (i.actor.kind === "contact") return i.mechanism !== "import" && i.mechanism !== "sync";
     if (i.actor.kind === "operator") return (i.evidence.request_reference ?? "").trim().length > 0;
-    if (i.actor.kind === "account") return accountStarted(o) && !isSpam(o);
+    // The account undoes its own opt-out only, in the scope it made it in.
+    const sameScope =
+      i.scope.kind === "global"
+        ? o.scope.kind === "global"
+        : o.scope.kind === "topic" && o.scope.topic === i.scope.topic;
+    if (i.actor.kind === "account") return accountStarted(o) && !isSpam(o) && sameScope;
     return false;
   };
   const optIns = email.filter((e): e is OptInEvent => e.kind === "opt_in");

@@ -150,12 +150,14 @@ export function liftRule(optIn: OptInEvent, optOut: OptOutRef): ConsentRule | nu
     case "operator":
       return isPersonsOwnOptInEvent(optIn) ? "lifted_by_operator_override" : null;
     case "account":
-      // The account undoes only its own opt-out: one it made itself, in the same account. An admin of
-      // one system re-subscribing someone never lifts an opt-out another system recorded — except
-      // Concord's own copy of an opt-out (`sync`), which is no act of its own: the act it copies
-      // decides, wherever it was recorded.
+      // The account undoes only its own opt-out: one it made itself, in the same account, of the same
+      // scope (a topic's mark cleared is not the whole address's restriction undone, which still
+      // stands in the system). An admin of one system re-subscribing someone never lifts an opt-out
+      // another system recorded — except Concord's own copy of an opt-out (`sync`), which is no act
+      // of its own: the act it copies decides, wherever it was recorded.
       return optOut.initiated_by === "account" &&
         optOut.mechanism !== "spam_complaint" &&
+        sameScope(optIn.scope, optOut.scope) &&
         (optOut.source.connection === optIn.source.connection || optOut.mechanism === "sync")
         ? "lifted_by_account_opt_in"
         : null;
@@ -163,6 +165,9 @@ export function liftRule(optIn: OptInEvent, optOut: OptOutRef): ConsentRule | nu
       return null;
   }
 }
+
+const sameScope = (a: Scope, b: Scope): boolean =>
+  a.kind === "global" ? b.kind === "global" : b.kind === "topic" && a.topic === b.topic;
 
 /**
  * A global opt-in lifts only global opt-outs; a topic opt-in lifts opt-outs of that topic and, for
