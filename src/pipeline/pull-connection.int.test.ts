@@ -171,6 +171,13 @@ describeOnBackends("pullConnection", (backend) => {
   };
   const eventsOf = async (contactId: string): Promise<ConsentEvent[]> =>
     (await eventsForContact(store, contactId)).map((s) => s.event);
+  /** One constituent seeded in Raiser's Edge NXT and read once: its id, the connection, its contact. */
+  const seededAndRead = async (constituent: unknown) => {
+    const [id = ""] = await seedRe([constituent]);
+    const conn = open("re-nxt");
+    await pull(conn);
+    return { id, conn, contact: await contactOf("re-nxt", id) };
+  };
   const count = async (
     table: "contacts" | "links" | "record_snapshots" | "consent_events",
   ): Promise<number> => {
@@ -679,10 +686,7 @@ describeOnBackends("pullConnection", (backend) => {
   });
 
   it("opt-outs of two topics made at the same instant are two acts, whatever one's source says", async () => {
-    const [id = ""] = await seedRe([individual("una@example.org", "Una", "Ude")]);
-    const conn = open("re-nxt");
-    await pull(conn);
-    const contact = await contactOf("re-nxt", id);
+    const { id, conn, contact } = await seededAndRead(individual("una@example.org", "Una", "Ude"));
     advance(60_000);
     const midnight = "2026-05-01T00:00:00.000Z";
     // Staff enter both at midnight: one with a source Concord knows, one with a source it does not.
@@ -716,10 +720,7 @@ describeOnBackends("pullConnection", (backend) => {
   });
 
   it("a flag's opt-out with no time of its own is not dated again when another flag of the record is cleared", async () => {
-    const [id = ""] = await seedRe([individual("vi@example.org", "Vi", "Vale")]);
-    const conn = open("re-nxt");
-    await pull(conn);
-    const contact = await contactOf("re-nxt", id);
+    const { id, conn, contact } = await seededAndRead(individual("vi@example.org", "Vi", "Vale"));
     const flagOptOuts = async () =>
       (await eventsOf(contact)).filter(
         (e) => e.kind === "opt_out" && e.evidence.source_record_id === `constituent:${id}`,
@@ -785,10 +786,7 @@ describeOnBackends("pullConnection", (backend) => {
   });
 
   it("a webhook re-reads only what its event can have changed; what it left unread stays as last read, never cleared", async () => {
-    const [id = ""] = await seedRe([individual("jo@example.org", "Jo", "Jay")]);
-    const conn = open("re-nxt");
-    await pull(conn);
-    const contact = await contactOf("re-nxt", id);
+    const { id, conn, contact } = await seededAndRead(individual("jo@example.org", "Jo", "Jay"));
     advance(3_600_000);
     await reAct({ action: "add_solicit_code", constituent_id: id, code: "Do not contact" });
     advance(60_000);

@@ -116,6 +116,14 @@ describe("the engine as a service (SQLite)", () => {
   };
   const flush = () =>
     fetch(`${h.re.baseUrl}/__emulator/webhooks/flush`, { method: "POST" }).then((r) => r.json());
+  /** Subscribes the engine's receiver to constituent changes, as an integrator does, handshake done. */
+  const subscribeToConstituentChanges = async () => {
+    await reApi("POST", "/webhook/v1/subscriptions", {
+      webhook_url: `${base}/webhooks/re-nxt?webhookKey=${WEBHOOK_SECRET}`,
+      event_type: "com.blackbaud.constituent.change.v1",
+    });
+    await flush();
+  };
   const permission = (emu: SyncHarness["ccMain"], name: string) =>
     h.ccContact(emu, `${name}@example.org`)?.email_address?.permission_to_send;
 
@@ -144,11 +152,7 @@ describe("the engine as a service (SQLite)", () => {
 
   it("9. a webhook's sync never waits for a poll's reads: it lands while the poll is still reading", async () => {
     await runtime.tick(); // the first run
-    await reApi("POST", "/webhook/v1/subscriptions", {
-      webhook_url: `${base}/webhooks/re-nxt?webhookKey=${WEBHOOK_SECRET}`,
-      event_type: "com.blackbaud.constituent.change.v1",
-    });
-    await flush();
+    await subscribeToConstituentChanges();
     // The next poll's read of Constant Contact is held until the test lets it go.
     const { release, readStarted } = holdReads("cc-main");
     const before = runs.length;
@@ -360,11 +364,7 @@ describe("the engine as a service (SQLite)", () => {
 
   it("9. a delivery whose re-read is refused for good is given up alone; an outage is retried after a pause", async () => {
     await runtime.syncNow();
-    await reApi("POST", "/webhook/v1/subscriptions", {
-      webhook_url: `${base}/webhooks/re-nxt?webhookKey=${WEBHOOK_SECRET}`,
-      event_type: "com.blackbaud.constituent.change.v1",
-    });
-    await flush();
+    await subscribeToConstituentChanges();
     // Raiser's Edge NXT refuses every read of Ada's record (a 403 for that one constituent).
     await post(h.re.baseUrl, "/__emulator/faults", {
       status: 403,
@@ -432,11 +432,7 @@ describe("the engine as a service (SQLite)", () => {
 
   it("a delivery whose re-read throws is tried again after a pause and holds up no delivery behind it", async () => {
     await runtime.syncNow();
-    await reApi("POST", "/webhook/v1/subscriptions", {
-      webhook_url: `${base}/webhooks/re-nxt?webhookKey=${WEBHOOK_SECRET}`,
-      event_type: "com.blackbaud.constituent.change.v1",
-    });
-    await flush();
+    await subscribeToConstituentChanges();
     // Ada's consent records come back with a date no one can read: her re-read throws.
     await post(h.re.baseUrl, "/__emulator/faults", {
       status: 200,
