@@ -405,7 +405,7 @@ async function alreadyKnownAct(
     // and would otherwise re-date this opt-out past an opt-in the person made since.
     const aboutThis = (from: string): boolean => {
       if (shown === undefined) return true;
-      const fact = /^(.+):(?:cleared(?::account)?|set)$/.exec(from.slice(ofRecord.length))?.[1];
+      const fact = factOfEventId(o.external_id, from);
       return (
         fact !== undefined && shown.consent_state.some((f) => f.source === fact && f.status === "opted_out")
       );
@@ -479,6 +479,19 @@ async function asItsSignupAllows(
 
 const toJson = (value: unknown): JsonValue => JsonValueSchema.parse(JSON.parse(JSON.stringify(value)));
 
+/** How an event derived from one fact of a record changed it: cleared (by the account), or set again. */
+type FactChange = "cleared" | "cleared:account" | "set";
+
+/** The record id of an event derived from a change of one fact of a record. */
+const factEventId = (external_id: string, source: string, change: FactChange): string =>
+  `${external_id}:${source}:${change}`;
+
+/** The fact an event of this record is about, when `factEventId` named it; else undefined. */
+const factOfEventId = (external_id: string, id: string): string | undefined =>
+  id.startsWith(`${external_id}:`)
+    ? /^(.+):(?:cleared(?::account)?|set)$/.exec(id.slice(external_id.length + 1))?.[1]
+    : undefined;
+
 /**
  * The facts without history (`unversioned`) that both the last snapshot and this read of the record
  * show, as [as last read, as read now]: their changes are seen only against the snapshot.
@@ -523,7 +536,7 @@ function clearedOptOuts(
         occurred_at: clearedAt(now.at ?? record.updated_at, was.at, observed_at),
         evidence: {
           reason: `${was.source} was cleared on the record (it showed "${was.label}"): the account undoing its own opt-out`,
-          source_record_id: `${record.external_id}:${was.source}:cleared:account`,
+          source_record_id: factEventId(record.external_id, was.source, "cleared:account"),
         },
       });
     out.push({
@@ -537,7 +550,7 @@ function clearedOptOuts(
       occurred_at: clearedAt(now.at ?? record.updated_at, was.at, observed_at),
       evidence: {
         reason: `${was.source} was cleared on the record (it showed "${was.label}")`,
-        source_record_id: `${record.external_id}:${was.source}:cleared`,
+        source_record_id: factEventId(record.external_id, was.source, "cleared"),
       },
     });
   }
@@ -572,7 +585,7 @@ function setAgainOptOuts(
       time_unknown: true,
       evidence: {
         reason: `${now.source} was set again on the record after it was cleared (it shows "${now.label}")`,
-        source_record_id: `${record.external_id}:${now.source}:set`,
+        source_record_id: factEventId(record.external_id, now.source, "set"),
       },
     });
   }
