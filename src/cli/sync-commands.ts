@@ -489,6 +489,10 @@ export function formatSyncReport(r: SyncReport): string[] {
       lines.push(
         `    skipped for ${p.connection_id}: erased ${p.records_refused_erased} (records at erased addresses, never imported again)`,
       );
+    if (p.records_stale > 0)
+      lines.push(
+        `    skipped for ${p.connection_id}: stale ${p.records_stale} (read before a newer read of the same record was stored)`,
+      );
   }
   const plan = r.plan;
   if (plan) {

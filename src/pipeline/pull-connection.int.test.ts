@@ -785,6 +785,51 @@ describeOnBackends("pullConnection", (backend) => {
     expect(polled.consent_events_appended).toBe(0);
   });
 
+  it("a poll's page read before a webhook's re-read and recorded after it changes nothing back: no resubscribe request from the older read", async () => {
+    const { id, conn, contact } = await seededAndRead(individual("sal@example.org", "Sal", "Sage"));
+    advance(3_600_000);
+    // A poll reads the constituent and is slow to record the page (the next page's fetch, a busy store).
+    const reading = conn.session().read(null, { full: true })[Symbol.asyncIterator]();
+    const page = await reading.next();
+    await reading.return?.();
+    if (page.done === true || !page.value.ok) throw new Error("the poll read no page");
+    const read = page.value.value;
+    // Meanwhile an admin ticks Requests No Email, and its webhook's re-read is recorded first.
+    advance(60_000);
+    await reAct({ action: "set_requests_no_email", constituent_id: id });
+    const deps = { store, connection: conn, config, pair: pair(), now };
+    const hooked = await recordWebhookChanges(deps, [
+      {
+        event_id: "e1",
+        type: "com.blackbaud.constituent.change.v1",
+        external_id: id,
+        occurred_at: now().toISOString(),
+        change: "changed",
+      },
+    ]);
+    expect(hooked).toMatchObject({ error: null, consent_events_appended: 1 });
+    // The poll's page, read before the tick, is recorded now.
+    advance(1_000);
+    const late = await store.transaction((tx) =>
+      recordChanges(tx, ctxOf("re-nxt", "blackbaud-renxt", "crm"), read),
+    );
+    expect(late).toMatchObject({ records_stale: 1, resubscribe_requests: 0, consent_events_appended: 0 });
+    expect((await eventsOf(contact)).map((e) => e.kind)).toEqual(["opt_out"]);
+    expect((await store.snapshots.get("re-nxt", id))?.payload).toMatchObject({
+      consent_state: expect.arrayContaining([
+        expect.objectContaining({ source: "requests_no_email", status: "opted_out" }),
+      ]),
+    });
+    // The next poll reads the record as it is: the opt-out stands, nothing is recorded again.
+    advance(60_000);
+    expect(await pull(conn)).toMatchObject({
+      error: null,
+      consent_events_appended: 0,
+      resubscribe_requests: 0,
+    });
+    expect((await eventsOf(contact)).map((e) => e.kind)).toEqual(["opt_out"]);
+  });
+
   it("a webhook re-reads only what its event can have changed; what it left unread stays as last read, never cleared", async () => {
     const { id, conn, contact } = await seededAndRead(individual("jo@example.org", "Jo", "Jay"));
     advance(3_600_000);

@@ -61,6 +61,12 @@ export type RecordCounts = {
    * imported again (DESIGN.md §2 rule 8); skip reason `erased`.
    */
   records_refused_erased: number;
+  /**
+   * Records older, by their system's own modification time, than the snapshot already stored (a
+   * poll's page read before a webhook's re-read of the same record and recorded after it): they
+   * change nothing back; their opt-outs are still recorded.
+   */
+  records_stale: number;
 };
 
 export const emptyCounts = (): RecordCounts => ({
@@ -80,6 +86,7 @@ export const emptyCounts = (): RecordCounts => ({
   unmapped_constructs: [],
   memberships_changed: 0,
   records_refused_erased: 0,
+  records_stale: 0,
 });
 
 export function addCounts(into: RecordCounts, from: RecordCounts): void {
@@ -175,6 +182,8 @@ export async function recordChanges(
     })),
   );
   const identities = new Map<string, Identity>();
+  /** Records older than their stored snapshot: only their opt-outs are recorded. */
+  const stale = new Set<string>();
   const derived: ConsentObservation[] = [];
   /** Opt-outs derived from an ended record: about the person, not the address. */
   const ended = new Set<ConsentObservation>();
@@ -193,6 +202,18 @@ export async function recordChanges(
         identities.set(record.external_id, { kind: "contact", contact_id: link.contact_id });
         continue;
       }
+    }
+    // A record the system last modified before the stored one was (a poll's page read before a
+    // webhook's re-read of this record, recorded after it): it is what the record was, not what it
+    // is. Stored, it would turn the re-read's fresh opt-out back into a cleared flag, a resubscribe
+    // request nobody made. It belongs to whoever the stored record's contact is.
+    if (previous !== undefined && olderThanStored(record, previous.payload)) {
+      counts.records_stale += 1;
+      stale.add(record.external_id);
+      const link = await page.link(tx, ctx.connection_id, record.external_id);
+      if (link !== undefined)
+        identities.set(record.external_id, { kind: "contact", contact_id: link.contact_id });
+      continue;
     }
     const before = previous === undefined ? undefined : SnapshotViewSchema.parse(previous.payload);
     // A read that did not ask for memberships (a webhook's re-read) says nothing about them: keep the last known.
@@ -243,6 +264,9 @@ export async function recordChanges(
   ];
   for (const { o: observation, flag } of observations) {
     if (refused.has(observation.external_id)) continue;
+    // What a stale read says of consent was true when read, and the stored read has said what
+    // holds since; an opt-out it shows is still recorded: none is ever lost to an ordering.
+    if (stale.has(observation.external_id) && observation.kind !== "opt_out") continue;
     let identity = identities.get(observation.external_id);
     if (identity === undefined) {
       // An observation whose record is not in the batch: identify it by link, else by its address;
@@ -516,6 +540,23 @@ function unversionedFacts(
  * value, so the clearing is visible only against the last snapshot. Someone other than the person
  * cleared it: a request to resubscribe, never an opt-in (DESIGN.md §2 rule 3).
  */
+/**
+ * Whether `record` was last modified, by its system's own clock, before the stored snapshot's
+ * record was (a deletion never is): strictly before, since a system that keeps a change from moving its modification
+ * time (a list left, a consent record added) shows the same time on two different contents.
+ */
+function olderThanStored(record: ExternalRecord, stored: JsonValue): boolean {
+  // A record gone is gone whatever time it was seen gone at: its ending is never undone.
+  if (record.deleted === true) return false;
+  if (stored === null || typeof stored !== "object" || Array.isArray(stored)) return false;
+  const storedAt = stored.updated_at;
+  if (typeof storedAt !== "string") return false;
+  const then = Date.parse(storedAt);
+  const now = Date.parse(record.updated_at);
+  // A record with no time of its own (a connector's stand-in, the epoch) is never taken as older.
+  return !Number.isNaN(then) && !Number.isNaN(now) && now > 0 && now < then;
+}
+
 function clearedOptOuts(
   record: ExternalRecord,
   before: SnapshotView | undefined,

@@ -306,6 +306,7 @@ function runSummary(report: SyncReport): JsonValue {
       records_changed: p.records_changed,
       consent_events_appended: p.consent_events_appended,
       ...(p.records_refused_erased > 0 ? { records_refused_erased: p.records_refused_erased } : {}),
+      ...(p.records_stale > 0 ? { records_stale: p.records_stale } : {}),
       // What the read could not attribute to one person (kept out of the ledger until reviewed).
       ...(p.ambiguous_records > 0 ? { ambiguous_records: p.ambiguous_records } : {}),
       ...(p.held_opt_ins > 0 ? { held_opt_ins: p.held_opt_ins } : {}),
