@@ -550,7 +550,12 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
           if (RETRYABLE_CODES.has(recorded.error.code)) down.add(item.connection_id);
           continue;
         }
-        reads.record(item.connection_id, recorded.record_ids, readAt);
+        const read = new Set(recorded.record_ids);
+        reads.record(
+          item.connection_id,
+          changes.filter((c) => read.has(c.external_id)),
+          readAt,
+        );
         tellHeld(item.connection_id, opened.manifest.label, recorded);
         // The records' contacts, and whoever else the consent read was recorded for (others at an
         // opted-out address; the people at the address of a record deleted for good).

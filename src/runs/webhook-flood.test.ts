@@ -67,8 +67,8 @@ describe("webhook flood controls", () => {
 
   it("skips records read after the delivery arrived, not before", () => {
     const reads = recentReads();
-    reads.record("re", ["a"], Date.parse("2026-06-01T00:00:10.000Z"));
     const changes = [change("1", "a"), change("2", "b")];
+    reads.record("re", [change("0", "a")], Date.parse("2026-06-01T00:00:10.000Z"));
     expect(reads.uncovered("re", "2026-06-01T00:00:05.000Z", changes).map((c) => c.external_id)).toEqual([
       "b",
     ]);
@@ -77,9 +77,18 @@ describe("webhook flood controls", () => {
     expect(reads.uncovered("re", "2026-06-01T00:00:05.000Z", changes)).toHaveLength(2);
   });
 
+  it("a re-read for one kind of change does not cover a delivery of another kind: a constituent's change reads no solicit codes", () => {
+    const reads = recentReads();
+    reads.record("re", [change("1", "a", "changed")], Date.parse("2026-06-01T00:00:10.000Z"));
+    const solicitCode = change("2", "a", "consent_changed");
+    expect(
+      reads.uncovered("re", "2026-06-01T00:00:05.000Z", [change("3", "a", "changed"), solicitCode]),
+    ).toEqual([solicitCode]);
+  });
+
   it("never skips a delivery that announced an opt-out: the read since may not show it", () => {
     const reads = recentReads();
-    reads.record("mc", ["a"], Date.parse("2026-06-01T00:00:10.000Z"));
+    reads.record("mc", [change("0", "a")], Date.parse("2026-06-01T00:00:10.000Z"));
     const announced = { ...change("1", "a"), opt_out: {} };
     expect(reads.uncovered("mc", "2026-06-01T00:00:05.000Z", [announced, change("2", "a")])).toEqual([
       announced,

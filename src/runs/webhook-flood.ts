@@ -1,8 +1,8 @@
 /**
  * Webhook floods: what keeps one huge or repeated delivery from spending a connection's quota and
  * holding up its polls. A delivery may name at most `MAX_EVENTS_PER_DELIVERY` events; an event seen
- * in the last day is not stored again; and a record re-read after a delivery arrived is not re-read
- * for it (the read saw everything the delivery announced). Re-reads stop while a quarter or less of
+ * in the last day is not stored again; and a record re-read for a kind of change after a delivery of
+ * that kind arrived is not re-read for it (the read saw everything the delivery announced). Re-reads stop while a quarter or less of
  * the connection's daily quota is left: the records are read by the next poll, and the rest is kept
  * for consent writes (whose reserve no read ever touches) and polls.
  */
@@ -100,26 +100,37 @@ export function distinctChanges(changes: readonly WebhookChange[]): WebhookChang
   return [...byRecord.values()];
 }
 
-/** When each record was last re-read, per connection: a later delivery about it needs no re-read. */
+/**
+ * When each record was last re-read for each kind of change, per connection: a later delivery of
+ * that kind about it needs no re-read. Per kind, since a re-read reads what its change can have
+ * changed and no more (a Raiser's Edge NXT constituent's change reads no solicit codes): a read for
+ * one kind does not cover a delivery of another that arrived before it.
+ */
 export function recentReads() {
   const reads = new Map<string, Map<string, number>>();
+  const key = (c: Pick<WebhookChange, "external_id" | "change">): string =>
+    `${c.external_id}\u0000${c.change}`;
   return {
     /**
-     * The changes a re-read since `received_at` has not covered. An announced opt-out is never
-     * covered: a re-read may not show it (`WebhookChange.opt_out`).
+     * The changes a re-read of their kind since `received_at` has not covered. An announced
+     * opt-out is never covered: a re-read may not show it (`WebhookChange.opt_out`).
      */
     uncovered(connectionId: string, received_at: string, changes: readonly WebhookChange[]): WebhookChange[] {
       const read = reads.get(connectionId);
       const received = Date.parse(received_at);
       if (read === undefined || Number.isNaN(received)) return [...changes];
       return changes.filter(
-        (c) => c.opt_out !== undefined || (read.get(c.external_id) ?? Number.NEGATIVE_INFINITY) < received,
+        (c) => c.opt_out !== undefined || (read.get(key(c)) ?? Number.NEGATIVE_INFINITY) < received,
       );
     },
-    /** `ids` were read as of `at` (when the read started). */
-    record(connectionId: string, ids: readonly string[], at: number): void {
+    /** The records of `changes` were re-read for those changes as of `at` (when the read started). */
+    record(
+      connectionId: string,
+      changes: readonly Pick<WebhookChange, "external_id" | "change">[],
+      at: number,
+    ): void {
       const read = reads.get(connectionId) ?? new Map<string, number>();
-      for (const id of ids) read.set(id, at);
+      for (const c of changes) read.set(key(c), at);
       reads.set(connectionId, read);
     },
     /** Drops reads older than `before`: deliveries received since are all newer. */
