@@ -173,9 +173,10 @@ export type ConsentObservation = {
   of_signup_at?: string;
   /**
    * The record is gone from its system for good (a Mailchimp member deleted permanently after it
-   * announced this opt-out, before Concord read it): it is no record to link. The observation
-   * belongs to the people whose address is `email`, whatever their links; to no one if nobody
-   * holds it.
+   * announced this opt-out, before Concord read it), or out of reach (a delivery given up unread,
+   * `WebhookSupport.announcedOptOuts`): there is no record read to link. The observation belongs to
+   * the contact linked to `external_id` if any, else to the people whose address is `email`; to no
+   * one if nobody holds it.
    */
   record_gone?: true;
 };

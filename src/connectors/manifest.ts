@@ -16,7 +16,9 @@ import type {
   ConnectorRole,
   ConnectorRuntime,
   ConnectorSession,
+  ConsentObservation,
   HttpTransport,
+  WebhookChange,
   WebhookHandling,
   WebhookRequest,
 } from "./connector";
@@ -136,6 +138,14 @@ export type WebhookRegistration = { created: number; kept: number };
 
 export type WebhookSupport = {
   handle: (request: WebhookRequest, secret: string) => WebhookHandling;
+  /**
+   * The opt-outs a delivery announced (`WebhookChange.opt_out`), from the delivery alone, for one
+   * given up unread: the system out of reach through every retry, or refusing the re-read. A later
+   * poll may never show them (a Mailchimp member archived since). Observations without their record
+   * (`record_gone`): they belong to the record's contact, else to whoever holds the address. Absent
+   * where a delivery says no more than which record changed.
+   */
+  announcedOptOuts?: (changes: readonly WebhookChange[]) => ConsentObservation[];
   /**
    * Makes sure the system pushes its changes to Concord's receiver (`url` carries no secret; the
    * connector puts `secret` where the system's deliveries carry it): subscriptions found are kept,

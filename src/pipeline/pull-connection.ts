@@ -180,6 +180,30 @@ export async function recordWebhookChanges(
 }
 
 /**
+ * Records the opt-outs a delivery announced, from the delivery alone, for one given up unread (its
+ * system out of reach through every retry, or refusing the re-read): a later poll may never show
+ * them (a Mailchimp member archived since). Nothing for a system whose deliveries say no more than
+ * which record changed. `contact_ids` are the contacts consent events were appended for.
+ */
+export async function recordAnnouncedOptOuts(
+  deps: RecordDeps,
+  changes: readonly WebhookChange[],
+): Promise<{ consent_events_appended: number; contact_ids: string[] }> {
+  const observe = deps.connection.manifest.webhooks?.announcedOptOuts;
+  const announced = changes.filter((c) => c.opt_out !== undefined);
+  if (observe === undefined || announced.length === 0) return { consent_events_appended: 0, contact_ids: [] };
+  const consent = observe(announced);
+  if (consent.length === 0) return { consent_events_appended: 0, contact_ids: [] };
+  const ctx = recordContext(deps);
+  const appendedFor = new Set<string>();
+  const counts = await deps.store.transaction((tx) => {
+    appendedFor.clear(); // a transaction tried again starts over
+    return recordChanges(tx, ctx, { records: [], consent }, undefined, appendedFor);
+  });
+  return { consent_events_appended: counts.consent_events_appended, contact_ids: [...appendedFor] };
+}
+
+/**
  * What the webhooks said changed, for the records Concord holds a live snapshot of: the connector
  * may re-read only those parts. A record never seen, or last seen deleted, is read whole.
  */

@@ -25,7 +25,7 @@ import {
 } from "../store/advisory-lock";
 import type { InboxItem, JsonValue } from "../store/ports";
 import { errorMessage } from "../core/error-code";
-import { recordWebhookChanges } from "../pipeline/pull-connection";
+import { recordAnnouncedOptOuts, recordWebhookChanges } from "../pipeline/pull-connection";
 import { inboxWriter } from "./inbox-writer";
 import { dueSignups, forgetOldSignups, placeConfirmedSignups, type PlacedSignup } from "./signup";
 import { problemWatch } from "./watch-problems";
@@ -541,12 +541,14 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
             item,
             { code: "processing_failed", message: errorMessage(error) },
             opened.manifest.label,
-            { retryable: true },
+            { retryable: true, unread: { recordDeps, changes, synced } },
           );
           continue;
         }
         if (recorded.error) {
-          await inboxFailure(item, recorded.error, opened.manifest.label);
+          await inboxFailure(item, recorded.error, opened.manifest.label, {
+            unread: { recordDeps, changes, synced },
+          });
           if (RETRYABLE_CODES.has(recorded.error.code)) down.add(item.connection_id);
           continue;
         }
@@ -618,7 +620,19 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     item: InboxItem,
     error: { code: string; message: string },
     label: string,
-    { retryable = RETRYABLE_CODES.has(error.code) }: { retryable?: boolean } = {},
+    {
+      retryable = RETRYABLE_CODES.has(error.code),
+      unread,
+    }: {
+      retryable?: boolean;
+      /** The delivery's changes, for the opt-outs it announced if it is given up unread. */
+      unread?: {
+        recordDeps: Parameters<typeof recordAnnouncedOptOuts>[0];
+        changes: Parameters<typeof recordAnnouncedOptOuts>[1];
+        /** The contacts this pass syncs, by connection (without workers). */
+        synced: Map<string, Set<string>>;
+      };
+    } = {},
   ): Promise<void> => {
     const attempts = item.attempts + 1;
     const text = `${error.code}: ${error.message}`;
@@ -633,8 +647,32 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
       );
       return;
     }
+    // An opt-out the delivery announced is the person's act, which the next poll may never show
+    // (a Mailchimp member archived meanwhile): recorded from the delivery's own word before it goes.
+    let announced = "";
+    if (unread !== undefined && unread.changes.some((c) => c.opt_out !== undefined)) {
+      try {
+        const kept = await recordAnnouncedOptOuts(unread.recordDeps, unread.changes);
+        if (kept.consent_events_appended > 0)
+          announced = ` ${kept.consent_events_appended} opt-out(s) it announced were recorded from the delivery alone.`;
+        if (kept.contact_ids.length > 0) {
+          if (jobs !== undefined)
+            await deps.store.transaction(async (tx) => {
+              for (const pair of pairsOf(item.connection_id))
+                await jobs.add(tx, "sync_pair", { pair_id: pair.id, contact_ids: kept.contact_ids });
+            });
+          else {
+            const all = unread.synced.get(item.connection_id) ?? new Set<string>();
+            for (const id of kept.contact_ids) all.add(id);
+            unread.synced.set(item.connection_id, all);
+          }
+        }
+      } catch (failure) {
+        announced = ` The opt-out(s) it announced could not be recorded (${errorMessage(failure)}).`;
+      }
+    }
     await deps.store.inbox.markFailed(item.id, text, "dead");
-    const message = `${label} webhook delivery ${item.id} was given up after ${attempts} attempt(s) (${text}); the records it named are read at the next poll.`;
+    const message = `${label} webhook delivery ${item.id} was given up after ${attempts} attempt(s) (${text}); the records it named are read at the next poll.${announced}`;
     deps.logger.warn({ connection: item.connection_id, code: error.code, attempts }, message);
     await deps.problems?.raise({
       key: `webhook_dead_letter:${item.connection_id}`,

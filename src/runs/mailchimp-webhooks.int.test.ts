@@ -183,6 +183,30 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
     await expectOnlyAdasOptOut(/unsubscribe webhook.*archived before it was read/);
   });
 
+  it("an unsubscribe whose re-read Mailchimp refuses is given up, yet the opt-out it announced reaches the CRM: the poll would never show it", async () => {
+    await runtime.syncNow();
+    await subscribe();
+    // Ada leaves by the footer link and an admin archives her at once; then Mailchimp refuses the re-read.
+    await mcAct("contact", "unsubscribe", "ada@example.org");
+    await mcAct("admin", "archive", "ada@example.org");
+    await post(h.mcOrigin!, "/__emulator/faults", {
+      status: 403,
+      count: 1,
+      path_prefix: `/3.0/lists/${AUDIENCE}/members/`,
+    });
+    await deliver();
+
+    const [row] = await h.store.db.selectFrom("webhook_inbox").select(["dead_at", "last_error"]).execute();
+    expect(row).toMatchObject({
+      dead_at: expect.any(String),
+      last_error: expect.stringMatching(/403|forbidden/i),
+    });
+    await expectOnlyAdasOptOut(/unsubscribe webhook.*could not be re-read/);
+    expect(
+      logs.some((l) => /given up.*1 opt-out\(s\) it announced were recorded from the delivery alone/.test(l)),
+    ).toBe(true);
+  });
+
   it("an unsubscribe whose member is deleted for good before Concord re-reads it still reaches the CRM, for the address it named", async () => {
     await runtime.syncNow();
     await subscribe();

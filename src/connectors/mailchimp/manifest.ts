@@ -14,7 +14,7 @@ import {
   createMailchimpSession,
   registerMailchimpWebhook,
 } from "./connector";
-import { MERGE_TAG } from "./mapping";
+import { MERGE_TAG, unreadMemberOptOut } from "./mapping";
 import { handleMailchimpWebhook } from "./webhooks";
 import { errorMessage } from "../../core/error-code";
 
@@ -151,6 +151,11 @@ export const mailchimpManifest: ConnectorManifest = {
   },
   webhooks: {
     handle: handleMailchimpWebhook,
+    announcedOptOuts: (changes) =>
+      changes.flatMap((change) => {
+        const observed = unreadMemberOptOut(change);
+        return observed === undefined ? [] : [observed];
+      }),
     register: async (settings, runtime, receiver) => {
       const r = await registerMailchimpWebhook(settings, runtime, receiver.url, receiver.secret);
       return r.ok ? { ok: true, value: r.value } : r;

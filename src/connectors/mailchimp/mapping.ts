@@ -305,6 +305,25 @@ export function goneMemberOptOut(change: WebhookChange): ConsentObservation | un
   };
 }
 
+/**
+ * The opt-out a webhook announced, for a delivery given up unread (Mailchimp out of reach through
+ * every retry, or refusing the re-read), for the address the delivery named; none when it named
+ * no address. The next poll may never show it: the member may have been archived meanwhile.
+ */
+export function unreadMemberOptOut(change: WebhookChange): ConsentObservation | undefined {
+  const email = change.opt_out?.email;
+  if (email === undefined) return undefined;
+  return {
+    ...announced(change, {
+      external_id: change.external_id,
+      email,
+      source_record_id: change.external_id,
+      hidden: "the member could not be re-read (the delivery was given up)",
+    }),
+    record_gone: true,
+  };
+}
+
 function announced(
   change: WebhookChange,
   member: {
