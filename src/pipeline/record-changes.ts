@@ -535,12 +535,6 @@ function unversionedFacts(
 }
 
 /**
- * Opt-outs cleared on a record whose system keeps no history of them (an `unversioned` fact: Raiser's
- * Edge's "Requests No Email", an address's "Do not email"): the system reports only the current
- * value, so the clearing is visible only against the last snapshot. Someone other than the person
- * cleared it: a request to resubscribe, never an opt-in (DESIGN.md §2 rule 3).
- */
-/**
  * Whether `record` was last modified, by its system's own clock, before the stored snapshot's
  * record was (a deletion never is): strictly before, since a system that keeps a change from moving its modification
  * time (a list left, a consent record added) shows the same time on two different contents.
@@ -557,6 +551,12 @@ function olderThanStored(record: ExternalRecord, stored: JsonValue): boolean {
   return !Number.isNaN(then) && !Number.isNaN(now) && now > 0 && now < then;
 }
 
+/**
+ * Opt-outs cleared on a record whose system keeps no history of them (an `unversioned` fact: Raiser's
+ * Edge's "Requests No Email", an address's "Do not email"): the system reports only the current
+ * value, so the clearing is visible only against the last snapshot. Someone other than the person
+ * cleared it: a request to resubscribe, never an opt-in (DESIGN.md §2 rule 3).
+ */
 function clearedOptOuts(
   record: ExternalRecord,
   before: SnapshotView | undefined,

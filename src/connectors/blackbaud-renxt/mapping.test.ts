@@ -324,6 +324,21 @@ describe("a constituent read in part", () => {
     },
   );
 
+  it("an address SKY sends without do_not_email (optional in EmailAddressRead) keeps its last known Do not email: never read as cleared", () => {
+    const silent: ConstituentDetail = {
+      ...whole,
+      emails: [{ id: "283", address: "rob@example.org", primary: true, inactive: false }],
+    };
+    const read = toExternalRecord(silent);
+    expect(read.consent_state.some((f) => f.source.startsWith("emailaddress:"))).toBe(false);
+    expect(read.version).toBe(toExternalRecord(whole).version);
+    const completed = keepUnread(read, snapshot);
+    expect(completed.consent_state.find((f) => f.source.startsWith("emailaddress:"))).toMatchObject({
+      status: "opted_out",
+    });
+    expect(contentHash(completed)).toBe(contentHash(snapshot));
+  });
+
   it("left unread all at once (an address event reads the record alone), it still hashes as read whole", () => {
     const completed = keepUnread(
       toExternalRecord(without(DETAIL_PARTS.filter((p) => p !== "record"))),

@@ -310,7 +310,7 @@ export function consentFacts(detail: ConstituentDetail): ConsentFact[] {
     });
   const addresses = addressesOf(c, detail.emails);
   const primary = addresses.find((e) => e.primary && !e.inactive);
-  if (primary)
+  if (primary && primary.do_not_email !== undefined)
     facts.push({
       channel: "email",
       scope: GLOBAL_OBSERVED,
@@ -386,7 +386,30 @@ export function toExternalRecord(detail: ConstituentDetail): ExternalRecord {
     ...(organisation ? { organisation_external_id: organisation } : {}),
     updated_at: toUtcIso(c.date_modified),
     ...(detail.from_lagging_lists ? {} : { version: c.date_modified.trim() }),
-    ...(detail.unread && detail.unread.length > 0 ? { unread: unreadParts(detail.unread) } : {}),
+    ...unreadOf(detail),
+  };
+}
+
+/**
+ * What the read left to the last snapshot: the parts a partial re-read did not read, and a primary
+ * address's Do Not Email when SKY sent the address without it (optional in EmailAddressRead).
+ */
+function unreadOf(detail: ConstituentDetail): { unread?: UnreadParts } {
+  const primary = addressesOf(detail.constituent, detail.emails).find((e) => e.primary && !e.inactive);
+  const silent =
+    primary !== undefined && primary.do_not_email === undefined
+      ? [`emailaddress:${primary.id ?? primary.address}.do_not_email`]
+      : [];
+  const parts = detail.unread ?? [];
+  if (parts.length === 0 && silent.length === 0) return {};
+  const read = unreadParts(parts);
+  return {
+    unread: {
+      ...read,
+      // Read whole but for that flag: the record keeps its new version.
+      properties: parts.length === 0 ? [] : read.properties,
+      consent_sources: [...read.consent_sources, ...silent],
+    },
   };
 }
 

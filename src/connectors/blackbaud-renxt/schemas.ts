@@ -16,7 +16,9 @@ export const EmailAddressSchema = z.looseObject({
   constituent_id: Id.optional(),
   date_added: OptionalText,
   date_modified: OptionalText,
-  do_not_email: z.boolean().optional().default(false),
+  // Optional in SKY's EmailAddressRead: an address without it says nothing of its Do Not Email
+  // (the last known value stands), never that it was cleared.
+  do_not_email: z.boolean().optional(),
   inactive: z.boolean().optional().default(false),
   primary: z.boolean().optional().default(false),
   type: OptionalText,
