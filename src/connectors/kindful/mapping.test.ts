@@ -1,7 +1,8 @@
 /** Kindful's times as Concord reads them, and an opt-out's date when Kindful's cannot be read. */
 import { describe, expect, it } from "vitest";
 import { KindfulContactSchema, type KindfulContact } from "./client";
-import { consentObservations, parseKindfulTime } from "./mapping";
+import { keepUnread } from "../../pipeline/keep-unread";
+import { consentObservations, parseKindfulTime, toExternalRecord } from "./mapping";
 
 describe("Kindful times", () => {
   it("reads UTC, offsets, ISO-8601 and unix seconds; nothing else", () => {
@@ -111,6 +112,36 @@ describe("Kindful times", () => {
       kind: "opt_out",
       evidence: { reason: expect.stringContaining("No Appeals Email") },
     });
+  });
+
+  it("a contact read without its custom fields (a re-read by id) keeps its topics' last known state: never read as cleared", () => {
+    const topics = ["No Appeals Email"];
+    const read = (custom_fields?: Record<string, string>) =>
+      toExternalRecord(
+        KindfulContactSchema.parse({
+          id: 12,
+          email: "di@example.org",
+          email_opt_in: "Yes",
+          updated_at: "2026-01-02T03:04:05Z",
+          ...(custom_fields ? { custom_fields } : {}),
+        }),
+        topics,
+      );
+    const snapshot = JSON.parse(JSON.stringify(read({ "No Appeals Email": "Yes" }))) as Parameters<
+      typeof keepUnread
+    >[1];
+    const bare = read();
+    expect(bare.consent_state.map((f) => f.source)).toEqual(["email_opt_in"]);
+    const completed = keepUnread(bare, snapshot);
+    expect(completed.consent_state.find((f) => f.source === "custom_field:No Appeals Email")).toMatchObject({
+      status: "opted_out",
+    });
+    expect(completed.consent_state.map((f) => f.source)).toEqual([
+      "email_opt_in",
+      "custom_field:No Appeals Email",
+    ]);
+    // Read with its custom fields, a field set to No is cleared as before.
+    expect(read({ "No Appeals Email": "No" }).unread).toBeUndefined();
   });
 
   it("an opt-out on a contact with only an alternate address is about that address", () => {

@@ -110,6 +110,9 @@ export function consentFacts(c: KindfulContact, topicFields: readonly string[]):
       role: "state",
       unversioned: true,
     });
+  // A contact read without its custom fields (a re-read by id, which may not carry them) says
+  // nothing of the topics' fields: their last known state stands (`toExternalRecord`'s `unread`).
+  if (c.custom_fields === undefined) return facts;
   for (const name of topicFields) {
     const value = customFieldValue(c, name);
     facts.push({
@@ -197,6 +200,15 @@ export function toExternalRecord(
     consent_state: consentFacts(c, topicFields),
     ...(listIds ? { list_ids: [...listIds] } : {}),
     updated_at: toUtcIso(c.updated_at),
+    ...(c.custom_fields === undefined && topicFields.length > 0
+      ? {
+          unread: {
+            properties: [],
+            consent_sources: topicFields.map((name) => `${CUSTOM_FIELD_PREFIX}${name}`),
+            fact_order: ["email_opt_in", CUSTOM_FIELD_PREFIX],
+          },
+        }
+      : {}),
   };
 }
 
