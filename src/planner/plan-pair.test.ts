@@ -269,6 +269,37 @@ describe("planPair: consent (seed 000)", () => {
     });
   });
 
+  it("pushes the person's own opt-out rather than the account's later one: a platform keeps a person's opt-out more firmly", () => {
+    const theirs = optOut({
+      contact: 1,
+      connection: APPEALS,
+      at: T1,
+      scope: { kind: "topic", topic: "appeals" },
+      mechanism: "spam_complaint",
+    });
+    const staff = optOut({
+      contact: 1,
+      connection: CRM,
+      at: T2,
+      mechanism: "admin_edit",
+      actor: { kind: "account" },
+    });
+    const plan = planPair(
+      planInput([
+        linked(1, {
+          events: [theirs, staff],
+          crm: crmRecord(1, { consent_state: crmFacts({ global_opt_out: true }) }),
+          platforms: { [MAIN]: platformRecord(1, MAIN), [APPEALS]: unsubscribed(1, APPEALS) },
+        }),
+      ]),
+    );
+    expect(find(plan, MAIN, "record_opt_out")?.operation).toMatchObject({
+      initiated_by: "contact",
+      occurred_at: T1,
+      origin: { connection: APPEALS, mechanism: "spam_complaint" },
+    });
+  });
+
   it("reports the admin's resubscribe request as waiting for the person", () => {
     const events = [
       optOut({ contact: 7, connection: MAIN, at: T1 }),
@@ -845,6 +876,26 @@ describe("planPair: a topic kept as a platform's list", () => {
     expect(after[0]?.platforms[MAIN]?.list_ids).toEqual([]);
     const again = planPair({ ...input, contacts: after });
     expect(again.operations.filter((o) => o.connection_id === MAIN)).toEqual([]);
+  });
+
+  it("a resubscribe request's confirmation puts the person back in the CRM's lists, never in a topic's list they opted out of", () => {
+    const plan = planPair(
+      planInput(
+        [
+          linked(3, {
+            events: [
+              optOut({ contact: 3, connection: MAIN, at: T1 }),
+              newsOut(3),
+              resubscribeRequested({ contact: 3, connection: CRM, at: T2 }),
+            ],
+            crm: crmRecord(3, { list_ids: ["L-news", "L-events"] }),
+            platforms: { [MAIN]: unsubscribed(3, MAIN) },
+          }),
+        ],
+        { pair },
+      ),
+    );
+    expect(find(plan, MAIN, "request_resubscribe")?.operation).toMatchObject({ list_ids: ["cc-events"] });
   });
 
   it("never adds someone who left the topic to its list, and imports a new contact into the other lists only", () => {

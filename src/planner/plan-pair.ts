@@ -183,18 +183,27 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
   for (const change of input.list_changes ?? [])
     emit(change.connection_id, [], "write", change.reason, change.operation);
 
-  /** The opt-out to push to a platform or the CRM: the latest open one this pair may propagate. */
+  /**
+   * The opt-out to push to a platform or the CRM: the latest open one this pair may propagate, the
+   * person's own if they made one. A system told the person opted out keeps them out more firmly
+   * (Constant Contact lets the account re-add a contact whose opt-out was the account's, not one
+   * who left by their own act), and that is the truth of it: the account's later opt-out changes
+   * nothing of theirs.
+   */
   const pushable = (refs: readonly OptOutRef[], keep: (r: OptOutRef) => boolean): OptOutRef | undefined => {
     let found: OptOutRef | undefined;
+    let theirs: OptOutRef | undefined;
     for (const r of refs)
       if (
         keep(r) &&
         // Concord's own write seen again (an echo) is no new fact: the opt-out it carried is in the ledger.
         r.mechanism !== "sync" &&
         (policies.propagate_crm_opt_outs || r.source.connection !== crmId)
-      )
+      ) {
         found = r;
-    return found;
+        if (r.initiated_by === "contact") theirs = r;
+      }
+    return theirs ?? found;
   };
 
   const foldOptions = {
@@ -561,8 +570,20 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
           requested_now: requestNow,
         });
         if (requestNow) {
+          // The lists the confirmation puts the person back in: those the CRM has them in, as steps
+          // 3 and 4 would add them, never one whose topic they opted out of, one they left on the
+          // platform (unless they opted in to its topic since), or one the CRM's copy stops.
           const lists = p.audiences
-            .filter((a) => a.direction !== "platform_to_crm" && crmLists.has(a.crm_list_id))
+            .filter(
+              (a) =>
+                a.direction !== "platform_to_crm" &&
+                crmLists.has(a.crm_list_id) &&
+                !crmStopped.has(a.crm_list_id) &&
+                listTopicSendable(state, a) &&
+                (a.topic === undefined ||
+                  !leftTopicList(c, p.connection_id, a.topic, a.platform_list_id) ||
+                  optedBackIn(c, p.connection_id, a.topic, a.platform_list_id, rec, state) !== undefined),
+            )
             .map((a) => a.platform_list_id);
           emit(
             p.connection_id,
