@@ -227,6 +227,15 @@ describe("the sign-up form and its confirmation email", () => {
     );
     // She kept appeals (she never left it): only the global opt-in is new.
     expect(optIns.map((e) => (e.kind === "opt_in" ? e.scope : undefined))).toEqual([{ kind: "global" }]);
+    // Constant Contact cannot put her on its lists until she confirms there: the placement says so
+    // once and is not tried again every minute (each try costs calls of the daily quota).
+    const [placement] = await h.store.db.selectFrom("signups").selectAll().execute();
+    expect(placement).toMatchObject({
+      placed_at: expect.any(String),
+      place_error: expect.stringContaining("cannot_add_to_list"),
+    });
+    h.advance(61_000);
+    expect(await runtime.placeSignups()).toEqual([]);
 
     // She confirms in Constant Contact's email too: subscribed there, and nothing is asked again.
     await h.ccAct(h.ccMain, "confirm_resubscribe", "ada@example.org");

@@ -778,6 +778,8 @@ function createSession(
       }
     }
     const problems: string[] = [];
+    /** Contacts left out by completed activities without error: the account's limits, not an outage. */
+    const leftOut: string[] = [];
     for (const { activity, sent } of started) {
       const done = await awaitActivity(activity);
       if (!done.ok) return single(op, done);
@@ -791,16 +793,18 @@ function createSession(
       // A completed activity with no error may still have left contacts out: the account cannot
       // put an unsubscribed contact on a list, and an id it does not have is no contact.
       else if (completed !== undefined && completed < sent)
-        problems.push(
+        leftOut.push(
           `activity ${done.value.activity_id} changed ${completed} of ${sent} contact(s) (an unsubscribed or deleted contact cannot be put on a list by the account)`,
         );
     }
-    if (problems.length > 0)
+    // An outage is worth trying again; a contact the account may not put on a list (only the person
+    // can resubscribe there) is refused, so that nothing retries it every minute.
+    if (problems.length > 0 || leftOut.length > 0)
       return [
         opOutcome(op, {
           status: "failed",
-          code: "vendor_unavailable",
-          message: problems.slice(0, 5).join("; "),
+          code: problems.length > 0 || kind === "remove" ? "vendor_unavailable" : "cannot_add_to_list",
+          message: [...problems, ...leftOut].slice(0, 5).join("; "),
         }),
       ];
     return [opOutcome(op, { status: "succeeded" })];
