@@ -401,7 +401,11 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       const rec = c.platforms[p.connection_id];
       const decision = decisionFor(state, p.account_scope);
 
-      if (rec === undefined || rec.deleted === true) {
+      // A record deleted on a platform that keeps it with its consent (Constant Contact's delete):
+      // an import or a form there revives it as it was, so it still takes the person's opt-out
+      // (step 1), and nothing else.
+      const keptDeleted = rec?.deleted === true && rec.consent_state.length > 0;
+      if (rec === undefined || (rec.deleted === true && !keptDeleted)) {
         if (!projectedCrm) {
           if (c.crm?.deleted === true && rec === undefined)
             skipped.add({
@@ -479,6 +483,15 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
           },
           target.scope,
         );
+      }
+
+      if (keptDeleted) {
+        skipped.add({
+          contact_id: id,
+          connection_id: p.connection_id,
+          reasons: [{ code: "deleted_on_platform" }],
+        });
+        continue;
       }
 
       // 1c. The account undid its own opt-out (an admin cleared the CRM's Do Not Contact that made

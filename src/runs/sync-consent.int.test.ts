@@ -165,6 +165,26 @@ describe("consent propagation (SQLite)", () => {
     expect(permission(h.ccMain, "fay")).not.toBe("unsubscribed");
   });
 
+  it("an opt-out reaches a contact deleted in Constant Contact, which keeps it and could revive it subscribed; it stays deleted", async () => {
+    await h.ccAct(h.ccMain, "delete", "dave@example.org", "admin");
+    h.advance(1_000);
+    await h.sync();
+    expect(h.ccContact(h.ccMain, "dave@example.org")?.deleted_at).toEqual(expect.any(String));
+    h.advance(60_000);
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["dave"] });
+    h.advance(1_000);
+
+    const report = await h.sync();
+    expect(report.execution?.operations.failed).toBe(0);
+    const dave = h.ccContact(h.ccMain, "dave@example.org");
+    expect(dave?.email_address?.permission_to_send).toBe("unsubscribed");
+    expect(dave?.deleted_at).toEqual(expect.any(String));
+    // An import that revives it now finds it unsubscribed; and nothing more is planned for it.
+    h.advance(60_000);
+    const again = await h.sync();
+    expect(again.plan?.operations.filter((o) => o.connection_id === "cc-main")).toEqual([]);
+  });
+
   it("4. an admin clearing the flag re-subscribes no one: one confirmation email, then the person's own confirmation", async () => {
     await h.reAct({ action: "set_requests_no_email", constituent_id: re["dave"] });
     h.advance(1_000);

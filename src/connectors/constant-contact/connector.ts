@@ -328,7 +328,21 @@ function createSession(
     if (contact.email_address?.permission_to_send === "unsubscribed")
       return [opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id })];
     const put = await client.putContact(op.external_id, optOutPut(contact, op), "consent");
-    return single(op, put.ok ? ok(opOutcome(op, { status: "succeeded", external_id: op.external_id })) : put);
+    if (!put.ok) return single(op, put);
+    // A deleted contact is kept, and an import or a form revives it as it was: its opt-out is
+    // recorded (which revives it, the account's only way), and it is deleted again as the account left it.
+    if ((contact.deleted_at ?? null) !== null) {
+      const again = await client.deleteContact(op.external_id);
+      if (!again.ok || again.value.status >= 300)
+        return [
+          opOutcome(op, {
+            status: "succeeded",
+            external_id: op.external_id,
+            message: `Unsubscribed; the contact, deleted in Constant Contact, could not be deleted again (${again.ok ? `HTTP ${again.value.status}` : again.error.message}).`,
+          }),
+        ];
+    }
+    return [opOutcome(op, { status: "succeeded", external_id: op.external_id })];
   };
 
   /**
