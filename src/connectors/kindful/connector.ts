@@ -67,6 +67,21 @@ const STREAM = "contacts";
 /** The most times one incremental read lists a feed while it keeps bringing contacts not seen yet. */
 const FEED_PASSES_MAX = 5;
 
+/**
+ * The topic fields' spellings a connection has learned, kept for as long as the connection is open
+ * (its runtime): the engine reads in one session and writes in the next, and a write must use the
+ * spelling the read found.
+ */
+const learnedSpellings = new WeakMap<ConnectorRuntime, Map<string, string>>();
+function spellingsOf(runtime: ConnectorRuntime): Map<string, string> {
+  let known = learnedSpellings.get(runtime);
+  if (known === undefined) {
+    known = new Map();
+    learnedSpellings.set(runtime, known);
+  }
+  return known;
+}
+
 export function createKindfulSession(
   settings: ConnectionSettings,
   runtime: ConnectorRuntime,
@@ -88,7 +103,7 @@ export function createKindfulSession(
    * from the config's in case or spaces): a write under another spelling could land in a field of
    * its own, or nowhere, while the organisation's field stays unset.
    */
-  const spellings = new Map<string, string>();
+  const spellings = spellingsOf(runtime);
   const learnSpellings = (contacts: readonly KindfulContact[]): void => {
     for (const c of contacts)
       for (const key of Object.keys(c.custom_fields ?? {}))

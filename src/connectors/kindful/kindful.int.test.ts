@@ -177,14 +177,17 @@ describe("the Kindful connector", () => {
     });
   });
 
-  it("writes a topic's opt-out under the field's name as Kindful spells it, not the config's", async () => {
+  it("writes a topic's opt-out under the field's name as Kindful spells it, not the config's, in a later session of the connection too", async () => {
     const topical: ConnectionSettings = {
       ...settings,
       constructs: [{ type: "custom_field", name: "No Appeals Email" }],
     };
     emulator.contacts.get(1)!.custom_fields["No appeals email"] = "No";
-    const session = kindfulManifest.connect(topical, runtime);
-    for await (const page of session.read(null)) if (!page.ok) throw new Error(page.error.message);
+    // The engine reads in one session and writes in the next, both of the same connection.
+    const connection = { ...runtime };
+    const reading = kindfulManifest.connect(topical, connection);
+    for await (const page of reading.read(null)) if (!page.ok) throw new Error(page.error.message);
+    const session = kindfulManifest.connect(topical, connection);
     const [outcome] = await session.apply([
       {
         kind: "record_opt_out",
