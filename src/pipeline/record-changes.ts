@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { scopeKey, type ConsentEvent, type Scope } from "../core/consent/consent-event";
 import { sameObservedScope } from "../core/consent/system-consent";
+import { endingEventId } from "../core/consent/record-ending";
 import { normaliseEmail } from "../core/identity/normalise-email";
 import { matchRecord, type AmbiguityReason } from "../core/identity/match-record";
 import type { ConnectorRole, ConsentObservation, ExternalRecord } from "../connectors/connector";
@@ -703,7 +704,7 @@ function endedRecordOptOuts(
             kind: "opt_out",
             evidence: {
               reason: `The record was ${label} in ${connection}: no platform may email them (an opt-out by the organisation).`,
-              source_record_id: `${record.external_id}:${key}`,
+              source_record_id: endingEventId(record.external_id, key),
             },
           }
         : {

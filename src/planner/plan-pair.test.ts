@@ -213,6 +213,26 @@ describe("planPair: consent (seed 000)", () => {
         ops: [`${MAIN} record_opt_out account`, `${MAIN} request_resubscribe`],
       },
       {
+        name: "a CRM record marked deceased is unsubscribed everywhere even where CRM opt-outs are not pushed: no setting keeps it sendable",
+        contact: linked(15, {
+          events: [
+            {
+              ...optOut({
+                contact: 15,
+                connection: CRM,
+                at: T1,
+                mechanism: "admin_edit",
+                actor: { kind: "account" },
+              }),
+              evidence: { source_record_id: "re-15:deceased" },
+            },
+          ],
+          crm: crmRecord(15, { deceased: true }),
+        }),
+        policies: { propagate_crm_opt_outs: false },
+        ops: [`${MAIN} record_opt_out account`, `${APPEALS} record_opt_out account`],
+      },
+      {
         name: "a deleted CRM record still gets the platforms' opt-outs pushed, and nothing else",
         contact: linked(14, {
           events: [optOut({ contact: 14, connection: MAIN, at: T1 })],

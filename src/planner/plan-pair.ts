@@ -28,6 +28,7 @@ import type { CanonicalContact, ConnectionId, ContactId } from "../core/identity
 import { normaliseEmail, sameEmail } from "../core/identity/normalise-email";
 import { isConsentField, mergeFields, type FieldMergeInput } from "../core/merge/merge-fields";
 import { canonicalJson } from "../core/canonical-json";
+import { isEndingEventId } from "../core/consent/record-ending";
 import type { ConnectorOperation, OperationKind } from "../core/operations";
 import { operationId, withOperationId, type OperationDraft } from "./operation-id";
 import {
@@ -65,6 +66,8 @@ type Update = {
 };
 
 const scopeLabel = (s: Scope): string => (s.kind === "global" ? "all email" : `the topic “${s.topic}”`);
+
+const NO_ENDINGS: ReadonlySet<string> = new Set();
 
 /** Whether a platform record shows the target opted out (so no opt-out needs writing there). */
 function platformShowsOptOut(rec: PlatformRecordState, target: PlanConsentTarget): boolean {
@@ -190,7 +193,12 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
    * who left by their own act), and that is the truth of it: the account's later opt-out changes
    * nothing of theirs.
    */
-  const pushable = (refs: readonly OptOutRef[], keep: (r: OptOutRef) => boolean): OptOutRef | undefined => {
+  const pushable = (
+    refs: readonly OptOutRef[],
+    keep: (r: OptOutRef) => boolean,
+    /** The CRM record's ending (deceased, inactive, deleted): pushed whatever `propagate_crm_opt_outs` says. */
+    endings: ReadonlySet<string> = NO_ENDINGS,
+  ): OptOutRef | undefined => {
     let found: OptOutRef | undefined;
     let theirs: OptOutRef | undefined;
     for (const r of refs)
@@ -198,7 +206,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
         keep(r) &&
         // Concord's own write seen again (an echo) is no new fact: the opt-out it carried is in the ledger.
         r.mechanism !== "sync" &&
-        (policies.propagate_crm_opt_outs || r.source.connection !== crmId)
+        (policies.propagate_crm_opt_outs || r.source.connection !== crmId || endings.has(r.event_id))
       ) {
         found = r;
         if (r.initiated_by === "contact") theirs = r;
@@ -343,6 +351,17 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
     const crmListsBefore = new Set(crm?.list_ids ?? []);
     const crmLists = new Set(crmListsBefore);
     const crmStopped = new Set(crm?.stopped_list_ids ?? []);
+    /** The opt-outs the CRM record's ending made: no setting keeps an ended record sendable. */
+    const endings = new Set(
+      c.events
+        .filter(
+          (e) =>
+            e.kind === "opt_out" &&
+            e.source.connection === crmId &&
+            isEndingEventId(e.evidence.source_record_id),
+        )
+        .map((e) => e.id),
+    );
     const crmListChanges: { kind: "add_list_members" | "remove_list_members"; list_id: string }[] = [];
     if (crm) {
       for (const { p, rec } of linkedRecords) {
@@ -456,7 +475,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
         const targetDecision = decisionFor(state, target.scope);
         if (target.construct.kind === "account") unsubscribedAfterPlan = shown;
         if (targetDecision.sendable || shown) continue;
-        const ref = pushable(targetDecision.open_opt_outs, () => true);
+        const ref = pushable(targetDecision.open_opt_outs, () => true, endings);
         if (!ref) continue;
         if (target.construct.kind === "account") unsubscribedAfterPlan = true;
         emit(

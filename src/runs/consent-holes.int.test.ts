@@ -304,6 +304,19 @@ describe("consent holes (SQLite)", () => {
     expect((await eventsForContact(h.store, await contactOf("bob"))).length).toBe(before);
   });
 
+  it("3. a constituent marked deceased stops receiving everywhere also where the pair pushes no CRM opt-outs", async () => {
+    h.pair.policies.propagate_crm_opt_outs = false;
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["bob"] });
+    await h.reAct({ action: "update_constituent", constituent_id: re["ada"], changes: { deceased: true } });
+    h.advance(1_000);
+    const run = await h.sync();
+    expect(run.execution?.operations.failed).toBe(0);
+    expect(permission(h.ccMain, "ada")).toBe("unsubscribed");
+    expect(permission(h.ccAppeals, "ada")).toBe("unsubscribed");
+    // A CRM opt-out is the pair's to push or not: not pushed.
+    expect(permission(h.ccMain, "bob")).not.toBe("unsubscribed");
+  });
+
   it("3. a constituent marked deceased or inactive, or deleted, stops receiving everywhere, and the ledger says why", async () => {
     await h.reAct({ action: "update_constituent", constituent_id: re["ada"], changes: { deceased: true } });
     await h.reAct({ action: "update_constituent", constituent_id: re["bob"], changes: { inactive: true } });
