@@ -384,6 +384,29 @@ const rows: Row[] = [
     expect: { sendable: false, rule: "global_opt_out" },
   },
   {
+    name: "a person's phone request staff recorded, without a reference, does not lift: it asks them to confirm",
+    events: [optOut("o", { at: 1 }), optIn("i", { at: 2, mechanism: "phone_request" })],
+    expect: {
+      sendable: false,
+      rule: "global_opt_out",
+      pending_resubscribe: { event_id: id("i"), requested_at: at(2) },
+    },
+  },
+  {
+    name: "a person's written request staff recorded with its reference lifts",
+    events: [
+      optOut("o", { at: 1 }),
+      optIn("i", { at: 2, mechanism: "written_request", evidence: { request_reference: "letter-2024-18" } }),
+    ],
+    expect: { sendable: true, rule: "lifted_by_contact_opt_in", decided_by: id("i") },
+  },
+  {
+    name: "a person's phone request staff recorded is a basis where nothing was opted out",
+    events: [optIn("i", { at: 2, mechanism: "phone_request" })],
+    options: { require_consent_basis: true },
+    expect: { sendable: true, rule: "express_consent", decided_by: id("i") },
+  },
+  {
     name: "platform opt-in never lifts",
     events: [optOut("o", { at: 1 }), optIn("i", { at: 2, actor: PLATFORM, mechanism: "api" })],
     expect: { sendable: false, rule: "global_opt_out" },
@@ -941,8 +964,16 @@ function oracleAllowsSending(events: readonly ConsentEvent[], target: Scope): bo
       if (target.kind !== "topic" || target.topic !== i.scope.topic) return false;
       if (!reallyGlobal(o) && !(o.scope.kind === "topic" && o.scope.topic === i.scope.topic)) return false;
     }
-    if (i.actor.kind === "contact") return i.mechanism !== "import" && i.mechanism !== "sync";
-    if (i.actor.kind === "operator") return (i.evidence.request_reference ?? "").trim().length > 0;
+    // The person's own act; a request they made to staff (a call, a letter) needs its reference, as
+    // an operator override does.
+    const referenced = (i.evidence.request_reference ?? "").trim().length > 0;
+    if (i.actor.kind === "contact")
+      return (
+        i.mechanism !== "import" &&
+        i.mechanism !== "sync" &&
+        (referenced || (i.mechanism !== "phone_request" && i.mechanism !== "written_request"))
+      );
+    if (i.actor.kind === "operator") return referenced;
     // The account undoes its own opt-out only, in the scope it made it in.
     const sameScope =
       i.scope.kind === "global"

@@ -12,7 +12,6 @@ import {
   type Mechanism,
   type OptInEvent,
   type OptOutEvent,
-  type ResubscribeRequestedEvent,
   type Scope,
   type TopicKey,
 } from "./consent-event";
@@ -125,10 +124,25 @@ export function isPersonsOwnOptIn(o: {
   mechanism: Mechanism;
   request_reference?: string | undefined;
 }): boolean {
-  if (o.actor === "contact") return o.mechanism !== "import" && o.mechanism !== "sync";
-  if (o.actor === "operator") return (o.request_reference ?? "").trim() !== "";
+  const referenced = (o.request_reference ?? "").trim() !== "";
+  if (o.actor === "contact")
+    return o.mechanism !== "import" && o.mechanism !== "sync" && (!takenByStaff(o.mechanism) || referenced);
+  if (o.actor === "operator") return referenced;
   return false;
 }
+
+/**
+ * A request the person made to staff (a call, a letter, a word at an event), which staff recorded:
+ * it lifts an opt-out only with a reference to the person's written request, as an operator
+ * override does; without one it asks the person to confirm (a resubscribe request), as an admin
+ * clearing a flag does (DESIGN.md §2 rule 3).
+ */
+const takenByStaff = (mechanism: Mechanism): boolean =>
+  mechanism === "phone_request" || mechanism === "written_request";
+
+/** A person's opt-in staff recorded without a reference: a resubscribe request, not an opt-in. */
+const requestThroughStaff = (e: OptInEvent): boolean =>
+  e.actor.kind === "contact" && takenByStaff(e.mechanism) && !isPersonsOwnOptInEvent(e);
 
 /** The rule-3 view of an opt-in event. */
 const optInAct = (e: OptInEvent) => ({
@@ -198,7 +212,7 @@ function decideScope(sorted: readonly ConsentEvent[], target: Scope, options: Fo
   // Every opt-in standing since the last covering opt-out: a later implied opt-in must not hide an
   // earlier express one (express consent does not lapse), so the basis is chosen after the loop.
   let bases: OptInEvent[] = [];
-  let pending: ResubscribeRequestedEvent | undefined;
+  let pending: { id: ConsentEventId; occurred_at: string } | undefined;
 
   for (const event of sorted) {
     if (event.kind === "opt_out") {
@@ -218,6 +232,7 @@ function decideScope(sorted: readonly ConsentEvent[], target: Scope, options: Fo
         else remaining.push(o);
       }
       if (rule) lastLift = { rule, event };
+      else if (remaining.length > 0 && requestThroughStaff(event)) pending = event;
       open = remaining;
       if (open.length === 0) {
         // Concord's own write seen again (`sync`) copies an act the ledger holds with its own basis:
