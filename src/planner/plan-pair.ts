@@ -17,6 +17,7 @@ import {
 import {
   decisionFor,
   foldChannelConsent,
+  actedAt,
   isPersonsOwnOptInEvent,
   type ChannelConsent,
   type OptOutRef,
@@ -1142,8 +1143,8 @@ function optedBackIn(
       e.kind === "opt_in" &&
       scopeKey(e.scope) === key &&
       isPersonsOwnOptInEvent(e) &&
-      Date.parse(e.occurred_at) > leftAt &&
-      (latest === undefined || e.occurred_at > latest.occurred_at)
+      actedAt(e) > leftAt &&
+      (latest === undefined || actedAt(e) > actedAt(latest))
     )
       latest = e;
   return latest;

@@ -84,8 +84,21 @@ const KIND_RANK: Record<ConsentEvent["kind"], number> = {
   opt_in: 3,
 };
 
+/**
+ * When an event's act took place, for ordering: its `occurred_at`, except an opt-in dated after
+ * Concord saw it (a date typed by hand, a time zone read wrong), which took place by `observed_at`
+ * at the latest. Otherwise an opt-in dated tomorrow would lift an opt-out the person makes today.
+ * An opt-out keeps its own date: dated late, it can only suppress more.
+ */
+export function actedAt(e: ConsentEvent): number {
+  const occurred = Date.parse(e.occurred_at);
+  if (e.kind !== "opt_in") return occurred;
+  const observed = Date.parse(e.observed_at);
+  return Number.isNaN(observed) ? occurred : Math.min(occurred, observed);
+}
+
 export function compareEvents(a: ConsentEvent, b: ConsentEvent): number {
-  const t = Date.parse(a.occurred_at) - Date.parse(b.occurred_at);
+  const t = actedAt(a) - actedAt(b);
   if (t !== 0) return t;
   const k = KIND_RANK[a.kind] - KIND_RANK[b.kind];
   if (k !== 0) return k;
@@ -156,7 +169,7 @@ export const isPersonsOwnOptInEvent = (e: OptInEvent): boolean => isPersonsOwnOp
 
 /** How an opt-in may lift an opt-out, or null when it may not (DESIGN.md §2 rules 3 and 4). */
 export function liftRule(optIn: OptInEvent, optOut: OptOutRef): ConsentRule | null {
-  if (Date.parse(optIn.occurred_at) <= Date.parse(optOut.occurred_at)) return null;
+  if (actedAt(optIn) <= Date.parse(optOut.occurred_at)) return null;
   if (!scopeLifts(optIn.scope, optOut.scope)) return null;
   switch (optIn.actor.kind) {
     case "contact":
