@@ -220,7 +220,13 @@ export type OneClickResult = { recorded: "appended" | "already_opted_out"; event
 export async function recordOneClick(
   store: StoreSession,
   claims: TokenClaims,
-  request: { ip?: string; user_agent?: string; token: string },
+  request: {
+    ip?: string;
+    user_agent?: string;
+    token: string;
+    /** Set when the person pressed the button of the page the link opens: the words it showed. */
+    page_wording?: string;
+  },
   now: Date,
   config: Pick<ConcordConfig, "topics">,
 ): Promise<OneClickResult> {
@@ -238,12 +244,14 @@ export async function recordOneClick(
       channel: "email",
       scope: { kind: "global" },
       source: { system: "concord", connection: "links" },
-      mechanism: "one_click_header",
+      // A mail client's RFC 8058 POST, or the person on the page the footer link opens.
+      mechanism: request.page_wording === undefined ? "one_click_header" : "unsubscribe_link",
       actor: { kind: "contact" },
       occurred_at: now.toISOString(),
       observed_at: now.toISOString(),
       evidence: {
         ...clientEvidence(request),
+        ...(request.page_wording !== undefined ? { form_wording: request.page_wording } : {}),
         // Which link it was, as a digest of the whole token: its signature kept in the ledger (and
         // in every proof bundle) would let anyone holding one rebuild the link and use it again.
         source_record_id: `link:${createHash("sha256").update(request.token).digest("base64url").slice(0, 27)}`,

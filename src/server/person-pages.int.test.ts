@@ -160,6 +160,43 @@ describe("the pages a person reaches from an email", () => {
     ).toHaveLength(1);
   });
 
+  it("the person pressing the page's button is recorded as their unsubscribe through the link, with the words the page showed", async () => {
+    const id = await seedAda();
+    const links = await personalLinks(h.store, signer(), id, h.now());
+    if (!links) throw new Error("no links");
+    const asked = await app.inject({
+      method: "GET",
+      url: pathOf(links.one_click_url),
+      headers: { "accept-language": "fr-CA,fr;q=0.9" },
+    });
+    // The form posts what the page's own fields hold, as a browser does.
+    const fields = [...asked.body.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]+)">/g)].map(
+      ([, name, value]) => `${encodeURIComponent(name ?? "")}=${encodeURIComponent(value ?? "")}`,
+    );
+    const done = await app.inject({
+      method: "POST",
+      url: pathOf(links.one_click_url),
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        "user-agent": "Browser/1.0",
+        "accept-language": "fr-CA,fr;q=0.9",
+      },
+      payload: fields.join("&"),
+    });
+    expect(done.statusCode).toBe(200);
+    const [optOut] = (await eventsForContact(h.store, id))
+      .map((e) => e.event)
+      .filter((e) => e.kind === "opt_out");
+    expect(optOut).toMatchObject({
+      mechanism: "unsubscribe_link",
+      actor: { kind: "contact" },
+      evidence: {
+        user_agent: "Browser/1.0",
+        form_wording: "Vous désabonner de tous les courriels de cet organisme ? [Me désabonner]",
+      },
+    });
+  });
+
   it("a one-click made while the organisation's own opt-out stands is recorded: the admin undoing theirs re-subscribes no one", async () => {
     const id = await seedAda();
     const links = await personalLinks(h.store, signer(), id, h.now());

@@ -157,14 +157,26 @@ const STATUS: Record<TokenProblem, number> = {
 };
 
 /** `List-Unsubscribe=One-Click` in a form-encoded or multipart body, as RFC 8058 sends it. */
-async function isOneClick(request: FastifyRequest): Promise<boolean> {
+/**
+ * Whether the body is a one-click unsubscribe, and how it came: a mail client's RFC 8058 POST
+ * (`header`), or the person pressing the button of the page the link opens (`page`, which says so).
+ */
+async function oneClickOf(request: FastifyRequest): Promise<"header" | "page" | false> {
   const type = request.headers["content-type"] ?? "";
   const media = mediaType(type);
   const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
   // The value as RFC 8058 gives it; a line end a sender leaves after it changes nothing.
-  if (media === "application/x-www-form-urlencoded")
-    return new URLSearchParams(raw.toString("utf8")).get("List-Unsubscribe")?.trim() === "One-Click";
+  if (media === "application/x-www-form-urlencoded") {
+    const form = new URLSearchParams(raw.toString("utf8"));
+    if (form.get("List-Unsubscribe")?.trim() !== "One-Click") return false;
+    return form.get("via") === "page" ? "page" : "header";
+  }
   if (media !== "multipart/form-data") return false;
+  return (await isMultipartOneClick(type, raw)) ? "header" : false;
+}
+
+/** RFC 8058 lets a mail client send the one-click body as multipart/form-data too. */
+function isMultipartOneClick(type: string, raw: Buffer): Promise<boolean> {
   return new Promise((resolve) => {
     let found = false;
     try {
@@ -354,7 +366,7 @@ export function registerPersonPages(app: FastifyInstance, deps: PersonPagesDeps)
         page(
           lang,
           `<h1>${escapeHtml(t["title"] ?? "")}</h1><p>${escapeHtml(t["confirm"] ?? "")}</p>
-<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click"><button type="submit">${escapeHtml(t["button"] ?? "")}</button></form>`,
+<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click"><input type="hidden" name="via" value="page"><button type="submit">${escapeHtml(t["button"] ?? "")}</button></form>`,
         ),
       );
     });
@@ -366,8 +378,10 @@ export function registerPersonPages(app: FastifyInstance, deps: PersonPagesDeps)
       const now = deps.now();
       const claims = await checkLink(deps.store, deps.links.value, request.params.token, now);
       if (!claims.ok) return reply.code(STATUS[claims.error]).send(refuse(lang, claims.error));
-      if (!(await isOneClick(request))) return reply.code(400).send(refuse(lang, "bad_body"));
+      const via = await oneClickOf(request);
+      if (via === false) return reply.code(400).send(refuse(lang, "bad_body"));
       const agent = request.headers["user-agent"];
+      const shown = TEXT[lang];
       const result: OneClickResult = await recordOneClick(
         deps.store,
         claims.value,
@@ -375,6 +389,8 @@ export function registerPersonPages(app: FastifyInstance, deps: PersonPagesDeps)
           ip: request.ip,
           ...(agent !== undefined ? { user_agent: agent } : {}),
           token: request.params.token,
+          // The person pressed the page's button: the words it showed them are the evidence.
+          ...(via === "page" ? { page_wording: `${shown["confirm"] ?? ""} [${shown["button"] ?? ""}]` } : {}),
         },
         now,
         deps.config,
