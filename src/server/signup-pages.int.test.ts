@@ -529,9 +529,12 @@ describe("the sign-up form and its confirmation email", () => {
     expect(await eventsOf("ada@example.org")).toEqual([]);
 
     await smtp.close();
-    const down = await signUp({ email: "bob@example.org" });
+    const down = await signUp({ email: "bob@example.org", first_name: "Bob" });
     expect(down.statusCode).toBe(503);
     expect(down.body).toContain("could not be sent");
+    // What was typed is still in the form, to send again.
+    expect(down.body).toContain('value="bob@example.org"');
+    expect(down.body).toContain('value="Bob"');
     // Nothing was promised, so nothing of the address is kept.
     expect(
       await h.store.db.selectFrom("signups").select("email").where("email", "=", "bob@example.org").execute(),

@@ -344,6 +344,9 @@ function signupRoutes(
         return htmlReply(reply, 400, lang, formHtml(lang, config, values, e.message));
       const key =
         e.code === "too_many_requests" ? "too_many" : e.code === "signup_off" ? "off" : "unavailable";
+      // What the person typed stays in the form, to send again once the cause has passed.
+      if (e.code === "too_many_requests" || e.code === "email_unavailable")
+        return htmlReply(reply, STATUS[e.code], lang, formHtml(lang, config, values, say(lang, key)));
       return htmlReply(reply, STATUS[e.code], lang, `<p role="alert">${say(lang, key)}</p>`);
     }
     return htmlReply(
