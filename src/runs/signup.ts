@@ -297,16 +297,32 @@ export type Confirmed = {
 };
 
 /** Whether a confirmation token is one this server sent and can still be used (the GET page). */
+/** What the confirmation page shows of a sign-up: the address, the names typed, the topics ticked. */
+export type SignupShown = {
+  email: string;
+  first_name: string | null;
+  last_name: string | null;
+  topics: string[];
+};
+
+const shownOf = (row: SignupsTable): SignupShown => ({
+  email: row.email,
+  first_name: row.first_name,
+  last_name: row.last_name,
+  topics: tickedTopics(row),
+});
+
 export async function checkConfirmation(
   store: StoreSession,
   token: string,
   now: Date,
-): Promise<Result<{ status: "pending" | "confirmed"; topics: string[] }, ConfirmProblem>> {
+): Promise<Result<{ status: "pending" | "confirmed" } & SignupShown, ConfirmProblem>> {
   const row = await signupByToken(store, token);
   if (row === undefined) return err("unknown");
-  if (row.status === "confirmed") return ok({ status: "confirmed", topics: [] });
+  if (row.status === "confirmed")
+    return ok({ status: "confirmed", email: "", first_name: null, last_name: null, topics: [] });
   if (row.status !== "pending" || Date.parse(row.expires_at) <= now.getTime()) return err("expired");
-  return ok({ status: "pending", topics: tickedTopics(row) });
+  return ok({ status: "pending", ...shownOf(row) });
 }
 
 /** The topics the sign-up asked for. */
@@ -339,7 +355,7 @@ async function signupByToken(store: StoreSession, token: string): Promise<Signup
 export async function confirmSignup(
   deps: Pick<SignupDeps, "store" | "config" | "now">,
   token: string,
-  request: { ip?: string; user_agent?: string; shown: (topics: readonly string[]) => string },
+  request: { ip?: string; user_agent?: string; shown: (signup: SignupShown) => string },
 ): Promise<Result<Confirmed, ConfirmProblem>> {
   const now = deps.now();
   return deps.store.transaction(async (tx) => {
@@ -431,7 +447,7 @@ export async function confirmSignup(
       });
 
     const ticked = tickedTopics(row);
-    const confirmationWording = `Confirmation page: ${request.shown(ticked)}`.slice(0, 2000);
+    const confirmationWording = `Confirmation page: ${request.shown(shownOf(row))}`.slice(0, 2000);
     const evidence = {
       ...clientEvidence(request),
       // What the form said (Concord's own, or what the sending site says its form said), and what

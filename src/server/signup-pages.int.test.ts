@@ -147,8 +147,10 @@ describe("the sign-up form and its confirmation email", () => {
     const asked = await app.inject({ method: "GET", url: path });
     expect(asked.statusCode).toBe(200);
     expect(asked.body).toContain("Confirm that you want to receive email from Friends of the Park?");
-    // The page says what confirming records: whoever filled in the form, she confirms what she reads.
+    // The page says what confirming records: whoever filled in the form, she confirms what she reads,
+    // the name typed in it included.
     expect(asked.body).toContain("You will not receive: Fundraising appeals.");
+    expect(asked.body).toContain("For grace@example.org, under the name: Grace Hopper.");
     expect(await eventsOf("grace@example.org")).toEqual([]);
 
     const done = await confirm(path);
@@ -164,7 +166,7 @@ describe("the sign-up form and its confirmation email", () => {
         ip: "198.51.100.4",
         user_agent: "Browser/2.0",
         form_wording: expect.stringMatching(
-          /^Sign up for email from Friends of the Park \|.* \|\| Confirmation page: Confirm that you want to receive email from Friends of the Park\? \| You will not receive: Fundraising appeals\. \| Confirm$/,
+          /^Sign up for email from Friends of the Park \|.* \|\| Confirmation page: Confirm that you want to receive email from Friends of the Park\? \| For grace@example\.org, under the name: Grace Hopper\. \| You will not receive: Fundraising appeals\. \| Confirm$/,
         ),
         reason: expect.stringContaining("203.0.113.7"),
       },
@@ -466,7 +468,7 @@ describe("the sign-up form and its confirmation email", () => {
     // The site's words are kept as its claim: Concord never showed them. Then what Concord's
     // confirmation page showed her.
     expect(lin.find((e) => e.kind === "opt_in")?.evidence.form_wording).toBe(
-      "As the site that sent this sign-up says its form read (not shown by Concord): Our site's form || Confirmation page: Confirm that you want to receive email from Friends of the Park? | You will receive: Fundraising appeals. | Confirm",
+      "As the site that sent this sign-up says its form read (not shown by Concord): Our site's form || Confirmation page: Confirm that you want to receive email from Friends of the Park? | For lin@example.org, with no name. | You will receive: Fundraising appeals. | Confirm",
     );
     expect(lin.some((e) => e.kind === "opt_out")).toBe(false);
     // A site that sends no wording: the evidence is Concord's confirmation page alone, never
@@ -479,7 +481,7 @@ describe("the sign-up form and its confirmation email", () => {
     expect(bare.statusCode).toBe(202);
     await confirm(linkIn("kay@example.org"));
     expect((await eventsOf("kay@example.org")).find((e) => e.kind === "opt_in")?.evidence.form_wording).toBe(
-      "Confirmation page: Confirm that you want to receive email from Friends of the Park? | You will not receive: Fundraising appeals. | Confirm",
+      "Confirmation page: Confirm that you want to receive email from Friends of the Park? | For kay@example.org, with no name. | You will not receive: Fundraising appeals. | Confirm",
     );
     // A site's wording as long as the API takes: the form's words are cut, never the page's.
     const long = await app.inject({

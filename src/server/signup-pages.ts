@@ -17,6 +17,7 @@ import {
   type SignupLang,
   type SignupProblem,
   type SignupRequest,
+  type SignupShown,
 } from "../runs/signup";
 import { escapeHtml } from "./escape-html";
 import { mediaType } from "./media-type";
@@ -53,6 +54,8 @@ const TEXT: Record<SignupLang, Texts> = {
     confirm_ask: "Confirm that you want to receive email from {org}?",
     confirm_button: "Confirm",
     confirm_bad: "This confirmation could not be read: use the Confirm button on the page the link opens.",
+    confirm_who: "For {email}, under the name: {name}.",
+    confirm_who_unnamed: "For {email}, with no name.",
     confirm_yes: "You will receive: {topics}.",
     confirm_no: "You will not receive: {topics}.",
     confirmed: "Thank you: your subscription to email from {org} is confirmed.",
@@ -85,6 +88,8 @@ const TEXT: Record<SignupLang, Texts> = {
     confirm_button: "Confirmer",
     confirm_bad:
       "Cette confirmation n'a pas pu être lue : utilisez le bouton Confirmer de la page qu'ouvre le lien.",
+    confirm_who: "Pour {email}, au nom de : {name}.",
+    confirm_who_unnamed: "Pour {email}, sans nom.",
     confirm_yes: "Vous recevrez : {topics}.",
     confirm_no: "Vous ne recevrez pas : {topics}.",
     confirmed: "Merci : votre abonnement aux courriels de {org} est confirmé.",
@@ -153,15 +158,19 @@ function formWording(lang: SignupLang, config: Pick<ConcordConfig, "signup" | "t
 function confirmationLines(
   lang: SignupLang,
   config: Pick<ConcordConfig, "signup" | "topics">,
-  ticked: readonly string[],
+  request: SignupShown,
 ): string[] {
   const fill = (key: string, vars: Record<string, string>) =>
     (TEXT[lang][key] ?? "").replace(/\{(\w+)\}/g, (_m, name: string) => vars[name] ?? "");
   const offered = offeredTopics(config);
+  const ticked = request.topics;
   const yes = offered.filter((t) => ticked.includes(t.key)).map((t) => t.label);
   const no = offered.filter((t) => !ticked.includes(t.key)).map((t) => t.label);
+  // Whoever filled in the form typed the name: the person sees it before it is kept as theirs.
+  const name = [request.first_name, request.last_name].filter((n) => n !== null && n !== "").join(" ");
   return [
     fill("confirm_ask", { org: config.signup?.organisation ?? "" }),
+    fill(name === "" ? "confirm_who_unnamed" : "confirm_who", { email: request.email, name }),
     ...(yes.length > 0 ? [fill("confirm_yes", { topics: yes.join(", ") })] : []),
     ...(no.length > 0 ? [fill("confirm_no", { topics: no.join(", ") })] : []),
   ];
@@ -389,7 +398,7 @@ function signupRoutes(
       reply,
       200,
       lang,
-      `<h1>${say(lang, "confirm_title")}</h1>${confirmationLines(lang, config, state.value.topics)
+      `<h1>${say(lang, "confirm_title")}</h1>${confirmationLines(lang, config, state.value)
         .map((line) => `<p>${escapeHtml(line)}</p>`)
         .join("")}
 <form method="post"><input type="hidden" name="confirm" value="yes"><button type="submit">${say(lang, "confirm_button")}</button></form>`,
@@ -417,8 +426,8 @@ function signupRoutes(
     const confirmed = await confirmSignup(deps, request.params.token, {
       ip: request.ip,
       ...(agent !== undefined ? { user_agent: agent } : {}),
-      shown: (topics) =>
-        [...confirmationLines(lang, config, topics), say(lang, "confirm_button")].join(" | "),
+      shown: (request) =>
+        [...confirmationLines(lang, config, request), say(lang, "confirm_button")].join(" | "),
     });
     if (!confirmed.ok) return confirmProblem(lang, reply, confirmed.error);
     if (confirmed.value.status === "confirmed") deps.onConfirmed(confirmed.value.contact_id);
