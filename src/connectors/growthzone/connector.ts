@@ -320,6 +320,8 @@ export function createGrowthZoneSession(
     const began = Date.parse(started);
     // Contacts still changing under the last pass allowed: one may have been skipped.
     let unsettled = false;
+    // A contact listed as there whose detail answered 404: not read, so not past.
+    let unread = false;
     // The delta is asked for oldest first (a server that refuses the order, 400, is asked without
     // it). Its pages keep the checkpoint the read began from whatever the order: see below.
     let askOrder = !full;
@@ -366,6 +368,7 @@ export function createGrowthZoneSession(
         // A contact the listing names as there whose detail answers 404 is never taken as deleted on
         // a path GrowthZone does not document (that would end them everywhere): left for a later read.
         const readable = live.filter((_, i) => read.value[i] !== null);
+        if (readable.length < live.length) unread = true;
         const page = toPage(
           [...read.value.filter((c) => c !== null), ...deleted.map(() => null)],
           [...readable, ...deleted],
@@ -385,10 +388,11 @@ export function createGrowthZoneSession(
       if (!changedMeanwhile) break;
     }
     // Kept once, not again: a delta busy through every read would otherwise never move on (each
-    // read listing more); the full read reads what a second busy read skipped.
-    const hold = !full && unsettled && previous?.held !== true;
+    // read listing more); the full read reads what a second busy read skipped. A contact whose
+    // detail answered 404 is tried again the same way: the delta lists it again only from here.
+    const hold = !full && (unsettled || unread) && previous?.held !== true;
     // The read is complete: its checkpoint moves to where it started (a full read) or to the newest
-    // change; a delta whose contacts kept changing through its last pass keeps the old checkpoint,
+    // change; a delta whose contacts kept changing through its last pass (or left one unread) keeps the old checkpoint,
     // so the next read lists it again from there (a contact skipped is read then, not lost).
     yield ok({
       records: [],

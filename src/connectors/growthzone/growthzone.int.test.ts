@@ -208,8 +208,33 @@ it("a contact the delta lists whose detail answers 404 is not taken as deleted: 
     path_prefix: `/api/contacts/${a}`,
     methods: ["GET"],
   });
-  const records = (await w.read(FROM)).flatMap((p) => p.records);
+  const first = await w.read(FROM);
+  const records = first.flatMap((p) => p.records);
   expect(records.map((r) => [r.external_id, r.deleted === true])).toEqual([[b, false]]);
+});
+
+it("a contact the delta lists whose detail answered 404 once is read by the next read: the checkpoint waits for it once", async () => {
+  // B changed after A: a checkpoint moved to B's change would be past A.
+  const w = await world([
+    person("A", "2026-06-01T09:00:00", "DoNotContact"),
+    person("B", "2026-06-01T10:00:00"),
+  ]);
+  const [a] = w.ids;
+  await postControl(w.origin, "/__emulator/faults", {
+    status: 404,
+    count: 1,
+    path_prefix: `/api/contacts/${a}`,
+    methods: ["GET"],
+  });
+  const first = await w.read(FROM);
+  expect(first.flatMap((p) => p.records).map((r) => r.external_id)).not.toContain(a);
+  const next = await w.read(first.at(-1)!.checkpoint);
+  expect(
+    next
+      .flatMap((p) => p.consent)
+      .filter((o) => o.kind === "opt_out")
+      .map((o) => o.external_id),
+  ).toEqual([a]);
 });
 
 it("a listing whose every contact's detail answers 404 fails the read, saying so, instead of reading no one", async () => {
