@@ -208,8 +208,31 @@ export async function requestSignup(
     if (
       recent.length >= EMAILS_PER_ADDRESS_DAILY ||
       (last !== undefined && now.getTime() - Date.parse(last.requested_at) < RESEND_AFTER_MS)
-    )
-      return "quiet" as const;
+    ) {
+      // No second email so soon; the link already sent now asks for this request's choices (its
+      // page shows them before anyone confirms), and the answer says until when it works.
+      const waiting = await tx.db
+        .selectFrom("signups")
+        .select(["id", "expires_at"])
+        .where("match_key", "=", email.match_key)
+        .where("status", "=", "pending")
+        .where("expires_at", ">", now.toISOString())
+        .orderBy("requested_at", "desc")
+        .executeTakeFirst();
+      if (waiting !== undefined)
+        await tx.db
+          .updateTable("signups")
+          .set({
+            first_name: row.first_name,
+            last_name: row.last_name,
+            topics_json: row.topics_json,
+            lang: row.lang,
+            wording: row.wording,
+          })
+          .where("id", "=", waiting.id)
+          .execute();
+      return { quiet: waiting?.expires_at } as const;
+    }
     await tx.db.insertInto("signups").values(row).execute();
     return "kept" as const;
   });
@@ -218,7 +241,10 @@ export async function requestSignup(
       code: "too_many_requests",
       message: "Too many sign-ups from this network in the last hour; try again later.",
     });
-  if (decided === "quiet") return accepted;
+  if (typeof decided === "object")
+    return decided.quiet === undefined
+      ? accepted
+      : ok<SignupAccepted>({ status: "confirmation_sent", expires_at: decided.quiet });
 
   const sent = await sendConfirmation(deps, signup, email.address, token, request.lang, expires_at, now);
   if (!sent.ok) {

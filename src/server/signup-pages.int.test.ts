@@ -318,9 +318,19 @@ describe("the sign-up form and its confirmation email", () => {
     expect(known.body.replace("ada@example.org", "X")).toBe(unknown.body.replace("nobody@example.org", "X"));
     expect(smtp.mails).toHaveLength(2);
 
-    // The same address again at once: the same answer, no second email.
-    expect((await signUp({ email: "ada@example.org" }, "203.0.113.8")).statusCode).toBe(200);
+    // The same address again at once: the same answer, no second email; the link already sent
+    // now asks for the choices sent last, and shows them before anyone confirms.
+    const first = linkIn("ada@example.org");
+    expect((await app.inject({ method: "GET", url: first })).body).toContain(
+      "You will not receive: Fundraising appeals.",
+    );
+    expect((await signUp({ email: "ada@example.org", topic: "appeals" }, "203.0.113.8")).statusCode).toBe(
+      200,
+    );
     expect(smtp.mails).toHaveLength(2);
+    expect((await app.inject({ method: "GET", url: first })).body).toContain(
+      "You will receive: Fundraising appeals.",
+    );
     h.advance(11 * 60_000);
     await signUp({ email: "ada@example.org" }, "203.0.113.8");
     expect(smtp.mails).toHaveLength(3);
