@@ -42,7 +42,7 @@ import {
 } from "./webhooks";
 import {
   announcedOptOut,
-  goneMemberOptOut,
+  unreadMemberOptOut,
   announcementStands,
   interestListId,
   isPlausibleEmail,
@@ -307,7 +307,7 @@ export function createMailchimpSession(
         if (!m.value) {
           // Deleted for good since a delivery announced an opt-out: the delivery's word is all there is.
           for (const change of options.announced?.get(id) ?? []) {
-            const gone = goneMemberOptOut(change);
+            const gone = unreadMemberOptOut(change, "gone");
             if (gone !== undefined) consent.push(gone);
           }
           continue;

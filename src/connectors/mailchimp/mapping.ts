@@ -288,10 +288,15 @@ export function announcedOptOut(m: McMember, change: WebhookChange): ConsentObse
 }
 
 /**
- * The opt-out a webhook announced for a member that no read finds any more (deleted for good
- * before Concord read it), for the address the delivery named; none when it named no address.
+ * The opt-out a webhook announced for a member no read shows, for the address the delivery named;
+ * none when it named no address: one deleted for good before Concord read it (`gone`), or one a
+ * delivery given up unread named (`unread`: Mailchimp out of reach through every retry, or refusing
+ * the re-read; the next poll may never show it, the member may have been archived meanwhile).
  */
-export function goneMemberOptOut(change: WebhookChange): ConsentObservation | undefined {
+export function unreadMemberOptOut(
+  change: WebhookChange,
+  why: "gone" | "unread" = "unread",
+): ConsentObservation | undefined {
   const email = change.opt_out?.email;
   if (email === undefined) return undefined;
   return {
@@ -299,26 +304,10 @@ export function goneMemberOptOut(change: WebhookChange): ConsentObservation | un
       external_id: change.external_id,
       email,
       source_record_id: change.external_id,
-      hidden: "the member was deleted for good before it was read",
-    }),
-    record_gone: true,
-  };
-}
-
-/**
- * The opt-out a webhook announced, for a delivery given up unread (Mailchimp out of reach through
- * every retry, or refusing the re-read), for the address the delivery named; none when it named
- * no address. The next poll may never show it: the member may have been archived meanwhile.
- */
-export function unreadMemberOptOut(change: WebhookChange): ConsentObservation | undefined {
-  const email = change.opt_out?.email;
-  if (email === undefined) return undefined;
-  return {
-    ...announced(change, {
-      external_id: change.external_id,
-      email,
-      source_record_id: change.external_id,
-      hidden: "the member could not be re-read (the delivery was given up)",
+      hidden:
+        why === "gone"
+          ? "the member was deleted for good before it was read"
+          : "the member could not be re-read (the delivery was given up)",
     }),
     record_gone: true,
   };
