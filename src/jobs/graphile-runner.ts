@@ -6,6 +6,7 @@
  * one whose payload does not match the catalogue is dropped with the reason in the log.
  */
 import { sql } from "kysely";
+import pg from "pg";
 import { Logger as WorkerLogger, run, runMigrations, type Runner, type TaskList } from "graphile-worker";
 import type { Logger } from "../observability/logger";
 import type { StoreSession } from "../store/ports";
@@ -79,13 +80,28 @@ export type GraphileRunnerOptions = {
   pollInterval?: number;
 };
 
-/** Creates or upgrades the job queue's schema; safe to call from every process at start. */
+/** The advisory lock that lets one process at a time prepare a job schema. */
+export const jobSchemaLockName = (schema: string): string => `concord:job-schema:${schema}`;
+
+/**
+ * Creates or upgrades the job queue's schema; safe to call from every process at start. One process
+ * at a time: graphile-worker tells every worker listening of a breaking migration, and a worker that
+ * began to listen while another process was still installing the schema shut itself down.
+ */
 export async function prepareJobSchema(
   connectionString: string,
   schema: string,
   logger: Logger,
 ): Promise<void> {
-  await runMigrations({ connectionString, schema, logger: workerLogger(logger) });
+  const client = new pg.Client({ connectionString });
+  await client.connect();
+  try {
+    await client.query("select pg_advisory_lock(hashtext($1))", [jobSchemaLockName(schema)]);
+    await runMigrations({ connectionString, schema, logger: workerLogger(logger) });
+  } finally {
+    // Ending the session releases its lock, whatever happened.
+    await client.end();
+  }
 }
 
 /** Starts taking jobs; `stop()` lets the running ones finish and takes no more. */
