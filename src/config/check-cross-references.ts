@@ -234,6 +234,10 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
   // Pairs.
   const pairIds = new Map<string, number>();
   const platformOwner = new Map<string, { pair: number; slot: number }>();
+  /** Every pair's runs read its CRM: the pairs reading each CRM, with how often each runs. */
+  const crmReads = new Map<string, { p: number; id: string; interval: number }[]>();
+  /** CRMs whose polling one pair alone already spends too much of (said once, for that pair). */
+  const crmTold = new Set<string>();
   config.pairs.forEach((pair, p) => {
     const at = (...rest: (string | number)[]) => ["pairs", p, ...rest];
     const firstPair = pairIds.get(pair.id);
@@ -431,18 +435,29 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
     });
 
     const interval = pair.schedule.poll_interval;
+    const runsEvery =
+      interval ??
+      Math.min(
+        ...pair.platforms
+          .map((pl) => effectivePollIntervalMs(config, pl.connection))
+          .filter((ms): ms is number => ms !== undefined),
+      );
+    if (connections.has(pair.crm) && Number.isFinite(runsEvery))
+      crmReads.set(pair.crm, [...(crmReads.get(pair.crm) ?? []), { p, id: pair.id, interval: runsEvery }]);
     if (interval !== undefined) {
       const inherit = [pair.crm, ...pair.platforms.map((pl) => pl.connection)]
         .map((id) => connections.get(id)?.connection)
         .filter((c): c is Connection => c !== undefined && c.poll_interval === undefined);
       for (const connection of inherit) {
         const problem = pollBudgetProblem(connection, interval, pollCost(connection));
-        if (problem !== undefined)
+        if (problem !== undefined) {
+          if (connection.id === pair.crm) crmTold.add(pair.crm);
           add(
             at("schedule", "poll_interval"),
             "poll_interval_too_short",
             `for connection "${connection.id}": ${problem}`,
           );
+        }
       }
     } else {
       // No schedule of its own: the pair runs at its platforms' shortest interval (each its own,
@@ -455,6 +470,7 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
         .filter((ms): ms is number => ms !== undefined);
       if (crm !== undefined && intervals.length > 0) {
         const problem = pollBudgetProblem(crm, Math.min(...intervals), pollCost(crm));
+        if (problem !== undefined) crmTold.add(crm.id);
         if (problem !== undefined)
           add(
             at("schedule", "poll_interval"),
@@ -464,6 +480,31 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
       }
     }
   });
+
+  // A CRM several pairs share is read at every run of each: their polls add up against its quota.
+  for (const [crmId, reads] of crmReads) {
+    const crm = connections.get(crmId)?.connection;
+    if (crm === undefined || reads.length < 2 || crmTold.has(crmId)) continue;
+    const profile = manifestOf(crm.system);
+    const quota = crm.limits.daily_quota ?? profile.limits.daily_quota?.calls;
+    if (quota === undefined) continue;
+    const cost = pollCost(crm);
+    const perDay = reads.reduce((sum, r) => sum + pollingCallsPerDay(profile, r.interval, cost.calls), 0);
+    const share = Math.floor(quota * POLLING_QUOTA_SHARE);
+    if (perDay <= share) continue;
+    const last = reads[reads.length - 1]!;
+    const quotaSource =
+      crm.limits.daily_quota === undefined ? `${profile.label}'s daily quota` : "limits.daily_quota";
+    add(
+      ["pairs", last.p, "schedule", "poll_interval"],
+      "poll_interval_too_short",
+      `for connection "${crmId}", read at every run of each of the ${reads.length} pairs that share it (${reads
+        .map((r) => `${r.id} every ${formatDuration(r.interval)}`)
+        .join(
+          ", ",
+        )}): together their polls cost ${fmt(perDay)} calls a day (${cost.calls} per poll), more than the ${fmt(share)} polling may use (half of ${quotaSource}, ${fmt(quota)}); expected longer schedule.poll_interval values, fewer pairs on one CRM, or a larger limits.daily_quota if the account has one`,
+    );
+  }
 
   config.compliance.erasure.keep_records_in.forEach((id, i) => {
     if (!connections.has(id))

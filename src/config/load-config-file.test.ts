@@ -323,6 +323,37 @@ describe("errors name the path, what was expected and what was found", () => {
       `for connection "gz", read at every run of this pair, which runs at its platforms' shortest poll_interval unless schedule.poll_interval says: polling every 1m costs 7,200 calls a day (5 per poll, reading 4 lists), more than the 5,000 polling may use (half of GrowthZone's daily quota, 10,000); expected 1m27s or longer`,
     ],
     [
+      // Each pair alone polls it well within its quota; every run of both reads it.
+      "a GrowthZone CRM two pairs share, each run every 30s",
+      (c) => {
+        c.connections.push(
+          {
+            id: "gz",
+            system: "growthzone",
+            credentials: { api_key: { env: "GZ_KEY" }, subdomain: "chamber" },
+          },
+          { id: "cc-events", system: "constant-contact", poll_interval: "2m" },
+        );
+        c.pairs.push(
+          {
+            id: "gz-appeals",
+            crm: "gz",
+            platforms: [{ connection: "cc-appeals" }],
+            schedule: { poll_interval: "30s" },
+          },
+          {
+            id: "gz-events",
+            crm: "gz",
+            platforms: [{ connection: "cc-events" }],
+            schedule: { poll_interval: "30s" },
+          },
+        );
+      },
+      "pairs[2].schedule.poll_interval",
+      "poll_interval_too_short",
+      'for connection "gz", read at every run of each of the 2 pairs that share it (gz-appeals every 30s, gz-events every 30s): together their polls cost 5,760 calls a day (1 per poll), more than the 5,000 polling may use',
+    ],
+    [
       "pair schedule too short for an inheriting connection",
       (c) => (c.pairs[0].schedule = { poll_interval: "20s" }),
       "pairs[0].schedule.poll_interval",
