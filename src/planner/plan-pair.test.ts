@@ -916,6 +916,25 @@ describe("planPair: a topic kept as a platform's list", () => {
       ),
     );
     expect(find(plan, MAIN, "request_resubscribe")?.operation).toMatchObject({ list_ids: ["cc-events"] });
+    // A topic they did not leave: its list is asked for too (the global opt-out is what they confirm away).
+    const kept = planPair(
+      planInput(
+        [
+          linked(4, {
+            events: [
+              optOut({ contact: 4, connection: MAIN, at: T1 }),
+              resubscribeRequested({ contact: 4, connection: CRM, at: T2 }),
+            ],
+            crm: crmRecord(4, { list_ids: ["L-news", "L-events"] }),
+            platforms: { [MAIN]: unsubscribed(4, MAIN) },
+          }),
+        ],
+        { pair },
+      ),
+    );
+    expect(find(kept, MAIN, "request_resubscribe")?.operation).toMatchObject({
+      list_ids: ["cc-events", "cc-news"],
+    });
   });
 
   it("never adds someone who left the topic to its list, and imports a new contact into the other lists only", () => {

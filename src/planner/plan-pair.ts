@@ -604,7 +604,8 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
         });
         if (requestNow) {
           // The lists the confirmation puts the person back in: those the CRM has them in, as steps
-          // 3 and 4 would add them, never one whose topic they opted out of, one they left on the
+          // 3 and 4 would add them, never one whose topic they opted out of (an opt-out of that
+          // topic itself: the global one is what the confirmation lifts), one they left on the
           // platform (unless they opted in to its topic since), or one the CRM's copy stops.
           const lists = p.audiences
             .filter(
@@ -612,7 +613,10 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
                 a.direction !== "platform_to_crm" &&
                 crmLists.has(a.crm_list_id) &&
                 !crmStopped.has(a.crm_list_id) &&
-                listTopicSendable(state, a) &&
+                (a.topic === undefined ||
+                  !decisionFor(state, topicScope(a.topic)).open_opt_outs.some(
+                    (r) => r.scope.kind === "topic",
+                  )) &&
                 (a.topic === undefined ||
                   !leftTopicList(c, p.connection_id, a.topic, a.platform_list_id) ||
                   optedBackIn(c, p.connection_id, a.topic, a.platform_list_id, rec, state) !== undefined),
