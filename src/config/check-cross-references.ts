@@ -3,7 +3,7 @@
  * point at something of the right kind, and poll intervals fit each connection's call budget.
  */
 import type { z } from "zod";
-import type { ConcordConfig, Connection, ListRef } from "./concord-config";
+import type { ConcordConfig, Connection, ListRef, Pair } from "./concord-config";
 import { isConsentField } from "../core/merge/merge-fields";
 import { hint } from "./did-you-mean";
 import { formatDuration } from "./duration";
@@ -435,14 +435,8 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
     });
 
     const interval = pair.schedule.poll_interval;
-    const runsEvery =
-      interval ??
-      Math.min(
-        ...pair.platforms
-          .map((pl) => effectivePollIntervalMs(config, pl.connection))
-          .filter((ms): ms is number => ms !== undefined),
-      );
-    if (connections.has(pair.crm) && Number.isFinite(runsEvery))
+    const runsEvery = pairPollIntervalMs(config, pair);
+    if (connections.has(pair.crm) && runsEvery !== undefined)
       crmReads.set(pair.crm, [...(crmReads.get(pair.crm) ?? []), { p, id: pair.id, interval: runsEvery }]);
     if (interval !== undefined) {
       const inherit = [pair.crm, ...pair.platforms.map((pl) => pl.connection)]
@@ -464,19 +458,16 @@ export function findCrossReferenceIssues(config: ConcordConfig): CrossReferenceI
       // else its system's default), and every run reads its CRM, whose cost may grow with the
       // lists the config has it read.
       const crm = connections.get(pair.crm)?.connection;
-      // As the engine schedules it (`pollIntervalOf`).
-      const intervals = pair.platforms
-        .map((pl) => effectivePollIntervalMs(config, pl.connection))
-        .filter((ms): ms is number => ms !== undefined);
-      if (crm !== undefined && intervals.length > 0) {
-        const problem = pollBudgetProblem(crm, Math.min(...intervals), pollCost(crm));
-        if (problem !== undefined) crmTold.add(crm.id);
-        if (problem !== undefined)
+      if (crm !== undefined && runsEvery !== undefined) {
+        const problem = pollBudgetProblem(crm, runsEvery, pollCost(crm));
+        if (problem !== undefined) {
+          crmTold.add(crm.id);
           add(
             at("schedule", "poll_interval"),
             "poll_interval_too_short",
             `for connection "${crm.id}", read at every run of this pair, which runs at its platforms' shortest poll_interval unless schedule.poll_interval says: ${problem}`,
           );
+        }
       }
     }
   });
@@ -629,6 +620,19 @@ export function checkCrossReferences(config: ConcordConfig, ctx: z.core.$Refinem
       input: undefined,
       params: { concord_code: issue.code },
     });
+}
+
+/**
+ * How often a pair runs (and reads its CRM): its own `schedule.poll_interval`, else the shortest of
+ * its platforms' (each its own, else its system's default: Constant Contact 60 s). The engine
+ * schedules by it; the config check holds it to the quotas.
+ */
+export function pairPollIntervalMs(config: ConcordConfig, pair: Pair): number | undefined {
+  if (pair.schedule.poll_interval !== undefined) return pair.schedule.poll_interval;
+  const intervals = pair.platforms
+    .map((pl) => effectivePollIntervalMs(config, pl.connection))
+    .filter((ms): ms is number => ms !== undefined);
+  return intervals.length > 0 ? Math.min(...intervals) : undefined;
 }
 
 /** How often a connection is polled: its own interval, else the shortest of its pairs', else its system's default. */

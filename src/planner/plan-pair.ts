@@ -352,17 +352,22 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
     const crmListsBefore = new Set(crm?.list_ids ?? []);
     const crmLists = new Set(crmListsBefore);
     const crmStopped = new Set(crm?.stopped_list_ids ?? []);
-    /** The opt-outs the CRM record's ending made: no setting keeps an ended record sendable. */
-    const endings = new Set(
-      c.events
-        .filter(
-          (e) =>
-            e.kind === "opt_out" &&
-            e.source.connection === crmId &&
-            isEndingEventId(e.evidence.source_record_id),
-        )
-        .map((e) => e.id),
-    );
+    /**
+     * The opt-outs the CRM record's ending made: no setting keeps an ended record sendable. Needed
+     * only where the pair pushes no other CRM opt-out (kept off the path of every other plan).
+     */
+    const endings = policies.propagate_crm_opt_outs
+      ? NO_ENDINGS
+      : new Set(
+          c.events
+            .filter(
+              (e) =>
+                e.kind === "opt_out" &&
+                e.source.connection === crmId &&
+                isEndingEventId(e.evidence.source_record_id),
+            )
+            .map((e) => e.id),
+        );
     const crmListChanges: { kind: "add_list_members" | "remove_list_members"; list_id: string }[] = [];
     if (crm) {
       for (const { p, rec } of linkedRecords) {

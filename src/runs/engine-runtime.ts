@@ -6,7 +6,7 @@
  * one pair never overlap.
  */
 import { z } from "zod";
-import { effectivePollIntervalMs } from "../config/check-cross-references";
+import { pairPollIntervalMs } from "../config/check-cross-references";
 import type { Pair } from "../config/concord-config";
 import { resolveSecretRef, type SecretSources } from "../config/resolve-secret-ref";
 import { webhookSecretProblem } from "../config/check-config-against-env";
@@ -23,7 +23,7 @@ import {
   withNamedLock,
   withNamedLocks,
 } from "../store/advisory-lock";
-import type { InboxItem, JsonValue } from "../store/ports";
+import type { InboxItem, JsonValue, StoreSession } from "../store/ports";
 import { errorMessage } from "../core/error-code";
 import { recordAnnouncedOptOuts, recordWebhookChanges } from "../pipeline/pull-connection";
 import { inboxWriter } from "./inbox-writer";
@@ -194,16 +194,9 @@ export const nextPollAt = (started: number, interval: number, now: Date): number
 /** How often each process makes sure the installation's housekeeping job is scheduled. */
 const HOUSEKEEPING_SEED_MS = 30_000;
 
-/**
- * The pair's poll interval: its own, else the shortest of its platforms' (each its own, else its
- * system's default from the manifest: Constant Contact 60 s).
- */
+/** The pair's poll interval (`pairPollIntervalMs`). */
 export function pollIntervalOf(deps: Pick<SyncDeps, "config">, pair: Pair): number {
-  if (pair.schedule.poll_interval !== undefined) return pair.schedule.poll_interval;
-  const intervals = pair.platforms
-    .map((p) => effectivePollIntervalMs(deps.config, p.connection))
-    .filter((x): x is number => x !== undefined);
-  return Math.min(...intervals);
+  return pairPollIntervalMs(deps.config, pair) ?? Number.POSITIVE_INFINITY;
 }
 
 export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
@@ -571,24 +564,44 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
           // killed in between leaves the delivery to be re-read, never a re-read without its sync.
           await deps.store.transaction(async (tx) => {
             await tx.inbox.markProcessed([item.id]);
-            if (contacts.size > 0)
-              for (const pair of pairsOf(item.connection_id))
-                await jobs.add(tx, "sync_pair", { pair_id: pair.id, contact_ids: [...contacts] });
+            await addSyncJobs(jobs, tx, item.connection_id, contacts);
           });
           processed += 1;
           continue;
         }
         await deps.store.inbox.markProcessed([item.id]);
         processed += 1;
-        const all = synced.get(item.connection_id) ?? new Set<string>();
-        for (const id of contacts) all.add(id);
-        synced.set(item.connection_id, all);
+        syncInPass(synced, item.connection_id, contacts);
       }
       for (const [connectionId, contacts] of synced)
         if (contacts.size > 0)
           for (const pair of pairsOf(connectionId))
             await runSync(pair, { pull: false, contact_ids: [...contacts] });
     }
+  };
+
+  /** With workers: a sync of `contacts` in every pair of the connection, as jobs added in `tx`. */
+  const addSyncJobs = async (
+    queue: JobQueue,
+    tx: StoreSession,
+    connectionId: string,
+    contacts: Iterable<string>,
+  ): Promise<void> => {
+    const contact_ids = [...contacts];
+    if (contact_ids.length === 0) return;
+    for (const pair of pairsOf(connectionId))
+      await queue.add(tx, "sync_pair", { pair_id: pair.id, contact_ids });
+  };
+
+  /** Without workers: `contacts` join the ones this pass syncs once its deliveries are done. */
+  const syncInPass = (
+    synced: Map<string, Set<string>>,
+    connectionId: string,
+    contacts: Iterable<string>,
+  ): void => {
+    const all = synced.get(connectionId) ?? new Set<string>();
+    for (const id of contacts) all.add(id);
+    synced.set(connectionId, all);
   };
 
   /**
@@ -655,18 +668,9 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         const kept = await recordAnnouncedOptOuts(unread.recordDeps, unread.changes);
         if (kept.consent_events_appended > 0)
           announced = ` ${kept.consent_events_appended} opt-out(s) it announced were recorded from the delivery alone.`;
-        if (kept.contact_ids.length > 0) {
-          if (jobs !== undefined)
-            await deps.store.transaction(async (tx) => {
-              for (const pair of pairsOf(item.connection_id))
-                await jobs.add(tx, "sync_pair", { pair_id: pair.id, contact_ids: kept.contact_ids });
-            });
-          else {
-            const all = unread.synced.get(item.connection_id) ?? new Set<string>();
-            for (const id of kept.contact_ids) all.add(id);
-            unread.synced.set(item.connection_id, all);
-          }
-        }
+        if (jobs !== undefined)
+          await deps.store.transaction((tx) => addSyncJobs(jobs, tx, item.connection_id, kept.contact_ids));
+        else syncInPass(unread.synced, item.connection_id, kept.contact_ids);
       } catch (failure) {
         announced = ` The opt-out(s) it announced could not be recorded (${errorMessage(failure)}).`;
       }

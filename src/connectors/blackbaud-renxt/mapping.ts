@@ -308,8 +308,7 @@ export function consentFacts(detail: ConstituentDetail): ConsentFact[] {
       role: "state",
       unversioned: true,
     });
-  const addresses = addressesOf(c, detail.emails);
-  const primary = addresses.find((e) => e.primary && !e.inactive);
+  const primary = primaryAddress(detail);
   if (primary && primary.do_not_email !== undefined)
     facts.push({
       channel: "email",
@@ -390,12 +389,16 @@ export function toExternalRecord(detail: ConstituentDetail): ExternalRecord {
   };
 }
 
+/** The active primary address, whose Do Not Email is the constituent's address-level opt-out. */
+const primaryAddress = (detail: ConstituentDetail): EmailAddress | undefined =>
+  addressesOf(detail.constituent, detail.emails).find((e) => e.primary && !e.inactive);
+
 /**
  * What the read left to the last snapshot: the parts a partial re-read did not read, and a primary
  * address's Do Not Email when SKY sent the address without it (optional in EmailAddressRead).
  */
 function unreadOf(detail: ConstituentDetail): { unread?: UnreadParts } {
-  const primary = addressesOf(detail.constituent, detail.emails).find((e) => e.primary && !e.inactive);
+  const primary = primaryAddress(detail);
   const silent =
     primary !== undefined && primary.do_not_email === undefined
       ? [`emailaddress:${primary.id ?? primary.address}.do_not_email`]
