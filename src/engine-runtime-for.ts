@@ -30,6 +30,8 @@ export async function engineRuntimeFor(
     workers: number;
     secrets: SecretSources;
     onRun?: (report: SyncReport) => void;
+    /** This process's workers stopped and could not start again (the message says why). */
+    onJobsFailed?: (message: string) => void;
   },
 ): Promise<RunningEngine> {
   const url = options.env.DATABASE_URL;
@@ -80,6 +82,10 @@ export async function engineRuntimeFor(
           concurrency: options.workers,
           handlers: runtime.handlers,
           logger: context.logger,
+          onFailed: (error) =>
+            options.onJobsFailed?.(
+              `the job queue in "${schema}" stopped and could not start again: ${errorMessage(error)}`,
+            ),
         }).catch((error: unknown) => {
           throw new Error(`the job queue in "${schema}" could not start: ${errorMessage(error)}`, {
             cause: error,

@@ -5,7 +5,14 @@
 import { existsSync } from "node:fs";
 import { join, relative } from "node:path";
 import { CommanderError } from "commander";
-import { buildProgram, EXIT_USAGE, type CliServices, type EmulatedSystem } from "./cli/program";
+import {
+  buildProgram,
+  EXIT_OK,
+  EXIT_PROBLEM,
+  EXIT_USAGE,
+  type CliServices,
+  type EmulatedSystem,
+} from "./cli/program";
 import { formatConfigErrors, loadConfigFile } from "./config/load-config-file";
 import { configWarnings } from "./config/config-warnings";
 import { storedNameProblem } from "./config/secret-ref";
@@ -54,6 +61,15 @@ async function main(argv: readonly string[]): Promise<number> {
       ledger_sealer: sealer,
     });
 
+  // How a started `serve` or `worker` ends: its jobs finish, what it opened is let go, it exits.
+  let stopProcess: ((code: number) => Promise<void>) | undefined;
+  // Workers that stopped and cannot start again: the process ends, so that its supervisor sees it.
+  const jobsFailed = (command: string, message: string): void => {
+    services.err(`concord ${command} stopped: ${message}`);
+    if (stopProcess === undefined) process.exit(EXIT_PROBLEM);
+    else void stopProcess(EXIT_PROBLEM);
+  };
+
   const services: CliServices = {
     version,
     openStore: open,
@@ -94,7 +110,15 @@ async function main(argv: readonly string[]): Promise<number> {
       const failure = (error: unknown): string => `could not start: ${errorMessage(error)}`;
       try {
         running = context
-          ? await engineRuntimeFor(context, { env, workers, secrets, onRun: metrics.onRun })
+          ? await engineRuntimeFor(context, {
+              env,
+              workers,
+              secrets,
+              onRun: metrics.onRun,
+              onJobsFailed: (message) => {
+                jobsFailed("serve", message);
+              },
+            })
           : undefined;
         const runtime = running?.runtime;
         const uiDir = join(import.meta.dirname, "..", "ui", "dist");
@@ -124,12 +148,13 @@ async function main(argv: readonly string[]): Promise<number> {
       }
       const server = app;
       const started = running;
-      const stop = async () => {
+      const stop = async (code = EXIT_OK) => {
         await server.close();
         await started?.stop();
         await closeStore();
-        process.exit(0);
+        process.exit(code);
       };
+      stopProcess = stop;
       process.once("SIGINT", () => void stop());
       process.once("SIGTERM", () => void stop());
       if (!context)
@@ -169,6 +194,9 @@ async function main(argv: readonly string[]): Promise<number> {
             stored: async (name: string) => (await context.store.credentials.get(name))?.ciphertext,
           },
           onRun: metrics.onRun,
+          onJobsFailed: (message) => {
+            jobsFailed("worker", message);
+          },
         });
         await running.start();
       } catch (error) {
@@ -183,11 +211,12 @@ async function main(argv: readonly string[]): Promise<number> {
         };
       }
       const started = running;
-      const stop = async () => {
+      const stop = async (code = EXIT_OK) => {
         await started.stop();
         await context.close();
-        process.exit(0);
+        process.exit(code);
       };
+      stopProcess = stop;
       process.once("SIGINT", () => void stop());
       process.once("SIGTERM", () => void stop());
       return {

@@ -1,15 +1,17 @@
 /**
  * The job runner on PostgreSQL: a job whose payload no handler could take (written by another
  * version, or by hand) is dropped with its reason rather than retried ten times, and the jobs after
- * it run.
+ * it run. Workers keep taking jobs when another installation in the same database prepares its own
+ * job queue, and say why they stop when their own queue's schema is beyond this version.
  */
 import { randomBytes } from "node:crypto";
-import { sql } from "kysely";
+import { sql, type Kysely } from "kysely";
 import { describe, expect, it } from "vitest";
 import { createLogger } from "../observability/logger";
 import { capturingLogger } from "../../test/support/capturing-logger";
 import { gate } from "../../test/support/gate";
 import { storeBackends } from "../../test/support/store-backends";
+import type { Database } from "../store/schema";
 import type { JobHandlers } from "./catalogue";
 import pg from "pg";
 import { jobSchemaLockName, prepareJobSchema, startGraphileRunner } from "./graphile-runner";
@@ -17,7 +19,127 @@ import { jobSchemaLockName, prepareJobSchema, startGraphileRunner } from "./grap
 const postgres = storeBackends().find((b) => b.name === "postgres");
 const url = process.env["TEST_DATABASE_URL"] ?? "";
 
+/** Resolves when a line of the log matches, or fails after a generous while (no timing guessed). */
+async function logged(lines: string[], pattern: RegExp): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (!lines.some((l) => pattern.test((JSON.parse(l) as { msg?: string }).msg ?? ""))) {
+    if (Date.now() > deadline) throw new Error(`never logged: ${pattern}\n${lines.join("")}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * Announces a migration as graphile-worker does on every migration it runs (the channel is the
+ * database's, whatever the schema), again until `heard`: a worker begins to listen a moment after
+ * it starts, and an announcement before that reaches nobody.
+ */
+async function announceUntil(
+  db: Kysely<Database>,
+  migration: { migrationNumber: number; breaking: boolean },
+  heard: () => boolean,
+): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (!heard()) {
+    if (Date.now() > deadline) throw new Error("the announcement was never heard");
+    await sql`select pg_notify('worker:migrate', ${JSON.stringify(migration)})`.execute(db);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const handlersOpening = (open: () => void): JobHandlers => ({
+  poll_pair: async () => {
+    open();
+  },
+  sync_pair: async () => undefined,
+  drain_inbox: async () => undefined,
+  housekeeping: async () => undefined,
+});
+
 describe.skipIf(postgres?.skip_reason !== undefined)("the job runner (PostgreSQL)", () => {
+  it("keeps taking jobs when another installation in the same database prepares its job queue", async () => {
+    if (postgres === undefined) throw new Error("no PostgreSQL backend");
+    const t = await postgres.create();
+    const ours = `j_${randomBytes(6).toString("hex")}`;
+    const theirs = `j_${randomBytes(6).toString("hex")}`;
+    const exitCode = process.exitCode;
+    try {
+      await prepareJobSchema(url, ours, createLogger({ level: "silent" }));
+      const { logger, lines } = capturingLogger();
+      const pollRan = gate();
+      const failed: unknown[] = [];
+      const runner = await startGraphileRunner({
+        connectionString: url,
+        schema: ours,
+        concurrency: 1,
+        handlers: handlersOpening(pollRan.open),
+        logger,
+        pollInterval: 100,
+        onFailed: (error) => failed.push(error),
+      });
+      try {
+        // The other installation's breaking migrations are announced to every worker of the
+        // database; this one stops on the announcement, and starts again.
+        await prepareJobSchema(url, theirs, createLogger({ level: "silent" }));
+        const stoppedItself = /^the job queue stopped taking jobs without being asked/;
+        await announceUntil(t.store.db, { migrationNumber: 1, breaking: true }, () =>
+          lines.some((l) => stoppedItself.test((JSON.parse(l) as { msg?: string }).msg ?? "")),
+        );
+        await logged(lines, /^the job queue is taking jobs again$/);
+        await sql`select ${sql.id(ours)}.add_job('poll_pair', ${JSON.stringify({ pair_id: "re-cc" })}::json)`.execute(
+          t.store.db,
+        );
+        await pollRan.opened;
+      } finally {
+        await runner.stop();
+      }
+      expect(failed).toEqual([]);
+      // graphile-worker's "breaking migration" exit code is not left on the process.
+      expect(process.exitCode).toBe(exitCode);
+    } finally {
+      process.exitCode = exitCode;
+      await sql`drop schema if exists ${sql.id(ours)} cascade`.execute(t.store.db);
+      await sql`drop schema if exists ${sql.id(theirs)} cascade`.execute(t.store.db);
+      await t.cleanup();
+    }
+  });
+
+  it("says why when its own queue's schema was migrated beyond this version, and takes no jobs", async () => {
+    if (postgres === undefined) throw new Error("no PostgreSQL backend");
+    const t = await postgres.create();
+    const schema = `j_${randomBytes(6).toString("hex")}`;
+    const exitCode = process.exitCode;
+    try {
+      await prepareJobSchema(url, schema, createLogger({ level: "silent" }));
+      const failed: unknown[] = [];
+      const runner = await startGraphileRunner({
+        connectionString: url,
+        schema,
+        concurrency: 1,
+        handlers: handlersOpening(() => undefined),
+        logger: createLogger({ level: "silent" }),
+        pollInterval: 100,
+        onFailed: (error) => {
+          failed.push(error);
+        },
+      });
+      try {
+        // A newer version's breaking migration of this very schema, announced as it would be.
+        await sql`insert into ${sql.id(schema, "migrations")} (id, breaking) values (999999, true)`.execute(
+          t.store.db,
+        );
+        await announceUntil(t.store.db, { migrationNumber: 999999, breaking: true }, () => failed.length > 0);
+      } finally {
+        await runner.stop();
+      }
+      expect(failed).toHaveLength(1);
+      expect(String(failed[0])).toContain("breaking migration 999999");
+    } finally {
+      process.exitCode = exitCode;
+      await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(t.store.db);
+      await t.cleanup();
+    }
+  });
+
   it("prepares a job schema one process at a time: one that starts while another prepares it waits", async () => {
     if (postgres === undefined) throw new Error("no PostgreSQL backend");
     const t = await postgres.create();

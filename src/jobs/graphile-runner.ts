@@ -85,8 +85,7 @@ export const jobSchemaLockName = (schema: string): string => `concord:job-schema
 
 /**
  * Creates or upgrades the job queue's schema; safe to call from every process at start. One process
- * at a time: graphile-worker tells every worker listening of a breaking migration, and a worker that
- * began to listen while another process was still installing the schema shut itself down.
+ * at a time, so that processes starting together do not race to install the same schema.
  */
 export async function prepareJobSchema(
   connectionString: string,
@@ -104,25 +103,79 @@ export async function prepareJobSchema(
   }
 }
 
-/** Starts taking jobs; `stop()` lets the running ones finish and takes no more. */
-export async function startGraphileRunner(options: GraphileRunnerOptions): Promise<Runner> {
+/** A process's job taker: `stop()` lets the running jobs finish and takes no more. */
+export type JobTaker = { stop: () => Promise<void> };
+
+/** graphile-worker's exit code for "a breaking migration was seen". */
+const BREAKING_MIGRATION_EXIT = 57;
+
+/**
+ * Starts taking jobs, and keeps taking them. graphile-worker stops every worker that listens on a
+ * database when a breaking migration of a job schema is announced there, whichever schema it was:
+ * the announcement does not name one. Another installation in the same database that prepares its
+ * own queue would stop this one's workers for good. So a runner that stops without being asked is
+ * started again; starting checks this schema's own migrations, and if they are really beyond what
+ * this version supports, it fails and `onFailed` says why (the process should end: its supervisor
+ * starts it again, and it fails at start with the same reason until it is upgraded).
+ */
+export async function startGraphileRunner(
+  options: GraphileRunnerOptions & { onFailed?: (error: unknown) => void },
+): Promise<JobTaker> {
   const taskList: TaskList = {};
   for (const name of JOB_NAMES)
     taskList[name] = (payload, helpers) =>
       handle(options.handlers, name, payload, { id: helpers.job.id }, options.logger);
-  return run({
-    connectionString: options.connectionString,
-    schema: options.schema,
-    concurrency: options.concurrency,
-    maxPoolSize: jobQueuePoolSize(options.concurrency),
-    pollInterval: options.pollInterval ?? 1_000,
-    noHandleSignals: true,
-    logger: workerLogger(options.logger),
-    taskList,
-    // No cron items: graphile-worker would otherwise read a file named `crontab` in the working
-    // directory. Concord schedules its own work (polls reschedule themselves, housekeeping).
-    parsedCronItems: [],
-  });
+  const start = async (): Promise<Runner> => {
+    const exitCode = process.exitCode;
+    const runner = await run({
+      connectionString: options.connectionString,
+      schema: options.schema,
+      concurrency: options.concurrency,
+      maxPoolSize: jobQueuePoolSize(options.concurrency),
+      pollInterval: options.pollInterval ?? 1_000,
+      noHandleSignals: true,
+      logger: workerLogger(options.logger),
+      taskList,
+      // No cron items: graphile-worker would otherwise read a file named `crontab` in the working
+      // directory. Concord schedules its own work (polls reschedule themselves, housekeeping).
+      parsedCronItems: [],
+    });
+    const stoppedItself = (): void => {
+      // The exit code it sets on the way is the process's to decide, not the runner's.
+      if (process.exitCode === BREAKING_MIGRATION_EXIT) process.exitCode = exitCode;
+      if (stopping) return;
+      options.logger.warn(
+        { schema: options.schema },
+        "the job queue stopped taking jobs without being asked (a job schema in the same database was migrated); starting it again",
+      );
+      restarting = start().then(
+        () => {
+          options.logger.info({ schema: options.schema }, "the job queue is taking jobs again");
+        },
+        (error: unknown) => {
+          current = undefined;
+          options.onFailed?.(error);
+        },
+      );
+    };
+    runner.promise.then(stoppedItself, stoppedItself);
+    current = runner;
+    return runner;
+  };
+  let stopping = false;
+  let current: Runner | undefined;
+  let restarting: Promise<void> | undefined;
+  await start();
+  return {
+    stop: async () => {
+      stopping = true;
+      await restarting;
+      const runner = current;
+      current = undefined;
+      // A runner that is stopping by itself already: wait for it to be done.
+      if (runner !== undefined) await runner.stop().catch(() => runner.promise.catch(() => undefined));
+    },
+  };
 }
 
 async function handle(

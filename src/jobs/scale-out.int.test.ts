@@ -414,6 +414,36 @@ describe.skipIf(skip !== undefined)(
       },
     );
 
+    it("a worker whose job queue a newer version migrated stops, says why, and exits with 1", async () => {
+      const i = (current = await installation("1h"));
+      const worker = await i.start("worker", ["--concurrency", "2"]);
+      const exited = new Promise<number | null>((resolve) =>
+        worker.once("exit", (code) => {
+          resolve(code);
+        }),
+      );
+      let gone = false;
+      void exited.then(() => {
+        gone = true;
+      });
+      const jobs = jobSchemaFor(i.schema);
+      await sql`insert into ${sql.id(jobs, "migrations")} (id, breaking) values (999999, true)`.execute(
+        i.store.db,
+      );
+      // Announced as graphile-worker announces a migration, until the worker hears it (it listens a
+      // moment after it says it is running).
+      while (!gone) {
+        await sql`select pg_notify('worker:migrate', ${JSON.stringify({ migrationNumber: 999999, breaking: true })})`.execute(
+          i.store.db,
+        );
+        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 100))]);
+      }
+      expect(await exited).toBe(1);
+      expect(i.output()).toContain(
+        `concord worker stopped: the job queue in "${jobs}" stopped and could not start again: Database is using Graphile Worker schema revision 999999`,
+      );
+    });
+
     it("a worker started in a folder holding a crontab file reads none of it", async () => {
       // graphile-worker reads `crontab` from the working directory unless told otherwise; Concord
       // schedules its own work, and a file it never asked for (here malformed) must not stop it.
