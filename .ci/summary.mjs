@@ -13,6 +13,12 @@ try {
   process.exit(0);
 }
 const passed = report.numPassedTests ?? 0;
-const failed = (report.numFailedTests ?? 0) + (report.numFailedTestSuites ?? 0);
+// A file that failed without a failing test (it could not load, or a hook threw) counts once; a
+// failing test counts once, not again for its file and the describe blocks around it.
+const filesFailedBesideTests = (report.testResults ?? []).filter(
+  (file) =>
+    file.status === "failed" && !(file.assertionResults ?? []).some((test) => test.status === "failed"),
+).length;
+const failed = (report.numFailedTests ?? 0) + filesFailedBesideTests;
 const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
