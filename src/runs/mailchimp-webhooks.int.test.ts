@@ -2,11 +2,17 @@
  * Mailchimp's push path through the engine as a service: Concord's receiver answers Mailchimp's
  * validator, a form-encoded delivery with the secret in its URL is verified, stored, re-read
  * through the connector and synced for that member alone: the unsubscribe reaches Raiser's Edge NXT
- * and Constant Contact without waiting for a poll.
+ * and Constant Contact without waiting for a poll. With workers (PostgreSQL), a delivery given up
+ * unread records the opt-out it announced and leaves its sync in the job queue.
  */
+import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
+import { sql } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { graphileQueue, prepareJobSchema } from "../jobs/graphile-runner";
+import { createLogger } from "../observability/logger";
+import { storeBackends } from "../../test/support/store-backends";
 import { buildServer } from "../server/app";
 import { eventsForContact } from "../ledger/consent-ledger";
 import { capturingLogger } from "../../test/support/capturing-logger";
@@ -411,5 +417,103 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
     });
     expect(wrong.status).toBe(401);
     expect(await h.store.inbox.countPending()).toBe(0);
+  });
+});
+
+const postgres = storeBackends().find((b) => b.name === "postgres");
+
+describe.skipIf(postgres?.skip_reason !== undefined)("Mailchimp webhooks with workers (PostgreSQL)", () => {
+  it("a delivery given up unread records the opt-out it announced and queues its sync with the dead letter", async () => {
+    if (postgres === undefined) throw new Error("no PostgreSQL backend");
+    const h = await startSyncHarness(postgres, {
+      mailchimp: true,
+      configure: (raw) => {
+        const mc = (raw["connections"] as Record<string, unknown>[]).find((c) => c["id"] === "mc")!;
+        mc["webhooks"] = { enabled: true, secret: { env: "MC_WEBHOOK_SECRET" } };
+        mc["poll_interval"] = "1h";
+      },
+    });
+    const jobSchema = `j_${randomBytes(6).toString("hex")}`;
+    let server: FastifyInstance | undefined;
+    try {
+      await prepareJobSchema(
+        process.env["TEST_DATABASE_URL"] ?? "",
+        jobSchema,
+        createLogger({ level: "silent" }),
+      );
+      const runtime = createEngineRuntime({
+        ...runtimeDeps(h, { MC_WEBHOOK_SECRET: SECRET }),
+        jobs: graphileQueue(jobSchema),
+      });
+      server = buildServer({ version: "test", ready: async () => true, webhooks: runtime.handleWebhook });
+      await server.listen({ port: 0, host: "127.0.0.1" });
+      const base = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
+      const [ada, bob] = await h.seedRe(
+        ["ada", "bob"].map((n) => individual(`${n}@example.org`, n, "Example")),
+      );
+      await addToReList(h, RE_LISTS.news, [ada!, bob!]);
+      await runtime.syncNow();
+      const { api_key } = await post<{ api_key: string }>(h.mcOrigin!, "/__emulator/token", {});
+      const hook = await fetch(`${h.mcOrigin!}/3.0/lists/${AUDIENCE}/webhooks`, {
+        method: "POST",
+        headers: {
+          authorization: `Basic ${Buffer.from(`test:${api_key}`).toString("base64")}`,
+          "content-type": "application/json",
+        },
+        body: JSON.stringify({
+          url: `${base}/webhooks/mc?key=${SECRET}`,
+          sources: { user: true, admin: true, api: false },
+        }),
+      });
+      expect(hook.status).toBe(200);
+
+      // Ada leaves by the footer link, an admin archives her, and Mailchimp refuses every re-read.
+      for (const [as, action] of [
+        ["contact", "unsubscribe"],
+        ["admin", "archive"],
+      ] as const)
+        await post(h.mcOrigin!, "/__emulator/act", {
+          list_id: AUDIENCE,
+          as,
+          action,
+          email: "ada@example.org",
+        });
+      await post(h.mcOrigin!, "/__emulator/faults", {
+        status: 403,
+        count: 100,
+        path_prefix: `/3.0/lists/${AUDIENCE}/members/`,
+      });
+      h.advance(1_000);
+      await post(h.mcOrigin!, "/__emulator/webhooks/flush", {});
+      // The server stored the delivery with its drain job; a worker takes it.
+      await runtime.handlers.drain_inbox({ connection_id: "mc" });
+      // Every re-read refused: each delivery (the unsubscribe, the archive) is given up unread.
+      const rows = await h.store.db.selectFrom("webhook_inbox").select(["dead_at"]).execute();
+      expect(rows.length).toBeGreaterThan(0);
+      expect(rows.every((r) => r.dead_at !== null)).toBe(true);
+
+      // The opt-out is in the ledger, and its sync waits in the queue for a worker.
+      const [contact] = await h.store.contacts.findByMatchKey("ada@example.org");
+      const optOut = (await eventsForContact(h.store, contact!.id))
+        .map((e) => e.event)
+        .find((e) => e.kind === "opt_out" && e.source.connection === "mc");
+      expect(optOut).toMatchObject({ actor: { kind: "contact" } });
+      const queued = (
+        await sql<{
+          payload: { pair_id: string; contact_ids?: string[] };
+        }>`select j.payload from ${sql.id(jobSchema, "_private_jobs")} j join ${sql.id(jobSchema, "_private_tasks")} t on t.id = j.task_id where t.identifier = 'sync_pair'`.execute(
+          h.store.db,
+        )
+      ).rows.map((r) => r.payload);
+      expect(queued).toEqual([{ pair_id: expect.any(String), contact_ids: [contact!.id] }]);
+      for (const payload of queued) await runtime.handlers.sync_pair(payload);
+      expect((await h.reGet(`/constituent/v1/constituents/${ada ?? ""}`)).requests_no_email).toBe(true);
+      expect((await h.reGet(`/constituent/v1/constituents/${bob ?? ""}`)).requests_no_email).toBe(false);
+      await runtime.stop();
+    } finally {
+      await server?.close();
+      await sql`drop schema if exists ${sql.id(jobSchema)} cascade`.execute(h.store.db);
+      await h.close();
+    }
   });
 });
