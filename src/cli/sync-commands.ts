@@ -240,7 +240,7 @@ function registerOverrideCommand(program: Command, deps: SyncCommandDeps): void 
     .option("--text <words>", "the request's words, or a summary")
     .requiredOption(
       "--asked-at <date-time>",
-      "when the person asked (ISO-8601): only opt-outs made before it are lifted",
+      "when the person asked, an ISO-8601 date-time with its offset (2026-12-01T09:30:00Z): only opt-outs made before it are lifted",
     )
     .option("--contact <id>", "the contact, when several hold the address")
     .option("--config <file>", "config file (default: CONCORD_CONFIG)")

@@ -127,4 +127,53 @@ describe("operator override with written evidence", () => {
     expect(sync.plan?.waiting.map((w) => w.connection_id)).toContain("cc-main");
     expect(h.ccMain.store.confirmationEmails.filter((m) => m.email === "ada@example.org")).toHaveLength(1);
   });
+
+  it("refuses a loose date and evidence longer than the ledger keeps, saying which; long references alike are two requests", async () => {
+    h = await startSyncHarness(sqlite);
+    const [ada] = await h.seedRe([individual("ada@example.org", "Ada", "Lovelace")]);
+    await addToReList(h, RE_LISTS.news, [ada!]);
+    await h.sync();
+    const [contact] = await h.store.contacts.findByMatchKey("ada@example.org");
+    const deps = { store: h.store, config: h.config, now: h.now };
+    const override = (fields: Partial<Parameters<typeof recordOperatorOverride>[1]>) =>
+      recordOperatorOverride(deps, {
+        contact_id: contact!.id,
+        scope: { kind: "global" },
+        request_reference: "ticket 12",
+        requested_at: "2026-03-05T10:00:00Z",
+        recorded_by: "J. Smith",
+        ...fields,
+      });
+    const before = (await eventsForContact(h.store, contact!.id)).length;
+    // Each would be read as some date: day and month swapped, 30 February as 2 March, a local time
+    // in the machine's zone, a year alone. Dated after a later opt-out, it would lift it.
+    for (const requested_at of ["05/03/2026", "2026-02-30T10:00:00Z", "2026-03-05T10:00:00", "1"])
+      expect(await override({ requested_at })).toMatchObject({
+        ok: false,
+        code: "invalid_request",
+        message: expect.stringContaining("ISO-8601 date-time with its offset (2026-12-01T09:30:00Z)"),
+      });
+    for (const [field, length] of [
+      ["request_reference", 501],
+      ["request_text", 1001],
+      ["recorded_by", 201],
+    ] as const)
+      expect(await override({ [field]: "x".repeat(length) })).toMatchObject({
+        ok: false,
+        code: "invalid_request",
+        message: expect.stringContaining(`${field}: at most ${length - 1} characters, found ${length}`),
+      });
+    expect((await eventsForContact(h.store, contact!.id)).length).toBe(before);
+
+    const alike = "Correspondence folder 2026/Q1, ".repeat(6);
+    const first = await override({ request_reference: `${alike}letter A` });
+    const second = await override({ request_reference: `${alike}letter B` });
+    expect(first).toMatchObject({ ok: true, recorded: "appended" });
+    expect(second).toMatchObject({ ok: true, recorded: "appended" });
+    const recorded = (await eventsForContact(h.store, contact!.id)).map((e) => e.event).slice(before);
+    expect(recorded.map((e) => (e.kind === "opt_in" ? e.evidence.request_reference : undefined))).toEqual([
+      `${alike}letter A`,
+      `${alike}letter B`,
+    ]);
+  });
 });

@@ -7,6 +7,8 @@
  * The next sync carries it to every system through each one's lawful path (a consent record in the
  * CRM; a platform's confirmation email where only the person may resubscribe).
  */
+import { createHash } from "node:crypto";
+import { z } from "zod";
 import type { ConcordConfig } from "../config/concord-config";
 import type { OptInEvent, Scope } from "../core/consent/consent-event";
 import { decisionFor, foldChannelConsent } from "../core/consent/consent-state";
@@ -44,6 +46,22 @@ export type OverrideResult =
       message: string;
     };
 
+/** The longest each field may be: the ledger keeps the evidence whole, never cut. */
+const LIMITS = { request_reference: 500, request_text: 1000, recorded_by: 200 } as const;
+
+/** When the person asked: a real date-time with its offset, never a guess at a local or loose date. */
+const RequestedAt = z.iso.datetime({ offset: true });
+
+/**
+ * The source record id that makes the same request recorded twice one event: the reference itself,
+ * or for a long one its start and a digest of the whole, so that two references alike for 180
+ * characters stay two requests.
+ */
+const overrideRecordId = (reference: string): string =>
+  reference.length <= 180
+    ? `override:${reference}`
+    : `override:${reference.slice(0, 130)}#${createHash("sha256").update(reference).digest("base64url").slice(0, 27)}`;
+
 /** Records an operator override (see the module comment). */
 export async function recordOperatorOverride(
   deps: { store: StoreSession; config: ConcordConfig; now: () => Date },
@@ -60,6 +78,18 @@ export async function recordOperatorOverride(
   const by = request.recorded_by.trim();
   if (by === "")
     return { ok: false, code: "invalid_request", message: "Expected recorded_by: who records the request." };
+  const text = request.request_text?.trim();
+  for (const [field, value] of [
+    ["request_reference", reference],
+    ["request_text", text],
+    ["recorded_by", by],
+  ] as const)
+    if (value !== undefined && value.length > LIMITS[field])
+      return {
+        ok: false,
+        code: "invalid_request",
+        message: `${field}: at most ${LIMITS[field]} characters, found ${value.length}; the evidence is kept whole, so shorten it (a reference to where the rest is).`,
+      };
   if (request.scope.kind === "topic") {
     const topic = request.scope.topic;
     const keys = deps.config.topics.map((t) => t.key);
@@ -72,12 +102,18 @@ export async function recordOperatorOverride(
   }
   const now = deps.now();
   // When the person asked, never when it is recorded: a later opt-out of theirs stands.
+  // A loose date would be read in the machine's zone, or month and day swapped (05/03/2026), or a
+  // 30 February rolled into March: a request dated after the person's later opt-out would lift it.
   const askedAt = new Date(request.requested_at);
-  if (Number.isNaN(askedAt.getTime()) || askedAt.getTime() > now.getTime())
+  if (
+    !RequestedAt.safeParse(request.requested_at).success ||
+    Number.isNaN(askedAt.getTime()) ||
+    askedAt.getTime() > now.getTime()
+  )
     return {
       ok: false,
       code: "invalid_request",
-      message: `requested_at must be a date-time no later than now (when the person asked), found ${JSON.stringify(request.requested_at)}.`,
+      message: `requested_at must be when the person asked, an ISO-8601 date-time with its offset (2026-12-01T09:30:00Z) no later than now, found ${JSON.stringify(request.requested_at.slice(0, 100))}.`,
     };
   const contact = await deps.store.contacts.get(request.contact_id);
   if (contact === undefined || contact.erased_at !== null)
@@ -103,15 +139,13 @@ export async function recordOperatorOverride(
     basis: "express",
     source: { system: "concord", connection: "operator" },
     mechanism: "written_request",
-    actor: { kind: "operator", user: by.slice(0, 200) },
+    actor: { kind: "operator", user: by },
     occurred_at: askedAt.toISOString(),
     observed_at: asOf,
     evidence: {
-      request_reference: reference.slice(0, 500),
-      ...(request.request_text !== undefined && request.request_text.trim() !== ""
-        ? { reason: request.request_text.trim().slice(0, 1000) }
-        : {}),
-      source_record_id: `override:${reference.slice(0, 180)}`,
+      request_reference: reference,
+      ...(text !== undefined && text !== "" ? { reason: text } : {}),
+      source_record_id: overrideRecordId(reference),
     },
   };
   const [result] = await deps.store.transaction((tx) => appendConsentEvents(tx, [draft]));
