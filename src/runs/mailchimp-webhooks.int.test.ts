@@ -189,6 +189,39 @@ describe("Mailchimp webhooks through the engine (SQLite)", () => {
     await expectOnlyAdasOptOut(/unsubscribe webhook.*archived before it was read/);
   });
 
+  it("an unsubscribe whose member reads pending, or subscribed again by the person, when Concord re-reads it is still recorded", async () => {
+    await runtime.syncNow();
+    await subscribe();
+    // Ada leaves by the footer link, and the account asks her back at once (a confirmation email she
+    // has not answered: pending). Bob leaves too, and a minute later signs up again on the form.
+    await mcAct("contact", "unsubscribe", "ada@example.org");
+    await mcAct("contact", "unsubscribe", "bob@example.org");
+    const asked = await mcApi("PATCH", `/lists/${AUDIENCE}/members/${subscriberHash("ada@example.org")}`, {
+      status: "pending",
+    });
+    expect(asked.status, JSON.stringify(asked.body)).toBe(200);
+    h.advance(60_000);
+    await mcAct("contact", "sign_up", "bob@example.org");
+    if ((await mcApi("GET", `/lists/${AUDIENCE}/members/bob@example.org`)).body.status === "pending")
+      await mcAct("contact", "confirm", "bob@example.org");
+    expect((await mcApi("GET", `/lists/${AUDIENCE}/members/bob@example.org`)).body.status).toBe("subscribed");
+    await deliver();
+
+    // Neither re-read shows the opt-out; each delivery's word is recorded. Ada stays out; Bob's own
+    // sign-up, a minute after his unsubscribe, brings him back.
+    for (const [name, status] of [
+      ["ada", "pending"],
+      ["bob", "subscribed"],
+    ] as const)
+      expect(await mcOptOutOf(`${name}@example.org`)).toMatchObject({
+        actor: { kind: "contact" },
+        evidence: { reason: expect.stringMatching(new RegExp(`unsubscribe webhook.*reads ${status} since`)) },
+      });
+    expect(await requestsNoEmail(re["ada"])).toBe(true);
+    expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe("unsubscribed");
+    expect(await requestsNoEmail(re["bob"])).toBe(false);
+  });
+
   it("an unsubscribe whose re-read Mailchimp refuses is given up, yet the opt-out it announced reaches the CRM: the poll would never show it", async () => {
     await runtime.syncNow();
     await subscribe();

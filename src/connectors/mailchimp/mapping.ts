@@ -256,33 +256,37 @@ export function memberToConsent(m: McMember, observed_at: string): ConsentObserv
 }
 
 /**
- * Whether an opt-out a webhook announced adds to what the member reads: for an archived member
- * (it hides how it was), and for an announced spam complaint when the member reads cleaned (shown
- * as deliverability) or unsubscribed without saying so, since a complaint is a global opt-out.
+ * Whether an opt-out a webhook announced adds to what the member reads. Only a member that reads
+ * unsubscribed shows it; every other status hides it: archived (it keeps no earlier status),
+ * pending (a resubscribe asked for since and not confirmed), cleaned (bounced since), transactional,
+ * or subscribed again (by the person, whose later opt-in lifts it by its own date, or by the
+ * account, which never lifts the person's). An announced spam complaint stands also for a member
+ * that reads unsubscribed without saying so, since a complaint is a global opt-out.
  */
 export function announcementStands(m: McMember, change: WebhookChange): boolean {
   if (change.opt_out === undefined) return false;
-  if (m.status === "archived") return true;
-  if (change.opt_out.reason !== "abuse") return false;
-  return (
-    m.status === "cleaned" || (m.status === "unsubscribed" && howTheyLeft(m).mechanism !== "spam_complaint")
-  );
+  if (m.status !== "unsubscribed") return true;
+  return change.opt_out.reason === "abuse" && howTheyLeft(m).mechanism !== "spam_complaint";
 }
 
 /**
- * The opt-out an unsubscribe webhook announced, for a member that reads as archived (Mailchimp
- * keeps no earlier status an archived member shows), or a spam complaint announced for a member
- * that reads cleaned or unsubscribed without saying so, dated when the webhook fired: an account
- * user's when it came by the webhook for account users' acts (`by=admin`), else the person's (an
- * opt-out is the account's only when the source plainly says so); a spam complaint when its
- * reason is `abuse`.
+ * The opt-out an unsubscribe webhook announced, for a member whose status does not show it (see
+ * `announcementStands`), or a spam complaint announced for a member that reads unsubscribed without
+ * saying so, dated when the webhook fired: an account user's when it came by the webhook for
+ * account users' acts (`by=admin`), else the person's (an opt-out is the account's only when the
+ * source plainly says so); a spam complaint when its reason is `abuse`.
  */
 export function announcedOptOut(m: McMember, change: WebhookChange): ConsentObservation {
   return announced(change, {
     external_id: memberId(m),
     email: m.email_address,
     source_record_id: m.id,
-    hidden: m.status === "archived" ? "the member was archived before it was read" : undefined,
+    hidden:
+      m.status === "archived"
+        ? "the member was archived before it was read"
+        : m.status === "unsubscribed"
+          ? undefined
+          : `the member reads ${m.status} since`,
     status: m.status,
   });
 }
