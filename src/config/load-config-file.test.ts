@@ -450,6 +450,13 @@ describe("errors name the path, what was expected and what was found", () => {
       "expected a number ≤ 500, found number 900",
     ],
     [
+      "an overlap of no time, which misses a change made later in the checkpoint's second",
+      (c) => (c.connections[1].options = { overlap_seconds: 0 }),
+      "connections[1].options.overlap_seconds",
+      "unsupported_setting",
+      "expected at least 1 second: change times are whole seconds",
+    ],
+    [
       "unknown CRM",
       (c) => (c.pairs[0]!.crm = "re-nx"),
       "pairs[0].crm",

@@ -31,7 +31,7 @@ import {
   succeeded,
   type Outcome,
 } from "../kit/apply-policy";
-import { createWatermark, firstSeen, readStart } from "../kit/incremental-read";
+import { createWatermark, firstSeen, overlapSecondsOption, readStart } from "../kit/incremental-read";
 import { createBlackbaudClient, type BlackbaudClient } from "./client";
 import {
   CONSENT_CATEGORY,
@@ -64,7 +64,7 @@ export const BlackbaudRenxtOptionsSchema = z.strictObject({
   /** Constituents per page (SKY's maximum is 5,000). */
   page_size: z.number().int().min(1).max(5000).default(5000),
   /** How far before the checkpoint an incremental read starts, to catch late-committed changes. */
-  overlap_seconds: z.number().int().min(0).max(86_400).default(600),
+  overlap_seconds: overlapSecondsOption(600),
   /** The consent channel written for email consent (an entry of the Consent Channels table). */
   consent_channel: z.string().trim().min(1).max(100).default("Email"),
   /** A Consent Sources table entry to put in `source` of records Concord writes; none when unset. */

@@ -28,7 +28,13 @@ import { emailKey, sameEmail } from "../../core/identity/normalise-email";
 import { ok } from "../../core/result";
 import { applyConsentFirst, outcomeOfError, runByKind, stopsAll } from "../kit/apply-policy";
 import { nextLinks } from "../kit/next-links";
-import { awaitJob, createWatermark, firstSeen, readStart } from "../kit/incremental-read";
+import {
+  awaitJob,
+  createWatermark,
+  firstSeen,
+  overlapSecondsOption,
+  readStart,
+} from "../kit/incremental-read";
 import { screenUpsertItems } from "../kit/upsert-items";
 import { CONTACT_SUBRESOURCES, createConstantContactClient, type ConstantContactClient } from "./client";
 import {
@@ -75,7 +81,7 @@ export const ConstantContactOptionsSchema = z.strictObject({
   /** Contacts per read page (1–500). */
   page_size: z.number().int().min(1).max(500).optional(),
   /** How far before the checkpoint an incremental read starts, for late or out-of-order changes. */
-  overlap_seconds: z.number().int().min(0).max(86_400).default(300),
+  overlap_seconds: overlapSecondsOption(300),
 });
 export type ConstantContactOptions = z.infer<typeof ConstantContactOptionsSchema>;
 

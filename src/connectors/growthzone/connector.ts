@@ -32,7 +32,7 @@ import {
   unsupported,
   type Outcome,
 } from "../kit/apply-policy";
-import { createWatermark, firstSeen, readStart } from "../kit/incremental-read";
+import { createWatermark, firstSeen, overlapSecondsOption, readStart } from "../kit/incremental-read";
 import {
   createGrowthZoneClient,
   PAGE_MAX,
@@ -59,7 +59,7 @@ export const GrowthZoneOptionsSchema = z.strictObject({
   /** Rows per page (GrowthZone's maximum is 100). */
   page_size: z.number().int().min(1).max(100).default(100),
   /** How far before the checkpoint the delta starts, for changes GrowthZone records late. */
-  overlap_seconds: z.number().int().min(0).max(86_400).default(600),
+  overlap_seconds: overlapSecondsOption(600),
   /** Contacts read at once (each is one call; the call budget still caps the rate). */
   concurrency: z.number().int().min(1).max(8).default(2),
 });

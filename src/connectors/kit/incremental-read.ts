@@ -4,8 +4,25 @@
  * yielded (overlaps and paging repeat them), how far the checkpoint may move after each page, and
  * how to wait for a vendor's background job through the runtime's clock.
  */
+import { z } from "zod";
 import type { Checkpoint, ConnectorError, ConnectorResult, ConnectorRuntime } from "../connector";
 import { err, ok } from "../../core/result";
+
+/**
+ * A connection's `overlap_seconds` option: how far before the checkpoint an incremental read
+ * starts. At least a second: vendors give change times in whole seconds and list changes after a
+ * time, so a read that starts at the checkpoint's own second misses a change made later in it.
+ */
+export const overlapSecondsOption = (defaultSeconds: number) =>
+  z
+    .number()
+    .int()
+    .min(
+      1,
+      "expected at least 1 second: change times are whole seconds, and a read starting at the checkpoint's own second misses a change made later in it",
+    )
+    .max(86_400)
+    .default(defaultSeconds);
 
 /** Where a read starts and whether it reads everything. */
 export function readStart(

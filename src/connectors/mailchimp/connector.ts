@@ -30,7 +30,7 @@ import { isPersonsOwnOptIn } from "../../core/consent/consent-state";
 import { emailKey } from "../../core/identity/normalise-email";
 import { err, ok } from "../../core/result";
 import { applyConsentFirst, outcomeOfError, runByKind, stopsAll } from "../kit/apply-policy";
-import { createWatermark, firstSeen, readStart } from "../kit/incremental-read";
+import { createWatermark, firstSeen, overlapSecondsOption, readStart } from "../kit/incremental-read";
 import { screenUpsertItems } from "../kit/upsert-items";
 import { createMailchimpClient, type CallPriority, type MailchimpClient } from "./client";
 import {
@@ -87,7 +87,7 @@ export const MailchimpOptionsSchema = z.strictObject({
   /** Members per read page (1–1000). */
   page_size: z.number().int().min(1).max(1000).optional(),
   /** How far before the checkpoint an incremental read starts, for late or out-of-order changes. */
-  overlap_seconds: z.number().int().min(0).max(86_400).default(300),
+  overlap_seconds: overlapSecondsOption(300),
 });
 export type MailchimpOptions = z.infer<typeof MailchimpOptionsSchema>;
 
