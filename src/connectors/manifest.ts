@@ -93,6 +93,12 @@ export type ConstructSpec = {
   /** For `id_or_name`: where names are looked up. */
   lookup?: "lists";
   /**
+   * Where the system's lists are of several kinds of construct (Mailchimp's tags and groups): the
+   * start of this kind's list ids. A name or id is looked up among these alone, so that a tag is
+   * never taken for the group of the same name.
+   */
+  list_id_prefix?: string;
+  /**
    * How a record shows the topic: by the consent facts the connector reports for the construct, or
    * by its membership (a list standing for a topic: not being in it is not being sent the topic).
    */

@@ -155,8 +155,27 @@ export async function resolvePair(
     };
   }
 
-  function find(connection: string, ref: ListRef, where: string): string | ResolvePairError {
-    const lists = listsOf.get(connection) ?? [];
+  function find(
+    connection: string,
+    ref: ListRef,
+    where: string,
+    kind?: { prefix: string; label: string },
+  ): string | ResolvePairError {
+    const all = listsOf.get(connection) ?? [];
+    // Lists of several kinds of construct: only this kind's (a tag is never the group of its name).
+    const lists = kind === undefined ? all : all.filter((l) => l.external_id.startsWith(kind.prefix));
+    const otherKind =
+      kind === undefined
+        ? undefined
+        : all.find(
+            (l) =>
+              !l.external_id.startsWith(kind.prefix) &&
+              (ref.id !== undefined ? l.external_id === ref.id : sameName(l.name, ref.name ?? "")),
+          );
+    const notThisKind =
+      kind !== undefined && otherKind !== undefined
+        ? ` (“${otherKind.name}” ${otherKind.external_id} is not a ${kind.label}: name its construct's type as what it is)`
+        : "";
     if (ref.id !== undefined) {
       const byId = lists.find((l) => l.external_id === ref.id);
       if (byId && (ref.name === undefined || sameName(byId.name, ref.name))) return byId.external_id;
@@ -165,7 +184,7 @@ export async function resolvePair(
         : `does not exist in ${connection}`;
       return {
         code: "list_not_found",
-        message: `${where}: list id ${ref.id} ${problem}. Fix the id or the name in the config.`,
+        message: `${where}: list id ${ref.id} ${problem}${notThisKind}. Fix the id or the name in the config.`,
       };
     }
     const name = ref.name ?? "";
@@ -182,7 +201,7 @@ export async function resolvePair(
     );
     return {
       code: "list_not_found",
-      message: `${where}: no list named “${name}” in ${connection}${suggestion ? ` (did you mean “${suggestion}”?)` : ""}. Lists there: ${
+      message: `${where}: no ${kind?.label ?? "list"} named “${name}” in ${connection}${notThisKind}${suggestion ? ` (did you mean “${suggestion}”?)` : ""}. ${kind === undefined ? "Lists" : `Of that kind`} there: ${
         lists
           .slice(0, 20)
           .map((l) => `“${l.name}”`)
@@ -203,7 +222,12 @@ export async function resolvePair(
       if (spec === undefined) continue; // refused by the config check
       let constructId = construct.id ?? construct.name ?? "";
       if (spec.lookup === "lists") {
-        const found = find(id, construct, `topics[${t}].constructs.${id}`);
+        const found = find(
+          id,
+          construct,
+          `topics[${t}].constructs.${id}`,
+          spec.list_id_prefix === undefined ? undefined : { prefix: spec.list_id_prefix, label: spec.label },
+        );
         if (typeof found !== "string") return { ok: false, error: found };
         constructId = found;
       }

@@ -211,3 +211,32 @@ describe("fan-out across vendors: Raiser's Edge NXT, Constant Contact and Mailch
     expect(now.people[0]!.pairs[0]!.connections.filter((c) => c.left_list_since !== null)).toEqual([]);
   });
 });
+
+describe("a Mailchimp topic named as the wrong kind of construct (SQLite)", () => {
+  it("is refused, saying what the name is, rather than written to a tag or group it is not", async () => {
+    // The audience's "Appeals" is a group; the config calls it a tag.
+    const h = await startSyncHarness(sqliteBackend(), {
+      mailchimp: true,
+      configure: (raw) => {
+        (raw["topics"] as { constructs: Record<string, unknown> }[])[0]!.constructs["mc"] = {
+          type: "tag",
+          name: "Appeals",
+        };
+      },
+    });
+    try {
+      const [ada] = await h.seedRe([individual("ada@example.org", "Ada", "Example")]);
+      await addToReList(h, RE_LISTS.appeals, [ada!]);
+      const report = await h.sync();
+      expect(report.status).toBe("failed");
+      expect(report.error).toEqual({
+        code: "list_not_found",
+        message: expect.stringMatching(
+          /^topics\[0\]\.constructs\.mc: no tag named “Appeals” in mc \(“Appeals” interest:\S+ is not a tag: name its construct's type as what it is\)\. Of that kind there: “Newsletter”\.$/,
+        ),
+      });
+    } finally {
+      await h.close();
+    }
+  });
+});

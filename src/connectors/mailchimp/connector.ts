@@ -429,8 +429,11 @@ export function createMailchimpSession(
     if (scope.kind !== "construct") return { kind: "audience" };
     const c = scope.construct;
     const id = c.id.replace(/^(tag|interest):/, "");
-    if (c.type === "interest" || c.id.startsWith("interest:")) return { kind: "interest", id };
-    if (c.type === "tag" || c.id.startsWith("tag:")) return { kind: "tag", id };
+    // The id's kind first: it is what the audience has, whatever the config called it.
+    if (c.id.startsWith("interest:")) return { kind: "interest", id };
+    if (c.id.startsWith("tag:")) return { kind: "tag", id };
+    if (c.type === "interest") return { kind: "interest", id };
+    if (c.type === "tag") return { kind: "tag", id };
     return { kind: "other", type: c.type };
   };
 

@@ -75,9 +75,16 @@ export const mailchimpManifest: ConnectorManifest = {
       label: "group (interest)",
       identified_by: "id_or_name",
       lookup: "lists",
+      list_id_prefix: "interest:",
       shown_by: "membership",
     },
-    tag: { label: "tag", identified_by: "id_or_name", lookup: "lists", shown_by: "membership" },
+    tag: {
+      label: "tag",
+      identified_by: "id_or_name",
+      lookup: "lists",
+      list_id_prefix: "tag:",
+      shown_by: "membership",
+    },
   },
   fields: {
     fields: [
