@@ -145,6 +145,7 @@ export async function buildConcordApp(
             version: options.version,
             metrics,
             metricsAccess,
+            logger: context.logger,
             // The sign-in log: every attempt, its client and outcome, never the password.
             sessions: {
               onSignIn: (e) => {

@@ -10,6 +10,7 @@ import type { Result } from "../../core/result";
 import type { LinkSigner } from "../../runs/personal-links";
 import type { KeyObject } from "node:crypto";
 import type { SessionManager, SessionOptions } from "./sessions";
+import type { Logger } from "../../observability/logger";
 
 export type ApiDeps = {
   store: StoreSession;
@@ -41,6 +42,8 @@ export type ApiDeps = {
     outcome: string;
     message?: string;
   }) => void;
+  /** Where work a route starts and does not wait for (a person's sync) says it failed. */
+  logger?: Logger;
   /** Session expiry, sign-in limits and the sign-in log (defaults: 12 h idle, 5 free failures per client, then a doubling wait). */
   sessions?: Partial<Omit<SessionOptions, "adminPassword" | "now">>;
 };

@@ -520,8 +520,14 @@ describe("the API over a synced pair", () => {
     expect((await a.call("GET", "/api/people/con_nobody/links")).statusCode).toBe(404);
   });
 
-  it("an operator override needs the person's written request; with it, it is recorded", async () => {
+  it("an operator override needs the person's written request; with it, it is recorded and carried at once", async () => {
     await a.call("POST", "/api/pairs/re-cc/sync", {});
+    a.h.advance(60_000);
+    await a.h.ccAct(a.h.ccMain, "unsubscribe", "ada@example.org");
+    a.h.advance(30_000);
+    await a.call("POST", "/api/pairs/re-cc/sync", {});
+    expect((await a.h.reGet(`/constituent/v1/constituents/${re["ada"] ?? ""}`)).requests_no_email).toBe(true);
+    a.h.advance(60_000);
     const ada = await contactIdOf("ada@example.org");
     const bare = await a.call("POST", `/api/people/${ada}/overrides`, {
       request_reference: "",
@@ -561,6 +567,13 @@ describe("the API over a synced pair", () => {
     });
     expect(done.statusCode).toBe(200);
     expect(done.json()).toMatchObject({ recorded: "appended", now: { sendable: true } });
+    // No poll or sync asked for: the request reaches the CRM, and Constant Contact sends Ada its own
+    // confirmation email (only she may resubscribe there).
+    await a.runtime.idle();
+    expect((await a.h.reGet(`/constituent/v1/constituents/${re["ada"] ?? ""}`)).requests_no_email).toBe(
+      false,
+    );
+    expect(a.h.ccMain.store.confirmationEmails.filter((m) => m.email === "ada@example.org")).toHaveLength(1);
   });
 
   it("reconciliation: differences with causes, fixed from the API, exported as CSV", async () => {

@@ -192,6 +192,16 @@ export function peopleRoutes(ctx: ApiContext): ApiRoute[] {
         });
         if (!result.ok)
           return fail(result.code === "contact_not_found" ? 404 : 400, result.code, result.message);
+        // Carried to every system now, by each one's lawful path, not at the next poll.
+        if (result.recorded === "appended")
+          ctx.runtime
+            .syncNow(undefined, { pull: false, contact_ids: [params.id] })
+            .catch((error: unknown) => {
+              ctx.logger?.error(
+                { err: error, contact: params.id },
+                "carrying an operator override failed; the next run carries it",
+              );
+            });
         const { ok: _ok, ...answer } = result;
         return answer;
       },
