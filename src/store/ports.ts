@@ -362,6 +362,7 @@ export type NewReviewItem = {
 export interface ReviewRepository {
   open(item: NewReviewItem): Promise<{ kind: "opened" | "existing"; item: ReviewItem }>;
   list(status?: ReviewStatus, limit?: number): Promise<ReviewItem[]>;
+  /** Closes an open item with its resolution; undefined when there is none, or it is closed already. */
   resolve(
     id: string,
     status: Exclude<ReviewStatus, "open">,

@@ -627,6 +627,9 @@ describeOnBackends("store", (backend) => {
     const resolved = await store.reviewItems.resolve(opened.item.id, "resolved", { chose: "con_1" });
     expect(resolved).toMatchObject({ status: "resolved", resolution: { chose: "con_1" } });
     expect(await store.reviewItems.list("open")).toEqual([]);
+    // A closed item stays as it was closed: a second resolution (another operator's) changes nothing.
+    expect(await store.reviewItems.resolve(opened.item.id, "dismissed", { chose: "con_2" })).toBeUndefined();
+    expect(await store.reviewItems.list("resolved")).toEqual([resolved]);
   });
 
   it("tracks connection health, moving `since` only on a status change", async () => {

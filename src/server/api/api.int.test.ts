@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { addToReList, individual, RE_LISTS } from "../../../test/support/sync-harness";
-import { describeOnBackends } from "../../../test/support/store-backends";
+import { describeOnBackends, storeBackends } from "../../../test/support/store-backends";
 import { ADMIN_PASSWORD, startApiHarness, type ApiHarness } from "../../../test/support/api-harness";
 
 let a: ApiHarness;
@@ -1033,5 +1033,49 @@ describe("the built UI", () => {
     expect(api.statusCode).toBe(404);
     expect(api.json()).toMatchObject({ code: "not_found" });
     expect((await a.app.inject({ method: "GET", url: "/healthz" })).json()).toMatchObject({ status: "ok" });
+  });
+});
+
+const postgres = storeBackends().find((b) => b.name === "postgres");
+
+// With real I/O between reading the item and closing it, two requests at once could each find it
+// open (on SQLite's synchronous driver one runs to its end before the other starts).
+describe.skipIf(postgres?.skip_reason !== undefined)("the review queue (PostgreSQL)", () => {
+  it("two operators resolving one item at once: one resolution is made, the other is told the item closed", async () => {
+    const a = await startApiHarness({ backend: postgres! });
+    await a.signIn();
+    try {
+      const [one, two] = await a.h.seedRe([
+        individual("shared@example.org", "Pat", "One"),
+        individual("shared@example.org", "Pat", "Two"),
+      ]);
+      await a.h.seedCc(a.h.ccMain, [
+        { email_address: { address: "shared@example.org", permission_to_send: "implicit" } },
+      ]);
+      await a.call("POST", "/api/pairs/re-cc/sync", {});
+      const items = (await a.call("GET", "/api/review")).json().items as {
+        id: string;
+        connection_id: string;
+      }[];
+      const platform = items.find((i) => i.connection_id === "cc-main");
+      if (!platform) throw new Error(`expected a platform review item, got ${JSON.stringify(items)}`);
+      const [patOne, patTwo] = await Promise.all(
+        [one, two].map(async (id) => (await a.h.store.links.find("re-nxt", id ?? ""))?.contact_id ?? ""),
+      );
+      // Both sent before either is answered: one links Pat One, the other Pat Two.
+      const answers = await Promise.all(
+        [patOne, patTwo].map((contact_id) =>
+          a.call("POST", `/api/review/${platform.id}/resolve`, { action: "link", contact_id }),
+        ),
+      );
+      expect(answers.map((r) => r.statusCode).sort()).toEqual([200, 409]);
+      const won = answers.find((r) => r.statusCode === 200)!.json();
+      expect(answers.find((r) => r.statusCode === 409)!.json()).toMatchObject({ code: "review_item_closed" });
+      // The record is linked where the stored resolution says.
+      const ccId = a.h.ccContact(a.h.ccMain, "shared@example.org")?.contact_id ?? "";
+      expect((await a.h.store.links.find("cc-main", ccId))?.contact_id).toBe(won.item.resolution.contact_id);
+    } finally {
+      await a.close();
+    }
   });
 });

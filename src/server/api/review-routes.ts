@@ -78,19 +78,29 @@ export function reviewRoutes(ctx: ApiContext): ApiRoute[] {
     };
   };
 
-  /** Reads the record again for each pair of its connection, so its consent is recorded on its contact. */
+  /** The pair a connection's records are read and resolved in (its first). */
+  const pairOf = (connectionId: string | null) =>
+    connectionId === null
+      ? undefined
+      : ctx.config.pairs.find(
+          (p) => p.crm === connectionId || p.platforms.some((x) => x.connection === connectionId),
+        );
+
+  /**
+   * Reads the record again in its pair, so its consent is recorded on its contact. Called within a
+   * run of that pair (the resolution's).
+   */
   const reread = async (
     connectionId: string,
     externalId: string,
   ): Promise<{ ok: boolean; message: string | null }> => {
     const opened = ctx.connections.get(connectionId);
-    const pair = ctx.config.pairs.find(
-      (p) => p.crm === connectionId || p.platforms.some((x) => x.connection === connectionId),
-    );
+    const pair = pairOf(connectionId);
     if (!opened || !pair)
       return { ok: false, message: `Connection ${connectionId} is not in any pair; nothing was read.` };
-    const report = await ctx.runtime.runExclusive(pair.id, () =>
-      recordWebhookChanges({ store, connection: opened, config: ctx.config, pair, now: ctx.now }, [
+    const report = await recordWebhookChanges(
+      { store, connection: opened, config: ctx.config, pair, now: ctx.now },
+      [
         {
           event_id: `review:${externalId}`,
           type: "review_resolved",
@@ -98,7 +108,7 @@ export function reviewRoutes(ctx: ApiContext): ApiRoute[] {
           occurred_at: ctx.now().toISOString(),
           change: "changed",
         },
-      ]),
+      ],
     );
     return report.error
       ? { ok: false, message: `${report.error.code}: ${report.error.message} The next full read records it.` }
@@ -152,90 +162,105 @@ export function reviewRoutes(ctx: ApiContext): ApiRoute[] {
       response: ReviewResolvedSchema,
       errors: [404, 409],
       handler: async ({ params, body }) => {
-        const item = await find(params.id);
-        if (!item) return fail(404, "review_item_not_found", `No review item ${params.id}.`);
-        if (item.status !== "open")
-          return fail(409, "review_item_closed", `Review item ${item.id} is already ${item.status}.`);
-        const detail = DetailSchema.safeParse(item.detail);
-        const candidates = detail.success ? (detail.data.candidate_contact_ids ?? []) : [];
-
-        if (body.action === "dismiss") {
-          const resolved = await store.reviewItems.resolve(item.id, "dismissed", {
-            action: "dismiss",
-            note: body.note ?? null,
-          });
-          return { item: toApi(resolved ?? item), reread: null };
-        }
-
-        let resolution: Record<string, string | null>;
-        if (body.action === "link" && detail.success && detail.data.source === "signup")
-          // The person who confirmed holds the mailbox; whether they are one of the candidates is
-          // theirs to say (a sign-up from the address they use), never the queue's.
-          return fail(
-            409,
-            "signup_stays_apart",
-            "A confirmed sign-up's opt-in stays with the contact made for it: keep it as a contact of its own, or dismiss the item.",
-          );
-        if (body.action === "link") {
-          if (
-            candidates.length > 0 &&
-            !candidates.includes(body.contact_id) &&
-            body.contact_id !== item.contact_id
-          )
-            return fail(
-              409,
-              "not_a_candidate",
-              `Contact ${body.contact_id} is not one of this item's candidates (${candidates.join(", ")}).`,
-            );
-          const target = await store.contacts.get(body.contact_id);
-          if (!target) return fail(404, "contact_not_found", `No contact ${body.contact_id}.`);
-          // Linking a record to an erased person would store their data again, out of erasure's reach.
-          if (target.erased_at !== null)
-            return fail(
-              409,
-              "contact_erased",
-              `Contact ${body.contact_id} was erased; link the record to another contact, or keep it apart.`,
-            );
-          const linked = await linkTo(item, body.contact_id);
-          if ("kind" in linked) return linked;
-          resolution = { action: "link", contact_id: body.contact_id, previous_contact_id: linked.previous };
-        } else {
-          // A contact of its own: the one made for it already (a CRM record), else a new one.
-          let own = item.contact_id;
-          if (own === null) {
-            if (item.connection_id === null || item.external_id === null)
-              return fail(409, "review_item_has_no_record", "This item names no record to keep apart.");
-            const email = detail.success ? (detail.data.email ?? null) : null;
-            const normalised = email === null ? undefined : normaliseEmail(email);
-            const snapshot = await store.snapshots.get(item.connection_id, item.external_id);
-            const names = NamesSchema.safeParse(snapshot?.payload);
-            const organisation = detail.success && detail.data.record_kind === "organisation";
-            const created = await store.transaction(async (tx) => {
-              const contact = await tx.contacts.create({
-                type: organisation ? "organization" : "person",
-                given_name: names.success ? (names.data.first_name ?? null) : null,
-                family_name: names.success ? (names.data.last_name ?? null) : null,
-                organization_name: names.success ? (names.data.organisation_name ?? null) : null,
-                primary_email: email,
-                email_match_key: normalised?.ok === true ? normalised.match_key : null,
-              });
-              if (email !== null && normalised?.ok === true)
-                await tx.contacts.addEmail(contact.id, email, normalised.match_key);
-              return contact;
-            });
-            const linked = await linkTo(item, created.id);
-            if ("kind" in linked) return linked;
-            own = created.id;
-          }
-          resolution = { action: "separate", contact_id: own };
-        }
-        const resolved = await store.reviewItems.resolve(item.id, "resolved", resolution);
-        const again =
-          item.connection_id !== null && item.external_id !== null
-            ? await reread(item.connection_id, item.external_id)
-            : null;
-        return { item: toApi(resolved ?? item), reread: again };
+        const found = await find(params.id);
+        if (!found) return fail(404, "review_item_not_found", `No review item ${params.id}.`);
+        // As a run of the record's pair: never beside a sync that reads it or links it, and one
+        // operator's resolution at a time (the second finds the item closed, and changes nothing).
+        const pair = pairOf(found.connection_id);
+        return pair === undefined
+          ? resolveItem(params.id, body)
+          : ctx.runtime.runExclusive(pair.id, () => resolveItem(params.id, body));
       },
     }),
   ];
+
+  async function resolveItem(id: string, body: z.infer<typeof ReviewResolveSchema>) {
+    const item = await find(id);
+    if (!item) return fail(404, "review_item_not_found", `No review item ${id}.`);
+    if (item.status !== "open")
+      return fail(409, "review_item_closed", `Review item ${item.id} is already ${item.status}.`);
+    const detail = DetailSchema.safeParse(item.detail);
+    const candidates = detail.success ? (detail.data.candidate_contact_ids ?? []) : [];
+
+    if (body.action === "dismiss") {
+      const resolved = await store.reviewItems.resolve(item.id, "dismissed", {
+        action: "dismiss",
+        note: body.note ?? null,
+      });
+      if (resolved === undefined)
+        return fail(409, "review_item_closed", `Review item ${item.id} was resolved meanwhile.`);
+      return { item: toApi(resolved), reread: null };
+    }
+
+    let resolution: Record<string, string | null>;
+    if (body.action === "link" && detail.success && detail.data.source === "signup")
+      // The person who confirmed holds the mailbox; whether they are one of the candidates is
+      // theirs to say (a sign-up from the address they use), never the queue's.
+      return fail(
+        409,
+        "signup_stays_apart",
+        "A confirmed sign-up's opt-in stays with the contact made for it: keep it as a contact of its own, or dismiss the item.",
+      );
+    if (body.action === "link") {
+      if (
+        candidates.length > 0 &&
+        !candidates.includes(body.contact_id) &&
+        body.contact_id !== item.contact_id
+      )
+        return fail(
+          409,
+          "not_a_candidate",
+          `Contact ${body.contact_id} is not one of this item's candidates (${candidates.join(", ")}).`,
+        );
+      const target = await store.contacts.get(body.contact_id);
+      if (!target) return fail(404, "contact_not_found", `No contact ${body.contact_id}.`);
+      // Linking a record to an erased person would store their data again, out of erasure's reach.
+      if (target.erased_at !== null)
+        return fail(
+          409,
+          "contact_erased",
+          `Contact ${body.contact_id} was erased; link the record to another contact, or keep it apart.`,
+        );
+      const linked = await linkTo(item, body.contact_id);
+      if ("kind" in linked) return linked;
+      resolution = { action: "link", contact_id: body.contact_id, previous_contact_id: linked.previous };
+    } else {
+      // A contact of its own: the one made for it already (a CRM record), else a new one.
+      let own = item.contact_id;
+      if (own === null) {
+        if (item.connection_id === null || item.external_id === null)
+          return fail(409, "review_item_has_no_record", "This item names no record to keep apart.");
+        const email = detail.success ? (detail.data.email ?? null) : null;
+        const normalised = email === null ? undefined : normaliseEmail(email);
+        const snapshot = await store.snapshots.get(item.connection_id, item.external_id);
+        const names = NamesSchema.safeParse(snapshot?.payload);
+        const organisation = detail.success && detail.data.record_kind === "organisation";
+        const created = await store.transaction(async (tx) => {
+          const contact = await tx.contacts.create({
+            type: organisation ? "organization" : "person",
+            given_name: names.success ? (names.data.first_name ?? null) : null,
+            family_name: names.success ? (names.data.last_name ?? null) : null,
+            organization_name: names.success ? (names.data.organisation_name ?? null) : null,
+            primary_email: email,
+            email_match_key: normalised?.ok === true ? normalised.match_key : null,
+          });
+          if (email !== null && normalised?.ok === true)
+            await tx.contacts.addEmail(contact.id, email, normalised.match_key);
+          return contact;
+        });
+        const linked = await linkTo(item, created.id);
+        if ("kind" in linked) return linked;
+        own = created.id;
+      }
+      resolution = { action: "separate", contact_id: own };
+    }
+    const resolved = await store.reviewItems.resolve(item.id, "resolved", resolution);
+    if (resolved === undefined)
+      return fail(409, "review_item_closed", `Review item ${item.id} was resolved meanwhile.`);
+    const again =
+      item.connection_id !== null && item.external_id !== null
+        ? await reread(item.connection_id, item.external_id)
+        : null;
+    return { item: toApi(resolved), reread: again };
+  }
 }

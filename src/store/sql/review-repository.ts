@@ -74,11 +74,14 @@ export function reviewRepository(ctx: SqlContext): ReviewRepository {
     },
 
     async resolve(id, status, resolution) {
-      await db
+      // Only an open item: of two operators resolving one item at once, the second changes nothing.
+      const closed = await db
         .updateTable("review_items")
         .set({ status, resolution_json: toJsonColumn(resolution), resolved_at: isoNow(ctx) })
         .where("id", "=", id)
-        .execute();
+        .where("status", "=", "open")
+        .executeTakeFirst();
+      if (Number(closed.numUpdatedRows) === 0) return undefined;
       const row = await db.selectFrom("review_items").selectAll().where("id", "=", id).executeTakeFirst();
       return row === undefined ? undefined : toItem(row);
     },
