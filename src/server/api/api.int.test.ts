@@ -900,6 +900,29 @@ describe("the review queue", () => {
     const next = (await a.call("POST", "/api/pairs/re-cc/sync", {})).json().report;
     expect(next.pulls.every((p: { review_items_opened: number }) => p.review_items_opened === 0)).toBe(true);
 
+    // The CRM's own record at the address has a contact of its own; linking it to the candidate, who
+    // holds the CRM's other record there, would merge two of the CRM's people into one contact:
+    // refused, nothing moved.
+    const [candidate] = crm.detail.candidate_contact_ids;
+    const theirs = (await a.h.store.links.forContact(candidate ?? "")).find(
+      (l) => l.connection_id === "re-nxt",
+    );
+    const crmItem = (await a.call("GET", "/api/review"))
+      .json()
+      .items.find((i: { id: string }) => i.id === crm.id) as { external_id: string; contact_id: string };
+    const merge = await a.call("POST", `/api/review/${crm.id}/resolve`, {
+      action: "link",
+      contact_id: candidate,
+    });
+    expect(merge.statusCode).toBe(409);
+    expect(merge.json()).toMatchObject({
+      code: "contact_has_record_there",
+      message: expect.stringContaining(
+        `already holds re-nxt record ${theirs?.external_id ?? "?"}: two records of one system are two people`,
+      ),
+    });
+    expect((await a.h.store.links.find("re-nxt", crmItem.external_id))?.contact_id).toBe(crmItem.contact_id);
+
     const dismissed = await a.call("POST", `/api/review/${crm.id}/resolve`, {
       action: "dismiss",
       note: "two people",

@@ -24,6 +24,9 @@ import {
 import { defineRoute, fail, type ApiRoute, type Failure } from "./api-route";
 import type { ApiContext } from "./api-deps";
 
+/** A stored record its system deleted. */
+const DeletedSchema = z.looseObject({ deleted: z.literal(true) });
+
 const DetailSchema = z
   .object({
     candidate_contact_ids: z.array(z.string()).optional(),
@@ -113,6 +116,18 @@ export function reviewRoutes(ctx: ApiContext): ApiRoute[] {
     return report.error
       ? { ok: false, message: `${report.error.code}: ${report.error.message} The next full read records it.` }
       : { ok: true, message: null };
+  };
+
+  /** Another record of the item's system that `contactId` holds and that is not deleted there. */
+  const liveRecordThere = async (contactId: string, item: StoredReviewItem): Promise<string | undefined> => {
+    const connectionId = item.connection_id;
+    if (connectionId === null) return undefined;
+    for (const link of await store.links.forContact(contactId)) {
+      if (link.connection_id !== connectionId || link.external_id === item.external_id) continue;
+      const snapshot = await store.snapshots.get(connectionId, link.external_id);
+      if (!DeletedSchema.safeParse(snapshot?.payload).success) return link.external_id;
+    }
+    return undefined;
   };
 
   /** Links the item's record to `contactId` (moving an existing link); the previous contact, if any. */
@@ -220,6 +235,15 @@ export function reviewRoutes(ctx: ApiContext): ApiRoute[] {
           409,
           "contact_erased",
           `Contact ${body.contact_id} was erased; link the record to another contact, or keep it apart.`,
+        );
+      // A contact holds one live record of a system: two there are two people (the CRM's
+      // duplicates are reported, never merged), and a contact's plan follows one record a system.
+      const other = await liveRecordThere(body.contact_id, item);
+      if (other !== undefined)
+        return fail(
+          409,
+          "contact_has_record_there",
+          `Contact ${body.contact_id} already holds ${item.connection_id ?? ""} record ${other}: two records of one system are two people. Keep this record apart, or merge the two records in that system first.`,
         );
       const linked = await linkTo(item, body.contact_id);
       if ("kind" in linked) return linked;
