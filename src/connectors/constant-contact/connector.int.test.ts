@@ -177,6 +177,30 @@ describe("read", () => {
     ).toEqual(seeded.contacts.map((x) => x.contact_id).sort());
   });
 
+  it("a contact report this connection may not read stops no read: the opt-out is kept, its kind said unknown", async () => {
+    const seeded = await seedPeople(3);
+    const start = lastCheckpoint(await readAll(session, null));
+    await account.runtime.sleep(10 * 60_000);
+    const [a, b, c] = seeded.contacts;
+    for (const x of [a, b, c]) await account.act("spam_complaint", x!.email);
+    // Every contact report refused, as for a token without the user's privileges (403).
+    await account.control("POST", "/__emulator/faults", {
+      status: 403,
+      count: 100,
+      path_prefix: "/v3/reports/contact_reports/",
+      body: [{ error_key: "unauthorized", error_message: "lack the necessary user privileges" }],
+    });
+    const pages = await readAll(session, start);
+    const optOuts = pages.flatMap((p) => p.consent).filter((o) => o.kind === "opt_out");
+    expect(optOuts.map((o) => o.external_id).sort()).toEqual(seeded.contacts.map((x) => x.contact_id).sort());
+    for (const o of optOuts) {
+      expect(o).toMatchObject({ actor: { kind: "contact" }, mechanism: "unknown" });
+      expect(o.evidence.reason).toMatch(/its contact report could not be read \(forbidden: /);
+    }
+    // The read completed: its checkpoint moved on.
+    expect(Date.parse(lastCheckpoint(pages).value)).toBeGreaterThan(Date.parse(start.value));
+  });
+
   it("a contact that opts out behind the cursor of a long read is read by the next: the checkpoint never passes the read's start", async () => {
     const [a, b] = (await seedPeople(2)).contacts;
     const small = constantContactManifest.connect({ ...account.settings, page_size: 1 }, account.runtime);

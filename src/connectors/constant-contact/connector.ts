@@ -9,6 +9,7 @@ import type {
   Checkpoint,
   ConnectionSettings,
   ConnectorError,
+  ConnectorErrorCode,
   ConnectorLimits,
   ConnectorOperation,
   ConnectorResult,
@@ -88,6 +89,16 @@ export type ConstantContactOptions = z.infer<typeof ConstantContactOptionsSchema
 /** Waits between polls of a bulk activity: first, doubling up to max, giving up after max_total. */
 const ACTIVITY_POLL = { first_ms: 1000, max_ms: 30_000, max_total_ms: 2 * 60 * 60_000 };
 
+/** Failures that pass: the read stops and the next poll reads again. */
+const PASSING_FAILURES: ReadonlySet<ConnectorErrorCode> = new Set([
+  "rate_limited",
+  "quota_exceeded",
+  "vendor_unavailable",
+  "network_error",
+  "auth_invalid",
+  "auth_missing",
+]);
+
 const STREAM = "contacts";
 /**
  * How far back the contact report is asked how a contact left. A read sees a new opt-out within a
@@ -145,7 +156,19 @@ function createSession(
     if (date === undefined || Number.isNaN(Date.parse(date)) || Date.parse(date) < since)
       return ok(contactToConsent(contact));
     const activities = await client.optOutActivities(contact.contact_id);
-    if (!activities.ok) return activities;
+    if (!activities.ok) {
+      // A passing failure (a limit, an outage) stops the read, which the next poll starts again.
+      // Any other (a report this token may not read: 403) would stop every read, and every opt-out
+      // after it, until this one is older than the look-back: the opt-out is kept, its kind unknown.
+      if (PASSING_FAILURES.has(activities.error.code)) return activities;
+      return ok(
+        contactToConsent(
+          contact,
+          undefined,
+          `its contact report could not be read (${activities.error.code}: ${activities.error.message.slice(0, 300)})`,
+        ),
+      );
+    }
     return ok(contactToConsent(contact, matchOptOutActivity(date, activities.value ?? [])));
   };
 

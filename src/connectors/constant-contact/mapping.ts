@@ -185,7 +185,11 @@ type OptOutHow = { mechanism: Mechanism; global: boolean; note?: string };
  * the one-click header leave the same trace); a contact's opt-out with no campaign behind it may be
  * a spam complaint, and is kept global as a complaint must be (DESIGN.md §2 rule 5).
  */
-function optOutHow(e: CcEmailAddress, activity: OptOutActivity | undefined): OptOutHow {
+function optOutHow(
+  e: CcEmailAddress,
+  activity: OptOutActivity | undefined,
+  unread: string | undefined,
+): OptOutHow {
   // Concord's own write read back, whoever it was written for (the person's request is theirs).
   if (e.opt_out_reason?.startsWith(CONCORD_REASON_PREFIX)) return { mechanism: "sync", global: false };
   if (e.opt_out_source === "Account") return { mechanism: "admin_edit", global: false };
@@ -195,7 +199,7 @@ function optOutHow(e: CcEmailAddress, activity: OptOutActivity | undefined): Opt
     return {
       mechanism: "unknown",
       global: false,
-      note: "Constant Contact does not say how the contact opted out, and the opt-out is older than the contact report's look-back.",
+      note: `Constant Contact does not say how the contact opted out, and ${unread ?? "the opt-out is older than the contact report's look-back"}.`,
     };
   if (activity.kind === "campaign")
     return {
@@ -211,7 +215,12 @@ function optOutHow(e: CcEmailAddress, activity: OptOutActivity | undefined): Opt
 }
 
 /** Consent facts a contact shows. `pending_confirmation`, `temp_hold` and `not_set` are no consent facts. */
-export function contactToConsent(contact: CcContact, activity?: OptOutActivity): ConsentObservation[] {
+export function contactToConsent(
+  contact: CcContact,
+  activity?: OptOutActivity,
+  /** Why the contact report was not read for this opt-out, when it was asked for and failed. */
+  unread?: string,
+): ConsentObservation[] {
   const e = contact.email_address;
   if (!e) return [];
   const digest = contentHash({ contact_id: contact.contact_id, email_address: e });
@@ -227,7 +236,7 @@ export function contactToConsent(contact: CcContact, activity?: OptOutActivity):
         payload_sha256: digest,
         source_record_id: contact.contact_id,
       };
-      const how = optOutHow(e, activity);
+      const how = optOutHow(e, activity, unread);
       // The contact's own words (or our own write's provenance) when there are any, else what the
       // API does and does not tell of how they left.
       const said = e.opt_out_reason ? e.opt_out_reason : how.note;
