@@ -119,6 +119,34 @@ describe("apply consent", () => {
     expect(again).toMatchObject({ status: "succeeded", code: "already_applied" });
   });
 
+  it("a global opt-out sets Requests No Email even when its consent record is refused for good, and says so", async () => {
+    const id = await f.createConstituent("vi@example.org", "Vi", "Ola");
+    const other = await f.createConstituent("wu@example.org", "Wu", "Lee");
+    // The tenant refuses the record (a consent source not in its table), every time.
+    await f.control("/__emulator/faults", {
+      status: 400,
+      count: 10,
+      path_prefix: "/commpref/v1/consent/consents",
+      methods: ["POST"],
+      latency_ms: 0,
+      body: [{ message: "Source is not a valid consent source.", error_name: "InvalidSource" }],
+    });
+    const [global, category] = await session.apply([
+      optOut(id, { kind: "global" }),
+      optOut(other, { kind: "construct", construct: { type: "consent_category", id: "Newsletter" } }),
+    ]);
+    expect(global).toMatchObject({
+      status: "succeeded",
+      message: expect.stringContaining(
+        "Requests No Email is set; the OptOut consent record could not be added",
+      ),
+    });
+    const c = await f.api("GET", `/constituent/v1/constituents/${id}`);
+    expect((c.body as { requests_no_email: boolean }).requests_no_email).toBe(true);
+    // A category opt-out has no flag to fall back on: it fails, saying why.
+    expect(category).toMatchObject({ status: "failed", code: "validation_failed" });
+  });
+
   it("category opt-out adds an OptOut in that category and reads back with its evidence", async () => {
     const id = await f.createConstituent("bo@example.org", "Bo", "Ng");
     expect(
@@ -194,6 +222,57 @@ describe("apply consent", () => {
     expect(written.map((o) => o.status)).toEqual(["succeeded", "succeeded"]);
     expect(await records()).toBe(4);
     expect(await flag()).toBe(false);
+  });
+
+  it("an opt-in writes nothing over an OptOut record dated after it: the newer act stands", async () => {
+    const id = await f.createConstituent("mo@example.org", "Mo", "Ray");
+    expect(
+      (await f.api("PATCH", `/constituent/v1/constituents/${id}`, { requests_no_email: true })).status,
+    ).toBeLessThan(300);
+    // Planned while the flag was set; then staff record the person's phoned-in opt-out, dated after
+    // the opt-in the plan carries (the flag was set already, so nothing else changed).
+    const phoned = await f.api("POST", "/commpref/v1/consent/consents", {
+      constituent_id: id,
+      channel: "Email",
+      constituent_consent_response: "OptOut",
+      consent_date: "2026-03-02T12:30:00Z",
+      consent_statement: "Phoned in: no more email",
+    });
+    expect(phoned.status).toBeLessThan(300);
+    const categoryOut = await f.api("POST", "/commpref/v1/consent/consents", {
+      constituent_id: id,
+      channel: "Email",
+      category: "Appeals",
+      constituent_consent_response: "OptOut",
+      consent_date: "2026-03-02T12:30:00Z",
+      consent_statement: "Phoned in: no appeals",
+    });
+    expect(categoryOut.status).toBeLessThan(300);
+    const optIn = (scope: ObservedScope, n: string): ConnectorOperation => ({
+      kind: "record_opt_in",
+      op_id: `op_in_mo_${n}`,
+      external_id: id,
+      scope,
+      occurred_at: "2026-03-02T12:00:00.000Z",
+      read_opted_out: true,
+      origin: { ...origin, mechanism: "preference_page", actor: "contact" },
+    });
+    const out = await session.apply([
+      optIn({ kind: "global" }, "all"),
+      optIn({ kind: "construct", construct: { type: "consent_category", id: "Appeals" } }, "appeals"),
+    ]);
+    for (const o of out)
+      expect(o).toMatchObject({
+        status: "skipped",
+        code: "conflict",
+        message: expect.stringContaining("dated 2026-03-02T12:30:00"),
+      });
+    const c = await f.api("GET", `/constituent/v1/constituents/${id}`);
+    expect((c.body as { requests_no_email: boolean }).requests_no_email).toBe(true);
+    const records = (await f.api("GET", `/commpref/v1/constituents/${id}/consents`)).body as {
+      value: { constituent_consent_response: string }[];
+    };
+    expect(records.value.map((r) => r.constituent_consent_response)).toEqual(["OptOut", "OptOut"]);
   });
 
   it("a global opt-in over an older OptIn record writes the person's own; a retry finds its record and only clears the flag", async () => {

@@ -790,11 +790,34 @@ async function applyConsent(
   const optOut = op.kind === "record_opt_out";
   if (op.scope.kind === "construct" && op.scope.construct.type === CUSTOM_FIELD)
     return applyCustomField(client, op, op.scope.construct.name ?? op.scope.construct.id, optOut);
+  // A global opt-out is the flag's above all: when its consent record cannot be read or written for
+  // good (a consent source or channel the tenant refuses, no permission for the consent API, a
+  // record the schema does not take), the flag is set all the same, and the outcome says what is
+  // missing. A passing failure waits, as every other.
+  const flagAlone = (e: ConnectorError): boolean =>
+    optOut && op.scope.kind === "global" && failed(e).status === "failed";
   const latest = await client.listConsents(op.external_id, true, "consent");
-  if (!latest.ok) return failed(latest.error);
+  if (!latest.ok && !flagAlone(latest.error)) return failed(latest.error);
+  let recordProblem: { error: ConnectorError; doing: string } | undefined = latest.ok
+    ? undefined
+    : { error: latest.error, doing: "read" };
   const category = op.scope.kind === "construct" ? op.scope.construct.id : undefined;
-  const newest = latestConsents(latest.value).get(consentKey(opts.consent_channel, category));
+  const newest = latestConsents(latest.ok ? latest.value : []).get(
+    consentKey(opts.consent_channel, category),
+  );
   const recordInPlace = newest?.constituent_consent_response === (optOut ? "OptOut" : "OptIn");
+  // An OptOut record dated after the opt-in (staff recording a phoned-in request while the flag was
+  // set already, so nothing else moved) is the newer act: it stands, whatever the plan saw.
+  if (
+    !optOut &&
+    newest?.constituent_consent_response === "OptOut" &&
+    Date.parse(newest.consent_date) > Date.parse(op.occurred_at)
+  )
+    return {
+      status: "skipped",
+      code: "conflict",
+      message: `${VENDOR} holds an OptOut consent record dated ${newest.consent_date}, after this opt-in (${op.occurred_at}): the newer act stands. Concord wrote nothing; its next read records it.`,
+    };
 
   if (op.scope.kind === "global") {
     const c = await client.getConstituent(op.external_id, "consent");
@@ -827,12 +850,19 @@ async function applyConsent(
       const created = await client.createConsent(
         consentAddBody(op, { channel: opts.consent_channel, source: opts.consent_source }),
       );
-      if (!created.ok) return failed(created.error);
+      // Added (whatever the listing said), or not, for good.
+      if (!created.ok && !flagAlone(created.error)) return failed(created.error);
+      recordProblem = created.ok ? undefined : { error: created.error, doing: "added" };
     }
     if (flag !== optOut) {
       const patched = await client.editConstituent(op.external_id, { requests_no_email: optOut }, "consent");
       if (!patched.ok) return failed(patched.error);
     }
+    if (recordProblem !== undefined)
+      return {
+        ...succeeded(op.external_id),
+        message: `Requests No Email is set; the OptOut consent record could not be ${recordProblem.doing}: ${failed(recordProblem.error).message ?? recordProblem.error.message}`,
+      };
     return succeeded(op.external_id);
   }
   if (recordInPlace) return succeeded(op.external_id, "already_applied");
