@@ -16,7 +16,7 @@ import {
   webhookChangeKind,
   CONCORD_STATEMENT_PREFIX,
 } from "./mapping";
-import type { ConsentRecord, Constituent, EmailAddress } from "./schemas";
+import { ConsentCollectionSchema, type ConsentRecord, type Constituent, type EmailAddress } from "./schemas";
 
 const person = (over: Partial<Constituent> = {}): Constituent => ({
   id: "280",
@@ -436,5 +436,31 @@ describe("webhookChangeKind", () => {
     ["com.blackbaud.gift.add.v1", undefined],
   ])("%s → %s", (type, kind) => {
     expect(webhookChangeKind(type)).toBe(kind);
+  });
+});
+
+describe("a consent listing", () => {
+  const record = (response: unknown) => ({
+    id: "c1",
+    channel: "Email",
+    constituent_consent_response: response,
+    consent_date: "2026-03-02T12:00:00Z",
+  });
+  it("reads the product's own spellings of a response as SKY's values", () => {
+    const read = ConsentCollectionSchema.parse({
+      value: ["Opt-out", "opt in", "No response", "NO_RESPONSE", "OptOut"].map(record),
+    });
+    expect(read.value.map((r) => r.constituent_consent_response)).toEqual([
+      "OptOut",
+      "OptIn",
+      "NoResponse",
+      "NoResponse",
+      "OptOut",
+    ]);
+  });
+  it("refuses a response it cannot place, naming the value", () => {
+    const read = ConsentCollectionSchema.safeParse({ value: [record("Maybe")] });
+    expect(read.success).toBe(false);
+    expect(JSON.stringify(read.error?.issues)).toContain("OptIn");
   });
 });

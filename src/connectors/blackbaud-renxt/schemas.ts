@@ -77,7 +77,21 @@ export const EmailAddressCollectionSchema = z.looseObject({
   value: z.array(EmailAddressSchema),
 });
 
-export const ConsentResponseSchema = z.enum(["OptIn", "OptOut", "NoResponse"]);
+const CONSENT_RESPONSES = { optin: "OptIn", optout: "OptOut", noresponse: "NoResponse" } as const;
+
+/**
+ * A consent record's response. SKY's documented values are `OptIn` and `OptOut`; `NoResponse` is
+ * not confirmed, and the product's own screens say "Opt-in", "Opt-out", "No response": any of these
+ * spellings reads as its value (case, spaces, hyphens and underscores aside), so that one record
+ * spelled otherwise does not make the whole listing unreadable, and every read after it stop.
+ */
+export const ConsentResponseSchema = z.preprocess(
+  (v) =>
+    typeof v === "string"
+      ? (CONSENT_RESPONSES[v.toLowerCase().replace(/[\s_-]/g, "") as keyof typeof CONSENT_RESPONSES] ?? v)
+      : v,
+  z.enum(["OptIn", "OptOut", "NoResponse"]),
+);
 export type ConsentResponse = z.infer<typeof ConsentResponseSchema>;
 
 /** A Communication Preference consent record (ConstituentConsentRead); records are history, never edited. */
