@@ -117,6 +117,18 @@ describe("consentObservations", () => {
     });
   });
 
+  it("takes who and when from a backing record whatever the tenant calls its email channel", () => {
+    const obs = consentObservations({
+      constituent: person({ requests_no_email: true }),
+      consents: [consent({ id: "c9", channel: "E-mail", source: "Constant Contact unsubscribe" })],
+    });
+    expect(obs[0]).toMatchObject({
+      mechanism: "unsubscribe_link",
+      actor: { kind: "contact" },
+      occurred_at: "2026-03-01T10:00:00.000Z",
+    });
+  });
+
   it("reads an address's do_not_email as a global opt-out for that address", () => {
     const emails: EmailAddress[] = [
       { id: "1", address: "a@example.org", primary: true, do_not_email: false, inactive: false },

@@ -460,7 +460,8 @@ export function consentObservations(detail: ConstituentDetail): ConsentObservati
   const out: ConsentObservation[] = [];
 
   if (c.requests_no_email === true) {
-    const latestGlobal = latestConsents(records).get(consentKey("Email", undefined));
+    // The newest channel-wide email record, whatever the tenant calls the channel ("E-mail").
+    const latestGlobal = records.filter((r) => channelOf(r.channel) === "email" && !r.category).at(-1);
     const backing = latestGlobal?.constituent_consent_response === "OptOut" ? latestGlobal : undefined;
     const fromSource = backing ? recordProvenance(backing) : undefined;
     out.push({
