@@ -780,6 +780,25 @@ describeOnBackends("the read routes' queries", (backend) => {
   });
 });
 
+/**
+ * Two people of the CRM at one address, and one Constant Contact contact there, synced: each side
+ * has a review item (the platform's record unlinked, the CRM's second record apart).
+ */
+async function twoPatsAtOneAddress(a: ApiHarness) {
+  const [one, two] = await a.h.seedRe([
+    individual("shared@example.org", "Pat", "One"),
+    individual("shared@example.org", "Pat", "Two"),
+  ]);
+  await a.h.seedCc(a.h.ccMain, [
+    { email_address: { address: "shared@example.org", permission_to_send: "implicit" } },
+  ]);
+  await a.call("POST", "/api/pairs/re-cc/sync", {});
+  const items = (await a.call("GET", "/api/review")).json().items as { id: string; connection_id: string }[];
+  const platform = items.find((i) => i.connection_id === "cc-main");
+  if (!platform) throw new Error(`expected a platform review item, got ${JSON.stringify(items)}`);
+  return { one: one ?? "", two: two ?? "", platform };
+}
+
 describe("the review queue", () => {
   beforeEach(async () => {
     a = await startApiHarness();
@@ -790,22 +809,10 @@ describe("the review queue", () => {
   });
 
   it("refuses to link a record to an erased contact: that would store the person again", async () => {
-    const [one] = await a.h.seedRe([
-      individual("shared@example.org", "Pat", "One"),
-      individual("shared@example.org", "Pat", "Two"),
-    ]);
-    await a.h.seedCc(a.h.ccMain, [
-      { email_address: { address: "shared@example.org", permission_to_send: "implicit" } },
-    ]);
-    await a.call("POST", "/api/pairs/re-cc/sync", {});
-    const items = (await a.call("GET", "/api/review")).json().items as {
-      id: string;
-      connection_id: string;
-    }[];
-    const platform = items.find((i) => i.connection_id === "cc-main");
-    const patOne = (await a.h.store.links.find("re-nxt", one ?? ""))?.contact_id ?? "";
+    const { one, platform } = await twoPatsAtOneAddress(a);
+    const patOne = (await a.h.store.links.find("re-nxt", one))?.contact_id ?? "";
     expect(await a.h.store.contacts.erase(patOne)).toBe(true);
-    const res = await a.call("POST", `/api/review/${platform?.id ?? ""}/resolve`, {
+    const res = await a.call("POST", `/api/review/${platform.id}/resolve`, {
       action: "link",
       contact_id: patOne,
     });
@@ -1068,22 +1075,9 @@ describe.skipIf(postgres?.skip_reason !== undefined)("the review queue (PostgreS
     const a = await startApiHarness({ backend: postgres! });
     await a.signIn();
     try {
-      const [one, two] = await a.h.seedRe([
-        individual("shared@example.org", "Pat", "One"),
-        individual("shared@example.org", "Pat", "Two"),
-      ]);
-      await a.h.seedCc(a.h.ccMain, [
-        { email_address: { address: "shared@example.org", permission_to_send: "implicit" } },
-      ]);
-      await a.call("POST", "/api/pairs/re-cc/sync", {});
-      const items = (await a.call("GET", "/api/review")).json().items as {
-        id: string;
-        connection_id: string;
-      }[];
-      const platform = items.find((i) => i.connection_id === "cc-main");
-      if (!platform) throw new Error(`expected a platform review item, got ${JSON.stringify(items)}`);
+      const { one, two, platform } = await twoPatsAtOneAddress(a);
       const [patOne, patTwo] = await Promise.all(
-        [one, two].map(async (id) => (await a.h.store.links.find("re-nxt", id ?? ""))?.contact_id ?? ""),
+        [one, two].map(async (id) => (await a.h.store.links.find("re-nxt", id))?.contact_id ?? ""),
       );
       // Both sent before either is answered: one links Pat One, the other Pat Two.
       const answers = await Promise.all(
