@@ -412,6 +412,11 @@ const rows: Row[] = [
     expect: { sendable: false, rule: "global_opt_out", decided_by: id("o") },
   },
   {
+    name: "an opt-out dated after Concord saw it took place by then: the person's own later opt-in lifts it",
+    events: [{ ...optOut("o", { at: 9 }), observed_at: at(3) }, optIn("i", { at: 5 })],
+    expect: { sendable: true, rule: "lifted_by_contact_opt_in", decided_by: id("i") },
+  },
+  {
     name: "platform opt-in never lifts",
     events: [optOut("o", { at: 1 }), optIn("i", { at: 2, actor: PLATFORM, mechanism: "api" })],
     expect: { sendable: false, rule: "global_opt_out" },
@@ -948,11 +953,8 @@ const withoutPending = (state: ChannelConsent) =>
  */
 function oracleAllowsSending(events: readonly ConsentEvent[], target: Scope): boolean {
   const email = events.filter((e) => e.channel === "email");
-  // An act takes place by the time it is seen at the latest: an opt-in dated later was not made later.
-  const t = (e: ConsentEvent) =>
-    e.kind === "opt_in"
-      ? Math.min(Date.parse(e.occurred_at), Date.parse(e.observed_at))
-      : Date.parse(e.occurred_at);
+  // An act takes place by the time it is seen at the latest: one dated later was not made later.
+  const t = (e: ConsentEvent) => Math.min(Date.parse(e.occurred_at), Date.parse(e.observed_at));
   const isSpam = (o: OptOutEvent) => o.mechanism === "spam_complaint";
   const reallyGlobal = (o: OptOutEvent) => isSpam(o) || o.scope.kind === "global";
   const coversTarget = (o: OptOutEvent) =>
@@ -1203,7 +1205,9 @@ describe("foldChannelConsent: properties", () => {
                 e.scope.kind === "global" ||
                 (scope.kind === "topic" && e.scope.kind === "topic" && e.scope.topic === scope.topic)),
           );
-          if (covering.some((o) => Date.parse(o.occurred_at) >= Date.parse(basis.occurred_at))) return false;
+          // Each act took place by the time it was seen at the latest.
+          const acted = (e: ConsentEvent) => Math.min(Date.parse(e.occurred_at), Date.parse(e.observed_at));
+          if (covering.some((o) => acted(o) >= acted(basis))) return false;
         }
         return true;
       }),

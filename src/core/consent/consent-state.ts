@@ -85,14 +85,14 @@ const KIND_RANK: Record<ConsentEvent["kind"], number> = {
 };
 
 /**
- * When an event's act took place, for ordering: its `occurred_at`, except an opt-in dated after
- * Concord saw it (a date typed by hand, a time zone read wrong), which took place by `observed_at`
- * at the latest. Otherwise an opt-in dated tomorrow would lift an opt-out the person makes today.
- * An opt-out keeps its own date: dated late, it can only suppress more.
+ * When an event's act took place, for ordering: its `occurred_at`, except an event dated after
+ * Concord saw it (a date typed by hand, a time zone read wrong, a vendor's clock ahead, a forged
+ * delivery), which took place by `observed_at` at the latest. Otherwise an opt-in dated tomorrow
+ * would lift an opt-out the person makes today, and an opt-out dated in 2099 would outlast every
+ * opt-in of the person's own for ever.
  */
 export function actedAt(e: ConsentEvent): number {
   const occurred = Date.parse(e.occurred_at);
-  if (e.kind !== "opt_in") return occurred;
   const observed = Date.parse(e.observed_at);
   return Number.isNaN(observed) ? occurred : Math.min(occurred, observed);
 }
@@ -213,7 +213,8 @@ const ref = (event: OptOutEvent): OptOutRef => ({
   event_id: event.id,
   scope: effectiveScope(event),
   initiated_by: optOutInitiator(event),
-  occurred_at: event.occurred_at,
+  // When it took place (`actedAt`): dated after Concord saw it, by then.
+  occurred_at: actedAt(event) < Date.parse(event.occurred_at) ? event.observed_at : event.occurred_at,
   mechanism: event.mechanism,
   source: event.source,
 });
