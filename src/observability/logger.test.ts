@@ -127,6 +127,10 @@ describe("redactEmail", () => {
     ["j***@example.org", "j***@example.org"],
     ["no address here @ all", "no address here @ all"],
     ["version 1.2.3@beta", "version 1.2.3@beta"],
+    // RFC 5322 allows more in a local part than letters and dots: all of it is masked.
+    ["o'brien.jane@example.org", "o***@example.org"],
+    ["jane.doe&smith@example.org", "j***@example.org"],
+    ["{team}!~news@example.org", "{***@example.org"],
   ])("%s → %s", (input, output) => {
     expect(redactEmail(input)).toBe(output);
   });
@@ -148,6 +152,8 @@ describe("redactString", () => {
     [`x-api-key: k-123`, `x-api-key: ${REDACTED}`],
     [`token_url=https://authz.example.org/token`, `token_url=https://authz.example.org/token`],
     [`synced 40 contacts`, `synced 40 contacts`],
+    [`redis://:s3cret@cache:6379`, `redis://:${REDACTED}@cache:6379`],
+    [`postgres://:pw@db:5432/concord`, `postgres://:${REDACTED}@db:5432/concord`],
   ])("%s → %s", (input, output) => {
     expect(redactString(input)).toBe(output);
   });

@@ -12,7 +12,7 @@ export const REDACTED = "[redacted]";
 // Bounded (a local part is at most 64 characters, a domain 253) so a long run without an `@`
 // costs little.
 const EMAIL_RE =
-  /([\p{L}\p{N}_%+-])[\p{L}\p{N}\p{M}._%+-]{0,63}(@|%40)([\p{L}\p{N}\p{M}-]{1,63}(?:\.[\p{L}\p{N}\p{M}-]{1,63}){0,8}\.[\p{L}\p{M}]{2,63})/gu;
+  /([\p{L}\p{N}_%+'&!#$*^{|}~-])[\p{L}\p{N}\p{M}._%+'&!#$*^{|}~-]{0,63}(@|%40)([\p{L}\p{N}\p{M}-]{1,63}(?:\.[\p{L}\p{N}\p{M}-]{1,63}){0,8}\.[\p{L}\p{M}]{2,63})/gu;
 // A URL's or a path's query string (`?key=…`, `?webhookKey=…`, `?email=…`): cut whole, since a
 // receiver's secret or a person's data may sit under any name there.
 const QUERY_RE =
@@ -20,8 +20,9 @@ const QUERY_RE =
 // A person's link or a sign-up confirmation in a path (`/l/u/<token>`, `/l/c/<token>`): the token is
 // a bearer of the person's consent.
 const PERSON_LINK_RE = /(\/l\/[upc]\/)[A-Za-z0-9_.-]{8,}/g;
-// A password in a URL's user part (`postgres://concord:secret@db:5432/…`): the user stays.
-const URL_PASSWORD_RE = /\b([a-z][a-z0-9+.-]{1,20}:\/\/[^\s:/@]{1,256}):(?!\[redacted\]@)[^\s/@]{1,256}@/gi;
+// A password in a URL's user part (`postgres://concord:secret@db:5432/…`, or with no user name:
+// `redis://:secret@cache:6379`): the user stays.
+const URL_PASSWORD_RE = /\b([a-z][a-z0-9+.-]{1,20}:\/\/[^\s:/@]{0,256}):(?!\[redacted\]@)[^\s/@]{1,256}@/gi;
 const AUTH_SCHEME_RE = /\b(Bearer|Basic|Token|Digest)(\s+)(?!\[redacted\])[A-Za-z0-9\-._~+/]+=*/g;
 const JWT_RE = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
 const SECRET_WORDS =
