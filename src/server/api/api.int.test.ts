@@ -852,14 +852,7 @@ describe("the review queue", () => {
   });
 
   it("an ambiguous platform record is linked to the person it is, and the item closes", async () => {
-    const [one, two] = await a.h.seedRe([
-      individual("shared@example.org", "Pat", "One"),
-      individual("shared@example.org", "Pat", "Two"),
-    ]);
-    await a.h.seedCc(a.h.ccMain, [
-      { email_address: { address: "shared@example.org", permission_to_send: "implicit" } },
-    ]);
-    await a.call("POST", "/api/pairs/re-cc/sync", {});
+    const { one, two } = await twoPatsAtOneAddress(a);
     await a.h.ccAct(a.h.ccMain, "unsubscribe", "shared@example.org");
     a.h.advance(1_000);
     await a.call("POST", "/api/pairs/re-cc/sync", {});
@@ -872,7 +865,7 @@ describe("the review queue", () => {
     const platform = items.find((i) => i.connection_id === "cc-main");
     const crm = items.find((i) => i.connection_id === "re-nxt");
     if (!platform || !crm) throw new Error(`expected a review item per side, got ${JSON.stringify(items)}`);
-    const patTwo = (await a.h.store.links.find("re-nxt", two ?? ""))?.contact_id ?? "";
+    const patTwo = (await a.h.store.links.find("re-nxt", two))?.contact_id ?? "";
     expect(platform.detail.candidate_contact_ids).toContain(patTwo);
     expect((await a.call("GET", "/api/overview")).json().review_open).toBe(items.length);
 
@@ -896,7 +889,7 @@ describe("the review queue", () => {
 
     // No opt-out was lost while it waited: the address's unsubscribe reached everyone who may hold it.
     for (const id of [one, two])
-      expect((await a.h.reGet(`/constituent/v1/constituents/${id ?? ""}`)).requests_no_email).toBe(true);
+      expect((await a.h.reGet(`/constituent/v1/constituents/${id}`)).requests_no_email).toBe(true);
     // From now on the record is Pat Two's: the person page shows it, and a sync finds nothing to guess.
     const page = (await a.call("GET", `/api/people/${patTwo}`)).json();
     expect(page.links.map((l: { connection_id: string }) => l.connection_id).sort()).toEqual([
