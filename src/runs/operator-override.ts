@@ -105,11 +105,7 @@ export async function recordOperatorOverride(
   // A loose date would be read in the machine's zone, or month and day swapped (05/03/2026), or a
   // 30 February rolled into March: a request dated after the person's later opt-out would lift it.
   const askedAt = new Date(request.requested_at);
-  if (
-    !RequestedAt.safeParse(request.requested_at).success ||
-    Number.isNaN(askedAt.getTime()) ||
-    askedAt.getTime() > now.getTime()
-  )
+  if (!RequestedAt.safeParse(request.requested_at).success || askedAt.getTime() > now.getTime())
     return {
       ok: false,
       code: "invalid_request",

@@ -27,6 +27,7 @@ import {
   applyConsentFirst,
   consentWriteRefusal,
   failureOf,
+  isDeferrable,
   optedOutSinceRead,
   succeeded,
   type Outcome,
@@ -791,11 +792,10 @@ async function applyConsent(
   if (op.scope.kind === "construct" && op.scope.construct.type === CUSTOM_FIELD)
     return applyCustomField(client, op, op.scope.construct.name ?? op.scope.construct.id, optOut);
   // A global opt-out is the flag's above all: when its consent record cannot be read or written for
-  // good (a consent source or channel the tenant refuses, no permission for the consent API, a
-  // record the schema does not take), the flag is set all the same, and the outcome says what is
-  // missing. A passing failure waits, as every other.
-  const flagAlone = (e: ConnectorError): boolean =>
-    optOut && op.scope.kind === "global" && failed(e).status === "failed";
+  // good (a consent source or channel the tenant refuses, no permission for the consent API), the
+  // flag is set all the same, and the outcome says what is missing. A passing failure waits, as
+  // every other.
+  const flagAlone = (e: ConnectorError): boolean => optOut && op.scope.kind === "global" && !isDeferrable(e);
   const latest = await client.listConsents(op.external_id, true, "consent");
   if (!latest.ok && !flagAlone(latest.error)) return failed(latest.error);
   let recordProblem: { error: ConnectorError; doing: string } | undefined = latest.ok
@@ -861,7 +861,7 @@ async function applyConsent(
     if (recordProblem !== undefined)
       return {
         ...succeeded(op.external_id),
-        message: `Requests No Email is set; the OptOut consent record could not be ${recordProblem.doing}: ${failed(recordProblem.error).message ?? recordProblem.error.message}`,
+        message: `Requests No Email is set; the OptOut consent record could not be ${recordProblem.doing}: ${failed(recordProblem.error).message}`,
       };
     return succeeded(op.external_id);
   }

@@ -9,7 +9,6 @@ import type {
   Checkpoint,
   ConnectionSettings,
   ConnectorError,
-  ConnectorErrorCode,
   ConnectorLimits,
   ConnectorOperation,
   ConnectorResult,
@@ -27,7 +26,7 @@ import { z } from "zod";
 import type { CallPriority } from "../http/rate-limiter";
 import { emailKey, sameEmail } from "../../core/identity/normalise-email";
 import { ok } from "../../core/result";
-import { applyConsentFirst, outcomeOfError, runByKind, stopsAll } from "../kit/apply-policy";
+import { applyConsentFirst, isDeferrable, outcomeOfError, runByKind, stopsAll } from "../kit/apply-policy";
 import { nextLinks } from "../kit/next-links";
 import {
   awaitJob,
@@ -89,16 +88,6 @@ export type ConstantContactOptions = z.infer<typeof ConstantContactOptionsSchema
 /** Waits between polls of a bulk activity: first, doubling up to max, giving up after max_total. */
 const ACTIVITY_POLL = { first_ms: 1000, max_ms: 30_000, max_total_ms: 2 * 60 * 60_000 };
 
-/** Failures that pass: the read stops and the next poll reads again. */
-const PASSING_FAILURES: ReadonlySet<ConnectorErrorCode> = new Set([
-  "rate_limited",
-  "quota_exceeded",
-  "vendor_unavailable",
-  "network_error",
-  "auth_invalid",
-  "auth_missing",
-]);
-
 const STREAM = "contacts";
 /**
  * How far back the contact report is asked how a contact left. A read sees a new opt-out within a
@@ -158,9 +147,10 @@ function createSession(
     const activities = await client.optOutActivities(contact.contact_id);
     if (!activities.ok) {
       // A passing failure (a limit, an outage) stops the read, which the next poll starts again.
-      // Any other (a report this token may not read: 403) would stop every read, and every opt-out
-      // after it, until this one is older than the look-back: the opt-out is kept, its kind unknown.
-      if (PASSING_FAILURES.has(activities.error.code)) return activities;
+      // Any other (a report this token may not read: 403; an answer no retry would make readable)
+      // would stop every read, and every opt-out after it, until this one is older than the
+      // look-back: the opt-out is kept, its kind unknown.
+      if (isDeferrable(activities.error) && activities.error.code !== "bad_response") return activities;
       return ok(
         contactToConsent(
           contact,

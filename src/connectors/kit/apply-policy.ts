@@ -57,12 +57,15 @@ function explain(vendor: string, error: ConnectorError): string {
 /** What became of work whose call failed: kept for later (deferred) or failed for good. */
 export function failureOf(vendor: string, error: ConnectorError): Omit<OperationOutcome, "op_id"> {
   return {
-    status: DEFERRABLE.has(error.code) ? "deferred" : "failed",
+    status: isDeferrable(error) ? "deferred" : "failed",
     code: error.code,
     message: explain(vendor, error),
     ...(error.retry_at ? { retry_at: error.retry_at } : {}),
   };
 }
+
+/** Whether a failure is of the connection or the moment (kept and retried), not of the operation. */
+export const isDeferrable = (error: ConnectorError): boolean => DEFERRABLE.has(error.code);
 
 /** An operation's outcome without its id: what a connector's handler for one operation answers. */
 export type Outcome = Omit<OperationOutcome, "op_id">;
