@@ -30,7 +30,12 @@ export type StoredConsentEvent = {
 /** An event to append: with its id, or without (then `consentEventId` derives it). */
 export type ConsentEventInput = ConsentEvent | (ConsentEventDraft & { id?: undefined });
 
-export type AppendRejectionCode = "invalid_event" | "id_mismatch";
+/**
+ * `contact_erased`: the event is of a contact Concord erased. Nothing more is recorded of them: an
+ * act seen or made while the erasure ran (an override, a click on an old link) would otherwise keep
+ * its evidence after the erasure blanked the rest.
+ */
+export type AppendRejectionCode = "invalid_event" | "id_mismatch" | "contact_erased";
 
 export type AppendResult =
   | { kind: "appended"; appended: true; event: StoredConsentEvent }
@@ -60,12 +65,22 @@ export async function appendConsentEvents(
     const ids = [...new Set(valid.map((p) => p.event.id))];
     const stored = new Map<ConsentEventId, StoredConsentEvent>();
     for (const row of await tx.consentEvents.findByIds(ids)) stored.set(row.id, fromRow(row));
+    // Read under the head's lock, which an erasure holds from blanking the evidence to its commit:
+    // an erasure committed before is seen here; one after this commits blanks what this appends.
+    const erased = await tx.contacts.erasedAmong(valid.map((p) => p.event.contact_id));
 
     const recorded_at = tx.clock().toISOString();
     const rows: ConsentEventRow[] = [];
     let tip: LedgerHead = head;
     const results = prepared.map((p): AppendResult => {
       if (p.kind === "rejected") return p.result;
+      if (erased.has(p.event.contact_id))
+        return {
+          kind: "rejected",
+          appended: false,
+          code: "contact_erased",
+          message: `contact ${p.event.contact_id} was erased: nothing more is recorded of them`,
+        };
       const existing = stored.get(p.event.id);
       if (existing !== undefined) return { kind: "duplicate", appended: false, existing };
       const row = sealed(tx, chainRow(tip, p.event, recorded_at));

@@ -6,7 +6,10 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { describeOnBackends } from "../../test/support/store-backends";
 import { sql } from "kysely";
-import { eventsForContact } from "../ledger/consent-ledger";
+import { appendConsentEvents, eventsForContact } from "../ledger/consent-ledger";
+import { gate } from "../../test/support/gate";
+import { recordOperatorOverride } from "./operator-override";
+import { preferencePageAct, recordOneClick, recordPreferences, type TokenClaims } from "./personal-links";
 import { verifyLedger } from "../ledger/verify-ledger";
 import { erasePerson } from "./erase-person";
 import { reconcilePair } from "./reconcile";
@@ -385,4 +388,113 @@ describeOnBackends("erasure and run history", (backend) => {
     expect(stored).toContain("bob@example.org");
     expect(stored).toContain("[erased]");
   });
+});
+
+describeOnBackends("what arrives for a person being erased", (backend) => {
+  let h: SyncHarness;
+  afterEach(async () => {
+    await h.close();
+  });
+  const claimsOf = (contact_id: string): TokenClaims => ({
+    contact_id,
+    purpose: "unsubscribe",
+    generation: 0,
+    expires_at: "2099-01-01T00:00:00.000Z",
+  });
+
+  it("an old link's click, a preference form or an override after the erasure record nothing of her", async () => {
+    h = await startSyncHarness(backend);
+    await h.seedRe([individual(ADA, "Ada", "Lovelace")]);
+    await h.sync();
+    const [ada] = await h.store.contacts.findByMatchKey(ADA.toLowerCase());
+    expect(
+      await erasePerson(
+        { store: h.store, config: h.config, connections: h.connections, now: h.now },
+        { email: ADA, requested_by: "Operator" },
+      ),
+    ).toMatchObject({ ok: true, report: { status: "completed" } });
+    const ledger = async () => (await eventsForContact(h.store, ada!.id)).length;
+    const before = await ledger();
+
+    // Each was let in before she was erased (its link checked, its page opened): it records nothing.
+    const click = { ip: "203.0.113.9", user_agent: "Mail/2.0", token: "t" };
+    expect(await recordOneClick(h.store, claimsOf(ada!.id), click, h.now(), h.config)).toEqual({
+      recorded: "erased",
+    });
+    expect(
+      await recordPreferences(
+        h.store,
+        h.config,
+        ada!.id,
+        { choices: new Set() },
+        preferencePageAct({ ip: "203.0.113.9", wording: "Newsletter [x]" }),
+        h.now(),
+      ),
+    ).toMatchObject({ erased: true, opt_outs: [] });
+    const [direct] = await appendConsentEvents(h.store, [
+      {
+        kind: "opt_out",
+        contact_id: ada!.id,
+        channel: "email",
+        scope: { kind: "global" },
+        source: { system: "concord", connection: "links" },
+        mechanism: "unsubscribe_link",
+        actor: { kind: "contact" },
+        occurred_at: h.now().toISOString(),
+        observed_at: h.now().toISOString(),
+        evidence: { ip: "203.0.113.9", source_record_id: "link:x" },
+      },
+    ]);
+    expect(direct).toMatchObject({ kind: "rejected", code: "contact_erased" });
+    expect(await ledger()).toBe(before);
+    expect(await verifyLedger(h.store)).toMatchObject({ ok: true });
+  });
+
+  it.skipIf(backend.name !== "postgres")(
+    "an override looked up before the erasure committed is refused once it commits, its words not kept",
+    async () => {
+      h = await startSyncHarness(backend);
+      await h.seedRe([individual(ADA, "Ada", "Lovelace")]);
+      await h.sync();
+      const [ada] = await h.store.contacts.findByMatchKey(ADA.toLowerCase());
+      const before = (await eventsForContact(h.store, ada!.id)).length;
+      // An erasure between blanking her evidence (it holds the ledger's head) and its commit.
+      const locked = gate();
+      const commit = gate();
+      const erasing = h.store.transaction(async (tx) => {
+        await tx.consentEvents.lockHead();
+        await tx.contacts.erase(ada!.id);
+        locked.open();
+        await commit.opened;
+      });
+      await locked.opened;
+      const override = recordOperatorOverride(
+        { store: h.store, config: h.config, now: h.now },
+        {
+          contact_id: ada!.id,
+          scope: { kind: "global" },
+          request_reference: "letter 17",
+          request_text: "Ada Lovelace, 12 Example Street, asks for the newsletter again",
+          requested_at: h.now().toISOString(),
+          recorded_by: "J. Smith",
+        },
+      );
+      // Either the override finished beside the open erasure (the defect), or it waits for the head.
+      const waiting = async (): Promise<void> => {
+        for (;;) {
+          const blocked = await sql<{ n: number }>`
+            select count(*)::int as n from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock'
+              and query like '%consent_ledger_head%'`.execute(h.store.db);
+          if ((blocked.rows[0]?.n ?? 0) > 0) return;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      };
+      await Promise.race([override, waiting()]);
+      commit.open();
+      await erasing;
+      expect(await override).toMatchObject({ ok: false, code: "contact_not_found" });
+      expect((await eventsForContact(h.store, ada!.id)).length).toBe(before);
+    },
+  );
 });

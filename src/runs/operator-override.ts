@@ -145,6 +145,9 @@ export async function recordOperatorOverride(
     },
   };
   const [result] = await deps.store.transaction((tx) => appendConsentEvents(tx, [draft]));
+  // Erased since it was looked up above (the ledger checks under its lock).
+  if (result?.kind === "rejected" && result.code === "contact_erased")
+    return { ok: false, code: "contact_not_found", message: `No contact ${contact.id} (it was erased).` };
   if (result === undefined || result.kind === "rejected")
     return {
       ok: false,

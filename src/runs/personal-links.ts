@@ -208,7 +208,8 @@ export async function checkLink(
   return claims;
 }
 
-export type OneClickResult = { recorded: "appended" | "already_opted_out"; event_id?: string };
+/** `erased`: the person was erased since the link was checked; nothing was recorded. */
+export type OneClickResult = { recorded: "appended" | "already_opted_out" | "erased"; event_id?: string };
 
 /**
  * The person's one-click opt-out from all email, recorded in the ledger before the caller answers.
@@ -258,6 +259,8 @@ export async function recordOneClick(
       },
     };
     const [result] = await appendConsentEvents(tx, [draft]);
+    if (result?.kind === "rejected" && result.code === "contact_erased")
+      return { recorded: "erased" as const };
     if (result === undefined || result.kind === "rejected")
       throw new Error(
         `the one-click opt-out was rejected by the ledger${result?.kind === "rejected" ? `: ${result.message}` : ""}`,
@@ -347,7 +350,8 @@ export function preferencePageAct(request: { ip?: string; user_agent?: string; w
 }
 
 /** What a preference submission recorded; `stale` when the page it came from no longer showed the state. */
-export type RecordedPreferences = { opt_outs: string[]; opt_ins: string[]; stale: boolean };
+/** `erased`: the person was erased since the page was opened; nothing was recorded. */
+export type RecordedPreferences = { opt_outs: string[]; opt_ins: string[]; stale: boolean; erased?: true };
 
 /**
  * The person's choices (from the preference centre, a confirmed sign-up), as their own acts: an
@@ -370,60 +374,80 @@ export async function recordPreferences(
   now: Date,
 ): Promise<RecordedPreferences> {
   const { choices, shown } = submitted;
-  return store.transaction(async (tx) => {
-    const current = await preferencesOf(tx, config, contactId, now);
-    const recorded: RecordedPreferences = { opt_outs: [], opt_ins: [], stale: false };
-    if (shown !== undefined && current.some((line) => shown.get(line.key) !== line.receiving))
-      return { ...recorded, stale: true };
-    const all = current[0];
-    const wantsATopic = current.some((line) => line.key !== "all" && choices.has(line.key));
-    // Leaving all email makes the topics moot; someone already out of all email may still take one
-    // topic back (a topic opt-in lifts the global opt-out for that topic alone). A line left
-    // unticked is the person's own opt-out unless they already made one there: one the organisation
-    // made may be undone by it, theirs only by them. Out of all email by the organisation's act
-    // only and ticking no topic, they leave all email themselves.
-    const leavingAll =
-      !choices.has("all") && all !== undefined && !all.left_by_person && (all.receiving || !wantsATopic);
-    const drafts: ConsentEventInput[] = [];
-    const draft = (line: PreferenceLine, wants: boolean): void => {
-      const scope: Scope =
-        line.key === "all" ? { kind: "global" } : { kind: "topic", topic: line.key.slice("topic:".length) };
-      const common = {
-        contact_id: contactId,
-        channel: "email" as const,
-        scope,
-        source: act.source,
-        actor: { kind: "contact" as const },
-        occurred_at: now.toISOString(),
-        observed_at: now.toISOString(),
-        evidence: act.evidence,
-      };
-      drafts.push(
-        wants
-          ? { ...common, kind: "opt_in" as const, basis: "express" as const, mechanism: act.mechanism.opt_in }
-          : { ...common, kind: "opt_out" as const, mechanism: act.mechanism.opt_out },
-      );
-      (wants ? recorded.opt_ins : recorded.opt_outs).push(line.key);
+  return store
+    .transaction(async (tx) => recordPreferencesIn(tx, config, contactId, choices, shown, act, now))
+    .catch((error: unknown) => {
+      if (error instanceof ErasedMeanwhile) return { opt_outs: [], opt_ins: [], stale: false, erased: true };
+      throw error;
+    });
+}
+
+/** Thrown to undo a preference form's transaction when its person was erased meanwhile. */
+class ErasedMeanwhile extends Error {}
+
+async function recordPreferencesIn(
+  tx: StoreSession,
+  config: Pick<ConcordConfig, "topics">,
+  contactId: string,
+  choices: ReadonlySet<string>,
+  shown: ReadonlyMap<string, boolean> | undefined,
+  act: ChoiceAct,
+  now: Date,
+): Promise<RecordedPreferences> {
+  const current = await preferencesOf(tx, config, contactId, now);
+  const recorded: RecordedPreferences = { opt_outs: [], opt_ins: [], stale: false };
+  if (shown !== undefined && current.some((line) => shown.get(line.key) !== line.receiving))
+    return { ...recorded, stale: true };
+  const all = current[0];
+  const wantsATopic = current.some((line) => line.key !== "all" && choices.has(line.key));
+  // Leaving all email makes the topics moot; someone already out of all email may still take one
+  // topic back (a topic opt-in lifts the global opt-out for that topic alone). A line left
+  // unticked is the person's own opt-out unless they already made one there: one the organisation
+  // made may be undone by it, theirs only by them. Out of all email by the organisation's act
+  // only and ticking no topic, they leave all email themselves.
+  const leavingAll =
+    !choices.has("all") && all !== undefined && !all.left_by_person && (all.receiving || !wantsATopic);
+  const drafts: ConsentEventInput[] = [];
+  const draft = (line: PreferenceLine, wants: boolean): void => {
+    const scope: Scope =
+      line.key === "all" ? { kind: "global" } : { kind: "topic", topic: line.key.slice("topic:".length) };
+    const common = {
+      contact_id: contactId,
+      channel: "email" as const,
+      scope,
+      source: act.source,
+      actor: { kind: "contact" as const },
+      occurred_at: now.toISOString(),
+      observed_at: now.toISOString(),
+      evidence: act.evidence,
     };
-    for (const line of current) {
-      if (line.key !== "all" && leavingAll) continue;
-      const wants = choices.has(line.key);
-      const records = wants ? !line.receiving : line.key === "all" ? leavingAll : !line.left_by_person;
-      if (records) draft(line, wants);
-    }
-    const append = async (): Promise<void> => {
-      if (drafts.length > 0)
-        for (const r of await appendConsentEvents(tx, drafts.splice(0)))
-          if (r.kind === "rejected") throw new Error(`a preference was rejected by the ledger: ${r.message}`);
-    };
+    drafts.push(
+      wants
+        ? { ...common, kind: "opt_in" as const, basis: "express" as const, mechanism: act.mechanism.opt_in }
+        : { ...common, kind: "opt_out" as const, mechanism: act.mechanism.opt_out },
+    );
+    (wants ? recorded.opt_ins : recorded.opt_outs).push(line.key);
+  };
+  for (const line of current) {
+    if (line.key !== "all" && leavingAll) continue;
+    const wants = choices.has(line.key);
+    const records = wants ? !line.receiving : line.key === "all" ? leavingAll : !line.left_by_person;
+    if (records) draft(line, wants);
+  }
+  const append = async (): Promise<void> => {
+    if (drafts.length > 0)
+      for (const r of await appendConsentEvents(tx, drafts.splice(0)))
+        if (r.kind === "rejected" && r.code === "contact_erased") throw new ErasedMeanwhile();
+        else if (r.kind === "rejected")
+          throw new Error(`a preference was rejected by the ledger: ${r.message}`);
+  };
+  await append();
+  // An opt-in may open a line the form left unticked (all email back, a topic left out of it):
+  // that line is the person's opt-out, as the form they saved says.
+  if (recorded.opt_ins.length > 0 && !leavingAll) {
+    for (const line of await preferencesOf(tx, config, contactId, now))
+      if (line.receiving && !choices.has(line.key)) draft(line, false);
     await append();
-    // An opt-in may open a line the form left unticked (all email back, a topic left out of it):
-    // that line is the person's opt-out, as the form they saved says.
-    if (recorded.opt_ins.length > 0 && !leavingAll) {
-      for (const line of await preferencesOf(tx, config, contactId, now))
-        if (line.receiving && !choices.has(line.key)) draft(line, false);
-      await append();
-    }
-    return recorded;
-  });
+  }
+  return recorded;
 }

@@ -346,6 +346,8 @@ export function registerPersonPages(app: FastifyInstance, deps: PersonPagesDeps)
         }),
         now,
       );
+      // Erased since the link was checked: as if it had been before.
+      if (recorded.erased) return reply.code(STATUS.unknown_person).send(refuse(lang, "unknown_person"));
       // A form of a state that has moved on records nothing: the page shows the state now.
       if (recorded.stale)
         return reply.code(409).send(preferencesPage(lang, before, TEXT[lang]["prefs_stale"]));
@@ -395,6 +397,8 @@ export function registerPersonPages(app: FastifyInstance, deps: PersonPagesDeps)
         now,
         deps.config,
       );
+      if (result.recorded === "erased")
+        return reply.code(STATUS.unknown_person).send(refuse(lang, "unknown_person"));
       if (result.recorded === "appended") deps.onConsentRecorded(claims.value.contact_id);
       const t = TEXT[lang];
       return reply.send(

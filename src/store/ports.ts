@@ -65,6 +65,8 @@ export interface ContactRepository {
   emails(contact_id: string): Promise<ContactEmail[]>;
   /** Blanks personal fields and secondary addresses, keeps the row (links and ledger refer to it). */
   erase(id: string): Promise<boolean>;
+  /** Which of `ids` are contacts Concord erased (an id no contact has is not among them). */
+  erasedAmong(ids: readonly string[]): Promise<Set<string>>;
 }
 
 export const LinkOriginSchema = z.enum(["observed", "matched_by_email", "concord"]);

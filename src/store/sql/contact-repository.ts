@@ -178,6 +178,19 @@ export function contactRepository(ctx: SqlContext): ContactRepository {
         .executeTakeFirst();
       return affected(result.numUpdatedRows) > 0;
     },
+
+    async erasedAmong(ids) {
+      const erased = new Set<string>();
+      for (const chunk of inChunks([...new Set(ids)]))
+        for (const row of await db
+          .selectFrom("contacts")
+          .select("id")
+          .where("id", "in", chunk)
+          .where("erased_at", "is not", null)
+          .execute())
+          erased.add(row.id);
+      return erased;
+    },
   };
 }
 
