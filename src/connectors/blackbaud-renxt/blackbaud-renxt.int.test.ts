@@ -96,6 +96,51 @@ describe("opt-out solicit codes", () => {
   });
 });
 
+describe("a long consent history", () => {
+  it("is read past SKY's first page: an old category opt-out behind 600 newer records still counts", async () => {
+    const year = (n: number) =>
+      `${2000 + Math.floor(n / 12)}-${String((n % 12) + 1).padStart(2, "0")}-01T10:00:00Z`;
+    const seeded = (await f.control("/__emulator/seed", {
+      constituents: [
+        {
+          type: "Individual",
+          first: "Lee",
+          last: "Long",
+          email: { address: "lee@example.org" },
+          consents: [
+            {
+              channel: "Email",
+              category: "Events",
+              consent_date: "1999-06-01T10:00:00Z",
+              constituent_consent_response: "OptOut",
+              consent_statement: "No event invitations, please",
+            },
+            // A newsletter choice each month for fifty years, newer than the events opt-out.
+            ...Array.from({ length: 600 }, (_, n) => ({
+              channel: "Email",
+              category: "Newsletter",
+              consent_date: year(n),
+              constituent_consent_response: n % 2 === 0 ? "OptIn" : "OptOut",
+            })),
+          ],
+        },
+      ],
+    })) as { constituents: { id: string }[] };
+    const id = seeded.constituents[0]!.id;
+    const got = await session.get([id]);
+    if (!got.ok) throw new Error(got.error.message);
+    const consent = got.value.consent.filter((o) => o.external_id === id);
+    expect(consent.filter((o) => o.scope.kind === "construct")).toHaveLength(601);
+    expect(consent).toContainEqual(
+      expect.objectContaining({
+        kind: "opt_out",
+        scope: { kind: "construct", construct: { type: "consent_category", id: "Events" } },
+        occurred_at: "1999-06-01T10:00:00.000Z",
+      }),
+    );
+  });
+});
+
 describe("apply consent", () => {
   it("global opt-out ticks Requests No Email and adds a channel-wide OptOut record; a second one is already applied", async () => {
     const id = await f.createConstituent("ann@example.org", "Ann", "Lee");

@@ -58,6 +58,8 @@ export const SUBSCRIPTION_KEY_HEADER = "Bb-Api-Subscription-Key";
 
 const DAY_MS = 86_400_000;
 /** A guard on following `next_link`: 100,000 pages of 5,000 is far beyond any tenant. */
+/** A Communication Preference list's page (`limit`): SKY's usual 500 (this API's own default is UNVERIFIED). */
+const SKIP_PAGE = 500;
 const MAX_PAGES = 100_000;
 
 export type BlackbaudClientOptions = {
@@ -297,6 +299,34 @@ export function createBlackbaudClient(options: BlackbaudClientOptions): Blackbau
     }
   };
 
+  /**
+   * Every page of a Communication Preference list (`limit`/`skip`, `count` before them): a long
+   * history (a person who changed their mind each year for decades, a tenant's imported records)
+   * must not hide a record past the first page. One call for almost every constituent.
+   */
+  const everySkipPage = async <T>(
+    path: string,
+    query: NonNullable<Parameters<HttpClient["request"]>[0]["query"]>,
+    priority: CallPriority,
+    schema: z.ZodType<{ value: T[]; count?: number | undefined }>,
+  ): Promise<ConnectorResult<T[]>> => {
+    const rows: T[] = [];
+    for (let pages = 0; pages < MAX_PAGES; pages++) {
+      const res = await call({
+        method: "GET",
+        path,
+        query: { ...query, limit: SKIP_PAGE, skip: rows.length },
+        priority,
+        schema,
+      });
+      if (!res.ok) return res;
+      const page = res.value.body;
+      rows.push(...page.value);
+      if (page.value.length < SKIP_PAGE || (page.count !== undefined && rows.length >= page.count)) break;
+    }
+    return ok(rows);
+  };
+
   return {
     limiter,
     hasSubscriptionKey: async () => (await subscriptionKey()) !== undefined,
@@ -400,16 +430,13 @@ export function createBlackbaudClient(options: BlackbaudClientOptions): Blackbau
       });
       return res.ok ? ok(res.value.body.value) : res;
     },
-    listConsents: async (constituentId, mostRecentOnly, priority) => {
-      const res = await call({
-        method: "GET",
-        path: `/commpref/v1/constituents/${enc(constituentId)}/consents`,
-        query: { most_recent_only: mostRecentOnly },
+    listConsents: (constituentId, mostRecentOnly, priority) =>
+      everySkipPage(
+        `/commpref/v1/constituents/${enc(constituentId)}/consents`,
+        { most_recent_only: mostRecentOnly },
         priority,
-        schema: ConsentCollectionSchema,
-      });
-      return res.ok ? ok(res.value.body.value) : res;
-    },
+        ConsentCollectionSchema,
+      ),
     createConsent: (body) => created("/commpref/v1/consent/consents", body, "consent"),
     solicitCodeTable: async () => {
       const res = await call({
@@ -435,15 +462,13 @@ export function createBlackbaudClient(options: BlackbaudClientOptions): Blackbau
     },
     deleteConstituent: (id) =>
       done("DELETE", `/constituent/v1/constituents/${enc(id)}`, undefined, "consent"),
-    listSolicitCodes: async (constituentId, priority) => {
-      const res = await call({
-        method: "GET",
-        path: `/commpref/v1/constituents/${enc(constituentId)}/constituentsolicitcodes`,
+    listSolicitCodes: (constituentId, priority) =>
+      everySkipPage(
+        `/commpref/v1/constituents/${enc(constituentId)}/constituentsolicitcodes`,
+        {},
         priority,
-        schema: ConstituentSolicitCodeCollectionSchema,
-      });
-      return res.ok ? ok(res.value.body.value) : res;
-    },
+        ConstituentSolicitCodeCollectionSchema,
+      ),
     listCustomFields: async (constituentId, priority) => {
       const res = await call({
         method: "GET",

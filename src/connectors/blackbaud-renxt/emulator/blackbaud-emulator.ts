@@ -829,7 +829,7 @@ function registerCommPrefRoutes(
       categories: many(q.categories),
     });
     const skip = int(q.skip, "skip", 0, 0, 2147483647);
-    const limit = q.limit === undefined ? rows.length : int(q.limit, "limit", rows.length, 0, 2147483647);
+    const limit = int(q.limit, "limit", 500, 0, 5000);
     return collection(
       rows.slice(skip, skip + limit).map((r) => state.consentRead(r)),
       rows.length,
@@ -870,7 +870,7 @@ function registerCommPrefRoutes(
     const q = qs(request);
     const rows = state.solicitCodesOf(request.params.id);
     const skip = int(q.skip, "skip", 0, 0, 2147483647);
-    const limit = q.limit === undefined ? rows.length : int(q.limit, "limit", rows.length, 0, 2147483647);
+    const limit = int(q.limit, "limit", 500, 0, 5000);
     return collection(rows.slice(skip, skip + limit), rows.length);
   });
 
