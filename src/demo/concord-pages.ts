@@ -139,7 +139,11 @@ export function concordPages(deps: {
           confirmSignUp: async (email: string) => {
             const mail = deps.outbox.mails.filter((m) => m.to.includes(email)).at(-1);
             const link = /https?:\/\/\S+\/l\/c\/[A-Za-z0-9_-]{43}/.exec(mail?.body ?? "")?.[0];
-            return link !== undefined && post(link, "confirm=yes", "DemoBrowser/1.0");
+            if (link === undefined) return false;
+            // As a browser: the page first, then its Confirm button (the form names what it showed).
+            const page = await fetch(link, { headers: { "user-agent": "DemoBrowser/1.0" } });
+            const shown = /name="shown" value="([^"]*)"/.exec(await page.text())?.[1] ?? "";
+            return post(link, new URLSearchParams({ confirm: "yes", shown }).toString(), "DemoBrowser/1.0");
           },
         }),
   };

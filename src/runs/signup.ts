@@ -210,7 +210,8 @@ export async function requestSignup(
       (last !== undefined && now.getTime() - Date.parse(last.requested_at) < RESEND_AFTER_MS)
     ) {
       // No second email so soon; the link already sent now asks for this request's choices (its
-      // page shows them before anyone confirms), and the answer says until when it works.
+      // page shows them before anyone confirms, and a page opened before confirms nothing), and the
+      // answer says until when it works. The evidence names this request's time and network.
       const waiting = await tx.db
         .selectFrom("signups")
         .select(["id", "expires_at"])
@@ -228,6 +229,9 @@ export async function requestSignup(
             topics_json: row.topics_json,
             lang: row.lang,
             wording: row.wording,
+            request_ip: row.request_ip,
+            request_user_agent: row.request_user_agent,
+            requested_at: row.requested_at,
           })
           .where("id", "=", waiting.id)
           .execute();
@@ -312,7 +316,11 @@ async function sendConfirmation(
   }
 }
 
-export type ConfirmProblem = "unknown" | "expired";
+/**
+ * `changed`: the sign-up is not what the confirmation page showed (another request at the address
+ * rewrote its names or topics since): nothing is recorded, and the page shows it again.
+ */
+export type ConfirmProblem = "unknown" | "expired" | "changed";
 
 export type Confirmed = {
   contact_id: string;
@@ -322,7 +330,6 @@ export type Confirmed = {
   suppression_lifted: boolean;
 };
 
-/** Whether a confirmation token is one this server sent and can still be used (the GET page). */
 /** What the confirmation page shows of a sign-up: the address, the names typed, the topics ticked. */
 export type SignupShown = {
   email: string;
@@ -338,11 +345,22 @@ const shownOf = (row: SignupsTable): SignupShown => ({
   topics: tickedTopics(row),
 });
 
+/**
+ * A digest of what a confirmation page showed, which its form carries back: the person confirms
+ * what they read, never choices someone else put in the sign-up after the page opened.
+ */
+export const shownDigest = (shown: SignupShown): string =>
+  createHash("sha256")
+    .update(JSON.stringify([shown.email, shown.first_name, shown.last_name, [...shown.topics].sort()]))
+    .digest("base64url")
+    .slice(0, 22);
+
+/** Whether a confirmation token is one this server sent and can still be used (the GET page). */
 export async function checkConfirmation(
   store: StoreSession,
   token: string,
   now: Date,
-): Promise<Result<{ status: "pending" | "confirmed" } & SignupShown, ConfirmProblem>> {
+): Promise<Result<{ status: "pending" | "confirmed" } & SignupShown, Exclude<ConfirmProblem, "changed">>> {
   const row = await signupByToken(store, token);
   if (row === undefined) return err("unknown");
   if (row.status === "confirmed")
@@ -381,7 +399,13 @@ async function signupByToken(store: StoreSession, token: string): Promise<Signup
 export async function confirmSignup(
   deps: Pick<SignupDeps, "store" | "config" | "now">,
   token: string,
-  request: { ip?: string; user_agent?: string; shown: (signup: SignupShown) => string },
+  request: {
+    ip?: string;
+    user_agent?: string;
+    shown: (signup: SignupShown) => string;
+    /** `shownDigest` of the page the person confirmed on. */
+    shown_digest: string | undefined;
+  },
 ): Promise<Result<Confirmed, ConfirmProblem>> {
   const now = deps.now();
   return deps.store.transaction(async (tx) => {
@@ -395,15 +419,25 @@ export async function confirmSignup(
       });
     if (row.status !== "pending" || Date.parse(row.expires_at) <= now.getTime())
       return err("expired" as const);
-    // Claimed first, so a second confirmation at the same moment (a double click) records nothing.
+    if (request.shown_digest !== shownDigest(shownOf(row))) return err("changed" as const);
+    // Claimed first, so a second confirmation at the same moment (a double click) records nothing;
+    // and only as read, so a request rewriting it meanwhile makes this one `changed`.
     const claimed = await tx.db
       .updateTable("signups")
       .set({ status: "confirmed", confirmed_at: now.toISOString() })
       .where("id", "=", row.id)
       .where("status", "=", "pending")
+      .where("topics_json", "=", row.topics_json)
+      .where((eb) =>
+        eb.and([
+          row.first_name === null ? eb("first_name", "is", null) : eb("first_name", "=", row.first_name),
+          row.last_name === null ? eb("last_name", "is", null) : eb("last_name", "=", row.last_name),
+        ]),
+      )
       .executeTakeFirst();
     if (Number(claimed.numUpdatedRows) === 0) {
       const again = await signupByToken(tx, token);
+      if (again?.status === "pending") return err("changed" as const);
       return again?.contact_id !== null && again?.contact_id !== undefined
         ? ok({
             contact_id: again.contact_id,

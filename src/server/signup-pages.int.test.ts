@@ -101,14 +101,19 @@ describe("the sign-up form and its confirmation email", () => {
     if (url === undefined) throw new Error(`no confirmation link in an email to ${to}`);
     return url;
   };
-  const confirm = (path: string) =>
-    app.inject({
+  /** The Confirm button of the page `path` shows (as `page` was, when given: a page opened before). */
+  const confirm = async (path: string, page?: string) => {
+    const shown = /name="shown" value="([^"]*)"/.exec(
+      page ?? (await app.inject({ method: "GET", url: path })).body,
+    )?.[1];
+    return app.inject({
       method: "POST",
       url: path,
       headers: { "content-type": FORM, "user-agent": "Browser/2.0" },
-      payload: "confirm=yes",
+      payload: `confirm=yes${shown === undefined ? "" : `&shown=${shown}`}`,
       remoteAddress: "198.51.100.4",
     });
+  };
   const eventsOf = async (email: string) => {
     const [contact] = await h.store.contacts.findByMatchKey(email);
     return contact ? (await eventsForContact(h.store, contact.id)).map((e) => e.event) : [];
@@ -305,6 +310,47 @@ describe("the sign-up form and its confirmation email", () => {
       ).length,
     ).toBeGreaterThan(1);
     expect((await eventsForContact(h.store, janeContact!.id)).map((e) => e.event.id)).toEqual(janeBefore);
+  });
+
+  it("a page opened before another sign-up rewrote the request confirms nothing: the person reads what it asks now", async () => {
+    await signUp({ email: "ada@example.org", first_name: "Ada" });
+    const link = linkIn("ada@example.org");
+    const opened = (await app.inject({ method: "GET", url: link })).body;
+    expect(opened).toContain("You will not receive: Fundraising appeals.");
+    // Someone else sends the form for her address at once: no email, the request now theirs.
+    await signUp({ email: "ada@example.org", first_name: "Mallory", topic: "appeals" }, "203.0.113.66");
+    expect(smtp.mails).toHaveLength(1);
+
+    // Her press of Confirm on the page she read records nothing; the page shows what it asks now.
+    const stale = await confirm(link, opened);
+    expect(stale.statusCode).toBe(409);
+    expect(stale.body).toContain("This sign-up changed after the page was opened");
+    expect(stale.body).toContain("under the name: Mallory.");
+    expect(stale.body).toContain("You will receive: Fundraising appeals.");
+    expect(await eventsOf("ada@example.org")).toEqual([]);
+    // A form without the page's mark (a tool posting to every link) confirms nothing either.
+    expect(
+      (
+        await app.inject({
+          method: "POST",
+          url: link,
+          headers: { "content-type": FORM },
+          payload: "confirm=yes",
+        })
+      ).statusCode,
+    ).toBe(409);
+    expect(await eventsOf("ada@example.org")).toEqual([]);
+
+    // Confirmed on the page as it reads now: the evidence names the request it confirms.
+    expect((await confirm(link, stale.body)).statusCode).toBe(200);
+    const [optIn] = await eventsOf("ada@example.org");
+    expect(optIn).toMatchObject({
+      kind: "opt_in",
+      evidence: {
+        reason: expect.stringContaining("from 203.0.113.66"),
+        form_wording: expect.stringContaining("You will receive: Fundraising appeals."),
+      },
+    });
   });
 
   it("tells no one which addresses are known, mails an address once in ten minutes, and stops robots and floods", async () => {

@@ -13,6 +13,7 @@ import {
   confirmSignup,
   offeredTopics,
   requestSignup,
+  shownDigest,
   type SignupDeps,
   type SignupLang,
   type SignupProblem,
@@ -54,6 +55,8 @@ const TEXT: Record<SignupLang, Texts> = {
     confirm_ask: "Confirm that you want to receive email from {org}?",
     confirm_button: "Confirm",
     confirm_bad: "This confirmation could not be read: use the Confirm button on the page the link opens.",
+    confirm_changed:
+      "This sign-up changed after the page was opened (another sign-up was sent for this address). Nothing is confirmed yet: read what it asks now, and confirm only if it is what you want.",
     confirm_who: "For {email}, under the name: {name}.",
     confirm_who_unnamed: "For {email}, with no name.",
     confirm_yes: "You will receive: {topics}.",
@@ -88,6 +91,8 @@ const TEXT: Record<SignupLang, Texts> = {
     confirm_button: "Confirmer",
     confirm_bad:
       "Cette confirmation n'a pas pu être lue : utilisez le bouton Confirmer de la page qu'ouvre le lien.",
+    confirm_changed:
+      "Cette inscription a changé après l'ouverture de la page (une autre inscription a été envoyée pour cette adresse). Rien n'est encore confirmé : lisez ce qu'elle demande maintenant, et ne confirmez que si c'est ce que vous voulez.",
     confirm_who: "Pour {email}, au nom de : {name}.",
     confirm_who_unnamed: "Pour {email}, sans nom.",
     confirm_yes: "Vous recevrez : {topics}.",
@@ -394,26 +399,41 @@ function signupRoutes(
         `<h1>${say(lang, "confirm_title")}</h1><p role="status">${say(lang, "already")}</p>`,
         "confirm_title",
       );
-    return htmlReply(
+    return confirmationPage(lang, reply, 200, state.value);
+  });
+
+  /** The page that asks the person to confirm what the sign-up asks now (with `notice` above it). */
+  const confirmationPage = (
+    lang: SignupLang,
+    reply: FastifyReply,
+    status: number,
+    shown: SignupShown,
+    notice?: string,
+  ) =>
+    htmlReply(
       reply,
-      200,
+      status,
       lang,
-      `<h1>${say(lang, "confirm_title")}</h1>${confirmationLines(lang, config, state.value)
+      `<h1>${say(lang, "confirm_title")}</h1>${notice === undefined ? "" : `<p role="alert">${notice}</p>`}${confirmationLines(
+        lang,
+        config,
+        shown,
+      )
         .map((line) => `<p>${escapeHtml(line)}</p>`)
         .join("")}
-<form method="post"><input type="hidden" name="confirm" value="yes"><button type="submit">${say(lang, "confirm_button")}</button></form>`,
+<form method="post"><input type="hidden" name="confirm" value="yes"><input type="hidden" name="shown" value="${shownDigest(shown)}"><button type="submit">${say(lang, "confirm_button")}</button></form>`,
       "confirm_title",
     );
-  });
 
   scope.post<{ Params: { token: string } }>(CONFIRM_PATH, async (request, reply) => {
     const lang = langOf(request);
     // Only the page's own form confirms (`confirm=yes`): a tool that posts to every link it finds,
     // with no body or another one, confirms nothing.
     const raw = Buffer.isBuffer(request.body) ? request.body.toString("utf8") : "";
+    const form = new URLSearchParams(raw);
     if (
       mediaType(request.headers["content-type"] ?? "") !== "application/x-www-form-urlencoded" ||
-      new URLSearchParams(raw).get("confirm") !== "yes"
+      form.get("confirm") !== "yes"
     )
       return htmlReply(
         reply,
@@ -428,8 +448,17 @@ function signupRoutes(
       ...(agent !== undefined ? { user_agent: agent } : {}),
       shown: (request) =>
         [...confirmationLines(lang, config, request), say(lang, "confirm_button")].join(" | "),
+      shown_digest: form.get("shown") ?? undefined,
     });
-    if (!confirmed.ok) return confirmProblem(lang, reply, confirmed.error);
+    if (!confirmed.ok && confirmed.error === "changed") {
+      // Not what the page showed: the person reads what it asks now, and confirms that or nothing.
+      const now = await checkConfirmation(deps.store, request.params.token, deps.now());
+      if (!now.ok) return confirmProblem(lang, reply, now.error);
+      if (now.value.status === "pending")
+        return confirmationPage(lang, reply, 409, now.value, say(lang, "confirm_changed"));
+    }
+    if (!confirmed.ok)
+      return confirmProblem(lang, reply, confirmed.error === "changed" ? "expired" : confirmed.error);
     if (confirmed.value.status === "confirmed") deps.onConfirmed(confirmed.value.contact_id);
     const org = { org: config.signup?.organisation ?? "" };
     return htmlReply(
