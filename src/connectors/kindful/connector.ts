@@ -110,6 +110,7 @@ export function createKindfulSession(
         for (const field of topicFields) if (sameFieldName(key, field)) spellings.set(field, key);
   };
   const spelled = (field: string): string => spellings.get(field) ?? field;
+  const fieldNames = { spelled, knows: (field: string) => spellings.has(field), learn: learnSpellings };
 
   const memberships = async (
     groupIds: readonly string[],
@@ -246,7 +247,7 @@ export function createKindfulSession(
     },
     apply: (operations) =>
       applyConsentFirst(VENDOR, operations, async (op) => [
-        { op_id: op.op_id, ...(await applyOne(client, op, runtime, topicFields, spelled)) },
+        { op_id: op.op_id, ...(await applyOne(client, op, runtime, topicFields, fieldNames)) },
       ]),
   };
 }
@@ -304,8 +305,13 @@ async function applyOne(
   op: ConnectorOperation,
   runtime: ConnectorRuntime,
   topicFields: readonly string[],
-  spelled: (field: string) => string,
+  fieldNames: {
+    spelled: (field: string) => string;
+    knows: (field: string) => boolean;
+    learn: (contacts: readonly KindfulContact[]) => void;
+  },
 ): Promise<Outcome> {
+  const { spelled } = fieldNames;
   switch (op.kind) {
     case "record_opt_out":
     case "record_opt_in": {
@@ -322,15 +328,33 @@ async function applyOne(
       // An opt-out is written at once (setting it twice is harmless), on the documented import
       // alone: whether the contact is gone is the import row's to say. An opt-in is written only
       // where the contact does not show it already.
+      if (optOut && field !== undefined && !fieldNames.knows(field)) {
+        // No read since the connection opened showed how Kindful spells the field: the contact
+        // may. Whatever it answers, the opt-out is written (under the config's spelling at worst).
+        const current = await client.getContact(op.external_id, "consent");
+        if (current.ok && current.value) fieldNames.learn([current.value]);
+      }
       if (!optOut) {
         const current = await client.getContact(op.external_id, "consent");
         if (!current.ok) return failed(current.error);
+        if (current.value) fieldNames.learn([current.value]);
         if (!current.value)
           return {
             status: "failed",
             code: "not_found",
             message: `Kindful contact ${op.external_id} does not exist.`,
           };
+        // An answer without what the check reads shows nothing: "not there" would read as opted
+        // in, and the opt-in would be reported done while the opt-out stays in Kindful.
+        const unread =
+          field === undefined
+            ? current.value.email_opt_in === undefined
+            : current.value.custom_fields === undefined;
+        if (unread)
+          return failed({
+            code: "bad_response",
+            message: `Kindful's answer for contact ${op.external_id} carried no ${field === undefined ? "Integration Email Opt-in" : `custom fields (the topic's "${field}")`}, so Concord cannot tell whether an opt-out was made there since it read it; the opt-in is kept and written once an answer shows it`,
+          });
         const shownIn =
           field === undefined
             ? current.value.email_opt_in !== "No"

@@ -237,6 +237,69 @@ describe("the Kindful connector", () => {
     expect(emulator.contacts.get(1)?.email_opt_in).toBe("Yes");
   });
 
+  it("a topic's opt-out before any read of the connection learns the field's spelling from the contact", async () => {
+    emulator.contacts.get(1)!.custom_fields["No appeals email"] = "No";
+    const topical: ConnectionSettings = {
+      ...settings,
+      constructs: [{ type: "custom_field", name: "No Appeals Email" }],
+    };
+    // A connection just opened (a process restarted): no read has shown the spelling yet.
+    const [outcome] = await kindfulManifest.connect(topical, { ...runtime }).apply([
+      {
+        kind: "record_opt_out",
+        op_id: "t_first",
+        external_id: "1",
+        email: "p0@example.org",
+        scope: customFieldScope("No Appeals Email"),
+        initiated_by: "contact",
+        occurred_at: new Date(clock).toISOString(),
+        origin: { system: "mailchimp", connection: "mc", mechanism: "unsubscribe_link" },
+      },
+    ]);
+    expect(outcome).toMatchObject({ status: "succeeded" });
+    expect(emulator.contacts.get(1)?.custom_fields).toEqual({ "No appeals email": "Yes" });
+  });
+
+  it("a topic opt-in whose contact answer carries no custom fields waits: nothing read is not opted in", async () => {
+    emulator.contacts.get(1)!.custom_fields["No appeals email"] = "Yes";
+    const topical: ConnectionSettings = {
+      ...settings,
+      constructs: [{ type: "custom_field", name: "No Appeals Email" }],
+    };
+    const optIn = () =>
+      kindfulManifest.connect(topical, runtime).apply([
+        {
+          kind: "record_opt_in",
+          op_id: "in_topic",
+          external_id: "1",
+          scope: customFieldScope("No Appeals Email"),
+          occurred_at: new Date(clock).toISOString(),
+          read_opted_out: true,
+          origin: { system: "mailchimp", connection: "mc", mechanism: "preference_page", actor: "contact" },
+        },
+      ]);
+    // The contact as a GET may answer it: its columns, no custom fields.
+    await postControl(emulator.baseUrl, "/__emulator/faults", {
+      status: 200,
+      count: 1,
+      path_prefix: "/api/v1/contacts/1",
+      methods: ["GET"],
+      body: {
+        id: 1,
+        email: "p0@example.org",
+        email_opt_in: "Yes",
+        updated_at: new Date(clock).toISOString(),
+      },
+    });
+    const [waiting] = await optIn();
+    expect(waiting).toMatchObject({ status: "deferred", code: "bad_response" });
+    expect(waiting?.message).toContain('custom fields (the topic\'s "No Appeals Email")');
+    expect(emulator.contacts.get(1)?.custom_fields).toEqual({ "No appeals email": "Yes" });
+    // An answer that shows the field: written.
+    expect((await optIn())[0]).toMatchObject({ status: "succeeded", external_id: "1" });
+    expect(emulator.contacts.get(1)?.custom_fields).toEqual({ "No appeals email": "No" });
+  });
+
   it("a create that meets a contact made since the address was looked up leaves it as it is, opted out, and takes it", async () => {
     await postControl(emulator.baseUrl, "/__emulator/act", {
       action: "update_contact",
