@@ -39,6 +39,7 @@ import {
   type GrowthZoneClient,
   type GzContact,
   type GzGroup,
+  type GzMember,
   type Restriction,
 } from "./client";
 import {
@@ -416,7 +417,14 @@ export function createGrowthZoneSession(
     if (!lists.ok) return lists;
     const read = await details(unique);
     if (!read.ok) return read;
-    const page = toPage(read.value, unique, lists.value, nowIso());
+    // One whose detail answers 404 is left out, as a read leaves it: only the delta's IsDeleted
+    // says a contact is deleted (a deleted record would end them everywhere).
+    const page = toPage(
+      read.value.filter((c) => c !== null),
+      unique.filter((_, i) => read.value[i] !== null),
+      lists.value,
+      nowIso(),
+    );
     return ok({ records: page.records, consent: page.consent });
   };
 
@@ -452,10 +460,14 @@ export function createGrowthZoneSession(
         })),
       );
     },
-    apply: (operations) =>
-      applyConsentFirst(VENDOR, operations, async (op) => [
-        { op_id: op.op_id, ...(await applyOne(client, op)) },
-      ]),
+    apply: (operations) => {
+      // Each list's members are read once a batch, not once an operation: a list of 10,000 is
+      // 100 calls, and a bulk unsubscribe of 100 people would otherwise spend the day's quota.
+      const lists: ListMembers = new Map();
+      return applyConsentFirst(VENDOR, operations, async (op) => [
+        { op_id: op.op_id, ...(await applyOne(client, op, lists)) },
+      ]);
+    },
   };
 }
 
@@ -468,11 +480,18 @@ const RESTRICTION_RANK: Readonly<Record<Restriction, number>> = {
   DoNotContact: 2,
 };
 
-async function applyOne(client: GrowthZoneClient, op: ConnectorOperation): Promise<Outcome> {
+/** A batch's reads of each list's members, by list id (kept as the batch's writes change them). */
+type ListMembers = Map<string, Promise<ConnectorResult<Map<string, GzMember>>>>;
+
+async function applyOne(
+  client: GrowthZoneClient,
+  op: ConnectorOperation,
+  lists: ListMembers,
+): Promise<Outcome> {
   switch (op.kind) {
     case "record_opt_out":
     case "record_opt_in":
-      return applyConsent(client, op);
+      return applyConsent(client, op, lists);
     case "update_contact": {
       const body: Record<string, string | null> = {};
       if (op.first_name !== undefined) body["FirstName"] = op.first_name;
@@ -592,6 +611,7 @@ async function applyOne(client: GrowthZoneClient, op: ConnectorOperation): Promi
 async function applyConsent(
   client: GrowthZoneClient,
   op: Extract<ConnectorOperation, { kind: "record_opt_out" | "record_opt_in" }>,
+  lists: ListMembers,
 ): Promise<Outcome> {
   const optOut = op.kind === "record_opt_out";
   const refused = consentWriteRefusal(op, {
@@ -603,9 +623,20 @@ async function applyConsent(
   if (refused) return refused;
   if (op.scope.kind === "construct") {
     const listId = op.scope.construct.id;
-    const members = await client.members(listId, "consent");
-    if (!members.ok) return failed(members.error);
-    const m = members.value.find((x) => String(x.ContactId) === op.external_id);
+    let read = lists.get(listId);
+    if (read === undefined) {
+      read = client
+        .members(listId, "consent")
+        .then((r) => (r.ok ? ok(new Map(r.value.map((x) => [String(x.ContactId), x]))) : r));
+      lists.set(listId, read);
+    }
+    const members = await read;
+    // A failed read is not kept: the next operation of the list reads it again.
+    if (!members.ok) {
+      lists.delete(listId);
+      return failed(members.error);
+    }
+    const m = members.value.get(op.external_id);
     // Not a member: the list sends them nothing, and GrowthZone keeps no flag for non-members.
     if (!m)
       return {
@@ -621,7 +652,9 @@ async function applyConsent(
       json: { DoNotContact: optOut },
       priority: "consent",
     });
-    return r.ok ? succeeded(op.external_id) : failed(r.error);
+    if (!r.ok) return failed(r.error);
+    members.value.set(op.external_id, { ...m, DoNotContact: optOut });
+    return succeeded(op.external_id);
   }
   const c = await client.contact(op.external_id, "consent");
   if (!c.ok) return failed(c.error);

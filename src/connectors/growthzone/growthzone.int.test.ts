@@ -321,3 +321,45 @@ it("an address made primary takes the old primary's stricter restriction: staff'
     expect.objectContaining({ scope: GLOBAL_OBSERVED, status: "opted_out" }),
   );
 });
+
+it("a batch of topic opt-outs reads its list's members once, not once an opt-out, and marks each", async () => {
+  const w = await world([person("A"), person("B"), person("C"), person("D")], 1);
+  const seeded = (await postControl(w.origin, "/__emulator/seed", {
+    groups: [{ alias: "news", Name: "Newsletter", Members: w.ids.map(Number) }],
+  })) as { groups: { GroupId: number }[] };
+  const listId = String(seeded.groups[0]!.GroupId);
+  const before = emulator!.kit.requests.length;
+  const outcomes = await w.session.apply(
+    w.ids.slice(0, 3).map((id) => ({
+      kind: "record_opt_out" as const,
+      op_id: `out_${id}`,
+      external_id: id,
+      email: "x@example.org",
+      scope: { kind: "construct" as const, construct: { type: "list", id: listId } },
+      initiated_by: "contact" as const,
+      occurred_at: "2026-06-01T12:00:00.000Z",
+      origin: { system: "constant-contact", connection: "cc", mechanism: "unsubscribe_link" as const },
+    })),
+  );
+  expect(outcomes.map((o) => o.status)).toEqual(["succeeded", "succeeded", "succeeded"]);
+  const calls = emulator!.kit.requests.slice(before).map((r) => `${r.method} ${r.path.split("?")[0] ?? ""}`);
+  // One listing of the list's members (a page of up to 100), then a write each.
+  expect(calls.filter((c) => c.startsWith("GET "))).toEqual([`GET /api/groups/${listId}/members`]);
+  expect(calls.filter((c) => c.startsWith("PUT "))).toHaveLength(3);
+  const group = emulator!.groups.get(Number(listId))!;
+  expect(w.ids.map((id) => group.Members.get(Number(id))?.DoNotContact)).toEqual([true, true, true, false]);
+});
+
+it("a re-read of a contact whose detail answers 404 leaves it out: only the delta says who is deleted", async () => {
+  const w = await world([person("A"), person("B")]);
+  await postControl(w.origin, "/__emulator/faults", {
+    status: 404,
+    count: 1,
+    path_prefix: `/api/contacts/${w.ids[0]!}`,
+    methods: ["GET"],
+    body: { Message: "No contact was found." },
+  });
+  const got = await w.session.get([w.ids[0]!, w.ids[1]!]);
+  if (!got.ok) throw new Error(got.error.message);
+  expect(got.value.records.map((r) => [r.external_id, r.deleted === true])).toEqual([[w.ids[1]!, false]]);
+});
