@@ -316,8 +316,8 @@ export function createGrowthZoneSession(
     );
     // The delta is paged by position ($skip) in the order of change: a contact that changes while
     // the read goes on moves to the end, and the contact that moved into its place is skipped (its
-    // opt-out never read). So while a pass sees a contact changed since the read began, the delta
-    // is listed again (at most MAX_DELTA_PASSES), and each version of a contact is read once.
+    // opt-out never read). So while a pass sees a contact changed during it, the delta is listed
+    // again (at most MAX_DELTA_PASSES), and each version of a contact is read once.
     const began = Date.parse(started);
     // Contacts still changing under the last pass allowed: one may have been skipped.
     let unsettled = false;
@@ -327,6 +327,9 @@ export function createGrowthZoneSession(
     // it). Its pages keep the checkpoint the read began from whatever the order: see below.
     let askOrder = !full;
     for (let pass = 0; pass < (full ? 1 : MAX_DELTA_PASSES); pass++) {
+      // Changed during this pass (the second it began in too: GrowthZone's times may be whole
+      // seconds): a change during an earlier pass is settled by this one listing it in place.
+      const passBegan = pass === 0 ? began : runtime.now().getTime() - 1_000;
       let changedMeanwhile = false;
       // A contact deleted while the full listing is paged leaves it, and every row after moves up:
       // when the count drops, the listing goes back as many rows (what it lists twice is read once).
@@ -363,7 +366,7 @@ export function createGrowthZoneSession(
           const at = toUtcIso(r.ModifiedDate);
           watermark.see(at);
           const t = Date.parse(at);
-          if (t > began) changedMeanwhile = true;
+          if (t > passBegan) changedMeanwhile = true;
         }
         const deleted = fresh.filter((r) => r.IsDeleted === true).map((r) => String(r.ContactId));
         // A contact the listing names as there whose detail answers 404 is never taken as deleted on

@@ -363,3 +363,27 @@ it("a re-read of a contact whose detail answers 404 leaves it out: only the delt
   if (!got.ok) throw new Error(got.error.message);
   expect(got.value.records.map((r) => [r.external_id, r.deleted === true])).toEqual([[w.ids[1]!, false]]);
 });
+
+it("a delta with a contact changed during its first pass settles on the next: the checkpoint moves on, no hold spent", async () => {
+  const w = await world(
+    ["A", "K", "B"].map((name, i) => person(name, `2026-06-01T${String(9 + i).padStart(2, "0")}:00:00`)),
+    1,
+  );
+  const [a] = w.ids;
+  let edited = false;
+  // A changes once, after the first page of the first pass; then the office is quiet.
+  const once = async () => {
+    if (edited) return;
+    edited = true;
+    w.clock.advance(1_000);
+    await w.act({ action: "update_contact", contact_id: a, changes: { LastName: "Edited" } });
+    w.clock.advance(5_000);
+  };
+  const pages = await w.read(FROM, once);
+  const last = pages.at(-1)!.checkpoint;
+  expect(at(last)).toBeGreaterThan(at(FROM));
+  expect(last.value).not.toContain("held");
+  expect(pages.flatMap((p) => p.records).some((r) => r.external_id === a && r.last_name === "Edited")).toBe(
+    true,
+  );
+});
