@@ -220,10 +220,19 @@ export async function requestSignup(
         .where("expires_at", ">", now.toISOString())
         .orderBy("requested_at", "desc")
         .executeTakeFirst();
+      if (waiting === undefined && recent.length < EMAILS_PER_ADDRESS_DAILY) {
+        // The link sent last was used (confirmed) or is gone: this request (new topics, a change
+        // of mind) gets a link of its own, else it would be lost while the answer says it was sent.
+        await tx.db.insertInto("signups").values(row).execute();
+        return "kept" as const;
+      }
       if (waiting !== undefined)
         await tx.db
           .updateTable("signups")
           .set({
+            // The link works for as long as this request's own would: the answer names no time
+            // another request set (which would tell a visitor that someone asked for the address).
+            expires_at: row.expires_at,
             first_name: row.first_name,
             last_name: row.last_name,
             topics_json: row.topics_json,
@@ -235,7 +244,7 @@ export async function requestSignup(
           })
           .where("id", "=", waiting.id)
           .execute();
-      return { quiet: waiting?.expires_at } as const;
+      return "quiet" as const;
     }
     await tx.db.insertInto("signups").values(row).execute();
     return "kept" as const;
@@ -245,10 +254,7 @@ export async function requestSignup(
       code: "too_many_requests",
       message: "Too many sign-ups from this network in the last hour; try again later.",
     });
-  if (typeof decided === "object")
-    return decided.quiet === undefined
-      ? accepted
-      : ok<SignupAccepted>({ status: "confirmation_sent", expires_at: decided.quiet });
+  if (decided === "quiet") return accepted;
 
   const sent = await sendConfirmation(deps, signup, email.address, token, request.lang, expires_at, now);
   if (!sent.ok) {

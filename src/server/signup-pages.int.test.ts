@@ -353,6 +353,26 @@ describe("the sign-up form and its confirmation email", () => {
     });
   });
 
+  it("a second request soon after says nothing of the first, and one after a confirmed sign-up gets its own link", async () => {
+    await signUp({ email: "ada@example.org" });
+    h.advance(120_000);
+    // Two minutes on, the same address and a new one: the same answer, the link's time the same
+    // (it works as long as a new request's would), so nobody learns that someone asked before.
+    const again = await signUp({ email: "ada@example.org", topic: "appeals" });
+    const fresh = await signUp({ email: "nobody@example.org" });
+    expect(again.body.replace("ada@example.org", "X")).toBe(fresh.body.replace("nobody@example.org", "X"));
+    expect(smtp.mails.filter((m) => m.to.includes("ada@example.org"))).toHaveLength(1);
+    expect((await confirm(linkIn("ada@example.org"))).statusCode).toBe(200);
+
+    // Within ten minutes she signs up again (her name now): that link was used, so this one is mailed,
+    // not dropped while the page says an email was sent.
+    h.advance(60_000);
+    await signUp({ email: "ada@example.org", first_name: "Ada" });
+    const mailed = smtp.mails.filter((m) => m.to.includes("ada@example.org"));
+    expect(mailed).toHaveLength(2);
+    expect((await app.inject({ method: "GET", url: linkIn("ada@example.org") })).statusCode).toBe(200);
+  });
+
   it("tells no one which addresses are known, mails an address once in ten minutes, and stops robots and floods", async () => {
     const [ada] = await h.seedRe([individual("ada@example.org", "Ada", "Lovelace")]);
     await addToReList(h, RE_LISTS.news, [ada!]);
