@@ -4,6 +4,7 @@
  * OpenAPI document and the metrics exposition.
  */
 import { verifyProof } from "../../runs/proof-bundle";
+import { recordWebhookChanges } from "../../pipeline/pull-connection";
 import SwaggerParser from "@apidevtools/swagger-parser";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -938,6 +939,49 @@ describe("the review queue", () => {
     expect((await a.call("POST", "/api/review/rev_nope/resolve", { action: "dismiss" })).statusCode).toBe(
       404,
     );
+  });
+
+  it("a CRM record may join a contact whose record there was deleted: the deleted one is no second person", async () => {
+    await twoPatsAtOneAddress(a);
+    const crm = (
+      (await a.call("GET", "/api/review")).json().items as {
+        id: string;
+        connection_id: string;
+        detail: { candidate_contact_ids: string[] };
+      }[]
+    ).find((i) => i.connection_id === "re-nxt");
+    if (!crm) throw new Error("expected a review item of the CRM's record");
+    const [candidate] = crm.detail.candidate_contact_ids;
+    const theirs = (await a.h.store.links.forContact(candidate ?? "")).find(
+      (l) => l.connection_id === "re-nxt",
+    );
+    // The candidate's own record is deleted in the CRM, and Concord hears of it.
+    await a.h.reAct({ action: "delete_constituent", constituent_id: theirs?.external_id });
+    a.h.advance(1_000);
+    const connection = a.h.connections.get("re-nxt");
+    if (!connection) throw new Error("no re-nxt connection");
+    await recordWebhookChanges(
+      { store: a.h.store, connection, config: a.h.config, pair: a.h.pair, now: a.h.now },
+      [
+        {
+          event_id: "gone",
+          type: "constituent.deleted",
+          external_id: theirs?.external_id ?? "",
+          occurred_at: a.h.now().toISOString(),
+          change: "deleted",
+        },
+      ],
+    );
+    expect((await a.h.store.snapshots.get("re-nxt", theirs?.external_id ?? ""))?.payload).toMatchObject({
+      deleted: true,
+    });
+    const res = await a.call("POST", `/api/review/${crm.id}/resolve`, {
+      action: "link",
+      contact_id: candidate,
+    });
+    expect(res.json()).toMatchObject({
+      item: { status: "resolved", resolution: { action: "link", contact_id: candidate } },
+    });
   });
 
   it("an ambiguous platform record kept apart becomes a contact of its own, linked", async () => {
