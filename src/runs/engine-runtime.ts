@@ -500,8 +500,12 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
           continue;
         }
         // An opt-out a delivery announced is consent, not a re-read to leave to the poll: a poll
-        // may not show it (a Mailchimp member archived since).
-        if (webhookShareSpent(opened.budget.usage()) && !changes.some((c) => c.opt_out !== undefined)) {
+        // may not show it (a Mailchimp member archived since); nor a change of consent records a
+        // poll does not read (a Raiser's Edge NXT solicit code moves no constituent's date).
+        if (
+          webhookShareSpent(opened.budget.usage()) &&
+          !changes.some((c) => c.opt_out !== undefined || c.change === "consent_changed")
+        ) {
           // The rest of today's quota is for consent writes and polls; the poll reads these records.
           if (!shareSpentTold.has(item.connection_id)) {
             shareSpentTold.add(item.connection_id);

@@ -5,6 +5,7 @@
  */
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
+import { webhookShareSpent } from "./webhook-flood";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { connectionHealthTracker, type ConnectionAlert } from "../connections/connection-health";
 import { createLogger } from "../observability/logger";
@@ -154,6 +155,29 @@ describe("webhook subscriptions kept by serve (SQLite)", () => {
     );
     await fetch(`${h.re.baseUrl}/__emulator/webhooks/flush`, { method: "POST" });
     // A solicit code moves no constituent's date: an incremental read would not list her.
+    await h.reAct({ action: "add_solicit_code", constituent_id: ada, code: "Do not contact" });
+    h.advance(1_000);
+    await fetch(`${h.re.baseUrl}/__emulator/webhooks/flush`, { method: "POST" });
+    await runtime.idle();
+    expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe("unsubscribed");
+  });
+
+  it("a solicit code's webhook is read even once webhook re-reads have used their share of the quota: no poll shows it", async () => {
+    const [ada] = await h.seedRe([individual("ada@example.org", "Ada", "Example")]);
+    await addToReList(h, RE_LISTS.news, [ada!]);
+    await runtime.syncNow();
+    await runtime.ensureWebhooks();
+    await fetch(`${h.re.baseUrl}/__emulator/webhooks/flush`, { method: "POST" });
+    // Three quarters of today's calls are spent: plain changes are left to the poll from now on.
+    const re = h.connections.get("re-nxt")!;
+    h.connections.set("re-nxt", {
+      ...re,
+      budget: {
+        ...re.budget,
+        usage: () => ({ ...re.budget.usage(), daily_quota: 25_000, remaining: 6_000 }),
+      },
+    });
+    expect(webhookShareSpent(h.connections.get("re-nxt")!.budget.usage())).toBe(true);
     await h.reAct({ action: "add_solicit_code", constituent_id: ada, code: "Do not contact" });
     h.advance(1_000);
     await fetch(`${h.re.baseUrl}/__emulator/webhooks/flush`, { method: "POST" });
