@@ -332,7 +332,16 @@ export type WebhookChange = {
 export type WebhookHandling =
   /** A subscription handshake to answer as given. */
   | { kind: "handshake"; status: number; headers: Record<string, string> }
-  | { kind: "events"; changes: WebhookChange[] }
+  | {
+      kind: "events";
+      changes: WebhookChange[];
+      /**
+       * Events of a batch that could not be read (not CloudEvents, no record named), each with
+       * why: the rest of the batch is kept (a vendor resends a refused batch whole, and drops it
+       * whole at last), and the host logs these.
+       */
+      skipped?: string[];
+    }
   | { kind: "rejected"; status: number; code: "webhook_unverified" | "webhook_invalid"; message: string };
 
 /** Consent operations go first; bulk writes next; reads last (DESIGN.md §3 executor). */

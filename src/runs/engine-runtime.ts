@@ -371,6 +371,11 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         return { status: handling.status, body: { code: handling.code, message: handling.message } };
       }
       case "events": {
+        if (handling.skipped !== undefined)
+          deps.logger.warn(
+            { connection: connectionId, skipped: handling.skipped.slice(0, 5) },
+            `webhook: ${handling.skipped.length} event(s) of a delivery could not be read and were left out; the rest is kept`,
+          );
         const events = handling.changes.filter((c) => c.change !== "test");
         if (events.length > MAX_EVENTS_PER_DELIVERY) {
           const message = `A delivery may carry at most ${MAX_EVENTS_PER_DELIVERY} events; this one has ${events.length}. Nothing was stored; the records are read at the next poll.`;

@@ -103,6 +103,28 @@ describe("deliveries", () => {
         ["e3", "8", "deleted", "2020-04-22T23:39:33.633Z"],
       ]);
   });
+  it("keeps a batch's readable events when one of them cannot be read, saying which and why", () => {
+    const h = handleBlackbaudWebhook(
+      post([
+        { hello: 1 },
+        event({
+          id: "e2",
+          type: "com.blackbaud.constituent.solicitcode.add.v1",
+          data: { id: "70", constituent_id: "7203" },
+        }),
+        event({ id: "e3", time: "soon" }),
+      ]),
+      SECRET,
+    );
+    expect(h).toMatchObject({ kind: "events", changes: [{ event_id: "e2", external_id: "7203" }] });
+    if (h.kind === "events") {
+      expect(h.changes).toHaveLength(1);
+      expect(h.skipped).toEqual([
+        expect.stringMatching(/^Event 0 is not a CloudEvents 1\.0 event/),
+        "Event e3 has an invalid time: soon.",
+      ]);
+    }
+  });
   it("rejects other methods", () => {
     expect(handleBlackbaudWebhook({ ...post(event()), method: "GET" }, SECRET)).toMatchObject({
       status: 405,

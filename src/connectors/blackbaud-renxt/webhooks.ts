@@ -98,12 +98,15 @@ export function parseDelivery(rawBody: string): WebhookHandling {
   }
   const events = Array.isArray(parsed) ? parsed : [parsed];
   const changes: WebhookChange[] = [];
+  // One event that cannot be read costs only itself: the rest of its batch is kept.
+  const skipped: string[] = [];
   for (const [index, raw] of events.entries()) {
     const event = CloudEventSchema.safeParse(raw);
     if (!event.success) {
       const issue = event.error.issues[0];
       const where = issue ? `${issue.path.join(".") || "event"}: ${issue.message}` : "invalid";
-      return rejected(400, "webhook_invalid", `Event ${index} is not a CloudEvents 1.0 event (${where}).`);
+      skipped.push(`Event ${index} is not a CloudEvents 1.0 event (${where}).`);
+      continue;
     }
     const e = event.data;
     const change = webhookChangeKind(e.type);
@@ -114,17 +117,17 @@ export function parseDelivery(rawBody: string): WebhookHandling {
       change === "deleted" || change === "test" || /^com\.blackbaud\.constituent\.[a-z]+\.v\d+$/.test(e.type);
     const externalId = topLevel ? e.data?.id : e.data?.constituent_id;
     if (!externalId && change !== "test") {
-      return rejected(
-        400,
-        "webhook_invalid",
+      skipped.push(
         `Event ${e.id} (${e.type}) names no constituent (data.${topLevel ? "id" : "constituent_id"} is missing).`,
       );
+      continue;
     }
     let occurredAt: string;
     try {
       occurredAt = toUtcIso(e.time);
     } catch {
-      return rejected(400, "webhook_invalid", `Event ${e.id} has an invalid time: ${e.time}.`);
+      skipped.push(`Event ${e.id} has an invalid time: ${e.time}.`);
+      continue;
     }
     changes.push({
       event_id: e.id,
@@ -134,7 +137,9 @@ export function parseDelivery(rawBody: string): WebhookHandling {
       change,
     });
   }
-  return { kind: "events", changes };
+  // Nothing in it could be read: refused, so the sender sees it.
+  if (changes.length === 0 && skipped.length > 0) return rejected(400, "webhook_invalid", skipped.join(" "));
+  return { kind: "events", changes, ...(skipped.length > 0 ? { skipped } : {}) };
 }
 
 /** The subscription URL: Concord's endpoint with the connection's secret in the documented query parameter. */
