@@ -430,6 +430,44 @@ describe("the engine as a service (SQLite)", () => {
     expect(await h.store.inbox.countPending()).toBe(0);
   });
 
+  it("a delivery is kept through a vendor outage longer than its retries, and carried once the vendor answers", async () => {
+    await runtime.syncNow();
+    await subscribeToConstituentChanges();
+    await post(h.re.baseUrl, "/__emulator/faults", {
+      status: 503,
+      count: 1_000_000,
+      path_prefix: "/constituent/",
+    });
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["ada"] });
+    h.advance(1_000);
+    await flush();
+    await runtime.idle();
+    const waiting = async () =>
+      h.store.db
+        .selectFrom("webhook_inbox")
+        .selectAll()
+        .where("processed_at", "is", null)
+        .where("dead_at", "is", null)
+        .executeTakeFirst();
+    // Twelve attempts over more than three hours: more than a passing failure gets, less than a day.
+    for (let attempt = 1; attempt < 12; attempt++) {
+      const item = await waiting();
+      expect(item, `attempt ${attempt}`).toMatchObject({ attempts: attempt });
+      h.advance(Date.parse(item!.next_attempt_at!) - h.now().getTime() + 1_000);
+      await runtime.drainInbox();
+      await runtime.idle();
+    }
+    expect(await h.store.inbox.countDead()).toBe(0);
+    expect(raised.filter((r) => r.code === "webhook_dead_letter")).toEqual([]);
+    // Raiser's Edge NXT answers again: the delivery's next attempt carries Ada's opt-out.
+    h.re.kit.faults.length = 0;
+    h.advance(Date.parse((await waiting())!.next_attempt_at!) - h.now().getTime() + 1_000);
+    await runtime.drainInbox();
+    await runtime.idle();
+    expect(permission(h.ccMain, "ada")).toBe("unsubscribed");
+    expect(await h.store.inbox.countPending()).toBe(0);
+  });
+
   it("a delivery whose re-read throws is tried again after a pause and holds up no delivery behind it", async () => {
     await runtime.syncNow();
     await subscribeToConstituentChanges();

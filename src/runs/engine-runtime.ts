@@ -72,6 +72,20 @@ const STANDS = "stands" as const;
 
 /** A webhook delivery whose re-read keeps failing is given up after this many attempts. */
 export const INBOX_MAX_ATTEMPTS = 8;
+/**
+ * A delivery whose re-read fails for a reason of the vendor or the connection (an outage, a spent
+ * quota, credentials to renew), not of the delivery, is kept this long whatever its attempts: the
+ * vendor would have resent it for about as long (Event Grid a day), had it not been acknowledged.
+ */
+export const INBOX_KEEP_THROUGH_OUTAGE_MS = 24 * 3_600_000;
+const OUTAGE_CODES: ReadonlySet<string> = new Set([
+  "vendor_unavailable",
+  "network_error",
+  "rate_limited",
+  "quota_exceeded",
+  "auth_invalid",
+  "auth_missing",
+]);
 /** The pause after a delivery's first failed re-read; it doubles with each failure, up to the max. */
 const INBOX_RETRY_BASE_MS = 10_000;
 const INBOX_RETRY_MAX_MS = 3_600_000;
@@ -640,7 +654,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
   /** A delivery's failed re-read: tried again after a pause that doubles, or given up and alerted. */
   const inboxFailure = async (
     item: InboxItem,
-    error: { code: string; message: string },
+    error: { code: string; message: string; retry_at?: string },
     label: string,
     {
       retryable = RETRYABLE_CODES.has(error.code),
@@ -658,10 +672,18 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
   ): Promise<void> => {
     const attempts = item.attempts + 1;
     const text = `${error.code}: ${error.message}`;
-    if (retryable && attempts < INBOX_MAX_ATTEMPTS) {
-      const pause = Math.min(INBOX_RETRY_BASE_MS * 2 ** (attempts - 1), INBOX_RETRY_MAX_MS);
+    const now = deps.now().getTime();
+    const throughOutage =
+      OUTAGE_CODES.has(error.code) && now - Date.parse(item.received_at) < INBOX_KEEP_THROUGH_OUTAGE_MS;
+    if (retryable && (attempts < INBOX_MAX_ATTEMPTS || throughOutage)) {
+      // Not before the vendor said it may answer again (a quota's reset, a Retry-After).
+      const vendorSays = error.retry_at === undefined ? 0 : Date.parse(error.retry_at) - now;
+      const pause = Math.max(
+        Math.min(INBOX_RETRY_BASE_MS * 2 ** (attempts - 1), INBOX_RETRY_MAX_MS),
+        Number.isFinite(vendorSays) ? vendorSays : 0,
+      );
       await deps.store.inbox.markFailed(item.id, text, {
-        retry_at: new Date(deps.now().getTime() + pause).toISOString(),
+        retry_at: new Date(now + pause).toISOString(),
       });
       deps.logger.warn(
         { connection: item.connection_id, code: error.code, attempts },
