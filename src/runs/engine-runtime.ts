@@ -90,15 +90,7 @@ const OUTAGE_CODES: ReadonlySet<string> = new Set([
 const INBOX_RETRY_BASE_MS = 10_000;
 const INBOX_RETRY_MAX_MS = 3_600_000;
 /** Failures a later attempt may cure; any other (a 400, 403, 404 for the record) gives the delivery up. */
-const RETRYABLE_CODES: ReadonlySet<string> = new Set([
-  "vendor_unavailable",
-  "network_error",
-  "rate_limited",
-  "quota_exceeded",
-  "auth_invalid",
-  "auth_missing",
-  "bad_response",
-]);
+const RETRYABLE_CODES: ReadonlySet<string> = new Set([...OUTAGE_CODES, "bad_response"]);
 
 export type WebhookResponse = {
   status: number;

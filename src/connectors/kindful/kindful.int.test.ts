@@ -42,6 +42,11 @@ describe("the Kindful connector", () => {
   afterEach(async () => {
     await emulator.close();
   });
+  /** The connection with the Appeals topic's opt-out field, named as the config spells it. */
+  const withAppealsField = (): ConnectionSettings => ({
+    ...settings,
+    constructs: [{ type: "custom_field", name: "No Appeals Email" }],
+  });
 
   const readAll = async (checkpoint: ReadPage["checkpoint"] | null, between?: () => void) => {
     const pages: ReadPage[] = [];
@@ -158,10 +163,7 @@ describe("the Kindful connector", () => {
   });
 
   it("refuses a profile update of a topic's opt-out field, however its name is written: only consent writes it", async () => {
-    const topical: ConnectionSettings = {
-      ...settings,
-      constructs: [{ type: "custom_field", name: "No Appeals Email" }],
-    };
+    const topical = withAppealsField();
     const [outcome] = await kindfulManifest.connect(topical, runtime).apply([
       {
         kind: "update_contact",
@@ -178,10 +180,7 @@ describe("the Kindful connector", () => {
   });
 
   it("writes a topic's opt-out under the field's name as Kindful spells it, not the config's, in a later session of the connection too", async () => {
-    const topical: ConnectionSettings = {
-      ...settings,
-      constructs: [{ type: "custom_field", name: "No Appeals Email" }],
-    };
+    const topical = withAppealsField();
     emulator.contacts.get(1)!.custom_fields["No appeals email"] = "No";
     // The engine reads in one session and writes in the next, both of the same connection.
     const connection = { ...runtime };
@@ -239,10 +238,7 @@ describe("the Kindful connector", () => {
 
   it("a topic's opt-out before any read of the connection learns the field's spelling from the contact", async () => {
     emulator.contacts.get(1)!.custom_fields["No appeals email"] = "No";
-    const topical: ConnectionSettings = {
-      ...settings,
-      constructs: [{ type: "custom_field", name: "No Appeals Email" }],
-    };
+    const topical = withAppealsField();
     // A connection just opened (a process restarted): no read has shown the spelling yet.
     const [outcome] = await kindfulManifest.connect(topical, { ...runtime }).apply([
       {
@@ -262,10 +258,7 @@ describe("the Kindful connector", () => {
 
   it("a topic opt-in whose contact answer carries no custom fields waits: nothing read is not opted in", async () => {
     emulator.contacts.get(1)!.custom_fields["No appeals email"] = "Yes";
-    const topical: ConnectionSettings = {
-      ...settings,
-      constructs: [{ type: "custom_field", name: "No Appeals Email" }],
-    };
+    const topical = withAppealsField();
     const optIn = () =>
       kindfulManifest.connect(topical, runtime).apply([
         {
