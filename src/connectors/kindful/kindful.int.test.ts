@@ -4,7 +4,7 @@
  * after its page was taken, and a changed contact comes back), and imports that match no contact.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { ConnectionSettings, ConnectorRuntime, ReadPage } from "../connector";
+import type { ConnectionSettings, ConnectorOperation, ConnectorRuntime, ReadPage } from "../connector";
 import { postControl } from "../emulator-kit/world";
 import { GLOBAL_OBSERVED } from "../../core/consent/system-consent";
 import { kindfulManifest } from "./manifest";
@@ -41,6 +41,17 @@ describe("the Kindful connector", () => {
   });
   afterEach(async () => {
     await emulator.close();
+  });
+  /** The person's opt-out of the Appeals topic (its field "Yes"), from another system. */
+  const appealsOptOut = (op_id: string): ConnectorOperation => ({
+    kind: "record_opt_out",
+    op_id,
+    external_id: "1",
+    email: "p0@example.org",
+    scope: customFieldScope("No Appeals Email"),
+    initiated_by: "contact",
+    occurred_at: new Date(clock).toISOString(),
+    origin: { system: "mailchimp", connection: "mc", mechanism: "unsubscribe_link" },
   });
   /** The connection with the Appeals topic's opt-out field, named as the config spells it. */
   const withAppealsField = (): ConnectionSettings => ({
@@ -187,18 +198,7 @@ describe("the Kindful connector", () => {
     const reading = kindfulManifest.connect(topical, connection);
     for await (const page of reading.read(null)) if (!page.ok) throw new Error(page.error.message);
     const session = kindfulManifest.connect(topical, connection);
-    const [outcome] = await session.apply([
-      {
-        kind: "record_opt_out",
-        op_id: "t1",
-        external_id: "1",
-        email: "p0@example.org",
-        scope: customFieldScope("No Appeals Email"),
-        initiated_by: "contact",
-        occurred_at: new Date(clock).toISOString(),
-        origin: { system: "mailchimp", connection: "mc", mechanism: "unsubscribe_link" },
-      },
-    ]);
+    const [outcome] = await session.apply([appealsOptOut("t1")]);
     expect(outcome).toMatchObject({ status: "succeeded" });
     expect(emulator.contacts.get(1)?.custom_fields).toEqual({ "No appeals email": "Yes" });
   });
@@ -240,18 +240,9 @@ describe("the Kindful connector", () => {
     emulator.contacts.get(1)!.custom_fields["No appeals email"] = "No";
     const topical = withAppealsField();
     // A connection just opened (a process restarted): no read has shown the spelling yet.
-    const [outcome] = await kindfulManifest.connect(topical, { ...runtime }).apply([
-      {
-        kind: "record_opt_out",
-        op_id: "t_first",
-        external_id: "1",
-        email: "p0@example.org",
-        scope: customFieldScope("No Appeals Email"),
-        initiated_by: "contact",
-        occurred_at: new Date(clock).toISOString(),
-        origin: { system: "mailchimp", connection: "mc", mechanism: "unsubscribe_link" },
-      },
-    ]);
+    const [outcome] = await kindfulManifest
+      .connect(topical, { ...runtime })
+      .apply([appealsOptOut("t_first")]);
     expect(outcome).toMatchObject({ status: "succeeded" });
     expect(emulator.contacts.get(1)?.custom_fields).toEqual({ "No appeals email": "Yes" });
   });
