@@ -349,8 +349,10 @@ export function preferencePageAct(request: { ip?: string; user_agent?: string; w
   };
 }
 
-/** What a preference submission recorded; `stale` when the page it came from no longer showed the state. */
-/** `erased`: the person was erased since the page was opened; nothing was recorded. */
+/**
+ * What a preference submission recorded; `stale` when the page it came from no longer showed the
+ * state, `erased` when the person was erased since the page was opened (nothing was recorded).
+ */
 export type RecordedPreferences = { opt_outs: string[]; opt_ins: string[]; stale: boolean; erased?: true };
 
 /**

@@ -391,16 +391,18 @@ function signupRoutes(
     const lang = langOf(request);
     const state = await checkConfirmation(deps.store, request.params.token, deps.now());
     if (!state.ok) return confirmProblem(lang, reply, state.error);
-    if (state.value.status === "confirmed")
-      return htmlReply(
-        reply,
-        200,
-        lang,
-        `<h1>${say(lang, "confirm_title")}</h1><p role="status">${say(lang, "already")}</p>`,
-        "confirm_title",
-      );
+    if (state.value.status === "confirmed") return alreadyConfirmed(lang, reply);
     return confirmationPage(lang, reply, 200, state.value);
   });
+
+  const alreadyConfirmed = (lang: SignupLang, reply: FastifyReply) =>
+    htmlReply(
+      reply,
+      200,
+      lang,
+      `<h1>${say(lang, "confirm_title")}</h1><p role="status">${say(lang, "already")}</p>`,
+      "confirm_title",
+    );
 
   /** The page that asks the person to confirm what the sign-up asks now (with `notice` above it). */
   const confirmationPage = (
@@ -450,15 +452,15 @@ function signupRoutes(
         [...confirmationLines(lang, config, request), say(lang, "confirm_button")].join(" | "),
       shown_digest: form.get("shown") ?? undefined,
     });
-    if (!confirmed.ok && confirmed.error === "changed") {
+    if (!confirmed.ok) {
+      if (confirmed.error !== "changed") return confirmProblem(lang, reply, confirmed.error);
       // Not what the page showed: the person reads what it asks now, and confirms that or nothing.
       const now = await checkConfirmation(deps.store, request.params.token, deps.now());
       if (!now.ok) return confirmProblem(lang, reply, now.error);
-      if (now.value.status === "pending")
-        return confirmationPage(lang, reply, 409, now.value, say(lang, "confirm_changed"));
+      return now.value.status === "pending"
+        ? confirmationPage(lang, reply, 409, now.value, say(lang, "confirm_changed"))
+        : alreadyConfirmed(lang, reply);
     }
-    if (!confirmed.ok)
-      return confirmProblem(lang, reply, confirmed.error === "changed" ? "expired" : confirmed.error);
     if (confirmed.value.status === "confirmed") deps.onConfirmed(confirmed.value.contact_id);
     const org = { org: config.signup?.organisation ?? "" };
     return htmlReply(
