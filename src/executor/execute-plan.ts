@@ -11,6 +11,9 @@ import type { JsonValue, OutcomeStatus, StoreSession } from "../store/ports";
 import type { OpenedConnection } from "../connections/open-connection";
 import { withExclusiveNames } from "../store/advisory-lock";
 
+/** An outcome's mark (in its detail) that its deferral stopped the rest of its connection's work. */
+const STOPPED_CONNECTION = "stopped_connection";
+
 /** Operations handed to one `apply` call: small enough that a crash repeats little, large enough to batch. */
 export const APPLY_BATCH = 25;
 
@@ -81,6 +84,8 @@ export async function executePlan(
     imported: {},
   };
   const pending = new Set<string>();
+  /** Pending operations that stopped their connection in an earlier run (`stopped_connection`). */
+  const stoppedBefore = new Set<string>();
   const ids = plan.operations.map((o) => o.op_id);
   for (let i = 0; i < ids.length; i += 500) {
     const rows = await deps.store.db
@@ -90,6 +95,14 @@ export async function executePlan(
       .where("status", "=", "pending")
       .execute();
     for (const r of rows) pending.add(r.id);
+    const stoppers = await deps.store.db
+      .selectFrom("outcomes")
+      .select("operation_id")
+      .distinct()
+      .where("operation_id", "in", ids.slice(i, i + 500))
+      .where("detail_json", "like", `%"${STOPPED_CONNECTION}":true%`)
+      .execute();
+    for (const r of stoppers) if (pending.has(r.operation_id)) stoppedBefore.add(r.operation_id);
   }
   const byConnection = new Map<string, PlannedOperation[]>();
   for (const op of plan.operations) {
@@ -102,7 +115,9 @@ export async function executePlan(
 
   // Connections have their own budgets: they run side by side; within one, consent goes first.
   await Promise.all(
-    [...byConnection].map(([connectionId, ops]) => executeConnection(deps, connectionId, ops, report)),
+    [...byConnection].map(([connectionId, ops]) =>
+      executeConnection(deps, connectionId, ops, stoppedBefore, report),
+    ),
   );
   return report;
 }
@@ -111,13 +126,22 @@ async function executeConnection(
   deps: ExecuteDeps,
   connectionId: string,
   ops: PlannedOperation[],
+  stoppedBefore: ReadonlySet<string>,
   report: ExecutionReport,
 ): Promise<void> {
   const opened = deps.connections.get(connectionId);
   if (!opened) throw new Error(`the plan targets ${connectionId}, which is not an open connection`);
+  // An operation that stopped the connection before goes after the others of its kind: a record
+  // the vendor keeps failing (a 5xx for that one record) then holds up no later opt-out, while a
+  // real outage still stops the run at the first operation it meets.
+  const tried = (o: PlannedOperation): boolean => stoppedBefore.has(o.op_id);
+  const consent = ops.filter((o) => o.priority === "consent");
+  const rest = ops.filter((o) => o.priority !== "consent");
   const ordered = [
-    ...ops.filter((o) => o.priority === "consent"),
-    ...ops.filter((o) => o.priority !== "consent"),
+    ...consent.filter((o) => !tried(o)),
+    ...consent.filter(tried),
+    ...rest.filter((o) => !tried(o)),
+    ...rest.filter(tried),
   ];
   const session = opened.session();
   let done = 0;
@@ -199,7 +223,11 @@ async function applyBatch(
           message: "The connector returned no outcome for this operation; it stays queued.",
         },
       ];
-      const result = await recordOutcomes(tx, planned, got, report);
+      // The first operation whose deferral stops the connection is marked: the next run puts it
+      // after the others (`executeConnection`).
+      const deferred = got.find((o) => o.status === "deferred");
+      const stopsHere = stop === undefined && deferred !== undefined && deferred.code !== "bad_response";
+      const result = await recordOutcomes(tx, planned, got, report, stopsHere);
       if (result.waiting && result.waiting.code === "bad_response") {
         // The operation's own answer could not be read: it is kept and tried again next run, and
         // the connection goes on with the rest (a record the vendor keeps answering badly must
@@ -245,6 +273,7 @@ async function recordOutcomes(
   planned: PlannedOperation,
   outcomes: readonly OperationOutcome[],
   report: ExecutionReport,
+  stoppedConnection = false,
 ): Promise<{ waiting?: Omit<Waiting, "connection_id" | "operations"> }> {
   for (const o of outcomes) report.items[o.status] += 1;
   const deferred = outcomes.find((o) => o.status === "deferred");
@@ -315,6 +344,7 @@ async function recordOutcomes(
     items: outcomes.length,
     by_status: tally(outcomes),
     ...(deferred ? { code: deferred.code ?? null, message: deferred.message ?? null } : {}),
+    ...(stoppedConnection ? { [STOPPED_CONNECTION]: true } : {}),
     ...(failed.length > 0
       ? {
           failures: failed.slice(0, MAX_ITEM_NOTES).map((f) => ({

@@ -239,6 +239,41 @@ describe("faults at every stage of a sync (SQLite, emulators over HTTP)", () => 
     expect(h.re.state.constituents.get(ids[0] ?? "")?.requests_no_email).toBe(true);
   });
 
+  it("an opt-out whose record the vendor keeps failing (a 5xx for it alone) goes last the next run: the others go on", async () => {
+    w = await world();
+    const { h, ids } = w;
+    await h.ccAct(h.ccMain, "unsubscribe", "p3@example.org");
+    h.advance(1_000);
+    // p1's and p3's opt-outs go to Raiser's Edge NXT, in their contacts' order: the first is the
+    // record the vendor fails, the other one it would take.
+    const contactOf = async (email: string) => (await h.store.contacts.findByMatchKey(email))[0]?.id ?? "";
+    const p1First = (await contactOf("p1@example.org")) < (await contactOf("p3@example.org"));
+    const [failing, other] = p1First ? [ids[0], ids[2]] : [ids[2], ids[0]];
+    for (const prefix of ["/constituent/v1/constituents/", "/commpref/v1/constituents/"])
+      await post(h.re.baseUrl, "/__emulator/faults", {
+        status: 503,
+        count: 100_000,
+        path_prefix: `${prefix}${failing ?? ""}`,
+      });
+    const requestsNoEmail = (id: string | undefined) =>
+      h.re.state.constituents.get(id ?? "")?.requests_no_email;
+    // The first run meets the failing one first: an outage as far as it can tell, so it stops there.
+    const first = await h.sync({}, { batch_size: 1 });
+    expect(first.execution?.waiting).toMatchObject([
+      { connection_id: "re-nxt", code: "vendor_unavailable", operations: 2 },
+    ]);
+    expect(requestsNoEmail(other)).toBe(false);
+    // The next run tries it last: the other opt-out goes through; it waits, stopping nothing after it.
+    h.advance(60_000);
+    await h.sync({}, { batch_size: 1 });
+    expect(requestsNoEmail(other)).toBe(true);
+    expect(requestsNoEmail(failing)).toBe(false);
+    clearFaults(h);
+    h.advance(60_000);
+    await h.sync();
+    expect(requestsNoEmail(failing)).toBe(true);
+  });
+
   it("prints the table (docs/reliability.md)", () => {
     console.log(["| fault | stage | the faulted run |", "|---|---|---|", ...table].join("\n"));
     expect(table.length).toBe(STAGES.length * FAULTS.length + 1 + 2 + 2);
