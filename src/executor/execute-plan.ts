@@ -134,14 +134,14 @@ async function executeConnection(
   // An operation that stopped the connection before goes after the others of its kind: a record
   // the vendor keeps failing (a 5xx for that one record) then holds up no later opt-out, while a
   // real outage still stops the run at the first operation it meets.
-  const tried = (o: PlannedOperation): boolean => stoppedBefore.has(o.op_id);
+  const stopped = (o: PlannedOperation): boolean => stoppedBefore.has(o.op_id);
   const consent = ops.filter((o) => o.priority === "consent");
   const rest = ops.filter((o) => o.priority !== "consent");
   const ordered = [
-    ...consent.filter((o) => !tried(o)),
-    ...consent.filter(tried),
-    ...rest.filter((o) => !tried(o)),
-    ...rest.filter(tried),
+    ...consent.filter((o) => !stopped(o)),
+    ...consent.filter(stopped),
+    ...rest.filter((o) => !stopped(o)),
+    ...rest.filter(stopped),
   ];
   const session = opened.session();
   let done = 0;

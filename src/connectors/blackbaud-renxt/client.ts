@@ -60,6 +60,11 @@ const DAY_MS = 86_400_000;
 /** A guard on following `next_link`: 100,000 pages of 5,000 is far beyond any tenant. */
 /** A Communication Preference list's page (`limit`): SKY's usual 500 (this API's own default is UNVERIFIED). */
 const SKIP_PAGE = 500;
+/**
+ * Pages of one constituent's list read at most (10,000 records): a server that ignored `skip` would
+ * otherwise answer the same full page until the day's quota was gone.
+ */
+const SKIP_PAGES_MAX = 20;
 const MAX_PAGES = 100_000;
 
 export type BlackbaudClientOptions = {
@@ -311,7 +316,7 @@ export function createBlackbaudClient(options: BlackbaudClientOptions): Blackbau
     schema: z.ZodType<{ value: T[]; count?: number | undefined }>,
   ): Promise<ConnectorResult<T[]>> => {
     const rows: T[] = [];
-    for (let pages = 0; pages < MAX_PAGES; pages++) {
+    for (let pages = 0; pages < SKIP_PAGES_MAX; pages++) {
       const res = await call({
         method: "GET",
         path,
