@@ -95,15 +95,18 @@ export async function executePlan(
       .where("status", "=", "pending")
       .execute();
     for (const r of rows) pending.add(r.id);
-    const stoppers = await deps.store.db
+  }
+  // Which of the operations to run stopped their connection in an earlier run (one query a 500).
+  const waiting = [...pending];
+  for (let i = 0; i < waiting.length; i += 500)
+    for (const r of await deps.store.db
       .selectFrom("outcomes")
       .select("operation_id")
       .distinct()
-      .where("operation_id", "in", ids.slice(i, i + 500))
+      .where("operation_id", "in", waiting.slice(i, i + 500))
       .where("detail_json", "like", `%"${STOPPED_CONNECTION}":true%`)
-      .execute();
-    for (const r of stoppers) if (pending.has(r.operation_id)) stoppedBefore.add(r.operation_id);
-  }
+      .execute())
+      stoppedBefore.add(r.operation_id);
   const byConnection = new Map<string, PlannedOperation[]>();
   for (const op of plan.operations) {
     if (!pending.has(op.op_id)) continue;

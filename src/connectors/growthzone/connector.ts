@@ -302,9 +302,11 @@ export function createGrowthZoneSession(
         // Read as they are now: the delta below does not read these versions again. One whose
         // detail answers 404 is left out (the delta says when a contact is deleted).
         for (const c of read.value) if (c) version(`${c.ContactId}@${c.ModifiedDate}`);
-        const readable = moved.filter((_, i) => read.value[i] !== null);
-        const contacts = read.value.filter((c) => c !== null);
-        yield ok({ ...toPage(contacts, readable, lists.value, checkpoint.value), ...memberships() });
+        const readable = found(moved, read.value);
+        yield ok({
+          ...toPage(readable.contacts, readable.ids, lists.value, checkpoint.value),
+          ...memberships(),
+        });
         pageNo += 1;
       }
     }
@@ -371,11 +373,11 @@ export function createGrowthZoneSession(
         const deleted = fresh.filter((r) => r.IsDeleted === true).map((r) => String(r.ContactId));
         // A contact the listing names as there whose detail answers 404 is never taken as deleted on
         // a path GrowthZone does not document (that would end them everywhere): left for a later read.
-        const readable = live.filter((_, i) => read.value[i] !== null);
-        if (readable.length < live.length) unread = true;
+        const readable = found(live, read.value);
+        if (readable.ids.length < live.length) unread = true;
         const page = toPage(
-          [...read.value.filter((c) => c !== null), ...deleted.map(() => null)],
-          [...readable, ...deleted],
+          [...readable.contacts, ...deleted.map(() => null)],
+          [...readable.ids, ...deleted],
           lists.value,
           // A delta's pages keep the checkpoint the read began from, which moves once the read is
           // complete: a contact that changes during the read moves to the end and the rows after
@@ -422,12 +424,8 @@ export function createGrowthZoneSession(
     if (!read.ok) return read;
     // One whose detail answers 404 is left out, as a read leaves it: only the delta's IsDeleted
     // says a contact is deleted (a deleted record would end them everywhere).
-    const page = toPage(
-      read.value.filter((c) => c !== null),
-      unique.filter((_, i) => read.value[i] !== null),
-      lists.value,
-      nowIso(),
-    );
+    const readable = found(unique, read.value);
+    const page = toPage(readable.contacts, readable.ids, lists.value, nowIso());
     return ok({ records: page.records, consent: page.consent });
   };
 
@@ -475,6 +473,15 @@ export function createGrowthZoneSession(
 }
 
 const failed = (e: ConnectorError): Outcome => failureOf(VENDOR, e);
+
+/** The contacts `details` found among `ids` (one answering 404 is null there), with their ids. */
+const found = (
+  ids: readonly string[],
+  contacts: readonly (GzContact | null)[],
+): { ids: string[]; contacts: GzContact[] } => ({
+  ids: ids.filter((_, i) => contacts[i] !== null),
+  contacts: contacts.filter((c) => c !== null),
+});
 
 /** How much email an address's restriction stops: none, mass email, or every email. */
 const RESTRICTION_RANK: Readonly<Record<Restriction, number>> = {
