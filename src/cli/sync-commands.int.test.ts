@@ -238,6 +238,17 @@ pairs:
     const undated = await concord(["override", "cy@example.org", "--by", "Ops", "--reference", "ticket 7"]);
     expect(undated.code).not.toBe(0);
     expect(undated.stderr).toContain("--asked-at");
+    // Cy unsubscribed in Constant Contact, which a sync carried to Raiser's Edge NXT; then she
+    // wrote asking for email again.
+    await post(cc.baseUrl, "/__emulator/act", {
+      as: "contact",
+      action: "unsubscribe",
+      email: "cy@example.org",
+    });
+    expect((await concord(["sync"])).code).not.toBe(2);
+    const cyInRe = () =>
+      [...re.state.constituents.values()].find((c) => c.fields["first"] === "cy")?.requests_no_email;
+    expect(cyInRe()).toBe(true);
     const override = await concord([
       "override",
       "cy@example.org",
@@ -246,11 +257,21 @@ pairs:
       "--reference",
       "ticket 7",
       "--asked-at",
-      askedAt,
+      new Date().toISOString(),
       "--json",
     ]);
     expect(override.code, override.stderr).toBe(0);
-    expect(JSON.parse(override.stdout)).toMatchObject({ ok: true, recorded: "appended", lifted: [] });
+    expect(JSON.parse(override.stdout)).toMatchObject({
+      ok: true,
+      recorded: "appended",
+      lifted: expect.arrayContaining([expect.any(String)]),
+      carried: [{ pair_id: "re-cc", status: "done" }],
+    });
+    // Carried at once, with no sync after it: the CRM records her opt-in; Constant Contact, where
+    // only she may resubscribe, sent her its confirmation email.
+    expect(cyInRe()).toBe(false);
+    expect(cc.store.findByEmail("cy@example.org")?.resubscribe).toMatchObject({ confirmed_at: null });
+    expect(cc.store.findByEmail("cy@example.org")?.email_address?.permission_to_send).toBe("unsubscribed");
 
     // A second constituent at Cy's address (her business partner, say): two contacts hold it.
     await post(re.baseUrl, "/__emulator/seed", {

@@ -243,6 +243,10 @@ function registerOverrideCommand(program: Command, deps: SyncCommandDeps): void 
       "when the person asked, an ISO-8601 date-time with its offset (2026-12-01T09:30:00Z): only opt-outs made before it are lifted",
     )
     .option("--contact <id>", "the contact, when several hold the address")
+    .option(
+      "--no-carry",
+      "record it only, and leave it to the next sync (by default it is carried to every system now)",
+    )
     .option("--config <file>", "config file (default: CONCORD_CONFIG)")
     .option("--json", "print the result as JSON")
     .action(
@@ -255,6 +259,7 @@ function registerOverrideCommand(program: Command, deps: SyncCommandDeps): void 
           text?: string;
           askedAt: string;
           contact?: string;
+          carry?: boolean;
           config?: string;
           json?: boolean;
         },
@@ -290,15 +295,73 @@ function registerOverrideCommand(program: Command, deps: SyncCommandDeps): void 
             deps.setExitCode(EXIT_USAGE);
             return;
           }
-          if (options.json === true) deps.out(JSON.stringify(result));
-          else
+          // Carried to every system now, as the API and the UI do, not at the next poll: a sync of
+          // this person in each pair, after any run of the pair another process is making.
+          const carried =
+            result.recorded === "appended" && options.carry !== false
+              ? await carryToEverySystem(ctx, contactId)
+              : [];
+          const stopped = carried.filter((c) => c.problem !== undefined);
+          if (options.json === true)
             deps.out(
-              `Override ${result.recorded === "duplicate" ? "already recorded" : "recorded"} (${result.event_id}): ${plural(result.lifted.length, "opt-out")} lifted; ${options.topic ?? "all email"} is ${result.now.sendable ? "sendable" : "not sendable"} now (rule ${result.now.rule}). The next sync carries it to each system by its lawful path.`,
+              JSON.stringify({
+                ...result,
+                carried: carried.map((c) => ({
+                  pair_id: c.pair_id,
+                  status: c.problem === undefined ? "done" : "left_for_next_sync",
+                  ...(c.problem !== undefined ? { problem: c.problem } : {}),
+                  ...(c.run_id !== undefined ? { run_id: c.run_id } : {}),
+                })),
+              }),
             );
-          deps.setExitCode(EXIT_OK);
+          else {
+            const done = carried.length - stopped.length;
+            const next =
+              carried.length === 0
+                ? "The next sync carries it to each system by its lawful path."
+                : `Carried now to ${plural(done, "pair")} by each system's lawful path${stopped.length > 0 ? `; left for the next sync in ${stopped.map((c) => `${c.pair_id} (${c.problem ?? ""})`).join(", ")}` : ""}.`;
+            deps.out(
+              `Override ${result.recorded === "duplicate" ? "already recorded" : "recorded"} (${result.event_id}): ${plural(result.lifted.length, "opt-out")} lifted; ${options.topic ?? "all email"} is ${result.now.sendable ? "sendable" : "not sendable"} now (rule ${result.now.rule}). ${next}`,
+            );
+          }
+          // Recorded either way; 1 says a system has not got it yet (the next sync tries again).
+          deps.setExitCode(stopped.length > 0 ? EXIT_PROBLEM : EXIT_OK);
         });
       },
     );
+}
+
+/**
+ * One person's consent carried to every pair's systems now: a sync of that contact alone, without
+ * reading the systems first (what it lifts is in the ledger already). A pair that could not take it
+ * says why; the record stands, and the pair's next sync carries it.
+ */
+async function carryToEverySystem(
+  ctx: EngineContext,
+  contactId: string,
+): Promise<{ pair_id: string; run_id?: string; problem?: string }[]> {
+  const out: { pair_id: string; run_id?: string; problem?: string }[] = [];
+  for (const pair of ctx.pairs(undefined) ?? []) {
+    try {
+      const report = await asPairRun(ctx.store, pair.id, () =>
+        syncPair(ctx.syncDeps(), pair, { pull: false, contact_ids: [contactId] }),
+      );
+      const waiting = report.execution?.waiting ?? [];
+      const refused = report.execution?.rejections ?? [];
+      const problem =
+        report.error !== undefined
+          ? `${report.error.code}: ${report.error.message}`
+          : waiting.length > 0
+            ? waiting.map((w) => `${w.connection_id} waits: ${w.code}`).join("; ")
+            : refused.length > 0
+              ? refused.map((r) => `${r.connection_id} refused: ${r.code}`).join("; ")
+              : undefined;
+      out.push({ pair_id: pair.id, run_id: report.run_id, ...(problem !== undefined ? { problem } : {}) });
+    } catch (error) {
+      out.push({ pair_id: pair.id, problem: errorMessage(error) });
+    }
+  }
+  return out;
 }
 
 /** `concord links`: a person's one-click URL and the headers for an email to them; `--revoke` ends the old ones. */
