@@ -1,4 +1,5 @@
 // The Mailchimp connector against its emulator: what it reads as consent, and what it never writes.
+import { createHash } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ConnectorOperation, ConnectorSession, WebhookChange } from "../connector";
 import { createServer } from "node:http";
@@ -271,6 +272,30 @@ describe("Mailchimp connector", () => {
       kind: "opt_in",
       actor: { kind: "contact" },
       basis: "express",
+    });
+  });
+
+  it("a member Concord adds pending carries the time it asked, so her confirmation answers that sign-up and no opt-out made since", async () => {
+    const { a, session } = await account();
+    const asked = a.runtime.now().toISOString();
+    const [added] = await session.apply([upsert([{ email: "asked@example.org" }], "pending_confirmation")]);
+    expect(added).toMatchObject({ status: "succeeded" });
+    // Bulk adds return no ids: the member is found by its address, as a read links it.
+    const hash = createHash("md5").update("asked@example.org").digest("hex");
+    const member = (await a.api("GET", `/lists/${TEST_AUDIENCE}/members/${hash}`)).body;
+    expect(member).toMatchObject({ status: "pending", timestamp_signup: asked });
+    // She confirms days later (Mailchimp's email is still in her inbox).
+    await a.runtime.sleep(3 * 86_400_000);
+    await a.act({ as: "contact", action: "confirm", email: "asked@example.org" });
+    const got = await session.get([String(member.contact_id)]);
+    if (!got.ok) throw new Error(got.error.message);
+    // Hers, answering the sign-up Concord asked for then: an opt-out of hers recorded in between
+    // (in any system) stands over it, which only the sign-up's time lets the ledger tell.
+    expect(got.value.consent[0]).toMatchObject({
+      kind: "opt_in",
+      mechanism: "double_opt_in_confirmation",
+      actor: { kind: "contact" },
+      of_signup_at: asked,
     });
   });
 

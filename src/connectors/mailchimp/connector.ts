@@ -911,6 +911,10 @@ export function createMailchimpSession(
             // Only a new member gets a status, and only the one the plan's consent intent gives:
             // an upsert never changes whether an existing member is subscribed.
             ...(asNew ? { status } : {}),
+            // A confirmation email asked for now: its time is the signup the person's confirmation
+            // answers, which tells that confirmation from a later subscription that keeps its trace
+            // (mapping.ts), as for a resubscribe request.
+            ...(asNew && status === "pending" ? { timestamp_signup: runtime.now().toISOString() } : {}),
             merge_fields: mergeFieldsOf(item),
             ...(Object.keys(interests).length > 0 ? { interests } : {}),
           }));
