@@ -453,6 +453,35 @@ describe("Mailchimp connector", () => {
     expect(after.ok && after.value.records[0]!.list_ids).toHaveLength(55);
   });
 
+  it("taking a member out archives it, and says so only when it is out: a pending member Mailchimp will not archive fails", async () => {
+    const { a, session } = await account();
+    const people = ["sub", "gone", "bounced", "waiting"];
+    const members = await a.seed([
+      { email: "sub@example.org", status: "subscribed" },
+      { email: "gone@example.org", status: "archived" },
+      { email: "bounced@example.org", status: "cleaned" },
+      { email: "waiting@example.org", status: "pending" },
+    ]);
+    const out = await session.apply(
+      members.map((m, i) => ({
+        kind: "remove_contact" as const,
+        op_id: `rm-${people[i]}`,
+        external_id: m.contact_id,
+        email: `${people[i]}@example.org`,
+        reason: "the CRM record ended",
+      })),
+    );
+    expect(out.map((o) => [o.status, o.code ?? null])).toEqual([
+      ["succeeded", null],
+      ["succeeded", "already_applied"],
+      ["succeeded", "already_applied"],
+      ["failed", "conflict"],
+    ]);
+    expect(out[3]!.message).toContain("confirmation email");
+    expect(await statusOf(a, "sub@example.org")).toBe("archived");
+    expect(await statusOf(a, "waiting@example.org")).toBe("pending");
+  });
+
   it("a group's opt-out for an archived member unticks the group and leaves the member archived, not subscribed", async () => {
     const { a, session } = await account();
     const [m] = await a.seed([{ email: "ga@example.org", status: "subscribed", interests: ["Appeals"] }]);

@@ -700,25 +700,32 @@ export function createMailchimpSession(
     done: string,
     { sendable }: { sendable: boolean } = { sendable: false },
   ): Promise<OperationOutcome> => {
-    const archived = await client.request({
+    const answer = await client.request({
       method: "DELETE",
       path: `/lists/${listId}/members/${encodeURIComponent(op.external_id)}`,
       priority: "consent",
       accept: [404, 405],
     });
-    if (!archived.ok && sendable)
+    // 405: Mailchimp archives no pending or cleaned member, which the write may have brought back.
+    const refusal = !answer.ok
+      ? answer.error.message
+      : answer.value.status === 405
+        ? `Mailchimp would not archive it: ${problemOf(answer.value.body).detail ?? "405"}`
+        : undefined;
+    if (refusal !== undefined && sendable)
       return opOutcome(op, {
         status: "failed",
-        code: archived.error.code,
+        code: answer.ok ? "conflict" : answer.error.code,
         external_id: op.external_id,
-        message: `The member was archived: ${done}, which brought it back to the audience as it was before it was archived, and archiving it again failed (${archived.error.message}). Archive it in Mailchimp: until then it may get the audience's email.`,
+        message: `The member was archived: ${done}, which brought it back to the audience as it was before it was archived, and archiving it again failed (${refusal}). Archive it in Mailchimp: until then it may get the audience's email.`,
       });
     return opOutcome(op, {
       status: "succeeded",
       external_id: op.external_id,
-      message: archived.ok
-        ? `The member was archived: ${done} and it is archived again, so nothing brings it back as it was.`
-        : `The member was archived: ${done}, but archiving it again failed (${archived.error.message}); it shows in the audience again.`,
+      message:
+        refusal === undefined
+          ? `The member was archived: ${done} and it is archived again, so nothing brings it back as it was.`
+          : `The member was archived: ${done}, but archiving it again failed (${refusal}); it shows in the audience again.`,
     });
   };
 
@@ -732,11 +739,38 @@ export function createMailchimpSession(
         accept: [404, 405],
       });
       if (!r.ok) return r;
+      if (r.value.status !== 405)
+        return ok([
+          opOutcome(op, {
+            status: "succeeded",
+            ...(r.value.status === 404 ? { code: "already_applied" as const } : {}),
+            external_id: op.external_id,
+          }),
+        ]);
+      // Mailchimp archives no member that is archived, cleaned or pending (405): which one this is
+      // decides whether it is out of the audience's email, so it is read, not assumed.
+      const now = await fetchMember(listId, op.external_id, "write");
+      if (!now.ok) return now;
+      const status = now.value?.status;
+      if (status === undefined || status === "archived")
+        return ok([
+          opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id }),
+        ]);
+      if (status === "cleaned")
+        return ok([
+          opOutcome(op, {
+            status: "succeeded",
+            code: "already_applied",
+            external_id: op.external_id,
+            message:
+              "The member is cleaned (its address bounced): Mailchimp sends it nothing and archives no cleaned member.",
+          }),
+        ]);
       return ok([
         opOutcome(op, {
-          status: "succeeded",
-          ...(r.value.status >= 400 ? { code: "already_applied" as const } : {}),
-          external_id: op.external_id,
+          status: "failed",
+          code: "conflict",
+          message: `Mailchimp would not archive the member (${status}: ${problemOf(r.value.body).detail ?? "405"}). ${status === "pending" ? "It waits for its confirmation email, which it may still answer: unsubscribe it in Mailchimp if it must get nothing." : "Archive it in Mailchimp."}`,
         }),
       ]);
     }).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
