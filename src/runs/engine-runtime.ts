@@ -5,6 +5,7 @@
  * reconciliation runs on its schedule; and manual runs queue behind whatever is running. Runs of
  * one pair never overlap.
  */
+import { logThrottle } from "../observability/log-throttle";
 import { z } from "zod";
 import { pairPollIntervalMs } from "../config/check-cross-references";
 import type { Pair } from "../config/concord-config";
@@ -330,8 +331,8 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     return { ok: true, secret: resolved.value };
   };
 
-  /** When a refused delivery was last logged, per connection and reason, and how many since. */
-  const rejectedLogged = new Map<string, { at: number; since: number }>();
+  /** Refused deliveries: one line a minute per connection and reason. */
+  const rejectedLog = logThrottle(deps.now);
   const handleWebhook = async (connectionId: string, request: WebhookRequest): Promise<WebhookResponse> => {
     const connection = deps.config.connections.find((c) => c.id === connectionId);
     const opened = deps.connections.get(connectionId);
@@ -364,16 +365,12 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
       case "rejected": {
         // Anyone may send these (a guesser, a scanner): one line a minute per connection and
         // reason, with how many were refused since, so they cannot flood the log.
-        const key = `${connectionId}\u0000${handling.code}`;
-        const seen = rejectedLogged.get(key);
-        const at = deps.now().getTime();
-        if (seen === undefined || at - seen.at >= 60_000) {
+        const line = rejectedLog(`${connectionId}\u0000${handling.code}`);
+        if (line.log)
           deps.logger.warn(
-            { connection: connectionId, code: handling.code, refused_since: seen?.since ?? 0 },
+            { connection: connectionId, code: handling.code, refused_since: line.held_back },
             `webhook rejected: ${handling.message}`,
           );
-          rejectedLogged.set(key, { at, since: 0 });
-        } else seen.since += 1;
         return { status: handling.status, body: { code: handling.code, message: handling.message } };
       }
       case "events": {

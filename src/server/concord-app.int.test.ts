@@ -132,6 +132,19 @@ describe("buildConcordApp", () => {
       msg: "operator signed in",
     });
     expect(log.some((l) => l.outcome === "too_many_attempts")).toBe(true);
+    // Asking again while made to wait is refused at once, each time: logged once a minute, not each time.
+    for (let i = 0; i < 20; i += 1) expect((await attempt(`more-${i}`, "203.0.113.50")).statusCode).toBe(429);
+    const waiting = lines.filter((l) => l.includes('"too_many_attempts"'));
+    expect(waiting).toHaveLength(1);
+    // Callbacks no Connect started (anyone can send them): one line a minute, whatever they name.
+    for (let i = 0; i < 20; i += 1) {
+      const stray = await built.app.inject({
+        method: "GET",
+        url: `/api/connections/guess-${i}/callback?state=junk-${i}&code=x`,
+      });
+      expect(stray.statusCode).toBe(303);
+    }
+    expect(lines.filter((l) => l.includes("Connect did not complete"))).toHaveLength(1);
     expect(lines.join("\n")).not.toContain("wrong-guess");
     expect(lines.join("\n")).not.toContain("a long enough password");
   });

@@ -3,6 +3,7 @@
  * the REST API with sign-in, /openapi.json, /metrics and the built UI. The admin password comes
  * from `server.admin_password`; when it cannot be resolved the API is served disabled, saying why.
  */
+import { logThrottle } from "../observability/log-throttle";
 import type { ConnectionOptions as TlsConnectionOptions } from "node:tls";
 import type { FastifyInstance } from "fastify";
 import { probeStoreWrite } from "../store/probe-write";
@@ -46,6 +47,8 @@ export async function buildConcordApp(
 ): Promise<ConcordApp> {
   const { config, store } = context;
   const problems: string[] = [];
+  const waitingLog = logThrottle(context.now);
+  const strayCallbackLog = logThrottle(context.now);
   const password = await resolveSecretRef(config.server.admin_password, options.secrets);
   let disabled: string | undefined;
   if (!password.ok)
@@ -147,22 +150,45 @@ export async function buildConcordApp(
             metricsAccess,
             logger: context.logger,
             // The sign-in log: every attempt, its client and outcome, never the password.
+            // A client still made to wait is refused at once each time it asks: one line a minute
+            // for each group of clients, saying how many were refused since.
             sessions: {
               onSignIn: (e) => {
                 const line = { client: e.client, group: e.group, failures: e.failures, outcome: e.outcome };
                 if (e.outcome === "signed_in") context.logger.info(line, "operator signed in");
-                else context.logger.warn(line, `sign-in refused: ${e.outcome.replaceAll("_", " ")}`);
+                else if (e.outcome !== "too_many_attempts")
+                  context.logger.warn(line, `sign-in refused: ${e.outcome.replaceAll("_", " ")}`);
+                else {
+                  const held = waitingLog(e.group);
+                  if (held.log)
+                    context.logger.warn(
+                      { ...line, refused_since: held.held_back },
+                      "sign-in refused: too many attempts",
+                    );
+                }
               },
             },
-            // Connect's log: the whole reason a Connect failed, which the overview shows only as a code.
+            // Connect's log: the whole reason a Connect failed, which the overview shows only as a
+            // code. Anyone may call the callback with a state no Connect made: one line a minute.
             onConnect: (e) => {
               if (e.outcome === "connected")
                 context.logger.info({ connection: e.connection_id }, "connection connected");
-              else
-                context.logger.warn(
-                  { connection: e.connection_id, code: e.outcome, reason: e.message },
-                  "Connect did not complete",
-                );
+              else {
+                const held =
+                  e.outcome === "connect_state_invalid"
+                    ? strayCallbackLog(e.outcome)
+                    : { log: true, held_back: 0 };
+                if (held.log)
+                  context.logger.warn(
+                    {
+                      connection: e.connection_id,
+                      code: e.outcome,
+                      reason: e.message,
+                      ...(held.held_back > 0 ? { refused_since: held.held_back } : {}),
+                    },
+                    "Connect did not complete",
+                  );
+              }
             },
             links,
             proofKey: proofKey(options.secrets.key),
