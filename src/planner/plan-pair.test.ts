@@ -109,6 +109,24 @@ describe("planPair: consent (seed 000)", () => {
         ops: [`${MAIN} record_opt_out account`, `${APPEALS} record_opt_out account`],
       },
       {
+        name: "an admin clearing Requests No Email holds back only the global opt-out: the person's later topic opt-out still reaches the CRM's category",
+        contact: linked(7, {
+          events: [
+            optOut({ contact: 7, connection: MAIN, at: T1 }),
+            optOut({ contact: 7, connection: APPEALS, at: T2, scope: { kind: "topic", topic: "appeals" } }),
+            resubscribeRequested({ contact: 7, connection: CRM, at: T3 }),
+          ],
+          platforms: { [MAIN]: unsubscribed(7, MAIN), [APPEALS]: unsubscribed(7, APPEALS) },
+        }),
+        // The admin's request asks each account for its confirmation email; only the person's
+        // answer there makes them sendable.
+        ops: [
+          `${CRM} record_opt_out category:Appeals`,
+          `${MAIN} request_resubscribe`,
+          `${APPEALS} request_resubscribe`,
+        ],
+      },
+      {
         name: "CRM opt-outs are not pushed when propagate_crm_opt_outs is off",
         contact: linked(5, {
           events: [

@@ -946,6 +946,13 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       held: t.members_only !== true || crm.consent_state.some((f) => sameObservedScope(f.scope, t.construct)),
     }));
 
+    /** Whether the pending resubscribe request is of the target's kind (global for global, a topic for a topic). */
+    const requestedHere = (eventId: string, target: ObservedScope): boolean => {
+      const request = eventsById.get(eventId);
+      if (request === undefined || !("scope" in request)) return true;
+      return (request.scope.kind === "global") === (target.kind === "global");
+    };
+
     /** The person's own opt-in (or an override with evidence) that decided `decision` by lifting an opt-out. */
     const liftingOptIn = (decision: ScopeDecision): Extract<ConsentEvent, { kind: "opt_in" }> | undefined => {
       if (!decision.sendable || decision.decided_by === undefined) return undefined;
@@ -963,7 +970,10 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       if (shown !== "opt_out") {
         // A pending resubscribe request means someone cleared this in the CRM on purpose: the
         // ledger keeps the suppression everywhere else, and fighting the CRM flag would only loop.
-        if (decision.pending_resubscribe) continue;
+        // Only a request of this target's kind: an admin clearing the global flag asked nothing
+        // about a topic, and the person's topic opt-out still goes to the CRM's topic.
+        if (decision.pending_resubscribe && requestedHere(decision.pending_resubscribe.event_id, target))
+          continue;
         // The person's own opt-in lifted an opt-out the CRM no longer shows (an admin cleared it and
         // the person confirmed): the CRM still gets the opt-in, with its provenance, as its record.
         const lifted = liftingOptIn(decision);
