@@ -455,6 +455,20 @@ const rows: Row[] = [
     expect: { sendable: true, rule: "lifted_by_account_opt_in" },
   },
   {
+    name: "account clearing a restriction does not undo the opt-out the record's ending made (marked deceased)",
+    events: [
+      optOut("end", {
+        at: 1,
+        actor: ACCOUNT,
+        mechanism: "admin_edit",
+        evidence: { source_record_id: "7731:deceased" },
+      }),
+      optOut("o", { at: 1, actor: ACCOUNT, mechanism: "admin_edit" }),
+      optIn("i", { at: 2, actor: ACCOUNT, mechanism: "admin_edit" }),
+    ],
+    expect: { sendable: false, rule: "global_opt_out", decided_by: id("end") },
+  },
+  {
     name: "account cannot undo the person's opt-out",
     events: [optOut("o", { at: 1 }), optIn("i", { at: 2, actor: ACCOUNT, mechanism: "admin_edit" })],
     expect: { sendable: false, rule: "global_opt_out" },

@@ -2,6 +2,7 @@
  * Consent state as a pure fold over consent events (DESIGN.md §2 rules 1–5): per channel, a
  * decision for the global scope and for each topic, each naming the rule and the event behind it.
  */
+import { isEndingEventId } from "./record-ending";
 import {
   effectiveScope,
   type Actor,
@@ -37,6 +38,8 @@ export type OptOutRef = {
   occurred_at: string;
   mechanism: OptOutEvent["mechanism"];
   source: OptOutEvent["source"];
+  /** The opt-out a CRM record's ending made (deceased, inactive, deleted): no admin's opt-in lifts it. */
+  record_ended?: true;
 };
 
 export type ScopeDecision = {
@@ -181,8 +184,11 @@ export function liftRule(optIn: OptInEvent, optOut: OptOutRef): ConsentRule | nu
       // scope (a topic's mark cleared is not the whole address's restriction undone, which still
       // stands in the system). An admin of one system re-subscribing someone never lifts an opt-out
       // another system recorded — except Concord's own copy of an opt-out (`sync`), which is no act
-      // of its own: the act it copies decides, wherever it was recorded.
+      // of its own: the act it copies decides, wherever it was recorded. Nor the opt-out a record's
+      // ending made: an admin clearing a restriction on a record still marked deceased or inactive
+      // has not undone the ending (marked alive or active again, it asks the person to resubscribe).
       return optOut.initiated_by === "account" &&
+        optOut.record_ended !== true &&
         optOut.mechanism !== "spam_complaint" &&
         sameScope(optIn.scope, optOut.scope) &&
         (optOut.source.connection === optIn.source.connection || optOut.mechanism === "sync")
@@ -217,6 +223,7 @@ const ref = (event: OptOutEvent): OptOutRef => ({
   occurred_at: actedAt(event) < Date.parse(event.occurred_at) ? event.observed_at : event.occurred_at,
   mechanism: event.mechanism,
   source: event.source,
+  ...(isEndingEventId(event.evidence.source_record_id) ? { record_ended: true as const } : {}),
 });
 
 /** Decides one scope of one channel from its events, already sorted by compareEvents. */
