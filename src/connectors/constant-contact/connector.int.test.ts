@@ -446,6 +446,34 @@ describe("apply: contacts", () => {
     expect(paths.filter((p) => p === "POST /v3/activities/contacts_json_import")).toHaveLength(1);
   });
 
+  it("an address too long for the import goes one by one, and an unsubscribed one is put on no list, saying so", async () => {
+    const long = `${"a".repeat(52)}@example.org`;
+    const seeded = await account.seed({
+      lists: [{ name: `List ${n++}` }],
+      contacts: [{ email_address: { address: long, permission_to_send: "implicit" }, first_name: "Long" }],
+    });
+    const listId = seeded.lists[0]!.list_id;
+    await account.act("unsubscribe", long);
+    const puts = (await account.requests()).length;
+    const outcomes = await session.apply([
+      {
+        kind: "upsert_contacts",
+        consent_intent: { existing: "keep", new_contacts: "subscribed" },
+        op_id: op("up"),
+        list_ids: [listId],
+        items: [
+          { item_id: "long", email: long, external_id: seeded.contacts[0]!.contact_id, first_name: "Longer" },
+        ],
+      },
+    ]);
+    expect(outcomes[0]).toMatchObject({ status: "failed", code: "cannot_add_to_list" });
+    const contact = await contactById(seeded.contacts[0]!.contact_id);
+    expect(contact.first_name).toBe("Longer");
+    expect(contact.list_memberships ?? []).not.toContain(listId);
+    expect(contact.email_address.permission_to_send).toBe("unsubscribed");
+    expect((await account.requests()).slice(puts).filter((r) => r.method === "PUT")).toHaveLength(1);
+  });
+
   it("upserts without lists one by one (the import needs a list) and returns the new ids", async () => {
     const outcomes = await session.apply([
       {
@@ -621,6 +649,36 @@ describe("read: next links a vendor should never give", () => {
 });
 
 describe("apply: limits and failures", () => {
+  it("reads the unsubscribed contacts again when the list it holds does not account for every refusal", async () => {
+    const seeded = await seedPeople(1);
+    const listId = seeded.lists[0]!.list_id;
+    const gone = seeded.contacts[0]!;
+    await account.act("unsubscribe", gone.email);
+    // The first read of the unsubscribed list misses her (as one made before she unsubscribed would).
+    await account.control("POST", "/__emulator/faults", {
+      status: 200,
+      count: 1,
+      path_prefix: "/v3/contacts",
+      methods: ["GET"],
+      body: { contacts: [], _links: {} },
+    });
+    const out = await session.apply([
+      {
+        kind: "upsert_contacts",
+        consent_intent: { existing: "keep", new_contacts: "subscribed" },
+        op_id: op("stale"),
+        list_ids: [listId],
+        items: [
+          { item_id: "new", email: "fresh.person@example.org" },
+          { item_id: "gone", email: gone.email, external_id: gone.contact_id },
+        ],
+      },
+    ]);
+    const by = new Map(out.map((o) => [o.item_id, o]));
+    expect(by.get("gone")).toMatchObject({ status: "failed", code: "cannot_add_to_list" });
+    expect(by.get("new")).toMatchObject({ status: "succeeded" });
+  });
+
   it("reports no import as done while the unsubscribed contacts it could not list cannot be read", async () => {
     const seeded = await seedPeople(1);
     const listId = seeded.lists[0]!.list_id;

@@ -652,13 +652,26 @@ function createSession(
       ...(item.last_name !== undefined ? { last_name: item.last_name } : {}),
       ...(item.fields ? { fields: item.fields } : {}),
     });
-    if (op.list_ids.length > 0)
+    // An unsubscribed contact is put on no list (only their own resubscribe does that), as the
+    // import refuses it: the profile is updated, and the item says the lists were not added.
+    const unsubscribed = got.value.email_address?.permission_to_send === "unsubscribed";
+    if (op.list_ids.length > 0 && !unsubscribed)
       body.list_memberships = [...new Set([...(got.value.list_memberships ?? []), ...op.list_ids])].slice(
         0,
         50,
       );
     const put = await client.putContact(id, body, "write");
-    return put.ok ? ok(done(id)) : put;
+    if (!put.ok) return put;
+    if (op.list_ids.length > 0 && unsubscribed)
+      return ok(
+        opOutcome(op, {
+          item_id: item.item_id,
+          status: "failed",
+          code: "cannot_add_to_list",
+          message: "The person unsubscribed; Concord adds them to no list (only their own resubscribe can).",
+        }),
+      );
+    return ok(done(id));
   };
 
   const upsertContacts = async (op: Upsert): Promise<Run> => {
@@ -747,18 +760,26 @@ function createSession(
         });
       }
       if ((a.status?.cannot_add_to_list_count ?? 0) > cannotAdd) {
-        const unsub = await loadUnsubscribed();
+        const refusedHere = (a.status?.cannot_add_to_list_count ?? 0) - cannotAdd;
+        const explained = (set: Set<string>): number =>
+          items.filter((item) => !outcome.has(item.item_id) && set.has(emailKey(item.email))).length;
+        let unsub = await loadUnsubscribed();
+        // Read once an apply: a contact who unsubscribed since (or an earlier import revived)
+        // is not in it. When it does not account for every refusal, it is read again, once.
+        if (unsub.ok && explained(unsub.value) < refusedHere) {
+          unsubscribedEmails = undefined;
+          unsub = await loadUnsubscribed();
+        }
         if (!unsub.ok) {
           if (stopsAll(unsub.error)) stop = unsub.error;
           // Some of these were refused and which cannot be told: none is reported imported (that
           // would claim a list membership and a link Constant Contact refused); all are tried again.
-          const refused = (a.status?.cannot_add_to_list_count ?? 0) - cannotAdd;
           for (const item of items)
             if (!outcome.has(item.item_id))
               setOutcome(item, {
                 status: "deferred",
                 code: unsub.error.code,
-                message: `Constant Contact could not add ${refused} of this import's contacts to the list (unsubscribed), and its unsubscribed contacts could not be read to tell which (${unsub.error.message}); the import is tried again.`,
+                message: `Constant Contact could not add ${refusedHere} of this import's contacts to the list (unsubscribed), and its unsubscribed contacts could not be read to tell which (${unsub.error.message}); the import is tried again.`,
                 ...(unsub.error.retry_at ? { retry_at: unsub.error.retry_at } : {}),
               });
         } else {
