@@ -539,6 +539,32 @@ describe("apply: contacts", () => {
     expect((await contactById(kept!.contact_id)).list_memberships).toEqual([listId]);
   });
 
+  it("a membership activity Constant Contact does not finish waits to be tried again, not refused for good", async () => {
+    const seeded = await seedPeople(1);
+    const listId = seeded.lists[0]!.list_id;
+    // Constant Contact answers the activity as failed (its own outage while running it).
+    await account.control("POST", "/__emulator/faults", {
+      status: 200,
+      count: 1,
+      path_prefix: "/v3/activities/",
+      methods: ["GET"],
+      body: { activity_id: "activity-down", state: "failed", activity_errors: [] },
+    });
+    const [outcome] = await session.apply([
+      {
+        kind: "add_list_members",
+        op_id: op("add"),
+        list_ids: [listId],
+        external_ids: [seeded.contacts[0]!.contact_id],
+      },
+    ]);
+    expect(outcome).toMatchObject({
+      status: "deferred",
+      code: "vendor_unavailable",
+      message: expect.stringContaining("activity-down ended failed"),
+    });
+  });
+
   it("updates a contact without touching consent or sub-resources, changes an email, creates a contact", async () => {
     const seeded = await seedPeople(2, {
       street_addresses: [{ kind: "home", street: "1 Main St", city: "Springfield" }],

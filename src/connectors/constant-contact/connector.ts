@@ -832,6 +832,8 @@ function createSession(
       }
     }
     const problems: string[] = [];
+    /** Activities Constant Contact did not finish (failed, cancelled, timed out): its outage. */
+    const unfinished: string[] = [];
     /** Contacts left out by completed activities without error: the account's limits, not an outage. */
     const leftOut: string[] = [];
     for (const { activity, sent } of started) {
@@ -839,7 +841,7 @@ function createSession(
       if (!done.ok) return single(op, done);
       const completed = done.value.status?.items_completed_count;
       if (done.value.state !== "completed")
-        problems.push(`activity ${done.value.activity_id} ended ${done.value.state}`);
+        unfinished.push(`activity ${done.value.activity_id} ended ${done.value.state}`);
       else if ((done.value.activity_errors ?? []).length > 0)
         problems.push(
           ...(done.value.activity_errors ?? []).map((m) => `activity ${done.value.activity_id}: ${m}`),
@@ -851,8 +853,17 @@ function createSession(
           `activity ${done.value.activity_id} changed ${completed} of ${sent} contact(s) (an unsubscribed or deleted contact cannot be put on a list by the account)`,
         );
     }
-    // An outage is worth trying again; a contact the account may not put on a list (only the person
-    // can resubscribe there) is refused, so that nothing retries it every minute.
+    // An activity Constant Contact did not finish is tried again (the operation waits, as an
+    // import's does); errors it reported, and a contact the account may not put on a list (only the
+    // person can resubscribe there), are refused, so that nothing retries them every minute.
+    if (unfinished.length > 0)
+      return [
+        opOutcome(op, {
+          status: "deferred",
+          code: "vendor_unavailable",
+          message: `${unfinished.slice(0, 5).join("; ")}: Constant Contact did not finish the change; it is tried again.`,
+        }),
+      ];
     if (problems.length > 0 || leftOut.length > 0)
       return [
         opOutcome(op, {
