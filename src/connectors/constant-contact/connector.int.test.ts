@@ -284,6 +284,42 @@ describe("apply: consent", () => {
     expect(consent[0]!.evidence.reason?.startsWith(CONCORD_REASON_PREFIX)).toBe(true);
   });
 
+  it("the person's opt-out written to a deleted contact (with the account's source, the only way) is never undone as the account's", async () => {
+    const seeded = await seedPeople(1);
+    const id = seeded.contacts[0]!.contact_id;
+    await fetch(`${account.baseUrl}/v3/contacts/${id}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${account.credentials.access_token}` },
+    });
+    const [out] = await session.apply([
+      {
+        kind: "record_opt_out",
+        op_id: op("out"),
+        external_id: id,
+        email: seeded.contacts[0]!.email,
+        scope: { kind: "account" },
+        initiated_by: "contact",
+        occurred_at: "2026-06-01T11:00:00.000Z",
+        origin: { system: "blackbaud-renxt", connection: "re-main", mechanism: "phone_request" },
+      },
+    ]);
+    expect(out).toMatchObject({ status: "succeeded" });
+    const before = (await account.requests()).length;
+    const [optIn] = await session.apply([
+      {
+        kind: "record_opt_in",
+        op_id: op("in"),
+        external_id: id,
+        scope: { kind: "account" },
+        occurred_at: "2026-06-02T12:00:00.000Z",
+        origin: { system: "growthzone", connection: "gz", mechanism: "admin_edit", actor: "account" },
+      },
+    ]);
+    expect(optIn).toMatchObject({ status: "failed", code: "consent_requires_contact_action" });
+    // It only read whose opt-out it was: nothing written.
+    expect((await account.requests()).slice(before).filter((r) => r.method !== "GET")).toEqual([]);
+  });
+
   it("records a topic's opt-out where a list stands for the topic by taking the person out of that list only", async () => {
     const seeded = await seedPeople(1);
     const id = seeded.contacts[0]!.contact_id;

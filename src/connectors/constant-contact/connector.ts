@@ -58,6 +58,7 @@ import {
   updatePut,
   messageNamesAddress,
   wholeContactPut,
+  writtenForThePerson,
 } from "./mapping";
 import { CcActivitySchema, errorItems, type CcActivity, type CcContact } from "./schemas";
 
@@ -391,7 +392,10 @@ function createSession(
       message:
         "The person unsubscribed themselves in Constant Contact: only they can opt back in (its resubscribe email or a sign-up form).",
     };
-    if (email.opt_out_source !== "Account") return [opOutcome(op, theirs)];
+    // The person's request Concord wrote with the account's source (a deleted contact, which only
+    // the account can revive) is still theirs: its reason says so.
+    if (email.opt_out_source !== "Account" || writtenForThePerson(email.opt_out_reason))
+      return [opOutcome(op, theirs)];
     const put = await client.putContact(
       op.external_id,
       wholeContactPut(got.value, { address: email.address, permission_to_send: "implicit" }),

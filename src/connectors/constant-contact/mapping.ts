@@ -481,9 +481,15 @@ export function unchangedEmail(e: CcEmailAddress, address = e.address): Record<s
 
 type OptOutOp = Extract<ConnectorOperation, { kind: "record_opt_out" }>;
 
+/** Whether an opt_out_reason is Concord's write of the person's own request (`optOutReason`). */
+export const writtenForThePerson = (reason: string | null | undefined): boolean =>
+  reason?.startsWith(`${CONCORD_REASON_PREFIX} ${PERSONS_REQUEST} `) === true;
+
+const PERSONS_REQUEST = "the person's request";
+
 /** The opt_out_reason Concord writes: where the opt-out came from, within the 255-character limit. */
 export function optOutReason(op: OptOutOp): string {
-  const who = op.initiated_by === "contact" ? "the person's request" : "the account's decision";
+  const who = op.initiated_by === "contact" ? PERSONS_REQUEST : "the account's decision";
   const parts = [
     `${CONCORD_REASON_PREFIX} ${who} recorded in ${op.origin.system} (${op.origin.connection}) via ${op.origin.mechanism} at ${op.occurred_at}`,
   ];
