@@ -341,7 +341,12 @@ async function carryToEverySystem(
   contactId: string,
 ): Promise<{ pair_id: string; run_id?: string; problem?: string }[]> {
   const out: { pair_id: string; run_id?: string; problem?: string }[] = [];
-  for (const pair of ctx.pairs(undefined) ?? []) {
+  // Only the pairs holding a record of theirs: the others have nothing to carry it to.
+  const linkedOn = new Set((await ctx.store.links.forContact(contactId)).map((l) => l.connection_id));
+  const pairs = (ctx.pairs(undefined) ?? []).filter((p) =>
+    [p.crm, ...p.platforms.map((x) => x.connection)].some((c) => linkedOn.has(c)),
+  );
+  for (const pair of pairs) {
     try {
       const report = await asPairRun(ctx.store, pair.id, () =>
         syncPair(ctx.syncDeps(), pair, { pull: false, contact_ids: [contactId] }),
