@@ -5,7 +5,6 @@
  * reconciliation runs on its schedule; and manual runs queue behind whatever is running. Runs of
  * one pair never overlap.
  */
-import { logThrottle } from "../observability/log-throttle";
 import { z } from "zod";
 import { pairPollIntervalMs } from "../config/check-cross-references";
 import type { Pair } from "../config/concord-config";
@@ -17,6 +16,7 @@ import { flushConnections } from "../connections/open-connection";
 import { dropMarksOfOtherPairs } from "../pipeline/plan-marks";
 import { HOUSEKEEPING_MS, jobKey, type JobHandlers, type JobPayload, type JobQueue } from "../jobs/catalogue";
 import type { Logger } from "../observability/logger";
+import { logThrottle } from "../observability/log-throttle";
 import {
   drainLockName,
   pairLockName,

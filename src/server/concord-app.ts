@@ -3,7 +3,6 @@
  * the REST API with sign-in, /openapi.json, /metrics and the built UI. The admin password comes
  * from `server.admin_password`; when it cannot be resolved the API is served disabled, saying why.
  */
-import { logThrottle } from "../observability/log-throttle";
 import type { ConnectionOptions as TlsConnectionOptions } from "node:tls";
 import type { FastifyInstance } from "fastify";
 import { probeStoreWrite } from "../store/probe-write";
@@ -16,6 +15,7 @@ import type { MetricsAccess } from "./api/metrics";
 import { buildServer } from "./app";
 import { linkSigner } from "../runs/personal-links";
 import { proofKey } from "../runs/proof-bundle";
+import { logThrottle } from "../observability/log-throttle";
 
 export type ConcordAppOptions = {
   version: string;

@@ -58,6 +58,7 @@ export const SUBSCRIPTION_KEY_HEADER = "Bb-Api-Subscription-Key";
 
 const DAY_MS = 86_400_000;
 /** A guard on following `next_link`: 100,000 pages of 5,000 is far beyond any tenant. */
+const MAX_PAGES = 100_000;
 /** A Communication Preference list's page (`limit`): SKY's usual 500 (this API's own default is UNVERIFIED). */
 const SKIP_PAGE = 500;
 /**
@@ -65,7 +66,6 @@ const SKIP_PAGE = 500;
  * otherwise answer the same full page until the day's quota was gone.
  */
 const SKIP_PAGES_MAX = 20;
-const MAX_PAGES = 100_000;
 
 export type BlackbaudClientOptions = {
   settings: ConnectionSettings;

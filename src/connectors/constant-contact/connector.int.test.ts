@@ -42,6 +42,28 @@ const contactById = async (id: string): Promise<Record<string, any>> => {
 let n = 0;
 const op = (label: string): string => `op_${label}_${n++}`;
 
+/** The person's opt-out, phoned in to Raiser's Edge NXT, for a seeded contact. */
+const phonedOptOut = (contact: {
+  contact_id: string;
+  email: string;
+}): Extract<ConnectorOperation, { kind: "record_opt_out" }> => ({
+  kind: "record_opt_out",
+  op_id: op("out"),
+  external_id: contact.contact_id,
+  email: contact.email,
+  scope: { kind: "account" },
+  initiated_by: "contact",
+  occurred_at: "2026-06-01T11:00:00.000Z",
+  origin: { system: "blackbaud-renxt", connection: "re-main", mechanism: "phone_request" },
+});
+
+/** Deletes a contact in the account, as a user of Constant Contact does. */
+const deleteInAccount = (id: string): Promise<Response> =>
+  fetch(`${account.baseUrl}/v3/contacts/${id}`, {
+    method: "DELETE",
+    headers: { authorization: `Bearer ${account.credentials.access_token}` },
+  });
+
 async function seedPeople(count: number, extra: Record<string, unknown> = {}) {
   const seeded = await account.seed({
     lists: [{ name: `List ${n++}` }],
@@ -231,10 +253,7 @@ describe("read", () => {
 
   it("marks deleted contacts deleted", async () => {
     const seeded = await seedPeople(1);
-    await fetch(`${account.baseUrl}/v3/contacts/${seeded.contacts[0]!.contact_id}`, {
-      method: "DELETE",
-      headers: { authorization: `Bearer ${account.credentials.access_token}` },
-    });
+    await deleteInAccount(seeded.contacts[0]!.contact_id);
     const records = (await readAll(session, null)).flatMap((p) => p.records);
     expect(records[0]).toMatchObject({ external_id: seeded.contacts[0]!.contact_id, deleted: true });
   });
@@ -252,17 +271,7 @@ describe("apply: consent", () => {
   it("records an opt-out by GET + whole PUT, keeps every other field, and reads it back as our own", async () => {
     const seeded = await seedPeople(1);
     const id = seeded.contacts[0]!.contact_id;
-    const optOut: ConnectorOperation = {
-      kind: "record_opt_out",
-      op_id: op("out"),
-      external_id: id,
-      email: seeded.contacts[0]!.email,
-      scope: { kind: "account" },
-      initiated_by: "contact",
-      occurred_at: "2026-06-01T11:00:00.000Z",
-      reason: "Phoned the office",
-      origin: { system: "blackbaud-renxt", connection: "re-main", mechanism: "phone_request" },
-    };
+    const optOut: ConnectorOperation = { ...phonedOptOut(seeded.contacts[0]!), reason: "Phoned the office" };
     expect(await session.apply([optOut])).toEqual([
       { op_id: optOut.op_id, status: "succeeded", external_id: id },
     ]);
@@ -287,22 +296,8 @@ describe("apply: consent", () => {
   it("the person's opt-out written to a deleted contact (with the account's source, the only way) is never undone as the account's", async () => {
     const seeded = await seedPeople(1);
     const id = seeded.contacts[0]!.contact_id;
-    await fetch(`${account.baseUrl}/v3/contacts/${id}`, {
-      method: "DELETE",
-      headers: { authorization: `Bearer ${account.credentials.access_token}` },
-    });
-    const [out] = await session.apply([
-      {
-        kind: "record_opt_out",
-        op_id: op("out"),
-        external_id: id,
-        email: seeded.contacts[0]!.email,
-        scope: { kind: "account" },
-        initiated_by: "contact",
-        occurred_at: "2026-06-01T11:00:00.000Z",
-        origin: { system: "blackbaud-renxt", connection: "re-main", mechanism: "phone_request" },
-      },
-    ]);
+    await deleteInAccount(id);
+    const [out] = await session.apply([phonedOptOut(seeded.contacts[0]!)]);
     expect(out).toMatchObject({ status: "succeeded" });
     const before = (await account.requests()).length;
     const [optIn] = await session.apply([

@@ -2,7 +2,6 @@
  * Consent state as a pure fold over consent events (DESIGN.md §2 rules 1–5): per channel, a
  * decision for the global scope and for each topic, each naming the rule and the event behind it.
  */
-import { isEndingEventId } from "./record-ending";
 import {
   effectiveScope,
   type Actor,
@@ -16,6 +15,7 @@ import {
   type Scope,
   type TopicKey,
 } from "./consent-event";
+import { isEndingEventId } from "./record-ending";
 
 /** Stable codes for the rule that decided a state; shown by `explain`. */
 export type ConsentRule =
