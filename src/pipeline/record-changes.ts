@@ -245,6 +245,7 @@ export async function recordChanges(
     identities.set(record.external_id, identity);
 
     derived.push(...clearedOptOuts(record, before, observed_at));
+    derived.push(...withdrawnConsents(record, before, observed_at));
     for (const o of setAgainOptOuts(record, before, observed_at)) {
       derived.push(o);
       setAgain.add(o);
@@ -504,8 +505,8 @@ async function asItsSignupAllows(
 
 const toJson = (value: unknown): JsonValue => JsonValueSchema.parse(JSON.parse(JSON.stringify(value)));
 
-/** How an event derived from one fact of a record changed it: cleared (by the account), or set again. */
-type FactChange = "cleared" | "cleared:account" | "set";
+/** How an event derived from one fact of a record changed it: cleared (by the account), set again, or a consent withdrawn. */
+type FactChange = "cleared" | "cleared:account" | "set" | "withdrawn";
 
 /** The record id of an event derived from a change of one fact of a record. */
 const factEventId = (external_id: string, source: string, change: FactChange): string =>
@@ -593,6 +594,44 @@ function clearedOptOuts(
       evidence: {
         reason: `${was.source} was cleared on the record (it showed "${was.label}")`,
         source_record_id: factEventId(record.external_id, was.source, "cleared"),
+      },
+    });
+  }
+  return out;
+}
+
+/**
+ * Consents withdrawn on a record whose system keeps no history of them (a Mailchimp GDPR marketing
+ * permission, `requires_consent`): given at the last snapshot, not given now. The system does not
+ * say who withdrew it, so it is held as the person's: only their own opt-in gives it again. It is
+ * dated by the record's last change, which is at or after the withdrawal, else when seen.
+ */
+function withdrawnConsents(
+  record: ExternalRecord,
+  before: SnapshotView | undefined,
+  observed_at: string,
+): ConsentObservation[] {
+  const out: ConsentObservation[] = [];
+  for (const [was, now] of unversionedFacts(record, before)) {
+    if (was.requires_consent !== true || was.status !== "opted_in") continue;
+    if (now.status === "opted_in" || now.status === "pending") continue;
+    const changed = Date.parse(record.updated_at);
+    const at =
+      !Number.isNaN(changed) && changed > 0 && changed <= Date.parse(observed_at)
+        ? new Date(changed).toISOString()
+        : observed_at;
+    out.push({
+      external_id: record.external_id,
+      email: recordEmail(record.emails) ?? "",
+      channel: was.channel,
+      kind: "opt_out",
+      scope: was.scope,
+      mechanism: "unknown",
+      actor: { kind: "contact" },
+      occurred_at: at,
+      evidence: {
+        reason: `${was.label.slice(0, 300)} at the last read, now ${now.label.slice(0, 300)}: the consent was withdrawn (the system does not say by whom, so it is held as the person's)`,
+        source_record_id: factEventId(record.external_id, was.source, "withdrawn"),
       },
     });
   }

@@ -27,6 +27,7 @@ const FactSchema = z
     role: z.enum(["state", "record"]).catch("state"),
     unversioned: z.literal(true).optional(),
     account_may_lift: z.literal(true).optional(),
+    requires_consent: z.literal(true).optional(),
     at: z.string().optional(),
   })
   .transform((f): ConsentFact => ({
@@ -48,6 +49,7 @@ const FactSchema = z
     role: f.role,
     ...(f.unversioned === true ? { unversioned: true as const } : {}),
     ...(f.account_may_lift === true ? { account_may_lift: true as const } : {}),
+    ...(f.requires_consent === true ? { requires_consent: true as const } : {}),
     ...(f.at !== undefined ? { at: f.at } : {}),
   }));
 
@@ -123,6 +125,7 @@ const CurrentSnapshotSchema = z.object({
       role: z.enum(["state", "record"]),
       unversioned: z.literal(true).exactOptional(),
       account_may_lift: z.literal(true).exactOptional(),
+      requires_consent: z.literal(true).exactOptional(),
       at: z.string().exactOptional(),
     }),
   ),
@@ -248,6 +251,7 @@ const FACT_KEYS = new Set([
   "role",
   "unversioned",
   "account_may_lift",
+  "requires_consent",
   "at",
 ]);
 const STATUSES = new Set(["opted_out", "opted_in", "pending", "none"]);
@@ -263,6 +267,7 @@ const isFact = (f: unknown): f is ConsentFact =>
   (f.role === "state" || f.role === "record") &&
   (f.unversioned === undefined || f.unversioned === true) &&
   (f.account_may_lift === undefined || f.account_may_lift === true) &&
+  (f.requires_consent === undefined || f.requires_consent === true) &&
   optional(f.at, isString);
 
 const KIND_KEYS = new Set(["kind"]);

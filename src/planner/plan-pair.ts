@@ -12,6 +12,7 @@ import {
   recordedConsent,
   sameObservedScope,
   shownConsent,
+  showsNotSent,
   type ObservedScope,
 } from "../core/consent/system-consent";
 import {
@@ -70,11 +71,14 @@ const scopeLabel = (s: Scope): string => (s.kind === "global" ? "all email" : `t
 
 const NO_ENDINGS: ReadonlySet<string> = new Set();
 
-/** Whether a platform record shows the target opted out (so no opt-out needs writing there). */
+/**
+ * Whether a platform record shows the target opted out, or its consent not given where the target
+ * requires one (so no opt-out needs writing there).
+ */
 function platformShowsOptOut(rec: PlatformRecordState, target: PlanConsentTarget): boolean {
   if (target.shown_by === "membership")
     return target.construct.kind !== "construct" || !rec.list_ids.includes(target.construct.construct.id);
-  return shownConsent(rec.consent_state, target.construct) === "opt_out";
+  return showsNotSent(rec.consent_state, target.construct);
 }
 
 /** The account's own target (its whole-account scope), which a resubscribe request is about. */
@@ -551,6 +555,58 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
             account.scope,
           );
         }
+      }
+
+      // 1d. A construct that holds the person's consent as given or not (a GDPR marketing
+      // permission) takes their own opt-in to its topic: made for the topic itself (a global
+      // sign-up is no consent to one purpose), outside this platform, after the record's last
+      // change there, the person's own act or an override with evidence. Anything else leaves it
+      // as it is there.
+      for (const target of p.targets) {
+        if (target.construct.kind !== "construct" || target.shown_by !== "facts") continue;
+        const facts = rec.consent_state.filter((f) => sameObservedScope(f.scope, target.construct));
+        if (!facts.some((f) => f.requires_consent === true)) continue;
+        if (shownConsent(facts, target.construct) !== undefined) continue;
+        const d = decisionFor(state, target.scope);
+        const basis = d.decided_by !== undefined ? c.events.find((e) => e.id === d.decided_by) : undefined;
+        if (!d.sendable || d.status !== "opted_in" || basis?.kind !== "opt_in") continue;
+        if (basis.basis !== "express" || basis.source.connection === p.connection_id) continue;
+        if (
+          basis.scope.kind !== "topic" ||
+          target.scope.kind !== "topic" ||
+          basis.scope.topic !== target.scope.topic
+        )
+          continue;
+        if (!isPersonsOwnOptInEvent(basis)) continue;
+        // After the record's last change there: the system keeps no history of the permission, and
+        // a withdrawal Concord never read (made before it was linked) moved that change past it.
+        const changed = rec.updated_at !== undefined ? Date.parse(rec.updated_at) : Number.NaN;
+        if (Number.isNaN(changed) || Date.parse(basis.occurred_at) <= changed) continue;
+        emit(
+          p.connection_id,
+          [id],
+          "consent",
+          {
+            code: "opt_in_to_platform",
+            message: `The person opted in to ${scopeLabel(target.scope)} (${basis.id}: ${basis.mechanism} in ${basis.source.connection}, ${basis.occurred_at}); ${p.connection_id} does not show ${target.label} given.`,
+          },
+          {
+            kind: "record_opt_in",
+            external_id: rec.external_id,
+            scope: target.construct,
+            occurred_at: basis.occurred_at,
+            origin: {
+              system: basis.source.system,
+              connection: basis.source.connection,
+              mechanism: basis.mechanism,
+              actor: basis.actor.kind,
+              ...(basis.evidence.request_reference !== undefined
+                ? { request_reference: basis.evidence.request_reference }
+                : {}),
+            },
+          },
+          target.scope,
+        );
       }
 
       // 1b. The CRM record ended (deceased, inactive, deleted): the opt-out above goes first; the

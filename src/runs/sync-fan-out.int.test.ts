@@ -240,3 +240,243 @@ describe("a Mailchimp topic named as the wrong kind of construct (SQLite)", () =
     }
   });
 });
+
+describe("a Mailchimp GDPR marketing permission standing for a topic (SQLite)", () => {
+  let h: SyncHarness;
+  const re: Record<string, string> = {};
+  type GdprState = {
+    audiences: {
+      members: {
+        email_address: string;
+        status: string;
+        marketing_permissions: { marketing_permission_id: string; text: string; enabled: boolean }[];
+      }[];
+    }[];
+  };
+
+  beforeEach(async () => {
+    h = await startSyncHarness(sqliteBackend(), {
+      mailchimp: true,
+      // Appeals are sent by Mailchimp only to those who gave its "Email" permission.
+      configure: (raw) => {
+        (raw["topics"] as { constructs: Record<string, unknown> }[])[0]!.constructs["mc"] = {
+          type: "marketing_permission",
+          name: "Email",
+        };
+        const pair = (
+          raw["pairs"] as { audiences: { platform: string; platform_list: { name: string } }[] }[]
+        )[0]!;
+        pair.audiences = pair.audiences.filter(
+          (a) => !(a.platform === "mc" && a.platform_list.name === "Appeals"),
+        );
+      },
+    });
+    await post(h.mcOrigin!, "/__emulator/seed", {
+      audience: { id: "a1b2c3d4e5", name: "Supporters", marketing_permissions: true },
+    });
+    const names = ["ada", "bob"];
+    const ids = await h.seedRe(names.map((n) => individual(`${n}@example.org`, n, "Example")));
+    for (const [i, n] of names.entries()) re[n] = ids[i] ?? "";
+    await addToReList(h, RE_LISTS.news, ids);
+    await addToReList(h, RE_LISTS.appeals, ids);
+    const first = await h.sync();
+    expect(first.execution?.operations.failed, JSON.stringify(first.execution)).toBe(0);
+    h.advance(60_000);
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  const post = async (origin: string, path: string, body: unknown) => {
+    const r = await fetch(`${origin}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (!r.ok) throw new Error(await r.text());
+    return r.json();
+  };
+  const mcState = async () => {
+    const state = (await (await fetch(`${h.mcOrigin!}/__emulator/state`)).json()) as GdprState;
+    return state.audiences[0]!;
+  };
+  const emailPermission = async (): Promise<string> => {
+    const member = (await mcState()).members[0];
+    const found = member?.marketing_permissions.find((p) => p.text === "Email");
+    if (!found) throw new Error("no Email permission in the audience");
+    return found.marketing_permission_id;
+  };
+  const given = async (name: string): Promise<boolean> => {
+    const m = (await mcState()).members.find((x) => x.email_address === `${name}@example.org`);
+    return m?.marketing_permissions.find((p) => p.text === "Email")?.enabled === true;
+  };
+  const setPermission = async (name: string, enabled: boolean, as: "contact" | "api") => {
+    const id = await emailPermission();
+    if (as === "contact")
+      await post(h.mcOrigin!, "/__emulator/act", {
+        as: "contact",
+        action: "update_profile",
+        email: `${name}@example.org`,
+        marketing_permissions: [{ marketing_permission_id: id, enabled }],
+      });
+    else {
+      // An account user ticking it through the API.
+      const token = (await post(h.mcOrigin!, "/__emulator/token", {})) as { api_key: string };
+      const r = await fetch(
+        `${h.mcOrigin!}/3.0/lists/a1b2c3d4e5/members/${encodeURIComponent(`${name}@example.org`)}`,
+        {
+          method: "PATCH",
+          headers: {
+            authorization: `Basic ${Buffer.from(`staff:${token.api_key}`).toString("base64")}`,
+            "content-type": "application/json",
+          },
+          body: JSON.stringify({ marketing_permissions: [{ marketing_permission_id: id, enabled }] }),
+        },
+      );
+      if (!r.ok) throw new Error(await r.text());
+    }
+  };
+  const appealsConsent = (name: string): string | null => {
+    const consents = h.re.state.listConsents(re[name] ?? "", {
+      mostRecentOnly: false,
+      channels: [],
+      categories: [],
+    }) as { category?: string; constituent_consent_response: string }[];
+    return consents.filter((r) => r.category === "Appeals").at(-1)?.constituent_consent_response ?? null;
+  };
+
+  it("a permission withdrawn on Mailchimp is the topic's opt-out in every system; an account's tick after it is taken back", async () => {
+    // Ada gives the permission on Mailchimp's form: no system is told anything.
+    await setPermission("ada", true, "contact");
+    h.advance(1_000);
+    const seen = await h.sync();
+    expect(seen.execution?.operations.failed).toBe(0);
+    expect(await given("ada")).toBe(true);
+    expect(appealsConsent("ada")).toBe(null);
+
+    // She withdraws it: the CRM records her appeals opt-out, and the appeals account unsubscribes her.
+    h.advance(60_000);
+    await setPermission("ada", false, "contact");
+    h.advance(1_000);
+    const withdrawn = await h.sync();
+    expect(withdrawn.execution?.operations.failed, JSON.stringify(withdrawn.execution)).toBe(0);
+    expect(appealsConsent("ada")).toBe("OptOut");
+    expect(h.ccContact(h.ccAppeals, "ada@example.org")?.email_address?.permission_to_send).toBe(
+      "unsubscribed",
+    );
+    // Only the topic: all email still reaches her, in Mailchimp and the CRM.
+    expect((await mcState()).members.find((m) => m.email_address === "ada@example.org")?.status).toBe(
+      "subscribed",
+    );
+    expect((await h.reGet(`/constituent/v1/constituents/${re["ada"] ?? ""}`)).requests_no_email).toBe(false);
+    // Bob never gave it: not giving is no opt-out, and nothing is written for him.
+    expect(appealsConsent("bob")).toBe(null);
+    expect(await given("bob")).toBe(false);
+    const explained = await explainContact(h.store, h.config, "ada@example.org");
+    if (explained.kind !== "found") throw new Error(explained.kind);
+    const optOut = (await eventsForContact(h.store, explained.people[0]!.contact.id))
+      .map(({ event }) => event)
+      .find((e) => e.kind === "opt_out" && e.source.connection === "mc");
+    expect(optOut).toMatchObject({
+      scope: { kind: "topic", topic: "appeals" },
+      actor: { kind: "contact" },
+      mechanism: "unknown",
+    });
+
+    // An account user ticks it again through the API: no act of hers, so Concord takes it back.
+    h.advance(60_000);
+    await setPermission("ada", true, "api");
+    h.advance(1_000);
+    const ticked = await h.sync();
+    expect(ticked.execution?.operations.failed).toBe(0);
+    expect(await given("ada")).toBe(false);
+    expect(appealsConsent("ada")).toBe("OptOut");
+  });
+
+  it("a topic opt-out made in the CRM withdraws the permission on Mailchimp, where it was given", async () => {
+    await setPermission("bob", true, "contact");
+    h.advance(1_000);
+    await h.sync();
+    expect(await given("bob")).toBe(true);
+    h.advance(60_000);
+    await h.reAct({
+      action: "add_consent",
+      constituent_id: re["bob"],
+      category: "Appeals",
+      response: "OptOut",
+      consent: { source: "Phone call" },
+    });
+    h.advance(60_000);
+    const out = await h.sync({ full: true });
+    expect(out.execution?.operations.failed, JSON.stringify(out.execution)).toBe(0);
+    expect(await given("bob")).toBe(false);
+    expect((await mcState()).members.find((m) => m.email_address === "bob@example.org")?.status).toBe(
+      "subscribed",
+    );
+    // Withdrawn is what Concord wanted: the next plan writes nothing more for it.
+    h.advance(60_000);
+    const quiet = await h.sync();
+    expect(quiet.plan?.counts.operations["mc"] ?? {}).toEqual({});
+
+    // Bob ticks appeals on the charity's web form, which the CRM records as his own act: Mailchimp
+    // shows the permission given again.
+    h.advance(60_000);
+    await h.reAct({
+      action: "add_consent",
+      constituent_id: re["bob"],
+      category: "Appeals",
+      response: "OptIn",
+      consent: { source: "Web form" },
+    });
+    h.advance(60_000);
+    const back = await h.sync({ full: true });
+    expect(back.execution?.operations.failed, JSON.stringify(back.execution)).toBe(0);
+    expect(await given("bob")).toBe(true);
+  });
+
+  it("the person's opt-in older than a withdrawal Concord never read does not give the permission back", async () => {
+    await h.reAct({
+      action: "add_consent",
+      constituent_id: re["bob"],
+      category: "Appeals",
+      response: "OptIn",
+      consent: { source: "Web form" },
+    });
+    // Between two reads, Bob gives the permission on Mailchimp's form and withdraws it again.
+    h.advance(60_000);
+    await setPermission("bob", true, "contact");
+    h.advance(60_000);
+    await setPermission("bob", false, "contact");
+    h.advance(60_000);
+    const out = await h.sync({ full: true });
+    expect(out.execution?.operations.failed, JSON.stringify(out.execution)).toBe(0);
+    expect(await given("bob")).toBe(false);
+    expect(out.plan?.counts.operations["mc"]?.record_opt_in).toBeUndefined();
+  });
+
+  it("an opt-in that is not the person's own gives no permission", async () => {
+    // Neither gave it. An admin imports an appeals opt-in for Ada into the CRM: the account's
+    // record, not her consent to appeals by email on Mailchimp. Staff note Bob's yes on a call,
+    // with no written request to point to: a request for him to confirm, not his opt-in.
+    await h.reAct({
+      action: "add_consent",
+      constituent_id: re["ada"],
+      category: "Appeals",
+      response: "OptIn",
+      consent: { source: "Import" },
+    });
+    await h.reAct({
+      action: "add_consent",
+      constituent_id: re["bob"],
+      category: "Appeals",
+      response: "OptIn",
+      consent: { source: "Phone call" },
+    });
+    h.advance(60_000);
+    const out = await h.sync({ full: true });
+    expect(out.execution?.operations.failed, JSON.stringify(out.execution)).toBe(0);
+    expect(await given("ada")).toBe(false);
+    expect(await given("bob")).toBe(false);
+    expect(out.plan?.counts.operations["mc"]?.record_opt_in).toBeUndefined();
+  });
+});

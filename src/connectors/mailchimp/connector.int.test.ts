@@ -548,6 +548,82 @@ describe("Mailchimp connector", () => {
     expect((await optIn("contact"))[0]?.status).toBe("succeeded");
   });
 
+  it("withdraws a GDPR marketing permission standing for a topic, named by its text, and gives it again for the person's own opt-in only", async () => {
+    const a = await startMailchimpTestAccount({ audience: { marketing_permissions: true } });
+    running.push(a);
+    const session = mailchimpManifest.connect(a.settings, a.runtime);
+    const [m] = await a.seed([
+      { email: "gdpr@example.org", status: "subscribed", marketing_permissions: ["Email"] },
+    ]);
+    const permission = async () => {
+      const r = await session.get([m!.id]);
+      if (!r.ok) throw new Error(r.error.message);
+      return r.value.records[0]!.consent_state.filter((f) => f.source === "marketing_permissions");
+    };
+    // Each permission reads as a fact a topic can name by its text; not given is no consent.
+    expect(await permission()).toEqual([
+      expect.objectContaining({
+        scope: { kind: "construct", construct: { type: "marketing_permission", id: "Email", name: "Email" } },
+        status: "opted_in",
+        requires_consent: true,
+      }),
+      expect.objectContaining({
+        scope: {
+          kind: "construct",
+          construct: {
+            type: "marketing_permission",
+            id: "Customized Online Advertising",
+            name: "Customized Online Advertising",
+          },
+        },
+        status: "none",
+        requires_consent: true,
+      }),
+    ]);
+    const scope = { kind: "construct" as const, construct: { type: "marketing_permission", id: "email" } };
+    const out = await session.apply([personsOptOut(a, "p1", m!.id, "gdpr@example.org", scope)]);
+    expect(out[0]).toMatchObject({ status: "succeeded" });
+    expect((await permission())[0]).toMatchObject({ status: "none" });
+    // The member stays subscribed: only the permission is withdrawn.
+    expect(await statusOf(a, "gdpr@example.org")).toBe("subscribed");
+    const again = await session.apply([personsOptOut(a, "p2", m!.id, "gdpr@example.org", scope)]);
+    expect(again[0]).toMatchObject({ status: "succeeded", code: "already_applied" });
+
+    const optIn = (actor: "contact" | "account") =>
+      session.apply([
+        {
+          kind: "record_opt_in",
+          op_id: `pin-${actor}`,
+          external_id: m!.id,
+          scope,
+          occurred_at: a.runtime.now().toISOString(),
+          origin: { system: "blackbaud-renxt", connection: "re", mechanism: "preference_page", actor },
+        },
+      ]);
+    expect((await optIn("account"))[0]).toMatchObject({
+      status: "failed",
+      code: "consent_requires_contact_action",
+    });
+    expect((await permission())[0]).toMatchObject({ status: "none" });
+    expect((await optIn("contact"))[0]?.status).toBe("succeeded");
+    expect((await permission())[0]).toMatchObject({ status: "opted_in" });
+
+    // A permission the audience does not have fails, naming the ones it has.
+    const unknown = await session.apply([
+      personsOptOut(a, "p3", m!.id, "gdpr@example.org", {
+        kind: "construct",
+        construct: { type: "marketing_permission", id: "Direct Mail" },
+      }),
+    ]);
+    expect(unknown[0]).toMatchObject({
+      status: "failed",
+      code: "validation_failed",
+      message: expect.stringContaining(
+        "no GDPR marketing permission named “Direct Mail”; its permissions are “Email”, “Customized Online Advertising”",
+      ),
+    });
+  });
+
   it("changes an address once: a retry after the change answers already applied, by the same contact id", async () => {
     const { a, session } = await account();
     const [m] = await a.seed([{ email: "old@example.org", status: "subscribed" }]);

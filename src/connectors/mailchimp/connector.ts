@@ -46,6 +46,7 @@ import {
   announcementStands,
   interestListId,
   isPlausibleEmail,
+  MARKETING_PERMISSION,
   memberId,
   memberToConsent,
   memberToRecord,
@@ -422,12 +423,16 @@ export function createMailchimpSession(
     return [opOutcome(op, { status: "succeeded", external_id })];
   };
 
-  /** The list a scope names: a tag or a group (interest), or the whole audience. */
+  /** The list a scope names: a tag, a group (interest), a GDPR marketing permission, or the whole audience. */
   const listOfScope = (
     scope: Extract<ConnectorOperation, { kind: "record_opt_out" }>["scope"],
-  ): { kind: "audience" } | { kind: "tag" | "interest"; id: string } | { kind: "other"; type: string } => {
+  ):
+    | { kind: "audience" }
+    | { kind: "tag" | "interest" | "permission"; id: string }
+    | { kind: "other"; type: string } => {
     if (scope.kind !== "construct") return { kind: "audience" };
     const c = scope.construct;
+    if (c.type === MARKETING_PERMISSION) return { kind: "permission", id: c.id };
     const id = c.id.replace(/^(tag|interest):/, "");
     // The id's kind first: it is what the audience has, whatever the config called it.
     if (c.id.startsWith("interest:")) return { kind: "interest", id };
@@ -501,9 +506,35 @@ export function createMailchimpSession(
           opOutcome(op, {
             status: "failed",
             code: "validation_failed",
-            message: `Mailchimp has no "${target.type}" to opt out of; a topic here is the audience, a group (interest) or a tag.`,
+            message: `Mailchimp has no "${target.type}" to opt out of; a topic here is the audience, a group (interest), a tag or a GDPR marketing permission.`,
           }),
         ]);
+      if (target.kind === "permission") {
+        const permission = permissionOf(m.value, target.id);
+        if (!permission.ok) return ok([fromError(op, permission.error)]);
+        if (permission.value.enabled !== true)
+          return ok([
+            opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id }),
+          ]);
+        const written = patched(
+          op,
+          await patchMember(
+            listId,
+            op.external_id,
+            {
+              marketing_permissions: [
+                { marketing_permission_id: permission.value.marketing_permission_id, enabled: false },
+              ],
+            },
+            "consent",
+          ),
+          op.external_id,
+        );
+        if (m.value.status !== "archived" || written[0]?.status !== "succeeded") return ok(written);
+        return ok([
+          await archiveAgain(op, listId, "its marketing permission is withdrawn", { sendable: true }),
+        ]);
+      }
       if (target.kind === "interest") {
         if (m.value.interests?.[target.id] !== true)
           return ok([
@@ -555,10 +586,11 @@ export function createMailchimpSession(
 
   const recordOptIn = (op: Extract<ConnectorOperation, { kind: "record_opt_in" }>): Promise<Run> => {
     const target = listOfScope(op.scope);
-    // Only a group (interest) can take a person's own opt-in; the audience itself needs their
-    // confirmation (request_resubscribe), and Concord never writes anyone else's opt-in.
+    // Only a group (interest) or a marketing permission can take a person's own opt-in; the
+    // audience itself needs their confirmation (request_resubscribe), and Concord never writes
+    // anyone else's opt-in.
     if (
-      target.kind !== "interest" ||
+      (target.kind !== "interest" && target.kind !== "permission") ||
       !isPersonsOwnOptIn({
         actor: op.origin.actor,
         mechanism: op.origin.mechanism,
@@ -573,15 +605,74 @@ export function createMailchimpSession(
             "Only the person can subscribe again in Mailchimp (its confirmation email or a sign-up form); use request_resubscribe.",
         }),
       ]);
-    return withAudience(async (listId) =>
-      ok(
+    if (target.kind === "interest")
+      return withAudience(async (listId) =>
+        ok(
+          patched(
+            op,
+            await patchMember(listId, op.external_id, { interests: { [target.id]: true } }, "consent"),
+            op.external_id,
+          ),
+        ),
+      ).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
+    return withAudience(async (listId) => {
+      const m = await fetchMember(listId, op.external_id, "consent");
+      if (!m.ok) return m;
+      if (!m.value)
+        return ok([
+          opOutcome(op, {
+            status: "failed",
+            code: "not_found",
+            message: `Member ${op.external_id} is not in the Mailchimp audience.`,
+          }),
+        ]);
+      const permission = permissionOf(m.value, target.id);
+      if (!permission.ok) return ok([fromError(op, permission.error)]);
+      if (permission.value.enabled === true)
+        return ok([
+          opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id }),
+        ]);
+      return ok(
         patched(
           op,
-          await patchMember(listId, op.external_id, { interests: { [target.id]: true } }, "consent"),
+          await patchMember(
+            listId,
+            op.external_id,
+            {
+              marketing_permissions: [
+                { marketing_permission_id: permission.value.marketing_permission_id, enabled: true },
+              ],
+            },
+            "consent",
+          ),
           op.external_id,
         ),
-      ),
-    ).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
+      );
+    }).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
+  };
+
+  /**
+   * The member's GDPR marketing permission a topic names, by its text (or its id): Mailchimp lists
+   * an audience's permissions on its members only.
+   */
+  const permissionOf = (
+    m: McMember,
+    named: string,
+  ): ConnectorResult<NonNullable<McMember["marketing_permissions"]>[number]> => {
+    const permissions = m.marketing_permissions ?? [];
+    const key = named.trim().toLowerCase();
+    const found = permissions.find(
+      (p) =>
+        (p.text ?? "").trim().toLowerCase() === key || p.marketing_permission_id.trim().toLowerCase() === key,
+    );
+    if (found !== undefined) return ok(found);
+    return err({
+      code: "validation_failed",
+      message:
+        permissions.length === 0
+          ? `The Mailchimp audience has no GDPR marketing permissions, so it has none named “${named}”; turn on its GDPR fields or map the topic to another construct.`
+          : `The Mailchimp audience has no GDPR marketing permission named “${named}”; its permissions are ${permissions.map((p) => `“${(p.text ?? "").trim() || p.marketing_permission_id}”`).join(", ")}.`,
+    });
   };
 
   const requestResubscribe = (

@@ -2,7 +2,7 @@
  * Mailchimp Marketing as data: an API key (or an OAuth token with its data centre), the API found
  * from the key's `-usNN` suffix, no daily quota but 10 connections at once, audience webhooks
  * (form-encoded, the secret in the URL), one audience per connection with its groups (interests)
- * and tags as topics and lists, resubscribe only by Mailchimp's own confirmation email, and merge
+ * and tags as topics and lists, its GDPR marketing permissions as topics, resubscribe only by Mailchimp's own confirmation email, and merge
  * fields as profile fields.
  */
 import { controlApi, postControl } from "../emulator-kit/world";
@@ -84,6 +84,12 @@ export const mailchimpManifest: ConnectorManifest = {
       lookup: "lists",
       list_id_prefix: "tag:",
       shown_by: "membership",
+    },
+    // An audience's GDPR fields: Mailchimp lists them on its members only, by their text.
+    marketing_permission: {
+      label: "GDPR marketing permission",
+      identified_by: "name",
+      shown_by: "facts",
     },
   },
   fields: {

@@ -83,6 +83,9 @@ export function howTheyLeft(m: McMember): { mechanism: Mechanism; actor: Actor }
   return { mechanism: "unknown", actor: { kind: "contact" } };
 }
 
+/** The construct type of a GDPR marketing permission of the audience, as a topic names it. */
+export const MARKETING_PERMISSION = "marketing_permission";
+
 /** What a member shows about consent, as typed facts. */
 export function memberConsentFacts(m: McMember): ConsentFact[] {
   const at = m.status === "subscribed" ? toUtc(m.timestamp_opt) : toUtc(m.last_changed);
@@ -97,24 +100,26 @@ export function memberConsentFacts(m: McMember): ConsentFact[] {
       ...(at !== undefined ? { at } : {}),
     },
   ];
-  for (const p of m.marketing_permissions ?? [])
+  for (const p of m.marketing_permissions ?? []) {
+    // A permission is the topic a config names by its text: the audience's form shows only that,
+    // and its id is found on any member's permissions when Concord writes one.
+    const text = (p.text ?? "").trim() || p.marketing_permission_id;
     facts.push({
       channel: "email",
       scope: {
         kind: "construct",
-        construct: {
-          type: "marketing_permission",
-          id: p.marketing_permission_id,
-          ...(p.text ? { name: p.text } : {}),
-        },
+        construct: { type: MARKETING_PERMISSION, id: text, name: text },
       },
       status: p.enabled === true ? "opted_in" : "none",
       source: "marketing_permissions",
-      label: `marketing permission “${p.text ?? p.marketing_permission_id}”: ${p.enabled === true ? "given" : "not given"}`,
+      label: `marketing permission “${text}”: ${p.enabled === true ? "given" : "not given"}`,
       role: "state",
       // Mailchimp keeps no date or history for a permission.
       unversioned: true,
+      // Not given is no consent: nothing is sent for it (GDPR).
+      requires_consent: true,
     });
+  }
   return facts;
 }
 

@@ -56,6 +56,12 @@ export type ConsentFact = {
    * request beside it).
    */
   account_may_lift?: true;
+  /**
+   * The system holds this scope's consent as given or not given, nothing else (a Mailchimp GDPR
+   * marketing permission): `none` is consent not given, so nothing is sent for the scope, and a
+   * consent given that a later read no longer shows was withdrawn.
+   */
+  requires_consent?: true;
   /** When the system says the state was taken (ISO-8601 UTC), where it says. */
   at?: string;
 };
@@ -90,6 +96,20 @@ export function shownConsent(
   if (state.some((f) => f.status === "opted_out")) return "opt_out";
   if (state.some((f) => f.status === "opted_in")) return "opt_in";
   return undefined;
+}
+
+/**
+ * Whether a record shows that nothing is sent to the person for a scope: it shows an opt-out, or
+ * the scope requires a consent the record does not show given.
+ */
+export function showsNotSent(
+  facts: readonly ConsentFact[],
+  scope: ObservedScope,
+  channel: Channel = "email",
+): boolean {
+  const shown = shownConsent(facts, scope, channel);
+  if (shown === "opt_out") return true;
+  return shown !== "opt_in" && ofScope(facts, scope, channel).some((f) => f.requires_consent === true);
 }
 
 /**

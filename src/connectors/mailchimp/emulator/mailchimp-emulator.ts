@@ -1193,6 +1193,8 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
     last_name?: string;
     merge_fields?: Record<string, string>;
     interests?: string[];
+    /** The GDPR marketing permissions given, by text or id (the audience's GDPR fields on). */
+    marketing_permissions?: string[];
     tags?: string[];
     source?: string;
     timestamp_signup?: string;
@@ -1218,6 +1220,7 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
       if (existing) {
         existing.name = a.name;
         if (typeof a.double_optin === "boolean") existing.double_optin = a.double_optin;
+        if (a.marketing_permissions === true) store.enableGdprFields(existing);
       }
       const audience = existing ?? store.createAudience(a);
       for (const c of Array.isArray(a.interest_categories) ? a.interest_categories : []) {
@@ -1284,6 +1287,17 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
             throw new EmulatorControlError("invalid_seed", `No group (interest) "${name}" in the audience.`);
           return found.id;
         });
+        const permissionIds = (raw.marketing_permissions ?? []).map((name) => {
+          const found = audience.permissions.find(
+            (p) => p.marketing_permission_id === name || p.text === name,
+          );
+          if (!found)
+            throw new EmulatorControlError(
+              "invalid_seed",
+              `No marketing permission "${name}" in the audience (seed it with "marketing_permissions": true).`,
+            );
+          return found.marketing_permission_id;
+        });
         let member: Member;
         try {
           member = store.addMember(
@@ -1296,6 +1310,10 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
                 ...(raw.merge_fields ?? {}),
               },
               interests: Object.fromEntries(interestIds.map((id) => [id, true])),
+              marketing_permissions: permissionIds.map((id) => ({
+                marketing_permission_id: id,
+                enabled: true,
+              })),
               tags: raw.tags ?? [],
               ...(raw.timestamp_signup !== undefined ? { timestamp_signup: raw.timestamp_signup } : {}),
             },
@@ -1427,6 +1445,9 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
             {
               ...(b.merge_fields !== undefined ? { merge_fields: b.merge_fields } : {}),
               ...(b.interests !== undefined ? { interests: b.interests } : {}),
+              ...(b.marketing_permissions !== undefined
+                ? { marketing_permissions: b.marketing_permissions }
+                : {}),
             },
             { source: "user" },
           );

@@ -248,16 +248,24 @@ export class MailchimpStore {
       categories: [],
       interests: [],
       tags: [],
-      permissions: input.marketing_permissions
-        ? [
-            { marketing_permission_id: hex(5), text: "Email" },
-            { marketing_permission_id: hex(5), text: "Customized Online Advertising" },
-          ]
-        : [],
+      permissions: [],
       forgotten: new Set(),
     };
+    if (input.marketing_permissions === true) this.enableGdprFields(audience);
     this.audiences.set(id, audience);
     return audience;
+  }
+
+  /** Turns on an audience's GDPR fields: its marketing permissions, none given by any member yet. */
+  enableGdprFields(audience: Audience): void {
+    audience.marketing_permissions_enabled = true;
+    if (audience.permissions.length > 0) return;
+    audience.permissions = [
+      { marketing_permission_id: hex(5), text: "Email" },
+      { marketing_permission_id: hex(5), text: "Customized Online Advertising" },
+    ];
+    for (const m of audience.members.values())
+      for (const p of audience.permissions) m.marketing_permissions[p.marketing_permission_id] = false;
   }
 
   audience(listId: string): Audience {
