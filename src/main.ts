@@ -25,6 +25,7 @@ import { manifestOf } from "./connectors/registry";
 import { startDemo } from "./demo/start-demo";
 import { explainContact } from "./explain/explain-contact";
 import { openEngineContext } from "./open-engine";
+import { createLogger } from "./observability/logger";
 import { engineRuntimeFor } from "./engine-runtime-for";
 import { storePoolSize } from "./jobs/connection-budget";
 import { createConcordMetrics } from "./server/api/metrics";
@@ -288,8 +289,14 @@ async function main(argv: readonly string[]): Promise<number> {
   };
 
   const program = buildProgram(services);
+  // A one-shot command's output is stdout (its --json a single document); its log lines go to stderr.
   const openEngine = (configFile: string | undefined) =>
-    openEngineContext({ env, processEnv: process.env, configFile });
+    openEngineContext({
+      env,
+      processEnv: process.env,
+      configFile,
+      logger: createLogger({ level: env.LOG_LEVEL, destination: process.stderr }),
+    });
   registerExplainCommand(program, {
     explain: async (email, { config: configFile, ...options }) => {
       const opened = await openEngine(configFile);

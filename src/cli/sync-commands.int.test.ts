@@ -358,4 +358,63 @@ pairs:
     expect(tampered.code).toBe(1);
     expect(tampered.stdout).toContain("changed after signing");
   }, 120_000);
+
+  it("an override with --no-carry waits for the next sync; one a system cannot take now exits 1 naming it", async () => {
+    // Bob's flag was set by an admin and carried to Constant Contact (the reconcile test above).
+    const bobInRe = () =>
+      [...re.state.constituents.values()].find((c) => c.fields["first"] === "bob")?.requests_no_email;
+    expect(bobInRe()).toBe(true);
+    const recorded = await concord([
+      "override",
+      "bob@example.org",
+      "--by",
+      "Ops",
+      "--reference",
+      "letter 12",
+      "--asked-at",
+      new Date().toISOString(),
+      "--no-carry",
+      "--json",
+    ]);
+    expect(recorded.code, recorded.stderr).toBe(0);
+    expect(JSON.parse(recorded.stdout)).toMatchObject({ recorded: "appended", carried: [] });
+    // Recorded only: no system was written to.
+    expect(bobInRe()).toBe(true);
+    expect(cc.store.findByEmail("bob@example.org")?.resubscribe ?? null).toBeNull();
+    const text = await concord(["sync"]);
+    expect(text.code, text.stdout + text.stderr).not.toBe(2);
+    expect(bobInRe()).toBe(false);
+    expect(cc.store.findByEmail("bob@example.org")?.resubscribe).toMatchObject({ confirmed_at: null });
+
+    // Ada unsubscribes in Constant Contact, which a sync carries to the CRM; she writes asking for
+    // email again while Constant Contact refuses Concord's token.
+    await post(cc.baseUrl, "/__emulator/act", {
+      as: "contact",
+      action: "unsubscribe",
+      email: "ada@example.org",
+    });
+    expect((await concord(["sync"])).code).not.toBe(2);
+    await post(cc.baseUrl, "/__emulator/oauth/revoke", {});
+    const stopped = await concord([
+      "override",
+      "ada@example.org",
+      "--by",
+      "Ops",
+      "--reference",
+      "letter 13",
+      "--asked-at",
+      new Date().toISOString(),
+      "--json",
+    ]);
+    expect(stopped.code, stopped.stderr).toBe(1);
+    // The JSON alone on stdout; the log says why the connection stopped, on stderr.
+    expect(stopped.stderr).toContain("connection cc-main is broken");
+    expect(JSON.parse(stopped.stdout)).toMatchObject({
+      recorded: "appended",
+      carried: [
+        { pair_id: "re-cc", status: "left_for_next_sync", problem: expect.stringContaining("cc-main") },
+      ],
+    });
+    expect(cc.store.findByEmail("ada@example.org")?.resubscribe ?? null).toBeNull();
+  }, 120_000);
 });
