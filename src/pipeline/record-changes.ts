@@ -5,7 +5,8 @@
  */
 import { z } from "zod";
 import { scopeKey, type ConsentEvent, type Scope } from "../core/consent/consent-event";
-import { sameObservedScope } from "../core/consent/system-consent";
+import { decisionFor, foldChannelConsent } from "../core/consent/consent-state";
+import { sameObservedScope, type ObservedScope } from "../core/consent/system-consent";
 import { endingEventId } from "../core/consent/record-ending";
 import { normaliseEmail } from "../core/identity/normalise-email";
 import { matchRecord, type AmbiguityReason } from "../core/identity/match-record";
@@ -116,6 +117,7 @@ const SnapshotViewSchema = z.object({
   deceased: z.boolean().optional(),
   inactive: z.boolean().optional(),
   deleted: z.boolean().optional(),
+  updated_at: z.string().optional().catch(undefined),
 });
 type SnapshotView = z.infer<typeof SnapshotViewSchema>;
 
@@ -190,6 +192,8 @@ export async function recordChanges(
   const ended = new Set<ConsentObservation>();
   /** Opt-outs derived from a fact without history set again: recorded only where nothing else says so. */
   const setAgain = new Set<ConsentObservation>();
+  /** Consents withdrawn on a record without history: news only where the scope was still sent (`withdrawalIsNews`). */
+  const withdrawn = new Set<ConsentObservation>();
   for (let record of records.values()) {
     counts.records_seen += 1;
     const previous = page.snapshots.get(record.external_id);
@@ -245,7 +249,10 @@ export async function recordChanges(
     identities.set(record.external_id, identity);
 
     derived.push(...clearedOptOuts(record, before, observed_at));
-    derived.push(...withdrawnConsents(record, before, observed_at));
+    for (const o of withdrawnConsents(record, before, observed_at)) {
+      derived.push(o);
+      withdrawn.add(o);
+    }
     for (const o of setAgainOptOuts(record, before, observed_at)) {
       derived.push(o);
       setAgain.add(o);
@@ -303,8 +310,9 @@ export async function recordChanges(
     }
     for (const contact_id of contactIds) {
       if (
-        setAgain.has(observation) &&
-        !(await setAfterItsClear(tx, ctx, contact_id, resolved.scope, drafts))
+        (setAgain.has(observation) &&
+          !(await setAfterItsClear(tx, ctx, contact_id, resolved.scope, drafts))) ||
+        (withdrawn.has(observation) && !(await withdrawalIsNews(tx, contact_id, resolved.scope, observed_at)))
       ) {
         counts.consent_events_duplicate += 1;
         continue;
@@ -603,39 +611,80 @@ function clearedOptOuts(
 /**
  * Consents withdrawn on a record whose system keeps no history of them (a Mailchimp GDPR marketing
  * permission, `requires_consent`): given at the last snapshot, not given now. The system does not
- * say who withdrew it, so it is held as the person's: only their own opt-in gives it again. It is
- * dated by the record's last change, which is at or after the withdrawal, else when seen.
+ * say who withdrew it, so it is held as the person's: only their own opt-in gives it again (unless
+ * Concord made it, `withdrawalIsNews`). It is dated by the record's last change, which is at or
+ * after the withdrawal, and never before the last read's, which showed it given; else when seen.
  */
 function withdrawnConsents(
   record: ExternalRecord,
   before: SnapshotView | undefined,
   observed_at: string,
 ): ConsentObservation[] {
+  if (before === undefined) return [];
   const out: ConsentObservation[] = [];
-  for (const [was, now] of unversionedFacts(record, before)) {
-    if (was.requires_consent !== true || was.status !== "opted_in") continue;
+  for (const now of record.consent_state) {
+    if (now.requires_consent !== true || now.unversioned !== true) continue;
     if (now.status === "opted_in" || now.status === "pending") continue;
-    const changed = Date.parse(record.updated_at);
-    const at =
-      !Number.isNaN(changed) && changed > 0 && changed <= Date.parse(observed_at)
-        ? new Date(changed).toISOString()
-        : observed_at;
+    // The same construct as last read: by id, or by name where a snapshot stored before the
+    // construct was keyed by its name has another id for it.
+    const was = before.consent_state.find(
+      (f) =>
+        f.source === now.source &&
+        f.channel === now.channel &&
+        (sameObservedScope(f.scope, now.scope) || sameNamedConstruct(f.scope, now.scope)),
+    );
+    if (was?.status !== "opted_in") continue;
+    // After the last read that showed it given (the record's time then), by the record's last change
+    // since, which is at or after the withdrawal; never after it was seen.
+    const seen = Date.parse(observed_at);
+    const bounds = [Date.parse(record.updated_at), Date.parse(before.updated_at ?? "")].filter(
+      (t) => !Number.isNaN(t) && t > 0 && t <= seen,
+    );
+    const at = bounds.length > 0 ? new Date(Math.max(...bounds)).toISOString() : observed_at;
     out.push({
       external_id: record.external_id,
       email: recordEmail(record.emails) ?? "",
-      channel: was.channel,
+      channel: now.channel,
       kind: "opt_out",
-      scope: was.scope,
+      scope: now.scope,
       mechanism: "unknown",
       actor: { kind: "contact" },
       occurred_at: at,
       evidence: {
         reason: `${was.label.slice(0, 300)} at the last read, now ${now.label.slice(0, 300)}: the consent was withdrawn (the system does not say by whom, so it is held as the person's)`,
-        source_record_id: factEventId(record.external_id, was.source, "withdrawn"),
+        source_record_id: factEventId(record.external_id, now.source, "withdrawn"),
       },
     });
   }
   return out;
+}
+
+/** Whether two construct scopes are of one type and one name (case and spacing aside). */
+function sameNamedConstruct(a: ObservedScope, b: ObservedScope): boolean {
+  if (a.kind !== "construct" || b.kind !== "construct" || a.construct.type !== b.construct.type) return false;
+  const name = (s: { id: string; name?: string }): string => (s.name ?? s.id).trim().toLowerCase();
+  return name(a.construct) === name(b.construct);
+}
+
+/**
+ * Whether a consent withdrawn on a record (`withdrawnConsents`) is news: no opt-out in force in the
+ * ledger covers the scope. Where one does, Concord itself withdraws the consent there (the
+ * planner's opt-out to the platform), and reading its own write back as the person's opt-out would
+ * outlive the opt-out it copied (an account's, which the account may undo); nor would one of
+ * theirs change what the ledger decides now, and a newer opt-in of theirs lifts both.
+ */
+async function withdrawalIsNews(
+  tx: StoreSession,
+  contact_id: string,
+  scope: Scope,
+  observed_at: string,
+): Promise<boolean> {
+  const held = (await eventsForContact(tx, contact_id)).map(({ event }) => event);
+  const state = foldChannelConsent(held, "email", {
+    as_of: observed_at,
+    topics: scope.kind === "topic" ? [scope.topic] : [],
+  });
+  return decisionFor(state, scope).open_opt_outs.length === 0;
 }
 
 /**

@@ -564,6 +564,8 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       // as it is there.
       for (const target of p.targets) {
         if (target.construct.kind !== "construct" || target.shown_by !== "facts") continue;
+        // An archived record is not written to: a write would bring it back.
+        if (rec.inactive === true || rec.deleted === true) break;
         const facts = rec.consent_state.filter((f) => sameObservedScope(f.scope, target.construct));
         if (!facts.some((f) => f.requires_consent === true)) continue;
         if (shownConsent(facts, target.construct) !== undefined) continue;
@@ -579,9 +581,10 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
           continue;
         if (!isPersonsOwnOptInEvent(basis)) continue;
         // After the record's last change there: the system keeps no history of the permission, and
-        // a withdrawal Concord never read (made before it was linked) moved that change past it.
+        // a withdrawal Concord never read (made before it was linked) moved that change past it. A
+        // record with no time of its own (the epoch stand-in) bounds nothing: not given.
         const changed = rec.updated_at !== undefined ? Date.parse(rec.updated_at) : Number.NaN;
-        if (Number.isNaN(changed) || Date.parse(basis.occurred_at) <= changed) continue;
+        if (Number.isNaN(changed) || changed <= 0 || Date.parse(basis.occurred_at) <= changed) continue;
         emit(
           p.connection_id,
           [id],

@@ -393,6 +393,65 @@ describe("a Mailchimp GDPR marketing permission standing for a topic (SQLite)", 
     expect(appealsConsent("ada")).toBe("OptOut");
   });
 
+  it("a withdrawal is seen against a snapshot stored before permissions were topics (keyed by id, unflagged)", async () => {
+    await setPermission("ada", true, "contact");
+    h.advance(1_000);
+    await h.sync();
+    // The snapshot as an earlier Concord stored it: the permission by its id, with no flag.
+    const id = await emailPermission();
+    const member = (await mcState()).members.find(
+      (m) => m.email_address === "ada@example.org",
+    ) as unknown as {
+      contact_id: string;
+    };
+    const stored = await h.store.snapshots.get("mc", member.contact_id);
+    if (stored === undefined) throw new Error("no snapshot of Ada's member");
+    const payload = JSON.parse(JSON.stringify(stored.payload)) as {
+      consent_state: { source: string; scope: { construct?: { id: string } }; requires_consent?: true }[];
+    };
+    for (const f of payload.consent_state)
+      if (f.source === "marketing_permissions" && f.scope.construct?.id === "Email") {
+        f.scope.construct.id = id;
+        delete f.requires_consent;
+      }
+    await h.store.snapshots.put({
+      connection_id: "mc",
+      external_id: member.contact_id,
+      content_hash: "before-permissions-were-topics",
+      payload,
+    });
+    h.advance(60_000);
+    await setPermission("ada", false, "contact");
+    h.advance(1_000);
+    const withdrawn = await h.sync();
+    expect(withdrawn.execution?.operations.failed).toBe(0);
+    expect(appealsConsent("ada")).toBe("OptOut");
+  });
+
+  it("Concord's own withdrawal for an account's opt-out, read back, is no opt-out of the person's", async () => {
+    await setPermission("ada", true, "contact");
+    h.advance(1_000);
+    await h.sync();
+    expect(await given("ada")).toBe(true);
+    // An admin ticks "Requests No Email" in the CRM: an opt-out of all email the account made.
+    h.advance(60_000);
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["ada"] });
+    h.advance(60_000);
+    const out = await h.sync({ full: true });
+    expect(out.execution?.operations.failed, JSON.stringify(out.execution)).toBe(0);
+    expect(await given("ada")).toBe(false);
+    // The next read sees the permission withdrawn: Concord's own write, not a new act.
+    h.advance(60_000);
+    await h.sync();
+    const explained = await explainContact(h.store, h.config, "ada@example.org");
+    if (explained.kind !== "found") throw new Error(explained.kind);
+    const fromMc = (await eventsForContact(h.store, explained.people[0]!.contact.id))
+      .map(({ event }) => event)
+      .filter((e) => e.kind === "opt_out" && e.source.connection === "mc" && e.scope.kind === "topic");
+    expect(fromMc).toEqual([]);
+    expect(appealsConsent("ada")).toBe(null);
+  });
+
   it("a topic opt-out made in the CRM withdraws the permission on Mailchimp, where it was given", async () => {
     await setPermission("bob", true, "contact");
     h.advance(1_000);

@@ -607,6 +607,11 @@ describe("Mailchimp connector", () => {
     expect((await permission())[0]).toMatchObject({ status: "none" });
     expect((await optIn("contact"))[0]?.status).toBe("succeeded");
     expect((await permission())[0]).toMatchObject({ status: "opted_in" });
+    // An archived member is not brought back to the audience for one purpose's consent.
+    await session.apply([personsOptOut(a, "p4", m!.id, "gdpr@example.org", scope)]);
+    await a.act({ as: "admin", action: "archive", email: "gdpr@example.org" });
+    expect((await optIn("contact"))[0]).toMatchObject({ status: "failed", code: "conflict" });
+    expect(await statusOf(a, "gdpr@example.org")).toBe("archived");
 
     // A permission the audience does not have fails, naming the ones it has.
     const unknown = await session.apply([

@@ -626,6 +626,18 @@ export function createMailchimpSession(
             message: `Member ${op.external_id} is not in the Mailchimp audience.`,
           }),
         ]);
+      // A write brings an archived member back as it was, subscribed included: for one purpose's
+      // consent the whole audience's email would start again.
+      if (m.value.status === "archived")
+        return ok([
+          opOutcome(op, {
+            status: "failed",
+            code: "conflict",
+            external_id: op.external_id,
+            message:
+              "The member is archived in Mailchimp, and a write would bring it back to the audience: the permission is not given there.",
+          }),
+        ]);
       const permission = permissionOf(m.value, target.id);
       if (!permission.ok) return ok([fromError(op, permission.error)]);
       if (permission.value.enabled === true)
