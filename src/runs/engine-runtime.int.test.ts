@@ -514,6 +514,38 @@ describe("the engine as a service (SQLite)", () => {
     expect(await h.store.inbox.countPending()).toBe(0);
   });
 
+  it("a delivery with an unreadable event keeps the rest and says what it left out in the log", async () => {
+    await runtime.syncNow();
+    await h.reAct({ action: "set_requests_no_email", constituent_id: re["ada"] });
+    h.advance(1_000);
+    const answer = await fetch(`${base}/webhooks/re-nxt?webhookKey=${WEBHOOK_SECRET}`, {
+      method: "POST",
+      headers: { "content-type": "application/cloudevents+json" },
+      body: JSON.stringify([
+        {
+          specversion: "1.0",
+          type: "com.blackbaud.constituent.change.v1",
+          source: "renxt",
+          id: "readable-1",
+          time: h.now().toISOString(),
+          data: { id: re["ada"] },
+        },
+        { specversion: "1.0", type: "com.blackbaud.constituent.change.v1", id: "no-time-or-data" },
+      ]),
+    });
+    expect(answer.status).toBe(200);
+    expect(await answer.json()).toEqual({ accepted: 1, duplicates: 0 });
+    const line = h.logs.find((l) => l.includes("could not be read and were left out"));
+    expect(line).toBeDefined();
+    expect(JSON.parse(line ?? "{}")).toMatchObject({
+      level: 40,
+      connection: "re-nxt",
+      skipped: [expect.stringContaining("Event 1")],
+    });
+    await runtime.idle();
+    expect(permission(h.ccMain, "ada")).toBe("unsubscribed");
+  });
+
   it("a flood: too many events refused, repeats stored once, one re-read per record, polls never wait", async () => {
     await runtime.syncNow();
     const event = (id: string, constituent: string) => ({

@@ -12,7 +12,7 @@ import { connectionHealthTracker, type ConnectionAlert } from "../../src/connect
 import type { EngineContext } from "../../src/open-engine";
 import type { OpenedConnection } from "../../src/connections/open-connection";
 import { startEmulatedWorld } from "../../src/emulated-world/emulated-world";
-import { createLogger, type Logger } from "../../src/observability/logger";
+import type { Logger } from "../../src/observability/logger";
 import { capturingLogger } from "./capturing-logger";
 import {
   createEngineRuntime,
@@ -60,6 +60,8 @@ export type SyncHarness = {
   ccLists: { main: { newsletter: string; events: string }; appeals: { appeals: string } };
   connections: Map<string, OpenedConnection>;
   alerts: ConnectionAlert[];
+  /** The log every part of the harness writes to (its runs, and engine runtimes over it): its lines are `logs`. */
+  logger: Logger;
   logs: string[];
   clock: FakeClock;
   now: () => Date;
@@ -111,8 +113,8 @@ export const individual = (
 });
 
 /**
- * What an engine runtime over the harness runs on: its store, config, connections and clock, a
- * silent log, and the test secrets with `env` added (the webhook secrets a test configures).
+ * What an engine runtime over the harness runs on: its store, config, connections, clock and log
+ * (kept in `h.logs`), and the test secrets with `env` added (the webhook secrets a test configures).
  */
 export function runtimeDeps(h: SyncHarness, env: Record<string, string>) {
   return {
@@ -120,7 +122,7 @@ export function runtimeDeps(h: SyncHarness, env: Record<string, string>) {
     config: h.config,
     connections: h.connections,
     now: h.now,
-    logger: createLogger({ level: "silent" }),
+    logger: h.logger,
     secrets: { env: { ...TEST_ENV, ...env }, key: TEST_KEY },
   };
 }
@@ -293,6 +295,7 @@ export async function startSyncHarness(
     ccLists,
     connections: world.connections,
     alerts,
+    logger,
     logs,
     clock,
     now,
