@@ -283,12 +283,26 @@ async function importOne(
     });
   // A create Kindful ignored because a contact matches it: that contact is the one meant, unchanged.
   if (req.action_type === "create" && row.status === "ignored") return ok(row.contact_id);
+  // A create that updated a contact it matched wrote the new contact's columns over that one (its
+  // Integration Email Opt-in included): not the create meant, and said so.
+  if (req.action_type === "create" && row.status === "updated")
+    return err({
+      code: "conflict",
+      message: `Kindful matched contact ${row.contact_id} to the new contact's address and updated it instead of leaving it as it was; the next read shows what it holds now, and Concord writes the consent it must keep again.`,
+    });
   // Kindful drops an update older than the contact's latest change (clocks apart): not done, and
   // kept for the next run, never reported as applied.
   if (row.status === "ignored")
     return err({
       code: "vendor_unavailable",
       message: `Kindful ignored the update as older than contact ${row.contact_id}'s latest change (${row.error ?? "no reason given"}); it is retried.`,
+    });
+  // Only what Kindful names as done is done: a status Concord does not know is not taken as a write.
+  const done = req.action_type === "create" ? "created" : "updated";
+  if (row.status !== done)
+    return err({
+      code: "bad_response",
+      message: `Kindful answered the import row with status "${row.status}", which Concord does not take as "${done}"; the write is kept and tried again.`,
     });
   return ok(row.contact_id);
 }
@@ -500,6 +514,8 @@ async function applyOne(
           // An update that made a contact matched none: the contact meant is gone, and its
           // membership did not change (the new contact Kindful made is none of Concord's).
           else if (r.status === "created") refused.push(`${id} (gone: Kindful made contact ${r.contact_id})`);
+          // Only an update Kindful names as done changed the membership.
+          else if (r.status !== "updated") refused.push(`${id} (answered "${r.status}")`);
         });
       }
       if (refused.length > 0)

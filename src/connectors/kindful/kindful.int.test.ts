@@ -327,6 +327,55 @@ describe("the Kindful connector", () => {
     });
   });
 
+  it("an import row answered with a status Concord does not know is no write: an opt-out stays to do", async () => {
+    await postControl(emulator.baseUrl, "/__emulator/faults", {
+      status: 200,
+      count: 1,
+      path_prefix: "/api/v1/imports",
+      methods: ["POST"],
+      body: { id: 78, status: "complete", results: [{ row: 0, contact_id: 1, status: "skipped" }] },
+    });
+    const [outcome] = await kindfulManifest.connect(settings, runtime).apply([
+      {
+        kind: "record_opt_out",
+        op_id: "o-skip",
+        external_id: "1",
+        email: "p0@example.org",
+        scope: { kind: "global" },
+        initiated_by: "contact",
+        occurred_at: runtime.now().toISOString(),
+        origin: { system: "constant-contact", connection: "cc", mechanism: "unsubscribe_link" },
+      },
+    ]);
+    // Kept and tried again, never reported as applied.
+    expect(outcome).toMatchObject({
+      status: "deferred",
+      code: "bad_response",
+      message: expect.stringContaining('status "skipped"'),
+    });
+    expect(emulator.contacts.get(1)?.email_opt_in).not.toBe("No");
+  });
+
+  it("a create Kindful answers by updating the contact it matched is not done, and says so", async () => {
+    await postControl(emulator.baseUrl, "/__emulator/faults", {
+      status: 200,
+      count: 1,
+      path_prefix: "/api/v1/imports",
+      methods: ["POST"],
+      body: { id: 79, status: "complete", results: [{ row: 0, contact_id: 1, status: "updated" }] },
+    });
+    const [outcome] = await kindfulManifest
+      .connect(settings, runtime)
+      .apply([
+        { kind: "create_contact", op_id: "c3", email: "new-one@example.org", kind_of_record: "individual" },
+      ]);
+    expect(outcome).toMatchObject({
+      status: "failed",
+      code: "conflict",
+      message: expect.stringContaining("updated it instead of leaving it as it was"),
+    });
+  });
+
   it("a group change whose import refused some rows fails, naming them; the rows it took are changed", async () => {
     const seeded = (await postControl(emulator.baseUrl, "/__emulator/seed", {
       groups: [{ name: "Newsletter" }],
