@@ -316,10 +316,11 @@ export function createGrowthZoneSession(
       full ? (previous?.at ?? EPOCH) : previous?.at,
       started,
     );
-    // The delta is paged by position ($skip) in the order of change: a contact that changes while
-    // the read goes on moves to the end, and the contact that moved into its place is skipped (its
-    // opt-out never read). So while a pass sees a contact changed during it, the delta is listed
-    // again (at most MAX_DELTA_PASSES), and each version of a contact is read once.
+    // Paged by position ($skip: the full listing, a delta GrowthZone would not order, a second
+    // holding more than a page), a contact that changes while the read goes on moves to the end, and
+    // the contact that moved into its place is skipped (its opt-out never read). So while a pass
+    // that paged by position sees a contact changed during it, the delta is listed again (at most
+    // MAX_DELTA_PASSES), and each version of a contact is read once.
     const began = Date.parse(started);
     // Contacts still changing under the last pass allowed: one may have been skipped.
     let unsettled = false;
@@ -333,15 +334,50 @@ export function createGrowthZoneSession(
       // seconds): a change during an earlier pass is settled by this one listing it in place.
       const passBegan = pass === 0 ? began : runtime.now().getTime() - 1_000;
       let changedMeanwhile = false;
+      // A page listed by position after a change may have skipped a row: only then does a change
+      // during the pass call for another.
+      let positional = false;
       // A contact deleted while the full listing is paged leaves it, and every row after moves up:
       // when the count drops, the listing goes back as many rows (what it lists twice is read once).
       let total: number | undefined;
-      for (let skip = 0; ; skip += top) {
+      // The delta in the order of change is paged by time: each page lists from a second before the
+      // last change the page before ended on (only a second holding more than a page goes by
+      // position within it). A contact that changes meanwhile moves past the pages to come, where
+      // this pass reads it, and none moves into a page already read; so each page's checkpoint is
+      // its start, and a read stopped (the day's budget spent) goes on from there, not from the start.
+      let from = since;
+      let skip = 0;
+      // What the pass listed by time: the count from its start, and the times of the rows listed.
+      let countFromStart: number | undefined;
+      const listed: number[] = [];
+      /**
+       * Whether a page listed by time is in the order of change: its rows ascending, and no row
+       * before where it starts left unlisted (every row from the pass's start is still counted,
+       * those listed before this page's start aside; a contact changed since only moves later).
+       * A server that ignored the order fails it, at the latest on the page after its first.
+       */
+      const listedInOrder = (results: readonly unknown[], count: number): boolean => {
+        const times = (results as { ModifiedDate?: string }[]).map((r) =>
+          r.ModifiedDate ? Date.parse(toUtcIso(r.ModifiedDate)) : Number.NaN,
+        );
+        if (times.some((t) => Number.isNaN(t))) return false;
+        for (let i = 1; i < times.length; i++) if (times[i]! < times[i - 1]!) return false;
+        if (from === since && skip === 0) {
+          countFromStart = count;
+          return true;
+        }
+        const start = Date.parse(from);
+        if (times.some((t) => t < start)) return false;
+        const before = listed.filter((t) => t < start).length;
+        return countFromStart !== undefined && count >= countFromStart - before;
+      };
+      for (;;) {
         let got = full
           ? await client.contactsPage(skip, top)
-          : await client.deltaPage(since, skip, top, askOrder);
+          : await client.deltaPage(askOrder ? from : since, skip, top, askOrder);
         if (!got.ok && askOrder && got.error.http_status === 400) {
           askOrder = false;
+          from = since;
           got = await client.deltaPage(since, skip, top, false);
         }
         if (!got.ok) {
@@ -349,8 +385,20 @@ export function createGrowthZoneSession(
           return;
         }
         const count = got.value.TotalRecordAvailable;
-        if (total !== undefined && count < total && skip > 0) {
-          skip = Math.max(0, skip - (total - count)) - top;
+        if (!full && askOrder && !listedInOrder(got.value.Results, count)) {
+          // GrowthZone did not list in the order asked: the pass starts again by position, as for a
+          // server that refuses the order (what it read already is not read again).
+          askOrder = false;
+          from = since;
+          skip = 0;
+          positional = true;
+          total = undefined;
+          continue;
+        }
+        const byTime = !full && askOrder;
+        if (!byTime || skip > 0) positional = true;
+        if (!byTime && total !== undefined && count < total && skip > 0) {
+          skip = Math.max(0, skip - (total - count));
           total = count;
           continue;
         }
@@ -363,35 +411,54 @@ export function createGrowthZoneSession(
           yield read;
           return;
         }
+        let last: number | undefined;
         for (const r of rows) {
           if (!r.ModifiedDate) continue;
           const at = toUtcIso(r.ModifiedDate);
           watermark.see(at);
           const t = Date.parse(at);
           if (t > passBegan) changedMeanwhile = true;
+          if (!Number.isNaN(t) && (last === undefined || t > last)) last = t;
+          if (!Number.isNaN(t)) listed.push(t);
         }
         const deleted = fresh.filter((r) => r.IsDeleted === true).map((r) => String(r.ContactId));
         // A contact the listing names as there whose detail answers 404 is never taken as deleted on
         // a path GrowthZone does not document (that would end them everywhere): left for a later read.
         const readable = found(live, read.value);
         if (readable.ids.length < live.length) unread = true;
+        // Where the next page lists from, by time: a second before this page's last change.
+        const next =
+          byTime && last !== undefined && last - 1_000 > Date.parse(from)
+            ? new Date(last - 1_000).toISOString()
+            : undefined;
         const page = toPage(
           [...readable.contacts, ...deleted.map(() => null)],
           [...readable.ids, ...deleted],
           lists.value,
-          // A delta's pages keep the checkpoint the read began from, which moves once the read is
-          // complete: a contact that changes during the read moves to the end and the rows after
-          // it move up, so rows that crossed a page boundary were skipped, and no page's own times
-          // say where they lie. A read that stops lists the delta again from there, and reads its
-          // contacts again.
-          checkpointValue(full ? watermark.value(false, started) : (previous?.at ?? since), marks),
+          // A full read's pages and a delta listed by position keep the checkpoint the read began
+          // from, which moves once the read is complete: rows that crossed a page boundary while
+          // contacts changed were skipped, and no page's own times say where they lie. A delta
+          // listed by time keeps where this page starts, once the page showed the order held
+          // (unless a contact listed was not read).
+          checkpointValue(
+            full
+              ? watermark.value(false, started)
+              : byTime && !positional && !unread
+                ? from
+                : (previous?.at ?? since),
+            marks,
+          ),
         );
         yield ok({ ...page, ...(pageNo === 0 ? memberships() : {}) });
         pageNo += 1;
         if (rows.length < top || skip + top >= got.value.TotalRecordAvailable) break;
+        if (next !== undefined) {
+          from = next;
+          skip = 0;
+        } else skip += top;
       }
-      unsettled = changedMeanwhile;
-      if (!changedMeanwhile) break;
+      unsettled = changedMeanwhile && positional;
+      if (!unsettled) break;
     }
     // Kept once, not again: a delta busy through every read would otherwise never move on (each
     // read listing more); the full read reads what a second busy read skipped. A contact whose
