@@ -730,6 +730,8 @@ async function applyConsent(
       priority: "consent",
     });
     if (!r.ok) return failed(r.error);
+    const kept = writeNotTaken(r.value.body, "DoNotContact", optOut, `list ${listId}'s Do Not Contact`);
+    if (kept) return kept;
     members.value.set(op.external_id, { ...m, DoNotContact: optOut });
     return succeeded(op.external_id);
   }
@@ -761,11 +763,30 @@ async function applyConsent(
       message: `Staff set Do Not Contact on the contact's primary address in GrowthZone, which stops every email, invoices too; the person has opted in since, and Concord lifts only Transactional Only (no mass email). Clear Do Not Contact in GrowthZone if they may be emailed.`,
     };
   // An opt-out is "Transactional Only": no mass email, while invoices and receipts still go.
+  const wanted: Restriction = optOut ? "TransactionalOnly" : "None";
   const r = await client.request({
     method: "PUT",
     path: `/api/contacts/${encodeURIComponent(op.external_id)}/emails/${primary.ContactEmailAddressId}`,
-    json: { Restriction: optOut ? "TransactionalOnly" : "None" },
+    json: { Restriction: wanted },
     priority: "consent",
   });
-  return r.ok ? succeeded(op.external_id) : failed(r.error);
+  if (!r.ok) return failed(r.error);
+  const kept = writeNotTaken(r.value.body, "Restriction", wanted, "the primary address's restriction");
+  return kept ?? succeeded(op.external_id);
+}
+
+/**
+ * A consent write GrowthZone answered 2xx but whose answer shows the field with another value than
+ * the one written: not done (a field GrowthZone does not know is ignored, not refused; the names
+ * are UNVERIFIED), and said so. An answer that does not show the field is taken as done.
+ */
+function writeNotTaken(body: unknown, field: string, written: unknown, what: string): Outcome | undefined {
+  if (body === null || typeof body !== "object" || !(field in body)) return undefined;
+  const shown = (body as Record<string, unknown>)[field];
+  if (shown === written) return undefined;
+  return {
+    status: "failed",
+    code: "validation_failed",
+    message: `GrowthZone accepted the write of ${what} but answered with ${field} ${JSON.stringify(shown)}, not ${JSON.stringify(written)}: it did not take. Check the field's name for this GrowthZone version.`,
+  };
 }

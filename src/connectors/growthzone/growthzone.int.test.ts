@@ -386,6 +386,43 @@ it("a batch of topic opt-outs reads its list's members once, not once an opt-out
   expect(w.ids.map((id) => group.Members.get(Number(id))?.DoNotContact)).toEqual([true, true, true, false]);
 });
 
+it("an opt-out GrowthZone accepts but answers with the restriction unchanged is not done, and says so", async () => {
+  const w = await world([person("A")]);
+  const contact = emulator!.contacts.get(Number(w.ids[0]!))!;
+  const emailId = contact.Emails[0]!.ContactEmailAddressId;
+  // GrowthZone ignoring a field it does not know: 200, the address as it was.
+  await postControl(w.origin, "/__emulator/faults", {
+    status: 200,
+    count: 1,
+    path_prefix: `/api/contacts/${w.ids[0]!}/emails/${emailId}`,
+    methods: ["PUT"],
+    body: {
+      ContactEmailAddressId: emailId,
+      EmailAddress: "a@example.org",
+      IsDefault: true,
+      Restriction: "None",
+    },
+  });
+  const [outcome] = await w.session.apply([
+    {
+      kind: "record_opt_out",
+      op_id: "out-ignored",
+      external_id: w.ids[0]!,
+      email: "a@example.org",
+      scope: { kind: "global" },
+      initiated_by: "contact",
+      occurred_at: "2026-06-01T12:00:00.000Z",
+      origin: { system: "constant-contact", connection: "cc", mechanism: "unsubscribe_link" },
+    },
+  ]);
+  expect(outcome).toMatchObject({
+    status: "failed",
+    code: "validation_failed",
+    message: expect.stringContaining('answered with Restriction "None", not "TransactionalOnly"'),
+  });
+  expect(contact.Emails[0]!.Restriction).toBe("None");
+});
+
 it("a re-read of a contact whose detail answers 404 leaves it out: only the delta says who is deleted", async () => {
   const w = await world([person("A"), person("B")]);
   await postControl(w.origin, "/__emulator/faults", {
