@@ -85,6 +85,17 @@ function platformShowsOptOut(rec: PlatformRecordState, target: PlanConsentTarget
 const accountTarget = (p: PlanPlatform): PlanConsentTarget | undefined =>
   p.targets.find((t) => t.construct.kind === "account");
 
+/** Where an opt-in a plan writes came from: its system, connection, mechanism, actor and reference. */
+const optInOrigin = (basis: Extract<ConsentEvent, { kind: "opt_in" }>) => ({
+  system: basis.source.system,
+  connection: basis.source.connection,
+  mechanism: basis.mechanism,
+  actor: basis.actor.kind,
+  ...(basis.evidence.request_reference !== undefined
+    ? { request_reference: basis.evidence.request_reference }
+    : {}),
+});
+
 /** Plans one pair. Pure and linear in the number of contacts; the same input always yields the same plan. */
 export function planPair(input: PlanInput): Plan {
   const planner = createPairPlanner(input);
@@ -598,15 +609,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
             external_id: rec.external_id,
             scope: target.construct,
             occurred_at: basis.occurred_at,
-            origin: {
-              system: basis.source.system,
-              connection: basis.source.connection,
-              mechanism: basis.mechanism,
-              actor: basis.actor.kind,
-              ...(basis.evidence.request_reference !== undefined
-                ? { request_reference: basis.evidence.request_reference }
-                : {}),
-            },
+            origin: optInOrigin(basis),
           },
           target.scope,
         );
@@ -1138,15 +1141,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
         scope: target,
         occurred_at: basis.occurred_at,
         read_opted_out: readOptedOut,
-        origin: {
-          system: basis.source.system,
-          connection: basis.source.connection,
-          mechanism: basis.mechanism,
-          actor: basis.actor.kind,
-          ...(basis.evidence.request_reference !== undefined
-            ? { request_reference: basis.evidence.request_reference }
-            : {}),
-        },
+        origin: optInOrigin(basis),
       },
       scope,
     );

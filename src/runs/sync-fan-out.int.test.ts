@@ -336,6 +336,15 @@ describe("a Mailchimp GDPR marketing permission standing for a topic (SQLite)", 
       if (!r.ok) throw new Error(await r.text());
     }
   };
+  /** A consent record of the Appeals category added to the person's constituent in the CRM. */
+  const appealsRecord = (name: string, response: "OptIn" | "OptOut", source: string) =>
+    h.reAct({
+      action: "add_consent",
+      constituent_id: re[name],
+      category: "Appeals",
+      response,
+      consent: { source },
+    });
   const appealsConsent = (name: string): string | null => {
     const consents = h.re.state.listConsents(re[name] ?? "", {
       mostRecentOnly: false,
@@ -458,13 +467,7 @@ describe("a Mailchimp GDPR marketing permission standing for a topic (SQLite)", 
     await h.sync();
     expect(await given("bob")).toBe(true);
     h.advance(60_000);
-    await h.reAct({
-      action: "add_consent",
-      constituent_id: re["bob"],
-      category: "Appeals",
-      response: "OptOut",
-      consent: { source: "Phone call" },
-    });
+    await appealsRecord("bob", "OptOut", "Phone call");
     h.advance(60_000);
     const out = await h.sync({ full: true });
     expect(out.execution?.operations.failed, JSON.stringify(out.execution)).toBe(0);
@@ -480,13 +483,7 @@ describe("a Mailchimp GDPR marketing permission standing for a topic (SQLite)", 
     // Bob ticks appeals on the charity's web form, which the CRM records as his own act: Mailchimp
     // shows the permission given again.
     h.advance(60_000);
-    await h.reAct({
-      action: "add_consent",
-      constituent_id: re["bob"],
-      category: "Appeals",
-      response: "OptIn",
-      consent: { source: "Web form" },
-    });
+    await appealsRecord("bob", "OptIn", "Web form");
     h.advance(60_000);
     const back = await h.sync({ full: true });
     expect(back.execution?.operations.failed, JSON.stringify(back.execution)).toBe(0);
@@ -494,13 +491,7 @@ describe("a Mailchimp GDPR marketing permission standing for a topic (SQLite)", 
   });
 
   it("the person's opt-in older than a withdrawal Concord never read does not give the permission back", async () => {
-    await h.reAct({
-      action: "add_consent",
-      constituent_id: re["bob"],
-      category: "Appeals",
-      response: "OptIn",
-      consent: { source: "Web form" },
-    });
+    await appealsRecord("bob", "OptIn", "Web form");
     // Between two reads, Bob gives the permission on Mailchimp's form and withdraws it again.
     h.advance(60_000);
     await setPermission("bob", true, "contact");
@@ -517,20 +508,8 @@ describe("a Mailchimp GDPR marketing permission standing for a topic (SQLite)", 
     // Neither gave it. An admin imports an appeals opt-in for Ada into the CRM: the account's
     // record, not her consent to appeals by email on Mailchimp. Staff note Bob's yes on a call,
     // with no written request to point to: a request for him to confirm, not his opt-in.
-    await h.reAct({
-      action: "add_consent",
-      constituent_id: re["ada"],
-      category: "Appeals",
-      response: "OptIn",
-      consent: { source: "Import" },
-    });
-    await h.reAct({
-      action: "add_consent",
-      constituent_id: re["bob"],
-      category: "Appeals",
-      response: "OptIn",
-      consent: { source: "Phone call" },
-    });
+    await appealsRecord("ada", "OptIn", "Import");
+    await appealsRecord("bob", "OptIn", "Phone call");
     h.advance(60_000);
     const out = await h.sync({ full: true });
     expect(out.execution?.operations.failed, JSON.stringify(out.execution)).toBe(0);

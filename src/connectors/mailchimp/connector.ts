@@ -518,16 +518,7 @@ export function createMailchimpSession(
           ]);
         const written = patched(
           op,
-          await patchMember(
-            listId,
-            op.external_id,
-            {
-              marketing_permissions: [
-                { marketing_permission_id: permission.value.marketing_permission_id, enabled: false },
-              ],
-            },
-            "consent",
-          ),
+          await setPermission(listId, op.external_id, permission.value.marketing_permission_id, false),
           op.external_id,
         );
         if (m.value.status !== "archived" || written[0]?.status !== "succeeded") return ok(written);
@@ -647,21 +638,21 @@ export function createMailchimpSession(
       return ok(
         patched(
           op,
-          await patchMember(
-            listId,
-            op.external_id,
-            {
-              marketing_permissions: [
-                { marketing_permission_id: permission.value.marketing_permission_id, enabled: true },
-              ],
-            },
-            "consent",
-          ),
+          await setPermission(listId, op.external_id, permission.value.marketing_permission_id, true),
           op.external_id,
         ),
       );
     }).then((r) => (r.ok ? r.value : [fromError(op, r.error)]));
   };
+
+  /** Gives or withdraws one GDPR marketing permission of a member (a PATCH, at consent priority). */
+  const setPermission = (listId: string, id: string, permissionId: string, enabled: boolean) =>
+    patchMember(
+      listId,
+      id,
+      { marketing_permissions: [{ marketing_permission_id: permissionId, enabled }] },
+      "consent",
+    );
 
   /**
    * The member's GDPR marketing permission a topic names, by its text (or its id): Mailchimp lists
