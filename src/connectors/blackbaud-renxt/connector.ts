@@ -48,7 +48,7 @@ import {
   deletedRecord,
   latestConsents,
   toExternalRecord,
-  toUtcIso,
+  readDate,
   DETAIL_PARTS,
   type ConstituentDetail,
   type DetailPart,
@@ -497,7 +497,7 @@ function createSession(
       // request no one made. Its addresses and relationships are read from its current record.
       const own: Known = lists ? { lists } : {};
       const savedWithinLag = (c: Constituent): boolean =>
-        currentBefore !== undefined && Date.parse(toUtcIso(c.date_modified)) >= currentBefore;
+        currentBefore !== undefined && Date.parse(readDate(c.date_modified) ?? "") >= currentBefore;
       const details = await enrichAll(
         fresh,
         "read",
@@ -508,10 +508,13 @@ function createSession(
         yield details;
         return;
       }
-      for (const c of page.value.value) watermark.see(toUtcIso(c.date_modified));
+      for (const c of page.value.value) {
+        const at = readDate(c.date_modified);
+        if (at !== undefined) watermark.see(at);
+      }
       const result: ReadPage = {
         records: details.value.map(toExternalRecord),
-        consent: details.value.flatMap(consentObservations),
+        consent: details.value.flatMap((d) => consentObservations(d, nowIso())),
         checkpoint: { stream: STREAM, value: checkpointValue(), taken_at: nowIso() },
       };
       if (lists && guard === 0)
@@ -547,7 +550,7 @@ function createSession(
         continue;
       }
       records.push(toExternalRecord(detail.value));
-      consent.push(...consentObservations(detail.value));
+      consent.push(...consentObservations(detail.value, nowIso()));
     }
     return ok({ records, consent });
   };

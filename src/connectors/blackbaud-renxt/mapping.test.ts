@@ -476,3 +476,72 @@ describe("a consent listing", () => {
     expect(JSON.stringify(read.error?.issues)).toContain("OptIn");
   });
 });
+
+describe("times SKY gives blank or unreadable, and Yes/No fields given as text", () => {
+  const seen = "2026-03-05T08:00:00.000Z";
+
+  it("stop no read: an opt-out is dated when seen; an opt-in it cannot place is left out", () => {
+    const detail: ConstituentDetail = {
+      constituent: person({ requests_no_email: true, date_modified: "" }),
+      emails: [
+        {
+          id: "283",
+          address: "rob@example.org",
+          primary: true,
+          do_not_email: true,
+          inactive: false,
+          date_modified: "not a date",
+        },
+      ],
+      consents: [
+        consent({ id: "out", category: "Appeals", consent_date: "n/a" }),
+        consent({
+          id: "in",
+          category: "Events",
+          constituent_consent_response: "OptIn",
+          source: "Web form",
+          consent_date: "n/a",
+        }),
+      ],
+    };
+    const record = toExternalRecord(detail);
+    // A record with no time of its own: the epoch stand-in, never taken as newer than anything.
+    expect(record.updated_at).toBe("1970-01-01T00:00:00.000Z");
+    const observed = consentObservations(detail, seen);
+    expect(observed.map((o) => [o.kind, o.evidence.source_record_id, o.occurred_at, o.time_unknown])).toEqual(
+      [
+        ["opt_out", "constituent:280", seen, true],
+        ["opt_out", "emailaddress:283", seen, true],
+        ["opt_out", "out", seen, true],
+      ],
+    );
+  });
+
+  it("a Yes/No custom field given as the text true or Yes is ticked", () => {
+    for (const value of ["true", "Yes", true]) {
+      const detail: ConstituentDetail = {
+        constituent: person(),
+        opt_out_fields: [
+          {
+            category: "Email opt-out",
+            field: { id: "cf1", category: "Email opt-out", value, date_modified: "2026-03-01T09:00:00Z" },
+          },
+        ],
+      };
+      expect(
+        consentObservations(detail, seen).map((o) => o.kind),
+        String(value),
+      ).toEqual(["opt_out"]);
+      expect(toExternalRecord(detail).consent_state).toContainEqual(
+        expect.objectContaining({ source: "customfield:Email opt-out", status: "opted_out" }),
+      );
+    }
+    const no: ConstituentDetail = {
+      constituent: person(),
+      opt_out_fields: [
+        { category: "Email opt-out", field: { id: "cf1", category: "Email opt-out", value: "No" } },
+      ],
+    };
+    expect(consentObservations(no, seen)).toEqual([]);
+  });
+});

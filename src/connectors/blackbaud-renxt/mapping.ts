@@ -42,6 +42,41 @@ export function toUtcIso(value: string): string {
   return new Date(ms).toISOString();
 }
 
+/** `toUtcIso`, or undefined for a time SKY gave blank or unreadable: one bad date stops no read. */
+export function readDate(value: string | null | undefined): string | undefined {
+  if (value === null || value === undefined || value.trim() === "") return undefined;
+  try {
+    return toUtcIso(value);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `{ at }` for a time that can be read, else nothing: a fact's optional time. */
+const atOf = (value: string | null | undefined): { at: string } | Record<string, never> => {
+  const at = readDate(value);
+  return at !== undefined ? { at } : {};
+};
+
+/** The first of the times that can be read, else undefined. */
+const firstDate = (...values: (string | null | undefined)[]): string | undefined => {
+  for (const v of values) {
+    const at = readDate(v);
+    if (at !== undefined) return at;
+  }
+  return undefined;
+};
+
+/** The stand-in time of a record whose own cannot be read: never taken as newer than anything. */
+const NO_TIME = new Date(0).toISOString();
+
+/**
+ * Whether a Yes/No custom field is ticked: SKY's JSON gives a boolean, and its examples give
+ * values as strings, so "true" and "Yes" are ticked too.
+ */
+export const isTicked = (value: unknown): boolean =>
+  value === true || (typeof value === "string" && /^(true|yes)$/i.test(value.trim()));
+
 /** The consent channel of a SKY channel name, or undefined for channels Concord does not sync (Phone, Mail…). */
 export function channelOf(channel: string): Channel | undefined {
   const c = channel.trim().toLowerCase();
@@ -295,7 +330,7 @@ export function consentFacts(detail: ConstituentDetail): ConsentFact[] {
       label: `Solicit code "${code}": ${held ? "on the constituent" : "not held"}`,
       role: "state",
       unversioned: true,
-      ...(at !== undefined ? { at: toUtcIso(at) } : {}),
+      ...atOf(at),
     });
   }
   if (c.requests_no_email !== undefined)
@@ -320,7 +355,7 @@ export function consentFacts(detail: ConstituentDetail): ConsentFact[] {
       unversioned: true,
     });
   for (const { category, field } of detail.opt_out_fields ?? []) {
-    const yes = field?.value === true;
+    const yes = isTicked(field?.value);
     facts.push({
       channel: "email",
       scope: customFieldScope(category),
@@ -330,7 +365,7 @@ export function consentFacts(detail: ConstituentDetail): ConsentFact[] {
       label: `${category}: ${yes ? "Yes" : field ? "No" : "not set"}`,
       role: "state",
       unversioned: true,
-      ...(field?.date_modified ? { at: toUtcIso(field.date_modified) } : {}),
+      ...atOf(field?.date_modified),
     });
   }
   for (const r of latestConsents(detail.consents ?? []).values()) {
@@ -343,7 +378,7 @@ export function consentFacts(detail: ConstituentDetail): ConsentFact[] {
       source: "consent_record",
       label: `${r.channel} consent, ${r.category ? `category "${r.category}"` : "all categories"}: ${r.constituent_consent_response}`,
       role: r.category ? "state" : "record",
-      at: toUtcIso(r.consent_date),
+      ...atOf(r.consent_date),
     });
   }
   return facts;
@@ -383,7 +418,7 @@ export function toExternalRecord(detail: ConstituentDetail): ExternalRecord {
     ...(doNotContact(detail) ? { do_not_contact: true } : {}),
     ...(giftGround(detail.latest_gift) ?? {}),
     ...(organisation ? { organisation_external_id: organisation } : {}),
-    updated_at: toUtcIso(c.date_modified),
+    updated_at: readDate(c.date_modified) ?? NO_TIME,
     ...(detail.from_lagging_lists ? {} : { version: c.date_modified.trim() }),
     ...unreadOf(detail),
   };
@@ -452,12 +487,19 @@ export function deletedRecord(externalId: string, at: string): ExternalRecord {
  * A cleared flag yields nothing here (we cannot see that it changed); the record's consent facts
  * carry the current value and the engine compares them with its snapshot.
  */
-export function consentObservations(detail: ConstituentDetail): ConsentObservation[] {
+export function consentObservations(
+  detail: ConstituentDetail,
+  /** When Concord read it: the time of an opt-out whose own time cannot be read (never 1970). */
+  observed_at: string = new Date().toISOString(),
+): ConsentObservation[] {
   const c = detail.constituent;
   const emails = toExternalEmails(c, detail.emails);
   const email = primaryEmail(emails);
   const records = [...(detail.consents ?? [])].sort(compareConsent);
   const out: ConsentObservation[] = [];
+  // An opt-out SKY gave no readable time for is dated when Concord saw it (`time_unknown`).
+  const dated = (at: string | undefined) =>
+    at !== undefined ? { occurred_at: at } : { occurred_at: observed_at, time_unknown: true as const };
 
   if (c.requests_no_email === true) {
     // The newest channel-wide email record, whatever the tenant calls the channel ("E-mail").
@@ -472,11 +514,11 @@ export function consentObservations(detail: ConstituentDetail): ConsentObservati
       scope: { kind: "global" },
       mechanism: fromSource?.mechanism ?? "admin_edit",
       actor: fromSource?.actor ?? { kind: "account" },
-      occurred_at: toUtcIso(backing?.consent_date ?? c.date_modified),
+      occurred_at: firstDate(backing?.consent_date, c.date_modified) ?? observed_at,
       // Without a record to date it, the flag's moment is a bound (the last save of the constituent),
       // which every later save moves: it is the act already recorded while the constituent's last
       // word on all email is this opt-out, not a new opt-out at each save.
-      ...(backing ? {} : { time_unknown: true as const }),
+      ...(backing && readDate(backing.consent_date) !== undefined ? {} : { time_unknown: true as const }),
       evidence: {
         reason: "Requests no email is set on the constituent",
         source_record_id: backing ? backing.id : `constituent:${c.id}`,
@@ -494,7 +536,7 @@ export function consentObservations(detail: ConstituentDetail): ConsentObservati
       scope: { kind: "global" },
       mechanism: "admin_edit",
       actor: { kind: "account" },
-      occurred_at: toUtcIso(e.date_modified ?? c.date_modified),
+      ...dated(firstDate(e.date_modified, c.date_modified)),
       evidence: {
         reason: "Do not email is set on this email address",
         source_record_id: `emailaddress:${e.id ?? e.address}`,
@@ -512,7 +554,7 @@ export function consentObservations(detail: ConstituentDetail): ConsentObservati
       scope: { kind: "global" },
       mechanism: "admin_edit",
       actor: { kind: "account" },
-      occurred_at: toUtcIso(code.start_date ?? code.date_added ?? c.date_modified),
+      ...dated(firstDate(code.start_date, code.date_added, c.date_modified)),
       evidence: {
         reason: `The solicit code "${code.solicit_code}" is on the constituent (connection option opt_out_solicit_codes)`,
         source_record_id: `solicitcode:${code.id}`,
@@ -521,7 +563,7 @@ export function consentObservations(detail: ConstituentDetail): ConsentObservati
   }
 
   for (const { category, field } of detail.opt_out_fields ?? []) {
-    if (field?.value !== true) continue;
+    if (field === undefined || !isTicked(field.value)) continue;
     // SKY keeps no author for a custom field: the account's edit at the field's last change, or
     // Concord's own sync when its comment says so.
     const ours = field.comment?.startsWith(CONCORD_STATEMENT_PREFIX) === true;
@@ -533,7 +575,7 @@ export function consentObservations(detail: ConstituentDetail): ConsentObservati
       scope: customFieldScope(category),
       mechanism: ours ? "sync" : "admin_edit",
       actor: ours ? { kind: "platform" } : { kind: "account" },
-      occurred_at: toUtcIso(field.date_modified ?? c.date_modified),
+      ...dated(firstDate(field.date_modified, c.date_modified)),
       evidence: {
         reason: `The custom field "${category}" is Yes on the constituent`,
         source_record_id: `customfield:${field.id}`,
@@ -547,12 +589,16 @@ export function consentObservations(detail: ConstituentDetail): ConsentObservati
     const scope = categoryScope(r.category);
     const prov = recordProvenance(r);
     const evidence = recordEvidence(r);
+    const at = readDate(r.consent_date);
+    // A record whose date cannot be read is placed nowhere: an opt-out is dated when seen, and an
+    // opt-in or a request, which could lift an opt-out made after it, is left out.
+    if (at === undefined && r.constituent_consent_response !== "OptOut") continue;
     const base = {
       external_id: c.id,
       email,
       channel,
       scope,
-      occurred_at: toUtcIso(r.consent_date),
+      ...dated(at),
       evidence,
     };
     if (r.constituent_consent_response === "OptOut") {
