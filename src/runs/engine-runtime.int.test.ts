@@ -18,6 +18,7 @@ import type { SyncReport } from "./sync-pair";
 import type { Problem } from "../connections/connection-health";
 import {
   addToReList,
+  beforeEachGet,
   beforeEachRead,
   individual,
   post,
@@ -471,23 +472,10 @@ describe("the engine as a service (SQLite)", () => {
   it("a delivery whose re-read throws is tried again after a pause and holds up no delivery behind it", async () => {
     await runtime.syncNow();
     await subscribeToConstituentChanges();
-    // Ada's consent records come back with a date no one can read: her re-read throws.
-    await post(h.re.baseUrl, "/__emulator/faults", {
-      status: 200,
-      count: 10_000,
-      path_prefix: `/commpref/v1/constituents/${re["ada"] ?? ""}/consents`,
-      body: {
-        count: 1,
-        value: [
-          {
-            id: "9001",
-            constituent_id: re["ada"],
-            channel: "Email",
-            constituent_consent_response: "OptOut",
-            consent_date: "the first of May",
-          },
-        ],
-      },
+    // Ada's re-read throws (a value the connector cannot read, a ledger refusal) until it is fixed.
+    let adaThrows = true;
+    beforeEachGet(h, "re-nxt", (ids) => {
+      if (adaThrows && ids.includes(re["ada"] ?? "")) throw new Error("a value no one can read");
     });
     await h.reAct({ action: "set_requests_no_email", constituent_id: re["ada"] });
     h.advance(1_000);
@@ -506,7 +494,7 @@ describe("the engine as a service (SQLite)", () => {
     expect(waiting).toMatchObject({ attempts: 1, next_attempt_at: expect.any(String) });
     expect(waiting?.last_error).toContain("processing_failed");
     // Once the records read again, the retry carries Ada's opt-out.
-    h.re.kit.faults.length = 0;
+    adaThrows = false;
     h.advance(11_000);
     await runtime.drainInbox();
     await runtime.idle();

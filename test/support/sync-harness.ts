@@ -372,6 +372,24 @@ export function beforeEachRead(
 }
 
 /**
+ * Runs `before` with the ids ahead of every targeted re-read (`session().get`) of one of the
+ * harness's connections: a re-read that throws, a jump of the clock.
+ */
+export function beforeEachGet(
+  h: Pick<SyncHarness, "connections">,
+  connectionId: string,
+  before: (ids: readonly string[]) => void | Promise<void>,
+): void {
+  wrapSessions(h, connectionId, (session) => ({
+    ...session,
+    get: async (ids, options) => {
+      await before(ids);
+      return session.get(ids, options);
+    },
+  }));
+}
+
+/**
  * Runs `before` ahead of every apply (`session().apply`) of one of the harness's connections: what
  * someone does in the system between a plan's read and its write.
  */

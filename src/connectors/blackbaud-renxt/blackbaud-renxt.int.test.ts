@@ -628,6 +628,75 @@ describe("an incremental read", () => {
   });
 });
 
+describe("an incremental read stopped part way (the day's quota spent)", () => {
+  const from = {
+    stream: "constituents",
+    value: "2026-03-02T11:00:00.000Z",
+    taken_at: "2026-03-02T11:00:00.000Z",
+  };
+  /** Three constituents made an hour apart; the first saved again last, the third asking for no email. */
+  const seed = async (fx: EmulatorFixture) => {
+    const a = await fx.createConstituent("a@example.org", "A", "A");
+    fx.clock.advance(3_600_000);
+    await fx.createConstituent("b@example.org", "B", "B");
+    fx.clock.advance(3_600_000);
+    const c = await fx.createConstituent("c@example.org", "C", "C");
+    await fx.api("PATCH", `/constituent/v1/constituents/${c}`, { requests_no_email: true });
+    fx.clock.advance(3_600_000);
+    await fx.api("PATCH", `/constituent/v1/constituents/${a}`, { middle: "x" });
+    fx.clock.advance(60_000);
+    return { a, c };
+  };
+  const firstPages = async (fx: EmulatorFixture, n: number): Promise<ReadPage[]> => {
+    const s = blackbaudRenxtManifest.connect({ ...fx.settings(), page_size: 1 }, fx.runtime);
+    const pages: ReadPage[] = [];
+    for await (const page of s.read(from, {})) {
+      if (!page.ok) throw new Error(page.error.message);
+      pages.push(page.value);
+      if (pages.length === n) break;
+    }
+    return pages;
+  };
+
+  it("listed in the order of change, goes on from the page before the last it stored", async () => {
+    const { c } = await seed(f);
+    const pages = await firstPages(f, 2);
+    // Oldest change first (B, C, then A): the second page's checkpoint is the first page's change.
+    expect(Date.parse(pages[1]!.checkpoint.value)).toBeGreaterThan(Date.parse(from.value));
+    const s = blackbaudRenxtManifest.connect({ ...f.settings(), page_size: 1 }, f.runtime);
+    const next: ReadPage[] = [];
+    for await (const page of s.read(pages[1]!.checkpoint, {})) {
+      if (!page.ok) throw new Error(page.error.message);
+      next.push(page.value);
+    }
+    expect(next.flatMap((p) => p.consent).some((o) => o.external_id === c && o.kind === "opt_out")).toBe(
+      true,
+    );
+  });
+
+  it("listed in another order, keeps the checkpoint it began from: an older opt-out on a later page is read next time", async () => {
+    const fx = await startEmulatorFixture(undefined, { listChangesBy: "creation" });
+    try {
+      const { a, c } = await seed(fx);
+      // By creation: A (changed last) first, then B, then C (whose opt-out is older than A's change).
+      const pages = await firstPages(fx, 2);
+      expect(pages[0]!.records.map((r) => r.external_id)).toEqual([a]);
+      for (const p of pages) expect(p.checkpoint.value).toBe(from.value);
+      const s = blackbaudRenxtManifest.connect({ ...fx.settings(), page_size: 1 }, fx.runtime);
+      const next: ReadPage[] = [];
+      for await (const page of s.read(pages[1]!.checkpoint, {})) {
+        if (!page.ok) throw new Error(page.error.message);
+        next.push(page.value);
+      }
+      expect(next.flatMap((p) => p.consent).some((o) => o.external_id === c && o.kind === "opt_out")).toBe(
+        true,
+      );
+    } finally {
+      await fx.close();
+    }
+  });
+});
+
 describe("a full read from SKY's all-constituents lists", () => {
   /** 100 individuals (the first 20 contacts of 20 organisations), each with email addresses and consent. */
   async function seedTenant(fixture: EmulatorFixture): Promise<string[]> {

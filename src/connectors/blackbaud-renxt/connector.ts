@@ -437,8 +437,13 @@ function createSession(
         });
       }
     }
-    // SKY returns constituents changed since a moment oldest first (QUIRKS.md).
-    const watermark = createWatermark("ascending", full ? undefined : checkpoint?.value, nowIso());
+    // SKY returns constituents changed since a moment oldest first (QUIRKS.md), which is
+    // UNVERIFIED: each page is checked for it (`inOrder`) before the checkpoint moves past it.
+    const began = nowIso();
+    const watermark = createWatermark("ascending", full ? undefined : checkpoint?.value, began);
+    // The newest change on the pages before this one, and whether every page so far came after it.
+    let before: number | undefined;
+    let inOrder = true;
     // A full read takes a large page's email addresses and relationships from SKY's
     // all-constituents lists (a call per 100 constituents, a pass per read) instead of a call per
     // constituent for each. Those lists lag behind writes, so such a read's checkpoint stays
@@ -446,8 +451,18 @@ function createSession(
     // after it constituent by constituent, from the current records.
     let organisations: Map<string, Relationship[]> | undefined;
     let currentBefore: number | undefined;
-    const checkpointValue = (): string => {
-      const value = watermark.value(true, nowIso());
+    /**
+     * A read complete moves the checkpoint to its newest change. A read in progress moves it only
+     * as far as the pages before this one, and only while every page came in the order of change:
+     * a page listed out of order may be followed by older changes not read yet, and a read stopped
+     * there (the day's quota spent) must list them again.
+     */
+    const checkpointValue = (complete: boolean): string => {
+      const value = complete
+        ? watermark.value(true, nowIso())
+        : !inOrder || before === undefined
+          ? (checkpoint?.value ?? since)
+          : new Date(Math.min(before, Date.parse(began))).toISOString();
       if (currentBefore === undefined || Date.parse(value) <= currentBefore) return value;
       return new Date(currentBefore).toISOString();
     };
@@ -508,15 +523,22 @@ function createSession(
         yield details;
         return;
       }
+      let newest = before;
       for (const c of page.value.value) {
         const at = readDate(c.date_modified);
-        if (at !== undefined) watermark.see(at);
+        if (at === undefined) continue;
+        watermark.see(at);
+        const t = Date.parse(at);
+        if (newest !== undefined && t < newest) inOrder = false;
+        newest = newest === undefined ? t : Math.max(newest, t);
       }
+      const complete = !page.value.next_link || page.value.value.length === 0;
       const result: ReadPage = {
         records: details.value.map(toExternalRecord),
         consent: details.value.flatMap((d) => consentObservations(d, nowIso())),
-        checkpoint: { stream: STREAM, value: checkpointValue(), taken_at: nowIso() },
+        checkpoint: { stream: STREAM, value: checkpointValue(complete), taken_at: nowIso() },
       };
+      before = newest;
       if (lists && guard === 0)
         result.memberships = {
           list_ids: [...(options.list_ids ?? [])],

@@ -47,6 +47,12 @@ export type BlackbaudEmulatorOptions = {
   /** Solicit Codes table; must contain requestsNoEmailSolicitCode for the requests_no_email link. */
   solicitCodes?: string[];
   requestsNoEmailSolicitCode?: string;
+  /**
+   * The order of a listing by `last_modified`: by the row version every change bumps (default, the
+   * emulator's reading of sort_token), or by creation, which is stable too but not in the order of
+   * change (SKY documents only "stable ordering"): for readers that must not assume the first.
+   */
+  listChangesBy?: "row_version" | "creation";
   /** Whether a new consent record moves the constituent's date_modified (default false). */
   consentTouchesConstituent?: boolean;
   /** Email Address Types table. */
@@ -311,7 +317,7 @@ export function createBlackbaudEmulator(options: BlackbaudEmulatorOptions = {}):
   };
   const qs = (request: FastifyRequest): Record<string, unknown> => request.query as Record<string, unknown>;
 
-  registerConstituentRoutes(app, state, bodyOf, qs, userOf);
+  registerConstituentRoutes(app, state, bodyOf, qs, userOf, options.listChangesBy ?? "row_version");
   registerCommPrefRoutes(app, state, bodyOf, qs, () => userName);
   registerListRoutes(app, state, bodyOf, qs, () => userName);
   registerWebhookRoutes(app, webhooks, bodyOf, applicationId, webhookOptions);
@@ -454,6 +460,7 @@ function registerConstituentRoutes(
   bodyOf: BodyOf,
   qs: Qs,
   userOf: (r: FastifyRequest) => string,
+  listChangesBy: "row_version" | "creation",
 ): void {
   const P = "/constituent/v1";
 
@@ -510,11 +517,13 @@ function registerConstituentRoutes(
     // of shifting the pages under the reader.
     const single = sort.length === 1 ? sort[0] : undefined;
     const stableKey: ((c: Constituent) => number) | undefined =
-      lastModified !== undefined || single === "date_modified" || (sortToken && dateAdded === undefined)
-        ? (c) => c.row_version
-        : dateAdded !== undefined || single === "date_added"
-          ? (c) => c.added_seq
-          : undefined;
+      lastModified !== undefined && listChangesBy === "creation"
+        ? (c) => c.added_seq
+        : lastModified !== undefined || single === "date_modified" || (sortToken && dateAdded === undefined)
+          ? (c) => c.row_version
+          : dateAdded !== undefined || single === "date_added"
+            ? (c) => c.added_seq
+            : undefined;
 
     if (stableKey) {
       rows.sort((a, b) => stableKey(a) - stableKey(b));
