@@ -12,7 +12,7 @@ import { loadOpenApiValidator, officialSpecPath } from "../contract/openapi-vali
 import { blackbaudRenxtManifest } from "./manifest";
 import { consentAddBody, constituentAddBody, constituentEditBody } from "./mapping";
 import { startEmulatorFixture, type EmulatorFixture } from "../../../test/support/connectors/blackbaud-renxt";
-import { handleBlackbaudWebhook } from "./webhooks";
+import { handleBlackbaudWebhook, registerBlackbaudWebhooks } from "./webhooks";
 
 let f: EmulatorFixture;
 let session: ConnectorSession;
@@ -625,6 +625,39 @@ describe("an incremental read", () => {
       .filter((o) => o.external_id === a && o.kind === "opt_out");
     expect(optOuts).toHaveLength(1);
     expect(pages.flatMap((p) => p.records).filter((r) => r.external_id === a)).toHaveLength(2);
+  });
+});
+
+describe("webhook registration", () => {
+  it("keeps the subscriptions while the secret stays, and makes them again with a rotated one", async () => {
+    const settings = f.settings();
+    const receiver = "https://concord.example.org/webhooks/re-nxt";
+    const keys = () =>
+      f.emu.webhooks
+        .snapshot()
+        .subscriptions.map((s) => new URL(s.webhook_url).searchParams.get("webhookKey"))
+        .sort();
+    const first = await registerBlackbaudWebhooks(settings, f.runtime, {
+      url: receiver,
+      secret: "old-secret-1",
+    });
+    if (!first.ok) throw new Error(first.error.message);
+    const count = first.value.created;
+    expect(count).toBeGreaterThan(0);
+    expect(keys()).toEqual(Array.from({ length: count }, () => "old-secret-1"));
+    const again = await registerBlackbaudWebhooks(settings, f.runtime, {
+      url: receiver,
+      secret: "old-secret-1",
+    });
+    expect(again.ok && again.value).toEqual({ created: 0, kept: count });
+    // The secret rotated: SKY shows no query string, so only the fingerprint kept at the last
+    // registration tells the subscriptions still carry the old one.
+    const rotated = await registerBlackbaudWebhooks(settings, f.runtime, {
+      url: receiver,
+      secret: "new-secret-2",
+    });
+    expect(rotated.ok && rotated.value).toEqual({ created: count, kept: 0 });
+    expect(keys()).toEqual(Array.from({ length: count }, () => "new-secret-2"));
   });
 });
 

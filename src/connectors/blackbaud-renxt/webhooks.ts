@@ -12,6 +12,7 @@ import type {
   WebhookHandling,
   WebhookRequest,
 } from "../connector";
+import { createHash } from "node:crypto";
 import { err, ok } from "../../core/result";
 import { secretMatches } from "../kit/webhook-secret";
 
@@ -142,6 +143,9 @@ export function parseDelivery(rawBody: string): WebhookHandling {
   return { kind: "events", changes, ...(skipped.length > 0 ? { skipped } : {}) };
 }
 
+/** The credential holding a fingerprint of the secret the connection's subscriptions carry. */
+const WEBHOOK_KEY_FINGERPRINT = "webhook_key_fingerprint";
+
 /** The subscription URL: Concord's endpoint with the connection's secret in the documented query parameter. */
 export function subscriptionUrl(endpoint: string, secret: string): string {
   const url = new URL(endpoint);
@@ -152,10 +156,16 @@ export function subscriptionUrl(endpoint: string, secret: string): string {
 /** Subscribes the endpoint to each event type not yet subscribed (SKY scopes one subscription per type). */
 export async function ensureWebhookSubscriptions(
   client: BlackbaudClient,
-  options: { endpoint: string; secret: string; event_types?: readonly string[] },
+  options: {
+    endpoint: string;
+    secret: string;
+    event_types?: readonly string[];
+    /** The receiver's subscriptions carry another secret than `secret`: made again, the old ones deleted. */
+    replace?: boolean;
+  },
 ): Promise<ConnectorResult<WebhookSubscription[]>> {
-  const existing = await client.listSubscriptions();
-  if (!existing.ok) return existing;
+  const listed = await client.listSubscriptions();
+  if (!listed.ok) return listed;
   const wantedUrl = new URL(options.endpoint);
   // GET answers never include the query string, so compare origin and path only.
   const same = (s: WebhookSubscription): boolean => {
@@ -163,9 +173,18 @@ export async function ensureWebhookSubscriptions(
     const u = new URL(s.webhook_url);
     return u.origin === wantedUrl.origin && u.pathname === wantedUrl.pathname;
   };
+  let existing = listed.value;
+  if (options.replace === true) {
+    // Their deliveries carry the old secret, which the receiver refuses: each would be lost.
+    for (const s of existing.filter(same)) {
+      const gone = await client.deleteSubscription(s.id);
+      if (!gone.ok && gone.error.code !== "not_found") return gone;
+    }
+    existing = existing.filter((s) => !same(s));
+  }
   const out: WebhookSubscription[] = [];
   for (const type of options.event_types ?? DEFAULT_EVENT_TYPES) {
-    const found = existing.value.find((s) => s.event_type === type && same(s));
+    const found = existing.find((s) => s.event_type === type && same(s));
     if (found) {
       out.push(found);
       continue;
@@ -195,8 +214,19 @@ export async function registerBlackbaudWebhooks(
   const client = createBlackbaudClient({ settings, runtime, limits: BLACKBAUD_LIMITS });
   const before = await client.listSubscriptions();
   if (!before.ok) return before;
-  const made = await ensureWebhookSubscriptions(client, { endpoint: receiver.url, secret: receiver.secret });
+  // SKY never shows a subscription's query string, so which secret a subscription carries is known
+  // only from the last registration: a fingerprint of it, kept with the connection's credentials.
+  // Another one (the secret rotated) or none (a connection registered before it was kept) makes
+  // the receiver's subscriptions again, with this secret.
+  const fingerprint = createHash("sha256").update(receiver.secret).digest("hex").slice(0, 16);
+  const held = (await settings.credentials.get())[WEBHOOK_KEY_FINGERPRINT];
+  const made = await ensureWebhookSubscriptions(client, {
+    endpoint: receiver.url,
+    secret: receiver.secret,
+    replace: held !== fingerprint,
+  });
   if (!made.ok) return made;
+  if (held !== fingerprint) await settings.credentials.save({ [WEBHOOK_KEY_FINGERPRINT]: fingerprint });
   const known = new Set(before.value.map((s) => s.id));
   const created = made.value.filter((s) => !known.has(s.id)).length;
   return ok({ created, kept: made.value.length - created });
