@@ -545,3 +545,28 @@ describe("times SKY gives blank or unreadable, and Yes/No fields given as text",
     expect(consentObservations(no, seen)).toEqual([]);
   });
 });
+
+describe("a solicit code entered with a start years back", () => {
+  it("is an act of the day it was entered: an opt-in made in between does not come after it", () => {
+    const detail: ConstituentDetail = {
+      constituent: person(),
+      opt_out_codes: {
+        codes: ["Do not solicit"],
+        held: [
+          {
+            id: "s9",
+            solicit_code: "Do not solicit",
+            start_date: "2020-01-01T00:00:00Z",
+            date_added: "2026-03-01T15:00:00Z",
+          },
+        ],
+        read_at: "2026-03-02T12:00:00Z",
+      },
+    };
+    const [o] = consentObservations(detail, "2026-03-02T12:00:00.000Z");
+    expect(o).toMatchObject({ kind: "opt_out", occurred_at: "2026-03-01T15:00:00.000Z" });
+    expect(toExternalRecord(detail).consent_state).toContainEqual(
+      expect.objectContaining({ source: "solicitcode:do not solicit", at: "2026-03-01T15:00:00.000Z" }),
+    );
+  });
+});

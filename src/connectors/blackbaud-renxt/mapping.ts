@@ -67,6 +67,18 @@ const firstDate = (...values: (string | null | undefined)[]): string | undefined
   return undefined;
 };
 
+/**
+ * When a solicit code took effect: the later of its start and when it was entered. A code entered
+ * today with a start years back (a paper record typed in) is an act of today: dated by its start,
+ * an opt-in the person made in between would come after it and lift it.
+ */
+const codeInForceSince = (code: ConstituentSolicitCode): string | undefined => {
+  const times = [readDate(code.start_date), readDate(code.date_added)].filter(
+    (t): t is string => t !== undefined,
+  );
+  return times.length === 0 ? undefined : times.reduce((a, b) => (Date.parse(a) >= Date.parse(b) ? a : b));
+};
+
 /** The stand-in time of a record whose own cannot be read: never taken as newer than anything. */
 const NO_TIME = new Date(0).toISOString();
 
@@ -319,7 +331,7 @@ export function consentFacts(detail: ConstituentDetail): ConsentFact[] {
         .sort((a, b) => Date.parse(a) - Date.parse(b))
         .at(-1);
     const at = held
-      ? newest(mine.filter((h) => solicitCodeActive(h, now)).map((h) => h.start_date ?? h.date_added))
+      ? newest(mine.filter((h) => solicitCodeActive(h, now)).map(codeInForceSince))
       : newest(mine.map((h) => h.end_date));
     facts.push({
       channel: "email",
@@ -554,7 +566,7 @@ export function consentObservations(
       scope: { kind: "global" },
       mechanism: "admin_edit",
       actor: { kind: "account" },
-      ...dated(firstDate(code.start_date, code.date_added, c.date_modified)),
+      ...dated(codeInForceSince(code) ?? readDate(c.date_modified)),
       evidence: {
         reason: `The solicit code "${code.solicit_code}" is on the constituent (connection option opt_out_solicit_codes)`,
         source_record_id: `solicitcode:${code.id}`,
