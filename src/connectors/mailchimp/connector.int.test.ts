@@ -548,6 +548,25 @@ describe("Mailchimp connector", () => {
     expect((await optIn("contact"))[0]?.status).toBe("succeeded");
   });
 
+  it("check refuses a topic naming a GDPR marketing permission the audience does not have, naming the ones it has", async () => {
+    const a = await startMailchimpTestAccount({ audience: { marketing_permissions: true } });
+    running.push(a);
+    const checked = (name: string) =>
+      mailchimpManifest
+        .connect({ ...a.settings, constructs: [{ type: "marketing_permission", name }] }, a.runtime)
+        .check();
+    // No member yet: nothing shows the audience's permissions, and nothing is refused.
+    expect((await checked("Direct Mail")).ok).toBe(true);
+    await a.seed([{ email: "first@example.org", status: "subscribed" }]);
+    expect((await checked("email")).ok).toBe(true);
+    const refused = await checked("Direct Mail");
+    expect(refused.ok).toBe(false);
+    if (!refused.ok)
+      expect(refused.error.message).toBe(
+        "topics[].constructs: The Mailchimp audience has no GDPR marketing permission named “Direct Mail”; its permissions are “Email”, “Customized Online Advertising”.",
+      );
+  });
+
   it("withdraws a GDPR marketing permission standing for a topic, named by its text, and gives it again for the person's own opt-in only", async () => {
     const a = await startMailchimpTestAccount({ audience: { marketing_permissions: true } });
     running.push(a);

@@ -137,7 +137,34 @@ export function createMailchimpSession(
     const a = await findAudience();
     if (!a.ok) return a;
     audiences.set(settings, Promise.resolve(a));
+    const permissions = await checkPermissions(a.value.id);
+    if (!permissions.ok) return permissions;
     return ok({ account_label: `Mailchimp audience “${a.value.name}” (${settings.connection_id})` });
+  };
+
+  /**
+   * The GDPR marketing permissions the connection's topics name are the audience's: Mailchimp lists
+   * them on its members only, so one member is read. An audience with no member yet shows none, and
+   * passes: its first member shows them, and a write naming one it lacks fails saying so.
+   */
+  const checkPermissions = async (listId: string): Promise<ConnectorResult<void>> => {
+    const named = (settings.constructs ?? []).filter((c) => c.type === MARKETING_PERMISSION);
+    if (named.length === 0) return ok(undefined);
+    const page = await client.request({
+      method: "GET",
+      path: `/lists/${listId}/members`,
+      query: { count: 1 },
+      priority: "read",
+      schema: McMembersPageSchema,
+    });
+    if (!page.ok) return page;
+    const member = page.value.body.members[0];
+    if (member === undefined) return ok(undefined);
+    for (const c of named) {
+      const found = permissionOf(member, c.name ?? c.id ?? "");
+      if (!found.ok) return err({ ...found.error, message: `topics[].constructs: ${found.error.message}` });
+    }
+    return ok(undefined);
   };
 
   // ------------------------------------------------------------------------------------------
