@@ -192,7 +192,7 @@ export async function recordChanges(
   const ended = new Set<ConsentObservation>();
   /** Opt-outs derived from a fact without history set again: recorded only where nothing else says so. */
   const setAgain = new Set<ConsentObservation>();
-  /** Consents withdrawn on a record without history: news only where the scope was still sent (`withdrawalIsNews`). */
+  /** Consents withdrawn on a record without history: news only where no opt-out in force covers the scope (`withdrawalIsNews`). */
   const withdrawn = new Set<ConsentObservation>();
   for (let record of records.values()) {
     counts.records_seen += 1;
