@@ -27,6 +27,20 @@ type McState = {
   }[];
 };
 
+/**
+ * The people in the CRM, on its newsletter and appeal lists, synced once (nothing refused), and a
+ * minute gone by: their constituent ids by name.
+ */
+async function seedAndSync(h: SyncHarness, names: readonly string[]): Promise<Record<string, string>> {
+  const ids = await h.seedRe(names.map((n) => individual(`${n}@example.org`, n, "Example")));
+  await addToReList(h, RE_LISTS.news, ids);
+  await addToReList(h, RE_LISTS.appeals, ids);
+  const first = await h.sync();
+  expect(first.execution?.operations.failed, JSON.stringify(first.execution)).toBe(0);
+  h.advance(60_000);
+  return Object.fromEntries(names.map((n, i) => [n, ids[i] ?? ""]));
+}
+
 describe("fan-out across vendors: Raiser's Edge NXT, Constant Contact and Mailchimp in one pair (SQLite)", () => {
   let h: SyncHarness;
   const re: Record<string, string> = {};
@@ -34,13 +48,7 @@ describe("fan-out across vendors: Raiser's Edge NXT, Constant Contact and Mailch
   beforeEach(async () => {
     h = await startSyncHarness(sqliteBackend(), { mailchimp: true });
     const names = ["ada", "bob", "cy", "di"];
-    const ids = await h.seedRe(names.map((n) => individual(`${n}@example.org`, n, "Example")));
-    for (const [i, n] of names.entries()) re[n] = ids[i] ?? "";
-    await addToReList(h, RE_LISTS.news, ids);
-    await addToReList(h, RE_LISTS.appeals, ids);
-    const first = await h.sync();
-    expect(first.execution?.operations.failed, JSON.stringify(first.execution)).toBe(0);
-    h.advance(60_000);
+    Object.assign(re, await seedAndSync(h, names));
   });
   afterEach(async () => {
     await h.close();
@@ -275,13 +283,7 @@ describe("a Mailchimp GDPR marketing permission standing for a topic (SQLite)", 
       audience: { id: "a1b2c3d4e5", name: "Supporters", marketing_permissions: true },
     });
     const names = ["ada", "bob"];
-    const ids = await h.seedRe(names.map((n) => individual(`${n}@example.org`, n, "Example")));
-    for (const [i, n] of names.entries()) re[n] = ids[i] ?? "";
-    await addToReList(h, RE_LISTS.news, ids);
-    await addToReList(h, RE_LISTS.appeals, ids);
-    const first = await h.sync();
-    expect(first.execution?.operations.failed, JSON.stringify(first.execution)).toBe(0);
-    h.advance(60_000);
+    Object.assign(re, await seedAndSync(h, names));
   });
   afterEach(async () => {
     await h.close();

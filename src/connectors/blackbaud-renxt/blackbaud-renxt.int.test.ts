@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type {
+  Checkpoint,
   ExternalRecord,
   ConnectorOperation,
   ConnectorSession,
@@ -680,31 +681,30 @@ describe("an incremental read stopped part way (the day's quota spent)", () => {
     fx.clock.advance(60_000);
     return { a, c };
   };
-  const firstPages = async (fx: EmulatorFixture, n: number): Promise<ReadPage[]> => {
+  /** The pages a read of one constituent a page takes from `at`, stopped after `n` (all when absent). */
+  const pagesFrom = async (fx: EmulatorFixture, at: Checkpoint, n?: number): Promise<ReadPage[]> => {
     const s = blackbaudRenxtManifest.connect({ ...fx.settings(), page_size: 1 }, fx.runtime);
     const pages: ReadPage[] = [];
-    for await (const page of s.read(from, {})) {
+    for await (const page of s.read(at, {})) {
       if (!page.ok) throw new Error(page.error.message);
       pages.push(page.value);
       if (pages.length === n) break;
     }
     return pages;
   };
+  const firstPages = (fx: EmulatorFixture, n: number) => pagesFrom(fx, from, n);
+  /** Whether the next read, from `at`, reads the opt-out of constituent `id`. */
+  const optOutReadFrom = async (fx: EmulatorFixture, at: Checkpoint, id: string): Promise<boolean> =>
+    (await pagesFrom(fx, at))
+      .flatMap((p) => p.consent)
+      .some((o) => o.external_id === id && o.kind === "opt_out");
 
   it("listed in the order of change, goes on from the page before the last it stored", async () => {
     const { c } = await seed(f);
     const pages = await firstPages(f, 2);
     // Oldest change first (B, C, then A): the second page's checkpoint is the first page's change.
     expect(Date.parse(pages[1]!.checkpoint.value)).toBeGreaterThan(Date.parse(from.value));
-    const s = blackbaudRenxtManifest.connect({ ...f.settings(), page_size: 1 }, f.runtime);
-    const next: ReadPage[] = [];
-    for await (const page of s.read(pages[1]!.checkpoint, {})) {
-      if (!page.ok) throw new Error(page.error.message);
-      next.push(page.value);
-    }
-    expect(next.flatMap((p) => p.consent).some((o) => o.external_id === c && o.kind === "opt_out")).toBe(
-      true,
-    );
+    expect(await optOutReadFrom(f, pages[1]!.checkpoint, c)).toBe(true);
   });
 
   it("listed in another order, keeps the checkpoint it began from: an older opt-out on a later page is read next time", async () => {
@@ -715,15 +715,7 @@ describe("an incremental read stopped part way (the day's quota spent)", () => {
       const pages = await firstPages(fx, 2);
       expect(pages[0]!.records.map((r) => r.external_id)).toEqual([a]);
       for (const p of pages) expect(p.checkpoint.value).toBe(from.value);
-      const s = blackbaudRenxtManifest.connect({ ...fx.settings(), page_size: 1 }, fx.runtime);
-      const next: ReadPage[] = [];
-      for await (const page of s.read(pages[1]!.checkpoint, {})) {
-        if (!page.ok) throw new Error(page.error.message);
-        next.push(page.value);
-      }
-      expect(next.flatMap((p) => p.consent).some((o) => o.external_id === c && o.kind === "opt_out")).toBe(
-        true,
-      );
+      expect(await optOutReadFrom(fx, pages[1]!.checkpoint, c)).toBe(true);
     } finally {
       await fx.close();
     }

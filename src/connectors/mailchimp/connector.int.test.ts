@@ -77,6 +77,24 @@ function personsOptOut(
   };
 }
 
+/** An opt-in made on the preference page, by the person or (`account`) by someone for them. */
+function anOptIn(
+  a: MailchimpTestAccount,
+  op_id: string,
+  id: string,
+  scope: Extract<ConnectorOperation, { kind: "record_opt_in" }>["scope"],
+  actor: "contact" | "account",
+): ConnectorOperation {
+  return {
+    kind: "record_opt_in",
+    op_id,
+    external_id: id,
+    scope,
+    occurred_at: a.runtime.now().toISOString(),
+    origin: { system: "blackbaud-renxt", connection: "re", mechanism: "preference_page", actor },
+  };
+}
+
 async function statusOf(a: MailchimpTestAccount, email: string): Promise<string | undefined> {
   const state = await a.control<{ audiences: { members: { email_address: string; status: string }[] }[] }>(
     "GET",
@@ -531,16 +549,7 @@ describe("Mailchimp connector", () => {
     expect(after.ok && after.value.records[0]!.list_ids).toEqual([]);
     expect(await statusOf(a, "g@example.org")).toBe("subscribed");
     const optIn = (actor: "contact" | "account") =>
-      session.apply([
-        {
-          kind: "record_opt_in",
-          op_id: `in-${actor}`,
-          external_id: m!.id,
-          scope,
-          occurred_at: a.runtime.now().toISOString(),
-          origin: { system: "blackbaud-renxt", connection: "re", mechanism: "preference_page", actor },
-        },
-      ]);
+      session.apply([anOptIn(a, `in-${actor}`, m!.id, scope, actor)]);
     expect((await optIn("account"))[0]).toMatchObject({
       status: "failed",
       code: "consent_requires_contact_action",
@@ -609,16 +618,7 @@ describe("Mailchimp connector", () => {
     expect(again[0]).toMatchObject({ status: "succeeded", code: "already_applied" });
 
     const optIn = (actor: "contact" | "account") =>
-      session.apply([
-        {
-          kind: "record_opt_in",
-          op_id: `pin-${actor}`,
-          external_id: m!.id,
-          scope,
-          occurred_at: a.runtime.now().toISOString(),
-          origin: { system: "blackbaud-renxt", connection: "re", mechanism: "preference_page", actor },
-        },
-      ]);
+      session.apply([anOptIn(a, `pin-${actor}`, m!.id, scope, actor)]);
     expect((await optIn("account"))[0]).toMatchObject({
       status: "failed",
       code: "consent_requires_contact_action",

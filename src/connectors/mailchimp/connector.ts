@@ -515,18 +515,21 @@ export function createMailchimpSession(
       : err({ code: "not_found", message: `No tag ${tagId} in the Mailchimp audience.` });
   };
 
+  /** The outcome of a consent write to a member the audience does not have. */
+  const notInAudience = (
+    op: Extract<ConnectorOperation, { kind: "record_opt_out" | "record_opt_in" }>,
+  ): OperationOutcome =>
+    opOutcome(op, {
+      status: "failed",
+      code: "not_found",
+      message: `Member ${op.external_id} is not in the Mailchimp audience.`,
+    });
+
   const recordOptOut = (op: Extract<ConnectorOperation, { kind: "record_opt_out" }>): Promise<Run> =>
     withAudience(async (listId) => {
       const m = await fetchMember(listId, op.external_id, "consent");
       if (!m.ok) return m;
-      if (!m.value)
-        return ok([
-          opOutcome(op, {
-            status: "failed",
-            code: "not_found",
-            message: `Member ${op.external_id} is not in the Mailchimp audience.`,
-          }),
-        ]);
+      if (!m.value) return ok([notInAudience(op)]);
       const target = listOfScope(op.scope);
       if (target.kind === "other")
         return ok([
@@ -636,14 +639,7 @@ export function createMailchimpSession(
     return withAudience(async (listId) => {
       const m = await fetchMember(listId, op.external_id, "consent");
       if (!m.ok) return m;
-      if (!m.value)
-        return ok([
-          opOutcome(op, {
-            status: "failed",
-            code: "not_found",
-            message: `Member ${op.external_id} is not in the Mailchimp audience.`,
-          }),
-        ]);
+      if (!m.value) return ok([notInAudience(op)]);
       // A write brings an archived member back as it was, subscribed included: for one purpose's
       // consent the whole audience's email would start again.
       if (m.value.status === "archived")
