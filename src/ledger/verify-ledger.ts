@@ -132,7 +132,7 @@ export async function verifyLedger(store: StoreSession, options: VerifyOptions =
       if (unrecorded.size === 0) break;
     }
   if (unrecorded.size > 0 && options.list_unrecorded_erasures !== true) {
-    const first = Math.min(...unrecorded.values());
+    const first = [...unrecorded.values()].reduce((a, b) => Math.min(a, b));
     return {
       ok: false,
       first_broken_seq: first,

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { connectionHealthTracker, type ConnectionAlert } from "../connections/connection-health";
 import { createLogger } from "../observability/logger";
 import { createEngineRuntime, type EngineRuntime } from "./engine-runtime";
+import { problemWatch } from "./watch-problems";
 import {
   addToReList,
   individual,
@@ -142,5 +143,49 @@ describe("problem alerts (SQLite)", () => {
     await runtime.tick();
     const closed = alerts.filter((a) => a.status === "resolved").map((a) => a.code);
     expect(closed.sort()).toEqual(["legal_clock_breached", "legal_clock_due_soon", "opt_out_stuck"]);
+  });
+
+  it("a backlog of 150,000 unapplied opt-outs on one connection is alerted like one", async () => {
+    // A platform down through a mass unsubscribe: the watch must not fail on the size of its backlog.
+    const at = new Date(h.now().getTime() - 2 * HOUR).toISOString();
+    const backlog = 150_000;
+    // Under the plan of the first sync (the operations name their plan).
+    const plan = await h.store.db.selectFrom("plans").select("id").executeTakeFirstOrThrow();
+    await h.store.transaction(async (tx) => {
+      for (let from = 0; from < backlog; from += 2_000)
+        await tx.db
+          .insertInto("operations")
+          .values(
+            Array.from({ length: Math.min(2_000, backlog - from) }, (_, i) => ({
+              id: `op-backlog-${String(from + i)}`,
+              plan_id: plan.id,
+              kind: "record_opt_out",
+              target_connection: "re-nxt",
+              contact_id: null,
+              payload_json: JSON.stringify({ operation: { occurred_at: at } }),
+              status: "pending",
+              created_at: at,
+              updated_at: at,
+            })),
+          )
+          .execute();
+    });
+    const raised: { code: string; message: string }[] = [];
+    const watch = problemWatch({
+      store: h.store,
+      config: h.config,
+      now: h.now,
+      problems: {
+        raise: async (p) => {
+          raised.push(p);
+        },
+        clear: async () => undefined,
+      },
+    });
+    await watch.check();
+    const stuck = raised.find((p) => p.code === "opt_out_stuck");
+    expect(stuck?.message).toContain(
+      `${String(backlog)} opt-out(s) planned for re-nxt are not applied yet; the oldest has waited since ${at}`,
+    );
   });
 });

@@ -84,13 +84,18 @@ export function problemWatch(deps: ProblemWatchDeps): ProblemWatch {
     const now = deps.now().getTime();
     const pending = await pendingOptOuts(deps.store);
     const byConnection = new Map<string, PendingOptOut[]>();
-    for (const p of pending)
-      byConnection.set(p.connection_id, [...(byConnection.get(p.connection_id) ?? []), p]);
+    // Grouped in place and folded without spreading: a platform down during a mass unsubscribe
+    // leaves hundreds of thousands of opt-outs waiting, which is when this watch matters most.
+    for (const p of pending) {
+      const group = byConnection.get(p.connection_id);
+      if (group === undefined) byConnection.set(p.connection_id, [p]);
+      else group.push(p);
+    }
     const connections = new Set([...deps.config.connections.map((c) => c.id), ...byConnection.keys()]);
     for (const connection of connections) {
       const ops = byConnection.get(connection) ?? [];
       const stuck = ops.filter((o) => now - o.planned_at >= thresholds.stuck_opt_out);
-      const oldest = Math.min(...stuck.map((o) => o.planned_at));
+      const oldest = stuck.reduce((min, o) => Math.min(min, o.planned_at), Infinity);
       if (stuck.length > 0)
         await deps.problems.raise({
           key: `stuck_opt_out:${connection}`,

@@ -62,7 +62,7 @@ export async function complianceReport(
         p50: round(percentile(days, 0.5)),
         p90: round(percentile(days, 0.9)),
         p99: round(percentile(days, 0.99)),
-        max: round(days.length > 0 ? Math.max(...days) : null),
+        max: round(days.length > 0 ? days.reduce((a, b) => Math.max(a, b)) : null),
       },
       applied_late: lags.filter((l) => l.late).length,
       pending: pending.length,
