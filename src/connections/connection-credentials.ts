@@ -11,6 +11,10 @@
  * token this one spent. Stopping flushes it. Only a process killed between the
  * vendor's answer and the save loses a rotated token: the connection is then reported broken and
  * must be authorised again (the opt-outs wait in the ledger meanwhile).
+ *
+ * Connecting the account again (a new grant) is written under the same lock and marked as a grant
+ * of its own: a renewal of the old grant under way in another process saves first, and tokens
+ * renewed from the old grant are neither used nor saved once the new one is stored.
  */
 import type { Connection } from "../config/concord-config";
 import { openSecret, sealSecret, type SecretKey } from "../config/secret-box";
@@ -19,6 +23,7 @@ import type { CredentialAccess } from "../connectors/connector";
 import { withNamedLock } from "../store/advisory-lock";
 import type { StoreSession } from "../store/ports";
 import { errorMessage } from "../core/error-code";
+import { randomUUID } from "node:crypto";
 
 export type CredentialDeps = {
   store: StoreSession;
@@ -63,6 +68,9 @@ const FIRST_SAVE_PAUSE_MS = 250;
 /** Where a connection's rotated tokens are stored (sealed, bound to this name). */
 export const rotatedTokensName = (connectionId: string): string => `${connectionId}.oauth`;
 
+/** Stored beside a grant's tokens: which grant (connection of the account) they belong to. */
+const GRANT_FIELD = "concord_grant";
+
 export class CredentialError extends Error {
   constructor(
     readonly code: string,
@@ -75,6 +83,9 @@ export class CredentialError extends Error {
 export function connectionCredentials(connection: Connection, deps: CredentialDeps): ConnectionCredentials {
   const name = rotatedTokensName(connection.id);
   let memory: Record<string, string> = {};
+  // The grant the tokens last read belong to, and the one the tokens in `memory` were renewed from.
+  let grantRead: string | undefined;
+  let memoryGrant: string | undefined;
   let warned = false;
   const reported = new Set<string>();
   // Tokens in `memory` whose save failed; the retry timer and `flush` save them.
@@ -93,7 +104,15 @@ export function connectionCredentials(connection: Connection, deps: CredentialDe
     saving ??= (async () => {
       const tokens = memory;
       try {
-        const sealed = sealSecret(JSON.stringify({ ...(await storedRotated(key)), ...tokens }), key, name);
+        const current = await storedRotated(key);
+        if (current[GRANT_FIELD] !== memoryGrant) {
+          // The account was connected again since these tokens were renewed: the new grant stands,
+          // and tokens of the grant it replaced are not written over it.
+          if (memory === tokens) memory = {};
+          unsaved = Object.keys(memory).length > 0;
+          return true;
+        }
+        const sealed = sealSecret(JSON.stringify({ ...current, ...tokens }), key, name);
         if (!sealed.ok) throw new CredentialError(sealed.error.code, sealed.error.message);
         await deps.store.credentials.put(name, sealed.value, key.id);
       } catch (error) {
@@ -151,7 +170,11 @@ export function connectionCredentials(connection: Connection, deps: CredentialDe
     if (sealed === undefined || deps.key === undefined) return memory;
     const opened = openSecret(sealed, deps.key, name);
     if (!opened.ok) throw new CredentialError(opened.error.code, `${name}: ${opened.error.message}`);
-    return { ...(JSON.parse(opened.value) as Record<string, string>), ...memory };
+    const { [GRANT_FIELD]: grant, ...read } = JSON.parse(opened.value) as Record<string, string>;
+    grantRead = grant;
+    // Tokens waiting for their save belong to the grant they were renewed from: once the account
+    // was connected again (another process), the new grant's tokens are the ones to use.
+    return grant === memoryGrant || Object.keys(memory).length === 0 ? { ...read, ...memory } : read;
   };
 
   return {
@@ -210,10 +233,18 @@ export function connectionCredentials(connection: Connection, deps: CredentialDe
           error:
             "CONCORD_SECRET_KEY is not set: Concord keeps a connection's tokens only sealed. Set it and connect again.",
         };
-      const sealed = sealSecret(JSON.stringify(grant), deps.key, name);
+      const key = deps.key;
+      // Marked as a grant of its own: tokens renewed from an earlier grant are not saved over it.
+      const sealed = sealSecret(JSON.stringify({ ...grant, [GRANT_FIELD]: randomUUID() }), key, name);
       if (!sealed.ok) return { ok: false, error: sealed.error.message };
       await saving?.catch(() => undefined);
-      await deps.store.credentials.put(name, sealed.value, deps.key.id);
+      // Under the credential lock: a worker renewing meanwhile (another process) saves its tokens
+      // first, so this grant is written last, not merged into by that save.
+      const held = await withNamedLock(deps.store, `credentials:${connection.id}`, { wait: true }, () =>
+        deps.store.credentials.put(name, sealed.value, key.id),
+      );
+      if (!held.acquired)
+        return { ok: false, error: `the credential lock of ${connection.id} was not taken` };
       memory = {};
       unsaved = false;
       failures = 0;
@@ -228,6 +259,7 @@ export function connectionCredentials(connection: Connection, deps: CredentialDe
     },
     save: async (changes) => {
       // In memory first: whatever happens to the save, this process keeps using the new token.
+      if (Object.keys(memory).length === 0) memoryGrant = grantRead;
       memory = { ...memory, ...changes };
       if (deps.key === undefined) {
         if (!warned) {
