@@ -223,6 +223,50 @@ describe("read", () => {
     expect(Date.parse(lastCheckpoint(pages).value)).toBeGreaterThan(Date.parse(start.value));
   });
 
+  it("a contact report down in passing holds back only the opt-outs that need it: the others are read, and the held ones by the next read", async () => {
+    const seeded = await seedPeople(3);
+    const start = lastCheckpoint(await readAll(session, null));
+    await account.runtime.sleep(10 * 60_000);
+    const [a, b, c] = seeded.contacts;
+    // A and B complain (only the contact report tells a complaint from an unsubscribe link); the
+    // account unsubscribes C, which needs no report.
+    await account.act("spam_complaint", a!.email);
+    await account.act("spam_complaint", b!.email);
+    await account.control("POST", "/__emulator/act", { as: "admin", action: "unsubscribe", email: c!.email });
+    // The reports service is down (more failures than the client retries).
+    await account.control("POST", "/__emulator/faults", {
+      status: 503,
+      count: 100,
+      path_prefix: "/v3/reports/contact_reports/",
+    });
+    const pages: ReadPage[] = [];
+    let failure: { code: string; message: string } | undefined;
+    for await (const page of session.read(start, {})) {
+      if (page.ok) pages.push(page.value);
+      else failure = page.error;
+    }
+    // C's opt-out is read now; A and B wait, record and consent, and the read says why.
+    expect(
+      pages
+        .flatMap((p) => p.consent)
+        .filter((o) => o.kind === "opt_out")
+        .map((o) => o.external_id),
+    ).toEqual([c!.contact_id]);
+    expect(pages.flatMap((p) => p.records).map((r) => r.external_id)).not.toContain(a!.contact_id);
+    expect(failure?.code).toBe("vendor_unavailable");
+    expect(failure?.message).toMatch(/^2 contact\(s\) who opted out wait for the contact report/);
+    // The checkpoint stays where the read began: the next read, with the report back, reads them.
+    expect(lastCheckpoint(pages).value).toBe(start.value);
+    await account.control("DELETE", "/__emulator/faults");
+    const next = await readAll(session, lastCheckpoint(pages));
+    const optOuts = next.flatMap((p) => p.consent).filter((o) => o.kind === "opt_out");
+    for (const x of [a, b])
+      expect(optOuts.find((o) => o.external_id === x!.contact_id)).toMatchObject({
+        mechanism: "unknown",
+        scope: { kind: "global" },
+      });
+  });
+
   it("a contact that opts out behind the cursor of a long read is read by the next: the checkpoint never passes the read's start", async () => {
     const [a, b] = (await seedPeople(2)).contacts;
     const small = constantContactManifest.connect({ ...account.settings, page_size: 1 }, account.runtime);

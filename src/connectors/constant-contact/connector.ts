@@ -25,7 +25,7 @@ import type {
 import { z } from "zod";
 import type { CallPriority } from "../http/rate-limiter";
 import { emailKey, sameEmail } from "../../core/identity/normalise-email";
-import { ok } from "../../core/result";
+import { err, ok } from "../../core/result";
 import { applyConsentFirst, isDeferrable, outcomeOfError, runByKind, stopsAll } from "../kit/apply-policy";
 import { nextLinks } from "../kit/next-links";
 import {
@@ -139,18 +139,23 @@ function createSession(
    * contact report once it is recent enough to be there (one consent-priority call): a campaign's
    * opt-out is the unsubscribe link, none at all may be a spam complaint (QUIRKS.md).
    */
-  const consentOf = async (contact: CcContact): Promise<ConnectorResult<ConsentObservation[]>> => {
+  const consentOf = async (
+    contact: CcContact,
+    reportsDown?: ConnectorError,
+  ): Promise<ConnectorResult<ConsentObservation[]>> => {
     if (!needsOptOutActivity(contact)) return ok(contactToConsent(contact));
     const date = contact.email_address?.opt_out_date;
     const since = runtime.now().getTime() - OPT_OUT_LOOKBACK_MS;
     if (date === undefined || Number.isNaN(Date.parse(date)) || Date.parse(date) < since)
       return ok(contactToConsent(contact));
+    // The report failed for a contact before in this read: it is not asked again until the next.
+    if (reportsDown !== undefined) return err(reportsDown);
     const activities = await client.optOutActivities(contact.contact_id);
     if (!activities.ok) {
-      // A passing failure (a limit, an outage) stops the read, which the next poll starts again.
-      // Any other (a report this token may not read: 403; an answer no retry would make readable)
-      // would stop every read, and every opt-out after it, until this one is older than the
-      // look-back: the opt-out is kept, its kind unknown.
+      // A passing failure (a limit, an outage) is the caller's to hold: the read keeps the contact
+      // for the next poll. Any other (a report this token may not read: 403; an answer no retry
+      // would make readable) would hold it until it is older than the look-back: the opt-out is
+      // kept, its kind unknown.
       if (isDeferrable(activities.error) && activities.error.code !== "bad_response") return activities;
       return ok(
         contactToConsent(
@@ -184,6 +189,12 @@ function createSession(
         ];
     const firstContact = firstSeen();
     const firstConsent = firstSeen();
+    // A contact report that failed in passing (a limit, an outage): the contacts whose opt-out
+    // needs it are held back, record and consent, for the next poll (the checkpoint does not move
+    // past them), and every other contact's opt-out is still read now. The failure is reported
+    // once the read is done.
+    let reportsDown: ConnectorError | undefined;
+    let held = 0;
     // Constant Contact documents no order for GET /contacts (QUIRKS.md); the next read starts no
     // later than this one began (a contact the cursor passed may opt out meanwhile).
     const watermark = createWatermark("unordered", checkpoint?.value ?? EPOCH, runtime.now().toISOString());
@@ -201,12 +212,17 @@ function createSession(
         const consent: ConsentObservation[] = [];
         for (const contact of page.value.contacts) {
           if (!firstContact(contact.contact_id)) continue;
-          records.push(contactToRecord(contact));
-          const observed = await consentOf(contact);
+          const observed = await consentOf(contact, reportsDown);
           if (!observed.ok) {
-            yield observed;
-            return;
+            if (!isDeferrable(observed.error)) {
+              yield observed;
+              return;
+            }
+            reportsDown = observed.error;
+            held += 1;
+            continue;
           }
+          records.push(contactToRecord(contact));
           for (const c of observed.value) {
             const key = contentHash([c.external_id, c.kind, c.occurred_at, c.actor, c.mechanism]);
             if (firstConsent(key)) consent.push(c);
@@ -220,7 +236,7 @@ function createSession(
           consent,
           checkpoint: {
             stream: STREAM,
-            value: watermark.value(last, runtime.now().toISOString()),
+            value: watermark.value(last && reportsDown === undefined, runtime.now().toISOString()),
             taken_at: runtime.now().toISOString(),
           },
         });
@@ -233,6 +249,11 @@ function createSession(
         from = { next: followed.value };
       }
     }
+    if (reportsDown !== undefined)
+      yield err({
+        ...reportsDown,
+        message: `${String(held)} contact(s) who opted out wait for the contact report, which tells how they left; every other contact was read. ${reportsDown.message}`,
+      });
   }
 
   const get = async (ids: readonly string[]): Promise<ConnectorResult<RecordsWithConsent>> => {
