@@ -389,10 +389,19 @@ async function eraseConcordCopy(
       for (const op of bulk) {
         // What the system answered for the person's item (a refusal quotes the address) goes too.
         await scrubAddresses(tx, "outcomes", "detail_json", addresses, ["operation_id", op.id]);
-        const payload = JSON.parse(op.payload_json) as { operation?: { items?: { item_id?: string }[] } };
-        const items = payload.operation?.items;
-        if (!Array.isArray(items)) continue;
-        payload.operation = { ...payload.operation, items: items.filter((i) => i.item_id !== id) };
+        const payload = JSON.parse(op.payload_json) as {
+          contact_ids?: string[];
+          operation?: { items?: { item_id?: string }[]; external_ids?: string[] };
+        };
+        const operation = payload.operation;
+        const at = payload.contact_ids?.indexOf(id) ?? -1;
+        if (operation === undefined || at < 0) continue;
+        // A list change names each contact's platform id at the contact's place (a Mailchimp member
+        // id is derived from the address); an import names the person in an item of their own.
+        if (Array.isArray(operation.external_ids))
+          operation.external_ids = operation.external_ids.filter((_, i) => i !== at);
+        if (Array.isArray(operation.items)) operation.items = operation.items.filter((i) => i.item_id !== id);
+        payload.contact_ids = payload.contact_ids?.filter((c) => c !== id);
         await tx.db
           .updateTable("operations")
           .set({ payload_json: JSON.stringify(payload) })
