@@ -394,14 +394,15 @@ async function eraseConcordCopy(
           operation?: { items?: { item_id?: string }[]; external_ids?: string[] };
         };
         const operation = payload.operation;
-        const at = payload.contact_ids?.indexOf(id) ?? -1;
+        const contactIds = payload.contact_ids ?? [];
+        const at = contactIds.indexOf(id);
         if (operation === undefined || at < 0) continue;
         // A list change names each contact's platform id at the contact's place (a Mailchimp member
         // id is derived from the address); an import names the person in an item of their own.
         if (Array.isArray(operation.external_ids))
           operation.external_ids = operation.external_ids.filter((_, i) => i !== at);
         if (Array.isArray(operation.items)) operation.items = operation.items.filter((i) => i.item_id !== id);
-        payload.contact_ids = payload.contact_ids?.filter((c) => c !== id);
+        payload.contact_ids = contactIds.filter((c) => c !== id);
         await tx.db
           .updateTable("operations")
           .set({ payload_json: JSON.stringify(payload) })
