@@ -368,6 +368,17 @@ describeWithSpecs("requests match the official OpenAPI spec", async () => {
     ];
     valid("POST", "/v3/activities/contacts_json_import", { import_data: rows, list_ids: [LIST] });
   });
+  it("POST /activities/contacts_json_import carries every part of every address and phone kind", () => {
+    const fields: Record<string, string> = {};
+    for (const kind of ["home", "work", "other"])
+      for (const part of ["street", "city", "state", "postal_code", "country"])
+        fields[`address:${kind}:${part}`] = `${kind} ${part}`;
+    for (const kind of ["home", "work", "mobile", "other"]) fields[`phone:${kind}`] = `+1 555 ${kind}`;
+    const row = importRow({ item_id: "1", email: "a@example.org", fields });
+    // Each value lands in a column of its own: nothing is dropped on the way.
+    expect(Object.values(row).sort()).toEqual([...Object.values(fields), "a@example.org"].sort());
+    valid("POST", "/v3/activities/contacts_json_import", { import_data: [row], list_ids: [LIST] });
+  });
   it("POST /activities/add_list_memberships", () => {
     valid("POST", "/v3/activities/add_list_memberships", membershipBody([ID], [LIST]));
   });

@@ -323,6 +323,7 @@ const IMPORT_KEYS = new Set([
   "work_city",
   "work_state",
   "work_zip",
+  "work_country",
   "other_street",
   "other_street2",
   "other_city",
