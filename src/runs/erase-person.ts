@@ -8,6 +8,7 @@
  * through. Concord's own copy goes last, once every system erased or kept the record: a system that
  * failed keeps its link, and running the erasure again retries it.
  */
+import { domainToASCII, domainToUnicode } from "node:url";
 import { sql, type RawBuilder } from "kysely";
 import { normaliseEmail } from "../core/identity/normalise-email";
 import type { ConcordConfig } from "../config/concord-config";
@@ -292,7 +293,8 @@ async function unlinkedRecordsAt(
   // A pass over the snapshots no link points to, narrowed by text, then read: a record is at the
   // address when one of its own emails is, not when a note quotes it.
   const payload = sql.ref("record_snapshots.payload_json");
-  const contains = (key: string) => lowerContains(store, payload, key);
+  const contains = (needle: string) => lowerContains(store, payload, needle);
+  const needles = searchNeedles([...keys].flatMap(domainForms));
   const unlinked = await store.db
     .selectFrom("record_snapshots")
     .select(["connection_id", "external_id", "payload_json"])
@@ -307,7 +309,7 @@ async function unlinkedRecordsAt(
         ),
       ),
     )
-    .where((eb) => eb.or([...keys].map(contains)))
+    .where((eb) => eb.or(needles.map(contains)))
     .execute();
   for (const row of unlinked) {
     const emails = parseJson<{ emails?: unknown }>(row.payload_json)?.emails;
@@ -315,6 +317,39 @@ async function unlinkedRecordsAt(
       add(row.connection_id, row.external_id);
   }
   return [...found.values()];
+}
+
+/**
+ * An address in each form its domain may be written in: the match key's (ASCII, IDNA) and the
+ * Unicode one a system may show (`bücher.example` and `xn--bcher-kva.example`).
+ */
+function domainForms(address: string): string[] {
+  const at = address.lastIndexOf("@");
+  if (at < 0) return [address];
+  const local = address.slice(0, at);
+  const domain = address.slice(at + 1);
+  const forms = new Set([address]);
+  for (const form of [domainToUnicode(domain), domainToASCII(domain)])
+    if (form !== "") forms.add(`${local}@${form}`);
+  return [...forms];
+}
+
+/**
+ * What a text search narrows rows by, for each lower-cased text: SQLite's lower() folds ASCII
+ * letters only (and PostgreSQL's depends on the database's locale), so a text with other letters
+ * is cut to its longest ASCII run, which matches in any case. The rows found are checked in full
+ * by the caller.
+ */
+function searchNeedles(texts: readonly string[]): string[] {
+  const needles = new Set<string>();
+  for (const text of texts) {
+    const lowered = text.toLowerCase();
+    // eslint-disable-next-line no-control-regex
+    const runs = lowered.split(/[^\x00-\x7f]+/).sort((a, b) => b.length - a.length);
+    const longest = runs[0] ?? "";
+    needles.add(longest === lowered || longest.length < 4 ? lowered : longest);
+  }
+  return [...needles];
 }
 
 /** Whether a text column, lower-cased, contains `needle` (lower case already). */
@@ -448,17 +483,18 @@ async function scrubAddresses(
   addresses: readonly string[],
   only?: [column: "operation_id", value: string],
 ): Promise<void> {
-  // Each system quotes the address in its own spelling: matched and replaced in any case.
-  const lowered = [...new Set(addresses.map((a) => a.toLowerCase()))].filter(
+  // Each system quotes the address in its own spelling: matched and replaced in any case, with
+  // its domain in either form.
+  const lowered = [...new Set(addresses.flatMap(domainForms).map((a) => a.toLowerCase()))].filter(
     (a) => a !== "" && !/["\\]/.test(a),
   );
   if (lowered.length === 0) return;
   const target = sql.ref(`${table}.${column}`);
-  const contains = (address: string) => lowerContains(tx, target, address);
+  const contains = (needle: string) => lowerContains(tx, target, needle);
   const keys = table === "outcomes" ? ["operation_id", "attempt"] : ["id"];
   const rows = await sql<Record<string, string | number> & { text: string }>`select ${sql.join(
     keys.map((k) => sql.ref(k)),
-  )}, ${target} as text from ${sql.table(table)} where (${sql.join(lowered.map(contains), sql` or `)})${
+  )}, ${target} as text from ${sql.table(table)} where (${sql.join(searchNeedles(lowered).map(contains), sql` or `)})${
     only === undefined ? sql`` : sql` and ${sql.ref(only[0])} = ${only[1]}`
   }`.execute(tx.db);
   const pattern = new RegExp(

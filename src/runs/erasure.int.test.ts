@@ -423,6 +423,32 @@ describeOnBackends("erasure and run history", (backend) => {
     expect(stored).toContain("bob@example.org");
     expect(stored).toContain("[erased]");
   });
+
+  it("an address written with non-ASCII letters is erased from history in any case and in either form of its domain", async () => {
+    h = await startSyncHarness(backend);
+    const spellings = ["JÖRG@BÜCHER.example", "jörg@xn--bcher-kva.example", "Jörg@bücher.example"];
+    for (const email of [...spellings, "bob@example.org"]) {
+      const delivery = await h.store.inbox.add("cc-main", [
+        {
+          event_id: `e-${email}`,
+          type: "unsubscribe",
+          external_id: "x",
+          occurred_at: h.now().toISOString(),
+          change: "consent_changed",
+          opt_out: { email },
+        },
+      ]);
+      await h.store.inbox.markProcessed([delivery.id]);
+    }
+    const result = await erasePerson(deps(), { email: "jörg@bücher.example", requested_by: "Operator" });
+    expect(result.ok && result.report.status).toBe("completed");
+    const stored = JSON.stringify(
+      await h.store.db.selectFrom("webhook_inbox").select("changes_json").execute(),
+    );
+    for (const email of spellings) expect(stored).not.toContain(email);
+    expect(stored.match(/\[erased\]/g)).toHaveLength(spellings.length * 2); // its id and its address
+    expect(stored).toContain("bob@example.org");
+  });
 });
 
 describeOnBackends("what arrives for a person being erased", (backend) => {
