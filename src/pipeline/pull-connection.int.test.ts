@@ -1047,6 +1047,70 @@ describeOnBackends("pullConnection", (backend) => {
       sendable: false,
     });
   });
+
+  it("an opt-out read in the same batch as a later subscription counts as coming between the sign-up and it", async () => {
+    const record = (id: string) => ({
+      external_id: id,
+      kind: "individual" as const,
+      emails: [{ address: "cy@example.org", primary: true }],
+      fields: {},
+      consent_state: [],
+      updated_at: "2026-05-01T00:00:00.000Z",
+    });
+    await store.transaction((tx) =>
+      recordChanges(tx, ctxOf("re-nxt", "blackbaud-renxt", "crm"), {
+        records: [record("re-cy")],
+        consent: [],
+      }),
+    );
+    // Cy signed up on the form on 1 May and left by the footer link on 3 May; an admin subscribed
+    // her again on 10 May before the unsubscribe's delivery was handled. Its re-read brings both
+    // in one batch: the member as it reads now (the form's traces kept), and the delivery's word.
+    const sha = (c: string) => c.repeat(64);
+    await store.transaction((tx) =>
+      recordChanges(tx, ctxOf("mc", "mailchimp", "email_platform"), {
+        records: [record("mc-cy")],
+        consent: [
+          {
+            external_id: "mc-cy",
+            email: "cy@example.org",
+            channel: "email",
+            kind: "opt_in",
+            scope: { kind: "account" },
+            mechanism: "double_opt_in_confirmation",
+            actor: { kind: "contact" },
+            basis: "express",
+            occurred_at: "2026-05-10T09:00:00.000Z",
+            of_signup_at: "2026-05-01T09:00:00.000Z",
+            evidence: { payload_sha256: sha("c"), source_record_id: "mc-cy" },
+          },
+          {
+            external_id: "mc-cy",
+            email: "cy@example.org",
+            channel: "email",
+            kind: "opt_out",
+            scope: { kind: "account" },
+            mechanism: "unsubscribe_link",
+            actor: { kind: "contact" },
+            occurred_at: "2026-05-03T09:00:00.000Z",
+            evidence: { payload_sha256: sha("d"), source_record_id: "mc-cy" },
+          },
+        ],
+      }),
+    );
+    const events = (await eventsForContact(store, await contactOf("re-nxt", "re-cy"))).map(
+      ({ event }) => event,
+    );
+    expect(events.find((e) => e.kind === "opt_in")).toMatchObject({
+      mechanism: "unknown",
+      actor: { kind: "account" },
+      basis: "implied",
+    });
+    expect(foldChannelConsent(events, "email", { as_of: "2026-05-11T00:00:00.000Z" }).global).toMatchObject({
+      status: "opted_out",
+      sendable: false,
+    });
+  });
 });
 
 describe("pullConnection configuration", () => {

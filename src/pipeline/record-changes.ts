@@ -330,7 +330,21 @@ export async function recordChanges(
         counts.consent_events_duplicate += 1;
         continue;
       }
-      const draft = await asItsSignupAllows(tx, observation, contact_id, resolved.scope);
+      // Opt-outs not in the ledger yet count too: those drafted before this one, and the record's
+      // own in this batch (a webhook's re-read brings the member as it reads now, subscribed again,
+      // beside the opt-out the delivery announced).
+      const draft = await asItsSignupAllows(tx, observation, contact_id, resolved.scope, [
+        ...drafts.filter((d) => d.contact_id === contact_id),
+        ...observations
+          .filter(({ o }) => o.kind === "opt_out" && o.external_id === observation.external_id)
+          .map(({ o }) => ({
+            kind: o.kind,
+            scope: resolveObservedScope(o.scope, ctx.mapping).scope,
+            occurred_at: o.occurred_at,
+            source: { connection: ctx.connection_id },
+            mechanism: o.mechanism,
+          })),
+      ]);
       drafts.push(toEventDraft(draft, contact_id, resolved.scope, ctx, observed_at));
       fromFlag.push(flag);
     }
@@ -468,6 +482,15 @@ async function alreadyKnownAct(
   );
 }
 
+/** An opt-out as the sign-up check reads it: recorded, drafted in this batch, or observed in it. */
+type OptOutSeen = {
+  kind: string;
+  scope?: Scope | undefined;
+  occurred_at: string;
+  source: { connection: string };
+  mechanism: string;
+};
+
 /**
  * A person's opt-in that confirms an earlier sign-up (`of_signup_at`) is theirs only if none of
  * their opt-outs (of all email, or of its scope) was made between the sign-up and it. With one in
@@ -481,19 +504,25 @@ async function asItsSignupAllows(
   o: ConsentObservation,
   contact_id: string,
   scope: Scope,
+  /** Opt-outs of the person not in the ledger yet (this batch's). */
+  unrecorded: readonly OptOutSeen[],
 ): Promise<ConsentObservation> {
   if (o.kind !== "opt_in" || o.of_signup_at === undefined) return o;
   const signup = Date.parse(o.of_signup_at);
   const confirmed = Date.parse(o.occurred_at);
   if (!(confirmed > signup)) return o;
   const key = scopeKey(scope);
-  const between = (await eventsForContact(tx, contact_id))
-    .map(({ event }) => event)
-    .find((e) => {
-      if (e.kind !== "opt_out" || (e.scope.kind !== "global" && scopeKey(e.scope) !== key)) return false;
-      const at = Date.parse(e.occurred_at);
-      return at > signup && at < confirmed;
-    });
+  const recorded: OptOutSeen[] = (await eventsForContact(tx, contact_id)).map(({ event }) => event);
+  const between = [...recorded, ...unrecorded].find((e) => {
+    if (
+      e.kind !== "opt_out" ||
+      e.scope === undefined ||
+      (e.scope.kind !== "global" && scopeKey(e.scope) !== key)
+    )
+      return false;
+    const at = Date.parse(e.occurred_at);
+    return at > signup && at < confirmed;
+  });
   if (between === undefined) return o;
   return {
     ...o,
