@@ -1111,6 +1111,55 @@ describeOnBackends("pullConnection", (backend) => {
       sendable: false,
     });
   });
+
+  it("a person's opt-out read where the record last showed the account's is theirs, not the account's again", async () => {
+    const record = (id: string) => ({
+      external_id: id,
+      kind: "individual" as const,
+      emails: [{ address: "di@example.org", primary: true }],
+      fields: {},
+      consent_state: [],
+      updated_at: "2026-05-01T00:00:00.000Z",
+    });
+    await store.transaction((tx) =>
+      recordChanges(tx, ctxOf("re-nxt", "blackbaud-renxt", "crm"), {
+        records: [record("re-di")],
+        consent: [],
+      }),
+    );
+    // A platform that keeps no time of an unsubscribe: each read says who left, not when.
+    const unsubscribed = (actor: "account" | "contact", at: string, sha: string) => ({
+      external_id: "mc-di",
+      email: "di@example.org",
+      channel: "email" as const,
+      kind: "opt_out" as const,
+      scope: { kind: "account" as const },
+      mechanism: actor === "account" ? ("admin_edit" as const) : ("unknown" as const),
+      actor: { kind: actor },
+      occurred_at: at,
+      time_unknown: true as const,
+      evidence: { payload_sha256: sha.repeat(64), source_record_id: "mc-di" },
+    });
+    const read = (o: ReturnType<typeof unsubscribed>) =>
+      store.transaction((tx) =>
+        recordChanges(tx, ctxOf("mc", "mailchimp", "email_platform"), {
+          records: [record("mc-di")],
+          consent: [o],
+        }),
+      );
+    // An admin unsubscribes Di; the same read again is the same act.
+    await read(unsubscribed("account", "2026-05-02T09:00:00.000Z", "a"));
+    await read(unsubscribed("account", "2026-05-02T09:00:00.000Z", "a"));
+    // Between two reads the admin subscribes her again and she leaves by the footer link herself.
+    await read(unsubscribed("contact", "2026-05-04T09:00:00.000Z", "b"));
+    const events = (await eventsForContact(store, await contactOf("re-nxt", "re-di"))).map(
+      ({ event }) => event,
+    );
+    expect(events.map((e) => `${e.kind} ${e.actor.kind}`)).toEqual(["opt_out account", "opt_out contact"]);
+    // Read again, her opt-out is known: nothing more is recorded.
+    await read(unsubscribed("contact", "2026-05-05T09:00:00.000Z", "b"));
+    expect(await eventsForContact(store, await contactOf("re-nxt", "re-di"))).toHaveLength(2);
+  });
 });
 
 describe("pullConnection configuration", () => {

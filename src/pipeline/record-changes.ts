@@ -465,7 +465,13 @@ async function alreadyKnownAct(
       if (scopeKey(e.scope) === key && (from === record || (from.startsWith(ofRecord) && aboutThis(from))))
         latest = e;
     }
-    return latest?.kind === "opt_out" && latest.evidence.source_record_id === record;
+    // The person's own opt-out is never another's read again: between two reads the account may
+    // have lifted its own and the person left themselves, which the account cannot undo.
+    return (
+      latest?.kind === "opt_out" &&
+      latest.evidence.source_record_id === record &&
+      !(o.actor.kind === "contact" && latest.actor.kind !== "contact")
+    );
   }
   if (o.kind !== "opt_out" || o.mechanism !== "unknown") return false;
   const at = Date.parse(o.occurred_at);
