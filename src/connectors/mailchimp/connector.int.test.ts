@@ -456,19 +456,29 @@ describe("Mailchimp connector", () => {
     const tag = lists.ok ? lists.value.find((l) => l.name === "Contract list")!.external_id : "";
     const answer = await a.api("GET", `/lists/${TEST_AUDIENCE}/members/${m!.id}`);
     expect((answer.body as { tags: unknown[]; tags_count: number }).tags).toHaveLength(50);
-    const read = await session.get([m!.id]);
+    // Concord names a member by its contact id; the tag's write takes the subscriber hash alone.
+    const read = await session.get([m!.contact_id]);
     expect(read.ok && read.value.records[0]!.list_ids).toContain(tag);
     const out = await session.apply([
-      personsOptOut(a, "o-tag", m!.id, "t@example.org", {
+      personsOptOut(a, "o-tag", m!.contact_id, "t@example.org", {
         kind: "construct",
         construct: { type: "tag", id: tag },
       }),
     ]);
     expect(out[0]).toMatchObject({ status: "succeeded" });
     expect(out[0]!.code).toBeUndefined();
-    const after = await session.get([m!.id]);
+    const after = await session.get([m!.contact_id]);
     expect(after.ok && after.value.records[0]!.list_ids).not.toContain(tag);
     expect(after.ok && after.value.records[0]!.list_ids).toHaveLength(55);
+    // A tag as a list: its membership written for the member named by its contact id.
+    for (const kind of ["add_list_members", "remove_list_members"] as const) {
+      const [written] = await session.apply([
+        { kind, op_id: `m-${kind}`, list_ids: [tag], external_ids: [m!.contact_id] },
+      ]);
+      expect(written).toMatchObject({ status: "succeeded" });
+      const now = await session.get([m!.contact_id]);
+      expect(now.ok && now.value.records[0]?.list_ids?.includes(tag)).toBe(kind === "add_list_members");
+    }
   });
 
   it("taking a member out archives it, and says so only when it is out: a pending member Mailchimp will not archive fails", async () => {

@@ -469,9 +469,27 @@ export function createMailchimpSession(
     return { kind: "other", type: c.type };
   };
 
+  /**
+   * The subscriber hash of a member Concord names by its contact id (which looks like one, and is
+   * not), for the paths whose spec takes only the hash (a member's tags written, its permanent
+   * delete): one read of the member; null when no such member is.
+   */
+  const hashOf = async (
+    listId: string,
+    id: string,
+    priority: CallPriority,
+  ): Promise<ConnectorResult<string | null>> => {
+    const r = await getMember(listId, id, priority);
+    if (!r.ok) return r;
+    if (r.value.status === 404) return ok(null);
+    const m = parseMember(r.value.body, id);
+    return m.ok ? ok(m.value.id) : m;
+  };
+
   const setTag = async (
     listId: string,
-    memberIdOrEmail: string,
+    /** The member's subscriber hash: the spec's only name for it on this path. */
+    hash: string,
     tagId: string,
     status: "active" | "inactive",
     priority: CallPriority,
@@ -480,7 +498,7 @@ export function createMailchimpSession(
     if (!name.ok) return name;
     const r = await client.request({
       method: "POST",
-      path: `/lists/${listId}/members/${encodeURIComponent(memberIdOrEmail)}/tags`,
+      path: `/lists/${listId}/members/${encodeURIComponent(hash)}/tags`,
       json: { tags: [{ name: name.value, status }], is_syncing: true },
       priority,
       accept: [404],
@@ -577,7 +595,7 @@ export function createMailchimpSession(
             opOutcome(op, { status: "succeeded", code: "already_applied", external_id: op.external_id }),
           ]);
         return ok(
-          patched(op, await setTag(listId, op.external_id, target.id, "inactive", "consent"), op.external_id),
+          patched(op, await setTag(listId, m.value.id, target.id, "inactive", "consent"), op.external_id),
         );
       }
       if (m.value.status === "unsubscribed")
@@ -895,9 +913,22 @@ export function createMailchimpSession(
   /** Erasure: Mailchimp's permanent delete (its personal data gone; the address cannot be imported again). */
   const eraseContact = (op: Extract<ConnectorOperation, { kind: "erase_contact" }>): Promise<Run> =>
     withAudience(async (listId) => {
+      // The member is read first: the delete takes only its subscriber hash, and a 404 there must
+      // mean that it is gone, not that the path named it otherwise.
+      const hash = await hashOf(listId, op.external_id, "consent");
+      if (!hash.ok) return hash;
+      if (hash.value === null)
+        return ok([
+          opOutcome(op, {
+            status: "succeeded",
+            code: "already_applied",
+            external_id: op.external_id,
+            message: "Mailchimp holds no such member: nothing of it is left to delete.",
+          }),
+        ]);
       const r = await client.request({
         method: "POST",
-        path: `/lists/${listId}/members/${encodeURIComponent(op.external_id)}/actions/delete-permanent`,
+        path: `/lists/${listId}/members/${encodeURIComponent(hash.value)}/actions/delete-permanent`,
         priority: "consent",
         accept: [404],
       });
@@ -1195,9 +1226,14 @@ export function createMailchimpSession(
           let r: ConnectorResult<{ status: number; title: string; detail: string }>;
           if (target.kind === "interest")
             r = await patchMember(listId, id, { interests: { [target.id]: on } }, "write");
-          else if (target.kind === "tag")
-            r = await setTag(listId, id, target.id, on ? "active" : "inactive", "write");
-          else
+          else if (target.kind === "tag") {
+            const hash = await hashOf(listId, id, "write");
+            if (!hash.ok) return hash;
+            r =
+              hash.value === null
+                ? ok({ status: 404, title: "Resource Not Found", detail: "no such member" })
+                : await setTag(listId, hash.value, target.id, on ? "active" : "inactive", "write");
+          } else
             return ok([
               opOutcome(op, {
                 status: "failed",

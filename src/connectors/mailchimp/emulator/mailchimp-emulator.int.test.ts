@@ -301,6 +301,12 @@ describe("Mailchimp emulator: members and the compliance rules", () => {
     });
     expect(back.body.status).toBe("subscribed");
 
+    // The spec names the member on this path by its subscriber hash alone.
+    for (const other of [back.body.contact_id, "alan@example.org"])
+      expect(
+        (await t.raw("POST", `/3.0/lists/${t.list}/members/${String(other)}/actions/delete-permanent`))
+          .status,
+      ).toBe(404);
     expect(
       (await t.raw("POST", `/3.0/lists/${t.list}/members/${hash}/actions/delete-permanent`)).status,
     ).toBe(204);
@@ -352,6 +358,14 @@ describe("Mailchimp emulator: members and the compliance rules", () => {
     });
     expect(ok.body.interests[t.interest]).toBe(true);
     expect(ok.body.tags.map((x: any) => x.name)).toEqual(["Newsletter"]);
+    // Tags are written through the subscriber hash alone (the spec's only name on this path).
+    expect(
+      (
+        await t.raw("POST", `/3.0/lists/${t.list}/members/${String(ok.body.contact_id)}/tags`, {
+          tags: [{ name: "VIP", status: "active" }],
+        })
+      ).status,
+    ).toBe(404);
     expect(
       (
         await t.raw("POST", `/3.0/lists/${t.list}/members/${ok.body.id}/tags`, {

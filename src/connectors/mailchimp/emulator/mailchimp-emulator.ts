@@ -709,7 +709,7 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
 
   app.post(`${API}/lists/:list_id/members/:hash/actions/delete-permanent`, async (request, reply) => {
     const audience = listIdOf(request);
-    store.forget(audience, store.member(audience, (request.params as { hash: string }).hash));
+    store.forget(audience, store.memberByHash(audience, (request.params as { hash: string }).hash));
     return reply.code(204).send();
   });
 
@@ -731,7 +731,7 @@ export function createMailchimpEmulator(options: MailchimpEmulatorOptions = {}) 
 
   app.post(`${API}/lists/:list_id/members/:hash/tags`, async (request, reply) => {
     const audience = listIdOf(request);
-    const member = store.member(audience, (request.params as { hash: string }).hash);
+    const member = store.memberByHash(audience, (request.params as { hash: string }).hash);
     const tags = body(request)["tags"];
     if (
       !Array.isArray(tags) ||

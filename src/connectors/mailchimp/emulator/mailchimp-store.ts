@@ -317,6 +317,17 @@ export class MailchimpStore {
     return audience.members.get(decoded.toLowerCase()) ?? audience.byContactId.get(decoded);
   }
 
+  /**
+   * The member a path names by its subscriber hash alone: the spec gives no other name on the paths
+   * that write a member's tags or delete it for good (a contact id or an address there is not found).
+   */
+  memberByHash(audience: Audience, key: string): Member {
+    const found = audience.members.get(decodeURIComponent(key).toLowerCase());
+    if (!found)
+      throw new MailchimpError(404, "Resource Not Found", "The requested resource could not be found.");
+    return found;
+  }
+
   member(audience: Audience, key: string): Member {
     const found = this.findMember(audience, key);
     if (!found)
