@@ -89,6 +89,8 @@ const OUTAGE_CODES: ReadonlySet<string> = new Set([
 ]);
 /** The pause after a delivery's first failed re-read; it doubles with each failure, up to the max. */
 const INBOX_RETRY_BASE_MS = 10_000;
+/** How long a resolved webhook secret is used before it is read again. */
+const SECRET_CACHE_MS = 60_000;
 const INBOX_RETRY_MAX_MS = 3_600_000;
 /** Failures a later attempt may cure; any other (a 400, 403, 404 for the record) gives the delivery up. */
 const RETRYABLE_CODES: ReadonlySet<string> = new Set([...OUTAGE_CODES, "bad_response"]);
@@ -221,7 +223,10 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
       last_status: null,
       running: false,
     });
-  const secretCache = new Map<string, string>();
+  // Each connection's webhook secret, resolved at most once a minute: a delivery does not wait for
+  // the store, and a secret replaced while Concord runs (`concord secrets set`) is the one checked,
+  // and the old one refused, within a minute.
+  const secretCache = new Map<string, { secret: string; until: number }>();
   const watch = deps.problems
     ? problemWatch({ store: deps.store, config: deps.config, now: deps.now, problems: deps.problems })
     : undefined;
@@ -311,7 +316,9 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     connectionId: string,
   ): Promise<{ ok: true; secret: string } | { ok: false; message: string }> => {
     const cached = secretCache.get(connectionId);
-    if (cached !== undefined) return { ok: true, secret: cached };
+    if (cached !== undefined && deps.now().getTime() < cached.until)
+      return { ok: true, secret: cached.secret };
+    secretCache.delete(connectionId);
     const connection = deps.config.connections.find((c) => c.id === connectionId);
     const ref = connection?.webhooks.secret;
     if (!ref)
@@ -327,7 +334,7 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         ok: false,
         message: `connections.${connectionId}.webhooks.secret: ${weak}; none are accepted.`,
       };
-    secretCache.set(connectionId, resolved.value);
+    secretCache.set(connectionId, { secret: resolved.value, until: deps.now().getTime() + SECRET_CACHE_MS });
     return { ok: true, secret: resolved.value };
   };
 

@@ -17,6 +17,8 @@ import { buildServer } from "../server/app";
 import { eventsForContact } from "../ledger/consent-ledger";
 import { capturingLogger } from "../../test/support/capturing-logger";
 import { subscriberHash } from "../connectors/mailchimp/mapping";
+import { sealSecret } from "../config/secret-box";
+import { TEST_KEY } from "../../test/support/test-credentials";
 import { createEngineRuntime, type EngineRuntime } from "./engine-runtime";
 import { webhookShareSpent } from "./webhook-flood";
 import type { SyncReport } from "./sync-pair";
@@ -550,6 +552,45 @@ describe.skipIf(postgres?.skip_reason !== undefined)("Mailchimp webhooks with wo
     } finally {
       await server?.close();
       await sql`drop schema if exists ${sql.id(jobSchema)} cascade`.execute(h.store.db);
+      await h.close();
+    }
+  });
+});
+
+describe("a stored webhook secret replaced while Concord runs", () => {
+  it("is the one checked within a minute, and the old one is refused from then on", async () => {
+    const h = await startSyncHarness(sqliteBackend(), {
+      mailchimp: true,
+      configure: (raw) => {
+        const mc = (raw["connections"] as Record<string, unknown>[]).find((c) => c["id"] === "mc")!;
+        mc["webhooks"] = { enabled: true, secret: { stored: "mc.webhook_secret" } };
+      },
+    });
+    const runtime = createEngineRuntime({
+      ...runtimeDeps(h, {}),
+      secrets: { key: TEST_KEY, stored: async (name) => (await h.store.credentials.get(name))?.ciphertext },
+    });
+    try {
+      const store = async (secret: string) => {
+        const sealed = sealSecret(secret, TEST_KEY, "mc.webhook_secret");
+        if (!sealed.ok) throw new Error(sealed.error.message);
+        await h.store.credentials.put("mc.webhook_secret", sealed.value, TEST_KEY.id);
+      };
+      // Mailchimp's validator: a GET with the key in the URL.
+      const validates = async (key: string) =>
+        (await runtime.handleWebhook("mc", { method: "GET", headers: {}, query: { key }, raw_body: "" }))
+          .status;
+      const first = "first-secret-4f1c9a7e2b";
+      const second = "second-secret-8d3e6b1a0c";
+      await store(first);
+      expect(await validates(first)).toBe(200);
+      // A leaked secret replaced (`concord secrets set`) while the receiver runs.
+      await store(second);
+      h.advance(61_000);
+      expect(await validates(first)).toBe(401);
+      expect(await validates(second)).toBe(200);
+    } finally {
+      await runtime.stop();
       await h.close();
     }
   });
