@@ -224,6 +224,8 @@ export function createConstantContactClient(
         path: "/activities/contacts_json_import",
         json: body,
         priority: "write",
+        // An import sent twice adds or updates the same contacts by address.
+        idempotent: true,
         schema: CcActivitySchema,
       });
       return r.ok ? ok(r.value.body) : r;
@@ -234,6 +236,7 @@ export function createConstantContactClient(
         path: kind === "add" ? "/activities/add_list_memberships" : "/activities/remove_list_memberships",
         json: body,
         priority: "write",
+        idempotent: true,
         schema: CcActivitySchema,
       });
       return r.ok ? ok(r.value.body) : r;

@@ -227,6 +227,40 @@ describe("createHttpClient", () => {
     expect(clock.now().getTime() - before).toBeGreaterThanOrEqual(1000);
   });
 
+  it("sends a POST again only after an answer that says it was not taken: a 500 may have made what it asked", async () => {
+    const { client } = setup();
+    const post = (idempotent?: boolean) =>
+      client.request({
+        method: "POST",
+        path: "/consents",
+        json: { a: 1 },
+        priority: "consent",
+        ...(idempotent === undefined ? {} : { idempotent }),
+      });
+    // A consent record the vendor may have stored before it failed: not sent twice.
+    for (const status of [500, 502, 504]) {
+      seen = [];
+      script = [{ status, body: [] }];
+      const r = await post();
+      expect(r).toMatchObject({ ok: false, error: { code: "vendor_unavailable" } });
+      expect(!r.ok && r.error.message).toMatch(/not sent again: POST \/v3\/consents may have been taken in/);
+      expect(seen).toHaveLength(1);
+    }
+    // A request that does the same sent twice, and any method but POST, is retried as before.
+    seen = [];
+    script = [{ status: 500, body: [] }];
+    expect(await post(true)).toMatchObject({ ok: true });
+    expect(seen).toHaveLength(2);
+    seen = [];
+    script = [{ status: 502, body: [] }];
+    expect(
+      await client.request({ method: "PUT", path: "/contacts/1", json: {}, priority: "write" }),
+    ).toMatchObject({
+      ok: true,
+    });
+    expect(seen).toHaveLength(2);
+  });
+
   it("defers on a spent quota and refuses further calls until the reset", async () => {
     const { client } = setup();
     script = [{ status: 429, body: [{ error_key: "quota_exceeded", error_message: "Limit Exceeded" }] }];

@@ -25,7 +25,19 @@ export type HttpRequest<T> = {
   schema?: z.ZodType<T>;
   /** Statuses that are answers, not failures (e.g. 404 on a lookup, 409 on create). */
   accept?: readonly number[];
+  /**
+   * Whether sending the request twice does what sending it once does. Default: every method but
+   * POST. A request that is not is sent again only after an answer saying it was not taken (429,
+   * 503, 408, an expired token); after a lost answer (a timeout, a dropped connection) or a failure
+   * the vendor may have taken it in (500, 502, 504), it is not, and the failure says so: the next
+   * run looks before it writes (a second consent record or constituent cannot be taken back).
+   */
+  idempotent?: boolean;
 };
+
+/** Whether a transient failure leaves the request's effect unknown: it may have been taken in. */
+const mayHaveTaken = (response: HttpResponse | undefined): boolean =>
+  response === undefined || (response.status >= 500 && response.status !== 503);
 
 export type HttpClientOptions = {
   /**
@@ -148,7 +160,9 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         }
         let failure: FailureClass;
         let last: ConnectorError;
+        let answered: HttpResponse | undefined;
         if (sent.ok) {
+          answered = sent.value;
           const res = sent.value;
           if ((res.status >= 200 && res.status < 300) || req.accept?.includes(res.status)) {
             if (!req.schema || res.status >= 300)
@@ -175,6 +189,15 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
           failure = { kind: "transient" };
           last = sent.error;
         }
+        if (
+          failure.kind === "transient" &&
+          !(req.idempotent ?? req.method !== "POST") &&
+          mayHaveTaken(answered)
+        )
+          return err({
+            ...last,
+            message: `${last.message} (not sent again: ${req.method} ${new URL(url).pathname} may have been taken in; the next run looks before it writes)`,
+          });
         const decision = decideRetry(
           {
             failure,

@@ -502,6 +502,8 @@ export function createMailchimpSession(
       json: { tags: [{ name: name.value, status }], is_syncing: true },
       priority,
       accept: [404],
+      // It sets the tag's state: twice is once.
+      idempotent: true,
     });
     if (!r.ok) return r;
     return ok({
@@ -931,6 +933,8 @@ export function createMailchimpSession(
         path: `/lists/${listId}/members/${encodeURIComponent(hash.value)}/actions/delete-permanent`,
         priority: "consent",
         accept: [404],
+        // Sent again after it was done, it finds no member (404): done.
+        idempotent: true,
       });
       if (!r.ok) return r;
       return ok([
