@@ -444,6 +444,22 @@ describe("apply contact changes", () => {
     const [made] = await session.apply([create]);
     expect(made).toMatchObject({ status: "succeeded" });
     expect(made?.external_id).toBeTruthy();
+    // Sent again (its answer lost), in another case: the constituent the address is on, not a second.
+    const [again] = await session.apply([{ ...create, op_id: "op_cc2", email: "EVE@example.org" }]);
+    expect(again).toMatchObject({
+      status: "succeeded",
+      code: "already_applied",
+      external_id: made?.external_id,
+    });
+    // Another address that only contains it finds nothing: a constituent of its own.
+    const [other] = await session.apply([{ ...create, op_id: "op_cc3", email: "eve@example.org.uk" }]);
+    expect(other).toMatchObject({ status: "succeeded" });
+    expect(other?.code).toBeUndefined();
+    expect(other?.external_id).not.toBe(made?.external_id);
+    const log = (await f.control("/__emulator/requests")) as { requests: { path: string }[] };
+    const searched = log.requests.filter((r) => r.path.startsWith("/constituent/v1/constituents/search"));
+    expect(searched.length).toBeGreaterThan(0);
+    for (const r of searched) expect(r.path).toMatch(/include_non_constituents=false.*strict_search=true/);
   });
 
   it("appends list members; removing them is unsupported with a reason", async () => {

@@ -376,14 +376,29 @@ export function createBlackbaudClient(options: BlackbaudClientOptions): Blackbau
       const res = await call({
         method: "GET",
         path: "/constituent/v1/constituents/search",
-        query: { search_text: email, search_field: "email_address", include_inactive: true, limit: 25 },
+        // Constituents only (by default an email search also returns non-constituent records), and
+        // no names that merely sound like the text.
+        query: {
+          search_text: email,
+          search_field: "email_address",
+          include_inactive: true,
+          include_non_constituents: false,
+          strict_search: true,
+          limit: 25,
+        },
         priority,
         schema: SearchResultCollectionSchema,
       });
       // SKY answers 200 with an empty list for no match; a 404 (e.g. a gateway without the search
       // route) is read the same way rather than blocking every create.
       if (!res.ok) return res.error.code === "not_found" ? ok([]) : res;
-      return ok(res.value.body.value.map((r) => r.id));
+      // A result whose address is another is not this person's record.
+      const wanted = email.trim().toLowerCase();
+      return ok(
+        res.value.body.value
+          .filter((r) => r.email === undefined || r.email === null || r.email.trim().toLowerCase() === wanted)
+          .map((r) => r.id),
+      );
     },
     createConstituent: (body) => created("/constituent/v1/constituents", body, "write"),
     editConstituent: (id, body, priority) =>

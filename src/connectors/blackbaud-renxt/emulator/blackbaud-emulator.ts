@@ -576,6 +576,49 @@ function registerConstituentRoutes(
     return collection(page.map(read), rows.length, more ? nextLink(request, path, params) : undefined);
   });
 
+  // SearchConstituent: by email address or lookup id. The emulated database holds constituents
+  // only (no non-constituent records) and matches exactly, so `include_non_constituents` and
+  // `strict_search` change nothing here; without `include_inactive` inactive ones are left out.
+  app.get(`${P}/constituents/search`, async (request) => {
+    const q = qs(request);
+    const text = typeof q.search_text === "string" ? q.search_text.trim() : "";
+    if (text === "") throw new DomainError(400, "InvalidArgument", "The search_text parameter is required.");
+    const field = typeof q.search_field === "string" ? q.search_field : undefined;
+    if (field !== undefined && field !== "email_address" && field !== "lookup_id")
+      throw new DomainError(
+        400,
+        "InvalidArgument",
+        "The search_field parameter supports lookup_id and email_address.",
+      );
+    const limit = int(q.limit, "limit", 500, 0, 5000);
+    const offset = int(q.offset, "offset", 0, 0, 2147483647);
+    const wanted = text.toLowerCase();
+    // Each holder with the address it was found by (an email search) or its primary one.
+    const found = new Map<string, string | undefined>();
+    if (field === "lookup_id") {
+      for (const c of state.constituents.values())
+        if (c.lookup_id.toLowerCase() === wanted) found.set(c.id, state.primaryEmail(c.id)?.address);
+    } else
+      for (const e of state.emails.values())
+        if (e.address.toLowerCase() === wanted && !found.has(e.constituent_id))
+          found.set(e.constituent_id, e.address);
+    const rows = [...found.keys()]
+      .map((id) => state.constituents.get(id))
+      .filter((c): c is Constituent => c !== undefined && (bool(q.include_inactive) || !c.inactive))
+      .sort((a, b) => a.added_seq - b.added_seq);
+    return collection(
+      rows.slice(offset, offset + limit).map((c) => ({
+        id: c.id,
+        name: state.constituentRead(c).name,
+        email: found.get(c.id),
+        lookup_id: c.lookup_id,
+        inactive: c.inactive,
+        deceased: c.deceased,
+      })),
+      rows.length,
+    );
+  });
+
   app.get<{ Params: { id: string } }>(`${P}/constituents/:id`, async (request) =>
     state.constituentRead(state.requireConstituent(request.params.id)),
   );
