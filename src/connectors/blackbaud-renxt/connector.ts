@@ -50,6 +50,7 @@ import {
   toExternalRecord,
   readDate,
   DETAIL_PARTS,
+  isTicked,
   type ConstituentDetail,
   type DetailPart,
 } from "./mapping";
@@ -917,7 +918,7 @@ async function applyCustomField(
   const fields = await client.listCustomFields(op.external_id, "consent");
   if (!fields.ok) return failed(fields.error);
   const field = newestField(fields.value, category);
-  const isYes = field?.value === true;
+  const isYes = isTicked(field?.value);
   if (isYes === optOut) return succeeded(op.external_id, "already_applied");
   const since = optedOutSinceRead(VENDOR, op, isYes, `custom field "${category}" set to Yes`);
   if (since) return since;

@@ -168,6 +168,50 @@ describe("an opt-out custom field", () => {
     });
   });
 
+  it('a field SKY gives as the text "Yes" is cleared by the person\'s opt-in, as it is read: opted out', async () => {
+    const id = await f.createConstituent("ada@example.org", "Ada", "Lovelace");
+    await f.control("/__emulator/act", {
+      as: "admin",
+      action: "set_custom_field",
+      constituent_id: id,
+      category: FIELD,
+      value: true,
+    });
+    // The field as the spec's examples give values: text. The next listing of it answers so.
+    const path = `/constituent/v1/constituents/${id}/customfields`;
+    const listed = (await f.api("GET", path)).body as { value: Record<string, unknown>[] };
+    await f.control("/__emulator/faults", {
+      status: 200,
+      count: 1,
+      methods: ["GET"],
+      path_prefix: path,
+      body: {
+        ...listed,
+        value: listed.value.map((v) => (v["category"] === FIELD ? { ...v, value: "Yes" } : v)),
+      },
+    });
+    const [done] = await session.apply([
+      {
+        kind: "record_opt_in",
+        op_id: "op_in_text",
+        external_id: id,
+        scope: { kind: "construct", construct: { type: "custom_field", id: FIELD, name: FIELD } },
+        occurred_at: "2026-03-02T12:30:00.000Z",
+        origin: {
+          system: "constant-contact",
+          connection: "cc-main",
+          mechanism: "signup_form",
+          actor: "contact",
+          request_reference: "form-43",
+        },
+      },
+    ]);
+    expect(done).toMatchObject({ status: "succeeded" });
+    expect(done?.code).toBeUndefined();
+    const after = await session.get([id]);
+    expect(after.ok && fieldFact(after.value.records[0])).toMatchObject({ status: "none" });
+  });
+
   it("check says which configured field Raiser's Edge NXT does not have as a Yes/No category", async () => {
     const wrong = blackbaudRenxtManifest.connect(
       {
