@@ -1343,3 +1343,32 @@ describe("planPair: what a platform's manifest says about resubscribing", () => 
     ]);
   });
 });
+
+describe("planPair: the account undoes its own opt-out (step 1c)", () => {
+  const resubscribing = {
+    ...PAIR,
+    platforms: PAIR.platforms.map((p) =>
+      p.connection_id === MAIN ? { ...p, account_resubscribe: true } : p,
+    ),
+  };
+  // An admin ticked Do Not Contact in the CRM, Concord unsubscribed the contact, the admin cleared it.
+  const events = [
+    optOut({ contact: 1, connection: CRM, at: T1, mechanism: "admin_edit", actor: { kind: "account" } }),
+    optIn({ contact: 1, connection: CRM, at: T2, mechanism: "admin_edit", actor: { kind: "account" } }),
+  ];
+  const planFor = (record: PlatformRecordState) =>
+    planPair(planInput([linked(1, { events, platforms: { [MAIN]: record } })], { pair: resubscribing }));
+
+  it("subscribes again the record it unsubscribed", () => {
+    expect(find(planFor(unsubscribed(1, MAIN)), MAIN, "record_opt_in")?.reason.code).toBe(
+      "opt_in_to_platform",
+    );
+  });
+
+  it("writes nothing to a record the account archived or deleted: the write would bring it back", () => {
+    for (const gone of [{ inactive: true }, { deleted: true }] as const) {
+      const plan = planFor({ ...unsubscribed(1, MAIN), ...gone });
+      expect(plan.operations.filter((o) => o.connection_id === MAIN)).toEqual([]);
+    }
+  });
+});

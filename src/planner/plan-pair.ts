@@ -536,9 +536,16 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
 
       // 1c. The account undid its own opt-out (an admin cleared the CRM's Do Not Contact that made
       // it): where the platform lets the account subscribe again someone it unsubscribed itself,
-      // it does. The platform still refuses anyone who unsubscribed themselves there.
+      // it does. The platform still refuses anyone who unsubscribed themselves there. A record the
+      // account archived or deleted is not written to: the write would bring it back.
       const account = p.targets.find((t) => t.construct.kind === "account");
-      if (account !== undefined && p.account_resubscribe === true && platformShowsOptOut(rec, account)) {
+      if (
+        account !== undefined &&
+        p.account_resubscribe === true &&
+        rec.inactive !== true &&
+        rec.deleted !== true &&
+        platformShowsOptOut(rec, account)
+      ) {
         const d = decisionFor(state, account.scope);
         const basis = d.decided_by !== undefined ? c.events.find((e) => e.id === d.decided_by) : undefined;
         if (d.sendable && d.rule === "lifted_by_account_opt_in" && basis?.kind === "opt_in") {
