@@ -448,6 +448,23 @@ describe("planPair: new contacts and skip reasons", () => {
       ["deleted_in_crm"],
       ["deleted_in_crm"],
     ]);
+    // Deleted on both sides: still counted, with the reason.
+    const gone = planPair(
+      planInput([
+        linked(11, {
+          crm: crmRecord(11, { deleted: true, list_ids: ["L-news"] }),
+          platforms: {
+            [MAIN]: platformRecord(11, MAIN, { deleted: true, consent_state: [] }),
+            [APPEALS]: platformRecord(11, APPEALS, { deleted: true, consent_state: [] }),
+          },
+        }),
+      ]),
+    );
+    expect(gone.operations).toEqual([]);
+    expect(gone.skipped.map((s) => [s.connection_id, s.reasons.map((r) => r.code)])).toEqual([
+      [MAIN, ["deleted_in_crm"]],
+      [APPEALS, ["deleted_in_crm"]],
+    ]);
     expect(plan.counts.skipped[MAIN]).toMatchObject({ opted_out: 1, deceased: 1, not_in_synced_audience: 1 });
     expect(plan.counts.operations[MAIN]?.upsert_contacts).toEqual({ operations: 1, contacts: 3 });
   });

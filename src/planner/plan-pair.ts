@@ -447,7 +447,8 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       const keptDeleted = rec?.deleted === true && rec.consent_state.length > 0;
       if (rec === undefined || (rec.deleted === true && !keptDeleted)) {
         if (!projectedCrm) {
-          if (c.crm?.deleted === true && rec === undefined)
+          // Deleted in the CRM, and on the platform or never there: counted with the reason.
+          if (c.crm?.deleted === true)
             skipped.add({
               contact_id: id,
               connection_id: p.connection_id,
