@@ -360,6 +360,21 @@ describeOnBackends("erasure and run history", (backend) => {
       await h.store.db.selectFrom("webhook_inbox").select("changes_json").execute(),
     ]).toLowerCase();
 
+  /** A processed delivery that announced the opt-out of `email`. */
+  const announced = async (email: string) => {
+    const delivery = await h.store.inbox.add("cc-main", [
+      {
+        event_id: `e-${email}`,
+        type: "unsubscribe",
+        external_id: "x",
+        occurred_at: h.now().toISOString(),
+        change: "consent_changed",
+        opt_out: { email },
+      },
+    ]);
+    await h.store.inbox.markProcessed([delivery.id]);
+  };
+
   it("run history keeps no erased address: a reconciliation that named her reads [erased] after, the rest stays", async () => {
     h = await startSyncHarness(backend);
     const [ada] = await h.seedRe([individual(ADA, "Ada", "Lovelace")]);
@@ -385,19 +400,7 @@ describeOnBackends("erasure and run history", (backend) => {
     ]);
     expect(await history()).toContain("ada.lovelace@example.org");
     // Deliveries that announced their opt-outs keep the addresses they were for, until their retention ends.
-    for (const email of ["Ada.Lovelace@example.org", "bob@example.org"]) {
-      const delivery = await h.store.inbox.add("cc-main", [
-        {
-          event_id: `e-${email}`,
-          type: "unsubscribe",
-          external_id: "x",
-          occurred_at: h.now().toISOString(),
-          change: "consent_changed",
-          opt_out: { email },
-        },
-      ]);
-      await h.store.inbox.markProcessed([delivery.id]);
-    }
+    for (const email of ["Ada.Lovelace@example.org", "bob@example.org"]) await announced(email);
     // Her address changes in the CRM: the plan that carries it names both addresses in its reasons.
     h.advance(60_000);
     await h.reAct({
@@ -427,19 +430,7 @@ describeOnBackends("erasure and run history", (backend) => {
   it("an address written with non-ASCII letters is erased from history in any case and in either form of its domain", async () => {
     h = await startSyncHarness(backend);
     const spellings = ["JÖRG@BÜCHER.example", "jörg@xn--bcher-kva.example", "Jörg@bücher.example"];
-    for (const email of [...spellings, "bob@example.org"]) {
-      const delivery = await h.store.inbox.add("cc-main", [
-        {
-          event_id: `e-${email}`,
-          type: "unsubscribe",
-          external_id: "x",
-          occurred_at: h.now().toISOString(),
-          change: "consent_changed",
-          opt_out: { email },
-        },
-      ]);
-      await h.store.inbox.markProcessed([delivery.id]);
-    }
+    for (const email of [...spellings, "bob@example.org"]) await announced(email);
     const result = await erasePerson(deps(), { email: "jörg@bücher.example", requested_by: "Operator" });
     expect(result.ok && result.report.status).toBe("completed");
     const stored = JSON.stringify(

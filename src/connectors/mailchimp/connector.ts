@@ -309,17 +309,21 @@ export function createMailchimpSession(
     return ok({ ...m, tags, tags_count: tags.length });
   };
 
-  /** A member by its id (subscriber hash), address or contact id; null when Mailchimp has none. */
+  /**
+   * A member by its id (subscriber hash), address or contact id; null when Mailchimp has none.
+   * `tags: false`: the tags the answer carries (at most 50), not the rest of them.
+   */
   const fetchMember = async (
     listId: string,
     id: string,
     priority: CallPriority,
+    options: { tags?: boolean } = {},
   ): Promise<ConnectorResult<McMember | null>> => {
     const r = await getMember(listId, id, priority);
     if (!r.ok) return r;
     if (r.value.status === 404) return ok(null);
     const m = parseMember(r.value.body, id);
-    return m.ok ? withAllTags(listId, m.value, priority) : m;
+    return m.ok && options.tags !== false ? withAllTags(listId, m.value, priority) : m;
   };
 
   const get = (
@@ -479,11 +483,8 @@ export function createMailchimpSession(
     id: string,
     priority: CallPriority,
   ): Promise<ConnectorResult<string | null>> => {
-    const r = await getMember(listId, id, priority);
-    if (!r.ok) return r;
-    if (r.value.status === 404) return ok(null);
-    const m = parseMember(r.value.body, id);
-    return m.ok ? ok(m.value.id) : m;
+    const m = await fetchMember(listId, id, priority, { tags: false });
+    return m.ok ? ok(m.value?.id ?? null) : m;
   };
 
   const setTag = async (
