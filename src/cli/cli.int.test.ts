@@ -69,6 +69,11 @@ describe("concord CLI", () => {
     const csv = await concord(["ledger", "export", "--format", "csv"], { CONCORD_DATA_DIR: dir });
     expect(csv.code).toBe(0);
     expect(csv.stdout.trim().split("\n")).toHaveLength(4);
+    const nowhere = await concord(["ledger", "export", "--output", join(dir, "no", "such", "x.csv")], {
+      CONCORD_DATA_DIR: dir,
+    });
+    expect(nowhere.code).toBe(2);
+    expect(nowhere.stderr).toMatch(/^Cannot write the export to .*x\.csv: /);
 
     const tamper = await openStore({ file: join(dir, "concord.db") });
     await sql`update consent_events set event_json = replace(event_json, 'unsubscribe_link', 'admin_edit') where seq = 2`.execute(
@@ -126,6 +131,10 @@ describe("concord CLI", () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(file);
     expect(run.stderr).toContain("connections[0].system");
+    // An empty CONCORD_CONFIG (a compose file's `CONCORD_CONFIG=`) is unset: the default file is named.
+    const unset = await concord(["config", "check"], { CONCORD_DATA_DIR: dir, CONCORD_CONFIG: "" });
+    expect(unset.code).toBe(2);
+    expect(unset.stderr).toMatch(/^concord\.yaml: /m);
   });
 
   it("refuses a bad environment before doing anything (exit 2)", async () => {

@@ -222,9 +222,25 @@ export function buildProgram(services: CliServices): Command {
     .option("--output <file>", "write to this file instead of stdout")
     .action(async (options: { format: "jsonl" | "csv"; contact?: string; output?: string }) => {
       const { exportLedger } = await import("../ledger/export-ledger");
+      // The file is opened before the store: a path that cannot be written is said at once.
+      let target: NodeJS.WritableStream = process.stdout;
+      if (options.output) {
+        const file = createWriteStream(options.output);
+        const opened = await new Promise<string | undefined>((resolve) => {
+          file.once("open", () => resolve(undefined));
+          file.once("error", (error) => resolve(error.message));
+        });
+        if (opened !== undefined) {
+          services.err(
+            `Cannot write the export to ${options.output}: ${opened}. Name a file in a folder that exists and that you may write to.`,
+          );
+          services.setExitCode(EXIT_USAGE);
+          return;
+        }
+        target = file;
+      }
       const store = await services.openStore();
       try {
-        const target = options.output ? createWriteStream(options.output) : process.stdout;
         const { count } = await exportLedger(store, options.format, target, {
           ...(options.contact ? { contact_id: options.contact } : {}),
           end: Boolean(options.output),
@@ -256,7 +272,8 @@ export function buildProgram(services: CliServices): Command {
     .description(
       "Validate a config file; every error names the file, the path inside it and what was expected",
     )
-    .argument("[file]", "config file (YAML or JSON)", process.env["CONCORD_CONFIG"] ?? "concord.yaml")
+    // An empty CONCORD_CONFIG (a compose file's `CONCORD_CONFIG=`) counts as unset, as every variable does.
+    .argument("[file]", "config file (YAML or JSON)", process.env["CONCORD_CONFIG"] || "concord.yaml")
     .action(async (file: string) => {
       const result = await services.checkConfig(file);
       if (result.ok) services.out(result.summary);

@@ -357,6 +357,27 @@ pairs:
     const tampered = await concord(["proof", "--verify", file]);
     expect(tampered.code).toBe(1);
     expect(tampered.stdout).toContain("changed after signing");
+
+    // A file that cannot be written, and options given to the other mode: said, exit 2.
+    const nowhere = await concord([
+      "proof",
+      "bob@example.org",
+      "--output",
+      join(dir, "no", "such", "p.json"),
+    ]);
+    expect(nowhere.code).toBe(2);
+    expect(nowhere.stderr).toMatch(/^Cannot write the proof to .*p\.json: .*Nothing was written/);
+    for (const mixed of [
+      ["proof", "bob@example.org", "--verify", file],
+      ["proof", "--verify", file, "--output", join(dir, "out.json")],
+      ["proof", "bob@example.org", "--public-key", published],
+    ]) {
+      const refused = await concord(mixed);
+      expect(refused.code, mixed.join(" ")).toBe(2);
+      expect(refused.stderr).toMatch(
+        /--verify checks a bundle already made|--public-key is the key to check a bundle/,
+      );
+    }
   }, 120_000);
 
   it("an override with --no-carry waits for the next sync; one a system cannot take now exits 1 naming it", async () => {

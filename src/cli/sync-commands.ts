@@ -441,6 +441,20 @@ function registerProofCommand(program: Command, deps: SyncCommandDeps): void {
         email: string | undefined,
         options: { output?: string; verify?: string; publicKey?: string; config?: string },
       ) => {
+        // Each mode takes its own options: one given to the other is a mistake, not ignored.
+        const mixed =
+          options.verify !== undefined
+            ? [email !== undefined ? "an email address" : "", options.output !== undefined ? "--output" : ""]
+            : [options.publicKey !== undefined ? "--public-key" : ""];
+        if (mixed.some((m) => m !== "")) {
+          deps.err(
+            options.verify !== undefined
+              ? `--verify checks a bundle already made: it takes no ${mixed.filter((m) => m !== "").join(" or ")}. Make a bundle (concord proof EMAIL --output FILE), then check it (concord proof --verify FILE).`
+              : "--public-key is the key to check a bundle against: use it with --verify FILE.",
+          );
+          deps.setExitCode(EXIT_USAGE);
+          return;
+        }
         if (options.verify !== undefined) {
           let doc: unknown;
           try {
@@ -499,7 +513,17 @@ function registerProofCommand(program: Command, deps: SyncCommandDeps): void {
           }
           const text = JSON.stringify(signProof(bundle, key.value), null, 2);
           if (options.output !== undefined) {
-            await writeFile(options.output, `${text}\n`);
+            const written = await writeFile(options.output, `${text}\n`).then(
+              () => undefined,
+              (error: unknown) => errorMessage(error),
+            );
+            if (written !== undefined) {
+              deps.err(
+                `Cannot write the proof to ${options.output}: ${written}. Nothing was written; name a file in a folder that exists and that you may write to.`,
+              );
+              deps.setExitCode(EXIT_USAGE);
+              return;
+            }
             deps.out(
               `Wrote ${options.output}: ${bundle.events.length} consent events, signed with the public key ${publicKeyOf(key.value)}.`,
             );

@@ -44,6 +44,7 @@ describe("durationSchema", () => {
     ["500ms", 'expected a duration of at least 1s, found "500ms"'],
     ["2h", 'expected a duration of at most 1h, found "2h"'],
     [{ s: 1 }, "found a mapping or list"],
+    [null, "found an empty value"],
   ])("%j → %s", (input, message) => {
     const result = schema.safeParse(input);
     expect(result.success).toBe(false);

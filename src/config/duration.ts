@@ -50,7 +50,7 @@ export function durationSchema(bounds: { min?: number; max?: number } = {}) {
     if (typeof input !== "string") {
       if (input === undefined) return fail(`required: expected ${DURATION_FORM}, found nothing`);
       return fail(
-        `expected ${DURATION_FORM}, found ${typeof input === "object" ? "a mapping or list" : typeof input}`,
+        `expected ${DURATION_FORM}, found ${input === null ? "an empty value" : typeof input === "object" ? "a mapping or list" : typeof input}`,
       );
     }
     const ms = parseDuration(input);

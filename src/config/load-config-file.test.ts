@@ -992,6 +992,15 @@ describe("positions in the file", () => {
     expect(result.errors[0]?.message).toMatch(/^YAML syntax: /);
   });
 
+  it("says a file of two YAML documents holds one, and where the second starts", () => {
+    const result = parseConfigText("connections: []\n---\npairs: []\n", "two.yaml");
+    expect(result.ok ? undefined : result.errors[0]).toMatchObject({
+      code: "syntax_error",
+      line: expect.any(Number),
+      message: expect.stringMatching(/^a config file holds one YAML document: remove the `---` line/),
+    });
+  });
+
   it("reports duplicate keys as syntax errors with their line", () => {
     const result = parseConfigText("connections: []\nconnections: []\n", "dup.yaml");
     expect(result.ok ? undefined : result.errors[0]).toMatchObject({

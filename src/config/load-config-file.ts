@@ -82,7 +82,10 @@ export function parseConfigText(text: string, file: string): ConfigLoadResult {
         file,
         path: "",
         code: "syntax_error",
-        message: `YAML syntax: ${e.message.split("\n")[0] ?? e.message}`,
+        message:
+          e.code === "MULTIPLE_DOCS"
+            ? "a config file holds one YAML document: remove the `---` line that starts a second one (or join the two)"
+            : `YAML syntax: ${e.message.split("\n")[0] ?? e.message}`,
         ...at(e.pos[0]),
       })),
     };
