@@ -227,8 +227,12 @@ export function buildProgram(services: CliServices): Command {
       if (options.output) {
         const file = createWriteStream(options.output);
         const opened = await new Promise<string | undefined>((resolve) => {
-          file.once("open", () => resolve(undefined));
-          file.once("error", (error) => resolve(error.message));
+          file.once("open", () => {
+            resolve(undefined);
+          });
+          file.once("error", (error) => {
+            resolve(error.message);
+          });
         });
         if (opened !== undefined) {
           services.err(
