@@ -173,6 +173,21 @@ describe("the webhook channel", () => {
     expect(warnings()).toEqual([]);
   });
 
+  it("sends a vendor's answer quoted in the message as a log line would show it: no token, key or address", async () => {
+    const notifications = NotificationsSchema.parse({ webhook_urls: [receiver.url] });
+    const quoted: typeof BROKEN = {
+      ...BROKEN,
+      status: "warning",
+      code: "vendor_outage",
+      message:
+        "cc-main has failed (vendor_unavailable: GET /v3/contacts answered 502: <p>upstream sent Authorization: bearer abc.def.ghi for ada.lovelace@example.org to /hook?webhookKey=s3cr3t</p>)",
+    };
+    await alertNotifier(notifications, deps()).send(quoted);
+    const body = receiver.received[0]!.body;
+    for (const leak of ["abc.def.ghi", "ada.lovelace@", "s3cr3t"]) expect(body).not.toContain(leak);
+    expect(body).toContain("answered 502");
+  });
+
   it.each([
     ["a 500", 500],
     ["a 503", 503],

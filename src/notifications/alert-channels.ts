@@ -17,6 +17,7 @@ import {
   type RetryRules,
 } from "../connectors/http/retry-decision";
 import type { Logger } from "../observability/logger";
+import { redactString } from "../observability/redact";
 import type { ConnectionAlert } from "../connections/connection-health";
 import { openSmtpTransport, smtpFailure, smtpTarget } from "./smtp-transport";
 
@@ -154,7 +155,10 @@ export type AlertNotifier = {
 };
 
 export function alertNotifier(notifications: Notifications, deps: AlertChannelDeps): AlertNotifier {
-  const send = async (alert: ConnectionAlert): Promise<AlertDelivery[]> => {
+  const send = async (raw: ConnectionAlert): Promise<AlertDelivery[]> => {
+    // A message may quote a vendor's answer (an error page, an echoed request): what leaves
+    // Concord for a chat channel or a mailbox is redacted as a log line is.
+    const alert: ConnectionAlert = { ...raw, message: redactString(raw.message) };
     const sends: Promise<AlertDelivery>[] = notifications.webhook_urls.map((url) =>
       guarded("webhook", refTarget(url), deps.logger, () => sendWebhook(url, alert, deps)),
     );

@@ -154,6 +154,12 @@ describe("redactString", () => {
     [`synced 40 contacts`, `synced 40 contacts`],
     [`redis://:s3cret@cache:6379`, `redis://:${REDACTED}@cache:6379`],
     [`postgres://:pw@db:5432/concord`, `postgres://:${REDACTED}@db:5432/concord`],
+    // The schemes Concord's own connectors send, in the case a header dump may give them.
+    [`authorization: bearer ${OPAQUE_BEARER}`, `authorization: bearer ${REDACTED}`],
+    [`Authorization: ApiKey 5f3c2a1b-dead-beef`, `Authorization: ApiKey ${REDACTED}`],
+    [`authorization: Token token="kindfulsecret123"`, `authorization: Token ${REDACTED}`],
+    [`token="kindfulsecret123" sent`, `token="${REDACTED}" sent`],
+    [`the refresh token of cc-main could not be saved`, `the refresh token of cc-main could not be saved`],
   ])("%s → %s", (input, output) => {
     expect(redactString(input)).toBe(output);
   });

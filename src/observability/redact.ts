@@ -23,7 +23,11 @@ const PERSON_LINK_RE = /(\/l\/[upc]\/)[A-Za-z0-9_.-]{8,}/g;
 // A password in a URL's user part (`postgres://concord:secret@db:5432/…`, or with no user name:
 // `redis://:secret@cache:6379`): the user stays.
 const URL_PASSWORD_RE = /\b([a-z][a-z0-9+.-]{1,20}:\/\/[^\s:/@]{0,256}):(?!\[redacted\]@)[^\s/@]{1,256}@/gi;
-const AUTH_SCHEME_RE = /\b(Bearer|Basic|Token|Digest)(\s+)(?!\[redacted\])[A-Za-z0-9\-._~+/]+=*/g;
+// An Authorization value: `Bearer …` (in any case: HTTP/2 headers arrive lower-cased), `Basic …`,
+// GrowthZone's `ApiKey …`, Kindful's `Token token="…"`. Only `Bearer` in any case: "basic" and
+// "token" in lower case are words of the log's own sentences.
+const AUTH_SCHEME_RE =
+  /\b([Bb][Ee][Aa][Rr][Ee][Rr]|Basic|Token|Digest|ApiKey)(\s+)(?!\[redacted\])(?:[A-Za-z_]+=)?"?[A-Za-z0-9\-._~+/]+=*"?/g;
 const JWT_RE = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
 const SECRET_WORDS =
   "token|secret|password|passwd|pwd|passphrase|authorization|cookie|api[_-]?key|subscription[_-]?key|private[_-]?key|access[_-]?key|webhook[_-]?key|code[_-]?verifier|signature";
@@ -33,8 +37,9 @@ const JSON_PAIR_RE = new RegExp(
   "gi",
 );
 // `refresh_token=abc` in a query or form body, `client_secret: abc` in a header-like text.
+// A quoted value too (`token="…"`, `token: "…"`); its closing quote stays.
 const KEY_VALUE_RE = new RegExp(
-  `\\b([A-Za-z0-9_-]*(?:${SECRET_WORDS})[A-Za-z0-9_-]*)(=|:\\s*)(?!\\s|\\[redacted\\]|"|Bearer\\b|Basic\\b|Token\\b|Digest\\b|https?:)([^\\s"&,;]+)`,
+  `\\b([A-Za-z0-9_-]*(?:${SECRET_WORDS})[A-Za-z0-9_-]*)(=|:\\s*)("?)(?!\\s|\\[redacted\\]|"|Bearer\\b|Basic\\b|Token\\b|Digest\\b|ApiKey\\b|https?:)([^\\s"&,;]+)`,
   "gi",
 );
 
@@ -58,8 +63,8 @@ export function redactString(text: string): string {
       .replace(JSON_PAIR_RE, (m, key: string) =>
         isSecretKey(key.slice(1, key.indexOf('"', 1))) ? `${key}"${REDACTED}"` : m,
       )
-      .replace(KEY_VALUE_RE, (m, key: string, sep: string) =>
-        isSecretKey(key) ? `${key}${sep}${REDACTED}` : m,
+      .replace(KEY_VALUE_RE, (m, key: string, sep: string, quote: string) =>
+        isSecretKey(key) ? `${key}${sep}${quote}${REDACTED}` : m,
       ),
   );
 }
