@@ -333,7 +333,7 @@ export async function recordChanges(
       // Opt-outs not in the ledger yet count too: those drafted before this one, and the record's
       // own in this batch (a webhook's re-read brings the member as it reads now, subscribed again,
       // beside the opt-out the delivery announced).
-      const draft = await asItsSignupAllows(tx, observation, contact_id, resolved.scope, [
+      const draft = await asItsSignupAllows(tx, observation, contact_id, resolved.scope, () => [
         ...drafts.filter((d) => d.contact_id === contact_id),
         ...observations
           .filter(({ o }) => o.kind === "opt_out" && o.external_id === observation.external_id)
@@ -510,8 +510,8 @@ async function asItsSignupAllows(
   o: ConsentObservation,
   contact_id: string,
   scope: Scope,
-  /** Opt-outs of the person not in the ledger yet (this batch's). */
-  unrecorded: readonly OptOutSeen[],
+  /** Opt-outs of the person not in the ledger yet (this batch's), asked only for such an opt-in. */
+  unrecorded: () => readonly OptOutSeen[],
 ): Promise<ConsentObservation> {
   if (o.kind !== "opt_in" || o.of_signup_at === undefined) return o;
   const signup = Date.parse(o.of_signup_at);
@@ -519,7 +519,7 @@ async function asItsSignupAllows(
   if (!(confirmed > signup)) return o;
   const key = scopeKey(scope);
   const recorded: OptOutSeen[] = (await eventsForContact(tx, contact_id)).map(({ event }) => event);
-  const between = [...recorded, ...unrecorded].find((e) => {
+  const between = [...recorded, ...unrecorded()].find((e) => {
     if (
       e.kind !== "opt_out" ||
       e.scope === undefined ||

@@ -431,10 +431,10 @@ async function eraseConcordCopy(
         const operation = payload.operation;
         const contactIds = payload.contact_ids ?? [];
         const at = contactIds.indexOf(id);
-        if (operation === undefined || at < 0) continue;
+        if (operation === undefined) continue;
         // A list change names each contact's platform id at the contact's place (a Mailchimp member
         // id is derived from the address); an import names the person in an item of their own.
-        if (Array.isArray(operation.external_ids))
+        if (Array.isArray(operation.external_ids) && at >= 0)
           operation.external_ids = operation.external_ids.filter((_, i) => i !== at);
         if (Array.isArray(operation.items)) operation.items = operation.items.filter((i) => i.item_id !== id);
         payload.contact_ids = contactIds.filter((c) => c !== id);
