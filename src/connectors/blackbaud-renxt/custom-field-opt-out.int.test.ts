@@ -33,6 +33,15 @@ async function read(s: ConnectorSession, checkpoint: ReadPage["checkpoint"] | nu
   }
   return pages;
 }
+/** An admin sets the field to Yes on the constituent. */
+const adminTicks = (id: string) =>
+  f.control("/__emulator/act", {
+    as: "admin",
+    action: "set_custom_field",
+    constituent_id: id,
+    category: FIELD,
+    value: true,
+  });
 const fieldFact = (r: ExternalRecord | undefined) =>
   r?.consent_state.find((c) => c.scope.kind === "construct" && c.scope.construct.type === "custom_field");
 const optOut = (id: string, n: number): ConnectorOperation => ({
@@ -49,13 +58,7 @@ const optOut = (id: string, n: number): ConnectorOperation => ({
 describe("an opt-out custom field", () => {
   it("is read as an unversioned consent fact and an opt-out observation", async () => {
     const id = await f.createConstituent("ada@example.org", "Ada", "Lovelace");
-    await f.control("/__emulator/act", {
-      as: "admin",
-      action: "set_custom_field",
-      constituent_id: id,
-      category: FIELD,
-      value: true,
-    });
+    await adminTicks(id);
     const pages = await read(session, null);
     const record = pages.flatMap((p) => p.records).find((r) => r.external_id === id);
     expect(fieldFact(record)).toMatchObject({
@@ -92,13 +95,7 @@ describe("an opt-out custom field", () => {
     const first = await read(session, null);
     const checkpoint = first.at(-1)!.checkpoint;
     f.clock.advance(60_000);
-    await f.control("/__emulator/act", {
-      as: "admin",
-      action: "set_custom_field",
-      constituent_id: id,
-      category: FIELD,
-      value: true,
-    });
+    await adminTicks(id);
     const constituent = (await f.api("GET", `/constituent/v1/constituents/${id}`)).body as {
       date_modified: string;
     };
@@ -170,13 +167,7 @@ describe("an opt-out custom field", () => {
 
   it('a field SKY gives as the text "Yes" is cleared by the person\'s opt-in, as it is read: opted out', async () => {
     const id = await f.createConstituent("ada@example.org", "Ada", "Lovelace");
-    await f.control("/__emulator/act", {
-      as: "admin",
-      action: "set_custom_field",
-      constituent_id: id,
-      category: FIELD,
-      value: true,
-    });
+    await adminTicks(id);
     // The field as the spec's examples give values: text. The next listing of it answers so.
     const path = `/constituent/v1/constituents/${id}/customfields`;
     const listed = (await f.api("GET", path)).body as { value: Record<string, unknown>[] };
