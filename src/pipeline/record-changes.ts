@@ -551,6 +551,24 @@ const toJson = (value: unknown): JsonValue => JsonValueSchema.parse(JSON.parse(J
 /** How an event derived from one fact of a record changed it: cleared (by the account), set again, or a consent withdrawn. */
 type FactChange = "cleared" | "cleared:account" | "set" | "withdrawn";
 
+/** An observation derived from a change of one fact of a record, named after the fact and the change. */
+function factChange(
+  record: ExternalRecord,
+  fact: Pick<ExternalRecord["consent_state"][number], "channel" | "scope" | "source">,
+  change: FactChange,
+  act: Pick<ConsentObservation, "kind" | "mechanism" | "actor" | "occurred_at"> & { time_unknown?: true },
+  reason: string,
+): ConsentObservation {
+  return {
+    external_id: record.external_id,
+    email: recordEmail(record.emails) ?? "",
+    channel: fact.channel,
+    scope: fact.scope,
+    ...act,
+    evidence: { reason, source_record_id: factEventId(record.external_id, fact.source, change) },
+  };
+}
+
 /** The record id of an event derived from a change of one fact of a record. */
 const factEventId = (external_id: string, source: string, change: FactChange): string =>
   `${external_id}:${source}:${change}`;
@@ -611,34 +629,34 @@ function clearedOptOuts(
   for (const [was, now] of unversionedFacts(record, before)) {
     if (was.status !== "opted_out" || now.status === "opted_out") continue;
     if (was.account_may_lift === true)
-      out.push({
-        external_id: record.external_id,
-        email: recordEmail(record.emails) ?? "",
-        channel: was.channel,
-        kind: "opt_in",
-        scope: was.scope,
-        mechanism: "admin_edit",
-        actor: { kind: "account" },
-        occurred_at: clearedAt(now.at ?? record.updated_at, was.at, observed_at),
-        evidence: {
-          reason: `${was.source} was cleared on the record (it showed "${was.label}"): the account undoing its own opt-out`,
-          source_record_id: factEventId(record.external_id, was.source, "cleared:account"),
+      out.push(
+        factChange(
+          record,
+          was,
+          "cleared:account",
+          {
+            kind: "opt_in",
+            mechanism: "admin_edit",
+            actor: { kind: "account" },
+            occurred_at: clearedAt(now.at ?? record.updated_at, was.at, observed_at),
+          },
+          `${was.source} was cleared on the record (it showed "${was.label}"): the account undoing its own opt-out`,
+        ),
+      );
+    out.push(
+      factChange(
+        record,
+        was,
+        "cleared",
+        {
+          kind: "resubscribe_requested",
+          mechanism: "admin_edit",
+          actor: { kind: "account" },
+          occurred_at: clearedAt(now.at ?? record.updated_at, was.at, observed_at),
         },
-      });
-    out.push({
-      external_id: record.external_id,
-      email: recordEmail(record.emails) ?? "",
-      channel: was.channel,
-      kind: "resubscribe_requested",
-      scope: was.scope,
-      mechanism: "admin_edit",
-      actor: { kind: "account" },
-      occurred_at: clearedAt(now.at ?? record.updated_at, was.at, observed_at),
-      evidence: {
-        reason: `${was.source} was cleared on the record (it showed "${was.label}")`,
-        source_record_id: factEventId(record.external_id, was.source, "cleared"),
-      },
-    });
+        `${was.source} was cleared on the record (it showed "${was.label}")`,
+      ),
+    );
   }
   return out;
 }
@@ -676,20 +694,15 @@ function withdrawnConsents(
       (t) => !Number.isNaN(t) && t > 0 && t <= seen,
     );
     const at = bounds.length > 0 ? new Date(Math.max(...bounds)).toISOString() : observed_at;
-    out.push({
-      external_id: record.external_id,
-      email: recordEmail(record.emails) ?? "",
-      channel: now.channel,
-      kind: "opt_out",
-      scope: now.scope,
-      mechanism: "unknown",
-      actor: { kind: "contact" },
-      occurred_at: at,
-      evidence: {
-        reason: `${was.label.slice(0, 300)} at the last read, now ${now.label.slice(0, 300)}: the consent was withdrawn (the system does not say by whom, so it is held as the person's)`,
-        source_record_id: factEventId(record.external_id, now.source, "withdrawn"),
-      },
-    });
+    out.push(
+      factChange(
+        record,
+        now,
+        "withdrawn",
+        { kind: "opt_out", mechanism: "unknown", actor: { kind: "contact" }, occurred_at: at },
+        `${was.label.slice(0, 300)} at the last read, now ${now.label.slice(0, 300)}: the consent was withdrawn (the system does not say by whom, so it is held as the person's)`,
+      ),
+    );
   }
   return out;
 }
@@ -738,21 +751,21 @@ function setAgainOptOuts(
   const out: ConsentObservation[] = [];
   for (const [was, now] of unversionedFacts(record, before)) {
     if (now.status !== "opted_out" || was.status === "opted_out") continue;
-    out.push({
-      external_id: record.external_id,
-      email: recordEmail(record.emails) ?? "",
-      channel: now.channel,
-      kind: "opt_out",
-      scope: now.scope,
-      mechanism: "admin_edit",
-      actor: { kind: "account" },
-      occurred_at: observed_at,
-      time_unknown: true,
-      evidence: {
-        reason: `${now.source} was set again on the record after it was cleared (it shows "${now.label}")`,
-        source_record_id: factEventId(record.external_id, now.source, "set"),
-      },
-    });
+    out.push(
+      factChange(
+        record,
+        now,
+        "set",
+        {
+          kind: "opt_out",
+          mechanism: "admin_edit",
+          actor: { kind: "account" },
+          occurred_at: observed_at,
+          time_unknown: true,
+        },
+        `${now.source} was set again on the record after it was cleared (it shows "${now.label}")`,
+      ),
+    );
   }
   return out;
 }

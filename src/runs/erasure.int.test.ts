@@ -431,6 +431,21 @@ describeOnBackends("erasure and run history", (backend) => {
     h = await startSyncHarness(backend);
     const spellings = ["JÖRG@BÜCHER.example", "jörg@xn--bcher-kva.example", "Jörg@bücher.example"];
     for (const email of [...spellings, "bob@example.org"]) await announced(email);
+    // A record uploaded straight into a platform, read but never linked, in upper case.
+    await h.store.snapshots.put({
+      connection_id: "cc-main",
+      external_id: "uploaded-jorg",
+      content_hash: "c".repeat(64),
+      payload: { external_id: "uploaded-jorg", emails: [{ address: spellings[0]!, primary: true }] },
+    });
+    const preview = await erasePerson(deps(), {
+      email: "jörg@bücher.example",
+      requested_by: "Operator",
+      dry_run: true,
+    });
+    expect(preview.ok && preview.report.systems.map((x) => [x.connection_id, x.external_id])).toEqual([
+      ["cc-main", "uploaded-jorg"],
+    ]);
     const result = await erasePerson(deps(), { email: "jörg@bücher.example", requested_by: "Operator" });
     expect(result.ok && result.report.status).toBe("completed");
     const stored = JSON.stringify(

@@ -55,6 +55,23 @@ const optOut = (id: string, n: number): ConnectorOperation => ({
   origin: { system: "constant-contact", connection: "cc-main", mechanism: "unsubscribe_link" },
 });
 
+/** An opt-in of the field: an admin's clear, or the person's own sign-up with its reference. */
+const optIn = (id: string, mechanism: "admin_edit" | "signup_form", n: number): ConnectorOperation => ({
+  kind: "record_opt_in",
+  op_id: `op_in_${n}`,
+  external_id: id,
+  scope: { kind: "construct", construct: { type: "custom_field", id: FIELD, name: FIELD } },
+  occurred_at: "2026-03-02T12:30:00.000Z",
+  origin: {
+    system: "constant-contact",
+    connection: "cc-main",
+    mechanism,
+    ...(mechanism === "admin_edit"
+      ? { actor: "account" as const }
+      : { actor: "contact" as const, request_reference: "form-42" }),
+  },
+});
+
 describe("an opt-out custom field", () => {
   it("is read as an unversioned consent fact and an opt-out observation", async () => {
     const id = await f.createConstituent("ada@example.org", "Ada", "Lovelace");
@@ -138,26 +155,11 @@ describe("an opt-out custom field", () => {
   it("clears the field only for the person's own opt-in", async () => {
     const id = await f.createConstituent("ada@example.org", "Ada", "Lovelace");
     await session.apply([optOut(id, 1)]);
-    const optIn = (mechanism: "admin_edit" | "signup_form", n: number): ConnectorOperation => ({
-      kind: "record_opt_in",
-      op_id: `op_in_${n}`,
-      external_id: id,
-      scope: { kind: "construct", construct: { type: "custom_field", id: FIELD, name: FIELD } },
-      occurred_at: "2026-03-02T12:30:00.000Z",
-      origin: {
-        system: "constant-contact",
-        connection: "cc-main",
-        mechanism,
-        ...(mechanism === "admin_edit"
-          ? { actor: "account" as const }
-          : { actor: "contact" as const, request_reference: "form-42" }),
-      },
-    });
-    expect((await session.apply([optIn("admin_edit", 1)]))[0]).toMatchObject({
+    expect((await session.apply([optIn(id, "admin_edit", 1)]))[0]).toMatchObject({
       status: "failed",
       code: "consent_requires_contact_action",
     });
-    expect((await session.apply([optIn("signup_form", 2)]))[0]).toMatchObject({ status: "succeeded" });
+    expect((await session.apply([optIn(id, "signup_form", 2)]))[0]).toMatchObject({ status: "succeeded" });
     const got = await session.get([id]);
     expect(got.ok && fieldFact(got.value.records[0])).toMatchObject({
       status: "none",
@@ -181,22 +183,7 @@ describe("an opt-out custom field", () => {
         value: listed.value.map((v) => (v["category"] === FIELD ? { ...v, value: "Yes" } : v)),
       },
     });
-    const [done] = await session.apply([
-      {
-        kind: "record_opt_in",
-        op_id: "op_in_text",
-        external_id: id,
-        scope: { kind: "construct", construct: { type: "custom_field", id: FIELD, name: FIELD } },
-        occurred_at: "2026-03-02T12:30:00.000Z",
-        origin: {
-          system: "constant-contact",
-          connection: "cc-main",
-          mechanism: "signup_form",
-          actor: "contact",
-          request_reference: "form-43",
-        },
-      },
-    ]);
+    const [done] = await session.apply([optIn(id, "signup_form", 3)]);
     expect(done).toMatchObject({ status: "succeeded" });
     expect(done?.code).toBeUndefined();
     const after = await session.get([id]);
