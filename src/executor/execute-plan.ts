@@ -199,6 +199,14 @@ async function applyBatch(
 ): Promise<Waiting | undefined> {
   const linked = await linkedAlready(deps.store, connectionId, batch);
   const sent = batch.filter((p) => !linked.has(p.op_id));
+  // The records these imports make are Concord's, stored before they are sent (an import does not
+  // say which records it made; whichever read links them by address claims them).
+  for (const p of sent)
+    if (p.operation.kind === "upsert_contacts")
+      await deps.store.links.intendClaims(
+        connectionId,
+        p.operation.items.map((it) => it.item_id),
+      );
   const outcomes: OperationOutcome[] =
     sent.length > 0 ? await session.apply(sent.map((o) => o.operation)) : [];
   for (const [op_id, external_id] of linked)

@@ -84,8 +84,13 @@ describe("planning's and linking's statements on a SQLite store without statisti
   it("claims the links of a page of imported contacts by contact, not by reading every link of the connection", async () => {
     const ids = Array.from({ length: 500 }, (_, i) => `c_${i}`);
     const statements = await statementsOf((session) => session.links.claim("cc-main", ids));
-    expect(statements).toHaveLength(1);
-    expect(await planOf(statements[0]!)).toMatch(/links_contact_id/);
+    const links = statements.filter((s) => /update "links"/.test(s.sql));
+    expect(links).toHaveLength(1);
+    expect(await planOf(links[0]!)).toMatch(/links_contact_id/);
+    // Its claims, and the connection's expired ones, are dropped through their key.
+    const claims = statements.filter((s) => /from "import_claims"/.test(s.sql));
+    expect(claims).toHaveLength(2);
+    for (const q of claims) expect(await planOf(q)).toMatch(/USING INDEX sqlite_autoindex_import_claims_1/);
   });
 });
 

@@ -140,6 +140,42 @@ describe("records, lists and conflicts (SQLite)", () => {
       expect((await h.sync()).plan?.unlinked_opt_outs).toHaveLength(1);
     });
 
+    it("contacts Concord imported stay its own after a crash between the import and the read back", async () => {
+      await start({
+        configure: (raw) => {
+          raw["pairs"][0].policies = { unlinked_opt_outs: "report_only" };
+        },
+      });
+      // The process dies once the imports are sent, before the platforms are read back and linked.
+      const crash = new Error("killed after the imports");
+      await expect(
+        h.sync(
+          {},
+          {
+            onStage: (stage) => {
+              if (stage === "link") throw crash;
+            },
+          },
+        ),
+      ).rejects.toBe(crash);
+      expect(h.ccContact(h.ccMain, "ada@example.org")).toBeDefined();
+      h.advance(60_000);
+      // The next poll links the records by their address: they are Concord's, not uploads it matched.
+      await h.sync();
+      const ada = await h.store.links.find("re-nxt", re["ada"] ?? "");
+      const links = await h.store.links.forContact(ada?.contact_id ?? "");
+      expect(links.filter((l) => l.connection_id !== "re-nxt").map((l) => l.origin)).toEqual([
+        "concord",
+        "concord",
+      ]);
+      h.advance(60_000);
+      await h.ccAct(h.ccMain, "unsubscribe", "ada@example.org");
+      h.advance(1_000);
+      const report = await h.sync();
+      expect(report.plan?.unlinked_opt_outs).toEqual([]);
+      expect((await h.reGet(`/constituent/v1/constituents/${re["ada"] ?? ""}`)).requests_no_email).toBe(true);
+    });
+
     it("contacts Concord imported are its own: their opt-outs are not reported as unlinked", async () => {
       await start();
       await firstSync();

@@ -100,9 +100,24 @@ export interface LinkRepository {
   /** Points an existing link at another contact (a merge); false when there was no such link. */
   moveTo(connection_id: string, external_id: string, contact_id: string): Promise<boolean>;
   remove(connection_id: string, external_id: string): Promise<boolean>;
-  /** Marks a contact's links on a connection made by address match as made by Concord (its import created them). */
+  /**
+   * Marks a contact's links on a connection made by address match as made by Concord (its import
+   * created them), and drops the claims `intendClaims` stored for them, with any older than
+   * `CLAIM_LIFETIME_MS` on the connection (an import whose record never appeared).
+   */
   claim(connection_id: string, contact_ids: readonly string[]): Promise<number>;
+  /**
+   * Stores, before an import is sent, that the records it makes for these contacts are Concord's:
+   * whichever read later links one by its address (`create` with `matched_by_email`) links it as
+   * `concord` and spends the claim. It survives a crash between the import and the read back. A
+   * claim on an item the platform refused is kept until it expires: linking a later record of the
+   * person's as Concord's only carries its opt-outs and counts no sign-up, the cautious side.
+   */
+  intendClaims(connection_id: string, contact_ids: readonly string[]): Promise<void>;
 }
+
+/** How long a claim waits for its record to be linked (the read back of an import, or the next polls). */
+export const CLAIM_LIFETIME_MS = 7 * 24 * 3600_000;
 
 // ---------------------------------------------------------------------------------------------
 // Sync state

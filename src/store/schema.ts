@@ -45,6 +45,13 @@ export interface LinksTable {
   updated_at: IsoTimestamp;
 }
 
+/** A record Concord's import is about to make on a connection, claimed as Concord's once linked. */
+export interface ImportClaimsTable {
+  connection_id: string;
+  contact_id: string;
+  created_at: IsoTimestamp;
+}
+
 export interface RecordSnapshotsTable {
   connection_id: string;
   external_id: string;
@@ -334,6 +341,7 @@ export interface Database {
   contacts: ContactsTable;
   contact_emails: ContactEmailsTable;
   links: LinksTable;
+  import_claims: ImportClaimsTable;
   record_snapshots: RecordSnapshotsTable;
   baselines: BaselinesTable;
   checkpoints: CheckpointsTable;

@@ -27,6 +27,7 @@ const TABLES = [
   "contacts",
   "contact_emails",
   "links",
+  "import_claims",
   "record_snapshots",
   "baselines",
   "checkpoints",
@@ -102,6 +103,7 @@ describeOnBackends("store", (backend) => {
       "0020_links_by_connection_and_contact",
       "0021_shared_call_rate",
       "0022_signup_client_group",
+      "0023_import_claims",
     ]);
     expect(await migrateToLatest(store.db)).toEqual([]);
   });
@@ -334,6 +336,39 @@ describeOnBackends("store", (backend) => {
     expect((await store.links.find("cc", "b"))?.origin).toBe("observed");
     expect(await store.links.claim("cc", [ada.id])).toBe(1);
     expect((await store.links.forContact(ada.id)).map((l) => l.origin)).toEqual(["concord", "observed"]);
+  });
+
+  it("a claim stored before an import makes the record linked later by its address Concord's, once, until it expires", async () => {
+    const ada = await store.contacts.create({ type: "person", primary_email: "ada@example.org" });
+    const bob = await store.contacts.create({ type: "person", primary_email: "bob@example.org" });
+    const cy = await store.contacts.create({ type: "person", primary_email: "cy@example.org" });
+    await store.links.intendClaims("cc", [ada.id, bob.id, cy.id]);
+    const byAddress = (external_id: string, contact_id: string) =>
+      store.links.create({ connection_id: "cc", external_id, contact_id, origin: "matched_by_email" });
+    // A read links ada's record by its address: Concord's, and the claim is spent.
+    expect(await byAddress("a", ada.id)).toMatchObject({ kind: "created", link: { origin: "concord" } });
+    expect((await store.links.find("cc", "a"))?.origin).toBe("concord");
+    // Another connection, or a record the contact made later, is not claimed.
+    expect(
+      (
+        await store.links.create({
+          connection_id: "mc",
+          external_id: "a",
+          contact_id: ada.id,
+          origin: "matched_by_email",
+        })
+      ).kind,
+    ).toBe("created");
+    expect((await store.links.find("mc", "a"))?.origin).toBe("matched_by_email");
+    await store.links.remove("cc", "a");
+    expect(await byAddress("a2", ada.id)).toMatchObject({ link: { origin: "matched_by_email" } });
+    // A link the run claims itself spends the claim too.
+    expect(await store.links.claim("cc", [bob.id])).toBe(0);
+    expect(await byAddress("b", bob.id)).toMatchObject({ link: { origin: "matched_by_email" } });
+    // A claim whose record never appeared expires.
+    time.advance(8 * 24 * 3600_000);
+    await store.links.claim("cc", []);
+    expect(await byAddress("c", cy.id)).toMatchObject({ link: { origin: "matched_by_email" } });
   });
 
   it("creates, finds, updates and erases contacts", async () => {

@@ -23,6 +23,7 @@ import { migration0019ContactChangeOrder } from "./0019-contact-change-order";
 import { migration0020LinksByConnectionAndContact } from "./0020-links-by-connection-and-contact";
 import { migration0021SharedCallRate } from "./0021-shared-call-rate";
 import { migration0022SignupClientGroup } from "./0022-signup-client-group";
+import { migration0023ImportClaims } from "./0023-import-claims";
 
 /** Names sort in apply order; never rename or edit a shipped migration, add a new one. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -48,6 +49,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0020_links_by_connection_and_contact": migration0020LinksByConnectionAndContact,
   "0021_shared_call_rate": migration0021SharedCallRate,
   "0022_signup_client_group": migration0022SignupClientGroup,
+  "0023_import_claims": migration0023ImportClaims,
 };
 
 /** Applies every pending migration; a failure is an environment problem or a bug, so it throws. */

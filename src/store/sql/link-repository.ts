@@ -1,5 +1,6 @@
 /** SQL implementation of `LinkRepository`: which external record in which connection is which contact. */
-import { LinkOriginSchema, type Link, type LinkRepository } from "../ports";
+import { sql } from "kysely";
+import { CLAIM_LIFETIME_MS, LinkOriginSchema, type Link, type LinkRepository } from "../ports";
 import type { LinksTable } from "../schema";
 import { affected, inChunks, isoNow, type SqlContext } from "./sql-context";
 import { unindexed } from "../unindexed";
@@ -16,17 +17,44 @@ export function linkRepository(ctx: SqlContext): LinkRepository {
     return row === undefined ? undefined : toLink(row);
   };
 
+  const dropClaims = async (connection_id: string, contact_ids: readonly string[]): Promise<void> => {
+    for (const chunk of inChunks([...new Set(contact_ids)]))
+      await db
+        .deleteFrom("import_claims")
+        .where("connection_id", "=", connection_id)
+        .where("contact_id", "in", chunk)
+        .execute();
+  };
+
   return {
     async create(link) {
       const now = isoNow(ctx);
       const row: Link = { ...link, origin: link.origin ?? "observed", created_at: now, updated_at: now };
+      // A record linked by its address that Concord's import made (a claim stored before the
+      // import was sent) is Concord's: decided in the insert itself, no read before it.
+      const claimable = row.origin === "matched_by_email";
       // ON CONFLICT DO NOTHING rather than catching the violation: a failed statement would abort a PostgreSQL transaction.
-      const result = await db
+      const inserted = await db
         .insertInto("links")
-        .values(row)
+        .values({
+          ...row,
+          origin: claimable
+            ? sql<string>`case when exists (select 1 from import_claims where connection_id = ${row.connection_id} and contact_id = ${row.contact_id}) then 'concord' else 'matched_by_email' end`
+            : row.origin,
+        })
         .onConflict((oc) => oc.columns(["connection_id", "external_id"]).doNothing())
+        .returning("origin")
         .executeTakeFirst();
-      if (affected(result.numInsertedOrUpdatedRows) === 1) return { kind: "created", link: row };
+      if (inserted !== undefined) {
+        const origin = LinkOriginSchema.parse(inserted.origin);
+        if (claimable && origin === "concord")
+          await db
+            .deleteFrom("import_claims")
+            .where("connection_id", "=", row.connection_id)
+            .where("contact_id", "=", row.contact_id)
+            .execute();
+        return { kind: "created", link: { ...row, origin } };
+      }
       const existing = await find(link.connection_id, link.external_id);
       if (existing === undefined) throw new Error("links: insert conflicted but no row was found");
       return { kind: "conflict", code: "link_exists", existing };
@@ -87,7 +115,24 @@ export function linkRepository(ctx: SqlContext): LinkRepository {
           .executeTakeFirst();
         n += affected(result.numUpdatedRows);
       }
+      await dropClaims(connection_id, contact_ids);
+      const expired = new Date(ctx.clock().getTime() - CLAIM_LIFETIME_MS).toISOString();
+      await db
+        .deleteFrom("import_claims")
+        .where("connection_id", "=", connection_id)
+        .where("created_at", "<", expired)
+        .execute();
       return n;
+    },
+
+    async intendClaims(connection_id, contact_ids) {
+      const now = isoNow(ctx);
+      for (const chunk of inChunks([...new Set(contact_ids)]))
+        await db
+          .insertInto("import_claims")
+          .values(chunk.map((contact_id) => ({ connection_id, contact_id, created_at: now })))
+          .onConflict((oc) => oc.columns(["connection_id", "contact_id"]).doUpdateSet({ created_at: now }))
+          .execute();
     },
 
     async moveTo(connection_id, external_id, contact_id) {
