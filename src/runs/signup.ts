@@ -239,6 +239,8 @@ export async function requestSignup(
             lang: row.lang,
             wording: row.wording,
             request_ip: row.request_ip,
+            // Counted against the client that asked last, as a new request would be.
+            request_client: row.request_client,
             request_user_agent: row.request_user_agent,
             requested_at: row.requested_at,
           })

@@ -418,6 +418,16 @@ describe("the sign-up form and its confirmation email", () => {
       expect((await signUp({ email: `v${n}@example.org` }, `2001:db8:7:7::${n}`)).statusCode).toBe(200);
     expect((await signUp({ email: "v5@example.org" }, "2001:db8:7:7:ffff::5")).statusCode).toBe(429);
     expect((await signUp({ email: "v6@example.org" }, "2001:db8:7:8::1")).statusCode).toBe(200);
+
+    // Asking again for an address whose link is waiting sends nothing but rewrites the request: it
+    // counts against the asking client too, so one network cannot rewrite everyone's requests.
+    for (const n of [1, 2, 3, 4, 5])
+      expect((await signUp({ email: `w${n}@example.org` }, `198.51.100.${60 + n}`)).statusCode).toBe(200);
+    const sentBefore = smtp.mails.length;
+    for (const n of [1, 2, 3, 4])
+      expect((await signUp({ email: `w${n}@example.org` }, "192.0.2.77")).statusCode).toBe(200);
+    expect((await signUp({ email: "w5@example.org" }, "192.0.2.77")).statusCode).toBe(429);
+    expect(smtp.mails).toHaveLength(sentBefore);
   });
 
   for (const backend of storeBackends())
