@@ -41,7 +41,24 @@ export type ContactRows = {
   rejections: Selectable<PlatformRejectionsTable>[];
 };
 
-const BaselinesSchema = z.record(z.string(), z.record(z.string(), z.string().nullable()));
+export const BaselinesSchema = z.record(z.string(), z.record(z.string(), z.string().nullable()));
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * A contact's stored baselines, as `BaselinesSchema` reads them, checked by hand: every contact of
+ * a plan has some, and the schema's copy of each cost a first plan more than the check.
+ */
+export function readBaselines(json: string): z.infer<typeof BaselinesSchema> | undefined {
+  const parsed: unknown = JSON.parse(json);
+  if (!isPlainObject(parsed)) return undefined;
+  for (const values of Object.values(parsed)) {
+    if (!isPlainObject(values)) return undefined;
+    for (const v of Object.values(values)) if (v !== null && typeof v !== "string") return undefined;
+  }
+  return parsed as z.infer<typeof BaselinesSchema>;
+}
 /** A contact's lifecycle flags as stored; unreadable flags read as none. */
 const FlagsSchema = z.array(z.string()).catch([]);
 
@@ -485,14 +502,13 @@ function planContactOf(rows: ContactRows, crmId: string): PlanContact {
       byConnection.set(link.connection_id, { record, origin: link.origin });
   }
   const events: ConsentEvent[] = rows.events.map((e) => fromRow(e).event);
-  const baseline =
-    rows.baseline === undefined ? undefined : BaselinesSchema.safeParse(JSON.parse(rows.baseline));
+  const baseline = rows.baseline === undefined ? undefined : readBaselines(rows.baseline);
   const resubscribed = new Set(rows.resubscribed);
   const refused: Record<string, { code: string; message: string; email_match_key: string }> = {};
   for (const r of rows.rejections)
     refused[r.connection_id] = { code: r.code, message: r.message, email_match_key: r.email_match_key };
 
-  const flags = FlagsSchema.parse(JSON.parse(row.flags_json));
+  const flags = row.flags_json === "[]" ? [] : FlagsSchema.parse(JSON.parse(row.flags_json));
   const crmRecord = byConnection.get(crmId)?.record;
   const contact: CanonicalContact = {
     id: row.id,
@@ -523,7 +539,7 @@ function planContactOf(rows: ContactRows, crmId: string): PlanContact {
     events,
     ...(crmRecord !== undefined ? { crm: crmState(crmRecord) } : {}),
     platforms,
-    ...(baseline?.success === true ? { baselines: baseline.data } : {}),
+    ...(baseline !== undefined ? { baselines: baseline } : {}),
     ...(rows.rejections.length > 0 ? { rejections: refused } : {}),
   };
 }
