@@ -30,7 +30,7 @@ import { lockForTransaction } from "../store/advisory-lock";
 import { newId } from "../store/new-id";
 import type { StoreSession } from "../store/ports";
 import type { SignupsTable } from "../store/schema";
-import { clientEvidence, recordPreferences } from "./personal-links";
+import { clientEvidence, preferencesOf, recordPreferences, type PreferenceLine } from "./personal-links";
 import { errorMessage } from "../core/error-code";
 
 export type SignupDeps = {
@@ -533,6 +533,13 @@ export async function confirmSignup(
       source_record_id: `signup:${row.id}`,
     };
     const source = { system: "concord", connection: "signup" };
+    // Topics the form did not offer that the person left by an opt-out of their own: the sign-up's
+    // opt-in to all email would open them too (a topic stopped only by their opt-out of all
+    // email), though the page never showed them.
+    const offered = new Set(offeredTopics(deps.config).map((t) => `topic:${t.key}`));
+    const closedUnoffered = (await preferencesOf(tx, deps.config, contact.id, now)).filter(
+      (line) => line.key !== "all" && !offered.has(line.key) && !line.receiving && line.left_by_person,
+    );
     const [appended] = await appendConsentEvents(tx, [
       {
         kind: "opt_in",
@@ -559,9 +566,52 @@ export async function confirmSignup(
       { source, mechanism: { opt_in: "double_opt_in_confirmation", opt_out: "signup_form" }, evidence },
       now,
     );
+    await keepClosed(tx, deps.config, contact.id, closedUnoffered, { source, evidence }, now);
     await tx.db.updateTable("signups").set({ contact_id: contact.id }).where("id", "=", row.id).execute();
     return ok({ contact_id: contact.id, status: "confirmed" as const, suppression_lifted: lifted });
   });
+}
+
+/**
+ * Keeps each topic the sign-up did not offer where the person left it: one their own opt-out
+ * stopped before and the sign-up's opt-in to all email opened is stopped again by a topic opt-out,
+ * theirs (their opt-out of all email stood for it, and nothing they confirmed lifted it).
+ */
+async function keepClosed(
+  tx: StoreSession,
+  config: Pick<ConcordConfig, "topics">,
+  contactId: string,
+  closedBefore: readonly PreferenceLine[],
+  act: { source: { system: string; connection: string }; evidence: Record<string, unknown> },
+  now: Date,
+): Promise<void> {
+  if (closedBefore.length === 0) return;
+  const before = new Map(closedBefore.map((line) => [line.key, line]));
+  const reopened = (await preferencesOf(tx, config, contactId, now)).filter(
+    (line) => line.receiving && before.has(line.key),
+  );
+  if (reopened.length === 0) return;
+  const results = await appendConsentEvents(
+    tx,
+    reopened.map((line) => ({
+      kind: "opt_out" as const,
+      contact_id: contactId,
+      channel: "email" as const,
+      scope: { kind: "topic" as const, topic: line.key.slice("topic:".length) },
+      source: act.source,
+      mechanism: "signup_form" as const,
+      actor: { kind: "contact" as const },
+      occurred_at: now.toISOString(),
+      observed_at: now.toISOString(),
+      evidence: {
+        ...act.evidence,
+        reason: `Kept as the person left it${before.get(line.key)?.since !== undefined ? ` on ${before.get(line.key)?.since ?? ""}` : ""}: the sign-up did not offer this topic, so confirming it lifted nothing here.`,
+      },
+    })),
+  );
+  const refused = results.find((r) => r.kind === "rejected");
+  if (refused !== undefined)
+    throw new Error(`the sign-up's kept opt-out was rejected by the ledger: ${refused.message}`);
 }
 
 /** Outcome codes of a placement worth trying again. */

@@ -14,6 +14,7 @@ import { appendConsentEvents, eventsForContact } from "../ledger/consent-ledger"
 import { createLogger } from "../observability/logger";
 import type { EngineRuntime } from "../runs/engine-runtime";
 import { erasePerson } from "../runs/erase-person";
+import { preferencesOf } from "../runs/personal-links";
 import { requestSignup } from "../runs/signup";
 import {
   addToReList,
@@ -63,7 +64,10 @@ describe("the sign-up form and its confirmation email", () => {
           },
           embed_origins: ["https://www.friends.example.org"],
           per_address_hourly: 4,
+          // The form offers appeals; galas is a topic of the organisation's it does not offer.
+          topics: ["appeals"],
         };
+        (raw["topics"] as unknown[]).push({ key: "galas", label: "Galas" });
       },
     });
     config = h.config;
@@ -182,6 +186,10 @@ describe("the sign-up form and its confirmation email", () => {
       mechanism: "signup_form",
       actor: { kind: "contact" },
     });
+    // Galas, not offered, is no choice of hers either way: nothing is recorded for it.
+    expect(events.filter((e) => e.kind === "opt_out").map((e) => e.scope)).toEqual([
+      { kind: "topic", topic: "appeals" },
+    ]);
 
     await runtime.idle();
     const contact = h.ccContact(h.ccMain, "grace@example.org");
@@ -234,6 +242,15 @@ describe("the sign-up form and its confirmation email", () => {
     );
     // She kept appeals (she never left it): only the global opt-in is new.
     expect(optIns.map((e) => (e.kind === "opt_in" ? e.scope : undefined))).toEqual([{ kind: "global" }]);
+    // Galas, which the form never showed her, stays as her unsubscribe left it.
+    const contactId = (await h.store.links.find("re-nxt", ada!))?.contact_id ?? "";
+    const lines = await preferencesOf(h.store, config, contactId, h.now());
+    expect(lines.map((l) => [l.key, l.receiving])).toEqual([
+      ["all", true],
+      ["topic:appeals", true],
+      ["topic:galas", false],
+    ]);
+    expect(lines.find((l) => l.key === "topic:galas")?.left_by_person).toBe(true);
     // Constant Contact cannot put her on its lists until she confirms there: the placement says so
     // once and is not tried again every minute (each try costs calls of the daily quota).
     const [placement] = await h.store.db.selectFrom("signups").selectAll().execute();
