@@ -396,6 +396,9 @@ async function recordPreferencesIn(
   act: ChoiceAct,
   now: Date,
 ): Promise<RecordedPreferences> {
+  // The state the form is checked against is read under the ledger's lock: an unsubscribe link
+  // clicked at the same moment has committed by then, and the form is stale against it.
+  await tx.consentEvents.lockHead();
   const current = await preferencesOf(tx, config, contactId, now);
   const recorded: RecordedPreferences = { opt_outs: [], opt_ins: [], stale: false };
   if (shown !== undefined && current.some((line) => shown.get(line.key) !== line.receiving))

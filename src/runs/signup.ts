@@ -537,6 +537,8 @@ export async function confirmSignup(
     // opt-in to all email would open them too (a topic stopped only by their opt-out of all
     // email), though the page never showed them.
     const offered = new Set(offeredTopics(deps.config).map((t) => `topic:${t.key}`));
+    // Read under the ledger's lock, as the opt-in's write is: an opt-out committed meanwhile is seen.
+    await tx.consentEvents.lockHead();
     const closedUnoffered = (await preferencesOf(tx, deps.config, contact.id, now)).filter(
       (line) => line.key !== "all" && !offered.has(line.key) && !line.receiving && line.left_by_person,
     );

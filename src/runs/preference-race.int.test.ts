@@ -1,0 +1,109 @@
+/**
+ * A preference form is the person's act only on the state it showed. On PostgreSQL (read
+ * committed) the form's check of that state must be made under the ledger's lock: an unsubscribe
+ * link clicked at the same moment, committed between the check and the form's write, would
+ * otherwise be taken back by the form's topic opt-in.
+ */
+import { sql } from "kysely";
+import { afterEach, beforeEach, expect, it } from "vitest";
+import type { Topic } from "../config/concord-config";
+import type { Scope } from "../core/consent/consent-event";
+import { appendConsentEvents, type ConsentEventInput } from "../ledger/consent-ledger";
+import { gate } from "../../test/support/gate";
+import { describeOnBackends, type TestStore } from "../../test/support/store-backends";
+import { preferencesOf, recordPreferences } from "./personal-links";
+
+const TOPICS: Topic[] = [{ key: "appeals", label: "Appeals", constructs: {} }];
+const config = { topics: TOPICS };
+
+describeOnBackends("a preference form beside an unsubscribe link", (backend) => {
+  let t: TestStore;
+  let now = new Date("2026-12-01T09:00:00.000Z");
+  beforeEach(async () => {
+    now = new Date("2026-12-01T09:00:00.000Z");
+    t = await backend.create({ clock: () => now });
+  });
+  afterEach(async () => {
+    await t.cleanup();
+  });
+
+  const act = (contactId: string, kind: "opt_in" | "opt_out", scope: Scope): ConsentEventInput => {
+    now = new Date(now.getTime() + 60_000);
+    const common = {
+      contact_id: contactId,
+      channel: "email" as const,
+      scope,
+      source: { system: "concord", connection: "links" },
+      actor: { kind: "contact" as const },
+      occurred_at: now.toISOString(),
+      observed_at: now.toISOString(),
+      evidence: { form_wording: "Your email preferences" },
+    };
+    return kind === "opt_in"
+      ? { ...common, kind, basis: "express", mechanism: "preference_page" }
+      : {
+          ...common,
+          kind,
+          mechanism: kind === "opt_out" && scope.kind === "global" ? "unsubscribe_link" : "preference_page",
+        };
+  };
+
+  it.skipIf(backend.name !== "postgres")(
+    "an unsubscribe committed while the form waits makes the form stale: the topic it ticks stays off",
+    async () => {
+      const ada = await t.store.contacts.create({ type: "person", primary_email: "ada@example.org" });
+      await appendConsentEvents(t.store, [act(ada.id, "opt_in", { kind: "global" })]);
+      await appendConsentEvents(t.store, [act(ada.id, "opt_out", { kind: "topic", topic: "appeals" })]);
+      const shown = new Map(
+        (await preferencesOf(t.store, config, ada.id, now)).map((l) => [l.key, l.receiving] as const),
+      );
+      expect([...shown]).toEqual([
+        ["all", true],
+        ["topic:appeals", false],
+      ]);
+
+      // The unsubscribe link's opt-out is written and holds the ledger's head, not yet committed.
+      const written = gate();
+      const commit = gate();
+      const unsubscribing = t.store.transaction(async (tx) => {
+        await appendConsentEvents(tx, [act(ada.id, "opt_out", { kind: "global" })]);
+        written.open();
+        await commit.opened;
+      });
+      await written.opened;
+      // The form, as shown before, ticks appeals back.
+      const form = recordPreferences(
+        t.store,
+        config,
+        ada.id,
+        { choices: new Set(["all", "topic:appeals"]), shown },
+        {
+          source: { system: "concord", connection: "preferences" },
+          mechanism: { opt_in: "preference_page", opt_out: "preference_page" },
+          evidence: { form_wording: "Your email preferences" },
+        },
+        new Date(now.getTime() + 1_000),
+      );
+      // The form either finished beside the open unsubscribe (checked too early) or waits for the head.
+      const waiting = async (): Promise<void> => {
+        for (;;) {
+          const blocked = await sql<{ n: number }>`
+            select count(*)::int as n from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock'
+              and query like '%consent_ledger_head%'`.execute(t.store.db);
+          if ((blocked.rows[0]?.n ?? 0) > 0) return;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      };
+      await Promise.race([form, waiting()]);
+      commit.open();
+      await unsubscribing;
+      expect(await form).toMatchObject({ stale: true, opt_ins: [] });
+      const lines = await preferencesOf(t.store, config, ada.id, new Date(now.getTime() + 2_000));
+      expect(lines.map((l) => [l.key, l.receiving])).toEqual([
+        ["all", false],
+        ["topic:appeals", false],
+      ]);
+    },
+  );
+});
