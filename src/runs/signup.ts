@@ -428,6 +428,10 @@ export async function confirmSignup(
     if (row.status !== "pending" || Date.parse(row.expires_at) <= now.getTime())
       return err("expired" as const);
     if (request.shown_digest !== shownDigest(shownOf(row))) return err("changed" as const);
+    // The address's match lock, as every read that makes a contact takes it: a read making a
+    // contact for this address, or a second link of the address confirmed at the same moment, has
+    // committed before this looks for who holds the address, so it makes no second contact.
+    await lockForTransaction(tx, [`match:${row.match_key}`]);
     // Claimed first, so a second confirmation at the same moment (a double click) records nothing;
     // and only as read, so a request rewriting it meanwhile makes this one `changed`.
     const claimed = await tx.db

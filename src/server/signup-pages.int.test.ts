@@ -15,7 +15,9 @@ import { createLogger } from "../observability/logger";
 import type { EngineRuntime } from "../runs/engine-runtime";
 import { erasePerson } from "../runs/erase-person";
 import { preferencesOf } from "../runs/personal-links";
-import { requestSignup } from "../runs/signup";
+import { checkConfirmation, confirmSignup, requestSignup, shownDigest } from "../runs/signup";
+import { lockForTransaction } from "../store/advisory-lock";
+import { gate } from "../../test/support/gate";
 import {
   addToReList,
   engineContextOf,
@@ -486,6 +488,73 @@ describe("the sign-up form and its confirmation email", () => {
           expect(smtp.mails.length - before).toBe(5);
         } finally {
           await own?.cleanup();
+        }
+      },
+    );
+
+  for (const backend of storeBackends())
+    it.skipIf(backend.name !== "postgres" || backend.skip_reason !== undefined)(
+      `a sign-up confirmed while a read makes a contact for the address ends with one contact on ${backend.name}`,
+      async () => {
+        const own = await backend.create({ clock: h.now });
+        try {
+          const deps = {
+            store: own.store,
+            config,
+            now: h.now,
+            logger,
+            secrets: { env: { ...TEST_ENV, SMTP_PASSWORD }, key: TEST_KEY },
+            smtpTls: { rejectUnauthorized: false },
+          };
+          const sent = await requestSignup(deps, {
+            email: "noor@example.org",
+            topics: [],
+            lang: "en",
+            wording: "form",
+            ip: "198.51.100.31",
+          });
+          expect(sent.ok).toBe(true);
+          const token = linkIn("noor@example.org").slice("/l/c/".length);
+          const page = await checkConfirmation(own.store, token, h.now());
+          if (!page.ok) throw new Error(`the link does not work: ${page.error}`);
+          // A read of a system is making a contact for the address: it holds the address's lock.
+          const holding = gate();
+          const commit = gate();
+          const reading = own.store.transaction(async (tx) => {
+            await lockForTransaction(tx, ["match:noor@example.org"]);
+            await tx.contacts.create({
+              type: "person",
+              primary_email: "noor@example.org",
+              email_match_key: "noor@example.org",
+            });
+            holding.open();
+            await commit.opened;
+          });
+          await holding.opened;
+          const confirming = confirmSignup(deps, token, {
+            shown: () => "Confirm",
+            shown_digest: shownDigest(page.value),
+          });
+          // The confirmation either finished beside the open read (the defect) or waits for the lock.
+          const waiting = async (): Promise<void> => {
+            for (;;) {
+              const blocked = await sql<{ n: number }>`
+                select count(*)::int as n from pg_stat_activity
+                where datname = current_database() and wait_event = 'advisory'`.execute(own.store.db);
+              if ((blocked.rows[0]?.n ?? 0) > 0) return;
+              await new Promise((resolve) => setImmediate(resolve));
+            }
+          };
+          await Promise.race([confirming, waiting()]);
+          commit.open();
+          await reading;
+          const confirmed = await confirming;
+          expect(confirmed.ok).toBe(true);
+          const holders = await own.store.contacts.findByMatchKey("noor@example.org");
+          expect(holders).toHaveLength(1);
+          expect(confirmed.ok && confirmed.value.contact_id).toBe(holders[0]?.id);
+        } finally {
+          await own.cleanup();
         }
       },
     );
