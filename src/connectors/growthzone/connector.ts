@@ -730,7 +730,23 @@ async function applyConsent(
       priority: "consent",
     });
     if (!r.ok) return failed(r.error);
-    const kept = writeNotTaken(r.value.body, "DoNotContact", optOut, `list ${listId}'s Do Not Contact`);
+    const what = `list ${listId}'s Do Not Contact`;
+    if (!shows(r.value.body, "DoNotContact")) {
+      // An answer that does not show the flag says nothing of the write: the list is read again.
+      lists.delete(listId);
+      const again = await client.members(listId, "consent");
+      if (!again.ok) return failed(again.error);
+      const fresh = new Map(again.value.map((x) => [String(x.ContactId), x]));
+      lists.set(listId, Promise.resolve(ok(fresh)));
+      const now = fresh.get(op.external_id);
+      // Not a member any more: the list sends them nothing, as before the write.
+      if (now === undefined) return succeeded(op.external_id, "already_applied");
+      return (
+        writeNotTaken({ DoNotContact: now.DoNotContact }, "DoNotContact", optOut, what, "read back") ??
+        succeeded(op.external_id)
+      );
+    }
+    const kept = writeNotTaken(r.value.body, "DoNotContact", optOut, what);
     if (kept) return kept;
     members.value.set(op.external_id, { ...m, DoNotContact: optOut });
     return succeeded(op.external_id);
@@ -771,22 +787,54 @@ async function applyConsent(
     priority: "consent",
   });
   if (!r.ok) return failed(r.error);
-  const kept = writeNotTaken(r.value.body, "Restriction", wanted, "the primary address's restriction");
+  const what = "the primary address's restriction";
+  if (!shows(r.value.body, "Restriction")) {
+    // An answer that does not show the restriction says nothing of the write: the contact is read again.
+    const again = await client.contact(op.external_id, "consent");
+    if (!again.ok) return failed(again.error);
+    const address = again.value?.Emails.find(
+      (e) => e.ContactEmailAddressId === primary.ContactEmailAddressId,
+    );
+    if (address === undefined) return writeUnseen(what, "the address is gone from the contact");
+    return (
+      writeNotTaken({ Restriction: address.Restriction }, "Restriction", wanted, what, "read back") ??
+      succeeded(op.external_id)
+    );
+  }
+  const kept = writeNotTaken(r.value.body, "Restriction", wanted, what);
   return kept ?? succeeded(op.external_id);
 }
+
+/** Whether a write's answer shows `field` (GrowthZone's answers to a write are UNVERIFIED). */
+const shows = (body: unknown, field: string): boolean =>
+  body !== null && typeof body === "object" && field in body;
+
+/** A consent write whose read back cannot show it took: not done, and said so. */
+const writeUnseen = (what: string, why: string): Outcome => ({
+  status: "failed",
+  code: "conflict",
+  message: `GrowthZone accepted the write of ${what}, but reading it back could not show it took (${why}).`,
+});
 
 /**
  * A consent write GrowthZone answered 2xx but whose answer shows the field with another value than
  * the one written: not done (a field GrowthZone does not know is ignored, not refused; the names
- * are UNVERIFIED), and said so. An answer that does not show the field is taken as done.
+ * are UNVERIFIED), and said so. An answer that does not show the field is checked by reading the
+ * record back (`shows`), never taken as done.
  */
-function writeNotTaken(body: unknown, field: string, written: unknown, what: string): Outcome | undefined {
+function writeNotTaken(
+  body: unknown,
+  field: string,
+  written: unknown,
+  what: string,
+  seen: "answered" | "read back" = "answered",
+): Outcome | undefined {
   if (body === null || typeof body !== "object" || !(field in body)) return undefined;
   const shown = (body as Record<string, unknown>)[field];
   if (shown === written) return undefined;
   return {
     status: "failed",
     code: "validation_failed",
-    message: `GrowthZone accepted the write of ${what} but answered with ${field} ${JSON.stringify(shown)}, not ${JSON.stringify(written)}: it did not take. Check the field's name for this GrowthZone version.`,
+    message: `GrowthZone accepted the write of ${what} but ${seen} with ${field} ${JSON.stringify(shown)}, not ${JSON.stringify(written)}: it did not take. Check the field's name for this GrowthZone version.`,
   };
 }

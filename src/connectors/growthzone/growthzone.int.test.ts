@@ -423,6 +423,57 @@ it("an opt-out GrowthZone accepts but answers with the restriction unchanged is 
   expect(contact.Emails[0]!.Restriction).toBe("None");
 });
 
+it("a consent write whose answer does not show the field is read back, and not done while the record does not show it", async () => {
+  const w = await world([person("A"), person("B")]);
+  const seeded = (await postControl(w.origin, "/__emulator/seed", {
+    groups: [{ alias: "news", Name: "Newsletter", Members: w.ids.map(Number) }],
+  })) as { groups: { GroupId: number }[] };
+  const listId = String(seeded.groups[0]!.GroupId);
+  const [a, b] = w.ids as [string, string];
+  const contact = emulator!.contacts.get(Number(a))!;
+  const emailId = contact.Emails[0]!.ContactEmailAddressId;
+  const optOut = (id: string, scope: "global" | "list") => ({
+    kind: "record_opt_out" as const,
+    op_id: `out-${scope}-${id}`,
+    external_id: id,
+    email: "x@example.org",
+    scope:
+      scope === "global"
+        ? { kind: "global" as const }
+        : { kind: "construct" as const, construct: { type: "list", id: listId } },
+    initiated_by: "contact" as const,
+    occurred_at: "2026-06-01T12:00:00.000Z",
+    origin: { system: "constant-contact", connection: "cc", mechanism: "unsubscribe_link" as const },
+  });
+  // GrowthZone answering 200 with a body that names neither field, and not taking the write.
+  const ignore = (path: string) =>
+    postControl(w.origin, "/__emulator/faults", {
+      status: 200,
+      count: 1,
+      path_prefix: path,
+      methods: ["PUT"],
+      body: {},
+    });
+  await ignore(`/api/contacts/${a}/emails/${emailId}`);
+  await ignore(`/api/groups/${listId}/members/${b}`);
+  const [address, list] = await w.session.apply([optOut(a, "global"), optOut(b, "list")]);
+  expect(address).toMatchObject({
+    status: "failed",
+    code: "validation_failed",
+    message: expect.stringContaining('read back with Restriction "None", not "TransactionalOnly"'),
+  });
+  expect(list).toMatchObject({
+    status: "failed",
+    code: "validation_failed",
+    message: expect.stringContaining("read back with DoNotContact false, not true"),
+  });
+  expect(contact.Emails[0]!.Restriction).toBe("None");
+  // Tried again with GrowthZone taking it: done.
+  const [again] = await w.session.apply([optOut(a, "global")]);
+  expect(again).toMatchObject({ status: "succeeded" });
+  expect(contact.Emails[0]!.Restriction).toBe("TransactionalOnly");
+});
+
 it("a re-read of a contact whose detail answers 404 leaves it out: only the delta says who is deleted", async () => {
   const w = await world([person("A"), person("B")]);
   await postControl(w.origin, "/__emulator/faults", {
