@@ -1,6 +1,8 @@
 /** Kindful's times as Concord reads them, and an opt-out's date when Kindful's cannot be read. */
 import { describe, expect, it } from "vitest";
-import { KindfulContactSchema, type KindfulContact } from "./client";
+import { findField } from "../manifest";
+import { asImportColumns, KindfulContactSchema, type KindfulContact } from "./client";
+import { kindfulManifest } from "./manifest";
 import { keepUnread } from "../../pipeline/keep-unread";
 import { consentObservations, parseKindfulTime, toExternalRecord } from "./mapping";
 
@@ -154,5 +156,20 @@ describe("Kindful times", () => {
     } as unknown as KindfulContact;
     const [optOut] = consentObservations(contact, [], "2026-12-06T09:00:00.000Z");
     expect(optOut).toMatchObject({ kind: "opt_out", email: "bob@example.org" });
+  });
+});
+
+describe("Kindful custom fields a mapping may name", () => {
+  it("is any name but a contact column's, which an import would write in its place", () => {
+    const field = (name: string) => findField(kindfulManifest.fields, name);
+    expect(field("custom_field:Favourite colour")).toMatchObject({ read: true, write: true });
+    expect(field("custom_field:emails")).toBeDefined();
+    for (const column of ["id", "email", "Email", "email_opt_in", "external_id", "updated_at"])
+      expect(field(`custom_field:${column}`), column).toBeUndefined();
+    // Written as a row's column, the value would otherwise go to the contact's own column.
+    expect(asImportColumns([{ id: 7, custom_fields: { "Favourite colour": "green" } }])).toEqual({
+      data: [{ id: 7, "Favourite colour": "green" }],
+      custom_fields: ["Favourite colour"],
+    });
   });
 });
