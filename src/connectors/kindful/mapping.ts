@@ -11,50 +11,6 @@ import { readYesNo, type KindfulContact } from "./client";
 export const CUSTOM_FIELD = "custom_field";
 /** How a pair's field mappings name a Kindful custom field. */
 export const CUSTOM_FIELD_PREFIX = "custom_field:";
-/**
- * Kindful's contact columns (the import's and the query's, apis-more.md §1.2): an import writes a
- * custom field as a column of its row, so one named like these would write that column instead
- * (`id` another contact, `email` the address). Such a name is no custom field Concord can write.
- */
-const CONTACT_COLUMN_NAMES = [
-  "id",
-  "external_id",
-  "sync_version",
-  "title",
-  "first_name",
-  "last_name",
-  "gender",
-  "birthday",
-  "company_name",
-  "employer",
-  "retired_or_not_employed",
-  "occupation",
-  "email",
-  "alt_email",
-  "email_opt_in",
-  "email_deliverable",
-  "email_deliverable_error_reason",
-  "primary_phone",
-  "alt_phone",
-  "fax_phone",
-  "addr1",
-  "addr2",
-  "city",
-  "state",
-  "postal",
-  "country",
-  "spouse_first",
-  "spouse_last",
-  "created_at",
-  "updated_at",
-  "custom_fields",
-  "record_type",
-];
-export const CUSTOM_FIELD_FORM = new RegExp(
-  `^custom_field:(?!(?:${CONTACT_COLUMN_NAMES.join("|")})$)[^\\s].{0,99}$`,
-  "i",
-);
-
 /** The contact columns Concord reads and writes as profile fields, by their Kindful names. */
 export const PROFILE_COLUMNS = [
   "first_name",
@@ -70,6 +26,23 @@ export const PROFILE_COLUMNS = [
   "email_deliverable",
   "email_deliverable_error_reason",
 ] as const;
+
+/**
+ * Kindful's contact columns (the import's and the query's, apis-more.md §1.2): an import writes a
+ * custom field as a column of its row, so one named like these would write that column instead
+ * (`id` another contact, `email` the address). Such a name is no custom field Concord can write.
+ */
+const CONTACT_COLUMN_NAMES = [
+  ...PROFILE_COLUMNS,
+  ...["id", "external_id", "sync_version", "title", "gender", "birthday", "employer"],
+  ...["retired_or_not_employed", "occupation", "email", "alt_email", "email_opt_in", "alt_phone"],
+  ...["fax_phone", "spouse_first", "spouse_last", "created_at", "updated_at", "custom_fields", "record_type"],
+];
+/** How a pair's field mappings name a Kindful custom field: any name but a contact column's. */
+export const CUSTOM_FIELD_FORM = new RegExp(
+  `^custom_field:(?!(?:${CONTACT_COLUMN_NAMES.join("|")})$)[^\\s].{0,99}$`,
+  "i",
+);
 
 const blank = (v: string | null | undefined): v is null | undefined =>
   v === null || v === undefined || v.trim() === "";
