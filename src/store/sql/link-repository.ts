@@ -47,12 +47,7 @@ export function linkRepository(ctx: SqlContext): LinkRepository {
         .executeTakeFirst();
       if (inserted !== undefined) {
         const origin = LinkOriginSchema.parse(inserted.origin);
-        if (claimable && origin === "concord")
-          await db
-            .deleteFrom("import_claims")
-            .where("connection_id", "=", row.connection_id)
-            .where("contact_id", "=", row.contact_id)
-            .execute();
+        if (claimable && origin === "concord") await dropClaims(row.connection_id, [row.contact_id]);
         return { kind: "created", link: { ...row, origin } };
       }
       const existing = await find(link.connection_id, link.external_id);
