@@ -171,6 +171,15 @@ describeOnBackends("pullConnection", (backend) => {
   };
   const eventsOf = async (contactId: string): Promise<ConsentEvent[]> =>
     (await eventsForContact(store, contactId)).map((s) => s.event);
+  /** A record with one address and nothing else, as last changed on 1 May. */
+  const bareRecord = (id: string, email: string) => ({
+    external_id: id,
+    kind: "individual" as const,
+    emails: [{ address: email, primary: true }],
+    fields: {},
+    consent_state: [],
+    updated_at: "2026-05-01T00:00:00.000Z",
+  });
   /** One constituent seeded in Raiser's Edge NXT and read once: its id, the connection, its contact. */
   const seededAndRead = async (constituent: unknown) => {
     const [id = ""] = await seedRe([constituent]);
@@ -982,14 +991,7 @@ describeOnBackends("pullConnection", (backend) => {
   });
 
   it("a sign-up's traces vouch for a subscription only if no opt-out came between the sign-up and it", async () => {
-    const record = (id: string, email: string) => ({
-      external_id: id,
-      kind: "individual" as const,
-      emails: [{ address: email, primary: true }],
-      fields: {},
-      consent_state: [],
-      updated_at: "2026-05-01T00:00:00.000Z",
-    });
+    const record = bareRecord;
     // Both signed up on the platform's form on 1 May; Ada then asked the CRM for no email (3 May).
     await store.transaction((tx) =>
       recordChanges(tx, ctxOf("re-nxt", "blackbaud-renxt", "crm"), {
@@ -1031,17 +1033,13 @@ describeOnBackends("pullConnection", (backend) => {
       }),
     );
     const optInOf = async (crmId: string) =>
-      (await eventsForContact(store, await contactOf("re-nxt", crmId)))
-        .map(({ event }) => event)
-        .find((e) => e.kind === "opt_in");
+      (await eventsOf(await contactOf("re-nxt", crmId))).find((e) => e.kind === "opt_in");
     expect(await optInOf("re-bob")).toMatchObject({ mechanism: "signup_form", actor: { kind: "contact" } });
     const ada = await optInOf("re-ada");
     expect(ada).toMatchObject({ mechanism: "unknown", actor: { kind: "account" }, basis: "implied" });
     expect(ada?.evidence.reason).toContain("after the opt-out of 2026-05-03T09:00:00.000Z");
     // The account's subscription lifts no opt-out the person made elsewhere.
-    const events = (await eventsForContact(store, await contactOf("re-nxt", "re-ada"))).map(
-      ({ event }) => event,
-    );
+    const events = await eventsOf(await contactOf("re-nxt", "re-ada"));
     expect(foldChannelConsent(events, "email", { as_of: "2026-05-11T00:00:00.000Z" }).global).toMatchObject({
       status: "opted_out",
       sendable: false,
@@ -1049,14 +1047,7 @@ describeOnBackends("pullConnection", (backend) => {
   });
 
   it("an opt-out read in the same batch as a later subscription counts as coming between the sign-up and it", async () => {
-    const record = (id: string) => ({
-      external_id: id,
-      kind: "individual" as const,
-      emails: [{ address: "cy@example.org", primary: true }],
-      fields: {},
-      consent_state: [],
-      updated_at: "2026-05-01T00:00:00.000Z",
-    });
+    const record = (id: string) => bareRecord(id, "cy@example.org");
     await store.transaction((tx) =>
       recordChanges(tx, ctxOf("re-nxt", "blackbaud-renxt", "crm"), {
         records: [record("re-cy")],
@@ -1098,9 +1089,7 @@ describeOnBackends("pullConnection", (backend) => {
         ],
       }),
     );
-    const events = (await eventsForContact(store, await contactOf("re-nxt", "re-cy"))).map(
-      ({ event }) => event,
-    );
+    const events = await eventsOf(await contactOf("re-nxt", "re-cy"));
     expect(events.find((e) => e.kind === "opt_in")).toMatchObject({
       mechanism: "unknown",
       actor: { kind: "account" },
@@ -1113,14 +1102,7 @@ describeOnBackends("pullConnection", (backend) => {
   });
 
   it("a person's opt-out read where the record last showed the account's is theirs, not the account's again", async () => {
-    const record = (id: string) => ({
-      external_id: id,
-      kind: "individual" as const,
-      emails: [{ address: "di@example.org", primary: true }],
-      fields: {},
-      consent_state: [],
-      updated_at: "2026-05-01T00:00:00.000Z",
-    });
+    const record = (id: string) => bareRecord(id, "di@example.org");
     await store.transaction((tx) =>
       recordChanges(tx, ctxOf("re-nxt", "blackbaud-renxt", "crm"), {
         records: [record("re-di")],
@@ -1152,13 +1134,11 @@ describeOnBackends("pullConnection", (backend) => {
     await read(unsubscribed("account", "2026-05-02T09:00:00.000Z", "a"));
     // Between two reads the admin subscribes her again and she leaves by the footer link herself.
     await read(unsubscribed("contact", "2026-05-04T09:00:00.000Z", "b"));
-    const events = (await eventsForContact(store, await contactOf("re-nxt", "re-di"))).map(
-      ({ event }) => event,
-    );
+    const events = await eventsOf(await contactOf("re-nxt", "re-di"));
     expect(events.map((e) => `${e.kind} ${e.actor.kind}`)).toEqual(["opt_out account", "opt_out contact"]);
     // Read again, her opt-out is known: nothing more is recorded.
     await read(unsubscribed("contact", "2026-05-05T09:00:00.000Z", "b"));
-    expect(await eventsForContact(store, await contactOf("re-nxt", "re-di"))).toHaveLength(2);
+    expect(await eventsOf(await contactOf("re-nxt", "re-di"))).toHaveLength(2);
   });
 });
 

@@ -628,6 +628,7 @@ function clearedOptOuts(
   const out: ConsentObservation[] = [];
   for (const [was, now] of unversionedFacts(record, before)) {
     if (was.status !== "opted_out" || now.status === "opted_out") continue;
+    const occurred_at = clearedAt(now.at ?? record.updated_at, was.at, observed_at);
     if (was.account_may_lift === true)
       out.push(
         factChange(
@@ -638,7 +639,7 @@ function clearedOptOuts(
             kind: "opt_in",
             mechanism: "admin_edit",
             actor: { kind: "account" },
-            occurred_at: clearedAt(now.at ?? record.updated_at, was.at, observed_at),
+            occurred_at,
           },
           `${was.source} was cleared on the record (it showed "${was.label}"): the account undoing its own opt-out`,
         ),
@@ -652,7 +653,7 @@ function clearedOptOuts(
           kind: "resubscribe_requested",
           mechanism: "admin_edit",
           actor: { kind: "account" },
-          occurred_at: clearedAt(now.at ?? record.updated_at, was.at, observed_at),
+          occurred_at,
         },
         `${was.source} was cleared on the record (it showed "${was.label}")`,
       ),

@@ -8,6 +8,7 @@ import { describeOnBackends } from "../../test/support/store-backends";
 import { sql } from "kysely";
 import { appendConsentEvents, eventsForContact } from "../ledger/consent-ledger";
 import { gate } from "../../test/support/gate";
+import { untilBlocked } from "../../test/support/lock-waits";
 import { recordOperatorOverride } from "./operator-override";
 import { preferencePageAct, recordOneClick, recordPreferences, type TokenClaims } from "./personal-links";
 import { verifyLedger } from "../ledger/verify-ledger";
@@ -547,17 +548,7 @@ describeOnBackends("what arrives for a person being erased", (backend) => {
         },
       );
       // Either the override finished beside the open erasure (the defect), or it waits for the head.
-      const waiting = async (): Promise<void> => {
-        for (;;) {
-          const blocked = await sql<{ n: number }>`
-            select count(*)::int as n from pg_stat_activity
-            where datname = current_database() and wait_event_type = 'Lock'
-              and query like '%consent_ledger_head%'`.execute(h.store.db);
-          if ((blocked.rows[0]?.n ?? 0) > 0) return;
-          await new Promise((resolve) => setImmediate(resolve));
-        }
-      };
-      await Promise.race([override, waiting()]);
+      await Promise.race([override, untilBlocked(h.store.db, { row_lock_in: "consent_ledger_head" })]);
       commit.open();
       await erasing;
       expect(await override).toMatchObject({ ok: false, code: "contact_not_found" });

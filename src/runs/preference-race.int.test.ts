@@ -4,12 +4,12 @@
  * link clicked at the same moment, committed between the check and the form's write, would
  * otherwise be taken back by the form's topic opt-in.
  */
-import { sql } from "kysely";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import type { Topic } from "../config/concord-config";
 import type { Scope } from "../core/consent/consent-event";
 import { appendConsentEvents, type ConsentEventInput } from "../ledger/consent-ledger";
 import { gate } from "../../test/support/gate";
+import { untilBlocked } from "../../test/support/lock-waits";
 import { describeOnBackends, type TestStore } from "../../test/support/store-backends";
 import { preferencesOf, recordPreferences } from "./personal-links";
 
@@ -85,17 +85,7 @@ describeOnBackends("a preference form beside an unsubscribe link", (backend) => 
         new Date(now.getTime() + 1_000),
       );
       // The form either finished beside the open unsubscribe (checked too early) or waits for the head.
-      const waiting = async (): Promise<void> => {
-        for (;;) {
-          const blocked = await sql<{ n: number }>`
-            select count(*)::int as n from pg_stat_activity
-            where datname = current_database() and wait_event_type = 'Lock'
-              and query like '%consent_ledger_head%'`.execute(t.store.db);
-          if ((blocked.rows[0]?.n ?? 0) > 0) return;
-          await new Promise((resolve) => setImmediate(resolve));
-        }
-      };
-      await Promise.race([form, waiting()]);
+      await Promise.race([form, untilBlocked(t.store.db, { row_lock_in: "consent_ledger_head" })]);
       commit.open();
       await unsubscribing;
       expect(await form).toMatchObject({ stale: true, opt_ins: [] });

@@ -18,6 +18,7 @@ import { preferencesOf } from "../runs/personal-links";
 import { checkConfirmation, confirmSignup, requestSignup, shownDigest } from "../runs/signup";
 import { lockForTransaction } from "../store/advisory-lock";
 import { gate } from "../../test/support/gate";
+import { untilBlocked } from "../../test/support/lock-waits";
 import {
   addToReList,
   engineContextOf,
@@ -536,16 +537,7 @@ describe("the sign-up form and its confirmation email", () => {
             shown_digest: shownDigest(page.value),
           });
           // The confirmation either finished beside the open read (the defect) or waits for the lock.
-          const waiting = async (): Promise<void> => {
-            for (;;) {
-              const blocked = await sql<{ n: number }>`
-                select count(*)::int as n from pg_stat_activity
-                where datname = current_database() and wait_event = 'advisory'`.execute(own.store.db);
-              if ((blocked.rows[0]?.n ?? 0) > 0) return;
-              await new Promise((resolve) => setImmediate(resolve));
-            }
-          };
-          await Promise.race([confirming, waiting()]);
+          await Promise.race([confirming, untilBlocked(own.store.db, { advisory: true })]);
           commit.open();
           await reading;
           const confirmed = await confirming;
