@@ -205,6 +205,19 @@ const settledRuns = async (i: Installation): Promise<number> => {
   return rows.some((r) => r.status === "running") ? -1 : rows.length;
 };
 
+/**
+ * `n` runs of the pair are settled and no poll job is running. A poll's run ends before its job
+ * schedules the next poll; a poll job added in between would be taken for a request made while
+ * that poll read, and the next poll it schedules would replace it with its own later time.
+ */
+const pollsSettled = async (i: Installation, n: number): Promise<boolean> => {
+  if ((await settledRuns(i)) !== n) return false;
+  const running = await sql<{ id: string }>`
+    select id from ${sql.id(jobSchemaFor(i.schema))}.jobs
+    where task_identifier = 'poll_pair' and locked_at is not null`.execute(i.store.db);
+  return running.rows.length === 0;
+};
+
 // Every test starts real processes and waits for what they do, never for a time; on a loaded
 // machine that takes far longer than the suite's default limit (the killed worker's test took over
 // 60 s beside a CPU hog), so the limit here only stops a hang.
@@ -290,7 +303,7 @@ describe.skipIf(skip !== undefined)(
       await i.start("serve", ["--port", String(port), "--workers", "0"]);
       await i.start("worker", ["--concurrency", "2"]);
       const queue = graphileQueue(jobSchemaFor(i.schema));
-      await until("the first sync is done", async () => (await settledRuns(i)) === 1, i.output);
+      await until("the first sync is done", () => pollsSettled(i, 1), i.output);
       await queue.add(i.store, "poll_pair", { pair_id: "re-cc" });
       await until(
         "Ada is subscribed in Constant Contact",
@@ -330,14 +343,14 @@ describe.skipIf(skip !== undefined)(
     // about 50 s on an idle machine.
     it("three workers make exactly the vendor calls one worker makes for the same work", async () => {
       const callsWith = async (workers: number): Promise<number> => {
-        // Polls only when asked: the test adds each poll job as an operator's "sync now" would.
+        // Polls only when asked: the test adds each poll job itself, once the last poll has ended.
         const i = (current = await installation("1h"));
         try {
           await i.start("serve", ["--port", "0", "--workers", "0"]);
           for (let w = 0; w < workers; w += 1) await i.start("worker", ["--concurrency", "2"]);
           const queue = graphileQueue(jobSchemaFor(i.schema));
           const poll = async (n: number): Promise<void> => {
-            await until(`poll ${n} is taken`, async () => (await settledRuns(i)) === n - 1, i.output);
+            await until(`poll ${n - 1} has scheduled the next`, () => pollsSettled(i, n - 1), i.output);
             await queue.add(i.store, "poll_pair", { pair_id: "re-cc" });
             await until(`poll ${n} is done`, async () => (await settledRuns(i)) === n, i.output);
           };
