@@ -6,10 +6,10 @@
  */
 import { afterEach, beforeEach, expect, it } from "vitest";
 import type { Topic } from "../config/concord-config";
-import type { Scope } from "../core/consent/consent-event";
-import { appendConsentEvents, type ConsentEventInput } from "../ledger/consent-ledger";
+import { appendConsentEvents } from "../ledger/consent-ledger";
 import { gate } from "../../test/support/gate";
 import { untilBlocked } from "../../test/support/lock-waits";
+import { personActs } from "../../test/support/person-acts";
 import { describeOnBackends, type TestStore } from "../../test/support/store-backends";
 import { preferencesOf, recordPreferences } from "./personal-links";
 
@@ -27,26 +27,11 @@ describeOnBackends("a preference form beside an unsubscribe link", (backend) => 
     await t.cleanup();
   });
 
-  const act = (contactId: string, kind: "opt_in" | "opt_out", scope: Scope): ConsentEventInput => {
-    now = new Date(now.getTime() + 60_000);
-    const common = {
-      contact_id: contactId,
-      channel: "email" as const,
-      scope,
-      source: { system: "concord", connection: "links" },
-      actor: { kind: "contact" as const },
-      occurred_at: now.toISOString(),
-      observed_at: now.toISOString(),
-      evidence: { form_wording: "Your email preferences" },
-    };
-    return kind === "opt_in"
-      ? { ...common, kind, basis: "express", mechanism: "preference_page" }
-      : {
-          ...common,
-          kind,
-          mechanism: kind === "opt_out" && scope.kind === "global" ? "unsubscribe_link" : "preference_page",
-        };
-  };
+  const act = personActs(() => (now = new Date(now.getTime() + 60_000)), {
+    connection: "links",
+    opt_in: "preference_page",
+    opt_out: (scope) => (scope.kind === "global" ? "unsubscribe_link" : "preference_page"),
+  });
 
   it.skipIf(backend.name !== "postgres")(
     "an unsubscribe committed while the form waits makes the form stale: the topic it ticks stays off",

@@ -5,9 +5,8 @@
  */
 import { afterEach, beforeEach, expect, it } from "vitest";
 import type { Topic } from "../config/concord-config";
-import type { Scope } from "../core/consent/consent-event";
-import type { ConsentEventInput } from "../ledger/consent-ledger";
 import { appendConsentEvents } from "../ledger/consent-ledger";
+import { personActs } from "../../test/support/person-acts";
 import { describeOnBackends, type TestStore } from "../../test/support/store-backends";
 import { listsTheyReceive } from "./signup";
 
@@ -35,22 +34,11 @@ describeOnBackends("the sign-up lists a person is placed in", (backend) => {
     await t.cleanup();
   });
 
-  const act = (contactId: string, kind: "opt_in" | "opt_out", scope: Scope): ConsentEventInput => {
-    now = new Date(now.getTime() + 60_000);
-    const common = {
-      contact_id: contactId,
-      channel: "email" as const,
-      scope,
-      source: { system: "concord", connection: "preferences" },
-      actor: { kind: "contact" as const },
-      occurred_at: now.toISOString(),
-      observed_at: now.toISOString(),
-      evidence: { form_wording: "Your email preferences" },
-    };
-    return kind === "opt_in"
-      ? { ...common, kind, basis: "express", mechanism: "double_opt_in_confirmation" }
-      : { ...common, kind, mechanism: "preference_page" };
-  };
+  const act = personActs(() => (now = new Date(now.getTime() + 60_000)), {
+    connection: "preferences",
+    opt_in: "double_opt_in_confirmation",
+    opt_out: () => "preference_page",
+  });
   const placed = (contactId: string) =>
     listsTheyReceive(t.store, { topics: TOPICS }, "cc-main", contactId, LISTS, now);
 
