@@ -310,6 +310,12 @@ describe.skipIf(skip !== undefined)(
         async () => (await shown(i, "cc-main", "Ada")) === "opt_in",
         i.output,
       );
+      // Counted once no run is under way (a run still going counts as -1, which any count exceeds).
+      await until(
+        "the poll that subscribed Ada has ended",
+        async () => (await settledRuns(i)) >= 2,
+        i.output,
+      );
       const runsBefore = await settledRuns(i);
 
       await i.world.act("re-nxt", { as: "admin", action: "opt_out_of_all_email", id: "p-ada" });
