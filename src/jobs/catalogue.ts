@@ -94,6 +94,12 @@ export type JobQueue = {
    */
   unattended(store: StoreSession, keys: readonly string[], stale_ms: number): Promise<string[]>;
   /**
+   * Frees the jobs of workers that are gone: a worker seen holding a job for more than `stale_ms`
+   * whose process no longer shows it alive (a process killed mid-job). Its jobs are taken again at
+   * once, not after the queue's own four hours. Says which workers' jobs were freed.
+   */
+  releaseLost(store: StoreSession, stale_ms: number): Promise<string[]>;
+  /**
    * Whether the job still holds its key. It does not once a job was added under the key while it
    * ran (housekeeping took it for lost): that newer job does the work, and this one is stale.
    */

@@ -10,16 +10,16 @@ const server = (in_use: number): ConnectionLimit => ({
 describe("connection budget", () => {
   it("counts the store's pool, and the job queue's only for a process that runs jobs", () => {
     expect(connectionsAtMost(0)).toBe(10);
-    expect(connectionsAtMost(8)).toBe(42 + 10);
+    expect(connectionsAtMost(8)).toBe(42 + 11);
   });
 
   it("says nothing while what a process may open fits what is free, counting what it holds", () => {
-    // 297 - 246 = 51 free, and the process already holds 1 of the 52 it may open.
-    expect(shortOfConnections(8, [server(246)], 1)).toBeUndefined();
-    expect(shortOfConnections(8, [server(247)], 1)).toBe(
-      "this process may open up to 52 PostgreSQL connections (42 for the store and 10 for the job queue, " +
-        "running 8 jobs at once), but only 51 are free under max_connections 300 (3 kept for superusers), " +
-        '246 being in use by others: at its busiest it would be refused ("too many clients"). Raise that ' +
+    // 297 - 245 = 52 free, and the process already holds 1 of the 53 it may open.
+    expect(shortOfConnections(8, [server(245)], 1)).toBeUndefined();
+    expect(shortOfConnections(8, [server(246)], 1)).toBe(
+      "this process may open up to 53 PostgreSQL connections (42 for the store and 11 for the job queue, " +
+        "running 8 jobs at once), but only 52 are free under max_connections 300 (3 kept for superusers), " +
+        '245 being in use by others: at its busiest it would be refused ("too many clients"). Raise that ' +
         "limit, or run fewer jobs in each process (`concord worker --concurrency`, `concord serve --workers`).",
     );
     expect(shortOfConnections(0, [server(290)], 1)).toContain(

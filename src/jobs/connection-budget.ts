@@ -16,14 +16,19 @@ export function storePoolSize(jobs: number): number {
   return 10 + 4 * jobs;
 }
 
-/** The job queue's own connections: one per job running, one to listen for new jobs, one spare. */
+/** The job queue's pool: one per job running, one to listen for new jobs, one spare. */
 export function jobQueuePoolSize(jobs: number): number {
   return jobs + 2;
 }
 
+/** The job queue's connections: its pool, and the one that shows the process's job workers alive. */
+export function jobQueueConnections(jobs: number): number {
+  return jobQueuePoolSize(jobs) + 1;
+}
+
 /** All a process running `jobs` at once may open (a process running none opens no job queue). */
 export function connectionsAtMost(jobs: number): number {
-  return storePoolSize(jobs) + (jobs > 0 ? jobQueuePoolSize(jobs) : 0);
+  return storePoolSize(jobs) + (jobs > 0 ? jobQueueConnections(jobs) : 0);
 }
 
 /** One limit on the connections this process may open, and what already counts against it. */
@@ -116,7 +121,7 @@ export function shortOfConnections(
   if (needed - held <= free) return undefined;
   const parts =
     jobs > 0
-      ? `${storePoolSize(jobs)} for the store and ${jobQueuePoolSize(jobs)} for the job queue, running ${jobs} jobs at once`
+      ? `${storePoolSize(jobs)} for the store and ${jobQueueConnections(jobs)} for the job queue, running ${jobs} jobs at once`
       : "for the store";
   return (
     `this process may open up to ${needed} PostgreSQL connections (${parts}), but only ${free + held} are free ` +

@@ -14,7 +14,7 @@ import { storeBackends } from "../../test/support/store-backends";
 import type { Database } from "../store/schema";
 import type { JobHandlers } from "./catalogue";
 import pg from "pg";
-import { jobSchemaLockName, prepareJobSchema, startGraphileRunner } from "./graphile-runner";
+import { graphileQueue, jobSchemaLockName, prepareJobSchema, startGraphileRunner } from "./graphile-runner";
 
 const postgres = storeBackends().find((b) => b.name === "postgres");
 const url = process.env["TEST_DATABASE_URL"] ?? "";
@@ -243,6 +243,114 @@ describe.skipIf(postgres?.skip_reason !== undefined)("the job runner (PostgreSQL
           msg: expect.stringMatching(/^a job was dropped: job sync_pair: payload pair_id/),
         }),
       ]);
+    } finally {
+      await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(t.store.db);
+      await t.cleanup();
+    }
+  });
+  it("frees the jobs of a worker whose process is gone, never a live worker's, however long its job runs", async () => {
+    if (postgres === undefined) throw new Error("no PostgreSQL backend");
+    const t = await postgres.create();
+    const schema = `j_${randomBytes(6).toString("hex")}`;
+    const silent = createLogger({ level: "silent" });
+    try {
+      await prepareJobSchema(url, schema, silent);
+      const started = gate();
+      const finish = gate();
+      const handlers: JobHandlers = {
+        ...handlersOpening(() => undefined),
+        sync_pair: async () => {
+          started.open();
+          await finish.opened;
+        },
+      };
+      const queue = graphileQueue(schema);
+      const jobs = async (): Promise<{ task_identifier: string; locked_by: string | null }[]> =>
+        (
+          await sql<{ task_identifier: string; locked_by: string | null }>`
+            select task_identifier, locked_by from ${sql.id(schema)}.jobs order by id`.execute(t.store.db)
+        ).rows;
+      const heldSince = (task: string, by: string, ago: string) =>
+        sql`update ${sql.id(schema, "_private_jobs")} set locked_by = ${by}, locked_at = now() - ${ago}::interval
+            where task_id = (select id from ${sql.id(schema, "_private_tasks")} where identifier = ${task})`.execute(
+          t.store.db,
+        );
+      await sql`select ${sql.id(schema)}.add_job('sync_pair', ${JSON.stringify({ pair_id: "re-cc" })}::json)`.execute(
+        t.store.db,
+      );
+      const runner = await startGraphileRunner({
+        connectionString: url,
+        schema,
+        concurrency: 1,
+        handlers,
+        logger: silent,
+        pollInterval: 100,
+      });
+      try {
+        await started.opened;
+        const [running] = await jobs();
+        const live = running?.locked_by ?? "";
+        expect(live).not.toBe("");
+        // As if its job had run for an hour: its process is alive, so it keeps it.
+        await heldSince("sync_pair", live, "1 hour");
+        expect(await queue.releaseLost(t.store, 10_000)).toEqual([]);
+
+        // A job a process took before it was killed: no live process shows its worker.
+        await sql`select ${sql.id(schema)}.add_job('drain_inbox', ${JSON.stringify({ connection_id: "cc-main" })}::json)`.execute(
+          t.store.db,
+        );
+        await heldSince("drain_inbox", "worker-of-a-killed-process", "1 minute");
+        expect(await queue.releaseLost(t.store, 10_000)).toEqual(["worker-of-a-killed-process"]);
+        expect(await jobs()).toEqual([
+          { task_identifier: "sync_pair", locked_by: live },
+          { task_identifier: "drain_inbox", locked_by: null },
+        ]);
+
+        // Taken a moment ago, its worker is not asked after yet (a worker shows itself alive a
+        // moment after it starts, and may take a job in that moment).
+        await heldSince("drain_inbox", "worker-just-started", "1 second");
+        expect(await queue.releaseLost(t.store, 10_000)).toEqual([]);
+      } finally {
+        finish.open();
+        await runner.stop();
+      }
+    } finally {
+      await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(t.store.db);
+      await t.cleanup();
+    }
+  });
+  it("says it must stop when the connection that shows its workers alive is lost", async () => {
+    if (postgres === undefined) throw new Error("no PostgreSQL backend");
+    const t = await postgres.create();
+    const schema = `j_${randomBytes(6).toString("hex")}`;
+    const silent = createLogger({ level: "silent" });
+    try {
+      await prepareJobSchema(url, schema, silent);
+      const failed: unknown[] = [];
+      const stopped = gate();
+      const runner = await startGraphileRunner({
+        connectionString: url,
+        schema,
+        concurrency: 1,
+        handlers: handlersOpening(() => undefined),
+        logger: silent,
+        pollInterval: 100,
+        onFailed: (error) => {
+          failed.push(error);
+          stopped.open();
+        },
+      });
+      try {
+        // Its jobs would now look like a dead process's to every other process.
+        const ended = await sql<{ ok: boolean }>`
+          select pg_terminate_backend(pid) as ok from pg_stat_activity
+          where application_name = ${`concord job workers ${schema}`}`.execute(t.store.db);
+        expect(ended.rows.map((r) => r.ok)).toEqual([true]);
+        await stopped.opened;
+      } finally {
+        await runner.stop();
+      }
+      expect(String(failed[0])).toContain("the connection that shows its job workers alive was lost");
     } finally {
       await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(t.store.db);
       await t.cleanup();

@@ -3,12 +3,24 @@
  * store's, added by its `add_job` function inside the store's own transaction (a webhook's inbox
  * row and its job commit together), and taken by any number of worker processes, each running up
  * to `concurrency` jobs at once. A job that throws is retried by graphile-worker with its back-off;
- * one whose payload does not match the catalogue is dropped with the reason in the log.
+ * one whose payload does not match the catalogue is dropped with the reason in the log. Each
+ * process shows its workers alive by advisory locks on a connection of its own, so that the jobs a
+ * killed process held are taken again within seconds (`releaseLost`), not graphile-worker's hours.
  */
+import { EventEmitter } from "node:events";
 import { sql } from "kysely";
 import pg from "pg";
-import { Logger as WorkerLogger, run, runMigrations, type Runner, type TaskList } from "graphile-worker";
+import {
+  Logger as WorkerLogger,
+  run,
+  runMigrations,
+  type Runner,
+  type TaskList,
+  type WorkerEvents,
+} from "graphile-worker";
+import { errorMessage } from "../core/error-code";
 import type { Logger } from "../observability/logger";
+import { NO_IDLE_SESSION_TIMEOUT } from "../store/open-store";
 import type { StoreSession } from "../store/ports";
 import { jobQueuePoolSize } from "./connection-budget";
 import {
@@ -59,6 +71,26 @@ export function graphileQueue(schema: string): JobQueue {
       const seen = new Set(attended.rows.map((r) => r.key));
       return keys.filter((k) => !seen.has(k));
     },
+    async releaseLost(store, stale_ms) {
+      // Each worker seen holding a job that long: alive while its process holds its lock.
+      const holders = await sql<{ locked_by: string }>`
+        select distinct locked_by from ${sql.id(schema)}.jobs
+        where locked_by is not null
+          and locked_at < now() - make_interval(secs => ${stale_ms / 1000})`.execute(store.db);
+      const gone: string[] = [];
+      for (const { locked_by } of holders.rows) {
+        // Taken only to see that it is free, and let go in the same statement (one connection).
+        const key = sql`hashtextextended(${workerLockName(locked_by)}, 0)`;
+        const free = await sql<{ free: boolean }>`
+          select case when pg_try_advisory_lock(${key}) then pg_advisory_unlock(${key}) else false end as free`.execute(
+          store.db,
+        );
+        if (free.rows[0]?.free === true) gone.push(locked_by);
+      }
+      if (gone.length === 0) return [];
+      await sql`select ${sql.id(schema)}.force_unlock_workers(${gone}::text[])`.execute(store.db);
+      return gone;
+    },
     async holdsKey(store, job, key) {
       const held = await sql<{ id: string }>`
         select id from ${sql.id(schema)}.jobs where id = ${job.id}::bigint and key = ${key}`.execute(
@@ -103,6 +135,65 @@ export async function prepareJobSchema(
   }
 }
 
+/** The advisory lock a live process holds for each of its job workers (graphile-worker's ids are random). */
+export const workerLockName = (workerId: string): string => `concord:job-worker ${workerId}`;
+
+type WorkerLocks = {
+  hold: (workerId: string) => void;
+  letGo: (workerId: string) => void;
+  end: () => Promise<void>;
+};
+
+/**
+ * Shows this process's job workers alive: one connection of its own holds a session advisory lock
+ * for each, from its start to its stop, and the database lets them go with the connection when the
+ * process dies. A job locked by a worker whose lock is free is a dead process's (`releaseLost`).
+ * A connection lost while the process lives would show its running jobs as dead, to be taken again
+ * elsewhere: `onLost` says so, and the process should stop taking jobs.
+ */
+async function workerLocks(
+  connectionString: string,
+  schema: string,
+  onLost: (error: unknown) => void,
+): Promise<WorkerLocks> {
+  // Idle for the process's whole life: neither the network path nor the server may end it for that.
+  // Named in pg_stat_activity as what it is.
+  const client = new pg.Client({
+    connectionString,
+    keepAlive: true,
+    application_name: `concord job workers ${schema}`.slice(0, 63),
+  });
+  await client.connect();
+  await client.query(NO_IDLE_SESSION_TIMEOUT).catch(async (error: unknown) => {
+    await client.end().catch(() => undefined);
+    throw error;
+  });
+  let ended = false;
+  let lost = false;
+  const fail = (error: unknown): void => {
+    if (ended || lost) return;
+    lost = true;
+    onLost(error);
+  };
+  client.on("error", fail);
+  const query = (text: string, workerId: string): void => {
+    if (ended || lost) return;
+    client.query(text, [workerLockName(workerId)]).catch(fail);
+  };
+  return {
+    hold: (workerId) => {
+      query("select pg_advisory_lock(hashtextextended($1, 0))", workerId);
+    },
+    letGo: (workerId) => {
+      query("select pg_advisory_unlock(hashtextextended($1, 0))", workerId);
+    },
+    end: async () => {
+      ended = true;
+      await client.end().catch(() => undefined);
+    },
+  };
+}
+
 /** A process's job taker: `stop()` lets the running jobs finish and takes no more. */
 export type JobTaker = { stop: () => Promise<void> };
 
@@ -125,9 +216,32 @@ export async function startGraphileRunner(
   for (const name of JOB_NAMES)
     taskList[name] = (payload, helpers) =>
       handle(options.handlers, name, payload, { id: helpers.job.id }, options.logger);
+  const locks = await workerLocks(options.connectionString, options.schema, (error) => {
+    options.logger.error(
+      { schema: options.schema },
+      `the connection that shows this process's job workers alive was lost (${errorMessage(error)}); its running jobs may be taken again by other processes`,
+    );
+    options.onFailed?.(
+      new Error(`the connection that shows its job workers alive was lost: ${errorMessage(error)}`, {
+        cause: error,
+      }),
+    );
+  });
+  // One emitter for every runner this process starts: each worker is shown alive from its creation
+  // (its lock asked for as it is made, a moment before its first job could be taken: housekeeping
+  // asks after no worker that took its job less than 10 s ago) until it has stopped, its last job
+  // done.
+  const events: WorkerEvents = new EventEmitter();
+  events.on("worker:create", ({ worker }) => {
+    locks.hold(worker.workerId);
+  });
+  events.on("worker:stop", ({ worker }) => {
+    locks.letGo(worker.workerId);
+  });
   const start = async (): Promise<Runner> => {
     const exitCode = process.exitCode;
     const runner = await run({
+      events,
       connectionString: options.connectionString,
       schema: options.schema,
       concurrency: options.concurrency,
@@ -165,7 +279,12 @@ export async function startGraphileRunner(
   let stopping = false;
   let current: Runner | undefined;
   let restarting: Promise<void> | undefined;
-  await start();
+  try {
+    await start();
+  } catch (error) {
+    await locks.end();
+    throw error;
+  }
   return {
     stop: async () => {
       stopping = true;
@@ -174,6 +293,7 @@ export async function startGraphileRunner(
       current = undefined;
       // A runner that is stopping by itself already: wait for it to be done.
       if (runner !== undefined) await runner.stop().catch(() => runner.promise.catch(() => undefined));
+      await locks.end();
     },
   };
 }

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { sql } from "kysely";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import { createLogger } from "../observability/logger";
 import { createEngineRuntime } from "../runs/engine-runtime";
 import { buildServer } from "../server/app";
@@ -21,6 +21,7 @@ import {
 } from "../../test/support/sync-harness";
 import { drainLockName, pairLockName, withNamedLock } from "../store/advisory-lock";
 import { graphileQueue, prepareJobSchema } from "./graphile-runner";
+import { workerAlive } from "../../test/support/job-workers";
 
 const postgres = storeBackends().find((b) => b.name === "postgres");
 const url = process.env["TEST_DATABASE_URL"] ?? "";
@@ -117,6 +118,7 @@ describe.skipIf(postgres?.skip_reason !== undefined)("webhook intake with jobs (
     const base = await serve(jobSchema);
     expect((await deliver(base, "evt-1")).status).toBe(200);
     // The drain's job, taken a while ago by a worker whose drain still holds the connection.
+    const worker = await workerAlive(url, "worker-1");
     await sql`update ${sql.id(jobSchema)}._private_jobs
       set locked_at = now() - interval '1 minute', locked_by = 'worker-1'`.execute(h.store.db);
     const waiting = async (): Promise<number> =>
@@ -137,8 +139,10 @@ describe.skipIf(postgres?.skip_reason !== undefined)("webhook intake with jobs (
     } finally {
       release.open();
       await drain;
+      await worker.end();
     }
-    // The drain's worker is gone (the lock went with it) and the delivery still waits: a new job.
+    // The drain's worker is gone (its locks went with it) and the delivery still waits: its job is
+    // taken again.
     await runtime.handlers.housekeeping({});
     expect(await waiting()).toBe(1);
   });
@@ -229,7 +233,9 @@ describe.skipIf(postgres?.skip_reason !== undefined)("webhook intake with jobs (
     const pair = h.config.pairs[0];
     if (pair === undefined) throw new Error("no pair");
     await runtime.handlers.poll_pair({ pair_id: pair.id }); // the first poll: a full read, under the pair's lock
-    // The poll's job, as a worker holds it: taken a minute ago (longer than any lost poll is given).
+    // The poll's job, as a live worker holds it: taken a minute ago (longer than any lost poll is
+    // given).
+    const worker = await workerAlive(url, "worker-1");
     const takenLongAgo = async (): Promise<void> => {
       await sql`update ${sql.id(jobSchema)}._private_jobs
         set locked_at = now() - interval '1 minute', locked_by = 'worker-1', run_at = now()`.execute(
@@ -266,10 +272,12 @@ describe.skipIf(postgres?.skip_reason !== undefined)("webhook intake with jobs (
     } finally {
       release.open();
       await poll;
+      await worker.end();
     }
-    // The poll scheduled its next one. Now its worker is gone: the job is held, nothing runs it.
+    // The poll scheduled its next one. Now a worker that took it is gone: the job is held by a
+    // worker no process shows alive, the only job of the pair's poll.
     expect(await waitingPolls()).toBe(1);
-    await sql`delete from ${sql.id(jobSchema)}._private_jobs where locked_at is null`.execute(h.store.db);
+    await sql`delete from ${sql.id(jobSchema)}._private_jobs`.execute(h.store.db);
     await sql`insert into ${sql.id(jobSchema)}._private_jobs (task_id, payload, key, locked_at, locked_by, max_attempts)
       select id, ${JSON.stringify({ pair_id: pair.id })}::json, ${`poll:${pair.id}`}, now() - interval '1 minute', 'worker-1', 10
       from ${sql.id(jobSchema)}._private_tasks where identifier = 'poll_pair'`.execute(h.store.db);
@@ -284,7 +292,9 @@ describe.skipIf(postgres?.skip_reason !== undefined)("webhook intake with jobs (
     if (pair === undefined) throw new Error("no pair");
     const key = `poll:${pair.id}`;
     await runtime.handlers.poll_pair({ pair_id: pair.id });
-    // A worker took the next poll's job a minute ago and stalled before its poll began.
+    // A worker, alive, took the next poll's job a minute ago and stalled before its poll began.
+    const worker = await workerAlive(url, "worker-1");
+    onTestFinished(() => worker.end());
     const stalled = await sql<{ id: string }>`update ${sql.id(jobSchema)}._private_jobs
       set locked_at = now() - interval '1 minute', locked_by = 'worker-1', run_at = now()
       where key = ${key} returning id::text as id`.execute(h.store.db);

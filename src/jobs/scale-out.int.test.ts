@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
 import { ACCOUNT_OBSERVED, GLOBAL_OBSERVED, shownConsent } from "../core/consent/system-consent";
+import type { FaultSpec } from "../connectors/emulator-kit/emulator-kit";
 import type { WorldPerson } from "../connectors/emulator-kit/world";
 import { startEmulatedWorld, type EmulatedWorld } from "../emulated-world/emulated-world";
 import { openStore } from "../store/open-store";
@@ -345,6 +346,66 @@ describe.skipIf(skip !== undefined)(
       expect(await shown(i, "cc-main", "Bob")).toBe("opt_in");
     });
 
+    it("a webhook's sync whose worker was killed mid-job is taken again by another at once, not at the next poll", async () => {
+      const [port = 0] = await freePorts(1);
+      // Polls only hourly: once its delivery is processed, the opt-out travels by its sync job alone.
+      const i = (current = await installation("1h", { port }));
+      await i.start("serve", ["--port", String(port), "--workers", "0"]);
+      const first = await i.start("worker", ["--concurrency", "2"]);
+      const queue = graphileQueue(jobSchemaFor(i.schema));
+      await until("the first sync is done", () => pollsSettled(i, 1), i.output);
+      await queue.add(i.store, "poll_pair", { pair_id: "re-cc" });
+      await until(
+        "Ada is subscribed in Constant Contact",
+        async () => (await shown(i, "cc-main", "Ada")) === "opt_in",
+        i.output,
+      );
+      await until(
+        "the poll that subscribed Ada has ended",
+        async () => (await settledRuns(i)) >= 2,
+        i.output,
+      );
+
+      // The sync's read of Ada in Constant Contact, before its write, is held there: the worker is
+      // killed while the job is its own. A read, so the held request changes nothing when it ends.
+      const cc = i.world.emulator("cc-main").native as { kit: { faults: FaultSpec[] } };
+      const held: FaultSpec = {
+        status: 0,
+        count: 1,
+        path_prefix: "/v3/contacts/",
+        methods: ["GET"],
+        latency_ms: 120_000,
+      };
+      cc.kit.faults.push(held);
+      await i.world.act("re-nxt", { as: "admin", action: "opt_out_of_all_email", id: "p-ada" });
+      await until(
+        "the sync job reads Ada in Constant Contact",
+        () => Promise.resolve(held.count === 0),
+        i.output,
+      );
+      const syncJobs = async (): Promise<{ locked_by: string | null }[]> =>
+        (
+          await sql<{ locked_by: string | null }>`
+            select locked_by from ${sql.id(jobSchemaFor(i.schema))}.jobs
+            where task_identifier = 'sync_pair'`.execute(i.store.db)
+        ).rows;
+      // The delivery's sync jobs, every one taken by the worker that is about to die.
+      const taken = await syncJobs();
+      expect(taken.length).toBeGreaterThan(0);
+      expect(taken.every((j) => j.locked_by !== null)).toBe(true);
+      first.kill("SIGKILL");
+      await new Promise((resolve) => first.once("exit", resolve));
+      expect(await i.store.inbox.countPending()).toBe(0);
+
+      await i.start("worker", ["--concurrency", "2"]);
+      await until(
+        "Ada's opt-out reached Constant Contact through the job the killed worker held",
+        async () => (await shown(i, "cc-main", "Ada")) === "opt_out",
+        i.output,
+      );
+      expect(i.output()).toContain("jobs held by job workers that are gone");
+    });
+
     // Two fleets of processes (a server with one worker, then with three) each sync the same work:
     // about 50 s on an idle machine.
     it("three workers make exactly the vendor calls one worker makes for the same work", async () => {
@@ -403,7 +464,7 @@ describe.skipIf(skip !== undefined)(
       "a $command that may open more connections than its role's limit allows says so at start, and runs",
       async (p) => {
         // A role whose CONNECTION LIMIT (as hosted PostgreSQL sets them) is below what a worker of 8
-        // jobs may open (42 for the store, 10 for the job queue), with the rights of the test's own.
+        // jobs may open (42 for the store, 11 for the job queue), with the rights of the test's own.
         const role = `concord_${randomBytes(4).toString("hex")}`;
         const admin = await openStore({ url, schema: "public", migrate: false, pool_size: 1 });
         await sql`create role ${sql.id(role)} login password 'limited-role-7c1e' connection limit 30 in role ${sql.id(new URL(url).username)}`.execute(
@@ -416,7 +477,7 @@ describe.skipIf(skip !== undefined)(
           const i = (current = await installation("1h", undefined, { url: limited.toString() }));
           await i.start(p.command, [...p.args, "8"]);
           expect(i.output()).toContain(
-            `this process may open up to 52 PostgreSQL connections (42 for the store and 10 for the job queue, running 8 jobs at once), but only`,
+            `this process may open up to 53 PostgreSQL connections (42 for the store and 11 for the job queue, running 8 jobs at once), but only`,
           );
           expect(i.output()).toContain(`under the CONNECTION LIMIT 30 of role ${role},`);
           // It runs all the same: the first sync is carried with the connections it has.

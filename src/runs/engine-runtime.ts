@@ -190,6 +190,12 @@ export type EngineRuntime = {
  * milliseconds in, through its reads (made before it takes the pair) and its run.
  */
 const POLL_LOST_MS = 10_000;
+/**
+ * A job a worker took this long ago, whose process no longer shows that worker alive, is freed to be
+ * taken again (its process was killed mid-job). A worker shows itself alive from its creation, a
+ * few milliseconds before it can take a job.
+ */
+const JOB_LOST_MS = 10_000;
 /** A poll that found its pair run by another process comes again after this. */
 const BUSY_RETRY_MS = 5_000;
 /**
@@ -1117,6 +1123,14 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
     await watch?.check();
     if (deps.config.signup !== undefined) await placeDueSignups();
     if (jobs === undefined) return;
+    // Any job of a killed process (a webhook's sync, a drain, a poll) is taken again now, not after
+    // the queue's own four hours: a webhook's opt-out would otherwise wait for the next poll.
+    const freed = await jobs.releaseLost(deps.store, JOB_LOST_MS);
+    if (freed.length > 0)
+      deps.logger.warn(
+        { workers: freed.length },
+        "jobs held by job workers that are gone (their process stopped mid-job) are taken again",
+      );
     const polls = new Map(deps.config.pairs.map((p) => [jobKey("poll_pair", { pair_id: p.id }) ?? "", p]));
     for (const key of await jobs.unattended(deps.store, [...polls.keys()], POLL_LOST_MS)) {
       const pair = polls.get(key);

@@ -20,6 +20,13 @@ import {
 } from "./store-open-error";
 import { errorMessage } from "../core/error-code";
 
+/**
+ * Turns `idle_session_timeout` (PostgreSQL 14 and later, which some hosts set) off for a session
+ * that holds advisory locks while it sits idle: the server ending it would free them.
+ */
+export const NO_IDLE_SESSION_TIMEOUT =
+  "do $$ begin if current_setting('server_version_num')::int >= 140000 then execute 'set idle_session_timeout = 0'; end if; end $$";
+
 export const DEFAULT_SQLITE_FILE = "./data/concord.db";
 
 export type StoreOptions = {
@@ -175,11 +182,7 @@ async function openPostgres(
   // which some hosts set): another worker would then take the pair's lock while the run goes on.
   // Queued before anything else the new connection is asked.
   pool.on("connect", (client) => {
-    client
-      .query(
-        "do $$ begin if current_setting('server_version_num')::int >= 140000 then execute 'set idle_session_timeout = 0'; end if; end $$",
-      )
-      .catch(() => undefined);
+    client.query(NO_IDLE_SESSION_TIMEOUT).catch(() => undefined);
   });
   pool.on(
     "error",
