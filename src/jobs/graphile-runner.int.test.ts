@@ -7,10 +7,10 @@
 import { randomBytes } from "node:crypto";
 import { sql, type Kysely } from "kysely";
 import { describe, expect, it } from "vitest";
-import { createLogger } from "../observability/logger";
+import { createLogger, type Logger } from "../observability/logger";
 import { capturingLogger } from "../../test/support/capturing-logger";
 import { gate } from "../../test/support/gate";
-import { storeBackends } from "../../test/support/store-backends";
+import { storeBackends, type TestStore } from "../../test/support/store-backends";
 import type { Database } from "../store/schema";
 import type { JobHandlers } from "./catalogue";
 import pg from "pg";
@@ -54,6 +54,38 @@ const handlersOpening = (open: () => void): JobHandlers => ({
   drain_inbox: async () => undefined,
   housekeeping: async () => undefined,
 });
+
+/** A test store and a job schema prepared on it, both gone once `fn` is done. */
+async function withJobSchema(fn: (t: TestStore, schema: string) => Promise<void>): Promise<void> {
+  if (postgres === undefined) throw new Error("no PostgreSQL backend");
+  const t = await postgres.create();
+  const schema = `j_${randomBytes(6).toString("hex")}`;
+  try {
+    await prepareJobSchema(url, schema, createLogger({ level: "silent" }));
+    await fn(t, schema);
+  } finally {
+    await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(t.store.db);
+    await t.cleanup();
+  }
+}
+
+/**
+ * A runner on `schema` taking one job at a time, looking for due jobs every 100 ms; by default its
+ * handlers do nothing and it logs nothing.
+ */
+const runnerOn = (
+  schema: string,
+  options: { handlers?: JobHandlers; logger?: Logger; onFailed?: (error: unknown) => void } = {},
+): ReturnType<typeof startGraphileRunner> =>
+  startGraphileRunner({
+    connectionString: url,
+    schema,
+    concurrency: 1,
+    handlers: options.handlers ?? handlersOpening(() => undefined),
+    logger: options.logger ?? createLogger({ level: "silent" }),
+    pollInterval: 100,
+    ...(options.onFailed === undefined ? {} : { onFailed: options.onFailed }),
+  });
 
 describe.skipIf(postgres?.skip_reason !== undefined)("the job runner (PostgreSQL)", () => {
   it("keeps taking jobs when another installation in the same database prepares its job queue", async () => {
@@ -104,39 +136,33 @@ describe.skipIf(postgres?.skip_reason !== undefined)("the job runner (PostgreSQL
   });
 
   it("says why when its own queue's schema was migrated beyond this version, and takes no jobs", async () => {
-    if (postgres === undefined) throw new Error("no PostgreSQL backend");
-    const t = await postgres.create();
-    const schema = `j_${randomBytes(6).toString("hex")}`;
     const exitCode = process.exitCode;
     try {
-      await prepareJobSchema(url, schema, createLogger({ level: "silent" }));
-      const failed: unknown[] = [];
-      const runner = await startGraphileRunner({
-        connectionString: url,
-        schema,
-        concurrency: 1,
-        handlers: handlersOpening(() => undefined),
-        logger: createLogger({ level: "silent" }),
-        pollInterval: 100,
-        onFailed: (error) => {
-          failed.push(error);
-        },
+      await withJobSchema(async (t, schema) => {
+        const failed: unknown[] = [];
+        const runner = await runnerOn(schema, {
+          onFailed: (error) => {
+            failed.push(error);
+          },
+        });
+        try {
+          // A newer version's breaking migration of this very schema, announced as it would be.
+          await sql`insert into ${sql.id(schema, "migrations")} (id, breaking) values (999999, true)`.execute(
+            t.store.db,
+          );
+          await announceUntil(
+            t.store.db,
+            { migrationNumber: 999999, breaking: true },
+            () => failed.length > 0,
+          );
+        } finally {
+          await runner.stop();
+        }
+        expect(failed).toHaveLength(1);
+        expect(String(failed[0])).toContain("breaking migration 999999");
       });
-      try {
-        // A newer version's breaking migration of this very schema, announced as it would be.
-        await sql`insert into ${sql.id(schema, "migrations")} (id, breaking) values (999999, true)`.execute(
-          t.store.db,
-        );
-        await announceUntil(t.store.db, { migrationNumber: 999999, breaking: true }, () => failed.length > 0);
-      } finally {
-        await runner.stop();
-      }
-      expect(failed).toHaveLength(1);
-      expect(String(failed[0])).toContain("breaking migration 999999");
     } finally {
       process.exitCode = exitCode;
-      await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(t.store.db);
-      await t.cleanup();
     }
   });
 
@@ -185,11 +211,7 @@ describe.skipIf(postgres?.skip_reason !== undefined)("the job runner (PostgreSQL
   });
 
   it("drops a job whose payload is not valid, saying why, and runs the next one", async () => {
-    if (postgres === undefined) throw new Error("no PostgreSQL backend");
-    const t = await postgres.create();
-    const schema = `j_${randomBytes(6).toString("hex")}`;
-    try {
-      await prepareJobSchema(url, schema, createLogger({ level: "silent" }));
+    await withJobSchema(async (t, schema) => {
       const { logger, lines } = capturingLogger();
       const ran: unknown[] = [];
       const pollRan = gate();
@@ -215,14 +237,7 @@ describe.skipIf(postgres?.skip_reason !== undefined)("the job runner (PostgreSQL
       await sql`select ${sql.id(schema)}.add_job('poll_pair', ${JSON.stringify({ pair_id: "re-cc" })}::json)`.execute(
         t.store.db,
       );
-      const runner = await startGraphileRunner({
-        connectionString: url,
-        schema,
-        concurrency: 1,
-        handlers,
-        logger,
-        pollInterval: 100,
-      });
+      const runner = await runnerOn(schema, { handlers, logger });
       try {
         await pollRan.opened;
       } finally {
@@ -243,18 +258,11 @@ describe.skipIf(postgres?.skip_reason !== undefined)("the job runner (PostgreSQL
           msg: expect.stringMatching(/^a job was dropped: job sync_pair: payload pair_id/),
         }),
       ]);
-    } finally {
-      await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(t.store.db);
-      await t.cleanup();
-    }
+    });
   });
+
   it("frees the jobs of a worker whose process is gone, never a live worker's, however long its job runs", async () => {
-    if (postgres === undefined) throw new Error("no PostgreSQL backend");
-    const t = await postgres.create();
-    const schema = `j_${randomBytes(6).toString("hex")}`;
-    const silent = createLogger({ level: "silent" });
-    try {
-      await prepareJobSchema(url, schema, silent);
+    await withJobSchema(async (t, schema) => {
       const started = gate();
       const finish = gate();
       const handlers: JobHandlers = {
@@ -278,14 +286,7 @@ describe.skipIf(postgres?.skip_reason !== undefined)("the job runner (PostgreSQL
       await sql`select ${sql.id(schema)}.add_job('sync_pair', ${JSON.stringify({ pair_id: "re-cc" })}::json)`.execute(
         t.store.db,
       );
-      const runner = await startGraphileRunner({
-        connectionString: url,
-        schema,
-        concurrency: 1,
-        handlers,
-        logger: silent,
-        pollInterval: 100,
-      });
+      const runner = await runnerOn(schema, { handlers });
       try {
         await started.opened;
         const [running] = await jobs();
@@ -314,27 +315,14 @@ describe.skipIf(postgres?.skip_reason !== undefined)("the job runner (PostgreSQL
         finish.open();
         await runner.stop();
       }
-    } finally {
-      await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(t.store.db);
-      await t.cleanup();
-    }
+    });
   });
+
   it("says it must stop when the connection that shows its workers alive is lost", async () => {
-    if (postgres === undefined) throw new Error("no PostgreSQL backend");
-    const t = await postgres.create();
-    const schema = `j_${randomBytes(6).toString("hex")}`;
-    const silent = createLogger({ level: "silent" });
-    try {
-      await prepareJobSchema(url, schema, silent);
+    await withJobSchema(async (t, schema) => {
       const failed: unknown[] = [];
       const stopped = gate();
-      const runner = await startGraphileRunner({
-        connectionString: url,
-        schema,
-        concurrency: 1,
-        handlers: handlersOpening(() => undefined),
-        logger: silent,
-        pollInterval: 100,
+      const runner = await runnerOn(schema, {
         onFailed: (error) => {
           failed.push(error);
           stopped.open();
@@ -351,9 +339,6 @@ describe.skipIf(postgres?.skip_reason !== undefined)("the job runner (PostgreSQL
         await runner.stop();
       }
       expect(String(failed[0])).toContain("the connection that shows its job workers alive was lost");
-    } finally {
-      await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(t.store.db);
-      await t.cleanup();
-    }
+    });
   });
 });

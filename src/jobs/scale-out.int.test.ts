@@ -297,12 +297,15 @@ describe.skipIf(skip !== undefined)(
       expect(interrupted.some((r) => (r.summary_json ?? "").includes("interrupted"))).toBe(true);
     });
 
-    it("a webhook the server takes is stored with its job at once, and a worker re-reads and syncs it", async () => {
+    /**
+     * An installation polled hourly, whose server takes Raiser's Edge NXT's webhooks, and one
+     * worker: once it returns, Ada is subscribed in Constant Contact and no run is under way.
+     */
+    const adaSubscribedBehindWebhooks = async (): Promise<{ i: Installation; worker: ChildProcess }> => {
       const [port = 0] = await freePorts(1);
-      // Polls only hourly: the opt-out can only travel by the webhook.
       const i = (current = await installation("1h", { port }));
       await i.start("serve", ["--port", String(port), "--workers", "0"]);
-      await i.start("worker", ["--concurrency", "2"]);
+      const worker = await i.start("worker", ["--concurrency", "2"]);
       const queue = graphileQueue(jobSchemaFor(i.schema));
       await until("the first sync is done", () => pollsSettled(i, 1), i.output);
       await queue.add(i.store, "poll_pair", { pair_id: "re-cc" });
@@ -311,12 +314,18 @@ describe.skipIf(skip !== undefined)(
         async () => (await shown(i, "cc-main", "Ada")) === "opt_in",
         i.output,
       );
-      // Counted once no run is under way (a run still going counts as -1, which any count exceeds).
+      // Once no run is under way (a run still going counts as -1, which any count exceeds).
       await until(
         "the poll that subscribed Ada has ended",
         async () => (await settledRuns(i)) >= 2,
         i.output,
       );
+      return { i, worker };
+    };
+
+    it("a webhook the server takes is stored with its job at once, and a worker re-reads and syncs it", async () => {
+      // Polls only hourly: the opt-out can only travel by the webhook.
+      const { i } = await adaSubscribedBehindWebhooks();
       const runsBefore = await settledRuns(i);
 
       await i.world.act("re-nxt", { as: "admin", action: "opt_out_of_all_email", id: "p-ada" });
@@ -347,24 +356,8 @@ describe.skipIf(skip !== undefined)(
     });
 
     it("a webhook's sync whose worker was killed mid-job is taken again by another at once, not at the next poll", async () => {
-      const [port = 0] = await freePorts(1);
       // Polls only hourly: once its delivery is processed, the opt-out travels by its sync job alone.
-      const i = (current = await installation("1h", { port }));
-      await i.start("serve", ["--port", String(port), "--workers", "0"]);
-      const first = await i.start("worker", ["--concurrency", "2"]);
-      const queue = graphileQueue(jobSchemaFor(i.schema));
-      await until("the first sync is done", () => pollsSettled(i, 1), i.output);
-      await queue.add(i.store, "poll_pair", { pair_id: "re-cc" });
-      await until(
-        "Ada is subscribed in Constant Contact",
-        async () => (await shown(i, "cc-main", "Ada")) === "opt_in",
-        i.output,
-      );
-      await until(
-        "the poll that subscribed Ada has ended",
-        async () => (await settledRuns(i)) >= 2,
-        i.output,
-      );
+      const { i, worker: first } = await adaSubscribedBehindWebhooks();
 
       // The sync's read of Ada in Constant Contact, before its write, is held there: the worker is
       // killed while the job is its own. A read, so the held request changes nothing when it ends.
