@@ -192,8 +192,8 @@ export type EngineRuntime = {
 const POLL_LOST_MS = 10_000;
 /**
  * A job a worker took this long ago, whose process no longer shows that worker alive, is freed to be
- * taken again (its process was killed mid-job). A worker shows itself alive from its creation, a
- * few milliseconds before it can take a job.
+ * taken again (its process was killed mid-job). A worker's process asks for its lock as it makes
+ * it, within milliseconds of its first job: a job taken less than this long ago is not asked after.
  */
 const JOB_LOST_MS = 10_000;
 /** A poll that found its pair run by another process comes again after this. */
