@@ -4,43 +4,35 @@
  * link clicked at the same moment, committed between the check and the form's write, would
  * otherwise be taken back by the form's topic opt-in.
  */
-import { afterEach, beforeEach, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import type { Topic } from "../config/concord-config";
 import { appendConsentEvents } from "../ledger/consent-ledger";
 import { gate } from "../../test/support/gate";
 import { untilBlocked } from "../../test/support/lock-waits";
-import { personActs } from "../../test/support/person-acts";
-import { describeOnBackends, type TestStore } from "../../test/support/store-backends";
+import { personLedger } from "../../test/support/person-acts";
+import { describeOnBackends } from "../../test/support/store-backends";
 import { preferencesOf, recordPreferences } from "./personal-links";
 
 const TOPICS: Topic[] = [{ key: "appeals", label: "Appeals", constructs: {} }];
 const config = { topics: TOPICS };
 
 describeOnBackends("a preference form beside an unsubscribe link", (backend) => {
-  let t: TestStore;
-  let now = new Date("2026-12-01T09:00:00.000Z");
-  beforeEach(async () => {
-    now = new Date("2026-12-01T09:00:00.000Z");
-    t = await backend.create({ clock: () => now });
-  });
-  afterEach(async () => {
-    await t.cleanup();
-  });
-
-  const act = personActs(() => (now = new Date(now.getTime() + 60_000)), {
+  const ledger = personLedger(backend, {
     connection: "links",
     opt_in: "preference_page",
     opt_out: (scope) => (scope.kind === "global" ? "unsubscribe_link" : "preference_page"),
   });
+  const act = ledger.act;
 
   it.skipIf(backend.name !== "postgres")(
     "an unsubscribe committed while the form waits makes the form stale: the topic it ticks stays off",
     async () => {
-      const ada = await t.store.contacts.create({ type: "person", primary_email: "ada@example.org" });
-      await appendConsentEvents(t.store, [act(ada.id, "opt_in", { kind: "global" })]);
-      await appendConsentEvents(t.store, [act(ada.id, "opt_out", { kind: "topic", topic: "appeals" })]);
+      const store = ledger.store();
+      const ada = await store.contacts.create({ type: "person", primary_email: "ada@example.org" });
+      await appendConsentEvents(store, [act(ada.id, "opt_in", { kind: "global" })]);
+      await appendConsentEvents(store, [act(ada.id, "opt_out", { kind: "topic", topic: "appeals" })]);
       const shown = new Map(
-        (await preferencesOf(t.store, config, ada.id, now)).map((l) => [l.key, l.receiving] as const),
+        (await preferencesOf(store, config, ada.id, ledger.now())).map((l) => [l.key, l.receiving] as const),
       );
       expect([...shown]).toEqual([
         ["all", true],
@@ -50,7 +42,7 @@ describeOnBackends("a preference form beside an unsubscribe link", (backend) => 
       // The unsubscribe link's opt-out is written and holds the ledger's head, not yet committed.
       const written = gate();
       const commit = gate();
-      const unsubscribing = t.store.transaction(async (tx) => {
+      const unsubscribing = store.transaction(async (tx) => {
         await appendConsentEvents(tx, [act(ada.id, "opt_out", { kind: "global" })]);
         written.open();
         await commit.opened;
@@ -58,7 +50,7 @@ describeOnBackends("a preference form beside an unsubscribe link", (backend) => 
       await written.opened;
       // The form, as shown before, ticks appeals back.
       const form = recordPreferences(
-        t.store,
+        store,
         config,
         ada.id,
         { choices: new Set(["all", "topic:appeals"]), shown },
@@ -67,14 +59,14 @@ describeOnBackends("a preference form beside an unsubscribe link", (backend) => 
           mechanism: { opt_in: "preference_page", opt_out: "preference_page" },
           evidence: { form_wording: "Your email preferences" },
         },
-        new Date(now.getTime() + 1_000),
+        new Date(ledger.now().getTime() + 1_000),
       );
       // The form either finished beside the open unsubscribe (checked too early) or waits for the head.
-      await Promise.race([form, untilBlocked(t.store.db, { row_lock_in: "consent_ledger_head" })]);
+      await Promise.race([form, untilBlocked(store.db, { row_lock_in: "consent_ledger_head" })]);
       commit.open();
       await unsubscribing;
       expect(await form).toMatchObject({ stale: true, opt_ins: [] });
-      const lines = await preferencesOf(t.store, config, ada.id, new Date(now.getTime() + 2_000));
+      const lines = await preferencesOf(store, config, ada.id, new Date(ledger.now().getTime() + 2_000));
       expect(lines.map((l) => [l.key, l.receiving])).toEqual([
         ["all", false],
         ["topic:appeals", false],

@@ -3,11 +3,11 @@
  * all; a list that stands for a topic (by its id or its name) only while they receive that topic;
  * every other list as configured. Read from the ledger as it is when the placement runs.
  */
-import { afterEach, beforeEach, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import type { Topic } from "../config/concord-config";
 import { appendConsentEvents } from "../ledger/consent-ledger";
-import { personActs } from "../../test/support/person-acts";
-import { describeOnBackends, type TestStore } from "../../test/support/store-backends";
+import { personLedger } from "../../test/support/person-acts";
+import { describeOnBackends } from "../../test/support/store-backends";
 import { listsTheyReceive } from "./signup";
 
 const LISTS = [
@@ -23,39 +23,30 @@ const TOPICS: Topic[] = [
 ];
 
 describeOnBackends("the sign-up lists a person is placed in", (backend) => {
-  let t: TestStore;
-  let now = new Date("2026-12-01T09:00:00.000Z");
-
-  beforeEach(async () => {
-    now = new Date("2026-12-01T09:00:00.000Z");
-    t = await backend.create({ clock: () => now });
-  });
-  afterEach(async () => {
-    await t.cleanup();
-  });
-
-  const act = personActs(() => (now = new Date(now.getTime() + 60_000)), {
+  const ledger = personLedger(backend, {
     connection: "preferences",
     opt_in: "double_opt_in_confirmation",
     opt_out: () => "preference_page",
   });
+  const act = ledger.act;
   const placed = (contactId: string) =>
-    listsTheyReceive(t.store, { topics: TOPICS }, "cc-main", contactId, LISTS, now);
+    listsTheyReceive(ledger.store(), { topics: TOPICS }, "cc-main", contactId, LISTS, ledger.now());
 
   it("follows the person's consent as it stands when the placement runs", async () => {
-    const contact = await t.store.contacts.create({ type: "person", primary_email: "ines@example.org" });
-    await appendConsentEvents(t.store, [act(contact.id, "opt_in", { kind: "global" })]);
+    const store = ledger.store();
+    const contact = await store.contacts.create({ type: "person", primary_email: "ines@example.org" });
+    await appendConsentEvents(store, [act(contact.id, "opt_in", { kind: "global" })]);
     expect(await placed(contact.id)).toEqual(["L-news", "L-events", "L-galas"]);
 
     // She left the events topic (named in the topic's construct) and galas (by id).
-    await appendConsentEvents(t.store, [act(contact.id, "opt_out", { kind: "topic", topic: "events" })]);
-    await appendConsentEvents(t.store, [act(contact.id, "opt_out", { kind: "topic", topic: "galas" })]);
+    await appendConsentEvents(store, [act(contact.id, "opt_out", { kind: "topic", topic: "events" })]);
+    await appendConsentEvents(store, [act(contact.id, "opt_out", { kind: "topic", topic: "galas" })]);
     expect(await placed(contact.id)).toEqual(["L-news"]);
 
     // She takes events back; then leaves all email: no list at all.
-    await appendConsentEvents(t.store, [act(contact.id, "opt_in", { kind: "topic", topic: "events" })]);
+    await appendConsentEvents(store, [act(contact.id, "opt_in", { kind: "topic", topic: "events" })]);
     expect(await placed(contact.id)).toEqual(["L-news", "L-events"]);
-    await appendConsentEvents(t.store, [act(contact.id, "opt_out", { kind: "global" })]);
+    await appendConsentEvents(store, [act(contact.id, "opt_out", { kind: "global" })]);
     expect(await placed(contact.id)).toBeUndefined();
   });
 });
