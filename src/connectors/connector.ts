@@ -168,9 +168,11 @@ export type ConsentObservation = {
    * a member's `timestamp_signup`, confirmed at `timestamp_opt`): when that sign-up was. It stands
    * for the person's act only if no opt-out of theirs falls between the two: then the subscription
    * is a later one (an account user's, another integration's) that kept the sign-up's traces, and
-   * it is recorded as the account's.
+   * it is recorded as the account's. `null`: the system keeps no time of that sign-up (a
+   * Mailchimp member added through the API and confirmed), so any opt-out of theirs before the
+   * opt-in makes it the account's.
    */
-  of_signup_at?: string;
+  of_signup_at?: string | null;
   /**
    * The record is gone from its system for good (a Mailchimp member deleted permanently after it
    * announced this opt-out, before Concord read it), or out of reach (a delivery given up unread,

@@ -1046,6 +1046,65 @@ describeOnBackends("pullConnection", (backend) => {
     });
   });
 
+  it("a confirmation of a sign-up the platform keeps no time of is the person's only if no opt-out of theirs came before it", async () => {
+    const record = bareRecord;
+    // Eve asked the CRM for no email on 3 May; Fay never opted out.
+    await store.transaction((tx) =>
+      recordChanges(tx, ctxOf("re-nxt", "blackbaud-renxt", "crm"), {
+        records: [record("re-eve", "eve@example.org"), record("re-fay", "fay@example.org")],
+        consent: [
+          {
+            external_id: "re-eve",
+            email: "eve@example.org",
+            channel: "email",
+            kind: "opt_out",
+            scope: { kind: "account" },
+            mechanism: "phone_request",
+            actor: { kind: "contact" },
+            occurred_at: "2026-05-03T09:00:00.000Z",
+            evidence: { reason: "asked by phone" },
+          },
+        ],
+      }),
+    );
+    // On 10 May the platform shows both subscribed with a confirmation's traces, and no signup
+    // time: Fay confirming, Eve added back by someone else with the traces of an old confirmation.
+    const confirmed = (id: string, email: string) => ({
+      external_id: id,
+      email,
+      channel: "email" as const,
+      kind: "opt_in" as const,
+      scope: { kind: "account" as const },
+      mechanism: "double_opt_in_confirmation" as const,
+      actor: { kind: "contact" as const },
+      basis: "express" as const,
+      occurred_at: "2026-05-10T09:00:00.000Z",
+      of_signup_at: null,
+      evidence: { payload_sha256: (id === "mc-eve" ? "e" : "f").repeat(64), source_record_id: id },
+    });
+    await store.transaction((tx) =>
+      recordChanges(tx, ctxOf("mc", "mailchimp", "email_platform"), {
+        records: [record("mc-eve", "eve@example.org"), record("mc-fay", "fay@example.org")],
+        consent: [confirmed("mc-eve", "eve@example.org"), confirmed("mc-fay", "fay@example.org")],
+      }),
+    );
+    const optInOf = async (crmId: string) =>
+      (await eventsOf(await contactOf("re-nxt", crmId))).find((e) => e.kind === "opt_in");
+    expect(await optInOf("re-fay")).toMatchObject({
+      mechanism: "double_opt_in_confirmation",
+      actor: { kind: "contact" },
+    });
+    const eve = await optInOf("re-eve");
+    expect(eve).toMatchObject({ mechanism: "unknown", actor: { kind: "account" }, basis: "implied" });
+    expect(eve?.evidence.reason).toContain("after the opt-out of 2026-05-03T09:00:00.000Z");
+    expect(eve?.evidence.reason).toContain("the system keeps none");
+    const events = await eventsOf(await contactOf("re-nxt", "re-eve"));
+    expect(foldChannelConsent(events, "email", { as_of: "2026-05-11T00:00:00.000Z" }).global).toMatchObject({
+      status: "opted_out",
+      sendable: false,
+    });
+  });
+
   it("an opt-out read in the same batch as a later subscription counts as coming between the sign-up and it", async () => {
     const record = (id: string) => bareRecord(id, "cy@example.org");
     await store.transaction((tx) =>

@@ -499,7 +499,8 @@ type OptOutSeen = {
 
 /**
  * A person's opt-in that confirms an earlier sign-up (`of_signup_at`) is theirs only if none of
- * their opt-outs (of all email, or of its scope) was made between the sign-up and it. With one in
+ * their opt-outs (of all email, or of its scope) was made between the sign-up and it (before it,
+ * when the system keeps no time of the sign-up). With one in
  * between, the subscription came after the opt-out: an account user or another integration
  * subscribed the person again, and the sign-up's traces (a form source, a confirmation IP) stayed
  * on the record. It is then the account's opt-in, which lifts only that account's own opt-outs
@@ -514,7 +515,8 @@ async function asItsSignupAllows(
   unrecorded: () => readonly OptOutSeen[],
 ): Promise<ConsentObservation> {
   if (o.kind !== "opt_in" || o.of_signup_at === undefined) return o;
-  const signup = Date.parse(o.of_signup_at);
+  // A sign-up the system keeps no time of came before every opt-out that precedes the opt-in.
+  const signup = o.of_signup_at === null ? -Infinity : Date.parse(o.of_signup_at);
   const confirmed = Date.parse(o.occurred_at);
   if (!(confirmed > signup)) return o;
   const key = scopeKey(scope);
@@ -538,7 +540,7 @@ async function asItsSignupAllows(
     evidence: {
       ...o.evidence,
       reason:
-        `subscribed again at ${o.occurred_at}, after the opt-out of ${between.occurred_at} (${between.source.connection}, ${between.mechanism}) that followed the sign-up of ${o.of_signup_at}: not the person's confirmation of it, but a later subscription by the account${o.evidence.reason ? `. ${o.evidence.reason}` : ""}`.slice(
+        `subscribed again at ${o.occurred_at}, after the opt-out of ${between.occurred_at} (${between.source.connection}, ${between.mechanism}) that followed the sign-up of ${o.of_signup_at ?? "unknown time (the system keeps none)"}: not the person's confirmation of it, but a later subscription by the account${o.evidence.reason ? `. ${o.evidence.reason}` : ""}`.slice(
           0,
           1000,
         ),

@@ -345,6 +345,49 @@ describe("Mailchimp connector", () => {
     expect(after?.occurred_at).toBe(signedUp);
   });
 
+  it("a confirmation of a member added through the API, which has no signup time, says so: any opt-out before it can stand over it", async () => {
+    const { a, session } = await account();
+    // Another integration adds her pending through the API: Mailchimp keeps no signup time.
+    const added = await a.api("POST", `/lists/${TEST_AUDIENCE}/members`, {
+      email_address: "api@example.org",
+      status: "pending",
+    });
+    expect(added.body).toMatchObject({ status: "pending", timestamp_signup: "" });
+    await a.runtime.sleep(86_400_000);
+    await a.act({ as: "contact", action: "confirm", email: "api@example.org" });
+    const confirmedAt = a.runtime.now().toISOString();
+    const read = async () => {
+      const got = await session.get([String(added.body.contact_id)]);
+      if (!got.ok) throw new Error(got.error.message);
+      return got.value.consent[0];
+    };
+    expect(await read()).toMatchObject({
+      kind: "opt_in",
+      mechanism: "double_opt_in_confirmation",
+      actor: { kind: "contact" },
+      occurred_at: confirmedAt,
+      of_signup_at: null,
+    });
+    // Months later an account user archives her and adds her back: the confirmation's IP stays on
+    // the member and the opt-in time moves. Only the ledger can tell (an opt-out of hers made
+    // elsewhere may precede it), so the observation still carries the undated sign-up.
+    await a.runtime.sleep(90 * 86_400_000);
+    const hash = createHash("md5").update("api@example.org").digest("hex");
+    expect((await a.api("DELETE", `/lists/${TEST_AUDIENCE}/members/${hash}`)).status).toBe(204);
+    const again = await a.api("PUT", `/lists/${TEST_AUDIENCE}/members/${hash}`, {
+      email_address: "api@example.org",
+      status_if_new: "subscribed",
+      status: "subscribed",
+    });
+    expect(again.body).toMatchObject({ status: "subscribed", ip_opt: expect.stringMatching(/\S/) });
+    expect(await read()).toMatchObject({
+      kind: "opt_in",
+      actor: { kind: "contact" },
+      occurred_at: a.runtime.now().toISOString(),
+      of_signup_at: null,
+    });
+  });
+
   it("a spam complaint a webhook announced stands for a member that reads only cleaned", async () => {
     const { a, session } = await account();
     const [m] = await a.seed([{ email: "abuse@example.org", status: "cleaned" }]);

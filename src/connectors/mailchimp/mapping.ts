@@ -199,9 +199,10 @@ export function memberToConsent(m: McMember, observed_at: string): ConsentObserv
       // confirmed their subscription from (a resubscribe confirmation of a member the API added).
       // Both are kept through a later subscription (an account user, or another integration,
       // subscribing again someone the API had unsubscribed): they vouch for the subscription
-      // only when it followed the member's signup within the time a confirmation takes. Without
-      // a signup time or an opt-in time (imports, older members, a single opt-in Mailchimp gave
-      // no confirmation time) there is nothing to tell them apart by.
+      // only when it followed the member's signup within the time a confirmation takes, and no
+      // opt-out of the person's came between the two (the record stage asks the ledger). Without
+      // an opt-in time (imports, older members, a single opt-in Mailchimp gave no confirmation
+      // time) there is nothing to tell them apart by.
       const signup = Date.parse(toUtc(m.timestamp_signup) ?? "");
       const opted = Date.parse(toUtc(m.timestamp_opt) ?? "");
       const ofTheSignup =
@@ -237,8 +238,15 @@ export function memberToConsent(m: McMember, observed_at: string): ConsentObserv
           // Without an opt-in time, the signup's (the subscription came at or after it): a fixed
           // moment, never one a later edit moves past an opt-out.
           occurred_at: toUtc(m.timestamp_opt) ?? toUtc(m.timestamp_signup) ?? memberWatermark(m),
-          // The sign-up it confirms: an opt-out in between makes it a later subscription.
-          ...(byContact && opted > signup ? { of_signup_at: new Date(signup).toISOString() } : {}),
+          // The sign-up it confirms: an opt-out in between makes it a later subscription. A member
+          // with no signup time (added through the API, then confirmed) keeps the confirmation's
+          // traces through a later subscription too, and nothing dates the sign-up: any opt-out of
+          // the person's before the opt-in time then makes it that later subscription.
+          ...(byContact && Number.isNaN(signup) && !Number.isNaN(opted)
+            ? { of_signup_at: null }
+            : byContact && opted > signup
+              ? { of_signup_at: new Date(signup).toISOString() }
+              : {}),
           evidence,
         },
       ];
