@@ -213,10 +213,10 @@ export type OneClickResult = { recorded: "appended" | "already_opted_out" | "era
 
 /**
  * The person's one-click opt-out from all email, recorded in the ledger before the caller answers.
- * Idempotent: someone already opted out of all email by their own act, and receiving no topic,
- * gets no second event (a topic they took back since receives mail: the click stops it too). An
- * opt-out the organisation made (an admin's, a Do Not Contact flag) is not theirs: the account may
- * undo it (DESIGN.md §2 rule 4), so the person's own click is recorded beside it.
+ * Idempotent: someone whose own opt-outs already cover all email and every topic gets no second
+ * event. A topic they took back since is not covered, even while the organisation has stopped it
+ * (an opt-out the account may undo, DESIGN.md §2 rule 4): the click is recorded and covers it. So
+ * is a click over an opt-out the organisation made (an admin's, a Do Not Contact flag).
  */
 export async function recordOneClick(
   store: StoreSession,
@@ -232,12 +232,18 @@ export async function recordOneClick(
   config: Pick<ConcordConfig, "topics">,
 ): Promise<OneClickResult> {
   return store.transaction(async (tx) => {
+    // Read under the ledger's lock: an opt-in committing at the same moment (the preference page,
+    // a confirmed sign-up) is then in what is read, and never lifts a click answered "already".
+    await tx.consentEvents.lockHead();
     const events = (await eventsForContact(tx, claims.contact_id)).map((s) => s.event);
     const state = foldChannelConsent(events, "email", {
       as_of: now.toISOString(),
       topics: config.topics.map((t) => t.key),
     });
-    if (state.global.open_opt_outs.some(isOwn) && !Object.values(state.topics).some((d) => d.sendable))
+    if (
+      state.global.open_opt_outs.some(isOwn) &&
+      Object.values(state.topics).every((d) => d.open_opt_outs.some(isOwn))
+    )
       return { recorded: "already_opted_out" as const };
     const draft: Omit<OptOutEvent, "id"> = {
       kind: "opt_out",
