@@ -226,8 +226,8 @@ export async function requestSignup(
         await tx.db.insertInto("signups").values(row).execute();
         return "kept" as const;
       }
-      if (waiting !== undefined)
-        await tx.db
+      if (waiting !== undefined) {
+        const rewritten = await tx.db
           .updateTable("signups")
           .set({
             // The link works for as long as this request's own would: the answer names no time
@@ -245,7 +245,15 @@ export async function requestSignup(
             requested_at: row.requested_at,
           })
           .where("id", "=", waiting.id)
-          .execute();
+          // Confirmed since it was read (a confirmation holds no address lock): its choices are
+          // recorded as confirmed, and this request gets a link of its own.
+          .where("status", "=", "pending")
+          .executeTakeFirst();
+        if (Number(rewritten.numUpdatedRows) === 0 && recent.length < EMAILS_PER_ADDRESS_DAILY) {
+          await tx.db.insertInto("signups").values(row).execute();
+          return "kept" as const;
+        }
+      }
       return "quiet" as const;
     }
     await tx.db.insertInto("signups").values(row).execute();

@@ -551,6 +551,81 @@ describe("the sign-up form and its confirmation email", () => {
       },
     );
 
+  for (const backend of storeBackends())
+    it.skipIf(backend.name !== "postgres" || backend.skip_reason !== undefined)(
+      `a request for an address whose sign-up is being confirmed at that moment gets a link of its own on ${backend.name}`,
+      async () => {
+        const own = await backend.create({ clock: h.now });
+        try {
+          const deps = {
+            store: own.store,
+            config,
+            now: h.now,
+            logger,
+            secrets: { env: { ...TEST_ENV, SMTP_PASSWORD }, key: TEST_KEY },
+            smtpTls: { rejectUnauthorized: false },
+          };
+          const ask = (topics: string[], ip: string) =>
+            requestSignup(deps, { email: "rae@example.org", topics, lang: "en", wording: "form", ip });
+          expect((await ask([], "198.51.100.41")).ok).toBe(true);
+          const token = linkIn("rae@example.org").slice("/l/c/".length);
+          const page = await checkConfirmation(own.store, token, h.now());
+          if (!page.ok) throw new Error(`the link does not work: ${page.error}`);
+          // Another person's consent is being recorded: the ledger's head is held.
+          const holding = gate();
+          const commit = gate();
+          const other = await own.store.contacts.create({ type: "person", primary_email: "sam@example.org" });
+          const recording = own.store.transaction(async (tx) => {
+            await appendConsentEvents(tx, [
+              {
+                kind: "opt_out",
+                contact_id: other.id,
+                channel: "email",
+                scope: { kind: "global" },
+                source: { system: "concord", connection: "links" },
+                mechanism: "unsubscribe_link",
+                actor: { kind: "contact" },
+                occurred_at: h.now().toISOString(),
+                observed_at: h.now().toISOString(),
+                evidence: {},
+              },
+            ]);
+            holding.open();
+            await commit.opened;
+          });
+          await holding.opened;
+          // Rae confirms: her sign-up is claimed, and the confirmation waits for the ledger.
+          const confirming = confirmSignup(deps, token, {
+            shown: () => "Confirm",
+            shown_digest: shownDigest(page.value),
+          });
+          await untilBlocked(own.store.db, { row_lock_in: "consent_ledger_head" });
+          // Meanwhile the form is sent again for her address, ticking appeals: it finds her sign-up
+          // waiting and would rewrite it, which the confirmation holds.
+          const asking = ask(["appeals"], "198.51.100.42");
+          await Promise.race([asking, untilBlocked(own.store.db, { row_lock_in: "signups" })]);
+          commit.open();
+          await recording;
+          expect((await confirming).ok).toBe(true);
+          expect((await asking).ok).toBe(true);
+          // The confirmed sign-up keeps what Rae confirmed; the new request waits with a link of its own.
+          const rows = await own.store.db
+            .selectFrom("signups")
+            .select(["status", "topics_json"])
+            .where("match_key", "=", "rae@example.org")
+            .orderBy("requested_at")
+            .execute();
+          expect(rows).toEqual([
+            { status: "confirmed", topics_json: "[]" },
+            { status: "pending", topics_json: '["appeals"]' },
+          ]);
+          expect(smtp.mails.filter((m) => m.to.includes("rae@example.org"))).toHaveLength(2);
+        } finally {
+          await own.cleanup();
+        }
+      },
+    );
+
   it("a failure of the server itself is answered as the route answers: a page, or the JSON API's error object", async () => {
     // The store fails under the form (here: the table it writes is gone).
     await sql`alter table signups rename to signups_gone`.execute(h.store.db);

@@ -79,7 +79,7 @@ const TEXT: Record<SignupLang, Texts> = {
     button: "M'inscrire",
     sent: "Consultez votre boîte de réception : nous avons envoyé à {email} un lien pour confirmer votre abonnement. Le lien fonctionne jusqu'au {until} UTC.",
     sent_more:
-      "Rien n'est enregistré avant votre confirmation. Si aucun courriel n'arrive, regardez dans vos indésirables.",
+      "Aucune inscription n'est faite avant votre confirmation. Si aucun courriel n'arrive, regardez dans vos indésirables.",
     too_many: "Trop d'inscriptions sont venues de ce réseau dans la dernière heure. Réessayez plus tard.",
     unavailable: "Le courriel de confirmation n'a pas pu être envoyé. Réessayez dans quelques minutes.",
     off: "L'inscription n'est pas disponible ici.",
