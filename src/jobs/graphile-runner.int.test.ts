@@ -2,7 +2,9 @@
  * The job runner on PostgreSQL: a job whose payload no handler could take (written by another
  * version, or by hand) is dropped with its reason rather than retried ten times, and the jobs after
  * it run. Workers keep taking jobs when another installation in the same database prepares its own
- * job queue, and say why they stop when their own queue's schema is beyond this version.
+ * job queue, and say why they stop when their own queue's schema is beyond this version. A worker
+ * that stops on an error is made up for; a stop asked for while the queue stops by itself waits for
+ * the running jobs.
  */
 import { randomBytes } from "node:crypto";
 import { sql, type Kysely } from "kysely";
@@ -339,6 +341,99 @@ describe.skipIf(postgres?.skip_reason !== undefined)("the job runner (PostgreSQL
         await runner.stop();
       }
       expect(String(failed[0])).toContain("the connection that shows its job workers alive was lost");
+    });
+  });
+
+  it("starts its job queue again when a job worker stops on an error, and takes jobs as before", async () => {
+    await withJobSchema(async (t, schema) => {
+      // The end of the first job finished cannot be recorded: the database refuses it once (as a
+      // connection reset under the worker would). graphile-worker's worker then stops for good.
+      const db = t.store.db;
+      await sql`create sequence ${sql.id(schema, "refuse_once")}`.execute(db);
+      await sql`create function ${sql.id(schema, "refuse_once")}() returns trigger language plpgsql as $$
+        begin
+          if nextval(${sql.lit(`"${schema}".refuse_once`)}::regclass) = 1 then raise exception 'refused once'; end if;
+          return old;
+        end $$`.execute(db);
+      await sql`create trigger refuse_once before delete on ${sql.id(schema, "_private_jobs")}
+        for each row execute function ${sql.id(schema, "refuse_once")}()`.execute(db);
+      const { logger, lines } = capturingLogger();
+      const ran: string[] = [];
+      const failed: unknown[] = [];
+      const runner = await runnerOn(schema, {
+        logger,
+        onFailed: (error) => failed.push(error),
+        handlers: {
+          ...handlersOpening(() => undefined),
+          poll_pair: async ({ pair_id }) => {
+            ran.push(pair_id);
+          },
+        },
+      });
+      const add = (pair_id: string) =>
+        sql`select ${sql.id(schema)}.add_job('poll_pair', ${JSON.stringify({ pair_id })}::json)`.execute(db);
+      try {
+        await add("first");
+        await logged(lines, /committing seppuku/);
+        // Its only worker gone, the runner is started again and takes the next job.
+        await add("second");
+        const deadline = Date.now() + 120_000;
+        while (!ran.includes("second")) {
+          if (Date.now() > deadline) throw new Error(`the next job was never taken\n${lines.join("")}`);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        await logged(lines, /^a job worker stopped on an error \(refused once\)/);
+      } finally {
+        await runner.stop();
+      }
+      expect(ran).toEqual(["first", "second"]);
+      expect(failed).toEqual([]);
+    });
+  });
+
+  it("asked to stop while its queue stops by itself, waits for the running job, which ends recorded", async () => {
+    await withJobSchema(async (t, schema) => {
+      const started = gate();
+      const finish = gate();
+      const { logger, lines } = capturingLogger();
+      const runner = await runnerOn(schema, {
+        logger,
+        handlers: {
+          ...handlersOpening(() => undefined),
+          sync_pair: async () => {
+            started.open();
+            await finish.opened;
+          },
+        },
+      });
+      await sql`select ${sql.id(schema)}.add_job('sync_pair', ${JSON.stringify({ pair_id: "re-cc" })}::json)`.execute(
+        t.store.db,
+      );
+      await started.opened;
+      // A breaking migration announced in the database: the queue stops by itself, waiting for
+      // its running job.
+      await announceUntil(t.store.db, { migrationNumber: 1, breaking: true }, () =>
+        lines.some((l) => /detected breaking migration/.test((JSON.parse(l) as { msg?: string }).msg ?? "")),
+      );
+      // Asked to stop now (a signal), it must not end its connections under the job. It cannot
+      // be done before the job is; a while later it must still be waiting.
+      const stopping = runner.stop().then(() => "stopped" as const);
+      const early = await Promise.race([
+        stopping,
+        new Promise<"waiting">((resolve) =>
+          setTimeout(() => {
+            resolve("waiting");
+          }, 2_000),
+        ),
+      ]);
+      finish.open();
+      expect(await stopping).toBe("stopped");
+      expect(early).toBe("waiting");
+      // The job's end was recorded: it is gone from the queue, not left locked.
+      const left = await sql<{ n: number }>`select count(*)::int as n from ${sql.id(schema)}.jobs`.execute(
+        t.store.db,
+      );
+      expect(left.rows[0]?.n).toBe(0);
     });
   });
 });

@@ -20,7 +20,7 @@ import {
 } from "graphile-worker";
 import { errorMessage } from "../core/error-code";
 import type { Logger } from "../observability/logger";
-import { NO_IDLE_SESSION_TIMEOUT } from "../store/open-store";
+import { IDLE_KEEPALIVE, NO_IDLE_SESSION_TIMEOUT } from "../store/open-store";
 import type { StoreSession } from "../store/ports";
 import { jobQueuePoolSize } from "./connection-budget";
 import {
@@ -160,7 +160,7 @@ async function workerLocks(
   // Named in pg_stat_activity as what it is.
   const client = new pg.Client({
     connectionString,
-    keepAlive: true,
+    ...IDLE_KEEPALIVE,
     application_name: `concord job workers ${schema}`.slice(0, 63),
   });
   await client.connect();
@@ -235,11 +235,29 @@ export async function startGraphileRunner(
   events.on("worker:create", ({ worker }) => {
     locks.hold(worker.workerId);
   });
-  events.on("worker:stop", ({ worker }) => {
+  // The current runner's pool stopping by itself (a breaking migration announced in the database):
+  // asked to stop then, the runner would end its connections under the jobs still running.
+  events.on("pool:gracefulShutdown", () => {
+    poolStopping = true;
+  });
+  events.on("worker:stop", ({ worker, error }) => {
     locks.letGo(worker.workerId);
+    // A worker that could not record its job's end (a connection reset under it) stops for good,
+    // and its pool never starts another: the process would take fewer jobs, in the end none, while
+    // it looks alive. The runner is started again once its other jobs are done.
+    const runner = current;
+    if (error === undefined || stopping || poolStopping || runner === undefined || renewing === runner)
+      return;
+    renewing = runner;
+    options.logger.error(
+      { schema: options.schema, worker: worker.workerId },
+      `a job worker stopped on an error (${errorMessage(error)}); the job queue is started again once its running jobs are done`,
+    );
+    void runner.stop().catch(() => undefined);
   });
   const start = async (): Promise<Runner> => {
     const exitCode = process.exitCode;
+    poolStopping = false;
     const runner = await run({
       events,
       connectionString: options.connectionString,
@@ -258,10 +276,16 @@ export async function startGraphileRunner(
       // The exit code it sets on the way is the process's to decide, not the runner's.
       if (process.exitCode === BREAKING_MIGRATION_EXIT) process.exitCode = exitCode;
       if (stopping) return;
-      options.logger.warn(
-        { schema: options.schema },
-        "the job queue stopped taking jobs without being asked (a job schema in the same database was migrated); starting it again",
-      );
+      if (renewing === runner)
+        options.logger.info(
+          { schema: options.schema },
+          "the job queue stopped after a job worker's error; starting it again",
+        );
+      else
+        options.logger.warn(
+          { schema: options.schema },
+          "the job queue stopped taking jobs without being asked (a job schema in the same database was migrated); starting it again",
+        );
       restarting = start().then(
         () => {
           options.logger.info({ schema: options.schema }, "the job queue is taking jobs again");
@@ -277,7 +301,10 @@ export async function startGraphileRunner(
     return runner;
   };
   let stopping = false;
+  let poolStopping = false;
   let current: Runner | undefined;
+  /** The runner stopped because one of its workers stopped on an error, to be started again. */
+  let renewing: Runner | undefined;
   let restarting: Promise<void> | undefined;
   try {
     await start();
@@ -291,8 +318,13 @@ export async function startGraphileRunner(
       await restarting;
       const runner = current;
       current = undefined;
-      // A runner that is stopping by itself already: wait for it to be done.
-      if (runner !== undefined) await runner.stop().catch(() => runner.promise.catch(() => undefined));
+      if (runner !== undefined) {
+        // A runner stopping by itself already (its pool shutting down, or being started again after
+        // a worker's error): asked to stop, it would end its connections at once, under the jobs
+        // still running; wait for it to be done instead. Only then are its workers shown gone.
+        if (poolStopping) await runner.promise.catch(() => undefined);
+        else await runner.stop().catch(() => runner.promise.catch(() => undefined));
+      }
       await locks.end();
     },
   };

@@ -24,6 +24,13 @@ import { errorMessage } from "../core/error-code";
  * Turns `idle_session_timeout` (PostgreSQL 14 and later, which some hosts set) off for a session
  * that holds advisory locks while it sits idle: the server ending it would free them.
  */
+/**
+ * TCP keepalive for connections that sit idle while they hold a lock: the first probe after 30 s
+ * idle, not the system's default two hours, so that a firewall or NAT that drops connections idle
+ * for minutes never sees one idle.
+ */
+export const IDLE_KEEPALIVE = { keepAlive: true, keepAliveInitialDelayMillis: 30_000 } as const;
+
 export const NO_IDLE_SESSION_TIMEOUT =
   "do $$ begin if current_setting('server_version_num')::int >= 140000 then execute 'set idle_session_timeout = 0'; end if; end $$";
 
@@ -176,7 +183,7 @@ async function openPostgres(
     types: { getTypeParser: int8AsNumber },
     // A connection that holds a pair's lock sits idle while the run works on others: a network
     // path that drops idle connections would end its session, and with it the lock, mid-run.
-    keepAlive: true,
+    ...IDLE_KEEPALIVE,
   });
   // Nor may the server end it for being idle (`idle_session_timeout`, PostgreSQL 14 and later,
   // which some hosts set): another worker would then take the pair's lock while the run goes on.
