@@ -359,7 +359,14 @@ export function preferencePageAct(request: { ip?: string; user_agent?: string; w
  * What a preference submission recorded; `stale` when the page it came from no longer showed the
  * state, `erased` when the person was erased since the page was opened (nothing was recorded).
  */
-export type RecordedPreferences = { opt_outs: string[]; opt_ins: string[]; stale: boolean; erased?: true };
+export type RecordedPreferences = {
+  opt_outs: string[];
+  opt_ins: string[];
+  stale: boolean;
+  /** A form of a state that has moved on, whose choices are already recorded as the person's. */
+  already?: true;
+  erased?: true;
+};
 
 /**
  * The person's choices (from the preference centre, a confirmed sign-up), as their own acts: an
@@ -369,7 +376,8 @@ export type RecordedPreferences = { opt_outs: string[]; opt_ins: string[]; stale
  * on the state it showed: `shown` (each line as the page showed it, receiving or not) must be the
  * state now, else nothing is recorded and the submission is `stale` (an unsubscribe link, the
  * organisation or another tab changed it meanwhile, and a box left as it was shown is no choice of
- * theirs). Once recorded, the state is the form's: a line left unticked that their opt-in would
+ * theirs); unless the choices are already recorded as theirs (the same form sent twice), which is
+ * `already`. Once recorded, the state is the form's: a line left unticked that their opt-in would
  * open (ticking all email back, with a topic left unticked) is their opt-out too. Runs in the
  * caller's transaction when given one.
  */
@@ -407,8 +415,7 @@ async function recordPreferencesIn(
   await tx.consentEvents.lockHead();
   const current = await preferencesOf(tx, config, contactId, now);
   const recorded: RecordedPreferences = { opt_outs: [], opt_ins: [], stale: false };
-  if (shown !== undefined && current.some((line) => shown.get(line.key) !== line.receiving))
-    return { ...recorded, stale: true };
+  const stale = shown !== undefined && current.some((line) => shown.get(line.key) !== line.receiving);
   const all = current[0];
   const wantsATopic = current.some((line) => line.key !== "all" && choices.has(line.key));
   // Leaving all email makes the topics moot; someone already out of all email may still take one
@@ -445,6 +452,12 @@ async function recordPreferencesIn(
     const records = wants ? !line.receiving : line.key === "all" ? leavingAll : !line.left_by_person;
     if (records) draft(line, wants);
   }
+  if (stale)
+    // The same form sent again (a double click, a reload) finds its choices recorded, each as the
+    // person's own: it is answered as saved. Any other stale form records nothing.
+    return drafts.length === 0
+      ? { opt_outs: [], opt_ins: [], stale: false, already: true }
+      : { opt_outs: [], opt_ins: [], stale: true };
   const append = async (): Promise<void> => {
     if (drafts.length > 0)
       for (const r of await appendConsentEvents(tx, drafts.splice(0)))

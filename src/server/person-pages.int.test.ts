@@ -557,6 +557,30 @@ describe("the pages a person reaches from an email", () => {
       expect(await pageEvents(id)).toEqual([]);
     });
 
+    it("the same form sent twice (a double click) is answered as saved, and recorded once", async () => {
+      const id = await seedAda();
+      const links = await personalLinks(h.store, signer(), id, h.now());
+      const path = pathOf(links!.preferences_url);
+      const opened = shownBy((await app.inject({ method: "GET", url: path })).body);
+      h.advance(60_000);
+      // Appeals unticked, and the button pressed twice: the second post carries the same page.
+      const first = await app.inject({ method: "POST", url: path, ...form({ ...opened, all: "on" }) });
+      const second = await app.inject({ method: "POST", url: path, ...form({ ...opened, all: "on" }) });
+      for (const answer of [first, second]) {
+        expect(answer.statusCode).toBe(200);
+        expect(answer.body).toContain("Your choices are saved.");
+        expect(answer.body).toMatch(/id="topic-appeals" name="topic:appeals">/);
+      }
+      expect(
+        (await pageEvents(id)).map((e) => [e.kind, e.kind === "deliverability" ? null : e.scope]),
+      ).toEqual([["opt_out", { kind: "topic", topic: "appeals" }]]);
+      // That page sent again with another choice is a stale form: nothing is recorded.
+      const other = await app.inject({ method: "POST", url: path, ...form({ ...opened }) });
+      expect(other.statusCode).toBe(409);
+      expect(other.body).toContain("Your preferences changed since this page was opened");
+      expect(await pageEvents(id)).toHaveLength(1);
+    });
+
     it("ticking all email back with a topic left unticked leaves that topic: the state is the form saved", async () => {
       const id = await seedAda();
       const links = await personalLinks(h.store, signer(), id, h.now());

@@ -348,13 +348,20 @@ export function registerPersonPages(app: FastifyInstance, deps: PersonPagesDeps)
       );
       // Erased since the link was checked: as if it had been before.
       if (recorded.erased) return reply.code(STATUS.unknown_person).send(refuse(lang, "unknown_person"));
-      // A form of a state that has moved on records nothing: the page shows the state now.
+      // A form of a state that has moved on records nothing (unless it was this very form, sent
+      // again): the page shows the state now.
+      const after = await preferencesOf(deps.store, deps.config, claims.value.contact_id, now);
       if (recorded.stale)
-        return reply.code(409).send(preferencesPage(lang, before, TEXT[lang]["prefs_stale"]));
+        return reply.code(409).send(preferencesPage(lang, after, TEXT[lang]["prefs_stale"]));
       const changed = recorded.opt_ins.length + recorded.opt_outs.length > 0;
       if (changed) deps.onConsentRecorded(claims.value.contact_id);
-      const after = await preferencesOf(deps.store, deps.config, claims.value.contact_id, now);
-      return reply.send(preferencesPage(lang, after, TEXT[lang][changed ? "prefs_saved" : "prefs_nothing"]));
+      return reply.send(
+        preferencesPage(
+          lang,
+          after,
+          TEXT[lang][changed || recorded.already ? "prefs_saved" : "prefs_nothing"],
+        ),
+      );
     });
 
     scope.get<{ Params: { token: string } }>(ONE_CLICK_PATH, async (request, reply) => {
