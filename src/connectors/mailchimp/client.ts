@@ -92,6 +92,9 @@ export function createMailchimpClient(
         const after = parseRetryAfter(response.headers["retry-after"], runtime.now());
         return after !== undefined ? { kind: "throttled", retry_after_ms: after } : { kind: "throttled" };
       }
+      // "At exceptionally high volumes, you may receive an HTTP 429 or 403 without a JSON body":
+      // a 403 of Mailchimp's own (a missing permission) carries its problem document.
+      if (response.status === 403 && !isJsonObject(response.text)) return { kind: "throttled" };
       return classifyStatus(response.status);
     },
     // Mailchimp has no daily quota; a quota answer cannot come, but the client needs the rule.
@@ -107,3 +110,13 @@ export function createMailchimpClient(
 }
 
 export type { CallPriority };
+
+/** Whether a body is a JSON object (an API answer), not nothing or a page of some proxy's. */
+function isJsonObject(text: string): boolean {
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return typeof parsed === "object" && parsed !== null;
+  } catch {
+    return false;
+  }
+}

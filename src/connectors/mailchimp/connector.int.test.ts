@@ -569,6 +569,44 @@ describe("Mailchimp connector", () => {
     expect(after.ok && after.value.records[0]).toMatchObject({ inactive: true, list_ids: [] });
   });
 
+  it("a 403 without a JSON body (Mailchimp under exceptional load) is waited out; one with its problem document is not", async () => {
+    const { a, session } = await account();
+    const [m, n] = await a.seed([
+      { email: "busy@example.org", status: "subscribed" },
+      { email: "barred@example.org", status: "subscribed" },
+    ]);
+    const member = (email: string) =>
+      `/3.0/lists/${TEST_AUDIENCE}/members/${createHash("md5").update(email).digest("hex")}`;
+    await a.control("POST", "/__emulator/faults", {
+      status: 403,
+      count: 1,
+      path_prefix: member("busy@example.org"),
+      methods: ["PATCH"],
+      body: "",
+    });
+    const global = { kind: "account" as const };
+    expect(
+      (await session.apply([personsOptOut(a, "o-busy", m!.id, "busy@example.org", global)]))[0],
+    ).toMatchObject({ status: "succeeded" });
+    expect(await statusOf(a, "busy@example.org")).toBe("unsubscribed");
+    // A refusal Mailchimp explains is no matter of load: it fails at once, saying so.
+    await a.control("POST", "/__emulator/faults", {
+      status: 403,
+      count: 1,
+      path_prefix: member("barred@example.org"),
+      methods: ["PATCH"],
+      body: {
+        type: "about:blank",
+        title: "Forbidden",
+        status: 403,
+        detail: "You lack the necessary permissions.",
+      },
+    });
+    expect(
+      (await session.apply([personsOptOut(a, "o-barred", n!.id, "barred@example.org", global)]))[0],
+    ).toMatchObject({ status: "failed", code: "forbidden" });
+  });
+
   it("a group's opt-out that cannot archive the member again fails, saying it is back in the audience", async () => {
     const { a, session } = await account();
     const [m] = await a.seed([{ email: "gb@example.org", status: "subscribed", interests: ["Appeals"] }]);
