@@ -1105,23 +1105,10 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
   };
 
   /**
-   * The installation's periodic checks, run by one worker at a time: webhook subscriptions every
-   * hour, problems, due sign-ups, old deliveries, and (with workers) a poll for each pair and a
-   * drain for each connection with due deliveries that no job is waiting for and no live job holds
-   * the lock of (their worker was killed).
+   * With workers: the jobs of killed processes freed, and a poll for each pair and a drain for each
+   * connection with due deliveries that no job is waiting for and no live job holds the lock of.
    */
-  const housekeep = async (): Promise<void> => {
-    await tidyMarks();
-    await pruneInbox();
-    const checked = await deps.store.checkpoints.get("installation", "webhooks_checked");
-    const at = z.object({ at: z.string() }).safeParse(checked?.value);
-    if (!at.success || deps.now().getTime() - Date.parse(at.data.at) >= WEBHOOK_CHECK_MS) {
-      await deps.store.checkpoints.set("installation", "webhooks_checked", { at: deps.now().toISOString() });
-      // The server made the subscriptions as it started: any made now were dropped by the vendor.
-      if (at.success) await ensureWebhooks(false);
-    }
-    await watch?.check();
-    if (deps.config.signup !== undefined) await placeDueSignups();
+  const recoverJobs = async (): Promise<void> => {
     if (jobs === undefined) return;
     // Any job of a killed process (a webhook's sync, a drain, a poll) is taken again now, not after
     // the queue's own four hours: a webhook's opt-out would otherwise wait for the next poll.
@@ -1165,6 +1152,28 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
       if (free.acquired)
         await jobs.add(deps.store, "drain_inbox", { connection_id }, { preserve_run_at: true });
     }
+  };
+
+  /**
+   * The installation's periodic checks, run by one worker at a time: with workers, the jobs of
+   * killed processes and the polls and drains no job attends (`recoverJobs`); webhook subscriptions
+   * every hour, problems, due sign-ups and old deliveries.
+   */
+  const housekeep = async (): Promise<void> => {
+    // First: no other check's failure (a vendor down for the webhook check, a store error) may keep
+    // a killed process's jobs from being taken again.
+    await recoverJobs();
+    await tidyMarks();
+    await pruneInbox();
+    const checked = await deps.store.checkpoints.get("installation", "webhooks_checked");
+    const at = z.object({ at: z.string() }).safeParse(checked?.value);
+    if (!at.success || deps.now().getTime() - Date.parse(at.data.at) >= WEBHOOK_CHECK_MS) {
+      await deps.store.checkpoints.set("installation", "webhooks_checked", { at: deps.now().toISOString() });
+      // The server made the subscriptions as it started: any made now were dropped by the vendor.
+      if (at.success) await ensureWebhooks(false);
+    }
+    await watch?.check();
+    if (deps.config.signup !== undefined) await placeDueSignups();
   };
 
   const handlers: JobHandlers = {
