@@ -990,16 +990,26 @@ describeOnBackends("pullConnection", (backend) => {
     expect((await pull(conn, { full: true })).records_changed).toBe(0);
   });
 
-  it("a sign-up's traces vouch for a subscription only if no opt-out came between the sign-up and it", async () => {
-    const record = bareRecord;
-    // Both signed up on the platform's form on 1 May; Ada then asked the CRM for no email (3 May).
+  /**
+   * Two people with a CRM record each; `left` asked the CRM for no email on 3 May, `stayed` never
+   * opted out. On 10 May the platform shows both subscribed with a sign-up's traces (`mechanism`),
+   * confirming the sign-up of `of_signup_at`. Returns each one's recorded opt-in, and whether
+   * `left` receives email on 11 May.
+   */
+  const subscribedWithTraces = async (
+    left: string,
+    stayed: string,
+    mechanism: "signup_form" | "double_opt_in_confirmation",
+    of_signup_at: string | null,
+  ) => {
+    const email = (name: string) => `${name}@example.org`;
     await store.transaction((tx) =>
       recordChanges(tx, ctxOf("re-nxt", "blackbaud-renxt", "crm"), {
-        records: [record("re-ada", "ada@example.org"), record("re-bob", "bob@example.org")],
+        records: [bareRecord(`re-${left}`, email(left)), bareRecord(`re-${stayed}`, email(stayed))],
         consent: [
           {
-            external_id: "re-ada",
-            email: "ada@example.org",
+            external_id: `re-${left}`,
+            email: email(left),
             channel: "email",
             kind: "opt_out",
             scope: { kind: "account" },
@@ -1011,98 +1021,54 @@ describeOnBackends("pullConnection", (backend) => {
         ],
       }),
     );
-    // On 10 May the platform shows both subscribed, still with the form's traces and its signup
-    // time: Bob confirming his sign-up late, Ada subscribed again by someone else.
-    const subscribed = (id: string, email: string) => ({
-      external_id: id,
-      email,
+    const subscribed = (name: string, sha: string) => ({
+      external_id: `mc-${name}`,
+      email: email(name),
       channel: "email" as const,
       kind: "opt_in" as const,
       scope: { kind: "account" as const },
-      mechanism: "signup_form" as const,
+      mechanism,
       actor: { kind: "contact" as const },
       basis: "express" as const,
       occurred_at: "2026-05-10T09:00:00.000Z",
-      of_signup_at: "2026-05-01T09:00:00.000Z",
-      evidence: { payload_sha256: (id === "mc-ada" ? "a" : "b").repeat(64), source_record_id: id },
+      of_signup_at,
+      evidence: { payload_sha256: sha.repeat(64), source_record_id: `mc-${name}` },
     });
     await store.transaction((tx) =>
       recordChanges(tx, ctxOf("mc", "mailchimp", "email_platform"), {
-        records: [record("mc-ada", "ada@example.org"), record("mc-bob", "bob@example.org")],
-        consent: [subscribed("mc-ada", "ada@example.org"), subscribed("mc-bob", "bob@example.org")],
+        records: [bareRecord(`mc-${left}`, email(left)), bareRecord(`mc-${stayed}`, email(stayed))],
+        consent: [subscribed(left, "a"), subscribed(stayed, "b")],
       }),
     );
-    const optInOf = async (crmId: string) =>
-      (await eventsOf(await contactOf("re-nxt", crmId))).find((e) => e.kind === "opt_in");
-    expect(await optInOf("re-bob")).toMatchObject({ mechanism: "signup_form", actor: { kind: "contact" } });
-    const ada = await optInOf("re-ada");
-    expect(ada).toMatchObject({ mechanism: "unknown", actor: { kind: "account" }, basis: "implied" });
-    expect(ada?.evidence.reason).toContain("after the opt-out of 2026-05-03T09:00:00.000Z");
+    const optInOf = async (name: string) =>
+      (await eventsOf(await contactOf("re-nxt", `re-${name}`))).find((e) => e.kind === "opt_in");
+    const events = await eventsOf(await contactOf("re-nxt", `re-${left}`));
+    return {
+      left: await optInOf(left),
+      stayed: await optInOf(stayed),
+      left_receives: foldChannelConsent(events, "email", { as_of: "2026-05-11T00:00:00.000Z" }).global,
+    };
+  };
+
+  it("a sign-up's traces vouch for a subscription only if no opt-out came between the sign-up and it", async () => {
+    // Both signed up on the form on 1 May: Bob confirms late, Ada is subscribed again by someone
+    // else after her opt-out, the form's traces and its signup time kept.
+    const got = await subscribedWithTraces("ada", "bob", "signup_form", "2026-05-01T09:00:00.000Z");
+    expect(got.stayed).toMatchObject({ mechanism: "signup_form", actor: { kind: "contact" } });
+    expect(got.left).toMatchObject({ mechanism: "unknown", actor: { kind: "account" }, basis: "implied" });
+    expect(got.left?.evidence.reason).toContain("after the opt-out of 2026-05-03T09:00:00.000Z");
     // The account's subscription lifts no opt-out the person made elsewhere.
-    const events = await eventsOf(await contactOf("re-nxt", "re-ada"));
-    expect(foldChannelConsent(events, "email", { as_of: "2026-05-11T00:00:00.000Z" }).global).toMatchObject({
-      status: "opted_out",
-      sendable: false,
-    });
+    expect(got.left_receives).toMatchObject({ status: "opted_out", sendable: false });
   });
 
   it("a confirmation of a sign-up the platform keeps no time of is the person's only if no opt-out of theirs came before it", async () => {
-    const record = bareRecord;
-    // Eve asked the CRM for no email on 3 May; Fay never opted out.
-    await store.transaction((tx) =>
-      recordChanges(tx, ctxOf("re-nxt", "blackbaud-renxt", "crm"), {
-        records: [record("re-eve", "eve@example.org"), record("re-fay", "fay@example.org")],
-        consent: [
-          {
-            external_id: "re-eve",
-            email: "eve@example.org",
-            channel: "email",
-            kind: "opt_out",
-            scope: { kind: "account" },
-            mechanism: "phone_request",
-            actor: { kind: "contact" },
-            occurred_at: "2026-05-03T09:00:00.000Z",
-            evidence: { reason: "asked by phone" },
-          },
-        ],
-      }),
-    );
-    // On 10 May the platform shows both subscribed with a confirmation's traces, and no signup
-    // time: Fay confirming, Eve added back by someone else with the traces of an old confirmation.
-    const confirmed = (id: string, email: string) => ({
-      external_id: id,
-      email,
-      channel: "email" as const,
-      kind: "opt_in" as const,
-      scope: { kind: "account" as const },
-      mechanism: "double_opt_in_confirmation" as const,
-      actor: { kind: "contact" as const },
-      basis: "express" as const,
-      occurred_at: "2026-05-10T09:00:00.000Z",
-      of_signup_at: null,
-      evidence: { payload_sha256: (id === "mc-eve" ? "e" : "f").repeat(64), source_record_id: id },
-    });
-    await store.transaction((tx) =>
-      recordChanges(tx, ctxOf("mc", "mailchimp", "email_platform"), {
-        records: [record("mc-eve", "eve@example.org"), record("mc-fay", "fay@example.org")],
-        consent: [confirmed("mc-eve", "eve@example.org"), confirmed("mc-fay", "fay@example.org")],
-      }),
-    );
-    const optInOf = async (crmId: string) =>
-      (await eventsOf(await contactOf("re-nxt", crmId))).find((e) => e.kind === "opt_in");
-    expect(await optInOf("re-fay")).toMatchObject({
-      mechanism: "double_opt_in_confirmation",
-      actor: { kind: "contact" },
-    });
-    const eve = await optInOf("re-eve");
-    expect(eve).toMatchObject({ mechanism: "unknown", actor: { kind: "account" }, basis: "implied" });
-    expect(eve?.evidence.reason).toContain("after the opt-out of 2026-05-03T09:00:00.000Z");
-    expect(eve?.evidence.reason).toContain("the system keeps none");
-    const events = await eventsOf(await contactOf("re-nxt", "re-eve"));
-    expect(foldChannelConsent(events, "email", { as_of: "2026-05-11T00:00:00.000Z" }).global).toMatchObject({
-      status: "opted_out",
-      sendable: false,
-    });
+    // Fay confirms; Eve is added back by someone else with the traces of an old confirmation.
+    const got = await subscribedWithTraces("eve", "fay", "double_opt_in_confirmation", null);
+    expect(got.stayed).toMatchObject({ mechanism: "double_opt_in_confirmation", actor: { kind: "contact" } });
+    expect(got.left).toMatchObject({ mechanism: "unknown", actor: { kind: "account" }, basis: "implied" });
+    expect(got.left?.evidence.reason).toContain("after the opt-out of 2026-05-03T09:00:00.000Z");
+    expect(got.left?.evidence.reason).toContain("the system keeps none");
+    expect(got.left_receives).toMatchObject({ status: "opted_out", sendable: false });
   });
 
   it("an opt-out read in the same batch as a later subscription counts as coming between the sign-up and it", async () => {

@@ -101,6 +101,15 @@ describe("the sign-up form and its confirmation email", () => {
       remoteAddress: ip,
     });
   };
+  /** What the sign-up runs are given by `serve`, on `store`. */
+  const signupDeps = (store: SyncHarness["store"]) => ({
+    store,
+    config,
+    now: h.now,
+    logger,
+    secrets: { env: { ...TEST_ENV, SMTP_PASSWORD }, key: TEST_KEY },
+    smtpTls: { rejectUnauthorized: false },
+  });
   /** The confirmation link in the last email to `to`. */
   const linkIn = (to: string): string => {
     const mail = smtp.mails.filter((m) => m.to.includes(to)).at(-1);
@@ -460,14 +469,7 @@ describe("the sign-up form and its confirmation email", () => {
         const store = own?.store ?? h.store;
         try {
           const before = smtp.mails.length;
-          const deps = {
-            store,
-            config,
-            now: h.now,
-            logger,
-            secrets: { env: { ...TEST_ENV, SMTP_PASSWORD }, key: TEST_KEY },
-            smtpTls: { rejectUnauthorized: false },
-          };
+          const deps = signupDeps(store);
           const ask = (email: string, ip: string) =>
             requestSignup(deps, { email, topics: [], lang: "en", wording: "form", ip });
           // Fifteen at once for one address, from one client: one email, as one request would send.
@@ -499,14 +501,7 @@ describe("the sign-up form and its confirmation email", () => {
       async () => {
         const own = await backend.create({ clock: h.now });
         try {
-          const deps = {
-            store: own.store,
-            config,
-            now: h.now,
-            logger,
-            secrets: { env: { ...TEST_ENV, SMTP_PASSWORD }, key: TEST_KEY },
-            smtpTls: { rejectUnauthorized: false },
-          };
+          const deps = signupDeps(own.store);
           const sent = await requestSignup(deps, {
             email: "noor@example.org",
             topics: [],
@@ -557,14 +552,7 @@ describe("the sign-up form and its confirmation email", () => {
       async () => {
         const own = await backend.create({ clock: h.now });
         try {
-          const deps = {
-            store: own.store,
-            config,
-            now: h.now,
-            logger,
-            secrets: { env: { ...TEST_ENV, SMTP_PASSWORD }, key: TEST_KEY },
-            smtpTls: { rejectUnauthorized: false },
-          };
+          const deps = signupDeps(own.store);
           const ask = (topics: string[], ip: string) =>
             requestSignup(deps, { email: "rae@example.org", topics, lang: "en", wording: "form", ip });
           expect((await ask([], "198.51.100.41")).ok).toBe(true);
