@@ -7,7 +7,7 @@ import { z } from "zod";
 import { scopeKey, type ConsentEvent, type Scope } from "../core/consent/consent-event";
 import { decisionFor, foldChannelConsent } from "../core/consent/consent-state";
 import { sameObservedScope, type ObservedScope } from "../core/consent/system-consent";
-import { endingEventId } from "../core/consent/record-ending";
+import { endingClearedEventId, endingEventId } from "../core/consent/record-ending";
 import { normaliseEmail } from "../core/identity/normalise-email";
 import { matchRecord, type AmbiguityReason } from "../core/identity/match-record";
 import type { ConnectorRole, ConsentObservation, ExternalRecord } from "../connectors/connector";
@@ -851,7 +851,7 @@ function endedRecordOptOuts(
             kind: "resubscribe_requested",
             evidence: {
               reason: `The record is no longer ${label} in ${connection}; only the person can make themselves sendable again.`,
-              source_record_id: `${record.external_id}:${key}:cleared`,
+              source_record_id: endingClearedEventId(record.external_id, key),
             },
           },
     );

@@ -361,6 +361,85 @@ describe("planPair: consent (seed 000)", () => {
     expect(again.waiting[0]?.requested_now).toBe(false);
   });
 
+  it("a CRM record made active again holds back no opt-out the CRM never showed", () => {
+    // The record was made inactive, the person then unsubscribed in the main account, and the
+    // record was made active again: a resubscribe request, about the ending only.
+    const events = [
+      optOut({ contact: 8, connection: CRM, at: T1, mechanism: "admin_edit", actor: { kind: "account" } }),
+      optOut({ contact: 8, connection: MAIN, at: T2 }),
+      resubscribeRequested({ contact: 8, connection: CRM, at: T3 }),
+    ];
+    events[0]!.evidence = { source_record_id: "re-8:inactive" };
+    events[2]!.evidence = { source_record_id: "re-8:inactive:cleared" };
+    const contact = linked(8, { events, platforms: { [MAIN]: unsubscribed(8, MAIN) } });
+    const plan = planPair(planInput([contact]));
+    expect(find(plan, CRM, "record_opt_out")?.operation).toMatchObject({
+      scope: { kind: "global" },
+      initiated_by: "contact",
+      origin: { connection: MAIN },
+    });
+    // A flag of the CRM's own cleared there on purpose is not fought: the CRM keeps it cleared.
+    events[2]!.evidence = { source_record_id: "re-8:global_flag:cleared" };
+    expect(find(planPair(planInput([contact])), CRM, "record_opt_out")).toBeUndefined();
+  });
+
+  it("an unlinked record's opt-out left out of the CRM (report only) hides no linked record's opt-out", () => {
+    // Ada left the main account herself, then complained of spam in an appeals record someone had
+    // put there with her address.
+    const complaint = optOut({ contact: 9, connection: APPEALS, at: T2, mechanism: "spam_complaint" });
+    const plan = planPair(
+      planInput(
+        [
+          linked(9, {
+            events: [optOut({ contact: 9, connection: MAIN, at: T1 }), complaint],
+            platforms: {
+              [MAIN]: unsubscribed(9, MAIN),
+              [APPEALS]: { ...unsubscribed(9, APPEALS), matched_by_address: true },
+            },
+          }),
+        ],
+        { policies: { ...POLICIES, unlinked_opt_outs: "report_only" } },
+      ),
+    );
+    expect(plan.unlinked_opt_outs).toMatchObject([
+      { connection_id: APPEALS, event_id: complaint.id, applied: false },
+    ]);
+    expect(find(plan, CRM, "record_opt_out")?.operation).toMatchObject({
+      scope: { kind: "global" },
+      origin: { connection: MAIN },
+      occurred_at: T1,
+    });
+  });
+
+  it("a platform record of a person deleted in the CRM gets its opt-out and nothing else, with the reason", () => {
+    const plan = planPair(
+      planInput([
+        linked(10, {
+          crm: crmRecord(10, { deleted: true, list_ids: ["L-news"] }),
+          events: [
+            {
+              ...optOut({ contact: 10, connection: CRM, at: T1, mechanism: "admin_edit" }),
+              actor: { kind: "account" },
+              evidence: { source_record_id: "re-10:deleted" },
+            },
+          ],
+          platforms: {
+            [MAIN]: platformRecord(10, MAIN, { list_ids: ["cc-news"] }),
+            [APPEALS]: platformRecord(10, APPEALS),
+          },
+        }),
+      ]),
+    );
+    expect(view(plan).sort()).toEqual([
+      `${APPEALS} record_opt_out account`,
+      `${MAIN} record_opt_out account`,
+    ]);
+    expect(plan.skipped.map((x) => [x.connection_id, x.reasons.map((r) => r.code)])).toEqual([
+      [MAIN, ["deleted_in_crm"]],
+      [APPEALS, ["deleted_in_crm"]],
+    ]);
+  });
+
   it("puts consent operations before writes", () => {
     const plan = planPair(
       planInput([

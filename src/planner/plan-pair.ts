@@ -30,7 +30,7 @@ import type { CanonicalContact, ConnectionId, ContactId } from "../core/identity
 import { normaliseEmail, sameEmail } from "../core/identity/normalise-email";
 import { isConsentField, mergeFields, type FieldMergeInput } from "../core/merge/merge-fields";
 import { canonicalJson } from "../core/canonical-json";
-import { isEndingEventId } from "../core/consent/record-ending";
+import { isEndingClearedEventId, isEndingEventId } from "../core/consent/record-ending";
 import type { ConnectorOperation, OperationKind } from "../core/operations";
 import { operationId, withOperationId, type OperationDraft } from "./operation-id";
 import {
@@ -722,7 +722,17 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
         }
       }
 
-      if (!projectedCrm) continue;
+      if (!projectedCrm) {
+        // Deleted in the CRM: the platform record took its opt-out (above), and nothing else is
+        // sent to it; counted with the reason.
+        if (c.crm?.deleted === true)
+          skipped.add({
+            contact_id: id,
+            connection_id: p.connection_id,
+            reasons: [{ code: "deleted_in_crm" }],
+          });
+        continue;
+      }
 
       // 3b. Archived on the platform (Mailchimp): the account took the record out, and any write
       // there (a field, a list, the address) would bring it back as it was, subscribed included.
@@ -1016,10 +1026,16 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       held: t.members_only !== true || crm.consent_state.some((f) => sameObservedScope(f.scope, t.construct)),
     }));
 
-    /** Whether the pending resubscribe request is of the target's kind (global for global, a topic for a topic). */
+    /**
+     * Whether the pending resubscribe request is a flag of this CRM cleared on purpose, of the
+     * target's kind (global for global, a topic for a topic). A record made active again, or a
+     * request made in another system, says nothing of an opt-out this CRM never showed.
+     */
     const requestedHere = (eventId: string, target: ObservedScope): boolean => {
       const request = eventsById.get(eventId);
       if (request === undefined || !("scope" in request)) return true;
+      if (request.source.connection !== crmId || isEndingClearedEventId(request.evidence.source_record_id))
+        return false;
       return (request.scope.kind === "global") === (target.kind === "global");
     };
 
@@ -1056,14 +1072,16 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
           emitOptIn(id, crm, target, scope, lifted, label, decision.rule, false);
           continue;
         }
-        const ref = pushable(
-          decision.open_opt_outs,
-          (r) => r.source.connection !== crmId && (target.kind === "global") === (r.scope.kind === "global"),
-        );
+        const toCrm = (r: OptOutRef): boolean =>
+          r.source.connection !== crmId && (target.kind === "global") === (r.scope.kind === "global");
+        let ref = pushable(decision.open_opt_outs, toCrm);
         if (!ref) continue;
         // An opt-out from a platform record Concord never put there (matched to this person only by its
-        // address) is reported; the pair's policy says whether the CRM takes it too.
-        if (c.platforms[ref.source.connection]?.matched_by_address === true) {
+        // address) is reported; the pair's policy says whether the CRM takes it too. Left out, it
+        // hides no other: an opt-out from a linked record still goes.
+        const unlinkedRecord = (r: OptOutRef): boolean =>
+          c.platforms[r.source.connection]?.matched_by_address === true;
+        if (unlinkedRecord(ref)) {
           const applied = policies.unlinked_opt_outs === "apply_and_report";
           unlinked.push({
             contact_id: id,
@@ -1072,7 +1090,10 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
             scope: ref.scope,
             applied,
           });
-          if (!applied) continue;
+          if (!applied) {
+            ref = pushable(decision.open_opt_outs, (r) => toCrm(r) && !unlinkedRecord(r));
+            if (!ref) continue;
+          }
         }
         emit(
           crmId,

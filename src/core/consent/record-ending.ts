@@ -13,3 +13,11 @@ export const endingEventId = (external_id: string, ending: RecordEnding): string
 /** Whether `source_record_id` names a record's ending (`endingEventId`). */
 export const isEndingEventId = (source_record_id: string | undefined): boolean =>
   source_record_id !== undefined && /:(?:deceased|inactive|deleted)$/.test(source_record_id);
+
+/** The record id of the resubscribe request a record's ending cleared (made active again, say) is. */
+export const endingClearedEventId = (external_id: string, ending: RecordEnding): string =>
+  `${endingEventId(external_id, ending)}:cleared`;
+
+/** Whether `source_record_id` names an ending cleared (`endingClearedEventId`). */
+export const isEndingClearedEventId = (source_record_id: string | undefined): boolean =>
+  source_record_id !== undefined && /:(?:deceased|inactive|deleted):cleared$/.test(source_record_id);
