@@ -313,6 +313,11 @@ export type WebhookChange = {
   type: string;
   external_id: string;
   occurred_at: string;
+  /**
+   * The list the delivery is about, where the system says (Mailchimp's `data[list_id]`, its
+   * audience): a connection keeps one in step, and another's announcement is not about its record.
+   */
+  list_id?: string;
   change: "changed" | "deleted" | "email_changed" | "consent_changed" | "test";
   /**
    * The delivery says the person opted out (their own act, never an opt-in), for a system whose

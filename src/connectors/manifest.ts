@@ -140,7 +140,12 @@ export type FieldCatalogue = { fields: readonly FieldSpec[]; patterns: readonly 
 
 /** Webhook intake: verifying and parsing a delivery (`secret` is the connection's webhook secret). */
 /** What making sure of a connection's webhook subscriptions found: kept as they were, or made anew. */
-export type WebhookRegistration = { created: number; kept: number };
+export type WebhookRegistration = {
+  created: number;
+  kept: number;
+  /** Subscriptions of the receiver removed where the connection no longer keeps in step. */
+  removed?: number;
+};
 
 export type WebhookSupport = {
   handle: (request: WebhookRequest, secret: string) => WebhookHandling;

@@ -786,7 +786,12 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         checks.push({ connection_id: connection.id, status: "failed", created: 0, kept: 0, message });
         continue;
       }
-      const { created, kept } = result.value;
+      const { created, kept, removed = 0 } = result.value;
+      if (removed > 0)
+        deps.logger.info(
+          { connection: connection.id, removed },
+          `${removed} webhook subscription(s) of ${connection.id} where it no longer keeps in step (another audience) were removed`,
+        );
       if (!first && created > 0) {
         // Made at start, gone now: the vendor dropped it (an app disconnected, a failing endpoint).
         const message = `${created} webhook subscription(s) of ${connection.id} were gone at the vendor; Concord made them again. Changes in between arrive by the next poll.`;

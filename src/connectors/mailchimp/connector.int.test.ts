@@ -400,6 +400,45 @@ describe("Mailchimp connector", () => {
     ]);
   });
 
+  it("an opt-out a delivery announced of another audience's member is not this audience's", async () => {
+    const { a, session } = await account();
+    const [here] = await a.seed([{ email: "both@example.org", status: "subscribed" }]);
+    const gone = createHash("md5").update("gone@example.org").digest("hex");
+    // A webhook left on an audience the connection kept in step before delivers its people's acts.
+    const elsewhere = (email: string) =>
+      delivered({
+        type: "unsubscribe",
+        "data[action]": "unsub",
+        "data[email]": email,
+        "data[list_id]": "bbbbbbbbbb",
+      });
+    const got = await session.get([here!.contact_id, gone], {
+      announced: new Map([
+        [here!.contact_id, elsewhere("both@example.org")],
+        [gone, elsewhere("gone@example.org")],
+      ]),
+    });
+    if (!got.ok) throw new Error(got.error.message);
+    expect(got.value.consent.map((c) => [c.email, c.kind])).toEqual([["both@example.org", "opt_in"]]);
+    // This audience's own delivery still stands for the member it can no longer read.
+    const own = await session.get([gone], {
+      announced: new Map([
+        [
+          gone,
+          delivered({
+            type: "unsubscribe",
+            "data[action]": "unsub",
+            "data[email]": "gone@example.org",
+            "data[list_id]": TEST_AUDIENCE,
+          }),
+        ],
+      ]),
+    });
+    expect(own.ok && own.value.consent.map((c) => [c.email, c.kind, c.record_gone])).toEqual([
+      ["gone@example.org", "opt_out", true],
+    ]);
+  });
+
   it("a spam complaint a webhook announced stands for a member that reads unsubscribed without saying so, once", async () => {
     const { a, session } = await account();
     const [quiet, said] = await a.seed([
@@ -816,6 +855,38 @@ describe("registering Concord's webhook", () => {
       );
       expect(unreachable).toMatchObject({ ok: false, error: { code: "validation_failed" } });
       if (!unreachable.ok) expect(unreachable.error.message).toMatch(/couldn't verify the URL/);
+    } finally {
+      receiver.close();
+    }
+  });
+
+  it("removes the receiver's webhooks from an audience the connection kept in step before, and no one else's", async () => {
+    const { a } = await account();
+    const receiver = createServer((_req, res) => res.end("ok"));
+    await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/webhooks/mc`;
+      await a.control("POST", "/__emulator/seed", { audience: { id: "bbbbbbbbbb", name: "Events" } });
+      const onEvents = { ...a.settings, options: { audience: "Events", overlap_seconds: 300 } };
+      const onMain = { ...a.settings, options: { audience: TEST_AUDIENCE, overlap_seconds: 300 } };
+      // The connection kept Events in step; another integration has a webhook there too.
+      expect(await registerMailchimpWebhook(onEvents, a.runtime, url, "old")).toMatchObject({
+        ok: true,
+        value: { created: 2, removed: 0 },
+      });
+      const theirs = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/their-hook`;
+      await a.api("POST", `/lists/bbbbbbbbbb/webhooks`, { url: theirs, sources: { user: true } });
+      // Now it keeps the main audience in step.
+      expect(await registerMailchimpWebhook(onMain, a.runtime, url, "s3cret")).toMatchObject({
+        ok: true,
+        value: { created: 2, kept: 0, removed: 2 },
+      });
+      const left = await a.api("GET", `/lists/bbbbbbbbbb/webhooks`);
+      expect(left.body.webhooks.map((w: { url: string }) => w.url)).toEqual([theirs]);
+      expect(await registerMailchimpWebhook(onMain, a.runtime, url, "s3cret")).toMatchObject({
+        ok: true,
+        value: { created: 0, kept: 2, removed: 0 },
+      });
     } finally {
       receiver.close();
     }

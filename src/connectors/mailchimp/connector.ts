@@ -25,6 +25,7 @@ import type {
   ReadOptions,
   ReadPage,
   RecordsWithConsent,
+  WebhookChange,
 } from "../connector";
 import { isPersonsOwnOptIn } from "../../core/consent/consent-state";
 import { emailKey } from "../../core/identity/normalise-email";
@@ -338,7 +339,7 @@ export function createMailchimpSession(
         if (!m.ok) return m;
         if (!m.value) {
           // Deleted for good since a delivery announced an opt-out: the delivery's word is all there is.
-          for (const change of options.announced?.get(id) ?? []) {
+          for (const change of announcedHere(options.announced?.get(id), listId)) {
             const gone = unreadMemberOptOut(change, "gone");
             if (gone !== undefined) consent.push(gone);
           }
@@ -346,7 +347,7 @@ export function createMailchimpSession(
         }
         records.push(memberToRecord(m.value));
         consent.push(...memberToConsent(m.value, runtime.now().toISOString()));
-        for (const change of options.announced?.get(id) ?? [])
+        for (const change of announcedHere(options.announced?.get(id), listId))
           if (announcementStands(m.value, change)) consent.push(announcedOptOut(m.value, change));
       }
       return ok({ records, consent });
@@ -1287,10 +1288,19 @@ export function createMailchimpSession(
 }
 
 /** The audience a connection names (by id or name), or the account's only one; else why not. */
+/**
+ * The announcements of this audience: a delivery that names another (a webhook left on an audience
+ * the connection kept in step before) is about someone of that audience, not this one's member.
+ */
+const announcedHere = (changes: readonly WebhookChange[] | undefined, listId: string): WebhookChange[] =>
+  (changes ?? []).filter((c) => c.list_id === undefined || c.list_id === listId);
+
 async function findMailchimpAudience(
   client: MailchimpClient,
   wanted: string | undefined,
-): Promise<ConnectorResult<{ id: string; name: string }>> {
+): Promise<
+  ConnectorResult<{ id: string; name: string; /** The account's other audiences. */ others: string[] }>
+> {
   const r = await client.request({
     method: "GET",
     path: "/lists",
@@ -1307,7 +1317,12 @@ async function findMailchimpAudience(
         : undefined
       : (lists.find((l) => l.id === wanted) ??
         lists.find((l) => l.name.toLowerCase() === wanted.toLowerCase()));
-  if (found) return ok({ id: found.id, name: found.name });
+  if (found)
+    return ok({
+      id: found.id,
+      name: found.name,
+      others: lists.filter((l) => l.id !== found.id).map((l) => l.id),
+    });
   const names = lists.map((l) => `“${l.name}” (${l.id})`).join(", ") || "none";
   return err({
     code: "validation_failed",
@@ -1325,14 +1340,16 @@ async function findMailchimpAudience(
  * opt-out only its webhook carries must be credited to the right one, DESIGN.md §2 rule 4);
  * Concord's own API writes are left out. Idempotent: a webhook with the same URL is kept, and one of
  * an earlier Concord for both sources at once is removed. Mailchimp checks the URL with a GET
- * before it creates a webhook, so the receiver must be up.
+ * before it creates a webhook, so the receiver must be up. The receiver's webhooks on the account's
+ * other audiences (the connection kept another in step before) are removed: their deliveries are
+ * about people of another audience.
  */
 export async function registerMailchimpWebhook(
   settings: ConnectionSettings,
   runtime: ConnectorRuntime,
   receiverUrl: string,
   secret: string,
-): Promise<ConnectorResult<{ created: number; kept: number }>> {
+): Promise<ConnectorResult<{ created: number; kept: number; removed: number }>> {
   const options = MailchimpOptionsSchema.parse(settings.options ?? {});
   const client = createMailchimpClient(settings, runtime, MAILCHIMP_LIMITS);
   const audience = await findMailchimpAudience(client, options.audience);
@@ -1371,7 +1388,47 @@ export async function registerMailchimpWebhook(
     });
     if (!removed.ok) return removed;
   }
-  return ok({ created, kept });
+  const elsewhere = await removeWebhooksElsewhere(client, audience.value.others, receiverUrl);
+  if (!elsewhere.ok) return elsewhere;
+  return ok({ created, kept, removed: elsewhere.value });
+}
+
+/** Removes the receiver's webhooks (any key, any source) from these audiences; how many it removed. */
+async function removeWebhooksElsewhere(
+  client: MailchimpClient,
+  audiences: readonly string[],
+  receiverUrl: string,
+): Promise<ConnectorResult<number>> {
+  const receiver = new URL(receiverUrl);
+  const ours = (url: string): boolean => {
+    try {
+      const u = new URL(url);
+      return u.origin === receiver.origin && u.pathname === receiver.pathname;
+    } catch {
+      return false;
+    }
+  };
+  let removed = 0;
+  for (const listId of audiences) {
+    const hooks = await client.request({
+      method: "GET",
+      path: `/lists/${listId}/webhooks`,
+      priority: "write",
+      schema: McWebhooksSchema,
+    });
+    if (!hooks.ok) return hooks;
+    for (const hook of hooks.value.body.webhooks.filter((w) => ours(w.url))) {
+      const gone = await client.request({
+        method: "DELETE",
+        path: `/lists/${listId}/webhooks/${encodeURIComponent(hook.id)}`,
+        priority: "write",
+        accept: [404],
+      });
+      if (!gone.ok) return gone;
+      removed += 1;
+    }
+  }
+  return ok(removed);
 }
 
 async function createWebhook(

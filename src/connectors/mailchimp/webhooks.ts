@@ -100,6 +100,8 @@ export function handleMailchimpWebhook(request: WebhookRequest, secret: string):
     );
   // Deliveries carry no id; the same content is the same event (a retry).
   const event_id = createHash("sha256").update(request.raw_body).digest("hex").slice(0, 32);
+  const listId = form.get("data[list_id]")?.trim();
+  const list = listId ? { list_id: listId } : {};
   const action = type === "unsubscribe" ? form.get("data[action]") : null;
   // An archive comes as an unsubscribe whose action is `delete`: a change of the record, not of
   // consent. An `unsub` is the person leaving, said here once: a member archived before Concord
@@ -107,7 +109,7 @@ export function handleMailchimpWebhook(request: WebhookRequest, secret: string):
   if (action === "delete")
     return {
       kind: "events",
-      changes: [{ event_id, type, external_id: id, occurred_at: occurred, change: "changed" }],
+      changes: [{ event_id, type, external_id: id, occurred_at: occurred, change: "changed", ...list }],
     };
   const reason = form.get("data[reason]");
   // A member cleaned for an abuse report: a spam complaint, which the re-read shows only as
@@ -122,6 +124,7 @@ export function handleMailchimpWebhook(request: WebhookRequest, secret: string):
         external_id: id,
         occurred_at: occurred,
         change,
+        ...list,
         ...(action === "unsub"
           ? {
               opt_out: {
