@@ -17,6 +17,8 @@ export type FaultSpec = {
   headers?: Record<string, string>;
   /** Only requests with one of these methods (GET, POST…); all when absent. */
   methods?: string[];
+  /** Only requests whose query string (as sent, after `?`) contains this. */
+  query_contains?: string;
 };
 
 export type LoggedRequest = {
@@ -79,13 +81,14 @@ export function createEmulatorKit(options: EmulatorKitOptions): EmulatorKit {
 
   app.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
     startedAt.set(request, performance.now());
-    const path = request.url.split("?")[0] ?? request.url;
+    const [path = request.url, query = ""] = request.url.split("?");
     if (path.startsWith(CONTROL_PREFIX)) return;
     const fault = faults.find(
       (f) =>
         f.count > 0 &&
         path.startsWith(f.path_prefix) &&
-        (f.methods === undefined || f.methods.includes(request.method)),
+        (f.methods === undefined || f.methods.includes(request.method)) &&
+        (f.query_contains === undefined || query.includes(f.query_contains)),
     );
     if (!fault) return;
     fault.count -= 1;
@@ -149,7 +152,7 @@ export function createEmulatorKit(options: EmulatorKitOptions): EmulatorKit {
           if (typeof f?.status !== "number" && typeof f?.latency_ms !== "number") {
             throw new EmulatorControlError(
               "invalid_fault",
-              'A fault needs "status" (an HTTP status) and/or "latency_ms"; optional "count" (default 1), "path_prefix" (default "/"), "methods" (default all), "body" and "headers".',
+              'A fault needs "status" (an HTTP status) and/or "latency_ms"; optional "count" (default 1), "path_prefix" (default "/"), "methods" (default all), "query_contains" (default any), "body" and "headers".',
             );
           }
           faults.push({
@@ -159,6 +162,7 @@ export function createEmulatorKit(options: EmulatorKitOptions): EmulatorKit {
             latency_ms: typeof f.latency_ms === "number" ? f.latency_ms : 0,
             ...(f.body === undefined ? {} : { body: f.body }),
             ...(f.headers === undefined ? {} : { headers: f.headers }),
+            ...(typeof f.query_contains === "string" ? { query_contains: f.query_contains } : {}),
             ...(Array.isArray(f.methods)
               ? { methods: (f.methods as unknown[]).map((m) => String(m).toUpperCase()) }
               : {}),

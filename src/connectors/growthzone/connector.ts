@@ -376,8 +376,14 @@ export function createGrowthZoneSession(
           ? await client.contactsPage(skip, top)
           : await client.deltaPage(askOrder ? from : since, skip, top, askOrder);
         if (!got.ok && askOrder && got.error.http_status === 400) {
+          // Refused the order (at once, or part way): the pass starts again by position from its
+          // first row, as for a server that ignores the order; an offset into the ordered listing
+          // means nothing in the unordered one.
           askOrder = false;
           from = since;
+          skip = 0;
+          positional = true;
+          total = undefined;
           got = await client.deltaPage(since, skip, top, false);
         }
         if (!got.ok) {

@@ -215,6 +215,43 @@ it("a delta that comes back out of order is read as unordered: a read stopped af
   ).toEqual([k]);
 });
 
+it("a delta that refuses its order part way is read again by position from its first row: no one listed before is skipped", async () => {
+  // By contact id K (opted out, 10:00) comes before A, B and D (all 09:00) and C (11:00).
+  const w = await world(
+    [
+      person("K", "2026-06-01T10:00:00", "DoNotContact"),
+      person("A", "2026-06-01T09:00:00"),
+      person("B", "2026-06-01T09:00:00"),
+      person("D", "2026-06-01T09:00:00"),
+      person("C", "2026-06-01T11:00:00"),
+    ],
+    2,
+  );
+  const [k] = w.ids;
+  // The first page (A and B, oldest first) is read; the next goes on within their second, past
+  // the two. GrowthZone answers that ordered listing with 400, as it does for several causes.
+  emulator!.kit.faults.push({
+    status: 400,
+    count: 1,
+    path_prefix: "/api/contacts/delta",
+    query_contains: "%24skip=2&%24orderby",
+    latency_ms: 0,
+    body: { Message: "The request is invalid." },
+  });
+  const pages = await w.read(FROM);
+  expect(emulator!.kit.faults[0]?.count).toBe(0);
+  expect(pages[0]!.records.map((r) => r.first_name)).toEqual(["A", "B"]);
+  expect(
+    pages
+      .flatMap((p) => p.consent)
+      .filter((o) => o.kind === "opt_out")
+      .map((o) => o.external_id),
+  ).toEqual([k]);
+  expect(new Set(pages.flatMap((p) => p.records.map((r) => r.first_name)))).toEqual(
+    new Set(["K", "A", "B", "D", "C"]),
+  );
+});
+
 it("a delta whose contacts keep changing through its last pass keeps the old checkpoint once: the next read lists it again", async () => {
   const w = await world(
     ["A", "K", "B"].map((name, i) => person(name, `2026-06-01T${String(9 + i).padStart(2, "0")}:00:00`)),
