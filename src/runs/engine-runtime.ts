@@ -233,6 +233,10 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
   // the store, and a secret replaced while Concord runs (`concord secrets set`) is the one checked,
   // and the old one refused, within a minute.
   const secretCache = new Map<string, { secret: string; until: number }>();
+  /** Each connection's webhook secret as last resolved, to see it replaced. */
+  const lastSecrets = new Map<string, string>();
+  /** Connections whose webhook secret was replaced since their subscriptions were last made. */
+  const rotatedSecrets = new Set<string>();
   const watch = deps.problems
     ? problemWatch({ store: deps.store, config: deps.config, now: deps.now, problems: deps.problems })
     : undefined;
@@ -341,6 +345,18 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
         message: `connections.${connectionId}.webhooks.secret: ${weak}; none are accepted.`,
       };
     secretCache.set(connectionId, { secret: resolved.value, until: deps.now().getTime() + SECRET_CACHE_MS });
+    const before = lastSecrets.get(connectionId);
+    lastSecrets.set(connectionId, resolved.value);
+    if (before !== undefined && before !== resolved.value) {
+      // The vendor still delivers to the URLs with the old secret, refused from now on: the
+      // subscriptions are made again with the new one now, not at the next hourly check.
+      rotatedSecrets.add(connectionId);
+      deps.logger.info(
+        { connection: connectionId },
+        `connections.${connectionId}.webhooks.secret was replaced: its webhook subscriptions are made again with it now`,
+      );
+      if (deps.config.server.public_url !== undefined) void ensureWebhooks().catch(() => undefined);
+    }
     return { ok: true, secret: resolved.value };
   };
 
@@ -790,9 +806,11 @@ export function createEngineRuntime(deps: EngineRuntimeDeps): EngineRuntime {
       if (removed > 0)
         deps.logger.info(
           { connection: connection.id, removed },
-          `${removed} webhook subscription(s) of ${connection.id} where it no longer keeps in step (another audience) were removed`,
+          `${removed} webhook subscription(s) of ${connection.id} that no longer apply (an older secret, another audience) were removed`,
         );
-      if (!first && created > 0) {
+      // Made again for a replaced secret: expected, not the vendor dropping them.
+      const renewed = rotatedSecrets.delete(connection.id);
+      if (!first && created > 0 && !renewed) {
         // Made at start, gone now: the vendor dropped it (an app disconnected, a failing endpoint).
         const message = `${created} webhook subscription(s) of ${connection.id} were gone at the vendor; Concord made them again. Changes in between arrive by the next poll.`;
         deps.logger.warn({ connection: connection.id }, message);

@@ -30,6 +30,8 @@ describe("webhook subscriptions kept by serve (SQLite)", () => {
   let server: FastifyInstance;
   let base: string;
   let alerts: ConnectionAlert[];
+  /** Where the runtime resolves secrets from: a test may replace one while it runs. */
+  let env: Record<string, string>;
 
   beforeEach(async () => {
     h = await startSyncHarness(sqliteBackend(), {
@@ -53,6 +55,11 @@ describe("webhook subscriptions kept by serve (SQLite)", () => {
     base = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
     (h.config.server as { public_url?: string }).public_url = base;
     const logger = createLogger({ level: "silent" });
+    env = {
+      ...TEST_ENV,
+      MC_WEBHOOK_SECRET: "mc-webhook-secret-1f3a",
+      RE_WEBHOOK_SECRET: "re-webhook-secret-9b2d",
+    };
     const health = connectionHealthTracker({
       store: h.store,
       logger,
@@ -68,14 +75,7 @@ describe("webhook subscriptions kept by serve (SQLite)", () => {
       connections: h.connections,
       now: h.now,
       logger,
-      secrets: {
-        env: {
-          ...TEST_ENV,
-          MC_WEBHOOK_SECRET: "mc-webhook-secret-1f3a",
-          RE_WEBHOOK_SECRET: "re-webhook-secret-9b2d",
-        },
-        key: TEST_KEY,
-      },
+      secrets: { env, key: TEST_KEY },
       problems: health,
     });
     receiver.handle = runtime.handleWebhook;
@@ -183,6 +183,32 @@ describe("webhook subscriptions kept by serve (SQLite)", () => {
     await fetch(`${h.re.baseUrl}/__emulator/webhooks/flush`, { method: "POST" });
     await runtime.idle();
     expect(h.ccContact(h.ccMain, "ada@example.org")?.email_address?.permission_to_send).toBe("unsubscribed");
+  });
+
+  it("a webhook secret replaced while serve runs makes the subscriptions again at once, with no alert", async () => {
+    await runtime.ensureWebhooks();
+    const old = "mc-webhook-secret-1f3a";
+    // The operator replaces the secret (`concord secrets set`); Mailchimp still delivers to the old URLs.
+    env["MC_WEBHOOK_SECRET"] = "mc-webhook-secret-2c9d";
+    h.advance(61_000);
+    const refused = await fetch(`${base}/webhooks/mc?key=${old}&by=user`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "type=profile&fired_at=2026-06-01+09%3A00%3A00&data%5Bemail%5D=ada%40example.org",
+    });
+    expect(refused.status).toBe(401);
+    // Made again now, not at the next hourly check; the old ones are gone.
+    const deadline = Date.now() + 45_000;
+    const newUrls = [
+      `${base}/webhooks/mc?key=mc-webhook-secret-2c9d&by=user`,
+      `${base}/webhooks/mc?key=mc-webhook-secret-2c9d&by=admin`,
+    ];
+    while (JSON.stringify((await mcHooks()).map((w) => w.url)) !== JSON.stringify(newUrls)) {
+      if (Date.now() > deadline) throw new Error(`never made again: ${JSON.stringify(await mcHooks())}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await runtime.ensureWebhooks();
+    expect(alerts).toEqual([]);
   });
 
   it("says why a subscription cannot be made, and alerts once", async () => {

@@ -847,6 +847,16 @@ describe("registering Concord's webhook", () => {
         [`${url}?key=s3cret&by=user`, { user: true, admin: false, api: false }],
         [`${url}?key=s3cret&by=admin`, { user: false, admin: true, api: false }],
       ]);
+      // The secret rotated: the two are made with the new one, and those with the old removed.
+      expect(await registerMailchimpWebhook(a.settings, a.runtime, url, "n3w-secret")).toMatchObject({
+        ok: true,
+        value: { created: 2, kept: 0, removed: 2 },
+      });
+      expect(
+        (await a.api("GET", `/lists/${TEST_AUDIENCE}/webhooks`)).body.webhooks.map(
+          (w: { url: string }) => w.url,
+        ),
+      ).toEqual([`${url}?key=n3w-secret&by=user`, `${url}?key=n3w-secret&by=admin`]);
       const unreachable = await registerMailchimpWebhook(
         a.settings,
         a.runtime,

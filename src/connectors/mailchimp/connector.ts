@@ -1366,8 +1366,7 @@ export async function registerMailchimpWebhook(
   let created = 0;
   let kept = 0;
   for (const by of WEBHOOK_ACTORS) {
-    const url = new URL(keyed);
-    url.searchParams.set(WEBHOOK_BY_PARAM, by);
+    const url = new URL(withActor(keyed, by));
     if (existing.value.body.webhooks.some((w) => w.url === url.toString())) {
       kept += 1;
       continue;
@@ -1376,28 +1375,43 @@ export async function registerMailchimpWebhook(
     if (!made.ok) return made;
     created += 1;
   }
-  // One webhook for both sources (an earlier Concord's) would deliver each event a second time,
-  // without saying who acted: removed once the two are there.
-  const both = existing.value.body.webhooks.find((w) => w.url === keyed.toString());
-  if (both) {
-    const removed = await client.request({
-      method: "DELETE",
-      path: `/lists/${audience.value.id}/webhooks/${encodeURIComponent(both.id)}`,
-      priority: "write",
-      accept: [404],
-    });
-    if (!removed.ok) return removed;
+  // The receiver's other webhooks here, once the two are there: one for both sources (an earlier
+  // Concord's) would deliver each event a second time without saying who acted, and one with an
+  // older secret (rotated since) is refused at every delivery.
+  const current = new Set(WEBHOOK_ACTORS.map((by) => withActor(keyed, by)));
+  const stale = await removeReceiverWebhooks(
+    client,
+    audience.value.id,
+    receiverUrl,
+    (url) => !current.has(url),
+    existing.value.body.webhooks,
+  );
+  if (!stale.ok) return stale;
+  let removed = stale.value;
+  for (const listId of audience.value.others) {
+    const elsewhere = await removeReceiverWebhooks(client, listId, receiverUrl, () => true);
+    if (!elsewhere.ok) return elsewhere;
+    removed += elsewhere.value;
   }
-  const elsewhere = await removeWebhooksElsewhere(client, audience.value.others, receiverUrl);
-  if (!elsewhere.ok) return elsewhere;
-  return ok({ created, kept, removed: elsewhere.value });
+  return ok({ created, kept, removed });
 }
 
-/** Removes the receiver's webhooks (any key, any source) from these audiences; how many it removed. */
-async function removeWebhooksElsewhere(
+const withActor = (keyed: URL, by: (typeof WEBHOOK_ACTORS)[number]): string => {
+  const url = new URL(keyed);
+  url.searchParams.set(WEBHOOK_BY_PARAM, by);
+  return url.toString();
+};
+
+/**
+ * Removes the receiver's webhooks (its origin and path, any key or source) on an audience that
+ * `remove` names; how many it removed. `listed`: the audience's webhooks, when already read.
+ */
+async function removeReceiverWebhooks(
   client: MailchimpClient,
-  audiences: readonly string[],
+  listId: string,
   receiverUrl: string,
+  remove: (url: string) => boolean,
+  listed?: readonly { id: string; url: string }[],
 ): Promise<ConnectorResult<number>> {
   const receiver = new URL(receiverUrl);
   const ours = (url: string): boolean => {
@@ -1408,25 +1422,27 @@ async function removeWebhooksElsewhere(
       return false;
     }
   };
-  let removed = 0;
-  for (const listId of audiences) {
-    const hooks = await client.request({
+  let hooks = listed;
+  if (hooks === undefined) {
+    const read = await client.request({
       method: "GET",
       path: `/lists/${listId}/webhooks`,
       priority: "write",
       schema: McWebhooksSchema,
     });
-    if (!hooks.ok) return hooks;
-    for (const hook of hooks.value.body.webhooks.filter((w) => ours(w.url))) {
-      const gone = await client.request({
-        method: "DELETE",
-        path: `/lists/${listId}/webhooks/${encodeURIComponent(hook.id)}`,
-        priority: "write",
-        accept: [404],
-      });
-      if (!gone.ok) return gone;
-      removed += 1;
-    }
+    if (!read.ok) return read;
+    hooks = read.value.body.webhooks;
+  }
+  let removed = 0;
+  for (const hook of hooks.filter((w) => ours(w.url) && remove(w.url))) {
+    const gone = await client.request({
+      method: "DELETE",
+      path: `/lists/${listId}/webhooks/${encodeURIComponent(hook.id)}`,
+      priority: "write",
+      accept: [404],
+    });
+    if (!gone.ok) return gone;
+    removed += 1;
   }
   return ok(removed);
 }
