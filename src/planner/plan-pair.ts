@@ -437,6 +437,15 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
     const contact = crm ? contactAsInCrm(c.contact, crm, targetEmail) : c.contact;
 
     // Pass 2: each platform.
+    /** A person deleted in the CRM: nothing is sent from it to the platform, counted with the reason. */
+    const deletedInCrm = (p: PlanPlatform): void => {
+      if (c.crm?.deleted === true)
+        skipped.add({
+          contact_id: id,
+          connection_id: p.connection_id,
+          reasons: [{ code: "deleted_in_crm" }],
+        });
+    };
     for (const p of pair.platforms) {
       const rec = c.platforms[p.connection_id];
       const decision = decisionFor(state, p.account_scope);
@@ -447,13 +456,8 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       const keptDeleted = rec?.deleted === true && rec.consent_state.length > 0;
       if (rec === undefined || (rec.deleted === true && !keptDeleted)) {
         if (!projectedCrm) {
-          // Deleted in the CRM, and on the platform or never there: counted with the reason.
-          if (c.crm?.deleted === true)
-            skipped.add({
-              contact_id: id,
-              connection_id: p.connection_id,
-              reasons: [{ code: "deleted_in_crm" }],
-            });
+          // Deleted in the CRM, and on the platform or never there.
+          deletedInCrm(p);
           continue;
         }
         if (rec?.deleted === true) {
@@ -723,14 +727,8 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       }
 
       if (!projectedCrm) {
-        // Deleted in the CRM: the platform record took its opt-out (above), and nothing else is
-        // sent to it; counted with the reason.
-        if (c.crm?.deleted === true)
-          skipped.add({
-            contact_id: id,
-            connection_id: p.connection_id,
-            reasons: [{ code: "deleted_in_crm" }],
-          });
+        // Deleted in the CRM: the platform record took its opt-out (above), and nothing else.
+        deletedInCrm(p);
         continue;
       }
 
