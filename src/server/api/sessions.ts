@@ -1,8 +1,9 @@
 /**
  * Operator sessions: sign-in with the admin password (compared in constant time), server-side
- * sessions in the store (by the SHA-256 of their id, so every server process of the installation
- * knows them and a restart keeps them) with an idle and an absolute expiry, and a CSRF token per
- * session that every state-changing request must echo in `x-csrf-token`.
+ * sessions in the store (by a digest of their id keyed by the admin password, so every server
+ * process of the installation knows them, a restart keeps them, and a change of the password ends
+ * them all) with an idle and an absolute expiry, and a CSRF token per session that every
+ * state-changing request must echo in `x-csrf-token`.
  *
  * Failed sign-ins slow down the client that makes them instead of locking it out: a few are free,
  * then each waits twice as long as the last (at most a minute), so a colleague behind the same
@@ -14,7 +15,7 @@
  * takes its client's count before the password is compared, so attempts sent at once (to one
  * process or several) are counted one after another, never all as the first.
  */
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { clientGroup } from "../../core/client-group";
 import type { SessionRepository, SignInFailureRepository, SignInFailures } from "../../store/ports";
 
@@ -71,8 +72,6 @@ export type SessionManager = {
 
 const digest = (s: string): Buffer => createHash("sha256").update(s, "utf8").digest();
 const sameSecret = (a: string, b: string): boolean => timingSafeEqual(digest(a), digest(b));
-/** The store keeps a session by this: its id is only ever in the operator's cookie. */
-const idHash = (id: string): string => digest(id).toString("hex");
 
 /** At most this many client groups are remembered for failed attempts; the oldest are forgotten first. */
 const MAX_TRACKED_ADDRESSES = 10_000;
@@ -93,6 +92,14 @@ export function createSessionManager(options: SessionOptions): SessionManager {
   const globalCeiling = options.globalFailuresPerMinute ?? 100;
   const kept = options.store.sessions;
   const failed = options.store.signInFailures;
+  // The store keeps a session by a keyed digest of its id (the id is only ever in the operator's
+  // cookie), keyed by the admin password: a session made under another password (the one before a
+  // change) is found by no process that runs with this one. The store holds nothing of the
+  // password, and a digest without the cookie's id tells nothing of it.
+  const sessionKey = createHash("sha256")
+    .update(`concord session\0${options.adminPassword}`, "utf8")
+    .digest();
+  const idHash = (id: string): string => createHmac("sha256", sessionKey).update(id, "utf8").digest("hex");
   const now = (): number => options.now().getTime();
   const iso = (t: number): string => new Date(t).toISOString();
   const windowOf = (t: number): number => t - (t % WINDOW_MS);

@@ -1,7 +1,7 @@
 /**
  * Failed sign-ins are counted in the store: several server processes of one installation slow a
  * guesser down together, a restart forgets nobody, and attempts sent at once are counted one after
- * another. On SQLite the second process is a second handle on the same file; on PostgreSQL, the
+ * another. Sessions are known to every process, until the admin password changes. On SQLite the second process is a second handle on the same file; on PostgreSQL, the
  * pool's connections.
  */
 import { afterEach, beforeEach, expect, it } from "vitest";
@@ -62,6 +62,24 @@ describeOnBackends("failed sign-ins shared by the server processes", (backend) =
     expect(codeOf(await b.signIn(PASSWORD, GUESSER))).toBe("signed_in");
     // Signing in forgets the client's failures, at every server.
     for (let i = 0; i < 5; i += 1) expect(codeOf(await a.signIn("guess", GUESSER))).toBe("wrong_password");
+  });
+
+  it("a change of the admin password ends every session made before it, at every server", async () => {
+    const signedIn = await server(t.store).signIn(PASSWORD, "198.51.100.9");
+    if (!signedIn.ok) throw new Error("the right password was refused");
+    const { id } = signedIn.session;
+    // Another process of the installation knows the session.
+    expect((await server(await secondStore()).get(id))?.csrf_token).toBe(signedIn.session.csrf_token);
+    // The operator changes the password (it leaked) and restarts the servers: the session is gone.
+    const changed = createSessionManager({
+      adminPassword: "a new admin password, changed",
+      store: t.store,
+      now,
+    });
+    expect(await changed.get(id)).toBeUndefined();
+    expect(codeOf(await changed.signIn(PASSWORD, "198.51.100.9"))).toBe("wrong_password");
+    const again = await changed.signIn("a new admin password, changed", "198.51.100.10");
+    expect(again.ok && (await changed.get(again.session.id)) !== undefined).toBe(true);
   });
 
   it("a burst of attempts at once on two servers gets no more than the free failures through", async () => {
