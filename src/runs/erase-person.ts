@@ -15,6 +15,7 @@ import type { ConcordConfig } from "../config/concord-config";
 import type { OpenedConnection } from "../connections/open-connection";
 import type { OperationOutcome } from "../connectors/connector";
 import { eraseEvidence } from "../ledger/consent-ledger";
+import { readSnapshotRecord } from "../pipeline/stored-snapshot";
 import { addressHash, suppressionSalt } from "../pipeline/suppression-hash";
 import { newId } from "../store/new-id";
 import type { StoreSession } from "../store/ports";
@@ -112,6 +113,18 @@ export async function erasePerson(deps: ErasureDeps, request: ErasureRequest): P
       addresses.add(e.match_key);
     }
   const linked = (await Promise.all(contactIds.map((id) => store.links.forContact(id)))).flat();
+  // And every address their records hold (a CRM record's other addresses, which Concord keeps only
+  // in the record's snapshot): one of them made primary there later would otherwise bring the
+  // record back as someone new.
+  for (const l of linked)
+    for (const e of readSnapshotRecord((await store.snapshots.get(l.connection_id, l.external_id))?.payload)
+      ?.emails ?? []) {
+      const held = normaliseEmail(e.address);
+      if (!held.ok) continue;
+      keys.add(held.match_key);
+      addresses.add(held.address);
+      addresses.add(held.match_key);
+    }
   // A platform record at the address that no contact holds (it could be several people: in
   // review) is at the person's address all the same: it is erased with the rest.
   const links = [

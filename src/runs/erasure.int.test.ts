@@ -220,6 +220,38 @@ describe("erasure", () => {
     expect(await everyRow()).not.toContain("ada.lovelace@example.org");
   });
 
+  it("a kept record's other address is suppressed too: made primary there later, the record is still refused", async () => {
+    h = await startSyncHarness(sqlite, {
+      configure: (raw) => {
+        raw["compliance"] = { erasure: { keep_records_in: ["re-nxt"] } };
+      },
+    });
+    const ada = await seedAda();
+    // Her constituent has a home address too, which Concord holds only in the record's snapshot.
+    await h.reAct({
+      action: "add_email",
+      constituent_id: ada,
+      email_address: { address: "ada.home@example.org", primary: false },
+    });
+    h.advance(60_000);
+    await h.sync({ full: true });
+    expect(await h.store.contacts.findByMatchKey("ada.home@example.org")).toEqual([]);
+    const erased = await erasePerson(deps(), { email: ADA, requested_by: "Operator" });
+    if (!erased.ok) throw new Error(erased.message);
+    expect(erased.report).toMatchObject({ status: "completed", addresses_suppressed: 2 });
+    // Raiser's Edge NXT keeps the constituent, and someone makes the home address its primary.
+    await h.reAct({
+      action: "change_primary_email",
+      constituent_id: ada,
+      new_address: "ada.home@example.org",
+    });
+    h.advance(60_000);
+    const sync = await h.sync({ full: true });
+    expect(sync.pulls.find((p) => p.connection_id === "re-nxt")?.records_refused_erased).toBe(1);
+    expect(await h.store.contacts.findByMatchKey("ada.home@example.org")).toEqual([]);
+    expect(await everyRow()).not.toContain("ada.home@example.org");
+  });
+
   it("a platform record at the address that no contact holds (in review) is erased there too", async () => {
     h = await startSyncHarness(sqlite);
     // Two constituents at Ada's address, and a contact at it uploaded straight into Constant
