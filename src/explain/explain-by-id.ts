@@ -74,7 +74,10 @@ export async function explainContactById(
     }
   }
   if (addresses.length === 0)
-    note = "The contact has no email address: there is no email consent to explain.";
+    note =
+      contact.erased_at !== null
+        ? `The person was erased on ${contact.erased_at.slice(0, 10)} at their request: Concord keeps only the suppression of their addresses, and the ledger their consent events without personal data.`
+        : "The contact has no email address: there is no email consent to explain.";
 
   const links = await store.links.forContact(contact.id);
   const listNames = new Map<string, Map<string, string>>();

@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { describeOnBackends } from "../../test/support/store-backends";
+import { explainContactById } from "../explain/explain-by-id";
 import { sql } from "kysely";
 import { appendConsentEvents, eventsForContact } from "../ledger/consent-ledger";
 import { gate } from "../../test/support/gate";
@@ -239,6 +240,13 @@ describe("erasure", () => {
     const erased = await erasePerson(deps(), { email: ADA, requested_by: "Operator" });
     if (!erased.ok) throw new Error(erased.message);
     expect(erased.report).toMatchObject({ status: "completed", addresses_suppressed: 2 });
+    // Her page says what became of her, not that she never had an address.
+    const page = await explainContactById(h.store, h.config, erased.report.contact_ids[0]!);
+    expect(page).toMatchObject({
+      kind: "found",
+      explanation: null,
+      note: expect.stringMatching(/erased on/),
+    });
     // Raiser's Edge NXT keeps the constituent, and someone makes the home address its primary.
     await h.reAct({
       action: "change_primary_email",
