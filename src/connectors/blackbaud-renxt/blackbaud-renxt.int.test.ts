@@ -887,3 +887,65 @@ describe("a full read from SKY's all-constituents lists", () => {
     }
   });
 });
+
+describe("an incremental read behind the constituent list's lag", () => {
+  it("reads a change the list shows late, after newer changes moved the checkpoint past it; one it holds already, it does not read again", async () => {
+    // SKY's constituent list shows changes "with an average latency of about 30 minutes": Ada's
+    // shows 30 minutes late, the others' at once.
+    let late = "";
+    const f = await startEmulatorFixture("2026-03-02T12:00:00.000Z", {
+      constituentListLatencyMs: (id) => (id === late ? 30 * 60_000 : 0),
+    });
+    try {
+      const s = blackbaudRenxtManifest.connect(f.settings(), f.runtime);
+      late = await f.createConstituent("ada@example.org", "Ada", "Late");
+      const bo = await f.createConstituent("bo@example.org", "Bo", "Prompt");
+      const cy = await f.createConstituent("cy@example.org", "Cy", "Earlier");
+      const readFrom = async (checkpoint: Checkpoint | null, held?: Map<string, string>) => {
+        const pages: ReadPage[] = [];
+        for await (const p of s.read(checkpoint, held ? { held: async () => held } : {})) {
+          if (!p.ok) throw new Error(p.error.message);
+          pages.push(p.value);
+        }
+        const last = pages.at(-1)?.checkpoint;
+        if (!last) throw new Error("no checkpoint");
+        const records = pages.flatMap((p) => p.records);
+        return { pages, records, checkpoint: last };
+      };
+      // 12:40 Cy is renamed; 13:00 a read.
+      f.clock.advance(40 * 60_000);
+      await f.api("PATCH", `/constituent/v1/constituents/${cy}`, { first: "Cyd" });
+      f.clock.advance(20 * 60_000);
+      const first = await readFrom(null);
+      // 13:00 Ada asks for no email; 13:15 Bo is renamed; 13:20 a poll sees Bo, not Ada.
+      await f.control("/__emulator/act", {
+        as: "admin",
+        action: "set_requests_no_email",
+        constituent_id: late,
+      });
+      f.clock.advance(15 * 60_000);
+      await f.api("PATCH", `/constituent/v1/constituents/${bo}`, { first: "Bob" });
+      f.clock.advance(5 * 60_000);
+      const poll = await readFrom(first.checkpoint);
+      expect(poll.records.map((r) => r.external_id)).not.toContain(late);
+      expect(Date.parse(poll.checkpoint.value)).toBeGreaterThan(Date.parse("2026-03-02T13:10:00Z"));
+      // 13:40: the list shows Ada's change, dated 13:00, before the checkpoint's overlap.
+      f.clock.advance(20 * 60_000);
+      const version = (id: string) => poll.records.find((r) => r.external_id === id)?.version ?? "";
+      const held = new Map([
+        [bo, version(bo)],
+        [cy, version(cy)],
+      ]);
+      const before = f.emu.kit.requests.length;
+      const next = await readFrom(poll.checkpoint, held);
+      const optOuts = next.records.length === 0 ? [] : next.pages.flatMap((p) => p.consent);
+      expect(optOuts.filter((o) => o.kind === "opt_out").map((o) => o.external_id)).toEqual([late]);
+      // Cy, listed again from before the overlap at the version held, is not read again.
+      const calls = f.emu.kit.requests.slice(before).map((r) => r.path);
+      expect(next.records.map((r) => r.external_id)).not.toContain(cy);
+      expect(calls.filter((p) => p.includes(`/${cy}`))).toEqual([]);
+    } finally {
+      await f.close();
+    }
+  });
+});

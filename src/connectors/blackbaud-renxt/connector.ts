@@ -467,7 +467,17 @@ function createSession(
       if (currentBefore === undefined || Date.parse(value) <= currentBefore) return value;
       return new Date(currentBefore).toISOString();
     };
-    let page = await client.listConstituents({ query: { last_modified: since, limit: pageSize } }, "read");
+    // SKY's constituent list lags writes too ("an average latency of about 30 minutes"): a change
+    // listed late is older than changes listed before it, and the checkpoint (their newest) has
+    // passed it. An incremental read lists back the lists' lag as well; a constituent listed there
+    // before the overlap window at the version Concord holds was read already, and is left.
+    const lagged =
+      !full && checkpoint !== null
+        ? Date.parse(checkpoint.value) - Math.max(opts.overlap_ms, ALL_CONSTITUENTS_LIST_LAG_MS)
+        : undefined;
+    const listFrom =
+      lagged !== undefined && lagged < Date.parse(since) ? new Date(lagged).toISOString() : since;
+    let page = await client.listConstituents({ query: { last_modified: listFrom, limit: pageSize } }, "read");
     for (let guard = 0; ; guard++) {
       if (!page.ok) {
         yield page;
@@ -476,14 +486,19 @@ function createSession(
       // The overlap window and SKY's sort_token can repeat a constituent across pages: each version
       // is read once. One saved while the read goes on comes again behind the cursor with its new
       // date, and is read again: its first copy may predate an opt-out the checkpoint now passes.
-      const fresh = page.value.value.filter((c) => first(`${c.id}@${c.date_modified.trim()}`));
+      let fresh = page.value.value.filter((c) => first(`${c.id}@${c.date_modified.trim()}`));
       // The overlap window lists again what Concord holds at its current version (SKY's
       // date_modified to 100 ns, which every save of the record, its addresses and its "Requests
-      // no email" code moves): of those only what changes without moving it is read.
+      // no email" code moves): of those only what changes without moving it is read. Listed from
+      // before the window (for the lag), such a constituent is not read at all.
       let unmoved: ReadonlySet<string> = new Set();
       if (!full && options.held && fresh.length > 0) {
         const held = await options.held(fresh.map((c) => c.id));
-        unmoved = new Set(fresh.filter((c) => held.get(c.id) === c.date_modified.trim()).map((c) => c.id));
+        const current = (c: Constituent): boolean => held.get(c.id) === c.date_modified.trim();
+        const beforeWindow = (c: Constituent): boolean =>
+          Date.parse(readDate(c.date_modified) ?? "") < Date.parse(since);
+        fresh = fresh.filter((c) => !(current(c) && beforeWindow(c)));
+        unmoved = new Set(fresh.filter(current).map((c) => c.id));
       }
       const known: Known = lists ? { lists } : {};
       if (full && fresh.length >= ALL_CONSTITUENTS_LISTS_FROM) {

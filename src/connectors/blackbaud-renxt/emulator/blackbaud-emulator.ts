@@ -64,6 +64,13 @@ export type BlackbaudEmulatorOptions = {
    * average of about 30 minutes for those endpoints); default 0.
    */
   allConstituentsListLatencyMs?: number;
+  /**
+   * How long a change takes to show in the constituent list asked by `last_modified` (SKY documents
+   * an average of about 30 minutes for it; an average, so some show later than others: a function
+   * of the constituent's id); default 0. A constituent changed within it is not listed by that
+   * change (SKY shows it as it was, dated before).
+   */
+  constituentListLatencyMs?: number | ((constituentId: string) => number);
   webhooks?: Partial<WebhookOptions>;
   bodyLimit?: number;
   logger?: boolean;
@@ -144,6 +151,10 @@ export function createBlackbaudEmulator(options: BlackbaudEmulatorOptions = {}):
       requestsNoEmailSolicitCode: options.requestsNoEmailSolicitCode ?? "Requests no email",
       consentTouchesConstituent: options.consentTouchesConstituent ?? false,
       allConstituentsListLatencyMs: options.allConstituentsListLatencyMs ?? 0,
+      constituentListLatencyMs:
+        typeof options.constituentListLatencyMs === "function"
+          ? options.constituentListLatencyMs
+          : () => (options.constituentListLatencyMs as number | undefined) ?? 0,
       customFieldCategories: options.customFieldCategories ?? [
         { name: "Newsletter opt-out", type: "Boolean", one_per_record: true },
         { name: "Active Volunteer", type: "Boolean" },
@@ -509,7 +520,17 @@ function registerConstituentRoutes(
     if (!bool(q.include_deceased)) rows = rows.filter((c) => !c.deceased);
     const ids = many(q.constituent_id);
     if (ids.length > 0) rows = rows.filter((c) => ids.includes(c.id));
-    if (lastModified !== undefined) rows = rows.filter((c) => Date.parse(c.date_modified) >= lastModified);
+    if (lastModified !== undefined) {
+      // "This endpoint returns data with an average latency of about 30 minutes": a constituent
+      // changed within the lag is not listed by its change yet (SKY shows it as it was, dated as it
+      // was, which a later `last_modified` leaves out; the emulator keeps no older state).
+      const now = state.config.now().getTime();
+      rows = rows.filter(
+        (c) =>
+          Date.parse(c.date_modified) >= lastModified &&
+          Date.parse(c.date_modified) <= now - state.config.constituentListLatencyMs(c.id),
+      );
+    }
     if (dateAdded !== undefined) rows = rows.filter((c) => Date.parse(c.date_added) >= dateAdded);
 
     // Stable paging: order by a key that only grows (row version, or creation order) and let the

@@ -182,6 +182,8 @@ export type StateConfig = {
   customFieldCategories: CustomFieldCategory[];
   /** How long a change takes to show in the "all constituents" lists. */
   allConstituentsListLatencyMs: number;
+  /** How long a constituent's change takes to show in the constituent list asked by `last_modified`. */
+  constituentListLatencyMs: (constituentId: string) => number;
   emailTypes: string[];
 };
 
