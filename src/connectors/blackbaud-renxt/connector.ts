@@ -938,7 +938,9 @@ async function applyCustomField(
   const since = optedOutSinceRead(VENDOR, op, isYes, `custom field "${category}" set to Yes`);
   if (since) return since;
   const comment = customFieldComment(op);
-  const date = op.occurred_at;
+  // The field's date takes no offset (spec: `x-supports-datetime-offset: false`): UTC's wall time,
+  // which a read takes back as UTC.
+  const date = new Date(op.occurred_at).toISOString().slice(0, 19);
   const written = field
     ? await client.editCustomField(field.id, { value: optOut, date, comment })
     : await client.createCustomField({ parent_id: op.external_id, category, value: optOut, date, comment });

@@ -138,11 +138,13 @@ describe("an opt-out custom field", () => {
       { op_id: "op_field_1", status: "succeeded", external_id: id },
     ]);
     const fields = (await f.api("GET", `/constituent/v1/constituents/${id}/customfields`)).body as {
-      value: { category: string; value: unknown; comment?: string }[];
+      value: { category: string; value: unknown; comment?: string; date?: string }[];
     };
     expect(fields.value).toEqual([
       expect.objectContaining({ category: FIELD, value: true, comment: "[Concord] opt-out from cc-main" }),
     ]);
+    // Its date as the spec has it, without an offset (`x-supports-datetime-offset: false`).
+    expect(fields.value[0]?.date).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/);
     expect(await session.apply([optOut(id, 2)])).toEqual([
       { op_id: "op_field_2", status: "succeeded", external_id: id, code: "already_applied" },
     ]);

@@ -12,6 +12,7 @@ import {
   constituentEditBody,
   provenanceOfSource,
   toExternalRecord,
+  solicitCodeActive,
   toUtcIso,
   webhookChangeKind,
   CONCORD_STATEMENT_PREFIX,
@@ -47,6 +48,22 @@ describe("toUtcIso", () => {
   });
   it("throws on garbage (a bug, not a vendor answer we accept)", () => {
     expect(() => toUtcIso("yesterday")).toThrow();
+  });
+  it("reads a date and time without an offset as UTC, whatever time zone the server runs in", () => {
+    const zone = process.env["TZ"];
+    process.env["TZ"] = "America/Toronto";
+    try {
+      expect(toUtcIso("2024-05-01T00:00:00")).toBe("2024-05-01T00:00:00.000Z");
+      expect(toUtcIso("2024-05-01T10:29:43.1234567")).toBe("2024-05-01T10:29:43.123Z");
+      expect(toUtcIso("2024-05-01")).toBe("2024-05-01T00:00:00.000Z");
+      // A solicit code that starts at midnight (no offset) is in force from midnight UTC.
+      const code = { id: "s1", solicit_code: "Do not email", start_date: "2024-05-01T00:00:00" };
+      expect(solicitCodeActive(code, Date.parse("2024-05-01T01:00:00Z"))).toBe(true);
+      expect(solicitCodeActive(code, Date.parse("2024-04-30T23:00:00Z"))).toBe(false);
+    } finally {
+      if (zone === undefined) delete process.env["TZ"];
+      else process.env["TZ"] = zone;
+    }
   });
 });
 

@@ -34,9 +34,14 @@ const EVIDENCE_MAX = 4000;
 /** SKY's documented limit on consent_statement and privacy_notice. */
 const STATEMENT_MAX = 7999;
 
-/** ISO-8601 UTC with `Z`: SKY writes offsets ("+00:00", "-04:00") and up to 7 fractional digits. */
+/**
+ * ISO-8601 UTC with `Z`: SKY writes offsets ("+00:00", "-04:00") and up to 7 fractional digits. A
+ * date and time without an offset (fields documented without one, such as a solicit code's start)
+ * is read as UTC, not in the time zone the server runs in.
+ */
 export function toUtcIso(value: string): string {
-  const trimmed = value.trim().replace(/(\.\d{3})\d+/, "$1");
+  let trimmed = value.trim().replace(/(\.\d{3})\d+/, "$1");
+  if (trimmed.includes("T") && !/(Z|[+-]\d\d:?\d\d)$/i.test(trimmed)) trimmed = `${trimmed}Z`;
   const ms = Date.parse(trimmed);
   if (Number.isNaN(ms)) throw new Error(`not an ISO-8601 date: ${value}`);
   return new Date(ms).toISOString();
@@ -299,10 +304,16 @@ export type ConstituentDetail = {
   from_lagging_lists?: true;
 };
 
+/** A time as SKY gives it (an offset or none: UTC), in ms; NaN for one blank or unreadable. */
+const instant = (value: string | null | undefined): number => {
+  const at = readDate(value);
+  return at === undefined ? Number.NaN : Date.parse(at);
+};
+
 /** Whether a constituent's solicit code is in force at `at`: started, and not ended. */
 export function solicitCodeActive(code: ConstituentSolicitCode, at: number): boolean {
-  if (code.start_date && Date.parse(code.start_date) > at) return false;
-  if (code.end_date && Date.parse(code.end_date) <= at) return false;
+  if (code.start_date && instant(code.start_date) > at) return false;
+  if (code.end_date && instant(code.end_date) <= at) return false;
   return true;
 }
 
@@ -327,7 +338,8 @@ export function consentFacts(detail: ConstituentDetail): ConsentFact[] {
     // code removed outright leaves no date: the engine uses when it saw the change).
     const newest = (dates: (string | null | undefined)[]): string | undefined =>
       dates
-        .filter((d): d is string => typeof d === "string" && d !== "" && Date.parse(d) <= now)
+        .map(readDate)
+        .filter((d): d is string => d !== undefined && Date.parse(d) <= now)
         .sort((a, b) => Date.parse(a) - Date.parse(b))
         .at(-1);
     const at = held
@@ -465,11 +477,8 @@ function unreadOf(detail: ConstituentDetail): { unread?: UnreadParts } {
 
 /** The latest gift as the ground of implied consent from a donation; gift dates carry no offset (tenant time, read as UTC). */
 function giftGround(gift: LatestGift | undefined): Pick<ExternalRecord, "consent_grounds"> | undefined {
-  if (!gift?.date) return undefined;
-  const text = gift.date.trim();
-  const ms = Date.parse(/(Z|[+-]\d\d:?\d\d)$/.test(text) || !text.includes("T") ? text : `${text}Z`);
-  if (Number.isNaN(ms)) return undefined;
-  const at = new Date(ms).toISOString();
+  const at = readDate(gift?.date);
+  if (gift === undefined || at === undefined) return undefined;
   return { consent_grounds: [{ kind: "donation", at, ...(gift.id ? { ref: `gift:${gift.id}` } : {}) }] };
 }
 
