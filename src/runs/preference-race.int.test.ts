@@ -9,7 +9,7 @@
 import { expect, it } from "vitest";
 import type { Topic } from "../config/concord-config";
 import { appendConsentEvents } from "../ledger/consent-ledger";
-import { gate } from "../../test/support/gate";
+import { heldTransaction } from "../../test/support/gate";
 import { untilBlocked } from "../../test/support/lock-waits";
 import { personLedger } from "../../test/support/person-acts";
 import { describeOnBackends } from "../../test/support/store-backends";
@@ -49,14 +49,9 @@ describeOnBackends("a preference form beside an unsubscribe link", (backend) => 
       ]);
 
       // The unsubscribe link's opt-out is written and holds the ledger's head, not yet committed.
-      const written = gate();
-      const commit = gate();
-      const unsubscribing = store.transaction(async (tx) => {
-        await appendConsentEvents(tx, [act(ada.id, "opt_out", { kind: "global" })]);
-        written.open();
-        await commit.opened;
-      });
-      await written.opened;
+      const unsubscribing = await heldTransaction(store, (tx) =>
+        appendConsentEvents(tx, [act(ada.id, "opt_out", { kind: "global" })]),
+      );
       // The form, as shown before, ticks appeals back.
       const form = recordPreferences(
         store,
@@ -72,8 +67,7 @@ describeOnBackends("a preference form beside an unsubscribe link", (backend) => 
       );
       // The form either finished beside the open unsubscribe (checked too early) or waits for the head.
       await Promise.race([form, untilBlocked(store.db, { row_lock_in: "consent_ledger_head" })]);
-      commit.open();
-      await unsubscribing;
+      await unsubscribing.commit();
       expect(await form).toMatchObject({ stale: true, opt_ins: [] });
       const lines = await preferencesOf(store, config, ada.id, new Date(ledger.now().getTime() + 2_000));
       expect(lines.map((l) => [l.key, l.receiving])).toEqual([
@@ -121,14 +115,9 @@ describeOnBackends("a preference form beside an unsubscribe link", (backend) => 
       const ada = await store.contacts.create({ type: "person", primary_email: "ada@example.org" });
       await appendConsentEvents(store, [act(ada.id, "opt_out", { kind: "global" })]);
       // A confirmed sign-up's opt-in to all email is written and holds the ledger's head.
-      const written = gate();
-      const commit = gate();
-      const optingIn = store.transaction(async (tx) => {
-        await appendConsentEvents(tx, [act(ada.id, "opt_in", { kind: "global" })]);
-        written.open();
-        await commit.opened;
-      });
-      await written.opened;
+      const optingIn = await heldTransaction(store, (tx) =>
+        appendConsentEvents(tx, [act(ada.id, "opt_in", { kind: "global" })]),
+      );
       const clicking = recordOneClick(
         store,
         claimsOf(ada.id),
@@ -138,8 +127,7 @@ describeOnBackends("a preference form beside an unsubscribe link", (backend) => 
       );
       // The click either finished beside the open opt-in (read too early) or waits for the head.
       await Promise.race([clicking, untilBlocked(store.db, { row_lock_in: "consent_ledger_head" })]);
-      commit.open();
-      await optingIn;
+      await optingIn.commit();
       expect((await clicking).recorded).toBe("appended");
       const lines = await preferencesOf(store, config, ada.id, new Date(ledger.now().getTime() + 2_000));
       expect(lines.map((l) => [l.key, l.receiving])).toEqual([

@@ -17,7 +17,7 @@ import { erasePerson } from "../runs/erase-person";
 import { preferencesOf } from "../runs/personal-links";
 import { checkConfirmation, confirmSignup, requestSignup, shownDigest } from "../runs/signup";
 import { lockForTransaction } from "../store/advisory-lock";
-import { gate } from "../../test/support/gate";
+import { heldTransaction } from "../../test/support/gate";
 import { untilBlocked } from "../../test/support/lock-waits";
 import {
   addToReList,
@@ -514,27 +514,21 @@ describe("the sign-up form and its confirmation email", () => {
           const page = await checkConfirmation(own.store, token, h.now());
           if (!page.ok) throw new Error(`the link does not work: ${page.error}`);
           // A read of a system is making a contact for the address: it holds the address's lock.
-          const holding = gate();
-          const commit = gate();
-          const reading = own.store.transaction(async (tx) => {
+          const reading = await heldTransaction(own.store, async (tx) => {
             await lockForTransaction(tx, ["match:noor@example.org"]);
             await tx.contacts.create({
               type: "person",
               primary_email: "noor@example.org",
               email_match_key: "noor@example.org",
             });
-            holding.open();
-            await commit.opened;
           });
-          await holding.opened;
           const confirming = confirmSignup(deps, token, {
             shown: () => "Confirm",
             shown_digest: shownDigest(page.value),
           });
           // The confirmation either finished beside the open read (the defect) or waits for the lock.
           await Promise.race([confirming, untilBlocked(own.store.db, { advisory: true })]);
-          commit.open();
-          await reading;
+          await reading.commit();
           const confirmed = await confirming;
           expect(confirmed.ok).toBe(true);
           const holders = await own.store.contacts.findByMatchKey("noor@example.org");
@@ -560,11 +554,9 @@ describe("the sign-up form and its confirmation email", () => {
           const page = await checkConfirmation(own.store, token, h.now());
           if (!page.ok) throw new Error(`the link does not work: ${page.error}`);
           // Another person's consent is being recorded: the ledger's head is held.
-          const holding = gate();
-          const commit = gate();
           const other = await own.store.contacts.create({ type: "person", primary_email: "sam@example.org" });
-          const recording = own.store.transaction(async (tx) => {
-            await appendConsentEvents(tx, [
+          const recording = await heldTransaction(own.store, (tx) =>
+            appendConsentEvents(tx, [
               {
                 kind: "opt_out",
                 contact_id: other.id,
@@ -577,11 +569,8 @@ describe("the sign-up form and its confirmation email", () => {
                 observed_at: h.now().toISOString(),
                 evidence: {},
               },
-            ]);
-            holding.open();
-            await commit.opened;
-          });
-          await holding.opened;
+            ]),
+          );
           // Rae confirms: her sign-up is claimed, and the confirmation waits for the ledger.
           const confirming = confirmSignup(deps, token, {
             shown: () => "Confirm",
@@ -592,8 +581,7 @@ describe("the sign-up form and its confirmation email", () => {
           // waiting and would rewrite it, which the confirmation holds.
           const asking = ask(["appeals"], "198.51.100.42");
           await Promise.race([asking, untilBlocked(own.store.db, { row_lock_in: "signups" })]);
-          commit.open();
-          await recording;
+          await recording.commit();
           expect((await confirming).ok).toBe(true);
           expect((await asking).ok).toBe(true);
           // The confirmed sign-up keeps what Rae confirmed; the new request waits with a link of its own.
