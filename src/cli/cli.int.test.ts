@@ -1,6 +1,6 @@
 /** The `concord` CLI run as a real process: exit codes, messages and the commands that exist today. */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -74,6 +74,27 @@ describe("concord CLI", () => {
     });
     expect(nowhere.code).toBe(2);
     expect(nowhere.stderr).toMatch(/^Cannot write the export to .*x\.csv: /);
+    // An export to a file replaces it only once complete: one that fails leaves the last one as it was.
+    const kept = join(dir, "export.jsonl");
+    expect((await concord(["ledger", "export", "--output", kept], { CONCORD_DATA_DIR: dir })).code).toBe(0);
+    const before = readFileSync(kept, "utf8");
+    expect(before.trim().split("\n")).toHaveLength(3);
+    const unknown = await concord(["ledger", "export", "--contact", "ada@example.org", "--output", kept], {
+      CONCORD_DATA_DIR: dir,
+    });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("No contact ada@example.org: --contact takes a contact's id");
+    const unreachable = await concord(["ledger", "export", "--output", kept], {
+      DATABASE_URL: "postgres://nobody:x@127.0.0.1:1/concord",
+    });
+    expect(unreachable.code).not.toBe(0);
+    expect(readFileSync(kept, "utf8")).toBe(before);
+    expect(readdirSync(dir).filter((f) => f.includes(".partial-"))).toEqual([]);
+    const one = await concord(["ledger", "export", "--contact", "con_cli1", "--output", kept], {
+      CONCORD_DATA_DIR: dir,
+    });
+    expect(one.stderr).toContain("Exported 1 consent events");
+    expect(readFileSync(kept, "utf8").trim().split("\n")).toHaveLength(1);
 
     const tamper = await openStore({ file: join(dir, "concord.db") });
     await sql`update consent_events set event_json = replace(event_json, 'unsubscribe_link', 'admin_edit') where seq = 2`.execute(

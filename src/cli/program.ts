@@ -2,7 +2,8 @@
  * The `concord` command line: thin commands over the same services the server uses. Exit codes:
  * 0 done, 1 the check found a problem (e.g. a broken ledger), 2 bad input or configuration.
  */
-import { createWriteStream } from "node:fs";
+import { createWriteStream, type WriteStream } from "node:fs";
+import { rename, rm } from "node:fs/promises";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { hint } from "../config/did-you-mean";
 import { SYSTEM_IDS } from "../connectors/registry";
@@ -222,34 +223,71 @@ export function buildProgram(services: CliServices): Command {
     .option("--output <file>", "write to this file instead of stdout")
     .action(async (options: { format: "jsonl" | "csv"; contact?: string; output?: string }) => {
       const { exportLedger } = await import("../ledger/export-ledger");
-      // The file is opened before the store: a path that cannot be written is said at once.
+      // Written beside the file and put in its place only once complete: an export that fails (the
+      // store out of reach, a contact unknown) leaves an earlier export as it was. That file is
+      // opened before the store, so a path that cannot be written is said at once.
       let target: NodeJS.WritableStream = process.stdout;
-      if (options.output) {
-        const file = createWriteStream(options.output);
+      let file: WriteStream | undefined;
+      const partial = options.output !== undefined ? `${options.output}.partial-${process.pid}` : undefined;
+      if (partial !== undefined) {
+        const opening = createWriteStream(partial);
         const opened = await new Promise<string | undefined>((resolve) => {
-          file.once("open", () => {
+          opening.once("open", () => {
             resolve(undefined);
           });
-          file.once("error", (error) => {
+          opening.once("error", (error) => {
             resolve(error.message);
           });
         });
         if (opened !== undefined) {
           services.err(
-            `Cannot write the export to ${options.output}: ${opened}. Name a file in a folder that exists and that you may write to.`,
+            `Cannot write the export to ${options.output ?? ""}: ${opened}. Name a file in a folder that exists and that you may write to.`,
           );
           services.setExitCode(EXIT_USAGE);
           return;
         }
+        file = opening;
         target = file;
       }
-      const store = await services.openStore();
+      const discard = async (): Promise<void> => {
+        if (file === undefined || partial === undefined) return;
+        file.destroy();
+        await rm(partial, { force: true });
+      };
+      let store: Awaited<ReturnType<typeof services.openStore>>;
+      try {
+        store = await services.openStore();
+      } catch (error) {
+        await discard();
+        throw error;
+      }
       try {
         const { count } = await exportLedger(store, options.format, target, {
           ...(options.contact ? { contact_id: options.contact } : {}),
           end: Boolean(options.output),
         });
-        if (options.output) services.err(`Exported ${count} consent events to ${options.output}.`);
+        if (options.contact && count === 0 && (await store.contacts.get(options.contact)) === undefined) {
+          await discard();
+          services.err(
+            `No contact ${options.contact}: --contact takes a contact's id (con_…), as \`concord explain\` shows it.`,
+          );
+          services.setExitCode(EXIT_USAGE);
+          return;
+        }
+        if (file !== undefined && partial !== undefined && options.output !== undefined) {
+          const written = file;
+          if (!written.closed)
+            await new Promise<void>((resolve) => {
+              written.once("close", () => {
+                resolve();
+              });
+            });
+          await rename(partial, options.output);
+          services.err(`Exported ${count} consent events to ${options.output}.`);
+        }
+      } catch (error) {
+        await discard();
+        throw error;
       } finally {
         await store.close();
       }
