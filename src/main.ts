@@ -75,7 +75,7 @@ async function main(argv: readonly string[]): Promise<number> {
     version,
     openStore: open,
     ledgerSealer: () => sealer,
-    serve: async ({ port, host, config: configFile, workers }) => {
+    serve: async ({ port: givenPort, host: givenHost, config: configFile, workers }) => {
       // With a config: the engine (polls, webhooks, scheduled reconciliation), the API and the UI;
       // without: health only. On PostgreSQL, up to `workers` jobs run here too.
       const metrics = createConcordMetrics({ now: () => new Date() });
@@ -91,6 +91,9 @@ async function main(argv: readonly string[]): Promise<number> {
           : undefined;
       if (engine && !engine.ok) return { ok: false, message: engine.message };
       const context = engine?.context;
+      // The flag or PORT / HOST, else the config's `server`, else its defaults.
+      const port = givenPort ?? context?.config.server.port ?? 8080;
+      const host = givenHost ?? context?.config.server.host ?? "127.0.0.1";
       const store = context?.store ?? (await open());
       const secrets = {
         env: process.env,

@@ -202,6 +202,25 @@ describe("concord CLI", () => {
     );
   });
 
+  it("serve listens where the config's server section says, unless --port or PORT says otherwise", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "concord-cli-"));
+    const free = createServer();
+    await new Promise<void>((resolve) => free.listen(0, "127.0.0.1", resolve));
+    const port = (free.address() as AddressInfo).port;
+    await new Promise((resolve) => free.close(resolve));
+    const file = join(dir, "concord.yaml");
+    writeFileSync(
+      file,
+      `connections: [{ id: cc-main, system: constant-contact }]\nserver: { port: ${port}, host: 127.0.0.1 }\n`,
+    );
+    const env = { CONCORD_DATA_DIR: dir, CONCORD_ADMIN_PASSWORD: "a long enough password" };
+    const configured = await concord(["serve", "--config", file], env, /Concord is listening on/);
+    expect(configured.stdout).toContain(`Concord is listening on http://127.0.0.1:${port} `);
+    const flagged = await concord(["serve", "--config", file, "--port", "0"], env, /Concord is listening on/);
+    expect(flagged.stdout).toMatch(/Concord is listening on http:\/\/127\.0\.0\.1:\d+ /);
+    expect(flagged.stdout).not.toContain(`:${port} `);
+  });
+
   it("says which store could not be opened and what to check, without a stack trace (exit 1)", async () => {
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));

@@ -20,7 +20,8 @@ export type CliServices = {
   openStore: () => Promise<import("../store/ports").Store>;
   /** The ledger's sealer, from CONCORD_SECRET_KEY; undefined when it is not set. */
   ledgerSealer: () => import("../store/ports").LedgerSealer | undefined;
-  serve: (options: { port: number; host: string; config?: string; workers: number }) => Promise<
+  /** `port` and `host` as given (flag or environment); else the config's `server`, else the defaults. */
+  serve: (options: { port?: number; host?: string; config?: string; workers: number }) => Promise<
     | { ok: true; url: string }
     /** `problem`: the server could not start (exit 1); otherwise bad input or configuration (exit 2). */
     | { ok: false; message: string; problem?: boolean }
@@ -65,9 +66,16 @@ export function buildProgram(services: CliServices): Command {
       "Run the engine (polls, webhook receivers, scheduled full reconciliation) and the HTTP server on the configured store",
     )
     .addOption(
-      new Option("--port <port>", "port to listen on").argParser(parsePort).env("PORT").default(8080),
+      new Option("--port <port>", "port to listen on (default: the config's server.port, else 8080)")
+        .argParser(parsePort)
+        .env("PORT"),
     )
-    .addOption(new Option("--host <host>", "address to listen on").env("HOST").default("127.0.0.1"))
+    .addOption(
+      new Option(
+        "--host <host>",
+        "address to listen on (default: the config's server.host, else 127.0.0.1)",
+      ).env("HOST"),
+    )
     .option(
       "--config <file>",
       "config file (default: CONCORD_CONFIG); without one only health checks are served",
@@ -81,7 +89,7 @@ export function buildProgram(services: CliServices): Command {
         .env("CONCORD_SERVE_WORKERS")
         .default(2),
     )
-    .action(async (options: { port: number; host: string; config?: string; workers: number }) => {
+    .action(async (options: { port?: number; host?: string; config?: string; workers: number }) => {
       const started = await services.serve(options);
       if (!started.ok) {
         services.err(started.message);
