@@ -46,6 +46,9 @@ describe("normaliseEmail: refused", () => {
     ["jane\u0000@example.org", "contains_control_character"],
     ["jane\u0085x@example.org", "contains_control_character"], // NEL: a C1 control, not JS whitespace
     ["jane\u0007@example.org", "contains_control_character"],
+    ["ada\u00AD@example.org", "contains_invisible_character"], // a soft hyphen, pasted from a document
+    ["ada\u200D@example.org", "contains_invisible_character"],
+    ["ada\u202E@example.org", "contains_invisible_character"],
     ["jane.example.org", "missing_at"],
     ["jane@doe@example.org", "multiple_at"],
     ['"jane@doe"@example.org', "multiple_at"],

@@ -6,6 +6,7 @@ export const EMAIL_INVALID_REASONS = [
   "empty",
   "contains_whitespace",
   "contains_control_character",
+  "contains_invisible_character",
   "missing_at",
   "multiple_at",
   "missing_local_part",
@@ -45,6 +46,10 @@ const LDH_LABEL = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
 const WHITESPACE = /[\s\u200B\u2060\uFEFF]/u;
 // eslint-disable-next-line no-control-regex -- finding control characters is the point
 const CONTROL = /[\u0000-\u001F\u007F-\u009F]/u;
+// Invisible formatting characters (a soft hyphen, a zero-width joiner, a direction mark: pasted from
+// a document): an address that shows as another would be a mailbox of its own, and a person's
+// opt-out at one would not reach the other.
+const INVISIBLE = /\p{Cf}/u;
 
 const octets = (s: string): number => Buffer.byteLength(s, "utf8");
 const fail = (reason: EmailInvalidReason): NormalisedEmail => ({ ok: false, reason });
@@ -86,6 +91,7 @@ function normalise(raw: string): NormalisedEmail {
   if (rawLocal.includes("@")) return fail("multiple_at");
   if (rawLocal === "") return fail("missing_local_part");
   if (rawDomain === "") return fail("missing_domain");
+  if (INVISIBLE.test(rawLocal)) return fail("contains_invisible_character");
 
   const local = rawLocal.normalize("NFC").toLowerCase();
   if (octets(local) > MAX_LOCAL_OCTETS) return fail("local_part_too_long");
@@ -154,6 +160,8 @@ export const EMAIL_INVALID_MESSAGES: Record<EmailInvalidReason, string> = {
   empty: "The email address is empty.",
   contains_whitespace: "The email address contains a space or other whitespace.",
   contains_control_character: "The email address contains a control character.",
+  contains_invisible_character:
+    "The email address contains an invisible character before the @ (a soft hyphen, a zero-width joiner or a direction mark, often pasted from a document); type it again.",
   missing_at: "The email address has no @.",
   multiple_at: "The email address has more than one @ (quoted local parts are not supported).",
   missing_local_part: "The email address has nothing before the @.",
