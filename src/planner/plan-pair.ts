@@ -209,6 +209,16 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
    * who left by their own act), and that is the truth of it: the account's later opt-out changes
    * nothing of theirs.
    */
+  /** A person deleted in the CRM: nothing is sent from it to the platform, counted with the reason. */
+  const deletedInCrm = (c: PlanContact, p: PlanPlatform): void => {
+    if (c.crm?.deleted === true)
+      skipped.add({
+        contact_id: c.contact.id,
+        connection_id: p.connection_id,
+        reasons: [{ code: "deleted_in_crm" }],
+      });
+  };
+
   const pushable = (
     refs: readonly OptOutRef[],
     keep: (r: OptOutRef) => boolean,
@@ -437,15 +447,6 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
     const contact = crm ? contactAsInCrm(c.contact, crm, targetEmail) : c.contact;
 
     // Pass 2: each platform.
-    /** A person deleted in the CRM: nothing is sent from it to the platform, counted with the reason. */
-    const deletedInCrm = (p: PlanPlatform): void => {
-      if (c.crm?.deleted === true)
-        skipped.add({
-          contact_id: id,
-          connection_id: p.connection_id,
-          reasons: [{ code: "deleted_in_crm" }],
-        });
-    };
     for (const p of pair.platforms) {
       const rec = c.platforms[p.connection_id];
       const decision = decisionFor(state, p.account_scope);
@@ -457,7 +458,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
       if (rec === undefined || (rec.deleted === true && !keptDeleted)) {
         if (!projectedCrm) {
           // Deleted in the CRM, and on the platform or never there.
-          deletedInCrm(p);
+          deletedInCrm(c, p);
           continue;
         }
         if (rec?.deleted === true) {
@@ -728,7 +729,7 @@ export function createPairPlanner(input: Omit<PlanInput, "contacts">): PairPlann
 
       if (!projectedCrm) {
         // Deleted in the CRM: the platform record took its opt-out (above), and nothing else.
-        deletedInCrm(p);
+        deletedInCrm(c, p);
         continue;
       }
 
